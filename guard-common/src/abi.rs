@@ -1,0 +1,388 @@
+//! The BPF map ABI: names, schema version, and the `#[repr(C)]` records both sides read and write.
+//!
+//! Rules for every type here (checked by the `const` assertions at the bottom):
+//! - `#[repr(C)]`, fields ordered so there is no implicit padding, sizes asserted;
+//! - integers only (no `bool`, no `Option`, no enums in the layout) so any bit pattern is valid;
+//! - times are `CLOCK_MONOTONIC` nanoseconds, the clock `bpf_ktime_get_ns` reads.
+//!
+//! Changing any layout here **must** bump [`SCHEMA_VERSION`]: a controller that finds pinned maps
+//! of another schema refuses to use them instead of misreading them.
+
+/// Bump on any change to a map's key or value layout, a map's type, or the meaning of a field.
+pub const SCHEMA_VERSION: u32 = 1;
+/// `b"OVLGUARD"` read as a little-endian u64: marks our META map.
+pub const META_MAGIC: u64 = u64::from_le_bytes(*b"OVLGUARD");
+
+// Map names. BPF object names are at most 15 bytes; these are also the pin file names.
+pub const MAP_META: &str = "GUARD_META";
+pub const MAP_N3_CONFIG: &str = "N3_CONFIG";
+pub const MAP_N3_DEVICES: &str = "N3_DEVICES";
+pub const MAP_N3_STAGES: &str = "N3_STAGES";
+pub const MAP_N3_CELLS: &str = "N3_CELLS";
+pub const MAP_N3_CELL_STAGES: &str = "N3_CELL_STAGES";
+pub const MAP_N3_VERDICTS: &str = "N3_VERDICTS";
+pub const MAP_N3_SHADOW: &str = "N3_SHADOW";
+pub const MAP_N3_MALFORMED: &str = "N3_MALFORMED";
+pub const MAP_N3_STATS: &str = "N3_STATS";
+pub const MAP_N3_EVENTS: &str = "N3_EVENTS";
+pub const MAP_N3_PERCPU_TAT: &str = "N3_PCPU_TAT";
+/// Name of the N3 XDP program in the object file.
+pub const PROG_N3: &str = "guard_n3";
+
+/// Default capacity of the per-device LRU map (overridable at load time).
+pub const DEFAULT_MAX_DEVICES: u32 = 1 << 20;
+/// Capacity of the userspace-owned stage map: the devices under a non-observe stage or exempt.
+pub const DEFAULT_MAX_STAGED: u32 = 1 << 18;
+/// Capacity of the per-cell (per-gNB) LRU map.
+pub const DEFAULT_MAX_CELLS: u32 = 1 << 16;
+/// Capacity of the userspace-owned cell-stage map.
+pub const DEFAULT_MAX_CELL_STAGES: u32 = 1 << 12;
+/// Ring buffer size in bytes (a power of two, a multiple of the page size).
+pub const EVENTS_RING_BYTES: u32 = 1 << 18;
+
+/// Address family codes used in [`L3Addr::family`] (not the kernel's AF_* values, to stay
+/// independent of libc).
+pub const FAMILY_NONE: u32 = 0;
+pub const FAMILY_IPV4: u32 = 4;
+pub const FAMILY_IPV6: u32 = 6;
+
+/// An IPv4 or IPv6 address. IPv4 sits in the first 4 bytes, the rest zero.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct L3Addr {
+    pub family: u32,
+    pub addr: [u8; 16],
+}
+
+impl L3Addr {
+    pub const NONE: L3Addr = L3Addr { family: FAMILY_NONE, addr: [0; 16] };
+
+    #[inline(always)]
+    pub const fn v4(a: [u8; 4]) -> Self {
+        L3Addr { family: FAMILY_IPV4, addr: [a[0], a[1], a[2], a[3], 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] }
+    }
+
+    #[inline(always)]
+    pub const fn v6(addr: [u8; 16]) -> Self {
+        L3Addr { family: FAMILY_IPV6, addr }
+    }
+}
+
+/// The outer source of a GTP-U packet: the gNB, which stands in for "the cell" on N3.
+pub type CellKey = L3Addr;
+
+/// How a device is identified on N3 ([`GuardConfig::key_mode`]).
+pub const KEY_MODE_TEID: u32 = 0;
+pub const KEY_MODE_UE_ADDR: u32 = 1;
+
+/// [`DeviceKey::kind`] values.
+pub const DEVICE_KIND_TEID: u32 = 1;
+pub const DEVICE_KIND_UE_V4: u32 = 4;
+pub const DEVICE_KIND_UE_V6: u32 = 6;
+
+/// One device: a TEID (one PDU session, TS 29.281 §5.1) or an inner UE address.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DeviceKey {
+    pub kind: u32,
+    /// TEID: big-endian in bytes 0..4, rest zero. UE address: as in [`L3Addr::addr`].
+    pub id: [u8; 16],
+}
+
+impl DeviceKey {
+    #[inline(always)]
+    pub const fn teid(teid: u32) -> Self {
+        let b = teid.to_be_bytes();
+        DeviceKey { kind: DEVICE_KIND_TEID, id: [b[0], b[1], b[2], b[3], 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] }
+    }
+
+    /// The device key of an inner UE address, or `None` when the address family is unknown.
+    #[inline(always)]
+    pub const fn ue(addr: &L3Addr) -> Option<Self> {
+        match addr.family {
+            FAMILY_IPV4 => Some(DeviceKey { kind: DEVICE_KIND_UE_V4, id: addr.addr }),
+            FAMILY_IPV6 => Some(DeviceKey { kind: DEVICE_KIND_UE_V6, id: addr.addr }),
+            _ => None,
+        }
+    }
+}
+
+/// Per-device counters and learned bindings, in the LRU map `N3_DEVICES` (data-plane owned).
+///
+/// Enforcement state deliberately does **not** live here: if this entry is evicted by an LRU
+/// flood, the device's stage (in `N3_STAGES`, which the data plane never evicts) still applies.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeviceState {
+    pub packets: u64,
+    pub bytes: u64,
+    pub last_seen_ns: u64,
+    /// GCRA theoretical arrival time of the observe-level profile limit ([`GuardConfig::observe`]).
+    pub tat_observe: u64,
+    pub last_event_ns: u64,
+    /// Packets dropped for this device, any reason.
+    pub dropped: u64,
+    /// Packets above the observe-level limit (passed or not): the evidence the controller reads.
+    pub over_limit: u64,
+    /// G-PDUs whose inner source did not match the learned binding.
+    pub spoofed: u64,
+    /// Learned binding. TEID mode: the inner source address. UE-address mode: the TEID, in
+    /// `addr[0..4]` with `family` = [`BIND_TEID`].
+    pub bound: L3Addr,
+    /// Last TEID seen.
+    pub teid: u32,
+    /// Last gNB (outer source) seen.
+    pub cell: CellKey,
+    /// Last QFI seen in a PDU Session Container, or [`QFI_NONE`].
+    pub qfi: u32,
+    /// Inner destination of the last G-PDU: a sample the controller compares with the device
+    /// group's expected servers (bulk-misprovisioning detection).
+    pub inner_dst: L3Addr,
+    /// Reserved, zero.
+    pub flags: u32,
+}
+
+/// [`DeviceState::bound`] family when the binding is a TEID (UE-address key mode).
+pub const BIND_TEID: u32 = 1;
+/// No PDU Session Container seen.
+pub const QFI_NONE: u32 = 0xff;
+
+/// Device stages (DESIGN §2 "Graduated stages").
+pub const STAGE_OBSERVE: u32 = 0;
+pub const STAGE_SHAPE: u32 = 1;
+pub const STAGE_STRICT: u32 = 2;
+pub const STAGE_QUARANTINE: u32 = 3;
+pub const STAGE_MAX: u32 = STAGE_QUARANTINE;
+
+/// [`StageEntry::flags`]: set by an operator (`guard device pin`); the controller never changes it.
+pub const STAGE_FLAG_MANUAL: u32 = 1 << 0;
+/// [`StageEntry::flags`]: never shaped (priority / emergency device group). Overrides the stage.
+pub const STAGE_FLAG_EXEMPT: u32 = 1 << 1;
+
+/// A stage set by userspace on one device (map `N3_STAGES`, userspace-owned, never evicted by the
+/// data plane). Every entry expires: if the controller dies, enforcement decays.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StageEntry {
+    pub stage: u32,
+    pub flags: u32,
+    /// GCRA emission interval for stages 1 and 2 (`1e9 / pps`); 0 = unlimited.
+    pub interval_ns: u64,
+    /// GCRA burst tolerance (`(burst - 1) * interval_ns`).
+    pub tau_ns: u64,
+    /// Monotonic ns after which the entry no longer applies.
+    pub expires_ns: u64,
+    /// GCRA state, kernel-owned (userspace writes 0 when it sets a stage).
+    pub tat: u64,
+    /// Monotonic ns when userspace set the entry.
+    pub set_ns: u64,
+    /// Controller reason code (userspace-defined, for `guard status` and audit).
+    pub reason: u32,
+    /// Device group id (0 = none).
+    pub group: u32,
+}
+
+/// Per-gNB counters and edge limiters, in the LRU map `N3_CELLS` (data-plane owned).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CellState {
+    pub packets: u64,
+    pub bytes: u64,
+    pub gpdu: u64,
+    pub echo_req: u64,
+    pub echo_resp: u64,
+    pub err_ind: u64,
+    pub end_marker: u64,
+    pub other_msgs: u64,
+    pub malformed: u64,
+    /// Never-seen TEIDs admitted (new entries created in `N3_DEVICES`).
+    pub new_devices: u64,
+    /// Never-seen TEIDs over the per-gNB limit.
+    pub new_devices_limited: u64,
+    pub dropped: u64,
+    pub last_seen_ns: u64,
+    pub tat_new_device: u64,
+    pub tat_echo: u64,
+    pub tat_err_ind: u64,
+}
+
+/// Cell stages: last resort, only set when device stages cannot hold the aggregate.
+pub const CELL_STAGE_NONE: u32 = 0;
+pub const CELL_STAGE_CAP: u32 = 1;
+
+/// A cap on one gNB's G-PDU rate (map `N3_CELL_STAGES`, userspace-owned).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CellStageEntry {
+    pub stage: u32,
+    pub flags: u32,
+    pub interval_ns: u64,
+    pub tau_ns: u64,
+    pub expires_ns: u64,
+    pub tat: u64,
+    pub set_ns: u64,
+}
+
+/// Protection bits for [`GuardConfig::enabled`] / [`GuardConfig::shadow`]. A protection whose bit
+/// is clear in `enabled` is not computed; set in both, it is computed and counted as "would drop"
+/// (in `N3_SHADOW`) but the packet passes; set only in `enabled`, it drops.
+pub const PROT_SHAPE: u32 = 1 << 0;
+pub const PROT_STRICT: u32 = 1 << 1;
+pub const PROT_QUARANTINE: u32 = 1 << 2;
+pub const PROT_CELL_CAP: u32 = 1 << 3;
+pub const PROT_HOST_CAP: u32 = 1 << 4;
+pub const PROT_ANTISPOOF: u32 = 1 << 5;
+pub const PROT_NEW_DEVICE: u32 = 1 << 6;
+pub const PROT_ECHO: u32 = 1 << 7;
+pub const PROT_ERR_IND: u32 = 1 << 8;
+pub const PROT_MALFORMED: u32 = 1 << 9;
+pub const PROT_ALL: u32 = (1 << 10) - 1;
+
+/// A GCRA limit: `interval_ns = 1e9 / rate`, `tau_ns = (burst - 1) * interval_ns`. `interval_ns == 0`
+/// means unlimited.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Limit {
+    pub interval_ns: u64,
+    pub tau_ns: u64,
+}
+
+/// The N3 program's configuration, one entry in the array `N3_CONFIG`. Userspace writes it whole.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GuardConfig {
+    /// UDP destination port of GTP-U (TS 29.281 §4.4.2: 2152).
+    pub gtpu_port: u32,
+    /// [`KEY_MODE_TEID`] or [`KEY_MODE_UE_ADDR`].
+    pub key_mode: u32,
+    pub enabled: u32,
+    pub shadow: u32,
+    /// QFIs (bit n = QFI n, TS 23.501 §5.7.2.1) that are never shaped or dropped by rate stages.
+    pub exempt_qfi: u64,
+    /// The per-device profile limit at stage 0: exceeding it passes the packet but is evidence.
+    pub observe: Limit,
+    /// Per-gNB rate of never-seen TEIDs (a TEID scan / random-TEID flood is capped here).
+    pub new_device: Limit,
+    /// Per-gNB Echo Request rate (TS 29.281 §7.2.1: no more than one per path per 60 s).
+    pub echo: Limit,
+    /// Per-gNB Error Indication rate.
+    pub err_ind: Limit,
+    /// Host-wide G-PDU cap, per CPU (userspace divides the host cap by the CPU count).
+    pub host_cap: Limit,
+    /// The host cap applies while `now < host_cap_expires_ns`.
+    pub host_cap_expires_ns: u64,
+    /// Minimum gap between two over-limit events of one device.
+    pub event_gap_ns: u64,
+    /// Per-CPU event rate limit, so a flood cannot flood the ring.
+    pub event_rate: Limit,
+}
+
+/// A packet and byte counter (per-CPU arrays `N3_VERDICTS`, `N3_SHADOW`, `N3_MALFORMED`,
+/// `N3_STATS`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counter {
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+/// Per-CPU limiter state that no map entry owns (array `N3_PCPU_TAT`, one entry).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TatSlot {
+    pub event_tat: u64,
+    pub host_cap_tat: u64,
+}
+
+/// Indexes of `N3_STATS` (misc per-CPU counters).
+pub const STAT_EVENTS_SENT: u32 = 0;
+/// The ring buffer was full: the event is lost.
+pub const STAT_EVENTS_LOST: u32 = 1;
+/// The per-CPU event rate limit suppressed the event.
+pub const STAT_EVENTS_SUPPRESSED: u32 = 2;
+/// A map update failed (map full for a non-LRU map, or memory): the packet passed (fail-open).
+pub const STAT_MAP_UPDATE_FAILED: u32 = 3;
+/// The config entry could not be read: the packet passed untouched.
+pub const STAT_NO_CONFIG: u32 = 4;
+pub const STAT_COUNT: u32 = 8;
+
+/// [`Event::kind`] values.
+pub const EVENT_DEVICE_OVER_LIMIT: u32 = 1;
+pub const EVENT_NEW_DEVICE_LIMITED: u32 = 2;
+pub const EVENT_SPOOF: u32 = 3;
+pub const EVENT_ECHO_LIMITED: u32 = 4;
+pub const EVENT_ERR_IND_LIMITED: u32 = 5;
+
+/// A ring-buffer record: something userspace should look at now, without scanning the maps.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Event {
+    pub ts_ns: u64,
+    pub kind: u32,
+    /// The device's stage when the event fired.
+    pub stage: u32,
+    pub device: DeviceKey,
+    pub cell: CellKey,
+    pub packets: u64,
+    pub bytes: u64,
+    pub over_limit: u64,
+}
+
+/// Which program's maps a META entry describes.
+pub const META_PROG_N3: u32 = 3;
+
+/// The single entry of `GUARD_META`: who wrote these pinned maps and in which layout.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Meta {
+    pub magic: u64,
+    pub schema_version: u32,
+    pub program: u32,
+    pub layout: u64,
+}
+
+/// A fingerprint of every record's size, so a layout change without a version bump is still
+/// caught when pins are reused.
+pub const fn layout_fingerprint() -> u64 {
+    let sizes = [
+        core::mem::size_of::<DeviceKey>(),
+        core::mem::size_of::<DeviceState>(),
+        core::mem::size_of::<StageEntry>(),
+        core::mem::size_of::<CellKey>(),
+        core::mem::size_of::<CellState>(),
+        core::mem::size_of::<CellStageEntry>(),
+        core::mem::size_of::<GuardConfig>(),
+        core::mem::size_of::<Counter>(),
+        core::mem::size_of::<Event>(),
+        core::mem::size_of::<TatSlot>(),
+    ];
+    // FNV-1a over the sizes.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut i = 0;
+    while i < sizes.len() {
+        h ^= sizes[i] as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        i += 1;
+    }
+    h
+}
+
+impl Meta {
+    pub const fn current(program: u32) -> Self {
+        Meta { magic: META_MAGIC, schema_version: SCHEMA_VERSION, program, layout: layout_fingerprint() }
+    }
+}
+
+// No implicit padding: each size equals the sum of the field sizes.
+const _: () = assert!(core::mem::size_of::<L3Addr>() == 20);
+const _: () = assert!(core::mem::size_of::<DeviceKey>() == 20);
+const _: () = assert!(core::mem::size_of::<DeviceState>() == 8 * 8 + 20 + 4 + 20 + 4 + 20 + 4);
+const _: () = assert!(core::mem::size_of::<StageEntry>() == 4 + 4 + 8 * 5 + 4 + 4);
+const _: () = assert!(core::mem::size_of::<CellState>() == 16 * 8);
+const _: () = assert!(core::mem::size_of::<CellStageEntry>() == 4 + 4 + 8 * 5);
+const _: () = assert!(core::mem::size_of::<Limit>() == 16);
+const _: () = assert!(core::mem::size_of::<GuardConfig>() == 4 * 4 + 8 + 16 * 5 + 8 + 8 + 16);
+const _: () = assert!(core::mem::size_of::<Counter>() == 16);
+const _: () = assert!(core::mem::size_of::<TatSlot>() == 16);
+const _: () = assert!(core::mem::size_of::<Event>() == 8 + 4 + 4 + 20 + 20 + 8 * 3);
+const _: () = assert!(core::mem::size_of::<Meta>() == 24);

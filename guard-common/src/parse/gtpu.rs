@@ -1,0 +1,162 @@
+//! GTP-U version 1 header (3GPP TS 29.281 §5.1, §5.2) and the PDU Session Container extension
+//! header (TS 38.415 §5.5.2).
+
+use super::{be16, be32, ip, Malformed, Packet};
+use crate::abi::{L3Addr, QFI_NONE};
+
+pub const GTPU_PORT: u16 = 2152;
+/// The mandatory part of the header (TS 29.281 §5.1, octets 1-8).
+pub const GTPU_HLEN: usize = 8;
+
+// Message types (TS 29.281 §6.1, Table 6.1-1).
+pub const MSG_ECHO_REQUEST: u8 = 1;
+pub const MSG_ECHO_RESPONSE: u8 = 2;
+pub const MSG_ERROR_INDICATION: u8 = 26;
+pub const MSG_SUPPORTED_EXT_HEADERS: u8 = 31;
+pub const MSG_TUNNEL_STATUS: u8 = 253;
+pub const MSG_END_MARKER: u8 = 254;
+pub const MSG_G_PDU: u8 = 255;
+
+/// Octet 1 flags (TS 29.281 §5.1).
+pub const FLAG_E: u8 = 0x04;
+pub const FLAG_S: u8 = 0x02;
+pub const FLAG_PN: u8 = 0x01;
+
+/// Next Extension Header Type of the PDU Session Container (TS 29.281 §5.2.1, Figure 5.2.1-3).
+pub const EXT_PDU_SESSION_CONTAINER: u8 = 0x85;
+/// Extension headers walked before the chain is called too long. A real N3 packet carries one
+/// (the PDU Session Container), sometimes two.
+pub const MAX_EXT_HEADERS: usize = 8;
+
+/// A parsed GTP-U header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Gtpu {
+    /// Octet 1 as sent.
+    pub flags: u8,
+    pub msg_type: u8,
+    /// Octets 3-4: the length of everything after the mandatory 8 octets.
+    pub length: u16,
+    pub teid: u32,
+    /// Extension headers walked.
+    pub ext_count: u8,
+    /// QFI from a PDU Session Container, or [`QFI_NONE`] as u8.
+    pub qfi: u8,
+    /// PDU Type from a PDU Session Container (0 DL, 1 UL), or 0xff.
+    pub pdu_type: u8,
+    /// Offset of the T-PDU (the inner packet of a G-PDU) or the information elements.
+    pub payload: usize,
+    /// Offset just past this GTP-U message, per its Length field.
+    pub end: usize,
+}
+
+impl Gtpu {
+    pub const fn is_known_message(msg_type: u8) -> bool {
+        matches!(
+            msg_type,
+            MSG_ECHO_REQUEST
+                | MSG_ECHO_RESPONSE
+                | MSG_ERROR_INDICATION
+                | MSG_SUPPORTED_EXT_HEADERS
+                | MSG_TUNNEL_STATUS
+                | MSG_END_MARKER
+                | MSG_G_PDU
+        )
+    }
+}
+
+/// Parse a GTP-U header at `off`. `udp_payload_len` is the UDP Length minus the UDP header: the
+/// GTP-U Length field must fit in it.
+#[inline(always)]
+pub fn parse<P: Packet + ?Sized>(pkt: &P, off: usize, udp_payload_len: usize) -> Result<Gtpu, Malformed> {
+    let h = pkt.read::<GTPU_HLEN>(off).ok_or(Malformed::GtpTruncated)?;
+    // Octet 1: Version (3 bits) = 1 | PT (1 bit) = 1 for GTP (0 is GTP') | spare | E | S | PN.
+    let flags = h[0];
+    if flags >> 5 != 1 {
+        return Err(Malformed::GtpBadVersion);
+    }
+    if flags & 0x10 == 0 {
+        return Err(Malformed::GtpBadProtocolType);
+    }
+    let msg_type = h[1];
+    // Octets 3-4: Length, in octets, of the payload after the mandatory header; the optional
+    // fields and extension headers count as payload (TS 29.281 §5.1).
+    let length = be16([h[2], h[3]]);
+    let teid = be32([h[4], h[5], h[6], h[7]]);
+    let end = off + GTPU_HLEN + length as usize;
+    if GTPU_HLEN + length as usize > udp_payload_len {
+        return Err(Malformed::GtpLengthMismatch);
+    }
+    if end > pkt.len() {
+        return Err(Malformed::GtpTruncated);
+    }
+    if !Gtpu::is_known_message(msg_type) {
+        return Err(Malformed::UnknownMessageType);
+    }
+
+    let mut cur = off + GTPU_HLEN;
+    let mut next_ext = 0u8;
+    if flags & (FLAG_E | FLAG_S | FLAG_PN) != 0 {
+        // If any of E, S, PN is set, octets 9-12 are all present: Sequence Number (2), N-PDU
+        // Number (1), Next Extension Header Type (1). The last is only meaningful when E is set.
+        if length < 4 {
+            return Err(Malformed::GtpOptionalTruncated);
+        }
+        let o = pkt.read::<4>(cur).ok_or(Malformed::GtpOptionalTruncated)?;
+        if flags & FLAG_E != 0 {
+            next_ext = o[3];
+        }
+        cur += 4;
+    }
+
+    let mut qfi = QFI_NONE as u8;
+    let mut pdu_type = 0xffu8;
+    let mut ext_count = 0u8;
+    // Bounded walk of the extension-header chain (TS 29.281 §5.2.1): each header is
+    // Length (in 4-octet units, including itself) | content | Next Extension Header Type.
+    for _ in 0..MAX_EXT_HEADERS {
+        if next_ext == 0 {
+            break;
+        }
+        let units = pkt.read::<1>(cur).ok_or(Malformed::ExtOverrun)?[0] as usize;
+        if units == 0 {
+            return Err(Malformed::ExtZeroLength);
+        }
+        let elen = units * 4;
+        if cur + elen > end {
+            return Err(Malformed::ExtOverrun);
+        }
+        if next_ext == EXT_PDU_SESSION_CONTAINER {
+            // TS 38.415 §5.5.2.1/2: octet 1 PDU Type (4 bits) | flags; octet 2 flags (2 bits) |
+            // QFI (6 bits), for both DL and UL PDU SESSION INFORMATION.
+            let c = pkt.read::<3>(cur).ok_or(Malformed::ExtOverrun)?;
+            pdu_type = c[1] >> 4;
+            qfi = c[2] & 0x3f;
+        }
+        next_ext = pkt.read::<1>(cur + elen - 1).ok_or(Malformed::ExtOverrun)?[0];
+        cur += elen;
+        ext_count += 1;
+    }
+    if next_ext != 0 {
+        return Err(Malformed::ExtChainTooLong);
+    }
+    Ok(Gtpu { flags, msg_type, length, teid, ext_count, qfi, pdu_type, payload: cur, end })
+}
+
+/// The inner (source, destination) of a G-PDU's T-PDU, bounded by the GTP-U Length; both
+/// [`L3Addr::NONE`] when the T-PDU is empty or not IP.
+#[inline(always)]
+pub fn inner_addrs<P: Packet + ?Sized>(pkt: &P, g: &Gtpu) -> Result<(L3Addr, L3Addr), Malformed> {
+    if g.payload >= g.end {
+        return Ok((L3Addr::NONE, L3Addr::NONE));
+    }
+    match ip::inner_addrs(pkt, g.payload)? {
+        Some((s, d)) => {
+            let need = if s.family == crate::abi::FAMILY_IPV4 { 20 } else { 40 };
+            if g.payload + need > g.end {
+                return Err(Malformed::InnerTruncated);
+            }
+            Ok((s, d))
+        }
+        None => Ok((L3Addr::NONE, L3Addr::NONE)),
+    }
+}

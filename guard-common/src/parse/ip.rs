@@ -1,0 +1,119 @@
+//! IPv4 (RFC 791 §3.1) and IPv6 (RFC 8200 §3, §4) headers: the outer header of N3 traffic, and the
+//! inner source address of a G-PDU (the UE address).
+
+use super::{be16, Malformed, Packet};
+use crate::abi::L3Addr;
+
+pub const IPPROTO_UDP: u8 = 17;
+pub const IPPROTO_SCTP: u8 = 132;
+const IPV6_HLEN: usize = 40;
+/// IPv6 extension headers walked before giving up (hop-by-hop, routing, destination options, AH).
+pub const MAX_IPV6_EXT: usize = 4;
+
+/// The transport protocol, its offset and the source address of an IP packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct L3 {
+    pub proto: u8,
+    pub src: L3Addr,
+    /// Offset of the transport header.
+    pub next: usize,
+    /// A fragment (IPv4 MF or offset != 0, or an IPv6 Fragment header): the transport header may
+    /// be absent, so it is not parsed.
+    pub fragment: bool,
+}
+
+/// Parse an IPv4 header at `off`.
+#[inline(always)]
+pub fn parse_ipv4<P: Packet + ?Sized>(pkt: &P, off: usize) -> Result<L3, Malformed> {
+    let h = pkt.read::<20>(off).ok_or(Malformed::Ipv4Truncated)?;
+    // Octet 0: version (4 bits) | IHL (4 bits, in 32-bit words, >= 5).
+    if h[0] >> 4 != 4 {
+        return Err(Malformed::Ipv4BadVersion);
+    }
+    let ihl = ((h[0] & 0x0f) as usize) * 4;
+    if ihl < 20 {
+        return Err(Malformed::Ipv4BadIhl);
+    }
+    // Options are skipped but must be present: honour IHL.
+    if ihl > 20 {
+        pkt.read::<1>(off + ihl - 1).ok_or(Malformed::Ipv4Truncated)?;
+    }
+    // Octets 6-7: flags (3 bits: reserved, DF, MF) | fragment offset (13 bits).
+    let frag = be16([h[6], h[7]]);
+    let fragment = frag & 0x2000 != 0 || frag & 0x1fff != 0;
+    Ok(L3 {
+        proto: h[9],
+        src: L3Addr::v4([h[12], h[13], h[14], h[15]]),
+        next: off + ihl,
+        fragment,
+    })
+}
+
+/// Parse an IPv6 header at `off`, walking up to [`MAX_IPV6_EXT`] extension headers.
+#[inline(always)]
+pub fn parse_ipv6<P: Packet + ?Sized>(pkt: &P, off: usize) -> Result<L3, Malformed> {
+    let h = pkt.read::<IPV6_HLEN>(off).ok_or(Malformed::Ipv6Truncated)?;
+    if h[0] >> 4 != 6 {
+        return Err(Malformed::Ipv6BadVersion);
+    }
+    let mut src = [0u8; 16];
+    src.copy_from_slice(&h[8..24]);
+    let mut next_hdr = h[6];
+    let mut next = off + IPV6_HLEN;
+    let mut fragment = false;
+    for _ in 0..MAX_IPV6_EXT {
+        match next_hdr {
+            // Hop-by-Hop (0), Routing (43), Destination Options (60): Hdr Ext Len in 8-octet
+            // units, not counting the first 8 (RFC 8200 §4.3, §4.4, §4.6).
+            0 | 43 | 60 => {
+                let e = pkt.read::<2>(next).ok_or(Malformed::Ipv6ExtTruncated)?;
+                next_hdr = e[0];
+                next += (e[1] as usize + 1) * 8;
+            }
+            // Authentication Header: Payload Len in 4-octet units, minus 2 (RFC 4302 §2.2).
+            51 => {
+                let e = pkt.read::<2>(next).ok_or(Malformed::Ipv6ExtTruncated)?;
+                next_hdr = e[0];
+                next += (e[1] as usize + 2) * 4;
+            }
+            // Fragment header (RFC 8200 §4.5): stop, the payload is a fragment.
+            44 => {
+                let e = pkt.read::<1>(next).ok_or(Malformed::Ipv6ExtTruncated)?;
+                next_hdr = e[0];
+                fragment = true;
+                break;
+            }
+            _ => break,
+        }
+    }
+    if !fragment && matches!(next_hdr, 0 | 43 | 60 | 51) {
+        return Err(Malformed::Ipv6ExtTooDeep);
+    }
+    Ok(L3 { proto: next_hdr, src: L3Addr::v6(src), next, fragment })
+}
+
+/// The source and destination addresses of the IP packet at `off` (the inner packet of a G-PDU).
+/// `Ok(None)` when it is not IP (an Ethernet or unstructured PDU session, TS 23.501 §5.6.10).
+#[inline(always)]
+pub fn inner_addrs<P: Packet + ?Sized>(pkt: &P, off: usize) -> Result<Option<(L3Addr, L3Addr)>, Malformed> {
+    let v = match pkt.read::<1>(off) {
+        Some(b) => b[0] >> 4,
+        // An empty T-PDU: nothing to learn from.
+        None => return Ok(None),
+    };
+    match v {
+        4 => {
+            let h = pkt.read::<20>(off).ok_or(Malformed::InnerTruncated)?;
+            Ok(Some((L3Addr::v4([h[12], h[13], h[14], h[15]]), L3Addr::v4([h[16], h[17], h[18], h[19]]))))
+        }
+        6 => {
+            let h = pkt.read::<40>(off).ok_or(Malformed::InnerTruncated)?;
+            let mut s = [0u8; 16];
+            s.copy_from_slice(&h[8..24]);
+            let mut d = [0u8; 16];
+            d.copy_from_slice(&h[24..40]);
+            Ok(Some((L3Addr::v6(s), L3Addr::v6(d))))
+        }
+        _ => Ok(None),
+    }
+}

@@ -1,0 +1,62 @@
+//! Bounds-checked, cursor-style packet parsers (in the manner of xdp-tools' `parsing_helpers.h`):
+//! one function per header, each reading through a [`Packet`] and returning where the next header
+//! starts. They are generic over [`Packet`], so the same code parses a `&[u8]` in host tests and
+//! fuzzers and an `XdpContext` in the kernel.
+//!
+//! Every read goes through [`Packet::read`], which refuses offsets beyond [`MAX_PARSE_OFFSET`].
+//! That cap is what lets the BPF verifier bound the variable offsets (IHL, extension headers).
+
+pub mod ethernet;
+pub mod gtpu;
+pub mod ip;
+pub mod n3;
+pub mod reason;
+pub mod udp;
+
+pub use reason::Malformed;
+
+/// No header is read beyond this offset. Real N3 headers end well before it: Ethernet + 2 VLAN
+/// tags (22) + IPv6 with a few extension headers + UDP + GTP-U with its extension chain.
+pub const MAX_PARSE_OFFSET: usize = 512;
+
+/// Read access to a packet's bytes.
+pub trait Packet {
+    /// Copy `N` bytes starting at `off`; `None` if they are not all inside the packet or `off` is
+    /// beyond [`MAX_PARSE_OFFSET`].
+    fn read<const N: usize>(&self, off: usize) -> Option<[u8; N]>;
+    /// Total length in bytes.
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Packet for [u8] {
+    #[inline(always)]
+    fn read<const N: usize>(&self, off: usize) -> Option<[u8; N]> {
+        if off > MAX_PARSE_OFFSET {
+            return None;
+        }
+        let end = off.checked_add(N)?;
+        let s = self.get(off..end)?;
+        let mut out = [0u8; N];
+        out.copy_from_slice(s);
+        Some(out)
+    }
+
+    #[inline(always)]
+    fn len(&self) -> usize {
+        <[u8]>::len(self)
+    }
+}
+
+/// Big-endian helpers: every multi-octet field on the wire is in network byte order.
+#[inline(always)]
+pub fn be16(b: [u8; 2]) -> u16 {
+    u16::from_be_bytes(b)
+}
+
+#[inline(always)]
+pub fn be32(b: [u8; 4]) -> u32 {
+    u32::from_be_bytes(b)
+}

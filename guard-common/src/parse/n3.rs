@@ -1,0 +1,55 @@
+//! The whole N3 parse: Ethernet → IPv4/IPv6 → UDP to the GTP-U port → GTP-U → inner source.
+
+use super::{ethernet, gtpu, ip, udp, Malformed, Packet};
+use crate::abi::L3Addr;
+
+/// What the N3 program needs to know about a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum N3 {
+    /// Not GTP-U (another EtherType, protocol or port, or an IP fragment): passed untouched.
+    NotGtp,
+    Gtp(GtpPacket),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GtpPacket {
+    /// Outer source: the gNB (the "cell" on N3).
+    pub outer_src: L3Addr,
+    pub vlan_tags: u8,
+    pub gtp: gtpu::Gtpu,
+    /// Inner source of a G-PDU (the UE address), or [`L3Addr::NONE`].
+    pub inner_src: L3Addr,
+    /// Inner destination of a G-PDU (the server the device talks to), or [`L3Addr::NONE`].
+    pub inner_dst: L3Addr,
+}
+
+/// Parse one frame. `Err` carries the malformed reason; [`Malformed::is_gtp`] tells whether the
+/// packet was already known to be GTP-U.
+#[inline(always)]
+pub fn parse<P: Packet + ?Sized>(pkt: &P, gtpu_port: u16) -> Result<N3, Malformed> {
+    let l2 = ethernet::parse(pkt)?;
+    let l3 = match l2.ethertype {
+        ethernet::ETHERTYPE_IPV4 => ip::parse_ipv4(pkt, l2.next)?,
+        ethernet::ETHERTYPE_IPV6 => ip::parse_ipv6(pkt, l2.next)?,
+        _ => return Ok(N3::NotGtp),
+    };
+    if l3.proto != ip::IPPROTO_UDP || l3.fragment {
+        return Ok(N3::NotGtp);
+    }
+    let u = udp::parse(pkt, l3.next)?;
+    if u.dst_port != gtpu_port {
+        return Ok(N3::NotGtp);
+    }
+    // From here the packet is addressed to GTP-U: malformations are GTP-level.
+    let ulen = u.length as usize;
+    if ulen < udp::UDP_HLEN {
+        return Err(Malformed::UdpBadLength);
+    }
+    if l3.next + ulen > pkt.len() {
+        return Err(Malformed::GtpTruncated);
+    }
+    let g = gtpu::parse(pkt, u.next, ulen - udp::UDP_HLEN)?;
+    let (inner_src, inner_dst) =
+        if g.msg_type == gtpu::MSG_G_PDU { gtpu::inner_addrs(pkt, &g)? } else { (L3Addr::NONE, L3Addr::NONE) };
+    Ok(N3::Gtp(GtpPacket { outer_src: l3.src, vlan_tags: l2.vlan_tags, gtp: g, inner_src, inner_dst }))
+}

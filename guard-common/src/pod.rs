@@ -1,0 +1,17 @@
+//! `aya::Pod` for the map ABI types. Only padding-free `#[repr(C)]` types may be `Pod`; each type
+//! listed here has a `const` size assertion next to its definition in [`crate::abi`].
+use crate::abi::*;
+
+// SAFETY: every type below is `#[repr(C)]`, made only of integers and integer arrays, and has a
+// compile-time assertion that its size equals the sum of its fields (no implicit padding).
+unsafe impl aya::Pod for DeviceKey {}
+unsafe impl aya::Pod for DeviceState {}
+unsafe impl aya::Pod for StageEntry {}
+unsafe impl aya::Pod for CellKey {}
+unsafe impl aya::Pod for CellState {}
+unsafe impl aya::Pod for CellStageEntry {}
+unsafe impl aya::Pod for GuardConfig {}
+unsafe impl aya::Pod for Counter {}
+unsafe impl aya::Pod for Event {}
+unsafe impl aya::Pod for Meta {}
+unsafe impl aya::Pod for TatSlot {}

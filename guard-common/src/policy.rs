@@ -1,0 +1,237 @@
+//! Per-packet decisions that do not touch maps: verdict codes, the off / shadow / enforce gate of
+//! each protection, and what a device's or cell's stage entry says about one packet. The XDP
+//! program does the map lookups and calls these; host tests call them directly.
+
+use crate::abi::{
+    CellStageEntry, GuardConfig, StageEntry, CELL_STAGE_CAP, PROT_QUARANTINE, PROT_SHAPE,
+    PROT_STRICT, QFI_NONE, STAGE_FLAG_EXEMPT, STAGE_QUARANTINE, STAGE_SHAPE, STAGE_STRICT,
+};
+use crate::rate;
+
+/// The outcome of one packet; the index into the per-CPU counter arrays `N3_VERDICTS` and
+/// `N3_SHADOW` (where the drop verdicts count "would drop" in shadow mode).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Verdict {
+    /// Not GTP-U: passed untouched.
+    PassNotGtp = 0,
+    /// Malformed below GTP-U (truncated Ethernet/IP/UDP): passed for the kernel to drop.
+    PassMalformedPreGtp = 1,
+    PassGpdu = 2,
+    /// Echo, Error Indication, End Marker and other GTP-U signalling within limits.
+    PassSignalling = 3,
+    /// Device group or QFI exemption.
+    PassExempt = 4,
+    /// A map operation failed; the guard passes rather than drop on its own failure.
+    PassFailOpen = 5,
+    DropQuarantine = 6,
+    DropShape = 7,
+    DropStrict = 8,
+    DropCellCap = 9,
+    DropHostCap = 10,
+    DropSpoof = 11,
+    DropNewDevice = 12,
+    DropEcho = 13,
+    DropErrInd = 14,
+    DropMalformed = 15,
+}
+
+impl Verdict {
+    pub const COUNT: u32 = 16;
+
+    pub const ALL: [Verdict; Self::COUNT as usize] = [
+        Verdict::PassNotGtp,
+        Verdict::PassMalformedPreGtp,
+        Verdict::PassGpdu,
+        Verdict::PassSignalling,
+        Verdict::PassExempt,
+        Verdict::PassFailOpen,
+        Verdict::DropQuarantine,
+        Verdict::DropShape,
+        Verdict::DropStrict,
+        Verdict::DropCellCap,
+        Verdict::DropHostCap,
+        Verdict::DropSpoof,
+        Verdict::DropNewDevice,
+        Verdict::DropEcho,
+        Verdict::DropErrInd,
+        Verdict::DropMalformed,
+    ];
+
+    pub const fn is_drop(self) -> bool {
+        self as u32 >= Verdict::DropQuarantine as u32
+    }
+
+    /// A stable snake_case name (metric label, JSON, CLI).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Verdict::PassNotGtp => "pass_not_gtp",
+            Verdict::PassMalformedPreGtp => "pass_malformed_pre_gtp",
+            Verdict::PassGpdu => "pass_gpdu",
+            Verdict::PassSignalling => "pass_signalling",
+            Verdict::PassExempt => "pass_exempt",
+            Verdict::PassFailOpen => "pass_fail_open",
+            Verdict::DropQuarantine => "drop_quarantine",
+            Verdict::DropShape => "drop_shape",
+            Verdict::DropStrict => "drop_strict",
+            Verdict::DropCellCap => "drop_cell_cap",
+            Verdict::DropHostCap => "drop_host_cap",
+            Verdict::DropSpoof => "drop_spoof",
+            Verdict::DropNewDevice => "drop_new_device",
+            Verdict::DropEcho => "drop_echo",
+            Verdict::DropErrInd => "drop_err_ind",
+            Verdict::DropMalformed => "drop_malformed",
+        }
+    }
+}
+
+/// How one protection treats a packet it would drop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Gate {
+    /// Not configured: do not even compute it.
+    Off,
+    /// Count "would drop" and pass.
+    Shadow,
+    Enforce,
+}
+
+#[inline(always)]
+pub fn gate(cfg: &GuardConfig, prot: u32) -> Gate {
+    if cfg.enabled & prot == 0 {
+        Gate::Off
+    } else if cfg.shadow & prot != 0 {
+        Gate::Shadow
+    } else {
+        Gate::Enforce
+    }
+}
+
+/// True when `qfi` is in the configured exemption set.
+#[inline(always)]
+pub fn qfi_exempt(cfg: &GuardConfig, qfi: u8) -> bool {
+    (qfi as u32) < 64 && qfi as u32 != QFI_NONE && cfg.exempt_qfi & (1u64 << qfi) != 0
+}
+
+/// What a device's stage entry says about one G-PDU at `now`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StageDecision {
+    /// No live stage: the device is at stage 0 (observe).
+    Observe,
+    /// Exempt device (group exemption): never dropped by rate stages.
+    Exempt,
+    /// The stage admits this packet.
+    Conform,
+    /// The stage would drop this packet; `prot` is the protection bit that gates it.
+    Exceed { prot: u32, verdict: Verdict },
+}
+
+/// Apply `entry` (if still live) to one packet, advancing its GCRA state when it is a rate stage.
+#[inline(always)]
+pub fn device_stage(entry: &mut StageEntry, now: u64) -> StageDecision {
+    if entry.flags & STAGE_FLAG_EXEMPT != 0 {
+        return if entry.expires_ns > now { StageDecision::Exempt } else { StageDecision::Observe };
+    }
+    if entry.expires_ns <= now {
+        return StageDecision::Observe;
+    }
+    let limit = crate::abi::Limit { interval_ns: entry.interval_ns, tau_ns: entry.tau_ns };
+    match entry.stage {
+        STAGE_QUARANTINE => StageDecision::Exceed { prot: PROT_QUARANTINE, verdict: Verdict::DropQuarantine },
+        STAGE_SHAPE | STAGE_STRICT => {
+            if rate::admit(&mut entry.tat, now, &limit) {
+                StageDecision::Conform
+            } else if entry.stage == STAGE_SHAPE {
+                StageDecision::Exceed { prot: PROT_SHAPE, verdict: Verdict::DropShape }
+            } else {
+                StageDecision::Exceed { prot: PROT_STRICT, verdict: Verdict::DropStrict }
+            }
+        }
+        _ => StageDecision::Observe,
+    }
+}
+
+/// Apply a cell cap entry to one G-PDU. `true` if the packet is within the cap (or the cap is not
+/// live).
+#[inline(always)]
+pub fn cell_cap_admits(entry: &mut CellStageEntry, now: u64) -> bool {
+    if entry.stage != CELL_STAGE_CAP || entry.expires_ns <= now {
+        return true;
+    }
+    let limit = crate::abi::Limit { interval_ns: entry.interval_ns, tau_ns: entry.tau_ns };
+    rate::admit(&mut entry.tat, now, &limit)
+}
+
+/// Whether a live host cap admits one G-PDU, with the per-CPU `tat`.
+#[inline(always)]
+pub fn host_cap_admits(cfg: &GuardConfig, tat: &mut u64, now: u64) -> bool {
+    if cfg.host_cap.interval_ns == 0 || cfg.host_cap_expires_ns <= now {
+        return true;
+    }
+    rate::admit(tat, now, &cfg.host_cap)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::abi::{Limit, PROT_ALL};
+
+    fn entry(stage: u32, pps: u64, burst: u64, expires: u64) -> StageEntry {
+        let l = Limit::per_second(pps, burst);
+        StageEntry { stage, interval_ns: l.interval_ns, tau_ns: l.tau_ns, expires_ns: expires, ..Default::default() }
+    }
+
+    #[test]
+    fn quarantine_until_expiry_then_observe() {
+        let mut e = entry(STAGE_QUARANTINE, 0, 0, 1_000);
+        assert!(matches!(device_stage(&mut e, 999), StageDecision::Exceed { verdict: Verdict::DropQuarantine, .. }));
+        assert_eq!(device_stage(&mut e, 1_000), StageDecision::Observe);
+    }
+
+    #[test]
+    fn shape_admits_burst_then_drops() {
+        let mut e = entry(STAGE_SHAPE, 10, 3, u64::MAX);
+        let now = 5_000_000_000;
+        let d: Vec<_> = (0..5).map(|_| device_stage(&mut e, now)).collect();
+        assert_eq!(&d[..3], &[StageDecision::Conform; 3]);
+        assert!(matches!(d[3], StageDecision::Exceed { verdict: Verdict::DropShape, prot: PROT_SHAPE }));
+    }
+
+    #[test]
+    fn strict_reports_strict() {
+        let mut e = entry(STAGE_STRICT, 1, 1, u64::MAX);
+        assert_eq!(device_stage(&mut e, 10), StageDecision::Conform);
+        assert!(matches!(device_stage(&mut e, 10), StageDecision::Exceed { verdict: Verdict::DropStrict, .. }));
+    }
+
+    #[test]
+    fn exempt_wins_over_stage() {
+        let mut e = entry(STAGE_QUARANTINE, 0, 0, 100);
+        e.flags = STAGE_FLAG_EXEMPT;
+        assert_eq!(device_stage(&mut e, 5), StageDecision::Exempt);
+    }
+
+    #[test]
+    fn gates() {
+        let mut cfg = GuardConfig { enabled: PROT_ALL, ..Default::default() };
+        assert_eq!(gate(&cfg, PROT_SHAPE), Gate::Enforce);
+        cfg.shadow = PROT_SHAPE;
+        assert_eq!(gate(&cfg, PROT_SHAPE), Gate::Shadow);
+        cfg.enabled = 0;
+        assert_eq!(gate(&cfg, PROT_SHAPE), Gate::Off);
+    }
+
+    #[test]
+    fn qfi_exemption() {
+        let cfg = GuardConfig { exempt_qfi: 1 << 5, ..Default::default() };
+        assert!(qfi_exempt(&cfg, 5));
+        assert!(!qfi_exempt(&cfg, 6));
+        assert!(!qfi_exempt(&cfg, 0xff));
+    }
+
+    #[test]
+    fn verdict_all_in_order() {
+        for (i, v) in Verdict::ALL.iter().enumerate() {
+            assert_eq!(*v as usize, i);
+        }
+    }
+}
