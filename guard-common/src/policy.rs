@@ -15,8 +15,9 @@ use crate::rate;
 pub enum Verdict {
     /// Not GTP-U: passed untouched.
     PassNotGtp = 0,
-    /// Malformed below GTP-U (truncated Ethernet/IP/UDP): passed for the kernel to drop.
-    PassMalformedPreGtp = 1,
+    /// Malformed but passed: below GTP-U (truncated Ethernet/IP/UDP, for the kernel stack to
+    /// drop), or malformed GTP-U while `PROT_MALFORMED` is not enforced.
+    PassMalformed = 1,
     PassGpdu = 2,
     /// Echo, Error Indication, End Marker and other GTP-U signalling within limits.
     PassSignalling = 3,
@@ -41,7 +42,7 @@ impl Verdict {
 
     pub const ALL: [Verdict; Self::COUNT as usize] = [
         Verdict::PassNotGtp,
-        Verdict::PassMalformedPreGtp,
+        Verdict::PassMalformed,
         Verdict::PassGpdu,
         Verdict::PassSignalling,
         Verdict::PassExempt,
@@ -66,7 +67,7 @@ impl Verdict {
     pub const fn name(self) -> &'static str {
         match self {
             Verdict::PassNotGtp => "pass_not_gtp",
-            Verdict::PassMalformedPreGtp => "pass_malformed_pre_gtp",
+            Verdict::PassMalformed => "pass_malformed",
             Verdict::PassGpdu => "pass_gpdu",
             Verdict::PassSignalling => "pass_signalling",
             Verdict::PassExempt => "pass_exempt",

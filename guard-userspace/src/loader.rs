@@ -1,1 +1,212 @@
-//! (in progress)
+//! Load the N3 XDP program with its maps pinned, attach it (native, falling back to generic), and
+//! keep the attachment in a pinned link so a restart re-uses maps and link instead of resetting.
+
+use std::path::{Path, PathBuf};
+
+use aya::{
+    programs::{links::FdLink, links::PinnedLink, ProgramError, Xdp, XdpMode},
+    Ebpf, EbpfLoader,
+};
+use guard_common::abi::{self, GuardConfig, Meta, META_PROG_N3};
+use tracing::{info, warn};
+
+use crate::{
+    maps::{MapsError, N3Maps},
+    pins::{PinDir, PinError, PinState},
+};
+
+/// The XDP object, built by `build.rs` (see it for the toolchain). 8-byte aligned for the ELF
+/// parser.
+static OBJECT: &Aligned<[u8]> = &Aligned(*include_bytes!(concat!(env!("OUT_DIR"), "/guard-ebpf.o")));
+
+#[repr(C, align(8))]
+struct Aligned<T: ?Sized>(T);
+
+pub fn object() -> &'static [u8] {
+    &OBJECT.0
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("the guard needs root (CAP_BPF and CAP_NET_ADMIN) to load XDP programs; run it as root")]
+    NotRoot,
+    #[error("interface {0:?} does not exist (see `ip link`); in a namespace, run the guard inside it")]
+    UnknownInterface(String),
+    #[error(transparent)]
+    Pins(#[from] PinError),
+    #[error("loading the BPF object failed: {0}")]
+    Object(#[source] aya::EbpfError),
+    #[error("the program {0} is missing from the BPF object (a build problem)")]
+    MissingProgram(&'static str),
+    #[error("the kernel verifier rejected {prog}: {io_error}\n--- verifier log ---\n{log}")]
+    Verifier { prog: &'static str, io_error: std::io::Error, log: String },
+    #[error("{what}: {source}")]
+    Program { what: &'static str, source: ProgramError },
+    #[error("{what}: {source}")]
+    Link { what: &'static str, source: aya::programs::links::LinkError },
+    #[error("pinning the XDP link at {path}: {source}")]
+    PinLink { path: PathBuf, source: aya::pin::PinError },
+    #[error(transparent)]
+    Maps(#[from] MapsError),
+}
+
+/// How the program got attached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Attachment {
+    /// An existing pinned link now runs the new program (restart without a gap).
+    ReusedLink,
+    Native,
+    /// Native XDP was refused by the driver; generic (SKB) XDP is slower but equivalent.
+    Generic,
+}
+
+/// Which XDP mode to ask for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ModeRequest {
+    /// Native, falling back to generic.
+    #[default]
+    Auto,
+    Native,
+    Generic,
+}
+
+pub fn require_root() -> Result<(), LoadError> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err(LoadError::NotRoot);
+    }
+    Ok(())
+}
+
+pub fn require_interface(iface: &str) -> Result<u32, LoadError> {
+    let c = std::ffi::CString::new(iface).map_err(|_| LoadError::UnknownInterface(iface.into()))?;
+    // SAFETY: `c` is a valid NUL-terminated string.
+    let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    if idx == 0 {
+        return Err(LoadError::UnknownInterface(iface.into()));
+    }
+    Ok(idx)
+}
+
+/// A loaded (not necessarily attached) N3 program with its maps.
+pub struct Loaded {
+    pub ebpf: Ebpf,
+    pub pins: PinDir,
+    pub state: PinState,
+}
+
+/// Load the object with every map pinned under `pins` (re-using compatible pins), write META and
+/// the data-plane config, and load `guard_n3` into the kernel.
+pub fn load(pins: &PinDir, max_devices: u32, cfg: &GuardConfig) -> Result<Loaded, LoadError> {
+    let state = pins.check(max_devices)?;
+    pins.create()?;
+    let mut ebpf = EbpfLoader::new()
+        .default_map_pin_directory(pins.path())
+        .map_max_entries(abi::MAP_N3_DEVICES, max_devices)
+        .load(object())
+        .map_err(LoadError::Object)?;
+    {
+        let mut maps = N3Maps::from_ebpf_ref(&mut ebpf)?;
+        maps.write_meta(&Meta::current(META_PROG_N3))?;
+        maps.write_config(cfg)?;
+    }
+    let prog: &mut Xdp = ebpf
+        .program_mut(abi::PROG_N3)
+        .ok_or(LoadError::MissingProgram(abi::PROG_N3))?
+        .try_into()
+        .map_err(|source| LoadError::Program { what: "guard_n3 is not an XDP program", source })?;
+    prog.load().map_err(|e| match e {
+        ProgramError::LoadError { io_error, verifier_log } => {
+            LoadError::Verifier { prog: abi::PROG_N3, io_error, log: verifier_log.to_string() }
+        }
+        source => LoadError::Program { what: "loading guard_n3", source },
+    })?;
+    Ok(Loaded { ebpf, pins: pins.clone(), state })
+}
+
+impl Loaded {
+    pub fn program(&mut self) -> Result<&mut Xdp, LoadError> {
+        self.ebpf
+            .program_mut(abi::PROG_N3)
+            .ok_or(LoadError::MissingProgram(abi::PROG_N3))?
+            .try_into()
+            .map_err(|source| LoadError::Program { what: "guard_n3 is not an XDP program", source })
+    }
+
+    /// Attach to `iface`. A pinned link from an earlier run is updated in place to run this
+    /// program; otherwise a new link is created (native first when `mode` allows) and pinned, so
+    /// the program stays attached when this process exits.
+    pub fn attach(&mut self, iface: &str, mode: ModeRequest) -> Result<Attachment, LoadError> {
+        require_interface(iface)?;
+        let link_path = self.pins.link_path();
+        if link_path.exists() {
+            match self.reuse_link(&link_path) {
+                Ok(()) => return Ok(Attachment::ReusedLink),
+                Err(e) => {
+                    warn!(error = %e, path = %link_path.display(), "pinned XDP link is stale; replacing it");
+                    let _ = std::fs::remove_file(&link_path);
+                }
+            }
+        }
+        let prog = self.program()?;
+        let (id, how) = match mode {
+            ModeRequest::Native => (attach_mode(prog, iface, XdpMode::Driver)?, Attachment::Native),
+            ModeRequest::Generic => (attach_mode(prog, iface, XdpMode::Skb)?, Attachment::Generic),
+            ModeRequest::Auto => match attach_mode(prog, iface, XdpMode::Driver) {
+                Ok(id) => (id, Attachment::Native),
+                Err(e) => {
+                    warn!(error = %e, iface, "native XDP refused; falling back to generic (SKB) mode");
+                    (attach_mode(prog, iface, XdpMode::Skb)?, Attachment::Generic)
+                }
+            },
+        };
+        let link = prog.take_link(id).map_err(|source| LoadError::Program { what: "taking the XDP link", source })?;
+        let fd_link: FdLink = link
+            .try_into()
+            .map_err(|source| LoadError::Link {
+            what: "the kernel gave a netlink XDP attachment, which cannot be pinned",
+            source,
+        })?;
+        fd_link.pin(&link_path).map_err(|source| LoadError::PinLink { path: link_path.clone(), source })?;
+        info!(iface, mode = ?how, link = %link_path.display(), "attached guard_n3");
+        Ok(how)
+    }
+
+    fn reuse_link(&mut self, link_path: &Path) -> Result<(), LoadError> {
+        let pinned = PinnedLink::from_pin(link_path)
+            .map_err(|source| LoadError::Link { what: "opening the pinned link", source })?;
+        let fd_link: FdLink = pinned.into();
+        let xdp_link = aya::programs::xdp::XdpLink::try_from(fd_link)
+            .map_err(|source| LoadError::Link { what: "the pinned link is not an XDP link", source })?;
+        let prog = self.program()?;
+        let id = prog
+            .attach_to_link(xdp_link)
+            .map_err(|source| LoadError::Program { what: "updating the pinned link", source })?;
+        // The link stays pinned; drop our handle without detaching.
+        let link = prog.take_link(id).map_err(|source| LoadError::Program { what: "taking the XDP link", source })?;
+        drop(link);
+        info!(link = %link_path.display(), "re-used the pinned XDP link: the new program replaced the old one in place");
+        Ok(())
+    }
+}
+
+fn attach_mode(prog: &mut Xdp, iface: &str, mode: XdpMode) -> Result<aya::programs::xdp::XdpLinkId, LoadError> {
+    prog.attach(iface, mode).map_err(|source| match source {
+        ProgramError::UnknownInterface { name } => LoadError::UnknownInterface(name),
+        source => LoadError::Program { what: "attaching XDP", source },
+    })
+}
+
+/// Detach: remove the pinned link (the program leaves the interface once no one holds it) and,
+/// with `purge`, every pinned map (all counters, bindings and stages are lost).
+pub fn detach(pins: &PinDir, purge: bool) -> Result<bool, LoadError> {
+    let link_path = pins.link_path();
+    let had_link = link_path.exists();
+    if had_link {
+        std::fs::remove_file(&link_path).map_err(|source| PinError::Io { path: link_path.clone(), source })?;
+    }
+    if purge {
+        pins.purge()?;
+    }
+    Ok(had_link)
+}

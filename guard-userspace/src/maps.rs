@@ -1,1 +1,218 @@
-//! (in progress)
+//! Typed access to the N3 program's maps, either from a freshly loaded [`aya::Ebpf`] or from the
+//! pins of a running guard (for `guard status`, `guard device ...`).
+
+use aya::{
+    maps::{Array, HashMap, Map, MapData, MapError, PerCpuArray},
+    Ebpf,
+};
+use guard_common::{
+    abi::{
+        self, CellKey, CellStageEntry, CellState, Counter, DeviceKey, DeviceState, GuardConfig, Meta, StageEntry,
+        STAT_COUNT,
+    },
+    parse::Malformed,
+    policy::Verdict,
+};
+
+use crate::pins::PinDir;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MapsError {
+    #[error("map {0} is missing (is the guard loaded on this interface? see `guard status`)")]
+    Missing(&'static str),
+    #[error("map {name}: {source}")]
+    Map { name: &'static str, source: MapError },
+}
+
+fn err(name: &'static str) -> impl Fn(MapError) -> MapsError {
+    move |source| MapsError::Map { name, source }
+}
+
+/// Handles on the N3 maps (not the ring buffer, which the controller owns).
+pub struct N3Maps {
+    pub meta: Array<MapData, Meta>,
+    pub config: Array<MapData, GuardConfig>,
+    pub devices: HashMap<MapData, DeviceKey, DeviceState>,
+    pub stages: HashMap<MapData, DeviceKey, StageEntry>,
+    pub cells: HashMap<MapData, CellKey, CellState>,
+    pub cell_stages: HashMap<MapData, CellKey, CellStageEntry>,
+    pub verdicts: PerCpuArray<MapData, Counter>,
+    pub shadow: PerCpuArray<MapData, Counter>,
+    pub malformed: PerCpuArray<MapData, Counter>,
+    pub stats: PerCpuArray<MapData, Counter>,
+}
+
+/// Something that can hand out maps by name.
+trait MapSource {
+    fn map(&mut self, name: &'static str) -> Result<Map, MapsError>;
+}
+
+/// Opens pins; [`Map::from_map_data`] picks the variant from the kernel's map type.
+struct Pinned<'a>(&'a PinDir);
+
+impl MapSource for Pinned<'_> {
+    fn map(&mut self, name: &'static str) -> Result<Map, MapsError> {
+        let path = self.0.map_path(name);
+        if !path.exists() {
+            return Err(MapsError::Missing(name));
+        }
+        let data = MapData::from_pin(&path).map_err(err(name))?;
+        Map::from_map_data(data).map_err(err(name))
+    }
+}
+
+/// Re-opens the maps of a loaded object by their pins: the `Ebpf` keeps its own handles, so the
+/// program and userspace both hold the same kernel maps.
+struct Loaded<'a>(&'a mut Ebpf);
+
+impl MapSource for Loaded<'_> {
+    fn map(&mut self, name: &'static str) -> Result<Map, MapsError> {
+        let m = self.0.map(name).ok_or(MapsError::Missing(name))?;
+        let fd = match m {
+            Map::Array(d) | Map::HashMap(d) | Map::LruHashMap(d) | Map::PerCpuArray(d) | Map::RingBuf(d) => {
+                use std::os::fd::AsFd as _;
+                d.fd().as_fd().try_clone_to_owned().map_err(|e| MapsError::Map {
+                    name,
+                    source: MapError::SyscallError(aya::sys::SyscallError { call: "dup", io_error: e }),
+                })?
+            }
+            _ => return Err(MapsError::Missing(name)),
+        };
+        let data = MapData::from_fd(fd).map_err(err(name))?;
+        Map::from_map_data(data).map_err(err(name))
+    }
+}
+
+impl N3Maps {
+    /// Open the pinned maps of a running (or stopped) guard.
+    pub fn open_pinned(pins: &PinDir) -> Result<Self, MapsError> {
+        Self::open(&mut Pinned(pins))
+    }
+
+    /// Handles on the maps of a loaded object.
+    pub fn from_ebpf_ref(ebpf: &mut Ebpf) -> Result<Self, MapsError> {
+        Self::open(&mut Loaded(ebpf))
+    }
+
+    fn open(src: &mut dyn MapSource) -> Result<Self, MapsError> {
+        use abi::*;
+        Ok(N3Maps {
+            meta: Array::try_from(src.map(MAP_META)?).map_err(err(MAP_META))?,
+            config: Array::try_from(src.map(MAP_N3_CONFIG)?).map_err(err(MAP_N3_CONFIG))?,
+            devices: HashMap::try_from(src.map(MAP_N3_DEVICES)?).map_err(err(MAP_N3_DEVICES))?,
+            stages: HashMap::try_from(src.map(MAP_N3_STAGES)?).map_err(err(MAP_N3_STAGES))?,
+            cells: HashMap::try_from(src.map(MAP_N3_CELLS)?).map_err(err(MAP_N3_CELLS))?,
+            cell_stages: HashMap::try_from(src.map(MAP_N3_CELL_STAGES)?).map_err(err(MAP_N3_CELL_STAGES))?,
+            verdicts: PerCpuArray::try_from(src.map(MAP_N3_VERDICTS)?).map_err(err(MAP_N3_VERDICTS))?,
+            shadow: PerCpuArray::try_from(src.map(MAP_N3_SHADOW)?).map_err(err(MAP_N3_SHADOW))?,
+            malformed: PerCpuArray::try_from(src.map(MAP_N3_MALFORMED)?).map_err(err(MAP_N3_MALFORMED))?,
+            stats: PerCpuArray::try_from(src.map(MAP_N3_STATS)?).map_err(err(MAP_N3_STATS))?,
+        })
+    }
+
+    pub fn write_meta(&mut self, meta: &Meta) -> Result<(), MapsError> {
+        self.meta.set(0, meta, 0).map_err(err(abi::MAP_META))
+    }
+
+    pub fn write_config(&mut self, cfg: &GuardConfig) -> Result<(), MapsError> {
+        self.config.set(0, cfg, 0).map_err(err(abi::MAP_N3_CONFIG))
+    }
+
+    pub fn config(&self) -> Result<GuardConfig, MapsError> {
+        self.config.get(&0, 0).map_err(err(abi::MAP_N3_CONFIG))
+    }
+
+    fn sum(arr: &PerCpuArray<MapData, Counter>, name: &'static str, n: u32) -> Result<Vec<Counter>, MapsError> {
+        (0..n)
+            .map(|i| {
+                let per_cpu = arr.get(&i, 0).map_err(err(name))?;
+                Ok(per_cpu.iter().fold(Counter::default(), |a, c| Counter {
+                    packets: a.packets + c.packets,
+                    bytes: a.bytes + c.bytes,
+                }))
+            })
+            .collect()
+    }
+
+    /// Packets and bytes per verdict, summed over CPUs.
+    pub fn verdicts(&self) -> Result<Vec<(Verdict, Counter)>, MapsError> {
+        let v = Self::sum(&self.verdicts, abi::MAP_N3_VERDICTS, Verdict::COUNT)?;
+        Ok(Verdict::ALL.iter().copied().zip(v).collect())
+    }
+
+    /// Shadow-mode "would drop" counts per drop verdict.
+    pub fn shadow(&self) -> Result<Vec<(Verdict, Counter)>, MapsError> {
+        let v = Self::sum(&self.shadow, abi::MAP_N3_SHADOW, Verdict::COUNT)?;
+        Ok(Verdict::ALL.iter().copied().zip(v).collect())
+    }
+
+    pub fn malformed(&self) -> Result<Vec<(Malformed, Counter)>, MapsError> {
+        let v = Self::sum(&self.malformed, abi::MAP_N3_MALFORMED, Malformed::COUNT)?;
+        Ok(Malformed::ALL.iter().copied().zip(v).collect())
+    }
+
+    /// The misc counters (`STAT_*` indexes), summed over CPUs.
+    pub fn stats(&self) -> Result<Vec<Counter>, MapsError> {
+        Self::sum(&self.stats, abi::MAP_N3_STATS, STAT_COUNT)
+    }
+
+    pub fn device(&self, key: &DeviceKey) -> Result<Option<DeviceState>, MapsError> {
+        optional(self.devices.get(key, 0), abi::MAP_N3_DEVICES)
+    }
+
+    pub fn stage(&self, key: &DeviceKey) -> Result<Option<StageEntry>, MapsError> {
+        optional(self.stages.get(key, 0), abi::MAP_N3_STAGES)
+    }
+
+    pub fn set_stage(&mut self, key: &DeviceKey, entry: &StageEntry) -> Result<(), MapsError> {
+        self.stages.insert(key, entry, 0).map_err(err(abi::MAP_N3_STAGES))
+    }
+
+    /// Remove a device's stage. `Ok(false)` if it had none.
+    pub fn clear_stage(&mut self, key: &DeviceKey) -> Result<bool, MapsError> {
+        match self.stages.remove(key) {
+            Ok(()) => Ok(true),
+            Err(MapError::KeyNotFound) => Ok(false),
+            Err(e) => Err(MapsError::Map { name: abi::MAP_N3_STAGES, source: e }),
+        }
+    }
+
+    pub fn set_cell_stage(&mut self, key: &CellKey, entry: &CellStageEntry) -> Result<(), MapsError> {
+        self.cell_stages.insert(key, entry, 0).map_err(err(abi::MAP_N3_CELL_STAGES))
+    }
+
+    pub fn clear_cell_stage(&mut self, key: &CellKey) -> Result<bool, MapsError> {
+        match self.cell_stages.remove(key) {
+            Ok(()) => Ok(true),
+            Err(MapError::KeyNotFound) => Ok(false),
+            Err(e) => Err(MapsError::Map { name: abi::MAP_N3_CELL_STAGES, source: e }),
+        }
+    }
+
+    /// All staged devices. Entries that vanish during the walk are skipped.
+    pub fn stages(&self) -> Vec<(DeviceKey, StageEntry)> {
+        self.stages.iter().filter_map(Result::ok).collect()
+    }
+
+    pub fn cell_stages(&self) -> Vec<(CellKey, CellStageEntry)> {
+        self.cell_stages.iter().filter_map(Result::ok).collect()
+    }
+
+    pub fn cells(&self) -> Vec<(CellKey, CellState)> {
+        self.cells.iter().filter_map(Result::ok).collect()
+    }
+
+    /// Walk the device map. At a million entries this takes a while: the controller does it on
+    /// the slow baseline cadence, and reacts to ring-buffer events in between.
+    pub fn devices(&self) -> impl Iterator<Item = (DeviceKey, DeviceState)> + '_ {
+        self.devices.iter().filter_map(Result::ok)
+    }
+}
+
+fn optional<T>(r: Result<T, MapError>, name: &'static str) -> Result<Option<T>, MapsError> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(MapError::KeyNotFound) => Ok(None),
+        Err(e) => Err(MapsError::Map { name, source: e }),
+    }
+}

@@ -1,1 +1,229 @@
-//! (in progress)
+//! The bpffs pin directory of one interface, and the check that pins found there are ours and in
+//! the layout this binary was built for.
+//!
+//! aya reuses an existing pin by name without looking at it, so a binary of another schema would
+//! silently misread the maps. Before loading, [`PinDir::check`] compares the `GUARD_META` record
+//! and every map's type, key size, value size and capacity with what this build expects, and
+//! refuses with a clear message on any difference. It never migrates silently.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+};
+
+use aya::maps::{MapData, MapType};
+use guard_common::{
+    abi::{self, Meta, SCHEMA_VERSION},
+    parse::Malformed,
+    policy::Verdict,
+};
+
+/// Where pins live by default. One sub-directory per interface.
+pub const DEFAULT_PIN_BASE: &str = "/sys/fs/bpf/overload-guard";
+/// File name of the pinned XDP link inside an interface's pin directory.
+pub const LINK_PIN: &str = "n3_link";
+
+#[derive(Debug, thiserror::Error)]
+pub enum PinError {
+    #[error(
+        "pins in {dir} were written by schema version {found}, this binary uses {expected}; \
+         refusing to misread them. Stop the old guard and run `guard detach --iface IF --purge` \
+         to start from empty state, or run the matching binary"
+    )]
+    Schema { dir: PathBuf, found: u32, expected: u32 },
+    #[error(
+        "pinned map {map} in {dir} has {what} {found}, this binary expects {expected}; refusing to \
+         misread it. Run `guard detach --iface IF --purge` to start from empty state"
+    )]
+    Shape { dir: PathBuf, map: &'static str, what: &'static str, found: u64, expected: u64 },
+    #[error("{path} is not an overload-guard META map (magic {found:#x}); refusing to touch it")]
+    Foreign { path: PathBuf, found: u64 },
+    #[error("{dir} holds pinned maps but no GUARD_META; refusing to guess their layout")]
+    NoMeta { dir: PathBuf },
+    #[error("reading pin {path}: {source}")]
+    Read { path: PathBuf, source: aya::maps::MapError },
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+/// What one pinned map must look like.
+#[derive(Clone, Copy, Debug)]
+pub struct MapSpec {
+    pub name: &'static str,
+    pub map_type: MapType,
+    pub key_size: u32,
+    pub value_size: u32,
+    pub max_entries: u32,
+}
+
+const fn size<T>() -> u32 {
+    core::mem::size_of::<T>() as u32
+}
+
+/// Every pinned map of the N3 program, as this build lays them out.
+pub fn n3_specs(max_devices: u32) -> Vec<MapSpec> {
+    use abi::*;
+    let spec = |name, map_type, key_size, value_size, max_entries| MapSpec {
+        name,
+        map_type,
+        key_size,
+        value_size,
+        max_entries,
+    };
+    vec![
+        spec(MAP_META, MapType::Array, 4, size::<Meta>(), 1),
+        spec(MAP_N3_CONFIG, MapType::Array, 4, size::<GuardConfig>(), 1),
+        spec(MAP_N3_DEVICES, MapType::LruHash, size::<DeviceKey>(), size::<DeviceState>(), max_devices),
+        spec(MAP_N3_STAGES, MapType::Hash, size::<DeviceKey>(), size::<StageEntry>(), DEFAULT_MAX_STAGED),
+        spec(MAP_N3_CELLS, MapType::LruHash, size::<CellKey>(), size::<CellState>(), DEFAULT_MAX_CELLS),
+        spec(
+            MAP_N3_CELL_STAGES,
+            MapType::Hash,
+            size::<CellKey>(),
+            size::<CellStageEntry>(),
+            DEFAULT_MAX_CELL_STAGES,
+        ),
+        spec(MAP_N3_VERDICTS, MapType::PerCpuArray, 4, size::<Counter>(), Verdict::COUNT),
+        spec(MAP_N3_SHADOW, MapType::PerCpuArray, 4, size::<Counter>(), Verdict::COUNT),
+        spec(MAP_N3_MALFORMED, MapType::PerCpuArray, 4, size::<Counter>(), Malformed::COUNT),
+        spec(MAP_N3_STATS, MapType::PerCpuArray, 4, size::<Counter>(), STAT_COUNT),
+        spec(MAP_N3_PERCPU_TAT, MapType::PerCpuArray, 4, size::<TatSlot>(), 1),
+        spec(MAP_N3_EVENTS, MapType::RingBuf, 0, 0, EVENTS_RING_BYTES),
+    ]
+}
+
+/// The state of an interface's pin directory.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PinState {
+    /// Nothing pinned yet: a first start.
+    Fresh,
+    /// Pins of this schema and layout: a restart re-uses them (counters, stages, bindings).
+    Reusable,
+}
+
+#[derive(Clone, Debug)]
+pub struct PinDir {
+    dir: PathBuf,
+}
+
+impl PinDir {
+    pub fn new(base: &Path, iface: &str) -> Self {
+        PinDir { dir: base.join(iface) }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn map_path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    pub fn link_path(&self) -> PathBuf {
+        self.dir.join(LINK_PIN)
+    }
+
+    /// Make sure bpffs is mounted and the directory exists (bpffs allows plain mkdir).
+    pub fn create(&self) -> Result<(), PinError> {
+        ensure_bpffs(Path::new(BPFFS_ROOT))?;
+        fs::create_dir_all(&self.dir).map_err(|source| PinError::Io { path: self.dir.clone(), source })
+    }
+
+    /// Compare what is pinned with what this build expects. `max_devices` is the capacity the
+    /// operator asked for.
+    pub fn check(&self, max_devices: u32) -> Result<PinState, PinError> {
+        let meta_path = self.map_path(abi::MAP_META);
+        if !meta_path.exists() {
+            let any_map = n3_specs(max_devices).iter().any(|s| self.map_path(s.name).exists());
+            return if any_map { Err(PinError::NoMeta { dir: self.dir.clone() }) } else { Ok(PinState::Fresh) };
+        }
+        let meta = read_meta(&meta_path)?;
+        if meta.magic != abi::META_MAGIC {
+            return Err(PinError::Foreign { path: meta_path, found: meta.magic });
+        }
+        if meta.schema_version != SCHEMA_VERSION {
+            return Err(PinError::Schema { dir: self.dir.clone(), found: meta.schema_version, expected: SCHEMA_VERSION });
+        }
+        if meta.layout != abi::layout_fingerprint() {
+            return Err(PinError::Shape {
+                dir: self.dir.clone(),
+                map: abi::MAP_META,
+                what: "layout fingerprint",
+                found: meta.layout,
+                expected: abi::layout_fingerprint(),
+            });
+        }
+        for spec in n3_specs(max_devices) {
+            let path = self.map_path(spec.name);
+            if !path.exists() {
+                // A map added in a compatible build is created on load.
+                continue;
+            }
+            let info = aya::maps::MapInfo::from_pin(&path).map_err(|source| PinError::Read { path: path.clone(), source })?;
+            let ty = info.map_type().map_err(|source| PinError::Read { path: path.clone(), source })?;
+            let checks: [(&'static str, u64, u64); 4] = [
+                ("type", ty as u64, spec.map_type as u64),
+                ("key size", info.key_size() as u64, spec.key_size as u64),
+                ("value size", info.value_size() as u64, spec.value_size as u64),
+                ("capacity", info.max_entries() as u64, spec.max_entries as u64),
+            ];
+            for (what, found, expected) in checks {
+                if found != expected {
+                    return Err(PinError::Shape { dir: self.dir.clone(), map: spec.name, what, found, expected });
+                }
+            }
+        }
+        Ok(PinState::Reusable)
+    }
+
+    /// Remove every pin (maps and link) and the directory. The maps and the link are freed once no
+    /// process holds them. Missing pins are not an error.
+    pub fn purge(&self) -> Result<(), PinError> {
+        if !self.dir.exists() {
+            return Ok(());
+        }
+        let entries = fs::read_dir(&self.dir).map_err(|source| PinError::Io { path: self.dir.clone(), source })?;
+        for e in entries.flatten() {
+            let p = e.path();
+            fs::remove_file(&p).map_err(|source| PinError::Io { path: p.clone(), source })?;
+        }
+        fs::remove_dir(&self.dir).map_err(|source| PinError::Io { path: self.dir.clone(), source })
+    }
+}
+
+/// Where the kernel's BPF filesystem is conventionally mounted.
+pub const BPFFS_ROOT: &str = "/sys/fs/bpf";
+const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
+
+/// Mount bpffs at `root` unless it is already there. Minimal hosts and fresh VMs often boot
+/// without it, and pinning (the guard's restart story) needs it.
+pub fn ensure_bpffs(root: &Path) -> Result<(), PinError> {
+    use std::{ffi::CString, os::unix::ffi::OsStrExt as _};
+    let io = |source| PinError::Io { path: root.to_path_buf(), source };
+    let c = CString::new(root.as_os_str().as_bytes())
+        .map_err(|_| io(std::io::Error::new(std::io::ErrorKind::InvalidInput, "NUL in path")))?;
+    // SAFETY: `c` is NUL-terminated, `st` is a valid out-pointer.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
+        return Err(io(std::io::Error::last_os_error()));
+    }
+    if st.f_type as i64 == BPF_FS_MAGIC {
+        return Ok(());
+    }
+    tracing::info!(path = %root.display(), "bpffs is not mounted; mounting it");
+    let fstype = c"bpf";
+    // SAFETY: all pointers are valid NUL-terminated strings; data may be NULL.
+    let rc = unsafe { libc::mount(fstype.as_ptr(), c.as_ptr(), fstype.as_ptr(), 0, std::ptr::null()) };
+    if rc != 0 {
+        return Err(io(std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+fn read_meta(path: &Path) -> Result<Meta, PinError> {
+    let data = MapData::from_pin(path).map_err(|source| PinError::Read { path: path.to_path_buf(), source })?;
+    let map = aya::maps::Map::Array(data);
+    let arr: aya::maps::Array<_, Meta> =
+        aya::maps::Array::try_from(map).map_err(|source| PinError::Read { path: path.to_path_buf(), source })?;
+    arr.get(&0, 0).map_err(|source| PinError::Read { path: path.to_path_buf(), source })
+}

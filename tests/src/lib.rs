@@ -1,1 +1,25 @@
-//! placeholder
+//! labkit: the test and lab kit of the overload guard.
+//!
+//! - [`netns`]: RAII network namespaces and veth pairs, running code inside a namespace.
+//! - [`lab`]: the RAN ⇄ CORE topology the XDP end-to-end tests and `cargo xtask lab` use.
+//! - [`frames`]: a GTP-U frame builder written from the specs (independent of the parser).
+//! - [`pcap`]: classic pcap read/write, to hand frames to tshark and read scapy's.
+//! - [`decode`]: a minimal, independent GTP-U decoder for counting.
+//! - [`generator`]: a bounded AF_PACKET GTP-U sender.
+//! - [`sink`]: a counting AF_PACKET receiver on the core side.
+//! - [`oracle`]: tshark and scapy runners.
+
+pub mod decode;
+pub mod frames;
+pub mod generator;
+pub mod lab;
+pub mod netns;
+pub mod oracle;
+pub mod pcap;
+pub mod sink;
+
+pub use frames::GtpFrame;
+pub use generator::{send_frames, SendOpts, SendReport};
+pub use lab::{Lab, LabBuilder};
+pub use netns::{require_root, Netns, VethEnd, VethPair};
+pub use sink::{Sink, SinkOpts, SinkReport};

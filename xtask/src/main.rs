@@ -1,1 +1,78 @@
-fn main() {}
+//! `cargo xtask`: the project's own commands. Each installs what it needs first, idempotently,
+//! printing one line per step.
+
+mod prereqs;
+mod run;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "cargo xtask",
+    about = "Build, test, run the lab and benchmark the overload guard",
+    long_about = "Build, test, run the lab and benchmark the overload guard.\n\n\
+        Every command first makes sure the toolchain is installed (Debian's rustc-web 1.96 with \
+        LLVM 22 for the BPF target, bpf-linker 0.13 built against LLVM 22, and the lab's tools: \
+        iproute2, tshark, scapy, nftables). Installing is idempotent: a step that is already \
+        done prints `ok` and costs nothing. Most commands need root (BPF, network namespaces)."
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install the prerequisites only (Debian packages, bpf-linker).
+    Setup,
+    /// Build the XDP object and the `guard` binary (release).
+    Build,
+    /// Run every test: host unit/property tests, BPF_PROG_TEST_RUN verdict tests and the veth
+    /// end-to-end tests. Needs root. This is what CI runs.
+    Test {
+        /// Extra arguments passed to `cargo test` (e.g. a test name filter).
+        #[arg(trailing_var_arg = true)]
+        args: Vec<String>,
+    },
+    /// Build and run the guard in the veth lab with a scenario, and write the report.
+    Lab {
+        /// Scenario name or file (see `lab/scenarios/`), or `all`.
+        #[arg(long, default_value = "all")]
+        scenario: String,
+        /// Where the report, JSON and plots go.
+        #[arg(long, default_value = "lab-out")]
+        out: String,
+    },
+    /// Measure per-packet cost side by side (guard vs minimal XDP, guard vs nftables).
+    Bench,
+    /// Format check and clippy with -D warnings on the host crates.
+    Lint,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Setup => prereqs::ensure_all(),
+        Cmd::Build => {
+            prereqs::ensure_all()?;
+            run::build()
+        }
+        Cmd::Test { args } => {
+            prereqs::ensure_all()?;
+            run::test(&args)
+        }
+        Cmd::Lab { scenario, out } => {
+            prereqs::ensure_all()?;
+            run::lab(&scenario, &out)
+        }
+        Cmd::Bench => {
+            prereqs::ensure_all()?;
+            run::bench()
+        }
+        Cmd::Lint => {
+            prereqs::ensure_all()?;
+            run::lint()
+        }
+    }
+}

@@ -117,7 +117,9 @@ pub fn parse<P: Packet + ?Sized>(pkt: &P, off: usize, udp_payload_len: usize) ->
         if next_ext == 0 {
             break;
         }
-        let units = pkt.read::<1>(cur).ok_or(Malformed::ExtOverrun)?[0] as usize;
+        // Every extension header is at least 4 octets (length >= 1 unit), so reading 4 here
+        // refuses nothing valid (and reads of 1 octet are not verifier-safe; see `Packet`).
+        let units = pkt.read::<4>(cur).ok_or(Malformed::ExtOverrun)?[0] as usize;
         if units == 0 {
             return Err(Malformed::ExtZeroLength);
         }
@@ -132,7 +134,8 @@ pub fn parse<P: Packet + ?Sized>(pkt: &P, off: usize, udp_payload_len: usize) ->
             pdu_type = c[1] >> 4;
             qfi = c[2] & 0x3f;
         }
-        next_ext = pkt.read::<1>(cur + elen - 1).ok_or(Malformed::ExtOverrun)?[0];
+        // The last octet of the header is the Next Extension Header Type.
+        next_ext = pkt.read::<4>(cur + elen - 4).ok_or(Malformed::ExtOverrun)?[3];
         cur += elen;
         ext_count += 1;
     }

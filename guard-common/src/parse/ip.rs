@@ -36,7 +36,7 @@ pub fn parse_ipv4<P: Packet + ?Sized>(pkt: &P, off: usize) -> Result<L3, Malform
     }
     // Options are skipped but must be present: honour IHL.
     if ihl > 20 {
-        pkt.read::<1>(off + ihl - 1).ok_or(Malformed::Ipv4Truncated)?;
+        pkt.read::<4>(off + ihl - 4).ok_or(Malformed::Ipv4Truncated)?;
     }
     // Octets 6-7: flags (3 bits: reserved, DF, MF) | fragment offset (13 bits).
     let frag = be16([h[6], h[7]]);
@@ -52,12 +52,14 @@ pub fn parse_ipv4<P: Packet + ?Sized>(pkt: &P, off: usize) -> Result<L3, Malform
 /// Parse an IPv6 header at `off`, walking up to [`MAX_IPV6_EXT`] extension headers.
 #[inline(always)]
 pub fn parse_ipv6<P: Packet + ?Sized>(pkt: &P, off: usize) -> Result<L3, Malformed> {
-    let h = pkt.read::<IPV6_HLEN>(off).ok_or(Malformed::Ipv6Truncated)?;
+    // Read in pieces rather than all 40 octets at once: the BPF stack is 512 bytes in all.
+    // Octet 0: version (4 bits); octet 6: Next Header; octets 8-23: Source Address.
+    let h = pkt.read::<8>(off).ok_or(Malformed::Ipv6Truncated)?;
+    pkt.read::<2>(off + IPV6_HLEN - 2).ok_or(Malformed::Ipv6Truncated)?;
     if h[0] >> 4 != 6 {
         return Err(Malformed::Ipv6BadVersion);
     }
-    let mut src = [0u8; 16];
-    src.copy_from_slice(&h[8..24]);
+    let src = pkt.read::<16>(off + 8).ok_or(Malformed::Ipv6Truncated)?;
     let mut next_hdr = h[6];
     let mut next = off + IPV6_HLEN;
     let mut fragment = false;
@@ -78,7 +80,8 @@ pub fn parse_ipv6<P: Packet + ?Sized>(pkt: &P, off: usize) -> Result<L3, Malform
             }
             // Fragment header (RFC 8200 §4.5): stop, the payload is a fragment.
             44 => {
-                let e = pkt.read::<1>(next).ok_or(Malformed::Ipv6ExtTruncated)?;
+                // The Fragment header is 8 octets.
+                let e = pkt.read::<2>(next).ok_or(Malformed::Ipv6ExtTruncated)?;
                 next_hdr = e[0];
                 fragment = true;
                 break;
@@ -96,22 +99,20 @@ pub fn parse_ipv6<P: Packet + ?Sized>(pkt: &P, off: usize) -> Result<L3, Malform
 /// `Ok(None)` when it is not IP (an Ethernet or unstructured PDU session, TS 23.501 §5.6.10).
 #[inline(always)]
 pub fn inner_addrs<P: Packet + ?Sized>(pkt: &P, off: usize) -> Result<Option<(L3Addr, L3Addr)>, Malformed> {
-    let v = match pkt.read::<1>(off) {
+    let v = match pkt.read::<2>(off) {
         Some(b) => b[0] >> 4,
-        // An empty T-PDU: nothing to learn from.
+        // A T-PDU shorter than 2 octets cannot be IP: nothing to learn from.
         None => return Ok(None),
     };
     match v {
         4 => {
-            let h = pkt.read::<20>(off).ok_or(Malformed::InnerTruncated)?;
-            Ok(Some((L3Addr::v4([h[12], h[13], h[14], h[15]]), L3Addr::v4([h[16], h[17], h[18], h[19]]))))
+            // Octets 12-15: Source Address, 16-19: Destination Address (RFC 791 §3.1).
+            let h = pkt.read::<8>(off + 12).ok_or(Malformed::InnerTruncated)?;
+            Ok(Some((L3Addr::v4([h[0], h[1], h[2], h[3]]), L3Addr::v4([h[4], h[5], h[6], h[7]]))))
         }
         6 => {
-            let h = pkt.read::<40>(off).ok_or(Malformed::InnerTruncated)?;
-            let mut s = [0u8; 16];
-            s.copy_from_slice(&h[8..24]);
-            let mut d = [0u8; 16];
-            d.copy_from_slice(&h[24..40]);
+            let s = pkt.read::<16>(off + 8).ok_or(Malformed::InnerTruncated)?;
+            let d = pkt.read::<16>(off + 24).ok_or(Malformed::InnerTruncated)?;
             Ok(Some((L3Addr::v6(s), L3Addr::v6(d))))
         }
         _ => Ok(None),

@@ -20,6 +20,11 @@ pub use reason::Malformed;
 pub const MAX_PARSE_OFFSET: usize = 512;
 
 /// Read access to a packet's bytes.
+///
+/// Reads are at least 2 octets wide: for a 1-octet read LLVM rewrites the bounds check
+/// `p + 1 > end` into `p >= end`, a form from which the BPF verifier derives no readable range.
+/// Every header field read alone is inside a header of at least 2 octets, so parsers read a wider
+/// window and pick the octet.
 pub trait Packet {
     /// Copy `N` bytes starting at `off`; `None` if they are not all inside the packet or `off` is
     /// beyond [`MAX_PARSE_OFFSET`].
@@ -34,6 +39,7 @@ pub trait Packet {
 impl Packet for [u8] {
     #[inline(always)]
     fn read<const N: usize>(&self, off: usize) -> Option<[u8; N]> {
+        const { assert!(N >= 2, "reads must be at least 2 octets; see `Packet`") };
         if off > MAX_PARSE_OFFSET {
             return None;
         }

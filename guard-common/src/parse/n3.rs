@@ -27,18 +27,31 @@ pub struct GtpPacket {
 /// packet was already known to be GTP-U.
 #[inline(always)]
 pub fn parse<P: Packet + ?Sized>(pkt: &P, gtpu_port: u16) -> Result<N3, Malformed> {
+    let mut out = GtpPacket::EMPTY;
+    if parse_into(pkt, gtpu_port, &mut out)? {
+        Ok(N3::Gtp(out))
+    } else {
+        Ok(N3::NotGtp)
+    }
+}
+
+/// [`parse`], writing a GTP-U packet's fields into `out` one by one: in the kernel this avoids a
+/// whole-struct copy (a `memcpy` the BPF backend would turn into a byte loop). `Ok(true)` when
+/// the frame is GTP-U (then every field of `out` is written), `Ok(false)` when it is not.
+#[inline(always)]
+pub fn parse_into<P: Packet + ?Sized>(pkt: &P, gtpu_port: u16, out: &mut GtpPacket) -> Result<bool, Malformed> {
     let l2 = ethernet::parse(pkt)?;
     let l3 = match l2.ethertype {
         ethernet::ETHERTYPE_IPV4 => ip::parse_ipv4(pkt, l2.next)?,
         ethernet::ETHERTYPE_IPV6 => ip::parse_ipv6(pkt, l2.next)?,
-        _ => return Ok(N3::NotGtp),
+        _ => return Ok(false),
     };
     if l3.proto != ip::IPPROTO_UDP || l3.fragment {
-        return Ok(N3::NotGtp);
+        return Ok(false);
     }
     let u = udp::parse(pkt, l3.next)?;
     if u.dst_port != gtpu_port {
-        return Ok(N3::NotGtp);
+        return Ok(false);
     }
     // From here the packet is addressed to GTP-U: malformations are GTP-level.
     let ulen = u.length as usize;
@@ -51,5 +64,31 @@ pub fn parse<P: Packet + ?Sized>(pkt: &P, gtpu_port: u16) -> Result<N3, Malforme
     let g = gtpu::parse(pkt, u.next, ulen - udp::UDP_HLEN)?;
     let (inner_src, inner_dst) =
         if g.msg_type == gtpu::MSG_G_PDU { gtpu::inner_addrs(pkt, &g)? } else { (L3Addr::NONE, L3Addr::NONE) };
-    Ok(N3::Gtp(GtpPacket { outer_src: l3.src, vlan_tags: l2.vlan_tags, gtp: g, inner_src, inner_dst }))
+    out.outer_src = l3.src;
+    out.vlan_tags = l2.vlan_tags;
+    out.gtp = g;
+    out.inner_src = inner_src;
+    out.inner_dst = inner_dst;
+    Ok(true)
+}
+
+impl GtpPacket {
+    /// A placeholder to parse into.
+    pub const EMPTY: GtpPacket = GtpPacket {
+        outer_src: L3Addr::NONE,
+        vlan_tags: 0,
+        gtp: gtpu::Gtpu {
+            flags: 0,
+            msg_type: 0,
+            length: 0,
+            teid: 0,
+            ext_count: 0,
+            qfi: 0,
+            pdu_type: 0,
+            payload: 0,
+            end: 0,
+        },
+        inner_src: L3Addr::NONE,
+        inner_dst: L3Addr::NONE,
+    };
 }

@@ -1,0 +1,102 @@
+//! Per-CPU counters, shared atomic counters in map values, and the rate-limited event ring.
+
+use guard_common::{
+    abi::{CellKey, Counter, DeviceKey, Event, GuardConfig, STAT_EVENTS_LOST, STAT_EVENTS_SENT, STAT_EVENTS_SUPPRESSED},
+    parse::Malformed,
+    policy::Verdict,
+    rate,
+};
+
+use crate::maps::{N3_EVENTS, N3_MALFORMED, N3_PCPU_TAT, N3_SHADOW, N3_STATS, N3_VERDICTS};
+
+#[inline(always)]
+fn bump(c: Option<*mut Counter>, bytes: u64) {
+    if let Some(c) = c {
+        // SAFETY: a per-CPU array slot is only touched by this CPU while this program runs.
+        unsafe {
+            (*c).packets += 1;
+            (*c).bytes += bytes;
+        }
+    }
+}
+
+#[inline(always)]
+pub fn verdict(v: Verdict, bytes: u64) {
+    bump(N3_VERDICTS.get_ptr_mut(v as u32), bytes);
+}
+
+#[inline(always)]
+pub fn shadow(v: Verdict, bytes: u64) {
+    bump(N3_SHADOW.get_ptr_mut(v as u32), bytes);
+}
+
+#[inline(always)]
+pub fn malformed(m: Malformed, bytes: u64) {
+    bump(N3_MALFORMED.get_ptr_mut(m as u32), bytes);
+}
+
+#[inline(always)]
+pub fn stat(index: u32) {
+    bump(N3_STATS.get_ptr_mut(index), 0);
+}
+
+/// Add to a counter in a shared (non-per-CPU) map value: several CPUs may update one device.
+#[inline(always)]
+pub fn add(field: *mut u64, v: u64) {
+    // The BPF target has no stable `AtomicU64::fetch_add`; the intrinsic lowers to BPF_ATOMIC
+    // BPF_ADD, which the verifier allows on map values.
+    // SAFETY: `field` points into a live map value, 8-byte aligned (all counters are u64 fields
+    // of #[repr(C)] structs at 8-byte offsets).
+    unsafe {
+        core::intrinsics::atomic_xadd::<u64, u64, { core::intrinsics::AtomicOrdering::Relaxed }>(field, v);
+    }
+}
+
+/// Send an event unless the per-CPU event rate is exhausted. Counts sent, suppressed and lost.
+#[inline(always)]
+pub fn emit(cfg: &GuardConfig, now: u64, kind: u32, stage: u32, device: &DeviceKey, cell: &CellKey, totals: [u64; 3]) {
+    if let Some(slot) = N3_PCPU_TAT.get_ptr_mut(0) {
+        // SAFETY: per-CPU slot, only this CPU touches it while this program runs.
+        if !rate::admit(unsafe { &mut (*slot).event_tat }, now, &cfg.event_rate) {
+            stat(STAT_EVENTS_SUPPRESSED);
+            return;
+        }
+    }
+    match N3_EVENTS.reserve::<Event>(0) {
+        Some(mut entry) => {
+            // Fill the ring slot in place: an 80-byte Event on the BPF stack does not fit beside
+            // the parser's state.
+            let e = entry.as_mut_ptr();
+            // SAFETY: `e` points to a reserved, writable, 8-byte aligned slot of size_of::<Event>().
+            unsafe {
+                (*e).ts_ns = now;
+                (*e).kind = kind;
+                (*e).stage = stage;
+                (*e).device = *device;
+                (*e).cell = *cell;
+                (*e).packets = totals[0];
+                (*e).bytes = totals[1];
+                (*e).over_limit = totals[2];
+            }
+            entry.submit(0);
+            stat(STAT_EVENTS_SENT);
+        }
+        None => stat(STAT_EVENTS_LOST),
+    }
+}
+
+/// Zero a map-value record with 8-byte volatile stores. `write_bytes` would become a call to
+/// `memset`, which the BPF backend emits as a byte-at-a-time loop; volatile stops LLVM from
+/// turning this loop back into that call.
+///
+/// # Safety
+/// `p` must point to a writable, 8-byte aligned `T` whose size is a multiple of 8.
+#[inline(always)]
+pub unsafe fn zero<T>(p: *mut T) {
+    let words = core::mem::size_of::<T>() / 8;
+    let w = p as *mut u64;
+    for i in 0..words {
+        // SAFETY: within the record, per the contract above.
+        unsafe { core::ptr::write_volatile(w.add(i), 0) };
+    }
+}

@@ -1,0 +1,56 @@
+//! [`Packet`] over an XDP frame: every read is checked against `data_end` right before the load,
+//! in the form the verifier tracks (`data + off + N <= data_end`, with `off` bounded).
+
+use aya_ebpf::programs::XdpContext;
+use guard_common::parse::{Packet, MAX_PARSE_OFFSET};
+
+pub struct XdpPacket<'a> {
+    ctx: &'a XdpContext,
+}
+
+impl<'a> XdpPacket<'a> {
+    #[inline(always)]
+    pub fn new(ctx: &'a XdpContext) -> Self {
+        XdpPacket { ctx }
+    }
+}
+
+impl Packet for XdpPacket<'_> {
+    #[inline(always)]
+    fn read<const N: usize>(&self, off: usize) -> Option<[u8; N]> {
+        const { assert!(N >= 2, "reads must be at least 2 octets; see `Packet`") };
+        // `off` is made opaque so LLVM cannot reassociate `data + (x - k) + N` into a check on one
+        // register and a load through another (the verifier tracks ranges per register lineage).
+        let off = opaque(off);
+        // Bounding `off` first gives the verifier a range for the pointer arithmetic below.
+        if off > MAX_PARSE_OFFSET {
+            return None;
+        }
+        let start = self.ctx.data();
+        let end = self.ctx.data_end();
+        if start + off + N > end {
+            return None;
+        }
+        // SAFETY: [start + off, start + off + N) was just checked to lie inside the frame.
+        Some(unsafe { core::ptr::read_unaligned((start + off) as *const [u8; N]) })
+    }
+
+    /// Opaque to the optimiser on purpose: the parsers compare header lengths with `len()`, and
+    /// LLVM would otherwise use those scalar comparisons to delete later pointer bounds checks,
+    /// which the verifier cannot follow.
+    #[inline(always)]
+    fn len(&self) -> usize {
+        opaque(self.ctx.data_end() - self.ctx.data())
+    }
+}
+
+/// libbpf's `barrier_var`: an asm (`rX = rX`, one real instruction: an empty asm leaves a BTF line_info entry
+/// with no instruction, which the kernel rejects) that LLVM must assume changes `v`, so it cannot fold the
+/// value into surrounding arithmetic. Unlike `black_box` it stays in a register (no stack slot;
+/// the BPF stack is 512 bytes in all).
+#[inline(always)]
+fn opaque(mut v: usize) -> usize {
+    // SAFETY: the asm is empty; it only tells LLVM that `v` may have changed.
+    unsafe { core::arch::asm!("{0} = {0}", inout(reg) v, options(pure, nomem, nostack, preserves_flags)) };
+    v
+}

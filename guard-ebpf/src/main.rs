@@ -1,0 +1,25 @@
+//! The overload guard's XDP programs. One program or protocol per file:
+//! - [`n3`]: the N3/S1-U (GTP-U) program `guard_n3`;
+//! - [`maps`]: the pinned maps (layout in `guard_common::abi`);
+//! - [`cursor`]: the bounds-checked packet reader the shared parsers run on;
+//! - [`counters`]: per-CPU counters and the rate-limited event ring.
+#![no_std]
+#![no_main]
+// `atomic_xadd` for shared counters: the BPF target lacks `AtomicU64::fetch_add`. Built with
+// RUSTC_BOOTSTRAP=1 (as `-Z build-std` already requires).
+#![feature(core_intrinsics)]
+#![expect(internal_features, reason = "core_intrinsics is the only atomic add on the BPF target")]
+// `asm!` on BPF (an optimisation barrier for the verifier, see `cursor::opaque`).
+#![feature(asm_experimental_arch)]
+
+mod counters;
+mod cursor;
+mod maps;
+mod n3;
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    // The verifier rejects any reachable panic path, so this is never called at run time.
+    loop {}
+}

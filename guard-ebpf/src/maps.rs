@@ -1,0 +1,72 @@
+//! The N3 program's maps. Every map is pinned by name, so a restarted controller (or a reloaded
+//! program) finds the same state: counters, learned bindings and stages survive restarts.
+//! Layouts and names: `guard_common::abi` (bump `SCHEMA_VERSION` on any change).
+
+use aya_ebpf::{
+    macros::map,
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
+};
+use guard_common::{
+    abi::{
+        CellKey, CellStageEntry, CellState, Counter, DeviceKey, DeviceState, GuardConfig, Meta, StageEntry, TatSlot,
+        DEFAULT_MAX_CELLS, DEFAULT_MAX_CELL_STAGES, DEFAULT_MAX_DEVICES, DEFAULT_MAX_STAGED, EVENTS_RING_BYTES,
+        STAT_COUNT,
+    },
+    parse::Malformed,
+    policy::Verdict,
+};
+
+/// Written by userspace at load: who owns these pins and in which layout.
+#[map(name = "GUARD_META")]
+pub static GUARD_META: Array<Meta> = Array::pinned(1, 0);
+
+/// Written by userspace; all zero (GTP-U port 0) until then, which matches nothing: a program
+/// loaded without config passes every packet.
+#[map(name = "N3_CONFIG")]
+pub static N3_CONFIG: Array<GuardConfig> = Array::pinned(1, 0);
+
+/// Per-device counters. LRU: at capacity the least recently seen device is evicted, never a
+/// staged device's enforcement (that lives in `N3_STAGES`).
+#[map(name = "N3_DEVICES")]
+pub static N3_DEVICES: LruHashMap<DeviceKey, DeviceState> = LruHashMap::pinned(DEFAULT_MAX_DEVICES, 0);
+
+/// Device stages, userspace-owned. A plain hash: the data plane never inserts or evicts here.
+#[map(name = "N3_STAGES")]
+pub static N3_STAGES: HashMap<DeviceKey, StageEntry> = HashMap::pinned(DEFAULT_MAX_STAGED, 0);
+
+#[map(name = "N3_CELLS")]
+pub static N3_CELLS: LruHashMap<CellKey, CellState> = LruHashMap::pinned(DEFAULT_MAX_CELLS, 0);
+
+#[map(name = "N3_CELL_STAGES")]
+pub static N3_CELL_STAGES: HashMap<CellKey, CellStageEntry> = HashMap::pinned(DEFAULT_MAX_CELL_STAGES, 0);
+
+#[map(name = "N3_VERDICTS")]
+pub static N3_VERDICTS: PerCpuArray<Counter> = PerCpuArray::pinned(Verdict::COUNT, 0);
+
+/// "Would drop" counts of protections in shadow mode, indexed by the drop verdict.
+#[map(name = "N3_SHADOW")]
+pub static N3_SHADOW: PerCpuArray<Counter> = PerCpuArray::pinned(Verdict::COUNT, 0);
+
+#[map(name = "N3_MALFORMED")]
+pub static N3_MALFORMED: PerCpuArray<Counter> = PerCpuArray::pinned(Malformed::COUNT, 0);
+
+#[map(name = "N3_STATS")]
+pub static N3_STATS: PerCpuArray<Counter> = PerCpuArray::pinned(STAT_COUNT, 0);
+
+#[map(name = "N3_PCPU_TAT")]
+pub static N3_PCPU_TAT: PerCpuArray<TatSlot> = PerCpuArray::pinned(1, 0);
+
+#[map(name = "N3_EVENTS")]
+pub static N3_EVENTS: RingBuf = RingBuf::pinned(EVENTS_RING_BYTES, 0);
+
+/// Per-CPU scratch records: new map entries are built here, not on the 512-byte BPF stack.
+/// Not pinned: they hold nothing between packets.
+#[map(name = "N3_NEW_DEV")]
+pub static N3_NEW_DEV: PerCpuArray<DeviceState> = PerCpuArray::with_max_entries(1, 0);
+
+#[map(name = "N3_NEW_CELL")]
+pub static N3_NEW_CELL: PerCpuArray<CellState> = PerCpuArray::with_max_entries(1, 0);
+
+/// Per-CPU home of the parsed packet, so the parse result needs neither stack nor a zeroing memset.
+#[map(name = "N3_PKT")]
+pub static N3_PKT: PerCpuArray<guard_common::parse::n3::GtpPacket> = PerCpuArray::with_max_entries(1, 0);

@@ -1,0 +1,169 @@
+//! The N3 lab topology: a RAN namespace (several gNB addresses on one veth) joined to a CORE
+//! namespace whose veth end (`n3`) is where the guard's XDP program is attached. Static
+//! neighbour entries on both sides, so sends never wait for ARP/ND. Everything is removed when
+//! the [`Lab`] is dropped.
+//!
+//! ```text
+//!   RAN netns                                CORE netns
+//!   n3-ran 10.200.0.11..(10+gnbs)/24  <==>   n3 10.200.0.1/24
+//!          fd00:200::11/64                      fd00:200::1/64
+//!          02:00:00:00:00:01                    02:00:00:00:00:02
+//! ```
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use anyhow::{bail, Result};
+
+use crate::frames::GtpFrame;
+use crate::netns::{mac_string, Netns, VethEnd, VethPair};
+
+pub const RAN_IFNAME: &str = "n3-ran";
+pub const CORE_IFNAME: &str = "n3";
+pub const RAN_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
+pub const CORE_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
+pub const CORE_V4: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 1);
+pub const CORE_V6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x200, 0, 0, 0, 0, 0, 1);
+pub const GNB_V6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x200, 0, 0, 0, 0, 0, 0x11);
+/// First gNB IPv4 address; the others follow.
+pub const GNB_V4_BASE: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 11);
+
+/// Options of a [`Lab`].
+#[derive(Clone, Debug)]
+pub struct LabBuilder {
+    gnbs: usize,
+    mtu: u32,
+}
+
+impl Default for LabBuilder {
+    fn default() -> Self {
+        LabBuilder { gnbs: 4, mtu: 1500 }
+    }
+}
+
+impl LabBuilder {
+    /// Number of gNB IPv4 addresses on the RAN veth (1..=200).
+    pub fn gnbs(mut self, n: usize) -> Self {
+        self.gnbs = n;
+        self
+    }
+
+    pub fn mtu(mut self, mtu: u32) -> Self {
+        self.mtu = mtu;
+        self
+    }
+
+    pub fn build(self) -> Result<Lab> {
+        if !(1..=200).contains(&self.gnbs) {
+            bail!("gnbs must be 1..=200, got {}", self.gnbs);
+        }
+        let ran = Netns::new("ran")?;
+        let core = Netns::new("core")?;
+        let gnb_v4: Vec<Ipv4Addr> = (0..self.gnbs).map(|i| Ipv4Addr::from(u32::from(GNB_V4_BASE) + i as u32)).collect();
+        let mut ran_end = VethEnd::new(&ran, RAN_IFNAME).mac(RAN_MAC).addr(&format!("{GNB_V6}/64"));
+        for a in &gnb_v4 {
+            ran_end = ran_end.addr(&format!("{a}/24"));
+        }
+        let core_end = VethEnd::new(&core, CORE_IFNAME)
+            .mac(CORE_MAC)
+            .addr(&format!("{CORE_V4}/24"))
+            .addr(&format!("{CORE_V6}/64"));
+        let veth = VethPair::new(ran_end, core_end, self.mtu)?;
+
+        let core_mac = mac_string(&CORE_MAC);
+        let ran_mac = mac_string(&RAN_MAC);
+        for (addr, mac, ns, dev) in [
+            (CORE_V4.to_string(), &core_mac, &ran, RAN_IFNAME),
+            (CORE_V6.to_string(), &core_mac, &ran, RAN_IFNAME),
+            (GNB_V6.to_string(), &ran_mac, &core, CORE_IFNAME),
+        ]
+        .into_iter()
+        .chain(gnb_v4.iter().map(|a| (a.to_string(), &ran_mac, &core, CORE_IFNAME)))
+        {
+            ns.ip(&["neigh", "replace", &addr, "lladdr", mac, "dev", dev, "nud", "permanent"])?;
+        }
+        Ok(Lab { veth, ran, core, gnb_v4, mtu: self.mtu })
+    }
+}
+
+/// A RAN + CORE pair of namespaces joined by a veth. Drop removes everything (veth first, then
+/// the namespaces), also while unwinding from a panic.
+#[derive(Debug)]
+pub struct Lab {
+    // Field order is drop order.
+    veth: VethPair,
+    pub ran: Netns,
+    pub core: Netns,
+    pub gnb_v4: Vec<Ipv4Addr>,
+    pub mtu: u32,
+}
+
+impl Lab {
+    /// A lab with 4 gNB addresses and MTU 1500.
+    pub fn new() -> Result<Lab> {
+        LabBuilder::default().build()
+    }
+
+    pub fn builder() -> LabBuilder {
+        LabBuilder::default()
+    }
+
+    /// Name of the CORE namespace (attach XDP from a thread inside it: `lab.core.run(..)`).
+    pub fn core_ns_name(&self) -> &str {
+        self.core.name()
+    }
+
+    pub fn ran_ns_name(&self) -> &str {
+        self.ran.name()
+    }
+
+    /// The N3 interface in the CORE namespace, where XDP goes.
+    pub fn core_ifname(&self) -> &str {
+        self.veth.b().1
+    }
+
+    /// The RAN side of the veth, where the generator sends.
+    pub fn ran_ifname(&self) -> &str {
+        self.veth.a().1
+    }
+
+    pub fn core_ifindex(&self) -> Result<u32> {
+        self.core.ifindex(self.core_ifname())
+    }
+
+    pub fn ran_mac(&self) -> [u8; 6] {
+        RAN_MAC
+    }
+
+    pub fn core_mac(&self) -> [u8; 6] {
+        CORE_MAC
+    }
+
+    pub fn core_v4(&self) -> Ipv4Addr {
+        CORE_V4
+    }
+
+    pub fn core_v6(&self) -> Ipv6Addr {
+        CORE_V6
+    }
+
+    pub fn gnb_v6(&self) -> Ipv6Addr {
+        GNB_V6
+    }
+
+    /// A G-PDU on `teid` from gNB number `gnb` (modulo the gNB count) to the core, with the
+    /// lab's MACs and addresses; adjust it further with the builder.
+    pub fn gpdu_v4(&self, gnb: usize, teid: u32) -> GtpFrame {
+        let src = self.gnb_v4[gnb % self.gnb_v4.len()];
+        GtpFrame::gpdu(teid).macs(RAN_MAC, CORE_MAC).outer_v4(src, CORE_V4)
+    }
+
+    /// A G-PDU on `teid` from the gNB's IPv6 address to the core's.
+    pub fn gpdu_v6(&self, teid: u32) -> GtpFrame {
+        GtpFrame::gpdu(teid).macs(RAN_MAC, CORE_MAC).outer_v6(GNB_V6, CORE_V6)
+    }
+
+    /// Fill in the lab's MACs and an outer IPv4 path from gNB `gnb` for any builder.
+    pub fn route_v4(&self, frame: GtpFrame, gnb: usize) -> GtpFrame {
+        frame.macs(RAN_MAC, CORE_MAC).outer_v4(self.gnb_v4[gnb % self.gnb_v4.len()], CORE_V4)
+    }
+}

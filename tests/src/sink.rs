@@ -1,0 +1,325 @@
+//! A counting sink: an AF_PACKET raw socket (ETH_P_ALL) on the core-side interface that counts
+//! what each device delivered, independently of the guard's own counters. It sees only what
+//! arrives on the interface and was not dropped by XDP (XDP_PASS frames reach AF_PACKET, XDP_DROP
+//! frames do not). Outgoing frames are ignored.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::mem;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context, Result};
+
+use crate::decode::{decode, Decoded};
+use crate::frames::GTPU_PORT;
+use crate::generator::packet_socket;
+use crate::netns::Netns;
+
+const BATCH: usize = 64;
+/// Bytes kept per received frame; longer frames are counted from their first bytes.
+pub const SNAPLEN: usize = 16 * 1024;
+
+/// Options of a [`Sink`].
+#[derive(Clone, Debug)]
+pub struct SinkOpts {
+    /// UDP destination port that counts as GTP-U.
+    pub gtpu_port: u16,
+    /// Keep the first `sample` received frames (of any kind) in the report.
+    pub sample: usize,
+}
+
+impl Default for SinkOpts {
+    fn default() -> Self {
+        SinkOpts { gtpu_port: GTPU_PORT, sample: 0 }
+    }
+}
+
+/// What arrived.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SinkReport {
+    /// GTP-U messages (any message type) per TEID.
+    pub per_teid: BTreeMap<u32, u64>,
+    /// G-PDUs per inner source (UE) address.
+    pub per_ue: BTreeMap<IpAddr, u64>,
+    /// GTP-U messages per outer source (gNB) address.
+    pub per_gnb: BTreeMap<IpAddr, u64>,
+    /// GTP-U messages per message type.
+    pub per_msg_type: BTreeMap<u8, u64>,
+    /// All GTP-U messages.
+    pub gtp: u64,
+    /// UDP to the GTP-U port without a sane GTP-U v1 header.
+    pub bad_gtp: u64,
+    /// Everything else received (ARP, ND, ...).
+    pub other: u64,
+    /// Frames the kernel dropped because the socket's buffer was full (PACKET_STATISTICS).
+    pub kernel_drops: u64,
+    /// The first received frames, if asked for (at most [`SNAPLEN`] bytes each).
+    pub sample: Vec<Vec<u8>>,
+}
+
+impl SinkReport {
+    pub fn teid(&self, teid: u32) -> u64 {
+        self.per_teid.get(&teid).copied().unwrap_or(0)
+    }
+}
+
+/// A running sink; stop it with [`Sink::stop`] (dropping it stops it too, discarding the report).
+pub struct Sink {
+    stop: Arc<AtomicBool>,
+    gtp_seen: Arc<AtomicU64>,
+    report: Arc<Mutex<SinkReport>>,
+    handle: Option<JoinHandle<Result<()>>>,
+}
+
+impl Sink {
+    /// Start counting on `ifname` in `ns` with default options.
+    pub fn start(ns: &Netns, ifname: &str) -> Result<Sink> {
+        Sink::start_with(ns, ifname, SinkOpts::default())
+    }
+
+    /// Start counting; returns once the socket is bound, so nothing sent afterwards is missed.
+    pub fn start_with(ns: &Netns, ifname: &str, opts: SinkOpts) -> Result<Sink> {
+        let ifindex = ns.ifindex(ifname)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let gtp_seen = Arc::new(AtomicU64::new(0));
+        let report = Arc::new(Mutex::new(SinkReport::default()));
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<()>>();
+        let (st, seen, rep) = (stop.clone(), gtp_seen.clone(), report.clone());
+        let handle = ns.spawn("labkit-sink", move || {
+            let sock = match open_sink_socket(ifindex) {
+                Ok(s) => {
+                    let _ = ready_tx.send(Ok(()));
+                    s
+                }
+                Err(e) => {
+                    let msg = format!("{e:#}");
+                    let _ = ready_tx.send(Err(e));
+                    return Err(anyhow!(msg));
+                }
+            };
+            sink_loop(sock, ifindex, &opts, &st, &seen, &rep)
+        })?;
+        let mut sink = Sink { stop, gtp_seen, report, handle: Some(handle) };
+        match ready_rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(Ok(())) => Ok(sink),
+            Ok(Err(e)) => {
+                let _ = sink.join_thread();
+                Err(e)
+            }
+            Err(_) => {
+                let r = sink.join_thread();
+                Err(r.err().unwrap_or_else(|| anyhow!("sink did not start")))
+            }
+        }
+    }
+
+    /// GTP-U messages counted so far.
+    pub fn gtp_seen(&self) -> u64 {
+        self.gtp_seen.load(Ordering::Relaxed)
+    }
+
+    /// A copy of the counts so far.
+    pub fn snapshot(&self) -> SinkReport {
+        self.report.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    /// Wait until at least `n` GTP-U messages were counted; false on timeout.
+    pub fn wait_for(&self, n: u64, timeout: Duration) -> bool {
+        let end = Instant::now() + timeout;
+        while self.gtp_seen() < n {
+            if Instant::now() >= end {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        true
+    }
+
+    /// Wait until the GTP-U count has not changed for `quiet` (or `timeout` passed).
+    pub fn wait_quiet(&self, quiet: Duration, timeout: Duration) {
+        let end = Instant::now() + timeout;
+        let mut last = self.gtp_seen();
+        let mut since = Instant::now();
+        while Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(5));
+            let now = self.gtp_seen();
+            if now != last {
+                last = now;
+                since = Instant::now();
+            } else if since.elapsed() >= quiet {
+                return;
+            }
+        }
+    }
+
+    /// Stop, drain what is already queued on the socket, and return the counts.
+    pub fn stop(mut self) -> Result<SinkReport> {
+        self.join_thread()?;
+        let r = self.report.lock().map_err(|_| anyhow!("sink report lock poisoned"))?;
+        Ok(r.clone())
+    }
+
+    fn join_thread(&mut self) -> Result<()> {
+        self.stop.store(true, Ordering::Relaxed);
+        match self.handle.take() {
+            Some(h) => h.join().map_err(|p| anyhow!("sink thread panicked: {p:?}"))?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        let _ = self.join_thread();
+    }
+}
+
+fn open_sink_socket(ifindex: u32) -> Result<crate::generator::Fd> {
+    let (fd, _) = packet_socket(ifindex, libc::ETH_P_ALL as u16)?;
+    let int = |level, opt, val: libc::c_int| -> io::Result<()> {
+        // SAFETY: pointer to a live c_int and its size.
+        let rc = unsafe {
+            libc::setsockopt(
+                fd.0,
+                level,
+                opt,
+                (&val as *const libc::c_int).cast(),
+                mem::size_of::<libc::c_int>() as u32,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    };
+    // Skip our own transmissions in the kernel (Linux >= 4.20); pkttype is checked as well.
+    let _ = int(libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, 1);
+    int(libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, 64 << 20)
+        .or_else(|_| int(libc::SOL_SOCKET, libc::SO_RCVBUF, 8 << 20))?;
+    let tv = libc::timeval { tv_sec: 0, tv_usec: 20_000 };
+    // SAFETY: pointer to a live timeval and its size.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.0,
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&tv as *const libc::timeval).cast(),
+            mem::size_of::<libc::timeval>() as u32,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error()).context("SO_RCVTIMEO");
+    }
+    Ok(fd)
+}
+
+fn kernel_drops(fd: libc::c_int) -> u64 {
+    // SAFETY: tpacket_stats is plain old data.
+    let mut st: libc::tpacket_stats = unsafe { mem::zeroed() };
+    let mut len = mem::size_of::<libc::tpacket_stats>() as libc::socklen_t;
+    // SAFETY: buffer and length describe `st`.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_PACKET,
+            libc::PACKET_STATISTICS,
+            (&mut st as *mut libc::tpacket_stats).cast(),
+            &mut len,
+        )
+    };
+    if rc == 0 {
+        u64::from(st.tp_drops)
+    } else {
+        0
+    }
+}
+
+fn sink_loop(
+    fd: crate::generator::Fd,
+    ifindex: u32,
+    opts: &SinkOpts,
+    stop: &AtomicBool,
+    seen: &AtomicU64,
+    report: &Mutex<SinkReport>,
+) -> Result<()> {
+    let mut bufs = vec![0u8; BATCH * SNAPLEN];
+    // SAFETY: plain old data; all-zero is valid.
+    let mut iov: Vec<libc::iovec> = vec![unsafe { mem::zeroed() }; BATCH];
+    // SAFETY: as above.
+    let mut addrs: Vec<libc::sockaddr_ll> = vec![unsafe { mem::zeroed() }; BATCH];
+    // SAFETY: as above.
+    let mut msgs: Vec<libc::mmsghdr> = vec![unsafe { mem::zeroed() }; BATCH];
+    let mut draining = false;
+    loop {
+        if !draining && stop.load(Ordering::Relaxed) {
+            draining = true;
+        }
+        for j in 0..BATCH {
+            iov[j].iov_base = bufs[j * SNAPLEN..].as_mut_ptr().cast();
+            iov[j].iov_len = SNAPLEN;
+            let h = &mut msgs[j].msg_hdr;
+            h.msg_name = (&mut addrs[j] as *mut libc::sockaddr_ll).cast();
+            h.msg_namelen = mem::size_of::<libc::sockaddr_ll>() as u32;
+            h.msg_iov = &mut iov[j];
+            h.msg_iovlen = 1;
+            h.msg_control = std::ptr::null_mut();
+            h.msg_controllen = 0;
+            h.msg_flags = 0;
+            msgs[j].msg_len = 0;
+        }
+        let flags = if draining { libc::MSG_DONTWAIT } else { libc::MSG_WAITFORONE };
+        // SAFETY: every mmsghdr points at a live buffer of SNAPLEN bytes and a sockaddr_ll.
+        let rc = unsafe { libc::recvmmsg(fd.0, msgs.as_mut_ptr(), BATCH as u32, flags, std::ptr::null_mut()) };
+        if rc < 0 {
+            let e = io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EAGAIN) | Some(libc::EINTR) => {
+                    if draining {
+                        break;
+                    }
+                    continue;
+                }
+                _ => return Err(e).context("recvmmsg"),
+            }
+        }
+        let mut r = report.lock().map_err(|_| anyhow!("sink report lock poisoned"))?;
+        let mut gtp = 0;
+        for j in 0..rc as usize {
+            let a = &addrs[j];
+            if a.sll_pkttype == libc::PACKET_OUTGOING || a.sll_ifindex != ifindex as i32 {
+                continue;
+            }
+            let len = (msgs[j].msg_len as usize).min(SNAPLEN);
+            let frame = &bufs[j * SNAPLEN..j * SNAPLEN + len];
+            if r.sample.len() < opts.sample {
+                r.sample.push(frame.to_vec());
+            }
+            match decode(frame, opts.gtpu_port) {
+                Decoded::Gtp(s) => {
+                    gtp += 1;
+                    r.gtp += 1;
+                    *r.per_teid.entry(s.teid).or_default() += 1;
+                    *r.per_gnb.entry(s.outer_src).or_default() += 1;
+                    *r.per_msg_type.entry(s.msg_type).or_default() += 1;
+                    if let Some(ue) = s.ue_src {
+                        *r.per_ue.entry(ue).or_default() += 1;
+                    }
+                }
+                Decoded::BadGtp => r.bad_gtp += 1,
+                Decoded::Other => r.other += 1,
+            }
+        }
+        drop(r);
+        seen.fetch_add(gtp, Ordering::Relaxed);
+    }
+    let drops = kernel_drops(fd.0);
+    if let Ok(mut r) = report.lock() {
+        r.kernel_drops += drops;
+    }
+    Ok(())
+}

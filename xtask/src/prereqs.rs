@@ -1,0 +1,126 @@
+//! Idempotent installation of everything the build, tests and lab need, one line per step.
+//!
+//! The verified toolchain (see ARCHITECTURE.md, "Build"): Debian bookworm-security's rustc-web
+//! 1.96 (LLVM 22) builds `core` for `bpfel-unknown-none`; bpf-linker 0.13 must be built against the
+//! same LLVM 22 (`--features llvm-22`, `LLVM_PREFIX=/usr/lib/llvm-22`), otherwise it picks
+//! Debian's default llvm-config (14) and cannot link.
+
+use std::{path::Path, process::Command};
+
+use anyhow::{bail, Context, Result};
+
+/// Debian packages: the BPF compiler and its LLVM, then the lab's and tests' tools.
+const DEB_PACKAGES: &[&str] = &[
+    "rustc-web",
+    "cargo-web",
+    "rust-web-src",
+    "llvm-22-dev",
+    "libpolly-22-dev",
+    "zlib1g-dev",
+    "libzstd-dev",
+    "iproute2",
+    "tshark",
+    "python3-scapy",
+    "nftables",
+    "ethtool",
+];
+const BPF_LINKER_VERSION: &str = "0.13.0";
+
+fn step(msg: &str) {
+    eprintln!("[setup] {msg}");
+}
+
+pub fn ensure_all() -> Result<()> {
+    ensure_debian_packages()?;
+    ensure_bpf_linker()?;
+    Ok(())
+}
+
+fn missing_packages() -> Vec<&'static str> {
+    DEB_PACKAGES
+        .iter()
+        .copied()
+        .filter(|p| {
+            let out = Command::new("dpkg-query").args(["-W", "-f=${Status}", p]).output();
+            !matches!(out, Ok(o) if String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+        })
+        .collect()
+}
+
+fn ensure_debian_packages() -> Result<()> {
+    let missing = missing_packages();
+    if missing.is_empty() {
+        step("Debian packages (rustc-web 1.96, LLVM 22, tshark, scapy, nftables, iproute2): ok");
+        return Ok(());
+    }
+    if !is_root() {
+        bail!("Debian packages missing: {}. Run as root so they can be installed (apt-get).", missing.join(" "));
+    }
+    step(&format!("installing Debian packages: {} (apt-get, about a minute)", missing.join(" ")));
+    // rustc-web 1.96 comes from bookworm-security: refresh the lists first, or apt may only know
+    // an older candidate.
+    run_quiet(Command::new("apt-get").args(["update", "-q"]), "apt-get update")?;
+    run_quiet(
+        Command::new("apt-get")
+            .args(["install", "-y", "-q", "--no-install-recommends"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+        "apt-get install",
+    )?;
+    let still = missing_packages();
+    if !still.is_empty() {
+        bail!("apt-get finished but these are still missing: {}", still.join(" "));
+    }
+    let v = Command::new("/usr/bin/rustc").arg("--version").output().context("run /usr/bin/rustc")?;
+    step(&format!("installed; BPF compiler is {}", String::from_utf8_lossy(&v.stdout).trim()));
+    Ok(())
+}
+
+fn cargo_bin_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cargo")))
+        .unwrap_or_else(|| "/root/.cargo".into())
+        .join("bin")
+}
+
+fn ensure_bpf_linker() -> Result<()> {
+    let bin = cargo_bin_dir().join("bpf-linker");
+    if bin.exists() {
+        let out = Command::new(&bin).arg("--version").output();
+        if let Ok(o) = out {
+            let v = String::from_utf8_lossy(&o.stdout);
+            if v.contains(BPF_LINKER_VERSION) {
+                step(&format!("bpf-linker {BPF_LINKER_VERSION} (LLVM 22): ok"));
+                return Ok(());
+            }
+        }
+    }
+    step(&format!("building bpf-linker {BPF_LINKER_VERSION} against LLVM 22 (cargo install, about a minute)"));
+    let path = format!("/usr/lib/llvm-22/bin:{}", std::env::var("PATH").unwrap_or_default());
+    run_quiet(
+        Command::new("cargo")
+            .args(["install", "bpf-linker", "--version", BPF_LINKER_VERSION])
+            .args(["--no-default-features", "--features", "llvm-22", "--locked"])
+            .env("LLVM_PREFIX", "/usr/lib/llvm-22")
+            .env("PATH", path),
+        "cargo install bpf-linker",
+    )?;
+    step("bpf-linker installed");
+    Ok(())
+}
+
+pub fn is_root() -> bool {
+    Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
+}
+
+/// Run a command, showing its output only if it fails.
+fn run_quiet(cmd: &mut Command, what: &str) -> Result<()> {
+    let out = cmd.output().with_context(|| format!("start {what}"))?;
+    if !out.status.success() {
+        eprintln!("{}", String::from_utf8_lossy(&out.stdout));
+        eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+        bail!("{what} failed ({})", out.status);
+    }
+    Ok(())
+}
