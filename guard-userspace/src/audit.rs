@@ -1,1 +1,306 @@
-//! (in progress)
+//! The audit trail: one JSON object per line for every engine decision, operator action and
+//! notable data-plane event, with its reason and evidence.
+//!
+//! Each line is written with a single `write` on a file opened in append mode, so lines from
+//! concurrent writers never interleave and a crash loses at most the line being written. Nothing
+//! is buffered in the process; [`AuditLog::sync`] adds an fsync for callers that want durability
+//! at a point (the controller calls it once per tick, not per line).
+//!
+//! Line format (stable keys):
+//! `{"ts":"2026-05-01T12:00:00.123Z","actor":"engine","action":"set_device_stage",
+//!   "target":"teid:0x00001234","reason":"flood","evidence":{...},"detail":{...}}`
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use guard_common::abi::{DeviceKey, Event};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::engine::{addr_str, device_key_str, Decision};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("cannot open audit log {path}: {source}")]
+    Open { path: PathBuf, source: std::io::Error },
+    #[error("cannot write audit log: {0}")]
+    Write(#[from] std::io::Error),
+    #[error("cannot encode audit record: {0}")]
+    Encode(#[from] serde_json::Error),
+    #[error("{path}:{line}: not a JSON audit record: {source}")]
+    Read { path: PathBuf, line: usize, source: serde_json::Error },
+}
+
+/// Who acted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Actor {
+    Engine,
+    Operator,
+    Dataplane,
+}
+
+/// An operator's manual override.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OperatorAction {
+    Pin { key: DeviceKey, stage: u32, ttl_ns: u64 },
+    Unpin { key: DeviceKey },
+}
+
+/// One audit line.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditRecord {
+    /// Wall-clock time, RFC 3339 UTC with milliseconds.
+    pub ts: String,
+    pub actor: Actor,
+    pub action: String,
+    pub target: String,
+    pub reason: String,
+    pub evidence: Value,
+    /// Everything else the action carries (stage, limit, ttl, refresh, operator, ...).
+    pub detail: Value,
+}
+
+/// An append-only JSON-lines audit log.
+#[derive(Debug)]
+pub struct AuditLog {
+    path: PathBuf,
+    file: Mutex<File>,
+}
+
+impl AuditLog {
+    /// Open (creating it and its directory if needed) `path` for appending.
+    pub fn open(path: &Path) -> Result<AuditLog, AuditError> {
+        let err = |source| AuditError::Open { path: path.to_owned(), source };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(err)?;
+        }
+        let file = OpenOptions::new().create(true).append(true).open(path).map_err(err)?;
+        Ok(AuditLog { path: path.to_owned(), file: Mutex::new(file) })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Record one engine decision.
+    pub fn record(&self, now_wall: SystemTime, d: &Decision) -> Result<(), AuditError> {
+        let mut detail = serde_json::to_value(d)?;
+        let mut evidence = Value::Null;
+        if let Value::Object(m) = &mut detail {
+            evidence = m.remove("evidence").unwrap_or(Value::Null);
+            m.remove("action");
+            m.remove("reason");
+        }
+        self.write(&AuditRecord {
+            ts: rfc3339(now_wall),
+            actor: Actor::Engine,
+            action: d.action().to_owned(),
+            target: d.target(),
+            reason: d.reason().name().to_owned(),
+            evidence,
+            detail,
+        })
+    }
+
+    /// Record an operator's pin or unpin; `operator` is who (e.g. the peer uid of the control
+    /// socket), `comment` their stated reason.
+    pub fn record_operator(
+        &self,
+        now_wall: SystemTime,
+        operator: &str,
+        action: &OperatorAction,
+        comment: &str,
+    ) -> Result<(), AuditError> {
+        let (name, key, detail) = match action {
+            OperatorAction::Pin { key, stage, ttl_ns } => {
+                ("pin", key, serde_json::json!({ "operator": operator, "stage": stage, "ttl_ns": ttl_ns }))
+            }
+            OperatorAction::Unpin { key } => ("unpin", key, serde_json::json!({ "operator": operator })),
+        };
+        self.write(&AuditRecord {
+            ts: rfc3339(now_wall),
+            actor: Actor::Operator,
+            action: name.to_owned(),
+            target: device_key_str(key),
+            reason: "operator".to_owned(),
+            evidence: serde_json::json!({ "comment": comment }),
+            detail,
+        })
+    }
+
+    /// Record a data-plane event (e.g. a spoofing or over-limit event worth keeping).
+    pub fn record_event(&self, now_wall: SystemTime, ev: &Event) -> Result<(), AuditError> {
+        let kind = match ev.kind {
+            guard_common::abi::EVENT_DEVICE_OVER_LIMIT => "device_over_limit",
+            guard_common::abi::EVENT_NEW_DEVICE_LIMITED => "new_device_limited",
+            guard_common::abi::EVENT_SPOOF => "spoof",
+            guard_common::abi::EVENT_ECHO_LIMITED => "echo_limited",
+            guard_common::abi::EVENT_ERR_IND_LIMITED => "err_ind_limited",
+            _ => "unknown",
+        };
+        self.write(&AuditRecord {
+            ts: rfc3339(now_wall),
+            actor: Actor::Dataplane,
+            action: "event".to_owned(),
+            target: device_key_str(&ev.device),
+            reason: kind.to_owned(),
+            evidence: serde_json::json!({
+                "packets": ev.packets, "bytes": ev.bytes, "over_limit": ev.over_limit, "stage": ev.stage,
+            }),
+            detail: serde_json::json!({ "cell": addr_str(&ev.cell), "ts_ns": ev.ts_ns }),
+        })
+    }
+
+    /// Write one record as one line.
+    pub fn write(&self, rec: &AuditRecord) -> Result<(), AuditError> {
+        let mut line = serde_json::to_vec(rec)?;
+        line.push(b'\n');
+        // A poisoned lock only means another writer panicked mid-call; the file is still fine.
+        let mut f = self.file.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        f.write_all(&line)?;
+        f.flush()?;
+        Ok(())
+    }
+
+    /// fsync the log (data only).
+    pub fn sync(&self) -> Result<(), AuditError> {
+        let f = self.file.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        f.sync_data()?;
+        Ok(())
+    }
+}
+
+/// Read every record of an audit log (for tests and reports).
+pub fn read_audit(path: &Path) -> Result<Vec<Value>, AuditError> {
+    let f = File::open(path).map_err(|source| AuditError::Open { path: path.to_owned(), source })?;
+    let mut out = Vec::new();
+    for (i, line) in BufReader::new(f).lines().enumerate() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let v = serde_json::from_str(&line).map_err(|source| AuditError::Read {
+            path: path.to_owned(),
+            line: i + 1,
+            source,
+        })?;
+        out.push(v);
+    }
+    Ok(out)
+}
+
+/// RFC 3339 UTC with milliseconds: `2026-05-01T12:00:00.123Z`. Times before 1970 print as the
+/// epoch (the wall clock of a running host is never there).
+pub fn rfc3339(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, day) = civil_from_days(days);
+    format!("{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z", rem / 3600, rem % 3600 / 60, rem % 60, d.subsec_millis())
+}
+
+/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar
+/// (H. Hinnant's `civil_from_days`).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + u64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{Evidence, Reason};
+    use guard_common::abi::Limit;
+    use std::time::Duration;
+
+    fn temp_path(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("guard-audit-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir.join("sub").join("audit.jsonl")
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_utc() {
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        // 2000-02-29 (leap day) 12:34:56.789
+        let t = UNIX_EPOCH + Duration::from_millis(951_827_696_789);
+        assert_eq!(rfc3339(t), "2000-02-29T12:34:56.789Z");
+        let t = UNIX_EPOCH + Duration::from_secs(4_102_444_799); // 2099-12-31T23:59:59
+        assert_eq!(rfc3339(t), "2099-12-31T23:59:59.000Z");
+    }
+
+    #[test]
+    fn decisions_and_operator_actions_are_one_line_each_with_reason_and_evidence() {
+        let path = temp_path("lines");
+        let log = AuditLog::open(&path).expect("open creates the directory");
+        let key = DeviceKey::teid(0x1234);
+        let d = Decision::SetDeviceStage {
+            key,
+            stage: 1,
+            flags: 0,
+            group: 0,
+            limit: Limit::per_second(100, 200),
+            ttl_ns: 60_000_000_000,
+            refresh: false,
+            reason: Reason::Flood,
+            evidence: Evidence { rate_pps: Some(2000.0), ratio: Some(200.0), ..Evidence::default() },
+        };
+        let when = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        log.record(when, &d).expect("write");
+        log.record_operator(when, "uid:0", &OperatorAction::Pin { key, stage: 3, ttl_ns: 1 }, "lab test")
+            .expect("write");
+        log.record_operator(when, "uid:0", &OperatorAction::Unpin { key }, "done").expect("write");
+        log.sync().expect("fsync");
+        drop(log);
+        // Reopening appends.
+        let log = AuditLog::open(&path).expect("reopen");
+        log.record(when, &Decision::ReleaseDevice { key, reason: Reason::Quiet, evidence: Evidence::default() })
+            .expect("write");
+
+        let recs = read_audit(&path).expect("read back");
+        assert_eq!(recs.len(), 4);
+        assert_eq!(recs[0]["ts"], "2023-11-14T22:13:20.000Z");
+        assert_eq!(recs[0]["actor"], "engine");
+        assert_eq!(recs[0]["action"], "set_device_stage");
+        assert_eq!(recs[0]["target"], "teid:0x00001234");
+        assert_eq!(recs[0]["reason"], "flood");
+        assert_eq!(recs[0]["evidence"]["ratio"], 200.0);
+        assert_eq!(recs[0]["detail"]["stage"], 1);
+        assert_eq!(recs[1]["actor"], "operator");
+        assert_eq!(recs[1]["action"], "pin");
+        assert_eq!(recs[1]["detail"]["stage"], 3);
+        assert_eq!(recs[2]["action"], "unpin");
+        assert_eq!(recs[3]["action"], "release_device");
+        assert_eq!(recs[3]["reason"], "quiet");
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert_eq!(text.lines().count(), 4, "one line per record");
+        let _ = std::fs::remove_dir_all(path.parent().and_then(Path::parent).unwrap_or(&path));
+    }
+
+    #[test]
+    fn a_corrupt_line_is_reported_with_its_number() {
+        let path = temp_path("corrupt");
+        let log = AuditLog::open(&path).expect("open");
+        log.record_operator(UNIX_EPOCH, "x", &OperatorAction::Unpin { key: DeviceKey::teid(1) }, "").expect("w");
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(b"{not json\n"))
+            .expect("append junk");
+        let e = read_audit(&path).expect_err("junk must not parse");
+        assert!(e.to_string().contains(":2:"), "{e}");
+        let _ = std::fs::remove_dir_all(path.parent().and_then(Path::parent).unwrap_or(&path));
+    }
+}

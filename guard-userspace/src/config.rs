@@ -1,1 +1,1176 @@
-//! (in progress)
+//! The operator's TOML configuration: parsed with unknown keys rejected, then validated as a whole
+//! (cross-field rules included) before any of it reaches the data plane or the engine.
+//!
+//! Every section has a default, and [`Config::default`] is a complete configuration that validates;
+//! `config/guard.example.toml` spells the same defaults out with these doc comments. Errors name
+//! the key path (`ladder.shape.rate_pps: must be > 0`); type errors come from `toml` itself, which
+//! names the key and the line.
+//!
+//! Durations are strings with one unit: `"250ms"`, `"5s"`, `"2m"`, `"1h"` (also `ns`, `us`).
+
+use std::collections::HashSet;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use guard_common::abi::{
+    GuardConfig, L3Addr, Limit, FAMILY_IPV4, FAMILY_IPV6, KEY_MODE_TEID, KEY_MODE_UE_ADDR, PROT_ANTISPOOF,
+    PROT_CELL_CAP, PROT_ECHO, PROT_ERR_IND, PROT_HOST_CAP, PROT_MALFORMED, PROT_NEW_DEVICE, PROT_QUARANTINE,
+    PROT_SHAPE, PROT_STRICT,
+};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// The smallest `min_offenders` a cell or host cap may be configured with. The deliberate-triggering
+/// defence (DESIGN §2, T4) must not be configurable away: a handful of devices, however fast, must
+/// never be able to raise a cell- or host-wide stage.
+pub const MIN_OFFENDERS_FLOOR: u32 = 20;
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    /// Syntax or type error; `toml`'s message names the key and the line.
+    #[error("{0}")]
+    Parse(#[from] toml::de::Error),
+    /// One or more validation rules failed; each problem names its key path.
+    #[error("invalid configuration: {}", join_problems(.0))]
+    Invalid(Vec<Problem>),
+}
+
+/// One failed validation rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Dotted key path, e.g. `ladder.shape.rate_pps` or `group[2].id`.
+    pub key: String,
+    pub reason: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.reason)
+    }
+}
+
+fn join_problems(p: &[Problem]) -> String {
+    p.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub guard: GuardSection,
+    pub dataplane: DataplaneSection,
+    pub classify: ClassifySection,
+    pub ladder: LadderSection,
+    pub capacity: CapacitySection,
+    /// Optional device groups (`[[group]]`), RFC 8520 (MUD) in spirit: what a cohort of devices is
+    /// expected to do. First matching group wins.
+    #[serde(rename = "group")]
+    pub groups: Vec<GroupSection>,
+    pub metrics: MetricsSection,
+    pub control: ControlSection,
+}
+
+/// `[guard]`: where and how the guard attaches.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GuardSection {
+    /// N3 (RAN-facing GTP-U) interfaces to attach to. May be empty here when given on the command
+    /// line; `guard run` refuses to start with none.
+    pub interfaces: Vec<String>,
+    /// What "a device" is: `"teid"` (one PDU session) or `"ue_addr"` (the inner UE address).
+    pub key_mode: KeyMode,
+    /// UDP destination port of GTP-U (TS 29.281 §4.4.2).
+    pub gtpu_port: u16,
+    /// bpffs directory for pinned maps and links.
+    pub pin_dir: PathBuf,
+    /// Capacity of the per-device map, and the most devices the engine tracks.
+    pub max_devices: u32,
+    /// JSON-lines audit trail of every decision.
+    pub audit_log: PathBuf,
+    /// Controller tick: one measurement window. Triggers below count windows of this length.
+    pub tick: Dur,
+}
+
+impl Default for GuardSection {
+    fn default() -> Self {
+        GuardSection {
+            interfaces: Vec::new(),
+            key_mode: KeyMode::Teid,
+            gtpu_port: 2152,
+            pin_dir: PathBuf::from("/sys/fs/bpf/overload-guard"),
+            max_devices: guard_common::abi::DEFAULT_MAX_DEVICES,
+            audit_log: PathBuf::from("/var/log/overload-guard/audit.jsonl"),
+            tick: Dur::secs(1),
+        }
+    }
+}
+
+/// How devices are keyed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyMode {
+    Teid,
+    UeAddr,
+}
+
+/// How one data-plane protection acts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Not computed at all.
+    Off,
+    /// Computed and counted as "would drop", but the packet passes (safe rollout).
+    Shadow,
+    /// Drops.
+    Enforce,
+}
+
+/// `[dataplane]`: the record written to the N3 program's config map.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DataplaneSection {
+    pub modes: Modes,
+    /// Per-device profile limit at stage 0. Exceeding it passes the packet but counts `over_limit`
+    /// and emits an evidence event; it is also the ceiling of any learned profile.
+    pub observe: PpsLimit,
+    /// Per-gNB rate of never-seen TEIDs (caps TEID scans / random-TEID floods).
+    pub new_device: PpsLimit,
+    /// Per-gNB Echo Request rate. TS 29.281 §7.2.1: no more than one per path per 60 s; the burst
+    /// leaves room for restarts.
+    pub echo: PeriodLimit,
+    /// Per-gNB Error Indication rate.
+    pub err_ind: PeriodLimit,
+    /// QFIs (0..=63) never shaped or dropped by rate stages (e.g. the flows carrying emergency
+    /// or mission-critical 5QIs).
+    pub exempt_qfi: Vec<u8>,
+    /// Minimum gap between two over-limit events of one device.
+    pub event_gap: Dur,
+    /// Per-CPU event rate, so a flood cannot flood the ring buffer.
+    pub event_rate: PpsLimit,
+}
+
+impl Default for DataplaneSection {
+    fn default() -> Self {
+        DataplaneSection {
+            modes: Modes::default(),
+            observe: PpsLimit { pps: 200, burst: 400 },
+            new_device: PpsLimit { pps: 1000, burst: 2000 },
+            echo: PeriodLimit { count: 1, per: Dur::secs(60), burst: 3 },
+            err_ind: PeriodLimit { count: 100, per: Dur::secs(1), burst: 200 },
+            exempt_qfi: Vec::new(),
+            event_gap: Dur::secs(1),
+            event_rate: PpsLimit { pps: 5000, burst: 500 },
+        }
+    }
+}
+
+/// `[dataplane.modes]`: one mode per protection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Modes {
+    pub shape: Mode,
+    pub strict: Mode,
+    pub quarantine: Mode,
+    pub cell_cap: Mode,
+    pub host_cap: Mode,
+    /// Inner-source binding check. Shadow by default: a UE legitimately changing its address
+    /// (e.g. IPv6 privacy addresses) must be understood before it is enforced.
+    pub antispoof: Mode,
+    pub new_device: Mode,
+    pub echo: Mode,
+    pub err_ind: Mode,
+    pub malformed: Mode,
+}
+
+impl Default for Modes {
+    fn default() -> Self {
+        Modes {
+            shape: Mode::Enforce,
+            strict: Mode::Enforce,
+            quarantine: Mode::Enforce,
+            cell_cap: Mode::Enforce,
+            host_cap: Mode::Enforce,
+            antispoof: Mode::Shadow,
+            new_device: Mode::Enforce,
+            echo: Mode::Enforce,
+            err_ind: Mode::Enforce,
+            malformed: Mode::Enforce,
+        }
+    }
+}
+
+impl Modes {
+    fn each(&self) -> [(u32, Mode, &'static str); 10] {
+        [
+            (PROT_SHAPE, self.shape, "shape"),
+            (PROT_STRICT, self.strict, "strict"),
+            (PROT_QUARANTINE, self.quarantine, "quarantine"),
+            (PROT_CELL_CAP, self.cell_cap, "cell_cap"),
+            (PROT_HOST_CAP, self.host_cap, "host_cap"),
+            (PROT_ANTISPOOF, self.antispoof, "antispoof"),
+            (PROT_NEW_DEVICE, self.new_device, "new_device"),
+            (PROT_ECHO, self.echo, "echo"),
+            (PROT_ERR_IND, self.err_ind, "err_ind"),
+            (PROT_MALFORMED, self.malformed, "malformed"),
+        ]
+    }
+
+    /// The `(enabled, shadow)` protection masks of [`GuardConfig`].
+    pub fn masks(&self) -> (u32, u32) {
+        self.each().iter().fold((0, 0), |(en, sh), (bit, mode, _)| match mode {
+            Mode::Off => (en, sh),
+            Mode::Shadow => (en | bit, sh | bit),
+            Mode::Enforce => (en | bit, sh),
+        })
+    }
+}
+
+/// A rate in packets per second with a burst in packets.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PpsLimit {
+    pub pps: u64,
+    pub burst: u64,
+}
+
+impl PpsLimit {
+    pub fn limit(&self) -> Limit {
+        Limit::per_second(self.pps, self.burst)
+    }
+}
+
+/// `count` packets per `per`, with a burst: for rates below one per second.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeriodLimit {
+    pub count: u64,
+    pub per: Dur,
+    pub burst: u64,
+}
+
+impl PeriodLimit {
+    pub fn limit(&self) -> Limit {
+        if self.count == 0 {
+            return Limit::UNLIMITED;
+        }
+        Limit::per_interval((self.per.0 / self.count).max(1), self.burst)
+    }
+}
+
+/// `[classify]`: how the engine learns profiles and tells traffic patterns apart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClassifySection {
+    /// Time constant of the per-device baseline EWMA. Longer = harder to drag the baseline up by a
+    /// slow ramp, slower to follow legitimate change.
+    pub baseline_horizon: Dur,
+    /// A device's own baseline counts only after this much history; before, it is judged against
+    /// `dataplane.observe.pps`.
+    pub warmup: Dur,
+    /// Floor of any learned profile (pps), so a near-silent device is not flagged for a few packets.
+    pub min_profile_pps: f64,
+    /// A device's latest rate counts in cell/host aggregates until it is this old.
+    pub stale_after: Dur,
+    pub flash: FlashSection,
+    pub chatty: ChattySection,
+    pub cohort: CohortSection,
+}
+
+impl Default for ClassifySection {
+    fn default() -> Self {
+        ClassifySection {
+            baseline_horizon: Dur::secs(600),
+            warmup: Dur::secs(120),
+            min_profile_pps: 10.0,
+            stale_after: Dur::secs(5),
+            flash: FlashSection::default(),
+            chatty: ChattySection::default(),
+            cohort: CohortSection::default(),
+        }
+    }
+}
+
+/// `[classify.flash]`: a flash crowd (T1) is many devices moderately above profile at once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FlashSection {
+    /// rate / profile at or above which a device counts as "up" in a crowd.
+    pub moderate_ratio: f64,
+    /// Fraction (0..1] of active devices that must be up for a flash crowd.
+    pub min_fraction: f64,
+}
+
+impl Default for FlashSection {
+    fn default() -> Self {
+        FlashSection { moderate_ratio: 2.0, min_fraction: 0.2 }
+    }
+}
+
+/// `[classify.chatty]`: short excessive bursts then idle, quasi-periodic (T3).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChattySection {
+    /// Consecutive excessive bursts before a device is chatty.
+    pub min_bursts: u32,
+    /// The same, when most of its bursts started together with many other devices' bursts.
+    pub min_bursts_synced: u32,
+    /// Largest coefficient of variation of the inter-burst period still called quasi-periodic
+    /// (±30% uniform jitter is a CV of about 0.17).
+    pub max_period_cv: f64,
+    /// Smallest period / burst-duration ratio (peak rate over mean rate).
+    pub min_peak_ratio: f64,
+    /// A burst is excessive above `burst_ratio` × the device's burst profile ...
+    pub burst_ratio: f64,
+    /// ... and above this many packets.
+    pub min_burst_packets: u64,
+    /// A window is a synchronised-onset window when at least this many devices start a burst in it
+    /// ...
+    pub sync_min_devices: u32,
+    /// ... and at least `sync_factor` × the recent mean onsets per window.
+    pub sync_factor: f64,
+}
+
+impl Default for ChattySection {
+    fn default() -> Self {
+        ChattySection {
+            min_bursts: 4,
+            min_bursts_synced: 3,
+            max_period_cv: 0.5,
+            min_peak_ratio: 4.0,
+            burst_ratio: 8.0,
+            min_burst_packets: 50,
+            sync_min_devices: 10,
+            sync_factor: 3.0,
+        }
+    }
+}
+
+/// `[classify.cohort]`: a device group whose members change behaviour at once (T5).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CohortSection {
+    /// Fewest deviating members for a cohort flag.
+    pub min_members: u32,
+    /// Fraction (0..1] of the group's recently active members that must deviate.
+    pub min_fraction: f64,
+    /// A period this many times shorter or longer than expected is a deviation.
+    pub period_factor: f64,
+    /// Members deviating within this window count as "at once".
+    pub window: Dur,
+}
+
+impl Default for CohortSection {
+    fn default() -> Self {
+        CohortSection { min_members: 5, min_fraction: 0.3, period_factor: 5.0, window: Dur::secs(300) }
+    }
+}
+
+/// `[ladder]`: the per-device escalation ladder (DESIGN §2, graduated stages).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LadderSection {
+    /// A window is quiet when the offered rate is at most `release_ratio` × profile and nothing was
+    /// dropped beyond the stage's own allowance. Below the shape trigger ratio: hysteresis.
+    pub release_ratio: f64,
+    pub shape: ShapeStage,
+    pub strict: StrictStage,
+    pub quarantine: QuarantineStage,
+}
+
+impl Default for LadderSection {
+    fn default() -> Self {
+        LadderSection {
+            release_ratio: 2.0,
+            shape: ShapeStage::default(),
+            strict: StrictStage::default(),
+            quarantine: QuarantineStage::default(),
+        }
+    }
+}
+
+/// `[ladder.shape]`: stage 1, shape to profile.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShapeStage {
+    /// rate / profile at or above which a window is over profile.
+    pub trigger_ratio: f64,
+    /// Consecutive over-profile windows before shaping (persistence, not a spike).
+    pub trigger_windows: u32,
+    pub rate_pps: u64,
+    pub burst: u64,
+    /// Lifetime of each map entry; the engine refreshes it while it still wants the stage, so
+    /// enforcement decays within `ttl` if the controller dies.
+    pub ttl: Dur,
+    /// Quiet time before stepping down (hysteresis).
+    pub quiet: Dur,
+}
+
+impl Default for ShapeStage {
+    fn default() -> Self {
+        ShapeStage {
+            trigger_ratio: 8.0,
+            trigger_windows: 5,
+            rate_pps: 100,
+            burst: 200,
+            ttl: Dur::secs(60),
+            quiet: Dur::secs(120),
+        }
+    }
+}
+
+/// `[ladder.strict]`: stage 2, a strict limit below the shape rate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StrictStage {
+    /// Active windows at shape whose dropped / offered ratio is at least `escalate_drop_ratio`
+    /// (the shape is not containing the device) before escalating here.
+    pub escalate_windows: u32,
+    pub escalate_drop_ratio: f64,
+    pub rate_pps: u64,
+    pub burst: u64,
+    pub ttl: Dur,
+    pub quiet: Dur,
+}
+
+impl Default for StrictStage {
+    fn default() -> Self {
+        StrictStage {
+            escalate_windows: 10,
+            escalate_drop_ratio: 0.5,
+            rate_pps: 10,
+            burst: 20,
+            ttl: Dur::secs(60),
+            quiet: Dur::secs(300),
+        }
+    }
+}
+
+/// `[ladder.quarantine]`: stage 3, drop everything from the device.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QuarantineStage {
+    /// Active windows at strict with dropped / offered at least `escalate_drop_ratio`.
+    pub escalate_windows: u32,
+    pub escalate_drop_ratio: f64,
+    pub ttl: Dur,
+    pub quiet: Dur,
+}
+
+impl Default for QuarantineStage {
+    fn default() -> Self {
+        QuarantineStage { escalate_windows: 30, escalate_drop_ratio: 0.5, ttl: Dur::secs(120), quiet: Dur::secs(600) }
+    }
+}
+
+/// `[capacity]`: last-resort caps per cell (gNB) and per host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CapacitySection {
+    /// Consecutive windows the cap condition must hold before a cap engages.
+    pub sustain_windows: u32,
+    pub cell: CapLevel,
+    pub host: CapLevel,
+}
+
+impl Default for CapacitySection {
+    fn default() -> Self {
+        CapacitySection {
+            sustain_windows: 10,
+            cell: CapLevel {
+                capacity_pps: 100_000,
+                cap_pps: 100_000,
+                burst: 10_000,
+                min_offenders: 200,
+                ttl: Dur::secs(30),
+                quiet: Dur::secs(120),
+            },
+            host: CapLevel {
+                capacity_pps: 2_000_000,
+                cap_pps: 2_000_000,
+                burst: 100_000,
+                min_offenders: 2000,
+                ttl: Dur::secs(30),
+                quiet: Dur::secs(300),
+            },
+        }
+    }
+}
+
+/// `[capacity.cell]` / `[capacity.host]`. When a table is given, all its keys are required: the
+/// cell and host defaults differ, so a partial table would otherwise be ambiguous.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapLevel {
+    /// The G-PDU rate this level is dimensioned for.
+    pub capacity_pps: u64,
+    /// The cap applied when engaged (at most `capacity_pps`).
+    pub cap_pps: u64,
+    pub burst: u64,
+    /// Fewest distinct devices already under an engine stage before the cap may engage: the
+    /// deliberate-triggering defence. At least [`MIN_OFFENDERS_FLOOR`].
+    pub min_offenders: u32,
+    pub ttl: Dur,
+    pub quiet: Dur,
+}
+
+/// `[[group]]`: one device group and its expected behaviour.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupSection {
+    pub name: String,
+    /// Written to stage entries and audit; unique, > 0.
+    pub id: u32,
+    /// TEID ranges, `"4096-8191"`, `"0x1000-0x1fff"` or one TEID.
+    #[serde(default)]
+    pub teids: Vec<TeidRange>,
+    /// UE address prefixes (`"10.45.0.0/16"`, `"2001:db8::/48"`).
+    #[serde(default)]
+    pub ue_prefixes: Vec<Prefix>,
+    /// Expected mean rate per member (pps; may be below 1).
+    #[serde(default)]
+    pub expected_pps: Option<f64>,
+    /// Expected reporting period.
+    #[serde(default)]
+    pub expected_period: Option<Dur>,
+    /// Expected packets per report.
+    #[serde(default)]
+    pub expected_burst: Option<u64>,
+    /// Allowed inner destinations; empty = not checked.
+    #[serde(default)]
+    pub servers: Vec<Prefix>,
+    /// Priority / emergency devices: never shaped, marked exempt in the data plane.
+    #[serde(default)]
+    pub exempt: bool,
+}
+
+impl GroupSection {
+    /// Whether a device (its TEID and UE address) belongs to this group.
+    pub fn contains(&self, teid: u32, ue: &L3Addr) -> bool {
+        self.teids.iter().any(|r| r.contains(teid)) || self.ue_prefixes.iter().any(|p| p.contains(ue))
+    }
+
+    /// Whether `dst` is one of the allowed servers (always true when none are listed or unknown).
+    pub fn server_allowed(&self, dst: &L3Addr) -> bool {
+        self.servers.is_empty() || dst.family == 0 || self.servers.iter().any(|p| p.contains(dst))
+    }
+}
+
+/// `[metrics]`: the Prometheus endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSection {
+    pub listen: SocketAddr,
+}
+
+impl Default for MetricsSection {
+    fn default() -> Self {
+        MetricsSection { listen: SocketAddr::from(([127, 0, 0, 1], 9464)) }
+    }
+}
+
+/// `[control]`: the operator control socket (`guard device pin` etc.).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ControlSection {
+    pub socket: PathBuf,
+}
+
+impl Default for ControlSection {
+    fn default() -> Self {
+        ControlSection { socket: PathBuf::from("/run/overload-guard/control.sock") }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Value types parsed from strings.
+
+/// A duration in nanoseconds, written `"<integer><unit>"` with unit ns, us, ms, s, m or h.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Dur(pub u64);
+
+impl Dur {
+    pub const fn secs(s: u64) -> Dur {
+        Dur(s * 1_000_000_000)
+    }
+    pub const fn millis(ms: u64) -> Dur {
+        Dur(ms * 1_000_000)
+    }
+    pub const fn ns(self) -> u64 {
+        self.0
+    }
+    pub fn as_secs_f64(self) -> f64 {
+        self.0 as f64 / 1e9
+    }
+}
+
+impl FromStr for Dur {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        let (num, unit) = s.split_at(split);
+        let n: u64 =
+            num.parse().map_err(|_| format!("invalid duration `{s}`: expected e.g. \"500ms\", \"5s\", \"2m\""))?;
+        let mult: u64 = match unit {
+            "ns" => 1,
+            "us" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            _ => return Err(format!("invalid duration `{s}`: unit must be one of ns, us, ms, s, m, h")),
+        };
+        n.checked_mul(mult).map(Dur).ok_or_else(|| format!("duration `{s}` is too large"))
+    }
+}
+
+impl fmt::Display for Dur {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const UNITS: [(u64, &str); 6] = [
+            (3_600_000_000_000, "h"),
+            (60_000_000_000, "m"),
+            (1_000_000_000, "s"),
+            (1_000_000, "ms"),
+            (1_000, "us"),
+            (1, "ns"),
+        ];
+        for (mult, unit) in UNITS {
+            if self.0 % mult == 0 && (self.0 != 0 || unit == "s") {
+                return write!(f, "{}{unit}", self.0 / mult);
+            }
+        }
+        write!(f, "{}ns", self.0)
+    }
+}
+
+/// An inclusive TEID range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TeidRange {
+    pub first: u32,
+    pub last: u32,
+}
+
+impl TeidRange {
+    pub fn contains(&self, teid: u32) -> bool {
+        self.first <= teid && teid <= self.last
+    }
+}
+
+fn parse_u32(s: &str) -> Result<u32, String> {
+    let s = s.trim();
+    let parsed = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(hex) => u32::from_str_radix(hex, 16),
+        None => s.parse(),
+    };
+    parsed.map_err(|_| format!("invalid TEID `{s}`"))
+}
+
+impl FromStr for TeidRange {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (first, last) = match s.split_once('-') {
+            Some((a, b)) => (parse_u32(a)?, parse_u32(b)?),
+            None => {
+                let t = parse_u32(s)?;
+                (t, t)
+            }
+        };
+        if first > last {
+            return Err(format!("TEID range `{s}` is empty (first > last)"));
+        }
+        Ok(TeidRange { first, last })
+    }
+}
+
+impl fmt::Display for TeidRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:#x}-{:#x}", self.first, self.last)
+    }
+}
+
+/// An IP prefix; a bare address is a host prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Prefix {
+    pub addr: IpAddr,
+    pub len: u8,
+}
+
+impl Prefix {
+    /// Whether `a` falls inside this prefix (families must match).
+    pub fn contains(&self, a: &L3Addr) -> bool {
+        let (net, bits): (&[u8], usize) = match (&self.addr, a.family) {
+            (IpAddr::V4(v4), FAMILY_IPV4) => (&v4.octets()[..], 32),
+            (IpAddr::V6(v6), FAMILY_IPV6) => (&v6.octets()[..], 128),
+            _ => return false,
+        };
+        let len = usize::from(self.len).min(bits);
+        let full = len / 8;
+        if net[..full] != a.addr[..full] {
+            return false;
+        }
+        let rem = len % 8;
+        if rem == 0 {
+            return true;
+        }
+        let mask = 0xffu8 << (8 - rem);
+        net[full] & mask == a.addr[full] & mask
+    }
+}
+
+impl FromStr for Prefix {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (a, len) = match s.split_once('/') {
+            Some((a, l)) => (a, Some(l)),
+            None => (s, None),
+        };
+        let addr: IpAddr = a.trim().parse().map_err(|_| format!("invalid IP address in `{s}`"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let len = match len {
+            None => max,
+            Some(l) => l
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|l| *l <= max)
+                .ok_or_else(|| format!("invalid prefix length in `{s}` (0..={max})"))?,
+        };
+        Ok(Prefix { addr, len })
+    }
+}
+
+impl fmt::Display for Prefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.len)
+    }
+}
+
+/// Serde for the string-parsed value types: errors surface through `toml`, which adds the key
+/// and the line.
+macro_rules! serde_via_str {
+    ($t:ty) => {
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+        impl Serialize for $t {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+    };
+}
+serde_via_str!(Dur);
+serde_via_str!(TeidRange);
+serde_via_str!(Prefix);
+
+// ---------------------------------------------------------------------------------------------
+// Loading and validation.
+
+impl Config {
+    /// Read, parse and validate a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: path.to_owned(), source })?;
+        Config::from_toml_str(&text)
+    }
+
+    /// Parse and validate configuration text.
+    pub fn from_toml_str(text: &str) -> Result<Config, ConfigError> {
+        let cfg: Config = toml::from_str(text)?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Check every rule, including cross-field ones; all problems are reported at once.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut v = Validator::default();
+        self.validate_guard(&mut v);
+        self.validate_dataplane(&mut v);
+        self.validate_classify(&mut v);
+        self.validate_ladder(&mut v);
+        self.validate_capacity(&mut v);
+        self.validate_groups(&mut v);
+        if v.0.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(v.0))
+        }
+    }
+
+    fn validate_guard(&self, v: &mut Validator) {
+        let g = &self.guard;
+        let mut seen = HashSet::new();
+        for (i, name) in g.interfaces.iter().enumerate() {
+            // IFNAMSIZ is 16 including the NUL.
+            if name.is_empty() || name.len() > 15 || name.contains(['/', ' ', '\t']) {
+                v.bad(format!("guard.interfaces[{i}]"), format!("`{name}` is not a valid interface name"));
+            }
+            if !seen.insert(name) {
+                v.bad(format!("guard.interfaces[{i}]"), format!("`{name}` is listed twice"));
+            }
+        }
+        v.check(g.gtpu_port != 0, "guard.gtpu_port", "must be > 0");
+        v.check(g.max_devices > 0, "guard.max_devices", "must be > 0");
+        v.check(g.pin_dir.is_absolute(), "guard.pin_dir", "must be an absolute path");
+        v.check(!g.audit_log.as_os_str().is_empty(), "guard.audit_log", "must not be empty");
+        v.check(g.tick >= Dur::millis(100) && g.tick <= Dur::secs(60), "guard.tick", "must be between 100ms and 60s");
+    }
+
+    fn validate_dataplane(&self, v: &mut Validator) {
+        let d = &self.dataplane;
+        v.pps("dataplane.observe", &d.observe);
+        v.pps("dataplane.new_device", &d.new_device);
+        v.pps("dataplane.event_rate", &d.event_rate);
+        v.period("dataplane.echo", &d.echo);
+        v.period("dataplane.err_ind", &d.err_ind);
+        for (i, q) in d.exempt_qfi.iter().enumerate() {
+            v.check(*q <= 63, &format!("dataplane.exempt_qfi[{i}]"), "QFI must be 0..=63 (TS 23.501 §5.7.1)");
+        }
+        v.check(d.event_gap.0 > 0, "dataplane.event_gap", "must be > 0");
+    }
+
+    fn validate_classify(&self, v: &mut Validator) {
+        let c = &self.classify;
+        v.check(c.baseline_horizon >= self.guard.tick, "classify.baseline_horizon", "must be at least one tick");
+        v.check(c.min_profile_pps > 0.0, "classify.min_profile_pps", "must be > 0");
+        v.check(
+            c.min_profile_pps <= self.dataplane.observe.pps as f64,
+            "classify.min_profile_pps",
+            "must be <= dataplane.observe.pps (the profile ceiling)",
+        );
+        v.check(c.stale_after >= self.guard.tick, "classify.stale_after", "must be at least one tick");
+        v.fraction("classify.flash.min_fraction", c.flash.min_fraction);
+        v.check(c.flash.moderate_ratio > 1.0, "classify.flash.moderate_ratio", "must be > 1");
+        v.check(
+            c.flash.moderate_ratio < self.ladder.shape.trigger_ratio,
+            "classify.flash.moderate_ratio",
+            "must be < ladder.shape.trigger_ratio (a crowd is moderate, a flood is not)",
+        );
+        let ch = &c.chatty;
+        v.check(ch.min_bursts >= 2, "classify.chatty.min_bursts", "must be >= 2 (a period needs two bursts)");
+        v.check(
+            ch.min_bursts_synced >= 2 && ch.min_bursts_synced <= ch.min_bursts,
+            "classify.chatty.min_bursts_synced",
+            "must be >= 2 and <= classify.chatty.min_bursts",
+        );
+        v.check(ch.max_period_cv > 0.0, "classify.chatty.max_period_cv", "must be > 0");
+        v.check(ch.min_peak_ratio > 1.0, "classify.chatty.min_peak_ratio", "must be > 1");
+        v.check(ch.burst_ratio > 1.0, "classify.chatty.burst_ratio", "must be > 1");
+        v.check(ch.min_burst_packets > 0, "classify.chatty.min_burst_packets", "must be > 0");
+        v.check(ch.sync_min_devices > 0, "classify.chatty.sync_min_devices", "must be > 0");
+        v.check(ch.sync_factor >= 1.0, "classify.chatty.sync_factor", "must be >= 1");
+        let co = &c.cohort;
+        v.check(co.min_members > 0, "classify.cohort.min_members", "must be > 0");
+        v.fraction("classify.cohort.min_fraction", co.min_fraction);
+        v.check(co.period_factor > 1.0, "classify.cohort.period_factor", "must be > 1");
+        v.check(co.window >= self.guard.tick, "classify.cohort.window", "must be at least one tick");
+    }
+
+    fn validate_ladder(&self, v: &mut Validator) {
+        let l = &self.ladder;
+        let tick = self.guard.tick;
+        v.check(l.release_ratio > 0.0, "ladder.release_ratio", "must be > 0");
+        v.check(
+            l.release_ratio < l.shape.trigger_ratio,
+            "ladder.release_ratio",
+            "must be < ladder.shape.trigger_ratio (hysteresis)",
+        );
+        let s = &l.shape;
+        v.check(s.trigger_ratio > 1.0, "ladder.shape.trigger_ratio", "must be > 1");
+        v.check(s.trigger_windows > 0, "ladder.shape.trigger_windows", "must be > 0");
+        v.check(s.rate_pps > 0, "ladder.shape.rate_pps", "must be > 0");
+        v.check(s.burst > 0, "ladder.shape.burst", "must be > 0");
+        v.stage_times("ladder.shape", s.ttl, s.quiet, tick);
+        let st = &l.strict;
+        v.check(st.escalate_windows > 0, "ladder.strict.escalate_windows", "must be > 0");
+        v.fraction("ladder.strict.escalate_drop_ratio", st.escalate_drop_ratio);
+        v.check(st.rate_pps > 0, "ladder.strict.rate_pps", "must be > 0");
+        v.check(st.rate_pps < s.rate_pps, "ladder.strict.rate_pps", "must be < ladder.shape.rate_pps");
+        v.check(st.burst > 0, "ladder.strict.burst", "must be > 0");
+        v.check(st.burst <= s.burst, "ladder.strict.burst", "must be <= ladder.shape.burst");
+        v.stage_times("ladder.strict", st.ttl, st.quiet, tick);
+        let q = &l.quarantine;
+        v.check(q.escalate_windows > 0, "ladder.quarantine.escalate_windows", "must be > 0");
+        v.fraction("ladder.quarantine.escalate_drop_ratio", q.escalate_drop_ratio);
+        v.stage_times("ladder.quarantine", q.ttl, q.quiet, tick);
+    }
+
+    fn validate_capacity(&self, v: &mut Validator) {
+        let c = &self.capacity;
+        v.check(c.sustain_windows > 0, "capacity.sustain_windows", "must be > 0");
+        for (name, lvl) in [("capacity.cell", &c.cell), ("capacity.host", &c.host)] {
+            v.check(lvl.capacity_pps > 0, &format!("{name}.capacity_pps"), "must be > 0");
+            v.check(lvl.cap_pps > 0, &format!("{name}.cap_pps"), "must be > 0");
+            v.check(lvl.cap_pps <= lvl.capacity_pps, &format!("{name}.cap_pps"), "must be <= capacity_pps");
+            v.check(lvl.burst > 0, &format!("{name}.burst"), "must be > 0");
+            v.check(
+                lvl.min_offenders >= MIN_OFFENDERS_FLOOR,
+                &format!("{name}.min_offenders"),
+                &format!(
+                    "must be >= {MIN_OFFENDERS_FLOOR} (a handful of devices must never raise a cell or host stage)"
+                ),
+            );
+            v.stage_times(name, lvl.ttl, lvl.quiet, self.guard.tick);
+        }
+        v.check(
+            c.cell.capacity_pps <= c.host.capacity_pps,
+            "capacity.cell.capacity_pps",
+            "must be <= capacity.host.capacity_pps",
+        );
+        v.check(
+            c.cell.min_offenders <= c.host.min_offenders,
+            "capacity.host.min_offenders",
+            "must be >= capacity.cell.min_offenders",
+        );
+    }
+
+    fn validate_groups(&self, v: &mut Validator) {
+        let mut ids = HashSet::new();
+        let mut names = HashSet::new();
+        for (i, g) in self.groups.iter().enumerate() {
+            let k = |f: &str| format!("group[{i}].{f}");
+            v.check(g.id > 0, &k("id"), "must be > 0 (0 means no group)");
+            v.check(ids.insert(g.id), &k("id"), &format!("{} is used by another group", g.id));
+            v.check(!g.name.is_empty(), &k("name"), "must not be empty");
+            v.check(names.insert(g.name.as_str()), &k("name"), &format!("`{}` is used by another group", g.name));
+            v.check(
+                !(g.teids.is_empty() && g.ue_prefixes.is_empty()),
+                &k("teids"),
+                "a group needs members: teids and/or ue_prefixes",
+            );
+            if let Some(p) = g.expected_pps {
+                v.check(p > 0.0 && p.is_finite(), &k("expected_pps"), "must be > 0");
+            }
+            if let Some(p) = g.expected_period {
+                v.check(p.0 > 0, &k("expected_period"), "must be > 0");
+            }
+            if let Some(b) = g.expected_burst {
+                v.check(b > 0, &k("expected_burst"), "must be > 0");
+            }
+        }
+    }
+
+    /// The data-plane configuration record for a host with `ncpus` CPUs. The host cap is per CPU
+    /// (each CPU runs its own GCRA), so the host-wide cap is divided among them; it stays inactive
+    /// (`host_cap_expires_ns = 0`) until the engine engages it.
+    pub fn dataplane(&self, ncpus: u32) -> GuardConfig {
+        let d = &self.dataplane;
+        let (enabled, shadow) = d.modes.masks();
+        let n = u64::from(ncpus.max(1));
+        let host = &self.capacity.host;
+        GuardConfig {
+            gtpu_port: u32::from(self.guard.gtpu_port),
+            key_mode: match self.guard.key_mode {
+                KeyMode::Teid => KEY_MODE_TEID,
+                KeyMode::UeAddr => KEY_MODE_UE_ADDR,
+            },
+            enabled,
+            shadow,
+            exempt_qfi: d.exempt_qfi.iter().filter(|q| **q <= 63).fold(0u64, |m, q| m | (1u64 << q)),
+            observe: d.observe.limit(),
+            new_device: d.new_device.limit(),
+            echo: d.echo.limit(),
+            err_ind: d.err_ind.limit(),
+            host_cap: Limit::per_second((host.cap_pps / n).max(1), (host.burst / n).max(1)),
+            host_cap_expires_ns: 0,
+            event_gap_ns: d.event_gap.0,
+            event_rate: d.event_rate.limit(),
+        }
+    }
+
+    /// The group a device belongs to (first match), by index into [`Config::groups`].
+    pub fn group_of(&self, teid: u32, ue: &L3Addr) -> Option<usize> {
+        self.groups.iter().position(|g| g.contains(teid, ue))
+    }
+}
+
+#[derive(Default)]
+struct Validator(Vec<Problem>);
+
+impl Validator {
+    fn bad(&mut self, key: String, reason: String) {
+        self.0.push(Problem { key, reason });
+    }
+    fn check(&mut self, ok: bool, key: &str, reason: &str) {
+        if !ok {
+            self.bad(key.to_owned(), reason.to_owned());
+        }
+    }
+    fn fraction(&mut self, key: &str, f: f64) {
+        self.check(f > 0.0 && f <= 1.0, key, "must be in (0, 1]");
+    }
+    fn pps(&mut self, key: &str, l: &PpsLimit) {
+        self.check(l.pps > 0, &format!("{key}.pps"), "must be > 0");
+        self.check(l.burst > 0, &format!("{key}.burst"), "must be > 0");
+    }
+    fn period(&mut self, key: &str, l: &PeriodLimit) {
+        self.check(l.count > 0, &format!("{key}.count"), "must be > 0");
+        self.check(l.per.0 > 0, &format!("{key}.per"), "must be > 0");
+        self.check(l.burst > 0, &format!("{key}.burst"), "must be > 0");
+    }
+    /// A stage entry must outlive at least two ticks, or the engine cannot refresh it in time.
+    fn stage_times(&mut self, key: &str, ttl: Dur, quiet: Dur, tick: Dur) {
+        self.check(ttl.0 > 0, &format!("{key}.ttl"), "must be > 0");
+        self.check(ttl.0 >= 2 * tick.0, &format!("{key}.ttl"), "must be at least two ticks (refresh margin)");
+        self.check(quiet.0 > 0, &format!("{key}.quiet"), "must be > 0");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../../config/guard.example.toml");
+
+    fn problems(text: &str) -> String {
+        match Config::from_toml_str(text) {
+            Ok(_) => panic!("config unexpectedly valid:\n{text}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn load_names_a_missing_file_and_reads_a_real_one() {
+        let missing = std::env::temp_dir().join("guard-config-does-not-exist.toml");
+        let e = Config::load(&missing).expect_err("missing file");
+        assert!(e.to_string().contains("guard-config-does-not-exist.toml"), "{e}");
+        let path = std::env::temp_dir().join(format!("guard-config-{}.toml", std::process::id()));
+        std::fs::write(&path, EXAMPLE).expect("write temp config");
+        let cfg = Config::load(&path);
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(cfg.expect("example loads").guard.interfaces, vec!["ens1f0".to_owned()]);
+    }
+
+    #[test]
+    fn default_config_validates() {
+        Config::default().validate().expect("the default configuration must validate");
+    }
+
+    #[test]
+    fn example_file_parses_validates_and_matches_defaults_where_documented() {
+        let cfg = Config::from_toml_str(EXAMPLE).expect("example file must validate");
+        assert_eq!(cfg.guard.gtpu_port, 2152);
+        assert_eq!(cfg.groups.len(), 2);
+        assert!(cfg.groups.iter().any(|g| g.exempt));
+        // Every section other than the example's own choices is the default.
+        assert_eq!(cfg.ladder, Config::default().ladder);
+        assert_eq!(cfg.capacity, Config::default().capacity);
+        assert_eq!(cfg.classify, Config::default().classify);
+    }
+
+    #[test]
+    fn empty_file_is_the_default() {
+        assert_eq!(Config::from_toml_str("").expect("empty is valid"), Config::default());
+    }
+
+    #[test]
+    fn unknown_key_is_rejected_with_its_name() {
+        let e = problems("[ladder.shape]\nrate_ppss = 5\n");
+        assert!(e.contains("rate_ppss"), "{e}");
+        let e = problems("[guardd]\n");
+        assert!(e.contains("guardd"), "{e}");
+    }
+
+    #[test]
+    fn type_errors_name_key_and_line() {
+        let e = problems("[guard]\ngtpu_port = \"x\"\n");
+        assert!(e.contains("gtpu_port") && e.contains("line 2"), "{e}");
+        let e = problems("[guard]\ntick = \"5 parsecs\"\n");
+        assert!(e.contains("tick") && e.contains("invalid duration"), "{e}");
+        let e = problems("[[group]]\nname = \"a\"\nid = 1\nue_prefixes = [\"10.0.0.0/33\"]\n");
+        assert!(e.contains("ue_prefixes") && e.contains("prefix length"), "{e}");
+        let e = problems("[[group]]\nname = \"a\"\nid = 1\nteids = [\"9-3\"]\n");
+        assert!(e.contains("teids") && e.contains("empty"), "{e}");
+    }
+
+    #[test]
+    fn zero_rates_and_times_name_their_keys() {
+        let e = problems("[ladder.shape]\nrate_pps = 0\n");
+        assert!(e.contains("ladder.shape.rate_pps: must be > 0"), "{e}");
+        let e = problems("[ladder.quarantine]\nquiet = \"0s\"\n");
+        assert!(e.contains("ladder.quarantine.quiet: must be > 0"), "{e}");
+        let e = problems("[ladder.strict]\nttl = \"0s\"\n");
+        assert!(e.contains("ladder.strict.ttl: must be > 0"), "{e}");
+        let e = problems("[dataplane]\nexempt_qfi = [64]\n");
+        assert!(e.contains("dataplane.exempt_qfi[0]"), "{e}");
+    }
+
+    #[test]
+    fn cross_field_rules_name_their_keys() {
+        let e = problems("[ladder.strict]\nrate_pps = 500\n");
+        assert!(e.contains("ladder.strict.rate_pps: must be < ladder.shape.rate_pps"), "{e}");
+        let e = problems("[capacity.cell]\ncapacity_pps = 5000000\ncap_pps = 5000000\nburst = 1\nmin_offenders = 200\nttl = \"30s\"\nquiet = \"1m\"\n");
+        assert!(e.contains("capacity.cell.capacity_pps: must be <= capacity.host.capacity_pps"), "{e}");
+        let e = problems("[capacity.host]\ncapacity_pps = 5000000\n");
+        assert!(e.contains("missing field") && e.contains("capacity.host"), "partial cap tables are refused: {e}");
+        let cell = "[capacity.cell]\ncapacity_pps = 1000\ncap_pps = 1000\nburst = 10\nttl = \"30s\"\nquiet = \"1m\"\n";
+        let e = problems(&format!("{cell}min_offenders = 10\n"));
+        assert!(e.contains("capacity.cell.min_offenders: must be >= 20"), "{e}");
+        let e = problems("[ladder]\nrelease_ratio = 9.0\n");
+        assert!(e.contains("ladder.release_ratio"), "{e}");
+        let two =
+            "[[group]]\nname = \"a\"\nid = 3\nteids = [\"1\"]\n[[group]]\nname = \"b\"\nid = 3\nteids = [\"2\"]\n";
+        let e = problems(two);
+        assert!(e.contains("group[1].id: 3 is used by another group"), "{e}");
+        let e = problems("[[group]]\nname = \"a\"\nid = 0\nteids = [\"1\"]\n");
+        assert!(e.contains("group[0].id: must be > 0"), "{e}");
+    }
+
+    #[test]
+    fn several_problems_are_reported_together() {
+        let e = problems("[ladder.shape]\nrate_pps = 0\n[capacity]\nsustain_windows = 0\n");
+        assert!(e.contains("ladder.shape.rate_pps") && e.contains("capacity.sustain_windows"), "{e}");
+    }
+
+    #[test]
+    fn durations_parse_and_print() {
+        assert_eq!("500ms".parse::<Dur>(), Ok(Dur::millis(500)));
+        assert_eq!("2m".parse::<Dur>(), Ok(Dur::secs(120)));
+        assert_eq!(Dur::secs(120).to_string(), "2m");
+        assert_eq!(Dur::millis(1500).to_string(), "1500ms");
+        assert!("5".parse::<Dur>().is_err());
+        assert!("-5s".parse::<Dur>().is_err());
+        assert!("99999999999999h".parse::<Dur>().is_err());
+    }
+
+    #[test]
+    fn prefixes_and_teid_ranges_match() {
+        let p: Prefix = "10.45.0.0/16".parse().expect("valid");
+        assert!(p.contains(&L3Addr::v4([10, 45, 3, 4])));
+        assert!(!p.contains(&L3Addr::v4([10, 46, 0, 1])));
+        let p: Prefix = "2001:db8::/33".parse().expect("valid");
+        let mut a = [0u8; 16];
+        a[..4].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+        assert!(p.contains(&L3Addr::v6(a)));
+        a[4] = 0x80;
+        assert!(!p.contains(&L3Addr::v6(a)));
+        assert!(!p.contains(&L3Addr::v4([32, 1, 13, 184])), "families never match across");
+        let r: TeidRange = "0x10-0x1f".parse().expect("valid");
+        assert!(r.contains(16) && r.contains(31) && !r.contains(32));
+    }
+
+    #[test]
+    fn dataplane_record_reflects_modes_and_divides_host_cap() {
+        let mut cfg = Config::default();
+        cfg.dataplane.modes.cell_cap = Mode::Off;
+        cfg.dataplane.modes.strict = Mode::Shadow;
+        cfg.dataplane.exempt_qfi = vec![1, 63];
+        let gc = cfg.dataplane(4);
+        assert_eq!(gc.enabled & PROT_CELL_CAP, 0);
+        assert_ne!(gc.enabled & PROT_STRICT, 0);
+        assert_ne!(gc.shadow & PROT_STRICT, 0);
+        assert_eq!(gc.shadow & PROT_SHAPE, 0);
+        assert_eq!(gc.exempt_qfi, (1 << 1) | (1 << 63));
+        assert_eq!(gc.host_cap.rate_per_sec(), cfg.capacity.host.cap_pps / 4);
+        assert_eq!(gc.host_cap_expires_ns, 0, "host cap inactive until the engine engages it");
+        assert_eq!(gc.gtpu_port, 2152);
+        assert_eq!(gc.echo.interval_ns, 60_000_000_000, "one echo per 60 s per path");
+        assert_eq!(gc.observe.rate_per_sec(), 200);
+    }
+}

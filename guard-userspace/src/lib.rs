@@ -5,12 +5,17 @@
 //! - [`pins`], [`loader`], [`maps`]: load/attach/pin the XDP program and read/write its maps;
 //! - [`config`]: the operator's TOML file, validated before anything is applied;
 //! - [`engine`]: the pure decision engine (baselines, classification, graduated escalation);
-//! - [`audit`]: the JSON-lines audit trail of every decision.
+//! - [`audit`]: the JSON-lines audit trail of every decision;
+//! - [`controller`]: the tokio loop that feeds the engine from the maps and applies its decisions;
+//! - [`metrics`]: Prometheus metrics; [`cli`]: the `guard` command line.
 
 pub mod audit;
+pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod controller;
 pub mod engine;
 pub mod loader;
 pub mod maps;
+pub mod metrics;
 pub mod pins;

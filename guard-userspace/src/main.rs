@@ -1,1 +1,18 @@
-fn main() {}
+//! `guard`: the overload guard's command line. See `guard --help`.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = guard::cli::Cli::parse();
+    guard::cli::init_logging(cli.log_json);
+    match guard::cli::dispatch(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // `{:#}` prints the whole context chain: what we tried, then why it failed.
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

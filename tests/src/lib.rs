@@ -1,5 +1,7 @@
 //! labkit: the test and lab kit of the overload guard.
 //!
+//! - [`bpf`]: load the guard's XDP program for BPF_PROG_TEST_RUN verdict tests (unique pins,
+//!   removed on drop) and read its counters as deltas.
 //! - [`netns`]: RAII network namespaces and veth pairs, running code inside a namespace.
 //! - [`lab`]: the RAN ⇄ CORE topology the XDP end-to-end tests and `cargo xtask lab` use.
 //! - [`frames`]: a GTP-U frame builder written from the specs (independent of the parser).
@@ -9,6 +11,7 @@
 //! - [`sink`]: a counting AF_PACKET receiver on the core side.
 //! - [`oracle`]: tshark and scapy runners.
 
+pub mod bpf;
 pub mod decode;
 pub mod frames;
 pub mod generator;

@@ -1,0 +1,256 @@
+//! `guard device show|pin|unpin`: one device's state, and operator overrides. Operates on the
+//! pinned maps directly, so it works whether or not the controller runs. Pins carry
+//! `STAGE_FLAG_MANUAL`, which the controller never changes; every pin and unpin is audited.
+
+use std::{net::IpAddr, time::SystemTime};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand, ValueEnum};
+use guard_common::abi::{
+    DeviceKey, L3Addr, Limit, StageEntry, STAGE_FLAG_MANUAL, STAGE_QUARANTINE, STAGE_SHAPE, STAGE_STRICT,
+};
+
+use super::Target;
+use crate::{
+    audit::{AuditLog, OperatorAction},
+    clock::monotonic_ns,
+    config::Dur,
+    engine::decision::{addr_str, device_key_str},
+    maps::N3Maps,
+};
+
+#[derive(Subcommand, Debug)]
+pub enum DeviceCmd {
+    /// Show a device's counters, learned binding and stage.
+    Show {
+        #[command(flatten)]
+        target: Target,
+        #[command(flatten)]
+        device: DeviceSel,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set a device's stage by hand, with a time to live. Wins over the controller.
+    Pin(PinArgs),
+    /// Remove an operator pin (the controller decides again from then on).
+    Unpin {
+        #[command(flatten)]
+        target: Target,
+        #[command(flatten)]
+        device: DeviceSel,
+        /// Why (kept in the audit log).
+        #[arg(long)]
+        comment: String,
+    },
+}
+
+/// Which device: by TEID (default key mode) or by UE address (`key_mode = "ue_addr"`).
+#[derive(Args, Debug, Clone)]
+#[group(required = true, multiple = false)]
+pub struct DeviceSel {
+    /// TEID, decimal or 0x-hex (TS 29.281 §5.1: the uplink TEID the UPF allocated).
+    #[arg(long, value_parser = parse_teid)]
+    pub teid: Option<u32>,
+    /// Inner UE address (IPv4 or IPv6).
+    #[arg(long)]
+    pub ue: Option<IpAddr>,
+}
+
+impl DeviceSel {
+    pub fn key(&self) -> Result<DeviceKey> {
+        match (self.teid, self.ue) {
+            (Some(t), None) => Ok(DeviceKey::teid(t)),
+            (None, Some(ip)) => {
+                let a = match ip {
+                    IpAddr::V4(v4) => L3Addr::v4(v4.octets()),
+                    IpAddr::V6(v6) => L3Addr::v6(v6.octets()),
+                };
+                DeviceKey::ue(&a).context("unsupported address family")
+            }
+            _ => bail!("give exactly one of --teid or --ue"),
+        }
+    }
+}
+
+pub fn parse_teid(s: &str) -> Result<u32, String> {
+    let r = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(hex) => u32::from_str_radix(hex, 16),
+        None => s.parse::<u32>(),
+    };
+    r.map_err(|e| format!("{s:?} is not a TEID (a 32-bit number, decimal or 0x-hex): {e}"))
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum StageArg {
+    /// Stage 1: shape to --pps/--burst.
+    Shape,
+    /// Stage 2: strict limit at --pps/--burst.
+    Strict,
+    /// Stage 3: drop everything until the TTL expires.
+    Quarantine,
+}
+
+#[derive(Args, Debug)]
+pub struct PinArgs {
+    #[command(flatten)]
+    target: Target,
+    #[command(flatten)]
+    device: DeviceSel,
+    #[arg(long, value_enum)]
+    stage: StageArg,
+    /// How long the pin holds, e.g. 30s, 10m, 2h. Every stage expires, pins too.
+    #[arg(long)]
+    ttl: Dur,
+    /// Rate for shape/strict, packets per second (default from the config's ladder).
+    #[arg(long)]
+    pps: Option<u64>,
+    /// Burst for shape/strict, packets.
+    #[arg(long)]
+    burst: Option<u64>,
+    /// Why (kept in the audit log).
+    #[arg(long)]
+    comment: String,
+}
+
+pub fn run(cmd: DeviceCmd) -> Result<()> {
+    crate::loader::require_root()?;
+    match cmd {
+        DeviceCmd::Show { target, device, json } => show(&target, &device, json),
+        DeviceCmd::Pin(a) => pin(a),
+        DeviceCmd::Unpin { target, device, comment } => unpin(&target, &device, &comment),
+    }
+}
+
+fn open(target: &Target) -> Result<(crate::config::Config, N3Maps)> {
+    let cfg = target.load_config()?;
+    let pins = target.pins(&cfg);
+    let maps = N3Maps::open_pinned(&pins)
+        .with_context(|| format!("opening the guard's pinned maps in {}", pins.path().display()))?;
+    Ok((cfg, maps))
+}
+
+fn show(target: &Target, sel: &DeviceSel, json: bool) -> Result<()> {
+    let (_, maps) = open(target)?;
+    let key = sel.key()?;
+    let dev = maps.device(&key)?;
+    let stage = maps.stage(&key)?;
+    let now = monotonic_ns();
+    if json {
+        let v = serde_json::json!({
+            "device": device_key_str(&key),
+            "state": dev.map(|d| serde_json::json!({
+                "packets": d.packets, "bytes": d.bytes, "over_limit": d.over_limit, "dropped": d.dropped,
+                "spoofed": d.spoofed, "teid": d.teid, "gnb": addr_str(&d.cell), "bound": addr_str(&d.bound),
+                "qfi": d.qfi, "last_seen_s_ago": now.saturating_sub(d.last_seen_ns) as f64 / 1e9,
+            })),
+            "stage": stage.map(|s| stage_json(&s, now)),
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!("device {}", device_key_str(&key));
+    match dev {
+        Some(d) => {
+            println!("  packets {}  bytes {}  over-limit {}  dropped {}  spoofed {}", d.packets, d.bytes, d.over_limit, d.dropped, d.spoofed);
+            println!("  teid {:#x}  gNB {}  bound {}  qfi {}", d.teid, addr_str(&d.cell), addr_str(&d.bound), d.qfi);
+            println!("  last seen {:.1} s ago", now.saturating_sub(d.last_seen_ns) as f64 / 1e9);
+        }
+        None => println!("  not in the device map (never seen, or evicted as least recently seen)"),
+    }
+    match stage {
+        Some(s) => println!("  stage: {}", stage_json(&s, now)),
+        None => println!("  stage: 0 observe"),
+    }
+    Ok(())
+}
+
+pub fn stage_name(stage: u32) -> &'static str {
+    match stage {
+        STAGE_SHAPE => "shape",
+        STAGE_STRICT => "strict",
+        STAGE_QUARANTINE => "quarantine",
+        _ => "observe",
+    }
+}
+
+pub fn stage_json(s: &StageEntry, now: u64) -> serde_json::Value {
+    let l = Limit { interval_ns: s.interval_ns, tau_ns: s.tau_ns };
+    serde_json::json!({
+        "stage": s.stage,
+        "name": stage_name(s.stage),
+        "manual": s.flags & STAGE_FLAG_MANUAL != 0,
+        "exempt": s.flags & guard_common::abi::STAGE_FLAG_EXEMPT != 0,
+        "pps": l.rate_per_sec(),
+        "burst": l.burst(),
+        "expires_in_s": s.expires_ns.saturating_sub(now) as f64 / 1e9,
+        "expired": s.expires_ns <= now,
+        "reason": crate::engine::decision::Reason::from_code(s.reason).map(|r| r.name()).unwrap_or("operator"),
+    })
+}
+
+fn pin(a: PinArgs) -> Result<()> {
+    let (cfg, mut maps) = open(&a.target)?;
+    let key = a.device.key()?;
+    if a.ttl.0 == 0 {
+        bail!("--ttl must be > 0: every stage expires");
+    }
+    let (stage, limit) = match a.stage {
+        StageArg::Quarantine => (STAGE_QUARANTINE, Limit::UNLIMITED),
+        StageArg::Shape => {
+            let d = &cfg.ladder.shape;
+            (STAGE_SHAPE, Limit::per_second(a.pps.unwrap_or(d.rate_pps), a.burst.unwrap_or(d.burst)))
+        }
+        StageArg::Strict => {
+            let d = &cfg.ladder.strict;
+            (STAGE_STRICT, Limit::per_second(a.pps.unwrap_or(d.rate_pps), a.burst.unwrap_or(d.burst)))
+        }
+    };
+    if stage != STAGE_QUARANTINE && limit.is_unlimited() {
+        bail!("--pps must be > 0 for shape and strict");
+    }
+    let now = monotonic_ns();
+    let entry = StageEntry {
+        stage,
+        flags: STAGE_FLAG_MANUAL,
+        interval_ns: limit.interval_ns,
+        tau_ns: limit.tau_ns,
+        expires_ns: now.saturating_add(a.ttl.0),
+        tat: 0,
+        set_ns: now,
+        reason: 0,
+        group: 0,
+    };
+    // Audit first: if the audit trail cannot be written, the override does not happen.
+    let audit = AuditLog::open(&cfg.guard.audit_log)
+        .with_context(|| format!("opening the audit log {}", cfg.guard.audit_log.display()))?;
+    audit
+        .record_operator(SystemTime::now(), &operator(), &OperatorAction::Pin { key, stage, ttl_ns: a.ttl.0 }, &a.comment)
+        .context("writing the audit record")?;
+    maps.set_stage(&key, &entry)?;
+    println!("pinned {} at stage {} ({}) for {}", device_key_str(&key), stage, stage_name(stage), a.ttl);
+    Ok(())
+}
+
+fn unpin(target: &Target, sel: &DeviceSel, comment: &str) -> Result<()> {
+    let (cfg, mut maps) = open(target)?;
+    let key = sel.key()?;
+    let audit = AuditLog::open(&cfg.guard.audit_log)
+        .with_context(|| format!("opening the audit log {}", cfg.guard.audit_log.display()))?;
+    audit
+        .record_operator(SystemTime::now(), &operator(), &OperatorAction::Unpin { key }, comment)
+        .context("writing the audit record")?;
+    if maps.clear_stage(&key)? {
+        println!("unpinned {}", device_key_str(&key));
+    } else {
+        println!("{} had no stage", device_key_str(&key));
+    }
+    Ok(())
+}
+
+/// Who is acting: the login name if known, else the uid.
+fn operator() -> String {
+    std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        // SAFETY: getuid has no preconditions.
+        .unwrap_or_else(|_| format!("uid:{}", unsafe { libc::getuid() }))
+}

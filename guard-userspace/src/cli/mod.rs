@@ -1,0 +1,218 @@
+//! The `guard` command line: argument definitions and dispatch. Each sub-command lives in its own
+//! module; all errors reach the user with their context chain (`anyhow`).
+
+mod device;
+mod status;
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::{config::Config, loader::ModeRequest, pins::PinDir};
+
+const LONG_ABOUT: &str = "\
+An XDP overload guard for the N3 (GTP-U) interface of a 5G UPF or gateway host.
+
+The data plane keeps per-device (per-TEID or per-UE-address) rate counters and applies graduated \
+stages: 0 observe, 1 shape to a rate, 2 strict limit, 3 quarantine. Every stage expires, so if the \
+controller dies enforcement decays instead of sticking. The controller (`guard run`) escalates only \
+as far as needed and pins measures to the offending devices, never to a whole cell unless \
+device-level stages cannot hold the cell's capacity.
+
+State (maps and the XDP link) is pinned under bpffs, one directory per interface, so a restarted \
+`guard run` keeps counters, learned bindings and stages. `guard detach --purge` removes it all.
+
+Typical use:
+  guard config check /etc/overload-guard/guard.toml   # validate before deploying
+  guard run --iface ens1f0 --config /etc/overload-guard/guard.toml
+  guard status --iface ens1f0                         # verdict counters, stages, malformed
+  guard top --iface ens1f0                            # the heaviest devices and why they are staged
+  guard device pin --iface ens1f0 --teid 0x1f00 --stage quarantine --ttl 30m --comment 'ticket 4711'
+  guard device unpin --iface ens1f0 --teid 0x1f00 --comment 'resolved'";
+
+#[derive(Parser, Debug)]
+#[command(name = "guard", version, about = "XDP overload guard for 5G N3 (GTP-U)", long_about = LONG_ABOUT)]
+pub struct Cli {
+    /// Log as JSON lines (for log shippers) instead of human-readable text.
+    #[arg(long, global = true)]
+    pub log_json: bool,
+    /// Run in this network namespace (a name under /run/netns, as `ip netns` makes). Only the
+    /// network namespace changes, so pins stay on the host's bpffs and survive restarts
+    /// (`ip netns exec` would remount /sys and with it bpffs).
+    #[arg(long, global = true)]
+    pub netns: Option<String>,
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Load and attach the guard on an interface and run the controller until stopped.
+    ///
+    /// Attaches native XDP, falling back to generic (SKB) mode with a log line saying which was
+    /// used. Maps and the link are pinned: stopping this process leaves the data plane running
+    /// with its current stages (which then expire), and the next `guard run` re-uses them.
+    Run(RunArgs),
+    /// Show what the data plane counted and which devices and cells are staged.
+    Status(status::StatusArgs),
+    /// Show the heaviest devices and the staged ones, with the reason they were staged.
+    Top(status::TopArgs),
+    /// Inspect or override one device's stage (operator pins always win and are audited).
+    #[command(subcommand)]
+    Device(device::DeviceCmd),
+    /// Detach the guard from an interface (and with --purge, delete all its pinned state).
+    Detach(DetachArgs),
+    /// Configuration file tools.
+    #[command(subcommand)]
+    Config(ConfigCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCmd {
+    /// Validate a configuration file and print the effective configuration. Exit code 1 and a
+    /// message naming the key if it is invalid.
+    Check {
+        file: PathBuf,
+        /// Print the effective configuration (with defaults filled in) as TOML.
+        #[arg(long)]
+        print: bool,
+    },
+    /// Print the default configuration, commented, to start from.
+    Default,
+}
+
+/// Where to find an interface's pinned state. Shared by all sub-commands.
+#[derive(Args, Debug, Clone)]
+pub struct Target {
+    /// The N3 interface the guard runs on.
+    #[arg(long, short = 'i')]
+    pub iface: String,
+    /// The configuration file (for the pin directory and audit log locations).
+    #[arg(long, short = 'c', env = "GUARD_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Override the bpffs base directory of pins (default from the config, else
+    /// /sys/fs/bpf/overload-guard).
+    #[arg(long)]
+    pub pin_base: Option<PathBuf>,
+}
+
+impl Target {
+    pub fn load_config(&self) -> Result<Config> {
+        match &self.config {
+            Some(p) => Config::load(p).with_context(|| format!("configuration {}", p.display())),
+            None => Ok(Config::default()),
+        }
+    }
+
+    pub fn pins(&self, cfg: &Config) -> PinDir {
+        let base = self.pin_base.clone().unwrap_or_else(|| cfg.guard.pin_dir.clone());
+        PinDir::new(&base, &self.iface)
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// XDP attach mode.
+    #[arg(long, value_enum, default_value_t = AttachMode::Auto)]
+    pub mode: AttachMode,
+    /// Attach and exit without running the controller (the data plane keeps its pinned stages,
+    /// which expire).
+    #[arg(long)]
+    pub no_controller: bool,
+    /// Stop after this many seconds (for tests and demos; default: until SIGINT/SIGTERM).
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// Detach (but keep pinned maps) when the controller stops.
+    #[arg(long)]
+    pub detach_on_exit: bool,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum AttachMode {
+    /// Native XDP, falling back to generic.
+    Auto,
+    Native,
+    Generic,
+}
+
+impl From<AttachMode> for ModeRequest {
+    fn from(m: AttachMode) -> Self {
+        match m {
+            AttachMode::Auto => ModeRequest::Auto,
+            AttachMode::Native => ModeRequest::Native,
+            AttachMode::Generic => ModeRequest::Generic,
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct DetachArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// Also delete every pinned map: all counters, learned bindings and stages are lost.
+    #[arg(long)]
+    pub purge: bool,
+}
+
+pub fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        b.json().init();
+    } else {
+        b.init();
+    }
+}
+
+/// Enter the network namespace `name` (the calling thread; call before starting threads).
+pub fn enter_netns(name: &str) -> Result<()> {
+    use std::os::fd::AsRawFd as _;
+    let path = std::path::Path::new("/run/netns").join(name);
+    let f = std::fs::File::open(&path)
+        .with_context(|| format!("network namespace {name:?} ({}) not found; see `ip netns list`", path.display()))?;
+    // SAFETY: `f` is an open namespace file; setns only changes this thread's network namespace.
+    if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        return Err(std::io::Error::last_os_error()).with_context(|| format!("entering network namespace {name:?}"));
+    }
+    Ok(())
+}
+
+pub fn dispatch(cli: Cli) -> Result<()> {
+    if let Some(ns) = &cli.netns {
+        enter_netns(ns)?;
+    }
+    match cli.cmd {
+        Cmd::Run(a) => crate::controller::run_command(a),
+        Cmd::Status(a) => status::status(a),
+        Cmd::Top(a) => status::top(a),
+        Cmd::Device(d) => device::run(d),
+        Cmd::Detach(a) => {
+            let cfg = a.target.load_config()?;
+            let pins = a.target.pins(&cfg);
+            let had = crate::loader::detach(&pins, a.purge).context("detaching")?;
+            match (had, a.purge) {
+                (true, true) => println!("detached from {} and purged {}", a.target.iface, pins.path().display()),
+                (true, false) => println!("detached from {} (pinned maps kept in {})", a.target.iface, pins.path().display()),
+                (false, true) => println!("no pinned link for {}; purged {}", a.target.iface, pins.path().display()),
+                (false, false) => println!("no pinned link for {} in {}: nothing to detach", a.target.iface, pins.path().display()),
+            }
+            Ok(())
+        }
+        Cmd::Config(ConfigCmd::Check { file, print }) => {
+            let cfg = Config::load(&file).with_context(|| format!("configuration {}", file.display()))?;
+            if print {
+                println!("{}", toml::to_string_pretty(&cfg).context("rendering the configuration")?);
+            }
+            println!("{}: valid", file.display());
+            Ok(())
+        }
+        Cmd::Config(ConfigCmd::Default) => {
+            println!("{}", include_str!("../../../config/guard.example.toml"));
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,435 @@
+//! `guard run`: load, attach, then the control loop.
+//!
+//! Each tick (the config's `guard.tick`, default 1 s):
+//! 1. drain the ring buffer (over-limit, spoof, new-device events) without blocking;
+//! 2. sample the device map (cumulative counters; the engine diffs them);
+//! 3. ask the [`Engine`] for decisions and apply them to the maps: stage entries, cell caps, the
+//!    host cap in the config record. Manual (operator) pins are never touched;
+//! 4. audit every non-refresh decision (JSON lines) and update the metrics.
+//!
+//! SIGHUP reloads the config file: a file that fails validation is logged and audited, and the
+//! running config stays. SIGINT/SIGTERM stop the loop; the pinned link keeps the data plane
+//! running with its current stages, which expire on their own.
+
+use std::{
+    net::SocketAddr,
+    path::PathBuf,
+    sync::Arc,
+    time::{Duration, Instant, SystemTime},
+};
+
+use anyhow::{Context, Result};
+use aya::maps::{MapData, RingBuf};
+use guard_common::abi::{self, Event, GuardConfig, STAGE_FLAG_MANUAL};
+use tokio::signal::unix::{signal, SignalKind};
+use tracing::{error, info, warn};
+
+use crate::{
+    audit::AuditLog,
+    cli::RunArgs,
+    clock::monotonic_ns,
+    config::Config,
+    engine::{decision::Decision, CurrentStage, DeviceSample, Engine},
+    loader,
+    maps::N3Maps,
+    metrics::{Metrics, TOP_CELLS},
+};
+
+/// Events drained per tick at most; the rest wait for the next tick (the ring is bounded anyway).
+const MAX_EVENTS_PER_TICK: usize = 100_000;
+
+pub fn run_command(a: RunArgs) -> Result<()> {
+    loader::require_root()?;
+    let cfg = a.target.load_config()?;
+    let iface = a.target.iface.clone();
+    loader::require_interface(&iface)?;
+    let pins = a.target.pins(&cfg);
+    let ncpus = num_cpus();
+    let dp = cfg.dataplane(ncpus);
+    let mut loaded = loader::load(&pins, cfg.guard.max_devices, &dp)
+        .with_context(|| format!("loading the guard for {iface}"))?;
+    match loaded.state {
+        crate::pins::PinState::Fresh => info!(pins = %pins.path().display(), "no earlier state: starting fresh"),
+        crate::pins::PinState::Reusable => {
+            info!(pins = %pins.path().display(), "found pinned maps of this schema: counters, bindings and stages are kept")
+        }
+    }
+    let how = loaded.attach(&iface, a.mode.into()).with_context(|| format!("attaching to {iface}"))?;
+    info!(iface, mode = ?how, "guard_n3 attached");
+    if a.no_controller {
+        println!("attached to {iface} ({how:?}); no controller running, stages expire on their own");
+        return Ok(());
+    }
+    let events = loaded.ebpf.take_map(abi::MAP_N3_EVENTS).context("the object has no N3_EVENTS ring buffer")?;
+    let ring = RingBuf::try_from(events).context("N3_EVENTS is not a ring buffer")?;
+    let maps = N3Maps::from_ebpf_ref(&mut loaded.ebpf)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    let result = rt.block_on(control_loop(Ctl {
+        cfg,
+        config_path: a.target.config.clone(),
+        maps,
+        ring,
+        ncpus,
+        duration: a.duration.map(Duration::from_secs_f64),
+    }));
+    if a.detach_on_exit {
+        loader::detach(&pins, false).context("detaching on exit")?;
+        info!(iface, "detached (pinned maps kept)");
+    }
+    // Keep the program loaded until here: dropping `loaded` releases our handles only; the pinned
+    // link keeps the program attached.
+    drop(loaded);
+    result
+}
+
+fn num_cpus() -> u32 {
+    std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1)
+}
+
+struct Ctl {
+    cfg: Config,
+    config_path: Option<PathBuf>,
+    maps: N3Maps,
+    ring: RingBuf<MapData>,
+    ncpus: u32,
+    duration: Option<Duration>,
+}
+
+async fn control_loop(mut c: Ctl) -> Result<()> {
+    let metrics = Arc::new(Metrics::new());
+    let server = serve_metrics(c.cfg.metrics.listen, metrics.clone()).await?;
+    let audit = AuditLog::open(&c.cfg.guard.audit_log)
+        .with_context(|| format!("opening the audit log {}", c.cfg.guard.audit_log.display()))?;
+    let mut engine = Engine::new(&c.cfg);
+    let now = monotonic_ns();
+    let existing: Vec<_> = c.maps.stages().iter().map(|(k, e)| CurrentStage::from_entry(*k, e)).collect();
+    engine.restore(&existing, now);
+    info!(stages = existing.len(), "resumed the stages found in the pinned maps");
+
+    let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut tick = tokio::time::interval(Duration::from_nanos(c.cfg.guard.tick.0.max(10_000_000)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let deadline = c.duration.map(|d| tokio::time::Instant::now() + d);
+    let mut host_cap: Option<(abi::Limit, u64)> = None;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let t0 = Instant::now();
+                if let Err(e) = one_tick(&mut c, &mut engine, &audit, &metrics, &mut host_cap) {
+                    // A failed tick must not stop the guard: the data plane keeps running, and
+                    // stages expire if this keeps failing.
+                    error!(error = format!("{e:#}"), "controller tick failed");
+                }
+                metrics.tick_seconds.observe(t0.elapsed().as_secs_f64());
+            }
+            _ = hup.recv() => reload(&mut c, &mut engine, &audit, &metrics, host_cap),
+            _ = int.recv() => { info!("SIGINT: stopping the controller (the data plane stays attached)"); break; }
+            _ = term.recv() => { info!("SIGTERM: stopping the controller (the data plane stays attached)"); break; }
+            _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => {
+                info!("--duration reached: stopping the controller");
+                break;
+            }
+        }
+    }
+    server.abort();
+    audit.sync().ok();
+    Ok(())
+}
+
+fn one_tick(
+    c: &mut Ctl,
+    engine: &mut Engine,
+    audit: &AuditLog,
+    metrics: &Metrics,
+    host_cap: &mut Option<(abi::Limit, u64)>,
+) -> Result<()> {
+    let now = monotonic_ns();
+    let mut events: Vec<Event> = Vec::new();
+    while events.len() < MAX_EVENTS_PER_TICK {
+        let Some(item) = c.ring.next() else { break };
+        if item.len() >= core::mem::size_of::<Event>() {
+            // SAFETY: the data plane writes exactly one `Event` per record; `read_unaligned`
+            // copes with the ring's alignment.
+            events.push(unsafe { std::ptr::read_unaligned(item.as_ptr() as *const Event) });
+        }
+    }
+    for ev in &events {
+        if ev.kind == abi::EVENT_SPOOF || ev.kind == abi::EVENT_NEW_DEVICE_LIMITED {
+            // Rare and security-relevant: keep them in the audit trail.
+            if let Err(e) = audit.record_event(SystemTime::now(), ev) {
+                warn!(error = %e, "audit write failed");
+            }
+        }
+    }
+    let key_mode_ue = c.cfg.guard.key_mode == crate::config::KeyMode::UeAddr;
+    let samples: Vec<DeviceSample> = c
+        .maps
+        .devices()
+        .map(|(key, d)| DeviceSample {
+            key,
+            cell: d.cell,
+            packets: d.packets,
+            bytes: d.bytes,
+            over_limit: d.over_limit,
+            dropped: d.dropped,
+            inner_dst: d.inner_dst,
+            ue_addr: if key_mode_ue { ue_of_key(&key) } else { d.bound },
+            teid: d.teid,
+        })
+        .collect();
+    let decisions = engine.tick(now, &samples, &events);
+    for d in &decisions {
+        if let Err(e) = apply(c, d, now, host_cap) {
+            error!(error = format!("{e:#}"), decision = d.action(), target = d.target(), "applying a decision failed");
+            continue;
+        }
+        if !d.is_refresh() {
+            info!(action = d.action(), target = d.target(), reason = d.reason().name(), "decision");
+            if let Err(e) = audit.record(SystemTime::now(), d) {
+                warn!(error = %e, "audit write failed");
+            }
+            match d {
+                Decision::SetDeviceStage { .. } | Decision::SetCellCap { .. } | Decision::SetHostCap { .. } => {
+                    metrics.escalations.get_or_create(&reason_label(d)).inc();
+                }
+                Decision::ReleaseDevice { .. } | Decision::ReleaseCell { .. } | Decision::ReleaseHost { .. } => {
+                    metrics.releases.get_or_create(&reason_label(d)).inc();
+                }
+                _ => {}
+            }
+        }
+    }
+    prune_expired(c, now);
+    update_metrics(c, engine, metrics, samples.len() as i64)
+}
+
+fn ue_of_key(k: &abi::DeviceKey) -> abi::L3Addr {
+    match k.kind {
+        abi::DEVICE_KIND_UE_V4 => abi::L3Addr { family: abi::FAMILY_IPV4, addr: k.id },
+        abi::DEVICE_KIND_UE_V6 => abi::L3Addr { family: abi::FAMILY_IPV6, addr: k.id },
+        _ => abi::L3Addr::NONE,
+    }
+}
+
+fn reason_label(d: &Decision) -> crate::metrics::ReasonLabel {
+    crate::metrics::ReasonLabel { reason: d.reason().name().to_owned() }
+}
+
+/// Apply one decision to the maps. Operator pins always win.
+fn apply(c: &mut Ctl, d: &Decision, now: u64, host_cap: &mut Option<(abi::Limit, u64)>) -> Result<()> {
+    match d {
+        Decision::SetDeviceStage { key, refresh, .. } => {
+            let existing = c.maps.stage(key)?;
+            if existing.is_some_and(|e| e.flags & STAGE_FLAG_MANUAL != 0) {
+                return Ok(());
+            }
+            if let Some((k, mut entry)) = d.stage_entry(now) {
+                // A refresh keeps the rate limiter's state, so re-issuing a stage does not hand
+                // the device a fresh burst.
+                if let (true, Some(old)) = (*refresh, existing) {
+                    if old.stage == entry.stage {
+                        entry.tat = old.tat;
+                    }
+                }
+                c.maps.set_stage(&k, &entry)?;
+            }
+        }
+        Decision::ReleaseDevice { key, .. } => {
+            if !c.maps.stage(key)?.is_some_and(|e| e.flags & STAGE_FLAG_MANUAL != 0) {
+                c.maps.clear_stage(key)?;
+            }
+        }
+        Decision::SetCellCap { .. } => {
+            if let Some((cell, entry)) = d.cell_entry(now) {
+                c.maps.set_cell_stage(&cell, &entry)?;
+            }
+        }
+        Decision::ReleaseCell { cell, .. } => {
+            c.maps.clear_cell_stage(cell)?;
+        }
+        Decision::SetHostCap { limit, ttl_ns, .. } => {
+            *host_cap = Some((*limit, now.saturating_add(*ttl_ns)));
+            write_dataplane(c, *host_cap)?;
+        }
+        Decision::ReleaseHost { .. } => {
+            *host_cap = None;
+            write_dataplane(c, None)?;
+        }
+        Decision::FlagCohort { .. } | Decision::Classified { .. } => {}
+    }
+    Ok(())
+}
+
+/// Write the data-plane config record, with the host cap (host-wide limit, divided per CPU).
+fn write_dataplane(c: &mut Ctl, host_cap: Option<(abi::Limit, u64)>) -> Result<()> {
+    let mut dp: GuardConfig = c.cfg.dataplane(c.ncpus);
+    if let Some((limit, expires)) = host_cap {
+        let per_cpu = (limit.rate_per_sec() / c.ncpus as u64).max(1);
+        dp.host_cap = abi::Limit::per_second(per_cpu, (limit.burst() / c.ncpus as u64).max(1));
+        dp.host_cap_expires_ns = expires;
+    }
+    c.maps.write_config(&dp)?;
+    Ok(())
+}
+
+/// Remove stage entries that expired (the data plane already ignores them).
+fn prune_expired(c: &mut Ctl, now: u64) {
+    for (k, e) in c.maps.stages() {
+        if e.expires_ns <= now {
+            let _ = c.maps.clear_stage(&k);
+        }
+    }
+    for (k, e) in c.maps.cell_stages() {
+        if e.expires_ns <= now {
+            let _ = c.maps.clear_cell_stage(&k);
+        }
+    }
+}
+
+fn update_metrics(c: &Ctl, engine: &Engine, m: &Metrics, devices: i64) -> Result<()> {
+    use crate::metrics::*;
+    for (v, cnt) in c.maps.verdicts()? {
+        let l = VerdictLabel { verdict: v.name().to_owned() };
+        Metrics::raise_to(&m.packets.get_or_create(&l), cnt.packets);
+        Metrics::raise_to(&m.bytes.get_or_create(&l), cnt.bytes);
+    }
+    for (v, cnt) in c.maps.shadow()? {
+        if v.is_drop() {
+            Metrics::raise_to(&m.shadow.get_or_create(&VerdictLabel { verdict: v.name().to_owned() }), cnt.packets);
+        }
+    }
+    for (r, cnt) in c.maps.malformed()? {
+        Metrics::raise_to(&m.malformed.get_or_create(&ReasonLabel { reason: r.name().to_owned() }), cnt.packets);
+    }
+    let stats = c.maps.stats()?;
+    for (i, name) in [(abi::STAT_EVENTS_SENT, "sent"), (abi::STAT_EVENTS_LOST, "lost"), (abi::STAT_EVENTS_SUPPRESSED, "suppressed")] {
+        let v = stats.get(i as usize).map(|c| c.packets).unwrap_or(0);
+        Metrics::raise_to(&m.events.get_or_create(&OutcomeLabel { outcome: name.to_owned() }), v);
+    }
+    let s = engine.snapshot();
+    for (i, name) in ["observe", "shape", "strict", "quarantine"].iter().enumerate() {
+        m.devices_per_stage.get_or_create(&StageLabel { stage: (*name).to_owned() }).set(s.devices_per_stage[i] as i64);
+    }
+    m.cells_capped.set(s.cells_capped.len() as i64);
+    m.host_capped.set(i64::from(s.host_capped));
+    m.top_offender_pps.clear();
+    for (rank, o) in s.top_offenders.iter().enumerate() {
+        let l = OffenderLabel {
+            rank: rank.to_string(),
+            device: o.key.clone(),
+            reason: o.reason.map(|r| r.name().to_owned()).unwrap_or_default(),
+        };
+        m.top_offender_pps.get_or_create(&l).set(o.rate_pps);
+    }
+    let stages = c.maps.stages().len() as i64;
+    let cells = c.maps.cells();
+    for (name, n, cap) in [
+        (abi::MAP_N3_DEVICES, devices, c.cfg.guard.max_devices as i64),
+        (abi::MAP_N3_STAGES, stages, abi::DEFAULT_MAX_STAGED as i64),
+        (abi::MAP_N3_CELLS, cells.len() as i64, abi::DEFAULT_MAX_CELLS as i64),
+    ] {
+        m.map_entries.get_or_create(&MapLabel { map: name.to_owned() }).set(n);
+        m.map_capacity.get_or_create(&MapLabel { map: name.to_owned() }).set(cap);
+    }
+    update_cell_rates(m, cells);
+    Ok(())
+}
+
+/// Per-cell G-PDU rates of the busiest cells, from two consecutive readings.
+fn update_cell_rates(m: &Metrics, mut cells: Vec<(abi::CellKey, abi::CellState)>) {
+    use std::sync::Mutex;
+    static LAST: Mutex<Option<(u64, std::collections::HashMap<abi::CellKey, u64>)>> = Mutex::new(None);
+    let now = monotonic_ns();
+    let Ok(mut last) = LAST.lock() else { return };
+    cells.sort_by_key(|(_, c)| std::cmp::Reverse(c.gpdu));
+    m.cell_pps.clear();
+    if let Some((t0, prev)) = last.as_ref() {
+        let dt = (now.saturating_sub(*t0)) as f64 / 1e9;
+        if dt > 0.0 {
+            for (k, c) in cells.iter().take(TOP_CELLS) {
+                let before = prev.get(k).copied().unwrap_or(c.gpdu);
+                let pps = c.gpdu.saturating_sub(before) as f64 / dt;
+                m.cell_pps
+                    .get_or_create(&crate::metrics::CellLabel { cell: crate::engine::decision::addr_str(k) })
+                    .set(pps);
+            }
+        }
+    }
+    *last = Some((now, cells.iter().map(|(k, c)| (*k, c.gpdu)).collect()));
+}
+
+fn reload(c: &mut Ctl, engine: &mut Engine, audit: &AuditLog, m: &Metrics, host_cap: Option<(abi::Limit, u64)>) {
+    let outcome = |o: &str| crate::metrics::OutcomeLabel { outcome: o.to_owned() };
+    let Some(path) = c.config_path.clone() else {
+        warn!("SIGHUP: no --config file to reload; nothing changed");
+        return;
+    };
+    match Config::load(&path) {
+        Ok(new) => {
+            let old = std::mem::replace(&mut c.cfg, new);
+            if let Err(e) = write_dataplane(c, host_cap) {
+                error!(error = format!("{e:#}"), "SIGHUP: writing the new data-plane config failed; keeping the old one");
+                c.cfg = old;
+                let _ = write_dataplane(c, host_cap);
+                m.config_reloads.get_or_create(&outcome("failed")).inc();
+                return;
+            }
+            engine.reconfigure(&c.cfg);
+            info!(path = %path.display(), "SIGHUP: configuration reloaded");
+            m.config_reloads.get_or_create(&outcome("ok")).inc();
+            let _ = audit.write(&crate::audit::AuditRecord {
+                ts: crate::audit::rfc3339(SystemTime::now()),
+                actor: crate::audit::Actor::Operator,
+                action: "config_reload".into(),
+                target: path.display().to_string(),
+                reason: "sighup".into(),
+                evidence: serde_json::json!({}),
+                detail: serde_json::json!({"outcome": "ok"}),
+            });
+        }
+        Err(e) => {
+            error!(path = %path.display(), error = %e, "SIGHUP: the new configuration is invalid; the running configuration stays");
+            m.config_reloads.get_or_create(&outcome("rejected")).inc();
+            let _ = audit.write(&crate::audit::AuditRecord {
+                ts: crate::audit::rfc3339(SystemTime::now()),
+                actor: crate::audit::Actor::Operator,
+                action: "config_reload".into(),
+                target: path.display().to_string(),
+                reason: "sighup".into(),
+                evidence: serde_json::json!({"error": e.to_string()}),
+                detail: serde_json::json!({"outcome": "rejected"}),
+            });
+        }
+    }
+}
+
+/// Serve `/metrics` on `listen` until aborted.
+async fn serve_metrics(listen: SocketAddr, m: Arc<Metrics>) -> Result<tokio::task::JoinHandle<()>> {
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let m = m.clone();
+            async move {
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+                    m.encode(),
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding the metrics listener on {listen} (metrics.listen)"))?;
+    info!(%listen, "serving Prometheus metrics at /metrics");
+    Ok(tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            error!(error = %e, "metrics server stopped");
+        }
+    }))
+}

@@ -1,0 +1,101 @@
+//! Last-resort caps per cell (gNB) and per host (DESIGN §2, T4). A cap engages only when, for
+//! `capacity.sustain_windows` windows in a row, both hold:
+//! - the demand left after device stages (each device's offered rate, capped by its own stage's
+//!   allowance) exceeds the level's capacity: device stages are not enough;
+//! - at least `min_offenders` distinct devices are under engine stages: the overload is caused by
+//!   many devices, not faked by a few.
+//!
+//! Demand is computed from offered rates and the engine's own stage allowances, not from what
+//! passed, so an engaged cap does not hide the demand that justifies it (no flapping).
+
+use std::collections::HashMap;
+
+use guard_common::abi::{CellKey, Limit};
+
+use super::decision::{Decision, Evidence, Reason};
+use crate::config::{CapLevel, Config};
+
+/// Aggregates of one cell (or of the host) for one window.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Load {
+    pub offered: f64,
+    pub demand: f64,
+    pub offenders: u64,
+    pub devices: u64,
+}
+
+/// The cap state of one cell or of the host.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct CapState {
+    pub over_windows: u32,
+    pub engaged: bool,
+    pub since_ns: u64,
+    pub expires_ns: u64,
+    pub last_noisy_ns: u64,
+}
+
+/// Which level a cap is for.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Level {
+    Cell(CellKey),
+    Host,
+}
+
+/// Advance one level's cap by one window.
+pub(super) fn step(cfg: &Config, level: Level, st: &mut CapState, load: &Load, now: u64, out: &mut Vec<Decision>) {
+    let (lvl, reason) = match level {
+        Level::Cell(_) => (&cfg.capacity.cell, Reason::CellOverload),
+        Level::Host => (&cfg.capacity.host, Reason::HostOverload),
+    };
+    let noisy = load.demand > lvl.capacity_pps as f64 && load.offenders >= u64::from(lvl.min_offenders);
+    if noisy {
+        st.over_windows = st.over_windows.saturating_add(1);
+        st.last_noisy_ns = now;
+    } else {
+        st.over_windows = 0;
+    }
+    let evidence = |st: &CapState| Evidence {
+        demand_pps: Some(load.demand),
+        offered_pps: Some(load.offered),
+        capacity_pps: Some(lvl.capacity_pps as f64),
+        offenders: Some(load.offenders),
+        active_devices: Some(load.devices),
+        windows: Some(st.over_windows),
+        ..Evidence::default()
+    };
+    if !st.engaged {
+        if st.over_windows >= cfg.capacity.sustain_windows {
+            st.engaged = true;
+            st.since_ns = now;
+            st.expires_ns = now.saturating_add(lvl.ttl.0);
+            out.push(set(level, lvl, false, reason, evidence(st)));
+        }
+        return;
+    }
+    let quiet_for = now.saturating_sub(st.last_noisy_ns);
+    if quiet_for >= lvl.quiet.0 {
+        st.engaged = false;
+        let mut e = evidence(st);
+        e.quiet_s = Some(quiet_for as f64 / 1e9);
+        out.push(match level {
+            Level::Cell(cell) => Decision::ReleaseCell { cell, reason: Reason::Quiet, evidence: e },
+            Level::Host => Decision::ReleaseHost { reason: Reason::Quiet, evidence: e },
+        });
+    } else if st.expires_ns.saturating_sub(now) <= lvl.ttl.0 / 2 {
+        st.expires_ns = now.saturating_add(lvl.ttl.0);
+        out.push(set(level, lvl, true, reason, evidence(st)));
+    }
+}
+
+fn set(level: Level, lvl: &CapLevel, refresh: bool, reason: Reason, evidence: Evidence) -> Decision {
+    let limit = Limit::per_second(lvl.cap_pps, lvl.burst);
+    match level {
+        Level::Cell(cell) => Decision::SetCellCap { cell, limit, ttl_ns: lvl.ttl.0, refresh, reason, evidence },
+        Level::Host => Decision::SetHostCap { limit, ttl_ns: lvl.ttl.0, refresh, reason, evidence },
+    }
+}
+
+/// Drop the state of cells that are neither capped nor building up to a cap (bounded memory).
+pub(super) fn prune(cells: &mut HashMap<CellKey, CapState>) {
+    cells.retain(|_, st| st.engaged || st.over_windows > 0);
+}

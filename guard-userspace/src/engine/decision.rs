@@ -1,0 +1,434 @@
+//! What the engine decides, and why: the records the controller applies to the maps and the audit
+//! trail stores. Everything here serialises with stable snake_case names.
+
+use guard_common::abi::{
+    CellStageEntry, DeviceKey, L3Addr, Limit, StageEntry, CELL_STAGE_CAP, DEVICE_KIND_TEID, DEVICE_KIND_UE_V4,
+    DEVICE_KIND_UE_V6, FAMILY_IPV4, FAMILY_IPV6,
+};
+use serde::{Serialize, Serializer};
+
+/// Why a decision was taken. The names are stable: they are Prometheus label values and audit
+/// fields; the codes go into [`StageEntry::reason`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// Persistently and consistently far above profile (infected flood, T2-style on N3).
+    Flood,
+    /// Quasi-periodic excessive short bursts (T3).
+    Chatty,
+    /// Member of a device group that changed behaviour at once (T5).
+    CohortDeviation,
+    /// The milder stage did not bring the device back to profile.
+    NotContained,
+    /// Quiet for the stage's quiet period: stepping down.
+    Quiet,
+    /// Member of an exempt (priority / emergency) group.
+    ExemptGroup,
+    /// The device's group no longer exempts it (reconfiguration).
+    GroupChanged,
+    /// Device stages cannot hold the cell within capacity, with enough distinct offenders.
+    CellOverload,
+    /// Likewise for the whole host.
+    HostOverload,
+    /// Many devices moderately above profile at once (T1): classified, nobody pinned.
+    FlashCrowd,
+    /// A stage found in the maps at restart, whose original reason is not known.
+    Restored,
+    /// An operator's manual pin or unpin.
+    Operator,
+}
+
+impl Reason {
+    pub const ALL: [Reason; 12] = [
+        Reason::Flood,
+        Reason::Chatty,
+        Reason::CohortDeviation,
+        Reason::NotContained,
+        Reason::Quiet,
+        Reason::ExemptGroup,
+        Reason::GroupChanged,
+        Reason::CellOverload,
+        Reason::HostOverload,
+        Reason::FlashCrowd,
+        Reason::Restored,
+        Reason::Operator,
+    ];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Reason::Flood => "flood",
+            Reason::Chatty => "chatty",
+            Reason::CohortDeviation => "cohort_deviation",
+            Reason::NotContained => "not_contained",
+            Reason::Quiet => "quiet",
+            Reason::ExemptGroup => "exempt_group",
+            Reason::GroupChanged => "group_changed",
+            Reason::CellOverload => "cell_overload",
+            Reason::HostOverload => "host_overload",
+            Reason::FlashCrowd => "flash_crowd",
+            Reason::Restored => "restored",
+            Reason::Operator => "operator",
+        }
+    }
+
+    /// The code written to [`StageEntry::reason`] (0 is "none").
+    pub const fn code(self) -> u32 {
+        self as u32 + 1
+    }
+
+    pub fn from_code(code: u32) -> Option<Reason> {
+        Reason::ALL.iter().copied().find(|r| r.code() == code)
+    }
+}
+
+/// A traffic pattern the engine recognised (reported in [`Decision::Classified`] and the status).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Class {
+    FlashCrowd,
+    Flood,
+    Chatty,
+    Cohort,
+}
+
+/// The measurements behind a decision. Only the fields that apply are present.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Evidence {
+    /// Offered rate of the device (or aggregate) in the last window.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_pps: Option<f64>,
+    /// The profile the rate was judged against.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile_pps: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ratio: Option<f64>,
+    /// Learned baseline mean and standard deviation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline_pps: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline_sd: Option<f64>,
+    /// Consecutive windows the condition held.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub windows: Option<u32>,
+    /// Data-plane evidence: packets above the observe limit, and packets dropped, per second.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub over_limit_pps: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dropped_pps: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drop_ratio: Option<f64>,
+    /// Burst pattern: consecutive excessive bursts, last burst size, period, its CV, peak / mean,
+    /// and the fraction of bursts that started in synchronised-onset windows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bursts: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub burst_packets: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub period_s: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub period_cv: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peak_ratio: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub synced_fraction: Option<f64>,
+    /// Stage before this decision.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from_stage: Option<u32>,
+    /// Seconds the device (or cell) has been quiet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quiet_s: Option<f64>,
+    /// Aggregates: demand after device stages, raw offered, capacity.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub demand_pps: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offered_pps: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capacity_pps: Option<f64>,
+    /// Distinct devices under engine stages (cell / host caps).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offenders: Option<u64>,
+    /// Devices involved: active devices, and how many of them matched.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub active_devices: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub devices: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fraction: Option<f64>,
+    /// Cohorts: the group, and how many members showed each kind of deviation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new_destinations: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub period_changes: Option<u64>,
+}
+
+/// One decision for the controller to apply (and audit).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Decision {
+    /// Write `N3_STAGES[key]`. `stage` 0 with [`guard_common::abi::STAGE_FLAG_EXEMPT`] in `flags`
+    /// marks an exempt device. `refresh` is a re-issue of a stage the engine still wants.
+    SetDeviceStage {
+        #[serde(serialize_with = "ser_key")]
+        key: DeviceKey,
+        stage: u32,
+        flags: u32,
+        group: u32,
+        #[serde(serialize_with = "ser_limit")]
+        limit: Limit,
+        ttl_ns: u64,
+        refresh: bool,
+        reason: Reason,
+        evidence: Evidence,
+    },
+    /// Delete `N3_STAGES[key]`.
+    ReleaseDevice {
+        #[serde(serialize_with = "ser_key")]
+        key: DeviceKey,
+        reason: Reason,
+        evidence: Evidence,
+    },
+    /// Write `N3_CELL_STAGES[cell]`.
+    SetCellCap {
+        #[serde(serialize_with = "ser_addr")]
+        cell: L3Addr,
+        #[serde(serialize_with = "ser_limit")]
+        limit: Limit,
+        ttl_ns: u64,
+        refresh: bool,
+        reason: Reason,
+        evidence: Evidence,
+    },
+    ReleaseCell {
+        #[serde(serialize_with = "ser_addr")]
+        cell: L3Addr,
+        reason: Reason,
+        evidence: Evidence,
+    },
+    /// Set the host cap: `limit` is host-wide; the controller divides it per CPU and sets
+    /// `GuardConfig::host_cap_expires_ns = now + ttl_ns`.
+    SetHostCap {
+        #[serde(serialize_with = "ser_limit")]
+        limit: Limit,
+        ttl_ns: u64,
+        refresh: bool,
+        reason: Reason,
+        evidence: Evidence,
+    },
+    ReleaseHost {
+        reason: Reason,
+        evidence: Evidence,
+    },
+    /// A device group changed behaviour at once. `devices` lists (up to 256 of) the deviating
+    /// members; `evidence.devices` has the full count. Members are isolated by separate
+    /// [`Decision::SetDeviceStage`]s.
+    FlagCohort {
+        group: u32,
+        name: String,
+        #[serde(serialize_with = "ser_keys")]
+        devices: Vec<DeviceKey>,
+        reason: Reason,
+        evidence: Evidence,
+    },
+    /// A traffic pattern started (`active`) or ended. Informational: nothing to apply.
+    Classified {
+        class: Class,
+        active: bool,
+        reason: Reason,
+        evidence: Evidence,
+    },
+}
+
+impl Decision {
+    /// Stable action name (the serde tag).
+    pub fn action(&self) -> &'static str {
+        match self {
+            Decision::SetDeviceStage { .. } => "set_device_stage",
+            Decision::ReleaseDevice { .. } => "release_device",
+            Decision::SetCellCap { .. } => "set_cell_cap",
+            Decision::ReleaseCell { .. } => "release_cell",
+            Decision::SetHostCap { .. } => "set_host_cap",
+            Decision::ReleaseHost { .. } => "release_host",
+            Decision::FlagCohort { .. } => "flag_cohort",
+            Decision::Classified { .. } => "classified",
+        }
+    }
+
+    pub fn reason(&self) -> Reason {
+        match self {
+            Decision::SetDeviceStage { reason, .. }
+            | Decision::ReleaseDevice { reason, .. }
+            | Decision::SetCellCap { reason, .. }
+            | Decision::ReleaseCell { reason, .. }
+            | Decision::SetHostCap { reason, .. }
+            | Decision::ReleaseHost { reason, .. }
+            | Decision::FlagCohort { reason, .. }
+            | Decision::Classified { reason, .. } => *reason,
+        }
+    }
+
+    pub fn evidence(&self) -> &Evidence {
+        match self {
+            Decision::SetDeviceStage { evidence, .. }
+            | Decision::ReleaseDevice { evidence, .. }
+            | Decision::SetCellCap { evidence, .. }
+            | Decision::ReleaseCell { evidence, .. }
+            | Decision::SetHostCap { evidence, .. }
+            | Decision::ReleaseHost { evidence, .. }
+            | Decision::FlagCohort { evidence, .. }
+            | Decision::Classified { evidence, .. } => evidence,
+        }
+    }
+
+    /// What the decision is about, as a string: `teid:0x…`, `ue:…`, `cell:…`, `host`, `group:…`,
+    /// or the class name.
+    pub fn target(&self) -> String {
+        match self {
+            Decision::SetDeviceStage { key, .. } | Decision::ReleaseDevice { key, .. } => device_key_str(key),
+            Decision::SetCellCap { cell, .. } | Decision::ReleaseCell { cell, .. } => {
+                format!("cell:{}", addr_str(cell))
+            }
+            Decision::SetHostCap { .. } | Decision::ReleaseHost { .. } => "host".to_owned(),
+            Decision::FlagCohort { group, .. } => format!("group:{group}"),
+            Decision::Classified { class, .. } => format!("{class:?}"),
+        }
+    }
+
+    /// A re-issue of a stage or cap the engine already holds (the audit may summarise these).
+    pub fn is_refresh(&self) -> bool {
+        matches!(
+            self,
+            Decision::SetDeviceStage { refresh: true, .. }
+                | Decision::SetCellCap { refresh: true, .. }
+                | Decision::SetHostCap { refresh: true, .. }
+        )
+    }
+
+    /// The `N3_STAGES` value for a [`Decision::SetDeviceStage`] applied at `now_ns`.
+    pub fn stage_entry(&self, now_ns: u64) -> Option<(DeviceKey, StageEntry)> {
+        match self {
+            Decision::SetDeviceStage { key, stage, flags, group, limit, ttl_ns, reason, .. } => Some((
+                *key,
+                StageEntry {
+                    stage: *stage,
+                    flags: *flags,
+                    interval_ns: limit.interval_ns,
+                    tau_ns: limit.tau_ns,
+                    expires_ns: now_ns.saturating_add(*ttl_ns),
+                    tat: 0,
+                    set_ns: now_ns,
+                    reason: reason.code(),
+                    group: *group,
+                },
+            )),
+            _ => None,
+        }
+    }
+
+    /// The `N3_CELL_STAGES` value for a [`Decision::SetCellCap`] applied at `now_ns`.
+    pub fn cell_entry(&self, now_ns: u64) -> Option<(L3Addr, CellStageEntry)> {
+        match self {
+            Decision::SetCellCap { cell, limit, ttl_ns, .. } => Some((
+                *cell,
+                CellStageEntry {
+                    stage: CELL_STAGE_CAP,
+                    flags: 0,
+                    interval_ns: limit.interval_ns,
+                    tau_ns: limit.tau_ns,
+                    expires_ns: now_ns.saturating_add(*ttl_ns),
+                    tat: 0,
+                    set_ns: now_ns,
+                },
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// `teid:0x0000abcd`, `ue:10.0.0.1`, `ue:2001:db8::1`.
+pub fn device_key_str(k: &DeviceKey) -> String {
+    match k.kind {
+        DEVICE_KIND_TEID => {
+            format!("teid:{:#010x}", u32::from_be_bytes([k.id[0], k.id[1], k.id[2], k.id[3]]))
+        }
+        DEVICE_KIND_UE_V4 => format!("ue:{}", std::net::Ipv4Addr::new(k.id[0], k.id[1], k.id[2], k.id[3])),
+        DEVICE_KIND_UE_V6 => format!("ue:{}", std::net::Ipv6Addr::from(k.id)),
+        other => format!("kind{other}:{:02x?}", k.id),
+    }
+}
+
+/// `10.0.0.1`, `2001:db8::1`, or `none`.
+pub fn addr_str(a: &L3Addr) -> String {
+    match a.family {
+        FAMILY_IPV4 => std::net::Ipv4Addr::new(a.addr[0], a.addr[1], a.addr[2], a.addr[3]).to_string(),
+        FAMILY_IPV6 => std::net::Ipv6Addr::from(a.addr).to_string(),
+        _ => "none".to_owned(),
+    }
+}
+
+fn ser_key<S: Serializer>(k: &DeviceKey, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&device_key_str(k))
+}
+
+fn ser_keys<S: Serializer>(ks: &[DeviceKey], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(ks.iter().map(device_key_str))
+}
+
+fn ser_addr<S: Serializer>(a: &L3Addr, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&addr_str(a))
+}
+
+#[derive(Serialize)]
+struct LimitView {
+    /// Sustained rate (may be below 1 for group profiles).
+    pps: f64,
+    burst: u64,
+    interval_ns: u64,
+    tau_ns: u64,
+}
+
+fn ser_limit<S: Serializer>(l: &Limit, s: S) -> Result<S::Ok, S::Error> {
+    let pps = if l.interval_ns == 0 { 0.0 } else { 1e9 / l.interval_ns as f64 };
+    LimitView { pps, burst: l.burst(), interval_ns: l.interval_ns, tau_ns: l.tau_ns }.serialize(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_have_stable_names_and_round_trip_codes() {
+        for r in Reason::ALL {
+            let json = serde_json::to_string(&r).expect("serialises");
+            assert_eq!(json, format!("\"{}\"", r.name()));
+            assert_eq!(Reason::from_code(r.code()), Some(r));
+        }
+        assert_eq!(Reason::from_code(0), None);
+    }
+
+    #[test]
+    fn decisions_serialise_with_readable_keys() {
+        let d = Decision::SetDeviceStage {
+            key: DeviceKey::teid(0xabcd),
+            stage: 1,
+            flags: 0,
+            group: 0,
+            limit: Limit::per_second(100, 200),
+            ttl_ns: 60_000_000_000,
+            refresh: false,
+            reason: Reason::Flood,
+            evidence: Evidence { rate_pps: Some(2000.0), windows: Some(5), ..Evidence::default() },
+        };
+        let v = serde_json::to_value(&d).expect("serialises");
+        assert_eq!(v["action"], "set_device_stage");
+        assert_eq!(v["key"], "teid:0x0000abcd");
+        assert_eq!(v["limit"]["burst"], 200);
+        assert_eq!(v["reason"], "flood");
+        assert_eq!(v["evidence"]["windows"], 5);
+        assert!(v["evidence"].get("profile_pps").is_none(), "absent evidence is omitted");
+        let (_, e) = d.stage_entry(10).expect("a stage decision");
+        assert_eq!(e.expires_ns, 60_000_000_010);
+        assert_eq!(e.reason, Reason::Flood.code());
+    }
+}

@@ -1,0 +1,240 @@
+//! The per-device escalation ladder: observe → shape → strict → quarantine. A device enters at
+//! the mildest stage; it rises only on evidence that the current stage is not containing it
+//! (sustained drops); it steps down one stage after a quiet period (hysteresis). Manual pins are
+//! never touched. Every stage the engine holds is re-issued before its TTL runs out, so a dead
+//! controller's enforcement decays.
+
+use guard_common::abi::{
+    DeviceKey, Limit, STAGE_FLAG_EXEMPT, STAGE_OBSERVE, STAGE_QUARANTINE, STAGE_SHAPE, STAGE_STRICT,
+};
+
+use super::classify::device_evidence;
+use super::decision::{Decision, Reason};
+use super::track::Track;
+use crate::config::Config;
+
+/// The limit a stage applies to a device and the packets per second it lets through. Group
+/// members are shaped to their group's declared rate, and held strict at the same fraction of
+/// it that the ladder's strict rate is of its shape rate.
+pub(super) fn stage_limit(cfg: &Config, stage: u32, group: Option<usize>) -> (Limit, f64) {
+    let l = &cfg.ladder;
+    let expected = group.and_then(|g| cfg.groups.get(g)).and_then(|g| g.expected_pps.map(|p| (p, g.expected_burst)));
+    match (stage, expected) {
+        (STAGE_SHAPE, None) => (Limit::per_second(l.shape.rate_pps, l.shape.burst), l.shape.rate_pps as f64),
+        (STAGE_STRICT, None) => (Limit::per_second(l.strict.rate_pps, l.strict.burst), l.strict.rate_pps as f64),
+        (STAGE_SHAPE, Some((pps, burst))) => (fractional(pps, burst.unwrap_or(l.shape.burst)), pps),
+        (STAGE_STRICT, Some((pps, burst))) => {
+            let f = l.strict.rate_pps as f64 / l.shape.rate_pps as f64;
+            let burst = burst.map_or(l.strict.burst, |b| (b * l.strict.burst / l.shape.burst).max(1));
+            (fractional(pps * f, burst), pps * f)
+        }
+        (STAGE_QUARANTINE, _) => (Limit::UNLIMITED, 0.0),
+        _ => (Limit::UNLIMITED, f64::INFINITY),
+    }
+}
+
+/// A limit for rates that may be below one per second.
+fn fractional(pps: f64, burst: u64) -> Limit {
+    let interval = (1e9 / pps.max(1e-6)).min(u64::MAX as f64) as u64;
+    Limit::per_interval(interval.max(1), burst)
+}
+
+pub(super) fn ttl_ns(cfg: &Config, stage: u32) -> u64 {
+    match stage {
+        STAGE_STRICT => cfg.ladder.strict.ttl.0,
+        STAGE_QUARANTINE => cfg.ladder.quarantine.ttl.0,
+        _ => cfg.ladder.shape.ttl.0,
+    }
+}
+
+fn quiet_ns(cfg: &Config, stage: u32) -> u64 {
+    match stage {
+        STAGE_STRICT => cfg.ladder.strict.quiet.0,
+        STAGE_QUARANTINE => cfg.ladder.quarantine.quiet.0,
+        _ => cfg.ladder.shape.quiet.0,
+    }
+}
+
+/// `(windows, drop ratio)` of uncontained evidence needed to leave `stage` for the next one.
+fn escalation(cfg: &Config, stage: u32) -> Option<(u32, f64)> {
+    match stage {
+        STAGE_SHAPE => Some((cfg.ladder.strict.escalate_windows, cfg.ladder.strict.escalate_drop_ratio)),
+        STAGE_STRICT => Some((cfg.ladder.quarantine.escalate_windows, cfg.ladder.quarantine.escalate_drop_ratio)),
+        _ => None,
+    }
+}
+
+/// What, besides the ladder itself, wants this device staged this window.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Wants {
+    pub chatty: bool,
+    /// Isolated as a member of a flagged cohort.
+    pub cohort: bool,
+}
+
+/// Advance one device's ladder by one window; decisions go to `out`.
+pub(super) fn step(cfg: &Config, key: &DeviceKey, t: &mut Track, now: u64, wants: Wants, out: &mut Vec<Decision>) {
+    if t.stage.manual {
+        if t.stage.expires_ns > now {
+            return;
+        }
+        // The operator's pin lapsed: the device is back under engine management, at observe.
+        t.stage = Default::default();
+    }
+    let group = t.group.and_then(|g| cfg.groups.get(g));
+    let exempt_group = group.is_some_and(|g| g.exempt);
+    if exempt_group {
+        return step_exempt(cfg, key, t, now, out);
+    }
+    if t.stage.exempt {
+        // No longer exempt (reconfigured): drop the mark, start from observe.
+        t.stage = Default::default();
+        out.push(Decision::ReleaseDevice {
+            key: *key,
+            reason: Reason::GroupChanged,
+            evidence: device_evidence(t, cfg),
+        });
+    }
+    if t.stage.stage == STAGE_OBSERVE {
+        let reason = if t.flood_streak >= cfg.ladder.shape.trigger_windows {
+            Some(Reason::Flood)
+        } else if wants.chatty {
+            Some(Reason::Chatty)
+        } else if wants.cohort {
+            Some(Reason::CohortDeviation)
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            enter(cfg, key, t, now, STAGE_SHAPE, reason, out);
+        }
+        return;
+    }
+    if t.w.fresh {
+        let noisy = t.ratio(cfg) > cfg.ladder.release_ratio
+            || t.bursts.excessive_now
+            || (t.stage.reason == Reason::CohortDeviation && t.deviating(now, cfg.guard.tick.0 + 1));
+        if noisy {
+            t.stage.last_noisy_ns = now;
+        }
+        // Containment: an active window whose drops stay high means the device keeps pushing
+        // through the stage; a window with few drops means the stage holds it. Idle windows say
+        // nothing either way (a chatty device is idle between bursts).
+        if let Some((_, drop_ratio)) = escalation(cfg, t.stage.stage) {
+            if t.w.packets > 0 {
+                let r = t.w.dropped as f64 / t.w.packets as f64;
+                t.stage.uncontained = if r >= drop_ratio { t.stage.uncontained.saturating_add(1) } else { 0 };
+            }
+        }
+    }
+    let stage = t.stage.stage;
+    if let Some((windows, _)) = escalation(cfg, stage) {
+        if t.stage.uncontained >= windows {
+            return enter(cfg, key, t, now, stage + 1, Reason::NotContained, out);
+        }
+    }
+    let quiet = quiet_ns(cfg, stage);
+    let quiet_for = now.saturating_sub(t.stage.last_noisy_ns.max(t.stage.since_ns));
+    if quiet_for >= quiet {
+        let mut evidence = device_evidence(t, cfg);
+        evidence.quiet_s = Some(quiet_for as f64 / 1e9);
+        evidence.from_stage = Some(stage);
+        if stage == STAGE_SHAPE {
+            t.stage = Default::default();
+            t.flood_streak = 0;
+            out.push(Decision::ReleaseDevice { key: *key, reason: Reason::Quiet, evidence });
+        } else {
+            set(cfg, key, t, now, stage - 1, Reason::Quiet, false, evidence, out);
+            t.stage.last_noisy_ns = now;
+        }
+        return;
+    }
+    refresh_if_due(cfg, key, t, now, out);
+}
+
+fn step_exempt(cfg: &Config, key: &DeviceKey, t: &mut Track, now: u64, out: &mut Vec<Decision>) {
+    let ttl = cfg.ladder.shape.ttl.0;
+    let refresh = t.stage.exempt;
+    if refresh && t.stage.expires_ns.saturating_sub(now) > ttl / 2 {
+        return;
+    }
+    let group = t.group.and_then(|g| cfg.groups.get(g)).map_or(0, |g| g.id);
+    t.stage = super::track::StageState {
+        exempt: true,
+        reason: Reason::ExemptGroup,
+        since_ns: if refresh { t.stage.since_ns } else { now },
+        expires_ns: now.saturating_add(ttl),
+        ..Default::default()
+    };
+    out.push(Decision::SetDeviceStage {
+        key: *key,
+        stage: STAGE_OBSERVE,
+        flags: STAGE_FLAG_EXEMPT,
+        group,
+        limit: Limit::UNLIMITED,
+        ttl_ns: ttl,
+        refresh,
+        reason: Reason::ExemptGroup,
+        evidence: Default::default(),
+    });
+}
+
+fn enter(cfg: &Config, key: &DeviceKey, t: &mut Track, now: u64, stage: u32, reason: Reason, out: &mut Vec<Decision>) {
+    let mut evidence = device_evidence(t, cfg);
+    evidence.from_stage = Some(t.stage.stage);
+    if reason == Reason::NotContained {
+        evidence.windows = Some(t.stage.uncontained);
+    }
+    set(cfg, key, t, now, stage, reason, false, evidence, out);
+    t.stage.last_noisy_ns = now;
+}
+
+#[expect(clippy::too_many_arguments, reason = "one decision's full context; a struct would only rename it")]
+fn set(
+    cfg: &Config,
+    key: &DeviceKey,
+    t: &mut Track,
+    now: u64,
+    stage: u32,
+    reason: Reason,
+    refresh: bool,
+    evidence: super::decision::Evidence,
+    out: &mut Vec<Decision>,
+) {
+    let (limit, allowance) = stage_limit(cfg, stage, t.group);
+    let ttl = ttl_ns(cfg, stage);
+    if !refresh {
+        t.stage.since_ns = now;
+        t.stage.uncontained = 0;
+        // A step down keeps the original reason: the stage is still "for" the flood or burst.
+        if reason != Reason::Quiet {
+            t.stage.reason = reason;
+        }
+    }
+    t.stage.stage = stage;
+    t.stage.limit = limit;
+    t.stage.allowance_pps = allowance;
+    t.stage.expires_ns = now.saturating_add(ttl);
+    let group = t.group.and_then(|g| cfg.groups.get(g)).map_or(0, |g| g.id);
+    out.push(Decision::SetDeviceStage {
+        key: *key,
+        stage,
+        flags: 0,
+        group,
+        limit,
+        ttl_ns: ttl,
+        refresh,
+        reason,
+        evidence,
+    });
+}
+
+/// Re-issue the stage when less than half its TTL is left (the margin covers a missed tick).
+fn refresh_if_due(cfg: &Config, key: &DeviceKey, t: &mut Track, now: u64, out: &mut Vec<Decision>) {
+    let stage = t.stage.stage;
+    if t.stage.expires_ns.saturating_sub(now) <= ttl_ns(cfg, stage) / 2 {
+        let evidence = device_evidence(t, cfg);
+        let reason = t.stage.reason;
+        set(cfg, key, t, now, stage, reason, true, evidence, out);
+    }
+}

@@ -1,0 +1,466 @@
+//! The pure decision engine: per-tick device samples and data-plane events in, decisions out.
+//!
+//! No I/O and no clock: every call takes `now_ns` (CLOCK_MONOTONIC, the data plane's clock), so the
+//! whole engine runs deterministically in tests. The controller:
+//! 1. at start, [`Engine::restore`]s the stages it finds in `N3_STAGES`;
+//! 2. every tick, reads device counters (`N3_DEVICES`, whole or in slices: rates come from each
+//!    device's own elapsed time) and drains the event ring, and calls [`Engine::tick`];
+//! 3. applies the returned [`Decision`]s to the maps and writes each to the audit log;
+//! 4. tells the engine about operator pins ([`Engine::pin_manual`] / [`Engine::unpin_manual`]),
+//!    which it then never changes.
+//!
+//! How the engine classifies and escalates, and what each level costs an attacker, is written up
+//! in `docs/controller.md`.
+
+mod capacity;
+mod classify;
+mod cohort;
+pub mod decision;
+mod ladder;
+mod track;
+
+#[cfg(test)]
+mod sim;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+
+use guard_common::abi::{
+    CellKey, DeviceKey, Event, L3Addr, Limit, StageEntry, EVENT_DEVICE_OVER_LIMIT, STAGE_FLAG_EXEMPT,
+    STAGE_FLAG_MANUAL, STAGE_MAX, STAGE_QUARANTINE,
+};
+use serde::Serialize;
+
+pub use decision::{addr_str, device_key_str, Class, Decision, Evidence, Reason};
+
+use capacity::{CapState, Level, Load};
+use classify::{CrowdCount, OnsetSync};
+use cohort::{GroupCount, GroupState};
+use ladder::Wants;
+use track::{Reading, StageState, Track};
+
+use crate::config::Config;
+
+/// How many offenders [`Engine::snapshot`] lists.
+const TOP_OFFENDERS: usize = 20;
+
+/// One device's cumulative counters as read from `N3_DEVICES`; the engine diffs them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeviceSample {
+    pub key: DeviceKey,
+    /// The gNB last seen (`DeviceState::cell`).
+    pub cell: CellKey,
+    pub packets: u64,
+    pub bytes: u64,
+    pub over_limit: u64,
+    pub dropped: u64,
+    /// Inner destination of the last G-PDU (`DeviceState::inner_dst`).
+    pub inner_dst: L3Addr,
+    /// The UE address: the learned binding in TEID mode, the key itself in UE-address mode.
+    pub ue_addr: L3Addr,
+    pub teid: u32,
+}
+
+/// What `N3_STAGES` holds for one device (for [`Engine::restore`] after a restart).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CurrentStage {
+    pub key: DeviceKey,
+    pub stage: u32,
+    pub flags: u32,
+    pub limit: Limit,
+    pub expires_ns: u64,
+    /// [`Reason::code`] (0 = unknown).
+    pub reason: u32,
+}
+
+impl CurrentStage {
+    pub fn from_entry(key: DeviceKey, e: &StageEntry) -> Self {
+        CurrentStage {
+            key,
+            stage: e.stage,
+            flags: e.flags,
+            limit: Limit { interval_ns: e.interval_ns, tau_ns: e.tau_ns },
+            expires_ns: e.expires_ns,
+            reason: e.reason,
+        }
+    }
+}
+
+/// A summary for `guard status` and the metrics exporter.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct EngineStatus {
+    pub tracked_devices: u64,
+    /// Devices dropped from tracking to stay within `max_devices` (least recently active first).
+    pub evicted_devices: u64,
+    /// Readings ignored because every tracked device was staged and none could be evicted.
+    pub untracked_readings: u64,
+    /// Devices per stage (observe, shape, strict, quarantine), manual pins included.
+    pub devices_per_stage: [u64; 4],
+    pub manual_pins: u64,
+    pub exempt_devices: u64,
+    pub cells_capped: Vec<String>,
+    pub host_capped: bool,
+    /// Patterns active in the last window.
+    pub classification: Vec<Class>,
+    /// Fraction of active devices moderately above profile in the last window.
+    pub crowd_fraction: f64,
+    pub flagged_groups: Vec<u32>,
+    pub top_offenders: Vec<Offender>,
+}
+
+/// One device in [`EngineStatus::top_offenders`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Offender {
+    pub key: String,
+    pub cell: String,
+    pub stage: u32,
+    pub manual: bool,
+    pub reason: Option<Reason>,
+    pub rate_pps: f64,
+    pub profile_pps: f64,
+    pub ratio: f64,
+}
+
+/// Which patterns were active last window (to report transitions once).
+#[derive(Debug, Default, Clone, Copy)]
+struct Classes {
+    flash: bool,
+    flood: bool,
+    chatty: bool,
+}
+
+/// The decision engine. See the module documentation for the calling protocol.
+#[derive(Debug)]
+pub struct Engine {
+    cfg: Config,
+    tracks: HashMap<DeviceKey, Track>,
+    cells: HashMap<CellKey, CapState>,
+    host: CapState,
+    groups: Vec<GroupState>,
+    sync: OnsetSync,
+    classes: Classes,
+    crowd: CrowdCount,
+    evicted: u64,
+    untracked: u64,
+}
+
+impl Engine {
+    pub fn new(cfg: &Config) -> Self {
+        Engine {
+            cfg: cfg.clone(),
+            tracks: HashMap::new(),
+            cells: HashMap::new(),
+            host: CapState::default(),
+            groups: vec![GroupState::default(); cfg.groups.len()],
+            sync: OnsetSync::default(),
+            classes: Classes::default(),
+            crowd: CrowdCount::default(),
+            evicted: 0,
+            untracked: 0,
+        }
+    }
+
+    /// Apply a new (validated) configuration. Learned baselines are kept; group membership is
+    /// recomputed; stage limits change at the next refresh; group flags restart.
+    pub fn reconfigure(&mut self, cfg: &Config) {
+        self.cfg = cfg.clone();
+        self.groups = vec![GroupState::default(); cfg.groups.len()];
+        for t in self.tracks.values_mut() {
+            t.group = cfg.group_of(t.teid, &t.ue);
+        }
+    }
+
+    /// Take over the stages found in the maps after a restart. Expired entries are ignored.
+    /// Restored engine stages need a full quiet period before they are released.
+    pub fn restore(&mut self, stages: &[CurrentStage], now_ns: u64) {
+        for s in stages.iter().filter(|s| s.expires_ns > now_ns) {
+            let t = self.tracks.entry(s.key).or_default();
+            let stage = s.stage.min(STAGE_MAX);
+            t.stage = StageState {
+                stage,
+                manual: s.flags & STAGE_FLAG_MANUAL != 0,
+                exempt: s.flags & STAGE_FLAG_EXEMPT != 0,
+                reason: Reason::from_code(s.reason).unwrap_or(Reason::Restored),
+                limit: s.limit,
+                allowance_pps: allowance(stage, &s.limit),
+                since_ns: now_ns,
+                expires_ns: s.expires_ns,
+                uncontained: 0,
+                last_noisy_ns: now_ns,
+            };
+        }
+    }
+
+    /// An operator pinned `key` (the controller has written the entry with
+    /// [`STAGE_FLAG_MANUAL`]). The engine leaves it alone until `expires_ns` or an unpin.
+    pub fn pin_manual(&mut self, key: DeviceKey, stage: u32, limit: Limit, expires_ns: u64, now_ns: u64) {
+        let t = self.tracks.entry(key).or_default();
+        let stage = stage.min(STAGE_MAX);
+        t.stage = StageState {
+            stage,
+            manual: true,
+            reason: Reason::Operator,
+            limit,
+            allowance_pps: allowance(stage, &limit),
+            since_ns: now_ns,
+            expires_ns,
+            last_noisy_ns: now_ns,
+            ..StageState::default()
+        };
+    }
+
+    /// An operator removed a pin (the controller has deleted the entry): the device is back at
+    /// observe under engine management, with a fresh over-profile count.
+    pub fn unpin_manual(&mut self, key: &DeviceKey) {
+        if let Some(t) = self.tracks.get_mut(key) {
+            t.stage = StageState::default();
+            t.flood_streak = 0;
+        }
+    }
+
+    /// The engine's view of a device's stage.
+    pub fn stage_of(&self, key: &DeviceKey) -> Option<u32> {
+        self.tracks.get(key).map(|t| t.stage.stage)
+    }
+
+    /// One window: fold in the counters and events, classify, and decide.
+    ///
+    /// `samples` carry cumulative counters. `events` are the ring-buffer records drained since the
+    /// last tick; an over-limit event stands in for a sample of a device the controller did not
+    /// read this tick (it carries the same cumulative counters, without drops).
+    pub fn tick(&mut self, now_ns: u64, samples: &[DeviceSample], events: &[Event]) -> Vec<Decision> {
+        let mut out = Vec::new();
+        let mut onsets: Vec<DeviceKey> = Vec::new();
+        for s in samples {
+            let r = Reading {
+                at_ns: now_ns,
+                cell: s.cell,
+                packets: s.packets,
+                over_limit: s.over_limit,
+                dropped: Some(s.dropped),
+                inner_dst: Some(s.inner_dst),
+                ue: Some(s.ue_addr),
+                teid: Some(s.teid),
+            };
+            self.fold(&s.key, &r, &mut onsets);
+        }
+        for e in events.iter().filter(|e| e.kind == EVENT_DEVICE_OVER_LIMIT) {
+            if self.tracks.get(&e.device).is_some_and(|t| t.w.fresh) {
+                continue; // a real sample this tick wins
+            }
+            let r = Reading {
+                at_ns: e.ts_ns.min(now_ns),
+                cell: e.cell,
+                packets: e.packets,
+                over_limit: e.over_limit,
+                dropped: None,
+                inner_dst: None,
+                ue: None,
+                teid: None,
+            };
+            self.fold(&e.device, &r, &mut onsets);
+        }
+        let hot = self.sync.window(u32::try_from(onsets.len()).unwrap_or(u32::MAX), &self.cfg);
+        for k in &onsets {
+            if let Some(t) = self.tracks.get_mut(k) {
+                classify::note_onset(t, hot);
+            }
+        }
+        self.step_groups(now_ns, &mut out);
+        let (cells, host) = self.step_devices(now_ns, &mut out);
+        self.step_caps(now_ns, cells, host, &mut out);
+        out
+    }
+
+    fn fold(&mut self, key: &DeviceKey, r: &Reading, onsets: &mut Vec<DeviceKey>) {
+        if !self.tracks.contains_key(key) && !self.make_room() {
+            self.untracked += 1;
+            return;
+        }
+        let cfg = &self.cfg;
+        let t = self.tracks.entry(*key).or_insert_with(|| Track { ue: r.ue.unwrap_or_default(), ..Track::default() });
+        let first = !t.primed;
+        if t.update(r, cfg) && t.bursts.onset_now {
+            onsets.push(*key);
+        }
+        if first {
+            t.group = cfg.group_of(t.teid, &t.ue);
+        }
+    }
+
+    /// Bounded memory: at `max_devices`, evict the 1/16 of the devices that hold no stage and
+    /// were least recently active (sent packets; a new device counts as active when first seen) (staged, manual and exempt devices are never evicted: the engine must keep
+    /// refreshing or releasing them). Batches keep the cost amortised O(1) per new device.
+    fn make_room(&mut self) -> bool {
+        let max = self.cfg.guard.max_devices as usize;
+        if self.tracks.len() < max {
+            return true;
+        }
+        let mut idle: Vec<(u64, DeviceKey)> = self
+            .tracks
+            .iter()
+            .filter(|(_, t)| t.stage.stage == 0 && !t.stage.manual && !t.stage.exempt)
+            .map(|(k, t)| (t.active_ns, *k))
+            .collect();
+        if idle.is_empty() {
+            return false;
+        }
+        let n = (max / 16).clamp(1, idle.len());
+        idle.select_nth_unstable(n - 1);
+        for (_, k) in &idle[..n] {
+            self.tracks.remove(k);
+        }
+        self.evicted += n as u64;
+        true
+    }
+
+    fn step_groups(&mut self, now: u64, out: &mut Vec<Decision>) {
+        if self.cfg.groups.is_empty() {
+            return;
+        }
+        let window = self.cfg.classify.cohort.window.0;
+        let mut counts = vec![GroupCount::default(); self.cfg.groups.len()];
+        for (k, t) in &self.tracks {
+            if let Some(c) = t.group.and_then(|g| counts.get_mut(g)) {
+                c.add(k, t, now, window);
+            }
+        }
+        for (gi, c) in counts.into_iter().enumerate() {
+            if let Some(st) = self.groups.get_mut(gi) {
+                cohort::step(&self.cfg, gi, st, c, now, out);
+            }
+        }
+    }
+
+    /// Classify and step every device's ladder; returns the per-cell and host loads.
+    fn step_devices(&mut self, now: u64, out: &mut Vec<Decision>) -> (HashMap<CellKey, Load>, Load) {
+        let cfg = &self.cfg;
+        let stale = cfg.classify.stale_after.0;
+        let window = cfg.classify.cohort.window.0;
+        let mut cells: HashMap<CellKey, Load> = HashMap::new();
+        let mut host = Load::default();
+        let mut crowd = CrowdCount::default();
+        let (mut flooding, mut chatty_n) = (0u64, 0u64);
+        for (key, t) in self.tracks.iter_mut() {
+            crowd.add(t, cfg);
+            let chatty = classify::is_chatty(t, cfg);
+            let cohort =
+                t.group.and_then(|g| self.groups.get(g)).is_some_and(|g| g.flagged) && t.deviating(now, window);
+            ladder::step(cfg, key, t, now, Wants { chatty, cohort }, out);
+            flooding += u64::from(t.flood_streak >= cfg.ladder.shape.trigger_windows);
+            chatty_n += u64::from(chatty);
+            if now.saturating_sub(t.seen_ns) <= stale {
+                let offender = t.stage.engine_staged();
+                for l in [cells.entry(t.cell).or_default(), &mut host] {
+                    l.offered += t.w.rate;
+                    l.demand += t.demand();
+                    l.devices += 1;
+                    l.offenders += u64::from(offender);
+                }
+            }
+            t.w.fresh = false;
+        }
+        self.crowd = crowd;
+        let mut evidence = Evidence {
+            active_devices: Some(crowd.active),
+            devices: Some(crowd.up),
+            fraction: Some(crowd.fraction()),
+            ..Evidence::default()
+        };
+        transition(&mut self.classes.flash, crowd.is_flash_crowd(cfg), Class::FlashCrowd, &evidence, out);
+        evidence.devices = Some(flooding);
+        evidence.fraction = None;
+        transition(&mut self.classes.flood, flooding > 0, Class::Flood, &evidence, out);
+        evidence.devices = Some(chatty_n);
+        transition(&mut self.classes.chatty, chatty_n > 0, Class::Chatty, &evidence, out);
+        (cells, host)
+    }
+
+    fn step_caps(&mut self, now: u64, loads: HashMap<CellKey, Load>, host: Load, out: &mut Vec<Decision>) {
+        for (cell, load) in &loads {
+            let st = self.cells.entry(*cell).or_default();
+            capacity::step(&self.cfg, Level::Cell(*cell), st, load, now, out);
+        }
+        // Capped cells whose devices went silent still need their release.
+        for (cell, st) in self.cells.iter_mut().filter(|(c, _)| !loads.contains_key(*c)) {
+            capacity::step(&self.cfg, Level::Cell(*cell), st, &Load::default(), now, out);
+        }
+        capacity::prune(&mut self.cells);
+        capacity::step(&self.cfg, Level::Host, &mut self.host, &host, now, out);
+    }
+
+    /// Devices per stage, caps, patterns and the top offenders.
+    pub fn snapshot(&self) -> EngineStatus {
+        let mut st = EngineStatus {
+            tracked_devices: self.tracks.len() as u64,
+            evicted_devices: self.evicted,
+            untracked_readings: self.untracked,
+            host_capped: self.host.engaged,
+            crowd_fraction: self.crowd.fraction(),
+            ..EngineStatus::default()
+        };
+        let mut offenders: Vec<Offender> = Vec::new();
+        for (k, t) in &self.tracks {
+            if let Some(n) = st.devices_per_stage.get_mut(t.stage.stage as usize) {
+                *n += 1;
+            }
+            st.manual_pins += u64::from(t.stage.manual);
+            st.exempt_devices += u64::from(t.stage.exempt);
+            if t.stage.stage > 0 || t.flood_streak > 0 {
+                let profile = t.profile(&self.cfg);
+                offenders.push(Offender {
+                    key: device_key_str(k),
+                    cell: addr_str(&t.cell),
+                    stage: t.stage.stage,
+                    manual: t.stage.manual,
+                    reason: (t.stage.stage > 0).then_some(t.stage.reason),
+                    rate_pps: t.w.rate,
+                    profile_pps: profile,
+                    ratio: t.w.rate / profile,
+                });
+            }
+        }
+        offenders.sort_by(|a, b| b.stage.cmp(&a.stage).then(b.ratio.total_cmp(&a.ratio)));
+        offenders.truncate(TOP_OFFENDERS);
+        st.top_offenders = offenders;
+        st.cells_capped = self.cells.iter().filter(|(_, c)| c.engaged).map(|(k, _)| addr_str(k)).collect();
+        st.cells_capped.sort();
+        let c = &self.classes;
+        for (on, class) in [(c.flash, Class::FlashCrowd), (c.flood, Class::Flood), (c.chatty, Class::Chatty)] {
+            if on {
+                st.classification.push(class);
+            }
+        }
+        st.flagged_groups =
+            self.groups.iter().zip(&self.cfg.groups).filter(|(s, _)| s.flagged).map(|(_, g)| g.id).collect();
+        if !st.flagged_groups.is_empty() {
+            st.classification.push(Class::Cohort);
+        }
+        st
+    }
+}
+
+/// Packets per second a stage with `limit` lets through.
+fn allowance(stage: u32, limit: &Limit) -> f64 {
+    match stage {
+        0 => f64::INFINITY,
+        STAGE_QUARANTINE => 0.0,
+        _ if limit.interval_ns == 0 => f64::INFINITY,
+        _ => 1e9 / limit.interval_ns as f64,
+    }
+}
+
+/// Report a pattern starting or ending, once.
+fn transition(state: &mut bool, now_on: bool, class: Class, evidence: &Evidence, out: &mut Vec<Decision>) {
+    if *state != now_on {
+        *state = now_on;
+        let reason = match class {
+            Class::FlashCrowd => Reason::FlashCrowd,
+            Class::Flood => Reason::Flood,
+            Class::Chatty => Reason::Chatty,
+            Class::Cohort => Reason::CohortDeviation,
+        };
+        out.push(Decision::Classified { class, active: now_on, reason, evidence: evidence.clone() });
+    }
+}

@@ -1,0 +1,475 @@
+//! Engine behaviour on deterministic synthetic series, against the simulated data plane in
+//! `sim.rs`. Each test asserts what an operator would check in the audit trail.
+
+use std::collections::BTreeSet;
+
+use guard_common::abi::{Limit, STAGE_FLAG_MANUAL, STAGE_QUARANTINE, STAGE_SHAPE, STAGE_STRICT};
+
+use super::sim::{cell_of, index_of, Rng, Sim};
+use super::{Class, CurrentStage, Decision, Reason};
+use crate::config::{Config, Dur, GroupSection};
+
+const N: usize = 1000;
+
+/// Devices the engine ever put under a stage (exempt marks excluded).
+fn staged(sim: &Sim) -> BTreeSet<usize> {
+    sim.decisions(|d| matches!(d, Decision::SetDeviceStage { stage, .. } if *stage > 0))
+        .filter_map(|(_, d)| match d {
+            Decision::SetDeviceStage { key, .. } => Some(index_of(key)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn caps(sim: &Sim) -> Vec<(f64, &Decision)> {
+    sim.decisions(|d| {
+        matches!(d, Decision::SetCellCap { refresh: false, .. } | Decision::SetHostCap { refresh: false, .. })
+    })
+    .collect()
+}
+
+fn baselines(rng: &mut Rng, lo: f64, hi: f64) -> Vec<f64> {
+    (0..N).map(|_| rng.range(lo, hi)).collect()
+}
+
+#[test]
+fn flash_crowd_pins_no_device() {
+    let mut sim = Sim::new(Config::default(), N, 10);
+    let mut rng = Rng(1);
+    let base = baselines(&mut rng, 10.0, 40.0);
+    // 40% of devices rise 3-5x, each at its own time, for its own duration, flickering.
+    let crowd: Vec<bool> = (0..N).map(|i| i % 5 < 2).collect();
+    let factor: Vec<f64> = (0..N).map(|_| rng.range(3.0, 5.0)).collect();
+    let start: Vec<f64> = (0..N).map(|_| rng.range(300.0, 390.0)).collect();
+    let len: Vec<f64> = (0..N).map(|_| rng.range(120.0, 300.0)).collect();
+    sim.run(900, |i, t, _| {
+        let up = crowd[i] && t >= start[i] && t < start[i] + len[i] && rng.range(0.0, 1.0) < 0.8;
+        rng.noisy(base[i] * if up { factor[i] } else { 1.0 }, 0.3)
+    });
+    assert!(staged(&sim).is_empty(), "a flash crowd pinned devices: {:?}", staged(&sim));
+    assert!(caps(&sim).is_empty(), "a flash crowd raised a cap");
+    let crowd_seen = sim
+        .decisions(|d| matches!(d, Decision::Classified { class: Class::FlashCrowd, active: true, .. }))
+        .next()
+        .map(|(t, d)| (t, d.evidence().fraction));
+    let (t, fraction) = crowd_seen.expect("the crowd is classified (and audited) as a flash crowd");
+    assert!((300.0..420.0).contains(&t), "classified at {t}");
+    assert!(fraction.is_some_and(|f| f >= 0.2), "{fraction:?}");
+}
+
+#[test]
+fn synchronised_flood_pins_exactly_the_flooders_mildest_stage_first() {
+    let mut sim = Sim::new(Config::default(), N, 10);
+    let mut rng = Rng(2);
+    let base = baselines(&mut rng, 1.0, 20.0);
+    let flooders: BTreeSet<usize> = (0..N).filter(|i| i % 20 == 7).collect();
+    assert_eq!(flooders.len(), 50, "5% of devices");
+    // Half keep flooding whatever happens; half back off to just under the shape rate once shaped.
+    let persistent = |i: usize| i % 40 == 7;
+    sim.run(420, |i, t, stage| {
+        if flooders.contains(&i) && t > 200.0 {
+            if !persistent(i) && stage >= STAGE_SHAPE {
+                return rng.noisy(90.0, 0.05);
+            }
+            return rng.noisy(2000.0, 0.1);
+        }
+        rng.noisy(base[i], 0.3)
+    });
+    assert_eq!(staged(&sim), flooders, "precision and recall must both be 100%");
+    for &i in &flooders {
+        let changes = sim.stage_changes(i);
+        let stages: Vec<u32> = changes.iter().map(|c| c.1).collect();
+        assert_eq!(changes[0].2, Reason::Flood, "device {i}: {changes:?}");
+        if persistent(i) {
+            assert_eq!(stages, vec![STAGE_SHAPE, STAGE_STRICT, STAGE_QUARANTINE], "device {i}: {changes:?}");
+            assert!(changes[0].0 > 200.0 && changes[0].0 <= 207.0, "shaped promptly: {changes:?}");
+            // Each rise needs the milder stage's failure, sustained.
+            assert!(changes[1].0 - changes[0].0 >= 10.0 && changes[2].0 - changes[1].0 >= 30.0, "{changes:?}");
+            assert!(changes[1..].iter().all(|c| c.2 == Reason::NotContained), "{changes:?}");
+        } else {
+            assert_eq!(stages, vec![STAGE_SHAPE], "a device the shape contains stays shaped: {changes:?}");
+        }
+    }
+    let escalation = sim
+        .decisions(|d| matches!(d, Decision::SetDeviceStage { stage: 2, refresh: false, .. }))
+        .next()
+        .map(|(_, d)| d.evidence().drop_ratio);
+    assert!(escalation.flatten().is_some_and(|r| r >= 0.5), "escalation carries its drop evidence");
+    for (_, d) in sim.decisions(|d| matches!(d, Decision::SetDeviceStage { .. })) {
+        if let Decision::SetDeviceStage { ttl_ns, .. } = d {
+            assert!(*ttl_ns > 0 && *ttl_ns <= 600_000_000_000, "every stage has a finite TTL");
+        }
+    }
+    assert_eq!(sim.lapses, 0, "stages the engine holds are refreshed before they expire");
+    assert!(caps(&sim).is_empty(), "50 devices cannot raise a cell or host cap");
+    let status = sim.engine.snapshot();
+    assert_eq!(status.devices_per_stage[3], 25);
+    assert!(status.classification.contains(&Class::Flood));
+    assert_eq!(status.top_offenders[0].stage, STAGE_QUARANTINE);
+}
+
+/// Benign meters: a few packets every `period` s (±10%), random phase. Chatty devices behave the
+/// same until 300 s, then send 300-500 packet bursts every 20 s ±30%, spread over one or two
+/// windows, starting together.
+#[test]
+fn chatty_devices_with_jittered_timing_are_shaped_and_meters_are_not() {
+    let mut sim = Sim::new(Config::default(), N, 10);
+    let mut rng = Rng(3);
+    let chatty: BTreeSet<usize> = (0..N).filter(|i| i % 10 == 3).collect();
+    let mut next: Vec<f64> = (0..N).map(|_| rng.range(0.0, 60.0)).collect();
+    let mut carry = vec![0u64; N];
+    let mut switched = vec![false; N];
+    sim.run(900, |i, t, _| {
+        let mut n = std::mem::take(&mut carry[i]);
+        if chatty.contains(&i) && t >= 300.0 && !switched[i] {
+            switched[i] = true;
+            next[i] = 300.0 + rng.range(0.0, 2.0);
+        }
+        if t >= next[i] {
+            if switched[i] {
+                let burst = rng.range(300.0, 500.0) as u64;
+                let now = if rng.range(0.0, 1.0) < 0.5 { burst } else { burst * 6 / 10 };
+                carry[i] = burst - now;
+                n += now;
+                next[i] += 20.0 * rng.range(0.7, 1.3);
+            } else {
+                n += 3;
+                next[i] += 60.0 * rng.range(0.9, 1.1);
+            }
+        }
+        n
+    });
+    assert_eq!(staged(&sim), chatty, "exactly the chatty devices are shaped");
+    for &i in &chatty {
+        let first = sim.stage_changes(i)[0];
+        assert_eq!((first.1, first.2), (STAGE_SHAPE, Reason::Chatty), "device {i}");
+        assert!(first.0 < 300.0 + 6.0 * 26.0, "found within a few bursts: {first:?}");
+    }
+    let ev = sim
+        .decisions(|d| matches!(d, Decision::SetDeviceStage { reason: Reason::Chatty, refresh: false, .. }))
+        .map(|(_, d)| d.evidence().clone())
+        .next()
+        .expect("a chatty decision");
+    assert!(ev.period_cv.is_some_and(|cv| cv <= 0.5) && ev.peak_ratio.is_some_and(|p| p >= 4.0), "{ev:?}");
+    assert!(ev.period_s.is_some_and(|p| (12.0..=28.0).contains(&p)), "{ev:?}");
+    assert!(
+        sim.decisions(|d| matches!(d, Decision::Classified { class: Class::Chatty, active: true, .. })).count() >= 1
+    );
+}
+
+#[test]
+fn lock_step_chatty_devices_are_caught_sooner_than_jittered_ones() {
+    // 100 devices burst in the same window every 20 s: synchronised onsets let the engine act on
+    // the third burst instead of the fourth.
+    let mut sim = Sim::new(Config::default(), N, 10);
+    let mut rng = Rng(11);
+    let mut next: Vec<f64> = (0..N).map(|_| rng.range(0.0, 60.0)).collect();
+    sim.run(420, |i, t, _| {
+        if i % 10 == 3 && t > 300.0 {
+            return if (t as u64 - 301) % 20 == 0 { 400 } else { 0 };
+        }
+        if t >= next[i] {
+            next[i] += 60.0 * rng.range(0.9, 1.1);
+            return 3;
+        }
+        0
+    });
+    let chatty: BTreeSet<usize> = (0..N).filter(|i| i % 10 == 3).collect();
+    assert_eq!(staged(&sim), chatty);
+    for &i in &chatty {
+        let first = sim.stage_changes(i)[0];
+        assert_eq!(first.2, Reason::Chatty);
+        assert!(first.0 <= 342.0, "third burst ends at 342, found at {}", first.0);
+    }
+    let ev = sim
+        .decisions(|d| matches!(d, Decision::SetDeviceStage { reason: Reason::Chatty, refresh: false, .. }))
+        .map(|(_, d)| d.evidence().clone())
+        .next()
+        .expect("a chatty decision");
+    assert!(ev.synced_fraction.is_some_and(|f| f >= 0.5) && ev.bursts == Some(3), "{ev:?}");
+}
+
+#[test]
+fn ten_devices_at_full_speed_cannot_raise_a_cell_or_host_stage() {
+    let mut sim = Sim::new(Config::default(), N, 10);
+    let mut rng = Rng(4);
+    let base = baselines(&mut rng, 1.0, 20.0);
+    // Ten devices of cell 0 (i % 10 == 0) at a million packets per second each: 10 Mpps, a
+    // hundred times the cell's capacity and five times the host's.
+    let ten: BTreeSet<usize> = (0..100).step_by(10).collect();
+    sim.run(600, |i, t, _| if ten.contains(&i) && t > 150.0 { 1_000_000 } else { rng.noisy(base[i], 0.3) });
+    assert!(caps(&sim).is_empty(), "ten devices raised a cap: {:?}", caps(&sim));
+    assert_eq!(staged(&sim), ten, "the ten devices themselves are dealt with");
+    assert!(ten.iter().all(|&i| sim.live_stage(i) == STAGE_QUARANTINE));
+}
+
+fn cell_cap_config() -> Config {
+    let mut cfg = Config::default();
+    cfg.capacity.cell.capacity_pps = 50_000;
+    cfg.capacity.cell.cap_pps = 50_000;
+    cfg.validate().expect("valid");
+    cfg
+}
+
+#[test]
+fn device_stages_that_hold_the_cell_keep_the_cell_cap_off() {
+    // 300 devices at 1000 pps: 300 kpps offered, six times the cell's capacity, but shaped to
+    // 100 pps each the cell is back within capacity: no cell stage.
+    let mut sim = Sim::new(cell_cap_config(), N, 1);
+    let mut rng = Rng(5);
+    let base = baselines(&mut rng, 1.0, 10.0);
+    sim.run(400, |i, t, _| if i % 10 < 3 && t > 150.0 { rng.noisy(1000.0, 0.1) } else { rng.noisy(base[i], 0.3) });
+    assert_eq!(staged(&sim).len(), 300);
+    assert!(caps(&sim).is_empty(), "device stages sufficed, yet: {:?}", caps(&sim));
+}
+
+#[test]
+fn many_devices_raise_the_cell_cap_only_after_device_stages_fail() {
+    // 600 devices at 150 pps: each is 15x its profile (so shaped) but the shape (100 pps) holds
+    // only a third of it back, so the cell stays at 60 kpps + background > 50 kpps capacity.
+    let mut sim = Sim::new(cell_cap_config(), N, 1);
+    let mut rng = Rng(6);
+    let base = baselines(&mut rng, 1.0, 10.0);
+    sim.run(400, |i, t, _| if i % 10 < 6 && t > 150.0 { rng.noisy(150.0, 0.05) } else { rng.noisy(base[i], 0.3) });
+    assert_eq!(staged(&sim).len(), 600);
+    let cell_caps: Vec<(f64, &Decision)> = caps(&sim);
+    assert_eq!(cell_caps.len(), 1, "{cell_caps:?}");
+    let (t_cap, cap) = cell_caps[0];
+    let Decision::SetCellCap { cell, evidence, .. } = cap else { panic!("expected a cell cap, got {cap:?}") };
+    assert_eq!(*cell, cell_of(0));
+    // The cap comes only after enough devices were staged, and after the sustain window.
+    let mut staged_at: Vec<f64> = (0..N).filter_map(|i| sim.stage_changes(i).first().map(|c| c.0)).collect();
+    staged_at.sort_by(f64::total_cmp);
+    let min_offenders = sim.cfg.capacity.cell.min_offenders as usize;
+    let sustain = f64::from(sim.cfg.capacity.sustain_windows);
+    assert!(t_cap >= staged_at[min_offenders - 1] + sustain - 1.0, "cap at {t_cap}, staged {:?}", &staged_at[..3]);
+    assert!(evidence.offenders.is_some_and(|o| o >= min_offenders as u64), "{evidence:?}");
+    assert!(evidence.demand_pps.is_some_and(|d| d > 50_000.0), "{evidence:?}");
+    assert!(sim.decisions(|d| matches!(d, Decision::SetCellCap { refresh: true, .. })).count() > 0, "cap is refreshed");
+}
+
+#[test]
+fn stages_release_after_the_quiet_period_and_not_before() {
+    let mut sim = Sim::new(Config::default(), N, 10);
+    let mut rng = Rng(7);
+    let base = baselines(&mut rng, 1.0, 20.0);
+    let flooders: BTreeSet<usize> = (0..N).filter(|i| i % 20 == 7).collect();
+    // Ten of them keep misbehaving once in a while after the flood: one loud window every 90 s.
+    let relapsing = |i: usize| i % 200 == 7;
+    let flood_end = 212.0;
+    sim.run(600, |i, t, _| {
+        let flood = t > 200.0 && t <= flood_end;
+        let relapse = t > flood_end && (t as u64) % 90 == 0;
+        if flooders.contains(&i) && (flood || (relapsing(i) && relapse)) {
+            return rng.noisy(2000.0, 0.1);
+        }
+        rng.noisy(base[i], 0.3)
+    });
+    let quiet = sim.cfg.ladder.shape.quiet.as_secs_f64();
+    for &i in &flooders {
+        let changes = sim.stage_changes(i);
+        assert_eq!(changes[0].1, STAGE_SHAPE, "device {i}: {changes:?}");
+        let release = changes.iter().find(|c| c.1 == 0);
+        if relapsing(i) {
+            assert!(release.is_none(), "device {i} kept relapsing but was released: {changes:?}");
+            assert_eq!(sim.live_stage(i), STAGE_SHAPE);
+        } else {
+            let release = release.unwrap_or_else(|| panic!("device {i} never released: {changes:?}"));
+            assert!(release.0 >= flood_end + quiet, "device {i} released early: {changes:?}");
+            assert!(release.0 <= flood_end + quiet + 2.0, "device {i} released late: {changes:?}");
+            assert_eq!(release.2, Reason::Quiet);
+        }
+    }
+    let refreshes = sim.decisions(Decision::is_refresh).count();
+    assert!(refreshes >= 50 * 3, "stages are re-issued while held ({refreshes})");
+    assert_eq!(sim.lapses, 0);
+    assert!(staged(&sim).is_subset(&flooders));
+}
+
+#[test]
+fn manual_pins_are_never_changed_by_the_engine() {
+    let mut sim = Sim::new(Config::default(), N, 10);
+    let mut rng = Rng(8);
+    let base = baselines(&mut rng, 1.0, 20.0);
+    let far = sim.now + 7200 * 1_000_000_000;
+    let mut restored: Vec<CurrentStage> = (0..10)
+        .map(|i| CurrentStage {
+            key: sim.devs[i].key,
+            stage: if i < 5 { STAGE_QUARANTINE } else { STAGE_SHAPE },
+            flags: STAGE_FLAG_MANUAL,
+            limit: Limit::per_second(50, 50),
+            expires_ns: far,
+            reason: Reason::Operator.code(),
+        })
+        .collect();
+    // And one stage the engine itself had set before a restart, on a device that is now normal.
+    restored.push(CurrentStage {
+        key: sim.devs[20].key,
+        stage: STAGE_SHAPE,
+        flags: 0,
+        limit: Limit::per_second(100, 200),
+        expires_ns: sim.now + 60_000_000_000,
+        reason: Reason::Flood.code(),
+    });
+    sim.restore(&restored);
+    // Devices 0-2 and 5-7 (pinned) flood, 8-9 are silent, 30 floods and is pinned by an operator
+    // at 260 s after the engine has escalated it.
+    let floods = |i: usize| matches!(i, 0..=2 | 5..=7 | 30);
+    sim.run(260, |i, t, _| {
+        if floods(i) && t > 100.0 {
+            5000
+        } else if i == 8 || i == 9 {
+            0
+        } else {
+            rng.noisy(base[i], 0.3)
+        }
+    });
+    assert!(sim.live_stage(30) >= STAGE_STRICT, "the engine escalated device 30 before the pin");
+    let pinned_at = sim.now;
+    sim.pin(30, STAGE_SHAPE, Limit::per_second(1000, 1000));
+    sim.run(400, |i, t, _| {
+        if floods(i) && t > 100.0 {
+            5000
+        } else if i == 8 || i == 9 {
+            0
+        } else {
+            rng.noisy(base[i], 0.3)
+        }
+    });
+
+    assert!(sim.manual_violations.is_empty(), "engine touched manual pins: {:#?}", sim.manual_violations);
+    for i in 0..10 {
+        assert!(sim.stage_changes(i).is_empty(), "device {i} is manual");
+    }
+    let after_pin = sim.log.iter().filter(|(t, d)| *t > pinned_at && d.target() == "teid:0x0000001f").count();
+    assert_eq!(after_pin, 0, "no decision about device 30 after the operator pinned it");
+    assert_eq!(sim.live_stage(30), STAGE_SHAPE, "the operator's stage stands");
+    // The restored engine stage is managed: released after its quiet period.
+    let changes = sim.stage_changes(20);
+    assert_eq!(changes.first().map(|c| (c.1, c.2)), Some((0, Reason::Quiet)), "{changes:?}");
+    assert_eq!(sim.engine.snapshot().manual_pins, 11);
+}
+
+#[test]
+fn bulk_misprovisioned_group_is_flagged_as_a_cohort() {
+    let mut cfg = Config::default();
+    cfg.groups.push(GroupSection {
+        name: "meters".into(),
+        id: 7,
+        teids: vec!["1-200".parse().expect("range")],
+        ue_prefixes: vec![],
+        expected_pps: Some(2.0 / 60.0),
+        expected_period: Some(Dur::secs(60)),
+        expected_burst: Some(2),
+        servers: vec!["198.51.100.10".parse().expect("prefix")],
+        exempt: false,
+    });
+    cfg.validate().expect("valid");
+    let mut sim = Sim::new(cfg, N, 10);
+    let mut rng = Rng(9);
+    let base = baselines(&mut rng, 5.0, 20.0);
+    let mut next: Vec<f64> = (0..N).map(|_| rng.range(0.0, 60.0)).collect();
+    let mut period = vec![60.0; N];
+    let run = |sim: &mut Sim, ticks: u32, rng: &mut Rng, next: &mut Vec<f64>, period: &Vec<f64>| {
+        sim.run(ticks, |i, t, _| {
+            if i >= 200 {
+                return rng.noisy(base[i], 0.3);
+            }
+            if t >= next[i] {
+                next[i] += period[i] * rng.range(0.95, 1.05);
+                return 2;
+            }
+            0
+        })
+    };
+    run(&mut sim, 300, &mut rng, &mut next, &period);
+    // One member goes astray on its own: a device problem, not a cohort.
+    sim.devs[0].dst =
+        "203.0.113.99".parse::<std::net::Ipv4Addr>().map(|a| guard_common::abi::L3Addr::v4(a.octets())).expect("ip");
+    run(&mut sim, 100, &mut rng, &mut next, &period);
+    assert_eq!(sim.decisions(|d| matches!(d, Decision::FlagCohort { .. })).count(), 0, "one member is not a cohort");
+    // A bad provisioning push: every member at once gets a new server and a 10x shorter period.
+    for i in 0..200 {
+        sim.devs[i].dst = guard_common::abi::L3Addr::v4([203, 0, 113, 99]);
+        period[i] = 6.0;
+        next[i] = next[i].min(400.0 + rng.range(0.0, 6.0));
+    }
+    run(&mut sim, 300, &mut rng, &mut next, &period);
+
+    let flags: Vec<(f64, &Decision)> = sim.decisions(|d| matches!(d, Decision::FlagCohort { .. })).collect();
+    assert_eq!(flags.len(), 1, "{flags:?}");
+    let (t, Decision::FlagCohort { group, devices, evidence, .. }) = flags[0] else { panic!("not a cohort flag") };
+    assert_eq!(*group, 7);
+    assert!((400.0..470.0).contains(&t), "flagged at {t}");
+    assert!(devices.iter().all(|k| index_of(k) < 200), "only members are listed");
+    assert!(
+        evidence.devices.is_some_and(|n| n >= 60) && evidence.new_destinations.is_some_and(|n| n >= 5),
+        "{evidence:?}"
+    );
+    // Members are isolated per profile (shaped to the group's expected rate); nobody else is.
+    let isolated = staged(&sim);
+    assert!(isolated.len() >= 150 && isolated.iter().all(|&i| i < 200), "{} isolated", isolated.len());
+    let first = sim
+        .decisions(|d| matches!(d, Decision::SetDeviceStage { reason: Reason::CohortDeviation, .. }))
+        .next()
+        .map(|(_, d)| d.clone());
+    let Some(Decision::SetDeviceStage { stage, limit, group, .. }) = first else { panic!("no cohort isolation") };
+    assert_eq!((stage, group), (STAGE_SHAPE, 7));
+    assert_eq!(limit.interval_ns, 30_000_000_000, "shaped to the group's 2 packets per minute");
+    assert!(sim.engine.snapshot().flagged_groups.contains(&7));
+    // Later the period change is visible too.
+    let last_flag_view = sim.engine.snapshot();
+    assert!(last_flag_view.classification.contains(&Class::Cohort));
+}
+
+#[test]
+fn tracked_devices_are_bounded_and_staged_ones_survive_eviction() {
+    let mut cfg = Config::default();
+    cfg.guard.max_devices = 64;
+    let mut sim = Sim::new(cfg, 200, 4);
+    sim.sample_active_only = true;
+    let mut rng = Rng(10);
+    // Device 3 floods and is staged; 200 devices take turns to be active (only a window each).
+    sim.run(300, |i, t, _| {
+        if i == 3 && t > 150.0 {
+            return 3000;
+        }
+        if (t as usize) % 200 == i {
+            rng.noisy(5.0, 0.3)
+        } else {
+            0
+        }
+    });
+    let st = sim.engine.snapshot();
+    assert!(st.tracked_devices <= 64, "{st:?}");
+    assert!(st.evicted_devices > 0);
+    assert!(sim.live_stage(3) >= STAGE_SHAPE && sim.engine.stage_of(&sim.devs[3].key).is_some_and(|s| s > 0));
+}
+
+#[test]
+fn over_limit_events_stand_in_for_unread_devices() {
+    use guard_common::abi::{DeviceKey, Event, L3Addr, EVENT_DEVICE_OVER_LIMIT};
+    let cfg = Config::default();
+    let mut engine = super::Engine::new(&cfg);
+    let key = DeviceKey::teid(42);
+    let cell = L3Addr::v4([192, 0, 2, 1]);
+    let mut decisions = Vec::new();
+    // Only ring-buffer events, one per second, carrying cumulative counters of a 5000 pps flood.
+    for s in 1..=10u64 {
+        let now = 1_000_000_000_000 + s * 1_000_000_000;
+        let ev = Event {
+            ts_ns: now,
+            kind: EVENT_DEVICE_OVER_LIMIT,
+            device: key,
+            cell,
+            packets: s * 5000,
+            over_limit: s * 4800,
+            ..Event::default()
+        };
+        decisions.extend(engine.tick(now, &[], &[ev]));
+    }
+    assert!(
+        decisions.iter().any(|d| matches!(d, Decision::SetDeviceStage { stage: 1, reason: Reason::Flood, .. })),
+        "{decisions:?}"
+    );
+}

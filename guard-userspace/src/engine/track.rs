@@ -1,0 +1,393 @@
+//! Per-device state: a fixed-size record (no per-device allocation, no growth with time) holding
+//! the last counters, the last window's rates, a learned baseline and a burst tracker.
+
+use guard_common::abi::{CellKey, L3Addr, Limit, STAGE_OBSERVE};
+
+use super::decision::Reason;
+use crate::config::Config;
+
+/// Smoothing of the "current" burst period statistics (fast, so jittered chatty timing still
+/// settles within a few bursts); the learned baseline uses the much slower configured horizon.
+const FAST_ALPHA: f64 = 0.3;
+/// Smoothing of the learned burst size (bursts are rarer than windows).
+const BURST_ALPHA: f64 = 0.125;
+
+/// The last window of one device, computed from counter deltas.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Window {
+    /// Offered packets per second (the data plane counts packets on arrival).
+    pub rate: f64,
+    pub over_pps: f64,
+    pub drop_pps: f64,
+    pub packets: u64,
+    pub dropped: u64,
+    /// Sampled in the current tick.
+    pub fresh: bool,
+}
+
+/// Learned normal behaviour, updated only while the device is unstaged and not over profile.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Baseline {
+    pub mean: f64,
+    pub var: f64,
+    /// Seconds of history behind `mean`.
+    pub learned_s: f64,
+    pub samples: u32,
+    /// Mean packets per burst (0 = unknown) and how many bursts taught it.
+    pub burst_mean: f64,
+    pub bursts: u32,
+}
+
+impl Baseline {
+    fn learn(&mut self, x: f64, dt_s: f64, horizon_s: f64) {
+        // Cumulative mean for the first samples, then an EWMA with the configured time constant.
+        let alpha = (dt_s / horizon_s).max(1.0 / f64::from(self.samples + 1)).min(1.0);
+        let d = x - self.mean;
+        self.mean += alpha * d;
+        self.var = (1.0 - alpha) * (self.var + alpha * d * d);
+        self.learned_s += dt_s;
+        self.samples = self.samples.saturating_add(1);
+    }
+
+    pub fn sd(&self) -> f64 {
+        self.var.max(0.0).sqrt()
+    }
+}
+
+/// Bursts: runs of windows with packets, separated by idle windows.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Bursts {
+    pub in_burst: bool,
+    pub pkts: u64,
+    pub dur_ns: u64,
+    pub last_onset_ns: u64,
+    pub prev_onset_ns: u64,
+    /// Whether the latest completed burst was excessive.
+    pub last_excessive: bool,
+    /// Inter-onset intervals measured in the current regime (normal or excessive bursts).
+    pub intervals: u32,
+    /// Fast EWMA of the inter-onset period (s) and of its absolute deviation.
+    pub period_s: f64,
+    pub period_absdev: f64,
+    /// The latest completed burst.
+    pub last_pkts: u64,
+    pub last_dur_ns: u64,
+    /// Consecutive excessive bursts.
+    pub excessive_streak: u32,
+    /// An excessive burst ended in this window.
+    pub excessive_now: bool,
+    /// An onset happened in this window.
+    pub onset_now: bool,
+    /// EWMA of "this burst started in a synchronised-onset window".
+    pub synced: f64,
+    /// Consecutive intervals off the expected period by the cohort factor.
+    pub period_dev_streak: u32,
+}
+
+impl Bursts {
+    /// Coefficient of variation of the period: mean absolute deviation scaled to a standard
+    /// deviation (×1.25, exact for a normal distribution, close enough for jitter).
+    pub fn period_cv(&self) -> f64 {
+        if self.period_s > 0.0 {
+            1.25 * self.period_absdev / self.period_s
+        } else {
+            f64::INFINITY
+        }
+    }
+
+    /// Period over burst duration: how much higher the rate is in a burst than on average.
+    pub fn peak_ratio(&self) -> f64 {
+        if self.last_dur_ns == 0 {
+            0.0
+        } else {
+            self.period_s * 1e9 / self.last_dur_ns as f64
+        }
+    }
+}
+
+/// The device's stage as the engine believes the map holds it.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct StageState {
+    pub stage: u32,
+    /// Set by an operator: the engine never changes it.
+    pub manual: bool,
+    /// Marked exempt in the map.
+    pub exempt: bool,
+    pub reason: Reason,
+    pub limit: Limit,
+    /// Packets per second the stage lets through (for aggregate demand).
+    pub allowance_pps: f64,
+    pub since_ns: u64,
+    pub expires_ns: u64,
+    /// Active windows in a row in which the stage did not contain the device.
+    pub uncontained: u32,
+    /// Last window that was not quiet.
+    pub last_noisy_ns: u64,
+}
+
+impl Default for StageState {
+    fn default() -> Self {
+        StageState {
+            stage: STAGE_OBSERVE,
+            manual: false,
+            exempt: false,
+            reason: Reason::Flood,
+            limit: Limit::UNLIMITED,
+            allowance_pps: f64::INFINITY,
+            since_ns: 0,
+            expires_ns: 0,
+            uncontained: 0,
+            last_noisy_ns: 0,
+        }
+    }
+}
+
+impl StageState {
+    /// Under a stage the engine manages (not manual, not merely exempt).
+    pub fn engine_staged(&self) -> bool {
+        !self.manual && self.stage > STAGE_OBSERVE
+    }
+}
+
+/// Everything the engine keeps per device.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Track {
+    pub cell: CellKey,
+    pub teid: u32,
+    pub ue: L3Addr,
+    pub inner_dst: L3Addr,
+    /// Index into `Config::groups`.
+    pub group: Option<usize>,
+    pub primed: bool,
+    pub seen_ns: u64,
+    /// Last window with packets (or first sighting): the eviction order.
+    pub active_ns: u64,
+    pub packets: u64,
+    pub over_limit: u64,
+    pub dropped: u64,
+    pub w: Window,
+    pub base: Baseline,
+    pub bursts: Bursts,
+    /// Consecutive windows at or above the shape trigger ratio.
+    pub flood_streak: u32,
+    /// Last time the device deviated from its group's profile, and how (bit 0: destination,
+    /// bit 1: period).
+    pub last_deviation_ns: u64,
+    pub deviation: u8,
+    pub stage: StageState,
+}
+
+pub(super) const DEV_DESTINATION: u8 = 1;
+pub(super) const DEV_PERIOD: u8 = 2;
+
+/// One reading of a device's cumulative counters.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Reading {
+    pub at_ns: u64,
+    pub cell: CellKey,
+    pub packets: u64,
+    pub over_limit: u64,
+    /// Not in ring-buffer events: `None` keeps the previous value.
+    pub dropped: Option<u64>,
+    pub inner_dst: Option<L3Addr>,
+    pub ue: Option<L3Addr>,
+    pub teid: Option<u32>,
+}
+
+impl Track {
+    /// The rate this device is judged against: its group's declared rate, else its learned
+    /// baseline once warm, else the data plane's profile limit; never below the configured floor
+    /// nor (for learned profiles) above the observe limit, so a slow ramp cannot teach the
+    /// engine an arbitrarily high profile.
+    pub fn profile(&self, cfg: &Config) -> f64 {
+        let floor = cfg.classify.min_profile_pps;
+        let ceiling = cfg.dataplane.observe.pps as f64;
+        if let Some(p) = self.group.and_then(|g| cfg.groups.get(g)).and_then(|g| g.expected_pps) {
+            return p.max(floor);
+        }
+        if self.warm(cfg) {
+            self.base.mean.clamp(floor, ceiling)
+        } else {
+            ceiling
+        }
+    }
+
+    pub fn warm(&self, cfg: &Config) -> bool {
+        self.base.learned_s >= cfg.classify.warmup.as_secs_f64()
+    }
+
+    pub fn ratio(&self, cfg: &Config) -> f64 {
+        self.w.rate / self.profile(cfg)
+    }
+
+    /// Packets per burst this device is expected to send.
+    pub fn burst_profile(&self, cfg: &Config) -> f64 {
+        let ch = &cfg.classify.chatty;
+        if let Some(b) = self.group.and_then(|g| cfg.groups.get(g)).and_then(|g| g.expected_burst) {
+            return b as f64;
+        }
+        if self.base.bursts >= 2 {
+            self.base.burst_mean
+        } else {
+            // No history: judged against the data plane's burst allowance.
+            cfg.dataplane.observe.burst as f64 / ch.burst_ratio
+        }
+    }
+
+    /// Fold one reading in. Returns false when it only primed the counters (first reading, or
+    /// the data plane re-created the entry and the counters restarted).
+    pub fn update(&mut self, r: &Reading, cfg: &Config) -> bool {
+        self.cell = r.cell;
+        if let Some(d) = r.inner_dst {
+            self.inner_dst = d;
+        }
+        if let Some(u) = r.ue {
+            self.ue = u;
+        }
+        if let Some(t) = r.teid {
+            self.teid = t;
+        }
+        let dropped = r.dropped.unwrap_or(self.dropped);
+        let restarted = r.packets < self.packets || r.over_limit < self.over_limit || dropped < self.dropped;
+        if !self.primed || restarted || r.at_ns <= self.seen_ns {
+            if !self.primed || restarted {
+                self.primed = true;
+                self.active_ns = r.at_ns;
+                self.seen_ns = r.at_ns;
+                self.packets = r.packets;
+                self.over_limit = r.over_limit;
+                self.dropped = dropped;
+            }
+            self.w = Window::default();
+            return false;
+        }
+        let dt_ns = r.at_ns - self.seen_ns;
+        let dt_s = dt_ns as f64 / 1e9;
+        let dp = r.packets - self.packets;
+        let w = Window {
+            rate: dp as f64 / dt_s,
+            over_pps: (r.over_limit - self.over_limit) as f64 / dt_s,
+            drop_pps: (dropped - self.dropped) as f64 / dt_s,
+            packets: dp,
+            dropped: dropped - self.dropped,
+            fresh: true,
+        };
+        self.w = w;
+        self.seen_ns = r.at_ns;
+        if dp > 0 {
+            self.active_ns = r.at_ns;
+        }
+        self.packets = r.packets;
+        self.over_limit = r.over_limit;
+        self.dropped = dropped;
+
+        let ratio = self.ratio(cfg);
+        self.flood_streak =
+            if ratio >= cfg.ladder.shape.trigger_ratio { self.flood_streak.saturating_add(1) } else { 0 };
+        self.learn(cfg, dt_s);
+        self.track_bursts(cfg, r.at_ns, dt_ns);
+        self.track_deviation(cfg, r.at_ns);
+        true
+    }
+
+    /// Learn only from unstaged, non-suspect windows, and clamp the sample to
+    /// `moderate_ratio` × the current mean: a crowd or a ramp can only move the baseline slowly.
+    fn learn(&mut self, cfg: &Config, dt_s: f64) {
+        if self.stage.stage != STAGE_OBSERVE || self.stage.manual || self.flood_streak > 0 {
+            return;
+        }
+        let cap = cfg.classify.flash.moderate_ratio * self.base.mean.max(cfg.classify.min_profile_pps);
+        let x = if self.warm(cfg) { self.w.rate.min(cap) } else { self.w.rate };
+        self.base.learn(x, dt_s, cfg.classify.baseline_horizon.as_secs_f64());
+    }
+
+    fn track_bursts(&mut self, cfg: &Config, now: u64, dt_ns: u64) {
+        let ch = &cfg.classify.chatty;
+        let threshold = (ch.burst_ratio * self.burst_profile(cfg)).max(ch.min_burst_packets as f64);
+        let expected_period = self.group.and_then(|g| cfg.groups.get(g)).and_then(|g| g.expected_period);
+        let b = &mut self.bursts;
+        b.onset_now = false;
+        b.excessive_now = false;
+        let active = self.w.packets > 0;
+        if active && !b.in_burst {
+            b.onset_now = true;
+            if let (Some(p), true) = (expected_period, b.last_onset_ns > 0) {
+                let interval = (now - b.last_onset_ns) as f64 / 1e9;
+                let f = cfg.classify.cohort.period_factor;
+                let p = p.as_secs_f64();
+                let off = interval * f <= p || interval >= p * f;
+                b.period_dev_streak = if off { b.period_dev_streak.saturating_add(1) } else { 0 };
+            }
+            b.prev_onset_ns = b.last_onset_ns;
+            b.last_onset_ns = now;
+            b.in_burst = true;
+            b.pkts = 0;
+            b.dur_ns = 0;
+        }
+        if active {
+            b.pkts = b.pkts.saturating_add(self.w.packets);
+            b.dur_ns = b.dur_ns.saturating_add(dt_ns);
+            return;
+        }
+        if !b.in_burst {
+            return;
+        }
+        // A burst just ended.
+        b.in_burst = false;
+        b.last_pkts = b.pkts;
+        b.last_dur_ns = b.dur_ns;
+        let excessive = b.pkts as f64 > threshold;
+        b.excessive_now = excessive;
+        b.excessive_streak = if excessive { b.excessive_streak.saturating_add(1) } else { 0 };
+        // The period statistics describe one regime: when the device switches between normal and
+        // excessive bursts they restart, so a pattern is measured between bursts of its own kind.
+        if excessive != b.last_excessive {
+            b.intervals = 0;
+            b.period_s = 0.0;
+            b.period_absdev = 0.0;
+        } else if b.prev_onset_ns > 0 {
+            let interval = (b.last_onset_ns - b.prev_onset_ns) as f64 / 1e9;
+            if b.intervals == 0 {
+                b.period_s = interval;
+                b.period_absdev = 0.0;
+            } else {
+                b.period_absdev += FAST_ALPHA * ((interval - b.period_s).abs() - b.period_absdev);
+                b.period_s += FAST_ALPHA * (interval - b.period_s);
+            }
+            b.intervals = b.intervals.saturating_add(1);
+        }
+        b.last_excessive = excessive;
+        if !excessive && self.stage.stage == STAGE_OBSERVE {
+            let alpha = if self.base.bursts < 8 { 1.0 / f64::from(self.base.bursts + 1) } else { BURST_ALPHA };
+            self.base.burst_mean += alpha * (b.pkts as f64 - self.base.burst_mean);
+            self.base.bursts = self.base.bursts.saturating_add(1);
+        }
+    }
+
+    fn track_deviation(&mut self, cfg: &Config, now: u64) {
+        let Some(g) = self.group.and_then(|g| cfg.groups.get(g)) else {
+            return;
+        };
+        let mut dev = 0;
+        if self.w.packets > 0 && !g.server_allowed(&self.inner_dst) {
+            dev |= DEV_DESTINATION;
+        }
+        if self.bursts.period_dev_streak >= 2 {
+            dev |= DEV_PERIOD;
+        }
+        if dev != 0 {
+            self.deviation = dev;
+            self.last_deviation_ns = now;
+        }
+    }
+
+    /// Whether the device deviated from its group within `window_ns` before `now`.
+    pub fn deviating(&self, now: u64, window_ns: u64) -> bool {
+        self.last_deviation_ns > 0 && now.saturating_sub(self.last_deviation_ns) < window_ns
+    }
+
+    /// Packets per second this device contributes to its cell after its own stage.
+    pub fn demand(&self) -> f64 {
+        self.w.rate.min(self.stage.allowance_pps)
+    }
+}

@@ -1,0 +1,135 @@
+//! Prometheus metrics (prometheus-client), served over HTTP by the controller.
+//!
+//! Cardinality stays bounded at a million devices: no per-device label anywhere except the
+//! top-N offenders gauge (N = 20), and per-cell series are limited to the busiest cells.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
+    registry::Registry,
+};
+
+/// Per-cell series exported (the busiest cells).
+pub const TOP_CELLS: usize = 50;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VerdictLabel {
+    pub verdict: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StageLabel {
+    pub stage: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CellLabel {
+    pub cell: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MapLabel {
+    pub map: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OffenderLabel {
+    pub rank: String,
+    pub device: String,
+    pub reason: String,
+}
+
+pub struct Metrics {
+    pub registry: Registry,
+    pub packets: Family<VerdictLabel, Counter>,
+    pub bytes: Family<VerdictLabel, Counter>,
+    pub shadow: Family<VerdictLabel, Counter>,
+    pub malformed: Family<ReasonLabel, Counter>,
+    pub events: Family<OutcomeLabel, Counter>,
+    pub devices_per_stage: Family<StageLabel, Gauge>,
+    pub cells_capped: Gauge,
+    pub host_capped: Gauge,
+    pub escalations: Family<ReasonLabel, Counter>,
+    pub releases: Family<ReasonLabel, Counter>,
+    pub cell_pps: Family<CellLabel, Gauge<f64, AtomicU64>>,
+    pub map_entries: Family<MapLabel, Gauge>,
+    pub map_capacity: Family<MapLabel, Gauge>,
+    pub top_offender_pps: Family<OffenderLabel, Gauge<f64, AtomicU64>>,
+    pub tick_seconds: Histogram,
+    pub config_reloads: Family<OutcomeLabel, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("overload_guard");
+        let m = Metrics {
+            packets: Family::default(),
+            bytes: Family::default(),
+            shadow: Family::default(),
+            malformed: Family::default(),
+            events: Family::default(),
+            devices_per_stage: Family::default(),
+            cells_capped: Gauge::default(),
+            host_capped: Gauge::default(),
+            escalations: Family::default(),
+            releases: Family::default(),
+            cell_pps: Family::default(),
+            map_entries: Family::default(),
+            map_capacity: Family::default(),
+            top_offender_pps: Family::default(),
+            tick_seconds: Histogram::new([0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5].into_iter()),
+            config_reloads: Family::default(),
+            registry: Registry::default(),
+        };
+        registry.register("packets", "Packets by data-plane verdict", m.packets.clone());
+        registry.register("bytes", "Bytes by data-plane verdict", m.bytes.clone());
+        registry.register("shadow_would_drop", "Packets a shadow-mode protection would have dropped", m.shadow.clone());
+        registry.register("malformed", "Malformed packets by reason", m.malformed.clone());
+        registry.register("ringbuf_events", "Data-plane events: sent, lost (ring full), suppressed (rate limit)", m.events.clone());
+        registry.register("devices_per_stage", "Devices per stage (manual pins included)", m.devices_per_stage.clone());
+        registry.register("cells_capped", "Cells under a cell cap", m.cells_capped.clone());
+        registry.register("host_capped", "1 while the host cap is engaged", m.host_capped.clone());
+        registry.register("escalations", "Stages and caps set, by reason", m.escalations.clone());
+        registry.register("releases", "Stages and caps released, by reason", m.releases.clone());
+        registry.register("cell_pps", "G-PDU packets per second of the busiest cells (gNBs)", m.cell_pps.clone());
+        registry.register("map_entries", "Entries in a BPF map", m.map_entries.clone());
+        registry.register("map_capacity", "Capacity of a BPF map", m.map_capacity.clone());
+        registry.register("top_offender_pps", "Rate of the top-N offending devices", m.top_offender_pps.clone());
+        registry.register("controller_tick_seconds", "Duration of one controller tick", m.tick_seconds.clone());
+        registry.register("config_reloads", "SIGHUP reloads by outcome", m.config_reloads.clone());
+        Metrics { registry, ..m }
+    }
+
+    /// Raise a counter to `total` (the data plane's own cumulative count, which survives restarts).
+    pub fn raise_to(c: &Counter, total: u64) {
+        let cur = c.get();
+        if total > cur {
+            c.inc_by(total - cur);
+        }
+    }
+
+    pub fn encode(&self) -> String {
+        let mut s = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut s, &self.registry);
+        s
+    }
+}

@@ -1,0 +1,879 @@
+//! Verdict tests of the N3 XDP program through BPF_PROG_TEST_RUN (DESIGN §5): crafted frames
+//! (labkit's spec-written builder, not the guard's parser) go through the real program loaded in
+//! the kernel, and each test checks what an operator would check: the XDP action, the verdict
+//! counter that moved, and the per-device / per-gNB state in the maps.
+//!
+//! Every test loads its own program instance with its own pinned maps (removed on drop), so they
+//! run in parallel without sharing state.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::{Duration, Instant};
+
+use guard::clock::monotonic_ns;
+use guard_common::{
+    abi::{
+        CellStageEntry, DeviceKey, Event, GuardConfig, Limit, CELL_STAGE_CAP, EVENT_DEVICE_OVER_LIMIT,
+        EVENT_ECHO_LIMITED, EVENT_ERR_IND_LIMITED, MAP_N3_EVENTS, PROT_ALL, PROT_ANTISPOOF, PROT_MALFORMED,
+        PROT_QUARANTINE, QFI_NONE, STAGE_FLAG_EXEMPT, STAGE_OBSERVE, STAGE_QUARANTINE, STAGE_SHAPE, STAGE_STRICT,
+        STAT_EVENTS_SENT, STAT_EVENTS_SUPPRESSED, STAT_MAP_UPDATE_FAILED,
+    },
+    parse::Malformed,
+    policy::Verdict,
+};
+use labkit::bpf::{hex, l3, l3_v4, l3_v6, stage_entry, Guard, XDP_DROP, XDP_PASS};
+use labkit::frames::{self, GtpFrame, EXT_PDU_SESSION_CONTAINER, EXT_UDP_PORT};
+use labkit::require_root;
+
+const SEC: u64 = 1_000_000_000;
+const GNB_A: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 11);
+const GNB_B: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 12);
+const CORE: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 1);
+const GNB_V6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x200, 0, 0, 0, 0, 0, 0x11);
+const CORE_V6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x200, 0, 0, 0, 0, 0, 1);
+const UE: Ipv4Addr = Ipv4Addr::new(10, 45, 0, 2);
+
+/// Every protection enforced, every limit unlimited: only what a test adds can drop.
+fn enforce_all() -> GuardConfig {
+    GuardConfig { gtpu_port: 2152, enabled: PROT_ALL, event_gap_ns: SEC, ..Default::default() }
+}
+
+fn load(cfg: &GuardConfig) -> Guard {
+    Guard::load(cfg).unwrap_or_else(|e| panic!("loading the guard: {e:#}"))
+}
+
+fn gpdu(teid: u32) -> GtpFrame {
+    GtpFrame::gpdu(teid).outer_v4(GNB_A, CORE).inner_v4(UE, Ipv4Addr::new(192, 0, 2, 10))
+}
+
+fn quarantine(g: &mut Guard, teid: u32, ttl_ns: u64) {
+    g.set_stage(&DeviceKey::teid(teid), &stage_entry(STAGE_QUARANTINE, 0, 0, ttl_ns));
+}
+
+// ---------------------------------------------------------------------------------------------
+// GTP-U message types
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn each_message_type_has_a_verdict_and_its_cell_counter() {
+    if !require_root("verdict_n3::each_message_type_has_a_verdict_and_its_cell_counter") {
+        return;
+    }
+    let mut g = load(&enforce_all());
+    let gnb = IpAddr::V4(GNB_A);
+    type Field = fn(&guard_common::abi::CellState) -> u64;
+    let cases: Vec<(&str, GtpFrame, Verdict, Field)> = vec![
+        ("G-PDU", gpdu(0x10), Verdict::PassGpdu, |c| c.gpdu),
+        ("Echo Request", GtpFrame::echo_request(1), Verdict::PassSignalling, |c| c.echo_req),
+        ("Echo Response", GtpFrame::echo_response(1), Verdict::PassSignalling, |c| c.echo_resp),
+        (
+            "Error Indication",
+            GtpFrame::error_indication(0x10, IpAddr::V4(CORE)),
+            Verdict::PassSignalling,
+            |c| c.err_ind,
+        ),
+        ("End Marker", GtpFrame::end_marker(0x10), Verdict::PassSignalling, |c| c.end_marker),
+        (
+            "Supported Extension Headers Notification",
+            GtpFrame::supported_ext_headers(&[EXT_PDU_SESSION_CONTAINER]),
+            Verdict::PassSignalling,
+            |c| c.other_msgs,
+        ),
+        ("Tunnel Status (253)", GtpFrame::message(253, 0x10), Verdict::PassSignalling, |c| c.other_msgs),
+    ];
+    for (name, f, verdict, field) in cases {
+        let frame = f.outer_v4(GNB_A, CORE).build();
+        let before = g.cell(gnb).unwrap_or_default();
+        let d = g.expect(name, &frame, verdict);
+        assert!(d.moved_malformed().is_empty(), "{name}: counted malformed {:?}", d.moved_malformed());
+        let after = g.cell(gnb).unwrap_or_else(|| panic!("{name}: no N3_CELLS entry for {gnb}"));
+        assert_eq!(after.packets, before.packets + 1, "{name}: cell packets");
+        assert_eq!(after.bytes, before.bytes + frame.len() as u64, "{name}: cell bytes");
+        assert_eq!(field(&after), field(&before) + 1, "{name}: its per-cell counter did not move: {after:?}");
+        assert_eq!(after.dropped, 0, "{name}: cell dropped");
+    }
+    let c = g.cell(gnb).expect("cell");
+    assert_eq!((c.gpdu, c.echo_req, c.echo_resp, c.err_ind, c.end_marker, c.other_msgs), (1, 1, 1, 1, 1, 2));
+    // Only the G-PDU made a device; the signalling messages (TEID 0 or an End Marker) did not.
+    assert_eq!(g.device_count(), 1, "only the G-PDU's TEID is a device");
+    assert_eq!(g.teid(0x10).expect("device 0x10").packets, 1, "the End Marker is not counted as device traffic");
+}
+
+#[test]
+fn unknown_message_type_is_malformed() {
+    if !require_root("verdict_n3::unknown_message_type_is_malformed") {
+        return;
+    }
+    let mut g = load(&enforce_all());
+    for t in [0u8, 3, 100, 252] {
+        let frame = GtpFrame::message(t, 0x99).build();
+        let d = g.expect(&format!("message type {t}, enforced"), &frame, Verdict::DropMalformed);
+        assert_eq!(d.moved_malformed(), vec![(Malformed::UnknownMessageType, 1)], "type {t}");
+    }
+    // Not enforced: counted, passed.
+    g.write_config(&GuardConfig { enabled: PROT_ALL & !PROT_MALFORMED, ..enforce_all() });
+    let frame = GtpFrame::message(100, 0x99).build();
+    let d = g.expect("message type 100, malformed protection off", &frame, Verdict::PassMalformed);
+    assert_eq!(d.moved_malformed(), vec![(Malformed::UnknownMessageType, 1)]);
+    assert!(d.moved_shadow().is_empty());
+    // Shadow: passed, and N3_SHADOW counts the would-be drop.
+    g.write_config(&GuardConfig { shadow: PROT_MALFORMED, ..enforce_all() });
+    let d = g.expect("message type 100, malformed protection in shadow", &frame, Verdict::PassMalformed);
+    assert_eq!(d.moved_shadow(), vec![(Verdict::DropMalformed, 1)]);
+    assert_eq!(g.device_count(), 0, "a malformed packet creates no device");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Device stages
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn observe_passes_and_records_the_device() {
+    if !require_root("verdict_n3::observe_passes_and_records_the_device") {
+        return;
+    }
+    let mut g = load(&enforce_all());
+    let frame = gpdu(0x20).qfi(5).build();
+    for _ in 0..3 {
+        g.expect("unstaged G-PDU", &frame, Verdict::PassGpdu);
+    }
+    // An explicit observe-stage entry changes nothing.
+    g.set_stage(&DeviceKey::teid(0x20), &stage_entry(STAGE_OBSERVE, 0, 0, 60 * SEC));
+    g.expect("G-PDU at stage observe", &frame, Verdict::PassGpdu);
+    let d = g.teid(0x20).expect("device 0x20 in N3_DEVICES");
+    assert_eq!(d.packets, 4);
+    assert_eq!(d.bytes, 4 * frame.len() as u64);
+    assert_eq!(d.teid, 0x20);
+    assert_eq!(d.cell, l3_v4(GNB_A));
+    assert_eq!(d.bound, l3_v4(UE), "the inner source is learned");
+    assert_eq!(d.inner_dst, l3_v4(Ipv4Addr::new(192, 0, 2, 10)));
+    assert_eq!(d.qfi, 5);
+    assert_eq!((d.dropped, d.spoofed, d.over_limit), (0, 0, 0));
+    assert!(d.last_seen_ns > 0 && d.last_seen_ns <= monotonic_ns());
+}
+
+#[test]
+fn shape_admits_exactly_the_burst_then_drops() {
+    if !require_root("verdict_n3::shape_admits_exactly_the_burst_then_drops") {
+        return;
+    }
+    let mut g = load(&enforce_all());
+    let teid = 0x30;
+    g.set_stage(&DeviceKey::teid(teid), &stage_entry(STAGE_SHAPE, 10, 3, 60 * SEC));
+    let frame = gpdu(teid).build();
+    let t0 = Instant::now();
+    let verdicts: Vec<u32> = (0..10).map(|_| g.run(&frame).expect("run")).collect();
+    let took = t0.elapsed();
+    assert!(took < Duration::from_millis(100), "10 runs took {took:?}: too slow for a 10 pps check");
+    assert_eq!(verdicts, [[XDP_PASS; 3].as_slice(), [XDP_DROP; 7].as_slice()].concat(), "burst 3 of 10 pps");
+    let before = g.counters();
+    g.expect("one more above the shape", &frame, Verdict::DropShape);
+    let _ = before;
+    let d = g.teid(teid).expect("device");
+    assert_eq!(d.dropped, 8, "device dropped counter");
+    assert_eq!(d.packets, 11, "dropped packets are still counted as the device's traffic");
+    // 100 ms later, one token more.
+    std::thread::sleep(Duration::from_millis(110));
+    g.expect("one token after 100 ms", &frame, Verdict::PassGpdu);
+    g.expect("and no more", &frame, Verdict::DropShape);
+    // Another device is not shaped.
+    g.expect("an unstaged device", &gpdu(0x31).build(), Verdict::PassGpdu);
+}
+
+#[test]
+fn strict_drops_above_its_limit() {
+    if !require_root("verdict_n3::strict_drops_above_its_limit") {
+        return;
+    }
+    let mut g = load(&enforce_all());
+    let teid = 0x40;
+    g.set_stage(&DeviceKey::teid(teid), &stage_entry(STAGE_STRICT, 1, 1, 60 * SEC));
+    let frame = gpdu(teid).build();
+    g.expect("first within 1 pps", &frame, Verdict::PassGpdu);
+    for _ in 0..5 {
+        g.expect("above 1 pps", &frame, Verdict::DropStrict);
+    }
+    assert_eq!(g.teid(teid).expect("device").dropped, 5);
+    assert_eq!(g.cell(IpAddr::V4(GNB_A)).expect("cell").dropped, 5);
+}
+
+#[test]
+fn quarantine_drops_until_expiry_then_decays() {
+    if !require_root("verdict_n3::quarantine_drops_until_expiry_then_decays") {
+        return;
+    }
+    let mut g = load(&enforce_all());
+    let teid = 0x50;
+    let ttl = Duration::from_millis(200);
+    quarantine(&mut g, teid, ttl.as_nanos() as u64);
+    let set = Instant::now();
+    let frame = gpdu(teid).build();
+    for _ in 0..5 {
+        g.expect("quarantined", &frame, Verdict::DropQuarantine);
+    }
+    assert!(set.elapsed() < ttl, "the quarantined runs took longer than the TTL");
+    g.expect("another device", &gpdu(0x51).build(), Verdict::PassGpdu);
+    // The controller never comes back to lift it: the entry expires on its own.
+    std::thread::sleep(ttl + Duration::from_millis(50));
+    for _ in 0..3 {
+        g.expect("after expiry", &frame, Verdict::PassGpdu);
+    }
+    let d = g.teid(teid).expect("device");
+    assert_eq!((d.packets, d.dropped), (8, 5));
+}
+
+#[test]
+fn exempt_device_and_exempt_qfi_pass_a_quarantine() {
+    if !require_root("verdict_n3::exempt_device_and_exempt_qfi_pass_a_quarantine") {
+        return;
+    }
+    let mut g = load(&GuardConfig { exempt_qfi: 1 << 9, ..enforce_all() });
+    // Group exemption: the flag overrides the stage.
+    let mut e = stage_entry(STAGE_QUARANTINE, 0, 0, 60 * SEC);
+    e.flags = STAGE_FLAG_EXEMPT;
+    g.set_stage(&DeviceKey::teid(0x60), &e);
+    g.expect("exempt device, quarantine stage", &gpdu(0x60).build(), Verdict::PassExempt);
+    // An exempt flag that expired is no exemption (and its stage is no longer live either).
+    let mut e = stage_entry(STAGE_QUARANTINE, 0, 0, 0);
+    e.flags = STAGE_FLAG_EXEMPT;
+    e.expires_ns = 1;
+    g.set_stage(&DeviceKey::teid(0x61), &e);
+    g.expect("expired exemption", &gpdu(0x61).build(), Verdict::PassGpdu);
+
+    // QFI exemption: QFI 9 passes a quarantined device, other QFIs and no QFI do not.
+    quarantine(&mut g, 0x62, 60 * SEC);
+    g.expect("quarantined, exempt QFI 9", &gpdu(0x62).qfi(9).build(), Verdict::PassExempt);
+    g.expect("quarantined, QFI 8", &gpdu(0x62).qfi(8).build(), Verdict::DropQuarantine);
+    g.expect("quarantined, no QFI", &gpdu(0x62).build(), Verdict::DropQuarantine);
+    g.expect("unstaged, exempt QFI 9", &gpdu(0x63).qfi(9).build(), Verdict::PassExempt);
+}
+
+#[test]
+fn shadow_mode_passes_and_counts_would_drop() {
+    if !require_root("verdict_n3::shadow_mode_passes_and_counts_would_drop") {
+        return;
+    }
+    let mut g = load(&GuardConfig { shadow: PROT_ALL, ..enforce_all() });
+    quarantine(&mut g, 0x70, 60 * SEC);
+    g.set_stage(&DeviceKey::teid(0x71), &stage_entry(STAGE_STRICT, 1, 1, 60 * SEC));
+    let q = gpdu(0x70).build();
+    for _ in 0..3 {
+        let d = g.expect("quarantined, shadow", &q, Verdict::PassGpdu);
+        assert_eq!(d.moved_shadow(), vec![(Verdict::DropQuarantine, 1)]);
+    }
+    let s = gpdu(0x71).build();
+    let d = g.expect("strict, first", &s, Verdict::PassGpdu);
+    assert!(d.moved_shadow().is_empty());
+    let d = g.expect("strict, above, shadow", &s, Verdict::PassGpdu);
+    assert_eq!(d.moved_shadow(), vec![(Verdict::DropStrict, 1)]);
+    assert_eq!(g.teid(0x70).expect("device").dropped, 0, "shadow drops nothing");
+    // Shadow on one protection only: the others still enforce.
+    g.write_config(&GuardConfig { shadow: PROT_QUARANTINE, ..enforce_all() });
+    let d = g.expect("quarantine in shadow", &q, Verdict::PassGpdu);
+    assert_eq!(d.moved_shadow(), vec![(Verdict::DropQuarantine, 1)]);
+    g.expect("strict still enforced", &s, Verdict::DropStrict);
+    // A protection not enabled is not even counted.
+    g.write_config(&GuardConfig { enabled: PROT_ALL & !PROT_QUARANTINE, ..enforce_all() });
+    let d = g.expect("quarantine disabled", &q, Verdict::PassGpdu);
+    assert!(d.moved_shadow().is_empty());
+}
+
+#[test]
+fn cell_cap_and_host_cap_drop_as_last_resort() {
+    if !require_root("verdict_n3::cell_cap_and_host_cap_drop_as_last_resort") {
+        return;
+    }
+    let mut g = load(&enforce_all());
+    // Cell cap on gNB A: 10 pps, burst 2, over all its devices together.
+    let l = Limit::per_second(10, 2);
+    let now = monotonic_ns();
+    let cap = CellStageEntry {
+        stage: CELL_STAGE_CAP,
+        interval_ns: l.interval_ns,
+        tau_ns: l.tau_ns,
+        expires_ns: now + 60 * SEC,
+        set_ns: now,
+        ..Default::default()
+    };
+    g.maps.set_cell_stage(&l3_v4(GNB_A), &cap).expect("set cell stage");
+    g.expect("gNB A, device 1", &gpdu(0x80).build(), Verdict::PassGpdu);
+    g.expect("gNB A, device 2", &gpdu(0x81).build(), Verdict::PassGpdu);
+    for t in 0x82..0x86 {
+        g.expect("gNB A above its cap", &gpdu(t).build(), Verdict::DropCellCap);
+    }
+    let b = |t| gpdu(t).outer_v4(GNB_B, CORE).build();
+    for t in 0x90..0x94 {
+        g.expect("gNB B has no cap", &b(t), Verdict::PassGpdu);
+    }
+    assert_eq!(g.cell(IpAddr::V4(GNB_A)).expect("cell A").dropped, 4);
+    // An expired cap no longer applies.
+    g.maps.set_cell_stage(&l3_v4(GNB_A), &CellStageEntry { expires_ns: 1, ..cap }).expect("set cell stage");
+    g.expect("gNB A, expired cap", &gpdu(0x86).build(), Verdict::PassGpdu);
+
+    // Host cap: 10 pps burst 3 over everything, while live.
+    let host = GuardConfig {
+        host_cap: Limit::per_second(10, 3),
+        host_cap_expires_ns: monotonic_ns() + 60 * SEC,
+        ..enforce_all()
+    };
+    g.write_config(&host);
+    let frames = [gpdu(0xa0).build(), b(0xa1), gpdu(0xa2).outer_v6(GNB_V6, CORE_V6).build()];
+    for f in &frames {
+        g.expect("within the host cap", f, Verdict::PassGpdu);
+    }
+    for f in &frames {
+        g.expect("above the host cap", f, Verdict::DropHostCap);
+    }
+    // Signalling is not G-PDU traffic and is not capped.
+    g.expect("Echo Request under a host cap", &GtpFrame::echo_request(1).build(), Verdict::PassSignalling);
+    g.write_config(&GuardConfig { host_cap_expires_ns: monotonic_ns() - 1, ..host });
+    g.expect("expired host cap", &frames[0], Verdict::PassGpdu);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Anti-spoofing, new-device limit, signalling limits
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn antispoof_learns_the_first_inner_source() {
+    if !require_root("verdict_n3::antispoof_learns_the_first_inner_source") {
+        return;
+    }
+    let mut g = load(&enforce_all());
+    let teid = 0xb0;
+    let good = gpdu(teid).build();
+    let spoof = gpdu(teid).inner_v4(Ipv4Addr::new(10, 45, 0, 99), Ipv4Addr::new(192, 0, 2, 10)).build();
+    g.expect("first G-PDU learns", &good, Verdict::PassGpdu);
+    assert_eq!(g.teid(teid).expect("device").bound, l3_v4(UE));
+    g.expect("another inner source", &spoof, Verdict::DropSpoof);
+    g.expect("another inner source again", &spoof, Verdict::DropSpoof);
+    g.expect("the learned source still passes", &good, Verdict::PassGpdu);
+    let d = g.teid(teid).expect("device");
+    assert_eq!((d.spoofed, d.dropped, d.bound), (2, 2, l3_v4(UE)));
+    // IPv6 UE on its own TEID learns a v6 binding and a v4 inner source is then a spoof.
+    let ue6: Ipv6Addr = "2001:db8:45::2".parse().expect("addr");
+    let v6 = gpdu(0xb1).inner_v6(ue6, "2001:db8::10".parse().expect("addr")).build();
+    g.expect("v6 UE learns", &v6, Verdict::PassGpdu);
+    assert_eq!(g.teid(0xb1).expect("device").bound, l3_v6(ue6));
+    g.expect("v4 source on a v6-bound TEID", &gpdu(0xb1).build(), Verdict::DropSpoof);
+    // Shadow: passes, counted as would-drop and on the device.
+    g.write_config(&GuardConfig { shadow: PROT_ANTISPOOF, ..enforce_all() });
+    let d = g.expect("spoof in shadow", &spoof, Verdict::PassGpdu);
+    assert_eq!(d.moved_shadow(), vec![(Verdict::DropSpoof, 1)]);
+    assert_eq!(g.teid(teid).expect("device").spoofed, 3);
+}
+
+#[test]
+fn new_device_limit_caps_a_teid_scan_per_gnb() {
+    if !require_root("verdict_n3::new_device_limit_caps_a_teid_scan_per_gnb") {
+        return;
+    }
+    let mut g = load(&GuardConfig { new_device: Limit::per_second(5, 5), ..enforce_all() });
+    // A random-TEID scan: 100 distinct pseudo-random TEIDs from gNB A.
+    let mut x = 0x2545_f491_u32;
+    let teids: Vec<u32> = (0..100)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x
+        })
+        .collect();
+    let frames: Vec<Vec<u8>> = teids.iter().map(|&t| gpdu(t).build()).collect();
+    let before = g.counters();
+    let t0 = Instant::now();
+    let actions: Vec<u32> = frames.iter().map(|f| g.run(f).expect("run")).collect();
+    let took = t0.elapsed();
+    let d = g.counters().since(&before);
+    // 5 pps: one more token per 200 ms; the scan must be faster than that for an exact count.
+    assert!(took < Duration::from_millis(200), "the scan took {took:?}");
+    let admitted: Vec<u32> = teids.iter().zip(&actions).filter(|(_, &a)| a == XDP_PASS).map(|(&t, _)| t).collect();
+    assert_eq!(admitted, teids[..5].to_vec(), "the first 5 (the burst) are admitted, no other");
+    assert_eq!(d.verdict(Verdict::PassGpdu), 5);
+    assert_eq!(d.verdict(Verdict::DropNewDevice), 95);
+    for (i, &t) in teids.iter().enumerate() {
+        assert_eq!(g.teid(t).is_some(), i < 5, "TEID {t:#x} (#{i}) in N3_DEVICES");
+    }
+    assert_eq!(g.device_count(), 5, "dropped TEIDs are not inserted");
+    let c = g.cell(IpAddr::V4(GNB_A)).expect("cell A");
+    assert_eq!((c.new_devices, c.new_devices_limited, c.dropped), (5, 95, 95));
+    // Known devices are not new: they keep passing.
+    g.expect("an admitted TEID again", &frames[0], Verdict::PassGpdu);
+    // A TEID the controller staged is known, and not subject to the limit.
+    g.set_stage(&DeviceKey::teid(0xc0), &stage_entry(STAGE_OBSERVE, 0, 0, 60 * SEC));
+    g.expect("a staged, never seen TEID", &gpdu(0xc0).build(), Verdict::PassGpdu);
+    assert!(g.teid(0xc0).is_some(), "the staged TEID is now a device");
+    quarantine(&mut g, 0xc1, 60 * SEC);
+    g.expect("a quarantined, never seen TEID", &gpdu(0xc1).build(), Verdict::DropQuarantine);
+    g.expect("still over the budget", &gpdu(0xc2).build(), Verdict::DropNewDevice);
+    // Another gNB has its own budget.
+    let other: Vec<Vec<u8>> = (0..8u32).map(|i| gpdu(0xd0 + i).outer_v4(GNB_B, CORE).build()).collect();
+    let passed = other.iter().filter(|f| g.run(f).expect("run") == XDP_PASS).count();
+    assert_eq!(passed, 5, "gNB B admits its own burst of 5");
+    let cb = g.cell(IpAddr::V4(GNB_B)).expect("cell B");
+    assert_eq!((cb.new_devices, cb.new_devices_limited), (5, 3));
+}
+
+#[test]
+fn echo_request_and_error_indication_limits_per_gnb() {
+    if !require_root("verdict_n3::echo_request_and_error_indication_limits_per_gnb") {
+        return;
+    }
+    // TS 29.281 §7.2.1: at most one Echo Request per path per 60 s; allow a burst of 2.
+    let per_min = Limit::per_interval(60 * SEC, 2);
+    let mut g = load(&GuardConfig { echo: per_min, err_ind: per_min, ..enforce_all() });
+    let echo = GtpFrame::echo_request(7).build();
+    g.expect("echo 1", &echo, Verdict::PassSignalling);
+    g.expect("echo 2", &echo, Verdict::PassSignalling);
+    let d = g.expect("echo 3", &echo, Verdict::DropEcho);
+    assert_eq!(d.stat(STAT_EVENTS_SENT), 1, "an EVENT_ECHO_LIMITED is sent");
+    g.expect("echo 4", &echo, Verdict::DropEcho);
+    let echo_b = GtpFrame::echo_request(7).outer_v4(GNB_B, CORE).build();
+    g.expect("echo from gNB B", &echo_b, Verdict::PassSignalling);
+    // Echo Responses are not limited.
+    for _ in 0..4 {
+        g.expect("echo response", &GtpFrame::echo_response(7).build(), Verdict::PassSignalling);
+    }
+    let ei = GtpFrame::error_indication(0x1234, IpAddr::V4(GNB_A)).build();
+    g.expect("error indication 1", &ei, Verdict::PassSignalling);
+    g.expect("error indication 2", &ei, Verdict::PassSignalling);
+    g.expect("error indication 3", &ei, Verdict::DropErrInd);
+    let ei_b = GtpFrame::error_indication(0x1234, IpAddr::V4(GNB_A)).outer_v4(GNB_B, CORE).build();
+    g.expect("error indication from gNB B", &ei_b, Verdict::PassSignalling);
+    let c = g.cell(IpAddr::V4(GNB_A)).expect("cell A");
+    assert_eq!((c.echo_req, c.echo_resp, c.err_ind, c.dropped), (4, 4, 3, 3));
+    // The events name the limit that fired.
+    let mut ring = take_ring(&mut g);
+    let kinds: Vec<u32> = drain(&mut ring).iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, vec![EVENT_ECHO_LIMITED, EVENT_ECHO_LIMITED, EVENT_ERR_IND_LIMITED]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Encapsulations and extension headers
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn vlan_qinq_and_ipv6_outer_get_the_same_verdicts() {
+    if !require_root("verdict_n3::vlan_qinq_and_ipv6_outer_get_the_same_verdicts") {
+        return;
+    }
+    let mut g = load(&enforce_all());
+    let (q, ok) = (0xe0, 0xe1);
+    quarantine(&mut g, q, 60 * SEC);
+    type Encap = fn(GtpFrame) -> GtpFrame;
+    let encaps: [(&str, Encap); 6] = [
+        ("plain IPv4", |f| f),
+        ("802.1Q", |f| f.vlan(100)),
+        ("QinQ", |f| f.qinq(10, 20)),
+        ("IPv6 outer", |f| f.outer_v6(GNB_V6, CORE_V6)),
+        ("802.1Q + IPv6 outer", |f| f.vlan(200).outer_v6(GNB_V6, CORE_V6)),
+        ("QinQ + IPv6 outer + IPv4 options", |f| f.qinq(1, 2).outer_v6(GNB_V6, CORE_V6).ipv4_options(&[1, 1, 1, 1])),
+    ];
+    for (name, encap) in encaps {
+        g.expect(&format!("{name}: quarantined"), &encap(gpdu(q).qfi(3)).build(), Verdict::DropQuarantine);
+        g.expect(&format!("{name}: other device"), &encap(gpdu(ok).qfi(3)).build(), Verdict::PassGpdu);
+        g.expect(&format!("{name}: echo"), &encap(GtpFrame::echo_request(1)).build(), Verdict::PassSignalling);
+        g.expect(
+            &format!("{name}: bad version"),
+            &encap(gpdu(ok).gtp_version(2)).build(),
+            Verdict::DropMalformed,
+        );
+    }
+    // IPv4 outer with options too.
+    g.expect("IPv4 options: quarantined", &gpdu(q).ipv4_options(&[0x94, 4, 0, 0]).build(), Verdict::DropQuarantine);
+    let d = g.teid(ok).expect("device");
+    assert_eq!(d.packets, 6);
+    assert_eq!(d.cell, l3_v6(GNB_V6), "the last gNB seen was the IPv6 one");
+    assert_eq!(d.qfi, 3);
+    assert!(g.cell(IpAddr::V6(GNB_V6)).is_some(), "an IPv6 gNB is a cell");
+}
+
+#[test]
+fn extension_headers_qfi_chains_and_malformed_chains() {
+    if !require_root("verdict_n3::extension_headers_qfi_chains_and_malformed_chains") {
+        return;
+    }
+    let mut g = load(&enforce_all());
+    g.expect("no extension header", &gpdu(0xf0).build(), Verdict::PassGpdu);
+    assert_eq!(g.teid(0xf0).expect("device").qfi, QFI_NONE, "no PDU Session Container: QFI_NONE");
+    for qfi in [1u8, 9, 63] {
+        g.expect(&format!("QFI {qfi}"), &gpdu(0xf1).qfi(qfi).build(), Verdict::PassGpdu);
+        assert_eq!(g.teid(0xf1).expect("device").qfi, u32::from(qfi), "device.qfi is the QFI sent");
+    }
+    g.expect("DL PDU session container", &gpdu(0xf1).pdu_session(0, 7).seq(3).npdu(1).build(), Verdict::PassGpdu);
+    assert_eq!(g.teid(0xf1).expect("device").qfi, 7);
+    // Two chained headers, the container second.
+    let two = gpdu(0xf2).ext_header(EXT_UDP_PORT, &[0x08, 0x68]).qfi(12).build();
+    g.expect("UDP Port + PDU Session Container", &two, Verdict::PassGpdu);
+    assert_eq!(g.teid(0xf2).expect("device").qfi, 12);
+    // A longer container (two units) still yields the QFI.
+    g.expect(
+        "two-unit container",
+        &gpdu(0xf3).ext_header(EXT_PDU_SESSION_CONTAINER, &[0x10, 0x2a, 1, 2, 3, 4]).build(),
+        Verdict::PassGpdu,
+    );
+    assert_eq!(g.teid(0xf3).expect("device").qfi, 0x2a);
+    // Eight headers: the longest chain accepted.
+    let eight = (0..7).fold(gpdu(0xf4), |f, _| f.ext_header(EXT_UDP_PORT, &[0, 0])).qfi(4).build();
+    g.expect("8 extension headers", &eight, Verdict::PassGpdu);
+    assert_eq!(g.teid(0xf4).expect("device").qfi, 4);
+
+    let malformed: [(&str, Vec<u8>, Malformed); 5] = [
+        ("zero-length extension", gpdu(0xf5).zero_length_ext(EXT_PDU_SESSION_CONTAINER).build(), Malformed::ExtZeroLength),
+        (
+            "zero-length second extension",
+            gpdu(0xf5).qfi(1).zero_length_ext(EXT_UDP_PORT).build(),
+            Malformed::ExtZeroLength,
+        ),
+        ("extension overruns the message", gpdu(0xf5).ext_overrun(EXT_PDU_SESSION_CONTAINER, 200).build(), Malformed::ExtOverrun),
+        (
+            "9 extension headers",
+            (0..8).fold(gpdu(0xf5), |f, _| f.ext_header(EXT_UDP_PORT, &[0, 0])).qfi(4).build(),
+            Malformed::ExtChainTooLong,
+        ),
+        (
+            "extension overruns a short GTP length",
+            gpdu(0xf5).qfi(1).no_tpdu().gtp_length(6).build(),
+            Malformed::ExtOverrun,
+        ),
+    ];
+    for (name, frame, reason) in malformed {
+        let d = g.expect(name, &frame, Verdict::DropMalformed);
+        assert_eq!(d.moved_malformed(), vec![(reason, 1)], "{name}");
+    }
+    assert!(g.teid(0xf5).is_none(), "malformed packets create no device");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Not GTP-U, truncations, malformed lengths
+// ---------------------------------------------------------------------------------------------
+
+fn arp() -> Vec<u8> {
+    let mut f = vec![0xff; 6];
+    f.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x01, 0x08, 0x06]);
+    f.extend_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1, 2, 0, 0, 0, 0, 1, 10, 200, 0, 11, 0, 0, 0, 0, 0, 0, 10, 200, 0, 1]);
+    f
+}
+
+fn eth(ethertype: u16, l3: &[u8]) -> Vec<u8> {
+    let mut f = vec![0x02, 0, 0, 0, 0, 0x02, 0x02, 0, 0, 0, 0, 0x01];
+    f.extend_from_slice(&ethertype.to_be_bytes());
+    f.extend_from_slice(l3);
+    f
+}
+
+/// Set the IPv4 flags/fragment-offset word of a plain (untagged) frame and fix the checksum.
+fn set_frag(mut f: Vec<u8>, word: u16) -> Vec<u8> {
+    f[20..22].copy_from_slice(&word.to_be_bytes());
+    f[24..26].copy_from_slice(&[0, 0]);
+    let c = frames::internet_checksum(&f[14..34]);
+    f[24..26].copy_from_slice(&c.to_be_bytes());
+    f
+}
+
+#[test]
+fn non_gtp_passes_untouched_and_creates_no_state() {
+    if !require_root("verdict_n3::non_gtp_passes_untouched_and_creates_no_state") {
+        return;
+    }
+    let mut g = load(&enforce_all());
+    // Quarantining TEID 0x100 must not matter to anything below.
+    quarantine(&mut g, 0x100, 60 * SEC);
+    let tcp = frames::ipv4_packet(GNB_A, CORE, 6, 64, 0, &[], &[0x08, 0x68, 0x08, 0x68, 0, 0, 0, 0, 0, 0, 0, 0, 0x50, 2, 0, 0, 0, 0, 0, 0]);
+    let icmp6 = frames::ipv6_packet(GNB_V6, CORE_V6, 58, 255, &[128, 0, 0, 0, 0, 1, 0, 1]);
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("ARP", arp()),
+        ("IPv4 TCP to port 2152", eth(0x0800, &tcp)),
+        ("ICMPv6", eth(0x86dd, &icmp6)),
+        ("LLDP", eth(0x88cc, &[0; 46])),
+        ("UDP to another port", gpdu(0x100).udp_ports(2152, 2153).build()),
+        ("UDP to another port, IPv6", gpdu(0x100).udp_ports(2152, 4789).outer_v6(GNB_V6, CORE_V6).build()),
+        ("IPv4 first fragment (MF) to 2152", set_frag(gpdu(0x100).build(), 0x2000)),
+        ("IPv4 later fragment to 2152", set_frag(gpdu(0x100).build(), 0x0010)),
+        ("802.1Q ARP", {
+            let mut f = arp();
+            f.splice(12..12, [0x81, 0x00, 0, 100]);
+            f
+        }),
+    ];
+    for (name, frame) in &cases {
+        let d = g.expect(name, frame, Verdict::PassNotGtp);
+        assert!(d.moved_malformed().is_empty(), "{name}: malformed {:?}", d.moved_malformed());
+        assert!(d.moved_shadow().is_empty(), "{name}");
+    }
+    assert_eq!(g.device_count(), 0, "non-GTP traffic created device state");
+    assert_eq!(g.cell_count(), 0, "non-GTP traffic created cell state");
+}
+
+/// Where each layer of a frame ends: (end of L2, end of L3 header, end of UDP header), and the
+/// malformed reasons for a cut inside L2 and L3.
+struct Layout {
+    l2: usize,
+    l3: usize,
+    udp: usize,
+    l2_reason: Malformed,
+    l3_reason: Malformed,
+}
+
+fn expected_truncation_reason(n: usize, lay: &Layout) -> Malformed {
+    if n < 14 {
+        Malformed::EthTruncated
+    } else if n < lay.l2 {
+        lay.l2_reason
+    } else if n < lay.l3 {
+        lay.l3_reason
+    } else if n < lay.udp {
+        Malformed::UdpTruncated
+    } else {
+        // The UDP Length still describes the whole datagram.
+        Malformed::GtpTruncated
+    }
+}
+
+#[test]
+fn truncation_at_every_offset_has_a_defined_verdict() {
+    if !require_root("verdict_n3::truncation_at_every_offset_has_a_defined_verdict") {
+        return;
+    }
+    let mut g = load(&enforce_all());
+    let v4 = |tags: usize, opts: usize| Layout {
+        l2: 14 + 4 * tags,
+        l3: 14 + 4 * tags + 20 + opts,
+        udp: 14 + 4 * tags + 20 + opts + 8,
+        l2_reason: Malformed::VlanTruncated,
+        l3_reason: Malformed::Ipv4Truncated,
+    };
+    let v6 = |tags: usize| Layout {
+        l2: 14 + 4 * tags,
+        l3: 14 + 4 * tags + 40,
+        udp: 14 + 4 * tags + 48,
+        l2_reason: Malformed::VlanTruncated,
+        l3_reason: Malformed::Ipv6Truncated,
+    };
+    let cases: Vec<(&str, Vec<u8>, Layout, Verdict)> = vec![
+        ("IPv4 G-PDU + PDU session container", gpdu(0x200).qfi(9).build(), v4(0, 0), Verdict::PassGpdu),
+        ("802.1Q IPv4 G-PDU", gpdu(0x201).vlan(100).qfi(1).build(), v4(1, 0), Verdict::PassGpdu),
+        ("QinQ IPv4 G-PDU, 2 ext headers", gpdu(0x202).qinq(1, 2).ext_header(EXT_UDP_PORT, &[8, 0x68]).qfi(2).build(), v4(2, 0), Verdict::PassGpdu),
+        ("IPv4 with options", gpdu(0x203).ipv4_options(&[0x94, 4, 0, 0]).build(), v4(0, 4), Verdict::PassGpdu),
+        (
+            "IPv6 outer G-PDU, IPv6 UE",
+            gpdu(0x204)
+                .outer_v6(GNB_V6, CORE_V6)
+                .inner_v6("2001:db8:45::2".parse().expect("addr"), "2001:db8::1".parse().expect("addr"))
+                .qfi(5)
+                .build(),
+            v6(0),
+            Verdict::PassGpdu,
+        ),
+        ("802.1Q IPv6 outer", gpdu(0x205).vlan(7).outer_v6(GNB_V6, CORE_V6).qfi(5).build(), v6(1), Verdict::PassGpdu),
+        ("Echo Request", GtpFrame::echo_request(9).build(), v4(0, 0), Verdict::PassSignalling),
+    ];
+    let mut checked = 0;
+    for (name, full, lay, full_verdict) in &cases {
+        for n in 0..=full.len() {
+            let frame = &full[..n];
+            let what = format!("{name} cut to {n} of {} bytes", full.len());
+            if n < 14 {
+                // BPF_PROG_TEST_RUN refuses XDP input shorter than an Ethernet header (EINVAL); a
+                // NIC never delivers one either. Anything else from the kernel is a failure.
+                match g.run(frame) {
+                    Err(e) => assert!(format!("{e:#}").contains("Invalid argument"), "{what}: {e:#}"),
+                    Ok(a) => {
+                        assert_eq!(a, XDP_PASS, "{what}");
+                    }
+                }
+                continue;
+            }
+            if n == full.len() {
+                let d = g.expect(&what, frame, *full_verdict);
+                assert!(d.moved_malformed().is_empty(), "{what}: {:?}", d.moved_malformed());
+                continue;
+            }
+            let reason = expected_truncation_reason(n, lay);
+            let verdict = if reason.is_gtp() { Verdict::DropMalformed } else { Verdict::PassMalformed };
+            let d = g.expect(&what, frame, verdict);
+            assert_eq!(
+                d.moved_malformed(),
+                vec![(reason, 1)],
+                "{what}: exactly one malformed counter, {}\nframe {}",
+                reason.name(),
+                hex(frame)
+            );
+            assert_eq!(d.stat(STAT_MAP_UPDATE_FAILED), 0, "{what}");
+            checked += 1;
+        }
+    }
+    println!("{checked} truncated frames checked");
+    // Only the complete G-PDUs made devices.
+    assert_eq!(g.device_count(), 6);
+}
+
+/// Set the UDP Length of a plain IPv4 frame.
+fn set_udp_len(mut f: Vec<u8>, len: u16) -> Vec<u8> {
+    f[38..40].copy_from_slice(&len.to_be_bytes());
+    f
+}
+
+#[test]
+fn malformed_lengths_and_header_fields() {
+    if !require_root("verdict_n3::malformed_lengths_and_header_fields") {
+        return;
+    }
+    let mut g = load(&enforce_all());
+    let ok = gpdu(0x300).qfi(1).build();
+    let udp_len = (ok.len() - 34) as u16;
+    let cases: Vec<(&str, Vec<u8>, Malformed)> = vec![
+        ("GTP length > UDP payload", gpdu(0x300).gtp_length(9999).build(), Malformed::GtpLengthMismatch),
+        ("GTP length one past the UDP payload", {
+            let g = gpdu(0x300).qfi(1);
+            let l = g.build_gtp().len() as u16 - 8 + 1;
+            g.gtp_length(l).build()
+        }, Malformed::GtpLengthMismatch),
+        ("UDP length 4", set_udp_len(ok.clone(), 4), Malformed::UdpBadLength),
+        ("UDP length 0", set_udp_len(ok.clone(), 0), Malformed::UdpBadLength),
+        ("UDP length past the frame", set_udp_len(ok.clone(), udp_len + 1), Malformed::GtpTruncated),
+        ("UDP length 8: no GTP header", set_udp_len(ok.clone(), 8), Malformed::GtpLengthMismatch),
+        ("GTP version 0", gpdu(0x300).gtp_version(0).build(), Malformed::GtpBadVersion),
+        ("GTP version 2 (GTPv2-C on the user plane port)", gpdu(0x300).gtp_version(2).build(), Malformed::GtpBadVersion),
+        ("PT = 0 (GTP')", gpdu(0x300).protocol_type(false).build(), Malformed::GtpBadProtocolType),
+        ("S flag, GTP length 2", GtpFrame::echo_request(1).gtp_length(2).build(), Malformed::GtpOptionalTruncated),
+        ("inner IPv4 header cut by the T-PDU end", gpdu(0x300).tpdu_raw(&[0x45, 0, 0, 20, 0, 0, 0, 0, 64, 17, 0, 0]).build(), Malformed::InnerTruncated),
+    ];
+    for (name, frame, reason) in &cases {
+        let d = g.expect(name, frame, Verdict::DropMalformed);
+        assert_eq!(d.moved_malformed(), vec![(*reason, 1)], "{name}");
+    }
+    // Shorter GTP length than the UDP payload (trailing padding) is fine, and so is a G-PDU with
+    // no T-PDU or a non-IP T-PDU (Ethernet / unstructured PDU sessions).
+    let padded = gpdu(0x301).build_gtp().len() as u16 - 8;
+    let mut f = gpdu(0x301).build();
+    f.extend_from_slice(&[0; 6]);
+    let f = set_udp_len(f, udp_len - 16 + 6 + 16);
+    let _ = padded;
+    g.expect("UDP payload longer than the GTP message", &f, Verdict::PassGpdu);
+    g.expect("G-PDU without T-PDU", &gpdu(0x302).no_tpdu().build(), Verdict::PassGpdu);
+    g.expect("non-IP T-PDU", &gpdu(0x303).tpdu_raw(&[0x00, 0x11, 0x22, 0x33, 0x44]).build(), Verdict::PassGpdu);
+    assert_eq!(g.teid(0x303).expect("device").bound, guard_common::abi::L3Addr::NONE);
+    // Below GTP-U: passed for the kernel to drop, whatever the malformed protection says.
+    let mut bad_ip = ok.clone();
+    bad_ip[14] = 0x55;
+    let d = g.expect("IPv4 version 5", &bad_ip, Verdict::PassMalformed);
+    assert_eq!(d.moved_malformed(), vec![(Malformed::Ipv4BadVersion, 1)]);
+    let mut bad_ihl = ok.clone();
+    bad_ihl[14] = 0x44;
+    let d = g.expect("IPv4 IHL 4", &bad_ihl, Verdict::PassMalformed);
+    assert_eq!(d.moved_malformed(), vec![(Malformed::Ipv4BadIhl, 1)]);
+    let triple = gpdu(0x300).vlan(1).vlan(2).vlan(3).build();
+    let d = g.expect("three VLAN tags", &triple, Verdict::PassMalformed);
+    assert_eq!(d.moved_malformed(), vec![(Malformed::VlanTooDeep, 1)]);
+}
+
+#[test]
+fn unwritten_config_passes_everything() {
+    if !require_root("verdict_n3::unwritten_config_passes_everything") {
+        return;
+    }
+    // All-zero config: what a map that was never written holds.
+    let mut g = load(&GuardConfig::default());
+    quarantine(&mut g, 0x400, 60 * SEC);
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("quarantined G-PDU", gpdu(0x400).build()),
+        ("G-PDU", gpdu(0x401).build()),
+        ("unknown message type", GtpFrame::message(100, 1).build()),
+        ("bad GTP version", gpdu(0x401).gtp_version(2).build()),
+        ("Echo Request", GtpFrame::echo_request(1).build()),
+    ];
+    for (name, f) in &cases {
+        let (a, d) = g.run_delta(f);
+        assert_eq!(a, XDP_PASS, "{name}: unconfigured guard must pass");
+        assert!(d.verdicts.iter().enumerate().all(|(i, &n)| n == 0 || !Verdict::ALL[i].is_drop()), "{name}: {d:?}");
+    }
+    assert_eq!(g.device_count(), 0);
+    // Configured with a port but nothing enabled: still nothing drops.
+    g.write_config(&GuardConfig { gtpu_port: 2152, ..Default::default() });
+    for (name, f) in &cases {
+        let (a, d) = g.run_delta(f);
+        assert_eq!(a, XDP_PASS, "{name}: nothing enabled must pass");
+        assert!(d.verdicts.iter().enumerate().all(|(i, &n)| n == 0 || !Verdict::ALL[i].is_drop()), "{name}: {d:?}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Events
+// ---------------------------------------------------------------------------------------------
+
+fn take_ring(g: &mut Guard) -> aya::maps::RingBuf<aya::maps::MapData> {
+    let m = g.loaded.ebpf.take_map(MAP_N3_EVENTS).expect("N3_EVENTS in the object");
+    aya::maps::RingBuf::try_from(m).expect("N3_EVENTS is a ring buffer")
+}
+
+fn drain(ring: &mut aya::maps::RingBuf<aya::maps::MapData>) -> Vec<Event> {
+    let mut out = Vec::new();
+    while let Some(item) = ring.next() {
+        assert_eq!(item.len(), std::mem::size_of::<Event>(), "event record size");
+        // SAFETY: the record is an `Event` (checked size); any bit pattern is a valid Event.
+        out.push(unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<Event>()) });
+    }
+    out
+}
+
+#[test]
+fn over_limit_events_one_per_gap_and_rate_limited() {
+    if !require_root("verdict_n3::over_limit_events_one_per_gap_and_rate_limited") {
+        return;
+    }
+    let gap = Duration::from_millis(300);
+    let cfg = GuardConfig {
+        observe: Limit::per_second(10, 1),
+        event_gap_ns: gap.as_nanos() as u64,
+        ..enforce_all()
+    };
+    let mut g = load(&cfg);
+    let mut ring = take_ring(&mut g);
+    let teid = 0x500;
+    let frame = gpdu(teid).build();
+    let before = g.counters();
+    let t0 = Instant::now();
+    assert_eq!(g.run_n(&frame, 20), 20, "the observe limit never drops");
+    assert!(t0.elapsed() < Duration::from_millis(100), "20 runs took {:?}", t0.elapsed());
+    let d = g.counters().since(&before);
+    assert_eq!(d.stat(STAT_EVENTS_SENT), 1, "one event per gap window");
+    let dev = g.teid(teid).expect("device");
+    assert_eq!(dev.over_limit, 19);
+    let ev = drain(&mut ring);
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    let e = ev[0];
+    assert_eq!(e.kind, EVENT_DEVICE_OVER_LIMIT);
+    assert_eq!(e.device, DeviceKey::teid(teid));
+    assert_eq!(e.cell, l3_v4(GNB_A));
+    assert_eq!(e.stage, STAGE_OBSERVE);
+    assert_eq!((e.packets, e.over_limit), (2, 1), "the event fired on the first packet over the limit");
+    assert_eq!(e.bytes, 2 * frame.len() as u64);
+    // The next gap window: one more event, carrying the device's stage.
+    g.set_stage(&DeviceKey::teid(teid), &stage_entry(STAGE_SHAPE, 1000, 1000, 60 * SEC));
+    std::thread::sleep(gap + Duration::from_millis(20));
+    assert_eq!(g.run_n(&frame, 10), 10);
+    let ev = drain(&mut ring);
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    assert_eq!((ev[0].kind, ev[0].stage), (EVENT_DEVICE_OVER_LIMIT, STAGE_SHAPE));
+    assert_eq!(g.counters().since(&before).stat(STAT_EVENTS_SENT), 2);
+
+    // A tiny event rate (1 per minute, per CPU) with no per-device gap: the rest is suppressed.
+    g.write_config(&GuardConfig {
+        observe: Limit::per_interval(60 * SEC, 1),
+        event_gap_ns: 0,
+        event_rate: Limit::per_interval(60 * SEC, 1),
+        ..enforce_all()
+    });
+    let before = g.counters();
+    for t in [0x510, 0x511] {
+        assert_eq!(g.run_n(&gpdu(t).build(), 5), 5);
+    }
+    let d = g.counters().since(&before);
+    // 2 devices x 4 packets over the limit = 8 events wanted.
+    assert_eq!(d.stat(STAT_EVENTS_SENT), 1, "{d:?}");
+    assert_eq!(d.stat(STAT_EVENTS_SUPPRESSED), 7, "{d:?}");
+    let ev = drain(&mut ring);
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0].device, DeviceKey::teid(0x510));
+    let _ = l3(IpAddr::V4(GNB_A));
+}
