@@ -1,0 +1,256 @@
+//! `guard run` as a real process on a veth in a network namespace, checked from outside:
+//! - a quarantined TEID is dropped and the others arrive (counted by an independent sink);
+//! - `/metrics` is served and its counters move with the traffic;
+//! - after `kill -9` the data plane keeps enforcing, and a second `guard run` finds the pinned
+//!   maps: counters and the quarantined device are kept;
+//! - a SIGHUP with a broken config file is rejected and the running config stays.
+
+use std::{
+    io::{Read, Write},
+    net::TcpStream,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use labkit::{
+    generator::{send_frames, SendOpts},
+    lab::Lab,
+    sink::Sink,
+};
+
+const GUARD: &str = env!("CARGO_BIN_EXE_guard");
+const QUARANTINED: u32 = 0x100;
+const OTHERS: [u32; 4] = [0x101, 0x102, 0x103, 0x104];
+const PER_TEID: u64 = 400;
+
+/// Test state that must go away even if an assertion fails: the guard process, its pins, its files.
+struct Fixture {
+    lab: Lab,
+    dir: PathBuf,
+    config: PathBuf,
+    pin_base: PathBuf,
+    metrics_port: u16,
+    guard: Option<Child>,
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        if let Some(mut g) = self.guard.take() {
+            let _ = g.kill();
+            let _ = g.wait();
+        }
+        let _ = self.guard_cmd(&["detach", "--purge"]).output();
+        let _ = std::fs::remove_dir(&self.pin_base);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+fn config_text(pin_base: &Path, audit: &Path, port: u16) -> String {
+    format!(
+        "[guard]\npin_dir = {pin:?}\naudit_log = {audit:?}\ntick = \"500ms\"\nmax_devices = 65536\n\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n",
+        pin = pin_base.display().to_string(),
+        audit = audit.display().to_string(),
+    )
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let lab = Lab::new().expect("lab topology");
+        let unique = format!("{}-{}", std::process::id(), lab.core_ns_name());
+        let dir = std::env::temp_dir().join(format!("og-proc-{unique}"));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let pin_base = PathBuf::from(format!("/sys/fs/bpf/og-proc-{unique}"));
+        let metrics_port = free_port();
+        let config = dir.join("guard.toml");
+        std::fs::write(&config, config_text(&pin_base, &dir.join("audit.jsonl"), metrics_port)).expect("config");
+        Fixture { lab, dir, config, pin_base, metrics_port, guard: None }
+    }
+
+    fn guard_cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(GUARD);
+        c.args(["--netns", self.lab.core_ns_name()]);
+        // The sub-command (one or two words), then the target, then the rest.
+        let n = if args.first() == Some(&"device") { 2 } else { 1 };
+        c.args(&args[..n]);
+        c.args(["--iface", self.lab.core_ifname(), "--config"]).arg(&self.config);
+        c.args(&args[n..]);
+        c
+    }
+
+    fn guard_ok(&self, args: &[&str]) -> String {
+        let out = self.guard_cmd(args).output().expect("run guard");
+        assert!(
+            out.status.success(),
+            "guard {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn start_guard(&mut self, log: &str) {
+        let file = std::fs::File::create(self.dir.join(log)).expect("log file");
+        let child = self
+            .guard_cmd(&["run"])
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("spawn guard run");
+        self.guard = Some(child);
+        // Ready when /metrics answers: load, attach and the controller are all up by then.
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(20) {
+            if self.scrape().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("guard run did not come up; log: {}", self.log(log));
+    }
+
+    fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.join(name)).unwrap_or_default()
+    }
+
+    /// GET /metrics from inside the core namespace, where the guard listens.
+    fn scrape(&self) -> Option<String> {
+        let port = self.metrics_port;
+        self.lab
+            .core
+            .run(move || {
+                let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+                s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+                s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+                let mut body = String::new();
+                s.read_to_string(&mut body).ok()?;
+                body.contains("200 OK").then_some(body)
+            })
+            .ok()
+            .flatten()
+    }
+
+    fn status(&self) -> serde_json::Value {
+        serde_json::from_str(&self.guard_ok(&["status", "--json"])).expect("status JSON")
+    }
+
+    /// Send PER_TEID G-PDUs for each TEID and return what the core-side sink counted per TEID.
+    fn send_round(&self) -> std::collections::BTreeMap<u32, u64> {
+        let sink = Sink::start(&self.lab.core, self.lab.core_ifname()).expect("sink");
+        let teids: Vec<u32> = std::iter::once(QUARANTINED).chain(OTHERS).collect();
+        let frames: Vec<Vec<u8>> = teids
+            .iter()
+            .enumerate()
+            .map(|(i, t)| self.lab.gpdu_v4(i % 2, *t).build())
+            .collect();
+        let total = PER_TEID * frames.len() as u64;
+        let opts = SendOpts::new(total, Duration::from_secs(20)).pps(20_000);
+        let sent = send_frames(&self.lab.ran, self.lab.ran_ifname(), &frames, &opts).expect("send");
+        assert_eq!(sent.sent, total, "generator sent everything");
+        sink.wait_quiet(Duration::from_millis(300), Duration::from_secs(5));
+        sink.stop().expect("sink report").per_teid
+    }
+}
+
+fn metric(body: &str, name: &str, label: &str) -> u64 {
+    body.lines()
+        .find(|l| l.starts_with(name) && l.contains(label))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .map(|v| v as u64)
+        .unwrap_or(0)
+}
+
+fn verdict(status: &serde_json::Value, name: &str) -> u64 {
+    status["verdicts"][name]["packets"].as_u64().unwrap_or(0)
+}
+
+#[test]
+fn guard_run_enforces_survives_kill_and_rejects_bad_reload() {
+    if !labkit::netns::is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let mut f = Fixture::new();
+    f.start_guard("guard-1.log");
+    f.guard_ok(&["device", "pin", "--teid", "0x100", "--stage", "quarantine", "--ttl", "10m", "--comment", "test"]);
+
+    // 1. Enforcement, checked by the sink, not by the guard's counters.
+    let got = f.send_round();
+    assert_eq!(got.get(&QUARANTINED).copied().unwrap_or(0), 0, "quarantined TEID must not arrive: {got:?}");
+    for t in OTHERS {
+        assert_eq!(got.get(&t).copied().unwrap_or(0), PER_TEID, "TEID {t:#x} must arrive in full: {got:?}");
+    }
+    let st = f.status();
+    assert_eq!(verdict(&st, "drop_quarantine"), PER_TEID, "guard counted the drops: {st}");
+    assert_eq!(verdict(&st, "pass_gpdu"), PER_TEID * OTHERS.len() as u64);
+
+    // 2. /metrics: the same counters, after a controller tick.
+    std::thread::sleep(Duration::from_millis(1200));
+    let body = f.scrape().expect("metrics");
+    assert_eq!(metric(&body, "overload_guard_packets_total", "verdict=\"drop_quarantine\""), PER_TEID, "{body}");
+    assert_eq!(metric(&body, "overload_guard_packets_total", "verdict=\"pass_gpdu\""), PER_TEID * 4);
+    assert!(body.contains("overload_guard_controller_tick_seconds"), "tick histogram exported");
+
+    // 3. A broken config on SIGHUP is rejected and the running one stays.
+    let good = std::fs::read_to_string(&f.config).expect("config");
+    std::fs::write(&f.config, format!("{good}\n[ladder.shape]\nrate_pps = 0\n")).expect("write bad config");
+    let pid = f.guard.as_ref().map(|c| c.id()).expect("guard pid");
+    // SAFETY: sending a signal to our own child.
+    unsafe { libc::kill(pid as i32, libc::SIGHUP) };
+    let t0 = Instant::now();
+    while !f.log("guard-1.log").contains("the running configuration stays") && t0.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = f.log("guard-1.log");
+    assert!(log.contains("the running configuration stays"), "reload rejected: {log}");
+    assert!(log.contains("ladder.shape.rate_pps"), "the error names the key: {log}");
+    let body = f.scrape().expect("metrics after the failed reload: the guard still runs");
+    assert_eq!(metric(&body, "overload_guard_config_reloads_total", "outcome=\"rejected\""), 1);
+    std::fs::write(&f.config, good).expect("restore config");
+
+    // 4. kill -9: the pinned link keeps the data plane enforcing without any controller.
+    if let Some(mut g) = f.guard.take() {
+        g.kill().expect("kill -9");
+        g.wait().expect("reap");
+    }
+    let got = f.send_round();
+    assert_eq!(got.get(&QUARANTINED).copied().unwrap_or(0), 0, "still dropped with the controller dead: {got:?}");
+
+    // 5. A second `guard run` re-uses the pins: counters and the quarantine are kept.
+    f.start_guard("guard-2.log");
+    let log2 = f.log("guard-2.log");
+    assert!(log2.contains("found pinned maps"), "second run found the pins: {log2}");
+    let st = f.status();
+    assert_eq!(verdict(&st, "drop_quarantine"), 2 * PER_TEID, "drop counter kept across the restart: {st}");
+    let staged = st["staged_devices"].as_array().cloned().unwrap_or_default();
+    assert!(
+        staged.iter().any(|s| s["device"] == "teid:0x00000100" && s["stage"] == 3 && s["manual"] == true),
+        "quarantine kept across the restart: {staged:?}"
+    );
+    let got = f.send_round();
+    assert_eq!(got.get(&QUARANTINED).copied().unwrap_or(0), 0);
+    assert_eq!(got.get(&0x101).copied().unwrap_or(0), PER_TEID);
+}
+
+#[test]
+fn bad_config_file_is_rejected_naming_the_key() {
+    let dir = std::env::temp_dir().join(format!("og-badcfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let f = dir.join("bad.toml");
+    std::fs::write(&f, "[ladder.strict]\nrate_pps = 0\n").expect("write");
+    let out = Command::new(GUARD).args(["config", "check"]).arg(&f).output().expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "invalid config must fail");
+    assert!(err.contains("ladder.strict.rate_pps"), "names the key: {err}");
+    std::fs::write(&f, "[guard]\nno_such_key = 1\n").expect("write");
+    let out = Command::new(GUARD).args(["config", "check"]).arg(&f).output().expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("no_such_key"), "unknown key named: {err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
