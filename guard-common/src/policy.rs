@@ -3,8 +3,8 @@
 //! program does the map lookups and calls these; host tests call them directly.
 
 use crate::abi::{
-    CellStageEntry, GuardConfig, StageEntry, CELL_STAGE_CAP, PROT_QUARANTINE, PROT_SHAPE,
-    PROT_STRICT, QFI_NONE, STAGE_FLAG_EXEMPT, STAGE_QUARANTINE, STAGE_SHAPE, STAGE_STRICT,
+    CellStageEntry, GuardConfig, StageEntry, CELL_STAGE_CAP, PROT_QUARANTINE, PROT_SHAPE, PROT_STRICT, QFI_NONE,
+    STAGE_FLAG_EXEMPT, STAGE_QUARANTINE, STAGE_SHAPE, STAGE_STRICT,
 };
 use crate::rate;
 

@@ -28,19 +28,17 @@ impl Limit {
 
     /// The sustained rate in events per second (0 when unlimited).
     pub const fn rate_per_sec(&self) -> u64 {
-        if self.interval_ns == 0 {
-            0
-        } else {
-            NS_PER_SEC / self.interval_ns
+        match NS_PER_SEC.checked_div(self.interval_ns) {
+            Some(r) => r,
+            None => 0,
         }
     }
 
-    /// The burst size this limit allows.
+    /// The burst size this limit allows (0 when unlimited).
     pub const fn burst(&self) -> u64 {
-        if self.interval_ns == 0 {
-            0
-        } else {
-            self.tau_ns / self.interval_ns + 1
+        match self.tau_ns.checked_div(self.interval_ns) {
+            Some(b) => b + 1,
+            None => 0,
         }
     }
 

@@ -46,8 +46,8 @@ pub fn run_command(a: RunArgs) -> Result<()> {
     let pins = a.target.pins(&cfg);
     let ncpus = num_cpus();
     let dp = cfg.dataplane(ncpus);
-    let mut loaded = loader::load(&pins, cfg.guard.max_devices, &dp)
-        .with_context(|| format!("loading the guard for {iface}"))?;
+    let mut loaded =
+        loader::load(&pins, cfg.guard.max_devices, &dp).with_context(|| format!("loading the guard for {iface}"))?;
     match loaded.state {
         crate::pins::PinState::Fresh => info!(pins = %pins.path().display(), "no earlier state: starting fresh"),
         crate::pins::PinState::Reusable => {
@@ -241,7 +241,7 @@ fn apply(c: &mut Ctl, d: &Decision, now: u64, host_cap: &mut Option<(abi::Limit,
             }
         }
         Decision::ReleaseDevice { key, .. } => {
-            if !c.maps.stage(key)?.is_some_and(|e| e.flags & STAGE_FLAG_MANUAL != 0) {
+            if c.maps.stage(key)?.is_none_or(|e| e.flags & STAGE_FLAG_MANUAL == 0) {
                 c.maps.clear_stage(key)?;
             }
         }
@@ -308,7 +308,9 @@ fn update_metrics(c: &Ctl, engine: &Engine, m: &Metrics, devices: i64) -> Result
         Metrics::raise_to(&m.malformed.get_or_create(&ReasonLabel { reason: r.name().to_owned() }), cnt.packets);
     }
     let stats = c.maps.stats()?;
-    for (i, name) in [(abi::STAT_EVENTS_SENT, "sent"), (abi::STAT_EVENTS_LOST, "lost"), (abi::STAT_EVENTS_SUPPRESSED, "suppressed")] {
+    for (i, name) in
+        [(abi::STAT_EVENTS_SENT, "sent"), (abi::STAT_EVENTS_LOST, "lost"), (abi::STAT_EVENTS_SUPPRESSED, "suppressed")]
+    {
         let v = stats.get(i as usize).map(|c| c.packets).unwrap_or(0);
         Metrics::raise_to(&m.events.get_or_create(&OutcomeLabel { outcome: name.to_owned() }), v);
     }
@@ -374,7 +376,10 @@ fn reload(c: &mut Ctl, engine: &mut Engine, audit: &AuditLog, m: &Metrics, host_
         Ok(new) => {
             let old = std::mem::replace(&mut c.cfg, new);
             if let Err(e) = write_dataplane(c, host_cap) {
-                error!(error = format!("{e:#}"), "SIGHUP: writing the new data-plane config failed; keeping the old one");
+                error!(
+                    error = format!("{e:#}"),
+                    "SIGHUP: writing the new data-plane config failed; keeping the old one"
+                );
                 c.cfg = old;
                 let _ = write_dataplane(c, host_cap);
                 m.config_reloads.get_or_create(&outcome("failed")).inc();

@@ -161,9 +161,7 @@ impl Loaded {
             },
         };
         let link = prog.take_link(id).map_err(|source| LoadError::Program { what: "taking the XDP link", source })?;
-        let fd_link: FdLink = link
-            .try_into()
-            .map_err(|source| LoadError::Link {
+        let fd_link: FdLink = link.try_into().map_err(|source| LoadError::Link {
             what: "the kernel gave a netlink XDP attachment, which cannot be pinned",
             source,
         })?;

@@ -95,7 +95,7 @@ impl Metrics {
             map_entries: Family::default(),
             map_capacity: Family::default(),
             top_offender_pps: Family::default(),
-            tick_seconds: Histogram::new([0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5].into_iter()),
+            tick_seconds: Histogram::new([0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
             config_reloads: Family::default(),
             registry: Registry::default(),
         };
@@ -103,7 +103,11 @@ impl Metrics {
         registry.register("bytes", "Bytes by data-plane verdict", m.bytes.clone());
         registry.register("shadow_would_drop", "Packets a shadow-mode protection would have dropped", m.shadow.clone());
         registry.register("malformed", "Malformed packets by reason", m.malformed.clone());
-        registry.register("ringbuf_events", "Data-plane events: sent, lost (ring full), suppressed (rate limit)", m.events.clone());
+        registry.register(
+            "ringbuf_events",
+            "Data-plane events: sent, lost (ring full), suppressed (rate limit)",
+            m.events.clone(),
+        );
         registry.register("devices_per_stage", "Devices per stage (manual pins included)", m.devices_per_stage.clone());
         registry.register("cells_capped", "Cells under a cell cap", m.cells_capped.clone());
         registry.register("host_capped", "1 while the host cap is engaged", m.host_capped.clone());

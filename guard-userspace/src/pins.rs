@@ -76,13 +76,7 @@ pub fn n3_specs(max_devices: u32) -> Vec<MapSpec> {
         spec(MAP_N3_DEVICES, MapType::LruHash, size::<DeviceKey>(), size::<DeviceState>(), max_devices),
         spec(MAP_N3_STAGES, MapType::Hash, size::<DeviceKey>(), size::<StageEntry>(), DEFAULT_MAX_STAGED),
         spec(MAP_N3_CELLS, MapType::LruHash, size::<CellKey>(), size::<CellState>(), DEFAULT_MAX_CELLS),
-        spec(
-            MAP_N3_CELL_STAGES,
-            MapType::Hash,
-            size::<CellKey>(),
-            size::<CellStageEntry>(),
-            DEFAULT_MAX_CELL_STAGES,
-        ),
+        spec(MAP_N3_CELL_STAGES, MapType::Hash, size::<CellKey>(), size::<CellStageEntry>(), DEFAULT_MAX_CELL_STAGES),
         spec(MAP_N3_VERDICTS, MapType::PerCpuArray, 4, size::<Counter>(), Verdict::COUNT),
         spec(MAP_N3_SHADOW, MapType::PerCpuArray, 4, size::<Counter>(), Verdict::COUNT),
         spec(MAP_N3_MALFORMED, MapType::PerCpuArray, 4, size::<Counter>(), Malformed::COUNT),
@@ -142,7 +136,11 @@ impl PinDir {
             return Err(PinError::Foreign { path: meta_path, found: meta.magic });
         }
         if meta.schema_version != SCHEMA_VERSION {
-            return Err(PinError::Schema { dir: self.dir.clone(), found: meta.schema_version, expected: SCHEMA_VERSION });
+            return Err(PinError::Schema {
+                dir: self.dir.clone(),
+                found: meta.schema_version,
+                expected: SCHEMA_VERSION,
+            });
         }
         if meta.layout != abi::layout_fingerprint() {
             return Err(PinError::Shape {
@@ -159,7 +157,8 @@ impl PinDir {
                 // A map added in a compatible build is created on load.
                 continue;
             }
-            let info = aya::maps::MapInfo::from_pin(&path).map_err(|source| PinError::Read { path: path.clone(), source })?;
+            let info =
+                aya::maps::MapInfo::from_pin(&path).map_err(|source| PinError::Read { path: path.clone(), source })?;
             let ty = info.map_type().map_err(|source| PinError::Read { path: path.clone(), source })?;
             let checks: [(&'static str, u64, u64); 4] = [
                 ("type", ty as u64, spec.map_type as u64),

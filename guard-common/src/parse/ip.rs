@@ -41,12 +41,7 @@ pub fn parse_ipv4<P: Packet + ?Sized>(pkt: &P, off: usize) -> Result<L3, Malform
     // Octets 6-7: flags (3 bits: reserved, DF, MF) | fragment offset (13 bits).
     let frag = be16([h[6], h[7]]);
     let fragment = frag & 0x2000 != 0 || frag & 0x1fff != 0;
-    Ok(L3 {
-        proto: h[9],
-        src: L3Addr::v4([h[12], h[13], h[14], h[15]]),
-        next: off + ihl,
-        fragment,
-    })
+    Ok(L3 { proto: h[9], src: L3Addr::v4([h[12], h[13], h[14], h[15]]), next: off + ihl, fragment })
 }
 
 /// Parse an IPv6 header at `off`, walking up to [`MAX_IPV6_EXT`] extension headers.

@@ -151,7 +151,10 @@ fn show(target: &Target, sel: &DeviceSel, json: bool) -> Result<()> {
     println!("device {}", device_key_str(&key));
     match dev {
         Some(d) => {
-            println!("  packets {}  bytes {}  over-limit {}  dropped {}  spoofed {}", d.packets, d.bytes, d.over_limit, d.dropped, d.spoofed);
+            println!(
+                "  packets {}  bytes {}  over-limit {}  dropped {}  spoofed {}",
+                d.packets, d.bytes, d.over_limit, d.dropped, d.spoofed
+            );
             println!("  teid {:#x}  gNB {}  bound {}  qfi {}", d.teid, addr_str(&d.cell), addr_str(&d.bound), d.qfi);
             println!("  last seen {:.1} s ago", now.saturating_sub(d.last_seen_ns) as f64 / 1e9);
         }
@@ -224,7 +227,12 @@ fn pin(a: PinArgs) -> Result<()> {
     let audit = AuditLog::open(&cfg.guard.audit_log)
         .with_context(|| format!("opening the audit log {}", cfg.guard.audit_log.display()))?;
     audit
-        .record_operator(SystemTime::now(), &operator(), &OperatorAction::Pin { key, stage, ttl_ns: a.ttl.0 }, &a.comment)
+        .record_operator(
+            SystemTime::now(),
+            &operator(),
+            &OperatorAction::Pin { key, stage, ttl_ns: a.ttl.0 },
+            &a.comment,
+        )
         .context("writing the audit record")?;
     maps.set_stage(&key, &entry)?;
     println!("pinned {} at stage {} ({}) for {}", device_key_str(&key), stage, stage_name(stage), a.ttl);

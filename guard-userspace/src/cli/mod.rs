@@ -196,9 +196,13 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             let had = crate::loader::detach(&pins, a.purge).context("detaching")?;
             match (had, a.purge) {
                 (true, true) => println!("detached from {} and purged {}", a.target.iface, pins.path().display()),
-                (true, false) => println!("detached from {} (pinned maps kept in {})", a.target.iface, pins.path().display()),
+                (true, false) => {
+                    println!("detached from {} (pinned maps kept in {})", a.target.iface, pins.path().display())
+                }
                 (false, true) => println!("no pinned link for {}; purged {}", a.target.iface, pins.path().display()),
-                (false, false) => println!("no pinned link for {} in {}: nothing to detach", a.target.iface, pins.path().display()),
+                (false, false) => {
+                    println!("no pinned link for {} in {}: nothing to detach", a.target.iface, pins.path().display())
+                }
             }
             Ok(())
         }

@@ -123,7 +123,12 @@ pub fn status(a: StatusArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
-    println!("guard on {}: {} (pins in {})", a.target.iface, if v["attached"] == true { "attached" } else { "NOT attached" }, v["pins"].as_str().unwrap_or(""));
+    println!(
+        "guard on {}: {} (pins in {})",
+        a.target.iface,
+        if v["attached"] == true { "attached" } else { "NOT attached" },
+        v["pins"].as_str().unwrap_or("")
+    );
     println!("config: {}", v["config"]);
     println!("verdicts (packets):");
     if let Some(m) = v["verdicts"].as_object() {
@@ -169,15 +174,32 @@ pub fn top(a: TopArgs) -> Result<()> {
         .collect();
     let manual = stages.values().filter(|s| s.flags & STAGE_FLAG_MANUAL != 0).count();
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"devices": rows, "staged": stages.len(), "manual": manual}))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({"devices": rows, "staged": stages.len(), "manual": manual})
+            )?
+        );
         return Ok(());
     }
-    println!("{} devices tracked, {} staged ({} by operators); heaviest {}:", devs.len(), stages.len(), manual, rows.len());
+    println!(
+        "{} devices tracked, {} staged ({} by operators); heaviest {}:",
+        devs.len(),
+        stages.len(),
+        manual,
+        rows.len()
+    );
     println!("{:<26} {:>12} {:>12} {:>10} {:>16}  stage", "device", "packets", "over-limit", "dropped", "gNB");
     for r in &rows {
         let st = match &r["stage"] {
             serde_json::Value::Null => "0 observe".to_owned(),
-            s => format!("{} {} ({}, {:.0}s left)", s["stage"], s["name"].as_str().unwrap_or(""), s["reason"].as_str().unwrap_or(""), s["expires_in_s"].as_f64().unwrap_or(0.0)),
+            s => format!(
+                "{} {} ({}, {:.0}s left)",
+                s["stage"],
+                s["name"].as_str().unwrap_or(""),
+                s["reason"].as_str().unwrap_or(""),
+                s["expires_in_s"].as_f64().unwrap_or(0.0)
+            ),
         };
         println!(
             "{:<26} {:>12} {:>12} {:>10} {:>16}  {}",
