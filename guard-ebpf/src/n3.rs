@@ -320,10 +320,7 @@ fn gpdu(cfg: &GuardConfig, p: &GtpPacket, cell: *mut CellState, now: u64, len: u
             StageDecision::Exempt => return Verdict::PassExempt,
             StageDecision::Exceed { prot, verdict } => {
                 if enforced(cfg, prot, verdict, len) {
-                    if let Some(d) = dev {
-                        // SAFETY: as above.
-                        unsafe { add(&mut (*d).dropped, 1) };
-                    }
+                    count_device_drop(dev);
                     return verdict;
                 }
             }
@@ -335,6 +332,7 @@ fn gpdu(cfg: &GuardConfig, p: &GtpPacket, cell: *mut CellState, now: u64, len: u
     if let Some(cs) = N3_CELL_STAGES.get_ptr_mut(&p.outer_src) {
         // SAFETY: a live value of the userspace-owned cell-stage map.
         if !policy::cell_cap_admits(unsafe { &mut *cs }, now) && enforced(cfg, PROT_CELL_CAP, Verdict::DropCellCap, len) {
+            count_device_drop(dev);
             return Verdict::DropCellCap;
         }
     }
@@ -343,8 +341,19 @@ fn gpdu(cfg: &GuardConfig, p: &GtpPacket, cell: *mut CellState, now: u64, len: u
         if !policy::host_cap_admits(cfg, unsafe { &mut (*slot).host_cap_tat }, now)
             && enforced(cfg, PROT_HOST_CAP, Verdict::DropHostCap, len)
         {
+            count_device_drop(dev);
             return Verdict::DropHostCap;
         }
     }
     Verdict::PassGpdu
+}
+
+/// `DeviceState::dropped` counts the device's packets dropped for any reason, the last-resort
+/// cell and host caps included.
+#[inline(always)]
+fn count_device_drop(dev: Option<*mut guard_common::abi::DeviceState>) {
+    if let Some(d) = dev {
+        // SAFETY: `d` points into a live LRU map value.
+        unsafe { add(&mut (*d).dropped, 1) };
+    }
 }

@@ -23,7 +23,7 @@ use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use aya::programs::{TestRun, TestRunOptions};
 use guard::{
     loader::{self, Loaded},
@@ -320,12 +320,4 @@ pub fn hex(b: &[u8]) -> String {
         let _ = write!(s, "{x:02x}");
     }
     s
-}
-
-/// Fail unless running as root; for callers that return `Result`.
-pub fn ensure_root() -> Result<()> {
-    if !crate::netns::is_root() {
-        bail!("needs root (CAP_BPF, CAP_NET_ADMIN)");
-    }
-    Ok(())
 }
