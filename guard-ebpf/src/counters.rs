@@ -1,7 +1,9 @@
 //! Per-CPU counters, shared atomic counters in map values, and the rate-limited event ring.
 
 use guard_common::{
-    abi::{CellKey, Counter, DeviceKey, Event, GuardConfig, STAT_EVENTS_LOST, STAT_EVENTS_SENT, STAT_EVENTS_SUPPRESSED},
+    abi::{
+        CellKey, Counter, DeviceKey, Event, GuardConfig, STAT_EVENTS_LOST, STAT_EVENTS_SENT, STAT_EVENTS_SUPPRESSED,
+    },
     parse::Malformed,
     policy::Verdict,
     rate,

@@ -8,15 +8,13 @@
 use aya_ebpf::{bindings::xdp_action, helpers::bpf_ktime_get_ns, macros::xdp, programs::XdpContext};
 use guard_common::{
     abi::{
-        CellKey, CellState, DeviceKey, GuardConfig, L3Addr, BIND_TEID, EVENT_DEVICE_OVER_LIMIT,
-        EVENT_ECHO_LIMITED, EVENT_ERR_IND_LIMITED, EVENT_NEW_DEVICE_LIMITED, EVENT_SPOOF, FAMILY_NONE, KEY_MODE_UE_ADDR,
-        PROT_ANTISPOOF, PROT_CELL_CAP, PROT_ECHO, PROT_ERR_IND, PROT_HOST_CAP, PROT_MALFORMED, PROT_NEW_DEVICE,
-        STAGE_OBSERVE, STAT_MAP_UPDATE_FAILED, STAT_NO_CONFIG,
+        CellKey, CellState, DeviceKey, GuardConfig, L3Addr, BIND_TEID, EVENT_DEVICE_OVER_LIMIT, EVENT_ECHO_LIMITED,
+        EVENT_ERR_IND_LIMITED, EVENT_NEW_DEVICE_LIMITED, EVENT_SPOOF, FAMILY_NONE, KEY_MODE_UE_ADDR, PROT_ANTISPOOF,
+        PROT_CELL_CAP, PROT_ECHO, PROT_ERR_IND, PROT_HOST_CAP, PROT_MALFORMED, PROT_NEW_DEVICE, STAGE_OBSERVE,
+        STAT_MAP_UPDATE_FAILED, STAT_NO_CONFIG,
     },
     parse::{
-        gtpu::{
-            MSG_ECHO_REQUEST, MSG_ECHO_RESPONSE, MSG_END_MARKER, MSG_ERROR_INDICATION, MSG_G_PDU,
-        },
+        gtpu::{MSG_ECHO_REQUEST, MSG_ECHO_RESPONSE, MSG_END_MARKER, MSG_ERROR_INDICATION, MSG_G_PDU},
         n3::{self, GtpPacket},
         Malformed,
     },
@@ -75,6 +73,14 @@ fn verdict(ctx: &XdpContext, len: u64) -> Verdict {
         Ok(false) => return Verdict::PassNotGtp,
         Err(m) => {
             counters::malformed(m, len);
+            if m.is_gtp() && p.outer_src.family != FAMILY_NONE {
+                // Malformed GTP-U is charged to the gNB that sent it (only existing entries: a
+                // flood of garbage from spoofed sources must not churn the cell map).
+                if let Some(c) = N3_CELLS.get_ptr_mut(&p.outer_src) {
+                    // SAFETY: a live LRU map value; the counter is updated atomically.
+                    unsafe { add(&mut (*c).malformed, 1) };
+                }
+            }
             if m.is_gtp() && enforced(cfg, PROT_MALFORMED, Verdict::DropMalformed, len) {
                 return Verdict::DropMalformed;
             }
@@ -287,7 +293,15 @@ fn gpdu(cfg: &GuardConfig, p: &GtpPacket, cell: *mut CellState, now: u64, len: u
                 d.bound = seen;
             } else if d.bound != seen {
                 add(&mut d.spoofed, 1);
-                counters::emit(cfg, now, EVENT_SPOOF, STAGE_OBSERVE, &key, &p.outer_src, [d.packets, d.bytes, d.over_limit]);
+                counters::emit(
+                    cfg,
+                    now,
+                    EVENT_SPOOF,
+                    STAGE_OBSERVE,
+                    &key,
+                    &p.outer_src,
+                    [d.packets, d.bytes, d.over_limit],
+                );
                 if enforced(cfg, PROT_ANTISPOOF, Verdict::DropSpoof, len) {
                     add(&mut d.dropped, 1);
                     return Verdict::DropSpoof;
@@ -305,7 +319,15 @@ fn gpdu(cfg: &GuardConfig, p: &GtpPacket, cell: *mut CellState, now: u64, len: u
                     Some(s) => unsafe { (*s).stage },
                     None => STAGE_OBSERVE,
                 };
-                counters::emit(cfg, now, EVENT_DEVICE_OVER_LIMIT, st, &key, &p.outer_src, [d.packets, d.bytes, d.over_limit]);
+                counters::emit(
+                    cfg,
+                    now,
+                    EVENT_DEVICE_OVER_LIMIT,
+                    st,
+                    &key,
+                    &p.outer_src,
+                    [d.packets, d.bytes, d.over_limit],
+                );
             }
         }
     }
@@ -331,14 +353,19 @@ fn gpdu(cfg: &GuardConfig, p: &GtpPacket, cell: *mut CellState, now: u64, len: u
     // Last resorts, only ever set while device stages are not enough.
     if let Some(cs) = N3_CELL_STAGES.get_ptr_mut(&p.outer_src) {
         // SAFETY: a live value of the userspace-owned cell-stage map.
-        if !policy::cell_cap_admits(unsafe { &mut *cs }, now) && enforced(cfg, PROT_CELL_CAP, Verdict::DropCellCap, len) {
+        // A cap whose protection is off does not spend its budget either.
+        if policy::gate(cfg, PROT_CELL_CAP) != Gate::Off
+            && !policy::cell_cap_admits(unsafe { &mut *cs }, now)
+            && enforced(cfg, PROT_CELL_CAP, Verdict::DropCellCap, len)
+        {
             count_device_drop(dev);
             return Verdict::DropCellCap;
         }
     }
     if let Some(slot) = N3_PCPU_TAT.get_ptr_mut(0) {
         // SAFETY: per-CPU slot.
-        if !policy::host_cap_admits(cfg, unsafe { &mut (*slot).host_cap_tat }, now)
+        if policy::gate(cfg, PROT_HOST_CAP) != Gate::Off
+            && !policy::host_cap_admits(cfg, unsafe { &mut (*slot).host_cap_tat }, now)
             && enforced(cfg, PROT_HOST_CAP, Verdict::DropHostCap, len)
         {
             count_device_drop(dev);

@@ -95,12 +95,7 @@ impl Fixture {
 
     fn start_guard(&mut self, log: &str) {
         let file = std::fs::File::create(self.dir.join(log)).expect("log file");
-        let child = self
-            .guard_cmd(&["run"])
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()
-            .expect("spawn guard run");
+        let child = self.guard_cmd(&["run"]).stdout(Stdio::null()).stderr(file).spawn().expect("spawn guard run");
         self.guard = Some(child);
         // Ready when /metrics answers: load, attach and the controller are all up by then.
         let t0 = Instant::now();
@@ -142,11 +137,7 @@ impl Fixture {
     fn send_round(&self) -> std::collections::BTreeMap<u32, u64> {
         let sink = Sink::start(&self.lab.core, self.lab.core_ifname()).expect("sink");
         let teids: Vec<u32> = std::iter::once(QUARANTINED).chain(OTHERS).collect();
-        let frames: Vec<Vec<u8>> = teids
-            .iter()
-            .enumerate()
-            .map(|(i, t)| self.lab.gpdu_v4(i % 2, *t).build())
-            .collect();
+        let frames: Vec<Vec<u8>> = teids.iter().enumerate().map(|(i, t)| self.lab.gpdu_v4(i % 2, *t).build()).collect();
         let total = PER_TEID * frames.len() as u64;
         let opts = SendOpts::new(total, Duration::from_secs(20)).pps(20_000);
         let sent = send_frames(&self.lab.ran, self.lab.ran_ifname(), &frames, &opts).expect("send");

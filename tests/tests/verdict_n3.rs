@@ -785,10 +785,16 @@ fn malformed_lengths_and_header_fields() {
             Malformed::InnerTruncated,
         ),
     ];
+    // The gNB is known (one valid G-PDU), so its malformed traffic is charged to it.
+    g.expect("a valid G-PDU makes the gNB known", &ok, Verdict::PassGpdu);
+    let before = g.cell(IpAddr::V4(GNB_A)).expect("cell of GNB_A").malformed;
     for (name, frame, reason) in &cases {
         let d = g.expect(name, frame, Verdict::DropMalformed);
         assert_eq!(d.moved_malformed(), vec![(*reason, 1)], "{name}");
     }
+    let after = g.cell(IpAddr::V4(GNB_A)).expect("cell of GNB_A").malformed;
+    // Every case is sent by GNB_A: all are charged to it.
+    assert_eq!(after - before, cases.len() as u64, "malformed GTP-U counted per gNB");
     // Shorter GTP length than the UDP payload (trailing padding) is fine, and so is a G-PDU with
     // no T-PDU or a non-IP T-PDU (Ethernet / unstructured PDU sessions).
     let mut f = gpdu(0x301).build();

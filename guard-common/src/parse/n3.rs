@@ -37,9 +37,12 @@ pub fn parse<P: Packet + ?Sized>(pkt: &P, gtpu_port: u16) -> Result<N3, Malforme
 
 /// [`parse`], writing a GTP-U packet's fields into `out` one by one: in the kernel this avoids a
 /// whole-struct copy (a `memcpy` the BPF backend would turn into a byte loop). `Ok(true)` when
-/// the frame is GTP-U (then every field of `out` is written), `Ok(false)` when it is not.
+/// the frame is GTP-U (then every field of `out` is written), `Ok(false)` when it is not. On a
+/// GTP-level `Err`, `out.outer_src` still names the sender (so its cell can be charged); it is
+/// [`L3Addr::NONE`] when the error came before the IP header was read.
 #[inline(always)]
 pub fn parse_into<P: Packet + ?Sized>(pkt: &P, gtpu_port: u16, out: &mut GtpPacket) -> Result<bool, Malformed> {
+    out.outer_src.family = crate::abi::FAMILY_NONE;
     let l2 = ethernet::parse(pkt)?;
     let l3 = match l2.ethertype {
         ethernet::ETHERTYPE_IPV4 => ip::parse_ipv4(pkt, l2.next)?,
@@ -49,6 +52,7 @@ pub fn parse_into<P: Packet + ?Sized>(pkt: &P, gtpu_port: u16, out: &mut GtpPack
     if l3.proto != ip::IPPROTO_UDP || l3.fragment {
         return Ok(false);
     }
+    out.outer_src = l3.src;
     let u = udp::parse(pkt, l3.next)?;
     if u.dst_port != gtpu_port {
         return Ok(false);
