@@ -15,6 +15,9 @@ pub mod udp;
 
 pub use reason::Malformed;
 
+#[cfg(test)]
+mod tests;
+
 /// No header is read beyond this offset. Real N3 headers end well before it: Ethernet + 2 VLAN
 /// tags (22) + IPv6 with a few extension headers + UDP + GTP-U with its extension chain.
 pub const MAX_PARSE_OFFSET: usize = 512;

@@ -1,0 +1,239 @@
+//! Host tests of the pure N3 parser: hand-written cases and properties over generated frames.
+//! (Independent oracles — tshark dissecting frames, scapy crafting them — are in `tests/tests/`.)
+
+use proptest::prelude::*;
+
+use super::{n3, Malformed};
+use crate::abi::{L3Addr, QFI_NONE};
+
+/// A minimal encoder for the properties below (the lab kit's builder is the full one).
+#[derive(Clone, Debug)]
+struct Spec {
+    vlans: u8,
+    ipv6: bool,
+    teid: u32,
+    msg_type: u8,
+    seq: Option<u16>,
+    qfi: Option<u8>,
+    extra_ext: u8,
+    inner: [u8; 4],
+    payload: usize,
+}
+
+fn encode(s: &Spec) -> Vec<u8> {
+    // GTP-U header + optional fields + extension chain + inner IPv4/UDP packet.
+    let mut exts: Vec<Vec<u8>> = Vec::new();
+    if let Some(q) = s.qfi {
+        exts.push(vec![0x85, 1, 0x10, q & 0x3f]); // type, len 1 unit, UL PDU type 1, QFI
+    }
+    for _ in 0..s.extra_ext {
+        exts.push(vec![0x40, 1, 0xab, 0xcd]); // UDP Port ext header type, harmless content
+    }
+    let mut tpdu = vec![0x45, 0, 0, 0, 0, 0, 0, 0, 64, 17, 0, 0];
+    tpdu.extend_from_slice(&s.inner);
+    tpdu.extend_from_slice(&[192, 0, 2, 1]);
+    tpdu.extend(std::iter::repeat_n(0u8, s.payload));
+    let tot = tpdu.len() as u16;
+    tpdu[2..4].copy_from_slice(&tot.to_be_bytes());
+    let e = !exts.is_empty();
+    let opt = e || s.seq.is_some();
+    let mut g = vec![0x30 | if e { 4 } else { 0 } | if s.seq.is_some() { 2 } else { 0 }, s.msg_type, 0, 0];
+    g.extend_from_slice(&s.teid.to_be_bytes());
+    if opt {
+        g.extend_from_slice(&s.seq.unwrap_or(0).to_be_bytes());
+        g.push(0);
+        g.push(exts.first().map(|x| x[0]).unwrap_or(0));
+        // Each header: length (1 unit = 4 octets) | 2 content octets | next header type.
+        for (i, x) in exts.iter().enumerate() {
+            g.extend_from_slice(&x[1..4]);
+            g.push(exts.get(i + 1).map(|n| n[0]).unwrap_or(0));
+        }
+    }
+    if s.msg_type == 255 {
+        g.extend_from_slice(&tpdu);
+    }
+    let glen = (g.len() - 8) as u16;
+    g[2..4].copy_from_slice(&glen.to_be_bytes());
+    let mut udp = vec![0x08, 0x68, 0x08, 0x68, 0, 0, 0, 0];
+    let ulen = (8 + g.len()) as u16;
+    udp[4..6].copy_from_slice(&ulen.to_be_bytes());
+    udp.extend_from_slice(&g);
+    let mut f = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2];
+    for _ in 0..s.vlans {
+        f.extend_from_slice(&[0x81, 0x00, 0x00, 0x64]);
+    }
+    if s.ipv6 {
+        f.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0]);
+        f.extend_from_slice(&(udp.len() as u16).to_be_bytes());
+        f.extend_from_slice(&[17, 64]);
+        f.extend_from_slice(&[0xfd, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x11]);
+        f.extend_from_slice(&[0xfd, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01]);
+    } else {
+        f.extend_from_slice(&[0x08, 0x00, 0x45, 0]);
+        f.extend_from_slice(&((20 + udp.len()) as u16).to_be_bytes());
+        f.extend_from_slice(&[0, 0, 0x40, 0, 64, 17, 0, 0, 10, 200, 0, 11, 10, 200, 0, 1]);
+    }
+    f.extend_from_slice(&udp);
+    f
+}
+
+fn gtp(f: &[u8]) -> n3::GtpPacket {
+    match n3::parse(f, 2152) {
+        Ok(n3::N3::Gtp(p)) => p,
+        other => panic!("expected GTP-U, got {other:?}"),
+    }
+}
+
+fn base() -> Spec {
+    Spec {
+        vlans: 0,
+        ipv6: false,
+        teid: 0x1234,
+        msg_type: 255,
+        seq: None,
+        qfi: Some(9),
+        extra_ext: 0,
+        inner: [10, 45, 0, 2],
+        payload: 8,
+    }
+}
+
+#[test]
+fn gpdu_with_pdu_session_container() {
+    let p = gtp(&encode(&base()));
+    assert_eq!(p.gtp.teid, 0x1234);
+    assert_eq!(p.gtp.msg_type, 255);
+    assert_eq!(p.gtp.qfi, 9);
+    assert_eq!(p.gtp.pdu_type, 1);
+    assert_eq!(p.outer_src, L3Addr::v4([10, 200, 0, 11]));
+    assert_eq!(p.inner_src, L3Addr::v4([10, 45, 0, 2]));
+    assert_eq!(p.inner_dst, L3Addr::v4([192, 0, 2, 1]));
+}
+
+#[test]
+fn no_extension_header_means_no_qfi() {
+    let p = gtp(&encode(&Spec { qfi: None, ..base() }));
+    assert_eq!(p.gtp.qfi as u32, QFI_NONE);
+    assert_eq!(p.gtp.ext_count, 0);
+}
+
+#[test]
+fn other_port_and_non_ip_are_not_gtp() {
+    let mut f = encode(&base());
+    f[36] = 0x13; // UDP destination port 0x1368 = 4968
+    assert_eq!(n3::parse(&f[..], 2152), Ok(n3::N3::NotGtp));
+    let mut arp = encode(&base());
+    arp[12..14].copy_from_slice(&[0x08, 0x06]);
+    assert_eq!(n3::parse(&arp[..], 2152), Ok(n3::N3::NotGtp));
+}
+
+#[test]
+fn zero_length_extension_header_is_malformed() {
+    let mut f = encode(&base());
+    // Ethernet 14 + IPv4 20 + UDP 8 + GTP 8 + optional 4: the extension header's length octet.
+    f[54] = 0;
+    assert_eq!(n3::parse(&f[..], 2152), Err(Malformed::ExtZeroLength));
+}
+
+#[test]
+fn extension_header_running_past_the_message_is_malformed() {
+    let mut f = encode(&base());
+    f[54] = 200;
+    assert_eq!(n3::parse(&f[..], 2152), Err(Malformed::ExtOverrun));
+}
+
+#[test]
+fn too_many_extension_headers_is_malformed() {
+    let ok = Spec { extra_ext: 7, ..base() };
+    assert_eq!(gtp(&encode(&ok)).gtp.ext_count, 8);
+    let too_many = Spec { extra_ext: 8, ..base() };
+    assert_eq!(n3::parse(&encode(&too_many)[..], 2152), Err(Malformed::ExtChainTooLong));
+}
+
+fn arb_spec() -> impl Strategy<Value = Spec> {
+    (
+        0u8..=2,
+        any::<bool>(),
+        any::<u32>(),
+        prop::sample::select(vec![1u8, 2, 26, 31, 254, 255]),
+        prop::option::of(any::<u16>()),
+        prop::option::of(0u8..64),
+        0u8..4,
+        any::<[u8; 4]>(),
+        0usize..64,
+    )
+        .prop_map(|(vlans, ipv6, teid, msg_type, seq, qfi, extra_ext, inner, payload)| Spec {
+            vlans,
+            ipv6,
+            teid,
+            msg_type,
+            seq,
+            qfi,
+            extra_ext,
+            inner,
+            payload,
+        })
+}
+
+proptest! {
+    /// Whatever the bytes, the parser returns (never panics), and a GTP-U result points inside
+    /// the frame.
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..600), port in any::<u16>()) {
+        if let Ok(n3::N3::Gtp(p)) = n3::parse(&bytes[..], port) {
+            prop_assert!(p.gtp.payload <= p.gtp.end && p.gtp.end <= bytes.len());
+        }
+    }
+
+    /// Mutating any one byte of a valid frame never panics.
+    #[test]
+    fn single_byte_mutations_never_panic(spec in arb_spec(), at in any::<prop::sample::Index>(), b in any::<u8>()) {
+        let mut f = encode(&spec);
+        let i = at.index(f.len());
+        f[i] = b;
+        let _ = n3::parse(&f[..], 2152);
+    }
+
+    /// Encoded frames parse back to what was encoded.
+    #[test]
+    fn encoded_frames_round_trip(spec in arb_spec()) {
+        let p = gtp(&encode(&spec));
+        prop_assert_eq!(p.gtp.teid, spec.teid);
+        prop_assert_eq!(p.gtp.msg_type, spec.msg_type);
+        prop_assert_eq!(p.vlan_tags, spec.vlans);
+        let exts = spec.qfi.is_some() as u8 + spec.extra_ext;
+        prop_assert_eq!(p.gtp.ext_count, if spec.qfi.is_some() || spec.seq.is_some() || spec.extra_ext > 0 { exts } else { 0 });
+        if let Some(q) = spec.qfi {
+            prop_assert_eq!(p.gtp.qfi, q);
+        }
+        if spec.msg_type == 255 {
+            prop_assert_eq!(p.inner_src, L3Addr::v4(spec.inner));
+        } else {
+            prop_assert_eq!(p.inner_src, L3Addr::NONE);
+        }
+    }
+
+    /// Cutting a valid frame anywhere gives a defined outcome: below the UDP header a pre-GTP
+    /// reason (the packet passes), after it a GTP-level reason (the packet is dropped) — never a
+    /// successful parse of a shortened GTP-U message.
+    #[test]
+    fn truncation_anywhere_is_classified(spec in arb_spec(), cut in any::<prop::sample::Index>()) {
+        let f = encode(&spec);
+        let n = cut.index(f.len());
+        let l2 = 14 + 4 * spec.vlans as usize;
+        let udp_end = l2 + if spec.ipv6 { 40 } else { 20 } + 8;
+        match n3::parse(&f[..n], 2152) {
+            Ok(n3::N3::Gtp(_)) => prop_assert!(false, "a frame cut at {n} of {} parsed as GTP-U", f.len()),
+            Ok(n3::N3::NotGtp) => prop_assert!(false, "a cut GTP-U frame must be malformed, not 'not GTP'"),
+            Err(m) => prop_assert_eq!(m.is_gtp(), n >= udp_end, "cut at {} gave {:?}", n, m),
+        }
+    }
+}
+
+#[test]
+fn malformed_reason_names_are_unique() {
+    let mut names: Vec<_> = Malformed::ALL.iter().map(|m| m.name()).collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), Malformed::ALL.len());
+}
