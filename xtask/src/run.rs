@@ -35,9 +35,9 @@ pub fn test(args: &[String]) -> Result<()> {
     if !crate::prereqs::is_root() {
         bail!("the verdict and end-to-end tests load XDP programs and create network namespaces: run as root");
     }
+    lint()?;
     let mut c = cargo();
-    // One test thread per binary keeps the veth tests' timing honest on 2 cores; the binaries
-    // still use unique namespace names, so parallel runs of this command do not collide.
+    // Test binaries use unique namespace, link and pin names, so parallel runs do not collide.
     c.args(["test", "--workspace", "--no-fail-fast"]).args(args);
     run(c, "running all tests (host, BPF_PROG_TEST_RUN verdicts, veth end-to-end)")
 }
@@ -57,8 +57,12 @@ pub fn bench() -> Result<()> {
 pub fn lint() -> Result<()> {
     let mut c = cargo();
     c.args(["fmt", "--all", "--check"]);
-    run(c, "cargo fmt --check")?;
+    run(c, "cargo fmt --check (host crates)")?;
+    // guard-ebpf is its own workspace (BPF target): format-check it separately.
+    let mut c = cargo();
+    c.current_dir(root().join("guard-ebpf")).args(["fmt", "--check"]);
+    run(c, "cargo fmt --check (guard-ebpf)")?;
     let mut c = cargo();
     c.args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]);
-    run(c, "cargo clippy -D warnings")
+    run(c, "cargo clippy --all-targets -D warnings")
 }
