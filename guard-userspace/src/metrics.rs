@@ -68,6 +68,7 @@ pub struct Metrics {
     pub map_capacity: Family<MapLabel, Gauge>,
     pub top_offender_pps: Family<OffenderLabel, Gauge<f64, AtomicU64>>,
     pub tick_seconds: Histogram,
+    pub device_scan_seconds: Gauge<f64, AtomicU64>,
     pub config_reloads: Family<OutcomeLabel, Counter>,
 }
 
@@ -97,6 +98,7 @@ impl Metrics {
             top_offender_pps: Family::default(),
             tick_seconds: Histogram::new([0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
             config_reloads: Family::default(),
+            device_scan_seconds: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register("packets", "Packets by data-plane verdict", m.packets.clone());
@@ -119,6 +121,11 @@ impl Metrics {
         registry.register("top_offender_pps", "Rate of the top-N offending devices", m.top_offender_pps.clone());
         registry.register("controller_tick_seconds", "Duration of one controller tick", m.tick_seconds.clone());
         registry.register("config_reloads", "SIGHUP reloads by outcome", m.config_reloads.clone());
+        registry.register(
+            "device_scan_seconds",
+            "Duration of the last full walk of the device map (walks are spread over ticks at scale)",
+            m.device_scan_seconds.clone(),
+        );
         Metrics { registry, ..m }
     }
 
