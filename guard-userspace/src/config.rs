@@ -71,7 +71,6 @@ pub struct Config {
     #[serde(rename = "group")]
     pub groups: Vec<GroupSection>,
     pub metrics: MetricsSection,
-    pub control: ControlSection,
 }
 
 /// `[guard]`: where and how the guard attaches.
@@ -569,19 +568,6 @@ pub struct MetricsSection {
 impl Default for MetricsSection {
     fn default() -> Self {
         MetricsSection { listen: SocketAddr::from(([127, 0, 0, 1], 9464)) }
-    }
-}
-
-/// `[control]`: the operator control socket (`guard device pin` etc.).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ControlSection {
-    pub socket: PathBuf,
-}
-
-impl Default for ControlSection {
-    fn default() -> Self {
-        ControlSection { socket: PathBuf::from("/run/overload-guard/control.sock") }
     }
 }
 

@@ -420,7 +420,7 @@ fn reload(c: &mut Ctl, engine: &mut Engine, audit: &AuditLog, m: &Metrics, host_
                 action: "config_reload".into(),
                 target: path.display().to_string(),
                 reason: "sighup".into(),
-                evidence: serde_json::json!({}),
+                evidence: config_file_evidence(&path),
                 detail: serde_json::json!({"outcome": "ok"}),
             });
         }
@@ -433,10 +433,30 @@ fn reload(c: &mut Ctl, engine: &mut Engine, audit: &AuditLog, m: &Metrics, host_
                 action: "config_reload".into(),
                 target: path.display().to_string(),
                 reason: "sighup".into(),
-                evidence: serde_json::json!({"error": e.to_string()}),
+                evidence: {
+                    let mut ev = config_file_evidence(&path);
+                    ev["error"] = serde_json::Value::String(e.to_string());
+                    ev
+                },
                 detail: serde_json::json!({"outcome": "rejected"}),
             });
         }
+    }
+}
+
+/// Who changed the configuration, as far as the file tells: a signal does not say who sent it,
+/// so the audit keeps the file's owner, mode, size and modification time.
+fn config_file_evidence(path: &std::path::Path) -> serde_json::Value {
+    use std::os::unix::fs::MetadataExt as _;
+    match std::fs::metadata(path) {
+        Ok(m) => serde_json::json!({
+            "file_uid": m.uid(),
+            "file_gid": m.gid(),
+            "file_mode": format!("{:o}", m.mode() & 0o7777),
+            "file_size": m.size(),
+            "file_mtime": crate::audit::rfc3339(m.modified().unwrap_or(SystemTime::UNIX_EPOCH)),
+        }),
+        Err(e) => serde_json::json!({ "file_error": e.to_string() }),
     }
 }
 

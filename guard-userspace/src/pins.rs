@@ -117,10 +117,24 @@ impl PinDir {
         self.dir.join(LINK_PIN)
     }
 
-    /// Make sure bpffs is mounted and the directory exists (bpffs allows plain mkdir).
+    /// Make sure bpffs is mounted and the directory exists (bpffs allows plain mkdir), readable
+    /// by root only: whoever can open a pinned map can change a stage, so the pin directories
+    /// (the guard's control interface) are mode 0700. The map pins inside are created 0600 by
+    /// the kernel (`bpf_obj_pin`).
     pub fn create(&self) -> Result<(), PinError> {
+        use std::os::unix::fs::PermissionsExt as _;
         ensure_bpffs(Path::new(BPFFS_ROOT))?;
-        fs::create_dir_all(&self.dir).map_err(|source| PinError::Io { path: self.dir.clone(), source })
+        fs::create_dir_all(&self.dir).map_err(|source| PinError::Io { path: self.dir.clone(), source })?;
+        let private = |p: &Path| {
+            fs::set_permissions(p, fs::Permissions::from_mode(0o700))
+                .map_err(|source| PinError::Io { path: p.to_path_buf(), source })
+        };
+        private(&self.dir)?;
+        // The base (e.g. /sys/fs/bpf/overload-guard) too, unless it is bpffs' root itself.
+        match self.dir.parent() {
+            Some(base) if base != Path::new(BPFFS_ROOT) => private(base),
+            _ => Ok(()),
+        }
     }
 
     /// Compare what is pinned with what this build expects. `max_devices` is the capacity the

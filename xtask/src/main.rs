@@ -48,6 +48,17 @@ enum Cmd {
     Bench,
     /// Format check and clippy with -D warnings on the host crates.
     Lint,
+    /// Fuzz every host-compiled parser (cargo-fuzz targets in `guard-common/fuzz`) for a while
+    /// each. `cargo xtask test` runs this with 60 s per target; a crash leaves its input in
+    /// `guard-common/fuzz/artifacts/<target>/` and fails the run (add it to the parser's unit
+    /// tests as a regression case).
+    Fuzz {
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60)]
+        secs: u64,
+        /// Only these targets (default: all, as `cargo fuzz list` names them).
+        targets: Vec<String>,
+    },
 }
 
 fn main() -> Result<()> {
@@ -73,6 +84,10 @@ fn main() -> Result<()> {
         Cmd::Lint => {
             prereqs::ensure_all()?;
             run::lint()
+        }
+        Cmd::Fuzz { secs, targets } => {
+            prereqs::ensure_all()?;
+            run::fuzz(secs, &targets)
         }
     }
 }

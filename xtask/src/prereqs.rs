@@ -33,6 +33,7 @@ fn step(msg: &str) {
 pub fn ensure_all() -> Result<()> {
     ensure_debian_packages()?;
     ensure_bpf_linker()?;
+    ensure_cargo_fuzz()?;
     Ok(())
 }
 
@@ -107,6 +108,26 @@ fn ensure_bpf_linker() -> Result<()> {
         "cargo install bpf-linker",
     )?;
     step("bpf-linker installed");
+    Ok(())
+}
+
+const CARGO_FUZZ_VERSION: &str = "0.13.1";
+
+/// cargo-fuzz (libFuzzer) for the parsers' fuzz targets, from crates.io.
+fn ensure_cargo_fuzz() -> Result<()> {
+    let bin = cargo_bin_dir().join("cargo-fuzz");
+    if let Ok(o) = Command::new(&bin).arg("--version").output() {
+        if String::from_utf8_lossy(&o.stdout).contains(CARGO_FUZZ_VERSION) {
+            step(&format!("cargo-fuzz {CARGO_FUZZ_VERSION}: ok"));
+            return Ok(());
+        }
+    }
+    step(&format!("installing cargo-fuzz {CARGO_FUZZ_VERSION} (cargo install, about a minute)"));
+    run_quiet(
+        Command::new("cargo").args(["install", "cargo-fuzz", "--version", CARGO_FUZZ_VERSION, "--locked"]),
+        "cargo install cargo-fuzz",
+    )?;
+    step("cargo-fuzz installed");
     Ok(())
 }
 

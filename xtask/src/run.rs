@@ -39,12 +39,63 @@ pub fn test(args: &[String]) -> Result<()> {
     let mut c = cargo();
     // Test binaries use unique namespace, link and pin names, so parallel runs do not collide.
     c.args(["test", "--workspace", "--no-fail-fast"]).args(args);
-    run(c, "running all tests (host, BPF_PROG_TEST_RUN verdicts, veth end-to-end)")
+    run(c, "running all tests (host, BPF_PROG_TEST_RUN verdicts, veth end-to-end)")?;
+    // The fuzz smoke is part of the test command (issue 7); skip it when a filter was given.
+    if args.is_empty() {
+        fuzz(60, &[])?;
+    }
+    Ok(())
+}
+
+/// Run each cargo-fuzz target of `guard-common/fuzz` for `secs` seconds.
+pub fn fuzz(secs: u64, only: &[String]) -> Result<()> {
+    let dir = root().join("guard-common");
+    let targets: Vec<String> = if only.is_empty() {
+        let out = cargo().current_dir(&dir).args(["fuzz", "list"]).output().context("run `cargo fuzz list`")?;
+        if !out.status.success() {
+            bail!("cargo fuzz list failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+        }
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+            .collect()
+    } else {
+        only.to_vec()
+    };
+    if targets.is_empty() {
+        bail!("no fuzz targets found in {}", dir.join("fuzz").display());
+    }
+    for t in &targets {
+        let mut c = cargo();
+        // cargo-fuzz passes -Z flags (sanitizer coverage): RUSTC_BOOTSTRAP lets the stable
+        // toolchain accept them. `-s none`: no ASan runtime needed; the parsers are safe Rust,
+        // so a panic (failed assertion, overflow, out-of-bounds) is what the fuzzer finds.
+        c.current_dir(&dir).env("RUSTC_BOOTSTRAP", "1").args([
+            "fuzz",
+            "run",
+            t,
+            "-s",
+            "none",
+            "--",
+            &format!("-max_total_time={secs}"),
+            "-print_final_stats=1",
+        ]);
+        run(c, &format!("fuzzing {t} for {secs} s (a crash input is saved under guard-common/fuzz/artifacts/{t}/)"))?;
+    }
+    Ok(())
 }
 
 pub fn lab(scenario: &str, out: &str) -> Result<()> {
+    // The lab drives the real `guard` binary as a subprocess, so it must be built (and current)
+    // before the lab starts; `cargo run` below only builds the lab binary itself.
     let mut c = cargo();
-    c.args(["run", "--release", "-p", "guard-tests", "--bin", "lab", "--", "--scenario", scenario, "--out", out]);
+    c.args(["build", "--release", "-p", "guard-userspace", "--bin", "guard"]);
+    run(c, "building the guard binary (release) for the lab")?;
+    let mut c = cargo();
+    c.args(["run", "--release", "-p", "guard-tests", "--bin", "lab", "--", "--scenario", scenario, "--out", out])
+        .env("GUARD_BIN", root().join("target/release/guard"));
     run(c, &format!("running the lab: scenario {scenario}, report in {out}/"))
 }
 

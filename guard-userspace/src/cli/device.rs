@@ -255,10 +255,14 @@ fn unpin(target: &Target, sel: &DeviceSel, comment: &str) -> Result<()> {
     Ok(())
 }
 
-/// Who is acting: the login name if known, else the uid.
+/// Who is acting, for the audit trail: the real and effective uid, the account name, and the
+/// account that invoked sudo, if any (`SUDO_USER`/`SUDO_UID` are set by sudo, not by the user).
 fn operator() -> String {
-    std::env::var("SUDO_USER")
-        .or_else(|_| std::env::var("USER"))
-        // SAFETY: getuid has no preconditions.
-        .unwrap_or_else(|_| format!("uid:{}", unsafe { libc::getuid() }))
+    // SAFETY: getuid/geteuid have no preconditions.
+    let (uid, euid) = unsafe { (libc::getuid(), libc::geteuid()) };
+    let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "?".into());
+    match (std::env::var("SUDO_USER"), std::env::var("SUDO_UID")) {
+        (Ok(su), Ok(suid)) => format!("{su} (uid {suid}) via sudo as uid {uid} euid {euid}"),
+        _ => format!("{user} (uid {uid} euid {euid})"),
+    }
 }
