@@ -91,7 +91,7 @@ pub fn run_command(a: RunArgs) -> Result<()> {
     result
 }
 
-fn num_cpus() -> u32 {
+pub fn num_cpus() -> u32 {
     std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1)
 }
 

@@ -32,6 +32,8 @@ pub enum LoadError {
     NotRoot,
     #[error("interface {0:?} does not exist (see `ip link`); in a namespace, run the guard inside it")]
     UnknownInterface(String),
+    #[error("no pinned XDP link at {0}: the guard is not attached there; start it with `guard run`")]
+    NotAttached(PathBuf),
     #[error(transparent)]
     Pins(#[from] PinError),
     #[error("loading the BPF object failed: {0}")]
@@ -95,21 +97,23 @@ pub struct Loaded {
     pub state: PinState,
 }
 
-/// Load the object with every map pinned under `pins` (re-using compatible pins), write META and
-/// the data-plane config, and load `guard_n3` into the kernel.
+/// Load the object with every map pinned under `pins` (re-using compatible pins), load `guard_n3`
+/// into the kernel, then write META and the data-plane config.
 pub fn load(pins: &PinDir, max_devices: u32, cfg: &GuardConfig) -> Result<Loaded, LoadError> {
+    load_object(pins, max_devices, cfg, object())
+}
+
+/// [`load`] with another object file (e.g. a newer build, `guard upgrade --object`). The program is
+/// verified before anything is written: a program the kernel refuses leaves META, the config and
+/// whatever is attached exactly as they were.
+pub fn load_object(pins: &PinDir, max_devices: u32, cfg: &GuardConfig, obj: &[u8]) -> Result<Loaded, LoadError> {
     let state = pins.check(max_devices)?;
     pins.create()?;
     let mut ebpf = EbpfLoader::new()
         .default_map_pin_directory(pins.path())
         .map_max_entries(abi::MAP_N3_DEVICES, max_devices)
-        .load(object())
+        .load(obj)
         .map_err(LoadError::Object)?;
-    {
-        let mut maps = N3Maps::from_ebpf_ref(&mut ebpf)?;
-        maps.write_meta(&Meta::current(META_PROG_N3))?;
-        maps.write_config(cfg)?;
-    }
     let prog: &mut Xdp = ebpf
         .program_mut(abi::PROG_N3)
         .ok_or(LoadError::MissingProgram(abi::PROG_N3))?
@@ -121,6 +125,11 @@ pub fn load(pins: &PinDir, max_devices: u32, cfg: &GuardConfig) -> Result<Loaded
         }
         source => LoadError::Program { what: "loading guard_n3", source },
     })?;
+    {
+        let mut maps = N3Maps::from_ebpf_ref(&mut ebpf)?;
+        maps.write_meta(&Meta::current(META_PROG_N3))?;
+        maps.write_config(cfg)?;
+    }
     Ok(Loaded { ebpf, pins: pins.clone(), state })
 }
 
@@ -168,6 +177,17 @@ impl Loaded {
         fd_link.pin(&link_path).map_err(|source| LoadError::PinLink { path: link_path.clone(), source })?;
         info!(iface, mode = ?how, link = %link_path.display(), "attached guard_n3");
         Ok(how)
+    }
+
+    /// Replace the program behind the pinned link with this one, atomically (`BPF_LINK_UPDATE`):
+    /// the interface runs the old program up to the update and this one from it, with no
+    /// moment in between without a guard. Fails, changing nothing, when no link is pinned.
+    pub fn upgrade(&mut self) -> Result<(), LoadError> {
+        let link_path = self.pins.link_path();
+        if !link_path.exists() {
+            return Err(LoadError::NotAttached(link_path));
+        }
+        self.reuse_link(&link_path)
     }
 
     fn reuse_link(&mut self, link_path: &Path) -> Result<(), LoadError> {

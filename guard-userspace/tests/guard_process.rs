@@ -245,3 +245,85 @@ fn bad_config_file_is_rejected_naming_the_key() {
     assert!(err.contains("no_such_key"), "unknown key named: {err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Issue 7's restart proof, under load: a steady benign stream and a quarantined attacker flow
+/// through the guard while its controller is killed with SIGKILL, restarted, and the program is
+/// upgraded in place (then an upgrade with a broken object is refused). The sink must count every
+/// benign packet the generator sent and none of the attacker's, and the stage must survive.
+#[test]
+fn kill_restart_and_upgrade_under_load_lose_no_benign_packet() {
+    if !labkit::netns::is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let mut f = Fixture::new();
+    f.start_guard("load-1.log");
+    f.guard_ok(&["device", "pin", "--teid", "0x100", "--stage", "quarantine", "--ttl", "10m", "--comment", "test"]);
+    let garbage = f.dir.join("broken.o");
+    std::fs::write(&garbage, b"\x7fELF but not really an object").expect("write broken object");
+
+    // Half the frames are the attacker's; 400 pps for 8 s in all, well inside every benign limit,
+    // so any benign loss would be the restart's or the upgrade's doing.
+    let mut frames = Vec::new();
+    for (i, t) in OTHERS.iter().enumerate() {
+        frames.push(f.lab.gpdu_v4(i % 2, *t).build());
+        frames.push(f.lab.gpdu_v4(i % 2, QUARANTINED).build());
+    }
+    let sink = Sink::start(&f.lab.core, f.lab.core_ifname()).expect("sink");
+    let opts = SendOpts::new(3200, Duration::from_secs(30)).pps(400);
+    let (sent, upgrade_out, broken_out) = std::thread::scope(|s| {
+        let lab = &f.lab;
+        let sender = s.spawn(|| send_frames(&lab.ran, lab.ran_ifname(), &frames, &opts));
+        std::thread::sleep(Duration::from_secs(2));
+        if let Some(mut g) = f.guard.take() {
+            g.kill().expect("kill -9");
+            g.wait().expect("reap");
+        }
+        std::thread::sleep(Duration::from_secs(1));
+        let file = std::fs::File::create(f.dir.join("load-2.log")).expect("log file");
+        let child = f.guard_cmd(&["run"]).stdout(Stdio::null()).stderr(file).spawn().expect("restart guard run");
+        f.guard = Some(child);
+        let t0 = Instant::now();
+        while f.scrape().is_none() && t0.elapsed() < Duration::from_secs(20) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::thread::sleep(Duration::from_millis(1500));
+        let upgrade_out = f.guard_cmd(&["upgrade"]).output().expect("run guard upgrade");
+        std::thread::sleep(Duration::from_millis(500));
+        let broken_out =
+            f.guard_cmd(&["upgrade", "--object", &garbage.display().to_string()]).output().expect("run guard upgrade");
+        (sender.join().expect("sender thread"), upgrade_out, broken_out)
+    });
+    let sent = sent.expect("send");
+    assert!(!sent.hit_deadline && sent.sent == 3200, "generator sent everything: {sent:?}");
+    sink.wait_quiet(Duration::from_millis(300), Duration::from_secs(5));
+    let got = sink.stop().expect("sink report");
+
+    assert!(upgrade_out.status.success(), "guard upgrade failed: {}", String::from_utf8_lossy(&upgrade_out.stderr));
+    let err = String::from_utf8_lossy(&broken_out.stderr);
+    assert!(!broken_out.status.success(), "an upgrade with a broken object must fail");
+    assert!(err.contains("nothing changed") && err.contains("the old one stays"), "clear error: {err}");
+
+    for t in OTHERS {
+        let s = sent.per_teid.get(&t).copied().unwrap_or(0);
+        assert!(s > 0, "TEID {t:#x} was sent");
+        assert_eq!(got.teid(t), s, "benign TEID {t:#x}: every packet sent must arrive (lost {})", s - got.teid(t));
+    }
+    assert!(sent.per_teid.get(&QUARANTINED).copied().unwrap_or(0) > 1000, "the attacker was sent");
+    assert_eq!(got.teid(QUARANTINED), 0, "no attacker packet passed unguarded during kill, restart or upgrade");
+
+    let log2 = f.log("load-2.log");
+    assert!(log2.contains("found pinned maps") && log2.contains("re-used the pinned XDP link"), "{log2}");
+    let st = f.status();
+    let staged = st["staged_devices"].as_array().cloned().unwrap_or_default();
+    assert!(
+        staged.iter().any(|s| s["device"] == "teid:0x00000100" && s["stage"] == 3 && s["manual"] == true),
+        "quarantine kept across kill, restart and upgrade: {staged:?}"
+    );
+    let audit = std::fs::read_to_string(f.dir.join("audit.jsonl")).unwrap_or_default();
+    assert_eq!(
+        audit.lines().filter(|l| l.contains("\"action\":\"upgrade\"")).count(),
+        1,
+        "one upgrade audited: {audit}"
+    );
+}

@@ -257,7 +257,7 @@ fn unpin(target: &Target, sel: &DeviceSel, comment: &str) -> Result<()> {
 
 /// Who is acting, for the audit trail: the real and effective uid, the account name, and the
 /// account that invoked sudo, if any (`SUDO_USER`/`SUDO_UID` are set by sudo, not by the user).
-fn operator() -> String {
+pub(super) fn operator() -> String {
     // SAFETY: getuid/geteuid have no preconditions.
     let (uid, euid) = unsafe { (libc::getuid(), libc::geteuid()) };
     let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "?".into());

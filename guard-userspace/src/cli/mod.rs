@@ -3,6 +3,7 @@
 
 mod device;
 mod status;
+mod upgrade;
 
 use std::path::PathBuf;
 
@@ -29,7 +30,8 @@ Typical use:
   guard status --iface ens1f0                         # verdict counters, stages, malformed
   guard top --iface ens1f0                            # the heaviest devices and why they are staged
   guard device pin --iface ens1f0 --teid 0x1f00 --stage quarantine --ttl 30m --comment 'ticket 4711'
-  guard device unpin --iface ens1f0 --teid 0x1f00 --comment 'resolved'";
+  guard device unpin --iface ens1f0 --teid 0x1f00 --comment 'resolved'
+  guard upgrade --iface ens1f0                        # after installing a new guard binary";
 
 #[derive(Parser, Debug)]
 #[command(name = "guard", version, about = "XDP overload guard for 5G N3 (GTP-U)", long_about = LONG_ABOUT)]
@@ -61,6 +63,14 @@ pub enum Cmd {
     /// Inspect or override one device's stage (operator pins always win and are audited).
     #[command(subcommand)]
     Device(device::DeviceCmd),
+    /// Replace the running XDP program with this binary's (or --object's), atomically.
+    ///
+    /// The new program is loaded against the same pinned maps (same schema: counters, bindings and
+    /// stages carry over) and verified first; then the pinned link is switched to it in one
+    /// kernel operation (BPF_LINK_UPDATE): no attach gap, no packet unguarded. If the object is
+    /// invalid, of another map schema, or refused by the verifier, nothing changes and the old
+    /// program stays attached. A running `guard run` keeps running. Audited.
+    Upgrade(upgrade::UpgradeArgs),
     /// Detach the guard from an interface (and with --purge, delete all its pinned state).
     Detach(DetachArgs),
     /// Configuration file tools.
@@ -190,6 +200,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Cmd::Status(a) => status::status(a),
         Cmd::Top(a) => status::top(a),
         Cmd::Device(d) => device::run(d),
+        Cmd::Upgrade(a) => upgrade::run(a),
         Cmd::Detach(a) => {
             let cfg = a.target.load_config()?;
             let pins = a.target.pins(&cfg);

@@ -1,0 +1,59 @@
+//! `guard upgrade`: swap the XDP program behind the pinned link for a new one, atomically, against
+//! the same pinned maps. See `loader::Loaded::upgrade`.
+
+use std::{path::PathBuf, time::SystemTime};
+
+use anyhow::{Context, Result};
+use clap::Args;
+
+use super::Target;
+use crate::{audit::AuditLog, loader};
+
+#[derive(Args, Debug)]
+pub struct UpgradeArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// The BPF object to run instead of the one built into this binary (an object built from
+    /// guard-ebpf, e.g. `target/bpfel-unknown-none/release/guard-ebpf`).
+    #[arg(long)]
+    pub object: Option<PathBuf>,
+}
+
+pub fn run(a: UpgradeArgs) -> Result<()> {
+    loader::require_root()?;
+    let cfg = a.target.load_config()?;
+    let pins = a.target.pins(&cfg);
+    let iface = &a.target.iface;
+    let bytes;
+    let (obj, source): (&[u8], String) = match &a.object {
+        Some(p) => {
+            bytes = std::fs::read(p).with_context(|| format!("reading the BPF object {}", p.display()))?;
+            (&bytes, p.display().to_string())
+        }
+        None => (loader::object(), "built into this guard binary".to_owned()),
+    };
+    // Refuse before loading anything when the guard is not attached: an upgrade never attaches.
+    if !pins.link_path().exists() {
+        return Err(loader::LoadError::NotAttached(pins.link_path()).into());
+    }
+    let dp = cfg.dataplane(crate::controller::num_cpus());
+    let mut loaded = loader::load_object(&pins, cfg.guard.max_devices, &dp, obj)
+        .with_context(|| format!("loading the new program for {iface} (nothing changed; the old one stays)"))?;
+    // Audit before the switch, as for operator pins: no untracked change.
+    let audit = AuditLog::open(&cfg.guard.audit_log)
+        .with_context(|| format!("opening the audit log {}", cfg.guard.audit_log.display()))?;
+    audit
+        .write(&crate::audit::AuditRecord {
+            ts: crate::audit::rfc3339(SystemTime::now()),
+            actor: crate::audit::Actor::Operator,
+            action: "upgrade".into(),
+            target: iface.clone(),
+            reason: "operator".into(),
+            evidence: serde_json::json!({ "object": source, "object_bytes": obj.len() }),
+            detail: serde_json::json!({ "operator": super::device::operator() }),
+        })
+        .context("writing the audit record")?;
+    loaded.upgrade().with_context(|| format!("switching the pinned link of {iface}"))?;
+    println!("upgraded the guard on {iface}: the pinned link now runs the program {source}");
+    Ok(())
+}
