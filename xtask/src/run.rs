@@ -72,16 +72,17 @@ pub fn fuzz(secs: u64, only: &[String]) -> Result<()> {
         // cargo-fuzz passes -Z flags (sanitizer coverage): RUSTC_BOOTSTRAP lets the stable
         // toolchain accept them. `-s none`: no ASan runtime needed; the parsers are safe Rust,
         // so a panic (failed assertion, overflow, out-of-bounds) is what the fuzzer finds.
-        c.current_dir(&dir).env("RUSTC_BOOTSTRAP", "1").args([
-            "fuzz",
-            "run",
-            t,
-            "-s",
-            "none",
-            "--",
-            &format!("-max_total_time={secs}"),
-            "-print_final_stats=1",
-        ]);
+        c.current_dir(&dir).env("RUSTC_BOOTSTRAP", "1").args(["fuzz", "run", t, "-s", "none"]);
+        // Seed from the hostile-input corpus of the target's protocol (`n3_parse` →
+        // tests/corpus/n3), after the fuzzer's own writable corpus directory so the seeds are
+        // read but never written to.
+        let seeds = root().join("tests/corpus").join(t.split('_').next().unwrap_or(t));
+        if seeds.is_dir() {
+            let own = dir.join("fuzz/corpus").join(t);
+            std::fs::create_dir_all(&own).with_context(|| format!("creating {}", own.display()))?;
+            c.arg(own).arg(seeds);
+        }
+        c.args(["--", &format!("-max_total_time={secs}"), "-print_final_stats=1"]);
         run(c, &format!("fuzzing {t} for {secs} s (a crash input is saved under guard-common/fuzz/artifacts/{t}/)"))?;
     }
     Ok(())
