@@ -40,9 +40,11 @@ fn corpus() -> Vec<Case> {
     for line in manifest.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
         let f: Vec<&str> = line.split_whitespace().collect();
         assert_eq!(f.len(), 3, "MANIFEST line {line:?}");
-        let verdict = Verdict::ALL.iter().copied().find(|v| v.name() == f[1]).unwrap_or_else(|| panic!("verdict {}", f[1]));
-        let reason = (f[2] != "-")
-            .then(|| Malformed::ALL.iter().copied().find(|m| m.name() == f[2]).unwrap_or_else(|| panic!("reason {}", f[2])));
+        let verdict =
+            Verdict::ALL.iter().copied().find(|v| v.name() == f[1]).unwrap_or_else(|| panic!("verdict {}", f[1]));
+        let reason = (f[2] != "-").then(|| {
+            Malformed::ALL.iter().copied().find(|m| m.name() == f[2]).unwrap_or_else(|| panic!("reason {}", f[2]))
+        });
         let frame = std::fs::read(dir.join(format!("{}.bin", f[0]))).expect("corpus frame");
         out.push(Case { name: f[0].to_owned(), frame, verdict, reason });
     }
