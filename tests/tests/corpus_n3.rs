@@ -62,10 +62,17 @@ fn host_prediction(frame: &[u8]) -> (Verdict, Option<Malformed>) {
     }
 }
 
+/// What the kernel did with one frame: the XDP action and the counters that moved.
+struct Outcome {
+    action: u32,
+    verdicts: Vec<(Verdict, u64)>,
+    malformed: Vec<(Malformed, u64)>,
+}
+
 /// The kernel's verdict and malformed reason for `frame`, from the action and the counters.
-fn kernel(g: &mut Guard, frame: &[u8]) -> (u32, Vec<(Verdict, u64)>, Vec<(Malformed, u64)>) {
+fn kernel(g: &mut Guard, frame: &[u8]) -> Outcome {
     let (action, d) = g.run_delta(frame);
-    (action, d.moved_verdicts(), d.moved_malformed())
+    Outcome { action, verdicts: d.moved_verdicts(), malformed: d.moved_malformed() }
 }
 
 #[test]
@@ -89,7 +96,7 @@ fn corpus_replays_with_the_stated_verdict() {
     let mut kinds = std::collections::BTreeSet::new();
     for c in &cases {
         assert_eq!(host_prediction(&c.frame), (c.verdict, c.reason), "host parser on {}: {}", c.name, hex(&c.frame));
-        let (action, verdicts, malformed) = kernel(&mut g, &c.frame);
+        let Outcome { action, verdicts, malformed } = kernel(&mut g, &c.frame);
         let want = if c.verdict.is_drop() { XDP_DROP } else { XDP_PASS };
         assert_eq!(action, want, "{}: XDP action", c.name);
         assert_eq!(verdicts, vec![(c.verdict, 1)], "{}: verdict counters", c.name);
@@ -136,7 +143,7 @@ proptest! {
         G.with(|g| {
             let mut g = g.borrow_mut();
             let g = g.get_or_insert_with(|| Guard::load(&cfg()).expect("load guard_n3"));
-            let (action, verdicts, malformed) = kernel(g, &frame);
+            let Outcome { action, verdicts, malformed } = kernel(g, &frame);
             let want = if verdict.is_drop() { XDP_DROP } else { XDP_PASS };
             prop_assert_eq!(action, want, "action on {}", hex(&frame));
             prop_assert_eq!(verdicts, vec![(verdict, 1)], "verdict on {}", hex(&frame));
