@@ -10,8 +10,10 @@
 #![cfg_attr(not(test), no_std)]
 
 pub mod abi;
+pub mod abi_n2;
 pub mod parse;
 pub mod policy;
+pub mod policy_n2;
 pub mod rate;
 
 #[cfg(feature = "user")]

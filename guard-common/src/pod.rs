@@ -15,3 +15,13 @@ unsafe impl aya::Pod for Counter {}
 unsafe impl aya::Pod for Event {}
 unsafe impl aya::Pod for Meta {}
 unsafe impl aya::Pod for TatSlot {}
+
+// N2 (guard_n2): the same rules; size assertions in `crate::abi_n2`. `L3Addr` (the peer key) is
+// `CellKey` above; `StageEntry`, `TatSlot` and `u32` values are already `Pod`.
+unsafe impl aya::Pod for crate::abi_n2::N2PeerState {}
+unsafe impl aya::Pod for crate::abi_n2::N2CellKey {}
+unsafe impl aya::Pod for crate::abi_n2::N2CellState {}
+unsafe impl aya::Pod for crate::abi_n2::N2DeviceKey {}
+unsafe impl aya::Pod for crate::abi_n2::N2DeviceState {}
+unsafe impl aya::Pod for crate::abi_n2::N2Config {}
+unsafe impl aya::Pod for crate::abi_n2::N2Event {}

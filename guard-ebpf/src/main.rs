@@ -1,5 +1,6 @@
 //! The overload guard's XDP programs. One program or protocol per file:
 //! - [`n3`]: the N3/S1-U (GTP-U) program `guard_n3`;
+//! - [`n2`]: the N2/S1-MME (SCTP: NGAP/S1AP) program `guard_n2`, its maps in [`maps_n2`];
 //! - [`maps`]: the pinned maps (layout in `guard_common::abi`);
 //! - [`cursor`]: the bounds-checked packet reader the shared parsers run on;
 //! - [`counters`]: per-CPU counters and the rate-limited event ring.
@@ -12,9 +13,12 @@
 // `asm!` on BPF (an optimisation barrier for the verifier, see `cursor::opaque`).
 #![feature(asm_experimental_arch)]
 
+mod baseline;
 mod counters;
 mod cursor;
 mod maps;
+mod maps_n2;
+mod n2;
 mod n3;
 
 #[cfg(not(test))]

@@ -59,6 +59,15 @@ pub fn run_command(a: RunArgs) -> Result<()> {
     }
     let how = loaded.attach(&iface, a.mode.into()).with_context(|| format!("attaching to {iface}"))?;
     info!(iface, mode = ?how, "guard_n3 attached");
+    // N2/S1-MME (docs/n2.md): guard_n2 on its own interface, its storm controller on a thread.
+    let n2_base = a.target.pin_base.clone().unwrap_or_else(|| cfg.guard.pin_dir.clone());
+    let n2 = match &a.n2_iface {
+        Some(n2_iface) => {
+            let file = crate::n2ctl::runner::N2File::read(a.n2_config.as_deref())?;
+            Some(crate::n2ctl::runner::prepare(n2_iface, &n2_base, file, a.mode.into(), &cfg.guard.audit_log)?)
+        }
+        None => None,
+    };
     if a.no_controller {
         println!("attached to {iface} ({how:?}); no controller running, stages expire on their own");
         return Ok(());
@@ -80,10 +89,15 @@ pub fn run_command(a: RunArgs) -> Result<()> {
         duration: a.duration.map(Duration::from_secs_f64),
         scan_every: 1,
         ticks_since_scan: 0,
+        n2,
     }));
     if a.detach_on_exit {
         loader::detach(&pins, false).context("detaching on exit")?;
         info!(iface, "detached (pinned maps kept)");
+        if let Some(n2_iface) = &a.n2_iface {
+            crate::n2::detach(&crate::n2::pin_dir(&n2_base, n2_iface), false).context("detaching guard_n2 on exit")?;
+            info!(iface = n2_iface, "guard_n2 detached (pinned maps kept)");
+        }
     }
     // Keep the program loaded until here: dropping `loaded` releases our handles only; the pinned
     // link keeps the program attached.
@@ -105,11 +119,17 @@ struct Ctl {
     /// Walk the device map every `scan_every` ticks (adapted to how long a walk takes).
     scan_every: u32,
     ticks_since_scan: u32,
+    /// `guard_n2`, attached, when `--n2-iface` was given: its controller ticks on a thread.
+    n2: Option<crate::n2ctl::runner::Prepared>,
 }
 
 async fn control_loop(mut c: Ctl) -> Result<()> {
     let metrics = Arc::new(Metrics::new());
     let server = serve_metrics(c.cfg.metrics.listen, metrics.clone()).await?;
+    let n2 = match c.n2.take() {
+        Some(p) => Some(p.spawn(metrics.n2.clone())?),
+        None => None,
+    };
     let audit = AuditLog::open(&c.cfg.guard.audit_log)
         .with_context(|| format!("opening the audit log {}", c.cfg.guard.audit_log.display()))?;
     let mut engine = Engine::new(&c.cfg);
@@ -146,6 +166,9 @@ async fn control_loop(mut c: Ctl) -> Result<()> {
         }
     }
     server.abort();
+    if let Some(n2) = n2 {
+        n2.stop();
+    }
     audit.sync().ok();
     Ok(())
 }

@@ -18,4 +18,6 @@ pub mod engine;
 pub mod loader;
 pub mod maps;
 pub mod metrics;
+pub mod n2;
+pub mod n2ctl;
 pub mod pins;

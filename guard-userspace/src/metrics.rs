@@ -70,6 +70,8 @@ pub struct Metrics {
     pub tick_seconds: Histogram,
     pub device_scan_seconds: Gauge<f64, AtomicU64>,
     pub config_reloads: Family<OutcomeLabel, Counter>,
+    /// The N2 storm controller's metrics (`overload_guard_n2_*`, docs/n2.md).
+    pub n2: crate::n2ctl::report::N2Metrics,
 }
 
 impl Default for Metrics {
@@ -99,6 +101,7 @@ impl Metrics {
             tick_seconds: Histogram::new([0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
             config_reloads: Family::default(),
             device_scan_seconds: Gauge::default(),
+            n2: crate::n2ctl::report::N2Metrics::default(),
             registry: Registry::default(),
         };
         registry.register("packets", "Packets by data-plane verdict", m.packets.clone());
@@ -126,7 +129,8 @@ impl Metrics {
             "Duration of the last full walk of the device map (walks are spread over ticks at scale)",
             m.device_scan_seconds.clone(),
         );
-        Metrics { registry, ..m }
+        let n2 = crate::n2ctl::report::N2Metrics::register(&mut registry);
+        Metrics { registry, n2, ..m }
     }
 
     /// Raise a counter to `total` (the data plane's own cumulative count, which survives restarts).

@@ -19,6 +19,7 @@ pub mod lab;
 pub mod netns;
 pub mod oracle;
 pub mod pcap;
+pub mod sctp_frames;
 pub mod sink;
 
 pub use frames::GtpFrame;

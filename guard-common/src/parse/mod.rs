@@ -9,14 +9,19 @@
 pub mod ethernet;
 pub mod gtpu;
 pub mod ip;
+pub mod n2;
 pub mod n3;
+pub mod ngap;
 pub mod reason;
+pub mod sctp;
 pub mod udp;
 
 pub use reason::Malformed;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_n2;
 
 /// No header is read beyond this offset. Real N3 headers end well before it: Ethernet + 2 VLAN
 /// tags (22) + IPv6 with a few extension headers + UDP + GTP-U with its extension chain.

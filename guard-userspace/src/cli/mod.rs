@@ -138,6 +138,13 @@ pub struct RunArgs {
     /// Detach (but keep pinned maps) when the controller stops.
     #[arg(long)]
     pub detach_on_exit: bool,
+    /// Also guard N2/S1-MME (SCTP: NGAP, S1AP) on this interface: `guard_n2` and the storm
+    /// controller (docs/n2.md).
+    #[arg(long)]
+    pub n2_iface: Option<String>,
+    /// The N2 settings (TOML: `tick_ms`, `[dataplane]`, `[detect]`, `[hook]`); defaults without it.
+    #[arg(long, requires = "n2_iface")]
+    pub n2_config: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]

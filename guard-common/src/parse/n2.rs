@@ -1,0 +1,531 @@
+//! The whole N2 parse: Ethernet (+VLAN) → IPv4/IPv6 → SCTP (protocol 132) to the NGAP / S1AP
+//! port → a bounded chunk walk, counting chunk types, reading the PDU header of every DATA chunk
+//! that begins an NGAP (PPID 60) / S1AP (PPID 18) message, and noting where InitialUEMessages
+//! start so their IEs can be walked ([`super::ngap::initial_ue`], a separate step so that in the
+//! kernel it is a BPF subprogram of its own).
+//!
+//! The SCTP packet ends where the IP packet ends (IPv4 Total Length, IPv6 Payload Length), not at
+//! the end of the frame: Ethernet pads short frames, and padding is not a chunk.
+
+use super::{be16, be32, ethernet, ip, ngap, sctp, Malformed, Packet};
+use crate::abi::L3Addr;
+use crate::abi_n2::{
+    CHUNK_CLASS_COOKIE_ECHO, CHUNK_CLASS_COUNT, CHUNK_CLASS_DATA, CHUNK_CLASS_INIT, PPID_NGAP, PPID_S1AP,
+    PROC_CLASS_COUNT,
+};
+
+/// Chunks walked per packet. Setup chunks are always first (INIT alone, RFC 9260 §6.10;
+/// COOKIE-ECHO first, §5.1), so a longer bundle needs no more for enforcement.
+pub const MAX_CHUNKS: usize = 8;
+/// InitialUEMessages per packet whose IEs are walked.
+pub const MAX_UE_MSGS: usize = 2;
+
+/// Why an N2 packet was malformed: one counter per reason in `N2_MALFORMED`. Reasons up to
+/// [`N2Malformed::Ipv6ExtTooDeep`] are found below SCTP: those packets pass (the kernel drops
+/// them). From [`N2Malformed::SctpTruncated`] on, the packet is SCTP and is dropped when
+/// `N2_PROT_MALFORMED` is enforced.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum N2Malformed {
+    EthTruncated = 0,
+    VlanTruncated = 1,
+    VlanTooDeep = 2,
+    Ipv4Truncated = 3,
+    Ipv4BadVersion = 4,
+    Ipv4BadIhl = 5,
+    Ipv6Truncated = 6,
+    Ipv6BadVersion = 7,
+    Ipv6ExtTruncated = 8,
+    Ipv6ExtTooDeep = 9,
+    /// The common header is cut, or the IP length runs past the frame or leaves no room for it.
+    SctpTruncated = 10,
+    /// A common header and no chunk.
+    NoChunks = 11,
+    /// 1-3 octets after the last chunk: too short for a chunk header.
+    ChunkTruncated = 12,
+    /// Chunk Length below 4, or below the type's fixed part (DATA 16, INIT 20, SACK 16 ...).
+    ChunkTooShort = 13,
+    /// Chunk Length past the end of the packet.
+    ChunkOverrun = 14,
+    /// INIT, INIT ACK or SHUTDOWN COMPLETE bundled with other chunks (RFC 9260 §6.10).
+    InitBundled = 15,
+    /// A packet with INIT and a non-zero verification tag (RFC 9260 §8.5.1).
+    InitBadVtag = 16,
+}
+
+impl N2Malformed {
+    pub const COUNT: u32 = 17;
+
+    pub const ALL: [N2Malformed; Self::COUNT as usize] = [
+        N2Malformed::EthTruncated,
+        N2Malformed::VlanTruncated,
+        N2Malformed::VlanTooDeep,
+        N2Malformed::Ipv4Truncated,
+        N2Malformed::Ipv4BadVersion,
+        N2Malformed::Ipv4BadIhl,
+        N2Malformed::Ipv6Truncated,
+        N2Malformed::Ipv6BadVersion,
+        N2Malformed::Ipv6ExtTruncated,
+        N2Malformed::Ipv6ExtTooDeep,
+        N2Malformed::SctpTruncated,
+        N2Malformed::NoChunks,
+        N2Malformed::ChunkTruncated,
+        N2Malformed::ChunkTooShort,
+        N2Malformed::ChunkOverrun,
+        N2Malformed::InitBundled,
+        N2Malformed::InitBadVtag,
+    ];
+
+    /// True when the packet was already known to be SCTP.
+    pub const fn is_sctp(self) -> bool {
+        self as u32 >= N2Malformed::SctpTruncated as u32
+    }
+
+    /// The N2 reason of an Ethernet / IP parse error.
+    #[inline(always)]
+    pub const fn from_l3(m: Malformed) -> Self {
+        match m {
+            Malformed::EthTruncated => N2Malformed::EthTruncated,
+            Malformed::VlanTruncated => N2Malformed::VlanTruncated,
+            Malformed::VlanTooDeep => N2Malformed::VlanTooDeep,
+            Malformed::Ipv4Truncated => N2Malformed::Ipv4Truncated,
+            Malformed::Ipv4BadVersion => N2Malformed::Ipv4BadVersion,
+            Malformed::Ipv4BadIhl => N2Malformed::Ipv4BadIhl,
+            Malformed::Ipv6Truncated => N2Malformed::Ipv6Truncated,
+            Malformed::Ipv6BadVersion => N2Malformed::Ipv6BadVersion,
+            Malformed::Ipv6ExtTruncated => N2Malformed::Ipv6ExtTruncated,
+            Malformed::Ipv6ExtTooDeep => N2Malformed::Ipv6ExtTooDeep,
+            // The Ethernet and IP parsers return nothing else.
+            _ => N2Malformed::Ipv4Truncated,
+        }
+    }
+
+    /// A stable snake_case name (metric label, JSON, CLI).
+    pub const fn name(self) -> &'static str {
+        match self {
+            N2Malformed::EthTruncated => "eth_truncated",
+            N2Malformed::VlanTruncated => "vlan_truncated",
+            N2Malformed::VlanTooDeep => "vlan_too_deep",
+            N2Malformed::Ipv4Truncated => "ipv4_truncated",
+            N2Malformed::Ipv4BadVersion => "ipv4_bad_version",
+            N2Malformed::Ipv4BadIhl => "ipv4_bad_ihl",
+            N2Malformed::Ipv6Truncated => "ipv6_truncated",
+            N2Malformed::Ipv6BadVersion => "ipv6_bad_version",
+            N2Malformed::Ipv6ExtTruncated => "ipv6_ext_truncated",
+            N2Malformed::Ipv6ExtTooDeep => "ipv6_ext_too_deep",
+            N2Malformed::SctpTruncated => "sctp_truncated",
+            N2Malformed::NoChunks => "no_chunks",
+            N2Malformed::ChunkTruncated => "chunk_truncated",
+            N2Malformed::ChunkTooShort => "chunk_too_short",
+            N2Malformed::ChunkOverrun => "chunk_overrun",
+            N2Malformed::InitBundled => "init_bundled",
+            N2Malformed::InitBadVtag => "init_bad_vtag",
+        }
+    }
+}
+
+/// What the N2 program needs to know about one SCTP packet. `#[repr(C)]`: in the kernel it lives
+/// in a per-CPU map slot and is written field by field.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct N2Packet {
+    /// The peer (IP source).
+    pub src: L3Addr,
+    pub vtag: u32,
+    pub sport: u16,
+    pub dport: u16,
+    /// By destination port: [`ngap::PROTO_NGAP`] or [`ngap::PROTO_S1AP`].
+    pub port_proto: u8,
+    pub vlan_tags: u8,
+    /// Chunks walked.
+    pub chunks: u8,
+    /// 1 when the walk stopped before the end of the packet (see `N2_STAT_WALK_CUT`).
+    pub walk_cut: u8,
+    /// Chunks walked per `CHUNK_CLASS_*`.
+    pub chunk_counts: [u8; 16],
+    /// Messages per `PROC_*` (DATA chunks of PPID 60/18 with the B bit).
+    pub procs: [u8; PROC_CLASS_COUNT],
+    /// InitialUEMessages recorded in `ue_off` / `ue_end` / `ue_proto`.
+    pub ue_count: u8,
+    /// InitialUEMessages beyond [`MAX_UE_MSGS`].
+    pub ue_skipped: u8,
+    pub ue_proto: [u8; MAX_UE_MSGS],
+    /// Offset of each InitialUEMessage PDU and the end of its DATA chunk's user data.
+    pub ue_off: [u32; MAX_UE_MSGS],
+    pub ue_end: [u32; MAX_UE_MSGS],
+    /// Walk state: the offset of the next chunk, and the end of the SCTP packet (the end of the
+    /// IP packet, not of the frame).
+    pub cur: u32,
+    pub end: u32,
+    /// 1 when an INIT, INIT ACK or SHUTDOWN COMPLETE was walked (they must be alone).
+    pub alone: u8,
+    pub _pad: [u8; 3],
+}
+
+impl N2Packet {
+    pub const EMPTY: N2Packet = N2Packet {
+        src: L3Addr::NONE,
+        vtag: 0,
+        sport: 0,
+        dport: 0,
+        port_proto: 0,
+        vlan_tags: 0,
+        chunks: 0,
+        walk_cut: 0,
+        chunk_counts: [0; 16],
+        procs: [0; PROC_CLASS_COUNT],
+        ue_count: 0,
+        ue_skipped: 0,
+        ue_proto: [0; MAX_UE_MSGS],
+        ue_off: [0; MAX_UE_MSGS],
+        ue_end: [0; MAX_UE_MSGS],
+        cur: 0,
+        end: 0,
+        alone: 0,
+        _pad: [0; 3],
+    };
+
+    #[inline(always)]
+    pub fn count(&self, class: usize) -> u8 {
+        if class < CHUNK_CLASS_COUNT {
+            self.chunk_counts[class]
+        } else {
+            0
+        }
+    }
+
+    /// The packet carries at least one DATA chunk.
+    #[inline(always)]
+    pub fn has_data(&self) -> bool {
+        self.chunk_counts[CHUNK_CLASS_DATA] != 0
+    }
+
+    /// The packet carries an association-setup chunk (INIT or COOKIE-ECHO).
+    #[inline(always)]
+    pub fn has_setup(&self) -> bool {
+        self.chunk_counts[CHUNK_CLASS_INIT] != 0 || self.chunk_counts[CHUNK_CLASS_COOKIE_ECHO] != 0
+    }
+}
+
+/// Parse one frame into `out`. `Ok(false)`: not N2 (another EtherType or protocol, an IP
+/// fragment, SCTP to another port): `out` then holds nothing useful. `Ok(true)`: an SCTP packet
+/// to the NGAP or S1AP port, every field of `out` written. `Err`: malformed; when the reason
+/// [`N2Malformed::is_sctp`], `out.src` is the peer.
+///
+/// This is [`parse_head`], up to [`MAX_CHUNKS`] [`chunk_step`]s and [`finish`]. The kernel runs the
+/// same three, each chunk step in a BPF subprogram of its own (see `guard-ebpf/src/n2.rs`).
+#[inline(always)]
+pub fn parse_into<P: Packet + ?Sized>(
+    pkt: &P,
+    ngap_port: u16,
+    s1ap_port: u16,
+    out: &mut N2Packet,
+) -> Result<bool, N2Malformed> {
+    *out = N2Packet::EMPTY;
+    if !parse_head(pkt, ngap_port, s1ap_port, out)? {
+        return Ok(false);
+    }
+    for _ in 0..MAX_CHUNKS {
+        if !chunk_step(pkt, out)? {
+            break;
+        }
+    }
+    finish(out)?;
+    Ok(true)
+}
+
+/// Ethernet, IP and the SCTP common header (RFC 9260 §3.1). `Ok(true)`: SCTP to the NGAP or
+/// S1AP port; the walk state (`cur`, `end`) points at the first chunk.
+///
+/// `out` must be [`N2Packet::EMPTY`] on entry: only what is found is written. (In the kernel the
+/// per-CPU slot is cleared with word stores; field-by-field resets here would be merged by LLVM
+/// into a `memset`, a byte loop in BPF.)
+#[inline(always)]
+pub fn parse_head<P: Packet + ?Sized>(
+    pkt: &P,
+    ngap_port: u16,
+    s1ap_port: u16,
+    out: &mut N2Packet,
+) -> Result<bool, N2Malformed> {
+    let l2 = ethernet::parse(pkt).map_err(N2Malformed::from_l3)?;
+    let (l3, ip_end) = match l2.ethertype {
+        ethernet::ETHERTYPE_IPV4 => {
+            let l3 = ip::parse_ipv4(pkt, l2.next).map_err(N2Malformed::from_l3)?;
+            // Octets 2-3: Total Length, header included (RFC 791 §3.1).
+            let h = pkt.read::<4>(l2.next).ok_or(N2Malformed::Ipv4Truncated)?;
+            (l3, l2.next + be16([h[2], h[3]]) as usize)
+        }
+        ethernet::ETHERTYPE_IPV6 => {
+            let l3 = ip::parse_ipv6(pkt, l2.next).map_err(N2Malformed::from_l3)?;
+            // Octets 4-5: Payload Length, extension headers included (RFC 8200 §3).
+            let h = pkt.read::<6>(l2.next).ok_or(N2Malformed::Ipv6Truncated)?;
+            (l3, l2.next + 40 + be16([h[4], h[5]]) as usize)
+        }
+        _ => return Ok(false),
+    };
+    if l3.proto != ip::IPPROTO_SCTP || l3.fragment {
+        return Ok(false);
+    }
+    out.src = l3.src;
+    let c = sctp::parse_common(pkt, l3.next).ok_or(N2Malformed::SctpTruncated)?;
+    let port_proto = if ngap_port != 0 && c.dst_port == ngap_port {
+        ngap::PROTO_NGAP
+    } else if s1ap_port != 0 && c.dst_port == s1ap_port {
+        ngap::PROTO_S1AP
+    } else {
+        return Ok(false);
+    };
+    let end = ip_end;
+    if end > pkt.len() || end < l3.next + sctp::SCTP_HLEN {
+        return Err(N2Malformed::SctpTruncated);
+    }
+    out.vtag = c.vtag;
+    out.sport = c.src_port;
+    out.dport = c.dst_port;
+    out.port_proto = port_proto;
+    out.vlan_tags = l2.vlan_tags;
+    let cur = l3.next + sctp::SCTP_HLEN;
+    if cur >= end {
+        return Err(N2Malformed::NoChunks);
+    }
+    out.cur = cur as u32;
+    out.end = end as u32;
+    Ok(true)
+}
+
+/// One chunk at `out.cur` (RFC 9260 §3.2): check its length, count its class, read the PDU header
+/// of a DATA chunk, advance `out.cur` past the padding. `Ok(true)`: one chunk walked;
+/// `Ok(false)`: the walk is over (end of the packet, or beyond the parse window).
+///
+/// Everything it needs is read from `out`, nothing is carried in locals between two steps: in
+/// the kernel each step is a BPF subprogram that starts from map-value loads, so the verifier
+/// sees the same state at every step instead of one per path through the previous chunks.
+#[inline(always)]
+pub fn chunk_step<P: Packet + ?Sized>(pkt: &P, out: &mut N2Packet) -> Result<bool, N2Malformed> {
+    let cur = out.cur as usize;
+    let end = out.end as usize;
+    if cur >= end {
+        return Ok(false);
+    }
+    if cur + sctp::CHUNK_HLEN > end {
+        return Err(N2Malformed::ChunkTruncated);
+    }
+    // Inside the packet (checked above) but unreadable: beyond the parse window.
+    let Some(h) = pkt.read::<4>(cur) else {
+        out.walk_cut = 1;
+        return Ok(false);
+    };
+    let t = h[0];
+    let clen = be16([h[2], h[3]]) as usize;
+    if clen < sctp::min_chunk_len(t) {
+        return Err(N2Malformed::ChunkTooShort);
+    }
+    if cur + clen > end {
+        return Err(N2Malformed::ChunkOverrun);
+    }
+    let class = sctp::chunk_class(t);
+    if let Some(cnt) = out.chunk_counts.get_mut(class) {
+        *cnt = cnt.wrapping_add(1);
+    }
+    if matches!(t, sctp::CHUNK_INIT | sctp::CHUNK_INIT_ACK | sctp::CHUNK_SHUTDOWN_COMPLETE) {
+        out.alone = 1;
+    }
+    if t == sctp::CHUNK_DATA {
+        data_chunk(pkt, cur, clen, h[1], out);
+    }
+    out.chunks = out.chunks.wrapping_add(1);
+    out.cur = (cur + sctp::padded(clen)) as u32;
+    Ok(true)
+}
+
+/// After the walk: note a walk cut short, and the bundling rules of setup chunks (RFC 9260
+/// §6.10: INIT, INIT ACK and SHUTDOWN COMPLETE travel alone; §8.5.1: an INIT carries
+/// verification tag 0).
+#[inline(always)]
+pub fn finish(out: &mut N2Packet) -> Result<(), N2Malformed> {
+    if out.cur < out.end {
+        out.walk_cut = 1;
+    }
+    if out.alone != 0 && (out.chunks > 1 || out.walk_cut != 0) {
+        return Err(N2Malformed::InitBundled);
+    }
+    if out.chunk_counts[CHUNK_CLASS_INIT] != 0 && out.vtag != 0 {
+        return Err(N2Malformed::InitBadVtag);
+    }
+    Ok(())
+}
+
+/// A DATA chunk at `off` of length `clen` (≥ 16, inside the packet): count the NGAP/S1AP message
+/// it begins and note an InitialUEMessage.
+#[inline(always)]
+fn data_chunk<P: Packet + ?Sized>(pkt: &P, off: usize, clen: usize, flags: u8, out: &mut N2Packet) {
+    // Octets 12-15: Payload Protocol Identifier (RFC 9260 §3.3.1).
+    let Some(d) = pkt.read::<4>(off + 12) else {
+        return;
+    };
+    let ppid = be32(d);
+    let app = if ppid == PPID_NGAP {
+        ngap::PROTO_NGAP
+    } else if ppid == PPID_S1AP {
+        ngap::PROTO_S1AP
+    } else {
+        return;
+    };
+    // Only the first fragment of a user message starts a PDU.
+    if flags & sctp::DATA_FLAG_B == 0 {
+        return;
+    }
+    let pdu = off + sctp::DATA_HLEN;
+    let h = if clen >= sctp::DATA_HLEN + 2 { pkt.read::<2>(pdu).and_then(ngap::header) } else { None };
+    let class = ngap::proc_class(app, h);
+    if let Some(p) = out.procs.get_mut(class) {
+        *p = p.wrapping_add(1);
+    }
+    if let Some(h) = h {
+        if ngap::is_initial_ue(app, &h) {
+            let i = out.ue_count as usize;
+            if i < MAX_UE_MSGS {
+                out.ue_off[i] = pdu as u32;
+                out.ue_end[i] = (off + clen) as u32;
+                out.ue_proto[i] = app;
+                out.ue_count += 1;
+            } else {
+                out.ue_skipped = out.ue_skipped.saturating_add(1);
+            }
+        }
+    }
+}
+
+/// Everything about one frame, for host code and tests: the packet summary and the walk of each
+/// recorded InitialUEMessage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct N2Parsed {
+    pub pkt: N2Packet,
+    pub ues: [Option<Result<ngap::InitialUe, ngap::NgapError>>; MAX_UE_MSGS],
+}
+
+/// [`parse_into`] and [`ngap::initial_ue`] on every recorded InitialUEMessage. `Ok(None)`: not N2.
+pub fn parse<P: Packet + ?Sized>(pkt: &P, ngap_port: u16, s1ap_port: u16) -> Result<Option<N2Parsed>, N2Malformed> {
+    let mut p = N2Packet::EMPTY;
+    if !parse_into(pkt, ngap_port, s1ap_port, &mut p)? {
+        return Ok(None);
+    }
+    let mut ues = [None; MAX_UE_MSGS];
+    for (i, slot) in ues.iter_mut().enumerate().take(p.ue_count as usize) {
+        let mut u = ngap::InitialUe::default();
+        *slot =
+            Some(ngap::initial_ue(pkt, p.ue_off[i] as usize, p.ue_end[i] as usize, p.ue_proto[i], &mut u).map(|()| u));
+    }
+    Ok(Some(N2Parsed { pkt: p, ues }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::abi_n2::{CHUNK_CLASS_SACK, PROC_INITIAL_UE, PROC_UPLINK_NAS};
+    use proptest::prelude::*;
+
+    fn chunk(t: u8, flags: u8, value: &[u8]) -> Vec<u8> {
+        let mut c = vec![t, flags];
+        c.extend_from_slice(&((value.len() + 4) as u16).to_be_bytes());
+        c.extend_from_slice(value);
+        while c.len() % 4 != 0 {
+            c.push(0);
+        }
+        c
+    }
+
+    fn data(ppid: u32, payload: &[u8]) -> Vec<u8> {
+        let mut v = vec![0, 0, 0, 1, 0, 0, 0, 0];
+        v.extend_from_slice(&ppid.to_be_bytes());
+        v.extend_from_slice(payload);
+        chunk(0, 0x03, &v)
+    }
+
+    fn frame(vtag: u32, chunks: &[Vec<u8>]) -> Vec<u8> {
+        let mut sctp = vec![0x96, 0x0c, 0x96, 0x0c];
+        sctp.extend_from_slice(&vtag.to_be_bytes());
+        sctp.extend_from_slice(&[0; 4]);
+        for c in chunks {
+            sctp.extend_from_slice(c);
+        }
+        let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
+        let total = (20 + sctp.len()) as u16;
+        f.extend_from_slice(&[0x45, 0, (total >> 8) as u8, total as u8, 0, 0, 0x40, 0, 64, 132, 0, 0]);
+        f.extend_from_slice(&[10, 1, 0, 5, 10, 1, 0, 1]);
+        f.extend_from_slice(&sctp);
+        f
+    }
+
+    #[test]
+    fn sack_and_ngap_data_are_counted() {
+        let sack = chunk(3, 0, &[0, 0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 0]);
+        let f = frame(7, &[sack, data(60, &[0x00, 46, 0x40, 0]), data(60, &[0x00, 15, 0x40, 0])]);
+        let p = parse(&f[..], 38412, 36412).expect("valid").expect("N2");
+        assert_eq!(p.pkt.chunks, 3);
+        assert_eq!(p.pkt.count(CHUNK_CLASS_SACK), 1);
+        assert_eq!(p.pkt.count(CHUNK_CLASS_DATA), 2);
+        assert_eq!(p.pkt.procs[PROC_UPLINK_NAS], 1);
+        assert_eq!(p.pkt.procs[PROC_INITIAL_UE], 1);
+        assert_eq!(p.pkt.ue_count, 1);
+        assert!(matches!(p.ues[0], Some(Err(_))), "a 4-octet InitialUEMessage does not walk");
+        // Another port: not N2.
+        assert_eq!(parse(&f[..], 1, 2), Ok(None));
+        // Ethernet padding after the IP packet is not a chunk.
+        let mut padded = f.clone();
+        padded.extend_from_slice(&[0; 10]);
+        assert_eq!(parse(&padded[..], 38412, 0).expect("valid").expect("N2").pkt.chunks, 3);
+    }
+
+    #[test]
+    fn structural_errors() {
+        let init = chunk(1, 0, &[0, 0, 0, 1, 0, 1, 0, 0, 0, 1, 0, 1, 0, 0, 0, 1]);
+        assert!(parse(&frame(0, std::slice::from_ref(&init))[..], 38412, 0).is_ok());
+        assert_eq!(parse(&frame(5, std::slice::from_ref(&init))[..], 38412, 0), Err(N2Malformed::InitBadVtag));
+        let hb = chunk(4, 0, &[0, 1, 0, 4]);
+        assert_eq!(parse(&frame(0, &[init, hb])[..], 38412, 0), Err(N2Malformed::InitBundled));
+        assert_eq!(parse(&frame(1, &[])[..], 38412, 0), Err(N2Malformed::NoChunks));
+        assert_eq!(parse(&frame(1, &[vec![3, 0, 0, 2]])[..], 38412, 0), Err(N2Malformed::ChunkTooShort));
+        assert_eq!(parse(&frame(1, &[vec![11, 0, 0, 8]])[..], 38412, 0), Err(N2Malformed::ChunkOverrun));
+        assert_eq!(parse(&frame(1, &[vec![11, 0]])[..], 38412, 0), Err(N2Malformed::ChunkTruncated));
+        let f = frame(1, &[vec![11, 0, 0, 4]]);
+        assert_eq!(parse(&f[..f.len() - 1], 38412, 0), Err(N2Malformed::SctpTruncated));
+    }
+
+    #[test]
+    fn all_is_in_index_order() {
+        for (i, r) in N2Malformed::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i);
+        }
+    }
+
+    proptest! {
+        /// Arbitrary bytes never panic and never report more than was walked.
+        #[test]
+        fn arbitrary_frames_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            if let Ok(Some(p)) = parse(&bytes[..], 38412, 36412) {
+                prop_assert!(p.pkt.chunks as usize <= MAX_CHUNKS);
+                prop_assert!(p.pkt.ue_count as usize <= MAX_UE_MSGS);
+            }
+        }
+
+        /// Valid SCTP/IP framing with arbitrary chunk bytes: the walk never panics, and every
+        /// InitialUE walk stays inside its chunk.
+        #[test]
+        fn arbitrary_chunks_never_panic(body in proptest::collection::vec(any::<u8>(), 0..400),
+                                        vtag in any::<u32>()) {
+            let f = frame(vtag, &[body]);
+            let _ = parse(&f[..], 38412, 36412);
+        }
+
+        /// A DATA chunk with an arbitrary NGAP payload: the IE walk never panics.
+        #[test]
+        fn arbitrary_ngap_never_panics(payload in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let mut p = vec![0x00, 15];
+            p.extend_from_slice(&payload);
+            let f = frame(9, &[data(60, &p)]);
+            let r = parse(&f[..], 38412, 36412);
+            prop_assert!(r.is_ok());
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! Per-packet decisions of the N2 program that do not touch maps: verdict codes, gates, and what
+//! a peer's stage says about one SCTP packet. The XDP program does the lookups and calls these;
+//! host tests call them directly.
+//!
+//! The rule that shapes all of it (DESIGN §2 "Enforcement must respect the protocol"): dropping
+//! a DATA chunk of a live association sheds no load (it is retransmitted) and stalls the stream.
+//! So below the top stage only association setup (INIT, COOKIE-ECHO) is limited, and a packet that
+//! carries DATA is never dropped by a setup limit: it is counted as "spared" instead. An INIT is
+//! always alone in its packet (RFC 9260 §6.10), so an INIT flood cannot hide behind DATA; a
+//! COOKIE-ECHO + DATA bundle can, but only with a valid cookie, which costs the sender a round
+//! trip through a (limited) INIT. Only stage 3, whole-peer quarantine, drops everything.
+
+use crate::abi::{StageEntry, STAGE_FLAG_EXEMPT, STAGE_QUARANTINE, STAGE_SHAPE, STAGE_STRICT};
+use crate::abi_n2::{N2Config, N2_PROT_QUARANTINE, N2_PROT_SETUP_LIMIT, N2_PROT_SETUP_STRICT};
+use crate::policy::Gate;
+use crate::rate;
+
+/// The outcome of one packet; the index into `N2_VERDICTS` and `N2_SHADOW`.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum N2Verdict {
+    /// Not SCTP to the NGAP/S1AP port (other traffic, IP fragments): passed untouched.
+    PassNotN2 = 0,
+    /// Malformed but passed: below SCTP, or malformed SCTP while `N2_PROT_MALFORMED` is not
+    /// enforced.
+    PassMalformed = 1,
+    /// Carries DATA (an association's traffic).
+    PassData = 2,
+    /// INIT / COOKIE-ECHO within limits.
+    PassSetup = 3,
+    /// Other control chunks (SACK, HEARTBEAT, ABORT, SHUTDOWN, INIT-ACK, COOKIE-ACK, ...).
+    PassControl = 4,
+    /// A setup limit would have dropped it, but it carries DATA: passed (never drop DATA below
+    /// the top stage).
+    PassDataSpared = 5,
+    /// A map operation failed; the guard passes rather than drop on its own failure.
+    PassFailOpen = 6,
+    /// Stage 3: the whole peer is quarantined.
+    DropQuarantine = 7,
+    /// Stage 1: above the peer's setup limit.
+    DropSetupLimit = 8,
+    /// Stage 2: above the peer's strict setup limit.
+    DropSetupStrict = 9,
+    /// The allow-list is on and the source is not in it.
+    DropNotAllowed = 10,
+    DropMalformed = 11,
+}
+
+impl N2Verdict {
+    pub const COUNT: u32 = 12;
+
+    pub const ALL: [N2Verdict; Self::COUNT as usize] = [
+        N2Verdict::PassNotN2,
+        N2Verdict::PassMalformed,
+        N2Verdict::PassData,
+        N2Verdict::PassSetup,
+        N2Verdict::PassControl,
+        N2Verdict::PassDataSpared,
+        N2Verdict::PassFailOpen,
+        N2Verdict::DropQuarantine,
+        N2Verdict::DropSetupLimit,
+        N2Verdict::DropSetupStrict,
+        N2Verdict::DropNotAllowed,
+        N2Verdict::DropMalformed,
+    ];
+
+    pub const fn is_drop(self) -> bool {
+        self as u32 >= N2Verdict::DropQuarantine as u32
+    }
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            N2Verdict::PassNotN2 => "pass_not_n2",
+            N2Verdict::PassMalformed => "pass_malformed",
+            N2Verdict::PassData => "pass_data",
+            N2Verdict::PassSetup => "pass_setup",
+            N2Verdict::PassControl => "pass_control",
+            N2Verdict::PassDataSpared => "pass_data_spared",
+            N2Verdict::PassFailOpen => "pass_fail_open",
+            N2Verdict::DropQuarantine => "drop_quarantine",
+            N2Verdict::DropSetupLimit => "drop_setup_limit",
+            N2Verdict::DropSetupStrict => "drop_setup_strict",
+            N2Verdict::DropNotAllowed => "drop_not_allowed",
+            N2Verdict::DropMalformed => "drop_malformed",
+        }
+    }
+}
+
+/// Off / shadow / enforce of one N2 protection.
+#[inline(always)]
+pub fn gate(cfg: &N2Config, prot: u32) -> Gate {
+    if cfg.enabled & prot == 0 {
+        Gate::Off
+    } else if cfg.shadow & prot != 0 {
+        Gate::Shadow
+    } else {
+        Gate::Enforce
+    }
+}
+
+/// The pass verdict of a packet nothing drops.
+#[inline(always)]
+pub fn pass_verdict(has_data: bool, has_setup: bool) -> N2Verdict {
+    if has_data {
+        N2Verdict::PassData
+    } else if has_setup {
+        N2Verdict::PassSetup
+    } else {
+        N2Verdict::PassControl
+    }
+}
+
+/// What a peer's stage entry says about one packet at `now`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerDecision {
+    /// No live stage (or an exempt peer, or a packet the stage does not concern).
+    Pass,
+    /// The stage would drop this packet; `prot` gates it.
+    Exceed { prot: u32, verdict: N2Verdict },
+}
+
+/// Apply `entry` (if live) to one packet. Stages 1 and 2 charge only packets with a setup chunk
+/// to the peer's GCRA (`entry.tat`); stage 3 concerns every packet.
+#[inline(always)]
+pub fn peer_stage(entry: &mut StageEntry, now: u64, has_setup: bool) -> PeerDecision {
+    if entry.flags & STAGE_FLAG_EXEMPT != 0 || entry.expires_ns <= now {
+        return PeerDecision::Pass;
+    }
+    match entry.stage {
+        STAGE_QUARANTINE => PeerDecision::Exceed { prot: N2_PROT_QUARANTINE, verdict: N2Verdict::DropQuarantine },
+        STAGE_SHAPE | STAGE_STRICT if has_setup => {
+            let limit = crate::abi::Limit { interval_ns: entry.interval_ns, tau_ns: entry.tau_ns };
+            if rate::admit(&mut entry.tat, now, &limit) {
+                PeerDecision::Pass
+            } else if entry.stage == STAGE_SHAPE {
+                PeerDecision::Exceed { prot: N2_PROT_SETUP_LIMIT, verdict: N2Verdict::DropSetupLimit }
+            } else {
+                PeerDecision::Exceed { prot: N2_PROT_SETUP_STRICT, verdict: N2Verdict::DropSetupStrict }
+            }
+        }
+        _ => PeerDecision::Pass,
+    }
+}
+
+/// Whether a would-be drop must be turned into a pass because the packet carries DATA: always,
+/// except at the top stage (whole-peer quarantine) and for the allow-list and malformed packets,
+/// which are not about load.
+#[inline(always)]
+pub fn spares_data(verdict: N2Verdict, has_data: bool) -> bool {
+    has_data && matches!(verdict, N2Verdict::DropSetupLimit | N2Verdict::DropSetupStrict)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::abi::Limit;
+
+    fn entry(stage: u32, pps: u64, burst: u64, expires: u64) -> StageEntry {
+        let l = Limit::per_second(pps, burst);
+        StageEntry { stage, interval_ns: l.interval_ns, tau_ns: l.tau_ns, expires_ns: expires, ..Default::default() }
+    }
+
+    #[test]
+    fn setup_limit_charges_only_setup_packets() {
+        let mut e = entry(STAGE_SHAPE, 1, 2, u64::MAX);
+        let now = 10_000_000_000;
+        assert_eq!(peer_stage(&mut e, now, true), PeerDecision::Pass);
+        assert_eq!(peer_stage(&mut e, now, true), PeerDecision::Pass);
+        assert!(matches!(
+            peer_stage(&mut e, now, true),
+            PeerDecision::Exceed { verdict: N2Verdict::DropSetupLimit, .. }
+        ));
+        // Non-setup packets are not the stage's business.
+        for _ in 0..10 {
+            assert_eq!(peer_stage(&mut e, now, false), PeerDecision::Pass);
+        }
+        let mut s = entry(STAGE_STRICT, 1, 1, u64::MAX);
+        assert_eq!(peer_stage(&mut s, now, true), PeerDecision::Pass);
+        assert!(matches!(
+            peer_stage(&mut s, now, true),
+            PeerDecision::Exceed { verdict: N2Verdict::DropSetupStrict, .. }
+        ));
+    }
+
+    #[test]
+    fn quarantine_concerns_everything_until_expiry() {
+        let mut e = entry(STAGE_QUARANTINE, 0, 0, 100);
+        assert!(matches!(
+            peer_stage(&mut e, 99, false),
+            PeerDecision::Exceed { verdict: N2Verdict::DropQuarantine, .. }
+        ));
+        assert_eq!(peer_stage(&mut e, 100, false), PeerDecision::Pass);
+        e.flags = STAGE_FLAG_EXEMPT;
+        assert_eq!(peer_stage(&mut e, 5, true), PeerDecision::Pass);
+    }
+
+    #[test]
+    fn data_is_spared_below_the_top_stage_only() {
+        assert!(spares_data(N2Verdict::DropSetupLimit, true));
+        assert!(spares_data(N2Verdict::DropSetupStrict, true));
+        assert!(!spares_data(N2Verdict::DropSetupLimit, false));
+        assert!(!spares_data(N2Verdict::DropQuarantine, true));
+        assert!(!spares_data(N2Verdict::DropNotAllowed, true));
+        assert_eq!(pass_verdict(true, true), N2Verdict::PassData);
+        assert_eq!(pass_verdict(false, true), N2Verdict::PassSetup);
+        assert_eq!(pass_verdict(false, false), N2Verdict::PassControl);
+    }
+
+    #[test]
+    fn verdict_all_in_order() {
+        for (i, v) in N2Verdict::ALL.iter().enumerate() {
+            assert_eq!(*v as usize, i);
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! Reference programs for `cargo xtask bench` (DESIGN §5 "Per-packet cost"): per-packet cost is
+//! always reported as a ratio against programs measured in the same run.
+//!
+//! - `xdp_baseline`: returns `XDP_PASS` and nothing else — the floor of BPF_PROG_TEST_RUN and of
+//!   an attached XDP program.
+//! - `xdp_floor`: the least any per-device guard must do: parse to the TEID (Ethernet, IPv4 or
+//!   IPv6, UDP to the GTP-U port, the TEID), one hash lookup keyed on it, two atomic counter adds.
+//! - `xdp_floor_lru`: the same on an LRU hash (the guard's device map is one).
+//! - `xdp_parse_only`: runs only the shared N3 parser (`guard_common::parse::n3`) on the frame
+//!   and returns `XDP_PASS`, so the bench can split `guard_n3`'s cost into parse and policy.
+//! - `xdp_op_*`: one kind of operation eight times over (a clock read, a hash hit, a hash miss,
+//!   an LRU hit — on 20-byte keys, like the guard's —, a per-CPU array slot update, an atomic
+//!   add), so the bench can price each operation the guard performs by difference with
+//!   `xdp_baseline` (or, for the atomic add, `xdp_op_hash1`) instead of guessing.
+//!
+//! Neither is loaded by the guard itself; they share the object with `guard_n3`. Their own maps
+//! are unpinned and created with a handful of entries: the bench raises the capacities it needs.
+
+use aya_ebpf::{
+    bindings::xdp_action,
+    helpers::bpf_ktime_get_ns,
+    macros::{map, xdp},
+    maps::{HashMap, LruHashMap, PerCpuArray},
+    programs::XdpContext,
+};
+use guard_common::parse::{n3, Packet};
+
+use crate::{counters::add, cursor::XdpPacket, maps::N3_PKT};
+
+/// The GTP-U port (TS 29.281 §4.4.2); `guard_n3` reads it from `N3_CONFIG`.
+const GTPU_PORT: u16 = 2152;
+
+/// TEID → [packets, bytes] of `xdp_floor` and the hash `xdp_op_*` programs.
+#[map(name = "BENCH_FLOOR")]
+static BENCH_FLOOR: HashMap<u32, [u64; 2]> = HashMap::with_max_entries(64, 0);
+
+/// TEID → [packets, bytes] of `xdp_floor_lru` and `xdp_op_lru`.
+#[map(name = "BENCH_FLOOR_LRU")]
+static BENCH_FLOOR_LRU: LruHashMap<u32, [u64; 2]> = LruHashMap::with_max_entries(64, 0);
+
+/// 20-byte keys, the size of the guard's `DeviceKey` and `CellKey` (the hash function's cost
+/// grows with the key): the hash and miss probes use this map.
+#[map(name = "BENCH_HASH20")]
+static BENCH_HASH20: HashMap<[u32; 5], [u64; 2]> = HashMap::with_max_entries(64, 0);
+
+/// As `BENCH_HASH20`, an LRU hash (as `N3_DEVICES` and `N3_CELLS`).
+#[map(name = "BENCH_LRU20")]
+static BENCH_LRU20: LruHashMap<[u32; 5], [u64; 2]> = LruHashMap::with_max_entries(64, 0);
+
+/// One per-CPU slot for `xdp_op_percpu` (as the guard's verdict counters).
+#[map(name = "BENCH_PCPU")]
+static BENCH_PCPU: PerCpuArray<[u64; 2]> = PerCpuArray::with_max_entries(1, 0);
+
+/// The key the `xdp_op_*` programs look up; the bench inserts it into both 20-byte maps.
+const OP_KEY: [u32; 5] = [1, 0, 0, 0, 0];
+/// A key the bench never inserts (`xdp_op_miss`).
+const MISS_KEY: [u32; 5] = [0xffff_fff0, 0, 0, 0, 0];
+
+#[xdp]
+pub fn xdp_baseline(_ctx: XdpContext) -> u32 {
+    xdp_action::XDP_PASS
+}
+
+#[xdp]
+pub fn xdp_parse_only(ctx: XdpContext) -> u32 {
+    let Some(pp) = N3_PKT.get_ptr_mut(0) else {
+        return xdp_action::XDP_PASS;
+    };
+    // SAFETY: per-CPU slot, only this CPU uses it while this program runs.
+    let p = unsafe { &mut *pp };
+    // Opaque context pointer, as in `guard_n3`'s `parse_frame`: the verifier forbids arithmetic
+    // on a `pkt_end` it did not load itself.
+    let ctx = XdpContext::new(core::hint::black_box(ctx.ctx));
+    let r = n3::parse_into(&XdpPacket::new(&ctx), GTPU_PORT, p);
+    // Keep the parse from being optimised away.
+    core::hint::black_box(&r);
+    xdp_action::XDP_PASS
+}
+
+/// The TEID of a GTP-U frame, parsed the shortest way that is still correct for untagged IPv4
+/// (any IHL) and IPv6 without extension headers. `None` for anything else.
+#[inline(always)]
+fn floor_teid(ctx: &XdpContext) -> Option<u32> {
+    let pkt = XdpPacket::new(ctx);
+    let ethertype: [u8; 2] = pkt.read(12)?;
+    let (l4, proto) = match u16::from_be_bytes(ethertype) {
+        0x0800 => {
+            let vihl: [u8; 2] = pkt.read(14)?;
+            let ihl = usize::from(vihl[0] & 0x0f) * 4;
+            if ihl < 20 {
+                return None;
+            }
+            // TTL, protocol.
+            let p: [u8; 2] = pkt.read(14 + 8)?;
+            (14 + ihl, p[1])
+        }
+        0x86dd => {
+            // Next header, hop limit.
+            let p: [u8; 2] = pkt.read(14 + 6)?;
+            (14 + 40, p[0])
+        }
+        _ => return None,
+    };
+    if proto != 17 {
+        return None;
+    }
+    let ports: [u8; 4] = pkt.read(l4)?;
+    if u16::from_be_bytes([ports[2], ports[3]]) != GTPU_PORT {
+        return None;
+    }
+    // GTP-U: flags, type, length, then the TEID.
+    let teid: [u8; 4] = pkt.read(l4 + 8 + 4)?;
+    Some(u32::from_be_bytes(teid))
+}
+
+#[xdp]
+pub fn xdp_floor(ctx: XdpContext) -> u32 {
+    let len = (ctx.data_end() - ctx.data()) as u64;
+    let ctx = XdpContext::new(core::hint::black_box(ctx.ctx));
+    if let Some(teid) = floor_teid(&ctx) {
+        if let Some(v) = BENCH_FLOOR.get_ptr_mut(&teid) {
+            // SAFETY: a live map value, 8-byte aligned u64 fields; updated atomically.
+            unsafe {
+                add(&mut (*v)[0], 1);
+                add(&mut (*v)[1], len);
+            }
+        }
+    }
+    xdp_action::XDP_PASS
+}
+
+#[xdp]
+pub fn xdp_floor_lru(ctx: XdpContext) -> u32 {
+    let len = (ctx.data_end() - ctx.data()) as u64;
+    let ctx = XdpContext::new(core::hint::black_box(ctx.ctx));
+    if let Some(teid) = floor_teid(&ctx) {
+        if let Some(v) = BENCH_FLOOR_LRU.get_ptr_mut(&teid) {
+            // SAFETY: as in `xdp_floor`.
+            unsafe {
+                add(&mut (*v)[0], 1);
+                add(&mut (*v)[1], len);
+            }
+        }
+    }
+    xdp_action::XDP_PASS
+}
+
+/// Repeat a statement eight times (straight-line code: the bench divides by 8).
+macro_rules! eight {
+    ($($t:tt)*) => {
+        { $($t)* }
+        { $($t)* }
+        { $($t)* }
+        { $($t)* }
+        { $($t)* }
+        { $($t)* }
+        { $($t)* }
+        { $($t)* }
+    };
+}
+
+#[xdp]
+pub fn xdp_op_ktime(_ctx: XdpContext) -> u32 {
+    let mut acc = 0u64;
+    // SAFETY: a helper without arguments.
+    eight!(acc = acc.wrapping_add(unsafe { bpf_ktime_get_ns() }));
+    core::hint::black_box(acc);
+    xdp_action::XDP_PASS
+}
+
+#[xdp]
+pub fn xdp_op_hash(_ctx: XdpContext) -> u32 {
+    let mut hits = 0u32;
+    eight!(hits += u32::from(BENCH_HASH20.get_ptr_mut(&core::hint::black_box(OP_KEY)).is_some()));
+    core::hint::black_box(hits);
+    xdp_action::XDP_PASS
+}
+
+#[xdp]
+pub fn xdp_op_miss(_ctx: XdpContext) -> u32 {
+    let mut hits = 0u32;
+    eight!(hits += u32::from(BENCH_HASH20.get_ptr_mut(&core::hint::black_box(MISS_KEY)).is_some()));
+    core::hint::black_box(hits);
+    xdp_action::XDP_PASS
+}
+
+#[xdp]
+pub fn xdp_op_lru(_ctx: XdpContext) -> u32 {
+    let mut hits = 0u32;
+    eight!(hits += u32::from(BENCH_LRU20.get_ptr_mut(&core::hint::black_box(OP_KEY)).is_some()));
+    core::hint::black_box(hits);
+    xdp_action::XDP_PASS
+}
+
+#[xdp]
+pub fn xdp_op_percpu(_ctx: XdpContext) -> u32 {
+    eight!(if let Some(c) = BENCH_PCPU.get_ptr_mut(core::hint::black_box(0)) {
+        // SAFETY: per-CPU slot, only this CPU touches it while this program runs.
+        unsafe {
+            (*c)[0] += 1;
+            (*c)[1] += 64;
+        }
+    });
+    xdp_action::XDP_PASS
+}
+
+/// One hash lookup: the control of `xdp_op_atomic`.
+#[xdp]
+pub fn xdp_op_hash1(_ctx: XdpContext) -> u32 {
+    let hit = BENCH_HASH20.get_ptr_mut(&core::hint::black_box(OP_KEY)).is_some();
+    core::hint::black_box(hit);
+    xdp_action::XDP_PASS
+}
+
+/// One hash lookup, then eight atomic adds on the value: (this − `xdp_op_hash1`) / 8 is the
+/// price of one atomic add.
+#[xdp]
+pub fn xdp_op_atomic(_ctx: XdpContext) -> u32 {
+    if let Some(v) = BENCH_HASH20.get_ptr_mut(&core::hint::black_box(OP_KEY)) {
+        // SAFETY: a live map value, 8-byte aligned; updated atomically.
+        eight!(unsafe { add(&mut (*v)[0], 1) });
+    }
+    xdp_action::XDP_PASS
+}

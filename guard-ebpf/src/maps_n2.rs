@@ -1,0 +1,74 @@
+//! The N2 program's maps (layout in `guard_common::abi_n2`; bump `N2_SCHEMA_VERSION` on any
+//! change). Pinned by name like N3's; `GUARD_META` (in [`crate::maps`]) is shared.
+
+use aya_ebpf::{
+    macros::map,
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
+};
+use guard_common::abi::Counter;
+use guard_common::{
+    abi::{L3Addr, StageEntry, TatSlot},
+    abi_n2::{
+        N2CellKey, N2CellState, N2Config, N2DeviceKey, N2DeviceState, N2PeerState, N2_DEFAULT_MAX_ALLOW,
+        N2_DEFAULT_MAX_CELLS, N2_DEFAULT_MAX_DEVICES, N2_DEFAULT_MAX_PEERS, N2_DEFAULT_MAX_PEER_STAGES,
+        N2_EVENTS_RING_BYTES, N2_STAT_COUNT,
+    },
+    parse::{n2::N2Malformed, n2::N2Packet, ngap::InitialUe},
+    policy_n2::N2Verdict,
+};
+
+/// Written by userspace; all zero (ports 0) until then: every packet passes.
+#[map(name = "N2_CONFIG")]
+pub static N2_CONFIG: Array<N2Config> = Array::pinned(1, 0);
+
+/// Per-peer counters (LRU, data-plane owned).
+#[map(name = "N2_PEERS")]
+pub static N2_PEERS: LruHashMap<L3Addr, N2PeerState> = LruHashMap::pinned(N2_DEFAULT_MAX_PEERS, 0);
+
+/// Peer stages, userspace-owned (the data plane only writes the GCRA `tat`).
+#[map(name = "N2_PEER_STAGES")]
+pub static N2_PEER_STAGES: HashMap<L3Addr, StageEntry> = HashMap::pinned(N2_DEFAULT_MAX_PEER_STAGES, 0);
+
+/// The peer allow-list, userspace-owned: key present with a non-zero value = allowed.
+#[map(name = "N2_ALLOW")]
+pub static N2_ALLOW: HashMap<L3Addr, u32> = HashMap::pinned(N2_DEFAULT_MAX_ALLOW, 0);
+
+#[map(name = "N2_CELLS")]
+pub static N2_CELLS: LruHashMap<N2CellKey, N2CellState> = LruHashMap::pinned(N2_DEFAULT_MAX_CELLS, 0);
+
+#[map(name = "N2_DEVICES")]
+pub static N2_DEVICES: LruHashMap<N2DeviceKey, N2DeviceState> = LruHashMap::pinned(N2_DEFAULT_MAX_DEVICES, 0);
+
+#[map(name = "N2_VERDICTS")]
+pub static N2_VERDICTS: PerCpuArray<Counter> = PerCpuArray::pinned(N2Verdict::COUNT, 0);
+
+#[map(name = "N2_SHADOW")]
+pub static N2_SHADOW: PerCpuArray<Counter> = PerCpuArray::pinned(N2Verdict::COUNT, 0);
+
+#[map(name = "N2_MALFORMED")]
+pub static N2_MALFORMED: PerCpuArray<Counter> = PerCpuArray::pinned(N2Malformed::COUNT, 0);
+
+#[map(name = "N2_STATS")]
+pub static N2_STATS: PerCpuArray<Counter> = PerCpuArray::pinned(N2_STAT_COUNT, 0);
+
+#[map(name = "N2_PCPU_TAT")]
+pub static N2_PCPU_TAT: PerCpuArray<TatSlot> = PerCpuArray::pinned(1, 0);
+
+#[map(name = "N2_EVENTS")]
+pub static N2_EVENTS: RingBuf = RingBuf::pinned(N2_EVENTS_RING_BYTES, 0);
+
+/// Per-CPU scratch (not pinned): the parsed packet, one InitialUEMessage walk, and new entries.
+#[map(name = "N2_PKT")]
+pub static N2_PKT: PerCpuArray<N2Packet> = PerCpuArray::with_max_entries(1, 0);
+
+#[map(name = "N2_UE")]
+pub static N2_UE: PerCpuArray<InitialUe> = PerCpuArray::with_max_entries(1, 0);
+
+#[map(name = "N2_NEW_PEER")]
+pub static N2_NEW_PEER: PerCpuArray<N2PeerState> = PerCpuArray::with_max_entries(1, 0);
+
+#[map(name = "N2_NEW_CELL")]
+pub static N2_NEW_CELL: PerCpuArray<N2CellState> = PerCpuArray::with_max_entries(1, 0);
+
+#[map(name = "N2_NEW_DEV")]
+pub static N2_NEW_DEV: PerCpuArray<N2DeviceState> = PerCpuArray::with_max_entries(1, 0);

@@ -1,0 +1,574 @@
+//! `guard_n2`: the XDP program for the N2/S1-MME NIC (SCTP carrying NGAP or S1AP).
+//!
+//! What it may drop, and why only that (DESIGN §2 "Enforcement must respect the protocol"):
+//! malformed SCTP; SCTP from peers not on the allow-list (when enabled); association setup
+//! (INIT, COOKIE-ECHO) above a peer's stage-1/2 limit; and everything of a peer at stage 3
+//! (whole-peer quarantine). A packet carrying DATA is never dropped below stage 3: a dropped DATA
+//! chunk is retransmitted and head-of-line blocks its stream, so it sheds no load.
+//!
+//! Everything else is measurement for the controller: chunk types and NGAP/S1AP procedures per
+//! peer (`N2_PEERS`), and, from each InitialUEMessage, access attempts per cell (`N2_CELLS`,
+//! NR-CGI / E-UTRAN CGI) and per device (`N2_DEVICES`, 5G-S-TMSI / S-TMSI, else peer +
+//! RAN-UE-NGAP-ID). Any failure of the guard itself passes the packet (fail-open).
+//!
+//! Layout for the verifier, as in `n3.rs`: the parse, the policy and the InitialUEMessage walk are
+//! sibling BPF subprograms (their stack frames do not add up), the context pointer goes through
+//! `black_box`, the parsed packet and new map entries live in per-CPU scratch slots.
+
+use aya_ebpf::{bindings::xdp_action, helpers::bpf_ktime_get_ns, macros::xdp, programs::XdpContext};
+use guard_common::{
+    abi::{Counter, L3Addr, STAGE_OBSERVE},
+    abi_n2::{
+        N2CellKey, N2CellState, N2Config, N2DeviceKey, N2DeviceState, N2Event, N2PeerState, CHUNK_CLASS_COUNT,
+        N2_EVENT_SETUP_LIMITED, N2_EVENT_SETUP_OVER_LIMIT, N2_PROT_ALLOWLIST, N2_PROT_MALFORMED, N2_STAT_EVENTS_LOST,
+        N2_STAT_EVENTS_SENT, N2_STAT_EVENTS_SUPPRESSED, N2_STAT_MAP_UPDATE_FAILED, N2_STAT_NGAP_UNPARSED,
+        N2_STAT_NO_CONFIG, N2_STAT_UE_SKIPPED, N2_STAT_WALK_CUT, PEER_FLAG_NGAP, PEER_FLAG_S1AP, PROC_CLASS_COUNT,
+    },
+    parse::{
+        n2::{self, N2Malformed, N2Packet, MAX_CHUNKS, MAX_UE_MSGS},
+        ngap::{self, InitialUe, NgapError},
+    },
+    policy::Gate,
+    policy_n2::{self, N2Verdict, PeerDecision},
+    rate,
+};
+
+use crate::{
+    counters::{add, zero},
+    cursor::XdpPacket,
+    maps_n2::{
+        N2_ALLOW, N2_CELLS, N2_CONFIG, N2_DEVICES, N2_EVENTS, N2_MALFORMED, N2_NEW_CELL, N2_NEW_DEV, N2_NEW_PEER,
+        N2_PCPU_TAT, N2_PEERS, N2_PEER_STAGES, N2_PKT, N2_SHADOW, N2_STATS, N2_UE, N2_VERDICTS,
+    },
+};
+
+/// BPF_NOEXIST: insert only if absent.
+const BPF_NOEXIST: u64 = 1;
+
+// `counters::zero` clears whole 8-byte words.
+const _: () = assert!(core::mem::size_of::<N2Packet>() % 8 == 0);
+const _: () = assert!(core::mem::size_of::<InitialUe>() % 8 == 0);
+
+#[xdp]
+pub fn guard_n2(ctx: XdpContext) -> u32 {
+    let len = (ctx.data_end() - ctx.data()) as u64;
+    let v = verdict(&ctx, len);
+    bump(N2_VERDICTS.get_ptr_mut(v as u32), len);
+    if v.is_drop() {
+        return xdp_action::XDP_DROP;
+    }
+    // The InitialUEMessages of a passed packet are walked only now, once its verdict is counted:
+    // with the verdict (a dozen values) still live, the verifier would walk them once per
+    // verdict. Only packets with DATA carry NGAP/S1AP, and only well-formed ones are walked.
+    if matches!(v, N2Verdict::PassData | N2Verdict::PassDataSpared) {
+        walk_ues(&ctx);
+    }
+    xdp_action::XDP_PASS
+}
+
+#[inline(always)]
+fn bump(c: Option<*mut Counter>, bytes: u64) {
+    if let Some(c) = c {
+        // SAFETY: a per-CPU array slot is only touched by this CPU while this program runs.
+        unsafe {
+            (*c).packets += 1;
+            (*c).bytes += bytes;
+        }
+    }
+}
+
+#[inline(always)]
+fn stat(index: u32) {
+    bump(N2_STATS.get_ptr_mut(index), 0);
+}
+
+/// Whether a protection that would drop this packet actually drops it (shadow: counted in
+/// `N2_SHADOW`, passed).
+#[inline(always)]
+fn enforced(cfg: &N2Config, prot: u32, v: N2Verdict, len: u64) -> bool {
+    match policy_n2::gate(cfg, prot) {
+        Gate::Off => false,
+        Gate::Shadow => {
+            bump(N2_SHADOW.get_ptr_mut(v as u32), len);
+            false
+        }
+        Gate::Enforce => true,
+    }
+}
+
+#[inline(always)]
+fn verdict(ctx: &XdpContext, len: u64) -> N2Verdict {
+    let Some(cfg) = N2_CONFIG.get(0) else {
+        stat(N2_STAT_NO_CONFIG);
+        return N2Verdict::PassFailOpen;
+    };
+    let Some(pp) = N2_PKT.get_ptr_mut(0) else {
+        return N2Verdict::PassFailOpen;
+    };
+    // SAFETY: per-CPU slot, only this CPU uses it while this program runs; cleared with word
+    // stores (the parser writes only what it finds, see `n2::parse_head`).
+    let p = unsafe {
+        zero(pp);
+        &mut *pp
+    };
+    match parse_frame(ctx, cfg.ngap_port as u16, cfg.s1ap_port as u16, p) {
+        Ok(true) => {}
+        Ok(false) => return N2Verdict::PassNotN2,
+        Err(m) => return malformed(cfg, p, m, len),
+    }
+    // The chunk walk: one subprogram call per chunk (see `chunk_step`).
+    for _ in 0..MAX_CHUNKS {
+        match chunk_step(ctx, p) {
+            STEP_MORE => {}
+            STEP_DONE => break,
+            e => return malformed(cfg, p, step_error(e), len),
+        }
+    }
+    if let Err(m) = n2::finish(p) {
+        return malformed(cfg, p, m, len);
+    }
+    if p.walk_cut != 0 {
+        stat(N2_STAT_WALK_CUT);
+    }
+    if p.ue_skipped != 0 {
+        stat(N2_STAT_UE_SKIPPED);
+    }
+    policy(cfg, p, len)
+}
+
+/// Walk and account the InitialUEMessages the chunk walk recorded in `N2_PKT` (called only for a
+/// well-formed, passed packet with DATA, right after its parse).
+#[inline(never)]
+fn walk_ues(ctx: &XdpContext) {
+    let Some(pp) = N2_PKT.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: per-CPU slot, only this CPU uses it while this program runs.
+    let p = unsafe { &*pp };
+    for i in 0..MAX_UE_MSGS {
+        if i >= p.ue_count as usize {
+            break;
+        }
+        initial_ue(ctx, p, i);
+    }
+}
+
+#[inline(always)]
+fn malformed(cfg: &N2Config, p: &N2Packet, m: N2Malformed, len: u64) -> N2Verdict {
+    bump(N2_MALFORMED.get_ptr_mut(m as u32), len);
+    if !m.is_sctp() {
+        return N2Verdict::PassMalformed;
+    }
+    // Counted on a known peer; a malformed packet never creates state.
+    let peer = N2_PEERS.get_ptr_mut(&p.src);
+    if let Some(peer) = peer {
+        // SAFETY: a live LRU map value; counters are atomic.
+        unsafe { add(&mut (*peer).malformed, 1) };
+    }
+    if enforced(cfg, N2_PROT_MALFORMED, N2Verdict::DropMalformed, len) {
+        if let Some(peer) = peer {
+            // SAFETY: as above.
+            unsafe { add(&mut (*peer).dropped, 1) };
+        }
+        return N2Verdict::DropMalformed;
+    }
+    N2Verdict::PassMalformed
+}
+
+/// Ethernet, IP and the SCTP common header, in a BPF subprogram of its own (see
+/// `n3::parse_frame`).
+#[inline(never)]
+fn parse_frame(ctx: &XdpContext, ngap_port: u16, s1ap_port: u16, out: &mut N2Packet) -> Result<bool, N2Malformed> {
+    // Keep the context pointer opaque: otherwise LLVM passes `data` and `data_end` as promoted
+    // arguments, and the verifier forbids arithmetic on a `pkt_end` it did not load itself.
+    let ctx = XdpContext::new(core::hint::black_box(ctx.ctx));
+    n2::parse_head(&XdpPacket::new(&ctx), ngap_port, s1ap_port, out)
+}
+
+/// [`chunk_step`] results: another chunk may follow, the walk is over, or `STEP_ERR + reason`.
+const STEP_MORE: u32 = 0;
+const STEP_DONE: u32 = 1;
+const STEP_ERR: u32 = 2;
+
+#[inline(always)]
+fn step_error(code: u32) -> N2Malformed {
+    let r = code.wrapping_sub(STEP_ERR);
+    match N2Malformed::ALL.get(r as usize) {
+        Some(m) => *m,
+        None => N2Malformed::ChunkTruncated,
+    }
+}
+
+/// One chunk (`n2::chunk_step`) per call of this BPF subprogram. Why a subprogram: unrolled
+/// inline, every path through one chunk (its type, its class, DATA or not, PPID, PDU kind)
+/// multiplies the paths of the next, and the walk offset differs on each, so the verifier could
+/// not prune and hit its 1M-instruction limit. Here each step starts from the walk state *loaded
+/// from the per-CPU map value* (`out.cur`, `out.end`): the verifier knows nothing about it, so
+/// every step is verified once per call site, whatever came before. The result is a small code
+/// (a register), not a `Result` in memory.
+#[inline(never)]
+fn chunk_step(ctx: &XdpContext, out: &mut N2Packet) -> u32 {
+    let ctx = XdpContext::new(core::hint::black_box(ctx.ctx));
+    match n2::chunk_step(&XdpPacket::new(&ctx), out) {
+        Ok(true) => STEP_MORE,
+        Ok(false) => STEP_DONE,
+        Err(m) => STEP_ERR + m as u32,
+    }
+}
+
+/// The InitialUEMessage walk: the PDU header, then one `ie_step` call per IE, in a BPF
+/// subprogram of its own (called once per InitialUEMessage of the packet).
+#[inline(never)]
+fn parse_ue(ctx: &XdpContext, off: u32, end: u32, proto: u8, out: &mut InitialUe) -> Result<(), NgapError> {
+    {
+        let ctx = XdpContext::new(core::hint::black_box(ctx.ctx));
+        ngap::initial_ue_head(&XdpPacket::new(&ctx), off as usize, end as usize, proto, out)?;
+    }
+    for _ in 0..ngap::MAX_IES {
+        match ie_step(ctx, out) {
+            STEP_MORE => {}
+            STEP_DONE => break,
+            e => return Err(ie_error(e)),
+        }
+    }
+    Ok(())
+}
+
+#[inline(always)]
+fn ie_error(code: u32) -> NgapError {
+    match code.wrapping_sub(STEP_ERR) {
+        0 => NgapError::Truncated,
+        1 => NgapError::BadLength,
+        2 => NgapError::NotInitialUe,
+        _ => NgapError::Window,
+    }
+}
+
+/// One protocol IE per call, for the reason given at [`chunk_step`]: the header inline, the
+/// value in [`ie_decode`], so the paths through the length determinant and those through the
+/// value decoders add up instead of multiplying.
+#[inline(never)]
+fn ie_step(ctx: &XdpContext, out: &mut InitialUe) -> u32 {
+    let r = {
+        let ctx = XdpContext::new(core::hint::black_box(ctx.ctx));
+        ngap::ie_header(&XdpPacket::new(&ctx), out)
+    };
+    match r {
+        Ok(true) => ie_decode(ctx, out),
+        Ok(false) => STEP_DONE,
+        Err(e) => ie_code(e),
+    }
+}
+
+#[inline(never)]
+fn ie_decode(ctx: &XdpContext, out: &mut InitialUe) -> u32 {
+    let ctx = XdpContext::new(core::hint::black_box(ctx.ctx));
+    match ngap::ie_decode(&XdpPacket::new(&ctx), out) {
+        Ok(()) => STEP_MORE,
+        Err(e) => ie_code(e),
+    }
+}
+
+#[inline(always)]
+fn ie_code(e: NgapError) -> u32 {
+    match e {
+        NgapError::Truncated => STEP_ERR,
+        NgapError::BadLength => STEP_ERR + 1,
+        NgapError::NotInitialUe => STEP_ERR + 2,
+        NgapError::Window => STEP_ERR + 3,
+    }
+}
+
+/// The peer's entry in `N2_PEERS`, created on first sight.
+#[inline(always)]
+fn peer_state(key: &L3Addr, now: u64) -> Option<*mut N2PeerState> {
+    if let Some(c) = N2_PEERS.get_ptr_mut(key) {
+        return Some(c);
+    }
+    let fresh = N2_NEW_PEER.get_ptr_mut(0)?;
+    // SAFETY: per-CPU scratch slot; reset in full before each use.
+    unsafe {
+        zero(fresh);
+        (*fresh).last_seen_ns = now;
+    }
+    // SAFETY: `fresh` is a valid map value pointer for the duration of the call.
+    let _ = N2_PEERS.insert(key, unsafe { &*fresh }, BPF_NOEXIST);
+    N2_PEERS.get_ptr_mut(key)
+}
+
+/// Everything after the parse, in a BPF subprogram of its own.
+#[inline(never)]
+fn policy(cfg: &N2Config, p: &N2Packet, len: u64) -> N2Verdict {
+    let now = unsafe { bpf_ktime_get_ns() };
+    // The allow-list first, before any state is created: a spoofed-source flood cannot churn the
+    // peer map while the list is enforced.
+    if policy_n2::gate(cfg, N2_PROT_ALLOWLIST) != Gate::Off {
+        // SAFETY: a live value of the userspace-owned allow map.
+        let allowed = match unsafe { N2_ALLOW.get(&p.src) } {
+            Some(v) => *v != 0,
+            None => false,
+        };
+        if !allowed && enforced(cfg, N2_PROT_ALLOWLIST, N2Verdict::DropNotAllowed, len) {
+            return N2Verdict::DropNotAllowed;
+        }
+    }
+    let Some(peer) = peer_state(&p.src, now) else {
+        stat(N2_STAT_MAP_UPDATE_FAILED);
+        return N2Verdict::PassFailOpen;
+    };
+    // SAFETY: `peer` points into a live LRU map value; shared counters are atomic, the rest are
+    // last-writer-wins samples.
+    let ps = unsafe { &mut *peer };
+    add(&mut ps.packets, 1);
+    add(&mut ps.bytes, len);
+    ps.last_seen_ns = now;
+    ps.last_vtag = p.vtag;
+    ps.flags |= if p.port_proto == ngap::PROTO_S1AP { PEER_FLAG_S1AP } else { PEER_FLAG_NGAP };
+    for i in 0..CHUNK_CLASS_COUNT {
+        let n = p.chunk_counts[i];
+        if n != 0 {
+            add(&mut ps.chunks[i], n as u64);
+        }
+    }
+    for i in 0..PROC_CLASS_COUNT {
+        let n = p.procs[i];
+        if n != 0 {
+            add(&mut ps.procs[i], n as u64);
+        }
+    }
+    let has_data = p.has_data();
+    let has_setup = p.has_setup();
+    let stage = N2_PEER_STAGES.get_ptr_mut(&p.src);
+    let stage_code = match stage {
+        // SAFETY: a live map value.
+        Some(s) => unsafe { (*s).stage },
+        None => STAGE_OBSERVE,
+    };
+
+    if has_setup {
+        add(&mut ps.setups, 1);
+        // Stage-0 profile: evidence for the controller, never a drop.
+        if !rate::admit(&mut ps.tat_setup_observe, now, &cfg.setup_observe) {
+            add(&mut ps.setup_over_limit, 1);
+            event(cfg, ps, now, N2_EVENT_SETUP_OVER_LIMIT, stage_code, &p.src);
+        }
+    }
+
+    if let Some(s) = stage {
+        // SAFETY: a live value of the userspace-owned stage map; only `tat` is written here.
+        match policy_n2::peer_stage(unsafe { &mut *s }, now, has_setup) {
+            PeerDecision::Pass => {}
+            PeerDecision::Exceed { prot, verdict } => {
+                if policy_n2::spares_data(verdict, has_data) {
+                    if policy_n2::gate(cfg, prot) != Gate::Off {
+                        add(&mut ps.setup_spared, 1);
+                        return N2Verdict::PassDataSpared;
+                    }
+                } else if enforced(cfg, prot, verdict, len) {
+                    add(&mut ps.dropped, 1);
+                    if verdict != N2Verdict::DropQuarantine {
+                        add(&mut ps.setup_dropped, 1);
+                        event(cfg, ps, now, N2_EVENT_SETUP_LIMITED, stage_code, &p.src);
+                    }
+                    return verdict;
+                }
+            }
+        }
+    }
+    policy_n2::pass_verdict(has_data, has_setup)
+}
+
+/// Send an event unless the peer sent one within `event_gap_ns` or the per-CPU event rate is
+/// exhausted.
+#[inline(always)]
+fn event(cfg: &N2Config, ps: &mut N2PeerState, now: u64, kind: u32, stage: u32, peer: &L3Addr) {
+    if ps.last_event_ns != 0 && now.wrapping_sub(ps.last_event_ns) < cfg.event_gap_ns {
+        return;
+    }
+    ps.last_event_ns = now;
+    if let Some(slot) = N2_PCPU_TAT.get_ptr_mut(0) {
+        // SAFETY: per-CPU slot.
+        if !rate::admit(unsafe { &mut (*slot).event_tat }, now, &cfg.event_rate) {
+            stat(N2_STAT_EVENTS_SUPPRESSED);
+            return;
+        }
+    }
+    match N2_EVENTS.reserve::<N2Event>(0) {
+        Some(mut entry) => {
+            let e = entry.as_mut_ptr();
+            // SAFETY: `e` points to a reserved, writable, 8-byte aligned slot of size_of::<N2Event>().
+            unsafe {
+                (*e).ts_ns = now;
+                (*e).kind = kind;
+                (*e).stage = stage;
+                (*e).peer = *peer;
+                (*e).flags = 0;
+                (*e).totals = [ps.setups, ps.setup_over_limit, ps.dropped];
+            }
+            entry.submit(0);
+            stat(N2_STAT_EVENTS_SENT);
+        }
+        None => stat(N2_STAT_EVENTS_LOST),
+    }
+}
+
+/// NAS classes: registration (5GMM Registration Request; EMM Attach / TAU Request), service
+/// request, other.
+#[inline(always)]
+fn nas_class(proto: u32, msg: u32) -> u32 {
+    let m = msg as u8;
+    if proto == ngap::PROTO_S1AP as u32 {
+        match m {
+            ngap::NAS_EMM_ATTACH_REQUEST | ngap::NAS_EMM_TAU_REQUEST => 0,
+            ngap::NAS_EMM_SERVICE_REQUEST => 1,
+            _ => 2,
+        }
+    } else {
+        match m {
+            ngap::NAS_5GMM_REGISTRATION_REQUEST => 0,
+            ngap::NAS_5GMM_SERVICE_REQUEST => 1,
+            _ => 2,
+        }
+    }
+}
+
+/// RRC establishment causes that must never be barred: emergency (0), highPriorityAccess (1),
+/// and in NR mps-PriorityAccess (8), mcs-PriorityAccess (9).
+#[inline(always)]
+fn priority_cause(proto: u32, cause: u32) -> bool {
+    cause == 0 || cause == 1 || (proto != ngap::PROTO_S1AP as u32 && (cause == 8 || cause == 9))
+}
+
+/// Walk the `i`-th InitialUEMessage of the packet and count it on its cell and device.
+#[inline(always)]
+fn initial_ue(ctx: &XdpContext, p: &N2Packet, i: usize) {
+    let Some(up) = N2_UE.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: per-CPU slot; cleared with word stores (see `ngap::initial_ue_head`).
+    let u = unsafe {
+        zero(up);
+        &mut *up
+    };
+    let (off, end, proto) = match i {
+        0 => (p.ue_off[0], p.ue_end[0], p.ue_proto[0]),
+        _ => (p.ue_off[1], p.ue_end[1], p.ue_proto[1]),
+    };
+    match parse_ue(ctx, off, end, proto, u) {
+        Ok(()) => {}
+        // Beyond the parse window: what was read before it is still good.
+        Err(NgapError::Window) => stat(N2_STAT_NGAP_UNPARSED),
+        Err(_) => {
+            stat(N2_STAT_NGAP_UNPARSED);
+            return;
+        }
+    }
+    account_ue(p, u);
+}
+
+#[inline(never)]
+fn account_ue(p: &N2Packet, u: &InitialUe) {
+    let now = unsafe { bpf_ktime_get_ns() };
+    if let Some(peer) = N2_PEERS.get_ptr_mut(&p.src) {
+        // SAFETY: a live LRU map value.
+        unsafe { add(&mut (*peer).ue_walked, 1) };
+    }
+    let class = nas_class(u.proto, u.nas_msg);
+    let has_tmsi = u.present & (ngap::UE_HAS_S_TMSI | ngap::UE_HAS_GUTI) != 0;
+    let mut cell_key = N2CellKey::default();
+    if u.present & ngap::UE_HAS_CELL != 0 {
+        cell_key = N2CellKey { kind: u.cell_kind, plmn: u.plmn, cell_id: u.cell_id };
+        if let Some(c) = cell_state(&cell_key, now) {
+            // SAFETY: a live LRU map value.
+            let c = unsafe { &mut *c };
+            add(&mut c.initial_ue, 1);
+            match class {
+                0 => add(&mut c.registration_requests, 1),
+                1 => add(&mut c.service_requests, 1),
+                _ => add(&mut c.other_nas, 1),
+            }
+            if has_tmsi {
+                add(&mut c.with_s_tmsi, 1);
+            }
+            if priority_cause(u.proto, u.rrc_cause) {
+                add(&mut c.priority, 1);
+            }
+            c.last_seen_ns = now;
+            c.last_peer = p.src;
+            if u.present & ngap::UE_HAS_TAC != 0 {
+                c.tac = u.tac;
+            }
+        }
+    }
+    let key = if has_tmsi {
+        if u.proto == ngap::PROTO_S1AP as u32 {
+            N2DeviceKey::s_tmsi(u.tmsi_hi as u8, u.tmsi)
+        } else {
+            N2DeviceKey::five_g_s_tmsi(u.amf_set_id(), u.amf_pointer(), u.tmsi)
+        }
+    } else if u.present & ngap::UE_HAS_RAN_UE_ID != 0 {
+        match N2DeviceKey::ran_ue(&p.src, u.ran_ue_id) {
+            Some(k) => k,
+            None => return,
+        }
+    } else {
+        return;
+    };
+    let Some(d) = device_state(&key, now) else {
+        return;
+    };
+    // SAFETY: a live LRU map value.
+    let d = unsafe { &mut *d };
+    add(&mut d.attempts, 1);
+    match class {
+        0 => add(&mut d.registration_requests, 1),
+        1 => add(&mut d.service_requests, 1),
+        _ => {}
+    }
+    d.last_seen_ns = now;
+    d.cell = cell_key;
+    d.peer = p.src;
+    d.ran_ue_id = u.ran_ue_id;
+    d.rrc_cause = u.rrc_cause;
+    d.nas_msg = u.nas_msg;
+}
+
+#[inline(always)]
+fn cell_state(key: &N2CellKey, now: u64) -> Option<*mut N2CellState> {
+    if let Some(c) = N2_CELLS.get_ptr_mut(key) {
+        return Some(c);
+    }
+    let fresh = N2_NEW_CELL.get_ptr_mut(0)?;
+    // SAFETY: per-CPU scratch slot; reset in full before each use.
+    unsafe {
+        zero(fresh);
+        (*fresh).first_seen_ns = now;
+    }
+    // SAFETY: valid map value pointer.
+    let _ = N2_CELLS.insert(key, unsafe { &*fresh }, BPF_NOEXIST);
+    let c = N2_CELLS.get_ptr_mut(key);
+    if c.is_none() {
+        stat(N2_STAT_MAP_UPDATE_FAILED);
+    }
+    c
+}
+
+#[inline(always)]
+fn device_state(key: &N2DeviceKey, now: u64) -> Option<*mut N2DeviceState> {
+    if let Some(d) = N2_DEVICES.get_ptr_mut(key) {
+        return Some(d);
+    }
+    let fresh = N2_NEW_DEV.get_ptr_mut(0)?;
+    // SAFETY: per-CPU scratch slot; reset in full before each use.
+    unsafe {
+        zero(fresh);
+        (*fresh).first_seen_ns = now;
+    }
+    // SAFETY: valid map value pointer.
+    let _ = N2_DEVICES.insert(key, unsafe { &*fresh }, BPF_NOEXIST);
+    let d = N2_DEVICES.get_ptr_mut(key);
+    if d.is_none() {
+        stat(N2_STAT_MAP_UPDATE_FAILED);
+    }
+    d
+}

@@ -1,0 +1,359 @@
+//! `guard run --n2-iface <if> [--n2-config n2.toml]`: load and attach `guard_n2`, then tick the
+//! N2 storm controller on a thread of its own next to the N3 control loop.
+//!
+//! Each tick (`tick_ms`, default 1 s): read `N2_CELLS` and `N2_DEVICES` (cumulative counters), call
+//! [`N2Engine::tick`], audit its transitions and responses, deliver each response through the hook
+//! (blocking, bounded by the hook's timeout), update the `overload_guard_n2_*` metrics. A failed
+//! tick or hook call is logged and the loop goes on; the data plane never depends on it.
+//!
+//! The N2 config file (all sections optional):
+//! ```toml
+//! tick_ms = 1000
+//! [dataplane]
+//! ngap_port = 38412
+//! s1ap_port = 36412
+//! enforce = ["malformed", "setup_limit", "setup_strict", "quarantine"]  # + "allowlist"
+//! shadow = []                     # protections computed and counted, not applied
+//! allow = ["10.100.0.11"]         # N2_ALLOW entries (used when "allowlist" is enabled)
+//! setup_observe_pps = 10          # per-peer INIT / COOKIE-ECHO profile (evidence)
+//! setup_observe_burst = 20
+//! max_devices = 1048576
+//! [detect]                        # N2Settings, see docs/n2.md
+//! cell_ratio = 4.0
+//! [setup]                         # the per-peer INIT / COOKIE-ECHO ladder (n2ctl::setup)
+//! limit_pps = 5
+//! [hook]
+//! kind = "exec"
+//! command = ["/usr/local/bin/amf-overload"]
+//! ```
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{bail, Context, Result};
+use guard_common::abi::{L3Addr, Limit};
+use guard_common::abi_n2::{
+    N2Config, N2_DEFAULT_MAX_CELLS, N2_DEFAULT_MAX_PEERS, N2_PROT_ALLOWLIST, N2_PROT_MALFORMED, N2_PROT_QUARANTINE,
+    N2_PROT_SETUP_LIMIT, N2_PROT_SETUP_STRICT,
+};
+use serde::Deserialize;
+use tracing::{error, info, warn};
+
+use super::hook::{Hook, HookSpec};
+use super::report::{audit_hook_failure, audit_response, audit_transition, N2Metrics};
+use super::setup::{PeerSample, PeerStageDecision, SetupLadder, SetupSettings};
+use super::{CellSample, DeviceSample, N2Engine, N2Settings, Response};
+use crate::audit::AuditLog;
+use crate::audit::{rfc3339, Actor, AuditRecord};
+use crate::clock::monotonic_ns;
+use crate::loader::ModeRequest;
+use crate::n2::{self, LoadOpts, N2Loaded, N2Maps};
+use guard_common::abi::STAGE_FLAG_MANUAL;
+
+/// The `--n2-config` file.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct N2File {
+    pub tick_ms: u64,
+    pub dataplane: N2Dataplane,
+    pub detect: N2Settings,
+    pub setup: SetupSettings,
+    pub hook: Option<HookSpec>,
+}
+
+impl Default for N2File {
+    fn default() -> Self {
+        N2File {
+            tick_ms: 1000,
+            dataplane: N2Dataplane::default(),
+            detect: N2Settings::default(),
+            setup: SetupSettings::default(),
+            hook: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct N2Dataplane {
+    pub ngap_port: u16,
+    pub s1ap_port: u16,
+    pub enforce: Vec<String>,
+    pub shadow: Vec<String>,
+    pub allow: Vec<IpAddr>,
+    pub setup_observe_pps: u64,
+    pub setup_observe_burst: u64,
+    pub event_gap_ms: u64,
+    pub event_rate_pps: u64,
+    pub max_devices: u32,
+}
+
+impl Default for N2Dataplane {
+    fn default() -> Self {
+        N2Dataplane {
+            ngap_port: guard_common::abi_n2::NGAP_PORT,
+            s1ap_port: guard_common::abi_n2::S1AP_PORT,
+            enforce: ["malformed", "setup_limit", "setup_strict", "quarantine"].map(str::to_owned).to_vec(),
+            shadow: Vec::new(),
+            allow: Vec::new(),
+            setup_observe_pps: 10,
+            setup_observe_burst: 20,
+            event_gap_ms: 1000,
+            event_rate_pps: 100,
+            max_devices: 1 << 20,
+        }
+    }
+}
+
+fn protection(name: &str) -> Result<u32> {
+    Ok(match name {
+        "malformed" => N2_PROT_MALFORMED,
+        "setup_limit" => N2_PROT_SETUP_LIMIT,
+        "setup_strict" => N2_PROT_SETUP_STRICT,
+        "quarantine" => N2_PROT_QUARANTINE,
+        "allowlist" => N2_PROT_ALLOWLIST,
+        other => bail!("unknown N2 protection {other:?} (malformed, setup_limit, setup_strict, quarantine, allowlist)"),
+    })
+}
+
+impl N2Dataplane {
+    /// The `N2_CONFIG` record. A protection in `shadow` is enabled and counted, not applied.
+    pub fn config(&self) -> Result<N2Config> {
+        let mut enabled = 0;
+        for p in &self.enforce {
+            enabled |= protection(p)?;
+        }
+        let mut shadow = 0;
+        for p in &self.shadow {
+            shadow |= protection(p)?;
+        }
+        Ok(N2Config {
+            ngap_port: u32::from(self.ngap_port),
+            s1ap_port: u32::from(self.s1ap_port),
+            enabled: enabled | shadow,
+            shadow,
+            setup_observe: Limit::per_second(self.setup_observe_pps, self.setup_observe_burst),
+            event_gap_ns: self.event_gap_ms.saturating_mul(1_000_000),
+            event_rate: Limit::per_second(self.event_rate_pps, self.event_rate_pps),
+        })
+    }
+}
+
+impl N2File {
+    pub fn read(path: Option<&Path>) -> Result<N2File> {
+        let f: N2File = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+                toml::from_str(&text).with_context(|| format!("parsing {}", p.display()))?
+            }
+            None => N2File::default(),
+        };
+        f.detect.validate().context("the [detect] section")?;
+        f.dataplane.config().context("the [dataplane] section")?;
+        if let Some(h) = &f.hook {
+            Hook::new(h.clone()).context("the [hook] section")?;
+        }
+        if f.tick_ms < 10 {
+            bail!("tick_ms must be at least 10");
+        }
+        Ok(f)
+    }
+}
+
+/// The controller: engine, hook, audit, metrics. [`N2Controller::tick`] is one window; tests
+/// drive it with their own clock.
+pub struct N2Controller {
+    engine: N2Engine,
+    setup: SetupLadder,
+    hook: Option<Hook>,
+    audit: AuditLog,
+    metrics: N2Metrics,
+}
+
+impl N2Controller {
+    pub fn new(file: &N2File, audit: AuditLog, metrics: N2Metrics) -> Result<N2Controller> {
+        let hook = file.hook.clone().map(Hook::new).transpose()?;
+        Ok(N2Controller {
+            engine: N2Engine::new(&file.detect),
+            setup: SetupLadder::new(&file.setup),
+            hook,
+            audit,
+            metrics,
+        })
+    }
+
+    pub fn engine(&self) -> &N2Engine {
+        &self.engine
+    }
+
+    pub fn setup_ladder(&self) -> &SetupLadder {
+        &self.setup
+    }
+
+    /// The per-peer setup ladder: read `N2_PEERS`, write `N2_PEER_STAGES` (never a manual entry).
+    fn tick_peers(&mut self, maps: &mut N2Maps, now_ns: u64, wall: SystemTime) {
+        let peers: Vec<PeerSample> = maps.peers().iter().map(|(k, s)| PeerSample::from_state(*k, s)).collect();
+        let manual: Vec<_> = peers
+            .iter()
+            .filter(|p| maps.peer_stage(&p.peer).ok().flatten().is_some_and(|e| e.flags & STAGE_FLAG_MANUAL != 0))
+            .map(|p| p.peer)
+            .collect();
+        for d in self.setup.tick(now_ns, &peers, &manual) {
+            let (peer, refresh, result) = match &d {
+                PeerStageDecision::Set { peer, refresh, .. } => {
+                    let e = d.entry(now_ns).unwrap_or_default();
+                    (*peer, *refresh, maps.set_peer_stage(peer, &e).map(|_| ()))
+                }
+                PeerStageDecision::Release { peer } => (*peer, false, maps.clear_peer_stage(peer).map(|_| ())),
+            };
+            if let Err(e) = result {
+                error!(error = %e, peer = %crate::engine::addr_str(&peer), "N2: writing N2_PEER_STAGES failed");
+                continue;
+            }
+            if refresh {
+                continue;
+            }
+            info!(decision = ?d, "N2 peer setup stage");
+            let rec = AuditRecord {
+                ts: rfc3339(wall),
+                actor: Actor::Engine,
+                action: match d {
+                    PeerStageDecision::Set { .. } => "n2_set_peer_stage",
+                    PeerStageDecision::Release { .. } => "n2_release_peer_stage",
+                }
+                .to_owned(),
+                target: format!("peer:{}", crate::engine::addr_str(&peer)),
+                reason: "setup_flood".to_owned(),
+                evidence: serde_json::Value::Null,
+                detail: serde_json::to_value(&d).unwrap_or_default(),
+            };
+            if let Err(e) = self.audit.write(&rec) {
+                error!(error = %e, "N2: audit write failed");
+            }
+        }
+        let staged = peers.iter().filter(|p| self.setup.stage_of(&p.peer) > 0).count();
+        self.metrics.peers_staged.set(staged as i64);
+    }
+
+    /// Sample the maps, run the engine and the setup ladder, audit, deliver. Returns the
+    /// responses (delivered or not).
+    pub fn tick(&mut self, maps: &mut N2Maps, now_ns: u64, wall: SystemTime) -> Vec<Response> {
+        self.tick_peers(maps, now_ns, wall);
+        let cells: Vec<CellSample> = maps.cells().iter().map(|(k, s)| CellSample::from_state(*k, s)).collect();
+        let devices: Vec<DeviceSample> = maps.devices().map(|(k, s)| DeviceSample::from_state(k, &s)).collect();
+        let out = self.engine.tick(now_ns, &cells, &devices);
+        for t in &out.transitions {
+            info!(from = ?t.from, to = ?t.to, hot_cells = t.evidence.hot_cells, repeaters = t.evidence.repeaters, "N2 classification");
+            if let Err(e) = audit_transition(&self.audit, wall, t) {
+                error!(error = %e, "N2: audit write failed");
+            }
+        }
+        for r in &out.responses {
+            if let Err(e) = audit_response(&self.audit, wall, r) {
+                error!(error = %e, "N2: audit write failed");
+            }
+            let delivered = match &self.hook {
+                Some(h) => match h.send(r) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        warn!(error = %e, seq = r.seq, "N2: response hook failed");
+                        if let Err(e) = audit_hook_failure(&self.audit, wall, r, &e.to_string()) {
+                            error!(error = %e, "N2: audit write failed");
+                        }
+                        false
+                    }
+                },
+                None => false,
+            };
+            info!(action = ?r.action, level = r.level, reason = r.reason, devices = r.devices.len(), delivered, "N2 response");
+            self.metrics.response(r, delivered);
+        }
+        self.metrics.update(&self.engine.status());
+        out.responses
+    }
+}
+
+/// `guard_n2` loaded and attached, not yet ticking.
+pub struct Prepared {
+    loaded: N2Loaded,
+    maps: N2Maps,
+    file: N2File,
+    audit_path: PathBuf,
+    iface: String,
+}
+
+/// Load `guard_n2` with its maps pinned under `<pin_base>/n2/<iface>`, write its config and
+/// allow-list, attach it.
+pub fn prepare(iface: &str, pin_base: &Path, file: N2File, mode: ModeRequest, audit_path: &Path) -> Result<Prepared> {
+    let pins = n2::pin_dir(pin_base, iface);
+    let opts = LoadOpts {
+        max_devices: file.dataplane.max_devices,
+        max_cells: N2_DEFAULT_MAX_CELLS,
+        max_peers: N2_DEFAULT_MAX_PEERS,
+    };
+    let cfg = file.dataplane.config()?;
+    let (mut loaded, mut maps) =
+        n2::load(&pins, &opts, &cfg).with_context(|| format!("loading guard_n2 for {iface}"))?;
+    for a in &file.dataplane.allow {
+        let peer = match a {
+            IpAddr::V4(v) => L3Addr::v4(v.octets()),
+            IpAddr::V6(v) => L3Addr::v6(v.octets()),
+        };
+        maps.allow_peer(&peer).with_context(|| format!("allowing {a}"))?;
+    }
+    let how = loaded.attach(iface, mode).with_context(|| format!("attaching guard_n2 to {iface}"))?;
+    info!(iface, mode = ?how, pins = %pins.path().display(), "guard_n2 attached");
+    Ok(Prepared { loaded, maps, file, audit_path: audit_path.to_owned(), iface: iface.to_owned() })
+}
+
+/// The ticking N2 controller thread; [`Running::stop`] ends it.
+pub struct Running {
+    stop: Arc<AtomicBool>,
+    handle: std::thread::JoinHandle<()>,
+}
+
+impl Prepared {
+    pub fn spawn(self, metrics: N2Metrics) -> Result<Running> {
+        let audit = AuditLog::open(&self.audit_path)
+            .with_context(|| format!("opening the audit log {}", self.audit_path.display()))?;
+        let mut ctl = N2Controller::new(&self.file, audit, metrics)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let tick = Duration::from_millis(self.file.tick_ms);
+        let Prepared { loaded, mut maps, iface, .. } = self;
+        let handle = std::thread::Builder::new()
+            .name(format!("n2-{iface}"))
+            .spawn(move || {
+                // Keep our handle on the program while ticking; the pinned link keeps it attached.
+                let _loaded = loaded;
+                let mut next = Instant::now();
+                while !flag.load(Ordering::Relaxed) {
+                    next += tick;
+                    ctl.tick(&mut maps, monotonic_ns(), SystemTime::now());
+                    while !flag.load(Ordering::Relaxed) && Instant::now() < next {
+                        std::thread::sleep(
+                            Duration::from_millis(20).min(next.saturating_duration_since(Instant::now())),
+                        );
+                    }
+                    if Instant::now() > next + tick {
+                        next = Instant::now(); // a slow tick: do not try to catch up
+                    }
+                }
+                info!(iface, "N2 controller stopped (guard_n2 stays attached)");
+            })
+            .context("starting the N2 controller thread")?;
+        Ok(Running { stop, handle })
+    }
+}
+
+impl Running {
+    pub fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if self.handle.join().is_err() {
+            error!("the N2 controller thread panicked");
+        }
+    }
+}

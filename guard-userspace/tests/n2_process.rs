@@ -1,0 +1,197 @@
+//! `guard run --n2-iface` as a real process, checked from outside: `guard_n2` is attached to a
+//! second veth pair of the lab (N2), the RAN side floods INITs from one gNB while sending it
+//! DATA, and
+//! - the N2 controller's setup ladder stages that gNB within a few ticks, after which the data
+//!   plane sheds its INITs (counted by an independent sink), while all of its DATA arrives;
+//! - the decision is in the audit log and `/metrics` shows the staged peer.
+
+use std::{
+    io::{Read, Write},
+    net::{Ipv4Addr, TcpStream},
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use labkit::{
+    generator::{send_frames, SendOpts},
+    lab::Lab,
+    netns::{VethEnd, VethPair},
+    sctp_frames::{ngap::InitialUeMessage, Chunk, SctpFrame},
+    sink::{Sink, SinkOpts},
+};
+
+const GUARD: &str = env!("CARGO_BIN_EXE_guard");
+const GNB_C: Ipv4Addr = Ipv4Addr::new(10, 100, 0, 13);
+const AMF: Ipv4Addr = Ipv4Addr::new(10, 100, 0, 1);
+const N2_CORE: &str = "n2core";
+const N2_RAN: &str = "n2ran";
+const CORE_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x02, 0x01];
+const RAN_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x02, 0x02];
+
+/// Everything that must go away even if an assertion fails.
+struct Fixture {
+    lab: Lab,
+    _n2_link: VethPair,
+    dir: PathBuf,
+    pin_base: PathBuf,
+    metrics_port: u16,
+    guard: Option<Child>,
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        if let Some(mut g) = self.guard.take() {
+            let _ = g.kill();
+            let _ = g.wait();
+        }
+        let _ = guard::n2::detach(&guard::n2::pin_dir(&self.pin_base, N2_CORE), true);
+        let _ = Command::new(GUARD)
+            .args(["--netns", self.lab.core_ns_name(), "detach", "--iface", self.lab.core_ifname(), "--purge"])
+            .arg("--config")
+            .arg(self.dir.join("guard.toml"))
+            .output();
+        let _ = std::fs::remove_dir(self.pin_base.join("n2"));
+        let _ = std::fs::remove_dir(&self.pin_base);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+impl Fixture {
+    fn scrape(&self) -> Option<String> {
+        let port = self.metrics_port;
+        self.lab
+            .core
+            .run(move || {
+                let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+                s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+                s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+                let mut body = String::new();
+                s.read_to_string(&mut body).ok()?;
+                body.contains("200 OK").then_some(body)
+            })
+            .ok()
+            .flatten()
+    }
+}
+
+fn metric(body: &str, name: &str) -> Option<f64> {
+    body.lines().find(|l| l.split(' ').next() == Some(name)).and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+/// IPv4 source and first chunk type of an SCTP frame.
+fn classify(f: &[u8]) -> Option<(Ipv4Addr, u8)> {
+    if f.len() < 14 + 20 + 16 || f[12..14] != [0x08, 0x00] || f[23] != 132 {
+        return None;
+    }
+    let ihl = usize::from(f[14] & 0x0f) * 4;
+    Some((Ipv4Addr::new(f[26], f[27], f[28], f[29]), f[14 + ihl + 12]))
+}
+
+#[test]
+fn guard_run_with_n2_stages_an_init_flood_and_keeps_data_flowing() {
+    if !labkit::netns::is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let lab = Lab::new().expect("lab topology");
+    let n2_link = VethPair::new(
+        VethEnd::new(&lab.core, N2_CORE).mac(CORE_MAC),
+        VethEnd::new(&lab.ran, N2_RAN).mac(RAN_MAC),
+        1500,
+    )
+    .expect("the N2 veth pair");
+    let unique = format!("{}-{}", std::process::id(), lab.core_ns_name());
+    let dir = std::env::temp_dir().join(format!("og-n2proc-{unique}"));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let pin_base = PathBuf::from(format!("/sys/fs/bpf/og-n2proc-{unique}"));
+    let metrics_port = free_port();
+    let mut f = Fixture { lab, _n2_link: n2_link, dir, pin_base, metrics_port, guard: None };
+    let audit = f.dir.join("audit.jsonl");
+    std::fs::write(
+        f.dir.join("guard.toml"),
+        format!(
+            "[guard]\npin_dir = {:?}\naudit_log = {:?}\ntick = \"500ms\"\nmax_devices = 4096\n\n[metrics]\nlisten = \"127.0.0.1:{}\"\n",
+            f.pin_base.display().to_string(),
+            audit.display().to_string(),
+            f.metrics_port
+        ),
+    )
+    .expect("config");
+    // A 200 ms N2 tick; the setup ladder stages a peer after 2 windows over its profile.
+    std::fs::write(
+        f.dir.join("n2.toml"),
+        "tick_ms = 200\n[dataplane]\nmax_devices = 4096\n[setup]\ntrigger_windows = 2\n",
+    )
+    .expect("n2 config");
+    let log = std::fs::File::create(f.dir.join("guard.log")).expect("log");
+    let child = Command::new(GUARD)
+        .args(["--netns", f.lab.core_ns_name(), "run", "--iface", f.lab.core_ifname(), "--n2-iface", N2_CORE])
+        .arg("--config")
+        .arg(f.dir.join("guard.toml"))
+        .arg("--n2-config")
+        .arg(f.dir.join("n2.toml"))
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn guard run");
+    f.guard = Some(child);
+    let t0 = Instant::now();
+    while f.scrape().is_none() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "guard run did not come up: {}",
+            std::fs::read_to_string(f.dir.join("guard.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // 2 s of 1000 INIT/s from gNB C, with 100 DATA/s of its InitialUEMessages.
+    let mac = |mut fr: Vec<u8>| {
+        fr[0..6].copy_from_slice(&CORE_MAC);
+        fr[6..12].copy_from_slice(&RAN_MAC);
+        fr
+    };
+    let init = mac(SctpFrame::ngap().v4(GNB_C, AMF).vtag(0).chunk(Chunk::init(0x4444, 1)).build());
+    let m = InitialUeMessage::nr(5, 0x100).s_tmsi(1, 1, 5).encode();
+    let data = mac(SctpFrame::ngap().v4(GNB_C, AMF).vtag(0x77).chunk(Chunk::ngap(5, &m)).build());
+    let mut frames = vec![init; 10];
+    frames.push(data);
+    let n = 2200u64;
+    let sink = Sink::start_with(&f.lab.core, N2_CORE, SinkOpts { sample: 5000, ..SinkOpts::default() }).expect("sink");
+    let sent =
+        send_frames(&f.lab.ran, N2_RAN, &frames, &SendOpts::new(n, Duration::from_secs(10)).pps(1100)).expect("send");
+    assert_eq!(sent.sent, n);
+    sink.wait_quiet(Duration::from_millis(200), Duration::from_secs(5));
+    let got = sink.stop().expect("sink report");
+    assert_eq!(got.kernel_drops, 0);
+    let count = |t| got.sample.iter().filter(|fr| classify(fr) == Some((GNB_C, t))).count() as u64;
+    let (inits, datas) = (count(1), count(0));
+    println!("sent {n} in {:?}: delivered {inits} INIT of {}, {datas} DATA of {}", sent.elapsed, n * 10 / 11, n / 11);
+    assert_eq!(datas, n / 11, "every DATA chunk of the staged gNB arrives");
+    assert!(inits * 2 < n * 10 / 11, "the INIT flood was shed: {inits} of {} arrived", n * 10 / 11);
+
+    // The decision is audited and visible in the metrics.
+    let t0 = Instant::now();
+    let mut body = String::new();
+    while t0.elapsed() < Duration::from_secs(5) {
+        body = f.scrape().unwrap_or_default();
+        if metric(&body, "overload_guard_n2_peers_staged").unwrap_or(0.0) >= 1.0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(metric(&body, "overload_guard_n2_peers_staged"), Some(1.0), "{body}");
+    let text = std::fs::read_to_string(&audit).expect("audit log");
+    let rec = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|r| r["action"] == "n2_set_peer_stage")
+        .unwrap_or_else(|| panic!("no n2_set_peer_stage in the audit log:\n{text}"));
+    assert_eq!(rec["target"], format!("peer:{GNB_C}"));
+    assert_eq!(rec["detail"]["stage"], 1);
+}
