@@ -191,21 +191,26 @@ impl Loaded {
     }
 
     fn reuse_link(&mut self, link_path: &Path) -> Result<(), LoadError> {
-        let pinned = PinnedLink::from_pin(link_path)
-            .map_err(|source| LoadError::Link { what: "opening the pinned link", source })?;
-        let fd_link: FdLink = pinned.into();
-        let xdp_link = aya::programs::xdp::XdpLink::try_from(fd_link)
-            .map_err(|source| LoadError::Link { what: "the pinned link is not an XDP link", source })?;
-        let prog = self.program()?;
-        let id = prog
-            .attach_to_link(xdp_link)
-            .map_err(|source| LoadError::Program { what: "updating the pinned link", source })?;
-        // The link stays pinned; drop our handle without detaching.
-        let link = prog.take_link(id).map_err(|source| LoadError::Program { what: "taking the XDP link", source })?;
-        drop(link);
+        update_pinned_link(self.program()?, link_path)?;
         info!(link = %link_path.display(), "re-used the pinned XDP link: the new program replaced the old one in place");
         Ok(())
     }
+}
+
+/// Point the XDP link pinned at `link_path` at `prog` (`BPF_LINK_UPDATE`: atomic, no attach gap).
+/// The link stays pinned; our handle to it is dropped without detaching.
+pub fn update_pinned_link(prog: &mut Xdp, link_path: &Path) -> Result<(), LoadError> {
+    let pinned = PinnedLink::from_pin(link_path)
+        .map_err(|source| LoadError::Link { what: "opening the pinned link", source })?;
+    let fd_link: FdLink = pinned.into();
+    let xdp_link = aya::programs::xdp::XdpLink::try_from(fd_link)
+        .map_err(|source| LoadError::Link { what: "the pinned link is not an XDP link", source })?;
+    let id = prog
+        .attach_to_link(xdp_link)
+        .map_err(|source| LoadError::Program { what: "updating the pinned link", source })?;
+    let link = prog.take_link(id).map_err(|source| LoadError::Program { what: "taking the XDP link", source })?;
+    drop(link);
+    Ok(())
 }
 
 fn attach_mode(prog: &mut Xdp, iface: &str, mode: XdpMode) -> Result<aya::programs::xdp::XdpLinkId, LoadError> {

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use aya::{
     maps::{Array, HashMap, Map, MapData, MapError, MapType, PerCpuArray},
-    programs::{links::FdLink, links::PinnedLink, ProgramError, Xdp, XdpMode},
+    programs::{links::FdLink, ProgramError, Xdp, XdpMode},
     Ebpf, EbpfLoader,
 };
 use guard_common::{
@@ -121,26 +121,7 @@ pub fn check(pins: &PinDir, o: &LoadOpts) -> Result<PinState, PinError> {
             expected: want.layout,
         });
     }
-    for spec in n2_specs(o) {
-        let path = pins.map_path(spec.name);
-        if !path.exists() {
-            continue;
-        }
-        let info =
-            aya::maps::MapInfo::from_pin(&path).map_err(|source| PinError::Read { path: path.clone(), source })?;
-        let ty = info.map_type().map_err(|source| PinError::Read { path: path.clone(), source })?;
-        let checks: [(&'static str, u64, u64); 4] = [
-            ("type", ty as u64, spec.map_type as u64),
-            ("key size", info.key_size() as u64, spec.key_size as u64),
-            ("value size", info.value_size() as u64, spec.value_size as u64),
-            ("capacity", info.max_entries() as u64, spec.max_entries as u64),
-        ];
-        for (what, found, expected) in checks {
-            if found != expected {
-                return Err(PinError::Shape { dir: dir.clone(), map: spec.name, what, found, expected });
-            }
-        }
-    }
+    crate::pins::check_shapes(pins, &n2_specs(o))?;
     Ok(PinState::Reusable)
 }
 
@@ -229,18 +210,7 @@ impl N2Loaded {
     }
 
     fn reuse_link(&mut self, lp: &Path) -> Result<(), LoadError> {
-        let pinned =
-            PinnedLink::from_pin(lp).map_err(|source| LoadError::Link { what: "opening the pinned link", source })?;
-        let fd_link: FdLink = pinned.into();
-        let xdp_link = aya::programs::xdp::XdpLink::try_from(fd_link)
-            .map_err(|source| LoadError::Link { what: "the pinned link is not an XDP link", source })?;
-        let prog = self.program()?;
-        let id = prog
-            .attach_to_link(xdp_link)
-            .map_err(|source| LoadError::Program { what: "updating the pinned link", source })?;
-        let link = prog.take_link(id).map_err(|source| LoadError::Program { what: "taking the XDP link", source })?;
-        drop(link);
-        Ok(())
+        crate::loader::update_pinned_link(self.program()?, lp)
     }
 }
 

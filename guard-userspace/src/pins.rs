@@ -165,27 +165,7 @@ impl PinDir {
                 expected: abi::layout_fingerprint(),
             });
         }
-        for spec in n3_specs(max_devices) {
-            let path = self.map_path(spec.name);
-            if !path.exists() {
-                // A map added in a compatible build is created on load.
-                continue;
-            }
-            let info =
-                aya::maps::MapInfo::from_pin(&path).map_err(|source| PinError::Read { path: path.clone(), source })?;
-            let ty = info.map_type().map_err(|source| PinError::Read { path: path.clone(), source })?;
-            let checks: [(&'static str, u64, u64); 4] = [
-                ("type", ty as u64, spec.map_type as u64),
-                ("key size", info.key_size() as u64, spec.key_size as u64),
-                ("value size", info.value_size() as u64, spec.value_size as u64),
-                ("capacity", info.max_entries() as u64, spec.max_entries as u64),
-            ];
-            for (what, found, expected) in checks {
-                if found != expected {
-                    return Err(PinError::Shape { dir: self.dir.clone(), map: spec.name, what, found, expected });
-                }
-            }
-        }
+        check_shapes(self, &n3_specs(max_devices))?;
         Ok(PinState::Reusable)
     }
 
@@ -239,4 +219,30 @@ fn read_meta(path: &Path) -> Result<Meta, PinError> {
     let arr: aya::maps::Array<_, Meta> =
         aya::maps::Array::try_from(map).map_err(|source| PinError::Read { path: path.to_path_buf(), source })?;
     arr.get(&0, 0).map_err(|source| PinError::Read { path: path.to_path_buf(), source })
+}
+
+/// Compare each pinned map with what this build expects: type, key and value size, capacity. A
+/// map that is not pinned yet is fine (a compatible build may add maps; they are created on load).
+pub fn check_shapes(pins: &PinDir, specs: &[MapSpec]) -> Result<(), PinError> {
+    for spec in specs {
+        let path = pins.map_path(spec.name);
+        if !path.exists() {
+            continue;
+        }
+        let info =
+            aya::maps::MapInfo::from_pin(&path).map_err(|source| PinError::Read { path: path.clone(), source })?;
+        let ty = info.map_type().map_err(|source| PinError::Read { path: path.clone(), source })?;
+        let checks: [(&'static str, u64, u64); 4] = [
+            ("type", ty as u64, spec.map_type as u64),
+            ("key size", info.key_size() as u64, spec.key_size as u64),
+            ("value size", info.value_size() as u64, spec.value_size as u64),
+            ("capacity", info.max_entries() as u64, spec.max_entries as u64),
+        ];
+        for (what, found, expected) in checks {
+            if found != expected {
+                return Err(PinError::Shape { dir: pins.path().to_path_buf(), map: spec.name, what, found, expected });
+            }
+        }
+    }
+    Ok(())
 }
