@@ -10,12 +10,14 @@
 //! - [`generator`]: a bounded AF_PACKET GTP-U sender.
 //! - [`sink`]: a counting AF_PACKET receiver on the core side.
 //! - [`oracle`]: tshark and scapy runners.
+//! - [`n2lab`]: the N2 harness (`guard_n2` through BPF_PROG_TEST_RUN) and the `lab_n2` lab.
 
 pub mod bpf;
 pub mod decode;
 pub mod frames;
 pub mod generator;
 pub mod lab;
+pub mod n2lab;
 pub mod netns;
 pub mod oracle;
 pub mod pcap;

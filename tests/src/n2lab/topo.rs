@@ -1,0 +1,233 @@
+//! The N2 lab topology and the real `guard` process.
+//!
+//! ```text
+//!   RAN netns (unique name)                     CORE netns (unique name)
+//!   n3-ran ==== N3 veth (labkit::Lab) ========= n3     guard_n3 (XDP)
+//!   n2-ran ==== N2 veth ======================= n2     guard_n2 (XDP) → capture (AF_PACKET)
+//!   02:00:00:00:02:02                           02:00:00:00:02:01
+//! ```
+//!
+//! `guard --netns CORE run --iface n3 --n2-iface n2 --config guard.toml --n2-config n2.toml
+//! --detach-on-exit` runs with its maps pinned under a bpffs directory unique to this lab
+//! (`/sys/fs/bpf/og-n2lab-<unique>`, never the bpffs root) and its response hook set to an exec
+//! recorder that appends each JSON payload to `hook.jsonl`. Everything is removed on drop, also
+//! while unwinding from a panic: the guard process (SIGTERM, then SIGKILL), its pins, the veth
+//! pairs and the namespaces. The guard also gets SIGTERM if the lab process dies
+//! (`PR_SET_PDEATHSIG`), and detaches itself on exit.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use super::ran::{CORE_MAC, RAN_MAC};
+use crate::lab::Lab;
+use crate::netns::{unique_name, VethEnd, VethPair};
+
+pub const N2_CORE_IF: &str = "n2";
+pub const N2_RAN_IF: &str = "n2-ran";
+/// The guard's metrics listen inside the CORE namespace (its own loopback: no clash with other
+/// labs).
+const METRICS_PORT: u16 = 9464;
+
+/// Files of one scenario run (kept in the output directory).
+#[derive(Clone, Debug)]
+pub struct RunFiles {
+    pub dir: PathBuf,
+    pub guard_toml: PathBuf,
+    pub n2_toml: PathBuf,
+    pub audit: PathBuf,
+    pub hook: PathBuf,
+    pub log: PathBuf,
+}
+
+impl RunFiles {
+    pub fn new(dir: &Path) -> RunFiles {
+        RunFiles {
+            dir: dir.to_owned(),
+            guard_toml: dir.join("guard.toml"),
+            n2_toml: dir.join("n2.toml"),
+            audit: dir.join("audit.jsonl"),
+            hook: dir.join("hook.jsonl"),
+            log: dir.join("guard.log"),
+        }
+    }
+}
+
+/// The lab: namespaces, both veth pairs, the guard process. Field order is drop order after
+/// [`Drop::drop`] has stopped the guard and removed its pins.
+pub struct N2Topo {
+    guard: Option<Child>,
+    guard_bin: PathBuf,
+    pin_base: PathBuf,
+    pub files: RunFiles,
+    n2_link: VethPair,
+    pub lab: Lab,
+}
+
+impl N2Topo {
+    /// Namespaces and links; the guard is not started yet.
+    pub fn new(guard_bin: &Path, files: RunFiles) -> Result<N2Topo> {
+        let lab = Lab::builder().gnbs(1).build().context("the N3 lab topology")?;
+        let n2_link = VethPair::new(
+            VethEnd::new(&lab.core, N2_CORE_IF).mac(CORE_MAC),
+            VethEnd::new(&lab.ran, N2_RAN_IF).mac(RAN_MAC),
+            1500,
+        )
+        .context("the N2 veth pair")?;
+        let pin_base = PathBuf::from(format!("/sys/fs/bpf/og-n2lab-{}", unique_name("n2l")));
+        Ok(N2Topo { guard: None, guard_bin: guard_bin.to_owned(), pin_base, files, n2_link, lab })
+    }
+
+    pub fn core_ns(&self) -> &str {
+        self.lab.core_ns_name()
+    }
+
+    /// The N2 pin directory of the running guard (`<pin_base>/n2/n2`).
+    pub fn n2_pins(&self) -> guard::pins::PinDir {
+        guard::n2::pin_dir(&self.pin_base, N2_CORE_IF)
+    }
+
+    /// Write `guard.toml` and `n2.toml` (the scenario's `[n2]` table plus the exec-recorder hook).
+    pub fn write_configs(&self, n2: &toml::Table) -> Result<()> {
+        std::fs::create_dir_all(&self.files.dir).with_context(|| format!("creating {}", self.files.dir.display()))?;
+        let mut g = toml::Table::new();
+        let mut guard = toml::Table::new();
+        guard.insert("pin_dir".into(), self.pin_base.display().to_string().into());
+        guard.insert("audit_log".into(), self.files.audit.display().to_string().into());
+        guard.insert("tick".into(), "500ms".into());
+        guard.insert("max_devices".into(), 4096.into());
+        g.insert("guard".into(), guard.into());
+        let mut metrics = toml::Table::new();
+        metrics.insert("listen".into(), format!("127.0.0.1:{METRICS_PORT}").into());
+        g.insert("metrics".into(), metrics.into());
+        std::fs::write(&self.files.guard_toml, toml::to_string(&g)?).context("writing guard.toml")?;
+
+        let mut n2 = n2.clone();
+        let mut hook = toml::Table::new();
+        hook.insert("kind".into(), "exec".into());
+        // No shell quoting of the path: it is the positional parameter $1.
+        let cmd: Vec<toml::Value> = ["/bin/sh", "-c", "cat >> \"$1\"", "lab-n2-hook"]
+            .iter()
+            .map(|s| toml::Value::from(*s))
+            .chain(std::iter::once(toml::Value::from(self.files.hook.display().to_string())))
+            .collect();
+        hook.insert("command".into(), cmd.into());
+        hook.insert("timeout_ms".into(), 5000.into());
+        n2.insert("hook".into(), hook.into());
+        std::fs::write(&self.files.n2_toml, toml::to_string(&n2)?).context("writing n2.toml")?;
+        // Refuse a bad `[n2]` here, with the guard's own parser, rather than as a dead process.
+        guard::n2ctl::runner::N2File::read(Some(&self.files.n2_toml)).context("the scenario's [n2] table")?;
+        std::fs::write(&self.files.hook, b"").context("creating hook.jsonl")?;
+        Ok(())
+    }
+
+    /// Start `guard run` and wait until its metrics answer (it has loaded and attached both
+    /// programs by then).
+    pub fn start_guard(&mut self) -> Result<()> {
+        let log = std::fs::File::create(&self.files.log).context("guard.log")?;
+        let mut cmd = Command::new(&self.guard_bin);
+        cmd.args(["--netns", self.lab.core_ns_name(), "run", "--iface", self.lab.core_ifname()])
+            .args(["--n2-iface", N2_CORE_IF, "--detach-on-exit"])
+            .arg("--config")
+            .arg(&self.files.guard_toml)
+            .arg("--n2-config")
+            .arg(&self.files.n2_toml)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().with_context(|| format!("starting {}", self.guard_bin.display()))?;
+        self.guard = Some(child);
+        let t0 = Instant::now();
+        while !self.metrics_up() {
+            if let Some(c) = self.guard.as_mut() {
+                if let Ok(Some(st)) = c.try_wait() {
+                    bail!("guard run exited ({st}): {}", self.log_tail());
+                }
+            }
+            if t0.elapsed() > Duration::from_secs(60) {
+                bail!("guard run did not come up in 60 s: {}", self.log_tail());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(())
+    }
+
+    pub fn log_tail(&self) -> String {
+        let s = std::fs::read_to_string(&self.files.log).unwrap_or_default();
+        let lines: Vec<&str> = s.lines().collect();
+        lines[lines.len().saturating_sub(15)..].join("\n")
+    }
+
+    fn metrics_up(&self) -> bool {
+        self.lab
+            .core
+            .run(|| {
+                let mut s = TcpStream::connect(("127.0.0.1", METRICS_PORT)).ok()?;
+                s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+                s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+                let mut body = String::new();
+                s.read_to_string(&mut body).ok()?;
+                body.contains("200 OK").then_some(())
+            })
+            .ok()
+            .flatten()
+            .is_some()
+    }
+
+    /// Stop the guard (SIGTERM, then SIGKILL after 5 s).
+    pub fn stop_guard(&mut self) {
+        if let Some(mut c) = self.guard.take() {
+            // SAFETY: signalling our own child by its pid.
+            unsafe { libc::kill(c.id() as libc::pid_t, libc::SIGTERM) };
+            let t0 = Instant::now();
+            while t0.elapsed() < Duration::from_secs(5) {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn ran_n2_if(&self) -> &str {
+        self.n2_link.b().1
+    }
+}
+
+impl Drop for N2Topo {
+    fn drop(&mut self) {
+        self.stop_guard();
+        // Whatever the guard left behind: the N2 pins (with its link), the N3 pins, the base.
+        if let Err(e) = guard::n2::detach(&self.n2_pins(), true) {
+            eprintln!("lab_n2: could not remove N2 pins: {e}");
+        }
+        let n3 = guard::pins::PinDir::new(&self.pin_base, self.lab.core_ifname());
+        if let Err(e) = guard::loader::detach(&n3, true) {
+            eprintln!("lab_n2: could not remove N3 pins: {e}");
+        }
+        for d in [self.pin_base.join("n2"), self.pin_base.clone()] {
+            if d.exists() {
+                if let Err(e) = std::fs::remove_dir(&d) {
+                    eprintln!("lab_n2: could not remove {}: {e}", d.display());
+                }
+            }
+        }
+    }
+}
