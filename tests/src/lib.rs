@@ -12,6 +12,7 @@
 //! - [`oracle`]: tshark and scapy runners.
 //! - [`n2lab`]: the N2 harness (`guard_n2` through BPF_PROG_TEST_RUN) and the `lab_n2` lab.
 
+pub mod bench;
 pub mod bpf;
 pub mod decode;
 pub mod frames;

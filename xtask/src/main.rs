@@ -44,8 +44,15 @@ enum Cmd {
         #[arg(long, default_value = "lab-out")]
         out: String,
     },
-    /// Measure per-packet cost side by side (guard vs minimal XDP, guard vs nftables).
-    Bench,
+    /// Benchmark and write BENCHMARKS.md: per-packet cost (BPF_PROG_TEST_RUN) as ratios to a
+    /// minimal XDP program and to the floor program measured in the same run, a veth flood
+    /// against nftables, and scale (1M/10M devices, controller tick, spoofed-TEID flood).
+    Bench {
+        /// Extra arguments for the bench binary: --quick, --skip-wire, --skip-scale, --no-write,
+        /// --out PATH.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Format check and clippy with -D warnings on the host crates.
     Lint,
     /// Fuzz every host-compiled parser (cargo-fuzz targets in `guard-common/fuzz`) for a while
@@ -77,9 +84,9 @@ fn main() -> Result<()> {
             prereqs::ensure_all()?;
             run::lab(&scenario, &out)
         }
-        Cmd::Bench => {
+        Cmd::Bench { args } => {
             prereqs::ensure_all()?;
-            run::bench()
+            run::bench(&args)
         }
         Cmd::Lint => {
             prereqs::ensure_all()?;

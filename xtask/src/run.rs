@@ -100,10 +100,19 @@ pub fn lab(scenario: &str, out: &str) -> Result<()> {
     run(c, &format!("running the lab: scenario {scenario}, report in {out}/"))
 }
 
-pub fn bench() -> Result<()> {
+pub fn bench(args: &[String]) -> Result<()> {
+    if !crate::prereqs::is_root() {
+        bail!("the benchmark loads XDP programs and creates network namespaces: run as root");
+    }
+    // The controller part runs the real `guard` binary, which must sit next to `bench`.
+    let mut c = cargo();
+    c.args(["build", "--release", "-p", "guard-userspace", "-p", "guard-tests", "--bin", "guard", "--bin", "bench"]);
+    run(c, "building the guard and the benchmark (release)")?;
     let mut c = cargo();
     c.args(["run", "--release", "-p", "guard-tests", "--bin", "bench"]);
-    run(c, "benchmarking (guard vs minimal XDP, guard vs nftables)")
+    // `cargo xtask bench --quick` (or --skip-wire, --skip-scale, --no-write) for development.
+    c.arg("--").args(args);
+    run(c, "benchmarking: per-packet cost, veth flood vs nftables, scale and controller (writes BENCHMARKS.md)")
 }
 
 pub fn lint() -> Result<()> {

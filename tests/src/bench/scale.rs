@@ -1,0 +1,690 @@
+//! Scale: the device map at 1M and 10M entries, a spoofed-TEID flood against a full map, and the
+//! controller (the real `guard run` binary) at 1M active devices with 1% offenders.
+//!
+//! Devices are inserted from userspace (`bpf_map_update_elem`, one syscall each): that is both the
+//! update cost reported and the fastest way to fill a map. Per-packet costs at scale come from
+//! BPF_PROG_TEST_RUN with `repeat` 1 over frames of distinct devices, so every run touches a
+//! different entry (cache-cold, as real traffic), against the reference programs run the same way.
+
+use std::collections::HashMap as StdHashMap;
+use std::io::{Read as _, Write as _};
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use aya::programs::{TestRun, TestRunOptions};
+use guard::{loader, maps::N3Maps, pins::PinDir};
+use guard_common::abi::{self, DeviceKey, DeviceState, GuardConfig, STAGE_QUARANTINE};
+use guard_common::policy::Verdict;
+
+use crate::bench::progs::{self, time_cycle, RefProgs};
+use crate::bench::{bytes, median, num, pps, ratio, sys, Table};
+use crate::bpf::{l3_v4, stage_entry, PinScope};
+use crate::frames::GtpFrame;
+use crate::lab::Lab;
+
+const SEC_NS: u64 = 1_000_000_000;
+const FILL_BASE: u32 = 0x2000_0000;
+const SPOOF_BASE: u32 = 0x8000_0000;
+/// Byte offset of the TEID in an untagged IPv4 G-PDU without options.
+const TEID_OFF: usize = 14 + 20 + 8 + 4;
+
+fn gnb(i: u32) -> Ipv4Addr {
+    Ipv4Addr::new(10, 200, 0, 11 + (i % 4) as u8)
+}
+
+fn frame(teid: u32) -> Vec<u8> {
+    GtpFrame::gpdu(teid).outer_v4(gnb(teid), Ipv4Addr::new(10, 200, 0, 1)).build()
+}
+
+fn device(teid: u32, packets: u64) -> DeviceState {
+    DeviceState { teid, packets, cell: l3_v4(gnb(teid)), ..DeviceState::default() }
+}
+
+/// Insert `n` devices `base..base+n`; seconds taken.
+fn fill(maps: &mut N3Maps, base: u32, n: u32) -> Result<f64> {
+    let t0 = Instant::now();
+    for i in 0..n {
+        let t = base + i;
+        maps.devices
+            .insert(DeviceKey::teid(t), device(t, 1), 0)
+            .with_context(|| format!("inserting device {i} of {n}"))?;
+    }
+    Ok(t0.elapsed().as_secs_f64())
+}
+
+/// Kernel ns per run, `repeat` 1, cycling over `frames`: baseline, floor (if loaded with these
+/// TEIDs) and the guard, interleaved.
+fn cycle3(
+    refs: &mut RefProgs,
+    guard: &mut loader::Loaded,
+    frames: &[Vec<u8>],
+    floor: bool,
+    rounds: usize,
+) -> Result<[f64; 3]> {
+    let mut ns: [Vec<f64>; 3] = Default::default();
+    for r in 0..rounds {
+        for k in 0..3 {
+            let i = (r + k) % 3;
+            let v = match i {
+                0 => time_cycle(refs.prog(progs::BASELINE)?, frames)?,
+                1 if floor => time_cycle(refs.prog(progs::FLOOR_LRU)?, frames)?,
+                1 => f64::NAN,
+                _ => time_cycle(guard.program().context("guard_n3")?, frames)?,
+            };
+            ns[i].push(v);
+        }
+    }
+    Ok(ns.each_ref().map(|v| if v.iter().all(|x| x.is_nan()) { f64::NAN } else { median(v) }))
+}
+
+/// One map size: load, fill, memory, per-packet cost at that size.
+struct MapScale {
+    devices: u64,
+    fill_s: f64,
+    dev_mem: u64,
+    all_mem: u64,
+    cyc: [f64; 3],
+    sample: usize,
+}
+
+fn map_scale(
+    cfg: &GuardConfig,
+    n: u32,
+    sample: u32,
+    refs: &mut RefProgs,
+    floor: bool,
+) -> Result<(MapScale, loader::Loaded, N3Maps, PinScope)> {
+    let scope = PinScope::new("bsca");
+    let before: Vec<u32> = sys::process_maps()?.into_keys().collect();
+    let mut loaded = loader::load(&scope.pins, n, cfg)
+        .with_context(|| format!("loading guard_n3 with N3_DEVICES of {n} entries"))?;
+    let mut maps = N3Maps::from_ebpf_ref(&mut loaded.ebpf).context("opening the N3 maps")?;
+    println!("bench: part 3: filling N3_DEVICES with {n} devices");
+    let fill_s = fill(&mut maps, FILL_BASE, n)?;
+    let mems = sys::process_maps()?;
+    let mine: Vec<&sys::MapMem> = mems.values().filter(|m| !before.contains(&m.id)).collect();
+    let dev_mem = mine.iter().find(|m| m.name == abi::MAP_N3_DEVICES).map(|m| m.memlock).unwrap_or(0);
+    let all_mem = mine.iter().filter(|m| !m.name.starts_with("BENCH_")).map(|m| m.memlock).sum();
+    let step = (n / sample).max(1);
+    let teids: Vec<u32> = (0..sample.min(n)).map(|i| FILL_BASE + i * step).collect();
+    if floor {
+        refs.floor_insert(teids.iter().copied())?;
+    }
+    let frames: Vec<Vec<u8>> = teids.iter().map(|t| frame(*t)).collect();
+    let cyc = cycle3(refs, &mut loaded, &frames, floor, 3)?;
+    Ok((MapScale { devices: u64::from(n), fill_s, dev_mem, all_mem, cyc, sample: frames.len() }, loaded, maps, scope))
+}
+
+fn scale_row(t: &mut Table, s: &MapScale) {
+    t.row(vec![
+        format!("{}", s.devices),
+        bytes(s.dev_mem),
+        num(ratio(s.dev_mem as f64, s.devices as f64), 0),
+        num(ratio(s.all_mem as f64, s.devices as f64), 0),
+        format!(
+            "{} µs ({}/s)",
+            num(ratio(s.fill_s * 1e6, s.devices as f64), 2),
+            pps(ratio(s.devices as f64, s.fill_s))
+        ),
+        num(s.cyc[0], 1),
+        num(s.cyc[1], 1),
+        num(s.cyc[2], 1),
+        format!("{}x", num(ratio(s.cyc[2], s.cyc[0]), 1)),
+        if s.cyc[1].is_finite() { format!("{}x", num(ratio(s.cyc[2], s.cyc[1]), 2)) } else { "-".into() },
+    ]);
+}
+
+pub fn scale_part(cfg: &GuardConfig, quick: bool) -> Result<(Vec<Table>, Vec<Vec<String>>)> {
+    let mut tables = Vec::new();
+    let mut goals = Vec::new();
+    let one_m: u32 = 1 << 20;
+    let sample: u32 = if quick { 20_000 } else { 100_000 };
+    let mut refs = RefProgs::load(sample + 1024)?;
+
+    let mut t = Table::new(
+        "Device map at scale: memory, update cost, per-packet cost (each run a different device)",
+        &[
+            "devices",
+            "N3_DEVICES memory",
+            "B/device (N3_DEVICES)",
+            "B/device (all N3 maps)",
+            "insert from userspace",
+            "baseline ns",
+            "floor (LRU) ns",
+            "guard ns",
+            "guard / baseline",
+            "guard / floor",
+        ],
+    );
+    let (s1, mut loaded, mut maps, scope) = map_scale(cfg, one_m, sample, &mut refs, true)?;
+    scale_row(&mut t, &s1);
+
+    // The spoofed-TEID flood against the full 1M map, while known devices keep sending.
+    let flood_n: u32 = if quick { 1_000_000 } else { 10_000_000 };
+    let spoof = spoof_flood(&mut loaded, &mut maps, one_m, flood_n, s1.cyc[0])?;
+    drop(maps);
+    drop(loaded);
+    drop(scope);
+
+    // 10M, memory permitting (the LRU hash is preallocated: all of it is allocated at load).
+    let ten_m: u32 = 10_000_000;
+    let need = u64::from(ten_m) * ratio(s1.all_mem as f64, s1.devices as f64) as u64;
+    let avail = sys::mem_available();
+    if quick {
+        t.row(vec![format!("{ten_m}"), "not measured: --quick".into()]);
+    } else if avail < need + (2u64 << 30) {
+        t.row(vec![
+            format!("{ten_m}"),
+            format!(
+                "not measured: needs ~{} and only {} is available (leaving 2 GiB to the rest of the machine)",
+                bytes(need),
+                bytes(avail)
+            ),
+        ]);
+    } else {
+        match map_scale(cfg, ten_m, sample, &mut refs, false) {
+            Ok((s10, l, m, sc)) => {
+                scale_row(&mut t, &s10);
+                drop(m);
+                drop(l);
+                drop(sc);
+            }
+            Err(e) => t.row(vec![format!("{ten_m}"), format!("not measured: {e:#}")]),
+        }
+    }
+    t.note(format!("Memory = the kernel's own accounting (`memlock` in /proc/self/fdinfo). N3_DEVICES is a preallocated LRU hash: its memory is fixed at load time, full or empty. sizeof(DeviceKey) = {} B, sizeof(DeviceState) = {} B; the rest is the kernel's per-element overhead (hash node, LRU links) and per-CPU free lists.", std::mem::size_of::<DeviceKey>(), std::mem::size_of::<DeviceState>()));
+    t.note(format!("Per-packet: {} devices spread over the map, each run once per round (`repeat` 1, so every figure includes the kernel's per-call timer overhead, carried by the baseline too), median of 3 interleaved rounds. The floor at 10M is not measured: it would need a second 10M-entry map.", s1.sample));
+    t.note("Insert = `bpf_map_update_elem` from userspace, one syscall per device (aya 0.14 has no batched update).");
+    tables.push(t);
+    tables.push(spoof);
+    drop(refs);
+
+    let (ctl, g) = controller(cfg, quick)?;
+    tables.push(ctl);
+    goals.extend(g);
+    Ok((tables, goals))
+}
+
+// ---------------------------------------------------------------------------------------------
+
+fn verdict_counts(maps: &N3Maps) -> Result<Vec<u64>> {
+    Ok(maps.verdicts()?.iter().map(|(_, c)| c.packets).collect())
+}
+
+/// `flood_n` never-seen TEIDs from four gNBs against a full map of `have` devices, with 10,000
+/// known devices sending in between (one of their packets per 1,000 spoofed) and 100 staged ones.
+fn spoof_flood(
+    loaded: &mut loader::Loaded,
+    maps: &mut N3Maps,
+    have: u32,
+    flood_n: u32,
+    baseline_ns: f64,
+) -> Result<Table> {
+    println!("bench: part 3: spoofed-TEID flood of {flood_n} distinct TEIDs against a full map of {have} devices");
+    let known: Vec<u32> = (0..10_000u32).map(|i| FILL_BASE + i * (have / 10_000)).collect();
+    let staged: Vec<u32> = known.iter().take(100).copied().collect();
+    for t in &staged {
+        maps.set_stage(&DeviceKey::teid(*t), &stage_entry(STAGE_QUARANTINE, 0, 0, 3600 * SEC_NS))?;
+    }
+    let known_frames: Vec<Vec<u8>> = known.iter().map(|t| frame(*t)).collect();
+    let before = verdict_counts(maps)?;
+    let prog = loaded.program().context("guard_n3")?;
+    let mut f = frame(SPOOF_BASE);
+    let mut kernel_ns = 0f64;
+    let t0 = Instant::now();
+    let deadline = Duration::from_secs(120);
+    let mut sent = 0u32;
+    let mut k = 0usize;
+    for i in 0..flood_n {
+        let teid = SPOOF_BASE.wrapping_add(i);
+        f[TEID_OFF..TEID_OFF + 4].copy_from_slice(&teid.to_be_bytes());
+        // Spread over the four gNBs (the outer source's last octet; the checksum is not checked).
+        f[14 + 15] = 11 + (i % 4) as u8;
+        let r = prog
+            .test_run(TestRunOptions { data_in: Some(&f), repeat: 1, ..Default::default() })
+            .context("BPF_PROG_TEST_RUN")?;
+        kernel_ns += r.duration.as_nanos() as f64;
+        sent += 1;
+        if i % 1000 == 0 {
+            prog.test_run(TestRunOptions {
+                data_in: Some(&known_frames[k % known_frames.len()]),
+                repeat: 1,
+                ..Default::default()
+            })
+            .context("BPF_PROG_TEST_RUN")?;
+            k += 1;
+            if t0.elapsed() > deadline {
+                break;
+            }
+        }
+    }
+    let wall = t0.elapsed().as_secs_f64();
+    let after = verdict_counts(maps)?;
+    let moved = |v: Verdict| after[v as usize].saturating_sub(before[v as usize]);
+    let mut lost = 0;
+    let mut reset = 0;
+    for t in &known {
+        match maps.device(&DeviceKey::teid(*t))? {
+            None => lost += 1,
+            // Every known device was inserted with packets = 1; an evicted and re-created one restarts at its packets since.
+            Some(d) if d.packets == 0 => reset += 1,
+            Some(_) => {}
+        }
+    }
+    let mut stages_kept = 0;
+    for t in &staged {
+        if maps.stage(&DeviceKey::teid(*t))?.is_some_and(|e| e.stage == STAGE_QUARANTINE) {
+            stages_kept += 1;
+        }
+    }
+    let entries = maps.devices.keys().filter(|k| k.is_ok()).count();
+    let mut t = Table::new("Spoofed-TEID flood against a full device map", &["quantity", "value"]);
+    t.row(vec!["device map".into(), format!("{have} entries, full, before the flood")]);
+    t.row(vec!["spoofed TEIDs sent (distinct, never seen, 4 gNBs)".into(), format!("{sent} in {} s", num(wall, 1))]);
+    t.row(vec![
+        "guard's cost per spoofed packet (repeat 1, incl. timer overhead)".into(),
+        format!(
+            "{} ns (`xdp_baseline` run the same way: {} ns)",
+            num(ratio(kernel_ns, f64::from(sent)), 1),
+            num(baseline_ns, 1)
+        ),
+    ]);
+    t.row(vec![
+        "dropped as over the new-device budget (not inserted)".into(),
+        moved(Verdict::DropNewDevice).to_string(),
+    ]);
+    t.row(vec![
+        "admitted within the budget (inserted, evicting the least recently seen)".into(),
+        moved(Verdict::PassGpdu).saturating_sub(k as u64).to_string(),
+    ]);
+    t.row(vec![
+        "known devices (10,000, sending during the flood) evicted".into(),
+        format!("{lost} (and {reset} re-created)"),
+    ]);
+    t.row(vec![
+        "staged devices (100, quarantined) whose stage survived".into(),
+        format!("{stages_kept} / {}", staged.len()),
+    ]);
+    t.row(vec!["device map entries after".into(), entries.to_string()]);
+    t.note("Budget: the shipped default `[dataplane] new_device` (1000 pps, burst 2000 per gNB). Stages live in the userspace-owned N3_STAGES, which the data plane never evicts from.");
+    Ok(t)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The controller at 1M devices.
+
+/// Pins under `<base>/n3` for `guard run --pin-base <base> --iface n3`; purged on drop.
+struct CtlPins {
+    base: PathBuf,
+    pins: PinDir,
+}
+
+impl Drop for CtlPins {
+    fn drop(&mut self) {
+        let _ = loader::detach(&self.pins, true);
+        let _ = std::fs::remove_dir(&self.base);
+    }
+}
+
+/// The `guard` child process; SIGTERM then SIGKILL on drop.
+struct GuardProc(Child);
+
+impl GuardProc {
+    fn stop(&mut self) {
+        // SAFETY: signalling our own child by its pid.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        for _ in 0..50 {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for GuardProc {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn guard_binary() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let p = exe.parent()?.join("guard");
+    p.exists().then_some(p)
+}
+
+/// GET /metrics inside the core namespace.
+fn scrape(lab: &Lab, port: u16) -> Result<StdHashMap<String, f64>> {
+    let text = lab
+        .core
+        .run(move || -> Result<String> {
+            let mut s =
+                std::net::TcpStream::connect(("127.0.0.1", port)).context("connecting to the metrics endpoint")?;
+            s.set_read_timeout(Some(Duration::from_secs(5)))?;
+            s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+            let mut out = String::new();
+            s.read_to_string(&mut out)?;
+            Ok(out)
+        })
+        .context("entering the core namespace")??;
+    let mut m = StdHashMap::new();
+    for l in text.lines().filter(|l| !l.starts_with('#')) {
+        if let Some((k, v)) = l.rsplit_once(' ') {
+            if let Ok(x) = v.parse::<f64>() {
+                m.insert(k.to_owned(), x);
+            }
+        }
+    }
+    Ok(m)
+}
+
+fn vm_rss(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|x| x.parse::<u64>().ok())
+        })
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}
+
+fn teid_of(k: &DeviceKey) -> u32 {
+    u32::from_be_bytes([k.id[0], k.id[1], k.id[2], k.id[3]])
+}
+
+fn percentile(v: &[f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    s[((s.len() - 1) as f64 * p).round() as usize]
+}
+
+fn controller(cfg: &GuardConfig, quick: bool) -> Result<(Table, Vec<Vec<String>>)> {
+    let n: u32 = 1 << 20;
+    let n_off: u32 = n / 100;
+    let mut t = Table::new(
+        &format!("Controller (`guard run`) at {n} active devices, {n_off} offenders (1%)"),
+        &["quantity", "value"],
+    );
+    let Some(bin) = guard_binary() else {
+        t.row(vec![
+            "controller".into(),
+            "not measured: the `guard` binary is not built next to `bench` (`cargo xtask bench` builds it)".into(),
+        ]);
+        return Ok((
+            t,
+            vec![vec![
+                "controller < 10% of a core at 1M devices; offenders pinned within 2 s".into(),
+                "not measured".into(),
+                "-".into(),
+            ]],
+        ));
+    };
+    println!("bench: part 3: the controller at {n} devices, {n_off} offenders");
+    let lab = Lab::new().context("building the lab for the controller run")?;
+    lab.core.ip(&["link", "set", "lo", "up"])?;
+    let base = PathBuf::from(format!("/sys/fs/bpf/og-test-{}", crate::netns::unique_name("bctl")));
+    let cp = CtlPins { pins: PinDir::new(&base, lab.core_ifname()), base };
+    let mut loaded = loader::load(&cp.pins, n, cfg).context("loading guard_n3 with 1M devices")?;
+    let mut maps = N3Maps::from_ebpf_ref(&mut loaded.ebpf)?;
+    let fill_s = fill(&mut maps, FILL_BASE, n)?;
+    let offenders: Vec<u32> = (0..n_off).map(|i| FILL_BASE + i * 100).collect();
+    let off_set: std::collections::HashSet<u32> = offenders.iter().copied().collect();
+
+    let dir = std::env::temp_dir().join(crate::netns::unique_name("og-bench-ctl"));
+    std::fs::create_dir_all(&dir)?;
+    let port: u16 = 20_000 + (std::process::id() % 20_000) as u16;
+    let cfg_path = dir.join("guard.toml");
+    std::fs::write(
+        &cfg_path,
+        format!(
+            "[guard]\ninterfaces = [\"{}\"]\npin_dir = \"{}\"\nmax_devices = {n}\naudit_log = \"{}\"\ntick = \"1s\"\n\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n",
+            lab.core_ifname(),
+            cp.base.display(),
+            dir.join("audit.jsonl").display()
+        ),
+    )?;
+    let window = if quick { 15u64 } else { 40 };
+    let log = std::fs::File::create(dir.join("guard.log"))?;
+    let child = Command::new(&bin)
+        .args(["--netns", lab.core_ns_name(), "run", "--iface", lab.core_ifname(), "--config"])
+        .arg(&cfg_path)
+        .args(["--duration", &format!("{}", window + 40)])
+        .stdout(Stdio::from(log.try_clone()?))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    let mut gp = GuardProc(child);
+    let pid = gp.0.id();
+    let up = Instant::now();
+    let mut first = None;
+    while up.elapsed() < Duration::from_secs(30) {
+        if let Ok(m) = scrape(&lab, port) {
+            if m.keys().any(|k| k.starts_with("overload_guard_controller_tick_seconds_count")) {
+                first = Some(m);
+                break;
+            }
+        }
+        if let Ok(Some(st)) = gp.0.try_wait() {
+            bail!(
+                "guard run exited ({st}); log: {}",
+                std::fs::read_to_string(dir.join("guard.log")).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    if first.is_none() {
+        bail!("guard run did not serve metrics within 30 s; log in {}", dir.display());
+    }
+    // Let the first full walk of the 1M devices pass.
+    std::thread::sleep(Duration::from_secs(8));
+
+    // Benign devices: each pass adds 5 packets to every device (about 1 pps), at most one pass per 5 s.
+    let stop = Arc::new(AtomicBool::new(false));
+    let updater = {
+        let stop = stop.clone();
+        let pins = cp.pins.clone();
+        let off = off_set.clone();
+        std::thread::spawn(move || -> Result<u64> {
+            let mut m = N3Maps::open_pinned(&pins)?;
+            let mut passes = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let t0 = Instant::now();
+                for i in 0..n {
+                    let teid = FILL_BASE + i;
+                    if off.contains(&teid) {
+                        continue;
+                    }
+                    if i % 4096 == 0 && stop.load(Ordering::Relaxed) {
+                        return Ok(passes);
+                    }
+                    let k = DeviceKey::teid(teid);
+                    if let Ok(Some(mut d)) = m.device(&k) {
+                        d.packets += 5;
+                        let _ = m.devices.insert(k, d, 0);
+                    }
+                }
+                passes += 1;
+                while t0.elapsed() < Duration::from_secs(5) && !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+            Ok(passes)
+        })
+    };
+
+    // Offenders: 2000 packets per second each (10x the 200 pps profile; the shape trigger is 8x),
+    // written into their counters, then one real packet each through guard_n3, which finds them
+    // over their profile and emits the over-limit event the controller reads.
+    let cpu0 = sys::proc_cpu_ns(pid)?;
+    let m0 = scrape(&lab, port)?;
+    let t0 = Instant::now();
+    let mut pinned: StdHashMap<u32, f64> = StdHashMap::new();
+    let frames: Vec<Vec<u8>> = offenders.iter().map(|t| frame(*t)).collect();
+    let mut rounds = 0;
+    let mut false_pos = 0usize;
+    while t0.elapsed() < Duration::from_secs(window) && pinned.len() < offenders.len() {
+        let round = Instant::now();
+        let now = guard::clock::monotonic_ns();
+        // Ten slices a second, each on the next CPU: real traffic is spread over the second and,
+        // by RSS, over the CPUs (each has its own event budget).
+        let slice = offenders.len().div_ceil(10);
+        for (si, chunk) in offenders.chunks(slice).enumerate() {
+            let _ = sys::set_affinity(si % sys::ncpus());
+            let slice_start = Instant::now();
+            for (j, teid) in chunk.iter().enumerate() {
+                let k = DeviceKey::teid(*teid);
+                if let Some(mut d) = maps.device(&k)? {
+                    d.packets += 2000;
+                    d.over_limit += 1800;
+                    d.tat_observe = now + 3600 * SEC_NS;
+                    d.last_event_ns = 0;
+                    maps.devices.insert(k, d, 0)?;
+                }
+                loaded
+                    .program()?
+                    .test_run(TestRunOptions {
+                        data_in: Some(&frames[si * slice + j]),
+                        repeat: 1,
+                        ..Default::default()
+                    })
+                    .context("BPF_PROG_TEST_RUN")?;
+            }
+            let at = t0.elapsed().as_secs_f64();
+            false_pos = 0;
+            for (k, _) in maps.stages() {
+                let teid = teid_of(&k);
+                if off_set.contains(&teid) {
+                    pinned.entry(teid).or_insert(at);
+                } else {
+                    false_pos += 1;
+                }
+            }
+            if let Some(rest) = Duration::from_millis(100).checked_sub(slice_start.elapsed()) {
+                std::thread::sleep(rest);
+            }
+        }
+        let _ = sys::clear_affinity();
+        rounds += 1;
+        // The rest of the second, if the slices finished early.
+        if let Some(rest) = Duration::from_secs(1).checked_sub(round.elapsed()) {
+            std::thread::sleep(rest);
+        }
+    }
+    let wall = t0.elapsed().as_secs_f64();
+    let cpu1 = sys::proc_cpu_ns(pid)?;
+    let m1 = scrape(&lab, port)?;
+    let rss = vm_rss(pid);
+    stop.store(true, Ordering::Relaxed);
+    let passes = updater.join().map_err(|_| anyhow::anyhow!("the updater thread panicked"))??;
+    gp.stop();
+    drop(gp);
+    let _ = loader::detach(&cp.pins, false);
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let g = |m: &StdHashMap<String, f64>, k: &str| m.get(k).copied().unwrap_or(0.0);
+    let ticks =
+        g(&m1, "overload_guard_controller_tick_seconds_count") - g(&m0, "overload_guard_controller_tick_seconds_count");
+    let tick_sum =
+        g(&m1, "overload_guard_controller_tick_seconds_sum") - g(&m0, "overload_guard_controller_tick_seconds_sum");
+    let scan = g(&m1, "overload_guard_device_scan_seconds");
+    let cpu_frac = ratio((cpu1 - cpu0) as f64 / 1e9, wall);
+    let lat: Vec<f64> = pinned.values().copied().collect();
+    let within2 = lat.iter().filter(|x| **x <= 2.0).count();
+    t.row(vec!["devices in N3_DEVICES (filled from userspace)".into(), format!("{n} in {} s", num(fill_s, 1))]);
+    t.row(vec!["benign devices: counter passes (+5 packets each, ≥ 5 s apart)".into(), passes.to_string()]);
+    t.row(vec!["offenders: 2000 pps each (10x profile) for".into(), format!("{} s ({rounds} rounds)", num(wall, 1))]);
+    t.row(vec!["controller CPU over that window".into(), format!("{}% of one core", num(cpu_frac * 100.0, 1))]);
+    t.row(vec![
+        "controller ticks, mean duration".into(),
+        format!("{ticks:.0} ticks, {} ms", num(ratio(tick_sum, ticks) * 1e3, 1)),
+    ]);
+    t.row(vec![
+        "last full device-map walk".into(),
+        format!("{} s ({} µs per device)", num(scan, 2), num(scan * 1e6 / f64::from(n), 2)),
+    ]);
+    t.row(vec!["controller resident memory".into(), bytes(rss)]);
+    let ev = |o: &str| {
+        let k = format!("overload_guard_ringbuf_events_total{{outcome=\"{o}\"}}");
+        g(&m1, &k) - g(&m0, &k)
+    };
+    t.row(vec![
+        "data-plane events in the window: sent / lost (ring full) / suppressed (rate)".into(),
+        format!("{:.0} / {:.0} / {:.0}", ev("sent"), ev("lost"), ev("suppressed")),
+    ]);
+    t.row(vec!["offenders pinned (staged) by the end".into(), format!("{} / {n_off}", pinned.len())]);
+    t.row(vec!["  within 2 s".into(), format!("{within2} / {n_off}")]);
+    t.row(vec![
+        "  detection latency: median / p90 / max".into(),
+        format!(
+            "{} / {} / {} s",
+            num(percentile(&lat, 0.5), 1),
+            num(percentile(&lat, 0.9), 1),
+            num(percentile(&lat, 1.0), 1)
+        ),
+    ]);
+    t.row(vec!["benign devices staged (false positives)".into(), false_pos.to_string()]);
+    t.note("The real `guard run` binary with the shipped defaults (tick 1 s; shape after 5 consecutive readings at ≥ 8x the profile, which before warm-up is the 200 pps observe limit), in the lab's core namespace, on maps the bench filled. CPU = the process's user+system time (/proc/PID/stat) over the offender window; the bench's own threads (benign counter updates, offender packets) run outside it but on the same 2 CPUs.");
+    t.note("Offenders are driven through the real data path: their counters are advanced by 2000 packets per second from userspace (10,000 devices × 2000 pps = 20 Mpps cannot be sent on this machine) and one real packet per second each through guard_n3 (BPF_PROG_TEST_RUN) raises the over-limit event the controller reads between walks. The offenders are sent in ten slices a second, alternating CPUs (as RSS would spread them); each CPU's event budget is `event_rate` (5000 events/s, burst 500): events beyond it are suppressed, and events the controller does not drain in time are lost when the 256 KiB ring is full.");
+
+    let walk_share = ratio(scan, scan + (scan / 0.5).ceil());
+    let goals = vec![
+        vec![
+            "controller keeps up with 1M devices under 10% of one core".into(),
+            format!(
+                "{}% of one core; walk {} s every ~{} ticks",
+                num(cpu_frac * 100.0, 1),
+                num(scan, 1),
+                num((scan / 0.5).ceil(), 0)
+            ),
+            (if cpu_frac < 0.10 { "yes" } else { "no" }).into(),
+            if cpu_frac < 0.10 {
+                String::new()
+            } else {
+                format!(
+                    "the device-map walk: {} µs per device (aya's map iterator: two bpf syscalls per entry, next key and lookup) = {} s per walk at 1M, repeated after ~{} ticks, so walking alone is ~{}% of a core; plus the engine's per-device tracking ({} resident)",
+                    num(scan * 1e6 / f64::from(n), 1),
+                    num(scan, 1),
+                    num((scan / 0.5).ceil(), 0),
+                    num(walk_share * 100.0, 0),
+                    bytes(rss)
+                )
+            },
+        ],
+        vec![
+            "controller pins offenders within 2 s".into(),
+            format!(
+                "{within2} / {n_off} within 2 s; {} / {n_off} by {} s; median {} s",
+                pinned.len(),
+                num(wall, 0),
+                num(percentile(&lat, 0.5), 1)
+            ),
+            (if within2 == offenders.len() { "yes" } else { "no" }).into(),
+            if within2 == offenders.len() {
+                String::new()
+            } else {
+                format!(
+                    "by design ≥ 5 s: shape needs 5 consecutive readings ≥ 8x the profile (`ladder.shape.trigger_windows` 5, tick 1 s). At this scale readings are scarce: the walk blocks the tick for {} s, during which the 256 KiB event ring overflows ({:.0} events lost in the window), and the per-CPU event budget (5000/s) suppressed {:.0}; {:.0} were delivered for {n_off} offenders",
+                    num(scan, 1),
+                    ev("lost"),
+                    ev("suppressed"),
+                    ev("sent")
+                )
+            },
+        ],
+    ];
+    Ok((t, goals))
+}
