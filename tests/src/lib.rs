@@ -11,6 +11,11 @@
 //! - [`sink`]: a counting AF_PACKET receiver on the core side.
 //! - [`oracle`]: tshark and scapy runners.
 //! - [`n2lab`]: the N2 harness (`guard_n2` through BPF_PROG_TEST_RUN) and the `lab_n2` lab.
+//! - [`population`]: device populations of a lab scenario and their seeded traffic schedule.
+//! - [`scenario`]: lab scenario files, the generated guard config, and the runner of one mode
+//!   (guard off / naive cell cap / guard).
+//! - [`score`]: the scores of a run and issue 4's acceptance checks.
+//! - [`report`]: report.md, report.json and the timeline plots.
 
 pub mod bench;
 pub mod bpf;
@@ -22,6 +27,10 @@ pub mod n2lab;
 pub mod netns;
 pub mod oracle;
 pub mod pcap;
+pub mod population;
+pub mod report;
+pub mod scenario;
+pub mod score;
 pub mod sctp_frames;
 pub mod sink;
 

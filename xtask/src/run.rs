@@ -90,14 +90,44 @@ pub fn fuzz(secs: u64, only: &[String]) -> Result<()> {
 
 pub fn lab(scenario: &str, out: &str) -> Result<()> {
     // The lab drives the real `guard` binary as a subprocess, so it must be built (and current)
-    // before the lab starts; `cargo run` below only builds the lab binary itself.
+    // before the lab starts; `cargo run` below only builds the lab binaries themselves.
     let mut c = cargo();
     c.args(["build", "--release", "-p", "guard-userspace", "--bin", "guard"]);
     run(c, "building the guard binary (release) for the lab")?;
-    let mut c = cargo();
-    c.args(["run", "--release", "-p", "guard-tests", "--bin", "lab", "--", "--scenario", scenario, "--out", out])
-        .env("GUARD_BIN", root().join("target/release/guard"));
-    run(c, &format!("running the lab: scenario {scenario}, report in {out}/"))
+    let guard = root().join("target/release/guard");
+    // N3 scenarios run in `lab`, the N2 (SCTP/NGAP) ones (`n2_*`) in `lab_n2`; `all` runs both and
+    // fails if either fails, after both have written their reports.
+    let is_n2 = scenario.starts_with("n2_") || scenario.contains("/n2_");
+    let n3 = if scenario == "all" || !is_n2 {
+        let mut c = cargo();
+        c.args(["run", "--release", "-p", "guard-tests", "--bin", "lab", "--", "--scenario", scenario, "--out", out])
+            .env("GUARD_BIN", &guard);
+        run(c, &format!("running the N3 (GTP-U) lab: scenario {scenario}, report in {out}/report.md"))
+    } else {
+        Ok(())
+    };
+    let n2 = if scenario == "all" || is_n2 {
+        let mut c = cargo();
+        c.args([
+            "run",
+            "--release",
+            "-p",
+            "guard-tests",
+            "--bin",
+            "lab_n2",
+            "--",
+            "--scenario",
+            scenario,
+            "--out",
+            out,
+        ])
+        .arg("--guard-bin")
+        .arg(&guard);
+        run(c, &format!("running the N2 (SCTP/NGAP) lab: scenario {scenario}, report in {out}/n2/report.md"))
+    } else {
+        Ok(())
+    };
+    n3.and(n2)
 }
 
 pub fn bench(args: &[String]) -> Result<()> {

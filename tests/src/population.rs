@@ -1,0 +1,681 @@
+//! Device populations of a lab scenario and the traffic schedule they produce.
+//!
+//! A scenario lists populations (`[[population]]` in its TOML): a number of devices sharing a
+//! traffic profile (periodic meter, human-like sessions, flood, chatty bursts, edge abuse), a
+//! class label (benign / attack), a TEID and UE address range, a destination server and a gNB
+//! (one fixed, or spread round-robin over the lab's gNBs). An optional `change` switches a
+//! fraction of the population to another behaviour at a point in time: a flash crowd, an
+//! infection, a bulk re-provisioning.
+//!
+//! [`Plan::build`] turns that into devices and a deterministic schedule (seeded): per 100 ms
+//! slot, how many packets each *variant* (one device in one behaviour segment) sends. The same
+//! plan is replayed for every mode (guard off, naive cell cap, guard), so they see identical
+//! offered traffic.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+
+use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::frames::GtpFrame;
+use crate::lab::Lab;
+
+/// Length of one schedule slot.
+pub const SLOT_MS: u64 = 100;
+pub const SLOTS_PER_SEC: usize = (1000 / SLOT_MS) as usize;
+/// TEIDs of the random-TEID scan: `SCAN_TEID_BASE | 24 random bits`. Device TEIDs must stay
+/// below it.
+pub const SCAN_TEID_BASE: u32 = 0xe000_0000;
+pub const SCAN_TEID_MASK: u32 = 0x00ff_ffff;
+/// The `n`-th TEID of the random-TEID scan: a multiplicative hash of a counter (a bijection on
+/// 24 bits), so a scan does not repeat TEIDs within a run and the core sees "random" TEIDs.
+pub fn scan_teid(n: u32) -> u32 {
+    SCAN_TEID_BASE | (n.wrapping_mul(0x9e37_79b1) & SCAN_TEID_MASK)
+}
+
+/// GTP-U message types the edge-abuse profiles send.
+pub const MSG_ECHO_REQUEST: u8 = 1;
+pub const MSG_ERROR_INDICATION: u8 = 26;
+
+/// Benign or attack: what the scores are computed for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Class {
+    #[default]
+    Benign,
+    Attack,
+}
+
+impl Class {
+    pub fn idx(self) -> usize {
+        match self {
+            Class::Benign => 0,
+            Class::Attack => 1,
+        }
+    }
+}
+
+/// A number, or a `[low, high]` range drawn uniformly per device.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum Num {
+    One(f64),
+    Range([f64; 2]),
+}
+
+impl Num {
+    pub fn draw(&self, rng: &mut Rng) -> f64 {
+        match *self {
+            Num::One(x) => x,
+            Num::Range([a, b]) => a + (b - a) * rng.f64(),
+        }
+    }
+
+    pub fn max(&self) -> f64 {
+        match *self {
+            Num::One(x) => x,
+            Num::Range([a, b]) => a.max(b),
+        }
+    }
+}
+
+/// What a device sends.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Profile {
+    /// An IoT meter: `burst` packets every `period_s` (± `jitter` × period, uniform), random phase.
+    Periodic {
+        period_s: Num,
+        #[serde(default = "default_jitter")]
+        jitter: f64,
+        #[serde(default = "one")]
+        burst: Num,
+    },
+    /// Human-like: sessions of `on_s` at `rate_pps`, separated by `off_s` idle (all drawn per
+    /// session), random phase.
+    Session { rate_pps: Num, on_s: Num, off_s: Num },
+    /// Constant rate from the segment start.
+    Flood { pps: Num },
+    /// Chatty (T3): `burst` packets within `burst_ms`, then idle; the first burst at the segment
+    /// start (synchronised across the devices that switch together), then every `period_s` ±
+    /// `jitter` × period.
+    Chatty {
+        period_s: Num,
+        #[serde(default = "default_chatty_jitter")]
+        jitter: f64,
+        burst: Num,
+        burst_ms: Num,
+    },
+    /// GTP-U Echo Requests (TEID 0) at `pps` from the device's gNB.
+    EchoFlood { pps: Num },
+    /// Error Indications (TEID 0) at `pps` from the device's gNB.
+    ErrIndFlood { pps: Num },
+    /// G-PDUs on never-seen random TEIDs at `pps` from the device's gNB.
+    TeidScan { pps: Num },
+    /// Sends nothing.
+    Idle,
+}
+
+fn default_jitter() -> f64 {
+    0.1
+}
+fn default_chatty_jitter() -> f64 {
+    0.3
+}
+fn one() -> Num {
+    Num::One(1.0)
+}
+
+impl Profile {
+    /// The same profile `f` times as intense (more often, faster, or bigger bursts).
+    pub fn scaled(&self, f: f64) -> Profile {
+        let m = |n: &Num| match *n {
+            Num::One(x) => Num::One(x * f),
+            Num::Range([a, b]) => Num::Range([a * f, b * f]),
+        };
+        let d = |n: &Num| match *n {
+            Num::One(x) => Num::One(x / f),
+            Num::Range([a, b]) => Num::Range([a / f, b / f]),
+        };
+        match self {
+            Profile::Periodic { period_s, jitter, burst } => {
+                Profile::Periodic { period_s: d(period_s), jitter: *jitter, burst: *burst }
+            }
+            Profile::Session { rate_pps, on_s, off_s } => {
+                Profile::Session { rate_pps: m(rate_pps), on_s: *on_s, off_s: *off_s }
+            }
+            Profile::Flood { pps } => Profile::Flood { pps: m(pps) },
+            Profile::Chatty { period_s, jitter, burst, burst_ms } => {
+                Profile::Chatty { period_s: *period_s, jitter: *jitter, burst: m(burst), burst_ms: *burst_ms }
+            }
+            Profile::EchoFlood { pps } => Profile::EchoFlood { pps: m(pps) },
+            Profile::ErrIndFlood { pps } => Profile::ErrIndFlood { pps: m(pps) },
+            Profile::TeidScan { pps } => Profile::TeidScan { pps: m(pps) },
+            Profile::Idle => Profile::Idle,
+        }
+    }
+
+    fn edge_kind(&self) -> Option<EdgeKind> {
+        match self {
+            Profile::EchoFlood { .. } => Some(EdgeKind::Echo),
+            Profile::ErrIndFlood { .. } => Some(EdgeKind::ErrInd),
+            Profile::TeidScan { .. } => Some(EdgeKind::Scan),
+            _ => None,
+        }
+    }
+}
+
+/// A behaviour switch of part of a population.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeSpec {
+    /// When (seconds from the start).
+    pub at_s: f64,
+    /// Fraction of the population that switches (picked at random, seeded).
+    #[serde(default = "one_f")]
+    pub fraction: f64,
+    /// Each switching device switches at a random time in `[at_s, at_s + spread_s]`; 0 = all at
+    /// once, in phase.
+    #[serde(default)]
+    pub spread_s: f64,
+    /// Class of the switched devices' traffic from then on (default: unchanged).
+    pub class: Option<Class>,
+    /// New profile (default: the old one, scaled by `rate_factor`).
+    pub profile: Option<Profile>,
+    /// Intensity factor applied to the (old or new) profile, drawn per device.
+    pub rate_factor: Option<Num>,
+    /// New inner destination.
+    pub dst: Option<Ipv4Addr>,
+}
+
+fn one_f() -> f64 {
+    1.0
+}
+
+/// `[[population]]`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PopulationSpec {
+    pub name: String,
+    pub count: usize,
+    #[serde(default)]
+    pub class: Class,
+    pub profile: Profile,
+    /// First TEID; device i gets `teid_base + i`.
+    #[serde(default)]
+    pub teid_base: u32,
+    /// UE addresses: `ue_base + i + 1`.
+    #[serde(default = "default_ue")]
+    pub ue_base: Ipv4Addr,
+    /// Inner destination (the device's server).
+    #[serde(default = "default_dst")]
+    pub dst: Ipv4Addr,
+    /// A fixed gNB index; default: spread round-robin over the lab's gNBs.
+    pub gnb: Option<usize>,
+    /// Start sending at (s).
+    #[serde(default)]
+    pub start_s: f64,
+    /// Stop sending at (s; default: the end of the scenario).
+    pub stop_s: Option<f64>,
+    /// Inner payload bytes.
+    #[serde(default = "default_payload")]
+    pub payload: usize,
+    pub change: Option<ChangeSpec>,
+}
+
+fn default_ue() -> Ipv4Addr {
+    Ipv4Addr::new(10, 45, 0, 0)
+}
+fn default_dst() -> Ipv4Addr {
+    Ipv4Addr::new(198, 51, 100, 10)
+}
+fn default_payload() -> usize {
+    64
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EdgeKind {
+    Echo,
+    ErrInd,
+    Scan,
+}
+
+/// One behaviour segment of a device.
+#[derive(Clone, Debug, Serialize)]
+pub struct Segment {
+    pub from_s: f64,
+    pub to_s: f64,
+    pub class: Class,
+    pub dst: Ipv4Addr,
+    #[serde(skip)]
+    pub profile: Profile,
+}
+
+/// One simulated device (or, for edge abuse, one abusive source).
+#[derive(Clone, Debug, Serialize)]
+pub struct Device {
+    pub idx: usize,
+    pub population: String,
+    pub teid: u32,
+    pub ue: Ipv4Addr,
+    pub gnb: usize,
+    /// Attack if any of its segments is attack traffic.
+    pub class: Class,
+    pub segments: Vec<Segment>,
+    pub edge: Option<EdgeKind>,
+    #[serde(skip)]
+    pub payload: usize,
+}
+
+impl Device {
+    pub fn class_at(&self, t_s: f64) -> Class {
+        self.segments
+            .iter()
+            .find(|s| t_s >= s.from_s && t_s < s.to_s)
+            .or(self.segments.last())
+            .map(|s| s.class)
+            .unwrap_or(self.class)
+    }
+
+    pub fn label(&self) -> String {
+        match self.edge {
+            Some(EdgeKind::Echo) => format!("{}:echo@gnb{}", self.population, self.gnb),
+            Some(EdgeKind::ErrInd) => format!("{}:err_ind@gnb{}", self.population, self.gnb),
+            Some(EdgeKind::Scan) => format!("{}:teid_scan@gnb{}", self.population, self.gnb),
+            None => format!("teid:{:#010x}", self.teid),
+        }
+    }
+}
+
+/// One device in one segment: one frame template.
+#[derive(Clone, Copy, Debug)]
+pub struct Variant {
+    pub device: usize,
+    pub segment: usize,
+}
+
+/// The whole traffic plan of a scenario.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub devices: Vec<Device>,
+    pub variants: Vec<Variant>,
+    /// Per slot: (variant, packets).
+    pub slots: Vec<Vec<(u32, u32)>>,
+    pub gnbs: usize,
+    /// G-PDU TEID → device.
+    pub by_teid: HashMap<u32, usize>,
+    pub echo_device: Option<usize>,
+    pub err_ind_device: Option<usize>,
+    pub scan_device: Option<usize>,
+}
+
+/// Deterministic splitmix64 generator (no dependency, reproducible schedules).
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed ^ 0x9e37_79b9_7f4a_7c15)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    pub fn f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Uniform in [-1, 1).
+    pub fn sym(&mut self) -> f64 {
+        2.0 * self.f64() - 1.0
+    }
+}
+
+impl Plan {
+    /// Devices and schedule for `duration_s` seconds over `gnbs` gNBs.
+    pub fn build(pops: &[PopulationSpec], gnbs: usize, duration_s: f64, seed: u64) -> Result<Plan> {
+        let nslots = (duration_s * SLOTS_PER_SEC as f64).ceil() as usize;
+        let mut devices = Vec::new();
+        let mut spread = 0usize;
+        let mut rng = Rng::new(seed);
+        for p in pops {
+            if p.count == 0 {
+                continue;
+            }
+            let edge = p.profile.edge_kind();
+            if edge.is_some() && p.count != 1 {
+                bail!("population {}: edge-abuse profiles are one source each (count = 1)", p.name);
+            }
+            if p.gnb.is_some_and(|g| g >= gnbs) {
+                bail!("population {}: gnb {} but the lab has {gnbs}", p.name, p.gnb.unwrap_or(0));
+            }
+            let stop = p.stop_s.unwrap_or(duration_s).min(duration_s);
+            // Which members switch.
+            let switching: Vec<bool> = match &p.change {
+                Some(c) => {
+                    let k = ((c.fraction.clamp(0.0, 1.0) * p.count as f64).round() as usize).min(p.count);
+                    let mut order: Vec<usize> = (0..p.count).collect();
+                    for i in (1..order.len()).rev() {
+                        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
+                        order.swap(i, j);
+                    }
+                    let mut v = vec![false; p.count];
+                    for &i in order.iter().take(k) {
+                        v[i] = true;
+                    }
+                    v
+                }
+                None => vec![false; p.count],
+            };
+            for (i, &switches) in switching.iter().enumerate() {
+                let teid = p.teid_base.wrapping_add(i as u32);
+                if edge.is_none() && teid >= SCAN_TEID_BASE {
+                    bail!("population {}: TEID {teid:#x} is in the scan range (>= {SCAN_TEID_BASE:#x})", p.name);
+                }
+                let gnb = match p.gnb {
+                    Some(g) => g,
+                    None => {
+                        spread += 1;
+                        (spread - 1) % gnbs
+                    }
+                };
+                let mut segments = vec![Segment {
+                    from_s: p.start_s,
+                    to_s: stop,
+                    class: p.class,
+                    dst: p.dst,
+                    profile: p.profile.clone(),
+                }];
+                if let (true, Some(c)) = (switches, &p.change) {
+                    let at = (c.at_s + c.spread_s.max(0.0) * rng.f64()).clamp(p.start_s, stop);
+                    let base = c.profile.clone().unwrap_or_else(|| p.profile.clone());
+                    let profile = match &c.rate_factor {
+                        Some(f) => base.scaled(f.draw(&mut rng)),
+                        None => base,
+                    };
+                    segments[0].to_s = at;
+                    segments.push(Segment {
+                        from_s: at,
+                        to_s: stop,
+                        class: c.class.unwrap_or(p.class),
+                        dst: c.dst.unwrap_or(p.dst),
+                        profile,
+                    });
+                }
+                let class =
+                    if segments.iter().any(|s| s.class == Class::Attack) { Class::Attack } else { Class::Benign };
+                devices.push(Device {
+                    idx: devices.len(),
+                    population: p.name.clone(),
+                    teid,
+                    ue: Ipv4Addr::from(u32::from(p.ue_base).wrapping_add(i as u32 + 1)),
+                    gnb,
+                    class,
+                    segments,
+                    edge,
+                    payload: p.payload,
+                });
+            }
+        }
+        let mut by_teid = HashMap::new();
+        let (mut echo_device, mut err_ind_device, mut scan_device) = (None, None, None);
+        for d in &devices {
+            match d.edge {
+                None => {
+                    if by_teid.insert(d.teid, d.idx).is_some() {
+                        bail!("TEID {:#x} is used by two devices (check teid_base of the populations)", d.teid);
+                    }
+                }
+                Some(EdgeKind::Echo) => {
+                    if echo_device.replace(d.idx).is_some() {
+                        bail!("at most one echo_flood source per scenario (the sink tells them apart by message type)");
+                    }
+                }
+                Some(EdgeKind::ErrInd) => {
+                    if err_ind_device.replace(d.idx).is_some() {
+                        bail!("at most one err_ind_flood source per scenario");
+                    }
+                }
+                Some(EdgeKind::Scan) => {
+                    if scan_device.replace(d.idx).is_some() {
+                        bail!("at most one teid_scan source per scenario");
+                    }
+                }
+            }
+        }
+        let mut variants = Vec::new();
+        let mut slots: Vec<Vec<(u32, u32)>> = vec![Vec::new(); nslots];
+        for d in &devices {
+            let mut drng = Rng::new(seed ^ (d.idx as u64 + 1).wrapping_mul(0x2545_f491_4f6c_dd1d));
+            for (si, s) in d.segments.iter().enumerate() {
+                let vid = variants.len() as u32;
+                variants.push(Variant { device: d.idx, segment: si });
+                let mut counts: Vec<f64> = vec![0.0; nslots];
+                emit(&s.profile, s.from_s, s.to_s, si > 0, &mut drng, &mut counts);
+                for (slot, c) in counts.into_iter().enumerate() {
+                    let n = c.round() as u32;
+                    if n > 0 {
+                        slots[slot].push((vid, n));
+                    }
+                }
+            }
+        }
+        Ok(Plan { devices, variants, slots, gnbs, by_teid, echo_device, err_ind_device, scan_device })
+    }
+
+    pub fn duration_s(&self) -> f64 {
+        self.slots.len() as f64 / SLOTS_PER_SEC as f64
+    }
+
+    /// Packets offered per slot by class (`[benign, attack]`), from the schedule.
+    pub fn offered_by_slot(&self) -> Vec<[u64; 2]> {
+        self.slots
+            .iter()
+            .map(|s| {
+                let mut c = [0u64; 2];
+                for &(v, n) in s {
+                    let var = self.variants[v as usize];
+                    c[self.devices[var.device].segments[var.segment].class.idx()] += u64::from(n);
+                }
+                c
+            })
+            .collect()
+    }
+
+    /// Mean G-PDU rate per gNB over `[from_s, to_s)` (what the naive cell cap is sized from).
+    pub fn gpdu_pps_per_gnb(&self, from_s: f64, to_s: f64) -> Vec<f64> {
+        let mut sum = vec![0u64; self.gnbs];
+        let a = (from_s * SLOTS_PER_SEC as f64) as usize;
+        let b = ((to_s * SLOTS_PER_SEC as f64) as usize).min(self.slots.len());
+        for s in self.slots.get(a..b).unwrap_or(&[]) {
+            for &(v, n) in s {
+                let d = &self.devices[self.variants[v as usize].device];
+                if matches!(d.edge, None | Some(EdgeKind::Scan)) {
+                    sum[d.gnb] += u64::from(n);
+                }
+            }
+        }
+        let secs = (b.saturating_sub(a)) as f64 / SLOTS_PER_SEC as f64;
+        sum.into_iter().map(|n| if secs > 0.0 { n as f64 / secs } else { 0.0 }).collect()
+    }
+
+    /// The device a delivered G-PDU TEID belongs to (scan TEIDs map to the scan source).
+    pub fn device_of_teid(&self, teid: u32) -> Option<usize> {
+        if teid & !SCAN_TEID_MASK == SCAN_TEID_BASE {
+            if let Some(d) = self.scan_device {
+                return Some(d);
+            }
+        }
+        self.by_teid.get(&teid).copied()
+    }
+
+    /// One frame template per variant.
+    pub fn templates(&self, lab: &Lab) -> Vec<Vec<u8>> {
+        self.variants
+            .iter()
+            .map(|v| {
+                let d = &self.devices[v.device];
+                let s = &d.segments[v.segment];
+                let f = match d.edge {
+                    Some(EdgeKind::Echo) => lab.route_v4(GtpFrame::echo_request(0x4242), d.gnb),
+                    Some(EdgeKind::ErrInd) => lab.route_v4(
+                        GtpFrame::error_indication(0x0bad_0001, IpAddr::V4(lab.gnb_v4[d.gnb % lab.gnb_v4.len()])),
+                        d.gnb,
+                    ),
+                    Some(EdgeKind::Scan) => {
+                        lab.gpdu_v4(d.gnb, SCAN_TEID_BASE).inner_v4(d.ue, s.dst).payload_len(d.payload)
+                    }
+                    None => lab.gpdu_v4(d.gnb, d.teid).inner_v4(d.ue, s.dst).payload_len(d.payload),
+                };
+                f.build()
+            })
+            .collect()
+    }
+}
+
+/// Offset of the GTP-U TEID in a frame built by [`Lab::gpdu_v4`] (Ethernet 14 + IPv4 20 + UDP 8 +
+/// flags/type/length 4).
+pub const TEID_OFFSET_V4: usize = 14 + 20 + 8 + 4;
+
+/// Add a profile's packets over `[from, to)` to per-slot counts (fractional; rounded by the caller
+/// after accumulation with a carry so rates are exact on average).
+fn emit(p: &Profile, from: f64, to: f64, switched: bool, rng: &mut Rng, counts: &mut [f64]) {
+    if to <= from {
+        return;
+    }
+    let slot_s = SLOT_MS as f64 / 1000.0;
+    let nslots = counts.len();
+    let slot_of = |t: f64| ((t / slot_s + 1e-9).floor().max(0.0) as usize).min(nslots.saturating_sub(1));
+    // Constant rate over an interval, with a carry so the integer counts add up.
+    let mut carry = rng.f64();
+    let rate = |counts: &mut [f64], a: f64, b: f64, pps: f64, carry: &mut f64| {
+        if b <= a || pps <= 0.0 {
+            return;
+        }
+        let (first, last) = (slot_of(a), slot_of(b - 1e-9));
+        for (s, count) in counts.iter_mut().enumerate().take(last + 1).skip(first) {
+            let lo = a.max(s as f64 * slot_s);
+            let hi = b.min((s + 1) as f64 * slot_s);
+            if hi <= lo {
+                continue;
+            }
+            *carry += pps * (hi - lo);
+            let n = carry.floor();
+            *carry -= n;
+            *count += n;
+        }
+    };
+    match p {
+        Profile::Idle => {}
+        Profile::Periodic { period_s, jitter, burst } => {
+            let period = period_s.draw(rng).max(0.05);
+            let size = burst.draw(rng).round().max(1.0);
+            // A meter keeps its own phase; after a switch the new period starts within one period.
+            let mut t = from + period * rng.f64();
+            while t < to {
+                counts[slot_of(t)] += size;
+                t += period * (1.0 + jitter * rng.sym());
+            }
+        }
+        Profile::Session { rate_pps, on_s, off_s } => {
+            // Random phase: start somewhere in an off period (or, after a switch, right away).
+            let mut t = if switched { from } else { from + off_s.draw(rng) * rng.f64() };
+            while t < to {
+                let on = on_s.draw(rng);
+                let r = rate_pps.draw(rng);
+                rate(counts, t, (t + on).min(to), r, &mut carry);
+                t += on + off_s.draw(rng);
+            }
+        }
+        Profile::Flood { pps }
+        | Profile::EchoFlood { pps }
+        | Profile::ErrIndFlood { pps }
+        | Profile::TeidScan { pps } => {
+            let r = pps.draw(rng);
+            rate(counts, from, to, r, &mut carry);
+        }
+        Profile::Chatty { period_s, jitter, burst, burst_ms } => {
+            let period = period_s.draw(rng);
+            let mut t = from;
+            while t < to {
+                let n = burst.draw(rng).round();
+                // A burst up to one slot long goes into a single slot (the one it starts in):
+                // the sender spreads a slot over 90 ms, so a burst straddling two slots would
+                // last up to ~190 ms on the wire, much longer than `burst_ms` asks for. Longer
+                // bursts are spread over their slots as asked.
+                let dur = (burst_ms.draw(rng) / 1000.0).max(0.001);
+                let (a, b) = if dur <= slot_s {
+                    let a = (t / slot_s + 1e-9).floor() * slot_s;
+                    (a, (a + slot_s).min(to))
+                } else {
+                    (t, (t + dur).min(to))
+                };
+                if b > a {
+                    rate(counts, a, b, n / (b - a), &mut carry);
+                }
+                t += period * (1.0 + jitter * rng.sym());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pop(profile: Profile, count: usize) -> PopulationSpec {
+        PopulationSpec {
+            name: "p".into(),
+            count,
+            class: Class::Benign,
+            profile,
+            teid_base: 0x100,
+            ue_base: default_ue(),
+            dst: default_dst(),
+            gnb: None,
+            start_s: 0.0,
+            stop_s: None,
+            payload: 64,
+            change: None,
+        }
+    }
+
+    #[test]
+    fn flood_rate_is_exact_and_deterministic() {
+        let p = pop(Profile::Flood { pps: Num::One(250.0) }, 4);
+        let a = Plan::build(std::slice::from_ref(&p), 2, 10.0, 7).unwrap();
+        let b = Plan::build(&[p], 2, 10.0, 7).unwrap();
+        let total: u64 = a.offered_by_slot().iter().map(|c| c[0]).sum();
+        assert!((9_990..=10_010).contains(&total), "{total}");
+        assert_eq!(a.slots, b.slots);
+        assert_eq!(a.devices.iter().filter(|d| d.gnb == 1).count(), 2);
+    }
+
+    #[test]
+    fn change_switches_the_fraction_and_labels_attack() {
+        let mut p = pop(Profile::Periodic { period_s: Num::One(1.0), jitter: 0.0, burst: Num::One(1.0) }, 100);
+        p.change = Some(ChangeSpec {
+            at_s: 5.0,
+            fraction: 0.1,
+            spread_s: 0.0,
+            class: Some(Class::Attack),
+            profile: Some(Profile::Flood { pps: Num::One(100.0) }),
+            rate_factor: None,
+            dst: None,
+        });
+        let plan = Plan::build(&[p], 4, 10.0, 1).unwrap();
+        assert_eq!(plan.devices.iter().filter(|d| d.class == Class::Attack).count(), 10);
+        let off = plan.offered_by_slot();
+        assert_eq!(off[..50].iter().map(|c| c[1]).sum::<u64>(), 0);
+        let attack: u64 = off[50..].iter().map(|c| c[1]).sum();
+        assert!((4_900..=5_100).contains(&attack), "{attack}");
+    }
+}

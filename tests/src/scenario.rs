@@ -1,0 +1,1024 @@
+//! Lab scenarios: the TOML format (`lab/scenarios/*.toml`), the guard configuration generated
+//! for each run, and the runner that replays a scenario's [`Plan`] through the veth lab in one
+//! [`Mode`]: guard off, a naive cell-wide rate cap, or the guard.
+//!
+//! One run: a fresh [`Lab`]; in the guard modes the `guard` binary as a subprocess
+//! (`guard --netns CORE run --iface n3 --config FILE [--duration S | --no-controller]`) with its
+//! own pin directory (`/sys/fs/bpf/og-lab-*`), audit log and metrics port; the [`Sink`] on the
+//! core side; the schedule sent slot by slot with [`send_frames`] (each slot bounded by its
+//! packet count and a deadline). Every slot the runner records what was sent per class and
+//! what arrived; every 500 ms it samples the pinned stage maps and the guard's CPU time. At the
+//! end the guard is stopped and `guard detach --purge` removes the pins, also on error (Drop).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{anyhow, bail, Context, Result};
+use guard::{maps::N3Maps, pins::PinDir};
+use guard_common::abi::{self, CellStageEntry, L3Addr, CELL_STAGE_CAP, STAGE_FLAG_EXEMPT};
+use serde::{Deserialize, Serialize};
+
+use crate::lab::Lab;
+use crate::netns::unique_name;
+use crate::population::{scan_teid, Class, Plan, PopulationSpec, SLOTS_PER_SEC, SLOT_MS, TEID_OFFSET_V4};
+use crate::population::{EdgeKind, MSG_ECHO_REQUEST, MSG_ERROR_INDICATION};
+use crate::{send_frames, SendOpts, Sink};
+
+/// A scenario file.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: String,
+    pub title: String,
+    /// DESIGN.md threat(s) it exercises (T1-T5).
+    #[serde(default)]
+    pub threat: String,
+    #[serde(default)]
+    pub description: String,
+    pub duration_s: f64,
+    /// When the attack (or crowd) starts; default: the first attack segment's start.
+    pub onset_s: Option<f64>,
+    #[serde(default = "default_gnbs")]
+    pub gnbs: usize,
+    #[serde(default)]
+    pub seed: u64,
+    #[serde(default)]
+    pub expect: Expect,
+    #[serde(default)]
+    pub naive: NaiveSpec,
+    /// Merged over the lab's base guard configuration ([`base_guard_config`]); any key of
+    /// `config/guard.example.toml`. `[[guard.group]]` becomes a `[[group]]`.
+    #[serde(default)]
+    pub guard: toml::Table,
+    pub population: Vec<PopulationSpec>,
+}
+
+fn default_gnbs() -> usize {
+    4
+}
+
+/// Acceptance criteria (issue 4), checked on the guard-mode run unless stated.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Expect {
+    /// Overall benign delivery ratio at least.
+    pub benign_delivery: Option<f64>,
+    /// No benign device is ever staged.
+    pub no_benign_staged: bool,
+    /// No cell or host stage is ever raised.
+    pub no_cell_or_host_stage: bool,
+    /// A 1 s window with at least `attack_dropped` of the attack traffic dropped ends within
+    /// `mitigate_within_s` of the onset.
+    pub mitigate_within_s: Option<f64>,
+    pub attack_dropped: f64,
+    /// The naive cell cap's benign delivery is at least this much lower than the guard's.
+    pub naive_worse_by: Option<f64>,
+}
+
+impl Default for Expect {
+    fn default() -> Self {
+        Expect {
+            benign_delivery: Some(0.99),
+            no_benign_staged: true,
+            no_cell_or_host_stage: false,
+            mitigate_within_s: None,
+            attack_dropped: 0.95,
+            naive_worse_by: None,
+        }
+    }
+}
+
+/// The naive comparison: a per-gNB cap of `cap_factor` × the gNB's normal G-PDU rate (measured
+/// from the schedule before the onset), with `burst_ms` of that rate as burst tolerance.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NaiveSpec {
+    pub cap_factor: f64,
+    pub burst_ms: f64,
+}
+
+impl Default for NaiveSpec {
+    fn default() -> Self {
+        NaiveSpec { cap_factor: 1.2, burst_ms: 100.0 }
+    }
+}
+
+impl Scenario {
+    pub fn load(path: &Path) -> Result<Scenario> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        Scenario::parse(&text).with_context(|| format!("scenario {}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> Result<Scenario> {
+        let sc: Scenario = toml::from_str(text)?;
+        if sc.duration_s <= 0.0 || sc.duration_s > 300.0 {
+            bail!("duration_s must be in (0, 300]");
+        }
+        if !(1..=200).contains(&sc.gnbs) {
+            bail!("gnbs must be 1..=200");
+        }
+        Ok(sc)
+    }
+
+    pub fn plan(&self) -> Result<Plan> {
+        Plan::build(&self.population, self.gnbs, self.duration_s, self.seed)
+    }
+
+    /// The onset: declared, else the first attack segment, else the first behaviour change.
+    pub fn onset(&self, plan: &Plan) -> Option<f64> {
+        self.onset_s.or_else(|| {
+            let first = |want: Option<Class>| {
+                plan.devices
+                    .iter()
+                    .flat_map(|d| d.segments.iter().enumerate())
+                    .filter(|(i, s)| want.map_or(*i > 0, |c| s.class == c))
+                    .map(|(_, s)| s.from_s)
+                    .fold(None, |m: Option<f64>, t| Some(m.map_or(t, |m| m.min(t))))
+            };
+            first(Some(Class::Attack)).or_else(|| first(None))
+        })
+    }
+
+    pub fn has_attack(&self, plan: &Plan) -> bool {
+        plan.devices.iter().any(|d| d.class == Class::Attack)
+    }
+}
+
+/// How the N3 interface is protected in one run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// No XDP program.
+    Off,
+    /// The guard's data plane without the controller, and a fixed cap on every gNB.
+    NaiveCellCap,
+    /// The guard: data plane and controller.
+    Guard,
+}
+
+impl Mode {
+    pub const ALL: [Mode; 3] = [Mode::Off, Mode::NaiveCellCap, Mode::Guard];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Off => "off",
+            Mode::NaiveCellCap => "naive_cell_cap",
+            Mode::Guard => "guard",
+        }
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Mode::Off => "guard off",
+            Mode::NaiveCellCap => "naive cell cap",
+            Mode::Guard => "guard",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Mode> {
+        Mode::ALL
+            .into_iter()
+            .find(|m| m.name() == s || (s == "naive" && *m == Mode::NaiveCellCap))
+            .ok_or_else(|| anyhow!("unknown mode {s:?} (off, naive_cell_cap, guard)"))
+    }
+}
+
+/// Where and with what one run happens.
+#[derive(Clone, Debug)]
+pub struct RunOpts {
+    pub guard_bin: PathBuf,
+    /// Per-run files go to `out/<scenario>/<mode>/`.
+    pub out: PathBuf,
+    /// Print progress.
+    pub verbose: bool,
+}
+
+/// The lab's base guard configuration: `config/guard.example.toml` (every key at its default,
+/// its example groups removed) with the time scale compressed for 20-30 s scenarios (see
+/// `lab/README.md` for the reasoning per key).
+pub fn base_guard_config() -> toml::Table {
+    let mut base: toml::Table =
+        toml::from_str(include_str!("../../config/guard.example.toml")).expect("the example config is valid TOML");
+    base.remove("group");
+    let text = r#"
+[guard]
+key_mode = "teid"
+max_devices = 65536
+tick = "200ms"
+
+[dataplane]
+observe = { pps = 50, burst = 400 }
+new_device = { pps = 200, burst = 400 }
+
+[classify]
+baseline_horizon = "60s"
+warmup = "4s"
+min_profile_pps = 20.0
+
+[classify.chatty]
+min_bursts = 3
+min_peak_ratio = 3.0
+
+[ladder.shape]
+trigger_windows = 5
+rate_pps = 5
+burst = 5
+
+[ladder.strict]
+escalate_windows = 6
+rate_pps = 1
+burst = 2
+
+[ladder.quarantine]
+escalate_windows = 10
+
+[capacity]
+sustain_windows = 10
+
+[capacity.cell]
+capacity_pps = 15000
+cap_pps = 15000
+burst = 1500
+min_offenders = 40
+
+[capacity.host]
+capacity_pps = 60000
+cap_pps = 60000
+burst = 6000
+min_offenders = 150
+"#;
+    let lab: toml::Table = toml::from_str(text).expect("the lab's base guard config is valid TOML");
+    merge(&mut base, &lab);
+    base
+}
+
+/// Deep-merge `over` into `base` (tables merge, everything else replaces).
+pub fn merge(base: &mut toml::Table, over: &toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            _ => {
+                base.insert(k.clone(), v.clone());
+            }
+        }
+    }
+}
+
+/// The complete configuration file of one run.
+///
+/// In [`Mode::NaiveCellCap`] every protection but the cell cap (and the malformed-packet check)
+/// is switched off, so the comparison is a plain cell-wide rate cap and does not borrow the
+/// guard's per-gNB Echo / Error Indication / new-TEID limits.
+pub fn guard_config_text(
+    sc: &Scenario,
+    mode: Mode,
+    iface: &str,
+    pin_base: &Path,
+    audit: &Path,
+    metrics_port: u16,
+) -> Result<String> {
+    let mut cfg = base_guard_config();
+    let mut over = sc.guard.clone();
+    let groups = over.remove("group");
+    merge(&mut cfg, &over);
+    if mode == Mode::NaiveCellCap {
+        let plain: toml::Table = toml::from_str(
+            r#"
+[dataplane.modes]
+shape = "off"
+strict = "off"
+quarantine = "off"
+cell_cap = "enforce"
+host_cap = "off"
+antispoof = "off"
+new_device = "off"
+echo = "off"
+err_ind = "off"
+"#,
+        )
+        .context("the naive mode's config overlay")?;
+        merge(&mut cfg, &plain);
+    }
+    let g = cfg.entry("guard").or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    let g = g.as_table_mut().ok_or_else(|| anyhow!("[guard] must be a table"))?;
+    g.insert("interfaces".into(), toml::Value::Array(vec![toml::Value::String(iface.into())]));
+    g.insert("pin_dir".into(), toml::Value::String(pin_base.display().to_string()));
+    g.insert("audit_log".into(), toml::Value::String(audit.display().to_string()));
+    let m = cfg.entry("metrics").or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    if let Some(m) = m.as_table_mut() {
+        m.insert("listen".into(), toml::Value::String(format!("127.0.0.1:{metrics_port}")));
+    }
+    if let Some(groups) = groups {
+        cfg.insert("group".into(), groups);
+    }
+    let head = format!(
+        "# Generated by the lab for scenario {:?}: the lab's base config (tests/src/scenario.rs,\n\
+         # base_guard_config) with the scenario's [guard] table merged over it.\n",
+        sc.name
+    );
+    Ok(head + &toml::to_string_pretty(&cfg)?)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cleanup registry: pin directories and guard processes of live runs, for Ctrl-C.
+
+static LIVE_RUNS: Mutex<Vec<(PathBuf, Option<u32>)>> = Mutex::new(Vec::new());
+
+fn register_run(pin_base: &Path, pid: Option<u32>) {
+    if let Ok(mut l) = LIVE_RUNS.lock() {
+        l.retain(|(p, _)| p != pin_base);
+        l.push((pin_base.to_owned(), pid));
+    }
+}
+
+fn unregister_run(pin_base: &Path) {
+    if let Ok(mut l) = LIVE_RUNS.lock() {
+        l.retain(|(p, _)| p != pin_base);
+    }
+}
+
+/// For a signal handler's watcher thread: stop the guard processes of live runs (by their pid)
+/// and delete their pin directories. The namespaces are labkit's registry's business.
+pub fn cleanup_live_runs() {
+    let runs = LIVE_RUNS.lock().map(|l| l.clone()).unwrap_or_default();
+    for (pins, pid) in runs {
+        if let Some(pid) = pid {
+            // SAFETY: kill(2) on a pid we spawned.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+        }
+        eprintln!("lab: interrupted, removing {}", pins.display());
+        let _ = std::fs::remove_dir_all(&pins);
+    }
+}
+
+/// The guard subprocess of one run; Drop stops it and purges its pins.
+struct GuardProc {
+    bin: PathBuf,
+    netns: String,
+    iface: String,
+    config: PathBuf,
+    pin_base: PathBuf,
+    log: PathBuf,
+    child: Option<Child>,
+    done: bool,
+}
+
+impl GuardProc {
+    fn command(&self) -> Command {
+        let mut c = Command::new(&self.bin);
+        c.arg("--netns").arg(&self.netns);
+        c
+    }
+
+    fn start(&mut self, args: &[&str]) -> Result<Child> {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log)?;
+        let mut c = self.command();
+        c.arg("run").arg("--iface").arg(&self.iface).arg("--config").arg(&self.config).args(args);
+        c.stdout(Stdio::from(log.try_clone()?)).stderr(Stdio::from(log));
+        let child = c.spawn().with_context(|| format!("starting {}", self.bin.display()))?;
+        register_run(&self.pin_base, Some(child.id()));
+        Ok(child)
+    }
+
+    fn pins(&self) -> PinDir {
+        PinDir::new(&self.pin_base, &self.iface)
+    }
+
+    fn log_tail(&self) -> String {
+        let s = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = s.lines().collect();
+        lines[lines.len().saturating_sub(15)..].join("\n")
+    }
+
+    /// Stop the controller (SIGINT, then SIGKILL after 5 s).
+    fn stop(&mut self) {
+        if let Some(mut ch) = self.child.take() {
+            if let Ok(None) = ch.try_wait() {
+                // SAFETY: kill(2) on our own child.
+                unsafe { libc::kill(ch.id() as libc::pid_t, libc::SIGINT) };
+                let end = Instant::now() + Duration::from_secs(5);
+                while Instant::now() < end {
+                    if let Ok(Some(_)) = ch.try_wait() {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                let _ = ch.kill();
+            }
+            let _ = ch.wait();
+        }
+    }
+
+    /// Stop, `guard detach --purge`, and remove the pin base directory.
+    fn finish(&mut self) -> Result<()> {
+        if self.done {
+            return Ok(());
+        }
+        self.done = true;
+        self.stop();
+        let out = self
+            .command()
+            .arg("detach")
+            .arg("--iface")
+            .arg(&self.iface)
+            .arg("--config")
+            .arg(&self.config)
+            .arg("--purge")
+            .output();
+        let res = match out {
+            Ok(o) if o.status.success() => Ok(()),
+            Ok(o) => Err(anyhow!("guard detach --purge failed: {}", String::from_utf8_lossy(&o.stderr).trim())),
+            Err(e) => Err(anyhow!("guard detach --purge: {e}")),
+        };
+        let _ = std::fs::remove_dir_all(&self.pin_base);
+        unregister_run(&self.pin_base);
+        res
+    }
+}
+
+impl Drop for GuardProc {
+    fn drop(&mut self) {
+        if let Err(e) = self.finish() {
+            eprintln!("lab: {e:#}");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Results of one run.
+
+/// Stage levels at one instant (sampled from the pinned maps).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct StageSample {
+    pub t_s: f64,
+    /// Devices at stage 1, 2, 3 (engine or manual; exempt marks excluded).
+    pub devices: [u32; 3],
+    pub max_device_stage: u32,
+    pub cells_capped: u32,
+    pub host_capped: bool,
+}
+
+/// One audit-log line, with its time relative to the start of the traffic.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AuditLine {
+    pub t_s: f64,
+    pub action: String,
+    pub target: String,
+    pub reason: String,
+    pub stage: Option<u64>,
+    pub exempt: bool,
+    pub refresh: bool,
+    pub raw: serde_json::Value,
+}
+
+/// Everything one run measured.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunResult {
+    pub scenario: String,
+    pub mode: Mode,
+    /// Per slot (100 ms): packets handed to the kernel, `[benign, attack]`.
+    pub sent: Vec<[u64; 2]>,
+    /// Per slot: packets the sink counted, `[benign, attack]`.
+    pub delivered: Vec<[u64; 2]>,
+    /// Per device (index into the plan's devices): sent and delivered over the run.
+    pub device_sent: Vec<u64>,
+    pub device_delivered: Vec<u64>,
+    /// Scheduled packets the sender could not send within their slot.
+    pub unsent: u64,
+    pub stages: Vec<StageSample>,
+    /// Devices (TEIDs) seen staged in any sample.
+    pub staged_teids: BTreeSet<u32>,
+    /// Engine and operator decisions from the audit log.
+    pub audit: Vec<AuditLine>,
+    /// Data-plane events from the audit log, per reason.
+    pub dataplane_events: BTreeMap<String, EventSummary>,
+    /// utime + stime of the guard process (s), and its wall time.
+    pub guard_cpu_s: Option<f64>,
+    pub guard_wall_s: Option<f64>,
+    pub naive_caps_pps: Vec<u64>,
+    pub sink_kernel_drops: u64,
+    pub wall_s: f64,
+    pub config_path: Option<PathBuf>,
+    pub audit_path: Option<PathBuf>,
+}
+
+fn clk_tck() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 {
+        t as f64
+    } else {
+        100.0
+    }
+}
+
+/// utime + stime of `pid` in seconds.
+pub fn proc_cpu_s(pid: u32) -> Option<f64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &s[s.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // After "pid (comm) ": state is field 3, utime 14, stime 15 (1-based) → indexes 11, 12.
+    let ut: f64 = f.get(11)?.parse().ok()?;
+    let st: f64 = f.get(12)?.parse().ok()?;
+    Some((ut + st) / clk_tck())
+}
+
+/// Seconds since the epoch of an RFC 3339 UTC timestamp as the audit log writes it
+/// (`2025-01-02T03:04:05.678Z`).
+pub fn parse_rfc3339(ts: &str) -> Option<f64> {
+    let b = ts.as_bytes();
+    if b.len() < 20 {
+        return None;
+    }
+    let n = |a: usize, z: usize| ts.get(a..z)?.parse::<i64>().ok();
+    let (y, m, d) = (n(0, 4)?, n(5, 7)?, n(8, 10)?);
+    let (hh, mm, ss) = (n(11, 13)?, n(14, 16)?, n(17, 19)?);
+    let frac: f64 = match ts.get(19..)?.trim_end_matches('Z') {
+        "" => 0.0,
+        f => format!("0{f}").parse().ok()?,
+    };
+    // H. Hinnant's days_from_civil.
+    let y2 = if m <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some((days * 86_400 + hh * 3600 + mm * 60 + ss) as f64 + frac)
+}
+
+/// Data-plane events of one kind in the audit log: how many, and the first one verbatim.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EventSummary {
+    pub count: u64,
+    pub first_t_s: f64,
+    pub first: serde_json::Value,
+}
+
+/// The audit log: the engine's (and operators') decisions line by line, and the data plane's
+/// events (`"actor": "dataplane"`) summarised per reason, since a TEID scan produces one per
+/// limited packet (tens of thousands) and each says the same thing.
+fn read_audit(path: &Path, wall0: SystemTime) -> (Vec<AuditLine>, BTreeMap<String, EventSummary>) {
+    let t0 = wall0.duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+    let mut events: BTreeMap<String, EventSummary> = BTreeMap::new();
+    let Ok(text) = std::fs::read_to_string(path) else { return (Vec::new(), events) };
+    let mut lines = Vec::new();
+    for v in text.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()) {
+        let s = |k: &str| v[k].as_str().unwrap_or("").to_owned();
+        let t_s = v["ts"].as_str().and_then(parse_rfc3339).map(|t| t - t0).unwrap_or(f64::NAN);
+        if v["actor"] == "dataplane" {
+            let e = events.entry(s("reason")).or_insert_with(|| EventSummary {
+                count: 0,
+                first_t_s: t_s,
+                first: v.clone(),
+            });
+            e.count += 1;
+            continue;
+        }
+        let flags = v["detail"]["flags"].as_u64().unwrap_or(0);
+        lines.push(AuditLine {
+            t_s,
+            action: s("action"),
+            target: s("target"),
+            reason: s("reason"),
+            stage: v["detail"]["stage"].as_u64(),
+            exempt: flags & u64::from(STAGE_FLAG_EXEMPT) != 0,
+            refresh: v["detail"]["refresh"].as_bool().unwrap_or(false),
+            raw: v,
+        });
+    }
+    (lines, events)
+}
+
+/// The TEID of an audit target `teid:0x...`.
+pub fn teid_of_target(target: &str) -> Option<u32> {
+    u32::from_str_radix(target.strip_prefix("teid:")?.trim_start_matches("0x"), 16).ok()
+}
+
+fn sample_stages(maps: &N3Maps, t_s: f64, staged: &mut BTreeSet<u32>) -> StageSample {
+    let now = guard::clock::monotonic_ns();
+    let mut s = StageSample { t_s, ..StageSample::default() };
+    for (k, e) in maps.stages() {
+        if e.expires_ns <= now || e.flags & STAGE_FLAG_EXEMPT != 0 || e.stage == 0 || e.stage > 3 {
+            continue;
+        }
+        s.devices[(e.stage - 1) as usize] += 1;
+        s.max_device_stage = s.max_device_stage.max(e.stage);
+        if k.kind == abi::DEVICE_KIND_TEID {
+            staged.insert(u32::from_be_bytes([k.id[0], k.id[1], k.id[2], k.id[3]]));
+        }
+    }
+    s.cells_capped =
+        maps.cell_stages().iter().filter(|(_, e)| e.stage == CELL_STAGE_CAP && e.expires_ns > now).count() as u32;
+    s.host_capped = maps.config().map(|c| c.host_cap_expires_ns > now).unwrap_or(false);
+    s
+}
+
+/// Frames of one slot, interleaved so every device's packets spread over the slot; and the
+/// variant of each frame.
+fn slot_frames(
+    plan: &Plan,
+    templates: &[Vec<u8>],
+    slot: &[(u32, u32)],
+    scan_ctr: &mut u32,
+) -> (Vec<Vec<u8>>, Vec<u32>) {
+    let total: usize = slot.iter().map(|&(_, n)| n as usize).sum();
+    let mut frames = Vec::with_capacity(total);
+    let mut vars = Vec::with_capacity(total);
+    let max = slot.iter().map(|&(_, n)| n).max().unwrap_or(0);
+    for round in 0..max {
+        for &(v, n) in slot {
+            if round < n {
+                let mut f = templates[v as usize].clone();
+                let d = &plan.devices[plan.variants[v as usize].device];
+                if d.edge == Some(EdgeKind::Scan) {
+                    // A never-seen TEID per packet.
+                    *scan_ctr = scan_ctr.wrapping_add(1);
+                    let teid = scan_teid(*scan_ctr);
+                    f[TEID_OFFSET_V4..TEID_OFFSET_V4 + 4].copy_from_slice(&teid.to_be_bytes());
+                }
+                frames.push(f);
+                vars.push(v);
+            }
+        }
+    }
+    (frames, vars)
+}
+
+/// Delivered-packet accounting from sink snapshots: per TEID / message type deltas, attributed
+/// to the device's class at the time of the snapshot.
+struct Delivered {
+    prev_teid: HashMap<u32, u64>,
+    prev_msg: [u64; 2],
+}
+
+impl Delivered {
+    fn new() -> Self {
+        Delivered { prev_teid: HashMap::new(), prev_msg: [0; 2] }
+    }
+
+    fn take(&mut self, plan: &Plan, snap: &crate::sink::SinkReport, t_s: f64, per_device: &mut [u64]) -> [u64; 2] {
+        let mut c = [0u64; 2];
+        let mut add = |dev: usize, n: u64, c: &mut [u64; 2]| {
+            if n > 0 {
+                per_device[dev] += n;
+                c[plan.devices[dev].class_at(t_s).idx()] += n;
+            }
+        };
+        for (&teid, &n) in &snap.per_teid {
+            if teid == 0 {
+                continue;
+            }
+            let p = self.prev_teid.entry(teid).or_insert(0);
+            let d = n.saturating_sub(*p);
+            *p = n;
+            if let Some(dev) = plan.device_of_teid(teid) {
+                add(dev, d, &mut c);
+            }
+        }
+        for (i, (mt, dev)) in
+            [(MSG_ECHO_REQUEST, plan.echo_device), (MSG_ERROR_INDICATION, plan.err_ind_device)].into_iter().enumerate()
+        {
+            let n = snap.per_msg_type.get(&mt).copied().unwrap_or(0);
+            let d = n.saturating_sub(self.prev_msg[i]);
+            self.prev_msg[i] = n;
+            if let Some(dev) = dev {
+                add(dev, d, &mut c);
+            }
+        }
+        c
+    }
+}
+
+fn wait_attached(g: &mut GuardProc, lab: &Lab) -> Result<()> {
+    let end = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(ch) = g.child.as_mut() {
+            if let Some(st) = ch.try_wait()? {
+                bail!("guard exited during start-up ({st}):\n{}", g.log_tail());
+            }
+        }
+        let attached =
+            lab.core.ip(&["link", "show", "dev", lab.core_ifname()]).map(|s| s.contains("xdp")).unwrap_or(false);
+        if attached && N3Maps::open_pinned(&g.pins()).is_ok() {
+            return Ok(());
+        }
+        if Instant::now() > end {
+            bail!("the guard did not attach within 30 s:\n{}", g.log_tail());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Run `sc` (as planned in `plan`) once in `mode`.
+pub fn run_mode(sc: &Scenario, plan: &Plan, mode: Mode, opts: &RunOpts) -> Result<RunResult> {
+    let dir = opts.out.join(&sc.name).join(mode.name());
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let started = Instant::now();
+    // Declared before the guard so it is dropped after it: `guard detach` needs the namespace.
+    let lab = Lab::builder().gnbs(plan.gnbs).build().context("building the lab topology")?;
+    let templates = plan.templates(&lab);
+    let mut guard: Option<GuardProc> = None;
+    let mut maps: Option<N3Maps> = None;
+    let mut naive_caps = Vec::new();
+    let (mut config_path, mut audit_path) = (None, None);
+    let onset = sc.onset(plan).unwrap_or(sc.duration_s);
+    if mode != Mode::Off {
+        let pin_base = PathBuf::from(format!("/sys/fs/bpf/og-lab-{}", unique_name("r")));
+        let audit = std::fs::canonicalize(&dir)?.join("audit.jsonl");
+        let _ = std::fs::remove_file(&audit);
+        let port = 20_000 + (std::process::id() % 20_000) as u16 + (mode as u16) * 7;
+        let cfg = dir.join("guard.toml");
+        std::fs::write(&cfg, guard_config_text(sc, mode, lab.core_ifname(), &pin_base, &audit, port)?)?;
+        let log = dir.join("guard.log");
+        let _ = std::fs::remove_file(&log);
+        register_run(&pin_base, None);
+        let mut g = GuardProc {
+            bin: opts.guard_bin.clone(),
+            netns: lab.core_ns_name().to_owned(),
+            iface: lab.core_ifname().to_owned(),
+            config: cfg.clone(),
+            pin_base,
+            log,
+            child: None,
+            done: false,
+        };
+        match mode {
+            Mode::Guard => {
+                let dur = format!("{}", sc.duration_s + 15.0);
+                g.child = Some(g.start(&["--duration", &dur])?);
+                let r = wait_attached(&mut g, &lab);
+                guard = Some(g);
+                r?;
+            }
+            Mode::NaiveCellCap => {
+                let mut ch = g.start(&["--no-controller"])?;
+                let st = wait_timeout(&mut ch, Duration::from_secs(30))?;
+                guard = Some(g);
+                let g = guard.as_mut().expect("just set");
+                if !st {
+                    bail!("guard run --no-controller failed:\n{}", g.log_tail());
+                }
+                let mut m = N3Maps::open_pinned(&g.pins()).context("opening the pinned maps")?;
+                // The cap per gNB: cap_factor × its normal G-PDU rate before the onset.
+                let normal = plan.gpdu_pps_per_gnb(0.0, onset.max(1.0));
+                let now = guard::clock::monotonic_ns();
+                for (i, pps) in normal.iter().enumerate() {
+                    let cap = (pps * sc.naive.cap_factor).ceil().max(1.0) as u64;
+                    let burst = ((cap as f64) * sc.naive.burst_ms / 1000.0).ceil().max(1.0) as u64;
+                    let lim = guard_common::abi::Limit::per_second(cap, burst);
+                    let o = lab.gnb_v4[i].octets();
+                    m.set_cell_stage(
+                        &L3Addr::v4(o),
+                        &CellStageEntry {
+                            stage: CELL_STAGE_CAP,
+                            flags: 0,
+                            interval_ns: lim.interval_ns,
+                            tau_ns: lim.tau_ns,
+                            expires_ns: now + 3_600_000_000_000,
+                            tat: 0,
+                            set_ns: now,
+                        },
+                    )?;
+                    naive_caps.push(cap);
+                }
+                maps = Some(m);
+            }
+            Mode::Off => {}
+        }
+        if let Some(g) = guard.as_ref() {
+            if maps.is_none() {
+                maps = Some(N3Maps::open_pinned(&g.pins()).context("opening the pinned maps")?);
+            }
+        }
+        config_path = Some(cfg);
+        audit_path = Some(audit);
+    }
+    let guard_pid = guard.as_ref().and_then(|g| g.child.as_ref()).map(|c| c.id());
+    let guard_t0 = Instant::now();
+    if opts.verbose {
+        eprintln!("lab: {} / {}: {} devices, {:.0} s", sc.name, mode.name(), plan.devices.len(), plan.duration_s());
+    }
+
+    let sink = Sink::start(&lab.core, lab.core_ifname())?;
+    let nslots = plan.slots.len();
+    let mut res = RunResult {
+        scenario: sc.name.clone(),
+        mode,
+        sent: vec![[0; 2]; nslots],
+        delivered: vec![[0; 2]; nslots],
+        device_sent: vec![0; plan.devices.len()],
+        device_delivered: vec![0; plan.devices.len()],
+        unsent: 0,
+        stages: Vec::new(),
+        staged_teids: BTreeSet::new(),
+        audit: Vec::new(),
+        dataplane_events: BTreeMap::new(),
+        guard_cpu_s: None,
+        guard_wall_s: None,
+        naive_caps_pps: naive_caps,
+        sink_kernel_drops: 0,
+        wall_s: 0.0,
+        config_path,
+        audit_path: audit_path.clone(),
+    };
+    let mut acct = Delivered::new();
+    let mut scan_ctr = 0u32;
+    let slot = Duration::from_millis(SLOT_MS);
+    let cpu0 = guard_pid.and_then(proc_cpu_s);
+    let mut cpu_last = cpu0;
+    let wall0 = SystemTime::now();
+    let t0 = Instant::now();
+    for (i, s) in plan.slots.iter().enumerate() {
+        let (frames, vars) = slot_frames(plan, &templates, s, &mut scan_ctr);
+        let start = t0 + slot * i as u32;
+        let now = Instant::now();
+        if start > now {
+            std::thread::sleep(start - now);
+        }
+        if !frames.is_empty() {
+            let end = t0 + slot * (i as u32 + 1);
+            let deadline = end.saturating_duration_since(Instant::now()).max(Duration::from_millis(20));
+            let pps = (frames.len() as u64 * 1000 / (SLOT_MS * 9 / 10)).max(100);
+            let rep = send_frames(
+                &lab.ran,
+                lab.ran_ifname(),
+                &frames,
+                &SendOpts::new(frames.len() as u64, deadline).pps(pps),
+            )
+            .with_context(|| format!("sending slot {i}"))?;
+            for (fi, &n) in rep.per_frame.iter().enumerate() {
+                if n > 0 {
+                    let v = plan.variants[vars[fi] as usize];
+                    let d = &plan.devices[v.device];
+                    res.device_sent[v.device] += n;
+                    res.sent[i][d.segments[v.segment].class.idx()] += n;
+                }
+            }
+            res.unsent += frames.len() as u64 - rep.sent;
+        }
+        let t_s = (i + 1) as f64 / SLOTS_PER_SEC as f64;
+        let snap = sink.snapshot();
+        res.delivered[i] = acct.take(plan, &snap, t_s - 0.05, &mut res.device_delivered);
+        if i % 5 == 4 {
+            if let Some(m) = maps.as_ref() {
+                res.stages.push(sample_stages(m, t_s, &mut res.staged_teids));
+            }
+            if let Some(c) = guard_pid.and_then(proc_cpu_s) {
+                cpu_last = Some(c);
+            }
+        }
+    }
+    sink.wait_quiet(Duration::from_millis(200), Duration::from_secs(3));
+    let rep = sink.stop()?;
+    let last = nslots.saturating_sub(1);
+    let tail = acct.take(plan, &rep, plan.duration_s() - 0.05, &mut res.device_delivered);
+    res.delivered[last][0] += tail[0];
+    res.delivered[last][1] += tail[1];
+    res.sink_kernel_drops = rep.kernel_drops;
+    if let Some(m) = maps.as_ref() {
+        res.stages.push(sample_stages(m, plan.duration_s(), &mut res.staged_teids));
+    }
+    if let Some(c) = guard_pid.and_then(proc_cpu_s) {
+        cpu_last = Some(c);
+    }
+    if mode == Mode::Guard {
+        res.guard_cpu_s = cpu_last;
+        res.guard_wall_s = Some(guard_t0.elapsed().as_secs_f64());
+        let _ = cpu0;
+    }
+    drop(maps);
+    if let Some(mut g) = guard.take() {
+        g.finish()?;
+    }
+    if let Some(a) = audit_path {
+        (res.audit, res.dataplane_events) = read_audit(&a, wall0);
+    }
+    drop(lab);
+    write_devices_csv(&dir.join("devices.csv"), plan, &res)?;
+    res.wall_s = started.elapsed().as_secs_f64();
+    Ok(res)
+}
+
+/// What the generator actually sent and the sink counted, per device, for one run.
+fn write_devices_csv(path: &Path, plan: &Plan, res: &RunResult) -> Result<()> {
+    let staged: BTreeSet<u32> = res
+        .staged_teids
+        .iter()
+        .copied()
+        .chain(
+            res.audit
+                .iter()
+                .filter(|a| a.action == "set_device_stage" && !a.exempt)
+                .filter_map(|a| teid_of_target(&a.target)),
+        )
+        .collect();
+    let mut out = String::from("device,population,class,gnb,teid,ue,sent,delivered,staged\n");
+    for d in &plan.devices {
+        let class = match d.class {
+            Class::Benign => "benign",
+            Class::Attack => "attack",
+        };
+        out.push_str(&format!(
+            "{},{},{class},{},{:#010x},{},{},{},{}\n",
+            d.label(),
+            d.population,
+            d.gnb,
+            d.teid,
+            d.ue,
+            res.device_sent[d.idx],
+            res.device_delivered[d.idx],
+            d.edge.is_none() && staged.contains(&d.teid)
+        ));
+    }
+    std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))
+}
+
+fn wait_timeout(ch: &mut Child, t: Duration) -> Result<bool> {
+    let end = Instant::now() + t;
+    loop {
+        if let Some(st) = ch.try_wait()? {
+            return Ok(st.success());
+        }
+        if Instant::now() > end {
+            let _ = ch.kill();
+            let _ = ch.wait();
+            return Ok(false);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The N3 lab's scenario files in a directory, sorted by name. `n2_*.toml` files share the
+/// directory but are the N2 lab's (`lab_n2`, another format), so they are left out.
+pub fn scenario_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("listing {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .filter(|p| !p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("n2_")))
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+/// Per-scenario summary of the audit log: counts per (action, reason), non-refresh only.
+pub fn audit_summary(lines: &[AuditLine]) -> BTreeMap<String, u64> {
+    let mut m = BTreeMap::new();
+    for l in lines.iter().filter(|l| !l.refresh) {
+        *m.entry(format!("{} / {}", l.action, l.reason)).or_insert(0) += 1;
+    }
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_parses() {
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:01.500Z"), Some(1.5));
+        let t = parse_rfc3339("2025-11-25T12:04:05.123Z").unwrap();
+        assert!((t - 1_764_072_245.123).abs() < 1e-6, "{t}");
+    }
+
+    #[test]
+    fn merge_overrides_and_groups() {
+        let sc = Scenario::parse(
+            r#"
+name = "x"
+title = "x"
+duration_s = 10
+[guard.ladder.shape]
+rate_pps = 7
+[[guard.group]]
+name = "g"
+id = 3
+teids = ["0x100-0x1ff"]
+[[population]]
+name = "m"
+count = 2
+profile = { kind = "flood", pps = 10 }
+"#,
+        )
+        .unwrap();
+        let text = guard_config_text(
+            &sc,
+            Mode::Guard,
+            "n3",
+            Path::new("/sys/fs/bpf/x"),
+            Path::new("/tmp/a/audit.jsonl"),
+            9999,
+        )
+        .unwrap();
+        let cfg: toml::Table = toml::from_str(&text).unwrap();
+        assert_eq!(cfg["ladder"]["shape"]["rate_pps"].as_integer(), Some(7));
+        assert_eq!(cfg["ladder"]["shape"]["burst"].as_integer(), Some(5));
+        assert_eq!(cfg["group"][0]["id"].as_integer(), Some(3));
+        assert_eq!(cfg["guard"]["pin_dir"].as_str(), Some("/sys/fs/bpf/x"));
+    }
+}

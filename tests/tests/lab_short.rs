@@ -1,0 +1,174 @@
+//! The lab end to end, short: a small infected-flood scenario through a real veth lab, with the
+//! real `guard` binary as a subprocess (`guard --netns CORE run ...`), real packets from the RAN
+//! namespace's raw socket and the sink's counts; then the scores are asserted. The naive cell cap
+//! runs on the same schedule for the side-by-side check. About 35 s.
+//!
+//! Also: the frames every shipped scenario sends (templates, including the random-TEID scan's
+//! rewritten TEIDs) are dissected by tshark, so the lab's traffic stays oracle-checked.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use labkit::oracle::{tshark_fields, TempDir};
+use labkit::pcap::write_pcap;
+use labkit::population::{scan_teid, EdgeKind, MSG_ECHO_REQUEST, MSG_ERROR_INDICATION, TEID_OFFSET_V4};
+use labkit::scenario::{run_mode, scenario_files, Mode, RunOpts, Scenario};
+use labkit::score::{checks, score};
+use labkit::{require_root, Lab};
+
+/// 200 devices; at 5 s, 5% of the meters (8) flood at 400 pps each. Time is as in the full lab
+/// (200 ms ticks, 4 s warm-up); the run just ends sooner.
+const SHORT: &str = r#"
+name = "short_flood"
+title = "Short infected flood (test)"
+duration_s = 13
+onset_s = 5
+gnbs = 2
+seed = 11
+
+[expect]
+benign_delivery = 0.99
+no_benign_staged = true
+no_cell_or_host_stage = true
+mitigate_within_s = 5
+attack_dropped = 0.95
+naive_worse_by = 0.05
+
+[[population]]
+name = "meters"
+count = 160
+teid_base = 0x00100000
+ue_base = "10.45.0.0"
+profile = { kind = "periodic", period_s = [0.5, 1.5], jitter = 0.1, burst = [1, 3] }
+change = { at_s = 5, fraction = 0.05, class = "attack", profile = { kind = "flood", pps = 400 } }
+
+[[population]]
+name = "people"
+count = 40
+teid_base = 0x00200000
+ue_base = "10.46.0.0"
+dst = "203.0.113.80"
+profile = { kind = "session", rate_pps = [4, 12], on_s = [1, 2], off_s = [1, 3] }
+"#;
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+/// The `guard` binary of this build profile: `GUARD_BIN` if set, else built here with cargo (a
+/// no-op when it is current), next to this test's own profile directory.
+fn guard_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("GUARD_BIN") {
+        return PathBuf::from(p);
+    }
+    let release = !cfg!(debug_assertions);
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(workspace()).args(["build", "-p", "guard-userspace", "--bin", "guard"]);
+    if release {
+        c.arg("--release");
+    }
+    let st = c.status().expect("running cargo build for the guard binary");
+    assert!(st.success(), "cargo build -p guard-userspace --bin guard failed");
+    // target/<profile>/deps/lab_short-* → target/<profile>/guard
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps");
+    let bin = profile_dir.join("guard");
+    assert!(bin.exists(), "no guard binary at {}", bin.display());
+    bin
+}
+
+#[test]
+fn short_flood_end_to_end() {
+    if !require_root("lab_short") {
+        return;
+    }
+    let sc = Scenario::parse(SHORT).expect("the short scenario parses");
+    let plan = sc.plan().expect("plan");
+    let out = TempDir::new("lab-short").expect("temp dir");
+    let opts = RunOpts { guard_bin: guard_bin(), out: out.path().to_owned(), verbose: true };
+
+    let g = run_mode(&sc, &plan, Mode::Guard, &opts).expect("guard run");
+    let gs = score(&sc, &plan, &g);
+    let n = run_mode(&sc, &plan, Mode::NaiveCellCap, &opts).expect("naive cell cap run");
+    let ns = score(&sc, &plan, &n);
+    eprintln!("guard: {gs:#?}\nnaive: {ns:#?}");
+
+    // The generator reported what it sent per device, and the sink saw traffic of every device.
+    assert_eq!(g.device_sent.iter().sum::<u64>(), g.sent.iter().map(|c| c[0] + c[1]).sum::<u64>());
+    assert!(gs.benign_sent > 1000 && gs.attack_sent > 10_000, "too little traffic: {gs:?}");
+    // The guard's audit log was read and records the flood decisions.
+    assert!(
+        g.audit.iter().any(|a| a.action == "set_device_stage" && a.reason == "flood"),
+        "no flood decision in the audit log: {:?}",
+        g.audit
+    );
+    assert_eq!(gs.attack_devices_staged, gs.attack_devices, "every flooding device is staged");
+    assert!(gs.max_device_stage >= 1);
+    assert!(gs.guard_cpu_s.is_some(), "controller CPU was measured");
+
+    let cs = checks(&sc, &gs, Some(&ns));
+    assert_eq!(cs.len(), 5, "{cs:#?}");
+    let failed: Vec<_> = cs.iter().filter(|c| !c.pass).collect();
+    assert!(failed.is_empty(), "failed checks: {failed:#?}");
+    // And the numbers behind them, directly.
+    assert!(gs.benign_delivery.is_some_and(|x| x >= 0.99), "{gs:?}");
+    assert!(gs.benign_staged.is_empty(), "{:?}", gs.benign_staged);
+    assert_eq!((gs.max_cell_stage, gs.max_host_stage), (0, 0));
+    assert!(gs.attack_dropped_after_grace.is_some_and(|x| x >= 0.95), "{gs:?}");
+    assert!(gs.time_to_mitigate_s.is_some_and(|t| t <= 5.0), "{gs:?}");
+    assert!(ns.benign_delivery.unwrap_or(1.0) + 0.05 <= gs.benign_delivery.unwrap_or(0.0), "naive {ns:?}");
+}
+
+fn num(s: &str) -> Option<u64> {
+    match s.strip_prefix("0x") {
+        Some(h) => u64::from_str_radix(h, 16).ok(),
+        None => s.parse().ok(),
+    }
+}
+
+#[test]
+fn every_scenario_sends_frames_tshark_agrees_with() {
+    if !require_root("lab frames vs tshark") {
+        return;
+    }
+    let dir = workspace().join("lab/scenarios");
+    let files = scenario_files(&dir).expect("scenario files");
+    assert!(files.len() >= 7, "the seven scenarios of issue 4: {files:?}");
+    let tmp = TempDir::new("lab-tshark").expect("temp dir");
+    for f in files {
+        let sc = Scenario::load(&f).expect("scenario loads");
+        let plan = sc.plan().expect("plan");
+        let lab = Lab::builder().gnbs(plan.gnbs).build().expect("lab");
+        let mut frames = plan.templates(&lab);
+        // (TEID, message type, outer source, inner source) per frame.
+        let mut want = Vec::new();
+        for (i, v) in plan.variants.iter().enumerate() {
+            let d = &plan.devices[v.device];
+            let gnb = lab.gnb_v4[d.gnb].to_string();
+            match d.edge {
+                Some(EdgeKind::Echo) => want.push((0, u64::from(MSG_ECHO_REQUEST), gnb, None)),
+                Some(EdgeKind::ErrInd) => want.push((0, u64::from(MSG_ERROR_INDICATION), gnb, None)),
+                Some(EdgeKind::Scan) => {
+                    let t = scan_teid(i as u32 + 1);
+                    frames[i][TEID_OFFSET_V4..TEID_OFFSET_V4 + 4].copy_from_slice(&t.to_be_bytes());
+                    want.push((u64::from(t), 255, gnb, Some(d.ue.to_string())));
+                }
+                None => want.push((u64::from(d.teid), 255, gnb, Some(d.ue.to_string()))),
+            }
+        }
+        let pcap = tmp.join(&format!("{}.pcap", sc.name));
+        write_pcap(&pcap, &frames).expect("pcap");
+        let rows = tshark_fields(&pcap, &["gtp.teid", "gtp.message", "ip.src", "udp.dstport"], None).expect("tshark");
+        assert_eq!(rows.len(), frames.len(), "{}", sc.name);
+        for (row, (teid, msg, outer, inner)) in rows.iter().zip(&want) {
+            let col = |k: usize| row.get(k).map(String::as_str).unwrap_or("");
+            let ctx = format!("{}: {row:?}", sc.name);
+            assert_eq!(num(col(0)), Some(*teid), "TEID, {ctx}");
+            assert_eq!(num(col(1)), Some(*msg), "message type, {ctx}");
+            let srcs: Vec<&str> = col(2).split(',').collect();
+            assert_eq!(srcs.first().copied(), Some(outer.as_str()), "outer source (the gNB), {ctx}");
+            assert_eq!(srcs.get(1).map(|s| s.to_string()), inner.clone(), "inner source (the UE), {ctx}");
+            assert!(col(3).split(',').any(|p| p == "2152"), "UDP 2152, {ctx}");
+        }
+    }
+}
