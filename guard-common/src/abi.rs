@@ -9,7 +9,7 @@
 //! of another schema refuses to use them instead of misreading them.
 
 /// Bump on any change to a map's key or value layout, a map's type, or the meaning of a field.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 /// `b"OVLGUARD"` read as a little-endian u64: marks our META map.
 pub const META_MAGIC: u64 = u64::from_le_bytes(*b"OVLGUARD");
 
@@ -26,6 +26,7 @@ pub const MAP_N3_MALFORMED: &str = "N3_MALFORMED";
 pub const MAP_N3_STATS: &str = "N3_STATS";
 pub const MAP_N3_EVENTS: &str = "N3_EVENTS";
 pub const MAP_N3_PERCPU_TAT: &str = "N3_PCPU_TAT";
+pub const MAP_N3_HINTS: &str = "N3_HINTS";
 /// Name of the N3 XDP program in the object file.
 pub const PROG_N3: &str = "guard_n3";
 
@@ -140,6 +141,16 @@ pub struct DeviceState {
     pub inner_dst: L3Addr,
     /// Reserved, zero.
     pub flags: u32,
+    /// The device's entry in `N3_STAGES` as the data plane last looked it up, so a device with
+    /// no stage, or quarantined, skips the per-packet stage lookup: 0 for "no entry", else the
+    /// `expires_ns` of a (non-exempt) quarantine entry. Other stages are not cached (their GCRA
+    /// state lives in the entry). Valid only with [`Self::stage_cache_tag`].
+    pub stage_cache_until_ns: u64,
+    /// `!g ^ stage_cache_until_ns`, `g` being `N3_HINTS[HINT_STAGE_GEN]` read before that lookup:
+    /// the cache holds while the generation is still `g` (every stage write or removal replaces
+    /// it). The tag binds the expiry, so a pair torn by two CPUs writing at once is rejected, not
+    /// misread. A fresh record (0, 0) caches nothing. Data-plane owned.
+    pub stage_cache_tag: u64,
 }
 
 /// [`DeviceState::bound`] family when the binding is a TEID (UE-address key mode).
@@ -204,6 +215,10 @@ pub struct CellState {
     pub tat_new_device: u64,
     pub tat_echo: u64,
     pub tat_err_ind: u64,
+    /// `!g` when the data plane found no entry for this gNB in `N3_CELL_STAGES` while
+    /// `N3_HINTS[HINT_CELL_STAGE_GEN]` read `g`: until the generation changes, the per-packet cap
+    /// lookup is skipped. 0 (a fresh record) caches nothing. Data-plane owned.
+    pub no_cap_gen: u64,
 }
 
 /// Cell stages: last resort, only set when device stages cannot hold the aggregate.
@@ -276,6 +291,17 @@ pub struct GuardConfig {
     /// Per-CPU event rate limit, so a flood cannot flood the ring.
     pub event_rate: Limit,
 }
+
+/// Indexes of the array `N3_HINTS` (u64 values). Each holds a generation that every writer of the
+/// matching userspace-owned map replaces with a fresh, never-reused value *after* each change
+/// (`guard_userspace::maps::N3Maps::set_stage`, `clear_stage`, `set_cell_stage`). The data plane
+/// reads it before its lookup and caches what it found at generation g in the device's / gNB's
+/// own record ([`DeviceState::stage_cache_tag`], [`CellState::no_cap_gen`]), so a device without
+/// a stage (or quarantined) skips the `N3_STAGES` lookup until some stage is written. One u64
+/// per map, written whole: two writers (controller, `guard device pin`) never read-modify-write.
+pub const HINT_STAGE_GEN: u32 = 0;
+pub const HINT_CELL_STAGE_GEN: u32 = 1;
+pub const HINT_COUNT: u32 = 2;
 
 /// A packet and byte counter (per-CPU arrays `N3_VERDICTS`, `N3_SHADOW`, `N3_MALFORMED`,
 /// `N3_STATS`).
@@ -355,6 +381,8 @@ pub const fn layout_fingerprint() -> u64 {
         core::mem::size_of::<Counter>(),
         core::mem::size_of::<Event>(),
         core::mem::size_of::<TatSlot>(),
+        // N3_HINTS values (u64) per entry, times the entry count.
+        8 * HINT_COUNT as usize,
     ];
     // FNV-1a over the sizes.
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -376,9 +404,9 @@ impl Meta {
 // No implicit padding: each size equals the sum of the field sizes.
 const _: () = assert!(core::mem::size_of::<L3Addr>() == 20);
 const _: () = assert!(core::mem::size_of::<DeviceKey>() == 20);
-const _: () = assert!(core::mem::size_of::<DeviceState>() == 8 * 8 + 20 + 4 + 20 + 4 + 20 + 4);
+const _: () = assert!(core::mem::size_of::<DeviceState>() == 8 * 8 + 20 + 4 + 20 + 4 + 20 + 4 + 8 * 2);
 const _: () = assert!(core::mem::size_of::<StageEntry>() == 4 + 4 + 8 * 5 + 4 + 4);
-const _: () = assert!(core::mem::size_of::<CellState>() == 16 * 8);
+const _: () = assert!(core::mem::size_of::<CellState>() == 17 * 8);
 const _: () = assert!(core::mem::size_of::<CellStageEntry>() == 4 + 4 + 8 * 5);
 const _: () = assert!(core::mem::size_of::<Limit>() == 16);
 const _: () = assert!(core::mem::size_of::<GuardConfig>() == 4 * 4 + 8 + 16 * 5 + 8 + 8 + 16);

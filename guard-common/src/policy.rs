@@ -151,6 +151,17 @@ pub fn device_stage(entry: &mut StageEntry, now: u64) -> StageDecision {
     }
 }
 
+/// What a live, non-exempt quarantine entry expiring at `expires_ns` says at `now`: the same as
+/// [`device_stage`] on that entry, for the data plane's per-device stage cache.
+#[inline(always)]
+pub fn quarantine_until(expires_ns: u64, now: u64) -> StageDecision {
+    if expires_ns <= now {
+        StageDecision::Observe
+    } else {
+        StageDecision::Exceed { prot: PROT_QUARANTINE, verdict: Verdict::DropQuarantine }
+    }
+}
+
 /// Apply a cell cap entry to one G-PDU. `true` if the packet is within the cap (or the cap is not
 /// live).
 #[inline(always)]
@@ -186,6 +197,14 @@ mod tests {
         let mut e = entry(STAGE_QUARANTINE, 0, 0, 1_000);
         assert!(matches!(device_stage(&mut e, 999), StageDecision::Exceed { verdict: Verdict::DropQuarantine, .. }));
         assert_eq!(device_stage(&mut e, 1_000), StageDecision::Observe);
+    }
+
+    #[test]
+    fn cached_quarantine_decides_as_the_entry() {
+        for now in [0, 999, 1_000, 1_001, u64::MAX] {
+            let mut e = entry(STAGE_QUARANTINE, 0, 0, 1_000);
+            assert_eq!(quarantine_until(1_000, now), device_stage(&mut e, now), "now {now}");
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@ use guard_common::{
     abi::{
         CellKey, CellStageEntry, CellState, Counter, DeviceKey, DeviceState, GuardConfig, Meta, StageEntry, TatSlot,
         DEFAULT_MAX_CELLS, DEFAULT_MAX_CELL_STAGES, DEFAULT_MAX_DEVICES, DEFAULT_MAX_STAGED, EVENTS_RING_BYTES,
-        STAT_COUNT,
+        HINT_COUNT, STAT_COUNT,
     },
     parse::Malformed,
     policy::Verdict,
@@ -55,6 +55,11 @@ pub static N3_STATS: PerCpuArray<Counter> = PerCpuArray::pinned(STAT_COUNT, 0);
 
 #[map(name = "N3_PCPU_TAT")]
 pub static N3_PCPU_TAT: PerCpuArray<TatSlot> = PerCpuArray::pinned(1, 0);
+
+/// Generations of the userspace-owned stage maps (`guard_common::abi::HINT_*`): let a device or
+/// gNB with no stage skip its per-packet lookup in `N3_STAGES` / `N3_CELL_STAGES`.
+#[map(name = "N3_HINTS")]
+pub static N3_HINTS: Array<u64> = Array::pinned(HINT_COUNT, 0);
 
 #[map(name = "N3_EVENTS")]
 pub static N3_EVENTS: RingBuf = RingBuf::pinned(EVENTS_RING_BYTES, 0);

@@ -5,13 +5,14 @@
 //! the cell cap → the host cap. Every failure of the guard itself (a map update that fails, no
 //! config) passes the packet: the guard must never be the outage.
 
-use aya_ebpf::{bindings::xdp_action, helpers::bpf_ktime_get_ns, macros::xdp, programs::XdpContext};
+use aya_ebpf::{bindings::xdp_action, helpers::bpf_ktime_get_ns, macros::xdp, maps::HashMap, programs::XdpContext};
 use guard_common::{
     abi::{
-        CellKey, CellState, DeviceKey, GuardConfig, L3Addr, BIND_TEID, EVENT_DEVICE_OVER_LIMIT, EVENT_ECHO_LIMITED,
-        EVENT_ERR_IND_LIMITED, EVENT_NEW_DEVICE_LIMITED, EVENT_SPOOF, FAMILY_NONE, KEY_MODE_UE_ADDR, PROT_ANTISPOOF,
-        PROT_CELL_CAP, PROT_ECHO, PROT_ERR_IND, PROT_HOST_CAP, PROT_MALFORMED, PROT_NEW_DEVICE, STAGE_OBSERVE,
-        STAT_MAP_UPDATE_FAILED, STAT_NO_CONFIG,
+        CellKey, CellState, DeviceKey, DeviceState, GuardConfig, L3Addr, StageEntry, BIND_TEID, DEVICE_KIND_TEID,
+        EVENT_DEVICE_OVER_LIMIT, EVENT_ECHO_LIMITED, EVENT_ERR_IND_LIMITED, EVENT_NEW_DEVICE_LIMITED, EVENT_SPOOF,
+        FAMILY_NONE, HINT_CELL_STAGE_GEN, HINT_STAGE_GEN, KEY_MODE_UE_ADDR, PROT_ANTISPOOF, PROT_CELL_CAP, PROT_ECHO,
+        PROT_ERR_IND, PROT_HOST_CAP, PROT_MALFORMED, PROT_NEW_DEVICE, STAGE_FLAG_EXEMPT, STAGE_OBSERVE,
+        STAGE_QUARANTINE, STAT_MAP_UPDATE_FAILED, STAT_NO_CONFIG,
     },
     parse::{
         gtpu::{MSG_ECHO_REQUEST, MSG_ECHO_RESPONSE, MSG_END_MARKER, MSG_ERROR_INDICATION, MSG_G_PDU},
@@ -25,7 +26,10 @@ use guard_common::{
 use crate::{
     counters::{self, add},
     cursor::XdpPacket,
-    maps::{N3_CELLS, N3_CELL_STAGES, N3_CONFIG, N3_DEVICES, N3_NEW_CELL, N3_NEW_DEV, N3_PCPU_TAT, N3_PKT, N3_STAGES},
+    maps::{
+        N3_CELLS, N3_CELL_STAGES, N3_CONFIG, N3_DEVICES, N3_HINTS, N3_NEW_CELL, N3_NEW_DEV, N3_PCPU_TAT, N3_PKT,
+        N3_STAGES,
+    },
 };
 
 /// BPF_NOEXIST: insert only if absent (another CPU may have inserted the same key first).
@@ -197,7 +201,7 @@ fn edge_limit(
     if policy::gate(cfg, prot) == Gate::Off || rate::admit(tat, now, limit) {
         return Verdict::PassSignalling;
     }
-    counters::emit(cfg, now, event, STAGE_OBSERVE, &DeviceKey::teid(p.gtp.teid), &p.outer_src, [0; 3]);
+    counters::emit(cfg, now, event, STAGE_OBSERVE, &teid_key(p.gtp.teid), &p.outer_src, [0; 3]);
     if enforced(cfg, prot, drop, len) {
         drop
     } else {
@@ -212,7 +216,39 @@ fn device_key(cfg: &GuardConfig, p: &GtpPacket) -> DeviceKey {
             return k;
         }
     }
-    DeviceKey::teid(p.gtp.teid)
+    teid_key(p.gtp.teid)
+}
+
+/// A 20-byte record laid out as a u32 then 16 octets (`DeviceKey`, `L3Addr`), with `first`, then
+/// `head` in octets 0..4 and zeros after, written as five u32 stores. Built the plain way
+/// (`DeviceKey::teid`), LLVM merges the twelve zero octets into a `memset` call, which the BPF
+/// backend emits as a byte-at-a-time loop in a subprogram: on every G-PDU. Volatile keeps the
+/// stores from being merged back into that call.
+///
+/// # Safety
+/// `T` must be 20 bytes, 4-byte aligned, and valid for any bit pattern.
+#[inline(always)]
+unsafe fn words20<T>(first: u32, head: [u8; 4]) -> T {
+    const { assert!(core::mem::size_of::<T>() == 20 && core::mem::align_of::<T>() == 4) };
+    let mut r = core::mem::MaybeUninit::<T>::uninit();
+    let w = r.as_mut_ptr() as *mut u32;
+    // SAFETY: five aligned u32 stores cover the whole record (asserted above); any bit pattern is
+    // a valid `T` (the caller's contract).
+    unsafe {
+        core::ptr::write_volatile(w, first);
+        core::ptr::write_volatile(w.add(1), u32::from_ne_bytes(head));
+        core::ptr::write_volatile(w.add(2), 0);
+        core::ptr::write_volatile(w.add(3), 0);
+        core::ptr::write_volatile(w.add(4), 0);
+        r.assume_init()
+    }
+}
+
+/// `DeviceKey::teid(teid)`, without the `memset` (see `words20`).
+#[inline(always)]
+fn teid_key(teid: u32) -> DeviceKey {
+    // SAFETY: `DeviceKey` is `#[repr(C)]` { u32, [u8; 16] }: 20 bytes, 4-aligned, integers only.
+    unsafe { words20(DEVICE_KIND_TEID, teid.to_be_bytes()) }
 }
 
 /// The learned binding of a new device: TEID mode binds the inner source address, UE-address
@@ -220,16 +256,100 @@ fn device_key(cfg: &GuardConfig, p: &GtpPacket) -> DeviceKey {
 #[inline(always)]
 fn binding(cfg: &GuardConfig, p: &GtpPacket) -> L3Addr {
     if cfg.key_mode == KEY_MODE_UE_ADDR {
-        let t = p.gtp.teid.to_be_bytes();
-        let mut b = L3Addr { family: BIND_TEID, addr: [0; 16] };
-        b.addr[0] = t[0];
-        b.addr[1] = t[1];
-        b.addr[2] = t[2];
-        b.addr[3] = t[3];
-        b
+        // SAFETY: `L3Addr` is `#[repr(C)]` { u32, [u8; 16] }: 20 bytes, 4-aligned, integers only.
+        unsafe { words20(BIND_TEID, p.gtp.teid.to_be_bytes()) }
     } else {
         p.inner_src
     }
+}
+
+/// The generation of a userspace-owned stage map (`N3_HINTS[index]`, see `abi::HINT_STAGE_GEN`).
+/// Read once, before the lookup it vouches for: volatile, so LLVM can neither re-load it after
+/// the lookup (a newer generation would then be cached for an older miss) nor drop the read.
+/// `None` (nothing may be cached, every packet looks up) if the read fails or the value is
+/// `u64::MAX`, whose complement is a fresh record's 0.
+#[inline(always)]
+fn hint_gen(index: u32) -> Option<u64> {
+    let g = N3_HINTS.get_ptr(index)?;
+    // SAFETY: a live array value, 8-byte aligned.
+    let g = unsafe { core::ptr::read_volatile(g) };
+    if g == u64::MAX {
+        None
+    } else {
+        Some(g)
+    }
+}
+
+/// A device's stage for this packet: its entry in `N3_STAGES`, or what its record caches.
+#[derive(Clone, Copy)]
+enum Staged {
+    None,
+    Entry(*mut StageEntry),
+    /// A non-exempt quarantine entry expiring then, from the device's cache.
+    Quarantined(u64),
+}
+
+/// A known device's stage: from its record's cache while the generation `gen` is the one the
+/// cache was filled at (`DeviceState::stage_cache_tag`), else from `N3_STAGES`, refilling the
+/// cache with "no entry" or a quarantine entry's expiry. Quarantine needs nothing from the entry
+/// but its expiry, so a quarantined device skips the lookup too; stages with GCRA state do not.
+#[inline(always)]
+fn known_device_stage(d: *mut DeviceState, key: &DeviceKey, gen: Option<u64>) -> Staged {
+    // SAFETY: `d` points into a live LRU map value; these two fields are written only here, by
+    // any CPU: a pair torn between two CPUs fails the tag check and is looked up again.
+    // Volatile: each is read or written exactly once, as the tag check assumes.
+    let until_p = unsafe { &raw mut (*d).stage_cache_until_ns };
+    let tag_p = unsafe { &raw mut (*d).stage_cache_tag };
+    if let Some(g) = gen {
+        // SAFETY: as above.
+        let (until, tag) = unsafe { (core::ptr::read_volatile(until_p), core::ptr::read_volatile(tag_p)) };
+        if tag == !g ^ until {
+            return if until == 0 { Staged::None } else { Staged::Quarantined(until) };
+        }
+    }
+    let Some(s) = N3_STAGES.get_ptr_mut(key) else {
+        if let Some(g) = gen {
+            // SAFETY: as above.
+            unsafe {
+                core::ptr::write_volatile(until_p, 0);
+                core::ptr::write_volatile(tag_p, !g);
+            }
+        }
+        return Staged::None;
+    };
+    if let Some(g) = gen {
+        // SAFETY: a live value of the userspace-owned stage map.
+        let (stage, flags, expires) = unsafe { ((*s).stage, (*s).flags, (*s).expires_ns) };
+        // Expiry 0 stands for "no entry" in the cache, so such an (expired) entry is not cached.
+        if stage == STAGE_QUARANTINE && flags & STAGE_FLAG_EXEMPT == 0 && expires != 0 {
+            // SAFETY: as above.
+            unsafe {
+                core::ptr::write_volatile(until_p, expires);
+                core::ptr::write_volatile(tag_p, !g ^ expires);
+            }
+        }
+    }
+    Staged::Entry(s)
+}
+
+/// `key`'s entry in a userspace-owned stage map (`N3_CELL_STAGES`), unless `no_entry_gen` (a
+/// field of the gNB's own record, one word, so several CPUs writing it cannot tear it) says there
+/// was none at generation `gen`; a miss is recorded there. Every writer replaces the generation
+/// after its insert, so a cached miss never hides a newer entry: the first packet after any write
+/// looks up again. Expired entries are not misses (they stay until userspace prunes them), so
+/// expiry is still decided by the entry itself.
+#[inline(always)]
+fn stage_lookup<K, V>(map: &HashMap<K, V>, key: &K, no_entry_gen: &mut u64, gen: Option<u64>) -> Option<*mut V> {
+    if let Some(g) = gen {
+        if *no_entry_gen == !g {
+            return None;
+        }
+    }
+    let e = map.get_ptr_mut(key);
+    if let (None, Some(g)) = (e, gen) {
+        *no_entry_gen = !g;
+    }
+    e
 }
 
 #[inline(always)]
@@ -238,14 +358,26 @@ fn gpdu(cfg: &GuardConfig, p: &GtpPacket, cell: *mut CellState, now: u64, len: u
     let c = unsafe { &mut *cell };
     add(&mut c.gpdu, 1);
     let key = device_key(cfg, p);
-    let stage = N3_STAGES.get_ptr_mut(&key);
+    // Read before either lookup (see `hint_gen`).
+    let stage_gen = hint_gen(HINT_STAGE_GEN);
+    let known = N3_DEVICES.get_ptr_mut(&key);
+    let stage = match known {
+        // A known device with no stage, or quarantined, at this generation skips the hash lookup.
+        Some(d) => known_device_stage(d, &key, stage_gen),
+        // A never-seen device always looks up: a staged (e.g. quarantined) one skips the new-device
+        // budget and gets its stage on its first packet.
+        None => match N3_STAGES.get_ptr_mut(&key) {
+            Some(s) => Staged::Entry(s),
+            None => Staged::None,
+        },
+    };
 
-    let dev = match N3_DEVICES.get_ptr_mut(&key) {
+    let dev = match known {
         Some(d) => Some(d),
         None => {
             // A TEID never seen before. Devices the controller staged are known, so the per-gNB
             // new-device limit (TEID scans, random-TEID floods) does not apply to them.
-            if stage.is_none()
+            if matches!(stage, Staged::None)
                 && policy::gate(cfg, PROT_NEW_DEVICE) != Gate::Off
                 && !rate::admit(&mut c.tat_new_device, now, &cfg.new_device)
             {
@@ -316,8 +448,9 @@ fn gpdu(cfg: &GuardConfig, p: &GtpPacket, cell: *mut CellState, now: u64, len: u
                 d.last_event_ns = now;
                 let st = match stage {
                     // SAFETY: a live map value.
-                    Some(s) => unsafe { (*s).stage },
-                    None => STAGE_OBSERVE,
+                    Staged::Entry(s) => unsafe { (*s).stage },
+                    Staged::Quarantined(_) => STAGE_QUARANTINE,
+                    Staged::None => STAGE_OBSERVE,
                 };
                 counters::emit(
                     cfg,
@@ -336,40 +469,49 @@ fn gpdu(cfg: &GuardConfig, p: &GtpPacket, cell: *mut CellState, now: u64, len: u
         return Verdict::PassExempt;
     }
 
-    if let Some(s) = stage {
+    let decision = match stage {
+        Staged::None => StageDecision::Observe,
         // SAFETY: a live value of the userspace-owned stage map; only `tat` is written here.
-        match policy::device_stage(unsafe { &mut *s }, now) {
-            StageDecision::Exempt => return Verdict::PassExempt,
-            StageDecision::Exceed { prot, verdict } => {
-                if enforced(cfg, prot, verdict, len) {
-                    count_device_drop(dev);
-                    return verdict;
-                }
+        Staged::Entry(s) => policy::device_stage(unsafe { &mut *s }, now),
+        Staged::Quarantined(expires) => policy::quarantine_until(expires, now),
+    };
+    match decision {
+        StageDecision::Exempt => return Verdict::PassExempt,
+        StageDecision::Exceed { prot, verdict } => {
+            if enforced(cfg, prot, verdict, len) {
+                count_device_drop(dev);
+                return verdict;
             }
-            StageDecision::Observe | StageDecision::Conform => {}
         }
+        StageDecision::Observe | StageDecision::Conform => {}
     }
 
-    // Last resorts, only ever set while device stages are not enough.
-    if let Some(cs) = N3_CELL_STAGES.get_ptr_mut(&p.outer_src) {
-        // SAFETY: a live value of the userspace-owned cell-stage map.
-        // A cap whose protection is off does not spend its budget either.
-        if policy::gate(cfg, PROT_CELL_CAP) != Gate::Off
-            && !policy::cell_cap_admits(unsafe { &mut *cs }, now)
-            && enforced(cfg, PROT_CELL_CAP, Verdict::DropCellCap, len)
-        {
-            count_device_drop(dev);
-            return Verdict::DropCellCap;
+    // Last resorts, only ever set while device stages are not enough. A cap whose protection is
+    // off is not looked up (and does not spend its budget); a gNB whose record says "no cap at
+    // this generation" skips the hash miss.
+    if policy::gate(cfg, PROT_CELL_CAP) != Gate::Off {
+        let cap_gen = hint_gen(HINT_CELL_STAGE_GEN);
+        if let Some(cs) = stage_lookup(&N3_CELL_STAGES, &p.outer_src, &mut c.no_cap_gen, cap_gen) {
+            // SAFETY: a live value of the userspace-owned cell-stage map.
+            if !policy::cell_cap_admits(unsafe { &mut *cs }, now)
+                && enforced(cfg, PROT_CELL_CAP, Verdict::DropCellCap, len)
+            {
+                count_device_drop(dev);
+                return Verdict::DropCellCap;
+            }
         }
     }
-    if let Some(slot) = N3_PCPU_TAT.get_ptr_mut(0) {
-        // SAFETY: per-CPU slot.
-        if policy::gate(cfg, PROT_HOST_CAP) != Gate::Off
-            && !policy::host_cap_admits(cfg, unsafe { &mut (*slot).host_cap_tat }, now)
-            && enforced(cfg, PROT_HOST_CAP, Verdict::DropHostCap, len)
-        {
-            count_device_drop(dev);
-            return Verdict::DropHostCap;
+    // The per-CPU slot is only needed while a host cap is live (`host_cap_admits` admits
+    // everything otherwise).
+    if policy::gate(cfg, PROT_HOST_CAP) != Gate::Off && cfg.host_cap.interval_ns != 0 && cfg.host_cap_expires_ns > now {
+        if let Some(slot) = N3_PCPU_TAT.get_ptr_mut(0) {
+            // SAFETY: per-CPU slot.
+            if !policy::host_cap_admits(cfg, unsafe { &mut (*slot).host_cap_tat }, now)
+                && enforced(cfg, PROT_HOST_CAP, Verdict::DropHostCap, len)
+            {
+                count_device_drop(dev);
+                return Verdict::DropHostCap;
+            }
         }
     }
     Verdict::PassGpdu

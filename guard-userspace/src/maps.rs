@@ -40,6 +40,8 @@ pub struct N3Maps {
     pub shadow: PerCpuArray<MapData, Counter>,
     pub malformed: PerCpuArray<MapData, Counter>,
     pub stats: PerCpuArray<MapData, Counter>,
+    /// Generations of the stage maps (`abi::HINT_*`): replaced after every stage write.
+    pub hints: Array<MapData, u64>,
 }
 
 /// Something that can hand out maps by name.
@@ -107,6 +109,7 @@ impl N3Maps {
             shadow: PerCpuArray::try_from(src.map(MAP_N3_SHADOW)?).map_err(err(MAP_N3_SHADOW))?,
             malformed: PerCpuArray::try_from(src.map(MAP_N3_MALFORMED)?).map_err(err(MAP_N3_MALFORMED))?,
             stats: PerCpuArray::try_from(src.map(MAP_N3_STATS)?).map_err(err(MAP_N3_STATS))?,
+            hints: Array::try_from(src.map(MAP_N3_HINTS)?).map_err(err(MAP_N3_HINTS))?,
         })
     }
 
@@ -164,21 +167,37 @@ impl N3Maps {
         optional(self.stages.get(key, 0), abi::MAP_N3_STAGES)
     }
 
+    /// Write a device's stage. Every stage write goes through here: the data plane caches "no
+    /// stage" per device until the generation this replaces changes (see `abi::HINT_STAGE_GEN`).
     pub fn set_stage(&mut self, key: &DeviceKey, entry: &StageEntry) -> Result<(), MapsError> {
-        self.stages.insert(key, entry, 0).map_err(err(abi::MAP_N3_STAGES))
+        self.stages.insert(key, entry, 0).map_err(err(abi::MAP_N3_STAGES))?;
+        self.new_generation(abi::HINT_STAGE_GEN)
     }
 
-    /// Remove a device's stage. `Ok(false)` if it had none.
+    /// Remove a device's stage. `Ok(false)` if it had none. The data plane caches quarantine
+    /// entries per device, so a removal replaces the generation too.
     pub fn clear_stage(&mut self, key: &DeviceKey) -> Result<bool, MapsError> {
         match self.stages.remove(key) {
-            Ok(()) => Ok(true),
+            Ok(()) => self.new_generation(abi::HINT_STAGE_GEN).map(|()| true),
             Err(MapError::KeyNotFound) => Ok(false),
             Err(e) => Err(MapsError::Map { name: abi::MAP_N3_STAGES, source: e }),
         }
     }
 
+    /// Write a gNB's cap; as [`Self::set_stage`], it replaces the cell-stage generation.
     pub fn set_cell_stage(&mut self, key: &CellKey, entry: &CellStageEntry) -> Result<(), MapsError> {
-        self.cell_stages.insert(key, entry, 0).map_err(err(abi::MAP_N3_CELL_STAGES))
+        self.cell_stages.insert(key, entry, 0).map_err(err(abi::MAP_N3_CELL_STAGES))?;
+        self.new_generation(abi::HINT_CELL_STAGE_GEN)
+    }
+
+    /// Replace `N3_HINTS[index]` with a value never written before, *after* the insert it
+    /// announces: a device that cached "no entry" at any earlier generation looks up again on
+    /// its next packet. A fresh random value rather than an increment, so two writers (the
+    /// controller and `guard device pin`, separate processes) need no read-modify-write: the
+    /// last write is always a value no device has cached a lookup at. Cell caps are only cached
+    /// as absent, so their removals need no new generation.
+    fn new_generation(&mut self, index: u32) -> Result<(), MapsError> {
+        self.hints.set(index, fresh_generation(), 0).map_err(err(abi::MAP_N3_HINTS))
     }
 
     pub fn clear_cell_stage(&mut self, key: &CellKey) -> Result<bool, MapsError> {
@@ -206,6 +225,27 @@ impl N3Maps {
     /// the slow baseline cadence, and reacts to ring-buffer events in between.
     pub fn devices(&self) -> impl Iterator<Item = (DeviceKey, DeviceState)> + '_ {
         self.devices.iter().filter_map(Result::ok)
+    }
+}
+
+/// 64 random bits (std's per-process random hash keys, over the time and a per-process counter),
+/// never 0 (a map created empty) or `u64::MAX` (whose complement is a fresh record's 0).
+fn fresh_generation() -> u64 {
+    use std::{
+        hash::{BuildHasher as _, Hasher as _},
+        sync::atomic::{AtomicU64, Ordering},
+    };
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    loop {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        h.write_u128(t.as_nanos());
+        h.write_u32(std::process::id());
+        h.write_u64(COUNT.fetch_add(1, Ordering::Relaxed));
+        let g = h.finish();
+        if g != 0 && g != u64::MAX {
+            return g;
+        }
     }
 }
 

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use guard::clock::monotonic_ns;
 use guard_common::{
     abi::{
-        CellStageEntry, DeviceKey, Event, GuardConfig, Limit, CELL_STAGE_CAP, EVENT_DEVICE_OVER_LIMIT,
+        CellStageEntry, DeviceKey, Event, GuardConfig, Limit, StageEntry, CELL_STAGE_CAP, EVENT_DEVICE_OVER_LIMIT,
         EVENT_ECHO_LIMITED, EVENT_ERR_IND_LIMITED, MAP_N3_EVENTS, PROT_ALL, PROT_ANTISPOOF, PROT_MALFORMED,
         PROT_QUARANTINE, QFI_NONE, STAGE_FLAG_EXEMPT, STAGE_OBSERVE, STAGE_QUARANTINE, STAGE_SHAPE, STAGE_STRICT,
         STAT_EVENTS_SENT, STAT_EVENTS_SUPPRESSED, STAT_MAP_UPDATE_FAILED,
@@ -931,4 +931,80 @@ fn over_limit_events_one_per_gap_and_rate_limited() {
     let ev = drain(&mut ring);
     assert_eq!(ev.len(), 1);
     assert_eq!((ev[0].device, ev[0].cell), (DeviceKey::teid(0x510), l3(IpAddr::V4(GNB_A))));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The per-device / per-gNB stage cache (abi::HINT_STAGE_GEN): what a record caches never hides a
+// later stage write, removal or expiry.
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn stage_cache_follows_every_stage_write() {
+    if !require_root("verdict_n3::stage_cache_follows_every_stage_write") {
+        return;
+    }
+    let mut g = load(&enforce_all());
+    let teid = 0x600;
+    let key = DeviceKey::teid(teid);
+    let frame = gpdu(teid).build();
+    // Known, no stage: the record caches "no entry" at the current generation.
+    for _ in 0..3 {
+        g.expect("no stage", &frame, Verdict::PassGpdu);
+    }
+    assert_eq!(g.teid(teid).expect("device").stage_cache_until_ns, 0);
+    // Quarantined while the cache says "no stage": applies on the very next packet.
+    quarantine(&mut g, teid, 60 * SEC);
+    g.expect("quarantined after a cached miss", &frame, Verdict::DropQuarantine);
+    let q = g.maps.stage(&key).expect("read stage").expect("stage").expires_ns;
+    assert_eq!(g.teid(teid).expect("device").stage_cache_until_ns, q, "the quarantine is cached");
+    g.expect("quarantined, from the cache", &frame, Verdict::DropQuarantine);
+    // Shadow mode still counts instead of dropping when the quarantine comes from the cache.
+    g.write_config(&GuardConfig { shadow: PROT_QUARANTINE, ..enforce_all() });
+    let d = g.expect("quarantine in shadow, cached", &frame, Verdict::PassGpdu);
+    assert_eq!(d.moved_shadow(), vec![(Verdict::DropQuarantine, 1)]);
+    g.write_config(&enforce_all());
+    // Rewritten to a rate stage: the GCRA in the entry applies from the next packet.
+    g.set_stage(&key, &stage_entry(STAGE_SHAPE, 1, 2, 60 * SEC));
+    g.expect("shaped, within burst", &frame, Verdict::PassGpdu);
+    g.expect("shaped, within burst", &frame, Verdict::PassGpdu);
+    g.expect("shaped, over", &frame, Verdict::DropShape);
+    // Quarantined again, then unpinned: the removal is seen on the next packet.
+    quarantine(&mut g, teid, 60 * SEC);
+    g.expect("quarantined again", &frame, Verdict::DropQuarantine);
+    assert!(g.maps.clear_stage(&key).expect("clear stage"));
+    g.expect("unpinned", &frame, Verdict::PassGpdu);
+    // A cached quarantine expires at the entry's expiry, with no write in between.
+    quarantine(&mut g, teid, 300_000_000);
+    g.expect("short quarantine", &frame, Verdict::DropQuarantine);
+    g.expect("short quarantine, cached", &frame, Verdict::DropQuarantine);
+    std::thread::sleep(Duration::from_millis(400));
+    g.expect("cached quarantine expired", &frame, Verdict::PassGpdu);
+    // An exempt entry is never cached as a quarantine.
+    g.set_stage(&key, &StageEntry { flags: STAGE_FLAG_EXEMPT, ..stage_entry(STAGE_QUARANTINE, 0, 0, 60 * SEC) });
+    g.expect("exempt", &frame, Verdict::PassExempt);
+    g.expect("exempt, again", &frame, Verdict::PassExempt);
+}
+
+#[test]
+fn cell_cap_written_after_a_cached_miss_applies_on_the_next_packet() {
+    if !require_root("verdict_n3::cell_cap_written_after_a_cached_miss_applies_on_the_next_packet") {
+        return;
+    }
+    let mut g = load(&enforce_all());
+    for t in 0x700..0x704 {
+        g.expect("gNB A, no cap", &gpdu(t).build(), Verdict::PassGpdu);
+    }
+    let l = Limit::per_second(1, 1);
+    let now = monotonic_ns();
+    let cap = CellStageEntry {
+        stage: CELL_STAGE_CAP,
+        interval_ns: l.interval_ns,
+        tau_ns: l.tau_ns,
+        expires_ns: now + 60 * SEC,
+        set_ns: now,
+        ..Default::default()
+    };
+    g.maps.set_cell_stage(&l3_v4(GNB_A), &cap).expect("set cell stage");
+    g.expect("gNB A, first packet under the new cap", &gpdu(0x700).build(), Verdict::PassGpdu);
+    g.expect("gNB A, over the new cap", &gpdu(0x701).build(), Verdict::DropCellCap);
 }

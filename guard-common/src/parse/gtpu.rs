@@ -145,6 +145,70 @@ pub fn parse<P: Packet + ?Sized>(pkt: &P, off: usize, udp_payload_len: usize) ->
     Ok(Gtpu { flags, msg_type, length, teid, ext_count, qfi, pdu_type, payload: cur, end })
 }
 
+/// [`inner_addrs`], written into `src` and `dst` from inside each IP version's branch, with
+/// word stores. Returning the pair merges the IPv4 and IPv6 branches octet by octet: in the XDP
+/// program that kept 32 octets live across the merge, spilled to the stack and copied back one
+/// by one on every G-PDU. On `Err` neither is written.
+#[inline(always)]
+pub fn inner_addrs_into<P: Packet + ?Sized>(
+    pkt: &P,
+    g: &Gtpu,
+    src: &mut L3Addr,
+    dst: &mut L3Addr,
+) -> Result<(), Malformed> {
+    use crate::abi::{FAMILY_IPV4, FAMILY_IPV6, FAMILY_NONE};
+    // Not IP (or an empty T-PDU): as `ip::inner_addrs`, a 2-octet read that fails means not IP.
+    let v = if g.payload < g.end { pkt.read::<2>(g.payload).map_or(0, |b| b[0] >> 4) } else { 0 };
+    match v {
+        4 => {
+            // Octets 12-15: Source Address, 16-19: Destination Address (RFC 791 §3.1).
+            let h = pkt.read::<8>(g.payload + 12).ok_or(Malformed::InnerTruncated)?;
+            if g.payload + 20 > g.end {
+                return Err(Malformed::InnerTruncated);
+            }
+            store_addr(src, FAMILY_IPV4, [word(&h, 0), 0, 0, 0]);
+            store_addr(dst, FAMILY_IPV4, [word(&h, 4), 0, 0, 0]);
+        }
+        6 => {
+            let s = pkt.read::<16>(g.payload + 8).ok_or(Malformed::InnerTruncated)?;
+            let d = pkt.read::<16>(g.payload + 24).ok_or(Malformed::InnerTruncated)?;
+            if g.payload + 40 > g.end {
+                return Err(Malformed::InnerTruncated);
+            }
+            store_addr(src, FAMILY_IPV6, [word(&s, 0), word(&s, 4), word(&s, 8), word(&s, 12)]);
+            store_addr(dst, FAMILY_IPV6, [word(&d, 0), word(&d, 4), word(&d, 8), word(&d, 12)]);
+        }
+        _ => {
+            store_addr(src, FAMILY_NONE, [0; 4]);
+            store_addr(dst, FAMILY_NONE, [0; 4]);
+        }
+    }
+    Ok(())
+}
+
+/// Octets `i..i + 4` of `b` as a native-endian word (so storing it puts them back in order).
+#[inline(always)]
+fn word<const N: usize>(b: &[u8; N], i: usize) -> u32 {
+    u32::from_ne_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]])
+}
+
+/// Write an address as five u32 stores. Volatile: LLVM would otherwise merge the zero words of
+/// an IPv4 address into a `memset` call, which the BPF backend emits as a byte-at-a-time loop.
+#[inline(always)]
+pub(super) fn store_addr(dst: &mut L3Addr, family: u32, addr: [u32; 4]) {
+    let f = &raw mut dst.family;
+    let a = dst.addr.as_mut_ptr() as *mut u32;
+    // SAFETY: `L3Addr` is `#[repr(C)]` { u32, [u8; 16] } with 4-byte alignment, so `addr` is
+    // 4-aligned and holds exactly four u32 words; both pointers come from `dst`, a live `&mut`.
+    unsafe {
+        core::ptr::write_volatile(f, family);
+        core::ptr::write_volatile(a, addr[0]);
+        core::ptr::write_volatile(a.add(1), addr[1]);
+        core::ptr::write_volatile(a.add(2), addr[2]);
+        core::ptr::write_volatile(a.add(3), addr[3]);
+    }
+}
+
 /// The inner (source, destination) of a G-PDU's T-PDU, bounded by the GTP-U Length; both
 /// [`L3Addr::NONE`] when the T-PDU is empty or not IP.
 #[inline(always)]

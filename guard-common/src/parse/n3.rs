@@ -66,13 +66,16 @@ pub fn parse_into<P: Packet + ?Sized>(pkt: &P, gtpu_port: u16, out: &mut GtpPack
         return Err(Malformed::GtpTruncated);
     }
     let g = gtpu::parse(pkt, u.next, ulen - udp::UDP_HLEN)?;
-    let (inner_src, inner_dst) =
-        if g.msg_type == gtpu::MSG_G_PDU { gtpu::inner_addrs(pkt, &g)? } else { (L3Addr::NONE, L3Addr::NONE) };
-    out.outer_src = l3.src;
+    // The inner addresses are written in place (`inner_addrs_into` says why); `outer_src` was
+    // written above. A non-G-PDU has none.
+    if g.msg_type == gtpu::MSG_G_PDU {
+        gtpu::inner_addrs_into(pkt, &g, &mut out.inner_src, &mut out.inner_dst)?;
+    } else {
+        gtpu::store_addr(&mut out.inner_src, crate::abi::FAMILY_NONE, [0; 4]);
+        gtpu::store_addr(&mut out.inner_dst, crate::abi::FAMILY_NONE, [0; 4]);
+    }
     out.vlan_tags = l2.vlan_tags;
     out.gtp = g;
-    out.inner_src = inner_src;
-    out.inner_dst = inner_dst;
     Ok(true)
 }
 

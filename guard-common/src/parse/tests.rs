@@ -237,3 +237,29 @@ fn malformed_reason_names_are_unique() {
     names.dedup();
     assert_eq!(names.len(), Malformed::ALL.len());
 }
+
+proptest! {
+    /// `gtpu::inner_addrs_into` (what `parse_into`, and so the kernel, uses) agrees with
+    /// `gtpu::inner_addrs` on any T-PDU: IPv4, IPv6, not IP, empty, truncated, or cut by the
+    /// GTP-U length; on an error neither address is written.
+    #[test]
+    fn inner_addrs_into_agrees_with_inner_addrs(
+        mut bytes in prop::collection::vec(any::<u8>(), 0..80),
+        version in prop::sample::select(vec![4u8, 6, 0, 5]),
+        start in 0usize..8,
+        end in 0usize..90,
+    ) {
+        use super::gtpu::{inner_addrs, inner_addrs_into};
+        if let Some(b) = bytes.get_mut(start) {
+            *b = (version << 4) | (*b & 0x0f);
+        }
+        let g = super::gtpu::Gtpu { payload: start, end, ..n3::GtpPacket::EMPTY.gtp };
+        let marker = L3Addr { family: 0xdead, addr: [0xa5; 16] };
+        let (mut s, mut d) = (marker, marker);
+        let into = inner_addrs_into(bytes.as_slice(), &g, &mut s, &mut d);
+        match inner_addrs(bytes.as_slice(), &g) {
+            Ok(pair) => prop_assert_eq!((into, s, d), (Ok(()), pair.0, pair.1)),
+            Err(e) => prop_assert_eq!((into, s, d), (Err(e), marker, marker)),
+        }
+    }
+}
