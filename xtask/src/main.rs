@@ -43,6 +43,12 @@ enum Cmd {
         /// Where the report, JSON and plots go.
         #[arg(long, default_value = "lab-out")]
         out: String,
+        /// N3 modes to run side by side, comma-separated: off (no guard), naive_cell_cap, guard.
+        /// The default leaves out the guard-off baseline (which always delivers everything and
+        /// drops nothing) so that `--scenario all` fits in 10 minutes on 2 cores; add it with
+        /// `--modes off,naive_cell_cap,guard`.
+        #[arg(long, default_value = "naive_cell_cap,guard")]
+        modes: String,
     },
     /// Benchmark and write BENCHMARKS.md: per-packet cost (BPF_PROG_TEST_RUN) as ratios to a
     /// minimal XDP program and to the floor program measured in the same run, a veth flood
@@ -80,9 +86,9 @@ fn main() -> Result<()> {
             prereqs::ensure_all()?;
             run::test(&args)
         }
-        Cmd::Lab { scenario, out } => {
+        Cmd::Lab { scenario, out, modes } => {
             prereqs::ensure_all()?;
-            run::lab(&scenario, &out)
+            run::lab(&scenario, &out, &modes)
         }
         Cmd::Bench { args } => {
             prereqs::ensure_all()?;

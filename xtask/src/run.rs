@@ -88,7 +88,7 @@ pub fn fuzz(secs: u64, only: &[String]) -> Result<()> {
     Ok(())
 }
 
-pub fn lab(scenario: &str, out: &str) -> Result<()> {
+pub fn lab(scenario: &str, out: &str, modes: &str) -> Result<()> {
     // The lab drives the real `guard` binary as a subprocess, so it must be built (and current)
     // before the lab starts; `cargo run` below only builds the lab binaries themselves.
     let mut c = cargo();
@@ -101,6 +101,7 @@ pub fn lab(scenario: &str, out: &str) -> Result<()> {
     let n3 = if scenario == "all" || !is_n2 {
         let mut c = cargo();
         c.args(["run", "--release", "-p", "guard-tests", "--bin", "lab", "--", "--scenario", scenario, "--out", out])
+            .args(["--modes", modes])
             .env("GUARD_BIN", &guard);
         run(c, &format!("running the N3 (GTP-U) lab: scenario {scenario}, report in {out}/report.md"))
     } else {
