@@ -158,7 +158,12 @@ impl Drop for Fd {
     }
 }
 
-fn setsockopt_int(fd: libc::c_int, level: libc::c_int, opt: libc::c_int, val: libc::c_int) -> io::Result<()> {
+pub(crate) fn setsockopt_int(
+    fd: libc::c_int,
+    level: libc::c_int,
+    opt: libc::c_int,
+    val: libc::c_int,
+) -> io::Result<()> {
     // SAFETY: passing a pointer to a live c_int and its size.
     let rc = unsafe {
         libc::setsockopt(fd, level, opt, (&val as *const libc::c_int).cast(), mem::size_of::<libc::c_int>() as u32)

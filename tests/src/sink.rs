@@ -16,7 +16,7 @@ use anyhow::{anyhow, Context, Result};
 
 use crate::decode::{decode, Decoded};
 use crate::frames::GTPU_PORT;
-use crate::generator::packet_socket;
+use crate::generator::{packet_socket, setsockopt_int};
 use crate::netns::Netns;
 
 const BATCH: usize = 64;
@@ -180,27 +180,18 @@ impl Drop for Sink {
 
 fn open_sink_socket(ifindex: u32) -> Result<crate::generator::Fd> {
     let (fd, _) = packet_socket(ifindex, libc::ETH_P_ALL as u16)?;
-    let int = |level, opt, val: libc::c_int| -> io::Result<()> {
-        // SAFETY: pointer to a live c_int and its size.
-        let rc = unsafe {
-            libc::setsockopt(
-                fd.0,
-                level,
-                opt,
-                (&val as *const libc::c_int).cast(),
-                mem::size_of::<libc::c_int>() as u32,
-            )
-        };
-        if rc == 0 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        }
-    };
     // Skip our own transmissions in the kernel (Linux >= 4.20); pkttype is checked as well.
-    let _ = int(libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, 1);
-    int(libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, 64 << 20)
-        .or_else(|_| int(libc::SOL_SOCKET, libc::SO_RCVBUF, 8 << 20))?;
+    let _ = setsockopt_int(fd.0, libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, 1);
+    configure_receiver(&fd)?;
+    Ok(fd)
+}
+
+/// A receive buffer large enough that a burst is not lost in the socket (forced past rmem_max
+/// when allowed), and a 20 ms receive timeout so the receive loop sees its stop flag.
+pub(crate) fn configure_receiver(fd: &crate::generator::Fd) -> Result<()> {
+    setsockopt_int(fd.0, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, 64 << 20)
+        .or_else(|_| setsockopt_int(fd.0, libc::SOL_SOCKET, libc::SO_RCVBUF, 8 << 20))
+        .context("SO_RCVBUF")?;
     let tv = libc::timeval { tv_sec: 0, tv_usec: 20_000 };
     // SAFETY: pointer to a live timeval and its size.
     let rc = unsafe {
@@ -215,10 +206,11 @@ fn open_sink_socket(ifindex: u32) -> Result<crate::generator::Fd> {
     if rc != 0 {
         return Err(io::Error::last_os_error()).context("SO_RCVTIMEO");
     }
-    Ok(fd)
+    Ok(())
 }
 
-fn kernel_drops(fd: libc::c_int) -> u64 {
+/// Frames the kernel dropped because the socket's buffer was full (`PACKET_STATISTICS`).
+pub(crate) fn kernel_drops(fd: libc::c_int) -> u64 {
     // SAFETY: tpacket_stats is plain old data.
     let mut st: libc::tpacket_stats = unsafe { mem::zeroed() };
     let mut len = mem::size_of::<libc::tpacket_stats>() as libc::socklen_t;

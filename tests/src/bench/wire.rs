@@ -555,60 +555,10 @@ impl Drop for Receiver {
     }
 }
 
-fn set_int(fd: libc::c_int, level: libc::c_int, opt: libc::c_int, val: libc::c_int) -> io::Result<()> {
-    // SAFETY: pointer to a live c_int and its size.
-    let rc = unsafe {
-        libc::setsockopt(fd, level, opt, (&val as *const libc::c_int).cast(), mem::size_of::<libc::c_int>() as u32)
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
 fn open_rx(ifindex: u32) -> Result<Fd> {
     let (fd, _) = packet_socket(ifindex, libc::ETH_P_IP as u16)?;
-    set_int(fd.0, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, 64 << 20)
-        .or_else(|_| set_int(fd.0, libc::SOL_SOCKET, libc::SO_RCVBUF, 8 << 20))
-        .context("SO_RCVBUF")?;
-    let tv = libc::timeval { tv_sec: 0, tv_usec: 20_000 };
-    // SAFETY: pointer to a live timeval and its size.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd.0,
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            (&tv as *const libc::timeval).cast(),
-            mem::size_of::<libc::timeval>() as u32,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error()).context("SO_RCVTIMEO");
-    }
+    crate::sink::configure_receiver(&fd)?;
     Ok(fd)
-}
-
-/// Frames the kernel dropped because the socket's buffer was full.
-fn socket_drops(fd: libc::c_int) -> u64 {
-    // SAFETY: tpacket_stats is plain old data.
-    let mut st: libc::tpacket_stats = unsafe { mem::zeroed() };
-    let mut len = mem::size_of::<libc::tpacket_stats>() as libc::socklen_t;
-    // SAFETY: buffer and length describe `st`.
-    let rc = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_PACKET,
-            libc::PACKET_STATISTICS,
-            (&mut st as *mut libc::tpacket_stats).cast(),
-            &mut len,
-        )
-    };
-    if rc == 0 {
-        u64::from(st.tp_drops)
-    } else {
-        0
-    }
 }
 
 fn rx_loop(
@@ -675,5 +625,5 @@ fn rx_loop(
         heavy.fetch_add(h, Ordering::Relaxed);
         cpu.store(sys::thread_cpu_ns(), Ordering::Relaxed);
     }
-    Ok(socket_drops(fd.0))
+    Ok(crate::sink::kernel_drops(fd.0))
 }
