@@ -6,8 +6,6 @@
 //! - a SIGHUP with a broken config file is rejected and the running config stays.
 
 use std::{
-    io::{Read, Write},
-    net::TcpStream,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
@@ -114,19 +112,7 @@ impl Fixture {
 
     /// GET /metrics from inside the core namespace, where the guard listens.
     fn scrape(&self) -> Option<String> {
-        let port = self.metrics_port;
-        self.lab
-            .core
-            .run(move || {
-                let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-                s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-                s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
-                let mut body = String::new();
-                s.read_to_string(&mut body).ok()?;
-                body.contains("200 OK").then_some(body)
-            })
-            .ok()
-            .flatten()
+        self.lab.scrape_metrics(self.metrics_port)
     }
 
     fn status(&self) -> serde_json::Value {

@@ -6,8 +6,7 @@
 //! - the decision is in the audit log and `/metrics` shows the staged peer.
 
 use std::{
-    io::{Read, Write},
-    net::{Ipv4Addr, TcpStream},
+    net::Ipv4Addr,
     path::PathBuf,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
@@ -63,19 +62,7 @@ fn free_port() -> u16 {
 
 impl Fixture {
     fn scrape(&self) -> Option<String> {
-        let port = self.metrics_port;
-        self.lab
-            .core
-            .run(move || {
-                let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-                s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-                s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
-                let mut body = String::new();
-                s.read_to_string(&mut body).ok()?;
-                body.contains("200 OK").then_some(body)
-            })
-            .ok()
-            .flatten()
+        self.lab.scrape_metrics(self.metrics_port)
     }
 }
 

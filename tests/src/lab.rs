@@ -107,6 +107,24 @@ impl Lab {
         LabBuilder::default()
     }
 
+    /// GET /metrics from `127.0.0.1:port` inside the CORE namespace, where the guard listens (its
+    /// metrics bind to localhost of its own namespace). The response of a `200 OK` answer, or
+    /// `None` if it is not up yet, refuses, times out (2 s) or answers otherwise.
+    pub fn scrape_metrics(&self, port: u16) -> Option<String> {
+        use std::io::{Read as _, Write as _};
+        self.core
+            .run(move || {
+                let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+                s.set_read_timeout(Some(std::time::Duration::from_secs(2))).ok()?;
+                s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+                let mut body = String::new();
+                s.read_to_string(&mut body).ok()?;
+                body.contains("200 OK").then_some(body)
+            })
+            .ok()
+            .flatten()
+    }
+
     /// Name of the CORE namespace (attach XDP from a thread inside it: `lab.core.run(..)`).
     pub fn core_ns_name(&self) -> &str {
         self.core.name()

@@ -15,8 +15,6 @@
 //! pairs and the namespaces. The guard also gets SIGTERM if the lab process dies
 //! (`PR_SET_PDEATHSIG`), and detaches itself on exit.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -174,19 +172,7 @@ impl N2Topo {
     }
 
     fn metrics_up(&self) -> bool {
-        self.lab
-            .core
-            .run(|| {
-                let mut s = TcpStream::connect(("127.0.0.1", METRICS_PORT)).ok()?;
-                s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-                s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
-                let mut body = String::new();
-                s.read_to_string(&mut body).ok()?;
-                body.contains("200 OK").then_some(())
-            })
-            .ok()
-            .flatten()
-            .is_some()
+        self.lab.scrape_metrics(METRICS_PORT).is_some()
     }
 
     /// Stop the guard (SIGTERM, then SIGKILL after 5 s).
