@@ -1,13 +1,18 @@
 //! `guard run`: load, attach, then the control loop.
 //!
 //! Each tick (the config's `guard.tick`, default 1 s):
-//! 1. drain the ring buffer (over-limit, spoof, new-device events) without blocking;
-//! 2. sample the device map (cumulative counters; the engine diffs them over the elapsed time).
-//!    A walk costs about 5 µs per device (one bpf syscall per key), so at scale the controller
-//!    walks the map only every K ticks, K chosen so walking takes at most half the tick time, and
-//!    relies on ring-buffer events for the devices in between (at 1M devices: a walk every ~10 s);
-//! 3. ask the [`Engine`] for decisions and apply them to the maps: stage entries, cell caps, the
-//!    host cap in the config record. Manual (operator) pins are never touched;
+//! 1. take the events (over-limit, spoof, new-device) that the event thread ([`EventPump`])
+//!    drained from the ring buffer since the last tick;
+//! 2. read the next slice of the device map (cumulative counters; the engine diffs them over each
+//!    device's own elapsed time). Reads are batched (`BPF_MAP_LOOKUP_BATCH`, [`crate::batch`]) and
+//!    a tick reads for at most [`WALK_SHARE`] of the tick time, so a small map is read whole every
+//!    tick and a large one in slices over several ticks, the tick never blocking for long; the
+//!    devices in between are covered by their over-limit events;
+//! 3. ask the [`Engine`] for decisions, stepping every device when the walk completed and only
+//!    the devices read this tick plus the notable ones (staged, counting toward a stage) between
+//!    ([`Pass`]), so a tick's cost follows what changed, not the map's size; apply the decisions
+//!    to the maps: stage entries, cell caps, the host cap in the config record. Manual (operator)
+//!    pins are never touched;
 //! 4. audit every non-refresh decision (JSON lines) and update the metrics.
 //!
 //! SIGHUP reloads the config file: a file that fails validation is logged and audited, and the
@@ -22,8 +27,8 @@ use std::{
 };
 
 use anyhow::{Context, Result};
-use aya::maps::{MapData, RingBuf};
-use guard_common::abi::{self, Event, GuardConfig, STAGE_FLAG_MANUAL};
+use aya::maps::RingBuf;
+use guard_common::abi::{self, GuardConfig, STAGE_FLAG_MANUAL};
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::{error, info, warn};
 
@@ -32,14 +37,22 @@ use crate::{
     cli::RunArgs,
     clock::monotonic_ns,
     config::Config,
-    engine::{decision::Decision, CurrentStage, DeviceSample, Engine},
+    engine::{decision::Decision, CurrentStage, DeviceSample, Engine, Pass},
+    events::EventPump,
     loader,
     maps::N3Maps,
     metrics::{Metrics, TOP_CELLS},
 };
 
-/// Events drained per tick at most; the rest wait for the next tick (the ring is bounded anyway).
-const MAX_EVENTS_PER_TICK: usize = 100_000;
+/// Events the event thread keeps between two ticks at most; more are discarded and counted
+/// (`ringbuf_events{outcome="discarded"}`). 262144 × 80 B = 20 MiB.
+const EVENT_BACKLOG: usize = 1 << 18;
+
+/// The share of a tick spent reading the device map, at most (one more batch may overrun it).
+pub const WALK_SHARE: f64 = 0.05;
+
+/// Devices read per step of a slice, between two checks of the tick's time budget.
+const WALK_STEP: usize = 16_384;
 
 pub fn run_command(a: RunArgs) -> Result<()> {
     loader::require_root()?;
@@ -74,6 +87,7 @@ pub fn run_command(a: RunArgs) -> Result<()> {
     }
     let events = loaded.ebpf.take_map(abi::MAP_N3_EVENTS).context("the object has no N3_EVENTS ring buffer")?;
     let ring = RingBuf::try_from(events).context("N3_EVENTS is not a ring buffer")?;
+    let events = EventPump::start(ring, EVENT_BACKLOG)?;
     let maps = N3Maps::from_ebpf_ref(&mut loaded.ebpf)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -84,11 +98,10 @@ pub fn run_command(a: RunArgs) -> Result<()> {
         cfg,
         config_path: a.target.config.clone(),
         maps,
-        ring,
+        events,
         ncpus,
         duration: a.duration.map(Duration::from_secs_f64),
-        scan_every: 1,
-        ticks_since_scan: 0,
+        walk: Walk::default(),
         n2,
     }));
     if a.detach_on_exit {
@@ -113,14 +126,24 @@ struct Ctl {
     cfg: Config,
     config_path: Option<PathBuf>,
     maps: N3Maps,
-    ring: RingBuf<MapData>,
+    events: EventPump,
     ncpus: u32,
     duration: Option<Duration>,
-    /// Walk the device map every `scan_every` ticks (adapted to how long a walk takes).
-    scan_every: u32,
-    ticks_since_scan: u32,
+    walk: Walk,
     /// `guard_n2`, attached, when `--n2-iface` was given: its controller ticks on a thread.
     n2: Option<crate::n2ctl::runner::Prepared>,
+}
+
+/// The walk of the device map in progress, read a slice per tick.
+#[derive(Default)]
+struct Walk {
+    cursor: crate::batch::Cursor,
+    /// When the walk's first slice was read.
+    started: Option<Instant>,
+    /// Devices read so far in this walk.
+    seen: usize,
+    /// Time spent reading, summed over this walk's slices.
+    reading: Duration,
 }
 
 async fn control_loop(mut c: Ctl) -> Result<()> {
@@ -181,15 +204,11 @@ fn one_tick(
     host_cap: &mut Option<(abi::Limit, u64)>,
 ) -> Result<()> {
     let now = monotonic_ns();
-    let mut events: Vec<Event> = Vec::new();
-    while events.len() < MAX_EVENTS_PER_TICK {
-        let Some(item) = c.ring.next() else { break };
-        if item.len() >= core::mem::size_of::<Event>() {
-            // SAFETY: the data plane writes exactly one `Event` per record; `read_unaligned`
-            // copes with the ring's alignment.
-            events.push(unsafe { std::ptr::read_unaligned(item.as_ptr() as *const Event) });
-        }
-    }
+    let (events, discarded) = c.events.take();
+    Metrics::raise_to(
+        &metrics.events.get_or_create(&crate::metrics::OutcomeLabel { outcome: "discarded".into() }),
+        discarded,
+    );
     for ev in &events {
         if ev.kind == abi::EVENT_SPOOF || ev.kind == abi::EVENT_NEW_DEVICE_LIMITED {
             // Rare and security-relevant: keep them in the audit trail.
@@ -199,36 +218,25 @@ fn one_tick(
         }
     }
     let key_mode_ue = c.cfg.guard.key_mode == crate::config::KeyMode::UeAddr;
-    c.ticks_since_scan += 1;
-    let scan = c.ticks_since_scan >= c.scan_every;
-    let t_scan = Instant::now();
-    let samples: Vec<DeviceSample> = if !scan {
-        Vec::new()
-    } else {
-        c.ticks_since_scan = 0;
-        c.maps
-            .devices()
-            .map(|(key, d)| DeviceSample {
-                key,
-                cell: d.cell,
-                packets: d.packets,
-                bytes: d.bytes,
-                over_limit: d.over_limit,
-                dropped: d.dropped,
-                inner_dst: d.inner_dst,
-                ue_addr: if key_mode_ue { ue_of_key(&key) } else { d.bound },
-                teid: d.teid,
-            })
-            .collect()
-    };
-    if scan {
-        // Keep walking under half the tick: a slower walk is spread over more ticks.
-        let took = t_scan.elapsed().as_secs_f64();
-        metrics.device_scan_seconds.set(took);
-        let budget = (c.cfg.guard.tick.as_secs_f64() * 0.5).max(0.001);
-        c.scan_every = ((took / budget).ceil() as u32).clamp(1, 60);
-    }
-    let decisions = engine.tick(now, &samples, &events);
+    let (raw, walked) = read_walk_slice(c, metrics);
+    let samples: Vec<DeviceSample> = raw
+        .into_iter()
+        .map(|(key, d)| DeviceSample {
+            key,
+            cell: d.cell,
+            packets: d.packets,
+            bytes: d.bytes,
+            over_limit: d.over_limit,
+            dropped: d.dropped,
+            inner_dst: d.inner_dst,
+            ue_addr: if key_mode_ue { ue_of_key(&key) } else { d.bound },
+            teid: d.teid,
+        })
+        .collect();
+    // A full pass when the walk completed (every tick while the map is read whole in one);
+    // between, only the devices read this tick and the notable ones (see `Pass`).
+    let pass = if walked.is_some() { Pass::Full } else { Pass::Changed };
+    let decisions = engine.tick_pass(now, &samples, &events, pass);
     for d in &decisions {
         if let Err(e) = apply(c, d, now, host_cap) {
             error!(error = format!("{e:#}"), decision = d.action(), target = d.target(), "applying a decision failed");
@@ -251,8 +259,46 @@ fn one_tick(
         }
     }
     prune_expired(c, now);
-    let devices = if scan { Some(samples.len() as i64) } else { None };
-    update_metrics(c, engine, metrics, devices)
+    update_metrics(c, engine, metrics, walked.map(|n| n as i64))
+}
+
+/// This tick's slice of the device-map walk: devices read for at most [`WALK_SHARE`] of the
+/// tick, and the walk's device count if this slice finished it. A failed read is logged and
+/// restarts the walk next tick; the tick goes on with the events.
+fn read_walk_slice(c: &mut Ctl, metrics: &Metrics) -> (Vec<(abi::DeviceKey, abi::DeviceState)>, Option<usize>) {
+    let t0 = Instant::now();
+    let budget = Duration::from_secs_f64((c.cfg.guard.tick.as_secs_f64() * WALK_SHARE).max(0.001));
+    let w = &mut c.walk;
+    if w.started.is_none() {
+        w.started = Some(t0);
+        w.seen = 0;
+        w.reading = Duration::ZERO;
+    }
+    let mut out = Vec::new();
+    let mut walked = None;
+    loop {
+        match c.maps.device_slice(&mut w.cursor, WALK_STEP, &mut out) {
+            Ok(n) => w.seen += n,
+            Err(e) => {
+                warn!(error = %e, "reading the device map failed; the walk restarts next tick");
+                *w = Walk::default();
+                return (out, None);
+            }
+        }
+        if w.cursor.finished() {
+            w.reading += t0.elapsed();
+            metrics.device_scan_seconds.set(w.started.map_or(0.0, |s| s.elapsed().as_secs_f64()));
+            metrics.device_scan_read_seconds.set(w.reading.as_secs_f64());
+            walked = Some(w.seen);
+            w.started = None;
+            break;
+        }
+        if t0.elapsed() >= budget {
+            w.reading += t0.elapsed();
+            break;
+        }
+    }
+    (out, walked)
 }
 
 fn ue_of_key(k: &abi::DeviceKey) -> abi::L3Addr {

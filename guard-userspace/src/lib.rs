@@ -10,11 +10,13 @@
 //! - [`metrics`]: Prometheus metrics; [`cli`]: the `guard` command line.
 
 pub mod audit;
+pub mod batch;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod controller;
 pub mod engine;
+pub mod events;
 pub mod loader;
 pub mod maps;
 pub mod metrics;

@@ -14,7 +14,7 @@ use guard_common::{
     policy::Verdict,
 };
 
-use crate::pins::PinDir;
+use crate::{batch, pins::PinDir};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MapsError {
@@ -221,12 +221,34 @@ impl N3Maps {
         self.cells.iter().filter_map(Result::ok).collect()
     }
 
-    /// Walk the device map. At a million entries this takes a while: the controller does it on
-    /// the slow baseline cadence, and reacts to ring-buffer events in between.
-    pub fn devices(&self) -> impl Iterator<Item = (DeviceKey, DeviceState)> + '_ {
-        self.devices.iter().filter_map(Result::ok)
+    /// The whole device map, read in batches (see [`crate::batch`]); if the kernel refuses batched
+    /// reads, one entry at a time. The controller reads it in slices instead
+    /// ([`N3Maps::device_slice`]).
+    pub fn devices(&self) -> Vec<(DeviceKey, DeviceState)> {
+        let mut out = Vec::new();
+        let mut cursor = batch::Cursor::default();
+        match self.device_slice(&mut cursor, usize::MAX, &mut out) {
+            Ok(_) => out,
+            Err(_) => self.devices.iter().filter_map(Result::ok).collect(),
+        }
+    }
+
+    /// Read about `max` more devices (whole hash buckets, so a few more) from where `cursor`
+    /// stands, appending them to `out`; `cursor.finished()` says the walk reached the end.
+    pub fn device_slice(
+        &self,
+        cursor: &mut batch::Cursor,
+        max: usize,
+        out: &mut Vec<(DeviceKey, DeviceState)>,
+    ) -> Result<usize, MapsError> {
+        use aya::maps::IterableMap as _;
+        batch::read_slice(self.devices.map(), cursor, max, DEVICE_BATCH, out).map_err(err(abi::MAP_N3_DEVICES))
     }
 }
+
+/// Devices per batched read: 4096 × 172 B is under 1 MiB of buffer, and far more than any one
+/// hash bucket holds (a batch call needs room for a whole bucket).
+const DEVICE_BATCH: usize = 4096;
 
 /// 64 random bits (std's per-process random hash keys, over the time and a per-process counter),
 /// never 0 (a map created empty) or `u64::MAX` (whose complement is a fresh record's 0).

@@ -69,6 +69,7 @@ pub struct Metrics {
     pub top_offender_pps: Family<OffenderLabel, Gauge<f64, AtomicU64>>,
     pub tick_seconds: Histogram,
     pub device_scan_seconds: Gauge<f64, AtomicU64>,
+    pub device_scan_read_seconds: Gauge<f64, AtomicU64>,
     pub config_reloads: Family<OutcomeLabel, Counter>,
     /// The N2 storm controller's metrics (`overload_guard_n2_*`, docs/n2.md).
     pub n2: crate::n2ctl::report::N2Metrics,
@@ -101,6 +102,7 @@ impl Metrics {
             tick_seconds: Histogram::new([0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
             config_reloads: Family::default(),
             device_scan_seconds: Gauge::default(),
+            device_scan_read_seconds: Gauge::default(),
             n2: crate::n2ctl::report::N2Metrics::default(),
             registry: Registry::default(),
         };
@@ -110,7 +112,7 @@ impl Metrics {
         registry.register("malformed", "Malformed packets by reason", m.malformed.clone());
         registry.register(
             "ringbuf_events",
-            "Data-plane events: sent, lost (ring full), suppressed (rate limit)",
+            "Data-plane events: sent, lost (ring full), suppressed (rate limit), discarded (controller backlog full)",
             m.events.clone(),
         );
         registry.register("devices_per_stage", "Devices per stage (manual pins included)", m.devices_per_stage.clone());
@@ -126,8 +128,13 @@ impl Metrics {
         registry.register("config_reloads", "SIGHUP reloads by outcome", m.config_reloads.clone());
         registry.register(
             "device_scan_seconds",
-            "Duration of the last full walk of the device map (walks are spread over ticks at scale)",
+            "Wall time of the last full walk of the device map (read in slices, one per tick, at scale)",
             m.device_scan_seconds.clone(),
+        );
+        registry.register(
+            "device_scan_read_seconds",
+            "Time the last full walk of the device map spent reading the map (summed over its slices)",
+            m.device_scan_read_seconds.clone(),
         );
         let n2 = crate::n2ctl::report::N2Metrics::register(&mut registry);
         Metrics { registry, n2, ..m }

@@ -264,7 +264,7 @@ impl Guard {
     }
 
     pub fn device_count(&self) -> usize {
-        self.maps.devices().count()
+        self.maps.devices().len()
     }
 
     pub fn cell_count(&self) -> usize {

@@ -158,7 +158,7 @@ pub fn top(a: TopArgs) -> Result<()> {
     let (_, maps) = open(&a.target)?;
     let now = monotonic_ns();
     let stages: std::collections::HashMap<_, _> = maps.stages().into_iter().collect();
-    let mut devs: Vec<_> = maps.devices().collect();
+    let mut devs = maps.devices();
     // The heaviest first: by evidence (packets above the profile limit), then by volume.
     devs.sort_by_key(|(_, d)| std::cmp::Reverse((d.over_limit, d.packets)));
     let rows: Vec<_> = devs

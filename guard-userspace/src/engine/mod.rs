@@ -24,7 +24,12 @@ mod sim;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+
+/// The engine's per-device maps hash with foldhash (seeded at random per process): SipHash was a
+/// fifth of the controller's time at 1M devices. Keys are devices the data plane admitted (under
+/// the per-gNB new-device budget), and the seed is not observable from outside.
+type Hasher = foldhash::quality::RandomState;
 
 use guard_common::abi::{
     CellKey, DeviceKey, Event, L3Addr, Limit, StageEntry, EVENT_DEVICE_OVER_LIMIT, STAGE_FLAG_EXEMPT,
@@ -130,11 +135,31 @@ struct Classes {
     chatty: bool,
 }
 
+/// Which devices a tick steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pass {
+    /// Every tracked device, and the cell and host loads recomputed from all of them.
+    Full,
+    /// Only the devices read this tick and the notable ones (staged, pinned, exempt, counting
+    /// windows toward a stage, or chatty); the cell and host loads of the last full pass stand.
+    /// Every decision a device's own readings or the clock can trigger is still taken: a device
+    /// that is neither read nor notable has nothing that could change. What waits for the next
+    /// full pass is only the cell and host caps' view of the load. With groups configured every
+    /// pass is full (cohort deviation ages with the clock for every member).
+    Changed,
+}
+
 /// The decision engine. See the module documentation for the calling protocol.
 #[derive(Debug)]
 pub struct Engine {
     cfg: Config,
-    tracks: HashMap<DeviceKey, Track>,
+    tracks: HashMap<DeviceKey, Track, Hasher>,
+    /// The tracks a [`Pass::Changed`] tick must step even without a reading (see [`notable`]).
+    notable: HashSet<DeviceKey, Hasher>,
+    /// Tracks that got a reading this tick.
+    touched: Vec<DeviceKey>,
+    /// The cell and host loads of the last full pass.
+    loads: (HashMap<CellKey, Load>, Load),
     cells: HashMap<CellKey, CapState>,
     host: CapState,
     groups: Vec<GroupState>,
@@ -149,7 +174,10 @@ impl Engine {
     pub fn new(cfg: &Config) -> Self {
         Engine {
             cfg: cfg.clone(),
-            tracks: HashMap::new(),
+            tracks: HashMap::default(),
+            notable: HashSet::default(),
+            touched: Vec::new(),
+            loads: (HashMap::new(), Load::default()),
             cells: HashMap::new(),
             host: CapState::default(),
             groups: vec![GroupState::default(); cfg.groups.len()],
@@ -168,6 +196,14 @@ impl Engine {
         self.groups = vec![GroupState::default(); cfg.groups.len()];
         for t in self.tracks.values_mut() {
             t.group = cfg.group_of(t.teid, &t.ue);
+        }
+        // Thresholds may have changed what counts as notable.
+        self.notable.clear();
+        for (k, t) in self.tracks.iter_mut() {
+            t.notable = notable(t, &self.cfg);
+            if t.notable {
+                self.notable.insert(*k);
+            }
         }
     }
 
@@ -189,6 +225,8 @@ impl Engine {
                 uncontained: 0,
                 last_noisy_ns: now_ns,
             };
+            t.notable = true;
+            self.notable.insert(s.key);
         }
     }
 
@@ -208,6 +246,8 @@ impl Engine {
             last_noisy_ns: now_ns,
             ..StageState::default()
         };
+        t.notable = true;
+        self.notable.insert(key);
     }
 
     /// An operator removed a pin (the controller has deleted the entry): the device is back at
@@ -216,6 +256,10 @@ impl Engine {
         if let Some(t) = self.tracks.get_mut(key) {
             t.stage = StageState::default();
             t.flood_streak = 0;
+            if !notable(t, &self.cfg) {
+                t.notable = false;
+                self.notable.remove(key);
+            }
         }
     }
 
@@ -224,12 +268,19 @@ impl Engine {
         self.tracks.get(key).map(|t| t.stage.stage)
     }
 
+    /// One window, stepping every device ([`Pass::Full`]): see [`Engine::tick_pass`].
+    pub fn tick(&mut self, now_ns: u64, samples: &[DeviceSample], events: &[Event]) -> Vec<Decision> {
+        self.tick_pass(now_ns, samples, events, Pass::Full)
+    }
+
     /// One window: fold in the counters and events, classify, and decide.
     ///
     /// `samples` carry cumulative counters. `events` are the ring-buffer records drained since the
     /// last tick; an over-limit event stands in for a sample of a device the controller did not
-    /// read this tick (it carries the same cumulative counters, without drops).
-    pub fn tick(&mut self, now_ns: u64, samples: &[DeviceSample], events: &[Event]) -> Vec<Decision> {
+    /// read this tick (it carries the same cumulative counters, without drops). `pass` says which
+    /// devices to step: the controller asks for a full pass when its walk of the device map
+    /// completes (every tick for a map read whole each tick), and for [`Pass::Changed`] between.
+    pub fn tick_pass(&mut self, now_ns: u64, samples: &[DeviceSample], events: &[Event], pass: Pass) -> Vec<Decision> {
         let mut out = Vec::new();
         let mut onsets: Vec<DeviceKey> = Vec::new();
         for s in samples {
@@ -267,14 +318,27 @@ impl Engine {
                 classify::note_onset(t, hot);
             }
         }
-        self.step_groups(now_ns, &mut out);
-        let (cells, host) = self.step_devices(now_ns, &mut out);
+        let touched = std::mem::take(&mut self.touched);
+        if pass == Pass::Full || !self.cfg.groups.is_empty() {
+            self.step_groups(now_ns, &mut out);
+            let keys: Vec<DeviceKey> = self.tracks.keys().copied().collect();
+            self.loads = self.step_devices(now_ns, &keys, true, &mut out);
+        } else {
+            // The loads these devices would give are partial: the last full pass's stand.
+            let mut keys = touched;
+            keys.extend(self.notable.iter().copied());
+            let _ = self.step_devices(now_ns, &keys, false, &mut out);
+        }
+        let (cells, host) = (self.loads.0.clone(), self.loads.1);
         self.step_caps(now_ns, cells, host, &mut out);
         out
     }
 
     fn fold(&mut self, key: &DeviceKey, r: &Reading, onsets: &mut Vec<DeviceKey>) {
-        if !self.tracks.contains_key(key) && !self.make_room() {
+        if self.tracks.len() >= self.cfg.guard.max_devices as usize
+            && !self.tracks.contains_key(key)
+            && !self.make_room()
+        {
             self.untracked += 1;
             return;
         }
@@ -287,6 +351,7 @@ impl Engine {
         if first {
             t.group = cfg.group_of(t.teid, &t.ue);
         }
+        self.touched.push(*key);
     }
 
     /// Bounded memory: at `max_devices`, evict the 1/16 of the devices that hold no stage and
@@ -310,6 +375,7 @@ impl Engine {
         idle.select_nth_unstable(n - 1);
         for (_, k) in &idle[..n] {
             self.tracks.remove(k);
+            self.notable.remove(k);
         }
         self.evicted += n as u64;
         true
@@ -333,8 +399,15 @@ impl Engine {
         }
     }
 
-    /// Classify and step every device's ladder; returns the per-cell and host loads.
-    fn step_devices(&mut self, now: u64, out: &mut Vec<Decision>) -> (HashMap<CellKey, Load>, Load) {
+    /// Classify and step the ladders of `keys` (each once per tick, repeats skipped); returns
+    /// their per-cell and host loads if `loads`.
+    fn step_devices(
+        &mut self,
+        now: u64,
+        keys: &[DeviceKey],
+        loads: bool,
+        out: &mut Vec<Decision>,
+    ) -> (HashMap<CellKey, Load>, Load) {
         let cfg = &self.cfg;
         let stale = cfg.classify.stale_after.0;
         let window = cfg.classify.cohort.window.0;
@@ -342,7 +415,15 @@ impl Engine {
         let mut host = Load::default();
         let mut crowd = CrowdCount::default();
         let (mut flooding, mut chatty_n) = (0u64, 0u64);
-        for (key, t) in self.tracks.iter_mut() {
+        for key in keys {
+            let Some(t) = self.tracks.get_mut(key) else {
+                self.notable.remove(key);
+                continue;
+            };
+            if t.stepped_ns == now {
+                continue;
+            }
+            t.stepped_ns = now;
             crowd.add(t, cfg);
             let chatty = classify::is_chatty(t, cfg);
             let cohort =
@@ -350,7 +431,7 @@ impl Engine {
             ladder::step(cfg, key, t, now, Wants { chatty, cohort }, out);
             flooding += u64::from(t.flood_streak >= cfg.ladder.shape.trigger_windows);
             chatty_n += u64::from(chatty);
-            if now.saturating_sub(t.seen_ns) <= stale {
+            if loads && now.saturating_sub(t.seen_ns) <= stale {
                 let offender = t.stage.engine_staged();
                 for l in [cells.entry(t.cell).or_default(), &mut host] {
                     l.offered += t.w.rate;
@@ -360,6 +441,15 @@ impl Engine {
                 }
             }
             t.w.fresh = false;
+            let is = notable(t, cfg);
+            if is != t.notable {
+                t.notable = is;
+                if is {
+                    self.notable.insert(*key);
+                } else {
+                    self.notable.remove(key);
+                }
+            }
         }
         self.crowd = crowd;
         let mut evidence = Evidence {
@@ -401,7 +491,11 @@ impl Engine {
             ..EngineStatus::default()
         };
         let mut offenders: Vec<Offender> = Vec::new();
-        for (k, t) in &self.tracks {
+        // Every device not at observe, pinned, exempt or counting windows is notable: the rest
+        // are at observe with nothing to report.
+        let mut listed = 0u64;
+        for (k, t) in self.notable.iter().filter_map(|k| self.tracks.get(k).map(|t| (k, t))) {
+            listed += 1;
             if let Some(n) = st.devices_per_stage.get_mut(t.stage.stage as usize) {
                 *n += 1;
             }
@@ -421,7 +515,10 @@ impl Engine {
                 });
             }
         }
-        offenders.sort_by(|a, b| b.stage.cmp(&a.stage).then(b.ratio.total_cmp(&a.ratio)));
+        st.devices_per_stage[0] += (self.tracks.len() as u64).saturating_sub(listed);
+        // Ties broken by key, so the list does not depend on hash-map order.
+        offenders
+            .sort_by(|a, b| b.stage.cmp(&a.stage).then(b.ratio.total_cmp(&a.ratio)).then_with(|| a.key.cmp(&b.key)));
         offenders.truncate(TOP_OFFENDERS);
         st.top_offenders = offenders;
         st.cells_capped = self.cells.iter().filter(|(_, c)| c.engaged).map(|(k, _)| addr_str(k)).collect();
@@ -439,6 +536,17 @@ impl Engine {
         }
         st
     }
+}
+
+/// A track a [`Pass::Changed`] tick steps even without a reading, and [`Engine::snapshot`]
+/// lists: its state can change with the clock alone (a stage to refresh or release, a pin that
+/// lapses), or it counts toward this window's flood and chatty counts.
+fn notable(t: &Track, cfg: &Config) -> bool {
+    t.stage.stage != guard_common::abi::STAGE_OBSERVE
+        || t.stage.manual
+        || t.stage.exempt
+        || t.flood_streak > 0
+        || classify::is_chatty(t, cfg)
 }
 
 /// Packets per second a stage with `limit` lets through.

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use guard_common::abi::{CellKey, DeviceKey, L3Addr, Limit, STAGE_FLAG_EXEMPT, STAGE_QUARANTINE};
 
-use super::{CurrentStage, Decision, DeviceSample, Engine};
+use super::{CurrentStage, Decision, DeviceSample, Engine, Pass};
 use crate::config::Config;
 
 /// splitmix64: deterministic, dependency-free randomness for synthetic series.
@@ -69,6 +69,13 @@ pub(super) struct Sim {
     /// Sample only devices that sent packets this window (like a controller reading a kernel LRU
     /// map in which idle devices have aged out).
     pub sample_active_only: bool,
+    /// 0: every tick is a full pass. n: a full pass every n-th tick, [`Pass::Changed`] between
+    /// (as the controller does while its walk of a large map is spread over ticks).
+    pub full_pass_every: u32,
+    /// 0: every device is read every tick. n: device `i` is read on the ticks `t` with
+    /// `(t + i) % n == 0` (a walk spread over n ticks).
+    pub read_slices: u32,
+    ticks: u32,
 }
 
 /// Device `i`: TEID `i + 1`, UE 10.x.y.z, on gNB 192.0.2.(i % cells + 1).
@@ -113,6 +120,9 @@ impl Sim {
             lapses: 0,
             manual_violations: Vec::new(),
             sample_active_only: false,
+            full_pass_every: 0,
+            read_slices: 0,
+            ticks: 0,
         }
     }
 
@@ -188,6 +198,9 @@ impl Sim {
             if self.sample_active_only && n == 0 {
                 continue;
             }
+            if self.read_slices > 0 && !(self.ticks + 1 + i as u32).is_multiple_of(self.read_slices) {
+                continue;
+            }
             samples.push(DeviceSample {
                 key: d.key,
                 cell: d.cell,
@@ -200,7 +213,13 @@ impl Sim {
                 teid: d.teid,
             });
         }
-        let decisions = self.engine.tick(self.now, &samples, &[]);
+        self.ticks += 1;
+        let pass = if self.full_pass_every == 0 || self.ticks.is_multiple_of(self.full_pass_every) {
+            Pass::Full
+        } else {
+            Pass::Changed
+        };
+        let decisions = self.engine.tick_pass(self.now, &samples, &[], pass);
         for d in decisions {
             self.apply(&d);
             self.log.push((self.now, d));

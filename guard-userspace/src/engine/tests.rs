@@ -473,3 +473,81 @@ fn over_limit_events_stand_in_for_unread_devices() {
         "{decisions:?}"
     );
 }
+
+/// The controller steps only the devices it read this tick and the notable ones
+/// ([`super::Pass::Changed`]) while its walk of a large map is spread over ticks. On the same
+/// traffic and the same readings (each device read every 5th tick; floods that persist or back
+/// off, a relapsing device, chatty bursts, manual pins, idle devices) every device decision and
+/// classification is the one a full pass every tick takes, at the same tick (in any order within
+/// the tick).
+#[test]
+fn changed_passes_take_the_same_device_decisions_as_full_passes() {
+    fn scenario(full_pass_every: u32) -> Sim {
+        let mut sim = Sim::new(Config::default(), N, 10);
+        sim.read_slices = 5;
+        sim.full_pass_every = full_pass_every;
+        for i in [1, 2] {
+            sim.pin(i, if i == 1 { STAGE_QUARANTINE } else { STAGE_SHAPE }, Limit::per_second(50, 50));
+        }
+        let mut rng = Rng(11);
+        let base = baselines(&mut rng, 0.0, 20.0);
+        let mut next: Vec<f64> = (0..N).map(|_| rng.range(0.0, 60.0)).collect();
+        sim.run(900, |i, t, stage| {
+            match i % 20 {
+                // Floods from 200 s; half back off once shaped; one in ten relapses every 90 s.
+                7 if t > 200.0 && t <= 260.0 => {
+                    if i % 40 == 27 && stage >= STAGE_SHAPE {
+                        rng.noisy(90.0, 0.05)
+                    } else {
+                        rng.noisy(2000.0, 0.1)
+                    }
+                }
+                7 if i % 200 == 7 && (t as u64) % 90 == 0 => rng.noisy(2000.0, 0.1),
+                // Meters (3 packets a minute), chatty from 300 s: 400-packet bursts every 60 s ±10%.
+                13 if t >= next[i] => {
+                    if t >= 300.0 {
+                        next[i] = t + 60.0 * rng.range(0.9, 1.1);
+                        400
+                    } else {
+                        next[i] += 60.0 * rng.range(0.9, 1.1);
+                        3
+                    }
+                }
+                13 => 0,
+                // Idle devices and benign ones.
+                _ if i % 3 == 0 => 0,
+                _ => rng.noisy(base[i], 0.3),
+            }
+        });
+        sim
+    }
+    let full = scenario(0);
+    let changed = scenario(5);
+    let device_log = |s: &Sim| -> Vec<String> {
+        s.log
+            .iter()
+            .filter(|(_, d)| {
+                matches!(
+                    d,
+                    Decision::SetDeviceStage { .. } | Decision::ReleaseDevice { .. } | Decision::Classified { .. }
+                )
+            })
+            .map(|(t, d)| format!("{t} {d:?}"))
+            .collect::<BTreeSet<String>>()
+            .into_iter()
+            .collect()
+    };
+    let (a, b) = (device_log(&full), device_log(&changed));
+    assert!(
+        staged(&full).len() >= 100 && a.len() > 300,
+        "the scenario exercises the ladder ({} decisions, {} staged)",
+        a.len(),
+        staged(&full).len()
+    );
+    assert!(caps(&full).is_empty() && caps(&changed).is_empty(), "no caps: loads are out of this comparison");
+    if let Some(i) = (0..a.len().max(b.len())).find(|&i| a.get(i) != b.get(i)) {
+        panic!("decision {i} differs:\n full:    {:?}\n changed: {:?}", a.get(i), b.get(i));
+    }
+    assert_eq!(full.engine.snapshot(), changed.engine.snapshot(), "the same status");
+    assert!(full.manual_violations.is_empty() && changed.manual_violations.is_empty());
+}

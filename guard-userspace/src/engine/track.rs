@@ -175,6 +175,11 @@ pub(super) struct Track {
     pub last_deviation_ns: u64,
     pub deviation: u8,
     pub stage: StageState,
+    /// The tick (its `now`) this track was last stepped: a device read twice in one tick, or
+    /// both read and notable, is stepped once.
+    pub stepped_ns: u64,
+    /// Mirrors membership of `Engine::notable`, so only changes cost a set operation.
+    pub notable: bool,
 }
 
 pub(super) const DEV_DESTINATION: u8 = 1;

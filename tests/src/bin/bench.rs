@@ -10,7 +10,8 @@
 //!    ([`labkit::bench::scale`]).
 //!
 //! Needs root. Options: `--quick` (fewer rounds, shorter steps, no 10M map), `--no-write`,
-//! `--out PATH`, `--skip-wire`, `--skip-scale`.
+//! `--out PATH`, `--skip-wire`, `--skip-scale`, `--only-controller` (part 3's controller run
+//! alone, for work on the controller).
 
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -56,6 +57,7 @@ pub struct Args {
     pub out: PathBuf,
     pub wire: bool,
     pub scale: bool,
+    pub only_controller: bool,
 }
 
 fn parse_args() -> Result<Args> {
@@ -65,6 +67,7 @@ fn parse_args() -> Result<Args> {
         out: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../BENCHMARKS.md"),
         wire: true,
         scale: true,
+        only_controller: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -73,9 +76,10 @@ fn parse_args() -> Result<Args> {
             "--no-write" => a.write = false,
             "--skip-wire" => a.wire = false,
             "--skip-scale" => a.scale = false,
+            "--only-controller" => a.only_controller = true,
             "--out" => a.out = PathBuf::from(it.next().context("--out needs a path")?),
             "-h" | "--help" => {
-                println!("usage: bench [--quick] [--no-write] [--out PATH] [--skip-wire] [--skip-scale]  (needs root)");
+                println!("usage: bench [--quick] [--no-write] [--out PATH] [--skip-wire] [--skip-scale] [--only-controller]  (needs root)");
                 std::process::exit(0);
             }
             other => bail!("unknown argument {other:?} (try --help)"),
@@ -123,6 +127,16 @@ fn run(args: &Args) -> Result<()> {
     let mut report = String::new();
     let mut summary = Vec::new();
 
+    if args.only_controller {
+        println!("bench: --only-controller: part 3's controller run alone");
+        part(&mut report, &mut summary, "controller", scale::controller_part(&default_config(), args.quick));
+        let mut g = Table::new("The issue's goals, measured", &["goal", "measured", "met", "why, where missed"]);
+        for row in summary {
+            g.row(row);
+        }
+        println!("\n{}", g.text());
+        return Ok(());
+    }
     let affinity = Affinity::save()?;
     let cpu = pin_to_current_cpu()?;
     println!("bench: part 1: BPF_PROG_TEST_RUN on CPU {cpu}, {rounds} interleaved rounds, medians");

@@ -1,0 +1,61 @@
+//! The controller's batched, resumable walk of the device map (`N3Maps::device_slice`,
+//! `BPF_MAP_LOOKUP_BATCH`) reads every device exactly once, with the values the map holds, across
+//! as many slices as it takes; and a finished walk starts over.
+use std::collections::HashMap;
+
+use guard::{batch::Cursor, loader, maps::N3Maps, pins::PinDir};
+use guard_common::abi::{DeviceKey, DeviceState, GuardConfig};
+
+/// Removes the test's pin directory on drop, also when the test panics.
+struct Pins(PinDir, std::path::PathBuf);
+impl Drop for Pins {
+    fn drop(&mut self) {
+        let _ = self.0.purge();
+        let _ = std::fs::remove_dir(&self.1);
+    }
+}
+
+#[test]
+fn batched_walk_reads_every_device_once_across_slices() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let base = std::path::PathBuf::from(format!("/sys/fs/bpf/og-walk-{}", std::process::id()));
+    let pins = Pins(PinDir::new(&base, "t"), base.clone());
+    let mut l = loader::load(&pins.0, 1 << 16, &GuardConfig { gtpu_port: 2152, ..Default::default() }).expect("load");
+    let mut maps = N3Maps::from_ebpf_ref(&mut l.ebpf).expect("maps");
+    const N: u32 = 50_000;
+    for i in 0..N {
+        let d = DeviceState { packets: u64::from(i) * 3 + 1, teid: i, ..Default::default() };
+        maps.devices.insert(DeviceKey::teid(i), d, 0).expect("insert");
+    }
+
+    let mut cursor = Cursor::default();
+    let mut seen: HashMap<DeviceKey, DeviceState> = HashMap::new();
+    let mut slices = 0;
+    while !cursor.finished() {
+        let mut out = Vec::new();
+        let n = maps.device_slice(&mut cursor, 1000, &mut out).expect("slice");
+        assert_eq!(n, out.len(), "the count returned is what was appended");
+        for (k, v) in out {
+            assert!(seen.insert(k, v).is_none(), "device {k:?} read twice in one walk");
+        }
+        slices += 1;
+        assert!(slices < 1000, "the walk does not end");
+    }
+    assert!(slices > 1, "50000 devices need more than one slice of ~1000 (took {slices})");
+    assert_eq!(seen.len(), N as usize, "every device read");
+    for i in 0..N {
+        let v = seen.get(&DeviceKey::teid(i)).unwrap_or_else(|| panic!("TEID {i} missing"));
+        assert_eq!((v.packets, v.teid), (u64::from(i) * 3 + 1, i), "TEID {i}: the value the map holds");
+    }
+
+    // A finished cursor starts a new walk; the whole-map read agrees.
+    let mut again = Vec::new();
+    maps.device_slice(&mut cursor, usize::MAX, &mut again).expect("second walk");
+    assert!(cursor.finished());
+    assert_eq!(again.len(), N as usize, "a finished cursor walks the map again from the start");
+    assert_eq!(maps.devices().len(), N as usize);
+}
