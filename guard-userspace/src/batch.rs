@@ -39,13 +39,16 @@ struct BatchAttr {
 }
 const _: () = assert!(core::mem::size_of::<BatchAttr>() == 56);
 
-/// Where a walk of one map stands between slices.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+/// Where a walk of one map stands between slices, and the buffers its batches are read into
+/// (kept, so a walk in slices does not allocate per slice).
+#[derive(Debug, Default, Clone)]
 pub struct Cursor {
     /// The kernel's token for the next bucket; `None` before the first slice of a walk.
     token: Option<u64>,
     /// The last slice reached the end of the map: the next one starts a new walk.
     done: bool,
+    keys: Vec<u8>,
+    values: Vec<u8>,
 }
 
 impl Cursor {
@@ -66,26 +69,27 @@ pub fn read_slice<K: Pod, V: Pod>(
     out: &mut Vec<(K, V)>,
 ) -> Result<usize, MapError> {
     if cursor.done {
-        *cursor = Cursor::default();
+        cursor.token = None;
+        cursor.done = false;
     }
     let chunk = chunk.max(1);
-    let mut keys: Vec<K> = Vec::with_capacity(chunk);
-    let mut values: Vec<V> = Vec::with_capacity(chunk);
+    let (ksz, vsz) = (core::mem::size_of::<K>(), core::mem::size_of::<V>());
+    cursor.keys.resize(chunk * ksz, 0);
+    cursor.values.resize(chunk * vsz, 0);
     let mut read = 0usize;
     while read < max && !cursor.done {
-        // Never fewer than `chunk`: a call with room for less than one bucket fails (ENOSPC).
-        let want = chunk;
         let mut next: u64 = 0;
         let mut attr = BatchAttr {
             in_batch: cursor.token.as_ref().map_or(0, |t| t as *const u64 as u64),
             out_batch: &mut next as *mut u64 as u64,
-            keys: keys.as_mut_ptr() as u64,
-            values: values.as_mut_ptr() as u64,
-            count: u32::try_from(want).unwrap_or(u32::MAX),
+            keys: cursor.keys.as_mut_ptr() as u64,
+            values: cursor.values.as_mut_ptr() as u64,
+            // Never fewer than `chunk`: a call with room for less than one bucket fails (ENOSPC).
+            count: u32::try_from(chunk).unwrap_or(u32::MAX),
             map_fd: map.fd().as_fd().as_raw_fd() as u32,
             ..BatchAttr::default()
         };
-        // SAFETY: `attr` is the kernel's `batch` layout; `keys` and `values` have room for
+        // SAFETY: `attr` is the kernel's `batch` layout; the key and value buffers have room for
         // `count` elements of the map's key and value sizes (K and V are the map's types, checked
         // by aya when the typed map was opened), the tokens point to 8 writable bytes (hash maps
         // use 4).
@@ -97,26 +101,30 @@ pub fn read_slice<K: Pod, V: Pod>(
                 core::mem::size_of::<BatchAttr>(),
             )
         };
-        let err = (rc < 0).then(io::Error::last_os_error);
-        let got = attr.count as usize;
-        match &err {
-            None => {}
+        if rc < 0 {
+            let e = io::Error::last_os_error();
             // End of the map: `count` still says how many the last call copied.
-            Some(e) if e.raw_os_error() == Some(libc::ENOENT) => cursor.done = true,
-            Some(e) => {
+            if e.raw_os_error() != Some(libc::ENOENT) {
                 return Err(MapError::SyscallError(aya::sys::SyscallError {
                     call: "bpf_map_lookup_batch",
-                    io_error: io::Error::new(e.kind(), e.to_string()),
-                }))
+                    io_error: e,
+                }));
             }
+            cursor.done = true;
         }
-        let got = got.min(want);
-        // SAFETY: the kernel wrote `got` ≤ capacity elements to each buffer; K and V are Pod.
-        unsafe {
-            keys.set_len(got);
-            values.set_len(got);
+        let got = (attr.count as usize).min(chunk);
+        out.reserve(got);
+        for i in 0..got {
+            // SAFETY: the kernel wrote `got` ≤ `chunk` whole elements to each buffer; K and V are
+            // Pod (any bit pattern is valid); unaligned reads from the byte buffers.
+            let (k, v) = unsafe {
+                (
+                    std::ptr::read_unaligned(cursor.keys.as_ptr().add(i * ksz) as *const K),
+                    std::ptr::read_unaligned(cursor.values.as_ptr().add(i * vsz) as *const V),
+                )
+            };
+            out.push((k, v));
         }
-        out.extend(keys.drain(..).zip(values.drain(..)));
         read += got;
         cursor.token = Some(next);
     }

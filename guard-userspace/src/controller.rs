@@ -49,7 +49,11 @@ use crate::{
 const EVENT_BACKLOG: usize = 1 << 18;
 
 /// The share of a tick spent reading the device map, at most (one more batch may overrun it).
-pub const WALK_SHARE: f64 = 0.05;
+/// The engine's work per device read is a few times the read itself, so 2% of the tick reading
+/// keeps the whole controller near a tenth of a core at 1M devices (a walk every ~30 s there;
+/// offenders are found from their events in between), and reads a map of ~30k devices whole
+/// every tick.
+pub const WALK_SHARE: f64 = 0.02;
 
 /// Devices read per step of a slice, between two checks of the tick's time budget.
 const WALK_STEP: usize = 16_384;
@@ -102,6 +106,8 @@ pub fn run_command(a: RunArgs) -> Result<()> {
         ncpus,
         duration: a.duration.map(Duration::from_secs_f64),
         walk: Walk::default(),
+        raw: Vec::new(),
+        samples: Vec::new(),
         n2,
     }));
     if a.detach_on_exit {
@@ -130,6 +136,10 @@ struct Ctl {
     ncpus: u32,
     duration: Option<Duration>,
     walk: Walk,
+    /// Buffers for the walk's slices and the engine's samples, kept across ticks: at scale they
+    /// hold megabytes, which fresh allocations would page-fault in every tick.
+    raw: Vec<(abi::DeviceKey, abi::DeviceState)>,
+    samples: Vec<DeviceSample>,
     /// `guard_n2`, attached, when `--n2-iface` was given: its controller ticks on a thread.
     n2: Option<crate::n2ctl::runner::Prepared>,
 }
@@ -218,25 +228,25 @@ fn one_tick(
         }
     }
     let key_mode_ue = c.cfg.guard.key_mode == crate::config::KeyMode::UeAddr;
-    let (raw, walked) = read_walk_slice(c, metrics);
-    let samples: Vec<DeviceSample> = raw
-        .into_iter()
-        .map(|(key, d)| DeviceSample {
-            key,
-            cell: d.cell,
-            packets: d.packets,
-            bytes: d.bytes,
-            over_limit: d.over_limit,
-            dropped: d.dropped,
-            inner_dst: d.inner_dst,
-            ue_addr: if key_mode_ue { ue_of_key(&key) } else { d.bound },
-            teid: d.teid,
-        })
-        .collect();
+    let walked = read_walk_slice(c, metrics);
+    let mut samples = std::mem::take(&mut c.samples);
+    samples.clear();
+    samples.extend(c.raw.drain(..).map(|(key, d)| DeviceSample {
+        key,
+        cell: d.cell,
+        packets: d.packets,
+        bytes: d.bytes,
+        over_limit: d.over_limit,
+        dropped: d.dropped,
+        inner_dst: d.inner_dst,
+        ue_addr: if key_mode_ue { ue_of_key(&key) } else { d.bound },
+        teid: d.teid,
+    }));
     // A full pass when the walk completed (every tick while the map is read whole in one);
     // between, only the devices read this tick and the notable ones (see `Pass`).
     let pass = if walked.is_some() { Pass::Full } else { Pass::Changed };
     let decisions = engine.tick_pass(now, &samples, &events, pass);
+    c.samples = samples;
     for d in &decisions {
         if let Err(e) = apply(c, d, now, host_cap) {
             error!(error = format!("{e:#}"), decision = d.action(), target = d.target(), "applying a decision failed");
@@ -258,14 +268,14 @@ fn one_tick(
             }
         }
     }
-    prune_expired(c, now);
-    update_metrics(c, engine, metrics, walked.map(|n| n as i64))
+    let stages = prune_expired(c, now);
+    update_metrics(c, engine, metrics, walked.map(|n| n as i64), stages as i64)
 }
 
-/// This tick's slice of the device-map walk: devices read for at most [`WALK_SHARE`] of the
-/// tick, and the walk's device count if this slice finished it. A failed read is logged and
-/// restarts the walk next tick; the tick goes on with the events.
-fn read_walk_slice(c: &mut Ctl, metrics: &Metrics) -> (Vec<(abi::DeviceKey, abi::DeviceState)>, Option<usize>) {
+/// This tick's slice of the device-map walk, into `c.raw`: devices read for at most
+/// [`WALK_SHARE`] of the tick. Returns the walk's device count if this slice finished it. A failed
+/// read is logged and restarts the walk next tick; the tick goes on with the events.
+fn read_walk_slice(c: &mut Ctl, metrics: &Metrics) -> Option<usize> {
     let t0 = Instant::now();
     let budget = Duration::from_secs_f64((c.cfg.guard.tick.as_secs_f64() * WALK_SHARE).max(0.001));
     let w = &mut c.walk;
@@ -274,15 +284,16 @@ fn read_walk_slice(c: &mut Ctl, metrics: &Metrics) -> (Vec<(abi::DeviceKey, abi:
         w.seen = 0;
         w.reading = Duration::ZERO;
     }
-    let mut out = Vec::new();
+    let out = &mut c.raw;
+    out.clear();
     let mut walked = None;
     loop {
-        match c.maps.device_slice(&mut w.cursor, WALK_STEP, &mut out) {
+        match c.maps.device_slice(&mut w.cursor, WALK_STEP, out) {
             Ok(n) => w.seen += n,
             Err(e) => {
                 warn!(error = %e, "reading the device map failed; the walk restarts next tick");
                 *w = Walk::default();
-                return (out, None);
+                return None;
             }
         }
         if w.cursor.finished() {
@@ -298,7 +309,7 @@ fn read_walk_slice(c: &mut Ctl, metrics: &Metrics) -> (Vec<(abi::DeviceKey, abi:
             break;
         }
     }
-    (out, walked)
+    walked
 }
 
 fn ue_of_key(k: &abi::DeviceKey) -> abi::L3Addr {
@@ -370,11 +381,13 @@ fn write_dataplane(c: &mut Ctl, host_cap: Option<(abi::Limit, u64)>) -> Result<(
     Ok(())
 }
 
-/// Remove stage entries that expired (the data plane already ignores them).
-fn prune_expired(c: &mut Ctl, now: u64) {
+/// Remove stage entries that expired (the data plane already ignores them); the number of
+/// device stage entries left.
+fn prune_expired(c: &mut Ctl, now: u64) -> usize {
+    let mut left = 0;
     for (k, e) in c.maps.stages() {
-        if e.expires_ns <= now {
-            let _ = c.maps.clear_stage(&k);
+        if e.expires_ns > now || c.maps.clear_stage(&k).is_err() {
+            left += 1;
         }
     }
     for (k, e) in c.maps.cell_stages() {
@@ -382,9 +395,10 @@ fn prune_expired(c: &mut Ctl, now: u64) {
             let _ = c.maps.clear_cell_stage(&k);
         }
     }
+    left
 }
 
-fn update_metrics(c: &Ctl, engine: &Engine, m: &Metrics, devices: Option<i64>) -> Result<()> {
+fn update_metrics(c: &Ctl, engine: &Engine, m: &Metrics, devices: Option<i64>, stages: i64) -> Result<()> {
     use crate::metrics::*;
     for (v, cnt) in c.maps.verdicts()? {
         let l = VerdictLabel { verdict: v.name().to_owned() };
@@ -421,7 +435,6 @@ fn update_metrics(c: &Ctl, engine: &Engine, m: &Metrics, devices: Option<i64>) -
         };
         m.top_offender_pps.get_or_create(&l).set(o.rate_pps);
     }
-    let stages = c.maps.stages().len() as i64;
     let cells = c.maps.cells();
     if let Some(n) = devices {
         m.map_entries.get_or_create(&MapLabel { map: abi::MAP_N3_DEVICES.to_owned() }).set(n);

@@ -210,27 +210,22 @@ impl N3Maps {
 
     /// All staged devices. Entries that vanish during the walk are skipped.
     pub fn stages(&self) -> Vec<(DeviceKey, StageEntry)> {
-        self.stages.iter().filter_map(Result::ok).collect()
+        whole(&self.stages)
     }
 
     pub fn cell_stages(&self) -> Vec<(CellKey, CellStageEntry)> {
-        self.cell_stages.iter().filter_map(Result::ok).collect()
+        whole(&self.cell_stages)
     }
 
     pub fn cells(&self) -> Vec<(CellKey, CellState)> {
-        self.cells.iter().filter_map(Result::ok).collect()
+        whole(&self.cells)
     }
 
     /// The whole device map, read in batches (see [`crate::batch`]); if the kernel refuses batched
     /// reads, one entry at a time. The controller reads it in slices instead
     /// ([`N3Maps::device_slice`]).
     pub fn devices(&self) -> Vec<(DeviceKey, DeviceState)> {
-        let mut out = Vec::new();
-        let mut cursor = batch::Cursor::default();
-        match self.device_slice(&mut cursor, usize::MAX, &mut out) {
-            Ok(_) => out,
-            Err(_) => self.devices.iter().filter_map(Result::ok).collect(),
-        }
+        whole(&self.devices)
     }
 
     /// Read about `max` more devices (whole hash buckets, so a few more) from where `cursor`
@@ -243,6 +238,17 @@ impl N3Maps {
     ) -> Result<usize, MapsError> {
         use aya::maps::IterableMap as _;
         batch::read_slice(self.devices.map(), cursor, max, DEVICE_BATCH, out).map_err(err(abi::MAP_N3_DEVICES))
+    }
+}
+
+/// A whole hash map, read in batches (see [`crate::batch`]); if the kernel refuses batched reads,
+/// one entry at a time (two syscalls per entry).
+fn whole<K: aya::Pod, V: aya::Pod>(m: &HashMap<MapData, K, V>) -> Vec<(K, V)> {
+    use aya::maps::IterableMap as _;
+    let mut out = Vec::new();
+    match batch::read_slice(m.map(), &mut batch::Cursor::default(), usize::MAX, DEVICE_BATCH, &mut out) {
+        Ok(_) => out,
+        Err(_) => m.iter().filter_map(Result::ok).collect(),
     }
 }
 

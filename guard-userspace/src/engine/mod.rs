@@ -318,17 +318,20 @@ impl Engine {
                 classify::note_onset(t, hot);
             }
         }
-        let touched = std::mem::take(&mut self.touched);
+        // Reused across ticks (its capacity is the busiest tick's readings).
+        let mut keys = std::mem::take(&mut self.touched);
         if pass == Pass::Full || !self.cfg.groups.is_empty() {
             self.step_groups(now_ns, &mut out);
-            let keys: Vec<DeviceKey> = self.tracks.keys().copied().collect();
+            keys.clear();
+            keys.extend(self.tracks.keys().copied());
             self.loads = self.step_devices(now_ns, &keys, true, &mut out);
         } else {
             // The loads these devices would give are partial: the last full pass's stand.
-            let mut keys = touched;
             keys.extend(self.notable.iter().copied());
             let _ = self.step_devices(now_ns, &keys, false, &mut out);
         }
+        keys.clear();
+        self.touched = keys;
         let (cells, host) = (self.loads.0.clone(), self.loads.1);
         self.step_caps(now_ns, cells, host, &mut out);
         out
