@@ -5,7 +5,9 @@
 //! the cell cap → the host cap. Every failure of the guard itself (a map update that fails, no
 //! config) passes the packet: the guard must never be the outage.
 
-use aya_ebpf::{bindings::xdp_action, helpers::bpf_ktime_get_ns, macros::xdp, maps::HashMap, programs::XdpContext};
+use aya_ebpf::{
+    bindings::xdp_action, helpers::bpf_ktime_get_coarse_ns, macros::xdp, maps::HashMap, programs::XdpContext,
+};
 use guard_common::{
     abi::{
         CellKey, CellState, DeviceKey, DeviceState, GuardConfig, L3Addr, StageEntry, BIND_TEID, DEVICE_KIND_TEID,
@@ -98,7 +100,15 @@ fn verdict(ctx: &XdpContext, len: u64) -> Verdict {
 /// stack frames are siblings, so only the larger of the two counts against the 512-byte limit.
 #[inline(never)]
 fn policy(cfg: &GuardConfig, p: &GtpPacket, len: u64) -> Verdict {
-    let now = unsafe { bpf_ktime_get_ns() };
+    // The coarse clock: `ktime_get_coarse_ns()`, CLOCK_MONOTONIC as of the last timekeeping
+    // update (each tick, or on interrupt entry after an idle stretch), so it lags the exact clock
+    // by at most one tick (≤ 10 ms at HZ = 100) and never runs ahead of it. It reads no
+    // clocksource: `bpf_ktime_get_ns` (`ktime_get_mono_fast_ns`, the TSC) costs about twice as
+    // much (BENCHMARKS.md, "Price of one operation"). Expiries the controller writes from its own
+    // CLOCK_MONOTONIC therefore end at most one tick late, and `rate::admit` tolerates a burst of
+    // one step so that a limit keeps its long-run rate with a clock that moves in steps.
+    // SAFETY: a helper without arguments (bpf_base_func_proto, allowed for XDP).
+    let now = unsafe { bpf_ktime_get_coarse_ns() };
     let Some(cell) = cell_state(&p.outer_src, now) else {
         counters::stat(STAT_MAP_UPDATE_FAILED);
         return Verdict::PassFailOpen;
