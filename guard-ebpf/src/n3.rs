@@ -168,7 +168,7 @@ fn policy(cfg: &GuardConfig, p: &GtpPacket, len: u64) -> Verdict {
 
 /// Parse in a BPF subprogram of its own: the parser's temporaries then never share the 512-byte
 /// stack with the policy's. `Ok(true)`: GTP-U, written to `out`; `Ok(false)`: not GTP-U.
-#[inline(never)]
+#[inline(always)]
 fn parse_frame(ctx: &XdpContext, port: u16, out: &mut GtpPacket) -> Result<bool, Malformed> {
     // Keep the context pointer opaque: otherwise LLVM passes `data` and `data_end` as promoted
     // arguments, and the verifier forbids arithmetic on a `pkt_end` it did not load itself.
