@@ -654,7 +654,7 @@ fn cost_part(rounds: usize, quick: bool) -> Result<(Vec<Table>, Vec<Vec<String>>
     t_acc.row(explain(&prices, &PATH_FLOOR, stage0[1] - stage0[0], 0.0));
     t_acc.row(explain(&prices, &PATH_STAGE0, stage0[3] - stage0[0], parse_ns));
     t_acc.row(explain(&prices, &PATH_QUARANTINE, quar[3] - quar[0], quar[2] - quar[0]));
-    t_acc.note("Operation counts are read off `guard-ebpf/src/n3.rs` for each path (TEID key mode, anti-spoofing in shadow: compared, not counted); prices from the probe table. parse = `xdp_parse_only` − baseline on the same frame. \"rest\" is what the counted operations do not explain: the bounds-checked parser's share is in \"parse\", so this is the policy's branches, the 20-byte address copies into the device record, GCRA arithmetic and the two BPF subprogram calls. The floor row's rest is its lean parse.");
+    t_acc.note("Operation counts are read off `guard-ebpf/src/n3.rs` for each path (TEID key mode, anti-spoofing in shadow: compared, not counted); prices from the probe table. parse = `xdp_parse_only` − baseline on the same frame. \"rest\" is what the counted operations do not explain: the bounds-checked parser's share is in \"parse\", so this is the policy's branches, the 20-byte address copies into the device record, GCRA arithmetic and the call of the BPF subprogram `policy`. The floor row's rest is its lean parse.");
 
     let mut tables = vec![t1, t_new, t_ops, t_acc];
     match perf_profile(&mut p, &cases[0].frame, repeat) {
@@ -701,7 +701,7 @@ fn cost_part(rounds: usize, quick: bool) -> Result<(Vec<Table>, Vec<Vec<String>>
 
 /// Where `guard_n3`'s time goes by symbol, sampled by `perf record` (cpu-clock, this CPU only)
 /// while the known-device stage-0 frame runs in a loop. JIT-ed BPF code shows as `bpf_prog_*`
-/// (the program and its subprograms), helpers and map code under their kernel names.
+/// (the program and its subprogram), helpers and map code under their kernel names.
 fn perf_profile(p: &mut Progs, frame: &[u8], repeat: u32) -> Result<Table> {
     // Only this thread is sampled: the CPU is shared with whatever else runs on the machine.
     // SAFETY: gettid has no preconditions.
@@ -746,7 +746,7 @@ fn perf_profile(p: &mut Progs, frame: &[u8], repeat: u32) -> Result<Table> {
     if t.rows.is_empty() {
         bail!("perf report printed nothing");
     }
-    t.note("`perf record -e cpu-clock -c 20000 -t <the bench thread>` (a sample every 20 µs of its CPU time, kernel included) during BPF_PROG_TEST_RUN loops of `guard_n3` on the stage-0 frame; symbols ≥ 1%. `bpf_prog_<tag>_<name>` is JIT-ed BPF (the program and its subprograms `parse_frame` and `policy`); the test-run loop's own overhead (bpf_test_run, timer) is what `xdp_baseline` costs.");
+    t.note("`perf record -e cpu-clock -c 20000 -t <the bench thread>` (a sample every 20 µs of its CPU time, kernel included) during BPF_PROG_TEST_RUN loops of `guard_n3` on the stage-0 frame; symbols ≥ 1%. `bpf_prog_<tag>_<name>` is JIT-ed BPF (the program, with the parse inlined, and its subprogram `policy`); the test-run loop's own overhead (bpf_test_run, timer) is what `xdp_baseline` costs.");
     Ok(t)
 }
 
