@@ -5,6 +5,15 @@ use crate::abi::Limit;
 
 const NS_PER_SEC: u64 = 1_000_000_000;
 
+/// The most the data plane's clock may step at once: one kernel tick at the coarsest `CONFIG_HZ`
+/// (100). `guard_n3` reads `bpf_ktime_get_coarse_ns`, which advances once per tick, so every
+/// packet within a tick sees the same `now`. GCRA with a burst tolerance below one step, minus one
+/// interval, would then admit only `burst` packets per tick and starve the configured rate (1000
+/// pps with burst 1 would pass 100 pps at HZ = 100); [`admit`] therefore tolerates at least one
+/// step. The cost: a limit whose burst covers less than 10 ms of its rate bursts up to 10 ms' worth
+/// (`rate / 100` packets). The long-run rate is unchanged.
+pub const CLOCK_STEP_NS: u64 = 10_000_000;
+
 impl Limit {
     /// No limit.
     pub const UNLIMITED: Limit = Limit { interval_ns: 0, tau_ns: 0 };
@@ -47,17 +56,34 @@ impl Limit {
     }
 }
 
+impl Limit {
+    /// The burst tolerance [`admit`] applies: `tau_ns`, but at least one clock step
+    /// ([`CLOCK_STEP_NS`]). Within one tick GCRA admits until the TAT is more than the tolerance
+    /// ahead of `now`, so with a tolerance of a step the TAT ends each busy tick at or beyond the
+    /// next tick's `now` and no credit is lost between ticks (a step minus one interval is not
+    /// enough: whole intervals can fall short of the step).
+    #[inline(always)]
+    pub const fn effective_tau_ns(&self) -> u64 {
+        if self.tau_ns > CLOCK_STEP_NS {
+            self.tau_ns
+        } else {
+            CLOCK_STEP_NS
+        }
+    }
+}
+
 /// Admit one event at `now` against `limit`, updating `tat`. Returns `true` if the event conforms.
 ///
 /// A non-conforming event does not advance `tat`, so a flood above the rate still lets the
-/// sustained rate through instead of starving.
+/// sustained rate through instead of starving. The burst tolerance is
+/// [`Limit::effective_tau_ns`]: `now` may advance in steps of up to [`CLOCK_STEP_NS`].
 #[inline(always)]
 pub fn admit(tat: &mut u64, now: u64, limit: &Limit) -> bool {
     if limit.interval_ns == 0 {
         return true;
     }
     let t = if *tat > now { *tat } else { now };
-    if t - now > limit.tau_ns {
+    if t - now > limit.effective_tau_ns() {
         return false;
     }
     *tat = t.saturating_add(limit.interval_ns);
@@ -79,6 +105,25 @@ mod tests {
         // 100 ms later one more token is there.
         assert!(admit(&mut tat, now + 100_000_000, &l));
         assert!(!admit(&mut tat, now + 100_000_000, &l));
+    }
+
+    #[test]
+    fn a_burst_below_one_clock_step_is_raised_to_it() {
+        // 1000 pps, burst 1: 1 ms of credit, less than a 10 ms tick. Every packet of a tick sees
+        // the same `now`: plain GCRA would pass 1 per tick (100 pps at HZ = 100).
+        let l = Limit::per_second(1000, 1);
+        assert_eq!(l.effective_tau_ns(), CLOCK_STEP_NS);
+        let mut tat = 0;
+        let mut admitted = 0;
+        for tick in 0..100u64 {
+            let now = 1_000_000_000 + tick * CLOCK_STEP_NS;
+            admitted += (0..50).filter(|_| admit(&mut tat, now, &l)).count();
+        }
+        // One second of ticks: the configured rate, plus one tick's worth of burst at most.
+        assert!((1000..=1011).contains(&admitted), "admitted {admitted}");
+        // A burst that already covers a step is left alone.
+        let wide = Limit::per_second(10, 5);
+        assert_eq!(wide.effective_tau_ns(), wide.tau_ns);
     }
 
     #[test]
@@ -109,8 +154,35 @@ mod tests {
                 if admit(&mut tat, now, &l) { admitted += 1; }
             }
             let window = now - start;
+            // The burst [`admit`] allows: the configured one, or one clock step's worth.
+            let burst = l.effective_tau_ns() / l.interval_ns + 1;
             let bound = burst + window / l.interval_ns + 1;
             prop_assert!(admitted <= bound, "admitted {admitted} > bound {bound}");
+        }
+
+        /// With a clock that advances only once per tick (`bpf_ktime_get_coarse_ns`) and demand
+        /// above the rate, the admitted count over any run of ticks is the configured rate, within
+        /// one burst either way, whatever the burst: nothing starves, nothing exceeds.
+        #[test]
+        fn stepped_clock_keeps_the_rate(rate in 1u64..200_000, burst in 1u64..1000,
+                                         tick_ms in prop::sample::select(vec![1u64, 4, 10]),
+                                         ticks in 1u64..500) {
+            let l = Limit::per_second(rate, burst);
+            let step = tick_ms * 1_000_000;
+            // Demand: twice the rate, all of a tick's packets at the tick's one `now`.
+            let per_tick = (2 * step / l.interval_ns).max(2);
+            let mut tat = 0;
+            let start = 1_000_000_000u64;
+            let mut admitted = 0u64;
+            for k in 0..ticks {
+                let now = start + k * step;
+                admitted += (0..per_tick).filter(|_| admit(&mut tat, now, &l)).count() as u64;
+            }
+            let window = ticks * step;
+            let b = l.effective_tau_ns() / l.interval_ns + 1;
+            let expected = window / l.interval_ns;
+            prop_assert!(admitted <= expected + b + 1, "admitted {admitted} > {expected} + burst {b}");
+            prop_assert!(admitted + b + 1 >= expected, "admitted {admitted} starves the rate ({expected}, burst {b})");
         }
 
         /// Traffic at or below the rate is never refused.

@@ -8,7 +8,7 @@
 //! - `xdp_floor_lru`: the same on an LRU hash (the guard's device map is one).
 //! - `xdp_parse_only`: runs only the shared N3 parser (`guard_common::parse::n3`) on the frame
 //!   and returns `XDP_PASS`, so the bench can split `guard_n3`'s cost into parse and policy.
-//! - `xdp_op_*`: one kind of operation eight times over (a clock read, a hash hit, a hash miss,
+//! - `xdp_op_*`: one kind of operation eight times over (a clock read, fine or coarse, a hash hit, a hash miss,
 //!   an LRU hit — on 20-byte keys, like the guard's —, a per-CPU array slot update, an atomic
 //!   add), so the bench can price each operation the guard performs by difference with
 //!   `xdp_baseline` (or, for the atomic add, `xdp_op_hash1`) instead of guessing.
@@ -18,7 +18,7 @@
 
 use aya_ebpf::{
     bindings::xdp_action,
-    helpers::bpf_ktime_get_ns,
+    helpers::{bpf_ktime_get_coarse_ns, bpf_ktime_get_ns},
     macros::{map, xdp},
     maps::{HashMap, LruHashMap, PerCpuArray},
     programs::XdpContext,
@@ -164,6 +164,17 @@ pub fn xdp_op_ktime(_ctx: XdpContext) -> u32 {
     let mut acc = 0u64;
     // SAFETY: a helper without arguments.
     eight!(acc = acc.wrapping_add(unsafe { bpf_ktime_get_ns() }));
+    core::hint::black_box(acc);
+    xdp_action::XDP_PASS
+}
+
+/// The clock `guard_n3` reads: CLOCK_MONOTONIC as of the last timekeeping update (one tick), no
+/// clocksource read.
+#[xdp]
+pub fn xdp_op_ktime_coarse(_ctx: XdpContext) -> u32 {
+    let mut acc = 0u64;
+    // SAFETY: a helper without arguments.
+    eight!(acc = acc.wrapping_add(unsafe { bpf_ktime_get_coarse_ns() }));
     core::hint::black_box(acc);
     xdp_action::XDP_PASS
 }

@@ -19,6 +19,7 @@ use guard_common::{
     },
     parse::Malformed,
     policy::Verdict,
+    rate::CLOCK_STEP_NS,
 };
 use labkit::bpf::{hex, l3, l3_v4, l3_v6, stage_entry, Guard, XDP_DROP, XDP_PASS};
 use labkit::frames::{self, GtpFrame, EXT_PDU_SESSION_CONTAINER, EXT_UDP_PORT};
@@ -326,7 +327,9 @@ fn cell_cap_and_host_cap_drop_as_last_resort() {
     assert_eq!(g.teid(0xa0).expect("device").dropped, 1, "a host-cap drop counts on the device");
     // Signalling is not G-PDU traffic and is not capped.
     g.expect("Echo Request under a host cap", &GtpFrame::echo_request(1).build(), Verdict::PassSignalling);
-    g.write_config(&GuardConfig { host_cap_expires_ns: monotonic_ns() - 1, ..host });
+    // Expired one clock step ago: the data plane's coarse clock lags CLOCK_MONOTONIC by up to one
+    // kernel tick, so an expiry takes effect at most that late (`rate::CLOCK_STEP_NS`).
+    g.write_config(&GuardConfig { host_cap_expires_ns: monotonic_ns() - CLOCK_STEP_NS, ..host });
     g.expect("expired host cap", &frames[0], Verdict::PassGpdu);
 }
 

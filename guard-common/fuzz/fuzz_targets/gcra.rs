@@ -1,7 +1,8 @@
 //! Fuzz the GCRA limiter every stage and cap runs in XDP (`guard_common::rate::admit`): any
 //! limit and any (monotone or not) sequence of arrival times must never panic, and over any
 //! span of monotone time it must admit no more than the burst plus the sustained rate allows
-//! (ITU-T I.371 GCRA: at most `1 + (span + tau) / interval` conforming cells).
+//! (ITU-T I.371 GCRA: at most `1 + (span + tau) / interval` conforming cells, `tau` being the
+//! tolerance `admit` applies, `Limit::effective_tau_ns`: at least one step of the coarse clock).
 #![no_main]
 
 use guard_common::{abi::Limit, rate::admit};
@@ -29,7 +30,7 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     if !limit.is_unlimited() {
-        let bound = 1 + (now - start).saturating_add(limit.tau_ns) / limit.interval_ns;
+        let bound = 1 + (now - start).saturating_add(limit.effective_tau_ns()) / limit.interval_ns;
         assert!(admitted <= bound, "admitted {admitted} > GCRA bound {bound} for {limit:?}");
     }
 });

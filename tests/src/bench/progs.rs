@@ -25,11 +25,19 @@ pub const FLOOR: &str = "xdp_floor";
 pub const FLOOR_LRU: &str = "xdp_floor_lru";
 pub const PARSE_ONLY: &str = "xdp_parse_only";
 /// The operation probes: each performs one operation eight times.
-pub const OPS: [&str; 7] =
-    ["xdp_op_ktime", "xdp_op_hash", "xdp_op_miss", "xdp_op_lru", "xdp_op_percpu", "xdp_op_hash1", "xdp_op_atomic"];
+pub const OPS: [&str; 8] = [
+    "xdp_op_ktime",
+    "xdp_op_hash",
+    "xdp_op_miss",
+    "xdp_op_lru",
+    "xdp_op_percpu",
+    "xdp_op_hash1",
+    "xdp_op_atomic",
+    "xdp_op_ktime_coarse",
+];
 /// Every program [`RefProgs`] loads.
-pub const ALL: [&str; 11] =
-    [BASELINE, FLOOR, FLOOR_LRU, PARSE_ONLY, OPS[0], OPS[1], OPS[2], OPS[3], OPS[4], OPS[5], OPS[6]];
+pub const ALL: [&str; 12] =
+    [BASELINE, FLOOR, FLOOR_LRU, PARSE_ONLY, OPS[0], OPS[1], OPS[2], OPS[3], OPS[4], OPS[5], OPS[6], OPS[7]];
 
 const MAP_FLOOR: &str = "BENCH_FLOOR";
 const MAP_FLOOR_LRU: &str = "BENCH_FLOOR_LRU";
