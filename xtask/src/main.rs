@@ -55,7 +55,8 @@ enum Cmd {
     /// against nftables, and scale (1M/10M devices, controller tick, spoofed-TEID flood).
     Bench {
         /// Extra arguments for the bench binary: --quick, --skip-wire, --skip-scale, --no-write,
-        /// --out PATH.
+        /// --out PATH, --only-controller (the controller run at 1M devices alone; prints, does
+        /// not write).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
