@@ -7,11 +7,12 @@ const NS_PER_SEC: u64 = 1_000_000_000;
 
 /// The most the data plane's clock may step at once: one kernel tick at the coarsest `CONFIG_HZ`
 /// (100). `guard_n3` reads `bpf_ktime_get_coarse_ns`, which advances once per tick, so every
-/// packet within a tick sees the same `now`. GCRA with a burst tolerance below one step, minus one
-/// interval, would then admit only `burst` packets per tick and starve the configured rate (1000
-/// pps with burst 1 would pass 100 pps at HZ = 100); [`admit`] therefore tolerates at least one
-/// step. The cost: a limit whose burst covers less than 10 ms of its rate bursts up to 10 ms' worth
-/// (`rate / 100` packets). The long-run rate is unchanged.
+/// packet within a tick sees the same `now`. GCRA whose burst tolerance is shorter than a step
+/// would then admit only about `burst` packets per tick and starve the configured rate (1000 pps
+/// with burst 1 would pass 100 pps at HZ = 100); [`admit`] therefore tolerates at least one step.
+/// The cost: a limit whose burst covers less than 10 ms of its rate bursts up to 10 ms' worth
+/// (`rate / 100 + 1` packets). The long-run rate is unchanged. (`guard_n2` reads the exact clock;
+/// for it the tolerance only means that larger minimum burst.)
 pub const CLOCK_STEP_NS: u64 = 10_000_000;
 
 impl Limit {
@@ -54,9 +55,7 @@ impl Limit {
     pub const fn is_unlimited(&self) -> bool {
         self.interval_ns == 0
     }
-}
 
-impl Limit {
     /// The burst tolerance [`admit`] applies: `tau_ns`, but at least one clock step
     /// ([`CLOCK_STEP_NS`]). Within one tick GCRA admits until the TAT is more than the tolerance
     /// ahead of `now`, so with a tolerance of a step the TAT ends each busy tick at or beyond the
