@@ -20,7 +20,7 @@ use aya_ebpf::{
     bindings::xdp_action,
     helpers::{bpf_ktime_get_coarse_ns, bpf_ktime_get_ns},
     macros::{map, xdp},
-    maps::{HashMap, LruHashMap, PerCpuArray},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray},
     programs::XdpContext,
 };
 use guard_common::parse::{n3, Packet};
@@ -232,4 +232,66 @@ pub fn xdp_op_atomic(_ctx: XdpContext) -> u32 {
         eight!(unsafe { add(&mut (*v)[0], 1) });
     }
     xdp_action::XDP_PASS
+}
+
+/// `xdp_live_sender`'s settings, written by the bench: [`LIVE_IFINDEX`], then the benign TEID
+/// base and count (count 0: attack traffic only), then the attacking TEID base and count.
+#[map(name = "BENCH_LIVE")]
+static BENCH_LIVE: Array<u32> = Array::with_max_entries(8, 0);
+const LIVE_IFINDEX: u32 = 0;
+const LIVE_BENIGN_BASE: u32 = 1;
+const LIVE_BENIGN_N: u32 = 2;
+const LIVE_ATTACK_BASE: u32 = 3;
+const LIVE_ATTACK_N: u32 = 4;
+
+/// Frames `xdp_live_sender` has sent on this CPU: its sequence number.
+#[map(name = "BENCH_LIVE_SEQ")]
+static BENCH_LIVE_SEQ: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
+/// Byte offset of the TEID in an untagged IPv4 G-PDU without IP options (Ethernet 14, IPv4 20,
+/// UDP 8, then the TEID after the GTP-U flags, type and length: TS 29.281 §5.1).
+const LIVE_TEID_OFF: usize = 14 + 20 + 8 + 4;
+
+/// The bench's flood source: run with BPF_PROG_TEST_RUN in `BPF_F_TEST_XDP_LIVE_FRAMES` mode,
+/// each run rewrites the frame's TEID to the next device of the flood (alternately a benign and
+/// an attacking one, or attackers only) and redirects it out of the configured interface, where
+/// veth hands it as an XDP frame to its peer: the filter under test sees it as from a NIC driver,
+/// with no socket or skb on the sending side (the AF_PACKET sender was the bottleneck of every
+/// filter).
+#[xdp]
+pub fn xdp_live_sender(ctx: XdpContext) -> u32 {
+    let cfg = |i| BENCH_LIVE.get(i).copied().unwrap_or(0);
+    let (start, end) = (ctx.data(), ctx.data_end());
+    if start + LIVE_TEID_OFF + 4 > end {
+        return xdp_action::XDP_ABORTED;
+    }
+    let Some(seq) = BENCH_LIVE_SEQ.get_ptr_mut(0) else {
+        return xdp_action::XDP_ABORTED;
+    };
+    // SAFETY: per-CPU slot, only this CPU uses it while this program runs.
+    let n = unsafe {
+        let n = *seq;
+        *seq = n.wrapping_add(1);
+        n
+    };
+    let (benign_n, attack_n) = (u64::from(cfg(LIVE_BENIGN_N)), u64::from(cfg(LIVE_ATTACK_N)).max(1));
+    let teid = if benign_n > 0 && n % 2 == 0 {
+        cfg(LIVE_BENIGN_BASE).wrapping_add(((n / 2) % benign_n) as u32)
+    } else {
+        let i = if benign_n > 0 { n / 2 } else { n };
+        cfg(LIVE_ATTACK_BASE).wrapping_add((i % attack_n) as u32)
+    };
+    // SAFETY: bounds checked above; the TEID field is not aligned, so byte writes.
+    unsafe {
+        let p = (start + LIVE_TEID_OFF) as *mut [u8; 4];
+        core::ptr::write_unaligned(p, teid.to_be_bytes());
+    }
+    // SAFETY: a helper taking plain integers.
+    unsafe { aya_ebpf::helpers::bpf_redirect(cfg(LIVE_IFINDEX), 0) as u32 }
+}
+
+/// Drops every frame: the cheapest an XDP filter can be, the reference of the live-frames flood.
+#[xdp]
+pub fn xdp_drop(_ctx: XdpContext) -> u32 {
+    xdp_action::XDP_DROP
 }

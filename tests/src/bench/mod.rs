@@ -13,6 +13,7 @@
 //! Machines are noisy: every figure is a median over interleaved rounds, and per-packet costs are
 //! reported as a ratio against a minimal XDP program measured in the same run.
 
+pub mod live;
 pub mod progs;
 pub mod scale;
 pub mod sys;

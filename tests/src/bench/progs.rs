@@ -24,6 +24,9 @@ pub const BASELINE: &str = "xdp_baseline";
 pub const FLOOR: &str = "xdp_floor";
 pub const FLOOR_LRU: &str = "xdp_floor_lru";
 pub const PARSE_ONLY: &str = "xdp_parse_only";
+/// The live-frames flood source and the drop-everything reference (`bench::live`).
+pub const LIVE_SENDER: &str = "xdp_live_sender";
+pub const DROP: &str = "xdp_drop";
 /// The operation probes: each performs one operation eight times.
 pub const OPS: [&str; 8] = [
     "xdp_op_ktime",
@@ -36,8 +39,22 @@ pub const OPS: [&str; 8] = [
     "xdp_op_ktime_coarse",
 ];
 /// Every program [`RefProgs`] loads.
-pub const ALL: [&str; 12] =
-    [BASELINE, FLOOR, FLOOR_LRU, PARSE_ONLY, OPS[0], OPS[1], OPS[2], OPS[3], OPS[4], OPS[5], OPS[6], OPS[7]];
+pub const ALL: [&str; 14] = [
+    BASELINE,
+    FLOOR,
+    FLOOR_LRU,
+    PARSE_ONLY,
+    OPS[0],
+    OPS[1],
+    OPS[2],
+    OPS[3],
+    OPS[4],
+    OPS[5],
+    OPS[6],
+    OPS[7],
+    LIVE_SENDER,
+    DROP,
+];
 
 const MAP_FLOOR: &str = "BENCH_FLOOR";
 const MAP_FLOOR_LRU: &str = "BENCH_FLOOR_LRU";
@@ -133,6 +150,19 @@ impl RefProgs {
             .ok_or_else(|| anyhow!("{name} is missing"))?
             .try_into()
             .with_context(|| format!("{name} is not an XDP program"))
+    }
+
+    /// `xdp_live_sender`'s settings: redirect to `ifindex`; benign TEIDs `benign.0..+benign.1`
+    /// (count 0: attack traffic only) alternating with attacking TEIDs `attack.0..+attack.1`.
+    pub fn live_config(&mut self, ifindex: u32, benign: (u32, u32), attack: (u32, u32)) -> Result<()> {
+        let mut m: aya::maps::Array<&mut MapData, u32> = aya::maps::Array::try_from(
+            self.ebpf.map_mut("BENCH_LIVE").ok_or_else(|| anyhow!("BENCH_LIVE is missing"))?,
+        )
+        .context("BENCH_LIVE is not an array")?;
+        for (i, v) in [ifindex, benign.0, benign.1, attack.0, attack.1].into_iter().enumerate() {
+            m.set(i as u32, v, 0).context("writing BENCH_LIVE")?;
+        }
+        Ok(())
     }
 
     /// The packet counter `xdp_op_atomic` adds to (a check that its adds ran).

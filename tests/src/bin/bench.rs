@@ -5,13 +5,15 @@
 //!    hash lookup, two atomic adds), plus operation probes that price a clock read, a lookup, an
 //!    atomic add, so the guard's cost can be accounted for.
 //! 2. Flood throughput on the lab's veth pair: no filter, the guard, an nftables meter keyed on
-//!    the TEID ([`labkit::bench::wire`]).
+//!    the TEID, from a paced AF_PACKET sender ([`labkit::bench::wire`]); then the same filters
+//!    on one core fed by an XDP live-frames sender, which the filters rather than the sender
+//!    bound ([`labkit::bench::live`]).
 //! 3. Scale: 1M and 10M devices, a spoofed-TEID flood, the controller at 1M devices
 //!    ([`labkit::bench::scale`]).
 //!
 //! Needs root. Options: `--quick` (fewer rounds, shorter steps, no 10M map), `--no-write`,
 //! `--out PATH`, `--skip-wire`, `--skip-scale`, `--only-controller` (part 3's controller run
-//! alone, for work on the controller).
+//! alone), `--only-live` (part 2's live-frames flood alone); the `--only` runs print, not write.
 
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -28,7 +30,7 @@ use guard_common::{
     policy::Verdict,
 };
 use labkit::bench::{
-    median, num,
+    live, median, num,
     progs::{self, time_run, RefProgs},
     ratio, scale, sys, wire, Table,
 };
@@ -58,6 +60,7 @@ pub struct Args {
     pub wire: bool,
     pub scale: bool,
     pub only_controller: bool,
+    pub only_live: bool,
 }
 
 fn parse_args() -> Result<Args> {
@@ -68,6 +71,7 @@ fn parse_args() -> Result<Args> {
         wire: true,
         scale: true,
         only_controller: false,
+        only_live: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -77,9 +81,10 @@ fn parse_args() -> Result<Args> {
             "--skip-wire" => a.wire = false,
             "--skip-scale" => a.scale = false,
             "--only-controller" => a.only_controller = true,
+            "--only-live" => a.only_live = true,
             "--out" => a.out = PathBuf::from(it.next().context("--out needs a path")?),
             "-h" | "--help" => {
-                println!("usage: bench [--quick] [--no-write] [--out PATH] [--skip-wire] [--skip-scale] [--only-controller]  (needs root)");
+                println!("usage: bench [--quick] [--no-write] [--out PATH] [--skip-wire] [--skip-scale] [--only-controller] [--only-live]  (needs root)");
                 std::process::exit(0);
             }
             other => bail!("unknown argument {other:?} (try --help)"),
@@ -127,9 +132,15 @@ fn run(args: &Args) -> Result<()> {
     let mut report = String::new();
     let mut summary = Vec::new();
 
-    if args.only_controller {
-        println!("bench: --only-controller: part 3's controller run alone");
-        part(&mut report, &mut summary, "controller", scale::controller_part(&default_config(), args.quick));
+    if args.only_controller || args.only_live {
+        if args.only_controller {
+            println!("bench: --only-controller: part 3's controller run alone");
+            part(&mut report, &mut summary, "controller", scale::controller_part(&default_config(), args.quick));
+        }
+        if args.only_live {
+            println!("bench: --only-live: part 2's live-frames flood alone");
+            part(&mut report, &mut summary, "live-frames flood", live::live_part(&default_config(), args.quick));
+        }
         let mut g = Table::new("The issue's goals, measured", &["goal", "measured", "met", "why, where missed"]);
         for row in summary {
             g.row(row);
@@ -153,6 +164,7 @@ fn run(args: &Args) -> Result<()> {
     report.push_str("## 2. Flood throughput on veth\n\n");
     if args.wire {
         part(&mut report, &mut summary, "flood throughput", wire::flood_part(&default_config(), args.quick));
+        part(&mut report, &mut summary, "live-frames flood", live::live_part(&default_config(), args.quick));
     } else {
         report.push_str("Not run (`--skip-wire`).\n\n");
     }
