@@ -108,6 +108,7 @@ pub fn run_command(a: RunArgs) -> Result<()> {
         walk: Walk::default(),
         raw: Vec::new(),
         samples: Vec::new(),
+        event_buf: Vec::new(),
         n2,
     }));
     if a.detach_on_exit {
@@ -140,6 +141,7 @@ struct Ctl {
     /// hold megabytes, which fresh allocations would page-fault in every tick.
     raw: Vec<(abi::DeviceKey, abi::DeviceState)>,
     samples: Vec<DeviceSample>,
+    event_buf: Vec<abi::Event>,
     /// `guard_n2`, attached, when `--n2-iface` was given: its controller ticks on a thread.
     n2: Option<crate::n2ctl::runner::Prepared>,
 }
@@ -214,7 +216,8 @@ fn one_tick(
     host_cap: &mut Option<(abi::Limit, u64)>,
 ) -> Result<()> {
     let now = monotonic_ns();
-    let (events, discarded) = c.events.take();
+    let mut events = std::mem::take(&mut c.event_buf);
+    let discarded = c.events.take_into(&mut events);
     Metrics::raise_to(
         &metrics.events.get_or_create(&crate::metrics::OutcomeLabel { outcome: "discarded".into() }),
         discarded,
@@ -247,6 +250,7 @@ fn one_tick(
     let pass = if walked.is_some() { Pass::Full } else { Pass::Changed };
     let decisions = engine.tick_pass(now, &samples, &events, pass);
     c.samples = samples;
+    c.event_buf = events;
     for d in &decisions {
         if let Err(e) = apply(c, d, now, host_cap) {
             error!(error = format!("{e:#}"), decision = d.action(), target = d.target(), "applying a decision failed");

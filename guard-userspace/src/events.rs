@@ -53,13 +53,18 @@ impl EventPump {
         Ok(EventPump { shared, thread: Some(thread) })
     }
 
-    /// The events drained since the last call, oldest first, and how many were discarded so far
-    /// because the backlog was full.
-    pub fn take(&self) -> (Vec<Event>, u64) {
+    /// The events drained since the last call, oldest first, into `buf` (cleared first; its
+    /// allocation goes to the pump, so the two buffers are reused instead of reallocated every
+    /// tick), and how many were discarded so far because the backlog was full.
+    pub fn take_into(&self, buf: &mut Vec<Event>) -> u64 {
+        buf.clear();
         match self.shared.backlog.lock() {
-            Ok(mut b) => (std::mem::take(&mut b.events), b.discarded),
+            Ok(mut b) => {
+                std::mem::swap(&mut b.events, buf);
+                b.discarded
+            }
             // A panicked pump thread: nothing more will come.
-            Err(_) => (Vec::new(), 0),
+            Err(_) => 0,
         }
     }
 }

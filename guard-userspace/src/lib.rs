@@ -17,6 +17,7 @@ pub mod config;
 pub mod controller;
 pub mod engine;
 pub mod events;
+pub mod hugealloc;
 pub mod loader;
 pub mod maps;
 pub mod metrics;

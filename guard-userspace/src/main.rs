@@ -4,6 +4,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// Large tables on huge pages where the host allows (see `guard::hugealloc`).
+#[global_allocator]
+static ALLOC: guard::hugealloc::HugeAlloc = guard::hugealloc::HugeAlloc;
+
 fn main() -> ExitCode {
     let cli = guard::cli::Cli::parse();
     guard::cli::init_logging(cli.log_json);

@@ -99,9 +99,16 @@ pub(super) struct CrowdCount {
     pub up: u64,
 }
 
+impl std::ops::AddAssign for CrowdCount {
+    fn add_assign(&mut self, o: CrowdCount) {
+        self.active += o.active;
+        self.up += o.up;
+    }
+}
+
 impl CrowdCount {
-    pub fn add(&mut self, t: &Track, cfg: &Config) {
-        if t.w.fresh && t.warm(cfg) && t.w.packets > 0 {
+    pub fn add(&mut self, t: &Track, cfg: &Config, now: u64) {
+        if t.fresh(now) && t.warm(cfg) && t.w.packets > 0 {
             self.active += 1;
             if t.ratio(cfg) >= cfg.classify.flash.moderate_ratio {
                 self.up += 1;

@@ -110,7 +110,7 @@ pub(super) fn step(cfg: &Config, key: &DeviceKey, t: &mut Track, now: u64, wants
         }
         return;
     }
-    if t.w.fresh {
+    if t.fresh(now) {
         let noisy = t.ratio(cfg) > cfg.ladder.release_ratio
             || t.bursts.excessive_now
             || (t.stage.reason == Reason::CohortDeviation && t.deviating(now, cfg.guard.tick.0 + 1));

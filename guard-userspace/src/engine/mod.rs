@@ -160,6 +160,8 @@ pub struct Engine {
     touched: Vec<DeviceKey>,
     /// The cell and host loads of the last full pass.
     loads: (HashMap<CellKey, Load>, Load),
+    /// This tick's flash-crowd count of the devices read but not stepped (see [`Engine::fold`]).
+    pending_crowd: CrowdCount,
     cells: HashMap<CellKey, CapState>,
     host: CapState,
     groups: Vec<GroupState>,
@@ -178,6 +180,7 @@ impl Engine {
             notable: HashSet::default(),
             touched: Vec::new(),
             loads: (HashMap::new(), Load::default()),
+            pending_crowd: CrowdCount::default(),
             cells: HashMap::new(),
             host: CapState::default(),
             groups: vec![GroupState::default(); cfg.groups.len()],
@@ -294,10 +297,10 @@ impl Engine {
                 ue: Some(s.ue_addr),
                 teid: Some(s.teid),
             };
-            self.fold(&s.key, &r, &mut onsets);
+            self.fold(&s.key, &r, now_ns, &mut onsets);
         }
         for e in events.iter().filter(|e| e.kind == EVENT_DEVICE_OVER_LIMIT) {
-            if self.tracks.get(&e.device).is_some_and(|t| t.w.fresh) {
+            if self.tracks.get(&e.device).is_some_and(|t| t.fresh(now_ns)) {
                 continue; // a real sample this tick wins
             }
             let r = Reading {
@@ -310,7 +313,7 @@ impl Engine {
                 ue: None,
                 teid: None,
             };
-            self.fold(&e.device, &r, &mut onsets);
+            self.fold(&e.device, &r, now_ns, &mut onsets);
         }
         let hot = self.sync.window(u32::try_from(onsets.len()).unwrap_or(u32::MAX), &self.cfg);
         for k in &onsets {
@@ -320,15 +323,16 @@ impl Engine {
         }
         // Reused across ticks (its capacity is the busiest tick's readings).
         let mut keys = std::mem::take(&mut self.touched);
+        let pending = std::mem::take(&mut self.pending_crowd);
         if pass == Pass::Full || !self.cfg.groups.is_empty() {
             self.step_groups(now_ns, &mut out);
             keys.clear();
             keys.extend(self.tracks.keys().copied());
-            self.loads = self.step_devices(now_ns, &keys, true, &mut out);
+            self.loads = self.step_devices(now_ns, &keys, true, CrowdCount::default(), &mut out);
         } else {
             // The loads these devices would give are partial: the last full pass's stand.
             keys.extend(self.notable.iter().copied());
-            let _ = self.step_devices(now_ns, &keys, false, &mut out);
+            let _ = self.step_devices(now_ns, &keys, false, pending, &mut out);
         }
         keys.clear();
         self.touched = keys;
@@ -337,38 +341,66 @@ impl Engine {
         out
     }
 
-    fn fold(&mut self, key: &DeviceKey, r: &Reading, onsets: &mut Vec<DeviceKey>) {
-        if self.tracks.len() >= self.cfg.guard.max_devices as usize
-            && !self.tracks.contains_key(key)
-            && !self.make_room()
-        {
-            self.untracked += 1;
-            return;
-        }
+    /// Fold one reading into its device's track. A device left inert by it (at observe, not
+    /// pinned, exempt, grouped, chatty, counting windows or starting a burst) has nothing a
+    /// [`Pass::Changed`] step could decide: it is only counted for the flash-crowd test here;
+    /// the others are stepped this tick.
+    fn fold(&mut self, key: &DeviceKey, r: &Reading, now: u64, onsets: &mut Vec<DeviceKey>) {
+        // One hash lookup, known device or new (the common case at scale is known); the bound
+        // is restored after an insert.
         let cfg = &self.cfg;
         let t = self.tracks.entry(*key).or_insert_with(|| Track { ue: r.ue.unwrap_or_default(), ..Track::default() });
         let first = !t.primed;
-        if t.update(r, cfg) && t.bursts.onset_now {
+        let updated = t.update(r, cfg);
+        t.fresh_ns = if updated { now } else { 0 };
+        if updated && t.bursts.onset_now {
             onsets.push(*key);
         }
         if first {
             t.group = cfg.group_of(t.teid, &t.ue);
         }
-        self.touched.push(*key);
+        let inert = (!updated || !t.bursts.onset_now)
+            && t.stage.stage == guard_common::abi::STAGE_OBSERVE
+            && !t.stage.manual
+            && !t.stage.exempt
+            && t.flood_streak == 0
+            && t.group.is_none()
+            && !t.notable
+            && !classify::is_chatty(t, cfg);
+        let mut crowd = CrowdCount::default();
+        if inert {
+            crowd.add(t, cfg, now);
+        }
+        if self.tracks.len() > self.cfg.guard.max_devices as usize {
+            // A new device over the bound: make room among the others (it is the most recently
+            // active, so never the one evicted), or do not track it.
+            if !self.make_room(key) {
+                self.tracks.remove(key);
+                onsets.retain(|k| k != key);
+                self.untracked += 1;
+                return;
+            }
+        }
+        if inert {
+            self.pending_crowd += crowd;
+        } else {
+            self.touched.push(*key);
+        }
     }
 
-    /// Bounded memory: at `max_devices`, evict the 1/16 of the devices that hold no stage and
-    /// were least recently active (sent packets; a new device counts as active when first seen) (staged, manual and exempt devices are never evicted: the engine must keep
-    /// refreshing or releasing them). Batches keep the cost amortised O(1) per new device.
-    fn make_room(&mut self) -> bool {
+    /// Bounded memory: over `max_devices`, evict the 1/16 of the devices (`keep` aside) that hold
+    /// no stage and were least recently active (sent packets; a new device counts as active when
+    /// first seen). Staged, manual and exempt devices are never evicted: the engine must keep
+    /// refreshing or releasing them. Batches keep the cost amortised O(1) per new device.
+    fn make_room(&mut self, keep: &DeviceKey) -> bool {
         let max = self.cfg.guard.max_devices as usize;
-        if self.tracks.len() < max {
+        if self.tracks.len() <= max {
             return true;
         }
         let mut idle: Vec<(u64, DeviceKey)> = self
             .tracks
             .iter()
-            .filter(|(_, t)| t.stage.stage == 0 && !t.stage.manual && !t.stage.exempt)
+            .filter(|(k, t)| t.stage.stage == 0 && !t.stage.manual && !t.stage.exempt && *k != keep)
             .map(|(k, t)| (t.active_ns, *k))
             .collect();
         if idle.is_empty() {
@@ -409,6 +441,7 @@ impl Engine {
         now: u64,
         keys: &[DeviceKey],
         loads: bool,
+        crowd: CrowdCount,
         out: &mut Vec<Decision>,
     ) -> (HashMap<CellKey, Load>, Load) {
         let cfg = &self.cfg;
@@ -416,7 +449,7 @@ impl Engine {
         let window = cfg.classify.cohort.window.0;
         let mut cells: HashMap<CellKey, Load> = HashMap::new();
         let mut host = Load::default();
-        let mut crowd = CrowdCount::default();
+        let mut crowd = crowd;
         let (mut flooding, mut chatty_n) = (0u64, 0u64);
         for key in keys {
             let Some(t) = self.tracks.get_mut(key) else {
@@ -427,7 +460,7 @@ impl Engine {
                 continue;
             }
             t.stepped_ns = now;
-            crowd.add(t, cfg);
+            crowd.add(t, cfg, now);
             let chatty = classify::is_chatty(t, cfg);
             let cohort =
                 t.group.and_then(|g| self.groups.get(g)).is_some_and(|g| g.flagged) && t.deviating(now, window);
@@ -443,7 +476,6 @@ impl Engine {
                     l.offenders += u64::from(offender);
                 }
             }
-            t.w.fresh = false;
             let is = notable(t, cfg);
             if is != t.notable {
                 t.notable = is;
@@ -493,10 +525,11 @@ impl Engine {
             crowd_fraction: self.crowd.fraction(),
             ..EngineStatus::default()
         };
-        let mut offenders: Vec<Offender> = Vec::new();
         // Every device not at observe, pinned, exempt or counting windows is notable: the rest
-        // are at observe with nothing to report.
+        // are at observe with nothing to report. Offenders are ranked on numbers first and only
+        // the top ones are formatted (thousands of staged devices at scale, every tick).
         let mut listed = 0u64;
+        let mut ranked: Vec<(u32, f64, &DeviceKey, &Track)> = Vec::new();
         for (k, t) in self.notable.iter().filter_map(|k| self.tracks.get(k).map(|t| (k, t))) {
             listed += 1;
             if let Some(n) = st.devices_per_stage.get_mut(t.stage.stage as usize) {
@@ -505,25 +538,39 @@ impl Engine {
             st.manual_pins += u64::from(t.stage.manual);
             st.exempt_devices += u64::from(t.stage.exempt);
             if t.stage.stage > 0 || t.flood_streak > 0 {
-                let profile = t.profile(&self.cfg);
-                offenders.push(Offender {
-                    key: device_key_str(k),
-                    cell: addr_str(&t.cell),
-                    stage: t.stage.stage,
-                    manual: t.stage.manual,
-                    reason: (t.stage.stage > 0).then_some(t.stage.reason),
-                    rate_pps: t.w.rate,
-                    profile_pps: profile,
-                    ratio: t.w.rate / profile,
-                });
+                ranked.push((t.stage.stage, t.w.rate / t.profile(&self.cfg), k, t));
             }
         }
         st.devices_per_stage[0] += (self.tracks.len() as u64).saturating_sub(listed);
-        // Ties broken by key, so the list does not depend on hash-map order.
-        offenders
-            .sort_by(|a, b| b.stage.cmp(&a.stage).then(b.ratio.total_cmp(&a.ratio)).then_with(|| a.key.cmp(&b.key)));
-        offenders.truncate(TOP_OFFENDERS);
-        st.top_offenders = offenders;
+        // Highest stage, then highest ratio; ties broken by key, so the list does not depend on
+        // hash-map order.
+        let order = |a: &(u32, f64, &DeviceKey, &Track), b: &(u32, f64, &DeviceKey, &Track)| {
+            b.0.cmp(&a.0).then(b.1.total_cmp(&a.1)).then_with(|| device_key_str(a.2).cmp(&device_key_str(b.2)))
+        };
+        if ranked.len() > TOP_OFFENDERS {
+            // Numbers first: equal (stage, ratio) pairs at the cut are then ordered by key.
+            let cut = {
+                let mut v: Vec<(u32, f64)> = ranked.iter().map(|r| (r.0, r.1)).collect();
+                v.select_nth_unstable_by(TOP_OFFENDERS - 1, |a, b| b.0.cmp(&a.0).then(b.1.total_cmp(&a.1)));
+                v[TOP_OFFENDERS - 1]
+            };
+            ranked.retain(|r| r.0 > cut.0 || (r.0 == cut.0 && r.1.total_cmp(&cut.1).is_ge()));
+        }
+        ranked.sort_by(order);
+        ranked.truncate(TOP_OFFENDERS);
+        st.top_offenders = ranked
+            .into_iter()
+            .map(|(stage, ratio, k, t)| Offender {
+                key: device_key_str(k),
+                cell: addr_str(&t.cell),
+                stage,
+                manual: t.stage.manual,
+                reason: (stage > 0).then_some(t.stage.reason),
+                rate_pps: t.w.rate,
+                profile_pps: t.profile(&self.cfg),
+                ratio,
+            })
+            .collect();
         st.cells_capped = self.cells.iter().filter(|(_, c)| c.engaged).map(|(k, _)| addr_str(k)).collect();
         st.cells_capped.sort();
         let c = &self.classes;

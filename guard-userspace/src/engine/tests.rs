@@ -477,7 +477,7 @@ fn over_limit_events_stand_in_for_unread_devices() {
 /// The controller steps only the devices it read this tick and the notable ones
 /// ([`super::Pass::Changed`]) while its walk of a large map is spread over ticks. On the same
 /// traffic and the same readings (each device read every 5th tick; floods that persist or back
-/// off, a relapsing device, chatty bursts, manual pins, idle devices) every device decision and
+/// off, a relapsing device, chatty bursts, manual pins, idle devices, a flash crowd) every device decision and
 /// classification is the one a full pass every tick takes, at the same tick (in any order within
 /// the tick).
 #[test]
@@ -516,6 +516,8 @@ fn changed_passes_take_the_same_device_decisions_as_full_passes() {
                 13 => 0,
                 // Idle devices and benign ones.
                 _ if i % 3 == 0 => 0,
+                // A flash crowd: most benign devices rise 3x from 700 s to 800 s.
+                _ if (700.0..800.0).contains(&t) => rng.noisy(base[i] * 3.0, 0.2),
                 _ => rng.noisy(base[i], 0.3),
             }
         });
@@ -545,6 +547,11 @@ fn changed_passes_take_the_same_device_decisions_as_full_passes() {
         staged(&full).len()
     );
     assert!(caps(&full).is_empty() && caps(&changed).is_empty(), "no caps: loads are out of this comparison");
+    assert!(
+        full.decisions(|d| matches!(d, Decision::Classified { class: Class::FlashCrowd, active: true, .. })).count()
+            >= 1,
+        "the scenario has a flash crowd, counted from devices a changed pass does not step"
+    );
     if let Some(i) = (0..a.len().max(b.len())).find(|&i| a.get(i) != b.get(i)) {
         panic!("decision {i} differs:\n full:    {:?}\n changed: {:?}", a.get(i), b.get(i));
     }

@@ -21,8 +21,6 @@ pub(super) struct Window {
     pub drop_pps: f64,
     pub packets: u64,
     pub dropped: u64,
-    /// Sampled in the current tick.
-    pub fresh: bool,
 }
 
 /// Learned normal behaviour, updated only while the device is unstaged and not over profile.
@@ -180,6 +178,8 @@ pub(super) struct Track {
     pub stepped_ns: u64,
     /// Mirrors membership of `Engine::notable`, so only changes cost a set operation.
     pub notable: bool,
+    /// The tick (its `now`) whose reading computed `w`; `w` is this tick's window when equal.
+    pub fresh_ns: u64,
 }
 
 pub(super) const DEV_DESTINATION: u8 = 1;
@@ -275,7 +275,6 @@ impl Track {
             drop_pps: (dropped - self.dropped) as f64 / dt_s,
             packets: dp,
             dropped: dropped - self.dropped,
-            fresh: true,
         };
         self.w = w;
         self.seen_ns = r.at_ns;
@@ -387,6 +386,11 @@ impl Track {
     }
 
     /// Whether the device deviated from its group within `window_ns` before `now`.
+    /// `w` was computed this tick.
+    pub fn fresh(&self, now: u64) -> bool {
+        self.fresh_ns == now && now != 0
+    }
+
     pub fn deviating(&self, now: u64, window_ns: u64) -> bool {
         self.last_deviation_ns > 0 && now.saturating_sub(self.last_deviation_ns) < window_ns
     }
