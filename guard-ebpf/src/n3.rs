@@ -304,11 +304,12 @@ enum Staged {
 }
 
 /// A known device's stage: from its record's cache while the generation `gen` is the one the
-/// cache was filled at (`DeviceState::stage_cache_tag`), else from `N3_STAGES`, refilling the
+/// cache was filled at (`DeviceState::stage_cache_tag`) and a cached quarantine has not reached
+/// its expiry, else from `N3_STAGES`, refilling the
 /// cache with "no entry" or a quarantine entry's expiry. Quarantine needs nothing from the entry
 /// but its expiry, so a quarantined device skips the lookup too; stages with GCRA state do not.
 #[inline(always)]
-fn known_device_stage(d: *mut DeviceState, key: &DeviceKey, gen: Option<u64>) -> Staged {
+fn known_device_stage(d: *mut DeviceState, key: &DeviceKey, gen: Option<u64>, now: u64) -> Staged {
     // SAFETY: `d` points into a live LRU map value; these two fields are written only here, by
     // any CPU: a pair torn between two CPUs fails the tag check and is looked up again.
     // Volatile: each is read or written exactly once, as the tag check assumes.
@@ -317,7 +318,9 @@ fn known_device_stage(d: *mut DeviceState, key: &DeviceKey, gen: Option<u64>) ->
     if let Some(g) = gen {
         // SAFETY: as above.
         let (until, tag) = unsafe { (core::ptr::read_volatile(until_p), core::ptr::read_volatile(tag_p)) };
-        if tag == !g ^ until {
+        // A cached quarantine whose expiry has passed is looked up again: the entry may have been
+        // refreshed to a later expiry, which keeps the generation (`N3Maps::set_stage`).
+        if tag == !g ^ until && (until == 0 || until > now) {
             return if until == 0 { Staged::None } else { Staged::Quarantined(until) };
         }
     }
@@ -377,7 +380,7 @@ fn gpdu(cfg: &GuardConfig, p: &GtpPacket, cell: *mut CellState, now: u64, len: u
     let known = N3_DEVICES.get_ptr_mut(&key);
     let stage = match known {
         // A known device with no stage, or quarantined, at this generation skips the hash lookup.
-        Some(d) => known_device_stage(d, &key, stage_gen),
+        Some(d) => known_device_stage(d, &key, stage_gen, now),
         // A never-seen device always looks up: a staged (e.g. quarantined) one skips the new-device
         // budget and gets its stage on its first packet.
         None => match N3_STAGES.get_ptr_mut(&key) {

@@ -169,8 +169,18 @@ impl N3Maps {
 
     /// Write a device's stage. Every stage write goes through here: the data plane caches "no
     /// stage" per device until the generation this replaces changes (see `abi::HINT_STAGE_GEN`).
+    /// A refresh (same stage and flags, an expiry no earlier) keeps the generation: it changes
+    /// nothing a device may have cached except a quarantine's expiry, and the data plane looks a
+    /// cached quarantine up again once its cached expiry has passed, finding the later one. The
+    /// controller refreshes every stage it holds at half its TTL, so at thousands of staged
+    /// devices a new generation per refresh would keep every device's cache cold.
     pub fn set_stage(&mut self, key: &DeviceKey, entry: &StageEntry) -> Result<(), MapsError> {
+        let refresh = matches!(self.stage(key)?, Some(old)
+            if old.stage == entry.stage && old.flags == entry.flags && entry.expires_ns >= old.expires_ns);
         self.stages.insert(key, entry, 0).map_err(err(abi::MAP_N3_STAGES))?;
+        if refresh {
+            return Ok(());
+        }
         self.new_generation(abi::HINT_STAGE_GEN)
     }
 

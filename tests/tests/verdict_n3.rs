@@ -982,10 +982,28 @@ fn stage_cache_follows_every_stage_write() {
     g.expect("short quarantine, cached", &frame, Verdict::DropQuarantine);
     std::thread::sleep(Duration::from_millis(400));
     g.expect("cached quarantine expired", &frame, Verdict::PassGpdu);
+    // A refresh (same stage, later expiry) keeps the generation, so other devices keep their
+    // cached "no stage"; the device itself finds the later expiry once its cached one has passed.
+    quarantine(&mut g, teid, 300_000_000);
+    g.expect("quarantined, short", &frame, Verdict::DropQuarantine);
+    let before = g_hint(&g);
+    quarantine(&mut g, teid, 60 * SEC);
+    assert_eq!(g_hint(&g), before, "a refresh keeps the stage generation");
+    g.expect("refreshed, cached expiry still ahead", &frame, Verdict::DropQuarantine);
+    std::thread::sleep(Duration::from_millis(400));
+    g.expect("refreshed quarantine outlives its first cached expiry", &frame, Verdict::DropQuarantine);
+    assert!(g.maps.clear_stage(&key).expect("clear stage"));
+    assert_ne!(g_hint(&g), before, "a removal replaces the generation");
+    g.expect("unpinned after the refresh", &frame, Verdict::PassGpdu);
     // An exempt entry is never cached as a quarantine.
     g.set_stage(&key, &StageEntry { flags: STAGE_FLAG_EXEMPT, ..stage_entry(STAGE_QUARANTINE, 0, 0, 60 * SEC) });
     g.expect("exempt", &frame, Verdict::PassExempt);
     g.expect("exempt, again", &frame, Verdict::PassExempt);
+}
+
+/// `N3_HINTS[HINT_STAGE_GEN]`: the device-stage generation the data plane caches against.
+fn g_hint(g: &Guard) -> u64 {
+    g.maps.hints.get(&guard_common::abi::HINT_STAGE_GEN, 0).expect("reading N3_HINTS")
 }
 
 #[test]
