@@ -3,17 +3,11 @@
 //! as many slices as it takes; and a finished walk starts over.
 use std::collections::HashMap;
 
-use guard::{batch::Cursor, loader, maps::N3Maps, pins::PinDir};
+use guard::{batch::Cursor, loader, maps::N3Maps};
 use guard_common::abi::{DeviceKey, DeviceState, GuardConfig};
 
-/// Removes the test's pin directory on drop, also when the test panics.
-struct Pins(PinDir, std::path::PathBuf);
-impl Drop for Pins {
-    fn drop(&mut self) {
-        let _ = self.0.purge();
-        let _ = std::fs::remove_dir(&self.1);
-    }
-}
+mod common;
+use common::Pins;
 
 #[test]
 fn batched_walk_reads_every_device_once_across_slices() {
@@ -22,8 +16,7 @@ fn batched_walk_reads_every_device_once_across_slices() {
         eprintln!("skipped: needs root");
         return;
     }
-    let base = std::path::PathBuf::from(format!("/sys/fs/bpf/og-walk-{}", std::process::id()));
-    let pins = Pins(PinDir::new(&base, "t"), base.clone());
+    let pins = Pins::new("walk");
     let mut l = loader::load(&pins.0, 1 << 16, &GuardConfig { gtpu_port: 2152, ..Default::default() }).expect("load");
     let mut maps = N3Maps::from_ebpf_ref(&mut l.ebpf).expect("maps");
     const N: u32 = 50_000;

@@ -1,16 +1,10 @@
 //! The embedded XDP object passes the verifier, and a frame that is not GTP-U passes untouched.
 use aya::programs::{TestRun, TestRunOptions};
-use guard::{loader, pins::PinDir};
+use guard::loader;
 use guard_common::abi::GuardConfig;
 
-/// Removes the test's pin directory on drop, also when the test panics.
-struct Pins(PinDir, std::path::PathBuf);
-impl Drop for Pins {
-    fn drop(&mut self) {
-        let _ = self.0.purge();
-        let _ = std::fs::remove_dir(&self.1);
-    }
-}
+mod common;
+use common::Pins;
 
 #[test]
 fn program_loads_and_passes_non_gtp() {
@@ -19,8 +13,7 @@ fn program_loads_and_passes_non_gtp() {
         eprintln!("skipped: needs root");
         return;
     }
-    let base = std::path::PathBuf::from(format!("/sys/fs/bpf/og-smoke-{}", std::process::id()));
-    let pins = Pins(PinDir::new(&base, "t"), base.clone());
+    let pins = Pins::new("smoke");
     let mut l = loader::load(&pins.0, 4096, &GuardConfig { gtpu_port: 2152, ..Default::default() }).expect("load");
     let frame = [0u8; 60];
     let r = l

@@ -279,44 +279,22 @@ impl Live {
                 self.nft(&["add", "table", "netdev", &t])?;
                 let chain = format!("{{ type filter hook ingress device {dev} priority 0; policy accept; }}");
                 self.nft(&["add", "chain", "netdev", &t, "ingress", &chain])?;
-                self.nft(&["add", "rule", "netdev", &t, "ingress", "udp", "dport", "2152", "counter"])?;
+                // Rules on the GTP-U port, in order: count all, the filter (counted), count benign.
+                let rule = |tail: &[&str]| {
+                    let mut args = vec!["add", "rule", "netdev", t.as_str(), "ingress", "udp", "dport", "2152"];
+                    args.extend_from_slice(tail);
+                    self.nft(&args)
+                };
+                rule(&["counter"])?;
                 if filter == Filter::Nft {
                     let meter = format!("{{ @th,96,32 limit rate over {limit}/second burst {burst} packets }}");
-                    self.nft(&[
-                        "add", "rule", "netdev", &t, "ingress", "udp", "dport", "2152", "meter", "teids", &meter,
-                        "counter", "drop",
-                    ])?;
+                    rule(&["meter", "teids", &meter, "counter", "drop"])?;
                 } else {
                     let set = (0..N_ATTACK).map(|a| format!("{:#x}", ATTACK_BASE + a)).collect::<Vec<_>>().join(", ");
-                    self.nft(&[
-                        "add",
-                        "rule",
-                        "netdev",
-                        &t,
-                        "ingress",
-                        "udp",
-                        "dport",
-                        "2152",
-                        "@th,96,32",
-                        &format!("{{ {set} }}"),
-                        "counter",
-                        "drop",
-                    ])?;
+                    rule(&["@th,96,32", &format!("{{ {set} }}"), "counter", "drop"])?;
                 }
                 let benign = format!("{BENIGN_BASE:#x}-{:#x}", BENIGN_BASE + N_BENIGN - 1);
-                self.nft(&[
-                    "add",
-                    "rule",
-                    "netdev",
-                    &t,
-                    "ingress",
-                    "udp",
-                    "dport",
-                    "2152",
-                    "@th,96,32",
-                    &benign,
-                    "counter",
-                ])?;
+                rule(&["@th,96,32", &benign, "counter"])?;
             }
             Filter::None => {}
         }
