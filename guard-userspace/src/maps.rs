@@ -253,7 +253,7 @@ impl N3Maps {
 
 /// A whole hash map, read in batches (see [`crate::batch`]); if the kernel refuses batched reads,
 /// one entry at a time (two syscalls per entry).
-fn whole<K: aya::Pod, V: aya::Pod>(m: &HashMap<MapData, K, V>) -> Vec<(K, V)> {
+pub(crate) fn whole<K: aya::Pod, V: aya::Pod>(m: &HashMap<MapData, K, V>) -> Vec<(K, V)> {
     use aya::maps::IterableMap as _;
     let mut out = Vec::new();
     match batch::read_slice(m.map(), &mut batch::Cursor::default(), usize::MAX, DEVICE_BATCH, &mut out) {

@@ -334,7 +334,7 @@ impl N2Maps {
     }
 
     pub fn peers(&self) -> Vec<(L3Addr, N2PeerState)> {
-        self.peers.iter().filter_map(Result::ok).collect()
+        crate::maps::whole(&self.peers)
     }
 
     pub fn peer_stage(&self, peer: &L3Addr) -> Result<Option<StageEntry>, MapsError> {
@@ -370,15 +370,16 @@ impl N2Maps {
     }
 
     pub fn cells(&self) -> Vec<(N2CellKey, N2CellState)> {
-        self.cells.iter().filter_map(Result::ok).collect()
+        crate::maps::whole(&self.cells)
     }
 
     pub fn device(&self, key: &N2DeviceKey) -> Result<Option<N2DeviceState>, MapsError> {
         optional(self.devices.get(key, 0), MAP_N2_DEVICES)
     }
 
-    pub fn devices(&self) -> impl Iterator<Item = (N2DeviceKey, N2DeviceState)> + '_ {
-        self.devices.iter().filter_map(Result::ok)
+    /// The whole device map, read in batches (see [`crate::batch`]).
+    pub fn devices(&self) -> Vec<(N2DeviceKey, N2DeviceState)> {
+        crate::maps::whole(&self.devices)
     }
 }
 

@@ -137,7 +137,7 @@ impl N2Guard {
     }
 
     pub fn device_count(&self) -> usize {
-        self.maps.devices().count()
+        self.maps.devices().len()
     }
 }
 
