@@ -243,7 +243,8 @@ impl N2Controller {
     pub fn tick(&mut self, maps: &mut N2Maps, now_ns: u64, wall: SystemTime) -> Vec<Response> {
         self.tick_peers(maps, now_ns, wall);
         let cells: Vec<CellSample> = maps.cells().iter().map(|(k, s)| CellSample::from_state(*k, s)).collect();
-        let devices: Vec<DeviceSample> = maps.devices().into_iter().map(|(k, s)| DeviceSample::from_state(k, &s)).collect();
+        let devices: Vec<DeviceSample> =
+            maps.devices().into_iter().map(|(k, s)| DeviceSample::from_state(k, &s)).collect();
         let out = self.engine.tick(now_ns, &cells, &devices);
         for t in &out.transitions {
             info!(from = ?t.from, to = ?t.to, hot_cells = t.evidence.hot_cells, repeaters = t.evidence.repeaters, "N2 classification");
