@@ -231,6 +231,80 @@ pub(crate) fn kernel_drops(fd: libc::c_int) -> u64 {
     }
 }
 
+/// One `recvmmsg` batch of frames from a packet socket: the slots (buffers of `snap` bytes, their
+/// iovecs, the source addresses), kept across calls. Used by the sink and the bench's receiver.
+pub(crate) struct RxBatch {
+    snap: usize,
+    bufs: Vec<u8>,
+    iov: Vec<libc::iovec>,
+    addrs: Vec<libc::sockaddr_ll>,
+    msgs: Vec<libc::mmsghdr>,
+    got: usize,
+}
+
+impl RxBatch {
+    pub(crate) fn new(batch: usize, snap: usize) -> RxBatch {
+        RxBatch {
+            snap,
+            bufs: vec![0u8; batch * snap],
+            // SAFETY: plain old data; all-zero is valid.
+            iov: vec![unsafe { mem::zeroed() }; batch],
+            // SAFETY: as above.
+            addrs: vec![unsafe { mem::zeroed() }; batch],
+            // SAFETY: as above.
+            msgs: vec![unsafe { mem::zeroed() }; batch],
+            got: 0,
+        }
+    }
+
+    /// Receive one batch: wait for the first frame unless `draining` (then take only what is
+    /// queued). `Ok(false)`: draining and nothing is left. A timeout or a signal while not
+    /// draining is an empty batch, so the caller can look at its stop flag.
+    pub(crate) fn recv(&mut self, fd: &crate::generator::Fd, draining: bool) -> Result<bool> {
+        self.got = 0;
+        for j in 0..self.msgs.len() {
+            self.iov[j].iov_base = self.bufs[j * self.snap..].as_mut_ptr().cast();
+            self.iov[j].iov_len = self.snap;
+            let h = &mut self.msgs[j].msg_hdr;
+            h.msg_name = (&mut self.addrs[j] as *mut libc::sockaddr_ll).cast();
+            h.msg_namelen = mem::size_of::<libc::sockaddr_ll>() as u32;
+            h.msg_iov = &mut self.iov[j];
+            h.msg_iovlen = 1;
+            h.msg_control = std::ptr::null_mut();
+            h.msg_controllen = 0;
+            h.msg_flags = 0;
+            self.msgs[j].msg_len = 0;
+        }
+        let flags = if draining { libc::MSG_DONTWAIT } else { libc::MSG_WAITFORONE };
+        // SAFETY: every mmsghdr points at a live buffer of `snap` bytes and a sockaddr_ll.
+        let rc = unsafe {
+            libc::recvmmsg(fd.0, self.msgs.as_mut_ptr(), self.msgs.len() as u32, flags, std::ptr::null_mut())
+        };
+        if rc < 0 {
+            let e = io::Error::last_os_error();
+            return match e.raw_os_error() {
+                Some(libc::EAGAIN) | Some(libc::EINTR) => Ok(!draining),
+                _ => Err(e).context("recvmmsg"),
+            };
+        }
+        self.got = rc as usize;
+        Ok(true)
+    }
+
+    /// The frames of the last batch that arrived on `ifindex` (not the host's own outgoing
+    /// ones), each cut to the snap length.
+    pub(crate) fn incoming(&self, ifindex: u32) -> impl Iterator<Item = &[u8]> + '_ {
+        (0..self.got).filter_map(move |j| {
+            let a = &self.addrs[j];
+            if a.sll_pkttype == libc::PACKET_OUTGOING || a.sll_ifindex != ifindex as i32 {
+                return None;
+            }
+            let len = (self.msgs[j].msg_len as usize).min(self.snap);
+            Some(&self.bufs[j * self.snap..j * self.snap + len])
+        })
+    }
+}
+
 fn sink_loop(
     fd: crate::generator::Fd,
     ifindex: u32,
@@ -239,55 +313,18 @@ fn sink_loop(
     seen: &AtomicU64,
     report: &Mutex<SinkReport>,
 ) -> Result<()> {
-    let mut bufs = vec![0u8; BATCH * SNAPLEN];
-    // SAFETY: plain old data; all-zero is valid.
-    let mut iov: Vec<libc::iovec> = vec![unsafe { mem::zeroed() }; BATCH];
-    // SAFETY: as above.
-    let mut addrs: Vec<libc::sockaddr_ll> = vec![unsafe { mem::zeroed() }; BATCH];
-    // SAFETY: as above.
-    let mut msgs: Vec<libc::mmsghdr> = vec![unsafe { mem::zeroed() }; BATCH];
+    let mut rx = RxBatch::new(BATCH, SNAPLEN);
     let mut draining = false;
     loop {
         if !draining && stop.load(Ordering::Relaxed) {
             draining = true;
         }
-        for j in 0..BATCH {
-            iov[j].iov_base = bufs[j * SNAPLEN..].as_mut_ptr().cast();
-            iov[j].iov_len = SNAPLEN;
-            let h = &mut msgs[j].msg_hdr;
-            h.msg_name = (&mut addrs[j] as *mut libc::sockaddr_ll).cast();
-            h.msg_namelen = mem::size_of::<libc::sockaddr_ll>() as u32;
-            h.msg_iov = &mut iov[j];
-            h.msg_iovlen = 1;
-            h.msg_control = std::ptr::null_mut();
-            h.msg_controllen = 0;
-            h.msg_flags = 0;
-            msgs[j].msg_len = 0;
-        }
-        let flags = if draining { libc::MSG_DONTWAIT } else { libc::MSG_WAITFORONE };
-        // SAFETY: every mmsghdr points at a live buffer of SNAPLEN bytes and a sockaddr_ll.
-        let rc = unsafe { libc::recvmmsg(fd.0, msgs.as_mut_ptr(), BATCH as u32, flags, std::ptr::null_mut()) };
-        if rc < 0 {
-            let e = io::Error::last_os_error();
-            match e.raw_os_error() {
-                Some(libc::EAGAIN) | Some(libc::EINTR) => {
-                    if draining {
-                        break;
-                    }
-                    continue;
-                }
-                _ => return Err(e).context("recvmmsg"),
-            }
+        if !rx.recv(&fd, draining)? {
+            break;
         }
         let mut r = report.lock().map_err(|_| anyhow!("sink report lock poisoned"))?;
         let mut gtp = 0;
-        for j in 0..rc as usize {
-            let a = &addrs[j];
-            if a.sll_pkttype == libc::PACKET_OUTGOING || a.sll_ifindex != ifindex as i32 {
-                continue;
-            }
-            let len = (msgs[j].msg_len as usize).min(SNAPLEN);
-            let frame = &bufs[j * SNAPLEN..j * SNAPLEN + len];
+        for frame in rx.incoming(ifindex) {
             if r.sample.len() < opts.sample {
                 r.sample.push(frame.to_vec());
             }

@@ -19,8 +19,6 @@
 //! veth runs XDP on an skb it first converts (and usually copies) into an XDP buffer, which a
 //! real NIC driver does not: only the relative figures carry over to hardware.
 
-use std::io;
-use std::mem;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -569,54 +567,18 @@ fn rx_loop(
     heavy: &AtomicU64,
     cpu: &AtomicU64,
 ) -> Result<u64> {
-    let mut bufs = vec![0u8; RX_BATCH * RX_SNAP];
-    // SAFETY: plain old data; all-zero is valid.
-    let mut iov: Vec<libc::iovec> = vec![unsafe { mem::zeroed() }; RX_BATCH];
-    // SAFETY: as above.
-    let mut addrs: Vec<libc::sockaddr_ll> = vec![unsafe { mem::zeroed() }; RX_BATCH];
-    // SAFETY: as above.
-    let mut msgs: Vec<libc::mmsghdr> = vec![unsafe { mem::zeroed() }; RX_BATCH];
+    let mut rx = crate::sink::RxBatch::new(RX_BATCH, RX_SNAP);
     let mut draining = false;
     loop {
         if !draining && stop.load(Ordering::Relaxed) {
             draining = true;
         }
-        for j in 0..RX_BATCH {
-            iov[j].iov_base = bufs[j * RX_SNAP..].as_mut_ptr().cast();
-            iov[j].iov_len = RX_SNAP;
-            let h = &mut msgs[j].msg_hdr;
-            h.msg_name = (&mut addrs[j] as *mut libc::sockaddr_ll).cast();
-            h.msg_namelen = mem::size_of::<libc::sockaddr_ll>() as u32;
-            h.msg_iov = &mut iov[j];
-            h.msg_iovlen = 1;
-            h.msg_control = std::ptr::null_mut();
-            h.msg_controllen = 0;
-            h.msg_flags = 0;
-            msgs[j].msg_len = 0;
-        }
-        let flags = if draining { libc::MSG_DONTWAIT } else { libc::MSG_WAITFORONE };
-        // SAFETY: every mmsghdr points at a live buffer of RX_SNAP bytes and a sockaddr_ll.
-        let rc = unsafe { libc::recvmmsg(fd.0, msgs.as_mut_ptr(), RX_BATCH as u32, flags, std::ptr::null_mut()) };
-        if rc < 0 {
-            let e = io::Error::last_os_error();
-            match e.raw_os_error() {
-                Some(libc::EAGAIN) | Some(libc::EINTR) => {
-                    if draining {
-                        break;
-                    }
-                    continue;
-                }
-                _ => return Err(e).context("recvmmsg"),
-            }
+        if !rx.recv(fd, draining)? {
+            break;
         }
         let (mut n, mut h) = (0, 0);
-        for j in 0..rc as usize {
-            let a = &addrs[j];
-            if a.sll_pkttype == libc::PACKET_OUTGOING || a.sll_ifindex != ifindex as i32 {
-                continue;
-            }
-            let len = (msgs[j].msg_len as usize).min(RX_SNAP);
-            if let Decoded::Gtp(s) = decode(&bufs[j * RX_SNAP..j * RX_SNAP + len], GTPU_PORT) {
+        for frame in rx.incoming(ifindex) {
+            if let Decoded::Gtp(s) = decode(frame, GTPU_PORT) {
                 n += 1;
                 h += u64::from(is_attack(s.teid));
             }

@@ -141,11 +141,7 @@ fn run(args: &Args) -> Result<()> {
             println!("bench: --only-live: part 2's live-frames flood alone");
             part(&mut report, &mut summary, "live-frames flood", live::live_part(&default_config(), args.quick));
         }
-        let mut g = Table::new("The issue's goals, measured", &["goal", "measured", "met", "why, where missed"]);
-        for row in summary {
-            g.row(row);
-        }
-        println!("\n{}", g.text());
+        println!("\n{}", goals_table(summary).text());
         return Ok(());
     }
     let affinity = Affinity::save()?;
@@ -176,10 +172,7 @@ fn run(args: &Args) -> Result<()> {
         report.push_str("Not run (`--skip-scale`).\n\n");
     }
 
-    let mut g = Table::new("The issue's goals, measured", &["goal", "measured", "met", "why, where missed"]);
-    for row in summary {
-        g.row(row);
-    }
+    let g = goals_table(summary);
     println!("\n{}", g.text());
     let took = started.elapsed();
     let load_after = sys::loadavg();
@@ -191,6 +184,15 @@ fn run(args: &Args) -> Result<()> {
         println!("bench: wrote {}", args.out.display());
     }
     Ok(())
+}
+
+/// The summary table of the goals, one row per goal a part measured.
+fn goals_table(rows: Vec<Vec<String>>) -> Table {
+    let mut g = Table::new("The issue's goals, measured", &["goal", "measured", "met", "why, where missed"]);
+    for row in rows {
+        g.row(row);
+    }
+    g
 }
 
 type PartResult = Result<(Vec<Table>, Vec<Vec<String>>)>;
@@ -334,25 +336,14 @@ fn n2_counts(p: &Progs) -> Vec<u64> {
         .unwrap_or_default()
 }
 
-fn n2_dominant(before: &[u64], after: &[u64]) -> Option<String> {
-    guard_common::policy_n2::N2Verdict::ALL
-        .iter()
+/// The verdict (named by `names`, in counter order) that moved most between two snapshots.
+fn dominant<'a>(names: impl Iterator<Item = &'a str>, before: &[u64], after: &[u64]) -> Option<String> {
+    names
         .zip(before.iter().zip(after))
         .map(|(v, (b, a))| (v, a.saturating_sub(*b)))
         .filter(|(_, n)| *n > 0)
         .max_by_key(|(_, n)| *n)
-        .map(|(v, _)| v.name().to_owned())
-}
-
-/// The verdict that moved most between two snapshots.
-fn dominant(before: &[u64], after: &[u64]) -> Option<String> {
-    Verdict::ALL
-        .iter()
-        .zip(before.iter().zip(after))
-        .map(|(v, (b, a))| (v, a.saturating_sub(*b)))
-        .filter(|(_, n)| *n > 0)
-        .max_by_key(|(_, n)| *n)
-        .map(|(v, _)| v.name().to_owned())
+        .map(|(v, _)| v.to_owned())
 }
 
 /// `guard_n2` with NGAP and S1AP ports and every protection but the allow-list on, or why it
@@ -626,8 +617,12 @@ fn cost_part(rounds: usize, quick: bool) -> Result<(Vec<Table>, Vec<Vec<String>>
         let before_n2 = n2_counts(&p);
         let (m, action) = hot(&mut p, &c.frame, c.target, rounds, repeat)?;
         let verdict = match c.target {
-            Target::N3 => dominant(&before, &verdict_counts(&maps)?).unwrap_or_else(|| action_name(action).to_owned()),
-            Target::N2 => n2_dominant(&before_n2, &n2_counts(&p)).unwrap_or_else(|| action_name(action).to_owned()),
+            Target::N3 => dominant(Verdict::ALL.iter().map(|v| v.name()), &before, &verdict_counts(&maps)?)
+                .unwrap_or_else(|| action_name(action).to_owned()),
+            Target::N2 => {
+                dominant(guard_common::policy_n2::N2Verdict::ALL.iter().map(|v| v.name()), &before_n2, &n2_counts(&p))
+                    .unwrap_or_else(|| action_name(action).to_owned())
+            }
         };
         if c.default_cfg || c.scan {
             maps.write_config(&within)?;
