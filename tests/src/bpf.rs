@@ -286,6 +286,20 @@ pub fn stage_entry(stage: u32, pps: u64, burst: u64, ttl_ns: u64) -> StageEntry 
     }
 }
 
+/// A cell cap (`N3_CELL_STAGES`) of `pps`/`burst` over a whole gNB, live for `ttl_ns` from now.
+pub fn cell_cap_entry(pps: u64, burst: u64, ttl_ns: u64) -> guard_common::abi::CellStageEntry {
+    let l = Limit::per_second(pps, burst);
+    let now = guard::clock::monotonic_ns();
+    guard_common::abi::CellStageEntry {
+        stage: guard_common::abi::CELL_STAGE_CAP,
+        interval_ns: l.interval_ns,
+        tau_ns: l.tau_ns,
+        expires_ns: now + ttl_ns,
+        set_ns: now,
+        ..Default::default()
+    }
+}
+
 /// The map key of an address.
 pub fn l3(a: IpAddr) -> CellKey {
     match a {

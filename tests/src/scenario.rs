@@ -18,7 +18,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, Context, Result};
 use guard::{maps::N3Maps, pins::PinDir};
-use guard_common::abi::{self, CellStageEntry, L3Addr, CELL_STAGE_CAP, STAGE_FLAG_EXEMPT};
+use guard_common::abi::{self, L3Addr, CELL_STAGE_CAP, STAGE_FLAG_EXEMPT};
 use serde::{Deserialize, Serialize};
 
 use crate::lab::Lab;
@@ -766,24 +766,11 @@ pub fn run_mode(sc: &Scenario, plan: &Plan, mode: Mode, opts: &RunOpts) -> Resul
                 let mut m = N3Maps::open_pinned(&g.pins()).context("opening the pinned maps")?;
                 // The cap per gNB: cap_factor × its normal G-PDU rate before the onset.
                 let normal = plan.gpdu_pps_per_gnb(0.0, onset.max(1.0));
-                let now = guard::clock::monotonic_ns();
                 for (i, pps) in normal.iter().enumerate() {
                     let cap = (pps * sc.naive.cap_factor).ceil().max(1.0) as u64;
                     let burst = ((cap as f64) * sc.naive.burst_ms / 1000.0).ceil().max(1.0) as u64;
-                    let lim = guard_common::abi::Limit::per_second(cap, burst);
                     let o = lab.gnb_v4[i].octets();
-                    m.set_cell_stage(
-                        &L3Addr::v4(o),
-                        &CellStageEntry {
-                            stage: CELL_STAGE_CAP,
-                            flags: 0,
-                            interval_ns: lim.interval_ns,
-                            tau_ns: lim.tau_ns,
-                            expires_ns: now + 3_600_000_000_000,
-                            tat: 0,
-                            set_ns: now,
-                        },
-                    )?;
+                    m.set_cell_stage(&L3Addr::v4(o), &crate::bpf::cell_cap_entry(cap, burst, 3_600_000_000_000))?;
                     naive_caps.push(cap);
                 }
                 maps = Some(m);

@@ -12,16 +12,16 @@ use std::time::{Duration, Instant};
 use guard::clock::monotonic_ns;
 use guard_common::{
     abi::{
-        CellStageEntry, DeviceKey, Event, GuardConfig, Limit, StageEntry, CELL_STAGE_CAP, EVENT_DEVICE_OVER_LIMIT,
-        EVENT_ECHO_LIMITED, EVENT_ERR_IND_LIMITED, MAP_N3_EVENTS, PROT_ALL, PROT_ANTISPOOF, PROT_MALFORMED,
-        PROT_QUARANTINE, QFI_NONE, STAGE_FLAG_EXEMPT, STAGE_OBSERVE, STAGE_QUARANTINE, STAGE_SHAPE, STAGE_STRICT,
-        STAT_EVENTS_SENT, STAT_EVENTS_SUPPRESSED, STAT_MAP_UPDATE_FAILED,
+        CellStageEntry, DeviceKey, Event, GuardConfig, Limit, StageEntry, EVENT_DEVICE_OVER_LIMIT, EVENT_ECHO_LIMITED,
+        EVENT_ERR_IND_LIMITED, MAP_N3_EVENTS, PROT_ALL, PROT_ANTISPOOF, PROT_MALFORMED, PROT_QUARANTINE, QFI_NONE,
+        STAGE_FLAG_EXEMPT, STAGE_OBSERVE, STAGE_QUARANTINE, STAGE_SHAPE, STAGE_STRICT, STAT_EVENTS_SENT,
+        STAT_EVENTS_SUPPRESSED, STAT_MAP_UPDATE_FAILED,
     },
     parse::Malformed,
     policy::Verdict,
     rate::CLOCK_STEP_NS,
 };
-use labkit::bpf::{hex, l3, l3_v4, l3_v6, stage_entry, Guard, XDP_DROP, XDP_PASS};
+use labkit::bpf::{cell_cap_entry, hex, l3, l3_v4, l3_v6, stage_entry, Guard, XDP_DROP, XDP_PASS};
 use labkit::frames::{self, GtpFrame, EXT_PDU_SESSION_CONTAINER, EXT_UDP_PORT};
 use labkit::require_root;
 
@@ -280,16 +280,7 @@ fn cell_cap_and_host_cap_drop_as_last_resort() {
     }
     let mut g = load(&enforce_all());
     // Cell cap on gNB A: 10 pps, burst 2, over all its devices together.
-    let l = Limit::per_second(10, 2);
-    let now = monotonic_ns();
-    let cap = CellStageEntry {
-        stage: CELL_STAGE_CAP,
-        interval_ns: l.interval_ns,
-        tau_ns: l.tau_ns,
-        expires_ns: now + 60 * SEC,
-        set_ns: now,
-        ..Default::default()
-    };
+    let cap = cell_cap_entry(10, 2, 60 * SEC);
     g.maps.set_cell_stage(&l3_v4(GNB_A), &cap).expect("set cell stage");
     g.expect("gNB A, device 1", &gpdu(0x80).build(), Verdict::PassGpdu);
     g.expect("gNB A, device 2", &gpdu(0x81).build(), Verdict::PassGpdu);
@@ -1015,16 +1006,7 @@ fn cell_cap_written_after_a_cached_miss_applies_on_the_next_packet() {
     for t in 0x700..0x704 {
         g.expect("gNB A, no cap", &gpdu(t).build(), Verdict::PassGpdu);
     }
-    let l = Limit::per_second(1, 1);
-    let now = monotonic_ns();
-    let cap = CellStageEntry {
-        stage: CELL_STAGE_CAP,
-        interval_ns: l.interval_ns,
-        tau_ns: l.tau_ns,
-        expires_ns: now + 60 * SEC,
-        set_ns: now,
-        ..Default::default()
-    };
+    let cap = cell_cap_entry(1, 1, 60 * SEC);
     g.maps.set_cell_stage(&l3_v4(GNB_A), &cap).expect("set cell stage");
     g.expect("gNB A, first packet under the new cap", &gpdu(0x700).build(), Verdict::PassGpdu);
     g.expect("gNB A, over the new cap", &gpdu(0x701).build(), Verdict::DropCellCap);
