@@ -22,6 +22,7 @@ pub mod bpf;
 pub mod decode;
 pub mod frames;
 pub mod generator;
+pub mod guard_bin;
 pub mod lab;
 pub mod n2lab;
 pub mod netns;

@@ -4,35 +4,10 @@
 //! storm's gNB and cell, escalating one level at a time, and list the infected devices with at
 //! least 90 % precision and recall.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
 use labkit::n2lab::{run_scenario, spec::N2Scenario, RunOpts};
 use labkit::require_root;
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
-}
-
-/// The `guard` binary: `GUARD_BIN` if set, else built here with cargo (a no-op when it is
-/// current) in this test's own profile directory.
-fn guard_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("GUARD_BIN") {
-        return PathBuf::from(p);
-    }
-    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    c.current_dir(workspace()).args(["build", "-p", "guard-userspace", "--bin", "guard"]);
-    if !cfg!(debug_assertions) {
-        c.arg("--release");
-    }
-    let st = c.status().expect("running cargo build for the guard binary");
-    assert!(st.success(), "cargo build -p guard-userspace --bin guard failed");
-    // target/<profile>/deps/lab_n2_short-* → target/<profile>/guard
-    let exe = std::env::current_exe().expect("test executable path");
-    let bin = exe.parent().and_then(Path::parent).expect("target/<profile>/deps").join("guard");
-    assert!(bin.exists(), "no guard binary at {}", bin.display());
-    bin
-}
 
 /// A uniquely named output directory, removed on drop.
 struct TempDir(PathBuf);
@@ -48,9 +23,10 @@ fn storm_yields_overload_start_naming_gnb_cell_and_devices() {
     if !require_root("lab_n2_short") {
         return;
     }
-    let sc = N2Scenario::read(&workspace().join("lab/scenarios/n2_storm.toml")).expect("the storm scenario parses");
+    let sc = N2Scenario::read(&labkit::guard_bin::workspace().join("lab/scenarios/n2_storm.toml"))
+        .expect("the storm scenario parses");
     let out = TempDir(std::env::temp_dir().join(format!("og-lab-n2-{}", labkit::netns::unique_name("ln2"))));
-    let opts = RunOpts { guard_bin: guard_bin(), out: out.0.clone(), verbose: true };
+    let opts = RunOpts { guard_bin: labkit::guard_bin::for_test(), out: out.0.clone(), verbose: true };
     let r = run_scenario(&sc, &opts).expect("the storm scenario runs");
     for c in &r.checks {
         eprintln!("{} {}: {}", if c.pass { "PASS" } else { "FAIL" }, c.name, c.detail);
@@ -90,7 +66,7 @@ fn storm_yields_overload_start_naming_gnb_cell_and_devices() {
 fn scenarios_parse_and_their_frames_are_well_formed_n2() {
     use guard_common::parse::n2;
     use labkit::n2lab::{capture::classify, ran::Model};
-    let dir = workspace().join("lab/scenarios");
+    let dir = labkit::guard_bin::workspace().join("lab/scenarios");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .expect("lab/scenarios")
         .flatten()

@@ -6,9 +6,6 @@
 //! Also: the frames every shipped scenario sends (templates, including the random-TEID scan's
 //! rewritten TEIDs) are dissected by tshark, so the lab's traffic stays oracle-checked.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
 use labkit::oracle::{tshark_fields, TempDir};
 use labkit::pcap::write_pcap;
 use labkit::population::{scan_teid, EdgeKind, MSG_ECHO_REQUEST, MSG_ERROR_INDICATION, TEID_OFFSET_V4};
@@ -51,32 +48,6 @@ dst = "203.0.113.80"
 profile = { kind = "session", rate_pps = [4, 12], on_s = [1, 2], off_s = [1, 3] }
 "#;
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
-}
-
-/// The `guard` binary of this build profile: `GUARD_BIN` if set, else built here with cargo (a
-/// no-op when it is current), next to this test's own profile directory.
-fn guard_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("GUARD_BIN") {
-        return PathBuf::from(p);
-    }
-    let release = !cfg!(debug_assertions);
-    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    c.current_dir(workspace()).args(["build", "-p", "guard-userspace", "--bin", "guard"]);
-    if release {
-        c.arg("--release");
-    }
-    let st = c.status().expect("running cargo build for the guard binary");
-    assert!(st.success(), "cargo build -p guard-userspace --bin guard failed");
-    // target/<profile>/deps/lab_short-* → target/<profile>/guard
-    let exe = std::env::current_exe().expect("test executable path");
-    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps");
-    let bin = profile_dir.join("guard");
-    assert!(bin.exists(), "no guard binary at {}", bin.display());
-    bin
-}
-
 #[test]
 fn short_flood_end_to_end() {
     if !require_root("lab_short") {
@@ -85,7 +56,7 @@ fn short_flood_end_to_end() {
     let sc = Scenario::parse(SHORT).expect("the short scenario parses");
     let plan = sc.plan().expect("plan");
     let out = TempDir::new("lab-short").expect("temp dir");
-    let opts = RunOpts { guard_bin: guard_bin(), out: out.path().to_owned(), verbose: true };
+    let opts = RunOpts { guard_bin: labkit::guard_bin::for_test(), out: out.path().to_owned(), verbose: true };
 
     let g = run_mode(&sc, &plan, Mode::Guard, &opts).expect("guard run");
     let gs = score(&sc, &plan, &g);
@@ -131,7 +102,7 @@ fn every_scenario_sends_frames_tshark_agrees_with() {
     if !require_root("lab frames vs tshark") {
         return;
     }
-    let dir = workspace().join("lab/scenarios");
+    let dir = labkit::guard_bin::workspace().join("lab/scenarios");
     let files = scenario_files(&dir).expect("scenario files");
     assert!(files.len() >= 7, "the seven scenarios of issue 4: {files:?}");
     let tmp = TempDir::new("lab-tshark").expect("temp dir");

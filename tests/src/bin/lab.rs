@@ -40,10 +40,6 @@ struct Args {
     quiet: bool,
 }
 
-fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
-}
-
 /// Ctrl-C / SIGTERM: stop the guard processes, remove pin directories, delete namespaces.
 fn install_cleanup() -> Result<()> {
     // labkit's handler deletes namespaces only; ours does that after the runs' own cleanup.
@@ -105,22 +101,9 @@ fn real_main() -> Result<bool> {
     if !labkit::netns::is_root() {
         bail!("the lab creates network namespaces and attaches XDP programs: run it as root");
     }
-    let guard_bin = match args.guard_bin.clone() {
-        Some(b) => b,
-        None => {
-            let rel = workspace().join("target/release/guard");
-            if rel.exists() {
-                rel
-            } else {
-                workspace().join("target/debug/guard")
-            }
-        }
-    };
-    if !guard_bin.exists() {
-        bail!("no guard binary at {} (cargo build --release -p guard-userspace, or --guard-bin)", guard_bin.display());
-    }
+    let guard_bin = labkit::guard_bin::built(args.guard_bin.clone())?;
     let modes: Vec<Mode> = args.modes.iter().map(|m| Mode::parse(m)).collect::<Result<_>>()?;
-    let dir = args.scenario_dir.clone().unwrap_or_else(|| workspace().join("lab/scenarios"));
+    let dir = args.scenario_dir.clone().unwrap_or_else(|| labkit::guard_bin::workspace().join("lab/scenarios"));
     let files = if args.scenario == "all" {
         scenario_files(&dir)?
     } else if Path::new(&args.scenario).is_file() {

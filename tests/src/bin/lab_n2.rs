@@ -47,10 +47,6 @@ struct Args {
     quiet: bool,
 }
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
-}
-
 extern "C" fn on_signal(_: libc::c_int) {
     INTERRUPTED.store(true, Ordering::Relaxed);
 }
@@ -108,21 +104,8 @@ fn run(args: &Args) -> Result<bool> {
     if !labkit::netns::is_root() {
         bail!("lab_n2 needs root (network namespaces, XDP, bpffs)");
     }
-    let guard_bin = match &args.guard_bin {
-        Some(p) => p.clone(),
-        None => {
-            let rel = workspace().join("target/release/guard");
-            if rel.exists() {
-                rel
-            } else {
-                workspace().join("target/debug/guard")
-            }
-        }
-    };
-    if !guard_bin.exists() {
-        bail!("no guard binary at {} (cargo build --release -p guard-userspace, or --guard-bin)", guard_bin.display());
-    }
-    let dir = args.scenarios_dir.clone().unwrap_or_else(|| workspace().join("lab/scenarios"));
+    let guard_bin = labkit::guard_bin::built(args.guard_bin.clone())?;
+    let dir = args.scenarios_dir.clone().unwrap_or_else(|| labkit::guard_bin::workspace().join("lab/scenarios"));
     let files = scenario_files(&args.scenario, &dir)?;
     // Parse them all first: a typo fails before anything is set up.
     let scenarios = files.iter().map(|f| N2Scenario::read(f)).collect::<Result<Vec<_>>>()?;
