@@ -29,23 +29,6 @@ pub fn ncpus() -> usize {
     usize::try_from(n).ok().filter(|n| *n > 0).unwrap_or(1)
 }
 
-/// Today's date (UTC), from the system clock.
-pub fn today_utc() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    let days = (secs / 86_400) as i64;
-    // Civil-from-days (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
-}
-
 fn clock_ns(clock: libc::clockid_t) -> u64 {
     // SAFETY: timespec is plain old data; clock_gettime writes it.
     let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
@@ -139,39 +122,27 @@ pub fn loadavg() -> String {
         .unwrap_or_else(|_| "?".into())
 }
 
-/// Date and time (UTC), from the system clock.
+/// Date and time (UTC) to the minute, from the system clock ("2026-11-30 15:55").
 pub fn now_utc() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    let s = secs % 86_400;
-    format!("{} {:02}:{:02}", today_utc(), s / 3600, (s / 60) % 60)
+    let t = guard::audit::rfc3339(std::time::SystemTime::now());
+    format!("{} {}", &t[..10], &t[11..16])
+}
+
+/// A field of /proc/meminfo, in bytes.
+fn meminfo(field: &str) -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kb = s.lines().find(|l| l.starts_with(field))?.split_whitespace().nth(1)?.parse::<u64>().ok()?;
+    Some(kb * 1024)
 }
 
 /// MemTotal of /proc/meminfo, e.g. "23.4 GiB".
 pub fn mem_total() -> String {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("MemTotal:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
-        .map(|kb| crate::bench::bytes(kb * 1024))
-        .unwrap_or_else(|| "?".into())
+    meminfo("MemTotal:").map(crate::bench::bytes).unwrap_or_else(|| "?".into())
 }
 
 /// MemAvailable of /proc/meminfo in bytes (0 if unknown).
 pub fn mem_available() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("MemAvailable:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
-        .map(|kb| kb * 1024)
-        .unwrap_or(0)
+    meminfo("MemAvailable:").unwrap_or(0)
 }
 
 fn set_mask(cpus: impl Iterator<Item = usize>) -> Result<()> {
@@ -240,5 +211,19 @@ pub fn set_nice(nice: i32) {
     // SAFETY: PRIO_PROCESS with who = 0 is the calling thread on Linux.
     unsafe {
         libc::setpriority(libc::PRIO_PROCESS, 0, nice);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn header_facts_are_well_formed() {
+        let t = super::now_utc();
+        let b = t.as_bytes();
+        assert_eq!(t.len(), 16, "{t}");
+        assert!(b[4] == b'-' && b[7] == b'-' && b[10] == b' ' && b[13] == b':', "{t}");
+        assert!(t.starts_with("20"), "{t}");
+        assert!(super::mem_total().ends_with("iB"), "{}", super::mem_total());
+        assert!(super::mem_available() > 0);
     }
 }
