@@ -3,9 +3,10 @@
 //! Rules for every type here (checked by the `const` assertions at the bottom):
 //! - `#[repr(C)]`, fields ordered so there is no implicit padding, sizes asserted;
 //! - integers only (no `bool`, no `Option`, no enums in the layout) so any bit pattern is valid;
-//! - times are `CLOCK_MONOTONIC` nanoseconds: `guard_n3` reads the clock with
-//!   `bpf_ktime_get_coarse_ns` (the same clock as of the last tick: up to one tick behind, see
-//!   `rate::CLOCK_STEP_NS`), `guard_n2` with `bpf_ktime_get_ns`.
+//! - times are `CLOCK_MONOTONIC` nanoseconds: `guard_n3` reads the coarse clock
+//!   (`bpf_ktime_get_coarse_ns` through a per-CPU cache keyed on jiffies, `guard-ebpf/src/clock.rs`:
+//!   the same clock as of the last tick, a tick or two behind, see `rate::CLOCK_STEP_NS`),
+//!   `guard_n2` `bpf_ktime_get_ns`.
 //!
 //! Changing any layout here **must** bump [`SCHEMA_VERSION`]: a controller that finds pinned maps
 //! of another schema refuses to use them instead of misreading them.

@@ -6,7 +6,7 @@
 //! config) passes the packet: the guard must never be the outage.
 
 use aya_ebpf::{
-    bindings::xdp_action, helpers::bpf_ktime_get_coarse_ns, macros::xdp, maps::HashMap, programs::XdpContext,
+    bindings::xdp_action, macros::xdp, maps::HashMap, programs::XdpContext,
 };
 use guard_common::{
     abi::{
@@ -26,6 +26,7 @@ use guard_common::{
 };
 
 use crate::{
+    clock,
     counters::{self, add},
     cursor::XdpPacket,
     maps::{
@@ -102,15 +103,15 @@ fn verdict(ctx: &XdpContext, len: u64) -> Verdict {
 /// slower per G-PDU (`cargo xtask bench`), so the policy stays a call.
 #[inline(never)]
 fn policy(cfg: &GuardConfig, p: &GtpPacket, len: u64) -> Verdict {
-    // The coarse clock: `ktime_get_coarse_ns()`, CLOCK_MONOTONIC as of the last timekeeping
-    // update (each tick, or on interrupt entry after an idle stretch), so it lags the exact clock
-    // by at most one tick (≤ 10 ms at HZ = 100) and never runs ahead of it. It reads no
-    // clocksource: `bpf_ktime_get_ns` (`ktime_get_mono_fast_ns`, the TSC) costs about twice as
-    // much (BENCHMARKS.md, "Price of one operation"). Expiries the controller writes from its own
-    // CLOCK_MONOTONIC therefore end at most one tick late, and `rate::admit` tolerates a burst of
-    // one step so that a limit keeps its long-run rate with a clock that moves in steps.
-    // SAFETY: a helper without arguments (bpf_base_func_proto, allowed for XDP).
-    let now = unsafe { bpf_ktime_get_coarse_ns() };
+    // The coarse clock: CLOCK_MONOTONIC as of the last timekeeping update (each tick, or on
+    // interrupt entry after an idle stretch), so it lags the exact clock by a tick (rarely two,
+    // see `clock`) and never runs ahead of it. It reads no clocksource, and through its per-CPU
+    // cache costs no helper call on most packets: `bpf_ktime_get_ns` (`ktime_get_mono_fast_ns`,
+    // the TSC) costs about 30 ns here (BENCHMARKS.md, "Price of one operation"). Expiries the
+    // controller writes from its own CLOCK_MONOTONIC therefore end a tick or two late, and
+    // `rate::admit` tolerates a burst of one step so that a limit keeps its long-run rate with a
+    // clock that moves in steps.
+    let now = clock::coarse_ns();
     let Some(cell) = cell_state(&p.outer_src, now) else {
         counters::stat(STAT_MAP_UPDATE_FAILED);
         return Verdict::PassFailOpen;

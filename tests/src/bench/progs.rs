@@ -28,7 +28,7 @@ pub const PARSE_ONLY: &str = "xdp_parse_only";
 pub const LIVE_SENDER: &str = "xdp_live_sender";
 pub const DROP: &str = "xdp_drop";
 /// The operation probes: each performs one operation eight times.
-pub const OPS: [&str; 8] = [
+pub const OPS: [&str; 9] = [
     "xdp_op_ktime",
     "xdp_op_hash",
     "xdp_op_miss",
@@ -37,9 +37,10 @@ pub const OPS: [&str; 8] = [
     "xdp_op_hash1",
     "xdp_op_atomic",
     "xdp_op_ktime_coarse",
+    "xdp_op_jiffies",
 ];
 /// Every program [`RefProgs`] loads.
-pub const ALL: [&str; 14] = [
+pub const ALL: [&str; 15] = [
     BASELINE,
     FLOOR,
     FLOOR_LRU,
@@ -52,6 +53,7 @@ pub const ALL: [&str; 14] = [
     OPS[5],
     OPS[6],
     OPS[7],
+    OPS[8],
     LIVE_SENDER,
     DROP,
 ];

@@ -422,6 +422,7 @@ fn new_devices(p: &mut Progs, maps: &mut N3Maps, within: &GuardConfig, rounds: u
 struct OpPrices {
     ktime: f64,
     coarse: f64,
+    jiffies: f64,
     hash: f64,
     miss: f64,
     lru: f64,
@@ -445,6 +446,7 @@ fn op_prices(p: &mut Progs, frame: &[u8], rounds: usize, repeat: u32) -> Result<
     let prices = OpPrices {
         ktime: per(1),
         coarse: per(8),
+        jiffies: per(9),
         hash: per(2),
         miss: per(3),
         lru: per(4),
@@ -457,7 +459,8 @@ fn op_prices(p: &mut Progs, frame: &[u8], rounds: usize, repeat: u32) -> Result<
     );
     let rows = [
         ("clock read (bpf_ktime_get_ns)", 1, prices.ktime),
-        ("coarse clock read (bpf_ktime_get_coarse_ns, what guard_n3 reads)", 8, prices.coarse),
+        ("coarse clock read (bpf_ktime_get_coarse_ns)", 8, prices.coarse),
+        ("jiffies read (bpf_jiffies64, inlined by the verifier)", 9, prices.jiffies),
         ("hash lookup, hit (BPF_MAP_TYPE_HASH)", 2, prices.hash),
         ("hash lookup, miss", 3, prices.miss),
         ("LRU hash lookup, hit (sets the reference bit)", 4, prices.lru),

@@ -1,0 +1,48 @@
+//! `guard_n3`'s clock: the coarse clock (`ktime_get_coarse_ns()`, CLOCK_MONOTONIC as of the last
+//! timekeeping update), read through a per-CPU cache keyed on `jiffies_64`.
+//!
+//! Why: the coarse clock only changes when the tick updates timekeeping, and the same update
+//! advances `jiffies_64`. `bpf_jiffies64` is inlined by the verifier (one load on a 64-bit JIT),
+//! while `bpf_ktime_get_coarse_ns` is a helper call (~14-18 ns here, with the return thunk AMD's
+//! SRSO mitigation puts on every return; BENCHMARKS.md, "Price of one operation"). So the helper
+//! is called once per tick per CPU, and every other packet reads the cached value.
+//!
+//! The cache never runs ahead of the coarse clock. The tick advances `jiffies_64` just before it
+//! updates timekeeping (`tick_do_update_jiffies64`, then `update_wall_time`); a packet in between
+//! sees the new jiffy and the old coarse time. If the cache was filled in the previous tick, that
+//! old time equals the cached one, and the cache is not re-keyed until the coarse clock moves. A
+//! CPU idle for longer may cache the old time for one tick: the clock then lags by up to two
+//! ticks instead of one, for that CPU and that tick.
+
+use aya_ebpf::{
+    helpers::{bpf_jiffies64, bpf_ktime_get_coarse_ns},
+    macros::map,
+    maps::PerCpuArray,
+};
+
+/// The cache: `[jiffies_64, coarse ns]` as of the last re-key on this CPU. Not pinned: it holds
+/// nothing a restart must keep, and an empty slot (jiffy 0 never matches) re-keys at once.
+#[map(name = "N3_CLOCK")]
+static N3_CLOCK: PerCpuArray<[u64; 2]> = PerCpuArray::with_max_entries(1, 0);
+
+/// The coarse clock in ns, through the per-CPU cache.
+#[inline(always)]
+pub fn coarse_ns() -> u64 {
+    // SAFETY: a helper without arguments, inlined by the verifier.
+    let j = unsafe { bpf_jiffies64() };
+    let Some(slot) = N3_CLOCK.get_ptr_mut(0) else {
+        // SAFETY: as below; a per-CPU array of one slot always has slot 0.
+        return unsafe { bpf_ktime_get_coarse_ns() };
+    };
+    // SAFETY: per-CPU slot, only this CPU uses it while this program runs (XDP does not nest).
+    let c = unsafe { &mut *slot };
+    if c[0] == j {
+        return c[1];
+    }
+    // SAFETY: a helper without arguments (bpf_base_func_proto, allowed for XDP).
+    let now = unsafe { bpf_ktime_get_coarse_ns() };
+    if now != c[1] {
+        *c = [j, now];
+    }
+    now
+}
