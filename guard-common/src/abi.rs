@@ -12,7 +12,7 @@
 //! of another schema refuses to use them instead of misreading them.
 
 /// Bump on any change to a map's key or value layout, a map's type, or the meaning of a field.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 /// `b"OVLGUARD"` read as a little-endian u64: marks our META map.
 pub const META_MAGIC: u64 = u64::from_le_bytes(*b"OVLGUARD");
 
@@ -22,6 +22,7 @@ pub const MAP_N3_CONFIG: &str = "N3_CONFIG";
 pub const MAP_N3_DEVICES: &str = "N3_DEVICES";
 pub const MAP_N3_STAGES: &str = "N3_STAGES";
 pub const MAP_N3_CELLS: &str = "N3_CELLS";
+pub const MAP_N3_CELL_HOT: &str = "N3_CELL_HOT";
 pub const MAP_N3_CELL_STAGES: &str = "N3_CELL_STAGES";
 pub const MAP_N3_VERDICTS: &str = "N3_VERDICTS";
 pub const MAP_N3_SHADOW: &str = "N3_SHADOW";
@@ -39,6 +40,8 @@ pub const DEFAULT_MAX_DEVICES: u32 = 1 << 20;
 pub const DEFAULT_MAX_STAGED: u32 = 1 << 18;
 /// Capacity of the per-cell (per-gNB) LRU map.
 pub const DEFAULT_MAX_CELLS: u32 = 1 << 16;
+/// Slots of `N3_CELL_HOT`, one per gNB record (and as many as `N3_CELLS` holds).
+pub const CELL_SLOTS: u32 = DEFAULT_MAX_CELLS;
 /// Capacity of the userspace-owned cell-stage map.
 pub const DEFAULT_MAX_CELL_STAGES: u32 = 1 << 12;
 /// Ring buffer size in bytes (a power of two, a multiple of the page size).
@@ -142,8 +145,10 @@ pub struct DeviceState {
     /// Inner destination of the last G-PDU: a sample the controller compares with the device
     /// group's expected servers (bulk-misprovisioning detection).
     pub inner_dst: L3Addr,
-    /// Reserved, zero.
-    pub flags: u32,
+    /// The slot of `cell`'s hot counters in `N3_CELL_HOT` as last resolved ([`CellRecord::slot`]):
+    /// the next G-PDU from the same gNB counts there without looking the gNB up, as long as the
+    /// slot's owner is still that gNB.
+    pub cell_slot: u32,
     /// The device's entry in `N3_STAGES` as the data plane last looked it up, so a device with
     /// no stage, or quarantined, skips the per-packet stage lookup: 0 for "no entry", else the
     /// `expires_ns` of a (non-exempt) quarantine entry. Other stages are not cached (their GCRA
@@ -196,8 +201,60 @@ pub struct StageEntry {
     pub group: u32,
 }
 
-/// Per-gNB counters and edge limiters, in the LRU map `N3_CELLS` (data-plane owned).
+/// A gNB's record in the LRU map `N3_CELLS` (data-plane owned): its edge limiters, its counters
+/// of what only the slow path sees, and the slot of its hot counters in `N3_CELL_HOT`.
+///
+/// Why two maps: a known device's G-PDU from the gNB it last came from finds the gNB's hot
+/// counters through the slot its own record caches (`DeviceState::cell_slot`), an array lookup,
+/// instead of a second LRU hash lookup per packet (~30 ns; BENCHMARKS.md). Everything else (a
+/// new device, signalling, a device whose gNB changed) looks the gNB up here.
 #[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CellRecord {
+    pub echo_req: u64,
+    pub echo_resp: u64,
+    pub err_ind: u64,
+    pub end_marker: u64,
+    pub other_msgs: u64,
+    pub malformed: u64,
+    /// Never-seen TEIDs admitted (new entries created in `N3_DEVICES`).
+    pub new_devices: u64,
+    /// Never-seen TEIDs over the per-gNB limit.
+    pub new_devices_limited: u64,
+    pub tat_new_device: u64,
+    pub tat_echo: u64,
+    pub tat_err_ind: u64,
+    /// The gNB's slot in `N3_CELL_HOT`, valid while that slot's `owner` is this gNB: a slot idle
+    /// for minutes, or under pressure from many new gNBs, is taken over (`guard-ebpf/src/cells.rs`),
+    /// and its old owner claims another on its next packet.
+    pub slot: u32,
+    /// Reserved, zero.
+    pub flags: u32,
+}
+
+/// A gNB's per-packet counters (array `N3_CELL_HOT`, indexed by [`CellRecord::slot`];
+/// data-plane owned). Shared by all CPUs: the counters are updated atomically.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CellHot {
+    /// The gNB this slot counts for. A reader (the data plane through a device's cached slot,
+    /// userspace joining it to `N3_CELLS`) uses the slot only if this matches.
+    pub owner: CellKey,
+    /// Reserved, zero.
+    pub flags: u32,
+    pub packets: u64,
+    pub bytes: u64,
+    pub gpdu: u64,
+    pub dropped: u64,
+    pub last_seen_ns: u64,
+    /// `!g` when the data plane found no entry for this gNB in `N3_CELL_STAGES` while
+    /// `N3_HINTS[HINT_CELL_STAGE_GEN]` read `g`: until the generation changes, the per-packet cap
+    /// lookup is skipped. 0 (a fresh slot) caches nothing.
+    pub no_cap_gen: u64,
+}
+
+/// One gNB as userspace reports it: its [`CellRecord`] joined with its [`CellHot`] slot. Not a
+/// map layout.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CellState {
     pub packets: u64,
@@ -209,19 +266,33 @@ pub struct CellState {
     pub end_marker: u64,
     pub other_msgs: u64,
     pub malformed: u64,
-    /// Never-seen TEIDs admitted (new entries created in `N3_DEVICES`).
     pub new_devices: u64,
-    /// Never-seen TEIDs over the per-gNB limit.
     pub new_devices_limited: u64,
     pub dropped: u64,
     pub last_seen_ns: u64,
-    pub tat_new_device: u64,
-    pub tat_echo: u64,
-    pub tat_err_ind: u64,
-    /// `!g` when the data plane found no entry for this gNB in `N3_CELL_STAGES` while
-    /// `N3_HINTS[HINT_CELL_STAGE_GEN]` read `g`: until the generation changes, the per-packet cap
-    /// lookup is skipped. 0 (a fresh record) caches nothing. Data-plane owned.
-    pub no_cap_gen: u64,
+}
+
+impl CellState {
+    /// `hot` is the slot's content if its owner is this gNB (else the hot counters read 0: the
+    /// slot was reused, or the read raced the gNB's first packet).
+    pub fn join(r: &CellRecord, hot: Option<&CellHot>) -> Self {
+        let h = hot.copied().unwrap_or_default();
+        CellState {
+            packets: h.packets,
+            bytes: h.bytes,
+            gpdu: h.gpdu,
+            echo_req: r.echo_req,
+            echo_resp: r.echo_resp,
+            err_ind: r.err_ind,
+            end_marker: r.end_marker,
+            other_msgs: r.other_msgs,
+            malformed: r.malformed,
+            new_devices: r.new_devices,
+            new_devices_limited: r.new_devices_limited,
+            dropped: h.dropped,
+            last_seen_ns: h.last_seen_ns,
+        }
+    }
 }
 
 /// Cell stages: last resort, only set when device stages cannot hold the aggregate.
@@ -299,7 +370,7 @@ pub struct GuardConfig {
 /// matching userspace-owned map replaces with a fresh, never-reused value *after* each change
 /// (`guard_userspace::maps::N3Maps::set_stage`, `clear_stage`, `set_cell_stage`). The data plane
 /// reads it before its lookup and caches what it found at generation g in the device's / gNB's
-/// own record ([`DeviceState::stage_cache_tag`], [`CellState::no_cap_gen`]), so a device without
+/// own record ([`DeviceState::stage_cache_tag`], [`CellHot::no_cap_gen`]), so a device without
 /// a stage (or quarantined) skips the `N3_STAGES` lookup until some stage is written. One u64
 /// per map, written whole: two writers (controller, `guard device pin`) never read-modify-write.
 pub const HINT_STAGE_GEN: u32 = 0;
@@ -378,7 +449,8 @@ pub const fn layout_fingerprint() -> u64 {
         core::mem::size_of::<DeviceState>(),
         core::mem::size_of::<StageEntry>(),
         core::mem::size_of::<CellKey>(),
-        core::mem::size_of::<CellState>(),
+        core::mem::size_of::<CellRecord>(),
+        core::mem::size_of::<CellHot>(),
         core::mem::size_of::<CellStageEntry>(),
         core::mem::size_of::<GuardConfig>(),
         core::mem::size_of::<Counter>(),
@@ -409,7 +481,8 @@ const _: () = assert!(core::mem::size_of::<L3Addr>() == 20);
 const _: () = assert!(core::mem::size_of::<DeviceKey>() == 20);
 const _: () = assert!(core::mem::size_of::<DeviceState>() == 8 * 8 + 20 + 4 + 20 + 4 + 20 + 4 + 8 * 2);
 const _: () = assert!(core::mem::size_of::<StageEntry>() == 4 + 4 + 8 * 5 + 4 + 4);
-const _: () = assert!(core::mem::size_of::<CellState>() == 17 * 8);
+const _: () = assert!(core::mem::size_of::<CellRecord>() == 11 * 8 + 4 + 4);
+const _: () = assert!(core::mem::size_of::<CellHot>() == 20 + 4 + 6 * 8);
 const _: () = assert!(core::mem::size_of::<CellStageEntry>() == 4 + 4 + 8 * 5);
 const _: () = assert!(core::mem::size_of::<Limit>() == 16);
 const _: () = assert!(core::mem::size_of::<GuardConfig>() == 4 * 4 + 8 + 16 * 5 + 8 + 8 + 16);

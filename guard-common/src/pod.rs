@@ -8,7 +8,8 @@ unsafe impl aya::Pod for DeviceKey {}
 unsafe impl aya::Pod for DeviceState {}
 unsafe impl aya::Pod for StageEntry {}
 unsafe impl aya::Pod for CellKey {}
-unsafe impl aya::Pod for CellState {}
+unsafe impl aya::Pod for CellRecord {}
+unsafe impl aya::Pod for CellHot {}
 unsafe impl aya::Pod for CellStageEntry {}
 unsafe impl aya::Pod for GuardConfig {}
 unsafe impl aya::Pod for Counter {}

@@ -14,6 +14,7 @@
 #![feature(asm_experimental_arch)]
 
 mod baseline;
+mod cells;
 mod clock;
 mod counters;
 mod cursor;

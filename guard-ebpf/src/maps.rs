@@ -8,9 +8,9 @@ use aya_ebpf::{
 };
 use guard_common::{
     abi::{
-        CellKey, CellStageEntry, CellState, Counter, DeviceKey, DeviceState, GuardConfig, Meta, StageEntry, TatSlot,
-        DEFAULT_MAX_CELLS, DEFAULT_MAX_CELL_STAGES, DEFAULT_MAX_DEVICES, DEFAULT_MAX_STAGED, EVENTS_RING_BYTES,
-        HINT_COUNT, STAT_COUNT,
+        CellHot, CellKey, CellRecord, CellStageEntry, Counter, DeviceKey, DeviceState, GuardConfig, Meta, StageEntry,
+        TatSlot, CELL_SLOTS, DEFAULT_MAX_CELLS, DEFAULT_MAX_CELL_STAGES, DEFAULT_MAX_DEVICES, DEFAULT_MAX_STAGED,
+        EVENTS_RING_BYTES, HINT_COUNT, STAT_COUNT,
     },
     parse::Malformed,
     policy::Verdict,
@@ -34,8 +34,13 @@ pub static N3_DEVICES: LruHashMap<DeviceKey, DeviceState> = LruHashMap::pinned(D
 #[map(name = "N3_STAGES")]
 pub static N3_STAGES: HashMap<DeviceKey, StageEntry> = HashMap::pinned(DEFAULT_MAX_STAGED, 0);
 
+/// gNB records (`abi::CellRecord`): edge limiters, slow-path counters, the hot slot.
 #[map(name = "N3_CELLS")]
-pub static N3_CELLS: LruHashMap<CellKey, CellState> = LruHashMap::pinned(DEFAULT_MAX_CELLS, 0);
+pub static N3_CELLS: LruHashMap<CellKey, CellRecord> = LruHashMap::pinned(DEFAULT_MAX_CELLS, 0);
+
+/// gNBs' per-packet counters (`abi::CellHot`), by `CellRecord::slot`.
+#[map(name = "N3_CELL_HOT")]
+pub static N3_CELL_HOT: Array<CellHot> = Array::pinned(CELL_SLOTS, 0);
 
 #[map(name = "N3_CELL_STAGES")]
 pub static N3_CELL_STAGES: HashMap<CellKey, CellStageEntry> = HashMap::pinned(DEFAULT_MAX_CELL_STAGES, 0);
@@ -70,7 +75,7 @@ pub static N3_EVENTS: RingBuf = RingBuf::pinned(EVENTS_RING_BYTES, 0);
 pub static N3_NEW_DEV: PerCpuArray<DeviceState> = PerCpuArray::with_max_entries(1, 0);
 
 #[map(name = "N3_NEW_CELL")]
-pub static N3_NEW_CELL: PerCpuArray<CellState> = PerCpuArray::with_max_entries(1, 0);
+pub static N3_NEW_CELL: PerCpuArray<CellRecord> = PerCpuArray::with_max_entries(1, 0);
 
 /// Per-CPU home of the parsed packet, so the parse result needs neither stack nor a zeroing memset.
 #[map(name = "N3_PKT")]

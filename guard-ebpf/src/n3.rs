@@ -5,15 +5,13 @@
 //! the cell cap → the host cap. Every failure of the guard itself (a map update that fails, no
 //! config) passes the packet: the guard must never be the outage.
 
-use aya_ebpf::{
-    bindings::xdp_action, macros::xdp, maps::HashMap, programs::XdpContext,
-};
+use aya_ebpf::{bindings::xdp_action, macros::xdp, maps::HashMap, programs::XdpContext};
 use guard_common::{
     abi::{
-        CellKey, CellState, DeviceKey, DeviceState, GuardConfig, L3Addr, StageEntry, BIND_TEID, DEVICE_KIND_TEID,
-        EVENT_DEVICE_OVER_LIMIT, EVENT_ECHO_LIMITED, EVENT_ERR_IND_LIMITED, EVENT_NEW_DEVICE_LIMITED, EVENT_SPOOF,
-        FAMILY_NONE, HINT_CELL_STAGE_GEN, HINT_STAGE_GEN, KEY_MODE_UE_ADDR, PROT_ANTISPOOF, PROT_CELL_CAP, PROT_ECHO,
-        PROT_ERR_IND, PROT_HOST_CAP, PROT_MALFORMED, PROT_NEW_DEVICE, STAGE_FLAG_EXEMPT, STAGE_OBSERVE,
+        CellHot, CellKey, CellRecord, DeviceKey, DeviceState, GuardConfig, L3Addr, StageEntry, BIND_TEID,
+        DEVICE_KIND_TEID, EVENT_DEVICE_OVER_LIMIT, EVENT_ECHO_LIMITED, EVENT_ERR_IND_LIMITED, EVENT_NEW_DEVICE_LIMITED,
+        EVENT_SPOOF, FAMILY_NONE, HINT_CELL_STAGE_GEN, HINT_STAGE_GEN, KEY_MODE_UE_ADDR, PROT_ANTISPOOF, PROT_CELL_CAP,
+        PROT_ECHO, PROT_ERR_IND, PROT_HOST_CAP, PROT_MALFORMED, PROT_NEW_DEVICE, STAGE_FLAG_EXEMPT, STAGE_OBSERVE,
         STAGE_QUARANTINE, STAT_MAP_UPDATE_FAILED, STAT_NO_CONFIG,
     },
     parse::{
@@ -26,13 +24,10 @@ use guard_common::{
 };
 
 use crate::{
-    clock,
+    cells, clock,
     counters::{self, add},
     cursor::XdpPacket,
-    maps::{
-        N3_CELLS, N3_CELL_STAGES, N3_CONFIG, N3_DEVICES, N3_HINTS, N3_NEW_CELL, N3_NEW_DEV, N3_PCPU_TAT, N3_PKT,
-        N3_STAGES,
-    },
+    maps::{N3_CELLS, N3_CELL_STAGES, N3_CONFIG, N3_DEVICES, N3_HINTS, N3_NEW_DEV, N3_PCPU_TAT, N3_PKT, N3_STAGES},
 };
 
 /// BPF_NOEXIST: insert only if absent (another CPU may have inserted the same key first).
@@ -112,27 +107,23 @@ fn policy(cfg: &GuardConfig, p: &GtpPacket, len: u64) -> Verdict {
     // `rate::admit` tolerates a burst of one step so that a limit keeps its long-run rate with a
     // clock that moves in steps.
     let now = clock::coarse_ns();
-    let Some(cell) = cell_state(&p.outer_src, now) else {
+    if p.gtp.msg_type == MSG_G_PDU {
+        return gpdu(cfg, p, now, len);
+    }
+    // GTP-U signalling: the gNB's record (its edge limiters and counters) and hot slot.
+    let Some((rec, hot)) = cell_slow(&p.outer_src, now) else {
         counters::stat(STAT_MAP_UPDATE_FAILED);
         return Verdict::PassFailOpen;
     };
-    // SAFETY: `cell` points into a live LRU map value; counters are updated atomically.
-    unsafe {
-        add(&mut (*cell).packets, 1);
-        add(&mut (*cell).bytes, len);
-        (*cell).last_seen_ns = now;
-    }
+    count_cell(hot, now, len);
+    // SAFETY: `rec` points into a live LRU map value; counters are updated atomically.
+    let c = unsafe { &mut *rec };
     let v = match p.gtp.msg_type {
-        MSG_G_PDU => gpdu(cfg, p, cell, now, len),
         MSG_ECHO_REQUEST => {
-            // SAFETY: as above.
-            let c = unsafe { &mut *cell };
             add(&mut c.echo_req, 1);
             edge_limit(cfg, PROT_ECHO, &mut c.tat_echo, &cfg.echo, Verdict::DropEcho, EVENT_ECHO_LIMITED, p, now, len)
         }
         MSG_ERROR_INDICATION => {
-            // SAFETY: as above.
-            let c = unsafe { &mut *cell };
             add(&mut c.err_ind, 1);
             edge_limit(
                 cfg,
@@ -147,26 +138,42 @@ fn policy(cfg: &GuardConfig, p: &GtpPacket, len: u64) -> Verdict {
             )
         }
         MSG_ECHO_RESPONSE => {
-            // SAFETY: as above.
-            unsafe { add(&mut (*cell).echo_resp, 1) };
+            add(&mut c.echo_resp, 1);
             Verdict::PassSignalling
         }
         MSG_END_MARKER => {
-            // SAFETY: as above.
-            unsafe { add(&mut (*cell).end_marker, 1) };
+            add(&mut c.end_marker, 1);
             Verdict::PassSignalling
         }
         _ => {
-            // SAFETY: as above.
-            unsafe { add(&mut (*cell).other_msgs, 1) };
+            add(&mut c.other_msgs, 1);
             Verdict::PassSignalling
         }
     };
     if v.is_drop() {
-        // SAFETY: as above.
-        unsafe { add(&mut (*cell).dropped, 1) };
+        // SAFETY: `hot` points into a live array value; counters are updated atomically.
+        unsafe { add(&mut (*hot).dropped, 1) };
     }
     v
+}
+
+/// The gNB's record (created on first sight) and hot counters, by lookup.
+#[inline(always)]
+fn cell_slow(key: &CellKey, now: u64) -> Option<(*mut CellRecord, *mut CellHot)> {
+    let rec = cells::record(key, now)?;
+    Some((rec, cells::hot(rec, key, now)?))
+}
+
+/// Count a packet in the gNB's hot counters.
+#[inline(always)]
+fn count_cell(hot: *mut CellHot, now: u64, len: u64) {
+    // SAFETY: `hot` points into a live array value; counters are updated atomically, the time is
+    // a last-writer-wins sample.
+    unsafe {
+        add(&mut (*hot).packets, 1);
+        add(&mut (*hot).bytes, len);
+        (*hot).last_seen_ns = now;
+    }
 }
 
 /// The parse, inlined into `guard_n3`: a BPF-to-BPF call less per packet (~5 ns measured; every
@@ -179,24 +186,6 @@ fn parse_frame(ctx: &XdpContext, port: u16, out: &mut GtpPacket) -> Result<bool,
     // it did not load itself.
     let ctx = XdpContext::new(core::hint::black_box(ctx.ctx));
     n3::parse_into(&XdpPacket::new(&ctx), port, out)
-}
-
-/// The gNB's entry in `N3_CELLS`, created on first sight.
-#[inline(always)]
-fn cell_state(key: &CellKey, now: u64) -> Option<*mut CellState> {
-    if let Some(c) = N3_CELLS.get_ptr_mut(key) {
-        return Some(c);
-    }
-    let fresh = N3_NEW_CELL.get_ptr_mut(0)?;
-    // SAFETY: per-CPU scratch slot; reset in full before each use.
-    unsafe {
-        counters::zero(fresh);
-        (*fresh).last_seen_ns = now;
-    }
-    // Another CPU may win the race; either way the entry then exists.
-    // SAFETY: `fresh` is a valid map value pointer for the duration of the call.
-    let _ = N3_CELLS.insert(key, unsafe { &*fresh }, BPF_NOEXIST);
-    N3_CELLS.get_ptr_mut(key)
 }
 
 /// A per-gNB limit on a GTP-U signalling message (Echo Request, Error Indication).
@@ -371,14 +360,48 @@ fn stage_lookup<K, V>(map: &HashMap<K, V>, key: &K, no_entry_gen: &mut u64, gen:
 }
 
 #[inline(always)]
-fn gpdu(cfg: &GuardConfig, p: &GtpPacket, cell: *mut CellState, now: u64, len: u64) -> Verdict {
-    // SAFETY: `cell` points into a live LRU map value.
-    let c = unsafe { &mut *cell };
-    add(&mut c.gpdu, 1);
+fn gpdu(cfg: &GuardConfig, p: &GtpPacket, now: u64, len: u64) -> Verdict {
     let key = device_key(cfg, p);
     // Read before either lookup (see `hint_gen`).
     let stage_gen = hint_gen(HINT_STAGE_GEN);
     let known = N3_DEVICES.get_ptr_mut(&key);
+    // The gNB: a known device from the gNB it last came from finds its hot counters through the
+    // slot its record caches; anything else looks the gNB up (`cells`).
+    let (rec, hot) = match known.and_then(|d| cells::cached_hot(d, &p.outer_src)) {
+        Some(h) => (None, h),
+        None => match cell_slow(&p.outer_src, now) {
+            Some((r, h)) => (Some(r), h),
+            None => {
+                counters::stat(STAT_MAP_UPDATE_FAILED);
+                return Verdict::PassFailOpen;
+            }
+        },
+    };
+    count_cell(hot, now, len);
+    // SAFETY: `hot` points into a live array value; counters are updated atomically.
+    unsafe { add(&mut (*hot).gpdu, 1) };
+    let v = gpdu_verdict(cfg, p, &key, known, stage_gen, rec, hot, now, len);
+    if v.is_drop() {
+        // SAFETY: as above.
+        unsafe { add(&mut (*hot).dropped, 1) };
+    }
+    v
+}
+
+#[expect(clippy::too_many_arguments, reason = "inlined into the policy; a struct would cost stack")]
+#[inline(always)]
+fn gpdu_verdict(
+    cfg: &GuardConfig,
+    p: &GtpPacket,
+    key: &DeviceKey,
+    known: Option<*mut DeviceState>,
+    stage_gen: Option<u64>,
+    rec: Option<*mut CellRecord>,
+    hot: *mut CellHot,
+    now: u64,
+    len: u64,
+) -> Verdict {
+    let key = *key;
     let stage = match known {
         // A known device with no stage, or quarantined, at this generation skips the hash lookup.
         Some(d) => known_device_stage(d, &key, stage_gen, now),
@@ -390,9 +413,13 @@ fn gpdu(cfg: &GuardConfig, p: &GtpPacket, cell: *mut CellState, now: u64, len: u
         },
     };
 
-    let dev = match known {
-        Some(d) => Some(d),
-        None => {
+    let dev = match (known, rec) {
+        (Some(d), _) => Some(d),
+        // Unreachable: an unknown device has no cached slot, so its gNB was looked up.
+        (None, None) => return Verdict::PassFailOpen,
+        (None, Some(rec)) => {
+            // SAFETY: `rec` points into a live LRU map value; counters are updated atomically.
+            let c = unsafe { &mut *rec };
             // A TEID never seen before. Devices the controller staged are known, so the per-gNB
             // new-device limit (TEID scans, random-TEID floods) does not apply to them.
             if matches!(stage, Staged::None)
@@ -426,12 +453,14 @@ fn gpdu(cfg: &GuardConfig, p: &GtpPacket, cell: *mut CellState, now: u64, len: u
     if let Some(d) = dev {
         // SAFETY: `d` points into a live LRU map value; shared counters are atomic, the rest are
         // last-writer-wins samples.
+        if let Some(r) = rec {
+            cells::cache_hot(d, &p.outer_src, r);
+        }
         let d = unsafe { &mut *d };
         add(&mut d.packets, 1);
         add(&mut d.bytes, len);
         d.last_seen_ns = now;
         d.teid = p.gtp.teid;
-        d.cell = p.outer_src;
         d.qfi = p.gtp.qfi as u32;
         d.inner_dst = p.inner_dst;
 
@@ -509,7 +538,9 @@ fn gpdu(cfg: &GuardConfig, p: &GtpPacket, cell: *mut CellState, now: u64, len: u
     // this generation" skips the hash miss.
     if policy::gate(cfg, PROT_CELL_CAP) != Gate::Off {
         let cap_gen = hint_gen(HINT_CELL_STAGE_GEN);
-        if let Some(cs) = stage_lookup(&N3_CELL_STAGES, &p.outer_src, &mut c.no_cap_gen, cap_gen) {
+        // SAFETY: `hot` points into a live array value; `no_cap_gen` is one word.
+        let no_cap_gen = unsafe { &mut (*hot).no_cap_gen };
+        if let Some(cs) = stage_lookup(&N3_CELL_STAGES, &p.outer_src, no_cap_gen, cap_gen) {
             // SAFETY: a live value of the userspace-owned cell-stage map.
             if !policy::cell_cap_admits(unsafe { &mut *cs }, now)
                 && enforced(cfg, PROT_CELL_CAP, Verdict::DropCellCap, len)

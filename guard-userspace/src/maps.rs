@@ -7,8 +7,8 @@ use aya::{
 };
 use guard_common::{
     abi::{
-        self, CellKey, CellStageEntry, CellState, Counter, DeviceKey, DeviceState, GuardConfig, Meta, StageEntry,
-        STAT_COUNT,
+        self, CellHot, CellKey, CellRecord, CellStageEntry, CellState, Counter, DeviceKey, DeviceState, GuardConfig,
+        Meta, StageEntry, STAT_COUNT,
     },
     parse::Malformed,
     policy::Verdict,
@@ -34,7 +34,9 @@ pub struct N3Maps {
     pub config: Array<MapData, GuardConfig>,
     pub devices: HashMap<MapData, DeviceKey, DeviceState>,
     pub stages: HashMap<MapData, DeviceKey, StageEntry>,
-    pub cells: HashMap<MapData, CellKey, CellState>,
+    /// gNB records; their hot counters are in `cell_hot` (join them with [`N3Maps::cells`]).
+    pub cells: HashMap<MapData, CellKey, CellRecord>,
+    pub cell_hot: Array<MapData, CellHot>,
     pub cell_stages: HashMap<MapData, CellKey, CellStageEntry>,
     pub verdicts: PerCpuArray<MapData, Counter>,
     pub shadow: PerCpuArray<MapData, Counter>,
@@ -104,6 +106,7 @@ impl N3Maps {
             devices: HashMap::try_from(src.map(MAP_N3_DEVICES)?).map_err(err(MAP_N3_DEVICES))?,
             stages: HashMap::try_from(src.map(MAP_N3_STAGES)?).map_err(err(MAP_N3_STAGES))?,
             cells: HashMap::try_from(src.map(MAP_N3_CELLS)?).map_err(err(MAP_N3_CELLS))?,
+            cell_hot: Array::try_from(src.map(MAP_N3_CELL_HOT)?).map_err(err(MAP_N3_CELL_HOT))?,
             cell_stages: HashMap::try_from(src.map(MAP_N3_CELL_STAGES)?).map_err(err(MAP_N3_CELL_STAGES))?,
             verdicts: PerCpuArray::try_from(src.map(MAP_N3_VERDICTS)?).map_err(err(MAP_N3_VERDICTS))?,
             shadow: PerCpuArray::try_from(src.map(MAP_N3_SHADOW)?).map_err(err(MAP_N3_SHADOW))?,
@@ -227,8 +230,22 @@ impl N3Maps {
         whole(&self.cell_stages)
     }
 
+    /// Every gNB: its record joined with its hot counters (zero if its slot was taken over).
     pub fn cells(&self) -> Vec<(CellKey, CellState)> {
-        whole(&self.cells)
+        whole(&self.cells).into_iter().map(|(k, r)| (k, self.join_cell(&k, &r))).collect()
+    }
+
+    /// One gNB, as [`N3Maps::cells`] reports it.
+    pub fn cell(&self, key: &CellKey) -> Result<Option<CellState>, MapsError> {
+        let r = optional(self.cells.get(key, 0), abi::MAP_N3_CELLS)?;
+        Ok(r.map(|r| self.join_cell(key, &r)))
+    }
+
+    /// A record with its slot's counters, if the slot is still the gNB's. A failed slot read
+    /// counts as "not its slot": the record's own counters still report.
+    fn join_cell(&self, key: &CellKey, r: &CellRecord) -> CellState {
+        let hot = self.cell_hot.get(&r.slot, 0).ok().filter(|h| h.owner == *key);
+        CellState::join(r, hot.as_ref())
     }
 
     /// The whole device map, read in batches (see [`crate::batch`]); if the kernel refuses batched

@@ -256,11 +256,7 @@ impl Guard {
     }
 
     pub fn cell(&self, gnb: IpAddr) -> Option<CellState> {
-        match self.maps.cells.get(&l3(gnb), 0) {
-            Ok(c) => Some(c),
-            Err(aya::maps::MapError::KeyNotFound) => None,
-            Err(e) => panic!("reading N3_CELLS: {e}"),
-        }
+        self.maps.cell(&l3(gnb)).expect("reading N3_CELLS")
     }
 
     pub fn device_count(&self) -> usize {

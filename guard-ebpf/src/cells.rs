@@ -1,0 +1,160 @@
+//! A gNB's state for one packet: its record in `N3_CELLS` and its hot counters in `N3_CELL_HOT`
+//! (`guard_common::abi::CellRecord`, `CellHot`).
+//!
+//! The slow path looks the record up by the outer source (creating it on first sight) and follows
+//! its slot. A known device's G-PDU takes the fast path instead: the slot cached in the device's
+//! record, checked against the slot's owner, so the gNB costs an array lookup, not a second LRU
+//! hash lookup.
+//!
+//! A slot is a gNB's while its `owner` says so. Claims (`claim`) probe from a hash of the address,
+//! so a gNB keeps its slot while its record comes and goes; a slot idle for five minutes, or the
+//! least recently used of the probed ones, is taken over by a new gNB.
+
+use guard_common::abi::{CellHot, CellKey, CellRecord, DeviceState, CELL_SLOTS, FAMILY_NONE};
+
+use crate::{
+    counters,
+    maps::{N3_CELLS, N3_CELL_HOT, N3_NEW_CELL},
+};
+
+/// BPF_NOEXIST: insert only if absent (another CPU may have inserted the same key first).
+const BPF_NOEXIST: u64 = 1;
+
+const _: () = assert!(CELL_SLOTS.is_power_of_two());
+
+/// The gNB's record, created on first sight (with a claimed hot slot).
+#[inline(always)]
+pub fn record(key: &CellKey, now: u64) -> Option<*mut CellRecord> {
+    if let Some(c) = N3_CELLS.get_ptr_mut(key) {
+        return Some(c);
+    }
+    let fresh = N3_NEW_CELL.get_ptr_mut(0)?;
+    let slot = claim(key, now)?;
+    // SAFETY: per-CPU scratch slot; reset in full before each use.
+    unsafe {
+        counters::zero(fresh);
+        (*fresh).slot = slot;
+    }
+    // Another CPU may win the race; either way the entry then exists (the loser's claimed slot
+    // goes unused until the round-robin reaches it again).
+    // SAFETY: `fresh` is a valid map value pointer for the duration of the call.
+    let _ = N3_CELLS.insert(key, unsafe { &*fresh }, BPF_NOEXIST);
+    N3_CELLS.get_ptr_mut(key)
+}
+
+/// The hot slot of the gNB whose record is `rec`, claiming a fresh one if its slot was reused.
+#[inline(always)]
+pub fn hot(rec: *mut CellRecord, key: &CellKey, now: u64) -> Option<*mut CellHot> {
+    // SAFETY: `rec` points into a live LRU map value; `slot` is one u32, written whole.
+    let slot = unsafe { (*rec).slot };
+    if let Some(h) = owned(slot, key) {
+        return Some(h);
+    }
+    let slot = claim(key, now)?;
+    // SAFETY: as above.
+    unsafe { (*rec).slot = slot };
+    N3_CELL_HOT.get_ptr_mut(slot)
+}
+
+/// The fast path: the hot slot `d` cached for the gNB `key`, if `d` last came from `key` and the
+/// slot still counts for it.
+#[inline(always)]
+pub fn cached_hot(d: *mut DeviceState, key: &CellKey) -> Option<*mut CellHot> {
+    // SAFETY: `d` points into a live LRU map value; both fields are last-writer-wins samples.
+    let (cell, slot) = unsafe { (&(*d).cell, (*d).cell_slot) };
+    if cell != key {
+        return None;
+    }
+    owned(slot, key)
+}
+
+/// Record in `d` that `key`'s hot counters are in `slot`.
+#[inline(always)]
+pub fn cache_hot(d: *mut DeviceState, key: &CellKey, rec: *mut CellRecord) {
+    // SAFETY: `d` and `rec` point into live LRU map values.
+    unsafe {
+        (*d).cell = *key;
+        (*d).cell_slot = (*rec).slot;
+    }
+}
+
+/// `slot`'s counters if their owner is `key`.
+#[inline(always)]
+fn owned(slot: u32, key: &CellKey) -> Option<*mut CellHot> {
+    let h = N3_CELL_HOT.get_ptr_mut(slot)?;
+    // SAFETY: a live array value; `owner` changes only when the slot is claimed again.
+    if unsafe { &(*h).owner } == key {
+        Some(h)
+    } else {
+        None
+    }
+}
+
+/// Slots probed for a claim: the gNB's home slot (a hash of its address) and the next ones.
+const CLAIM_PROBES: u32 = 4;
+/// A slot whose gNB sent nothing for this long may be claimed by another gNB.
+const SLOT_IDLE_NS: u64 = 300_000_000_000;
+
+/// Find `key` a slot: among the probed slots, the one it already owns (its record was evicted
+/// from `N3_CELLS` and came back: its counts go on), else a free or idle one, else the least
+/// recently used (every probed gNB is live: a flood of new outer sources, or a hash cluster).
+/// A claimed slot's counters start from zero; its previous gNB claims again on its next packet.
+///
+/// Why not round-robin: an atomic fetch-and-add needs BPF ISA v3 (the object is built for the
+/// generic CPU), and hashing keeps a gNB on the same slot across its record's evictions.
+#[inline(always)]
+fn claim(key: &CellKey, now: u64) -> Option<u32> {
+    let home = hash(key);
+    let mut best = home & (CELL_SLOTS - 1);
+    let mut best_seen = u64::MAX;
+    for i in 0..CLAIM_PROBES {
+        let slot = home.wrapping_add(i) & (CELL_SLOTS - 1);
+        let h = N3_CELL_HOT.get_ptr_mut(slot)?;
+        // SAFETY: a live array value.
+        let (mine, free, seen) = unsafe { (&(*h).owner == key, (*h).owner.family == FAMILY_NONE, (*h).last_seen_ns) };
+        if mine {
+            return Some(slot);
+        }
+        if free || now.saturating_sub(seen) > SLOT_IDLE_NS {
+            best = slot;
+            break;
+        }
+        if seen < best_seen {
+            best = slot;
+            best_seen = seen;
+        }
+    }
+    let h = N3_CELL_HOT.get_ptr_mut(best)?;
+    // SAFETY: a live array value; a CPU still counting for the previous owner may add to the
+    // zeroed counters (a packet's worth, once per reuse).
+    unsafe {
+        (*h).packets = 0;
+        (*h).bytes = 0;
+        (*h).gpdu = 0;
+        (*h).dropped = 0;
+        (*h).no_cap_gen = 0;
+        (*h).last_seen_ns = now;
+        (*h).owner = *key;
+    }
+    Some(best)
+}
+
+/// A gNB address's home slot: the five words of the key mixed (multiply-xorshift). Only claims
+/// hash, so its cost is off the per-packet path.
+#[inline(always)]
+fn hash(key: &CellKey) -> u32 {
+    let a = &key.addr;
+    let words = [
+        key.family,
+        u32::from_ne_bytes([a[0], a[1], a[2], a[3]]),
+        u32::from_ne_bytes([a[4], a[5], a[6], a[7]]),
+        u32::from_ne_bytes([a[8], a[9], a[10], a[11]]),
+        u32::from_ne_bytes([a[12], a[13], a[14], a[15]]),
+    ];
+    let mut h: u64 = 0x9e37_79b9_7f4a_7c15;
+    for w in words {
+        h = (h ^ u64::from(w)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        h ^= h >> 31;
+    }
+    (h >> 32) as u32
+}
