@@ -407,6 +407,54 @@ fn new_device_limit_caps_a_teid_scan_per_gnb() {
     assert_eq!((cb.new_devices, cb.new_devices_limited), (5, 3));
 }
 
+/// A gNB's per-packet counters live in a slot of `N3_CELL_HOT` that a known device caches
+/// (`guard-ebpf/src/cells.rs`). The counts must follow the device to a new gNB, and a slot taken
+/// over by another gNB must stop counting for the old one: the old owner claims a new slot.
+#[test]
+fn gnb_counters_follow_a_handover_and_a_taken_over_slot() {
+    if !require_root("verdict_n3::gnb_counters_follow_a_handover_and_a_taken_over_slot") {
+        return;
+    }
+    let mut g = load(&enforce_all());
+    let from_a = gpdu(0x51).build();
+    let from_b = gpdu(0x51).outer_v4(GNB_B, CORE).build();
+    for _ in 0..3 {
+        g.expect("the device from gNB A", &from_a, Verdict::PassGpdu);
+    }
+    let a = g.cell(IpAddr::V4(GNB_A)).expect("cell A");
+    assert_eq!((a.packets, a.gpdu), (3, 3), "gNB A counts its G-PDUs");
+
+    // Handover: the same TEID now arrives from gNB B. B counts it; A's counts stay.
+    for _ in 0..2 {
+        g.expect("the device from gNB B", &from_b, Verdict::PassGpdu);
+    }
+    let b = g.cell(IpAddr::V4(GNB_B)).expect("cell B");
+    assert_eq!((b.packets, b.gpdu), (2, 2), "gNB B counts the handed-over device");
+    assert_eq!(g.cell(IpAddr::V4(GNB_A)).expect("cell A").packets, 3, "gNB A no longer counts it");
+    assert_eq!(g.teid(0x51).expect("device").cell, l3_v4(GNB_B), "the device's last gNB");
+
+    // Another gNB (C) takes over B's slot while B is live: as a claim would when B's slot is
+    // reused. B's next G-PDU must not count in C's slot, and B counts again in a slot of its own.
+    let gnb_c = l3_v4(Ipv4Addr::new(10, 200, 0, 13));
+    let rec_b = g.maps.cells.get(&l3_v4(GNB_B), 0).expect("B's record");
+    let mut taken = g.maps.cell_hot.get(&rec_b.slot, 0).expect("B's slot");
+    assert_eq!(taken.owner, l3_v4(GNB_B), "B's record points at its own slot");
+    taken.owner = gnb_c;
+    taken.packets = 1000;
+    taken.last_seen_ns = monotonic_ns();
+    g.maps.cell_hot.set(rec_b.slot, taken, 0).expect("writing the slot");
+    g.expect("the device from gNB B after the takeover", &from_b, Verdict::PassGpdu);
+    let c_slot = g.maps.cell_hot.get(&rec_b.slot, 0).expect("C's slot");
+    assert_eq!((c_slot.owner, c_slot.packets), (gnb_c, 1000), "C's slot is untouched");
+    let rec_b2 = g.maps.cells.get(&l3_v4(GNB_B), 0).expect("B's record");
+    assert_ne!(rec_b2.slot, rec_b.slot, "B claimed another slot");
+    let b = g.cell(IpAddr::V4(GNB_B)).expect("cell B");
+    assert_eq!((b.packets, b.gpdu), (1, 1), "B counts again from zero in its new slot");
+    assert_eq!(g.teid(0x51).expect("device").cell_slot, rec_b2.slot, "the device caches B's new slot");
+    g.expect("the device from gNB B again", &from_b, Verdict::PassGpdu);
+    assert_eq!(g.cell(IpAddr::V4(GNB_B)).expect("cell B").packets, 2, "the cached slot counts");
+}
+
 #[test]
 fn echo_request_and_error_indication_limits_per_gnb() {
     if !require_root("verdict_n3::echo_request_and_error_indication_limits_per_gnb") {
