@@ -248,7 +248,7 @@ pub struct CellHot {
     pub dropped: u64,
     pub last_seen_ns: u64,
     /// `!g` when the data plane found no entry for this gNB in `N3_CELL_STAGES` while
-    /// `N3_HINTS[HINT_CELL_STAGE_GEN]` read `g`: until the generation changes, the per-packet cap
+    /// `N3_HINTS[HINT_STAGE_GEN]` read `g`: until the generation changes, the per-packet cap
     /// lookup is skipped. 0 (a fresh slot) caches nothing.
     pub no_cap_gen: u64,
 }
@@ -366,16 +366,18 @@ pub struct GuardConfig {
     pub event_rate: Limit,
 }
 
-/// Indexes of the array `N3_HINTS` (u64 values). Each holds a generation that every writer of the
-/// matching userspace-owned map replaces with a fresh, never-reused value *after* each change
-/// (`guard_userspace::maps::N3Maps::set_stage`, `clear_stage`, `set_cell_stage`). The data plane
-/// reads it before its lookup and caches what it found at generation g in the device's / gNB's
-/// own record ([`DeviceState::stage_cache_tag`], [`CellHot::no_cap_gen`]), so a device without
-/// a stage (or quarantined) skips the `N3_STAGES` lookup until some stage is written. One u64
-/// per map, written whole: two writers (controller, `guard device pin`) never read-modify-write.
+/// Index of the array `N3_HINTS` (u64 values) holding the generation of the userspace-owned stage
+/// maps, `N3_STAGES` and `N3_CELL_STAGES` both: every writer replaces it with a fresh, never-reused
+/// value *after* each change that a cache may hide (`guard_userspace::maps::N3Maps::set_stage`,
+/// `clear_stage`, `set_cell_stage`). The data plane reads it once per G-PDU, before its lookups,
+/// and caches what it found at generation g in the device's record and the gNB's hot slot
+/// ([`DeviceState::stage_cache_tag`], [`CellHot::no_cap_gen`]), so a device without a stage (or
+/// quarantined) skips the `N3_STAGES` lookup, and its gNB the `N3_CELL_STAGES` miss, until some
+/// stage is written. One generation for both maps: one read per packet, and a write to either
+/// (rare for cell caps, the last resort) costs every device and gNB one lookup again. Written
+/// whole: two writers (controller, `guard device pin`) never read-modify-write.
 pub const HINT_STAGE_GEN: u32 = 0;
-pub const HINT_CELL_STAGE_GEN: u32 = 1;
-pub const HINT_COUNT: u32 = 2;
+pub const HINT_COUNT: u32 = 1;
 
 /// A packet and byte counter (per-CPU arrays `N3_VERDICTS`, `N3_SHADOW`, `N3_MALFORMED`,
 /// `N3_STATS`).

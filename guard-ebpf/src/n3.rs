@@ -10,8 +10,8 @@ use guard_common::{
     abi::{
         CellHot, CellKey, CellRecord, DeviceKey, DeviceState, GuardConfig, L3Addr, StageEntry, BIND_TEID,
         DEVICE_KIND_TEID, EVENT_DEVICE_OVER_LIMIT, EVENT_ECHO_LIMITED, EVENT_ERR_IND_LIMITED, EVENT_NEW_DEVICE_LIMITED,
-        EVENT_SPOOF, FAMILY_NONE, HINT_CELL_STAGE_GEN, HINT_STAGE_GEN, KEY_MODE_UE_ADDR, PROT_ANTISPOOF, PROT_CELL_CAP,
-        PROT_ECHO, PROT_ERR_IND, PROT_HOST_CAP, PROT_MALFORMED, PROT_NEW_DEVICE, STAGE_FLAG_EXEMPT, STAGE_OBSERVE,
+        EVENT_SPOOF, FAMILY_NONE, HINT_STAGE_GEN, KEY_MODE_UE_ADDR, PROT_ANTISPOOF, PROT_CELL_CAP, PROT_ECHO,
+        PROT_ERR_IND, PROT_HOST_CAP, PROT_MALFORMED, PROT_NEW_DEVICE, STAGE_FLAG_EXEMPT, STAGE_OBSERVE,
         STAGE_QUARANTINE, STAT_MAP_UPDATE_FAILED, STAT_NO_CONFIG,
     },
     parse::{
@@ -537,7 +537,8 @@ fn gpdu_verdict(
     // off is not looked up (and does not spend its budget); a gNB whose record says "no cap at
     // this generation" skips the hash miss.
     if policy::gate(cfg, PROT_CELL_CAP) != Gate::Off {
-        let cap_gen = hint_gen(HINT_CELL_STAGE_GEN);
+        // The generation read before the device lookup covers `N3_CELL_STAGES` too (`abi::HINT_STAGE_GEN`).
+        let cap_gen = stage_gen;
         // SAFETY: `hot` points into a live array value; `no_cap_gen` is one word.
         let no_cap_gen = unsafe { &mut (*hot).no_cap_gen };
         if let Some(cs) = stage_lookup(&N3_CELL_STAGES, &p.outer_src, no_cap_gen, cap_gen) {

@@ -42,7 +42,7 @@ pub struct N3Maps {
     pub shadow: PerCpuArray<MapData, Counter>,
     pub malformed: PerCpuArray<MapData, Counter>,
     pub stats: PerCpuArray<MapData, Counter>,
-    /// Generations of the stage maps (`abi::HINT_*`): replaced after every stage write.
+    /// The generation of the stage maps (`abi::HINT_STAGE_GEN`): replaced after stage writes.
     pub hints: Array<MapData, u64>,
 }
 
@@ -197,10 +197,15 @@ impl N3Maps {
         }
     }
 
-    /// Write a gNB's cap; as [`Self::set_stage`], it replaces the cell-stage generation.
+    /// Write a gNB's cap. The data plane caches only the absence of a cap (per gNB), so a new
+    /// entry replaces the stage generation and an update of an existing one (a refresh) does not.
     pub fn set_cell_stage(&mut self, key: &CellKey, entry: &CellStageEntry) -> Result<(), MapsError> {
+        let existed = optional(self.cell_stages.get(key, 0), abi::MAP_N3_CELL_STAGES)?.is_some();
         self.cell_stages.insert(key, entry, 0).map_err(err(abi::MAP_N3_CELL_STAGES))?;
-        self.new_generation(abi::HINT_CELL_STAGE_GEN)
+        if existed {
+            return Ok(());
+        }
+        self.new_generation(abi::HINT_STAGE_GEN)
     }
 
     /// Replace `N3_HINTS[index]` with a value never written before, *after* the insert it

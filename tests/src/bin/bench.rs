@@ -502,9 +502,9 @@ const PATH_STAGE0: PathOps = PathOps {
     // (the N3_STAGES / N3_CELL_STAGES misses of the first packet after a stage write are not
     // counted).
     miss: 0.0,
-    // N3_CONFIG, N3_PKT, N3_CLOCK, N3_HINTS (twice), N3_CELL_HOT, N3_VERDICTS; N3_PCPU_TAT only
-    // under a host cap.
-    percpu: 7.0,
+    // N3_CONFIG, N3_PKT, N3_CLOCK, N3_HINTS, N3_CELL_HOT, N3_VERDICTS; N3_PCPU_TAT only under a
+    // host cap.
+    percpu: 6.0,
     // gNB packets, bytes, G-PDUs; device packets, bytes.
     atomic: 5.0,
 };
