@@ -185,7 +185,7 @@ fn parse_frame(ctx: &XdpContext, port: u16, out: &mut GtpPacket) -> Result<bool,
     // `data_end` from values it already holds, and the verifier forbids arithmetic on a `pkt_end`
     // it did not load itself.
     let ctx = XdpContext::new(core::hint::black_box(ctx.ctx));
-    n3::parse_into(&XdpPacket::new(&ctx), port, out)
+    n3::parse_into_fast(&XdpPacket::new(&ctx), port, out)
 }
 
 /// A per-gNB limit on a GTP-U signalling message (Echo Request, Error Indication).

@@ -1,7 +1,7 @@
 //! The whole N3 parse: Ethernet → IPv4/IPv6 → UDP to the GTP-U port → GTP-U → inner source.
 
-use super::{ethernet, gtpu, ip, udp, Malformed, Packet};
-use crate::abi::L3Addr;
+use super::{be16, be32, ethernet, gtpu, ip, udp, Malformed, Packet};
+use crate::abi::{L3Addr, QFI_NONE};
 
 /// What the N3 program needs to know about a packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,6 +77,125 @@ pub fn parse_into<P: Packet + ?Sized>(pkt: &P, gtpu_port: u16, out: &mut GtpPack
     out.vlan_tags = l2.vlan_tags;
     out.gtp = g;
     Ok(true)
+}
+
+/// [`parse_into`] with a fast path first: the common N3 frame ([`parse_common_into`]) at fixed
+/// offsets, anything else through the full parser. Same results; this is what `guard_n3` runs.
+#[inline(always)]
+pub fn parse_into_fast<P: Packet + ?Sized>(pkt: &P, gtpu_port: u16, out: &mut GtpPacket) -> Result<bool, Malformed> {
+    if parse_common_into(pkt, gtpu_port, out) {
+        return Ok(true);
+    }
+    parse_into(pkt, gtpu_port, out)
+}
+
+/// Offsets of the common frame: untagged Ethernet, IPv4 without options, UDP, GTP-U.
+const C_IP: usize = ethernet::ETH_HLEN;
+const C_UDP: usize = C_IP + 20;
+const C_GTP: usize = C_UDP + udp::UDP_HLEN;
+const C_OPT: usize = C_GTP + gtpu::GTPU_HLEN;
+
+/// The common uplink G-PDU, parsed at fixed offsets with three bounds checks: untagged Ethernet,
+/// IPv4 without options and not a fragment, UDP to the GTP-U port, a GTP-U v1 G-PDU with either
+/// no optional fields or only a PDU Session Container (flags 0x30 or 0x34, one 4-octet extension
+/// header, TS 29.281 §5.2.1 and TS 38.415 §5.5.2), carrying an IPv4 or IPv6 packet. `true`: the
+/// frame has that shape and `out` holds exactly what [`parse_into`] would write; `false`: anything
+/// else (including every malformed frame), `out` partly written, and the caller parses in full.
+///
+/// Why: the full parser walks VLAN tags, IPv4 options, IPv6 extension headers and the GTP-U
+/// extension chain, which on the BPF target costs loops, spills and a bounds check per field; the
+/// common frame needs none of that. Host property tests hold it to the full parser's results.
+#[inline(always)]
+pub fn parse_common_into<P: Packet + ?Sized>(pkt: &P, gtpu_port: u16, out: &mut GtpPacket) -> bool {
+    use crate::abi::{FAMILY_IPV4, FAMILY_IPV6};
+    let Some(h) = pkt.read::<{ C_OPT }>(0) else {
+        return false;
+    };
+    // EtherType IPv4 (no VLAN tag); version 4, IHL 5 (RFC 791 §3.1); flags and fragment offset:
+    // MF clear and offset 0 (DF may be set); protocol UDP.
+    if h[12] != 0x08 || h[13] != 0x00 || h[C_IP] != 0x45 {
+        return false;
+    }
+    if h[C_IP + 6] & 0x3f != 0 || h[C_IP + 7] != 0 || h[C_IP + 9] != ip::IPPROTO_UDP {
+        return false;
+    }
+    // UDP (RFC 768): destination port, Length covering at least its header and inside the frame.
+    let len = pkt.len();
+    let ulen = be16([h[C_UDP + 4], h[C_UDP + 5]]) as usize;
+    if be16([h[C_UDP + 2], h[C_UDP + 3]]) != gtpu_port || ulen < udp::UDP_HLEN || C_UDP + ulen > len {
+        return false;
+    }
+    // GTP-U (TS 29.281 §5.1): version 1, PT 1, no S or PN, E optional; a G-PDU whose Length fits
+    // in the UDP payload and the frame.
+    let flags = h[C_GTP];
+    if (flags != 0x30 && flags != 0x30 | gtpu::FLAG_E) || h[C_GTP + 1] != gtpu::MSG_G_PDU {
+        return false;
+    }
+    let length = be16([h[C_GTP + 2], h[C_GTP + 3]]);
+    let end = C_OPT + length as usize;
+    if gtpu::GTPU_HLEN + length as usize > ulen - udp::UDP_HLEN || end > len {
+        return false;
+    }
+    let (mut payload, mut ext_count, mut qfi, mut pdu_type) = (C_OPT, 0u8, QFI_NONE as u8, 0xffu8);
+    if flags & gtpu::FLAG_E != 0 {
+        // Octets 9-12 (sequence, N-PDU, next type = PDU Session Container), then the container:
+        // length 1 (4 octets), PDU Type | flags, flags | QFI, next type 0 (end of chain).
+        let Some(e) = pkt.read::<8>(C_OPT) else {
+            return false;
+        };
+        if e[3] != gtpu::EXT_PDU_SESSION_CONTAINER || e[4] != 1 || e[7] != 0 || C_OPT + 8 > end {
+            return false;
+        }
+        (payload, ext_count, qfi, pdu_type) = (C_OPT + 8, 1, e[6] & 0x3f, e[5] >> 4);
+    }
+    // The T-PDU: an IPv4 (source, destination at octets 12-19) or IPv6 (8-39) header, whole
+    // inside the GTP-U message.
+    let Some(v) = pkt.read::<2>(payload) else {
+        return false;
+    };
+    match v[0] >> 4 {
+        4 => {
+            let Some(i) = pkt.read::<20>(payload) else {
+                return false;
+            };
+            if payload + 20 > end {
+                return false;
+            }
+            gtpu::store_addr(&mut out.inner_src, FAMILY_IPV4, [word(&i, 12), 0, 0, 0]);
+            gtpu::store_addr(&mut out.inner_dst, FAMILY_IPV4, [word(&i, 16), 0, 0, 0]);
+        }
+        6 => {
+            let Some(i) = pkt.read::<40>(payload) else {
+                return false;
+            };
+            if payload + 40 > end {
+                return false;
+            }
+            gtpu::store_addr(&mut out.inner_src, FAMILY_IPV6, [word(&i, 8), word(&i, 12), word(&i, 16), word(&i, 20)]);
+            gtpu::store_addr(&mut out.inner_dst, FAMILY_IPV6, [word(&i, 24), word(&i, 28), word(&i, 32), word(&i, 36)]);
+        }
+        _ => return false,
+    }
+    gtpu::store_addr(&mut out.outer_src, FAMILY_IPV4, [word(&h, C_IP + 12), 0, 0, 0]);
+    out.vlan_tags = 0;
+    out.gtp = gtpu::Gtpu {
+        flags,
+        msg_type: gtpu::MSG_G_PDU,
+        length,
+        teid: be32([h[C_GTP + 4], h[C_GTP + 5], h[C_GTP + 6], h[C_GTP + 7]]),
+        ext_count,
+        qfi,
+        pdu_type,
+        payload,
+        end,
+    };
+    true
+}
+
+/// Octets `i..i + 4` of `b` as a native-endian word (so storing it puts them back in order).
+#[inline(always)]
+fn word<const N: usize>(b: &[u8; N], i: usize) -> u32 {
+    u32::from_ne_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]])
 }
 
 impl GtpPacket {
