@@ -153,6 +153,7 @@ pub fn load(pins: &PinDir, o: &LoadOpts, cfg: &N2Config) -> Result<(N2Loaded, N2
         .map_max_entries(abi::MAP_N3_DEVICES, 1)
         .map_max_entries(abi::MAP_N3_STAGES, 1)
         .map_max_entries(abi::MAP_N3_CELLS, 1)
+        .map_max_entries(abi::MAP_N3_CELL_HOT, 1)
         .map_max_entries(abi::MAP_N3_CELL_STAGES, 1)
         .load(object())
         .map_err(LoadError::Object)?;

@@ -308,20 +308,20 @@ impl Progs {
 const SIDE: [&str; 4] = [progs::BASELINE, progs::FLOOR, progs::PARSE_ONLY, "guard"];
 
 /// Medians (kernel ns per run) of [`SIDE`] on one frame, rotating the order every round.
-fn hot(p: &mut Progs, frame: &[u8], target: Target, rounds: usize, repeat: u32) -> Result<([f64; 4], u32)> {
-    let mut ns: [Vec<f64>; 4] = Default::default();
+/// One interleaved round of the four programs on `frame`, starting with program `r % 4`: kernel
+/// ns per program (in `SIDE` order) and the guard's XDP action.
+fn round(p: &mut Progs, frame: &[u8], target: Target, r: usize, repeat: u32) -> Result<([f64; 4], u32)> {
+    let mut ns = [0.0; 4];
     let mut action = 0;
-    for r in 0..rounds {
-        for k in 0..SIDE.len() {
-            let i = (r + k) % SIDE.len();
-            let t = time_run(p.get(SIDE[i], target)?, frame, repeat)?;
-            ns[i].push(t.kernel_ns);
-            if i == 3 {
-                action = t.action;
-            }
+    for k in 0..SIDE.len() {
+        let i = (r + k) % SIDE.len();
+        let t = time_run(p.get(SIDE[i], target)?, frame, repeat)?;
+        ns[i] = t.kernel_ns;
+        if i == 3 {
+            action = t.action;
         }
     }
-    Ok((ns.each_ref().map(|v| median(v)), action))
+    Ok((ns, action))
 }
 
 fn verdict_counts(maps: &N3Maps) -> Result<Vec<u64>> {
@@ -588,8 +588,58 @@ fn cost_part(rounds: usize, quick: bool) -> Result<(Vec<Table>, Vec<Vec<String>>
         ),
         &COST_HEADERS,
     );
+    // Rounds go over every case (in a rotated order) before the next round starts, so a change in
+    // the machine's state during the part (frequency, a neighbour on the sibling thread) is spread
+    // over all rows instead of landing on whichever case ran then.
+    let mut samples: Vec<[Vec<f64>; 4]> = cases.iter().map(|_| Default::default()).collect();
+    let mut moved: Vec<Vec<u64>> = vec![Vec::new(); cases.len()];
+    let mut actions = vec![0u32; cases.len()];
+    for r in 0..rounds {
+        for j in 0..cases.len() {
+            let ci = (j + r) % cases.len();
+            let c = &cases[ci];
+            if c.target == Target::N2 && n2_reason.is_some() {
+                continue;
+            }
+            if c.default_cfg {
+                maps.write_config(&default_config())?;
+            }
+            if c.scan {
+                let mut cfg = within;
+                // One new device per hour from this gNB: the first never-seen TEID uses the budget,
+                // the timed one is over it on every run.
+                cfg.new_device = Limit { interval_ns: HOUR_NS, tau_ns: 0 };
+                maps.write_config(&cfg)?;
+                let junk = gpdu(0x0fff_0001).outer_v4(GNB_SCAN, Ipv4Addr::new(10, 200, 0, 1)).build();
+                time_run(p.get("guard", Target::N3)?, &junk, 1)?;
+            }
+            let before = match c.target {
+                Target::N3 => verdict_counts(&maps)?,
+                Target::N2 => n2_counts(&p),
+            };
+            let (ns, action) = round(&mut p, &c.frame, c.target, r, repeat)?;
+            let after = match c.target {
+                Target::N3 => verdict_counts(&maps)?,
+                Target::N2 => n2_counts(&p),
+            };
+            for (i, v) in ns.into_iter().enumerate() {
+                samples[ci][i].push(v);
+            }
+            moved[ci].resize(after.len(), 0);
+            for (m, (a, b)) in moved[ci].iter_mut().zip(after.iter().zip(&before)) {
+                *m += a.saturating_sub(*b);
+            }
+            actions[ci] = action;
+            if c.default_cfg || c.scan {
+                maps.write_config(&within)?;
+            }
+        }
+    }
+    if maps.device(&DeviceKey::teid(T_NEW))?.is_some() {
+        println!("bench: note: the over-budget TEID was inserted (the budget refilled during the run)");
+    }
     let mut res: Vec<[f64; 4]> = Vec::new();
-    for c in &cases {
+    for (ci, c) in cases.iter().enumerate() {
         if c.target == Target::N2 {
             if let Some(r) = &n2_reason {
                 t1.row(vec![
@@ -607,35 +657,13 @@ fn cost_part(rounds: usize, quick: bool) -> Result<(Vec<Table>, Vec<Vec<String>>
                 continue;
             }
         }
-        if c.default_cfg {
-            maps.write_config(&default_config())?;
-        }
-        if c.scan {
-            let mut cfg = within;
-            // One new device per hour from this gNB: the first never-seen TEID uses the budget, the
-            // timed one is over it on every run.
-            cfg.new_device = Limit { interval_ns: HOUR_NS, tau_ns: 0 };
-            maps.write_config(&cfg)?;
-            let junk = gpdu(0x0fff_0001).outer_v4(GNB_SCAN, Ipv4Addr::new(10, 200, 0, 1)).build();
-            time_run(p.get("guard", Target::N3)?, &junk, 1)?;
-        }
-        let before = verdict_counts(&maps)?;
-        let before_n2 = n2_counts(&p);
-        let (m, action) = hot(&mut p, &c.frame, c.target, rounds, repeat)?;
+        let m = samples[ci].each_ref().map(|v| median(v));
+        let zero = vec![0; moved[ci].len()];
         let verdict = match c.target {
-            Target::N3 => dominant(Verdict::ALL.iter().map(|v| v.name()), &before, &verdict_counts(&maps)?)
-                .unwrap_or_else(|| action_name(action).to_owned()),
-            Target::N2 => {
-                dominant(guard_common::policy_n2::N2Verdict::ALL.iter().map(|v| v.name()), &before_n2, &n2_counts(&p))
-                    .unwrap_or_else(|| action_name(action).to_owned())
-            }
-        };
-        if c.default_cfg || c.scan {
-            maps.write_config(&within)?;
+            Target::N3 => dominant(Verdict::ALL.iter().map(|v| v.name()), &zero, &moved[ci]),
+            Target::N2 => dominant(guard_common::policy_n2::N2Verdict::ALL.iter().map(|v| v.name()), &zero, &moved[ci]),
         }
-        if c.scan && maps.device(&DeviceKey::teid(T_NEW))?.is_some() {
-            println!("bench: note: the over-budget TEID was inserted (the budget refilled during the run)");
-        }
+        .unwrap_or_else(|| action_name(actions[ci]).to_owned());
         t1.row(vec![
             c.name.into(),
             verdict,
@@ -649,7 +677,7 @@ fn cost_part(rounds: usize, quick: bool) -> Result<(Vec<Table>, Vec<Vec<String>>
         ]);
         res.push(m);
     }
-    t1.note("ns = the kernel's mean per run (BPF_PROG_TEST_RUN `duration`, integer ns, preemption excluded), median of interleaved rounds. baseline = `xdp_baseline` (returns XDP_PASS); floor = `xdp_floor`: the least any per-device guard must do (parse Ethernet/IPv4-or-IPv6/UDP to the TEID, one hash lookup, two atomic adds); parse-only = `xdp_parse_only` (the guard's own full parser, then XDP_PASS). All in `guard-ebpf/src/baseline.rs`.");
+    t1.note("ns = the kernel's mean per run (BPF_PROG_TEST_RUN `duration`, integer ns, preemption excluded), median of rounds (each round times the four programs in a rotated order, and goes over every case, also rotated, before the next). baseline = `xdp_baseline` (returns XDP_PASS); floor = `xdp_floor`: the least any per-device guard must do (parse Ethernet/IPv4-or-IPv6/UDP to the TEID, one hash lookup, two atomic adds); parse-only = `xdp_parse_only` (the guard's own full parser, then XDP_PASS). All in `guard-ebpf/src/baseline.rs`.");
     t1.note("Configuration: the shipped defaults, except that the stage-0 profile limit (`observe`) is out of reach in every row but the \"over its profile\" one: a frame repeated millions of times a second is otherwise always over it. Shaped: 1000 pps (over) or 10⁹ pps (under). The new-TEID row exhausts its gNB's new-device budget first: every run is a never-seen TEID, dropped and not inserted.");
     t1.note("The floor and the guard do different work on non-G-PDU rows (the floor stops at the port or protocol check); there the ratio only says how cheap the pass-through is.");
 
