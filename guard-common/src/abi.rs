@@ -149,16 +149,26 @@ pub struct DeviceState {
     /// the next G-PDU from the same gNB counts there without looking the gNB up, as long as the
     /// slot's owner is still that gNB.
     pub cell_slot: u32,
-    /// The device's entry in `N3_STAGES` as the data plane last looked it up, so a device with
-    /// no stage, or quarantined, skips the per-packet stage lookup: 0 for "no entry", else the
-    /// `expires_ns` of a (non-exempt) quarantine entry. Other stages are not cached (their GCRA
-    /// state lives in the entry). Valid only with [`Self::stage_cache_tag`].
+    /// The device's entry in `N3_STAGES` as the data plane last looked it up, so a device skips
+    /// the per-packet stage lookup: 0 for "no entry", else the entry's `expires_ns` (a
+    /// non-exempt entry; exempt ones are not cached). Valid only with [`Self::stage_cache_tag`].
     pub stage_cache_until_ns: u64,
-    /// `!g ^ stage_cache_until_ns`, `g` being `N3_HINTS[HINT_STAGE_GEN]` read before that lookup:
-    /// the cache holds while the generation is still `g` (every stage write or removal replaces
-    /// it). The tag binds the expiry, so a pair torn by two CPUs writing at once is rejected, not
-    /// misread. A fresh record (0, 0) caches nothing. Data-plane owned.
+    /// `!g ^ stage_cache_until_ns ^` a mix of the cached stage and limit, `g` being
+    /// `N3_HINTS[HINT_STAGE_GEN]` read before that lookup: the cache holds while the generation
+    /// is still `g` (every stage write or removal that changes more than the expiry replaces it).
+    /// The tag binds the cached fields, so a set torn by two CPUs writing at once is rejected, not
+    /// misread. A fresh record (all zero) caches nothing. Data-plane owned, as are the fields below.
     pub stage_cache_tag: u64,
+    /// The cached entry's `interval_ns` and `tau_ns` (shape and strict stages).
+    pub stage_cache_interval_ns: u64,
+    pub stage_cache_tau_ns: u64,
+    /// GCRA state of a cached shape or strict stage: the device's own, seeded from the entry's
+    /// `tat` when cached (the larger of the two), advanced here instead of in the entry.
+    pub stage_tat: u64,
+    /// The cached entry's `stage`.
+    pub stage_cache_stage: u32,
+    /// Reserved, zero.
+    pub reserved: u32,
 }
 
 /// [`DeviceState::bound`] family when the binding is a TEID (UE-address key mode).
@@ -191,7 +201,8 @@ pub struct StageEntry {
     pub tau_ns: u64,
     /// Monotonic ns after which the entry no longer applies.
     pub expires_ns: u64,
-    /// GCRA state, kernel-owned (userspace writes 0 when it sets a stage).
+    /// GCRA state, kernel-owned (userspace writes 0 when it sets a stage). Advanced here only
+    /// while the device's record does not cache the entry (`DeviceState::stage_tat`).
     pub tat: u64,
     /// Monotonic ns when userspace set the entry.
     pub set_ns: u64,
@@ -481,7 +492,7 @@ impl Meta {
 // No implicit padding: each size equals the sum of the field sizes.
 const _: () = assert!(core::mem::size_of::<L3Addr>() == 20);
 const _: () = assert!(core::mem::size_of::<DeviceKey>() == 20);
-const _: () = assert!(core::mem::size_of::<DeviceState>() == 8 * 8 + 20 + 4 + 20 + 4 + 20 + 4 + 8 * 2);
+const _: () = assert!(core::mem::size_of::<DeviceState>() == 8 * 8 + 20 + 4 + 20 + 4 + 20 + 4 + 8 * 5 + 4 + 4);
 const _: () = assert!(core::mem::size_of::<StageEntry>() == 4 + 4 + 8 * 5 + 4 + 4);
 const _: () = assert!(core::mem::size_of::<CellRecord>() == 11 * 8 + 4 + 4);
 const _: () = assert!(core::mem::size_of::<CellHot>() == 20 + 4 + 6 * 8);

@@ -132,33 +132,37 @@ pub fn device_stage(entry: &mut StageEntry, now: u64) -> StageDecision {
     if entry.flags & STAGE_FLAG_EXEMPT != 0 {
         return if entry.expires_ns > now { StageDecision::Exempt } else { StageDecision::Observe };
     }
-    if entry.expires_ns <= now {
+    let limit = crate::abi::Limit { interval_ns: entry.interval_ns, tau_ns: entry.tau_ns };
+    stage_decision(entry.stage, entry.expires_ns, &limit, &mut entry.tat, now)
+}
+
+/// What a non-exempt stage entry (`stage`, expiring at `expires_ns`, with `limit` for the rate
+/// stages) says about one packet at `now`, the GCRA state in `tat`: [`device_stage`] on the entry
+/// itself, or on the copy the data plane caches in the device's record
+/// (`DeviceState::stage_cache_*`, its own `stage_tat`).
+#[inline(always)]
+pub fn stage_decision(
+    stage: u32,
+    expires_ns: u64,
+    limit: &crate::abi::Limit,
+    tat: &mut u64,
+    now: u64,
+) -> StageDecision {
+    if expires_ns <= now {
         return StageDecision::Observe;
     }
-    let limit = crate::abi::Limit { interval_ns: entry.interval_ns, tau_ns: entry.tau_ns };
-    match entry.stage {
+    match stage {
         STAGE_QUARANTINE => StageDecision::Exceed { prot: PROT_QUARANTINE, verdict: Verdict::DropQuarantine },
         STAGE_SHAPE | STAGE_STRICT => {
-            if rate::admit(&mut entry.tat, now, &limit) {
+            if rate::admit(tat, now, limit) {
                 StageDecision::Conform
-            } else if entry.stage == STAGE_SHAPE {
+            } else if stage == STAGE_SHAPE {
                 StageDecision::Exceed { prot: PROT_SHAPE, verdict: Verdict::DropShape }
             } else {
                 StageDecision::Exceed { prot: PROT_STRICT, verdict: Verdict::DropStrict }
             }
         }
         _ => StageDecision::Observe,
-    }
-}
-
-/// What a live, non-exempt quarantine entry expiring at `expires_ns` says at `now`: the same as
-/// [`device_stage`] on that entry, for the data plane's per-device stage cache.
-#[inline(always)]
-pub fn quarantine_until(expires_ns: u64, now: u64) -> StageDecision {
-    if expires_ns <= now {
-        StageDecision::Observe
-    } else {
-        StageDecision::Exceed { prot: PROT_QUARANTINE, verdict: Verdict::DropQuarantine }
     }
 }
 
@@ -185,7 +189,7 @@ pub fn host_cap_admits(cfg: &GuardConfig, tat: &mut u64, now: u64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::abi::{Limit, PROT_ALL};
+    use crate::abi::{Limit, PROT_ALL, STAGE_OBSERVE};
 
     fn entry(stage: u32, pps: u64, burst: u64, expires: u64) -> StageEntry {
         let l = Limit::per_second(pps, burst);
@@ -199,11 +203,20 @@ mod tests {
         assert_eq!(device_stage(&mut e, 1_000), StageDecision::Observe);
     }
 
+    /// The data plane's cached copy of an entry (its fields, a separate GCRA state) decides every
+    /// packet as the entry itself would, for every stage.
     #[test]
-    fn cached_quarantine_decides_as_the_entry() {
-        for now in [0, 999, 1_000, 1_001, u64::MAX] {
-            let mut e = entry(STAGE_QUARANTINE, 0, 0, 1_000);
-            assert_eq!(quarantine_until(1_000, now), device_stage(&mut e, now), "now {now}");
+    fn a_cached_copy_decides_as_the_entry() {
+        for stage in [STAGE_OBSERVE, STAGE_SHAPE, STAGE_STRICT, STAGE_QUARANTINE, 7] {
+            let mut e = entry(stage, 10, 3, 5_000_000_000);
+            let limit = Limit { interval_ns: e.interval_ns, tau_ns: e.tau_ns };
+            let mut tat = 0;
+            for i in 0..200u64 {
+                let now = 4_000_000_000 + i * 7_000_000;
+                let cached = stage_decision(stage, e.expires_ns, &limit, &mut tat, now);
+                assert_eq!(cached, device_stage(&mut e, now), "stage {stage}, now {now}");
+                assert_eq!(tat, e.tat, "stage {stage}: the GCRA states move together");
+            }
         }
     }
 

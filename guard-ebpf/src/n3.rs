@@ -8,11 +8,11 @@
 use aya_ebpf::{bindings::xdp_action, macros::xdp, maps::HashMap, programs::XdpContext};
 use guard_common::{
     abi::{
-        CellHot, CellKey, CellRecord, DeviceKey, DeviceState, GuardConfig, L3Addr, StageEntry, BIND_TEID,
+        CellHot, CellKey, CellRecord, DeviceKey, DeviceState, GuardConfig, L3Addr, Limit, StageEntry, BIND_TEID,
         DEVICE_KIND_TEID, EVENT_DEVICE_OVER_LIMIT, EVENT_ECHO_LIMITED, EVENT_ERR_IND_LIMITED, EVENT_NEW_DEVICE_LIMITED,
         EVENT_SPOOF, FAMILY_NONE, HINT_STAGE_GEN, KEY_MODE_UE_ADDR, PROT_ANTISPOOF, PROT_CELL_CAP, PROT_ECHO,
         PROT_ERR_IND, PROT_HOST_CAP, PROT_MALFORMED, PROT_NEW_DEVICE, STAGE_FLAG_EXEMPT, STAGE_OBSERVE,
-        STAGE_QUARANTINE, STAT_MAP_UPDATE_FAILED, STAT_NO_CONFIG,
+        STAT_MAP_UPDATE_FAILED, STAT_NO_CONFIG,
     },
     parse::{
         gtpu::{MSG_ECHO_REQUEST, MSG_ECHO_RESPONSE, MSG_END_MARKER, MSG_ERROR_INDICATION, MSG_G_PDU},
@@ -284,34 +284,60 @@ fn hint_gen(index: u32) -> Option<u64> {
     }
 }
 
-/// A device's stage for this packet: its entry in `N3_STAGES`, or what its record caches.
+/// A device's stage for this packet: its entry in `N3_STAGES`, or the copy its record caches.
 #[derive(Clone, Copy)]
 enum Staged {
     None,
     Entry(*mut StageEntry),
-    /// A non-exempt quarantine entry expiring then, from the device's cache.
-    Quarantined(u64),
+    /// A non-exempt entry from the device's cache: its stage, expiry and limit (the GCRA state is
+    /// the record's `stage_tat`).
+    Cached {
+        stage: u32,
+        until: u64,
+        limit: Limit,
+    },
+}
+
+/// What the cache tag binds besides the generation and the expiry (see `DeviceState::stage_cache_tag`).
+#[inline(always)]
+fn cache_mix(stage: u32, interval_ns: u64, tau_ns: u64) -> u64 {
+    interval_ns ^ tau_ns.rotate_left(21) ^ (u64::from(stage) << 56)
 }
 
 /// A known device's stage: from its record's cache while the generation `gen` is the one the
-/// cache was filled at (`DeviceState::stage_cache_tag`) and a cached quarantine has not reached
-/// its expiry, else from `N3_STAGES`, refilling the
-/// cache with "no entry" or a quarantine entry's expiry. Quarantine needs nothing from the entry
-/// but its expiry, so a quarantined device skips the lookup too; stages with GCRA state do not.
+/// cache was filled at (`DeviceState::stage_cache_tag`) and a cached entry has not reached its
+/// expiry, else from `N3_STAGES`, refilling the cache with "no entry" or the entry's stage,
+/// expiry and limit (any non-exempt entry: quarantine, shape, strict), so a staged device skips
+/// the lookup too. A cached rate stage keeps its GCRA state in the record (`stage_tat`).
 #[inline(always)]
 fn known_device_stage(d: *mut DeviceState, key: &DeviceKey, gen: Option<u64>, now: u64) -> Staged {
-    // SAFETY: `d` points into a live LRU map value; these two fields are written only here, by
-    // any CPU: a pair torn between two CPUs fails the tag check and is looked up again.
+    // SAFETY: `d` points into a live LRU map value; the cache fields are written only here, by
+    // any CPU: a set torn between two CPUs fails the tag check and is looked up again.
     // Volatile: each is read or written exactly once, as the tag check assumes.
     let until_p = unsafe { &raw mut (*d).stage_cache_until_ns };
     let tag_p = unsafe { &raw mut (*d).stage_cache_tag };
+    let interval_p = unsafe { &raw mut (*d).stage_cache_interval_ns };
+    let tau_p = unsafe { &raw mut (*d).stage_cache_tau_ns };
+    let stage_p = unsafe { &raw mut (*d).stage_cache_stage };
     if let Some(g) = gen {
         // SAFETY: as above.
-        let (until, tag) = unsafe { (core::ptr::read_volatile(until_p), core::ptr::read_volatile(tag_p)) };
-        // A cached quarantine whose expiry has passed is looked up again: the entry may have been
-        // refreshed to a later expiry, which keeps the generation (`N3Maps::set_stage`).
-        if tag == !g ^ until && (until == 0 || until > now) {
-            return if until == 0 { Staged::None } else { Staged::Quarantined(until) };
+        let (until, tag, interval_ns, tau_ns, stage) = unsafe {
+            (
+                core::ptr::read_volatile(until_p),
+                core::ptr::read_volatile(tag_p),
+                core::ptr::read_volatile(interval_p),
+                core::ptr::read_volatile(tau_p),
+                core::ptr::read_volatile(stage_p),
+            )
+        };
+        // A cached entry whose expiry has passed is looked up again: it may have been refreshed
+        // to a later expiry, which keeps the generation (`N3Maps::set_stage`).
+        if tag == !g ^ until ^ cache_mix(stage, interval_ns, tau_ns) && (until == 0 || until > now) {
+            return if until == 0 {
+                Staged::None
+            } else {
+                Staged::Cached { stage, until, limit: Limit { interval_ns, tau_ns } }
+            };
         }
     }
     let Some(s) = N3_STAGES.get_ptr_mut(key) else {
@@ -319,24 +345,44 @@ fn known_device_stage(d: *mut DeviceState, key: &DeviceKey, gen: Option<u64>, no
             // SAFETY: as above.
             unsafe {
                 core::ptr::write_volatile(until_p, 0);
+                core::ptr::write_volatile(interval_p, 0);
+                core::ptr::write_volatile(tau_p, 0);
+                core::ptr::write_volatile(stage_p, 0);
                 core::ptr::write_volatile(tag_p, !g);
             }
         }
         return Staged::None;
     };
-    if let Some(g) = gen {
-        // SAFETY: a live value of the userspace-owned stage map.
-        let (stage, flags, expires) = unsafe { ((*s).stage, (*s).flags, (*s).expires_ns) };
-        // Expiry 0 stands for "no entry" in the cache, so such an (expired) entry is not cached.
-        if stage == STAGE_QUARANTINE && flags & STAGE_FLAG_EXEMPT == 0 && expires != 0 {
-            // SAFETY: as above.
-            unsafe {
-                core::ptr::write_volatile(until_p, expires);
-                core::ptr::write_volatile(tag_p, !g ^ expires);
-            }
-        }
+    let Some(g) = gen else {
+        return Staged::Entry(s);
+    };
+    // SAFETY: a live value of the userspace-owned stage map.
+    let e = unsafe { &*s };
+    // Expiry 0 stands for "no entry" in the cache, so such an (expired) entry is not cached;
+    // exempt entries are not cached either (`policy::device_stage` decides them).
+    if e.flags & STAGE_FLAG_EXEMPT != 0 || e.expires_ns == 0 {
+        return Staged::Entry(s);
     }
-    Staged::Entry(s)
+    let (stage, until, limit) = (e.stage, e.expires_ns, Limit { interval_ns: e.interval_ns, tau_ns: e.tau_ns });
+    // The record's GCRA state goes on when the same stage and limit are cached again (a refill
+    // after another device's stage write, or a refreshed expiry); a new stage or limit starts
+    // from the entry's own state, as an uncached device would.
+    // SAFETY: as above; `stage_tat` is a last-writer-wins GCRA state, as the entry's own is.
+    unsafe {
+        let same = (*d).stage_cache_stage == stage
+            && (*d).stage_cache_interval_ns == limit.interval_ns
+            && (*d).stage_cache_tau_ns == limit.tau_ns;
+        let tat = &raw mut (*d).stage_tat;
+        if !same || e.tat > *tat {
+            *tat = e.tat;
+        }
+        core::ptr::write_volatile(until_p, until);
+        core::ptr::write_volatile(interval_p, limit.interval_ns);
+        core::ptr::write_volatile(tau_p, limit.tau_ns);
+        core::ptr::write_volatile(stage_p, stage);
+        core::ptr::write_volatile(tag_p, !g ^ until ^ cache_mix(stage, limit.interval_ns, limit.tau_ns));
+    }
+    Staged::Cached { stage, until, limit }
 }
 
 /// `key`'s entry in a userspace-owned stage map (`N3_CELL_STAGES`), unless `no_entry_gen` (a
@@ -496,7 +542,7 @@ fn gpdu_verdict(
                 let st = match stage {
                     // SAFETY: a live map value.
                     Staged::Entry(s) => unsafe { (*s).stage },
-                    Staged::Quarantined(_) => STAGE_QUARANTINE,
+                    Staged::Cached { stage, .. } => stage,
                     Staged::None => STAGE_OBSERVE,
                 };
                 counters::emit(
@@ -520,7 +566,11 @@ fn gpdu_verdict(
         Staged::None => StageDecision::Observe,
         // SAFETY: a live value of the userspace-owned stage map; only `tat` is written here.
         Staged::Entry(s) => policy::device_stage(unsafe { &mut *s }, now),
-        Staged::Quarantined(expires) => policy::quarantine_until(expires, now),
+        Staged::Cached { stage, until, limit } => match dev {
+            // SAFETY: a live LRU map value; `stage_tat` is its cached stage's GCRA state.
+            Some(d) => policy::stage_decision(stage, until, &limit, unsafe { &mut (*d).stage_tat }, now),
+            None => StageDecision::Observe,
+        },
     };
     match decision {
         StageDecision::Exempt => return Verdict::PassExempt,

@@ -170,16 +170,21 @@ impl N3Maps {
         optional(self.stages.get(key, 0), abi::MAP_N3_STAGES)
     }
 
-    /// Write a device's stage. Every stage write goes through here: the data plane caches "no
-    /// stage" per device until the generation this replaces changes (see `abi::HINT_STAGE_GEN`).
-    /// A refresh (same stage and flags, an expiry no earlier) keeps the generation: it changes
-    /// nothing a device may have cached except a quarantine's expiry, and the data plane looks a
-    /// cached quarantine up again once its cached expiry has passed, finding the later one. The
-    /// controller refreshes every stage it holds at half its TTL, so at thousands of staged
-    /// devices a new generation per refresh would keep every device's cache cold.
+    /// Write a device's stage. Every stage write goes through here: the data plane caches a
+    /// device's entry (stage, limit, expiry) or its absence per device until the generation this
+    /// replaces changes (see `abi::HINT_STAGE_GEN`). A refresh (same stage, flags and limit, an
+    /// expiry no earlier) keeps the generation: it changes nothing a device may have cached but
+    /// the expiry, and the data plane looks a cached entry up again once its cached expiry has
+    /// passed, finding the later one. The controller refreshes every stage it holds at half its
+    /// TTL, so at thousands of staged devices a new generation per refresh would keep every
+    /// device's cache cold.
     pub fn set_stage(&mut self, key: &DeviceKey, entry: &StageEntry) -> Result<(), MapsError> {
         let refresh = matches!(self.stage(key)?, Some(old)
-            if old.stage == entry.stage && old.flags == entry.flags && entry.expires_ns >= old.expires_ns);
+            if old.stage == entry.stage
+                && old.flags == entry.flags
+                && old.interval_ns == entry.interval_ns
+                && old.tau_ns == entry.tau_ns
+                && entry.expires_ns >= old.expires_ns);
         self.stages.insert(key, entry, 0).map_err(err(abi::MAP_N3_STAGES))?;
         if refresh {
             return Ok(());

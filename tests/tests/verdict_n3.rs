@@ -1010,6 +1010,19 @@ fn stage_cache_follows_every_stage_write() {
     g.expect("shaped, within burst", &frame, Verdict::PassGpdu);
     g.expect("shaped, within burst", &frame, Verdict::PassGpdu);
     g.expect("shaped, over", &frame, Verdict::DropShape);
+    // The shape is cached too: its GCRA state moves in the device's record, not in the entry.
+    let d = g.teid(teid).expect("device");
+    assert_eq!((d.stage_cache_stage, d.stage_cache_interval_ns), (STAGE_SHAPE, SEC), "the shape is cached");
+    assert!(d.stage_tat > monotonic_ns(), "the record's GCRA state is ahead of now after the burst");
+    assert_eq!(g.maps.stage(&key).expect("read stage").expect("stage").tat, 0, "the entry's own is untouched");
+    // A new limit for the same stage replaces the generation and applies on the next packet,
+    // from a fresh GCRA state (the old limit's debt is not carried over).
+    let before = g_hint(&g);
+    g.set_stage(&key, &stage_entry(STAGE_SHAPE, 1000, 1000, 60 * SEC));
+    assert_ne!(g_hint(&g), before, "a limit change replaces the generation");
+    for _ in 0..5 {
+        g.expect("shaped at the new limit", &frame, Verdict::PassGpdu);
+    }
     // Quarantined again, then unpinned: the removal is seen on the next packet.
     quarantine(&mut g, teid, 60 * SEC);
     g.expect("quarantined again", &frame, Verdict::DropQuarantine);

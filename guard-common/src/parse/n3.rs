@@ -95,7 +95,7 @@ const C_UDP: usize = C_IP + 20;
 const C_GTP: usize = C_UDP + udp::UDP_HLEN;
 const C_OPT: usize = C_GTP + gtpu::GTPU_HLEN;
 
-/// The common uplink G-PDU, parsed at fixed offsets with three bounds checks: untagged Ethernet,
+/// The common uplink G-PDU, parsed at fixed offsets with a handful of bounds checks: untagged Ethernet,
 /// IPv4 without options and not a fragment, UDP to the GTP-U port, a GTP-U v1 G-PDU with either
 /// no optional fields or only a PDU Session Container (flags 0x30 or 0x34, one 4-octet extension
 /// header, TS 29.281 §5.2.1 and TS 38.415 §5.5.2), carrying an IPv4 or IPv6 packet. `true`: the
@@ -108,30 +108,39 @@ const C_OPT: usize = C_GTP + gtpu::GTPU_HLEN;
 #[inline(always)]
 pub fn parse_common_into<P: Packet + ?Sized>(pkt: &P, gtpu_port: u16, out: &mut GtpPacket) -> bool {
     use crate::abi::{FAMILY_IPV4, FAMILY_IPV6};
-    let Some(h) = pkt.read::<{ C_OPT }>(0) else {
+    // Small windows rather than one read of the 50 octets: in the kernel each read is a copy on
+    // the 512-byte BPF stack, shared with the policy's frame.
+    // Octets 12-29: EtherType, then the IPv4 header up to its Source Address.
+    let Some(h) = pkt.read::<18>(12) else {
         return false;
     };
     // EtherType IPv4 (no VLAN tag); version 4, IHL 5 (RFC 791 §3.1); flags and fragment offset:
     // MF clear and offset 0 (DF may be set); protocol UDP.
-    if h[12] != 0x08 || h[13] != 0x00 || h[C_IP] != 0x45 {
+    if h[0] != 0x08 || h[1] != 0x00 || h[2] != 0x45 {
         return false;
     }
-    if h[C_IP + 6] & 0x3f != 0 || h[C_IP + 7] != 0 || h[C_IP + 9] != ip::IPPROTO_UDP {
+    if h[8] & 0x3f != 0 || h[9] != 0 || h[11] != ip::IPPROTO_UDP {
         return false;
     }
+    let outer = word(&h, 14);
+    // Octets 34-49: the UDP header, then the GTP-U mandatory header.
+    let Some(u) = pkt.read::<16>(C_UDP) else {
+        return false;
+    };
     // UDP (RFC 768): destination port, Length covering at least its header and inside the frame.
     let len = pkt.len();
-    let ulen = be16([h[C_UDP + 4], h[C_UDP + 5]]) as usize;
-    if be16([h[C_UDP + 2], h[C_UDP + 3]]) != gtpu_port || ulen < udp::UDP_HLEN || C_UDP + ulen > len {
+    let ulen = be16([u[4], u[5]]) as usize;
+    if be16([u[2], u[3]]) != gtpu_port || ulen < udp::UDP_HLEN || C_UDP + ulen > len {
         return false;
     }
     // GTP-U (TS 29.281 §5.1): version 1, PT 1, no S or PN, E optional; a G-PDU whose Length fits
     // in the UDP payload and the frame.
-    let flags = h[C_GTP];
-    if (flags != 0x30 && flags != 0x30 | gtpu::FLAG_E) || h[C_GTP + 1] != gtpu::MSG_G_PDU {
+    let flags = u[8];
+    if (flags != 0x30 && flags != 0x30 | gtpu::FLAG_E) || u[9] != gtpu::MSG_G_PDU {
         return false;
     }
-    let length = be16([h[C_GTP + 2], h[C_GTP + 3]]);
+    let length = be16([u[10], u[11]]);
+    let teid = be32([u[12], u[13], u[14], u[15]]);
     let end = C_OPT + length as usize;
     if gtpu::GTPU_HLEN + length as usize > ulen - udp::UDP_HLEN || end > len {
         return false;
@@ -155,40 +164,33 @@ pub fn parse_common_into<P: Packet + ?Sized>(pkt: &P, gtpu_port: u16, out: &mut 
     };
     match v[0] >> 4 {
         4 => {
-            let Some(i) = pkt.read::<20>(payload) else {
+            let Some(i) = pkt.read::<8>(payload + 12) else {
                 return false;
             };
             if payload + 20 > end {
                 return false;
             }
-            gtpu::store_addr(&mut out.inner_src, FAMILY_IPV4, [word(&i, 12), 0, 0, 0]);
-            gtpu::store_addr(&mut out.inner_dst, FAMILY_IPV4, [word(&i, 16), 0, 0, 0]);
+            gtpu::store_addr(&mut out.inner_src, FAMILY_IPV4, [word(&i, 0), 0, 0, 0]);
+            gtpu::store_addr(&mut out.inner_dst, FAMILY_IPV4, [word(&i, 4), 0, 0, 0]);
         }
         6 => {
-            let Some(i) = pkt.read::<40>(payload) else {
+            let Some(a) = pkt.read::<16>(payload + 8) else {
                 return false;
             };
             if payload + 40 > end {
                 return false;
             }
-            gtpu::store_addr(&mut out.inner_src, FAMILY_IPV6, [word(&i, 8), word(&i, 12), word(&i, 16), word(&i, 20)]);
-            gtpu::store_addr(&mut out.inner_dst, FAMILY_IPV6, [word(&i, 24), word(&i, 28), word(&i, 32), word(&i, 36)]);
+            gtpu::store_addr(&mut out.inner_src, FAMILY_IPV6, [word(&a, 0), word(&a, 4), word(&a, 8), word(&a, 12)]);
+            let Some(b) = pkt.read::<16>(payload + 24) else {
+                return false;
+            };
+            gtpu::store_addr(&mut out.inner_dst, FAMILY_IPV6, [word(&b, 0), word(&b, 4), word(&b, 8), word(&b, 12)]);
         }
         _ => return false,
     }
-    gtpu::store_addr(&mut out.outer_src, FAMILY_IPV4, [word(&h, C_IP + 12), 0, 0, 0]);
+    gtpu::store_addr(&mut out.outer_src, FAMILY_IPV4, [outer, 0, 0, 0]);
     out.vlan_tags = 0;
-    out.gtp = gtpu::Gtpu {
-        flags,
-        msg_type: gtpu::MSG_G_PDU,
-        length,
-        teid: be32([h[C_GTP + 4], h[C_GTP + 5], h[C_GTP + 6], h[C_GTP + 7]]),
-        ext_count,
-        qfi,
-        pdu_type,
-        payload,
-        end,
-    };
+    out.gtp = gtpu::Gtpu { flags, msg_type: gtpu::MSG_G_PDU, length, teid, ext_count, qfi, pdu_type, payload, end };
     true
 }
 
