@@ -188,7 +188,7 @@ pub fn inner_addrs_into<P: Packet + ?Sized>(
 
 /// Octets `i..i + 4` of `b` as a native-endian word (so storing it puts them back in order).
 #[inline(always)]
-fn word<const N: usize>(b: &[u8; N], i: usize) -> u32 {
+pub(super) fn word<const N: usize>(b: &[u8; N], i: usize) -> u32 {
     u32::from_ne_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]])
 }
 

@@ -1,6 +1,6 @@
 //! The whole N3 parse: Ethernet → IPv4/IPv6 → UDP to the GTP-U port → GTP-U → inner source.
 
-use super::{be16, be32, ethernet, gtpu, ip, udp, Malformed, Packet};
+use super::{be16, be32, ethernet, gtpu, gtpu::word, ip, udp, Malformed, Packet};
 use crate::abi::{L3Addr, QFI_NONE};
 
 /// What the N3 program needs to know about a packet.
@@ -192,12 +192,6 @@ pub fn parse_common_into<P: Packet + ?Sized>(pkt: &P, gtpu_port: u16, out: &mut 
     out.vlan_tags = 0;
     out.gtp = gtpu::Gtpu { flags, msg_type: gtpu::MSG_G_PDU, length, teid, ext_count, qfi, pdu_type, payload, end };
     true
-}
-
-/// Octets `i..i + 4` of `b` as a native-endian word (so storing it puts them back in order).
-#[inline(always)]
-fn word<const N: usize>(b: &[u8; N], i: usize) -> u32 {
-    u32::from_ne_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]])
 }
 
 impl GtpPacket {
