@@ -67,7 +67,7 @@ pub fn xdp_parse_only(ctx: XdpContext) -> u32 {
         return xdp_action::XDP_PASS;
     };
     // SAFETY: per-CPU slot, only this CPU uses it while this program runs.
-    let p = unsafe { &mut *pp };
+    let p = unsafe { &mut (*pp).pkt };
     // Opaque context pointer, as in `guard_n3`'s `parse_frame`: the verifier forbids arithmetic
     // on a `pkt_end` it did not load itself.
     let ctx = XdpContext::new(core::hint::black_box(ctx.ctx));

@@ -14,28 +14,15 @@
 //! CPU idle for longer may cache the old time for one tick: the clock then lags by up to two
 //! ticks instead of one, for that CPU and that tick.
 
-use aya_ebpf::{
-    helpers::{bpf_jiffies64, bpf_ktime_get_coarse_ns},
-    macros::map,
-    maps::PerCpuArray,
-};
+use aya_ebpf::helpers::{bpf_jiffies64, bpf_ktime_get_coarse_ns};
 
-/// The cache: `[jiffies_64, coarse ns]` as of the last re-key on this CPU. Not pinned: it holds
-/// nothing a restart must keep, and an empty slot (jiffy 0 never matches) re-keys at once.
-#[map(name = "N3_CLOCK")]
-static N3_CLOCK: PerCpuArray<[u64; 2]> = PerCpuArray::with_max_entries(1, 0);
-
-/// The coarse clock in ns, through the per-CPU cache.
+/// The coarse clock in ns, through the per-CPU cache `c` (`[jiffies_64, coarse ns]` as of the last
+/// re-key, in the packet scratch `maps::Scratch`; all zero at first: jiffy 0 never matches). Not
+/// pinned: it holds nothing a restart must keep.
 #[inline(always)]
-pub fn coarse_ns() -> u64 {
+pub fn coarse_ns(c: &mut [u64; 2]) -> u64 {
     // SAFETY: a helper without arguments, inlined by the verifier.
     let j = unsafe { bpf_jiffies64() };
-    let Some(slot) = N3_CLOCK.get_ptr_mut(0) else {
-        // SAFETY: as below; a per-CPU array of one slot always has slot 0.
-        return unsafe { bpf_ktime_get_coarse_ns() };
-    };
-    // SAFETY: per-CPU slot, only this CPU uses it while this program runs (XDP does not nest).
-    let c = unsafe { &mut *slot };
     if c[0] == j {
         return c[1];
     }

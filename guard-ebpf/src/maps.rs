@@ -77,6 +77,14 @@ pub static N3_NEW_DEV: PerCpuArray<DeviceState> = PerCpuArray::with_max_entries(
 #[map(name = "N3_NEW_CELL")]
 pub static N3_NEW_CELL: PerCpuArray<CellRecord> = PerCpuArray::with_max_entries(1, 0);
 
-/// Per-CPU home of the parsed packet, so the parse result needs neither stack nor a zeroing memset.
+/// Per-CPU scratch of one packet: the parse result (so it needs neither stack nor a zeroing
+/// memset) and the clock cache (`clock`), one lookup for both.
+#[repr(C)]
+pub struct Scratch {
+    pub pkt: guard_common::parse::n3::GtpPacket,
+    /// `[jiffies_64, coarse ns]` as of the last re-key on this CPU (`clock::coarse_ns`).
+    pub clock: [u64; 2],
+}
+
 #[map(name = "N3_PKT")]
-pub static N3_PKT: PerCpuArray<guard_common::parse::n3::GtpPacket> = PerCpuArray::with_max_entries(1, 0);
+pub static N3_PKT: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);

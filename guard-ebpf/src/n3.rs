@@ -68,8 +68,9 @@ fn verdict(ctx: &XdpContext, len: u64) -> Verdict {
     let Some(pp) = N3_PKT.get_ptr_mut(0) else {
         return Verdict::PassFailOpen;
     };
-    // SAFETY: per-CPU slot, only this CPU uses it while this program runs.
-    let p = unsafe { &mut *pp };
+    // SAFETY: per-CPU slot, only this CPU uses it while this program runs (XDP does not nest).
+    let scratch = unsafe { &mut *pp };
+    let p = &mut scratch.pkt;
     match parse_frame(ctx, cfg.gtpu_port as u16, p) {
         Ok(true) => {}
         Ok(false) => return Verdict::PassNotGtp,
@@ -89,7 +90,7 @@ fn verdict(ctx: &XdpContext, len: u64) -> Verdict {
             return Verdict::PassMalformed;
         }
     }
-    policy(cfg, p, len)
+    policy(cfg, &scratch.pkt, &mut scratch.clock, len)
 }
 
 /// Everything after the parse, in a BPF subprogram of its own. Its frame (~120 bytes) stacks on
@@ -97,7 +98,7 @@ fn verdict(ctx: &XdpContext, len: u64) -> Verdict {
 /// the 512-byte limit. Inlined into the program as well, the known-device path measured ~20 ns
 /// slower per G-PDU (`cargo xtask bench`), so the policy stays a call.
 #[inline(never)]
-fn policy(cfg: &GuardConfig, p: &GtpPacket, len: u64) -> Verdict {
+fn policy(cfg: &GuardConfig, p: &GtpPacket, clock_cache: &mut [u64; 2], len: u64) -> Verdict {
     // The coarse clock: CLOCK_MONOTONIC as of the last timekeeping update (each tick, or on
     // interrupt entry after an idle stretch), so it lags the exact clock by a tick (rarely two,
     // see `clock`) and never runs ahead of it. It reads no clocksource, and through its per-CPU
@@ -106,7 +107,7 @@ fn policy(cfg: &GuardConfig, p: &GtpPacket, len: u64) -> Verdict {
     // controller writes from its own CLOCK_MONOTONIC therefore end a tick or two late, and
     // `rate::admit` tolerates a burst of one step so that a limit keeps its long-run rate with a
     // clock that moves in steps.
-    let now = clock::coarse_ns();
+    let now = clock::coarse_ns(clock_cache);
     if p.gtp.msg_type == MSG_G_PDU {
         return gpdu(cfg, p, now, len);
     }
@@ -321,23 +322,19 @@ fn known_device_stage(d: *mut DeviceState, key: &DeviceKey, gen: Option<u64>, no
     let stage_p = unsafe { &raw mut (*d).stage_cache_stage };
     if let Some(g) = gen {
         // SAFETY: as above.
-        let (until, tag, interval_ns, tau_ns, stage) = unsafe {
-            (
-                core::ptr::read_volatile(until_p),
-                core::ptr::read_volatile(tag_p),
-                core::ptr::read_volatile(interval_p),
-                core::ptr::read_volatile(tau_p),
-                core::ptr::read_volatile(stage_p),
-            )
+        let (until, tag) = unsafe { (core::ptr::read_volatile(until_p), core::ptr::read_volatile(tag_p)) };
+        // "No entry" (most devices): a miss writes the other fields as zero, so its tag is `!g`.
+        if until == 0 && tag == !g {
+            return Staged::None;
+        }
+        // SAFETY: as above.
+        let (interval_ns, tau_ns, stage) = unsafe {
+            (core::ptr::read_volatile(interval_p), core::ptr::read_volatile(tau_p), core::ptr::read_volatile(stage_p))
         };
         // A cached entry whose expiry has passed is looked up again: it may have been refreshed
         // to a later expiry, which keeps the generation (`N3Maps::set_stage`).
-        if tag == !g ^ until ^ cache_mix(stage, interval_ns, tau_ns) && (until == 0 || until > now) {
-            return if until == 0 {
-                Staged::None
-            } else {
-                Staged::Cached { stage, until, limit: Limit { interval_ns, tau_ns } }
-            };
+        if until > now && tag == !g ^ until ^ cache_mix(stage, interval_ns, tau_ns) {
+            return Staged::Cached { stage, until, limit: Limit { interval_ns, tau_ns } };
         }
     }
     let Some(s) = N3_STAGES.get_ptr_mut(key) else {

@@ -482,8 +482,8 @@ fn op_prices(p: &mut Progs, frame: &[u8], rounds: usize, repeat: u32) -> Result<
 /// The operations on one path of `guard_n3`, counted from `guard-ebpf/src/n3.rs`.
 struct PathOps {
     name: &'static str,
-    /// Clock reads: `bpf_jiffies64` (inlined) keying the per-CPU coarse-clock cache (its slot is
-    /// counted under `percpu`; the helper call happens once per tick, not per packet).
+    /// Clock reads: `bpf_jiffies64` (inlined) keying the per-CPU coarse-clock cache (in the packet
+    /// scratch `N3_PKT`; the helper call happens once per tick, not per packet).
     jiffies: f64,
     lru: f64,
     hash: f64,
@@ -502,9 +502,9 @@ const PATH_STAGE0: PathOps = PathOps {
     // (the N3_STAGES / N3_CELL_STAGES misses of the first packet after a stage write are not
     // counted).
     miss: 0.0,
-    // N3_CONFIG, N3_PKT, N3_CLOCK, N3_HINTS, N3_CELL_HOT, N3_VERDICTS; N3_PCPU_TAT only under a
-    // host cap.
-    percpu: 6.0,
+    // N3_CONFIG, N3_PKT (the packet and the clock cache), N3_HINTS, N3_CELL_HOT, N3_VERDICTS;
+    // N3_PCPU_TAT only under a host cap.
+    percpu: 5.0,
     // gNB packets, bytes, G-PDUs; device packets, bytes.
     atomic: 5.0,
 };
@@ -516,8 +516,8 @@ const PATH_QUARANTINE: PathOps = PathOps {
     // None: the quarantine (its expiry) is cached in the device's record.
     hash: 0.0,
     miss: 0.0,
-    // N3_CONFIG, N3_PKT, N3_CLOCK, N3_HINTS, N3_CELL_HOT, N3_VERDICTS.
-    percpu: 6.0,
+    // N3_CONFIG, N3_PKT, N3_HINTS, N3_CELL_HOT, N3_VERDICTS.
+    percpu: 5.0,
     // As stage 0, plus the device's and the gNB's drop counters.
     atomic: 7.0,
 };
