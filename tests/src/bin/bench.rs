@@ -576,15 +576,19 @@ fn cost_part(rounds: usize, quick: bool) -> Result<(Vec<Table>, Vec<Vec<String>>
     maps.set_stage(&DeviceKey::teid(T_SHAPED_OVER), &stage_entry(STAGE_SHAPE, 1000, 100, HOUR_NS))?;
     maps.set_stage(&DeviceKey::teid(T_SHAPED_UNDER), &stage_entry(STAGE_SHAPE, 1_000_000_000, 1_000_000, HOUR_NS))?;
     let repeat = if quick { REPEAT / 4 } else { REPEAT };
+    // The main table: four times the rounds at a quarter of the runs each (the same time). This
+    // machine drifts between a faster and a slower state for seconds at a time; short rounds that
+    // go over every case let each row's median sample those states alike.
+    let (case_rounds, case_repeat) = (rounds * 4, repeat / 4);
     // Warm-up: every known device has its entry before it is timed.
     for c in cases.iter().filter(|c| c.target == Target::N3 && !c.scan) {
         time_run(p.get("guard", Target::N3)?, &c.frame, 1)?;
     }
 
-    println!("bench: part 1: {} cases, {repeat} runs per measurement", cases.len());
+    println!("bench: part 1: {} cases, {case_rounds} rounds of {case_repeat} runs", cases.len());
     let mut t1 = Table::new(
         &format!(
-            "Per-packet cost, one frame repeated {repeat} times, ratio against references measured in the same run"
+            "Per-packet cost, one frame repeated {case_repeat} times per round, {case_rounds} rounds, ratio against references measured in the same run"
         ),
         &COST_HEADERS,
     );
@@ -594,7 +598,7 @@ fn cost_part(rounds: usize, quick: bool) -> Result<(Vec<Table>, Vec<Vec<String>>
     let mut samples: Vec<[Vec<f64>; 4]> = cases.iter().map(|_| Default::default()).collect();
     let mut moved: Vec<Vec<u64>> = vec![Vec::new(); cases.len()];
     let mut actions = vec![0u32; cases.len()];
-    for r in 0..rounds {
+    for r in 0..case_rounds {
         for j in 0..cases.len() {
             let ci = (j + r) % cases.len();
             let c = &cases[ci];
@@ -617,7 +621,7 @@ fn cost_part(rounds: usize, quick: bool) -> Result<(Vec<Table>, Vec<Vec<String>>
                 Target::N3 => verdict_counts(&maps)?,
                 Target::N2 => n2_counts(&p),
             };
-            let (ns, action) = round(&mut p, &c.frame, c.target, r, repeat)?;
+            let (ns, action) = round(&mut p, &c.frame, c.target, r, case_repeat)?;
             let after = match c.target {
                 Target::N3 => verdict_counts(&maps)?,
                 Target::N2 => n2_counts(&p),
