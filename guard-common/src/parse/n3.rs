@@ -98,7 +98,7 @@ const C_OPT: usize = C_GTP + gtpu::GTPU_HLEN;
 /// The common uplink G-PDU, parsed at fixed offsets with a handful of bounds checks: untagged Ethernet,
 /// IPv4 without options and not a fragment, UDP to the GTP-U port, a GTP-U v1 G-PDU with either
 /// no optional fields or only a PDU Session Container (flags 0x30 or 0x34, one 4-octet extension
-/// header, TS 29.281 §5.2.1 and TS 38.415 §5.5.2), carrying an IPv4 or IPv6 packet. `true`: the
+/// header, TS 29.281 §5.2.1 and TS 38.415 §5.5.2). `true`: the
 /// frame has that shape and `out` holds exactly what [`parse_into`] would write; `false`: anything
 /// else (including every malformed frame), `out` partly written, and the caller parses in full.
 ///
@@ -107,7 +107,7 @@ const C_OPT: usize = C_GTP + gtpu::GTPU_HLEN;
 /// common frame needs none of that. Host property tests hold it to the full parser's results.
 #[inline(always)]
 pub fn parse_common_into<P: Packet + ?Sized>(pkt: &P, gtpu_port: u16, out: &mut GtpPacket) -> bool {
-    use crate::abi::{FAMILY_IPV4, FAMILY_IPV6};
+    use crate::abi::FAMILY_IPV4;
     // Small windows rather than one read of the 50 octets: in the kernel each read is a copy on
     // the 512-byte BPF stack, shared with the policy's frame.
     // Octets 12-29: EtherType, then the IPv4 header up to its Source Address.
@@ -157,41 +157,12 @@ pub fn parse_common_into<P: Packet + ?Sized>(pkt: &P, gtpu_port: u16, out: &mut 
         }
         (payload, ext_count, qfi, pdu_type) = (C_OPT + 8, 1, e[6] & 0x3f, e[5] >> 4);
     }
-    // The T-PDU: an IPv4 (source, destination at octets 12-19) or IPv6 (8-39) header, whole
-    // inside the GTP-U message.
-    let Some(v) = pkt.read::<2>(payload) else {
-        return false;
-    };
-    match v[0] >> 4 {
-        4 => {
-            let Some(i) = pkt.read::<8>(payload + 12) else {
-                return false;
-            };
-            if payload + 20 > end {
-                return false;
-            }
-            gtpu::store_addr(&mut out.inner_src, FAMILY_IPV4, [word(&i, 0), 0, 0, 0]);
-            gtpu::store_addr(&mut out.inner_dst, FAMILY_IPV4, [word(&i, 4), 0, 0, 0]);
-        }
-        6 => {
-            let Some(a) = pkt.read::<16>(payload + 8) else {
-                return false;
-            };
-            if payload + 40 > end {
-                return false;
-            }
-            gtpu::store_addr(&mut out.inner_src, FAMILY_IPV6, [word(&a, 0), word(&a, 4), word(&a, 8), word(&a, 12)]);
-            let Some(b) = pkt.read::<16>(payload + 24) else {
-                return false;
-            };
-            gtpu::store_addr(&mut out.inner_dst, FAMILY_IPV6, [word(&b, 0), word(&b, 4), word(&b, 8), word(&b, 12)]);
-        }
-        _ => return false,
-    }
     gtpu::store_addr(&mut out.outer_src, FAMILY_IPV4, [outer, 0, 0, 0]);
     out.vlan_tags = 0;
     out.gtp = gtpu::Gtpu { flags, msg_type: gtpu::MSG_G_PDU, length, teid, ext_count, qfi, pdu_type, payload, end };
-    true
+    // The T-PDU's addresses, read as the full parser reads them (a truncated inner header is the
+    // full parser's to report).
+    gtpu::inner_addrs_into(pkt, &out.gtp, &mut out.inner_src, &mut out.inner_dst).is_ok()
 }
 
 impl GtpPacket {
