@@ -10,15 +10,13 @@
 //! so a gNB keeps its slot while its record comes and goes; a slot idle for five minutes, or the
 //! least recently used of the probed ones, is taken over by a new gNB.
 
+use aya_ebpf::bindings::BPF_NOEXIST;
 use guard_common::abi::{CellHot, CellKey, CellRecord, DeviceState, CELL_SLOTS, FAMILY_NONE};
 
 use crate::{
     counters,
     maps::{N3_CELLS, N3_CELL_HOT, N3_NEW_CELL},
 };
-
-/// BPF_NOEXIST: insert only if absent (another CPU may have inserted the same key first).
-const BPF_NOEXIST: u64 = 1;
 
 const _: () = assert!(CELL_SLOTS.is_power_of_two());
 
@@ -35,10 +33,11 @@ pub fn record(key: &CellKey, now: u64) -> Option<*mut CellRecord> {
         counters::zero(fresh);
         (*fresh).slot = slot;
     }
-    // Another CPU may win the race; either way the entry then exists (the loser's claimed slot
-    // goes unused until the round-robin reaches it again).
-    // SAFETY: `fresh` is a valid map value pointer for the duration of the call.
-    let _ = N3_CELLS.insert(key, unsafe { &*fresh }, BPF_NOEXIST);
+    // Another CPU may win the race; either way the entry then exists. Both usually claimed the
+    // same slot (`claim` probes from a hash of the address); a loser's other slot goes idle and
+    // is taken over later.
+    // SAFETY: `fresh` is a valid map value pointer (BPF_NOEXIST: insert only if absent).
+    let _ = N3_CELLS.insert(key, unsafe { &*fresh }, u64::from(BPF_NOEXIST));
     N3_CELLS.get_ptr_mut(key)
 }
 

@@ -15,7 +15,12 @@
 //! sibling BPF subprograms (their stack frames do not add up), the context pointer goes through
 //! `black_box`, the parsed packet and new map entries live in per-CPU scratch slots.
 
-use aya_ebpf::{bindings::xdp_action, helpers::bpf_ktime_get_ns, macros::xdp, programs::XdpContext};
+use aya_ebpf::{
+    bindings::{xdp_action, BPF_NOEXIST},
+    helpers::bpf_ktime_get_ns,
+    macros::xdp,
+    programs::XdpContext,
+};
 use guard_common::{
     abi::{Counter, L3Addr, STAGE_OBSERVE},
     abi_n2::{
@@ -41,9 +46,6 @@ use crate::{
         N2_PCPU_TAT, N2_PEERS, N2_PEER_STAGES, N2_PKT, N2_SHADOW, N2_STATS, N2_UE, N2_VERDICTS,
     },
 };
-
-/// BPF_NOEXIST: insert only if absent.
-const BPF_NOEXIST: u64 = 1;
 
 // `counters::zero` clears whole 8-byte words.
 const _: () = assert!(core::mem::size_of::<N2Packet>() % 8 == 0);
@@ -292,7 +294,7 @@ fn peer_state(key: &L3Addr, now: u64) -> Option<*mut N2PeerState> {
         (*fresh).last_seen_ns = now;
     }
     // SAFETY: `fresh` is a valid map value pointer for the duration of the call.
-    let _ = N2_PEERS.insert(key, unsafe { &*fresh }, BPF_NOEXIST);
+    let _ = N2_PEERS.insert(key, unsafe { &*fresh }, u64::from(BPF_NOEXIST));
     N2_PEERS.get_ptr_mut(key)
 }
 
@@ -545,7 +547,7 @@ fn cell_state(key: &N2CellKey, now: u64) -> Option<*mut N2CellState> {
         (*fresh).first_seen_ns = now;
     }
     // SAFETY: valid map value pointer.
-    let _ = N2_CELLS.insert(key, unsafe { &*fresh }, BPF_NOEXIST);
+    let _ = N2_CELLS.insert(key, unsafe { &*fresh }, u64::from(BPF_NOEXIST));
     let c = N2_CELLS.get_ptr_mut(key);
     if c.is_none() {
         stat(N2_STAT_MAP_UPDATE_FAILED);
@@ -565,7 +567,7 @@ fn device_state(key: &N2DeviceKey, now: u64) -> Option<*mut N2DeviceState> {
         (*fresh).first_seen_ns = now;
     }
     // SAFETY: valid map value pointer.
-    let _ = N2_DEVICES.insert(key, unsafe { &*fresh }, BPF_NOEXIST);
+    let _ = N2_DEVICES.insert(key, unsafe { &*fresh }, u64::from(BPF_NOEXIST));
     let d = N2_DEVICES.get_ptr_mut(key);
     if d.is_none() {
         stat(N2_STAT_MAP_UPDATE_FAILED);

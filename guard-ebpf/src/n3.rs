@@ -5,7 +5,12 @@
 //! the cell cap → the host cap. Every failure of the guard itself (a map update that fails, no
 //! config) passes the packet: the guard must never be the outage.
 
-use aya_ebpf::{bindings::xdp_action, macros::xdp, maps::HashMap, programs::XdpContext};
+use aya_ebpf::{
+    bindings::{xdp_action, BPF_NOEXIST},
+    macros::xdp,
+    maps::HashMap,
+    programs::XdpContext,
+};
 use guard_common::{
     abi::{
         CellHot, CellKey, CellRecord, DeviceKey, DeviceState, GuardConfig, L3Addr, Limit, StageEntry, BIND_TEID,
@@ -29,9 +34,6 @@ use crate::{
     cursor::XdpPacket,
     maps::{N3_CELLS, N3_CELL_STAGES, N3_CONFIG, N3_DEVICES, N3_HINTS, N3_NEW_DEV, N3_PCPU_TAT, N3_PKT, N3_STAGES},
 };
-
-/// BPF_NOEXIST: insert only if absent (another CPU may have inserted the same key first).
-const BPF_NOEXIST: u64 = 1;
 
 #[xdp]
 pub fn guard_n3(ctx: XdpContext) -> u32 {
@@ -481,7 +483,7 @@ fn gpdu_verdict(
                 unsafe {
                     counters::zero(fresh);
                     (*fresh).bound = binding(cfg, p);
-                    let _ = N3_DEVICES.insert(&key, &*fresh, BPF_NOEXIST);
+                    let _ = N3_DEVICES.insert(&key, &*fresh, u64::from(BPF_NOEXIST));
                 }
             }
             add(&mut c.new_devices, 1);
@@ -584,11 +586,11 @@ fn gpdu_verdict(
     // off is not looked up (and does not spend its budget); a gNB whose record says "no cap at
     // this generation" skips the hash miss.
     if policy::gate(cfg, PROT_CELL_CAP) != Gate::Off {
-        // The generation read before the device lookup covers `N3_CELL_STAGES` too (`abi::HINT_STAGE_GEN`).
-        let cap_gen = stage_gen;
         // SAFETY: `hot` points into a live array value; `no_cap_gen` is one word.
         let no_cap_gen = unsafe { &mut (*hot).no_cap_gen };
-        if let Some(cs) = stage_lookup(&N3_CELL_STAGES, &p.outer_src, no_cap_gen, cap_gen) {
+        // The generation read before the device lookup covers `N3_CELL_STAGES` too
+        // (`abi::HINT_STAGE_GEN`).
+        if let Some(cs) = stage_lookup(&N3_CELL_STAGES, &p.outer_src, no_cap_gen, stage_gen) {
             // SAFETY: a live value of the userspace-owned cell-stage map.
             if !policy::cell_cap_admits(unsafe { &mut *cs }, now)
                 && enforced(cfg, PROT_CELL_CAP, Verdict::DropCellCap, len)
