@@ -401,6 +401,14 @@ pub struct ShapeStage {
     pub trigger_ratio: f64,
     /// Consecutive over-profile windows before shaping (persistence, not a spike).
     pub trigger_windows: u32,
+    /// Confirmation by volume: a run of readings at or above `trigger_ratio` that has lasted
+    /// `volume_for` and carried at least `volume_bursts` burst allowances of packets is a flood
+    /// at once, without waiting for `trigger_windows`. The allowance is the larger of the data
+    /// plane's (`dataplane.observe.burst`) and the device's own excessive-burst threshold
+    /// (`classify.chatty`), so a device whose bursts are normally large needs more.
+    pub volume_for: Dur,
+    /// 0 turns confirmation by volume off.
+    pub volume_bursts: f64,
     pub rate_pps: u64,
     pub burst: u64,
     /// Lifetime of each map entry; the engine refreshes it while it still wants the stage, so
@@ -415,6 +423,8 @@ impl Default for ShapeStage {
         ShapeStage {
             trigger_ratio: 8.0,
             trigger_windows: 5,
+            volume_for: Dur::secs(1),
+            volume_bursts: 4.0,
             rate_pps: 100,
             burst: 200,
             ttl: Dur::secs(60),
@@ -872,6 +882,11 @@ impl Config {
         let s = &l.shape;
         v.check(s.trigger_ratio > 1.0, "ladder.shape.trigger_ratio", "must be > 1");
         v.check(s.trigger_windows > 0, "ladder.shape.trigger_windows", "must be > 0");
+        v.check(
+            s.volume_bursts == 0.0 || (s.volume_bursts >= 1.0 && s.volume_bursts.is_finite()),
+            "ladder.shape.volume_bursts",
+            "must be 0 (off) or at least 1 (less than one burst allowance is no evidence)",
+        );
         v.check(s.rate_pps > 0, "ladder.shape.rate_pps", "must be > 0");
         v.check(s.burst > 0, "ladder.shape.burst", "must be > 0");
         v.stage_times("ladder.shape", s.ttl, s.quiet, tick);

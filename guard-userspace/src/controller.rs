@@ -109,6 +109,7 @@ pub fn run_command(a: RunArgs) -> Result<()> {
         raw: Vec::new(),
         samples: Vec::new(),
         event_buf: Vec::new(),
+        held_events: Vec::new(),
         n2,
     }));
     if a.detach_on_exit {
@@ -142,6 +143,8 @@ struct Ctl {
     raw: Vec<(abi::DeviceKey, abi::DeviceState)>,
     samples: Vec<DeviceSample>,
     event_buf: Vec<abi::Event>,
+    /// Events the between-tick event passes left for the tick (see [`Engine::events_pass`]).
+    held_events: Vec<abi::Event>,
     /// `guard_n2`, attached, when `--n2-iface` was given: its controller ticks on a thread.
     n2: Option<crate::n2ctl::runner::Prepared>,
 }
@@ -178,6 +181,8 @@ async fn control_loop(mut c: Ctl) -> Result<()> {
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut tick = tokio::time::interval(Duration::from_nanos(c.cfg.guard.tick.0.max(10_000_000)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut event_pass = tokio::time::interval(event_pass_period(c.cfg.guard.tick.0));
+    event_pass.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let deadline = c.duration.map(|d| tokio::time::Instant::now() + d);
     let mut host_cap: Option<(abi::Limit, u64)> = None;
     loop {
@@ -191,6 +196,7 @@ async fn control_loop(mut c: Ctl) -> Result<()> {
                 }
                 metrics.tick_seconds.observe(t0.elapsed().as_secs_f64());
             }
+            _ = event_pass.tick() => events_pass(&mut c, &mut engine, &audit, &metrics, &mut host_cap),
             _ = hup.recv() => reload(&mut c, &mut engine, &audit, &metrics, host_cap),
             _ = int.recv() => { info!("SIGINT: stopping the controller (the data plane stays attached)"); break; }
             _ = term.recv() => { info!("SIGTERM: stopping the controller (the data plane stays attached)"); break; }
@@ -208,6 +214,45 @@ async fn control_loop(mut c: Ctl) -> Result<()> {
     Ok(())
 }
 
+/// How often the event ring's readings are looked at between ticks: a tenth of a tick, within
+/// [20 ms, 250 ms]. A flood confirmed by an event is pinned this long after the event at most,
+/// instead of up to a tick.
+fn event_pass_period(tick_ns: u64) -> Duration {
+    Duration::from_nanos(tick_ns / 10).clamp(Duration::from_millis(20), Duration::from_millis(250))
+}
+
+/// The events drained since the last call, into `c.event_buf`'s allocation.
+fn drain_events(c: &mut Ctl, metrics: &Metrics) -> Vec<abi::Event> {
+    let mut events = std::mem::take(&mut c.event_buf);
+    let discarded = c.events.take_into(&mut events);
+    Metrics::raise_to(
+        &metrics.events.get_or_create(&crate::metrics::OutcomeLabel { outcome: "discarded".into() }),
+        discarded,
+    );
+    events
+}
+
+/// Between ticks: the over-limit readings that confirm a flood are acted on now (see
+/// [`Engine::events_pass`]); the other events wait for the tick.
+fn events_pass(
+    c: &mut Ctl,
+    engine: &mut Engine,
+    audit: &AuditLog,
+    metrics: &Metrics,
+    host_cap: &mut Option<(abi::Limit, u64)>,
+) {
+    let now = monotonic_ns();
+    let mut events = drain_events(c, metrics);
+    if events.is_empty() {
+        c.event_buf = events;
+        return;
+    }
+    let decisions = engine.events_pass(now, &mut events);
+    c.held_events.append(&mut events);
+    c.event_buf = events;
+    apply_all(c, &decisions, now, host_cap, audit, metrics);
+}
+
 fn one_tick(
     c: &mut Ctl,
     engine: &mut Engine,
@@ -216,12 +261,11 @@ fn one_tick(
     host_cap: &mut Option<(abi::Limit, u64)>,
 ) -> Result<()> {
     let now = monotonic_ns();
-    let mut events = std::mem::take(&mut c.event_buf);
-    let discarded = c.events.take_into(&mut events);
-    Metrics::raise_to(
-        &metrics.events.get_or_create(&crate::metrics::OutcomeLabel { outcome: "discarded".into() }),
-        discarded,
-    );
+    let mut fresh = drain_events(c, metrics);
+    // The events held by the passes between ticks are older: they go first.
+    let mut events = std::mem::take(&mut c.held_events);
+    events.append(&mut fresh);
+    c.held_events = fresh;
     for ev in &events {
         if ev.kind == abi::EVENT_SPOOF || ev.kind == abi::EVENT_NEW_DEVICE_LIMITED {
             // Rare and security-relevant: keep them in the audit trail.
@@ -251,7 +295,22 @@ fn one_tick(
     let decisions = engine.tick_pass(now, &samples, &events, pass);
     c.samples = samples;
     c.event_buf = events;
-    for d in &decisions {
+    apply_all(c, &decisions, now, host_cap, audit, metrics);
+    let stages = prune_expired(c, now);
+    update_metrics(c, engine, metrics, walked.map(|n| n as i64), stages as i64)
+}
+
+/// Apply decisions to the maps; audit, log and count the ones that change something. A decision
+/// that fails to apply is logged and not audited (it did not happen); the others still apply.
+fn apply_all(
+    c: &mut Ctl,
+    decisions: &[Decision],
+    now: u64,
+    host_cap: &mut Option<(abi::Limit, u64)>,
+    audit: &AuditLog,
+    metrics: &Metrics,
+) {
+    for d in decisions {
         if let Err(e) = apply(c, d, now, host_cap) {
             error!(error = format!("{e:#}"), decision = d.action(), target = d.target(), "applying a decision failed");
             continue;
@@ -272,8 +331,6 @@ fn one_tick(
             }
         }
     }
-    let stages = prune_expired(c, now);
-    update_metrics(c, engine, metrics, walked.map(|n| n as i64), stages as i64)
 }
 
 /// This tick's slice of the device-map walk, into `c.raw`: devices read for at most

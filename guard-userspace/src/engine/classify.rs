@@ -1,5 +1,5 @@
 //! Pattern tests on top of the per-device state: chatty bursts (with cross-device onset
-//! coincidence) and flash crowds. Floods need no more than `Track::flood_streak`.
+//! coincidence) and flash crowds. Floods need no more than `Track::flood_confirmed`.
 
 use super::decision::Evidence;
 use super::track::Track;
@@ -77,6 +77,8 @@ pub(super) fn device_evidence(t: &Track, cfg: &Config) -> Evidence {
         baseline_pps: Some(t.base.mean),
         baseline_sd: Some(t.base.sd()),
         windows: Some(t.flood_streak),
+        flood_s: (t.flood_streak > 0).then_some(t.flood_ns as f64 / 1e9),
+        flood_packets: (t.flood_streak > 0).then_some(t.flood_pkts),
         over_limit_pps: Some(t.w.over_pps),
         dropped_pps: Some(t.w.drop_pps),
         drop_ratio,

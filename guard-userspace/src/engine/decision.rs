@@ -110,6 +110,11 @@ pub struct Evidence {
     /// Consecutive windows the condition held.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub windows: Option<u32>,
+    /// The run of over-profile readings behind a flood: seconds it spans and its packets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flood_s: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flood_packets: Option<u64>,
     /// Data-plane evidence: packets above the observe limit, and packets dropped, per second.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub over_limit_pps: Option<f64>,

@@ -96,7 +96,7 @@ pub(super) fn step(cfg: &Config, key: &DeviceKey, t: &mut Track, now: u64, wants
         });
     }
     if t.stage.stage == STAGE_OBSERVE {
-        let reason = if t.flood_streak >= cfg.ladder.shape.trigger_windows {
+        let reason = if t.flood_confirmed(cfg) {
             Some(Reason::Flood)
         } else if wants.chatty {
             Some(Reason::Chatty)
@@ -141,7 +141,7 @@ pub(super) fn step(cfg: &Config, key: &DeviceKey, t: &mut Track, now: u64, wants
         evidence.from_stage = Some(stage);
         if stage == STAGE_SHAPE {
             t.stage = Default::default();
-            t.flood_streak = 0;
+            t.reset_flood();
             out.push(Decision::ReleaseDevice { key: *key, reason: Reason::Quiet, evidence });
         } else {
             set(cfg, key, t, now, stage - 1, Reason::Quiet, false, evidence, out);

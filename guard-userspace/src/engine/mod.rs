@@ -162,6 +162,9 @@ pub struct Engine {
     loads: (HashMap<CellKey, Load>, Load),
     /// This tick's flash-crowd count of the devices read but not stepped (see [`Engine::fold`]).
     pending_crowd: CrowdCount,
+    /// Burst onsets seen by [`Engine::events_pass`] since the last tick: they count in the
+    /// tick's synchronisation window.
+    pending_onsets: Vec<DeviceKey>,
     cells: HashMap<CellKey, CapState>,
     host: CapState,
     groups: Vec<GroupState>,
@@ -181,6 +184,7 @@ impl Engine {
             touched: Vec::new(),
             loads: (HashMap::new(), Load::default()),
             pending_crowd: CrowdCount::default(),
+            pending_onsets: Vec::new(),
             cells: HashMap::new(),
             host: CapState::default(),
             groups: vec![GroupState::default(); cfg.groups.len()],
@@ -258,7 +262,7 @@ impl Engine {
     pub fn unpin_manual(&mut self, key: &DeviceKey) {
         if let Some(t) = self.tracks.get_mut(key) {
             t.stage = StageState::default();
-            t.flood_streak = 0;
+            t.reset_flood();
             if !notable(t, &self.cfg) {
                 t.notable = false;
                 self.notable.remove(key);
@@ -285,7 +289,7 @@ impl Engine {
     /// completes (every tick for a map read whole each tick), and for [`Pass::Changed`] between.
     pub fn tick_pass(&mut self, now_ns: u64, samples: &[DeviceSample], events: &[Event], pass: Pass) -> Vec<Decision> {
         let mut out = Vec::new();
-        let mut onsets: Vec<DeviceKey> = Vec::new();
+        let mut onsets = std::mem::take(&mut self.pending_onsets);
         for s in samples {
             let r = Reading {
                 at_ns: now_ns,
@@ -303,17 +307,7 @@ impl Engine {
             if self.tracks.get(&e.device).is_some_and(|t| t.fresh(now_ns)) {
                 continue; // a real sample this tick wins
             }
-            let r = Reading {
-                at_ns: e.ts_ns.min(now_ns),
-                cell: e.cell,
-                packets: e.packets,
-                over_limit: e.over_limit,
-                dropped: None,
-                inner_dst: None,
-                ue: None,
-                teid: None,
-            };
-            self.fold(&e.device, &r, now_ns, &mut onsets);
+            self.fold(&e.device, &event_reading(e, now_ns), now_ns, &mut onsets);
         }
         let hot = self.sync.window(u32::try_from(onsets.len()).unwrap_or(u32::MAX), &self.cfg);
         for k in &onsets {
@@ -338,6 +332,35 @@ impl Engine {
         self.touched = keys;
         let (cells, host) = (self.loads.0.clone(), self.loads.1);
         self.step_caps(now_ns, cells, host, &mut out);
+        out
+    }
+
+    /// Between ticks: fold the over-limit events of devices at observe, and shape those whose
+    /// run of over-profile readings now confirms a flood (see [`track::Track::flood_confirmed`]),
+    /// so a flood is pinned when its evidence arrives instead of at the next tick. Only that
+    /// decision is taken here; the devices are stepped again at the tick like any device read
+    /// since the last one. The events this pass does not use stay in `events` for the tick:
+    /// other kinds, and the readings of staged, pinned and exempt devices (their windows are the
+    /// tick's: containment counts them).
+    pub fn events_pass(&mut self, now_ns: u64, events: &mut Vec<Event>) -> Vec<Decision> {
+        let mut out = Vec::new();
+        let mut onsets = std::mem::take(&mut self.pending_onsets);
+        events.retain(|e| {
+            let at_observe = self.tracks.get(&e.device).is_none_or(|t| {
+                t.stage.stage == guard_common::abi::STAGE_OBSERVE && !t.stage.manual && !t.stage.exempt
+            });
+            if e.kind != EVENT_DEVICE_OVER_LIMIT || !at_observe {
+                return true;
+            }
+            self.fold(&e.device, &event_reading(e, now_ns), now_ns, &mut onsets);
+            if let Some(t) = self.tracks.get_mut(&e.device) {
+                if t.flood_confirmed(&self.cfg) {
+                    ladder::step(&self.cfg, &e.device, t, now_ns, Wants::default(), &mut out);
+                }
+            }
+            false
+        });
+        self.pending_onsets = onsets;
         out
     }
 
@@ -465,7 +488,7 @@ impl Engine {
             let cohort =
                 t.group.and_then(|g| self.groups.get(g)).is_some_and(|g| g.flagged) && t.deviating(now, window);
             ladder::step(cfg, key, t, now, Wants { chatty, cohort }, out);
-            flooding += u64::from(t.flood_streak >= cfg.ladder.shape.trigger_windows);
+            flooding += u64::from(t.flood_confirmed(cfg));
             chatty_n += u64::from(chatty);
             if loads && now.saturating_sub(t.seen_ns) <= stale {
                 let offender = t.stage.engine_staged();
@@ -597,6 +620,20 @@ fn notable(t: &Track, cfg: &Config) -> bool {
         || t.stage.exempt
         || t.flood_streak > 0
         || classify::is_chatty(t, cfg)
+}
+
+/// An over-limit event as a reading: the same cumulative counters as a sample, without drops.
+fn event_reading(e: &Event, now_ns: u64) -> Reading {
+    Reading {
+        at_ns: e.ts_ns.min(now_ns),
+        cell: e.cell,
+        packets: e.packets,
+        over_limit: e.over_limit,
+        dropped: None,
+        inner_dst: None,
+        ue: None,
+        teid: None,
+    }
 }
 
 /// Packets per second a stage with `limit` lets through.

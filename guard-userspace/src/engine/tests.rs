@@ -256,7 +256,9 @@ fn stages_release_after_the_quiet_period_and_not_before() {
     let flooders: BTreeSet<usize> = (0..N).filter(|i| i % 20 == 7).collect();
     // Ten of them keep misbehaving once in a while after the flood: one loud window every 90 s.
     let relapsing = |i: usize| i % 200 == 7;
-    let flood_end = 212.0;
+    // Short enough that the shape holds them (confirmed by volume after a second or two, they
+    // are not shaped long enough to escalate for not being contained).
+    let flood_end = 207.0;
     sim.run(600, |i, t, _| {
         let flood = t > 200.0 && t <= flood_end;
         let relapse = t > flood_end && (t as u64) % 90 == 0;
@@ -557,4 +559,135 @@ fn changed_passes_take_the_same_device_decisions_as_full_passes() {
     }
     assert_eq!(full.engine.snapshot(), changed.engine.snapshot(), "the same status");
     assert!(full.manual_violations.is_empty() && changed.manual_violations.is_empty());
+}
+
+/// Confirmation by volume: a flood of 2000 pps (10x the profile, 5 burst allowances a second)
+/// is shaped after one second of readings, not five; a single burst of 1500 packets in a second
+/// (under 4 allowances of 400) is not shaped, however steep; with `volume_bursts = 0` the flood
+/// waits for `trigger_windows`.
+#[test]
+fn floods_are_confirmed_by_volume_and_single_bursts_are_not() {
+    fn scenario(cfg: Config) -> Sim {
+        let mut sim = Sim::new(cfg, 100, 4);
+        sim.run(260, |i, t, _| match i {
+            0..=4 if t > 200.0 => 2000,
+            // One burst each: 1500 packets in one window, at 200 s (75x a 20 pps profile).
+            5..=9 if (t - 200.0 - i as f64).abs() < 0.5 => 1500,
+            _ => 20,
+        });
+        sim
+    }
+    let sim = scenario(Config::default());
+    assert_eq!(staged(&sim), (0..5).collect(), "the floods, not the single bursts");
+    for i in 0..5 {
+        let (at, d) = sim
+            .decisions(|d| matches!(d, Decision::SetDeviceStage { stage: 1, refresh: false, .. }))
+            .find(|(_, d)| matches!(d, Decision::SetDeviceStage { key, .. } if index_of(key) == i))
+            .expect("shaped");
+        assert!(at > 200.0 && at <= 202.0, "device {i} shaped at {at}");
+        let e = d.evidence();
+        assert_eq!(d.reason(), Reason::Flood);
+        assert!(e.flood_packets.is_some_and(|p| p >= 1600) && e.flood_s.is_some_and(|s| s >= 1.0), "{e:?}");
+    }
+    let mut off = Config::default();
+    off.ladder.shape.volume_bursts = 0.0;
+    let sim = scenario(off);
+    assert_eq!(staged(&sim), (0..5).collect());
+    let first = sim
+        .decisions(|d| matches!(d, Decision::SetDeviceStage { stage: 1, .. }))
+        .map(|(t, _)| t)
+        .fold(f64::MAX, f64::min);
+    assert!(first >= 205.0, "without volume confirmation the flood needs 5 windows: shaped at {first}");
+}
+
+/// Between ticks, [`super::Engine::events_pass`] shapes a device as soon as an over-limit event
+/// completes its flood evidence, and leaves for the tick what it does not use: other kinds of
+/// events and the readings of staged devices.
+#[test]
+fn event_passes_pin_a_flood_between_ticks_and_leave_the_rest_for_the_tick() {
+    use guard_common::abi::{DeviceKey, Event, L3Addr, EVENT_DEVICE_OVER_LIMIT, EVENT_SPOOF};
+    let cfg = Config::default();
+    let mut engine = super::Engine::new(&cfg);
+    let (flooder, pinned) = (DeviceKey::teid(42), DeviceKey::teid(43));
+    let cell = L3Addr::v4([192, 0, 2, 1]);
+    let t0 = 1_000_000_000_000u64;
+    engine.pin_manual(pinned, STAGE_SHAPE, Limit::per_second(10, 10), t0 + 3600 * 1_000_000_000, t0);
+    let ev = |key, kind, at: u64, n: u64| Event {
+        ts_ns: at,
+        kind,
+        device: key,
+        cell,
+        packets: n * 2000,
+        over_limit: n * 1800,
+        ..Event::default()
+    };
+    // A tick reads the flooder once, at rest.
+    assert!(engine.tick(t0, &[], &[ev(flooder, EVENT_DEVICE_OVER_LIMIT, t0, 0)]).is_empty());
+    // Its events, one per second (`event_gap`), arrive 0.4 s before the next tick each.
+    let mut pinned_at = None;
+    for s in 1..=3u64 {
+        let at = t0 + s * 1_000_000_000 - 400_000_000;
+        let mut events = vec![
+            ev(flooder, EVENT_DEVICE_OVER_LIMIT, at, s),
+            ev(pinned, EVENT_DEVICE_OVER_LIMIT, at, s),
+            ev(flooder, EVENT_SPOOF, at, s),
+        ];
+        let was_staged = engine.stage_of(&flooder) == Some(STAGE_SHAPE);
+        let d = engine.events_pass(at + 10_000_000, &mut events);
+        // The pinned device's reading and the spoof event stay, and the flooder's once staged.
+        let kept = |e: &Event| e.device == pinned || e.kind == EVENT_SPOOF || was_staged;
+        assert_eq!(events.len(), 2 + usize::from(was_staged), "{events:?}");
+        assert!(events.iter().all(kept), "{events:?}");
+        if d.iter().any(
+            |d| matches!(d, Decision::SetDeviceStage { key, stage: 1, reason: Reason::Flood, .. } if *key == flooder),
+        ) {
+            pinned_at.get_or_insert(s);
+        }
+        assert!(d.iter().all(|d| matches!(d, Decision::SetDeviceStage { key, .. } if *key == flooder)), "{d:?}");
+        let tick = engine.tick(t0 + s * 1_000_000_000, &[], &events);
+        assert!(
+            !tick.iter().any(|d| matches!(d, Decision::SetDeviceStage { refresh: false, .. })),
+            "the tick takes no second decision: {tick:?}"
+        );
+    }
+    // The first event's window (0.6 s at 3333 pps) is over the trigger but carries 2000 packets,
+    // under 4 allowances; the second completes 1.6 s and 4000 packets.
+    assert_eq!(pinned_at, Some(2));
+    assert_eq!(engine.stage_of(&flooder), Some(STAGE_SHAPE));
+    assert_eq!(engine.stage_of(&pinned), Some(STAGE_SHAPE));
+}
+
+/// A reading a few tens of milliseconds after another (a walk slice read just after an event)
+/// says nothing reliable about the rate: it neither breaks a run of over-profile readings nor
+/// starts one. Here a 2000 pps flood is read at 0.6 s, then 50 ms later with no new packets
+/// (the counters had not moved yet), then at 1.1 s: the run spans 1.1 s and 2200 packets and
+/// confirms the flood; the 50 ms reading judged on its own (0 pps) would have restarted it.
+#[test]
+fn a_short_reading_neither_breaks_nor_starts_a_flood_run() {
+    use guard_common::abi::{DeviceKey, Event, L3Addr, EVENT_DEVICE_OVER_LIMIT};
+    let mut engine = super::Engine::new(&Config::default());
+    let key = DeviceKey::teid(7);
+    let t0 = 1_000_000_000_000u64;
+    let ms = 1_000_000u64;
+    let ev = |at: u64, packets: u64| Event {
+        ts_ns: at,
+        kind: EVENT_DEVICE_OVER_LIMIT,
+        device: key,
+        cell: L3Addr::v4([192, 0, 2, 1]),
+        packets,
+        over_limit: packets,
+        ..Event::default()
+    };
+    let shaped = |d: &[Decision]| d.iter().any(|d| matches!(d, Decision::SetDeviceStage { stage: 1, .. }));
+    let mut pass = |at: u64, packets: u64| engine.events_pass(at, &mut vec![ev(at, packets)]);
+    assert!(!shaped(&pass(t0, 0)));
+    // 100 ms later, 200 packets: too short a window to start a run (merged into the next).
+    assert!(!shaped(&pass(t0 + 100 * ms, 200)));
+    assert!(!shaped(&pass(t0 + 600 * ms, 1200)), "0.6 s of run: not yet");
+    assert!(!shaped(&pass(t0 + 650 * ms, 1200)), "a short reading adds no evidence");
+    let d = pass(t0 + 1100 * ms, 2200);
+    assert!(shaped(&d), "1.1 s and 2200 packets confirm the flood: {d:?}");
+    let e = d[0].evidence();
+    // Two full readings (0.6 s, 0.45 s) and the short one between them.
+    assert_eq!((e.windows, e.flood_s, e.flood_packets), (Some(2), Some(1.1), Some(2200)), "{e:?}");
 }

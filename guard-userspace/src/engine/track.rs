@@ -166,8 +166,11 @@ pub(super) struct Track {
     pub w: Window,
     pub base: Baseline,
     pub bursts: Bursts,
-    /// Consecutive windows at or above the shape trigger ratio.
+    /// Consecutive windows at or above the shape trigger ratio ...
     pub flood_streak: u32,
+    /// ... the time they span, and their packets (confirmation by volume).
+    pub flood_ns: u64,
+    pub flood_pkts: u64,
     /// Last time the device deviated from its group's profile, and how (bit 0: destination,
     /// bit 1: period).
     pub last_deviation_ns: u64,
@@ -225,6 +228,36 @@ impl Track {
         self.w.rate / self.profile(cfg)
     }
 
+    pub fn reset_flood(&mut self) {
+        self.flood_streak = 0;
+        self.flood_ns = 0;
+        self.flood_pkts = 0;
+    }
+
+    /// Whether the run of over-profile readings confirms a flood: persistence
+    /// (`trigger_windows` readings in a row) or volume (`volume_bursts` burst allowances of
+    /// packets over at least `volume_for`). A burst within the device's allowances, however
+    /// steep, needs persistence.
+    pub fn flood_confirmed(&self, cfg: &Config) -> bool {
+        let s = &cfg.ladder.shape;
+        if self.flood_streak == 0 {
+            return false;
+        }
+        if self.flood_streak >= s.trigger_windows {
+            return true;
+        }
+        let allowance = (cfg.dataplane.observe.burst as f64).max(self.burst_threshold(cfg));
+        s.volume_bursts > 0.0
+            && self.flood_ns >= s.volume_for.0
+            && self.flood_pkts as f64 >= s.volume_bursts * allowance
+    }
+
+    /// Packets above which a burst is excessive (the chatty test).
+    pub fn burst_threshold(&self, cfg: &Config) -> f64 {
+        let ch = &cfg.classify.chatty;
+        (ch.burst_ratio * self.burst_profile(cfg)).max(ch.min_burst_packets as f64)
+    }
+
     /// Packets per burst this device is expected to send.
     pub fn burst_profile(&self, cfg: &Config) -> f64 {
         let ch = &cfg.classify.chatty;
@@ -267,6 +300,13 @@ impl Track {
             return false;
         }
         let dt_ns = r.at_ns - self.seen_ns;
+        // A window this short (a walk slice read just after an event, or the reverse) says too
+        // little about the rate to start or break a run of over-profile readings: it joins the
+        // run going on, if any, and is otherwise merged into the next reading's window.
+        let short = dt_ns < cfg.guard.tick.0 / 4;
+        if short && self.flood_streak == 0 {
+            return false;
+        }
         let dt_s = dt_ns as f64 / 1e9;
         let dp = r.packets - self.packets;
         let w = Window {
@@ -285,9 +325,16 @@ impl Track {
         self.over_limit = r.over_limit;
         self.dropped = dropped;
 
-        let ratio = self.ratio(cfg);
-        self.flood_streak =
-            if ratio >= cfg.ladder.shape.trigger_ratio { self.flood_streak.saturating_add(1) } else { 0 };
+        if short {
+            self.flood_ns = self.flood_ns.saturating_add(dt_ns);
+            self.flood_pkts = self.flood_pkts.saturating_add(dp);
+        } else if self.ratio(cfg) >= cfg.ladder.shape.trigger_ratio {
+            self.flood_streak = self.flood_streak.saturating_add(1);
+            self.flood_ns = self.flood_ns.saturating_add(dt_ns);
+            self.flood_pkts = self.flood_pkts.saturating_add(dp);
+        } else {
+            self.reset_flood();
+        }
         self.learn(cfg, dt_s);
         self.track_bursts(cfg, r.at_ns, dt_ns);
         self.track_deviation(cfg, r.at_ns);
@@ -306,8 +353,7 @@ impl Track {
     }
 
     fn track_bursts(&mut self, cfg: &Config, now: u64, dt_ns: u64) {
-        let ch = &cfg.classify.chatty;
-        let threshold = (ch.burst_ratio * self.burst_profile(cfg)).max(ch.min_burst_packets as f64);
+        let threshold = self.burst_threshold(cfg);
         let expected_period = self.group.and_then(|g| cfg.groups.get(g)).and_then(|g| g.expected_period);
         let b = &mut self.bursts;
         b.onset_now = false;
