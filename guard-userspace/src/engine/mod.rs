@@ -320,13 +320,11 @@ impl Engine {
         let pending = std::mem::take(&mut self.pending_crowd);
         if pass == Pass::Full || !self.cfg.groups.is_empty() {
             self.step_groups(now_ns, &mut out);
-            keys.clear();
-            keys.extend(self.tracks.keys().copied());
-            self.loads = self.step_devices(now_ns, &keys, true, CrowdCount::default(), &mut out);
+            self.loads = self.step_devices(now_ns, None, CrowdCount::default(), &mut out);
         } else {
             // The loads these devices would give are partial: the last full pass's stand.
             keys.extend(self.notable.iter().copied());
-            let _ = self.step_devices(now_ns, &keys, false, pending, &mut out);
+            let _ = self.step_devices(now_ns, Some(&keys), pending, &mut out);
         }
         keys.clear();
         self.touched = keys;
@@ -457,36 +455,34 @@ impl Engine {
         }
     }
 
-    /// Classify and step the ladders of `keys` (each once per tick, repeats skipped); returns
-    /// their per-cell and host loads if `loads`.
+    /// Classify and step the ladders of `keys` (each once per tick, repeats skipped), or of every
+    /// device (`None`), walking the table in its own order rather than looking each up (at 1M
+    /// devices, random lookups into the tracks were most of a full pass); the per-cell and host
+    /// loads are computed on a full pass only.
     fn step_devices(
         &mut self,
         now: u64,
-        keys: &[DeviceKey],
-        loads: bool,
+        keys: Option<&[DeviceKey]>,
         crowd: CrowdCount,
         out: &mut Vec<Decision>,
     ) -> (HashMap<CellKey, Load>, Load) {
-        let cfg = &self.cfg;
+        let Engine { cfg, tracks, notable: notable_set, groups, .. } = self;
+        let cfg = &*cfg;
         let stale = cfg.classify.stale_after.0;
         let window = cfg.classify.cohort.window.0;
+        let loads = keys.is_none();
         let mut cells: HashMap<CellKey, Load> = HashMap::new();
         let mut host = Load::default();
         let mut crowd = crowd;
         let (mut flooding, mut chatty_n) = (0u64, 0u64);
-        for key in keys {
-            let Some(t) = self.tracks.get_mut(key) else {
-                self.notable.remove(key);
-                continue;
-            };
+        let mut step = |key: &DeviceKey, t: &mut Track| {
             if t.stepped_ns == now {
-                continue;
+                return;
             }
             t.stepped_ns = now;
             crowd.add(t, cfg, now);
             let chatty = classify::is_chatty(t, cfg);
-            let cohort =
-                t.group.and_then(|g| self.groups.get(g)).is_some_and(|g| g.flagged) && t.deviating(now, window);
+            let cohort = t.group.and_then(|g| groups.get(g)).is_some_and(|g| g.flagged) && t.deviating(now, window);
             ladder::step(cfg, key, t, now, Wants { chatty, cohort }, out);
             flooding += u64::from(t.flood_confirmed(cfg));
             chatty_n += u64::from(chatty);
@@ -503,11 +499,26 @@ impl Engine {
             if is != t.notable {
                 t.notable = is;
                 if is {
-                    self.notable.insert(*key);
+                    notable_set.insert(*key);
                 } else {
-                    self.notable.remove(key);
+                    notable_set.remove(key);
                 }
             }
+        };
+        let mut gone = Vec::new();
+        match keys {
+            None => tracks.iter_mut().for_each(|(k, t)| step(k, t)),
+            Some(keys) => {
+                for key in keys {
+                    match tracks.get_mut(key) {
+                        Some(t) => step(key, t),
+                        None => gone.push(*key),
+                    }
+                }
+            }
+        }
+        for k in &gone {
+            notable_set.remove(k);
         }
         self.crowd = crowd;
         let mut evidence = Evidence {
