@@ -204,8 +204,8 @@ pub fn scale_part(cfg: &GuardConfig, quick: bool) -> Result<(Vec<Table>, Vec<Vec
     tables.push(spoof);
     drop(refs);
 
-    let (ctl, g) = controller_part(cfg, quick)?;
-    tables.extend(ctl);
+    let (ctl, g) = controller(cfg, quick)?;
+    tables.push(ctl);
     goals.extend(g);
     Ok((tables, goals))
 }
@@ -576,7 +576,9 @@ fn controller(cfg: &GuardConfig, quick: bool) -> Result<(Table, Vec<Vec<String>>
             let begun = if rounds == 0 { (si + 1) * slice } else { offenders.len() }.min(offenders.len());
             for (idx, teid) in offenders[..begun].iter().enumerate() {
                 let k = DeviceKey::teid(*teid);
-                onset.entry(*teid).or_insert_with(|| t0.elapsed().as_secs_f64());
+                if rounds == 0 && idx / slice == si {
+                    onset.insert(*teid, t0.elapsed().as_secs_f64());
+                }
                 if let Some(mut d) = maps.device(&k)? {
                     d.packets += 200;
                     d.over_limit += 180;
