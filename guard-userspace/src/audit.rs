@@ -6,6 +6,10 @@
 //! is buffered in the process; [`AuditLog::sync`] adds an fsync for callers that want durability
 //! at a point (the controller calls it once per tick, not per line).
 //!
+//! Rotation: a SIGHUP makes every `AuditLog` of the process reopen its path before its next line
+//! ([`request_reopen`]), so logrotate's `create` (move, then HUP) works without `copytruncate`;
+//! until then, and if the reopen fails, lines keep going to the file already open, never nowhere.
+//!
 //! Line format (stable keys):
 //! `{"ts":"2026-05-01T12:00:00.123Z","actor":"engine","action":"set_device_stage",
 //!   "target":"teid:0x00001234","reason":"flood","evidence":{...},"detail":{...}}`
@@ -13,6 +17,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -64,22 +69,61 @@ pub struct AuditRecord {
     pub detail: Value,
 }
 
+/// Bumped by [`request_reopen`]; every log compares it with the generation of its open file.
+static REOPEN_GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// Ask every audit log of this process (N3 and N2 controllers alike) to reopen its path before
+/// its next line: the SIGHUP half of log rotation.
+pub fn request_reopen() {
+    REOPEN_GENERATION.fetch_add(1, Ordering::SeqCst);
+}
+
 /// An append-only JSON-lines audit log.
 #[derive(Debug)]
 pub struct AuditLog {
     path: PathBuf,
-    file: Mutex<File>,
+    file: Mutex<OpenLog>,
+}
+
+#[derive(Debug)]
+struct OpenLog {
+    file: File,
+    /// The [`REOPEN_GENERATION`] this file was opened at.
+    generation: u64,
+}
+
+fn open_append(path: &Path) -> Result<File, AuditError> {
+    let err = |source| AuditError::Open { path: path.to_owned(), source };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(err)?;
+    }
+    OpenOptions::new().create(true).append(true).open(path).map_err(err)
 }
 
 impl AuditLog {
     /// Open (creating it and its directory if needed) `path` for appending.
     pub fn open(path: &Path) -> Result<AuditLog, AuditError> {
-        let err = |source| AuditError::Open { path: path.to_owned(), source };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(err)?;
+        let file = open_append(path)?;
+        let generation = REOPEN_GENERATION.load(Ordering::SeqCst);
+        Ok(AuditLog { path: path.to_owned(), file: Mutex::new(OpenLog { file, generation }) })
+    }
+
+    /// Reopen the path now if a reopen was requested since this file was opened. Ok(false):
+    /// nothing to do. On an error the old file stays open and in use, and the reopen is tried
+    /// again before the next line.
+    pub fn reopen_if_requested(&self) -> Result<bool, AuditError> {
+        let mut g = self.file.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        Self::reopen_locked(&self.path, &mut g)
+    }
+
+    fn reopen_locked(path: &Path, g: &mut OpenLog) -> Result<bool, AuditError> {
+        let want = REOPEN_GENERATION.load(Ordering::SeqCst);
+        if g.generation == want {
+            return Ok(false);
         }
-        let file = OpenOptions::new().create(true).append(true).open(path).map_err(err)?;
-        Ok(AuditLog { path: path.to_owned(), file: Mutex::new(file) })
+        g.file = open_append(path)?;
+        g.generation = want;
+        Ok(true)
     }
 
     pub fn path(&self) -> &Path {
@@ -160,16 +204,20 @@ impl AuditLog {
         let mut line = serde_json::to_vec(rec)?;
         line.push(b'\n');
         // A poisoned lock only means another writer panicked mid-call; the file is still fine.
-        let mut f = self.file.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        f.write_all(&line)?;
-        f.flush()?;
+        let mut g = self.file.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Err(e) = Self::reopen_locked(&self.path, &mut g) {
+            // Keep the trail in the file that is open rather than lose the line.
+            tracing::error!(error = %e, "audit log: reopen after SIGHUP failed; still writing to the file open before");
+        }
+        g.file.write_all(&line)?;
+        g.file.flush()?;
         Ok(())
     }
 
     /// fsync the log (data only).
     pub fn sync(&self) -> Result<(), AuditError> {
-        let f = self.file.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        f.sync_data()?;
+        let g = self.file.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        g.file.sync_data()?;
         Ok(())
     }
 }
@@ -286,6 +334,27 @@ mod tests {
         assert_eq!(recs[3]["reason"], "quiet");
         let text = std::fs::read_to_string(&path).expect("read");
         assert_eq!(text.lines().count(), 4, "one line per record");
+        let _ = std::fs::remove_dir_all(path.parent().and_then(Path::parent).unwrap_or(&path));
+    }
+
+    #[test]
+    fn a_requested_reopen_follows_a_rotated_file() {
+        let path = temp_path("rotate");
+        let log = AuditLog::open(&path).expect("open");
+        let key = DeviceKey::teid(7);
+        log.record_operator(UNIX_EPOCH, "x", &OperatorAction::Unpin { key }, "before").expect("w");
+        // logrotate's `create`: move the file away, then signal.
+        let moved = path.with_extension("jsonl.1");
+        std::fs::rename(&path, &moved).expect("rotate");
+        log.record_operator(UNIX_EPOCH, "x", &OperatorAction::Unpin { key }, "after move").expect("w");
+        request_reopen();
+        log.record_operator(UNIX_EPOCH, "x", &OperatorAction::Unpin { key }, "after hup").expect("w");
+        let old = read_audit(&moved).expect("read rotated");
+        let new = read_audit(&path).expect("read new");
+        assert_eq!(old.len(), 2, "lines before the reopen stay in the rotated file");
+        assert_eq!(new.len(), 1, "the first line after the reopen starts the new file");
+        assert_eq!(new[0]["evidence"]["comment"], "after hup");
+        assert!(!log.reopen_if_requested().expect("no-op"), "nothing requested since");
         let _ = std::fs::remove_dir_all(path.parent().and_then(Path::parent).unwrap_or(&path));
     }
 

@@ -42,6 +42,7 @@ use crate::{
     loader,
     maps::N3Maps,
     metrics::{Metrics, TOP_CELLS},
+    runlock::Resource,
 };
 
 /// Events the event thread keeps between two ticks at most; more are discarded and counted
@@ -64,6 +65,16 @@ pub fn run_command(a: RunArgs) -> Result<()> {
     let iface = a.target.iface.clone();
     loader::require_interface(&iface)?;
     let pins = a.target.pins(&cfg);
+    // One controller per interface and pin directory, taken before anything is touched; held
+    // until this process exits (the kernel releases it even on SIGKILL).
+    let n2_base = a.target.pin_base.clone().unwrap_or_else(|| cfg.guard.pin_dir.clone());
+    let n2_pins = a.n2_iface.as_deref().map(|i| crate::n2::pin_dir(&n2_base, i));
+    let mut locks = vec![Resource::Interface(&iface), Resource::Pins(pins.path())];
+    if let (Some(i), Some(p)) = (a.n2_iface.as_deref(), n2_pins.as_ref()) {
+        locks.push(Resource::Interface(i));
+        locks.push(Resource::Pins(p.path()));
+    }
+    let _lock = crate::runlock::acquire(&locks).context("refusing to start a second controller")?;
     let ncpus = num_cpus();
     let dp = cfg.dataplane(ncpus);
     let mut loaded =
@@ -77,7 +88,6 @@ pub fn run_command(a: RunArgs) -> Result<()> {
     let how = loaded.attach(&iface, a.mode.into()).with_context(|| format!("attaching to {iface}"))?;
     info!(iface, mode = ?how, "guard_n3 attached");
     // N2/S1-MME (docs/n2.md): guard_n2 on its own interface, its storm controller on a thread.
-    let n2_base = a.target.pin_base.clone().unwrap_or_else(|| cfg.guard.pin_dir.clone());
     let n2 = match &a.n2_iface {
         Some(n2_iface) => {
             let file = crate::n2ctl::runner::N2File::read(a.n2_config.as_deref())?;
@@ -536,6 +546,15 @@ fn update_cell_rates(m: &Metrics, mut cells: Vec<(abi::CellKey, abi::CellState)>
 }
 
 fn reload(c: &mut Ctl, engine: &mut Engine, audit: &AuditLog, m: &Metrics, host_cap: Option<(abi::Limit, u64)>) {
+    // Log rotation (logrotate moves the file, then sends SIGHUP): reopen the audit trail first,
+    // so the reload's own record lands in the new file. The N2 controller's log follows at its
+    // next line.
+    crate::audit::request_reopen();
+    match audit.reopen_if_requested() {
+        Ok(true) => info!(path = %audit.path().display(), "SIGHUP: audit log reopened"),
+        Ok(false) => {}
+        Err(e) => error!(error = %e, "SIGHUP: reopening the audit log failed; still writing to the file open before"),
+    }
     let outcome = |o: &str| crate::metrics::OutcomeLabel { outcome: o.to_owned() };
     let Some(path) = c.config_path.clone() else {
         warn!("SIGHUP: no --config file to reload; nothing changed");

@@ -24,3 +24,4 @@ pub mod metrics;
 pub mod n2;
 pub mod n2ctl;
 pub mod pins;
+pub mod runlock;

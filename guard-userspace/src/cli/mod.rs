@@ -174,6 +174,42 @@ pub struct DetachArgs {
     pub purge: bool,
 }
 
+/// `guard detach`: refused while a controller runs on the interface (it would go on writing
+/// stages to maps that are gone, and tell the operator at exit that the data plane stays
+/// attached); audited before it acts, like every operator action.
+fn detach(a: DetachArgs) -> Result<()> {
+    let cfg = a.target.load_config()?;
+    let pins = a.target.pins(&cfg);
+    let _lock = crate::runlock::acquire(&[
+        crate::runlock::Resource::Interface(&a.target.iface),
+        crate::runlock::Resource::Pins(pins.path()),
+    ])
+    .context("refusing to detach while a controller runs (stop it first: it would keep staging into removed maps)")?;
+    let audit = crate::audit::AuditLog::open(&cfg.guard.audit_log)
+        .with_context(|| format!("opening the audit log {}", cfg.guard.audit_log.display()))?;
+    audit
+        .write(&crate::audit::AuditRecord {
+            ts: crate::audit::rfc3339(std::time::SystemTime::now()),
+            actor: crate::audit::Actor::Operator,
+            action: if a.purge { "detach_purge" } else { "detach" }.into(),
+            target: format!("iface:{}", a.target.iface),
+            reason: "operator".into(),
+            evidence: serde_json::Value::Null,
+            detail: serde_json::json!({ "operator": device::operator(), "pins": pins.path().display().to_string() }),
+        })
+        .context("writing the audit record (nothing was detached)")?;
+    let had = crate::loader::detach(&pins, a.purge).context("detaching")?;
+    match (had, a.purge) {
+        (true, true) => println!("detached from {} and purged {}", a.target.iface, pins.path().display()),
+        (true, false) => println!("detached from {} (pinned maps kept in {})", a.target.iface, pins.path().display()),
+        (false, true) => println!("no pinned link for {}; purged {}", a.target.iface, pins.path().display()),
+        (false, false) => {
+            println!("no pinned link for {} in {}: nothing to detach", a.target.iface, pins.path().display())
+        }
+    }
+    Ok(())
+}
+
 pub fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -208,22 +244,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Cmd::Top(a) => status::top(a),
         Cmd::Device(d) => device::run(d),
         Cmd::Upgrade(a) => upgrade::run(a),
-        Cmd::Detach(a) => {
-            let cfg = a.target.load_config()?;
-            let pins = a.target.pins(&cfg);
-            let had = crate::loader::detach(&pins, a.purge).context("detaching")?;
-            match (had, a.purge) {
-                (true, true) => println!("detached from {} and purged {}", a.target.iface, pins.path().display()),
-                (true, false) => {
-                    println!("detached from {} (pinned maps kept in {})", a.target.iface, pins.path().display())
-                }
-                (false, true) => println!("no pinned link for {}; purged {}", a.target.iface, pins.path().display()),
-                (false, false) => {
-                    println!("no pinned link for {} in {}: nothing to detach", a.target.iface, pins.path().display())
-                }
-            }
-            Ok(())
-        }
+        Cmd::Detach(a) => detach(a),
         Cmd::Config(ConfigCmd::Check { file, print }) => {
             let cfg = Config::load(&file).with_context(|| format!("configuration {}", file.display()))?;
             if print {

@@ -1,0 +1,192 @@
+//! Operator commands that never claim what they did not do (issue 25, items 2-4), checked on the
+//! real `guard` binary in a namespace lab:
+//! - a second `guard run` on an interface (same pins or other pins) is refused before it touches
+//!   anything, naming the running one; the first keeps running;
+//! - `guard detach` is refused while a controller runs, and audited when it acts;
+//! - SIGHUP reopens the audit log, so logrotate's move-then-HUP starts a new file.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use labkit::lab::Lab;
+
+const GUARD: &str = env!("CARGO_BIN_EXE_guard");
+
+/// The lab, the guard process and its files; all removed on drop, also when an assertion fails.
+struct Fixture {
+    lab: Lab,
+    dir: PathBuf,
+    pin_base: PathBuf,
+    run_dir: PathBuf,
+    guard: Option<Child>,
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        if let Some(mut g) = self.guard.take() {
+            let _ = g.kill();
+            let _ = g.wait();
+        }
+        let cfg = self.config("a");
+        let _ = self.cmd(&cfg, &["detach", "--purge"]).output();
+        let _ = std::fs::remove_dir_all(&self.pin_base);
+        let _ = std::fs::remove_dir_all(&self.dir);
+        let _ = std::fs::remove_dir_all(&self.run_dir);
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        assert!(labkit::netns::is_root(), "needs root (network namespaces, XDP): run `cargo xtask test`");
+        let lab = Lab::new().expect("lab topology");
+        let unique = format!("{}-{}", std::process::id(), lab.core_ns_name());
+        let dir = std::env::temp_dir().join(format!("og-optruth-{unique}"));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let pin_base = PathBuf::from(format!("/sys/fs/bpf/og-optruth-{unique}"));
+        // Own lock directory, so parallel test binaries never see each other's locks.
+        let run_dir = dir.join("run");
+        Fixture { lab, dir, pin_base, run_dir, guard: None }
+    }
+
+    fn audit_path(&self) -> PathBuf {
+        self.dir.join("audit.jsonl")
+    }
+
+    /// A config file named `name` whose pins live under `<pin_base>/<name>`.
+    fn config(&self, name: &str) -> PathBuf {
+        let path = self.dir.join(format!("{name}.toml"));
+        if !path.exists() {
+            let text = format!(
+                "[guard]\npin_dir = {pin:?}\naudit_log = {audit:?}\ntick = \"200ms\"\nmax_devices = 4096\n\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n",
+                pin = self.pin_base.join(name).display().to_string(),
+                audit = self.audit_path().display().to_string(),
+                port = free_port(),
+            );
+            std::fs::write(&path, text).expect("config");
+        }
+        path
+    }
+
+    fn cmd(&self, config: &Path, args: &[&str]) -> Command {
+        let mut c = Command::new(GUARD);
+        c.env("GUARD_RUN_DIR", &self.run_dir);
+        c.args(["--netns", self.lab.core_ns_name()]).arg(args[0]);
+        c.args(["--iface", self.lab.core_ifname(), "--config"]).arg(config);
+        c.args(&args[1..]);
+        c
+    }
+
+    fn start(&mut self) -> u32 {
+        let cfg = self.config("a");
+        let log = std::fs::File::create(self.dir.join("run.log")).expect("log");
+        let child = self.cmd(&cfg, &["run"]).stdout(Stdio::null()).stderr(log).spawn().expect("spawn guard run");
+        let pid = child.id();
+        self.guard = Some(child);
+        // Up when its first audit-free sign of life shows: the pinned link exists.
+        let link = self.pin_base.join("a").join(self.lab.core_ifname());
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(20) {
+            if link.exists() && std::fs::read_dir(&link).map(|d| d.count() > 3).unwrap_or(false) {
+                std::thread::sleep(Duration::from_millis(500));
+                return pid;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("guard run did not come up: {}", std::fs::read_to_string(self.dir.join("run.log")).unwrap_or_default());
+    }
+
+    fn running(&mut self) -> bool {
+        self.guard.as_mut().is_some_and(|g| matches!(g.try_wait(), Ok(None)))
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut g) = self.guard.take() {
+            // SAFETY: kill(2) on our own child.
+            unsafe { libc::kill(g.id() as libc::pid_t, libc::SIGTERM) };
+            let _ = g.wait();
+        }
+    }
+
+    fn audit_actions(&self, path: &Path) -> Vec<String> {
+        guard::audit::read_audit(path)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|r| r["action"].as_str().map(str::to_owned))
+            .collect()
+    }
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn a_second_controller_is_refused_before_it_touches_anything_and_names_the_first() {
+    let mut f = Fixture::new();
+    let pid = f.start();
+    // Same config (same pins): refused, with the first one's pid.
+    let a = f.config("a");
+    let out = f.cmd(&a, &["run"]).output().expect("second guard run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a second controller on the same pins must be refused: {err}");
+    assert!(err.contains(&format!("pid {pid}")), "the refusal names the running controller: {err}");
+    // Other pins, same interface: refused on the interface (it would replace the XDP program).
+    let b = f.config("b");
+    let out = f.cmd(&b, &["run"]).output().expect("third guard run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a second controller on the same interface must be refused: {err}");
+    assert!(err.contains("interface") && err.contains(&format!("pid {pid}")), "{err}");
+    assert!(!f.pin_base.join("b").exists(), "the refused run created no pins: {}", f.pin_base.join("b").display());
+    assert!(f.running(), "the first controller keeps running");
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn detach_is_refused_while_a_controller_runs_and_audited_when_it_acts() {
+    let mut f = Fixture::new();
+    let pid = f.start();
+    let a = f.config("a");
+    let out = f.cmd(&a, &["detach", "--purge"]).output().expect("guard detach");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "detach while a controller runs must be refused: {err}");
+    assert!(err.contains(&format!("pid {pid}")), "{err}");
+    let pins = f.pin_base.join("a").join(f.lab.core_ifname());
+    assert!(pins.exists(), "a refused detach leaves the pins");
+    assert!(!f.audit_actions(&f.audit_path()).iter().any(|a| a.starts_with("detach")), "nothing done, nothing audited");
+    f.stop();
+    let out = f.cmd(&a, &["detach", "--purge"]).output().expect("guard detach");
+    assert!(out.status.success(), "detach after the controller stopped: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(!pins.exists(), "purged");
+    assert!(f.audit_actions(&f.audit_path()).iter().any(|a| a == "detach_purge"), "the detach is audited");
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn sighup_reopens_the_audit_log_after_it_was_moved() {
+    let mut f = Fixture::new();
+    let pid = f.start();
+    let audit = f.audit_path();
+    let moved = f.dir.join("audit.jsonl.1");
+    // The controller may not have written a line yet; make sure the file exists to move.
+    std::fs::OpenOptions::new().create(true).append(true).open(&audit).expect("touch audit");
+    std::fs::rename(&audit, &moved).expect("rotate");
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGHUP) };
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(10) && !f.audit_actions(&audit).iter().any(|a| a == "config_reload") {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        f.audit_actions(&audit).iter().any(|a| a == "config_reload"),
+        "after SIGHUP the reload record goes to a new file at the configured path"
+    );
+    assert!(
+        !f.audit_actions(&moved).iter().any(|a| a == "config_reload"),
+        "the rotated file gets nothing after the HUP"
+    );
+    assert!(f.running());
+}
