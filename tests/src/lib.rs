@@ -16,6 +16,8 @@
 //!   (guard off / naive cell cap / guard).
 //! - [`score`]: the scores of a run and issue 4's acceptance checks.
 //! - [`report`]: report.md, report.json and the timeline plots.
+//! - [`realpeers`], [`real_n3`], [`real_n2`]: the lab scenarios against real peers (osmo-ggsn /
+//!   sgsnemu, libusrsctp endpoints carrying pycrate-encoded NGAP) and their oracles.
 
 pub mod bench;
 pub mod bpf;
@@ -29,6 +31,9 @@ pub mod netns;
 pub mod oracle;
 pub mod pcap;
 pub mod population;
+pub mod real_n2;
+pub mod real_n3;
+pub mod realpeers;
 pub mod report;
 pub mod scenario;
 pub mod score;

@@ -23,7 +23,16 @@ const DEB_PACKAGES: &[&str] = &[
     "python3-scapy",
     "nftables",
     "ethtool",
+    // Real peers nobody on this project wrote (issue 15): osmo-ggsn and sgsnemu (GTP), libusrsctp
+    // (a userspace RFC 9260 stack: these kernels have no SCTP), and what builds and runs them.
+    "osmo-ggsn",
+    "libusrsctp-dev",
+    "pkg-config",
+    "python3-venv",
 ];
+/// pycrate (PyPI), the independent NGAP/S1AP APER encoder, in a venv of the workspace: Debian's
+/// Python is externally managed. `--system-site-packages` keeps Debian's scapy visible.
+const PYCRATE_VERSION: &str = "0.8.1";
 const BPF_LINKER_VERSION: &str = "0.13.0";
 
 fn step(msg: &str) {
@@ -34,6 +43,39 @@ pub fn ensure_all() -> Result<()> {
     ensure_debian_packages()?;
     ensure_bpf_linker()?;
     ensure_cargo_fuzz()?;
+    ensure_pycrate()?;
+    Ok(())
+}
+
+/// The venv holding pycrate: `<workspace>/target/pyvenv` (labkit's `realpeers::python` finds it).
+pub fn pyvenv() -> std::path::PathBuf {
+    crate::run::root().join("target/pyvenv")
+}
+
+fn ensure_pycrate() -> Result<()> {
+    let venv = pyvenv();
+    let py = venv.join("bin/python3");
+    let probe = "import pycrate_asn1dir.NGAP, pycrate_asn1dir.S1AP, pycrate; print(pycrate.__version__)";
+    if let Ok(o) = Command::new(&py).args(["-c", probe]).output() {
+        if o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == PYCRATE_VERSION {
+            step(&format!("pycrate {PYCRATE_VERSION} (NGAP/S1AP encoder) in {}: ok", venv.display()));
+            return Ok(());
+        }
+    }
+    step(&format!("installing pycrate {PYCRATE_VERSION} into {} (python3 -m venv + pip)", venv.display()));
+    run_quiet(
+        Command::new("/usr/bin/python3").args(["-m", "venv", "--system-site-packages"]).arg(&venv),
+        "python3 -m venv",
+    )?;
+    run_quiet(
+        Command::new(venv.join("bin/pip")).args(["install", "-q", &format!("pycrate=={PYCRATE_VERSION}")]),
+        "pip install pycrate",
+    )?;
+    let o = Command::new(&py).args(["-c", probe]).output().context("run the venv's python3")?;
+    if !o.status.success() {
+        bail!("pycrate installed but does not import: {}", String::from_utf8_lossy(&o.stderr).trim());
+    }
+    step("pycrate installed");
     Ok(())
 }
 
@@ -51,7 +93,7 @@ fn missing_packages() -> Vec<&'static str> {
 fn ensure_debian_packages() -> Result<()> {
     let missing = missing_packages();
     if missing.is_empty() {
-        step("Debian packages (rustc-web 1.96, LLVM 22, tshark, scapy, nftables, iproute2): ok");
+        step("Debian packages (rustc-web 1.96, LLVM 22, tshark, scapy, nftables, iproute2, osmo-ggsn, libusrsctp): ok");
         return Ok(());
     }
     if !is_root() {

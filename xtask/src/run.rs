@@ -4,7 +4,7 @@ use std::{path::PathBuf, process::Command};
 
 use anyhow::{bail, Context, Result};
 
-fn root() -> PathBuf {
+pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
 }
 
@@ -38,7 +38,15 @@ pub fn test(args: &[String]) -> Result<()> {
     lint()?;
     let mut c = cargo();
     // Test binaries use unique namespace, link and pin names, so parallel runs do not collide.
-    c.args(["test", "--workspace", "--no-fail-fast"]).args(args);
+    // Tests that need root or the lab's tools are `#[ignore = "needs root ..."]`, so a plain
+    // `cargo test` as an unprivileged user reports them as ignored, never as passed; here they
+    // are opted in (`--include-ignored`), and GUARD_TEST_STRICT makes a missing tool a failure.
+    c.args(["test", "--workspace", "--no-fail-fast"]).env("GUARD_TEST_STRICT", "1");
+    let (before, after) = match args.iter().position(|a| a == "--") {
+        Some(i) => (&args[..i], &args[i + 1..]),
+        None => (args, &[][..]),
+    };
+    c.args(before).arg("--").arg("--include-ignored").args(after);
     run(c, "running all tests (host, BPF_PROG_TEST_RUN verdicts, veth end-to-end)")?;
     // The fuzz smoke is part of the test command (issue 7); skip it when a filter was given.
     if args.is_empty() {
@@ -95,9 +103,14 @@ pub fn lab(scenario: &str, out: &str, modes: &str) -> Result<()> {
     c.args(["build", "--release", "-p", "guard-userspace", "--bin", "guard"]);
     run(c, "building the guard binary (release) for the lab")?;
     let guard = root().join("target/release/guard");
-    // N3 scenarios run in `lab`, the N2 (SCTP/NGAP) ones (`n2_*`) in `lab_n2`; `all` runs both and
-    // fails if either fails, after both have written their reports.
+    // N3 scenarios run in `lab`, the N2 (SCTP/NGAP) ones (`n2_*`) in `lab_n2`, the real-peer ones
+    // (`real-n3`, `real-n2`) in `lab_real`; `all` runs all three and fails if any fails, after
+    // each has written its report.
+    let is_real = scenario.starts_with("real-");
     let is_n2 = scenario.starts_with("n2_") || scenario.contains("/n2_");
+    if is_real {
+        return real_lab(scenario, out, &guard);
+    }
     let n3 = if scenario == "all" || !is_n2 {
         let mut c = cargo();
         c.args(["run", "--release", "-p", "guard-tests", "--bin", "lab", "--", "--scenario", scenario, "--out", out])
@@ -128,7 +141,20 @@ pub fn lab(scenario: &str, out: &str, modes: &str) -> Result<()> {
     } else {
         Ok(())
     };
-    n3.and(n2)
+    let real = if scenario == "all" { real_lab(scenario, out, &guard) } else { Ok(()) };
+    n3.and(n2).and(real)
+}
+
+fn real_lab(scenario: &str, out: &str, guard: &std::path::Path) -> Result<()> {
+    let mut c = cargo();
+    c.args(["run", "--release", "-p", "guard-tests", "--bin", "lab_real", "--", "--scenario", scenario, "--out", out])
+        .env("GUARD_BIN", guard);
+    run(
+        c,
+        &format!(
+            "running the real-peer lab (osmo-ggsn/sgsnemu, libusrsctp + pycrate): scenario {scenario}, reports in {out}/real-*/"
+        ),
+    )
 }
 
 pub fn bench(args: &[String]) -> Result<()> {
