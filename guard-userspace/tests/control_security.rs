@@ -35,12 +35,9 @@ impl Drop for Scope {
     }
 }
 
-fn scope(tag: &str) -> Option<Scope> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: needs root");
-        return None;
-    }
+/// The pins and files of test `tag`; panics when not root (the tests are ignored without it).
+fn scope(tag: &str) -> Scope {
+    labkit::netns::assert_root(&format!("control_security::{tag}"));
     let unique = format!("{tag}-{}", std::process::id());
     let base = PathBuf::from(format!("/sys/fs/bpf/og-sec-{unique}"));
     let dir = std::env::temp_dir().join(format!("og-sec-{unique}"));
@@ -58,7 +55,7 @@ fn scope(tag: &str) -> Option<Scope> {
         let mode = if p.is_dir() { 0o755 } else { 0o644 };
         std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(mode)).expect("chmod");
     }
-    Some(Scope { pins: PinDir::new(&base, "t"), base, dir, config, audit })
+    Scope { pins: PinDir::new(&base, "t"), base, dir, config, audit }
 }
 
 fn load(s: &Scope) -> loader::Loaded {
@@ -81,8 +78,9 @@ fn pin_cmd(s: &Scope, teid: &str) -> Command {
 }
 
 #[test]
+#[ignore = "needs root: cargo xtask test runs it"]
 fn pins_are_private_to_root() {
-    let Some(s) = scope("modes") else { return };
+    let s = scope("modes");
     let _l = load(&s);
     for d in [&s.base, &s.pins.path().to_path_buf()] {
         let m = std::fs::metadata(d).expect("stat pin dir");
@@ -100,8 +98,12 @@ fn pins_are_private_to_root() {
 }
 
 #[test]
+#[ignore = "needs root: cargo xtask test runs it"]
 fn unprivileged_user_cannot_change_a_stage() {
-    let Some(s) = scope("nobody") else { return };
+    if let Some(path) = std::env::var_os(CHILD_ENV) {
+        return child_opens_pinned_map(Path::new(&path));
+    }
+    let s = scope("nobody");
     let _l = load(&s);
     let key = DeviceKey::teid(0x77);
 
@@ -112,12 +114,12 @@ fn unprivileged_user_cannot_change_a_stage() {
     assert!(err.contains("root"), "the refusal should say root is needed: {err}");
 
     // 2. The kernel boundary itself: a process of uid 65534 calling BPF_OBJ_GET on the pinned
-    //    stage map (this test binary re-run as nobody, see `child_opens_pinned_map`) is refused.
+    //    stage map (this test re-run as nobody, see `child_opens_pinned_map`) is refused.
     let stage_pin = s.pins.map_path(guard_common::abi::MAP_N3_STAGES);
     assert!(stage_pin.exists(), "{} not pinned", stage_pin.display());
     let me = std::env::current_exe().expect("own path");
     let out = Command::new(me)
-        .args(["--exact", "child_opens_pinned_map", "--ignored", "--nocapture"])
+        .args(["--exact", "unprivileged_user_cannot_change_a_stage", "--ignored", "--nocapture"])
         .env(CHILD_ENV, &stage_pin)
         .uid(NOBODY)
         .gid(NOBODY)
@@ -133,25 +135,22 @@ fn unprivileged_user_cannot_change_a_stage() {
     assert!(!audit.contains("0x77") && !audit.contains("0x00000077"), "audit has a pin for the device: {audit}");
 }
 
-/// Run only as the child of `unprivileged_user_cannot_change_a_stage`, as uid 65534: try to open
-/// the pinned map named by the environment and print REFUSED if the kernel says no.
-#[test]
-#[ignore = "run by unprivileged_user_cannot_change_a_stage as uid 65534"]
-fn child_opens_pinned_map() {
-    let Some(path) = std::env::var_os(CHILD_ENV) else {
-        panic!("{CHILD_ENV} not set: this test is run by unprivileged_user_cannot_change_a_stage");
-    };
+/// The child half of `unprivileged_user_cannot_change_a_stage` (that test re-run as uid 65534
+/// with [`CHILD_ENV`] naming the pinned map; not a test of its own, which `--include-ignored`
+/// would run without a parent): try to open the map and print REFUSED if the kernel says no.
+fn child_opens_pinned_map(path: &Path) {
     // SAFETY: getuid has no preconditions.
     assert_ne!(unsafe { libc::getuid() }, 0, "the child must run unprivileged");
-    match aya::maps::MapData::from_pin(Path::new(&path)) {
-        Ok(_) => println!("OPENED {}", Path::new(&path).display()),
+    match aya::maps::MapData::from_pin(path) {
+        Ok(_) => println!("OPENED {}", path.display()),
         Err(e) => println!("REFUSED: {e}"),
     }
 }
 
 #[test]
+#[ignore = "needs root: cargo xtask test runs it"]
 fn operator_pins_are_audited_with_who_made_them() {
-    let Some(s) = scope("audit") else { return };
+    let s = scope("audit");
     let _l = load(&s);
     let out =
         pin_cmd(&s, "0x78").env("SUDO_USER", "alice").env("SUDO_UID", "1000").output().expect("run guard device pin");

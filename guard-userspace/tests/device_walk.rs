@@ -10,12 +10,9 @@ mod common;
 use common::Pins;
 
 #[test]
+#[ignore = "needs root: cargo xtask test runs it"]
 fn batched_walk_reads_every_device_once_across_slices() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: needs root");
-        return;
-    }
+    labkit::netns::assert_root("device_walk::batched_walk_reads_every_device_once_across_slices");
     let pins = Pins::new("walk");
     let mut l = loader::load(&pins.0, 1 << 16, &GuardConfig { gtpu_port: 2152, ..Default::default() }).expect("load");
     let mut maps = N3Maps::from_ebpf_ref(&mut l.ebpf).expect("maps");

@@ -7,12 +7,9 @@ mod common;
 use common::Pins;
 
 #[test]
+#[ignore = "needs root: cargo xtask test runs it"]
 fn program_loads_and_passes_non_gtp() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: needs root");
-        return;
-    }
+    labkit::netns::assert_root("smoke_load::program_loads_and_passes_non_gtp");
     let pins = Pins::new("smoke");
     let mut l = loader::load(&pins.0, 4096, &GuardConfig { gtpu_port: 2152, ..Default::default() }).expect("load");
     let frame = [0u8; 60];

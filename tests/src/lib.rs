@@ -43,5 +43,5 @@ pub mod sink;
 pub use frames::GtpFrame;
 pub use generator::{send_frames, SendOpts, SendReport};
 pub use lab::{Lab, LabBuilder};
-pub use netns::{require_root, Netns, VethEnd, VethPair};
+pub use netns::{assert_root, Netns, VethEnd, VethPair};
 pub use sink::{Sink, SinkOpts, SinkReport};

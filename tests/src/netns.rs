@@ -88,15 +88,18 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-/// For tests that need root: prints `skipped: needs root (<what>)` and returns false when not
-/// root, so the caller returns early. Never skips otherwise.
-pub fn require_root(what: &str) -> bool {
-    if is_root() {
-        true
-    } else {
-        println!("skipped: needs root ({what})");
-        false
-    }
+/// The first line of a test that needs root (BPF, namespaces, raw sockets, the lab): panics, naming
+/// the test, when not root. Such a test is `#[ignore = "needs root: cargo xtask test runs it"]`,
+/// so an unprivileged `cargo test` counts it as ignored, never as passed (docs/testing.md); run
+/// anyway without root (`--ignored`, `--include-ignored`) it fails, it never returns early as
+/// if it had passed.
+#[track_caller]
+pub fn assert_root(what: &str) {
+    assert!(
+        is_root(),
+        "{what} needs root (BPF, network namespaces, raw sockets): run it as root, e.g. `cargo xtask test` \
+         or `cargo test -- --include-ignored` as root"
+    );
 }
 
 /// Move the calling thread into the named network namespace.

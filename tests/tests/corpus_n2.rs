@@ -16,9 +16,9 @@ use guard_common::{
     parse::{n2::N2Malformed, n2::N2Parsed, ngap::NgapError},
     policy_n2::N2Verdict,
 };
+use labkit::assert_root;
 use labkit::bpf::hex;
 use labkit::n2lab::bpf::{action_of, enforce_all, host_prediction, N2Counters, N2Guard, TEST_OPTS};
-use labkit::require_root;
 use proptest::prelude::*;
 
 fn corpus_dir() -> PathBuf {
@@ -111,17 +111,10 @@ fn compare(frame: &[u8], o: &Outcome) -> Result<(), String> {
     Ok(())
 }
 
-#[test]
-fn corpus_replays_with_the_stated_verdict() {
-    if !require_root("corpus_n2::corpus_replays_with_the_stated_verdict") {
-        return;
-    }
-    let mut g = N2Guard::load(&enforce_all(), TEST_OPTS).expect("load guard_n2");
+/// The MANIFEST's cases plus the fuzzer's crash inputs (whose expected outcome is whatever the
+/// host parser says). BPF_PROG_TEST_RUN refuses XDP input shorter than an Ethernet header.
+fn cases_and_artifacts() -> Vec<Case> {
     let mut cases = corpus();
-    assert!(cases.len() >= 40, "the corpus has {} cases", cases.len());
-    // Fuzzer crash inputs become regression cases: whatever they are, the host parser must not
-    // panic on them and the kernel must agree with it. BPF_PROG_TEST_RUN refuses XDP input
-    // shorter than an Ethernet header.
     let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../guard-common/fuzz/artifacts/n2_parse");
     for e in std::fs::read_dir(&artifacts).into_iter().flatten().flatten() {
         let frame = std::fs::read(e.path()).expect("artifact");
@@ -130,20 +123,21 @@ fn corpus_replays_with_the_stated_verdict() {
             cases.push(Case { name: e.file_name().to_string_lossy().into_owned(), frame, verdict, reason });
         }
     }
+    cases
+}
+
+/// The host half, which needs no privilege: the host parser gives every MANIFEST case the
+/// verdict and malformed reason the manifest states, and the corpus covers every verdict and
+/// every malformed reason at or above SCTP.
+#[test]
+fn host_parser_gives_the_manifest_verdicts() {
+    let cases = corpus();
+    assert!(cases.len() >= 40, "the corpus has {} cases", cases.len());
     let mut kinds = std::collections::BTreeSet::new();
     let mut reasons = std::collections::BTreeSet::new();
     for c in &cases {
         let (verdict, reason, _) = host_prediction(&c.frame);
         assert_eq!((verdict, reason), (c.verdict, c.reason), "host parser on {}: {}", c.name, hex(&c.frame));
-        let parsed = host_prediction(&c.frame).2;
-        let o = kernel(&mut g, &c.frame, parsed.as_ref());
-        assert_eq!(o.action, action_of(c.verdict), "{}: XDP action", c.name);
-        assert_eq!(o.delta.moved_verdicts(), vec![(c.verdict, 1)], "{}: verdict counters", c.name);
-        let want_m: Vec<(N2Malformed, u64)> = c.reason.map(|m| (m, 1)).into_iter().collect();
-        assert_eq!(o.delta.moved_malformed(), want_m, "{}: malformed-reason counters", c.name);
-        if let Err(e) = compare(&c.frame, &o) {
-            panic!("{}: kernel and host measurements differ: {e}\nframe {}", c.name, hex(&c.frame));
-        }
         kinds.insert(c.verdict.name());
         if let Some(r) = c.reason {
             reasons.insert(r.name());
@@ -156,6 +150,28 @@ fn corpus_replays_with_the_stated_verdict() {
     // needs 14 octets, and an Ethernet header is all an untagged frame needs).
     for r in N2Malformed::ALL.iter().filter(|r| r.is_sctp()) {
         assert!(reasons.contains(r.name()), "the corpus covers {}", r.name());
+    }
+}
+
+/// The kernel half: every case (and every fuzzer crash input) gets the stated action, verdict
+/// and malformed reason from `guard_n2`, and the measurements the host parser predicts.
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn corpus_replays_with_the_stated_verdict() {
+    assert_root("corpus_n2::corpus_replays_with_the_stated_verdict");
+    let mut g = N2Guard::load(&enforce_all(), TEST_OPTS).expect("load guard_n2");
+    let cases = cases_and_artifacts();
+    assert!(cases.len() >= 40, "the corpus has {} cases", cases.len());
+    for c in &cases {
+        let parsed = host_prediction(&c.frame).2;
+        let o = kernel(&mut g, &c.frame, parsed.as_ref());
+        assert_eq!(o.action, action_of(c.verdict), "{}: XDP action", c.name);
+        assert_eq!(o.delta.moved_verdicts(), vec![(c.verdict, 1)], "{}: verdict counters", c.name);
+        let want_m: Vec<(N2Malformed, u64)> = c.reason.map(|m| (m, 1)).into_iter().collect();
+        assert_eq!(o.delta.moved_malformed(), want_m, "{}: malformed-reason counters", c.name);
+        if let Err(e) = compare(&c.frame, &o) {
+            panic!("{}: kernel and host measurements differ: {e}\nframe {}", c.name, hex(&c.frame));
+        }
     }
     // The well-formed InitialUEMessages were walked and counted on a cell and a device.
     assert!(g.cell_count() >= 2, "cells {}", g.cell_count());
@@ -184,24 +200,27 @@ fn mutated() -> impl Strategy<Value = Vec<u8>> {
         })
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 5000, failure_persistence: None, ..ProptestConfig::default() })]
-    #[test]
-    fn kernel_and_host_parser_agree(frame in mutated()) {
-        if !labkit::netns::is_root() {
-            return Ok(());
-        }
-        thread_local! {
-            static G: std::cell::RefCell<Option<N2Guard>> = const { std::cell::RefCell::new(None) };
-        }
+/// On any mutation of the corpus frames, the kernel program's action, verdict, malformed reason
+/// and measurements equal what the host-compiled parser predicts. A plain test driving
+/// proptest's runner, so that without root it fails once, before generating any case.
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn kernel_and_host_parser_agree() {
+    assert_root("corpus_n2::kernel_and_host_parser_agree");
+    let g = std::cell::RefCell::new(N2Guard::load(&enforce_all(), TEST_OPTS).expect("load guard_n2"));
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 5000,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    });
+    let r = runner.run(&mutated(), |frame| {
         let parsed = host_prediction(&frame).2;
-        G.with(|g| {
-            let mut g = g.borrow_mut();
-            let g = g.get_or_insert_with(|| N2Guard::load(&enforce_all(), TEST_OPTS).expect("load guard_n2"));
-            let o = kernel(g, &frame, parsed.as_ref());
-            let r = compare(&frame, &o);
-            prop_assert!(r.is_ok(), "{} on {}", r.err().unwrap_or_default(), hex(&frame));
-            Ok(())
-        })?;
+        let o = kernel(&mut g.borrow_mut(), &frame, parsed.as_ref());
+        let r = compare(&frame, &o);
+        prop_assert!(r.is_ok(), "{} on {}", r.err().unwrap_or_default(), hex(&frame));
+        Ok(())
+    });
+    if let Err(e) = r {
+        panic!("kernel and host parser disagree: {e}");
     }
 }

@@ -13,8 +13,8 @@ use guard_common::{
     parse::{n3, Malformed},
     policy::Verdict,
 };
+use labkit::assert_root;
 use labkit::bpf::{hex, Guard, XDP_DROP, XDP_PASS};
-use labkit::require_root;
 use proptest::prelude::*;
 
 /// Malformed GTP-U enforced, everything else off: the verdict is then a function of the parse.
@@ -75,16 +75,10 @@ fn kernel(g: &mut Guard, frame: &[u8]) -> Outcome {
     Outcome { action, verdicts: d.moved_verdicts(), malformed: d.moved_malformed() }
 }
 
-#[test]
-fn corpus_replays_with_the_stated_verdict() {
-    if !require_root("corpus_n3::corpus_replays_with_the_stated_verdict") {
-        return;
-    }
-    let mut g = Guard::load(&cfg()).expect("load guard_n3");
+/// The MANIFEST's cases plus the fuzzer's crash inputs (whose expected outcome is whatever the
+/// host parser says: they are regression cases for the kernel, and for the parser not panicking).
+fn cases_and_artifacts() -> Vec<Case> {
     let mut cases = corpus();
-    assert!(cases.len() >= 20, "the corpus has {} cases", cases.len());
-    // Fuzzer crash inputs become regression cases: whatever they are, the host parser must not
-    // panic on them and the kernel must agree with it.
     let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../guard-common/fuzz/artifacts/n3_parse");
     for e in std::fs::read_dir(&artifacts).into_iter().flatten().flatten() {
         let frame = std::fs::read(e.path()).expect("artifact");
@@ -93,19 +87,41 @@ fn corpus_replays_with_the_stated_verdict() {
             cases.push(Case { name: e.file_name().to_string_lossy().into_owned(), frame, verdict, reason });
         }
     }
+    cases
+}
+
+/// The host half, which needs no privilege: the host parser gives every MANIFEST case the
+/// verdict and malformed reason the manifest states, and the corpus covers every pass/drop kind.
+#[test]
+fn host_parser_gives_the_manifest_verdicts() {
+    let cases = corpus();
+    assert!(cases.len() >= 20, "the corpus has {} cases", cases.len());
     let mut kinds = std::collections::BTreeSet::new();
     for c in &cases {
         assert_eq!(host_prediction(&c.frame), (c.verdict, c.reason), "host parser on {}: {}", c.name, hex(&c.frame));
+        kinds.insert(c.verdict.name());
+    }
+    for v in ["pass_gpdu", "pass_signalling", "pass_not_gtp", "pass_malformed", "drop_malformed"] {
+        assert!(kinds.contains(v), "the corpus covers {v}");
+    }
+}
+
+/// The kernel half: every case (and every fuzzer crash input) gets the stated verdict, action
+/// and malformed-reason counter from `guard_n3` under BPF_PROG_TEST_RUN.
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn corpus_replays_with_the_stated_verdict() {
+    assert_root("corpus_n3::corpus_replays_with_the_stated_verdict");
+    let mut g = Guard::load(&cfg()).expect("load guard_n3");
+    let cases = cases_and_artifacts();
+    assert!(cases.len() >= 20, "the corpus has {} cases", cases.len());
+    for c in &cases {
         let Outcome { action, verdicts, malformed } = kernel(&mut g, &c.frame);
         let want = if c.verdict.is_drop() { XDP_DROP } else { XDP_PASS };
         assert_eq!(action, want, "{}: XDP action", c.name);
         assert_eq!(verdicts, vec![(c.verdict, 1)], "{}: verdict counters", c.name);
         let want_m: Vec<(Malformed, u64)> = c.reason.map(|m| (m, 1)).into_iter().collect();
         assert_eq!(malformed, want_m, "{}: malformed-reason counters", c.name);
-        kinds.insert(c.verdict.name());
-    }
-    for v in ["pass_gpdu", "pass_signalling", "pass_not_gtp", "pass_malformed", "drop_malformed"] {
-        assert!(kinds.contains(v), "the corpus covers {v}");
     }
 }
 
@@ -129,27 +145,30 @@ fn mutated() -> impl Strategy<Value = Vec<u8>> {
         })
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 3000, failure_persistence: None, ..ProptestConfig::default() })]
-    #[test]
-    fn kernel_and_host_parser_agree(frame in mutated()) {
-        if !labkit::netns::is_root() {
-            return Ok(());
-        }
-        thread_local! {
-            static G: std::cell::RefCell<Option<Guard>> = const { std::cell::RefCell::new(None) };
-        }
+/// On any mutation of the corpus frames, the kernel program's action, verdict and malformed
+/// reason equal what the host-compiled parser predicts. A plain test driving proptest's runner
+/// (not `proptest!`), so that without root it fails once, before generating any case.
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn kernel_and_host_parser_agree() {
+    assert_root("corpus_n3::kernel_and_host_parser_agree");
+    let g = std::cell::RefCell::new(Guard::load(&cfg()).expect("load guard_n3"));
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 3000,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    });
+    let r = runner.run(&mutated(), |frame| {
         let (verdict, reason) = host_prediction(&frame);
-        G.with(|g| {
-            let mut g = g.borrow_mut();
-            let g = g.get_or_insert_with(|| Guard::load(&cfg()).expect("load guard_n3"));
-            let Outcome { action, verdicts, malformed } = kernel(g, &frame);
-            let want = if verdict.is_drop() { XDP_DROP } else { XDP_PASS };
-            prop_assert_eq!(action, want, "action on {}", hex(&frame));
-            prop_assert_eq!(verdicts, vec![(verdict, 1)], "verdict on {}", hex(&frame));
-            let want_m: Vec<(Malformed, u64)> = reason.map(|m| (m, 1)).into_iter().collect();
-            prop_assert_eq!(malformed, want_m, "reason on {}", hex(&frame));
-            Ok(())
-        })?;
+        let Outcome { action, verdicts, malformed } = kernel(&mut g.borrow_mut(), &frame);
+        let want = if verdict.is_drop() { XDP_DROP } else { XDP_PASS };
+        prop_assert_eq!(action, want, "action on {}", hex(&frame));
+        prop_assert_eq!(verdicts, vec![(verdict, 1)], "verdict on {}", hex(&frame));
+        let want_m: Vec<(Malformed, u64)> = reason.map(|m| (m, 1)).into_iter().collect();
+        prop_assert_eq!(malformed, want_m, "reason on {}", hex(&frame));
+        Ok(())
+    });
+    if let Err(e) = r {
+        panic!("kernel and host parser disagree: {e}");
     }
 }

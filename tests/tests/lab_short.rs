@@ -11,7 +11,7 @@ use labkit::pcap::write_pcap;
 use labkit::population::{scan_teid, EdgeKind, MSG_ECHO_REQUEST, MSG_ERROR_INDICATION, TEID_OFFSET_V4};
 use labkit::scenario::{run_mode, scenario_files, Mode, RunOpts, Scenario};
 use labkit::score::{checks, score};
-use labkit::{require_root, Lab};
+use labkit::{assert_root, Lab};
 
 /// 200 devices; at 5 s, 5% of the meters (8) flood at 400 pps each. Time is as in the full lab
 /// (200 ms ticks, 4 s warm-up); the run just ends sooner.
@@ -49,10 +49,9 @@ profile = { kind = "session", rate_pps = [4, 12], on_s = [1, 2], off_s = [1, 3] 
 "#;
 
 #[test]
+#[ignore = "needs root: cargo xtask test runs it"]
 fn short_flood_end_to_end() {
-    if !require_root("lab_short") {
-        return;
-    }
+    assert_root("lab_short::short_flood_end_to_end");
     let sc = Scenario::parse(SHORT).expect("the short scenario parses");
     let plan = sc.plan().expect("plan");
     let out = TempDir::new("lab-short").expect("temp dir");
@@ -98,10 +97,9 @@ fn num(s: &str) -> Option<u64> {
 }
 
 #[test]
+#[ignore = "needs root: cargo xtask test runs it"]
 fn every_scenario_sends_frames_tshark_agrees_with() {
-    if !require_root("lab frames vs tshark") {
-        return;
-    }
+    assert_root("lab_short::every_scenario_sends_frames_tshark_agrees_with");
     let dir = labkit::guard_bin::workspace().join("lab/scenarios");
     let files = scenario_files(&dir).expect("scenario files");
     assert!(files.len() >= 7, "the seven scenarios of issue 4: {files:?}");

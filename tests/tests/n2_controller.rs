@@ -15,9 +15,9 @@ use guard::n2ctl::report::N2Metrics;
 use guard::n2ctl::runner::{N2Controller, N2Dataplane, N2File};
 use guard::n2ctl::{n2_device_str, N2Settings, ResponseAction, LEVEL_BARRING, LEVEL_DEVICES, LEVEL_OVERLOAD};
 use guard_common::abi_n2::N2DeviceKey;
+use labkit::assert_root;
 use labkit::bpf::{pin_to_current_cpu, PinScope, XDP_PASS};
 use labkit::netns::unique_name;
-use labkit::require_root;
 use labkit::sctp_frames::{ngap::InitialUeMessage, Chunk, SctpFrame};
 
 const SEC: u64 = 1_000_000_000;
@@ -42,10 +42,9 @@ fn initial_ue(cell: u64, ran_ue_id: u32, tmsi: u32) -> Vec<u8> {
 }
 
 #[test]
+#[ignore = "needs root: cargo xtask test runs it"]
 fn the_storm_controller_answers_a_storm_measured_by_the_data_plane() {
-    if !require_root("n2_controller::the_storm_controller_answers_a_storm_measured_by_the_data_plane") {
-        return;
-    }
+    assert_root("n2_controller::the_storm_controller_answers_a_storm_measured_by_the_data_plane");
     pin_to_current_cpu().expect("pin to a CPU");
     let tmp = Tmp(std::env::temp_dir().join(unique_name("og-n2ctl")));
     std::fs::create_dir_all(&tmp.0).expect("tmp dir");
@@ -154,10 +153,9 @@ fn the_storm_controller_answers_a_storm_measured_by_the_data_plane() {
 }
 
 #[test]
+#[ignore = "needs root: cargo xtask test runs it"]
 fn an_init_flood_is_staged_by_the_controller_and_shed_by_the_data_plane() {
-    if !require_root("n2_controller::an_init_flood_is_staged_by_the_controller_and_shed_by_the_data_plane") {
-        return;
-    }
+    assert_root("n2_controller::an_init_flood_is_staged_by_the_controller_and_shed_by_the_data_plane");
     pin_to_current_cpu().expect("pin to a CPU");
     let tmp = Tmp(std::env::temp_dir().join(unique_name("og-n2setup")));
     std::fs::create_dir_all(&tmp.0).expect("tmp dir");

@@ -5,7 +5,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use labkit::netns::{list_netns, live_namespaces, run_cmd, udp_reachable, Netns, VethEnd, VethPair};
-use labkit::{require_root, Lab};
+use labkit::{assert_root, Lab};
 
 fn root_links() -> String {
     String::from_utf8_lossy(&run_cmd("ip", &["-o", "link", "show"]).expect("ip link").stdout).into_owned()
@@ -21,10 +21,9 @@ fn assert_gone(names: &[String]) {
 }
 
 #[test]
+#[ignore = "needs root: cargo xtask test runs it"]
 fn lab_is_removed_on_drop() {
-    if !require_root("netns_fixture::lab_is_removed_on_drop") {
-        return;
-    }
+    assert_root("netns_fixture::lab_is_removed_on_drop");
     let lab = Lab::builder().gnbs(3).build().expect("lab");
     let names = vec![lab.ran_ns_name().to_owned(), lab.core_ns_name().to_owned()];
     let listed = list_netns().expect("ip netns list");
@@ -58,10 +57,9 @@ fn lab_is_removed_on_drop() {
 }
 
 #[test]
+#[ignore = "needs root: cargo xtask test runs it"]
 fn lab_is_removed_after_a_panic() {
-    if !require_root("netns_fixture::lab_is_removed_after_a_panic") {
-        return;
-    }
+    assert_root("netns_fixture::lab_is_removed_after_a_panic");
     let mut names = Vec::new();
     let r = catch_unwind(AssertUnwindSafe(|| {
         let lab = Lab::new().expect("lab");
@@ -77,10 +75,9 @@ fn lab_is_removed_after_a_panic() {
 }
 
 #[test]
+#[ignore = "needs root: cargo xtask test runs it"]
 fn panic_inside_a_netns_thread_propagates_and_cleans_up() {
-    if !require_root("netns_fixture::panic_inside_a_netns_thread_propagates_and_cleans_up") {
-        return;
-    }
+    assert_root("netns_fixture::panic_inside_a_netns_thread_propagates_and_cleans_up");
     let ns = Netns::new("pth").expect("netns");
     let name = ns.name().to_owned();
     let r = catch_unwind(AssertUnwindSafe(|| {
@@ -92,10 +89,9 @@ fn panic_inside_a_netns_thread_propagates_and_cleans_up() {
 }
 
 #[test]
+#[ignore = "needs root: cargo xtask test runs it"]
 fn two_labs_at_once_are_distinct() {
-    if !require_root("netns_fixture::two_labs_at_once_are_distinct") {
-        return;
-    }
+    assert_root("netns_fixture::two_labs_at_once_are_distinct");
     let (a, b) = std::thread::scope(|s| {
         let ha = s.spawn(|| Lab::new().expect("lab a"));
         let hb = s.spawn(|| Lab::new().expect("lab b"));
@@ -119,10 +115,9 @@ fn two_labs_at_once_are_distinct() {
 }
 
 #[test]
+#[ignore = "needs root: cargo xtask test runs it"]
 fn veth_pair_is_removed_on_drop() {
-    if !require_root("netns_fixture::veth_pair_is_removed_on_drop") {
-        return;
-    }
+    assert_root("netns_fixture::veth_pair_is_removed_on_drop");
     let x = Netns::new("vx").expect("netns x");
     let y = Netns::new("vy").expect("netns y");
     let veth = VethPair::new(
@@ -141,14 +136,10 @@ fn veth_pair_is_removed_on_drop() {
 
 const SIGINT_CHILD_ENV: &str = "LABKIT_SIGINT_CHILD";
 
-/// Not a test on its own: the child process of `ctrl_c_removes_the_lab`. It installs the SIGINT
-/// cleanup, builds a Lab, prints its namespaces and waits to be interrupted.
-#[test]
-#[ignore = "run by ctrl_c_removes_the_lab in a child process"]
-fn sigint_child() {
-    if std::env::var_os(SIGINT_CHILD_ENV).is_none() {
-        return;
-    }
+/// The child process of `ctrl_c_removes_the_lab` (that test re-run with [`SIGINT_CHILD_ENV`]
+/// set; not a test of its own, which `--include-ignored` would run without a parent): installs
+/// the SIGINT cleanup, builds a Lab, prints its namespaces and waits to be interrupted.
+fn sigint_child() -> ! {
     labkit::netns::install_sigint_cleanup().expect("install handler");
     let lab = Lab::new().expect("lab");
     println!("LAB {} {}", lab.ran_ns_name(), lab.core_ns_name());
@@ -157,15 +148,17 @@ fn sigint_child() {
 }
 
 #[test]
+#[ignore = "needs root: cargo xtask test runs it"]
 fn ctrl_c_removes_the_lab() {
     use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
-    if !require_root("netns_fixture::ctrl_c_removes_the_lab") {
-        return;
+    assert_root("netns_fixture::ctrl_c_removes_the_lab");
+    if std::env::var_os(SIGINT_CHILD_ENV).is_some() {
+        sigint_child();
     }
     let exe = std::env::current_exe().expect("test binary");
     let mut child = Command::new(exe)
-        .args(["--exact", "sigint_child", "--ignored", "--nocapture", "--test-threads", "1"])
+        .args(["--exact", "ctrl_c_removes_the_lab", "--ignored", "--nocapture", "--test-threads", "1"])
         .env(SIGINT_CHILD_ENV, "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -175,7 +168,7 @@ fn ctrl_c_removes_the_lab() {
     let mut names = Vec::new();
     for line in BufReader::new(stdout).lines() {
         let line = line.expect("child output");
-        // libtest prints "test sigint_child ... " on the same line.
+        // libtest prints "test ctrl_c_removes_the_lab ... " on the same line.
         if let Some(rest) = line.split_once("LAB ").map(|(_, r)| r) {
             names = rest.split_whitespace().map(str::to_owned).collect();
             break;

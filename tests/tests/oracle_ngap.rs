@@ -16,8 +16,10 @@ use labkit::sctp_frames::{
     s1ap, Chunk, SctpFrame,
 };
 
-fn have_tshark() -> bool {
-    Command::new("tshark").arg("-v").output().map(|o| o.status.success()).unwrap_or(false)
+/// These tests need tshark: a missing tshark fails them (as in `oracle_tshark`), it never skips.
+fn assert_tshark() {
+    let ok = Command::new("tshark").arg("-v").output().map(|o| o.status.success()).unwrap_or(false);
+    assert!(ok, "tshark is not installed or does not run: `apt-get install -y tshark` (or `cargo xtask setup`)");
 }
 
 /// One NGAP frame per message kind we build, and the bundles.
@@ -83,10 +85,7 @@ fn hexbytes(s: &str) -> Vec<u8> {
 
 #[test]
 fn tshark_dissects_the_builders_frames_without_warnings() {
-    if !have_tshark() {
-        println!("skipped: tshark is not installed");
-        return;
-    }
+    assert_tshark();
     let dir = TempDir::new("og-ngap").expect("tmp");
     let pcap = dir.join("ngap.pcap");
     let mut frames = ngap_frames();
@@ -138,10 +137,7 @@ fn tshark_dissects_the_builders_frames_without_warnings() {
 
 #[test]
 fn the_pure_parser_agrees_with_tshark() {
-    if !have_tshark() {
-        println!("skipped: tshark is not installed");
-        return;
-    }
+    assert_tshark();
     let dir = TempDir::new("og-ngap").expect("tmp");
     let pcap = dir.join("ngap.pcap");
     let frames = ngap_frames();
@@ -222,10 +218,7 @@ fn the_pure_parser_agrees_with_tshark() {
 
 #[test]
 fn s1ap_initial_ue_message_agrees_with_tshark() {
-    if !have_tshark() {
-        println!("skipped: tshark is not installed");
-        return;
-    }
+    assert_tshark();
     let dir = TempDir::new("og-s1ap").expect("tmp");
     let pcap = dir.join("s1ap.pcap");
     let f = SctpFrame::s1ap()
@@ -264,14 +257,10 @@ fn s1ap_initial_ue_message_agrees_with_tshark() {
 /// per peer, attempts per NR-CGI / E-UTRA CGI and per 5G-S-TMSI) is keyed on exactly the values
 /// tshark reads.
 #[test]
+#[ignore = "needs root: cargo xtask test runs it"]
 fn the_data_plane_agrees_with_tshark() {
-    if !have_tshark() {
-        println!("skipped: tshark is not installed");
-        return;
-    }
-    if !labkit::require_root("oracle_ngap::the_data_plane_agrees_with_tshark") {
-        return;
-    }
+    labkit::assert_root("oracle_ngap::the_data_plane_agrees_with_tshark");
+    assert_tshark();
     use aya::programs::{TestRun, TestRunOptions};
     use guard_common::abi::L3Addr;
     use guard_common::abi_n2::{N2CellKey, N2Config, N2DeviceKey, NGAP_PORT, S1AP_PORT};

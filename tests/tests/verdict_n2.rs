@@ -16,8 +16,8 @@ use guard_common::{
     parse::n2::N2Malformed,
     policy_n2::N2Verdict,
 };
+use labkit::assert_root;
 use labkit::bpf::{hex, pin_to_current_cpu, stage_entry, PinScope, XDP_DROP, XDP_PASS};
-use labkit::require_root;
 use labkit::sctp_frames::{
     ngap::{self, Cell, FiveGSTmsi, InitialUeMessage, PLMN_00101},
     s1ap, Chunk, SctpFrame,
@@ -173,10 +173,9 @@ fn tmsi(set_id: u16, pointer: u8, tmsi: u32) -> FiveGSTmsi {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
+#[ignore = "needs root: cargo xtask test runs it"]
 fn every_chunk_type_has_a_verdict_and_its_peer_counter() {
-    if !require_root("verdict_n2::every_chunk_type_has_a_verdict_and_its_peer_counter") {
-        return;
-    }
+    assert_root("verdict_n2::every_chunk_type_has_a_verdict_and_its_peer_counter");
     let mut g = load(&enforce_all());
     let ue = InitialUeMessage::nr(1, 0x1_0000_0001).encode();
     let cases: Vec<(&str, SctpFrame, N2Verdict, usize)> = vec![
@@ -234,10 +233,9 @@ fn every_chunk_type_has_a_verdict_and_its_peer_counter() {
 }
 
 #[test]
+#[ignore = "needs root: cargo xtask test runs it"]
 fn bundles_are_walked_and_counted() {
-    if !require_root("verdict_n2::bundles_are_walked_and_counted") {
-        return;
-    }
+    assert_root("verdict_n2::bundles_are_walked_and_counted");
     let mut g = load(&enforce_all());
     let nas = ngap::service_request(tmsi(3, 4, 5));
     let f = from(GNB_A)
@@ -319,10 +317,9 @@ fn expected_truncation(n: usize, lay: &Layout) -> N2Malformed {
 }
 
 #[test]
+#[ignore = "needs root: cargo xtask test runs it"]
 fn truncation_at_every_offset_has_a_defined_verdict() {
-    if !require_root("verdict_n2::truncation_at_every_offset_has_a_defined_verdict") {
-        return;
-    }
+    assert_root("verdict_n2::truncation_at_every_offset_has_a_defined_verdict");
     let mut g = load(&enforce_all());
     let v4 = |tags: usize| Layout { l2: 14 + 4 * tags, l3: 14 + 4 * tags + 20, v6: false };
     let ue = InitialUeMessage::nr(5, 0xabc).s_tmsi(1, 2, 3).encode();
@@ -377,10 +374,9 @@ fn truncation_at_every_offset_has_a_defined_verdict() {
 }
 
 #[test]
+#[ignore = "needs root: cargo xtask test runs it"]
 fn malformed_sctp_reasons_enforced_off_and_shadow() {
-    if !require_root("verdict_n2::malformed_sctp_reasons_enforced_off_and_shadow") {
-        return;
-    }
+    assert_root("verdict_n2::malformed_sctp_reasons_enforced_off_and_shadow");
     let mut g = load(&enforce_all());
     let cases: Vec<(&str, Vec<u8>, N2Malformed)> = vec![
         ("no chunks", from(GNB_A).build(), N2Malformed::NoChunks),
@@ -442,10 +438,9 @@ fn malformed_sctp_reasons_enforced_off_and_shadow() {
 }
 
 #[test]
+#[ignore = "needs root: cargo xtask test runs it"]
 fn non_n2_passes_untouched() {
-    if !require_root("verdict_n2::non_n2_passes_untouched") {
-        return;
-    }
+    assert_root("verdict_n2::non_n2_passes_untouched");
     let mut g = load(&enforce_all());
     g.stage(GNB_A, &stage_entry(STAGE_QUARANTINE, 0, 0, 60 * SEC));
     let udp = labkit::GtpFrame::gpdu(1).outer_v4(GNB_A, AMF).build();
@@ -473,10 +468,9 @@ fn non_n2_passes_untouched() {
 }
 
 #[test]
+#[ignore = "needs root: cargo xtask test runs it"]
 fn init_flood_staging_limits_only_the_staged_source() {
-    if !require_root("verdict_n2::init_flood_staging_limits_only_the_staged_source") {
-        return;
-    }
+    assert_root("verdict_n2::init_flood_staging_limits_only_the_staged_source");
     // Stage-0 evidence: more than 5 setups/s (burst 5) per peer is counted, not dropped.
     let cfg = N2Config { setup_observe: guard_common::abi::Limit::per_second(5, 5), ..enforce_all() };
     let mut g = load(&cfg);
@@ -529,10 +523,9 @@ fn init_flood_staging_limits_only_the_staged_source() {
 }
 
 #[test]
+#[ignore = "needs root: cargo xtask test runs it"]
 fn data_always_passes_at_stages_0_to_2() {
-    if !require_root("verdict_n2::data_always_passes_at_stages_0_to_2") {
-        return;
-    }
+    assert_root("verdict_n2::data_always_passes_at_stages_0_to_2");
     let mut g = load(&enforce_all());
     for (stage, drop) in [(STAGE_SHAPE, N2Verdict::DropSetupLimit), (STAGE_STRICT, N2Verdict::DropSetupStrict)] {
         g.stage(GNB_A, &stage_entry(stage, 1, 1, 60 * SEC));
@@ -563,10 +556,9 @@ fn data_always_passes_at_stages_0_to_2() {
 }
 
 #[test]
+#[ignore = "needs root: cargo xtask test runs it"]
 fn whole_peer_quarantine_drops_everything_from_that_peer() {
-    if !require_root("verdict_n2::whole_peer_quarantine_drops_everything_from_that_peer") {
-        return;
-    }
+    assert_root("verdict_n2::whole_peer_quarantine_drops_everything_from_that_peer");
     let mut g = load(&enforce_all());
     let ttl = Duration::from_millis(300);
     g.stage(GNB_A, &stage_entry(STAGE_QUARANTINE, 0, 0, ttl.as_nanos() as u64));
@@ -605,10 +597,9 @@ fn whole_peer_quarantine_drops_everything_from_that_peer() {
 }
 
 #[test]
+#[ignore = "needs root: cargo xtask test runs it"]
 fn allow_list_drops_unknown_peers_without_state() {
-    if !require_root("verdict_n2::allow_list_drops_unknown_peers_without_state") {
-        return;
-    }
+    assert_root("verdict_n2::allow_list_drops_unknown_peers_without_state");
     let cfg = N2Config { enabled: N2_PROT_ALL, ..enforce_all() };
     let mut g = load(&cfg);
     g.maps.allow_peer(&L3Addr::v4(GNB_A.octets())).expect("allow");
@@ -628,10 +619,9 @@ fn allow_list_drops_unknown_peers_without_state() {
 }
 
 #[test]
+#[ignore = "needs root: cargo xtask test runs it"]
 fn initial_ue_messages_count_per_cell_and_device() {
-    if !require_root("verdict_n2::initial_ue_messages_count_per_cell_and_device") {
-        return;
-    }
+    assert_root("verdict_n2::initial_ue_messages_count_per_cell_and_device");
     let mut g = load(&enforce_all());
     let nci = 0x9_8765_4321u64;
     let cell = N2CellKey { kind: CELL_KIND_NR, plmn: [0x00, 0xf1, 0x10, 0], cell_id: nci };

@@ -21,9 +21,9 @@ use guard_common::{
     policy::Verdict,
     rate::CLOCK_STEP_NS,
 };
+use labkit::assert_root;
 use labkit::bpf::{cell_cap_entry, hex, l3, l3_v4, l3_v6, stage_entry, Guard, XDP_DROP, XDP_PASS};
 use labkit::frames::{self, GtpFrame, EXT_PDU_SESSION_CONTAINER, EXT_UDP_PORT};
-use labkit::require_root;
 
 const SEC: u64 = 1_000_000_000;
 const GNB_A: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 11);
@@ -55,10 +55,9 @@ fn quarantine(g: &mut Guard, teid: u32, ttl_ns: u64) {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
+#[ignore = "needs root: cargo xtask test runs it"]
 fn each_message_type_has_a_verdict_and_its_cell_counter() {
-    if !require_root("verdict_n3::each_message_type_has_a_verdict_and_its_cell_counter") {
-        return;
-    }
+    assert_root("verdict_n3::each_message_type_has_a_verdict_and_its_cell_counter");
     let mut g = load(&enforce_all());
     let gnb = IpAddr::V4(GNB_A);
     type Field = fn(&guard_common::abi::CellState) -> u64;
@@ -97,10 +96,9 @@ fn each_message_type_has_a_verdict_and_its_cell_counter() {
 }
 
 #[test]
+#[ignore = "needs root: cargo xtask test runs it"]
 fn unknown_message_type_is_malformed() {
-    if !require_root("verdict_n3::unknown_message_type_is_malformed") {
-        return;
-    }
+    assert_root("verdict_n3::unknown_message_type_is_malformed");
     let mut g = load(&enforce_all());
     for t in [0u8, 3, 100, 252] {
         let frame = GtpFrame::message(t, 0x99).build();
@@ -125,10 +123,9 @@ fn unknown_message_type_is_malformed() {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
+#[ignore = "needs root: cargo xtask test runs it"]
 fn observe_passes_and_records_the_device() {
-    if !require_root("verdict_n3::observe_passes_and_records_the_device") {
-        return;
-    }
+    assert_root("verdict_n3::observe_passes_and_records_the_device");
     let mut g = load(&enforce_all());
     let frame = gpdu(0x20).qfi(5).build();
     for _ in 0..3 {
@@ -150,10 +147,9 @@ fn observe_passes_and_records_the_device() {
 }
 
 #[test]
+#[ignore = "needs root: cargo xtask test runs it"]
 fn shape_admits_exactly_the_burst_then_drops() {
-    if !require_root("verdict_n3::shape_admits_exactly_the_burst_then_drops") {
-        return;
-    }
+    assert_root("verdict_n3::shape_admits_exactly_the_burst_then_drops");
     let mut g = load(&enforce_all());
     let teid = 0x30;
     g.set_stage(&DeviceKey::teid(teid), &stage_entry(STAGE_SHAPE, 10, 3, 60 * SEC));
@@ -176,10 +172,9 @@ fn shape_admits_exactly_the_burst_then_drops() {
 }
 
 #[test]
+#[ignore = "needs root: cargo xtask test runs it"]
 fn strict_drops_above_its_limit() {
-    if !require_root("verdict_n3::strict_drops_above_its_limit") {
-        return;
-    }
+    assert_root("verdict_n3::strict_drops_above_its_limit");
     let mut g = load(&enforce_all());
     let teid = 0x40;
     g.set_stage(&DeviceKey::teid(teid), &stage_entry(STAGE_STRICT, 1, 1, 60 * SEC));
@@ -193,10 +188,9 @@ fn strict_drops_above_its_limit() {
 }
 
 #[test]
+#[ignore = "needs root: cargo xtask test runs it"]
 fn quarantine_drops_until_expiry_then_decays() {
-    if !require_root("verdict_n3::quarantine_drops_until_expiry_then_decays") {
-        return;
-    }
+    assert_root("verdict_n3::quarantine_drops_until_expiry_then_decays");
     let mut g = load(&enforce_all());
     let teid = 0x50;
     let ttl = Duration::from_millis(200);
@@ -218,10 +212,9 @@ fn quarantine_drops_until_expiry_then_decays() {
 }
 
 #[test]
+#[ignore = "needs root: cargo xtask test runs it"]
 fn exempt_device_and_exempt_qfi_pass_a_quarantine() {
-    if !require_root("verdict_n3::exempt_device_and_exempt_qfi_pass_a_quarantine") {
-        return;
-    }
+    assert_root("verdict_n3::exempt_device_and_exempt_qfi_pass_a_quarantine");
     let mut g = load(&GuardConfig { exempt_qfi: 1 << 9, ..enforce_all() });
     // Group exemption: the flag overrides the stage.
     let mut e = stage_entry(STAGE_QUARANTINE, 0, 0, 60 * SEC);
@@ -244,10 +237,9 @@ fn exempt_device_and_exempt_qfi_pass_a_quarantine() {
 }
 
 #[test]
+#[ignore = "needs root: cargo xtask test runs it"]
 fn shadow_mode_passes_and_counts_would_drop() {
-    if !require_root("verdict_n3::shadow_mode_passes_and_counts_would_drop") {
-        return;
-    }
+    assert_root("verdict_n3::shadow_mode_passes_and_counts_would_drop");
     let mut g = load(&GuardConfig { shadow: PROT_ALL, ..enforce_all() });
     quarantine(&mut g, 0x70, 60 * SEC);
     g.set_stage(&DeviceKey::teid(0x71), &stage_entry(STAGE_STRICT, 1, 1, 60 * SEC));
@@ -274,10 +266,9 @@ fn shadow_mode_passes_and_counts_would_drop() {
 }
 
 #[test]
+#[ignore = "needs root: cargo xtask test runs it"]
 fn cell_cap_and_host_cap_drop_as_last_resort() {
-    if !require_root("verdict_n3::cell_cap_and_host_cap_drop_as_last_resort") {
-        return;
-    }
+    assert_root("verdict_n3::cell_cap_and_host_cap_drop_as_last_resort");
     let mut g = load(&enforce_all());
     // Cell cap on gNB A: 10 pps, burst 2, over all its devices together.
     let cap = cell_cap_entry(10, 2, 60 * SEC);
@@ -329,10 +320,9 @@ fn cell_cap_and_host_cap_drop_as_last_resort() {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
+#[ignore = "needs root: cargo xtask test runs it"]
 fn antispoof_learns_the_first_inner_source() {
-    if !require_root("verdict_n3::antispoof_learns_the_first_inner_source") {
-        return;
-    }
+    assert_root("verdict_n3::antispoof_learns_the_first_inner_source");
     let mut g = load(&enforce_all());
     let teid = 0xb0;
     let good = gpdu(teid).build();
@@ -358,10 +348,9 @@ fn antispoof_learns_the_first_inner_source() {
 }
 
 #[test]
+#[ignore = "needs root: cargo xtask test runs it"]
 fn new_device_limit_caps_a_teid_scan_per_gnb() {
-    if !require_root("verdict_n3::new_device_limit_caps_a_teid_scan_per_gnb") {
-        return;
-    }
+    assert_root("verdict_n3::new_device_limit_caps_a_teid_scan_per_gnb");
     let mut g = load(&GuardConfig { new_device: Limit::per_second(5, 5), ..enforce_all() });
     // A random-TEID scan: 100 distinct pseudo-random TEIDs from gNB A.
     let mut x = 0x2545_f491_u32;
@@ -411,10 +400,9 @@ fn new_device_limit_caps_a_teid_scan_per_gnb() {
 /// (`guard-ebpf/src/cells.rs`). The counts must follow the device to a new gNB, and a slot taken
 /// over by another gNB must stop counting for the old one: the old owner claims a new slot.
 #[test]
+#[ignore = "needs root: cargo xtask test runs it"]
 fn gnb_counters_follow_a_handover_and_a_taken_over_slot() {
-    if !require_root("verdict_n3::gnb_counters_follow_a_handover_and_a_taken_over_slot") {
-        return;
-    }
+    assert_root("verdict_n3::gnb_counters_follow_a_handover_and_a_taken_over_slot");
     let mut g = load(&enforce_all());
     let from_a = gpdu(0x51).build();
     let from_b = gpdu(0x51).outer_v4(GNB_B, CORE).build();
@@ -456,10 +444,9 @@ fn gnb_counters_follow_a_handover_and_a_taken_over_slot() {
 }
 
 #[test]
+#[ignore = "needs root: cargo xtask test runs it"]
 fn echo_request_and_error_indication_limits_per_gnb() {
-    if !require_root("verdict_n3::echo_request_and_error_indication_limits_per_gnb") {
-        return;
-    }
+    assert_root("verdict_n3::echo_request_and_error_indication_limits_per_gnb");
     // TS 29.281 §7.2.1: at most one Echo Request per path per 60 s; allow a burst of 2.
     let per_min = Limit::per_interval(60 * SEC, 2);
     let mut g = load(&GuardConfig { echo: per_min, err_ind: per_min, ..enforce_all() });
@@ -494,10 +481,9 @@ fn echo_request_and_error_indication_limits_per_gnb() {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
+#[ignore = "needs root: cargo xtask test runs it"]
 fn vlan_qinq_and_ipv6_outer_get_the_same_verdicts() {
-    if !require_root("verdict_n3::vlan_qinq_and_ipv6_outer_get_the_same_verdicts") {
-        return;
-    }
+    assert_root("verdict_n3::vlan_qinq_and_ipv6_outer_get_the_same_verdicts");
     let mut g = load(&enforce_all());
     let (q, ok) = (0xe0, 0xe1);
     quarantine(&mut g, q, 60 * SEC);
@@ -526,10 +512,9 @@ fn vlan_qinq_and_ipv6_outer_get_the_same_verdicts() {
 }
 
 #[test]
+#[ignore = "needs root: cargo xtask test runs it"]
 fn extension_headers_qfi_chains_and_malformed_chains() {
-    if !require_root("verdict_n3::extension_headers_qfi_chains_and_malformed_chains") {
-        return;
-    }
+    assert_root("verdict_n3::extension_headers_qfi_chains_and_malformed_chains");
     let mut g = load(&enforce_all());
     g.expect("no extension header", &gpdu(0xf0).build(), Verdict::PassGpdu);
     assert_eq!(g.teid(0xf0).expect("device").qfi, QFI_NONE, "no PDU Session Container: QFI_NONE");
@@ -617,10 +602,9 @@ fn set_frag(mut f: Vec<u8>, word: u16) -> Vec<u8> {
 }
 
 #[test]
+#[ignore = "needs root: cargo xtask test runs it"]
 fn non_gtp_passes_untouched_and_creates_no_state() {
-    if !require_root("verdict_n3::non_gtp_passes_untouched_and_creates_no_state") {
-        return;
-    }
+    assert_root("verdict_n3::non_gtp_passes_untouched_and_creates_no_state");
     let mut g = load(&enforce_all());
     // Quarantining TEID 0x100 must not matter to anything below.
     quarantine(&mut g, 0x100, 60 * SEC);
@@ -684,10 +668,9 @@ fn expected_truncation_reason(n: usize, lay: &Layout) -> Malformed {
 }
 
 #[test]
+#[ignore = "needs root: cargo xtask test runs it"]
 fn truncation_at_every_offset_has_a_defined_verdict() {
-    if !require_root("verdict_n3::truncation_at_every_offset_has_a_defined_verdict") {
-        return;
-    }
+    assert_root("verdict_n3::truncation_at_every_offset_has_a_defined_verdict");
     let mut g = load(&enforce_all());
     let v4 = |tags: usize, opts: usize| Layout {
         l2: 14 + 4 * tags,
@@ -791,10 +774,9 @@ fn set_udp_len(mut f: Vec<u8>, len: u16) -> Vec<u8> {
 }
 
 #[test]
+#[ignore = "needs root: cargo xtask test runs it"]
 fn malformed_lengths_and_header_fields() {
-    if !require_root("verdict_n3::malformed_lengths_and_header_fields") {
-        return;
-    }
+    assert_root("verdict_n3::malformed_lengths_and_header_fields");
     let mut g = load(&enforce_all());
     let ok = gpdu(0x300).qfi(1).build();
     let udp_len = (ok.len() - 34) as u16;
@@ -870,10 +852,9 @@ fn malformed_lengths_and_header_fields() {
 }
 
 #[test]
+#[ignore = "needs root: cargo xtask test runs it"]
 fn unwritten_config_passes_everything() {
-    if !require_root("verdict_n3::unwritten_config_passes_everything") {
-        return;
-    }
+    assert_root("verdict_n3::unwritten_config_passes_everything");
     // All-zero config: what a map that was never written holds.
     let mut g = load(&GuardConfig::default());
     quarantine(&mut g, 0x400, 60 * SEC);
@@ -919,10 +900,9 @@ fn drain(ring: &mut aya::maps::RingBuf<aya::maps::MapData>) -> Vec<Event> {
 }
 
 #[test]
+#[ignore = "needs root: cargo xtask test runs it"]
 fn over_limit_events_one_per_gap_and_rate_limited() {
-    if !require_root("verdict_n3::over_limit_events_one_per_gap_and_rate_limited") {
-        return;
-    }
+    assert_root("verdict_n3::over_limit_events_one_per_gap_and_rate_limited");
     let gap = Duration::from_millis(300);
     let cfg = GuardConfig { observe: Limit::per_second(10, 1), event_gap_ns: gap.as_nanos() as u64, ..enforce_all() };
     let mut g = load(&cfg);
@@ -981,10 +961,9 @@ fn over_limit_events_one_per_gap_and_rate_limited() {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
+#[ignore = "needs root: cargo xtask test runs it"]
 fn stage_cache_follows_every_stage_write() {
-    if !require_root("verdict_n3::stage_cache_follows_every_stage_write") {
-        return;
-    }
+    assert_root("verdict_n3::stage_cache_follows_every_stage_write");
     let mut g = load(&enforce_all());
     let teid = 0x600;
     let key = DeviceKey::teid(teid);
@@ -1059,10 +1038,9 @@ fn g_hint(g: &Guard) -> u64 {
 }
 
 #[test]
+#[ignore = "needs root: cargo xtask test runs it"]
 fn cell_cap_written_after_a_cached_miss_applies_on_the_next_packet() {
-    if !require_root("verdict_n3::cell_cap_written_after_a_cached_miss_applies_on_the_next_packet") {
-        return;
-    }
+    assert_root("verdict_n3::cell_cap_written_after_a_cached_miss_applies_on_the_next_packet");
     let mut g = load(&enforce_all());
     for t in 0x700..0x704 {
         g.expect("gNB A, no cap", &gpdu(t).build(), Verdict::PassGpdu);
