@@ -199,23 +199,73 @@ mod tests {
     #[test]
     fn quarantine_until_expiry_then_observe() {
         let mut e = entry(STAGE_QUARANTINE, 0, 0, 1_000);
-        assert!(matches!(device_stage(&mut e, 999), StageDecision::Exceed { verdict: Verdict::DropQuarantine, .. }));
+        let drop = StageDecision::Exceed { prot: PROT_QUARANTINE, verdict: Verdict::DropQuarantine };
+        assert_eq!(device_stage(&mut e, 999), drop);
         assert_eq!(device_stage(&mut e, 1_000), StageDecision::Observe);
     }
 
     /// The data plane's cached copy of an entry (its fields, a separate GCRA state) decides every
-    /// packet as the entry itself would, for every stage.
+    /// packet as the entry itself would, for every stage, and both decide what is written here by
+    /// hand (10 pps, burst 3, expiring at 5 s): not one function compared with itself.
     #[test]
     fn a_cached_copy_decides_as_the_entry() {
-        for stage in [STAGE_OBSERVE, STAGE_SHAPE, STAGE_STRICT, STAGE_QUARANTINE, 7] {
-            let mut e = entry(stage, 10, 3, 5_000_000_000);
+        use StageDecision::{Conform as C, Exceed, Observe as O};
+        const MS: u64 = 1_000_000;
+        let shape = Exceed { prot: PROT_SHAPE, verdict: Verdict::DropShape };
+        let strict = Exceed { prot: PROT_STRICT, verdict: Verdict::DropStrict };
+        let quarantine = Exceed { prot: PROT_QUARANTINE, verdict: Verdict::DropQuarantine };
+        // Four packets at 4 s (a burst of 3 passes), one 50 ms later (no token yet), one 100 ms
+        // after the burst (a token), two at 4.5 s (five tokens back, capped at the burst), one at
+        // the expiry and one after it.
+        let times = [4_000, 4_000, 4_000, 4_000, 4_050, 4_100, 4_500, 4_500, 5_000, 6_000].map(|t| t * MS);
+        let rate = |x: StageDecision| [C, C, C, x, x, C, C, C, O, O];
+        let cases = [
+            (STAGE_OBSERVE, [O; 10]),
+            (STAGE_SHAPE, rate(shape)),
+            (STAGE_STRICT, rate(strict)),
+            (
+                STAGE_QUARANTINE,
+                [quarantine, quarantine, quarantine, quarantine, quarantine, quarantine, quarantine, quarantine, O, O],
+            ),
+            (7, [O; 10]),
+        ];
+        for (stage, want) in cases {
+            let mut e = entry(stage, 10, 3, 5_000 * MS);
             let limit = Limit { interval_ns: e.interval_ns, tau_ns: e.tau_ns };
             let mut tat = 0;
-            for i in 0..200u64 {
-                let now = 4_000_000_000 + i * 7_000_000;
+            for (now, want) in times.into_iter().zip(want) {
                 let cached = stage_decision(stage, e.expires_ns, &limit, &mut tat, now);
-                assert_eq!(cached, device_stage(&mut e, now), "stage {stage}, now {now}");
+                assert_eq!(cached, want, "cached copy, stage {stage}, now {now}");
+                assert_eq!(device_stage(&mut e, now), want, "entry, stage {stage}, now {now}");
                 assert_eq!(tat, e.tat, "stage {stage}: the GCRA states move together");
+            }
+        }
+    }
+
+    /// Every stage's drop names its own protection, and only that protection's mode gates it:
+    /// shadowing or turning off any other protection leaves the drop enforced.
+    #[test]
+    fn each_stage_is_gated_by_its_own_protection() {
+        let cases = [
+            (STAGE_SHAPE, PROT_SHAPE, Verdict::DropShape),
+            (STAGE_STRICT, PROT_STRICT, Verdict::DropStrict),
+            (STAGE_QUARANTINE, PROT_QUARANTINE, Verdict::DropQuarantine),
+        ];
+        for (stage, own, verdict) in cases {
+            // Burst 1 at one instant: the second packet exceeds a rate stage.
+            let mut e = entry(stage, 1, 1, u64::MAX);
+            let d = [device_stage(&mut e, 10), device_stage(&mut e, 10)];
+            let StageDecision::Exceed { prot, verdict: v } = d[1] else {
+                panic!("stage {stage}: the second packet must exceed: {d:?}");
+            };
+            assert_eq!((prot, v), (own, verdict), "stage {stage}");
+            for bit in (0..10).map(|i| 1u32 << i) {
+                let shadowed = GuardConfig { enabled: PROT_ALL, shadow: bit, ..Default::default() };
+                let off = GuardConfig { enabled: PROT_ALL & !bit, ..Default::default() };
+                let (want_shadow, want_off) =
+                    if bit == own { (Gate::Shadow, Gate::Off) } else { (Gate::Enforce, Gate::Enforce) };
+                assert_eq!(gate(&shadowed, prot), want_shadow, "stage {stage}, protection {bit:#x} in shadow");
+                assert_eq!(gate(&off, prot), want_off, "stage {stage}, protection {bit:#x} off");
             }
         }
     }
@@ -226,14 +276,14 @@ mod tests {
         let now = 5_000_000_000;
         let d: Vec<_> = (0..5).map(|_| device_stage(&mut e, now)).collect();
         assert_eq!(&d[..3], &[StageDecision::Conform; 3]);
-        assert!(matches!(d[3], StageDecision::Exceed { verdict: Verdict::DropShape, prot: PROT_SHAPE }));
+        assert_eq!(d[3], StageDecision::Exceed { prot: PROT_SHAPE, verdict: Verdict::DropShape });
     }
 
     #[test]
     fn strict_reports_strict() {
         let mut e = entry(STAGE_STRICT, 1, 1, u64::MAX);
         assert_eq!(device_stage(&mut e, 10), StageDecision::Conform);
-        assert!(matches!(device_stage(&mut e, 10), StageDecision::Exceed { verdict: Verdict::DropStrict, .. }));
+        assert_eq!(device_stage(&mut e, 10), StageDecision::Exceed { prot: PROT_STRICT, verdict: Verdict::DropStrict });
     }
 
     #[test]
