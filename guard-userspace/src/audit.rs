@@ -51,8 +51,19 @@ pub enum Actor {
 /// An operator's manual override.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OperatorAction {
-    Pin { key: DeviceKey, stage: u32, ttl_ns: u64 },
-    Unpin { key: DeviceKey },
+    Pin {
+        key: DeviceKey,
+        stage: u32,
+        ttl_ns: u64,
+    },
+    Unpin {
+        key: DeviceKey,
+    },
+    /// "Not an offender" for `ttl_ns`: held at stage 0, the engine keeps off it.
+    Release {
+        key: DeviceKey,
+        ttl_ns: u64,
+    },
 }
 
 /// One audit line.
@@ -164,6 +175,9 @@ impl AuditLog {
                 ("pin", key, serde_json::json!({ "operator": operator, "stage": stage, "ttl_ns": ttl_ns }))
             }
             OperatorAction::Unpin { key } => ("unpin", key, serde_json::json!({ "operator": operator })),
+            OperatorAction::Release { key, ttl_ns } => {
+                ("release", key, serde_json::json!({ "operator": operator, "stage": 0, "ttl_ns": ttl_ns }))
+            }
         };
         self.write(&AuditRecord {
             ts: rfc3339(now_wall),

@@ -302,6 +302,16 @@ fn one_tick(
     // A full pass when the walk completed (every tick while the map is read whole in one);
     // between, only the devices read this tick and the notable ones (see `Pass`).
     let pass = if walked.is_some() { Pass::Full } else { Pass::Changed };
+    // Operator pins and releases written since the last tick (by `guard device`, straight into
+    // the map) take the device out of the engine's hands before it decides.
+    let manual: Vec<CurrentStage> = c
+        .maps
+        .stages()
+        .iter()
+        .filter(|(_, e)| e.flags & STAGE_FLAG_MANUAL != 0)
+        .map(|(k, e)| CurrentStage::from_entry(*k, e))
+        .collect();
+    engine.sync_manual(&manual, now);
     let decisions = engine.tick_pass(now, &samples, &events, pass);
     c.samples = samples;
     c.event_buf = events;
@@ -321,9 +331,19 @@ fn apply_all(
     metrics: &Metrics,
 ) {
     for d in decisions {
-        if let Err(e) = apply(c, d, now, host_cap) {
-            error!(error = format!("{e:#}"), decision = d.action(), target = d.target(), "applying a decision failed");
-            continue;
+        match apply(c, d, now, host_cap) {
+            Ok(Applied::Yes) => {}
+            // An operator pin or release won: nothing changed, so nothing is audited as done.
+            Ok(Applied::OperatorWins) => continue,
+            Err(e) => {
+                error!(
+                    error = format!("{e:#}"),
+                    decision = d.action(),
+                    target = d.target(),
+                    "applying a decision failed"
+                );
+                continue;
+            }
         }
         if !d.is_refresh() {
             info!(action = d.action(), target = d.target(), reason = d.reason().name(), "decision");
@@ -395,13 +415,20 @@ fn reason_label(d: &Decision) -> crate::metrics::ReasonLabel {
     crate::metrics::ReasonLabel { reason: d.reason().name().to_owned() }
 }
 
+/// Whether a decision changed the maps.
+enum Applied {
+    Yes,
+    /// The device carries an operator's pin or release, which always wins.
+    OperatorWins,
+}
+
 /// Apply one decision to the maps. Operator pins always win.
-fn apply(c: &mut Ctl, d: &Decision, now: u64, host_cap: &mut Option<(abi::Limit, u64)>) -> Result<()> {
+fn apply(c: &mut Ctl, d: &Decision, now: u64, host_cap: &mut Option<(abi::Limit, u64)>) -> Result<Applied> {
     match d {
         Decision::SetDeviceStage { key, refresh, .. } => {
             let existing = c.maps.stage(key)?;
             if existing.is_some_and(|e| e.flags & STAGE_FLAG_MANUAL != 0) {
-                return Ok(());
+                return Ok(Applied::OperatorWins);
             }
             if let Some((k, mut entry)) = d.stage_entry(now) {
                 // A refresh keeps the rate limiter's state, so re-issuing a stage does not hand
@@ -415,9 +442,10 @@ fn apply(c: &mut Ctl, d: &Decision, now: u64, host_cap: &mut Option<(abi::Limit,
             }
         }
         Decision::ReleaseDevice { key, .. } => {
-            if c.maps.stage(key)?.is_none_or(|e| e.flags & STAGE_FLAG_MANUAL == 0) {
-                c.maps.clear_stage(key)?;
+            if c.maps.stage(key)?.is_some_and(|e| e.flags & STAGE_FLAG_MANUAL != 0) {
+                return Ok(Applied::OperatorWins);
             }
+            c.maps.clear_stage(key)?;
         }
         Decision::SetCellCap { .. } => {
             if let Some((cell, entry)) = d.cell_entry(now) {
@@ -437,7 +465,7 @@ fn apply(c: &mut Ctl, d: &Decision, now: u64, host_cap: &mut Option<(abi::Limit,
         }
         Decision::FlagCohort { .. } | Decision::Classified { .. } => {}
     }
-    Ok(())
+    Ok(Applied::Yes)
 }
 
 /// Write the data-plane config record, with the host cap (host-wide limit, divided per CPU).

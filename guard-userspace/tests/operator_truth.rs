@@ -3,7 +3,10 @@
 //! - a second `guard run` on an interface (same pins or other pins) is refused before it touches
 //!   anything, naming the running one; the first keeps running;
 //! - `guard detach` is refused while a controller runs, and audited when it acts;
-//! - SIGHUP reopens the audit log, so logrotate's move-then-HUP starts a new file.
+//! - SIGHUP reopens the audit log, so logrotate's move-then-HUP starts a new file;
+//! - `device pin --ue` on a guard keyed by TEID is refused (it would pin nothing);
+//! - `device unpin` refuses a stage the engine set, and `device release` makes the engine keep
+//!   off a flooding device until the release is unpinned.
 
 use std::{
     path::{Path, PathBuf},
@@ -11,7 +14,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use labkit::lab::Lab;
+use labkit::{
+    generator::{send_frames, SendOpts},
+    lab::Lab,
+};
 
 const GUARD: &str = env!("CARGO_BIN_EXE_guard");
 
@@ -64,7 +70,8 @@ impl Fixture {
         let path = self.dir.join(format!("{name}.toml"));
         if !path.exists() {
             let text = format!(
-                "[guard]\npin_dir = {pin:?}\naudit_log = {audit:?}\ntick = \"200ms\"\nmax_devices = 4096\n\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n",
+                "[guard]\npin_dir = {pin:?}\naudit_log = {audit:?}\ntick = \"200ms\"\nmax_devices = 4096\n\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n\n\
+                 [dataplane]\nobserve = {{ pps = 50, burst = 400 }}\n\n[classify]\nwarmup = \"1s\"\nmin_profile_pps = 20.0\n",
                 pin = self.pin_base.join(name).display().to_string(),
                 audit = self.audit_path().display().to_string(),
                 port = free_port(),
@@ -189,4 +196,93 @@ fn sighup_reopens_the_audit_log_after_it_was_moved() {
         "the rotated file gets nothing after the HUP"
     );
     assert!(f.running());
+}
+
+/// `guard device ...` on config "a", returning (success, stdout + stderr).
+fn device(f: &Fixture, args: &[&str]) -> (bool, String) {
+    let a = f.config("a");
+    let mut c = Command::new(GUARD);
+    c.env("GUARD_RUN_DIR", &f.run_dir);
+    c.args(["--netns", f.lab.core_ns_name(), "device", args[0], "--iface", f.lab.core_ifname(), "--config"]).arg(&a);
+    c.args(&args[1..]);
+    let out = c.output().expect("guard device");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+/// The device's stage entry as `guard device show --json` prints it (null when none).
+fn stage_of(f: &Fixture, teid: &str) -> serde_json::Value {
+    let (ok, text) = device(f, &["show", "--teid", teid, "--json"]);
+    assert!(ok, "device show: {text}");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("device show --json");
+    v["stage"].clone()
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn a_pin_by_ue_address_on_a_teid_keyed_guard_is_refused() {
+    let mut f = Fixture::new();
+    f.start();
+    let (ok, text) =
+        device(&f, &["pin", "--ue", "10.45.0.7", "--stage", "quarantine", "--ttl", "1m", "--comment", "t"]);
+    assert!(!ok, "a pin that would match nothing must be refused: {text}");
+    assert!(text.contains("keys devices by TEID") && text.contains("--teid"), "says why and what to do: {text}");
+    assert!(!f.audit_actions(&f.audit_path()).iter().any(|a| a == "pin"), "nothing done, nothing audited");
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn a_released_flooder_is_left_alone_until_unpinned_and_engine_stages_cannot_be_unpinned() {
+    const TEID: u32 = 0x4711;
+    let teid = format!("{TEID:#x}");
+    let mut f = Fixture::new();
+    f.start();
+    let frame = vec![f.lab.gpdu_v4(0, TEID).build()];
+    let flood = |secs: u64| {
+        let opts = SendOpts::new(3_000 * secs, Duration::from_secs(secs + 2)).pps(3_000);
+        send_frames(&f.lab.ran, f.lab.ran_ifname(), &frame, &opts).expect("flood");
+    };
+    let staged_by_engine = |f: &Fixture| {
+        let s = stage_of(f, &teid);
+        s["stage"].as_u64().unwrap_or(0) > 0 && s["manual"] == false && s["expired"] == false
+    };
+    // 1. A flood the engine shapes on its own.
+    std::thread::scope(|sc| {
+        let h = sc.spawn(|| flood(6));
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(8) && !staged_by_engine(&f) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = h.join();
+    });
+    assert!(staged_by_engine(&f), "the engine staged the flood: {}", stage_of(&f, &teid));
+    // 2. Unpin refuses a stage the engine set, and says what to use instead.
+    let (ok, text) = device(&f, &["unpin", "--teid", &teid, "--comment", "t"]);
+    assert!(!ok && text.contains("set by the controller") && text.contains("guard device release"), "{text}");
+    // 3. Release: held at observe while the flood goes on; the engine does not stage it again.
+    let (ok, text) = device(&f, &["release", "--teid", &teid, "--ttl", "5m", "--comment", "false positive"]);
+    assert!(ok, "release: {text}");
+    flood(3);
+    let s = stage_of(&f, &teid);
+    assert_eq!((s["stage"].as_u64(), s["manual"].as_bool()), (Some(0), Some(true)), "still released: {s}");
+    let recs = guard::audit::read_audit(&f.audit_path()).expect("audit");
+    let at = recs.iter().position(|r| r["action"] == "release").expect("the release is audited");
+    assert!(
+        !recs[at..]
+            .iter()
+            .any(|r| r["action"] == "set_device_stage" && r["target"].as_str().is_some_and(|t| t.contains("4711"))),
+        "no engine stage recorded for the released device after the release"
+    );
+    // 4. Unpinning the release hands the device back: the flood is staged again.
+    let (ok, text) = device(&f, &["unpin", "--teid", &teid, "--comment", "done"]);
+    assert!(ok, "unpin of the release: {text}");
+    std::thread::scope(|sc| {
+        let h = sc.spawn(|| flood(5));
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(7) && !staged_by_engine(&f) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = h.join();
+    });
+    assert!(staged_by_engine(&f), "after the unpin the engine decides again: {}", stage_of(&f, &teid));
 }

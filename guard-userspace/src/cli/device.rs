@@ -1,13 +1,17 @@
-//! `guard device show|pin|unpin`: one device's state, and operator overrides. Operates on the
-//! pinned maps directly, so it works whether or not the controller runs. Pins carry
-//! `STAGE_FLAG_MANUAL`, which the controller never changes; every pin and unpin is audited.
+//! `guard device show|pin|release|unpin`: one device's state, and operator overrides. Operates on
+//! the pinned maps directly, so it works whether or not the controller runs. Pins and releases
+//! carry `STAGE_FLAG_MANUAL`, which the controller never changes (it takes them over at its next
+//! tick, `Engine::sync_manual`); every one is audited. A command that would not do what it says
+//! refuses with the reason: a device named in a form the data plane does not key by, an unpin of
+//! a stage the engine set.
 
 use std::{net::IpAddr, time::SystemTime};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use guard_common::abi::{
-    DeviceKey, L3Addr, Limit, StageEntry, STAGE_FLAG_MANUAL, STAGE_QUARANTINE, STAGE_SHAPE, STAGE_STRICT,
+    DeviceKey, L3Addr, Limit, StageEntry, KEY_MODE_TEID, KEY_MODE_UE_ADDR, STAGE_FLAG_MANUAL, STAGE_OBSERVE,
+    STAGE_QUARANTINE, STAGE_SHAPE, STAGE_STRICT,
 };
 
 use super::Target;
@@ -32,7 +36,12 @@ pub enum DeviceCmd {
     },
     /// Set a device's stage by hand, with a time to live. Wins over the controller.
     Pin(PinArgs),
-    /// Remove an operator pin (the controller decides again from then on).
+    /// Declare a device "not an offender" for a while: it is held at stage 0 (observe) and the
+    /// controller will not stage it until the TTL expires. Use it to release a false positive;
+    /// the cell and host caps (last resorts) still apply. Audited.
+    Release(ReleaseArgs),
+    /// Remove an operator pin or release (the controller decides again from then on). A stage the
+    /// controller set is not a pin: use `guard device release` to overrule it.
     Unpin {
         #[command(flatten)]
         target: Target,
@@ -112,12 +121,46 @@ pub struct PinArgs {
     comment: String,
 }
 
+#[derive(Args, Debug)]
+pub struct ReleaseArgs {
+    #[command(flatten)]
+    target: Target,
+    #[command(flatten)]
+    device: DeviceSel,
+    /// How long the release holds, e.g. 30m, 24h. Like every stage, it expires.
+    #[arg(long)]
+    ttl: Dur,
+    /// Why (kept in the audit log), e.g. a ticket number.
+    #[arg(long)]
+    comment: String,
+}
+
 pub fn run(cmd: DeviceCmd) -> Result<()> {
     crate::loader::require_root()?;
     match cmd {
         DeviceCmd::Show { target, device, json } => show(&target, &device, json),
         DeviceCmd::Pin(a) => pin(a),
+        DeviceCmd::Release(a) => release(a),
         DeviceCmd::Unpin { target, device, comment } => unpin(&target, &device, &comment),
+    }
+}
+
+/// The device key for `sel`, refused when the running data plane keys devices the other way: a
+/// pin by UE address on a guard keyed by TEID (or the reverse) would match nothing and drop
+/// nothing while saying "pinned".
+fn key_for_dataplane(maps: &N3Maps, sel: &DeviceSel) -> Result<DeviceKey> {
+    let key = sel.key()?;
+    let mode = maps.config().context("reading the data plane's configuration")?.key_mode;
+    match (mode, sel.teid.is_some()) {
+        (KEY_MODE_TEID, false) => bail!(
+            "this guard keys devices by TEID (key_mode = \"teid\"): a device named by UE address would match \
+             nothing. Name it with --teid (`guard top` lists TEIDs)"
+        ),
+        (KEY_MODE_UE_ADDR, true) => bail!(
+            "this guard keys devices by UE address (key_mode = \"ue_addr\"): a device named by TEID would match \
+             nothing. Name it with --ue (`guard top` lists UE addresses)"
+        ),
+        _ => Ok(key),
     }
 }
 
@@ -193,7 +236,7 @@ pub fn stage_json(s: &StageEntry, now: u64) -> serde_json::Value {
 
 fn pin(a: PinArgs) -> Result<()> {
     let (cfg, mut maps) = open(&a.target)?;
-    let key = a.device.key()?;
+    let key = key_for_dataplane(&maps, &a.device)?;
     if a.ttl.0 == 0 {
         bail!("--ttl must be > 0: every stage expires");
     }
@@ -239,19 +282,76 @@ fn pin(a: PinArgs) -> Result<()> {
     Ok(())
 }
 
+fn release(a: ReleaseArgs) -> Result<()> {
+    let (cfg, mut maps) = open(&a.target)?;
+    let key = key_for_dataplane(&maps, &a.device)?;
+    if a.ttl.0 == 0 {
+        bail!("--ttl must be > 0: a release expires like every stage");
+    }
+    let now = monotonic_ns();
+    // Stage 0 with the manual flag: the data plane observes (never drops by device stage), the
+    // controller leaves it alone until it expires.
+    let entry = StageEntry {
+        stage: STAGE_OBSERVE,
+        flags: STAGE_FLAG_MANUAL,
+        interval_ns: 0,
+        tau_ns: 0,
+        expires_ns: now.saturating_add(a.ttl.0),
+        tat: 0,
+        set_ns: now,
+        reason: 0,
+        group: 0,
+    };
+    let before = maps.stage(&key)?;
+    let audit = AuditLog::open(&cfg.guard.audit_log)
+        .with_context(|| format!("opening the audit log {}", cfg.guard.audit_log.display()))?;
+    audit
+        .record_operator(SystemTime::now(), &operator(), &OperatorAction::Release { key, ttl_ns: a.ttl.0 }, &a.comment)
+        .context("writing the audit record (nothing was changed)")?;
+    maps.set_stage(&key, &entry)?;
+    let was = match before {
+        Some(s) if s.expires_ns > now => format!("was at stage {} ({})", s.stage, stage_name(s.stage)),
+        _ => "was not staged".to_owned(),
+    };
+    println!(
+        "released {} for {} ({was}): held at stage 0 (observe), the controller will not stage it until then; cell and host caps still apply",
+        device_key_str(&key),
+        a.ttl
+    );
+    Ok(())
+}
+
 fn unpin(target: &Target, sel: &DeviceSel, comment: &str) -> Result<()> {
     let (cfg, mut maps) = open(target)?;
-    let key = sel.key()?;
+    let key = key_for_dataplane(&maps, sel)?;
+    let now = monotonic_ns();
+    let Some(entry) = maps.stage(&key)?.filter(|e| e.expires_ns > now) else {
+        println!("{} has no pin and no stage: nothing to unpin", device_key_str(&key));
+        return Ok(());
+    };
+    if entry.flags & STAGE_FLAG_MANUAL == 0 {
+        let reason = crate::engine::decision::Reason::from_code(entry.reason).map(|r| r.name()).unwrap_or("unknown");
+        bail!(
+            "{} is at stage {} ({}) set by the controller (reason: {reason}), not by an operator: unpin removes \
+             operator pins only, and the controller would stage it again. To overrule it: guard device release \
+             --teid|--ue ... --ttl 1h --comment '...'",
+            device_key_str(&key),
+            entry.stage,
+            stage_name(entry.stage)
+        );
+    }
     let audit = AuditLog::open(&cfg.guard.audit_log)
         .with_context(|| format!("opening the audit log {}", cfg.guard.audit_log.display()))?;
     audit
         .record_operator(SystemTime::now(), &operator(), &OperatorAction::Unpin { key }, comment)
-        .context("writing the audit record")?;
-    if maps.clear_stage(&key)? {
-        println!("unpinned {}", device_key_str(&key));
-    } else {
-        println!("{} had no stage", device_key_str(&key));
-    }
+        .context("writing the audit record (nothing was changed)")?;
+    maps.clear_stage(&key)?;
+    println!(
+        "unpinned {} (was stage {} {}); the controller decides from its next tick",
+        device_key_str(&key),
+        entry.stage,
+        stage_name(entry.stage)
+    );
     Ok(())
 }
 

@@ -270,6 +270,34 @@ impl Engine {
         }
     }
 
+    /// Follow the operator's pins and releases as the stage map shows them (`guard device
+    /// pin|release|unpin` write the map directly, whether or not a controller runs): a manual
+    /// entry the engine does not know, or knows with another stage or expiry, is taken over
+    /// ([`Engine::pin_manual`]); a device the engine holds as manual whose entry is gone (unpinned,
+    /// or expired and pruned) goes back to engine management ([`Engine::unpin_manual`]). Without
+    /// this the engine would re-issue a released device's stage at its next refresh.
+    pub fn sync_manual(&mut self, manual: &[CurrentStage], now_ns: u64) {
+        let mut seen: HashSet<DeviceKey, Hasher> = HashSet::default();
+        for m in manual.iter().filter(|m| m.flags & STAGE_FLAG_MANUAL != 0 && m.expires_ns > now_ns) {
+            seen.insert(m.key);
+            let known = self.tracks.get(&m.key).is_some_and(|t| {
+                t.stage.manual && t.stage.stage == m.stage.min(STAGE_MAX) && t.stage.expires_ns == m.expires_ns
+            });
+            if !known {
+                self.pin_manual(m.key, m.stage, m.limit, m.expires_ns, now_ns);
+            }
+        }
+        let gone: Vec<DeviceKey> = self
+            .notable
+            .iter()
+            .filter(|k| !seen.contains(*k) && self.tracks.get(*k).is_some_and(|t| t.stage.manual))
+            .copied()
+            .collect();
+        for k in gone {
+            self.unpin_manual(&k);
+        }
+    }
+
     /// The engine's view of a device's stage.
     pub fn stage_of(&self, key: &DeviceKey) -> Option<u32> {
         self.tracks.get(key).map(|t| t.stage.stage)

@@ -352,6 +352,46 @@ fn manual_pins_are_never_changed_by_the_engine() {
     assert_eq!(sim.engine.snapshot().manual_pins, 11);
 }
 
+/// `guard device release` writes a manual stage-0 entry; the controller hands what the map holds
+/// to `Engine::sync_manual` every tick. A released flooder gets no decision while the release
+/// stands, and is staged again once the operator removes it.
+#[test]
+fn a_release_seen_in_the_map_keeps_the_engine_off_until_it_is_gone() {
+    let mut sim = Sim::new(Config::default(), N, 10);
+    let mut rng = Rng(9);
+    let base = baselines(&mut rng, 1.0, 20.0);
+    let mut offered = |i: usize, t: f64, _: u32| if i == 30 && t > 100.0 { 5000 } else { rng.noisy(base[i], 0.3) };
+    sim.run(200, &mut offered);
+    assert!(sim.live_stage(30) > 0, "the flood was staged before the release");
+    let key = sim.devs[30].key;
+    let release = CurrentStage {
+        key,
+        stage: 0,
+        flags: STAGE_FLAG_MANUAL,
+        limit: Limit::UNLIMITED,
+        expires_ns: sim.now + 3600 * 1_000_000_000,
+        reason: 0,
+    };
+    sim.engine.sync_manual(std::slice::from_ref(&release), sim.now);
+    let released_at = sim.now;
+    for _ in 0..300 {
+        sim.engine.sync_manual(std::slice::from_ref(&release), sim.now);
+        sim.run(1, &mut offered);
+    }
+    let during = sim.log.iter().filter(|(t, d)| *t > released_at && d.target() == "teid:0x0000001f").count();
+    assert_eq!(during, 0, "no decision about a released device while the release stands");
+    assert_eq!(sim.engine.snapshot().manual_pins, 1, "the engine counts the release as an operator override");
+    // The operator unpins the release: the map no longer holds it, the engine takes over again.
+    sim.engine.sync_manual(&[], sim.now);
+    let unpinned_at = sim.now;
+    sim.run(60, &mut offered);
+    let restaged = sim.log.iter().any(|(t, d)| {
+        *t > unpinned_at && matches!(d, Decision::SetDeviceStage { key: k, stage, .. } if *k == key && *stage > 0)
+    });
+    assert!(restaged, "after the release is gone the flood is staged again");
+    assert_eq!(sim.engine.snapshot().manual_pins, 0);
+}
+
 #[test]
 fn bulk_misprovisioned_group_is_flagged_as_a_cohort() {
     let mut cfg = Config::default();
