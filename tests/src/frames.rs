@@ -306,8 +306,26 @@ impl GtpFrame {
         self.ext_header(EXT_PDU_SESSION_CONTAINER, &[(pdu_type & 0x0f) << 4, qfi & 0x3f])
     }
 
+    /// Add a UL PDU Session Container with QoS Monitoring (TS 38.415 §5.5.2.2, QMP = 1): the
+    /// DL Sending Time Stamp Repeated, DL Received Time Stamp and UL Sending Time Stamp (8
+    /// octets each) follow the QFI, so the header is 7 four-octet units and its Next Extension
+    /// Header Type is the last octet of the seventh unit, not of the first.
+    pub fn pdu_session_ul_qmp(self, qfi: u8, stamps: [u64; 3]) -> Self {
+        let mut c = vec![(PDU_TYPE_UL << 4) | 0x08, qfi & 0x3f];
+        for t in stamps {
+            c.extend_from_slice(&t.to_be_bytes());
+        }
+        self.ext_header(EXT_PDU_SESSION_CONTAINER, &c)
+    }
+
+    /// Add a UDP Port extension header (TS 29.281 §5.2.2.1): one unit carrying `port`.
+    pub fn udp_port_ext(self, port: u16) -> Self {
+        self.ext_header(EXT_UDP_PORT, &port.to_be_bytes())
+    }
+
     /// Append an extension header of any type; content is padded so the header is a multiple of
-    /// 4 octets and the Length octet is computed.
+    /// 4 octets and the Length octet is computed (more than 2 octets of content make a header of
+    /// several units).
     pub fn ext_header(mut self, ext_type: u8, content: &[u8]) -> Self {
         self.ext.push(ExtHeader { ext_type, content: content.to_vec(), units: None });
         self
@@ -759,5 +777,29 @@ mod tests {
         assert_eq!(f[g + 11], EXT_UDP_PORT);
         assert_eq!(&f[g + 12..g + 16], &[1, 0x08, 0x68, 0x85]);
         assert_eq!(&f[g + 16..g + 20], &[1, 0x10, 5, 0]);
+    }
+
+    /// A header of several units: its Length octet counts them all, the Next Extension Header
+    /// Type is the last octet of its last unit, and the next header starts after it.
+    #[test]
+    fn multi_unit_headers_put_the_next_type_in_their_last_unit() {
+        let stamps = [0x0102_0304_0506_0708, 0x1112_1314_1516_1718, 0x2122_2324_2526_2728];
+        let f = GtpFrame::gpdu(1).pdu_session_ul_qmp(7, stamps).udp_port_ext(2152).build();
+        let g = 42;
+        assert_eq!(f[g] & 0x04, 0x04, "E flag");
+        assert_eq!(f[g + 11], EXT_PDU_SESSION_CONTAINER);
+        let c = g + 12;
+        assert_eq!(&f[c..c + 4], &[7, 0x18, 7, 0x01], "7 units, UL with QMP, QFI 7, first stamp octet");
+        assert_eq!(&f[c + 3..c + 27], &stamps.map(u64::to_be_bytes).concat()[..]);
+        assert_eq!(f[c + 27], EXT_UDP_PORT, "next type in the last octet of the seventh unit");
+        assert_eq!(&f[c + 28..c + 32], &[1, 0x08, 0x68, 0]);
+        assert_eq!(f[c + 32] >> 4, 4, "the T-PDU follows the chain");
+        let f = GtpFrame::gpdu(1).ext_header(0x81, &[0xaa; 9]).build();
+        assert_eq!(
+            &f[c..c + 12],
+            &[3, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0, 0],
+            "9 octets: 3 units, padded"
+        );
+        assert_eq!(f[c + 12] >> 4, 4);
     }
 }

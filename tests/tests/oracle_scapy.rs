@@ -11,10 +11,17 @@ use labkit::oracle::{run_python, TempDir};
 use labkit::pcap::read_pcap;
 use serde::Serialize;
 
+/// The QoS Monitoring timestamps of the "qmp" chains, as the scapy script sets them.
+const QMP_STAMPS: [u64; 3] = [0x0102_0304_0506_0708, 0x1112_1314_1516_1718, 0x2122_2324_2526_2728];
+
 const SCAPY_SCRIPT: &str = r#"
 import json, sys
 from scapy.all import Ether, Dot1Q, Dot1AD, IP, IPv6, UDP, Raw, wrpcap
-from scapy.contrib.gtp import GTP_U_Header, GTPPDUSessionContainer
+from scapy.contrib.gtp import GTP_U_Header, GTPPDUSessionContainer, GTP_UDPPort_ExtensionHeader
+
+# QoS Monitoring timestamps (TS 38.415 5.5.2.2): a UL container of 7 units.
+QMP = dict(QMP=1, dlSendTimeRpt=0x0102030405060708, dlRecvTime=0x1112131415161718,
+           ulSendTime=0x2122232425262728)
 
 def l3(src, dst):
     return IPv6(src=src, dst=dst) if ':' in src else IP(src=src, dst=dst)
@@ -29,13 +36,19 @@ for c in cases:
         p = p / Dot1Q(vlan=c['vlans'][0])
     p = p / l3(c['outer_src'], c['outer_dst']) / UDP(sport=2152, dport=2152)
     g = dict(teid=c['teid'], gtp_type=c['msg'])
+    ch = c['chain']
     if c['qfi'] is not None:
-        g.update(E=1, next_ex=0x85)
+        g.update(E=1, next_ex=0x40 if ch.startswith('udp') else 0x85)
     if c['seq'] is not None:
         g.update(S=1, seq=c['seq'])
     p = p / GTP_U_Header(**g)
     if c['qfi'] is not None:
-        p = p / GTPPDUSessionContainer(type=1, QFI=c['qfi'])
+        if ch.startswith('udp'):
+            p = p / GTP_UDPPort_ExtensionHeader(udp_port=2152, next_ex=0x85)
+        extra = QMP if 'qmp' in ch else {}
+        p = p / GTPPDUSessionContainer(type=1, QFI=c['qfi'], NextExtHdr=0x40 if ch.endswith('udp') else 0, **extra)
+        if ch.endswith('udp'):
+            p = p / GTP_UDPPort_ExtensionHeader(udp_port=2152, next_ex=0)
     if c['inner_src'] is not None:
         p = p / l3(c['inner_src'], c['inner_dst']) / UDP(sport=40000, dport=50000) / Raw(b'\x00' * 32)
     pkts.append(p)
@@ -50,6 +63,11 @@ struct Case {
     teid: u32,
     msg: u8,
     qfi: Option<u8>,
+    /// The extension-header chain around the PDU Session Container (when `qfi` is set): "" the
+    /// one-unit container alone; "qmp" a 7-unit container (QoS Monitoring timestamps); "qmp+udp"
+    /// and "udp+qmp" that container followed or preceded by a UDP Port header. A walk that reads
+    /// a Next Extension Header Type from the wrong unit of a multi-unit header fails these.
+    chain: &'static str,
     seq: Option<u16>,
     /// Outermost first; two tags means 802.1ad + 802.1Q.
     vlans: Vec<u16>,
@@ -75,7 +93,13 @@ impl Case {
             _ => panic!("too many tags in case {}", self.name),
         };
         if let Some(q) = self.qfi {
-            f = f.qfi(q);
+            if self.chain.starts_with("udp") {
+                f = f.udp_port_ext(frames::GTPU_PORT);
+            }
+            f = if self.chain.contains("qmp") { f.pdu_session_ul_qmp(q, QMP_STAMPS) } else { f.qfi(q) };
+            if self.chain.ends_with("udp") {
+                f = f.udp_port_ext(frames::GTPU_PORT);
+            }
         }
         if let Some(s) = self.seq {
             f = f.seq(s);
@@ -118,6 +142,7 @@ fn cases() -> Vec<Case> {
         teid: 0,
         msg: frames::MSG_G_PDU,
         qfi: None,
+        chain: "",
         seq: None,
         vlans: vec![],
         outer_src: gnb,
@@ -138,6 +163,26 @@ fn cases() -> Vec<Case> {
             teid: 0x2001,
             qfi: Some(4),
             vlans: vec![7],
+            outer_src: gnb6,
+            outer_dst: upf6,
+            inner_src: Some(ue6),
+            inner_dst: Some(srv6),
+            ..base.clone()
+        },
+        Case { name: "v4 G-PDU 7-unit QMP container", teid: 0x3000, qfi: Some(12), chain: "qmp", ..base.clone() },
+        Case {
+            name: "QMP container then UDP Port, seq",
+            teid: 0x3001,
+            qfi: Some(13),
+            chain: "qmp+udp",
+            seq: Some(7),
+            ..base.clone()
+        },
+        Case {
+            name: "UDP Port then QMP container, IPv6 outer + inner",
+            teid: 0x3002,
+            qfi: Some(14),
+            chain: "udp+qmp",
             outer_src: gnb6,
             outer_dst: upf6,
             inner_src: Some(ue6),
@@ -172,7 +217,7 @@ fn check(case: &Case, frame: &[u8], origin: &str) {
     assert_eq!(p.gtp.qfi, case.qfi.unwrap_or(QFI_NONE as u8), "QFI, {ctx}");
     if case.qfi.is_some() {
         assert_eq!(p.gtp.pdu_type, frames::PDU_TYPE_UL, "PDU type, {ctx}");
-        assert_eq!(p.gtp.ext_count, 1, "extension headers, {ctx}");
+        assert_eq!(p.gtp.ext_count, 1 + u8::from(case.chain.contains("udp")), "extension headers, {ctx}");
     }
     assert_eq!(usize::from(p.vlan_tags), case.vlans.len(), "VLAN tags, {ctx}");
     assert_eq!(to_ip(&p.outer_src), Some(case.outer_src), "outer source, {ctx}");

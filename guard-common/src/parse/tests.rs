@@ -15,19 +15,32 @@ struct Spec {
     msg_type: u8,
     seq: Option<u16>,
     qfi: Option<u8>,
+    /// Length of the PDU Session Container in 4-octet units (1 = PDU type and QFI only; more =
+    /// optional fields, here filler, after them).
+    qfi_units: u8,
     extra_ext: u8,
+    /// Length of each extra extension header in 4-octet units. With more than one unit the
+    /// Next Extension Header Type is in the last unit, and the filler in the first unit's last
+    /// octet is not a valid end of chain: a walk reading it from the wrong unit fails.
+    ext_units: u8,
     inner: [u8; 4],
     payload: usize,
 }
 
 fn encode(s: &Spec) -> Vec<u8> {
     // GTP-U header + optional fields + extension chain + inner IPv4/UDP packet.
-    let mut exts: Vec<Vec<u8>> = Vec::new();
+    // (type, content between the Length octet and the Next Extension Header Type octet).
+    let mut exts: Vec<(u8, Vec<u8>)> = Vec::new();
+    let filler = |units: u8, head: &[u8]| {
+        let mut c = head.to_vec();
+        c.resize(4 * usize::from(units) - 2, 0x5a);
+        c
+    };
     if let Some(q) = s.qfi {
-        exts.push(vec![0x85, 1, 0x10, q & 0x3f]); // type, len 1 unit, UL PDU type 1, QFI
+        exts.push((0x85, filler(s.qfi_units, &[0x10, q & 0x3f]))); // UL PDU type 1, QFI
     }
     for _ in 0..s.extra_ext {
-        exts.push(vec![0x40, 1, 0xab, 0xcd]); // UDP Port ext header type, harmless content
+        exts.push((0x40, filler(s.ext_units, &[0xab, 0xcd]))); // UDP Port type, harmless content
     }
     let mut tpdu = vec![0x45, 0, 0, 0, 0, 0, 0, 0, 64, 17, 0, 0];
     tpdu.extend_from_slice(&s.inner);
@@ -42,11 +55,12 @@ fn encode(s: &Spec) -> Vec<u8> {
     if opt {
         g.extend_from_slice(&s.seq.unwrap_or(0).to_be_bytes());
         g.push(0);
-        g.push(exts.first().map(|x| x[0]).unwrap_or(0));
-        // Each header: length (1 unit = 4 octets) | 2 content octets | next header type.
-        for (i, x) in exts.iter().enumerate() {
-            g.extend_from_slice(&x[1..4]);
-            g.push(exts.get(i + 1).map(|n| n[0]).unwrap_or(0));
+        g.push(exts.first().map(|x| x.0).unwrap_or(0));
+        // Each header: length (in 4-octet units) | content | next header type.
+        for (i, (_, content)) in exts.iter().enumerate() {
+            g.push(((content.len() + 2) / 4) as u8);
+            g.extend_from_slice(content);
+            g.push(exts.get(i + 1).map(|n| n.0).unwrap_or(0));
         }
     }
     if s.msg_type == 255 {
@@ -92,7 +106,9 @@ fn base() -> Spec {
         msg_type: 255,
         seq: None,
         qfi: Some(9),
+        qfi_units: 1,
         extra_ext: 0,
+        ext_units: 1,
         inner: [10, 45, 0, 2],
         payload: 8,
     }
@@ -150,6 +166,22 @@ fn too_many_extension_headers_is_malformed() {
     assert_eq!(n3::parse(&encode(&too_many)[..], 2152), Err(Malformed::ExtChainTooLong));
 }
 
+/// Headers of several units are walked by their Length: the Next Extension Header Type comes
+/// from the last octet of each header's last unit (TS 29.281 §5.2.1), whatever the filler in
+/// its first unit says, and the T-PDU is found after the chain.
+#[test]
+fn multi_unit_extension_headers_are_walked_by_their_length() {
+    for (qfi_units, extra_ext, ext_units) in [(2, 0, 1), (3, 1, 1), (1, 1, 2), (1, 3, 4), (2, 2, 3)] {
+        let spec = Spec { qfi: Some(33), qfi_units, extra_ext, ext_units, ..base() };
+        let p = gtp(&encode(&spec));
+        let ctx = format!("container {qfi_units} units, {extra_ext} more of {ext_units}");
+        assert_eq!(p.gtp.ext_count, 1 + extra_ext, "{ctx}");
+        assert_eq!((p.gtp.qfi, p.gtp.pdu_type), (33, 1), "{ctx}");
+        assert_eq!(p.inner_src, L3Addr::v4([10, 45, 0, 2]), "{ctx}");
+        assert_eq!(p.inner_dst, L3Addr::v4([192, 0, 2, 1]), "{ctx}");
+    }
+}
+
 fn arb_spec() -> impl Strategy<Value = Spec> {
     (
         0u8..=2,
@@ -157,22 +189,26 @@ fn arb_spec() -> impl Strategy<Value = Spec> {
         any::<u32>(),
         prop::sample::select(vec![1u8, 2, 26, 31, 254, 255]),
         prop::option::of(any::<u16>()),
-        prop::option::of(0u8..64),
-        0u8..4,
+        (prop::option::of(0u8..64), 1u8..=3),
+        (0u8..4, 1u8..=4),
         any::<[u8; 4]>(),
         0usize..64,
     )
-        .prop_map(|(vlans, ipv6, teid, msg_type, seq, qfi, extra_ext, inner, payload)| Spec {
-            vlans,
-            ipv6,
-            teid,
-            msg_type,
-            seq,
-            qfi,
-            extra_ext,
-            inner,
-            payload,
-        })
+        .prop_map(
+            |(vlans, ipv6, teid, msg_type, seq, (qfi, qfi_units), (extra_ext, ext_units), inner, payload)| Spec {
+                vlans,
+                ipv6,
+                teid,
+                msg_type,
+                seq,
+                qfi,
+                qfi_units,
+                extra_ext,
+                ext_units,
+                inner,
+                payload,
+            },
+        )
 }
 
 proptest! {
@@ -288,7 +324,7 @@ fn common_path_agrees(f: &[u8], port: u16) -> Result<bool, TestCaseError> {
 
 /// The common shapes: what the fast path exists for.
 fn common_spec() -> impl Strategy<Value = Spec> {
-    arb_spec().prop_map(|s| Spec { vlans: 0, ipv6: false, msg_type: 255, seq: None, extra_ext: 0, ..s })
+    arb_spec().prop_map(|s| Spec { vlans: 0, ipv6: false, msg_type: 255, seq: None, qfi_units: 1, extra_ext: 0, ..s })
 }
 
 proptest! {
@@ -297,6 +333,26 @@ proptest! {
     #[test]
     fn common_frames_take_the_fast_path(spec in common_spec()) {
         prop_assert!(common_path_agrees(&encode(&spec), 2152)?, "the fast path refused {:?}", spec);
+    }
+
+    /// The fast path against the hand-written encoder, not only against the full parser (the
+    /// two share code): it reads the TEID, QFI and PDU type, the outer source and both inner
+    /// addresses that were encoded.
+    #[test]
+    fn the_fast_path_reads_what_was_encoded(spec in common_spec()) {
+        let mut fast = MARKED;
+        prop_assert!(n3::parse_common_into(&encode(&spec)[..], 2152, &mut fast), "refused {:?}", spec);
+        prop_assert_eq!(fast.gtp.teid, spec.teid);
+        prop_assert_eq!(fast.gtp.msg_type, 255);
+        prop_assert_eq!(fast.gtp.qfi, spec.qfi.unwrap_or(QFI_NONE as u8));
+        prop_assert_eq!(fast.gtp.ext_count, u8::from(spec.qfi.is_some()));
+        if spec.qfi.is_some() {
+            prop_assert_eq!(fast.gtp.pdu_type, 1);
+        }
+        prop_assert_eq!(fast.vlan_tags, 0);
+        prop_assert_eq!(fast.outer_src, L3Addr::v4([10, 200, 0, 11]));
+        prop_assert_eq!(fast.inner_src, L3Addr::v4(spec.inner));
+        prop_assert_eq!(fast.inner_dst, L3Addr::v4([192, 0, 2, 1]));
     }
 
     /// Any frame, any two octets changed (version nibbles, flags, lengths, ports, extension
