@@ -220,6 +220,11 @@ impl Modes {
         ]
     }
 
+    /// The protections in `mode`, by their config names.
+    pub fn named(&self, mode: Mode) -> Vec<&'static str> {
+        self.each().iter().filter(|(_, m, _)| *m == mode).map(|(_, _, n)| *n).collect()
+    }
+
     /// The `(enabled, shadow)` protection masks of [`GuardConfig`].
     pub fn masks(&self) -> (u32, u32) {
         self.each().iter().fold((0, 0), |(en, sh), (bit, mode, _)| match mode {
@@ -786,6 +791,44 @@ impl Config {
     }
 
     /// Check every rule, including cross-field ones; all problems are reported at once.
+    /// What this configuration does, in words, for `guard config check`: the modes of the
+    /// protections and every exemption, so an operator sees at a glance what would be dropped and
+    /// what never is.
+    pub fn summary(&self) -> String {
+        let list = |v: Vec<&str>| if v.is_empty() { "none".to_owned() } else { v.join(", ") };
+        let m = &self.dataplane.modes;
+        let mut out = vec![
+            format!(
+                "devices keyed by {}; controller tick {}; up to {} devices",
+                match self.guard.key_mode {
+                    KeyMode::Teid => "TEID",
+                    KeyMode::UeAddr => "UE address",
+                },
+                self.guard.tick,
+                self.guard.max_devices
+            ),
+            format!("enforced (dropped): {}", list(m.named(Mode::Enforce))),
+            format!("shadow (counted as \"would drop\", passed): {}", list(m.named(Mode::Shadow))),
+            format!("off: {}", list(m.named(Mode::Off))),
+        ];
+        let exempt: Vec<String> = self
+            .groups
+            .iter()
+            .filter(|g| g.exempt)
+            .map(|g| {
+                let mut what: Vec<String> = g.teids.iter().map(|t| format!("TEIDs {t}")).collect();
+                what.extend(g.ue_prefixes.iter().map(|p| format!("UEs {p}")));
+                format!("group {:?} ({})", g.name, list(what.iter().map(String::as_str).collect()))
+            })
+            .collect();
+        out.push(format!("exempt from every rate stage: {}", list(exempt.iter().map(String::as_str).collect())));
+        let qfis: Vec<String> = self.dataplane.exempt_qfi.iter().map(|q| format!("QFI {q}")).collect();
+        out.push(format!("exempt QoS flows: {}", list(qfis.iter().map(String::as_str).collect())));
+        let groups = self.groups.iter().filter(|g| !g.exempt).count();
+        out.push(format!("device groups with an expected profile: {groups}"));
+        out.join("\n")
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut v = Validator::default();
         self.validate_guard(&mut v);
@@ -1047,7 +1090,7 @@ mod tests {
         std::fs::write(&path, EXAMPLE).expect("write temp config");
         let cfg = Config::load(&path);
         let _ = std::fs::remove_file(&path);
-        assert_eq!(cfg.expect("example loads").guard.interfaces, vec!["ens1f0".to_owned()]);
+        assert!(cfg.expect("example loads").guard.interfaces.is_empty(), "the example names no interface of its own");
     }
 
     #[test]
@@ -1059,8 +1102,19 @@ mod tests {
     fn example_file_parses_validates_and_matches_defaults_where_documented() {
         let cfg = Config::from_toml_str(EXAMPLE).expect("example file must validate");
         assert_eq!(cfg.guard.gtpu_port, 2152);
-        assert_eq!(cfg.groups.len(), 2);
-        assert!(cfg.groups.iter().any(|g| g.exempt));
+        assert!(cfg.groups.is_empty(), "the example's groups are examples: commented out, no exemption by default");
+        assert!(cfg.guard.interfaces.is_empty());
+        // The commented examples stay valid: uncommented, they validate and mean what they say.
+        let uncommented: String = EXAMPLE
+            .lines()
+            .map(|l| l.strip_prefix("#> ").or(l.strip_prefix("#>")).unwrap_or(l))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let ex = Config::from_toml_str(&uncommented).expect("the uncommented examples validate");
+        assert_eq!(ex.groups.len(), 2);
+        assert!(ex.groups.iter().any(|g| g.exempt));
+        assert_eq!(ex.guard.interfaces, vec!["ens1f0".to_owned()]);
+        assert!(ex.summary().contains("group \"emergency-responders\" (UEs 10.46.0.0/24)"), "{}", ex.summary());
         // Every section other than the example's own choices is the default.
         assert_eq!(cfg.ladder, Config::default().ladder);
         assert_eq!(cfg.capacity, Config::default().capacity);

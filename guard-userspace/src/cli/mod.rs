@@ -80,16 +80,60 @@ pub enum Cmd {
 
 #[derive(Subcommand, Debug)]
 pub enum ConfigCmd {
-    /// Validate a configuration file and print the effective configuration. Exit code 1 and a
-    /// message naming the key if it is invalid.
+    /// Validate a configuration file and say what it does: which protections drop, which only
+    /// count ("shadow"), which are off, and every exemption. Exit code 1 and a message naming
+    /// the key if it is invalid.
     Check {
         file: PathBuf,
-        /// Print the effective configuration (with defaults filled in) as TOML.
+        /// Also print the effective configuration (with defaults filled in) as TOML.
         #[arg(long)]
         print: bool,
     },
-    /// Print the default configuration, commented, to start from.
-    Default,
+    /// Print a configuration to start from, every key commented. The default profile is the
+    /// safe first deployment: every protection in shadow mode (counts what it would drop, drops
+    /// nothing), no exemptions; switch protections to "enforce" one by one once their shadow
+    /// counts are understood (docs/operations.md).
+    Default {
+        /// `shadow` (first deployment) or `enforce` (the enforcing defaults).
+        #[arg(long, value_enum, default_value_t = Profile::Shadow)]
+        profile: Profile,
+    },
+}
+
+/// A starting configuration (`guard config default --profile`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Profile {
+    /// Every protection counts "would drop" and passes.
+    Shadow,
+    /// The enforcing defaults (anti-spoofing stays in shadow: see the file).
+    Enforce,
+}
+
+/// The example configuration under `profile`: the shadow profile turns every mode of
+/// `[dataplane.modes]` into "shadow" and says so at the top.
+pub fn default_config_text(profile: Profile) -> String {
+    let example = include_str!("../../../config/guard.example.toml");
+    if profile == Profile::Enforce {
+        return example.to_owned();
+    }
+    let mut out = String::from(
+        "# Profile \"shadow\" (guard config default): every protection counts what it would drop and\n\
+         # drops nothing. Watch `guard status` (shadow would-drop) and overload_guard_shadow_would_drop_total,\n\
+         # then set modes to \"enforce\" one protection at a time (docs/operations.md).\n",
+    );
+    let mut in_modes = false;
+    for line in example.lines() {
+        if line.starts_with('[') {
+            in_modes = line.trim() == "[dataplane.modes]";
+        }
+        if in_modes && line.contains("= \"enforce\"") && !line.trim_start().starts_with('#') {
+            out.push_str(&line.replace("= \"enforce\"", "= \"shadow\""));
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// Where to find an interface's pinned state. Shared by all sub-commands.
@@ -251,11 +295,32 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                 println!("{}", toml::to_string_pretty(&cfg).context("rendering the configuration")?);
             }
             println!("{}: valid", file.display());
+            for line in cfg.summary().lines() {
+                println!("  {line}");
+            }
             Ok(())
         }
-        Cmd::Config(ConfigCmd::Default) => {
-            println!("{}", include_str!("../../../config/guard.example.toml"));
+        Cmd::Config(ConfigCmd::Default { profile }) => {
+            print!("{}", default_config_text(profile));
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Mode;
+
+    #[test]
+    fn the_default_profile_shadows_everything_and_exempts_nothing() {
+        let cfg = Config::from_toml_str(&default_config_text(Profile::Shadow)).expect("the shadow profile validates");
+        assert!(cfg.dataplane.modes.named(Mode::Enforce).is_empty(), "{}", cfg.summary());
+        assert_eq!(cfg.dataplane.modes.named(Mode::Shadow).len(), 10, "{}", cfg.summary());
+        assert!(cfg.groups.is_empty() && cfg.dataplane.exempt_qfi.is_empty());
+        assert!(cfg.summary().contains("enforced (dropped): none"), "{}", cfg.summary());
+        assert!(cfg.summary().contains("exempt from every rate stage: none"), "{}", cfg.summary());
+        let enforce = Config::from_toml_str(&default_config_text(Profile::Enforce)).expect("enforce profile");
+        assert_eq!(enforce, Config::default(), "the enforce profile is the defaults");
     }
 }
