@@ -731,3 +731,60 @@ fn a_short_reading_neither_breaks_nor_starts_a_flood_run() {
     // Two full readings (0.6 s, 0.45 s) and the short one between them.
     assert_eq!((e.windows, e.flood_s, e.flood_packets), (Some(2), Some(1.1), Some(2200)), "{e:?}");
 }
+
+/// Stepping down: a device flooded up to quarantine, then back to normal, comes down one stage
+/// at a time (quarantine → strict → shape → released), each step only after that stage's own
+/// quiet period since the last noisy window or the previous step, and never lapses meanwhile.
+#[test]
+fn stages_step_down_one_at_a_time_after_each_quiet_period() {
+    let mut cfg = Config::default();
+    cfg.ladder.quarantine.quiet = Dur::secs(150);
+    cfg.ladder.strict.quiet = Dur::secs(100);
+    cfg.ladder.shape.quiet = Dur::secs(60);
+    let n = 200;
+    let mut sim = Sim::new(cfg, n, 10);
+    let mut rng = Rng(12);
+    let base = (0..n).map(|_| rng.range(1.0, 20.0)).collect::<Vec<_>>();
+    let flooders = [7usize, 57, 107];
+    let flood_end = 300.0;
+    sim.run(700, |i, t, _| {
+        if flooders.contains(&i) && t > 200.0 && t <= flood_end {
+            return rng.noisy(2000.0, 0.1);
+        }
+        rng.noisy(base[i], 0.3)
+    });
+    let (q_quiet, s_quiet, sh_quiet) = (150.0, 100.0, 60.0);
+    for &i in &flooders {
+        let changes = sim.stage_changes(i);
+        let stages: Vec<u32> = changes.iter().map(|c| c.1).collect();
+        assert_eq!(
+            stages,
+            vec![STAGE_SHAPE, STAGE_STRICT, STAGE_QUARANTINE, STAGE_STRICT, STAGE_SHAPE, 0],
+            "device {i} must come down one stage at a time: {changes:?}"
+        );
+        assert!(changes[3..].iter().all(|c| c.2 == Reason::Quiet), "device {i}: {changes:?}");
+        // Each step waits for the quiet period of the stage it leaves: from the last noisy window
+        // (the flood's end) for quarantine, from the previous step for the others.
+        let steps = [
+            (flood_end, changes[3].0, q_quiet),
+            (changes[3].0, changes[4].0, s_quiet),
+            (changes[4].0, changes[5].0, sh_quiet),
+        ];
+        for (from, at, quiet) in steps {
+            assert!(
+                at >= from + quiet && at <= from + quiet + 1.0,
+                "device {i}: step at {at}, {quiet} s after {from}: {changes:?}"
+            );
+        }
+        assert_eq!(sim.live_stage(i), 0, "device {i} released");
+    }
+    // The step-downs say which stage they came from.
+    let from: Vec<Option<u32>> = sim
+        .decisions(|d| matches!(d, Decision::SetDeviceStage { reason: Reason::Quiet, refresh: false, .. }))
+        .map(|(_, d)| d.evidence().from_stage)
+        .collect();
+    assert_eq!(from.iter().filter(|f| **f == Some(STAGE_QUARANTINE)).count(), flooders.len(), "{from:?}");
+    assert_eq!(from.iter().filter(|f| **f == Some(STAGE_STRICT)).count(), flooders.len(), "{from:?}");
+    assert_eq!(sim.lapses, 0, "stages held while stepping down are refreshed before they expire");
+    assert_eq!(staged(&sim), flooders.into_iter().collect::<BTreeSet<_>>());
+}
