@@ -85,7 +85,21 @@ pub fn run_command(a: RunArgs) -> Result<()> {
             info!(pins = %pins.path().display(), "found pinned maps of this schema: counters, bindings and stages are kept")
         }
     }
-    let how = loaded.attach(&iface, a.mode.into()).with_context(|| format!("attaching to {iface}"))?;
+    let fresh = matches!(loaded.state, crate::pins::PinState::Fresh);
+    let how = match loaded.attach(&iface, a.mode.into()) {
+        Ok(how) => how,
+        Err(e) => {
+            // Pins this run created for nothing are removed, so a failed start leaves no state
+            // behind (pins of an earlier run are kept: they hold its stages).
+            if fresh {
+                drop(loaded);
+                if let Err(pe) = loader::detach(&pins, true) {
+                    warn!(error = %pe, pins = %pins.path().display(), "removing the pins of the failed start");
+                }
+            }
+            return Err(e).with_context(|| format!("attaching to {iface}"));
+        }
+    };
     info!(iface, mode = ?how, "guard_n3 attached");
     // N2/S1-MME (docs/n2.md): guard_n2 on its own interface, its storm controller on a thread.
     let n2 = match &a.n2_iface {

@@ -50,6 +50,35 @@ pub enum LoadError {
     PinLink { path: PathBuf, source: aya::pin::PinError },
     #[error(transparent)]
     Maps(#[from] MapsError),
+    #[error(
+        "interface {iface} already runs the XDP program {occupant}; the guard does not replace another program. \
+         Remove it first (`ip link set dev {iface} xdp off`, or detach it with the tool that attached it)"
+    )]
+    Occupied { iface: String, occupant: String },
+}
+
+/// The XDP program already attached to `iface` (in the calling thread's network namespace), as
+/// `name (id N, mode)`, read with `ip -j -d link show`; None when there is none or it cannot be
+/// told. A pinned link of our own is re-used before this is asked.
+pub fn xdp_occupant(iface: &str) -> Option<String> {
+    let out = std::process::Command::new("ip").args(["-j", "-d", "link", "show", "dev", iface]).output().ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    let xdp = v.get(0)?.get("xdp")?;
+    let prog = xdp.get("prog").or_else(|| xdp.get("attached")?.get(0)?.get("prog"))?;
+    let mode = match xdp.get("mode").and_then(serde_json::Value::as_u64) {
+        Some(1) => "native",
+        Some(2) => "generic",
+        Some(3) => "offloaded",
+        _ => "unknown mode",
+    };
+    Some(format!(
+        "{} (id {}, {mode})",
+        prog.get("name").and_then(serde_json::Value::as_str).unwrap_or("unnamed"),
+        prog.get("id").and_then(serde_json::Value::as_u64).unwrap_or(0)
+    ))
 }
 
 /// How the program got attached.
@@ -156,6 +185,9 @@ impl Loaded {
                     let _ = std::fs::remove_file(&link_path);
                 }
             }
+        }
+        if let Some(occupant) = xdp_occupant(iface) {
+            return Err(LoadError::Occupied { iface: iface.to_owned(), occupant });
         }
         let prog = self.program()?;
         let (id, how) = match mode {

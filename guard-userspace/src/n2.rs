@@ -190,6 +190,9 @@ impl N2Loaded {
             }
             let _ = std::fs::remove_file(&lp);
         }
+        if let Some(occupant) = crate::loader::xdp_occupant(iface) {
+            return Err(LoadError::Occupied { iface: iface.to_owned(), occupant });
+        }
         let prog = self.program()?;
         let attach = |prog: &mut Xdp, m| {
             prog.attach(iface, m).map_err(|source| LoadError::Program { what: "attaching guard_n2", source })

@@ -286,3 +286,24 @@ fn a_released_flooder_is_left_alone_until_unpinned_and_engine_stages_cannot_be_u
     });
     assert!(staged_by_engine(&f), "after the unpin the engine decides again: {}", stage_of(&f, &teid));
 }
+
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn an_attach_refused_by_another_xdp_program_names_it_and_leaves_no_pins() {
+    let f = Fixture::new();
+    // Another XDP program on the interface: here the guard's own, attached by a run with other
+    // pins that has exited (so no lock is held; only the kernel's attachment stands in the way).
+    let a = f.config("a");
+    let out = f.cmd(&a, &["run", "--no-controller"]).output().expect("first attach");
+    assert!(out.status.success(), "first attach: {}", String::from_utf8_lossy(&out.stderr));
+    let b = f.config("b");
+    let out = f.cmd(&b, &["run"]).output().expect("second attach");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the occupied interface is refused: {err}");
+    assert!(err.contains("already runs the XDP program guard_n3 (id "), "names the program in the way: {err}");
+    assert!(
+        !f.pin_base.join("b").join(f.lab.core_ifname()).exists(),
+        "a failed start leaves no pins behind: {}",
+        f.pin_base.join("b").display()
+    );
+}
