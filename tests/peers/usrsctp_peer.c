@@ -46,7 +46,8 @@ static size_t setup_rsp_len;
 
 struct assoc {
 	struct socket *sock;
-	int used;
+	int used;   /* the id was taken (its counters are reported) */
+	int closed; /* the socket was closed (its address and port can be bound again) */
 	uint64_t sent, send_fail, rcvd, bytes_sent;
 };
 static struct assoc assocs[MAX_ASSOCS];
@@ -282,7 +283,7 @@ static void cmd_send(char *args)
 	char *sid = strtok_r(NULL, " ", &sv), *hex = strtok_r(NULL, " ", &sv);
 	struct sctp_sndinfo si;
 	long n;
-	if (id < 0 || !sid || !hex || !assocs[id].used || (n = unhex(hex, buf, sizeof(buf))) <= 0) {
+	if (id < 0 || !sid || !hex || !assocs[id].used || assocs[id].closed || (n = unhex(hex, buf, sizeof(buf))) <= 0) {
 		emit("{\"ev\":\"error\",\"what\":\"bad send command\"}");
 		return;
 	}
@@ -302,11 +303,14 @@ static void cmd_close(char *args)
 {
 	char *sv = NULL;
 	int id = get_id(strtok_r(args, " ", &sv));
-	if (id < 0 || !assocs[id].used)
+	if (id < 0 || !assocs[id].used || assocs[id].closed)
 		return;
-	/* SHUTDOWN (RFC 9260 §9.2) once the queued DATA is acknowledged. */
-	if (usrsctp_shutdown(assocs[id].sock, SHUT_RDWR) < 0)
-		emit("{\"ev\":\"error\",\"id\":%d,\"what\":\"shutdown\",\"errno\":%d}", id, errno);
+	/* Closing a one-to-one socket without SO_LINGER starts the graceful SHUTDOWN (RFC 9260
+	 * §9.2) once the queued DATA is acknowledged, and frees the address and port for a new
+	 * socket (a mere shutdown() would keep them bound). */
+	usrsctp_close(assocs[id].sock);
+	assocs[id].closed = 1;
+	emit("{\"ev\":\"closed\",\"id\":%d,\"t\":%" PRIu64 "}", id, now_ns());
 }
 
 static void stack_stats(void)
@@ -332,9 +336,9 @@ static void finish(void)
 {
 	int i;
 	for (i = 0; i < MAX_ASSOCS; i++)
-		if (assocs[i].used) {
+		if (assocs[i].used && !assocs[i].closed) {
 			usrsctp_close(assocs[i].sock);
-			assocs[i].used = 0;
+			assocs[i].closed = 1;
 		}
 	if (amf_sock)
 		usrsctp_close(amf_sock);
