@@ -1068,6 +1068,65 @@ impl Validator {
     }
 }
 
+/// What a reload changes: keys that take effect at once, and keys that only a restart applies.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Reload {
+    /// Dotted keys whose new value is in force after the reload.
+    pub applied: Vec<String>,
+    /// Dotted keys whose new value waits for a restart; the running value is kept.
+    pub needs_restart: Vec<String>,
+}
+
+/// Keys read once at start: the listener, the pin and audit locations, the interfaces, the map
+/// size and the tick timer.
+const RESTART_KEYS: &[&str] =
+    &["metrics.listen", "guard.interfaces", "guard.pin_dir", "guard.audit_log", "guard.max_devices", "guard.tick"];
+
+impl Config {
+    /// Compare the running configuration with a reloaded one, and return the configuration to
+    /// run: `new` with the running values of the keys that need a restart, so what the process
+    /// reports (`guard status`, logs) is what it does.
+    pub fn reload_from(&self, mut new: Config) -> (Config, Reload) {
+        let mut changed = Vec::new();
+        if let (Ok(a), Ok(b)) = (toml::Value::try_from(self), toml::Value::try_from(&new)) {
+            diff_keys("", &a, &b, &mut changed);
+        }
+        let mut r = Reload::default();
+        for k in changed {
+            if RESTART_KEYS.iter().any(|rk| k == *rk || k.starts_with(&format!("{rk}."))) {
+                r.needs_restart.push(k);
+            } else {
+                r.applied.push(k);
+            }
+        }
+        new.metrics.listen = self.metrics.listen;
+        new.guard.interfaces = self.guard.interfaces.clone();
+        new.guard.pin_dir = self.guard.pin_dir.clone();
+        new.guard.audit_log = self.guard.audit_log.clone();
+        new.guard.max_devices = self.guard.max_devices;
+        new.guard.tick = self.guard.tick;
+        (new, r)
+    }
+}
+
+/// Dotted paths of the leaves that differ between `a` and `b` (arrays compare whole).
+fn diff_keys(prefix: &str, a: &toml::Value, b: &toml::Value, out: &mut Vec<String>) {
+    match (a, b) {
+        (toml::Value::Table(ta), toml::Value::Table(tb)) => {
+            let keys: std::collections::BTreeSet<&String> = ta.keys().chain(tb.keys()).collect();
+            for k in keys {
+                let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                match (ta.get(k), tb.get(k)) {
+                    (Some(x), Some(y)) => diff_keys(&path, x, y, out),
+                    _ => out.push(path),
+                }
+            }
+        }
+        _ if a != b => out.push(prefix.to_owned()),
+        _ => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1119,6 +1178,24 @@ mod tests {
         assert_eq!(cfg.ladder, Config::default().ladder);
         assert_eq!(cfg.capacity, Config::default().capacity);
         assert_eq!(cfg.classify, Config::default().classify);
+    }
+
+    #[test]
+    fn a_reload_names_what_changed_and_keeps_what_needs_a_restart() {
+        let old = Config::default();
+        let new = Config::from_toml_str(
+            "[metrics]\nlisten = \"0.0.0.0:9999\"\n[guard]\ntick = \"2s\"\n[dataplane.modes]\nshape = \"shadow\"\n[ladder.shape]\nrate_pps = 70\n",
+        )
+        .expect("valid");
+        let (run, r) = old.reload_from(new);
+        assert_eq!(r.applied, vec!["dataplane.modes.shape".to_owned(), "ladder.shape.rate_pps".to_owned()]);
+        assert_eq!(r.needs_restart, vec!["guard.tick".to_owned(), "metrics.listen".to_owned()]);
+        assert_eq!(run.metrics.listen, old.metrics.listen, "the running listener is what the config reports");
+        assert_eq!(run.guard.tick, old.guard.tick);
+        assert_eq!(run.dataplane.modes.shape, Mode::Shadow, "live keys take effect");
+        assert_eq!(run.ladder.shape.rate_pps, 70);
+        let (_, none) = old.reload_from(Config::default());
+        assert_eq!(none, Reload::default(), "an unchanged file changes nothing");
     }
 
     #[test]
@@ -1229,5 +1306,177 @@ mod tests {
         assert_eq!(gc.gtpu_port, 2152);
         assert_eq!(gc.echo.interval_ns, 60_000_000_000, "one echo per 60 s per path");
         assert_eq!(gc.observe.rate_per_sec(), 200);
+    }
+
+    fn group(name: &str, id: u32) -> GroupSection {
+        GroupSection {
+            name: name.to_owned(),
+            id,
+            teids: vec![TeidRange { first: id, last: id }],
+            ue_prefixes: vec![],
+            expected_pps: None,
+            expected_period: None,
+            expected_burst: None,
+            servers: vec![],
+            exempt: false,
+        }
+    }
+
+    type Edit = fn(&mut Config);
+
+    fn set_all_ttls(c: &mut Config, ttl: Dur) {
+        c.ladder.shape.ttl = ttl;
+        c.ladder.strict.ttl = ttl;
+        c.ladder.quarantine.ttl = ttl;
+        c.capacity.cell.ttl = ttl;
+        c.capacity.host.ttl = ttl;
+    }
+
+    /// Every validation rule, each broken alone on a valid configuration: the problems reported
+    /// are exactly the rule's key and reason (a rule that is removed, or that fires for another
+    /// field, fails here). `RULES` below lists them in the validator's order.
+    const RULES: &[(&str, Edit, &[&str])] = &[
+        // [guard]
+        ("empty interface name", |c| c.guard.interfaces = vec![String::new()], &["guard.interfaces[0]: `` is not a valid interface name"]),
+        ("interface name too long", |c| c.guard.interfaces = vec!["a234567890123456".into()], &["guard.interfaces[0]: `a234567890123456` is not a valid interface name"]),
+        ("interface name with a slash", |c| c.guard.interfaces = vec!["a/b".into()], &["guard.interfaces[0]: `a/b` is not a valid interface name"]),
+        ("interface listed twice", |c| c.guard.interfaces = vec!["eth0".into(), "eth0".into()], &["guard.interfaces[1]: `eth0` is listed twice"]),
+        ("gtpu_port 0", |c| c.guard.gtpu_port = 0, &["guard.gtpu_port: must be > 0"]),
+        ("max_devices 0", |c| c.guard.max_devices = 0, &["guard.max_devices: must be > 0"]),
+        ("relative pin_dir", |c| c.guard.pin_dir = "pins".into(), &["guard.pin_dir: must be an absolute path"]),
+        ("empty audit_log", |c| c.guard.audit_log = PathBuf::new(), &["guard.audit_log: must not be empty"]),
+        ("tick below 100ms", |c| c.guard.tick = Dur::millis(99), &["guard.tick: must be between 100ms and 60s"]),
+        // [dataplane]
+        ("observe.pps 0", |c| c.dataplane.observe.pps = 0, &["dataplane.observe.pps: must be > 0"]),
+        ("observe.burst 0", |c| c.dataplane.observe.burst = 0, &["dataplane.observe.burst: must be > 0"]),
+        ("new_device.pps 0", |c| c.dataplane.new_device.pps = 0, &["dataplane.new_device.pps: must be > 0"]),
+        ("new_device.burst 0", |c| c.dataplane.new_device.burst = 0, &["dataplane.new_device.burst: must be > 0"]),
+        ("event_rate.pps 0", |c| c.dataplane.event_rate.pps = 0, &["dataplane.event_rate.pps: must be > 0"]),
+        ("event_rate.burst 0", |c| c.dataplane.event_rate.burst = 0, &["dataplane.event_rate.burst: must be > 0"]),
+        ("echo.count 0", |c| c.dataplane.echo.count = 0, &["dataplane.echo.count: must be > 0"]),
+        ("echo.per 0", |c| c.dataplane.echo.per = Dur(0), &["dataplane.echo.per: must be > 0"]),
+        ("echo.burst 0", |c| c.dataplane.echo.burst = 0, &["dataplane.echo.burst: must be > 0"]),
+        ("err_ind.count 0", |c| c.dataplane.err_ind.count = 0, &["dataplane.err_ind.count: must be > 0"]),
+        ("err_ind.per 0", |c| c.dataplane.err_ind.per = Dur(0), &["dataplane.err_ind.per: must be > 0"]),
+        ("err_ind.burst 0", |c| c.dataplane.err_ind.burst = 0, &["dataplane.err_ind.burst: must be > 0"]),
+        ("QFI 64", |c| c.dataplane.exempt_qfi = vec![5, 64], &["dataplane.exempt_qfi[1]: QFI must be 0..=63 (TS 23.501 §5.7.1)"]),
+        ("event_gap 0", |c| c.dataplane.event_gap = Dur(0), &["dataplane.event_gap: must be > 0"]),
+        // [classify]
+        ("baseline_horizon below a tick", |c| c.classify.baseline_horizon = Dur::millis(999), &["classify.baseline_horizon: must be at least one tick"]),
+        ("min_profile_pps 0", |c| c.classify.min_profile_pps = 0.0, &["classify.min_profile_pps: must be > 0"]),
+        ("min_profile_pps above observe", |c| c.classify.min_profile_pps = c.dataplane.observe.pps as f64 + 1.0, &["classify.min_profile_pps: must be <= dataplane.observe.pps (the profile ceiling)"]),
+        ("stale_after below a tick", |c| c.classify.stale_after = Dur::millis(999), &["classify.stale_after: must be at least one tick"]),
+        ("flash.min_fraction 0", |c| c.classify.flash.min_fraction = 0.0, &["classify.flash.min_fraction: must be in (0, 1]"]),
+        ("flash.min_fraction above 1", |c| c.classify.flash.min_fraction = 1.01, &["classify.flash.min_fraction: must be in (0, 1]"]),
+        ("flash.moderate_ratio 1", |c| c.classify.flash.moderate_ratio = 1.0, &["classify.flash.moderate_ratio: must be > 1"]),
+        ("flash.moderate_ratio at the shape trigger", |c| c.classify.flash.moderate_ratio = c.ladder.shape.trigger_ratio, &["classify.flash.moderate_ratio: must be < ladder.shape.trigger_ratio (a crowd is moderate, a flood is not)"]),
+        ("chatty.min_bursts 1", |c| { c.classify.chatty.min_bursts = 1; c.classify.chatty.min_bursts_synced = 2; }, &["X"]),
+        ("chatty.min_bursts_synced 1", |c| c.classify.chatty.min_bursts_synced = 1, &["X"]),
+        ("chatty.min_bursts_synced above min_bursts", |c| c.classify.chatty.min_bursts_synced = c.classify.chatty.min_bursts + 1, &["X"]),
+        ("chatty.max_period_cv 0", |c| c.classify.chatty.max_period_cv = 0.0, &["X"]),
+        ("chatty.min_peak_ratio 1", |c| c.classify.chatty.min_peak_ratio = 1.0, &["X"]),
+        ("chatty.burst_ratio 1", |c| c.classify.chatty.burst_ratio = 1.0, &["X"]),
+        ("chatty.min_burst_packets 0", |c| c.classify.chatty.min_burst_packets = 0, &["X"]),
+        ("chatty.sync_min_devices 0", |c| c.classify.chatty.sync_min_devices = 0, &["X"]),
+        ("chatty.sync_factor below 1", |c| c.classify.chatty.sync_factor = 0.99, &["X"]),
+        ("cohort.min_members 0", |c| c.classify.cohort.min_members = 0, &["X"]),
+        ("cohort.min_fraction 0", |c| c.classify.cohort.min_fraction = 0.0, &["X"]),
+        ("cohort.period_factor 1", |c| c.classify.cohort.period_factor = 1.0, &["X"]),
+        ("cohort.window below a tick", |c| c.classify.cohort.window = Dur::millis(999), &["X"]),
+        // [ladder]
+        ("release_ratio 0", |c| c.ladder.release_ratio = 0.0, &["X"]),
+        ("release_ratio at the shape trigger", |c| c.ladder.release_ratio = c.ladder.shape.trigger_ratio, &["X"]),
+        ("shape.trigger_ratio 1", |c| { c.ladder.shape.trigger_ratio = 1.0; c.ladder.release_ratio = 0.5; c.classify.flash.moderate_ratio = 0.9; }, &["X"]),
+        ("shape.trigger_windows 0", |c| c.ladder.shape.trigger_windows = 0, &["X"]),
+        ("shape.volume_bursts 0.5", |c| c.ladder.shape.volume_bursts = 0.5, &["X"]),
+        ("shape.volume_bursts infinite", |c| c.ladder.shape.volume_bursts = f64::INFINITY, &["X"]),
+        ("shape.rate_pps 0", |c| c.ladder.shape.rate_pps = 0, &["X"]),
+        ("shape.burst 0", |c| c.ladder.shape.burst = 0, &["X"]),
+        ("shape.ttl 0", |c| c.ladder.shape.ttl = Dur(0), &["X"]),
+        ("shape.ttl under two ticks", |c| c.ladder.shape.ttl = Dur::millis(1999), &["X"]),
+        ("shape.quiet 0", |c| c.ladder.shape.quiet = Dur(0), &["X"]),
+        ("strict.escalate_windows 0", |c| c.ladder.strict.escalate_windows = 0, &["X"]),
+        ("strict.escalate_drop_ratio 0", |c| c.ladder.strict.escalate_drop_ratio = 0.0, &["X"]),
+        ("strict.rate_pps 0", |c| c.ladder.strict.rate_pps = 0, &["X"]),
+        ("strict.rate_pps at the shape rate", |c| c.ladder.strict.rate_pps = c.ladder.shape.rate_pps, &["X"]),
+        ("strict.burst 0", |c| c.ladder.strict.burst = 0, &["X"]),
+        ("strict.burst above the shape burst", |c| c.ladder.strict.burst = c.ladder.shape.burst + 1, &["X"]),
+        ("strict.ttl 0", |c| c.ladder.strict.ttl = Dur(0), &["X"]),
+        ("strict.ttl under two ticks", |c| c.ladder.strict.ttl = Dur::millis(1999), &["X"]),
+        ("strict.quiet 0", |c| c.ladder.strict.quiet = Dur(0), &["X"]),
+        ("quarantine.escalate_windows 0", |c| c.ladder.quarantine.escalate_windows = 0, &["X"]),
+        ("quarantine.escalate_drop_ratio above 1", |c| c.ladder.quarantine.escalate_drop_ratio = 1.5, &["X"]),
+        ("quarantine.ttl 0", |c| c.ladder.quarantine.ttl = Dur(0), &["X"]),
+        ("quarantine.ttl under two ticks", |c| c.ladder.quarantine.ttl = Dur::millis(1999), &["X"]),
+        ("quarantine.quiet 0", |c| c.ladder.quarantine.quiet = Dur(0), &["X"]),
+        // [capacity]
+        ("sustain_windows 0", |c| c.capacity.sustain_windows = 0, &["X"]),
+        ("cell.capacity_pps 0", |c| c.capacity.cell.capacity_pps = 0, &["X"]),
+        ("cell.cap_pps 0", |c| c.capacity.cell.cap_pps = 0, &["X"]),
+        ("cell.cap_pps above capacity", |c| c.capacity.cell.cap_pps = c.capacity.cell.capacity_pps + 1, &["X"]),
+        ("cell.burst 0", |c| c.capacity.cell.burst = 0, &["X"]),
+        ("cell.min_offenders below the floor", |c| c.capacity.cell.min_offenders = MIN_OFFENDERS_FLOOR - 1, &["X"]),
+        ("cell.ttl 0", |c| c.capacity.cell.ttl = Dur(0), &["X"]),
+        ("cell.ttl under two ticks", |c| c.capacity.cell.ttl = Dur::millis(1999), &["X"]),
+        ("cell.quiet 0", |c| c.capacity.cell.quiet = Dur(0), &["X"]),
+        ("host.capacity_pps below the cell's", |c| { c.capacity.host.capacity_pps = c.capacity.cell.capacity_pps - 1; c.capacity.host.cap_pps = c.capacity.host.capacity_pps; }, &["X"]),
+        ("host.cap_pps 0", |c| c.capacity.host.cap_pps = 0, &["X"]),
+        ("host.cap_pps above capacity", |c| c.capacity.host.cap_pps = c.capacity.host.capacity_pps + 1, &["X"]),
+        ("host.burst 0", |c| c.capacity.host.burst = 0, &["X"]),
+        ("host.min_offenders below the cell's", |c| c.capacity.host.min_offenders = c.capacity.cell.min_offenders - 1, &["X"]),
+        ("host.min_offenders below the floor", |c| { c.capacity.host.min_offenders = MIN_OFFENDERS_FLOOR - 1; c.capacity.cell.min_offenders = MIN_OFFENDERS_FLOOR - 1; }, &["X"]),
+        ("host.ttl 0", |c| c.capacity.host.ttl = Dur(0), &["X"]),
+        ("host.ttl under two ticks", |c| c.capacity.host.ttl = Dur::millis(1999), &["X"]),
+        ("host.quiet 0", |c| c.capacity.host.quiet = Dur(0), &["X"]),
+        // [[group]]
+        ("group id 0", |c| c.groups = vec![group("a", 0)], &["X"]),
+        ("group id used twice", |c| c.groups = vec![group("a", 3), group("b", 3)], &["X"]),
+        ("group name empty", |c| c.groups = vec![group("", 1)], &["X"]),
+        ("group name used twice", |c| c.groups = vec![group("a", 1), group("a", 2)], &["X"]),
+        ("group without members", |c| { let mut g = group("a", 1); g.teids.clear(); c.groups = vec![g]; }, &["X"]),
+        ("group expected_pps 0", |c| { let mut g = group("a", 1); g.expected_pps = Some(0.0); c.groups = vec![g]; }, &["X"]),
+        ("group expected_pps NaN", |c| { let mut g = group("a", 1); g.expected_pps = Some(f64::NAN); c.groups = vec![g]; }, &["X"]),
+        ("group expected_period 0", |c| { let mut g = group("a", 1); g.expected_period = Some(Dur(0)); c.groups = vec![g]; }, &["X"]),
+        ("group expected_burst 0", |c| { let mut g = group("a", 1); g.expected_burst = Some(0); c.groups = vec![g]; }, &["X"]),
+        // The boundaries of the refresh-margin rule: exactly two ticks is enough, at any tick.
+        ("tick above 60s", |c| {
+            c.guard.tick = Dur::secs(61);
+            c.classify.stale_after = Dur::secs(61);
+            c.classify.baseline_horizon = c.classify.baseline_horizon.max(Dur::secs(61));
+            c.classify.cohort.window = c.classify.cohort.window.max(Dur::secs(61));
+            set_all_ttls(c, Dur::secs(122));
+        }, &["X"]),
+        // The safety rule's boundary: a stage's TTL of exactly two ticks keeps a live controller's
+        // refresh ahead of the expiry, one nanosecond less does not, at any tick.
+        ("every TTL exactly two 5 s ticks", |c| { c.guard.tick = Dur::secs(5); set_all_ttls(c, Dur::secs(10)); }, &[]),
+        ("shape.ttl 1 ns under two 5 s ticks", |c| {
+            c.guard.tick = Dur::secs(5);
+            set_all_ttls(c, Dur::secs(10));
+            c.ladder.shape.ttl = Dur(10_000_000_000 - 1);
+        }, &["X"]),
+        ("host.ttl 1 ns under two 5 s ticks", |c| {
+            c.guard.tick = Dur::secs(5);
+            set_all_ttls(c, Dur::secs(10));
+            c.capacity.host.ttl = Dur(10_000_000_000 - 1);
+        }, &["X"]),
+    ];
+
+    #[test]
+    fn every_validation_rule_reports_exactly_its_key() {
+        Config::default().validate().expect("the base of every case is valid");
+        let mut failures = Vec::new();
+        for (name, edit, want) in RULES {
+            let mut c = Config::default();
+            edit(&mut c);
+            let got: Vec<String> = match c.validate() {
+                Ok(()) => vec![],
+                Err(ConfigError::Invalid(v)) => v.iter().map(|p| format!("{}: {}", p.key, p.reason)).collect(),
+                Err(e) => vec![e.to_string()],
+            };
+            if got != *want {
+                failures.push(format!("{name}: got {got:?}, want {want:?}"));
+            }
+        }
+        assert!(failures.is_empty(), "{} of {} cases:\n{}", failures.len(), RULES.len(), failures.join("\n"));
     }
 }

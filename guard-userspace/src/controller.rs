@@ -62,9 +62,9 @@ const WALK_STEP: usize = 16_384;
 pub fn run_command(a: RunArgs) -> Result<()> {
     loader::require_root()?;
     let cfg = a.target.load_config()?;
-    let iface = a.target.iface.clone();
+    let iface = a.target.iface(&cfg)?;
     loader::require_interface(&iface)?;
-    let pins = a.target.pins(&cfg);
+    let pins = a.target.pins(&cfg)?;
     // One controller per interface and pin directory, taken before anything is touched; held
     // until this process exits (the kernel releases it even on SIGKILL).
     let n2_base = a.target.pin_base.clone().unwrap_or_else(|| cfg.guard.pin_dir.clone());
@@ -604,6 +604,7 @@ fn reload(c: &mut Ctl, engine: &mut Engine, audit: &AuditLog, m: &Metrics, host_
     };
     match Config::load(&path) {
         Ok(new) => {
+            let (new, changes) = c.cfg.reload_from(new);
             let old = std::mem::replace(&mut c.cfg, new);
             if let Err(e) = write_dataplane(c, host_cap) {
                 error!(
@@ -616,7 +617,18 @@ fn reload(c: &mut Ctl, engine: &mut Engine, audit: &AuditLog, m: &Metrics, host_
                 return;
             }
             engine.reconfigure(&c.cfg);
-            info!(path = %path.display(), "SIGHUP: configuration reloaded");
+            let list = |v: &[String]| if v.is_empty() { "none".to_owned() } else { v.join(", ") };
+            info!(
+                path = %path.display(),
+                "SIGHUP: configuration reloaded; changed: {}",
+                list(&changes.applied)
+            );
+            if !changes.needs_restart.is_empty() {
+                warn!(
+                    "SIGHUP: {} changed in the file but only a restart applies it; the running value stays",
+                    list(&changes.needs_restart)
+                );
+            }
             m.config_reloads.get_or_create(&outcome("ok")).inc();
             let _ = audit.write(&crate::audit::AuditRecord {
                 ts: crate::audit::rfc3339(SystemTime::now()),
@@ -625,7 +637,9 @@ fn reload(c: &mut Ctl, engine: &mut Engine, audit: &AuditLog, m: &Metrics, host_
                 target: path.display().to_string(),
                 reason: "sighup".into(),
                 evidence: config_file_evidence(&path),
-                detail: serde_json::json!({"outcome": "ok"}),
+                detail: serde_json::json!({
+                    "outcome": "ok", "changed": changes.applied, "needs_restart": changes.needs_restart,
+                }),
             });
         }
         Err(e) => {

@@ -307,3 +307,50 @@ fn an_attach_refused_by_another_xdp_program_names_it_and_leaves_no_pins() {
         f.pin_base.join("b").display()
     );
 }
+
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn run_takes_its_interface_from_the_config_and_a_reload_says_what_needs_a_restart() {
+    let mut f = Fixture::new();
+    let cfg = f.config("a");
+    let text = std::fs::read_to_string(&cfg).expect("config");
+    let with_iface = text.replacen("[guard]\n", &format!("[guard]\ninterfaces = [{:?}]\n", f.lab.core_ifname()), 1);
+    std::fs::write(&cfg, &with_iface).expect("config with interfaces");
+    let log_path = f.dir.join("run-noiface.log");
+    let log = std::fs::File::create(&log_path).expect("log");
+    let mut c = Command::new(GUARD);
+    c.env("GUARD_RUN_DIR", &f.run_dir).args(["--netns", f.lab.core_ns_name(), "run", "--config"]).arg(&cfg);
+    let child = c.stdout(Stdio::null()).stderr(log).spawn().expect("guard run without --iface");
+    let pid = child.id();
+    f.guard = Some(child);
+    let link = f.pin_base.join("a").join(f.lab.core_ifname());
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(20)
+        && !std::fs::read_to_string(&log_path).unwrap_or_default().contains("resumed the stages")
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        link.exists(),
+        "attached to the config's interface: {}",
+        std::fs::read_to_string(&log_path).unwrap_or_default()
+    );
+    // A reload that changes one live key and one that needs a restart.
+    let changed =
+        with_iface.replace("listen = \"127.0.0.1:", "listen = \"127.0.0.2:") + "\n[ladder.shape]\nrate_pps = 77\n";
+    std::fs::write(&cfg, changed).expect("edit config");
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGHUP) };
+    let t0 = Instant::now();
+    let mut text = String::new();
+    while t0.elapsed() < Duration::from_secs(10) && !text.contains("only a restart applies it") {
+        std::thread::sleep(Duration::from_millis(100));
+        text = std::fs::read_to_string(&log_path).unwrap_or_default();
+    }
+    assert!(text.contains("changed: ladder.shape.rate_pps"), "the reload names what it changed: {text}");
+    assert!(text.contains("metrics.listen changed in the file but only a restart applies it"), "{text}");
+    let recs = guard::audit::read_audit(&f.audit_path()).expect("audit");
+    let reload = recs.iter().rev().find(|r| r["action"] == "config_reload").expect("reload audited");
+    assert_eq!(reload["detail"]["needs_restart"][0], "metrics.listen", "{reload}");
+    assert!(f.running());
+}

@@ -166,7 +166,7 @@ fn key_for_dataplane(maps: &N3Maps, sel: &DeviceSel) -> Result<DeviceKey> {
 
 fn open(target: &Target) -> Result<(crate::config::Config, N3Maps)> {
     let cfg = target.load_config()?;
-    let pins = target.pins(&cfg);
+    let pins = target.pins(&cfg)?;
     let maps = N3Maps::open_pinned(&pins)
         .with_context(|| format!("opening the guard's pinned maps in {}", pins.path().display()))?;
     Ok((cfg, maps))

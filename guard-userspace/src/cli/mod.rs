@@ -54,7 +54,13 @@ pub enum Cmd {
     ///
     /// Attaches native XDP, falling back to generic (SKB) mode with a log line saying which was
     /// used. Maps and the link are pinned: stopping this process leaves the data plane running
-    /// with its current stages (which then expire), and the next `guard run` re-uses them.
+    /// with its current stages (which then expire), and the next `guard run` re-uses them. One
+    /// controller per interface: a second one is refused, naming the first.
+    ///
+    /// Signals: SIGHUP re-reads --config (an invalid file is rejected and the running one stays;
+    /// the log and the audit say what changed, and which keys only a restart applies:
+    /// metrics.listen, guard.interfaces, pin_dir, audit_log, max_devices, tick) and reopens the
+    /// audit log (log rotation). SIGINT / SIGTERM stop the controller; the data plane stays.
     Run(RunArgs),
     /// Show what the data plane counted and which devices and cells are staged.
     Status(status::StatusArgs),
@@ -139,10 +145,13 @@ pub fn default_config_text(profile: Profile) -> String {
 /// Where to find an interface's pinned state. Shared by all sub-commands.
 #[derive(Args, Debug, Clone)]
 pub struct Target {
-    /// The N3 interface the guard runs on.
+    /// The N3 interface. Default: the one interface `[guard] interfaces` of the config names
+    /// (one guard process per interface: with several listed, name one here).
     #[arg(long, short = 'i')]
-    pub iface: String,
-    /// The configuration file (for the pin directory and audit log locations).
+    pub iface: Option<String>,
+    /// The configuration file. `guard run` takes everything from it (interfaces, modes, ladder,
+    /// metrics listener, pin directory, audit log); other commands read the pin directory, the
+    /// audit log and the interface from it. Without it, the built-in defaults.
     #[arg(long, short = 'c', env = "GUARD_CONFIG")]
     pub config: Option<PathBuf>,
     /// Override the bpffs base directory of pins (default from the config, else
@@ -159,9 +168,27 @@ impl Target {
         }
     }
 
-    pub fn pins(&self, cfg: &Config) -> PinDir {
+    /// The interface: `--iface`, else the config's only `[guard] interfaces` entry.
+    pub fn iface(&self, cfg: &Config) -> Result<String> {
+        if let Some(i) = &self.iface {
+            return Ok(i.clone());
+        }
+        match cfg.guard.interfaces.as_slice() {
+            [one] => Ok(one.clone()),
+            [] => anyhow::bail!(
+                "no interface: give --iface, or list it in the config's [guard] interfaces (= [\"ens1f0\"])"
+            ),
+            many => anyhow::bail!(
+                "the config lists {} interfaces ({}); one guard runs per interface: name it with --iface",
+                many.len(),
+                many.join(", ")
+            ),
+        }
+    }
+
+    pub fn pins(&self, cfg: &Config) -> Result<PinDir> {
         let base = self.pin_base.clone().unwrap_or_else(|| cfg.guard.pin_dir.clone());
-        PinDir::new(&base, &self.iface)
+        Ok(PinDir::new(&base, &self.iface(cfg)?))
     }
 }
 
@@ -223,9 +250,10 @@ pub struct DetachArgs {
 /// attached); audited before it acts, like every operator action.
 fn detach(a: DetachArgs) -> Result<()> {
     let cfg = a.target.load_config()?;
-    let pins = a.target.pins(&cfg);
+    let pins = a.target.pins(&cfg)?;
+    let iface = a.target.iface(&cfg)?;
     let _lock = crate::runlock::acquire(&[
-        crate::runlock::Resource::Interface(&a.target.iface),
+        crate::runlock::Resource::Interface(&iface),
         crate::runlock::Resource::Pins(pins.path()),
     ])
     .context("refusing to detach while a controller runs (stop it first: it would keep staging into removed maps)")?;
@@ -236,7 +264,7 @@ fn detach(a: DetachArgs) -> Result<()> {
             ts: crate::audit::rfc3339(std::time::SystemTime::now()),
             actor: crate::audit::Actor::Operator,
             action: if a.purge { "detach_purge" } else { "detach" }.into(),
-            target: format!("iface:{}", a.target.iface),
+            target: format!("iface:{iface}"),
             reason: "operator".into(),
             evidence: serde_json::Value::Null,
             detail: serde_json::json!({ "operator": device::operator(), "pins": pins.path().display().to_string() }),
@@ -244,12 +272,10 @@ fn detach(a: DetachArgs) -> Result<()> {
         .context("writing the audit record (nothing was detached)")?;
     let had = crate::loader::detach(&pins, a.purge).context("detaching")?;
     match (had, a.purge) {
-        (true, true) => println!("detached from {} and purged {}", a.target.iface, pins.path().display()),
-        (true, false) => println!("detached from {} (pinned maps kept in {})", a.target.iface, pins.path().display()),
-        (false, true) => println!("no pinned link for {}; purged {}", a.target.iface, pins.path().display()),
-        (false, false) => {
-            println!("no pinned link for {} in {}: nothing to detach", a.target.iface, pins.path().display())
-        }
+        (true, true) => println!("detached from {iface} and purged {}", pins.path().display()),
+        (true, false) => println!("detached from {iface} (pinned maps kept in {})", pins.path().display()),
+        (false, true) => println!("no pinned link for {iface}; purged {}", pins.path().display()),
+        (false, false) => println!("no pinned link for {iface} in {}: nothing to detach", pins.path().display()),
     }
     Ok(())
 }

@@ -37,7 +37,7 @@ pub struct TopArgs {
 fn open(target: &Target) -> Result<(crate::pins::PinDir, N3Maps)> {
     crate::loader::require_root()?;
     let cfg = target.load_config()?;
-    let pins = target.pins(&cfg);
+    let pins = target.pins(&cfg)?;
     let maps = N3Maps::open_pinned(&pins)
         .with_context(|| format!("opening the guard's pinned maps in {}", pins.path().display()))?;
     Ok((pins, maps))
@@ -125,7 +125,7 @@ pub fn status(a: StatusArgs) -> Result<()> {
     }
     println!(
         "guard on {}: {} (pins in {})",
-        a.target.iface,
+        pins.path().file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
         if v["attached"] == true { "attached" } else { "NOT attached" },
         v["pins"].as_str().unwrap_or("")
     );

@@ -13,8 +13,8 @@ use crate::{audit::AuditLog, loader};
 pub struct UpgradeArgs {
     #[command(flatten)]
     pub target: Target,
-    /// The BPF object to run instead of the one built into this binary (an object built from
-    /// guard-ebpf, e.g. `target/bpfel-unknown-none/release/guard-ebpf`).
+    /// The BPF object to run instead of the one built into this binary: an object built from
+    /// guard-ebpf, which a source build leaves at `guard-ebpf/target/bpfel-unknown-none/release/guard-ebpf`.
     #[arg(long)]
     pub object: Option<PathBuf>,
 }
@@ -22,8 +22,8 @@ pub struct UpgradeArgs {
 pub fn run(a: UpgradeArgs) -> Result<()> {
     loader::require_root()?;
     let cfg = a.target.load_config()?;
-    let pins = a.target.pins(&cfg);
-    let iface = &a.target.iface;
+    let pins = a.target.pins(&cfg)?;
+    let iface = a.target.iface(&cfg)?;
     let bytes;
     let (obj, source): (&[u8], String) = match &a.object {
         Some(p) => {
