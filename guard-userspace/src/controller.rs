@@ -186,7 +186,7 @@ struct Walk {
 }
 
 async fn control_loop(mut c: Ctl) -> Result<()> {
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(Metrics::with_n2(c.n2.is_some()));
     let server = serve_metrics(c.cfg.metrics.listen, metrics.clone()).await?;
     let n2 = match c.n2.take() {
         Some(p) => Some(p.spawn(metrics.n2.clone())?),
@@ -219,6 +219,9 @@ async fn control_loop(mut c: Ctl) -> Result<()> {
                     error!(error = format!("{e:#}"), "controller tick failed");
                 }
                 metrics.tick_seconds.observe(t0.elapsed().as_secs_f64());
+                metrics.last_tick.set(
+                    SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0),
+                );
             }
             _ = event_pass.tick() => events_pass(&mut c, &mut engine, &audit, &metrics, &mut host_cap),
             _ = hup.recv() => reload(&mut c, &mut engine, &audit, &metrics, host_cap),

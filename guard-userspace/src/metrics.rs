@@ -71,8 +71,17 @@ pub struct Metrics {
     pub device_scan_seconds: Gauge<f64, AtomicU64>,
     pub device_scan_read_seconds: Gauge<f64, AtomicU64>,
     pub config_reloads: Family<OutcomeLabel, Counter>,
-    /// The N2 storm controller's metrics (`overload_guard_n2_*`, docs/n2.md).
+    /// Unix time of the last controller tick that completed (alert when it stops moving).
+    pub last_tick: Gauge<f64, AtomicU64>,
+    /// The N2 storm controller's metrics (`overload_guard_n2_*`, docs/n2.md); exported only when
+    /// N2 runs ([`Metrics::with_n2`]).
     pub n2: crate::n2ctl::report::N2Metrics,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabel {
+    pub version: String,
+    pub schema: String,
 }
 
 impl Default for Metrics {
@@ -82,6 +91,17 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// The N3 metrics and, when N2 runs, the N2 ones: an operator sees no N2 gauges (all zero)
+    /// on a host that does not guard N2.
+    pub fn with_n2(n2: bool) -> Self {
+        let mut m = Self::new();
+        if n2 {
+            m.n2 = crate::n2ctl::report::N2Metrics::register(&mut m.registry);
+        }
+        m
+    }
+
+    /// The N3 metrics (N2's are registered by [`Metrics::with_n2`]).
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("overload_guard");
         let m = Metrics {
@@ -103,9 +123,23 @@ impl Metrics {
             config_reloads: Family::default(),
             device_scan_seconds: Gauge::default(),
             device_scan_read_seconds: Gauge::default(),
+            last_tick: Gauge::default(),
             n2: crate::n2ctl::report::N2Metrics::default(),
             registry: Registry::default(),
         };
+        let build: Family<BuildLabel, Gauge> = Family::default();
+        build
+            .get_or_create(&BuildLabel {
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+                schema: guard_common::abi::SCHEMA_VERSION.to_string(),
+            })
+            .set(1);
+        registry.register("build_info", "The guard's version and map schema (always 1)", build);
+        registry.register(
+            "controller_last_tick_timestamp_seconds",
+            "Unix time of the last completed controller tick",
+            m.last_tick.clone(),
+        );
         registry.register("packets", "Packets by data-plane verdict", m.packets.clone());
         registry.register("bytes", "Bytes by data-plane verdict", m.bytes.clone());
         registry.register("shadow_would_drop", "Packets a shadow-mode protection would have dropped", m.shadow.clone());
@@ -136,8 +170,7 @@ impl Metrics {
             "Time the last full walk of the device map spent reading the map (summed over its slices)",
             m.device_scan_read_seconds.clone(),
         );
-        let n2 = crate::n2ctl::report::N2Metrics::register(&mut registry);
-        Metrics { registry, n2, ..m }
+        Metrics { registry, ..m }
     }
 
     /// Raise a counter to `total` (the data plane's own cumulative count, which survives restarts).

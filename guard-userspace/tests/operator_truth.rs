@@ -354,3 +354,33 @@ fn run_takes_its_interface_from_the_config_and_a_reload_says_what_needs_a_restar
     assert_eq!(reload["detail"]["needs_restart"][0], "metrics.listen", "{reload}");
     assert!(f.running());
 }
+
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn metrics_carry_build_info_and_the_last_tick_and_no_n2_series_without_n2() {
+    let mut f = Fixture::new();
+    f.start();
+    let text = std::fs::read_to_string(f.config("a")).expect("config");
+    let port: u16 = text
+        .split("listen = \"127.0.0.1:")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .and_then(|p| p.parse().ok())
+        .expect("the fixture's metrics port");
+    let t0 = Instant::now();
+    let mut body = String::new();
+    while t0.elapsed() < Duration::from_secs(10) && !body.contains("controller_last_tick_timestamp_seconds ") {
+        body = f.lab.scrape_metrics(port).unwrap_or_default();
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let version = format!("overload_guard_build_info{{version=\"{}\"", env!("CARGO_PKG_VERSION"));
+    assert!(body.contains(&version), "build info with the version: {body}");
+    let last: f64 = body
+        .lines()
+        .find(|l| l.starts_with("overload_guard_controller_last_tick_timestamp_seconds "))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .expect("last tick timestamp");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs_f64();
+    assert!((now - last).abs() < 5.0, "the last tick is recent: {last} vs {now}");
+    assert!(!body.contains("overload_guard_n2_"), "no N2 series on a guard without N2: {body}");
+}
