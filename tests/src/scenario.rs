@@ -355,7 +355,7 @@ pub fn cleanup_live_runs() {
 }
 
 /// The guard subprocess of one run; Drop stops it and purges its pins.
-struct GuardProc {
+pub struct GuardProc {
     bin: PathBuf,
     netns: String,
     iface: String,
@@ -367,6 +367,24 @@ struct GuardProc {
 }
 
 impl GuardProc {
+    /// A guard for `iface` in `netns` with its own config, pin base directory and log file; not
+    /// started yet ([`GuardProc::launch`]). Its pin base is registered for Ctrl-C cleanup.
+    pub fn new(bin: PathBuf, netns: &str, iface: &str, config: PathBuf, pin_base: PathBuf, log: PathBuf) -> GuardProc {
+        register_run(&pin_base, None);
+        GuardProc { bin, netns: netns.into(), iface: iface.into(), config, pin_base, log, child: None, done: false }
+    }
+
+    /// `guard run` with `args` as the process this value stops on drop.
+    pub fn launch(&mut self, args: &[&str]) -> Result<()> {
+        self.child = Some(self.start(args)?);
+        Ok(())
+    }
+
+    /// The running guard's pid.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     fn command(&self) -> Command {
         let mut c = Command::new(&self.bin);
         c.arg("--netns").arg(&self.netns);
@@ -383,11 +401,11 @@ impl GuardProc {
         Ok(child)
     }
 
-    fn pins(&self) -> PinDir {
+    pub fn pins(&self) -> PinDir {
         PinDir::new(&self.pin_base, &self.iface)
     }
 
-    fn log_tail(&self) -> String {
+    pub fn log_tail(&self) -> String {
         let s = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = s.lines().collect();
         lines[lines.len().saturating_sub(15)..].join("\n")
@@ -413,7 +431,7 @@ impl GuardProc {
     }
 
     /// Stop, `guard detach --purge`, and remove the pin base directory.
-    fn finish(&mut self) -> Result<()> {
+    pub fn finish(&mut self) -> Result<()> {
         if self.done {
             return Ok(());
         }
@@ -562,7 +580,7 @@ pub struct EventSummary {
 /// The audit log: the engine's (and operators') decisions line by line, and the data plane's
 /// events (`"actor": "dataplane"`) summarised per reason, since a TEID scan produces one per
 /// limited packet (tens of thousands) and each says the same thing.
-fn read_audit(path: &Path, wall0: SystemTime) -> (Vec<AuditLine>, BTreeMap<String, EventSummary>) {
+pub fn read_audit(path: &Path, wall0: SystemTime) -> (Vec<AuditLine>, BTreeMap<String, EventSummary>) {
     let t0 = wall0.duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
     let mut events: BTreeMap<String, EventSummary> = BTreeMap::new();
     let Ok(text) = std::fs::read_to_string(path) else { return (Vec::new(), events) };
@@ -694,7 +712,9 @@ impl Delivered {
     }
 }
 
-fn wait_attached(g: &mut GuardProc, lab: &Lab) -> Result<()> {
+/// Wait (at most 30 s) until the guard's XDP program is on the lab's core interface and its maps
+/// are pinned; fails with the guard's log tail if it exits or does not attach.
+pub fn wait_attached(g: &mut GuardProc, lab: &Lab) -> Result<()> {
     let end = Instant::now() + Duration::from_secs(30);
     loop {
         if let Some(ch) = g.child.as_mut() {
