@@ -535,6 +535,19 @@ fn extension_headers_qfi_chains_and_malformed_chains() {
         Verdict::PassGpdu,
     );
     assert_eq!(g.teid(0xf3).expect("device").qfi, 0x2a);
+    // A 7-unit container (QoS Monitoring timestamps, TS 38.415) before and after a UDP Port
+    // header: the next type is read from each header's last unit, and the T-PDU is found after
+    // the chain.
+    let stamps = [0x0102_0304_0506_0708, 0x1112_1314_1516_1718, 0x2122_2324_2526_2728];
+    for (teid, f) in [
+        (0xf6, gpdu(0xf6).pdu_session_ul_qmp(21, stamps).udp_port_ext(2152)),
+        (0xf7, gpdu(0xf7).udp_port_ext(2152).pdu_session_ul_qmp(21, stamps)),
+    ] {
+        g.expect(&format!("7-unit container, TEID {teid:#x}"), &f.build(), Verdict::PassGpdu);
+        let d = g.teid(teid).expect("device");
+        assert_eq!(d.qfi, 21, "TEID {teid:#x}: QFI from the multi-unit container");
+        assert_eq!(d.inner_dst, l3_v4(Ipv4Addr::new(192, 0, 2, 10)), "TEID {teid:#x}: the T-PDU after the chain");
+    }
     // Eight headers: the longest chain accepted.
     let eight = (0..7).fold(gpdu(0xf4), |f, _| f.ext_header(EXT_UDP_PORT, &[0, 0])).qfi(4).build();
     g.expect("8 extension headers", &eight, Verdict::PassGpdu);
