@@ -319,7 +319,8 @@ pub fn run(opts: &RealOpts) -> Result<Vec<RealCheck>> {
     m.victim_init_timeouts = report::init_timeouts(&gev);
     let orc = oracle::compare(&pcap, gnb_addr(p.victim()))?;
     m.wall_s = t_wall.elapsed().as_secs_f64();
-    let r = report::Report::build(&p, &plan, m, &gev, &aev, orc, verdicts, &files, start_ns, n2);
+    let obs = report::Observed { gnb_events: gev, amf_events: aev, oracle: orc, verdicts, files, start_ns, n2 };
+    let r = report::Report::build(&p, &plan, m, obs);
     r.write(&dir)?;
     Ok(r.checks)
 }

@@ -127,20 +127,24 @@ fn storm_checks(
     (checks, judge::responses(&rec))
 }
 
+/// What a run observed: both stacks' events, the capture compared with tshark, the guard's
+/// verdict counters, and where its hook and audit files are.
+pub struct Observed {
+    pub gnb_events: Vec<Value>,
+    pub amf_events: Vec<Value>,
+    pub oracle: OracleResult,
+    pub verdicts: BTreeMap<String, u64>,
+    pub files: RunFiles,
+    /// CLOCK_MONOTONIC when the timed traffic started (the hook's `at_ns` clock).
+    pub start_ns: u64,
+    /// The `--n2-config` the guard ran with.
+    pub n2: toml::Table,
+}
+
 impl Report {
-    #[allow(clippy::too_many_arguments)]
-    pub fn build(
-        p: &Params,
-        plan: &Plan,
-        m: Measured,
-        gev: &[Value],
-        aev: &[Value],
-        orc: OracleResult,
-        verdicts: BTreeMap<String, u64>,
-        files: &RunFiles,
-        start_ns: u64,
-        n2: toml::Table,
-    ) -> Report {
+    pub fn build(p: &Params, plan: &Plan, m: Measured, obs: Observed) -> Report {
+        let Observed { gnb_events, amf_events, oracle: orc, verdicts, files, start_ns, n2 } = obs;
+        let (gev, aev) = (&gnb_events[..], &amf_events[..]);
         let mut checks = Vec::new();
         let c = |name: &str, pass: bool, detail: String| RealCheck::new(SCENARIO, name, pass, detail);
         // Per gNB, from both stacks and the capture.
@@ -248,7 +252,7 @@ impl Report {
                 if no_hb.is_empty() { String::new() } else { format!("; {}", no_hb.join(", ")) }
             ),
         ));
-        let (storm, responses) = storm_checks(p, plan, files, start_ns, n2);
+        let (storm, responses) = storm_checks(p, plan, &files, start_ns, n2);
         checks.extend(storm);
         let procs: Vec<String> = orc.ngap_procs.iter().map(|(k, v)| format!("{k}: {v}")).collect();
         checks.push(c(
