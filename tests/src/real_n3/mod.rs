@@ -61,6 +61,12 @@ pub struct Plan {
     pub flood_s: u32,
     /// GTP-U Echo rounds (one request per path each), seconds after the start; ≥ 60 s apart.
     pub echo_rounds_s: Vec<f64>,
+    /// Seconds between the benign instances' starts. sgsnemu 1.9 sends all its Create PDP
+    /// Context Requests at once and never retransmits them (its select loop does not run
+    /// libgtp's retransmission timers); 300 at once overflow osmo-ggsn's GTP-C socket, and the
+    /// contexts without an answer get pings that can never be answered. A gNB does not attach
+    /// all its UEs in one millisecond either.
+    pub benign_stagger_s: f64,
 }
 
 impl Plan {
@@ -76,6 +82,7 @@ impl Plan {
                 flood_at_s: 8.0,
                 flood_s: 18,
                 echo_rounds_s: vec![11.0],
+                benign_stagger_s: 1.0,
             }
         } else {
             Plan {
@@ -88,6 +95,7 @@ impl Plan {
                 flood_at_s: 10.0,
                 flood_s: 40,
                 echo_rounds_s: vec![13.0, 73.0],
+                benign_stagger_s: 1.5,
             }
         }
     }
@@ -223,7 +231,7 @@ fn measure(opts: &RealOpts, plan: &Plan, dir: &Path) -> Result<Measured> {
     let glog = dir.join("guard.log");
     let _ = std::fs::remove_file(&glog);
     let mut guard = GuardProc::new(opts.guard_bin.clone(), lab.core_ns_name(), lab.core_ifname(), cfg, pin_base, glog);
-    let total_s = f64::from(plan.benign_s) + 30.0;
+    let total_s = f64::from(plan.benign_s) + 40.0;
     guard.launch(&["--duration", &format!("{total_s}")])?;
     wait_attached(&mut guard, &lab)?;
     let maps = N3Maps::open_pinned(&guard.pins()).context("opening the guard's pinned maps")?;
@@ -259,6 +267,8 @@ fn measure(opts: &RealOpts, plan: &Plan, dir: &Path) -> Result<Measured> {
             imsi: sgsnemu::Spec::imsi_for(k),
         };
         let sd = tmp.join(&spec.name);
+        let due = t0 + Duration::from_secs_f64(plan.benign_stagger_s * k as f64);
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
         benign.push(sgsnemu::Instance::start(&lab.ran, spec, ggsn_addr, pinghost, dir, &sd)?);
     }
     log(opts, started, &format!("{} benign sgsnemu instances, {} contexts", benign.len(), plan.benign_total()));
@@ -277,9 +287,10 @@ fn measure(opts: &RealOpts, plan: &Plan, dir: &Path) -> Result<Measured> {
     let mut flood_stopped = false;
     let mut trace = StageTrace::default();
     let at = |s: f64| t0 + Duration::from_secs_f64(s);
-    let benign_end = at(f64::from(plan.benign_s) + 3.0);
+    let last_start = plan.benign_stagger_s * plan.benign_instances.saturating_sub(1) as f64;
+    let benign_end = at(f64::from(plan.benign_s) + last_start + 3.0);
     let flood_end = at(plan.flood_at_s + f64::from(plan.flood_s) + 1.5);
-    let hard_end = at(f64::from(plan.benign_s) + 25.0);
+    let hard_end = at(f64::from(plan.benign_s) + last_start + 25.0);
     // The sampling loop: bounded by `hard_end` whatever the peers do.
     while Instant::now() < hard_end {
         trace.sample(&maps);

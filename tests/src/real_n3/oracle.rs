@@ -171,10 +171,14 @@ pub struct CaptureCheck {
     /// Uplink G-PDUs per TEID.
     #[serde(skip)]
     pub teid_packets: BTreeMap<u32, u64>,
-    /// GTP-C Echo Requests / Responses (port 2123) seen, and requests with a response (same
-    /// sequence number, reverse direction).
+    /// GTP-C Echo exchanges (port 2123; one per path and sequence number, retransmissions
+    /// keep the number, TS 29.060 §7.6), those with a response (same sequence number, reverse
+    /// direction), and the retransmitted request frames.
     pub gtpc_echo_requests: u64,
     pub gtpc_echo_answered: u64,
+    pub gtpc_echo_retransmissions: u64,
+    /// GTP-C frames towards the GGSN (uplink): what the guard must pass untouched.
+    pub gtpc_uplink: u64,
     /// GTP-U Echo Requests / Responses seen.
     pub gtpu_echo_requests: u64,
     pub gtpu_echo_responses: u64,
@@ -222,9 +226,13 @@ pub fn check_capture(side: &str, pcap: &Path, ggsn: Ipv4Addr, dumpcap: String) -
         if row.dst_port == Some(GTPC_PORT) {
             if let (Some(m), Some(src), Some(dst)) = (row.msg, row.ip_src.first(), row.ip_dst.first()) {
                 let sq = row_seq(frame).unwrap_or(0);
+                if *dst == ggsn.to_string() {
+                    c.gtpc_uplink += 1;
+                }
                 if m == gtpu::MSG_ECHO_REQUEST {
-                    c.gtpc_echo_requests += 1;
-                    gtpc_req.insert((src.clone(), dst.clone(), sq), false);
+                    if gtpc_req.insert((src.clone(), dst.clone(), sq), false).is_some() {
+                        c.gtpc_echo_retransmissions += 1;
+                    }
                 } else if m == gtpu::MSG_ECHO_RESPONSE {
                     gtpc_resp.push((dst.clone(), src.clone(), sq));
                 }
@@ -326,6 +334,7 @@ pub fn check_capture(side: &str, pcap: &Path, ggsn: Ipv4Addr, dumpcap: String) -
             *answered = true;
         }
     }
+    c.gtpc_echo_requests = gtpc_req.len() as u64;
     c.gtpc_echo_answered = gtpc_req.values().filter(|a| **a).count() as u64;
     Ok(c)
 }

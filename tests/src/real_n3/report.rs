@@ -200,13 +200,26 @@ pub fn checks(m: &Measured) -> Vec<RealCheck> {
                 .filter(|e| e.attempts > 1 || e.answered == 0)
                 .map(|e| format!("{} round {}: {} sent, answered at {}", e.path, e.round, e.attempts, e.answered))
                 .collect();
+            // The captures say whether the guard let each request through (RAN side = sent,
+            // CORE side = passed XDP).
+            let passed = match (&m.ran, &m.core) {
+                (Ok(r), Ok(k)) => Some((r.gtpu_echo_requests, k.gtpu_echo_requests)),
+                _ => None,
+            };
             out.push(c(
                 "GTP-U Echo Requests answered: all (osmo-ggsn, TS 29.281 §7.2.1 rate)",
-                !ex.is_empty() && sent == answered && lost == 0 && ex.iter().all(|e| e.recovery_ie),
+                !ex.is_empty()
+                    && sent == answered
+                    && lost == 0
+                    && ex.iter().all(|e| e.recovery_ie)
+                    && passed.is_some_and(|(r, k)| r == k && r == u64::from(sent)),
                 format!(
-                    "{answered}/{sent} requests answered on {} paths × {} rounds{}",
+                    "{answered}/{sent} requests answered on {} paths × {} rounds; the guard passed {}{}",
                     m.benign.len() + 1,
                     m.plan.echo_rounds_s.len(),
+                    passed
+                        .map(|(r, k)| format!("{k} of the {r} on the wire"))
+                        .unwrap_or_else(|| "? (no capture)".into()),
                     if retrans.is_empty() { String::new() } else { format!("; {}", retrans.join("; ")) }
                 ),
             ));
@@ -216,18 +229,21 @@ pub fn checks(m: &Measured) -> Vec<RealCheck> {
         }
     }
 
-    // 7. GTP-C path supervision between the real peers (both directions), from the CORE capture.
-    match &m.core {
-        Ok(cc) => out.push(c(
-            "GTP-C Echo Requests answered: all (osmo-ggsn <-> sgsnemu, CORE capture)",
-            cc.gtpc_echo_requests > 0 && cc.gtpc_echo_answered == cc.gtpc_echo_requests,
-            format!("{}/{} answered", cc.gtpc_echo_answered, cc.gtpc_echo_requests),
+    // 7. GTP-C path supervision between the real peers (both directions), from the CORE capture;
+    // the guard must pass every uplink GTP-C frame the RAN side sent (it is not GTP-U).
+    let crit = "GTP-C Echo answered: all (osmo-ggsn <-> sgsnemu), uplink GTP-C all passed";
+    match (&m.core, &m.ran) {
+        (Ok(cc), Ok(rc)) => out.push(c(
+            crit,
+            cc.gtpc_echo_requests > 0
+                && cc.gtpc_echo_answered == cc.gtpc_echo_requests
+                && cc.gtpc_uplink == rc.gtpc_uplink,
+            format!(
+                "{}/{} Echo exchanges answered ({} retransmitted requests, CORE capture); uplink GTP-C frames {} sent (RAN side), {} passed (CORE side)",
+                cc.gtpc_echo_answered, cc.gtpc_echo_requests, cc.gtpc_echo_retransmissions, rc.gtpc_uplink, cc.gtpc_uplink
+            ),
         )),
-        Err(e) => out.push(c(
-            "GTP-C Echo Requests answered: all (osmo-ggsn <-> sgsnemu, CORE capture)",
-            false,
-            format!("{e:#}"),
-        )),
+        (Err(e), _) | (_, Err(e)) => out.push(c(crit, false, format!("{e:#}"))),
     }
 
     // 8-9. The capture oracle on both sides.
