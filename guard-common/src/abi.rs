@@ -12,7 +12,7 @@
 //! of another schema refuses to use them instead of misreading them.
 
 /// Bump on any change to a map's key or value layout, a map's type, or the meaning of a field.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 /// `b"OVLGUARD"` read as a little-endian u64: marks our META map.
 pub const META_MAGIC: u64 = u64::from_le_bytes(*b"OVLGUARD");
 
@@ -233,7 +233,11 @@ pub struct CellRecord {
     /// Never-seen TEIDs over the per-gNB limit.
     pub new_devices_limited: u64,
     pub tat_new_device: u64,
-    pub tat_echo: u64,
+    /// Echo Request budgets of this gNB's paths (TS 29.281 §7.2.1: a path is a pair of GTP-U
+    /// endpoints, here this gNB and one of the host's addresses), the host address hashed into
+    /// [`ECHO_PATH_SLOTS`] slots ([`crate::policy::echo_path_slot`]). Used only while the host's
+    /// Echo Request rate is above [`GuardConfig::echo_host`].
+    pub tat_echo_path: [u64; ECHO_PATH_SLOTS],
     pub tat_err_ind: u64,
     /// The gNB's slot in `N3_CELL_HOT`, valid while that slot's `owner` is this gNB: a slot idle
     /// for minutes, or under pressure from many new gNBs, is taken over (`guard-ebpf/src/cells.rs`),
@@ -242,6 +246,10 @@ pub struct CellRecord {
     /// Reserved, zero.
     pub flags: u32,
 }
+
+/// Echo Request budgets per gNB, one per local address hash ([`CellRecord::tat_echo_path`]). Two
+/// host addresses that hash to one slot share it (a budget sized for two paths' retransmissions).
+pub const ECHO_PATH_SLOTS: usize = 4;
 
 /// A gNB's per-packet counters (array `N3_CELL_HOT`, indexed by [`CellRecord::slot`];
 /// data-plane owned). Shared by all CPUs: the counters are updated atomically.
@@ -363,7 +371,8 @@ pub struct GuardConfig {
     pub observe: Limit,
     /// Per-gNB rate of never-seen TEIDs (a TEID scan / random-TEID flood is capped here).
     pub new_device: Limit,
-    /// Per-gNB Echo Request rate (TS 29.281 §7.2.1: no more than one per path per 60 s).
+    /// Per-path Echo Request budget (TS 29.281 §7.2.1: one per path per 60 s, plus the
+    /// retransmissions T3-RESPONSE / N3-REQUESTS allow), applied only above `echo_host`.
     pub echo: Limit,
     /// Per-gNB Error Indication rate.
     pub err_ind: Limit,
@@ -375,6 +384,11 @@ pub struct GuardConfig {
     pub event_gap_ns: u64,
     /// Per-CPU event rate limit, so a flood cannot flood the ring.
     pub event_rate: Limit,
+    /// Host-wide Echo Request rate, per CPU (userspace divides by the CPU count), up to which no
+    /// Echo Request is limited at all: an Echo costs the UPF next to nothing to answer, so only a
+    /// rate that loads it is limited, and then per path (`echo`), so a forger cannot spend a
+    /// real peer's budget without first overloading the host. `interval_ns == 0`: never limited.
+    pub echo_host: Limit,
 }
 
 /// Index of the array `N3_HINTS` (u64 values) holding the generation of the userspace-owned stage
@@ -405,6 +419,8 @@ pub struct Counter {
 pub struct TatSlot {
     pub event_tat: u64,
     pub host_cap_tat: u64,
+    /// This CPU's share of [`GuardConfig::echo_host`].
+    pub echo_host_tat: u64,
 }
 
 /// Indexes of `N3_STATS` (misc per-CPU counters).
@@ -494,12 +510,12 @@ const _: () = assert!(core::mem::size_of::<L3Addr>() == 20);
 const _: () = assert!(core::mem::size_of::<DeviceKey>() == 20);
 const _: () = assert!(core::mem::size_of::<DeviceState>() == 8 * 8 + 20 + 4 + 20 + 4 + 20 + 4 + 8 * 5 + 4 + 4);
 const _: () = assert!(core::mem::size_of::<StageEntry>() == 4 + 4 + 8 * 5 + 4 + 4);
-const _: () = assert!(core::mem::size_of::<CellRecord>() == 11 * 8 + 4 + 4);
+const _: () = assert!(core::mem::size_of::<CellRecord>() == (10 + ECHO_PATH_SLOTS) * 8 + 4 + 4);
 const _: () = assert!(core::mem::size_of::<CellHot>() == 20 + 4 + 6 * 8);
 const _: () = assert!(core::mem::size_of::<CellStageEntry>() == 4 + 4 + 8 * 5);
 const _: () = assert!(core::mem::size_of::<Limit>() == 16);
-const _: () = assert!(core::mem::size_of::<GuardConfig>() == 4 * 4 + 8 + 16 * 5 + 8 + 8 + 16);
+const _: () = assert!(core::mem::size_of::<GuardConfig>() == 4 * 4 + 8 + 16 * 5 + 8 + 8 + 16 + 16);
 const _: () = assert!(core::mem::size_of::<Counter>() == 16);
-const _: () = assert!(core::mem::size_of::<TatSlot>() == 16);
+const _: () = assert!(core::mem::size_of::<TatSlot>() == 24);
 const _: () = assert!(core::mem::size_of::<Event>() == 8 + 4 + 4 + 20 + 20 + 8 * 3);
 const _: () = assert!(core::mem::size_of::<Meta>() == 24);

@@ -186,6 +186,30 @@ pub fn host_cap_admits(cfg: &GuardConfig, tat: &mut u64, now: u64) -> bool {
     rate::admit(tat, now, &cfg.host_cap)
 }
 
+/// Which of a gNB's Echo budgets ([`crate::abi::CellRecord::tat_echo_path`]) the host address
+/// `local` (the outer destination, as four big-endian words; IPv4 in the first) uses.
+#[inline(always)]
+pub fn echo_path_slot(local: [u32; 4]) -> usize {
+    let x = local[0] ^ local[1] ^ local[2] ^ local[3];
+    let x = x ^ (x >> 16);
+    let x = x ^ (x >> 8);
+    (x as usize) % crate::abi::ECHO_PATH_SLOTS
+}
+
+/// Whether an Echo Request passes (TS 29.281 §7.2.1). Below the host-wide rate `echo_host` every
+/// one does: answering costs the UPF next to nothing, and a limit a low-rate forger could empty
+/// would cost the real peer its path supervision (it declares the path down after N3-REQUESTS
+/// unanswered retries and releases every session on it). Above it, each path has its own budget
+/// `echo`, so an overload on one path does not silence the others. `host_tat` is this CPU's share
+/// of the host budget, `path_tat` the path's.
+#[inline(always)]
+pub fn echo_admits(cfg: &GuardConfig, host_tat: &mut u64, path_tat: &mut u64, now: u64) -> bool {
+    if cfg.echo_host.interval_ns == 0 || rate::admit(host_tat, now, &cfg.echo_host) {
+        return true;
+    }
+    rate::admit(path_tat, now, &cfg.echo)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -316,5 +340,40 @@ mod tests {
         for (i, v) in Verdict::ALL.iter().enumerate() {
             assert_eq!(*v as usize, i);
         }
+    }
+
+    #[test]
+    fn echo_is_never_limited_below_the_host_rate_and_per_path_above_it() {
+        let sec = 1_000_000_000u64;
+        let mut cfg = GuardConfig {
+            echo: Limit::per_second(1, 8),
+            echo_host: Limit::per_second(100, 100),
+            ..GuardConfig::default()
+        };
+        // Far below the host rate: a forger's 1/s and a real peer's retransmissions all pass.
+        let (mut host, mut path) = (0u64, 0u64);
+        for i in 0..50 {
+            assert!(echo_admits(&cfg, &mut host, &mut path, 1000 * sec + i * sec / 2), "echo {i}");
+        }
+        assert_eq!(path, 0, "the path budget is untouched below the host rate");
+        // Above the host rate: a flood on one path exhausts that path's budget only.
+        let (mut host, mut flooded, mut quiet) = (0u64, 0u64, 0u64);
+        let t = 2000 * sec;
+        let passed = (0..1000).filter(|_| echo_admits(&cfg, &mut host, &mut flooded, t)).count();
+        assert_eq!(passed, 100 + 8, "the host burst, then the flooded path's own burst");
+        let quiet_passed = (0..8).filter(|_| echo_admits(&cfg, &mut host, &mut quiet, t)).count();
+        assert_eq!(quiet_passed, 8, "another path keeps its whole budget during the flood");
+        assert!(!echo_admits(&cfg, &mut host, &mut flooded, t), "the flooded path stays limited");
+        // No host rate configured: never limited.
+        cfg.echo_host = Limit::UNLIMITED;
+        assert!((0..1000).all(|_| echo_admits(&cfg, &mut 0, &mut flooded, t)));
+    }
+
+    #[test]
+    fn echo_path_slots_spread_host_addresses() {
+        let v4 = |a: [u8; 4]| [u32::from_be_bytes(a), 0, 0, 0];
+        let slots: std::collections::BTreeSet<usize> = (1..=4u8).map(|i| echo_path_slot(v4([10, 200, 0, i]))).collect();
+        assert_eq!(slots.len(), 4, "four consecutive host addresses use four budgets");
+        assert!((0..=255u8).all(|i| echo_path_slot(v4([192, 0, 2, i])) < crate::abi::ECHO_PATH_SLOTS));
     }
 }

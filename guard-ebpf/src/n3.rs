@@ -14,10 +14,10 @@ use aya_ebpf::{
 use guard_common::{
     abi::{
         CellHot, CellKey, CellRecord, DeviceKey, DeviceState, GuardConfig, L3Addr, Limit, StageEntry, BIND_TEID,
-        DEVICE_KIND_TEID, EVENT_DEVICE_OVER_LIMIT, EVENT_ECHO_LIMITED, EVENT_ERR_IND_LIMITED, EVENT_NEW_DEVICE_LIMITED,
-        EVENT_SPOOF, FAMILY_NONE, HINT_STAGE_GEN, KEY_MODE_UE_ADDR, PROT_ANTISPOOF, PROT_CELL_CAP, PROT_ECHO,
-        PROT_ERR_IND, PROT_HOST_CAP, PROT_MALFORMED, PROT_NEW_DEVICE, STAGE_FLAG_EXEMPT, STAGE_OBSERVE,
-        STAT_MAP_UPDATE_FAILED, STAT_NO_CONFIG,
+        DEVICE_KIND_TEID, ECHO_PATH_SLOTS, EVENT_DEVICE_OVER_LIMIT, EVENT_ECHO_LIMITED, EVENT_ERR_IND_LIMITED,
+        EVENT_NEW_DEVICE_LIMITED, EVENT_SPOOF, FAMILY_NONE, HINT_STAGE_GEN, KEY_MODE_UE_ADDR, PROT_ANTISPOOF,
+        PROT_CELL_CAP, PROT_ECHO, PROT_ERR_IND, PROT_HOST_CAP, PROT_MALFORMED, PROT_NEW_DEVICE, STAGE_FLAG_EXEMPT,
+        STAGE_OBSERVE, STAT_MAP_UPDATE_FAILED, STAT_NO_CONFIG,
     },
     parse::{
         gtpu::{MSG_ECHO_REQUEST, MSG_ECHO_RESPONSE, MSG_END_MARKER, MSG_ERROR_INDICATION, MSG_G_PDU},
@@ -92,7 +92,16 @@ fn verdict(ctx: &XdpContext, len: u64) -> Verdict {
             return Verdict::PassMalformed;
         }
     }
-    policy(cfg, &scratch.pkt, &mut scratch.clock, len)
+    // The Echo path's budget slot, from the outer destination (the host's address): read only
+    // for an Echo Request, so the G-PDU path is unchanged.
+    let echo_slot = if scratch.pkt.gtp.msg_type == MSG_ECHO_REQUEST {
+        let ctx = XdpContext::new(core::hint::black_box(ctx.ctx));
+        n3::outer_dst_words(&XdpPacket::new(&ctx), scratch.pkt.vlan_tags, scratch.pkt.outer_src.family)
+            .map_or(0, policy::echo_path_slot) as u32
+    } else {
+        0
+    };
+    policy(cfg, &scratch.pkt, &mut scratch.clock, len, echo_slot)
 }
 
 /// Everything after the parse, in a BPF subprogram of its own. Its frame (~120 bytes) stacks on
@@ -100,7 +109,7 @@ fn verdict(ctx: &XdpContext, len: u64) -> Verdict {
 /// the 512-byte limit. Inlined into the program as well, the known-device path measured ~20 ns
 /// slower per G-PDU (`cargo xtask bench`), so the policy stays a call.
 #[inline(never)]
-fn policy(cfg: &GuardConfig, p: &GtpPacket, clock_cache: &mut [u64; 2], len: u64) -> Verdict {
+fn policy(cfg: &GuardConfig, p: &GtpPacket, clock_cache: &mut [u64; 2], len: u64, echo_slot: u32) -> Verdict {
     // The coarse clock: CLOCK_MONOTONIC as of the last timekeeping update (each tick, or on
     // interrupt entry after an idle stretch), so it lags the exact clock by a tick (rarely two,
     // see `clock`) and never runs ahead of it. It reads no clocksource, and through its per-CPU
@@ -124,7 +133,7 @@ fn policy(cfg: &GuardConfig, p: &GtpPacket, clock_cache: &mut [u64; 2], len: u64
     let v = match p.gtp.msg_type {
         MSG_ECHO_REQUEST => {
             add(&mut c.echo_req, 1);
-            edge_limit(cfg, PROT_ECHO, &mut c.tat_echo, &cfg.echo, Verdict::DropEcho, EVENT_ECHO_LIMITED, p, now, len)
+            echo_request(cfg, c, echo_slot, p, now, len)
         }
         MSG_ERROR_INDICATION => {
             add(&mut c.err_ind, 1);
@@ -191,7 +200,31 @@ fn parse_frame(ctx: &XdpContext, port: u16, out: &mut GtpPacket) -> Result<bool,
     n3::parse_into_fast(&XdpPacket::new(&ctx), port, out)
 }
 
-/// A per-gNB limit on a GTP-U signalling message (Echo Request, Error Indication).
+/// An Echo Request (TS 29.281 §7.2.1): never limited below the host-wide Echo rate, above it
+/// limited per path (`policy::echo_admits` says why).
+#[inline(always)]
+fn echo_request(cfg: &GuardConfig, c: &mut CellRecord, slot: u32, p: &GtpPacket, now: u64, len: u64) -> Verdict {
+    if policy::gate(cfg, PROT_ECHO) == Gate::Off {
+        return Verdict::PassSignalling;
+    }
+    let Some(t) = N3_PCPU_TAT.get_ptr_mut(0) else {
+        return Verdict::PassFailOpen;
+    };
+    // SAFETY: per-CPU slot, only this CPU uses it while this program runs.
+    let host = unsafe { &mut (*t).echo_host_tat };
+    let path = &mut c.tat_echo_path[slot as usize % ECHO_PATH_SLOTS];
+    if policy::echo_admits(cfg, host, path, now) {
+        return Verdict::PassSignalling;
+    }
+    counters::emit(cfg, now, EVENT_ECHO_LIMITED, STAGE_OBSERVE, &teid_key(p.gtp.teid), &p.outer_src, [0; 3]);
+    if enforced(cfg, PROT_ECHO, Verdict::DropEcho, len) {
+        Verdict::DropEcho
+    } else {
+        Verdict::PassSignalling
+    }
+}
+
+/// A per-gNB limit on a GTP-U signalling message (Error Indication).
 #[expect(clippy::too_many_arguments, reason = "inlined into the program; a struct would cost stack")]
 #[inline(always)]
 fn edge_limit(

@@ -138,9 +138,16 @@ pub struct DataplaneSection {
     pub observe: PpsLimit,
     /// Per-gNB rate of never-seen TEIDs (caps TEID scans / random-TEID floods).
     pub new_device: PpsLimit,
-    /// Per-gNB Echo Request rate. TS 29.281 §7.2.1: no more than one per path per 60 s; the burst
-    /// leaves room for restarts.
+    /// Per-path Echo Request budget (a path: a gNB address and one of this host's addresses),
+    /// applied only while the host receives more than `echo_host`. TS 29.281 §7.2.1: no more
+    /// than one per path per 60 s; the burst covers the retransmissions of an unanswered request
+    /// (T3-RESPONSE / N3-REQUESTS) and a restart.
     pub echo: PeriodLimit,
+    /// Host-wide Echo Request rate below which no Echo Request is limited: answering one costs
+    /// the UPF next to nothing, while dropping a real one can cost a gNB its path (and every
+    /// session on it). Set it to what the UPF answers without harm; only a rate above it, which
+    /// a forger must pay for, engages the per-path budgets.
+    pub echo_host: PpsLimit,
     /// Per-gNB Error Indication rate.
     pub err_ind: PeriodLimit,
     /// QFIs (0..=63) never shaped or dropped by rate stages (e.g. the flows carrying emergency
@@ -160,7 +167,8 @@ impl Default for DataplaneSection {
             modes: Modes::default(),
             observe: PpsLimit { pps: 200, burst: 400 },
             new_device: PpsLimit { pps: 1000, burst: 2000 },
-            echo: PeriodLimit { count: 1, per: Dur::secs(60), burst: 3 },
+            echo: PeriodLimit { count: 1, per: Dur::secs(60), burst: 8 },
+            echo_host: PpsLimit { pps: 20_000, burst: 40_000 },
             err_ind: PeriodLimit { count: 100, per: Dur::secs(1), burst: 200 },
             exempt_qfi: Vec::new(),
             event_gap: Dur::secs(1),
@@ -869,6 +877,7 @@ impl Config {
         v.pps("dataplane.new_device", &d.new_device);
         v.pps("dataplane.event_rate", &d.event_rate);
         v.period("dataplane.echo", &d.echo);
+        v.pps("dataplane.echo_host", &d.echo_host);
         v.period("dataplane.err_ind", &d.err_ind);
         for (i, q) in d.exempt_qfi.iter().enumerate() {
             v.check(*q <= 63, &format!("dataplane.exempt_qfi[{i}]"), "QFI must be 0..=63 (TS 23.501 §5.7.1)");
@@ -1027,6 +1036,8 @@ impl Config {
             host_cap_expires_ns: 0,
             event_gap_ns: d.event_gap.0,
             event_rate: d.event_rate.limit(),
+            // Per CPU, like the host cap: each CPU meters its share without a shared cache line.
+            echo_host: Limit::per_second((d.echo_host.pps / n).max(1), (d.echo_host.burst / n).max(1)),
         }
     }
 

@@ -40,7 +40,12 @@ impl RealCheck {
     /// A measurement that an open issue's target applies to but that does not gate this
     /// scenario yet (printed as `OPEN`, listed in the report, never counted as a pass).
     pub fn open(scenario: &str, criterion: &str, detail: impl Into<String>) -> RealCheck {
-        RealCheck { scenario: scenario.into(), criterion: criterion.into(), pass: true, detail: format!("OPEN: {}", detail.into()) }
+        RealCheck {
+            scenario: scenario.into(),
+            criterion: criterion.into(),
+            pass: true,
+            detail: format!("OPEN: {}", detail.into()),
+        }
     }
 }
 

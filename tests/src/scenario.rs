@@ -212,6 +212,7 @@ tick = "200ms"
 [dataplane]
 observe = { pps = 50, burst = 400 }
 new_device = { pps = 200, burst = 400 }
+echo_host = { pps = 20, burst = 40 }
 
 [classify]
 baseline_horizon = "60s"

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use guard::clock::monotonic_ns;
 use guard_common::{
     abi::{
-        CellStageEntry, DeviceKey, Event, GuardConfig, Limit, StageEntry, EVENT_DEVICE_OVER_LIMIT, EVENT_ECHO_LIMITED,
+        CellStageEntry, DeviceKey, Event, GuardConfig, Limit, StageEntry, EVENT_DEVICE_OVER_LIMIT,
         EVENT_ERR_IND_LIMITED, MAP_N3_EVENTS, PROT_ALL, PROT_ANTISPOOF, PROT_MALFORMED, PROT_QUARANTINE, QFI_NONE,
         STAGE_FLAG_EXEMPT, STAGE_OBSERVE, STAGE_QUARANTINE, STAGE_SHAPE, STAGE_STRICT, STAT_EVENTS_SENT,
         STAT_EVENTS_SUPPRESSED, STAT_MAP_UPDATE_FAILED,
@@ -445,19 +445,11 @@ fn gnb_counters_follow_a_handover_and_a_taken_over_slot() {
 
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
-fn echo_request_and_error_indication_limits_per_gnb() {
-    assert_root("verdict_n3::echo_request_and_error_indication_limits_per_gnb");
-    // TS 29.281 §7.2.1: at most one Echo Request per path per 60 s; allow a burst of 2.
+fn error_indication_is_limited_per_gnb_and_echo_responses_never() {
+    assert_root("verdict_n3::error_indication_is_limited_per_gnb_and_echo_responses_never");
+    // Echo Requests: verdict_n3_echo.rs (never limited below the host rate, per path above it).
     let per_min = Limit::per_interval(60 * SEC, 2);
-    let mut g = load(&GuardConfig { echo: per_min, err_ind: per_min, ..enforce_all() });
-    let echo = GtpFrame::echo_request(7).build();
-    g.expect("echo 1", &echo, Verdict::PassSignalling);
-    g.expect("echo 2", &echo, Verdict::PassSignalling);
-    let d = g.expect("echo 3", &echo, Verdict::DropEcho);
-    assert_eq!(d.stat(STAT_EVENTS_SENT), 1, "an EVENT_ECHO_LIMITED is sent");
-    g.expect("echo 4", &echo, Verdict::DropEcho);
-    let echo_b = GtpFrame::echo_request(7).outer_v4(GNB_B, CORE).build();
-    g.expect("echo from gNB B", &echo_b, Verdict::PassSignalling);
+    let mut g = load(&GuardConfig { err_ind: per_min, ..enforce_all() });
     // Echo Responses are not limited.
     for _ in 0..4 {
         g.expect("echo response", &GtpFrame::echo_response(7).build(), Verdict::PassSignalling);
@@ -465,15 +457,16 @@ fn echo_request_and_error_indication_limits_per_gnb() {
     let ei = GtpFrame::error_indication(0x1234, IpAddr::V4(GNB_A)).build();
     g.expect("error indication 1", &ei, Verdict::PassSignalling);
     g.expect("error indication 2", &ei, Verdict::PassSignalling);
-    g.expect("error indication 3", &ei, Verdict::DropErrInd);
+    let d = g.expect("error indication 3", &ei, Verdict::DropErrInd);
+    assert_eq!(d.stat(STAT_EVENTS_SENT), 1, "an EVENT_ERR_IND_LIMITED is sent");
     let ei_b = GtpFrame::error_indication(0x1234, IpAddr::V4(GNB_A)).outer_v4(GNB_B, CORE).build();
     g.expect("error indication from gNB B", &ei_b, Verdict::PassSignalling);
     let c = g.cell(IpAddr::V4(GNB_A)).expect("cell A");
-    assert_eq!((c.echo_req, c.echo_resp, c.err_ind, c.dropped), (4, 4, 3, 3));
-    // The events name the limit that fired.
+    assert_eq!((c.echo_resp, c.err_ind, c.dropped), (4, 3, 1));
+    // The event names the limit that fired.
     let mut ring = take_ring(&mut g);
     let kinds: Vec<u32> = drain(&mut ring).iter().map(|e| e.kind).collect();
-    assert_eq!(kinds, vec![EVENT_ECHO_LIMITED, EVENT_ECHO_LIMITED, EVENT_ERR_IND_LIMITED]);
+    assert_eq!(kinds, vec![EVENT_ERR_IND_LIMITED]);
 }
 
 // ---------------------------------------------------------------------------------------------

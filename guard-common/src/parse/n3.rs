@@ -79,6 +79,25 @@ pub fn parse_into<P: Packet + ?Sized>(pkt: &P, gtpu_port: u16, out: &mut GtpPack
     Ok(true)
 }
 
+/// The outer destination (the host's own GTP-U address) of a frame [`parse_into`] accepted, as
+/// four big-endian words (IPv4 in the first, the rest zero), read at the IP header's fixed
+/// offset: 16 in IPv4, 24 in IPv6 (RFC 791 §3.1, RFC 8200 §3), after `vlan_tags` 802.1Q tags.
+/// Only signalling needs it (the Echo path, TS 29.281 §7.2.1), so the common path never reads it.
+#[inline(always)]
+pub fn outer_dst_words<P: Packet + ?Sized>(pkt: &P, vlan_tags: u8, family: u32) -> Option<[u32; 4]> {
+    let l3 = ethernet::ETH_HLEN + 4 * usize::from(vlan_tags.min(2));
+    if family == crate::abi::FAMILY_IPV4 {
+        let a: [u8; 4] = pkt.read(l3 + 16)?;
+        Some([u32::from_be_bytes(a), 0, 0, 0])
+    } else if family == crate::abi::FAMILY_IPV6 {
+        let a: [u8; 16] = pkt.read(l3 + 24)?;
+        let w = |i: usize| u32::from_be_bytes([a[i], a[i + 1], a[i + 2], a[i + 3]]);
+        Some([w(0), w(4), w(8), w(12)])
+    } else {
+        None
+    }
+}
+
 /// [`parse_into`] with a fast path first: the common N3 frame ([`parse_common_into`]) at fixed
 /// offsets, anything else through the full parser. Same results; this is what `guard_n3` runs.
 #[inline(always)]

@@ -21,7 +21,9 @@ use clap::Parser;
 use labkit::realpeers::{RealCheck, RealOpts};
 
 #[derive(Parser, Debug)]
-#[command(about = "The real-peer lab: osmo-ggsn/sgsnemu on N3, libusrsctp + pycrate NGAP on N2, through the real guard")]
+#[command(
+    about = "The real-peer lab: osmo-ggsn/sgsnemu on N3, libusrsctp + pycrate NGAP on N2, through the real guard"
+)]
 struct Args {
     /// `all`, `real-n3` or `real-n2`.
     #[arg(long, default_value = "all")]
@@ -56,7 +58,8 @@ fn main() -> ExitCode {
         }
     };
     let all: [(&str, Runner); 2] = [("real-n3", labkit::real_n3::run), ("real-n2", labkit::real_n2::run)];
-    let chosen: Vec<(&str, Runner)> = all.into_iter().filter(|(n, _)| args.scenario == "all" || args.scenario == *n).collect();
+    let chosen: Vec<(&str, Runner)> =
+        all.into_iter().filter(|(n, _)| args.scenario == "all" || args.scenario == *n).collect();
     if chosen.is_empty() {
         eprintln!("lab_real: unknown scenario {:?} (all, real-n3, real-n2)", args.scenario);
         return ExitCode::from(2);
