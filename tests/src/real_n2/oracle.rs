@@ -43,6 +43,8 @@ pub struct OracleResult {
     pub initial_ue_with_s_tmsi: u64,
     pub initial_ue_extension_cause: u64,
     pub initial_ue_beyond_window: u64,
+    /// Packets whose DATA chunks go past the 8-chunk walk: their NGAP is not compared.
+    pub ngap_beyond_walk: u64,
     pub disagreements: u64,
     /// The first disagreements, for the report.
     pub examples: Vec<String>,
@@ -287,6 +289,8 @@ pub fn compare(pcap: &Path, victim: Ipv4Addr) -> Result<OracleResult> {
             if want != p.pkt.procs {
                 r.disagree(no, format!("NGAP procedures: tshark {pdus:?}/{codes:?}, parser classes {:?}", p.pkt.procs));
             }
+        } else {
+            r.ngap_beyond_walk += 1;
         }
         compare_ues(&mut r, no, &p, ues.get(&(no as u64)).map(Vec::as_slice).unwrap_or(&[]));
     }

@@ -260,7 +260,7 @@ impl Report {
             orc.disagreements == 0 && orc.initial_ue_compared > 0 && orc.frames_n2 > 0,
             format!(
                 "{} disagreements over {} frames ({} to port 38412, {} chunks, {} NGAP messages [pdu/code {}], \
-                 {} InitialUEMessages: {} with 5G-S-TMSI, {} with an extension RRC cause; {} beyond the 512-octet window){}",
+                 {} InitialUEMessages: {} with 5G-S-TMSI, {} with an extension RRC cause; {} beyond the 512-octet window; {} packets' NGAP past the 8-chunk walk){}",
                 orc.disagreements,
                 orc.frames,
                 orc.frames_n2,
@@ -271,6 +271,7 @@ impl Report {
                 orc.initial_ue_with_s_tmsi,
                 orc.initial_ue_extension_cause,
                 orc.initial_ue_beyond_window,
+                orc.ngap_beyond_walk,
                 if orc.examples.is_empty() { String::new() } else { format!("; first: {}", orc.examples.join(" | ")) }
             ),
         ));
