@@ -277,56 +277,18 @@ pub fn check_capture(side: &str, pcap: &Path, ggsn: Ipv4Addr, dumpcap: String) -
         } else if msg == gtpu::MSG_ECHO_RESPONSE {
             c.gtpu_echo_responses += 1;
         }
-        if msg != g.msg_type {
-            disagree(&mut c, i, format!("message type: tshark {msg}, guard {}", g.msg_type));
+        for what in compare_gtpu(row, &full) {
+            disagree(&mut c, i, what);
         }
-        if row.flags != Some(g.flags) {
-            disagree(&mut c, i, format!("flags: tshark {:?}, guard {:#04x}", row.flags, g.flags));
-        }
-        if row.teid != Some(g.teid) {
-            disagree(&mut c, i, format!("TEID: tshark {:?}, guard {:#010x}", row.teid, g.teid));
-        }
-        // TS 29.281 §5.1: the sequence number, N-PDU number and next-extension octets are
-        // present when any of E, S, PN is set; tshark shows gtp.seq_number exactly then.
-        let guard_opt = g.flags & 0x07 != 0;
-        if row.seq_present != guard_opt {
-            disagree(&mut c, i, format!("optional fields: tshark {}, guard {guard_opt}", row.seq_present));
-        }
-        let guard_s = g.flags & 0x02 != 0;
-        if row.s_flag != Some(guard_s) {
-            disagree(&mut c, i, format!("S flag: tshark {:?}, guard {guard_s}", row.s_flag));
-        }
-        c.with_seq += u64::from(guard_s);
-        let guard_qfi = (u32::from(g.qfi) != QFI_NONE).then_some(g.qfi);
-        if row.qfi != guard_qfi {
-            disagree(&mut c, i, format!("QFI: tshark {:?}, guard {guard_qfi:?}", row.qfi));
-        }
-        c.with_qfi += u64::from(guard_qfi.is_some());
-        let outer = v4(&full.outer_src).map(|a| a.to_string());
-        if row.ip_src.first() != outer.as_ref() {
-            disagree(&mut c, i, format!("outer source: tshark {:?}, guard {outer:?}", row.ip_src.first()));
-        }
+        c.with_seq += u64::from(g.flags & 0x02 != 0);
+        c.with_qfi += u64::from(u32::from(g.qfi) != QFI_NONE);
         if msg == gtpu::MSG_G_PDU {
-            let (is, id) = (v4(&full.inner_src).map(|a| a.to_string()), v4(&full.inner_dst).map(|a| a.to_string()));
-            if row.ip_src.get(1) != is.as_ref() || row.ip_dst.get(1) != id.as_ref() {
-                disagree(
-                    &mut c,
-                    i,
-                    format!(
-                        "inner addresses: tshark {:?}→{:?}, guard {is:?}→{id:?}",
-                        row.ip_src.get(1),
-                        row.ip_dst.get(1)
-                    ),
-                );
-            }
             let to_ggsn = row.ip_dst.first().is_some_and(|d| *d == ggsn.to_string());
             if let (true, Some(src)) = (to_ggsn, v4(&full.outer_src)) {
                 c.teid_gnb.entry(g.teid).or_insert(src);
                 c.teid_first.entry(g.teid).or_insert(row.time);
                 *c.teid_packets.entry(g.teid).or_insert(0) += 1;
             }
-        } else if full.inner_src.family != FAMILY_NONE {
-            disagree(&mut c, i, "the guard reads inner addresses in a non-G-PDU".into());
         }
     }
     for r in gtpc_resp {
@@ -339,6 +301,54 @@ pub fn check_capture(side: &str, pcap: &Path, ggsn: Ipv4Addr, dumpcap: String) -
     Ok(c)
 }
 
+/// The fields of one GTP-U frame on which tshark and the guard's parser must agree; one line per
+/// disagreement.
+fn compare_gtpu(row: &TsRow, full: &n3::GtpPacket) -> Vec<String> {
+    let g = &full.gtp;
+    let mut d = Vec::new();
+    if row.msg != Some(g.msg_type) {
+        d.push(format!("message type: tshark {:?}, guard {}", row.msg, g.msg_type));
+    }
+    if row.flags != Some(g.flags) {
+        d.push(format!("flags: tshark {:?}, guard {:#04x}", row.flags, g.flags));
+    }
+    if row.teid != Some(g.teid) {
+        d.push(format!("TEID: tshark {:?}, guard {:#010x}", row.teid, g.teid));
+    }
+    // TS 29.281 §5.1: the sequence number, N-PDU number and next-extension octets are present
+    // when any of E, S, PN is set; tshark shows gtp.seq_number exactly then.
+    let guard_opt = g.flags & 0x07 != 0;
+    if row.seq_present != guard_opt {
+        d.push(format!("optional fields: tshark {}, guard {guard_opt}", row.seq_present));
+    }
+    let guard_s = g.flags & 0x02 != 0;
+    if row.s_flag != Some(guard_s) {
+        d.push(format!("S flag: tshark {:?}, guard {guard_s}", row.s_flag));
+    }
+    // QFI from a PDU Session Container (TS 38.415 §5.5.2); absent on both sides counts.
+    let guard_qfi = (u32::from(g.qfi) != QFI_NONE).then_some(g.qfi);
+    if row.qfi != guard_qfi {
+        d.push(format!("QFI: tshark {:?}, guard {guard_qfi:?}", row.qfi));
+    }
+    let outer = v4(&full.outer_src).map(|a| a.to_string());
+    if row.ip_src.first() != outer.as_ref() {
+        d.push(format!("outer source: tshark {:?}, guard {outer:?}", row.ip_src.first()));
+    }
+    if g.msg_type == gtpu::MSG_G_PDU {
+        let (is, id) = (v4(&full.inner_src).map(|a| a.to_string()), v4(&full.inner_dst).map(|a| a.to_string()));
+        if row.ip_src.get(1) != is.as_ref() || row.ip_dst.get(1) != id.as_ref() {
+            d.push(format!(
+                "inner addresses: tshark {:?}→{:?}, guard {is:?}→{id:?}",
+                row.ip_src.get(1),
+                row.ip_dst.get(1)
+            ));
+        }
+    } else if full.inner_src.family != FAMILY_NONE {
+        d.push("the guard reads inner addresses in a non-G-PDU".into());
+    }
+    d
+}
+
 /// The GTPv1 sequence number of a GTP-C frame (untagged IPv4 + UDP, S flag set), read directly:
 /// only used to pair Echo Requests with their responses.
 fn row_seq(frame: &[u8]) -> Option<u32> {
@@ -348,4 +358,85 @@ fn row_seq(frame: &[u8]) -> Option<u32> {
         return None;
     }
     Some(u32::from(u16::from_be_bytes([*frame.get(g + 8)?, *frame.get(g + 9)?])))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frames::GtpFrame;
+
+    fn parsed(frame: &[u8]) -> n3::GtpPacket {
+        let mut out = n3::GtpPacket::EMPTY;
+        assert_eq!(n3::parse_into(frame, GTPU_PORT, &mut out), Ok(true));
+        out
+    }
+
+    /// The row tshark would give for `f` when it agrees with the guard.
+    fn agreeing_row(f: &n3::GtpPacket) -> TsRow {
+        let a = |x: &L3Addr| v4(x).map(|a| a.to_string());
+        TsRow {
+            time: 0.0,
+            ip_src: [a(&f.outer_src), a(&f.inner_src)].into_iter().flatten().collect(),
+            ip_dst: vec!["10.200.0.1".into(), "172.20.0.1".into()],
+            dst_port: Some(GTPU_PORT),
+            flags: Some(f.gtp.flags),
+            msg: Some(f.gtp.msg_type),
+            teid: Some(f.gtp.teid),
+            seq_present: f.gtp.flags & 0x07 != 0,
+            s_flag: Some(f.gtp.flags & 0x02 != 0),
+            qfi: (u32::from(f.gtp.qfi) != QFI_NONE).then_some(f.gtp.qfi),
+        }
+    }
+
+    #[test]
+    fn every_compared_field_is_caught_when_it_differs() {
+        let frame = GtpFrame::gpdu(0x33)
+            .outer_v4(Ipv4Addr::new(10, 200, 0, 11), Ipv4Addr::new(10, 200, 0, 1))
+            .inner_v4(Ipv4Addr::new(172, 20, 0, 2), Ipv4Addr::new(172, 20, 0, 1))
+            .qfi(9)
+            .seq(7)
+            .build();
+        let f = parsed(&frame);
+        let ok = agreeing_row(&f);
+        assert_eq!(compare_gtpu(&ok, &f), Vec::<String>::new());
+        let cases: Vec<(&str, Box<dyn Fn(&mut TsRow)>)> = vec![
+            ("message type", Box::new(|r| r.msg = Some(1))),
+            ("flags", Box::new(|r| r.flags = Some(0x30))),
+            ("TEID", Box::new(|r| r.teid = Some(0x34))),
+            ("optional fields", Box::new(|r| r.seq_present = false)),
+            ("S flag", Box::new(|r| r.s_flag = Some(false))),
+            ("QFI", Box::new(|r| r.qfi = None)),
+            ("outer source", Box::new(|r| r.ip_src[0] = "10.200.0.12".into())),
+            ("inner addresses", Box::new(|r| r.ip_dst[1] = "172.20.0.9".into())),
+        ];
+        for (what, mutate) in cases {
+            let mut r = ok.clone();
+            mutate(&mut r);
+            let d = compare_gtpu(&r, &f);
+            assert!(d.iter().any(|l| l.starts_with(what)), "{what}: {d:?}");
+        }
+    }
+
+    #[test]
+    fn absent_qfi_agrees_only_with_absent() {
+        let frame = GtpFrame::gpdu(1)
+            .outer_v4(Ipv4Addr::new(10, 200, 0, 11), Ipv4Addr::new(10, 200, 0, 1))
+            .inner_v4(Ipv4Addr::new(172, 20, 0, 2), Ipv4Addr::new(172, 20, 0, 1))
+            .seq(1)
+            .build();
+        let f = parsed(&frame);
+        let mut r = agreeing_row(&f);
+        assert_eq!(r.qfi, None);
+        assert!(compare_gtpu(&r, &f).is_empty());
+        r.qfi = Some(0);
+        assert!(compare_gtpu(&r, &f).iter().any(|l| l.starts_with("QFI")));
+    }
+
+    #[test]
+    fn tshark_numbers_read_hex_and_decimal() {
+        assert_eq!(hex_or_dec("0xff"), Some(255));
+        assert_eq!(hex_or_dec("0x00000033,0x1"), Some(0x33));
+        assert_eq!(hex_or_dec("2152"), Some(2152));
+        assert_eq!(hex_or_dec(""), None);
+    }
 }
