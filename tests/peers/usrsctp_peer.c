@@ -282,13 +282,17 @@ static void cmd_send(char *args)
 	int id = get_id(strtok_r(args, " ", &sv));
 	char *sid = strtok_r(NULL, " ", &sv), *hex = strtok_r(NULL, " ", &sv);
 	struct sctp_sndinfo si;
+	char *end = NULL;
+	long stream = sid ? strtol(sid, &end, 10) : -1;
 	long n;
-	if (id < 0 || !sid || !hex || !assocs[id].used || assocs[id].closed || (n = unhex(hex, buf, sizeof(buf))) <= 0) {
+	/* 4 outbound streams were requested (SCTP_INITMSG): stream ids 0..3. */
+	if (id < 0 || !sid || end == sid || *end != '\0' || stream < 0 || stream > 3 || !hex ||
+	    !assocs[id].used || assocs[id].closed || (n = unhex(hex, buf, sizeof(buf))) <= 0) {
 		emit("{\"ev\":\"error\",\"what\":\"bad send command\"}");
 		return;
 	}
 	memset(&si, 0, sizeof(si));
-	si.snd_sid = (uint16_t)atoi(sid);
+	si.snd_sid = (uint16_t)stream;
 	si.snd_ppid = htonl(PPID_NGAP);
 	if (usrsctp_sendv(assocs[id].sock, buf, (size_t)n, NULL, 0, &si, sizeof(si), SCTP_SENDV_SNDINFO, 0) < 0) {
 		assocs[id].send_fail++;
