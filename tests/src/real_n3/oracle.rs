@@ -388,6 +388,9 @@ mod tests {
         }
     }
 
+    /// Changes one field of an agreeing row.
+    type Mutation = Box<dyn Fn(&mut TsRow)>;
+
     #[test]
     fn every_compared_field_is_caught_when_it_differs() {
         let frame = GtpFrame::gpdu(0x33)
@@ -399,7 +402,7 @@ mod tests {
         let f = parsed(&frame);
         let ok = agreeing_row(&f);
         assert_eq!(compare_gtpu(&ok, &f), Vec::<String>::new());
-        let cases: Vec<(&str, Box<dyn Fn(&mut TsRow)>)> = vec![
+        let cases: Vec<(&str, Mutation)> = vec![
             ("message type", Box::new(|r| r.msg = Some(1))),
             ("flags", Box::new(|r| r.flags = Some(0x30))),
             ("TEID", Box::new(|r| r.teid = Some(0x34))),
