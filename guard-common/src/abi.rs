@@ -31,6 +31,7 @@ pub const MAP_N3_STATS: &str = "N3_STATS";
 pub const MAP_N3_EVENTS: &str = "N3_EVENTS";
 pub const MAP_N3_PERCPU_TAT: &str = "N3_PCPU_TAT";
 pub const MAP_N3_HINTS: &str = "N3_HINTS";
+pub const MAP_N3_FRAGS: &str = "N3_FRAGS";
 /// Name of the N3 XDP program in the object file.
 pub const PROG_N3: &str = "guard_n3";
 
@@ -389,6 +390,10 @@ pub struct GuardConfig {
     /// rate that loads it is limited, and then per path (`echo`), so a forger cannot spend a
     /// real peer's budget without first overloading the host. `interval_ns == 0`: never limited.
     pub echo_host: Limit,
+    /// How long the later fragments of a datagram whose first fragment was dropped are dropped
+    /// too. Short: fragments of one datagram arrive back to back, and a longer window would let
+    /// an IP Identification reused by the same gNB for a benign datagram match.
+    pub frag_window_ns: u64,
 }
 
 /// Index of the array `N3_HINTS` (u64 values) holding the generation of the userspace-owned stage
@@ -422,6 +427,34 @@ pub struct TatSlot {
     /// This CPU's share of [`GuardConfig::echo_host`].
     pub echo_host_tat: u64,
 }
+
+/// A datagram whose first IP fragment `guard_n3` dropped (LRU hash `N3_FRAGS`): its later
+/// fragments (RFC 791 §3.2: same source, destination, protocol UDP and Identification) are
+/// dropped too while the entry lives, so a fragmented flood of a quarantined device costs the UPF
+/// no reassembly memory.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FragKey {
+    pub src: L3Addr,
+    pub dst: L3Addr,
+    /// IPv4 Identification (16 bits) or IPv6 Fragment Identification (32 bits).
+    pub id: u32,
+}
+
+/// [`FragKey`]'s value.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FragEntry {
+    /// The later fragments are dropped until then ([`GuardConfig::frag_window_ns`] after the first).
+    pub expires_ns: u64,
+    /// Later fragments dropped for this datagram.
+    pub dropped: u64,
+}
+
+/// Capacity of `N3_FRAGS`: datagrams whose first fragment was dropped, least recently used
+/// evicted (an evicted entry only lets that datagram's later fragments pass, which the receiver
+/// discards without their first).
+pub const DEFAULT_MAX_FRAGS: u32 = 16_384;
 
 /// Indexes of `N3_STATS` (misc per-CPU counters).
 pub const STAT_EVENTS_SENT: u32 = 0;
@@ -485,6 +518,8 @@ pub const fn layout_fingerprint() -> u64 {
         core::mem::size_of::<Counter>(),
         core::mem::size_of::<Event>(),
         core::mem::size_of::<TatSlot>(),
+        core::mem::size_of::<FragKey>(),
+        core::mem::size_of::<FragEntry>(),
         // N3_HINTS values (u64) per entry, times the entry count.
         8 * HINT_COUNT as usize,
     ];
@@ -514,7 +549,9 @@ const _: () = assert!(core::mem::size_of::<CellRecord>() == (10 + ECHO_PATH_SLOT
 const _: () = assert!(core::mem::size_of::<CellHot>() == 20 + 4 + 6 * 8);
 const _: () = assert!(core::mem::size_of::<CellStageEntry>() == 4 + 4 + 8 * 5);
 const _: () = assert!(core::mem::size_of::<Limit>() == 16);
-const _: () = assert!(core::mem::size_of::<GuardConfig>() == 4 * 4 + 8 + 16 * 5 + 8 + 8 + 16 + 16);
+const _: () = assert!(core::mem::size_of::<GuardConfig>() == 4 * 4 + 8 + 16 * 5 + 8 + 8 + 16 + 16 + 8);
+const _: () = assert!(core::mem::size_of::<FragKey>() == 20 + 20 + 4);
+const _: () = assert!(core::mem::size_of::<FragEntry>() == 16);
 const _: () = assert!(core::mem::size_of::<Counter>() == 16);
 const _: () = assert!(core::mem::size_of::<TatSlot>() == 24);
 const _: () = assert!(core::mem::size_of::<Event>() == 8 + 4 + 4 + 20 + 20 + 8 * 3);

@@ -8,6 +8,8 @@ unsafe impl aya::Pod for DeviceKey {}
 unsafe impl aya::Pod for DeviceState {}
 unsafe impl aya::Pod for StageEntry {}
 unsafe impl aya::Pod for CellKey {}
+unsafe impl aya::Pod for FragKey {}
+unsafe impl aya::Pod for FragEntry {}
 unsafe impl aya::Pod for CellRecord {}
 unsafe impl aya::Pod for CellHot {}
 unsafe impl aya::Pod for CellStageEntry {}

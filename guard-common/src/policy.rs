@@ -25,20 +25,24 @@ pub enum Verdict {
     PassExempt = 4,
     /// A map operation failed; the guard passes rather than drop on its own failure.
     PassFailOpen = 5,
-    DropQuarantine = 6,
-    DropShape = 7,
-    DropStrict = 8,
-    DropCellCap = 9,
-    DropHostCap = 10,
-    DropSpoof = 11,
-    DropNewDevice = 12,
-    DropEcho = 13,
-    DropErrInd = 14,
-    DropMalformed = 15,
+    /// A later IP fragment whose first fragment was not dropped (or not seen: unattributable).
+    PassFragment = 6,
+    DropQuarantine = 7,
+    DropShape = 8,
+    DropStrict = 9,
+    DropCellCap = 10,
+    DropHostCap = 11,
+    DropSpoof = 12,
+    DropNewDevice = 13,
+    DropEcho = 14,
+    DropErrInd = 15,
+    DropMalformed = 16,
+    /// A later IP fragment of a datagram whose first fragment was dropped.
+    DropFragment = 17,
 }
 
 impl Verdict {
-    pub const COUNT: u32 = 16;
+    pub const COUNT: u32 = 18;
 
     pub const ALL: [Verdict; Self::COUNT as usize] = [
         Verdict::PassNotGtp,
@@ -47,6 +51,7 @@ impl Verdict {
         Verdict::PassSignalling,
         Verdict::PassExempt,
         Verdict::PassFailOpen,
+        Verdict::PassFragment,
         Verdict::DropQuarantine,
         Verdict::DropShape,
         Verdict::DropStrict,
@@ -57,6 +62,7 @@ impl Verdict {
         Verdict::DropEcho,
         Verdict::DropErrInd,
         Verdict::DropMalformed,
+        Verdict::DropFragment,
     ];
 
     pub const fn is_drop(self) -> bool {
@@ -72,6 +78,7 @@ impl Verdict {
             Verdict::PassSignalling => "pass_signalling",
             Verdict::PassExempt => "pass_exempt",
             Verdict::PassFailOpen => "pass_fail_open",
+            Verdict::PassFragment => "pass_fragment",
             Verdict::DropQuarantine => "drop_quarantine",
             Verdict::DropShape => "drop_shape",
             Verdict::DropStrict => "drop_strict",
@@ -82,6 +89,7 @@ impl Verdict {
             Verdict::DropEcho => "drop_echo",
             Verdict::DropErrInd => "drop_err_ind",
             Verdict::DropMalformed => "drop_malformed",
+            Verdict::DropFragment => "drop_fragment",
         }
     }
 }

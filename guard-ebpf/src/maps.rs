@@ -8,9 +8,9 @@ use aya_ebpf::{
 };
 use guard_common::{
     abi::{
-        CellHot, CellKey, CellRecord, CellStageEntry, Counter, DeviceKey, DeviceState, GuardConfig, Meta, StageEntry,
-        TatSlot, CELL_SLOTS, DEFAULT_MAX_CELLS, DEFAULT_MAX_CELL_STAGES, DEFAULT_MAX_DEVICES, DEFAULT_MAX_STAGED,
-        EVENTS_RING_BYTES, HINT_COUNT, STAT_COUNT,
+        CellHot, CellKey, CellRecord, CellStageEntry, Counter, DeviceKey, DeviceState, FragEntry, FragKey, GuardConfig,
+        Meta, StageEntry, TatSlot, CELL_SLOTS, DEFAULT_MAX_CELLS, DEFAULT_MAX_CELL_STAGES, DEFAULT_MAX_DEVICES,
+        DEFAULT_MAX_FRAGS, DEFAULT_MAX_STAGED, EVENTS_RING_BYTES, HINT_COUNT, STAT_COUNT,
     },
     parse::Malformed,
     policy::Verdict,
@@ -33,6 +33,10 @@ pub static N3_DEVICES: LruHashMap<DeviceKey, DeviceState> = LruHashMap::pinned(D
 /// Device stages, userspace-owned. A plain hash: the data plane never inserts or evicts here.
 #[map(name = "N3_STAGES")]
 pub static N3_STAGES: HashMap<DeviceKey, StageEntry> = HashMap::pinned(DEFAULT_MAX_STAGED, 0);
+
+/// Datagrams whose first IP fragment was dropped (`abi::FragKey`): their later fragments follow.
+#[map(name = "N3_FRAGS")]
+pub static N3_FRAGS: LruHashMap<FragKey, FragEntry> = LruHashMap::pinned(DEFAULT_MAX_FRAGS, 0);
 
 /// gNB records (`abi::CellRecord`): edge limiters, slow-path counters, the hot slot.
 #[map(name = "N3_CELLS")]

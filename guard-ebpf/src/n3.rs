@@ -13,15 +13,15 @@ use aya_ebpf::{
 };
 use guard_common::{
     abi::{
-        CellHot, CellKey, CellRecord, DeviceKey, DeviceState, GuardConfig, L3Addr, Limit, StageEntry, BIND_TEID,
-        DEVICE_KIND_TEID, ECHO_PATH_SLOTS, EVENT_DEVICE_OVER_LIMIT, EVENT_ECHO_LIMITED, EVENT_ERR_IND_LIMITED,
-        EVENT_NEW_DEVICE_LIMITED, EVENT_SPOOF, FAMILY_NONE, HINT_STAGE_GEN, KEY_MODE_UE_ADDR, PROT_ANTISPOOF,
-        PROT_CELL_CAP, PROT_ECHO, PROT_ERR_IND, PROT_HOST_CAP, PROT_MALFORMED, PROT_NEW_DEVICE, STAGE_FLAG_EXEMPT,
-        STAGE_OBSERVE, STAT_MAP_UPDATE_FAILED, STAT_NO_CONFIG,
+        CellHot, CellKey, CellRecord, DeviceKey, DeviceState, FragEntry, FragKey, GuardConfig, L3Addr, Limit,
+        StageEntry, BIND_TEID, DEVICE_KIND_TEID, ECHO_PATH_SLOTS, EVENT_DEVICE_OVER_LIMIT, EVENT_ECHO_LIMITED,
+        EVENT_ERR_IND_LIMITED, EVENT_NEW_DEVICE_LIMITED, EVENT_SPOOF, FAMILY_NONE, HINT_STAGE_GEN, KEY_MODE_UE_ADDR,
+        PROT_ANTISPOOF, PROT_CELL_CAP, PROT_ECHO, PROT_ERR_IND, PROT_HOST_CAP, PROT_MALFORMED, PROT_NEW_DEVICE,
+        STAGE_FLAG_EXEMPT, STAGE_OBSERVE, STAT_MAP_UPDATE_FAILED, STAT_NO_CONFIG,
     },
     parse::{
         gtpu::{MSG_ECHO_REQUEST, MSG_ECHO_RESPONSE, MSG_END_MARKER, MSG_ERROR_INDICATION, MSG_G_PDU},
-        n3::{self, GtpPacket},
+        n3::{self, GtpPacket, FRAG_FIRST, FRAG_LATER},
         Malformed,
     },
     policy::{self, Gate, StageDecision, Verdict},
@@ -32,7 +32,9 @@ use crate::{
     cells, clock,
     counters::{self, add},
     cursor::XdpPacket,
-    maps::{N3_CELLS, N3_CELL_STAGES, N3_CONFIG, N3_DEVICES, N3_HINTS, N3_NEW_DEV, N3_PCPU_TAT, N3_PKT, N3_STAGES},
+    maps::{
+        N3_CELLS, N3_CELL_STAGES, N3_CONFIG, N3_DEVICES, N3_FRAGS, N3_HINTS, N3_NEW_DEV, N3_PCPU_TAT, N3_PKT, N3_STAGES,
+    },
 };
 
 #[xdp]
@@ -75,6 +77,7 @@ fn verdict(ctx: &XdpContext, len: u64) -> Verdict {
     let p = &mut scratch.pkt;
     match parse_frame(ctx, cfg.gtpu_port as u16, p) {
         Ok(true) => {}
+        Ok(false) if p.frag_kind == FRAG_LATER => return later_fragment(ctx, p, &mut scratch.clock),
         Ok(false) => return Verdict::PassNotGtp,
         Err(m) => {
             counters::malformed(m, len);
@@ -101,7 +104,59 @@ fn verdict(ctx: &XdpContext, len: u64) -> Verdict {
     } else {
         0
     };
-    policy(cfg, &scratch.pkt, &mut scratch.clock, len, echo_slot)
+    let v = policy(cfg, &scratch.pkt, &mut scratch.clock, len, echo_slot);
+    if v.is_drop() && scratch.pkt.frag_kind == FRAG_FIRST {
+        first_fragment_dropped(ctx, cfg, &scratch.pkt, &mut scratch.clock);
+    }
+    v
+}
+
+/// The datagram key of a fragment (RFC 791 §3.2: source, destination, protocol, Identification;
+/// the protocol is UDP for every fragment `parse_into` names).
+#[inline(always)]
+fn frag_key(ctx: &XdpContext, p: &GtpPacket) -> Option<FragKey> {
+    let ctx = XdpContext::new(core::hint::black_box(ctx.ctx));
+    let family = p.outer_src.family;
+    let w = n3::outer_dst_words(&XdpPacket::new(&ctx), p.vlan_tags, family)?;
+    let (a, b, c, d) = (w[0].to_be_bytes(), w[1].to_be_bytes(), w[2].to_be_bytes(), w[3].to_be_bytes());
+    let addr = [a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3], c[0], c[1], c[2], c[3], d[0], d[1], d[2], d[3]];
+    Some(FragKey { src: p.outer_src, dst: L3Addr { family, addr }, id: p.frag })
+}
+
+/// A first fragment was dropped: drop its datagram's later fragments for `frag_window_ns` too,
+/// so a fragmented flood of a dropped device does not fill the UPF's reassembly memory.
+#[inline(never)]
+fn first_fragment_dropped(ctx: &XdpContext, cfg: &GuardConfig, p: &GtpPacket, clock_cache: &mut [u64; 2]) {
+    let Some(key) = frag_key(ctx, p) else {
+        return;
+    };
+    let now = clock::coarse_ns(clock_cache);
+    let e = FragEntry { expires_ns: now.saturating_add(cfg.frag_window_ns), dropped: 0 };
+    if N3_FRAGS.insert(&key, &e, 0).is_err() {
+        counters::stat(STAT_MAP_UPDATE_FAILED);
+    }
+}
+
+/// A later fragment: dropped when its datagram's first fragment was (and recently), else passed
+/// and counted as such: the guard cannot attribute it to a device, and never drops what it cannot
+/// attribute.
+#[inline(never)]
+fn later_fragment(ctx: &XdpContext, p: &GtpPacket, clock_cache: &mut [u64; 2]) -> Verdict {
+    let Some(key) = frag_key(ctx, p) else {
+        return Verdict::PassFragment;
+    };
+    let Some(e) = N3_FRAGS.get_ptr_mut(&key) else {
+        return Verdict::PassFragment;
+    };
+    let now = clock::coarse_ns(clock_cache);
+    // SAFETY: a live LRU map value; the counter is updated atomically.
+    unsafe {
+        if (*e).expires_ns <= now {
+            return Verdict::PassFragment;
+        }
+        add(&mut (*e).dropped, 1);
+    }
+    Verdict::DropFragment
 }
 
 /// Everything after the parse, in a BPF subprogram of its own. Its frame (~120 bytes) stacks on

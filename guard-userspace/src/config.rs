@@ -148,6 +148,11 @@ pub struct DataplaneSection {
     /// session on it). Set it to what the UPF answers without harm; only a rate above it, which
     /// a forger must pay for, engages the per-path budgets.
     pub echo_host: PpsLimit,
+    /// After a G-PDU's first IP fragment is dropped, its later fragments (same source,
+    /// destination and Identification, RFC 791 §3.2) are dropped for this long. Fragments of one
+    /// datagram arrive back to back; longer would let a benign datagram that reuses the
+    /// Identification on the same gNB path be caught.
+    pub fragment_window: Dur,
     /// Per-gNB Error Indication rate.
     pub err_ind: PeriodLimit,
     /// QFIs (0..=63) never shaped or dropped by rate stages (e.g. the flows carrying emergency
@@ -169,6 +174,7 @@ impl Default for DataplaneSection {
             new_device: PpsLimit { pps: 1000, burst: 2000 },
             echo: PeriodLimit { count: 1, per: Dur::secs(60), burst: 8 },
             echo_host: PpsLimit { pps: 20_000, burst: 40_000 },
+            fragment_window: Dur(50_000_000),
             err_ind: PeriodLimit { count: 100, per: Dur::secs(1), burst: 200 },
             exempt_qfi: Vec::new(),
             event_gap: Dur::secs(1),
@@ -883,6 +889,11 @@ impl Config {
             v.check(*q <= 63, &format!("dataplane.exempt_qfi[{i}]"), "QFI must be 0..=63 (TS 23.501 §5.7.1)");
         }
         v.check(d.event_gap.0 > 0, "dataplane.event_gap", "must be > 0");
+        v.check(
+            d.fragment_window.0 > 0 && d.fragment_window.0 <= 1_000_000_000,
+            "dataplane.fragment_window",
+            "must be > 0 and at most 1s (an IP Identification is reused within seconds on a busy path)",
+        );
     }
 
     fn validate_classify(&self, v: &mut Validator) {
@@ -1038,6 +1049,7 @@ impl Config {
             event_rate: d.event_rate.limit(),
             // Per CPU, like the host cap: each CPU meters its share without a shared cache line.
             echo_host: Limit::per_second((d.echo_host.pps / n).max(1), (d.echo_host.burst / n).max(1)),
+            frag_window_ns: d.fragment_window.0,
         }
     }
 

@@ -67,9 +67,14 @@ case("end_marker", eth() / outer() / GTP_U_Header(gtp_type=254, teid=0x1001), "p
 # --- Not GTP-U: passed untouched --------------------------------------------------------------
 case("arp", Ether(dst="ff:ff:ff:ff:ff:ff") / ARP(psrc=GNB, pdst=CORE), "pass_not_gtp")
 case("udp_dns", eth() / outer(dport=53) / Raw(b"\x00" * 12), "pass_not_gtp")
-# RFC 791: a fragment (here the first, MF set) holds an incomplete GTP-U message: not parsed.
+# RFC 791 §3.2: the first fragment (MF set, offset 0) carries the UDP and GTP-U headers: judged
+# like the whole G-PDU. A later fragment carries neither: passed, counted as pass_fragment (its
+# first fragment was not dropped). docs/dataplane.md, "Outer IP fragments".
 case("ipv4_fragment", eth() / IP(src=GNB, dst=CORE, flags="MF", frag=0, proto=17) / UDP(sport=2152, dport=2152)
-     / gpdu() / inner(), "pass_not_gtp")
+     / gpdu() / inner(), "pass_gpdu")
+case("ipv4_later_fragment", eth() / IP(src=GNB, dst=CORE, frag=185, proto=17) / Raw(b"\x5a" * 64), "pass_fragment")
+# A later fragment of another protocol is not the guard's business.
+case("ipv4_later_fragment_tcp", eth() / IP(src=GNB, dst=CORE, frag=185, proto=6) / Raw(b"\x5a" * 64), "pass_not_gtp")
 
 # --- Malformed below GTP-U: counted, passed for the kernel stack to drop ----------------------
 case("ipv4_ihl_4", patch(eth() / outer() / gpdu() / inner(), ETH, b"\x44"), "pass_malformed", "ipv4_bad_ihl")

@@ -68,6 +68,19 @@ impl Gtpu {
 /// GTP-U Length field must fit in it.
 #[inline(always)]
 pub fn parse<P: Packet + ?Sized>(pkt: &P, off: usize, udp_payload_len: usize) -> Result<Gtpu, Malformed> {
+    parse_in(pkt, off, udp_payload_len, true)
+}
+
+/// [`parse`] of a message the frame may hold only the start of (`whole == false`: the first IP
+/// fragment of a G-PDU, RFC 791 §3.2): the headers must be there, the rest of the message may be
+/// in later fragments, so `end` is capped at the frame.
+#[inline(always)]
+pub fn parse_in<P: Packet + ?Sized>(
+    pkt: &P,
+    off: usize,
+    udp_payload_len: usize,
+    whole: bool,
+) -> Result<Gtpu, Malformed> {
     let h = pkt.read::<GTPU_HLEN>(off).ok_or(Malformed::GtpTruncated)?;
     // Octet 1: Version (3 bits) = 1 | PT (1 bit) = 1 for GTP (0 is GTP') | spare | E | S | PN.
     let flags = h[0];
@@ -82,12 +95,15 @@ pub fn parse<P: Packet + ?Sized>(pkt: &P, off: usize, udp_payload_len: usize) ->
     // fields and extension headers count as payload (TS 29.281 §5.1).
     let length = be16([h[2], h[3]]);
     let teid = be32([h[4], h[5], h[6], h[7]]);
-    let end = off + GTPU_HLEN + length as usize;
+    let mut end = off + GTPU_HLEN + length as usize;
     if GTPU_HLEN + length as usize > udp_payload_len {
         return Err(Malformed::GtpLengthMismatch);
     }
     if end > pkt.len() {
-        return Err(Malformed::GtpTruncated);
+        if whole {
+            return Err(Malformed::GtpTruncated);
+        }
+        end = pkt.len();
     }
     if !Gtpu::is_known_message(msg_type) {
         return Err(Malformed::UnknownMessageType);

@@ -17,9 +17,15 @@ pub struct L3 {
     pub src: L3Addr,
     /// Offset of the transport header.
     pub next: usize,
-    /// A fragment (IPv4 MF or offset != 0, or an IPv6 Fragment header): the transport header may
-    /// be absent, so it is not parsed.
+    /// A fragment (IPv4 MF or offset != 0; an IPv6 Fragment header other than an atomic one):
+    /// the transport header may be absent.
     pub fragment: bool,
+    /// The first fragment (offset 0, more to come): it carries the transport header and the
+    /// start of the payload (RFC 791 §3.2, RFC 8200 §4.5), so it can be judged like a packet.
+    pub frag_first: bool,
+    /// The fragment's Identification (IPv4: 16 bits; IPv6: the Fragment header's 32 bits), 0
+    /// for a packet that is not a fragment.
+    pub frag_id: u32,
 }
 
 /// Parse an IPv4 header at `off`.
@@ -38,10 +44,19 @@ pub fn parse_ipv4<P: Packet + ?Sized>(pkt: &P, off: usize) -> Result<L3, Malform
     if ihl > 20 {
         pkt.read::<4>(off + ihl - 4).ok_or(Malformed::Ipv4Truncated)?;
     }
-    // Octets 6-7: flags (3 bits: reserved, DF, MF) | fragment offset (13 bits).
+    // Octets 6-7: flags (3 bits: reserved, DF, MF) | fragment offset (13 bits); 4-5: Identification.
     let frag = be16([h[6], h[7]]);
     let fragment = frag & 0x2000 != 0 || frag & 0x1fff != 0;
-    Ok(L3 { proto: h[9], src: L3Addr::v4([h[12], h[13], h[14], h[15]]), next: off + ihl, fragment })
+    let frag_first = fragment && frag & 0x1fff == 0;
+    let frag_id = if fragment { u32::from(be16([h[4], h[5]])) } else { 0 };
+    Ok(L3 {
+        proto: h[9],
+        src: L3Addr::v4([h[12], h[13], h[14], h[15]]),
+        next: off + ihl,
+        fragment,
+        frag_first,
+        frag_id,
+    })
 }
 
 /// Parse an IPv6 header at `off`, walking up to [`MAX_IPV6_EXT`] extension headers.
@@ -58,6 +73,8 @@ pub fn parse_ipv6<P: Packet + ?Sized>(pkt: &P, off: usize) -> Result<L3, Malform
     let mut next_hdr = h[6];
     let mut next = off + IPV6_HLEN;
     let mut fragment = false;
+    let mut frag_first = false;
+    let mut frag_id = 0u32;
     for _ in 0..MAX_IPV6_EXT {
         match next_hdr {
             // Hop-by-Hop (0), Routing (43), Destination Options (60): Hdr Ext Len in 8-octet
@@ -73,21 +90,33 @@ pub fn parse_ipv6<P: Packet + ?Sized>(pkt: &P, off: usize) -> Result<L3, Malform
                 next_hdr = e[0];
                 next += (e[1] as usize + 2) * 4;
             }
-            // Fragment header (RFC 8200 §4.5): stop, the payload is a fragment.
+            // Fragment header (RFC 8200 §4.5): Next Header, reserved, Fragment Offset (13 bits) |
+            // Res | M, Identification (32 bits); 8 octets.
             44 => {
-                // The Fragment header is 8 octets.
-                let e = pkt.read::<2>(next).ok_or(Malformed::Ipv6ExtTruncated)?;
+                let e = pkt.read::<8>(next).ok_or(Malformed::Ipv6ExtTruncated)?;
                 next_hdr = e[0];
+                let off_m = be16([e[2], e[3]]);
+                if off_m & 0xfff9 == 0 {
+                    // An atomic fragment (offset 0, M clear; RFC 6946): the whole packet, whose
+                    // transport header follows. Parsed like any packet.
+                    next += 8;
+                    continue;
+                }
                 fragment = true;
+                frag_first = off_m & 0xfff8 == 0;
+                frag_id = u32::from_be_bytes([e[4], e[5], e[6], e[7]]);
+                if frag_first {
+                    next += 8;
+                }
                 break;
             }
             _ => break,
         }
     }
-    if !fragment && matches!(next_hdr, 0 | 43 | 60 | 51) {
+    if !fragment && matches!(next_hdr, 0 | 43 | 60 | 51 | 44) {
         return Err(Malformed::Ipv6ExtTooDeep);
     }
-    Ok(L3 { proto: next_hdr, src: L3Addr::v6(src), next, fragment })
+    Ok(L3 { proto: next_hdr, src: L3Addr::v6(src), next, fragment, frag_first, frag_id })
 }
 
 /// The source and destination addresses of the IP packet at `off` (the inner packet of a G-PDU).

@@ -21,7 +21,19 @@ pub struct GtpPacket {
     pub inner_src: L3Addr,
     /// Inner destination of a G-PDU (the server the device talks to), or [`L3Addr::NONE`].
     pub inner_dst: L3Addr,
+    /// [`FRAG_NONE`], [`FRAG_FIRST`] (judged like a whole packet) or [`FRAG_LATER`] (no GTP-U
+    /// header: `parse_into` returns `Ok(false)` with `outer_src`, `vlan_tags` and `frag` set).
+    pub frag_kind: u32,
+    /// The IP Identification of a fragment (0 otherwise).
+    pub frag: u32,
 }
+
+/// [`GtpPacket::frag_kind`]: not a fragment (nor an IPv6 atomic fragment, which is whole).
+pub const FRAG_NONE: u32 = 0;
+/// The first fragment of a UDP datagram: its UDP and GTP-U headers are parsed.
+pub const FRAG_FIRST: u32 = 1;
+/// A later fragment of a UDP datagram.
+pub const FRAG_LATER: u32 = 2;
 
 /// Parse one frame. `Err` carries the malformed reason; [`Malformed::is_gtp`] tells whether the
 /// packet was already known to be GTP-U.
@@ -43,15 +55,26 @@ pub fn parse<P: Packet + ?Sized>(pkt: &P, gtpu_port: u16) -> Result<N3, Malforme
 #[inline(always)]
 pub fn parse_into<P: Packet + ?Sized>(pkt: &P, gtpu_port: u16, out: &mut GtpPacket) -> Result<bool, Malformed> {
     out.outer_src.family = crate::abi::FAMILY_NONE;
+    out.frag_kind = FRAG_NONE;
     let l2 = ethernet::parse(pkt)?;
     let l3 = match l2.ethertype {
         ethernet::ETHERTYPE_IPV4 => ip::parse_ipv4(pkt, l2.next)?,
         ethernet::ETHERTYPE_IPV6 => ip::parse_ipv6(pkt, l2.next)?,
         _ => return Ok(false),
     };
-    if l3.proto != ip::IPPROTO_UDP || l3.fragment {
+    if l3.proto != ip::IPPROTO_UDP {
         return Ok(false);
     }
+    out.frag = if l3.fragment { l3.frag_id } else { 0 };
+    if l3.fragment && !l3.frag_first {
+        // A later fragment: no UDP or GTP-U header. The caller drops it if the first fragment of
+        // its datagram was dropped (`frag_kind`), else passes it.
+        out.outer_src = l3.src;
+        out.vlan_tags = l2.vlan_tags;
+        out.frag_kind = FRAG_LATER;
+        return Ok(false);
+    }
+    out.frag_kind = if l3.fragment { FRAG_FIRST } else { FRAG_NONE };
     out.outer_src = l3.src;
     let u = udp::parse(pkt, l3.next)?;
     if u.dst_port != gtpu_port {
@@ -62,10 +85,12 @@ pub fn parse_into<P: Packet + ?Sized>(pkt: &P, gtpu_port: u16, out: &mut GtpPack
     if ulen < udp::UDP_HLEN {
         return Err(Malformed::UdpBadLength);
     }
-    if l3.next + ulen > pkt.len() {
+    // A first fragment holds the start of the datagram only (RFC 791 §3.2).
+    let whole = !l3.fragment;
+    if whole && l3.next + ulen > pkt.len() {
         return Err(Malformed::GtpTruncated);
     }
-    let g = gtpu::parse(pkt, u.next, ulen - udp::UDP_HLEN)?;
+    let g = gtpu::parse_in(pkt, u.next, ulen - udp::UDP_HLEN, whole)?;
     // The inner addresses are written in place (`inner_addrs_into` says why); `outer_src` was
     // written above. A non-G-PDU has none.
     if g.msg_type == gtpu::MSG_G_PDU {
@@ -178,6 +203,8 @@ pub fn parse_common_into<P: Packet + ?Sized>(pkt: &P, gtpu_port: u16, out: &mut 
     }
     gtpu::store_addr(&mut out.outer_src, FAMILY_IPV4, [outer, 0, 0, 0]);
     out.vlan_tags = 0;
+    out.frag_kind = FRAG_NONE;
+    out.frag = 0;
     out.gtp = gtpu::Gtpu { flags, msg_type: gtpu::MSG_G_PDU, length, teid, ext_count, qfi, pdu_type, payload, end };
     // The T-PDU's addresses, read as the full parser reads them (a truncated inner header is the
     // full parser's to report).
@@ -202,5 +229,7 @@ impl GtpPacket {
         },
         inner_src: L3Addr::NONE,
         inner_dst: L3Addr::NONE,
+        frag_kind: FRAG_NONE,
+        frag: 0,
     };
 }
