@@ -18,7 +18,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 use guard_common::abi_n2::*;
 use guard_common::parse::n2;
-use guard_common::parse::ngap::{NgapError, UE_HAS_RRC_CAUSE, UE_HAS_S_TMSI};
+use guard_common::parse::ngap::{InitialUe, NgapError, UE_HAS_RRC_CAUSE, UE_HAS_S_TMSI};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -297,6 +297,37 @@ pub fn compare(pcap: &Path, victim: Ipv4Addr) -> Result<OracleResult> {
     Ok(r)
 }
 
+/// The fields of one InitialUEMessage on which the guard's walk and tshark differ.
+fn ue_diffs(t: &TsUe, u: &InitialUe) -> Vec<String> {
+    let mut bad = Vec::new();
+    if t.ran_ue != Some(u64::from(u.ran_ue_id)) {
+        bad.push(format!("RAN-UE-NGAP-ID {} vs {:?}", u.ran_ue_id, t.ran_ue));
+    }
+    // tshark prints the 36-bit NR Cell Identity itself (§9.3.1.7), as the guard keeps it.
+    if u.cell_kind != CELL_KIND_NR || t.nci != Some(u.cell_id) {
+        bad.push(format!("NR-CGI NCI {:#x} (kind {}) vs {:?}", u.cell_id, u.cell_kind, t.nci));
+    }
+    if t.plmn.as_slice() != &u.plmn[..3] {
+        bad.push(format!("PLMN {:02x?} vs {:02x?}", &u.plmn[..3], t.plmn));
+    }
+    if t.tac != Some(u64::from(u.tac)) {
+        bad.push(format!("TAC {} vs {:?}", u.tac, t.tac));
+    }
+    let ours = (u.present & UE_HAS_S_TMSI != 0)
+        .then(|| (u64::from(u.amf_set_id()), u64::from(u.amf_pointer()), u64::from(u.tmsi)));
+    if ours != t.s_tmsi {
+        bad.push(format!("5G-S-TMSI {ours:?} vs {:?}", t.s_tmsi));
+    }
+    // RRCEstablishmentCause is an extensible ENUMERATED with 10 root values (§9.3.1.111): the
+    // guard keeps the root index and marks an extension value as RRC_CAUSE_NONE.
+    let want_cause = t.cause.map(|c| if c < 10 { c as u32 } else { RRC_CAUSE_NONE });
+    let got_cause = (u.present & UE_HAS_RRC_CAUSE != 0).then_some(u.rrc_cause);
+    if want_cause != got_cause {
+        bad.push(format!("RRCEstablishmentCause {got_cause:?} vs {:?}", t.cause));
+    }
+    bad
+}
+
 fn compare_ues(r: &mut OracleResult, no: usize, p: &n2::N2Parsed, ts: &[TsUe]) {
     let n = usize::from(p.pkt.ue_count);
     if n != ts.len().min(n2::MAX_UE_MSGS) || usize::from(p.pkt.ue_skipped) != ts.len().saturating_sub(n) {
@@ -316,35 +347,105 @@ fn compare_ues(r: &mut OracleResult, no: usize, p: &n2::N2Parsed, ts: &[TsUe]) {
             }
         };
         r.initial_ue_compared += 1;
-        let mut bad = Vec::new();
-        if t.ran_ue != Some(u64::from(u.ran_ue_id)) {
-            bad.push(format!("RAN-UE-NGAP-ID {} vs {:?}", u.ran_ue_id, t.ran_ue));
-        }
-        if u.cell_kind != CELL_KIND_NR || t.nci.is_none_or(|c| c != u.cell_id && c != u.cell_id << 4) {
-            bad.push(format!("NR-CGI NCI {:#x} (kind {}) vs {:?}", u.cell_id, u.cell_kind, t.nci));
-        }
-        if t.plmn.as_slice() != &u.plmn[..3] {
-            bad.push(format!("PLMN {:02x?} vs {:02x?}", &u.plmn[..3], t.plmn));
-        }
-        if t.tac != Some(u64::from(u.tac)) {
-            bad.push(format!("TAC {} vs {:?}", u.tac, t.tac));
-        }
-        let ours = (u.present & UE_HAS_S_TMSI != 0)
-            .then(|| (u64::from(u.amf_set_id()), u64::from(u.amf_pointer()), u64::from(u.tmsi)));
-        if ours != t.s_tmsi {
-            bad.push(format!("5G-S-TMSI {ours:?} vs {:?}", t.s_tmsi));
-        }
         r.initial_ue_with_s_tmsi += u64::from(t.s_tmsi.is_some());
-        // RRCEstablishmentCause is an extensible ENUMERATED with 10 root values (§9.3.1.111):
-        // the guard keeps the root index and marks an extension value as RRC_CAUSE_NONE.
-        let want_cause = t.cause.map(|c| if c < 10 { c as u32 } else { RRC_CAUSE_NONE });
         r.initial_ue_extension_cause += u64::from(t.cause.is_some_and(|c| c >= 10));
-        let got_cause = (u.present & UE_HAS_RRC_CAUSE != 0).then_some(u.rrc_cause);
-        if want_cause != got_cause {
-            bad.push(format!("RRCEstablishmentCause {got_cause:?} vs {:?}", t.cause));
-        }
+        let bad = ue_diffs(t, &u);
         if !bad.is_empty() {
             r.disagree(no, format!("InitialUEMessage {k}: {}", bad.join("; ")));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use guard_common::parse::ngap::{UE_HAS_CELL, UE_HAS_RAN_UE_ID, UE_HAS_TAC};
+
+    /// One InitialUEMessage as tshark 4.0 prints it in `-T json` (the keys the oracle reads).
+    const TSHARK_UE: &str = r#"{"ngap.NGAP_PDU_tree": {"ngap.initiatingMessage_element": {
+        "ngap.procedureCode": "15", "ngap.value_element": {"ngap.InitialUEMessage_element": {
+        "ngap.protocolIEs_tree": {
+          "Item 0: id-RAN-UE-NGAP-ID": {"ngap.ProtocolIE_Field_element": {"ngap.value_element": {"ngap.RAN_UE_NGAP_ID": "77"}}},
+          "Item 2: id-UserLocationInformation": {"ngap.ProtocolIE_Field_element": {"ngap.value_element": {
+            "ngap.UserLocationInformation_tree": {"ngap.userLocationInformationNR_element": {
+              "ngap.nR_CGI_element": {"ngap.pLMNIdentity": "00:f1:10", "ngap.NRCellIdentity": "0x0000000000404002"},
+              "ngap.tAI_element": {"ngap.pLMNIdentity": "00:f1:11", "ngap.tAC": "1"}}}}}},
+          "Item 3: id-RRCEstablishmentCause": {"ngap.ProtocolIE_Field_element": {"ngap.value_element": {"ngap.RRCEstablishmentCause": "3"}}},
+          "Item 4: id-FiveG-S-TMSI": {"ngap.ProtocolIE_Field_element": {"ngap.value_element": {"ngap.FiveG_S_TMSI_element": {
+            "ngap.aMFSetID": "00:40", "ngap.aMFPointer": "04", "ngap.fiveG_TMSI": "3221225473"}}}}}}}}}}"#;
+
+    fn guard_ue() -> InitialUe {
+        InitialUe {
+            cell_id: 0x404002,
+            present: UE_HAS_RAN_UE_ID | UE_HAS_CELL | UE_HAS_TAC | UE_HAS_S_TMSI | UE_HAS_RRC_CAUSE,
+            cell_kind: CELL_KIND_NR,
+            plmn: [0x00, 0xf1, 0x10, 0],
+            tac: 1,
+            ran_ue_id: 77,
+            tmsi_hi: (1 << 6) | 1,
+            tmsi: 0xc000_0001,
+            rrc_cause: 3,
+            ..InitialUe::default()
+        }
+    }
+
+    #[test]
+    fn tsharks_json_is_read_field_by_field() {
+        let v: Value = serde_json::from_str(TSHARK_UE).expect("sample JSON");
+        let t = ts_ue(&v);
+        assert_eq!(t.ran_ue, Some(77));
+        assert_eq!(t.nci, Some(0x404002));
+        assert_eq!(t.plmn, vec![0x00, 0xf1, 0x10], "the NR-CGI's PLMN, not the TAI's");
+        assert_eq!(t.tac, Some(1));
+        // BIT STRINGs left-aligned: AMF Set ID 0000000001 (10 bits), AMF Pointer 000001 (6 bits).
+        assert_eq!(t.s_tmsi, Some((1, 1, 0xc000_0001)));
+        assert_eq!(t.cause, Some(3));
+        assert!(ue_diffs(&t, &guard_ue()).is_empty(), "{:?}", ue_diffs(&t, &guard_ue()));
+    }
+
+    /// A field name and a change of the guard's reading of it.
+    type Mutant = (&'static str, fn(&mut InitialUe));
+
+    /// Each field the guard could get wrong is a disagreement on its own.
+    #[test]
+    fn every_field_difference_is_a_disagreement() {
+        let t = ts_ue(&serde_json::from_str(TSHARK_UE).expect("sample JSON"));
+        let mutants: [Mutant; 10] = [
+            ("RAN-UE-NGAP-ID", |u| u.ran_ue_id += 1),
+            ("NCI", |u| u.cell_id ^= 1),
+            ("NCI", |u| u.cell_id >>= 4),
+            ("NCI", |u| u.cell_kind = guard_common::abi_n2::CELL_KIND_EUTRA),
+            ("PLMN", |u| u.plmn[2] = 0x11),
+            ("TAC", |u| u.tac = 2),
+            ("5G-S-TMSI", |u| u.tmsi_hi ^= 1),
+            ("5G-S-TMSI", |u| u.present &= !UE_HAS_S_TMSI),
+            ("RRCEstablishmentCause", |u| u.rrc_cause = RRC_CAUSE_NONE),
+            ("RRCEstablishmentCause", |u| u.present &= !UE_HAS_RRC_CAUSE),
+        ];
+        for (what, mutate) in mutants {
+            let mut u = guard_ue();
+            mutate(&mut u);
+            let d = ue_diffs(&t, &u);
+            assert!(d.len() == 1 && d[0].contains(what), "{what}: {d:?}");
+        }
+        // An extension cause (tshark: 10, notAvailable) is the guard's RRC_CAUSE_NONE.
+        let ext = TsUe { cause: Some(10), ..ts_ue(&serde_json::from_str(TSHARK_UE).expect("sample JSON")) };
+        let mut u = guard_ue();
+        assert_eq!(ue_diffs(&ext, &u).len(), 1);
+        u.rrc_cause = RRC_CAUSE_NONE;
+        assert!(ue_diffs(&ext, &u).is_empty());
+    }
+
+    #[test]
+    fn chunk_and_procedure_classes_follow_the_specs() {
+        let want = [(0, CHUNK_CLASS_DATA), (1, CHUNK_CLASS_INIT), (6, CHUNK_CLASS_ABORT), (14, CHUNK_CLASS_SHUTDOWN)];
+        for (t, c) in want {
+            assert_eq!(class_of(t), c, "chunk type {t}");
+        }
+        assert_eq!(class_of(192), CHUNK_CLASS_OTHER, "FORWARD TSN");
+        assert_eq!(proc_of(0, 15), PROC_INITIAL_UE);
+        assert_eq!(proc_of(0, 46), PROC_UPLINK_NAS);
+        assert_eq!(proc_of(1, 21), PROC_SUCCESSFUL);
+        assert_eq!(proc_of(0, 4), PROC_OTHER_INITIATING);
     }
 }
