@@ -57,7 +57,8 @@ fn ensure_pycrate() -> Result<()> {
     let py = venv.join("bin/python3");
     // The distribution is "pycrate"; its modules are pycrate_asn1dir, pycrate_asn1rt, ... (no
     // top-level `pycrate` module), so the version comes from the package metadata.
-    let probe = "import importlib.metadata as m, pycrate_asn1dir.NGAP, pycrate_asn1dir.S1AP; print(m.version('pycrate'))";
+    let probe =
+        "import importlib.metadata as m, pycrate_asn1dir.NGAP, pycrate_asn1dir.S1AP; print(m.version('pycrate'))";
     if let Ok(o) = Command::new(&py).args(["-c", probe]).output() {
         if o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == PYCRATE_VERSION {
             step(&format!("pycrate {PYCRATE_VERSION} (NGAP/S1AP encoder) in {}: ok", venv.display()));
