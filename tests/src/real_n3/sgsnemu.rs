@@ -150,6 +150,10 @@ pub struct Stats {
     pub received_per_context: Vec<u64>,
     /// Whether its GTP-C Echo Request at start was answered ("Received echo response").
     pub echo_answered: bool,
+    /// G-PDUs it received from itself on TEID 0: pings it sent on a context whose Create PDP
+    /// Context Response had not arrived yet (no peer address: they go to 0.0.0.0, i.e. to
+    /// itself, and never reach the guard). sgsnemu counts them as transmitted and lost.
+    pub pings_to_itself: u64,
 }
 
 impl Stats {
@@ -189,14 +193,18 @@ pub fn parse_output(text: &str, contexts: u32) -> Result<Stats> {
     let mut wraps = 0u64;
     let mut last_seq: Option<u64> = None;
     for line in text.lines() {
-        let line = line.trim();
-        if let Some(rest) = line.strip_prefix("PDP ctx: received EUA with IP address: ") {
+        // sgsnemu's stdout shares the log with libosmocore's coloured stderr logging, so a line
+        // can start with an ANSI colour reset; match on content, not on the whole line.
+        const EUA: &str = "PDP ctx: received EUA with IP address: ";
+        if line.contains("Unknown PDP context: TEI=0x0") && line.contains(" 32 ff ") {
+            st.pings_to_itself += 1;
+        } else if let Some(rest) = line.find(EUA).map(|i| &line[i + EUA.len()..]) {
             if let Ok(a) = rest.trim().parse() {
                 st.ue_addrs.push(a);
             }
-        } else if line == "Received create PDP context response." {
+        } else if line.contains("Received create PDP context response.") {
             st.contexts_up += 1;
-        } else if line == "Received echo response" {
+        } else if line.contains("Received echo response") {
             st.echo_answered = true;
         } else if let Some(i) = line.find("icmp_seq=") {
             let digits: String = line[i + 9..].chars().take_while(char::is_ascii_digit).collect();
@@ -239,8 +247,9 @@ mod tests {
     const OUT: &str = "Received echo response\n\
 Received create PDP context response.\n\
 PDP ctx: received EUA with IP address: 172.20.0.2\n\
-Received create PDP context response.\n\
+\x1b[0;mReceived create PDP context response.\n\
 PDP ctx: received EUA with IP address: 172.20.0.3\n\
+\x1b[38;5;35m<000d> gtp.c:2938 Packet from 10.200.0.11:2152, length: 96 content: 32 ff 00 58 : Unknown PDP context: TEI=0x0\n\
 84 bytes from 172.20.0.1: icmp_seq=0 time=0.252 ms\n\
 84 bytes from 172.20.0.1: icmp_seq=1 time=0.326 ms\n\
 84 bytes from 172.20.0.1: icmp_seq=3 time=0.179 ms\n\
@@ -260,6 +269,7 @@ round-trip (ms)  min/avg/max = 0.126/0.173/0.326\n\
         assert_eq!(st.contexts_up, 2);
         assert_eq!(st.ue_addrs, vec![Ipv4Addr::new(172, 20, 0, 2), Ipv4Addr::new(172, 20, 0, 3)]);
         assert!(st.echo_answered);
+        assert_eq!(st.pings_to_itself, 1);
         assert_eq!(st.received_per_context, vec![1, 2]);
         assert_eq!((st.sent_on(0), st.sent_on(1)), (2, 2));
         let (c, l) = st.worst_context().expect("a context");
