@@ -97,7 +97,10 @@ fn cases(specs: &[(&str, u32, &str, u32)]) -> Vec<(String, Vec<Vec<u8>>)> {
             }
             assert_eq!(more, i + 1 < n, "{name} fragment {i}: more-fragments flag {row:?}");
             assert_eq!(off == "0", i == 0, "{name} fragment {i}: offset {row:?}");
-            let id_num = if id.starts_with("0x") { u32::from_str_radix(&id[2..], 16).ok() } else { id.parse().ok() };
+            let id_num = match id.strip_prefix("0x") {
+                Some(hex) => u32::from_str_radix(hex, 16).ok(),
+                None => id.parse().ok(),
+            };
             assert_eq!(id_num, Some(*ident), "{name} fragment {i}: Identification {row:?}");
         }
         assert!(
