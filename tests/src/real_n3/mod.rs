@@ -189,6 +189,9 @@ pub struct Measured {
     pub audit_lines: usize,
     pub wall_s: f64,
     pub guard_cpu_s: Option<f64>,
+    /// The guard binary that ran, and when it was built (its mtime, Unix s): the guard's code
+    /// changes under the lab, so the report says which one it measured.
+    pub guard_bin: (PathBuf, f64),
 }
 
 /// Run the scenario, write its report under `<out>/real-n3/`, return its checks.
@@ -379,5 +382,9 @@ fn measure(opts: &RealOpts, plan: &Plan, dir: &Path) -> Result<Measured> {
         audit_lines: audit_lines.len(),
         wall_s: started.elapsed().as_secs_f64(),
         guard_cpu_s,
+        guard_bin: (
+            opts.guard_bin.clone(),
+            std::fs::metadata(&opts.guard_bin).and_then(|m| m.modified()).map(epoch).unwrap_or(f64::NAN),
+        ),
     })
 }

@@ -6,11 +6,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 use std::path::Path;
+use std::time::SystemTime;
 
 use anyhow::{Context, Result};
 use serde_json::json;
 
-use super::{echo, Measured, SCENARIO};
+use super::{echo, epoch, Measured, SCENARIO};
 use crate::realpeers::RealCheck;
 
 /// Targets (issue 15).
@@ -308,6 +309,7 @@ pub fn write(dir: &Path, m: &Measured, checks: &[RealCheck]) -> Result<()> {
         "ggsn": m.ggsn_addr,
         "wall_s": m.wall_s,
         "guard_cpu_s": m.guard_cpu_s,
+        "guard_bin": {"path": m.guard_bin.0, "mtime_unix_s": m.guard_bin.1},
         "flood_started_unix_s": m.flood_started,
         "checks": checks,
         "instances": instances,
@@ -337,6 +339,12 @@ pub fn write(dir: &Path, m: &Measured, checks: &[RealCheck]) -> Result<()> {
         p.echo_rounds_s,
         m.wall_s,
         m.guard_cpu_s.unwrap_or(f64::NAN)
+    );
+    let _ = writeln!(
+        md,
+        "Guard binary: `{}` (built {:.0} s before this report).\n",
+        m.guard_bin.0.display(),
+        epoch(SystemTime::now()) - m.guard_bin.1
     );
     let _ = writeln!(md, "## Checks\n\n| result | criterion | measured |\n|---|---|---|");
     for c in checks {
