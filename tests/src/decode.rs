@@ -13,6 +13,13 @@ pub struct GtpSummary {
     pub teid: u32,
     /// Inner source of a G-PDU whose T-PDU is IP.
     pub ue_src: Option<IpAddr>,
+    /// What tells one sender of a signalling message from another in the lab: the Sequence
+    /// Number of a message with the S flag (an Echo Request, TS 29.281 §7.2.1), else the TEID
+    /// Data I of an Error Indication (§7.3.1, when it is the first IE).
+    pub tag: Option<u32>,
+    /// The first fragment of an outer IPv4 datagram (offset 0, More Fragments, RFC 791 §3.2):
+    /// it carries the UDP and GTP-U headers of the whole; the lengths point past it.
+    pub first_fragment: bool,
 }
 
 /// Result of looking at one frame.
@@ -22,7 +29,10 @@ pub enum Decoded {
     Gtp(GtpSummary),
     /// UDP to `port` that does not hold a sane GTP-U v1 header.
     BadGtp,
-    /// Anything else (ARP, ICMP, IPv6 ND, other ports, fragments).
+    /// A later fragment (offset > 0) of an outer IPv4 UDP datagram: no UDP header, known only by
+    /// its source and Identification (RFC 791 §3.2).
+    Fragment { src: Ipv4Addr, id: u16 },
+    /// Anything else (ARP, ICMP, IPv6 ND, other ports).
     Other,
 }
 
@@ -49,15 +59,21 @@ fn decode_opt(f: &[u8], port: u16) -> Option<Decoded> {
         ethertype = u16_at(f, off)?;
     }
     off += 2;
+    let mut first_fragment = false;
     let (src, udp) = match ethertype {
         0x0800 => {
             let v = get::<20>(f, off)?;
             let ihl = usize::from(v[0] & 0x0f) * 4;
             let frag = u16::from_be_bytes([v[6], v[7]]) & 0x3fff;
-            if v[0] >> 4 != 4 || ihl < 20 || v[9] != 17 || frag != 0 {
+            if v[0] >> 4 != 4 || ihl < 20 || v[9] != 17 {
                 return Some(Decoded::Other);
             }
-            (IpAddr::V4(Ipv4Addr::new(v[12], v[13], v[14], v[15])), off + ihl)
+            let src = Ipv4Addr::new(v[12], v[13], v[14], v[15]);
+            if frag & 0x1fff != 0 {
+                return Some(Decoded::Fragment { src, id: u16::from_be_bytes([v[4], v[5]]) });
+            }
+            first_fragment = frag & 0x2000 != 0;
+            (IpAddr::V4(src), off + ihl)
         }
         0x86dd => {
             let v = get::<40>(f, off)?;
@@ -72,10 +88,10 @@ fn decode_opt(f: &[u8], port: u16) -> Option<Decoded> {
     if u16_at(f, udp + 2)? != port {
         return Some(Decoded::Other);
     }
-    Some(decode_gtp(f, src, udp + 8).unwrap_or(Decoded::BadGtp))
+    Some(decode_gtp(f, src, udp + 8, first_fragment).unwrap_or(Decoded::BadGtp))
 }
 
-fn decode_gtp(f: &[u8], outer_src: IpAddr, g: usize) -> Option<Decoded> {
+fn decode_gtp(f: &[u8], outer_src: IpAddr, g: usize, first_fragment: bool) -> Option<Decoded> {
     let h = get::<8>(f, g)?;
     if h[0] >> 5 != 1 || h[0] & 0x10 == 0 {
         return Some(Decoded::BadGtp);
@@ -84,6 +100,12 @@ fn decode_gtp(f: &[u8], outer_src: IpAddr, g: usize) -> Option<Decoded> {
     let teid = u32::from_be_bytes([h[4], h[5], h[6], h[7]]);
     let end = g + 8 + usize::from(u16::from_be_bytes([h[2], h[3]]));
     let mut ue_src = None;
+    let mut tag = None;
+    if h[0] & 0x02 != 0 {
+        tag = u16_at(f, g + 8).map(u32::from);
+    } else if msg_type == 26 && h[0] & 0x07 == 0 && f.get(g + 8) == Some(&16) {
+        tag = get::<4>(f, g + 9).map(u32::from_be_bytes);
+    }
     if msg_type == 255 {
         let mut cur = g + 8;
         if h[0] & 0x07 != 0 {
@@ -108,7 +130,7 @@ fn decode_gtp(f: &[u8], outer_src: IpAddr, g: usize) -> Option<Decoded> {
             };
         }
     }
-    Some(Decoded::Gtp(GtpSummary { outer_src, msg_type, teid, ue_src }))
+    Some(Decoded::Gtp(GtpSummary { outer_src, msg_type, teid, ue_src, tag, first_fragment }))
 }
 
 #[cfg(test)]
@@ -126,6 +148,24 @@ mod tests {
         assert_eq!(decode(&GtpFrame::gpdu(1).gtp_version(2).build(), 2152), Decoded::BadGtp);
         assert_eq!(decode(&GtpFrame::gpdu(1).zero_length_ext(0x85).build(), 2152), Decoded::BadGtp);
         let Decoded::Gtp(s) = decode(&GtpFrame::echo_request(1).build(), 2152) else { panic!("echo") };
-        assert_eq!((s.teid, s.msg_type, s.ue_src), (0, 1, None));
+        assert_eq!((s.teid, s.msg_type, s.ue_src, s.tag), (0, 1, None, Some(1)));
+        let ei = GtpFrame::error_indication(0x0bad_0007, IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1))).build();
+        let Decoded::Gtp(s) = decode(&ei, 2152) else { panic!("error indication") };
+        assert_eq!((s.msg_type, s.tag), (26, Some(0x0bad_0007)));
+    }
+
+    #[test]
+    fn decodes_fragments() {
+        let f = GtpFrame::gpdu(42)
+            .inner_v4(Ipv4Addr::new(10, 45, 1, 2), Ipv4Addr::new(192, 0, 2, 1))
+            .payload_len(1400)
+            .build();
+        let frags = crate::frames::fragment_ipv4(&f, 14, 1400, 77).expect("fragments");
+        assert_eq!(frags.len(), 2);
+        let Decoded::Gtp(s) = decode(&frags[0], 2152) else { panic!("first fragment") };
+        assert_eq!((s.teid, s.first_fragment, s.ue_src), (42, true, Some(IpAddr::V4(Ipv4Addr::new(10, 45, 1, 2)))));
+        assert_eq!(decode(&frags[1], 2152), Decoded::Fragment { src: Ipv4Addr::new(10, 200, 0, 11), id: 77 });
+        let Decoded::Gtp(s) = decode(&f, 2152) else { panic!("whole") };
+        assert!(!s.first_fragment);
     }
 }

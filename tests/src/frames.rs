@@ -605,6 +605,87 @@ pub fn ipv4_packet(
     h
 }
 
+/// Cut the outer IPv4 datagram of an Ethernet frame into fragments of at most `max_ip_len` bytes
+/// of IP (header included), as a router or the sending gNB does on a path with that MTU
+/// (RFC 791 §3.2): every fragment but the last carries a multiple of 8 data octets and More
+/// Fragments; Fragment Offset counts 8-octet units; all carry the datagram's Identification `id`
+/// (which is written into the header) and DF cleared; the first fragment keeps every option,
+/// the others only those with the copied flag (RFC 791 §3.1). Each fragment gets its own total
+/// length and header checksum and the frame's L2 header (`l2_len` bytes). `None` when the frame
+/// holds no IPv4 header, the datagram is already a fragment, or `max_ip_len` leaves no room for
+/// 8 data octets; a datagram that fits is returned as one frame (with `id` set and DF cleared).
+pub fn fragment_ipv4(frame: &[u8], l2_len: usize, max_ip_len: usize, id: u16) -> Option<Vec<Vec<u8>>> {
+    let ip = frame.get(l2_len..)?;
+    let ihl = usize::from(*ip.first()? & 0x0f) * 4;
+    if *ip.first()? >> 4 != 4 || ihl < 20 || ip.len() < ihl {
+        return None;
+    }
+    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]])).min(ip.len());
+    let flags = u16::from_be_bytes([ip[6], ip[7]]);
+    if flags & 0x3fff != 0 || total < ihl {
+        return None;
+    }
+    let (l2, hdr, data) = (&frame[..l2_len], &ip[..ihl], &ip[ihl..total]);
+    // Options copied into the later fragments: those whose type has the copied flag (0x80).
+    let mut later_opts = Vec::new();
+    let mut o = 20;
+    while o < ihl {
+        let t = hdr[o];
+        match t {
+            0 => break,
+            1 => o += 1,
+            _ => {
+                let len = usize::from(*hdr.get(o + 1)?).max(2);
+                let opt = hdr.get(o..o + len)?;
+                if t & 0x80 != 0 {
+                    later_opts.extend_from_slice(opt);
+                }
+                o += len;
+            }
+        }
+    }
+    while later_opts.len() % 4 != 0 {
+        later_opts.push(0);
+    }
+    let mut out = Vec::new();
+    let mut off = 0usize;
+    loop {
+        let first = off == 0;
+        let h_len = if first { ihl } else { 20 + later_opts.len() };
+        // Data per fragment: what fits, rounded down to 8 octets unless it is the rest.
+        let room = max_ip_len.checked_sub(h_len)? / 8 * 8;
+        if room == 0 {
+            return None;
+        }
+        let rest = data.len() - off;
+        let (n, more) = if rest <= max_ip_len - h_len { (rest, false) } else { (room, true) };
+        let mut h = Vec::with_capacity(h_len);
+        h.extend_from_slice(&hdr[..20]);
+        if first {
+            h.extend_from_slice(&hdr[20..]);
+        } else {
+            h.extend_from_slice(&later_opts);
+        }
+        h[0] = 0x40 | u8::try_from(h_len / 4).unwrap_or(0x0f);
+        h[2..4].copy_from_slice(&u16::try_from(h_len + n).unwrap_or(u16::MAX).to_be_bytes());
+        h[4..6].copy_from_slice(&id.to_be_bytes());
+        let fo = u16::try_from(off / 8).unwrap_or(0x1fff) & 0x1fff;
+        h[6..8].copy_from_slice(&(fo | if more { 0x2000 } else { 0 }).to_be_bytes());
+        h[10..12].copy_from_slice(&[0, 0]);
+        let c = internet_checksum(&h);
+        h[10..12].copy_from_slice(&c.to_be_bytes());
+        let mut f = Vec::with_capacity(l2.len() + h.len() + n);
+        f.extend_from_slice(l2);
+        f.extend_from_slice(&h);
+        f.extend_from_slice(&data[off..off + n]);
+        out.push(f);
+        off += n;
+        if !more {
+            return Some(out);
+        }
+    }
+}
+
 /// An IPv6 packet (no extension headers).
 pub fn ipv6_packet(src: Ipv6Addr, dst: Ipv6Addr, next: u8, hop_limit: u8, payload: &[u8]) -> Vec<u8> {
     let mut h = Vec::with_capacity(40 + payload.len());
@@ -733,6 +814,43 @@ mod tests {
         s = ones_sum(s, &(udp.len() as u32).to_be_bytes());
         s = ones_sum(s, &[0, 0, 0, 17]);
         assert_eq!(!(ones_sum(s, udp) as u16), 0);
+    }
+
+    /// RFC 791 §3.2: the fragments' data, at their offsets, is the datagram's payload; every one
+    /// but the last has MF and a multiple of 8 data octets; headers verify; the Identification is
+    /// the given one.
+    #[test]
+    fn ipv4_fragments_reassemble_to_the_datagram() {
+        let whole = GtpFrame::gpdu(9).payload_len(1400).ipv4_options(&[0x94, 0x04, 0, 0, 0x07, 0x03, 0x04, 0]).build();
+        let ihl = usize::from(whole[14] & 0x0f) * 4;
+        let frags = fragment_ipv4(&whole, 14, 600, 0x1234).expect("fragments");
+        assert_eq!(frags.len(), 3);
+        let mut data = vec![0u8; whole.len() - 14 - ihl];
+        let mut covered = 0;
+        for (i, f) in frags.iter().enumerate() {
+            assert_eq!(&f[..14], &whole[..14]);
+            let h = usize::from(f[14] & 0x0f) * 4;
+            assert!(f.len() - 14 <= 600);
+            assert_eq!(internet_checksum(&f[14..14 + h]), 0, "header checksum of fragment {i}");
+            assert_eq!(be16(f, 16), f.len() - 14);
+            assert_eq!(be16(f, 18), 0x1234);
+            let fl = be16(f, 20);
+            let (mf, off) = (fl & 0x2000 != 0, (fl & 0x1fff) * 8);
+            assert_eq!(fl & 0x4000, 0, "DF cleared");
+            assert_eq!(mf, i + 1 < frags.len());
+            let n = f.len() - 14 - h;
+            if mf {
+                assert_eq!(n % 8, 0);
+            }
+            // Router Alert (0x94) has the copied flag, Record Route (0x07) has not.
+            assert_eq!(h, if i == 0 { ihl } else { 24 });
+            data[off..off + n].copy_from_slice(&f[14 + h..]);
+            covered += n;
+        }
+        assert_eq!(covered, data.len());
+        assert_eq!(&data[..], &whole[14 + ihl..]);
+        assert!(fragment_ipv4(&frags[1], 14, 600, 1).is_none(), "a fragment is not cut again");
+        assert_eq!(fragment_ipv4(&whole, 14, 4000, 7).map(|v| v.len()), Some(1));
     }
 
     #[test]

@@ -136,7 +136,7 @@ pub fn send_frames(ns: &Netns, ifname: &str, frames: &[Vec<u8>], opts: &SendOpts
         report.sent += n;
         match decode(&frames[i], opts.gtpu_port) {
             Decoded::Gtp(s) => *report.per_teid.entry(s.teid).or_default() += n,
-            Decoded::BadGtp | Decoded::Other => report.non_gtp += n,
+            Decoded::BadGtp | Decoded::Other | Decoded::Fragment { .. } => report.non_gtp += n,
         }
     }
     report.per_teid.retain(|_, n| *n > 0);

@@ -109,10 +109,28 @@ pub enum Profile {
     },
     /// GTP-U Echo Requests (TEID 0) at `pps` from the device's gNB.
     EchoFlood { pps: Num },
+    /// A gNB's own path supervision (TS 29.281 §7.2.1): one Echo Request per `period_s` on the
+    /// path (gNB address → the core's address), the first at a random time within the first
+    /// period (or the segment, if shorter), each followed by `retries` retransmissions
+    /// `t3_s` apart (T3-RESPONSE, N3-REQUESTS): the lab's core never answers, so this is the
+    /// most a real path sends. Benign: every one must pass.
+    EchoPath {
+        #[serde(default = "default_echo_period")]
+        period_s: Num,
+        #[serde(default = "default_t3")]
+        t3_s: f64,
+        #[serde(default = "default_retries")]
+        retries: u32,
+    },
     /// Error Indications (TEID 0) at `pps` from the device's gNB.
     ErrIndFlood { pps: Num },
-    /// G-PDUs on never-seen random TEIDs at `pps` from the device's gNB.
-    TeidScan { pps: Num },
+    /// G-PDUs on never-seen random TEIDs at `pps` from the device's gNB, or, with `sources` > 0,
+    /// from that many forged source addresses in turn ([`rotate_src`]), none of them a gNB's.
+    TeidScan {
+        pps: Num,
+        #[serde(default)]
+        sources: u32,
+    },
     /// Sends nothing.
     Idle,
 }
@@ -125,6 +143,23 @@ fn default_chatty_jitter() -> f64 {
 }
 fn one() -> Num {
     Num::One(1.0)
+}
+fn default_echo_period() -> Num {
+    Num::One(60.0)
+}
+fn default_t3() -> f64 {
+    2.0
+}
+fn default_retries() -> u32 {
+    3
+}
+
+/// Forged source addresses of a rotating TEID scan: `10.200.64.1` + k, k < [`MAX_ROTATE`]. Off the
+/// lab's /24, so the core never answers them, and never a gNB's.
+pub const ROTATE_SRC_BASE: Ipv4Addr = Ipv4Addr::new(10, 200, 64, 1);
+pub const MAX_ROTATE: u32 = 4096;
+pub fn rotate_src(k: u32, sources: u32) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(ROTATE_SRC_BASE) + k % sources.clamp(1, MAX_ROTATE))
 }
 
 impl Profile {
@@ -150,15 +185,16 @@ impl Profile {
                 Profile::Chatty { period_s: *period_s, jitter: *jitter, burst: m(burst), burst_ms: *burst_ms }
             }
             Profile::EchoFlood { pps } => Profile::EchoFlood { pps: m(pps) },
+            Profile::EchoPath { .. } => self.clone(),
             Profile::ErrIndFlood { pps } => Profile::ErrIndFlood { pps: m(pps) },
-            Profile::TeidScan { pps } => Profile::TeidScan { pps: m(pps) },
+            Profile::TeidScan { pps, sources } => Profile::TeidScan { pps: m(pps), sources: *sources },
             Profile::Idle => Profile::Idle,
         }
     }
 
     fn edge_kind(&self) -> Option<EdgeKind> {
         match self {
-            Profile::EchoFlood { .. } => Some(EdgeKind::Echo),
+            Profile::EchoFlood { .. } | Profile::EchoPath { .. } => Some(EdgeKind::Echo),
             Profile::ErrIndFlood { .. } => Some(EdgeKind::ErrInd),
             Profile::TeidScan { .. } => Some(EdgeKind::Scan),
             _ => None,
@@ -221,6 +257,12 @@ pub struct PopulationSpec {
     /// Inner payload bytes.
     #[serde(default = "default_payload")]
     pub payload: usize,
+    /// Fraction of the devices' G-PDUs sent as outer IPv4 fragments (0..=1), cut to `path_mtu`.
+    #[serde(default)]
+    pub fragment: f64,
+    /// IP MTU of the RAN's N3 path the fragmented G-PDUs are cut to (RFC 791 §3.2).
+    #[serde(default = "default_path_mtu")]
+    pub path_mtu: usize,
     pub change: Option<ChangeSpec>,
 }
 
@@ -232,6 +274,9 @@ fn default_dst() -> Ipv4Addr {
 }
 fn default_payload() -> usize {
     64
+}
+fn default_path_mtu() -> usize {
+    1400
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -265,8 +310,15 @@ pub struct Device {
     pub class: Class,
     pub segments: Vec<Segment>,
     pub edge: Option<EdgeKind>,
+    /// An Echo Request's Sequence Number or an Error Indication's TEID Data I, unique per device
+    /// (how the sink tells the senders of one message type apart); 0 for G-PDU devices.
+    pub tag: u32,
     #[serde(skip)]
     pub payload: usize,
+    /// Fraction of G-PDUs sent fragmented, and the path MTU they are cut to.
+    pub fragment: f64,
+    #[serde(skip)]
+    pub path_mtu: usize,
 }
 
 impl Device {
@@ -306,8 +358,8 @@ pub struct Plan {
     pub gnbs: usize,
     /// G-PDU TEID → device.
     pub by_teid: HashMap<u32, usize>,
-    pub echo_device: Option<usize>,
-    pub err_ind_device: Option<usize>,
+    /// (message type, tag) of a signalling device → device.
+    pub by_tag: HashMap<(u8, u32), usize>,
     pub scan_device: Option<usize>,
 }
 
@@ -351,8 +403,16 @@ impl Plan {
                 continue;
             }
             let edge = p.profile.edge_kind();
-            if edge.is_some() && p.count != 1 {
-                bail!("population {}: edge-abuse profiles are one source each (count = 1)", p.name);
+            if edge == Some(EdgeKind::Scan) && p.count != 1 {
+                bail!("population {}: a TEID scan is one source (count = 1)", p.name);
+            }
+            if !(0.0..=1.0).contains(&p.fragment) || p.path_mtu < 68 {
+                bail!("population {}: fragment must be in [0, 1] and path_mtu at least 68 (RFC 791)", p.name);
+            }
+            if let Profile::TeidScan { sources, .. } = p.profile {
+                if sources > MAX_ROTATE {
+                    bail!("population {}: at most {MAX_ROTATE} rotating sources", p.name);
+                }
             }
             if p.gnb.is_some_and(|g| g >= gnbs) {
                 bail!("population {}: gnb {} but the lab has {gnbs}", p.name, p.gnb.unwrap_or(0));
@@ -412,8 +472,16 @@ impl Plan {
                 }
                 let class =
                     if segments.iter().any(|s| s.class == Class::Attack) { Class::Attack } else { Class::Benign };
+                let idx = devices.len();
+                let tag = match edge {
+                    // Sequence Numbers are 16 bits; 0 is left out.
+                    Some(EdgeKind::Echo) if idx < 0xffff => idx as u32 + 1,
+                    Some(EdgeKind::ErrInd) if idx < 0xffff => 0x0bad_0000 | idx as u32,
+                    Some(EdgeKind::Echo | EdgeKind::ErrInd) => bail!("too many devices for signalling tags"),
+                    _ => 0,
+                };
                 devices.push(Device {
-                    idx: devices.len(),
+                    idx,
                     population: p.name.clone(),
                     teid,
                     ue: Ipv4Addr::from(u32::from(p.ue_base).wrapping_add(i as u32 + 1)),
@@ -421,12 +489,16 @@ impl Plan {
                     class,
                     segments,
                     edge,
+                    tag,
                     payload: p.payload,
+                    fragment: p.fragment,
+                    path_mtu: p.path_mtu,
                 });
             }
         }
         let mut by_teid = HashMap::new();
-        let (mut echo_device, mut err_ind_device, mut scan_device) = (None, None, None);
+        let mut by_tag = HashMap::new();
+        let mut scan_device = None;
         for d in &devices {
             match d.edge {
                 None => {
@@ -435,14 +507,10 @@ impl Plan {
                     }
                 }
                 Some(EdgeKind::Echo) => {
-                    if echo_device.replace(d.idx).is_some() {
-                        bail!("at most one echo_flood source per scenario (the sink tells them apart by message type)");
-                    }
+                    by_tag.insert((MSG_ECHO_REQUEST, d.tag), d.idx);
                 }
                 Some(EdgeKind::ErrInd) => {
-                    if err_ind_device.replace(d.idx).is_some() {
-                        bail!("at most one err_ind_flood source per scenario");
-                    }
+                    by_tag.insert((MSG_ERROR_INDICATION, d.tag), d.idx);
                 }
                 Some(EdgeKind::Scan) => {
                     if scan_device.replace(d.idx).is_some() {
@@ -468,7 +536,7 @@ impl Plan {
                 }
             }
         }
-        Ok(Plan { devices, variants, slots, gnbs, by_teid, echo_device, err_ind_device, scan_device })
+        Ok(Plan { devices, variants, slots, gnbs, by_teid, by_tag, scan_device })
     }
 
     pub fn duration_s(&self) -> f64 {
@@ -525,9 +593,9 @@ impl Plan {
                 let d = &self.devices[v.device];
                 let s = &d.segments[v.segment];
                 let f = match d.edge {
-                    Some(EdgeKind::Echo) => lab.route_v4(GtpFrame::echo_request(0x4242), d.gnb),
+                    Some(EdgeKind::Echo) => lab.route_v4(GtpFrame::echo_request(d.tag as u16), d.gnb),
                     Some(EdgeKind::ErrInd) => lab.route_v4(
-                        GtpFrame::error_indication(0x0bad_0001, IpAddr::V4(lab.gnb_v4[d.gnb % lab.gnb_v4.len()])),
+                        GtpFrame::error_indication(d.tag, IpAddr::V4(lab.gnb_v4[d.gnb % lab.gnb_v4.len()])),
                         d.gnb,
                     ),
                     Some(EdgeKind::Scan) => {
@@ -595,10 +663,24 @@ fn emit(p: &Profile, from: f64, to: f64, switched: bool, rng: &mut Rng, counts: 
                 t += on + off_s.draw(rng);
             }
         }
+        Profile::EchoPath { period_s, t3_s, retries } => {
+            let period = period_s.draw(rng).max(1.0);
+            let t3 = t3_s.max(0.1);
+            let mut t = from + period.min(to - from) * rng.f64();
+            while t < to {
+                for k in 0..=*retries {
+                    let at = t + t3 * f64::from(k);
+                    if at < to {
+                        counts[slot_of(at)] += 1.0;
+                    }
+                }
+                t += period;
+            }
+        }
         Profile::Flood { pps }
         | Profile::EchoFlood { pps }
         | Profile::ErrIndFlood { pps }
-        | Profile::TeidScan { pps } => {
+        | Profile::TeidScan { pps, .. } => {
             let r = pps.draw(rng);
             rate(counts, from, to, r, &mut carry);
         }
@@ -644,6 +726,8 @@ mod tests {
             start_s: 0.0,
             stop_s: None,
             payload: 64,
+            fragment: 0.0,
+            path_mtu: 1400,
             change: None,
         }
     }
@@ -657,6 +741,24 @@ mod tests {
         assert!((9_990..=10_010).contains(&total), "{total}");
         assert_eq!(a.slots, b.slots);
         assert_eq!(a.devices.iter().filter(|d| d.gnb == 1).count(), 2);
+    }
+
+    /// TS 29.281 §7.2.1 as the lab models a path: one request per period, each followed by its
+    /// retransmissions T3-RESPONSE apart; every path device has its own Sequence Number tag.
+    #[test]
+    fn echo_path_sends_a_request_and_its_retransmissions_per_period() {
+        let mut p = pop(Profile::EchoPath { period_s: Num::One(60.0), t3_s: 2.0, retries: 3 }, 4);
+        p.teid_base = 0;
+        let plan = Plan::build(&[p], 4, 100.0, 3).unwrap();
+        let per_dev: Vec<u64> = (0..4)
+            .map(|d| plan.slots.iter().flatten().filter(|(v, _)| *v as usize == d).map(|&(_, n)| u64::from(n)).sum())
+            .collect();
+        // A first round within the first 60 s, a second 60 s later if it fits in 100 s.
+        assert!(per_dev.iter().all(|&n| (4..=8).contains(&n)), "{per_dev:?}");
+        let tags: std::collections::BTreeSet<u32> = plan.devices.iter().map(|d| d.tag).collect();
+        assert_eq!(tags.len(), 4);
+        assert_eq!(plan.by_tag.len(), 4);
+        assert!(plan.devices.iter().map(|d| d.gnb).collect::<std::collections::BTreeSet<_>>().len() == 4);
     }
 
     #[test]

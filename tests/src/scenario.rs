@@ -11,6 +11,7 @@
 //! end the guard is stopped and `guard detach --purge` removes the pins, also on error (Drop).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
@@ -21,10 +22,11 @@ use guard::{maps::N3Maps, pins::PinDir};
 use guard_common::abi::{self, L3Addr, CELL_STAGE_CAP, STAGE_FLAG_EXEMPT};
 use serde::{Deserialize, Serialize};
 
+use crate::frames::fragment_ipv4;
 use crate::lab::Lab;
 use crate::netns::unique_name;
-use crate::population::{scan_teid, Class, Plan, PopulationSpec, SLOTS_PER_SEC, SLOT_MS, TEID_OFFSET_V4};
-use crate::population::{EdgeKind, MSG_ECHO_REQUEST, MSG_ERROR_INDICATION};
+use crate::population::{rotate_src, scan_teid, Class, Plan, PopulationSpec, SLOTS_PER_SEC, SLOT_MS, TEID_OFFSET_V4};
+use crate::population::{EdgeKind, Profile};
 use crate::{send_frames, SendOpts, Sink};
 
 /// A scenario file.
@@ -76,6 +78,27 @@ pub struct Expect {
     pub attack_dropped: f64,
     /// The naive cell cap's benign delivery is at least this much lower than the guard's.
     pub naive_worse_by: Option<f64>,
+    /// Every benign Echo Request (the gNBs' own path supervision, `echo_path`) passed, so no
+    /// path was declared down (TS 29.281 §7.2.1).
+    pub echo_paths_up: bool,
+    /// Checks on single populations (`[[expect.population]]`).
+    pub population: Vec<PopExpect>,
+}
+
+/// `[[expect.population]]`: a check on one population's traffic in the guard run.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PopExpect {
+    pub name: String,
+    /// Of its frames sent over the run, at least this fraction arrived.
+    pub delivered: Option<f64>,
+    /// Of its frames sent from onset + `mitigate_within_s` on, at least this fraction was
+    /// dropped: whole G-PDUs / first fragments and later fragments, each.
+    pub dropped: Option<f64>,
+    /// One of its devices reached quarantine (stage 3); with `dropped`, that fraction of its
+    /// frames (first and later fragments, each) was also dropped from then on.
+    #[serde(default)]
+    pub quarantined: bool,
 }
 
 impl Default for Expect {
@@ -87,6 +110,8 @@ impl Default for Expect {
             mitigate_within_s: None,
             attack_dropped: 0.95,
             naive_worse_by: None,
+            echo_paths_up: false,
+            population: Vec::new(),
         }
     }
 }
@@ -502,9 +527,21 @@ pub struct RunResult {
     pub sent: Vec<[u64; 2]>,
     /// Per slot: packets the sink counted, `[benign, attack]`.
     pub delivered: Vec<[u64; 2]>,
-    /// Per device (index into the plan's devices): sent and delivered over the run.
+    /// Per device (index into the plan's devices): sent and delivered over the run (frames: a
+    /// fragmented G-PDU counts once per fragment).
     pub device_sent: Vec<u64>,
     pub device_delivered: Vec<u64>,
+    /// Of those, the later fragments (offset > 0) of fragmented G-PDUs.
+    #[serde(default)]
+    pub device_sent_later: Vec<u64>,
+    #[serde(default)]
+    pub device_delivered_later: Vec<u64>,
+    /// Per population, per slot: `[whole or first-fragment frames, later fragments]` sent and
+    /// delivered (for the per-population checks: a flood's drop ratio from a point in time).
+    #[serde(default)]
+    pub pop_sent: BTreeMap<String, Vec<[u64; 2]>>,
+    #[serde(default)]
+    pub pop_delivered: BTreeMap<String, Vec<[u64; 2]>>,
     /// Scheduled packets the sender could not send within their slot.
     pub unsent: u64,
     pub stages: Vec<StageSample>,
@@ -637,55 +674,138 @@ fn sample_stages(maps: &N3Maps, t_s: f64, staged: &mut BTreeSet<u32>) -> StageSa
     s
 }
 
+/// Per-run state of the frame builder: the random-TEID scan's counter, each device's G-PDU
+/// count (which of them go out fragmented), each gNB's IPv4 Identification counter, and which
+/// device each fragmented datagram (gNB address, Identification) belongs to.
+#[derive(Default)]
+struct FrameState {
+    scan_ctr: u32,
+    gpdus: Vec<u64>,
+    ip_ids: HashMap<Ipv4Addr, u16>,
+    frag_owner: HashMap<(Ipv4Addr, u16), usize>,
+}
+
+/// One frame of a slot: its variant and whether it is the later fragment of a datagram.
+#[derive(Clone, Copy)]
+struct FrameTag {
+    var: u32,
+    later: bool,
+}
+
 /// Frames of one slot, interleaved so every device's packets spread over the slot; and the
-/// variant of each frame.
+/// variant of each frame. A fragmented G-PDU's fragments go out back to back, first first.
 fn slot_frames(
     plan: &Plan,
     templates: &[Vec<u8>],
     slot: &[(u32, u32)],
-    scan_ctr: &mut u32,
-) -> (Vec<Vec<u8>>, Vec<u32>) {
+    st: &mut FrameState,
+) -> (Vec<Vec<u8>>, Vec<FrameTag>) {
     let total: usize = slot.iter().map(|&(_, n)| n as usize).sum();
     let mut frames = Vec::with_capacity(total);
     let mut vars = Vec::with_capacity(total);
     let max = slot.iter().map(|&(_, n)| n).max().unwrap_or(0);
+    if st.gpdus.len() < plan.devices.len() {
+        st.gpdus.resize(plan.devices.len(), 0);
+    }
     for round in 0..max {
         for &(v, n) in slot {
-            if round < n {
-                let mut f = templates[v as usize].clone();
-                let d = &plan.devices[plan.variants[v as usize].device];
-                if d.edge == Some(EdgeKind::Scan) {
-                    // A never-seen TEID per packet.
-                    *scan_ctr = scan_ctr.wrapping_add(1);
-                    let teid = scan_teid(*scan_ctr);
-                    f[TEID_OFFSET_V4..TEID_OFFSET_V4 + 4].copy_from_slice(&teid.to_be_bytes());
-                }
-                frames.push(f);
-                vars.push(v);
+            if round >= n {
+                continue;
             }
+            let mut f = templates[v as usize].clone();
+            let d = &plan.devices[plan.variants[v as usize].device];
+            if d.edge == Some(EdgeKind::Scan) {
+                // A never-seen TEID per packet.
+                st.scan_ctr = st.scan_ctr.wrapping_add(1);
+                let teid = scan_teid(st.scan_ctr);
+                f[TEID_OFFSET_V4..TEID_OFFSET_V4 + 4].copy_from_slice(&teid.to_be_bytes());
+                if let Profile::TeidScan { sources, .. } = d.segments[plan.variants[v as usize].segment].profile {
+                    if sources > 0 {
+                        set_outer_src_v4(&mut f, rotate_src(st.scan_ctr, sources));
+                    }
+                }
+            }
+            // Which G-PDUs of a device go out fragmented: the k-th when floor(k·f) steps, so a
+            // fraction f of them, spread evenly, the same in every mode.
+            let k = st.gpdus[d.idx];
+            st.gpdus[d.idx] += 1;
+            let fragmented = d.edge.is_none()
+                && d.fragment > 0.0
+                && ((k + 1) as f64 * d.fragment).floor() > (k as f64 * d.fragment).floor();
+            let src = outer_src_v4(&f);
+            if let (true, Some(src)) = (fragmented, src) {
+                // The gNB's own Identification counter (RFC 791 §3.2: unique per source,
+                // destination and protocol while the datagram may be alive).
+                let id = st.ip_ids.entry(src).or_insert(0);
+                *id = id.wrapping_add(1);
+                let id = *id;
+                if let Some(parts) = fragment_ipv4(&f, 14, d.path_mtu, id) {
+                    st.frag_owner.insert((src, id), d.idx);
+                    for (i, p) in parts.into_iter().enumerate() {
+                        frames.push(p);
+                        vars.push(FrameTag { var: v, later: i > 0 });
+                    }
+                    continue;
+                }
+            }
+            frames.push(f);
+            vars.push(FrameTag { var: v, later: false });
         }
     }
     (frames, vars)
 }
 
-/// Delivered-packet accounting from sink snapshots: per TEID / message type deltas, attributed
-/// to the device's class at the time of the snapshot.
+/// The outer IPv4 source of a frame built by [`Lab::gpdu_v4`] / [`Lab::route_v4`] (no VLAN tag).
+fn outer_src_v4(f: &[u8]) -> Option<Ipv4Addr> {
+    let a: [u8; 4] = f.get(26..30)?.try_into().ok()?;
+    (f.get(12..14) == Some(&[0x08, 0x00])).then_some(Ipv4Addr::from(a))
+}
+
+/// Rewrite the outer IPv4 source (and the header checksum) of such a frame.
+fn set_outer_src_v4(f: &mut [u8], src: Ipv4Addr) {
+    if f.len() < 34 || f[12..14] != [0x08, 0x00] {
+        return;
+    }
+    let ihl = usize::from(f[14] & 0x0f) * 4;
+    if f.len() < 14 + ihl {
+        return;
+    }
+    f[26..30].copy_from_slice(&src.octets());
+    f[24..26].copy_from_slice(&[0, 0]);
+    let c = crate::frames::internet_checksum(&f[14..14 + ihl]);
+    f[24..26].copy_from_slice(&c.to_be_bytes());
+}
+
+/// Delivered-packet accounting from sink snapshots: per TEID / (message type, tag) / later
+/// fragment deltas, attributed to the device's class at the time of the snapshot.
 struct Delivered {
     prev_teid: HashMap<u32, u64>,
-    prev_msg: [u64; 2],
+    prev_tag: HashMap<(u8, u32), u64>,
+    prev_frag: HashMap<(Ipv4Addr, u16), u64>,
 }
+
+/// One delivered delta: device, frames, later fragments or not.
+type DeliveredDelta = (usize, u64, bool);
 
 impl Delivered {
     fn new() -> Self {
-        Delivered { prev_teid: HashMap::new(), prev_msg: [0; 2] }
+        Delivered { prev_teid: HashMap::new(), prev_tag: HashMap::new(), prev_frag: HashMap::new() }
     }
 
-    fn take(&mut self, plan: &Plan, snap: &crate::sink::SinkReport, t_s: f64, per_device: &mut [u64]) -> [u64; 2] {
+    /// Counts delivered since the last call, per class; the per-device deltas go to `deltas`.
+    fn take(
+        &mut self,
+        plan: &Plan,
+        snap: &crate::sink::SinkReport,
+        frag_owner: &HashMap<(Ipv4Addr, u16), usize>,
+        t_s: f64,
+        deltas: &mut Vec<DeliveredDelta>,
+    ) -> [u64; 2] {
         let mut c = [0u64; 2];
-        let mut add = |dev: usize, n: u64, c: &mut [u64; 2]| {
+        let mut add = |dev: usize, n: u64, later: bool, c: &mut [u64; 2]| {
             if n > 0 {
-                per_device[dev] += n;
                 c[plan.devices[dev].class_at(t_s).idx()] += n;
+                deltas.push((dev, n, later));
             }
         };
         for (&teid, &n) in &snap.per_teid {
@@ -696,17 +816,23 @@ impl Delivered {
             let d = n.saturating_sub(*p);
             *p = n;
             if let Some(dev) = plan.device_of_teid(teid) {
-                add(dev, d, &mut c);
+                add(dev, d, false, &mut c);
             }
         }
-        for (i, (mt, dev)) in
-            [(MSG_ECHO_REQUEST, plan.echo_device), (MSG_ERROR_INDICATION, plan.err_ind_device)].into_iter().enumerate()
-        {
-            let n = snap.per_msg_type.get(&mt).copied().unwrap_or(0);
-            let d = n.saturating_sub(self.prev_msg[i]);
-            self.prev_msg[i] = n;
-            if let Some(dev) = dev {
-                add(dev, d, &mut c);
+        for (key, &n) in &snap.per_tag {
+            let p = self.prev_tag.entry(*key).or_insert(0);
+            let d = n.saturating_sub(*p);
+            *p = n;
+            if let Some(&dev) = plan.by_tag.get(key) {
+                add(dev, d, false, &mut c);
+            }
+        }
+        for (key, &n) in &snap.per_fragment {
+            let p = self.prev_frag.entry(*key).or_insert(0);
+            let d = n.saturating_sub(*p);
+            *p = n;
+            if let Some(&dev) = frag_owner.get(key) {
+                add(dev, d, true, &mut c);
             }
         }
         c
@@ -821,6 +947,10 @@ pub fn run_mode(sc: &Scenario, plan: &Plan, mode: Mode, opts: &RunOpts) -> Resul
         delivered: vec![[0; 2]; nslots],
         device_sent: vec![0; plan.devices.len()],
         device_delivered: vec![0; plan.devices.len()],
+        device_sent_later: vec![0; plan.devices.len()],
+        device_delivered_later: vec![0; plan.devices.len()],
+        pop_sent: BTreeMap::new(),
+        pop_delivered: BTreeMap::new(),
         unsent: 0,
         stages: Vec::new(),
         staged_teids: BTreeSet::new(),
@@ -835,14 +965,19 @@ pub fn run_mode(sc: &Scenario, plan: &Plan, mode: Mode, opts: &RunOpts) -> Resul
         audit_path: audit_path.clone(),
     };
     let mut acct = Delivered::new();
-    let mut scan_ctr = 0u32;
+    let mut fst = FrameState::default();
+    let mut deltas: Vec<DeliveredDelta> = Vec::new();
+    for d in &plan.devices {
+        res.pop_sent.entry(d.population.clone()).or_insert_with(|| vec![[0; 2]; nslots]);
+        res.pop_delivered.entry(d.population.clone()).or_insert_with(|| vec![[0; 2]; nslots]);
+    }
     let slot = Duration::from_millis(SLOT_MS);
     let cpu0 = guard_pid.and_then(proc_cpu_s);
     let mut cpu_last = cpu0;
     let wall0 = SystemTime::now();
     let t0 = Instant::now();
     for (i, s) in plan.slots.iter().enumerate() {
-        let (frames, vars) = slot_frames(plan, &templates, s, &mut scan_ctr);
+        let (frames, vars) = slot_frames(plan, &templates, s, &mut fst);
         let start = t0 + slot * i as u32;
         let now = Instant::now();
         if start > now {
@@ -861,17 +996,26 @@ pub fn run_mode(sc: &Scenario, plan: &Plan, mode: Mode, opts: &RunOpts) -> Resul
             .with_context(|| format!("sending slot {i}"))?;
             for (fi, &n) in rep.per_frame.iter().enumerate() {
                 if n > 0 {
-                    let v = plan.variants[vars[fi] as usize];
+                    let tag = vars[fi];
+                    let v = plan.variants[tag.var as usize];
                     let d = &plan.devices[v.device];
                     res.device_sent[v.device] += n;
+                    if tag.later {
+                        res.device_sent_later[v.device] += n;
+                    }
                     res.sent[i][d.segments[v.segment].class.idx()] += n;
+                    if let Some(p) = res.pop_sent.get_mut(&d.population) {
+                        p[i][usize::from(tag.later)] += n;
+                    }
                 }
             }
             res.unsent += frames.len() as u64 - rep.sent;
         }
         let t_s = (i + 1) as f64 / SLOTS_PER_SEC as f64;
         let snap = sink.snapshot();
-        res.delivered[i] = acct.take(plan, &snap, t_s - 0.05, &mut res.device_delivered);
+        deltas.clear();
+        res.delivered[i] = acct.take(plan, &snap, &fst.frag_owner, t_s - 0.05, &mut deltas);
+        add_delivered(plan, &deltas, i, &mut res);
         if i % 5 == 4 {
             if let Some(m) = maps.as_ref() {
                 res.stages.push(sample_stages(m, t_s, &mut res.staged_teids));
@@ -884,7 +1028,9 @@ pub fn run_mode(sc: &Scenario, plan: &Plan, mode: Mode, opts: &RunOpts) -> Resul
     sink.wait_quiet(Duration::from_millis(200), Duration::from_secs(3));
     let rep = sink.stop()?;
     let last = nslots.saturating_sub(1);
-    let tail = acct.take(plan, &rep, plan.duration_s() - 0.05, &mut res.device_delivered);
+    deltas.clear();
+    let tail = acct.take(plan, &rep, &fst.frag_owner, plan.duration_s() - 0.05, &mut deltas);
+    add_delivered(plan, &deltas, last, &mut res);
     res.delivered[last][0] += tail[0];
     res.delivered[last][1] += tail[1];
     res.sink_kernel_drops = rep.kernel_drops;
@@ -910,6 +1056,19 @@ pub fn run_mode(sc: &Scenario, plan: &Plan, mode: Mode, opts: &RunOpts) -> Resul
     write_devices_csv(&dir.join("devices.csv"), plan, &res)?;
     res.wall_s = started.elapsed().as_secs_f64();
     Ok(res)
+}
+
+/// Per-device and per-population delivered counts of one slot.
+fn add_delivered(plan: &Plan, deltas: &[DeliveredDelta], slot: usize, res: &mut RunResult) {
+    for &(dev, n, later) in deltas {
+        res.device_delivered[dev] += n;
+        if later {
+            res.device_delivered_later[dev] += n;
+        }
+        if let Some(p) = res.pop_delivered.get_mut(&plan.devices[dev].population).and_then(|v| v.get_mut(slot)) {
+            p[usize::from(later)] += n;
+        }
+    }
 }
 
 /// What the generator actually sent and the sink counted, per device, for one run.

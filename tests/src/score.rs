@@ -17,7 +17,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::population::{Class, Plan, SLOTS_PER_SEC};
+use crate::population::{Class, Plan, Profile, SLOTS_PER_SEC};
 use crate::scenario::{teid_of_target, Mode, RunResult, Scenario};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -52,6 +52,50 @@ pub struct Scores {
     pub guard_cpu_pct: Option<f64>,
     pub unsent: u64,
     pub sink_kernel_drops: u64,
+    /// Later fragments of benign fragmented G-PDUs: sent, delivered (in the benign counts too).
+    #[serde(default)]
+    pub benign_later_sent: u64,
+    #[serde(default)]
+    pub benign_later_delivered: u64,
+    /// The gNBs' own Echo Requests (`echo_path` devices), if the scenario has any.
+    #[serde(default)]
+    pub echo_paths: Option<EchoPaths>,
+    /// Per population, for `[[expect.population]]` and the report.
+    #[serde(default)]
+    pub populations: Vec<PopScore>,
+}
+
+/// The real gNBs' path supervision in one run (TS 29.281 §7.2.1).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EchoPaths {
+    pub paths: usize,
+    pub sent: u64,
+    pub delivered: u64,
+    /// Paths none of whose Echo Requests passed: a gNB whose request and every retransmission
+    /// go unanswered declares the path down and releases its sessions. (An `echo_path` sends
+    /// one request and its retransmissions per period, and the lab's periods are at least its
+    /// runs, so "none passed" is "one round lost".)
+    pub down: usize,
+    /// Paths that lost at least one request.
+    pub lossy: usize,
+}
+
+/// One population's traffic in one run: `[whole or first fragments, later fragments]`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PopScore {
+    pub name: String,
+    pub devices: usize,
+    pub sent: [u64; 2],
+    pub delivered: [u64; 2],
+    /// From onset + grace to the end.
+    pub from_s: f64,
+    pub sent_after: [u64; 2],
+    pub delivered_after: [u64; 2],
+    /// First time any of its devices was set to quarantine (audit log), and the frames from
+    /// the slot it falls in on.
+    pub quarantined_at_s: Option<f64>,
+    pub sent_quarantined: [u64; 2],
+    pub delivered_quarantined: [u64; 2],
 }
 
 fn ratio(a: u64, b: u64) -> Option<f64> {
@@ -138,6 +182,70 @@ pub fn score(sc: &Scenario, plan: &Plan, r: &RunResult) -> Scores {
             .find(|&s| dropped_from(s).is_some_and(|x| x >= sc.expect.attack_dropped))
             .map(|s| (s as f64 / SLOTS_PER_SEC as f64 - on).max(0.0));
     }
+    // Later fragments of benign devices.
+    let (mut bl_sent, mut bl_del) = (0, 0);
+    for d in plan.devices.iter().filter(|d| d.class == Class::Benign) {
+        let s = r.device_sent_later.get(d.idx).copied().unwrap_or(0);
+        bl_sent += s;
+        bl_del += r.device_delivered_later.get(d.idx).copied().unwrap_or(0).min(s);
+    }
+    // The gNBs' own Echo Requests.
+    let mut echo = EchoPaths { paths: 0, sent: 0, delivered: 0, down: 0, lossy: 0 };
+    for d in &plan.devices {
+        let real = d.class == Class::Benign && d.segments.iter().any(|s| matches!(s.profile, Profile::EchoPath { .. }));
+        if !real {
+            continue;
+        }
+        let (s, del) = (r.device_sent[d.idx], r.device_delivered[d.idx].min(r.device_sent[d.idx]));
+        echo.paths += 1;
+        echo.sent += s;
+        echo.delivered += del;
+        echo.down += usize::from(s > 0 && del == 0);
+        echo.lossy += usize::from(del < s);
+    }
+    let echo_paths = (echo.paths > 0).then_some(echo);
+    // Per population.
+    let g_slot = onset.map_or(n, |on| slot_at(on + grace));
+    let mut populations = Vec::new();
+    for (name, sent) in &r.pop_sent {
+        let del = r.pop_delivered.get(name);
+        let devs: Vec<&crate::population::Device> = plan.devices.iter().filter(|d| &d.population == name).collect();
+        let teids: BTreeSet<u32> = devs.iter().filter(|d| d.edge.is_none()).map(|d| d.teid).collect();
+        let q_at = r
+            .audit
+            .iter()
+            .filter(|a| a.action == "set_device_stage" && !a.exempt && a.stage == Some(3))
+            .filter(|a| teid_of_target(&a.target).is_some_and(|t| teids.contains(&t)))
+            .map(|a| a.t_s)
+            .filter(|t| t.is_finite())
+            .fold(None, |m: Option<f64>, t| Some(m.map_or(t, |m| m.min(t))));
+        let sum = |from: usize| {
+            let (mut s2, mut d2) = ([0u64; 2], [0u64; 2]);
+            for (i, si) in sent.iter().enumerate().skip(from) {
+                let di = del.and_then(|d| d.get(i)).copied().unwrap_or([0; 2]);
+                for k in 0..2 {
+                    s2[k] += si[k];
+                    d2[k] += di[k];
+                }
+            }
+            (s2, [d2[0].min(s2[0]), d2[1].min(s2[1])])
+        };
+        let (all_s, all_d) = sum(0);
+        let (aft_s, aft_d) = sum(g_slot);
+        let (q_s, q_d) = q_at.map_or(([0; 2], [0; 2]), |t| sum(slot_at(t.max(0.0))));
+        populations.push(PopScore {
+            name: name.clone(),
+            devices: devs.len(),
+            sent: all_s,
+            delivered: all_d,
+            from_s: g_slot as f64 / SLOTS_PER_SEC as f64,
+            sent_after: aft_s,
+            delivered_after: aft_d,
+            quarantined_at_s: q_at,
+            sent_quarantined: q_s,
+            delivered_quarantined: q_d,
+        });
+    }
     let cpu_pct = match (r.guard_cpu_s, r.guard_wall_s) {
         (Some(c), Some(w)) if w > 0.0 => Some(100.0 * c / w),
         _ => None,
@@ -168,7 +276,25 @@ pub fn score(sc: &Scenario, plan: &Plan, r: &RunResult) -> Scores {
         guard_cpu_pct: cpu_pct,
         unsent: r.unsent,
         sink_kernel_drops: r.sink_kernel_drops,
+        benign_later_sent: bl_sent,
+        benign_later_delivered: bl_del,
+        echo_paths,
+        populations,
     }
+}
+
+/// Dropped fraction of `sent` given `delivered`, per kind.
+fn dropped2(sent: [u64; 2], delivered: [u64; 2]) -> [Option<f64>; 2] {
+    [0, 1].map(|k| ratio(sent[k] - delivered[k].min(sent[k]), sent[k]))
+}
+
+fn frames_detail(what: &str, sent: [u64; 2], delivered: [u64; 2]) -> String {
+    let d = dropped2(sent, delivered);
+    let mut s = format!("{what}: {} of {} whole G-PDUs / first fragments / signalling dropped", pct(d[0]), sent[0]);
+    if sent[1] > 0 {
+        s += &format!(", {} of {} later fragments", pct(d[1]), sent[1]);
+    }
+    s
 }
 
 /// One acceptance check.
@@ -209,8 +335,88 @@ pub fn checks(sc: &Scenario, guard: &Scores, naive: Option<&Scores>) -> Vec<Chec
         push(
             format!("benign delivery >= {:.0}%", 100.0 * min),
             got >= min,
-            format!("{} ({} of {} packets)", pct(guard.benign_delivery), guard.benign_delivered, guard.benign_sent),
+            format!(
+                "{} ({} of {} packets{})",
+                pct(guard.benign_delivery),
+                guard.benign_delivered,
+                guard.benign_sent,
+                if guard.benign_later_sent > 0 {
+                    format!(
+                        "; of them later fragments of fragmented G-PDUs: {} of {}",
+                        guard.benign_later_delivered, guard.benign_later_sent
+                    )
+                } else {
+                    String::new()
+                }
+            ),
         );
+    }
+    if e.echo_paths_up {
+        let (pass, detail) = match &guard.echo_paths {
+            Some(p) => (
+                p.sent > 0 && p.delivered == p.sent,
+                format!(
+                    "{} of {} real Echo Requests passed on {} paths; {} paths declared down (every request of a round dropped), {} lost at least one",
+                    p.delivered, p.sent, p.paths, p.down, p.lossy
+                ),
+            ),
+            None => (false, "the scenario has no echo_path population".into()),
+        };
+        push("every real Echo Request passed (0 paths declared down)".into(), pass, detail);
+    }
+    for pe in &e.population {
+        let Some(ps) = guard.populations.iter().find(|p| p.name == pe.name) else {
+            push(format!("population {}", pe.name), false, "no such population sent anything".into());
+            continue;
+        };
+        if let Some(min) = pe.delivered {
+            let ok = (0..2).all(|k| ratio(ps.delivered[k], ps.sent[k]).is_none_or(|x| x >= min))
+                && ps.sent[0] + ps.sent[1] > 0;
+            push(
+                format!("{}: >= {:.0}% delivered", pe.name, 100.0 * min),
+                ok,
+                format!(
+                    "{} of {} frames delivered ({} of {} later fragments)",
+                    ps.delivered[0] + ps.delivered[1],
+                    ps.sent[0] + ps.sent[1],
+                    ps.delivered[1],
+                    ps.sent[1]
+                ),
+            );
+        }
+        if let Some(min) = pe.dropped {
+            let d = dropped2(ps.sent_after, ps.delivered_after);
+            let ok = d[0].is_some_and(|x| x >= min) && (ps.sent_after[1] == 0 || d[1].is_some_and(|x| x >= min));
+            push(
+                format!(
+                    "{}: >= {:.0}% dropped from onset + {:.0} s, first and later fragments",
+                    pe.name,
+                    100.0 * min,
+                    guard.grace_s
+                ),
+                ok,
+                frames_detail(&format!("from {:.1} s", ps.from_s), ps.sent_after, ps.delivered_after),
+            );
+        }
+        if pe.quarantined {
+            let (ok, detail) = match ps.quarantined_at_s {
+                Some(t) => {
+                    let d = dropped2(ps.sent_quarantined, ps.delivered_quarantined);
+                    let ok =
+                        pe.dropped.is_none_or(|min| d[0].is_none_or(|x| x >= min) && d[1].is_none_or(|x| x >= min));
+                    (
+                        ok,
+                        frames_detail(
+                            &format!("quarantined at {t:.1} s; from then"),
+                            ps.sent_quarantined,
+                            ps.delivered_quarantined,
+                        ),
+                    )
+                }
+                None => (false, "never quarantined".into()),
+            };
+            push(format!("{}: quarantined, and its traffic dropped while quarantined", pe.name), ok, detail);
+        }
     }
     if e.no_benign_staged {
         push(

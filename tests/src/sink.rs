@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::mem;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
@@ -49,6 +49,14 @@ pub struct SinkReport {
     pub per_gnb: BTreeMap<IpAddr, u64>,
     /// GTP-U messages per message type.
     pub per_msg_type: BTreeMap<u8, u64>,
+    /// Signalling messages per (message type, tag): the tag is an Echo Request's Sequence Number
+    /// or an Error Indication's TEID Data I ([`crate::decode::GtpSummary::tag`]), so the lab
+    /// tells senders of the same message type (a real gNB and a forger with its address) apart.
+    pub per_tag: BTreeMap<(u8, u32), u64>,
+    /// First fragments of outer IPv4 datagrams among the GTP-U messages (counted there too).
+    pub first_fragments: u64,
+    /// Later fragments of outer IPv4 UDP datagrams per (source, Identification) (RFC 791 §3.2).
+    pub per_fragment: BTreeMap<(Ipv4Addr, u16), u64>,
     /// All GTP-U messages.
     pub gtp: u64,
     /// UDP to the GTP-U port without a sane GTP-U v1 header.
@@ -338,7 +346,12 @@ fn sink_loop(
                     if let Some(ue) = s.ue_src {
                         *r.per_ue.entry(ue).or_default() += 1;
                     }
+                    if let (Some(tag), true) = (s.tag, s.msg_type != 255) {
+                        *r.per_tag.entry((s.msg_type, tag)).or_default() += 1;
+                    }
+                    r.first_fragments += u64::from(s.first_fragment);
                 }
+                Decoded::Fragment { src, id } => *r.per_fragment.entry((src, id)).or_default() += 1,
                 Decoded::BadGtp => r.bad_gtp += 1,
                 Decoded::Other => r.other += 1,
             }
