@@ -353,14 +353,16 @@ err_ind = "off"
 
 static LIVE_RUNS: Mutex<Vec<(PathBuf, Option<u32>)>> = Mutex::new(Vec::new());
 
-fn register_run(pin_base: &Path, pid: Option<u32>) {
+/// Register a run's pin directory (and its guard process, if any) for [`cleanup_live_runs`].
+pub fn register_run(pin_base: &Path, pid: Option<u32>) {
     if let Ok(mut l) = LIVE_RUNS.lock() {
         l.retain(|(p, _)| p != pin_base);
         l.push((pin_base.to_owned(), pid));
     }
 }
 
-fn unregister_run(pin_base: &Path) {
+/// The run ended and cleaned up after itself.
+pub fn unregister_run(pin_base: &Path) {
     if let Ok(mut l) = LIVE_RUNS.lock() {
         l.retain(|(p, _)| p != pin_base);
     }
@@ -378,6 +380,52 @@ pub fn cleanup_live_runs() {
         eprintln!("lab: interrupted, removing {}", pins.display());
         let _ = std::fs::remove_dir_all(&pins);
     }
+}
+
+/// For the lab binaries (`lab`, `lab_real`): on Ctrl-C / SIGTERM stop the guard processes of live
+/// runs, remove their pin directories ([`register_run`]), delete the namespaces, exit 130.
+pub fn install_signal_cleanup() -> Result<()> {
+    // labkit's handler deletes namespaces only; ours does that after the runs' own cleanup.
+    crate::netns::install_sigint_cleanup()?;
+    static PIPE_WR: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+    extern "C" fn on_signal(_: libc::c_int) {
+        let b = [1u8];
+        let fd = PIPE_WR.load(std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: write(2) is async-signal-safe; fd is our pipe's write end, kept open forever.
+        unsafe { libc::write(fd, b.as_ptr().cast(), 1) };
+    }
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: room for two descriptors.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        bail!("pipe2: {}", std::io::Error::last_os_error());
+    }
+    PIPE_WR.store(fds[1], std::sync::atomic::Ordering::Relaxed);
+    let rd = fds[0];
+    std::thread::Builder::new().name("lab-signal".into()).spawn(move || {
+        let mut b = [0u8; 1];
+        // SAFETY: reading our own pipe.
+        if unsafe { libc::read(rd, b.as_mut_ptr().cast(), 1) } == 1 {
+            cleanup_live_runs();
+            for ns in crate::netns::live_namespaces() {
+                eprintln!("lab: interrupted, deleting netns {ns}");
+                let _ = std::process::Command::new("ip").args(["netns", "del", &ns]).status();
+            }
+            std::process::exit(130);
+        }
+    })?;
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: a zeroed sigaction with a plain, async-signal-safe handler.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_signal as *const () as usize;
+            libc::sigemptyset(&mut sa.sa_mask);
+            sa.sa_flags = libc::SA_RESTART;
+            if libc::sigaction(sig, &sa, std::ptr::null_mut()) != 0 {
+                bail!("sigaction: {}", std::io::Error::last_os_error());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The guard subprocess of one run; Drop stops it and purges its pins.
@@ -518,6 +566,36 @@ pub struct AuditLine {
     pub raw: serde_json::Value,
 }
 
+/// The data plane's counters read from the pinned maps at the end of a run.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct DataplaneCounters {
+    /// Packets per verdict (`Verdict::name`), over the run.
+    pub verdicts: BTreeMap<String, u64>,
+    /// Per outer source address (a gNB or a forged one): never-seen TEIDs admitted (inserted
+    /// into `N3_DEVICES`) and those over its new-device budget (not inserted).
+    pub new_devices: BTreeMap<String, [u64; 2]>,
+}
+
+fn read_dataplane(m: &N3Maps) -> DataplaneCounters {
+    let mut c = DataplaneCounters::default();
+    if let Ok(v) = m.verdicts() {
+        for (verdict, n) in v {
+            if n.packets > 0 {
+                c.verdicts.insert(verdict.name().to_owned(), n.packets);
+            }
+        }
+    }
+    for (k, st) in m.cells() {
+        let a = if k.family == abi::FAMILY_IPV4 {
+            Ipv4Addr::new(k.addr[0], k.addr[1], k.addr[2], k.addr[3]).to_string()
+        } else {
+            std::net::Ipv6Addr::from(k.addr).to_string()
+        };
+        c.new_devices.insert(a, [st.new_devices, st.new_devices_limited]);
+    }
+    c
+}
+
 /// Everything one run measured.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RunResult {
@@ -542,6 +620,9 @@ pub struct RunResult {
     pub pop_sent: BTreeMap<String, Vec<[u64; 2]>>,
     #[serde(default)]
     pub pop_delivered: BTreeMap<String, Vec<[u64; 2]>>,
+    /// The data plane's own counters at the end of the run (guard modes).
+    #[serde(default)]
+    pub dataplane: Option<DataplaneCounters>,
     /// Scheduled packets the sender could not send within their slot.
     pub unsent: u64,
     pub stages: Vec<StageSample>,
@@ -959,6 +1040,7 @@ pub fn run_mode(sc: &Scenario, plan: &Plan, mode: Mode, opts: &RunOpts) -> Resul
         guard_cpu_s: None,
         guard_wall_s: None,
         naive_caps_pps: naive_caps,
+        dataplane: None,
         sink_kernel_drops: 0,
         wall_s: 0.0,
         config_path,
@@ -1045,6 +1127,7 @@ pub fn run_mode(sc: &Scenario, plan: &Plan, mode: Mode, opts: &RunOpts) -> Resul
         res.guard_wall_s = Some(guard_t0.elapsed().as_secs_f64());
         let _ = cpu0;
     }
+    res.dataplane = maps.as_ref().map(read_dataplane);
     drop(maps);
     if let Some(mut g) = guard.take() {
         g.finish()?;

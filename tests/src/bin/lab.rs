@@ -14,7 +14,7 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use labkit::population::Plan;
 use labkit::report::{write_report, ScenarioReport};
-use labkit::scenario::{cleanup_live_runs, run_mode, scenario_files, Mode, RunOpts, Scenario};
+use labkit::scenario::{run_mode, scenario_files, Mode, RunOpts, Scenario};
 use labkit::score::{checks, score, Check};
 
 #[derive(Parser, Debug)]
@@ -38,51 +38,6 @@ struct Args {
     /// Less progress output.
     #[arg(long, short)]
     quiet: bool,
-}
-
-/// Ctrl-C / SIGTERM: stop the guard processes, remove pin directories, delete namespaces.
-fn install_cleanup() -> Result<()> {
-    // labkit's handler deletes namespaces only; ours does that after the runs' own cleanup.
-    labkit::netns::install_sigint_cleanup()?;
-    static PIPE_WR: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
-    extern "C" fn on_signal(_: libc::c_int) {
-        let b = [1u8];
-        let fd = PIPE_WR.load(std::sync::atomic::Ordering::Relaxed);
-        // SAFETY: write(2) is async-signal-safe; fd is our pipe's write end, kept open forever.
-        unsafe { libc::write(fd, b.as_ptr().cast(), 1) };
-    }
-    let mut fds = [0 as libc::c_int; 2];
-    // SAFETY: room for two descriptors.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        bail!("pipe2: {}", std::io::Error::last_os_error());
-    }
-    PIPE_WR.store(fds[1], std::sync::atomic::Ordering::Relaxed);
-    let rd = fds[0];
-    std::thread::Builder::new().name("lab-signal".into()).spawn(move || {
-        let mut b = [0u8; 1];
-        // SAFETY: reading our own pipe.
-        if unsafe { libc::read(rd, b.as_mut_ptr().cast(), 1) } == 1 {
-            cleanup_live_runs();
-            for ns in labkit::netns::live_namespaces() {
-                eprintln!("lab: interrupted, deleting netns {ns}");
-                let _ = std::process::Command::new("ip").args(["netns", "del", &ns]).status();
-            }
-            std::process::exit(130);
-        }
-    })?;
-    for sig in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: a zeroed sigaction with a plain, async-signal-safe handler.
-        unsafe {
-            let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = on_signal as *const () as usize;
-            libc::sigemptyset(&mut sa.sa_mask);
-            sa.sa_flags = libc::SA_RESTART;
-            if libc::sigaction(sig, &sa, std::ptr::null_mut()) != 0 {
-                bail!("sigaction: {}", std::io::Error::last_os_error());
-            }
-        }
-    }
-    Ok(())
 }
 
 fn main() {
@@ -122,7 +77,7 @@ fn real_main() -> Result<bool> {
     if files.is_empty() {
         bail!("no scenario files in {}", dir.display());
     }
-    install_cleanup()?;
+    labkit::scenario::install_signal_cleanup()?;
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let opts = RunOpts { guard_bin: guard_bin.clone(), out: args.out.clone(), verbose: !args.quiet };
     eprintln!("lab: guard binary {}, {} scenario(s), modes {:?}", guard_bin.display(), files.len(), args.modes);

@@ -50,6 +50,13 @@ fn main() -> ExitCode {
         eprintln!("lab_real: needs root (network namespaces, XDP, raw sockets)");
         return ExitCode::from(2);
     }
+    // Ctrl-C / SIGTERM: the guards of live runs stopped, their pins removed, the namespaces
+    // deleted; the peers (osmo-ggsn, sgsnemu, usrsctp endpoints, dumpcap) follow by their
+    // parent-death signal.
+    if let Err(e) = labkit::scenario::install_signal_cleanup() {
+        eprintln!("lab_real: {e:#}");
+        return ExitCode::from(2);
+    }
     let guard_bin = match labkit::guard_bin::built(args.guard_bin.clone()) {
         Ok(b) => b,
         Err(e) => {

@@ -78,6 +78,8 @@ impl N2Topo {
         )
         .context("the N2 veth pair")?;
         let pin_base = PathBuf::from(format!("/sys/fs/bpf/og-n2lab-{}", unique_name("n2l")));
+        // For a lab binary's Ctrl-C handler (`scenario::install_signal_cleanup`).
+        crate::scenario::register_run(&pin_base, None);
         Ok(N2Topo { guard: None, guard_bin: guard_bin.to_owned(), pin_base, files, n2_link, lab })
     }
 
@@ -215,5 +217,6 @@ impl Drop for N2Topo {
                 }
             }
         }
+        crate::scenario::unregister_run(&self.pin_base);
     }
 }
