@@ -37,15 +37,18 @@ enum Cmd {
     },
     /// Build and run the guard in the veth lab with a scenario, and write the report.
     Lab {
-        /// Scenario name or file (see `lab/scenarios/`), or `all`.
-        #[arg(long, default_value = "all")]
+        /// `default`: a representative set that fits in 10 minutes from a fresh clone (the
+        /// flood, deliberate-triggering and forgery N3 scenarios beside the naive cap, the N2
+        /// registration storm, and the bounded real-peer scenarios); `all`: every scenario, the
+        /// real-peer ones in full; or one name or file (`lab/scenarios/`, `real-n3`, `real-n2`).
+        #[arg(long, default_value = "default")]
         scenario: String,
         /// Where the report, JSON and plots go.
         #[arg(long, default_value = "lab-out")]
         out: String,
         /// N3 modes to run side by side, comma-separated: off (no guard), naive_cell_cap, guard.
         /// The default leaves out the guard-off baseline (which always delivers everything and
-        /// drops nothing) so that `--scenario all` fits in 10 minutes on 2 cores; add it with
+        /// drops nothing), which would add a third run to every N3 scenario; add it with
         /// `--modes off,naive_cell_cap,guard`.
         #[arg(long, default_value = "naive_cell_cap,guard")]
         modes: String,

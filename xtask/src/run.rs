@@ -109,46 +109,47 @@ pub fn lab(scenario: &str, out: &str, modes: &str) -> Result<()> {
     let is_real = scenario.starts_with("real-");
     let is_n2 = scenario.starts_with("n2_") || scenario.contains("/n2_");
     if is_real {
-        return real_lab(scenario, out, &guard);
+        return real_lab(scenario, out, &guard, false);
     }
-    let n3 = if scenario == "all" || !is_n2 {
-        let mut c = cargo();
-        c.args(["run", "--release", "-p", "guard-tests", "--bin", "lab", "--", "--scenario", scenario, "--out", out])
-            .args(["--modes", modes])
-            .env("GUARD_BIN", &guard);
-        run(c, &format!("running the N3 (GTP-U) lab: scenario {scenario}, report in {out}/report.md"))
-    } else {
-        Ok(())
-    };
-    let n2 = if scenario == "all" || is_n2 {
-        let mut c = cargo();
-        c.args([
-            "run",
-            "--release",
-            "-p",
-            "guard-tests",
-            "--bin",
-            "lab_n2",
-            "--",
-            "--scenario",
-            scenario,
-            "--out",
-            out,
-        ])
-        .arg("--guard-bin")
-        .arg(&guard);
-        run(c, &format!("running the N2 (SCTP/NGAP) lab: scenario {scenario}, report in {out}/n2/report.md"))
-    } else {
-        Ok(())
-    };
-    let real = if scenario == "all" { real_lab(scenario, out, &guard) } else { Ok(()) };
+    if scenario == "default" {
+        // One of each kind of threat the guard answers, and the real peers in their bounded form.
+        let n3 = n3_lab(DEFAULT_N3, out, modes, &guard);
+        let n2 = n2_lab("n2_storm", out, &guard);
+        let real = real_lab("all", out, &guard, true);
+        return n3.and(n2).and(real);
+    }
+    let n3 = if scenario == "all" || !is_n2 { n3_lab(scenario, out, modes, &guard) } else { Ok(()) };
+    let n2 = if scenario == "all" || is_n2 { n2_lab(scenario, out, &guard) } else { Ok(()) };
+    let real = if scenario == "all" { real_lab(scenario, out, &guard, false) } else { Ok(()) };
     n3.and(n2).and(real)
 }
 
-fn real_lab(scenario: &str, out: &str, guard: &std::path::Path) -> Result<()> {
+/// The N3 scenarios of `cargo xtask lab`'s default set.
+const DEFAULT_N3: &str = "2_infected_flood,4_deliberate_triggering,8_forgery";
+
+fn n3_lab(scenario: &str, out: &str, modes: &str, guard: &std::path::Path) -> Result<()> {
+    let mut c = cargo();
+    c.args(["run", "--release", "-p", "guard-tests", "--bin", "lab", "--", "--scenario", scenario, "--out", out])
+        .args(["--modes", modes])
+        .env("GUARD_BIN", guard);
+    run(c, &format!("running the N3 (GTP-U) lab: scenario {scenario}, report in {out}/report.md"))
+}
+
+fn n2_lab(scenario: &str, out: &str, guard: &std::path::Path) -> Result<()> {
+    let mut c = cargo();
+    c.args(["run", "--release", "-p", "guard-tests", "--bin", "lab_n2", "--", "--scenario", scenario, "--out", out])
+        .arg("--guard-bin")
+        .arg(guard);
+    run(c, &format!("running the N2 (SCTP/NGAP) lab: scenario {scenario}, report in {out}/n2/report.md"))
+}
+
+fn real_lab(scenario: &str, out: &str, guard: &std::path::Path, quick: bool) -> Result<()> {
     let mut c = cargo();
     c.args(["run", "--release", "-p", "guard-tests", "--bin", "lab_real", "--", "--scenario", scenario, "--out", out])
         .env("GUARD_BIN", guard);
+    if quick {
+        c.arg("--quick");
+    }
     run(
         c,
         &format!(

@@ -20,7 +20,8 @@ use labkit::score::{checks, score, Check};
 #[derive(Parser, Debug)]
 #[command(name = "lab", about = "Run the overload guard's lab scenarios and write the report")]
 struct Args {
-    /// `all`, a scenario name (file stem in --scenario-dir) or a path to a scenario file.
+    /// `all`, a scenario name (file stem in --scenario-dir), a path to a scenario file, or several
+    /// of these comma-separated.
     #[arg(long, default_value = "all")]
     scenario: String,
     /// Output directory for report.md, report.json, plots and per-run files.
@@ -59,21 +60,25 @@ fn real_main() -> Result<bool> {
     let guard_bin = labkit::guard_bin::built(args.guard_bin.clone())?;
     let modes: Vec<Mode> = args.modes.iter().map(|m| Mode::parse(m)).collect::<Result<_>>()?;
     let dir = args.scenario_dir.clone().unwrap_or_else(|| labkit::guard_bin::workspace().join("lab/scenarios"));
-    let files = if args.scenario == "all" {
-        scenario_files(&dir)?
-    } else if Path::new(&args.scenario).is_file() {
-        vec![PathBuf::from(&args.scenario)]
-    } else {
-        let p = dir.join(format!("{}.toml", args.scenario));
-        if !p.exists() {
-            let names: Vec<String> = scenario_files(&dir)?
-                .iter()
-                .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
-                .collect();
-            bail!("no scenario {:?} in {} (have: {})", args.scenario, dir.display(), names.join(", "));
+    // `all`, a path, a name, or several of them comma-separated (one report for all).
+    let mut files = Vec::new();
+    for one in args.scenario.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        if one == "all" {
+            files.extend(scenario_files(&dir)?);
+        } else if Path::new(one).is_file() {
+            files.push(PathBuf::from(one));
+        } else {
+            let p = dir.join(format!("{one}.toml"));
+            if !p.exists() {
+                let names: Vec<String> = scenario_files(&dir)?
+                    .iter()
+                    .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+                    .collect();
+                bail!("no scenario {one:?} in {} (have: {})", dir.display(), names.join(", "));
+            }
+            files.push(p);
         }
-        vec![p]
-    };
+    }
     if files.is_empty() {
         bail!("no scenario files in {}", dir.display());
     }
