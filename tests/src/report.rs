@@ -116,6 +116,44 @@ fn scores_table(out: &mut String, scores: &[Scores]) {
         _ => "–".into(),
     });
     row(out, "unsent (sender late) / sink drops", &|s| format!("{} / {}", s.unsent, s.sink_kernel_drops));
+    if scores.iter().any(|s| s.new_devices.as_ref().is_some_and(|n| n.forged_sources > 0 || n.readmitted > 0)) {
+        row(out, "new TEIDs admitted on gNB addresses / G-PDU devices / re-admitted after eviction", &|s| {
+            s.new_devices
+                .as_ref()
+                .map_or("–".into(), |n| format!("{} / {} / {}", n.gnb_admitted, n.gnb_devices, n.readmitted))
+        });
+        row(out, "forged sources / their new TEIDs admitted / limited", &|s| {
+            s.new_devices.as_ref().map_or("–".into(), |n| {
+                format!("{} / {} / {}", n.forged_sources, n.forged_admitted, n.forged_limited)
+            })
+        });
+    }
+    if scores.iter().any(|s| s.benign_later_sent > 0 || s.new_devices.as_ref().is_some_and(|n| n.drop_fragment > 0)) {
+        row(out, "later fragments dropped / passed (data plane)", &|s| {
+            s.new_devices.as_ref().map_or("–".into(), |n| format!("{} / {}", n.drop_fragment, n.pass_fragment))
+        });
+    }
+    if scores.iter().any(|s| s.echo_paths.is_some()) {
+        row(out, "real Echo Requests passed / sent (paths declared down)", &|s| {
+            s.echo_paths
+                .as_ref()
+                .map_or("–".into(), |p| format!("{} / {} ({} of {})", p.delivered, p.sent, p.down, p.paths))
+        });
+    }
+    if scores.iter().any(|s| s.populations.len() > 1) {
+        if let Some(first) = scores.first() {
+            for p in &first.populations {
+                row(out, &format!("population `{}`: delivered / sent", p.name), &|s| {
+                    s.populations.iter().find(|q| q.name == p.name).map_or("–".into(), |q| {
+                        let (d, t) = (q.delivered[0] + q.delivered[1], q.sent[0] + q.sent[1]);
+                        let share =
+                            if t > 0 { format!(" ({:.1}%)", 100.0 * d as f64 / t as f64) } else { String::new() };
+                        format!("{d} / {t}{share}")
+                    })
+                });
+            }
+        }
+    }
 }
 
 fn audit_quote(l: &AuditLine) -> String {

@@ -63,6 +63,31 @@ pub struct Scores {
     /// Per population, for `[[expect.population]]` and the report.
     #[serde(default)]
     pub populations: Vec<PopScore>,
+    /// The data plane's new-device budget and fragment verdicts (guard modes).
+    #[serde(default)]
+    pub new_devices: Option<NewDevices>,
+}
+
+/// What the data plane's new-device budget did, from its per-address counters at the end of the
+/// run, and its verdicts on later fragments.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NewDevices {
+    /// On the lab's gNB addresses: never-seen TEIDs admitted, and the G-PDU devices that sent.
+    pub gnb_admitted: u64,
+    pub gnb_devices: u64,
+    /// Admissions beyond one per device: known devices whose `N3_DEVICES` record was evicted
+    /// (by the table's churn) and that were admitted again as new.
+    pub readmitted: u64,
+    /// Over a gNB address's budget (dropped when enforced, and not inserted).
+    pub gnb_limited: u64,
+    /// Source addresses that are no gNB of the lab (forged), and what they got admitted /
+    /// limited.
+    pub forged_sources: usize,
+    pub forged_admitted: u64,
+    pub forged_limited: u64,
+    /// Later fragments: dropped with their dropped first fragment, passed.
+    pub drop_fragment: u64,
+    pub pass_fragment: u64,
 }
 
 /// The real gNBs' path supervision in one run (TS 29.281 §7.2.1).
@@ -246,6 +271,34 @@ pub fn score(sc: &Scenario, plan: &Plan, r: &RunResult) -> Scores {
             delivered_quarantined: q_d,
         });
     }
+    let new_devices = r.dataplane.as_ref().map(|dp| {
+        let gnbs: BTreeSet<String> = (0..plan.gnbs as u32)
+            .map(|i| std::net::Ipv4Addr::from(u32::from(crate::lab::GNB_V4_BASE) + i).to_string())
+            .collect();
+        let mut nd = NewDevices {
+            gnb_admitted: 0,
+            gnb_devices: plan.devices.iter().filter(|d| d.edge.is_none() && r.device_sent[d.idx] > 0).count() as u64,
+            readmitted: 0,
+            gnb_limited: 0,
+            forged_sources: 0,
+            forged_admitted: 0,
+            forged_limited: 0,
+            drop_fragment: dp.verdicts.get("drop_fragment").copied().unwrap_or(0),
+            pass_fragment: dp.verdicts.get("pass_fragment").copied().unwrap_or(0),
+        };
+        for (addr, [adm, lim]) in &dp.new_devices {
+            if gnbs.contains(addr) {
+                nd.gnb_admitted += adm;
+                nd.gnb_limited += lim;
+            } else if adm + lim > 0 {
+                nd.forged_sources += 1;
+                nd.forged_admitted += adm;
+                nd.forged_limited += lim;
+            }
+        }
+        nd.readmitted = nd.gnb_admitted.saturating_sub(nd.gnb_devices);
+        nd
+    });
     let cpu_pct = match (r.guard_cpu_s, r.guard_wall_s) {
         (Some(c), Some(w)) if w > 0.0 => Some(100.0 * c / w),
         _ => None,
@@ -280,6 +333,7 @@ pub fn score(sc: &Scenario, plan: &Plan, r: &RunResult) -> Scores {
         benign_later_delivered: bl_del,
         echo_paths,
         populations,
+        new_devices,
     }
 }
 
