@@ -32,6 +32,9 @@ pub const MAP_N3_EVENTS: &str = "N3_EVENTS";
 pub const MAP_N3_PERCPU_TAT: &str = "N3_PCPU_TAT";
 pub const MAP_N3_HINTS: &str = "N3_HINTS";
 pub const MAP_N3_FRAGS: &str = "N3_FRAGS";
+pub const MAP_N3_SEEN: &str = "N3_SEEN";
+pub const MAP_N3_UNKNOWN_GNB: &str = "N3_UNKNOWN_GNB";
+pub const MAP_N3_UNKNOWN_HOT: &str = "N3_UNKNOWN_HOT";
 /// Name of the N3 XDP program in the object file.
 pub const PROG_N3: &str = "guard_n3";
 
@@ -168,8 +171,42 @@ pub struct DeviceState {
     pub stage_tat: u64,
     /// The cached entry's `stage`.
     pub stage_cache_stage: u32,
-    /// Reserved, zero.
-    pub reserved: u32,
+    /// [`DEVICE_FLAG_ESTABLISHED`].
+    pub flags: u32,
+}
+
+/// [`DeviceState::flags`]: the device has sent [`ESTABLISHED_PACKETS`] G-PDUs from a gNB the
+/// guard knows, and is marked in `N3_SEEN`, so if its record is evicted it is re-admitted without
+/// a new-device budget.
+pub const DEVICE_FLAG_ESTABLISHED: u32 = 1;
+/// G-PDUs after which a device counts as an established session. A TEID scan sends each guessed
+/// TEID once; a real session sends many.
+pub const ESTABLISHED_PACKETS: u64 = 8;
+/// Slots of `N3_SEEN` (one octet each: written whole, so CPUs never lose each other's marks),
+/// in entries of [`SEEN_ENTRY_BYTES`]. 4 Mi slots: with 1M established devices about a fifth of
+/// the slots are marked, which is the chance a random TEID passes as re-admitted.
+pub const SEEN_ENTRIES: u32 = 1 << 16;
+pub const SEEN_ENTRY_BYTES: usize = 64;
+
+/// The `N3_SEEN` slot of a device key: a multiply-xorshift of its words, into
+/// `SEEN_ENTRIES * SEEN_ENTRY_BYTES` slots as (entry, octet).
+#[inline(always)]
+pub fn seen_slot(key: &DeviceKey) -> (u32, usize) {
+    let a = &key.id;
+    let words = [
+        key.kind,
+        u32::from_ne_bytes([a[0], a[1], a[2], a[3]]),
+        u32::from_ne_bytes([a[4], a[5], a[6], a[7]]),
+        u32::from_ne_bytes([a[8], a[9], a[10], a[11]]),
+        u32::from_ne_bytes([a[12], a[13], a[14], a[15]]),
+    ];
+    let mut h: u64 = 0x9e37_79b9_7f4a_7c15;
+    for w in words {
+        h = (h ^ u64::from(w)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        h ^= h >> 31;
+    }
+    let slot = (h >> 32) as u32 & (SEEN_ENTRIES * SEEN_ENTRY_BYTES as u32 - 1);
+    (slot / SEEN_ENTRY_BYTES as u32, (slot % SEEN_ENTRY_BYTES as u32) as usize)
 }
 
 /// [`DeviceState::bound`] family when the binding is a TEID (UE-address key mode).
@@ -233,6 +270,9 @@ pub struct CellRecord {
     pub new_devices: u64,
     /// Never-seen TEIDs over the per-gNB limit.
     pub new_devices_limited: u64,
+    /// Devices re-admitted without the new-device budget: established sessions whose record had
+    /// been evicted (`N3_SEEN`).
+    pub readmitted: u64,
     pub tat_new_device: u64,
     /// Echo Request budgets of this gNB's paths (TS 29.281 §7.2.1: a path is a pair of GTP-U
     /// endpoints, here this gNB and one of the host's addresses), the host address hashed into
@@ -288,6 +328,7 @@ pub struct CellState {
     pub malformed: u64,
     pub new_devices: u64,
     pub new_devices_limited: u64,
+    pub readmitted: u64,
     pub dropped: u64,
     pub last_seen_ns: u64,
 }
@@ -309,6 +350,7 @@ impl CellState {
             malformed: r.malformed,
             new_devices: r.new_devices,
             new_devices_limited: r.new_devices_limited,
+            readmitted: r.readmitted,
             dropped: h.dropped,
             last_seen_ns: h.last_seen_ns,
         }
@@ -394,6 +436,13 @@ pub struct GuardConfig {
     /// too. Short: fragments of one datagram arrive back to back, and a longer window would let
     /// an IP Identification reused by the same gNB for a benign datagram match.
     pub frag_window_ns: u64,
+    /// Records for outer sources the guard does not know yet (no record, no hot slot: never
+    /// carried traffic it saw), per CPU. A source that does not get one shares the per-CPU
+    /// "unknown sources" record and its new-device budget `unknown_new_device`, so a forger who
+    /// rotates source addresses gets one budget in all, not one per address.
+    pub new_gnb: Limit,
+    /// New-device budget shared by all unknown sources, per CPU.
+    pub unknown_new_device: Limit,
 }
 
 /// Index of the array `N3_HINTS` (u64 values) holding the generation of the userspace-owned stage
@@ -426,6 +475,8 @@ pub struct TatSlot {
     pub host_cap_tat: u64,
     /// This CPU's share of [`GuardConfig::echo_host`].
     pub echo_host_tat: u64,
+    /// This CPU's share of [`GuardConfig::new_gnb`].
+    pub new_gnb_tat: u64,
 }
 
 /// A datagram whose first IP fragment `guard_n3` dropped (LRU hash `N3_FRAGS`): its later
@@ -545,14 +596,14 @@ const _: () = assert!(core::mem::size_of::<L3Addr>() == 20);
 const _: () = assert!(core::mem::size_of::<DeviceKey>() == 20);
 const _: () = assert!(core::mem::size_of::<DeviceState>() == 8 * 8 + 20 + 4 + 20 + 4 + 20 + 4 + 8 * 5 + 4 + 4);
 const _: () = assert!(core::mem::size_of::<StageEntry>() == 4 + 4 + 8 * 5 + 4 + 4);
-const _: () = assert!(core::mem::size_of::<CellRecord>() == (10 + ECHO_PATH_SLOTS) * 8 + 4 + 4);
+const _: () = assert!(core::mem::size_of::<CellRecord>() == (11 + ECHO_PATH_SLOTS) * 8 + 4 + 4);
 const _: () = assert!(core::mem::size_of::<CellHot>() == 20 + 4 + 6 * 8);
 const _: () = assert!(core::mem::size_of::<CellStageEntry>() == 4 + 4 + 8 * 5);
 const _: () = assert!(core::mem::size_of::<Limit>() == 16);
-const _: () = assert!(core::mem::size_of::<GuardConfig>() == 4 * 4 + 8 + 16 * 5 + 8 + 8 + 16 + 16 + 8);
+const _: () = assert!(core::mem::size_of::<GuardConfig>() == 4 * 4 + 8 + 16 * 5 + 8 + 8 + 16 + 16 + 8 + 16 * 2);
 const _: () = assert!(core::mem::size_of::<FragKey>() == 20 + 20 + 4);
 const _: () = assert!(core::mem::size_of::<FragEntry>() == 16);
 const _: () = assert!(core::mem::size_of::<Counter>() == 16);
-const _: () = assert!(core::mem::size_of::<TatSlot>() == 24);
+const _: () = assert!(core::mem::size_of::<TatSlot>() == 32);
 const _: () = assert!(core::mem::size_of::<Event>() == 8 + 4 + 4 + 20 + 20 + 8 * 3);
 const _: () = assert!(core::mem::size_of::<Meta>() == 24);

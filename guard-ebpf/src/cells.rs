@@ -11,21 +11,83 @@
 //! least recently used of the probed ones, is taken over by a new gNB.
 
 use aya_ebpf::bindings::BPF_NOEXIST;
-use guard_common::abi::{CellHot, CellKey, CellRecord, DeviceState, CELL_SLOTS, FAMILY_NONE};
+use guard_common::{
+    abi::{CellHot, CellKey, CellRecord, DeviceState, GuardConfig, CELL_SLOTS, FAMILY_NONE},
+    rate,
+};
 
 use crate::{
     counters,
-    maps::{N3_CELLS, N3_CELL_HOT, N3_NEW_CELL},
+    maps::{N3_CELLS, N3_CELL_HOT, N3_NEW_CELL, N3_PCPU_TAT, N3_UNKNOWN_GNB, N3_UNKNOWN_HOT},
 };
 
 const _: () = assert!(CELL_SLOTS.is_power_of_two());
 
-/// The gNB's record, created on first sight (with a claimed hot slot).
-#[inline(always)]
-pub fn record(key: &CellKey, now: u64) -> Option<*mut CellRecord> {
-    if let Some(c) = N3_CELLS.get_ptr_mut(key) {
-        return Some(c);
+/// A gNB's record: its own, or the one all unknown sources share.
+#[derive(Clone, Copy)]
+pub enum Gnb {
+    /// The source's own record in `N3_CELLS` and its hot slot.
+    Known(*mut CellRecord, *mut CellHot),
+    /// No record of its own (this CPU's shared `N3_UNKNOWN_GNB` / `N3_UNKNOWN_HOT`).
+    Unknown(*mut CellRecord, *mut CellHot),
+}
+
+impl Gnb {
+    #[inline(always)]
+    pub fn parts(self) -> (*mut CellRecord, *mut CellHot) {
+        match self {
+            Gnb::Known(r, h) | Gnb::Unknown(r, h) => (r, h),
+        }
     }
+}
+
+/// The gNB `key` for one packet. A source the guard knows (it has a record, or owns a hot slot:
+/// it carried traffic within minutes), or whose packet belongs to an established session
+/// (`vouched`), gets its own record, created on first sight. Any other source gets one only
+/// within the host's budget for new sources (`GuardConfig::new_gnb`, per CPU); past it, it shares
+/// the unknown sources' record: a forger rotating source addresses gets one set of edge budgets in
+/// all, and cannot churn `N3_CELLS` faster than the budget.
+#[inline(always)]
+pub fn lookup(cfg: &GuardConfig, key: &CellKey, now: u64, vouched: bool) -> Option<Gnb> {
+    let rec = match N3_CELLS.get_ptr_mut(key) {
+        Some(c) => Some(c),
+        None if vouched || owns_slot(key, now) || new_source_admitted(cfg, now) => create(key, now),
+        None => None,
+    };
+    match rec {
+        Some(c) => Some(Gnb::Known(c, hot(c, key, now)?)),
+        None => Some(Gnb::Unknown(N3_UNKNOWN_GNB.get_ptr_mut(0)?, N3_UNKNOWN_HOT.get_ptr_mut(0)?)),
+    }
+}
+
+/// One record for a new source from this CPU's share of the host budget.
+#[inline(always)]
+fn new_source_admitted(cfg: &GuardConfig, now: u64) -> bool {
+    if cfg.new_gnb.interval_ns == 0 {
+        return true;
+    }
+    match N3_PCPU_TAT.get_ptr_mut(0) {
+        // SAFETY: per-CPU slot, only this CPU uses it while this program runs.
+        Some(t) => rate::admit(unsafe { &mut (*t).new_gnb_tat }, now, &cfg.new_gnb),
+        None => false,
+    }
+}
+
+/// Whether `key` owns its home hot slot and used it within [`SLOT_IDLE_NS`]: a gNB whose record
+/// was evicted (by pressure on `N3_CELLS`) is still known. Only the home slot (where most gNBs
+/// live): a probe loop here would cost the policy's stack frame more than it finds.
+#[inline(always)]
+fn owns_slot(key: &CellKey, now: u64) -> bool {
+    let Some(h) = N3_CELL_HOT.get_ptr_mut(hash(key) & (CELL_SLOTS - 1)) else {
+        return false;
+    };
+    // SAFETY: a live array value.
+    unsafe { &(*h).owner == key && now.saturating_sub((*h).last_seen_ns) <= SLOT_IDLE_NS }
+}
+
+/// Create `key`'s record with a claimed hot slot.
+#[inline(always)]
+fn create(key: &CellKey, now: u64) -> Option<*mut CellRecord> {
     let fresh = N3_NEW_CELL.get_ptr_mut(0)?;
     let slot = claim(key, now)?;
     // SAFETY: per-CPU scratch slot; reset in full before each use.

@@ -10,7 +10,8 @@ use guard_common::{
     abi::{
         CellHot, CellKey, CellRecord, CellStageEntry, Counter, DeviceKey, DeviceState, FragEntry, FragKey, GuardConfig,
         Meta, StageEntry, TatSlot, CELL_SLOTS, DEFAULT_MAX_CELLS, DEFAULT_MAX_CELL_STAGES, DEFAULT_MAX_DEVICES,
-        DEFAULT_MAX_FRAGS, DEFAULT_MAX_STAGED, EVENTS_RING_BYTES, HINT_COUNT, STAT_COUNT,
+        DEFAULT_MAX_FRAGS, DEFAULT_MAX_STAGED, EVENTS_RING_BYTES, HINT_COUNT, SEEN_ENTRIES, SEEN_ENTRY_BYTES,
+        STAT_COUNT,
     },
     parse::Malformed,
     policy::Verdict,
@@ -33,6 +34,18 @@ pub static N3_DEVICES: LruHashMap<DeviceKey, DeviceState> = LruHashMap::pinned(D
 /// Device stages, userspace-owned. A plain hash: the data plane never inserts or evicts here.
 #[map(name = "N3_STAGES")]
 pub static N3_STAGES: HashMap<DeviceKey, StageEntry> = HashMap::pinned(DEFAULT_MAX_STAGED, 0);
+
+/// Established sessions (`abi::seen_slot`, one octet each): a device whose record was evicted
+/// is re-admitted without the new-device budget.
+#[map(name = "N3_SEEN")]
+pub static N3_SEEN: Array<[u8; SEEN_ENTRY_BYTES]> = Array::pinned(SEEN_ENTRIES, 0);
+
+/// The record and hot counters shared by every outer source that has none of its own (per CPU):
+/// its edge limiters are one budget for all unknown sources (`GuardConfig::new_gnb`).
+#[map(name = "N3_UNKNOWN_GNB")]
+pub static N3_UNKNOWN_GNB: PerCpuArray<CellRecord> = PerCpuArray::pinned(1, 0);
+#[map(name = "N3_UNKNOWN_HOT")]
+pub static N3_UNKNOWN_HOT: PerCpuArray<CellHot> = PerCpuArray::pinned(1, 0);
 
 /// Datagrams whose first IP fragment was dropped (`abi::FragKey`): their later fragments follow.
 #[map(name = "N3_FRAGS")]

@@ -13,11 +13,12 @@ use aya_ebpf::{
 };
 use guard_common::{
     abi::{
-        CellHot, CellKey, CellRecord, DeviceKey, DeviceState, FragEntry, FragKey, GuardConfig, L3Addr, Limit,
-        StageEntry, BIND_TEID, DEVICE_KIND_TEID, ECHO_PATH_SLOTS, EVENT_DEVICE_OVER_LIMIT, EVENT_ECHO_LIMITED,
-        EVENT_ERR_IND_LIMITED, EVENT_NEW_DEVICE_LIMITED, EVENT_SPOOF, FAMILY_NONE, HINT_STAGE_GEN, KEY_MODE_UE_ADDR,
-        PROT_ANTISPOOF, PROT_CELL_CAP, PROT_ECHO, PROT_ERR_IND, PROT_HOST_CAP, PROT_MALFORMED, PROT_NEW_DEVICE,
-        STAGE_FLAG_EXEMPT, STAGE_OBSERVE, STAT_MAP_UPDATE_FAILED, STAT_NO_CONFIG,
+        seen_slot, CellHot, CellRecord, DeviceKey, DeviceState, FragEntry, FragKey, GuardConfig, L3Addr, Limit,
+        StageEntry, BIND_TEID, DEVICE_FLAG_ESTABLISHED, DEVICE_KIND_TEID, ECHO_PATH_SLOTS, ESTABLISHED_PACKETS,
+        EVENT_DEVICE_OVER_LIMIT, EVENT_ECHO_LIMITED, EVENT_ERR_IND_LIMITED, EVENT_NEW_DEVICE_LIMITED, EVENT_SPOOF,
+        FAMILY_NONE, HINT_STAGE_GEN, KEY_MODE_UE_ADDR, PROT_ANTISPOOF, PROT_CELL_CAP, PROT_ECHO, PROT_ERR_IND,
+        PROT_HOST_CAP, PROT_MALFORMED, PROT_NEW_DEVICE, SEEN_ENTRY_BYTES, STAGE_FLAG_EXEMPT, STAGE_OBSERVE,
+        STAT_MAP_UPDATE_FAILED, STAT_NO_CONFIG,
     },
     parse::{
         gtpu::{MSG_ECHO_REQUEST, MSG_ECHO_RESPONSE, MSG_END_MARKER, MSG_ERROR_INDICATION, MSG_G_PDU},
@@ -29,11 +30,13 @@ use guard_common::{
 };
 
 use crate::{
-    cells, clock,
+    cells::{self, Gnb},
+    clock,
     counters::{self, add},
     cursor::XdpPacket,
     maps::{
-        N3_CELLS, N3_CELL_STAGES, N3_CONFIG, N3_DEVICES, N3_FRAGS, N3_HINTS, N3_NEW_DEV, N3_PCPU_TAT, N3_PKT, N3_STAGES,
+        N3_CELLS, N3_CELL_STAGES, N3_CONFIG, N3_DEVICES, N3_FRAGS, N3_HINTS, N3_NEW_DEV, N3_PCPU_TAT, N3_PKT, N3_SEEN,
+        N3_STAGES,
     },
 };
 
@@ -111,6 +114,27 @@ fn verdict(ctx: &XdpContext, len: u64) -> Verdict {
     v
 }
 
+/// Whether `key` was marked an established session in `N3_SEEN`. A call of its own: its hash
+/// would otherwise sit in the policy's frame (the program and the policy share 512 bytes).
+#[inline(never)]
+fn seen_marked(key: &DeviceKey) -> bool {
+    let (entry, octet) = seen_slot(key);
+    match N3_SEEN.get(entry) {
+        Some(e) => e[octet % SEEN_ENTRY_BYTES] != 0,
+        None => false,
+    }
+}
+
+/// Mark `key` an established session (one octet, written whole: no read-modify-write to race).
+#[inline(never)]
+fn mark_seen(key: &DeviceKey) {
+    let (entry, octet) = seen_slot(key);
+    if let Some(e) = N3_SEEN.get_ptr_mut(entry) {
+        // SAFETY: a live array value; one octet written whole.
+        unsafe { (*e)[octet % SEEN_ENTRY_BYTES] = 1 };
+    }
+}
+
 /// The datagram key of a fragment (RFC 791 §3.2: source, destination, protocol, Identification;
 /// the protocol is UDP for every fragment `parse_into` names).
 #[inline(always)]
@@ -177,11 +201,13 @@ fn policy(cfg: &GuardConfig, p: &GtpPacket, clock_cache: &mut [u64; 2], len: u64
     if p.gtp.msg_type == MSG_G_PDU {
         return gpdu(cfg, p, now, len);
     }
-    // GTP-U signalling: the gNB's record (its edge limiters and counters) and hot slot.
-    let Some((rec, hot)) = cell_slow(&p.outer_src, now) else {
+    // GTP-U signalling: the gNB's record (its edge limiters and counters) and hot slot, or the
+    // unknown sources' shared ones (`cells::lookup`).
+    let Some(gnb) = cells::lookup(cfg, &p.outer_src, now, false) else {
         counters::stat(STAT_MAP_UPDATE_FAILED);
         return Verdict::PassFailOpen;
     };
+    let (rec, hot) = gnb.parts();
     count_cell(hot, now, len);
     // SAFETY: `rec` points into a live LRU map value; counters are updated atomically.
     let c = unsafe { &mut *rec };
@@ -222,13 +248,6 @@ fn policy(cfg: &GuardConfig, p: &GtpPacket, clock_cache: &mut [u64; 2], len: u64
         unsafe { add(&mut (*hot).dropped, 1) };
     }
     v
-}
-
-/// The gNB's record (created on first sight) and hot counters, by lookup.
-#[inline(always)]
-fn cell_slow(key: &CellKey, now: u64) -> Option<(*mut CellRecord, *mut CellHot)> {
-    let rec = cells::record(key, now)?;
-    Some((rec, cells::hot(rec, key, now)?))
 }
 
 /// Count a packet in the gNB's hot counters.
@@ -499,21 +518,26 @@ fn gpdu(cfg: &GuardConfig, p: &GtpPacket, now: u64, len: u64) -> Verdict {
     let stage_gen = hint_gen(HINT_STAGE_GEN);
     let known = N3_DEVICES.get_ptr_mut(&key);
     // The gNB: a known device from the gNB it last came from finds its hot counters through the
-    // slot its record caches; anything else looks the gNB up (`cells`).
-    let (rec, hot) = match known.and_then(|d| cells::cached_hot(d, &p.outer_src)) {
+    // slot its record caches; anything else looks the gNB up (`cells`). An established session
+    // vouches for a source the guard has not seen yet (a handover to a new gNB).
+    let (gnb, hot) = match known.and_then(|d| cells::cached_hot(d, &p.outer_src)) {
         Some(h) => (None, h),
-        None => match cell_slow(&p.outer_src, now) {
-            Some((r, h)) => (Some(r), h),
-            None => {
-                counters::stat(STAT_MAP_UPDATE_FAILED);
-                return Verdict::PassFailOpen;
+        None => {
+            // SAFETY: a live LRU map value; `flags` is a last-writer-wins sample.
+            let vouched = known.is_some_and(|d| unsafe { (*d).flags } & DEVICE_FLAG_ESTABLISHED != 0);
+            match cells::lookup(cfg, &p.outer_src, now, vouched) {
+                Some(g) => (Some(g), g.parts().1),
+                None => {
+                    counters::stat(STAT_MAP_UPDATE_FAILED);
+                    return Verdict::PassFailOpen;
+                }
             }
-        },
+        }
     };
     count_cell(hot, now, len);
     // SAFETY: `hot` points into a live array value; counters are updated atomically.
     unsafe { add(&mut (*hot).gpdu, 1) };
-    let v = gpdu_verdict(cfg, p, &key, known, stage_gen, rec, hot, now, len);
+    let v = gpdu_verdict(cfg, p, &key, known, stage_gen, gnb, hot, now, len);
     if v.is_drop() {
         // SAFETY: as above.
         unsafe { add(&mut (*hot).dropped, 1) };
@@ -529,7 +553,7 @@ fn gpdu_verdict(
     key: &DeviceKey,
     known: Option<*mut DeviceState>,
     stage_gen: Option<u64>,
-    rec: Option<*mut CellRecord>,
+    gnb: Option<Gnb>,
     hot: *mut CellHot,
     now: u64,
     len: u64,
@@ -546,18 +570,29 @@ fn gpdu_verdict(
         },
     };
 
-    let dev = match (known, rec) {
+    // The source is known (its own record or hot slot): only then can a device establish itself.
+    let known_gnb = !matches!(gnb, Some(Gnb::Unknown(..)));
+    let dev = match (known, gnb) {
         (Some(d), _) => Some(d),
         // Unreachable: an unknown device has no cached slot, so its gNB was looked up.
         (None, None) => return Verdict::PassFailOpen,
-        (None, Some(rec)) => {
-            // SAFETY: `rec` points into a live LRU map value; counters are updated atomically.
+        (None, Some(g)) => {
+            let (rec, _) = g.parts();
+            // SAFETY: `rec` points into a live map value; counters are updated atomically.
             let c = unsafe { &mut *rec };
-            // A TEID never seen before. Devices the controller staged are known, so the per-gNB
-            // new-device limit (TEID scans, random-TEID floods) does not apply to them.
-            if matches!(stage, Staged::None)
+            // A device never seen before, or evicted: an established session (`N3_SEEN`) is
+            // re-admitted as it was; devices the controller staged are known. Neither is charged
+            // to a new-device budget, which is for TEID scans and random-TEID floods: its own
+            // gNB's, or the one all unknown sources share.
+            let readmitted = seen_marked(&key);
+            if readmitted {
+                add(&mut c.readmitted, 1);
+            }
+            let budget = if known_gnb { &cfg.new_device } else { &cfg.unknown_new_device };
+            if !readmitted
+                && matches!(stage, Staged::None)
                 && policy::gate(cfg, PROT_NEW_DEVICE) != Gate::Off
-                && !rate::admit(&mut c.tat_new_device, now, &cfg.new_device)
+                && !rate::admit(&mut c.tat_new_device, now, budget)
             {
                 add(&mut c.new_devices_limited, 1);
                 counters::emit(cfg, now, EVENT_NEW_DEVICE_LIMITED, STAGE_OBSERVE, &key, &p.outer_src, [0; 3]);
@@ -586,12 +621,16 @@ fn gpdu_verdict(
     if let Some(d) = dev {
         // SAFETY: `d` points into a live LRU map value; shared counters are atomic, the rest are
         // last-writer-wins samples.
-        if let Some(r) = rec {
+        if let Some(Gnb::Known(r, _)) = gnb {
             cells::cache_hot(d, &p.outer_src, r);
         }
         let d = unsafe { &mut *d };
         add(&mut d.packets, 1);
         add(&mut d.bytes, len);
+        if d.flags & DEVICE_FLAG_ESTABLISHED == 0 && known_gnb && d.packets >= ESTABLISHED_PACKETS {
+            d.flags |= DEVICE_FLAG_ESTABLISHED;
+            mark_seen(&key);
+        }
         d.last_seen_ns = now;
         d.teid = p.gtp.teid;
         d.qfi = p.gtp.qfi as u32;
@@ -674,8 +713,14 @@ fn gpdu_verdict(
     // off is not looked up (and does not spend its budget); a gNB whose record says "no cap at
     // this generation" skips the hash miss.
     if policy::gate(cfg, PROT_CELL_CAP) != Gate::Off {
-        // SAFETY: `hot` points into a live array value; `no_cap_gen` is one word.
-        let no_cap_gen = unsafe { &mut (*hot).no_cap_gen };
+        // The "no cap" cache is a gNB's own: the unknown sources' shared slot does not cache
+        // (one unknown source's miss says nothing about another's cap).
+        let mut uncached = 0u64;
+        let no_cap_gen = match gnb {
+            Some(Gnb::Unknown(..)) => &mut uncached,
+            // SAFETY: `hot` points into a live array value; `no_cap_gen` is one word.
+            _ => unsafe { &mut (*hot).no_cap_gen },
+        };
         // The generation read before the device lookup covers `N3_CELL_STAGES` too
         // (`abi::HINT_STAGE_GEN`).
         if let Some(cs) = stage_lookup(&N3_CELL_STAGES, &p.outer_src, no_cap_gen, stage_gen) {

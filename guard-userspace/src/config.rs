@@ -153,6 +153,13 @@ pub struct DataplaneSection {
     /// datagram arrive back to back; longer would let a benign datagram that reuses the
     /// Identification on the same gNB path be caught.
     pub fragment_window: Dur,
+    /// Outer sources the guard does not know yet (never carried traffic it saw within minutes, no
+    /// established session vouching for them) that get a record of their own, host-wide. The
+    /// rest share one record and the new-device budget `unknown_new_device`: a forger rotating
+    /// its source address gets one budget, not one per address (docs/dataplane.md).
+    pub new_gnb: PpsLimit,
+    /// New devices (never-seen TEIDs) admitted from all unknown sources together, host-wide.
+    pub unknown_new_device: PpsLimit,
     /// Per-gNB Error Indication rate.
     pub err_ind: PeriodLimit,
     /// QFIs (0..=63) never shaped or dropped by rate stages (e.g. the flows carrying emergency
@@ -175,6 +182,8 @@ impl Default for DataplaneSection {
             echo: PeriodLimit { count: 1, per: Dur::secs(60), burst: 8 },
             echo_host: PpsLimit { pps: 20_000, burst: 40_000 },
             fragment_window: Dur(50_000_000),
+            new_gnb: PpsLimit { pps: 100, burst: 200 },
+            unknown_new_device: PpsLimit { pps: 1000, burst: 2000 },
             err_ind: PeriodLimit { count: 100, per: Dur::secs(1), burst: 200 },
             exempt_qfi: Vec::new(),
             event_gap: Dur::secs(1),
@@ -884,6 +893,8 @@ impl Config {
         v.pps("dataplane.event_rate", &d.event_rate);
         v.period("dataplane.echo", &d.echo);
         v.pps("dataplane.echo_host", &d.echo_host);
+        v.pps("dataplane.new_gnb", &d.new_gnb);
+        v.pps("dataplane.unknown_new_device", &d.unknown_new_device);
         v.period("dataplane.err_ind", &d.err_ind);
         for (i, q) in d.exempt_qfi.iter().enumerate() {
             v.check(*q <= 63, &format!("dataplane.exempt_qfi[{i}]"), "QFI must be 0..=63 (TS 23.501 §5.7.1)");
@@ -1050,6 +1061,11 @@ impl Config {
             // Per CPU, like the host cap: each CPU meters its share without a shared cache line.
             echo_host: Limit::per_second((d.echo_host.pps / n).max(1), (d.echo_host.burst / n).max(1)),
             frag_window_ns: d.fragment_window.0,
+            new_gnb: Limit::per_second((d.new_gnb.pps / n).max(1), (d.new_gnb.burst / n).max(1)),
+            unknown_new_device: Limit::per_second(
+                (d.unknown_new_device.pps / n).max(1),
+                (d.unknown_new_device.burst / n).max(1),
+            ),
         }
     }
 

@@ -44,6 +44,8 @@ pub struct N3Maps {
     pub stats: PerCpuArray<MapData, Counter>,
     /// The generation of the stage maps (`abi::HINT_STAGE_GEN`): replaced after stage writes.
     pub hints: Array<MapData, u64>,
+    /// The record every outer source without one of its own shares (per CPU).
+    pub unknown_gnb: PerCpuArray<MapData, CellRecord>,
 }
 
 /// Something that can hand out maps by name.
@@ -113,6 +115,7 @@ impl N3Maps {
             malformed: PerCpuArray::try_from(src.map(MAP_N3_MALFORMED)?).map_err(err(MAP_N3_MALFORMED))?,
             stats: PerCpuArray::try_from(src.map(MAP_N3_STATS)?).map_err(err(MAP_N3_STATS))?,
             hints: Array::try_from(src.map(MAP_N3_HINTS)?).map_err(err(MAP_N3_HINTS))?,
+            unknown_gnb: PerCpuArray::try_from(src.map(MAP_N3_UNKNOWN_GNB)?).map_err(err(MAP_N3_UNKNOWN_GNB))?,
         })
     }
 
@@ -158,6 +161,22 @@ impl N3Maps {
     }
 
     /// The misc counters (`STAT_*` indexes), summed over CPUs.
+    /// What the unknown sources (outer sources without a record of their own) did, summed over
+    /// the CPUs: signalling and new devices admitted, limited or re-admitted.
+    pub fn unknown_sources(&self) -> Result<CellRecord, MapsError> {
+        let per_cpu = self.unknown_gnb.get(&0, 0).map_err(err(abi::MAP_N3_UNKNOWN_GNB))?;
+        let mut t = CellRecord::default();
+        for r in per_cpu.iter() {
+            t.echo_req += r.echo_req;
+            t.err_ind += r.err_ind;
+            t.other_msgs += r.other_msgs;
+            t.new_devices += r.new_devices;
+            t.new_devices_limited += r.new_devices_limited;
+            t.readmitted += r.readmitted;
+        }
+        Ok(t)
+    }
+
     pub fn stats(&self) -> Result<Vec<Counter>, MapsError> {
         Self::sum(&self.stats, abi::MAP_N3_STATS, STAT_COUNT)
     }

@@ -85,9 +85,11 @@ pub fn status_json(pins: &crate::pins::PinDir, maps: &N3Maps) -> Result<serde_js
                 "gnb": addr_str(k), "packets": c.packets, "gpdu": c.gpdu, "dropped": c.dropped,
                 "echo_req": c.echo_req, "err_ind": c.err_ind, "end_marker": c.end_marker,
                 "new_devices": c.new_devices, "new_devices_limited": c.new_devices_limited,
+                "readmitted": c.readmitted,
             })
         })
         .collect();
+    let unknown = maps.unknown_sources()?;
     let cell_stages: Vec<_> = maps
         .cell_stages()
         .into_iter()
@@ -112,6 +114,11 @@ pub fn status_json(pins: &crate::pins::PinDir, maps: &N3Maps) -> Result<serde_js
         "fail_open": {"map_update_failed": stat(STAT_MAP_UPDATE_FAILED), "no_config": stat(STAT_NO_CONFIG)},
         "staged_devices": stages,
         "cells": cells,
+        "unknown_sources": {
+            "what": "outer sources without a record of their own (dataplane.new_gnb): one shared budget",
+            "new_devices": unknown.new_devices, "new_devices_limited": unknown.new_devices_limited,
+            "echo_req": unknown.echo_req, "err_ind": unknown.err_ind,
+        },
         "cell_stages": cell_stages,
     }))
 }
