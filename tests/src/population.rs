@@ -28,10 +28,19 @@ pub const SLOTS_PER_SEC: usize = (1000 / SLOT_MS) as usize;
 /// below it.
 pub const SCAN_TEID_BASE: u32 = 0xe000_0000;
 pub const SCAN_TEID_MASK: u32 = 0x00ff_ffff;
-/// The `n`-th TEID of the random-TEID scan: a multiplicative hash of a counter (a bijection on
-/// 24 bits), so a scan does not repeat TEIDs within a run and the core sees "random" TEIDs.
+/// The `n`-th TEID of the (first) random-TEID scan: see [`scan_teid_of`].
 pub fn scan_teid(n: u32) -> u32 {
-    SCAN_TEID_BASE | (n.wrapping_mul(0x9e37_79b1) & SCAN_TEID_MASK)
+    scan_teid_of(0, n)
+}
+
+/// Scans a scenario may hold: each owns a sixteenth of the scan range (bits 20-23).
+pub const MAX_SCANS: usize = 16;
+
+/// The `n`-th TEID of scan number `scan`: a multiplicative hash of a counter (a bijection on 20
+/// bits), so a scan does not repeat TEIDs within a run (a million) and the core sees "random"
+/// TEIDs; bits 20-23 say which scan sent it.
+pub fn scan_teid_of(scan: u32, n: u32) -> u32 {
+    SCAN_TEID_BASE | ((scan & 0xf) << 20) | (n.wrapping_mul(0x9e37_79b1) & 0x000f_ffff)
 }
 
 /// GTP-U message types the edge-abuse profiles send.
@@ -311,7 +320,8 @@ pub struct Device {
     pub segments: Vec<Segment>,
     pub edge: Option<EdgeKind>,
     /// An Echo Request's Sequence Number or an Error Indication's TEID Data I, unique per device
-    /// (how the sink tells the senders of one message type apart); 0 for G-PDU devices.
+    /// (how the sink tells the senders of one message type apart); a TEID scan's number (bits
+    /// 20-23 of its TEIDs); 0 for G-PDU devices.
     pub tag: u32,
     #[serde(skip)]
     pub payload: usize,
@@ -360,7 +370,8 @@ pub struct Plan {
     pub by_teid: HashMap<u32, usize>,
     /// (message type, tag) of a signalling device → device.
     pub by_tag: HashMap<(u8, u32), usize>,
-    pub scan_device: Option<usize>,
+    /// The TEID scans, by scan number (their tag).
+    pub scan_devices: Vec<usize>,
 }
 
 /// Deterministic splitmix64 generator (no dependency, reproducible schedules).
@@ -478,7 +489,14 @@ impl Plan {
                     Some(EdgeKind::Echo) if idx < 0xffff => idx as u32 + 1,
                     Some(EdgeKind::ErrInd) if idx < 0xffff => 0x0bad_0000 | idx as u32,
                     Some(EdgeKind::Echo | EdgeKind::ErrInd) => bail!("too many devices for signalling tags"),
-                    _ => 0,
+                    Some(EdgeKind::Scan) => {
+                        let n = devices.iter().filter(|d: &&Device| d.edge == Some(EdgeKind::Scan)).count();
+                        if n >= MAX_SCANS {
+                            bail!("population {}: at most {MAX_SCANS} teid_scan sources per scenario", p.name);
+                        }
+                        n as u32
+                    }
+                    None => 0,
                 };
                 devices.push(Device {
                     idx,
@@ -498,7 +516,7 @@ impl Plan {
         }
         let mut by_teid = HashMap::new();
         let mut by_tag = HashMap::new();
-        let mut scan_device = None;
+        let mut scan_devices = Vec::new();
         for d in &devices {
             match d.edge {
                 None => {
@@ -512,11 +530,7 @@ impl Plan {
                 Some(EdgeKind::ErrInd) => {
                     by_tag.insert((MSG_ERROR_INDICATION, d.tag), d.idx);
                 }
-                Some(EdgeKind::Scan) => {
-                    if scan_device.replace(d.idx).is_some() {
-                        bail!("at most one teid_scan source per scenario");
-                    }
-                }
+                Some(EdgeKind::Scan) => scan_devices.push(d.idx),
             }
         }
         let mut variants = Vec::new();
@@ -536,7 +550,7 @@ impl Plan {
                 }
             }
         }
-        Ok(Plan { devices, variants, slots, gnbs, by_teid, by_tag, scan_device })
+        Ok(Plan { devices, variants, slots, gnbs, by_teid, by_tag, scan_devices })
     }
 
     pub fn duration_s(&self) -> f64 {
@@ -575,10 +589,10 @@ impl Plan {
         sum.into_iter().map(|n| if secs > 0.0 { n as f64 / secs } else { 0.0 }).collect()
     }
 
-    /// The device a delivered G-PDU TEID belongs to (scan TEIDs map to the scan source).
+    /// The device a delivered G-PDU TEID belongs to (scan TEIDs map to their scan source).
     pub fn device_of_teid(&self, teid: u32) -> Option<usize> {
         if teid & !SCAN_TEID_MASK == SCAN_TEID_BASE {
-            if let Some(d) = self.scan_device {
+            if let Some(&d) = self.scan_devices.get(((teid >> 20) & 0xf) as usize) {
                 return Some(d);
             }
         }
@@ -759,6 +773,26 @@ mod tests {
         assert_eq!(tags.len(), 4);
         assert_eq!(plan.by_tag.len(), 4);
         assert!(plan.devices.iter().map(|d| d.gnb).collect::<std::collections::BTreeSet<_>>().len() == 4);
+    }
+
+    /// Several scans: each has its own sixteenth of the scan range, so the sink's counts go back
+    /// to the right one.
+    #[test]
+    fn scans_own_their_part_of_the_scan_range() {
+        let mut a = pop(Profile::TeidScan { pps: Num::One(10.0), sources: 0 }, 1);
+        a.name = "a".into();
+        a.gnb = Some(0);
+        let mut b = pop(Profile::TeidScan { pps: Num::One(10.0), sources: 8 }, 1);
+        b.name = "b".into();
+        let plan = Plan::build(&[a, b], 2, 5.0, 1).unwrap();
+        assert_eq!(plan.scan_devices, vec![0, 1]);
+        for n in [1, 2, 1000, 0xfffff] {
+            assert_eq!(plan.device_of_teid(scan_teid_of(0, n)), Some(0));
+            assert_eq!(plan.device_of_teid(scan_teid_of(1, n)), Some(1));
+            assert_eq!(scan_teid_of(1, n) & !SCAN_TEID_MASK, SCAN_TEID_BASE);
+        }
+        assert_ne!(rotate_src(1, 8), rotate_src(2, 8));
+        assert_eq!(rotate_src(1, 8), rotate_src(9, 8));
     }
 
     #[test]

@@ -117,11 +117,18 @@ fn scores_table(out: &mut String, scores: &[Scores]) {
     });
     row(out, "unsent (sender late) / sink drops", &|s| format!("{} / {}", s.unsent, s.sink_kernel_drops));
     if scores.iter().any(|s| s.new_devices.as_ref().is_some_and(|n| n.forged_sources > 0 || n.readmitted > 0)) {
-        row(out, "new TEIDs admitted on gNB addresses / G-PDU devices / re-admitted after eviction", &|s| {
-            s.new_devices
-                .as_ref()
-                .map_or("–".into(), |n| format!("{} / {} / {}", n.gnb_admitted, n.gnb_devices, n.readmitted))
-        });
+        row(
+            out,
+            "new TEIDs on gNB addresses: admitted / limited; G-PDU devices; forged with gNB addresses; re-admissions after eviction",
+            &|s| {
+                s.new_devices.as_ref().map_or("–".into(), |n| {
+                    format!(
+                        "{} / {}; {}; {}; {}",
+                        n.gnb_admitted, n.gnb_limited, n.gnb_devices, n.gnb_forged_sent, n.readmitted
+                    )
+                })
+            },
+        );
         row(out, "forged sources / their new TEIDs admitted / limited", &|s| {
             s.new_devices.as_ref().map_or("–".into(), |n| {
                 format!("{} / {} / {}", n.forged_sources, n.forged_admitted, n.forged_limited)

@@ -25,7 +25,9 @@ use serde::{Deserialize, Serialize};
 use crate::frames::fragment_ipv4;
 use crate::lab::Lab;
 use crate::netns::unique_name;
-use crate::population::{rotate_src, scan_teid, Class, Plan, PopulationSpec, SLOTS_PER_SEC, SLOT_MS, TEID_OFFSET_V4};
+use crate::population::{
+    rotate_src, scan_teid_of, Class, Plan, PopulationSpec, SLOTS_PER_SEC, SLOT_MS, TEID_OFFSET_V4,
+};
 use crate::population::{EdgeKind, Profile};
 use crate::{send_frames, SendOpts, Sink};
 
@@ -760,7 +762,6 @@ fn sample_stages(maps: &N3Maps, t_s: f64, staged: &mut BTreeSet<u32>) -> StageSa
 /// device each fragmented datagram (gNB address, Identification) belongs to.
 #[derive(Default)]
 struct FrameState {
-    scan_ctr: u32,
     gpdus: Vec<u64>,
     ip_ids: HashMap<Ipv4Addr, u16>,
     frag_owner: HashMap<(Ipv4Addr, u16), usize>,
@@ -795,21 +796,22 @@ fn slot_frames(
             }
             let mut f = templates[v as usize].clone();
             let d = &plan.devices[plan.variants[v as usize].device];
+            // The device's G-PDU counter: a scan's TEIDs and sources, which G-PDUs go fragmented.
+            let k = st.gpdus[d.idx];
+            st.gpdus[d.idx] += 1;
             if d.edge == Some(EdgeKind::Scan) {
                 // A never-seen TEID per packet.
-                st.scan_ctr = st.scan_ctr.wrapping_add(1);
-                let teid = scan_teid(st.scan_ctr);
+                let n = (k as u32).wrapping_add(1);
+                let teid = scan_teid_of(d.tag, n);
                 f[TEID_OFFSET_V4..TEID_OFFSET_V4 + 4].copy_from_slice(&teid.to_be_bytes());
                 if let Profile::TeidScan { sources, .. } = d.segments[plan.variants[v as usize].segment].profile {
                     if sources > 0 {
-                        set_outer_src_v4(&mut f, rotate_src(st.scan_ctr, sources));
+                        set_outer_src_v4(&mut f, rotate_src(n, sources));
                     }
                 }
             }
             // Which G-PDUs of a device go out fragmented: the k-th when floor(k·f) steps, so a
             // fraction f of them, spread evenly, the same in every mode.
-            let k = st.gpdus[d.idx];
-            st.gpdus[d.idx] += 1;
             let fragmented = d.edge.is_none()
                 && d.fragment > 0.0
                 && ((k + 1) as f64 * d.fragment).floor() > (k as f64 * d.fragment).floor();

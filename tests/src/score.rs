@@ -75,9 +75,12 @@ pub struct NewDevices {
     /// On the lab's gNB addresses: never-seen TEIDs admitted, and the G-PDU devices that sent.
     pub gnb_admitted: u64,
     pub gnb_devices: u64,
-    /// Admissions beyond one per device: known devices whose `N3_DEVICES` record was evicted
-    /// (by the table's churn) and that were admitted again as new.
+    /// New-TEID attempts (admitted or limited) on gNB addresses beyond one per device and the
+    /// forged never-seen TEIDs sent with those addresses: known devices whose `N3_DEVICES`
+    /// record was evicted (by the table's churn) and that came back as new.
     pub readmitted: u64,
+    /// Never-seen TEIDs forged with gNB addresses (`teid_scan` without rotating sources), sent.
+    pub gnb_forged_sent: u64,
     /// Over a gNB address's budget (dropped when enforced, and not inserted).
     pub gnb_limited: u64,
     /// Source addresses that are no gNB of the lab (forged), and what they got admitted /
@@ -279,6 +282,15 @@ pub fn score(sc: &Scenario, plan: &Plan, r: &RunResult) -> Scores {
             gnb_admitted: 0,
             gnb_devices: plan.devices.iter().filter(|d| d.edge.is_none() && r.device_sent[d.idx] > 0).count() as u64,
             readmitted: 0,
+            gnb_forged_sent: plan
+                .devices
+                .iter()
+                .filter(|d| {
+                    d.edge == Some(crate::population::EdgeKind::Scan)
+                        && d.segments.iter().all(|s| matches!(s.profile, Profile::TeidScan { sources: 0, .. }))
+                })
+                .map(|d| r.device_sent[d.idx])
+                .sum(),
             gnb_limited: 0,
             forged_sources: 0,
             forged_admitted: 0,
@@ -296,7 +308,7 @@ pub fn score(sc: &Scenario, plan: &Plan, r: &RunResult) -> Scores {
                 nd.forged_limited += lim;
             }
         }
-        nd.readmitted = nd.gnb_admitted.saturating_sub(nd.gnb_devices);
+        nd.readmitted = (nd.gnb_admitted + nd.gnb_limited).saturating_sub(nd.gnb_devices + nd.gnb_forged_sent);
         nd
     });
     let cpu_pct = match (r.guard_cpu_s, r.guard_wall_s) {
