@@ -853,6 +853,44 @@ mod tests {
         assert_eq!(fragment_ipv4(&whole, 14, 4000, 7).map(|v| v.len()), Some(1));
     }
 
+    /// The oracle: tshark reassembles the fragments (RFC 791) and dissects the G-PDU inside with
+    /// its TEID and inner source.
+    #[test]
+    #[ignore = "needs tshark: cargo xtask test runs it"]
+    fn tshark_reassembles_the_fragments() {
+        let whole = GtpFrame::gpdu(0x00c0_ffee)
+            .outer_v4(Ipv4Addr::new(10, 200, 0, 11), Ipv4Addr::new(10, 200, 0, 1))
+            .inner_v4(Ipv4Addr::new(10, 47, 0, 9), Ipv4Addr::new(203, 0, 113, 90))
+            .payload_len(1400)
+            .build();
+        let frags = fragment_ipv4(&whole, 14, 576, 0x0102).expect("fragments");
+        assert_eq!(frags.len(), 3);
+        let dir = crate::oracle::TempDir::new("frag-oracle").expect("temp dir");
+        let pcap = dir.join("frags.pcap");
+        crate::pcap::write_pcap(&pcap, &frags).expect("pcap");
+        let rows = crate::oracle::tshark_fields(
+            &pcap,
+            &["ip.id", "ip.flags.mf", "ip.frag_offset", "gtp.teid", "ip.src"],
+            None,
+        )
+        .expect("tshark");
+        assert_eq!(rows.len(), 3, "{rows:?}");
+        let col = |r: usize, k: usize| rows[r].get(k).cloned().unwrap_or_default();
+        let first = |r: usize, k: usize| col(r, k).split(',').next().unwrap_or("").to_owned();
+        // 576 - 20 = 556 octets of room, 552 of data per fragment: offsets 0, 69, 138 (in 8-octet
+        // units); MF on all but the last; one Identification.
+        for (r, (mf, off)) in [("1", "0"), ("1", "69"), ("0", "138")].into_iter().enumerate() {
+            assert_eq!(
+                (first(r, 0).as_str(), first(r, 1).as_str(), first(r, 2).as_str()),
+                ("0x0102", mf, off),
+                "{rows:?}"
+            );
+        }
+        // The last frame carries the reassembled datagram's dissection.
+        assert_eq!(col(2, 3), "0x00c0ffee", "{rows:?}");
+        assert_eq!(col(2, 4), "10.200.0.11,10.47.0.9", "outer and inner source after reassembly: {rows:?}");
+    }
+
     #[test]
     fn vlan_tags_and_qinq() {
         let f = GtpFrame::gpdu(1).vlan(100).build();

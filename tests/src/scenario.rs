@@ -1169,14 +1169,16 @@ fn write_devices_csv(path: &Path, plan: &Plan, res: &RunResult) -> Result<()> {
                 .filter_map(|a| teid_of_target(&a.target)),
         )
         .collect();
-    let mut out = String::from("device,population,class,gnb,teid,ue,sent,delivered,staged\n");
+    let mut out = String::from(
+        "device,population,class,gnb,teid,ue,sent,delivered,staged,later_fragments_sent,later_fragments_delivered\n",
+    );
     for d in &plan.devices {
         let class = match d.class {
             Class::Benign => "benign",
             Class::Attack => "attack",
         };
         out.push_str(&format!(
-            "{},{},{class},{},{:#010x},{},{},{},{}\n",
+            "{},{},{class},{},{:#010x},{},{},{},{},{},{}\n",
             d.label(),
             d.population,
             d.gnb,
@@ -1184,7 +1186,9 @@ fn write_devices_csv(path: &Path, plan: &Plan, res: &RunResult) -> Result<()> {
             d.ue,
             res.device_sent[d.idx],
             res.device_delivered[d.idx],
-            d.edge.is_none() && staged.contains(&d.teid)
+            d.edge.is_none() && staged.contains(&d.teid),
+            res.device_sent_later.get(d.idx).copied().unwrap_or(0),
+            res.device_delivered_later.get(d.idx).copied().unwrap_or(0),
         ));
     }
     std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))
