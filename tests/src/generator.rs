@@ -31,12 +31,30 @@ pub struct SendOpts {
     pub qdisc_bypass: bool,
     /// UDP port that counts as GTP-U when accounting per TEID.
     pub gtpu_port: u16,
+    /// Pin the sending threads to this CPU. On a veth the receiver's XDP program runs on the
+    /// sending CPU, so this puts every packet on one CPU, as a NIC does with the packets of one
+    /// path (one RSS hash) or a single receive queue.
+    pub cpu: Option<usize>,
 }
 
 impl SendOpts {
     /// Both limits are mandatory.
     pub fn new(max_packets: u64, deadline: Duration) -> Self {
-        SendOpts { max_packets, deadline, pps: None, batch: 64, threads: 1, qdisc_bypass: false, gtpu_port: GTPU_PORT }
+        SendOpts {
+            max_packets,
+            deadline,
+            pps: None,
+            batch: 64,
+            threads: 1,
+            qdisc_bypass: false,
+            gtpu_port: GTPU_PORT,
+            cpu: None,
+        }
+    }
+
+    pub fn cpu(mut self, cpu: Option<usize>) -> Self {
+        self.cpu = cpu;
+        self
     }
 
     pub fn pps(mut self, pps: u64) -> Self {
@@ -112,6 +130,9 @@ pub fn send_frames(ns: &Netns, ifname: &str, frames: &[Vec<u8>], opts: &SendOpts
                 let name = ns.name();
                 s.spawn(move || -> Result<ThreadResult> {
                     enter_netns(name)?;
+                    if let Some(cpu) = opts.cpu {
+                        pin_to_cpu(cpu)?;
+                    }
                     let offset = (t as usize * frames.len()) / threads as usize;
                     send_loop(ifindex, frames, offset, cap, pps, start, opts)
                 })
@@ -141,6 +162,23 @@ pub fn send_frames(ns: &Netns, ifname: &str, frames: &[Vec<u8>], opts: &SendOpts
     }
     report.per_teid.retain(|_, n| *n > 0);
     Ok(report)
+}
+
+/// Pin the calling thread to one CPU (sched_setaffinity).
+fn pin_to_cpu(cpu: usize) -> Result<()> {
+    if cpu >= libc::CPU_SETSIZE as usize {
+        bail!("CPU {cpu} is out of range");
+    }
+    // SAFETY: cpu_set_t is plain old data; CPU_SET writes inside it (cpu checked above).
+    let rc = unsafe {
+        let mut set: libc::cpu_set_t = mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, mem::size_of::<libc::cpu_set_t>(), &set)
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error()).with_context(|| format!("pinning the sender to CPU {cpu}"));
+    }
+    Ok(())
 }
 
 struct ThreadResult {

@@ -163,10 +163,11 @@ fn default_retries() -> u32 {
     3
 }
 
-/// Forged source addresses of a rotating TEID scan: `10.200.64.1` + k, k < [`MAX_ROTATE`]. Off the
-/// lab's /24, so the core never answers them, and never a gNB's.
+/// Forged source addresses of a rotating TEID scan: `10.200.64.1` + k, k < [`MAX_ROTATE`] (up to
+/// 10.201.64.0). Off the lab's /24, so the core never answers them, and never a gNB's; nothing is
+/// configured for them, they are only written into the frames.
 pub const ROTATE_SRC_BASE: Ipv4Addr = Ipv4Addr::new(10, 200, 64, 1);
-pub const MAX_ROTATE: u32 = 4096;
+pub const MAX_ROTATE: u32 = 65536;
 pub fn rotate_src(k: u32, sources: u32) -> Ipv4Addr {
     Ipv4Addr::from(u32::from(ROTATE_SRC_BASE) + k % sources.clamp(1, MAX_ROTATE))
 }

@@ -119,21 +119,25 @@ fn scores_table(out: &mut String, scores: &[Scores]) {
     if scores.iter().any(|s| s.new_devices.as_ref().is_some_and(|n| n.forged_sources > 0 || n.readmitted > 0)) {
         row(
             out,
-            "new TEIDs on gNB addresses: admitted / limited; G-PDU devices; forged with gNB addresses; re-admissions after eviction",
+            "new TEIDs on gNB addresses: admitted / limited; G-PDU devices; forged with gNB addresses; evicted devices back (of them re-admitted without the budget)",
             &|s| {
                 s.new_devices.as_ref().map_or("–".into(), |n| {
                     format!(
-                        "{} / {}; {}; {}; {}",
-                        n.gnb_admitted, n.gnb_limited, n.gnb_devices, n.gnb_forged_sent, n.readmitted
+                        "{} / {}; {}; {}; {} ({})",
+                        n.gnb_admitted, n.gnb_limited, n.gnb_devices, n.gnb_forged_sent, n.readmitted, n.gnb_readmitted_dp
                     )
                 })
             },
         );
-        row(out, "forged sources / their new TEIDs admitted / limited", &|s| {
-            s.new_devices.as_ref().map_or("–".into(), |n| {
-                format!("{} / {} / {}", n.forged_sources, n.forged_admitted, n.forged_limited)
-            })
-        });
+        row(
+            out,
+            "forged sources with a record of their own / new TEIDs of all forged sources admitted / limited",
+            &|s| {
+                s.new_devices.as_ref().map_or("–".into(), |n| {
+                    format!("{} / {} / {}", n.forged_sources, n.forged_admitted, n.forged_limited)
+                })
+            },
+        );
     }
     if scores.iter().any(|s| s.benign_later_sent > 0 || s.new_devices.as_ref().is_some_and(|n| n.drop_fragment > 0)) {
         row(out, "later fragments dropped / passed (data plane)", &|s| {

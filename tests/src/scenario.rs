@@ -47,6 +47,9 @@ pub struct Scenario {
     pub onset_s: Option<f64>,
     #[serde(default = "default_gnbs")]
     pub gnbs: usize,
+    /// Send everything from this CPU, so the guard judges every packet there (see
+    /// [`SendOpts::cpu`]); default: wherever the scheduler puts the sender.
+    pub sender_cpu: Option<usize>,
     #[serde(default)]
     pub seed: u64,
     #[serde(default)]
@@ -83,6 +86,10 @@ pub struct Expect {
     /// Every benign Echo Request (the gNBs' own path supervision, `echo_path`) passed, so no
     /// path was declared down (TS 29.281 §7.2.1).
     pub echo_paths_up: bool,
+    /// The data plane dropped no Echo Request at all (`drop_echo` = 0): for scenarios whose
+    /// Echo Requests, real and forged, stay under `dataplane.echo_host`, below which the guard
+    /// promises to limit none, whoever sends them (docs/dataplane.md).
+    pub no_echo_dropped: bool,
     /// Checks on single populations (`[[expect.population]]`).
     pub population: Vec<PopExpect>,
 }
@@ -113,6 +120,7 @@ impl Default for Expect {
             attack_dropped: 0.95,
             naive_worse_by: None,
             echo_paths_up: false,
+            no_echo_dropped: false,
             population: Vec::new(),
         }
     }
@@ -573,9 +581,12 @@ pub struct AuditLine {
 pub struct DataplaneCounters {
     /// Packets per verdict (`Verdict::name`), over the run.
     pub verdicts: BTreeMap<String, u64>,
-    /// Per outer source address (a gNB or a forged one): never-seen TEIDs admitted (inserted
-    /// into `N3_DEVICES`) and those over its new-device budget (not inserted).
-    pub new_devices: BTreeMap<String, [u64; 2]>,
+    /// Per outer source address with a record of its own (a gNB, or a forged source the guard
+    /// gave one): never-seen TEIDs admitted (inserted into `N3_DEVICES`), those over its
+    /// new-device budget (not inserted), and known devices re-admitted without the budget after
+    /// their record was evicted. The key `unknown` holds the sources without a record of their
+    /// own, which share one record and one budget (`N3Maps::unknown_sources`).
+    pub new_devices: BTreeMap<String, [u64; 3]>,
 }
 
 fn read_dataplane(m: &N3Maps) -> DataplaneCounters {
@@ -593,7 +604,10 @@ fn read_dataplane(m: &N3Maps) -> DataplaneCounters {
         } else {
             std::net::Ipv6Addr::from(k.addr).to_string()
         };
-        c.new_devices.insert(a, [st.new_devices, st.new_devices_limited]);
+        c.new_devices.insert(a, [st.new_devices, st.new_devices_limited, st.readmitted]);
+    }
+    if let Ok(u) = m.unknown_sources() {
+        c.new_devices.insert("unknown".into(), [u.new_devices, u.new_devices_limited, u.readmitted]);
     }
     c
 }
@@ -1075,7 +1089,7 @@ pub fn run_mode(sc: &Scenario, plan: &Plan, mode: Mode, opts: &RunOpts) -> Resul
                 &lab.ran,
                 lab.ran_ifname(),
                 &frames,
-                &SendOpts::new(frames.len() as u64, deadline).pps(pps),
+                &SendOpts::new(frames.len() as u64, deadline).pps(pps).cpu(sc.sender_cpu),
             )
             .with_context(|| format!("sending slot {i}"))?;
             for (fi, &n) in rep.per_frame.iter().enumerate() {

@@ -66,6 +66,12 @@ pub struct Scores {
     /// The data plane's new-device budget and fragment verdicts (guard modes).
     #[serde(default)]
     pub new_devices: Option<NewDevices>,
+    /// The data plane's verdict counters at the end of the run (guard modes).
+    #[serde(default)]
+    pub verdicts: Option<std::collections::BTreeMap<String, u64>>,
+    /// Echo Requests the scenario sent (real and forged).
+    #[serde(default)]
+    pub echo_requests_sent: u64,
 }
 
 /// What the data plane's new-device budget did, from its per-address counters at the end of the
@@ -81,10 +87,13 @@ pub struct NewDevices {
     pub readmitted: u64,
     /// Never-seen TEIDs forged with gNB addresses (`teid_scan` without rotating sources), sent.
     pub gnb_forged_sent: u64,
+    /// The data plane's own count of known devices re-admitted without the budget after an
+    /// eviction (on gNB addresses).
+    pub gnb_readmitted_dp: u64,
     /// Over a gNB address's budget (dropped when enforced, and not inserted).
     pub gnb_limited: u64,
-    /// Source addresses that are no gNB of the lab (forged), and what they got admitted /
-    /// limited.
+    /// Source addresses that are no gNB of the lab (forged) and have a record of their own, and
+    /// what they and the shared record of the sources without one got admitted / limited.
     pub forged_sources: usize,
     pub forged_admitted: u64,
     pub forged_limited: u64,
@@ -292,23 +301,28 @@ pub fn score(sc: &Scenario, plan: &Plan, r: &RunResult) -> Scores {
                 .map(|d| r.device_sent[d.idx])
                 .sum(),
             gnb_limited: 0,
+            gnb_readmitted_dp: 0,
             forged_sources: 0,
             forged_admitted: 0,
             forged_limited: 0,
             drop_fragment: dp.verdicts.get("drop_fragment").copied().unwrap_or(0),
             pass_fragment: dp.verdicts.get("pass_fragment").copied().unwrap_or(0),
         };
-        for (addr, [adm, lim]) in &dp.new_devices {
+        for (addr, [adm, lim, readm]) in &dp.new_devices {
             if gnbs.contains(addr) {
                 nd.gnb_admitted += adm;
                 nd.gnb_limited += lim;
+                nd.gnb_readmitted_dp += readm;
             } else if adm + lim > 0 {
-                nd.forged_sources += 1;
+                nd.forged_sources += usize::from(addr != "unknown");
                 nd.forged_admitted += adm;
                 nd.forged_limited += lim;
             }
         }
-        nd.readmitted = (nd.gnb_admitted + nd.gnb_limited).saturating_sub(nd.gnb_devices + nd.gnb_forged_sent);
+        // Every way back of an evicted device: through the budget (admitted or limited) or
+        // without it (the data plane's `readmitted`).
+        nd.readmitted = (nd.gnb_admitted + nd.gnb_limited + nd.gnb_readmitted_dp)
+            .saturating_sub(nd.gnb_devices + nd.gnb_forged_sent);
         nd
     });
     let cpu_pct = match (r.guard_cpu_s, r.guard_wall_s) {
@@ -346,6 +360,13 @@ pub fn score(sc: &Scenario, plan: &Plan, r: &RunResult) -> Scores {
         echo_paths,
         populations,
         new_devices,
+        verdicts: r.dataplane.as_ref().map(|d| d.verdicts.clone()),
+        echo_requests_sent: plan
+            .devices
+            .iter()
+            .filter(|d| d.edge == Some(crate::population::EdgeKind::Echo))
+            .map(|d| r.device_sent[d.idx])
+            .sum(),
     }
 }
 
@@ -429,6 +450,22 @@ pub fn checks(sc: &Scenario, guard: &Scores, naive: Option<&Scores>) -> Vec<Chec
             None => (false, "the scenario has no echo_path population".into()),
         };
         push("every real Echo Request passed (0 paths declared down)".into(), pass, detail);
+    }
+    if e.no_echo_dropped {
+        let (pass, detail) = match &guard.verdicts {
+            Some(v) => {
+                let n = v.get("drop_echo").copied().unwrap_or(0);
+                let offered = guard.echo_requests_sent;
+                (
+                    n == 0,
+                    format!(
+                        "the data plane dropped {n} Echo Requests (verdict drop_echo) of {offered} sent in the run (real and forged), all under dataplane.echo_host"
+                    ),
+                )
+            }
+            None => (false, "no data-plane counters were read".into()),
+        };
+        push("no Echo Request dropped under the host's Echo rate".into(), pass, detail);
     }
     for pe in &e.population {
         let Some(ps) = guard.populations.iter().find(|p| p.name == pe.name) else {
