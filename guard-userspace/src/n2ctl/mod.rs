@@ -638,6 +638,30 @@ impl N2Engine {
         self.devices.retain(|_, t| t.in_window > 0 || now.saturating_sub(t.seen_ns) < 4 * window);
     }
 
+    /// The hot cells whose own attempts this window come mostly from repeaters (at least
+    /// `offender_share` of them): the storm's cells. A flash crowd in another hot cell at the
+    /// same time (each device once) is not one of them, so it is never barred nor its gNB sent
+    /// an overload (NGMN: deny the specific devices, keep serving a natural crowd).
+    fn storm_cells(&self) -> BTreeSet<N2CellKey> {
+        let s = &self.s;
+        let mut per_cell: HashMap<N2CellKey, (u64, u64)> = HashMap::new();
+        for t in self.devices.values() {
+            if t.in_window == 0 || !self.cells.get(&t.cell).is_some_and(|c| c.hot) {
+                continue;
+            }
+            let e = per_cell.entry(t.cell).or_default();
+            e.0 += t.in_window;
+            if t.in_window >= u64::from(s.device_repeat) {
+                e.1 += t.in_window;
+            }
+        }
+        per_cell
+            .into_iter()
+            .filter(|(_, (all, rep))| *all > 0 && *rep as f64 >= s.offender_share * *all as f64)
+            .map(|(k, _)| k)
+            .collect()
+    }
+
     /// Classify the hot cells' traffic this window; returns the repeaters (worst first).
     fn classify(&self) -> (StormClass, StormEvidence, Vec<N2DeviceKey>) {
         let s = &self.s;
@@ -706,11 +730,8 @@ impl N2Engine {
         let mut reason = "";
         if self.level > LEVEL_NONE {
             self.level_since_windows += 1;
-            for (k, t) in &self.cells {
-                if t.hot {
-                    self.affected.insert(*k);
-                }
-            }
+            let storm = self.storm_cells();
+            self.affected.extend(storm);
         }
         if self.level == LEVEL_NONE {
             if t2 && self.t2_streak >= s.persist_windows {
@@ -740,7 +761,7 @@ impl N2Engine {
             self.level_since_windows = 0;
             self.level_entry_rate = ev.region_rate_per_s;
             if prev == LEVEL_NONE {
-                self.affected = self.cells.iter().filter(|(_, t)| t.hot).map(|(k, _)| *k).collect();
+                self.affected = self.storm_cells();
             }
         }
         if self.level == LEVEL_OVERLOAD {

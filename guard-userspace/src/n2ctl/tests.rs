@@ -220,6 +220,51 @@ fn a_natural_flash_crowd_is_reported_not_answered() {
     assert!(st.hot_cells >= 2);
 }
 
+/// A storm in cells 0 and 1 (gNB 1) while a natural flash crowd fills cell 4 (gNB 2): the
+/// responses bar the storm's cells and ask gNB 1 to reduce load, and never name cell 4, gNB 2 or
+/// a crowd device. (Found by the real-n2 lab: every hot cell used to be barred.)
+#[test]
+fn a_flash_crowd_beside_a_storm_is_never_barred_nor_overloaded() {
+    let (mut w, mut e) = (World::default(), engine());
+    quiet(&mut w, &mut e, 120);
+    let mut responses = Vec::new();
+    for s in 0..240u32 {
+        w.background();
+        for i in 0..300u32 {
+            if (u64::from(i) + u64::from(s)) % 4 == 0 {
+                w.attempt(dev(i), u64::from(i % 2));
+            }
+        }
+        for i in 0..40 {
+            w.attempt(dev(7_000_000 + s * 40 + i), 4);
+        }
+        responses.extend(w.tick(&mut e).responses);
+    }
+    assert!(
+        responses.iter().any(|r| r.action == ResponseAction::OverloadStart),
+        "the storm is answered: {:?}",
+        actions(&responses)
+    );
+    let crowd_cell = super::cell_str(&cell(4));
+    for r in &responses {
+        assert!(
+            r.access_barring.iter().all(|b| b.cell != crowd_cell),
+            "the crowd's cell is never barred: {:?}",
+            r.access_barring
+        );
+        let gnbs = r.overload.as_ref().map(|o| o.gnbs.clone()).unwrap_or_default();
+        assert!(!gnbs.contains(&super::addr_str(&gnb(2))), "the crowd's gNB gets no overload: {gnbs:?}");
+        assert!(r.devices.iter().all(|d| !d.cell.ends_with(&crowd_cell)), "no crowd device is named");
+    }
+    let barred: BTreeSet<String> =
+        responses.iter().flat_map(|r| r.access_barring.iter().map(|b| b.cell.clone())).collect();
+    assert_eq!(
+        barred,
+        [super::cell_str(&cell(0)), super::cell_str(&cell(1))].into_iter().collect(),
+        "only the storm's cells"
+    );
+}
+
 #[test]
 fn a_handful_of_cheap_devices_never_reach_barring_or_overload() {
     let (mut w, mut e) = (World::default(), engine());

@@ -9,7 +9,7 @@ use std::net::Ipv4Addr;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::n2lab::ran::{cell_name, device_name, gnb_addr, nci, Truth, TMSI_BACKGROUND, TMSI_INFECTED};
+use crate::n2lab::ran::{cell_name, device_name, gnb_addr, nci, Truth, TMSI_BACKGROUND, TMSI_CROWD, TMSI_INFECTED};
 
 /// AMF Set ID and Pointer of the lab's 5G-S-TMSIs (as `n2lab::ran` names devices).
 const AMF_SET: u64 = 1;
@@ -32,6 +32,11 @@ pub struct Params {
     pub storm_cell: u32,
     pub infected: u32,
     pub rate_per_device: f64,
+    /// A flash crowd beside the storm (T1, not T2): this many distinct devices, each accessing
+    /// once, on every cell of gNB 0, over `crowd_len_s` from the storm's onset. Nothing may
+    /// name them: a natural crowd is served, not barred (NGMN: tell a flash crowd from an attack).
+    pub crowd_devices: u32,
+    pub crowd_len_s: f64,
     /// Offenders needed for barring and for OVERLOAD START (docs/n2.md §4.2).
     pub min_offenders_barring: u32,
     pub min_offenders_overload: u32,
@@ -62,6 +67,8 @@ impl Params {
                 storm_cell: 1,
                 infected: 40,
                 rate_per_device: 1.25,
+                crowd_devices: 120,
+                crowd_len_s: 8.0,
                 min_offenders_barring: 10,
                 min_offenders_overload: 25,
                 flood_onset_s: 23.0,
@@ -83,6 +90,8 @@ impl Params {
                 storm_cell: 2,
                 infected: 250,
                 rate_per_device: 1.25,
+                crowd_devices: 400,
+                crowd_len_s: 10.0,
                 min_offenders_barring: 50,
                 min_offenders_overload: 200,
                 flood_onset_s: 31.0,
@@ -114,6 +123,7 @@ pub struct Msg {
     pub stream: u16,
     pub spec: Value,
     pub storm: bool,
+    pub crowd: bool,
 }
 
 /// xorshift64*: the same traffic from the same seed.
@@ -148,6 +158,9 @@ pub fn ng_setup_response() -> Value {
 pub struct Plan {
     pub msgs: Vec<Msg>,
     pub truth: Truth,
+    /// The flash crowd's devices and cells, as the hook would name them.
+    pub crowd: BTreeSet<String>,
+    pub crowd_cells: BTreeSet<String>,
 }
 
 impl Plan {
@@ -191,10 +204,10 @@ impl Plan {
                     }
                 }
                 let stream = (*id % 3 + 1) as u16;
-                msgs.push(Msg { t_s: t, gnb: g, stream, spec, storm: false });
+                msgs.push(Msg { t_s: t, gnb: g, stream, spec, storm: false, crowd: false });
                 let ul = json!({"k": "ulnas", "amf_ue": 0x1000 + *id, "ran_ue": *id, "nci": nci(g, c), "tac": 1,
                                 "nas_len": 21 + (*id % 40)});
-                msgs.push(Msg { t_s: (t + 0.2).min(end), gnb: g, stream, spec: ul, storm: false });
+                msgs.push(Msg { t_s: (t + 0.2).min(end), gnb: g, stream, spec: ul, storm: false, crowd: false });
             }
         }
         // The storm (T2): infected devices of one cell re-register with the same 5G-S-TMSI
@@ -214,9 +227,29 @@ impl Plan {
                 let spec = json!({"k": "iue", "ran_ue": *id, "nci": nci(sg, sc), "tac": 1, "cause": "mo-Signalling",
                                   "nas": "reg_guti", "guti": [AMF_SET, AMF_PTR, tmsi],
                                   "s_tmsi": [AMF_SET, AMF_PTR, tmsi]});
-                msgs.push(Msg { t_s: t, gnb: sg, stream: (*id % 3 + 1) as u16, spec, storm: true });
+                msgs.push(Msg { t_s: t, gnb: sg, stream: (*id % 3 + 1) as u16, spec, storm: true, crowd: false });
                 t += period * (0.7 + 0.6 * rng.unit());
             }
+        }
+        // The flash crowd: gNB 0's cells, each device once (a fresh 5G-S-TMSI), spread over the
+        // window, most as registrations and some as Service Requests.
+        let mut crowd = BTreeSet::new();
+        let mut crowd_cells = BTreeSet::new();
+        for i in 0..p.crowd_devices {
+            let tmsi = TMSI_CROWD + i;
+            crowd.insert(device_name(tmsi));
+            let c = i % p.cells_per_gnb;
+            crowd_cells.insert(cell_name(0, c));
+            let t = p.storm_onset_s + rng.unit() * p.crowd_len_s;
+            let id = &mut ran_ue[0];
+            *id += 1;
+            let nas = if i % 4 == 0 { "service" } else { "reg_guti" };
+            let mut spec = json!({"k": "iue", "ran_ue": *id, "nci": nci(0, c), "tac": 1, "cause": "mo-Data",
+                                  "nas": nas, "s_tmsi": [AMF_SET, AMF_PTR, tmsi]});
+            if nas == "reg_guti" {
+                spec["guti"] = json!([AMF_SET, AMF_PTR, tmsi]);
+            }
+            msgs.push(Msg { t_s: t, gnb: 0, stream: (*id % 3 + 1) as u16, spec, storm: false, crowd: true });
         }
         msgs.sort_by(|a, b| a.t_s.total_cmp(&b.t_s));
         let truth = Truth {
@@ -228,6 +261,6 @@ impl Plan {
             gnbs: (0..p.benign).map(gnb_addr).collect::<Vec<Ipv4Addr>>(),
             ..Truth::default()
         };
-        Plan { msgs, truth }
+        Plan { msgs, truth, crowd, crowd_cells }
     }
 }

@@ -78,6 +78,39 @@ fn bad_state(v: &Value) -> bool {
     v["ev"] == "assoc" && ["comm_lost", "restart", "cant_str_assoc"].iter().any(|s| v["state"] == *s)
 }
 
+/// The flash crowd beside the storm: no response may name one of its devices, bar one of its
+/// cells, or ask its gNB to reduce load (NGMN: deny specific devices, not a natural crowd).
+fn crowd_check(p: &Params, plan: &Plan, files: &RunFiles) -> RealCheck {
+    let hook = json_lines(&files.hook);
+    let strs = |v: &serde_json::Value, field: &str| -> Vec<String> {
+        v.as_array()
+            .map(|a| a.iter().filter_map(|d| d[field].as_str().map(str::to_owned)).collect())
+            .unwrap_or_default()
+    };
+    let mut named = 0usize;
+    let mut barred = std::collections::BTreeSet::new();
+    let mut overloaded = false;
+    let gnb0 = crate::n2lab::ran::gnb_addr(0).to_string();
+    for v in &hook {
+        named += strs(&v["devices"], "id").iter().filter(|d| plan.crowd.contains(*d)).count();
+        barred.extend(strs(&v["access_barring"], "cell").into_iter().filter(|c| plan.crowd_cells.contains(c)));
+        overloaded |= v["overload"]["gnbs"].as_array().is_some_and(|g| g.iter().any(|x| x.as_str() == Some(&gnb0)));
+    }
+    RealCheck::new(
+        SCENARIO,
+        "flash crowd beside the storm: none of its devices, cells or gNB named",
+        named == 0 && barred.is_empty() && !overloaded,
+        format!(
+            "{} crowd devices in {} cells of {gnb0} over {} s: {named} named in back-off lists, cells barred {barred:?}, \
+             OVERLOAD towards {gnb0}: {overloaded} ({} responses in all)",
+            plan.crowd.len(),
+            plan.crowd_cells.len(),
+            p.crowd_len_s,
+            hook.len()
+        ),
+    )
+}
+
 /// The n2 lab's storm judge, fed with this run's ground truth and hook payloads.
 fn storm_checks(
     p: &Params,
@@ -254,6 +287,7 @@ impl Report {
         ));
         let (storm, responses) = storm_checks(p, plan, &files, start_ns, n2);
         checks.extend(storm);
+        checks.push(crowd_check(p, plan, &files));
         let procs: Vec<String> = orc.ngap_procs.iter().map(|(k, v)| format!("{k}: {v}")).collect();
         checks.push(c(
             "capture oracle: the guard's parser agrees with tshark, packet by packet",
