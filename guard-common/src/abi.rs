@@ -427,7 +427,8 @@ pub struct GuardConfig {
     pub event_gap_ns: u64,
     /// Per-CPU event rate limit, so a flood cannot flood the ring.
     pub event_rate: Limit,
-    /// Host-wide Echo Request rate, per CPU (userspace divides by the CPU count), up to which no
+    /// Host-wide Echo Request rate, metered per CPU at the full rate on each (one path's Echo
+    /// Requests arrive on one receive queue, so a per-CPU share would limit them below it), up to which no
     /// Echo Request is limited at all: an Echo costs the UPF next to nothing to answer, so only a
     /// rate that loads it is limited, and then per path (`echo`), so a forger cannot spend a
     /// real peer's budget without first overloading the host. `interval_ns == 0`: never limited.

@@ -1058,8 +1058,10 @@ impl Config {
             host_cap_expires_ns: 0,
             event_gap_ns: d.event_gap.0,
             event_rate: d.event_rate.limit(),
-            // Per CPU, like the host cap: each CPU meters its share without a shared cache line.
-            echo_host: Limit::per_second((d.echo_host.pps / n).max(1), (d.echo_host.burst / n).max(1)),
+            // The whole rate on every CPU, not a share: one gNB path's Echo Requests arrive on one
+            // receive queue (one 5-tuple), so a share would limit them below `echo_host`. The
+            // rate is a floor (never limited below it), the host-wide bound up to ncpus times it.
+            echo_host: d.echo_host.limit(),
             frag_window_ns: d.fragment_window.0,
             new_gnb: Limit::per_second((d.new_gnb.pps / n).max(1), (d.new_gnb.burst / n).max(1)),
             unknown_new_device: Limit::per_second(
@@ -1345,6 +1347,10 @@ mod tests {
         assert_eq!(gc.gtpu_port, 2152);
         assert_eq!(gc.echo.interval_ns, 60_000_000_000, "one echo per 60 s per path");
         assert_eq!(gc.observe.rate_per_sec(), 200);
+        // A floor, not a share: one path's Echo Requests all arrive on one CPU.
+        assert_eq!(gc.echo_host.rate_per_sec(), cfg.dataplane.echo_host.pps, "echo_host is not divided by the CPUs");
+        // Budgets for unknown sources are ceilings: each CPU gets its share.
+        assert_eq!(gc.new_gnb.rate_per_sec(), cfg.dataplane.new_gnb.pps / 4);
     }
 
     fn group(name: &str, id: u32) -> GroupSection {

@@ -248,6 +248,8 @@ tick = "200ms"
 observe = { pps = 50, burst = 400 }
 new_device = { pps = 200, burst = 400 }
 echo_host = { pps = 20, burst = 40 }
+new_gnb = { pps = 10, burst = 20 }
+unknown_new_device = { pps = 200, burst = 400 }
 
 [classify]
 baseline_horizon = "60s"
