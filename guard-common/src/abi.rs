@@ -188,13 +188,13 @@ pub const ESTABLISHED_PACKETS: u64 = 8;
 pub const SEEN_ENTRIES: u32 = 1 << 16;
 pub const SEEN_ENTRY_BYTES: usize = 64;
 
-/// The `N3_SEEN` slot of a device key: a multiply-xorshift of its words, into
-/// `SEEN_ENTRIES * SEEN_ENTRY_BYTES` slots as (entry, octet).
+/// A 32-bit hash of a tag and 16 octets (a device key's kind and id, an address's family and
+/// octets): the five words mixed by multiply-xorshift. For slot choices (`N3_SEEN`, a gNB's home
+/// hot slot), not for security.
 #[inline(always)]
-pub fn seen_slot(key: &DeviceKey) -> (u32, usize) {
-    let a = &key.id;
+pub fn mix_key(tag: u32, a: &[u8; 16]) -> u32 {
     let words = [
-        key.kind,
+        tag,
         u32::from_ne_bytes([a[0], a[1], a[2], a[3]]),
         u32::from_ne_bytes([a[4], a[5], a[6], a[7]]),
         u32::from_ne_bytes([a[8], a[9], a[10], a[11]]),
@@ -205,7 +205,14 @@ pub fn seen_slot(key: &DeviceKey) -> (u32, usize) {
         h = (h ^ u64::from(w)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         h ^= h >> 31;
     }
-    let slot = (h >> 32) as u32 & (SEEN_ENTRIES * SEEN_ENTRY_BYTES as u32 - 1);
+    (h >> 32) as u32
+}
+
+/// The `N3_SEEN` slot of a device key ([`mix_key`]), into `SEEN_ENTRIES * SEEN_ENTRY_BYTES`
+/// slots as (entry, octet).
+#[inline(always)]
+pub fn seen_slot(key: &DeviceKey) -> (u32, usize) {
+    let slot = mix_key(key.kind, &key.id) & (SEEN_ENTRIES * SEEN_ENTRY_BYTES as u32 - 1);
     (slot / SEEN_ENTRY_BYTES as u32, (slot % SEEN_ENTRY_BYTES as u32) as usize)
 }
 

@@ -12,7 +12,7 @@
 
 use aya_ebpf::bindings::BPF_NOEXIST;
 use guard_common::{
-    abi::{CellHot, CellKey, CellRecord, DeviceState, GuardConfig, CELL_SLOTS, FAMILY_NONE},
+    abi::{mix_key, CellHot, CellKey, CellRecord, DeviceState, GuardConfig, CELL_SLOTS, FAMILY_NONE},
     rate,
 };
 
@@ -200,22 +200,9 @@ fn claim(key: &CellKey, now: u64) -> Option<u32> {
     Some(best)
 }
 
-/// A gNB address's home slot: the five words of the key mixed (multiply-xorshift). Only claims
-/// hash, so its cost is off the per-packet path.
+/// A gNB address's home slot (`abi::mix_key` of its family and octets). Only claims and the
+/// known-source check hash, so its cost is off the per-packet path.
 #[inline(always)]
 fn hash(key: &CellKey) -> u32 {
-    let a = &key.addr;
-    let words = [
-        key.family,
-        u32::from_ne_bytes([a[0], a[1], a[2], a[3]]),
-        u32::from_ne_bytes([a[4], a[5], a[6], a[7]]),
-        u32::from_ne_bytes([a[8], a[9], a[10], a[11]]),
-        u32::from_ne_bytes([a[12], a[13], a[14], a[15]]),
-    ];
-    let mut h: u64 = 0x9e37_79b9_7f4a_7c15;
-    for w in words {
-        h = (h ^ u64::from(w)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        h ^= h >> 31;
-    }
-    (h >> 32) as u32
+    mix_key(key.family, &key.addr)
 }
