@@ -83,7 +83,7 @@ fn main() -> Result<()> {
     match cli.cmd {
         Cmd::Setup => prereqs::ensure_all(),
         Cmd::Build => {
-            prereqs::ensure_all()?;
+            prereqs::ensure_build()?;
             run::build()
         }
         Cmd::Test { args } => {
@@ -91,15 +91,15 @@ fn main() -> Result<()> {
             run::test(&args)
         }
         Cmd::Lab { scenario, out, modes } => {
-            prereqs::ensure_all()?;
+            prereqs::ensure_build()?;
             run::lab(&scenario, &out, &modes)
         }
         Cmd::Bench { args } => {
-            prereqs::ensure_all()?;
+            prereqs::ensure_build()?;
             run::bench(&args)
         }
         Cmd::Lint => {
-            prereqs::ensure_all()?;
+            prereqs::ensure_build()?;
             run::lint()
         }
         Cmd::Fuzz { secs, targets } => {
