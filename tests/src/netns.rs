@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::ffi::CString;
 use std::io;
 use std::os::unix::process::CommandExt;
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, Once};
 use std::thread;
@@ -477,6 +477,39 @@ pub fn install_sigint_cleanup() -> Result<()> {
         })();
     });
     result
+}
+
+/// Have the kernel send `sig` to the child spawned from `cmd` when the spawning thread exits, so
+/// a lab process that dies without running its Drop guards (SIGKILL, a timeout) takes its peers
+/// and guards with it. `PR_SET_PDEATHSIG` survives the exec of `ip netns exec` and of the program.
+pub fn die_with_parent(cmd: &mut Command, sig: libc::c_int) {
+    // SAFETY: prctl(2) is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Stop a child: `sig`, then up to `grace` for it to exit, then SIGKILL; always reaped.
+pub fn stop_child(child: &mut Child, sig: libc::c_int, grace: std::time::Duration) {
+    if let Ok(Some(_)) = child.try_wait() {
+        return;
+    }
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as libc::pid_t, sig) };
+    let end = std::time::Instant::now() + grace;
+    while std::time::Instant::now() < end {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 #[cfg(test)]

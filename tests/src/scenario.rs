@@ -500,19 +500,7 @@ impl GuardProc {
     /// Stop the controller (SIGINT, then SIGKILL after 5 s).
     fn stop(&mut self) {
         if let Some(mut ch) = self.child.take() {
-            if let Ok(None) = ch.try_wait() {
-                // SAFETY: kill(2) on our own child.
-                unsafe { libc::kill(ch.id() as libc::pid_t, libc::SIGINT) };
-                let end = Instant::now() + Duration::from_secs(5);
-                while Instant::now() < end {
-                    if let Ok(Some(_)) = ch.try_wait() {
-                        break;
-                    }
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                let _ = ch.kill();
-            }
-            let _ = ch.wait();
+            crate::netns::stop_child(&mut ch, libc::SIGINT, Duration::from_secs(5));
         }
     }
 

@@ -162,20 +162,21 @@ fn authentication_response(seed: u32) -> Vec<u8> {
 }
 
 /// xorshift64*: reproducible traffic from the scenario's seed.
-struct Rng(u64);
+/// xorshift64*: the same traffic from the same seed (also the real-n2 plan's).
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
     fn new(seed: u64) -> Rng {
         Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
     }
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
     /// Uniform in [0, 1).
-    fn unit(&mut self) -> f64 {
+    pub(crate) fn unit(&mut self) -> f64 {
         (self.next() >> 11) as f64 / (1u64 << 53) as f64
     }
 }

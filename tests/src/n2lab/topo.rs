@@ -15,7 +15,6 @@
 //! pairs and the namespaces. The guard also gets SIGTERM if the lab process dies
 //! (`PR_SET_PDEATHSIG`), and detaches itself on exit.
 
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -141,15 +140,7 @@ impl N2Topo {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);
-        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        crate::netns::die_with_parent(&mut cmd, libc::SIGTERM);
         let child = cmd.spawn().with_context(|| format!("starting {}", self.guard_bin.display()))?;
         self.guard = Some(child);
         let t0 = Instant::now();
@@ -180,17 +171,7 @@ impl N2Topo {
     /// Stop the guard (SIGTERM, then SIGKILL after 5 s).
     pub fn stop_guard(&mut self) {
         if let Some(mut c) = self.guard.take() {
-            // SAFETY: signalling our own child by its pid.
-            unsafe { libc::kill(c.id() as libc::pid_t, libc::SIGTERM) };
-            let t0 = Instant::now();
-            while t0.elapsed() < Duration::from_secs(5) {
-                if let Ok(Some(_)) = c.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
+            crate::netns::stop_child(&mut c, libc::SIGTERM, Duration::from_secs(5));
         }
     }
 

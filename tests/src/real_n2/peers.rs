@@ -5,7 +5,6 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -20,18 +19,6 @@ use crate::netns::Netns;
 /// Source of the endpoint, relative to the workspace.
 const PEER_SRC: &str = "tests/peers/usrsctp_peer.c";
 const PYCRATE_SRC: &str = "tests/peers/ngap_pycrate.py";
-
-fn pdeathsig(cmd: &mut Command) {
-    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-}
 
 /// Compile the endpoint into `target/real-n2/usrsctp_peer` unless it is newer than its source.
 /// Warnings are errors: the helper is part of the measurement.
@@ -139,7 +126,7 @@ impl Peer {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(err);
-        pdeathsig(&mut cmd);
+        crate::netns::die_with_parent(&mut cmd, libc::SIGTERM);
         let mut child = cmd.spawn().with_context(|| format!("starting {} in {}", bin.display(), ns.name()))?;
         let stdout = child.stdout.take().context("peer stdout")?;
         let stdin = child.stdin.take();
@@ -236,7 +223,7 @@ impl Dumpcap {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);
-        pdeathsig(&mut cmd);
+        crate::netns::die_with_parent(&mut cmd, libc::SIGTERM);
         let child = cmd.spawn().context("starting dumpcap (comes with tshark)")?;
         let mut d = Dumpcap { child: Some(child), path: path.to_owned() };
         // Capturing once the pcap header is on disk.
@@ -260,17 +247,8 @@ impl Dumpcap {
     /// SIGINT (dumpcap flushes and exits), bounded wait, then SIGKILL.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            // SAFETY: signalling our own child by its pid (`ip netns exec` has exec'd dumpcap).
-            unsafe { libc::kill(c.id() as libc::pid_t, libc::SIGINT) };
-            let t0 = Instant::now();
-            while t0.elapsed() < Duration::from_secs(5) {
-                if let Ok(Some(_)) = c.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
+            // `ip netns exec` has exec'd dumpcap, so the pid is dumpcap's.
+            crate::netns::stop_child(&mut c, libc::SIGINT, Duration::from_secs(5));
         }
     }
 }

@@ -9,7 +9,9 @@ use std::net::Ipv4Addr;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::n2lab::ran::{cell_name, device_name, gnb_addr, nci, Truth, TMSI_BACKGROUND, TMSI_CROWD, TMSI_INFECTED};
+use crate::n2lab::ran::{
+    cell_name, device_name, gnb_addr, nci, Rng, Truth, TMSI_BACKGROUND, TMSI_CROWD, TMSI_INFECTED,
+};
 
 /// AMF Set ID and Pointer of the lab's 5G-S-TMSIs (as `n2lab::ran` names devices).
 const AMF_SET: u64 = 1;
@@ -124,21 +126,6 @@ pub struct Msg {
     pub spec: Value,
     pub storm: bool,
     pub crowd: bool,
-}
-
-/// xorshift64*: the same traffic from the same seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
 }
 
 /// The RRC establishment causes of the background (TS 38.413 §9.3.1.111, pycrate's names):

@@ -4,7 +4,6 @@
 //! panic, so no osmo-ggsn, sgsnemu, dumpcap or python outlives the scenario.
 
 use std::fs::File;
-use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -35,15 +34,7 @@ impl PeerProc {
         // kernel kills the peer too: PR_SET_PDEATHSIG survives the exec of `ip netns exec` and
         // of the peer itself. (It fires when the spawning thread exits; peers are spawned and
         // stopped by the scenario's own thread.)
-        // SAFETY: prctl(2) is async-signal-safe; nothing else runs between fork and exec.
-        unsafe {
-            c.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        crate::netns::die_with_parent(&mut c, libc::SIGKILL);
         let mut child = c.spawn().with_context(|| format!("starting {name}: ip netns exec {} {argv:?}", ns.name()))?;
         if let Some(text) = stdin {
             use std::io::Write as _;
