@@ -255,17 +255,7 @@ fn pin(a: PinArgs) -> Result<()> {
         bail!("--pps must be > 0 for shape and strict");
     }
     let now = monotonic_ns();
-    let entry = StageEntry {
-        stage,
-        flags: STAGE_FLAG_MANUAL,
-        interval_ns: limit.interval_ns,
-        tau_ns: limit.tau_ns,
-        expires_ns: now.saturating_add(a.ttl.0),
-        tat: 0,
-        set_ns: now,
-        reason: 0,
-        group: 0,
-    };
+    let entry = manual_entry(stage, limit, now, a.ttl.0);
     // Audit first: if the audit trail cannot be written, the override does not happen.
     let audit = AuditLog::open(&cfg.guard.audit_log)
         .with_context(|| format!("opening the audit log {}", cfg.guard.audit_log.display()))?;
@@ -282,6 +272,21 @@ fn pin(a: PinArgs) -> Result<()> {
     Ok(())
 }
 
+/// An operator's entry (pin or release): `STAGE_FLAG_MANUAL`, which the controller never changes.
+fn manual_entry(stage: u32, limit: Limit, now: u64, ttl_ns: u64) -> StageEntry {
+    StageEntry {
+        stage,
+        flags: STAGE_FLAG_MANUAL,
+        interval_ns: limit.interval_ns,
+        tau_ns: limit.tau_ns,
+        expires_ns: now.saturating_add(ttl_ns),
+        tat: 0,
+        set_ns: now,
+        reason: 0,
+        group: 0,
+    }
+}
+
 fn release(a: ReleaseArgs) -> Result<()> {
     let (cfg, mut maps) = open(&a.target)?;
     let key = key_for_dataplane(&maps, &a.device)?;
@@ -291,17 +296,7 @@ fn release(a: ReleaseArgs) -> Result<()> {
     let now = monotonic_ns();
     // Stage 0 with the manual flag: the data plane observes (never drops by device stage), the
     // controller leaves it alone until it expires.
-    let entry = StageEntry {
-        stage: STAGE_OBSERVE,
-        flags: STAGE_FLAG_MANUAL,
-        interval_ns: 0,
-        tau_ns: 0,
-        expires_ns: now.saturating_add(a.ttl.0),
-        tat: 0,
-        set_ns: now,
-        reason: 0,
-        group: 0,
-    };
+    let entry = manual_entry(STAGE_OBSERVE, Limit::UNLIMITED, now, a.ttl.0);
     let before = maps.stage(&key)?;
     let audit = AuditLog::open(&cfg.guard.audit_log)
         .with_context(|| format!("opening the audit log {}", cfg.guard.audit_log.display()))?;
