@@ -1,0 +1,356 @@
+//! Tests of the configuration: parsing, defaults, the example file, every validation rule.
+
+use super::*;
+
+const EXAMPLE: &str = include_str!("../../../config/guard.example.toml");
+
+fn problems(text: &str) -> String {
+    match Config::from_toml_str(text) {
+        Ok(_) => panic!("config unexpectedly valid:\n{text}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn load_names_a_missing_file_and_reads_a_real_one() {
+    let missing = std::env::temp_dir().join("guard-config-does-not-exist.toml");
+    let e = Config::load(&missing).expect_err("missing file");
+    assert!(e.to_string().contains("guard-config-does-not-exist.toml"), "{e}");
+    let path = std::env::temp_dir().join(format!("guard-config-{}.toml", std::process::id()));
+    std::fs::write(&path, EXAMPLE).expect("write temp config");
+    let cfg = Config::load(&path);
+    let _ = std::fs::remove_file(&path);
+    assert!(cfg.expect("example loads").guard.interfaces.is_empty(), "the example names no interface of its own");
+}
+
+#[test]
+fn default_config_validates() {
+    Config::default().validate().expect("the default configuration must validate");
+}
+
+#[test]
+fn example_file_parses_validates_and_matches_defaults_where_documented() {
+    let cfg = Config::from_toml_str(EXAMPLE).expect("example file must validate");
+    assert_eq!(cfg.guard.gtpu_port, 2152);
+    assert!(cfg.groups.is_empty(), "the example's groups are examples: commented out, no exemption by default");
+    assert!(cfg.guard.interfaces.is_empty());
+    // The commented examples stay valid: uncommented, they validate and mean what they say.
+    let uncommented: String = EXAMPLE
+        .lines()
+        .map(|l| l.strip_prefix("#> ").or(l.strip_prefix("#>")).unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let ex = Config::from_toml_str(&uncommented).expect("the uncommented examples validate");
+    assert_eq!(ex.groups.len(), 2);
+    assert!(ex.groups.iter().any(|g| g.exempt));
+    assert_eq!(ex.guard.interfaces, vec!["ens1f0".to_owned()]);
+    assert!(ex.summary().contains("group \"emergency-responders\" (UEs 10.46.0.0/24)"), "{}", ex.summary());
+    // Every section other than the example's own choices is the default.
+    assert_eq!(cfg.ladder, Config::default().ladder);
+    assert_eq!(cfg.capacity, Config::default().capacity);
+    assert_eq!(cfg.classify, Config::default().classify);
+}
+
+#[test]
+fn a_reload_names_what_changed_and_keeps_what_needs_a_restart() {
+    let old = Config::default();
+    let new = Config::from_toml_str(
+        "[metrics]\nlisten = \"0.0.0.0:9999\"\n[guard]\ntick = \"2s\"\n[dataplane.modes]\nshape = \"shadow\"\n[ladder.shape]\nrate_pps = 70\n",
+    )
+    .expect("valid");
+    let (run, r) = old.reload_from(new);
+    assert_eq!(r.applied, vec!["dataplane.modes.shape".to_owned(), "ladder.shape.rate_pps".to_owned()]);
+    assert_eq!(r.needs_restart, vec!["guard.tick".to_owned(), "metrics.listen".to_owned()]);
+    assert_eq!(run.metrics.listen, old.metrics.listen, "the running listener is what the config reports");
+    assert_eq!(run.guard.tick, old.guard.tick);
+    assert_eq!(run.dataplane.modes.shape, Mode::Shadow, "live keys take effect");
+    assert_eq!(run.ladder.shape.rate_pps, 70);
+    let (_, none) = old.reload_from(Config::default());
+    assert_eq!(none, Reload::default(), "an unchanged file changes nothing");
+}
+
+#[test]
+fn empty_file_is_the_default() {
+    assert_eq!(Config::from_toml_str("").expect("empty is valid"), Config::default());
+}
+
+#[test]
+fn unknown_key_is_rejected_with_its_name() {
+    let e = problems("[ladder.shape]\nrate_ppss = 5\n");
+    assert!(e.contains("rate_ppss"), "{e}");
+    let e = problems("[guardd]\n");
+    assert!(e.contains("guardd"), "{e}");
+}
+
+#[test]
+fn type_errors_name_key_and_line() {
+    let e = problems("[guard]\ngtpu_port = \"x\"\n");
+    assert!(e.contains("gtpu_port") && e.contains("line 2"), "{e}");
+    let e = problems("[guard]\ntick = \"5 parsecs\"\n");
+    assert!(e.contains("tick") && e.contains("invalid duration"), "{e}");
+    let e = problems("[[group]]\nname = \"a\"\nid = 1\nue_prefixes = [\"10.0.0.0/33\"]\n");
+    assert!(e.contains("ue_prefixes") && e.contains("prefix length"), "{e}");
+    let e = problems("[[group]]\nname = \"a\"\nid = 1\nteids = [\"9-3\"]\n");
+    assert!(e.contains("teids") && e.contains("empty"), "{e}");
+}
+
+#[test]
+fn zero_rates_and_times_name_their_keys() {
+    let e = problems("[ladder.shape]\nrate_pps = 0\n");
+    assert!(e.contains("ladder.shape.rate_pps: must be > 0"), "{e}");
+    let e = problems("[ladder.quarantine]\nquiet = \"0s\"\n");
+    assert!(e.contains("ladder.quarantine.quiet: must be > 0"), "{e}");
+    let e = problems("[ladder.strict]\nttl = \"0s\"\n");
+    assert!(e.contains("ladder.strict.ttl: must be > 0"), "{e}");
+    let e = problems("[dataplane]\nexempt_qfi = [64]\n");
+    assert!(e.contains("dataplane.exempt_qfi[0]"), "{e}");
+}
+
+#[test]
+fn cross_field_rules_name_their_keys() {
+    let e = problems("[ladder.strict]\nrate_pps = 500\n");
+    assert!(e.contains("ladder.strict.rate_pps: must be < ladder.shape.rate_pps"), "{e}");
+    let e = problems("[capacity.cell]\ncapacity_pps = 5000000\ncap_pps = 5000000\nburst = 1\nmin_offenders = 200\nttl = \"30s\"\nquiet = \"1m\"\n");
+    assert!(e.contains("capacity.cell.capacity_pps: must be <= capacity.host.capacity_pps"), "{e}");
+    let e = problems("[capacity.host]\ncapacity_pps = 5000000\n");
+    assert!(e.contains("missing field") && e.contains("capacity.host"), "partial cap tables are refused: {e}");
+    let cell = "[capacity.cell]\ncapacity_pps = 1000\ncap_pps = 1000\nburst = 10\nttl = \"30s\"\nquiet = \"1m\"\n";
+    let e = problems(&format!("{cell}min_offenders = 10\n"));
+    assert!(e.contains("capacity.cell.min_offenders: must be >= 20"), "{e}");
+    let e = problems("[ladder]\nrelease_ratio = 9.0\n");
+    assert!(e.contains("ladder.release_ratio"), "{e}");
+    let two = "[[group]]\nname = \"a\"\nid = 3\nteids = [\"1\"]\n[[group]]\nname = \"b\"\nid = 3\nteids = [\"2\"]\n";
+    let e = problems(two);
+    assert!(e.contains("group[1].id: 3 is used by another group"), "{e}");
+    let e = problems("[[group]]\nname = \"a\"\nid = 0\nteids = [\"1\"]\n");
+    assert!(e.contains("group[0].id: must be > 0"), "{e}");
+}
+
+#[test]
+fn several_problems_are_reported_together() {
+    let e = problems("[ladder.shape]\nrate_pps = 0\n[capacity]\nsustain_windows = 0\n");
+    assert!(e.contains("ladder.shape.rate_pps") && e.contains("capacity.sustain_windows"), "{e}");
+}
+
+#[test]
+fn durations_parse_and_print() {
+    assert_eq!("500ms".parse::<Dur>(), Ok(Dur::millis(500)));
+    assert_eq!("2m".parse::<Dur>(), Ok(Dur::secs(120)));
+    assert_eq!(Dur::secs(120).to_string(), "2m");
+    assert_eq!(Dur::millis(1500).to_string(), "1500ms");
+    assert!("5".parse::<Dur>().is_err());
+    assert!("-5s".parse::<Dur>().is_err());
+    assert!("99999999999999h".parse::<Dur>().is_err());
+}
+
+#[test]
+fn prefixes_and_teid_ranges_match() {
+    let p: Prefix = "10.45.0.0/16".parse().expect("valid");
+    assert!(p.contains(&L3Addr::v4([10, 45, 3, 4])));
+    assert!(!p.contains(&L3Addr::v4([10, 46, 0, 1])));
+    let p: Prefix = "2001:db8::/33".parse().expect("valid");
+    let mut a = [0u8; 16];
+    a[..4].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+    assert!(p.contains(&L3Addr::v6(a)));
+    a[4] = 0x80;
+    assert!(!p.contains(&L3Addr::v6(a)));
+    assert!(!p.contains(&L3Addr::v4([32, 1, 13, 184])), "families never match across");
+    let r: TeidRange = "0x10-0x1f".parse().expect("valid");
+    assert!(r.contains(16) && r.contains(31) && !r.contains(32));
+}
+
+#[test]
+fn dataplane_record_reflects_modes_and_divides_host_cap() {
+    let mut cfg = Config::default();
+    cfg.dataplane.modes.cell_cap = Mode::Off;
+    cfg.dataplane.modes.strict = Mode::Shadow;
+    cfg.dataplane.exempt_qfi = vec![1, 63];
+    let gc = cfg.dataplane(4);
+    assert_eq!(gc.enabled & PROT_CELL_CAP, 0);
+    assert_ne!(gc.enabled & PROT_STRICT, 0);
+    assert_ne!(gc.shadow & PROT_STRICT, 0);
+    assert_eq!(gc.shadow & PROT_SHAPE, 0);
+    assert_eq!(gc.exempt_qfi, (1 << 1) | (1 << 63));
+    assert_eq!(gc.host_cap.rate_per_sec(), cfg.capacity.host.cap_pps / 4);
+    assert_eq!(gc.host_cap_expires_ns, 0, "host cap inactive until the engine engages it");
+    assert_eq!(gc.gtpu_port, 2152);
+    assert_eq!(gc.echo.interval_ns, 60_000_000_000, "one echo per 60 s per path");
+    assert_eq!(gc.observe.rate_per_sec(), 200);
+    // A floor, not a share: one path's Echo Requests all arrive on one CPU.
+    assert_eq!(gc.echo_host.rate_per_sec(), cfg.dataplane.echo_host.pps, "echo_host is not divided by the CPUs");
+    // Budgets for unknown sources are ceilings: each CPU gets its share.
+    assert_eq!(gc.new_gnb.rate_per_sec(), cfg.dataplane.new_gnb.pps / 4);
+}
+
+fn group(name: &str, id: u32) -> GroupSection {
+    GroupSection {
+        name: name.to_owned(),
+        id,
+        teids: vec![TeidRange { first: id, last: id }],
+        ue_prefixes: vec![],
+        expected_pps: None,
+        expected_period: None,
+        expected_burst: None,
+        servers: vec![],
+        exempt: false,
+    }
+}
+
+type Edit = fn(&mut Config);
+
+fn set_all_ttls(c: &mut Config, ttl: Dur) {
+    c.ladder.shape.ttl = ttl;
+    c.ladder.strict.ttl = ttl;
+    c.ladder.quarantine.ttl = ttl;
+    c.capacity.cell.ttl = ttl;
+    c.capacity.host.ttl = ttl;
+}
+
+/// Every validation rule, each broken alone on a valid configuration: the problems reported
+/// are exactly the rule's key and reason (a rule that is removed, or that fires for another
+/// field, fails here). `RULES` below lists them in the validator's order.
+#[rustfmt::skip] // one rule per line, as a table
+const RULES: &[(&str, Edit, &[&str])] = &[
+    // [guard]
+    ("empty interface name", |c| c.guard.interfaces = vec![String::new()], &["guard.interfaces[0]: `` is not a valid interface name"]),
+    ("interface name too long", |c| c.guard.interfaces = vec!["a234567890123456".into()], &["guard.interfaces[0]: `a234567890123456` is not a valid interface name"]),
+    ("interface name with a slash", |c| c.guard.interfaces = vec!["a/b".into()], &["guard.interfaces[0]: `a/b` is not a valid interface name"]),
+    ("interface listed twice", |c| c.guard.interfaces = vec!["eth0".into(), "eth0".into()], &["guard.interfaces[1]: `eth0` is listed twice"]),
+    ("gtpu_port 0", |c| c.guard.gtpu_port = 0, &["guard.gtpu_port: must be > 0"]),
+    ("max_devices 0", |c| c.guard.max_devices = 0, &["guard.max_devices: must be > 0"]),
+    ("relative pin_dir", |c| c.guard.pin_dir = "pins".into(), &["guard.pin_dir: must be an absolute path"]),
+    ("empty audit_log", |c| c.guard.audit_log = PathBuf::new(), &["guard.audit_log: must not be empty"]),
+    ("tick below 100ms", |c| c.guard.tick = Dur::millis(99), &["guard.tick: must be between 100ms and 60s"]),
+    // [dataplane]
+    ("observe.pps 0", |c| c.dataplane.observe.pps = 0, &["dataplane.observe.pps: must be > 0", "classify.min_profile_pps: must be <= dataplane.observe.pps (the profile ceiling)"]),
+    ("observe.burst 0", |c| c.dataplane.observe.burst = 0, &["dataplane.observe.burst: must be > 0"]),
+    ("new_device.pps 0", |c| c.dataplane.new_device.pps = 0, &["dataplane.new_device.pps: must be > 0"]),
+    ("new_device.burst 0", |c| c.dataplane.new_device.burst = 0, &["dataplane.new_device.burst: must be > 0"]),
+    ("event_rate.pps 0", |c| c.dataplane.event_rate.pps = 0, &["dataplane.event_rate.pps: must be > 0"]),
+    ("event_rate.burst 0", |c| c.dataplane.event_rate.burst = 0, &["dataplane.event_rate.burst: must be > 0"]),
+    ("echo.count 0", |c| c.dataplane.echo.count = 0, &["dataplane.echo.count: must be > 0"]),
+    ("echo.per 0", |c| c.dataplane.echo.per = Dur(0), &["dataplane.echo.per: must be > 0"]),
+    ("echo.burst 0", |c| c.dataplane.echo.burst = 0, &["dataplane.echo.burst: must be > 0"]),
+    ("err_ind.count 0", |c| c.dataplane.err_ind.count = 0, &["dataplane.err_ind.count: must be > 0"]),
+    ("err_ind.per 0", |c| c.dataplane.err_ind.per = Dur(0), &["dataplane.err_ind.per: must be > 0"]),
+    ("err_ind.burst 0", |c| c.dataplane.err_ind.burst = 0, &["dataplane.err_ind.burst: must be > 0"]),
+    ("QFI 64", |c| c.dataplane.exempt_qfi = vec![5, 64], &["dataplane.exempt_qfi[1]: QFI must be 0..=63 (TS 23.501 §5.7.1)"]),
+    ("event_gap 0", |c| c.dataplane.event_gap = Dur(0), &["dataplane.event_gap: must be > 0"]),
+    // [classify]
+    ("baseline_horizon below a tick", |c| c.classify.baseline_horizon = Dur::millis(999), &["classify.baseline_horizon: must be at least one tick"]),
+    ("min_profile_pps 0", |c| c.classify.min_profile_pps = 0.0, &["classify.min_profile_pps: must be > 0"]),
+    ("min_profile_pps above observe", |c| c.classify.min_profile_pps = c.dataplane.observe.pps as f64 + 1.0, &["classify.min_profile_pps: must be <= dataplane.observe.pps (the profile ceiling)"]),
+    ("stale_after below a tick", |c| c.classify.stale_after = Dur::millis(999), &["classify.stale_after: must be at least one tick"]),
+    ("flash.min_fraction 0", |c| c.classify.flash.min_fraction = 0.0, &["classify.flash.min_fraction: must be in (0, 1]"]),
+    ("flash.min_fraction above 1", |c| c.classify.flash.min_fraction = 1.01, &["classify.flash.min_fraction: must be in (0, 1]"]),
+    ("flash.moderate_ratio 1", |c| c.classify.flash.moderate_ratio = 1.0, &["classify.flash.moderate_ratio: must be > 1"]),
+    ("flash.moderate_ratio at the shape trigger", |c| c.classify.flash.moderate_ratio = c.ladder.shape.trigger_ratio, &["classify.flash.moderate_ratio: must be < ladder.shape.trigger_ratio (a crowd is moderate, a flood is not)"]),
+    ("chatty.min_bursts 1", |c| { c.classify.chatty.min_bursts = 1; c.classify.chatty.min_bursts_synced = 2; }, &["classify.chatty.min_bursts: must be >= 2 (a period needs two bursts)", "classify.chatty.min_bursts_synced: must be >= 2 and <= classify.chatty.min_bursts"]),
+    ("chatty.min_bursts_synced 1", |c| c.classify.chatty.min_bursts_synced = 1, &["classify.chatty.min_bursts_synced: must be >= 2 and <= classify.chatty.min_bursts"]),
+    ("chatty.min_bursts_synced above min_bursts", |c| c.classify.chatty.min_bursts_synced = c.classify.chatty.min_bursts + 1, &["classify.chatty.min_bursts_synced: must be >= 2 and <= classify.chatty.min_bursts"]),
+    ("chatty.max_period_cv 0", |c| c.classify.chatty.max_period_cv = 0.0, &["classify.chatty.max_period_cv: must be > 0"]),
+    ("chatty.min_peak_ratio 1", |c| c.classify.chatty.min_peak_ratio = 1.0, &["classify.chatty.min_peak_ratio: must be > 1"]),
+    ("chatty.burst_ratio 1", |c| c.classify.chatty.burst_ratio = 1.0, &["classify.chatty.burst_ratio: must be > 1"]),
+    ("chatty.min_burst_packets 0", |c| c.classify.chatty.min_burst_packets = 0, &["classify.chatty.min_burst_packets: must be > 0"]),
+    ("chatty.sync_min_devices 0", |c| c.classify.chatty.sync_min_devices = 0, &["classify.chatty.sync_min_devices: must be > 0"]),
+    ("chatty.sync_factor below 1", |c| c.classify.chatty.sync_factor = 0.99, &["classify.chatty.sync_factor: must be >= 1"]),
+    ("cohort.min_members 0", |c| c.classify.cohort.min_members = 0, &["classify.cohort.min_members: must be > 0"]),
+    ("cohort.min_fraction 0", |c| c.classify.cohort.min_fraction = 0.0, &["classify.cohort.min_fraction: must be in (0, 1]"]),
+    ("cohort.period_factor 1", |c| c.classify.cohort.period_factor = 1.0, &["classify.cohort.period_factor: must be > 1"]),
+    ("cohort.window below a tick", |c| c.classify.cohort.window = Dur::millis(999), &["classify.cohort.window: must be at least one tick"]),
+    // [ladder]
+    ("release_ratio 0", |c| c.ladder.release_ratio = 0.0, &["ladder.release_ratio: must be > 0"]),
+    ("release_ratio at the shape trigger", |c| c.ladder.release_ratio = c.ladder.shape.trigger_ratio, &["ladder.release_ratio: must be < ladder.shape.trigger_ratio (hysteresis)"]),
+    ("shape.trigger_ratio 1", |c| { c.ladder.shape.trigger_ratio = 1.0; c.ladder.release_ratio = 0.5; c.classify.flash.moderate_ratio = 0.9; }, &["classify.flash.moderate_ratio: must be > 1", "ladder.shape.trigger_ratio: must be > 1"]),
+    ("shape.trigger_windows 0", |c| c.ladder.shape.trigger_windows = 0, &["ladder.shape.trigger_windows: must be > 0"]),
+    ("shape.volume_bursts 0.5", |c| c.ladder.shape.volume_bursts = 0.5, &["ladder.shape.volume_bursts: must be 0 (off) or at least 1 (less than one burst allowance is no evidence)"]),
+    ("shape.volume_bursts infinite", |c| c.ladder.shape.volume_bursts = f64::INFINITY, &["ladder.shape.volume_bursts: must be 0 (off) or at least 1 (less than one burst allowance is no evidence)"]),
+    ("shape.rate_pps 0", |c| c.ladder.shape.rate_pps = 0, &["ladder.shape.rate_pps: must be > 0", "ladder.strict.rate_pps: must be < ladder.shape.rate_pps"]),
+    ("shape.burst 0", |c| c.ladder.shape.burst = 0, &["ladder.shape.burst: must be > 0", "ladder.strict.burst: must be <= ladder.shape.burst"]),
+    ("shape.ttl 0", |c| c.ladder.shape.ttl = Dur(0), &["ladder.shape.ttl: must be > 0", "ladder.shape.ttl: must be at least two ticks (refresh margin)"]),
+    ("shape.ttl under two ticks", |c| c.ladder.shape.ttl = Dur::millis(1999), &["ladder.shape.ttl: must be at least two ticks (refresh margin)"]),
+    ("shape.quiet 0", |c| c.ladder.shape.quiet = Dur(0), &["ladder.shape.quiet: must be > 0"]),
+    ("strict.escalate_windows 0", |c| c.ladder.strict.escalate_windows = 0, &["ladder.strict.escalate_windows: must be > 0"]),
+    ("strict.escalate_drop_ratio 0", |c| c.ladder.strict.escalate_drop_ratio = 0.0, &["ladder.strict.escalate_drop_ratio: must be in (0, 1]"]),
+    ("strict.rate_pps 0", |c| c.ladder.strict.rate_pps = 0, &["ladder.strict.rate_pps: must be > 0"]),
+    ("strict.rate_pps at the shape rate", |c| c.ladder.strict.rate_pps = c.ladder.shape.rate_pps, &["ladder.strict.rate_pps: must be < ladder.shape.rate_pps"]),
+    ("strict.burst 0", |c| c.ladder.strict.burst = 0, &["ladder.strict.burst: must be > 0"]),
+    ("strict.burst above the shape burst", |c| c.ladder.strict.burst = c.ladder.shape.burst + 1, &["ladder.strict.burst: must be <= ladder.shape.burst"]),
+    ("strict.ttl 0", |c| c.ladder.strict.ttl = Dur(0), &["ladder.strict.ttl: must be > 0", "ladder.strict.ttl: must be at least two ticks (refresh margin)"]),
+    ("strict.ttl under two ticks", |c| c.ladder.strict.ttl = Dur::millis(1999), &["ladder.strict.ttl: must be at least two ticks (refresh margin)"]),
+    ("strict.quiet 0", |c| c.ladder.strict.quiet = Dur(0), &["ladder.strict.quiet: must be > 0"]),
+    ("quarantine.escalate_windows 0", |c| c.ladder.quarantine.escalate_windows = 0, &["ladder.quarantine.escalate_windows: must be > 0"]),
+    ("quarantine.escalate_drop_ratio above 1", |c| c.ladder.quarantine.escalate_drop_ratio = 1.5, &["ladder.quarantine.escalate_drop_ratio: must be in (0, 1]"]),
+    ("quarantine.ttl 0", |c| c.ladder.quarantine.ttl = Dur(0), &["ladder.quarantine.ttl: must be > 0", "ladder.quarantine.ttl: must be at least two ticks (refresh margin)"]),
+    ("quarantine.ttl under two ticks", |c| c.ladder.quarantine.ttl = Dur::millis(1999), &["ladder.quarantine.ttl: must be at least two ticks (refresh margin)"]),
+    ("quarantine.quiet 0", |c| c.ladder.quarantine.quiet = Dur(0), &["ladder.quarantine.quiet: must be > 0"]),
+    // [capacity]
+    ("sustain_windows 0", |c| c.capacity.sustain_windows = 0, &["capacity.sustain_windows: must be > 0"]),
+    ("cell.capacity_pps 0", |c| c.capacity.cell.capacity_pps = 0, &["capacity.cell.capacity_pps: must be > 0", "capacity.cell.cap_pps: must be <= capacity_pps"]),
+    ("cell.cap_pps 0", |c| c.capacity.cell.cap_pps = 0, &["capacity.cell.cap_pps: must be > 0"]),
+    ("cell.cap_pps above capacity", |c| c.capacity.cell.cap_pps = c.capacity.cell.capacity_pps + 1, &["capacity.cell.cap_pps: must be <= capacity_pps"]),
+    ("cell.burst 0", |c| c.capacity.cell.burst = 0, &["capacity.cell.burst: must be > 0"]),
+    ("cell.min_offenders below the floor", |c| c.capacity.cell.min_offenders = MIN_OFFENDERS_FLOOR - 1, &["capacity.cell.min_offenders: must be >= 20 (a handful of devices must never raise a cell or host stage)"]),
+    ("cell.ttl 0", |c| c.capacity.cell.ttl = Dur(0), &["capacity.cell.ttl: must be > 0", "capacity.cell.ttl: must be at least two ticks (refresh margin)"]),
+    ("cell.ttl under two ticks", |c| c.capacity.cell.ttl = Dur::millis(1999), &["capacity.cell.ttl: must be at least two ticks (refresh margin)"]),
+    ("cell.quiet 0", |c| c.capacity.cell.quiet = Dur(0), &["capacity.cell.quiet: must be > 0"]),
+    ("host.capacity_pps below the cell's", |c| { c.capacity.host.capacity_pps = c.capacity.cell.capacity_pps - 1; c.capacity.host.cap_pps = c.capacity.host.capacity_pps; }, &["capacity.cell.capacity_pps: must be <= capacity.host.capacity_pps"]),
+    ("host.cap_pps 0", |c| c.capacity.host.cap_pps = 0, &["capacity.host.cap_pps: must be > 0"]),
+    ("host.cap_pps above capacity", |c| c.capacity.host.cap_pps = c.capacity.host.capacity_pps + 1, &["capacity.host.cap_pps: must be <= capacity_pps"]),
+    ("host.burst 0", |c| c.capacity.host.burst = 0, &["capacity.host.burst: must be > 0"]),
+    ("host.min_offenders below the cell's", |c| c.capacity.host.min_offenders = c.capacity.cell.min_offenders - 1, &["capacity.host.min_offenders: must be >= capacity.cell.min_offenders"]),
+    ("host.min_offenders below the floor", |c| { c.capacity.host.min_offenders = MIN_OFFENDERS_FLOOR - 1; c.capacity.cell.min_offenders = MIN_OFFENDERS_FLOOR - 1; }, &["capacity.cell.min_offenders: must be >= 20 (a handful of devices must never raise a cell or host stage)", "capacity.host.min_offenders: must be >= 20 (a handful of devices must never raise a cell or host stage)"]),
+    ("host.ttl 0", |c| c.capacity.host.ttl = Dur(0), &["capacity.host.ttl: must be > 0", "capacity.host.ttl: must be at least two ticks (refresh margin)"]),
+    ("host.ttl under two ticks", |c| c.capacity.host.ttl = Dur::millis(1999), &["capacity.host.ttl: must be at least two ticks (refresh margin)"]),
+    ("host.quiet 0", |c| c.capacity.host.quiet = Dur(0), &["capacity.host.quiet: must be > 0"]),
+    // [[group]]
+    ("group id 0", |c| c.groups = vec![group("a", 0)], &["group[0].id: must be > 0 (0 means no group)"]),
+    ("group id used twice", |c| c.groups = vec![group("a", 3), group("b", 3)], &["group[1].id: 3 is used by another group"]),
+    ("group name empty", |c| c.groups = vec![group("", 1)], &["group[0].name: must not be empty"]),
+    ("group name used twice", |c| c.groups = vec![group("a", 1), group("a", 2)], &["group[1].name: `a` is used by another group"]),
+    ("group without members", |c| { let mut g = group("a", 1); g.teids.clear(); c.groups = vec![g]; }, &["group[0].teids: a group needs members: teids and/or ue_prefixes"]),
+    ("group expected_pps 0", |c| { let mut g = group("a", 1); g.expected_pps = Some(0.0); c.groups = vec![g]; }, &["group[0].expected_pps: must be > 0"]),
+    ("group expected_pps NaN", |c| { let mut g = group("a", 1); g.expected_pps = Some(f64::NAN); c.groups = vec![g]; }, &["group[0].expected_pps: must be > 0"]),
+    ("group expected_period 0", |c| { let mut g = group("a", 1); g.expected_period = Some(Dur(0)); c.groups = vec![g]; }, &["group[0].expected_period: must be > 0"]),
+    ("group expected_burst 0", |c| { let mut g = group("a", 1); g.expected_burst = Some(0); c.groups = vec![g]; }, &["group[0].expected_burst: must be > 0"]),
+    // The boundaries of the refresh-margin rule: exactly two ticks is enough, at any tick.
+    ("tick above 60s", |c| {
+        c.guard.tick = Dur::secs(61);
+        c.classify.stale_after = Dur::secs(61);
+        c.classify.baseline_horizon = c.classify.baseline_horizon.max(Dur::secs(61));
+        c.classify.cohort.window = c.classify.cohort.window.max(Dur::secs(61));
+        set_all_ttls(c, Dur::secs(122));
+    }, &["guard.tick: must be between 100ms and 60s"]),
+    // The safety rule's boundary: a stage's TTL of exactly two ticks keeps a live controller's
+    // refresh ahead of the expiry, one nanosecond less does not, at any tick.
+    ("every TTL exactly two 5 s ticks", |c| { c.guard.tick = Dur::secs(5); set_all_ttls(c, Dur::secs(10)); }, &[]),
+    ("shape.ttl 1 ns under two 5 s ticks", |c| {
+        c.guard.tick = Dur::secs(5);
+        set_all_ttls(c, Dur::secs(10));
+        c.ladder.shape.ttl = Dur(10_000_000_000 - 1);
+    }, &["ladder.shape.ttl: must be at least two ticks (refresh margin)"]),
+    ("host.ttl 1 ns under two 5 s ticks", |c| {
+        c.guard.tick = Dur::secs(5);
+        set_all_ttls(c, Dur::secs(10));
+        c.capacity.host.ttl = Dur(10_000_000_000 - 1);
+    }, &["capacity.host.ttl: must be at least two ticks (refresh margin)"]),
+];
+
+#[test]
+fn every_validation_rule_reports_exactly_its_key() {
+    Config::default().validate().expect("the base of every case is valid");
+    let mut failures = Vec::new();
+    for (name, edit, want) in RULES {
+        let mut c = Config::default();
+        edit(&mut c);
+        let got: Vec<String> = match c.validate() {
+            Ok(()) => vec![],
+            Err(ConfigError::Invalid(v)) => v.iter().map(|p| format!("{}: {}", p.key, p.reason)).collect(),
+            Err(e) => vec![e.to_string()],
+        };
+        if got != *want {
+            failures.push(format!("{name}: got {got:?}, want {want:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} cases:\n{}", failures.len(), RULES.len(), failures.join("\n"));
+}
