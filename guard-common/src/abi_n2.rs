@@ -18,7 +18,7 @@
 use crate::abi::{L3Addr, Limit, StageEntry, TatSlot, META_MAGIC};
 
 /// Bump on any change to an N2 map's key or value layout, type, or the meaning of a field.
-pub const N2_SCHEMA_VERSION: u32 = 1;
+pub const N2_SCHEMA_VERSION: u32 = 2;
 /// [`crate::abi::Meta::program`] of pins written by the N2 loader.
 pub const META_PROG_N2: u32 = 2;
 
@@ -35,8 +35,13 @@ pub const MAP_N2_MALFORMED: &str = "N2_MALFORMED";
 pub const MAP_N2_STATS: &str = "N2_STATS";
 pub const MAP_N2_EVENTS: &str = "N2_EVENTS";
 pub const MAP_N2_PCPU_TAT: &str = "N2_PCPU_TAT";
+pub const MAP_N2_COOKIES: &str = "N2_COOKIES";
+pub const MAP_N2_ASSOC: &str = "N2_ASSOC";
 /// Name of the N2 XDP program in the object file.
 pub const PROG_N2: &str = "guard_n2";
+/// Name of the N2 egress classifier (TC) in the object file: it watches the AMF's INIT ACKs and
+/// COOKIE ACKs (see [`N2TagKey`], [`N2PortKey`]).
+pub const PROG_N2_EGRESS: &str = "guard_n2_egress";
 
 /// SCTP ports (TS 38.412 §7: NGAP 38412; TS 36.412 §7: S1AP 36412) and payload protocol
 /// identifiers (IANA: 60 NGAP, 18 S1AP).
@@ -54,9 +59,16 @@ pub const N2_DEFAULT_MAX_CELLS: u32 = 1 << 16;
 /// the shared object too; the N2 loader raises it (see `guard::n2::LoadOpts::max_devices`).
 pub const N2_DEFAULT_MAX_DEVICES: u32 = 1 << 14;
 pub const N2_EVENTS_RING_BYTES: u32 = 1 << 16;
+/// `N2_COOKIES`: INIT ACKs the AMF sent in the last cookie lifetime. A blind INIT flood of R/s
+/// makes the AMF send at most the admitted INIT rate of INIT ACKs; 64 Ki entries hold over a
+/// minute of them at 1,000/s (LRU: the oldest go first, and an old cookie is stale anyway).
+pub const N2_DEFAULT_MAX_COOKIES: u32 = 1 << 16;
+/// `N2_ASSOC`: (peer address, peer port) of associations the AMF accepted.
+pub const N2_DEFAULT_MAX_ASSOC: u32 = 1 << 14;
 
 /// Chunk classes: the index into [`N2PeerState::chunks`] (and the per-packet counts of the
 /// parser). RFC 9260 §3.2 chunk types.
+/// DATA (0) and I-DATA (64, RFC 8260).
 pub const CHUNK_CLASS_DATA: usize = 0;
 pub const CHUNK_CLASS_INIT: usize = 1;
 pub const CHUNK_CLASS_INIT_ACK: usize = 2;
@@ -70,7 +82,8 @@ pub const CHUNK_CLASS_SHUTDOWN: usize = 7;
 pub const CHUNK_CLASS_ERROR: usize = 8;
 pub const CHUNK_CLASS_COOKIE_ECHO: usize = 9;
 pub const CHUNK_CLASS_COOKIE_ACK: usize = 10;
-/// Anything else (ECNE, CWR, AUTH, ASCONF, RE-CONFIG, FORWARD-TSN, I-DATA, PAD, unknown ...).
+/// Anything else (ECNE, CWR, AUTH, ASCONF, RE-CONFIG, FORWARD-TSN, PAD, unknown ...). I-DATA
+/// (RFC 8260) is counted as DATA.
 pub const CHUNK_CLASS_OTHER: usize = 11;
 pub const CHUNK_CLASS_COUNT: usize = 12;
 
@@ -282,7 +295,26 @@ pub struct N2Config {
     pub event_gap_ns: u64,
     /// Per-CPU event rate limit.
     pub event_rate: Limit,
+    /// The re-establishment lane: while a peer is setup-limited (stage 1 or 2), an INIT from an
+    /// address and port the AMF had an association with (`N2_ASSOC`, seen within
+    /// `assoc_memory_ns`) is charged to that port's own GCRA at this rate, not to the peer's
+    /// stage limit that a forger with the same address shares. Zero interval: no lane.
+    pub reestablish: Limit,
+    /// How long an association's port stays known after the AMF last sent it anything.
+    pub assoc_memory_ns: u64,
+    /// How long an INIT ACK's tag admits a COOKIE ECHO (RFC 9260 §5.1.3 Valid.Cookie.Life,
+    /// 60 s by default in §16). Zero: issued cookies get no lane.
+    pub cookie_life_ns: u64,
+    /// `N2_SETUP_*` flags.
+    pub setup_flags: u32,
+    pub _pad: u32,
 }
+
+/// [`N2Config::setup_flags`]: the egress classifier is attached, so a COOKIE ECHO whose tag it
+/// never saw leave cannot belong to an association the AMF offered: such a packet is limited
+/// even when it may carry DATA (no association exists for that DATA to belong to). Without it, a
+/// COOKIE ECHO padded past the parse window would bypass every setup limit.
+pub const N2_SETUP_COOKIE_REQUIRED: u32 = 1 << 0;
 
 /// A peer's stage (map `N2_PEER_STAGES`, userspace-owned): the N3 record, read as
 /// - `stage` 0 observe, 1 setup limit, 2 strict setup limit (`interval_ns`/`tau_ns` are the
@@ -312,7 +344,22 @@ pub const N2_STAT_NGAP_UNPARSED: u32 = 5;
 pub const N2_STAT_WALK_CUT: u32 = 6;
 /// InitialUEMessages in one packet beyond the ones whose IEs are walked.
 pub const N2_STAT_UE_SKIPPED: u32 = 7;
-pub const N2_STAT_COUNT: u32 = 8;
+/// COOKIE ECHOs whose tag the AMF issued to that address and port (never setup-limited).
+pub const N2_STAT_COOKIE_ISSUED: u32 = 8;
+/// COOKIE ECHOs with a tag the egress classifier never saw leave (a forgery, a stale cookie,
+/// or an INIT ACK that left through another NIC): limited like any setup packet.
+pub const N2_STAT_COOKIE_UNISSUED: u32 = 9;
+/// INITs of a setup-limited peer charged to an association's re-establishment lane.
+pub const N2_STAT_INIT_REESTABLISH: u32 = 10;
+/// Egress (guard_n2_egress): INIT ACKs recorded in `N2_COOKIES`.
+pub const N2_STAT_EGRESS_INIT_ACK: u32 = 11;
+/// Egress: association ports recorded or refreshed in `N2_ASSOC`.
+pub const N2_STAT_EGRESS_ASSOC: u32 = 12;
+/// IP fragments of SCTP after the first (judged by source only: allow-list and quarantine).
+pub const N2_STAT_FRAGMENTS: u32 = 13;
+/// First fragments of SCTP packets (judged like whole packets on the chunks they hold).
+pub const N2_STAT_FIRST_FRAGMENTS: u32 = 14;
+pub const N2_STAT_COUNT: u32 = 15;
 
 /// [`N2Event::kind`] values.
 /// A peer's setup packets exceeded the stage-0 profile limit.
@@ -335,6 +382,46 @@ pub struct N2Event {
     pub totals: [u64; 3],
 }
 
+/// Key of `N2_COOKIES` (LRU, written by the egress classifier `guard_n2_egress`): an INIT ACK the
+/// AMF sent to `peer`:`port` whose Initiate Tag is `tag`. The peer's COOKIE ECHO must carry that
+/// tag as its Verification Tag (RFC 9260 §8.5; the tag is the AMF's own, drawn at random, §5.3.1),
+/// so a COOKIE ECHO from `peer`:`port` with `tag` answers an INIT ACK that really went to that
+/// address: a blind forger never saw the INIT ACK and cannot name the tag (a 1-in-2^32 guess per
+/// packet). The value is the time the INIT ACK left (`u64` ns).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct N2TagKey {
+    pub peer: L3Addr,
+    pub port: u16,
+    pub _pad: u16,
+    pub tag: u32,
+}
+
+/// Key of `N2_ASSOC` (LRU, written by the egress classifier): a peer address and SCTP port with
+/// which the AMF has had an association (it sent a COOKIE ACK, DATA, SACK or HEARTBEAT there).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct N2PortKey {
+    pub peer: L3Addr,
+    pub port: u16,
+    pub _pad: u16,
+}
+
+/// Value of `N2_ASSOC`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct N2AssocState {
+    /// Last time the AMF sent this port an association's chunk (egress; refreshed at most once a
+    /// second).
+    pub up_ns: u64,
+    /// GCRA state of the re-establishment lane ([`N2Config::reestablish`]): the INITs from this
+    /// address and port while the peer is setup-limited (ingress).
+    pub tat: u64,
+    /// INITs admitted / dropped in that lane (ingress, diagnostics).
+    pub inits: u64,
+    pub inits_dropped: u64,
+}
+
 /// A fingerprint of every N2 record's size (see [`crate::abi::layout_fingerprint`]).
 pub const fn n2_layout_fingerprint() -> u64 {
     let sizes = [
@@ -348,6 +435,9 @@ pub const fn n2_layout_fingerprint() -> u64 {
         core::mem::size_of::<N2Config>(),
         core::mem::size_of::<N2Event>(),
         core::mem::size_of::<N2TatSlot>(),
+        core::mem::size_of::<N2TagKey>(),
+        core::mem::size_of::<N2PortKey>(),
+        core::mem::size_of::<N2AssocState>(),
         CHUNK_CLASS_COUNT,
         PROC_CLASS_COUNT,
     ];
@@ -377,5 +467,8 @@ const _: () = assert!(core::mem::size_of::<N2CellKey>() == 16);
 const _: () = assert!(core::mem::size_of::<N2CellState>() == 8 * 8 + 20 + 4);
 const _: () = assert!(core::mem::size_of::<N2DeviceKey>() == 24);
 const _: () = assert!(core::mem::size_of::<N2DeviceState>() == 8 * 5 + 16 + 20 + 4 * 3);
-const _: () = assert!(core::mem::size_of::<N2Config>() == 4 * 4 + 16 + 8 + 16);
+const _: () = assert!(core::mem::size_of::<N2Config>() == 4 * 4 + 16 + 8 + 16 + 16 + 8 + 8 + 8);
+const _: () = assert!(core::mem::size_of::<N2TagKey>() == 20 + 2 + 2 + 4);
+const _: () = assert!(core::mem::size_of::<N2PortKey>() == 20 + 2 + 2);
+const _: () = assert!(core::mem::size_of::<N2AssocState>() == 8 * 4);
 const _: () = assert!(core::mem::size_of::<N2Event>() == 8 + 4 + 4 + 20 + 4 + 24);

@@ -28,3 +28,6 @@ unsafe impl aya::Pod for crate::abi_n2::N2DeviceKey {}
 unsafe impl aya::Pod for crate::abi_n2::N2DeviceState {}
 unsafe impl aya::Pod for crate::abi_n2::N2Config {}
 unsafe impl aya::Pod for crate::abi_n2::N2Event {}
+unsafe impl aya::Pod for crate::abi_n2::N2TagKey {}
+unsafe impl aya::Pod for crate::abi_n2::N2PortKey {}
+unsafe impl aya::Pod for crate::abi_n2::N2AssocState {}

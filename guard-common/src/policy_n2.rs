@@ -10,7 +10,7 @@
 //! COOKIE-ECHO + DATA bundle can, but only with a valid cookie, which costs the sender a round
 //! trip through a (limited) INIT. Only stage 3, whole-peer quarantine, drops everything.
 
-use crate::abi::{StageEntry, STAGE_FLAG_EXEMPT, STAGE_QUARANTINE, STAGE_SHAPE, STAGE_STRICT};
+use crate::abi::{Limit, StageEntry, STAGE_FLAG_EXEMPT, STAGE_QUARANTINE, STAGE_SHAPE, STAGE_STRICT};
 use crate::abi_n2::{N2Config, N2_PROT_QUARANTINE, N2_PROT_SETUP_LIMIT, N2_PROT_SETUP_STRICT};
 use crate::policy::Gate;
 use crate::rate;
@@ -35,19 +35,21 @@ pub enum N2Verdict {
     PassDataSpared = 5,
     /// A map operation failed; the guard passes rather than drop on its own failure.
     PassFailOpen = 6,
+    /// A later IP fragment of SCTP from an allowed, not quarantined source.
+    PassFragment = 7,
     /// Stage 3: the whole peer is quarantined.
-    DropQuarantine = 7,
+    DropQuarantine = 8,
     /// Stage 1: above the peer's setup limit.
-    DropSetupLimit = 8,
+    DropSetupLimit = 9,
     /// Stage 2: above the peer's strict setup limit.
-    DropSetupStrict = 9,
+    DropSetupStrict = 10,
     /// The allow-list is on and the source is not in it.
-    DropNotAllowed = 10,
-    DropMalformed = 11,
+    DropNotAllowed = 11,
+    DropMalformed = 12,
 }
 
 impl N2Verdict {
-    pub const COUNT: u32 = 12;
+    pub const COUNT: u32 = 13;
 
     pub const ALL: [N2Verdict; Self::COUNT as usize] = [
         N2Verdict::PassNotN2,
@@ -57,6 +59,7 @@ impl N2Verdict {
         N2Verdict::PassControl,
         N2Verdict::PassDataSpared,
         N2Verdict::PassFailOpen,
+        N2Verdict::PassFragment,
         N2Verdict::DropQuarantine,
         N2Verdict::DropSetupLimit,
         N2Verdict::DropSetupStrict,
@@ -77,6 +80,7 @@ impl N2Verdict {
             N2Verdict::PassControl => "pass_control",
             N2Verdict::PassDataSpared => "pass_data_spared",
             N2Verdict::PassFailOpen => "pass_fail_open",
+            N2Verdict::PassFragment => "pass_fragment",
             N2Verdict::DropQuarantine => "drop_quarantine",
             N2Verdict::DropSetupLimit => "drop_setup_limit",
             N2Verdict::DropSetupStrict => "drop_setup_strict",
@@ -119,41 +123,73 @@ pub enum PeerDecision {
     Exceed { prot: u32, verdict: N2Verdict },
 }
 
-/// Apply `entry` (if live) to one packet. Stages 1 and 2 charge only packets with a setup chunk
-/// to the peer's GCRA (`entry.tat`); stage 3 concerns every packet.
+/// Which budget a packet's setup chunk is charged to while its peer is setup-limited.
+pub enum Setup<'a> {
+    /// No INIT or COOKIE ECHO: no setup limit concerns the packet.
+    None,
+    /// A COOKIE ECHO carrying the Initiate Tag of an INIT ACK the AMF sent to this address and
+    /// port within the cookie's life (`N2_COOKIES`): the answer to the AMF's own invitation, which
+    /// a blind forger cannot give. Never limited: its INIT already passed the limit.
+    Issued,
+    /// An INIT from an address and port the AMF had an association with (`N2_ASSOC`): charged to
+    /// that port's own GCRA (`tat`), so a forger using the same address from other ports cannot
+    /// exhaust it.
+    Lane { tat: &'a mut u64, limit: &'a Limit },
+    /// Any other INIT or COOKIE ECHO: the peer's stage GCRA (`entry.tat`).
+    Peer,
+}
+
+/// Apply `entry` (if live) to one packet. Stages 1 and 2 charge a packet with a setup chunk to
+/// the budget `setup` names; stage 3 concerns every packet.
 #[inline(always)]
-pub fn peer_stage(entry: &mut StageEntry, now: u64, has_setup: bool) -> PeerDecision {
+pub fn peer_stage(entry: &mut StageEntry, now: u64, setup: Setup<'_>) -> PeerDecision {
     if entry.flags & STAGE_FLAG_EXEMPT != 0 || entry.expires_ns <= now {
         return PeerDecision::Pass;
     }
+    let exceed = |stage: u32| {
+        if stage == STAGE_SHAPE {
+            PeerDecision::Exceed { prot: N2_PROT_SETUP_LIMIT, verdict: N2Verdict::DropSetupLimit }
+        } else {
+            PeerDecision::Exceed { prot: N2_PROT_SETUP_STRICT, verdict: N2Verdict::DropSetupStrict }
+        }
+    };
     match entry.stage {
         STAGE_QUARANTINE => PeerDecision::Exceed { prot: N2_PROT_QUARANTINE, verdict: N2Verdict::DropQuarantine },
-        STAGE_SHAPE | STAGE_STRICT if has_setup => {
-            let limit = crate::abi::Limit { interval_ns: entry.interval_ns, tau_ns: entry.tau_ns };
-            if rate::admit(&mut entry.tat, now, &limit) {
-                PeerDecision::Pass
-            } else if entry.stage == STAGE_SHAPE {
-                PeerDecision::Exceed { prot: N2_PROT_SETUP_LIMIT, verdict: N2Verdict::DropSetupLimit }
-            } else {
-                PeerDecision::Exceed { prot: N2_PROT_SETUP_STRICT, verdict: N2Verdict::DropSetupStrict }
+        STAGE_SHAPE | STAGE_STRICT => match setup {
+            Setup::None | Setup::Issued => PeerDecision::Pass,
+            Setup::Lane { tat, limit } => {
+                if rate::admit(tat, now, limit) {
+                    PeerDecision::Pass
+                } else {
+                    exceed(entry.stage)
+                }
             }
-        }
+            Setup::Peer => {
+                let limit = Limit { interval_ns: entry.interval_ns, tau_ns: entry.tau_ns };
+                if rate::admit(&mut entry.tat, now, &limit) {
+                    PeerDecision::Pass
+                } else {
+                    exceed(entry.stage)
+                }
+            }
+        },
         _ => PeerDecision::Pass,
     }
 }
 
-/// Whether a would-be drop must be turned into a pass because the packet carries DATA: always,
-/// except at the top stage (whole-peer quarantine) and for the allow-list and malformed packets,
-/// which are not about load.
+/// Whether a would-be drop must be turned into a pass because the packet carries (or may carry)
+/// DATA: always, except at the top stage (whole-peer quarantine), for the allow-list and
+/// malformed packets, which are not about load, and for a COOKIE ECHO the AMF never issued while
+/// the egress classifier watches (`unissued_cookie`): no association exists for its DATA to
+/// belong to (RFC 9260 §5.1.5: the AMF discards the packet), so dropping it loses nothing.
 #[inline(always)]
-pub fn spares_data(verdict: N2Verdict, has_data: bool) -> bool {
-    has_data && matches!(verdict, N2Verdict::DropSetupLimit | N2Verdict::DropSetupStrict)
+pub fn spares_data(verdict: N2Verdict, has_data: bool, unissued_cookie: bool) -> bool {
+    has_data && !unissued_cookie && matches!(verdict, N2Verdict::DropSetupLimit | N2Verdict::DropSetupStrict)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::abi::Limit;
 
     fn entry(stage: u32, pps: u64, burst: u64, expires: u64) -> StageEntry {
         let l = Limit::per_second(pps, burst);
@@ -164,43 +200,70 @@ mod tests {
     fn setup_limit_charges_only_setup_packets() {
         let mut e = entry(STAGE_SHAPE, 1, 2, u64::MAX);
         let now = 10_000_000_000;
-        assert_eq!(peer_stage(&mut e, now, true), PeerDecision::Pass);
-        assert_eq!(peer_stage(&mut e, now, true), PeerDecision::Pass);
+        assert_eq!(peer_stage(&mut e, now, Setup::Peer), PeerDecision::Pass);
+        assert_eq!(peer_stage(&mut e, now, Setup::Peer), PeerDecision::Pass);
         assert!(matches!(
-            peer_stage(&mut e, now, true),
+            peer_stage(&mut e, now, Setup::Peer),
             PeerDecision::Exceed { verdict: N2Verdict::DropSetupLimit, .. }
         ));
-        // Non-setup packets are not the stage's business.
+        // Non-setup packets and issued cookies are not the stage's business.
         for _ in 0..10 {
-            assert_eq!(peer_stage(&mut e, now, false), PeerDecision::Pass);
+            assert_eq!(peer_stage(&mut e, now, Setup::None), PeerDecision::Pass);
+            assert_eq!(peer_stage(&mut e, now, Setup::Issued), PeerDecision::Pass);
         }
         let mut s = entry(STAGE_STRICT, 1, 1, u64::MAX);
-        assert_eq!(peer_stage(&mut s, now, true), PeerDecision::Pass);
+        assert_eq!(peer_stage(&mut s, now, Setup::Peer), PeerDecision::Pass);
         assert!(matches!(
-            peer_stage(&mut s, now, true),
+            peer_stage(&mut s, now, Setup::Peer),
             PeerDecision::Exceed { verdict: N2Verdict::DropSetupStrict, .. }
         ));
+    }
+
+    #[test]
+    fn an_association_lane_is_apart_from_the_peer_budget() {
+        let now = 10_000_000_000;
+        let mut e = entry(STAGE_STRICT, 1, 1, u64::MAX);
+        // The forger has used up the peer's budget.
+        assert_eq!(peer_stage(&mut e, now, Setup::Peer), PeerDecision::Pass);
+        assert!(matches!(peer_stage(&mut e, now, Setup::Peer), PeerDecision::Exceed { .. }));
+        // The association's port has its own: 2 at once, then 1/s.
+        let lane = Limit::per_second(1, 2);
+        let mut tat = 0;
+        assert_eq!(peer_stage(&mut e, now, Setup::Lane { tat: &mut tat, limit: &lane }), PeerDecision::Pass);
+        assert_eq!(peer_stage(&mut e, now, Setup::Lane { tat: &mut tat, limit: &lane }), PeerDecision::Pass);
+        assert!(matches!(
+            peer_stage(&mut e, now, Setup::Lane { tat: &mut tat, limit: &lane }),
+            PeerDecision::Exceed { verdict: N2Verdict::DropSetupStrict, .. }
+        ));
+        assert_eq!(
+            peer_stage(&mut e, now + 1_000_000_000, Setup::Lane { tat: &mut tat, limit: &lane }),
+            PeerDecision::Pass
+        );
+        // Quarantine still concerns the lane and issued cookies.
+        let mut q = entry(STAGE_QUARANTINE, 0, 0, u64::MAX);
+        assert!(matches!(peer_stage(&mut q, now, Setup::Issued), PeerDecision::Exceed { .. }));
     }
 
     #[test]
     fn quarantine_concerns_everything_until_expiry() {
         let mut e = entry(STAGE_QUARANTINE, 0, 0, 100);
         assert!(matches!(
-            peer_stage(&mut e, 99, false),
+            peer_stage(&mut e, 99, Setup::None),
             PeerDecision::Exceed { verdict: N2Verdict::DropQuarantine, .. }
         ));
-        assert_eq!(peer_stage(&mut e, 100, false), PeerDecision::Pass);
+        assert_eq!(peer_stage(&mut e, 100, Setup::None), PeerDecision::Pass);
         e.flags = STAGE_FLAG_EXEMPT;
-        assert_eq!(peer_stage(&mut e, 5, true), PeerDecision::Pass);
+        assert_eq!(peer_stage(&mut e, 5, Setup::Peer), PeerDecision::Pass);
     }
 
     #[test]
     fn data_is_spared_below_the_top_stage_only() {
-        assert!(spares_data(N2Verdict::DropSetupLimit, true));
-        assert!(spares_data(N2Verdict::DropSetupStrict, true));
-        assert!(!spares_data(N2Verdict::DropSetupLimit, false));
-        assert!(!spares_data(N2Verdict::DropQuarantine, true));
-        assert!(!spares_data(N2Verdict::DropNotAllowed, true));
+        assert!(spares_data(N2Verdict::DropSetupLimit, true, false));
+        assert!(spares_data(N2Verdict::DropSetupStrict, true, false));
+        assert!(!spares_data(N2Verdict::DropSetupLimit, false, false));
+        assert!(!spares_data(N2Verdict::DropSetupLimit, true, true));
+        assert!(!spares_data(N2Verdict::DropQuarantine, true, false));
+        assert!(!spares_data(N2Verdict::DropNotAllowed, true, false));
         assert_eq!(pass_verdict(true, true), N2Verdict::PassData);
         assert_eq!(pass_verdict(false, true), N2Verdict::PassSetup);
         assert_eq!(pass_verdict(false, false), N2Verdict::PassControl);

@@ -1,7 +1,7 @@
 //! [`Packet`] over an XDP frame: every read is checked against `data_end` right before the load,
 //! in the form the verifier tracks (`data + off + N <= data_end`, with `off` bounded).
 
-use aya_ebpf::programs::XdpContext;
+use aya_ebpf::programs::{TcContext, XdpContext};
 use guard_common::parse::{Packet, MAX_PARSE_OFFSET};
 
 pub struct XdpPacket<'a> {
@@ -38,6 +38,41 @@ impl Packet for XdpPacket<'_> {
     /// Opaque to the optimiser on purpose: the parsers compare header lengths with `len()`, and
     /// LLVM would otherwise use those scalar comparisons to delete later pointer bounds checks,
     /// which the verifier cannot follow.
+    #[inline(always)]
+    fn len(&self) -> usize {
+        opaque(self.ctx.data_end() - self.ctx.data())
+    }
+}
+
+/// [`Packet`] over the linear part of a socket buffer (a TC classifier), checked the same way.
+pub struct TcPacket<'a> {
+    ctx: &'a TcContext,
+}
+
+impl<'a> TcPacket<'a> {
+    #[inline(always)]
+    pub fn new(ctx: &'a TcContext) -> Self {
+        TcPacket { ctx }
+    }
+}
+
+impl Packet for TcPacket<'_> {
+    #[inline(always)]
+    fn read<const N: usize>(&self, off: usize) -> Option<[u8; N]> {
+        const { assert!(N >= 2, "reads must be at least 2 octets; see `Packet`") };
+        let off = opaque(off);
+        if off > MAX_PARSE_OFFSET {
+            return None;
+        }
+        let start = self.ctx.data();
+        let end = self.ctx.data_end();
+        if start + off + N > end {
+            return None;
+        }
+        // SAFETY: [start + off, start + off + N) was just checked to lie inside the linear data.
+        Some(unsafe { core::ptr::read_unaligned((start + off) as *const [u8; N]) })
+    }
+
     #[inline(always)]
     fn len(&self) -> usize {
         opaque(self.ctx.data_end() - self.ctx.data())

@@ -1,6 +1,8 @@
 //! The overload guard's XDP programs. One program or protocol per file:
 //! - [`n3`]: the N3/S1-U (GTP-U) program `guard_n3`;
 //! - [`n2`]: the N2/S1-MME (SCTP: NGAP/S1AP) program `guard_n2`, its maps in [`maps_n2`];
+//! - [`n2_egress`]: the N2 NIC's egress classifier `guard_n2_egress` (the AMF's INIT ACKs and
+//!   association ports, for `guard_n2`'s setup lanes);
 //! - [`maps`]: the pinned maps (layout in `guard_common::abi`);
 //! - [`cursor`]: the bounds-checked packet reader the shared parsers run on;
 //! - [`counters`]: per-CPU counters and the rate-limited event ring.
@@ -21,6 +23,7 @@ mod cursor;
 mod maps;
 mod maps_n2;
 mod n2;
+mod n2_egress;
 mod n3;
 
 #[cfg(not(test))]

@@ -9,9 +9,10 @@ use guard_common::abi::Counter;
 use guard_common::{
     abi::{L3Addr, StageEntry, TatSlot},
     abi_n2::{
-        N2CellKey, N2CellState, N2Config, N2DeviceKey, N2DeviceState, N2PeerState, N2_DEFAULT_MAX_ALLOW,
-        N2_DEFAULT_MAX_CELLS, N2_DEFAULT_MAX_DEVICES, N2_DEFAULT_MAX_PEERS, N2_DEFAULT_MAX_PEER_STAGES,
-        N2_EVENTS_RING_BYTES, N2_STAT_COUNT,
+        N2AssocState, N2CellKey, N2CellState, N2Config, N2DeviceKey, N2DeviceState, N2PeerState, N2PortKey,
+        N2TagKey, N2_DEFAULT_MAX_ALLOW, N2_DEFAULT_MAX_ASSOC, N2_DEFAULT_MAX_CELLS, N2_DEFAULT_MAX_COOKIES,
+        N2_DEFAULT_MAX_DEVICES, N2_DEFAULT_MAX_PEERS, N2_DEFAULT_MAX_PEER_STAGES, N2_EVENTS_RING_BYTES,
+        N2_STAT_COUNT,
     },
     parse::{n2::N2Malformed, n2::N2Packet, ngap::InitialUe},
     policy_n2::N2Verdict,
@@ -53,6 +54,16 @@ pub static N2_STATS: PerCpuArray<Counter> = PerCpuArray::pinned(N2_STAT_COUNT, 0
 
 #[map(name = "N2_PCPU_TAT")]
 pub static N2_PCPU_TAT: PerCpuArray<TatSlot> = PerCpuArray::pinned(1, 0);
+
+/// INIT ACKs the AMF sent (egress classifier `guard_n2_egress`): (peer, port, the AMF's Initiate
+/// Tag) → when. A COOKIE ECHO naming one is never setup-limited.
+#[map(name = "N2_COOKIES")]
+pub static N2_COOKIES: LruHashMap<N2TagKey, u64> = LruHashMap::pinned(N2_DEFAULT_MAX_COOKIES, 0);
+
+/// (peer, port) the AMF had an association with (egress), and that port's re-establishment lane
+/// (ingress).
+#[map(name = "N2_ASSOC")]
+pub static N2_ASSOC: LruHashMap<N2PortKey, N2AssocState> = LruHashMap::pinned(N2_DEFAULT_MAX_ASSOC, 0);
 
 #[map(name = "N2_EVENTS")]
 pub static N2_EVENTS: RingBuf = RingBuf::pinned(N2_EVENTS_RING_BYTES, 0);

@@ -24,17 +24,19 @@ use aya_ebpf::{
 use guard_common::{
     abi::{Counter, L3Addr, STAGE_OBSERVE},
     abi_n2::{
-        N2CellKey, N2CellState, N2Config, N2DeviceKey, N2DeviceState, N2Event, N2PeerState, CHUNK_CLASS_COUNT,
-        N2_EVENT_SETUP_LIMITED, N2_EVENT_SETUP_OVER_LIMIT, N2_PROT_ALLOWLIST, N2_PROT_MALFORMED, N2_STAT_EVENTS_LOST,
-        N2_STAT_EVENTS_SENT, N2_STAT_EVENTS_SUPPRESSED, N2_STAT_MAP_UPDATE_FAILED, N2_STAT_NGAP_UNPARSED,
+        N2CellKey, N2CellState, N2Config, N2DeviceKey, N2DeviceState, N2Event, N2PeerState, N2PortKey, N2TagKey,
+        CHUNK_CLASS_COUNT, N2_EVENT_SETUP_LIMITED, N2_EVENT_SETUP_OVER_LIMIT, N2_PROT_ALLOWLIST, N2_PROT_MALFORMED,
+        N2_PROT_QUARANTINE, N2_SETUP_COOKIE_REQUIRED, N2_STAT_COOKIE_ISSUED, N2_STAT_COOKIE_UNISSUED,
+        N2_STAT_EVENTS_LOST, N2_STAT_EVENTS_SENT, N2_STAT_EVENTS_SUPPRESSED, N2_STAT_FIRST_FRAGMENTS,
+        N2_STAT_FRAGMENTS, N2_STAT_INIT_REESTABLISH, N2_STAT_MAP_UPDATE_FAILED, N2_STAT_NGAP_UNPARSED,
         N2_STAT_NO_CONFIG, N2_STAT_UE_SKIPPED, N2_STAT_WALK_CUT, PEER_FLAG_NGAP, PEER_FLAG_S1AP, PROC_CLASS_COUNT,
     },
     parse::{
-        n2::{self, N2Malformed, N2Packet, MAX_CHUNKS, MAX_UE_MSGS},
+        n2::{self, N2Malformed, N2Packet, FRAG_FIRST, FRAG_LATER, MAX_CHUNKS, MAX_UE_MSGS},
         ngap::{self, InitialUe, NgapError},
     },
     policy::Gate,
-    policy_n2::{self, N2Verdict, PeerDecision},
+    policy_n2::{self, N2Verdict, PeerDecision, Setup},
     rate,
 };
 
@@ -42,8 +44,9 @@ use crate::{
     counters::{add, zero},
     cursor::XdpPacket,
     maps_n2::{
-        N2_ALLOW, N2_CELLS, N2_CONFIG, N2_DEVICES, N2_EVENTS, N2_MALFORMED, N2_NEW_CELL, N2_NEW_DEV, N2_NEW_PEER,
-        N2_PCPU_TAT, N2_PEERS, N2_PEER_STAGES, N2_PKT, N2_SHADOW, N2_STATS, N2_UE, N2_VERDICTS,
+        N2_ALLOW, N2_ASSOC, N2_CELLS, N2_CONFIG, N2_COOKIES, N2_DEVICES, N2_EVENTS, N2_MALFORMED, N2_NEW_CELL,
+        N2_NEW_DEV, N2_NEW_PEER, N2_PCPU_TAT, N2_PEERS, N2_PEER_STAGES, N2_PKT, N2_SHADOW, N2_STATS, N2_UE,
+        N2_VERDICTS,
     },
 };
 
@@ -314,6 +317,12 @@ fn policy(cfg: &N2Config, p: &N2Packet, len: u64) -> N2Verdict {
             return N2Verdict::DropNotAllowed;
         }
     }
+    if p.frag == FRAG_LATER {
+        return later_fragment(cfg, p, now, len);
+    }
+    if p.frag == FRAG_FIRST {
+        stat(N2_STAT_FIRST_FRAGMENTS);
+    }
     let Some(peer) = peer_state(&p.src, now) else {
         stat(N2_STAT_MAP_UPDATE_FAILED);
         return N2Verdict::PassFailOpen;
@@ -347,7 +356,26 @@ fn policy(cfg: &N2Config, p: &N2Packet, len: u64) -> N2Verdict {
         None => STAGE_OBSERVE,
     };
 
-    if has_setup {
+    // A COOKIE ECHO answering an INIT ACK the AMF really sent to this address and port (the
+    // egress classifier recorded its tag): never limited, and not evidence of a flood.
+    let mut issued = false;
+    let mut unissued = false;
+    if p.has_cookie_echo() && cfg.cookie_life_ns != 0 {
+        let key = N2TagKey { peer: p.src, port: p.sport, _pad: 0, tag: p.vtag };
+        // SAFETY: a live LRU map value, read once.
+        issued = match unsafe { N2_COOKIES.get(&key) } {
+            Some(t) => now.wrapping_sub(*t) <= cfg.cookie_life_ns,
+            None => false,
+        };
+        if issued {
+            stat(N2_STAT_COOKIE_ISSUED);
+        } else {
+            stat(N2_STAT_COOKIE_UNISSUED);
+            unissued = cfg.setup_flags & N2_SETUP_COOKIE_REQUIRED != 0;
+        }
+    }
+
+    if has_setup && !issued {
         add(&mut ps.setups, 1);
         // Stage-0 profile: evidence for the controller, never a drop.
         if !rate::admit(&mut ps.tat_setup_observe, now, &cfg.setup_observe) {
@@ -357,11 +385,44 @@ fn policy(cfg: &N2Config, p: &N2Packet, len: u64) -> N2Verdict {
     }
 
     if let Some(s) = stage {
+        // An INIT from a port the AMF had an association with gets that port's own lane (looked
+        // up only for a staged peer's INIT: the common path does not pay for it).
+        let lane = if p.has_init() && cfg.reestablish.interval_ns != 0 {
+            let key = N2PortKey { peer: p.src, port: p.sport, _pad: 0 };
+            match N2_ASSOC.get_ptr_mut(&key) {
+                // SAFETY: a live LRU map value.
+                Some(a) if now.wrapping_sub(unsafe { (*a).up_ns }) <= cfg.assoc_memory_ns => Some(a),
+                _ => None,
+            }
+        } else {
+            None
+        };
+        let setup = if !has_setup {
+            Setup::None
+        } else if issued {
+            Setup::Issued
+        } else if let Some(a) = lane {
+            // SAFETY: a live LRU map value; `tat` is this port's own GCRA state.
+            Setup::Lane { tat: unsafe { &mut (*a).tat }, limit: &cfg.reestablish }
+        } else {
+            Setup::Peer
+        };
         // SAFETY: a live value of the userspace-owned stage map; only `tat` is written here.
-        match policy_n2::peer_stage(unsafe { &mut *s }, now, has_setup) {
+        let decision = policy_n2::peer_stage(unsafe { &mut *s }, now, setup);
+        if let Some(a) = lane {
+            stat(N2_STAT_INIT_REESTABLISH);
+            // SAFETY: a live LRU map value; counters are atomic.
+            unsafe {
+                match decision {
+                    PeerDecision::Pass => add(&mut (*a).inits, 1),
+                    PeerDecision::Exceed { .. } => add(&mut (*a).inits_dropped, 1),
+                }
+            }
+        }
+        match decision {
             PeerDecision::Pass => {}
             PeerDecision::Exceed { prot, verdict } => {
-                if policy_n2::spares_data(verdict, has_data) {
+                if policy_n2::spares_data(verdict, has_data, unissued) {
                     if policy_n2::gate(cfg, prot) != Gate::Off {
                         add(&mut ps.setup_spared, 1);
                         return N2Verdict::PassDataSpared;
@@ -378,6 +439,25 @@ fn policy(cfg: &N2Config, p: &N2Packet, len: u64) -> N2Verdict {
         }
     }
     policy_n2::pass_verdict(has_data, has_setup)
+}
+
+/// A later IP fragment of SCTP: no port and no chunk to judge, only its source. The allow-list
+/// was applied by the caller; here the whole-peer quarantine. Nothing else can be limited without
+/// the transport header, and nothing needs to be: the AMF's stack cannot reassemble the packet
+/// without its first fragment, which is judged like a whole packet.
+#[inline(always)]
+fn later_fragment(cfg: &N2Config, p: &N2Packet, now: u64, len: u64) -> N2Verdict {
+    stat(N2_STAT_FRAGMENTS);
+    if let Some(s) = N2_PEER_STAGES.get_ptr_mut(&p.src) {
+        // SAFETY: a live value of the userspace-owned stage map.
+        let e = unsafe { &mut *s };
+        if let PeerDecision::Exceed { prot, verdict } = policy_n2::peer_stage(e, now, Setup::None) {
+            if prot == N2_PROT_QUARANTINE && enforced(cfg, prot, verdict, len) {
+                return verdict;
+            }
+        }
+    }
+    N2Verdict::PassFragment
 }
 
 /// Send an event unless the peer sent one within `event_gap_ns` or the per-CPU event rate is

@@ -15,7 +15,11 @@ use std::path::{Path, PathBuf};
 
 use aya::{
     maps::{Array, HashMap, Map, MapData, MapError, MapType, PerCpuArray},
-    programs::{links::FdLink, ProgramError, Xdp, XdpMode},
+    programs::{
+        links::{FdLink, PinnedLink},
+        tc::SchedClassifierLink,
+        ProgramError, SchedClassifier, TcAttachType, Xdp, XdpMode,
+    },
     Ebpf, EbpfLoader,
 };
 use guard_common::{
@@ -33,6 +37,8 @@ use crate::{
 
 /// File name of the pinned N2 XDP link inside its pin directory.
 pub const LINK_PIN_N2: &str = "n2_link";
+/// File name of the pinned TCX egress link of `guard_n2_egress`.
+pub const LINK_PIN_N2_EGRESS: &str = "n2_egress_link";
 
 /// The N2 pin directory of an interface: `<base>/n2/<iface>` (apart from N3's `<base>/<iface>`).
 pub fn pin_dir(base: &Path, iface: &str) -> PinDir {
@@ -41,6 +47,10 @@ pub fn pin_dir(base: &Path, iface: &str) -> PinDir {
 
 pub fn link_path(pins: &PinDir) -> PathBuf {
     pins.path().join(LINK_PIN_N2)
+}
+
+pub fn egress_link_path(pins: &PinDir) -> PathBuf {
+    pins.path().join(LINK_PIN_N2_EGRESS)
 }
 
 /// Capacities chosen at load time.
@@ -84,6 +94,8 @@ pub fn n2_specs(o: &LoadOpts) -> Vec<MapSpec> {
         spec(MAP_N2_STATS, MapType::PerCpuArray, 4, size::<Counter>(), N2_STAT_COUNT),
         spec(MAP_N2_PCPU_TAT, MapType::PerCpuArray, 4, size::<TatSlot>(), 1),
         spec(MAP_N2_EVENTS, MapType::RingBuf, 0, 0, N2_EVENTS_RING_BYTES),
+        spec(MAP_N2_COOKIES, MapType::LruHash, size::<N2TagKey>(), 8, N2_DEFAULT_MAX_COOKIES),
+        spec(MAP_N2_ASSOC, MapType::LruHash, size::<N2PortKey>(), size::<N2AssocState>(), N2_DEFAULT_MAX_ASSOC),
     ]
 }
 
@@ -216,14 +228,85 @@ impl N2Loaded {
     fn reuse_link(&mut self, lp: &Path) -> Result<(), LoadError> {
         crate::loader::update_pinned_link(self.program()?, lp)
     }
+
+    /// Load `guard_n2_egress` and attach it to `iface`'s egress through a pinned TCX link
+    /// (kernel ≥ 6.6), re-used in place when one exists. The classifier never drops; without it
+    /// the setup lanes (issued cookies, association ports) stay empty and `guard_n2` limits setup
+    /// as before, so a failure here is reported, not fatal (see `runner::prepare`).
+    pub fn attach_egress(&mut self, iface: &str) -> Result<Attachment, LoadError> {
+        require_interface(iface)?;
+        let prog: &mut SchedClassifier = self
+            .ebpf
+            .program_mut(PROG_N2_EGRESS)
+            .ok_or(LoadError::MissingProgram(PROG_N2_EGRESS))?
+            .try_into()
+            .map_err(|source| LoadError::Program { what: "guard_n2_egress is not a classifier", source })?;
+        prog.load().map_err(|e| match e {
+            ProgramError::LoadError { io_error, verifier_log } => {
+                LoadError::Verifier { prog: PROG_N2_EGRESS, io_error, log: verifier_log.to_string() }
+            }
+            source => LoadError::Program { what: "loading guard_n2_egress", source },
+        })?;
+        let lp = egress_link_path(&self.pins);
+        if lp.exists() {
+            let reused = PinnedLink::from_pin(&lp)
+                .map_err(|source| LoadError::Link { what: "opening the pinned egress link", source })
+                .and_then(|pinned| {
+                    let link = SchedClassifierLink::try_from(FdLink::from(pinned))
+                        .map_err(|source| LoadError::Link { what: "the pinned link is not a TC link", source })?;
+                    let id = prog
+                        .attach_to_link(link)
+                        .map_err(|source| LoadError::Program { what: "updating the egress link", source })?;
+                    prog.take_link(id).map_err(|source| LoadError::Program { what: "taking the TC link", source })
+                });
+            if reused.is_ok() {
+                return Ok(Attachment::ReusedLink);
+            }
+            let _ = std::fs::remove_file(&lp);
+        }
+        let id = prog.attach(iface, TcAttachType::Egress).map_err(|source| match source {
+            ProgramError::UnknownInterface { name } => LoadError::UnknownInterface(name),
+            source => LoadError::Program { what: "attaching guard_n2_egress (TCX, kernel >= 6.6)", source },
+        })?;
+        let link = prog.take_link(id).map_err(|source| LoadError::Program { what: "taking the TC link", source })?;
+        let fd_link: FdLink = link
+            .try_into()
+            .map_err(|source| LoadError::Link { what: "a netlink TC attachment cannot be pinned", source })?;
+        fd_link.pin(&lp).map_err(|source| LoadError::PinLink { path: lp.clone(), source })?;
+        Ok(Attachment::Native)
+    }
+
+    /// The egress classifier, loaded (for BPF_PROG_TEST_RUN in tests) but not attached.
+    pub fn egress_program(&mut self) -> Result<&mut SchedClassifier, LoadError> {
+        let prog: &mut SchedClassifier = self
+            .ebpf
+            .program_mut(PROG_N2_EGRESS)
+            .ok_or(LoadError::MissingProgram(PROG_N2_EGRESS))?
+            .try_into()
+            .map_err(|source| LoadError::Program { what: "guard_n2_egress is not a classifier", source })?;
+        if prog.fd().is_err() {
+            prog.load().map_err(|e| match e {
+                ProgramError::LoadError { io_error, verifier_log } => {
+                    LoadError::Verifier { prog: PROG_N2_EGRESS, io_error, log: verifier_log.to_string() }
+                }
+                source => LoadError::Program { what: "loading guard_n2_egress", source },
+            })?;
+        }
+        Ok(prog)
+    }
 }
 
-/// Remove the pinned N2 link and, with `purge`, every pin in the N2 directory.
+/// Remove the pinned N2 links (XDP and the egress classifier) and, with `purge`, every pin in the
+/// N2 directory.
 pub fn detach(pins: &PinDir, purge: bool) -> Result<bool, LoadError> {
     let lp = link_path(pins);
     let had = lp.exists();
     if had {
         std::fs::remove_file(&lp).map_err(|source| PinError::Io { path: lp.clone(), source })?;
+    }
+    let ep = egress_link_path(pins);
+    if ep.exists() {
+        std::fs::remove_file(&ep).map_err(|source| PinError::Io { path: ep.clone(), source })?;
     }
     if purge {
         pins.purge()?;
@@ -248,6 +331,8 @@ pub struct N2Maps {
     pub shadow: PerCpuArray<MapData, Counter>,
     pub malformed: PerCpuArray<MapData, Counter>,
     pub stats: PerCpuArray<MapData, Counter>,
+    pub cookies: HashMap<MapData, N2TagKey, u64>,
+    pub assoc: HashMap<MapData, N2PortKey, N2AssocState>,
 }
 
 fn optional<T>(r: Result<T, MapError>, name: &'static str) -> Result<Option<T>, MapsError> {
@@ -289,6 +374,8 @@ impl N2Maps {
             shadow: PerCpuArray::try_from(get(MAP_N2_SHADOW)?).map_err(err(MAP_N2_SHADOW))?,
             malformed: PerCpuArray::try_from(get(MAP_N2_MALFORMED)?).map_err(err(MAP_N2_MALFORMED))?,
             stats: PerCpuArray::try_from(get(MAP_N2_STATS)?).map_err(err(MAP_N2_STATS))?,
+            cookies: HashMap::try_from(get(MAP_N2_COOKIES)?).map_err(err(MAP_N2_COOKIES))?,
+            assoc: HashMap::try_from(get(MAP_N2_ASSOC)?).map_err(err(MAP_N2_ASSOC))?,
         })
     }
 
@@ -367,6 +454,19 @@ impl N2Maps {
             Err(MapError::KeyNotFound) => Ok(false),
             Err(e) => Err(MapsError::Map { name: MAP_N2_ALLOW, source: e }),
         }
+    }
+
+    /// Association ports the egress classifier has seen (`N2_ASSOC`).
+    pub fn assoc_ports(&self) -> Vec<(N2PortKey, N2AssocState)> {
+        crate::maps::whole(&self.assoc)
+    }
+
+    pub fn assoc_port(&self, key: &N2PortKey) -> Result<Option<N2AssocState>, MapsError> {
+        optional(self.assoc.get(key, 0), MAP_N2_ASSOC)
+    }
+
+    pub fn cookie_issued(&self, key: &N2TagKey) -> Result<Option<u64>, MapsError> {
+        optional(self.cookies.get(key, 0), MAP_N2_COOKIES)
     }
 
     pub fn cell(&self, key: &N2CellKey) -> Result<Option<N2CellState>, MapsError> {

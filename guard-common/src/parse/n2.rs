@@ -159,8 +159,23 @@ pub struct N2Packet {
     pub end: u32,
     /// 1 when an INIT, INIT ACK or SHUTDOWN COMPLETE was walked (they must be alone).
     pub alone: u8,
-    pub _pad: [u8; 3],
+    /// 1 when chunks the walk did not read may be DATA (see [`finish`]): the packet is treated as
+    /// carrying DATA, so no setup limit drops it (a COOKIE ECHO with a 500-octet cookie bundled
+    /// with DATA, RFC 9260 §5.1, or a first fragment cut inside its chunks).
+    pub may_data: u8,
+    /// [`FRAG_NONE`], [`FRAG_FIRST`] or [`FRAG_LATER`].
+    pub frag: u8,
+    pub _pad: u8,
 }
+
+/// [`N2Packet::frag`]: a whole IP packet.
+pub const FRAG_NONE: u8 = 0;
+/// The first IP fragment of an SCTP packet (offset 0, more to come): it holds the common header
+/// and the first chunks, which are judged like a whole packet's; the walk ends at the fragment.
+pub const FRAG_FIRST: u8 = 1;
+/// A later IP fragment (offset > 0) of SCTP: no transport header, so no port, no chunk. Only
+/// what depends on the source alone applies (allow-list, whole-peer quarantine).
+pub const FRAG_LATER: u8 = 2;
 
 impl N2Packet {
     pub const EMPTY: N2Packet = N2Packet {
@@ -182,7 +197,9 @@ impl N2Packet {
         cur: 0,
         end: 0,
         alone: 0,
-        _pad: [0; 3],
+        may_data: 0,
+        frag: FRAG_NONE,
+        _pad: 0,
     };
 
     #[inline(always)]
@@ -194,10 +211,22 @@ impl N2Packet {
         }
     }
 
-    /// The packet carries at least one DATA chunk.
+    /// The packet carries (or, for chunks beyond the walk, may carry) DATA or I-DATA.
     #[inline(always)]
     pub fn has_data(&self) -> bool {
-        self.chunk_counts[CHUNK_CLASS_DATA] != 0
+        self.chunk_counts[CHUNK_CLASS_DATA] != 0 || self.may_data != 0
+    }
+
+    /// The packet carries a COOKIE ECHO (always its first chunk, RFC 9260 §5.1 / §6.10).
+    #[inline(always)]
+    pub fn has_cookie_echo(&self) -> bool {
+        self.chunk_counts[CHUNK_CLASS_COOKIE_ECHO] != 0
+    }
+
+    /// The packet carries an INIT (always alone, RFC 9260 §6.10).
+    #[inline(always)]
+    pub fn has_init(&self) -> bool {
+        self.chunk_counts[CHUNK_CLASS_INIT] != 0
     }
 
     /// The packet carries an association-setup chunk (INIT or COOKIE-ECHO).
@@ -263,10 +292,19 @@ pub fn parse_head<P: Packet + ?Sized>(
         }
         _ => return Ok(false),
     };
-    if l3.proto != ip::IPPROTO_SCTP || l3.fragment {
+    if l3.proto != ip::IPPROTO_SCTP {
         return Ok(false);
     }
     out.src = l3.src;
+    if l3.fragment && !l3.frag_first {
+        // A later fragment: no SCTP header to read (RFC 791 §3.2, RFC 8200 §4.5). The walk is
+        // empty (`cur` = `end` = 0); the caller judges the source only.
+        out.frag = FRAG_LATER;
+        return Ok(true);
+    }
+    if l3.fragment {
+        out.frag = FRAG_FIRST;
+    }
     let c = sctp::parse_common(pkt, l3.next).ok_or(N2Malformed::SctpTruncated)?;
     let port_proto = if ngap_port != 0 && c.dst_port == ngap_port {
         ngap::PROTO_NGAP
@@ -321,6 +359,19 @@ pub fn chunk_step<P: Packet + ?Sized>(pkt: &P, out: &mut N2Packet) -> Result<boo
         return Err(N2Malformed::ChunkTooShort);
     }
     if cur + clen > end {
+        if out.frag == FRAG_FIRST {
+            // The chunk goes on in the next fragment: count it (an INIT split by the IP layer
+            // is still an INIT to limit) and stop the walk there.
+            if let Some(cnt) = out.chunk_counts.get_mut(sctp::chunk_class(t)) {
+                *cnt = cnt.wrapping_add(1);
+            }
+            if matches!(t, sctp::CHUNK_INIT | sctp::CHUNK_INIT_ACK | sctp::CHUNK_SHUTDOWN_COMPLETE) {
+                out.alone = 1;
+            }
+            out.chunks = out.chunks.wrapping_add(1);
+            out.walk_cut = 1;
+            return Ok(false);
+        }
         return Err(N2Malformed::ChunkOverrun);
     }
     let class = sctp::chunk_class(t);
@@ -330,8 +381,8 @@ pub fn chunk_step<P: Packet + ?Sized>(pkt: &P, out: &mut N2Packet) -> Result<boo
     if matches!(t, sctp::CHUNK_INIT | sctp::CHUNK_INIT_ACK | sctp::CHUNK_SHUTDOWN_COMPLETE) {
         out.alone = 1;
     }
-    if t == sctp::CHUNK_DATA {
-        data_chunk(pkt, cur, clen, h[1], out);
+    if t == sctp::CHUNK_DATA || t == sctp::CHUNK_I_DATA {
+        data_chunk(pkt, cur, clen, t, h[1], out);
     }
     out.chunks = out.chunks.wrapping_add(1);
     out.cur = (cur + sctp::padded(clen)) as u32;
@@ -341,13 +392,23 @@ pub fn chunk_step<P: Packet + ?Sized>(pkt: &P, out: &mut N2Packet) -> Result<boo
 /// After the walk: note a walk cut short, and the bundling rules of setup chunks (RFC 9260
 /// §6.10: INIT, INIT ACK and SHUTDOWN COMPLETE travel alone; §8.5.1: an INIT carries
 /// verification tag 0).
+///
+/// A walk cut short (more chunks than [`MAX_CHUNKS`], the parse window, or the end of a first
+/// fragment) may have left DATA unread: `may_data` is set so that no setup limit drops the
+/// packet (RFC 9260 §5.1: a COOKIE ECHO may be bundled with DATA, and its cookie is typically a
+/// few hundred octets). Not when the packet's chunk is one that travels alone (an INIT cut by a
+/// fragment boundary): nothing can follow it.
 #[inline(always)]
 pub fn finish(out: &mut N2Packet) -> Result<(), N2Malformed> {
     if out.cur < out.end {
         out.walk_cut = 1;
     }
-    if out.alone != 0 && (out.chunks > 1 || out.walk_cut != 0) {
+    let frag_cut = out.frag == FRAG_FIRST && out.walk_cut != 0;
+    if out.alone != 0 && (out.chunks > 1 || (out.walk_cut != 0 && !frag_cut)) {
         return Err(N2Malformed::InitBundled);
+    }
+    if out.walk_cut != 0 && out.alone == 0 {
+        out.may_data = 1;
     }
     if out.chunk_counts[CHUNK_CLASS_INIT] != 0 && out.vtag != 0 {
         return Err(N2Malformed::InitBadVtag);
@@ -355,12 +416,19 @@ pub fn finish(out: &mut N2Packet) -> Result<(), N2Malformed> {
     Ok(())
 }
 
-/// A DATA chunk at `off` of length `clen` (≥ 16, inside the packet): count the NGAP/S1AP message
-/// it begins and note an InitialUEMessage.
+/// A DATA chunk (type 0, RFC 9260 §3.3.1) or I-DATA chunk (type 64, RFC 8260 §2.1) at `off` of
+/// length `clen` (at least its header, inside the packet): count the NGAP/S1AP message it begins
+/// and note an InitialUEMessage.
 #[inline(always)]
-fn data_chunk<P: Packet + ?Sized>(pkt: &P, off: usize, clen: usize, flags: u8, out: &mut N2Packet) {
-    // Octets 12-15: Payload Protocol Identifier (RFC 9260 §3.3.1).
-    let Some(d) = pkt.read::<4>(off + 12) else {
+fn data_chunk<P: Packet + ?Sized>(pkt: &P, off: usize, clen: usize, t: u8, flags: u8, out: &mut N2Packet) {
+    // Only the first fragment of a user message starts a PDU (and only there does I-DATA carry
+    // a PPID: otherwise that field is the Fragment Sequence Number).
+    if flags & sctp::DATA_FLAG_B == 0 {
+        return;
+    }
+    // DATA: PPID at octets 12-15, user data from 16. I-DATA: PPID at 16-19, user data from 20.
+    let hlen = if t == sctp::CHUNK_I_DATA { sctp::I_DATA_HLEN } else { sctp::DATA_HLEN };
+    let Some(d) = pkt.read::<4>(off + hlen - 4) else {
         return;
     };
     let ppid = be32(d);
@@ -371,12 +439,8 @@ fn data_chunk<P: Packet + ?Sized>(pkt: &P, off: usize, clen: usize, flags: u8, o
     } else {
         return;
     };
-    // Only the first fragment of a user message starts a PDU.
-    if flags & sctp::DATA_FLAG_B == 0 {
-        return;
-    }
-    let pdu = off + sctp::DATA_HLEN;
-    let h = if clen >= sctp::DATA_HLEN + 2 { pkt.read::<2>(pdu).and_then(ngap::header) } else { None };
+    let pdu = off + hlen;
+    let h = if clen >= hlen + 2 { pkt.read::<2>(pdu).and_then(ngap::header) } else { None };
     let class = ngap::proc_class(app, h);
     if let Some(p) = out.procs.get_mut(class) {
         *p = p.wrapping_add(1);
@@ -393,6 +457,69 @@ fn data_chunk<P: Packet + ?Sized>(pkt: &P, off: usize, clen: usize, flags: u8, o
                 out.ue_skipped = out.ue_skipped.saturating_add(1);
             }
         }
+    }
+}
+
+/// What the egress classifier learns from one SCTP packet the AMF sends (from the NGAP or S1AP
+/// port).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Egress {
+    /// An INIT ACK (RFC 9260 §3.3.3) to `peer`:`port`; `tag` is the AMF's Initiate Tag, which the
+    /// peer's COOKIE ECHO must carry as its Verification Tag (§5.1, §8.5).
+    InitAck { peer: L3Addr, port: u16, tag: u32 },
+    /// A chunk only an established association sends: COOKIE ACK, DATA, I-DATA, SACK, HEARTBEAT,
+    /// HEARTBEAT ACK. (Not ABORT, ERROR or SHUTDOWN COMPLETE: the AMF sends those in answer to
+    /// out-of-the-blue packets, §8.4, so a forger could make it send them anywhere.)
+    Assoc { peer: L3Addr, port: u16 },
+}
+
+/// Parse a frame leaving towards the RAN: Ethernet (+VLAN), IPv4/IPv6, SCTP *from* the NGAP or
+/// S1AP port, and its first chunk (an INIT ACK travels alone, §6.10; a COOKIE ACK comes first,
+/// §5.1). `None` for anything else. IP fragments are not recorded: an INIT ACK that the IP
+/// layer fragmented costs its peer only the issued-cookie lane (its COOKIE ECHO is then limited
+/// like any other).
+#[inline(always)]
+pub fn parse_egress<P: Packet + ?Sized>(pkt: &P, ngap_port: u16, s1ap_port: u16) -> Option<Egress> {
+    let l2 = ethernet::parse(pkt).ok()?;
+    let (l3, peer) = match l2.ethertype {
+        ethernet::ETHERTYPE_IPV4 => {
+            let l3 = ip::parse_ipv4(pkt, l2.next).ok()?;
+            // Octets 16-19: Destination Address (RFC 791 §3.1).
+            let d = pkt.read::<4>(l2.next + 16)?;
+            (l3, L3Addr::v4(d))
+        }
+        ethernet::ETHERTYPE_IPV6 => {
+            let l3 = ip::parse_ipv6(pkt, l2.next).ok()?;
+            // Octets 24-39: Destination Address (RFC 8200 §3).
+            let d = pkt.read::<16>(l2.next + 24)?;
+            (l3, L3Addr::v6(d))
+        }
+        _ => return None,
+    };
+    if l3.proto != ip::IPPROTO_SCTP || l3.fragment {
+        return None;
+    }
+    let c = sctp::parse_common(pkt, l3.next)?;
+    let ours = (ngap_port != 0 && c.src_port == ngap_port) || (s1ap_port != 0 && c.src_port == s1ap_port);
+    if !ours {
+        return None;
+    }
+    let off = l3.next + sctp::SCTP_HLEN;
+    let h = pkt.read::<8>(off)?;
+    let port = c.dst_port;
+    match h[0] {
+        sctp::CHUNK_INIT_ACK => {
+            // Octets 4-7 of the chunk: Initiate Tag.
+            let tag = be32([h[4], h[5], h[6], h[7]]);
+            (tag != 0).then_some(Egress::InitAck { peer, port, tag })
+        }
+        sctp::CHUNK_COOKIE_ACK
+        | sctp::CHUNK_DATA
+        | sctp::CHUNK_I_DATA
+        | sctp::CHUNK_SACK
+        | sctp::CHUNK_HEARTBEAT
+        | sctp::CHUNK_HEARTBEAT_ACK => Some(Egress::Assoc { peer, port }),
+        _ => None,
     }
 }
 

@@ -14,6 +14,9 @@ pub const SCTP_HLEN: usize = 12;
 pub const CHUNK_HLEN: usize = 4;
 /// DATA chunk header: type, flags, length, TSN, stream id, stream sequence number, PPID (§3.3.1).
 pub const DATA_HLEN: usize = 16;
+/// I-DATA chunk header (RFC 8260 §2.1): type, flags, length, TSN, stream id, reserved, Message
+/// Identifier, then PPID (B bit set) or Fragment Sequence Number (B bit clear).
+pub const I_DATA_HLEN: usize = 20;
 
 // Chunk types (RFC 9260 §3.2).
 pub const CHUNK_DATA: u8 = 0;
@@ -29,6 +32,8 @@ pub const CHUNK_ERROR: u8 = 9;
 pub const CHUNK_COOKIE_ECHO: u8 = 10;
 pub const CHUNK_COOKIE_ACK: u8 = 11;
 pub const CHUNK_SHUTDOWN_COMPLETE: u8 = 14;
+/// I-DATA (RFC 8260 §2.1): user data with message interleaving; carries NGAP like DATA.
+pub const CHUNK_I_DATA: u8 = 64;
 
 /// DATA chunk flags (§3.3.1): B (beginning fragment), E (ending fragment).
 pub const DATA_FLAG_B: u8 = 0x02;
@@ -59,7 +64,8 @@ pub fn parse_common<P: Packet + ?Sized>(pkt: &P, off: usize) -> Option<CommonHea
 #[inline(always)]
 pub const fn chunk_class(t: u8) -> usize {
     match t {
-        CHUNK_DATA => CHUNK_CLASS_DATA,
+        // I-DATA is user data like DATA (RFC 8260): never dropped by a setup limit.
+        CHUNK_DATA | CHUNK_I_DATA => CHUNK_CLASS_DATA,
         CHUNK_INIT => CHUNK_CLASS_INIT,
         CHUNK_INIT_ACK => CHUNK_CLASS_INIT_ACK,
         CHUNK_SACK => CHUNK_CLASS_SACK,
@@ -81,6 +87,7 @@ pub const fn min_chunk_len(t: u8) -> usize {
         // Header + TSN, stream id, SSN, PPID. A DATA chunk without user data (length 16) is a
         // protocol error the receiver ABORTs on, but structurally readable.
         CHUNK_DATA => DATA_HLEN,
+        CHUNK_I_DATA => I_DATA_HLEN,
         // Initiate Tag, a_rwnd, OS, MIS, Initial TSN (§3.3.2, §3.3.3).
         CHUNK_INIT | CHUNK_INIT_ACK => 20,
         // Cumulative TSN Ack, a_rwnd, #gap blocks, #dup TSNs (§3.3.4).
@@ -114,7 +121,8 @@ mod tests {
     #[test]
     fn classes_and_padding() {
         assert_eq!(chunk_class(14), CHUNK_CLASS_SHUTDOWN);
-        assert_eq!(chunk_class(64), CHUNK_CLASS_OTHER);
+        assert_eq!(chunk_class(CHUNK_I_DATA), CHUNK_CLASS_DATA);
+        assert_eq!(chunk_class(65), CHUNK_CLASS_OTHER);
         assert_eq!((padded(4), padded(5), padded(8), padded(19)), (4, 8, 8, 20));
         assert_eq!(min_chunk_len(CHUNK_COOKIE_ECHO), 4);
     }

@@ -17,6 +17,11 @@
 //! allow = ["10.100.0.11"]         # N2_ALLOW entries (used when "allowlist" is enabled)
 //! setup_observe_pps = 10          # per-peer INIT / COOKIE-ECHO profile (evidence)
 //! setup_observe_burst = 20
+//! reestablish_pps = 2             # INITs per s from a known association port while staged
+//! reestablish_burst = 5
+//! assoc_memory_s = 86400          # how long such a port stays known
+//! cookie_life_s = 60              # an INIT ACK's tag admits its COOKIE ECHO this long
+//! cookie_check = "require"        # or "prefer" / "off" (docs/n2.md §1.1)
 //! max_devices = 1048576
 //! [detect]                        # N2Settings, see docs/n2.md
 //! cell_ratio = 4.0
@@ -37,7 +42,7 @@ use anyhow::{bail, Context, Result};
 use guard_common::abi::{L3Addr, Limit};
 use guard_common::abi_n2::{
     N2Config, N2_DEFAULT_MAX_CELLS, N2_DEFAULT_MAX_PEERS, N2_PROT_ALLOWLIST, N2_PROT_MALFORMED, N2_PROT_QUARANTINE,
-    N2_PROT_SETUP_LIMIT, N2_PROT_SETUP_STRICT,
+    N2_PROT_SETUP_LIMIT, N2_PROT_SETUP_STRICT, N2_SETUP_COOKIE_REQUIRED,
 };
 use serde::Deserialize;
 use tracing::{error, info, warn};
@@ -88,7 +93,28 @@ pub struct N2Dataplane {
     pub setup_observe_burst: u64,
     pub event_gap_ms: u64,
     pub event_rate_pps: u64,
+    pub reestablish_pps: u64,
+    pub reestablish_burst: u64,
+    pub assoc_memory_s: u64,
+    pub cookie_life_s: u64,
+    pub cookie_check: CookieCheck,
     pub max_devices: u32,
+}
+
+/// What `guard_n2` does with a COOKIE ECHO whose tag the egress classifier never saw the AMF
+/// issue (docs/n2.md §1.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum CookieCheck {
+    /// Issued cookies get their own lane; an unissued one is limited like any setup packet,
+    /// even when it may carry DATA (no association exists for that DATA). Needs the egress
+    /// classifier: when it cannot attach, the guard falls back to `prefer` and says so.
+    #[default]
+    Require,
+    /// Issued cookies get their own lane; an unissued one bundled with DATA is spared.
+    Prefer,
+    /// No cookie lane: every COOKIE ECHO is a setup packet (the behaviour before issue 18).
+    Off,
 }
 
 impl Default for N2Dataplane {
@@ -103,6 +129,11 @@ impl Default for N2Dataplane {
             setup_observe_burst: 20,
             event_gap_ms: 1000,
             event_rate_pps: 100,
+            reestablish_pps: 2,
+            reestablish_burst: 5,
+            assoc_memory_s: 86_400,
+            cookie_life_s: 60,
+            cookie_check: CookieCheck::Require,
             max_devices: 1 << 20,
         }
     }
@@ -138,6 +169,17 @@ impl N2Dataplane {
             setup_observe: Limit::per_second(self.setup_observe_pps, self.setup_observe_burst),
             event_gap_ns: self.event_gap_ms.saturating_mul(1_000_000),
             event_rate: Limit::per_second(self.event_rate_pps, self.event_rate_pps),
+            reestablish: Limit::per_second(self.reestablish_pps, self.reestablish_burst),
+            assoc_memory_ns: self.assoc_memory_s.saturating_mul(1_000_000_000),
+            cookie_life_ns: match self.cookie_check {
+                CookieCheck::Off => 0,
+                _ => self.cookie_life_s.max(1).saturating_mul(1_000_000_000),
+            },
+            setup_flags: match self.cookie_check {
+                CookieCheck::Require => N2_SETUP_COOKIE_REQUIRED,
+                _ => 0,
+            },
+            _pad: 0,
         })
     }
 }
@@ -304,6 +346,18 @@ pub fn prepare(iface: &str, pin_base: &Path, file: N2File, mode: ModeRequest, au
             IpAddr::V6(v) => L3Addr::v6(v.octets()),
         };
         maps.allow_peer(&peer).with_context(|| format!("allowing {a}"))?;
+    }
+    // The egress classifier first: a COOKIE ECHO arriving before it watches would be "unissued".
+    match loaded.attach_egress(iface) {
+        Ok(how) => info!(iface, mode = ?how, "guard_n2_egress attached (INIT ACK and association tracking)"),
+        Err(e) => {
+            // Fail safe: without it the lanes stay empty, and `require` would limit every
+            // COOKIE ECHO with DATA. Fall back to `prefer`, which limits as before issue 18.
+            warn!(iface, error = %e, "guard_n2_egress not attached: no issued-cookie or re-establishment lanes; cookie_check falls back to prefer");
+            let mut c = cfg;
+            c.setup_flags &= !N2_SETUP_COOKIE_REQUIRED;
+            maps.write_config(&c).context("writing N2_CONFIG without cookie_check = require")?;
+        }
     }
     let how = loaded.attach(iface, mode).with_context(|| format!("attaching guard_n2 to {iface}"))?;
     info!(iface, mode = ?how, pins = %pins.path().display(), "guard_n2 attached");
