@@ -9,10 +9,9 @@ use guard_common::abi::Counter;
 use guard_common::{
     abi::{L3Addr, StageEntry, TatSlot},
     abi_n2::{
-        N2AssocState, N2CellKey, N2CellState, N2Config, N2DeviceKey, N2DeviceState, N2PeerState, N2PortKey,
-        N2TagKey, N2_DEFAULT_MAX_ALLOW, N2_DEFAULT_MAX_ASSOC, N2_DEFAULT_MAX_CELLS, N2_DEFAULT_MAX_COOKIES,
-        N2_DEFAULT_MAX_DEVICES, N2_DEFAULT_MAX_PEERS, N2_DEFAULT_MAX_PEER_STAGES, N2_EVENTS_RING_BYTES,
-        N2_STAT_COUNT,
+        N2AssocState, N2CellKey, N2CellState, N2Config, N2DeviceKey, N2DeviceState, N2PeerState, N2PortKey, N2TagKey,
+        N2_DEFAULT_MAX_ALLOW, N2_DEFAULT_MAX_ASSOC, N2_DEFAULT_MAX_CELLS, N2_DEFAULT_MAX_COOKIES,
+        N2_DEFAULT_MAX_DEVICES, N2_DEFAULT_MAX_PEERS, N2_DEFAULT_MAX_PEER_STAGES, N2_EVENTS_RING_BYTES, N2_STAT_COUNT,
     },
     parse::{n2::N2Malformed, n2::N2Packet, ngap::InitialUe},
     policy_n2::N2Verdict,

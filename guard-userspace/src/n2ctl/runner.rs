@@ -220,7 +220,13 @@ impl N2Controller {
         let hook = file.hook.clone().map(Hook::new).transpose()?;
         Ok(N2Controller {
             engine: N2Engine::new(&file.detect),
-            setup: SetupLadder::new(&file.setup),
+            setup: SetupLadder::with_allowed(
+                &file.setup,
+                file.dataplane.allow.iter().map(|a| match a {
+                    IpAddr::V4(v) => L3Addr::v4(v.octets()),
+                    IpAddr::V6(v) => L3Addr::v6(v.octets()),
+                }),
+            ),
             hook,
             audit,
             metrics,

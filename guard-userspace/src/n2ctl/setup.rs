@@ -12,7 +12,7 @@
 //! TTL and are re-issued while wanted: a dead controller means decaying limits. Entries flagged
 //! `STAGE_FLAG_MANUAL` (operators) are never touched.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use guard_common::abi::{L3Addr, Limit, StageEntry, STAGE_QUARANTINE, STAGE_SHAPE, STAGE_STRICT};
 use guard_common::abi_n2::N2PeerState;
@@ -135,11 +135,21 @@ struct PeerTrack {
 pub struct SetupLadder {
     s: SetupSettings,
     peers: HashMap<L3Addr, PeerTrack>,
+    /// The allow-list (`[dataplane] allow`): known RAN nodes. Their address is what a forger
+    /// borrows to lock them out, so the ladder never takes them past stage 1 (the setup limit,
+    /// which the AMF's issued cookies and the association ports' own lanes bypass): not the
+    /// strict stage, and never quarantine (issue 18).
+    allowed: HashSet<L3Addr>,
 }
 
 impl SetupLadder {
     pub fn new(s: &SetupSettings) -> Self {
-        SetupLadder { s: s.clone(), peers: HashMap::new() }
+        SetupLadder { s: s.clone(), peers: HashMap::new(), allowed: HashSet::new() }
+    }
+
+    /// The ladder with an allow-list (see [`SetupLadder::allowed`]).
+    pub fn with_allowed(s: &SetupSettings, allowed: impl IntoIterator<Item = L3Addr>) -> Self {
+        SetupLadder { s: s.clone(), peers: HashMap::new(), allowed: allowed.into_iter().collect() }
     }
 
     pub fn stage_of(&self, peer: &L3Addr) -> u32 {
@@ -164,10 +174,11 @@ impl SetupLadder {
             t.drop_streak = if dropped > 0 { t.drop_streak + 1 } else { 0 };
             t.quiet_streak = if over == 0 && dropped == 0 { t.quiet_streak + 1 } else { 0 };
             let prev = t.stage;
+            let known = self.allowed.contains(&p.peer);
             match t.stage {
                 0 if t.over_streak >= s.trigger_windows => t.stage = STAGE_SHAPE,
-                STAGE_SHAPE if t.drop_streak >= s.escalate_windows => t.stage = STAGE_STRICT,
-                STAGE_STRICT if s.allow_quarantine && t.drop_streak >= s.quarantine_windows => {
+                STAGE_SHAPE if !known && t.drop_streak >= s.escalate_windows => t.stage = STAGE_STRICT,
+                STAGE_STRICT if !known && s.allow_quarantine && t.drop_streak >= s.quarantine_windows => {
                     t.stage = STAGE_QUARANTINE
                 }
                 st if st > 0 && t.quiet_streak >= s.quiet_windows => {
@@ -292,6 +303,19 @@ mod tests {
             d.extend(sim.window(4));
         }
         assert_eq!(stages(&d), vec![STAGE_SHAPE, 0]);
+    }
+
+    #[test]
+    fn an_allow_listed_peer_is_never_taken_past_the_setup_limit() {
+        let s = SetupSettings { allow_quarantine: true, quarantine_windows: 5, ..SetupSettings::default() };
+        let mut sim = Sim::new(s.clone());
+        sim.l = SetupLadder::with_allowed(&s, [sim.p.peer]);
+        let mut d = Vec::new();
+        // A forged INIT flood with the gNB's address, for minutes.
+        for _ in 0..300 {
+            d.extend(sim.window(1000));
+        }
+        assert_eq!(stages(&d), vec![STAGE_SHAPE], "limited, never strict, never quarantined");
     }
 
     #[test]
