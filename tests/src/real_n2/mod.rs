@@ -71,6 +71,8 @@ fn n2_config(p: &Params) -> Result<toml::Table> {
 tick_ms = 500
 [dataplane]
 max_devices = 65536
+enforce = ["malformed", "setup_limit", "setup_strict", "quarantine", "allowlist"]
+allow = [{}]
 setup_observe_pps = 10
 setup_observe_burst = 20
 [detect]
@@ -94,7 +96,9 @@ strict_burst = 2
 escalate_windows = 6
 allow_quarantine = false
 "#,
-        p.min_offenders_barring, p.min_offenders_overload
+        (0..=p.victim()).map(|g| format!("\"{}\"", gnb_addr(g))).collect::<Vec<_>>().join(", "),
+        p.min_offenders_barring,
+        p.min_offenders_overload
     );
     toml::from_str(&text).context("the real-n2 [n2] table")
 }
