@@ -114,6 +114,17 @@ pub fn pass_verdict(has_data: bool, has_setup: bool) -> N2Verdict {
     }
 }
 
+/// The pass verdict of a parsed packet nothing drops (a later IP fragment has no chunks to
+/// classify: `PassFragment`).
+#[inline(always)]
+pub fn pass_verdict_of(p: &crate::parse::n2::N2Packet) -> N2Verdict {
+    if p.frag == crate::parse::n2::FRAG_LATER {
+        N2Verdict::PassFragment
+    } else {
+        pass_verdict(p.has_data(), p.has_setup())
+    }
+}
+
 /// What a peer's stage entry says about one packet at `now`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PeerDecision {

@@ -271,9 +271,13 @@ case("unknown_chunk_type", sctp_raw(VTAG, chunk(0x3F, 0, b"\x00" * 4)), "pass_co
 case("arp", Ether(dst="ff:ff:ff:ff:ff:ff") / ARP(psrc=GNB, pdst=AMF), "pass_not_n2")
 case("udp_to_38412", eth() / IP(src=GNB, dst=AMF) / UDP(sport=38412, dport=38412) / Raw(b"\x00" * 16), "pass_not_n2")
 case("sctp_diameter_port", eth() / sctp(dport=3868) / SCTPChunkCookieAck(), "pass_not_n2")
-# RFC 791: a fragment holds an incomplete SCTP packet: not parsed.
+
+# --- IP fragments of SCTP (issue 18 item 3): the first is judged on the chunks it holds, later
+# ones by their source only (RFC 791 §3.2) ----------------------------------------------------
 case("ipv4_fragment", eth() / IP(src=GNB, dst=AMF, flags="MF", frag=0, proto=132)
-     / SCTP(sport=NGAP_PORT, dport=NGAP_PORT, tag=VTAG) / data(1, UE), "pass_not_n2")
+     / SCTP(sport=NGAP_PORT, dport=NGAP_PORT, tag=VTAG) / data(1, UE), "pass_data")
+case("ipv4_later_fragment", eth() / IP(src=GNB, dst=AMF, flags=0, frag=185, proto=132) / Raw(b"\x00" * 64),
+     "pass_fragment")
 
 # --- Malformed below SCTP: counted, passed for the kernel stack to drop ----------------------
 case("ipv4_ihl_4", patch(eth() / sctp() / data(1, UE), ETH, b"\x44"), "pass_malformed", "ipv4_bad_ihl")

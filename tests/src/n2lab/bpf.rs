@@ -155,7 +155,7 @@ pub fn action_of(v: N2Verdict) -> u32 {
 pub fn host_prediction(frame: &[u8]) -> (N2Verdict, Option<N2Malformed>, Option<N2Parsed>) {
     match parse_n2::parse(frame, NGAP_PORT, S1AP_PORT) {
         Ok(None) => (N2Verdict::PassNotN2, None, None),
-        Ok(Some(p)) => (policy_n2::pass_verdict(p.pkt.has_data(), p.pkt.has_setup()), None, Some(p)),
+        Ok(Some(p)) => (policy_n2::pass_verdict_of(&p.pkt), None, Some(p)),
         Err(m) if m.is_sctp() => (N2Verdict::DropMalformed, Some(m), None),
         Err(m) => (N2Verdict::PassMalformed, Some(m), None),
     }
