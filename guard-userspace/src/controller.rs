@@ -68,9 +68,18 @@ pub fn run_command(a: RunArgs) -> Result<()> {
     // One controller per interface and pin directory, taken before anything is touched; held
     // until this process exits (the kernel releases it even on SIGKILL).
     let n2_base = a.target.pin_base.clone().unwrap_or_else(|| cfg.guard.pin_dir.clone());
-    let n2_pins = a.n2_iface.as_deref().map(|i| crate::n2::pin_dir(&n2_base, i));
+    // N2: the flag, else the config file's `[guard] n2_interface` / `n2_config`.
+    let n2_iface = a.n2_iface.clone().or_else(|| cfg.guard.n2_interface.clone());
+    let n2_config = a.n2_config.clone().or_else(|| cfg.guard.n2_config.clone());
+    if n2_config.is_some() && n2_iface.is_none() {
+        anyhow::bail!("an N2 config is given but no N2 interface: set --n2-iface or [guard] n2_interface");
+    }
+    if let Some(i) = &n2_iface {
+        loader::require_interface(i)?;
+    }
+    let n2_pins = n2_iface.as_deref().map(|i| crate::n2::pin_dir(&n2_base, i));
     let mut locks = vec![Resource::Interface(&iface), Resource::Pins(pins.path())];
-    if let (Some(i), Some(p)) = (a.n2_iface.as_deref(), n2_pins.as_ref()) {
+    if let (Some(i), Some(p)) = (n2_iface.as_deref(), n2_pins.as_ref()) {
         locks.push(Resource::Interface(i));
         locks.push(Resource::Pins(p.path()));
     }
@@ -102,9 +111,9 @@ pub fn run_command(a: RunArgs) -> Result<()> {
     };
     info!(iface, mode = ?how, "guard_n3 attached");
     // N2/S1-MME (docs/n2.md): guard_n2 on its own interface, its storm controller on a thread.
-    let n2 = match &a.n2_iface {
+    let n2 = match &n2_iface {
         Some(n2_iface) => {
-            let file = crate::n2ctl::runner::N2File::read(a.n2_config.as_deref())?;
+            let file = crate::n2ctl::runner::N2File::read(n2_config.as_deref())?;
             Some(crate::n2ctl::runner::prepare(n2_iface, &n2_base, file, a.mode.into(), &cfg.guard.audit_log)?)
         }
         None => None,
@@ -117,6 +126,14 @@ pub fn run_command(a: RunArgs) -> Result<()> {
     let ring = RingBuf::try_from(events).context("N3_EVENTS is not a ring buffer")?;
     let events = EventPump::start(ring, EVENT_BACKLOG)?;
     let maps = N3Maps::from_ebpf_ref(&mut loaded.ebpf)?;
+    let mut targets = vec![crate::service::Attached {
+        iface: iface.clone(),
+        program: abi::PROG_N3,
+        pins: pins.clone(),
+        kind: crate::service::PinKind::N3 { max_devices: cfg.guard.max_devices },
+    }];
+    targets.extend(n2.as_ref().map(|p| p.health_target()));
+    let health = crate::service::Health::new(cfg.guard.tick.0.max(10_000_000), targets, cfg.guard.audit_log.clone());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -135,11 +152,12 @@ pub fn run_command(a: RunArgs) -> Result<()> {
         event_buf: Vec::new(),
         held_events: Vec::new(),
         n2,
+        health,
     }));
     if a.detach_on_exit {
         loader::detach(&pins, false).context("detaching on exit")?;
         info!(iface, "detached (pinned maps kept)");
-        if let Some(n2_iface) = &a.n2_iface {
+        if let Some(n2_iface) = &n2_iface {
             crate::n2::detach(&crate::n2::pin_dir(&n2_base, n2_iface), false).context("detaching guard_n2 on exit")?;
             info!(iface = n2_iface, "guard_n2 detached (pinned maps kept)");
         }
@@ -171,6 +189,8 @@ struct Ctl {
     held_events: Vec<abi::Event>,
     /// `guard_n2`, attached, when `--n2-iface` was given: its controller ticks on a thread.
     n2: Option<crate::n2ctl::runner::Prepared>,
+    /// Liveness and readiness for `/healthz`, `/readyz` (and the watchdog).
+    health: Arc<crate::service::Health>,
 }
 
 /// The walk of the device map in progress, read a slice per tick.
@@ -187,7 +207,7 @@ struct Walk {
 
 async fn control_loop(mut c: Ctl) -> Result<()> {
     let metrics = Arc::new(Metrics::with_n2(c.n2.is_some()));
-    let server = serve_metrics(c.cfg.metrics.listen, metrics.clone()).await?;
+    let server = serve_metrics(c.cfg.metrics.listen, metrics.clone(), c.health.clone()).await?;
     let n2 = match c.n2.take() {
         Some(p) => Some(p.spawn(metrics.n2.clone())?),
         None => None,
@@ -209,6 +229,8 @@ async fn control_loop(mut c: Ctl) -> Result<()> {
     event_pass.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let deadline = c.duration.map(|d| tokio::time::Instant::now() + d);
     let mut host_cap: Option<(abi::Limit, u64)> = None;
+    let period = Duration::from_nanos(c.cfg.guard.tick.0.max(10_000_000));
+    let mut announced = false;
     loop {
         tokio::select! {
             _ = tick.tick() => {
@@ -218,15 +240,30 @@ async fn control_loop(mut c: Ctl) -> Result<()> {
                     // stages expire if this keeps failing.
                     error!(error = format!("{e:#}"), "controller tick failed");
                 }
-                metrics.tick_seconds.observe(t0.elapsed().as_secs_f64());
+                let took = t0.elapsed();
+                metrics.tick_seconds.observe(took.as_secs_f64());
                 metrics.last_tick.set(
                     SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0),
                 );
+                c.health.ticked();
+                if !announced {
+                    // Every interface was attached before the loop began; the first tick ran.
+                    crate::service::ready(&format!("guarding {}", c.health.attached.iter().map(|a| a.iface.as_str()).collect::<Vec<_>>().join(", ")));
+                    announced = true;
+                }
+                // The watchdog is fed only by ticks that kept to their period.
+                if took <= period {
+                    crate::service::watchdog();
+                }
             }
             _ = event_pass.tick() => events_pass(&mut c, &mut engine, &audit, &metrics, &mut host_cap),
-            _ = hup.recv() => reload(&mut c, &mut engine, &audit, &metrics, host_cap),
-            _ = int.recv() => { info!("SIGINT: stopping the controller (the data plane stays attached)"); break; }
-            _ = term.recv() => { info!("SIGTERM: stopping the controller (the data plane stays attached)"); break; }
+            _ = hup.recv() => {
+                crate::service::reloading();
+                reload(&mut c, &mut engine, &audit, &metrics, host_cap);
+                crate::service::ready("configuration reloaded");
+            }
+            _ = int.recv() => { info!("SIGINT: stopping the controller (the data plane stays attached)"); crate::service::stopping(); break; }
+            _ = term.recv() => { info!("SIGTERM: stopping the controller (the data plane stays attached)"); crate::service::stopping(); break; }
             _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => {
                 info!("--duration reached: stopping the controller");
                 break;
@@ -681,24 +718,58 @@ fn config_file_evidence(path: &std::path::Path) -> serde_json::Value {
     }
 }
 
-/// Serve `/metrics` on `listen` until aborted.
-async fn serve_metrics(listen: SocketAddr, m: Arc<Metrics>) -> Result<tokio::task::JoinHandle<()>> {
-    let app = axum::Router::new().route(
-        "/metrics",
-        axum::routing::get(move || {
-            let m = m.clone();
-            async move {
-                (
-                    [(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
-                    m.encode(),
-                )
-            }
-        }),
-    );
+/// Serve `/metrics`, `/healthz` and `/readyz` (see [`crate::service`]) on `listen` until aborted.
+async fn serve_metrics(
+    listen: SocketAddr,
+    m: Arc<Metrics>,
+    health: Arc<crate::service::Health>,
+) -> Result<tokio::task::JoinHandle<()>> {
+    use axum::http::StatusCode;
+    let code = |ok: bool| if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let (h1, h2) = (health.clone(), health);
+    let app = axum::Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(move || {
+                let m = m.clone();
+                async move {
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )],
+                        m.encode(),
+                    )
+                }
+            }),
+        )
+        .route(
+            "/healthz",
+            axum::routing::get(move || {
+                let h = h1.clone();
+                async move {
+                    let (ok, body) = h.healthz();
+                    (code(ok), body)
+                }
+            }),
+        )
+        .route(
+            "/readyz",
+            axum::routing::get(move || {
+                let h = h2.clone();
+                // `ip link` and map reads block: off the async workers.
+                async move {
+                    let (ok, body) = tokio::task::spawn_blocking(move || h.readyz())
+                        .await
+                        .unwrap_or((false, "readyz failed\n".into()));
+                    (code(ok), body)
+                }
+            }),
+        );
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding the metrics listener on {listen} (metrics.listen)"))?;
-    info!(%listen, "serving Prometheus metrics at /metrics");
+    info!(%listen, "serving Prometheus metrics at /metrics, health at /healthz and /readyz");
     Ok(tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             error!(error = %e, "metrics server stopped");

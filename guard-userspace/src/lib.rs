@@ -7,7 +7,8 @@
 //! - [`engine`]: the pure decision engine (baselines, classification, graduated escalation);
 //! - [`audit`]: the JSON-lines audit trail of every decision;
 //! - [`controller`]: the tokio loop that feeds the engine from the maps and applies its decisions;
-//! - [`metrics`]: Prometheus metrics; [`cli`]: the `guard` command line.
+//! - [`metrics`]: Prometheus metrics; [`service`]: systemd notify, `/healthz`, `/readyz`;
+//! - [`cli`]: the `guard` command line.
 
 pub mod audit;
 pub mod batch;
@@ -25,3 +26,4 @@ pub mod n2;
 pub mod n2ctl;
 pub mod pins;
 pub mod runlock;
+pub mod service;

@@ -125,6 +125,25 @@ impl Lab {
             .flatten()
     }
 
+    /// `GET path` on the guard's listener inside the CORE namespace: (status code, body).
+    pub fn http_get(&self, port: u16, path: &str) -> Option<(u16, String)> {
+        use std::io::{Read as _, Write as _};
+        let req = format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
+        self.core
+            .run(move || {
+                let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+                s.set_read_timeout(Some(std::time::Duration::from_secs(5))).ok()?;
+                s.write_all(req.as_bytes()).ok()?;
+                let mut text = String::new();
+                s.read_to_string(&mut text).ok()?;
+                let code = text.split_whitespace().nth(1)?.parse().ok()?;
+                let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+                Some((code, body))
+            })
+            .ok()
+            .flatten()
+    }
+
     /// Name of the CORE namespace (attach XDP from a thread inside it: `lab.core.run(..)`).
     pub fn core_ns_name(&self) -> &str {
         self.core.name()

@@ -210,11 +210,12 @@ pub struct RunArgs {
     #[arg(long)]
     pub detach_on_exit: bool,
     /// Also guard N2/S1-MME (SCTP: NGAP, S1AP) on this interface: `guard_n2` and the storm
-    /// controller (docs/n2.md).
+    /// controller (docs/n2.md). Default: `[guard] n2_interface` of the config file.
     #[arg(long)]
     pub n2_iface: Option<String>,
-    /// The N2 settings (TOML: `tick_ms`, `[dataplane]`, `[detect]`, `[hook]`); defaults without it.
-    #[arg(long, requires = "n2_iface")]
+    /// The N2 settings (TOML: `tick_ms`, `[dataplane]`, `[detect]`, `[hook]`); default:
+    /// `[guard] n2_config`, else built-in defaults.
+    #[arg(long)]
     pub n2_config: Option<PathBuf>,
 }
 

@@ -92,6 +92,11 @@ pub struct GuardSection {
     pub audit_log: PathBuf,
     /// Controller tick: one measurement window. Triggers below count windows of this length.
     pub tick: Dur,
+    /// N2/S1-MME interface (SCTP: NGAP, S1AP) to guard beside N3 (docs/n2.md); `--n2-iface`
+    /// overrides it.
+    pub n2_interface: Option<String>,
+    /// The N2 settings file (TOML, docs/n2.md §6); `--n2-config` overrides it. Defaults without.
+    pub n2_config: Option<PathBuf>,
 }
 
 impl Default for GuardSection {
@@ -104,6 +109,8 @@ impl Default for GuardSection {
             max_devices: guard_common::abi::DEFAULT_MAX_DEVICES,
             audit_log: PathBuf::from("/var/log/overload-guard/audit.jsonl"),
             tick: Dur::secs(1),
+            n2_interface: None,
+            n2_config: None,
         }
     }
 }
@@ -877,6 +884,26 @@ impl Config {
             }
             if !seen.insert(name) {
                 v.bad(format!("guard.interfaces[{i}]"), format!("`{name}` is listed twice"));
+            }
+        }
+        if let Some(n2) = &g.n2_interface {
+            if n2.is_empty() || n2.len() > 15 || n2.contains(['/', ' ', '\t']) {
+                v.bad("guard.n2_interface".into(), format!("`{n2}` is not a valid interface name"));
+            }
+            if g.interfaces.contains(n2) {
+                v.bad(
+                    "guard.n2_interface".into(),
+                    format!("`{n2}` is also an N3 interface: one XDP program per interface"),
+                );
+            }
+        }
+        if let Some(p) = &g.n2_config {
+            match crate::n2ctl::runner::N2File::read(Some(p)) {
+                Ok(_) => {}
+                Err(e) => v.bad("guard.n2_config".into(), format!("{e:#}")),
+            }
+            if g.n2_interface.is_none() {
+                v.check(false, "guard.n2_config", "is set but guard.n2_interface is not");
             }
         }
         v.check(g.gtpu_port != 0, "guard.gtpu_port", "must be > 0");

@@ -13,8 +13,16 @@ pub struct Reload {
 
 /// Keys read once at start: the listener, the pin and audit locations, the interfaces, the map
 /// size and the tick timer.
-const RESTART_KEYS: &[&str] =
-    &["metrics.listen", "guard.interfaces", "guard.pin_dir", "guard.audit_log", "guard.max_devices", "guard.tick"];
+const RESTART_KEYS: &[&str] = &[
+    "metrics.listen",
+    "guard.interfaces",
+    "guard.pin_dir",
+    "guard.audit_log",
+    "guard.max_devices",
+    "guard.tick",
+    "guard.n2_interface",
+    "guard.n2_config",
+];
 
 impl Config {
     /// Compare the running configuration with a reloaded one, and return the configuration to
@@ -39,6 +47,8 @@ impl Config {
         new.guard.audit_log = self.guard.audit_log.clone();
         new.guard.max_devices = self.guard.max_devices;
         new.guard.tick = self.guard.tick;
+        new.guard.n2_interface = self.guard.n2_interface.clone();
+        new.guard.n2_config = self.guard.n2_config.clone();
         (new, r)
     }
 }

@@ -332,6 +332,7 @@ pub struct Prepared {
     file: N2File,
     audit_path: PathBuf,
     iface: String,
+    opts: LoadOpts,
 }
 
 /// Load `guard_n2` with its maps pinned under `<pin_base>/n2/<iface>`, write its config and
@@ -367,7 +368,7 @@ pub fn prepare(iface: &str, pin_base: &Path, file: N2File, mode: ModeRequest, au
     }
     let how = loaded.attach(iface, mode).with_context(|| format!("attaching guard_n2 to {iface}"))?;
     info!(iface, mode = ?how, pins = %pins.path().display(), "guard_n2 attached");
-    Ok(Prepared { loaded, maps, file, audit_path: audit_path.to_owned(), iface: iface.to_owned() })
+    Ok(Prepared { loaded, maps, file, audit_path: audit_path.to_owned(), iface: iface.to_owned(), opts })
 }
 
 /// The ticking N2 controller thread; [`Running::stop`] ends it.
@@ -377,6 +378,16 @@ pub struct Running {
 }
 
 impl Prepared {
+    /// What `/readyz` checks for this interface.
+    pub fn health_target(&self) -> crate::service::Attached {
+        crate::service::Attached {
+            iface: self.iface.clone(),
+            program: guard_common::abi_n2::PROG_N2,
+            pins: self.loaded.pins.clone(),
+            kind: crate::service::PinKind::N2(self.opts),
+        }
+    }
+
     pub fn spawn(self, metrics: N2Metrics) -> Result<Running> {
         let audit = AuditLog::open(&self.audit_path)
             .with_context(|| format!("opening the audit log {}", self.audit_path.display()))?;

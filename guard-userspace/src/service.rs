@@ -1,0 +1,173 @@
+//! What `guard run` tells its service manager and its probes (issue 20): the systemd notify
+//! protocol (`sd_notify(3)`: READY, WATCHDOG, RELOADING, STOPPING) and the `/healthz` and
+//! `/readyz` endpoints on the metrics listener.
+//!
+//! - **READY=1** once every configured interface is attached and the first tick ran; a unit with
+//!   `Type=notify` is "active" only then.
+//! - **WATCHDOG=1** after each tick that finished within its period: a controller whose ticks
+//!   stall or overrun stops feeding the watchdog, and systemd restarts it after `WatchdogSec`
+//!   (the data plane stays attached meanwhile: stages decay on their own TTLs).
+//! - **RELOADING=1** (with MONOTONIC_USEC, required since systemd 253) before a SIGHUP reload and
+//!   READY=1 after it; **STOPPING=1** on SIGTERM / SIGINT.
+//! - `/healthz`: 200 when the controller ticked within the last three ticks, else 503.
+//! - `/readyz`: 200 when every configured interface runs the guard's program, the pinned maps
+//!   carry this build's schema, and the audit log can be appended to; else 503 naming each
+//!   failed condition.
+//!
+//! Without `NOTIFY_SOCKET` (not under systemd) the notifications are no-ops.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use sd_notify::NotifyState;
+use tracing::debug;
+
+use crate::pins::{PinDir, PinState};
+
+fn notify(states: &[NotifyState]) {
+    if let Err(e) = sd_notify::notify(false, states) {
+        debug!(error = %e, "sd_notify failed");
+    }
+}
+
+/// READY=1 with a status line.
+pub fn ready(status: &str) {
+    notify(&[NotifyState::Ready, NotifyState::Status(status)]);
+}
+
+/// WATCHDOG=1.
+pub fn watchdog() {
+    notify(&[NotifyState::Watchdog]);
+}
+
+/// RELOADING=1 and the monotonic time systemd 253+ requires with it.
+pub fn reloading() {
+    match NotifyState::monotonic_usec_now() {
+        Ok(t) => notify(&[NotifyState::Reloading, t]),
+        Err(_) => notify(&[NotifyState::Reloading]),
+    }
+}
+
+pub fn stopping() {
+    notify(&[NotifyState::Stopping]);
+}
+
+/// One interface the guard must be attached to, for `/readyz`.
+#[derive(Clone, Debug)]
+pub struct Attached {
+    pub iface: String,
+    /// The kernel's name of the program that must occupy the interface's XDP hook.
+    pub program: &'static str,
+    pub pins: PinDir,
+    /// N3 or N2 pins (their schema checks differ).
+    pub kind: PinKind,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum PinKind {
+    N3 { max_devices: u32 },
+    N2(crate::n2::LoadOpts),
+}
+
+/// The controller's liveness and the conditions of readiness, shared with the HTTP handlers.
+#[derive(Debug)]
+pub struct Health {
+    started: Instant,
+    tick_ns: u64,
+    /// Nanoseconds since `started` at the end of the last tick; 0 = none yet.
+    last_tick: AtomicU64,
+    pub attached: Vec<Attached>,
+    pub audit_log: PathBuf,
+}
+
+impl Health {
+    pub fn new(tick_ns: u64, attached: Vec<Attached>, audit_log: PathBuf) -> Arc<Health> {
+        Arc::new(Health { started: Instant::now(), tick_ns, last_tick: AtomicU64::new(0), attached, audit_log })
+    }
+
+    pub fn ticked(&self) {
+        let ns = self.started.elapsed().as_nanos().min(u128::from(u64::MAX)) as u64;
+        self.last_tick.store(ns.max(1), Ordering::Relaxed);
+    }
+
+    /// `/healthz`: (healthy, body).
+    pub fn healthz(&self) -> (bool, String) {
+        let last = self.last_tick.load(Ordering::Relaxed);
+        let tick_s = self.tick_ns as f64 / 1e9;
+        if last == 0 {
+            return (false, format!("unhealthy: no controller tick yet (tick {tick_s} s)\n"));
+        }
+        let now = self.started.elapsed().as_nanos().min(u128::from(u64::MAX)) as u64;
+        let age = now.saturating_sub(last);
+        let age_s = age as f64 / 1e9;
+        if age <= self.tick_ns.saturating_mul(3) {
+            (true, format!("ok: last tick {age_s:.1} s ago (tick {tick_s} s)\n"))
+        } else {
+            (false, format!("unhealthy: last tick {age_s:.1} s ago, more than three ticks (tick {tick_s} s)\n"))
+        }
+    }
+
+    /// `/readyz`: (ready, body). Every condition is checked and reported, not only the first.
+    pub fn readyz(&self) -> (bool, String) {
+        let mut bad = Vec::new();
+        let mut good = Vec::new();
+        for a in &self.attached {
+            match crate::loader::xdp_occupant(&a.iface) {
+                Some(o) if o.starts_with(a.program) => good.push(format!("{}: {o}", a.iface)),
+                Some(o) => bad.push(format!("{}: XDP hook holds {o}, not {}", a.iface, a.program)),
+                None => bad.push(format!("{}: {} is not attached", a.iface, a.program)),
+            }
+            let state = match a.kind {
+                PinKind::N3 { max_devices } => a.pins.check(max_devices),
+                PinKind::N2(o) => crate::n2::check(&a.pins, &o),
+            };
+            match state {
+                Ok(PinState::Reusable) => good.push(format!("{}: pinned maps at the current schema", a.iface)),
+                Ok(PinState::Fresh) => bad.push(format!("{}: no pinned maps in {}", a.iface, a.pins.path().display())),
+                Err(e) => bad.push(format!("{}: {e}", a.iface)),
+            }
+        }
+        match std::fs::OpenOptions::new().append(true).open(&self.audit_log) {
+            Ok(_) => good.push(format!("audit log {} writable", self.audit_log.display())),
+            Err(e) => bad.push(format!("audit log {} not writable: {e}", self.audit_log.display())),
+        }
+        if bad.is_empty() {
+            (true, format!("ready\n{}\n", good.join("\n")))
+        } else {
+            (false, format!("not ready\n{}\n", bad.join("\n")))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn healthz_turns_after_three_missed_ticks() {
+        let dir = std::env::temp_dir().join(format!("og-health-{}", std::process::id()));
+        let h = Health::new(20_000_000, Vec::new(), dir.join("audit.jsonl"));
+        assert!(!h.healthz().0, "no tick yet");
+        h.ticked();
+        let (ok, body) = h.healthz();
+        assert!(ok, "{body}");
+        std::thread::sleep(std::time::Duration::from_millis(80));
+        let (ok, body) = h.healthz();
+        assert!(!ok && body.contains("more than three ticks"), "{body}");
+    }
+
+    #[test]
+    fn readyz_names_an_unwritable_audit_log() {
+        let h = Health::new(1_000_000_000, Vec::new(), PathBuf::from("/nonexistent-dir/audit.jsonl"));
+        let (ok, body) = h.readyz();
+        assert!(!ok && body.contains("not writable"), "{body}");
+        let dir = std::env::temp_dir().join(format!("og-ready-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let h = Health::new(1_000_000_000, Vec::new(), dir.join("audit.jsonl"));
+        std::fs::write(dir.join("audit.jsonl"), b"").expect("audit file");
+        assert!(h.readyz().0);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

@@ -1,0 +1,229 @@
+//! `guard run` under a service manager (issue 20, items 2-3), on the real binary in a namespace
+//! lab: the systemd notify protocol seen on a datagram socket of the test's own (NOTIFY_SOCKET),
+//! and `/healthz` / `/readyz` turning when each of their conditions is broken from outside.
+
+use std::{
+    os::unix::net::UnixDatagram,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use aya::maps::{Array, Map, MapData};
+use guard_common::abi::{Meta, MAP_META};
+use labkit::lab::Lab;
+
+const GUARD: &str = env!("CARGO_BIN_EXE_guard");
+const TICK_MS: u64 = 200;
+
+/// The lab, the guard process and its files; all removed on drop, also when an assertion fails.
+struct Fixture {
+    lab: Lab,
+    dir: PathBuf,
+    pin_base: PathBuf,
+    port: u16,
+    sock: UnixDatagram,
+    guard: Option<Child>,
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        if let Some(mut g) = self.guard.take() {
+            // SAFETY: kill(2) on our own child (SIGCONT first, in case a test left it stopped).
+            unsafe { libc::kill(g.id() as libc::pid_t, libc::SIGCONT) };
+            let _ = g.kill();
+            let _ = g.wait();
+        }
+        let _ = Command::new(GUARD)
+            .env("GUARD_RUN_DIR", self.dir.join("run"))
+            .args(["--netns", self.lab.core_ns_name(), "detach", "--iface", self.lab.core_ifname(), "--config"])
+            .arg(self.dir.join("guard.toml"))
+            .arg("--purge")
+            .output();
+        let _ = std::fs::remove_dir_all(&self.pin_base);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        labkit::assert_root("service");
+        let lab = Lab::new().expect("lab topology");
+        let unique = format!("{}-{}", std::process::id(), lab.core_ns_name());
+        let dir = std::env::temp_dir().join(format!("og-service-{unique}"));
+        std::fs::create_dir_all(dir.join("log")).expect("temp dir");
+        let pin_base = PathBuf::from(format!("/sys/fs/bpf/og-service-{unique}"));
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        let text = format!(
+            "[guard]\ninterfaces = [{iface:?}]\npin_dir = {pin:?}\naudit_log = {audit:?}\ntick = \"{TICK_MS}ms\"\nmax_devices = 4096\n\n\
+             [metrics]\nlisten = \"127.0.0.1:{port}\"\n",
+            iface = lab.core_ifname(),
+            pin = pin_base.display().to_string(),
+            audit = dir.join("log/audit.jsonl").display().to_string(),
+        );
+        std::fs::write(dir.join("guard.toml"), text).expect("config");
+        let sock = UnixDatagram::bind(dir.join("notify.sock")).expect("the notify socket");
+        sock.set_read_timeout(Some(Duration::from_millis(100))).expect("timeout");
+        Fixture { lab, dir, pin_base, port, sock, guard: None }
+    }
+
+    /// `guard run --config FILE` with NOTIFY_SOCKET: no other argument (the interface comes from
+    /// the file).
+    fn start(&mut self) {
+        let log = std::fs::File::create(self.dir.join("run.log")).expect("log");
+        let child = Command::new(GUARD)
+            .env("GUARD_RUN_DIR", self.dir.join("run"))
+            .env("NOTIFY_SOCKET", self.dir.join("notify.sock"))
+            .args(["--netns", self.lab.core_ns_name(), "run", "--config"])
+            .arg(self.dir.join("guard.toml"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn guard run");
+        self.guard = Some(child);
+    }
+
+    fn pid(&self) -> libc::pid_t {
+        self.guard.as_ref().map(|g| g.id() as libc::pid_t).expect("running")
+    }
+
+    fn signal(&self, sig: libc::c_int) {
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(self.pid(), sig) };
+    }
+
+    /// Notify messages received within `within`, until one contains `until` (if given).
+    fn messages(&self, within: Duration, until: Option<&str>) -> Vec<String> {
+        let mut out = Vec::new();
+        let t0 = Instant::now();
+        let mut buf = [0u8; 4096];
+        while t0.elapsed() < within {
+            if let Ok(n) = self.sock.recv(&mut buf) {
+                let m = String::from_utf8_lossy(&buf[..n]).into_owned();
+                let done = until.is_some_and(|u| m.lines().any(|l| l == u));
+                out.push(m);
+                if done {
+                    break;
+                }
+            }
+        }
+        out
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("run.log")).unwrap_or_default()
+    }
+
+    fn get(&self, path: &str) -> (u16, String) {
+        self.lab.http_get(self.port, path).unwrap_or((0, String::new()))
+    }
+
+    fn pins(&self) -> PathBuf {
+        self.pin_base.join(self.lab.core_ifname())
+    }
+
+    fn xdp_attached(&self) -> bool {
+        let out = Command::new("ip")
+            .args(["-n", self.lab.core_ns_name(), "-d", "link", "show", "dev", self.lab.core_ifname()])
+            .output()
+            .expect("ip link");
+        String::from_utf8_lossy(&out.stdout).contains("guard_n3")
+    }
+}
+
+fn has(msgs: &[String], line: &str) -> bool {
+    msgs.iter().any(|m| m.lines().any(|l| l == line))
+}
+
+fn write_schema(meta_path: &Path, delta: i64) {
+    let data = MapData::from_pin(meta_path).expect("the pinned META");
+    let mut arr: Array<_, Meta> = Array::try_from(Map::Array(data)).expect("META is an array");
+    let mut m = arr.get(&0, 0).expect("META[0]");
+    m.schema_version = (i64::from(m.schema_version) + delta) as u32;
+    arr.set(0, m, 0).expect("write META");
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn notify_protocol_and_health_endpoints_follow_what_the_guard_is_doing() {
+    let mut f = Fixture::new();
+    f.start();
+
+    // READY=1 only once attached and ticking.
+    let msgs = f.messages(Duration::from_secs(30), Some("READY=1"));
+    assert!(has(&msgs, "READY=1"), "READY=1 within 30 s: {msgs:?}\n{}", f.log());
+    assert!(f.xdp_attached(), "READY=1 came with guard_n3 on the interface");
+    let msgs = f.messages(Duration::from_millis(4 * TICK_MS), Some("WATCHDOG=1"));
+    assert!(has(&msgs, "WATCHDOG=1"), "WATCHDOG=1 at the tick: {msgs:?}");
+
+    let (code, body) = f.get("/healthz");
+    assert_eq!(code, 200, "{body}");
+    assert!(body.starts_with("ok: last tick"), "{body}");
+    let (code, body) = f.get("/readyz");
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("guard_n3") && body.contains("current schema") && body.contains("writable"), "{body}");
+
+    // Ticks stall (the process is stopped for 5 ticks): not one WATCHDOG=1; they come back after.
+    f.messages(Duration::from_millis(50), None);
+    f.signal(libc::SIGSTOP);
+    std::thread::sleep(Duration::from_millis(100));
+    f.messages(Duration::from_millis(10), None); // anything sent before the stop took effect
+    let stalled = f.messages(Duration::from_millis(5 * TICK_MS), None);
+    f.signal(libc::SIGCONT);
+    assert!(!has(&stalled, "WATCHDOG=1"), "no WATCHDOG=1 while ticks stall: {stalled:?}");
+    let resumed = f.messages(Duration::from_secs(3), Some("WATCHDOG=1"));
+    assert!(has(&resumed, "WATCHDOG=1"), "WATCHDOG=1 again once ticking: {resumed:?}");
+
+    // SIGHUP: RELOADING=1 (with MONOTONIC_USEC), then READY=1.
+    f.messages(Duration::from_millis(50), None);
+    f.signal(libc::SIGHUP);
+    let reload = f.messages(Duration::from_secs(5), Some("READY=1"));
+    let i_rel = reload.iter().position(|m| m.lines().any(|l| l == "RELOADING=1"));
+    let i_ready = reload.iter().position(|m| m.lines().any(|l| l == "READY=1"));
+    assert!(i_rel.is_some() && i_ready.is_some() && i_rel < i_ready, "RELOADING=1 then READY=1: {reload:?}");
+    let rel = &reload[i_rel.unwrap_or_default()];
+    assert!(rel.contains("MONOTONIC_USEC="), "systemd 253+ needs MONOTONIC_USEC with RELOADING=1: {rel}");
+
+    // /readyz turns with each condition, and back.
+    let audit_dir = f.dir.join("log");
+    let moved = f.dir.join("log-moved");
+    std::fs::rename(&audit_dir, &moved).expect("move the audit log's directory away");
+    let (code, body) = f.get("/readyz");
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("audit log") && body.contains("not writable"), "{body}");
+    std::fs::rename(&moved, &audit_dir).expect("move it back");
+    assert_eq!(f.get("/readyz").0, 200);
+
+    let meta = f.pins().join(MAP_META);
+    write_schema(&meta, 1);
+    let (code, body) = f.get("/readyz");
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("schema"), "{body}");
+    write_schema(&meta, -1);
+    assert_eq!(f.get("/readyz").0, 200);
+
+    // Someone removes the pinned link: the program leaves the interface.
+    std::fs::remove_file(f.pins().join(guard::pins::LINK_PIN)).expect("remove the pinned link");
+    let t0 = Instant::now();
+    let mut last = (0, String::new());
+    while t0.elapsed() < Duration::from_secs(5) {
+        last = f.get("/readyz");
+        if last.0 == 503 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(last.0, 503, "{}", last.1);
+    assert!(last.1.contains("not attached"), "{}", last.1);
+    // Liveness is another matter: the controller still ticks.
+    assert_eq!(f.get("/healthz").0, 200);
+
+    // SIGTERM: STOPPING=1.
+    f.messages(Duration::from_millis(50), None);
+    f.signal(libc::SIGTERM);
+    let stop = f.messages(Duration::from_secs(5), Some("STOPPING=1"));
+    assert!(has(&stop, "STOPPING=1"), "{stop:?}");
+}
