@@ -89,6 +89,10 @@ pub fn request_reopen() {
     REOPEN_GENERATION.fetch_add(1, Ordering::SeqCst);
 }
 
+/// Audit lines that could not be written, by any `AuditLog` of this process (the metric
+/// `overload_guard_audit_write_failures_total`, and an alert: an audit trail with holes).
+pub static WRITE_FAILURES: AtomicU64 = AtomicU64::new(0);
+
 /// An append-only JSON-lines audit log.
 #[derive(Debug)]
 pub struct AuditLog {
@@ -215,6 +219,14 @@ impl AuditLog {
 
     /// Write one record as one line.
     pub fn write(&self, rec: &AuditRecord) -> Result<(), AuditError> {
+        let r = self.write_line(rec);
+        if r.is_err() {
+            WRITE_FAILURES.fetch_add(1, Ordering::Relaxed);
+        }
+        r
+    }
+
+    fn write_line(&self, rec: &AuditRecord) -> Result<(), AuditError> {
         let mut line = serde_json::to_vec(rec)?;
         line.push(b'\n');
         // A poisoned lock only means another writer panicked mid-call; the file is still fine.

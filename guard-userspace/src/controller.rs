@@ -245,6 +245,10 @@ async fn control_loop(mut c: Ctl) -> Result<()> {
                 metrics.last_tick.set(
                     SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0),
                 );
+                Metrics::raise_to(
+                    &metrics.audit_write_failures,
+                    crate::audit::WRITE_FAILURES.load(std::sync::atomic::Ordering::Relaxed),
+                );
                 c.health.ticked();
                 if !announced {
                     // Every interface was attached before the loop began; the first tick ran.

@@ -71,6 +71,8 @@ pub struct Metrics {
     pub device_scan_seconds: Gauge<f64, AtomicU64>,
     pub device_scan_read_seconds: Gauge<f64, AtomicU64>,
     pub config_reloads: Family<OutcomeLabel, Counter>,
+    /// Audit lines not written (raised each tick to `audit::WRITE_FAILURES`).
+    pub audit_write_failures: Counter,
     /// Unix time of the last controller tick that completed (alert when it stops moving).
     pub last_tick: Gauge<f64, AtomicU64>,
     /// The N2 storm controller's metrics (`overload_guard_n2_*`, docs/n2.md); exported only when
@@ -121,6 +123,7 @@ impl Metrics {
             top_offender_pps: Family::default(),
             tick_seconds: Histogram::new([0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
             config_reloads: Family::default(),
+            audit_write_failures: Counter::default(),
             device_scan_seconds: Gauge::default(),
             device_scan_read_seconds: Gauge::default(),
             last_tick: Gauge::default(),
@@ -160,6 +163,11 @@ impl Metrics {
         registry.register("top_offender_pps", "Rate of the top-N offending devices", m.top_offender_pps.clone());
         registry.register("controller_tick_seconds", "Duration of one controller tick", m.tick_seconds.clone());
         registry.register("config_reloads", "SIGHUP reloads by outcome", m.config_reloads.clone());
+        registry.register(
+            "audit_write_failures",
+            "Audit lines that could not be written (the trail has holes)",
+            m.audit_write_failures.clone(),
+        );
         registry.register(
             "device_scan_seconds",
             "Wall time of the last full walk of the device map (read in slices, one per tick, at scale)",

@@ -179,4 +179,81 @@ fn guard_run_with_n2_stages_an_init_flood_and_keeps_data_flowing() {
         .unwrap_or_else(|| panic!("no n2_set_peer_stage in the audit log:\n{text}"));
     assert_eq!(rec["target"], format!("peer:{GNB_C}"));
     assert_eq!(rec["detail"]["stage"], 1);
+
+    // Issue 20 item 4, on this live scrape of a guard with N3 and N2: promtool finds nothing
+    // wrong, and every metric the shipped dashboard and alert rules name is in it.
+    let (code, scrape) = f.lab.http_get(f.metrics_port, "/metrics").unwrap_or_default();
+    assert_eq!(code, 200, "{scrape}");
+    observability_matches(&scrape, &f.dir);
+}
+
+/// `promtool check metrics` on a live scrape, and every `overload_guard_*` name used by
+/// `packaging/grafana-dashboard.json` and `packaging/prometheus-rules.yml` present in it.
+fn observability_matches(scrape: &str, dir: &std::path::Path) {
+    use std::io::Write as _;
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian's prometheus package; cargo xtask test installs it)");
+    // promtool 2.42 (Debian bookworm) lints the Prometheus text format 0.0.4, while the guard
+    // serves OpenMetrics, where a counter's HELP and TYPE name the family (`x`) and its sample
+    // is `x_total`. Translate exactly that (and drop `# EOF`), so every other lint still bites.
+    let counters: std::collections::BTreeSet<&str> =
+        scrape.lines().filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter")).collect();
+    let text004: String = scrape
+        .lines()
+        .filter(|l| *l != "# EOF")
+        .map(|l| {
+            for kind in ["# HELP ", "# TYPE "] {
+                if let Some(rest) = l.strip_prefix(kind) {
+                    let name = rest.split(' ').next().unwrap_or_default();
+                    if counters.contains(name) {
+                        return format!("{kind}{name}_total{}\n", &rest[name.len()..]);
+                    }
+                }
+            }
+            format!("{l}\n")
+        })
+        .collect();
+    child.stdin.take().expect("stdin").write_all(text004.as_bytes()).expect("feed promtool");
+    let out = child.wait_with_output().expect("promtool");
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    std::fs::write(dir.join("scrape.txt"), scrape).ok();
+    assert!(out.status.success() && said.trim().is_empty(), "promtool check metrics: {said}\n{scrape}");
+    // Names in the scrape: families (`# TYPE name`) and samples.
+    let mut have = std::collections::BTreeSet::new();
+    for l in scrape.lines() {
+        let name = match l.strip_prefix("# TYPE ") {
+            Some(rest) => rest.split(' ').next(),
+            None if !l.starts_with('#') => l.split(['{', ' ']).next(),
+            None => None,
+        };
+        if let Some(n) = name {
+            have.insert(n.to_owned());
+        }
+    }
+    let pkg = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging");
+    let mut used = std::collections::BTreeSet::new();
+    for file in ["grafana-dashboard.json", "prometheus-rules.yml"] {
+        let text = std::fs::read_to_string(pkg.join(file)).expect(file);
+        let mut rest = text.as_str();
+        while let Some(i) = rest.find("overload_guard_") {
+            let tail = &rest[i..];
+            let end = tail.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(tail.len());
+            used.insert((file, tail[..end].to_owned()));
+            rest = &tail[end..];
+        }
+    }
+    assert!(used.len() > 20, "the dashboard and rules name metrics: {used:?}");
+    let missing: Vec<_> = used
+        .iter()
+        .filter(|(_, n)| {
+            let base = ["_total", "_bucket", "_sum", "_count"].iter().find_map(|s| n.strip_suffix(s)).unwrap_or(n);
+            !have.contains(n.as_str()) && !have.contains(base)
+        })
+        .collect();
+    assert!(missing.is_empty(), "named by the dashboard or rules but not in a live scrape: {missing:?}\n{scrape}");
 }

@@ -1,6 +1,7 @@
 //! `cargo xtask`: the project's own commands. Each installs what it needs first, idempotently,
 //! printing one line per step.
 
+mod package;
 mod prereqs;
 mod run;
 
@@ -63,6 +64,16 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Build the Debian package `overload-guard` (cargo-deb) into target/package/: the `guard`
+    /// binary, the shadow-mode configuration and the N2 example as conffiles under
+    /// /etc/overload-guard/, the systemd unit (installed disabled), man pages and completions,
+    /// the Grafana dashboard and Prometheus rules under /usr/share/overload-guard/.
+    Package {
+        /// Then lint it, install it with dpkg, validate the installed configuration and unit,
+        /// and purge it, checking nothing is left (needs root; refuses if already installed).
+        #[arg(long)]
+        check: bool,
+    },
     /// Format check and clippy with -D warnings on the host crates.
     Lint,
     /// Fuzz every host-compiled parser (cargo-fuzz targets in `guard-common/fuzz`) for a while
@@ -97,6 +108,15 @@ fn main() -> Result<()> {
         Cmd::Bench { args } => {
             prereqs::ensure_build()?;
             run::bench(&args)
+        }
+        Cmd::Package { check } => {
+            prereqs::ensure_build()?;
+            prereqs::ensure_packaging()?;
+            let deb = package::build()?;
+            if check {
+                package::check(&deb)?;
+            }
+            Ok(())
         }
         Cmd::Lint => {
             prereqs::ensure_build()?;

@@ -41,7 +41,49 @@ fn step(msg: &str) {
 
 pub fn ensure_all() -> Result<()> {
     ensure_build()?;
+    ensure_packaging()?;
     ensure_cargo_fuzz()
+}
+
+/// promtool, lintian and cargo-deb: for `cargo xtask package` and the tests of what it ships.
+pub fn ensure_packaging() -> Result<()> {
+    let missing = missing_of(DEB_PACKAGING);
+    if missing.is_empty() {
+        step("Debian packages for packaging (promtool, lintian): ok");
+    } else {
+        if !is_root() {
+            bail!("Debian packages missing: {}. Run as root so they can be installed (apt-get).", missing.join(" "));
+        }
+        step(&format!("installing Debian packages: {} (apt-get)", missing.join(" ")));
+        run_quiet(
+            Command::new("apt-get")
+                .args(["install", "-y", "-q", "--no-install-recommends"])
+                .args(&missing)
+                .env("DEBIAN_FRONTEND", "noninteractive"),
+            "apt-get install",
+        )?;
+    }
+    ensure_cargo_deb()
+}
+
+const CARGO_DEB_VERSION: &str = "2.7.0";
+
+/// cargo-deb (crates.io) builds the Debian package from `[package.metadata.deb]`.
+fn ensure_cargo_deb() -> Result<()> {
+    let bin = cargo_bin_dir().join("cargo-deb");
+    if let Ok(o) = Command::new(&bin).arg("--version").output() {
+        if String::from_utf8_lossy(&o.stdout).contains(CARGO_DEB_VERSION) {
+            step(&format!("cargo-deb {CARGO_DEB_VERSION}: ok"));
+            return Ok(());
+        }
+    }
+    step(&format!("installing cargo-deb {CARGO_DEB_VERSION} (cargo install, about a minute)"));
+    run_quiet(
+        Command::new("cargo").args(["install", "cargo-deb", "--version", CARGO_DEB_VERSION, "--locked"]),
+        "cargo install cargo-deb",
+    )?;
+    step("cargo-deb installed");
+    Ok(())
 }
 
 /// What building, the lab and the bench need (not cargo-fuzz, which only `test` and `fuzz` run:
@@ -88,9 +130,16 @@ fn ensure_pycrate() -> Result<()> {
     Ok(())
 }
 
+/// What packaging and its checks need (issue 20): promtool (Debian's prometheus package) for the
+/// metrics and alert-rule tests, lintian for the .deb. Only `test` and `package` install them.
+const DEB_PACKAGING: &[&str] = &["prometheus", "lintian"];
+
 fn missing_packages() -> Vec<&'static str> {
-    DEB_PACKAGES
-        .iter()
+    missing_of(DEB_PACKAGES)
+}
+
+fn missing_of(list: &[&'static str]) -> Vec<&'static str> {
+    list.iter()
         .copied()
         .filter(|p| {
             let out = Command::new("dpkg-query").args(["-W", "-f=${Status}", p]).output();

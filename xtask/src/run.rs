@@ -48,8 +48,11 @@ pub fn test(args: &[String]) -> Result<()> {
     };
     c.args(before).arg("--").arg("--include-ignored").args(after);
     run(c, "running all tests (host, BPF_PROG_TEST_RUN verdicts, veth end-to-end)")?;
-    // The fuzz smoke is part of the test command (issue 7); skip it when a filter was given.
+    // The fuzz smoke and the package check are part of the test command (issues 7, 20); skip
+    // them when a filter was given.
     if args.is_empty() {
+        let deb = crate::package::build()?;
+        crate::package::check(&deb)?;
         fuzz(60, &[])?;
     }
     Ok(())

@@ -5,7 +5,7 @@ mod device;
 mod status;
 mod upgrade;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -24,7 +24,8 @@ device-level stages cannot hold the cell's capacity.
 State (maps and the XDP link) is pinned under bpffs, one directory per interface, so a restarted \
 `guard run` keeps counters, learned bindings and stages. `guard detach --purge` removes it all.
 
-Typical use:
+Typical use (installed from the Debian package: `systemctl enable --now overload-guard` runs
+`guard run --config /etc/overload-guard/guard.toml`; docs/operations.md):
   guard config check /etc/overload-guard/guard.toml   # validate before deploying
   guard run --iface ens1f0 --config /etc/overload-guard/guard.toml
   guard status --iface ens1f0                         # verdict counters, stages, malformed
@@ -59,8 +60,11 @@ pub enum Cmd {
     ///
     /// Signals: SIGHUP re-reads --config (an invalid file is rejected and the running one stays;
     /// the log and the audit say what changed, and which keys only a restart applies:
-    /// metrics.listen, guard.interfaces, pin_dir, audit_log, max_devices, tick) and reopens the
-    /// audit log (log rotation). SIGINT / SIGTERM stop the controller; the data plane stays.
+    /// metrics.listen, guard.interfaces, pin_dir, audit_log, max_devices, tick, n2_interface,
+    /// n2_config) and reopens the audit log (log rotation). SIGINT / SIGTERM stop the controller;
+    /// the data plane stays. Under systemd (Type=notify) it sends READY=1 once attached and
+    /// ticking, WATCHDOG=1 per on-time tick, RELOADING=1 / READY=1 around SIGHUP; the metrics
+    /// listener also serves /healthz and /readyz.
     Run(RunArgs),
     /// Show what the data plane counted and which devices and cells are staged.
     Status(status::StatusArgs),
@@ -82,6 +86,30 @@ pub enum Cmd {
     /// Configuration file tools.
     #[command(subcommand)]
     Config(ConfigCmd),
+    /// Write the man pages (one per command) and bash, zsh and fish completions into DIR
+    /// (`cargo xtask package` runs it).
+    #[command(hide = true)]
+    Generate {
+        /// Output directory: `man/` and `completions/` are created in it.
+        out: PathBuf,
+    },
+}
+
+/// Man pages from the clap definitions (clap_mangen) and shell completions (clap_complete).
+fn generate(out: &Path) -> Result<()> {
+    use clap::CommandFactory as _;
+    let man = out.join("man");
+    let comp = out.join("completions");
+    for d in [&man, &comp] {
+        std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+    }
+    clap_mangen::generate_to(Cli::command(), &man)
+        .with_context(|| format!("writing man pages to {}", man.display()))?;
+    for shell in [clap_complete::Shell::Bash, clap_complete::Shell::Zsh, clap_complete::Shell::Fish] {
+        clap_complete::generate_to(shell, &mut Cli::command(), "guard", &comp)
+            .with_context(|| format!("writing {shell} completions to {}", comp.display()))?;
+    }
+    Ok(())
 }
 
 #[derive(Subcommand, Debug)]
@@ -331,6 +359,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             print!("{}", default_config_text(profile));
             Ok(())
         }
+        Cmd::Generate { out } => generate(&out),
     }
 }
 
