@@ -52,6 +52,10 @@ pub fn build() -> Result<PathBuf> {
         "cargo build --release -p guard-userspace",
     )?;
     let guard = root.join("target/release/guard");
+    // Debian policy §10.1: binaries are shipped stripped (the release profile keeps symbols).
+    let shipped = stage.join("guard");
+    std::fs::copy(&guard, &shipped).context("copying the release binary")?;
+    output(Command::new("strip").args(["--strip-unneeded"]).arg(&shipped), "strip the guard binary")?;
     say("generating man pages and shell completions from the clap definitions");
     output(Command::new(&guard).arg("generate").arg(&stage), "guard generate")?;
     for e in std::fs::read_dir(stage.join("man")).context("target/package/man")? {
@@ -59,6 +63,10 @@ pub fn build() -> Result<PathBuf> {
         // Debian policy §12.1: man pages compressed with gzip -9n (no name, no timestamp).
         output(Command::new("gzip").args(["-9nf"]).arg(&p), "gzip -9n a man page")?;
     }
+    // Debian policy §12.7: a changelog, compressed like the man pages.
+    let changelog = stage.join("changelog.Debian");
+    std::fs::copy(root.join("packaging/changelog"), &changelog).context("packaging/changelog")?;
+    output(Command::new("gzip").args(["-9nf"]).arg(&changelog), "gzip -9n the changelog")?;
     say("writing the shadow-mode default configuration as the conffile");
     let cfg = output(Command::new(&guard).args(["config", "default", "--profile", "shadow"]), "guard config default")?;
     std::fs::write(stage.join("guard.toml"), cfg).context("target/package/guard.toml")?;
