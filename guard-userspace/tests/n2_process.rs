@@ -179,11 +179,20 @@ fn guard_run_with_n2_stages_an_init_flood_and_keeps_data_flowing() {
         .unwrap_or_else(|| panic!("no n2_set_peer_stage in the audit log:\n{text}"));
     assert_eq!(rec["target"], format!("peer:{GNB_C}"));
     assert_eq!(rec["detail"]["stage"], 1);
+    // With its evidence, in numbers (issue 25 item 5: it was null).
+    assert!(rec["evidence"]["setups_over_profile_last_window"].as_u64().unwrap_or(0) > 0, "{rec}");
+    // And the log line is written for people, not a debug dump of the address bytes.
+    let log = std::fs::read_to_string(f.dir.join("guard.log")).unwrap_or_default();
+    assert!(log.contains(&format!("N2 peer {GNB_C}: setup stage 1 (setup limit)")), "{log}");
 
     // Issue 20 item 4, on this live scrape of a guard with N3 and N2: promtool finds nothing
     // wrong, and every metric the shipped dashboard and alert rules name is in it.
     let (code, scrape) = f.lab.http_get(f.metrics_port, "/metrics").unwrap_or_default();
     assert_eq!(code, 200, "{scrape}");
+    // N2's packet verdicts are metrics too (issue 25 item 5): the DATA that passed, the INITs shed.
+    let n2 = |v: &str| metric(&scrape, &format!("overload_guard_n2_packets_total{{verdict=\"{v}\"}}")).unwrap_or(0.0);
+    assert!(n2("pass_data") >= (n / 11) as f64, "N2 DATA verdicts in /metrics:\n{scrape}");
+    assert!(n2("drop_setup_limit") + n2("drop_setup_strict") > 0.0, "N2 setup drops in /metrics:\n{scrape}");
     observability_matches(&scrape, &f.dir);
 }
 

@@ -40,6 +40,8 @@ pub enum HookError {
     Status { url: String, status_line: String },
     #[error("hook: empty exec command")]
     EmptyCommand,
+    #[error("hook: the exec command {0:?} is not an executable file (absolute, or found on PATH); the first storm would find out")]
+    NotExecutable(String),
 }
 
 /// Where responses go (TOML `[n2.hook]`: `kind = "exec"`, `command = ["/usr/local/bin/x", "--flag"]`
@@ -94,7 +96,12 @@ impl Hook {
             HookSpec::Webhook { url, .. } => {
                 parse_url(url)?;
             }
-            HookSpec::Exec { .. } => {}
+            HookSpec::Exec { command, .. } => {
+                let program = command.first().ok_or(HookError::EmptyCommand)?;
+                if !executable(program) {
+                    return Err(HookError::NotExecutable(program.clone()));
+                }
+            }
         }
         Ok(Hook { spec })
     }
@@ -111,6 +118,17 @@ impl Hook {
             HookSpec::Webhook { url, timeout_ms } => post(url, &body, Duration::from_millis(*timeout_ms)),
         }
     }
+}
+
+/// Whether `program` names an executable file: a path as given, or a bare name on `PATH` (what
+/// `Command` will run).
+fn executable(program: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    let is_exec = |p: &std::path::Path| p.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+    if program.contains('/') {
+        return is_exec(std::path::Path::new(program));
+    }
+    std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|d| is_exec(&d.join(program))))
 }
 
 fn exec(command: &[String], body: &[u8], r: &Response, timeout: Duration) -> Result<(), HookError> {

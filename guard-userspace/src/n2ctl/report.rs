@@ -87,6 +87,12 @@ pub struct N2Metrics {
     pub responses: Family<ReasonLabel, Counter>,
     pub hook_calls: Family<OutcomeLabel, Counter>,
     pub region_rate: Gauge<f64, AtomicU64>,
+    /// `guard_n2`'s packets by verdict, and what shadow-mode protections would have dropped (the
+    /// data plane's cumulative per-CPU counters, raised to each tick).
+    pub packets: Family<crate::metrics::VerdictLabel, Counter>,
+    pub shadow: Family<crate::metrics::VerdictLabel, Counter>,
+    /// The setup lanes and fragments (docs/n2.md §1.1): `N2_STAT_*` counters by name.
+    pub setup_events: Family<ReasonLabel, Counter>,
 }
 
 impl N2Metrics {
@@ -105,7 +111,51 @@ impl N2Metrics {
         r.register("responses", "Responses sent to the hook, by action", m.responses.clone());
         r.register("hook_calls", "Hook calls by outcome (ok, failed)", m.hook_calls.clone());
         r.register("region_rate", "InitialUEMessages per second in the hot cells", m.region_rate.clone());
+        r.register("packets", "guard_n2 packets by verdict", m.packets.clone());
+        r.register(
+            "shadow_would_drop",
+            "guard_n2 packets a shadow-mode protection would have dropped",
+            m.shadow.clone(),
+        );
+        r.register(
+            "setup_events",
+            "Setup lanes and fragments: cookie_issued, cookie_unissued, init_reestablish, egress_init_ack, egress_assoc, fragments, first_fragments",
+            m.setup_events.clone(),
+        );
         m
+    }
+
+    /// Raise the data-plane counters to the maps' cumulative totals.
+    pub fn data_plane(&self, maps: &crate::n2::N2Maps) {
+        use guard_common::abi_n2::*;
+        let label =
+            |v: guard_common::policy_n2::N2Verdict| crate::metrics::VerdictLabel { verdict: v.name().to_owned() };
+        if let Ok(v) = maps.verdicts() {
+            for (verdict, c) in v {
+                crate::metrics::Metrics::raise_to(&self.packets.get_or_create(&label(verdict)), c.packets);
+            }
+        }
+        if let Ok(v) = maps.shadow() {
+            for (verdict, c) in v.into_iter().filter(|(v, _)| v.is_drop()) {
+                crate::metrics::Metrics::raise_to(&self.shadow.get_or_create(&label(verdict)), c.packets);
+            }
+        }
+        if let Ok(st) = maps.stats() {
+            for (i, name) in [
+                (N2_STAT_COOKIE_ISSUED, "cookie_issued"),
+                (N2_STAT_COOKIE_UNISSUED, "cookie_unissued"),
+                (N2_STAT_INIT_REESTABLISH, "init_reestablish"),
+                (N2_STAT_EGRESS_INIT_ACK, "egress_init_ack"),
+                (N2_STAT_EGRESS_ASSOC, "egress_assoc"),
+                (N2_STAT_FRAGMENTS, "fragments"),
+                (N2_STAT_FIRST_FRAGMENTS, "first_fragments"),
+            ] {
+                if let Some(c) = st.get(i as usize) {
+                    let l = ReasonLabel { reason: name.to_owned() };
+                    crate::metrics::Metrics::raise_to(&self.setup_events.get_or_create(&l), c.packets);
+                }
+            }
+        }
     }
 
     pub fn update(&self, st: &N2Status) {

@@ -264,7 +264,26 @@ impl N2Controller {
             if refresh {
                 continue;
             }
-            info!(decision = ?d, "N2 peer setup stage");
+            let who = crate::engine::addr_str(&peer);
+            match &d {
+                PeerStageDecision::Set { stage, limit_pps, burst, ttl_ns, over_limit, dropped, .. } => info!(
+                    peer = %who,
+                    stage,
+                    "N2 peer {who}: setup stage {stage} ({}), INIT/COOKIE ECHO limited to {limit_pps}/s burst {burst}, \
+                     TTL {} s; last window {over_limit} setup packets over profile, {dropped} dropped",
+                    setup_stage_name(*stage),
+                    ttl_ns / 1_000_000_000
+                ),
+                PeerStageDecision::Release { .. } => info!(peer = %who, "N2 peer {who}: setup stage released (quiet)"),
+            }
+            let evidence = match &d {
+                PeerStageDecision::Set { over_limit, dropped, .. } => serde_json::json!({
+                    "setups_over_profile_last_window": over_limit,
+                    "setups_dropped_last_window": dropped,
+                    "setups_total": peers.iter().find(|p| p.peer == peer).map_or(0, |p| p.setups),
+                }),
+                PeerStageDecision::Release { .. } => serde_json::json!({"quiet": true}),
+            };
             let rec = AuditRecord {
                 ts: rfc3339(wall),
                 actor: Actor::Engine,
@@ -275,7 +294,7 @@ impl N2Controller {
                 .to_owned(),
                 target: format!("peer:{}", crate::engine::addr_str(&peer)),
                 reason: "setup_flood".to_owned(),
-                evidence: serde_json::Value::Null,
+                evidence,
                 detail: serde_json::to_value(&d).unwrap_or_default(),
             };
             if let Err(e) = self.audit.write(&rec) {
@@ -321,7 +340,17 @@ impl N2Controller {
             self.metrics.response(r, delivered);
         }
         self.metrics.update(&self.engine.status());
+        self.metrics.data_plane(maps);
         out.responses
+    }
+}
+
+fn setup_stage_name(stage: u32) -> &'static str {
+    match stage {
+        1 => "setup limit",
+        2 => "strict setup limit",
+        3 => "whole-peer quarantine",
+        _ => "observe",
     }
 }
 

@@ -492,7 +492,15 @@ fn the_example_n2_config_parses_and_validates() {
     assert_eq!(f.detect, N2Settings::default(), "the example spells out the defaults");
     assert_eq!(f.setup, setup::SetupSettings::default());
     assert_eq!(f.dataplane, runner::N2Dataplane::default());
-    assert!(matches!(f.hook, Some(HookSpec::Exec { .. })));
+    assert!(f.hook.is_none(), "the example's hook is commented out: its command does not exist here");
+    // A hook whose command does not exist is refused when the file is read (issue 25 item 5).
+    let text = std::fs::read_to_string(&path).expect("example")
+        + "\n[hook]\nkind = \"exec\"\ncommand = [\"/nonexistent/amf-hook\"]\n";
+    let bad_hook = std::env::temp_dir().join(format!("og-n2-badhook-{}.toml", std::process::id()));
+    std::fs::write(&bad_hook, text).expect("write");
+    let err = runner::N2File::read(Some(&bad_hook)).expect_err("a missing hook command is refused");
+    assert!(format!("{err:#}").contains("not an executable file"), "{err:#}");
+    let _ = std::fs::remove_file(&bad_hook);
     let cfg = f.dataplane.config().expect("N2_CONFIG");
     assert_eq!((cfg.ngap_port, cfg.s1ap_port, cfg.shadow), (38412, 36412, 0));
     assert!(runner::N2File::read(None).expect("defaults").hook.is_none());
