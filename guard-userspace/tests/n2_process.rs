@@ -194,6 +194,33 @@ fn guard_run_with_n2_stages_an_init_flood_and_keeps_data_flowing() {
     assert!(n2("pass_data") >= (n / 11) as f64, "N2 DATA verdicts in /metrics:\n{scrape}");
     assert!(n2("drop_setup_limit") + n2("drop_setup_strict") > 0.0, "N2 setup drops in /metrics:\n{scrape}");
     observability_matches(&scrape, &f.dir);
+
+    // `guard detach --n2 --purge` (issue 25 item 5): refused while the controller runs, then
+    // removes guard_n2, its egress classifier and every N2 pin.
+    let detach = |f: &Fixture| {
+        Command::new(GUARD)
+            .args(["--netns", f.lab.core_ns_name(), "detach", "--n2", "--iface", N2_CORE, "--purge", "--config"])
+            .arg(f.dir.join("guard.toml"))
+            .args(["--pin-base"])
+            .arg(&f.pin_base)
+            .output()
+            .expect("guard detach --n2")
+    };
+    let out = detach(&f);
+    assert!(!out.status.success(), "refused while the controller runs");
+    if let Some(mut g) = f.guard.take() {
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(g.id() as libc::pid_t, libc::SIGTERM) };
+        let _ = g.wait();
+    }
+    let n2_pins = guard::n2::pin_dir(&f.pin_base, N2_CORE);
+    assert!(n2_pins.path().join(guard::n2::LINK_PIN_N2_EGRESS).exists(), "the egress classifier's link was pinned");
+    let out = detach(&f);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!n2_pins.path().exists(), "no N2 pin left after --purge");
+    let ip = Command::new("ip").args(["-n", f.lab.core_ns_name(), "-d", "link", "show", "dev", N2_CORE]).output();
+    let ip = ip.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+    assert!(!ip.contains("guard_n2"), "guard_n2 left the interface: {ip}");
 }
 
 /// `promtool check metrics` on a live scrape, and every `overload_guard_*` name used by

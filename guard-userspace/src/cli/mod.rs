@@ -272,6 +272,10 @@ pub struct DetachArgs {
     /// Also delete every pinned map: all counters, learned bindings and stages are lost.
     #[arg(long)]
     pub purge: bool,
+    /// The interface runs the N2 guard (`guard_n2` and its egress classifier, pins under
+    /// `<pin_dir>/n2/<iface>`), not the N3 one.
+    #[arg(long)]
+    pub n2: bool,
 }
 
 /// `guard detach`: refused while a controller runs on the interface (it would go on writing
@@ -279,8 +283,12 @@ pub struct DetachArgs {
 /// attached); audited before it acts, like every operator action.
 fn detach(a: DetachArgs) -> Result<()> {
     let cfg = a.target.load_config()?;
-    let pins = a.target.pins(&cfg)?;
     let iface = a.target.iface(&cfg)?;
+    let pins = if a.n2 {
+        crate::n2::pin_dir(&a.target.pin_base.clone().unwrap_or_else(|| cfg.guard.pin_dir.clone()), &iface)
+    } else {
+        a.target.pins(&cfg)?
+    };
     let _lock = crate::runlock::acquire(&[
         crate::runlock::Resource::Interface(&iface),
         crate::runlock::Resource::Pins(pins.path()),
@@ -296,10 +304,17 @@ fn detach(a: DetachArgs) -> Result<()> {
             target: format!("iface:{iface}"),
             reason: "operator".into(),
             evidence: serde_json::Value::Null,
-            detail: serde_json::json!({ "operator": device::operator(), "pins": pins.path().display().to_string() }),
+            detail: serde_json::json!({
+                "operator": device::operator(), "pins": pins.path().display().to_string(),
+                "program": if a.n2 { "guard_n2" } else { "guard_n3" },
+            }),
         })
         .context("writing the audit record (nothing was detached)")?;
-    let had = crate::loader::detach(&pins, a.purge).context("detaching")?;
+    let had = if a.n2 {
+        crate::n2::detach(&pins, a.purge).context("detaching guard_n2")?
+    } else {
+        crate::loader::detach(&pins, a.purge).context("detaching")?
+    };
     match (had, a.purge) {
         (true, true) => println!("detached from {iface} and purged {}", pins.path().display()),
         (true, false) => println!("detached from {iface} (pinned maps kept in {})", pins.path().display()),
