@@ -1,6 +1,7 @@
 //! `cargo xtask`: the project's own commands. Each installs what it needs first, idempotently,
 //! printing one line per step.
 
+mod mutants;
 mod package;
 mod prereqs;
 mod run;
@@ -74,6 +75,17 @@ enum Cmd {
         #[arg(long)]
         check: bool,
     },
+    /// Mutation testing (cargo-mutants) of the pure code: `common` (guard-common's parsers,
+    /// policy and rate limiter, with their host tests), `engine` (the userspace ladder and
+    /// config validation, with the library's unit tests) or `all`. Slow (tens of minutes): not
+    /// part of `test`. The score and the survivors go in docs/testing.md.
+    Mutants {
+        #[arg(long, default_value = "common")]
+        scope: String,
+        /// Only these files (paths from the workspace root) instead of the scope's list.
+        #[arg(long = "file")]
+        files: Vec<String>,
+    },
     /// Format check and clippy with -D warnings on the host crates.
     Lint,
     /// Fuzz every host-compiled parser (cargo-fuzz targets in `guard-common/fuzz`) for a while
@@ -117,6 +129,11 @@ fn main() -> Result<()> {
                 package::check(&deb)?;
             }
             Ok(())
+        }
+        Cmd::Mutants { scope, files } => {
+            prereqs::ensure_build()?;
+            prereqs::ensure_cargo_mutants()?;
+            mutants::run(&scope, &files)
         }
         Cmd::Lint => {
             prereqs::ensure_build()?;

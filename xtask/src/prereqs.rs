@@ -66,6 +66,26 @@ pub fn ensure_packaging() -> Result<()> {
     ensure_cargo_deb()
 }
 
+const CARGO_MUTANTS_VERSION: &str = "27.1.0";
+
+/// cargo-mutants (crates.io), for `cargo xtask mutants` only.
+pub fn ensure_cargo_mutants() -> Result<()> {
+    let bin = cargo_bin_dir().join("cargo-mutants");
+    if let Ok(o) = Command::new(&bin).arg("--version").output() {
+        if String::from_utf8_lossy(&o.stdout).contains(CARGO_MUTANTS_VERSION) {
+            step(&format!("cargo-mutants {CARGO_MUTANTS_VERSION}: ok"));
+            return Ok(());
+        }
+    }
+    step(&format!("installing cargo-mutants {CARGO_MUTANTS_VERSION} (cargo install, a few minutes)"));
+    run_quiet(
+        Command::new("cargo").args(["install", "cargo-mutants", "--version", CARGO_MUTANTS_VERSION, "--locked"]),
+        "cargo install cargo-mutants",
+    )?;
+    step("cargo-mutants installed");
+    Ok(())
+}
+
 const CARGO_DEB_VERSION: &str = "2.7.0";
 
 /// cargo-deb (crates.io) builds the Debian package from `[package.metadata.deb]`.

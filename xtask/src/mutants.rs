@@ -1,0 +1,80 @@
+//! `cargo xtask mutants [--scope common|engine|all] [--file F]..`: cargo-mutants over the pure
+//! code, to show the tests bite (issue 24). Not part of `cargo xtask test` (too slow for CI).
+//!
+//! - `common`: guard-common's parsers, per-packet policy and rate limiter, the code the kernel
+//!   runs, with its host tests (unit and property tests; fast, no root).
+//! - `engine`: guard-userspace's escalation ladder and configuration validation with the
+//!   library's unit tests (`--lib`: the process tests need root and minutes each).
+//!
+//! The summary (caught / missed / timeout / unviable) and every surviving mutant are printed;
+//! cargo-mutants' own report stays in `target/mutants/<scope>/mutants.out/`. docs/testing.md
+//! records the latest score and a one-line reason for each survivor.
+
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+use crate::run::root;
+
+const COMMON: &[&str] = &[
+    "guard-common/src/parse/gtpu.rs",
+    "guard-common/src/policy.rs",
+    "guard-common/src/rate.rs",
+    "guard-common/src/policy_n2.rs",
+    "guard-common/src/parse/sctp.rs",
+];
+
+const ENGINE: &[&str] = &["guard-userspace/src/engine/ladder.rs", "guard-userspace/src/config/mod.rs"];
+
+fn run_scope(name: &str, package: &str, files: &[String], test_args: &[&str]) -> Result<()> {
+    let out = root().join("target/mutants").join(name);
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    eprintln!("[mutants] {name}: {} ({} files)", package, files.len());
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root()).args(["mutants", "--package", package, "--output"]).arg(&out);
+    c.args(["--timeout", "120", "--jobs", "1", "--no-shuffle", "--colors", "never"]);
+    for f in files {
+        c.args(["--file", f]);
+    }
+    if !test_args.is_empty() {
+        c.arg("--").args(test_args);
+    }
+    // cargo-mutants exits 2 when mutants survive, 3 on timeouts: the score is the result here.
+    let status = c.status().context("running cargo mutants (cargo install cargo-mutants)")?;
+    if !matches!(status.code(), Some(0 | 2 | 3)) {
+        bail!("cargo mutants failed ({status})");
+    }
+    let dir = out.join("mutants.out");
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_default();
+    let count = |f: &str| read(f).lines().filter(|l| !l.trim().is_empty()).count();
+    let (caught, missed, timeout, unviable) =
+        (count("caught.txt"), count("missed.txt"), count("timeout.txt"), count("unviable.txt"));
+    let viable = caught + missed + timeout;
+    let score = if viable == 0 { 0.0 } else { 100.0 * caught as f64 / viable as f64 };
+    eprintln!(
+        "[mutants] {name}: {caught} caught, {missed} missed, {timeout} timeout, {unviable} unviable: {score:.1}% of the viable caught"
+    );
+    for l in read("missed.txt").lines() {
+        eprintln!("[mutants] survived: {l}");
+    }
+    Ok(())
+}
+
+pub fn run(scope: &str, files: &[String]) -> Result<()> {
+    let pick = |def: &[&str]| -> Vec<String> {
+        if files.is_empty() {
+            def.iter().map(|s| (*s).to_owned()).collect()
+        } else {
+            files.to_vec()
+        }
+    };
+    match scope {
+        "common" => run_scope("common", "guard-common", &pick(COMMON), &[]),
+        "engine" => run_scope("engine", "guard-userspace", &pick(ENGINE), &["--lib"]),
+        "all" => {
+            run_scope("common", "guard-common", &pick(COMMON), &[])?;
+            run_scope("engine", "guard-userspace", &pick(ENGINE), &["--lib"])
+        }
+        other => bail!("unknown scope {other:?} (common, engine, all)"),
+    }
+}
