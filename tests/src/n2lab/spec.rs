@@ -283,7 +283,7 @@ impl N2Scenario {
             if !window(s.onset_s, s.length_s) || s.cells.is_empty() || s.cells.iter().any(|c| !cell_ok(c[0], c[1])) {
                 bail!("suci_storm: onset + length within duration_s, cells within [ran]");
             }
-            if !(s.rate_per_cell > 0.0 && s.rate_per_cell <= 500.0) || !(0.0..=100.0).contains(&s.benign_new_per_s) {
+            if !(s.rate_per_cell > 0.0 && s.rate_per_cell <= 500.0 && (0.0..=100.0).contains(&s.benign_new_per_s)) {
                 bail!("suci_storm: rate_per_cell within (0, 500], benign_new_per_s within [0, 100]");
             }
             if s.cause > 9 {
