@@ -157,7 +157,8 @@ pub enum NgapError {
     BadLength,
     /// Not an InitialUEMessage.
     NotInitialUe,
-    /// Beyond the parse window ([`super::MAX_PARSE_OFFSET`]): IEs after it are not read.
+    /// Beyond the parse window ([`super::WIDE_PARSE_OFFSET`], past any IP packet): IEs after it
+    /// are not read.
     Window,
 }
 
