@@ -18,7 +18,7 @@
 use crate::abi::{L3Addr, Limit, StageEntry, TatSlot, META_MAGIC};
 
 /// Bump on any change to an N2 map's key or value layout, type, or the meaning of a field.
-pub const N2_SCHEMA_VERSION: u32 = 2;
+pub const N2_SCHEMA_VERSION: u32 = 3;
 /// [`crate::abi::Meta::program`] of pins written by the N2 loader.
 pub const META_PROG_N2: u32 = 2;
 
@@ -186,7 +186,7 @@ pub struct N2CellState {
     /// Last Tracking Area Code (24 bits NGAP, 16 bits S1AP).
     pub tac: u32,
     /// InitialUEMessages whose only identity is a SUCI (5GMM Registration Request) or an IMSI
-    /// (EMM Attach Request): no (5G-)S-TMSI IE, no GUTI. Added in schema 2: such attempts have no
+    /// (EMM Attach Request): no (5G-)S-TMSI IE, no GUTI. Added in schema 3: such attempts have no
     /// identity that lasts beyond one connection, so a storm of them is attributed per cell and
     /// by pattern (docs/n2.md §4.6), from this counter and the next.
     pub suci_only: u64,
