@@ -18,7 +18,7 @@
 use crate::abi::{L3Addr, Limit, StageEntry, TatSlot, META_MAGIC};
 
 /// Bump on any change to an N2 map's key or value layout, type, or the meaning of a field.
-pub const N2_SCHEMA_VERSION: u32 = 2;
+pub const N2_SCHEMA_VERSION: u32 = 3;
 /// [`crate::abi::Meta::program`] of pins written by the N2 loader.
 pub const META_PROG_N2: u32 = 2;
 
@@ -185,7 +185,19 @@ pub struct N2CellState {
     pub last_peer: L3Addr,
     /// Last Tracking Area Code (24 bits NGAP, 16 bits S1AP).
     pub tac: u32,
+    /// InitialUEMessages whose only identity is a SUCI (5GMM Registration Request) or an IMSI
+    /// (EMM Attach Request): no (5G-)S-TMSI IE, no GUTI. Added in schema 3: such attempts have no
+    /// identity that lasts beyond one connection, so a storm of them is attributed per cell and
+    /// by pattern (docs/n2.md §4.6), from this counter and the next.
+    pub suci_only: u64,
+    /// The SUCI-only attempts by RRC establishment cause ([`N2DeviceState::rrc_cause`]: the root
+    /// index, extension values after the roots), [`RRC_CAUSE_SLOTS`] - 1 for none / another value.
+    pub suci_causes: [u32; RRC_CAUSE_SLOTS],
 }
+
+/// Slots of [`N2CellState::suci_causes`]: NGAP's 12 causes (10 root, 2 extension) and S1AP's 8
+/// fit below the last, which counts a missing cause.
+pub const RRC_CAUSE_SLOTS: usize = 16;
 
 /// [`N2DeviceKey::kind`].
 /// 5G-S-TMSI (NGAP FiveG-S-TMSI IE, or the tail of a 5G-GUTI): `id[0..2]` = AMF Set ID (10
@@ -255,13 +267,15 @@ pub struct N2DeviceState {
     pub peer: L3Addr,
     /// Last RAN-UE-NGAP-ID / eNB-UE-S1AP-ID.
     pub ran_ue_id: u32,
-    /// Last RRC establishment cause (the ENUMERATED root index), or [`RRC_CAUSE_NONE`].
+    /// Last RRC establishment cause: the ENUMERATED root index, an extension value after the
+    /// roots (NGAP notAvailable 10, mo-ExceptionData 11; S1AP delay-TolerantAccess 5,
+    /// mo-VoiceCall 6, mo-ExceptionData 7), or [`RRC_CAUSE_NONE`].
     pub rrc_cause: u32,
     /// Last NAS message type (5GMM / EMM), or 0.
     pub nas_msg: u32,
 }
 
-/// No RRC establishment cause seen / an extension value.
+/// No RRC establishment cause seen (or an extension index beyond any defined).
 pub const RRC_CAUSE_NONE: u32 = 0xff;
 
 /// Protection bits for [`N2Config::enabled`] / [`N2Config::shadow`]; off / shadow / enforce as on
@@ -464,7 +478,7 @@ pub const fn n2_meta() -> crate::abi::Meta {
 const _: () =
     assert!(core::mem::size_of::<N2PeerState>() == 8 * (3 + CHUNK_CLASS_COUNT + PROC_CLASS_COUNT + 9) + 4 + 4);
 const _: () = assert!(core::mem::size_of::<N2CellKey>() == 16);
-const _: () = assert!(core::mem::size_of::<N2CellState>() == 8 * 8 + 20 + 4);
+const _: () = assert!(core::mem::size_of::<N2CellState>() == 8 * 8 + 20 + 4 + 8 + 4 * RRC_CAUSE_SLOTS);
 const _: () = assert!(core::mem::size_of::<N2DeviceKey>() == 24);
 const _: () = assert!(core::mem::size_of::<N2DeviceState>() == 8 * 5 + 16 + 20 + 4 * 3);
 const _: () = assert!(core::mem::size_of::<N2Config>() == 4 * 4 + 16 + 8 + 16 + 16 + 8 + 8 + 8);

@@ -54,6 +54,15 @@ pub fn add(field: *mut u64, v: u64) {
     }
 }
 
+/// [`add`] for a 32-bit counter (BPF_ATOMIC BPF_ADD on a word).
+#[inline(always)]
+pub fn add32(field: *mut u32, v: u32) {
+    // SAFETY: `field` points into a live map value, 4-byte aligned.
+    unsafe {
+        core::intrinsics::atomic_xadd::<u32, u32, { core::intrinsics::AtomicOrdering::Relaxed }>(field, v);
+    }
+}
+
 /// Send an event unless the per-CPU event rate is exhausted. Counts sent, suppressed and lost.
 #[inline(always)]
 pub fn emit(cfg: &GuardConfig, now: u64, kind: u32, stage: u32, device: &DeviceKey, cell: &CellKey, totals: [u64; 3]) {

@@ -2,7 +2,7 @@
 //! in the form the verifier tracks (`data + off + N <= data_end`, with `off` bounded).
 
 use aya_ebpf::programs::{TcContext, XdpContext};
-use guard_common::parse::{Packet, MAX_PARSE_OFFSET};
+use guard_common::parse::{Packet, MAX_PARSE_OFFSET, WIDE_PARSE_OFFSET};
 
 pub struct XdpPacket<'a> {
     ctx: &'a XdpContext,
@@ -18,12 +18,32 @@ impl<'a> XdpPacket<'a> {
 impl Packet for XdpPacket<'_> {
     #[inline(always)]
     fn read<const N: usize>(&self, off: usize) -> Option<[u8; N]> {
+        self.read_within::<N, MAX_PARSE_OFFSET>(off)
+    }
+
+    #[inline(always)]
+    fn read_wide<const N: usize>(&self, off: usize) -> Option<[u8; N]> {
+        self.read_within::<N, WIDE_PARSE_OFFSET>(off)
+    }
+
+    /// Opaque to the optimiser on purpose: the parsers compare header lengths with `len()`, and
+    /// LLVM would otherwise use those scalar comparisons to delete later pointer bounds checks,
+    /// which the verifier cannot follow.
+    #[inline(always)]
+    fn len(&self) -> usize {
+        opaque(self.ctx.data_end() - self.ctx.data())
+    }
+}
+
+impl XdpPacket<'_> {
+    #[inline(always)]
+    fn read_within<const N: usize, const W: usize>(&self, off: usize) -> Option<[u8; N]> {
         const { assert!(N >= 2, "reads must be at least 2 octets; see `Packet`") };
         // `off` is made opaque so LLVM cannot reassociate `data + (x - k) + N` into a check on one
         // register and a load through another (the verifier tracks ranges per register lineage).
         let off = opaque(off);
         // Bounding `off` first gives the verifier a range for the pointer arithmetic below.
-        if off > MAX_PARSE_OFFSET {
+        if off > W {
             return None;
         }
         let start = self.ctx.data();
@@ -33,14 +53,6 @@ impl Packet for XdpPacket<'_> {
         }
         // SAFETY: [start + off, start + off + N) was just checked to lie inside the frame.
         Some(unsafe { core::ptr::read_unaligned((start + off) as *const [u8; N]) })
-    }
-
-    /// Opaque to the optimiser on purpose: the parsers compare header lengths with `len()`, and
-    /// LLVM would otherwise use those scalar comparisons to delete later pointer bounds checks,
-    /// which the verifier cannot follow.
-    #[inline(always)]
-    fn len(&self) -> usize {
-        opaque(self.ctx.data_end() - self.ctx.data())
     }
 }
 
@@ -59,9 +71,26 @@ impl<'a> TcPacket<'a> {
 impl Packet for TcPacket<'_> {
     #[inline(always)]
     fn read<const N: usize>(&self, off: usize) -> Option<[u8; N]> {
+        self.read_within::<N, MAX_PARSE_OFFSET>(off)
+    }
+
+    #[inline(always)]
+    fn read_wide<const N: usize>(&self, off: usize) -> Option<[u8; N]> {
+        self.read_within::<N, WIDE_PARSE_OFFSET>(off)
+    }
+
+    #[inline(always)]
+    fn len(&self) -> usize {
+        opaque(self.ctx.data_end() - self.ctx.data())
+    }
+}
+
+impl TcPacket<'_> {
+    #[inline(always)]
+    fn read_within<const N: usize, const W: usize>(&self, off: usize) -> Option<[u8; N]> {
         const { assert!(N >= 2, "reads must be at least 2 octets; see `Packet`") };
         let off = opaque(off);
-        if off > MAX_PARSE_OFFSET {
+        if off > W {
             return None;
         }
         let start = self.ctx.data();
@@ -71,11 +100,6 @@ impl Packet for TcPacket<'_> {
         }
         // SAFETY: [start + off, start + off + N) was just checked to lie inside the linear data.
         Some(unsafe { core::ptr::read_unaligned((start + off) as *const [u8; N]) })
-    }
-
-    #[inline(always)]
-    fn len(&self) -> usize {
-        opaque(self.ctx.data_end() - self.ctx.data())
     }
 }
 

@@ -16,8 +16,9 @@
 //! `black_box`, the parsed packet and new map entries live in per-CPU scratch slots.
 
 use aya_ebpf::{
-    bindings::{xdp_action, BPF_NOEXIST},
-    helpers::bpf_ktime_get_ns,
+    bindings::{xdp_action, xdp_md, BPF_NOEXIST},
+    cty::c_void,
+    helpers::{bpf_ktime_get_ns, generated::bpf_loop},
     macros::xdp,
     programs::XdpContext,
 };
@@ -30,6 +31,7 @@ use guard_common::{
         N2_STAT_EVENTS_LOST, N2_STAT_EVENTS_SENT, N2_STAT_EVENTS_SUPPRESSED, N2_STAT_FIRST_FRAGMENTS,
         N2_STAT_FRAGMENTS, N2_STAT_INIT_REESTABLISH, N2_STAT_MAP_UPDATE_FAILED, N2_STAT_NGAP_UNPARSED,
         N2_STAT_NO_CONFIG, N2_STAT_UE_SKIPPED, N2_STAT_WALK_CUT, PEER_FLAG_NGAP, PEER_FLAG_S1AP, PROC_CLASS_COUNT,
+        RRC_CAUSE_SLOTS,
     },
     parse::{
         n2::{self, N2Malformed, N2Packet, FRAG_FIRST, FRAG_LATER, MAX_CHUNKS, MAX_UE_MSGS},
@@ -41,7 +43,7 @@ use guard_common::{
 };
 
 use crate::{
-    counters::{add, zero},
+    counters::{add, add32, zero},
     cursor::XdpPacket,
     maps_n2::{
         N2_ALLOW, N2_ASSOC, N2_CELLS, N2_CONFIG, N2_COOKIES, N2_DEVICES, N2_EVENTS, N2_MALFORMED, N2_NEW_CELL,
@@ -143,19 +145,57 @@ fn verdict(ctx: &XdpContext, len: u64) -> N2Verdict {
 
 /// Walk and account the InitialUEMessages the chunk walk recorded in `N2_PKT` (called only for a
 /// well-formed, passed packet with DATA, right after its parse).
+///
+/// Through the `bpf_loop` helper (kernel 5.17), one [`ue_loop_step`] call per InitialUEMessage.
+/// Why not a loop of calls, as for chunks and IEs: a bounded loop's counter is precise for the
+/// verifier, so it verifies the whole InitialUEMessage walk (a dozen IE steps) once per
+/// iteration; with 16 messages per packet that was 597,470 instructions. A `bpf_loop` callback
+/// starts from an unknown index and a pointer, so its states converge after one or two passes,
+/// and the cost no longer grows with [`MAX_UE_MSGS`].
 #[inline(never)]
 fn walk_ues(ctx: &XdpContext) {
     let Some(pp) = N2_PKT.get_ptr_mut(0) else {
         return;
     };
     // SAFETY: per-CPU slot, only this CPU uses it while this program runs.
-    let p = unsafe { &*pp };
-    for i in 0..MAX_UE_MSGS {
-        if i >= p.ue_count as usize {
-            break;
-        }
-        initial_ue(ctx, p, i);
+    let n = unsafe { (*pp).ue_count } as u32;
+    if n == 0 {
+        return;
     }
+    let mut lc = UeLoop { ctx: core::hint::black_box(ctx.ctx) };
+    let cb: extern "C" fn(u64, *mut c_void) -> i64 = ue_loop_step;
+    // SAFETY: `bpf_loop` calls `cb` at most `n` times with `&mut lc`, which outlives the call;
+    // flags must be 0.
+    unsafe {
+        bpf_loop(n.min(MAX_UE_MSGS as u32), cb as *mut c_void, &mut lc as *mut UeLoop as *mut c_void, 0);
+    }
+}
+
+/// What [`ue_loop_step`] gets: the XDP context (an 8-byte spill the verifier follows back to the
+/// context pointer).
+#[repr(C)]
+struct UeLoop {
+    ctx: *mut xdp_md,
+}
+
+/// One InitialUEMessage: the `i`-th one recorded in `N2_PKT`. Returns 0 (go on) or 1 (stop), as
+/// `bpf_loop` wants.
+#[inline(never)]
+extern "C" fn ue_loop_step(i: u64, data: *mut c_void) -> i64 {
+    // SAFETY: `data` is the `UeLoop` that `walk_ues` passed, alive during `bpf_loop`.
+    let raw = unsafe { (*(data as *const UeLoop)).ctx };
+    let ctx = XdpContext::new(raw);
+    let Some(pp) = N2_PKT.get_ptr_mut(0) else {
+        return 1;
+    };
+    // SAFETY: per-CPU slot, only this CPU uses it while this program runs.
+    let p = unsafe { &*pp };
+    let i = i as usize;
+    if i >= p.ue_count as usize || i >= MAX_UE_MSGS {
+        return 1;
+    }
+    initial_ue(&ctx, p, i);
+    0
 }
 
 #[inline(always)]
@@ -532,9 +572,8 @@ fn initial_ue(ctx: &XdpContext, p: &N2Packet, i: usize) {
         zero(up);
         &mut *up
     };
-    let (off, end, proto) = match i {
-        0 => (p.ue_off[0], p.ue_end[0], p.ue_proto[0]),
-        _ => (p.ue_off[1], p.ue_end[1], p.ue_proto[1]),
+    let (Some(&off), Some(&end), Some(&proto)) = (p.ue_off.get(i), p.ue_end.get(i), p.ue_proto.get(i)) else {
+        return;
     };
     match parse_ue(ctx, off, end, proto, u) {
         Ok(()) => {}
@@ -574,6 +613,19 @@ fn account_ue(p: &N2Packet, u: &InitialUe) {
             }
             if priority_cause(u.proto, u.rrc_cause) {
                 add(&mut c.priority, 1);
+            }
+            // A permanent identity and no temporary one: the device cannot be told apart from
+            // one attempt to the next, so the cell keeps the pattern (docs/n2.md §4.6).
+            if u.present & ngap::UE_HAS_SUCI != 0 && !has_tmsi {
+                add(&mut c.suci_only, 1);
+                let slot = if (u.rrc_cause as usize) < RRC_CAUSE_SLOTS - 1 {
+                    u.rrc_cause as usize
+                } else {
+                    RRC_CAUSE_SLOTS - 1
+                };
+                if let Some(n) = c.suci_causes.get_mut(slot) {
+                    add32(n, 1);
+                }
             }
             c.last_seen_ns = now;
             c.last_peer = p.src;

@@ -239,10 +239,12 @@ ten = sctp()
 for i in range(10):
     ten = ten / data(100 + i, UL)
 case("data_ten_chunks", eth() / ten, "pass_data")
-# An INIT after a 600-octet DATA chunk violates §6.10, but it starts beyond the guard's 512-octet
-# parse window (docs/n2.md §2): the walk is cut there (counted), and the packet, which carries
-# DATA, passes. The receiving SCTP stack discards the malformed packet itself.
-case("data_600_then_init_past_window", eth() / sctp(0) / data(12, b"\x00\x0f" + bytes(598)) / init(), "pass_data")
+# An INIT after a 600-octet DATA chunk violates §6.10. The chunk walk reads the whole packet
+# (docs/n2.md §2: the window is the packet), so it is malformed wherever the INIT sits, as when
+# bundled right after a short DATA chunk (init_bundled_with_data): the receiving SCTP stack would
+# discard the packet anyway.
+case("data_600_then_init", eth() / sctp(0) / data(12, b"\x00\x0f" + bytes(598)) / init(), "drop_malformed",
+     "init_bundled")
 # IPv6 with a Hop-by-Hop extension header before SCTP (RFC 8200 §4.3).
 case("init_v6_hop_by_hop", eth() / IPv6(src="fd00:100::11", dst="fd00:100::1") / IPv6ExtHdrHopByHop()
      / SCTP(sport=NGAP_PORT, dport=NGAP_PORT, tag=0) / init(), "pass_setup")

@@ -143,7 +143,9 @@ fn host_parser_gives_the_manifest_verdicts() {
             reasons.insert(r.name());
         }
     }
-    for v in ["pass_data", "pass_setup", "pass_control", "pass_not_n2", "pass_fragment", "pass_malformed", "drop_malformed"] {
+    for v in
+        ["pass_data", "pass_setup", "pass_control", "pass_not_n2", "pass_fragment", "pass_malformed", "drop_malformed"]
+    {
         assert!(kinds.contains(v), "the corpus covers {v}");
     }
     // Every reason found at or above SCTP has a case (the Ethernet ones cannot: BPF_PROG_TEST_RUN

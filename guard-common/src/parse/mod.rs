@@ -27,6 +27,14 @@ mod tests_n2;
 /// tags (22) + IPv6 with a few extension headers + UDP + GTP-U with its extension chain.
 pub const MAX_PARSE_OFFSET: usize = 512;
 
+/// The window of [`Packet::read_wide`]: every offset an IP packet can have (IPv4 Total Length and
+/// IPv6 Payload Length are 16 bits), and below the verifier's limit on a packet pointer's offset
+/// (`MAX_PACKET_OFF`, 0xffff). The N2 chunk and IE walks read through it, so for them the window
+/// is the packet: bundled InitialUEMessages and a long NAS-PDU (which precedes the
+/// UserLocationInformation, TS 38.413 §9.2.5.1) no longer push IEs out of sight. An XDP frame's
+/// linear part is at most a page, well inside it.
+pub const WIDE_PARSE_OFFSET: usize = 0xff00;
+
 /// Read access to a packet's bytes.
 ///
 /// Reads are at least 2 octets wide: for a 1-octet read LLVM rewrites the bounds check
@@ -37,6 +45,9 @@ pub trait Packet {
     /// Copy `N` bytes starting at `off`; `None` if they are not all inside the packet or `off` is
     /// beyond [`MAX_PARSE_OFFSET`].
     fn read<const N: usize>(&self, off: usize) -> Option<[u8; N]>;
+    /// As [`Packet::read`], up to [`WIDE_PARSE_OFFSET`]: for walks whose offsets come from
+    /// length fields (SCTP chunks, NGAP IEs), which only the packet's end bounds.
+    fn read_wide<const N: usize>(&self, off: usize) -> Option<[u8; N]>;
     /// Total length in bytes.
     fn len(&self) -> usize;
     fn is_empty(&self) -> bool {
@@ -47,21 +58,31 @@ pub trait Packet {
 impl Packet for [u8] {
     #[inline(always)]
     fn read<const N: usize>(&self, off: usize) -> Option<[u8; N]> {
-        const { assert!(N >= 2, "reads must be at least 2 octets; see `Packet`") };
-        if off > MAX_PARSE_OFFSET {
-            return None;
-        }
-        let end = off.checked_add(N)?;
-        let s = self.get(off..end)?;
-        let mut out = [0u8; N];
-        out.copy_from_slice(s);
-        Some(out)
+        slice_read::<N, MAX_PARSE_OFFSET>(self, off)
+    }
+
+    #[inline(always)]
+    fn read_wide<const N: usize>(&self, off: usize) -> Option<[u8; N]> {
+        slice_read::<N, WIDE_PARSE_OFFSET>(self, off)
     }
 
     #[inline(always)]
     fn len(&self) -> usize {
         <[u8]>::len(self)
     }
+}
+
+#[inline(always)]
+fn slice_read<const N: usize, const W: usize>(s: &[u8], off: usize) -> Option<[u8; N]> {
+    const { assert!(N >= 2, "reads must be at least 2 octets; see `Packet`") };
+    if off > W {
+        return None;
+    }
+    let end = off.checked_add(N)?;
+    let b = s.get(off..end)?;
+    let mut out = [0u8; N];
+    out.copy_from_slice(b);
+    Some(out)
 }
 
 /// Big-endian helpers: every multi-octet field on the wire is in network byte order.

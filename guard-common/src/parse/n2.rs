@@ -15,10 +15,13 @@ use crate::abi_n2::{
 };
 
 /// Chunks walked per packet. Setup chunks are always first (INIT alone, RFC 9260 §6.10;
-/// COOKIE-ECHO first, §5.1), so a longer bundle needs no more for enforcement.
-pub const MAX_CHUNKS: usize = 8;
-/// InitialUEMessages per packet whose IEs are walked.
-pub const MAX_UE_MSGS: usize = 2;
+/// COOKIE-ECHO first, §5.1), so a longer bundle needs no more for enforcement; for accounting,
+/// 16 covers a SACK and the InitialUEMessages an SCTP stack bundles into one 1500-octet packet
+/// (a DATA chunk with a short InitialUEMessage is about 90 octets).
+pub const MAX_CHUNKS: usize = 16;
+/// InitialUEMessages per packet whose IEs are walked (more are counted in `N2_STAT_UE_SKIPPED`
+/// and on the peer, never on a cell).
+pub const MAX_UE_MSGS: usize = 16;
 
 /// Why an N2 packet was malformed: one counter per reason in `N2_MALFORMED`. Reasons up to
 /// [`N2Malformed::Ipv6ExtTooDeep`] are found below SCTP: those packets pass (the kernel drops
@@ -150,6 +153,7 @@ pub struct N2Packet {
     /// InitialUEMessages beyond [`MAX_UE_MSGS`].
     pub ue_skipped: u8,
     pub ue_proto: [u8; MAX_UE_MSGS],
+    pub _pad0: [u8; 2],
     /// Offset of each InitialUEMessage PDU and the end of its DATA chunk's user data.
     pub ue_off: [u32; MAX_UE_MSGS],
     pub ue_end: [u32; MAX_UE_MSGS],
@@ -192,6 +196,7 @@ impl N2Packet {
         ue_count: 0,
         ue_skipped: 0,
         ue_proto: [0; MAX_UE_MSGS],
+        _pad0: [0; 2],
         ue_off: [0; MAX_UE_MSGS],
         ue_end: [0; MAX_UE_MSGS],
         cur: 0,
@@ -349,7 +354,7 @@ pub fn chunk_step<P: Packet + ?Sized>(pkt: &P, out: &mut N2Packet) -> Result<boo
         return Err(N2Malformed::ChunkTruncated);
     }
     // Inside the packet (checked above) but unreadable: beyond the parse window.
-    let Some(h) = pkt.read::<4>(cur) else {
+    let Some(h) = pkt.read_wide::<4>(cur) else {
         out.walk_cut = 1;
         return Ok(false);
     };
@@ -428,7 +433,7 @@ fn data_chunk<P: Packet + ?Sized>(pkt: &P, off: usize, clen: usize, t: u8, flags
     }
     // DATA: PPID at octets 12-15, user data from 16. I-DATA: PPID at 16-19, user data from 20.
     let hlen = if t == sctp::CHUNK_I_DATA { sctp::I_DATA_HLEN } else { sctp::DATA_HLEN };
-    let Some(d) = pkt.read::<4>(off + hlen - 4) else {
+    let Some(d) = pkt.read_wide::<4>(off + hlen - 4) else {
         return;
     };
     let ppid = be32(d);
@@ -440,7 +445,7 @@ fn data_chunk<P: Packet + ?Sized>(pkt: &P, off: usize, clen: usize, t: u8, flags
         return;
     };
     let pdu = off + hlen;
-    let h = if clen >= hlen + 2 { pkt.read::<2>(pdu).and_then(ngap::header) } else { None };
+    let h = if clen >= hlen + 2 { pkt.read_wide::<2>(pdu).and_then(ngap::header) } else { None };
     let class = ngap::proc_class(app, h);
     if let Some(p) = out.procs.get_mut(class) {
         *p = p.wrapping_add(1);

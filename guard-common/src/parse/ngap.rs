@@ -69,6 +69,19 @@ pub const S1AP_IE_RRC_ESTABLISHMENT_CAUSE: u16 = 134;
 /// IEs walked before giving up (an InitialUEMessage has 5-10).
 pub const MAX_IES: usize = 12;
 
+/// Root values of RRCEstablishmentCause (TS 38.413 §9.3.1.111: emergency .. mcs-PriorityAccess)
+/// and of S1AP's RRC-Establishment-Cause (TS 36.413 §9.2.1.3a: emergency .. mo-Data). An
+/// extension value `i` is reported as `roots + i`.
+pub const RRC_ROOTS_NGAP: u32 = 10;
+pub const RRC_ROOTS_S1AP: u32 = 5;
+/// NGAP extension values (after the `...`).
+pub const RRC_NGAP_NOT_AVAILABLE: u32 = 10;
+pub const RRC_NGAP_MO_EXCEPTION_DATA: u32 = 11;
+/// S1AP extension values.
+pub const RRC_S1AP_DELAY_TOLERANT_ACCESS: u32 = 5;
+pub const RRC_S1AP_MO_VOICE_CALL: u32 = 6;
+pub const RRC_S1AP_MO_EXCEPTION_DATA: u32 = 7;
+
 /// NAS message types (5GMM TS 24.501 §9.7; EMM TS 24.301 §9.8).
 pub const NAS_5GMM_REGISTRATION_REQUEST: u8 = 0x41;
 pub const NAS_5GMM_SERVICE_REQUEST: u8 = 0x4c;
@@ -144,7 +157,8 @@ pub enum NgapError {
     BadLength,
     /// Not an InitialUEMessage.
     NotInitialUe,
-    /// Beyond the parse window ([`super::MAX_PARSE_OFFSET`]): IEs after it are not read.
+    /// Beyond the parse window ([`super::WIDE_PARSE_OFFSET`], past any IP packet): IEs after it
+    /// are not read.
     Window,
 }
 
@@ -157,6 +171,12 @@ pub const UE_HAS_RRC_CAUSE: u32 = 1 << 4;
 pub const UE_HAS_TAC: u32 = 1 << 5;
 /// A 5G-S-TMSI taken from the 5G-GUTI of a plain Registration Request (no FiveG-S-TMSI IE).
 pub const UE_HAS_GUTI: u32 = 1 << 6;
+/// The NAS message identifies the UE by a permanent identity only: a plain 5GMM Registration
+/// Request whose 5GS mobile identity is a SUCI (TS 24.501 §9.11.3.4, type 1), or an EMM Attach
+/// Request with an IMSI (TS 24.301 §9.9.3.12, type 1). A UE sends one when it holds no valid
+/// 5G-GUTI / GUTI (§5.5.1.2.2): a device registering from scratch. "SUCI-only" is this bit
+/// without [`UE_HAS_S_TMSI`] (see `parse::n2` users and docs/n2.md §4.6).
+pub const UE_HAS_SUCI: u32 = 1 << 7;
 
 /// What an InitialUEMessage says about the UE. `#[repr(C)]` with 8-byte fields first so a per-CPU
 /// map slot of it is zeroed with word stores.
@@ -215,14 +235,14 @@ fn length_det<P: Packet + ?Sized>(pkt: &P, off: usize, end: usize) -> Result<(us
     if off + 2 > end {
         // A 1-octet length with empty contents as the last octet of the message.
         if off + 1 == end {
-            let b = pkt.read::<2>(off - 1).ok_or(NgapError::Window)?;
+            let b = pkt.read_wide::<2>(off - 1).ok_or(NgapError::Window)?;
             if b[1] == 0 {
                 return Ok((0, off + 1));
             }
         }
         return Err(NgapError::Truncated);
     }
-    let b = pkt.read::<2>(off).ok_or(NgapError::Window)?;
+    let b = pkt.read_wide::<2>(off).ok_or(NgapError::Window)?;
     if b[0] & 0x80 == 0 {
         Ok((b[0] as usize, off + 1))
     } else if b[0] & 0xc0 == 0x80 {
@@ -274,7 +294,7 @@ pub fn initial_ue_head<P: Packet + ?Sized>(
     if off + 4 > end {
         return Err(NgapError::Truncated);
     }
-    let h = pkt.read::<4>(off).ok_or(NgapError::Window)?;
+    let h = pkt.read_wide::<4>(off).ok_or(NgapError::Window)?;
     match header([h[0], h[1]]) {
         Some(ph) if is_initial_ue(proto, &ph) => {}
         _ => return Err(NgapError::NotInitialUe),
@@ -287,7 +307,7 @@ pub fn initial_ue_head<P: Packet + ?Sized>(
     }
     // The SEQUENCE's extension bit (padded to an octet), then the IE count (2 octets,
     // ProtocolIE-Container SIZE(0..maxProtocolIEs)).
-    let c = pkt.read::<3>(val).ok_or(NgapError::Window)?;
+    let c = pkt.read_wide::<3>(val).ok_or(NgapError::Window)?;
     out.count = be16([c[1], c[2]]) as u32;
     out.cur = (val + 3) as u32;
     out.vend = vend as u32;
@@ -322,7 +342,7 @@ pub fn ie_header<P: Packet + ?Sized>(pkt: &P, out: &mut InitialUe) -> Result<boo
         return Err(NgapError::Truncated);
     }
     // id (2), criticality (1), then the first octet of the length determinant.
-    let ie = pkt.read::<4>(cur).ok_or(NgapError::Window)?;
+    let ie = pkt.read_wide::<4>(cur).ok_or(NgapError::Window)?;
     let (len, v) = length_det(pkt, cur + 3, vend)?;
     if v + len > vend {
         return Err(NgapError::Truncated);
@@ -362,7 +382,7 @@ fn ie_value<P: Packet + ?Sized>(
         if len < 2 {
             return Err(NgapError::Truncated);
         }
-        let b = pkt.read::<2>(v).ok_or(NgapError::Window)?;
+        let b = pkt.read_wide::<2>(v).ok_or(NgapError::Window)?;
         let n = (b[0] >> 6) as usize + 1;
         if len < 1 + n {
             return Err(NgapError::Truncated);
@@ -370,15 +390,15 @@ fn ie_value<P: Packet + ?Sized>(
         let x = match n {
             1 => b[1] as u32,
             2 => {
-                let b = pkt.read::<3>(v).ok_or(NgapError::Window)?;
+                let b = pkt.read_wide::<3>(v).ok_or(NgapError::Window)?;
                 be16([b[1], b[2]]) as u32
             }
             3 => {
-                let b = pkt.read::<4>(v).ok_or(NgapError::Window)?;
+                let b = pkt.read_wide::<4>(v).ok_or(NgapError::Window)?;
                 be32([0, b[1], b[2], b[3]])
             }
             _ => {
-                let b = pkt.read::<5>(v).ok_or(NgapError::Window)?;
+                let b = pkt.read_wide::<5>(v).ok_or(NgapError::Window)?;
                 be32([b[1], b[2], b[3], b[4]])
             }
         };
@@ -387,19 +407,33 @@ fn ie_value<P: Packet + ?Sized>(
     } else if id == nas {
         nas_pdu(pkt, proto, v, len, out)?;
     } else if id == cause {
-        // Extensible ENUMERATED: extension bit, then the root index in 4 bits (NGAP: 10 root
-        // values) or 3 bits (S1AP: 5). One octet: read it with the length octet before it (reads
-        // are ≥ 2 octets).
+        // Extensible ENUMERATED (X.691 §14): the extension bit, then
+        // - clear: the root index in 4 bits (NGAP, TS 38.413 §9.3.1.111: 10 root values) or 3
+        //   bits (S1AP, TS 36.413 §9.2.1.3a: 5);
+        // - set: the index among the extension additions as a normally small non-negative whole
+        //   number (X.691 §11.6): a 0 bit and 6 bits for indexes below 64. NGAP adds
+        //   notAvailable, mo-ExceptionData; S1AP delay-TolerantAccess, mo-VoiceCall,
+        //   mo-ExceptionData.
+        // An extension value is reported after the root values, in the order of the ASN.1
+        // (NGAP notAvailable = 10, mo-ExceptionData = 11; S1AP delay-TolerantAccess = 5, ...):
+        // the enumeration's own numbering, which tshark and pycrate print too. One octet: read
+        // with the length octet before it (reads are ≥ 2 octets).
         if len < 1 {
             return Err(NgapError::Truncated);
         }
-        let b = pkt.read::<2>(v - 1).ok_or(NgapError::Window)?;
-        out.rrc_cause = if b[1] & 0x80 != 0 {
-            RRC_CAUSE_NONE
-        } else if s1 {
-            ((b[1] >> 4) & 0x07) as u32
+        let b = pkt.read_wide::<2>(v - 1).ok_or(NgapError::Window)?;
+        let roots = if s1 { RRC_ROOTS_S1AP } else { RRC_ROOTS_NGAP };
+        out.rrc_cause = if b[1] & 0x80 == 0 {
+            if s1 {
+                ((b[1] >> 4) & 0x07) as u32
+            } else {
+                ((b[1] >> 3) & 0x0f) as u32
+            }
+        } else if b[1] & 0x40 == 0 {
+            roots + (b[1] & 0x3f) as u32
         } else {
-            ((b[1] >> 3) & 0x0f) as u32
+            // An extension index of 64 or more (a length-prefixed number): no such value exists.
+            RRC_CAUSE_NONE
         };
         out.present |= UE_HAS_RRC_CAUSE;
     } else if id == tmsi {
@@ -409,7 +443,7 @@ fn ie_value<P: Packet + ?Sized>(
             if len < 6 {
                 return Err(NgapError::Truncated);
             }
-            let b = pkt.read::<6>(v).ok_or(NgapError::Window)?;
+            let b = pkt.read_wide::<6>(v).ok_or(NgapError::Window)?;
             out.tmsi_hi = ((be16([b[0], b[1]]) >> 6) & 0xff) as u32;
             out.tmsi = be32([b[2], b[3], b[4], b[5]]);
         } else {
@@ -418,7 +452,7 @@ fn ie_value<P: Packet + ?Sized>(
             if len < 7 {
                 return Err(NgapError::Truncated);
             }
-            let b = pkt.read::<7>(v).ok_or(NgapError::Window)?;
+            let b = pkt.read_wide::<7>(v).ok_or(NgapError::Window)?;
             let bits = be32([0, b[0], b[1], b[2]]);
             out.tmsi_hi = (bits >> 6) & 0xffff;
             out.tmsi = be32([b[3], b[4], b[5], b[6]]);
@@ -429,7 +463,7 @@ fn ie_value<P: Packet + ?Sized>(
         if len < 8 {
             return Err(NgapError::Truncated);
         }
-        let b = pkt.read::<8>(v).ok_or(NgapError::Window)?;
+        let b = pkt.read_wide::<8>(v).ok_or(NgapError::Window)?;
         out.plmn = [b[1], b[2], b[3], 0];
         out.cell_id = (be32([b[4], b[5], b[6], b[7]]) >> 4) as u64;
         out.cell_kind = CELL_KIND_EUTRA;
@@ -439,7 +473,7 @@ fn ie_value<P: Packet + ?Sized>(
         if len < 6 {
             return Err(NgapError::Truncated);
         }
-        let b = pkt.read::<6>(v).ok_or(NgapError::Window)?;
+        let b = pkt.read_wide::<6>(v).ok_or(NgapError::Window)?;
         out.tac = be16([b[4], b[5]]) as u32;
         out.present |= UE_HAS_TAC;
     } else if !s1 && id == NGAP_IE_USER_LOCATION_INFORMATION {
@@ -458,20 +492,20 @@ fn user_location<P: Packet + ?Sized>(pkt: &P, v: usize, len: usize, out: &mut In
     if len < 2 {
         return Err(NgapError::Truncated);
     }
-    let c = pkt.read::<2>(v).ok_or(NgapError::Window)?;
+    let c = pkt.read_wide::<2>(v).ok_or(NgapError::Window)?;
     match c[0] >> 6 {
         1 => {
             // NR: 0x40 | bits; PLMN at +1, NCI (36 bits in 5 octets) at +4, TAI PLMN at +9, TAC at +12.
             if len < 15 {
                 return Err(NgapError::Truncated);
             }
-            let b = pkt.read::<9>(v).ok_or(NgapError::Window)?;
+            let b = pkt.read_wide::<9>(v).ok_or(NgapError::Window)?;
             out.plmn = [b[1], b[2], b[3], 0];
             let hi = be32([b[4], b[5], b[6], b[7]]) as u64;
             out.cell_id = (hi << 4) | (b[8] >> 4) as u64;
             out.cell_kind = CELL_KIND_NR;
             out.present |= UE_HAS_CELL;
-            let t = pkt.read::<3>(v + 12).ok_or(NgapError::Window)?;
+            let t = pkt.read_wide::<3>(v + 12).ok_or(NgapError::Window)?;
             out.tac = be32([0, t[0], t[1], t[2]]);
             out.present |= UE_HAS_TAC;
         }
@@ -481,12 +515,12 @@ fn user_location<P: Packet + ?Sized>(pkt: &P, v: usize, len: usize, out: &mut In
             if len < 14 {
                 return Err(NgapError::Truncated);
             }
-            let b = pkt.read::<8>(v).ok_or(NgapError::Window)?;
+            let b = pkt.read_wide::<8>(v).ok_or(NgapError::Window)?;
             out.plmn = [b[1], b[2], b[3], 0];
             out.cell_id = (be32([b[4], b[5], b[6], b[7]]) >> 4) as u64;
             out.cell_kind = CELL_KIND_EUTRA;
             out.present |= UE_HAS_CELL;
-            let t = pkt.read::<3>(v + 11).ok_or(NgapError::Window)?;
+            let t = pkt.read_wide::<3>(v + 11).ok_or(NgapError::Window)?;
             out.tac = be32([0, t[0], t[1], t[2]]);
             out.present |= UE_HAS_TAC;
         }
@@ -508,7 +542,7 @@ fn nas_pdu<P: Packet + ?Sized>(pkt: &P, proto: u8, v: usize, len: usize, out: &m
     if nlen < 3 {
         return Ok(());
     }
-    let h = pkt.read::<3>(n).ok_or(NgapError::Window)?;
+    let h = pkt.read_wide::<3>(n).ok_or(NgapError::Window)?;
     if proto == PROTO_S1AP {
         // EPS: octet 0 = security header type (4 bits) | protocol discriminator (4 bits, 7 = EMM).
         if h[0] & 0x0f != 0x07 {
@@ -516,12 +550,21 @@ fn nas_pdu<P: Packet + ?Sized>(pkt: &P, proto: u8, v: usize, len: usize, out: &m
         }
         if h[0] >> 4 == 0 {
             out.nas_msg = h[1] as u32;
+            // Attach Request (TS 24.301 §8.2.4): octet 2 NAS key set identifier + EPS attach
+            // type, then the EPS mobile identity (LV): its length, then the type in the low 3 bits
+            // of its first octet (§9.9.3.12: 1 IMSI).
+            if h[1] == NAS_EMM_ATTACH_REQUEST && nlen >= 5 {
+                let id = pkt.read_wide::<2>(n + 3).ok_or(NgapError::Window)?;
+                if id[0] != 0 && id[1] & 0x07 == 1 {
+                    out.present |= UE_HAS_SUCI;
+                }
+            }
         } else if h[0] >> 4 == 0x0c {
             // Service Request has its own short format (TS 24.301 §8.2.25).
             out.nas_msg = NAS_EMM_SERVICE_REQUEST as u32;
         } else if nlen >= 8 {
             // Security protected: header, MAC (4), SQN (1), then the plain message.
-            let p = pkt.read::<2>(n + 6).ok_or(NgapError::Window)?;
+            let p = pkt.read_wide::<2>(n + 6).ok_or(NgapError::Window)?;
             if p[0] & 0x0f == 0x07 {
                 out.nas_msg = p[1] as u32;
             }
@@ -535,11 +578,11 @@ fn nas_pdu<P: Packet + ?Sized>(pkt: &P, proto: u8, v: usize, len: usize, out: &m
     if h[1] & 0x0f == 0 {
         out.nas_msg = h[2] as u32;
         if h[2] == NAS_5GMM_REGISTRATION_REQUEST && out.present & UE_HAS_S_TMSI == 0 {
-            guti(pkt, n, nlen, out)?;
+            mobile_identity(pkt, n, nlen, out)?;
         }
     } else if nlen >= 10 {
         // Security protected: EPD, SHT, MAC (4), SQN (1), then EPD, SHT, message type.
-        let p = pkt.read::<3>(n + 7).ok_or(NgapError::Window)?;
+        let p = pkt.read_wide::<3>(n + 7).ok_or(NgapError::Window)?;
         if p[0] == EPD_5GMM {
             out.nas_msg = p[2] as u32;
         }
@@ -548,19 +591,28 @@ fn nas_pdu<P: Packet + ?Sized>(pkt: &P, proto: u8, v: usize, len: usize, out: &m
 }
 
 /// The 5GS mobile identity of a plain Registration Request at `n` (TS 24.501 §8.2.6): after the
-/// header (3) and the registration type / ngKSI octet, an LV-E (2-octet length). A 5G-GUTI
-/// (type 2, length 11): octet 0 type, MCC/MNC (3), AMF Region ID (1), AMF Set ID (10 bits) + AMF
-/// Pointer (6 bits) (2), 5G-TMSI (4).
+/// header (3) and the registration type / ngKSI octet, an LV-E (2-octet length), then the type in
+/// the low 3 bits of its first octet (§9.11.3.4). A SUCI (type 1) is noted ([`UE_HAS_SUCI`]). A
+/// 5G-GUTI (type 2, length 11): octet 0 type, MCC/MNC (3), AMF Region ID (1), AMF Set ID (10
+/// bits) + AMF Pointer (6 bits) (2), 5G-TMSI (4).
 #[inline(always)]
-fn guti<P: Packet + ?Sized>(pkt: &P, n: usize, nlen: usize, out: &mut InitialUe) -> Result<(), NgapError> {
-    if nlen < 6 + 11 {
+fn mobile_identity<P: Packet + ?Sized>(pkt: &P, n: usize, nlen: usize, out: &mut InitialUe) -> Result<(), NgapError> {
+    if nlen < 7 {
         return Ok(());
     }
-    let l = pkt.read::<3>(n + 4).ok_or(NgapError::Window)?;
-    if be16([l[0], l[1]]) != 11 || l[2] & 0x07 != 2 {
+    let l = pkt.read_wide::<3>(n + 4).ok_or(NgapError::Window)?;
+    let idlen = be16([l[0], l[1]]) as usize;
+    if idlen == 0 || 6 + idlen > nlen {
         return Ok(());
     }
-    let g = pkt.read::<6>(n + 6 + 5).ok_or(NgapError::Window)?;
+    if l[2] & 0x07 == 1 {
+        out.present |= UE_HAS_SUCI;
+        return Ok(());
+    }
+    if idlen != 11 || l[2] & 0x07 != 2 {
+        return Ok(());
+    }
+    let g = pkt.read_wide::<6>(n + 6 + 5).ok_or(NgapError::Window)?;
     out.tmsi_hi = be16([g[0], g[1]]) as u32;
     out.tmsi = be32([g[2], g[3], g[4], g[5]]);
     out.present |= UE_HAS_GUTI;

@@ -28,6 +28,13 @@
 //! **persistent** (for `persist_windows`). A flash crowd is the opposite: many distinct devices,
 //! about one attempt each, a churning population; it is reported and left to the AMF's own
 //! overload control.
+//!
+//! A storm of SUCI-only registrations (no 5G-S-TMSI, no 5G-GUTI: a cohort misprovisioned by a
+//! re-flash, devices that discard their GUTI) has no identity that lasts beyond one connection, so
+//! it has no repeaters and looks like a crowd by devices. It is attributed **by cell and by
+//! pattern** instead: a hot cell whose attempts are mostly SUCI-only, far above the share it
+//! learned when not hot (`Attribution::CellPattern`, docs/n2.md §4.6). The ladder then acts on
+//! those cells alone, with a pattern back-off at level 1 in place of the device list.
 
 pub mod hook;
 pub mod report;
@@ -41,7 +48,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use guard_common::abi::{L3Addr, FAMILY_IPV4, FAMILY_IPV6};
 use guard_common::abi_n2::{
     N2CellKey, N2CellState, N2DeviceKey, N2DeviceState, CELL_KIND_EUTRA, CELL_KIND_NR, N2_DEV_KIND_5G_S_TMSI,
-    N2_DEV_KIND_RAN_UE_V4, N2_DEV_KIND_RAN_UE_V6, N2_DEV_KIND_S_TMSI,
+    N2_DEV_KIND_RAN_UE_V4, N2_DEV_KIND_RAN_UE_V6, N2_DEV_KIND_S_TMSI, RRC_CAUSE_SLOTS,
 };
 use serde::{Deserialize, Serialize};
 
@@ -118,6 +125,12 @@ pub struct N2Settings {
     /// Memory bounds: devices / cells tracked (idle ones are forgotten first).
     pub max_devices: usize,
     pub max_cells: usize,
+    /// Cell-pattern attribution: a hot cell is a *pattern cell* when at least `suci_share` of its
+    /// attempts (smoothed as its rate) are SUCI-only ...
+    pub suci_share: f64,
+    /// ... and that share is at least `suci_share_ratio` × the share it learned while not hot
+    /// (a cell that always serves many new devices is judged against its own normal).
+    pub suci_share_ratio: f64,
 }
 
 impl Default for N2Settings {
@@ -152,6 +165,10 @@ impl Default for N2Settings {
             max_devices_reported: 1000,
             max_devices: 1 << 20,
             max_cells: 1 << 16,
+            // A natural crowd mixes registered phones (5G-GUTI / 5G-S-TMSI) and new devices;
+            // a re-flashed cohort or a SUCI flood is nearly all SUCI.
+            suci_share: 0.75,
+            suci_share_ratio: 3.0,
         }
     }
 }
@@ -199,6 +216,9 @@ impl N2Settings {
         if self.persist_windows == 0 || self.escalate_windows == 0 || self.quiet_windows == 0 {
             return bad("persist_windows", "window counts must be at least 1");
         }
+        if !(self.suci_share > 0.0 && self.suci_share <= 1.0 && above(self.suci_share_ratio, 1.0)) {
+            return bad("suci_share", "0 < suci_share <= 1 and suci_share_ratio above 1");
+        }
         if !(self.headroom.is_finite() && self.headroom >= 1.0 && above(self.baseline_half_life_s, 0.0)) {
             return bad("headroom", "headroom >= 1 and a positive baseline half-life");
         }
@@ -221,6 +241,9 @@ pub struct CellSample {
     /// The RAN node that last reported the cell.
     pub peer: L3Addr,
     pub tac: u32,
+    /// SUCI-only attempts (no temporary identity), in all and by RRC establishment cause.
+    pub suci_only: u64,
+    pub suci_causes: [u32; RRC_CAUSE_SLOTS],
 }
 
 impl CellSample {
@@ -232,6 +255,8 @@ impl CellSample {
             priority: s.priority,
             peer: s.last_peer,
             tac: s.tac,
+            suci_only: s.suci_only,
+            suci_causes: s.suci_causes,
         }
     }
 }
@@ -270,6 +295,64 @@ pub enum StormClass {
     /// Concentrated, consistent repeaters: T2.
     RegistrationStorm,
 }
+
+/// Who a storm is pinned on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Attribution {
+    #[default]
+    None,
+    /// Repeating devices (5G-S-TMSI / S-TMSI): they are listed.
+    Devices,
+    /// Cells and a pattern (SUCI-only registrations, their RRC cause): no device identity lasts
+    /// beyond one connection, so the cells are named with the pattern to back off.
+    CellPattern,
+    /// Both at once.
+    DevicesAndCellPattern,
+}
+
+/// A pattern to back off in one cell (level 1 and up of a cell-pattern storm): the AMF answers
+/// Registration Requests that match it from that cell with 5GMM cause #22 and T3346
+/// (TS 24.501 §5.5.1.2.5); no identity is needed for that, the reject goes to the sender.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PatternAdvice {
+    pub cell: String,
+    pub gnb: String,
+    pub tac: u32,
+    /// `suci_only`: the UE identified itself by a SUCI (EPS: an IMSI) and gave no 5G-S-TMSI / GUTI.
+    pub identity: &'static str,
+    /// The NAS message: a Registration Request (EPS: Attach Request).
+    pub nas: &'static str,
+    /// The RRC establishment cause most of them carry (its number in the enumeration, TS 38.413
+    /// §9.3.1.111; extension values after the roots), its name for NR cells, and its share.
+    pub rrc_cause: Option<u32>,
+    pub rrc_cause_name: Option<&'static str>,
+    pub rrc_cause_share: f64,
+    /// SUCI-only attempts per second, their share of the cell's attempts, and the share the cell
+    /// learned while not hot.
+    pub suci_only_per_s: f64,
+    pub suci_share: f64,
+    pub baseline_share: f64,
+    /// SUCI-only attempts within the device window.
+    pub attempts: u64,
+    pub t3346_s: u32,
+}
+
+/// NGAP RRCEstablishmentCause names (TS 38.413 §9.3.1.111): 10 root values, then the extensions.
+pub const NGAP_RRC_CAUSES: [&str; 12] = [
+    "emergency",
+    "highPriorityAccess",
+    "mt-Access",
+    "mo-Signalling",
+    "mo-Data",
+    "mo-VoiceCall",
+    "mo-VideoCall",
+    "mo-SMS",
+    "mps-PriorityAccess",
+    "mcs-PriorityAccess",
+    "notAvailable",
+    "mo-ExceptionData",
+];
 
 /// The response levels (see the module documentation).
 pub const LEVEL_NONE: u8 = 0;
@@ -350,6 +433,13 @@ pub struct StormEvidence {
     pub repeater_share: f64,
     pub consistency: f64,
     pub t2_windows: u32,
+    /// Who the storm is pinned on this window.
+    pub attribution: Attribution,
+    /// Hot cells attributed by pattern, their SUCI-only attempts within the device window, and
+    /// the SUCI-only share of their attempts.
+    pub pattern_cells: u64,
+    pub suci_attempts: u64,
+    pub suci_share: f64,
 }
 
 /// The hook payload: the whole current recommendation, so a receiver can act on any one message.
@@ -365,11 +455,16 @@ pub struct Response {
     pub level: u8,
     pub previous_level: u8,
     pub class: StormClass,
+    /// Who the response is pinned on: `devices` (listed), `cell_pattern` (cells named in
+    /// `pattern`), or both.
+    pub attribution: Attribution,
     /// Why: `storm`, `escalate_not_contained`, `quiet`, `refresh`, `scope`.
     pub reason: &'static str,
     pub overload: Option<OverloadRequest>,
     pub access_barring: Vec<BarringAdvice>,
     pub devices: Vec<DeviceAdvice>,
+    /// Cell-pattern storms: per cell, the pattern to back off (level 1 and up).
+    pub pattern: Vec<PatternAdvice>,
     /// Devices beyond `max_devices_reported`.
     pub devices_omitted: u64,
     pub evidence: StormEvidence,
@@ -420,6 +515,18 @@ struct CellTrack {
     hot: bool,
     peer: L3Addr,
     tac: u32,
+    /// SUCI-only attempts: last cumulative counts, this window's rate and its EWMA.
+    suci_last: u64,
+    causes_last: [u32; RRC_CAUSE_SLOTS],
+    suci_raw: f64,
+    suci_rate: f64,
+    /// The SUCI-only share learned in windows when the cell was not hot.
+    suci_base_share: f64,
+    /// (at, SUCI-only attempts, by cause) per tick with any, within the device window.
+    suci_recent: VecDeque<(u64, u64, [u32; RRC_CAUSE_SLOTS])>,
+    suci_in_window: u64,
+    /// Hot, and by its SUCI-only share a cell-pattern storm's cell.
+    pattern: bool,
 }
 
 impl CellTrack {
@@ -429,6 +536,29 @@ impl CellTrack {
         } else {
             s.cell_prior_rate
         }
+    }
+
+    /// The smoothed SUCI-only share of the cell's attempts.
+    fn suci_share(&self) -> f64 {
+        if self.rate > 0.0 {
+            (self.suci_rate / self.rate).min(1.0)
+        } else {
+            0.0
+        }
+    }
+
+    /// The most frequent RRC cause of the SUCI-only attempts within the device window, and its
+    /// share of them.
+    fn dominant_cause(&self) -> Option<(u32, f64)> {
+        let mut by = [0u64; RRC_CAUSE_SLOTS];
+        for (_, _, c) in &self.suci_recent {
+            for (b, n) in by.iter_mut().zip(c) {
+                *b += u64::from(*n);
+            }
+        }
+        let total: u64 = by.iter().sum();
+        let (i, n) = by.iter().enumerate().max_by_key(|(i, n)| (**n, std::cmp::Reverse(*i)))?;
+        (total > 0 && i < RRC_CAUSE_SLOTS - 1).then(|| (i as u32, *n as f64 / total as f64))
     }
 }
 
@@ -462,6 +592,9 @@ pub struct N2Engine {
     level_entry_rate: f64,
     /// Cells that were hot while a level was in force: the response's scope until level 0.
     affected: BTreeSet<N2CellKey>,
+    /// The affected cells attributed by pattern, and who the level in force is pinned on.
+    affected_pattern: BTreeSet<N2CellKey>,
+    attribution: Attribution,
     reduction: u8,
     last_sent_ns: u64,
     last_scope: (Vec<String>, u8),
@@ -487,6 +620,8 @@ impl N2Engine {
             level_since_windows: 0,
             level_entry_rate: 0.0,
             affected: BTreeSet::new(),
+            affected_pattern: BTreeSet::new(),
+            attribution: Attribution::None,
             reduction: 0,
             last_sent_ns: 0,
             last_scope: (Vec::new(), 0),
@@ -567,23 +702,49 @@ impl N2Engine {
                 t.raw = d / t.dt_s;
                 let a = 1.0 - (-t.dt_s / self.s.rate_smoothing_s).exp();
                 t.rate += a * (t.raw - t.rate);
+                let ds = c.suci_only.saturating_sub(t.suci_last);
+                t.suci_raw = ds as f64 / t.dt_s;
+                t.suci_rate += a * (t.suci_raw - t.suci_rate);
+                if ds > 0 {
+                    let mut by = [0u32; RRC_CAUSE_SLOTS];
+                    for (i, b) in by.iter_mut().enumerate() {
+                        *b = c.suci_causes[i].wrapping_sub(t.causes_last[i]);
+                    }
+                    t.suci_recent.push_back((now, ds, by));
+                    t.suci_in_window += ds;
+                }
             } else {
                 t.raw = 0.0;
                 t.dt_s = 0.0;
+                t.suci_raw = 0.0;
             }
             t.primed = true;
             t.last_at = now;
             t.last_count = c.initial_ue;
+            t.suci_last = c.suci_only;
+            t.causes_last = c.suci_causes;
         }
         // Cells not read this tick (evicted from the LRU map): no attempts.
         for t in self.cells.values_mut().filter(|t| t.last_at != now) {
             t.raw = 0.0;
             t.rate = 0.0;
+            t.suci_raw = 0.0;
+            t.suci_rate = 0.0;
         }
         let s = &self.s;
+        let window = (s.device_window_s * NS) as u64;
         for t in self.cells.values_mut() {
+            while let Some(&(at, n, _)) = t.suci_recent.front() {
+                if now.saturating_sub(at) < window {
+                    break;
+                }
+                t.suci_recent.pop_front();
+                t.suci_in_window = t.suci_in_window.saturating_sub(n);
+            }
             let base = t.baseline_or_prior(s);
             t.hot = t.rate >= s.cell_min_rate && t.rate >= s.cell_ratio * base;
+            let share = t.suci_share();
+            t.pattern = t.hot && share >= s.suci_share && share >= s.suci_share_ratio * t.suci_base_share;
         }
     }
 
@@ -659,7 +820,13 @@ impl N2Engine {
             .into_iter()
             .filter(|(_, (all, rep))| *all > 0 && *rep as f64 >= s.offender_share * *all as f64)
             .map(|(k, _)| k)
+            .chain(self.pattern_cells())
             .collect()
+    }
+
+    /// The hot cells attributed by pattern (see [`CellTrack::pattern`]).
+    fn pattern_cells(&self) -> BTreeSet<N2CellKey> {
+        self.cells.iter().filter(|(_, t)| t.pattern).map(|(k, _)| *k).collect()
     }
 
     /// Classify the hot cells' traffic this window; returns the repeaters (worst first).
@@ -705,7 +872,27 @@ impl N2Engine {
             && ev.attempts_per_device >= s.repeat_ratio
             && ev.repeater_share >= s.offender_share
             && ev.consistency >= s.consistency;
-        let class = if t2 { StormClass::RegistrationStorm } else { StormClass::FlashCrowd };
+        // Cell-pattern attribution: SUCI-only attempts have no lasting identity, so they never
+        // make repeaters; the hot cells that are mostly SUCI-only, far above their own normal,
+        // carry the storm instead.
+        let (mut suci_rate, mut rate) = (0.0, 0.0);
+        for k in self.pattern_cells() {
+            if let Some(t) = self.cells.get(&k) {
+                ev.pattern_cells += 1;
+                ev.suci_attempts += t.suci_in_window;
+                suci_rate += t.suci_rate;
+                rate += t.rate;
+            }
+        }
+        ev.suci_share = if rate > 0.0 { (suci_rate / rate).min(1.0) } else { 0.0 };
+        let by_pattern = ev.pattern_cells > 0 && ev.suci_attempts >= s.min_offenders;
+        ev.attribution = match (t2, by_pattern) {
+            (true, true) => Attribution::DevicesAndCellPattern,
+            (true, false) => Attribution::Devices,
+            (false, true) => Attribution::CellPattern,
+            (false, false) => Attribution::None,
+        };
+        let class = if t2 || by_pattern { StormClass::RegistrationStorm } else { StormClass::FlashCrowd };
         (class, ev, repeaters)
     }
 
@@ -720,6 +907,9 @@ impl N2Engine {
                 1.0 - (-t.dt_s / hl * std::f64::consts::LN_2).exp()
             };
             t.baseline += alpha * (t.raw - t.baseline);
+            if t.raw > 0.0 {
+                t.suci_base_share += alpha * ((t.suci_raw / t.raw).min(1.0) - t.suci_base_share);
+            }
             t.windows = t.windows.saturating_add(1);
         }
     }
@@ -732,6 +922,7 @@ impl N2Engine {
             self.level_since_windows += 1;
             let storm = self.storm_cells();
             self.affected.extend(storm);
+            self.affected_pattern.extend(self.pattern_cells());
         }
         if self.level == LEVEL_NONE {
             if t2 && self.t2_streak >= s.persist_windows {
@@ -744,10 +935,13 @@ impl N2Engine {
                 LEVEL_DEVICES => s.min_offenders_barring,
                 _ => s.min_offenders_overload,
             };
+            // Offenders: the repeating identities, plus the SUCI-only attempts of the pattern
+            // cells within the device window (each is an RRC connection with an identity the
+            // core cannot link to another, so as costly to the sender as one more device).
             if self.level < LEVEL_OVERLOAD
                 && self.level_since_windows >= s.escalate_windows
                 && !contained
-                && ev.repeaters >= needed
+                && ev.repeaters + ev.suci_attempts >= needed
             {
                 self.level += 1;
                 reason = "escalate_not_contained";
@@ -762,7 +956,11 @@ impl N2Engine {
             self.level_entry_rate = ev.region_rate_per_s;
             if prev == LEVEL_NONE {
                 self.affected = self.storm_cells();
+                self.affected_pattern = self.pattern_cells();
             }
+        }
+        if t2 && ev.attribution != Attribution::None {
+            self.attribution = ev.attribution;
         }
         if self.level == LEVEL_OVERLOAD {
             // Never lower the reduction while overload is in force (no oscillation as it works).
@@ -813,6 +1011,7 @@ impl N2Engine {
         let omitted =
             if self.level >= LEVEL_DEVICES { (repeaters.len() as u64).saturating_sub(devices.len() as u64) } else { 0 };
         let access_barring = if self.level >= LEVEL_BARRING { self.barring() } else { Vec::new() };
+        let pattern = if self.level >= LEVEL_DEVICES { self.pattern_advice() } else { Vec::new() };
         let overload = match action {
             ResponseAction::OverloadStart | ResponseAction::OverloadUpdate | ResponseAction::OverloadStop => {
                 Some(OverloadRequest {
@@ -824,8 +1023,11 @@ impl N2Engine {
             }
             _ => None,
         };
+        let attribution = self.attribution;
         if self.level == LEVEL_NONE {
             self.affected.clear();
+            self.affected_pattern.clear();
+            self.attribution = Attribution::None;
         }
         out.responses.push(Response {
             schema: RESPONSE_SCHEMA,
@@ -836,13 +1038,44 @@ impl N2Engine {
             level: self.level,
             previous_level: prev,
             class: self.class,
+            attribution,
             reason,
             overload,
             access_barring,
             devices,
+            pattern,
             devices_omitted: omitted,
             evidence: ev.clone(),
         });
+    }
+
+    /// The pattern back-off of each affected cell attributed by pattern.
+    fn pattern_advice(&self) -> Vec<PatternAdvice> {
+        let s = &self.s;
+        self.affected_pattern
+            .iter()
+            .filter_map(|k| self.cells.get(k).map(|t| (k, t)))
+            .map(|(k, t)| {
+                let dom = t.dominant_cause();
+                PatternAdvice {
+                    cell: cell_str(k),
+                    gnb: addr_str(&t.peer),
+                    tac: t.tac,
+                    identity: "suci_only",
+                    nas: "registration_request",
+                    rrc_cause: dom.map(|d| d.0),
+                    rrc_cause_name: dom
+                        .filter(|_| k.kind == CELL_KIND_NR)
+                        .and_then(|d| NGAP_RRC_CAUSES.get(d.0 as usize).copied()),
+                    rrc_cause_share: dom.map_or(0.0, |d| d.1),
+                    suci_only_per_s: t.suci_rate,
+                    suci_share: t.suci_share(),
+                    baseline_share: t.suci_base_share,
+                    attempts: t.suci_in_window,
+                    t3346_s: (s.t3346_base_s.saturating_mul(1 << (self.level.max(1) - 1))).min(s.t3346_max_s),
+                }
+            })
+            .collect()
     }
 
     /// The reduction that brings the affected cells back to baseline × headroom.

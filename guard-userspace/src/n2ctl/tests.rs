@@ -53,6 +53,23 @@ impl World {
         ds.peer = gnb_of(c);
     }
 
+    /// A SUCI-only registration in cell `c` with RRC cause `cause`: the data plane counts it on the
+    /// cell and keys its device by (gNB, RAN-UE-NGAP-ID), a one-shot identity.
+    fn suci_attempt(&mut self, c: u64, cause: u32, ran_ue: u32) {
+        let k = cell(c);
+        let cs = self.cells.entry(k).or_insert(CellSample { key: k, peer: gnb_of(c), tac: 1, ..Default::default() });
+        cs.initial_ue += 1;
+        cs.registration_requests += 1;
+        cs.suci_only += 1;
+        cs.suci_causes[cause as usize] += 1;
+        let d = N2DeviceKey::ran_ue(&gnb_of(c), ran_ue).expect("v4");
+        let ds = self.devices.entry(d).or_insert(DeviceSample { key: d, ..Default::default() });
+        ds.attempts += 1;
+        ds.registration_requests += 1;
+        ds.cell = k;
+        ds.peer = gnb_of(c);
+    }
+
     /// One attempt per cell per second from the background population (baseline 1/s).
     fn background(&mut self) {
         for c in 0..6 {
@@ -506,4 +523,113 @@ fn the_example_n2_config_parses_and_validates() {
     assert!(runner::N2File::read(None).expect("defaults").hook.is_none());
     let bad = runner::N2Dataplane { enforce: vec!["everything".into()], ..runner::N2Dataplane::default() };
     assert!(bad.config().is_err());
+}
+
+/// `secs` seconds of SUCI-only registrations, `per_s` per second in each of `cells` (cause
+/// mo-Signalling, 3), beside the background; every attempt a new RAN-UE-NGAP-ID.
+fn suci_storm(w: &mut World, e: &mut N2Engine, cells: &[u64], per_s: u32, secs: u64) -> Vec<Response> {
+    let mut r = Vec::new();
+    let mut id = 0u32;
+    for _ in 0..secs {
+        w.background();
+        for &c in cells {
+            for _ in 0..per_s {
+                id += 1;
+                w.suci_attempt(c, 3, id);
+            }
+        }
+        r.extend(w.tick(e).responses);
+    }
+    r
+}
+
+#[test]
+fn a_suci_only_storm_is_attributed_to_its_cells_by_pattern() {
+    let (mut w, mut e) = (World::default(), engine());
+    assert!(quiet(&mut w, &mut e, 120).is_empty());
+    // Cells 0 (gNB 1) and 4 (gNB 2): 10 SUCI-only registrations a second each, no device twice.
+    let r = suci_storm(&mut w, &mut e, &[0, 4], 10, 200);
+    let first = r.first().expect("the storm is answered");
+    assert_eq!(
+        (first.level, first.attribution, first.class),
+        (1, Attribution::CellPattern, StormClass::RegistrationStorm)
+    );
+    assert!(first.devices.is_empty(), "one-shot identities are never listed: {:?}", first.devices);
+    let named: Vec<&str> = first.pattern.iter().map(|p| p.cell.as_str()).collect();
+    assert_eq!(named, [cell_str(&cell(0)), cell_str(&cell(4))]);
+    for p in &first.pattern {
+        assert_eq!((p.identity, p.rrc_cause, p.rrc_cause_name), ("suci_only", Some(3), Some("mo-Signalling")));
+        assert!(p.suci_share > 0.75 && p.rrc_cause_share == 1.0, "{p:?}");
+    }
+    // Not contained (the senders ignore the back-off): barring, then overload, of those cells and
+    // gNBs alone, one level at a time.
+    let levels: Vec<u8> = actions(&r).iter().map(|a| a.1).collect();
+    assert_eq!(levels, [1, 2, 3], "{:?}", actions(&r));
+    for x in &r {
+        let barred: Vec<&str> = x.access_barring.iter().map(|b| b.cell.as_str()).collect();
+        assert!(barred.iter().all(|c| *c == cell_str(&cell(0)) || *c == cell_str(&cell(4))), "{barred:?}");
+        assert_eq!(x.attribution, Attribution::CellPattern);
+    }
+    let ov = r.iter().find_map(|x| x.overload.as_ref()).expect("OVERLOAD START");
+    assert_eq!(ov.gnbs, ["10.100.0.1", "10.100.0.2"]);
+    // Over: back down to clear.
+    let r = quiet(&mut w, &mut e, 60);
+    assert_eq!(r.last().map(|x| x.action), Some(ResponseAction::Clear));
+}
+
+#[test]
+fn a_crowd_of_half_new_devices_is_no_pattern_storm() {
+    // A crowd: half registered phones (5G-S-TMSI), half new devices (SUCI), each once.
+    let (mut w, mut e) = (World::default(), engine());
+    quiet(&mut w, &mut e, 120);
+    let mut id = 0u32;
+    let mut classes = Vec::new();
+    for _ in 0..60 {
+        w.background();
+        for i in 0..10 {
+            id += 1;
+            if i % 2 == 0 {
+                w.suci_attempt(0, 3, id);
+            } else {
+                w.attempt(dev(2_000_000 + id), 0);
+            }
+        }
+        let out = w.tick(&mut e);
+        assert!(out.responses.is_empty(), "{:?}", out.responses);
+        classes.extend(out.transitions.iter().map(|t| t.to));
+    }
+    assert_eq!(classes.first(), Some(&StormClass::FlashCrowd));
+    assert!(!classes.contains(&StormClass::RegistrationStorm));
+}
+
+#[test]
+fn a_cell_of_new_devices_is_judged_against_its_own_suci_share() {
+    // Cell 2 normally serves mostly new devices (a factory provisioning line: 40 % SUCI); a hot
+    // spell at 80 % SUCI is 2× its normal share, below suci_share_ratio (3): not a pattern.
+    let (mut w, mut e) = (World::default(), engine());
+    let mut id = 0u32;
+    for s in 0..120u32 {
+        w.background();
+        if s % 5 < 2 {
+            id += 1;
+            w.suci_attempt(2, 3, id);
+        } else {
+            w.attempt(dev(3_000_000 + s), 2);
+        }
+        assert!(w.tick(&mut e).responses.is_empty());
+    }
+    for _ in 0..60 {
+        w.background();
+        for i in 0..10 {
+            id += 1;
+            if i < 8 {
+                w.suci_attempt(2, 3, id);
+            } else {
+                w.attempt(dev(4_000_000 + id), 2);
+            }
+        }
+        let out = w.tick(&mut e);
+        assert!(out.responses.is_empty(), "{:?}", out.responses);
+    }
+    assert!(e.last_evidence.pattern_cells == 0 && e.last_evidence.hot_cells > 0, "{:?}", e.last_evidence);
 }

@@ -8,6 +8,10 @@
 //!   device is named in any response.
 //! - INIT flood: every DATA chunk of the established associations arrives, the rogue's INITs are
 //!   capped by its setup stage, and only the rogue is staged (DESIGN §2: only setup is shed).
+//! - SUCI-only storm (issue 18): attributed by cell and pattern (`cell_pattern`); the cells the
+//!   responses name (pattern back-off or barring) against the storm's true cells, with the
+//!   scenario's precision and recall; no other cell ever barred, no gNB outside the storm sent an
+//!   overload, no device listed (a SUCI-only attempt has no identity that lasts).
 
 use std::collections::BTreeSet;
 
@@ -45,6 +49,11 @@ pub fn responses(rec: &Recorded) -> Vec<ResponseLine> {
                 .map(|a| a.iter().filter_map(|b| b["cell"].as_str().map(str::to_owned)).collect())
                 .unwrap_or_default(),
             reduction_pct: v["overload"]["traffic_load_reduction_pct"].as_u64(),
+            attribution: v["attribution"].as_str().unwrap_or("").to_owned(),
+            pattern_cells: v["pattern"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|b| b["cell"].as_str().map(str::to_owned)).collect())
+                .unwrap_or_default(),
         })
         .collect()
 }
@@ -58,6 +67,7 @@ pub fn judge(s: &N2Scenario, truth: &Truth, rec: &Recorded) -> Vec<Check> {
         Kind::Storm => storm(s, truth, rec, &mut out),
         Kind::Crowd => crowd(rec, &mut out),
         Kind::InitFlood => init_flood(s, truth, rec, &mut out),
+        Kind::SuciStorm => suci_storm(s, truth, rec, &mut out),
     }
     out
 }
@@ -129,6 +139,90 @@ fn storm(s: &N2Scenario, truth: &Truth, rec: &Recorded, out: &mut Vec<Check>) {
         }
     }
     out.push(check("escalated one level at a time", ok && steps.len() == 3, steps.join(", ")));
+}
+
+/// Cell-level precision and recall of a SUCI-only storm's attribution.
+///
+/// - *Named*: every cell any response names, in its pattern back-off or its barring.
+/// - *Precision*: the share of named cells that are the storm's cells; *recall*: the share of the
+///   storm's cells that are named. (Devices: none may be named, see below.)
+fn suci_storm(s: &N2Scenario, truth: &Truth, rec: &Recorded, out: &mut Vec<Check>) {
+    let e = &s.expect;
+    let cells_of = |v: &Value, field: &str| -> Vec<String> {
+        v[field]
+            .as_array()
+            .map(|a| a.iter().filter_map(|b| b["cell"].as_str().map(str::to_owned)).collect())
+            .unwrap_or_default()
+    };
+    let mut named = BTreeSet::new();
+    let mut barred = BTreeSet::new();
+    let mut gnbs = BTreeSet::new();
+    for v in &rec.hook {
+        named.extend(cells_of(v, "pattern"));
+        named.extend(cells_of(v, "access_barring"));
+        barred.extend(cells_of(v, "access_barring"));
+        gnbs.extend(strs(&v["overload"]["gnbs"]));
+    }
+    let first = rec.hook.iter().find(|v| v["level"].as_u64().unwrap_or(0) >= 1);
+    let attr: Vec<String> = rec.hook.iter().filter_map(|v| v["attribution"].as_str().map(str::to_owned)).collect();
+    out.push(check(
+        "attributed by cell and pattern",
+        first.is_some() && attr.iter().all(|a| a == "cell_pattern"),
+        match first {
+            Some(f) => format!(
+                "first response {:.1} s after the onset, attribution {:?}; all: {:?}",
+                t_of(rec, f) - truth.onset_s,
+                f["attribution"],
+                attr.iter().collect::<BTreeSet<_>>()
+            ),
+            None => "no response".to_owned(),
+        },
+    ));
+    let hit = named.intersection(&truth.suci_cells).count() as f64;
+    let precision = if named.is_empty() { 0.0 } else { hit / named.len() as f64 };
+    let recall = if truth.suci_cells.is_empty() { 0.0 } else { hit / truth.suci_cells.len() as f64 };
+    out.push(check(
+        "storm cells named: precision",
+        precision >= e.min_precision,
+        format!(
+            "{precision:.3} ({hit} of {} named cells are the storm's: {named:?}; at least {})",
+            named.len(),
+            e.min_precision
+        ),
+    ));
+    out.push(check(
+        "storm cells named: recall",
+        recall >= e.min_recall,
+        format!(
+            "{recall:.3} ({hit} of {} storm cells named: {:?}; at least {})",
+            truth.suci_cells.len(),
+            truth.suci_cells,
+            e.min_recall
+        ),
+    ));
+    let benign_barred: Vec<&String> = barred.difference(&truth.suci_cells).collect();
+    let all_barred = truth.suci_cells.is_subset(&barred);
+    out.push(check(
+        "the storm's cells barred, no benign cell barred",
+        all_barred && benign_barred.is_empty(),
+        format!("barred {barred:?}; benign barred {benign_barred:?}"),
+    ));
+    let stray: Vec<&String> = gnbs.difference(&truth.suci_gnbs).collect();
+    out.push(check(
+        "overload only to the storm's gNBs",
+        stray.is_empty(),
+        format!("overload gNBs {gnbs:?}, storm gNBs {:?}", truth.suci_gnbs),
+    ));
+    let listed: usize = rec.hook.iter().map(|v| v["devices"].as_array().map_or(0, Vec::len)).sum();
+    out.push(check(
+        "no one-shot identity listed as a device",
+        listed == 0,
+        format!(
+            "{} responses, {listed} device entries; {} SUCI-only storm attempts",
+            rec.hook.len(),
+            truth.attempts_suci
+        ),
+    ));
 }
 
 fn crowd(rec: &Recorded, out: &mut Vec<Check>) {

@@ -63,6 +63,10 @@ pub struct ResponseLine {
     pub gnbs: Vec<String>,
     pub cells: Vec<String>,
     pub reduction_pct: Option<u64>,
+    /// `devices`, `cell_pattern`, ... (docs/n2.md §4.6).
+    pub attribution: String,
+    /// Cells named by a pattern back-off (a cell-pattern storm).
+    pub pattern_cells: Vec<String>,
 }
 
 /// Sent and received frames of one source and kind.

@@ -96,6 +96,8 @@ pub struct Tx {
 enum Dev {
     Tmsi(u32),
     Suci(u64),
+    /// SUCI-only with a given RRC establishment cause.
+    SuciCause(u64, u8),
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -198,6 +200,10 @@ pub struct Truth {
     /// INIT flood: the rogue and the established gNBs.
     pub rogue: Option<Ipv4Addr>,
     pub gnbs: Vec<Ipv4Addr>,
+    /// SUCI-only storm: its cells and their gNBs, as the hook names them, and its attempts.
+    pub suci_cells: BTreeSet<String>,
+    pub suci_gnbs: BTreeSet<String>,
+    pub attempts_suci: u64,
 }
 
 /// The scenario's traffic, as timed events.
@@ -284,6 +290,32 @@ impl Model {
                 }
             }
         }
+        if let Some(st) = &s.suci_storm {
+            truth.onset_s = st.onset_s;
+            // MSINs never reused: no attempt can be linked to another by identity.
+            let mut msin = 7_000_000_000u64;
+            let period = 1.0 / st.rate_per_cell;
+            for &[g, c] in &st.cells {
+                truth.suci_cells.insert(cell_name(g, c));
+                truth.suci_gnbs.insert(gnb_addr(g).to_string());
+                let mut t = st.onset_s + period * rng.unit();
+                while t < st.onset_s + st.length_s {
+                    msin += 1;
+                    ev.push((t, Event::Attempt { g, c, dev: Dev::SuciCause(msin, st.cause) }));
+                    truth.attempts_suci += 1;
+                    t += period * (0.7 + 0.6 * rng.unit());
+                }
+            }
+            if st.benign_new_per_s > 0.0 {
+                let n = (dur * st.benign_new_per_s) as u64;
+                for k in 0..n {
+                    let cell = (rng.next() % u64::from(cells)) as u32;
+                    let t = (0.5 + (dur - 0.5) * rng.unit()).min(dur - 0.01);
+                    let dev = Dev::Suci(8_000_000_000 + k);
+                    ev.push((t, Event::Attempt { g: cell / s.ran.cells_per_gnb, c: cell % s.ran.cells_per_gnb, dev }));
+                }
+            }
+        }
         let mut rogue = None;
         if let Some(f) = &s.init_flood {
             truth.rogue = Some(f.rogue);
@@ -355,6 +387,9 @@ impl Model {
                     Dev::Suci(msin) => {
                         InitialUeMessage::nr(ran_ue, cell).nas(ngap::registration_request_suci(&PLMN_00101, msin))
                     }
+                    Dev::SuciCause(msin, cause) => InitialUeMessage::nr(ran_ue, cell)
+                        .cause(cause)
+                        .nas(ngap::registration_request_suci(&PLMN_00101, msin)),
                 };
                 out.push(a.data(&msg.encode()));
                 let nas = authentication_response(ran_ue);

@@ -34,6 +34,7 @@ pub struct N2Scenario {
     pub storm: Option<StormSpec>,
     pub crowd: Option<CrowdSpec>,
     pub init_flood: Option<InitFloodSpec>,
+    pub suci_storm: Option<SuciStormSpec>,
     #[serde(default)]
     pub expect: ExpectSpec,
     /// The N2 configuration of `guard run` (`--n2-config`), as in `config/n2.example.toml`. The lab
@@ -121,6 +122,31 @@ fn default_half() -> f64 {
     0.5
 }
 
+/// A storm of SUCI-only registrations (issue 18): every attempt from a SUCI never seen before
+/// (a cohort misprovisioned by a re-flash, devices that discard their GUTI, or a forger), so no
+/// device repeats; the guard must attribute it to its cells by pattern.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuciStormSpec {
+    pub onset_s: f64,
+    pub length_s: f64,
+    /// The storm's cells, as [gNB index, cell index] pairs.
+    pub cells: Vec<[u32; 2]>,
+    /// SUCI-only Registration Requests per second in each of those cells.
+    pub rate_per_cell: f64,
+    /// Their RRC establishment cause (TS 38.413 §9.3.1.111 root index; 3 mo-Signalling).
+    #[serde(default = "default_cause")]
+    pub cause: u8,
+    /// Benign new devices registering with a SUCI anywhere (every cell, the whole scenario, each
+    /// once), so a SUCI-only attempt alone proves nothing.
+    #[serde(default)]
+    pub benign_new_per_s: f64,
+}
+
+fn default_cause() -> u8 {
+    3
+}
+
 /// An INIT flood from a rogue source while the established associations carry DATA.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -167,6 +193,7 @@ pub enum Kind {
     Storm,
     Crowd,
     InitFlood,
+    SuciStorm,
 }
 
 impl N2Scenario {
@@ -186,6 +213,8 @@ impl N2Scenario {
             Kind::Storm
         } else if self.crowd.is_some() {
             Kind::Crowd
+        } else if self.suci_storm.is_some() {
+            Kind::SuciStorm
         } else {
             Kind::InitFlood
         }
@@ -193,9 +222,12 @@ impl N2Scenario {
 
     /// Bounds that keep a scenario a lab run: bounded in time and packets.
     fn validate(&self) -> Result<()> {
-        let n = [self.storm.is_some(), self.crowd.is_some(), self.init_flood.is_some()].iter().filter(|b| **b).count();
+        let n = [self.storm.is_some(), self.crowd.is_some(), self.init_flood.is_some(), self.suci_storm.is_some()]
+            .iter()
+            .filter(|b| **b)
+            .count();
         if n != 1 {
-            bail!("exactly one of [storm], [crowd], [init_flood] (got {n})");
+            bail!("exactly one of [storm], [crowd], [init_flood], [suci_storm] (got {n})");
         }
         if !(self.duration_s > 0.0 && self.duration_s <= 120.0) {
             bail!("duration_s must be within (0, 120]");
@@ -245,6 +277,17 @@ impl N2Scenario {
             }
             if (0..self.ran.gnbs).any(|g| crate::n2lab::ran::gnb_addr(g) == f.rogue) {
                 bail!("init_flood: the rogue must not be one of the gNBs");
+            }
+        }
+        if let Some(s) = &self.suci_storm {
+            if !window(s.onset_s, s.length_s) || s.cells.is_empty() || s.cells.iter().any(|c| !cell_ok(c[0], c[1])) {
+                bail!("suci_storm: onset + length within duration_s, cells within [ran]");
+            }
+            if !(s.rate_per_cell > 0.0 && s.rate_per_cell <= 500.0 && (0.0..=100.0).contains(&s.benign_new_per_s)) {
+                bail!("suci_storm: rate_per_cell within (0, 500], benign_new_per_s within [0, 100]");
+            }
+            if s.cause > 9 {
+                bail!("suci_storm: cause is a root index 0..=9 (TS 38.413 §9.3.1.111)");
             }
         }
         if self.n2.contains_key("hook") {

@@ -95,17 +95,23 @@ impl Report {
             if r.responses.is_empty() {
                 let _ = writeln!(s, "none\n");
             } else {
-                let _ = writeln!(s, "| t (s) | action | level | reason | devices | gNBs | barred cells | reduction |");
-                let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
+                let _ = writeln!(
+                    s,
+                    "| t (s) | action | level | reason | attribution | devices | pattern cells | gNBs | barred cells | \
+                     reduction |"
+                );
+                let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|");
                 for x in &r.responses {
                     let _ = writeln!(
                         s,
-                        "| {:.1} | {} | {} | {} | {} | {} | {} | {} |",
+                        "| {:.1} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                         x.t_s,
                         x.action,
                         x.level,
                         x.reason,
+                        x.attribution,
                         x.devices,
+                        x.pattern_cells.join(" "),
                         x.gnbs.join(" "),
                         x.cells.join(" "),
                         x.reduction_pct.map(|p| format!("{p}%")).unwrap_or_default()

@@ -319,8 +319,9 @@ fn ue_diffs(t: &TsUe, u: &InitialUe) -> Vec<String> {
         bad.push(format!("5G-S-TMSI {ours:?} vs {:?}", t.s_tmsi));
     }
     // RRCEstablishmentCause is an extensible ENUMERATED with 10 root values (§9.3.1.111): the
-    // guard keeps the root index and marks an extension value as RRC_CAUSE_NONE.
-    let want_cause = t.cause.map(|c| if c < 10 { c as u32 } else { RRC_CAUSE_NONE });
+    // guard reports the enumeration's own number, extension values after the roots
+    // (notAvailable 10, mo-ExceptionData 11), as tshark does.
+    let want_cause = t.cause.map(|c| c as u32);
     let got_cause = (u.present & UE_HAS_RRC_CAUSE != 0).then_some(u.rrc_cause);
     if want_cause != got_cause {
         bad.push(format!("RRCEstablishmentCause {got_cause:?} vs {:?}", t.cause));
@@ -428,11 +429,13 @@ mod tests {
             let d = ue_diffs(&t, &u);
             assert!(d.len() == 1 && d[0].contains(what), "{what}: {d:?}");
         }
-        // An extension cause (tshark: 10, notAvailable) is the guard's RRC_CAUSE_NONE.
+        // An extension cause (tshark: 10, notAvailable) is the guard's 10 too, never "none".
         let ext = TsUe { cause: Some(10), ..ts_ue(&serde_json::from_str(TSHARK_UE).expect("sample JSON")) };
         let mut u = guard_ue();
         assert_eq!(ue_diffs(&ext, &u).len(), 1);
         u.rrc_cause = RRC_CAUSE_NONE;
+        assert_eq!(ue_diffs(&ext, &u).len(), 1);
+        u.rrc_cause = guard_common::parse::ngap::RRC_NGAP_NOT_AVAILABLE;
         assert!(ue_diffs(&ext, &u).is_empty());
     }
 

@@ -142,6 +142,7 @@ fn storm_checks(
         }),
         crowd: None,
         init_flood: None,
+        suci_storm: None,
         expect: ExpectSpec { overload_within_s: 20.0, ..ExpectSpec::default() },
         n2,
     };
