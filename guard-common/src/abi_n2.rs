@@ -18,7 +18,7 @@
 use crate::abi::{L3Addr, Limit, StageEntry, TatSlot, META_MAGIC};
 
 /// Bump on any change to an N2 map's key or value layout, type, or the meaning of a field.
-pub const N2_SCHEMA_VERSION: u32 = 3;
+pub const N2_SCHEMA_VERSION: u32 = 4;
 /// [`crate::abi::Meta::program`] of pins written by the N2 loader.
 pub const META_PROG_N2: u32 = 2;
 
@@ -37,6 +37,8 @@ pub const MAP_N2_EVENTS: &str = "N2_EVENTS";
 pub const MAP_N2_PCPU_TAT: &str = "N2_PCPU_TAT";
 pub const MAP_N2_COOKIES: &str = "N2_COOKIES";
 pub const MAP_N2_ASSOC: &str = "N2_ASSOC";
+pub const MAP_N2_VTAGS: &str = "N2_VTAGS";
+pub const MAP_N2_ALIAS: &str = "N2_ALIAS";
 /// Name of the N2 XDP program in the object file.
 pub const PROG_N2: &str = "guard_n2";
 /// Name of the N2 egress classifier (TC) in the object file: it watches the AMF's INIT ACKs and
@@ -65,6 +67,11 @@ pub const N2_EVENTS_RING_BYTES: u32 = 1 << 16;
 pub const N2_DEFAULT_MAX_COOKIES: u32 = 1 << 16;
 /// `N2_ASSOC`: (peer address, peer port) of associations the AMF accepted.
 pub const N2_DEFAULT_MAX_ASSOC: u32 = 1 << 14;
+/// `N2_VTAGS`: the peer's verification tag of each association the AMF talks to → the address
+/// it first sent that association's chunks to (its primary path).
+pub const N2_DEFAULT_MAX_VTAGS: u32 = 1 << 14;
+/// `N2_ALIAS`: the other addresses of multi-homed peers (RFC 9260 §6.4) → their primary.
+pub const N2_DEFAULT_MAX_ALIAS: u32 = 1 << 14;
 
 /// Chunk classes: the index into [`N2PeerState::chunks`] (and the per-packet counts of the
 /// parser). RFC 9260 §3.2 chunk types.
@@ -373,7 +380,11 @@ pub const N2_STAT_EGRESS_ASSOC: u32 = 12;
 pub const N2_STAT_FRAGMENTS: u32 = 13;
 /// First fragments of SCTP packets (judged like whole packets on the chunks they hold).
 pub const N2_STAT_FIRST_FRAGMENTS: u32 = 14;
-pub const N2_STAT_COUNT: u32 = 15;
+/// Packets from another address of a multi-homed peer, counted and judged as that peer.
+pub const N2_STAT_ALIASED: u32 = 15;
+/// Egress: addresses learned as another path of an association (`N2_ALIAS`).
+pub const N2_STAT_EGRESS_ALIAS: u32 = 16;
+pub const N2_STAT_COUNT: u32 = 17;
 
 /// [`N2Event::kind`] values.
 /// A peer's setup packets exceeded the stage-0 profile limit.
@@ -421,6 +432,16 @@ pub struct N2PortKey {
     pub _pad: u16,
 }
 
+/// Key of `N2_VTAGS`: an association as the AMF addresses it (the peer's verification tag, RFC
+/// 9260 §8.5, and the peer's port, the same on every path of the association).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct N2VtagKey {
+    pub tag: u32,
+    pub port: u16,
+    pub _pad: u16,
+}
+
 /// Value of `N2_ASSOC`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -452,6 +473,7 @@ pub const fn n2_layout_fingerprint() -> u64 {
         core::mem::size_of::<N2TagKey>(),
         core::mem::size_of::<N2PortKey>(),
         core::mem::size_of::<N2AssocState>(),
+        core::mem::size_of::<N2VtagKey>(),
         CHUNK_CLASS_COUNT,
         PROC_CLASS_COUNT,
     ];
@@ -485,4 +507,5 @@ const _: () = assert!(core::mem::size_of::<N2Config>() == 4 * 4 + 16 + 8 + 16 + 
 const _: () = assert!(core::mem::size_of::<N2TagKey>() == 20 + 2 + 2 + 4);
 const _: () = assert!(core::mem::size_of::<N2PortKey>() == 20 + 2 + 2);
 const _: () = assert!(core::mem::size_of::<N2AssocState>() == 8 * 4);
+const _: () = assert!(core::mem::size_of::<N2VtagKey>() == 4 + 2 + 2);
 const _: () = assert!(core::mem::size_of::<N2Event>() == 8 + 4 + 4 + 20 + 4 + 24);

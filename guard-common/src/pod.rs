@@ -31,3 +31,4 @@ unsafe impl aya::Pod for crate::abi_n2::N2Event {}
 unsafe impl aya::Pod for crate::abi_n2::N2TagKey {}
 unsafe impl aya::Pod for crate::abi_n2::N2PortKey {}
 unsafe impl aya::Pod for crate::abi_n2::N2AssocState {}
+unsafe impl aya::Pod for crate::abi_n2::N2VtagKey {}

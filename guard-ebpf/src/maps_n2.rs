@@ -10,8 +10,9 @@ use guard_common::{
     abi::{L3Addr, StageEntry, TatSlot},
     abi_n2::{
         N2AssocState, N2CellKey, N2CellState, N2Config, N2DeviceKey, N2DeviceState, N2PeerState, N2PortKey, N2TagKey,
-        N2_DEFAULT_MAX_ALLOW, N2_DEFAULT_MAX_ASSOC, N2_DEFAULT_MAX_CELLS, N2_DEFAULT_MAX_COOKIES,
-        N2_DEFAULT_MAX_DEVICES, N2_DEFAULT_MAX_PEERS, N2_DEFAULT_MAX_PEER_STAGES, N2_EVENTS_RING_BYTES, N2_STAT_COUNT,
+        N2VtagKey, N2_DEFAULT_MAX_ALIAS, N2_DEFAULT_MAX_ALLOW, N2_DEFAULT_MAX_ASSOC, N2_DEFAULT_MAX_CELLS,
+        N2_DEFAULT_MAX_COOKIES, N2_DEFAULT_MAX_DEVICES, N2_DEFAULT_MAX_PEERS, N2_DEFAULT_MAX_PEER_STAGES,
+        N2_DEFAULT_MAX_VTAGS, N2_EVENTS_RING_BYTES, N2_STAT_COUNT,
     },
     parse::{n2::N2Malformed, n2::N2Packet, ngap::InitialUe},
     policy_n2::N2Verdict,
@@ -63,6 +64,15 @@ pub static N2_COOKIES: LruHashMap<N2TagKey, u64> = LruHashMap::pinned(N2_DEFAULT
 /// (ingress).
 #[map(name = "N2_ASSOC")]
 pub static N2_ASSOC: LruHashMap<N2PortKey, N2AssocState> = LruHashMap::pinned(N2_DEFAULT_MAX_ASSOC, 0);
+
+/// The peer's verification tag of each association → the address the AMF first sent it to
+/// (egress).
+#[map(name = "N2_VTAGS")]
+pub static N2_VTAGS: LruHashMap<N2VtagKey, L3Addr> = LruHashMap::pinned(N2_DEFAULT_MAX_VTAGS, 0);
+
+/// Other addresses of multi-homed peers → the peer (egress writes, ingress reads).
+#[map(name = "N2_ALIAS")]
+pub static N2_ALIAS: LruHashMap<L3Addr, L3Addr> = LruHashMap::pinned(N2_DEFAULT_MAX_ALIAS, 0);
 
 #[map(name = "N2_EVENTS")]
 pub static N2_EVENTS: RingBuf = RingBuf::pinned(N2_EVENTS_RING_BYTES, 0);

@@ -27,7 +27,7 @@ use guard_common::{
     abi_n2::{
         N2CellKey, N2CellState, N2Config, N2DeviceKey, N2DeviceState, N2Event, N2PeerState, N2PortKey, N2TagKey,
         CHUNK_CLASS_COUNT, N2_EVENT_SETUP_LIMITED, N2_EVENT_SETUP_OVER_LIMIT, N2_PROT_ALLOWLIST, N2_PROT_MALFORMED,
-        N2_PROT_QUARANTINE, N2_SETUP_COOKIE_REQUIRED, N2_STAT_COOKIE_ISSUED, N2_STAT_COOKIE_UNISSUED,
+        N2_PROT_QUARANTINE, N2_SETUP_COOKIE_REQUIRED, N2_STAT_ALIASED, N2_STAT_COOKIE_ISSUED, N2_STAT_COOKIE_UNISSUED,
         N2_STAT_EVENTS_LOST, N2_STAT_EVENTS_SENT, N2_STAT_EVENTS_SUPPRESSED, N2_STAT_FIRST_FRAGMENTS,
         N2_STAT_FRAGMENTS, N2_STAT_INIT_REESTABLISH, N2_STAT_MAP_UPDATE_FAILED, N2_STAT_NGAP_UNPARSED,
         N2_STAT_NO_CONFIG, N2_STAT_UE_SKIPPED, N2_STAT_WALK_CUT, PEER_FLAG_NGAP, PEER_FLAG_S1AP, PROC_CLASS_COUNT,
@@ -46,9 +46,9 @@ use crate::{
     counters::{add, add32, zero},
     cursor::XdpPacket,
     maps_n2::{
-        N2_ALLOW, N2_ASSOC, N2_CELLS, N2_CONFIG, N2_COOKIES, N2_DEVICES, N2_EVENTS, N2_MALFORMED, N2_NEW_CELL,
-        N2_NEW_DEV, N2_NEW_PEER, N2_PCPU_TAT, N2_PEERS, N2_PEER_STAGES, N2_PKT, N2_SHADOW, N2_STATS, N2_UE,
-        N2_VERDICTS,
+        N2_ALIAS, N2_ALLOW, N2_ASSOC, N2_CELLS, N2_CONFIG, N2_COOKIES, N2_DEVICES, N2_EVENTS, N2_MALFORMED,
+        N2_NEW_CELL, N2_NEW_DEV, N2_NEW_PEER, N2_PCPU_TAT, N2_PEERS, N2_PEER_STAGES, N2_PKT, N2_SHADOW, N2_STATS,
+        N2_UE, N2_VERDICTS,
     },
 };
 
@@ -122,6 +122,14 @@ fn verdict(ctx: &XdpContext, len: u64) -> N2Verdict {
         Ok(true) => {}
         Ok(false) => return N2Verdict::PassNotN2,
         Err(m) => return malformed(cfg, p, m, len),
+    }
+    // Another path of a multi-homed peer (RFC 9260 §6.4, learned on egress): the peer is its
+    // primary address, for the allow-list, counters and stages alike; a path switch is not a
+    // new peer.
+    // SAFETY: a live LRU map value, copied out at once.
+    if let Some(primary) = unsafe { N2_ALIAS.get(&p.src) }.copied() {
+        p.src = primary;
+        stat(N2_STAT_ALIASED);
     }
     // The chunk walk: one subprogram call per chunk (see `chunk_step`).
     for _ in 0..MAX_CHUNKS {
@@ -401,7 +409,7 @@ fn policy(cfg: &N2Config, p: &N2Packet, len: u64) -> N2Verdict {
     let mut issued = false;
     let mut unissued = false;
     if p.has_cookie_echo() && cfg.cookie_life_ns != 0 {
-        let key = N2TagKey { peer: p.src, port: p.sport, _pad: 0, tag: p.vtag };
+        let key = N2TagKey { peer: p.wire_src, port: p.sport, _pad: 0, tag: p.vtag };
         // SAFETY: a live LRU map value, read once.
         issued = match unsafe { N2_COOKIES.get(&key) } {
             Some(t) => now.wrapping_sub(*t) <= cfg.cookie_life_ns,
@@ -428,7 +436,7 @@ fn policy(cfg: &N2Config, p: &N2Packet, len: u64) -> N2Verdict {
         // An INIT from a port the AMF had an association with gets that port's own lane (looked
         // up only for a staged peer's INIT: the common path does not pay for it).
         let lane = if p.has_init() && cfg.reestablish.interval_ns != 0 {
-            let key = N2PortKey { peer: p.src, port: p.sport, _pad: 0 };
+            let key = N2PortKey { peer: p.wire_src, port: p.sport, _pad: 0 };
             match N2_ASSOC.get_ptr_mut(&key) {
                 // SAFETY: a live LRU map value.
                 Some(a) if now.wrapping_sub(unsafe { (*a).up_ns }) <= cfg.assoc_memory_ns => Some(a),

@@ -144,6 +144,8 @@ pub fn load_object(pins: &PinDir, max_devices: u32, cfg: &GuardConfig, obj: &[u8
         // The N2 setup maps of the shared object: unused by guard_n3, kept tiny.
         .map_max_entries(guard_common::abi_n2::MAP_N2_COOKIES, 1)
         .map_max_entries(guard_common::abi_n2::MAP_N2_ASSOC, 1)
+        .map_max_entries(guard_common::abi_n2::MAP_N2_VTAGS, 1)
+        .map_max_entries(guard_common::abi_n2::MAP_N2_ALIAS, 1)
         .load(obj)
         .map_err(LoadError::Object)?;
     let prog: &mut Xdp = ebpf

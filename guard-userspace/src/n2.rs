@@ -96,6 +96,8 @@ pub fn n2_specs(o: &LoadOpts) -> Vec<MapSpec> {
         spec(MAP_N2_EVENTS, MapType::RingBuf, 0, 0, N2_EVENTS_RING_BYTES),
         spec(MAP_N2_COOKIES, MapType::LruHash, size::<N2TagKey>(), 8, N2_DEFAULT_MAX_COOKIES),
         spec(MAP_N2_ASSOC, MapType::LruHash, size::<N2PortKey>(), size::<N2AssocState>(), N2_DEFAULT_MAX_ASSOC),
+        spec(MAP_N2_VTAGS, MapType::LruHash, size::<N2VtagKey>(), size::<L3Addr>(), N2_DEFAULT_MAX_VTAGS),
+        spec(MAP_N2_ALIAS, MapType::LruHash, size::<L3Addr>(), size::<L3Addr>(), N2_DEFAULT_MAX_ALIAS),
     ]
 }
 
@@ -333,6 +335,7 @@ pub struct N2Maps {
     pub stats: PerCpuArray<MapData, Counter>,
     pub cookies: HashMap<MapData, N2TagKey, u64>,
     pub assoc: HashMap<MapData, N2PortKey, N2AssocState>,
+    pub alias: HashMap<MapData, L3Addr, L3Addr>,
 }
 
 fn optional<T>(r: Result<T, MapError>, name: &'static str) -> Result<Option<T>, MapsError> {
@@ -376,6 +379,7 @@ impl N2Maps {
             stats: PerCpuArray::try_from(get(MAP_N2_STATS)?).map_err(err(MAP_N2_STATS))?,
             cookies: HashMap::try_from(get(MAP_N2_COOKIES)?).map_err(err(MAP_N2_COOKIES))?,
             assoc: HashMap::try_from(get(MAP_N2_ASSOC)?).map_err(err(MAP_N2_ASSOC))?,
+            alias: HashMap::try_from(get(MAP_N2_ALIAS)?).map_err(err(MAP_N2_ALIAS))?,
         })
     }
 
@@ -463,6 +467,11 @@ impl N2Maps {
 
     pub fn assoc_port(&self, key: &N2PortKey) -> Result<Option<N2AssocState>, MapsError> {
         optional(self.assoc.get(key, 0), MAP_N2_ASSOC)
+    }
+
+    /// Other addresses of multi-homed peers and their primary (`N2_ALIAS`).
+    pub fn aliases(&self) -> Vec<(L3Addr, L3Addr)> {
+        crate::maps::whole(&self.alias)
     }
 
     pub fn cookie_issued(&self, key: &N2TagKey) -> Result<Option<u64>, MapsError> {

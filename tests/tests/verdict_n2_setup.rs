@@ -42,7 +42,8 @@ const SCAPY: &str = r#"
 import sys, json, struct
 from scapy.all import Ether, IP, wrpcap, fragment, Packet, ByteField, FlagsField, ShortField, IntField, StrLenField
 from scapy.layers.sctp import (SCTP, SCTPChunkInit, SCTPChunkInitAck, SCTPChunkCookieEcho, SCTPChunkCookieAck,
-    SCTPChunkData, SCTPChunkSACK, SCTPChunkParamStateCookie, SCTPChunkParamIPv4Addr)
+    SCTPChunkData, SCTPChunkSACK, SCTPChunkParamStateCookie, SCTPChunkParamIPv4Addr, SCTPChunkHeartbeatReq,
+    SCTPChunkParamHeartbeatInfo, SCTPChunkAbort)
 
 class SCTPChunkIData(Packet):
     # RFC 8260 §2.1 (scapy 2.5 has no I-DATA): type 64, flags (I U B E), length, TSN, stream id,
@@ -84,6 +85,13 @@ for s in json.load(open(sys.argv[1])):
         pkt = eth / ip / sctp / SCTPChunkCookieAck()
     elif k == "sack":
         pkt = eth / ip / sctp / SCTPChunkSACK(cumul_tsn_ack=1, a_rwnd=65535)
+    elif k == "heartbeat":
+        pkt = eth / ip / sctp / SCTPChunkHeartbeatReq(params=[SCTPChunkParamHeartbeatInfo(data=b"\x01" * 12)])
+    elif k == "abort":
+        pkt = eth / ip / sctp / SCTPChunkAbort()
+    elif k == "data":
+        pkt = eth / ip / sctp / SCTPChunkData(tsn=1, stream_id=0, proto_id=60, beginning=1, ending=1,
+                                              data=bytes.fromhex(s["data"]))
     frames.append(pkt)
 wrpcap(sys.argv[2], frames)
 print(len(frames))
@@ -127,6 +135,9 @@ fn scapy(specs: &[Value]) -> Vec<Vec<u8>> {
             "init_ack" => &["2"],
             "cookie_ack" => &["11"],
             "sack" => &["3"],
+            "heartbeat" => &["4"],
+            "abort" => &["6"],
+            "data" => &["0"],
             "cookie_echo" if s.get("data").is_some() => &["10", "0"],
             "cookie_echo" if s.get("idata").is_some() => &["10", "64"],
             "cookie_echo" => &["10"],
@@ -373,4 +384,52 @@ fn ip_fragments_of_sctp_are_judged_not_passed_blind() {
     g.maps.allow_peer(&L3Addr::v4(GNB.octets())).expect("allow");
     assert_eq!(g.verdict(&other[1]), N2Verdict::DropNotAllowed);
     assert_eq!(g.verdict(&other[0]), N2Verdict::DropNotAllowed);
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn a_multi_homed_peer_is_one_peer_on_every_path() {
+    assert_root("verdict_n2_setup::a_multi_homed_peer_is_one_peer_on_every_path");
+    const SECOND: Ipv4Addr = Ipv4Addr::new(10, 101, 0, 11);
+    const STRANGER: Ipv4Addr = Ipv4Addr::new(10, 101, 0, 99);
+    const TAG: u32 = 0x0bad_cafe;
+    let f = scapy(&[
+        // Egress: the AMF's SACK to the gNB's primary address, then its path-verification
+        // HEARTBEAT (§5.4) to the gNB's second address, same association, same tag.
+        with(spec("sack", AMF, GNB, 38412, 38412), json!({"vtag": TAG})),
+        with(spec("heartbeat", AMF, SECOND, 38412, 38412), json!({"vtag": TAG})),
+        // An ABORT the AMF sends to an out-of-the-blue packet's source carries its tag back
+        // (§8.4): a forger could provoke it towards any address, so it teaches nothing.
+        with(spec("abort", AMF, STRANGER, 38412, 38412), json!({"vtag": TAG})),
+        // Ingress: DATA from the second address, and from the stranger.
+        with(spec("data", SECOND, AMF, 38412, 38412), json!({"vtag": 0x5eed, "data": NGAP_BYTES})),
+        with(spec("data", STRANGER, AMF, 38412, 38412), json!({"vtag": 0x5eed, "data": NGAP_BYTES})),
+    ]);
+    let mut cfg = config(true);
+    cfg.enabled |= N2_PROT_ALLOWLIST;
+    let mut g = load(&cfg);
+    g.maps.allow_peer(&L3Addr::v4(GNB.octets())).expect("allow the gNB's primary address only");
+    // Before the AMF has talked to the second address, it is a stranger.
+    assert_eq!(g.verdict(&f[3]), N2Verdict::DropNotAllowed);
+    for x in &f[..3] {
+        g.egress(x);
+    }
+    let aliases = g.maps.aliases();
+    assert_eq!(
+        aliases,
+        vec![(L3Addr::v4(SECOND.octets()), L3Addr::v4(GNB.octets()))],
+        "only the second path is learned"
+    );
+    assert_eq!(g.stat(N2_STAT_EGRESS_ALIAS), 1);
+    // Now the second path is the gNB: allowed, and counted on the gNB's own entry.
+    assert_eq!(g.verdict(&f[3]), N2Verdict::PassData);
+    assert_eq!(g.verdict(&f[4]), N2Verdict::DropNotAllowed, "the ABORTed address is not an alias");
+    let peer = g.maps.peer(&L3Addr::v4(GNB.octets())).expect("N2_PEERS").expect("the gNB's entry");
+    assert_eq!(peer.chunks[CHUNK_CLASS_DATA], 1, "the second path's DATA counted on the gNB");
+    assert!(g.maps.peer(&L3Addr::v4(SECOND.octets())).expect("N2_PEERS").is_none(), "no second peer");
+    assert_eq!(g.stat(N2_STAT_ALIASED), 1);
+    // A stage on the gNB holds on every path.
+    let q = stage_entry(STAGE_QUARANTINE, 0, 0, 600 * SEC);
+    g.maps.set_peer_stage(&L3Addr::v4(GNB.octets()), &q).expect("stage");
+    assert_eq!(g.verdict(&f[3]), N2Verdict::DropQuarantine);
 }

@@ -170,6 +170,12 @@ pub struct N2Packet {
     /// [`FRAG_NONE`], [`FRAG_FIRST`] or [`FRAG_LATER`].
     pub frag: u8,
     pub _pad: u8,
+    /// The IP source as on the wire. `src` is the peer: the same, unless the kernel found this
+    /// address to be another path of a multi-homed peer (`N2_ALIAS`, RFC 9260 §6.4) and
+    /// replaced `src` with the peer's primary address. Per-path state (issued cookies,
+    /// association ports) is keyed by the wire source.
+    pub wire_src: L3Addr,
+    pub _pad2: u32,
 }
 
 /// [`N2Packet::frag`]: a whole IP packet.
@@ -205,6 +211,8 @@ impl N2Packet {
         may_data: 0,
         frag: FRAG_NONE,
         _pad: 0,
+        wire_src: L3Addr::NONE,
+        _pad2: 0,
     };
 
     #[inline(always)]
@@ -301,6 +309,7 @@ pub fn parse_head<P: Packet + ?Sized>(
         return Ok(false);
     }
     out.src = l3.src;
+    out.wire_src = l3.src;
     if l3.fragment && !l3.frag_first {
         // A later fragment: no SCTP header to read (RFC 791 §3.2, RFC 8200 §4.5). The walk is
         // empty (`cur` = `end` = 0); the caller judges the source only.
@@ -475,7 +484,9 @@ pub enum Egress {
     /// A chunk only an established association sends: COOKIE ACK, DATA, I-DATA, SACK, HEARTBEAT,
     /// HEARTBEAT ACK. (Not ABORT, ERROR or SHUTDOWN COMPLETE: the AMF sends those in answer to
     /// out-of-the-blue packets, §8.4, so a forger could make it send them anywhere.)
-    Assoc { peer: L3Addr, port: u16 },
+    /// `vtag` is the packet's verification tag: the peer's tag of that association (§8.5),
+    /// the same on every path, so a second address the AMF sends it to is the same peer.
+    Assoc { peer: L3Addr, port: u16, vtag: u32 },
 }
 
 /// Parse a frame leaving towards the RAN: Ethernet (+VLAN), IPv4/IPv6, SCTP *from* the NGAP or
@@ -523,7 +534,7 @@ pub fn parse_egress<P: Packet + ?Sized>(pkt: &P, ngap_port: u16, s1ap_port: u16)
         | sctp::CHUNK_I_DATA
         | sctp::CHUNK_SACK
         | sctp::CHUNK_HEARTBEAT
-        | sctp::CHUNK_HEARTBEAT_ACK => Some(Egress::Assoc { peer, port }),
+        | sctp::CHUNK_HEARTBEAT_ACK => Some(Egress::Assoc { peer, port, vtag: c.vtag }),
         _ => None,
     }
 }

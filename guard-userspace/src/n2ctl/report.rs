@@ -119,7 +119,7 @@ impl N2Metrics {
         );
         r.register(
             "setup_events",
-            "Setup lanes and fragments: cookie_issued, cookie_unissued, init_reestablish, egress_init_ack, egress_assoc, fragments, first_fragments",
+            "Setup lanes, fragments and multi-homing: cookie_issued, cookie_unissued, init_reestablish, egress_init_ack, egress_assoc, fragments, first_fragments, aliased, egress_alias",
             m.setup_events.clone(),
         );
         m
@@ -149,6 +149,8 @@ impl N2Metrics {
                 (N2_STAT_EGRESS_ASSOC, "egress_assoc"),
                 (N2_STAT_FRAGMENTS, "fragments"),
                 (N2_STAT_FIRST_FRAGMENTS, "first_fragments"),
+                (N2_STAT_ALIASED, "aliased"),
+                (N2_STAT_EGRESS_ALIAS, "egress_alias"),
             ] {
                 if let Some(c) = st.get(i as usize) {
                     let l = ReasonLabel { reason: name.to_owned() };
