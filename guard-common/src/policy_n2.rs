@@ -281,6 +281,43 @@ mod tests {
     }
 
     #[test]
+    fn gates_read_enabled_then_shadow_bits_of_their_own_protection() {
+        use crate::abi_n2::{N2_PROT_ALLOWLIST, N2_PROT_MALFORMED};
+        let cfg = |enabled, shadow| N2Config { enabled, shadow, ..Default::default() };
+        let (a, m) = (N2_PROT_ALLOWLIST, N2_PROT_MALFORMED);
+        assert_eq!(gate(&cfg(0, 0), a), Gate::Off);
+        assert_eq!(gate(&cfg(a, 0), a), Gate::Enforce);
+        assert_eq!(gate(&cfg(a, a), a), Gate::Shadow);
+        // Another protection's bits never gate this one.
+        assert_eq!(gate(&cfg(m, 0), a), Gate::Off);
+        assert_eq!(gate(&cfg(a | m, m), a), Gate::Enforce);
+        assert_eq!(gate(&cfg(a | m, m), m), Gate::Shadow);
+    }
+
+    #[test]
+    fn drops_are_exactly_the_drop_verdicts_and_names_are_distinct() {
+        let mut names = std::collections::BTreeSet::new();
+        for v in N2Verdict::ALL {
+            assert_eq!(v.is_drop(), v.name().starts_with("drop_"), "{v:?}");
+            assert!(names.insert(v.name()), "{} twice", v.name());
+        }
+        assert_eq!(N2Verdict::PassFragment.name(), "pass_fragment");
+        assert_eq!(N2Verdict::DropSetupStrict.name(), "drop_setup_strict");
+    }
+
+    #[test]
+    fn a_later_fragment_passes_as_a_fragment_and_a_first_one_by_its_chunks() {
+        use crate::abi_n2::CHUNK_CLASS_INIT;
+        use crate::parse::n2::{N2Packet, FRAG_FIRST, FRAG_LATER};
+        let mut p = N2Packet::EMPTY;
+        p.frag = FRAG_LATER;
+        assert_eq!(pass_verdict_of(&p), N2Verdict::PassFragment);
+        p.frag = FRAG_FIRST;
+        p.chunk_counts[CHUNK_CLASS_INIT] = 1;
+        assert_eq!(pass_verdict_of(&p), N2Verdict::PassSetup);
+    }
+
+    #[test]
     fn verdict_all_in_order() {
         for (i, v) in N2Verdict::ALL.iter().enumerate() {
             assert_eq!(*v as usize, i);

@@ -126,6 +126,13 @@ mod tests {
     }
 
     #[test]
+    fn only_a_zero_interval_is_unlimited() {
+        assert!(Limit::default().is_unlimited());
+        assert!(!Limit::per_second(1, 1).is_unlimited());
+        assert!(!Limit::per_interval(1, 1).is_unlimited());
+    }
+
+    #[test]
     fn unlimited_admits_everything() {
         let mut tat = 0;
         assert!((0..1000).all(|_| admit(&mut tat, 5, &Limit::UNLIMITED)));
