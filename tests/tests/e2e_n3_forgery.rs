@@ -2,6 +2,8 @@
 //! attached to the lab's CORE veth, real packets sent from the RAN namespace, and labkit's sink
 //! (not the guard's counters) says what was delivered.
 //!
+//! Every frame is crafted by scapy and read back by tshark before it is sent.
+//!
 //! - Echo (TS 29.281 §7.2.1): a forger sending Echo Requests with a real gNB's address below the
 //!   host's Echo rate costs the real gNB none of its Echo Requests or retransmissions; above it,
 //!   the flood is limited on its own path and another gNB's path supervision is untouched.
@@ -9,7 +11,7 @@
 //! - Fragments (RFC 791 §3.2): a quarantined device's fragmented G-PDUs deliver nothing, first
 //!   or later fragments; a benign device's fragmented G-PDUs are delivered whole. Fragments cut by
 //!   scapy.
-//! - Unknown sources: a TEID scan that rotates its forged source address gets one shared budget,
+//! - Unknown sources (G-PDUs by scapy): a TEID scan that rotates its forged source address gets one shared budget,
 //!   not one per address, while a known gNB's new sessions are all delivered.
 
 use std::net::Ipv4Addr;
@@ -26,8 +28,9 @@ const SEC: u64 = 1_000_000_000;
 const PPS: u64 = 5_000;
 const ECHO_REQUEST: u8 = 1;
 
-/// Scapy writes the frames of argv[1] (JSON list) to argv[2]: "echo" (src, dst, seq) and "frag"
-/// (a G-PDU of `teid` with a 1400-octet inner packet, IPv4 `id`, cut at 800 octets).
+/// Scapy writes the frames of argv[1] (JSON list) to argv[2]: "echo" (src, dst, seq), "gpdu" (src,
+/// dst, teid) and "frag" (a G-PDU of `teid` with a 1400-octet inner packet, IPv4 `id`, cut at
+/// 800 octets).
 const SCAPY: &str = r#"
 import sys, json
 from scapy.all import Ether, IP, UDP, Raw, fragment, wrpcap
@@ -38,6 +41,10 @@ for s in json.load(open(sys.argv[1])):
     if s["kind"] == "echo":
         out.append(eth() / IP(src=s["src"], dst=s["dst"]) / UDP(sport=2152, dport=2152)
                    / GTP_U_Header(teid=0, S=1, seq=s["seq"]) / GTPEchoRequest())
+    elif s["kind"] == "gpdu":
+        inner = IP(src='10.45.0.2', dst='192.0.2.10') / UDP(sport=1000, dport=2000) / Raw(b'x' * 64)
+        out.append(eth() / IP(src=s["src"], dst=s["dst"]) / UDP(sport=2152, dport=2152)
+                   / GTP_U_Header(teid=s["teid"], gtp_type=255) / inner)
     else:
         inner = IP(src='10.45.0.2', dst='192.0.2.10') / UDP(sport=1000, dport=2000) / Raw(b'x' * 1400)
         g = IP(src=s["src"], dst=s["dst"], id=s["id"]) / UDP(sport=2152, dport=2152) / GTP_U_Header(teid=s["teid"], gtp_type=255) / inner
@@ -55,6 +62,41 @@ fn scapy(specs: &serde_json::Value) -> Vec<Vec<u8>> {
         .expect("scapy (python3-scapy) builds the frames");
     let frames = read_pcap(&pcap).expect("read scapy's pcap");
     assert_eq!(out.trim(), frames.len().to_string());
+    // tshark, frame by frame (no reassembly): the outer source and the GTP-U message type asked
+    // for; a later fragment has no GTP-U header.
+    let mut cmd = std::process::Command::new("tshark");
+    cmd.args(["-n", "-o", "ip.defragment:FALSE", "-r"]).arg(&pcap);
+    cmd.args([
+        "-T",
+        "fields",
+        "-E",
+        "separator=/t",
+        "-E",
+        "occurrence=f",
+        "-e",
+        "ip.src",
+        "-e",
+        "gtp.message",
+        "-e",
+        "ip.frag_offset",
+    ]);
+    let ts = cmd.output().expect("tshark (apt-get install -y tshark)");
+    let text = String::from_utf8_lossy(&ts.stdout).into_owned();
+    let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split('\t').collect()).collect();
+    assert_eq!(rows.len(), frames.len(), "tshark reads every frame");
+    let mut row = rows.iter();
+    for sp in specs.as_array().expect("a list") {
+        let (want, n) = match sp["kind"].as_str() {
+            Some("echo") => (vec!["0x01"], 1),
+            Some("gpdu") => (vec!["0xff"], 1),
+            _ => (vec!["0xff", ""], 2),
+        };
+        for w in want.iter().take(n) {
+            let r = row.next().expect("a row");
+            assert_eq!(r[0], sp["src"].as_str().unwrap_or_default(), "tshark's outer source for {sp}");
+            assert_eq!(r.get(1).copied().unwrap_or_default(), *w, "tshark's GTP-U message type for {sp}: {r:?}");
+        }
+    }
     frames
 }
 
@@ -165,22 +207,23 @@ fn a_scan_rotating_its_source_gets_one_budget_and_a_known_gnb_keeps_its_own() {
     let hourly = |burst| Limit::per_interval(3600 * SEC, burst);
     let cfg = GuardConfig { new_device: hourly(200), new_gnb: hourly(2), unknown_new_device: hourly(20), ..base() };
     let _guard = attach(&lab, cfg);
-    let core = lab.core_v4();
+    let core = lab.core_v4().to_string();
+    let gpdu = |src: &str, teid: u32| serde_json::json!({"kind": "gpdu", "src": src, "dst": core, "teid": teid});
     // The known gNB (10.200.0.11) first: one session, so the guard knows the gNB.
-    let known: Vec<Vec<u8>> = (0..10).map(|_| lab.gpdu_v4(0, 0x7000).build()).collect();
-    let got = deliver(&lab, &known);
+    let known: Vec<_> = (0..10).map(|_| gpdu("10.200.0.11", 0x7000)).collect();
+    let got = deliver(&lab, &scapy(&serde_json::Value::from(known)));
     assert_eq!(got.teid(0x7000), 10);
     // The scan: 300 TEIDs, each from another forged source address; interleaved with 100 new
     // sessions of the known gNB.
-    let mut frames = Vec::new();
+    let mut specs = Vec::new();
     for i in 0..300u32 {
-        let src = Ipv4Addr::new(10, 66, (i / 250) as u8, (i % 250) as u8 + 1);
-        frames.push(lab.gpdu_v4(0, 0x9000 + i).outer_v4(src, core).build());
+        let src = Ipv4Addr::new(10, 66, (i / 250) as u8, (i % 250) as u8 + 1).to_string();
+        specs.push(gpdu(&src, 0x9000 + i));
         if i % 3 == 0 {
-            frames.push(lab.gpdu_v4(0, 0x8000 + i / 3).build());
+            specs.push(gpdu("10.200.0.11", 0x8000 + i / 3));
         }
     }
-    let got = deliver(&lab, &frames);
+    let got = deliver(&lab, &scapy(&serde_json::Value::from(specs)));
     let per = |lo: u32, hi: u32| -> u64 { got.per_teid.range(lo..hi).map(|(_, n)| n).sum() };
     let scan = per(0x9000, 0x9000 + 300);
     assert!(
