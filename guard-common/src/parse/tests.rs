@@ -604,7 +604,7 @@ mod gtpu_vectors {
             assert_eq!(g, want, "flags {flags:#04x}");
         }
         // With E set the same octets are a container.
-        let mut v = vec![0x34, 0xff, 0x00, 0x08, 0, 0, 0, 1, 0x00, 0x01, 0x00, 0x85, 0x01, 0x10, 0x05, 0x00];
+        let v = vec![0x34, 0xff, 0x00, 0x08, 0, 0, 0, 1, 0x00, 0x01, 0x00, 0x85, 0x01, 0x10, 0x05, 0x00];
         let g = gtpu::parse(&v[..], 0, v.len()).expect("valid");
         assert_eq!((g.ext_count, g.qfi, g.pdu_type, g.payload), (1, 5, 1, 16));
     }
