@@ -221,7 +221,7 @@ pub fn echo_admits(cfg: &GuardConfig, host_tat: &mut u64, path_tat: &mut u64, no
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::abi::{Limit, PROT_ALL, STAGE_OBSERVE};
+    use crate::abi::{Limit, CELL_STAGE_NONE, PROT_ALL, STAGE_OBSERVE};
 
     fn entry(stage: u32, pps: u64, burst: u64, expires: u64) -> StageEntry {
         let l = Limit::per_second(pps, burst);
@@ -375,6 +375,159 @@ mod tests {
         // No host rate configured: never limited.
         cfg.echo_host = Limit::UNLIMITED;
         assert!((0..1000).all(|_| echo_admits(&cfg, &mut 0, &mut flooded, t)));
+    }
+
+    /// The first seven verdicts pass, the other eleven drop; each has its own snake_case name
+    /// (a metric label), `pass_` or `drop_` as it passes or drops.
+    #[test]
+    fn verdicts_pass_or_drop_and_have_their_own_names() {
+        let passes = [
+            (Verdict::PassNotGtp, "pass_not_gtp"),
+            (Verdict::PassMalformed, "pass_malformed"),
+            (Verdict::PassGpdu, "pass_gpdu"),
+            (Verdict::PassSignalling, "pass_signalling"),
+            (Verdict::PassExempt, "pass_exempt"),
+            (Verdict::PassFailOpen, "pass_fail_open"),
+            (Verdict::PassFragment, "pass_fragment"),
+        ];
+        let drops = [
+            (Verdict::DropQuarantine, "drop_quarantine"),
+            (Verdict::DropShape, "drop_shape"),
+            (Verdict::DropStrict, "drop_strict"),
+            (Verdict::DropCellCap, "drop_cell_cap"),
+            (Verdict::DropHostCap, "drop_host_cap"),
+            (Verdict::DropSpoof, "drop_spoof"),
+            (Verdict::DropNewDevice, "drop_new_device"),
+            (Verdict::DropEcho, "drop_echo"),
+            (Verdict::DropErrInd, "drop_err_ind"),
+            (Verdict::DropMalformed, "drop_malformed"),
+            (Verdict::DropFragment, "drop_fragment"),
+        ];
+        assert_eq!(passes.len() + drops.len(), Verdict::ALL.len());
+        for (v, name) in passes {
+            assert!(!v.is_drop(), "{v:?} passes");
+            assert_eq!(v.name(), name);
+        }
+        for (v, name) in drops {
+            assert!(v.is_drop(), "{v:?} drops");
+            assert_eq!(v.name(), name);
+        }
+    }
+
+    /// Every QFI of the set (0-63) can be exempted; [`QFI_NONE`] (no PDU Session Container) and
+    /// values above 63 never are, whatever the set.
+    #[test]
+    fn qfi_exemption_covers_exactly_0_to_63() {
+        let all = GuardConfig { exempt_qfi: u64::MAX, ..Default::default() };
+        assert!((0..64u8).all(|q| qfi_exempt(&all, q)));
+        for q in [64u8, 65, 127, 128, QFI_NONE as u8] {
+            assert!(!qfi_exempt(&all, q), "QFI {q}");
+        }
+        let top = GuardConfig { exempt_qfi: 1 << 63, ..Default::default() };
+        assert_eq!((0..=255u8).filter(|&q| qfi_exempt(&top, q)).collect::<Vec<_>>(), [63]);
+    }
+
+    /// A device exemption lasts until its expiry, exclusive: at `expires_ns` the device is back
+    /// at stage 0.
+    #[test]
+    fn an_exemption_ends_at_its_expiry() {
+        let mut e = entry(STAGE_QUARANTINE, 0, 0, 100);
+        e.flags = STAGE_FLAG_EXEMPT;
+        assert_eq!(device_stage(&mut e, 99), StageDecision::Exempt);
+        assert_eq!(device_stage(&mut e, 100), StageDecision::Observe);
+        assert_eq!(device_stage(&mut e, 101), StageDecision::Observe);
+    }
+
+    fn cell_cap(stage: u32, pps: u64, burst: u64, expires: u64) -> CellStageEntry {
+        let l = Limit::per_second(pps, burst);
+        CellStageEntry {
+            stage,
+            interval_ns: l.interval_ns,
+            tau_ns: l.tau_ns,
+            expires_ns: expires,
+            ..Default::default()
+        }
+    }
+
+    /// A live cell cap (10 pps, burst 3) admits its burst at one instant and refuses the rest,
+    /// gets one token back 100 ms later, and stops capping at its expiry (exclusive). An entry
+    /// of another stage never caps, however many packets.
+    #[test]
+    fn a_cell_cap_admits_its_burst_until_its_expiry() {
+        const MS: u64 = 1_000_000;
+        let mut e = cell_cap(CELL_STAGE_CAP, 10, 3, 5_000 * MS);
+        let at =
+            |e: &mut CellStageEntry, now: u64, n: usize| (0..n).map(|_| cell_cap_admits(e, now)).collect::<Vec<_>>();
+        assert_eq!(at(&mut e, 4_000 * MS, 5), [true, true, true, false, false]);
+        assert_eq!(e.tat, 4_300 * MS, "three packets charged, the refused ones not");
+        assert_eq!(at(&mut e, 4_100 * MS, 2), [true, false]);
+        // The last instant of the cap, then its expiry: everything passes, nothing is charged.
+        let mut late = cell_cap(CELL_STAGE_CAP, 10, 1, 5_000 * MS);
+        assert_eq!(at(&mut late, 5_000 * MS - 1, 2), [true, false]);
+        let tat = late.tat;
+        assert_eq!(at(&mut late, 5_000 * MS, 100), [true; 100]);
+        assert_eq!(late.tat, tat, "an expired cap charges nothing");
+        for stage in [CELL_STAGE_NONE, 2, 7] {
+            let mut other = cell_cap(stage, 10, 1, 5_000 * MS);
+            assert_eq!(at(&mut other, 4_000 * MS, 100), [true; 100], "stage {stage}");
+            assert_eq!(other.tat, 0, "stage {stage}: no GCRA state moves");
+        }
+    }
+
+    /// The host cap (10 pps, burst 2) admits its burst per CPU state and refuses the rest while
+    /// live; at its expiry (exclusive) and with no rate configured it admits everything.
+    #[test]
+    fn the_host_cap_admits_its_burst_until_its_expiry() {
+        const MS: u64 = 1_000_000;
+        let cfg =
+            GuardConfig { host_cap: Limit::per_second(10, 2), host_cap_expires_ns: 5_000 * MS, ..Default::default() };
+        let at = |cfg: &GuardConfig, tat: &mut u64, now: u64, n: usize| {
+            (0..n).map(|_| host_cap_admits(cfg, tat, now)).collect::<Vec<_>>()
+        };
+        let mut tat = 0;
+        assert_eq!(at(&cfg, &mut tat, 4_000 * MS, 4), [true, true, false, false]);
+        assert_eq!(tat, 4_200 * MS);
+        let mut tat = 0;
+        assert_eq!(at(&cfg, &mut tat, 5_000 * MS - 1, 3), [true, true, false]);
+        let mut tat = 0;
+        assert_eq!(at(&cfg, &mut tat, 5_000 * MS, 100), [true; 100], "expired");
+        assert_eq!(tat, 0);
+        let unlimited = GuardConfig { host_cap: Limit::UNLIMITED, host_cap_expires_ns: u64::MAX, ..Default::default() };
+        assert_eq!(at(&unlimited, &mut tat, 4_000 * MS, 100), [true; 100], "no rate");
+    }
+
+    /// The Echo budget slot of a host address is the XOR of its 16 octets (an IPv4 address in
+    /// the first four) modulo [`crate::abi::ECHO_PATH_SLOTS`] (4): written here octet by octet,
+    /// not with the words the function folds.
+    #[test]
+    fn echo_path_slot_is_the_xor_of_the_address_octets() {
+        use crate::abi::ECHO_PATH_SLOTS;
+        let words = |a: [u8; 16]| {
+            core::array::from_fn(|i| u32::from_be_bytes([a[4 * i], a[4 * i + 1], a[4 * i + 2], a[4 * i + 3]]))
+        };
+        let v4 = |a: [u8; 4]| words([a[0], a[1], a[2], a[3], 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        // 10 ^ 200 = 0xc2: then 0xc3, 0xc0, 0xc1, 0xc6 for .1 to .4.
+        let slots = (1..=4u8).map(|i| echo_path_slot(v4([10, 200, 0, i]))).collect::<Vec<_>>();
+        assert_eq!(slots, [3, 0, 1, 2]);
+        // One octet in each word of an IPv6 address; then one in each octet position of a word.
+        let mut one = [0u8; 16];
+        for i in 0..16 {
+            for b in [1u8, 2, 3, 0x80, 0xfe] {
+                one[i] = b;
+                assert_eq!(echo_path_slot(words(one)), usize::from(b) % 4, "octet {i} = {b:#x}");
+            }
+            one[i] = 0;
+        }
+        // Pseudo-random addresses (a fixed LCG), all octets set.
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for n in 0..512 {
+            let a: [u8; 16] = core::array::from_fn(|_| {
+                x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                (x >> 56) as u8
+            });
+            let want = usize::from(a.iter().fold(0u8, |s, b| s ^ b)) % ECHO_PATH_SLOTS;
+            assert_eq!(echo_path_slot(words(a)), want, "address {n}: {a:02x?}");
+        }
     }
 
     #[test]

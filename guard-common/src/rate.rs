@@ -125,6 +125,25 @@ mod tests {
         assert_eq!(wide.effective_tau_ns(), wide.tau_ns);
     }
 
+    /// A rate's interval is a whole number of nanoseconds, at least 1: above 10^9 per second
+    /// it is 1 ns, below it `10^9 / rate` rounded down; the burst is kept.
+    #[test]
+    fn per_second_intervals() {
+        for (rate, interval) in [
+            (1, 1_000_000_000),
+            (3, 333_333_333),
+            (1000, 1_000_000),
+            (999_999_999, 1),
+            (1_000_000_000, 1),
+            (u64::MAX, 1),
+        ] {
+            let l = Limit::per_second(rate, 4);
+            assert_eq!((l.interval_ns, l.tau_ns, l.burst()), (interval, 3 * interval, 4), "{rate}/s");
+        }
+        assert_eq!(Limit::per_second(0, 4), Limit::UNLIMITED);
+        assert_eq!(Limit::per_second(10, 0).burst(), 1, "a burst of 0 is 1");
+    }
+
     #[test]
     fn only_a_zero_interval_is_unlimited() {
         assert!(Limit::default().is_unlimited());
@@ -151,6 +170,7 @@ mod tests {
         fn never_exceeds_rate_plus_burst(rate in 1u64..100_000, burst in 1u64..1000,
                                           gaps in proptest::collection::vec(0u64..5_000_000, 1..2000)) {
             let l = Limit::per_second(rate, burst);
+            prop_assert_eq!(l.interval_ns, 1_000_000_000 / rate);
             let mut tat = 0;
             let start = 1_000_000_000u64;
             let mut now = start;
@@ -174,6 +194,9 @@ mod tests {
                                          tick_ms in prop::sample::select(vec![1u64, 4, 10]),
                                          ticks in 1u64..500) {
             let l = Limit::per_second(rate, burst);
+            // The limit asked for, before the demand is sized from it (a wrong interval would
+            // size it in the millions per tick).
+            prop_assert_eq!((l.interval_ns, l.burst()), (1_000_000_000 / rate, burst));
             let step = tick_ms * 1_000_000;
             // Demand: twice the rate, all of a tick's packets at the tick's one `now`.
             let per_tick = (2 * step / l.interval_ns).max(2);

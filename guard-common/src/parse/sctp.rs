@@ -126,4 +126,34 @@ mod tests {
         assert_eq!((padded(4), padded(5), padded(8), padded(19)), (4, 8, 8, 20));
         assert_eq!(min_chunk_len(CHUNK_COOKIE_ECHO), 4);
     }
+
+    /// Every chunk type of RFC 9260 §3.2 (and I-DATA, RFC 8260) in its own class with its fixed
+    /// length (§3.3); every other type counts as "other" with only the chunk header required.
+    #[test]
+    fn every_chunk_type_has_its_class_and_minimum_length() {
+        let table = [
+            (CHUNK_DATA, CHUNK_CLASS_DATA, 16),
+            (CHUNK_INIT, CHUNK_CLASS_INIT, 20),
+            (CHUNK_INIT_ACK, CHUNK_CLASS_INIT_ACK, 20),
+            (CHUNK_SACK, CHUNK_CLASS_SACK, 16),
+            (CHUNK_HEARTBEAT, CHUNK_CLASS_HEARTBEAT, 8),
+            (CHUNK_HEARTBEAT_ACK, CHUNK_CLASS_HEARTBEAT_ACK, 8),
+            (CHUNK_ABORT, CHUNK_CLASS_ABORT, 4),
+            (CHUNK_SHUTDOWN, CHUNK_CLASS_SHUTDOWN, 8),
+            (CHUNK_SHUTDOWN_ACK, CHUNK_CLASS_SHUTDOWN, 4),
+            (CHUNK_ERROR, CHUNK_CLASS_ERROR, 4),
+            (CHUNK_COOKIE_ECHO, CHUNK_CLASS_COOKIE_ECHO, 4),
+            (CHUNK_COOKIE_ACK, CHUNK_CLASS_COOKIE_ACK, 4),
+            (CHUNK_SHUTDOWN_COMPLETE, CHUNK_CLASS_SHUTDOWN, 4),
+            (CHUNK_I_DATA, CHUNK_CLASS_DATA, 20),
+        ];
+        for t in 0..=255u8 {
+            let (class, min) = table.iter().find(|e| e.0 == t).map_or((CHUNK_CLASS_OTHER, 4), |e| (e.1, e.2));
+            assert_eq!((chunk_class(t), min_chunk_len(t)), (class, min), "chunk type {t}");
+        }
+        let padded_lens: Vec<_> = (0..=9).map(padded).collect();
+        assert_eq!(padded_lens, [0, 4, 4, 4, 4, 8, 8, 8, 8, 12]);
+        assert_eq!(padded(0xfffc), 0xfffc);
+        assert_eq!(padded(0xfffd), 0x1_0000);
+    }
 }
