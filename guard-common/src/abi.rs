@@ -12,7 +12,11 @@
 //! of another schema refuses to use them instead of misreading them.
 
 /// Bump on any change to a map's key or value layout, a map's type, or the meaning of a field.
-pub const SCHEMA_VERSION: u32 = 4;
+///
+/// 5 (issue 17): devices keyed by F-TEID, per-family anti-spoofing bindings, non-IP T-PDUs
+/// counted per device, the host's N3 address table; a release of schema 4 left pins this one
+/// refuses (`guard_userspace::pins`).
+pub const SCHEMA_VERSION: u32 = 5;
 /// `b"OVLGUARD"` read as a little-endian u64: marks our META map.
 pub const META_MAGIC: u64 = u64::from_le_bytes(*b"OVLGUARD");
 
@@ -173,6 +177,10 @@ pub struct DeviceState {
     pub stage_cache_stage: u32,
     /// [`DEVICE_FLAG_ESTABLISHED`].
     pub flags: u32,
+    /// G-PDUs whose T-PDU is not an IP packet (an Ethernet or Unstructured PDU session, TS 23.501
+    /// §5.6.10, or a session configured as non-IP: [`GuardConfig::non_ip_teid`]): counted and
+    /// judged like any G-PDU of the device, never used for anti-spoofing or a UE-address key.
+    pub non_ip: u64,
 }
 
 /// [`DeviceState::flags`]: the device has sent [`ESTABLISHED_PACKETS`] G-PDUs from a gNB the
@@ -451,6 +459,43 @@ pub struct GuardConfig {
     pub new_gnb: Limit,
     /// New-device budget shared by all unknown sources, per CPU.
     pub unknown_new_device: Limit,
+    /// TEID ranges of non-IP PDU sessions (TS 23.501 §5.6.10: Ethernet, Unstructured), the first
+    /// [`GuardConfig::non_ip_ranges`] of them used: a G-PDU whose TEID falls in one is non-IP
+    /// whatever its T-PDU looks like. A UPF that allocates TEIDs per network instance (TS 29.244
+    /// §8.2.82, User Plane IP Resource Information: a TEID range per DNN) gives its Ethernet and
+    /// Unstructured DNNs ranges of their own, which is what this names.
+    pub non_ip_teid: [TeidSpan; NON_IP_TEID_RANGES],
+    pub non_ip_ranges: u32,
+    /// Reserved, zero.
+    pub reserved: u32,
+}
+
+/// An inclusive TEID range ([`GuardConfig::non_ip_teid`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TeidSpan {
+    pub first: u32,
+    pub last: u32,
+}
+
+/// Entries of [`GuardConfig::non_ip_teid`].
+pub const NON_IP_TEID_RANGES: usize = 4;
+
+impl GuardConfig {
+    /// Whether `teid` belongs to a session configured as non-IP ([`GuardConfig::non_ip_teid`]).
+    #[inline(always)]
+    pub fn non_ip_teid(&self, teid: u32) -> bool {
+        let n = (self.non_ip_ranges as usize).min(NON_IP_TEID_RANGES);
+        let mut i = 0;
+        while i < n {
+            let r = &self.non_ip_teid[i];
+            if r.first <= teid && teid <= r.last {
+                return true;
+            }
+            i += 1;
+        }
+        false
+    }
 }
 
 /// Index of the array `N3_HINTS` (u64 values) holding the generation of the userspace-owned stage
@@ -525,6 +570,8 @@ pub const STAT_EVENTS_SUPPRESSED: u32 = 2;
 pub const STAT_MAP_UPDATE_FAILED: u32 = 3;
 /// The config entry could not be read: the packet passed untouched.
 pub const STAT_NO_CONFIG: u32 = 4;
+/// G-PDUs whose T-PDU is not IP (or whose session is configured non-IP), all devices together.
+pub const STAT_NON_IP: u32 = 5;
 pub const STAT_COUNT: u32 = 8;
 
 /// [`Event::kind`] values.
@@ -602,13 +649,15 @@ impl Meta {
 // No implicit padding: each size equals the sum of the field sizes.
 const _: () = assert!(core::mem::size_of::<L3Addr>() == 20);
 const _: () = assert!(core::mem::size_of::<DeviceKey>() == 20);
-const _: () = assert!(core::mem::size_of::<DeviceState>() == 8 * 8 + 20 + 4 + 20 + 4 + 20 + 4 + 8 * 5 + 4 + 4);
+const _: () = assert!(core::mem::size_of::<DeviceState>() == 8 * 8 + 20 + 4 + 20 + 4 + 20 + 4 + 8 * 5 + 4 + 4 + 8);
 const _: () = assert!(core::mem::size_of::<StageEntry>() == 4 + 4 + 8 * 5 + 4 + 4);
 const _: () = assert!(core::mem::size_of::<CellRecord>() == (11 + ECHO_PATH_SLOTS) * 8 + 4 + 4);
 const _: () = assert!(core::mem::size_of::<CellHot>() == 20 + 4 + 6 * 8);
 const _: () = assert!(core::mem::size_of::<CellStageEntry>() == 4 + 4 + 8 * 5);
 const _: () = assert!(core::mem::size_of::<Limit>() == 16);
-const _: () = assert!(core::mem::size_of::<GuardConfig>() == 4 * 4 + 8 + 16 * 5 + 8 + 8 + 16 + 16 + 8 + 16 * 2);
+const _: () =
+    assert!(core::mem::size_of::<GuardConfig>() == 4 * 4 + 8 + 16 * 5 + 8 + 8 + 16 + 16 + 8 + 16 * 2 + 8 * 4 + 4 + 4);
+const _: () = assert!(core::mem::size_of::<TeidSpan>() == 8);
 const _: () = assert!(core::mem::size_of::<FragKey>() == 20 + 20 + 4);
 const _: () = assert!(core::mem::size_of::<FragEntry>() == 16);
 const _: () = assert!(core::mem::size_of::<Counter>() == 16);

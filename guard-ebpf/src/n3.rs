@@ -18,10 +18,10 @@ use guard_common::{
         EVENT_DEVICE_OVER_LIMIT, EVENT_ECHO_LIMITED, EVENT_ERR_IND_LIMITED, EVENT_NEW_DEVICE_LIMITED, EVENT_SPOOF,
         FAMILY_NONE, HINT_STAGE_GEN, KEY_MODE_UE_ADDR, PROT_ANTISPOOF, PROT_CELL_CAP, PROT_ECHO, PROT_ERR_IND,
         PROT_HOST_CAP, PROT_MALFORMED, PROT_NEW_DEVICE, SEEN_ENTRY_BYTES, STAGE_FLAG_EXEMPT, STAGE_OBSERVE,
-        STAT_MAP_UPDATE_FAILED, STAT_NO_CONFIG,
+        STAT_MAP_UPDATE_FAILED, STAT_NON_IP, STAT_NO_CONFIG,
     },
     parse::{
-        gtpu::{MSG_ECHO_REQUEST, MSG_ECHO_RESPONSE, MSG_END_MARKER, MSG_ERROR_INDICATION, MSG_G_PDU},
+        gtpu::{self, MSG_ECHO_REQUEST, MSG_ECHO_RESPONSE, MSG_END_MARKER, MSG_ERROR_INDICATION, MSG_G_PDU},
         n3::{self, GtpPacket, FRAG_FIRST, FRAG_LATER},
         Malformed,
     },
@@ -79,7 +79,14 @@ fn verdict(ctx: &XdpContext, len: u64) -> Verdict {
     let scratch = unsafe { &mut *pp };
     let p = &mut scratch.pkt;
     match parse_frame(ctx, cfg.gtpu_port as u16, p) {
-        Ok(true) => {}
+        Ok(true) => {
+            // A session configured as non-IP (TS 23.501 §5.6.10) has no inner addresses, whatever
+            // its T-PDU's first octets look like: they must not feed anti-spoofing or a UE key.
+            if p.gtp.msg_type == MSG_G_PDU && cfg.non_ip_ranges != 0 && cfg.non_ip_teid(p.gtp.teid) {
+                gtpu::store_addr(&mut p.inner_src, FAMILY_NONE, [0; 4]);
+                gtpu::store_addr(&mut p.inner_dst, FAMILY_NONE, [0; 4]);
+            }
+        }
         Ok(false) if p.frag_kind == FRAG_LATER => return later_fragment(ctx, p, &mut scratch.clock),
         Ok(false) => return Verdict::PassNotGtp,
         Err(m) => {
@@ -635,6 +642,12 @@ fn gpdu_verdict(
         d.teid = p.gtp.teid;
         d.qfi = p.gtp.qfi as u32;
         d.inner_dst = p.inner_dst;
+        if p.inner_src.family == FAMILY_NONE {
+            // Not IP (TS 23.501 §5.6.10): counted, and judged by the device's stage like any
+            // G-PDU, but there is no address to check or learn.
+            add(&mut d.non_ip, 1);
+            counters::stat(STAT_NON_IP);
+        }
 
         // Anti-spoofing: the inner source must match what this TEID carried first (TEID mode),
         // or the UE address must stay on its TEID (UE-address mode).

@@ -813,11 +813,6 @@ fn malformed_lengths_and_header_fields() {
         ),
         ("PT = 0 (GTP')", gpdu(0x300).protocol_type(false).build(), Malformed::GtpBadProtocolType),
         ("S flag, GTP length 2", GtpFrame::echo_request(1).gtp_length(2).build(), Malformed::GtpOptionalTruncated),
-        (
-            "inner IPv4 header cut by the T-PDU end",
-            gpdu(0x300).tpdu_raw(&[0x45, 0, 0, 20, 0, 0, 0, 0, 64, 17, 0, 0]).build(),
-            Malformed::InnerTruncated,
-        ),
     ];
     // The gNB is known (one valid G-PDU), so its malformed traffic is charged to it.
     g.expect("a valid G-PDU makes the gNB known", &ok, Verdict::PassGpdu);
@@ -847,6 +842,12 @@ fn malformed_lengths_and_header_fields() {
     g.expect("G-PDU without T-PDU", &gpdu(0x302).no_tpdu().build(), Verdict::PassGpdu);
     g.expect("non-IP T-PDU", &gpdu(0x303).tpdu_raw(&[0x00, 0x11, 0x22, 0x33, 0x44]).build(), Verdict::PassGpdu);
     assert_eq!(g.teid(0x303).expect("device").bound, guard_common::abi::L3Addr::NONE);
+    // A T-PDU that starts like IPv4 but is cut short is not IP either (an Unstructured session,
+    // TS 23.501 §5.6.10.3): never malformed (it used to be `inner_truncated`).
+    let cut = gpdu(0x305).tpdu_raw(&[0x45, 0, 0, 20, 0, 0, 0, 0, 64, 17, 0, 0]).build();
+    let d = g.expect("T-PDU starting 0x45, 12 octets", &cut, Verdict::PassGpdu);
+    assert!(d.moved_malformed().is_empty());
+    assert_eq!(g.teid(0x305).expect("device").non_ip, 1);
     // Below GTP-U: passed for the kernel to drop, whatever the malformed protection says.
     let mut bad_ip = ok.clone();
     bad_ip[14] = 0x55;

@@ -99,7 +99,7 @@ pub fn parse_into<P: Packet + ?Sized>(pkt: &P, gtpu_port: u16, out: &mut GtpPack
     // The inner addresses are written in place (`inner_addrs_into` says why); `outer_src` was
     // written above. A non-G-PDU has none.
     if g.msg_type == gtpu::MSG_G_PDU {
-        gtpu::inner_addrs_into(pkt, &g, &mut out.inner_src, &mut out.inner_dst)?;
+        gtpu::inner_addrs_into(pkt, &g, &mut out.inner_src, &mut out.inner_dst);
     } else {
         gtpu::store_addr(&mut out.inner_src, crate::abi::FAMILY_NONE, [0; 4]);
         gtpu::store_addr(&mut out.inner_dst, crate::abi::FAMILY_NONE, [0; 4]);
@@ -209,10 +209,12 @@ pub fn parse_common_into<P: Packet + ?Sized>(pkt: &P, gtpu_port: u16, out: &mut 
     gtpu::store_addr(&mut out.outer_src, FAMILY_IPV4, [outer, 0, 0, 0]);
     out.vlan_tags = 0;
     out.frag_kind = FRAG_NONE;
-    out.gtp = gtpu::Gtpu { flags, msg_type: gtpu::MSG_G_PDU, length, teid, ext_count, qfi, pdu_type, payload, end };
-    // The T-PDU's addresses, read as the full parser reads them (a truncated inner header is the
-    // full parser's to report).
-    gtpu::inner_addrs_into(pkt, &out.gtp, &mut out.inner_src, &mut out.inner_dst).is_ok()
+    let tpdu_len = (end - payload) as u32;
+    out.gtp =
+        gtpu::Gtpu { flags, msg_type: gtpu::MSG_G_PDU, length, teid, ext_count, qfi, pdu_type, payload, end, tpdu_len };
+    // The T-PDU's addresses, read as the full parser reads them (a T-PDU that is not IP has none).
+    gtpu::inner_addrs_into(pkt, &out.gtp, &mut out.inner_src, &mut out.inner_dst);
+    true
 }
 
 impl GtpPacket {
@@ -230,6 +232,7 @@ impl GtpPacket {
             pdu_type: 0,
             payload: 0,
             end: 0,
+            tpdu_len: 0,
         },
         inner_src: L3Addr::NONE,
         inner_dst: L3Addr::NONE,

@@ -183,7 +183,7 @@ fn show(target: &Target, sel: &DeviceSel, json: bool) -> Result<()> {
             "device": device_key_str(&key),
             "state": dev.map(|d| serde_json::json!({
                 "packets": d.packets, "bytes": d.bytes, "over_limit": d.over_limit, "dropped": d.dropped,
-                "spoofed": d.spoofed, "teid": d.teid, "gnb": addr_str(&d.cell), "bound": addr_str(&d.bound),
+                "spoofed": d.spoofed, "non_ip": d.non_ip, "teid": d.teid, "gnb": addr_str(&d.cell), "bound": addr_str(&d.bound),
                 "qfi": d.qfi, "last_seen_s_ago": now.saturating_sub(d.last_seen_ns) as f64 / 1e9,
             })),
             "stage": stage.map(|s| stage_json(&s, now)),
@@ -195,8 +195,8 @@ fn show(target: &Target, sel: &DeviceSel, json: bool) -> Result<()> {
     match dev {
         Some(d) => {
             println!(
-                "  packets {}  bytes {}  over-limit {}  dropped {}  spoofed {}",
-                d.packets, d.bytes, d.over_limit, d.dropped, d.spoofed
+                "  packets {}  bytes {}  over-limit {}  dropped {}  spoofed {}  non-IP {}",
+                d.packets, d.bytes, d.over_limit, d.dropped, d.spoofed, d.non_ip
             );
             println!("  teid {:#x}  gNB {}  bound {}  qfi {}", d.teid, addr_str(&d.cell), addr_str(&d.bound), d.qfi);
             println!("  last seen {:.1} s ago", now.saturating_sub(d.last_seen_ns) as f64 / 1e9);

@@ -3,7 +3,7 @@
 use anyhow::{Context, Result};
 use clap::Args;
 use guard_common::abi::{
-    STAGE_FLAG_MANUAL, STAT_EVENTS_LOST, STAT_EVENTS_SENT, STAT_EVENTS_SUPPRESSED, STAT_MAP_UPDATE_FAILED,
+    STAGE_FLAG_MANUAL, STAT_EVENTS_LOST, STAT_EVENTS_SENT, STAT_EVENTS_SUPPRESSED, STAT_MAP_UPDATE_FAILED, STAT_NON_IP,
     STAT_NO_CONFIG,
 };
 
@@ -112,6 +112,7 @@ pub fn status_json(pins: &crate::pins::PinDir, maps: &N3Maps) -> Result<serde_js
         "malformed": malformed,
         "events": {"sent": stat(STAT_EVENTS_SENT), "lost": stat(STAT_EVENTS_LOST), "suppressed": stat(STAT_EVENTS_SUPPRESSED)},
         "fail_open": {"map_update_failed": stat(STAT_MAP_UPDATE_FAILED), "no_config": stat(STAT_NO_CONFIG)},
+        "non_ip_gpdu": stat(STAT_NON_IP),
         "staged_devices": stages,
         "cells": cells,
         "unknown_sources": {

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use guard_common::abi::{
-    GuardConfig, L3Addr, Limit, FAMILY_IPV4, FAMILY_IPV6, KEY_MODE_TEID, KEY_MODE_UE_ADDR, PROT_ANTISPOOF,
+    GuardConfig, L3Addr, Limit, TeidSpan, FAMILY_IPV4, FAMILY_IPV6, KEY_MODE_TEID, KEY_MODE_UE_ADDR, PROT_ANTISPOOF,
     PROT_CELL_CAP, PROT_ECHO, PROT_ERR_IND, PROT_HOST_CAP, PROT_MALFORMED, PROT_NEW_DEVICE, PROT_QUARANTINE,
     PROT_SHAPE, PROT_STRICT,
 };
@@ -174,6 +174,12 @@ pub struct DataplaneSection {
     pub exempt_qfi: Vec<u8>,
     /// Minimum gap between two over-limit events of one device.
     pub event_gap: Dur,
+    /// TEID ranges of non-IP PDU sessions (Ethernet, Unstructured: TS 23.501 §5.6.10), at most
+    /// 4, e.g. `["0xf0000000-0xffffffff"]` when the UPF allocates the Ethernet DNN's TEIDs there
+    /// (TS 29.244 §8.2.82). Their G-PDUs are counted as non-IP and never read as IP, whatever
+    /// the T-PDU's first octet. Without it the guard still classifies each T-PDU: one that is not
+    /// an IP packet of its own length is non-IP (docs/dataplane.md).
+    pub non_ip_teids: Vec<TeidRange>,
     /// Per-CPU event rate, so a flood cannot flood the ring buffer. The default, 20000/s per
     /// CPU, carries one over-limit event a second from each of 1% of 1M devices even when one
     /// CPU receives them all; the controller drains the ring on its own thread.
@@ -193,6 +199,7 @@ impl Default for DataplaneSection {
             unknown_new_device: PpsLimit { pps: 1000, burst: 2000 },
             err_ind: PeriodLimit { count: 100, per: Dur::secs(1), burst: 200 },
             exempt_qfi: Vec::new(),
+            non_ip_teids: Vec::new(),
             event_gap: Dur::secs(1),
             event_rate: PpsLimit { pps: 20_000, burst: 2000 },
         }
@@ -926,6 +933,11 @@ impl Config {
         for (i, q) in d.exempt_qfi.iter().enumerate() {
             v.check(*q <= 63, &format!("dataplane.exempt_qfi[{i}]"), "QFI must be 0..=63 (TS 23.501 §5.7.1)");
         }
+        v.check(
+            d.non_ip_teids.len() <= guard_common::abi::NON_IP_TEID_RANGES,
+            "dataplane.non_ip_teids",
+            "at most 4 ranges (the data plane checks each on every G-PDU)",
+        );
         v.check(d.event_gap.0 > 0, "dataplane.event_gap", "must be > 0");
         v.check(
             d.fragment_window.0 > 0 && d.fragment_window.0 <= 1_000_000_000,
@@ -1095,6 +1107,11 @@ impl Config {
                 (d.unknown_new_device.pps / n).max(1),
                 (d.unknown_new_device.burst / n).max(1),
             ),
+            non_ip_teid: core::array::from_fn(|i| {
+                d.non_ip_teids.get(i).map_or(TeidSpan::default(), |r| TeidSpan { first: r.first, last: r.last })
+            }),
+            non_ip_ranges: d.non_ip_teids.len().min(guard_common::abi::NON_IP_TEID_RANGES) as u32,
+            reserved: 0,
         }
     }
 

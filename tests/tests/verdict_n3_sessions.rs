@@ -1,0 +1,109 @@
+//! Device identity and anti-spoofing that fit real PDU sessions (issue 17), through the real
+//! `guard_n3` by BPF_PROG_TEST_RUN, with G-PDUs crafted by scapy and checked by tshark
+//! (`labkit::sessions`), an encoder independent of the guard's parser.
+//!
+//! - Non-IP PDU sessions (TS 23.501 §5.6.10): an Ethernet frame or Unstructured octets as the
+//!   T-PDU, even one whose first nibble is 4 or 6, is counted per device as non-IP, never dropped
+//!   as malformed, and never feeds anti-spoofing; a TEID range configured as non-IP is non-IP
+//!   whatever its T-PDU looks like; the device's stage still applies.
+
+use guard_common::{
+    abi::{DeviceKey, GuardConfig, L3Addr, TeidSpan, PROT_ALL, STAGE_QUARANTINE, STAT_NON_IP},
+    policy::Verdict,
+};
+use labkit::assert_root;
+use labkit::bpf::{stage_entry, Guard};
+use labkit::sessions::{scapy_gpdus, SessionFrame, Tpdu};
+
+const SEC: u64 = 1_000_000_000;
+const GNB: &str = "10.200.0.11";
+const UPF_A: &str = "10.200.0.1";
+
+/// Every protection enforced (anti-spoofing and malformed included), every limit unlimited.
+fn enforce_all() -> GuardConfig {
+    GuardConfig { gtpu_port: 2152, enabled: PROT_ALL, event_gap_ns: SEC, ..Default::default() }
+}
+
+fn load(cfg: &GuardConfig) -> Guard {
+    Guard::load(cfg).unwrap_or_else(|e| panic!("loading the guard: {e:#}"))
+}
+
+fn frame(teid: u32, tpdu: Tpdu) -> SessionFrame {
+    SessionFrame { gnb: GNB, local: UPF_A, teid, tpdu }
+}
+
+fn frames(specs: &[SessionFrame]) -> Vec<Vec<u8>> {
+    scapy_gpdus(specs).unwrap_or_else(|e| panic!("{e:#}"))
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn non_ip_sessions_are_counted_never_malformed_never_bound() {
+    assert_root("verdict_n3_sessions::non_ip_sessions_are_counted_never_malformed_never_bound");
+    let mut g = load(&enforce_all());
+    // An Ethernet session whose destination MACs start 0x45 and 0x60 (read as IP by the first
+    // nibble), Unstructured sessions starting 0x45 / 0x60 with lengths that are no IP packet's,
+    // and three octets starting 0x45 (the old `inner_truncated`, dropped as malformed).
+    let eth = 0x1700;
+    let raw = 0x1701;
+    let mut unstructured_v4 = vec![0x45, 0x00, 0x00, 0x10];
+    unstructured_v4.extend_from_slice(&[0xa5; 36]);
+    let mut unstructured_v6 = vec![0x60, 0, 0, 0, 0, 0x08];
+    unstructured_v6.extend_from_slice(&[0x5a; 60]);
+    let f = frames(&[
+        frame(eth, Tpdu::Ethernet("45:00:00:54:00:01")),
+        frame(eth, Tpdu::Ethernet("60:00:00:00:00:08")),
+        frame(raw, Tpdu::Raw(unstructured_v4)),
+        frame(raw, Tpdu::Raw(unstructured_v6)),
+        frame(raw, Tpdu::Raw(vec![0x45, 0x00, 0x00])),
+    ]);
+    for (i, fr) in f.iter().enumerate() {
+        let d = g.expect(&format!("non-IP G-PDU {i}"), fr, Verdict::PassGpdu);
+        assert!(d.moved_malformed().is_empty(), "frame {i} counted malformed: {:?}", d.moved_malformed());
+        assert!(d.moved_shadow().is_empty(), "frame {i}: {:?}", d.moved_shadow());
+        assert_eq!(d.stat(STAT_NON_IP), 1, "frame {i} counted non-IP host-wide");
+    }
+    for (teid, n) in [(eth, 2), (raw, 3)] {
+        let d = g.teid(teid).unwrap_or_else(|| panic!("device {teid:#x}"));
+        assert_eq!((d.packets, d.non_ip, d.spoofed), (n, n, 0), "{teid:#x}: {d:?}");
+        assert_eq!(d.bound, L3Addr::NONE, "{teid:#x}: a non-IP T-PDU bound an address");
+    }
+    // An IPv4 session first: its binding holds, and a later non-IP-looking T-PDU is not a spoof.
+    let ip = 0x1702;
+    let f = frames(&[frame(ip, Tpdu::V4("10.45.0.2", "192.0.2.10")), frame(ip, Tpdu::Raw(vec![0x45; 30]))]);
+    g.expect("IPv4 G-PDU", &f[0], Verdict::PassGpdu);
+    let d = g.expect("then a T-PDU that is not an IP packet of its length", &f[1], Verdict::PassGpdu);
+    assert_eq!(d.stat(STAT_NON_IP), 1);
+    let d = g.teid(ip).expect("device");
+    assert_eq!((d.packets, d.non_ip, d.spoofed), (2, 1, 0));
+    // The stage applies to non-IP sessions like any other.
+    g.set_stage(&DeviceKey::teid(raw), &stage_entry(STAGE_QUARANTINE, 0, 0, 60 * SEC));
+    let f = frames(&[frame(raw, Tpdu::Raw(vec![0x45, 0x00, 0x00]))]);
+    g.expect("quarantined non-IP session", &f[0], Verdict::DropQuarantine);
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn a_teid_range_configured_non_ip_is_never_read_as_ip() {
+    assert_root("verdict_n3_sessions::a_teid_range_configured_non_ip_is_never_read_as_ip");
+    let mut cfg = enforce_all();
+    cfg.non_ip_teid[0] = TeidSpan { first: 0xf000_0000, last: 0xffff_ffff };
+    cfg.non_ip_ranges = 1;
+    let mut g = load(&cfg);
+    // An Unstructured session whose octets happen to form a valid IPv4 packet from two sources:
+    // in the configured range, neither is bound nor a spoof.
+    let t = 0xf000_0042;
+    let f = frames(&[frame(t, Tpdu::V4("10.45.0.2", "192.0.2.10")), frame(t, Tpdu::V4("10.66.6.6", "192.0.2.10"))]);
+    for fr in &f {
+        let d = g.expect("G-PDU of a non-IP TEID", fr, Verdict::PassGpdu);
+        assert_eq!(d.stat(STAT_NON_IP), 1);
+    }
+    let d = g.teid(t).expect("device");
+    assert_eq!((d.packets, d.non_ip, d.spoofed, d.bound), (2, 2, 0, L3Addr::NONE));
+    // Outside the range the same frames are IP: the second source is a spoof.
+    let t = 0x0000_0042;
+    let f = frames(&[frame(t, Tpdu::V4("10.45.0.2", "192.0.2.10")), frame(t, Tpdu::V4("10.66.6.6", "192.0.2.10"))]);
+    g.expect("IP session, first packet", &f[0], Verdict::PassGpdu);
+    g.expect("IP session, another source", &f[1], Verdict::DropSpoof);
+    assert_eq!(g.teid(t).expect("device").non_ip, 0);
+}
