@@ -39,6 +39,7 @@ pub const MAP_N3_FRAGS: &str = "N3_FRAGS";
 pub const MAP_N3_SEEN: &str = "N3_SEEN";
 pub const MAP_N3_UNKNOWN_GNB: &str = "N3_UNKNOWN_GNB";
 pub const MAP_N3_UNKNOWN_HOT: &str = "N3_UNKNOWN_HOT";
+pub const MAP_N3_LOCAL: &str = "N3_LOCAL";
 /// Name of the N3 XDP program in the object file.
 pub const PROG_N3: &str = "guard_n3";
 
@@ -95,20 +96,49 @@ pub const DEVICE_KIND_TEID: u32 = 1;
 pub const DEVICE_KIND_UE_V4: u32 = 4;
 pub const DEVICE_KIND_UE_V6: u32 = 6;
 
-/// One device: a TEID (one PDU session, TS 29.281 §5.1) or an inner UE address.
+/// One device: an F-TEID (one PDU session: a TEID with the local address it was allocated on, TS
+/// 29.281 §5.1, TS 29.244 §8.2.3) or an inner UE address.
+///
+/// The F-TEID is kept compact, 8 octets: the TEID and the *index* of the local address (the
+/// outer destination) in the host's N3 address table (`N3_LOCAL`, [`LocalAddr`]), not the
+/// address itself, so the key is no longer than a UE address key and the common path stays one
+/// hash lookup. Index 0 ([`LOCAL_INDEX_NONE`]) is every address the table does not list: on a
+/// host with one N3 address and no table, every session.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct DeviceKey {
     pub kind: u32,
-    /// TEID: big-endian in bytes 0..4, rest zero. UE address: as in [`L3Addr::addr`].
+    /// F-TEID: the TEID big-endian in bytes 0..4, the local-address index big-endian in 4..8, the
+    /// rest zero. UE address: as in [`L3Addr::addr`].
     pub id: [u8; 16],
 }
 
 impl DeviceKey {
+    /// The F-TEID of `teid` on an unlisted local address (index 0): a host with one N3 address.
     #[inline(always)]
     pub const fn teid(teid: u32) -> Self {
+        Self::fteid(LOCAL_INDEX_NONE, teid)
+    }
+
+    /// The F-TEID (`local` index, `teid`).
+    #[inline(always)]
+    pub const fn fteid(local: u32, teid: u32) -> Self {
         let b = teid.to_be_bytes();
-        DeviceKey { kind: DEVICE_KIND_TEID, id: [b[0], b[1], b[2], b[3], 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] }
+        let l = local.to_be_bytes();
+        DeviceKey {
+            kind: DEVICE_KIND_TEID,
+            id: [b[0], b[1], b[2], b[3], l[0], l[1], l[2], l[3], 0, 0, 0, 0, 0, 0, 0, 0],
+        }
+    }
+
+    /// The TEID and local-address index of an F-TEID key (`None` for a UE-address key).
+    #[inline(always)]
+    pub const fn as_fteid(&self) -> Option<(u32, u32)> {
+        if self.kind != DEVICE_KIND_TEID {
+            return None;
+        }
+        let i = &self.id;
+        Some((u32::from_be_bytes([i[4], i[5], i[6], i[7]]), u32::from_be_bytes([i[0], i[1], i[2], i[3]])))
     }
 
     /// The device key of an inner UE address, or `None` when the address family is unknown.
@@ -120,6 +150,40 @@ impl DeviceKey {
             _ => None,
         }
     }
+}
+
+/// One of the host's N3 addresses, in the array `N3_LOCAL` ([`LOCAL_SLOTS`] entries, written by
+/// userspace): its index in a device's F-TEID is its slot + 1. An address sits in one of
+/// [`LOCAL_PROBES`] slots from its home slot ([`local_home_slot`]), so the data plane finds it
+/// with a few array reads (inlined by the verifier) and no hash lookup. Entries are never moved
+/// or removed while the pins live (an address dropped from the configuration keeps its slot, so
+/// stages and counters keyed by its index never land on another address).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LocalAddr {
+    /// [`FAMILY_NONE`]: a free slot, which ends a probe.
+    pub addr: L3Addr,
+    /// [`LOCAL_FLAG_NON_IP`].
+    pub flags: u32,
+}
+
+/// Slots of `N3_LOCAL` (a power of two).
+pub const LOCAL_SLOTS: u32 = 64;
+/// Slots probed from an address's home slot.
+pub const LOCAL_PROBES: u32 = 4;
+/// The local-address index of an address `N3_LOCAL` does not list.
+pub const LOCAL_INDEX_NONE: u32 = 0;
+/// [`LocalAddr::flags`]: this address serves only non-IP PDU sessions (an Ethernet or
+/// Unstructured DNN on a UPF address of its own, TS 23.501 §5.6.10): its G-PDUs are non-IP.
+pub const LOCAL_FLAG_NON_IP: u32 = 1;
+
+/// The home slot of a local address in `N3_LOCAL`: its words folded and multiplied (Fibonacci
+/// hashing), the top bits kept. Cheap on purpose (it runs on every G-PDU); not for security.
+#[inline(always)]
+pub fn local_home_slot(a: &L3Addr) -> u32 {
+    let w = |i: usize| u32::from_ne_bytes([a.addr[i], a.addr[i + 1], a.addr[i + 2], a.addr[i + 3]]);
+    let x = w(0) ^ w(4) ^ w(8) ^ w(12) ^ a.family;
+    x.wrapping_mul(0x9e37_79b1) >> (32 - LOCAL_SLOTS.trailing_zeros())
 }
 
 /// Per-device counters and learned bindings, in the LRU map `N3_DEVICES` (data-plane owned).
@@ -626,6 +690,7 @@ pub const fn layout_fingerprint() -> u64 {
         core::mem::size_of::<TatSlot>(),
         core::mem::size_of::<FragKey>(),
         core::mem::size_of::<FragEntry>(),
+        core::mem::size_of::<LocalAddr>(),
         // N3_HINTS values (u64) per entry, times the entry count.
         8 * HINT_COUNT as usize,
     ];
@@ -664,3 +729,32 @@ const _: () = assert!(core::mem::size_of::<Counter>() == 16);
 const _: () = assert!(core::mem::size_of::<TatSlot>() == 32);
 const _: () = assert!(core::mem::size_of::<Event>() == 8 + 4 + 4 + 20 + 20 + 8 * 3);
 const _: () = assert!(core::mem::size_of::<Meta>() == 24);
+const _: () = assert!(core::mem::size_of::<LocalAddr>() == 24);
+const _: () = assert!(LOCAL_SLOTS.is_power_of_two() && LOCAL_PROBES <= LOCAL_SLOTS);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An F-TEID key round-trips, and two local addresses with one TEID are two devices.
+    #[test]
+    fn fteid_keys_keep_the_local_index() {
+        let a = DeviceKey::fteid(3, 0x1f00);
+        assert_eq!(a.as_fteid(), Some((3, 0x1f00)));
+        assert_ne!(a, DeviceKey::fteid(4, 0x1f00));
+        assert_eq!(DeviceKey::teid(0x1f00), DeviceKey::fteid(LOCAL_INDEX_NONE, 0x1f00));
+        assert_eq!(DeviceKey::ue(&L3Addr::v4([10, 0, 0, 1])).and_then(|k| k.as_fteid()), None);
+    }
+
+    /// Home slots are inside the table and spread a host's addresses.
+    #[test]
+    fn local_home_slots_spread() {
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..16u8 {
+            let s = local_home_slot(&L3Addr::v4([10, 200, 0, i]));
+            assert!(s < LOCAL_SLOTS);
+            seen.insert(s);
+        }
+        assert!(seen.len() >= 12, "16 consecutive addresses share too few home slots: {}", seen.len());
+    }
+}

@@ -9,9 +9,9 @@ use aya_ebpf::{
 use guard_common::{
     abi::{
         CellHot, CellKey, CellRecord, CellStageEntry, Counter, DeviceKey, DeviceState, FragEntry, FragKey, GuardConfig,
-        Meta, StageEntry, TatSlot, CELL_SLOTS, DEFAULT_MAX_CELLS, DEFAULT_MAX_CELL_STAGES, DEFAULT_MAX_DEVICES,
-        DEFAULT_MAX_FRAGS, DEFAULT_MAX_STAGED, EVENTS_RING_BYTES, HINT_COUNT, SEEN_ENTRIES, SEEN_ENTRY_BYTES,
-        STAT_COUNT,
+        LocalAddr, Meta, StageEntry, TatSlot, CELL_SLOTS, DEFAULT_MAX_CELLS, DEFAULT_MAX_CELL_STAGES,
+        DEFAULT_MAX_DEVICES, DEFAULT_MAX_FRAGS, DEFAULT_MAX_STAGED, EVENTS_RING_BYTES, HINT_COUNT, LOCAL_SLOTS,
+        SEEN_ENTRIES, SEEN_ENTRY_BYTES, STAT_COUNT,
     },
     parse::Malformed,
     policy::Verdict,
@@ -34,6 +34,11 @@ pub static N3_DEVICES: LruHashMap<DeviceKey, DeviceState> = LruHashMap::pinned(D
 /// Device stages, userspace-owned. A plain hash: the data plane never inserts or evicts here.
 #[map(name = "N3_STAGES")]
 pub static N3_STAGES: HashMap<DeviceKey, StageEntry> = HashMap::pinned(DEFAULT_MAX_STAGED, 0);
+
+/// The host's N3 addresses (`abi::LocalAddr`), written by userspace: a device's F-TEID carries
+/// the index of the one its G-PDUs are sent to. All empty: every address is index 0.
+#[map(name = "N3_LOCAL")]
+pub static N3_LOCAL: Array<LocalAddr> = Array::pinned(LOCAL_SLOTS, 0);
 
 /// Established sessions (`abi::seen_slot`, one octet each): a device whose record was evicted
 /// is re-admitted without the new-device budget.

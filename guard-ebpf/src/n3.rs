@@ -13,10 +13,11 @@ use aya_ebpf::{
 };
 use guard_common::{
     abi::{
-        seen_slot, CellHot, CellRecord, DeviceKey, DeviceState, FragEntry, FragKey, GuardConfig, L3Addr, Limit,
-        StageEntry, BIND_TEID, DEVICE_FLAG_ESTABLISHED, DEVICE_KIND_TEID, ECHO_PATH_SLOTS, ESTABLISHED_PACKETS,
-        EVENT_DEVICE_OVER_LIMIT, EVENT_ECHO_LIMITED, EVENT_ERR_IND_LIMITED, EVENT_NEW_DEVICE_LIMITED, EVENT_SPOOF,
-        FAMILY_NONE, HINT_STAGE_GEN, KEY_MODE_UE_ADDR, PROT_ANTISPOOF, PROT_CELL_CAP, PROT_ECHO, PROT_ERR_IND,
+        local_home_slot, seen_slot, CellHot, CellRecord, DeviceKey, DeviceState, FragEntry, FragKey, GuardConfig,
+        L3Addr, Limit, StageEntry, BIND_TEID, DEVICE_FLAG_ESTABLISHED, DEVICE_KIND_TEID, ECHO_PATH_SLOTS,
+        ESTABLISHED_PACKETS, EVENT_DEVICE_OVER_LIMIT, EVENT_ECHO_LIMITED, EVENT_ERR_IND_LIMITED,
+        EVENT_NEW_DEVICE_LIMITED, EVENT_SPOOF, FAMILY_NONE, HINT_STAGE_GEN, KEY_MODE_UE_ADDR, LOCAL_FLAG_NON_IP,
+        LOCAL_INDEX_NONE, LOCAL_PROBES, LOCAL_SLOTS, PROT_ANTISPOOF, PROT_CELL_CAP, PROT_ECHO, PROT_ERR_IND,
         PROT_HOST_CAP, PROT_MALFORMED, PROT_NEW_DEVICE, SEEN_ENTRY_BYTES, STAGE_FLAG_EXEMPT, STAGE_OBSERVE,
         STAT_MAP_UPDATE_FAILED, STAT_NON_IP, STAT_NO_CONFIG,
     },
@@ -35,8 +36,8 @@ use crate::{
     counters::{self, add},
     cursor::XdpPacket,
     maps::{
-        N3_CELLS, N3_CELL_STAGES, N3_CONFIG, N3_DEVICES, N3_FRAGS, N3_HINTS, N3_NEW_DEV, N3_PCPU_TAT, N3_PKT, N3_SEEN,
-        N3_STAGES,
+        N3_CELLS, N3_CELL_STAGES, N3_CONFIG, N3_DEVICES, N3_FRAGS, N3_HINTS, N3_LOCAL, N3_NEW_DEV, N3_PCPU_TAT, N3_PKT,
+        N3_SEEN, N3_STAGES,
     },
 };
 
@@ -80,11 +81,18 @@ fn verdict(ctx: &XdpContext, len: u64) -> Verdict {
     let p = &mut scratch.pkt;
     match parse_frame(ctx, cfg.gtpu_port as u16, p) {
         Ok(true) => {
-            // A session configured as non-IP (TS 23.501 §5.6.10) has no inner addresses, whatever
-            // its T-PDU's first octets look like: they must not feed anti-spoofing or a UE key.
-            if p.gtp.msg_type == MSG_G_PDU && cfg.non_ip_ranges != 0 && cfg.non_ip_teid(p.gtp.teid) {
-                gtpu::store_addr(&mut p.inner_src, FAMILY_NONE, [0; 4]);
-                gtpu::store_addr(&mut p.inner_dst, FAMILY_NONE, [0; 4]);
+            if p.gtp.msg_type == MSG_G_PDU {
+                // The F-TEID's local half (TS 29.281 §5.1): which of the host's N3 addresses
+                // the TEID was allocated on.
+                let (local, flags) = local_index(&p.outer_dst);
+                p.local = local;
+                // A session configured as non-IP (TS 23.501 §5.6.10), by TEID range or by a
+                // local address serving only such sessions, has no inner addresses, whatever
+                // its T-PDU's first octets look like: they must not feed anti-spoofing or a UE key.
+                if flags & LOCAL_FLAG_NON_IP != 0 || (cfg.non_ip_ranges != 0 && cfg.non_ip_teid(p.gtp.teid)) {
+                    gtpu::store_addr(&mut p.inner_src, FAMILY_NONE, [0; 4]);
+                    gtpu::store_addr(&mut p.inner_dst, FAMILY_NONE, [0; 4]);
+                }
             }
         }
         Ok(false) if p.frag_kind == FRAG_LATER => return later_fragment(ctx, p, &mut scratch.clock),
@@ -119,6 +127,28 @@ fn verdict(ctx: &XdpContext, len: u64) -> Verdict {
         first_fragment_dropped(ctx, cfg, &scratch.pkt, &mut scratch.clock);
     }
     v
+}
+
+/// The index (slot + 1) and flags of the host address `dst` in `N3_LOCAL`, or
+/// (`LOCAL_INDEX_NONE`, 0) when the table does not list it. At most `LOCAL_PROBES` array reads
+/// (inlined by the verifier: no helper call, no hash lookup); one on a host whose table is empty
+/// (the first slot probed is free) or whose address sits in its home slot.
+#[inline(always)]
+fn local_index(dst: &L3Addr) -> (u32, u32) {
+    let home = local_home_slot(dst);
+    for i in 0..LOCAL_PROBES {
+        let slot = (home + i) & (LOCAL_SLOTS - 1);
+        let Some(e) = N3_LOCAL.get(slot) else {
+            break;
+        };
+        if e.addr.family == FAMILY_NONE {
+            break;
+        }
+        if e.addr == *dst {
+            return (slot + 1, e.flags);
+        }
+    }
+    (LOCAL_INDEX_NONE, 0)
 }
 
 /// Whether `key` was marked an established session in `N3_SEEN`. A call of its own: its hash
@@ -337,11 +367,11 @@ fn device_key(cfg: &GuardConfig, p: &GtpPacket) -> DeviceKey {
             return k;
         }
     }
-    teid_key(p.gtp.teid)
+    fteid_key(p.local, p.gtp.teid)
 }
 
 /// A 20-byte record laid out as a u32 then 16 octets (`DeviceKey`, `L3Addr`), with `first`, then
-/// `head` in octets 0..4 and zeros after, written as five u32 stores. Built the plain way
+/// `head` in octets 0..4, `second` in 4..8 and zeros after, written as five u32 stores. Built the plain way
 /// (`DeviceKey::teid`), LLVM merges the twelve zero octets into a `memset` call, which the BPF
 /// backend emits as a byte-at-a-time loop in a subprogram: on every G-PDU. Volatile keeps the
 /// stores from being merged back into that call.
@@ -349,7 +379,7 @@ fn device_key(cfg: &GuardConfig, p: &GtpPacket) -> DeviceKey {
 /// # Safety
 /// `T` must be 20 bytes, 4-byte aligned, and valid for any bit pattern.
 #[inline(always)]
-unsafe fn words20<T>(first: u32, head: [u8; 4]) -> T {
+unsafe fn words20<T>(first: u32, head: [u8; 4], second: [u8; 4]) -> T {
     const { assert!(core::mem::size_of::<T>() == 20 && core::mem::align_of::<T>() == 4) };
     let mut r = core::mem::MaybeUninit::<T>::uninit();
     let w = r.as_mut_ptr() as *mut u32;
@@ -358,7 +388,7 @@ unsafe fn words20<T>(first: u32, head: [u8; 4]) -> T {
     unsafe {
         core::ptr::write_volatile(w, first);
         core::ptr::write_volatile(w.add(1), u32::from_ne_bytes(head));
-        core::ptr::write_volatile(w.add(2), 0);
+        core::ptr::write_volatile(w.add(2), u32::from_ne_bytes(second));
         core::ptr::write_volatile(w.add(3), 0);
         core::ptr::write_volatile(w.add(4), 0);
         r.assume_init()
@@ -369,7 +399,14 @@ unsafe fn words20<T>(first: u32, head: [u8; 4]) -> T {
 #[inline(always)]
 fn teid_key(teid: u32) -> DeviceKey {
     // SAFETY: `DeviceKey` is `#[repr(C)]` { u32, [u8; 16] }: 20 bytes, 4-aligned, integers only.
-    unsafe { words20(DEVICE_KIND_TEID, teid.to_be_bytes()) }
+    unsafe { words20(DEVICE_KIND_TEID, teid.to_be_bytes(), [0; 4]) }
+}
+
+/// `DeviceKey::fteid(local, teid)`, without the `memset` (see `words20`).
+#[inline(always)]
+fn fteid_key(local: u32, teid: u32) -> DeviceKey {
+    // SAFETY: as `teid_key`.
+    unsafe { words20(DEVICE_KIND_TEID, teid.to_be_bytes(), local.to_be_bytes()) }
 }
 
 /// The learned binding of a new device: TEID mode binds the inner source address, UE-address
@@ -378,7 +415,7 @@ fn teid_key(teid: u32) -> DeviceKey {
 fn binding(cfg: &GuardConfig, p: &GtpPacket) -> L3Addr {
     if cfg.key_mode == KEY_MODE_UE_ADDR {
         // SAFETY: `L3Addr` is `#[repr(C)]` { u32, [u8; 16] }: 20 bytes, 4-aligned, integers only.
-        unsafe { words20(BIND_TEID, p.gtp.teid.to_be_bytes()) }
+        unsafe { words20(BIND_TEID, p.gtp.teid.to_be_bytes(), p.local.to_be_bytes()) }
     } else {
         p.inner_src
     }

@@ -95,6 +95,11 @@ pub fn run_command(a: RunArgs) -> Result<()> {
         }
     }
     let fresh = matches!(loaded.state, crate::pins::PinState::Fresh);
+    // The host's N3 addresses before the first packet: every device's F-TEID carries the index
+    // of its address (docs/dataplane.md, "F-TEID").
+    N3Maps::from_ebpf_ref(&mut loaded.ebpf)?
+        .sync_local_addrs(&cfg.local_addrs())
+        .with_context(|| format!("listing the N3 addresses of {iface}"))?;
     let how = match loaded.attach(&iface, a.mode.into()) {
         Ok(how) => how,
         Err(e) => {
@@ -650,7 +655,8 @@ fn reload(c: &mut Ctl, engine: &mut Engine, audit: &AuditLog, m: &Metrics, host_
         Ok(new) => {
             let (new, changes) = c.cfg.reload_from(new);
             let old = std::mem::replace(&mut c.cfg, new);
-            if let Err(e) = write_dataplane(c, host_cap) {
+            let listed = c.maps.sync_local_addrs(&c.cfg.local_addrs()).map(|_| ()).map_err(anyhow::Error::from);
+            if let Err(e) = listed.and_then(|()| write_dataplane(c, host_cap)) {
                 error!(
                     error = format!("{e:#}"),
                     "SIGHUP: writing the new data-plane config failed; keeping the old one"

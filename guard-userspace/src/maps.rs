@@ -8,18 +8,20 @@ use aya::{
 use guard_common::{
     abi::{
         self, CellHot, CellKey, CellRecord, CellStageEntry, CellState, Counter, DeviceKey, DeviceState, GuardConfig,
-        Meta, StageEntry, STAT_COUNT,
+        LocalAddr, Meta, StageEntry, LOCAL_SLOTS, STAT_COUNT,
     },
     parse::Malformed,
     policy::Verdict,
 };
 
-use crate::{batch, pins::PinDir};
+use crate::{batch, local::LocalTable, pins::PinDir};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MapsError {
     #[error("map {0} is missing (is the guard loaded on this interface? see `guard status`)")]
     Missing(&'static str),
+    #[error("{0}")]
+    LocalTable(String),
     #[error("map {name}: {source}")]
     Map { name: &'static str, source: MapError },
 }
@@ -46,6 +48,8 @@ pub struct N3Maps {
     pub hints: Array<MapData, u64>,
     /// The record every outer source without one of its own shares (per CPU).
     pub unknown_gnb: PerCpuArray<MapData, CellRecord>,
+    /// The host's N3 addresses, whose indexes devices' F-TEIDs carry (`crate::local`).
+    pub local: Array<MapData, LocalAddr>,
 }
 
 /// Something that can hand out maps by name.
@@ -116,6 +120,7 @@ impl N3Maps {
             stats: PerCpuArray::try_from(src.map(MAP_N3_STATS)?).map_err(err(MAP_N3_STATS))?,
             hints: Array::try_from(src.map(MAP_N3_HINTS)?).map_err(err(MAP_N3_HINTS))?,
             unknown_gnb: PerCpuArray::try_from(src.map(MAP_N3_UNKNOWN_GNB)?).map_err(err(MAP_N3_UNKNOWN_GNB))?,
+            local: Array::try_from(src.map(MAP_N3_LOCAL)?).map_err(err(MAP_N3_LOCAL))?,
         })
     }
 
@@ -125,6 +130,23 @@ impl N3Maps {
 
     pub fn write_config(&mut self, cfg: &GuardConfig) -> Result<(), MapsError> {
         self.config.set(0, cfg, 0).map_err(err(abi::MAP_N3_CONFIG))
+    }
+
+    /// The host's N3 address table as the data plane reads it.
+    pub fn local_table(&self) -> Result<LocalTable, MapsError> {
+        let slots = (0..LOCAL_SLOTS).map(|i| self.local.get(&i, 0)).collect::<Result<_, _>>();
+        Ok(LocalTable { slots: slots.map_err(err(abi::MAP_N3_LOCAL))? })
+    }
+
+    /// List `wanted` (address, `abi::LOCAL_FLAG_*`) in the N3 address table (`LocalTable::place`:
+    /// listed addresses keep their index). `Err` (nothing written) when an address finds no room.
+    pub fn sync_local_addrs(&mut self, wanted: &[(std::net::IpAddr, u32)]) -> Result<LocalTable, MapsError> {
+        let mut t = self.local_table()?;
+        let changed = t.place(wanted).map_err(MapsError::LocalTable)?;
+        for i in changed {
+            self.local.set(i, t.slots[i as usize], 0).map_err(err(abi::MAP_N3_LOCAL))?;
+        }
+        Ok(t)
     }
 
     pub fn config(&self) -> Result<GuardConfig, MapsError> {

@@ -6,6 +6,9 @@
 //!   T-PDU, even one whose first nibble is 4 or 6, is counted per device as non-IP, never dropped
 //!   as malformed, and never feeds anti-spoofing; a TEID range configured as non-IP is non-IP
 //!   whatever its T-PDU looks like; the device's stage still applies.
+//! - F-TEID identity (TS 29.281 §5.1, TS 29.244 §8.2.3): two sessions with one TEID on two of the
+//!   host's N3 addresses are two devices: one's stage, counters and binding never land on the
+//!   other; pins of the TEID-only layout (schema 4) are refused, saying why.
 
 use guard_common::{
     abi::{DeviceKey, GuardConfig, L3Addr, TeidSpan, PROT_ALL, STAGE_QUARANTINE, STAT_NON_IP},
@@ -18,6 +21,9 @@ use labkit::sessions::{scapy_gpdus, SessionFrame, Tpdu};
 const SEC: u64 = 1_000_000_000;
 const GNB: &str = "10.200.0.11";
 const UPF_A: &str = "10.200.0.1";
+const UPF_B: &str = "10.200.0.2";
+const UPF_C: &str = "10.200.0.3";
+const UPF_V6: &str = "fd00:200::1";
 
 /// Every protection enforced (anti-spoofing and malformed included), every limit unlimited.
 fn enforce_all() -> GuardConfig {
@@ -30,6 +36,15 @@ fn load(cfg: &GuardConfig) -> Guard {
 
 fn frame(teid: u32, tpdu: Tpdu) -> SessionFrame {
     SessionFrame { gnb: GNB, local: UPF_A, teid, tpdu }
+}
+
+fn frame_to(local: &'static str, teid: u32, tpdu: Tpdu) -> SessionFrame {
+    let gnb = if local.contains(':') { "fd00:200::11" } else { GNB };
+    SessionFrame { gnb, local, teid, tpdu }
+}
+
+fn ip(s: &str) -> std::net::IpAddr {
+    s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
 }
 
 fn frames(specs: &[SessionFrame]) -> Vec<Vec<u8>> {
@@ -106,4 +121,92 @@ fn a_teid_range_configured_non_ip_is_never_read_as_ip() {
     g.expect("IP session, first packet", &f[0], Verdict::PassGpdu);
     g.expect("IP session, another source", &f[1], Verdict::DropSpoof);
     assert_eq!(g.teid(t).expect("device").non_ip, 0);
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn one_teid_on_two_local_addresses_is_two_devices() {
+    assert_root("verdict_n3_sessions::one_teid_on_two_local_addresses_is_two_devices");
+    let mut g = load(&enforce_all());
+    let table =
+        g.maps.sync_local_addrs(&[(ip(UPF_A), 0), (ip(UPF_B), 0), (ip(UPF_V6), 0)]).unwrap_or_else(|e| panic!("{e:#}"));
+    let (ia, ib, i6) = (
+        table.index_of(ip(UPF_A)).expect("A listed"),
+        table.index_of(ip(UPF_B)).expect("B listed"),
+        table.index_of(ip(UPF_V6)).expect("v6 listed"),
+    );
+    assert!(ia != ib && ib != i6 && ia != i6 && ia != 0 && ib != 0 && i6 != 0);
+    // Two UPF instances allocated the same TEID to two sessions of two UEs.
+    let teid = 0x0000_4242;
+    let f = frames(&[
+        frame_to(UPF_A, teid, Tpdu::V4("10.45.0.2", "192.0.2.10")),
+        frame_to(UPF_B, teid, Tpdu::V4("10.46.0.9", "192.0.2.10")),
+        frame_to(UPF_C, teid, Tpdu::V4("10.47.0.1", "192.0.2.10")),
+        frame_to(UPF_V6, teid, Tpdu::V4("10.48.0.1", "192.0.2.10")),
+    ]);
+    for _ in 0..3 {
+        for (i, fr) in f.iter().enumerate() {
+            g.expect(&format!("session {i}"), fr, Verdict::PassGpdu);
+        }
+    }
+    // Four devices, one per F-TEID (the unlisted address C is index 0), none a spoof of another.
+    let key = |i| DeviceKey::fteid(i, teid);
+    for (i, who) in [(ia, "A"), (ib, "B"), (0, "C (unlisted)"), (i6, "IPv6 address")] {
+        let d = g.device(&key(i)).unwrap_or_else(|| panic!("no device for the session on {who}"));
+        assert_eq!((d.packets, d.spoofed, d.dropped), (3, 0, 0), "session on {who}: {d:?}");
+    }
+    assert_eq!(g.device_count(), 4);
+    // A's session is quarantined: only A's packets drop, before and after the stage cache fills.
+    g.set_stage(&key(ia), &stage_entry(STAGE_QUARANTINE, 0, 0, 60 * SEC));
+    for round in 0..4 {
+        g.expect(&format!("round {round}: A quarantined"), &f[0], Verdict::DropQuarantine);
+        g.expect(&format!("round {round}: B, same TEID"), &f[1], Verdict::PassGpdu);
+        g.expect(&format!("round {round}: C, same TEID"), &f[2], Verdict::PassGpdu);
+        g.expect(&format!("round {round}: IPv6 outer, same TEID"), &f[3], Verdict::PassGpdu);
+    }
+    assert_eq!(g.device(&key(ib)).expect("B").dropped, 0);
+    assert_eq!(g.device(&key(ia)).expect("A").dropped, 4);
+    // The TEID-only key (index 0) is C's session, not A's or B's: a stage there touches only C.
+    g.set_stage(&DeviceKey::teid(teid), &stage_entry(STAGE_QUARANTINE, 0, 0, 60 * SEC));
+    g.expect("C quarantined by its own key", &f[2], Verdict::DropQuarantine);
+    g.expect("B still passes", &f[1], Verdict::PassGpdu);
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn a_local_address_of_non_ip_sessions_is_never_read_as_ip() {
+    assert_root("verdict_n3_sessions::a_local_address_of_non_ip_sessions_is_never_read_as_ip");
+    let mut g = load(&enforce_all());
+    g.maps
+        .sync_local_addrs(&[(ip(UPF_A), 0), (ip(UPF_B), guard_common::abi::LOCAL_FLAG_NON_IP)])
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let f = frames(&[
+        frame_to(UPF_B, 0x77, Tpdu::V4("10.45.0.2", "192.0.2.10")),
+        frame_to(UPF_B, 0x77, Tpdu::V4("10.66.6.6", "192.0.2.10")),
+        frame_to(UPF_A, 0x77, Tpdu::V4("10.45.0.2", "192.0.2.10")),
+        frame_to(UPF_A, 0x77, Tpdu::V4("10.66.6.6", "192.0.2.10")),
+    ]);
+    g.expect("non-IP address, first", &f[0], Verdict::PassGpdu);
+    g.expect("non-IP address, another 'source'", &f[1], Verdict::PassGpdu);
+    g.expect("IP address, first", &f[2], Verdict::PassGpdu);
+    g.expect("IP address, another source", &f[3], Verdict::DropSpoof);
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn pins_of_the_teid_only_schema_are_refused_saying_why() {
+    assert_root("verdict_n3_sessions::pins_of_the_teid_only_schema_are_refused_saying_why");
+    let mut g = load(&enforce_all());
+    // Pins as the previous release (schema 4) left them.
+    let mut old = guard_common::abi::Meta::current(guard_common::abi::META_PROG_N3);
+    old.schema_version = 4;
+    g.maps.write_meta(&old).expect("write META");
+    let pins = g.scope.pins.clone();
+    let err = match guard::loader::load(&pins, labkit::bpf::TEST_MAX_DEVICES, &enforce_all()) {
+        Ok(_) => panic!("pins of schema 4 were reused"),
+        Err(e) => e.to_string(),
+    };
+    for want in ["schema version 4", "not migrated", "F-TEID", "guard detach --iface IF --purge"] {
+        assert!(err.contains(want), "the refusal does not say {want:?}: {err}");
+    }
 }

@@ -15,6 +15,12 @@ pub enum N3 {
 pub struct GtpPacket {
     /// Outer source: the gNB (the "cell" on N3).
     pub outer_src: L3Addr,
+    /// Outer destination: the host's own N3 address the packet was sent to, whose TEID it names
+    /// (the F-TEID, TS 29.281 §5.1). Written for GTP-U packets only.
+    pub outer_dst: L3Addr,
+    /// The index of `outer_dst` in the host's N3 address table (`abi::LocalAddr`): not written by
+    /// the parser, but by the data plane after it (0 until then).
+    pub local: u32,
     pub vlan_tags: u8,
     pub gtp: gtpu::Gtpu,
     /// Inner source of a G-PDU (the UE address), or [`L3Addr::NONE`].
@@ -86,6 +92,7 @@ pub fn parse_into<P: Packet + ?Sized>(pkt: &P, gtpu_port: u16, out: &mut GtpPack
         return Ok(false);
     }
     // From here the packet is addressed to GTP-U: malformations are GTP-level.
+    outer_dst_into(pkt, l2.next, l3.src.family, &mut out.outer_dst)?;
     let ulen = u.length as usize;
     if ulen < udp::UDP_HLEN {
         return Err(Malformed::UdpBadLength);
@@ -107,6 +114,20 @@ pub fn parse_into<P: Packet + ?Sized>(pkt: &P, gtpu_port: u16, out: &mut GtpPack
     out.vlan_tags = l2.vlan_tags;
     out.gtp = g;
     Ok(true)
+}
+
+/// The outer destination of the IP header at `l3` (RFC 791 §3.1: octets 16-19; RFC 8200 §3:
+/// octets 24-39), written in place with word stores (see `gtpu::store_addr`).
+#[inline(always)]
+fn outer_dst_into<P: Packet + ?Sized>(pkt: &P, l3: usize, family: u32, out: &mut L3Addr) -> Result<(), Malformed> {
+    if family == crate::abi::FAMILY_IPV4 {
+        let a: [u8; 4] = pkt.read(l3 + 16).ok_or(Malformed::Ipv4Truncated)?;
+        gtpu::store_addr(out, family, [word(&a, 0), 0, 0, 0]);
+    } else {
+        let a: [u8; 16] = pkt.read(l3 + 24).ok_or(Malformed::Ipv6Truncated)?;
+        gtpu::store_addr(out, family, [word(&a, 0), word(&a, 4), word(&a, 8), word(&a, 12)]);
+    }
+    Ok(())
 }
 
 /// The outer destination (the host's own GTP-U address) of a frame [`parse_into`] accepted, as
@@ -159,8 +180,8 @@ pub fn parse_common_into<P: Packet + ?Sized>(pkt: &P, gtpu_port: u16, out: &mut 
     use crate::abi::FAMILY_IPV4;
     // Small windows rather than one read of the 50 octets: in the kernel each read is a copy on
     // the 512-byte BPF stack, shared with the policy's frame.
-    // Octets 12-29: EtherType, then the IPv4 header up to its Source Address.
-    let Some(h) = pkt.read::<18>(12) else {
+    // Octets 12-33: EtherType, then the IPv4 header up to its Destination Address.
+    let Some(h) = pkt.read::<22>(12) else {
         return false;
     };
     // EtherType IPv4 (no VLAN tag); version 4, IHL 5 (RFC 791 §3.1); flags and fragment offset:
@@ -171,7 +192,7 @@ pub fn parse_common_into<P: Packet + ?Sized>(pkt: &P, gtpu_port: u16, out: &mut 
     if h[8] & 0x3f != 0 || h[9] != 0 || h[11] != ip::IPPROTO_UDP {
         return false;
     }
-    let outer = word(&h, 14);
+    let (outer, local) = (word(&h, 14), word(&h, 18));
     // Octets 34-49: the UDP header, then the GTP-U mandatory header.
     let Some(u) = pkt.read::<16>(C_UDP) else {
         return false;
@@ -207,6 +228,7 @@ pub fn parse_common_into<P: Packet + ?Sized>(pkt: &P, gtpu_port: u16, out: &mut 
         (payload, ext_count, qfi, pdu_type) = (C_OPT + 8, 1, e[6] & 0x3f, e[5] >> 4);
     }
     gtpu::store_addr(&mut out.outer_src, FAMILY_IPV4, [outer, 0, 0, 0]);
+    gtpu::store_addr(&mut out.outer_dst, FAMILY_IPV4, [local, 0, 0, 0]);
     out.vlan_tags = 0;
     out.frag_kind = FRAG_NONE;
     let tpdu_len = (end - payload) as u32;
@@ -221,6 +243,8 @@ impl GtpPacket {
     /// A placeholder to parse into.
     pub const EMPTY: GtpPacket = GtpPacket {
         outer_src: L3Addr::NONE,
+        outer_dst: L3Addr::NONE,
+        local: 0,
         vlan_tags: 0,
         gtp: gtpu::Gtpu {
             flags: 0,

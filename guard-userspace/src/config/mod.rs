@@ -82,6 +82,12 @@ pub struct GuardSection {
     pub interfaces: Vec<String>,
     /// What "a device" is: `"teid"` (one PDU session) or `"ue_addr"` (the inner UE address).
     pub key_mode: KeyMode,
+    /// The host's own N3 (GTP-U) addresses, at most 16. A TEID is unique only with the address it
+    /// was allocated on (the F-TEID, TS 29.281 §5.1, TS 29.244 §8.2.3): on a host with several N3
+    /// addresses or UPF instances, list them all, so that two sessions with one TEID on two
+    /// addresses are two devices. Empty (one N3 address): every session is keyed by its TEID.
+    /// An address keeps its index once listed, even when removed (docs/dataplane.md).
+    pub n3_addrs: Vec<IpAddr>,
     /// UDP destination port of GTP-U (TS 29.281 §4.4.2).
     pub gtpu_port: u16,
     /// bpffs directory for pinned maps and links.
@@ -104,6 +110,7 @@ impl Default for GuardSection {
         GuardSection {
             interfaces: Vec::new(),
             key_mode: KeyMode::Teid,
+            n3_addrs: Vec::new(),
             gtpu_port: 2152,
             pin_dir: PathBuf::from("/sys/fs/bpf/overload-guard"),
             max_devices: guard_common::abi::DEFAULT_MAX_DEVICES,
@@ -180,6 +187,9 @@ pub struct DataplaneSection {
     /// the T-PDU's first octet. Without it the guard still classifies each T-PDU: one that is not
     /// an IP packet of its own length is non-IP (docs/dataplane.md).
     pub non_ip_teids: Vec<TeidRange>,
+    /// N3 addresses (from `guard.n3_addrs`) that serve only non-IP PDU sessions (a UPF instance of
+    /// an Ethernet or Unstructured DNN): their G-PDUs are non-IP whatever they carry.
+    pub non_ip_local_addrs: Vec<IpAddr>,
     /// Per-CPU event rate, so a flood cannot flood the ring buffer. The default, 20000/s per
     /// CPU, carries one over-limit event a second from each of 1% of 1M devices even when one
     /// CPU receives them all; the controller drains the ring on its own thread.
@@ -200,6 +210,7 @@ impl Default for DataplaneSection {
             err_ind: PeriodLimit { count: 100, per: Dur::secs(1), burst: 200 },
             exempt_qfi: Vec::new(),
             non_ip_teids: Vec::new(),
+            non_ip_local_addrs: Vec::new(),
             event_gap: Dur::secs(1),
             event_rate: PpsLimit { pps: 20_000, burst: 2000 },
         }
@@ -913,6 +924,21 @@ impl Config {
                 v.check(false, "guard.n2_config", "is set but guard.n2_interface is not");
             }
         }
+        v.check(g.n3_addrs.len() <= 16, "guard.n3_addrs", "at most 16 addresses");
+        let mut seen_addr = HashSet::new();
+        for (i, a) in g.n3_addrs.iter().enumerate() {
+            if !seen_addr.insert(a) {
+                v.bad(format!("guard.n3_addrs[{i}]"), format!("`{a}` is listed twice"));
+            }
+        }
+        for (i, a) in self.dataplane.non_ip_local_addrs.iter().enumerate() {
+            if !g.n3_addrs.contains(a) {
+                v.bad(
+                    format!("dataplane.non_ip_local_addrs[{i}]"),
+                    format!("`{a}` is not one of guard.n3_addrs: list it there too"),
+                );
+            }
+        }
         v.check(g.gtpu_port != 0, "guard.gtpu_port", "must be > 0");
         v.check(g.max_devices > 0, "guard.max_devices", "must be > 0");
         v.check(g.pin_dir.is_absolute(), "guard.pin_dir", "must be an absolute path");
@@ -1113,6 +1139,16 @@ impl Config {
             non_ip_ranges: d.non_ip_teids.len().min(guard_common::abi::NON_IP_TEID_RANGES) as u32,
             reserved: 0,
         }
+    }
+
+    /// The host's N3 addresses with their `LOCAL_FLAG_*`, for the table `N3_LOCAL`.
+    pub fn local_addrs(&self) -> Vec<(IpAddr, u32)> {
+        let non_ip = |a: &IpAddr| self.dataplane.non_ip_local_addrs.contains(a);
+        self.guard
+            .n3_addrs
+            .iter()
+            .map(|a| (*a, if non_ip(a) { guard_common::abi::LOCAL_FLAG_NON_IP } else { 0 }))
+            .collect()
     }
 
     /// The group a device belongs to (first match), by index into [`Config::groups`].
