@@ -40,6 +40,9 @@ pub const MAP_N3_SEEN: &str = "N3_SEEN";
 pub const MAP_N3_UNKNOWN_GNB: &str = "N3_UNKNOWN_GNB";
 pub const MAP_N3_UNKNOWN_HOT: &str = "N3_UNKNOWN_HOT";
 pub const MAP_N3_LOCAL: &str = "N3_LOCAL";
+pub const MAP_N3_FRAMED: &str = "N3_FRAMED";
+/// Capacity of `N3_FRAMED` (framed routes, an LPM trie keyed by IPv6 / IPv4-mapped prefixes).
+pub const DEFAULT_MAX_FRAMED: u32 = 4096;
 /// Name of the N3 XDP program in the object file.
 pub const PROG_N3: &str = "guard_n3";
 
@@ -205,9 +208,15 @@ pub struct DeviceState {
     pub over_limit: u64,
     /// G-PDUs whose inner source did not match the learned binding.
     pub spoofed: u64,
-    /// Learned binding. TEID mode: the inner source address. UE-address mode: the TEID, in
-    /// `addr[0..4]` with `family` = [`BIND_TEID`].
-    pub bound: L3Addr,
+    /// Learned IPv4 binding (TEID mode): the inner source address, as its four octets in
+    /// memory order; valid with [`BIND_V4`] in `bind_flags` (docs/dataplane.md, "Anti-spoofing").
+    pub bound_v4: u32,
+    /// [`BIND_V4`], [`BIND_V6`], [`BIND_FTEID`]: which bindings are learned.
+    pub bind_flags: u32,
+    /// The F-TEID local index of the last G-PDU ([`DeviceKey::fteid`]).
+    pub local: u32,
+    /// Reserved, zero.
+    pub reserved: [u32; 2],
     /// Last TEID seen.
     pub teid: u32,
     /// Last gNB (outer source) seen.
@@ -245,6 +254,34 @@ pub struct DeviceState {
     /// §5.6.10, or a session configured as non-IP: [`GuardConfig::non_ip_teid`]): counted and
     /// judged like any G-PDU of the device, never used for anti-spoofing or a UE-address key.
     pub non_ip: u64,
+    /// Learned IPv6 binding (TEID mode): the prefix ([`GuardConfig::antispoof_v6_prefix`] bits)
+    /// of the inner source, big-endian in a u64; valid with [`BIND_V6`].
+    pub bound_v6: u64,
+    /// Learned F-TEID (UE-address mode: the session the UE address stays on), `local << 32 |
+    /// teid`; valid with [`BIND_FTEID`].
+    pub bound_fteid: u64,
+    /// When each binding (v4, v6, F-TEID) was last matched by a G-PDU that passed: a binding
+    /// unmatched for [`GuardConfig::antispoof_rebind_ns`] is replaced by the next source that
+    /// passes (how a forged first packet's binding is corrected).
+    pub bound_ns: [u64; 3],
+    /// Bindings replaced that way.
+    pub rebinds: u64,
+}
+
+/// [`DeviceState::bind_flags`] bits, and the index of each in [`DeviceState::bound_ns`]
+/// ([`bind_slot`]).
+pub const BIND_V4: u32 = 1;
+pub const BIND_V6: u32 = 2;
+pub const BIND_FTEID: u32 = 4;
+
+/// The index of a `BIND_*` bit in [`DeviceState::bound_ns`].
+#[inline(always)]
+pub const fn bind_slot(bit: u32) -> usize {
+    match bit {
+        BIND_V4 => 0,
+        BIND_V6 => 1,
+        _ => 2,
+    }
 }
 
 /// [`DeviceState::flags`]: the device has sent [`ESTABLISHED_PACKETS`] G-PDUs from a gNB the
@@ -288,8 +325,6 @@ pub fn seen_slot(key: &DeviceKey) -> (u32, usize) {
     (slot / SEEN_ENTRY_BYTES as u32, (slot % SEEN_ENTRY_BYTES as u32) as usize)
 }
 
-/// [`DeviceState::bound`] family when the binding is a TEID (UE-address key mode).
-pub const BIND_TEID: u32 = 1;
 /// No PDU Session Container seen.
 pub const QFI_NONE: u32 = 0xff;
 
@@ -530,8 +565,13 @@ pub struct GuardConfig {
     /// Unstructured DNNs ranges of their own, which is what this names.
     pub non_ip_teid: [TeidSpan; NON_IP_TEID_RANGES],
     pub non_ip_ranges: u32,
-    /// Reserved, zero.
-    pub reserved: u32,
+    /// Length of the IPv6 prefix a device is bound to (anti-spoofing) and keyed by (UE-address
+    /// mode), 1..=64; 0 reads as 64. TS 23.501 §5.8.2.2: an IPv6 PDU session is given a /64, and
+    /// the UE forms its SLAAC and privacy addresses (RFC 8981) inside it.
+    pub antispoof_v6_prefix: u32,
+    /// A binding not matched by a passed G-PDU for this long is replaced by the next source that
+    /// passes (0: never replaced).
+    pub antispoof_rebind_ns: u64,
 }
 
 /// An inclusive TEID range ([`GuardConfig::non_ip_teid`]).
@@ -714,14 +754,17 @@ impl Meta {
 // No implicit padding: each size equals the sum of the field sizes.
 const _: () = assert!(core::mem::size_of::<L3Addr>() == 20);
 const _: () = assert!(core::mem::size_of::<DeviceKey>() == 20);
-const _: () = assert!(core::mem::size_of::<DeviceState>() == 8 * 8 + 20 + 4 + 20 + 4 + 20 + 4 + 8 * 5 + 4 + 4 + 8);
+const _: () = assert!(
+    core::mem::size_of::<DeviceState>() == 8 * 8 + 5 * 4 + 4 + 20 + 4 + 20 + 4 + 8 * 5 + 4 + 4 + 8 + 8 * 2 + 8 * 3 + 8
+);
 const _: () = assert!(core::mem::size_of::<StageEntry>() == 4 + 4 + 8 * 5 + 4 + 4);
 const _: () = assert!(core::mem::size_of::<CellRecord>() == (11 + ECHO_PATH_SLOTS) * 8 + 4 + 4);
 const _: () = assert!(core::mem::size_of::<CellHot>() == 20 + 4 + 6 * 8);
 const _: () = assert!(core::mem::size_of::<CellStageEntry>() == 4 + 4 + 8 * 5);
 const _: () = assert!(core::mem::size_of::<Limit>() == 16);
-const _: () =
-    assert!(core::mem::size_of::<GuardConfig>() == 4 * 4 + 8 + 16 * 5 + 8 + 8 + 16 + 16 + 8 + 16 * 2 + 8 * 4 + 4 + 4);
+const _: () = assert!(
+    core::mem::size_of::<GuardConfig>() == 4 * 4 + 8 + 16 * 5 + 8 + 8 + 16 + 16 + 8 + 16 * 2 + 8 * 4 + 4 + 4 + 8
+);
 const _: () = assert!(core::mem::size_of::<TeidSpan>() == 8);
 const _: () = assert!(core::mem::size_of::<FragKey>() == 20 + 20 + 4);
 const _: () = assert!(core::mem::size_of::<FragEntry>() == 16);

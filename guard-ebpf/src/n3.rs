@@ -8,25 +8,25 @@
 use aya_ebpf::{
     bindings::{xdp_action, BPF_NOEXIST},
     macros::xdp,
-    maps::HashMap,
+    maps::{lpm_trie::Key, HashMap},
     programs::XdpContext,
 };
 use guard_common::{
     abi::{
         local_home_slot, seen_slot, CellHot, CellRecord, DeviceKey, DeviceState, FragEntry, FragKey, GuardConfig,
-        L3Addr, Limit, StageEntry, BIND_TEID, DEVICE_FLAG_ESTABLISHED, DEVICE_KIND_TEID, ECHO_PATH_SLOTS,
-        ESTABLISHED_PACKETS, EVENT_DEVICE_OVER_LIMIT, EVENT_ECHO_LIMITED, EVENT_ERR_IND_LIMITED,
-        EVENT_NEW_DEVICE_LIMITED, EVENT_SPOOF, FAMILY_NONE, HINT_STAGE_GEN, KEY_MODE_UE_ADDR, LOCAL_FLAG_NON_IP,
-        LOCAL_INDEX_NONE, LOCAL_PROBES, LOCAL_SLOTS, PROT_ANTISPOOF, PROT_CELL_CAP, PROT_ECHO, PROT_ERR_IND,
-        PROT_HOST_CAP, PROT_MALFORMED, PROT_NEW_DEVICE, SEEN_ENTRY_BYTES, STAGE_FLAG_EXEMPT, STAGE_OBSERVE,
-        STAT_MAP_UPDATE_FAILED, STAT_NON_IP, STAT_NO_CONFIG,
+        L3Addr, Limit, StageEntry, DEVICE_FLAG_ESTABLISHED, DEVICE_KIND_TEID, ECHO_PATH_SLOTS, ESTABLISHED_PACKETS,
+        EVENT_DEVICE_OVER_LIMIT, EVENT_ECHO_LIMITED, EVENT_ERR_IND_LIMITED, EVENT_NEW_DEVICE_LIMITED, EVENT_SPOOF,
+        FAMILY_IPV4, FAMILY_NONE, HINT_STAGE_GEN, KEY_MODE_UE_ADDR, LOCAL_FLAG_NON_IP, LOCAL_INDEX_NONE, LOCAL_PROBES,
+        LOCAL_SLOTS, PROT_ANTISPOOF, PROT_CELL_CAP, PROT_ECHO, PROT_ERR_IND, PROT_HOST_CAP, PROT_MALFORMED,
+        PROT_NEW_DEVICE, SEEN_ENTRY_BYTES, STAGE_FLAG_EXEMPT, STAGE_OBSERVE, STAT_MAP_UPDATE_FAILED, STAT_NON_IP,
+        STAT_NO_CONFIG,
     },
     parse::{
         gtpu::{self, MSG_ECHO_REQUEST, MSG_ECHO_RESPONSE, MSG_END_MARKER, MSG_ERROR_INDICATION, MSG_G_PDU},
         n3::{self, GtpPacket, FRAG_FIRST, FRAG_LATER},
         Malformed,
     },
-    policy::{self, Gate, StageDecision, Verdict},
+    policy::{self, Bind, Gate, StageDecision, Verdict},
     rate,
 };
 
@@ -36,8 +36,8 @@ use crate::{
     counters::{self, add},
     cursor::XdpPacket,
     maps::{
-        N3_CELLS, N3_CELL_STAGES, N3_CONFIG, N3_DEVICES, N3_FRAGS, N3_HINTS, N3_LOCAL, N3_NEW_DEV, N3_PCPU_TAT, N3_PKT,
-        N3_SEEN, N3_STAGES,
+        N3_CELLS, N3_CELL_STAGES, N3_CONFIG, N3_DEVICES, N3_FRAGS, N3_FRAMED, N3_HINTS, N3_LOCAL, N3_NEW_DEV,
+        N3_PCPU_TAT, N3_PKT, N3_SEEN, N3_STAGES,
     },
 };
 
@@ -409,15 +409,33 @@ fn fteid_key(local: u32, teid: u32) -> DeviceKey {
     unsafe { words20(DEVICE_KIND_TEID, teid.to_be_bytes(), local.to_be_bytes()) }
 }
 
-/// The learned binding of a new device: TEID mode binds the inner source address, UE-address
-/// mode binds the TEID.
-#[inline(always)]
-fn binding(cfg: &GuardConfig, p: &GtpPacket) -> L3Addr {
-    if cfg.key_mode == KEY_MODE_UE_ADDR {
-        // SAFETY: `L3Addr` is `#[repr(C)]` { u32, [u8; 16] }: 20 bytes, 4-aligned, integers only.
-        unsafe { words20(BIND_TEID, p.gtp.teid.to_be_bytes(), p.local.to_be_bytes()) }
-    } else {
-        p.inner_src
+/// Whether an inner source lies inside a configured framed route (`N3_FRAMED`, an LPM trie of
+/// IPv6 prefixes, IPv4 as IPv4-mapped `::ffff:0:0/96`). A call of its own, with its key in the
+/// per-CPU scratch (`Scratch::framed_key`): the policy's frame and the program's share 512 bytes.
+#[inline(never)]
+fn in_framed_route(src: &L3Addr) -> bool {
+    let Some(sp) = N3_PKT.get_ptr_mut(0) else {
+        return false;
+    };
+    // SAFETY: per-CPU slot, only this CPU uses it while this program runs; the key words are
+    // plain u32 stores (volatile: no merged `memset`), and `Key<[u8; 16]>` is `repr(C, packed)`
+    // { u32, [u8; 16] }: 20 bytes, alignment 1, any bit pattern valid.
+    unsafe {
+        let k = (*sp).framed_key.as_mut_ptr();
+        let w = |i: usize| u32::from_ne_bytes([src.addr[i], src.addr[i + 1], src.addr[i + 2], src.addr[i + 3]]);
+        core::ptr::write_volatile(k, 128);
+        if src.family == FAMILY_IPV4 {
+            core::ptr::write_volatile(k.add(1), 0);
+            core::ptr::write_volatile(k.add(2), 0);
+            core::ptr::write_volatile(k.add(3), u32::from_ne_bytes([0, 0, 0xff, 0xff]));
+            core::ptr::write_volatile(k.add(4), w(0));
+        } else {
+            core::ptr::write_volatile(k.add(1), w(0));
+            core::ptr::write_volatile(k.add(2), w(4));
+            core::ptr::write_volatile(k.add(3), w(8));
+            core::ptr::write_volatile(k.add(4), w(12));
+        }
+        N3_FRAMED.get(&*(k as *const Key<[u8; 16]>)).is_some()
     }
 }
 
@@ -649,7 +667,6 @@ fn gpdu_verdict(
                 // SAFETY: per-CPU scratch slot; reset in full before each use.
                 unsafe {
                     counters::zero(fresh);
-                    (*fresh).bound = binding(cfg, p);
                     let _ = N3_DEVICES.insert(&key, &*fresh, u64::from(BPF_NOEXIST));
                 }
             }
@@ -662,6 +679,7 @@ fn gpdu_verdict(
         }
     };
 
+    let mut bind = Bind::Skip;
     if let Some(d) = dev {
         // SAFETY: `d` points into a live LRU map value; shared counters are atomic, the rest are
         // last-writer-wins samples.
@@ -677,6 +695,7 @@ fn gpdu_verdict(
         }
         d.last_seen_ns = now;
         d.teid = p.gtp.teid;
+        d.local = p.local;
         d.qfi = p.gtp.qfi as u32;
         d.inner_dst = p.inner_dst;
         if p.inner_src.family == FAMILY_NONE {
@@ -686,13 +705,22 @@ fn gpdu_verdict(
             counters::stat(STAT_NON_IP);
         }
 
-        // Anti-spoofing: the inner source must match what this TEID carried first (TEID mode),
-        // or the UE address must stay on its TEID (UE-address mode).
+        // Anti-spoofing, per family (docs/dataplane.md "Anti-spoofing"): the inner source must
+        // match the device's binding of its family (IPv4 address, IPv6 prefix), or the UE
+        // address must stay on its F-TEID (UE-address mode). The binding is only *judged* here;
+        // it is learned, refreshed or replaced after the verdict, and only if the packet passed.
         if policy::gate(cfg, PROT_ANTISPOOF) != Gate::Off && p.inner_src.family != FAMILY_NONE {
-            let seen = binding(cfg, p);
-            if d.bound.family == FAMILY_NONE {
-                d.bound = seen;
-            } else if d.bound != seen {
+            bind = match policy::binding_of(cfg, &p.inner_src, p.local, p.gtp.teid) {
+                Some((bit, value)) => policy::check_binding(cfg, d, bit, value, now),
+                None => Bind::Skip,
+            };
+            // A source inside a configured framed route (TS 23.501 §5.6.14) is accepted and
+            // never learned: looked up only when the source is not the binding, so the common
+            // path (a match) pays nothing for it.
+            if !matches!(bind, Bind::Match { .. } | Bind::Skip) && in_framed_route(&p.inner_src) {
+                bind = Bind::Skip;
+            }
+            if bind == Bind::Spoof {
                 add(&mut d.spoofed, 1);
                 counters::emit(
                     cfg,
@@ -735,7 +763,7 @@ fn gpdu_verdict(
     }
 
     if policy::qfi_exempt(cfg, p.gtp.qfi) {
-        return Verdict::PassExempt;
+        return passed(dev, bind, now, Verdict::PassExempt);
     }
 
     let decision = match stage {
@@ -749,7 +777,7 @@ fn gpdu_verdict(
         },
     };
     match decision {
-        StageDecision::Exempt => return Verdict::PassExempt,
+        StageDecision::Exempt => return passed(dev, bind, now, Verdict::PassExempt),
         StageDecision::Exceed { prot, verdict } => {
             if enforced(cfg, prot, verdict, len) {
                 count_device_drop(dev);
@@ -796,7 +824,18 @@ fn gpdu_verdict(
             }
         }
     }
-    Verdict::PassGpdu
+    passed(dev, bind, now, Verdict::PassGpdu)
+}
+
+/// A G-PDU passed: only now does its source change the device's binding (`policy::apply_binding`),
+/// so a packet dropped by any later check (a stage, a cap) never teaches the guard a binding.
+#[inline(always)]
+fn passed(dev: Option<*mut DeviceState>, bind: Bind, now: u64, v: Verdict) -> Verdict {
+    if let Some(d) = dev {
+        // SAFETY: `d` points into a live LRU map value; the binding fields are last-writer-wins.
+        policy::apply_binding(unsafe { &mut *d }, bind, now);
+    }
+    v
 }
 
 /// `DeviceState::dropped` counts the device's packets dropped for any reason, the last-resort

@@ -2,7 +2,10 @@
 //! pins of a running guard (for `guard status`, `guard device ...`).
 
 use aya::{
-    maps::{Array, HashMap, Map, MapData, MapError, PerCpuArray},
+    maps::{
+        lpm_trie::{Key as LpmKey, LpmTrie},
+        Array, HashMap, Map, MapData, MapError, PerCpuArray,
+    },
     Ebpf,
 };
 use guard_common::{
@@ -50,6 +53,8 @@ pub struct N3Maps {
     pub unknown_gnb: PerCpuArray<MapData, CellRecord>,
     /// The host's N3 addresses, whose indexes devices' F-TEIDs carry (`crate::local`).
     pub local: Array<MapData, LocalAddr>,
+    /// Framed routes anti-spoofing accepts (`abi::MAP_N3_FRAMED`).
+    pub framed: LpmTrie<MapData, [u8; 16], u32>,
 }
 
 /// Something that can hand out maps by name.
@@ -79,7 +84,12 @@ impl MapSource for Loaded<'_> {
     fn map(&mut self, name: &'static str) -> Result<Map, MapsError> {
         let m = self.0.map(name).ok_or(MapsError::Missing(name))?;
         let fd = match m {
-            Map::Array(d) | Map::HashMap(d) | Map::LruHashMap(d) | Map::PerCpuArray(d) | Map::RingBuf(d) => {
+            Map::Array(d)
+            | Map::HashMap(d)
+            | Map::LruHashMap(d)
+            | Map::PerCpuArray(d)
+            | Map::RingBuf(d)
+            | Map::LpmTrie(d) => {
                 use std::os::fd::AsFd as _;
                 d.fd().as_fd().try_clone_to_owned().map_err(|e| MapsError::Map {
                     name,
@@ -121,6 +131,7 @@ impl N3Maps {
             hints: Array::try_from(src.map(MAP_N3_HINTS)?).map_err(err(MAP_N3_HINTS))?,
             unknown_gnb: PerCpuArray::try_from(src.map(MAP_N3_UNKNOWN_GNB)?).map_err(err(MAP_N3_UNKNOWN_GNB))?,
             local: Array::try_from(src.map(MAP_N3_LOCAL)?).map_err(err(MAP_N3_LOCAL))?,
+            framed: LpmTrie::try_from(src.map(MAP_N3_FRAMED)?).map_err(err(MAP_N3_FRAMED))?,
         })
     }
 
@@ -147,6 +158,26 @@ impl N3Maps {
             self.local.set(i, t.slots[i as usize], 0).map_err(err(abi::MAP_N3_LOCAL))?;
         }
         Ok(t)
+    }
+
+    /// Make `N3_FRAMED` hold exactly `routes` (IPv4 as IPv4-mapped IPv6, its length + 96).
+    pub fn sync_framed_routes(&mut self, routes: &[(std::net::IpAddr, u8)]) -> Result<(), MapsError> {
+        let key = |ip: std::net::IpAddr, len: u8| match ip {
+            std::net::IpAddr::V4(v4) => LpmKey::new(u32::from(len) + 96, v4.to_ipv6_mapped().octets()),
+            std::net::IpAddr::V6(v6) => LpmKey::new(u32::from(len), v6.octets()),
+        };
+        let wanted: Vec<_> = routes.iter().map(|&(ip, len)| key(ip, len)).collect();
+        let have: Vec<_> = self.framed.keys().filter_map(Result::ok).collect();
+        for k in have {
+            let keep = wanted.iter().any(|w| w.prefix_len() == k.prefix_len() && w.data() == k.data());
+            if !keep {
+                self.framed.remove(&k).map_err(err(abi::MAP_N3_FRAMED))?;
+            }
+        }
+        for k in &wanted {
+            self.framed.insert(k, 1, 0).map_err(err(abi::MAP_N3_FRAMED))?;
+        }
+        Ok(())
     }
 
     pub fn config(&self) -> Result<GuardConfig, MapsError> {

@@ -9,9 +9,14 @@
 //! - F-TEID identity (TS 29.281 §5.1, TS 29.244 §8.2.3): two sessions with one TEID on two of the
 //!   host's N3 addresses are two devices: one's stage, counters and binding never land on the
 //!   other; pins of the TEID-only layout (schema 4) are refused, saying why.
+//! - Anti-spoofing per family (TS 23.501 §5.8.2): an IPv6 session starts with a Router
+//!   Solicitation from fe80:: and rotates SLAAC / privacy addresses inside its /64, an IPv4v6
+//!   session carries both families, framed routes carry other sources: none is a spoof, forged
+//!   sources are; a dropped packet never teaches a binding, and a forged first packet's binding is
+//!   replaced once it goes unmatched for `antispoof_rebind`.
 
 use guard_common::{
-    abi::{DeviceKey, GuardConfig, L3Addr, TeidSpan, PROT_ALL, STAGE_QUARANTINE, STAT_NON_IP},
+    abi::{DeviceKey, GuardConfig, TeidSpan, PROT_ALL, STAGE_QUARANTINE, STAT_NON_IP},
     policy::Verdict,
 };
 use labkit::assert_root;
@@ -81,7 +86,7 @@ fn non_ip_sessions_are_counted_never_malformed_never_bound() {
     for (teid, n) in [(eth, 2), (raw, 3)] {
         let d = g.teid(teid).unwrap_or_else(|| panic!("device {teid:#x}"));
         assert_eq!((d.packets, d.non_ip, d.spoofed), (n, n, 0), "{teid:#x}: {d:?}");
-        assert_eq!(d.bound, L3Addr::NONE, "{teid:#x}: a non-IP T-PDU bound an address");
+        assert_eq!(d.bind_flags, 0, "{teid:#x}: a non-IP T-PDU bound an address");
     }
     // An IPv4 session first: its binding holds, and a later non-IP-looking T-PDU is not a spoof.
     let ip = 0x1702;
@@ -114,7 +119,7 @@ fn a_teid_range_configured_non_ip_is_never_read_as_ip() {
         assert_eq!(d.stat(STAT_NON_IP), 1);
     }
     let d = g.teid(t).expect("device");
-    assert_eq!((d.packets, d.non_ip, d.spoofed, d.bound), (2, 2, 0, L3Addr::NONE));
+    assert_eq!((d.packets, d.non_ip, d.spoofed, d.bind_flags), (2, 2, 0, 0));
     // Outside the range the same frames are IP: the second source is a spoof.
     let t = 0x0000_0042;
     let f = frames(&[frame(t, Tpdu::V4("10.45.0.2", "192.0.2.10")), frame(t, Tpdu::V4("10.66.6.6", "192.0.2.10"))]);
@@ -209,4 +214,117 @@ fn pins_of_the_teid_only_schema_are_refused_saying_why() {
     for want in ["schema version 4", "not migrated", "F-TEID", "guard detach --iface IF --purge"] {
         assert!(err.contains(want), "the refusal does not say {want:?}: {err}");
     }
+}
+
+fn v6_session(local: &'static str, teid: u32, src: &str) -> SessionFrame {
+    frame_to(local, teid, Tpdu::V6(src.to_owned(), "2001:db8:ffff::10"))
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn ipv6_slaac_privacy_and_ipv4v6_sessions_are_not_spoofs_forgeries_are() {
+    assert_root("verdict_n3_sessions::ipv6_slaac_privacy_and_ipv4v6_sessions_are_not_spoofs_forgeries_are");
+    let mut g = load(&GuardConfig { antispoof_v6_prefix: 64, ..enforce_all() });
+    let (v6, dual) = (0x6000, 0x4600);
+    let f = frames(&[
+        // IPv6 session: Router Solicitation from its link-local address, then SLAAC, then
+        // privacy addresses (RFC 8981) in the delegated /64, and a DAD-style unspecified source.
+        frame(v6, Tpdu::RouterSolicitation("fe80::1c2d:3eff:fe4f:5a6b")),
+        frame(v6, Tpdu::RouterSolicitation("::")),
+        v6_session(UPF_A, v6, "2001:db8:45:7:1c2d:3eff:fe4f:5a6b"),
+        v6_session(UPF_A, v6, "2001:db8:45:7:8a1f:22c4:9e01:7b3d"),
+        v6_session(UPF_A, v6, "2001:db8:45:7:51e0:aa12:3c4d:ee01"),
+        // IPv4v6 session: both families.
+        frame(dual, Tpdu::V4("10.45.0.7", "192.0.2.10")),
+        v6_session(UPF_A, dual, "2001:db8:45:9::7"),
+        frame(dual, Tpdu::V4("10.45.0.7", "192.0.2.11")),
+        v6_session(UPF_A, dual, "2001:db8:45:9:abcd::1"),
+    ]);
+    for (i, fr) in f.iter().enumerate() {
+        let d = g.expect(&format!("benign G-PDU {i}"), fr, Verdict::PassGpdu);
+        assert!(d.moved_shadow().is_empty());
+    }
+    for t in [v6, dual] {
+        let d = g.teid(t).expect("device");
+        assert_eq!((d.spoofed, d.dropped), (0, 0), "{t:#x}: {d:?}");
+    }
+    assert_eq!(g.teid(v6).expect("v6").bind_flags, guard_common::abi::BIND_V6, "the RS bound nothing");
+    assert_eq!(g.teid(dual).expect("dual").bind_flags, guard_common::abi::BIND_V4 | guard_common::abi::BIND_V6);
+    // Forged sources: another /64, another IPv4 address on the dual-stack session.
+    let forged = frames(&[
+        v6_session(UPF_A, v6, "2001:db8:45:8::666"),
+        frame(dual, Tpdu::V4("10.45.0.66", "192.0.2.10")),
+        v6_session(UPF_A, dual, "2001:db8:99:9::7"),
+    ]);
+    for (i, fr) in forged.iter().enumerate() {
+        g.expect(&format!("forged source {i}"), fr, Verdict::DropSpoof);
+    }
+    assert_eq!(g.teid(v6).expect("v6").spoofed, 1);
+    assert_eq!(g.teid(dual).expect("dual").spoofed, 2);
+    // The benign ones still pass afterwards: a forgery never moved a binding.
+    for fr in &f[2..] {
+        g.expect("benign again", fr, Verdict::PassGpdu);
+    }
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn framed_routes_are_accepted_and_never_bound() {
+    assert_root("verdict_n3_sessions::framed_routes_are_accepted_and_never_bound");
+    let mut g = load(&enforce_all());
+    g.maps.sync_framed_routes(&[(ip("10.99.0.0"), 16), (ip("2001:db8:f00::"), 48)]).unwrap_or_else(|e| panic!("{e:#}"));
+    let t = 0x5100;
+    // The first packet comes from behind the UE (a framed route): accepted, not learned; the
+    // UE's own address is learned next; then both pass, and a source outside both is a spoof.
+    let f = frames(&[
+        frame(t, Tpdu::V4("10.99.3.4", "192.0.2.10")),
+        frame(t, Tpdu::V4("10.45.0.2", "192.0.2.10")),
+        frame(t, Tpdu::V4("10.99.200.1", "192.0.2.10")),
+        v6_session(UPF_A, t, "2001:db8:f00:12::1"),
+        frame(t, Tpdu::V4("10.45.0.2", "192.0.2.10")),
+        frame(t, Tpdu::V4("10.98.0.1", "192.0.2.10")),
+    ]);
+    for (i, fr) in f[..5].iter().enumerate() {
+        g.expect(&format!("framed / own source {i}"), fr, Verdict::PassGpdu);
+    }
+    g.expect("outside the framed routes", &f[5], Verdict::DropSpoof);
+    let d = g.teid(t).expect("device");
+    assert_eq!(d.bound_v4.to_ne_bytes(), [10, 45, 0, 2], "the framed source was not learned");
+    assert_eq!(d.bind_flags & guard_common::abi::BIND_V6, 0, "a framed IPv6 source was not learned");
+    // Routes removed: the framed sources are spoofs again.
+    g.maps.sync_framed_routes(&[]).unwrap_or_else(|e| panic!("{e:#}"));
+    g.expect("no framed routes any more", &f[2], Verdict::DropSpoof);
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn a_dropped_packet_never_binds_and_a_forged_binding_is_corrected() {
+    assert_root("verdict_n3_sessions::a_dropped_packet_never_binds_and_a_forged_binding_is_corrected");
+    let rebind_ns = 300_000_000;
+    let mut g = load(&GuardConfig { antispoof_rebind_ns: rebind_ns, ..enforce_all() });
+    let t = 0x5200;
+    let f = frames(&[frame(t, Tpdu::V4("10.66.6.6", "192.0.2.10")), frame(t, Tpdu::V4("10.45.0.2", "192.0.2.10"))]);
+    let (forged, real) = (&f[0], &f[1]);
+    // The session is quarantined when the forged first packet arrives: it is dropped, and
+    // teaches nothing.
+    let key = DeviceKey::teid(t);
+    g.set_stage(&key, &stage_entry(STAGE_QUARANTINE, 0, 0, 60 * SEC));
+    g.expect("forged first packet, quarantined", forged, Verdict::DropQuarantine);
+    assert_eq!(g.teid(t).expect("device").bind_flags, 0, "a dropped packet bound its source");
+    g.maps.clear_stage(&key).expect("clear the stage");
+    g.expect("the real source binds", real, Verdict::PassGpdu);
+    g.expect("the forger is now a spoof", forged, Verdict::DropSpoof);
+    // A forged first packet that passed (a session the forger reached first) binds; the real
+    // source is flagged until that binding has gone unmatched for `antispoof_rebind`, then
+    // takes it over, and the forger is the spoof.
+    let t2 = 0x5201;
+    let f = frames(&[frame(t2, Tpdu::V4("10.66.6.6", "192.0.2.10")), frame(t2, Tpdu::V4("10.45.0.3", "192.0.2.10"))]);
+    let (forged, real) = (&f[0], &f[1]);
+    g.expect("forged first packet passes", forged, Verdict::PassGpdu);
+    g.expect("real source within the rebind time", real, Verdict::DropSpoof);
+    std::thread::sleep(std::time::Duration::from_nanos(rebind_ns + 50_000_000));
+    g.expect("real source after the forged binding idled", real, Verdict::PassGpdu);
+    g.expect("the forger is the spoof now", forged, Verdict::DropSpoof);
+    let d = g.teid(t2).expect("device");
+    assert_eq!((d.rebinds, d.bound_v4.to_ne_bytes()), (1, [10, 45, 0, 3]));
 }

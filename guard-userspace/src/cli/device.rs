@@ -99,6 +99,18 @@ fn local_index(table: &LocalTable, addr: Option<IpAddr>) -> Result<u32> {
     }
 }
 
+/// A device's anti-spoofing bindings, per family (docs/dataplane.md, "Anti-spoofing").
+fn bound_json(d: &guard_common::abi::DeviceState, v6_len: u32) -> serde_json::Value {
+    use guard_common::abi::{BIND_FTEID, BIND_V4, BIND_V6};
+    let b = d.bind_flags;
+    serde_json::json!({
+        "ipv4": (b & BIND_V4 != 0).then(|| std::net::Ipv4Addr::from(d.bound_v4.to_ne_bytes()).to_string()),
+        "ipv6_prefix": (b & BIND_V6 != 0).then(|| format!("{}/{}", std::net::Ipv6Addr::from(u128::from(d.bound_v6) << 64), if v6_len == 0 { 64 } else { v6_len })),
+        "fteid": (b & BIND_FTEID != 0).then(|| format!("{:#010x}@local{}", d.bound_fteid as u32, d.bound_fteid >> 32)),
+        "rebinds": d.rebinds,
+    })
+}
+
 /// How a device is printed for operators: its F-TEID with the address (`crate::local`), or its
 /// UE address.
 pub fn device_name(table: &LocalTable, key: &DeviceKey) -> String {
@@ -203,6 +215,7 @@ fn show(target: &Target, sel: &DeviceSel, json: bool) -> Result<()> {
     let (_, maps) = open(target)?;
     let table = maps.local_table()?;
     let key = sel.key(&table)?;
+    let v6_len = maps.config()?.antispoof_v6_prefix;
     let dev = maps.device(&key)?;
     let stage = maps.stage(&key)?;
     let now = monotonic_ns();
@@ -211,7 +224,7 @@ fn show(target: &Target, sel: &DeviceSel, json: bool) -> Result<()> {
             "device": device_name(&maps.local_table()?, &key),
             "state": dev.map(|d| serde_json::json!({
                 "packets": d.packets, "bytes": d.bytes, "over_limit": d.over_limit, "dropped": d.dropped,
-                "spoofed": d.spoofed, "non_ip": d.non_ip, "teid": d.teid, "gnb": addr_str(&d.cell), "bound": addr_str(&d.bound),
+                "spoofed": d.spoofed, "non_ip": d.non_ip, "teid": d.teid, "gnb": addr_str(&d.cell), "bound": bound_json(&d, v6_len),
                 "qfi": d.qfi, "last_seen_s_ago": now.saturating_sub(d.last_seen_ns) as f64 / 1e9,
             })),
             "stage": stage.map(|s| stage_json(&s, now)),
@@ -226,7 +239,13 @@ fn show(target: &Target, sel: &DeviceSel, json: bool) -> Result<()> {
                 "  packets {}  bytes {}  over-limit {}  dropped {}  spoofed {}  non-IP {}",
                 d.packets, d.bytes, d.over_limit, d.dropped, d.spoofed, d.non_ip
             );
-            println!("  teid {:#x}  gNB {}  bound {}  qfi {}", d.teid, addr_str(&d.cell), addr_str(&d.bound), d.qfi);
+            println!(
+                "  teid {:#x}  gNB {}  bound {}  qfi {}",
+                d.teid,
+                addr_str(&d.cell),
+                bound_json(&d, v6_len),
+                d.qfi
+            );
             println!("  last seen {:.1} s ago", now.saturating_sub(d.last_seen_ns) as f64 / 1e9);
         }
         None => println!("  not in the device map (never seen, or evicted as least recently seen)"),

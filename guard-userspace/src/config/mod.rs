@@ -187,6 +187,18 @@ pub struct DataplaneSection {
     /// the T-PDU's first octet. Without it the guard still classifies each T-PDU: one that is not
     /// an IP packet of its own length is non-IP (docs/dataplane.md).
     pub non_ip_teids: Vec<TeidRange>,
+    /// Anti-spoofing binds an IPv6 session to this prefix of its inner source (1..=64 bits): TS
+    /// 23.501 §5.8.2.2 gives each IPv6 PDU session a /64, inside which the UE forms its SLAAC and
+    /// privacy addresses (RFC 8981); shorter for delegated prefixes (§5.8.2.2.4). UE-address key
+    /// mode keys IPv6 devices by the same prefix.
+    pub antispoof_v6_prefix: u8,
+    /// A binding that has not matched a passed G-PDU for this long is replaced by the next source
+    /// that passes ("0s": never): how a forged first packet's binding is corrected
+    /// (docs/dataplane.md, "Anti-spoofing").
+    pub antispoof_rebind: Dur,
+    /// Framed routes (TS 23.501 §5.6.14): prefixes of networks behind UEs whose inner sources
+    /// anti-spoofing accepts without binding them, e.g. `["10.99.0.0/16", "2001:db8:f00::/48"]`.
+    pub framed_routes: Vec<Prefix>,
     /// N3 addresses (from `guard.n3_addrs`) that serve only non-IP PDU sessions (a UPF instance of
     /// an Ethernet or Unstructured DNN): their G-PDUs are non-IP whatever they carry.
     pub non_ip_local_addrs: Vec<IpAddr>,
@@ -211,6 +223,9 @@ impl Default for DataplaneSection {
             exempt_qfi: Vec::new(),
             non_ip_teids: Vec::new(),
             non_ip_local_addrs: Vec::new(),
+            antispoof_v6_prefix: 64,
+            antispoof_rebind: Dur::secs(60),
+            framed_routes: Vec::new(),
             event_gap: Dur::secs(1),
             event_rate: PpsLimit { pps: 20_000, burst: 2000 },
         }
@@ -964,6 +979,16 @@ impl Config {
             "dataplane.non_ip_teids",
             "at most 4 ranges (the data plane checks each on every G-PDU)",
         );
+        v.check(
+            (1..=64).contains(&d.antispoof_v6_prefix),
+            "dataplane.antispoof_v6_prefix",
+            "must be 1..=64 (TS 23.501 §5.8.2.2: a session's IPv6 prefix is a /64 or shorter)",
+        );
+        v.check(
+            d.framed_routes.len() <= guard_common::abi::DEFAULT_MAX_FRAMED as usize,
+            "dataplane.framed_routes",
+            "at most 4096 prefixes",
+        );
         v.check(d.event_gap.0 > 0, "dataplane.event_gap", "must be > 0");
         v.check(
             d.fragment_window.0 > 0 && d.fragment_window.0 <= 1_000_000_000,
@@ -1137,7 +1162,8 @@ impl Config {
                 d.non_ip_teids.get(i).map_or(TeidSpan::default(), |r| TeidSpan { first: r.first, last: r.last })
             }),
             non_ip_ranges: d.non_ip_teids.len().min(guard_common::abi::NON_IP_TEID_RANGES) as u32,
-            reserved: 0,
+            antispoof_v6_prefix: u32::from(d.antispoof_v6_prefix),
+            antispoof_rebind_ns: d.antispoof_rebind.0,
         }
     }
 
@@ -1149,6 +1175,11 @@ impl Config {
             .iter()
             .map(|a| (*a, if non_ip(a) { guard_common::abi::LOCAL_FLAG_NON_IP } else { 0 }))
             .collect()
+    }
+
+    /// The framed routes, as (address, prefix length), for `N3_FRAMED`.
+    pub fn framed_routes(&self) -> Vec<(IpAddr, u8)> {
+        self.dataplane.framed_routes.iter().map(|p| (p.addr, p.len)).collect()
     }
 
     /// The group a device belongs to (first match), by index into [`Config::groups`].
