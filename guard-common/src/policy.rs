@@ -245,15 +245,10 @@ pub enum Bind {
 /// has an address) are never bound. UE-address mode binds the F-TEID the UE address is on.
 #[inline(always)]
 pub fn binding_of(cfg: &GuardConfig, src: &L3Addr, local: u32, teid: u32) -> Option<(u32, u64)> {
-    let a = &src.addr;
-    let unbound = match src.family {
-        FAMILY_IPV4 => a[0] == 0 && a[1] == 0 && a[2] == 0 && a[3] == 0,
-        FAMILY_IPV6 => (a[0] == 0xfe && a[1] & 0xc0 == 0x80) || *a == [0; 16],
-        _ => true,
-    };
-    if unbound {
+    if !names_ue(src) {
         return None;
     }
+    let a = &src.addr;
     if cfg.key_mode == KEY_MODE_UE_ADDR {
         return Some((BIND_FTEID, (u64::from(local) << 32) | u64::from(teid)));
     }
@@ -261,6 +256,47 @@ pub fn binding_of(cfg: &GuardConfig, src: &L3Addr, local: u32, teid: u32) -> Opt
         Some((BIND_V4, u64::from(u32::from_ne_bytes([a[0], a[1], a[2], a[3]]))))
     } else {
         Some((BIND_V6, v6_prefix(cfg, a)))
+    }
+}
+
+/// Whether an inner source names a UE: not link-local (fe80::/10) or unspecified (::) IPv6, which
+/// neighbour discovery uses (RFC 4861 §6.3.7, RFC 4862 §5.4), not the IPv4 0.0.0.0 (DHCPv4 before
+/// the UE has an address), and IP at all.
+#[inline(always)]
+pub fn names_ue(src: &L3Addr) -> bool {
+    let a = &src.addr;
+    match src.family {
+        FAMILY_IPV4 => !(a[0] == 0 && a[1] == 0 && a[2] == 0 && a[3] == 0),
+        FAMILY_IPV6 => !((a[0] == 0xfe && a[1] & 0xc0 == 0x80) || *a == [0; 16]),
+        _ => false,
+    }
+}
+
+/// How UE-address key mode keys a G-PDU's inner source ([`ue_key_of`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UeKey {
+    /// By its IPv4 address ([`crate::abi::DeviceKey::ue`]).
+    V4,
+    /// By its IPv6 prefix ([`v6_prefix`], big-endian), the rest of the key zero.
+    V6Prefix(u64),
+    /// Not a UE address (link-local, unspecified, 0.0.0.0, not IP): keyed by the F-TEID.
+    None,
+}
+
+/// UE-address key mode: an IPv6 UE is keyed by its prefix, since it forms rotating SLAAC and
+/// privacy addresses inside the /64 it was given (TS 23.501 §5.8.2.2.1, RFC 8981) and a key by
+/// /128 would make each rotation a new device (escaping its stage, spending its gNB's new-device
+/// budget). Sources that name no UE are keyed by the session's F-TEID.
+#[inline(always)]
+pub fn ue_key_of(cfg: &GuardConfig, src: &L3Addr) -> UeKey {
+    // The same sources anti-spoofing never binds name no UE.
+    if !names_ue(src) {
+        return UeKey::None;
+    }
+    if src.family == FAMILY_IPV4 {
+        UeKey::V4
+    } else {
+        UeKey::V6Prefix(v6_prefix(cfg, &src.addr))
     }
 }
 
@@ -569,6 +605,19 @@ mod tests {
         assert_eq!(binding_of(&c, &src, 3, 0x1f00), Some((BIND_FTEID, 3 << 32 | 0x1f00)));
         assert_ne!(binding_of(&c, &src, 4, 0x1f00), binding_of(&c, &src, 3, 0x1f00));
         assert_eq!(binding_of(&c, &v6("fe80::1"), 3, 0x1f00), None);
+    }
+
+    #[test]
+    fn ue_addr_mode_keys_ipv6_by_prefix() {
+        let c = GuardConfig { key_mode: KEY_MODE_UE_ADDR, antispoof_v6_prefix: 64, ..cfg() };
+        let a = ue_key_of(&c, &v6("2001:db8:45:7:1c2d:3eff:fe4f:5a6b"));
+        assert_eq!(a, UeKey::V6Prefix(0x2001_0db8_0045_0007));
+        assert_eq!(ue_key_of(&c, &v6("2001:db8:45:7:8a1f:22c4:9e01:7b3d")), a, "a privacy address is the same UE");
+        assert_ne!(ue_key_of(&c, &v6("2001:db8:45:8::1")), a);
+        assert_eq!(ue_key_of(&c, &v6("fe80::1")), UeKey::None);
+        assert_eq!(ue_key_of(&c, &L3Addr::v4([0, 0, 0, 0])), UeKey::None);
+        assert_eq!(ue_key_of(&c, &L3Addr::NONE), UeKey::None);
+        assert_eq!(ue_key_of(&c, &L3Addr::v4([10, 45, 0, 2])), UeKey::V4);
     }
 
     proptest::proptest! {

@@ -14,12 +14,12 @@ use aya_ebpf::{
 use guard_common::{
     abi::{
         local_home_slot, seen_slot, CellHot, CellRecord, DeviceKey, DeviceState, FragEntry, FragKey, GuardConfig,
-        L3Addr, Limit, StageEntry, DEVICE_FLAG_ESTABLISHED, DEVICE_KIND_TEID, ECHO_PATH_SLOTS, ESTABLISHED_PACKETS,
-        EVENT_DEVICE_OVER_LIMIT, EVENT_ECHO_LIMITED, EVENT_ERR_IND_LIMITED, EVENT_NEW_DEVICE_LIMITED, EVENT_SPOOF,
-        FAMILY_IPV4, FAMILY_NONE, HINT_STAGE_GEN, KEY_MODE_UE_ADDR, LOCAL_FLAG_NON_IP, LOCAL_INDEX_NONE, LOCAL_PROBES,
-        LOCAL_SLOTS, PROT_ANTISPOOF, PROT_CELL_CAP, PROT_ECHO, PROT_ERR_IND, PROT_HOST_CAP, PROT_MALFORMED,
-        PROT_NEW_DEVICE, SEEN_ENTRY_BYTES, STAGE_FLAG_EXEMPT, STAGE_OBSERVE, STAT_MAP_UPDATE_FAILED, STAT_NON_IP,
-        STAT_NO_CONFIG,
+        L3Addr, Limit, StageEntry, DEVICE_FLAG_ESTABLISHED, DEVICE_KIND_TEID, DEVICE_KIND_UE_V6, ECHO_PATH_SLOTS,
+        ESTABLISHED_PACKETS, EVENT_DEVICE_OVER_LIMIT, EVENT_ECHO_LIMITED, EVENT_ERR_IND_LIMITED,
+        EVENT_NEW_DEVICE_LIMITED, EVENT_SPOOF, FAMILY_IPV4, FAMILY_NONE, HINT_STAGE_GEN, KEY_MODE_UE_ADDR,
+        LOCAL_FLAG_NON_IP, LOCAL_INDEX_NONE, LOCAL_PROBES, LOCAL_SLOTS, PROT_ANTISPOOF, PROT_CELL_CAP, PROT_ECHO,
+        PROT_ERR_IND, PROT_HOST_CAP, PROT_MALFORMED, PROT_NEW_DEVICE, SEEN_ENTRY_BYTES, STAGE_FLAG_EXEMPT,
+        STAGE_OBSERVE, STAT_MAP_UPDATE_FAILED, STAT_NON_IP, STAT_NO_CONFIG,
     },
     parse::{
         gtpu::{self, MSG_ECHO_REQUEST, MSG_ECHO_RESPONSE, MSG_END_MARKER, MSG_ERROR_INDICATION, MSG_G_PDU},
@@ -363,8 +363,23 @@ fn edge_limit(
 #[inline(always)]
 fn device_key(cfg: &GuardConfig, p: &GtpPacket) -> DeviceKey {
     if cfg.key_mode == KEY_MODE_UE_ADDR {
-        if let Some(k) = DeviceKey::ue(&p.inner_src) {
-            return k;
+        // An IPv6 UE is its prefix (`antispoof_v6_prefix`, a /64 by default: TS 23.501
+        // §5.8.2.2), so a UE rotating privacy addresses (RFC 8981) stays one device and keeps
+        // its stage; a source that names no UE (link-local or unspecified: neighbour discovery;
+        // 0.0.0.0: DHCP; or non-IP) is keyed by its F-TEID instead, so the Router Solicitations
+        // of all UEs do not become one device.
+        match policy::ue_key_of(cfg, &p.inner_src) {
+            policy::UeKey::V4 => {
+                if let Some(k) = DeviceKey::ue(&p.inner_src) {
+                    return k;
+                }
+            }
+            policy::UeKey::V6Prefix(prefix) => {
+                let b = prefix.to_be_bytes();
+                // SAFETY: `DeviceKey` is `#[repr(C)]` { u32, [u8; 16] }: 20 bytes, 4-aligned.
+                return unsafe { words20(DEVICE_KIND_UE_V6, [b[0], b[1], b[2], b[3]], [b[4], b[5], b[6], b[7]]) };
+            }
+            policy::UeKey::None => {}
         }
     }
     fteid_key(p.local, p.gtp.teid)

@@ -328,3 +328,48 @@ fn a_dropped_packet_never_binds_and_a_forged_binding_is_corrected() {
     let d = g.teid(t2).expect("device");
     assert_eq!((d.rebinds, d.bound_v4.to_ne_bytes()), (1, [10, 45, 0, 3]));
 }
+
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn ue_addr_mode_keys_an_ipv6_ue_by_its_prefix() {
+    assert_root("verdict_n3_sessions::ue_addr_mode_keys_an_ipv6_ue_by_its_prefix");
+    use guard_common::abi::{Limit, DEVICE_KIND_UE_V6, KEY_MODE_UE_ADDR};
+    // Two new devices per hour from this gNB: a key per /128 would spend it on the rotation.
+    let cfg = GuardConfig {
+        key_mode: KEY_MODE_UE_ADDR,
+        antispoof_v6_prefix: 64,
+        new_device: Limit::per_interval(3600 * SEC, 2),
+        ..enforce_all()
+    };
+    let mut g = load(&cfg);
+    let t = 0x6600;
+    let rotation = [
+        "2001:db8:45:7:1c2d:3eff:fe4f:5a6b",
+        "2001:db8:45:7:8a1f:22c4:9e01:7b3d",
+        "2001:db8:45:7:51e0:aa12:3c4d:ee01",
+        "2001:db8:45:7:0:1:2:3",
+        "2001:db8:45:7:ffff:eeee:dddd:cccc",
+    ];
+    let mut specs = vec![frame(t, Tpdu::RouterSolicitation("fe80::1c2d:3eff:fe4f:5a6b"))];
+    specs.extend(rotation.iter().map(|a| v6_session(UPF_A, t, a)));
+    let f = frames(&specs);
+    for (i, fr) in f.iter().enumerate() {
+        g.expect(&format!("G-PDU {i} of the rotating UE"), fr, Verdict::PassGpdu);
+    }
+    let mut id = [0u8; 16];
+    id[..8].copy_from_slice(&0x2001_0db8_0045_0007u64.to_be_bytes());
+    let ue = DeviceKey { kind: DEVICE_KIND_UE_V6, id };
+    let d = g.device(&ue).expect("the UE's /64 is one device");
+    assert_eq!((d.packets, d.spoofed), (rotation.len() as u64, 0));
+    // The Router Solicitation from fe80:: is the session's (its F-TEID), not a UE device shared
+    // by every UE's link-local address.
+    assert_eq!(g.teid(t).expect("the RS keyed by the F-TEID").packets, 1);
+    assert_eq!(g.device_count(), 2);
+    // A stage on the UE holds across its rotation.
+    g.set_stage(&ue, &stage_entry(STAGE_QUARANTINE, 0, 0, 60 * SEC));
+    let next = frames(&[v6_session(UPF_A, t, "2001:db8:45:7:abab:cdcd:efef:1212")]);
+    g.expect("a new privacy address of the quarantined UE", &next[0], Verdict::DropQuarantine);
+    for fr in &f[1..] {
+        g.expect("an earlier address", fr, Verdict::DropQuarantine);
+    }
+}

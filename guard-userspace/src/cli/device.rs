@@ -71,11 +71,26 @@ pub struct DeviceSel {
 }
 
 impl DeviceSel {
-    /// The key, with the F-TEID's local index from `table` (the data plane's own).
-    pub fn key(&self, table: &LocalTable) -> Result<DeviceKey> {
+    /// The key, with the F-TEID's local index from `table` (the data plane's own); an IPv6 UE
+    /// is keyed by its prefix of `v6_len` bits, as the data plane keys it (`policy::ue_key_of`).
+    pub fn key(&self, table: &LocalTable, v6_len: u32) -> Result<DeviceKey> {
         match (self.teid, self.ue) {
             (Some(t), None) => Ok(DeviceKey::fteid(local_index(table, self.local_addr)?, t)),
-            (None, Some(ip)) => DeviceKey::ue(&crate::local::l3_of(ip)).context("unsupported address family"),
+            (None, Some(ip)) => {
+                let cfg = guard_common::abi::GuardConfig { antispoof_v6_prefix: v6_len, ..Default::default() };
+                let a = crate::local::l3_of(ip);
+                match guard_common::policy::ue_key_of(&cfg, &a) {
+                    guard_common::policy::UeKey::V4 => DeviceKey::ue(&a).context("unsupported address family"),
+                    guard_common::policy::UeKey::V6Prefix(p) => {
+                        let mut id = [0u8; 16];
+                        id[..8].copy_from_slice(&p.to_be_bytes());
+                        Ok(DeviceKey { kind: guard_common::abi::DEVICE_KIND_UE_V6, id })
+                    }
+                    guard_common::policy::UeKey::None => {
+                        bail!("{ip} names no UE (link-local, unspecified or 0.0.0.0): name the session with --teid")
+                    }
+                }
+            }
             _ => bail!("give exactly one of --teid or --ue"),
         }
     }
@@ -188,8 +203,9 @@ pub fn run(cmd: DeviceCmd) -> Result<()> {
 /// pin by UE address on a guard keyed by TEID (or the reverse) would match nothing and drop
 /// nothing while saying "pinned".
 fn key_for_dataplane(maps: &N3Maps, sel: &DeviceSel) -> Result<DeviceKey> {
-    let key = sel.key(&maps.local_table()?)?;
-    let mode = maps.config().context("reading the data plane's configuration")?.key_mode;
+    let dp = maps.config().context("reading the data plane's configuration")?;
+    let key = sel.key(&maps.local_table()?, dp.antispoof_v6_prefix)?;
+    let mode = dp.key_mode;
     match (mode, sel.teid.is_some()) {
         (KEY_MODE_TEID, false) => bail!(
             "this guard keys devices by TEID (key_mode = \"teid\"): a device named by UE address would match \
@@ -214,8 +230,8 @@ fn open(target: &Target) -> Result<(crate::config::Config, N3Maps)> {
 fn show(target: &Target, sel: &DeviceSel, json: bool) -> Result<()> {
     let (_, maps) = open(target)?;
     let table = maps.local_table()?;
-    let key = sel.key(&table)?;
     let v6_len = maps.config()?.antispoof_v6_prefix;
+    let key = sel.key(&table, v6_len)?;
     let dev = maps.device(&key)?;
     let stage = maps.stage(&key)?;
     let now = monotonic_ns();
