@@ -565,6 +565,11 @@ pub struct GuardConfig {
     /// Unstructured DNNs ranges of their own, which is what this names.
     pub non_ip_teid: [TeidSpan; NON_IP_TEID_RANGES],
     pub non_ip_ranges: u32,
+    /// Addresses listed in `N3_LOCAL`: 0 (a host with one N3 address) skips the table, every
+    /// session's F-TEID is index 0.
+    pub local_addrs: u32,
+    /// Prefixes in `N3_FRAMED`: 0 skips the framed-route lookups.
+    pub framed_routes: u32,
     /// Length of the IPv6 prefix a device is bound to (anti-spoofing) and keyed by (UE-address
     /// mode), 1..=64; 0 reads as 64. TS 23.501 §5.8.2.2: an IPv6 PDU session is given a /64, and
     /// the UE forms its SLAAC and privacy addresses (RFC 8981) inside it.
@@ -763,7 +768,7 @@ const _: () = assert!(core::mem::size_of::<CellHot>() == 20 + 4 + 6 * 8);
 const _: () = assert!(core::mem::size_of::<CellStageEntry>() == 4 + 4 + 8 * 5);
 const _: () = assert!(core::mem::size_of::<Limit>() == 16);
 const _: () = assert!(
-    core::mem::size_of::<GuardConfig>() == 4 * 4 + 8 + 16 * 5 + 8 + 8 + 16 + 16 + 8 + 16 * 2 + 8 * 4 + 4 + 4 + 8
+    core::mem::size_of::<GuardConfig>() == 4 * 4 + 8 + 16 * 5 + 8 + 8 + 16 + 16 + 8 + 16 * 2 + 8 * 4 + 4 * 4 + 8
 );
 const _: () = assert!(core::mem::size_of::<TeidSpan>() == 8);
 const _: () = assert!(core::mem::size_of::<FragKey>() == 20 + 20 + 4);

@@ -84,7 +84,13 @@ fn verdict(ctx: &XdpContext, len: u64) -> Verdict {
             if p.gtp.msg_type == MSG_G_PDU {
                 // The F-TEID's local half (TS 29.281 §5.1): which of the host's N3 addresses
                 // the TEID was allocated on.
-                let (local, flags) = local_index(&p.outer_dst);
+                // A host that lists no N3 address (one address) skips the table: every session
+                // is index 0.
+                let (local, flags) = if cfg.local_addrs != 0 {
+                    local_index(ctx, p.vlan_tags, p.outer_src.family)
+                } else {
+                    (LOCAL_INDEX_NONE, 0)
+                };
                 p.local = local;
                 // A session configured as non-IP (TS 23.501 §5.6.10), by TEID range or by a
                 // local address serving only such sessions, has no inner addresses, whatever
@@ -132,9 +138,20 @@ fn verdict(ctx: &XdpContext, len: u64) -> Verdict {
 /// The index (slot + 1) and flags of the host address `dst` in `N3_LOCAL`, or
 /// (`LOCAL_INDEX_NONE`, 0) when the table does not list it. At most `LOCAL_PROBES` array reads
 /// (inlined by the verifier: no helper call, no hash lookup); one on a host whose table is empty
-/// (the first slot probed is free) or whose address sits in its home slot.
-#[inline(always)]
-fn local_index(dst: &L3Addr) -> (u32, u32) {
+/// (the first slot probed is free) or whose address sits in its home slot. A call of its own:
+/// inlined, its probe loop's registers spilled into the program's frame, which the policy's
+/// stacks on (measured: 48 bytes more, over the 512-byte limit with the policy's chain).
+#[inline(never)]
+fn local_index(ctx: &XdpContext, vlan_tags: u8, family: u32) -> (u32, u32) {
+    // The outer destination, read at its fixed offset (the parse does not keep it: a host with
+    // one N3 address never needs it).
+    let ctx = XdpContext::new(core::hint::black_box(ctx.ctx));
+    let Some(w) = n3::outer_dst_words(&XdpPacket::new(&ctx), vlan_tags, family) else {
+        return (LOCAL_INDEX_NONE, 0);
+    };
+    let (a, b, c, d) = (w[0].to_be_bytes(), w[1].to_be_bytes(), w[2].to_be_bytes(), w[3].to_be_bytes());
+    let addr = [a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3], c[0], c[1], c[2], c[3], d[0], d[1], d[2], d[3]];
+    let dst = &L3Addr { family, addr };
     let home = local_home_slot(dst);
     for i in 0..LOCAL_PROBES {
         let slot = (home + i) & (LOCAL_SLOTS - 1);
@@ -729,10 +746,11 @@ fn gpdu_verdict(
                 Some((bit, value)) => policy::check_binding(cfg, d, bit, value, now),
                 None => Bind::Skip,
             };
-            // A source inside a configured framed route (TS 23.501 §5.6.14) is accepted and
-            // never learned: looked up only when the source is not the binding, so the common
-            // path (a match) pays nothing for it.
-            if !matches!(bind, Bind::Match { .. } | Bind::Skip) && in_framed_route(&p.inner_src) {
+            // A source inside a configured framed route (TS 23.501 §5.6.14) is accepted: looked
+            // up here only for a would-be spoof (a learn or replace is checked in `passed`, once
+            // the packet has passed), and only when routes are configured, so neither the common
+            // path (a match) nor a dropped flood pays for it.
+            if bind == Bind::Spoof && cfg.framed_routes != 0 && in_framed_route(&p.inner_src) {
                 bind = Bind::Skip;
             }
             if bind == Bind::Spoof {
@@ -778,7 +796,7 @@ fn gpdu_verdict(
     }
 
     if policy::qfi_exempt(cfg, p.gtp.qfi) {
-        return passed(dev, bind, now, Verdict::PassExempt);
+        return passed(cfg, p, dev, bind, now, Verdict::PassExempt);
     }
 
     let decision = match stage {
@@ -792,7 +810,7 @@ fn gpdu_verdict(
         },
     };
     match decision {
-        StageDecision::Exempt => return passed(dev, bind, now, Verdict::PassExempt),
+        StageDecision::Exempt => return passed(cfg, p, dev, bind, now, Verdict::PassExempt),
         StageDecision::Exceed { prot, verdict } => {
             if enforced(cfg, prot, verdict, len) {
                 count_device_drop(dev);
@@ -839,13 +857,25 @@ fn gpdu_verdict(
             }
         }
     }
-    passed(dev, bind, now, Verdict::PassGpdu)
+    passed(cfg, p, dev, bind, now, Verdict::PassGpdu)
 }
 
 /// A G-PDU passed: only now does its source change the device's binding (`policy::apply_binding`),
-/// so a packet dropped by any later check (a stage, a cap) never teaches the guard a binding.
+/// so a packet dropped by any later check (a stage, a cap) never teaches the guard a binding. A
+/// source inside a framed route is never learned.
 #[inline(always)]
-fn passed(dev: Option<*mut DeviceState>, bind: Bind, now: u64, v: Verdict) -> Verdict {
+fn passed(
+    cfg: &GuardConfig,
+    p: &GtpPacket,
+    dev: Option<*mut DeviceState>,
+    bind: Bind,
+    now: u64,
+    v: Verdict,
+) -> Verdict {
+    let learns = matches!(bind, Bind::Learn { .. } | Bind::Replace { .. });
+    if learns && cfg.framed_routes != 0 && in_framed_route(&p.inner_src) {
+        return v;
+    }
     if let Some(d) = dev {
         // SAFETY: `d` points into a live LRU map value; the binding fields are last-writer-wins.
         policy::apply_binding(unsafe { &mut *d }, bind, now);

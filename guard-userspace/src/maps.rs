@@ -157,6 +157,10 @@ impl N3Maps {
         for i in changed {
             self.local.set(i, t.slots[i as usize], 0).map_err(err(abi::MAP_N3_LOCAL))?;
         }
+        // The data plane reads the table only while the config says it lists addresses.
+        let mut cfg = self.config()?;
+        cfg.local_addrs = wanted.len() as u32;
+        self.write_config(&cfg)?;
         Ok(t)
     }
 
@@ -177,6 +181,10 @@ impl N3Maps {
         for k in &wanted {
             self.framed.insert(k, 1, 0).map_err(err(abi::MAP_N3_FRAMED))?;
         }
+        // The data plane looks routes up only while the config says there are some.
+        let mut cfg = self.config()?;
+        cfg.framed_routes = wanted.len() as u32;
+        self.write_config(&cfg)?;
         Ok(())
     }
 

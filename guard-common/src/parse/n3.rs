@@ -15,11 +15,10 @@ pub enum N3 {
 pub struct GtpPacket {
     /// Outer source: the gNB (the "cell" on N3).
     pub outer_src: L3Addr,
-    /// Outer destination: the host's own N3 address the packet was sent to, whose TEID it names
-    /// (the F-TEID, TS 29.281 §5.1). Written for GTP-U packets only.
-    pub outer_dst: L3Addr,
-    /// The index of `outer_dst` in the host's N3 address table (`abi::LocalAddr`): not written by
-    /// the parser, but by the data plane after it (0 until then).
+    /// The index of the outer destination (the host's N3 address the packet was sent to, whose
+    /// TEID it names: the F-TEID, TS 29.281 §5.1) in the host's N3 address table
+    /// (`abi::LocalAddr`): not written by the parser, but by the data plane after it, which reads
+    /// the address ([`outer_dst_words`]) only when the table lists any (0 until then).
     pub local: u32,
     pub vlan_tags: u8,
     pub gtp: gtpu::Gtpu,
@@ -92,7 +91,6 @@ pub fn parse_into<P: Packet + ?Sized>(pkt: &P, gtpu_port: u16, out: &mut GtpPack
         return Ok(false);
     }
     // From here the packet is addressed to GTP-U: malformations are GTP-level.
-    outer_dst_into(pkt, l2.next, l3.src.family, &mut out.outer_dst)?;
     let ulen = u.length as usize;
     if ulen < udp::UDP_HLEN {
         return Err(Malformed::UdpBadLength);
@@ -116,24 +114,11 @@ pub fn parse_into<P: Packet + ?Sized>(pkt: &P, gtpu_port: u16, out: &mut GtpPack
     Ok(true)
 }
 
-/// The outer destination of the IP header at `l3` (RFC 791 §3.1: octets 16-19; RFC 8200 §3:
-/// octets 24-39), written in place with word stores (see `gtpu::store_addr`).
-#[inline(always)]
-fn outer_dst_into<P: Packet + ?Sized>(pkt: &P, l3: usize, family: u32, out: &mut L3Addr) -> Result<(), Malformed> {
-    if family == crate::abi::FAMILY_IPV4 {
-        let a: [u8; 4] = pkt.read(l3 + 16).ok_or(Malformed::Ipv4Truncated)?;
-        gtpu::store_addr(out, family, [word(&a, 0), 0, 0, 0]);
-    } else {
-        let a: [u8; 16] = pkt.read(l3 + 24).ok_or(Malformed::Ipv6Truncated)?;
-        gtpu::store_addr(out, family, [word(&a, 0), word(&a, 4), word(&a, 8), word(&a, 12)]);
-    }
-    Ok(())
-}
-
 /// The outer destination (the host's own GTP-U address) of a frame [`parse_into`] accepted, as
 /// four big-endian words (IPv4 in the first, the rest zero), read at the IP header's fixed
 /// offset: 16 in IPv4, 24 in IPv6 (RFC 791 §3.1, RFC 8200 §3), after `vlan_tags` 802.1Q tags.
-/// Only signalling needs it (the Echo path, TS 29.281 §7.2.1), so the common path never reads it.
+/// Signalling needs it (the Echo path, TS 29.281 §7.2.1), and the F-TEID's local index where the
+/// host lists its N3 addresses; a host with one address never reads it on the common path.
 #[inline(always)]
 pub fn outer_dst_words<P: Packet + ?Sized>(pkt: &P, vlan_tags: u8, family: u32) -> Option<[u32; 4]> {
     let l3 = ethernet::ETH_HLEN + 4 * usize::from(vlan_tags.min(2));
@@ -180,8 +165,8 @@ pub fn parse_common_into<P: Packet + ?Sized>(pkt: &P, gtpu_port: u16, out: &mut 
     use crate::abi::FAMILY_IPV4;
     // Small windows rather than one read of the 50 octets: in the kernel each read is a copy on
     // the 512-byte BPF stack, shared with the policy's frame.
-    // Octets 12-33: EtherType, then the IPv4 header up to its Destination Address.
-    let Some(h) = pkt.read::<22>(12) else {
+    // Octets 12-29: EtherType, then the IPv4 header up to its Source Address.
+    let Some(h) = pkt.read::<18>(12) else {
         return false;
     };
     // EtherType IPv4 (no VLAN tag); version 4, IHL 5 (RFC 791 §3.1); flags and fragment offset:
@@ -192,7 +177,7 @@ pub fn parse_common_into<P: Packet + ?Sized>(pkt: &P, gtpu_port: u16, out: &mut 
     if h[8] & 0x3f != 0 || h[9] != 0 || h[11] != ip::IPPROTO_UDP {
         return false;
     }
-    let (outer, local) = (word(&h, 14), word(&h, 18));
+    let outer = word(&h, 14);
     // Octets 34-49: the UDP header, then the GTP-U mandatory header.
     let Some(u) = pkt.read::<16>(C_UDP) else {
         return false;
@@ -228,7 +213,6 @@ pub fn parse_common_into<P: Packet + ?Sized>(pkt: &P, gtpu_port: u16, out: &mut 
         (payload, ext_count, qfi, pdu_type) = (C_OPT + 8, 1, e[6] & 0x3f, e[5] >> 4);
     }
     gtpu::store_addr(&mut out.outer_src, FAMILY_IPV4, [outer, 0, 0, 0]);
-    gtpu::store_addr(&mut out.outer_dst, FAMILY_IPV4, [local, 0, 0, 0]);
     out.vlan_tags = 0;
     out.frag_kind = FRAG_NONE;
     let tpdu_len = (end - payload) as u32;
@@ -243,7 +227,6 @@ impl GtpPacket {
     /// A placeholder to parse into.
     pub const EMPTY: GtpPacket = GtpPacket {
         outer_src: L3Addr::NONE,
-        outer_dst: L3Addr::NONE,
         local: 0,
         vlan_tags: 0,
         gtp: gtpu::Gtpu {

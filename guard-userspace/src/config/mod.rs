@@ -1162,6 +1162,8 @@ impl Config {
                 d.non_ip_teids.get(i).map_or(TeidSpan::default(), |r| TeidSpan { first: r.first, last: r.last })
             }),
             non_ip_ranges: d.non_ip_teids.len().min(guard_common::abi::NON_IP_TEID_RANGES) as u32,
+            local_addrs: self.guard.n3_addrs.len() as u32,
+            framed_routes: d.framed_routes.len() as u32,
             antispoof_v6_prefix: u32::from(d.antispoof_v6_prefix),
             antispoof_rebind_ns: d.antispoof_rebind.0,
         }
