@@ -12,7 +12,11 @@
 //! of another schema refuses to use them instead of misreading them.
 
 /// Bump on any change to a map's key or value layout, a map's type, or the meaning of a field.
-pub const SCHEMA_VERSION: u32 = 4;
+///
+/// 5 (issue 17): devices keyed by F-TEID, per-family anti-spoofing bindings, non-IP T-PDUs
+/// counted per device, the host's N3 address table; a release of schema 4 left pins this one
+/// refuses (`guard_userspace::pins`).
+pub const SCHEMA_VERSION: u32 = 5;
 /// `b"OVLGUARD"` read as a little-endian u64: marks our META map.
 pub const META_MAGIC: u64 = u64::from_le_bytes(*b"OVLGUARD");
 
@@ -35,6 +39,10 @@ pub const MAP_N3_FRAGS: &str = "N3_FRAGS";
 pub const MAP_N3_SEEN: &str = "N3_SEEN";
 pub const MAP_N3_UNKNOWN_GNB: &str = "N3_UNKNOWN_GNB";
 pub const MAP_N3_UNKNOWN_HOT: &str = "N3_UNKNOWN_HOT";
+pub const MAP_N3_LOCAL: &str = "N3_LOCAL";
+pub const MAP_N3_FRAMED: &str = "N3_FRAMED";
+/// Capacity of `N3_FRAMED` (framed routes, an LPM trie keyed by IPv6 / IPv4-mapped prefixes).
+pub const DEFAULT_MAX_FRAMED: u32 = 4096;
 /// Name of the N3 XDP program in the object file.
 pub const PROG_N3: &str = "guard_n3";
 
@@ -91,20 +99,49 @@ pub const DEVICE_KIND_TEID: u32 = 1;
 pub const DEVICE_KIND_UE_V4: u32 = 4;
 pub const DEVICE_KIND_UE_V6: u32 = 6;
 
-/// One device: a TEID (one PDU session, TS 29.281 §5.1) or an inner UE address.
+/// One device: an F-TEID (one PDU session: a TEID with the local address it was allocated on, TS
+/// 29.281 §5.1, TS 29.244 §8.2.3) or an inner UE address.
+///
+/// The F-TEID is kept compact, 8 octets: the TEID and the *index* of the local address (the
+/// outer destination) in the host's N3 address table (`N3_LOCAL`, [`LocalAddr`]), not the
+/// address itself, so the key is no longer than a UE address key and the common path stays one
+/// hash lookup. Index 0 ([`LOCAL_INDEX_NONE`]) is every address the table does not list: on a
+/// host with one N3 address and no table, every session.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct DeviceKey {
     pub kind: u32,
-    /// TEID: big-endian in bytes 0..4, rest zero. UE address: as in [`L3Addr::addr`].
+    /// F-TEID: the TEID big-endian in bytes 0..4, the local-address index big-endian in 4..8, the
+    /// rest zero. UE address: as in [`L3Addr::addr`].
     pub id: [u8; 16],
 }
 
 impl DeviceKey {
+    /// The F-TEID of `teid` on an unlisted local address (index 0): a host with one N3 address.
     #[inline(always)]
     pub const fn teid(teid: u32) -> Self {
+        Self::fteid(LOCAL_INDEX_NONE, teid)
+    }
+
+    /// The F-TEID (`local` index, `teid`).
+    #[inline(always)]
+    pub const fn fteid(local: u32, teid: u32) -> Self {
         let b = teid.to_be_bytes();
-        DeviceKey { kind: DEVICE_KIND_TEID, id: [b[0], b[1], b[2], b[3], 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] }
+        let l = local.to_be_bytes();
+        DeviceKey {
+            kind: DEVICE_KIND_TEID,
+            id: [b[0], b[1], b[2], b[3], l[0], l[1], l[2], l[3], 0, 0, 0, 0, 0, 0, 0, 0],
+        }
+    }
+
+    /// The TEID and local-address index of an F-TEID key (`None` for a UE-address key).
+    #[inline(always)]
+    pub const fn as_fteid(&self) -> Option<(u32, u32)> {
+        if self.kind != DEVICE_KIND_TEID {
+            return None;
+        }
+        let i = &self.id;
+        Some((u32::from_be_bytes([i[4], i[5], i[6], i[7]]), u32::from_be_bytes([i[0], i[1], i[2], i[3]])))
     }
 
     /// The device key of an inner UE address, or `None` when the address family is unknown.
@@ -116,6 +153,40 @@ impl DeviceKey {
             _ => None,
         }
     }
+}
+
+/// One of the host's N3 addresses, in the array `N3_LOCAL` ([`LOCAL_SLOTS`] entries, written by
+/// userspace): its index in a device's F-TEID is its slot + 1. An address sits in one of
+/// [`LOCAL_PROBES`] slots from its home slot ([`local_home_slot`]), so the data plane finds it
+/// with a few array reads (inlined by the verifier) and no hash lookup. Entries are never moved
+/// or removed while the pins live (an address dropped from the configuration keeps its slot, so
+/// stages and counters keyed by its index never land on another address).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LocalAddr {
+    /// [`FAMILY_NONE`]: a free slot, which ends a probe.
+    pub addr: L3Addr,
+    /// [`LOCAL_FLAG_NON_IP`].
+    pub flags: u32,
+}
+
+/// Slots of `N3_LOCAL` (a power of two).
+pub const LOCAL_SLOTS: u32 = 64;
+/// Slots probed from an address's home slot.
+pub const LOCAL_PROBES: u32 = 4;
+/// The local-address index of an address `N3_LOCAL` does not list.
+pub const LOCAL_INDEX_NONE: u32 = 0;
+/// [`LocalAddr::flags`]: this address serves only non-IP PDU sessions (an Ethernet or
+/// Unstructured DNN on a UPF address of its own, TS 23.501 §5.6.10): its G-PDUs are non-IP.
+pub const LOCAL_FLAG_NON_IP: u32 = 1;
+
+/// The home slot of a local address in `N3_LOCAL`: its words folded and multiplied (Fibonacci
+/// hashing), the top bits kept. Cheap on purpose (it runs on every G-PDU); not for security.
+#[inline(always)]
+pub fn local_home_slot(a: &L3Addr) -> u32 {
+    let w = |i: usize| u32::from_ne_bytes([a.addr[i], a.addr[i + 1], a.addr[i + 2], a.addr[i + 3]]);
+    let x = w(0) ^ w(4) ^ w(8) ^ w(12) ^ a.family;
+    x.wrapping_mul(0x9e37_79b1) >> (32 - LOCAL_SLOTS.trailing_zeros())
 }
 
 /// Per-device counters and learned bindings, in the LRU map `N3_DEVICES` (data-plane owned).
@@ -137,9 +208,15 @@ pub struct DeviceState {
     pub over_limit: u64,
     /// G-PDUs whose inner source did not match the learned binding.
     pub spoofed: u64,
-    /// Learned binding. TEID mode: the inner source address. UE-address mode: the TEID, in
-    /// `addr[0..4]` with `family` = [`BIND_TEID`].
-    pub bound: L3Addr,
+    /// Learned IPv4 binding (TEID mode): the inner source address, as its four octets in
+    /// memory order; valid with [`BIND_V4`] in `bind_flags` (docs/dataplane.md, "Anti-spoofing").
+    pub bound_v4: u32,
+    /// [`BIND_V4`], [`BIND_V6`], [`BIND_FTEID`]: which bindings are learned.
+    pub bind_flags: u32,
+    /// The F-TEID local index of the last G-PDU ([`DeviceKey::fteid`]).
+    pub local: u32,
+    /// Reserved, zero.
+    pub reserved: [u32; 2],
     /// Last TEID seen.
     pub teid: u32,
     /// Last gNB (outer source) seen.
@@ -173,6 +250,38 @@ pub struct DeviceState {
     pub stage_cache_stage: u32,
     /// [`DEVICE_FLAG_ESTABLISHED`].
     pub flags: u32,
+    /// G-PDUs whose T-PDU is not an IP packet (an Ethernet or Unstructured PDU session, TS 23.501
+    /// §5.6.10, or a session configured as non-IP: [`GuardConfig::non_ip_teid`]): counted and
+    /// judged like any G-PDU of the device, never used for anti-spoofing or a UE-address key.
+    pub non_ip: u64,
+    /// Learned IPv6 binding (TEID mode): the prefix ([`GuardConfig::antispoof_v6_prefix`] bits)
+    /// of the inner source, big-endian in a u64; valid with [`BIND_V6`].
+    pub bound_v6: u64,
+    /// Learned F-TEID (UE-address mode: the session the UE address stays on), `local << 32 |
+    /// teid`; valid with [`BIND_FTEID`].
+    pub bound_fteid: u64,
+    /// When each binding (v4, v6, F-TEID) was last matched by a G-PDU that passed: a binding
+    /// unmatched for [`GuardConfig::antispoof_rebind_ns`] is replaced by the next source that
+    /// passes (how a forged first packet's binding is corrected).
+    pub bound_ns: [u64; 3],
+    /// Bindings replaced that way.
+    pub rebinds: u64,
+}
+
+/// [`DeviceState::bind_flags`] bits, and the index of each in [`DeviceState::bound_ns`]
+/// ([`bind_slot`]).
+pub const BIND_V4: u32 = 1;
+pub const BIND_V6: u32 = 2;
+pub const BIND_FTEID: u32 = 4;
+
+/// The index of a `BIND_*` bit in [`DeviceState::bound_ns`].
+#[inline(always)]
+pub const fn bind_slot(bit: u32) -> usize {
+    match bit {
+        BIND_V4 => 0,
+        BIND_V6 => 1,
+        _ => 2,
+    }
 }
 
 /// [`DeviceState::flags`]: the device has sent [`ESTABLISHED_PACKETS`] G-PDUs from a gNB the
@@ -216,8 +325,6 @@ pub fn seen_slot(key: &DeviceKey) -> (u32, usize) {
     (slot / SEEN_ENTRY_BYTES as u32, (slot % SEEN_ENTRY_BYTES as u32) as usize)
 }
 
-/// [`DeviceState::bound`] family when the binding is a TEID (UE-address key mode).
-pub const BIND_TEID: u32 = 1;
 /// No PDU Session Container seen.
 pub const QFI_NONE: u32 = 0xff;
 
@@ -451,6 +558,53 @@ pub struct GuardConfig {
     pub new_gnb: Limit,
     /// New-device budget shared by all unknown sources, per CPU.
     pub unknown_new_device: Limit,
+    /// TEID ranges of non-IP PDU sessions (TS 23.501 §5.6.10: Ethernet, Unstructured), the first
+    /// [`GuardConfig::non_ip_ranges`] of them used: a G-PDU whose TEID falls in one is non-IP
+    /// whatever its T-PDU looks like. A UPF that allocates TEIDs per network instance (TS 29.244
+    /// §8.2.82, User Plane IP Resource Information: a TEID range per DNN) gives its Ethernet and
+    /// Unstructured DNNs ranges of their own, which is what this names.
+    pub non_ip_teid: [TeidSpan; NON_IP_TEID_RANGES],
+    pub non_ip_ranges: u32,
+    /// Addresses listed in `N3_LOCAL`: 0 (a host with one N3 address) skips the table, every
+    /// session's F-TEID is index 0.
+    pub local_addrs: u32,
+    /// Prefixes in `N3_FRAMED`: 0 skips the framed-route lookups.
+    pub framed_routes: u32,
+    /// Length of the IPv6 prefix a device is bound to (anti-spoofing) and keyed by (UE-address
+    /// mode), 1..=64; 0 reads as 64. TS 23.501 §5.8.2.2: an IPv6 PDU session is given a /64, and
+    /// the UE forms its SLAAC and privacy addresses (RFC 8981) inside it.
+    pub antispoof_v6_prefix: u32,
+    /// A binding not matched by a passed G-PDU for this long is replaced by the next source that
+    /// passes (0: never replaced).
+    pub antispoof_rebind_ns: u64,
+}
+
+/// An inclusive TEID range ([`GuardConfig::non_ip_teid`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TeidSpan {
+    pub first: u32,
+    pub last: u32,
+}
+
+/// Entries of [`GuardConfig::non_ip_teid`].
+pub const NON_IP_TEID_RANGES: usize = 4;
+
+impl GuardConfig {
+    /// Whether `teid` belongs to a session configured as non-IP ([`GuardConfig::non_ip_teid`]).
+    #[inline(always)]
+    pub fn non_ip_teid(&self, teid: u32) -> bool {
+        let n = (self.non_ip_ranges as usize).min(NON_IP_TEID_RANGES);
+        let mut i = 0;
+        while i < n {
+            let r = &self.non_ip_teid[i];
+            if r.first <= teid && teid <= r.last {
+                return true;
+            }
+            i += 1;
+        }
+        false
+    }
 }
 
 /// Index of the array `N3_HINTS` (u64 values) holding the generation of the userspace-owned stage
@@ -525,6 +679,8 @@ pub const STAT_EVENTS_SUPPRESSED: u32 = 2;
 pub const STAT_MAP_UPDATE_FAILED: u32 = 3;
 /// The config entry could not be read: the packet passed untouched.
 pub const STAT_NO_CONFIG: u32 = 4;
+/// G-PDUs whose T-PDU is not IP (or whose session is configured non-IP), all devices together.
+pub const STAT_NON_IP: u32 = 5;
 pub const STAT_COUNT: u32 = 8;
 
 /// [`Event::kind`] values.
@@ -579,6 +735,7 @@ pub const fn layout_fingerprint() -> u64 {
         core::mem::size_of::<TatSlot>(),
         core::mem::size_of::<FragKey>(),
         core::mem::size_of::<FragEntry>(),
+        core::mem::size_of::<LocalAddr>(),
         // N3_HINTS values (u64) per entry, times the entry count.
         8 * HINT_COUNT as usize,
     ];
@@ -602,16 +759,50 @@ impl Meta {
 // No implicit padding: each size equals the sum of the field sizes.
 const _: () = assert!(core::mem::size_of::<L3Addr>() == 20);
 const _: () = assert!(core::mem::size_of::<DeviceKey>() == 20);
-const _: () = assert!(core::mem::size_of::<DeviceState>() == 8 * 8 + 20 + 4 + 20 + 4 + 20 + 4 + 8 * 5 + 4 + 4);
+const _: () = assert!(
+    core::mem::size_of::<DeviceState>() == 8 * 8 + 5 * 4 + 4 + 20 + 4 + 20 + 4 + 8 * 5 + 4 + 4 + 8 + 8 * 2 + 8 * 3 + 8
+);
 const _: () = assert!(core::mem::size_of::<StageEntry>() == 4 + 4 + 8 * 5 + 4 + 4);
 const _: () = assert!(core::mem::size_of::<CellRecord>() == (11 + ECHO_PATH_SLOTS) * 8 + 4 + 4);
 const _: () = assert!(core::mem::size_of::<CellHot>() == 20 + 4 + 6 * 8);
 const _: () = assert!(core::mem::size_of::<CellStageEntry>() == 4 + 4 + 8 * 5);
 const _: () = assert!(core::mem::size_of::<Limit>() == 16);
-const _: () = assert!(core::mem::size_of::<GuardConfig>() == 4 * 4 + 8 + 16 * 5 + 8 + 8 + 16 + 16 + 8 + 16 * 2);
+const _: () = assert!(
+    core::mem::size_of::<GuardConfig>() == 4 * 4 + 8 + 16 * 5 + 8 + 8 + 16 + 16 + 8 + 16 * 2 + 8 * 4 + 4 * 4 + 8
+);
+const _: () = assert!(core::mem::size_of::<TeidSpan>() == 8);
 const _: () = assert!(core::mem::size_of::<FragKey>() == 20 + 20 + 4);
 const _: () = assert!(core::mem::size_of::<FragEntry>() == 16);
 const _: () = assert!(core::mem::size_of::<Counter>() == 16);
 const _: () = assert!(core::mem::size_of::<TatSlot>() == 32);
 const _: () = assert!(core::mem::size_of::<Event>() == 8 + 4 + 4 + 20 + 20 + 8 * 3);
 const _: () = assert!(core::mem::size_of::<Meta>() == 24);
+const _: () = assert!(core::mem::size_of::<LocalAddr>() == 24);
+const _: () = assert!(LOCAL_SLOTS.is_power_of_two() && LOCAL_PROBES <= LOCAL_SLOTS);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An F-TEID key round-trips, and two local addresses with one TEID are two devices.
+    #[test]
+    fn fteid_keys_keep_the_local_index() {
+        let a = DeviceKey::fteid(3, 0x1f00);
+        assert_eq!(a.as_fteid(), Some((3, 0x1f00)));
+        assert_ne!(a, DeviceKey::fteid(4, 0x1f00));
+        assert_eq!(DeviceKey::teid(0x1f00), DeviceKey::fteid(LOCAL_INDEX_NONE, 0x1f00));
+        assert_eq!(DeviceKey::ue(&L3Addr::v4([10, 0, 0, 1])).and_then(|k| k.as_fteid()), None);
+    }
+
+    /// Home slots are inside the table and spread a host's addresses.
+    #[test]
+    fn local_home_slots_spread() {
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..16u8 {
+            let s = local_home_slot(&L3Addr::v4([10, 200, 0, i]));
+            assert!(s < LOCAL_SLOTS);
+            seen.insert(s);
+        }
+        assert!(seen.len() >= 12, "16 consecutive addresses share too few home slots: {}", seen.len());
+    }
+}

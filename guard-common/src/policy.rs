@@ -3,7 +3,8 @@
 //! program does the map lookups and calls these; host tests call them directly.
 
 use crate::abi::{
-    CellStageEntry, GuardConfig, StageEntry, CELL_STAGE_CAP, PROT_QUARANTINE, PROT_SHAPE, PROT_STRICT, QFI_NONE,
+    bind_slot, CellStageEntry, DeviceState, GuardConfig, L3Addr, StageEntry, BIND_FTEID, BIND_V4, BIND_V6,
+    CELL_STAGE_CAP, FAMILY_IPV4, FAMILY_IPV6, KEY_MODE_UE_ADDR, PROT_QUARANTINE, PROT_SHAPE, PROT_STRICT, QFI_NONE,
     STAGE_FLAG_EXEMPT, STAGE_QUARANTINE, STAGE_SHAPE, STAGE_STRICT,
 };
 use crate::rate;
@@ -216,6 +217,144 @@ pub fn echo_admits(cfg: &GuardConfig, host_tat: &mut u64, path_tat: &mut u64, no
         return true;
     }
     rate::admit(path_tat, now, &cfg.echo)
+}
+
+/// What anti-spoofing makes of one G-PDU's inner source (docs/dataplane.md, "Anti-spoofing").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bind {
+    /// Nothing to check or learn: a link-local or unspecified source (neighbour discovery,
+    /// DHCP), or (decided by the caller) a source inside a configured framed route.
+    Skip,
+    /// The source matches the binding (`bit`).
+    Match { bit: u32 },
+    /// No binding of this family yet: learn `value` if the packet passes.
+    Learn { bit: u32, value: u64 },
+    /// The binding has not been matched for `antispoof_rebind_ns`: replace it with `value` if
+    /// the packet passes.
+    Replace { bit: u32, value: u64 },
+    /// Another source while the binding holds: spoofed.
+    Spoof,
+}
+
+/// The binding a G-PDU's inner source asks for: (`BIND_*` bit, value), or `None` for a source
+/// that is never bound. TEID mode binds per family (an IPv4v6 session has one of each, TS 23.501
+/// §5.8.2.1): IPv4 the address; IPv6 the prefix of `antispoof_v6_prefix` bits, since the UE picks
+/// its SLAAC and privacy addresses inside the /64 it was given (§5.8.2.2.1, RFC 8981). Link-local
+/// (fe80::/10) and unspecified IPv6 sources (a Router Solicitation, RFC 4861 §6.3.7; DAD, RFC
+/// 4862 §5.4) and the IPv4 0.0.0.0 (DHCPv4 on a session, TS 23.501 §5.8.2.2.2... the UE before it
+/// has an address) are never bound. UE-address mode binds the F-TEID the UE address is on.
+#[inline(always)]
+pub fn binding_of(cfg: &GuardConfig, src: &L3Addr, local: u32, teid: u32) -> Option<(u32, u64)> {
+    if !names_ue(src) {
+        return None;
+    }
+    let a = &src.addr;
+    if cfg.key_mode == KEY_MODE_UE_ADDR {
+        return Some((BIND_FTEID, (u64::from(local) << 32) | u64::from(teid)));
+    }
+    if src.family == FAMILY_IPV4 {
+        Some((BIND_V4, u64::from(u32::from_ne_bytes([a[0], a[1], a[2], a[3]]))))
+    } else {
+        Some((BIND_V6, v6_prefix(cfg, a)))
+    }
+}
+
+/// Whether an inner source names a UE: not link-local (fe80::/10) or unspecified (::) IPv6, which
+/// neighbour discovery uses (RFC 4861 §6.3.7, RFC 4862 §5.4), not the IPv4 0.0.0.0 (DHCPv4 before
+/// the UE has an address), and IP at all.
+#[inline(always)]
+pub fn names_ue(src: &L3Addr) -> bool {
+    let a = &src.addr;
+    match src.family {
+        FAMILY_IPV4 => !(a[0] == 0 && a[1] == 0 && a[2] == 0 && a[3] == 0),
+        FAMILY_IPV6 => !((a[0] == 0xfe && a[1] & 0xc0 == 0x80) || *a == [0; 16]),
+        _ => false,
+    }
+}
+
+/// How UE-address key mode keys a G-PDU's inner source ([`ue_key_of`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UeKey {
+    /// By its IPv4 address ([`crate::abi::DeviceKey::ue`]).
+    V4,
+    /// By its IPv6 prefix ([`v6_prefix`], big-endian), the rest of the key zero.
+    V6Prefix(u64),
+    /// Not a UE address (link-local, unspecified, 0.0.0.0, not IP): keyed by the F-TEID.
+    None,
+}
+
+/// UE-address key mode: an IPv6 UE is keyed by its prefix, since it forms rotating SLAAC and
+/// privacy addresses inside the /64 it was given (TS 23.501 §5.8.2.2.1, RFC 8981) and a key by
+/// /128 would make each rotation a new device (escaping its stage, spending its gNB's new-device
+/// budget). Sources that name no UE are keyed by the session's F-TEID.
+#[inline(always)]
+pub fn ue_key_of(cfg: &GuardConfig, src: &L3Addr) -> UeKey {
+    // The same sources anti-spoofing never binds name no UE.
+    if !names_ue(src) {
+        return UeKey::None;
+    }
+    if src.family == FAMILY_IPV4 {
+        UeKey::V4
+    } else {
+        UeKey::V6Prefix(v6_prefix(cfg, &src.addr))
+    }
+}
+
+/// The first `antispoof_v6_prefix` bits (1..=64, 0 meaning 64) of an IPv6 address, big-endian.
+#[inline(always)]
+pub fn v6_prefix(cfg: &GuardConfig, a: &[u8; 16]) -> u64 {
+    let len = match cfg.antispoof_v6_prefix {
+        0 => 64,
+        l => l.min(64),
+    };
+    let p = u64::from_be_bytes([a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]]);
+    p & (u64::MAX << (64 - len))
+}
+
+/// Judge `(bit, value)` against the device's binding of that family at `now`.
+#[inline(always)]
+pub fn check_binding(cfg: &GuardConfig, d: &DeviceState, bit: u32, value: u64, now: u64) -> Bind {
+    if d.bind_flags & bit == 0 {
+        return Bind::Learn { bit, value };
+    }
+    let bound = match bit {
+        BIND_V4 => u64::from(d.bound_v4),
+        BIND_V6 => d.bound_v6,
+        _ => d.bound_fteid,
+    };
+    if bound == value {
+        return Bind::Match { bit };
+    }
+    let idle = now.saturating_sub(d.bound_ns[bind_slot(bit)]);
+    if cfg.antispoof_rebind_ns != 0 && idle >= cfg.antispoof_rebind_ns {
+        return Bind::Replace { bit, value };
+    }
+    Bind::Spoof
+}
+
+/// Record what a G-PDU that *passed* says about its binding (a dropped packet never changes a
+/// binding): a match keeps it alive, a new family is learned, an idle binding is replaced.
+#[inline(always)]
+pub fn apply_binding(d: &mut DeviceState, b: Bind, now: u64) {
+    let (bit, value) = match b {
+        Bind::Skip | Bind::Spoof => return,
+        Bind::Match { bit } => {
+            d.bound_ns[bind_slot(bit)] = now;
+            return;
+        }
+        Bind::Learn { bit, value } => (bit, value),
+        Bind::Replace { bit, value } => {
+            d.rebinds = d.rebinds.wrapping_add(1);
+            (bit, value)
+        }
+    };
+    match bit {
+        BIND_V4 => d.bound_v4 = value as u32,
+        BIND_V6 => d.bound_v6 = value,
+        _ => d.bound_fteid = value,
+    }
+    d.bind_flags |= bit;
+    d.bound_ns[bind_slot(bit)] = now;
 }
 
 #[cfg(test)]
@@ -536,5 +675,130 @@ mod tests {
         let slots: std::collections::BTreeSet<usize> = (1..=4u8).map(|i| echo_path_slot(v4([10, 200, 0, i]))).collect();
         assert_eq!(slots.len(), 4, "four consecutive host addresses use four budgets");
         assert!((0..=255u8).all(|i| echo_path_slot(v4([192, 0, 2, i])) < crate::abi::ECHO_PATH_SLOTS));
+    }
+
+    fn v6(s: &str) -> L3Addr {
+        L3Addr::v6(s.parse::<std::net::Ipv6Addr>().expect("v6").octets())
+    }
+
+    /// One G-PDU through check + apply, as the data plane runs them (apply only if it passed).
+    fn step(cfg: &GuardConfig, d: &mut DeviceState, src: &L3Addr, now: u64, passed: bool) -> Bind {
+        let b = match binding_of(cfg, src, 0, 7) {
+            Some((bit, value)) => check_binding(cfg, d, bit, value, now),
+            None => Bind::Skip,
+        };
+        if passed && b != Bind::Spoof {
+            apply_binding(d, b, now);
+        }
+        b
+    }
+
+    const REBIND: u64 = 60_000_000_000;
+
+    fn cfg() -> GuardConfig {
+        GuardConfig { antispoof_rebind_ns: REBIND, ..Default::default() }
+    }
+
+    #[test]
+    fn ipv6_binds_the_prefix_and_ignores_link_local_and_unspecified() {
+        let (c, mut d) = (cfg(), DeviceState::default());
+        // A Router Solicitation from fe80:: and a DAD probe from :: first: nothing bound.
+        assert_eq!(step(&c, &mut d, &v6("fe80::1c2d:3eff:fe4f:5a6b"), 1, true), Bind::Skip);
+        assert_eq!(step(&c, &mut d, &v6("::"), 2, true), Bind::Skip);
+        assert_eq!(d.bind_flags, 0);
+        // SLAAC, then privacy addresses rotating inside the /64: one binding.
+        assert!(matches!(step(&c, &mut d, &v6("2001:db8:45:7::a"), 3, true), Bind::Learn { bit: BIND_V6, .. }));
+        for (i, a) in ["2001:db8:45:7:1:2:3:4", "2001:db8:45:7:ffff::9", "2001:db8:45:7::a"].iter().enumerate() {
+            assert_eq!(step(&c, &mut d, &v6(a), 4 + i as u64, true), Bind::Match { bit: BIND_V6 });
+        }
+        // Another /64 is a spoof; an IPv4 source on the same session (IPv4v6) learns its own.
+        assert_eq!(step(&c, &mut d, &v6("2001:db8:45:8::a"), 10, true), Bind::Spoof);
+        assert!(matches!(step(&c, &mut d, &L3Addr::v4([10, 45, 0, 2]), 11, true), Bind::Learn { bit: BIND_V4, .. }));
+        assert_eq!(step(&c, &mut d, &L3Addr::v4([10, 45, 0, 3]), 12, true), Bind::Spoof);
+        assert_eq!(step(&c, &mut d, &v6("2001:db8:45:7::b"), 13, true), Bind::Match { bit: BIND_V6 });
+        // DHCPv4 from 0.0.0.0 is never bound nor a spoof.
+        assert_eq!(step(&c, &mut d, &L3Addr::v4([0, 0, 0, 0]), 14, true), Bind::Skip);
+        // A /56 (prefix delegation): addresses of the whole /56 match.
+        let c56 = GuardConfig { antispoof_v6_prefix: 56, ..cfg() };
+        let mut d = DeviceState::default();
+        step(&c56, &mut d, &v6("2001:db8:45:700::1"), 1, true);
+        assert_eq!(step(&c56, &mut d, &v6("2001:db8:45:7ff::1"), 2, true), Bind::Match { bit: BIND_V6 });
+        assert_eq!(step(&c56, &mut d, &v6("2001:db8:45:800::1"), 3, true), Bind::Spoof);
+    }
+
+    #[test]
+    fn a_dropped_packet_never_binds_and_an_idle_forged_binding_is_replaced() {
+        let (c, mut d) = (cfg(), DeviceState::default());
+        let (real, forged) = (L3Addr::v4([10, 45, 0, 2]), L3Addr::v4([10, 66, 6, 6]));
+        // The forged first packet is dropped (say, by the device's quarantine): nothing learned.
+        step(&c, &mut d, &forged, 1, false);
+        assert_eq!(d.bind_flags, 0);
+        // A forged first packet that passed binds; the real source is then a spoof ...
+        step(&c, &mut d, &forged, 2, true);
+        assert_eq!(step(&c, &mut d, &real, 3, true), Bind::Spoof);
+        // ... forged packets keep failing to be matched only by the forger; once the forged
+        // binding has gone unmatched for the rebind time, the real source takes it over.
+        assert_eq!(step(&c, &mut d, &real, 2 + REBIND - 1, true), Bind::Spoof);
+        assert!(matches!(step(&c, &mut d, &real, 2 + REBIND, true), Bind::Replace { bit: BIND_V4, .. }));
+        assert_eq!((d.rebinds, d.bound_v4.to_ne_bytes()), (1, [10, 45, 0, 2]));
+        // A live binding (matched within the rebind time) is never replaced.
+        for t in 1..5 {
+            assert_eq!(step(&c, &mut d, &real, 2 + REBIND + t * (REBIND / 2), true), Bind::Match { bit: BIND_V4 });
+            assert_eq!(step(&c, &mut d, &forged, 2 + REBIND + t * (REBIND / 2) + 1, true), Bind::Spoof);
+        }
+        // Rebinding off: never replaced.
+        let never = GuardConfig { antispoof_rebind_ns: 0, ..cfg() };
+        assert_eq!(step(&never, &mut d, &forged, u64::MAX / 2, true), Bind::Spoof);
+    }
+
+    #[test]
+    fn ue_addr_mode_binds_the_fteid() {
+        let c = GuardConfig { key_mode: KEY_MODE_UE_ADDR, ..cfg() };
+        let src = L3Addr::v4([10, 45, 0, 2]);
+        assert_eq!(binding_of(&c, &src, 3, 0x1f00), Some((BIND_FTEID, 3 << 32 | 0x1f00)));
+        assert_ne!(binding_of(&c, &src, 4, 0x1f00), binding_of(&c, &src, 3, 0x1f00));
+        assert_eq!(binding_of(&c, &v6("fe80::1"), 3, 0x1f00), None);
+    }
+
+    #[test]
+    fn ue_addr_mode_keys_ipv6_by_prefix() {
+        let c = GuardConfig { key_mode: KEY_MODE_UE_ADDR, antispoof_v6_prefix: 64, ..cfg() };
+        let a = ue_key_of(&c, &v6("2001:db8:45:7:1c2d:3eff:fe4f:5a6b"));
+        assert_eq!(a, UeKey::V6Prefix(0x2001_0db8_0045_0007));
+        assert_eq!(ue_key_of(&c, &v6("2001:db8:45:7:8a1f:22c4:9e01:7b3d")), a, "a privacy address is the same UE");
+        assert_ne!(ue_key_of(&c, &v6("2001:db8:45:8::1")), a);
+        assert_eq!(ue_key_of(&c, &v6("fe80::1")), UeKey::None);
+        assert_eq!(ue_key_of(&c, &L3Addr::v4([0, 0, 0, 0])), UeKey::None);
+        assert_eq!(ue_key_of(&c, &L3Addr::NONE), UeKey::None);
+        assert_eq!(ue_key_of(&c, &L3Addr::v4([10, 45, 0, 2])), UeKey::V4);
+    }
+
+    proptest::proptest! {
+        /// Whatever the sources and verdicts: a binding changes only through a packet that
+        /// passed, a spoof never changes it, and a binding is replaced only after it went
+        /// unmatched for the rebind time.
+        #[test]
+        fn bindings_change_only_as_documented(
+            steps in proptest::collection::vec((0u8..4, 0u64..(3 * REBIND), proptest::bool::ANY), 1..40),
+        ) {
+            let c = cfg();
+            let mut d = DeviceState::default();
+            let mut now = 0u64;
+            for (who, dt, passed) in steps {
+                now += dt;
+                let src = L3Addr::v4([10, 45, 0, who]);
+                let before = d;
+                let b = step(&c, &mut d, &src, now, passed);
+                if !passed || matches!(b, Bind::Spoof | Bind::Skip) {
+                    proptest::prop_assert_eq!((d.bound_v4, d.bind_flags, d.rebinds), (before.bound_v4, before.bind_flags, before.rebinds));
+                }
+                if let Bind::Replace { .. } = b {
+                    proptest::prop_assert!(now - before.bound_ns[0] >= REBIND);
+                }
+                if who == 0 && passed && before.bind_flags & BIND_V4 != 0 && before.bound_v4 != d.bound_v4 {
+                    proptest::prop_assert!(now - before.bound_ns[0] >= REBIND);
+                }
+            }
+        }
     }
 }

@@ -4,14 +4,14 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
 };
 use guard_common::{
     abi::{
         CellHot, CellKey, CellRecord, CellStageEntry, Counter, DeviceKey, DeviceState, FragEntry, FragKey, GuardConfig,
-        Meta, StageEntry, TatSlot, CELL_SLOTS, DEFAULT_MAX_CELLS, DEFAULT_MAX_CELL_STAGES, DEFAULT_MAX_DEVICES,
-        DEFAULT_MAX_FRAGS, DEFAULT_MAX_STAGED, EVENTS_RING_BYTES, HINT_COUNT, SEEN_ENTRIES, SEEN_ENTRY_BYTES,
-        STAT_COUNT,
+        LocalAddr, Meta, StageEntry, TatSlot, CELL_SLOTS, DEFAULT_MAX_CELLS, DEFAULT_MAX_CELL_STAGES,
+        DEFAULT_MAX_DEVICES, DEFAULT_MAX_FRAGS, DEFAULT_MAX_FRAMED, DEFAULT_MAX_STAGED, EVENTS_RING_BYTES, HINT_COUNT,
+        LOCAL_SLOTS, SEEN_ENTRIES, SEEN_ENTRY_BYTES, STAT_COUNT,
     },
     parse::Malformed,
     policy::Verdict,
@@ -34,6 +34,17 @@ pub static N3_DEVICES: LruHashMap<DeviceKey, DeviceState> = LruHashMap::pinned(D
 /// Device stages, userspace-owned. A plain hash: the data plane never inserts or evicts here.
 #[map(name = "N3_STAGES")]
 pub static N3_STAGES: HashMap<DeviceKey, StageEntry> = HashMap::pinned(DEFAULT_MAX_STAGED, 0);
+
+/// The host's N3 addresses (`abi::LocalAddr`), written by userspace: a device's F-TEID carries
+/// the index of the one its G-PDUs are sent to. All empty: every address is index 0.
+#[map(name = "N3_LOCAL")]
+pub static N3_LOCAL: Array<LocalAddr> = Array::pinned(LOCAL_SLOTS, 0);
+
+/// Framed routes (TS 23.501 §5.6.14): prefixes behind UEs whose sources anti-spoofing accepts
+/// without binding them. IPv6 prefixes; IPv4 as IPv4-mapped (`::ffff:a.b.c.d`, length + 96).
+/// Written by userspace (`[dataplane] framed_routes`).
+#[map(name = "N3_FRAMED")]
+pub static N3_FRAMED: LpmTrie<[u8; 16], u32> = LpmTrie::pinned(DEFAULT_MAX_FRAMED, 0);
 
 /// Established sessions (`abi::seen_slot`, one octet each): a device whose record was evicted
 /// is re-admitted without the new-device budget.
@@ -101,6 +112,9 @@ pub struct Scratch {
     pub pkt: guard_common::parse::n3::GtpPacket,
     /// `[jiffies_64, coarse ns]` as of the last re-key on this CPU (`clock::coarse_ns`).
     pub clock: [u64; 2],
+    /// The `N3_FRAMED` lookup key (an LPM trie key: prefix length, then 16 octets), built here
+    /// rather than on the stack, which the program and the policy already share.
+    pub framed_key: [u32; 5],
 }
 
 #[map(name = "N3_PKT")]

@@ -8,24 +8,25 @@
 use aya_ebpf::{
     bindings::{xdp_action, BPF_NOEXIST},
     macros::xdp,
-    maps::HashMap,
+    maps::{lpm_trie::Key, HashMap},
     programs::XdpContext,
 };
 use guard_common::{
     abi::{
-        seen_slot, CellHot, CellRecord, DeviceKey, DeviceState, FragEntry, FragKey, GuardConfig, L3Addr, Limit,
-        StageEntry, BIND_TEID, DEVICE_FLAG_ESTABLISHED, DEVICE_KIND_TEID, ECHO_PATH_SLOTS, ESTABLISHED_PACKETS,
-        EVENT_DEVICE_OVER_LIMIT, EVENT_ECHO_LIMITED, EVENT_ERR_IND_LIMITED, EVENT_NEW_DEVICE_LIMITED, EVENT_SPOOF,
-        FAMILY_NONE, HINT_STAGE_GEN, KEY_MODE_UE_ADDR, PROT_ANTISPOOF, PROT_CELL_CAP, PROT_ECHO, PROT_ERR_IND,
-        PROT_HOST_CAP, PROT_MALFORMED, PROT_NEW_DEVICE, SEEN_ENTRY_BYTES, STAGE_FLAG_EXEMPT, STAGE_OBSERVE,
-        STAT_MAP_UPDATE_FAILED, STAT_NO_CONFIG,
+        local_home_slot, seen_slot, CellHot, CellRecord, DeviceKey, DeviceState, FragEntry, FragKey, GuardConfig,
+        L3Addr, Limit, StageEntry, DEVICE_FLAG_ESTABLISHED, DEVICE_KIND_TEID, DEVICE_KIND_UE_V6, ECHO_PATH_SLOTS,
+        ESTABLISHED_PACKETS, EVENT_DEVICE_OVER_LIMIT, EVENT_ECHO_LIMITED, EVENT_ERR_IND_LIMITED,
+        EVENT_NEW_DEVICE_LIMITED, EVENT_SPOOF, FAMILY_IPV4, FAMILY_NONE, HINT_STAGE_GEN, KEY_MODE_UE_ADDR,
+        LOCAL_FLAG_NON_IP, LOCAL_INDEX_NONE, LOCAL_PROBES, LOCAL_SLOTS, PROT_ANTISPOOF, PROT_CELL_CAP, PROT_ECHO,
+        PROT_ERR_IND, PROT_HOST_CAP, PROT_MALFORMED, PROT_NEW_DEVICE, SEEN_ENTRY_BYTES, STAGE_FLAG_EXEMPT,
+        STAGE_OBSERVE, STAT_MAP_UPDATE_FAILED, STAT_NON_IP, STAT_NO_CONFIG,
     },
     parse::{
-        gtpu::{MSG_ECHO_REQUEST, MSG_ECHO_RESPONSE, MSG_END_MARKER, MSG_ERROR_INDICATION, MSG_G_PDU},
+        gtpu::{self, MSG_ECHO_REQUEST, MSG_ECHO_RESPONSE, MSG_END_MARKER, MSG_ERROR_INDICATION, MSG_G_PDU},
         n3::{self, GtpPacket, FRAG_FIRST, FRAG_LATER},
         Malformed,
     },
-    policy::{self, Gate, StageDecision, Verdict},
+    policy::{self, Bind, Gate, StageDecision, Verdict},
     rate,
 };
 
@@ -35,8 +36,8 @@ use crate::{
     counters::{self, add},
     cursor::XdpPacket,
     maps::{
-        N3_CELLS, N3_CELL_STAGES, N3_CONFIG, N3_DEVICES, N3_FRAGS, N3_HINTS, N3_NEW_DEV, N3_PCPU_TAT, N3_PKT, N3_SEEN,
-        N3_STAGES,
+        N3_CELLS, N3_CELL_STAGES, N3_CONFIG, N3_DEVICES, N3_FRAGS, N3_FRAMED, N3_HINTS, N3_LOCAL, N3_NEW_DEV,
+        N3_PCPU_TAT, N3_PKT, N3_SEEN, N3_STAGES,
     },
 };
 
@@ -79,7 +80,27 @@ fn verdict(ctx: &XdpContext, len: u64) -> Verdict {
     let scratch = unsafe { &mut *pp };
     let p = &mut scratch.pkt;
     match parse_frame(ctx, cfg.gtpu_port as u16, p) {
-        Ok(true) => {}
+        Ok(true) => {
+            if p.gtp.msg_type == MSG_G_PDU {
+                // The F-TEID's local half (TS 29.281 §5.1): which of the host's N3 addresses
+                // the TEID was allocated on.
+                // A host that lists no N3 address (one address) skips the table: every session
+                // is index 0.
+                let (local, flags) = if cfg.local_addrs != 0 {
+                    local_index(ctx, p.vlan_tags, p.outer_src.family)
+                } else {
+                    (LOCAL_INDEX_NONE, 0)
+                };
+                p.local = local;
+                // A session configured as non-IP (TS 23.501 §5.6.10), by TEID range or by a
+                // local address serving only such sessions, has no inner addresses, whatever
+                // its T-PDU's first octets look like: they must not feed anti-spoofing or a UE key.
+                if flags & LOCAL_FLAG_NON_IP != 0 || (cfg.non_ip_ranges != 0 && cfg.non_ip_teid(p.gtp.teid)) {
+                    gtpu::store_addr(&mut p.inner_src, FAMILY_NONE, [0; 4]);
+                    gtpu::store_addr(&mut p.inner_dst, FAMILY_NONE, [0; 4]);
+                }
+            }
+        }
         Ok(false) if p.frag_kind == FRAG_LATER => return later_fragment(ctx, p, &mut scratch.clock),
         Ok(false) => return Verdict::PassNotGtp,
         Err(m) => {
@@ -112,6 +133,39 @@ fn verdict(ctx: &XdpContext, len: u64) -> Verdict {
         first_fragment_dropped(ctx, cfg, &scratch.pkt, &mut scratch.clock);
     }
     v
+}
+
+/// The index (slot + 1) and flags of the host address `dst` in `N3_LOCAL`, or
+/// (`LOCAL_INDEX_NONE`, 0) when the table does not list it. At most `LOCAL_PROBES` array reads
+/// (inlined by the verifier: no helper call, no hash lookup); one on a host whose table is empty
+/// (the first slot probed is free) or whose address sits in its home slot. A call of its own:
+/// inlined, its probe loop's registers spilled into the program's frame, which the policy's
+/// stacks on (measured: 48 bytes more, over the 512-byte limit with the policy's chain).
+#[inline(never)]
+fn local_index(ctx: &XdpContext, vlan_tags: u8, family: u32) -> (u32, u32) {
+    // The outer destination, read at its fixed offset (the parse does not keep it: a host with
+    // one N3 address never needs it).
+    let ctx = XdpContext::new(core::hint::black_box(ctx.ctx));
+    let Some(w) = n3::outer_dst_words(&XdpPacket::new(&ctx), vlan_tags, family) else {
+        return (LOCAL_INDEX_NONE, 0);
+    };
+    let (a, b, c, d) = (w[0].to_be_bytes(), w[1].to_be_bytes(), w[2].to_be_bytes(), w[3].to_be_bytes());
+    let addr = [a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3], c[0], c[1], c[2], c[3], d[0], d[1], d[2], d[3]];
+    let dst = &L3Addr { family, addr };
+    let home = local_home_slot(dst);
+    for i in 0..LOCAL_PROBES {
+        let slot = (home + i) & (LOCAL_SLOTS - 1);
+        let Some(e) = N3_LOCAL.get(slot) else {
+            break;
+        };
+        if e.addr.family == FAMILY_NONE {
+            break;
+        }
+        if e.addr == *dst {
+            return (slot + 1, e.flags);
+        }
+    }
+    (LOCAL_INDEX_NONE, 0)
 }
 
 /// Whether `key` was marked an established session in `N3_SEEN`. A call of its own: its hash
@@ -326,15 +380,30 @@ fn edge_limit(
 #[inline(always)]
 fn device_key(cfg: &GuardConfig, p: &GtpPacket) -> DeviceKey {
     if cfg.key_mode == KEY_MODE_UE_ADDR {
-        if let Some(k) = DeviceKey::ue(&p.inner_src) {
-            return k;
+        // An IPv6 UE is its prefix (`antispoof_v6_prefix`, a /64 by default: TS 23.501
+        // §5.8.2.2), so a UE rotating privacy addresses (RFC 8981) stays one device and keeps
+        // its stage; a source that names no UE (link-local or unspecified: neighbour discovery;
+        // 0.0.0.0: DHCP; or non-IP) is keyed by its F-TEID instead, so the Router Solicitations
+        // of all UEs do not become one device.
+        match policy::ue_key_of(cfg, &p.inner_src) {
+            policy::UeKey::V4 => {
+                if let Some(k) = DeviceKey::ue(&p.inner_src) {
+                    return k;
+                }
+            }
+            policy::UeKey::V6Prefix(prefix) => {
+                let b = prefix.to_be_bytes();
+                // SAFETY: `DeviceKey` is `#[repr(C)]` { u32, [u8; 16] }: 20 bytes, 4-aligned.
+                return unsafe { words20(DEVICE_KIND_UE_V6, [b[0], b[1], b[2], b[3]], [b[4], b[5], b[6], b[7]]) };
+            }
+            policy::UeKey::None => {}
         }
     }
-    teid_key(p.gtp.teid)
+    fteid_key(p.local, p.gtp.teid)
 }
 
 /// A 20-byte record laid out as a u32 then 16 octets (`DeviceKey`, `L3Addr`), with `first`, then
-/// `head` in octets 0..4 and zeros after, written as five u32 stores. Built the plain way
+/// `head` in octets 0..4, `second` in 4..8 and zeros after, written as five u32 stores. Built the plain way
 /// (`DeviceKey::teid`), LLVM merges the twelve zero octets into a `memset` call, which the BPF
 /// backend emits as a byte-at-a-time loop in a subprogram: on every G-PDU. Volatile keeps the
 /// stores from being merged back into that call.
@@ -342,7 +411,7 @@ fn device_key(cfg: &GuardConfig, p: &GtpPacket) -> DeviceKey {
 /// # Safety
 /// `T` must be 20 bytes, 4-byte aligned, and valid for any bit pattern.
 #[inline(always)]
-unsafe fn words20<T>(first: u32, head: [u8; 4]) -> T {
+unsafe fn words20<T>(first: u32, head: [u8; 4], second: [u8; 4]) -> T {
     const { assert!(core::mem::size_of::<T>() == 20 && core::mem::align_of::<T>() == 4) };
     let mut r = core::mem::MaybeUninit::<T>::uninit();
     let w = r.as_mut_ptr() as *mut u32;
@@ -351,7 +420,7 @@ unsafe fn words20<T>(first: u32, head: [u8; 4]) -> T {
     unsafe {
         core::ptr::write_volatile(w, first);
         core::ptr::write_volatile(w.add(1), u32::from_ne_bytes(head));
-        core::ptr::write_volatile(w.add(2), 0);
+        core::ptr::write_volatile(w.add(2), u32::from_ne_bytes(second));
         core::ptr::write_volatile(w.add(3), 0);
         core::ptr::write_volatile(w.add(4), 0);
         r.assume_init()
@@ -362,18 +431,43 @@ unsafe fn words20<T>(first: u32, head: [u8; 4]) -> T {
 #[inline(always)]
 fn teid_key(teid: u32) -> DeviceKey {
     // SAFETY: `DeviceKey` is `#[repr(C)]` { u32, [u8; 16] }: 20 bytes, 4-aligned, integers only.
-    unsafe { words20(DEVICE_KIND_TEID, teid.to_be_bytes()) }
+    unsafe { words20(DEVICE_KIND_TEID, teid.to_be_bytes(), [0; 4]) }
 }
 
-/// The learned binding of a new device: TEID mode binds the inner source address, UE-address
-/// mode binds the TEID.
+/// `DeviceKey::fteid(local, teid)`, without the `memset` (see `words20`).
 #[inline(always)]
-fn binding(cfg: &GuardConfig, p: &GtpPacket) -> L3Addr {
-    if cfg.key_mode == KEY_MODE_UE_ADDR {
-        // SAFETY: `L3Addr` is `#[repr(C)]` { u32, [u8; 16] }: 20 bytes, 4-aligned, integers only.
-        unsafe { words20(BIND_TEID, p.gtp.teid.to_be_bytes()) }
-    } else {
-        p.inner_src
+fn fteid_key(local: u32, teid: u32) -> DeviceKey {
+    // SAFETY: as `teid_key`.
+    unsafe { words20(DEVICE_KIND_TEID, teid.to_be_bytes(), local.to_be_bytes()) }
+}
+
+/// Whether an inner source lies inside a configured framed route (`N3_FRAMED`, an LPM trie of
+/// IPv6 prefixes, IPv4 as IPv4-mapped `::ffff:0:0/96`). A call of its own, with its key in the
+/// per-CPU scratch (`Scratch::framed_key`): the policy's frame and the program's share 512 bytes.
+#[inline(never)]
+fn in_framed_route(src: &L3Addr) -> bool {
+    let Some(sp) = N3_PKT.get_ptr_mut(0) else {
+        return false;
+    };
+    // SAFETY: per-CPU slot, only this CPU uses it while this program runs; the key words are
+    // plain u32 stores (volatile: no merged `memset`), and `Key<[u8; 16]>` is `repr(C, packed)`
+    // { u32, [u8; 16] }: 20 bytes, alignment 1, any bit pattern valid.
+    unsafe {
+        let k = (*sp).framed_key.as_mut_ptr();
+        let w = |i: usize| u32::from_ne_bytes([src.addr[i], src.addr[i + 1], src.addr[i + 2], src.addr[i + 3]]);
+        core::ptr::write_volatile(k, 128);
+        if src.family == FAMILY_IPV4 {
+            core::ptr::write_volatile(k.add(1), 0);
+            core::ptr::write_volatile(k.add(2), 0);
+            core::ptr::write_volatile(k.add(3), u32::from_ne_bytes([0, 0, 0xff, 0xff]));
+            core::ptr::write_volatile(k.add(4), w(0));
+        } else {
+            core::ptr::write_volatile(k.add(1), w(0));
+            core::ptr::write_volatile(k.add(2), w(4));
+            core::ptr::write_volatile(k.add(3), w(8));
+            core::ptr::write_volatile(k.add(4), w(12));
+        }
+        N3_FRAMED.get(&*(k as *const Key<[u8; 16]>)).is_some()
     }
 }
 
@@ -605,7 +699,6 @@ fn gpdu_verdict(
                 // SAFETY: per-CPU scratch slot; reset in full before each use.
                 unsafe {
                     counters::zero(fresh);
-                    (*fresh).bound = binding(cfg, p);
                     let _ = N3_DEVICES.insert(&key, &*fresh, u64::from(BPF_NOEXIST));
                 }
             }
@@ -618,6 +711,7 @@ fn gpdu_verdict(
         }
     };
 
+    let mut bind = Bind::Skip;
     if let Some(d) = dev {
         // SAFETY: `d` points into a live LRU map value; shared counters are atomic, the rest are
         // last-writer-wins samples.
@@ -633,16 +727,33 @@ fn gpdu_verdict(
         }
         d.last_seen_ns = now;
         d.teid = p.gtp.teid;
+        d.local = p.local;
         d.qfi = p.gtp.qfi as u32;
         d.inner_dst = p.inner_dst;
+        if p.inner_src.family == FAMILY_NONE {
+            // Not IP (TS 23.501 §5.6.10): counted, and judged by the device's stage like any
+            // G-PDU, but there is no address to check or learn.
+            add(&mut d.non_ip, 1);
+            counters::stat(STAT_NON_IP);
+        }
 
-        // Anti-spoofing: the inner source must match what this TEID carried first (TEID mode),
-        // or the UE address must stay on its TEID (UE-address mode).
+        // Anti-spoofing, per family (docs/dataplane.md "Anti-spoofing"): the inner source must
+        // match the device's binding of its family (IPv4 address, IPv6 prefix), or the UE
+        // address must stay on its F-TEID (UE-address mode). The binding is only *judged* here;
+        // it is learned, refreshed or replaced after the verdict, and only if the packet passed.
         if policy::gate(cfg, PROT_ANTISPOOF) != Gate::Off && p.inner_src.family != FAMILY_NONE {
-            let seen = binding(cfg, p);
-            if d.bound.family == FAMILY_NONE {
-                d.bound = seen;
-            } else if d.bound != seen {
+            bind = match policy::binding_of(cfg, &p.inner_src, p.local, p.gtp.teid) {
+                Some((bit, value)) => policy::check_binding(cfg, d, bit, value, now),
+                None => Bind::Skip,
+            };
+            // A source inside a configured framed route (TS 23.501 §5.6.14) is accepted: looked
+            // up here only for a would-be spoof (a learn or replace is checked in `passed`, once
+            // the packet has passed), and only when routes are configured, so neither the common
+            // path (a match) nor a dropped flood pays for it.
+            if bind == Bind::Spoof && cfg.framed_routes != 0 && in_framed_route(&p.inner_src) {
+                bind = Bind::Skip;
+            }
+            if bind == Bind::Spoof {
                 add(&mut d.spoofed, 1);
                 counters::emit(
                     cfg,
@@ -685,7 +796,7 @@ fn gpdu_verdict(
     }
 
     if policy::qfi_exempt(cfg, p.gtp.qfi) {
-        return Verdict::PassExempt;
+        return passed(cfg, p, dev, bind, now, Verdict::PassExempt);
     }
 
     let decision = match stage {
@@ -699,7 +810,7 @@ fn gpdu_verdict(
         },
     };
     match decision {
-        StageDecision::Exempt => return Verdict::PassExempt,
+        StageDecision::Exempt => return passed(cfg, p, dev, bind, now, Verdict::PassExempt),
         StageDecision::Exceed { prot, verdict } => {
             if enforced(cfg, prot, verdict, len) {
                 count_device_drop(dev);
@@ -746,7 +857,30 @@ fn gpdu_verdict(
             }
         }
     }
-    Verdict::PassGpdu
+    passed(cfg, p, dev, bind, now, Verdict::PassGpdu)
+}
+
+/// A G-PDU passed: only now does its source change the device's binding (`policy::apply_binding`),
+/// so a packet dropped by any later check (a stage, a cap) never teaches the guard a binding. A
+/// source inside a framed route is never learned.
+#[inline(always)]
+fn passed(
+    cfg: &GuardConfig,
+    p: &GtpPacket,
+    dev: Option<*mut DeviceState>,
+    bind: Bind,
+    now: u64,
+    v: Verdict,
+) -> Verdict {
+    let learns = matches!(bind, Bind::Learn { .. } | Bind::Replace { .. });
+    if learns && cfg.framed_routes != 0 && in_framed_route(&p.inner_src) {
+        return v;
+    }
+    if let Some(d) = dev {
+        // SAFETY: `d` points into a live LRU map value; the binding fields are last-writer-wins.
+        policy::apply_binding(unsafe { &mut *d }, bind, now);
+    }
+    v
 }
 
 /// `DeviceState::dropped` counts the device's packets dropped for any reason, the last-resort

@@ -95,6 +95,10 @@ pub fn run_command(a: RunArgs) -> Result<()> {
         }
     }
     let fresh = matches!(loaded.state, crate::pins::PinState::Fresh);
+    // The host's N3 addresses before the first packet: every device's F-TEID carries the index
+    // of its address (docs/dataplane.md, "F-TEID").
+    sync_tables(&mut N3Maps::from_ebpf_ref(&mut loaded.ebpf)?, &cfg)
+        .with_context(|| format!("writing the N3 addresses and framed routes of {iface}"))?;
     let how = match loaded.attach(&iface, a.mode.into()) {
         Ok(how) => how,
         Err(e) => {
@@ -354,7 +358,7 @@ fn one_tick(
         over_limit: d.over_limit,
         dropped: d.dropped,
         inner_dst: d.inner_dst,
-        ue_addr: if key_mode_ue { ue_of_key(&key) } else { d.bound },
+        ue_addr: if key_mode_ue { ue_of_key(&key) } else { ue_of_binding(&d) },
         teid: d.teid,
     }));
     // A full pass when the walk completed (every tick while the map is read whole in one);
@@ -526,6 +530,26 @@ fn apply(c: &mut Ctl, d: &Decision, now: u64, host_cap: &mut Option<(abi::Limit,
     Ok(Applied::Yes)
 }
 
+/// The UE address a TEID-keyed device is bound to, for group matching (`ue_prefixes`): its IPv4
+/// binding, else its IPv6 prefix (the rest zero), else none.
+fn ue_of_binding(d: &abi::DeviceState) -> abi::L3Addr {
+    if d.bind_flags & abi::BIND_V4 != 0 {
+        abi::L3Addr::v4(d.bound_v4.to_ne_bytes())
+    } else if d.bind_flags & abi::BIND_V6 != 0 {
+        abi::L3Addr::v6((u128::from(d.bound_v6) << 64).to_be_bytes())
+    } else {
+        abi::L3Addr::NONE
+    }
+}
+
+/// The tables the configuration fills besides the config record: the host's N3 addresses
+/// (`N3_LOCAL`: the F-TEID's local index) and the framed routes (`N3_FRAMED`).
+fn sync_tables(maps: &mut N3Maps, cfg: &Config) -> Result<()> {
+    maps.sync_local_addrs(&cfg.local_addrs())?;
+    maps.sync_framed_routes(&cfg.framed_routes())?;
+    Ok(())
+}
+
 /// Write the data-plane config record, with the host cap (host-wide limit, divided per CPU).
 fn write_dataplane(c: &mut Ctl, host_cap: Option<(abi::Limit, u64)>) -> Result<()> {
     let mut dp: GuardConfig = c.cfg.dataplane(c.ncpus);
@@ -650,7 +674,8 @@ fn reload(c: &mut Ctl, engine: &mut Engine, audit: &AuditLog, m: &Metrics, host_
         Ok(new) => {
             let (new, changes) = c.cfg.reload_from(new);
             let old = std::mem::replace(&mut c.cfg, new);
-            if let Err(e) = write_dataplane(c, host_cap) {
+            let listed = sync_tables(&mut c.maps, &c.cfg);
+            if let Err(e) = listed.and_then(|()| write_dataplane(c, host_cap)) {
                 error!(
                     error = format!("{e:#}"),
                     "SIGHUP: writing the new data-plane config failed; keeping the old one"

@@ -20,6 +20,7 @@ pub mod engine;
 pub mod events;
 pub mod hugealloc;
 pub mod loader;
+pub mod local;
 pub mod maps;
 pub mod metrics;
 pub mod n2;

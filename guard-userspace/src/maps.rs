@@ -2,24 +2,29 @@
 //! pins of a running guard (for `guard status`, `guard device ...`).
 
 use aya::{
-    maps::{Array, HashMap, Map, MapData, MapError, PerCpuArray},
+    maps::{
+        lpm_trie::{Key as LpmKey, LpmTrie},
+        Array, HashMap, Map, MapData, MapError, PerCpuArray,
+    },
     Ebpf,
 };
 use guard_common::{
     abi::{
         self, CellHot, CellKey, CellRecord, CellStageEntry, CellState, Counter, DeviceKey, DeviceState, GuardConfig,
-        Meta, StageEntry, STAT_COUNT,
+        LocalAddr, Meta, StageEntry, LOCAL_SLOTS, STAT_COUNT,
     },
     parse::Malformed,
     policy::Verdict,
 };
 
-use crate::{batch, pins::PinDir};
+use crate::{batch, local::LocalTable, pins::PinDir};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MapsError {
     #[error("map {0} is missing (is the guard loaded on this interface? see `guard status`)")]
     Missing(&'static str),
+    #[error("{0}")]
+    LocalTable(String),
     #[error("map {name}: {source}")]
     Map { name: &'static str, source: MapError },
 }
@@ -46,6 +51,10 @@ pub struct N3Maps {
     pub hints: Array<MapData, u64>,
     /// The record every outer source without one of its own shares (per CPU).
     pub unknown_gnb: PerCpuArray<MapData, CellRecord>,
+    /// The host's N3 addresses, whose indexes devices' F-TEIDs carry (`crate::local`).
+    pub local: Array<MapData, LocalAddr>,
+    /// Framed routes anti-spoofing accepts (`abi::MAP_N3_FRAMED`).
+    pub framed: LpmTrie<MapData, [u8; 16], u32>,
 }
 
 /// Something that can hand out maps by name.
@@ -75,7 +84,12 @@ impl MapSource for Loaded<'_> {
     fn map(&mut self, name: &'static str) -> Result<Map, MapsError> {
         let m = self.0.map(name).ok_or(MapsError::Missing(name))?;
         let fd = match m {
-            Map::Array(d) | Map::HashMap(d) | Map::LruHashMap(d) | Map::PerCpuArray(d) | Map::RingBuf(d) => {
+            Map::Array(d)
+            | Map::HashMap(d)
+            | Map::LruHashMap(d)
+            | Map::PerCpuArray(d)
+            | Map::RingBuf(d)
+            | Map::LpmTrie(d) => {
                 use std::os::fd::AsFd as _;
                 d.fd().as_fd().try_clone_to_owned().map_err(|e| MapsError::Map {
                     name,
@@ -116,6 +130,8 @@ impl N3Maps {
             stats: PerCpuArray::try_from(src.map(MAP_N3_STATS)?).map_err(err(MAP_N3_STATS))?,
             hints: Array::try_from(src.map(MAP_N3_HINTS)?).map_err(err(MAP_N3_HINTS))?,
             unknown_gnb: PerCpuArray::try_from(src.map(MAP_N3_UNKNOWN_GNB)?).map_err(err(MAP_N3_UNKNOWN_GNB))?,
+            local: Array::try_from(src.map(MAP_N3_LOCAL)?).map_err(err(MAP_N3_LOCAL))?,
+            framed: LpmTrie::try_from(src.map(MAP_N3_FRAMED)?).map_err(err(MAP_N3_FRAMED))?,
         })
     }
 
@@ -125,6 +141,51 @@ impl N3Maps {
 
     pub fn write_config(&mut self, cfg: &GuardConfig) -> Result<(), MapsError> {
         self.config.set(0, cfg, 0).map_err(err(abi::MAP_N3_CONFIG))
+    }
+
+    /// The host's N3 address table as the data plane reads it.
+    pub fn local_table(&self) -> Result<LocalTable, MapsError> {
+        let slots = (0..LOCAL_SLOTS).map(|i| self.local.get(&i, 0)).collect::<Result<_, _>>();
+        Ok(LocalTable { slots: slots.map_err(err(abi::MAP_N3_LOCAL))? })
+    }
+
+    /// List `wanted` (address, `abi::LOCAL_FLAG_*`) in the N3 address table (`LocalTable::place`:
+    /// listed addresses keep their index). `Err` (nothing written) when an address finds no room.
+    pub fn sync_local_addrs(&mut self, wanted: &[(std::net::IpAddr, u32)]) -> Result<LocalTable, MapsError> {
+        let mut t = self.local_table()?;
+        let changed = t.place(wanted).map_err(MapsError::LocalTable)?;
+        for i in changed {
+            self.local.set(i, t.slots[i as usize], 0).map_err(err(abi::MAP_N3_LOCAL))?;
+        }
+        // The data plane reads the table only while the config says it lists addresses.
+        let mut cfg = self.config()?;
+        cfg.local_addrs = wanted.len() as u32;
+        self.write_config(&cfg)?;
+        Ok(t)
+    }
+
+    /// Make `N3_FRAMED` hold exactly `routes` (IPv4 as IPv4-mapped IPv6, its length + 96).
+    pub fn sync_framed_routes(&mut self, routes: &[(std::net::IpAddr, u8)]) -> Result<(), MapsError> {
+        let key = |ip: std::net::IpAddr, len: u8| match ip {
+            std::net::IpAddr::V4(v4) => LpmKey::new(u32::from(len) + 96, v4.to_ipv6_mapped().octets()),
+            std::net::IpAddr::V6(v6) => LpmKey::new(u32::from(len), v6.octets()),
+        };
+        let wanted: Vec<_> = routes.iter().map(|&(ip, len)| key(ip, len)).collect();
+        let have: Vec<_> = self.framed.keys().filter_map(Result::ok).collect();
+        for k in have {
+            let keep = wanted.iter().any(|w| w.prefix_len() == k.prefix_len() && w.data() == k.data());
+            if !keep {
+                self.framed.remove(&k).map_err(err(abi::MAP_N3_FRAMED))?;
+            }
+        }
+        for k in &wanted {
+            self.framed.insert(k, 1, 0).map_err(err(abi::MAP_N3_FRAMED))?;
+        }
+        // The data plane looks routes up only while the config says there are some.
+        let mut cfg = self.config()?;
+        cfg.framed_routes = wanted.len() as u32;
+        self.write_config(&cfg)?;
+        Ok(())
     }
 
     pub fn config(&self) -> Result<GuardConfig, MapsError> {

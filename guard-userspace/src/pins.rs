@@ -27,8 +27,9 @@ pub const LINK_PIN: &str = "n3_link";
 pub enum PinError {
     #[error(
         "pins in {dir} were written by schema version {found}, this binary uses {expected}; \
-         refusing to misread them. Stop the old guard and run `guard detach --iface IF --purge` \
-         to start from empty state, or run the matching binary"
+         refusing to misread them (not migrated{why}). Stop the old guard and run \
+         `guard detach --iface IF --purge` to start from empty state, or run the matching binary",
+        why = schema_change(*found, *expected)
     )]
     Schema { dir: PathBuf, found: u32, expected: u32 },
     #[error(
@@ -44,6 +45,20 @@ pub enum PinError {
     Read { path: PathBuf, source: aya::maps::MapError },
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
+}
+
+/// Why pins of schema `found` cannot be carried over to `expected`, for the refusal message.
+fn schema_change(found: u32, expected: u32) -> &'static str {
+    match (found, expected) {
+        (4, 5) => {
+            ": schema 4 keyed devices by TEID alone, schema 5 by F-TEID (the TEID with the host \
+             address it was allocated on, TS 29.281 §5.1); a TEID-only key does not say which \
+             address its session was on, so its counters, bindings and stages cannot be re-keyed \
+             without guessing. The controller rebuilds baselines and stages from traffic; re-apply \
+             operator pins with `guard device pin --teid T [--local-addr A]`"
+        }
+        _ => "",
+    }
 }
 
 /// What one pinned map must look like.
@@ -89,6 +104,8 @@ pub fn n3_specs(max_devices: u32) -> Vec<MapSpec> {
         spec(MAP_N3_SEEN, MapType::Array, 4, SEEN_ENTRY_BYTES as u32, SEEN_ENTRIES),
         spec(MAP_N3_UNKNOWN_GNB, MapType::PerCpuArray, 4, size::<CellRecord>(), 1),
         spec(MAP_N3_UNKNOWN_HOT, MapType::PerCpuArray, 4, size::<CellHot>(), 1),
+        spec(MAP_N3_LOCAL, MapType::Array, 4, size::<LocalAddr>(), LOCAL_SLOTS),
+        spec(MAP_N3_FRAMED, MapType::LpmTrie, 4 + 16, 4, DEFAULT_MAX_FRAMED),
     ]
 }
 

@@ -103,8 +103,13 @@ case("ext_zero_length", patch(eth() / outer() / gpdu(E=1, next_ex=0x85)
 case("ext_overrun", patch(eth() / outer() / gpdu(E=1, next_ex=0x85)
      / GTPPDUSessionContainer(type=1, QFI=9, NextExtHdr=0) / inner(), GTP + 12, b"\x7f"),
      "drop_malformed", "ext_overrun")
-# A G-PDU whose T-PDU is 3 octets: no inner IP header to read the device's source from.
-case("inner_truncated", eth() / outer() / gpdu() / Raw(b"\x45\x00\x00"), "drop_malformed", "inner_truncated")
+# Non-IP T-PDUs (TS 23.501 §5.6.10): Ethernet and Unstructured PDU sessions. Whatever the first
+# nibble, a T-PDU that is not an IP packet of its own length is a non-IP G-PDU, never malformed.
+case("tpdu_3_octets_0x45", eth() / outer() / gpdu() / Raw(b"\x45\x00\x00"), "pass_gpdu")
+case("tpdu_ethernet_dst_mac_0x45", eth() / outer() / gpdu()
+     / Ether(src="02:00:00:00:aa:01", dst="45:00:00:54:00:01") / IP(src="192.168.7.2", dst="192.168.7.1")
+     / UDP(sport=1, dport=2) / Raw(b"plc"), "pass_gpdu")
+case("tpdu_unstructured_0x60", eth() / outer() / gpdu() / Raw(b"\x60\x00\x00\x00\x00\x08" + b"\x5a" * 60), "pass_gpdu")
 
 os.makedirs(OUT, exist_ok=True)
 for f in os.listdir(OUT):

@@ -38,6 +38,7 @@ pub mod report;
 pub mod scenario;
 pub mod score;
 pub mod sctp_frames;
+pub mod sessions;
 pub mod sink;
 
 pub use frames::GtpFrame;

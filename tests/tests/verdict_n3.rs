@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use guard::clock::monotonic_ns;
 use guard_common::{
     abi::{
-        CellStageEntry, DeviceKey, Event, GuardConfig, Limit, StageEntry, EVENT_DEVICE_OVER_LIMIT,
+        CellStageEntry, DeviceKey, Event, GuardConfig, Limit, StageEntry, BIND_V4, BIND_V6, EVENT_DEVICE_OVER_LIMIT,
         EVENT_ERR_IND_LIMITED, MAP_N3_EVENTS, PROT_ALL, PROT_ANTISPOOF, PROT_MALFORMED, PROT_QUARANTINE, QFI_NONE,
         STAGE_FLAG_EXEMPT, STAGE_OBSERVE, STAGE_QUARANTINE, STAGE_SHAPE, STAGE_STRICT, STAT_EVENTS_SENT,
         STAT_EVENTS_SUPPRESSED, STAT_MAP_UPDATE_FAILED,
@@ -139,7 +139,7 @@ fn observe_passes_and_records_the_device() {
     assert_eq!(d.bytes, 4 * frame.len() as u64);
     assert_eq!(d.teid, 0x20);
     assert_eq!(d.cell, l3_v4(GNB_A));
-    assert_eq!(d.bound, l3_v4(UE), "the inner source is learned");
+    assert_eq!((d.bind_flags, d.bound_v4.to_ne_bytes()), (BIND_V4, UE.octets()), "the inner source is learned");
     assert_eq!(d.inner_dst, l3_v4(Ipv4Addr::new(192, 0, 2, 10)));
     assert_eq!(d.qfi, 5);
     assert_eq!((d.dropped, d.spoofed, d.over_limit), (0, 0, 0));
@@ -328,18 +328,26 @@ fn antispoof_learns_the_first_inner_source() {
     let good = gpdu(teid).build();
     let spoof = gpdu(teid).inner_v4(Ipv4Addr::new(10, 45, 0, 99), Ipv4Addr::new(192, 0, 2, 10)).build();
     g.expect("first G-PDU learns", &good, Verdict::PassGpdu);
-    assert_eq!(g.teid(teid).expect("device").bound, l3_v4(UE));
+    assert_eq!(g.teid(teid).expect("device").bound_v4.to_ne_bytes(), UE.octets());
     g.expect("another inner source", &spoof, Verdict::DropSpoof);
     g.expect("another inner source again", &spoof, Verdict::DropSpoof);
     g.expect("the learned source still passes", &good, Verdict::PassGpdu);
     let d = g.teid(teid).expect("device");
-    assert_eq!((d.spoofed, d.dropped, d.bound), (2, 2, l3_v4(UE)));
-    // IPv6 UE on its own TEID learns a v6 binding and a v4 inner source is then a spoof.
+    assert_eq!((d.spoofed, d.dropped, d.bound_v4.to_ne_bytes()), (2, 2, UE.octets()));
+    // IPv6 UE on its own TEID learns a v6 binding (its /64); per family, so an IPv4 source on
+    // the same session (IPv4v6, TS 23.501 §5.8.2.1) learns its own, and a second IPv4 source or
+    // another /64 is then a spoof.
     let ue6: Ipv6Addr = "2001:db8:45::2".parse().expect("addr");
     let v6 = gpdu(0xb1).inner_v6(ue6, "2001:db8::10".parse().expect("addr")).build();
     g.expect("v6 UE learns", &v6, Verdict::PassGpdu);
-    assert_eq!(g.teid(0xb1).expect("device").bound, l3_v6(ue6));
-    g.expect("v4 source on a v6-bound TEID", &gpdu(0xb1).build(), Verdict::DropSpoof);
+    let d = g.teid(0xb1).expect("device");
+    assert_eq!((d.bind_flags, d.bound_v6), (BIND_V6, 0x2001_0db8_0045_0000));
+    g.expect("v4 source on a v6-bound TEID: IPv4v6", &gpdu(0xb1).build(), Verdict::PassGpdu);
+    let v4b = gpdu(0xb1).inner_v4(Ipv4Addr::new(10, 45, 0, 99), Ipv4Addr::new(192, 0, 2, 10)).build();
+    g.expect("a second v4 source", &v4b, Verdict::DropSpoof);
+    let other64 =
+        gpdu(0xb1).inner_v6("2001:db8:46::2".parse().expect("addr"), "2001:db8::10".parse().expect("addr")).build();
+    g.expect("another /64", &other64, Verdict::DropSpoof);
     // Shadow: passes, counted as would-drop and on the device.
     g.write_config(&GuardConfig { shadow: PROT_ANTISPOOF, ..enforce_all() });
     let d = g.expect("spoof in shadow", &spoof, Verdict::PassGpdu);
@@ -813,11 +821,6 @@ fn malformed_lengths_and_header_fields() {
         ),
         ("PT = 0 (GTP')", gpdu(0x300).protocol_type(false).build(), Malformed::GtpBadProtocolType),
         ("S flag, GTP length 2", GtpFrame::echo_request(1).gtp_length(2).build(), Malformed::GtpOptionalTruncated),
-        (
-            "inner IPv4 header cut by the T-PDU end",
-            gpdu(0x300).tpdu_raw(&[0x45, 0, 0, 20, 0, 0, 0, 0, 64, 17, 0, 0]).build(),
-            Malformed::InnerTruncated,
-        ),
     ];
     // The gNB is known (one valid G-PDU), so its malformed traffic is charged to it.
     g.expect("a valid G-PDU makes the gNB known", &ok, Verdict::PassGpdu);
@@ -846,7 +849,13 @@ fn malformed_lengths_and_header_fields() {
     g.expect("802.1Q End Marker with Ethernet padding", &em, Verdict::PassSignalling);
     g.expect("G-PDU without T-PDU", &gpdu(0x302).no_tpdu().build(), Verdict::PassGpdu);
     g.expect("non-IP T-PDU", &gpdu(0x303).tpdu_raw(&[0x00, 0x11, 0x22, 0x33, 0x44]).build(), Verdict::PassGpdu);
-    assert_eq!(g.teid(0x303).expect("device").bound, guard_common::abi::L3Addr::NONE);
+    assert_eq!(g.teid(0x303).expect("device").bind_flags, 0);
+    // A T-PDU that starts like IPv4 but is cut short is not IP either (an Unstructured session,
+    // TS 23.501 §5.6.10.3): never malformed (it used to be `inner_truncated`).
+    let cut = gpdu(0x305).tpdu_raw(&[0x45, 0, 0, 20, 0, 0, 0, 0, 64, 17, 0, 0]).build();
+    let d = g.expect("T-PDU starting 0x45, 12 octets", &cut, Verdict::PassGpdu);
+    assert!(d.moved_malformed().is_empty());
+    assert_eq!(g.teid(0x305).expect("device").non_ip, 1);
     // Below GTP-U: passed for the kernel to drop, whatever the malformed protection says.
     let mut bad_ip = ok.clone();
     bad_ip[14] = 0x55;

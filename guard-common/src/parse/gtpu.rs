@@ -45,8 +45,13 @@ pub struct Gtpu {
     pub pdu_type: u8,
     /// Offset of the T-PDU (the inner packet of a G-PDU) or the information elements.
     pub payload: usize,
-    /// Offset just past this GTP-U message, per its Length field.
+    /// Offset just past this GTP-U message, per its Length field (capped at the frame for a
+    /// first IP fragment).
     pub end: usize,
+    /// Length of the T-PDU (or information elements) per the Length field, whether or not the
+    /// frame holds all of it: what an inner IP header's own length must equal
+    /// ([`inner_addrs_into`]).
+    pub tpdu_len: u32,
 }
 
 impl Gtpu {
@@ -95,7 +100,8 @@ pub fn parse_in<P: Packet + ?Sized>(
     // fields and extension headers count as payload (TS 29.281 §5.1).
     let length = be16([h[2], h[3]]);
     let teid = be32([h[4], h[5], h[6], h[7]]);
-    let mut end = off + GTPU_HLEN + length as usize;
+    let full_end = off + GTPU_HLEN + length as usize;
+    let mut end = full_end;
     if GTPU_HLEN + length as usize > udp_payload_len {
         return Err(Malformed::GtpLengthMismatch);
     }
@@ -158,48 +164,53 @@ pub fn parse_in<P: Packet + ?Sized>(
     if next_ext != 0 {
         return Err(Malformed::ExtChainTooLong);
     }
-    Ok(Gtpu { flags, msg_type, length, teid, ext_count, qfi, pdu_type, payload: cur, end })
+    // `cur <= end <= full_end`: every extension header was checked to end by `end`.
+    let tpdu_len = full_end.saturating_sub(cur) as u32;
+    Ok(Gtpu { flags, msg_type, length, teid, ext_count, qfi, pdu_type, payload: cur, end, tpdu_len })
 }
 
 /// [`inner_addrs`], written into `src` and `dst` from inside each IP version's branch, with
 /// word stores. Returning the pair merges the IPv4 and IPv6 branches octet by octet: in the XDP
 /// program that kept 32 octets live across the merge, spilled to the stack and copied back one
-/// by one on every G-PDU. On `Err` neither is written.
+/// by one on every G-PDU.
+///
+/// A T-PDU is IP only when its header says so *and* its own length is the T-PDU's (IPv4: IHL of
+/// at least 5 and Total Length = the T-PDU length, RFC 791 §3.1; IPv6: 40 + Payload Length = the
+/// T-PDU length, RFC 8200 §3), with both addresses inside the frame. Anything else is a non-IP
+/// T-PDU: an Ethernet or Unstructured PDU session (TS 23.501 §5.6.10.2, §5.6.10.3) carries
+/// frames and octets whose first nibble may well be 4 or 6, and such a T-PDU is neither
+/// malformed nor a source of addresses. Both are then [`L3Addr::NONE`]: never dropped as
+/// malformed, never an anti-spoofing binding or a UE-address key (docs/dataplane.md).
 #[inline(always)]
-pub fn inner_addrs_into<P: Packet + ?Sized>(
-    pkt: &P,
-    g: &Gtpu,
-    src: &mut L3Addr,
-    dst: &mut L3Addr,
-) -> Result<(), Malformed> {
+pub fn inner_addrs_into<P: Packet + ?Sized>(pkt: &P, g: &Gtpu, src: &mut L3Addr, dst: &mut L3Addr) {
     use crate::abi::{FAMILY_IPV4, FAMILY_IPV6, FAMILY_NONE};
-    // Not IP (or an empty T-PDU): as `ip::inner_addrs`, a 2-octet read that fails means not IP.
-    let v = if g.payload < g.end { pkt.read::<2>(g.payload).map_or(0, |b| b[0] >> 4) } else { 0 };
-    match v {
-        4 => {
-            // Octets 12-15: Source Address, 16-19: Destination Address (RFC 791 §3.1).
-            let h = pkt.read::<8>(g.payload + 12).ok_or(Malformed::InnerTruncated)?;
-            if g.payload + 20 > g.end {
-                return Err(Malformed::InnerTruncated);
+    let tpdu = g.tpdu_len as usize;
+    // Octet 0 of either version: Version (4 bits). A T-PDU of under 20 octets is no IP packet.
+    let head = if g.payload < g.end && tpdu >= 20 { pkt.read::<8>(g.payload) } else { None };
+    let v = head.map_or(0, |b| b[0] >> 4);
+    if let (4, Some(b)) = (v, head) {
+        // IHL (in words) and Total Length (octets 2-3), RFC 791 §3.1.
+        let ihl = usize::from(b[0] & 0x0f) * 4;
+        if ihl >= 20 && ihl <= tpdu && usize::from(be16([b[2], b[3]])) == tpdu && g.payload + 20 <= g.end {
+            // Octets 12-15: Source Address, 16-19: Destination Address.
+            if let Some(h) = pkt.read::<8>(g.payload + 12) {
+                store_addr(src, FAMILY_IPV4, [word(&h, 0), 0, 0, 0]);
+                store_addr(dst, FAMILY_IPV4, [word(&h, 4), 0, 0, 0]);
+                return;
             }
-            store_addr(src, FAMILY_IPV4, [word(&h, 0), 0, 0, 0]);
-            store_addr(dst, FAMILY_IPV4, [word(&h, 4), 0, 0, 0]);
         }
-        6 => {
-            let s = pkt.read::<16>(g.payload + 8).ok_or(Malformed::InnerTruncated)?;
-            let d = pkt.read::<16>(g.payload + 24).ok_or(Malformed::InnerTruncated)?;
-            if g.payload + 40 > g.end {
-                return Err(Malformed::InnerTruncated);
+    } else if let (6, Some(b)) = (v, head) {
+        // Payload Length (octets 4-5) counts what follows the 40-octet header, RFC 8200 §3.
+        if usize::from(be16([b[4], b[5]])) + 40 == tpdu && g.payload + 40 <= g.end {
+            if let (Some(s), Some(d)) = (pkt.read::<16>(g.payload + 8), pkt.read::<16>(g.payload + 24)) {
+                store_addr(src, FAMILY_IPV6, [word(&s, 0), word(&s, 4), word(&s, 8), word(&s, 12)]);
+                store_addr(dst, FAMILY_IPV6, [word(&d, 0), word(&d, 4), word(&d, 8), word(&d, 12)]);
+                return;
             }
-            store_addr(src, FAMILY_IPV6, [word(&s, 0), word(&s, 4), word(&s, 8), word(&s, 12)]);
-            store_addr(dst, FAMILY_IPV6, [word(&d, 0), word(&d, 4), word(&d, 8), word(&d, 12)]);
-        }
-        _ => {
-            store_addr(src, FAMILY_NONE, [0; 4]);
-            store_addr(dst, FAMILY_NONE, [0; 4]);
         }
     }
-    Ok(())
+    store_addr(src, FAMILY_NONE, [0; 4]);
+    store_addr(dst, FAMILY_NONE, [0; 4]);
 }
 
 /// Octets `i..i + 4` of `b` as a native-endian word (so storing it puts them back in order).
@@ -211,7 +222,7 @@ pub(super) fn word<const N: usize>(b: &[u8; N], i: usize) -> u32 {
 /// Write an address as five u32 stores. Volatile: LLVM would otherwise merge the zero words of
 /// an IPv4 address into a `memset` call, which the BPF backend emits as a byte-at-a-time loop.
 #[inline(always)]
-pub(super) fn store_addr(dst: &mut L3Addr, family: u32, addr: [u32; 4]) {
+pub fn store_addr(dst: &mut L3Addr, family: u32, addr: [u32; 4]) {
     let f = &raw mut dst.family;
     let a = dst.addr.as_mut_ptr() as *mut u32;
     // SAFETY: `L3Addr` is `#[repr(C)]` { u32, [u8; 16] } with 4-byte alignment, so `addr` is
@@ -225,21 +236,22 @@ pub(super) fn store_addr(dst: &mut L3Addr, family: u32, addr: [u32; 4]) {
     }
 }
 
-/// The inner (source, destination) of a G-PDU's T-PDU, bounded by the GTP-U Length; both
-/// [`L3Addr::NONE`] when the T-PDU is empty or not IP.
+/// The inner (source, destination) of a G-PDU's T-PDU: the reference for [`inner_addrs_into`]
+/// (written the plain way, through [`ip::inner_addrs`]); both [`L3Addr::NONE`] when the T-PDU is
+/// empty or not IP.
 #[inline(always)]
-pub fn inner_addrs<P: Packet + ?Sized>(pkt: &P, g: &Gtpu) -> Result<(L3Addr, L3Addr), Malformed> {
+pub fn inner_addrs<P: Packet + ?Sized>(pkt: &P, g: &Gtpu) -> (L3Addr, L3Addr) {
     if g.payload >= g.end {
-        return Ok((L3Addr::NONE, L3Addr::NONE));
+        return (L3Addr::NONE, L3Addr::NONE);
     }
-    match ip::inner_addrs(pkt, g.payload)? {
+    match ip::inner_addrs(pkt, g.payload, g.tpdu_len as usize) {
         Some((s, d)) => {
             let need = if s.family == crate::abi::FAMILY_IPV4 { 20 } else { 40 };
             if g.payload + need > g.end {
-                return Err(Malformed::InnerTruncated);
+                return (L3Addr::NONE, L3Addr::NONE);
             }
-            Ok((s, d))
+            (s, d)
         }
-        None => Ok((L3Addr::NONE, L3Addr::NONE)),
+        None => (L3Addr::NONE, L3Addr::NONE),
     }
 }

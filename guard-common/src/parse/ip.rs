@@ -119,26 +119,32 @@ pub fn parse_ipv6<P: Packet + ?Sized>(pkt: &P, off: usize) -> Result<L3, Malform
     Ok(L3 { proto: next_hdr, src: L3Addr::v6(src), next, fragment, frag_first, frag_id })
 }
 
-/// The source and destination addresses of the IP packet at `off` (the inner packet of a G-PDU).
-/// `Ok(None)` when it is not IP (an Ethernet or unstructured PDU session, TS 23.501 §5.6.10).
+/// The source and destination addresses of the IP packet at `off`, which is `len` octets long
+/// (the T-PDU of a G-PDU). `None` when it is not an IP packet of exactly that length: an Ethernet
+/// or Unstructured PDU session (TS 23.501 §5.6.10), whose first nibble may be 4 or 6 by chance.
 #[inline(always)]
-pub fn inner_addrs<P: Packet + ?Sized>(pkt: &P, off: usize) -> Result<Option<(L3Addr, L3Addr)>, Malformed> {
-    let v = match pkt.read::<2>(off) {
-        Some(b) => b[0] >> 4,
-        // A T-PDU shorter than 2 octets cannot be IP: nothing to learn from.
-        None => return Ok(None),
-    };
-    match v {
+pub fn inner_addrs<P: Packet + ?Sized>(pkt: &P, off: usize, len: usize) -> Option<(L3Addr, L3Addr)> {
+    let b = pkt.read::<8>(off)?;
+    match b[0] >> 4 {
         4 => {
-            // Octets 12-15: Source Address, 16-19: Destination Address (RFC 791 §3.1).
-            let h = pkt.read::<8>(off + 12).ok_or(Malformed::InnerTruncated)?;
-            Ok(Some((L3Addr::v4([h[0], h[1], h[2], h[3]]), L3Addr::v4([h[4], h[5], h[6], h[7]]))))
+            // IHL >= 5 words and Total Length = the T-PDU (RFC 791 §3.1).
+            let ihl = usize::from(b[0] & 0x0f) * 4;
+            if ihl < 20 || ihl > len || usize::from(be16([b[2], b[3]])) != len {
+                return None;
+            }
+            // Octets 12-15: Source Address, 16-19: Destination Address.
+            let h = pkt.read::<8>(off + 12)?;
+            Some((L3Addr::v4([h[0], h[1], h[2], h[3]]), L3Addr::v4([h[4], h[5], h[6], h[7]])))
         }
         6 => {
-            let s = pkt.read::<16>(off + 8).ok_or(Malformed::InnerTruncated)?;
-            let d = pkt.read::<16>(off + 24).ok_or(Malformed::InnerTruncated)?;
-            Ok(Some((L3Addr::v6(s), L3Addr::v6(d))))
+            // 40-octet header + Payload Length = the T-PDU (RFC 8200 §3).
+            if usize::from(be16([b[4], b[5]])) + 40 != len {
+                return None;
+            }
+            let s = pkt.read::<16>(off + 8)?;
+            let d = pkt.read::<16>(off + 24)?;
+            Some((L3Addr::v6(s), L3Addr::v6(d)))
         }
-        _ => Ok(None),
+        _ => None,
     }
 }

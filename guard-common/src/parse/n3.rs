@@ -15,6 +15,11 @@ pub enum N3 {
 pub struct GtpPacket {
     /// Outer source: the gNB (the "cell" on N3).
     pub outer_src: L3Addr,
+    /// The index of the outer destination (the host's N3 address the packet was sent to, whose
+    /// TEID it names: the F-TEID, TS 29.281 §5.1) in the host's N3 address table
+    /// (`abi::LocalAddr`): not written by the parser, but by the data plane after it, which reads
+    /// the address ([`outer_dst_words`]) only when the table lists any (0 until then).
+    pub local: u32,
     pub vlan_tags: u8,
     pub gtp: gtpu::Gtpu,
     /// Inner source of a G-PDU (the UE address), or [`L3Addr::NONE`].
@@ -99,7 +104,7 @@ pub fn parse_into<P: Packet + ?Sized>(pkt: &P, gtpu_port: u16, out: &mut GtpPack
     // The inner addresses are written in place (`inner_addrs_into` says why); `outer_src` was
     // written above. A non-G-PDU has none.
     if g.msg_type == gtpu::MSG_G_PDU {
-        gtpu::inner_addrs_into(pkt, &g, &mut out.inner_src, &mut out.inner_dst)?;
+        gtpu::inner_addrs_into(pkt, &g, &mut out.inner_src, &mut out.inner_dst);
     } else {
         gtpu::store_addr(&mut out.inner_src, crate::abi::FAMILY_NONE, [0; 4]);
         gtpu::store_addr(&mut out.inner_dst, crate::abi::FAMILY_NONE, [0; 4]);
@@ -112,7 +117,8 @@ pub fn parse_into<P: Packet + ?Sized>(pkt: &P, gtpu_port: u16, out: &mut GtpPack
 /// The outer destination (the host's own GTP-U address) of a frame [`parse_into`] accepted, as
 /// four big-endian words (IPv4 in the first, the rest zero), read at the IP header's fixed
 /// offset: 16 in IPv4, 24 in IPv6 (RFC 791 §3.1, RFC 8200 §3), after `vlan_tags` 802.1Q tags.
-/// Only signalling needs it (the Echo path, TS 29.281 §7.2.1), so the common path never reads it.
+/// Signalling needs it (the Echo path, TS 29.281 §7.2.1), and the F-TEID's local index where the
+/// host lists its N3 addresses; a host with one address never reads it on the common path.
 #[inline(always)]
 pub fn outer_dst_words<P: Packet + ?Sized>(pkt: &P, vlan_tags: u8, family: u32) -> Option<[u32; 4]> {
     let l3 = ethernet::ETH_HLEN + 4 * usize::from(vlan_tags.min(2));
@@ -209,16 +215,19 @@ pub fn parse_common_into<P: Packet + ?Sized>(pkt: &P, gtpu_port: u16, out: &mut 
     gtpu::store_addr(&mut out.outer_src, FAMILY_IPV4, [outer, 0, 0, 0]);
     out.vlan_tags = 0;
     out.frag_kind = FRAG_NONE;
-    out.gtp = gtpu::Gtpu { flags, msg_type: gtpu::MSG_G_PDU, length, teid, ext_count, qfi, pdu_type, payload, end };
-    // The T-PDU's addresses, read as the full parser reads them (a truncated inner header is the
-    // full parser's to report).
-    gtpu::inner_addrs_into(pkt, &out.gtp, &mut out.inner_src, &mut out.inner_dst).is_ok()
+    let tpdu_len = (end - payload) as u32;
+    out.gtp =
+        gtpu::Gtpu { flags, msg_type: gtpu::MSG_G_PDU, length, teid, ext_count, qfi, pdu_type, payload, end, tpdu_len };
+    // The T-PDU's addresses, read as the full parser reads them (a T-PDU that is not IP has none).
+    gtpu::inner_addrs_into(pkt, &out.gtp, &mut out.inner_src, &mut out.inner_dst);
+    true
 }
 
 impl GtpPacket {
     /// A placeholder to parse into.
     pub const EMPTY: GtpPacket = GtpPacket {
         outer_src: L3Addr::NONE,
+        local: 0,
         vlan_tags: 0,
         gtp: gtpu::Gtpu {
             flags: 0,
@@ -230,6 +239,7 @@ impl GtpPacket {
             pdu_type: 0,
             payload: 0,
             end: 0,
+            tpdu_len: 0,
         },
         inner_src: L3Addr::NONE,
         inner_dst: L3Addr::NONE,

@@ -27,6 +27,9 @@ pub enum Malformed {
     ExtZeroLength = 17,
     ExtOverrun = 18,
     ExtChainTooLong = 19,
+    /// No longer produced: a T-PDU that does not parse as IP is a non-IP T-PDU (an Ethernet or
+    /// Unstructured PDU session, TS 23.501 §5.6.10), never malformed. Kept so the counter
+    /// indexes (and the metric label) of the other reasons stay where they were.
     InnerTruncated = 20,
     UnknownMessageType = 21,
 }

@@ -276,28 +276,78 @@ fn malformed_reason_names_are_unique() {
 
 proptest! {
     /// `gtpu::inner_addrs_into` (what `parse_into`, and so the kernel, uses) agrees with
-    /// `gtpu::inner_addrs` on any T-PDU: IPv4, IPv6, not IP, empty, truncated, or cut by the
-    /// GTP-U length; on an error neither address is written.
+    /// `gtpu::inner_addrs` on any T-PDU: IPv4, IPv6, not IP, empty, truncated, cut by the GTP-U
+    /// length, or with an inner length that is or is not the T-PDU's.
     #[test]
     fn inner_addrs_into_agrees_with_inner_addrs(
         mut bytes in prop::collection::vec(any::<u8>(), 0..80),
         version in prop::sample::select(vec![4u8, 6, 0, 5]),
         start in 0usize..8,
         end in 0usize..90,
+        tpdu_len in 0u32..90,
+        true_length in any::<bool>(),
     ) {
         use super::gtpu::{inner_addrs, inner_addrs_into};
         if let Some(b) = bytes.get_mut(start) {
             *b = (version << 4) | (*b & 0x0f);
         }
-        let g = super::gtpu::Gtpu { payload: start, end, ..n3::GtpPacket::EMPTY.gtp };
+        if true_length {
+            // Make the inner header's own length say `tpdu_len`, so the IP branches are taken.
+            let (at, v) = if version == 4 { (start + 2, tpdu_len) } else { (start + 4, tpdu_len.saturating_sub(40)) };
+            if at + 2 <= bytes.len() {
+                bytes[at..at + 2].copy_from_slice(&(v as u16).to_be_bytes());
+            }
+        }
+        let g = super::gtpu::Gtpu { payload: start, end, tpdu_len, ..n3::GtpPacket::EMPTY.gtp };
         let marker = L3Addr { family: 0xdead, addr: [0xa5; 16] };
         let (mut s, mut d) = (marker, marker);
-        let into = inner_addrs_into(bytes.as_slice(), &g, &mut s, &mut d);
-        match inner_addrs(bytes.as_slice(), &g) {
-            Ok(pair) => prop_assert_eq!((into, s, d), (Ok(()), pair.0, pair.1)),
-            Err(e) => prop_assert_eq!((into, s, d), (Err(e), marker, marker)),
+        inner_addrs_into(bytes.as_slice(), &g, &mut s, &mut d);
+        prop_assert_eq!((s, d), inner_addrs(bytes.as_slice(), &g));
+    }
+
+    /// A T-PDU that is not an IP packet of its own length never yields addresses and never an
+    /// error, whatever its first nibble (TS 23.501 §5.6.10: Ethernet and Unstructured sessions).
+    #[test]
+    fn a_non_ip_tpdu_is_never_malformed(
+        tpdu in prop::collection::vec(any::<u8>(), 0..120),
+        first in prop::sample::select(vec![0x45u8, 0x46, 0x4f, 0x60, 0x6f, 0x00, 0xff]),
+    ) {
+        let mut tpdu = tpdu;
+        if let Some(b) = tpdu.first_mut() {
+            *b = first;
+        }
+        let f = labframe(&tpdu);
+        let r = n3::parse(&f[..], 2152);
+        let Ok(n3::N3::Gtp(p)) = r else {
+            return Err(TestCaseError::fail(format!("not parsed as GTP-U: {r:?}")));
+        };
+        let len = tpdu.len();
+        let says_ip = len >= 20 && match first >> 4 {
+            4 => usize::from(u16::from_be_bytes([tpdu[2], tpdu[3]])) == len,
+            6 => usize::from(u16::from_be_bytes([tpdu[4], tpdu[5]])) + 40 == len,
+            _ => false,
+        };
+        if !says_ip {
+            prop_assert_eq!((p.inner_src, p.inner_dst), (L3Addr::NONE, L3Addr::NONE));
         }
     }
+}
+
+/// A plain IPv4 G-PDU frame (no optional fields) around `tpdu`.
+fn labframe(tpdu: &[u8]) -> Vec<u8> {
+    let mut f = vec![0u8; 12];
+    f.extend_from_slice(&[0x08, 0x00]);
+    let ip_len = (20 + 8 + 8 + tpdu.len()) as u16;
+    f.extend_from_slice(&[0x45, 0, 0, 0, 0, 0, 0, 0, 64, 17, 0, 0, 10, 200, 0, 11, 10, 200, 0, 1]);
+    f[16..18].copy_from_slice(&ip_len.to_be_bytes());
+    let udp_len = (8 + 8 + tpdu.len()) as u16;
+    f.extend_from_slice(&[0x08, 0x68, 0x08, 0x68, 0, 0, 0, 0]);
+    f[38..40].copy_from_slice(&udp_len.to_be_bytes());
+    f.extend_from_slice(&[0x30, 0xff]);
+    f.extend_from_slice(&(tpdu.len() as u16).to_be_bytes());
+    f.extend_from_slice(&0x1234u32.to_be_bytes());
+    f.extend_from_slice(tpdu);
+    f
 }
 
 /// `out` before a parse: a value no parse writes, so a field a parser forgets shows.
@@ -388,6 +438,9 @@ fn the_fast_path_reads_an_inner_ipv6_header() {
     // 4-octet PDU Session Container.
     let t = 14 + 20 + 8 + 12 + 4;
     f[t] = 0x60;
+    // Payload Length: the T-PDU less the 40-octet header (a T-PDU of another length is not IP).
+    let pl = (f.len() - t - 40) as u16;
+    f[t + 4..t + 6].copy_from_slice(&pl.to_be_bytes());
     f[t + 8..t + 40].copy_from_slice(&core::array::from_fn::<u8, 32, _>(|i| i as u8 + 1));
     let mut fast = MARKED;
     assert!(n3::parse_common_into(&f[..], 2152, &mut fast), "an inner IPv6 G-PDU takes the fast path");

@@ -10,7 +10,7 @@ use std::{net::IpAddr, time::SystemTime};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use guard_common::abi::{
-    DeviceKey, L3Addr, Limit, StageEntry, KEY_MODE_TEID, KEY_MODE_UE_ADDR, STAGE_FLAG_MANUAL, STAGE_OBSERVE,
+    DeviceKey, Limit, StageEntry, KEY_MODE_TEID, KEY_MODE_UE_ADDR, LOCAL_INDEX_NONE, STAGE_FLAG_MANUAL, STAGE_OBSERVE,
     STAGE_QUARANTINE, STAGE_SHAPE, STAGE_STRICT,
 };
 
@@ -20,6 +20,7 @@ use crate::{
     clock::monotonic_ns,
     config::Dur,
     engine::decision::{addr_str, device_key_str},
+    local::LocalTable,
     maps::N3Maps,
 };
 
@@ -53,31 +54,84 @@ pub enum DeviceCmd {
     },
 }
 
-/// Which device: by TEID (default key mode) or by UE address (`key_mode = "ue_addr"`).
+/// Which device: by F-TEID (default key mode: the TEID, and the host address it was allocated on
+/// where the host has several) or by UE address (`key_mode = "ue_addr"`).
 #[derive(Args, Debug, Clone)]
-#[group(required = true, multiple = false)]
 pub struct DeviceSel {
     /// TEID, decimal or 0x-hex (TS 29.281 §5.1: the uplink TEID the UPF allocated).
-    #[arg(long, value_parser = parse_teid)]
+    #[arg(long, value_parser = parse_teid, required_unless_present = "ue", conflicts_with = "ue")]
     pub teid: Option<u32>,
+    /// The host's N3 address the TEID was allocated on (the F-TEID's address, TS 29.244 §8.2.3).
+    /// Optional where the guard lists at most one N3 address (`guard.n3_addrs`).
+    #[arg(long, requires = "teid")]
+    pub local_addr: Option<IpAddr>,
     /// Inner UE address (IPv4 or IPv6).
     #[arg(long)]
     pub ue: Option<IpAddr>,
 }
 
 impl DeviceSel {
-    pub fn key(&self) -> Result<DeviceKey> {
+    /// The key, with the F-TEID's local index from `table` (the data plane's own); an IPv6 UE
+    /// is keyed by its prefix of `v6_len` bits, as the data plane keys it (`policy::ue_key_of`).
+    pub fn key(&self, table: &LocalTable, v6_len: u32) -> Result<DeviceKey> {
         match (self.teid, self.ue) {
-            (Some(t), None) => Ok(DeviceKey::teid(t)),
+            (Some(t), None) => Ok(DeviceKey::fteid(local_index(table, self.local_addr)?, t)),
             (None, Some(ip)) => {
-                let a = match ip {
-                    IpAddr::V4(v4) => L3Addr::v4(v4.octets()),
-                    IpAddr::V6(v6) => L3Addr::v6(v6.octets()),
-                };
-                DeviceKey::ue(&a).context("unsupported address family")
+                let cfg = guard_common::abi::GuardConfig { antispoof_v6_prefix: v6_len, ..Default::default() };
+                let a = crate::local::l3_of(ip);
+                match guard_common::policy::ue_key_of(&cfg, &a) {
+                    guard_common::policy::UeKey::V4 => DeviceKey::ue(&a).context("unsupported address family"),
+                    guard_common::policy::UeKey::V6Prefix(p) => {
+                        let mut id = [0u8; 16];
+                        id[..8].copy_from_slice(&p.to_be_bytes());
+                        Ok(DeviceKey { kind: guard_common::abi::DEVICE_KIND_UE_V6, id })
+                    }
+                    guard_common::policy::UeKey::None => {
+                        bail!("{ip} names no UE (link-local, unspecified or 0.0.0.0): name the session with --teid")
+                    }
+                }
             }
             _ => bail!("give exactly one of --teid or --ue"),
         }
+    }
+}
+
+/// The F-TEID's local index for `--local-addr` (or its absence).
+fn local_index(table: &LocalTable, addr: Option<IpAddr>) -> Result<u32> {
+    let listed = table.listed();
+    let names = || listed.iter().map(|(_, a, _)| a.to_string()).collect::<Vec<_>>().join(", ");
+    match (addr, listed.as_slice()) {
+        (Some(a), _) => table.index_of(a).with_context(|| {
+            format!("{a} is not one of this guard's N3 addresses ({}): list it in guard.n3_addrs", names())
+        }),
+        (None, []) => Ok(LOCAL_INDEX_NONE),
+        (None, [(i, _, _)]) => Ok(*i),
+        (None, _) => bail!(
+            "this guard has several N3 addresses ({}): a TEID names a session only with its address \
+             (TS 29.281 §5.1). Say which with --local-addr",
+            names()
+        ),
+    }
+}
+
+/// A device's anti-spoofing bindings, per family (docs/dataplane.md, "Anti-spoofing").
+fn bound_json(d: &guard_common::abi::DeviceState, v6_len: u32) -> serde_json::Value {
+    use guard_common::abi::{BIND_FTEID, BIND_V4, BIND_V6};
+    let b = d.bind_flags;
+    serde_json::json!({
+        "ipv4": (b & BIND_V4 != 0).then(|| std::net::Ipv4Addr::from(d.bound_v4.to_ne_bytes()).to_string()),
+        "ipv6_prefix": (b & BIND_V6 != 0).then(|| format!("{}/{}", std::net::Ipv6Addr::from(u128::from(d.bound_v6) << 64), if v6_len == 0 { 64 } else { v6_len })),
+        "fteid": (b & BIND_FTEID != 0).then(|| format!("{:#010x}@local{}", d.bound_fteid as u32, d.bound_fteid >> 32)),
+        "rebinds": d.rebinds,
+    })
+}
+
+/// How a device is printed for operators: its F-TEID with the address (`crate::local`), or its
+/// UE address.
+pub fn device_name(table: &LocalTable, key: &DeviceKey) -> String {
+    match key.as_fteid() {
+        Some((local, teid)) => table.fteid_str(local, teid),
+        None => device_key_str(key),
     }
 }
 
@@ -149,8 +203,9 @@ pub fn run(cmd: DeviceCmd) -> Result<()> {
 /// pin by UE address on a guard keyed by TEID (or the reverse) would match nothing and drop
 /// nothing while saying "pinned".
 fn key_for_dataplane(maps: &N3Maps, sel: &DeviceSel) -> Result<DeviceKey> {
-    let key = sel.key()?;
-    let mode = maps.config().context("reading the data plane's configuration")?.key_mode;
+    let dp = maps.config().context("reading the data plane's configuration")?;
+    let key = sel.key(&maps.local_table()?, dp.antispoof_v6_prefix)?;
+    let mode = dp.key_mode;
     match (mode, sel.teid.is_some()) {
         (KEY_MODE_TEID, false) => bail!(
             "this guard keys devices by TEID (key_mode = \"teid\"): a device named by UE address would match \
@@ -174,16 +229,18 @@ fn open(target: &Target) -> Result<(crate::config::Config, N3Maps)> {
 
 fn show(target: &Target, sel: &DeviceSel, json: bool) -> Result<()> {
     let (_, maps) = open(target)?;
-    let key = sel.key()?;
+    let table = maps.local_table()?;
+    let v6_len = maps.config()?.antispoof_v6_prefix;
+    let key = sel.key(&table, v6_len)?;
     let dev = maps.device(&key)?;
     let stage = maps.stage(&key)?;
     let now = monotonic_ns();
     if json {
         let v = serde_json::json!({
-            "device": device_key_str(&key),
+            "device": device_name(&maps.local_table()?, &key),
             "state": dev.map(|d| serde_json::json!({
                 "packets": d.packets, "bytes": d.bytes, "over_limit": d.over_limit, "dropped": d.dropped,
-                "spoofed": d.spoofed, "teid": d.teid, "gnb": addr_str(&d.cell), "bound": addr_str(&d.bound),
+                "spoofed": d.spoofed, "non_ip": d.non_ip, "teid": d.teid, "gnb": addr_str(&d.cell), "bound": bound_json(&d, v6_len),
                 "qfi": d.qfi, "last_seen_s_ago": now.saturating_sub(d.last_seen_ns) as f64 / 1e9,
             })),
             "stage": stage.map(|s| stage_json(&s, now)),
@@ -191,14 +248,20 @@ fn show(target: &Target, sel: &DeviceSel, json: bool) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
-    println!("device {}", device_key_str(&key));
+    println!("device {}", device_name(&maps.local_table()?, &key));
     match dev {
         Some(d) => {
             println!(
-                "  packets {}  bytes {}  over-limit {}  dropped {}  spoofed {}",
-                d.packets, d.bytes, d.over_limit, d.dropped, d.spoofed
+                "  packets {}  bytes {}  over-limit {}  dropped {}  spoofed {}  non-IP {}",
+                d.packets, d.bytes, d.over_limit, d.dropped, d.spoofed, d.non_ip
             );
-            println!("  teid {:#x}  gNB {}  bound {}  qfi {}", d.teid, addr_str(&d.cell), addr_str(&d.bound), d.qfi);
+            println!(
+                "  teid {:#x}  gNB {}  bound {}  qfi {}",
+                d.teid,
+                addr_str(&d.cell),
+                bound_json(&d, v6_len),
+                d.qfi
+            );
             println!("  last seen {:.1} s ago", now.saturating_sub(d.last_seen_ns) as f64 / 1e9);
         }
         None => println!("  not in the device map (never seen, or evicted as least recently seen)"),
@@ -268,7 +331,13 @@ fn pin(a: PinArgs) -> Result<()> {
         )
         .context("writing the audit record")?;
     maps.set_stage(&key, &entry)?;
-    println!("pinned {} at stage {} ({}) for {}", device_key_str(&key), stage, stage_name(stage), a.ttl);
+    println!(
+        "pinned {} at stage {} ({}) for {}",
+        device_name(&maps.local_table()?, &key),
+        stage,
+        stage_name(stage),
+        a.ttl
+    );
     Ok(())
 }
 
@@ -310,7 +379,7 @@ fn release(a: ReleaseArgs) -> Result<()> {
     };
     println!(
         "released {} for {} ({was}): held at stage 0 (observe), the controller will not stage it until then; cell and host caps still apply",
-        device_key_str(&key),
+        device_name(&maps.local_table()?, &key),
         a.ttl
     );
     Ok(())
@@ -321,7 +390,7 @@ fn unpin(target: &Target, sel: &DeviceSel, comment: &str) -> Result<()> {
     let key = key_for_dataplane(&maps, sel)?;
     let now = monotonic_ns();
     let Some(entry) = maps.stage(&key)?.filter(|e| e.expires_ns > now) else {
-        println!("{} has no pin and no stage: nothing to unpin", device_key_str(&key));
+        println!("{} has no pin and no stage: nothing to unpin", device_name(&maps.local_table()?, &key));
         return Ok(());
     };
     if entry.flags & STAGE_FLAG_MANUAL == 0 {
@@ -330,7 +399,7 @@ fn unpin(target: &Target, sel: &DeviceSel, comment: &str) -> Result<()> {
             "{} is at stage {} ({}) set by the controller (reason: {reason}), not by an operator: unpin removes \
              operator pins only, and the controller would stage it again. To overrule it: guard device release \
              --teid|--ue ... --ttl 1h --comment '...'",
-            device_key_str(&key),
+            device_name(&maps.local_table()?, &key),
             entry.stage,
             stage_name(entry.stage)
         );
@@ -343,7 +412,7 @@ fn unpin(target: &Target, sel: &DeviceSel, comment: &str) -> Result<()> {
     maps.clear_stage(&key)?;
     println!(
         "unpinned {} (was stage {} {}); the controller decides from its next tick",
-        device_key_str(&key),
+        device_name(&maps.local_table()?, &key),
         entry.stage,
         stage_name(entry.stage)
     );

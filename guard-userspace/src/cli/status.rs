@@ -3,7 +3,7 @@
 use anyhow::{Context, Result};
 use clap::Args;
 use guard_common::abi::{
-    STAGE_FLAG_MANUAL, STAT_EVENTS_LOST, STAT_EVENTS_SENT, STAT_EVENTS_SUPPRESSED, STAT_MAP_UPDATE_FAILED,
+    STAGE_FLAG_MANUAL, STAT_EVENTS_LOST, STAT_EVENTS_SENT, STAT_EVENTS_SUPPRESSED, STAT_MAP_UPDATE_FAILED, STAT_NON_IP,
     STAT_NO_CONFIG,
 };
 
@@ -102,6 +102,10 @@ pub fn status_json(pins: &crate::pins::PinDir, maps: &N3Maps) -> Result<serde_js
     Ok(serde_json::json!({
         "pins": pins.path().display().to_string(),
         "attached": pins.link_path().exists(),
+        // The F-TEID's local half: each listed N3 address with the index device keys carry.
+        "n3_addrs": maps.local_table()?.listed().iter().map(|(i, a, f)| serde_json::json!({
+            "index": i, "addr": a.to_string(), "non_ip": f & guard_common::abi::LOCAL_FLAG_NON_IP != 0,
+        })).collect::<Vec<_>>(),
         "config": {
             "gtpu_port": cfg.gtpu_port, "key_mode": if cfg.key_mode == 1 { "ue_addr" } else { "teid" },
             "enabled_mask": format!("{:#x}", cfg.enabled), "shadow_mask": format!("{:#x}", cfg.shadow),
@@ -112,6 +116,7 @@ pub fn status_json(pins: &crate::pins::PinDir, maps: &N3Maps) -> Result<serde_js
         "malformed": malformed,
         "events": {"sent": stat(STAT_EVENTS_SENT), "lost": stat(STAT_EVENTS_LOST), "suppressed": stat(STAT_EVENTS_SUPPRESSED)},
         "fail_open": {"map_update_failed": stat(STAT_MAP_UPDATE_FAILED), "no_config": stat(STAT_NO_CONFIG)},
+        "non_ip_gpdu": stat(STAT_NON_IP),
         "staged_devices": stages,
         "cells": cells,
         "unknown_sources": {
@@ -165,6 +170,7 @@ pub fn top(a: TopArgs) -> Result<()> {
     let (_, maps) = open(&a.target)?;
     let now = monotonic_ns();
     let stages: std::collections::HashMap<_, _> = maps.stages().into_iter().collect();
+    let table = maps.local_table()?;
     let mut devs = maps.devices();
     // The heaviest first: by evidence (packets above the profile limit), then by volume.
     devs.sort_by_key(|(_, d)| std::cmp::Reverse((d.over_limit, d.packets)));
@@ -173,7 +179,7 @@ pub fn top(a: TopArgs) -> Result<()> {
         .take(a.count)
         .map(|(k, d)| {
             serde_json::json!({
-                "device": device_key_str(k), "packets": d.packets, "over_limit": d.over_limit,
+                "device": super::device::device_name(&table, k), "packets": d.packets, "over_limit": d.over_limit,
                 "dropped": d.dropped, "spoofed": d.spoofed, "gnb": addr_str(&d.cell),
                 "stage": stages.get(k).map(|s| stage_json(s, now)),
             })
@@ -196,7 +202,7 @@ pub fn top(a: TopArgs) -> Result<()> {
         manual,
         rows.len()
     );
-    println!("{:<26} {:>12} {:>12} {:>10} {:>16}  stage", "device", "packets", "over-limit", "dropped", "gNB");
+    println!("{:<34} {:>12} {:>12} {:>10} {:>16}  stage", "device", "packets", "over-limit", "dropped", "gNB");
     for r in &rows {
         let st = match &r["stage"] {
             serde_json::Value::Null => "0 observe".to_owned(),
@@ -209,7 +215,7 @@ pub fn top(a: TopArgs) -> Result<()> {
             ),
         };
         println!(
-            "{:<26} {:>12} {:>12} {:>10} {:>16}  {}",
+            "{:<34} {:>12} {:>12} {:>10} {:>16}  {}",
             r["device"].as_str().unwrap_or(""),
             r["packets"],
             r["over_limit"],

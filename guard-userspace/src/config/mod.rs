@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use guard_common::abi::{
-    GuardConfig, L3Addr, Limit, FAMILY_IPV4, FAMILY_IPV6, KEY_MODE_TEID, KEY_MODE_UE_ADDR, PROT_ANTISPOOF,
+    GuardConfig, L3Addr, Limit, TeidSpan, FAMILY_IPV4, FAMILY_IPV6, KEY_MODE_TEID, KEY_MODE_UE_ADDR, PROT_ANTISPOOF,
     PROT_CELL_CAP, PROT_ECHO, PROT_ERR_IND, PROT_HOST_CAP, PROT_MALFORMED, PROT_NEW_DEVICE, PROT_QUARANTINE,
     PROT_SHAPE, PROT_STRICT,
 };
@@ -82,6 +82,12 @@ pub struct GuardSection {
     pub interfaces: Vec<String>,
     /// What "a device" is: `"teid"` (one PDU session) or `"ue_addr"` (the inner UE address).
     pub key_mode: KeyMode,
+    /// The host's own N3 (GTP-U) addresses, at most 16. A TEID is unique only with the address it
+    /// was allocated on (the F-TEID, TS 29.281 §5.1, TS 29.244 §8.2.3): on a host with several N3
+    /// addresses or UPF instances, list them all, so that two sessions with one TEID on two
+    /// addresses are two devices. Empty (one N3 address): every session is keyed by its TEID.
+    /// An address keeps its index once listed, even when removed (docs/dataplane.md).
+    pub n3_addrs: Vec<IpAddr>,
     /// UDP destination port of GTP-U (TS 29.281 §4.4.2).
     pub gtpu_port: u16,
     /// bpffs directory for pinned maps and links.
@@ -104,6 +110,7 @@ impl Default for GuardSection {
         GuardSection {
             interfaces: Vec::new(),
             key_mode: KeyMode::Teid,
+            n3_addrs: Vec::new(),
             gtpu_port: 2152,
             pin_dir: PathBuf::from("/sys/fs/bpf/overload-guard"),
             max_devices: guard_common::abi::DEFAULT_MAX_DEVICES,
@@ -174,6 +181,27 @@ pub struct DataplaneSection {
     pub exempt_qfi: Vec<u8>,
     /// Minimum gap between two over-limit events of one device.
     pub event_gap: Dur,
+    /// TEID ranges of non-IP PDU sessions (Ethernet, Unstructured: TS 23.501 §5.6.10), at most
+    /// 4, e.g. `["0xf0000000-0xffffffff"]` when the UPF allocates the Ethernet DNN's TEIDs there
+    /// (TS 29.244 §8.2.82). Their G-PDUs are counted as non-IP and never read as IP, whatever
+    /// the T-PDU's first octet. Without it the guard still classifies each T-PDU: one that is not
+    /// an IP packet of its own length is non-IP (docs/dataplane.md).
+    pub non_ip_teids: Vec<TeidRange>,
+    /// Anti-spoofing binds an IPv6 session to this prefix of its inner source (1..=64 bits): TS
+    /// 23.501 §5.8.2.2 gives each IPv6 PDU session a /64, inside which the UE forms its SLAAC and
+    /// privacy addresses (RFC 8981); shorter for delegated prefixes (§5.8.2.2.4). UE-address key
+    /// mode keys IPv6 devices by the same prefix.
+    pub antispoof_v6_prefix: u8,
+    /// A binding that has not matched a passed G-PDU for this long is replaced by the next source
+    /// that passes ("0s": never): how a forged first packet's binding is corrected
+    /// (docs/dataplane.md, "Anti-spoofing").
+    pub antispoof_rebind: Dur,
+    /// Framed routes (TS 23.501 §5.6.14): prefixes of networks behind UEs whose inner sources
+    /// anti-spoofing accepts without binding them, e.g. `["10.99.0.0/16", "2001:db8:f00::/48"]`.
+    pub framed_routes: Vec<Prefix>,
+    /// N3 addresses (from `guard.n3_addrs`) that serve only non-IP PDU sessions (a UPF instance of
+    /// an Ethernet or Unstructured DNN): their G-PDUs are non-IP whatever they carry.
+    pub non_ip_local_addrs: Vec<IpAddr>,
     /// Per-CPU event rate, so a flood cannot flood the ring buffer. The default, 20000/s per
     /// CPU, carries one over-limit event a second from each of 1% of 1M devices even when one
     /// CPU receives them all; the controller drains the ring on its own thread.
@@ -193,6 +221,11 @@ impl Default for DataplaneSection {
             unknown_new_device: PpsLimit { pps: 1000, burst: 2000 },
             err_ind: PeriodLimit { count: 100, per: Dur::secs(1), burst: 200 },
             exempt_qfi: Vec::new(),
+            non_ip_teids: Vec::new(),
+            non_ip_local_addrs: Vec::new(),
+            antispoof_v6_prefix: 64,
+            antispoof_rebind: Dur::secs(60),
+            framed_routes: Vec::new(),
             event_gap: Dur::secs(1),
             event_rate: PpsLimit { pps: 20_000, burst: 2000 },
         }
@@ -906,6 +939,21 @@ impl Config {
                 v.check(false, "guard.n2_config", "is set but guard.n2_interface is not");
             }
         }
+        v.check(g.n3_addrs.len() <= 16, "guard.n3_addrs", "at most 16 addresses");
+        let mut seen_addr = HashSet::new();
+        for (i, a) in g.n3_addrs.iter().enumerate() {
+            if !seen_addr.insert(a) {
+                v.bad(format!("guard.n3_addrs[{i}]"), format!("`{a}` is listed twice"));
+            }
+        }
+        for (i, a) in self.dataplane.non_ip_local_addrs.iter().enumerate() {
+            if !g.n3_addrs.contains(a) {
+                v.bad(
+                    format!("dataplane.non_ip_local_addrs[{i}]"),
+                    format!("`{a}` is not one of guard.n3_addrs: list it there too"),
+                );
+            }
+        }
         v.check(g.gtpu_port != 0, "guard.gtpu_port", "must be > 0");
         v.check(g.max_devices > 0, "guard.max_devices", "must be > 0");
         v.check(g.pin_dir.is_absolute(), "guard.pin_dir", "must be an absolute path");
@@ -926,6 +974,21 @@ impl Config {
         for (i, q) in d.exempt_qfi.iter().enumerate() {
             v.check(*q <= 63, &format!("dataplane.exempt_qfi[{i}]"), "QFI must be 0..=63 (TS 23.501 §5.7.1)");
         }
+        v.check(
+            d.non_ip_teids.len() <= guard_common::abi::NON_IP_TEID_RANGES,
+            "dataplane.non_ip_teids",
+            "at most 4 ranges (the data plane checks each on every G-PDU)",
+        );
+        v.check(
+            (1..=64).contains(&d.antispoof_v6_prefix),
+            "dataplane.antispoof_v6_prefix",
+            "must be 1..=64 (TS 23.501 §5.8.2.2: a session's IPv6 prefix is a /64 or shorter)",
+        );
+        v.check(
+            d.framed_routes.len() <= guard_common::abi::DEFAULT_MAX_FRAMED as usize,
+            "dataplane.framed_routes",
+            "at most 4096 prefixes",
+        );
         v.check(d.event_gap.0 > 0, "dataplane.event_gap", "must be > 0");
         v.check(
             d.fragment_window.0 > 0 && d.fragment_window.0 <= 1_000_000_000,
@@ -1095,7 +1158,30 @@ impl Config {
                 (d.unknown_new_device.pps / n).max(1),
                 (d.unknown_new_device.burst / n).max(1),
             ),
+            non_ip_teid: core::array::from_fn(|i| {
+                d.non_ip_teids.get(i).map_or(TeidSpan::default(), |r| TeidSpan { first: r.first, last: r.last })
+            }),
+            non_ip_ranges: d.non_ip_teids.len().min(guard_common::abi::NON_IP_TEID_RANGES) as u32,
+            local_addrs: self.guard.n3_addrs.len() as u32,
+            framed_routes: d.framed_routes.len() as u32,
+            antispoof_v6_prefix: u32::from(d.antispoof_v6_prefix),
+            antispoof_rebind_ns: d.antispoof_rebind.0,
         }
+    }
+
+    /// The host's N3 addresses with their `LOCAL_FLAG_*`, for the table `N3_LOCAL`.
+    pub fn local_addrs(&self) -> Vec<(IpAddr, u32)> {
+        let non_ip = |a: &IpAddr| self.dataplane.non_ip_local_addrs.contains(a);
+        self.guard
+            .n3_addrs
+            .iter()
+            .map(|a| (*a, if non_ip(a) { guard_common::abi::LOCAL_FLAG_NON_IP } else { 0 }))
+            .collect()
+    }
+
+    /// The framed routes, as (address, prefix length), for `N3_FRAMED`.
+    pub fn framed_routes(&self) -> Vec<(IpAddr, u8)> {
+        self.dataplane.framed_routes.iter().map(|p| (p.addr, p.len)).collect()
     }
 
     /// The group a device belongs to (first match), by index into [`Config::groups`].

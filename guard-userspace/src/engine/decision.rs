@@ -354,9 +354,12 @@ impl Decision {
 /// `teid:0x0000abcd`, `ue:10.0.0.1`, `ue:2001:db8::1`.
 pub fn device_key_str(k: &DeviceKey) -> String {
     match k.kind {
-        DEVICE_KIND_TEID => {
-            format!("teid:{:#010x}", u32::from_be_bytes([k.id[0], k.id[1], k.id[2], k.id[3]]))
-        }
+        // An F-TEID: the local address by its index in `N3_LOCAL` (`guard device show` and
+        // `guard top` print the address), nothing for index 0 (a host with one N3 address).
+        DEVICE_KIND_TEID => match k.as_fteid() {
+            Some((local, teid)) if local != 0 => format!("teid:{teid:#010x}@local{local}"),
+            _ => format!("teid:{:#010x}", u32::from_be_bytes([k.id[0], k.id[1], k.id[2], k.id[3]])),
+        },
         DEVICE_KIND_UE_V4 => format!("ue:{}", std::net::Ipv4Addr::new(k.id[0], k.id[1], k.id[2], k.id[3])),
         DEVICE_KIND_UE_V6 => format!("ue:{}", std::net::Ipv6Addr::from(k.id)),
         other => format!("kind{other}:{:02x?}", k.id),
