@@ -102,7 +102,8 @@ impl Drop for Installed {
     }
 }
 
-const LEFTOVERS: &[&str] = &["/etc/overload-guard", "/var/log/overload-guard", "/sys/fs/bpf/overload-guard"];
+const LEFTOVERS: &[&str] =
+    &["/etc/overload-guard", "/etc/logrotate.d/overload-guard", "/var/log/overload-guard", "/sys/fs/bpf/overload-guard"];
 
 /// Install, exercise, purge (see the module comment).
 pub fn check(deb: &Path) -> Result<()> {
@@ -149,6 +150,15 @@ pub fn check(deb: &Path) -> Result<()> {
     if let Some(l) = sec.lines().find(|l| l.contains("Overall exposure level")) {
         say(&format!("systemd-analyze security: {}", l.trim_start_matches(['→', ' '])));
     }
+    // The rotation file parses and names the audit log (`--debug` reads, rotates nothing).
+    let lr = output(
+        Command::new("logrotate").args(["--debug", "/etc/logrotate.d/overload-guard"]),
+        "logrotate --debug /etc/logrotate.d/overload-guard",
+    )?;
+    if !lr.contains("/var/log/overload-guard/*.jsonl") {
+        bail!("logrotate does not read the audit log's rule:\n{lr}");
+    }
+    say("logrotate --debug: parses, rotates /var/log/overload-guard/*.jsonl");
     for p in ["/usr/share/man/man1/guard-run.1.gz", "/usr/share/bash-completion/completions/guard"] {
         if !Path::new(p).exists() {
             bail!("the package did not install {p}");

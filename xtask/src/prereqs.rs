@@ -45,11 +45,11 @@ pub fn ensure_all() -> Result<()> {
     ensure_cargo_fuzz()
 }
 
-/// promtool, lintian and cargo-deb: for `cargo xtask package` and the tests of what it ships.
+/// promtool, lintian, logrotate and cargo-deb: for `cargo xtask package` and the tests of what it ships.
 pub fn ensure_packaging() -> Result<()> {
     let missing = missing_of(DEB_PACKAGING);
     if missing.is_empty() {
-        step("Debian packages for packaging (promtool, lintian): ok");
+        step("Debian packages for packaging (promtool, lintian, logrotate): ok");
     } else {
         if !is_root() {
             bail!("Debian packages missing: {}. Run as root so they can be installed (apt-get).", missing.join(" "));
@@ -152,7 +152,8 @@ fn ensure_pycrate() -> Result<()> {
 
 /// What packaging and its checks need (issue 20): promtool (Debian's prometheus package) for the
 /// metrics and alert-rule tests, lintian for the .deb. Only `test` and `package` install them.
-const DEB_PACKAGING: &[&str] = &["prometheus", "lintian"];
+/// logrotate, to check the shipped rotation file parses.
+const DEB_PACKAGING: &[&str] = &["prometheus", "lintian", "logrotate"];
 
 fn missing_packages() -> Vec<&'static str> {
     missing_of(DEB_PACKAGES)

@@ -595,9 +595,10 @@ mod gtpu_vectors {
             pdu_type: 0,
             payload: 28,
             end: 48,
+            tpdu_len: 20,
         };
         assert_eq!(g, want);
-        assert_eq!(gtpu::inner_addrs(&v[..], &g), Ok((L3Addr::v4([10, 45, 0, 2]), L3Addr::v4([192, 0, 2, 1]))));
+        assert_eq!(gtpu::inner_addrs(&v[..], &g), (L3Addr::v4([10, 45, 0, 2]), L3Addr::v4([192, 0, 2, 1])));
         // The same message after 6 octets of something else, in a UDP payload 2 longer than it.
         let mut at6 = vec![0xee; 6];
         at6.extend_from_slice(&v);
@@ -628,9 +629,10 @@ mod gtpu_vectors {
             pdu_type: 1,
             payload: 20,
             end: 20,
+            tpdu_len: 0,
         };
         assert_eq!(g, want);
-        assert_eq!(gtpu::inner_addrs(&v[..], &g), Ok((L3Addr::NONE, L3Addr::NONE)));
+        assert_eq!(gtpu::inner_addrs(&v[..], &g), (L3Addr::NONE, L3Addr::NONE));
     }
 
     /// With S or PN set but not E, octets 9-12 are present and the Next Extension Header Type
@@ -653,6 +655,7 @@ mod gtpu_vectors {
                 pdu_type: 0xff,
                 payload: 12,
                 end: 32,
+                tpdu_len: 20,
             };
             assert_eq!(g, want, "flags {flags:#04x}");
         }
