@@ -102,8 +102,12 @@ impl Drop for Installed {
     }
 }
 
-const LEFTOVERS: &[&str] =
-    &["/etc/overload-guard", "/etc/logrotate.d/overload-guard", "/var/log/overload-guard", "/sys/fs/bpf/overload-guard"];
+const LEFTOVERS: &[&str] = &[
+    "/etc/overload-guard",
+    "/etc/logrotate.d/overload-guard",
+    "/var/log/overload-guard",
+    "/sys/fs/bpf/overload-guard",
+];
 
 /// Install, exercise, purge (see the module comment).
 pub fn check(deb: &Path) -> Result<()> {
