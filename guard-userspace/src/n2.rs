@@ -448,6 +448,16 @@ impl N2Maps {
         }
     }
 
+    /// Every peer's setup stage (`N2_PEER_STAGES`).
+    pub fn peer_stages(&self) -> Vec<(L3Addr, StageEntry)> {
+        crate::maps::whole(&self.peer_stages)
+    }
+
+    /// The allow-listed peers (`N2_ALLOW`).
+    pub fn allowed(&self) -> Vec<L3Addr> {
+        crate::maps::whole(&self.allow).into_iter().map(|(a, _)| a).collect()
+    }
+
     pub fn allow_peer(&mut self, peer: &L3Addr) -> Result<(), MapsError> {
         self.allow.insert(peer, 1, 0).map_err(err(MAP_N2_ALLOW))
     }

@@ -163,6 +163,18 @@ fn guard_run_enforces_survives_kill_and_rejects_bad_reload() {
     let st = f.status();
     assert_eq!(verdict(&st, "drop_quarantine"), PER_TEID, "guard counted the drops: {st}");
     assert_eq!(verdict(&st, "pass_gpdu"), PER_TEID * OTHERS.len() as u64);
+    // The same in words (issue 25 item 6): modes named, not masks; the pin as a table row.
+    let words = f.guard_ok(&["status"]);
+    assert!(words.contains("guard_n3: attached"), "{words}");
+    assert!(!words.contains("0x3ff") && !words.contains("enabled_mask"), "no bitmask: {words}");
+    assert!(words.lines().any(|l| l.trim_start().starts_with("enforced") && l.contains("quarantine")), "{words}");
+    assert!(
+        words
+            .lines()
+            .any(|l| l.contains("teid:0x00000100") && l.contains("stage 3 quarantine") && l.contains("operator")),
+        "the pin in words: {words}"
+    );
+    assert!(words.lines().any(|l| l.contains("drop_quarantine") && l.contains(&PER_TEID.to_string())), "{words}");
 
     // 2. /metrics: the same counters, after a controller tick.
     std::thread::sleep(Duration::from_millis(1200));

@@ -195,6 +195,28 @@ fn guard_run_with_n2_stages_an_init_flood_and_keeps_data_flowing() {
     assert!(n2("drop_setup_limit") + n2("drop_setup_strict") > 0.0, "N2 setup drops in /metrics:\n{scrape}");
     observability_matches(&scrape, &f.dir);
 
+    // `guard status` on the N2 interface (issue 25 items 5, 6): found by its pins alone, in words.
+    let status = |extra: &[&str]| {
+        let o = Command::new(GUARD)
+            .args(["--netns", f.lab.core_ns_name(), "status", "--iface", N2_CORE])
+            .args(extra)
+            .arg("--config")
+            .arg(f.dir.join("guard.toml"))
+            .arg("--pin-base")
+            .arg(&f.pin_base)
+            .output()
+            .expect("guard status");
+        assert!(o.status.success(), "guard status {extra:?}: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let words = status(&[]);
+    assert!(words.contains("guard_n2: attached, egress classifier attached"), "{words}");
+    assert!(words.contains("staged peers: 1") && words.contains("stage 1 setup limit"), "{words}");
+    assert!(words.contains("enforced") && !words.contains("mask"), "modes in words, no bitmask: {words}");
+    let v: serde_json::Value = serde_json::from_str(&status(&["--n2", "--json"])).expect("status JSON");
+    assert_eq!(v["staged_peers"][0]["peer"], GNB_C.to_string(), "{v}");
+    assert!(v["peers"].as_array().is_some_and(|p| p.iter().any(|p| p["peer"] == GNB_C.to_string())), "{v}");
+
     // `guard detach --n2 --purge` (issue 25 item 5): refused while the controller runs, then
     // removes guard_n2, its egress classifier and every N2 pin.
     let detach = |f: &Fixture| {

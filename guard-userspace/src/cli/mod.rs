@@ -3,6 +3,7 @@
 
 mod device;
 mod status;
+mod status_n2;
 mod upgrade;
 
 use std::path::{Path, PathBuf};
@@ -214,6 +215,16 @@ impl Target {
         }
     }
 
+    /// The N2 interface: `--iface`, else the config's `[guard] n2_interface`.
+    pub fn n2_iface(&self, cfg: &Config) -> Result<String> {
+        match (&self.iface, &cfg.guard.n2_interface) {
+            (Some(i), _) | (None, Some(i)) => Ok(i.clone()),
+            (None, None) => {
+                anyhow::bail!("no N2 interface: give --iface, or set the config's [guard] n2_interface (= \"ens2f0\")")
+            }
+        }
+    }
+
     pub fn pins(&self, cfg: &Config) -> Result<PinDir> {
         let base = self.pin_base.clone().unwrap_or_else(|| cfg.guard.pin_dir.clone());
         Ok(PinDir::new(&base, &self.iface(cfg)?))
@@ -283,7 +294,7 @@ pub struct DetachArgs {
 /// attached); audited before it acts, like every operator action.
 fn detach(a: DetachArgs) -> Result<()> {
     let cfg = a.target.load_config()?;
-    let iface = a.target.iface(&cfg)?;
+    let iface = if a.n2 { a.target.n2_iface(&cfg)? } else { a.target.iface(&cfg)? };
     let pins = if a.n2 {
         crate::n2::pin_dir(&a.target.pin_base.clone().unwrap_or_else(|| cfg.guard.pin_dir.clone()), &iface)
     } else {

@@ -12,13 +12,19 @@ use crate::{
     clock::monotonic_ns,
     engine::decision::{addr_str, device_key_str},
     maps::N3Maps,
+    pins::PinDir,
 };
 
 #[derive(Args, Debug)]
 pub struct StatusArgs {
     #[command(flatten)]
     target: Target,
-    /// Machine-readable output.
+    /// Show the N2 guard of the interface (`guard_n2`, pins under `<pin_dir>/n2/<iface>`). Without
+    /// `--iface` and `--n2`: the config's N3 interface and, when `[guard] n2_interface` is set,
+    /// its N2 guard too. With `--iface` naming an interface that only runs the N2 guard, that.
+    #[arg(long)]
+    n2: bool,
+    /// Machine-readable output (the N3 object, with the N2 one under "n2" when both are shown).
     #[arg(long)]
     json: bool,
 }
@@ -108,7 +114,7 @@ pub fn status_json(pins: &crate::pins::PinDir, maps: &N3Maps) -> Result<serde_js
         })).collect::<Vec<_>>(),
         "config": {
             "gtpu_port": cfg.gtpu_port, "key_mode": if cfg.key_mode == 1 { "ue_addr" } else { "teid" },
-            "enabled_mask": format!("{:#x}", cfg.enabled), "shadow_mask": format!("{:#x}", cfg.shadow),
+            "modes": modes_json(cfg.enabled, cfg.shadow, &crate::config::PROTECTIONS),
             "host_cap_active": cfg.host_cap.interval_ns != 0 && cfg.host_cap_expires_ns > now,
         },
         "verdicts": verdicts,
@@ -128,41 +134,193 @@ pub fn status_json(pins: &crate::pins::PinDir, maps: &N3Maps) -> Result<serde_js
     }))
 }
 
-pub fn status(a: StatusArgs) -> Result<()> {
-    let (pins, maps) = open(&a.target)?;
-    let v = status_json(&pins, &maps)?;
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&v)?);
-        return Ok(());
+/// The protections by mode, from the data plane's `(enabled, shadow)` masks.
+pub fn modes_json(enabled: u32, shadow: u32, names: &[(u32, &str)]) -> serde_json::Value {
+    let pick = |f: &dyn Fn(u32) -> bool| names.iter().filter(|(b, _)| f(*b)).map(|(_, n)| *n).collect::<Vec<_>>();
+    serde_json::json!({
+        "enforce": pick(&|b| enabled & b != 0 && shadow & b == 0),
+        "shadow": pick(&|b| enabled & b != 0 && shadow & b != 0),
+        "off": pick(&|b| enabled & b == 0),
+    })
+}
+
+pub fn print_modes(m: &serde_json::Value) {
+    for (mode, what) in [("enforce", "enforced"), ("shadow", "shadow (counted, not applied)"), ("off", "off")] {
+        let names: Vec<&str> = m[mode].as_array().into_iter().flatten().filter_map(|n| n.as_str()).collect();
+        println!("  {what:<30} {}", if names.is_empty() { "none".to_owned() } else { names.join(", ") });
     }
+}
+
+/// A count for a padded table column (`Value`'s Display ignores widths).
+pub fn num(v: &serde_json::Value) -> u64 {
+    v.as_u64().unwrap_or(0)
+}
+
+/// A `name: count` table of the non-zero counts, or "none".
+pub fn print_counts(title: &str, m: &serde_json::Value, count: impl Fn(&serde_json::Value) -> Option<u64>) {
+    let rows: Vec<(&String, u64)> =
+        m.as_object().into_iter().flatten().filter_map(|(n, c)| count(c).filter(|c| *c > 0).map(|c| (n, c))).collect();
+    if rows.is_empty() {
+        println!("{title}: none");
+        return;
+    }
+    println!("{title}:");
+    for (n, c) in rows {
+        println!("  {n:<28} {c:>14}");
+    }
+}
+
+fn print_n3(v: &serde_json::Value) {
     println!(
-        "guard on {}: {} (pins in {})",
-        pins.path().file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
+        "guard_n3: {} (pins in {})",
         if v["attached"] == true { "attached" } else { "NOT attached" },
         v["pins"].as_str().unwrap_or("")
     );
-    println!("config: {}", v["config"]);
-    println!("verdicts (packets):");
-    if let Some(m) = v["verdicts"].as_object() {
-        for (name, c) in m {
-            if c["packets"].as_u64().unwrap_or(0) > 0 {
-                println!("  {name:<24} {}", c["packets"]);
-            }
-        }
+    let c = &v["config"];
+    println!(
+        "  devices keyed by {}; GTP-U port {}; host cap {}",
+        if c["key_mode"] == "ue_addr" { "UE address" } else { "F-TEID" },
+        c["gtpu_port"],
+        if c["host_cap_active"] == true { "ACTIVE" } else { "not active" }
+    );
+    let addrs: Vec<String> = v["n3_addrs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| {
+            format!(
+                "{} {}{}",
+                a["index"],
+                a["addr"].as_str().unwrap_or(""),
+                if a["non_ip"] == true { " (non-IP)" } else { "" }
+            )
+        })
+        .collect();
+    println!(
+        "  N3 addresses: {}",
+        if addrs.is_empty() { "any (one host address)".to_owned() } else { addrs.join(", ") }
+    );
+    print_modes(&c["modes"]);
+    print_counts("packets by verdict", &v["verdicts"], |c| c["packets"].as_u64());
+    print_counts("shadow: would have dropped", &v["shadow_would_drop"], serde_json::Value::as_u64);
+    print_counts("malformed", &v["malformed"], serde_json::Value::as_u64);
+    let (e, f) = (&v["events"], &v["fail_open"]);
+    println!(
+        "events: {} sent, {} lost, {} suppressed; fail-open: {} map update failures, {} packets without config; \
+         {} non-IP G-PDUs",
+        e["sent"], e["lost"], e["suppressed"], f["map_update_failed"], f["no_config"], v["non_ip_gpdu"]
+    );
+    let staged = v["staged_devices"].as_array().map(Vec::as_slice).unwrap_or_default();
+    println!(
+        "staged devices: {}{}",
+        staged.len(),
+        if staged.len() > 20 { " (first 20; guard top for more)" } else { "" }
+    );
+    for s in staged.iter().take(20) {
+        println!(
+            "  {:<40} stage {} {} at {} pps{}{}, {}, {}",
+            s["device"].as_str().unwrap_or(""),
+            s["stage"],
+            s["name"].as_str().unwrap_or(""),
+            s["pps"],
+            if s["manual"] == true { ", operator" } else { "" },
+            if s["exempt"] == true { ", exempt" } else { "" },
+            s["reason"].as_str().unwrap_or(""),
+            super::status_n2::expiry(s)
+        );
     }
-    println!("shadow would-drop: {}", v["shadow_would_drop"]);
-    println!("malformed: {}", v["malformed"]);
-    println!("events: {}   fail-open: {}", v["events"], v["fail_open"]);
-    let staged = v["staged_devices"].as_array().map(Vec::len).unwrap_or(0);
-    println!("staged devices: {staged}");
-    for s in v["staged_devices"].as_array().into_iter().flatten().take(20) {
-        println!("  {}", s);
-    }
-    println!("cells (top 20 by packets):");
+    println!("gNBs (top 20 by packets):");
+    println!(
+        "  {:<40} {:>12} {:>12} {:>10} {:>8} {:>8} {:>12} {:>8}",
+        "gNB", "packets", "G-PDUs", "dropped", "Echo", "ErrInd", "new devices", "limited"
+    );
     for c in v["cells"].as_array().into_iter().flatten() {
-        println!("  {c}");
+        println!(
+            "  {:<40} {:>12} {:>12} {:>10} {:>8} {:>8} {:>12} {:>8}",
+            c["gnb"].as_str().unwrap_or(""),
+            num(&c["packets"]),
+            num(&c["gpdu"]),
+            num(&c["dropped"]),
+            num(&c["echo_req"]),
+            num(&c["err_ind"]),
+            num(&c["new_devices"]),
+            c["new_devices_limited"]
+        );
     }
-    println!("cell caps: {}", v["cell_stages"]);
+    let u = &v["unknown_sources"];
+    println!(
+        "sources without a gNB record (one shared budget): {} new devices ({} limited), {} Echo, {} ErrInd",
+        u["new_devices"], u["new_devices_limited"], u["echo_req"], u["err_ind"]
+    );
+    let caps = v["cell_stages"].as_array().map(Vec::as_slice).unwrap_or_default();
+    println!("cell caps: {}", caps.len());
+    for c in caps {
+        println!("  {:<40} {} pps, {}", c["gnb"].as_str().unwrap_or(""), c["cap_pps"], super::status_n2::expiry(c));
+    }
+}
+
+/// Which guards `guard status` shows: the N3 one, the N2 one, or both (see [`StatusArgs`]).
+fn targets(a: &StatusArgs, cfg: &crate::config::Config) -> Result<(Option<PinDir>, Option<PinDir>)> {
+    let base = a.target.pin_base.clone().unwrap_or_else(|| cfg.guard.pin_dir.clone());
+    if a.n2 {
+        return Ok((None, Some(crate::n2::pin_dir(&base, &a.target.n2_iface(cfg)?))));
+    }
+    if let Some(i) = &a.target.iface {
+        let (n3, n2) = (PinDir::new(&base, i), crate::n2::pin_dir(&base, i));
+        return Ok(match (n3.path().exists(), n2.path().exists()) {
+            (false, true) => (None, Some(n2)),
+            _ => (Some(n3), None),
+        });
+    }
+    let n2 = cfg.guard.n2_interface.as_deref().map(|i| crate::n2::pin_dir(&base, i));
+    match a.target.iface(cfg) {
+        Ok(i) => Ok((Some(PinDir::new(&base, &i)), n2)),
+        Err(_) if n2.is_some() => Ok((None, n2)),
+        Err(e) => Err(e),
+    }
+}
+
+pub fn status(a: StatusArgs) -> Result<()> {
+    crate::loader::require_root()?;
+    let cfg = a.target.load_config()?;
+    let (n3, n2) = targets(&a, &cfg)?;
+    let n3 = match n3 {
+        Some(pins) => {
+            let maps = N3Maps::open_pinned(&pins).with_context(|| {
+                format!(
+                    "no N3 guard's pins in {} (is `guard run` started for this interface? for an N2 interface: --n2)",
+                    pins.path().display()
+                )
+            })?;
+            Some(status_json(&pins, &maps)?)
+        }
+        None => None,
+    };
+    let n2 = match n2 {
+        Some(pins) => Some(super::status_n2::status_json(&pins, &super::status_n2::open(&pins)?)?),
+        None => None,
+    };
+    if a.json {
+        let v = match (n3, n2) {
+            (Some(mut v3), Some(v2)) => {
+                v3["n2"] = v2;
+                v3
+            }
+            (Some(v), None) | (None, Some(v)) => v,
+            (None, None) => serde_json::Value::Null,
+        };
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    if let Some(v) = &n3 {
+        print_n3(v);
+    }
+    if let Some(v) = &n2 {
+        if n3.is_some() {
+            println!();
+        }
+        super::status_n2::print(v);
+    }
     Ok(())
 }
 

@@ -267,20 +267,35 @@ impl Default for Modes {
     }
 }
 
+/// The N3 protections' bits and their `[modes]` names, in the order operators read them.
+pub const PROTECTIONS: [(u32, &str); 10] = [
+    (PROT_SHAPE, "shape"),
+    (PROT_STRICT, "strict"),
+    (PROT_QUARANTINE, "quarantine"),
+    (PROT_CELL_CAP, "cell_cap"),
+    (PROT_HOST_CAP, "host_cap"),
+    (PROT_ANTISPOOF, "antispoof"),
+    (PROT_NEW_DEVICE, "new_device"),
+    (PROT_ECHO, "echo"),
+    (PROT_ERR_IND, "err_ind"),
+    (PROT_MALFORMED, "malformed"),
+];
+
 impl Modes {
     fn each(&self) -> [(u32, Mode, &'static str); 10] {
-        [
-            (PROT_SHAPE, self.shape, "shape"),
-            (PROT_STRICT, self.strict, "strict"),
-            (PROT_QUARANTINE, self.quarantine, "quarantine"),
-            (PROT_CELL_CAP, self.cell_cap, "cell_cap"),
-            (PROT_HOST_CAP, self.host_cap, "host_cap"),
-            (PROT_ANTISPOOF, self.antispoof, "antispoof"),
-            (PROT_NEW_DEVICE, self.new_device, "new_device"),
-            (PROT_ECHO, self.echo, "echo"),
-            (PROT_ERR_IND, self.err_ind, "err_ind"),
-            (PROT_MALFORMED, self.malformed, "malformed"),
-        ]
+        let modes = [
+            self.shape,
+            self.strict,
+            self.quarantine,
+            self.cell_cap,
+            self.host_cap,
+            self.antispoof,
+            self.new_device,
+            self.echo,
+            self.err_ind,
+            self.malformed,
+        ];
+        core::array::from_fn(|i| (PROTECTIONS[i].0, modes[i], PROTECTIONS[i].1))
     }
 
     /// The protections in `mode`, by their config names.

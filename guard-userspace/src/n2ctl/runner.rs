@@ -139,15 +139,20 @@ impl Default for N2Dataplane {
     }
 }
 
+/// The N2 protections' bits and their `[dataplane] enforce` / `shadow` names.
+pub const N2_PROTECTIONS: [(u32, &str); 5] = [
+    (N2_PROT_MALFORMED, "malformed"),
+    (N2_PROT_SETUP_LIMIT, "setup_limit"),
+    (N2_PROT_SETUP_STRICT, "setup_strict"),
+    (N2_PROT_QUARANTINE, "quarantine"),
+    (N2_PROT_ALLOWLIST, "allowlist"),
+];
+
 fn protection(name: &str) -> Result<u32> {
-    Ok(match name {
-        "malformed" => N2_PROT_MALFORMED,
-        "setup_limit" => N2_PROT_SETUP_LIMIT,
-        "setup_strict" => N2_PROT_SETUP_STRICT,
-        "quarantine" => N2_PROT_QUARANTINE,
-        "allowlist" => N2_PROT_ALLOWLIST,
-        other => bail!("unknown N2 protection {other:?} (malformed, setup_limit, setup_strict, quarantine, allowlist)"),
-    })
+    match N2_PROTECTIONS.iter().find(|(_, n)| *n == name) {
+        Some((bit, _)) => Ok(*bit),
+        None => bail!("unknown N2 protection {name:?} (malformed, setup_limit, setup_strict, quarantine, allowlist)"),
+    }
 }
 
 impl N2Dataplane {
@@ -345,7 +350,7 @@ impl N2Controller {
     }
 }
 
-fn setup_stage_name(stage: u32) -> &'static str {
+pub fn setup_stage_name(stage: u32) -> &'static str {
     match stage {
         1 => "setup limit",
         2 => "strict setup limit",
