@@ -118,11 +118,18 @@ pub enum ConfigCmd {
     /// Validate a configuration file and say what it does: which protections drop, which only
     /// count ("shadow"), which are off, and every exemption. Exit code 1 and a message naming
     /// the key if it is invalid.
+    ///
+    /// An N2 settings file (`[guard] n2_config`, `guard run --n2-config`) is recognised by its
+    /// keys (`tick`, `[detect]`, `[setup]`, `[hook]`) or named with `--n2`; a guard.toml
+    /// that names one checks it too.
     Check {
         file: PathBuf,
         /// Also print the effective configuration (with defaults filled in) as TOML.
         #[arg(long)]
         print: bool,
+        /// The file is N2 settings, not a guard.toml.
+        #[arg(long)]
+        n2: bool,
     },
     /// Print a configuration to start from, every key commented. The default profile is the
     /// safe first deployment: every protection in shadow mode (counts what it would drop, drops
@@ -252,7 +259,7 @@ pub struct RunArgs {
     /// controller (docs/n2.md). Default: `[guard] n2_interface` of the config file.
     #[arg(long)]
     pub n2_iface: Option<String>,
-    /// The N2 settings (TOML: `tick_ms`, `[dataplane]`, `[detect]`, `[hook]`); default:
+    /// The N2 settings (TOML: `tick`, `[dataplane]`, `[detect]`, `[setup]`, `[hook]`); default:
     /// `[guard] n2_config`, else built-in defaults.
     #[arg(long)]
     pub n2_config: Option<PathBuf>,
@@ -370,23 +377,52 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Cmd::Device(d) => device::run(d),
         Cmd::Upgrade(a) => upgrade::run(a),
         Cmd::Detach(a) => detach(a),
-        Cmd::Config(ConfigCmd::Check { file, print }) => {
-            let cfg = Config::load(&file).with_context(|| format!("configuration {}", file.display()))?;
-            if print {
-                println!("{}", toml::to_string_pretty(&cfg).context("rendering the configuration")?);
-            }
-            println!("{}: valid", file.display());
-            for line in cfg.summary().lines() {
-                println!("  {line}");
-            }
-            Ok(())
-        }
+        Cmd::Config(ConfigCmd::Check { file, print, n2 }) => config_check(&file, print, n2),
         Cmd::Config(ConfigCmd::Default { profile }) => {
             print!("{}", default_config_text(profile));
             Ok(())
         }
         Cmd::Generate { out } => generate(&out),
     }
+}
+
+/// Whether a TOML file is N2 settings: it has N2's sections and none of guard.toml's.
+fn looks_like_n2(text: &str) -> bool {
+    let Ok(t) = text.parse::<toml::Table>() else { return false };
+    let n2 = ["tick", "tick_ms", "detect", "setup", "hook"].iter().any(|k| t.contains_key(*k));
+    let n3 = ["guard", "ladder", "capacity", "metrics", "classify", "group"].iter().any(|k| t.contains_key(*k));
+    n2 && !n3
+}
+
+fn config_check(file: &Path, print: bool, n2: bool) -> Result<()> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    if n2 || looks_like_n2(&text) {
+        let f = crate::n2ctl::runner::N2File::read(Some(file))?;
+        if print {
+            println!("{f:#?}");
+        }
+        println!("{}: valid N2 settings", file.display());
+        for line in f.summary()?.lines() {
+            println!("  {line}");
+        }
+        return Ok(());
+    }
+    let cfg = Config::load(file).with_context(|| format!("configuration {}", file.display()))?;
+    if print {
+        println!("{}", toml::to_string_pretty(&cfg).context("rendering the configuration")?);
+    }
+    println!("{}: valid", file.display());
+    for line in cfg.summary().lines() {
+        println!("  {line}");
+    }
+    if let Some(p) = &cfg.guard.n2_config {
+        let f = crate::n2ctl::runner::N2File::read(Some(p))?;
+        println!("{} ([guard] n2_config): valid N2 settings", p.display());
+        for line in f.summary()?.lines() {
+            println!("  {line}");
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -404,5 +440,43 @@ mod tests {
         assert!(cfg.summary().contains("exempt from every rate stage: none"), "{}", cfg.summary());
         let enforce = Config::from_toml_str(&default_config_text(Profile::Enforce)).expect("enforce profile");
         assert_eq!(enforce, Config::default(), "the enforce profile is the defaults");
+    }
+
+    /// `guard config check` tells an N2 settings file from a guard.toml by its keys (issue 25
+    /// item 5), and both examples shipped in the package check.
+    #[test]
+    fn config_check_recognises_n2_settings() {
+        assert!(looks_like_n2("tick = \"500ms\"\n[dataplane]\nallow = []\n"));
+        assert!(looks_like_n2("[setup]\ntrigger_windows = 2\n"));
+        assert!(!looks_like_n2("[guard]\ntick = \"1s\"\n[dataplane]\n"), "a guard.toml");
+        assert!(!looks_like_n2("[dataplane]\n"), "ambiguous: checked as a guard.toml");
+        assert!(!looks_like_n2("not toml ["));
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        for f in ["config/n2.example.toml", "config/guard.example.toml"] {
+            config_check(&root.join(f), false, false).unwrap_or_else(|e| panic!("{f}: {e:#}"));
+        }
+    }
+
+    /// N2 takes guard.toml's `tick = "1s"`; the older `tick_ms` still reads; both at once, or a
+    /// tick under 10 ms, are refused.
+    #[test]
+    fn n2_tick_in_either_form_not_both() {
+        use crate::n2ctl::runner::N2File;
+        use std::time::Duration;
+        let dir = std::env::temp_dir().join(format!("og-n2tick-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let read = |text: &str| {
+            let p = dir.join("n2.toml");
+            std::fs::write(&p, text).expect("write");
+            N2File::read(Some(&p)).map(|f| f.tick())
+        };
+        assert_eq!(read("tick = \"250ms\"\n").ok(), Some(Duration::from_millis(250)));
+        assert_eq!(read("tick_ms = 500\n").ok(), Some(Duration::from_millis(500)));
+        assert_eq!(read("").ok(), Some(Duration::from_secs(1)));
+        let both = read("tick = \"1s\"\ntick_ms = 1000\n").expect_err("both");
+        assert!(format!("{both:#}").contains("tick and tick_ms both set"), "{both:#}");
+        let fast = read("tick = \"5ms\"\n").expect_err("too fast");
+        assert!(format!("{fast:#}").contains("at least 10ms"), "{fast:#}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -61,6 +61,16 @@ pub enum HookSpec {
     },
 }
 
+impl HookSpec {
+    /// The hook in words, for `guard config check`.
+    pub fn describe(&self) -> String {
+        match self {
+            HookSpec::Exec { command, timeout_ms } => format!("run {:?} (timeout {timeout_ms} ms)", command.join(" ")),
+            HookSpec::Webhook { url, timeout_ms } => format!("POST to {url} (timeout {timeout_ms} ms)"),
+        }
+    }
+}
+
 fn default_timeout_ms() -> u64 {
     5000
 }

@@ -59,26 +59,17 @@ use crate::n2::{self, LoadOpts, N2Loaded, N2Maps};
 use guard_common::abi::STAGE_FLAG_MANUAL;
 
 /// The `--n2-config` file.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct N2File {
-    pub tick_ms: u64,
+    /// Controller tick, written as in guard.toml (`tick = "1s"`; default 1 s).
+    pub tick: Option<crate::config::Dur>,
+    /// The same in milliseconds, the older key: still read, not with `tick`.
+    pub tick_ms: Option<u64>,
     pub dataplane: N2Dataplane,
     pub detect: N2Settings,
     pub setup: SetupSettings,
     pub hook: Option<HookSpec>,
-}
-
-impl Default for N2File {
-    fn default() -> Self {
-        N2File {
-            tick_ms: 1000,
-            dataplane: N2Dataplane::default(),
-            detect: N2Settings::default(),
-            setup: SetupSettings::default(),
-            hook: None,
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -203,10 +194,70 @@ impl N2File {
         if let Some(h) = &f.hook {
             Hook::new(h.clone()).context("the [hook] section")?;
         }
-        if f.tick_ms < 10 {
-            bail!("tick_ms must be at least 10");
+        if f.tick.is_some() && f.tick_ms.is_some() {
+            bail!("tick and tick_ms both set: keep `tick` (tick_ms is its older, millisecond form)");
+        }
+        if f.tick() < Duration::from_millis(10) {
+            bail!("tick must be at least 10ms");
         }
         Ok(f)
+    }
+
+    /// The controller tick: `tick`, else `tick_ms`, else 1 s.
+    pub fn tick(&self) -> Duration {
+        match (self.tick, self.tick_ms) {
+            (Some(t), _) => Duration::from_nanos(t.ns()),
+            (None, Some(ms)) => Duration::from_millis(ms),
+            (None, None) => Duration::from_secs(1),
+        }
+    }
+
+    /// What the file does, in words (`guard config check` of an N2 file).
+    pub fn summary(&self) -> Result<String> {
+        let cfg = self.dataplane.config()?;
+        let modes = |pick: &dyn Fn(u32) -> bool| {
+            let v: Vec<&str> = N2_PROTECTIONS.iter().filter(|(b, _)| pick(*b)).map(|(_, n)| *n).collect();
+            if v.is_empty() {
+                "none".to_owned()
+            } else {
+                v.join(", ")
+            }
+        };
+        let d = &self.dataplane;
+        let s = &self.setup;
+        let mut out = vec![
+            format!("N2 settings: tick {:?}, NGAP port {}, S1AP port {}", self.tick(), d.ngap_port, d.s1ap_port),
+            format!("enforced (may drop): {}", modes(&|b| cfg.enabled & b != 0 && cfg.shadow & b == 0)),
+            format!("shadow (counted, not applied): {}", modes(&|b| cfg.shadow & b != 0)),
+            format!("off: {}", modes(&|b| cfg.enabled & b == 0)),
+            format!(
+                "setup ladder: after {} windows over {} setups/s (burst {}) a peer is limited to {}/s (burst {}), \
+                 strict {}/s (burst {}) after {} more; quarantine {}",
+                s.trigger_windows,
+                d.setup_observe_pps,
+                d.setup_observe_burst,
+                s.limit_pps,
+                s.limit_burst,
+                s.strict_pps,
+                s.strict_burst,
+                s.escalate_windows,
+                if s.allow_quarantine { "allowed" } else { "never (allow_quarantine = false)" }
+            ),
+            format!(
+                "allow-listed peers (never past the setup limit): {}",
+                if d.allow.is_empty() {
+                    "none".to_owned()
+                } else {
+                    d.allow.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                }
+            ),
+            format!("cookie check: {:?}", d.cookie_check).to_lowercase(),
+        ];
+        out.push(match &self.hook {
+            Some(h) => format!("storm response hook: {}", h.describe()),
+            None => "storm response hook: none (storms are detected, audited and counted; nothing is sent)".to_owned(),
+        });
+        Ok(out.join("\n"))
     }
 }
 
@@ -428,7 +479,7 @@ impl Prepared {
         let mut ctl = N2Controller::new(&self.file, audit, metrics)?;
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
-        let tick = Duration::from_millis(self.file.tick_ms);
+        let tick = self.file.tick();
         let Prepared { loaded, mut maps, iface, .. } = self;
         let handle = std::thread::Builder::new()
             .name(format!("n2-{iface}"))
