@@ -126,6 +126,22 @@ pub struct Loaded {
     pub state: PinState,
 }
 
+/// The N2 maps with a capacity of their own (the ring buffer's is a page multiple, kept).
+const N2_MAPS_UNUSED_BY_N3: [&str; 9] = {
+    use guard_common::abi_n2::*;
+    [
+        MAP_N2_PEERS,
+        MAP_N2_PEER_STAGES,
+        MAP_N2_ALLOW,
+        MAP_N2_CELLS,
+        MAP_N2_DEVICES,
+        MAP_N2_COOKIES,
+        MAP_N2_ASSOC,
+        MAP_N2_VTAGS,
+        MAP_N2_ALIAS,
+    ]
+};
+
 /// Load the object with every map pinned under `pins` (re-using compatible pins), load `guard_n3`
 /// into the kernel, then write META and the data-plane config.
 pub fn load(pins: &PinDir, max_devices: u32, cfg: &GuardConfig) -> Result<Loaded, LoadError> {
@@ -138,16 +154,16 @@ pub fn load(pins: &PinDir, max_devices: u32, cfg: &GuardConfig) -> Result<Loaded
 pub fn load_object(pins: &PinDir, max_devices: u32, cfg: &GuardConfig, obj: &[u8]) -> Result<Loaded, LoadError> {
     let state = pins.check(max_devices)?;
     pins.create()?;
-    let mut ebpf = EbpfLoader::new()
-        .default_map_pin_directory(pins.path())
-        .map_max_entries(abi::MAP_N3_DEVICES, max_devices)
-        // The N2 setup maps of the shared object: unused by guard_n3, kept tiny.
-        .map_max_entries(guard_common::abi_n2::MAP_N2_COOKIES, 1)
-        .map_max_entries(guard_common::abi_n2::MAP_N2_ASSOC, 1)
-        .map_max_entries(guard_common::abi_n2::MAP_N2_VTAGS, 1)
-        .map_max_entries(guard_common::abi_n2::MAP_N2_ALIAS, 1)
-        .load(obj)
-        .map_err(LoadError::Object)?;
+    // N2's maps of the shared object: unused by guard_n3, kept tiny and not pinned here (an
+    // earlier build pinned them; they go too).
+    pins.unpin_foreign("N2_")?;
+    let mut loader = EbpfLoader::new();
+    loader.default_map_pin_directory(pins.path()).map_max_entries(abi::MAP_N3_DEVICES, max_devices);
+    for m in N2_MAPS_UNUSED_BY_N3 {
+        loader.map_max_entries(m, 1);
+    }
+    let mut ebpf = loader.load(obj).map_err(LoadError::Object)?;
+    pins.unpin_foreign("N2_")?;
     let prog: &mut Xdp = ebpf
         .program_mut(abi::PROG_N3)
         .ok_or(LoadError::MissingProgram(abi::PROG_N3))?

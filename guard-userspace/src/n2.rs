@@ -158,19 +158,30 @@ pub struct N2Loaded {
 pub fn load(pins: &PinDir, o: &LoadOpts, cfg: &N2Config) -> Result<(N2Loaded, N2Maps), LoadError> {
     let state = check(pins, o)?;
     pins.create()?;
-    let mut ebpf = EbpfLoader::new()
+    // The N3 program's maps: unused by guard_n2, kept tiny and not pinned here (an earlier
+    // build pinned them; they go too).
+    pins.unpin_foreign("N3_")?;
+    let mut loader = EbpfLoader::new();
+    loader
         .default_map_pin_directory(pins.path())
         .map_max_entries(MAP_N2_DEVICES, o.max_devices)
         .map_max_entries(MAP_N2_CELLS, o.max_cells)
-        .map_max_entries(MAP_N2_PEERS, o.max_peers)
-        // The N3 program's maps: unused by guard_n2, kept tiny.
-        .map_max_entries(abi::MAP_N3_DEVICES, 1)
-        .map_max_entries(abi::MAP_N3_STAGES, 1)
-        .map_max_entries(abi::MAP_N3_CELLS, 1)
-        .map_max_entries(abi::MAP_N3_CELL_HOT, 1)
-        .map_max_entries(abi::MAP_N3_CELL_STAGES, 1)
-        .load(object())
-        .map_err(LoadError::Object)?;
+        .map_max_entries(MAP_N2_PEERS, o.max_peers);
+    for m in [
+        abi::MAP_N3_DEVICES,
+        abi::MAP_N3_STAGES,
+        abi::MAP_N3_CELLS,
+        abi::MAP_N3_CELL_HOT,
+        abi::MAP_N3_CELL_STAGES,
+        abi::MAP_N3_FRAGS,
+        abi::MAP_N3_SEEN,
+        abi::MAP_N3_LOCAL,
+        abi::MAP_N3_FRAMED,
+    ] {
+        loader.map_max_entries(m, 1);
+    }
+    let mut ebpf = loader.load(object()).map_err(LoadError::Object)?;
+    pins.unpin_foreign("N3_")?;
     let mut maps = N2Maps::from_ebpf(&mut ebpf)?;
     maps.meta.set(0, n2_meta(), 0).map_err(err(abi::MAP_META))?;
     maps.write_config(cfg)?;

@@ -160,6 +160,31 @@ impl PinDir {
         }
     }
 
+    /// Remove the pins of maps named `prefix*`: the other interface's maps, which the shared
+    /// object creates (tiny) but this program never uses. Each interface's directory then holds
+    /// only its own maps (`N3_*` or `N2_*`, and `GUARD_META`). Removing a pin frees nothing a
+    /// program uses: a map lives while a program or a descriptor holds it.
+    pub fn unpin_foreign(&self, prefix: &str) -> Result<(), PinError> {
+        let io = |source| PinError::Io { path: self.dir.clone(), source };
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io(e)),
+        };
+        for e in entries {
+            let e = e.map_err(io)?;
+            if e.file_name().to_string_lossy().starts_with(prefix) {
+                match fs::remove_file(e.path()) {
+                    Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(PinError::Io { path: e.path(), source: err })
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Compare what is pinned with what this build expects. `max_devices` is the capacity the
     /// operator asked for.
     pub fn check(&self, max_devices: u32) -> Result<PinState, PinError> {

@@ -38,6 +38,41 @@ fn compatible_pins_are_reused() {
     assert_eq!(l.state, PinState::Reusable);
 }
 
+/// Each interface's pin directory holds its own maps only (issue 25 item 5): N3's none of N2's,
+/// N2's none of N3's, also when an earlier build left them there.
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn each_pin_directory_holds_only_its_own_maps() {
+    let p = scope("own");
+    let names = |d: &std::path::Path| -> Vec<String> {
+        std::fs::read_dir(d)
+            .expect("pin dir")
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+    drop(loader::load(&p.0, 4096, &cfg()).expect("N3 load"));
+    let n3 = names(p.0.path());
+    assert!(n3.iter().any(|n| n == "N3_DEVICES") && n3.iter().any(|n| n == "GUARD_META"), "{n3:?}");
+    assert!(!n3.iter().any(|n| n.starts_with("N2_")), "N2 maps pinned in the N3 directory: {n3:?}");
+    // A stray N2 pin, as an earlier build left one, is removed at the next load.
+    let stray = p.0.path().join("N2_STRAY");
+    let hints = aya::maps::MapData::from_pin(p.0.path().join("N3_HINTS")).expect("open N3_HINTS");
+    hints.pin(&stray).expect("pin a stray N2_ map");
+    drop(hints);
+    drop(loader::load(&p.0, 4096, &cfg()).expect("N3 reload"));
+    assert!(!stray.exists(), "the stray N2 pin was left");
+    let n2 = guard::n2::pin_dir(&p.1, "t");
+    let cfg2 = guard::n2ctl::runner::N2Dataplane::default().config().expect("N2 config");
+    let opts = guard::n2::LoadOpts { max_devices: 1024, ..Default::default() };
+    drop(guard::n2::load(&n2, &opts, &cfg2).expect("N2 load"));
+    let names2 = names(n2.path());
+    assert!(names2.iter().any(|n| n == "N2_PEERS") && names2.iter().any(|n| n == "GUARD_META"), "{names2:?}");
+    assert!(!names2.iter().any(|n| n.starts_with("N3_")), "N3 maps pinned in the N2 directory: {names2:?}");
+    let _ = n2.purge();
+    let _ = std::fs::remove_dir(p.1.join("n2"));
+}
+
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
 fn pins_of_another_schema_are_refused() {
