@@ -144,6 +144,7 @@ pub fn run_command(a: RunArgs) -> Result<()> {
         .build()
         .context("starting the tokio runtime")?;
     let result = rt.block_on(control_loop(Ctl {
+        iface: iface.clone(),
         cfg,
         config_path: a.target.config.clone(),
         maps,
@@ -177,6 +178,8 @@ pub fn num_cpus() -> u32 {
 }
 
 struct Ctl {
+    /// The N3 interface (the `interface` label of its metrics).
+    iface: String,
     cfg: Config,
     config_path: Option<PathBuf>,
     maps: N3Maps,
@@ -210,7 +213,7 @@ struct Walk {
 }
 
 async fn control_loop(mut c: Ctl) -> Result<()> {
-    let metrics = Arc::new(Metrics::with_n2(c.n2.is_some()));
+    let metrics = Arc::new(Metrics::for_interfaces(&c.iface, c.n2.as_ref().map(|p| p.iface())));
     let server = serve_metrics(c.cfg.metrics.listen, metrics.clone(), c.health.clone()).await?;
     let n2 = match c.n2.take() {
         Some(p) => Some(p.spawn(metrics.n2.clone())?),

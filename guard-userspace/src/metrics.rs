@@ -76,7 +76,7 @@ pub struct Metrics {
     /// Unix time of the last controller tick that completed (alert when it stops moving).
     pub last_tick: Gauge<f64, AtomicU64>,
     /// The N2 storm controller's metrics (`overload_guard_n2_*`, docs/n2.md); exported only when
-    /// N2 runs ([`Metrics::with_n2`]).
+    /// N2 runs ([`Metrics::for_interfaces`]).
     pub n2: crate::n2ctl::report::N2Metrics,
 }
 
@@ -93,18 +93,19 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// The N3 metrics and, when N2 runs, the N2 ones: an operator sees no N2 gauges (all zero)
-    /// on a host that does not guard N2.
-    pub fn with_n2(n2: bool) -> Self {
-        let mut m = Self::new();
-        if n2 {
-            m.n2 = crate::n2ctl::report::N2Metrics::register(&mut m.registry);
-        }
-        m
+    /// The metrics of a controller guarding `n3` and, when N2 runs, `n2`: each interface's series
+    /// carry its name (`interface="ens1f0"`), process-wide ones (build, ticks, reloads, audit)
+    /// none; an operator sees no N2 series on a host that does not guard N2.
+    pub fn for_interfaces(n3: &str, n2: Option<&str>) -> Self {
+        Self::build(Some(n3), n2)
     }
 
-    /// The N3 metrics (N2's are registered by [`Metrics::with_n2`]).
+    /// The N3 metrics without an interface label (tests of the encoding).
     pub fn new() -> Self {
+        Self::build(None, None)
+    }
+
+    fn build(n3: Option<&str>, n2: Option<&str>) -> Self {
         let mut registry = Registry::with_prefix("overload_guard");
         let m = Metrics {
             packets: Family::default(),
@@ -143,24 +144,7 @@ impl Metrics {
             "Unix time of the last completed controller tick",
             m.last_tick.clone(),
         );
-        registry.register("packets", "Packets by data-plane verdict", m.packets.clone());
-        registry.register("bytes", "Bytes by data-plane verdict", m.bytes.clone());
-        registry.register("shadow_would_drop", "Packets a shadow-mode protection would have dropped", m.shadow.clone());
-        registry.register("malformed", "Malformed packets by reason", m.malformed.clone());
-        registry.register(
-            "ringbuf_events",
-            "Data-plane events: sent, lost (ring full), suppressed (rate limit), discarded (controller backlog full)",
-            m.events.clone(),
-        );
-        registry.register("devices_per_stage", "Devices per stage (manual pins included)", m.devices_per_stage.clone());
-        registry.register("cells_capped", "Cells under a cell cap", m.cells_capped.clone());
-        registry.register("host_capped", "1 while the host cap is engaged", m.host_capped.clone());
-        registry.register("escalations", "Stages and caps set, by reason", m.escalations.clone());
-        registry.register("releases", "Stages and caps released, by reason", m.releases.clone());
-        registry.register("cell_pps", "G-PDU packets per second of the busiest cells (gNBs)", m.cell_pps.clone());
-        registry.register("map_entries", "Entries in a BPF map", m.map_entries.clone());
-        registry.register("map_capacity", "Capacity of a BPF map", m.map_capacity.clone());
-        registry.register("top_offender_pps", "Rate of the top-N offending devices", m.top_offender_pps.clone());
+        // Process-wide: the controller's ticks, reloads and audit trail.
         registry.register("controller_tick_seconds", "Duration of one controller tick", m.tick_seconds.clone());
         registry.register("config_reloads", "SIGHUP reloads by outcome", m.config_reloads.clone());
         registry.register(
@@ -168,16 +152,43 @@ impl Metrics {
             "Audit lines that could not be written (the trail has holes)",
             m.audit_write_failures.clone(),
         );
-        registry.register(
+        let label = |i: &str| (std::borrow::Cow::Borrowed("interface"), std::borrow::Cow::Owned(i.to_owned()));
+        let r3 = match n3 {
+            Some(i) => registry.sub_registry_with_label(label(i)),
+            None => &mut registry,
+        };
+        r3.register("packets", "Packets by data-plane verdict", m.packets.clone());
+        r3.register("bytes", "Bytes by data-plane verdict", m.bytes.clone());
+        r3.register("shadow_would_drop", "Packets a shadow-mode protection would have dropped", m.shadow.clone());
+        r3.register("malformed", "Malformed packets by reason", m.malformed.clone());
+        r3.register(
+            "ringbuf_events",
+            "Data-plane events: sent, lost (ring full), suppressed (rate limit), discarded (controller backlog full)",
+            m.events.clone(),
+        );
+        r3.register("devices_per_stage", "Devices per stage (manual pins included)", m.devices_per_stage.clone());
+        r3.register("cells_capped", "Cells under a cell cap", m.cells_capped.clone());
+        r3.register("host_capped", "1 while the host cap is engaged", m.host_capped.clone());
+        r3.register("escalations", "Stages and caps set, by reason", m.escalations.clone());
+        r3.register("releases", "Stages and caps released, by reason", m.releases.clone());
+        r3.register("cell_pps", "G-PDU packets per second of the busiest cells (gNBs)", m.cell_pps.clone());
+        r3.register("map_entries", "Entries in a BPF map", m.map_entries.clone());
+        r3.register("map_capacity", "Capacity of a BPF map", m.map_capacity.clone());
+        r3.register("top_offender_pps", "Rate of the top-N offending devices", m.top_offender_pps.clone());
+        r3.register(
             "device_scan_seconds",
             "Wall time of the last full walk of the device map (read in slices, one per tick, at scale)",
             m.device_scan_seconds.clone(),
         );
-        registry.register(
+        r3.register(
             "device_scan_read_seconds",
             "Time the last full walk of the device map spent reading the map (summed over its slices)",
             m.device_scan_read_seconds.clone(),
         );
+        let mut m = m;
+        if let Some(i) = n2 {
+            m.n2 = crate::n2ctl::report::N2Metrics::register(registry.sub_registry_with_label(label(i)));
+        }
         Metrics { registry, ..m }
     }
 

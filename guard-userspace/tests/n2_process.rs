@@ -67,7 +67,9 @@ impl Fixture {
 }
 
 fn metric(body: &str, name: &str) -> Option<f64> {
-    body.lines().find(|l| l.split(' ').next() == Some(name)).and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    body.lines()
+        .find(|l| l.split(' ').next().map(labkit::lab::series_key).as_deref() == Some(name))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
 }
 
 /// IPv4 source and first chunk type of an SCTP frame.

@@ -90,18 +90,28 @@ impl Fixture {
         c
     }
 
+    /// The metrics port config `name` listens on.
+    fn metrics_port(&self, name: &str) -> u16 {
+        let text = std::fs::read_to_string(self.config(name)).expect("config");
+        text.split("listen = \"127.0.0.1:")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .and_then(|p| p.parse().ok())
+            .expect("metrics port in the config")
+    }
+
     fn start(&mut self) -> u32 {
         let cfg = self.config("a");
         let log = std::fs::File::create(self.dir.join("run.log")).expect("log");
         let child = self.cmd(&cfg, &["run"]).stdout(Stdio::null()).stderr(log).spawn().expect("spawn guard run");
         let pid = child.id();
         self.guard = Some(child);
-        // Up when its first audit-free sign of life shows: the pinned link exists.
-        let link = self.pin_base.join("a").join(self.lab.core_ifname());
+        // Up when /readyz answers 200: attached, its signal handlers installed and a first tick
+        // done (a SIGHUP any earlier would meet the default action and end the process).
+        let port = self.metrics_port("a");
         let t0 = Instant::now();
         while t0.elapsed() < Duration::from_secs(20) {
-            if link.exists() && std::fs::read_dir(&link).map(|d| d.count() > 3).unwrap_or(false) {
-                std::thread::sleep(Duration::from_millis(500));
+            if self.lab.http_get(port, "/readyz").is_some_and(|(code, _)| code == 200) {
                 return pid;
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -189,7 +199,8 @@ fn sighup_reopens_the_audit_log_after_it_was_moved() {
     }
     assert!(
         f.audit_actions(&audit).iter().any(|a| a == "config_reload"),
-        "after SIGHUP the reload record goes to a new file at the configured path"
+        "after SIGHUP the reload record goes to a new file at the configured path; the guard said:\n{}",
+        std::fs::read_to_string(f.dir.join("run.log")).unwrap_or_default()
     );
     assert!(
         !f.audit_actions(&moved).iter().any(|a| a == "config_reload"),
@@ -360,13 +371,7 @@ fn run_takes_its_interface_from_the_config_and_a_reload_says_what_needs_a_restar
 fn metrics_carry_build_info_and_the_last_tick_and_no_n2_series_without_n2() {
     let mut f = Fixture::new();
     f.start();
-    let text = std::fs::read_to_string(f.config("a")).expect("config");
-    let port: u16 = text
-        .split("listen = \"127.0.0.1:")
-        .nth(1)
-        .and_then(|r| r.split('"').next())
-        .and_then(|p| p.parse().ok())
-        .expect("the fixture's metrics port");
+    let port = f.metrics_port("a");
     let t0 = Instant::now();
     let mut body = String::new();
     while t0.elapsed() < Duration::from_secs(10) && !body.contains("controller_last_tick_timestamp_seconds ") {
@@ -383,4 +388,11 @@ fn metrics_carry_build_info_and_the_last_tick_and_no_n2_series_without_n2() {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs_f64();
     assert!((now - last).abs() < 5.0, "the last tick is recent: {last} vs {now}");
     assert!(!body.contains("overload_guard_n2_"), "no N2 series on a guard without N2: {body}");
+    // Every series of the interface names it (issue 25 item 8); process-wide ones do not.
+    let iface = format!("interface=\"{}\"", f.lab.core_ifname());
+    for l in body.lines().filter(|l| l.starts_with("overload_guard_packets_total{")) {
+        assert!(l.contains(&iface), "the interface label: {l}");
+    }
+    assert!(body.lines().any(|l| l.starts_with("overload_guard_packets_total{")), "{body}");
+    assert!(!body.lines().any(|l| l.starts_with("overload_guard_build_info") && l.contains("interface=")), "{body}");
 }

@@ -473,6 +473,11 @@ impl Prepared {
         }
     }
 
+    /// The N2 interface.
+    pub fn iface(&self) -> &str {
+        &self.iface
+    }
+
     pub fn spawn(self, metrics: N2Metrics) -> Result<Running> {
         let audit = AuditLog::open(&self.audit_path)
             .with_context(|| format!("opening the audit log {}", self.audit_path.display()))?;

@@ -385,7 +385,7 @@ fn scrape(lab: &Lab, port: u16) -> Result<StdHashMap<String, f64>> {
     for l in text.lines().filter(|l| !l.starts_with('#')) {
         if let Some((k, v)) = l.rsplit_once(' ') {
             if let Ok(x) = v.parse::<f64>() {
-                m.insert(k.to_owned(), x);
+                m.insert(crate::lab::series_key(k), x);
             }
         }
     }
