@@ -175,6 +175,16 @@ fn guard_run_enforces_survives_kill_and_rejects_bad_reload() {
         "the pin in words: {words}"
     );
     assert!(words.lines().any(|l| l.contains("drop_quarantine") && l.contains(&PER_TEID.to_string())), "{words}");
+    // `guard top`: the current rate beside the totals, the stage and whether it is applied.
+    let top: serde_json::Value =
+        serde_json::from_str(&f.guard_ok(&["top", "--interval", "200ms", "--json"])).expect("top JSON");
+    let row = top["devices"].as_array().into_iter().flatten().find(|r| r["device"] == "teid 0x00000100");
+    let row = row.unwrap_or_else(|| panic!("the pinned device in top: {top}"));
+    assert_eq!((row["stage"]["name"].as_str(), row["stage"]["shadow"].as_bool()), (Some("quarantine"), Some(false)));
+    assert!(row["pps"].as_f64().is_some() && row["packets"].as_u64() == Some(PER_TEID), "{row}");
+    let words = f.guard_ok(&["top", "--interval", "100ms"]);
+    assert!(words.contains("pps now") && words.contains("3 quarantine (operator"), "{words}");
+    assert!(words.lines().nth(2).is_some_and(|l| l.starts_with("teid 0x00000100")), "staged devices first: {words}");
 
     // 2. /metrics: the same counters, after a controller tick.
     std::thread::sleep(Duration::from_millis(1200));

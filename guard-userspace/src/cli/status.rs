@@ -36,6 +36,9 @@ pub struct TopArgs {
     /// How many devices to show.
     #[arg(long, short = 'n', default_value_t = 20)]
     count: usize,
+    /// The current rate is the packets counted over this long (two reads of the device map).
+    #[arg(long, default_value = "1s")]
+    interval: crate::config::Dur,
     #[arg(long)]
     json: bool,
 }
@@ -324,22 +327,52 @@ pub fn status(a: StatusArgs) -> Result<()> {
     Ok(())
 }
 
+/// Whether a stage's protection is in shadow mode (counted, not applied) per the data plane's
+/// config.
+fn stage_is_shadow(stage: u32, shadow: u32) -> bool {
+    use guard_common::abi::{PROT_QUARANTINE, PROT_SHAPE, PROT_STRICT, STAGE_QUARANTINE, STAGE_SHAPE, STAGE_STRICT};
+    let bit = match stage {
+        STAGE_SHAPE => PROT_SHAPE,
+        STAGE_STRICT => PROT_STRICT,
+        STAGE_QUARANTINE => PROT_QUARANTINE,
+        _ => return false,
+    };
+    shadow & bit != 0
+}
+
 pub fn top(a: TopArgs) -> Result<()> {
     let (_, maps) = open(&a.target)?;
+    let before: std::collections::HashMap<_, _> = maps.devices().into_iter().map(|(k, d)| (k, d.packets)).collect();
+    let t0 = std::time::Instant::now();
+    std::thread::sleep(std::time::Duration::from_nanos(a.interval.ns()));
+    let mut devs = maps.devices();
+    let secs = t0.elapsed().as_secs_f64().max(1e-3);
     let now = monotonic_ns();
+    let shadow = maps.config()?.shadow;
     let stages: std::collections::HashMap<_, _> = maps.stages().into_iter().collect();
     let table = maps.local_table()?;
-    let mut devs = maps.devices();
-    // The heaviest first: by evidence (packets above the profile limit), then by volume.
-    devs.sort_by_key(|(_, d)| std::cmp::Reverse((d.over_limit, d.packets)));
+    let pps = |k: &guard_common::abi::DeviceKey, packets: u64| {
+        packets.saturating_sub(before.get(k).copied().unwrap_or(0)) as f64 / secs
+    };
+    // Staged devices first, then the heaviest: by evidence (packets above the profile limit),
+    // then by current rate.
+    let rank = |k: &guard_common::abi::DeviceKey, d: &guard_common::abi::DeviceState| {
+        (stages.contains_key(k), d.over_limit, pps(k, d.packets))
+    };
+    devs.sort_by(|(ka, a), (kb, b)| rank(kb, b).partial_cmp(&rank(ka, a)).unwrap_or(std::cmp::Ordering::Equal));
     let rows: Vec<_> = devs
         .iter()
         .take(a.count)
         .map(|(k, d)| {
+            let stage = stages.get(k).map(|s| {
+                let mut v = stage_json(s, now);
+                v["shadow"] = serde_json::json!(stage_is_shadow(s.stage, shadow));
+                v
+            });
             serde_json::json!({
-                "device": super::device::device_name(&table, k), "packets": d.packets, "over_limit": d.over_limit,
-                "dropped": d.dropped, "spoofed": d.spoofed, "gnb": addr_str(&d.cell),
-                "stage": stages.get(k).map(|s| stage_json(s, now)),
+                "device": super::device::device_name(&table, k), "pps": pps(k, d.packets), "packets": d.packets,
+                "over_limit": d.over_limit, "dropped": d.dropped, "spoofed": d.spoofed, "gnb": addr_str(&d.cell),
+                "stage": stage,
             })
         })
         .collect();
@@ -347,37 +380,43 @@ pub fn top(a: TopArgs) -> Result<()> {
     if a.json {
         println!(
             "{}",
-            serde_json::to_string_pretty(
-                &serde_json::json!({"devices": rows, "staged": stages.len(), "manual": manual})
-            )?
+            serde_json::to_string_pretty(&serde_json::json!({
+                "devices": rows, "tracked": devs.len(), "staged": stages.len(), "manual": manual, "interval_s": secs,
+            }))?
         );
         return Ok(());
     }
     println!(
-        "{} devices tracked, {} staged ({} by operators); heaviest {}:",
+        "{} devices tracked, {} staged ({} by operators); heaviest {}, rates over the last {:.1} s:",
         devs.len(),
         stages.len(),
         manual,
-        rows.len()
+        rows.len(),
+        secs
     );
-    println!("{:<34} {:>12} {:>12} {:>10} {:>16}  stage", "device", "packets", "over-limit", "dropped", "gNB");
+    println!(
+        "{:<40} {:>10} {:>14} {:>12} {:>10} {:>16}  stage",
+        "device", "pps now", "packets", "over limit", "dropped", "gNB"
+    );
     for r in &rows {
         let st = match &r["stage"] {
             serde_json::Value::Null => "0 observe".to_owned(),
             s => format!(
-                "{} {} ({}, {:.0}s left)",
+                "{} {}{} ({}, {:.0} s left)",
                 s["stage"],
                 s["name"].as_str().unwrap_or(""),
+                if s["shadow"] == true { " SHADOW: counted, not applied" } else { "" },
                 s["reason"].as_str().unwrap_or(""),
                 s["expires_in_s"].as_f64().unwrap_or(0.0)
             ),
         };
         println!(
-            "{:<34} {:>12} {:>12} {:>10} {:>16}  {}",
+            "{:<40} {:>10.1} {:>14} {:>12} {:>10} {:>16}  {}",
             r["device"].as_str().unwrap_or(""),
-            r["packets"],
-            r["over_limit"],
-            r["dropped"],
+            r["pps"].as_f64().unwrap_or(0.0),
+            num(&r["packets"]),
+            num(&r["over_limit"]),
+            num(&r["dropped"]),
             r["gnb"].as_str().unwrap_or(""),
             st
         );
