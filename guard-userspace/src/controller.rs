@@ -411,7 +411,7 @@ fn apply_all(
             }
         }
         if !d.is_refresh() {
-            info!(action = d.action(), target = d.target(), reason = d.reason().name(), "decision");
+            info!(action = d.action(), target = d.target(), "{}", d.summary());
             if let Err(e) = audit.record(SystemTime::now(), d) {
                 warn!(error = %e, "audit write failed");
             }

@@ -273,14 +273,7 @@ fn show(target: &Target, sel: &DeviceSel, json: bool) -> Result<()> {
     Ok(())
 }
 
-pub fn stage_name(stage: u32) -> &'static str {
-    match stage {
-        STAGE_SHAPE => "shape",
-        STAGE_STRICT => "strict",
-        STAGE_QUARANTINE => "quarantine",
-        _ => "observe",
-    }
-}
+pub use crate::engine::decision::stage_name;
 
 pub fn stage_json(s: &StageEntry, now: u64) -> serde_json::Value {
     let l = Limit { interval_ns: s.interval_ns, tau_ns: s.tau_ns };

@@ -300,6 +300,80 @@ impl Decision {
         }
     }
 
+    /// The decision in one line for people (the log): what starts or ends, at which stage and
+    /// rate, for how long, and the evidence's rate against the profile.
+    pub fn summary(&self) -> String {
+        let ev = |e: &Evidence| {
+            let mut parts = Vec::new();
+            match (e.rate_pps, e.profile_pps, e.ratio) {
+                (Some(r), Some(p), Some(x)) => parts.push(format!("{r:.0} pps, {x:.1}x its {p:.0} pps profile")),
+                (Some(r), Some(p), None) => parts.push(format!("{r:.0} pps against {p:.0} pps")),
+                (Some(r), None, _) => parts.push(format!("{r:.0} pps")),
+                _ => {}
+            }
+            if let Some(w) = e.windows {
+                parts.push(format!("{w} windows"));
+            }
+            if let Some(d) = e.dropped_pps.filter(|d| *d > 0.0) {
+                parts.push(format!("{d:.0} pps dropped"));
+            }
+            if parts.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", parts.join(", "))
+            }
+        };
+        let ttl = |ns: u64| format!("{:.0} s", ns as f64 / 1e9);
+        let rate = |l: &Limit| {
+            if l.is_unlimited() {
+                "no packets".to_owned()
+            } else {
+                format!("{} pps (burst {})", l.rate_per_sec(), l.burst())
+            }
+        };
+        match self {
+            Decision::SetDeviceStage { key, stage, limit, ttl_ns, reason, evidence, flags, .. } => {
+                let what = if flags & guard_common::abi::STAGE_FLAG_EXEMPT != 0 {
+                    "exempt".to_owned()
+                } else if *stage == guard_common::abi::STAGE_QUARANTINE {
+                    format!("stage {stage} {}: {}", stage_name(*stage), rate(&Limit::UNLIMITED))
+                } else {
+                    format!("stage {stage} {} at {}", stage_name(*stage), rate(limit))
+                };
+                format!("START {}: {what} for {}, {}{}", device_key_str(key), ttl(*ttl_ns), reason.name(), ev(evidence))
+            }
+            Decision::ReleaseDevice { key, reason, evidence } => {
+                format!("END {}: stage released, {}{}", device_key_str(key), reason.name(), ev(evidence))
+            }
+            Decision::SetCellCap { cell, limit, ttl_ns, reason, evidence, .. } => format!(
+                "START cell {}: capped at {} for {}, {}{}",
+                addr_str(cell),
+                rate(limit),
+                ttl(*ttl_ns),
+                reason.name(),
+                ev(evidence)
+            ),
+            Decision::ReleaseCell { cell, reason, evidence } => {
+                format!("END cell {}: cap released, {}{}", addr_str(cell), reason.name(), ev(evidence))
+            }
+            Decision::SetHostCap { limit, ttl_ns, reason, evidence, .. } => {
+                format!("START host: capped at {} for {}, {}{}", rate(limit), ttl(*ttl_ns), reason.name(), ev(evidence))
+            }
+            Decision::ReleaseHost { reason, evidence } => {
+                format!("END host: cap released, {}{}", reason.name(), ev(evidence))
+            }
+            Decision::FlagCohort { group, name, reason, evidence, .. } => format!(
+                "FLAG group {group} ({name}): {} devices changed at once, {}{}",
+                evidence.devices.unwrap_or(0),
+                reason.name(),
+                ev(evidence)
+            ),
+            Decision::Classified { class, active, reason, evidence } => {
+                format!("{} {class:?}: {}{}", if *active { "START" } else { "END" }, reason.name(), ev(evidence))
+            }
+        }
+    }
+
     /// A re-issue of a stage or cap the engine already holds (the audit may summarise these).
     pub fn is_refresh(&self) -> bool {
         matches!(
@@ -401,9 +475,62 @@ fn ser_limit<S: Serializer>(l: &Limit, s: S) -> Result<S::Ok, S::Error> {
     LimitView { pps, burst: l.burst(), interval_ns: l.interval_ns, tau_ns: l.tau_ns }.serialize(s)
 }
 
+/// A device stage's name (logs, `guard device show`, `guard top`).
+pub fn stage_name(stage: u32) -> &'static str {
+    match stage {
+        guard_common::abi::STAGE_SHAPE => "shape",
+        guard_common::abi::STAGE_STRICT => "strict",
+        guard_common::abi::STAGE_QUARANTINE => "quarantine",
+        _ => "observe",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One log line per decision says what starts or ends, the stage, its rate and TTL, and the
+    /// rate against the profile (issue 25 item 6).
+    #[test]
+    fn a_decision_in_words() {
+        let key = DeviceKey::teid(0x100);
+        let evidence =
+            Evidence { rate_pps: Some(412.0), profile_pps: Some(20.0), ratio: Some(20.6), ..Default::default() };
+        let set = Decision::SetDeviceStage {
+            key,
+            stage: guard_common::abi::STAGE_SHAPE,
+            flags: 0,
+            group: 0,
+            limit: Limit::per_second(20, 40),
+            ttl_ns: 60_000_000_000,
+            refresh: false,
+            reason: Reason::Flood,
+            evidence: evidence.clone(),
+        };
+        let line = set.summary();
+        assert!(
+            line.starts_with(&format!(
+                "START {}: stage 1 shape at 20 pps (burst 40) for 60 s, flood",
+                device_key_str(&key)
+            )),
+            "{line}"
+        );
+        assert!(line.contains("412 pps, 20.6x its 20 pps profile"), "{line}");
+        let end = Decision::ReleaseDevice { key, reason: Reason::Quiet, evidence: Evidence::default() }.summary();
+        assert_eq!(end, format!("END {}: stage released, quiet", device_key_str(&key)));
+        let q = Decision::SetDeviceStage {
+            key,
+            stage: guard_common::abi::STAGE_QUARANTINE,
+            flags: 0,
+            group: 0,
+            limit: Limit::UNLIMITED,
+            ttl_ns: 60_000_000_000,
+            refresh: false,
+            reason: Reason::NotContained,
+            evidence,
+        };
+        assert!(q.summary().contains("stage 3 quarantine: no packets for 60 s"), "{}", q.summary());
+    }
 
     #[test]
     fn reasons_have_stable_names_and_round_trip_codes() {
