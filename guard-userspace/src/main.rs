@@ -14,8 +14,7 @@ fn main() -> ExitCode {
     match guard::cli::dispatch(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            // `{:#}` prints the whole context chain: what we tried, then why it failed.
-            eprintln!("error: {e:#}");
+            eprint!("{}", guard::cli::error_text(&e));
             ExitCode::FAILURE
         }
     }

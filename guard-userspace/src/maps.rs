@@ -21,7 +21,7 @@ use crate::{batch, local::LocalTable, pins::PinDir};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MapsError {
-    #[error("map {0} is missing (is the guard loaded on this interface? see `guard status`)")]
+    #[error("pinned map {0} is missing: no guard was started on this interface with this pin directory")]
     Missing(&'static str),
     #[error("{0}")]
     LocalTable(String),

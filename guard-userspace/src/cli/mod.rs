@@ -386,6 +386,43 @@ pub fn dispatch(cli: Cli) -> Result<()> {
     }
 }
 
+/// An error for people: what was tried, then each cause on a line of its own, each said once
+/// (a source's text is often repeated inside its context's), then a hint where one is known.
+pub fn error_text(e: &anyhow::Error) -> String {
+    let mut lines: Vec<String> = Vec::new();
+    for (i, cause) in e.chain().enumerate() {
+        // A context that already quotes its cause: keep the cause once, on its own line.
+        let mut head = cause.to_string();
+        for later in e.chain().skip(i + 1) {
+            let later = later.to_string();
+            if let Some(stripped) = head.strip_suffix(&later) {
+                head = stripped.trim_end_matches([':', ' ']).to_owned();
+            }
+        }
+        if !head.is_empty() && !lines.iter().any(|l| l == &head) {
+            lines.push(head);
+        }
+    }
+    let mut out = String::new();
+    for (i, l) in lines.iter().enumerate() {
+        out.push_str(if i == 0 { "error: " } else { "  because: " });
+        out.push_str(l);
+        out.push('\n');
+    }
+    let all = lines.join("\n");
+    let hint = if all.contains("pinned map") && all.contains("is missing") {
+        Some("is `guard run` started for this interface? `--iface` names it, `--config` or `--pin-base` its pin directory")
+    } else if all.contains("Operation not permitted") || all.contains("needs root") {
+        Some("run it as root (or with CAP_BPF and CAP_NET_ADMIN)")
+    } else {
+        None
+    };
+    if let Some(h) = hint {
+        out.push_str(&format!("  hint: {h}\n"));
+    }
+    out
+}
+
 /// Whether a TOML file is N2 settings: it has N2's sections and none of guard.toml's.
 fn looks_like_n2(text: &str) -> bool {
     let Ok(t) = text.parse::<toml::Table>() else { return false };
@@ -440,6 +477,22 @@ mod tests {
         assert!(cfg.summary().contains("exempt from every rate stage: none"), "{}", cfg.summary());
         let enforce = Config::from_toml_str(&default_config_text(Profile::Enforce)).expect("enforce profile");
         assert_eq!(enforce, Config::default(), "the enforce profile is the defaults");
+    }
+
+    /// Each cause once, on its own line, then a hint (issue 25 item 6).
+    #[test]
+    fn errors_say_each_cause_once_with_a_hint() {
+        let inner = crate::maps::MapsError::Missing("GUARD_META");
+        let e = anyhow::Error::new(inner).context("opening the guard's pinned maps in /sys/fs/bpf/x");
+        // A context that quotes its source (`{e:#}`), as a wrapped error would.
+        let quoted = format!("{e:#}");
+        let e = e.context(quoted).context("guard status");
+        let text = error_text(&e);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "error: guard status", "{text}");
+        assert_eq!(lines.iter().filter(|l| l.contains("GUARD_META is missing")).count(), 1, "{text}");
+        assert!(lines.iter().any(|l| l.starts_with("  because: opening the guard's pinned maps")), "{text}");
+        assert!(lines.last().is_some_and(|l| l.starts_with("  hint: is `guard run` started")), "{text}");
     }
 
     /// `guard config check` tells an N2 settings file from a guard.toml by its keys (issue 25

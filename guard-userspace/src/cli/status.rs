@@ -290,10 +290,7 @@ pub fn status(a: StatusArgs) -> Result<()> {
     let n3 = match n3 {
         Some(pins) => {
             let maps = N3Maps::open_pinned(&pins).with_context(|| {
-                format!(
-                    "no N3 guard's pins in {} (is `guard run` started for this interface? for an N2 interface: --n2)",
-                    pins.path().display()
-                )
+                format!("reading the N3 guard's pins in {} (an N2 interface: --n2)", pins.path().display())
             })?;
             Some(status_json(&pins, &maps)?)
         }
