@@ -67,9 +67,14 @@ pub fn build() -> Result<PathBuf> {
     let changelog = stage.join("changelog.Debian");
     std::fs::copy(root.join("packaging/changelog"), &changelog).context("packaging/changelog")?;
     output(Command::new("gzip").args(["-9nf"]).arg(&changelog), "gzip -9n the changelog")?;
-    say("writing the shadow-mode default configuration as the conffile");
+    say("writing the shadow-mode default configurations (guard.toml, n2.toml) as the conffiles");
     let cfg = output(Command::new(&guard).args(["config", "default", "--profile", "shadow"]), "guard config default")?;
     std::fs::write(stage.join("guard.toml"), cfg).context("target/package/guard.toml")?;
+    let n2 = output(
+        Command::new(&guard).args(["config", "default", "--n2", "--profile", "shadow"]),
+        "guard config default --n2",
+    )?;
+    std::fs::write(stage.join("n2.toml"), n2).context("target/package/n2.toml")?;
     say("cargo deb");
     output(
         Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
@@ -140,6 +145,14 @@ pub fn check(deb: &Path) -> Result<()> {
     if !out.contains("shadow") {
         bail!("the installed configuration is not the shadow profile:\n{out}");
     }
+    let out = output(
+        Command::new("/usr/bin/guard").args(["config", "check", "/etc/overload-guard/n2.toml"]),
+        "guard config check /etc/overload-guard/n2.toml",
+    )?;
+    if !out.contains("enforced (may drop): none") {
+        bail!("the installed N2 settings are not the shadow profile:\n{out}");
+    }
+    say("installed N2 conffile: valid N2 settings, nothing enforced (shadow)");
     let unit = "/lib/systemd/system/overload-guard.service";
     let v = Command::new("systemd-analyze").args(["verify", unit]).output().context("systemd-analyze verify")?;
     let vtext = format!("{}{}", String::from_utf8_lossy(&v.stdout), String::from_utf8_lossy(&v.stderr));

@@ -139,6 +139,9 @@ pub enum ConfigCmd {
         /// `shadow` (first deployment) or `enforce` (the enforcing defaults).
         #[arg(long, value_enum, default_value_t = Profile::Shadow)]
         profile: Profile,
+        /// The N2 settings file (`[guard] n2_config`) instead of guard.toml.
+        #[arg(long)]
+        n2: bool,
     },
 }
 
@@ -170,6 +173,32 @@ pub fn default_config_text(profile: Profile) -> String {
         }
         if in_modes && line.contains("= \"enforce\"") && !line.trim_start().starts_with('#') {
             out.push_str(&line.replace("= \"enforce\"", "= \"shadow\""));
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// The N2 settings to start from: in the shadow profile every N2 protection is counted, none
+/// applied (the example's `enforce` list becomes the `shadow` list).
+pub fn default_n2_text(profile: Profile) -> String {
+    let example = include_str!("../../../config/n2.example.toml");
+    if profile == Profile::Enforce {
+        return example.to_owned();
+    }
+    let mut out = String::from(
+        "# Profile \"shadow\" (guard config default --n2): every N2 protection counts what it would drop\n\
+         # and drops nothing; move them from `shadow` to `enforce` one at a time (docs/operations.md).\n",
+    );
+    let mut enforced = None;
+    for line in example.lines() {
+        if let Some(list) = line.strip_prefix("enforce = ") {
+            enforced = Some(list.split('#').next().unwrap_or_default().trim().to_owned());
+            out.push_str("enforce = []");
+        } else if let (Some(list), true) = (&enforced, line.starts_with("shadow = ")) {
+            out.push_str(&format!("shadow = {list}"));
         } else {
             out.push_str(line);
         }
@@ -378,8 +407,8 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Cmd::Upgrade(a) => upgrade::run(a),
         Cmd::Detach(a) => detach(a),
         Cmd::Config(ConfigCmd::Check { file, print, n2 }) => config_check(&file, print, n2),
-        Cmd::Config(ConfigCmd::Default { profile }) => {
-            print!("{}", default_config_text(profile));
+        Cmd::Config(ConfigCmd::Default { profile, n2 }) => {
+            print!("{}", if n2 { default_n2_text(profile) } else { default_config_text(profile) });
             Ok(())
         }
         Cmd::Generate { out } => generate(&out),
@@ -508,6 +537,18 @@ mod tests {
         for f in ["config/n2.example.toml", "config/guard.example.toml"] {
             config_check(&root.join(f), false, false).unwrap_or_else(|e| panic!("{f}: {e:#}"));
         }
+    }
+
+    /// The N2 shadow profile applies nothing and counts what the enforce profile applies.
+    #[test]
+    fn the_n2_shadow_profile_enforces_nothing() {
+        use crate::n2ctl::runner::N2File;
+        let parse = |t: &str| -> N2File { toml::from_str(t).expect("N2 profile parses") };
+        let (shadow, enforce) = (parse(&default_n2_text(Profile::Shadow)), parse(&default_n2_text(Profile::Enforce)));
+        assert!(shadow.dataplane.enforce.is_empty(), "{:?}", shadow.dataplane);
+        assert_eq!(shadow.dataplane.shadow, enforce.dataplane.enforce);
+        assert!(!enforce.dataplane.enforce.is_empty());
+        assert!(shadow.summary().expect("summary").contains("enforced (may drop): none"));
     }
 
     /// N2 takes guard.toml's `tick = "1s"`; the older `tick_ms` still reads; both at once, or a
