@@ -1,14 +1,14 @@
 //! Captures as oracles (issue 15, item 3): every SCTP packet the real peers exchanged through the
 //! guard's interface is read twice, by the guard's own N2 parser (`guard_common::parse::n2`, the
 //! code the XDP program runs) and by tshark's SCTP / NGAP dissectors, and the two must agree on
-//! - the chunk types (as the guard's chunk classes, RFC 9260 §3.2; the walk covers 8 chunks),
+//! - the chunk types (as the guard's chunk classes, RFC 9260 §3.2; the walk covers `n2::MAX_CHUNKS`, 16),
 //! - the NGAP messages: PDU choice and procedure code (TS 38.413 §9.4), as the guard's
 //!   procedure classes,
 //! - each InitialUEMessage's IEs (TS 38.413 §9.2.5.1): RAN-UE-NGAP-ID, NR-CGI (PLMN, NCI), TAC,
 //!   5G-S-TMSI (AMF Set ID, AMF Pointer, 5G-TMSI) and RRCEstablishmentCause.
 //!
 //! Any difference is a disagreement and fails the check. An InitialUEMessage that starts past the
-//! parser's documented 512-octet window (docs/n2.md §7) is not read by design: counted apart.
+//! parser's read window (`WIDE_PARSE_OFFSET`, past any IP packet) is not read: counted apart.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -43,7 +43,7 @@ pub struct OracleResult {
     pub initial_ue_with_s_tmsi: u64,
     pub initial_ue_extension_cause: u64,
     pub initial_ue_beyond_window: u64,
-    /// Packets whose DATA chunks go past the 8-chunk walk: their NGAP is not compared.
+    /// Packets whose DATA chunks go past the 16-chunk walk: their NGAP is not compared.
     pub ngap_beyond_walk: u64,
     pub disagreements: u64,
     /// The first disagreements, for the report.

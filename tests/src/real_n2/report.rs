@@ -296,7 +296,7 @@ impl Report {
             orc.disagreements == 0 && orc.initial_ue_compared > 0 && orc.frames_n2 > 0,
             format!(
                 "{} disagreements over {} frames ({} to port 38412, {} chunks, {} NGAP messages [pdu/code {}], \
-                 {} InitialUEMessages: {} with 5G-S-TMSI, {} with an extension RRC cause; {} beyond the 512-octet window; {} packets' NGAP past the 8-chunk walk){}",
+                 {} InitialUEMessages: {} with 5G-S-TMSI, {} with an extension RRC cause; {} beyond the read window; {} packets' NGAP past the 16-chunk walk){}",
                 orc.disagreements,
                 orc.frames,
                 orc.frames_n2,
