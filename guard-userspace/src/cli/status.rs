@@ -3,8 +3,8 @@
 use anyhow::{Context, Result};
 use clap::Args;
 use guard_common::abi::{
-    STAGE_FLAG_MANUAL, STAT_EVENTS_LOST, STAT_EVENTS_SENT, STAT_EVENTS_SUPPRESSED, STAT_MAP_UPDATE_FAILED, STAT_NON_IP,
-    STAT_NO_CONFIG,
+    Counter, STAGE_FLAG_MANUAL, STAT_EVENTS_LOST, STAT_EVENTS_SENT, STAT_EVENTS_SUPPRESSED, STAT_MAP_UPDATE_FAILED,
+    STAT_NON_IP, STAT_NO_CONFIG,
 };
 
 use super::{device::stage_json, Target};
@@ -52,29 +52,29 @@ fn open(target: &Target) -> Result<(crate::pins::PinDir, N3Maps)> {
     Ok((pins, maps))
 }
 
+/// `{name: {packets, bytes}}` of every counter.
+pub fn packets_and_bytes(
+    rows: impl Iterator<Item = (&'static str, Counter)>,
+) -> serde_json::Map<String, serde_json::Value> {
+    rows.map(|(n, c)| (n.to_owned(), serde_json::json!({"packets": c.packets, "bytes": c.bytes}))).collect()
+}
+
+/// `{name: packets}` of the counters that counted something.
+pub fn nonzero_packets(
+    rows: impl Iterator<Item = (&'static str, Counter)>,
+) -> serde_json::Map<String, serde_json::Value> {
+    rows.filter(|(_, c)| c.packets > 0).map(|(n, c)| (n.to_owned(), serde_json::json!(c.packets))).collect()
+}
+
 /// Everything `guard status` shows, as JSON (the human view prints the same data).
 pub fn status_json(pins: &crate::pins::PinDir, maps: &N3Maps) -> Result<serde_json::Value> {
     let now = monotonic_ns();
     let cfg = maps.config()?;
     let stats = maps.stats()?;
     let stat = |i: u32| stats.get(i as usize).map(|c| c.packets).unwrap_or(0);
-    let verdicts: serde_json::Map<_, _> = maps
-        .verdicts()?
-        .into_iter()
-        .map(|(v, c)| (v.name().to_owned(), serde_json::json!({"packets": c.packets, "bytes": c.bytes})))
-        .collect();
-    let shadow: serde_json::Map<_, _> = maps
-        .shadow()?
-        .into_iter()
-        .filter(|(_, c)| c.packets > 0)
-        .map(|(v, c)| (v.name().to_owned(), serde_json::json!(c.packets)))
-        .collect();
-    let malformed: serde_json::Map<_, _> = maps
-        .malformed()?
-        .into_iter()
-        .filter(|(_, c)| c.packets > 0)
-        .map(|(m, c)| (m.name().to_owned(), serde_json::json!(c.packets)))
-        .collect();
+    let verdicts = packets_and_bytes(maps.verdicts()?.into_iter().map(|(v, c)| (v.name(), c)));
+    let shadow = nonzero_packets(maps.shadow()?.into_iter().map(|(v, c)| (v.name(), c)));
+    let malformed = nonzero_packets(maps.malformed()?.into_iter().map(|(m, c)| (m.name(), c)));
     let stages: Vec<_> = maps
         .stages()
         .into_iter()

@@ -9,7 +9,7 @@ use guard_common::abi_n2::{
 };
 use serde_json::{json, Value};
 
-use super::status::{modes_json, num, print_counts, print_modes};
+use super::status::{modes_json, nonzero_packets, num, packets_and_bytes, print_counts, print_modes};
 use crate::{
     clock::monotonic_ns,
     engine::decision::addr_str,
@@ -33,23 +33,9 @@ pub fn status_json(pins: &PinDir, maps: &N2Maps) -> Result<Value> {
     let cfg = maps.config()?;
     let stats = maps.stats()?;
     let stat = |i: u32| stats.get(i as usize).map(|c| c.packets).unwrap_or(0);
-    let verdicts: serde_json::Map<_, _> = maps
-        .verdicts()?
-        .into_iter()
-        .map(|(v, c)| (v.name().to_owned(), json!({"packets": c.packets, "bytes": c.bytes})))
-        .collect();
-    let shadow: serde_json::Map<_, _> = maps
-        .shadow()?
-        .into_iter()
-        .filter(|(_, c)| c.packets > 0)
-        .map(|(v, c)| (v.name().to_owned(), json!(c.packets)))
-        .collect();
-    let malformed: serde_json::Map<_, _> = maps
-        .malformed()?
-        .into_iter()
-        .filter(|(_, c)| c.packets > 0)
-        .map(|(m, c)| (m.name().to_owned(), json!(c.packets)))
-        .collect();
+    let verdicts = packets_and_bytes(maps.verdicts()?.into_iter().map(|(v, c)| (v.name(), c)));
+    let shadow = nonzero_packets(maps.shadow()?.into_iter().map(|(v, c)| (v.name(), c)));
+    let malformed = nonzero_packets(maps.malformed()?.into_iter().map(|(m, c)| (m.name(), c)));
     let stages: Vec<_> = maps
         .peer_stages()
         .into_iter()
