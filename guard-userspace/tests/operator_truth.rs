@@ -374,7 +374,14 @@ fn metrics_carry_build_info_and_the_last_tick_and_no_n2_series_without_n2() {
     let port = f.metrics_port("a");
     let t0 = Instant::now();
     let mut body = String::new();
-    while t0.elapsed() < Duration::from_secs(10) && !body.contains("controller_last_tick_timestamp_seconds ") {
+    // The gauge reads 0 until the first tick completes.
+    let ticked = |body: &str| {
+        body.lines()
+            .find(|l| l.starts_with("overload_guard_controller_last_tick_timestamp_seconds "))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .is_some_and(|v| v > 0.0)
+    };
+    while t0.elapsed() < Duration::from_secs(10) && !ticked(&body) {
         body = f.lab.scrape_metrics(port).unwrap_or_default();
         std::thread::sleep(Duration::from_millis(200));
     }

@@ -266,17 +266,24 @@ impl Drop for Netns {
 pub fn udp_reachable(src_ns: &Netns, src: std::net::IpAddr, dst_ns: &Netns, dst: std::net::IpAddr) -> Result<()> {
     use std::net::{SocketAddr, UdpSocket};
     let rx = dst_ns.run(move || UdpSocket::bind(SocketAddr::new(dst, 0)))?.with_context(|| format!("bind {dst}"))?;
-    rx.set_read_timeout(Some(std::time::Duration::from_secs(2)))?;
+    rx.set_read_timeout(Some(std::time::Duration::from_secs(1)))?;
     let to = rx.local_addr()?;
     let tx = src_ns.run(move || UdpSocket::bind(SocketAddr::new(src, 0)))?.with_context(|| format!("bind {src}"))?;
     let token = unique_name("probe");
-    tx.send_to(token.as_bytes(), to).with_context(|| format!("send {src} -> {to}"))?;
     let mut buf = [0u8; 64];
-    let (n, from) = rx.recv_from(&mut buf).with_context(|| format!("no datagram {src} -> {to} within 2 s"))?;
-    if &buf[..n] != token.as_bytes() || from.ip() != src {
-        bail!("unexpected datagram from {from}");
+    // Up to 5 probes a second apart: an IPv6 neighbour solicitation sent before the other end
+    // was up is retried only after RetransTimer (1 s, RFC 4861 §10), and the first datagram
+    // waits for it; a loaded machine takes longer still.
+    for _ in 0..5 {
+        tx.send_to(token.as_bytes(), to).with_context(|| format!("send {src} -> {to}"))?;
+        match rx.recv_from(&mut buf) {
+            Ok((n, from)) if &buf[..n] == token.as_bytes() && from.ip() == src => return Ok(()),
+            Ok((_, from)) => bail!("unexpected datagram from {from}"),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => continue,
+            Err(e) => return Err(e).with_context(|| format!("receiving {src} -> {to}")),
+        }
     }
-    Ok(())
+    bail!("no datagram {src} -> {to} in 5 probes a second apart")
 }
 
 /// A few interface counters.
