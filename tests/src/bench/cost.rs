@@ -1,42 +1,25 @@
-//! `cargo xtask bench`: the guard's cost, measured (not asserted), written to BENCHMARKS.md.
-//!
-//! 1. Per packet, BPF_PROG_TEST_RUN: `guard_n3` (and `guard_n2`) against two reference programs
-//!    measured in the same run, `xdp_baseline` (XDP_PASS) and `xdp_floor` (parse to the TEID, one
-//!    hash lookup, two atomic adds), plus operation probes that price a clock read, a lookup, an
-//!    atomic add, so the guard's cost can be accounted for.
-//! 2. Flood throughput on the lab's veth pair: no filter, the guard, an nftables meter keyed on
-//!    the TEID, from a paced AF_PACKET sender ([`labkit::bench::wire`]); then the same filters
-//!    on one core fed by an XDP live-frames sender, which the filters rather than the sender
-//!    bound ([`labkit::bench::live`]).
-//! 3. Scale: 1M and 10M devices, a spoofed-TEID flood, the controller at 1M devices
-//!    ([`labkit::bench::scale`]).
-//!
-//! Needs root. Options: `--quick` (fewer rounds, shorter steps, no 10M map), `--no-write`,
-//! `--out PATH`, `--skip-wire`, `--skip-scale`, `--only-controller` (part 3's controller run
-//! alone), `--only-live` (part 2's live-frames flood alone); the `--only` runs print, not write.
+//! Part 1 of `cargo xtask bench`, per packet, BPF_PROG_TEST_RUN: `guard_n3` (and `guard_n2`)
+//! against two reference programs measured in the same run, `xdp_baseline` (XDP_PASS) and
+//! `xdp_floor` (parse to the TEID, one hash lookup, two atomic adds), plus operation probes that
+//! price a clock read, a lookup, an atomic add, so the guard's cost can be accounted for.
 
-use std::fmt::Write as _;
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use aya::programs::Xdp;
-use guard::{config::Config, loader, maps::N3Maps, n2};
+use guard::{loader, maps::N3Maps, n2};
 use guard_common::{
     abi::{DeviceKey, GuardConfig, Limit, STAGE_QUARANTINE, STAGE_SHAPE},
     abi_n2::{N2Config, N2_PROT_ALL, N2_PROT_ALLOWLIST, NGAP_PORT, S1AP_PORT},
     policy::Verdict,
 };
-use labkit::bench::{
-    live, median, num,
-    progs::{self, time_run, RefProgs},
-    ratio, scale, sys, wire, Table,
-};
-use labkit::bpf::{action_name, pin_to_current_cpu, stage_entry, PinScope};
-use labkit::frames::GtpFrame;
-use labkit::sctp_frames::{ngap::InitialUeMessage, Chunk, SctpFrame};
+
+use crate::bench::progs::{self, time_run, RefProgs};
+use crate::bench::{median, num, ratio, Table};
+use crate::bpf::{action_name, stage_entry, PinScope};
+use crate::frames::GtpFrame;
+use crate::sctp_frames::{ngap::InitialUeMessage, Chunk, SctpFrame};
 
 const SEC_NS: u64 = 1_000_000_000;
 const HOUR_NS: u64 = 3600 * SEC_NS;
@@ -53,171 +36,14 @@ const T_V6: u32 = 0x0005_0005;
 /// The gNB whose new-device budget the bench exhausts (no other case uses it).
 const GNB_SCAN: Ipv4Addr = Ipv4Addr::new(10, 200, 9, 9);
 
-pub struct Args {
-    pub quick: bool,
-    pub write: bool,
-    pub out: PathBuf,
-    pub wire: bool,
-    pub scale: bool,
-    pub only_controller: bool,
-    pub only_live: bool,
-}
-
-fn parse_args() -> Result<Args> {
-    let mut a = Args {
-        quick: false,
-        write: true,
-        out: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../BENCHMARKS.md"),
-        wire: true,
-        scale: true,
-        only_controller: false,
-        only_live: false,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        match arg.as_str() {
-            "--quick" => a.quick = true,
-            "--no-write" => a.write = false,
-            "--skip-wire" => a.wire = false,
-            "--skip-scale" => a.scale = false,
-            "--only-controller" => a.only_controller = true,
-            "--only-live" => a.only_live = true,
-            "--out" => a.out = PathBuf::from(it.next().context("--out needs a path")?),
-            "-h" | "--help" => {
-                println!("usage: bench [--quick] [--no-write] [--out PATH] [--skip-wire] [--skip-scale] [--only-controller] [--only-live]  (needs root)");
-                std::process::exit(0);
-            }
-            other => bail!("unknown argument {other:?} (try --help)"),
-        }
-    }
-    Ok(a)
-}
-
-fn main() -> ExitCode {
-    if !labkit::netns::is_root() {
-        eprintln!(
-            "bench: needs root (CAP_BPF and CAP_NET_ADMIN: it loads XDP programs, creates network \
-             namespaces and nftables rules). Run `sudo -E cargo xtask bench`."
-        );
-        return ExitCode::from(2);
-    }
-    match parse_args().and_then(|a| run(&a)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("bench: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// The shipped defaults (`Config::default()`): what a user gets without a config file.
-fn default_config() -> GuardConfig {
-    Config::default().dataplane(sys::ncpus() as u32)
-}
-
 /// The defaults with the stage-0 profile limit out of reach: one frame repeated millions of times
 /// a second would otherwise always take the over-limit (evidence) path, which a real device at
 /// stage 0 rarely does.
-fn within_profile_config() -> GuardConfig {
-    let mut c = default_config();
+fn within_profile_config(default: &GuardConfig) -> GuardConfig {
+    let mut c = *default;
     c.observe = Limit::per_second(1_000_000_000_000, 1_000_000_000);
     c
 }
-
-fn run(args: &Args) -> Result<()> {
-    labkit::netns::install_sigint_cleanup()?;
-    let started = Instant::now();
-    let load_before = sys::loadavg();
-    let rounds = if args.quick { 3 } else { 5 };
-    let mut report = String::new();
-    let mut summary = Vec::new();
-
-    if args.only_controller || args.only_live {
-        if args.only_controller {
-            println!("bench: --only-controller: part 3's controller run alone");
-            part(&mut report, &mut summary, "controller", scale::controller_part(&default_config(), args.quick));
-        }
-        if args.only_live {
-            println!("bench: --only-live: part 2's live-frames flood alone");
-            part(&mut report, &mut summary, "live-frames flood", live::live_part(&default_config(), args.quick));
-        }
-        println!("\n{}", goals_table(summary).text());
-        return Ok(());
-    }
-    let affinity = Affinity::save()?;
-    let cpu = pin_to_current_cpu()?;
-    println!("bench: part 1: BPF_PROG_TEST_RUN on CPU {cpu}, {rounds} interleaved rounds, medians");
-    let part1 = cost_part(rounds, args.quick);
-    affinity.restore()?;
-    let (tables, goals) = part1?;
-    summary.extend(goals);
-    report.push_str("## 1. Per-packet cost (BPF_PROG_TEST_RUN)\n\n");
-    for t in &tables {
-        println!("\n{}", t.text());
-        report.push_str(&t.markdown());
-    }
-
-    report.push_str("## 2. Flood throughput on veth\n\n");
-    if args.wire {
-        part(&mut report, &mut summary, "flood throughput", wire::flood_part(&default_config(), args.quick));
-        part(&mut report, &mut summary, "live-frames flood", live::live_part(&default_config(), args.quick));
-    } else {
-        report.push_str("Not run (`--skip-wire`).\n\n");
-    }
-
-    report.push_str("## 3. Scale\n\n");
-    if args.scale {
-        part(&mut report, &mut summary, "scale", scale::scale_part(&default_config(), args.quick));
-    } else {
-        report.push_str("Not run (`--skip-scale`).\n\n");
-    }
-
-    let g = goals_table(summary);
-    println!("\n{}", g.text());
-    let took = started.elapsed();
-    let load_after = sys::loadavg();
-    println!("\nbench: done in {:.0} s (load average before {load_before}, after {load_after})", took.as_secs_f64());
-
-    if args.write {
-        let doc = document(&g.markdown(), &report, args, took, &load_before, &load_after);
-        std::fs::write(&args.out, doc).with_context(|| format!("writing {}", args.out.display()))?;
-        println!("bench: wrote {}", args.out.display());
-    }
-    Ok(())
-}
-
-/// The summary table of the issue's goals, one row per goal a part measured.
-fn goals_table(rows: Vec<Vec<String>>) -> Table {
-    let mut g = Table::new("The issue's goals, measured", &["goal", "measured", "met", "why, where missed"]);
-    for row in rows {
-        g.row(row);
-    }
-    g
-}
-
-type PartResult = Result<(Vec<Table>, Vec<Vec<String>>)>;
-
-/// Print and record a part's tables and goal rows; a part that failed is recorded as not
-/// measured, with the reason, and the others still run.
-fn part(report: &mut String, summary: &mut Vec<Vec<String>>, name: &str, r: PartResult) {
-    match r {
-        Ok((tables, goals)) => {
-            summary.extend(goals);
-            for t in &tables {
-                println!("\n{}", t.text());
-                report.push_str(&t.markdown());
-            }
-        }
-        Err(e) => {
-            println!("\nbench: {name}: not measured: {e:#}");
-            report.push_str(&format!("Not measured: {e:#}\n\n"));
-            summary.push(vec![name.into(), format!("not measured: {e:#}"), "-".into(), String::new()]);
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Part 1: BPF_PROG_TEST_RUN.
 
 /// The program under test in one case.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -553,9 +379,11 @@ fn explain(p: &OpPrices, path: &PathOps, measured: f64, parse: f64) -> Vec<Strin
     ]
 }
 
-fn cost_part(rounds: usize, quick: bool) -> Result<(Vec<Table>, Vec<Vec<String>>)> {
+/// Part 1: the tables and the goals' rows. `default` is the shipped configuration (the cases that
+/// run with it; the others run with its stage-0 profile limit out of reach).
+pub fn cost_part(default: &GuardConfig, rounds: usize, quick: bool) -> Result<(Vec<Table>, Vec<Vec<String>>)> {
     let scope = PinScope::new("bcst");
-    let within = within_profile_config();
+    let within = within_profile_config(default);
     let mut n3 = loader::load(&scope.pins, 4096, &within)
         .with_context(|| format!("loading guard_n3, pins in {}", scope.pins.path().display()))?;
     let mut maps = N3Maps::from_ebpf_ref(&mut n3.ebpf).context("opening the N3 maps")?;
@@ -606,7 +434,7 @@ fn cost_part(rounds: usize, quick: bool) -> Result<(Vec<Table>, Vec<Vec<String>>
                 continue;
             }
             if c.default_cfg {
-                maps.write_config(&default_config())?;
+                maps.write_config(default)?;
             }
             if c.scan {
                 let mut cfg = within;
@@ -764,7 +592,7 @@ fn perf_profile(p: &mut Progs, frame: &[u8], repeat: u32) -> Result<Table> {
     // Only this thread is sampled: the CPU is shared with whatever else runs on the machine.
     // SAFETY: gettid has no preconditions.
     let tid = unsafe { libc::gettid() };
-    let dir = std::env::temp_dir().join(labkit::netns::unique_name("og-bench-perf"));
+    let dir = std::env::temp_dir().join(crate::netns::unique_name("og-bench-perf"));
     std::fs::create_dir_all(&dir)?;
     let data = dir.join("perf.data");
     let secs = 2;
@@ -806,63 +634,4 @@ fn perf_profile(p: &mut Progs, frame: &[u8], repeat: u32) -> Result<Table> {
     }
     t.note("`perf record -e cpu-clock -c 20000 -t <the bench thread>` (a sample every 20 µs of its CPU time, kernel included) during BPF_PROG_TEST_RUN loops of `guard_n3` on the stage-0 frame; symbols ≥ 1%. `bpf_prog_<tag>_<name>` is JIT-ed BPF (the program, with the parse inlined, and its subprogram `policy`); the test-run loop's own overhead (bpf_test_run, timer) is what `xdp_baseline` costs.");
     Ok(t)
-}
-
-// ---------------------------------------------------------------------------------------------
-
-/// The calling thread's CPU affinity, to undo the pinning the test runs need before the later
-/// parts spawn their threads.
-struct Affinity(libc::cpu_set_t);
-
-impl Affinity {
-    fn save() -> Result<Affinity> {
-        // SAFETY: cpu_set_t is plain old data; the kernel writes at most its size.
-        unsafe {
-            let mut set: libc::cpu_set_t = std::mem::zeroed();
-            if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
-                return Err(std::io::Error::last_os_error()).context("sched_getaffinity");
-            }
-            Ok(Affinity(set))
-        }
-    }
-
-    fn restore(&self) -> Result<()> {
-        // SAFETY: a valid cpu_set_t of the right size.
-        if unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &self.0) } != 0 {
-            return Err(std::io::Error::last_os_error()).context("sched_setaffinity");
-        }
-        Ok(())
-    }
-}
-
-fn document(goals: &str, report: &str, args: &Args, took: Duration, load_before: &str, load_after: &str) -> String {
-    let mut d = String::new();
-    let cmd = if args.quick { "cargo xtask bench --quick" } else { "cargo xtask bench" };
-    let _ = writeln!(d, "# Benchmarks\n");
-    let _ = writeln!(
-        d,
-        "Measured, not asserted, by `{cmd}` (as root; `tests/src/bin/bench.rs`, run with \
-         `cargo run --release -p guard-tests --bin bench`). Every number below comes from one \
-         run of that command, which rewrites this file.\n"
-    );
-    let _ = writeln!(d, "- date: {} (UTC)", sys::now_utc());
-    let _ = writeln!(d, "- machine: {} ({} online CPUs, {} RAM)", sys::cpu_model(), sys::ncpus(), sys::mem_total());
-    let _ = writeln!(d, "- kernel: {}", sys::kernel_release());
-    let _ = writeln!(d, "- command: `{cmd}`; wall time {:.0} s", took.as_secs_f64());
-    let _ = writeln!(
-        d,
-        "- load average (1/5/15 min) before: {load_before}; after: {load_after}. The machine is shared: \
-         other builds and tests may have run at the same time, which is why costs are ratios \
-         against references measured in the same run.\n"
-    );
-    let _ = writeln!(
-        d,
-        "BPF_PROG_TEST_RUN reuses one frame, so its state is hot in cache; the scale section \
-         gives every run a different device. veth runs XDP on a copy of the skb, which a real NIC \
-         driver does not: only the relative veth figures carry over to hardware.\n"
-    );
-    d.push_str("## Summary\n\n");
-    d.push_str(goals);
-    d.push_str(report);
-    d
 }
