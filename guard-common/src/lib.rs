@@ -10,11 +10,14 @@
 #![cfg_attr(not(test), no_std)]
 
 pub mod abi;
-pub mod abi_n2;
 pub mod parse;
 pub mod policy;
-pub mod policy_n2;
 pub mod rate;
+
+// The N2 modules under their paths before issue 26 moved them into `abi/` and `policy/`
+// (guard-ebpf, guard-userspace and the tests use these paths).
+pub use abi::n2 as abi_n2;
+pub use policy::n2 as policy_n2;
 
 #[cfg(feature = "user")]
 mod pod;

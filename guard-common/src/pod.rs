@@ -20,16 +20,16 @@ unsafe impl aya::Pod for Meta {}
 unsafe impl aya::Pod for TatSlot {}
 unsafe impl aya::Pod for LocalAddr {}
 
-// N2 (guard_n2): the same rules; size assertions in `crate::abi_n2`. `L3Addr` (the peer key) is
+// N2 (guard_n2): the same rules; size assertions in `crate::abi::n2`. `L3Addr` (the peer key) is
 // `CellKey` above; `StageEntry`, `TatSlot` and `u32` values are already `Pod`.
-unsafe impl aya::Pod for crate::abi_n2::N2PeerState {}
-unsafe impl aya::Pod for crate::abi_n2::N2CellKey {}
-unsafe impl aya::Pod for crate::abi_n2::N2CellState {}
-unsafe impl aya::Pod for crate::abi_n2::N2DeviceKey {}
-unsafe impl aya::Pod for crate::abi_n2::N2DeviceState {}
-unsafe impl aya::Pod for crate::abi_n2::N2Config {}
-unsafe impl aya::Pod for crate::abi_n2::N2Event {}
-unsafe impl aya::Pod for crate::abi_n2::N2TagKey {}
-unsafe impl aya::Pod for crate::abi_n2::N2PortKey {}
-unsafe impl aya::Pod for crate::abi_n2::N2AssocState {}
-unsafe impl aya::Pod for crate::abi_n2::N2VtagKey {}
+unsafe impl aya::Pod for crate::abi::n2::N2PeerState {}
+unsafe impl aya::Pod for crate::abi::n2::N2CellKey {}
+unsafe impl aya::Pod for crate::abi::n2::N2CellState {}
+unsafe impl aya::Pod for crate::abi::n2::N2DeviceKey {}
+unsafe impl aya::Pod for crate::abi::n2::N2DeviceState {}
+unsafe impl aya::Pod for crate::abi::n2::N2Config {}
+unsafe impl aya::Pod for crate::abi::n2::N2Event {}
+unsafe impl aya::Pod for crate::abi::n2::N2TagKey {}
+unsafe impl aya::Pod for crate::abi::n2::N2PortKey {}
+unsafe impl aya::Pod for crate::abi::n2::N2AssocState {}
+unsafe impl aya::Pod for crate::abi::n2::N2VtagKey {}

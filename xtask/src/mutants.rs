@@ -18,9 +18,9 @@ use crate::run::root;
 
 const COMMON: &[&str] = &[
     "guard-common/src/parse/gtpu.rs",
-    "guard-common/src/policy.rs",
+    "guard-common/src/policy/n3.rs",
     "guard-common/src/rate.rs",
-    "guard-common/src/policy_n2.rs",
+    "guard-common/src/policy/n2.rs",
     "guard-common/src/parse/sctp.rs",
 ];
 

@@ -20,8 +20,6 @@ pub use reason::Malformed;
 
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod tests_n2;
 
 /// No header is read beyond this offset. Real N3 headers end well before it: Ethernet + 2 VLAN
 /// tags (22) + IPv6 with a few extension headers + UDP + GTP-U with its extension chain.

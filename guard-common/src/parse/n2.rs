@@ -8,11 +8,11 @@
 //! the end of the frame: Ethernet pads short frames, and padding is not a chunk.
 
 use super::{be16, be32, ethernet, ip, ngap, sctp, Malformed, Packet};
-use crate::abi::L3Addr;
-use crate::abi_n2::{
+use crate::abi::n2::{
     CHUNK_CLASS_COOKIE_ECHO, CHUNK_CLASS_COUNT, CHUNK_CLASS_DATA, CHUNK_CLASS_INIT, PPID_NGAP, PPID_S1AP,
     PROC_CLASS_COUNT,
 };
+use crate::abi::L3Addr;
 
 /// Chunks walked per packet. Setup chunks are always first (INIT alone, RFC 9260 §6.10;
 /// COOKIE-ECHO first, §5.1), so a longer bundle needs no more for enforcement; for accounting,
@@ -565,7 +565,7 @@ pub fn parse<P: Packet + ?Sized>(pkt: &P, ngap_port: u16, s1ap_port: u16) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::abi_n2::{CHUNK_CLASS_SACK, PROC_INITIAL_UE, PROC_UPLINK_NAS};
+    use crate::abi::n2::{CHUNK_CLASS_SACK, PROC_INITIAL_UE, PROC_UPLINK_NAS};
     use proptest::prelude::*;
 
     fn chunk(t: u8, flags: u8, value: &[u8]) -> Vec<u8> {

@@ -26,7 +26,7 @@
 //! belongs to a live association; the AMF answers malformed NGAP itself).
 
 use super::{be16, be32, Packet};
-use crate::abi_n2::{
+use crate::abi::n2::{
     CELL_KIND_EUTRA, CELL_KIND_NR, PROC_INITIAL_UE, PROC_OTHER_INITIATING, PROC_SETUP, PROC_SUCCESSFUL,
     PROC_UE_CTX_RELEASE_REQ, PROC_UNPARSED, PROC_UNSUCCESSFUL, PROC_UPLINK_NAS, RRC_CAUSE_NONE,
 };

@@ -4,7 +4,7 @@
 //! the receiving SCTP stack verifies it anyway. The guard only needs the structure.
 
 use super::{be16, be32, Packet};
-use crate::abi_n2::{
+use crate::abi::n2::{
     CHUNK_CLASS_ABORT, CHUNK_CLASS_COOKIE_ACK, CHUNK_CLASS_COOKIE_ECHO, CHUNK_CLASS_DATA, CHUNK_CLASS_ERROR,
     CHUNK_CLASS_HEARTBEAT, CHUNK_CLASS_HEARTBEAT_ACK, CHUNK_CLASS_INIT, CHUNK_CLASS_INIT_ACK, CHUNK_CLASS_OTHER,
     CHUNK_CLASS_SACK, CHUNK_CLASS_SHUTDOWN,

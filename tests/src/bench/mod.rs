@@ -1,6 +1,8 @@
 //! `cargo xtask bench`: performance measured, not asserted (DESIGN §5 "Per-cost", "What users
 //! would use instead").
 //!
+//! - [`cost`]: part 1, the per-packet cost (BPF_PROG_TEST_RUN): the guard's programs against the
+//!   references, the operation prices, the new-device cost, a perf profile.
 //! - [`progs`]: the reference programs (`xdp_baseline`, the floor `xdp_floor`, `xdp_parse_only`
 //!   and the `xdp_op_*` operation probes) from the guard's own object, and the
 //!   BPF_PROG_TEST_RUN timing helpers.
@@ -13,6 +15,7 @@
 //! Machines are noisy: every figure is a median over interleaved rounds, and per-packet costs are
 //! reported as a ratio against a minimal XDP program measured in the same run.
 
+pub mod cost;
 pub mod live;
 pub mod progs;
 pub mod scale;

@@ -1,15 +1,11 @@
-//! The BPF map ABI: names, schema version, and the `#[repr(C)]` records both sides read and write.
-//!
-//! Rules for every type here (checked by the `const` assertions at the bottom):
-//! - `#[repr(C)]`, fields ordered so there is no implicit padding, sizes asserted;
-//! - integers only (no `bool`, no `Option`, no enums in the layout) so any bit pattern is valid;
-//! - times are `CLOCK_MONOTONIC` nanoseconds: `guard_n3` reads the coarse clock
-//!   (`bpf_ktime_get_coarse_ns` through a per-CPU cache keyed on jiffies, `guard-ebpf/src/clock.rs`:
-//!   the same clock as of the last tick, a tick or two behind, see `rate::CLOCK_STEP_NS`),
-//!   `guard_n2` `bpf_ktime_get_ns`.
+//! The BPF map ABI of the N3 program `guard_n3` (GTP-U): its map names, its schema version,
+//! and its `#[repr(C)]` records. Same rules as [`crate::abi`], where the records both programs
+//! share live.
 //!
 //! Changing any layout here **must** bump [`SCHEMA_VERSION`]: a controller that finds pinned maps
 //! of another schema refuses to use them instead of misreading them.
+
+use super::{Counter, L3Addr, Limit, Meta, StageEntry, TatSlot, FAMILY_IPV4, FAMILY_IPV6, META_MAGIC};
 
 /// Bump on any change to a map's key or value layout, a map's type, or the meaning of a field.
 ///
@@ -17,11 +13,8 @@
 /// counted per device, the host's N3 address table; a release of schema 4 left pins this one
 /// refuses (`guard_userspace::pins`).
 pub const SCHEMA_VERSION: u32 = 5;
-/// `b"OVLGUARD"` read as a little-endian u64: marks our META map.
-pub const META_MAGIC: u64 = u64::from_le_bytes(*b"OVLGUARD");
 
 // Map names. BPF object names are at most 15 bytes; these are also the pin file names.
-pub const MAP_META: &str = "GUARD_META";
 pub const MAP_N3_CONFIG: &str = "N3_CONFIG";
 pub const MAP_N3_DEVICES: &str = "N3_DEVICES";
 pub const MAP_N3_STAGES: &str = "N3_STAGES";
@@ -58,34 +51,6 @@ pub const CELL_SLOTS: u32 = DEFAULT_MAX_CELLS;
 pub const DEFAULT_MAX_CELL_STAGES: u32 = 1 << 12;
 /// Ring buffer size in bytes (a power of two, a multiple of the page size).
 pub const EVENTS_RING_BYTES: u32 = 1 << 18;
-
-/// Address family codes used in [`L3Addr::family`] (not the kernel's AF_* values, to stay
-/// independent of libc).
-pub const FAMILY_NONE: u32 = 0;
-pub const FAMILY_IPV4: u32 = 4;
-pub const FAMILY_IPV6: u32 = 6;
-
-/// An IPv4 or IPv6 address. IPv4 sits in the first 4 bytes, the rest zero.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct L3Addr {
-    pub family: u32,
-    pub addr: [u8; 16],
-}
-
-impl L3Addr {
-    pub const NONE: L3Addr = L3Addr { family: FAMILY_NONE, addr: [0; 16] };
-
-    #[inline(always)]
-    pub const fn v4(a: [u8; 4]) -> Self {
-        L3Addr { family: FAMILY_IPV4, addr: [a[0], a[1], a[2], a[3], 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] }
-    }
-
-    #[inline(always)]
-    pub const fn v6(addr: [u8; 16]) -> Self {
-        L3Addr { family: FAMILY_IPV6, addr }
-    }
-}
 
 /// The outer source of a GTP-U packet: the gNB, which stands in for "the cell" on N3.
 pub type CellKey = L3Addr;
@@ -164,7 +129,7 @@ impl DeviceKey {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LocalAddr {
-    /// [`FAMILY_NONE`]: a free slot, which ends a probe.
+    /// [`FAMILY_NONE`](super::FAMILY_NONE): a free slot, which ends a probe.
     pub addr: L3Addr,
     /// [`LOCAL_FLAG_NON_IP`].
     pub flags: u32,
@@ -328,42 +293,6 @@ pub fn seen_slot(key: &DeviceKey) -> (u32, usize) {
 /// No PDU Session Container seen.
 pub const QFI_NONE: u32 = 0xff;
 
-/// Device stages (DESIGN §2 "Graduated stages").
-pub const STAGE_OBSERVE: u32 = 0;
-pub const STAGE_SHAPE: u32 = 1;
-pub const STAGE_STRICT: u32 = 2;
-pub const STAGE_QUARANTINE: u32 = 3;
-pub const STAGE_MAX: u32 = STAGE_QUARANTINE;
-
-/// [`StageEntry::flags`]: set by an operator (`guard device pin`); the controller never changes it.
-pub const STAGE_FLAG_MANUAL: u32 = 1 << 0;
-/// [`StageEntry::flags`]: never shaped (priority / emergency device group). Overrides the stage.
-pub const STAGE_FLAG_EXEMPT: u32 = 1 << 1;
-
-/// A stage set by userspace on one device (map `N3_STAGES`, userspace-owned, never evicted by the
-/// data plane). Every entry expires: if the controller dies, enforcement decays.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct StageEntry {
-    pub stage: u32,
-    pub flags: u32,
-    /// GCRA emission interval for stages 1 and 2 (`1e9 / pps`); 0 = unlimited.
-    pub interval_ns: u64,
-    /// GCRA burst tolerance (`(burst - 1) * interval_ns`).
-    pub tau_ns: u64,
-    /// Monotonic ns after which the entry no longer applies.
-    pub expires_ns: u64,
-    /// GCRA state, kernel-owned (userspace writes 0 when it sets a stage). Advanced here only
-    /// while the device's record does not cache the entry (`DeviceState::stage_tat`).
-    pub tat: u64,
-    /// Monotonic ns when userspace set the entry.
-    pub set_ns: u64,
-    /// Controller reason code (userspace-defined, for `guard status` and audit).
-    pub reason: u32,
-    /// Device group id (0 = none).
-    pub group: u32,
-}
-
 /// A gNB's record in the LRU map `N3_CELLS` (data-plane owned): its edge limiters, its counters
 /// of what only the slow path sees, and the slot of its hot counters in `N3_CELL_HOT`.
 ///
@@ -503,15 +432,6 @@ pub const PROT_ERR_IND: u32 = 1 << 8;
 pub const PROT_MALFORMED: u32 = 1 << 9;
 pub const PROT_ALL: u32 = (1 << 10) - 1;
 
-/// A GCRA limit: `interval_ns = 1e9 / rate`, `tau_ns = (burst - 1) * interval_ns`. `interval_ns == 0`
-/// means unlimited.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Limit {
-    pub interval_ns: u64,
-    pub tau_ns: u64,
-}
-
 /// The N3 program's configuration, one entry in the array `N3_CONFIG`. Userspace writes it whole.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -620,27 +540,6 @@ impl GuardConfig {
 pub const HINT_STAGE_GEN: u32 = 0;
 pub const HINT_COUNT: u32 = 1;
 
-/// A packet and byte counter (per-CPU arrays `N3_VERDICTS`, `N3_SHADOW`, `N3_MALFORMED`,
-/// `N3_STATS`).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Counter {
-    pub packets: u64,
-    pub bytes: u64,
-}
-
-/// Per-CPU limiter state that no map entry owns (array `N3_PCPU_TAT`, one entry).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct TatSlot {
-    pub event_tat: u64,
-    pub host_cap_tat: u64,
-    /// This CPU's share of [`GuardConfig::echo_host`].
-    pub echo_host_tat: u64,
-    /// This CPU's share of [`GuardConfig::new_gnb`].
-    pub new_gnb_tat: u64,
-}
-
 /// A datagram whose first IP fragment `guard_n3` dropped (LRU hash `N3_FRAGS`): its later
 /// fragments (RFC 791 §3.2: same source, destination, protocol UDP and Identification) are
 /// dropped too while the entry lives, so a fragmented flood of a quarantined device costs the UPF
@@ -708,16 +607,6 @@ pub struct Event {
 /// Which program's maps a META entry describes.
 pub const META_PROG_N3: u32 = 3;
 
-/// The single entry of `GUARD_META`: who wrote these pinned maps and in which layout.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Meta {
-    pub magic: u64,
-    pub schema_version: u32,
-    pub program: u32,
-    pub layout: u64,
-}
-
 /// A fingerprint of every record's size, so a layout change without a version bump is still
 /// caught when pins are reused.
 pub const fn layout_fingerprint() -> u64 {
@@ -757,26 +646,20 @@ impl Meta {
 }
 
 // No implicit padding: each size equals the sum of the field sizes.
-const _: () = assert!(core::mem::size_of::<L3Addr>() == 20);
 const _: () = assert!(core::mem::size_of::<DeviceKey>() == 20);
 const _: () = assert!(
     core::mem::size_of::<DeviceState>() == 8 * 8 + 5 * 4 + 4 + 20 + 4 + 20 + 4 + 8 * 5 + 4 + 4 + 8 + 8 * 2 + 8 * 3 + 8
 );
-const _: () = assert!(core::mem::size_of::<StageEntry>() == 4 + 4 + 8 * 5 + 4 + 4);
 const _: () = assert!(core::mem::size_of::<CellRecord>() == (11 + ECHO_PATH_SLOTS) * 8 + 4 + 4);
 const _: () = assert!(core::mem::size_of::<CellHot>() == 20 + 4 + 6 * 8);
 const _: () = assert!(core::mem::size_of::<CellStageEntry>() == 4 + 4 + 8 * 5);
-const _: () = assert!(core::mem::size_of::<Limit>() == 16);
 const _: () = assert!(
     core::mem::size_of::<GuardConfig>() == 4 * 4 + 8 + 16 * 5 + 8 + 8 + 16 + 16 + 8 + 16 * 2 + 8 * 4 + 4 * 4 + 8
 );
 const _: () = assert!(core::mem::size_of::<TeidSpan>() == 8);
 const _: () = assert!(core::mem::size_of::<FragKey>() == 20 + 20 + 4);
 const _: () = assert!(core::mem::size_of::<FragEntry>() == 16);
-const _: () = assert!(core::mem::size_of::<Counter>() == 16);
-const _: () = assert!(core::mem::size_of::<TatSlot>() == 32);
 const _: () = assert!(core::mem::size_of::<Event>() == 8 + 4 + 4 + 20 + 20 + 8 * 3);
-const _: () = assert!(core::mem::size_of::<Meta>() == 24);
 const _: () = assert!(core::mem::size_of::<LocalAddr>() == 24);
 const _: () = assert!(LOCAL_SLOTS.is_power_of_two() && LOCAL_PROBES <= LOCAL_SLOTS);
 

@@ -4,10 +4,10 @@
 
 use proptest::prelude::*;
 
-use super::n2::{self, N2Malformed, MAX_CHUNKS};
-use super::ngap::{self, UE_HAS_CELL, UE_HAS_GUTI, UE_HAS_RAN_UE_ID, UE_HAS_S_TMSI, UE_HAS_TAC};
-use super::sctp;
-use crate::abi_n2::{CELL_KIND_EUTRA, CELL_KIND_NR, CHUNK_CLASS_COUNT, PROC_INITIAL_UE};
+use crate::abi::n2::{CELL_KIND_EUTRA, CELL_KIND_NR, CHUNK_CLASS_COUNT, PROC_INITIAL_UE};
+use crate::parse::n2::{self, N2Malformed, MAX_CHUNKS};
+use crate::parse::ngap::{self, UE_HAS_CELL, UE_HAS_GUTI, UE_HAS_RAN_UE_ID, UE_HAS_S_TMSI, UE_HAS_TAC};
+use crate::parse::sctp;
 
 const NGAP: u16 = 38412;
 const S1AP: u16 = 36412;

@@ -10,9 +10,9 @@
 //! COOKIE-ECHO + DATA bundle can, but only with a valid cookie, which costs the sender a round
 //! trip through a (limited) INIT. Only stage 3, whole-peer quarantine, drops everything.
 
+use super::Gate;
+use crate::abi::n2::{N2Config, N2_PROT_QUARANTINE, N2_PROT_SETUP_LIMIT, N2_PROT_SETUP_STRICT};
 use crate::abi::{Limit, StageEntry, STAGE_FLAG_EXEMPT, STAGE_QUARANTINE, STAGE_SHAPE, STAGE_STRICT};
-use crate::abi_n2::{N2Config, N2_PROT_QUARANTINE, N2_PROT_SETUP_LIMIT, N2_PROT_SETUP_STRICT};
-use crate::policy::Gate;
 use crate::rate;
 
 /// The outcome of one packet; the index into `N2_VERDICTS` and `N2_SHADOW`.
@@ -282,7 +282,7 @@ mod tests {
 
     #[test]
     fn gates_read_enabled_then_shadow_bits_of_their_own_protection() {
-        use crate::abi_n2::{N2_PROT_ALLOWLIST, N2_PROT_MALFORMED};
+        use crate::abi::n2::{N2_PROT_ALLOWLIST, N2_PROT_MALFORMED};
         let cfg = |enabled, shadow| N2Config { enabled, shadow, ..Default::default() };
         let (a, m) = (N2_PROT_ALLOWLIST, N2_PROT_MALFORMED);
         assert_eq!(gate(&cfg(0, 0), a), Gate::Off);
@@ -307,7 +307,7 @@ mod tests {
 
     #[test]
     fn a_later_fragment_passes_as_a_fragment_and_a_first_one_by_its_chunks() {
-        use crate::abi_n2::CHUNK_CLASS_INIT;
+        use crate::abi::n2::CHUNK_CLASS_INIT;
         use crate::parse::n2::{N2Packet, FRAG_FIRST, FRAG_LATER};
         let mut p = N2Packet::EMPTY;
         p.frag = FRAG_LATER;

@@ -1,7 +1,8 @@
-//! Per-packet decisions that do not touch maps: verdict codes, the off / shadow / enforce gate of
-//! each protection, and what a device's or cell's stage entry says about one packet. The XDP
-//! program does the map lookups and calls these; host tests call them directly.
+//! Per-packet decisions of the N3 program that do not touch maps: verdict codes, the off / shadow /
+//! enforce gate of each protection ([`Gate`]), and what a device's or cell's stage entry says about
+//! one packet. The XDP program does the map lookups and calls these; host tests call them directly.
 
+use super::Gate;
 use crate::abi::{
     bind_slot, CellStageEntry, DeviceState, GuardConfig, L3Addr, StageEntry, BIND_FTEID, BIND_V4, BIND_V6,
     CELL_STAGE_CAP, FAMILY_IPV4, FAMILY_IPV6, KEY_MODE_UE_ADDR, PROT_QUARANTINE, PROT_SHAPE, PROT_STRICT, QFI_NONE,
@@ -93,16 +94,6 @@ impl Verdict {
             Verdict::DropFragment => "drop_fragment",
         }
     }
-}
-
-/// How one protection treats a packet it would drop.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Gate {
-    /// Not configured: do not even compute it.
-    Off,
-    /// Count "would drop" and pass.
-    Shadow,
-    Enforce,
 }
 
 #[inline(always)]

@@ -15,7 +15,7 @@
 //! whole-peer quarantine (top stage). Per-cell and per-device maps are *measurements* for the
 //! controller, which answers with 3GPP-native controls (NGAP OVERLOAD START, access barring).
 
-use crate::abi::{L3Addr, Limit, StageEntry, TatSlot, META_MAGIC};
+use super::{L3Addr, Limit, StageEntry, TatSlot, META_MAGIC};
 
 /// Bump on any change to an N2 map's key or value layout, type, or the meaning of a field.
 pub const N2_SCHEMA_VERSION: u32 = 4;

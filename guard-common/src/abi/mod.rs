@@ -1,0 +1,141 @@
+//! The BPF map ABI: names, schema versions, and the `#[repr(C)]` records both sides read and write.
+//! This module holds what both programs use (addresses, stage entries, limits, counters, the META
+//! record); [`n3`] is `guard_n3`'s ABI and [`n2`] is `guard_n2`'s.
+//!
+//! Rules for every type here and in [`n3`] and [`n2`] (checked by the `const` assertions at the
+//! bottom of each file):
+//! - `#[repr(C)]`, fields ordered so there is no implicit padding, sizes asserted;
+//! - integers only (no `bool`, no `Option`, no enums in the layout) so any bit pattern is valid;
+//! - times are `CLOCK_MONOTONIC` nanoseconds: `guard_n3` reads the coarse clock
+//!   (`bpf_ktime_get_coarse_ns` through a per-CPU cache keyed on jiffies, `guard-ebpf/src/clock.rs`:
+//!   the same clock as of the last tick, a tick or two behind, see `rate::CLOCK_STEP_NS`),
+//!   `guard_n2` `bpf_ktime_get_ns`.
+//!
+//! Changing any layout **must** bump the schema version of every program whose maps use it
+//! ([`SCHEMA_VERSION`] for N3, [`n2::N2_SCHEMA_VERSION`] for N2): a controller that finds pinned
+//! maps of another schema refuses to use them instead of misreading them.
+
+pub mod n2;
+pub mod n3;
+
+// `guard_common::abi::X` names N3's records too, as it did before they moved to `n3`
+// (guard-ebpf, guard-userspace and the tests use that path).
+pub use n3::*;
+
+/// `b"OVLGUARD"` read as a little-endian u64: marks our META map.
+pub const META_MAGIC: u64 = u64::from_le_bytes(*b"OVLGUARD");
+
+// Map names. BPF object names are at most 15 bytes; these are also the pin file names.
+pub const MAP_META: &str = "GUARD_META";
+
+/// Address family codes used in [`L3Addr::family`] (not the kernel's AF_* values, to stay
+/// independent of libc).
+pub const FAMILY_NONE: u32 = 0;
+pub const FAMILY_IPV4: u32 = 4;
+pub const FAMILY_IPV6: u32 = 6;
+
+/// An IPv4 or IPv6 address. IPv4 sits in the first 4 bytes, the rest zero.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct L3Addr {
+    pub family: u32,
+    pub addr: [u8; 16],
+}
+
+impl L3Addr {
+    pub const NONE: L3Addr = L3Addr { family: FAMILY_NONE, addr: [0; 16] };
+
+    #[inline(always)]
+    pub const fn v4(a: [u8; 4]) -> Self {
+        L3Addr { family: FAMILY_IPV4, addr: [a[0], a[1], a[2], a[3], 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] }
+    }
+
+    #[inline(always)]
+    pub const fn v6(addr: [u8; 16]) -> Self {
+        L3Addr { family: FAMILY_IPV6, addr }
+    }
+}
+
+/// Device stages (DESIGN §2 "Graduated stages").
+pub const STAGE_OBSERVE: u32 = 0;
+pub const STAGE_SHAPE: u32 = 1;
+pub const STAGE_STRICT: u32 = 2;
+pub const STAGE_QUARANTINE: u32 = 3;
+pub const STAGE_MAX: u32 = STAGE_QUARANTINE;
+
+/// [`StageEntry::flags`]: set by an operator (`guard device pin`); the controller never changes it.
+pub const STAGE_FLAG_MANUAL: u32 = 1 << 0;
+/// [`StageEntry::flags`]: never shaped (priority / emergency device group). Overrides the stage.
+pub const STAGE_FLAG_EXEMPT: u32 = 1 << 1;
+
+/// A stage set by userspace on one device (map `N3_STAGES`, userspace-owned, never evicted by the
+/// data plane). Every entry expires: if the controller dies, enforcement decays.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StageEntry {
+    pub stage: u32,
+    pub flags: u32,
+    /// GCRA emission interval for stages 1 and 2 (`1e9 / pps`); 0 = unlimited.
+    pub interval_ns: u64,
+    /// GCRA burst tolerance (`(burst - 1) * interval_ns`).
+    pub tau_ns: u64,
+    /// Monotonic ns after which the entry no longer applies.
+    pub expires_ns: u64,
+    /// GCRA state, kernel-owned (userspace writes 0 when it sets a stage). Advanced here only
+    /// while the device's record does not cache the entry (`DeviceState::stage_tat`).
+    pub tat: u64,
+    /// Monotonic ns when userspace set the entry.
+    pub set_ns: u64,
+    /// Controller reason code (userspace-defined, for `guard status` and audit).
+    pub reason: u32,
+    /// Device group id (0 = none).
+    pub group: u32,
+}
+
+/// A GCRA limit: `interval_ns = 1e9 / rate`, `tau_ns = (burst - 1) * interval_ns`. `interval_ns == 0`
+/// means unlimited.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Limit {
+    pub interval_ns: u64,
+    pub tau_ns: u64,
+}
+
+/// A packet and byte counter (per-CPU arrays `N3_VERDICTS`, `N3_SHADOW`, `N3_MALFORMED`,
+/// `N3_STATS`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counter {
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+/// Per-CPU limiter state that no map entry owns (array `N3_PCPU_TAT`, one entry).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TatSlot {
+    pub event_tat: u64,
+    pub host_cap_tat: u64,
+    /// This CPU's share of [`GuardConfig::echo_host`].
+    pub echo_host_tat: u64,
+    /// This CPU's share of [`GuardConfig::new_gnb`].
+    pub new_gnb_tat: u64,
+}
+
+/// The single entry of `GUARD_META`: who wrote these pinned maps and in which layout.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Meta {
+    pub magic: u64,
+    pub schema_version: u32,
+    pub program: u32,
+    pub layout: u64,
+}
+
+// No implicit padding: each size equals the sum of the field sizes.
+const _: () = assert!(core::mem::size_of::<L3Addr>() == 20);
+const _: () = assert!(core::mem::size_of::<StageEntry>() == 4 + 4 + 8 * 5 + 4 + 4);
+const _: () = assert!(core::mem::size_of::<Limit>() == 16);
+const _: () = assert!(core::mem::size_of::<Counter>() == 16);
+const _: () = assert!(core::mem::size_of::<TatSlot>() == 32);
+const _: () = assert!(core::mem::size_of::<Meta>() == 24);

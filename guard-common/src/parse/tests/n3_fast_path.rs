@@ -1,0 +1,131 @@
+//! The fixed-offset fast path (`parse::n3::parse_common_into`) held to the full parser
+//! (`parse_into`) and to the encoder in [`super`].
+
+use proptest::prelude::*;
+
+use super::{arb_spec, base, encode, Spec};
+use crate::abi::{L3Addr, QFI_NONE};
+use crate::parse::n3;
+
+/// `out` before a parse: a value no parse writes, so a field a parser forgets shows.
+const MARKED: n3::GtpPacket = n3::GtpPacket {
+    outer_src: L3Addr { family: 0xdead, addr: [0xa5; 16] },
+    vlan_tags: 0xee,
+    inner_src: L3Addr { family: 0xdead, addr: [0x5a; 16] },
+    inner_dst: L3Addr { family: 0xbeef, addr: [0x3c; 16] },
+    ..n3::GtpPacket::EMPTY
+};
+
+/// Whenever the fixed-offset path (`parse_common_into`) accepts a frame, the full parser accepts
+/// it too and writes the same packet.
+fn common_path_agrees(f: &[u8], port: u16) -> Result<bool, TestCaseError> {
+    let mut fast = MARKED;
+    if !n3::parse_common_into(f, port, &mut fast) {
+        return Ok(false);
+    }
+    let mut full = MARKED;
+    prop_assert_eq!(n3::parse_into(f, port, &mut full), Ok(true));
+    prop_assert_eq!(fast, full);
+    Ok(true)
+}
+
+/// The common shapes: what the fast path exists for.
+fn common_spec() -> impl Strategy<Value = Spec> {
+    arb_spec().prop_map(|s| Spec { vlans: 0, ipv6: false, msg_type: 255, seq: None, qfi_units: 1, extra_ext: 0, ..s })
+}
+
+proptest! {
+    /// The common frames (untagged IPv4, a G-PDU with or without a PDU Session Container) take
+    /// the fast path, and it writes what the full parser writes.
+    #[test]
+    fn common_frames_take_the_fast_path(spec in common_spec()) {
+        prop_assert!(common_path_agrees(&encode(&spec), 2152)?, "the fast path refused {:?}", spec);
+    }
+
+    /// The fast path against the hand-written encoder, not only against the full parser (the
+    /// two share code): it reads the TEID, QFI and PDU type, the outer source and both inner
+    /// addresses that were encoded.
+    #[test]
+    fn the_fast_path_reads_what_was_encoded(spec in common_spec()) {
+        let mut fast = MARKED;
+        prop_assert!(n3::parse_common_into(&encode(&spec)[..], 2152, &mut fast), "refused {:?}", spec);
+        prop_assert_eq!(fast.gtp.teid, spec.teid);
+        prop_assert_eq!(fast.gtp.msg_type, 255);
+        prop_assert_eq!(fast.gtp.qfi, spec.qfi.unwrap_or(QFI_NONE as u8));
+        prop_assert_eq!(fast.gtp.ext_count, u8::from(spec.qfi.is_some()));
+        if spec.qfi.is_some() {
+            prop_assert_eq!(fast.gtp.pdu_type, 1);
+        }
+        prop_assert_eq!(fast.vlan_tags, 0);
+        prop_assert_eq!(fast.outer_src, L3Addr::v4([10, 200, 0, 11]));
+        prop_assert_eq!(fast.inner_src, L3Addr::v4(spec.inner));
+        prop_assert_eq!(fast.inner_dst, L3Addr::v4([192, 0, 2, 1]));
+    }
+
+    /// Any frame, any two octets changed (version nibbles, flags, lengths, ports, extension
+    /// types, an inner IPv6 header): the fast path either refuses or agrees with the full parser.
+    #[test]
+    fn the_fast_path_never_disagrees(
+        spec in arb_spec(),
+        edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..3),
+        cut in prop::option::of(any::<prop::sample::Index>()),
+    ) {
+        let mut f = encode(&spec);
+        for (at, b) in edits {
+            let i = at.index(f.len());
+            f[i] = b;
+        }
+        if let Some(c) = cut {
+            f.truncate(c.index(f.len() + 1));
+        }
+        common_path_agrees(&f, 2152)?;
+    }
+
+    #[test]
+    fn the_fast_path_never_disagrees_on_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..160)) {
+        common_path_agrees(&bytes, 2152)?;
+    }
+}
+
+/// An inner IPv6 packet on the fast path: both addresses, as the full parser reads them.
+#[test]
+fn the_fast_path_reads_an_inner_ipv6_header() {
+    let mut f = encode(&Spec { payload: 40, ..base() });
+    // The T-PDU starts after Ethernet, IPv4, UDP, GTP-U (12 with the optional fields) and the
+    // 4-octet PDU Session Container.
+    let t = 14 + 20 + 8 + 12 + 4;
+    f[t] = 0x60;
+    // Payload Length: the T-PDU less the 40-octet header (a T-PDU of another length is not IP).
+    let pl = (f.len() - t - 40) as u16;
+    f[t + 4..t + 6].copy_from_slice(&pl.to_be_bytes());
+    f[t + 8..t + 40].copy_from_slice(&core::array::from_fn::<u8, 32, _>(|i| i as u8 + 1));
+    let mut fast = MARKED;
+    assert!(n3::parse_common_into(&f[..], 2152, &mut fast), "an inner IPv6 G-PDU takes the fast path");
+    assert_eq!(fast.inner_src, L3Addr::v6(core::array::from_fn(|i| i as u8 + 1)));
+    assert_eq!(fast.inner_dst, L3Addr::v6(core::array::from_fn(|i| i as u8 + 17)));
+    assert_eq!(Ok(true), common_path_agrees(&f, 2152).map_err(|e| e.to_string()));
+}
+
+proptest! {
+    /// The length fields the fast path trusts, set to anything near the truth: the GTP-U Length
+    /// (the message may end inside the optional fields, the container or the inner header) and
+    /// the UDP Length.
+    #[test]
+    fn the_fast_path_agrees_whatever_the_lengths_say(
+        spec in common_spec(),
+        gtp_delta in -30i32..6,
+        udp_delta in prop::option::of(-30i32..6),
+    ) {
+        let mut f = encode(&spec);
+        let (udp, gtp) = (14 + 20, 14 + 20 + 8);
+        let set = |f: &mut Vec<u8>, at: usize, delta: i32| {
+            let v = i32::from(u16::from_be_bytes([f[at], f[at + 1]])) + delta;
+            f[at..at + 2].copy_from_slice(&(v.clamp(0, 0xffff) as u16).to_be_bytes());
+        };
+        set(&mut f, gtp + 2, gtp_delta);
+        if let Some(d) = udp_delta {
+            set(&mut f, udp + 4, d);
+        }
+        common_path_agrees(&f, 2152)?;
+    }
+}

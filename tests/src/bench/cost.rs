@@ -1,0 +1,637 @@
+//! Part 1 of `cargo xtask bench`, per packet, BPF_PROG_TEST_RUN: `guard_n3` (and `guard_n2`)
+//! against two reference programs measured in the same run, `xdp_baseline` (XDP_PASS) and
+//! `xdp_floor` (parse to the TEID, one hash lookup, two atomic adds), plus operation probes that
+//! price a clock read, a lookup, an atomic add, so the guard's cost can be accounted for.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use aya::programs::Xdp;
+use guard::{loader, maps::N3Maps, n2};
+use guard_common::{
+    abi::{DeviceKey, GuardConfig, Limit, STAGE_QUARANTINE, STAGE_SHAPE},
+    abi_n2::{N2Config, N2_PROT_ALL, N2_PROT_ALLOWLIST, NGAP_PORT, S1AP_PORT},
+    policy::Verdict,
+};
+
+use crate::bench::progs::{self, time_run, RefProgs};
+use crate::bench::{median, num, ratio, Table};
+use crate::bpf::{action_name, stage_entry, PinScope};
+use crate::frames::GtpFrame;
+use crate::sctp_frames::{ngap::InitialUeMessage, Chunk, SctpFrame};
+
+const SEC_NS: u64 = 1_000_000_000;
+const HOUR_NS: u64 = 3600 * SEC_NS;
+const REPEAT: u32 = 1_000_000;
+
+const T_KNOWN: u32 = 0x0001_0001;
+const T_OVER: u32 = 0x0001_0002;
+const T_SHAPED_UNDER: u32 = 0x0003_0003;
+const T_SHAPED_OVER: u32 = 0x0003_0004;
+const T_QUARANTINED: u32 = 0x0002_0002;
+const T_NEW: u32 = 0x0006_0006;
+const T_PSC: u32 = 0x0004_0004;
+const T_V6: u32 = 0x0005_0005;
+/// The gNB whose new-device budget the bench exhausts (no other case uses it).
+const GNB_SCAN: Ipv4Addr = Ipv4Addr::new(10, 200, 9, 9);
+
+/// The defaults with the stage-0 profile limit out of reach: one frame repeated millions of times
+/// a second would otherwise always take the over-limit (evidence) path, which a real device at
+/// stage 0 rarely does.
+fn within_profile_config(default: &GuardConfig) -> GuardConfig {
+    let mut c = *default;
+    c.observe = Limit::per_second(1_000_000_000_000, 1_000_000_000);
+    c
+}
+
+/// The program under test in one case.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Target {
+    N3,
+    N2,
+}
+
+struct Case {
+    name: &'static str,
+    frame: Vec<u8>,
+    target: Target,
+    /// Run with the default configuration instead of the within-profile one.
+    default_cfg: bool,
+    /// Exhaust the new-device budget of [`GNB_SCAN`] first.
+    scan: bool,
+}
+
+fn gpdu(t: u32) -> GtpFrame {
+    GtpFrame::gpdu(t).inner_v4(Ipv4Addr::new(10, 45, 0, 2), Ipv4Addr::new(192, 0, 2, 10))
+}
+
+fn cases() -> Vec<Case> {
+    let c = |name, frame, target| Case { name, frame, target, default_cfg: false, scan: false };
+    vec![
+        c("G-PDU, known device, stage 0 (within its profile)", gpdu(T_KNOWN).build(), Target::N3),
+        Case {
+            default_cfg: true,
+            ..c("G-PDU, known device, stage 0, over its profile (evidence path)", gpdu(T_OVER).build(), Target::N3)
+        },
+        c("G-PDU, shaped device (stage 1), under its rate", gpdu(T_SHAPED_UNDER).build(), Target::N3),
+        c("G-PDU, shaped device (stage 1), over its rate", gpdu(T_SHAPED_OVER).build(), Target::N3),
+        c("G-PDU, quarantined device", gpdu(T_QUARANTINED).build(), Target::N3),
+        Case {
+            scan: true,
+            ..c(
+                "G-PDU, new TEID over its gNB's new-device budget (spoofed-TEID flood)",
+                gpdu(T_NEW).outer_v4(GNB_SCAN, Ipv4Addr::new(10, 200, 0, 1)).build(),
+                Target::N3,
+            )
+        },
+        c("GTP-U with a PDU Session Container (QFI 9), known device", gpdu(T_PSC).qfi(9).build(), Target::N3),
+        c(
+            "G-PDU, IPv6 outer, known device",
+            gpdu(T_V6)
+                .outer_v6(
+                    Ipv6Addr::new(0xfd00, 0x200, 0, 0, 0, 0, 0, 0x11),
+                    Ipv6Addr::new(0xfd00, 0x200, 0, 0, 0, 0, 0, 1),
+                )
+                .build(),
+            Target::N3,
+        ),
+        c("not GTP-U (IPv4/UDP to port 53): pass-through", gpdu(1).udp_ports(40000, 53).build(), Target::N3),
+        c(
+            "SCTP DATA with NGAP InitialUEMessage (guard_n2)",
+            SctpFrame::ngap()
+                .v4(Ipv4Addr::new(10, 100, 0, 11), Ipv4Addr::new(10, 100, 0, 1))
+                .chunk(Chunk::ngap(1, &InitialUeMessage::nr(1, 0x1_0000_0001).encode()))
+                .build(),
+            Target::N2,
+        ),
+    ]
+}
+
+/// The guard under test (N3, and N2 if it loads) with the reference programs.
+struct Progs {
+    refs: RefProgs,
+    n3: loader::Loaded,
+    n2: Option<(n2::N2Loaded, n2::N2Maps)>,
+}
+
+impl Progs {
+    fn get(&mut self, name: &str, target: Target) -> Result<&mut Xdp> {
+        match name {
+            "guard" => match target {
+                Target::N3 => self.n3.program().context("guard_n3"),
+                Target::N2 => match self.n2.as_mut() {
+                    Some((l, _)) => l.program().context("guard_n2"),
+                    None => bail!("guard_n2 is not loaded"),
+                },
+            },
+            other => self.refs.prog(other),
+        }
+    }
+}
+
+/// The programs timed side by side on every frame.
+const SIDE: [&str; 4] = [progs::BASELINE, progs::FLOOR, progs::PARSE_ONLY, "guard"];
+
+/// Medians (kernel ns per run) of [`SIDE`] on one frame, rotating the order every round.
+/// One interleaved round of the four programs on `frame`, starting with program `r % 4`: kernel
+/// ns per program (in `SIDE` order) and the guard's XDP action.
+fn round(p: &mut Progs, frame: &[u8], target: Target, r: usize, repeat: u32) -> Result<([f64; 4], u32)> {
+    let mut ns = [0.0; 4];
+    let mut action = 0;
+    for k in 0..SIDE.len() {
+        let i = (r + k) % SIDE.len();
+        let t = time_run(p.get(SIDE[i], target)?, frame, repeat)?;
+        ns[i] = t.kernel_ns;
+        if i == 3 {
+            action = t.action;
+        }
+    }
+    Ok((ns, action))
+}
+
+fn verdict_counts(maps: &N3Maps) -> Result<Vec<u64>> {
+    Ok(maps.verdicts()?.iter().map(|(_, c)| c.packets).collect())
+}
+
+/// `guard_n2`'s verdict counters (packets), empty when it is not loaded.
+fn n2_counts(p: &Progs) -> Vec<u64> {
+    p.n2.as_ref()
+        .and_then(|(_, m)| m.verdicts().ok())
+        .map(|v| v.iter().map(|(_, c)| c.packets).collect())
+        .unwrap_or_default()
+}
+
+/// The verdict (named by `names`, in counter order) that moved most between two snapshots.
+fn dominant<'a>(names: impl Iterator<Item = &'a str>, before: &[u64], after: &[u64]) -> Option<String> {
+    names
+        .zip(before.iter().zip(after))
+        .map(|(v, (b, a))| (v, a.saturating_sub(*b)))
+        .filter(|(_, n)| *n > 0)
+        .max_by_key(|(_, n)| *n)
+        .map(|(v, _)| v.to_owned())
+}
+
+/// `guard_n2` with NGAP and S1AP ports and every protection but the allow-list on, or why it
+/// could not be loaded.
+fn load_n2(scope: &PinScope) -> Result<(n2::N2Loaded, n2::N2Maps), String> {
+    let cfg = N2Config {
+        ngap_port: u32::from(NGAP_PORT),
+        s1ap_port: u32::from(S1AP_PORT),
+        enabled: N2_PROT_ALL & !N2_PROT_ALLOWLIST,
+        event_gap_ns: SEC_NS,
+        ..Default::default()
+    };
+    let opts = n2::LoadOpts { max_devices: 4096, max_cells: 1024, max_peers: 1024 };
+    match n2::load(&scope.pins, &opts, &cfg) {
+        Ok(loaded) => Ok(loaded),
+        Err(e) => {
+            // The verifier log is long; its last line says what failed.
+            let full = format!("{e}");
+            let first = full.lines().next().unwrap_or("").to_owned();
+            let last = full.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").to_owned();
+            Err(if first == last { first } else { format!("{first} … {last}") })
+        }
+    }
+}
+
+const COST_HEADERS: [&str; 9] = [
+    "case",
+    "verdict",
+    "baseline ns",
+    "floor ns",
+    "parse-only ns",
+    "guard ns",
+    "guard / baseline",
+    "guard / floor",
+    "guard − floor ns",
+];
+
+/// Each run a different, never-seen TEID (BPF_PROG_TEST_RUN `repeat` 1 per frame), with the
+/// new-device budget out of reach so every one is inserted; the references cycle over the same
+/// frames (the floor's lookups miss).
+fn new_devices(p: &mut Progs, maps: &mut N3Maps, within: &GuardConfig, rounds: usize, n: u32) -> Result<Table> {
+    let mut cfg = *within;
+    cfg.new_device = Limit::per_second(1_000_000_000_000, 1_000_000_000);
+    maps.write_config(&cfg)?;
+    let mut ns: [Vec<f64>; 3] = Default::default();
+    let before = verdict_counts(maps)?;
+    for r in 0..rounds {
+        let base = 0x0700_0000 + r as u32 * n;
+        let frames: Vec<Vec<u8>> = (0..n).map(|i| gpdu(base + i).build()).collect();
+        ns[0].push(progs::time_cycle(p.refs.prog(progs::BASELINE)?, &frames)?);
+        ns[1].push(progs::time_cycle(p.refs.prog(progs::FLOOR)?, &frames)?);
+        ns[2].push(progs::time_cycle(p.get("guard", Target::N3)?, &frames)?);
+    }
+    let after = verdict_counts(maps)?;
+    let inserted = after[Verdict::PassGpdu as usize].saturating_sub(before[Verdict::PassGpdu as usize]);
+    let m = ns.each_ref().map(|v| median(v));
+    let mut t = Table::new(
+        "First packet of a new device (each run a different never-seen TEID, inserted)",
+        &["case", "baseline ns", "floor ns", "guard ns", "guard / baseline", "guard / floor", "guard − floor ns"],
+    );
+    t.row(vec![
+        format!("G-PDU, new TEID, admitted ({} per round, {rounds} rounds)", n),
+        num(m[0], 1),
+        num(m[1], 1),
+        num(m[2], 1),
+        format!("{}x", num(ratio(m[2], m[0]), 2)),
+        format!("{}x", num(ratio(m[2], m[1]), 2)),
+        num(m[2] - m[1], 1),
+    ]);
+    t.note(format!("`repeat` 1 per frame, so every figure includes the kernel's per-call timer overhead (the baseline carries it too). The floor's lookup misses and it inserts nothing; the guard inserted {inserted} devices (verdict pass_gpdu), each into N3_DEVICES from its per-CPU scratch record."));
+    Ok(t)
+}
+
+/// Prices of single operations, from the `xdp_op_*` probes (ns per operation).
+#[derive(Clone, Copy, Debug, Default)]
+struct OpPrices {
+    ktime: f64,
+    coarse: f64,
+    jiffies: f64,
+    hash: f64,
+    miss: f64,
+    lru: f64,
+    percpu: f64,
+    atomic: f64,
+}
+
+fn op_prices(p: &mut Progs, frame: &[u8], rounds: usize, repeat: u32) -> Result<(OpPrices, Table)> {
+    let names: Vec<&str> = std::iter::once(progs::BASELINE).chain(progs::OPS).collect();
+    let mut ns: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
+    for r in 0..rounds {
+        for k in 0..names.len() {
+            let i = (r + k) % names.len();
+            ns[i].push(time_run(p.refs.prog(names[i])?, frame, repeat)?.kernel_ns);
+        }
+    }
+    let m: Vec<f64> = ns.iter().map(|v| median(v)).collect();
+    let adds = p.refs.op_counter()?;
+    // Below the kernel's 1 ns resolution a difference can come out slightly negative: that is 0.
+    let per = |i: usize| ((m[i] - m[0]) / 8.0).max(0.0);
+    let prices = OpPrices {
+        ktime: per(1),
+        coarse: per(8),
+        jiffies: per(9),
+        hash: per(2),
+        miss: per(3),
+        lru: per(4),
+        percpu: per(5),
+        atomic: ((m[7] - m[6]) / 8.0).max(0.0),
+    };
+    let mut t = Table::new(
+        "Price of one operation (probe programs, each doing it 8 times)",
+        &["operation", "probe", "probe ns", "ns per operation"],
+    );
+    let rows = [
+        ("clock read (bpf_ktime_get_ns)", 1, prices.ktime),
+        ("coarse clock read (bpf_ktime_get_coarse_ns)", 8, prices.coarse),
+        ("jiffies read (bpf_jiffies64, inlined by the verifier)", 9, prices.jiffies),
+        ("hash lookup, hit (BPF_MAP_TYPE_HASH)", 2, prices.hash),
+        ("hash lookup, miss", 3, prices.miss),
+        ("LRU hash lookup, hit (sets the reference bit)", 4, prices.lru),
+        ("per-CPU array slot: lookup + 2 plain adds", 5, prices.percpu),
+        ("atomic add on a shared map value (lock add)", 7, prices.atomic),
+    ];
+    for (what, i, price) in rows {
+        t.row(vec![what.into(), names[i].into(), num(m[i], 1), num(price, 2)]);
+    }
+    t.note(format!(
+        "Probe ns − `xdp_baseline` ({} ns), divided by 8. Hash and LRU probes use 20-byte keys, as the guard's device and cell keys. The atomic probe does one hash lookup and 8 atomic adds on one value, so its price is (probe − `xdp_op_hash1` ({} ns)) / 8: adds to one cache line this CPU owns, the uncontended case (on a multi-queue NIC, CPUs adding to the same device's or gNB's counters pay a cache-line transfer each). Kernel ns are integers per run: prices below ~0.5 ns are at the resolution limit.",
+        num(m[0], 1),
+        num(m[6], 1)
+    ));
+    t.note(format!("Check: the atomic probe's counter reads {adds} = {} runs × 8 adds.", adds / 8));
+    Ok((prices, t))
+}
+
+/// The operations on one path of `guard_n3`, counted from `guard-ebpf/src/n3.rs`.
+struct PathOps {
+    name: &'static str,
+    /// Clock reads: `bpf_jiffies64` (inlined) keying the per-CPU coarse-clock cache (in the packet
+    /// scratch `N3_PKT`; the helper call happens once per tick, not per packet).
+    jiffies: f64,
+    lru: f64,
+    hash: f64,
+    miss: f64,
+    percpu: f64,
+    atomic: f64,
+}
+
+const PATH_STAGE0: PathOps = PathOps {
+    name: "known device, stage 0",
+    jiffies: 1.0,
+    // N3_DEVICES. The gNB is not looked up: the device caches its slot in N3_CELL_HOT.
+    lru: 1.0,
+    hash: 0.0,
+    // None: "no stage" and "no cell cap" are cached in the device's record and the gNB's slot
+    // (the N3_STAGES / N3_CELL_STAGES misses of the first packet after a stage write are not
+    // counted).
+    miss: 0.0,
+    // N3_CONFIG, N3_PKT (the packet and the clock cache), N3_HINTS, N3_CELL_HOT, N3_VERDICTS;
+    // N3_PCPU_TAT only under a host cap.
+    percpu: 5.0,
+    // gNB packets, bytes, G-PDUs; device packets, bytes.
+    atomic: 5.0,
+};
+
+const PATH_QUARANTINE: PathOps = PathOps {
+    name: "quarantined device",
+    jiffies: 1.0,
+    lru: 1.0,
+    // None: the quarantine (its expiry) is cached in the device's record.
+    hash: 0.0,
+    miss: 0.0,
+    // N3_CONFIG, N3_PKT, N3_HINTS, N3_CELL_HOT, N3_VERDICTS.
+    percpu: 5.0,
+    // As stage 0, plus the device's and the gNB's drop counters.
+    atomic: 7.0,
+};
+
+const PATH_FLOOR: PathOps =
+    PathOps { name: "floor program", jiffies: 0.0, lru: 0.0, hash: 1.0, miss: 0.0, percpu: 0.0, atomic: 2.0 };
+
+fn explain(p: &OpPrices, path: &PathOps, measured: f64, parse: f64) -> Vec<String> {
+    let cost = |n: f64, price: f64| {
+        if n > 0.0 {
+            format!("{n:.0} × {} = {}", num(price, 1), num(n * price, 1))
+        } else {
+            "-".into()
+        }
+    };
+    let ops = path.jiffies * p.jiffies
+        + path.lru * p.lru
+        + path.hash * p.hash
+        + path.miss * p.miss
+        + path.percpu * p.percpu
+        + path.atomic * p.atomic;
+    vec![
+        path.name.into(),
+        num(measured, 1),
+        num(parse, 1),
+        cost(path.jiffies, p.jiffies),
+        cost(path.lru, p.lru),
+        cost(path.hash, p.hash),
+        cost(path.miss, p.miss),
+        cost(path.percpu, p.percpu),
+        cost(path.atomic, p.atomic),
+        num(measured - parse - ops, 1),
+    ]
+}
+
+/// Part 1: the tables and the goals' rows. `default` is the shipped configuration (the cases that
+/// run with it; the others run with its stage-0 profile limit out of reach).
+pub fn cost_part(default: &GuardConfig, rounds: usize, quick: bool) -> Result<(Vec<Table>, Vec<Vec<String>>)> {
+    let scope = PinScope::new("bcst");
+    let within = within_profile_config(default);
+    let mut n3 = loader::load(&scope.pins, 4096, &within)
+        .with_context(|| format!("loading guard_n3, pins in {}", scope.pins.path().display()))?;
+    let mut maps = N3Maps::from_ebpf_ref(&mut n3.ebpf).context("opening the N3 maps")?;
+    let n2_scope = PinScope::new("bcn2");
+    let n2 = load_n2(&n2_scope);
+    let n2_reason = n2.as_ref().err().cloned();
+    if let Some(r) = &n2_reason {
+        println!("bench: guard_n2 not measured: {r}");
+    }
+    let refs = RefProgs::load(1024)?;
+    let mut p = Progs { refs, n3, n2: n2.ok() };
+    let cases = cases();
+    p.refs.floor_insert(
+        [T_KNOWN, T_OVER, T_SHAPED_UNDER, T_SHAPED_OVER, T_QUARANTINED, T_NEW, T_PSC, T_V6, 1].into_iter(),
+    )?;
+
+    maps.set_stage(&DeviceKey::teid(T_QUARANTINED), &stage_entry(STAGE_QUARANTINE, 0, 0, HOUR_NS))?;
+    maps.set_stage(&DeviceKey::teid(T_SHAPED_OVER), &stage_entry(STAGE_SHAPE, 1000, 100, HOUR_NS))?;
+    maps.set_stage(&DeviceKey::teid(T_SHAPED_UNDER), &stage_entry(STAGE_SHAPE, 1_000_000_000, 1_000_000, HOUR_NS))?;
+    let repeat = if quick { REPEAT / 4 } else { REPEAT };
+    // The main table: four times the rounds at a quarter of the runs each (the same time). This
+    // machine drifts between a faster and a slower state for seconds at a time; short rounds that
+    // go over every case let each row's median sample those states alike.
+    let (case_rounds, case_repeat) = (rounds * 4, repeat / 4);
+    // Warm-up: every known device has its entry before it is timed.
+    for c in cases.iter().filter(|c| c.target == Target::N3 && !c.scan) {
+        time_run(p.get("guard", Target::N3)?, &c.frame, 1)?;
+    }
+
+    println!("bench: part 1: {} cases, {case_rounds} rounds of {case_repeat} runs", cases.len());
+    let mut t1 = Table::new(
+        &format!(
+            "Per-packet cost, one frame repeated {case_repeat} times per round, {case_rounds} rounds, ratio against references measured in the same run"
+        ),
+        &COST_HEADERS,
+    );
+    // Rounds go over every case (in a rotated order) before the next round starts, so a change in
+    // the machine's state during the part (frequency, a neighbour on the sibling thread) is spread
+    // over all rows instead of landing on whichever case ran then.
+    let mut samples: Vec<[Vec<f64>; 4]> = cases.iter().map(|_| Default::default()).collect();
+    let mut moved: Vec<Vec<u64>> = vec![Vec::new(); cases.len()];
+    let mut actions = vec![0u32; cases.len()];
+    for r in 0..case_rounds {
+        for j in 0..cases.len() {
+            let ci = (j + r) % cases.len();
+            let c = &cases[ci];
+            if c.target == Target::N2 && n2_reason.is_some() {
+                continue;
+            }
+            if c.default_cfg {
+                maps.write_config(default)?;
+            }
+            if c.scan {
+                let mut cfg = within;
+                // One new device per hour from this gNB: the first never-seen TEID uses the budget,
+                // the timed one is over it on every run.
+                cfg.new_device = Limit { interval_ns: HOUR_NS, tau_ns: 0 };
+                maps.write_config(&cfg)?;
+                let junk = gpdu(0x0fff_0001).outer_v4(GNB_SCAN, Ipv4Addr::new(10, 200, 0, 1)).build();
+                time_run(p.get("guard", Target::N3)?, &junk, 1)?;
+            }
+            let before = match c.target {
+                Target::N3 => verdict_counts(&maps)?,
+                Target::N2 => n2_counts(&p),
+            };
+            let (ns, action) = round(&mut p, &c.frame, c.target, r, case_repeat)?;
+            let after = match c.target {
+                Target::N3 => verdict_counts(&maps)?,
+                Target::N2 => n2_counts(&p),
+            };
+            for (i, v) in ns.into_iter().enumerate() {
+                samples[ci][i].push(v);
+            }
+            moved[ci].resize(after.len(), 0);
+            for (m, (a, b)) in moved[ci].iter_mut().zip(after.iter().zip(&before)) {
+                *m += a.saturating_sub(*b);
+            }
+            actions[ci] = action;
+            if c.default_cfg || c.scan {
+                maps.write_config(&within)?;
+            }
+        }
+    }
+    if maps.device(&DeviceKey::teid(T_NEW))?.is_some() {
+        println!("bench: note: the over-budget TEID was inserted (the budget refilled during the run)");
+    }
+    let mut res: Vec<[f64; 4]> = Vec::new();
+    for (ci, c) in cases.iter().enumerate() {
+        if c.target == Target::N2 {
+            if let Some(r) = &n2_reason {
+                t1.row(vec![
+                    c.name.into(),
+                    format!("not measured: {r}"),
+                    "-".into(),
+                    "-".into(),
+                    "-".into(),
+                    "-".into(),
+                    "-".into(),
+                    "-".into(),
+                    "-".into(),
+                ]);
+                res.push([f64::NAN; 4]);
+                continue;
+            }
+        }
+        let m = samples[ci].each_ref().map(|v| median(v));
+        let zero = vec![0; moved[ci].len()];
+        let verdict = match c.target {
+            Target::N3 => dominant(Verdict::ALL.iter().map(|v| v.name()), &zero, &moved[ci]),
+            Target::N2 => dominant(guard_common::policy_n2::N2Verdict::ALL.iter().map(|v| v.name()), &zero, &moved[ci]),
+        }
+        .unwrap_or_else(|| action_name(actions[ci]).to_owned());
+        t1.row(vec![
+            c.name.into(),
+            verdict,
+            num(m[0], 1),
+            num(m[1], 1),
+            num(m[2], 1),
+            num(m[3], 1),
+            format!("{}x", num(ratio(m[3], m[0]), 2)),
+            format!("{}x", num(ratio(m[3], m[1]), 2)),
+            num(m[3] - m[1], 1),
+        ]);
+        res.push(m);
+    }
+    t1.note("ns = the kernel's mean per run (BPF_PROG_TEST_RUN `duration`, integer ns, preemption excluded), median of rounds (each round times the four programs in a rotated order, and goes over every case, also rotated, before the next). baseline = `xdp_baseline` (returns XDP_PASS); floor = `xdp_floor`: the least any per-device guard must do (parse Ethernet/IPv4-or-IPv6/UDP to the TEID, one hash lookup, two atomic adds); parse-only = `xdp_parse_only` (the guard's own full parser, then XDP_PASS). All in `guard-ebpf/src/baseline.rs`.");
+    t1.note("Configuration: the shipped defaults, except that the stage-0 profile limit (`observe`) is out of reach in every row but the \"over its profile\" one: a frame repeated millions of times a second is otherwise always over it. Shaped: 1000 pps (over) or 10⁹ pps (under). The new-TEID row exhausts its gNB's new-device budget first: every run is a never-seen TEID, dropped and not inserted.");
+    t1.note("The floor and the guard do different work on non-G-PDU rows (the floor stops at the port or protocol check); there the ratio only says how cheap the pass-through is.");
+
+    // The first packet of a new device: every run a never-seen TEID, admitted and inserted.
+    let t_new = new_devices(&mut p, &mut maps, &within, rounds.min(3), if quick { 20_000 } else { 50_000 })?;
+    maps.write_config(&within)?;
+
+    // Where the nanoseconds go.
+    let (prices, t_ops) = op_prices(&mut p, &cases[0].frame, rounds, repeat)?;
+    let mut t_acc = Table::new(
+        "Where the nanoseconds go (above `xdp_baseline`), from the operation prices",
+        &[
+            "path",
+            "measured ns",
+            "parse ns",
+            "clock (jiffies)",
+            "LRU hits",
+            "hash hits",
+            "hash misses",
+            "per-CPU/array slots",
+            "atomic adds",
+            "rest (branches, copies, calls) ns",
+        ],
+    );
+    let stage0 = res[0];
+    let quar = res[4];
+    let parse_ns = stage0[2] - stage0[0];
+    // The floor's parse is shorter than the shared parser; its remainder is that lean parse.
+    t_acc.row(explain(&prices, &PATH_FLOOR, stage0[1] - stage0[0], 0.0));
+    t_acc.row(explain(&prices, &PATH_STAGE0, stage0[3] - stage0[0], parse_ns));
+    t_acc.row(explain(&prices, &PATH_QUARANTINE, quar[3] - quar[0], quar[2] - quar[0]));
+    t_acc.note("Operation counts are read off `guard-ebpf/src/n3.rs` for each path (TEID key mode, anti-spoofing in shadow: compared, not counted); prices from the probe table. parse = `xdp_parse_only` − baseline on the same frame. \"rest\" is what the counted operations do not explain: the bounds-checked parser's share is in \"parse\", so this is the policy's branches, the 20-byte address compares (the device's cached gNB and its slot's owner, the anti-spoofing binding) and copies into the device record, GCRA arithmetic and the call of the BPF subprogram `policy`. The floor row's rest is its lean parse.");
+
+    let mut tables = vec![t1, t_new, t_ops, t_acc];
+    match perf_profile(&mut p, &cases[0].frame, repeat) {
+        Ok(t) => tables.push(t),
+        Err(e) => println!("bench: no perf profile: {e:#}"),
+    }
+
+    let mut goals = Vec::new();
+    let lookups = [
+        format!(
+            "one LRU hit on a 20-byte key ({} ns; the gNB's counters through the slot the device caches, \"no stage\" and \"no cell cap\" cached too, so no other hash lookup)",
+            num(prices.lru, 0)
+        ),
+        format!(
+            "one LRU hit on a 20-byte key ({} ns; the gNB's counters through the slot the device caches, the quarantine cached in the device record)",
+            num(prices.lru, 0)
+        ),
+    ];
+    for ((name, m), lk) in [("known device, stage 0", stage0), ("quarantine drop path", quar)].into_iter().zip(lookups)
+    {
+        let r = ratio(m[3], m[1]);
+        goals.push(vec![
+            format!("per-packet cost ≤ 2x floor: {name}"),
+            format!("{} ns vs floor {} ns = {}x", num(m[3], 1), num(m[1], 1), num(r, 2)),
+            (if r <= 2.0 { "yes" } else { "no" }).to_owned(),
+            if r <= 2.0 {
+                String::new()
+            } else {
+                format!(
+                    "the guard's full parser costs {} ns (parse-only − baseline) where the floor's lean one costs a few; then {lk}, where the floor does one hash lookup on a 4-byte key; then the policy's compares, stores and its call (\"rest\" in \"Where the nanoseconds go\"; see also the perf profile)",
+                    num(m[2] - m[0], 0),
+                )
+            },
+        ]);
+    }
+
+    drop(p);
+    drop(maps);
+    drop(n2_scope);
+    drop(scope);
+    Ok((tables, goals))
+}
+
+/// Where `guard_n3`'s time goes by symbol, sampled by `perf record` (cpu-clock, this CPU only)
+/// while the known-device stage-0 frame runs in a loop. JIT-ed BPF code shows as `bpf_prog_*`
+/// (the program and its subprogram), helpers and map code under their kernel names.
+fn perf_profile(p: &mut Progs, frame: &[u8], repeat: u32) -> Result<Table> {
+    // Only this thread is sampled: the CPU is shared with whatever else runs on the machine.
+    // SAFETY: gettid has no preconditions.
+    let tid = unsafe { libc::gettid() };
+    let dir = std::env::temp_dir().join(crate::netns::unique_name("og-bench-perf"));
+    std::fs::create_dir_all(&dir)?;
+    let data = dir.join("perf.data");
+    let secs = 2;
+    let mut child = std::process::Command::new("perf")
+        .args(["record", "-q", "-e", "cpu-clock", "-c", "20000", "-t", &tid.to_string(), "-o"])
+        .arg(&data)
+        .args(["--", "sleep", &secs.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .context("starting `perf record` (is perf installed?)")?;
+    let t0 = Instant::now();
+    // Bounded: as long as perf records, and never past 10 s.
+    while t0.elapsed() < Duration::from_millis(secs * 1000 + 300) {
+        time_run(p.get("guard", Target::N3)?, frame, repeat / 4)?;
+    }
+    let st = child.wait().context("waiting for perf record")?;
+    if !st.success() {
+        let _ = std::fs::remove_dir_all(&dir);
+        bail!("perf record failed ({st})");
+    }
+    let out = std::process::Command::new("perf")
+        .args(["report", "--stdio", "-q", "--sort", "sym", "--percent-limit", "1", "-i"])
+        .arg(&data)
+        .output()
+        .context("perf report")?;
+    let _ = std::fs::remove_dir_all(&dir);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut t =
+        Table::new("perf profile of guard_n3 (known device, stage 0), by symbol", &["share of samples", "symbol"]);
+    for l in text.lines() {
+        let l = l.trim();
+        let Some((pct, rest)) = l.split_once('%') else { continue };
+        let sym = rest.trim().trim_start_matches("[k]").trim_start_matches("[.]").trim();
+        t.row(vec![format!("{}%", pct.trim()), sym.to_owned()]);
+    }
+    if t.rows.is_empty() {
+        bail!("perf report printed nothing");
+    }
+    t.note("`perf record -e cpu-clock -c 20000 -t <the bench thread>` (a sample every 20 µs of its CPU time, kernel included) during BPF_PROG_TEST_RUN loops of `guard_n3` on the stage-0 frame; symbols ≥ 1%. `bpf_prog_<tag>_<name>` is JIT-ed BPF (the program, with the parse inlined, and its subprogram `policy`); the test-run loop's own overhead (bpf_test_run, timer) is what `xdp_baseline` costs.");
+    Ok(t)
+}
