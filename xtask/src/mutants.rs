@@ -18,6 +18,7 @@ use crate::run::root;
 
 const COMMON: &[&str] = &[
     "guard-common/src/parse/gtpu.rs",
+    "guard-common/src/policy/mod.rs",
     "guard-common/src/policy/n3.rs",
     "guard-common/src/rate.rs",
     "guard-common/src/policy/n2.rs",
