@@ -1,5 +1,6 @@
 //! Per-gNB state a forger cannot multiply or turn against a real gNB (issue 16, item 2), through
-//! the real `guard_n3` by BPF_PROG_TEST_RUN with frames from labkit's spec-written builder:
+//! the real `guard_n3` by BPF_PROG_TEST_RUN with G-PDUs crafted by scapy (an encoder this project
+//! did not write) and read back by tshark, built once for the whole file:
 //!
 //! - a source the guard does not know gets a record of its own only within the host's budget for
 //!   new sources; the rest share one record and one new-device budget, so a TEID scan rotating
@@ -10,7 +11,9 @@
 //! - an established session vouches for a gNB the guard has not seen (a handover), whatever the
 //!   new-source budget says.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::OnceLock;
 
 use guard_common::{
     abi::{DeviceKey, GuardConfig, Limit, ESTABLISHED_PACKETS, PROT_ALL},
@@ -18,7 +21,7 @@ use guard_common::{
 };
 use labkit::assert_root;
 use labkit::bpf::{l3_v4, Guard};
-use labkit::frames::GtpFrame;
+use labkit::sessions::{scapy_gpdus, SessionFrame, Tpdu};
 
 const SEC: u64 = 1_000_000_000;
 const CORE: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 1);
@@ -42,8 +45,37 @@ fn config(new_gnb: u64, unknown_new: u64, per_gnb_new: u64) -> GuardConfig {
     }
 }
 
+/// The forged sources of a rotating scan: 10.99.x.y.
+fn scan_source(i: u32) -> Ipv4Addr {
+    Ipv4Addr::new(10, 99, (i >> 8) as u8, i as u8)
+}
+
+/// Every (outer source, TEID) a test here sends, built by one scapy run.
+fn frames() -> &'static HashMap<(Ipv4Addr, u32), Vec<u8>> {
+    static FRAMES: OnceLock<HashMap<(Ipv4Addr, u32), Vec<u8>>> = OnceLock::new();
+    FRAMES.get_or_init(|| {
+        let mut pairs: Vec<(Ipv4Addr, u32)> = (0..300).map(|i| (scan_source(i), 0x5000_0000 + i)).collect();
+        pairs.extend([0x10, 0x11, 0x200].map(|t| (GNB_A, t)));
+        pairs.extend((0..19).map(|t| (GNB_A, 0x100 + t)));
+        pairs.extend((0..50).map(|t| (GNB_A, 0x6000_0000 + t)));
+        pairs.extend([(GNB_C, 0x10), (Ipv4Addr::new(10, 200, 0, 14), 0x99)]);
+        let core: &'static str = Box::leak(CORE.to_string().into_boxed_str());
+        let specs: Vec<SessionFrame> = pairs
+            .iter()
+            .map(|(src, teid)| SessionFrame {
+                gnb: Box::leak(src.to_string().into_boxed_str()),
+                local: core,
+                teid: *teid,
+                tpdu: Tpdu::V4("10.45.0.2", "192.0.2.10"),
+            })
+            .collect();
+        let built = scapy_gpdus(&specs).expect("scapy builds and tshark reads the G-PDUs");
+        pairs.into_iter().zip(built).collect()
+    })
+}
+
 fn gpdu(src: Ipv4Addr, teid: u32) -> Vec<u8> {
-    GtpFrame::gpdu(teid).outer_v4(src, CORE).inner_v4(Ipv4Addr::new(10, 45, 0, 2), Ipv4Addr::new(192, 0, 2, 10)).build()
+    frames().get(&(src, teid)).cloned().unwrap_or_else(|| panic!("no G-PDU ({src}, {teid:#x}) was built"))
 }
 
 fn verdict(g: &mut Guard, frame: &[u8]) -> Verdict {
@@ -57,8 +89,7 @@ fn verdict(g: &mut Guard, frame: &[u8]) -> Verdict {
 fn rotating_scan(g: &mut Guard, n: u32) -> (usize, usize) {
     let (mut pass, mut drop) = (0, 0);
     for i in 0..n {
-        let src = Ipv4Addr::new(10, 99, (i >> 8) as u8, i as u8);
-        match verdict(g, &gpdu(src, 0x5000_0000 + i)) {
+        match verdict(g, &gpdu(scan_source(i), 0x5000_0000 + i)) {
             Verdict::PassGpdu => pass += 1,
             Verdict::DropNewDevice => drop += 1,
             v => panic!("scan packet {i}: {v:?}"),
