@@ -94,6 +94,25 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// At one instant a limit admits exactly its burst: the tolerance is inclusive (an event
+    /// whose TAT lands exactly `tau` ahead still conforms), for tolerances above the clock step
+    /// and at it.
+    #[test]
+    fn one_instant_admits_exactly_the_burst() {
+        for (rate, burst) in [(10, 4), (1, 2), (100, 1), (50, 8)] {
+            let l = Limit::per_second(rate, burst);
+            let mut tat = 0;
+            let now = 5_000_000_000;
+            let admitted = (0..2 * burst).filter(|_| admit(&mut tat, now, &l)).count() as u64;
+            assert_eq!(admitted, burst.max((CLOCK_STEP_NS / l.interval_ns) + 1), "{rate}/s burst {burst}");
+        }
+        // A tolerance exactly one clock step: the step itself, admitted inclusively.
+        let l = Limit { interval_ns: CLOCK_STEP_NS / 4, tau_ns: CLOCK_STEP_NS };
+        assert_eq!(l.effective_tau_ns(), CLOCK_STEP_NS);
+        let mut tat = 0;
+        assert_eq!((0..10).filter(|_| admit(&mut tat, 1_000_000_000, &l)).count(), 5);
+    }
+
     #[test]
     fn burst_then_rate() {
         let l = Limit::per_second(10, 5);

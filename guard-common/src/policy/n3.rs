@@ -358,6 +358,30 @@ mod tests {
         StageEntry { stage, interval_ns: l.interval_ns, tau_ns: l.tau_ns, expires_ns: expires, ..Default::default() }
     }
 
+    /// Only 0.0.0.0, fe80::/10 and :: are not a UE's: an address with some zero octets, a ULA
+    /// whose second octet looks like link-local's, and the deprecated site-local fec0::/10 are.
+    #[test]
+    fn which_sources_name_a_ue() {
+        let v6 = |s: &str| L3Addr::v6(s.parse::<core::net::Ipv6Addr>().expect("v6").octets());
+        for (a, want) in [
+            (L3Addr::v4([0, 0, 0, 0]), false),
+            (L3Addr::v4([10, 0, 0, 1]), true),
+            (L3Addr::v4([0, 0, 0, 1]), true),
+            (L3Addr::v4([0, 45, 0, 0]), true),
+            (L3Addr::v4([0, 0, 7, 0]), true),
+            (v6("::"), false),
+            (v6("fe80::1"), false),
+            (v6("febf::1"), false),
+            (v6("fec0::1"), true),
+            (v6("fd80::1"), true),
+            (v6("2001:db8::1"), true),
+            (v6("::1"), true),
+            (L3Addr::NONE, false),
+        ] {
+            assert_eq!(names_ue(&a), want, "{a:?}");
+        }
+    }
+
     #[test]
     fn quarantine_until_expiry_then_observe() {
         let mut e = entry(STAGE_QUARANTINE, 0, 0, 1_000);
