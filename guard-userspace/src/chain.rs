@@ -37,10 +37,13 @@ pub const PROG_PIN: &str = "n3_prog";
 pub enum ChainError {
     #[error("{path}: no such pin (the next program must be pinned in bpffs, e.g. `bpftool prog load OBJ {path}`)")]
     NoPin { path: PathBuf },
-    #[error("{path} is a {found} program; only an XDP program can be tail-called from guard_n3 (same type, same attach type)")]
+    #[error(
+        "{path} is a program of type {found} (enum bpf_prog_type), not XDP (6); only an XDP program can be \
+         tail-called from guard_n3 (same type, same attach type)"
+    )]
     NotXdp { path: PathBuf, found: u32 },
-    #[error("{path} is not a pinned BPF program: {source}")]
-    NotProgram { path: PathBuf, source: aya::programs::ProgramError },
+    #[error("{path} is not a pinned BPF program ({what}): {source}")]
+    NotProgram { path: PathBuf, source: aya::programs::ProgramError, what: String },
     #[error("{path} is not a pinned program array ({what})")]
     NotProgArray { path: PathBuf, what: String },
     #[error("slot {slot} is outside the program array {path} ({max} slots)")]
@@ -76,12 +79,30 @@ pub fn resolve(path: &Path) -> Result<Option<NextProg>, ChainError> {
     if !path.exists() {
         return Ok(None);
     }
-    let info = ProgramInfo::from_pin(path).map_err(|source| ChainError::NotProgram { path: path.into(), source })?;
+    // BPF_OBJ_GET opens any pinned object and BPF_OBJ_GET_INFO_BY_FD answers for any of them
+    // (a map's info read as a program's is nonsense): tell them apart by the descriptor's anon
+    // inode, `bpf-prog` or `bpf-map` (kernel/bpf/syscall.c).
+    let fd = obj_get(path).map_err(|e| ChainError::Io { what: format!("opening {}", path.display()), source: e })?;
+    let kind = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+        .map(|l| l.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if kind != "anon_inode:bpf-prog" {
+        return Err(ChainError::NotProgram {
+            path: path.into(),
+            source: aya::programs::ProgramError::UnexpectedProgramType,
+            what: kind,
+        });
+    }
+    let info = ProgramInfo::from_pin(path).map_err(|source| ChainError::NotProgram {
+        path: path.into(),
+        source,
+        what: "its info".into(),
+    })?;
     let ty = info.program_type() as u32;
     if ty != BPF_PROG_TYPE_XDP {
         return Err(ChainError::NotXdp { path: path.into(), found: ty });
     }
-    let fd = info.fd().map_err(|source| ChainError::NotProgram { path: path.into(), source })?;
+    let fd = info.fd().map_err(|source| ChainError::NotProgram { path: path.into(), source, what: "by id".into() })?;
     Ok(Some(NextProg { id: info.id(), name: info.name_as_str().unwrap_or("").to_owned(), fd }))
 }
 
@@ -355,6 +376,20 @@ fn pin_own(pins: &PinDir, prog: &ProgramFd, id: u32) -> Result<(), ChainError> {
 
 /// `BPF_OBJ_PIN` of a program descriptor (aya pins only programs it loaded itself).
 fn obj_pin(fd: &ProgramFd, path: &Path) -> std::io::Result<()> {
+    obj_pin_raw(fd.as_fd().as_raw_fd(), path)
+}
+
+/// Move the pin of a BPF object from `from` to `to`: pin the object again at `to`, then unpin
+/// `from`: there is no moment without a pin (a crash in between leaves two pins of one link,
+/// never none, which would detach it).
+pub fn repin(from: &Path, to: &Path) -> Result<(), ChainError> {
+    let io = |what: String| move |source| ChainError::Io { what, source };
+    let fd = obj_get(from).map_err(io(format!("opening {}", from.display())))?;
+    obj_pin_raw(fd.as_raw_fd(), to).map_err(io(format!("pinning {}", to.display())))?;
+    std::fs::remove_file(from).map_err(io(format!("unpinning {}", from.display())))
+}
+
+fn obj_pin_raw(fd: i32, path: &Path) -> std::io::Result<()> {
     use std::os::unix::ffi::OsStrExt as _;
     let c = std::ffi::CString::new(path.as_os_str().as_bytes())
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "NUL in path"))?;
@@ -365,7 +400,7 @@ fn obj_pin(fd: &ProgramFd, path: &Path) -> std::io::Result<()> {
         bpf_fd: u32,
         file_flags: u32,
     }
-    let attr = PinAttr { pathname: c.as_ptr() as u64, bpf_fd: fd.as_fd().as_raw_fd() as u32, file_flags: 0 };
+    let attr = PinAttr { pathname: c.as_ptr() as u64, bpf_fd: fd as u32, file_flags: 0 };
     const BPF_OBJ_PIN: libc::c_long = 6;
     // SAFETY: `attr` is a valid bpf_attr prefix; `c` outlives the call.
     let rc =
@@ -458,9 +493,10 @@ pub fn remove_from(pins: &PinDir, into: &IntoSlot) -> Result<bool, ChainError> {
 
 /// Where the interface's XDP link goes when `guard detach` hands the interface over to the next
 /// program: beside the interface's pin directory, outside it (a purge removes that directory).
+/// No dot in the name: bpffs refuses names with one (EPERM, `bpf_lookup`, kernel/bpf/inode.c).
 pub fn handover_link_path(pins: &PinDir) -> PathBuf {
     let name = pins.path().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    pins.path().with_file_name(format!("{name}.next_link"))
+    pins.path().with_file_name(format!("{name}-next-link"))
 }
 
 #[cfg(test)]

@@ -212,7 +212,7 @@ impl Loaded {
         // back, so the guard comes first again without a moment off the interface.
         let handover = chain::handover_link_path(&self.pins);
         if !link_path.exists() && handover.exists() {
-            std::fs::rename(&handover, &link_path).map_err(|source| PinError::Io { path: handover.clone(), source })?;
+            chain::repin(&handover, &link_path)?;
             info!(link = %link_path.display(), "taking back the link handed over to the next program");
         }
         if link_path.exists() {
@@ -353,7 +353,7 @@ pub fn detach_chained(pins: &PinDir, purge: bool, into: Option<&IntoSlot>) -> Re
             if let Some(path) = path.filter(|p| chain::resolve(p).ok().flatten().is_some_and(|n| n.id == next_id)) {
                 chain::update_link_to(&link_path, &path)?;
                 let to = chain::handover_link_path(pins);
-                std::fs::rename(&link_path, &to).map_err(|source| PinError::Io { path: to.clone(), source })?;
+                chain::repin(&link_path, &to)?;
                 info!(link = %to.display(), next = %path.display(), "the interface now runs the next program");
                 out.handed_over = Some((next_id, to));
             }

@@ -87,7 +87,7 @@ pub enum Cmd {
     ///
     /// Only what the guard added goes: with a next program (`[attach] next`), the interface is
     /// handed over to it (its link now runs that program, pinned beside the pin directory as
-    /// `<iface>.next_link`; the next `guard run` takes it back); inside another root
+    /// `<iface>-next-link`; the next `guard run` takes it back); inside another root
     /// (`[attach] into`), the guard's program leaves the slot and the root goes on alone.
     Detach(DetachArgs),
     /// Hand the packets the guard passes to another XDP program, or stop (audited).
