@@ -43,7 +43,7 @@ pub enum ChainError {
     )]
     NotXdp { path: PathBuf, found: u32 },
     #[error("{path} is not a pinned BPF program ({what}): {source}")]
-    NotProgram { path: PathBuf, source: aya::programs::ProgramError, what: String },
+    NotProgram { path: PathBuf, source: Box<aya::programs::ProgramError>, what: String },
     #[error("{path} is not a pinned program array ({what})")]
     NotProgArray { path: PathBuf, what: String },
     #[error("slot {slot} is outside the program array {path} ({max} slots)")]
@@ -57,9 +57,9 @@ pub enum ChainError {
         "the kernel refused the program in {what} ({source}); the programs of one program array must \
          agree in type, attach type, JIT and XDP frags support (e.g. both `xdp`, neither `xdp.frags`)"
     )]
-    Update { what: String, source: aya::maps::MapError },
+    Update { what: String, source: Box<aya::maps::MapError> },
     #[error("{what}: {source}")]
-    Map { what: String, source: aya::maps::MapError },
+    Map { what: String, source: Box<aya::maps::MapError> },
     #[error("{what}: {source}")]
     Io { what: String, source: std::io::Error },
     #[error("the path {0:?} is longer than {CHAIN_PATH_MAX} octets")]
@@ -89,20 +89,24 @@ pub fn resolve(path: &Path) -> Result<Option<NextProg>, ChainError> {
     if kind != "anon_inode:bpf-prog" {
         return Err(ChainError::NotProgram {
             path: path.into(),
-            source: aya::programs::ProgramError::UnexpectedProgramType,
+            source: Box::new(aya::programs::ProgramError::UnexpectedProgramType),
             what: kind,
         });
     }
     let info = ProgramInfo::from_pin(path).map_err(|source| ChainError::NotProgram {
         path: path.into(),
-        source,
+        source: Box::new(source),
         what: "its info".into(),
     })?;
     let ty = info.program_type() as u32;
     if ty != BPF_PROG_TYPE_XDP {
         return Err(ChainError::NotXdp { path: path.into(), found: ty });
     }
-    let fd = info.fd().map_err(|source| ChainError::NotProgram { path: path.into(), source, what: "by id".into() })?;
+    let fd = info.fd().map_err(|source| ChainError::NotProgram {
+        path: path.into(),
+        source: Box::new(source),
+        what: "by id".into(),
+    })?;
     Ok(Some(NextProg { id: info.id(), name: info.name_as_str().unwrap_or("").to_owned(), fd }))
 }
 
@@ -113,7 +117,7 @@ pub fn resolve_quiet(path: Option<&Path>) -> Option<(u32, String)> {
 
 fn map_err(what: impl Into<String>) -> impl FnOnce(aya::maps::MapError) -> ChainError {
     let what = what.into();
-    move |source| ChainError::Map { what, source }
+    move |source| ChainError::Map { what, source: Box::new(source) }
 }
 
 fn open_chain(pins: &PinDir) -> Result<Array<MapData, ChainConfig>, ChainError> {
@@ -170,7 +174,8 @@ pub fn set_next(pins: &PinDir, path: &Path) -> Result<NextState, ChainError> {
     }
     let next = resolve(path)?.ok_or_else(|| ChainError::NoPin { path: path.into() })?;
     let mut arr = open_prog_array(&pins.map_path(abi::MAP_N3_NEXT))?;
-    arr.set(0, &next.fd, 0).map_err(|source| ChainError::Update { what: "N3_NEXT".into(), source })?;
+    arr.set(0, &next.fd, 0)
+        .map_err(|source| ChainError::Update { what: "N3_NEXT".into(), source: Box::new(source) })?;
     let mut c = ChainConfig { flags: CHAIN_FLAG_NEXT, next_id: next.id, ..Default::default() };
     c.next_path[..bytes.len()].copy_from_slice(bytes);
     write_config(pins, &c)?;
@@ -213,7 +218,9 @@ fn clear_slot(path: &Path, slot: u32) -> Result<(), ChainError> {
         Ok(()) => Ok(()),
         // An empty slot answers ENOENT: already what we want.
         Err(aya::maps::MapError::SyscallError(e)) if e.io_error.raw_os_error() == Some(libc::ENOENT) => Ok(()),
-        Err(source) => Err(ChainError::Update { what: format!("{} slot {slot}", path.display()), source }),
+        Err(source) => {
+            Err(ChainError::Update { what: format!("{} slot {slot}", path.display()), source: Box::new(source) })
+        }
     }
 }
 
@@ -355,7 +362,7 @@ pub fn place_into(pins: &PinDir, into: &IntoSlot, prog: &ProgramFd, id: u32) -> 
     let mut arr = open_prog_array(&into.array)?;
     arr.set(into.slot, prog, 0).map_err(|source| ChainError::Update {
         what: format!("{} slot {}", into.array.display(), into.slot),
-        source,
+        source: Box::new(source),
     })?;
     pin_own(pins, prog, id)
 }

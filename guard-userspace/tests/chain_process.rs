@@ -311,3 +311,88 @@ fn kill_restart_upgrade(f: &Fixture) {
     std::thread::sleep(Duration::from_millis(1000));
     f.guard_ok(&["upgrade"]);
 }
+
+/// Attach the root program pinned at `root` to the core interface (netlink XDP, as an operator's
+/// loader would); `-force` replaces one already there (a root restart). Through nsenter: `ip -n`
+/// remounts /sys for the namespace, which hides bpffs and the pin.
+fn attach_root(f: &Fixture, root: &Path) {
+    let out = Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{}", f.lab.core_ns_name()))
+        .args(["ip", "-force", "link", "set", "dev", f.lab.core_ifname(), "xdp", "pinned"])
+        .arg(root)
+        .output()
+        .expect("ip link set xdp");
+    assert!(out.status.success(), "attaching the root: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// The UPF program in slot 2 of the root's array, as the operator's arrangement has it.
+fn upf_in_slot_2(root: &Pinned, u: &Pinned) {
+    bpftool(&[
+        "map",
+        "update",
+        "pinned",
+        &root.map("root_jmp").display().to_string(),
+        "key",
+        "2",
+        "0",
+        "0",
+        "0",
+        "value",
+        "pinned",
+        &u.prog().display().to_string(),
+    ])
+    .expect("the UPF in slot 2");
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn guard_inside_a_root_array_each_survives_the_other() {
+    labkit::netns::assert_root("chain_process::guard_inside_a_root_array_each_survives_the_other");
+    let u = Pinned::load("xdp_upf").unwrap_or_else(|e| panic!("loading the UPF program: {e:#}"));
+    let root = Pinned::load("xdp_root").unwrap_or_else(|e| panic!("loading the root program: {e:#}"));
+    upf_in_slot_2(&root, &u);
+    let jmp = root.map("root_jmp").display().to_string();
+    let f = Fixture::new(&format!("into = \"{jmp}:1\"\nnext = {:?}", u.prog().display().to_string()));
+    attach_root(&f, &root.prog());
+    f.start_guard("run-1.log");
+    f.guard_ok(&["device", "pin", "--teid", "0x100", "--stage", "quarantine", "--ttl", "10m", "--comment", "test"]);
+    assert_eq!(xdp_prog_name(&f), "xdp_root", "the guard must not attach to the interface");
+    let st = f.status();
+    assert_eq!(st["chain"]["into"]["in_slot"], true, "{}", st["chain"]);
+
+    // root → guard (slot 1) → UPF (its next).
+    let before = upf_teids(&u);
+    let (sent, got) = f.send(1000, 2000, 2, || {});
+    check_round("guard inside the root", &sent, &got, &before, &u, true);
+    assert_eq!(got.other, 0, "UDP to 9999 passed the UPF program");
+    let seen_by_root = root.counter("root_counts", 0);
+    assert!(seen_by_root >= sent.sent, "the root ran first: {seen_by_root} < {}", sent.sent);
+
+    // Under a paced flood: kill -9, restart (the slot is re-filled in place), upgrade (the slot's
+    // program swapped). No benign loss; the UPF counts every one.
+    let before = upf_teids(&u);
+    let (sent, got) = f.send(3200, 400, 0, || kill_restart_upgrade(&f));
+    check_round("kill, restart and upgrade in the slot under load", &sent, &got, &before, &u, true);
+    assert_eq!(xdp_prog_name(&f), "xdp_root");
+
+    // The root restarts with a fresh array (its pins re-created): the guard puts itself back in
+    // its slot at the next tick, and the root runs it.
+    root.reload("xdp_root").expect("reloading the root");
+    upf_in_slot_2(&root, &u);
+    attach_root(&f, &root.prog());
+    wait_for("the guard back in the new array", || f.status()["chain"]["into"]["in_slot"] == true);
+    let before = upf_teids(&u);
+    let (sent, got) = f.send(1000, 2000, 0, || {});
+    check_round("after the root restarted", &sent, &got, &before, &u, true);
+
+    // The guard stops and detaches: only its slot is emptied; the root goes on to the UPF.
+    f.stop_guard();
+    let out = f.guard_ok(&["detach"]);
+    assert!(out.contains("left slot 1"), "{out}");
+    assert_eq!(xdp_prog_name(&f), "xdp_root");
+    let before = upf_teids(&u);
+    let (sent, got) = f.send(1000, 2000, 0, || {});
+    check_round("guard detached from the root", &sent, &got, &before, &u, false);
+    let audit = std::fs::read_to_string(f.dir.join("audit.jsonl")).unwrap_or_default();
+    assert_eq!(audit.lines().filter(|l| l.contains("\"action\":\"upgrade\"")).count(), 1, "{audit}");
+}
