@@ -19,10 +19,11 @@ pub fn peers_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("peers")
 }
 
-/// Compile `tests/peers/<name>.c` for BPF into `out_dir`; the object's path.
-pub fn compile(name: &str, out_dir: &Path) -> Result<PathBuf> {
+/// Compile `tests/peers/<name>.c` for BPF into a temporary object of a name of its own
+/// (parallel tests compile the same source); the object's path.
+pub fn compile(name: &str) -> Result<PathBuf> {
     let src = peers_dir().join(format!("{name}.c"));
-    let obj = out_dir.join(format!("{name}.o"));
+    let obj = std::env::temp_dir().join(format!("og-{name}-{}.o", unique_name("o")));
     // Debian keeps <asm/types.h>, which <linux/bpf.h> includes, under the multiarch directory.
     let out = Command::new("clang")
         .args(["-O2", "-g", "-target", "bpf", "-I/usr/include/x86_64-linux-gnu", "-c"])
@@ -66,11 +67,7 @@ impl Pinned {
         let dir = PathBuf::from(format!("/sys/fs/bpf/og-xdp-{}", unique_name(name)));
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let p = Pinned { dir };
-        let obj = compile(name, &std::env::temp_dir()).map(|o| {
-            // A per-process object name: parallel tests must not overwrite one another's.
-            let unique = std::env::temp_dir().join(format!("{}-{}.o", name, unique_name("o")));
-            std::fs::rename(&o, &unique).map(|()| unique)
-        })??;
+        let obj = compile(name)?;
         let r = bpftool(&[
             "prog",
             "load",
@@ -147,9 +144,7 @@ impl Pinned {
     /// Re-load the program at the same pin (a UPF restart: a new program ID, new maps).
     /// Compiled first, so the pin is missing only for the moment bpftool takes to load.
     pub fn reload(&self, name: &str) -> Result<()> {
-        let obj = compile(name, &std::env::temp_dir())?;
-        let unique = std::env::temp_dir().join(format!("{}-{}.o", name, unique_name("o")));
-        std::fs::rename(&obj, &unique).context("renaming the object")?;
+        let unique = compile(name)?;
         self.unpin_prog();
         for e in std::fs::read_dir(self.maps()).into_iter().flatten().flatten() {
             let _ = std::fs::remove_file(e.path());
