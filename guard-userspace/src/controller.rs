@@ -162,6 +162,7 @@ pub fn run_command(a: RunArgs) -> Result<()> {
         let id = p.info().context("guard_n3's program id")?.id();
         (p.fd().context("guard_n3's descriptor")?.try_clone().context("duplicating guard_n3's descriptor")?, id)
     };
+    let c_into = into.clone();
     let result = rt.block_on(control_loop(Ctl {
         chain: ChainWatch { pins: pins.clone(), into, own_prog, next: None, in_slot: None },
         iface: iface.clone(),
@@ -180,7 +181,7 @@ pub fn run_command(a: RunArgs) -> Result<()> {
         health,
     }));
     if a.detach_on_exit {
-        loader::detach(&pins, false).context("detaching on exit")?;
+        loader::detach_chained(&pins, false, c_into.as_ref()).context("detaching on exit")?;
         info!(iface, "detached (pinned maps kept)");
         if let Some(n2_iface) = &n2_iface {
             crate::n2::detach(&crate::n2::pin_dir(&n2_base, n2_iface), false).context("detaching guard_n2 on exit")?;

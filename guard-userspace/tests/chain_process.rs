@@ -298,8 +298,28 @@ fn guard_first_then_the_upf_program_each_survives_the_other() {
     let before = upf_teids(&u);
     let (sent, got) = f.send(1000, 2000, 0, || {});
     check_round("guard back first", &sent, &got, &before, &u, true);
+
+    // `guard chain clear` / `set` at run time (audited): cleared, passed packets go to the stack
+    // and the UPF program gets none; set, it gets them again.
+    let out = f.guard_ok(&["chain", "clear"]);
+    assert!(out.contains("kernel stack"), "{out}");
+    assert!(f.status()["chain"]["next"].is_null());
+    let before = upf_teids(&u);
+    let (sent, got) = f.send(400, 2000, 0, || {});
+    assert_eq!(got.teid(OTHERS[0]), sent.per_teid[&OTHERS[0]], "cleared: benign traffic to the stack");
+    assert_eq!(upf_teids(&u), before, "cleared: the UPF program got packets");
+    let out = f.guard_ok(&["chain", "set", "--next", &u.prog().display().to_string()]);
+    assert!(out.contains("now go on to xdp_upf"), "{out}");
+    let human = f.guard_ok(&["status"]);
+    assert!(human.contains("next program") && human.contains("linked: program xdp_upf"), "{human}");
+    let before = upf_teids(&u);
+    let (sent, got) = f.send(400, 2000, 0, || {});
+    check_round("chain set again", &sent, &got, &before, &u, true);
     let audit = std::fs::read_to_string(f.dir.join("audit.jsonl")).unwrap_or_default();
     assert_eq!(audit.lines().filter(|l| l.contains("\"action\":\"upgrade\"")).count(), 1, "{audit}");
+    for a in ["chain_clear", "chain_set", "detach"] {
+        assert!(audit.contains(&format!("\"action\":\"{a}\"")), "{a} audited: {audit}");
+    }
 }
 
 /// During a paced flood: SIGKILL the controller, start it again, then `guard upgrade`.
