@@ -310,17 +310,24 @@ impl IntoSlot {
 }
 
 /// Whether the guard's program sits in `into`'s slot; if the slot is empty (the operator's root
-/// was restarted with a fresh array), put `prog` back. Never touches a slot holding another
-/// program. Every controller tick.
+/// was restarted with a fresh array), put the guard back. Never touches a slot holding another
+/// program. Every controller tick. The guard's program is the one pinned as `n3_prog` (a
+/// `guard upgrade` by another process replaces it there and in the slot), else `prog` (`id`),
+/// the one this controller loaded.
 pub fn sync_into(pins: &PinDir, into: &IntoSlot, prog: &ProgramFd, id: u32) -> Result<IntoState, ChainError> {
     if !into.array.exists() {
         return Ok(IntoState::ArrayGone);
     }
+    let pinned = ProgramInfo::from_pin(pins.path().join(PROG_PIN)).ok();
+    let own = pinned.as_ref().map_or(id, ProgramInfo::id);
     match slot_prog_id(&into.array, into.slot)? {
-        Some(x) if x == id => Ok(IntoState::InSlot { replaced: false }),
+        Some(x) if x == own || x == id => Ok(IntoState::InSlot { replaced: false }),
         Some(other) => Ok(IntoState::Taken(other)),
         None => {
-            place_into(pins, into, prog, id)?;
+            match pinned.and_then(|i| i.fd().ok()) {
+                Some(fd) => place_into(pins, into, &fd, own)?,
+                None => place_into(pins, into, prog, id)?,
+            }
             Ok(IntoState::InSlot { replaced: true })
         }
     }

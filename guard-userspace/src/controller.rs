@@ -109,6 +109,21 @@ pub fn run_command(a: RunArgs) -> Result<()> {
         let st = crate::chain::configure(&pins, next).with_context(|| format!("[attach] next = {}", next.display()))?;
         info!(next = %next.display(), state = ?st, "passed packets go on to the next program");
     }
+    // One way of attaching at a time: a pinned link (interface) and the guard's program pin
+    // (a program-array slot) left by a run configured the other way would make two guards.
+    match &into {
+        Some(_) if pins.link_path().exists() => anyhow::bail!(
+            "[attach] into is set but the guard is attached to {iface} (pinned link {}): \
+             `guard detach --iface {iface}` first (with the previous configuration)",
+            pins.link_path().display()
+        ),
+        None if pins.path().join(crate::chain::PROG_PIN).exists() => anyhow::bail!(
+            "the guard sits in a program-array slot ({} exists) but [attach] into is not set: \
+             `guard detach --iface {iface} --config <the configuration naming that slot>` first",
+            pins.path().join(crate::chain::PROG_PIN).display()
+        ),
+        _ => {}
+    }
     let attached = match &into {
         Some(i) => loaded.place_into(i),
         None => loaded.attach(&iface, a.mode.into()),

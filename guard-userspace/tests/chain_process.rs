@@ -394,6 +394,12 @@ fn guard_inside_a_root_array_each_survives_the_other() {
     let (sent, got) = f.send(3200, 400, 0, || kill_restart_upgrade(&f));
     check_round("kill, restart and upgrade in the slot under load", &sent, &got, &before, &u, true);
     assert_eq!(xdp_prog_name(&f), "xdp_root");
+    // The running controller takes the upgraded program in the slot for the guard's own.
+    std::thread::sleep(Duration::from_millis(1200));
+    let body = f.lab.scrape_metrics(f.metrics_port).expect("metrics");
+    assert_eq!(metric(&body, "overload_guard_chain_into", ""), Some(1.0), "{body}");
+    let log2 = f.log("run-2.log");
+    assert!(!log2.contains("another program took the guard's slot"), "{log2}");
 
     // The root restarts with a fresh array (its pins re-created): the guard puts itself back in
     // its slot at the next tick, and the root runs it.
