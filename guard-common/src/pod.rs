@@ -19,6 +19,7 @@ unsafe impl aya::Pod for Event {}
 unsafe impl aya::Pod for Meta {}
 unsafe impl aya::Pod for TatSlot {}
 unsafe impl aya::Pod for LocalAddr {}
+unsafe impl aya::Pod for ChainConfig {}
 
 // N2 (guard_n2): the same rules; size assertions in `crate::abi::n2`. `L3Addr` (the peer key) is
 // `CellKey` above; `StageEntry`, `TatSlot` and `u32` values are already `Pod`.

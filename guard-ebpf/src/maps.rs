@@ -4,12 +4,12 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, ProgramArray, RingBuf},
 };
 use guard_common::{
     abi::{
-        CellHot, CellKey, CellRecord, CellStageEntry, Counter, DeviceKey, DeviceState, FragEntry, FragKey, GuardConfig,
-        LocalAddr, Meta, StageEntry, TatSlot, CELL_SLOTS, DEFAULT_MAX_CELLS, DEFAULT_MAX_CELL_STAGES,
+        CellHot, CellKey, CellRecord, CellStageEntry, ChainConfig, Counter, DeviceKey, DeviceState, FragEntry, FragKey,
+        GuardConfig, LocalAddr, Meta, StageEntry, TatSlot, CELL_SLOTS, DEFAULT_MAX_CELLS, DEFAULT_MAX_CELL_STAGES,
         DEFAULT_MAX_DEVICES, DEFAULT_MAX_FRAGS, DEFAULT_MAX_FRAMED, DEFAULT_MAX_STAGED, EVENTS_RING_BYTES, HINT_COUNT,
         LOCAL_SLOTS, SEEN_ENTRIES, SEEN_ENTRY_BYTES, STAT_COUNT,
     },
@@ -93,6 +93,18 @@ pub static N3_PCPU_TAT: PerCpuArray<TatSlot> = PerCpuArray::pinned(1, 0);
 /// gNB with no stage skip its per-packet lookup in `N3_STAGES` / `N3_CELL_STAGES`.
 #[map(name = "N3_HINTS")]
 pub static N3_HINTS: Array<u64> = Array::pinned(HINT_COUNT, 0);
+
+/// The XDP program the packets `guard_n3` passes are handed to (slot 0), by `bpf_tail_call`:
+/// `[attach] next`. Userspace owns the slot (`guard_userspace::chain`); the kernel takes a
+/// reference to the program it holds, and empties the map when its last user reference (pin or
+/// descriptor) goes, which the pin prevents.
+#[map(name = "N3_NEXT")]
+pub static N3_NEXT: ProgramArray = ProgramArray::pinned(1, 0);
+
+/// Whether a next program is configured (`abi::ChainConfig`): read on passed packets only, and
+/// only then is the tail call tried; a host without one pays this array read and nothing else.
+#[map(name = "N3_CHAIN")]
+pub static N3_CHAIN: Array<ChainConfig> = Array::pinned(1, 0);
 
 #[map(name = "N3_EVENTS")]
 pub static N3_EVENTS: RingBuf = RingBuf::pinned(EVENTS_RING_BYTES, 0);

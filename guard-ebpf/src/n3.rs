@@ -14,12 +14,12 @@ use aya_ebpf::{
 use guard_common::{
     abi::{
         local_home_slot, seen_slot, CellHot, CellRecord, DeviceKey, DeviceState, FragEntry, FragKey, GuardConfig,
-        L3Addr, Limit, StageEntry, DEVICE_FLAG_ESTABLISHED, DEVICE_KIND_TEID, DEVICE_KIND_UE_V6, ECHO_PATH_SLOTS,
-        ESTABLISHED_PACKETS, EVENT_DEVICE_OVER_LIMIT, EVENT_ECHO_LIMITED, EVENT_ERR_IND_LIMITED,
+        L3Addr, Limit, StageEntry, CHAIN_FLAG_NEXT, DEVICE_FLAG_ESTABLISHED, DEVICE_KIND_TEID, DEVICE_KIND_UE_V6,
+        ECHO_PATH_SLOTS, ESTABLISHED_PACKETS, EVENT_DEVICE_OVER_LIMIT, EVENT_ECHO_LIMITED, EVENT_ERR_IND_LIMITED,
         EVENT_NEW_DEVICE_LIMITED, EVENT_SPOOF, FAMILY_IPV4, FAMILY_NONE, HINT_STAGE_GEN, KEY_MODE_UE_ADDR,
         LOCAL_FLAG_NON_IP, LOCAL_INDEX_NONE, LOCAL_PROBES, LOCAL_SLOTS, PROT_ANTISPOOF, PROT_CELL_CAP, PROT_ECHO,
         PROT_ERR_IND, PROT_HOST_CAP, PROT_MALFORMED, PROT_NEW_DEVICE, SEEN_ENTRY_BYTES, STAGE_FLAG_EXEMPT,
-        STAGE_OBSERVE, STAT_MAP_UPDATE_FAILED, STAT_NON_IP, STAT_NO_CONFIG,
+        STAGE_OBSERVE, STAT_CHAIN_MISS, STAT_MAP_UPDATE_FAILED, STAT_NON_IP, STAT_NO_CONFIG,
     },
     parse::{
         gtpu::{self, MSG_ECHO_REQUEST, MSG_ECHO_RESPONSE, MSG_END_MARKER, MSG_ERROR_INDICATION, MSG_G_PDU},
@@ -36,8 +36,8 @@ use crate::{
     counters::{self, add},
     cursor::XdpPacket,
     maps::{
-        N3_CELLS, N3_CELL_STAGES, N3_CONFIG, N3_DEVICES, N3_FRAGS, N3_FRAMED, N3_HINTS, N3_LOCAL, N3_NEW_DEV,
-        N3_PCPU_TAT, N3_PKT, N3_SEEN, N3_STAGES,
+        N3_CELLS, N3_CELL_STAGES, N3_CHAIN, N3_CONFIG, N3_DEVICES, N3_FRAGS, N3_FRAMED, N3_HINTS, N3_LOCAL, N3_NEW_DEV,
+        N3_NEXT, N3_PCPU_TAT, N3_PKT, N3_SEEN, N3_STAGES,
     },
 };
 
@@ -47,9 +47,32 @@ pub fn guard_n3(ctx: XdpContext) -> u32 {
     let v = verdict(&ctx, len);
     counters::verdict(v, len);
     if v.is_drop() {
-        xdp_action::XDP_DROP
-    } else {
-        xdp_action::XDP_PASS
+        return xdp_action::XDP_DROP;
+    }
+    chain(&ctx);
+    xdp_action::XDP_PASS
+}
+
+/// Hand a packet the guard passes to the next program (`[attach] next`), whose verdict then
+/// stands: `bpf_tail_call` does not return when it succeeds. Dropped packets never get here.
+/// Only when a next program is configured (one array read, inlined by the verifier, otherwise);
+/// a call that returns (empty slot, or the kernel's limit of 33 chained tail calls,
+/// `MAX_TAIL_CALL_CNT`) passes the packet as without a next program, counted.
+///
+/// The tail call sits in the program's own body (the verifier's subprogram 0), not in a
+/// subprogram: the verifier limits the stack of the frames *below* a subprogram that tail-calls
+/// to 256 bytes (`check_max_stack_depth_subprog`, kernel/bpf/verifier.c), and the policy's frame
+/// stacks on this one's (docs/dataplane.md, "Chaining").
+#[inline(always)]
+fn chain(ctx: &XdpContext) {
+    let Some(c) = N3_CHAIN.get(0) else {
+        return;
+    };
+    if c.flags & CHAIN_FLAG_NEXT != 0 {
+        // SAFETY: `ctx` is this program's context; on success control never comes back, on
+        // failure the helper changes nothing (it returns no value, `RET_VOID`).
+        unsafe { N3_NEXT.tail_call(ctx, 0) };
+        counters::stat(STAT_CHAIN_MISS);
     }
 }
 

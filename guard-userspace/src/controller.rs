@@ -99,7 +99,36 @@ pub fn run_command(a: RunArgs) -> Result<()> {
     // of its address (docs/dataplane.md, "F-TEID").
     sync_tables(&mut N3Maps::from_ebpf_ref(&mut loaded.ebpf)?, &cfg)
         .with_context(|| format!("writing the N3 addresses and framed routes of {iface}"))?;
-    let how = match loaded.attach(&iface, a.mode.into()) {
+    let into = match cfg.attach.into.as_deref() {
+        Some(i) => Some(crate::chain::IntoSlot::parse(i).map_err(anyhow::Error::msg).context("[attach] into")?),
+        None => None,
+    };
+    // `[attach] next` before the program sees a packet; a next program set with `guard chain
+    // set` and not in the file is kept (N3_CHAIN is pinned).
+    if let Some(next) = &cfg.attach.next {
+        let st = crate::chain::configure(&pins, next).with_context(|| format!("[attach] next = {}", next.display()))?;
+        info!(next = %next.display(), state = ?st, "passed packets go on to the next program");
+    }
+    // One way of attaching at a time: a pinned link (interface) and the guard's program pin
+    // (a program-array slot) left by a run configured the other way would make two guards.
+    match &into {
+        Some(_) if pins.link_path().exists() => anyhow::bail!(
+            "[attach] into is set but the guard is attached to {iface} (pinned link {}): \
+             `guard detach --iface {iface}` first (with the previous configuration)",
+            pins.link_path().display()
+        ),
+        None if pins.path().join(crate::chain::PROG_PIN).exists() => anyhow::bail!(
+            "the guard sits in a program-array slot ({} exists) but [attach] into is not set: \
+             `guard detach --iface {iface} --config <the configuration naming that slot>` first",
+            pins.path().join(crate::chain::PROG_PIN).display()
+        ),
+        _ => {}
+    }
+    let attached = match &into {
+        Some(i) => loaded.place_into(i),
+        None => loaded.attach(&iface, a.mode.into()),
+    };
+    let how = match attached {
         Ok(how) => how,
         Err(e) => {
             // Pins this run created for nothing are removed, so a failed start leaves no state
@@ -143,7 +172,14 @@ pub fn run_command(a: RunArgs) -> Result<()> {
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
+    let own_prog = {
+        let p = loaded.program()?;
+        let id = p.info().context("guard_n3's program id")?.id();
+        (p.fd().context("guard_n3's descriptor")?.try_clone().context("duplicating guard_n3's descriptor")?, id)
+    };
+    let c_into = into.clone();
     let result = rt.block_on(control_loop(Ctl {
+        chain: ChainWatch { pins: pins.clone(), into, own_prog, next: None, in_slot: None },
         iface: iface.clone(),
         cfg,
         config_path: a.target.config.clone(),
@@ -160,7 +196,7 @@ pub fn run_command(a: RunArgs) -> Result<()> {
         health,
     }));
     if a.detach_on_exit {
-        loader::detach(&pins, false).context("detaching on exit")?;
+        loader::detach_chained(&pins, false, c_into.as_ref()).context("detaching on exit")?;
         info!(iface, "detached (pinned maps kept)");
         if let Some(n2_iface) = &n2_iface {
             crate::n2::detach(&crate::n2::pin_dir(&n2_base, n2_iface), false).context("detaching guard_n2 on exit")?;
@@ -177,7 +213,86 @@ pub fn num_cpus() -> u32 {
     std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1)
 }
 
+/// What the controller keeps of the chaining (`[attach]`), to say each change once.
+struct ChainWatch {
+    pins: crate::pins::PinDir,
+    into: Option<crate::chain::IntoSlot>,
+    own_prog: (aya::programs::ProgramFd, u32),
+    /// The last next-program state reported (None: none yet).
+    next: Option<crate::chain::NextState>,
+    in_slot: Option<crate::chain::IntoState>,
+}
+
+/// Re-resolve the next program's pin and the guard's own slot (every tick), log each change
+/// once, and export the state.
+fn sync_chain(w: &mut ChainWatch, m: &Metrics) {
+    use crate::chain::{IntoState, NextState};
+    match crate::chain::sync_next(&w.pins) {
+        Ok(st) => {
+            let label = match &st {
+                NextState::Unset => "unset",
+                NextState::Linked { .. } => "linked",
+                NextState::Gone { .. } => "gone",
+            };
+            let changed = match (&w.next, &st) {
+                (Some(NextState::Linked { id: a, .. }), NextState::Linked { id: b, changed: false, .. }) => a != b,
+                (Some(prev), _) => {
+                    std::mem::discriminant(prev) != std::mem::discriminant(&st)
+                        || matches!(st, NextState::Linked { changed: true, .. })
+                }
+                (None, _) => true,
+            };
+            if changed {
+                match &st {
+                    NextState::Linked { id, name, .. } => info!(id, name, "next program linked: passed packets go on to it"),
+                    NextState::Gone { .. } => warn!(
+                        "the next program's pin is gone: its slot is emptied and passed packets go to the kernel stack (counted as chain_miss) until a program is pinned there again"
+                    ),
+                    NextState::Unset => info!("no next program: passed packets go to the kernel stack"),
+                }
+            }
+            for l in ["unset", "linked", "gone"] {
+                m.chain_next
+                    .get_or_create(&crate::metrics::OutcomeLabel { outcome: l.into() })
+                    .set(i64::from(l == label));
+            }
+            w.next = Some(st);
+        }
+        Err(e) => warn!(error = %e, "re-resolving the next program"),
+    }
+    if let Some(into) = &w.into {
+        match crate::chain::sync_into(&w.pins, into, &w.own_prog.0, w.own_prog.1) {
+            Ok(st) => {
+                if w.in_slot.as_ref() != Some(&st) {
+                    match &st {
+                        IntoState::InSlot { replaced: true } => {
+                            warn!(array = %into.array.display(), slot = into.slot, "the guard's slot was empty (root restarted?): guard_n3 put back")
+                        }
+                        IntoState::InSlot { replaced: false } => {
+                            info!(array = %into.array.display(), slot = into.slot, "guard_n3 is in its slot")
+                        }
+                        IntoState::ArrayGone => {
+                            warn!(array = %into.array.display(), "the program array the guard sits in is no longer pinned: the guard runs only if the root still holds it")
+                        }
+                        IntoState::Taken(id) => {
+                            warn!(array = %into.array.display(), slot = into.slot, id, "another program took the guard's slot: it is left there; the guard does not run")
+                        }
+                    }
+                }
+                m.chain_into.set(i64::from(matches!(st, IntoState::InSlot { .. })));
+                // Report a put-back once, then as in the slot.
+                w.in_slot = Some(match st {
+                    IntoState::InSlot { .. } => IntoState::InSlot { replaced: false },
+                    s => s,
+                });
+            }
+            Err(e) => warn!(error = %e, "checking the guard's program-array slot"),
+        }
+    }
+}
+
 struct Ctl {
+    chain: ChainWatch,
     /// The N3 interface (the `interface` label of its metrics).
     iface: String,
     cfg: Config,
@@ -336,6 +451,7 @@ fn one_tick(
     host_cap: &mut Option<(abi::Limit, u64)>,
 ) -> Result<()> {
     let now = monotonic_ns();
+    sync_chain(&mut c.chain, metrics);
     let mut fresh = drain_events(c, metrics);
     // The events held by the passes between ticks are older: they go first.
     let mut events = std::mem::take(&mut c.held_events);
@@ -604,6 +720,7 @@ fn update_metrics(c: &Ctl, engine: &Engine, m: &Metrics, devices: Option<i64>, s
         let v = stats.get(i as usize).map(|c| c.packets).unwrap_or(0);
         Metrics::raise_to(&m.events.get_or_create(&OutcomeLabel { outcome: name.to_owned() }), v);
     }
+    Metrics::raise_to(&m.chain_miss, stats.get(abi::STAT_CHAIN_MISS as usize).map_or(0, |c| c.packets));
     let s = engine.snapshot();
     for (i, name) in ["observe", "shape", "strict", "quarantine"].iter().enumerate() {
         m.devices_per_stage.get_or_create(&StageLabel { stage: (*name).to_owned() }).set(s.devices_per_stage[i] as i64);
@@ -689,6 +806,17 @@ fn reload(c: &mut Ctl, engine: &mut Engine, audit: &AuditLog, m: &Metrics, host_
                 return;
             }
             engine.reconfigure(&c.cfg);
+            if old.attach.next != c.cfg.attach.next {
+                let r = match &c.cfg.attach.next {
+                    Some(p) => crate::chain::configure(&c.chain.pins, p).map(|_| ()),
+                    None => crate::chain::clear_next(&c.chain.pins),
+                };
+                match r {
+                    Ok(()) => info!(next = ?c.cfg.attach.next, "SIGHUP: next program changed"),
+                    Err(e) => error!(error = %e, "SIGHUP: changing the next program failed"),
+                }
+                c.chain.next = None;
+            }
             let list = |v: &[String]| if v.is_empty() { "none".to_owned() } else { v.join(", ") };
             info!(
                 path = %path.display(),

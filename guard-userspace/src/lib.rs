@@ -12,6 +12,7 @@
 
 pub mod audit;
 pub mod batch;
+pub mod chain;
 pub mod cli;
 pub mod clock;
 pub mod config;

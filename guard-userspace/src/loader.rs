@@ -11,6 +11,7 @@ use guard_common::abi::{self, GuardConfig, Meta, META_PROG_N3};
 use tracing::{info, warn};
 
 use crate::{
+    chain::{self, ChainError, IntoSlot},
     maps::{MapsError, N3Maps},
     pins::{PinDir, PinError, PinState},
 };
@@ -50,6 +51,12 @@ pub enum LoadError {
     PinLink { path: PathBuf, source: aya::pin::PinError },
     #[error(transparent)]
     Maps(#[from] MapsError),
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    #[error(
+        "the guard is not in slot {slot} of {array}: {why}; start it with `guard run` ([attach] into places it there)"
+    )]
+    NotInSlot { array: PathBuf, slot: u32, why: &'static str },
     #[error(
         "interface {iface} already runs the XDP program {occupant}; the guard does not replace another program. \
          Remove it first (`ip link set dev {iface} xdp off`, or detach it with the tool that attached it)"
@@ -89,6 +96,9 @@ pub enum Attachment {
     Native,
     /// Native XDP was refused by the driver; generic (SKB) XDP is slower but equivalent.
     Generic,
+    /// Not attached to the interface: placed in a slot of another root's program array
+    /// (`[attach] into`).
+    IntoSlot,
 }
 
 /// Which XDP mode to ask for.
@@ -198,6 +208,13 @@ impl Loaded {
     pub fn attach(&mut self, iface: &str, mode: ModeRequest) -> Result<Attachment, LoadError> {
         require_interface(iface)?;
         let link_path = self.pins.link_path();
+        // A link `guard detach` handed over to the next program (see [`detach_into`]): take it
+        // back, so the guard comes first again without a moment off the interface.
+        let handover = chain::handover_link_path(&self.pins);
+        if !link_path.exists() && handover.exists() {
+            chain::repin(&handover, &link_path)?;
+            info!(link = %link_path.display(), "taking back the link handed over to the next program");
+        }
         if link_path.exists() {
             match self.reuse_link(&link_path) {
                 Ok(()) => return Ok(Attachment::ReusedLink),
@@ -243,6 +260,37 @@ impl Loaded {
         self.reuse_link(&link_path)
     }
 
+    /// `[attach] into`: put this program in the operator's array slot instead of attaching to
+    /// the interface. An earlier guard program there (a restart) is replaced atomically; any
+    /// other program is left alone and refused.
+    pub fn place_into(&mut self, into: &IntoSlot) -> Result<Attachment, LoadError> {
+        let pins = self.pins.clone();
+        let prog = self.program()?;
+        let id = prog.info().map_err(|source| LoadError::Program { what: "reading guard_n3's id", source })?.id();
+        let fd = prog.fd().map_err(|source| LoadError::Program { what: "guard_n3's descriptor", source })?;
+        chain::place_into(&pins, into, fd, id)?;
+        info!(array = %into.array.display(), slot = into.slot, id, "guard_n3 placed in the program array slot");
+        Ok(Attachment::IntoSlot)
+    }
+
+    /// [`Loaded::upgrade`] for a guard inside another root: swap the program in the slot, which
+    /// must hold the guard's (one map update: packets run the old or the new program).
+    pub fn upgrade_into(&mut self, into: &IntoSlot) -> Result<(), LoadError> {
+        let own = chain::own_prog_id(&self.pins).ok_or(LoadError::NotInSlot {
+            array: into.array.clone(),
+            slot: into.slot,
+            why: "no n3_prog pin",
+        })?;
+        if chain::slot_prog_id(&into.array, into.slot)? != Some(own) {
+            return Err(LoadError::NotInSlot {
+                array: into.array.clone(),
+                slot: into.slot,
+                why: "the slot does not hold the guard's program",
+            });
+        }
+        self.place_into(into).map(|_| ())
+    }
+
     fn reuse_link(&mut self, link_path: &Path) -> Result<(), LoadError> {
         update_pinned_link(self.program()?, link_path)?;
         info!(link = %link_path.display(), "re-used the pinned XDP link: the new program replaced the old one in place");
@@ -271,6 +319,51 @@ fn attach_mode(prog: &mut Xdp, iface: &str, mode: XdpMode) -> Result<aya::progra
         ProgramError::UnknownInterface { name } => LoadError::UnknownInterface(name),
         source => LoadError::Program { what: "attaching XDP", source },
     })
+}
+
+/// What [`detach_chained`] did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Detached {
+    /// The guard's link was removed from the interface.
+    pub link: bool,
+    /// The interface now runs the next program (id) through the link pinned at this path.
+    pub handed_over: Option<(u32, PathBuf)>,
+    /// The guard's program was taken out of the operator's array slot.
+    pub slot: bool,
+}
+
+/// `guard detach` with chaining: remove only what the guard added, and leave the other program
+/// running.
+/// - Guard first, with a next program in `N3_NEXT`: the interface's link is switched to run the
+///   next program (`BPF_LINK_UPDATE`, no gap) and moved out of the pin directory
+///   ([`chain::handover_link_path`]; a later `guard run` takes it back); the slot is emptied, the
+///   configured path kept (unless `purge`).
+/// - Guard inside a root (`into`): the slot is emptied if it holds the guard's program; the root
+///   goes on alone.
+pub fn detach_chained(pins: &PinDir, purge: bool, into: Option<&IntoSlot>) -> Result<Detached, LoadError> {
+    let mut out = Detached::default();
+    if let Some(into) = into {
+        out.slot = chain::remove_from(pins, into)?;
+    }
+    let link_path = pins.link_path();
+    let next_map = pins.map_path(abi::MAP_N3_NEXT);
+    if link_path.exists() && next_map.exists() {
+        if let Some(next_id) = chain::slot_prog_id(&next_map, 0)? {
+            let path = chain::next_path(&chain::read_config(pins)?);
+            if let Some(path) = path.filter(|p| chain::resolve(p).ok().flatten().is_some_and(|n| n.id == next_id)) {
+                chain::update_link_to(&link_path, &path)?;
+                let to = chain::handover_link_path(pins);
+                chain::repin(&link_path, &to)?;
+                info!(link = %to.display(), next = %path.display(), "the interface now runs the next program");
+                out.handed_over = Some((next_id, to));
+            }
+        }
+    }
+    if next_map.exists() {
+        chain::clear_slot_pub(&next_map)?;
+    }
+    out.link = detach(pins, purge)? || out.handed_over.is_some();
+    Ok(out)
 }
 
 /// Detach: remove the pinned link (the program leaves the interface once no one holds it) and,

@@ -71,6 +71,12 @@ pub struct Metrics {
     pub device_scan_seconds: Gauge<f64, AtomicU64>,
     pub device_scan_read_seconds: Gauge<f64, AtomicU64>,
     pub config_reloads: Family<OutcomeLabel, Counter>,
+    /// The next program (`[attach] next`): one series set to 1, labelled with its state.
+    pub chain_next: Family<OutcomeLabel, Gauge>,
+    /// Passed packets a configured next program did not get (empty slot, tail-call limit).
+    pub chain_miss: Counter,
+    /// 1 while guard_n3 sits in its `[attach] into` slot, 0 while it does not.
+    pub chain_into: Gauge,
     /// Audit lines not written (raised each tick to `audit::WRITE_FAILURES`).
     pub audit_write_failures: Counter,
     /// Unix time of the last controller tick that completed (alert when it stops moving).
@@ -124,6 +130,9 @@ impl Metrics {
             top_offender_pps: Family::default(),
             tick_seconds: Histogram::new([0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
             config_reloads: Family::default(),
+            chain_next: Family::default(),
+            chain_miss: Counter::default(),
+            chain_into: Gauge::default(),
             audit_write_failures: Counter::default(),
             device_scan_seconds: Gauge::default(),
             device_scan_read_seconds: Gauge::default(),
@@ -174,6 +183,21 @@ impl Metrics {
         r3.register("cell_pps", "G-PDU packets per second of the busiest cells (gNBs)", m.cell_pps.clone());
         r3.register("map_entries", "Entries in a BPF map", m.map_entries.clone());
         r3.register("map_capacity", "Capacity of a BPF map", m.map_capacity.clone());
+        r3.register(
+            "chain_next",
+            "The [attach] next program: 1 on the series of its state (linked, gone, unset)",
+            m.chain_next.clone(),
+        );
+        r3.register(
+            "chain_miss",
+            "Passed packets the configured next program did not get (empty slot or tail-call limit): they went to the kernel stack",
+            m.chain_miss.clone(),
+        );
+        r3.register(
+            "chain_into",
+            "1 while guard_n3 sits in its [attach] into program-array slot",
+            m.chain_into.clone(),
+        );
         r3.register("top_offender_pps", "Rate of the top-N offending devices", m.top_offender_pps.clone());
         r3.register(
             "device_scan_seconds",

@@ -50,7 +50,7 @@ pub enum PinError {
 /// Why pins of schema `found` cannot be carried over to `expected`, for the refusal message.
 fn schema_change(found: u32, expected: u32) -> &'static str {
     match (found, expected) {
-        (4, 5) => {
+        (4, 5..) => {
             ": schema 4 keyed devices by TEID alone, schema 5 by F-TEID (the TEID with the host \
              address it was allocated on, TS 29.281 §5.1); a TEID-only key does not say which \
              address its session was on, so its counters, bindings and stages cannot be re-keyed \
@@ -106,6 +106,8 @@ pub fn n3_specs(max_devices: u32) -> Vec<MapSpec> {
         spec(MAP_N3_UNKNOWN_HOT, MapType::PerCpuArray, 4, size::<CellHot>(), 1),
         spec(MAP_N3_LOCAL, MapType::Array, 4, size::<LocalAddr>(), LOCAL_SLOTS),
         spec(MAP_N3_FRAMED, MapType::LpmTrie, 4 + 16, 4, DEFAULT_MAX_FRAMED),
+        spec(MAP_N3_NEXT, MapType::ProgramArray, 4, 4, 1),
+        spec(MAP_N3_CHAIN, MapType::Array, 4, size::<ChainConfig>(), 1),
     ]
 }
 
@@ -197,7 +199,9 @@ impl PinDir {
         if meta.magic != abi::META_MAGIC {
             return Err(PinError::Foreign { path: meta_path, found: meta.magic });
         }
-        if meta.schema_version != SCHEMA_VERSION {
+        // An older schema whose maps this one only added to is re-used as it is; META is
+        // rewritten with this schema at load (`loader::load_object`).
+        if meta.schema_version != SCHEMA_VERSION && !abi::COMPATIBLE_SCHEMAS.contains(&meta.schema_version) {
             return Err(PinError::Schema {
                 dir: self.dir.clone(),
                 found: meta.schema_version,

@@ -40,6 +40,7 @@ pub mod score;
 pub mod sctp_frames;
 pub mod sessions;
 pub mod sink;
+pub mod xdpprog;
 
 pub use frames::GtpFrame;
 pub use generator::{send_frames, SendOpts, SendReport};

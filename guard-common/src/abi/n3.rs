@@ -12,7 +12,15 @@ use super::{Counter, L3Addr, Limit, Meta, StageEntry, TatSlot, FAMILY_IPV4, FAMI
 /// 5 (issue 17): devices keyed by F-TEID, per-family anti-spoofing bindings, non-IP T-PDUs
 /// counted per device, the host's N3 address table; a release of schema 4 left pins this one
 /// refuses (`guard_userspace::pins`).
-pub const SCHEMA_VERSION: u32 = 5;
+///
+/// 6 (issue 22): maps added, none changed: `N3_NEXT` (the program passed packets are handed
+/// to), `N3_CHAIN` ([`ChainConfig`]) and `N3_STATS` index [`STAT_CHAIN_MISS`] (always zero
+/// before). Pins of schema 5 are therefore re-used as they are ([`COMPATIBLE_SCHEMAS`]); a
+/// schema-5 binary refuses schema-6 pins, so a downgrade cannot silently stop handing packets
+/// to the next program.
+pub const SCHEMA_VERSION: u32 = 6;
+/// Older schemas whose pins this build re-uses unchanged (maps only added since).
+pub const COMPATIBLE_SCHEMAS: &[u32] = &[5];
 
 // Map names. BPF object names are at most 15 bytes; these are also the pin file names.
 pub const MAP_N3_CONFIG: &str = "N3_CONFIG";
@@ -34,6 +42,11 @@ pub const MAP_N3_UNKNOWN_GNB: &str = "N3_UNKNOWN_GNB";
 pub const MAP_N3_UNKNOWN_HOT: &str = "N3_UNKNOWN_HOT";
 pub const MAP_N3_LOCAL: &str = "N3_LOCAL";
 pub const MAP_N3_FRAMED: &str = "N3_FRAMED";
+/// A one-slot `BPF_MAP_TYPE_PROG_ARRAY`: the XDP program the guard hands the packets it passes
+/// to by `bpf_tail_call` (`[attach] next`, `guard chain set`); empty: they pass to the stack.
+pub const MAP_N3_NEXT: &str = "N3_NEXT";
+/// One [`ChainConfig`]: whether a next program is configured, where it is pinned.
+pub const MAP_N3_CHAIN: &str = "N3_CHAIN";
 /// Capacity of `N3_FRAMED` (framed routes, an LPM trie keyed by IPv6 / IPv4-mapped prefixes).
 pub const DEFAULT_MAX_FRAMED: u32 = 4096;
 /// Name of the N3 XDP program in the object file.
@@ -580,7 +593,36 @@ pub const STAT_MAP_UPDATE_FAILED: u32 = 3;
 pub const STAT_NO_CONFIG: u32 = 4;
 /// G-PDUs whose T-PDU is not IP (or whose session is configured non-IP), all devices together.
 pub const STAT_NON_IP: u32 = 5;
+/// A next program is configured ([`CHAIN_FLAG_NEXT`]) but the tail call did not happen (the
+/// slot is empty, e.g. its program's pin went away, or the tail-call limit was reached): the
+/// packet passed to the kernel stack, as without a next program.
+pub const STAT_CHAIN_MISS: u32 = 6;
 pub const STAT_COUNT: u32 = 8;
+
+/// [`ChainConfig::flags`]: a next program is configured; passed packets are handed to
+/// `N3_NEXT` slot 0 (and counted in [`STAT_CHAIN_MISS`] when that slot is empty).
+pub const CHAIN_FLAG_NEXT: u32 = 1;
+/// Octets of [`ChainConfig::next_path`] (a bpffs path, NUL-padded).
+pub const CHAIN_PATH_MAX: usize = 248;
+
+/// The single entry of `N3_CHAIN`, written by userspace. The data plane reads `flags` only (one
+/// array read, inlined by the verifier, on passed packets); the path lives here, in the pinned
+/// map, so the choice survives restarts of the controller and `guard chain set` needs no file.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChainConfig {
+    pub flags: u32,
+    /// ID of the program userspace last put in `N3_NEXT` (0: none); for `guard status`.
+    pub next_id: u32,
+    /// The bpffs path of the next program, NUL-padded.
+    pub next_path: [u8; CHAIN_PATH_MAX],
+}
+
+impl Default for ChainConfig {
+    fn default() -> Self {
+        ChainConfig { flags: 0, next_id: 0, next_path: [0; CHAIN_PATH_MAX] }
+    }
+}
 
 /// [`Event::kind`] values.
 pub const EVENT_DEVICE_OVER_LIMIT: u32 = 1;
@@ -660,6 +702,7 @@ const _: () = assert!(core::mem::size_of::<TeidSpan>() == 8);
 const _: () = assert!(core::mem::size_of::<FragKey>() == 20 + 20 + 4);
 const _: () = assert!(core::mem::size_of::<FragEntry>() == 16);
 const _: () = assert!(core::mem::size_of::<Event>() == 8 + 4 + 4 + 20 + 20 + 8 * 3);
+const _: () = assert!(core::mem::size_of::<ChainConfig>() == 4 + 4 + CHAIN_PATH_MAX);
 const _: () = assert!(core::mem::size_of::<LocalAddr>() == 24);
 const _: () = assert!(LOCAL_SLOTS.is_power_of_two() && LOCAL_PROBES <= LOCAL_SLOTS);
 

@@ -1,6 +1,7 @@
 //! The `guard` command line: argument definitions and dispatch. Each sub-command lives in its own
 //! module; all errors reach the user with their context chain (`anyhow`).
 
+mod chain;
 mod device;
 mod status;
 mod status_n2;
@@ -83,7 +84,15 @@ pub enum Cmd {
     /// program stays attached. A running `guard run` keeps running. Audited.
     Upgrade(upgrade::UpgradeArgs),
     /// Detach the guard from an interface (and with --purge, delete all its pinned state).
+    ///
+    /// Only what the guard added goes: with a next program (`[attach] next`), the interface is
+    /// handed over to it (its link now runs that program, pinned beside the pin directory as
+    /// `<iface>-next-link`; the next `guard run` takes it back); inside another root
+    /// (`[attach] into`), the guard's program leaves the slot and the root goes on alone.
     Detach(DetachArgs),
+    /// Hand the packets the guard passes to another XDP program, or stop (audited).
+    #[command(subcommand)]
+    Chain(chain::ChainCmd),
     /// Configuration file tools.
     #[command(subcommand)]
     Config(ConfigCmd),
@@ -360,7 +369,33 @@ fn detach(a: DetachArgs) -> Result<()> {
     let had = if a.n2 {
         crate::n2::detach(&pins, a.purge).context("detaching guard_n2")?
     } else {
-        crate::loader::detach(&pins, a.purge).context("detaching")?
+        let into = match cfg.attach.into.as_deref() {
+            Some(i) => Some(crate::chain::IntoSlot::parse(i).map_err(anyhow::Error::msg).context("[attach] into")?),
+            None => None,
+        };
+        if into.is_none() && pins.path().join(crate::chain::PROG_PIN).exists() {
+            anyhow::bail!(
+                "the guard for {iface} sits in another root's program array ({} exists) but the config names none: \
+                 give the config with its [attach] into (--config), so only the guard's slot is emptied",
+                pins.path().join(crate::chain::PROG_PIN).display()
+            );
+        }
+        let d = crate::loader::detach_chained(&pins, a.purge, into.as_ref()).context("detaching")?;
+        if let (Some(i), true) = (&into, d.slot) {
+            println!(
+                "{iface}: guard_n3 left slot {} of {}; the root program goes on without it",
+                i.slot,
+                i.array.display()
+            );
+        }
+        if let Some((id, link)) = &d.handed_over {
+            println!(
+                "{iface}: the interface now runs the next program (id {id}) through the link pinned at {} \
+                 (the next `guard run` takes it back; remove that pin to detach the next program)",
+                link.display()
+            );
+        }
+        d.link || d.slot
     };
     match (had, a.purge) {
         (true, true) => println!("detached from {iface} and purged {}", pins.path().display()),
@@ -406,6 +441,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Cmd::Device(d) => device::run(d),
         Cmd::Upgrade(a) => upgrade::run(a),
         Cmd::Detach(a) => detach(a),
+        Cmd::Chain(c) => chain::run(c),
         Cmd::Config(ConfigCmd::Check { file, print, n2 }) => config_check(&file, print, n2),
         Cmd::Config(ConfigCmd::Default { profile, n2 }) => {
             print!("{}", if n2 { default_n2_text(profile) } else { default_config_text(profile) });

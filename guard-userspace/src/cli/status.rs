@@ -126,6 +126,7 @@ pub fn status_json(pins: &crate::pins::PinDir, maps: &N3Maps) -> Result<serde_js
         "events": {"sent": stat(STAT_EVENTS_SENT), "lost": stat(STAT_EVENTS_LOST), "suppressed": stat(STAT_EVENTS_SUPPRESSED)},
         "fail_open": {"map_update_failed": stat(STAT_MAP_UPDATE_FAILED), "no_config": stat(STAT_NO_CONFIG)},
         "non_ip_gpdu": stat(STAT_NON_IP),
+        "chain_miss": stat(guard_common::abi::STAT_CHAIN_MISS),
         "staged_devices": stages,
         "cells": cells,
         "unknown_sources": {
@@ -173,12 +174,52 @@ pub fn print_counts(title: &str, m: &serde_json::Value, count: impl Fn(&serde_js
     }
 }
 
+/// The chaining state (`[attach]`, docs/operations.md "Sharing the NIC with an XDP UPF"): the
+/// next program as `N3_CHAIN` names it and what its slot holds, and the slot the guard sits in.
+fn chain_json(pins: &crate::pins::PinDir, cfg: &crate::config::Config, v: &serde_json::Value) -> serde_json::Value {
+    use crate::chain;
+    let next = chain::read_config(pins).ok().and_then(|c| chain::next_path(&c));
+    let slot = chain::slot_prog_id(&pins.map_path(guard_common::abi::MAP_N3_NEXT), 0).ok().flatten();
+    let state = match (&next, chain::resolve_quiet(next.as_deref())) {
+        (None, _) => "unset".to_owned(),
+        (Some(p), None) => format!("GONE: nothing pinned at {}; passed packets go to the kernel stack", p.display()),
+        (Some(_), Some((id, name))) if slot == Some(id) => format!("linked: program {name} (id {id})"),
+        (Some(_), Some((id, name))) => {
+            format!("pinned program {name} (id {id}) not in the slot yet (the controller links it at its next tick)")
+        }
+    };
+    let into = cfg.attach.into.as_deref().and_then(|i| chain::IntoSlot::parse(i).ok()).map(|i| {
+        let own = chain::own_prog_id(pins);
+        let held = chain::slot_prog_id(&i.array, i.slot).ok().flatten();
+        serde_json::json!({
+            "array": i.array.display().to_string(), "slot": i.slot,
+            "in_slot": own.is_some() && held == own, "slot_prog_id": held, "guard_prog_id": own,
+        })
+    });
+    serde_json::json!({
+        "next": next.map(|p| p.display().to_string()), "next_state": state, "slot_prog_id": slot,
+        "miss": v["chain_miss"], "into": into,
+    })
+}
+
 fn print_n3(v: &serde_json::Value) {
-    println!(
-        "guard_n3: {} (pins in {})",
-        if v["attached"] == true { "attached" } else { "NOT attached" },
-        v["pins"].as_str().unwrap_or("")
-    );
+    let ch = &v["chain"];
+    let how = match ch["into"].as_object() {
+        Some(i) if ch["into"]["in_slot"] == true => {
+            format!("in slot {} of {}", i["slot"], i["array"].as_str().unwrap_or(""))
+        }
+        Some(i) => format!("NOT in its slot {} of {}", i["slot"], i["array"].as_str().unwrap_or("")),
+        None if v["attached"] == true => "attached".to_owned(),
+        None => "NOT attached".to_owned(),
+    };
+    println!("guard_n3: {how} (pins in {})", v["pins"].as_str().unwrap_or(""));
+    if let Some(next) = ch["next"].as_str() {
+        println!(
+            "  next program {next}: {}; {} passed packets missed it",
+            ch["next_state"].as_str().unwrap_or(""),
+            ch["miss"]
+        );
+    }
     let c = &v["config"];
     println!(
         "  devices keyed by {}; GTP-U port {}; host cap {}",
@@ -292,7 +333,12 @@ pub fn status(a: StatusArgs) -> Result<()> {
             let maps = N3Maps::open_pinned(&pins).with_context(|| {
                 format!("reading the N3 guard's pins in {} (an N2 interface: --n2)", pins.path().display())
             })?;
-            Some(status_json(&pins, &maps)?)
+            let mut v = status_json(&pins, &maps)?;
+            v["chain"] = chain_json(&pins, &cfg, &v);
+            if v["chain"]["into"]["in_slot"] == true {
+                v["attached"] = serde_json::json!(true);
+            }
+            Some(v)
         }
         None => None,
     };

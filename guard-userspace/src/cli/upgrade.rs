@@ -32,8 +32,12 @@ pub fn run(a: UpgradeArgs) -> Result<()> {
         }
         None => (loader::object(), "built into this guard binary".to_owned()),
     };
+    let into = match cfg.attach.into.as_deref() {
+        Some(i) => Some(crate::chain::IntoSlot::parse(i).map_err(anyhow::Error::msg).context("[attach] into")?),
+        None => None,
+    };
     // Refuse before loading anything when the guard is not attached: an upgrade never attaches.
-    if !pins.link_path().exists() {
+    if into.is_none() && !pins.link_path().exists() {
         return Err(loader::LoadError::NotAttached(pins.link_path()).into());
     }
     let dp = cfg.dataplane(crate::controller::num_cpus());
@@ -53,7 +57,21 @@ pub fn run(a: UpgradeArgs) -> Result<()> {
             detail: serde_json::json!({ "operator": super::device::operator() }),
         })
         .context("writing the audit record")?;
-    loaded.upgrade().with_context(|| format!("switching the pinned link of {iface}"))?;
-    println!("upgraded the guard on {iface}: the pinned link now runs the program {source}");
+    match &into {
+        Some(i) => {
+            loaded
+                .upgrade_into(i)
+                .with_context(|| format!("swapping the guard in slot {} of {}", i.slot, i.array.display()))?;
+            println!(
+                "upgraded the guard on {iface}: slot {} of {} now holds the program {source}",
+                i.slot,
+                i.array.display()
+            );
+        }
+        None => {
+            loaded.upgrade().with_context(|| format!("switching the pinned link of {iface}"))?;
+            println!("upgraded the guard on {iface}: the pinned link now runs the program {source}");
+        }
+    }
     Ok(())
 }

@@ -71,6 +71,23 @@ pub struct Config {
     #[serde(rename = "group")]
     pub groups: Vec<GroupSection>,
     pub metrics: MetricsSection,
+    pub attach: AttachSection,
+}
+
+/// `[attach]`: sharing the N3 NIC with another XDP program (docs/operations.md, "Sharing the NIC
+/// with an XDP UPF"). Both unset: the guard attaches to the interface alone, as before.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AttachSection {
+    /// The guard first: the bpffs path of a pinned XDP program that gets every packet the guard
+    /// passes (by tail call; its verdict stands). Dropped packets never reach it. Re-resolved
+    /// every tick: a program re-pinned there replaces the old one, a removed pin passes packets
+    /// to the stack (counted, logged, `guard status`). A SIGHUP applies a change.
+    pub next: Option<PathBuf>,
+    /// The guard inside another root: `"<bpffs path of a pinned program array>:<slot>"`. The guard
+    /// does not attach to the interface; it puts its program in that slot of the operator's
+    /// array, and the operator's root program tail-calls it. Only a restart applies a change.
+    pub into: Option<String>,
 }
 
 /// `[guard]`: where and how the guard attaches.
@@ -974,6 +991,35 @@ impl Config {
         v.check(g.pin_dir.is_absolute(), "guard.pin_dir", "must be an absolute path");
         v.check(!g.audit_log.as_os_str().is_empty(), "guard.audit_log", "must not be empty");
         v.check(g.tick >= Dur::millis(100) && g.tick <= Dur::secs(60), "guard.tick", "must be between 100ms and 60s");
+        self.validate_attach(v);
+    }
+
+    fn validate_attach(&self, v: &mut Validator) {
+        let a = &self.attach;
+        if let Some(p) = &a.next {
+            v.check(p.is_absolute(), "attach.next", "must be an absolute bpffs path (e.g. /sys/fs/bpf/upf/xdp_main)");
+            v.check(
+                p.as_os_str().len() <= guard_common::abi::CHAIN_PATH_MAX,
+                "attach.next",
+                "is longer than 248 octets",
+            );
+        }
+        if let Some(i) = &a.into {
+            match crate::chain::IntoSlot::parse(i) {
+                Ok(into) => {
+                    if a.next.as_deref() == Some(into.array.as_path()) {
+                        v.bad("attach.into".into(), "names the same pin as attach.next".into());
+                    }
+                }
+                Err(e) => v.bad("attach.into".into(), format!("`{i}`: {e}")),
+            }
+            // One slot holds one program: a second interface's guard would take it over.
+            v.check(
+                self.guard.interfaces.len() <= 1,
+                "attach.into",
+                "places one guard program in one slot: list at most one interface in guard.interfaces",
+            );
+        }
     }
 
     fn validate_dataplane(&self, v: &mut Validator) {

@@ -22,6 +22,7 @@ const RESTART_KEYS: &[&str] = &[
     "guard.tick",
     "guard.n2_interface",
     "guard.n2_config",
+    "attach.into",
 ];
 
 impl Config {
@@ -49,6 +50,7 @@ impl Config {
         new.guard.tick = self.guard.tick;
         new.guard.n2_interface = self.guard.n2_interface.clone();
         new.guard.n2_config = self.guard.n2_config.clone();
+        new.attach.into = self.attach.into.clone();
         (new, r)
     }
 }

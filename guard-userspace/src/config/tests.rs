@@ -354,3 +354,39 @@ fn every_validation_rule_reports_exactly_its_key() {
     }
     assert!(failures.is_empty(), "{} of {} cases:\n{}", failures.len(), RULES.len(), failures.join("\n"));
 }
+
+/// `[attach]` (issue 22): absolute bpffs paths, `into` as PATH:SLOT on one interface, not the
+/// same pin as `next`; each problem names its key.
+#[test]
+fn attach_section_is_validated_naming_the_key() {
+    let ok = Config::from_toml_str(
+        "[guard]\ninterfaces = [\"ens1f0\"]\n[attach]\nnext = \"/sys/fs/bpf/upf/main\"\ninto = \"/sys/fs/bpf/upf/jmp:1\"\n",
+    )
+    .expect("valid [attach]");
+    assert_eq!(ok.attach.next.as_deref(), Some(std::path::Path::new("/sys/fs/bpf/upf/main")));
+    let p = problems("[attach]\nnext = \"upf/main\"\n");
+    assert!(p.contains("attach.next") && p.contains("absolute"), "{p}");
+    for bad in ["/sys/fs/bpf/jmp", "/sys/fs/bpf/jmp:one", "jmp:1"] {
+        let p = problems(&format!("[attach]\ninto = \"{bad}\"\n"));
+        assert!(p.contains("attach.into"), "{bad}: {p}");
+    }
+    let p = problems("[guard]\ninterfaces = [\"a\", \"b\"]\n[attach]\ninto = \"/sys/fs/bpf/jmp:1\"\n");
+    assert!(p.contains("attach.into") && p.contains("one interface"), "{p}");
+    let p = problems("[attach]\nnext = \"/sys/fs/bpf/jmp\"\ninto = \"/sys/fs/bpf/jmp:1\"\n");
+    assert!(p.contains("same pin"), "{p}");
+    let p = problems("[attach]\nnexxt = \"/x\"\n");
+    assert!(p.contains("nexxt"), "{p}");
+}
+
+/// A SIGHUP applies a changed `next`, and keeps `into` (the guard's slot is chosen at start).
+#[test]
+fn reload_applies_next_and_keeps_into() {
+    let old = Config::from_toml_str("[attach]\ninto = \"/sys/fs/bpf/jmp:1\"\n").expect("old");
+    let new =
+        Config::from_toml_str("[attach]\ninto = \"/sys/fs/bpf/jmp:2\"\nnext = \"/sys/fs/bpf/upf\"\n").expect("new");
+    let (run, r) = old.reload_from(new);
+    assert_eq!(run.attach.into.as_deref(), Some("/sys/fs/bpf/jmp:1"));
+    assert_eq!(run.attach.next.as_deref(), Some(std::path::Path::new("/sys/fs/bpf/upf")));
+    assert!(r.needs_restart.contains(&"attach.into".to_owned()), "{r:?}");
+    assert!(r.applied.contains(&"attach.next".to_owned()), "{r:?}");
+}
