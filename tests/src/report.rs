@@ -294,7 +294,8 @@ pub fn write_report(out: &Path, reports: &mut [ScenarioReport], runtime_s: f64) 
          `naive.cap_factor` (1.2) × its normal G-PDU rate before the onset, written into `N3_CELL_STAGES`: \
          the cell-wide overload control the NGMN recommendation warns about), **guard** (data plane and \
          controller). Traffic is replayed from the same seeded schedule in every mode. \"Delivered\" is what \
-         the sink in the core namespace counted per TEID (and per message type for Echo / Error Indication); \
+         the sink in the core namespace counted per F-TEID (N3 address and TEID, forged inner sources \
+         apart; per message type for Echo / Error Indication); \
          the guard's own counters are not used for scoring. The lab's guard configuration compresses time \
          (200 ms ticks, 4 s warm-up, shape to 5 pps); each run's `guard.toml` is next to its audit log, and \
          `lab/README.md` explains every deviation from the defaults.\n"

@@ -987,8 +987,9 @@ fn set_outer_src_v4(f: &mut [u8], src: Ipv4Addr) {
     f[24..26].copy_from_slice(&c.to_be_bytes());
 }
 
-/// Delivered-packet accounting from sink snapshots: per TEID / (message type, tag) / later
-/// fragment deltas, attributed to the device's class at the time of the snapshot.
+/// Delivered-packet accounting from sink snapshots: per F-TEID (forged inner sources apart) /
+/// (message type, tag) / later fragment deltas, attributed to the device's class at the time of
+/// the snapshot (forged G-PDUs: attack).
 struct Delivered {
     prev_fteid: HashMap<(IpAddr, u32), u64>,
     prev_marked: HashMap<(IpAddr, u32), u64>,
