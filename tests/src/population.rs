@@ -731,10 +731,26 @@ impl Plan {
     /// The `k`-th G-PDU of a session-variant device in variant `var`, sent at `t_s`: what it
     /// carries and its frame.
     pub fn variant_frame(&self, base: &GtpFrame, var: usize, k: u64, t_s: f64) -> (Pkt, Vec<u8>) {
+        self.variant_frame_with(base, var, k, t_s, |_| true)
+    }
+
+    /// As [`Plan::variant_frame`]; a G-PDU due to be forged in a family for which `may_forge`
+    /// says no ([`Pkt::family_bit`]) carries the UE's own source instead.
+    pub fn variant_frame_with(
+        &self,
+        base: &GtpFrame,
+        var: usize,
+        k: u64,
+        t_s: f64,
+        may_forge: impl Fn(u8) -> bool,
+    ) -> (Pkt, Vec<u8>) {
         let v = self.variants[var];
         let d = &self.devices[v.device];
         let s = &d.segments[v.segment];
-        let pkt = d.session.packet(d.idx, d.ue, k, t_s);
+        let mut pkt = d.session.packet(d.idx, d.ue, k, t_s);
+        if pkt.forged && !may_forge(pkt.family_bit()) {
+            pkt = d.session.packet_with(d.idx, d.ue, k, t_s, false);
+        }
         let f = d.session.frame(base, &pkt, s.dst, d.payload);
         (pkt, f)
     }

@@ -881,6 +881,12 @@ struct FrameState {
     gpdus: Vec<u64>,
     ip_ids: HashMap<Ipv4Addr, u16>,
     frag_owner: HashMap<(Ipv4Addr, u16), usize>,
+    /// Per device, the families (`variants::BIT_V4` / `BIT_V6`) of which a G-PDU with the UE's
+    /// own source was *sent* (the sender's report, not the schedule): a forger forges a family
+    /// only after that, so the guard's binding is the session's own even when the sender fell
+    /// behind and dropped the first packets from its schedule (docs/dataplane.md: a forged first
+    /// packet would hold the binding until `antispoof_rebind`).
+    own_sent: Vec<u8>,
 }
 
 /// One frame of a slot: its variant, whether it is the later fragment of a datagram, and
@@ -890,6 +896,8 @@ struct FrameTag {
     var: u32,
     later: bool,
     forged: bool,
+    /// The family bit of a G-PDU with the UE's own source (0 for anything else).
+    own: u8,
 }
 
 /// Frames of one slot, interleaved so every device's packets spread over the slot; and the
@@ -909,6 +917,7 @@ fn slot_frames(
     let max = slot.iter().map(|&(_, n)| n).max().unwrap_or(0);
     if st.gpdus.len() < plan.devices.len() {
         st.gpdus.resize(plan.devices.len(), 0);
+        st.own_sent.resize(plan.devices.len(), 0);
     }
     for round in 0..max {
         for &(v, n) in slot {
@@ -920,12 +929,14 @@ fn slot_frames(
             // what a session variant's k-th G-PDU carries.
             let k = st.gpdus[d.idx];
             st.gpdus[d.idx] += 1;
-            let (mut f, forged) = match bases.get(v as usize).and_then(Option::as_ref) {
+            let (mut f, forged, own) = match bases.get(v as usize).and_then(Option::as_ref) {
                 Some(base) => {
-                    let (pkt, f) = plan.variant_frame(base, v as usize, k, t_s);
-                    (f, pkt.forged)
+                    let sent = st.own_sent[d.idx];
+                    let (pkt, f) = plan.variant_frame_with(base, v as usize, k, t_s, |bit| sent & bit != 0);
+                    let own = if d.session.is_own(&pkt) { pkt.family_bit() } else { 0 };
+                    (f, pkt.forged, own)
                 }
-                None => (templates[v as usize].clone(), false),
+                None => (templates[v as usize].clone(), false, 0),
             };
             if d.edge == Some(EdgeKind::Scan) {
                 // A never-seen TEID per packet.
@@ -954,13 +965,13 @@ fn slot_frames(
                     st.frag_owner.insert((src, id), d.idx);
                     for (i, p) in parts.into_iter().enumerate() {
                         frames.push(p);
-                        vars.push(FrameTag { var: v, later: i > 0, forged });
+                        vars.push(FrameTag { var: v, later: i > 0, forged, own });
                     }
                     continue;
                 }
             }
             frames.push(f);
-            vars.push(FrameTag { var: v, later: false, forged });
+            vars.push(FrameTag { var: v, later: false, forged, own });
         }
     }
     (frames, vars)
@@ -1257,6 +1268,9 @@ pub fn run_mode(sc: &Scenario, plan: &Plan, mode: Mode, opts: &RunOpts) -> Resul
                     let tag = vars[fi];
                     let v = plan.variants[tag.var as usize];
                     let d = &plan.devices[v.device];
+                    if let Some(o) = fst.own_sent.get_mut(v.device) {
+                        *o |= tag.own;
+                    }
                     if tag.forged {
                         // Attack traffic of its own, never the device's (its real G-PDUs are).
                         res.forged_sent[i] += n;

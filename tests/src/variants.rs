@@ -235,6 +235,20 @@ impl Session {
 
     /// What the `k`-th G-PDU (from 0) of the device, sent at `t_s`, carries.
     pub fn packet(&self, dev: usize, ue_v4: Ipv4Addr, k: u64, t_s: f64) -> Pkt {
+        self.packet_with(dev, ue_v4, k, t_s, true)
+    }
+
+    /// The UE's own source in the family of the `k`-th G-PDU: what it carries when it is not
+    /// forged (`forge` false) or not a framed route's.
+    fn own(&self, v6: bool, ue_v4: Ipv4Addr, t_s: f64) -> Pkt {
+        let inner = if v6 { Inner::V6(self.v6_at(t_s)) } else { Inner::V4(ue_v4) };
+        Pkt { inner, forged: false }
+    }
+
+    /// As [`Session::packet`]; with `forge` false a G-PDU due to be forged carries the UE's own
+    /// source instead (the sender does that until the session's own packets of that family were
+    /// sent: see `crate::scenario`).
+    pub fn packet_with(&self, dev: usize, ue_v4: Ipv4Addr, k: u64, t_s: f64, forge: bool) -> Pkt {
         match self.session_type {
             SessionType::Ethernet => return Pkt { inner: Inner::Ethernet, forged: false },
             SessionType::Unstructured => return Pkt { inner: Inner::Unstructured, forged: false },
@@ -259,6 +273,9 @@ impl Session {
             // fraction's steps may all fall on one family's packets).
             let n = ((j + 1) as f64 * f).floor() as u64;
             let v6 = if self.family == Family::V4v6 { n % 2 == 1 } else { v6 };
+            if !forge {
+                return self.own(v6, ue_v4, t_s);
+            }
             let inner = if v6 {
                 let net = u128::from(FORGED_V6.0) | (u128::from(dev as u16) << 64);
                 Inner::V6(Ipv6Addr::from(net | u128::from(r | 1)))
@@ -276,8 +293,18 @@ impl Session {
                 return Pkt { inner, forged: false };
             }
         }
-        let inner = if v6 { Inner::V6(self.v6_at(t_s)) } else { Inner::V4(ue_v4) };
-        Pkt { inner, forged: false }
+        self.own(v6, ue_v4, t_s)
+    }
+
+    /// Whether `pkt` carries the UE's own source (what an anti-spoofing binding is learned from):
+    /// not forged, not a framed route's host, not link-local.
+    pub fn is_own(&self, pkt: &Pkt) -> bool {
+        let framed = |a: IpAddr| self.framed.is_some_and(|n| n.contains(a));
+        match pkt.inner {
+            Inner::V4(a) => !pkt.forged && !framed(IpAddr::V4(a)),
+            Inner::V6(a) => !pkt.forged && !framed(IpAddr::V6(a)),
+            _ => false,
+        }
     }
 
     /// The frame of `pkt` on `base` (a G-PDU builder with the device's MACs, outer addresses and
@@ -357,7 +384,21 @@ pub struct Pkt {
     pub forged: bool,
 }
 
+/// [`Pkt::family_bit`] of an IPv4 and an IPv6 packet.
+pub const BIT_V4: u8 = 1;
+pub const BIT_V6: u8 = 2;
+
 impl Pkt {
+    /// The family of an IP packet with a source of its own (real or forged): [`BIT_V4`] or
+    /// [`BIT_V6`]; 0 for a Router Solicitation and non-IP.
+    pub fn family_bit(&self) -> u8 {
+        match self.inner {
+            Inner::V4(_) => BIT_V4,
+            Inner::V6(_) => BIT_V6,
+            _ => 0,
+        }
+    }
+
     /// The inner source address, for IP T-PDUs.
     pub fn src(&self) -> Option<IpAddr> {
         match self.inner {
@@ -422,6 +463,18 @@ mod tests {
             assert!(f4.contains(a) || f6.contains(a), "{a}");
         }
         assert!(forged.iter().any(|p| p.src().unwrap().is_ipv4()) && forged.iter().any(|p| p.src().unwrap().is_ipv6()));
+        // Held back (the session's own packets of that family not sent yet): the UE's own source.
+        for k in 0..40 {
+            let t = k as f64 * 0.1;
+            let (p, q) = (s.packet(3, ue, k, t), s.packet_with(3, ue, k, t, false));
+            assert!(!q.forged && (s.is_own(&q) || matches!(q.inner, Inner::RouterSolicitation(_))));
+            if p.forged {
+                assert_eq!(p.family_bit(), q.family_bit(), "the same family, its own source");
+                assert!(!s.is_own(&p));
+            } else {
+                assert_eq!(p, q);
+            }
+        }
     }
 
     #[test]
