@@ -1481,6 +1481,51 @@ mod tests {
         }
     }
 
+    /// A forger forges a family only once its own G-PDU of that family was reported sent: with
+    /// nothing reported (a sender that missed everything), no frame is forged; once both
+    /// families are, a quarter of the forgers' G-PDUs are.
+    #[test]
+    fn forgeries_wait_for_the_sessions_own_packets_to_be_sent() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../lab/scenarios/9_session_variants.toml");
+        let plan = Scenario::load(&path).unwrap().plan().unwrap();
+        let lab_gnbs: Vec<Ipv4Addr> =
+            (0..plan.gnbs as u32).map(|i| Ipv4Addr::from(u32::from(crate::lab::GNB_V4_BASE) + i)).collect();
+        let bases: Vec<Option<crate::frames::GtpFrame>> = plan
+            .variants
+            .iter()
+            .map(|v| {
+                let d = &plan.devices[v.device];
+                (d.edge.is_none() && !d.session.is_plain())
+                    .then(|| crate::frames::GtpFrame::gpdu(d.teid).outer_v4(lab_gnbs[d.gnb], d.n3))
+            })
+            .collect();
+        let templates = vec![Vec::new(); plan.variants.len()];
+        let forgers: BTreeSet<usize> = plan.devices.iter().filter(|d| d.session.forged > 0.0).map(|d| d.idx).collect();
+        let count = |st: &mut FrameState, report: bool| {
+            let (mut all, mut forged) = (0, 0);
+            for (i, slot) in plan.slots.iter().enumerate() {
+                let slot: Vec<(u32, u32)> = slot
+                    .iter()
+                    .copied()
+                    .filter(|&(v, _)| forgers.contains(&plan.variants[v as usize].device))
+                    .collect();
+                let (_, tags) = slot_frames(&plan, &templates, &bases, i, &slot, st);
+                for t in tags {
+                    all += 1;
+                    forged += u32::from(t.forged);
+                    if report {
+                        st.own_sent[plan.variants[t.var as usize].device] |= t.own;
+                    }
+                }
+            }
+            (all, forged)
+        };
+        let (all, forged) = count(&mut FrameState::default(), false);
+        assert!(all > 300 && forged == 0, "{forged} of {all} forged with nothing sent");
+        let (all, forged) = count(&mut FrameState::default(), true);
+        assert!((all / 5..=all / 3).contains(&forged), "{forged} of {all} forged");
+    }
+
     #[test]
     fn fteid_targets() {
         assert_eq!(fteid_of_target("teid:0x00200000@local25"), Some((25, 0x0020_0000)));
