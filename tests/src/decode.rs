@@ -9,6 +9,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct GtpSummary {
     pub outer_src: IpAddr,
+    /// The outer destination: which of the host's N3 addresses (the F-TEID's, TS 29.281 §5.1).
+    pub outer_dst: IpAddr,
     pub msg_type: u8,
     pub teid: u32,
     /// Inner source of a G-PDU whose T-PDU is IP.
@@ -73,7 +75,7 @@ fn decode_opt(f: &[u8], port: u16) -> Option<Decoded> {
                 return Some(Decoded::Fragment { src, id: u16::from_be_bytes([v[4], v[5]]) });
             }
             first_fragment = frag & 0x2000 != 0;
-            (IpAddr::V4(src), off + ihl)
+            ((IpAddr::V4(src), IpAddr::V4(Ipv4Addr::new(v[16], v[17], v[18], v[19]))), off + ihl)
         }
         0x86dd => {
             let v = get::<40>(f, off)?;
@@ -81,7 +83,8 @@ fn decode_opt(f: &[u8], port: u16) -> Option<Decoded> {
                 return Some(Decoded::Other);
             }
             let a: [u8; 16] = v[8..24].try_into().ok()?;
-            (IpAddr::V6(Ipv6Addr::from(a)), off + 40)
+            let b: [u8; 16] = v[24..40].try_into().ok()?;
+            ((IpAddr::V6(Ipv6Addr::from(a)), IpAddr::V6(Ipv6Addr::from(b))), off + 40)
         }
         _ => return Some(Decoded::Other),
     };
@@ -91,7 +94,7 @@ fn decode_opt(f: &[u8], port: u16) -> Option<Decoded> {
     Some(decode_gtp(f, src, udp + 8, first_fragment).unwrap_or(Decoded::BadGtp))
 }
 
-fn decode_gtp(f: &[u8], outer_src: IpAddr, g: usize, first_fragment: bool) -> Option<Decoded> {
+fn decode_gtp(f: &[u8], (outer_src, outer_dst): (IpAddr, IpAddr), g: usize, first_fragment: bool) -> Option<Decoded> {
     let h = get::<8>(f, g)?;
     if h[0] >> 5 != 1 || h[0] & 0x10 == 0 {
         return Some(Decoded::BadGtp);
@@ -130,7 +133,7 @@ fn decode_gtp(f: &[u8], outer_src: IpAddr, g: usize, first_fragment: bool) -> Op
             };
         }
     }
-    Some(Decoded::Gtp(GtpSummary { outer_src, msg_type, teid, ue_src, tag, first_fragment }))
+    Some(Decoded::Gtp(GtpSummary { outer_src, outer_dst, msg_type, teid, ue_src, tag, first_fragment }))
 }
 
 #[cfg(test)]

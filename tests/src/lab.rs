@@ -32,11 +32,12 @@ pub const GNB_V4_BASE: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 11);
 pub struct LabBuilder {
     gnbs: usize,
     mtu: u32,
+    core_extra_v4: Vec<Ipv4Addr>,
 }
 
 impl Default for LabBuilder {
     fn default() -> Self {
-        LabBuilder { gnbs: 4, mtu: 1500 }
+        LabBuilder { gnbs: 4, mtu: 1500, core_extra_v4: Vec::new() }
     }
 }
 
@@ -52,6 +53,13 @@ impl LabBuilder {
         self
     }
 
+    /// More IPv4 addresses on the core's N3 link (/24, in the lab's subnet): a host with several
+    /// UPF N3 addresses (F-TEIDs, TS 29.281 §5.1). [`CORE_V4`] is there anyway.
+    pub fn core_addrs(mut self, addrs: &[Ipv4Addr]) -> Self {
+        self.core_extra_v4 = addrs.iter().copied().filter(|a| *a != CORE_V4).collect();
+        self
+    }
+
     pub fn build(self) -> Result<Lab> {
         if !(1..=200).contains(&self.gnbs) {
             bail!("gnbs must be 1..=200, got {}", self.gnbs);
@@ -63,10 +71,16 @@ impl LabBuilder {
         for a in &gnb_v4 {
             ran_end = ran_end.addr(&format!("{a}/24"));
         }
-        let core_end = VethEnd::new(&core, CORE_IFNAME)
+        let mut core_end = VethEnd::new(&core, CORE_IFNAME)
             .mac(CORE_MAC)
             .addr(&format!("{CORE_V4}/24"))
             .addr(&format!("{CORE_V6}/64"));
+        for a in &self.core_extra_v4 {
+            if !(u32::from(CORE_V4)..u32::from(GNB_V4_BASE)).contains(&u32::from(*a)) {
+                bail!("extra core address {a} is not in 10.200.0.2..=10.200.0.10");
+            }
+            core_end = core_end.addr(&format!("{a}/24"));
+        }
         let veth = VethPair::new(ran_end, core_end, self.mtu)?;
 
         let core_mac = mac_string(&CORE_MAC);
@@ -77,6 +91,7 @@ impl LabBuilder {
             (GNB_V6.to_string(), &ran_mac, &core, CORE_IFNAME),
         ]
         .into_iter()
+        .chain(self.core_extra_v4.iter().map(|a| (a.to_string(), &core_mac, &ran, RAN_IFNAME)))
         .chain(gnb_v4.iter().map(|a| (a.to_string(), &ran_mac, &core, CORE_IFNAME)))
         {
             ns.ip(&["neigh", "replace", &addr, "lladdr", mac, "dev", dev, "nud", "permanent"])?;
@@ -192,6 +207,13 @@ impl Lab {
     pub fn gpdu_v4(&self, gnb: usize, teid: u32) -> GtpFrame {
         let src = self.gnb_v4[gnb % self.gnb_v4.len()];
         GtpFrame::gpdu(teid).macs(RAN_MAC, CORE_MAC).outer_v4(src, CORE_V4)
+    }
+
+    /// A G-PDU on `teid` from gNB number `gnb` to the core's N3 address `n3` (the F-TEID's
+    /// address, TS 29.281 §5.1).
+    pub fn gpdu_to(&self, gnb: usize, n3: Ipv4Addr, teid: u32) -> GtpFrame {
+        let src = self.gnb_v4[gnb % self.gnb_v4.len()];
+        GtpFrame::gpdu(teid).macs(RAN_MAC, CORE_MAC).outer_v4(src, n3)
     }
 
     /// A G-PDU on `teid` from the gNB's IPv6 address to the core's.

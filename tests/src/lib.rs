@@ -14,6 +14,8 @@
 //! - [`population`]: device populations of a lab scenario and their seeded traffic schedule.
 //! - [`scenario`]: lab scenario files, the generated guard config, and the runner of one mode
 //!   (guard off / naive cell cap / guard).
+//! - [`variants`]: real PDU session variants of lab devices (IPv6, IPv4v6, framed routes,
+//!   non-IP, forged inner sources).
 //! - [`score`]: the scores of a run and issue 4's acceptance checks.
 //! - [`report`]: report.md, report.json and the timeline plots.
 //! - [`realpeers`], [`real_n3`], [`real_n2`]: the lab scenarios against real peers (osmo-ggsn /
@@ -40,6 +42,7 @@ pub mod score;
 pub mod sctp_frames;
 pub mod sessions;
 pub mod sink;
+pub mod variants;
 pub mod xdpprog;
 
 pub use frames::GtpFrame;

@@ -13,13 +13,14 @@
 //! offered traffic.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::frames::GtpFrame;
-use crate::lab::Lab;
+use crate::lab::{Lab, CORE_V4};
+use crate::variants::{mix, Family, Net, Pkt, Session, SessionType};
 
 /// Length of one schedule slot.
 pub const SLOT_MS: u64 = 100;
@@ -274,8 +275,51 @@ pub struct PopulationSpec {
     #[serde(default = "default_path_mtu")]
     pub path_mtu: usize,
     pub change: Option<ChangeSpec>,
+    /// Inner IP family of the sessions (TS 23.501 §5.8.2.1): `v4`, `v6` or `v4v6`.
+    #[serde(default)]
+    pub family: Family,
+    /// IPv6 sessions: device i's /64 is this prefix's /64 number i + 1 (TS 23.501 §5.8.2.2.1).
+    #[serde(default = "default_ue_v6")]
+    pub ue_v6_base: Ipv6Addr,
+    /// A new IPv6 privacy address inside the session's /64 every this many seconds (RFC 8981),
+    /// each device at its own phase; 0: the SLAAC address only.
+    #[serde(default)]
+    pub privacy_rotate_s: f64,
+    /// An IPv6 session's first G-PDU is a Router Solicitation from its link-local address
+    /// (default: yes, for `v6` and `v4v6`).
+    pub router_solicitation: Option<bool>,
+    /// A network behind each UE (TS 23.501 §5.6.14): most inner sources of its family come from
+    /// it; the lab lists it in the guard's `dataplane.framed_routes`.
+    pub framed_route: Option<Net>,
+    /// `ip`, or the non-IP `ethernet` / `unstructured` (TS 23.501 §5.6.10); the lab lists a
+    /// non-IP population's TEID range in the guard's `dataplane.non_ip_teids`.
+    #[serde(default)]
+    pub session_type: SessionType,
+    /// The outer destination: the UPF's N3 address the sessions' F-TEIDs were allocated on
+    /// (TS 29.281 §5.1); default the lab's core address. Other addresses are added to the core's
+    /// N3 link and listed in the guard's `guard.n3_addrs`.
+    pub n3_addr: Option<Ipv4Addr>,
+    /// Fraction of each device's G-PDUs sent with an inner source that is not the session's
+    /// (a forger; `crate::variants::FORGED_V4` / `FORGED_V6`).
+    #[serde(default)]
+    pub forged: f64,
 }
 
+impl PopulationSpec {
+    /// The N3 address its sessions use.
+    pub fn n3(&self) -> Ipv4Addr {
+        self.n3_addr.unwrap_or(CORE_V4)
+    }
+
+    /// Its TEID range, `[first, last]`.
+    pub fn teid_range(&self) -> (u32, u32) {
+        (self.teid_base, self.teid_base.wrapping_add(self.count.saturating_sub(1) as u32))
+    }
+}
+
+fn default_ue_v6() -> Ipv6Addr {
+    Ipv6Addr::new(0x2001, 0xdb8, 0x45, 0, 0, 0, 0, 0)
+}
 fn default_ue() -> Ipv4Addr {
     Ipv4Addr::new(10, 45, 0, 0)
 }
@@ -330,6 +374,10 @@ pub struct Device {
     pub fragment: f64,
     #[serde(skip)]
     pub path_mtu: usize,
+    /// The N3 address (outer destination) of its F-TEID.
+    pub n3: Ipv4Addr,
+    /// What its session carries beyond one IPv4 address.
+    pub session: Session,
 }
 
 impl Device {
@@ -342,12 +390,27 @@ impl Device {
             .unwrap_or(self.class)
     }
 
+    /// The UE's address(es) as `devices.csv` shows them: the IPv4 address, the IPv6 session's
+    /// /64 (privacy addresses rotate inside it), both for IPv4v6 (space-separated), `-` for a
+    /// non-IP session.
+    pub fn ue_str(&self) -> String {
+        use crate::variants::Family;
+        let v6 = || format!("{}/64", self.session.v6_prefix);
+        match (self.session.session_type, self.session.family) {
+            (SessionType::Ethernet | SessionType::Unstructured, _) => "-".into(),
+            (SessionType::Ip, Family::V4) => self.ue.to_string(),
+            (SessionType::Ip, Family::V6) => v6(),
+            (SessionType::Ip, Family::V4v6) => format!("{} {}", self.ue, v6()),
+        }
+    }
+
     pub fn label(&self) -> String {
         match self.edge {
             Some(EdgeKind::Echo) => format!("{}:echo@gnb{}", self.population, self.gnb),
             Some(EdgeKind::ErrInd) => format!("{}:err_ind@gnb{}", self.population, self.gnb),
             Some(EdgeKind::Scan) => format!("{}:teid_scan@gnb{}", self.population, self.gnb),
-            None => format!("teid:{:#010x}", self.teid),
+            None if self.n3 == CORE_V4 => format!("teid:{:#010x}", self.teid),
+            None => format!("teid:{:#010x}@{}", self.teid, self.n3),
         }
     }
 }
@@ -367,8 +430,8 @@ pub struct Plan {
     /// Per slot: (variant, packets).
     pub slots: Vec<Vec<(u32, u32)>>,
     pub gnbs: usize,
-    /// G-PDU TEID → device.
-    pub by_teid: HashMap<u32, usize>,
+    /// G-PDU F-TEID (N3 address, TEID) → device.
+    pub by_fteid: HashMap<(Ipv4Addr, u32), usize>,
     /// (message type, tag) of a signalling device → device.
     pub by_tag: HashMap<(u8, u32), usize>,
     /// The TEID scans, by scan number (their tag).
@@ -425,6 +488,26 @@ impl Plan {
                 if sources > MAX_ROTATE {
                     bail!("population {}: at most {MAX_ROTATE} rotating sources", p.name);
                 }
+            }
+            if !(0.0..=1.0).contains(&p.forged) || !(0.0..=3600.0).contains(&p.privacy_rotate_s) {
+                bail!("population {}: forged must be in [0, 1] and privacy_rotate_s in [0, 3600]", p.name);
+            }
+            if p.session_type != SessionType::Ip && (p.forged > 0.0 || p.framed_route.is_some()) {
+                bail!("population {}: forged and framed_route need an IP session", p.name);
+            }
+            if let Some(net) = p.framed_route {
+                let forged = crate::variants::forged_prefixes();
+                if forged.iter().any(|&(a, l)| Net { addr: a, len: l }.contains(net.addr) || net.contains(a)) {
+                    bail!("population {}: framed_route {net} overlaps the forged sources", p.name);
+                }
+            }
+            // Only the lab's own N3 subnet, below the gNB addresses (10.200.0.1..=10.200.0.10).
+            let n3 = u32::from(p.n3());
+            if !(u32::from(CORE_V4)..u32::from(crate::lab::GNB_V4_BASE)).contains(&n3) {
+                bail!("population {}: n3_addr must be in 10.200.0.1..=10.200.0.10 (the lab's core side)", p.name);
+            }
+            if edge.is_some() && p.n3_addr.is_some_and(|a| a != CORE_V4) {
+                bail!("population {}: Echo, Error Indication and scan sources use the core's first address", p.name);
             }
             if p.gnb.is_some_and(|g| g >= gnbs) {
                 bail!("population {}: gnb {} but the lab has {gnbs}", p.name, p.gnb.unwrap_or(0));
@@ -499,6 +582,18 @@ impl Plan {
                     }
                     None => 0,
                 };
+                let seed = mix(&[seed, idx as u64, 0x7365_7373]);
+                let session = Session {
+                    family: p.family,
+                    session_type: p.session_type,
+                    v6_prefix: Ipv6Addr::from(u128::from(p.ue_v6_base).wrapping_add(u128::from(i as u64 + 1) << 64)),
+                    rotate_s: p.privacy_rotate_s,
+                    rotate_at_s: p.start_s + p.privacy_rotate_s * ((seed >> 11) as f64 / (1u64 << 53) as f64),
+                    router_solicitation: p.router_solicitation.unwrap_or(true) && p.family.has_v6(),
+                    framed: p.framed_route,
+                    forged: p.forged,
+                    seed,
+                };
                 devices.push(Device {
                     idx,
                     population: p.name.clone(),
@@ -512,17 +607,23 @@ impl Plan {
                     payload: p.payload,
                     fragment: p.fragment,
                     path_mtu: p.path_mtu,
+                    n3: p.n3(),
+                    session,
                 });
             }
         }
-        let mut by_teid = HashMap::new();
+        let mut by_fteid = HashMap::new();
         let mut by_tag = HashMap::new();
         let mut scan_devices = Vec::new();
         for d in &devices {
             match d.edge {
                 None => {
-                    if by_teid.insert(d.teid, d.idx).is_some() {
-                        bail!("TEID {:#x} is used by two devices (check teid_base of the populations)", d.teid);
+                    if by_fteid.insert((d.n3, d.teid), d.idx).is_some() {
+                        bail!(
+                            "TEID {:#x} on {} is used by two devices (check teid_base and n3_addr of the populations)",
+                            d.teid,
+                            d.n3
+                        );
                     }
                 }
                 Some(EdgeKind::Echo) => {
@@ -551,7 +652,7 @@ impl Plan {
                 }
             }
         }
-        Ok(Plan { devices, variants, slots, gnbs, by_teid, by_tag, scan_devices })
+        Ok(Plan { devices, variants, slots, gnbs, by_fteid, by_tag, scan_devices })
     }
 
     pub fn duration_s(&self) -> f64 {
@@ -590,14 +691,68 @@ impl Plan {
         sum.into_iter().map(|n| if secs > 0.0 { n as f64 / secs } else { 0.0 }).collect()
     }
 
-    /// The device a delivered G-PDU TEID belongs to (scan TEIDs map to their scan source).
-    pub fn device_of_teid(&self, teid: u32) -> Option<usize> {
+    /// The device a delivered G-PDU belongs to, by its F-TEID: outer destination and TEID
+    /// (scan TEIDs map to their scan source).
+    pub fn device_of(&self, n3: IpAddr, teid: u32) -> Option<usize> {
         if teid & !SCAN_TEID_MASK == SCAN_TEID_BASE {
             if let Some(&d) = self.scan_devices.get(((teid >> 20) & 0xf) as usize) {
                 return Some(d);
             }
         }
-        self.by_teid.get(&teid).copied()
+        match n3 {
+            IpAddr::V4(a) => self.by_fteid.get(&(a, teid)).copied(),
+            IpAddr::V6(_) => None,
+        }
+    }
+
+    /// The N3 addresses the sessions use, the core's own first.
+    pub fn n3_addrs(&self) -> Vec<Ipv4Addr> {
+        let mut v = vec![CORE_V4];
+        for d in &self.devices {
+            if !v.contains(&d.n3) {
+                v.push(d.n3);
+            }
+        }
+        v
+    }
+
+    /// Per variant, the G-PDU builder of a device whose frames vary packet by packet (a
+    /// session variant, [`Session::is_plain`] false): MACs, outer addresses and TEID set.
+    pub fn bases(&self, lab: &Lab) -> Vec<Option<GtpFrame>> {
+        self.variants
+            .iter()
+            .map(|v| {
+                let d = &self.devices[v.device];
+                (d.edge.is_none() && !d.session.is_plain()).then(|| lab.gpdu_to(d.gnb, d.n3, d.teid))
+            })
+            .collect()
+    }
+
+    /// The `k`-th G-PDU of a session-variant device in variant `var`, sent at `t_s`: what it
+    /// carries and its frame.
+    pub fn variant_frame(&self, base: &GtpFrame, var: usize, k: u64, t_s: f64) -> (Pkt, Vec<u8>) {
+        self.variant_frame_with(base, var, k, t_s, |_| true)
+    }
+
+    /// As [`Plan::variant_frame`]; a G-PDU due to be forged in a family for which `may_forge`
+    /// says no ([`Pkt::family_bit`]) carries the UE's own source instead.
+    pub fn variant_frame_with(
+        &self,
+        base: &GtpFrame,
+        var: usize,
+        k: u64,
+        t_s: f64,
+        may_forge: impl Fn(u8) -> bool,
+    ) -> (Pkt, Vec<u8>) {
+        let v = self.variants[var];
+        let d = &self.devices[v.device];
+        let s = &d.segments[v.segment];
+        let mut pkt = d.session.packet(d.idx, d.ue, k, t_s);
+        if pkt.forged && !may_forge(pkt.family_bit()) {
+            pkt = d.session.packet_with(d.idx, d.ue, k, t_s, false);
+        }
+        let f = d.session.frame(base, &pkt, s.dst, d.payload);
+        (pkt, f)
     }
 
     /// One frame template per variant.
@@ -616,7 +771,11 @@ impl Plan {
                     Some(EdgeKind::Scan) => {
                         lab.gpdu_v4(d.gnb, SCAN_TEID_BASE).inner_v4(d.ue, s.dst).payload_len(d.payload)
                     }
-                    None => lab.gpdu_v4(d.gnb, d.teid).inner_v4(d.ue, s.dst).payload_len(d.payload),
+                    None if !d.session.is_plain() => {
+                        let base = lab.gpdu_to(d.gnb, d.n3, d.teid);
+                        return d.session.frame(&base, &d.session.packet(d.idx, d.ue, 0, s.from_s), s.dst, d.payload);
+                    }
+                    None => lab.gpdu_to(d.gnb, d.n3, d.teid).inner_v4(d.ue, s.dst).payload_len(d.payload),
                 };
                 f.build()
             })
@@ -744,6 +903,14 @@ mod tests {
             fragment: 0.0,
             path_mtu: 1400,
             change: None,
+            family: Family::V4,
+            ue_v6_base: default_ue_v6(),
+            privacy_rotate_s: 0.0,
+            router_solicitation: None,
+            framed_route: None,
+            session_type: SessionType::Ip,
+            n3_addr: None,
+            forged: 0.0,
         }
     }
 
@@ -788,12 +955,30 @@ mod tests {
         let plan = Plan::build(&[a, b], 2, 5.0, 1).unwrap();
         assert_eq!(plan.scan_devices, vec![0, 1]);
         for n in [1, 2, 1000, 0xfffff] {
-            assert_eq!(plan.device_of_teid(scan_teid_of(0, n)), Some(0));
-            assert_eq!(plan.device_of_teid(scan_teid_of(1, n)), Some(1));
+            let core = IpAddr::V4(CORE_V4);
+            assert_eq!(plan.device_of(core, scan_teid_of(0, n)), Some(0));
+            assert_eq!(plan.device_of(core, scan_teid_of(1, n)), Some(1));
             assert_eq!(scan_teid_of(1, n) & !SCAN_TEID_MASK, SCAN_TEID_BASE);
         }
         assert_ne!(rotate_src(1, 8), rotate_src(2, 8));
         assert_eq!(rotate_src(1, 8), rotate_src(9, 8));
+    }
+
+    /// TS 29.281 §5.1: one TEID on two N3 addresses is two devices; on one address it is refused.
+    #[test]
+    fn colliding_teids_on_two_n3_addresses_are_two_devices() {
+        let a = pop(Profile::Flood { pps: Num::One(1.0) }, 3);
+        let mut b = a.clone();
+        b.name = "b".into();
+        b.n3_addr = Some(Ipv4Addr::new(10, 200, 0, 2));
+        let plan = Plan::build(&[a.clone(), b.clone()], 2, 2.0, 1).unwrap();
+        assert_eq!(plan.n3_addrs(), vec![CORE_V4, Ipv4Addr::new(10, 200, 0, 2)]);
+        assert_eq!(plan.device_of(IpAddr::V4(CORE_V4), 0x101), Some(1));
+        assert_eq!(plan.device_of(IpAddr::V4(Ipv4Addr::new(10, 200, 0, 2)), 0x101), Some(4));
+        assert_eq!(plan.device_of(IpAddr::V4(Ipv4Addr::new(10, 200, 0, 3)), 0x101), None);
+        assert!(Plan::build(&[a.clone(), a.clone()], 2, 2.0, 1).is_err());
+        b.n3_addr = Some(Ipv4Addr::new(10, 200, 0, 11));
+        assert!(Plan::build(&[b], 2, 2.0, 1).is_err(), "a gNB's address is no N3 address of the core");
     }
 
     #[test]

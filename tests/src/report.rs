@@ -144,6 +144,19 @@ fn scores_table(out: &mut String, scores: &[Scores]) {
             s.new_devices.as_ref().map_or("–".into(), |n| format!("{} / {}", n.drop_fragment, n.pass_fragment))
         });
     }
+    if scores.iter().any(|s| s.forged.is_some()) {
+        row(out, "forged inner sources: dropped / sent (anti-spoofing drops; other devices flagged)", &|s| {
+            s.forged.as_ref().map_or("–".into(), |f| {
+                format!(
+                    "{} / {} ({}; {})",
+                    f.sent - f.delivered,
+                    f.sent,
+                    f.drop_spoof.map_or("–".into(), |n| n.to_string()),
+                    f.flagged_others.len()
+                )
+            })
+        });
+    }
     if scores.iter().any(|s| s.echo_paths.is_some()) {
         row(out, "real Echo Requests passed / sent (paths declared down)", &|s| {
             s.echo_paths
@@ -218,9 +231,9 @@ fn escalations(out: &mut String, r: &RunResult, plan: &Plan) {
             continue;
         }
         let n = lines.iter().filter(|x| x.action == l.action && x.reason == l.reason && x.stage == l.stage).count();
-        let who = crate::scenario::teid_of_target(&l.target)
-            .and_then(|t| plan.by_teid.get(&t))
-            .map(|&i| {
+        let who = r
+            .device_of_target(plan, &l.target)
+            .map(|i| {
                 let d = &plan.devices[i];
                 format!(
                     " ({} device of population `{}`, gNB {})",
@@ -281,7 +294,8 @@ pub fn write_report(out: &Path, reports: &mut [ScenarioReport], runtime_s: f64) 
          `naive.cap_factor` (1.2) × its normal G-PDU rate before the onset, written into `N3_CELL_STAGES`: \
          the cell-wide overload control the NGMN recommendation warns about), **guard** (data plane and \
          controller). Traffic is replayed from the same seeded schedule in every mode. \"Delivered\" is what \
-         the sink in the core namespace counted per TEID (and per message type for Echo / Error Indication); \
+         the sink in the core namespace counted per F-TEID (N3 address and TEID, forged inner sources \
+         apart; per message type for Echo / Error Indication); \
          the guard's own counters are not used for scoring. The lab's guard configuration compresses time \
          (200 ms ticks, 4 s warm-up, shape to 5 pps); each run's `guard.toml` is next to its audit log, and \
          `lab/README.md` explains every deviation from the defaults.\n"

@@ -11,7 +11,7 @@
 //! end the guard is stopped and `guard detach --purge` removes the pins, also on error (Drop).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
@@ -90,6 +90,13 @@ pub struct Expect {
     /// Echo Requests, real and forged, stay under `dataplane.echo_host`, below which the guard
     /// promises to limit none, whoever sends them (docs/dataplane.md).
     pub no_echo_dropped: bool,
+    /// Of the G-PDUs sent with forged inner sources (populations with `forged`), at least this
+    /// fraction was dropped.
+    pub forged_dropped: Option<f64>,
+    /// Anti-spoofing dropped the forged G-PDUs and nothing else: the data plane's `drop_spoof`
+    /// count equals the forged G-PDUs the sink never saw, and its spoof events name only
+    /// devices of forging populations (no benign session flagged as spoofing).
+    pub spoof_drops_only_forged: bool,
     /// Checks on single populations (`[[expect.population]]`).
     pub population: Vec<PopExpect>,
 }
@@ -121,6 +128,8 @@ impl Default for Expect {
             naive_worse_by: None,
             echo_paths_up: false,
             no_echo_dropped: false,
+            forged_dropped: None,
+            spoof_drops_only_forged: false,
             population: Vec::new(),
         }
     }
@@ -349,6 +358,7 @@ err_ind = "off"
     if let Some(m) = m.as_table_mut() {
         m.insert("listen".into(), toml::Value::String(format!("127.0.0.1:{metrics_port}")));
     }
+    session_variant_config(sc, &mut cfg)?;
     if let Some(groups) = groups {
         cfg.insert("group".into(), groups);
     }
@@ -358,6 +368,52 @@ err_ind = "off"
         sc.name
     );
     Ok(head + &toml::to_string_pretty(&cfg)?)
+}
+
+/// What the scenario's session variants (issue 17) need the guard to know, added to `cfg`:
+/// every N3 address the populations use in `guard.n3_addrs` when there is more than the core's
+/// own (one TEID on two addresses is two devices: the F-TEID, TS 29.281 §5.1), their framed
+/// routes in `dataplane.framed_routes` (TS 23.501 §5.6.14) and the TEID ranges of their Ethernet
+/// and Unstructured sessions in `dataplane.non_ip_teids` (§5.6.10); each added to what the
+/// scenario's `[guard]` lists already.
+fn session_variant_config(sc: &Scenario, cfg: &mut toml::Table) -> Result<()> {
+    use crate::variants::SessionType;
+    let mut n3 = vec![crate::lab::CORE_V4];
+    let (mut framed, mut non_ip) = (Vec::new(), Vec::new());
+    for p in sc.population.iter().filter(|p| p.count > 0) {
+        if !n3.contains(&p.n3()) {
+            n3.push(p.n3());
+        }
+        if let Some(r) = p.framed_route {
+            framed.push(r.to_string());
+        }
+        if p.session_type != SessionType::Ip {
+            let (a, b) = p.teid_range();
+            non_ip.push(format!("{a:#x}-{b:#x}"));
+        }
+    }
+    let mut add = |section: &str, key: &str, items: Vec<String>| -> Result<()> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let t = cfg.entry(section).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let t = t.as_table_mut().ok_or_else(|| anyhow!("[{section}] must be a table"))?;
+        let list = t.entry(key).or_insert_with(|| toml::Value::Array(Vec::new()));
+        let list = list.as_array_mut().ok_or_else(|| anyhow!("{section}.{key} must be a list"))?;
+        for i in items {
+            let v = toml::Value::String(i);
+            if !list.contains(&v) {
+                list.push(v);
+            }
+        }
+        Ok(())
+    };
+    if n3.len() > 1 {
+        add("guard", "n3_addrs", n3.iter().map(ToString::to_string).collect())?;
+    }
+    add("dataplane", "framed_routes", framed)?;
+    add("dataplane", "non_ip_teids", non_ip)?;
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -632,8 +688,24 @@ pub struct RunResult {
     /// Scheduled packets the sender could not send within their slot.
     pub unsent: u64,
     pub stages: Vec<StageSample>,
-    /// Devices (TEIDs) seen staged in any sample.
-    pub staged_teids: BTreeSet<u32>,
+    /// Devices (F-TEIDs: N3 address, TEID) seen staged in any sample.
+    pub staged: BTreeSet<(Ipv4Addr, u32)>,
+    /// The guard's local-address table (`N3_LOCAL`): index → N3 address, how its F-TEIDs
+    /// (`teid:0x…@localN` in the audit log) name an address. Index 0 is the core's own address
+    /// where the scenario lists no other.
+    #[serde(default)]
+    pub local_addrs: BTreeMap<u32, Ipv4Addr>,
+    /// Per slot: G-PDUs with forged inner sources sent and delivered (counted as attack traffic
+    /// in `sent` / `delivered` too, never in the per-device or per-population counts).
+    #[serde(default)]
+    pub forged_sent: Vec<u64>,
+    #[serde(default)]
+    pub forged_delivered: Vec<u64>,
+    /// Per device: forged G-PDUs sent and delivered.
+    #[serde(default)]
+    pub device_forged_sent: Vec<u64>,
+    #[serde(default)]
+    pub device_forged_delivered: Vec<u64>,
     /// Engine and operator decisions from the audit log.
     pub audit: Vec<AuditLine>,
     /// Data-plane events from the audit log, per reason.
@@ -700,6 +772,9 @@ pub struct EventSummary {
     pub count: u64,
     pub first_t_s: f64,
     pub first: serde_json::Value,
+    /// The devices the events named (`target`), each once.
+    #[serde(default)]
+    pub targets: BTreeSet<String>,
 }
 
 /// The audit log: the engine's (and operators') decisions line by line, and the data plane's
@@ -718,8 +793,10 @@ pub fn read_audit(path: &Path, wall0: SystemTime) -> (Vec<AuditLine>, BTreeMap<S
                 count: 0,
                 first_t_s: t_s,
                 first: v.clone(),
+                targets: BTreeSet::new(),
             });
             e.count += 1;
+            e.targets.insert(s("target"));
             continue;
         }
         let flags = v["detail"]["flags"].as_u64().unwrap_or(0);
@@ -737,12 +814,44 @@ pub fn read_audit(path: &Path, wall0: SystemTime) -> (Vec<AuditLine>, BTreeMap<S
     (lines, events)
 }
 
-/// The TEID of an audit target `teid:0x...`.
+/// The TEID of an audit target `teid:0x...` or `teid:0x...@localN` (an F-TEID).
 pub fn teid_of_target(target: &str) -> Option<u32> {
-    u32::from_str_radix(target.strip_prefix("teid:")?.trim_start_matches("0x"), 16).ok()
+    fteid_of_target(target).map(|(_, t)| t)
 }
 
-fn sample_stages(maps: &N3Maps, t_s: f64, staged: &mut BTreeSet<u32>) -> StageSample {
+/// The local-address index and TEID of an audit target: `teid:0x...` (index 0) or
+/// `teid:0x...@localN`.
+pub fn fteid_of_target(target: &str) -> Option<(u32, u32)> {
+    let rest = target.strip_prefix("teid:")?;
+    let (teid, local) = match rest.split_once("@local") {
+        Some((t, l)) => (t, l.parse().ok()?),
+        None => (rest, 0),
+    };
+    Some((local, u32::from_str_radix(teid.trim_start_matches("0x"), 16).ok()?))
+}
+
+impl RunResult {
+    /// The N3 address of a local-address index (0: the core's own, unlisted).
+    pub fn local_addr(&self, index: u32) -> Option<Ipv4Addr> {
+        match index {
+            0 => Some(crate::lab::CORE_V4),
+            i => self.local_addrs.get(&i).copied(),
+        }
+    }
+
+    /// The device an audit target (`teid:0x…[@localN]`) names.
+    pub fn device_of_target(&self, plan: &Plan, target: &str) -> Option<usize> {
+        let (local, teid) = fteid_of_target(target)?;
+        plan.by_fteid.get(&(self.local_addr(local)?, teid)).copied()
+    }
+}
+
+fn sample_stages(
+    maps: &N3Maps,
+    t_s: f64,
+    locals: &BTreeMap<u32, Ipv4Addr>,
+    staged: &mut BTreeSet<(Ipv4Addr, u32)>,
+) -> StageSample {
     let now = guard::clock::monotonic_ns();
     let mut s = StageSample { t_s, ..StageSample::default() };
     for (k, e) in maps.stages() {
@@ -751,8 +860,11 @@ fn sample_stages(maps: &N3Maps, t_s: f64, staged: &mut BTreeSet<u32>) -> StageSa
         }
         s.devices[(e.stage - 1) as usize] += 1;
         s.max_device_stage = s.max_device_stage.max(e.stage);
-        if k.kind == abi::DEVICE_KIND_TEID {
-            staged.insert(u32::from_be_bytes([k.id[0], k.id[1], k.id[2], k.id[3]]));
+        if let Some((local, teid)) = k.as_fteid() {
+            let n3 = if local == 0 { Some(crate::lab::CORE_V4) } else { locals.get(&local).copied() };
+            if let Some(n3) = n3 {
+                staged.insert((n3, teid));
+            }
         }
     }
     s.cells_capped =
@@ -769,13 +881,23 @@ struct FrameState {
     gpdus: Vec<u64>,
     ip_ids: HashMap<Ipv4Addr, u16>,
     frag_owner: HashMap<(Ipv4Addr, u16), usize>,
+    /// Per device, the families (`variants::BIT_V4` / `BIT_V6`) of which a G-PDU with the UE's
+    /// own source was *sent* (the sender's report, not the schedule): a forger forges a family
+    /// only after that, so the guard's binding is the session's own even when the sender fell
+    /// behind and dropped the first packets from its schedule (docs/dataplane.md: a forged first
+    /// packet would hold the binding until `antispoof_rebind`).
+    own_sent: Vec<u8>,
 }
 
-/// One frame of a slot: its variant and whether it is the later fragment of a datagram.
+/// One frame of a slot: its variant, whether it is the later fragment of a datagram, and
+/// whether its inner source is forged.
 #[derive(Clone, Copy)]
 struct FrameTag {
     var: u32,
     later: bool,
+    forged: bool,
+    /// The family bit of a G-PDU with the UE's own source (0 for anything else).
+    own: u8,
 }
 
 /// Frames of one slot, interleaved so every device's packets spread over the slot; and the
@@ -783,26 +905,39 @@ struct FrameTag {
 fn slot_frames(
     plan: &Plan,
     templates: &[Vec<u8>],
+    bases: &[Option<crate::frames::GtpFrame>],
+    slot_idx: usize,
     slot: &[(u32, u32)],
     st: &mut FrameState,
 ) -> (Vec<Vec<u8>>, Vec<FrameTag>) {
+    let t_s = slot_idx as f64 / SLOTS_PER_SEC as f64;
     let total: usize = slot.iter().map(|&(_, n)| n as usize).sum();
     let mut frames = Vec::with_capacity(total);
     let mut vars = Vec::with_capacity(total);
     let max = slot.iter().map(|&(_, n)| n).max().unwrap_or(0);
     if st.gpdus.len() < plan.devices.len() {
         st.gpdus.resize(plan.devices.len(), 0);
+        st.own_sent.resize(plan.devices.len(), 0);
     }
     for round in 0..max {
         for &(v, n) in slot {
             if round >= n {
                 continue;
             }
-            let mut f = templates[v as usize].clone();
             let d = &plan.devices[plan.variants[v as usize].device];
-            // The device's G-PDU counter: a scan's TEIDs and sources, which G-PDUs go fragmented.
+            // The device's G-PDU counter: a scan's TEIDs and sources, which G-PDUs go fragmented,
+            // what a session variant's k-th G-PDU carries.
             let k = st.gpdus[d.idx];
             st.gpdus[d.idx] += 1;
+            let (mut f, forged, own) = match bases.get(v as usize).and_then(Option::as_ref) {
+                Some(base) => {
+                    let sent = st.own_sent[d.idx];
+                    let (pkt, f) = plan.variant_frame_with(base, v as usize, k, t_s, |bit| sent & bit != 0);
+                    let own = if d.session.is_own(&pkt) { pkt.family_bit() } else { 0 };
+                    (f, pkt.forged, own)
+                }
+                None => (templates[v as usize].clone(), false, 0),
+            };
             if d.edge == Some(EdgeKind::Scan) {
                 // A never-seen TEID per packet.
                 let n = (k as u32).wrapping_add(1);
@@ -830,13 +965,13 @@ fn slot_frames(
                     st.frag_owner.insert((src, id), d.idx);
                     for (i, p) in parts.into_iter().enumerate() {
                         frames.push(p);
-                        vars.push(FrameTag { var: v, later: i > 0 });
+                        vars.push(FrameTag { var: v, later: i > 0, forged, own });
                     }
                     continue;
                 }
             }
             frames.push(f);
-            vars.push(FrameTag { var: v, later: false });
+            vars.push(FrameTag { var: v, later: false, forged, own });
         }
     }
     (frames, vars)
@@ -863,20 +998,38 @@ fn set_outer_src_v4(f: &mut [u8], src: Ipv4Addr) {
     f[24..26].copy_from_slice(&c.to_be_bytes());
 }
 
-/// Delivered-packet accounting from sink snapshots: per TEID / (message type, tag) / later
-/// fragment deltas, attributed to the device's class at the time of the snapshot.
+/// Delivered-packet accounting from sink snapshots: per F-TEID (forged inner sources apart) /
+/// (message type, tag) / later fragment deltas, attributed to the device's class at the time of
+/// the snapshot (forged G-PDUs: attack).
 struct Delivered {
-    prev_teid: HashMap<u32, u64>,
+    prev_fteid: HashMap<(IpAddr, u32), u64>,
+    prev_marked: HashMap<(IpAddr, u32), u64>,
     prev_tag: HashMap<(u8, u32), u64>,
     prev_frag: HashMap<(Ipv4Addr, u16), u64>,
 }
 
-/// One delivered delta: device, frames, later fragments or not.
-type DeliveredDelta = (usize, u64, bool);
+/// What a delivered delta counts.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Counted {
+    /// Whole G-PDUs, first fragments, signalling.
+    Frames,
+    /// Later fragments.
+    Later,
+    /// G-PDUs with a forged inner source.
+    Forged,
+}
+
+/// One delivered delta: device, frames, what they are.
+type DeliveredDelta = (usize, u64, Counted);
 
 impl Delivered {
     fn new() -> Self {
-        Delivered { prev_teid: HashMap::new(), prev_tag: HashMap::new(), prev_frag: HashMap::new() }
+        Delivered {
+            prev_fteid: HashMap::new(),
+            prev_marked: HashMap::new(),
+            prev_tag: HashMap::new(),
+            prev_frag: HashMap::new(),
+        }
     }
 
     /// Counts delivered since the last call, per class; the per-device deltas go to `deltas`.
@@ -889,21 +1042,29 @@ impl Delivered {
         deltas: &mut Vec<DeliveredDelta>,
     ) -> [u64; 2] {
         let mut c = [0u64; 2];
-        let mut add = |dev: usize, n: u64, later: bool, c: &mut [u64; 2]| {
+        let mut add = |dev: usize, n: u64, what: Counted, c: &mut [u64; 2]| {
             if n > 0 {
-                c[plan.devices[dev].class_at(t_s).idx()] += n;
-                deltas.push((dev, n, later));
+                // Forged G-PDUs are attack traffic whatever the device's class.
+                let class = if what == Counted::Forged { Class::Attack } else { plan.devices[dev].class_at(t_s) };
+                c[class.idx()] += n;
+                deltas.push((dev, n, what));
             }
         };
-        for (&teid, &n) in &snap.per_teid {
-            if teid == 0 {
+        // By F-TEID: two sessions on two N3 addresses may share a TEID (TS 29.281 §5.1).
+        for (&key, &n) in &snap.per_fteid {
+            if key.1 == 0 {
                 continue;
             }
-            let p = self.prev_teid.entry(teid).or_insert(0);
+            let p = self.prev_fteid.entry(key).or_insert(0);
             let d = n.saturating_sub(*p);
             *p = n;
-            if let Some(dev) = plan.device_of_teid(teid) {
-                add(dev, d, false, &mut c);
+            let m = snap.per_fteid_marked.get(&key).copied().unwrap_or(0);
+            let pm = self.prev_marked.entry(key).or_insert(0);
+            let dm = m.saturating_sub(*pm).min(d);
+            *pm = m;
+            if let Some(dev) = plan.device_of(key.0, key.1) {
+                add(dev, d - dm, Counted::Frames, &mut c);
+                add(dev, dm, Counted::Forged, &mut c);
             }
         }
         for (key, &n) in &snap.per_tag {
@@ -911,7 +1072,7 @@ impl Delivered {
             let d = n.saturating_sub(*p);
             *p = n;
             if let Some(&dev) = plan.by_tag.get(key) {
-                add(dev, d, false, &mut c);
+                add(dev, d, Counted::Frames, &mut c);
             }
         }
         for (key, &n) in &snap.per_fragment {
@@ -919,7 +1080,7 @@ impl Delivered {
             let d = n.saturating_sub(*p);
             *p = n;
             if let Some(&dev) = frag_owner.get(key) {
-                add(dev, d, true, &mut c);
+                add(dev, d, Counted::Later, &mut c);
             }
         }
         c
@@ -954,8 +1115,10 @@ pub fn run_mode(sc: &Scenario, plan: &Plan, mode: Mode, opts: &RunOpts) -> Resul
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let started = Instant::now();
     // Declared before the guard so it is dropped after it: `guard detach` needs the namespace.
-    let lab = Lab::builder().gnbs(plan.gnbs).build().context("building the lab topology")?;
+    let lab =
+        Lab::builder().gnbs(plan.gnbs).core_addrs(&plan.n3_addrs()).build().context("building the lab topology")?;
     let templates = plan.templates(&lab);
+    let bases = plan.bases(&lab);
     let mut guard: Option<GuardProc> = None;
     let mut maps: Option<N3Maps> = None;
     let mut naive_caps = Vec::new();
@@ -1025,7 +1188,11 @@ pub fn run_mode(sc: &Scenario, plan: &Plan, mode: Mode, opts: &RunOpts) -> Resul
         eprintln!("lab: {} / {}: {} devices, {:.0} s", sc.name, mode.name(), plan.devices.len(), plan.duration_s());
     }
 
-    let sink = Sink::start(&lab.core, lab.core_ifname())?;
+    let sink = Sink::start_with(
+        &lab.core,
+        lab.core_ifname(),
+        crate::SinkOpts { by_fteid: true, marked: crate::variants::forged_prefixes(), ..crate::SinkOpts::default() },
+    )?;
     let nslots = plan.slots.len();
     let mut res = RunResult {
         scenario: sc.name.clone(),
@@ -1040,7 +1207,12 @@ pub fn run_mode(sc: &Scenario, plan: &Plan, mode: Mode, opts: &RunOpts) -> Resul
         pop_delivered: BTreeMap::new(),
         unsent: 0,
         stages: Vec::new(),
-        staged_teids: BTreeSet::new(),
+        staged: BTreeSet::new(),
+        local_addrs: BTreeMap::new(),
+        forged_sent: vec![0; nslots],
+        forged_delivered: vec![0; nslots],
+        device_forged_sent: vec![0; plan.devices.len()],
+        device_forged_delivered: vec![0; plan.devices.len()],
         audit: Vec::new(),
         dataplane_events: BTreeMap::new(),
         guard_cpu_s: None,
@@ -1052,6 +1224,15 @@ pub fn run_mode(sc: &Scenario, plan: &Plan, mode: Mode, opts: &RunOpts) -> Resul
         config_path,
         audit_path: audit_path.clone(),
     };
+    if let Some(m) = maps.as_ref() {
+        // Index → address of the F-TEIDs in the stage map and the audit log.
+        let t = m.local_table().context("reading the guard's N3 address table")?;
+        for (i, a, _) in t.listed() {
+            if let IpAddr::V4(a) = a {
+                res.local_addrs.insert(i, a);
+            }
+        }
+    }
     let mut acct = Delivered::new();
     let mut fst = FrameState::default();
     let mut deltas: Vec<DeliveredDelta> = Vec::new();
@@ -1065,7 +1246,7 @@ pub fn run_mode(sc: &Scenario, plan: &Plan, mode: Mode, opts: &RunOpts) -> Resul
     let wall0 = SystemTime::now();
     let t0 = Instant::now();
     for (i, s) in plan.slots.iter().enumerate() {
-        let (frames, vars) = slot_frames(plan, &templates, s, &mut fst);
+        let (frames, vars) = slot_frames(plan, &templates, &bases, i, s, &mut fst);
         let start = t0 + slot * i as u32;
         let now = Instant::now();
         if start > now {
@@ -1087,6 +1268,16 @@ pub fn run_mode(sc: &Scenario, plan: &Plan, mode: Mode, opts: &RunOpts) -> Resul
                     let tag = vars[fi];
                     let v = plan.variants[tag.var as usize];
                     let d = &plan.devices[v.device];
+                    if let Some(o) = fst.own_sent.get_mut(v.device) {
+                        *o |= tag.own;
+                    }
+                    if tag.forged {
+                        // Attack traffic of its own, never the device's (its real G-PDUs are).
+                        res.forged_sent[i] += n;
+                        res.device_forged_sent[v.device] += n;
+                        res.sent[i][Class::Attack.idx()] += n;
+                        continue;
+                    }
                     res.device_sent[v.device] += n;
                     if tag.later {
                         res.device_sent_later[v.device] += n;
@@ -1106,7 +1297,7 @@ pub fn run_mode(sc: &Scenario, plan: &Plan, mode: Mode, opts: &RunOpts) -> Resul
         add_delivered(plan, &deltas, i, &mut res);
         if i % 5 == 4 {
             if let Some(m) = maps.as_ref() {
-                res.stages.push(sample_stages(m, t_s, &mut res.staged_teids));
+                res.stages.push(sample_stages(m, t_s, &res.local_addrs, &mut res.staged));
             }
             if let Some(c) = guard_pid.and_then(proc_cpu_s) {
                 cpu_last = Some(c);
@@ -1123,7 +1314,7 @@ pub fn run_mode(sc: &Scenario, plan: &Plan, mode: Mode, opts: &RunOpts) -> Resul
     res.delivered[last][1] += tail[1];
     res.sink_kernel_drops = rep.kernel_drops;
     if let Some(m) = maps.as_ref() {
-        res.stages.push(sample_stages(m, plan.duration_s(), &mut res.staged_teids));
+        res.stages.push(sample_stages(m, plan.duration_s(), &res.local_addrs, &mut res.staged));
     }
     if let Some(c) = guard_pid.and_then(proc_cpu_s) {
         cpu_last = Some(c);
@@ -1149,7 +1340,15 @@ pub fn run_mode(sc: &Scenario, plan: &Plan, mode: Mode, opts: &RunOpts) -> Resul
 
 /// Per-device and per-population delivered counts of one slot.
 fn add_delivered(plan: &Plan, deltas: &[DeliveredDelta], slot: usize, res: &mut RunResult) {
-    for &(dev, n, later) in deltas {
+    for &(dev, n, what) in deltas {
+        if what == Counted::Forged {
+            if let Some(x) = res.forged_delivered.get_mut(slot) {
+                *x += n;
+            }
+            res.device_forged_delivered[dev] += n;
+            continue;
+        }
+        let later = what == Counted::Later;
         res.device_delivered[dev] += n;
         if later {
             res.device_delivered_later[dev] += n;
@@ -1162,19 +1361,19 @@ fn add_delivered(plan: &Plan, deltas: &[DeliveredDelta], slot: usize, res: &mut 
 
 /// What the generator actually sent and the sink counted, per device, for one run.
 fn write_devices_csv(path: &Path, plan: &Plan, res: &RunResult) -> Result<()> {
-    let staged: BTreeSet<u32> = res
-        .staged_teids
+    let staged: BTreeSet<usize> = res
+        .staged
         .iter()
-        .copied()
+        .filter_map(|k| plan.by_fteid.get(k).copied())
         .chain(
             res.audit
                 .iter()
                 .filter(|a| a.action == "set_device_stage" && !a.exempt)
-                .filter_map(|a| teid_of_target(&a.target)),
+                .filter_map(|a| res.device_of_target(plan, &a.target)),
         )
         .collect();
     let mut out = String::from(
-        "device,population,class,gnb,teid,ue,sent,delivered,staged,later_fragments_sent,later_fragments_delivered\n",
+        "device,population,class,gnb,n3,teid,ue,sent,delivered,staged,later_fragments_sent,later_fragments_delivered,forged_sent,forged_delivered\n",
     );
     for d in &plan.devices {
         let class = match d.class {
@@ -1182,17 +1381,20 @@ fn write_devices_csv(path: &Path, plan: &Plan, res: &RunResult) -> Result<()> {
             Class::Attack => "attack",
         };
         out.push_str(&format!(
-            "{},{},{class},{},{:#010x},{},{},{},{},{},{}\n",
+            "{},{},{class},{},{},{:#010x},{},{},{},{},{},{},{},{}\n",
             d.label(),
             d.population,
             d.gnb,
+            d.n3,
             d.teid,
-            d.ue,
+            d.ue_str(),
             res.device_sent[d.idx],
             res.device_delivered[d.idx],
-            d.edge.is_none() && staged.contains(&d.teid),
+            d.edge.is_none() && staged.contains(&d.idx),
             res.device_sent_later.get(d.idx).copied().unwrap_or(0),
             res.device_delivered_later.get(d.idx).copied().unwrap_or(0),
+            res.device_forged_sent.get(d.idx).copied().unwrap_or(0),
+            res.device_forged_delivered.get(d.idx).copied().unwrap_or(0),
         ));
     }
     std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))
@@ -1244,6 +1446,92 @@ mod tests {
         assert_eq!(parse_rfc3339("1970-01-01T00:00:01.500Z"), Some(1.5));
         let t = parse_rfc3339("2025-11-25T12:04:05.123Z").unwrap();
         assert!((t - 1_764_072_245.123).abs() < 1e-6, "{t}");
+    }
+
+    /// The shipped session-variants scenario (issue 17): the guard learns both N3 addresses, the
+    /// framed routes and the non-IP TEID ranges from the populations; an unknown key is refused.
+    #[test]
+    fn session_variants_write_the_guard_config_and_unknown_keys_are_refused() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../lab/scenarios/9_session_variants.toml");
+        let sc = Scenario::load(&path).unwrap();
+        let plan = sc.plan().unwrap();
+        assert_eq!(plan.n3_addrs().len(), 2);
+        let text =
+            guard_config_text(&sc, Mode::Guard, "n3", Path::new("/sys/fs/bpf/x"), Path::new("/tmp/a"), 9999).unwrap();
+        let cfg: toml::Table = toml::from_str(&text).unwrap();
+        let strs = |v: &toml::Value| -> Vec<String> {
+            v.as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_owned()).collect()
+        };
+        assert_eq!(strs(&cfg["guard"]["n3_addrs"]), ["10.200.0.1", "10.200.0.2"]);
+        assert_eq!(strs(&cfg["dataplane"]["framed_routes"]), ["10.60.0.0/16", "2001:db8:f00::/48"]);
+        assert_eq!(strs(&cfg["dataplane"]["non_ip_teids"]), ["0x500000-0x500013", "0x600000-0x600013"]);
+        assert_eq!(cfg["dataplane"]["modes"]["antispoof"].as_str(), Some("enforce"));
+        let plain = "name = \"x\"\ntitle = \"x\"\nduration_s = 5\n[[population]]\nname = \"p\"\ncount = 1\nprofile = { kind = \"idle\" }\n";
+        assert!(Scenario::parse(plain).is_ok());
+        let text =
+            guard_config_text(&Scenario::parse(plain).unwrap(), Mode::Guard, "n3", Path::new("/x"), Path::new("/a"), 1)
+                .unwrap();
+        let cfg: toml::Table = toml::from_str(&text).unwrap();
+        assert!(cfg["guard"].get("n3_addrs").is_none(), "one N3 address: nothing listed");
+        for bad in
+            ["privacy_rotation_s = 4", "family = \"v5\"", "session_type = \"ppp\"", "framed_route = \"10.0.0.0/40\""]
+        {
+            let e = Scenario::parse(&format!("{plain}{bad}\n")).err().map(|e| format!("{e:#}"));
+            assert!(e.is_some(), "{bad} was accepted");
+        }
+    }
+
+    /// A forger forges a family only once its own G-PDU of that family was reported sent: with
+    /// nothing reported (a sender that missed everything), no frame is forged; once both
+    /// families are, a quarter of the forgers' G-PDUs are.
+    #[test]
+    fn forgeries_wait_for_the_sessions_own_packets_to_be_sent() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../lab/scenarios/9_session_variants.toml");
+        let plan = Scenario::load(&path).unwrap().plan().unwrap();
+        let lab_gnbs: Vec<Ipv4Addr> =
+            (0..plan.gnbs as u32).map(|i| Ipv4Addr::from(u32::from(crate::lab::GNB_V4_BASE) + i)).collect();
+        let bases: Vec<Option<crate::frames::GtpFrame>> = plan
+            .variants
+            .iter()
+            .map(|v| {
+                let d = &plan.devices[v.device];
+                (d.edge.is_none() && !d.session.is_plain())
+                    .then(|| crate::frames::GtpFrame::gpdu(d.teid).outer_v4(lab_gnbs[d.gnb], d.n3))
+            })
+            .collect();
+        let templates = vec![Vec::new(); plan.variants.len()];
+        let forgers: BTreeSet<usize> = plan.devices.iter().filter(|d| d.session.forged > 0.0).map(|d| d.idx).collect();
+        let count = |st: &mut FrameState, report: bool| {
+            let (mut all, mut forged) = (0, 0);
+            for (i, slot) in plan.slots.iter().enumerate() {
+                let slot: Vec<(u32, u32)> = slot
+                    .iter()
+                    .copied()
+                    .filter(|&(v, _)| forgers.contains(&plan.variants[v as usize].device))
+                    .collect();
+                let (_, tags) = slot_frames(&plan, &templates, &bases, i, &slot, st);
+                for t in tags {
+                    all += 1;
+                    forged += u32::from(t.forged);
+                    if report {
+                        st.own_sent[plan.variants[t.var as usize].device] |= t.own;
+                    }
+                }
+            }
+            (all, forged)
+        };
+        let (all, forged) = count(&mut FrameState::default(), false);
+        assert!(all > 300 && forged == 0, "{forged} of {all} forged with nothing sent");
+        let (all, forged) = count(&mut FrameState::default(), true);
+        assert!((all / 5..=all / 3).contains(&forged), "{forged} of {all} forged");
+    }
+
+    #[test]
+    fn fteid_targets() {
+        assert_eq!(fteid_of_target("teid:0x00200000@local25"), Some((25, 0x0020_0000)));
+        assert_eq!(fteid_of_target("teid:0x0000abcd"), Some((0, 0xabcd)));
+        assert_eq!(teid_of_target("teid:0x0000abcd@local3"), Some(0xabcd));
+        assert_eq!(fteid_of_target("ue:10.0.0.1"), None);
     }
 
     #[test]

@@ -18,7 +18,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use crate::population::{Class, Plan, Profile, SLOTS_PER_SEC};
-use crate::scenario::{teid_of_target, Mode, RunResult, Scenario};
+use crate::scenario::{Mode, RunResult, Scenario};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Scores {
@@ -72,6 +72,22 @@ pub struct Scores {
     /// Echo Requests the scenario sent (real and forged).
     #[serde(default)]
     pub echo_requests_sent: u64,
+    /// G-PDUs with forged inner sources and what anti-spoofing did, if the scenario has forgers.
+    #[serde(default)]
+    pub forged: Option<Forged>,
+}
+
+/// Forged inner sources (issue 17): sent, delivered, and the data plane's anti-spoofing verdicts.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Forged {
+    pub sent: u64,
+    pub delivered: u64,
+    /// The data plane's `drop_spoof` verdicts over the run (guard modes).
+    pub drop_spoof: Option<u64>,
+    /// Devices named by the data plane's spoof events: of forging populations, and others (by
+    /// label: a benign session anti-spoofing flagged).
+    pub flagged_forgers: usize,
+    pub flagged_others: Vec<String>,
 }
 
 /// What the data plane's new-device budget did, from its per-address counters at the end of the
@@ -166,15 +182,15 @@ pub fn score(sc: &Scenario, plan: &Plan, r: &RunResult) -> Scores {
     }
     // Staged devices: map samples plus audit decisions (a stage set and released between two
     // samples still counts).
-    let mut staged: BTreeSet<u32> = r.staged_teids.clone();
+    let mut staged: BTreeSet<usize> = r.staged.iter().filter_map(|k| plan.by_fteid.get(k).copied()).collect();
     let mut max_dev = r.stages.iter().map(|s| s.max_device_stage).max().unwrap_or(0);
     let mut max_cell = u32::from(r.stages.iter().any(|s| s.cells_capped > 0));
     let mut max_host = u32::from(r.stages.iter().any(|s| s.host_capped));
     for a in &r.audit {
         match a.action.as_str() {
             "set_device_stage" if !a.exempt && a.stage.unwrap_or(0) > 0 => {
-                if let Some(t) = teid_of_target(&a.target) {
-                    staged.insert(t);
+                if let Some(d) = r.device_of_target(plan, &a.target) {
+                    staged.insert(d);
                 }
                 max_dev = max_dev.max(a.stage.unwrap_or(0) as u32);
             }
@@ -185,8 +201,8 @@ pub fn score(sc: &Scenario, plan: &Plan, r: &RunResult) -> Scores {
     }
     let mut benign_staged = Vec::new();
     let mut attack_staged = 0;
-    for t in &staged {
-        if let Some(dev) = plan.by_teid.get(t).map(|&i| &plan.devices[i]) {
+    for &i in &staged {
+        if let Some(dev) = plan.devices.get(i) {
             match dev.class {
                 Class::Benign => benign_staged.push(dev.label()),
                 Class::Attack => attack_staged += 1,
@@ -247,12 +263,11 @@ pub fn score(sc: &Scenario, plan: &Plan, r: &RunResult) -> Scores {
     for (name, sent) in &r.pop_sent {
         let del = r.pop_delivered.get(name);
         let devs: Vec<&crate::population::Device> = plan.devices.iter().filter(|d| &d.population == name).collect();
-        let teids: BTreeSet<u32> = devs.iter().filter(|d| d.edge.is_none()).map(|d| d.teid).collect();
         let q_at = r
             .audit
             .iter()
             .filter(|a| a.action == "set_device_stage" && !a.exempt && a.stage == Some(3))
-            .filter(|a| teid_of_target(&a.target).is_some_and(|t| teids.contains(&t)))
+            .filter(|a| r.device_of_target(plan, &a.target).is_some_and(|i| &plan.devices[i].population == name))
             .map(|a| a.t_s)
             .filter(|t| t.is_finite())
             .fold(None, |m: Option<f64>, t| Some(m.map_or(t, |m| m.min(t))));
@@ -325,6 +340,25 @@ pub fn score(sc: &Scenario, plan: &Plan, r: &RunResult) -> Scores {
             .saturating_sub(nd.gnb_devices + nd.gnb_forged_sent);
         nd
     });
+    let forgers = plan.devices.iter().any(|d| d.session.forged > 0.0);
+    let forged = forgers.then(|| {
+        let (mut flagged_forgers, mut flagged_others) = (0, Vec::new());
+        for t in r.dataplane_events.get("spoof").map(|e| &e.targets).into_iter().flatten() {
+            match r.device_of_target(plan, t).map(|i| &plan.devices[i]) {
+                Some(d) if d.session.forged > 0.0 => flagged_forgers += 1,
+                Some(d) => flagged_others.push(d.label()),
+                None => flagged_others.push(t.clone()),
+            }
+        }
+        let sent: u64 = r.forged_sent.iter().sum();
+        Forged {
+            sent,
+            delivered: r.forged_delivered.iter().sum::<u64>().min(sent),
+            drop_spoof: r.dataplane.as_ref().map(|d| d.verdicts.get("drop_spoof").copied().unwrap_or(0)),
+            flagged_forgers,
+            flagged_others,
+        }
+    });
     let cpu_pct = match (r.guard_cpu_s, r.guard_wall_s) {
         (Some(c), Some(w)) if w > 0.0 => Some(100.0 * c / w),
         _ => None,
@@ -367,6 +401,7 @@ pub fn score(sc: &Scenario, plan: &Plan, r: &RunResult) -> Scores {
             .filter(|d| d.edge == Some(crate::population::EdgeKind::Echo))
             .map(|d| r.device_sent[d.idx])
             .sum(),
+        forged,
     }
 }
 
@@ -466,6 +501,50 @@ pub fn checks(sc: &Scenario, guard: &Scores, naive: Option<&Scores>) -> Vec<Chec
             None => (false, "no data-plane counters were read".into()),
         };
         push("no Echo Request dropped under the host's Echo rate".into(), pass, detail);
+    }
+    if e.forged_dropped.is_some() || e.spoof_drops_only_forged {
+        let f = guard.forged.clone().unwrap_or(Forged {
+            sent: 0,
+            delivered: 0,
+            drop_spoof: None,
+            flagged_forgers: 0,
+            flagged_others: Vec::new(),
+        });
+        let dropped = f.sent - f.delivered;
+        let benign_dropped = guard.benign_sent - guard.benign_delivered;
+        if let Some(min) = e.forged_dropped {
+            let got = ratio(dropped, f.sent);
+            push(
+                format!(">= {:.0}% of forged inner sources dropped", 100.0 * min),
+                got.is_some_and(|x| x >= min),
+                format!(
+                    "forged dropped {dropped} of {} ({}), benign dropped {benign_dropped} of {}",
+                    f.sent,
+                    pct(got),
+                    guard.benign_sent
+                ),
+            );
+        }
+        if e.spoof_drops_only_forged {
+            let n = f.drop_spoof.unwrap_or(0);
+            let ok = f.drop_spoof.is_some() && n == dropped && f.sent > 0 && f.flagged_others.is_empty();
+            push(
+                "anti-spoofing dropped the forged sources and nothing else".into(),
+                ok,
+                format!(
+                    "drop_spoof {} = forged dropped {dropped} (of {} sent); spoof events on {} forging devices and on {} others{}",
+                    f.drop_spoof.map_or("n/a".into(), |n| n.to_string()),
+                    f.sent,
+                    f.flagged_forgers,
+                    f.flagged_others.len(),
+                    if f.flagged_others.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", f.flagged_others.iter().take(5).cloned().collect::<Vec<_>>().join(", "))
+                    }
+                ),
+            );
+        }
     }
     for pe in &e.population {
         let Some(ps) = guard.populations.iter().find(|p| p.name == pe.name) else {

@@ -30,19 +30,44 @@ pub struct SinkOpts {
     pub gtpu_port: u16,
     /// Keep the first `sample` received frames (of any kind) in the report.
     pub sample: usize,
+    /// Count GTP-U messages per F-TEID (outer destination, TEID: TS 29.281 §5.1) in
+    /// [`SinkReport::per_fteid`] *instead of* per TEID: for hosts with several N3 addresses, where
+    /// two sessions may share a TEID.
+    pub by_fteid: bool,
+    /// Inner source prefixes whose G-PDUs are also counted in [`SinkReport::per_fteid_marked`]
+    /// (the lab's forged sources).
+    pub marked: Vec<(IpAddr, u8)>,
 }
 
 impl Default for SinkOpts {
     fn default() -> Self {
-        SinkOpts { gtpu_port: GTPU_PORT, sample: 0 }
+        SinkOpts { gtpu_port: GTPU_PORT, sample: 0, by_fteid: false, marked: Vec::new() }
+    }
+}
+
+fn in_prefix(a: IpAddr, (n, len): (IpAddr, u8)) -> bool {
+    match (a, n) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => {
+            let m = u32::MAX.checked_shl(32 - u32::from(len.min(32))).unwrap_or(0);
+            u32::from(a) & m == u32::from(n) & m
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) => {
+            let m = u128::MAX.checked_shl(128 - u32::from(len.min(128))).unwrap_or(0);
+            u128::from(a) & m == u128::from(n) & m
+        }
+        _ => false,
     }
 }
 
 /// What arrived.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SinkReport {
-    /// GTP-U messages (any message type) per TEID.
+    /// GTP-U messages (any message type) per TEID (unless [`SinkOpts::by_fteid`]).
     pub per_teid: BTreeMap<u32, u64>,
+    /// With [`SinkOpts::by_fteid`]: GTP-U messages per (outer destination, TEID).
+    pub per_fteid: BTreeMap<(IpAddr, u32), u64>,
+    /// Of those, G-PDUs whose inner source is in one of [`SinkOpts::marked`].
+    pub per_fteid_marked: BTreeMap<(IpAddr, u32), u64>,
     /// G-PDUs per inner source (UE) address.
     pub per_ue: BTreeMap<IpAddr, u64>,
     /// GTP-U messages per outer source (gNB) address.
@@ -340,7 +365,14 @@ fn sink_loop(
                 Decoded::Gtp(s) => {
                     gtp += 1;
                     r.gtp += 1;
-                    *r.per_teid.entry(s.teid).or_default() += 1;
+                    if opts.by_fteid {
+                        *r.per_fteid.entry((s.outer_dst, s.teid)).or_default() += 1;
+                        if s.msg_type == 255 && s.ue_src.is_some_and(|a| opts.marked.iter().any(|&p| in_prefix(a, p))) {
+                            *r.per_fteid_marked.entry((s.outer_dst, s.teid)).or_default() += 1;
+                        }
+                    } else {
+                        *r.per_teid.entry(s.teid).or_default() += 1;
+                    }
                     *r.per_gnb.entry(s.outer_src).or_default() += 1;
                     *r.per_msg_type.entry(s.msg_type).or_default() += 1;
                     if let Some(ue) = s.ue_src {

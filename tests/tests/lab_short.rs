@@ -6,6 +6,8 @@
 //! Also: the frames every shipped scenario sends (templates, including the random-TEID scan's
 //! rewritten TEIDs) are dissected by tshark, so the lab's traffic stays oracle-checked.
 
+use std::net::{IpAddr, Ipv6Addr};
+
 use labkit::oracle::{tshark_fields, TempDir};
 use labkit::pcap::write_pcap;
 use labkit::population::{scan_teid, EdgeKind, MSG_ECHO_REQUEST, MSG_ERROR_INDICATION, TEID_OFFSET_V4};
@@ -108,36 +110,66 @@ fn every_scenario_sends_frames_tshark_agrees_with() {
         let sc = Scenario::load(&f).expect("scenario loads");
         let plan = sc.plan().expect("plan");
         let lab = Lab::builder().gnbs(plan.gnbs).build().expect("lab");
-        let mut frames = plan.templates(&lab);
-        // (TEID, message type, outer source, inner source) per frame.
-        let mut want = Vec::new();
+        let templates = plan.templates(&lab);
+        let bases = plan.bases(&lab);
+        let mut frames = Vec::new();
+        // Per frame: TEID, message type, outer source and destination, and the inner source
+        // (`None`: no inner IP source to check; a non-IP T-PDU may read as anything).
+        let mut want: Vec<(u64, u64, String, String, Option<IpAddr>)> = Vec::new();
         for (i, v) in plan.variants.iter().enumerate() {
             let d = &plan.devices[v.device];
             let gnb = lab.gnb_v4[d.gnb].to_string();
-            match d.edge {
-                Some(EdgeKind::Echo) => want.push((0, u64::from(MSG_ECHO_REQUEST), gnb, None)),
-                Some(EdgeKind::ErrInd) => want.push((0, u64::from(MSG_ERROR_INDICATION), gnb, None)),
-                Some(EdgeKind::Scan) => {
+            let core = d.n3.to_string();
+            let ue = Some(IpAddr::V4(d.ue));
+            match (d.edge, &bases[i]) {
+                (Some(EdgeKind::Echo), _) => want.push((0, u64::from(MSG_ECHO_REQUEST), gnb, core, None)),
+                (Some(EdgeKind::ErrInd), _) => want.push((0, u64::from(MSG_ERROR_INDICATION), gnb, core, None)),
+                (Some(EdgeKind::Scan), _) => {
                     let t = scan_teid(i as u32 + 1);
-                    frames[i][TEID_OFFSET_V4..TEID_OFFSET_V4 + 4].copy_from_slice(&t.to_be_bytes());
-                    want.push((u64::from(t), 255, gnb, Some(d.ue.to_string())));
+                    let mut f = templates[i].clone();
+                    f[TEID_OFFSET_V4..TEID_OFFSET_V4 + 4].copy_from_slice(&t.to_be_bytes());
+                    frames.push(f);
+                    want.push((u64::from(t), 255, gnb, core, ue));
+                    continue;
                 }
-                None => want.push((u64::from(d.teid), 255, gnb, Some(d.ue.to_string()))),
+                (None, None) => want.push((u64::from(d.teid), 255, gnb, core, ue)),
+                // A session variant (issue 17): its first G-PDUs (the Router Solicitation, both
+                // families, framed and forged sources), one a second, across privacy rotations.
+                (None, Some(base)) => {
+                    for k in 0..12u64 {
+                        let t = d.segments[v.segment].from_s + k as f64;
+                        let (pkt, f) = plan.variant_frame(base, i, k, t);
+                        frames.push(f);
+                        want.push((u64::from(d.teid), 255, gnb.clone(), core.clone(), pkt.src()));
+                    }
+                    continue;
+                }
             }
+            frames.push(templates[i].clone());
         }
         let pcap = tmp.join(&format!("{}.pcap", sc.name));
         write_pcap(&pcap, &frames).expect("pcap");
-        let rows = tshark_fields(&pcap, &["gtp.teid", "gtp.message", "ip.src", "udp.dstport"], None).expect("tshark");
+        let rows =
+            tshark_fields(&pcap, &["gtp.teid", "gtp.message", "ip.src", "ipv6.src", "ip.dst", "udp.dstport"], None)
+                .expect("tshark");
         assert_eq!(rows.len(), frames.len(), "{}", sc.name);
-        for (row, (teid, msg, outer, inner)) in rows.iter().zip(&want) {
+        for (row, (teid, msg, outer, core, inner)) in rows.iter().zip(&want) {
             let col = |k: usize| row.get(k).map(String::as_str).unwrap_or("");
             let ctx = format!("{}: {row:?}", sc.name);
             assert_eq!(num(col(0)), Some(*teid), "TEID, {ctx}");
             assert_eq!(num(col(1)), Some(*msg), "message type, {ctx}");
             let srcs: Vec<&str> = col(2).split(',').collect();
             assert_eq!(srcs.first().copied(), Some(outer.as_str()), "outer source (the gNB), {ctx}");
-            assert_eq!(srcs.get(1).map(|s| s.to_string()), inner.clone(), "inner source (the UE), {ctx}");
-            assert!(col(3).split(',').any(|p| p == "2152"), "UDP 2152, {ctx}");
+            assert_eq!(col(4).split(',').next(), Some(core.as_str()), "outer destination (the N3 address), {ctx}");
+            match inner {
+                Some(IpAddr::V4(a)) => assert_eq!(srcs.get(1), Some(&a.to_string().as_str()), "inner source, {ctx}"),
+                Some(IpAddr::V6(a)) => {
+                    let got: Option<Ipv6Addr> = col(3).split(',').next().and_then(|s| s.parse().ok());
+                    assert_eq!(got, Some(*a), "inner IPv6 source, {ctx}");
+                }
+                None => {}
+            }
+            assert!(col(5).split(',').any(|p| p == "2152"), "UDP 2152, {ctx}");
         }
     }
 }
