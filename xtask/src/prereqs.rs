@@ -29,6 +29,9 @@ const DEB_PACKAGES: &[&str] = &[
     "libusrsctp-dev",
     "pkg-config",
     "python3-venv",
+    // Fleet mode (issue 23): `protoc` builds etcd-client's gRPC stubs; a real etcd for its tests.
+    "protobuf-compiler",
+    "etcd-server",
 ];
 /// pycrate (PyPI), the independent NGAP/S1AP APER encoder, in a venv of the workspace: Debian's
 /// Python is externally managed. `--system-site-packages` keeps Debian's scapy visible.
@@ -172,7 +175,7 @@ fn missing_of(list: &[&'static str]) -> Vec<&'static str> {
 fn ensure_debian_packages() -> Result<()> {
     let missing = missing_packages();
     if missing.is_empty() {
-        step("Debian packages (rustc-web 1.96, LLVM 22, tshark, scapy, nftables, iproute2, osmo-ggsn, libusrsctp): ok");
+        step("Debian packages (rustc-web 1.96, LLVM 22, tshark, scapy, nftables, iproute2, osmo-ggsn, libusrsctp, protoc, etcd): ok");
         return Ok(());
     }
     if !is_root() {

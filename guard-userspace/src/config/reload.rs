@@ -22,6 +22,7 @@ const RESTART_KEYS: &[&str] = &[
     "guard.tick",
     "guard.n2_interface",
     "guard.n2_config",
+    "fleet",
 ];
 
 impl Config {
@@ -49,6 +50,8 @@ impl Config {
         new.guard.tick = self.guard.tick;
         new.guard.n2_interface = self.guard.n2_interface.clone();
         new.guard.n2_config = self.guard.n2_config.clone();
+        // The fleet client starts once, with the process.
+        new.fleet = self.fleet.clone();
         (new, r)
     }
 }
