@@ -61,9 +61,9 @@ impl Drop for Fixture {
     }
 }
 
-fn config_text(pin_base: &Path, audit: &Path, fleet: &str, endpoint: &str, member: &str) -> String {
+fn config_text(pin_base: &Path, audit: &Path, fleet: &str, endpoint: &str, member: &str, key_mode: &str) -> String {
     format!(
-        "[guard]\npin_dir = {pin:?}\naudit_log = {audit:?}\ntick = \"500ms\"\nmax_devices = 65536\nkey_mode = \"ue_addr\"\n\n\
+        "[guard]\npin_dir = {pin:?}\naudit_log = {audit:?}\ntick = \"500ms\"\nmax_devices = 65536\nkey_mode = \"{key_mode}\"\n\n\
          [metrics]\nlisten = \"127.0.0.1:{METRICS_PORT}\"\n\n\
          [fleet]\nendpoints = [\"http://{endpoint}:{CLIENT_PORT}\"]\nname = \"{fleet}\"\nmember = \"{member}\"\ninsecure = true\nlease_ttl = \"3s\"\n\n\
          [fleet.sync]\ntimeout = \"1s\"\nretry = \"200ms\"\nretry_max = \"1s\"\nresync = \"5s\"\n",
@@ -73,7 +73,7 @@ fn config_text(pin_base: &Path, audit: &Path, fleet: &str, endpoint: &str, membe
 }
 
 impl Fixture {
-    fn new(tag: &str) -> Fixture {
+    fn new(tag: &str, key_mode: &str) -> Fixture {
         let lab = Lab::new().expect("lab topology");
         let unique = format!("{}-{}-{tag}", std::process::id(), lab.core_ns_name());
         let dir = std::env::temp_dir().join(format!("og-fleet-{unique}"));
@@ -82,12 +82,13 @@ impl Fixture {
         let fleet = format!("t{}-{tag}", std::process::id());
         let audit = dir.join("audit.jsonl");
         let guard_config = dir.join("guard.toml");
-        std::fs::write(&guard_config, config_text(&pin_base, &audit, &fleet, "127.0.0.1", "member-1")).expect("config");
+        std::fs::write(&guard_config, config_text(&pin_base, &audit, &fleet, "127.0.0.1", "member-1", key_mode))
+            .expect("config");
         // The operator's side: the same fleet, another address of the same etcd.
         let cli_config = dir.join("operator.toml");
         std::fs::write(
             &cli_config,
-            config_text(&pin_base, &dir.join("operator-audit.jsonl"), &fleet, "127.0.0.2", "ops-host"),
+            config_text(&pin_base, &dir.join("operator-audit.jsonl"), &fleet, "127.0.0.2", "ops-host", "ue_addr"),
         )
         .expect("config");
         let mut f = Fixture { lab, dir, fleet, guard_config, cli_config, pin_base, guard: None, etcd: None };
@@ -237,7 +238,7 @@ fn a_fleet_pin_is_applied_within_2s_audited_unpinned_and_bad_values_are_skipped(
     labkit::netns::assert_root(
         "fleet_etcd::a_fleet_pin_is_applied_within_2s_audited_unpinned_and_bad_values_are_skipped",
     );
-    let mut f = Fixture::new("a");
+    let mut f = Fixture::new("a", "ue_addr");
     f.start_guard();
 
     // (a) applied within 2 s, as an operator pin (manual), and audited with its author.
@@ -268,6 +269,13 @@ fn a_fleet_pin_is_applied_within_2s_audited_unpinned_and_bad_values_are_skipped(
     assert_eq!(line["detail"]["member"], "member-1");
     assert_eq!(line["evidence"]["comment"], "ticket 4711");
     assert_eq!(f.metric("overload_guard_fleet_pins_applied "), Some(5.0));
+    // A gNB pin: a manual cap on the gNB's G-PDUs (the data plane's only gNB stage).
+    f.fleet(&["pin", "--gnb", "192.0.2.10", "--stage", "quarantine", "--ttl", "10m", "--comment", "rogue gNB"]);
+    let gnb = guard::local::l3_of("192.0.2.10".parse().expect("address"));
+    let capped = f.wait_for(Duration::from_secs(2), |f| {
+        f.maps().cell_stage(&gnb).expect("cell stage read").is_some_and(|e| e.flags & STAGE_FLAG_MANUAL != 0)
+    });
+    assert!(capped, "the gNB pin never reached N3_CELL_STAGES; log: {}", f.log());
     let listed = f.fleet(&["list"]);
     assert!(listed.contains("ue 10.45.0.7") && listed.contains("member-1"), "{listed}");
 
@@ -306,7 +314,7 @@ fn a_fleet_pin_is_applied_within_2s_audited_unpinned_and_bad_values_are_skipped(
 #[ignore = "needs root: cargo xtask test runs it"]
 fn losing_etcd_keeps_pins_until_expiry_and_the_member_catches_up() {
     labkit::netns::assert_root("fleet_etcd::losing_etcd_keeps_pins_until_expiry_and_the_member_catches_up");
-    let mut f = Fixture::new("c");
+    let mut f = Fixture::new("c", "ue_addr");
     f.start_guard();
     f.pin_and_time("10.46.0.1", "quarantine", "6s", "short pin");
     let long = f.pin_and_time("10.46.0.2", "quarantine", "10m", "long pin");
@@ -368,4 +376,26 @@ fn losing_etcd_keeps_pins_until_expiry_and_the_member_catches_up() {
     assert!(f.ue_stage("10.46.0.2").is_some(), "the long pin is still there");
     let readyz = f.lab.http_get(METRICS_PORT, "/readyz").expect("readyz");
     assert!(readyz.1.contains("connected to etcd"), "{readyz:?}");
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn a_member_keyed_by_teid_says_it_cannot_apply_a_ue_pin() {
+    labkit::netns::assert_root("fleet_etcd::a_member_keyed_by_teid_says_it_cannot_apply_a_ue_pin");
+    let mut f = Fixture::new("t", "teid");
+    f.start_guard();
+    f.fleet(&["pin", "--ue", "10.47.0.1", "--stage", "quarantine", "--ttl", "10m", "--comment", "on a TEID host"]);
+    let flagged =
+        f.wait_for(Duration::from_secs(2), |f| f.metric("overload_guard_fleet_pins_not_applied ") == Some(1.0));
+    assert!(flagged, "the refusal is not in the metric; log: {}", f.log());
+    assert_eq!(f.metric("overload_guard_fleet_pins_applied "), Some(0.0), "never claimed as applied");
+    assert!(f.maps().stages().is_empty(), "nothing written: a UE key matches nothing on a TEID-keyed data plane");
+    assert!(f.log().contains("NOT applied"), "{}", f.log());
+    let audited = f.audit();
+    assert!(
+        audited.iter().any(|r| r["action"] == "fleet-pin-not-applied"
+            && r["target"] == "ue 10.47.0.1"
+            && r["detail"]["not_applied"].as_str().is_some_and(|w| w.contains("key_mode"))),
+        "{audited:?}"
+    );
 }
