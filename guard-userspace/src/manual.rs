@@ -67,6 +67,28 @@ pub fn manual_entry(stage: u32, limit: Limit, now: u64, ttl_ns: u64) -> StageEnt
     }
 }
 
+/// The `reason` of a device entry written for a fleet pin (operator entries have 0, the engine's
+/// the small codes of `engine::decision::Reason`). It is how a restarted member finds the entries
+/// its previous run wrote for pins deleted while it was down. The data plane never reads it.
+pub const REASON_FLEET: u32 = 0x0F1E_E700;
+/// The same mark in a gNB cap's `flags` (the data plane reads no flag of a cap).
+pub const CELL_FLAG_FLEET: u32 = 1 << 31;
+
+/// A fleet pin's device entry: an operator entry marked [`REASON_FLEET`].
+pub fn fleet_entry(stage: u32, limit: Limit, now: u64, ttl_ns: u64) -> StageEntry {
+    StageEntry { reason: REASON_FLEET, ..manual_entry(stage, limit, now, ttl_ns) }
+}
+
+/// Whether a device entry was written for a fleet pin.
+pub fn is_fleet_entry(e: &StageEntry) -> bool {
+    e.flags & STAGE_FLAG_MANUAL != 0 && e.reason == REASON_FLEET
+}
+
+/// Whether a gNB cap was written for a fleet pin.
+pub fn is_fleet_cell(e: &CellStageEntry) -> bool {
+    e.flags & STAGE_FLAG_MANUAL != 0 && e.flags & CELL_FLAG_FLEET != 0
+}
+
 /// The cap that stands for "quarantine" on a gNB: the data plane's only gNB stage is a rate cap
 /// (`N3_CELL_STAGES`), so a quarantine is a cap whose interval outlasts any pin: one G-PDU passes,
 /// then none until the pin expires.

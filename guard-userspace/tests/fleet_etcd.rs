@@ -308,6 +308,25 @@ fn a_fleet_pin_is_applied_within_2s_audited_unpinned_and_bad_values_are_skipped(
     assert!(f.guard_alive(), "the member must survive bad values");
     let d = f.pin_and_time("10.45.0.30", "quarantine", "10m", "after the bad values");
     assert!(d < Duration::from_secs(2), "a good pin after bad values applied after {d:?}");
+
+    // A pin deleted while the member is down does not outlive the restart: the restarted member
+    // clears the fleet entries its previous run wrote for pins no longer in etcd.
+    let mut g = f.guard.take().expect("guard runs");
+    g.kill().expect("kill -9 guard");
+    g.wait().expect("reap guard");
+    f.fleet(&["unpin", "--ue", "10.45.0.7"]);
+    assert!(f.ue_stage("10.45.0.7").is_some(), "nobody removed it yet: the member is down");
+    f.start_guard();
+    assert!(
+        f.wait_for(Duration::from_secs(2), |f| f.ue_stage("10.45.0.7").is_none()),
+        "a pin deleted while the member was down is still applied after its restart; log: {}",
+        f.log()
+    );
+    assert!(f.ue_stage("10.45.0.9").is_some() && f.ue_stage("10.45.0.30").is_some(), "the pins still in etcd stay");
+    assert!(f
+        .audit()
+        .iter()
+        .any(|r| r["action"] == "fleet-unpin" && r["reason"].as_str().is_some_and(|w| w.contains("restarted"))));
 }
 
 #[test]

@@ -274,7 +274,11 @@ pub fn stage_json(s: &StageEntry, now: u64) -> serde_json::Value {
         "burst": l.burst(),
         "expires_in_s": s.expires_ns.saturating_sub(now) as f64 / 1e9,
         "expired": s.expires_ns <= now,
-        "reason": crate::engine::decision::Reason::from_code(s.reason).map(|r| r.name()).unwrap_or("operator"),
+        "reason": if crate::manual::is_fleet_entry(s) {
+            "fleet"
+        } else {
+            crate::engine::decision::Reason::from_code(s.reason).map(|r| r.name()).unwrap_or("operator")
+        },
     })
 }
 

@@ -21,7 +21,9 @@ use super::unix_ms;
 use crate::audit::{rfc3339, Actor, AuditLog, AuditRecord};
 use crate::clock::monotonic_ns;
 use crate::config::LadderSection;
-use crate::manual::{manual_cell_entry, manual_entry, require_ue_keys, GNB_QUARANTINE};
+use crate::manual::{
+    fleet_entry, is_fleet_cell, is_fleet_entry, manual_cell_entry, require_ue_keys, CELL_FLAG_FLEET, GNB_QUARANTINE,
+};
 use crate::maps::N3Maps;
 
 /// What this member wrote for one pin (so that it removes only its own entries).
@@ -163,6 +165,56 @@ impl Applier {
         }
     }
 
+    /// Clear fleet entries in the maps that no held pin wrote: left by an earlier run of this
+    /// member for pins deleted while it was down (a running member removes its own at once).
+    /// Called after each full listing, when `held` is etcd's view.
+    pub fn sweep_orphans(&mut self, now_wall: SystemTime) {
+        let mut ours_dev = std::collections::HashSet::new();
+        let mut ours_cell = std::collections::HashSet::new();
+        for h in self.held.values() {
+            match &h.written {
+                Written::Devices(d) => ours_dev.extend(d.iter().map(|(k, set)| (*k, *set))),
+                Written::Gnb(k, set) => {
+                    ours_cell.insert((*k, *set));
+                }
+                Written::NotApplied(_) => {}
+            }
+        }
+        let mut cleared = 0usize;
+        for (k, e) in self.maps.stages() {
+            if is_fleet_entry(&e) && !ours_dev.contains(&(k, e.set_ns)) && self.maps.clear_stage(&k).unwrap_or(false) {
+                cleared += 1;
+            }
+        }
+        for (k, e) in self.maps.cell_stages() {
+            if is_fleet_cell(&e)
+                && !ours_cell.contains(&(k, e.set_ns))
+                && self.maps.clear_cell_stage(&k).unwrap_or(false)
+            {
+                cleared += 1;
+            }
+        }
+        if cleared == 0 {
+            return;
+        }
+        info!(
+            entries = cleared,
+            "fleet: cleared entries of pins no longer in etcd (written before this member restarted)"
+        );
+        let rec = AuditRecord {
+            ts: rfc3339(now_wall),
+            actor: Actor::Fleet,
+            action: "fleet-unpin".to_owned(),
+            target: format!("{cleared} entries"),
+            reason: "no longer in etcd (written before this member restarted)".to_owned(),
+            evidence: serde_json::Value::Null,
+            detail: json!({ "member": self.member, "entries_cleared": cleared }),
+        };
+        if let Err(e) = self.audit.write(&rec) {
+            warn!(error = %e, "audit line for cleared fleet entries not written");
+        }
+    }
+
     /// Drop pins past their expiry. Their data-plane entries expire by themselves at the same
     /// time; this keeps the bookkeeping (and the metrics) honest while etcd is unreachable.
     pub fn expire(&mut self, now_wall: SystemTime) {
@@ -186,7 +238,8 @@ impl Applier {
                 }
             };
             let key = crate::local::l3_of(*a);
-            let entry = manual_cell_entry(limit, now, ttl_ns);
+            let mut entry = manual_cell_entry(limit, now, ttl_ns);
+            entry.flags |= CELL_FLAG_FLEET;
             return match self.maps.set_cell_stage(&key, &entry) {
                 Ok(()) => Written::Gnb(key, entry.set_ns),
                 Err(e) => Written::NotApplied(format!("writing the gNB cap failed: {e}")),
@@ -214,7 +267,7 @@ impl Applier {
                 (STAGE_STRICT, Limit::per_second(value.pps.unwrap_or(d.rate_pps), value.burst.unwrap_or(d.burst)))
             }
         };
-        let entry = manual_entry(stage, limit, now, ttl_ns);
+        let entry = fleet_entry(stage, limit, now, ttl_ns);
         let mut done = Vec::with_capacity(keys.len());
         for k in keys {
             match self.maps.set_stage(&k, &entry) {

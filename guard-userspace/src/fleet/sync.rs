@@ -300,7 +300,12 @@ impl Member {
                 }
             }
         }
-        self.applier.reconcile(desired, SystemTime::now());
+        let now = SystemTime::now();
+        self.applier.reconcile(desired, now);
+        if !truncated {
+            // Only with the whole listing: a pin past `max_keys` is not an orphan.
+            self.applier.sweep_orphans(now);
+        }
         Ok(rev)
     }
 
