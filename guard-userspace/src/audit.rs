@@ -46,6 +46,8 @@ pub enum Actor {
     Engine,
     Operator,
     Dataplane,
+    /// A fleet pin applied (or not) on this member: the operator who made it is in the detail.
+    Fleet,
 }
 
 /// An operator's manual override.

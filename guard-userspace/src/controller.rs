@@ -194,6 +194,7 @@ pub fn run_command(a: RunArgs) -> Result<()> {
         held_events: Vec::new(),
         n2,
         health,
+        pins: pins.clone(),
     }));
     if a.detach_on_exit {
         loader::detach_chained(&pins, false, c_into.as_ref()).context("detaching on exit")?;
@@ -313,6 +314,8 @@ struct Ctl {
     n2: Option<crate::n2ctl::runner::Prepared>,
     /// Liveness and readiness for `/healthz`, `/readyz` (and the watchdog).
     health: Arc<crate::service::Health>,
+    /// The N3 pin directory (the fleet task opens its own handle on the maps).
+    pins: crate::pins::PinDir,
 }
 
 /// The walk of the device map in progress, read a slice per tick.
@@ -328,8 +331,15 @@ struct Walk {
 }
 
 async fn control_loop(mut c: Ctl) -> Result<()> {
-    let metrics = Arc::new(Metrics::for_interfaces(&c.iface, c.n2.as_ref().map(|p| p.iface())));
+    let mut m = Metrics::for_interfaces(&c.iface, c.n2.as_ref().map(|p| p.iface()));
+    // Fleet mode only with `[fleet]`: without it no fleet series, no etcd code path.
+    let fleet_metrics = c.cfg.fleet.as_ref().map(|_| crate::fleet::status::FleetMetrics::register(&mut m.registry));
+    let metrics = Arc::new(m);
     let server = serve_metrics(c.cfg.metrics.listen, metrics.clone(), c.health.clone()).await?;
+    let fleet = match (&c.cfg.fleet, fleet_metrics) {
+        (Some(f), Some(fm)) => Some(start_fleet(&c, f.clone(), fm)?),
+        _ => None,
+    };
     let n2 = match c.n2.take() {
         Some(p) => Some(p.spawn(metrics.n2.clone())?),
         None => None,
@@ -397,11 +407,43 @@ async fn control_loop(mut c: Ctl) -> Result<()> {
         }
     }
     server.abort();
+    if let Some(f) = fleet {
+        f.abort();
+    }
     if let Some(n2) = n2 {
         n2.stop();
     }
     audit.sync().ok();
     Ok(())
+}
+
+/// Start this member's fleet task (docs/fleet.md): its own handle on the pinned maps and the
+/// audit log, so that applying a pin is what `guard device pin` does, whatever the tick is doing.
+fn start_fleet(
+    c: &Ctl,
+    f: crate::config::FleetSection,
+    fm: crate::fleet::status::FleetMetrics,
+) -> Result<tokio::task::JoinHandle<()>> {
+    use crate::fleet::{apply::Applier, status::FleetStatus, sync::Member};
+    let member = f.member_name();
+    let status = Arc::new(FleetStatus::new(&f.name, &member));
+    c.health.set_fleet(status.clone());
+    let maps = N3Maps::open_pinned(&c.pins)
+        .with_context(|| format!("opening the pinned maps in {} for the fleet", c.pins.path().display()))?;
+    let audit = Arc::new(
+        AuditLog::open(&c.cfg.guard.audit_log)
+            .with_context(|| format!("opening the audit log {} for the fleet", c.cfg.guard.audit_log.display()))?,
+    );
+    let applier = Applier::new(maps, c.cfg.ladder.clone(), audit, member.clone(), fm.clone(), status.clone());
+    let about = serde_json::json!({
+        "member": member,
+        "version": env!("CARGO_PKG_VERSION"),
+        "interface": c.iface,
+        "key_mode": c.cfg.guard.key_mode,
+        "started_unix_ms": crate::fleet::unix_ms(SystemTime::now()),
+    });
+    info!(fleet = f.name, member, endpoints = f.endpoints.join(","), tls = f.tls(), "fleet mode: following etcd");
+    Ok(tokio::spawn(Member::new(f, about, applier, status, fm).run()))
 }
 
 /// How often the event ring's readings are looked at between ticks: a tenth of a tick, within
@@ -630,10 +672,17 @@ fn apply(c: &mut Ctl, d: &Decision, now: u64, host_cap: &mut Option<(abi::Limit,
         }
         Decision::SetCellCap { .. } => {
             if let Some((cell, entry)) = d.cell_entry(now) {
+                // An operator's gNB pin (a fleet pin, `crate::manual`) wins like a device pin.
+                if c.maps.cell_stage(&cell)?.is_some_and(|e| e.flags & STAGE_FLAG_MANUAL != 0 && e.expires_ns > now) {
+                    return Ok(Applied::OperatorWins);
+                }
                 c.maps.set_cell_stage(&cell, &entry)?;
             }
         }
         Decision::ReleaseCell { cell, .. } => {
+            if c.maps.cell_stage(cell)?.is_some_and(|e| e.flags & STAGE_FLAG_MANUAL != 0 && e.expires_ns > now) {
+                return Ok(Applied::OperatorWins);
+            }
             c.maps.clear_cell_stage(cell)?;
         }
         Decision::SetHostCap { limit, ttl_ns, .. } => {

@@ -8,6 +8,8 @@
 //! - [`audit`]: the JSON-lines audit trail of every decision;
 //! - [`controller`]: the tokio loop that feeds the engine from the maps and applies its decisions;
 //! - [`metrics`]: Prometheus metrics; [`service`]: systemd notify, `/healthz`, `/readyz`;
+//! - [`manual`]: operator overrides as the maps store them (local and fleet pins alike);
+//! - [`fleet`]: fleet mode through etcd (`[fleet]`, docs/fleet.md);
 //! - [`cli`]: the `guard` command line.
 
 pub mod audit;
@@ -19,9 +21,11 @@ pub mod config;
 pub mod controller;
 pub mod engine;
 pub mod events;
+pub mod fleet;
 pub mod hugealloc;
 pub mod loader;
 pub mod local;
+pub mod manual;
 pub mod maps;
 pub mod metrics;
 pub mod n2;

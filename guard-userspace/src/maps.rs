@@ -303,6 +303,11 @@ impl N3Maps {
         self.hints.set(index, fresh_generation(), 0).map_err(err(abi::MAP_N3_HINTS))
     }
 
+    /// A gNB's cap, if any.
+    pub fn cell_stage(&self, key: &CellKey) -> Result<Option<CellStageEntry>, MapsError> {
+        optional(self.cell_stages.get(key, 0), abi::MAP_N3_CELL_STAGES)
+    }
+
     pub fn clear_cell_stage(&mut self, key: &CellKey) -> Result<bool, MapsError> {
         match self.cell_stages.remove(key) {
             Ok(()) => Ok(true),

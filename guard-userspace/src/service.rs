@@ -80,11 +80,25 @@ pub struct Health {
     last_tick: AtomicU64,
     pub attached: Vec<Attached>,
     pub audit_log: PathBuf,
+    /// The fleet link, with `[fleet]`: a detail line, never a reason to be unready (docs/fleet.md).
+    fleet: std::sync::OnceLock<Arc<crate::fleet::status::FleetStatus>>,
 }
 
 impl Health {
     pub fn new(tick_ns: u64, attached: Vec<Attached>, audit_log: PathBuf) -> Arc<Health> {
-        Arc::new(Health { started: Instant::now(), tick_ns, last_tick: AtomicU64::new(0), attached, audit_log })
+        Arc::new(Health {
+            started: Instant::now(),
+            tick_ns,
+            last_tick: AtomicU64::new(0),
+            attached,
+            audit_log,
+            fleet: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// Report the fleet link in `/readyz` from now on.
+    pub fn set_fleet(&self, status: Arc<crate::fleet::status::FleetStatus>) {
+        let _ = self.fleet.set(status);
     }
 
     pub fn ticked(&self) {
@@ -133,10 +147,12 @@ impl Health {
             Ok(_) => good.push(format!("audit log {} writable", self.audit_log.display())),
             Err(e) => bad.push(format!("audit log {} not writable: {e}", self.audit_log.display())),
         }
+        // A lost etcd is said, not failed on: the guard still guards with its local view.
+        let fleet = self.fleet.get().map(|f| format!("{}\n", f.detail())).unwrap_or_default();
         if bad.is_empty() {
-            (true, format!("ready\n{}\n", good.join("\n")))
+            (true, format!("ready\n{}\n{fleet}", good.join("\n")))
         } else {
-            (false, format!("not ready\n{}\n", bad.join("\n")))
+            (false, format!("not ready\n{}\n{fleet}", bad.join("\n")))
         }
     }
 }

@@ -33,6 +33,11 @@ const DEB_PACKAGES: &[&str] = &[
     // clang for the BPF target, loaded and pinned with bpftool.
     "clang",
     "bpftool",
+    // Fleet mode (issue 23): `protoc` builds etcd-client's gRPC stubs; a real etcd for its tests.
+    "protobuf-compiler",
+    "etcd-server",
+    // etcdctl, which the fleet tests use to write what an operator or a broken client would.
+    "etcd-client",
 ];
 /// pycrate (PyPI), the independent NGAP/S1AP APER encoder, in a venv of the workspace: Debian's
 /// Python is externally managed. `--system-site-packages` keeps Debian's scapy visible.
@@ -176,7 +181,7 @@ fn missing_of(list: &[&'static str]) -> Vec<&'static str> {
 fn ensure_debian_packages() -> Result<()> {
     let missing = missing_packages();
     if missing.is_empty() {
-        step("Debian packages (rustc-web 1.96, LLVM 22, tshark, scapy, nftables, iproute2, osmo-ggsn, libusrsctp, clang, bpftool): ok");
+        step("Debian packages (rustc-web 1.96, LLVM 22, tshark, scapy, nftables, iproute2, osmo-ggsn, libusrsctp, clang, bpftool, protoc, etcd): ok");
         return Ok(());
     }
     if !is_root() {

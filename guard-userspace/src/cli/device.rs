@@ -76,21 +76,9 @@ impl DeviceSel {
     pub fn key(&self, table: &LocalTable, v6_len: u32) -> Result<DeviceKey> {
         match (self.teid, self.ue) {
             (Some(t), None) => Ok(DeviceKey::fteid(local_index(table, self.local_addr)?, t)),
-            (None, Some(ip)) => {
-                let cfg = guard_common::abi::GuardConfig { antispoof_v6_prefix: v6_len, ..Default::default() };
-                let a = crate::local::l3_of(ip);
-                match guard_common::policy::ue_key_of(&cfg, &a) {
-                    guard_common::policy::UeKey::V4 => DeviceKey::ue(&a).context("unsupported address family"),
-                    guard_common::policy::UeKey::V6Prefix(p) => {
-                        let mut id = [0u8; 16];
-                        id[..8].copy_from_slice(&p.to_be_bytes());
-                        Ok(DeviceKey { kind: guard_common::abi::DEVICE_KIND_UE_V6, id })
-                    }
-                    guard_common::policy::UeKey::None => {
-                        bail!("{ip} names no UE (link-local, unspecified or 0.0.0.0): name the session with --teid")
-                    }
-                }
-            }
+            // The same key the fleet's UE pins are written with (`crate::manual`).
+            (None, Some(ip)) => crate::manual::ue_device_key(ip, v6_len)
+                .map_err(|e| anyhow::anyhow!("{e}: name the session with --teid")),
             _ => bail!("give exactly one of --teid or --ue"),
         }
     }
@@ -286,7 +274,11 @@ pub fn stage_json(s: &StageEntry, now: u64) -> serde_json::Value {
         "burst": l.burst(),
         "expires_in_s": s.expires_ns.saturating_sub(now) as f64 / 1e9,
         "expired": s.expires_ns <= now,
-        "reason": crate::engine::decision::Reason::from_code(s.reason).map(|r| r.name()).unwrap_or("operator"),
+        "reason": if crate::manual::is_fleet_entry(s) {
+            "fleet"
+        } else {
+            crate::engine::decision::Reason::from_code(s.reason).map(|r| r.name()).unwrap_or("operator")
+        },
     })
 }
 
@@ -335,18 +327,9 @@ fn pin(a: PinArgs) -> Result<()> {
 }
 
 /// An operator's entry (pin or release): `STAGE_FLAG_MANUAL`, which the controller never changes.
+/// The fleet's pins are written through the same function.
 fn manual_entry(stage: u32, limit: Limit, now: u64, ttl_ns: u64) -> StageEntry {
-    StageEntry {
-        stage,
-        flags: STAGE_FLAG_MANUAL,
-        interval_ns: limit.interval_ns,
-        tau_ns: limit.tau_ns,
-        expires_ns: now.saturating_add(ttl_ns),
-        tat: 0,
-        set_ns: now,
-        reason: 0,
-        group: 0,
-    }
+    crate::manual::manual_entry(stage, limit, now, ttl_ns)
 }
 
 fn release(a: ReleaseArgs) -> Result<()> {

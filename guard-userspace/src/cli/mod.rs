@@ -3,6 +3,7 @@
 
 mod chain;
 mod device;
+mod fleet;
 mod status;
 mod status_n2;
 mod upgrade;
@@ -75,6 +76,9 @@ pub enum Cmd {
     /// Inspect or override one device's stage (operator pins always win and are audited).
     #[command(subcommand)]
     Device(device::DeviceCmd),
+    /// Fleet pins shared through etcd by every guard with the same `[fleet]` (docs/fleet.md).
+    #[command(subcommand)]
+    Fleet(fleet::FleetCmd),
     /// Replace the running XDP program with this binary's (or --object's), atomically.
     ///
     /// The new program is loaded against the same pinned maps (same schema: counters, bindings and
@@ -439,6 +443,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Cmd::Status(a) => status::status(a),
         Cmd::Top(a) => status::top(a),
         Cmd::Device(d) => device::run(d),
+        Cmd::Fleet(f) => fleet::run(f),
         Cmd::Upgrade(a) => upgrade::run(a),
         Cmd::Detach(a) => detach(a),
         Cmd::Chain(c) => chain::run(c),

@@ -72,6 +72,9 @@ pub struct Config {
     pub groups: Vec<GroupSection>,
     pub metrics: MetricsSection,
     pub attach: AttachSection,
+    /// Fleet mode through etcd (docs/fleet.md). Absent: the guard runs alone, no etcd code runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<FleetSection>,
 }
 
 /// `[attach]`: sharing the N3 NIC with another XDP program (docs/operations.md, "Sharing the NIC
@@ -921,6 +924,16 @@ impl Config {
         out.push(format!("exempt QoS flows: {}", list(qfis.iter().map(String::as_str).collect())));
         let groups = self.groups.iter().filter(|g| !g.exempt).count();
         out.push(format!("device groups with an expected profile: {groups}"));
+        out.push(match &self.fleet {
+            None => "fleet: none (this guard runs alone)".to_owned(),
+            Some(f) => format!(
+                "fleet: {} through etcd {} ({}), member {}",
+                f.name,
+                f.endpoints.join(", "),
+                if f.tls() { "TLS" } else { "INSECURE: no TLS" },
+                f.member_name()
+            ),
+        });
         out.join("\n")
     }
 
@@ -932,6 +945,9 @@ impl Config {
         self.validate_ladder(&mut v);
         self.validate_capacity(&mut v);
         self.validate_groups(&mut v);
+        if let Some(f) = &self.fleet {
+            f.validate(&mut v);
+        }
         if v.0.is_empty() {
             Ok(())
         } else {
@@ -1283,7 +1299,9 @@ impl Validator {
     }
 }
 
+mod fleet;
 mod reload;
+pub use fleet::{FleetSection, FleetSync, MAX_KEYS_CEILING, MAX_VALUE_CEILING};
 pub use reload::Reload;
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ const RESTART_KEYS: &[&str] = &[
     "guard.n2_interface",
     "guard.n2_config",
     "attach.into",
+    "fleet",
 ];
 
 impl Config {
@@ -51,6 +52,8 @@ impl Config {
         new.guard.n2_interface = self.guard.n2_interface.clone();
         new.guard.n2_config = self.guard.n2_config.clone();
         new.attach.into = self.attach.into.clone();
+        // The fleet client starts once, with the process.
+        new.fleet = self.fleet.clone();
         (new, r)
     }
 }

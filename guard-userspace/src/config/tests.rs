@@ -390,3 +390,47 @@ fn reload_applies_next_and_keeps_into() {
     assert!(r.needs_restart.contains(&"attach.into".to_owned()), "{r:?}");
     assert!(r.applied.contains(&"attach.next".to_owned()), "{r:?}");
 }
+
+#[test]
+fn fleet_is_absent_by_default_and_validated_when_present() {
+    assert!(Config::default().fleet.is_none());
+    assert!(Config::from_toml_str(EXAMPLE).unwrap().fleet.is_none(), "the example's [fleet] is commented out");
+
+    let lab = "[fleet]\nendpoints = [\"http://127.0.0.1:2379\"]\nname = \"lab\"\ninsecure = true\n";
+    let f = Config::from_toml_str(lab).expect("an explicit insecure lab fleet validates").fleet.unwrap();
+    assert_eq!(f.lease_ttl, Dur::secs(10));
+    assert_eq!(f.sync, FleetSync::default());
+    assert!(!f.tls());
+    assert!(!f.member_name().is_empty(), "the member defaults to the host name");
+
+    // No TLS material and no `insecure = true`: refused, saying how to get either.
+    let p = problems("[fleet]\nendpoints = [\"http://127.0.0.1:2379\"]\nname = \"lab\"\n");
+    assert!(p.contains("fleet.ca: required for TLS") && p.contains("insecure = true"), "{p}");
+    assert!(p.contains("fleet.endpoints[0]"), "plain http without insecure: {p}");
+    // Both at once: refused.
+    let p = problems(
+        "[fleet]\nendpoints = [\"http://127.0.0.1:2379\"]\nname = \"lab\"\ninsecure = true\nca = \"/etc/ca.pem\"\n",
+    );
+    assert!(p.contains("fleet.ca: is set but insecure = true"), "{p}");
+    let p = problems(
+        "[fleet]\nendpoints = [\"https://etcd:2379\"]\nname = \"a/b\"\nca = \"/ca.pem\"\ncert = \"/c.pem\"\nlease_ttl = \"1500ms\"\n[fleet.sync]\nmax_keys = 0\nmax_value_bytes = 10\n",
+    );
+    for k in ["fleet.name", "fleet.cert", "fleet.lease_ttl", "fleet.sync.max_keys", "fleet.sync.max_value_bytes"] {
+        assert!(p.contains(k), "{k} in {p}");
+    }
+    let p = problems("[fleet]\nendpoints = []\nname = \"x\"\ninsecure = true\n");
+    assert!(p.contains("fleet.endpoints: must list"), "{p}");
+    let tls = "[fleet]\nendpoints = [\"https://etcd1:2379\"]\nname = \"n\"\nca = \"/ca.pem\"\ncert = \"/c.pem\"\nkey = \"/k.pem\"\n";
+    assert!(Config::from_toml_str(tls).unwrap().fleet.unwrap().tls());
+}
+
+#[test]
+fn a_reload_keeps_the_running_fleet() {
+    let old = Config::default();
+    let new =
+        Config::from_toml_str("[fleet]\nendpoints = [\"http://127.0.0.1:2379\"]\nname = \"lab\"\ninsecure = true\n")
+            .unwrap();
+    let (run, r) = old.reload_from(new);
+    assert!(run.fleet.is_none(), "the fleet link starts with the process");
+    assert!(r.needs_restart.iter().any(|k| k.starts_with("fleet")), "{r:?}");
+}

@@ -1,0 +1,253 @@
+//! `guard fleet pin|unpin|list`: operator pins shared by every guard of the fleet, written to and
+//! read from etcd directly (docs/fleet.md). Each running member applies a pin within 2 s and
+//! audits it with its author; the pin's etcd lease removes it at its expiry.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{bail, Context, Result};
+use clap::{ArgGroup, Args, Subcommand};
+use etcd_client::{GetOptions, PutOptions};
+
+use super::device::StageArg;
+use crate::config::{Config, Dur, FleetSection, Prefix};
+use crate::fleet::pins::{decode, members_prefix, pins_prefix, MAX_COMMENT, MAX_TTL_MS, VALUE_VERSION};
+use crate::fleet::{client, unix_ms, PinStage, PinTarget, PinValue};
+
+#[derive(Subcommand, Debug)]
+pub enum FleetCmd {
+    /// Pin a UE (address or prefix) or a gNB at a stage on every guard of the fleet, for --ttl.
+    ///
+    /// Written to etcd under the fleet's prefix with a lease of --ttl; every running member
+    /// applies it to its own data plane within 2 s and audits it with who made it. UE pins apply
+    /// on members keyed by UE address (`key_mode = "ue_addr"`); a member keyed by TEID says it
+    /// cannot (log, audit, metric). A TEID is host-local and never a fleet pin: use
+    /// `guard device pin` on the host.
+    Pin(PinArgs),
+    /// Remove a fleet pin: every member removes the stage it applied for it.
+    Unpin(UnpinArgs),
+    /// List the fleet's pins and its members (those whose lease is alive).
+    List(ListArgs),
+}
+
+/// The configuration whose `[fleet]` says where etcd is.
+#[derive(Args, Debug)]
+pub struct FleetConfig {
+    /// The configuration file with the `[fleet]` section.
+    #[arg(long, short = 'c', env = "GUARD_CONFIG", default_value = "/etc/overload-guard/guard.toml")]
+    pub config: PathBuf,
+}
+
+impl FleetConfig {
+    fn fleet(&self) -> Result<FleetSection> {
+        let cfg = Config::load(&self.config).with_context(|| format!("configuration {}", self.config.display()))?;
+        cfg.fleet.with_context(|| format!("{} has no [fleet] section (docs/fleet.md)", self.config.display()))
+    }
+}
+
+/// What a fleet pin names: exactly one of these.
+#[derive(Args, Debug, Clone)]
+#[command(group(ArgGroup::new("what").required(true).args(["ue", "ue_prefix", "gnb"])))]
+pub struct PinTargetArgs {
+    /// A UE address (IPv4, or IPv6: its device prefix, `antispoof_v6_prefix`, on each member).
+    #[arg(long)]
+    pub ue: Option<IpAddr>,
+    /// Every UE in a prefix, e.g. 10.45.1.0/24 (at most 1024 devices).
+    #[arg(long)]
+    pub ue_prefix: Option<Prefix>,
+    /// A gNB by its N3 address (the outer source of its G-PDUs): a cap on all its G-PDUs.
+    #[arg(long)]
+    pub gnb: Option<IpAddr>,
+}
+
+impl PinTargetArgs {
+    fn target(&self) -> Result<PinTarget> {
+        let t = match (self.ue, self.ue_prefix, self.gnb) {
+            (Some(a), None, None) => PinTarget::Ue(a),
+            (None, Some(p), None) => PinTarget::UePrefix(p),
+            (None, None, Some(a)) => PinTarget::Gnb(a),
+            _ => bail!("give exactly one of --ue, --ue-prefix or --gnb"),
+        };
+        t.check().map_err(anyhow::Error::msg)?;
+        Ok(t)
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct PinArgs {
+    #[command(flatten)]
+    cfg: FleetConfig,
+    #[command(flatten)]
+    what: PinTargetArgs,
+    #[arg(long, value_enum)]
+    stage: StageArg,
+    /// How long the pin holds (1s..=7d), e.g. 30m: the etcd lease's TTL and each member's expiry.
+    #[arg(long)]
+    ttl: Dur,
+    /// Rate for shape/strict, packets per second (a UE's default: each member's ladder; a gNB
+    /// needs one).
+    #[arg(long)]
+    pps: Option<u64>,
+    /// Burst for shape/strict, packets.
+    #[arg(long)]
+    burst: Option<u64>,
+    /// Why (in every member's audit trail).
+    #[arg(long, default_value = "no comment given")]
+    comment: String,
+}
+
+#[derive(Args, Debug)]
+pub struct UnpinArgs {
+    #[command(flatten)]
+    cfg: FleetConfig,
+    #[command(flatten)]
+    what: PinTargetArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    #[command(flatten)]
+    cfg: FleetConfig,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(cmd: FleetCmd) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting tokio")?;
+    match cmd {
+        FleetCmd::Pin(a) => rt.block_on(pin(a)),
+        FleetCmd::Unpin(a) => rt.block_on(unpin(a)),
+        FleetCmd::List(a) => rt.block_on(list(a)),
+    }
+}
+
+async fn deadline<T>(
+    f: &FleetSection,
+    what: &str,
+    fut: impl std::future::Future<Output = Result<T, etcd_client::Error>>,
+) -> Result<T> {
+    tokio::time::timeout(Duration::from_nanos(f.sync.timeout.0), fut)
+        .await
+        .map_err(|_| anyhow::anyhow!("{what}: etcd gave no answer within {}", f.sync.timeout))?
+        .with_context(|| what.to_owned())
+}
+
+async fn pin(a: PinArgs) -> Result<()> {
+    let f = a.cfg.fleet()?;
+    let target = a.what.target()?;
+    let ttl_ms = a.ttl.0 / 1_000_000;
+    if !(1000..=MAX_TTL_MS).contains(&ttl_ms) {
+        bail!("--ttl must be between 1s and 7d: every pin expires, and a longer one belongs in the configuration");
+    }
+    if a.comment.len() > MAX_COMMENT {
+        bail!("--comment is longer than {MAX_COMMENT} bytes");
+    }
+    let stage = match a.stage {
+        StageArg::Shape => PinStage::Shape,
+        StageArg::Strict => PinStage::Strict,
+        StageArg::Quarantine => PinStage::Quarantine,
+    };
+    let now = unix_ms(SystemTime::now());
+    let value = PinValue {
+        v: VALUE_VERSION,
+        stage,
+        pps: a.pps,
+        burst: a.burst,
+        author: format!("{} on {}", super::device::operator(), f.member_name()),
+        comment: a.comment.clone(),
+        created_unix_ms: now,
+        expires_unix_ms: now + ttl_ms,
+    };
+    value.check(&target).map_err(anyhow::Error::msg)?;
+    let bytes = value.encode();
+    if bytes.len() > f.sync.max_value_bytes as usize {
+        bail!(
+            "the pin's value is {} bytes, over fleet.sync.max_value_bytes ({}): shorten --comment",
+            bytes.len(),
+            f.sync.max_value_bytes
+        );
+    }
+    let mut c = client::connect(&f).await?;
+    // The lease outlives the value's expiry by under a second (whole seconds): members stop at
+    // `expires_unix_ms` themselves.
+    let lease = deadline(&f, "granting the pin's lease", c.lease_grant(ttl_ms.div_ceil(1000) as i64, None)).await?;
+    let key = target.key(&f.name);
+    deadline(&f, "writing the pin", c.put(key.clone(), bytes, Some(PutOptions::new().with_lease(lease.id())))).await?;
+    println!(
+        "fleet {}: pinned {} at {} for {} ({key}); every member applies it within 2 s",
+        f.name,
+        target.describe(),
+        stage.name(),
+        a.ttl
+    );
+    Ok(())
+}
+
+async fn unpin(a: UnpinArgs) -> Result<()> {
+    let f = a.cfg.fleet()?;
+    let target = a.what.target()?;
+    let mut c = client::connect(&f).await?;
+    let key = target.key(&f.name);
+    let r = deadline(&f, "deleting the pin", c.delete(key.clone(), None)).await?;
+    if r.deleted() == 0 {
+        println!("fleet {}: no pin for {} ({key}): nothing to unpin", f.name, target.describe());
+    } else {
+        println!("fleet {}: unpinned {}; every member removes its stage within 2 s", f.name, target.describe());
+    }
+    Ok(())
+}
+
+async fn list(a: ListArgs) -> Result<()> {
+    let f = a.cfg.fleet()?;
+    let mut c = client::connect(&f).await?;
+    let prefix = pins_prefix(&f.name);
+    let opts = GetOptions::new().with_prefix().with_limit(i64::from(f.sync.max_keys));
+    let pins = deadline(&f, "listing the pins", c.get(prefix.clone(), Some(opts))).await?;
+    let mprefix = members_prefix(&f.name);
+    let mopts = GetOptions::new().with_prefix().with_limit(i64::from(f.sync.max_keys));
+    let members = deadline(&f, "listing the members", c.get(mprefix.clone(), Some(mopts))).await?;
+    let now = unix_ms(SystemTime::now());
+    let mut rows = Vec::new();
+    for kv in pins.kvs() {
+        let key = String::from_utf8_lossy(kv.key()).into_owned();
+        rows.push(match decode(&prefix, kv.key(), kv.value(), f.sync.max_value_bytes as usize) {
+            Ok((t, v)) => serde_json::json!({
+                "key": key, "target": t.describe(), "stage": v.stage.name(), "pps": v.pps, "burst": v.burst,
+                "expires_in_s": v.expires_unix_ms.saturating_sub(now) / 1000, "author": v.author, "comment": v.comment,
+            }),
+            Err(e) => serde_json::json!({ "key": key, "invalid": e.to_string() }),
+        });
+    }
+    let names: Vec<String> = members
+        .kvs()
+        .iter()
+        .filter_map(|kv| String::from_utf8_lossy(kv.key()).strip_prefix(&mprefix).map(str::to_owned))
+        .collect();
+    if a.json {
+        let out = serde_json::json!({ "fleet": f.name, "pins": rows, "members": names, "truncated": pins.more() });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    println!("fleet {}: {} member(s) alive: {}", f.name, names.len(), names.join(", "));
+    if rows.is_empty() {
+        println!("no pins");
+    }
+    for r in &rows {
+        match r.get("invalid") {
+            Some(e) => println!("  INVALID {}: {}", r["key"].as_str().unwrap_or("?"), e.as_str().unwrap_or("?")),
+            None => println!(
+                "  {:<28} {:<10} expires in {:>6} s  by {}  ({})",
+                r["target"].as_str().unwrap_or("?"),
+                r["stage"].as_str().unwrap_or("?"),
+                r["expires_in_s"],
+                r["author"].as_str().unwrap_or("?"),
+                r["comment"].as_str().unwrap_or("")
+            ),
+        }
+    }
+    if pins.more() {
+        println!("  ... more than fleet.sync.max_keys ({}) pins: the rest are not shown", f.sync.max_keys);
+    }
+    Ok(())
+}

@@ -1,0 +1,178 @@
+//! `[fleet]`: fleet mode through etcd (docs/fleet.md). Absent, the guard runs alone and no etcd
+//! code path runs.
+//!
+//! Validation is about what the file says, not about the machine: certificate files are read when
+//! the guard connects, so `guard config check` on a build host does not need the host's keys.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Dur, Validator};
+
+/// The most pins a member reads from etcd, whatever `sync.max_keys` says.
+pub const MAX_KEYS_CEILING: u32 = 100_000;
+/// The largest pin value a member accepts, whatever `sync.max_value_bytes` says.
+pub const MAX_VALUE_CEILING: u32 = 64 * 1024;
+
+/// `[fleet]`: etcd endpoints, the fleet's name, this member's name and the TLS material.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetSection {
+    /// etcd client URLs, e.g. `["https://etcd1:2379", "https://etcd2:2379"]`. All `https://`
+    /// unless `insecure = true`, then all `http://`.
+    pub endpoints: Vec<String>,
+    /// The fleet: every key lives under `/overload-guard/<name>/`. Letters, digits, `.`, `_`, `-`.
+    pub name: String,
+    /// This host's name in the fleet (audit lines, its member key). Default: the host name.
+    #[serde(default)]
+    pub member: Option<String>,
+    /// CA certificate (PEM) that signed the etcd servers' certificates.
+    #[serde(default)]
+    pub ca: Option<PathBuf>,
+    /// Client certificate (PEM) for etcd's client-certificate authentication; with `key`.
+    #[serde(default)]
+    pub cert: Option<PathBuf>,
+    /// Private key (PEM) of `cert`.
+    #[serde(default)]
+    pub key: Option<PathBuf>,
+    /// Talk to etcd without TLS (a lab). Must be said explicitly: without it a `[fleet]` with no
+    /// `ca` is refused.
+    #[serde(default)]
+    pub insecure: bool,
+    /// TTL of this member's lease (its key under `members/`): how long after this host stops
+    /// answering the fleet sees it gone. Whole seconds, 2s..=1h.
+    #[serde(default = "default_lease_ttl")]
+    pub lease_ttl: Dur,
+    #[serde(default)]
+    pub sync: FleetSync,
+}
+
+fn default_lease_ttl() -> Dur {
+    Dur::secs(10)
+}
+
+/// `[fleet.sync]`: how a member follows etcd, and the bounds on what it reads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FleetSync {
+    /// Deadline of one etcd request (connect, list, put), and of a lease keep-alive answer.
+    pub timeout: Dur,
+    /// First wait before reconnecting after etcd was lost; doubled per failure up to `retry_max`.
+    pub retry: Dur,
+    pub retry_max: Dur,
+    /// A full re-list of the pins this often besides the watch (a safety net: a missed event is
+    /// corrected within this time).
+    pub resync: Dur,
+    /// The most pins read; more are ignored with a log line (the first ones, in key order, apply).
+    pub max_keys: u32,
+    /// The largest pin value accepted, in bytes; a larger one is rejected with a log line.
+    pub max_value_bytes: u32,
+}
+
+impl Default for FleetSync {
+    fn default() -> Self {
+        FleetSync {
+            timeout: Dur::secs(2),
+            retry: Dur::millis(500),
+            retry_max: Dur::secs(10),
+            resync: Dur::secs(60),
+            max_keys: 10_000,
+            max_value_bytes: 4096,
+        }
+    }
+}
+
+/// A fleet or member name: it becomes a path segment of etcd keys.
+pub fn valid_name(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+impl FleetSection {
+    /// This member's name: `member`, else the host name (`uname -n`).
+    pub fn member_name(&self) -> String {
+        if let Some(m) = &self.member {
+            return m.clone();
+        }
+        // SAFETY: uname writes into the struct it is given; a zeroed utsname is valid input.
+        let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+        if unsafe { libc::uname(&mut u) } != 0 {
+            return "unknown-host".to_owned();
+        }
+        let raw: Vec<u8> = u.nodename.iter().take_while(|c| **c != 0).map(|c| *c as u8).collect();
+        let name = String::from_utf8_lossy(&raw).into_owned();
+        if valid_name(&name) {
+            name
+        } else {
+            // A host name outside the key alphabet: keep what is safe in a key.
+            name.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')).take(64).collect()
+        }
+    }
+
+    /// Whether the connection uses TLS (it does unless `insecure`).
+    pub fn tls(&self) -> bool {
+        !self.insecure
+    }
+
+    pub(super) fn validate(&self, v: &mut Validator) {
+        v.check(!self.endpoints.is_empty(), "fleet.endpoints", "must list at least one etcd URL");
+        v.check(self.endpoints.len() <= 16, "fleet.endpoints", "at most 16 endpoints");
+        let scheme = if self.insecure { "http://" } else { "https://" };
+        for (i, e) in self.endpoints.iter().enumerate() {
+            let ok = e.strip_prefix(scheme).is_some_and(|rest| {
+                !rest.is_empty() && !rest.contains(['/', ' ', '?', '#']) && rest.rsplit_once(':').is_some()
+            });
+            if !ok {
+                v.bad(
+                    format!("fleet.endpoints[{i}]"),
+                    format!(
+                        "`{e}` must be {scheme}HOST:PORT{}",
+                        if self.insecure {
+                            " (insecure = true)"
+                        } else {
+                            " (TLS; set insecure = true for plain http in a lab)"
+                        }
+                    ),
+                );
+            }
+        }
+        v.check(valid_name(&self.name), "fleet.name", "1..=64 letters, digits, `.`, `_` or `-`");
+        if let Some(m) = &self.member {
+            v.check(valid_name(m), "fleet.member", "1..=64 letters, digits, `.`, `_` or `-`");
+        }
+        if self.insecure {
+            for (k, p) in [("fleet.ca", &self.ca), ("fleet.cert", &self.cert), ("fleet.key", &self.key)] {
+                v.check(p.is_none(), k, "is set but insecure = true: choose TLS or plain http, not both");
+            }
+        } else {
+            v.check(
+                self.ca.is_some(),
+                "fleet.ca",
+                "required for TLS; to run without TLS (a lab only) set insecure = true explicitly",
+            );
+        }
+        v.check(self.cert.is_some() == self.key.is_some(), "fleet.cert", "cert and key go together");
+        let ttl = self.lease_ttl;
+        v.check(
+            ttl >= Dur::secs(2) && ttl <= Dur::secs(3600) && ttl.0 % 1_000_000_000 == 0,
+            "fleet.lease_ttl",
+            "whole seconds, between 2s and 1h (an etcd lease TTL)",
+        );
+        let s = &self.sync;
+        v.check(s.timeout >= Dur::millis(100) && s.timeout <= Dur::secs(60), "fleet.sync.timeout", "100ms..=60s");
+        v.check(s.timeout < ttl, "fleet.sync.timeout", "must be shorter than lease_ttl");
+        v.check(s.retry >= Dur::millis(50) && s.retry <= s.retry_max, "fleet.sync.retry", "50ms..=retry_max");
+        v.check(s.retry_max <= Dur::secs(300), "fleet.sync.retry_max", "at most 5m");
+        v.check(s.resync >= Dur::secs(5), "fleet.sync.resync", "at least 5s");
+        v.check(
+            (1..=MAX_KEYS_CEILING).contains(&s.max_keys),
+            "fleet.sync.max_keys",
+            &format!("1..={MAX_KEYS_CEILING}"),
+        );
+        v.check(
+            (256..=MAX_VALUE_CEILING).contains(&s.max_value_bytes),
+            "fleet.sync.max_value_bytes",
+            &format!("256..={MAX_VALUE_CEILING}"),
+        );
+    }
+}

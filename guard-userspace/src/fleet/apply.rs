@@ -1,0 +1,357 @@
+//! Fleet pins into this host's data plane. Device pins are written exactly as `guard device pin`
+//! writes them ([`crate::manual`]: the same key, a `STAGE_FLAG_MANUAL` entry the controller never
+//! overrides), gNB pins as a manual cap in `N3_CELL_STAGES`. Each application, refusal and removal
+//! is audited with the pin's author.
+//!
+//! A UE pin on a data plane keyed by TEID cannot be applied: the data plane has no entry keyed by
+//! UE address to stage, and a TEID is host-local. It is not written, and the member says so (log,
+//! audit, `overload_guard_fleet_pins_not_applied`) instead of claiming it applied.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use guard_common::abi::{CellKey, DeviceKey, Limit, STAGE_FLAG_MANUAL, STAGE_QUARANTINE, STAGE_SHAPE, STAGE_STRICT};
+use serde_json::json;
+use tracing::{info, warn};
+
+use super::pins::{PinStage, PinTarget, PinValue};
+use super::status::{FleetMetrics, FleetStatus};
+use super::unix_ms;
+use crate::audit::{rfc3339, Actor, AuditLog, AuditRecord};
+use crate::clock::monotonic_ns;
+use crate::config::LadderSection;
+use crate::manual::{
+    fleet_entry, is_fleet_cell, is_fleet_entry, manual_cell_entry, require_ue_keys, CELL_FLAG_FLEET, GNB_QUARANTINE,
+};
+use crate::maps::N3Maps;
+
+/// What this member wrote for one pin (so that it removes only its own entries).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Written {
+    /// Device entries, each with the `set_ns` it was written with.
+    Devices(Vec<(DeviceKey, u64)>),
+    Gnb(CellKey, u64),
+    /// Not applied here, and why.
+    NotApplied(String),
+}
+
+#[derive(Debug, Clone)]
+struct Held {
+    target: PinTarget,
+    value: PinValue,
+    written: Written,
+}
+
+/// The fleet pins held in this data plane, by key below `pins/`.
+pub struct Applier {
+    maps: N3Maps,
+    ladder: LadderSection,
+    audit: Arc<AuditLog>,
+    member: String,
+    held: BTreeMap<String, Held>,
+    metrics: FleetMetrics,
+    status: Arc<FleetStatus>,
+}
+
+impl Applier {
+    pub fn new(
+        maps: N3Maps,
+        ladder: LadderSection,
+        audit: Arc<AuditLog>,
+        member: String,
+        metrics: FleetMetrics,
+        status: Arc<FleetStatus>,
+    ) -> Applier {
+        Applier { maps, ladder, audit, member, held: BTreeMap::new(), metrics, status }
+    }
+
+    /// What is held, by key below `pins/` (tests, `guard status`).
+    pub fn held(&self) -> Vec<(String, Written)> {
+        self.held.iter().map(|(k, h)| (k.clone(), h.written.clone())).collect()
+    }
+
+    /// Pins held (applied or not), for the `max_keys` bound.
+    pub fn len(&self) -> usize {
+        self.held.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.held.is_empty()
+    }
+
+    pub fn holds(&self, suffix: &str) -> bool {
+        self.held.contains_key(suffix)
+    }
+
+    /// Apply `value` for `target` (a new pin or a changed one). The same value again changes nothing.
+    pub fn upsert(&mut self, target: PinTarget, value: PinValue, now_wall: SystemTime) {
+        let suffix = target.suffix();
+        if self.held.get(&suffix).is_some_and(|h| h.value == value) {
+            return;
+        }
+        let now_ms = unix_ms(now_wall);
+        let Some(remaining_ms) = value.remaining_ms(now_ms) else {
+            // Expired already (its lease is about to delete it): nothing to apply.
+            self.remove(&suffix, "expired", now_wall);
+            return;
+        };
+        let written = self.write(&target, &value, remaining_ms.saturating_mul(1_000_000));
+        // Entries of the previous value that the new one did not rewrite (same target: only when
+        // the member's key mode or device prefix changed in between).
+        if let Some(old) = self.held.remove(&suffix) {
+            self.clear(&old.written, Some(&written));
+        }
+        let (action, level_ok) = match &written {
+            Written::NotApplied(_) => ("fleet-pin-not-applied", false),
+            _ => ("fleet-pin", true),
+        };
+        let (devices, why) = match &written {
+            Written::Devices(d) => (d.len(), None),
+            Written::Gnb(..) => (1, None),
+            Written::NotApplied(w) => (0, Some(w.clone())),
+        };
+        if level_ok {
+            let delay = now_ms.saturating_sub(value.created_unix_ms) as f64 / 1e3;
+            self.metrics.last_apply_delay.set(delay);
+            info!(
+                pin = target.describe(),
+                stage = value.stage.name(),
+                entries = devices,
+                author = value.author,
+                expires_in_s = remaining_ms / 1000,
+                delay_s = delay,
+                "fleet pin applied"
+            );
+        } else {
+            warn!(
+                pin = target.describe(),
+                stage = value.stage.name(),
+                author = value.author,
+                reason = why.as_deref().unwrap_or(""),
+                "fleet pin NOT applied on this member"
+            );
+        }
+        self.audit_line(
+            action,
+            &target,
+            &value,
+            "operator",
+            json!({ "entries": devices, "not_applied": why }),
+            now_wall,
+        );
+        self.held.insert(suffix, Held { target, value, written });
+        self.publish();
+    }
+
+    /// The pin at `suffix` is gone (`why`: deleted, expired, gone from etcd): remove what this
+    /// member wrote for it, unless someone wrote over it since.
+    pub fn remove(&mut self, suffix: &str, why: &str, now_wall: SystemTime) {
+        let Some(h) = self.held.remove(suffix) else { return };
+        let cleared = self.clear(&h.written, None);
+        info!(pin = h.target.describe(), author = h.value.author, why, entries_cleared = cleared, "fleet pin removed");
+        self.audit_line("fleet-unpin", &h.target, &h.value, why, json!({ "entries_cleared": cleared }), now_wall);
+        self.publish();
+    }
+
+    /// Make what is held match `desired` (a full listing of etcd).
+    pub fn reconcile(&mut self, desired: BTreeMap<String, (PinTarget, PinValue)>, now_wall: SystemTime) {
+        let gone: Vec<String> = self.held.keys().filter(|k| !desired.contains_key(*k)).cloned().collect();
+        for k in gone {
+            self.remove(&k, "gone from etcd", now_wall);
+        }
+        for (_, (t, v)) in desired {
+            self.upsert(t, v, now_wall);
+        }
+    }
+
+    /// Clear fleet entries in the maps that no held pin wrote: left by an earlier run of this
+    /// member for pins deleted while it was down (a running member removes its own at once).
+    /// Called after each full listing, when `held` is etcd's view.
+    pub fn sweep_orphans(&mut self, now_wall: SystemTime) {
+        let mut ours_dev = std::collections::HashSet::new();
+        let mut ours_cell = std::collections::HashSet::new();
+        for h in self.held.values() {
+            match &h.written {
+                Written::Devices(d) => ours_dev.extend(d.iter().map(|(k, set)| (*k, *set))),
+                Written::Gnb(k, set) => {
+                    ours_cell.insert((*k, *set));
+                }
+                Written::NotApplied(_) => {}
+            }
+        }
+        let mut cleared = 0usize;
+        for (k, e) in self.maps.stages() {
+            if is_fleet_entry(&e) && !ours_dev.contains(&(k, e.set_ns)) && self.maps.clear_stage(&k).unwrap_or(false) {
+                cleared += 1;
+            }
+        }
+        for (k, e) in self.maps.cell_stages() {
+            if is_fleet_cell(&e)
+                && !ours_cell.contains(&(k, e.set_ns))
+                && self.maps.clear_cell_stage(&k).unwrap_or(false)
+            {
+                cleared += 1;
+            }
+        }
+        if cleared == 0 {
+            return;
+        }
+        info!(
+            entries = cleared,
+            "fleet: cleared entries of pins no longer in etcd (written before this member restarted)"
+        );
+        let rec = AuditRecord {
+            ts: rfc3339(now_wall),
+            actor: Actor::Fleet,
+            action: "fleet-unpin".to_owned(),
+            target: format!("{cleared} entries"),
+            reason: "no longer in etcd (written before this member restarted)".to_owned(),
+            evidence: serde_json::Value::Null,
+            detail: json!({ "member": self.member, "entries_cleared": cleared }),
+        };
+        if let Err(e) = self.audit.write(&rec) {
+            warn!(error = %e, "audit line for cleared fleet entries not written");
+        }
+    }
+
+    /// Drop pins past their expiry. Their data-plane entries expire by themselves at the same
+    /// time; this keeps the bookkeeping (and the metrics) honest while etcd is unreachable.
+    pub fn expire(&mut self, now_wall: SystemTime) {
+        let now_ms = unix_ms(now_wall);
+        let due: Vec<String> =
+            self.held.iter().filter(|(_, h)| h.value.remaining_ms(now_ms).is_none()).map(|(k, _)| k.clone()).collect();
+        for k in due {
+            self.remove(&k, "expired", now_wall);
+        }
+    }
+
+    fn write(&mut self, target: &PinTarget, value: &PinValue, ttl_ns: u64) -> Written {
+        let now = monotonic_ns();
+        if let PinTarget::Gnb(a) = target {
+            let limit = match value.stage {
+                PinStage::Quarantine => GNB_QUARANTINE,
+                // `check` made pps present for a gNB; a second's worth is the burst by default.
+                _ => {
+                    let pps = value.pps.unwrap_or(1);
+                    Limit::per_second(pps, value.burst.unwrap_or(pps))
+                }
+            };
+            let key = crate::local::l3_of(*a);
+            let mut entry = manual_cell_entry(limit, now, ttl_ns);
+            entry.flags |= CELL_FLAG_FLEET;
+            return match self.maps.set_cell_stage(&key, &entry) {
+                Ok(()) => Written::Gnb(key, entry.set_ns),
+                Err(e) => Written::NotApplied(format!("writing the gNB cap failed: {e}")),
+            };
+        }
+        let dp = match self.maps.config() {
+            Ok(dp) => dp,
+            Err(e) => return Written::NotApplied(format!("reading the data plane's configuration failed: {e}")),
+        };
+        if let Err(e) = require_ue_keys(dp.key_mode) {
+            return Written::NotApplied(format!("{e}; UE pins need key_mode = \"ue_addr\" on this member"));
+        }
+        let keys = match target.device_keys(dp.antispoof_v6_prefix) {
+            Ok(k) => k,
+            Err(e) => return Written::NotApplied(e),
+        };
+        let (stage, limit) = match value.stage {
+            PinStage::Quarantine => (STAGE_QUARANTINE, Limit::UNLIMITED),
+            PinStage::Shape => {
+                let d = &self.ladder.shape;
+                (STAGE_SHAPE, Limit::per_second(value.pps.unwrap_or(d.rate_pps), value.burst.unwrap_or(d.burst)))
+            }
+            PinStage::Strict => {
+                let d = &self.ladder.strict;
+                (STAGE_STRICT, Limit::per_second(value.pps.unwrap_or(d.rate_pps), value.burst.unwrap_or(d.burst)))
+            }
+        };
+        let entry = fleet_entry(stage, limit, now, ttl_ns);
+        let mut done = Vec::with_capacity(keys.len());
+        for k in keys {
+            match self.maps.set_stage(&k, &entry) {
+                Ok(()) => done.push((k, entry.set_ns)),
+                Err(e) => {
+                    // The stage map is full or gone: undo, and say it was not applied.
+                    self.clear(&Written::Devices(done), None);
+                    return Written::NotApplied(format!("writing the device stage failed: {e}"));
+                }
+            }
+        }
+        Written::Devices(done)
+    }
+
+    /// Clear the entries of `w` still as this member wrote them (manual, same `set_ns`), except
+    /// those `keep` rewrote. Returns how many were cleared.
+    fn clear(&mut self, w: &Written, keep: Option<&Written>) -> usize {
+        let kept_dev = |k: &DeviceKey| matches!(keep, Some(Written::Devices(d)) if d.iter().any(|(x, _)| x == k));
+        let mut n = 0;
+        match w {
+            Written::Devices(d) => {
+                for (k, set) in d {
+                    if kept_dev(k) {
+                        continue;
+                    }
+                    let ours = matches!(self.maps.stage(k), Ok(Some(e)) if e.flags & STAGE_FLAG_MANUAL != 0 && e.set_ns == *set);
+                    if ours && self.maps.clear_stage(k).unwrap_or(false) {
+                        n += 1;
+                    }
+                }
+            }
+            Written::Gnb(k, set) => {
+                let kept = matches!(keep, Some(Written::Gnb(x, _)) if x == k);
+                let ours = matches!(self.maps.cell_stage(k), Ok(Some(e)) if e.flags & STAGE_FLAG_MANUAL != 0 && e.set_ns == *set);
+                if !kept && ours && self.maps.clear_cell_stage(k).unwrap_or(false) {
+                    n += 1;
+                }
+            }
+            Written::NotApplied(_) => {}
+        }
+        n
+    }
+
+    fn audit_line(
+        &self,
+        action: &str,
+        target: &PinTarget,
+        value: &PinValue,
+        reason: &str,
+        extra: serde_json::Value,
+        now_wall: SystemTime,
+    ) {
+        let mut detail = json!({
+            "author": value.author,
+            "member": self.member,
+            "stage": value.stage.name(),
+            "pps": value.pps,
+            "burst": value.burst,
+            "created_unix_ms": value.created_unix_ms,
+            "expires_unix_ms": value.expires_unix_ms,
+        });
+        if let (Some(d), serde_json::Value::Object(x)) = (detail.as_object_mut(), extra) {
+            d.extend(x);
+        }
+        let rec = AuditRecord {
+            ts: rfc3339(now_wall),
+            actor: Actor::Fleet,
+            action: action.to_owned(),
+            target: target.describe(),
+            reason: reason.to_owned(),
+            evidence: json!({ "comment": value.comment }),
+            detail,
+        };
+        if let Err(e) = self.audit.write(&rec) {
+            // The pin stays applied: the data plane must match etcd; the hole is counted.
+            warn!(error = %e, pin = target.describe(), "audit line for a fleet pin not written");
+        }
+    }
+
+    fn publish(&self) {
+        let not = self.held.values().filter(|h| matches!(h.written, Written::NotApplied(_))).count();
+        let applied = self.held.len() - not;
+        self.metrics.pins_applied.set(applied as i64);
+        self.metrics.pins_not_applied.set(not as i64);
+        self.status.pins(applied, not);
+    }
+}

@@ -1,0 +1,130 @@
+//! Keys, values, bounds and validation of fleet pins.
+
+use super::*;
+
+const P: &str = "/overload-guard/f1/pins/";
+
+fn value(stage: PinStage) -> PinValue {
+    PinValue {
+        v: VALUE_VERSION,
+        stage,
+        pps: None,
+        burst: None,
+        author: "alice (uid 1000 euid 0) on upf-1".into(),
+        comment: "ticket 4711".into(),
+        created_unix_ms: 1_000_000,
+        expires_unix_ms: 1_060_000,
+    }
+}
+
+#[test]
+fn keys_round_trip_in_one_canonical_spelling() {
+    for t in [
+        PinTarget::Ue("10.45.0.7".parse().unwrap()),
+        PinTarget::Ue("2001:db8::7".parse().unwrap()),
+        PinTarget::UePrefix("10.45.1.0/24".parse().unwrap()),
+        PinTarget::UePrefix("2001:db8:1::/56".parse().unwrap()),
+        PinTarget::Gnb("192.0.2.10".parse().unwrap()),
+    ] {
+        let key = t.key("f1");
+        assert!(key.starts_with(P), "{key}");
+        assert_eq!(PinTarget::parse_suffix(key.strip_prefix(P).unwrap()), Ok(t), "{key}");
+    }
+    assert_eq!(PinTarget::Ue("10.45.0.7".parse().unwrap()).key("f1"), "/overload-guard/f1/pins/ue/10.45.0.7");
+    assert_eq!(
+        PinTarget::UePrefix("10.45.1.0/24".parse().unwrap()).key("f1"),
+        "/overload-guard/f1/pins/ue-prefix/10.45.1.0/24"
+    );
+    // Another spelling of the same target is refused, not treated as a second pin.
+    assert!(PinTarget::parse_suffix("ue/2001:0db8::7").is_err());
+    assert!(PinTarget::parse_suffix("teid/0x1f00").is_err(), "a TEID is never a fleet key");
+    assert!(PinTarget::parse_suffix("ue").is_err());
+    assert!(PinTarget::parse_suffix("ue/not-an-ip").is_err());
+}
+
+#[test]
+fn targets_are_checked() {
+    let bad = |s: &str| PinTarget::parse_suffix(s).expect_err(s);
+    assert!(bad("ue-prefix/10.45.1.1/24").contains("host bits"));
+    assert!(bad("ue-prefix/10.0.0.0/16").contains("more than 1024"));
+    assert!(bad("ue-prefix/10.45.1.7/32").contains("--ue"));
+    assert!(bad("ue/0.0.0.0").contains("unicast"));
+    assert!(bad("gnb/224.0.0.1").contains("unicast"));
+    assert!(PinTarget::parse_suffix("ue-prefix/10.44.0.0/22").is_ok(), "a /22 is the widest IPv4 prefix");
+}
+
+#[test]
+fn prefixes_expand_to_the_data_planes_device_keys() {
+    let t = PinTarget::UePrefix("10.45.1.0/30".parse().unwrap());
+    let keys = t.device_keys(64).unwrap();
+    assert_eq!(keys.len(), 4);
+    assert_eq!(keys[2], ue_device_key("10.45.1.2".parse().unwrap(), 64).unwrap());
+    // IPv6: /62 over /64 devices is four devices; a /80 is inside one device.
+    let t6 = PinTarget::UePrefix("2001:db8:0:4::/62".parse().unwrap());
+    let k6 = t6.device_keys(64).unwrap();
+    assert_eq!(k6.len(), 4);
+    assert_eq!(k6[3], ue_device_key("2001:db8:0:7::1".parse().unwrap(), 64).unwrap());
+    let inner = PinTarget::UePrefix("2001:db8:0:4:1::/80".parse().unwrap()).device_keys(64).unwrap();
+    assert_eq!(inner, vec![ue_device_key("2001:db8:0:4::9".parse().unwrap(), 64).unwrap()]);
+    // Too wide for this member's device prefix: refused, not truncated.
+    assert!(PinTarget::UePrefix("2001:db8::/48".parse().unwrap()).device_keys(64).is_err());
+    assert_eq!(PinTarget::UePrefix("2001:db8::/48".parse().unwrap()).device_keys(56).unwrap().len(), 256);
+    assert!(PinTarget::UePrefix("2001:db8::/48".parse().unwrap()).device_keys(59).is_err());
+    assert_eq!(PinTarget::UePrefix("2001:db8::/48".parse().unwrap()).device_keys(58).unwrap().len(), 1024);
+    assert!(PinTarget::Gnb("192.0.2.1".parse().unwrap()).device_keys(64).unwrap().is_empty());
+}
+
+#[test]
+fn values_decode_and_are_bounded() {
+    let t = PinTarget::Ue("10.45.0.7".parse().unwrap());
+    let key = t.key("f1");
+    let v = value(PinStage::Quarantine);
+    assert_eq!(decode(P, key.as_bytes(), &v.encode(), 4096), Ok((t, v.clone())));
+
+    let oversized = vec![b' '; 5000];
+    assert_eq!(decode(P, key.as_bytes(), &oversized, 4096), Err(PinError::Oversized { len: 5000, max: 4096 }));
+    let e = decode(P, key.as_bytes(), b"{not json", 4096).unwrap_err();
+    assert_eq!(e.label(), "malformed", "{e}");
+    let e = decode(P, key.as_bytes(), br#"{"v":1,"stage":"quarantine","extra":1}"#, 4096).unwrap_err();
+    assert_eq!(e.label(), "malformed", "{e}");
+    let e = decode("/overload-guard/f2/pins/", key.as_bytes(), &v.encode(), 4096).unwrap_err();
+    assert_eq!(e.label(), "bad_key");
+    let e = decode(P, b"/overload-guard/f1/pins/ue/\xff", &v.encode(), 4096).unwrap_err();
+    assert_eq!(e.label(), "bad_key");
+}
+
+#[test]
+fn value_rules() {
+    let ue = PinTarget::Ue("10.45.0.7".parse().unwrap());
+    let gnb = PinTarget::Gnb("192.0.2.10".parse().unwrap());
+    let check = |v: &PinValue, t: &PinTarget| v.check(t);
+    assert!(check(&value(PinStage::Shape), &ue).is_ok(), "a device's shape may use the ladder's rate");
+    assert!(check(&value(PinStage::Shape), &gnb).unwrap_err().contains("needs pps"));
+    assert!(check(&PinValue { pps: Some(5000), ..value(PinStage::Shape) }, &gnb).is_ok());
+    assert!(check(&value(PinStage::Quarantine), &gnb).is_ok());
+    assert!(check(&PinValue { pps: Some(1), ..value(PinStage::Quarantine) }, &ue).is_err());
+    assert!(check(&PinValue { pps: Some(0), ..value(PinStage::Strict) }, &ue).is_err());
+    assert!(check(&PinValue { v: 2, ..value(PinStage::Strict) }, &ue).unwrap_err().contains("version"));
+    assert!(check(&PinValue { author: String::new(), ..value(PinStage::Strict) }, &ue).is_err());
+    assert!(check(&PinValue { comment: "x".repeat(MAX_COMMENT + 1), ..value(PinStage::Strict) }, &ue).is_err());
+    assert!(check(&PinValue { expires_unix_ms: 1_000_000, ..value(PinStage::Strict) }, &ue).is_err());
+    let long = PinValue { expires_unix_ms: 1_000_000 + MAX_TTL_MS + 1, ..value(PinStage::Strict) };
+    assert!(check(&long, &ue).is_err());
+    let v = value(PinStage::Strict);
+    assert_eq!(v.remaining_ms(1_000_000), Some(60_000));
+    assert_eq!(v.remaining_ms(1_060_000), None);
+    assert_eq!(v.remaining_ms(2_000_000), None);
+}
+
+#[test]
+fn the_largest_legal_value_fits_the_default_size_bound() {
+    let v = PinValue {
+        pps: Some(u64::MAX),
+        burst: Some(u64::MAX),
+        author: "a".repeat(MAX_AUTHOR),
+        comment: "\u{1F600}".repeat(MAX_COMMENT / 4),
+        ..value(PinStage::Strict)
+    };
+    assert!(v.check(&PinTarget::Ue("10.45.0.7".parse().unwrap())).is_ok());
+    assert!(v.encode().len() <= 4096, "{} bytes", v.encode().len());
+}

@@ -1,0 +1,366 @@
+//! The member's task: register under a lease, list the pins, then watch them; on any failure keep
+//! what is applied (each pin until its own expiry), say so, and start over with back-off: list
+//! again (catching up with what changed meanwhile), then watch.
+//!
+//! How a lost etcd is noticed: every request and the lease keep-alive (every third of
+//! `lease_ttl`) has a deadline (`sync.timeout`), and the client asks for a leader
+//! (`require_leader`), so a cluster without quorum fails requests and watches instead of hanging.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{anyhow, bail, Context, Result};
+use etcd_client::{Client, EventType, GetOptions, PutOptions, WatchOptions};
+use tracing::{debug, info, warn};
+
+use super::apply::Applier;
+use super::pins::{decode, members_prefix, pins_prefix, PinTarget, PinValue};
+use super::status::{FleetMetrics, FleetStatus};
+use super::unix_ms;
+use crate::config::FleetSection;
+
+/// Keys read per list request. A page whose values are too large for one gRPC message (etcd's own
+/// value limit is 1.5 MiB) is re-read one key at a time.
+const PAGE: i64 = 64;
+
+/// One member of a fleet.
+pub struct Member {
+    cfg: FleetSection,
+    member: String,
+    /// What this member says about itself under `members/` (JSON).
+    about: String,
+    applier: Applier,
+    status: Arc<FleetStatus>,
+    metrics: FleetMetrics,
+}
+
+/// Why a session ended: it never got going, or it ran and then lost etcd.
+enum Ended {
+    Failed(anyhow::Error),
+    Lost(anyhow::Error),
+}
+
+impl Member {
+    pub fn new(
+        cfg: FleetSection,
+        about: serde_json::Value,
+        applier: Applier,
+        status: Arc<FleetStatus>,
+        metrics: FleetMetrics,
+    ) -> Member {
+        let member = cfg.member_name();
+        Member { cfg, member, about: about.to_string(), applier, status, metrics }
+    }
+
+    /// Run until the task is aborted.
+    pub async fn run(mut self) {
+        let retry = Duration::from_nanos(self.cfg.sync.retry.0);
+        let retry_max = Duration::from_nanos(self.cfg.sync.retry_max.0);
+        let mut backoff = retry;
+        let mut sessions = 0u64;
+        let mut announced_down = false;
+        loop {
+            let ended = self.session(sessions).await;
+            let (e, ran) = match ended {
+                Ended::Lost(e) => (e, true),
+                Ended::Failed(e) => (e, false),
+            };
+            if ran {
+                sessions += 1;
+                backoff = retry;
+                announced_down = false;
+            }
+            self.metrics.connected.set(0);
+            self.status.lost(&format!("{e:#}"));
+            if !announced_down {
+                warn!(
+                    fleet = self.cfg.name,
+                    error = format!("{e:#}"),
+                    retry_in_ms = backoff.as_millis() as u64,
+                    "fleet: etcd unreachable; guarding with the local view and the fleet pins already applied until their expiry"
+                );
+                announced_down = true;
+            } else {
+                debug!(error = format!("{e:#}"), "fleet: still no etcd");
+            }
+            self.applier.expire(SystemTime::now());
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(retry_max);
+        }
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_nanos(self.cfg.sync.timeout.0)
+    }
+
+    async fn deadline<T, F>(&self, what: &str, f: F) -> Result<T>
+    where
+        F: std::future::Future<Output = Result<T, etcd_client::Error>>,
+    {
+        tokio::time::timeout(self.timeout(), f)
+            .await
+            .map_err(|_| anyhow!("{what}: no answer within {}", self.cfg.sync.timeout))?
+            .with_context(|| what.to_owned())
+    }
+
+    /// Connect, register, list, watch: returns when etcd is lost.
+    async fn session(&mut self, sessions: u64) -> Ended {
+        let mut client = match super::client::connect(&self.cfg).await {
+            Ok(c) => c,
+            Err(e) => return Ended::Failed(e),
+        };
+        let ttl_s = (self.cfg.lease_ttl.0 / 1_000_000_000) as i64;
+        let lease = match self.deadline("granting this member's lease", client.lease_grant(ttl_s, None)).await {
+            Ok(l) => l.id(),
+            Err(e) => return Ended::Failed(e),
+        };
+        let member_key = format!("{}{}", members_prefix(&self.cfg.name), self.member);
+        let put = client.put(member_key.clone(), self.about.clone(), Some(PutOptions::new().with_lease(lease)));
+        if let Err(e) = self.deadline("registering this member", put).await {
+            return Ended::Failed(e);
+        }
+        let (mut keeper, mut acks) =
+            match self.deadline("keeping the lease alive", client.lease_keep_alive(lease)).await {
+                Ok(k) => k,
+                Err(e) => return Ended::Failed(e),
+            };
+        let rev = match self.list_and_reconcile(&mut client).await {
+            Ok(r) => r,
+            Err(e) => return Ended::Failed(e),
+        };
+        let prefix = pins_prefix(&self.cfg.name);
+        let opts = WatchOptions::new().with_prefix().with_start_revision(rev + 1).with_prev_key();
+        let mut stream = match self.deadline("watching the pins", client.watch(prefix.clone(), Some(opts))).await {
+            Ok(s) => s,
+            Err(e) => return Ended::Failed(e),
+        };
+        self.metrics.connected.set(1);
+        self.status.connected();
+        if sessions > 0 {
+            self.metrics.reconnects.inc();
+        }
+        info!(
+            fleet = self.cfg.name,
+            member = self.member,
+            revision = rev,
+            "fleet: connected to etcd; pins listed and watched"
+        );
+
+        let ka_every = Duration::from_nanos(self.cfg.lease_ttl.0 / 3).max(Duration::from_millis(500));
+        let mut ka = tokio::time::interval(ka_every);
+        ka.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut resync = tokio::time::interval(Duration::from_nanos(self.cfg.sync.resync.0));
+        resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        resync.reset();
+        let mut expire = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                msg = stream.message() => {
+                    let resp = match msg {
+                        Ok(Some(r)) => r,
+                        Ok(None) => return Ended::Lost(anyhow!("the watch stream ended")),
+                        Err(e) => return Ended::Lost(anyhow!(e).context("watching the pins")),
+                    };
+                    if resp.canceled() {
+                        // Compacted past our revision, or no leader: list again from scratch.
+                        return Ended::Lost(anyhow!(
+                            "the watch was canceled ({}; compacted at revision {})",
+                            resp.cancel_reason(),
+                            resp.compact_revision()
+                        ));
+                    }
+                    for ev in resp.events() {
+                        self.on_event(ev);
+                    }
+                }
+                _ = ka.tick() => {
+                    if let Err(e) = self.keep_alive(&mut keeper, &mut acks).await {
+                        return Ended::Lost(e);
+                    }
+                }
+                _ = resync.tick() => {
+                    if let Err(e) = self.list_and_reconcile(&mut client).await {
+                        return Ended::Lost(e);
+                    }
+                }
+                _ = expire.tick() => self.applier.expire(SystemTime::now()),
+            }
+        }
+    }
+
+    async fn keep_alive(
+        &self,
+        keeper: &mut etcd_client::LeaseKeeper,
+        acks: &mut etcd_client::LeaseKeepAliveStream,
+    ) -> Result<()> {
+        self.deadline("sending the lease keep-alive", keeper.keep_alive()).await?;
+        match self.deadline("the lease keep-alive answer", acks.message()).await? {
+            Some(r) if r.ttl() > 0 => Ok(()),
+            Some(_) => bail!("this member's lease expired"),
+            None => bail!("the lease keep-alive stream ended"),
+        }
+    }
+
+    fn on_event(&mut self, ev: &etcd_client::Event) {
+        let Some(kv) = ev.kv() else { return };
+        let prefix = pins_prefix(&self.cfg.name);
+        let key = String::from_utf8_lossy(kv.key()).into_owned();
+        let Some(suffix) = key.strip_prefix(&prefix).map(str::to_owned) else { return };
+        let now = SystemTime::now();
+        match ev.event_type() {
+            EventType::Delete => {
+                // A lease's expiry deletes the key too; the previous value says which it was.
+                let why = match ev.prev_kv().and_then(|p| serde_json::from_slice::<PinValue>(p.value()).ok()) {
+                    Some(v) if v.remaining_ms(unix_ms(now) + 1000).is_none() => "expired",
+                    _ => "deleted",
+                };
+                self.applier.remove(&suffix, why, now);
+            }
+            EventType::Put => {
+                let max_keys = self.cfg.sync.max_keys as usize;
+                if !self.applier.holds(&suffix) && self.applier.len() >= max_keys {
+                    self.metrics.reject("too_many_keys");
+                    warn!(key, max_keys, "fleet: pin ignored: this member already holds fleet.sync.max_keys pins");
+                    return;
+                }
+                match decode(&prefix, kv.key(), kv.value(), self.cfg.sync.max_value_bytes as usize) {
+                    Ok((t, v)) => self.applier.upsert(t, v, now),
+                    Err(e) => {
+                        self.metrics.reject(e.label());
+                        warn!(key, error = %e, "fleet: value rejected; the key is skipped");
+                        // The key no longer holds a valid pin: what this member applied for it goes.
+                        self.applier.remove(&suffix, "replaced by an invalid value", now);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Read every pin (at most `max_keys`, in key order) and make the data plane match. Returns
+    /// the revision the listing was read at, to watch from.
+    async fn list_and_reconcile(&mut self, client: &mut Client) -> Result<i64> {
+        let prefix = pins_prefix(&self.cfg.name);
+        let end = prefix_end(&prefix);
+        let max_keys = self.cfg.sync.max_keys as usize;
+        let max_value = self.cfg.sync.max_value_bytes as usize;
+        let mut start = prefix.clone().into_bytes();
+        let mut rev = 0i64;
+        let mut kvs: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        let mut truncated = false;
+        loop {
+            let mut opts = GetOptions::new().with_range(end.clone()).with_limit(PAGE);
+            if rev > 0 {
+                opts = opts.with_revision(rev);
+            }
+            let page = match self.deadline("listing the pins", client.get(start.clone(), Some(opts.clone()))).await {
+                Ok(r) => {
+                    if rev == 0 {
+                        rev = r.header().map(|h| h.revision()).unwrap_or(0);
+                    }
+                    let more = r.more();
+                    let page: Vec<_> = r.kvs().iter().map(|kv| (kv.key().to_vec(), kv.value().to_vec())).collect();
+                    (page, more)
+                }
+                Err(e) => {
+                    self.page_key_by_key(client, &start, &end, rev).await.map_err(|e2| e2.context(format!("{e:#}")))?
+                }
+            };
+            let (page, more) = page;
+            let Some(last) = page.last().map(|(k, _)| k.clone()) else { break };
+            for kv in page {
+                if kvs.len() >= max_keys {
+                    truncated = true;
+                    break;
+                }
+                kvs.push(kv);
+            }
+            if truncated || !more {
+                break;
+            }
+            start = last;
+            start.push(0);
+        }
+        if truncated {
+            self.metrics.reject("too_many_keys");
+            warn!(
+                max_keys,
+                "fleet: more pins than fleet.sync.max_keys; the first ones in key order apply, the rest are ignored"
+            );
+        }
+        let mut desired: BTreeMap<String, (PinTarget, PinValue)> = BTreeMap::new();
+        for (k, v) in kvs {
+            match decode(&prefix, &k, &v, max_value) {
+                Ok((t, val)) => {
+                    desired.insert(t.suffix(), (t, val));
+                }
+                Err(e) => {
+                    self.metrics.reject(e.label());
+                    warn!(key = %String::from_utf8_lossy(&k), error = %e, "fleet: value rejected; the key is skipped");
+                }
+            }
+        }
+        let now = SystemTime::now();
+        self.applier.reconcile(desired, now);
+        if !truncated {
+            // Only with the whole listing: a pin past `max_keys` is not an orphan.
+            self.applier.sweep_orphans(now);
+        }
+        Ok(rev)
+    }
+
+    /// A page that could not be read whole (values too large for one message): its keys alone,
+    /// then each value alone. An unreadable one is reported as oversized and skipped.
+    async fn page_key_by_key(
+        &self,
+        client: &mut Client,
+        start: &[u8],
+        end: &[u8],
+        rev: i64,
+    ) -> Result<(Vec<(Vec<u8>, Vec<u8>)>, bool)> {
+        let mut opts = GetOptions::new().with_range(end.to_vec()).with_limit(PAGE).with_keys_only();
+        if rev > 0 {
+            opts = opts.with_revision(rev);
+        }
+        let keys = self.deadline("listing the pins' keys", client.get(start.to_vec(), Some(opts))).await?;
+        let more = keys.more();
+        let mut out = Vec::new();
+        for kv in keys.kvs() {
+            let mut o = GetOptions::new();
+            if rev > 0 {
+                o = o.with_revision(rev);
+            }
+            match self.deadline("reading one pin", client.get(kv.key().to_vec(), Some(o))).await {
+                Ok(r) => out.extend(r.kvs().iter().map(|kv| (kv.key().to_vec(), kv.value().to_vec()))),
+                Err(e) => {
+                    self.metrics.reject("oversized");
+                    warn!(key = %String::from_utf8_lossy(kv.key()), error = format!("{e:#}"), "fleet: pin unreadable; skipped");
+                }
+            }
+        }
+        Ok((out, more))
+    }
+}
+
+/// The end of the key range of everything under `prefix` (etcd's range_end: the prefix with its
+/// last byte incremented). Fleet prefixes end in `/`, so this never carries.
+pub fn prefix_end(prefix: &str) -> Vec<u8> {
+    let mut end = prefix.as_bytes().to_vec();
+    if let Some(last) = end.last_mut() {
+        *last += 1;
+    }
+    end
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn prefix_end_covers_exactly_the_prefix() {
+        let p = super::pins_prefix("f1");
+        let end = super::prefix_end(&p);
+        assert_eq!(end, b"/overload-guard/f1/pins0".to_vec());
+        let inside = format!("{p}ue-prefix/10.0.0.0/24");
+        assert!(inside.as_bytes() >= p.as_bytes() && inside.as_bytes() < end.as_slice());
+        assert!(b"/overload-guard/f1/pinsx".as_slice() >= end.as_slice());
+    }
+}

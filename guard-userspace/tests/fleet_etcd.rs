@@ -1,0 +1,420 @@
+//! Fleet mode against a real etcd (Debian's etcd-server), run inside the lab's CORE namespace on
+//! its loopback addresses only, with its data in a temporary directory; the process is killed and
+//! everything removed on exit, panics included (`Fixture`'s `Drop`).
+//!
+//! - a pin written with `guard fleet pin` is applied by a running `guard run --config` with
+//!   `[fleet]` within 2 s (read back from the pinned maps), and audited with its author;
+//! - `guard fleet unpin` removes the stage;
+//! - a malformed or oversized value is logged and skipped, and the member goes on;
+//! - killing etcd leaves the guard running with its pin until the pin's expiry, the metric says
+//!   disconnected; while the member cannot reach etcd a pin is made; once it can, it catches up
+//!   (re-list, then watch) and applies that pin.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use guard::{clock::monotonic_ns, manual::ue_device_key, maps::N3Maps, pins::PinDir};
+use guard_common::abi::{StageEntry, STAGE_FLAG_MANUAL, STAGE_QUARANTINE, STAGE_STRICT};
+use labkit::lab::Lab;
+
+const GUARD: &str = env!("CARGO_BIN_EXE_guard");
+/// etcd's client port on both loopback addresses of the namespace: the guard talks to 127.0.0.1,
+/// the operator's CLI to 127.0.0.2, so that a firewall rule can cut the member off alone.
+const CLIENT_PORT: u16 = 23790;
+const PEER_PORT: u16 = 23800;
+const METRICS_PORT: u16 = 19464;
+
+struct Fixture {
+    lab: Lab,
+    dir: PathBuf,
+    fleet: String,
+    guard_config: PathBuf,
+    cli_config: PathBuf,
+    pin_base: PathBuf,
+    guard: Option<Child>,
+    etcd: Option<Child>,
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        for c in [self.guard.take(), self.etcd.take()].into_iter().flatten() {
+            let mut c = c;
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = Command::new(GUARD)
+            .args([
+                "--netns",
+                self.lab.core_ns_name(),
+                "detach",
+                "--purge",
+                "--iface",
+                self.lab.core_ifname(),
+                "--config",
+            ])
+            .arg(&self.guard_config)
+            .output();
+        let _ = std::fs::remove_dir(&self.pin_base);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn config_text(pin_base: &Path, audit: &Path, fleet: &str, endpoint: &str, member: &str, key_mode: &str) -> String {
+    format!(
+        "[guard]\npin_dir = {pin:?}\naudit_log = {audit:?}\ntick = \"500ms\"\nmax_devices = 65536\nkey_mode = \"{key_mode}\"\n\n\
+         [metrics]\nlisten = \"127.0.0.1:{METRICS_PORT}\"\n\n\
+         [fleet]\nendpoints = [\"http://{endpoint}:{CLIENT_PORT}\"]\nname = \"{fleet}\"\nmember = \"{member}\"\ninsecure = true\nlease_ttl = \"3s\"\n\n\
+         [fleet.sync]\ntimeout = \"1s\"\nretry = \"200ms\"\nretry_max = \"1s\"\nresync = \"5s\"\n",
+        pin = pin_base.display().to_string(),
+        audit = audit.display().to_string(),
+    )
+}
+
+impl Fixture {
+    fn new(tag: &str, key_mode: &str) -> Fixture {
+        let lab = Lab::new().expect("lab topology");
+        let unique = format!("{}-{}-{tag}", std::process::id(), lab.core_ns_name());
+        let dir = std::env::temp_dir().join(format!("og-fleet-{unique}"));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let pin_base = PathBuf::from(format!("/sys/fs/bpf/og-fleet-{unique}"));
+        let fleet = format!("t{}-{tag}", std::process::id());
+        let audit = dir.join("audit.jsonl");
+        let guard_config = dir.join("guard.toml");
+        std::fs::write(&guard_config, config_text(&pin_base, &audit, &fleet, "127.0.0.1", "member-1", key_mode))
+            .expect("config");
+        // The operator's side: the same fleet, another address of the same etcd.
+        let cli_config = dir.join("operator.toml");
+        std::fs::write(
+            &cli_config,
+            config_text(&pin_base, &dir.join("operator-audit.jsonl"), &fleet, "127.0.0.2", "ops-host", "ue_addr"),
+        )
+        .expect("config");
+        let mut f = Fixture { lab, dir, fleet, guard_config, cli_config, pin_base, guard: None, etcd: None };
+        f.start_etcd();
+        f
+    }
+
+    /// etcd in the CORE namespace, listening on 127.0.0.1 and 127.0.0.2 only; the data directory
+    /// is kept across restarts (a restarted etcd has the pins it had).
+    fn start_etcd(&mut self) {
+        let data = self.dir.join("etcd-data");
+        let log =
+            std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("etcd.log")).expect("etcd log");
+        let peer = format!("http://127.0.0.1:{PEER_PORT}");
+        let child = Command::new("ip")
+            .args(["netns", "exec", self.lab.core_ns_name(), "etcd", "--name", "fleet-test"])
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["--listen-client-urls", &format!("http://127.0.0.1:{CLIENT_PORT},http://127.0.0.2:{CLIENT_PORT}")])
+            .args(["--advertise-client-urls", &format!("http://127.0.0.1:{CLIENT_PORT}")])
+            .args(["--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer])
+            .args(["--initial-cluster", &format!("fleet-test={peer}")])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("etcd (Debian etcd-server; `cargo xtask setup` installs it)");
+        self.etcd = Some(child);
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(20) {
+            if self.etcdctl(&["endpoint", "health"]).status.success() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("etcd did not come up: {}", std::fs::read_to_string(self.dir.join("etcd.log")).unwrap_or_default());
+    }
+
+    fn kill_etcd(&mut self) {
+        let mut c = self.etcd.take().expect("etcd runs");
+        c.kill().expect("kill etcd");
+        c.wait().expect("reap etcd");
+    }
+
+    fn etcdctl(&self, args: &[&str]) -> std::process::Output {
+        Command::new("ip")
+            .args(["netns", "exec", self.lab.core_ns_name(), "etcdctl", "--dial-timeout", "1s", "--endpoints"])
+            .arg(format!("http://127.0.0.2:{CLIENT_PORT}"))
+            .args(args)
+            .output()
+            .expect("etcdctl (Debian etcd-client)")
+    }
+
+    fn guard_cmd(&self) -> Command {
+        let mut c = Command::new(GUARD);
+        c.args(["--netns", self.lab.core_ns_name()]);
+        c
+    }
+
+    fn start_guard(&mut self) {
+        let file = std::fs::File::create(self.dir.join("guard.log")).expect("log file");
+        let child = self
+            .guard_cmd()
+            .args(["run", "--iface", self.lab.core_ifname(), "--config"])
+            .arg(&self.guard_config)
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("spawn guard run");
+        self.guard = Some(child);
+        let up = self.wait_for(Duration::from_secs(20), |f| f.metric("overload_guard_fleet_connected ") == Some(1.0));
+        assert!(up, "guard run did not connect to etcd; log: {}", self.log());
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("guard.log")).unwrap_or_default()
+    }
+
+    fn audit(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.dir.join("audit.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// `guard fleet ...` from the operator's side; its stdout, or a panic with both outputs.
+    fn fleet(&self, args: &[&str]) -> String {
+        let out = self
+            .guard_cmd()
+            .args(["fleet", args[0], "--config"])
+            .arg(&self.cli_config)
+            .args(&args[1..])
+            .output()
+            .expect("guard fleet");
+        assert!(
+            out.status.success(),
+            "guard fleet {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn metric(&self, prefix: &str) -> Option<f64> {
+        let body = self.lab.scrape_metrics(METRICS_PORT)?;
+        body.lines().find(|l| l.starts_with(prefix)).and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse().ok())
+    }
+
+    fn maps(&self) -> N3Maps {
+        N3Maps::open_pinned(&PinDir::new(&self.pin_base, self.lab.core_ifname())).expect("pinned maps")
+    }
+
+    /// The live (unexpired) stage of the UE at `ue`.
+    fn ue_stage(&self, ue: &str) -> Option<StageEntry> {
+        let key = ue_device_key(ue.parse::<IpAddr>().expect("address"), 64).expect("UE key");
+        self.maps().stage(&key).expect("stage read").filter(|e| e.expires_ns > monotonic_ns())
+    }
+
+    fn guard_alive(&mut self) -> bool {
+        matches!(self.guard.as_mut().map(|g| g.try_wait()), Some(Ok(None)))
+    }
+
+    fn wait_for(&mut self, limit: Duration, mut ok: impl FnMut(&mut Fixture) -> bool) -> bool {
+        let t0 = Instant::now();
+        while t0.elapsed() < limit {
+            if ok(self) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+
+    /// Time from just before `guard fleet pin` to the stage in this member's maps.
+    fn pin_and_time(&mut self, ue: &str, stage: &str, ttl: &str, comment: &str) -> Duration {
+        let t0 = Instant::now();
+        self.fleet(&["pin", "--ue", ue, "--stage", stage, "--ttl", ttl, "--comment", comment]);
+        let seen = self.wait_for(Duration::from_secs(5), |f| f.ue_stage(ue).is_some());
+        assert!(seen, "the pin on {ue} never reached the data plane; log: {}", self.log());
+        t0.elapsed()
+    }
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn a_fleet_pin_is_applied_within_2s_audited_unpinned_and_bad_values_are_skipped() {
+    labkit::netns::assert_root(
+        "fleet_etcd::a_fleet_pin_is_applied_within_2s_audited_unpinned_and_bad_values_are_skipped",
+    );
+    let mut f = Fixture::new("a", "ue_addr");
+    f.start_guard();
+
+    // (a) applied within 2 s, as an operator pin (manual), and audited with its author.
+    let mut latencies = Vec::new();
+    for (i, ue) in ["10.45.0.7", "10.45.0.8", "10.45.0.9", "10.45.0.10", "10.45.0.11"].iter().enumerate() {
+        let stage = if i % 2 == 0 { "quarantine" } else { "strict" };
+        let d = f.pin_and_time(ue, stage, "10m", "ticket 4711");
+        let e = f.ue_stage(ue).expect("stage");
+        assert_eq!(e.stage, if i % 2 == 0 { STAGE_QUARANTINE } else { STAGE_STRICT }, "{ue}");
+        assert_ne!(e.flags & STAGE_FLAG_MANUAL, 0, "a fleet pin is an operator pin: the controller keeps off it");
+        assert!(d < Duration::from_secs(2), "{ue} applied after {d:?}");
+        latencies.push(d);
+    }
+    latencies.sort();
+    eprintln!(
+        "fleet pin propagation (guard fleet pin start -> stage in the member's maps): min {:?}, median {:?}, max {:?} over {}",
+        latencies[0],
+        latencies[latencies.len() / 2],
+        latencies[latencies.len() - 1],
+        latencies.len()
+    );
+    let audited = f.audit();
+    let line = audited
+        .iter()
+        .find(|r| r["actor"] == "fleet" && r["action"] == "fleet-pin" && r["target"] == "ue 10.45.0.7")
+        .unwrap_or_else(|| panic!("no audit line for the fleet pin: {audited:?}"));
+    assert!(line["detail"]["author"].as_str().is_some_and(|a| a.contains("on ops-host")), "{line}");
+    assert_eq!(line["detail"]["member"], "member-1");
+    assert_eq!(line["evidence"]["comment"], "ticket 4711");
+    assert_eq!(f.metric("overload_guard_fleet_pins_applied "), Some(5.0));
+    // A gNB pin: a manual cap on the gNB's G-PDUs (the data plane's only gNB stage).
+    f.fleet(&["pin", "--gnb", "192.0.2.10", "--stage", "quarantine", "--ttl", "10m", "--comment", "rogue gNB"]);
+    let gnb = guard::local::l3_of("192.0.2.10".parse().expect("address"));
+    let capped = f.wait_for(Duration::from_secs(2), |f| {
+        f.maps().cell_stage(&gnb).expect("cell stage read").is_some_and(|e| e.flags & STAGE_FLAG_MANUAL != 0)
+    });
+    assert!(capped, "the gNB pin never reached N3_CELL_STAGES; log: {}", f.log());
+    let listed = f.fleet(&["list"]);
+    assert!(listed.contains("ue 10.45.0.7") && listed.contains("member-1"), "{listed}");
+
+    // (b) unpin removes the stage.
+    f.fleet(&["unpin", "--ue", "10.45.0.8"]);
+    assert!(
+        f.wait_for(Duration::from_secs(2), |f| f.ue_stage("10.45.0.8").is_none()),
+        "unpin did not remove the stage"
+    );
+    assert!(f.ue_stage("10.45.0.7").is_some(), "the other pins stay");
+    assert!(f
+        .audit()
+        .iter()
+        .any(|r| r["action"] == "fleet-unpin" && r["target"] == "ue 10.45.0.8" && r["reason"] == "deleted"));
+
+    // (d) a malformed value and an oversized one are logged and skipped; the member goes on.
+    let base = format!("/overload-guard/{}/pins/", f.fleet);
+    assert!(f.etcdctl(&["put", &format!("{base}ue/10.45.0.20"), "{not json"]).status.success());
+    assert!(f.etcdctl(&["put", &format!("{base}ue/10.45.0.21"), &"x".repeat(5000)]).status.success());
+    assert!(f.etcdctl(&["put", &format!("{base}teid/4096"), "{}"]).status.success());
+    let rejected = f.wait_for(Duration::from_secs(3), |f| {
+        f.metric("overload_guard_fleet_values_rejected_total{reason=\"malformed\"}") == Some(1.0)
+            && f.metric("overload_guard_fleet_values_rejected_total{reason=\"oversized\"}") == Some(1.0)
+            && f.metric("overload_guard_fleet_values_rejected_total{reason=\"bad_key\"}") == Some(1.0)
+    });
+    assert!(rejected, "rejections not counted; log: {}", f.log());
+    let log = f.log();
+    assert!(log.contains("value rejected") && log.contains("10.45.0.20") && log.contains("10.45.0.21"), "{log}");
+    assert!(f.ue_stage("10.45.0.20").is_none() && f.ue_stage("10.45.0.21").is_none());
+    assert!(f.guard_alive(), "the member must survive bad values");
+    let d = f.pin_and_time("10.45.0.30", "quarantine", "10m", "after the bad values");
+    assert!(d < Duration::from_secs(2), "a good pin after bad values applied after {d:?}");
+
+    // A pin deleted while the member is down does not outlive the restart: the restarted member
+    // clears the fleet entries its previous run wrote for pins no longer in etcd.
+    let mut g = f.guard.take().expect("guard runs");
+    g.kill().expect("kill -9 guard");
+    g.wait().expect("reap guard");
+    f.fleet(&["unpin", "--ue", "10.45.0.7"]);
+    assert!(f.ue_stage("10.45.0.7").is_some(), "nobody removed it yet: the member is down");
+    f.start_guard();
+    assert!(
+        f.wait_for(Duration::from_secs(2), |f| f.ue_stage("10.45.0.7").is_none()),
+        "a pin deleted while the member was down is still applied after its restart; log: {}",
+        f.log()
+    );
+    assert!(f.ue_stage("10.45.0.9").is_some() && f.ue_stage("10.45.0.30").is_some(), "the pins still in etcd stay");
+    assert!(f
+        .audit()
+        .iter()
+        .any(|r| r["action"] == "fleet-unpin" && r["reason"].as_str().is_some_and(|w| w.contains("restarted"))));
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn losing_etcd_keeps_pins_until_expiry_and_the_member_catches_up() {
+    labkit::netns::assert_root("fleet_etcd::losing_etcd_keeps_pins_until_expiry_and_the_member_catches_up");
+    let mut f = Fixture::new("c", "ue_addr");
+    f.start_guard();
+    f.pin_and_time("10.46.0.1", "quarantine", "6s", "short pin");
+    let long = f.pin_and_time("10.46.0.2", "quarantine", "10m", "long pin");
+    assert!(long < Duration::from_secs(2));
+
+    // etcd gone: the member says so, keeps running and keeps both pins.
+    let killed = Instant::now();
+    f.kill_etcd();
+    assert!(
+        f.wait_for(Duration::from_secs(5), |f| f.metric("overload_guard_fleet_connected ") == Some(0.0)),
+        "the metric never said disconnected; log: {}",
+        f.log()
+    );
+    assert!(f.guard_alive(), "losing etcd must not stop the guard");
+    assert!(f.ue_stage("10.46.0.1").is_some() && f.ue_stage("10.46.0.2").is_some(), "pins kept without etcd");
+    let readyz = f.lab.http_get(METRICS_PORT, "/readyz").expect("readyz");
+    assert!(readyz.1.contains("etcd unreachable"), "{readyz:?}");
+    // The short pin runs out on its own time, etcd or not; the long one stays.
+    assert!(
+        f.wait_for(Duration::from_secs(8), |f| f.ue_stage("10.46.0.1").is_none()),
+        "the short pin outlived its TTL"
+    );
+    assert!(killed.elapsed() >= Duration::from_secs(2), "it expired by its TTL, not at the loss");
+    assert!(f.ue_stage("10.46.0.2").is_some());
+    assert!(f.wait_for(Duration::from_secs(3), |f| f.metric("overload_guard_fleet_pins_applied ") == Some(1.0)));
+
+    // etcd back, but the member cut off (its endpoint firewalled): a pin made meanwhile waits.
+    let ns = f.lab.core_ns_name().to_owned();
+    let nft = |script: &str| {
+        let out =
+            Command::new("ip").args(["netns", "exec", &ns, "nft", "-f", "-"]).stdin(Stdio::piped()).spawn().and_then(
+                |mut c| {
+                    use std::io::Write as _;
+                    c.stdin.take().expect("stdin").write_all(script.as_bytes())?;
+                    c.wait_with_output()
+                },
+            );
+        assert!(out.expect("nft (Debian nftables)").status.success(), "nft {script}");
+    };
+    nft(&format!(
+        "table inet og_fleet_cut {{\n chain out {{\n  type filter hook output priority 0;\n  ip daddr 127.0.0.1 tcp dport {CLIENT_PORT} drop\n }}\n}}\n"
+    ));
+    f.start_etcd();
+    f.fleet(&["pin", "--ue", "10.46.0.3", "--stage", "quarantine", "--ttl", "10m", "--comment", "made meanwhile"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(f.ue_stage("10.46.0.3").is_none(), "applied while the member could not reach etcd?");
+    assert_eq!(f.metric("overload_guard_fleet_connected "), Some(0.0));
+    // The member reaches etcd again: it re-lists and applies what it missed.
+    let healed = Instant::now();
+    nft("delete table inet og_fleet_cut");
+    assert!(
+        f.wait_for(Duration::from_secs(5), |f| f.ue_stage("10.46.0.3").is_some()),
+        "the pin made meanwhile was never applied; log: {}",
+        f.log()
+    );
+    eprintln!("caught up {:?} after the member could reach etcd again (retry_max 1s)", healed.elapsed());
+    assert!(f.wait_for(Duration::from_secs(3), |f| f.metric("overload_guard_fleet_connected ") == Some(1.0)));
+    assert!(f.metric("overload_guard_fleet_reconnects_total").unwrap_or(0.0) >= 1.0);
+    assert!(f.ue_stage("10.46.0.2").is_some(), "the long pin is still there");
+    let readyz = f.lab.http_get(METRICS_PORT, "/readyz").expect("readyz");
+    assert!(readyz.1.contains("connected to etcd"), "{readyz:?}");
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn a_member_keyed_by_teid_says_it_cannot_apply_a_ue_pin() {
+    labkit::netns::assert_root("fleet_etcd::a_member_keyed_by_teid_says_it_cannot_apply_a_ue_pin");
+    let mut f = Fixture::new("t", "teid");
+    f.start_guard();
+    f.fleet(&["pin", "--ue", "10.47.0.1", "--stage", "quarantine", "--ttl", "10m", "--comment", "on a TEID host"]);
+    let flagged =
+        f.wait_for(Duration::from_secs(2), |f| f.metric("overload_guard_fleet_pins_not_applied ") == Some(1.0));
+    assert!(flagged, "the refusal is not in the metric; log: {}", f.log());
+    assert_eq!(f.metric("overload_guard_fleet_pins_applied "), Some(0.0), "never claimed as applied");
+    assert!(f.maps().stages().is_empty(), "nothing written: a UE key matches nothing on a TEID-keyed data plane");
+    assert!(f.log().contains("NOT applied"), "{}", f.log());
+    let audited = f.audit();
+    assert!(
+        audited.iter().any(|r| r["action"] == "fleet-pin-not-applied"
+            && r["target"] == "ue 10.47.0.1"
+            && r["detail"]["not_applied"].as_str().is_some_and(|w| w.contains("key_mode"))),
+        "{audited:?}"
+    );
+}
