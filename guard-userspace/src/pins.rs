@@ -126,8 +126,11 @@ pub struct PinDir {
 }
 
 impl PinDir {
+    /// The pin directory of `iface` under `base`. bpffs refuses every name with a dot (EPERM,
+    /// kernel/bpf/inode.c `bpf_lookup`), and a VLAN sub-interface is named `eth0.100`; a colon
+    /// can never be in an interface name (`dev_valid_name`), so `eth0.100` pins under `eth0:100`.
     pub fn new(base: &Path, iface: &str) -> Self {
-        PinDir { dir: base.join(iface) }
+        PinDir { dir: base.join(iface.replace('.', ":")) }
     }
 
     pub fn path(&self) -> &Path {

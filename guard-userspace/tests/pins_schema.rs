@@ -73,6 +73,18 @@ fn each_pin_directory_holds_only_its_own_maps() {
     let _ = std::fs::remove_dir(p.1.join("n2"));
 }
 
+/// A VLAN sub-interface (`n3.100`): bpffs refuses dotted names, so its pins live under `n3:100`.
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn a_vlan_interface_gets_a_pin_directory() {
+    let p = scope("vlan");
+    let dir = PinDir::new(&p.1, "n3.100");
+    assert!(dir.path().ends_with("n3:100"), "{}", dir.path().display());
+    drop(loader::load(&dir, 4096, &cfg()).expect("load with a dotted interface name"));
+    assert!(dir.path().join("GUARD_META").exists());
+    let _ = dir.purge();
+}
+
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
 fn pins_of_another_schema_are_refused() {
