@@ -185,6 +185,10 @@ fn guard_run_enforces_survives_kill_and_rejects_bad_reload() {
     let words = f.guard_ok(&["top", "--interval", "100ms"]);
     assert!(words.contains("pps now") && words.contains("3 quarantine (operator"), "{words}");
     assert!(words.lines().nth(2).is_some_and(|l| l.starts_with("teid 0x00000100")), "staged devices first: {words}");
+    // `guard device show` in words too: the stage and the bindings, no JSON.
+    let words = f.guard_ok(&["device", "show", "--teid", "0x100"]);
+    assert!(words.contains("stage: 3 quarantine, by an operator, expires in"), "{words}");
+    assert!(!words.contains('{'), "no JSON in the words: {words}");
 
     // 2. /metrics: the same counters, after a controller tick.
     std::thread::sleep(Duration::from_millis(1200));

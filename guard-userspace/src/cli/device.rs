@@ -243,22 +243,49 @@ fn show(target: &Target, sel: &DeviceSel, json: bool) -> Result<()> {
                 "  packets {}  bytes {}  over-limit {}  dropped {}  spoofed {}  non-IP {}",
                 d.packets, d.bytes, d.over_limit, d.dropped, d.spoofed, d.non_ip
             );
+            let b = bound_json(&d, v6_len);
+            let bound: Vec<String> = [("IPv4", "ipv4"), ("IPv6", "ipv6_prefix"), ("F-TEID", "fteid")]
+                .iter()
+                .filter_map(|(what, k)| b[*k].as_str().map(|a| format!("{what} {a}")))
+                .collect();
             println!(
-                "  teid {:#x}  gNB {}  bound {}  qfi {}",
+                "  teid {:#x}  gNB {}  qfi {}  bound to {} ({} rebinds)",
                 d.teid,
                 addr_str(&d.cell),
-                bound_json(&d, v6_len),
-                d.qfi
+                d.qfi,
+                if bound.is_empty() { "nothing yet".to_owned() } else { bound.join(", ") },
+                b["rebinds"]
             );
             println!("  last seen {:.1} s ago", now.saturating_sub(d.last_seen_ns) as f64 / 1e9);
         }
         None => println!("  not in the device map (never seen, or evicted as least recently seen)"),
     }
     match stage {
-        Some(s) => println!("  stage: {}", stage_json(&s, now)),
+        Some(s) => println!("  stage: {}", stage_words(&stage_json(&s, now))),
         None => println!("  stage: 0 observe"),
     }
     Ok(())
+}
+
+/// A stage in words: "3 quarantine, by an operator, expires in 590 s" (the JSON has the same).
+fn stage_words(v: &serde_json::Value) -> String {
+    let mut out = format!("{} {}", v["stage"], v["name"].as_str().unwrap_or(""));
+    if v["name"] == "shape" || v["name"] == "strict" {
+        out.push_str(&format!(" at {} pps (burst {})", v["pps"], v["burst"]));
+    }
+    if v["exempt"] == true {
+        out.push_str(", exempt");
+    }
+    out.push_str(if v["manual"] == true { ", by an operator" } else { ", by the controller" });
+    if let Some(r) = v["reason"].as_str().filter(|r| *r != "operator") {
+        out.push_str(&format!(" ({r})"));
+    }
+    if v["expired"] == true {
+        out.push_str(", expired");
+    } else {
+        out.push_str(&format!(", expires in {:.0} s", v["expires_in_s"].as_f64().unwrap_or(0.0)));
+    }
+    out
 }
 
 pub use crate::engine::decision::stage_name;
