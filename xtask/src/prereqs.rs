@@ -79,19 +79,25 @@ const CARGO_MUTANTS_VERSION: &str = "27.1.0";
 
 /// cargo-mutants (crates.io), for `cargo xtask mutants` only.
 pub fn ensure_cargo_mutants() -> Result<()> {
-    let bin = cargo_bin_dir().join("cargo-mutants");
+    ensure_cargo_tool("cargo-mutants", CARGO_MUTANTS_VERSION, "a few minutes")
+}
+
+/// A cargo subcommand installed from crates.io at exactly `version` (checked by its `--version`),
+/// installed with `--locked` when missing or at another version.
+fn ensure_cargo_tool(tool: &str, version: &str, takes: &str) -> Result<()> {
+    let bin = cargo_bin_dir().join(tool);
     if let Ok(o) = Command::new(&bin).arg("--version").output() {
-        if String::from_utf8_lossy(&o.stdout).contains(CARGO_MUTANTS_VERSION) {
-            step(&format!("cargo-mutants {CARGO_MUTANTS_VERSION}: ok"));
+        if String::from_utf8_lossy(&o.stdout).contains(version) {
+            step(&format!("{tool} {version}: ok"));
             return Ok(());
         }
     }
-    step(&format!("installing cargo-mutants {CARGO_MUTANTS_VERSION} (cargo install, a few minutes)"));
+    step(&format!("installing {tool} {version} (cargo install, {takes})"));
     run_quiet(
-        Command::new("cargo").args(["install", "cargo-mutants", "--version", CARGO_MUTANTS_VERSION, "--locked"]),
-        "cargo install cargo-mutants",
+        Command::new("cargo").args(["install", tool, "--version", version, "--locked"]),
+        &format!("cargo install {tool}"),
     )?;
-    step("cargo-mutants installed");
+    step(&format!("{tool} installed"));
     Ok(())
 }
 
@@ -99,20 +105,7 @@ const CARGO_DEB_VERSION: &str = "2.7.0";
 
 /// cargo-deb (crates.io) builds the Debian package from `[package.metadata.deb]`.
 fn ensure_cargo_deb() -> Result<()> {
-    let bin = cargo_bin_dir().join("cargo-deb");
-    if let Ok(o) = Command::new(&bin).arg("--version").output() {
-        if String::from_utf8_lossy(&o.stdout).contains(CARGO_DEB_VERSION) {
-            step(&format!("cargo-deb {CARGO_DEB_VERSION}: ok"));
-            return Ok(());
-        }
-    }
-    step(&format!("installing cargo-deb {CARGO_DEB_VERSION} (cargo install, about a minute)"));
-    run_quiet(
-        Command::new("cargo").args(["install", "cargo-deb", "--version", CARGO_DEB_VERSION, "--locked"]),
-        "cargo install cargo-deb",
-    )?;
-    step("cargo-deb installed");
-    Ok(())
+    ensure_cargo_tool("cargo-deb", CARGO_DEB_VERSION, "about a minute")
 }
 
 /// What building, the lab and the bench need (not cargo-fuzz, which only `test` and `fuzz` run:
@@ -245,20 +238,7 @@ const CARGO_FUZZ_VERSION: &str = "0.13.1";
 
 /// cargo-fuzz (libFuzzer) for the parsers' fuzz targets, from crates.io.
 fn ensure_cargo_fuzz() -> Result<()> {
-    let bin = cargo_bin_dir().join("cargo-fuzz");
-    if let Ok(o) = Command::new(&bin).arg("--version").output() {
-        if String::from_utf8_lossy(&o.stdout).contains(CARGO_FUZZ_VERSION) {
-            step(&format!("cargo-fuzz {CARGO_FUZZ_VERSION}: ok"));
-            return Ok(());
-        }
-    }
-    step(&format!("installing cargo-fuzz {CARGO_FUZZ_VERSION} (cargo install, about a minute)"));
-    run_quiet(
-        Command::new("cargo").args(["install", "cargo-fuzz", "--version", CARGO_FUZZ_VERSION, "--locked"]),
-        "cargo install cargo-fuzz",
-    )?;
-    step("cargo-fuzz installed");
-    Ok(())
+    ensure_cargo_tool("cargo-fuzz", CARGO_FUZZ_VERSION, "about a minute")
 }
 
 pub fn is_root() -> bool {
