@@ -140,12 +140,8 @@ pub fn status_json(pins: &crate::pins::PinDir, maps: &N3Maps) -> Result<serde_js
 
 /// The protections by mode, from the data plane's `(enabled, shadow)` masks.
 pub fn modes_json(enabled: u32, shadow: u32, names: &[(u32, &str)]) -> serde_json::Value {
-    let pick = |f: &dyn Fn(u32) -> bool| names.iter().filter(|(b, _)| f(*b)).map(|(_, n)| *n).collect::<Vec<_>>();
-    serde_json::json!({
-        "enforce": pick(&|b| enabled & b != 0 && shadow & b == 0),
-        "shadow": pick(&|b| enabled & b != 0 && shadow & b != 0),
-        "off": pick(&|b| enabled & b == 0),
-    })
+    let [enforce, shadow, off] = crate::config::protections_by_mode(enabled, shadow, names);
+    serde_json::json!({"enforce": enforce, "shadow": shadow, "off": off})
 }
 
 pub fn print_modes(m: &serde_json::Value) {

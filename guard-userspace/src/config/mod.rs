@@ -301,6 +301,17 @@ pub const PROTECTIONS: [(u32, &str); 10] = [
     (PROT_MALFORMED, "malformed"),
 ];
 
+/// The protections of `names` by mode, from the data plane's `(enabled, shadow)` masks:
+/// `[enforced, shadow, off]` (a shadow bit is always enabled too).
+pub fn protections_by_mode<'a>(enabled: u32, shadow: u32, names: &[(u32, &'a str)]) -> [Vec<&'a str>; 3] {
+    let pick = |f: &dyn Fn(u32) -> bool| names.iter().filter(|(b, _)| f(*b)).map(|(_, n)| *n).collect::<Vec<_>>();
+    [
+        pick(&|b| enabled & b != 0 && shadow & b == 0),
+        pick(&|b| enabled & b != 0 && shadow & b != 0),
+        pick(&|b| enabled & b == 0),
+    ]
+}
+
 impl Modes {
     fn each(&self) -> [(u32, Mode, &'static str); 10] {
         let modes = [

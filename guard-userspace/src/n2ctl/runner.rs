@@ -215,21 +215,15 @@ impl N2File {
     /// What the file does, in words (`guard config check` of an N2 file).
     pub fn summary(&self) -> Result<String> {
         let cfg = self.dataplane.config()?;
-        let modes = |pick: &dyn Fn(u32) -> bool| {
-            let v: Vec<&str> = N2_PROTECTIONS.iter().filter(|(b, _)| pick(*b)).map(|(_, n)| *n).collect();
-            if v.is_empty() {
-                "none".to_owned()
-            } else {
-                v.join(", ")
-            }
-        };
+        let words = |v: &[&str]| if v.is_empty() { "none".to_owned() } else { v.join(", ") };
+        let [enforced, shadowed, off] = crate::config::protections_by_mode(cfg.enabled, cfg.shadow, &N2_PROTECTIONS);
         let d = &self.dataplane;
         let s = &self.setup;
         let mut out = vec![
             format!("N2 settings: tick {:?}, NGAP port {}, S1AP port {}", self.tick(), d.ngap_port, d.s1ap_port),
-            format!("enforced (may drop): {}", modes(&|b| cfg.enabled & b != 0 && cfg.shadow & b == 0)),
-            format!("shadow (counted, not applied): {}", modes(&|b| cfg.shadow & b != 0)),
-            format!("off: {}", modes(&|b| cfg.enabled & b == 0)),
+            format!("enforced (may drop): {}", words(&enforced)),
+            format!("shadow (counted, not applied): {}", words(&shadowed)),
+            format!("off: {}", words(&off)),
             format!(
                 "setup ladder: after {} windows over {} setups/s (burst {}) a peer is limited to {}/s (burst {}), \
                  strict {}/s (burst {}) after {} more; quarantine {}",
