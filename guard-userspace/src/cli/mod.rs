@@ -6,6 +6,7 @@ mod device;
 mod fleet;
 mod status;
 mod status_n2;
+mod tables;
 mod upgrade;
 
 use std::path::{Path, PathBuf};

@@ -3,11 +3,15 @@
 use anyhow::{Context, Result};
 use clap::Args;
 use guard_common::abi::{
-    Counter, STAGE_FLAG_MANUAL, STAT_EVENTS_LOST, STAT_EVENTS_SENT, STAT_EVENTS_SUPPRESSED, STAT_MAP_UPDATE_FAILED,
-    STAT_NON_IP, STAT_NO_CONFIG,
+    STAGE_FLAG_MANUAL, STAT_EVENTS_LOST, STAT_EVENTS_SENT, STAT_EVENTS_SUPPRESSED, STAT_MAP_UPDATE_FAILED, STAT_NON_IP,
+    STAT_NO_CONFIG,
 };
 
-use super::{device::stage_json, Target};
+use super::{
+    device::stage_json,
+    tables::{expiry, modes_json, nonzero_packets, num, packets_and_bytes, print_counts, print_modes},
+    Target,
+};
 use crate::{
     clock::monotonic_ns,
     engine::decision::{addr_str, device_key_str},
@@ -50,20 +54,6 @@ fn open(target: &Target) -> Result<(crate::pins::PinDir, N3Maps)> {
     let maps = N3Maps::open_pinned(&pins)
         .with_context(|| format!("opening the guard's pinned maps in {}", pins.path().display()))?;
     Ok((pins, maps))
-}
-
-/// `{name: {packets, bytes}}` of every counter.
-pub fn packets_and_bytes(
-    rows: impl Iterator<Item = (&'static str, Counter)>,
-) -> serde_json::Map<String, serde_json::Value> {
-    rows.map(|(n, c)| (n.to_owned(), serde_json::json!({"packets": c.packets, "bytes": c.bytes}))).collect()
-}
-
-/// `{name: packets}` of the counters that counted something.
-pub fn nonzero_packets(
-    rows: impl Iterator<Item = (&'static str, Counter)>,
-) -> serde_json::Map<String, serde_json::Value> {
-    rows.filter(|(_, c)| c.packets > 0).map(|(n, c)| (n.to_owned(), serde_json::json!(c.packets))).collect()
 }
 
 /// Everything `guard status` shows, as JSON (the human view prints the same data).
@@ -136,38 +126,6 @@ pub fn status_json(pins: &crate::pins::PinDir, maps: &N3Maps) -> Result<serde_js
         },
         "cell_stages": cell_stages,
     }))
-}
-
-/// The protections by mode, from the data plane's `(enabled, shadow)` masks.
-pub fn modes_json(enabled: u32, shadow: u32, names: &[(u32, &str)]) -> serde_json::Value {
-    let [enforce, shadow, off] = crate::config::protections_by_mode(enabled, shadow, names);
-    serde_json::json!({"enforce": enforce, "shadow": shadow, "off": off})
-}
-
-pub fn print_modes(m: &serde_json::Value) {
-    for (mode, what) in [("enforce", "enforced"), ("shadow", "shadow (counted, not applied)"), ("off", "off")] {
-        let names: Vec<&str> = m[mode].as_array().into_iter().flatten().filter_map(|n| n.as_str()).collect();
-        println!("  {what:<30} {}", if names.is_empty() { "none".to_owned() } else { names.join(", ") });
-    }
-}
-
-/// A count for a padded table column (`Value`'s Display ignores widths).
-pub fn num(v: &serde_json::Value) -> u64 {
-    v.as_u64().unwrap_or(0)
-}
-
-/// A `name: count` table of the non-zero counts, or "none".
-pub fn print_counts(title: &str, m: &serde_json::Value, count: impl Fn(&serde_json::Value) -> Option<u64>) {
-    let rows: Vec<(&String, u64)> =
-        m.as_object().into_iter().flatten().filter_map(|(n, c)| count(c).filter(|c| *c > 0).map(|c| (n, c))).collect();
-    if rows.is_empty() {
-        println!("{title}: none");
-        return;
-    }
-    println!("{title}:");
-    for (n, c) in rows {
-        println!("  {n:<28} {c:>14}");
-    }
 }
 
 /// The chaining state (`[attach]`, docs/operations.md "Sharing the NIC with an XDP UPF"): the
@@ -266,7 +224,7 @@ fn print_n3(v: &serde_json::Value) {
             if s["manual"] == true { ", operator" } else { "" },
             if s["exempt"] == true { ", exempt" } else { "" },
             s["reason"].as_str().unwrap_or(""),
-            super::status_n2::expiry(s)
+            expiry(s)
         );
     }
     println!("gNBs (top 20 by packets):");
@@ -295,7 +253,7 @@ fn print_n3(v: &serde_json::Value) {
     let caps = v["cell_stages"].as_array().map(Vec::as_slice).unwrap_or_default();
     println!("cell caps: {}", caps.len());
     for c in caps {
-        println!("  {:<40} {} pps, {}", c["gnb"].as_str().unwrap_or(""), c["cap_pps"], super::status_n2::expiry(c));
+        println!("  {:<40} {} pps, {}", c["gnb"].as_str().unwrap_or(""), c["cap_pps"], expiry(c));
     }
 }
 

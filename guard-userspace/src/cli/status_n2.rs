@@ -9,7 +9,7 @@ use guard_common::abi_n2::{
 };
 use serde_json::{json, Value};
 
-use super::status::{modes_json, nonzero_packets, num, packets_and_bytes, print_counts, print_modes};
+use super::tables::{expiry, modes_json, nonzero_packets, num, packets_and_bytes, print_counts, print_modes};
 use crate::{
     clock::monotonic_ns,
     engine::decision::addr_str,
@@ -181,14 +181,5 @@ pub fn print(v: &Value) {
             num(&c["suci_only"]),
             c["last_gnb"].as_str().unwrap_or("")
         );
-    }
-}
-
-/// "expires in 12 s" / "expired" (a stage past its expiry no longer applies).
-pub fn expiry(s: &Value) -> String {
-    if s["expired"] == true {
-        "expired".to_owned()
-    } else {
-        format!("expires in {:.0} s", s["expires_in_s"].as_f64().unwrap_or(0.0))
     }
 }
