@@ -263,8 +263,12 @@ fn guard_first_then_the_upf_program_each_survives_the_other() {
     wait_for("the slot emptied", || f.status()["chain"]["slot_prog_id"].is_null());
     let st = f.status();
     assert!(st["chain"]["next_state"].as_str().unwrap_or("").starts_with("GONE"), "{}", st["chain"]);
-    let body = f.lab.scrape_metrics(f.metrics_port).expect("metrics");
-    assert_eq!(metric(&body, "overload_guard_chain_next", "outcome=\"gone\""), Some(1.0), "{body}");
+    // The gauge is set at the end of the tick that emptied the slot: wait for that tick.
+    let gone = || {
+        let body = f.lab.scrape_metrics(f.metrics_port).unwrap_or_default();
+        metric(&body, "overload_guard_chain_next", "outcome=\"gone\"") == Some(1.0)
+    };
+    wait_for("the chain_next gauge to say gone", gone);
     let sink = Sink::start(&f.lab.core, f.lab.core_ifname()).expect("sink");
     let frames = f.frames(0);
     let sent =
