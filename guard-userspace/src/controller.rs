@@ -146,8 +146,8 @@ pub fn run_command(a: RunArgs) -> Result<()> {
     // N2/S1-MME (docs/n2.md): guard_n2 on its own interface, its storm controller on a thread.
     let n2 = match &n2_iface {
         Some(n2_iface) => {
-            let file = crate::n2ctl::runner::N2File::read(n2_config.as_deref())?;
-            Some(crate::n2ctl::runner::prepare(n2_iface, &n2_base, file, a.mode.into(), &cfg.guard.audit_log)?)
+            let file = crate::n2::controller::N2File::read(n2_config.as_deref())?;
+            Some(crate::n2::controller::prepare(n2_iface, &n2_base, file, a.mode.into(), &cfg.guard.audit_log)?)
         }
         None => None,
     };
@@ -311,7 +311,7 @@ struct Ctl {
     /// Events the between-tick event passes left for the tick (see [`Engine::events_pass`]).
     held_events: Vec<abi::Event>,
     /// `guard_n2`, attached, when `--n2-iface` was given: its controller ticks on a thread.
-    n2: Option<crate::n2ctl::runner::Prepared>,
+    n2: Option<crate::n2::controller::Prepared>,
     /// Liveness and readiness for `/healthz`, `/readyz` (and the watchdog).
     health: Arc<crate::service::Health>,
     /// The N3 pin directory (the fleet task opens its own handle on the maps).

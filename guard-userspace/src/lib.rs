@@ -29,7 +29,6 @@ pub mod manual;
 pub mod maps;
 pub mod metrics;
 pub mod n2;
-pub mod n2ctl;
 pub mod pins;
 pub mod runlock;
 pub mod service;

@@ -83,7 +83,7 @@ pub struct Metrics {
     pub last_tick: Gauge<f64, AtomicU64>,
     /// The N2 storm controller's metrics (`overload_guard_n2_*`, docs/n2.md); exported only when
     /// N2 runs ([`Metrics::for_interfaces`]).
-    pub n2: crate::n2ctl::report::N2Metrics,
+    pub n2: crate::n2::report::N2Metrics,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -137,7 +137,7 @@ impl Metrics {
             device_scan_seconds: Gauge::default(),
             device_scan_read_seconds: Gauge::default(),
             last_tick: Gauge::default(),
-            n2: crate::n2ctl::report::N2Metrics::default(),
+            n2: crate::n2::report::N2Metrics::default(),
             registry: Registry::default(),
         };
         let build: Family<BuildLabel, Gauge> = Family::default();
@@ -211,7 +211,7 @@ impl Metrics {
         );
         let mut m = m;
         if let Some(i) = n2 {
-            m.n2 = crate::n2ctl::report::N2Metrics::register(registry.sub_registry_with_label(label(i)));
+            m.n2 = crate::n2::report::N2Metrics::register(registry.sub_registry_with_label(label(i)));
         }
         Metrics { registry, ..m }
     }

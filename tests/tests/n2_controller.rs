@@ -1,6 +1,6 @@
 //! The N2 storm controller on the real data plane: InitialUEMessages from labkit's builder go
 //! through `guard_n2` (BPF_PROG_TEST_RUN), which counts them per cell and device in its maps; the
-//! controller (`guard::n2ctl::runner::N2Controller`) samples those maps with a test clock (one
+//! controller (`guard::n2::controller::N2Controller`) samples those maps with a test clock (one
 //! tick per round, no sleeping), and its responses reach an exec hook and the audit log.
 
 use std::net::Ipv4Addr;
@@ -9,11 +9,11 @@ use std::time::{Duration, SystemTime};
 
 use aya::programs::{TestRun, TestRunOptions};
 use guard::audit::{read_audit, AuditLog};
+use guard::n2::controller::{N2Controller, N2Dataplane, N2File};
+use guard::n2::engine::{n2_device_str, N2Settings, ResponseAction, LEVEL_BARRING, LEVEL_DEVICES, LEVEL_OVERLOAD};
+use guard::n2::hook::HookSpec;
+use guard::n2::report::N2Metrics;
 use guard::n2::{self, LoadOpts};
-use guard::n2ctl::hook::HookSpec;
-use guard::n2ctl::report::N2Metrics;
-use guard::n2ctl::runner::{N2Controller, N2Dataplane, N2File};
-use guard::n2ctl::{n2_device_str, N2Settings, ResponseAction, LEVEL_BARRING, LEVEL_DEVICES, LEVEL_OVERLOAD};
 use guard_common::abi_n2::N2DeviceKey;
 use labkit::assert_root;
 use labkit::bpf::{pin_to_current_cpu, PinScope, XDP_PASS};

@@ -13,10 +13,10 @@ use super::tables::{expiry, modes_json, nonzero_packets, num, packets_and_bytes,
 use crate::{
     clock::monotonic_ns,
     engine::decision::addr_str,
-    n2::N2Maps,
-    n2ctl::{
-        cell_str,
-        runner::{setup_stage_name, N2_PROTECTIONS},
+    n2::{
+        controller::{setup_stage_name, N2_PROTECTIONS},
+        engine::cell_str,
+        N2Maps,
     },
     pins::PinDir,
 };

@@ -990,7 +990,7 @@ impl Config {
             }
         }
         if let Some(p) = &g.n2_config {
-            match crate::n2ctl::runner::N2File::read(Some(p)) {
+            match crate::n2::controller::N2File::read(Some(p)) {
                 Ok(_) => {}
                 Err(e) => v.bad("guard.n2_config".into(), format!("{e:#}")),
             }

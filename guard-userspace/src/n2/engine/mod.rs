@@ -36,9 +36,6 @@
 //! learned when not hot (`Attribution::CellPattern`, docs/n2.md §4.6). The ladder then acts on
 //! those cells alone, with a pattern back-off at level 1 in place of the device list.
 
-pub mod hook;
-pub mod report;
-pub mod runner;
 pub mod setup;
 #[cfg(test)]
 mod tests;

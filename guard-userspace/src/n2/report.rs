@@ -16,7 +16,7 @@ use prometheus_client::{
 };
 use serde_json::Value;
 
-use super::{N2Status, N2Transition, Response, StormClass};
+use super::engine::{N2Status, N2Transition, Response, StormClass};
 use crate::audit::{rfc3339, Actor, AuditError, AuditLog, AuditRecord};
 use crate::metrics::{OutcomeLabel, ReasonLabel};
 

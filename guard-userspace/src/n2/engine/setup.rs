@@ -130,7 +130,7 @@ struct PeerTrack {
     last_issued_ns: u64,
 }
 
-/// The ladder; pure like the rest of `n2ctl`.
+/// The ladder; pure like the rest of `n2::engine`.
 #[derive(Debug, Default)]
 pub struct SetupLadder {
     s: SetupSettings,

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Response, RESPONSE_VERSION};
+use super::engine::{Response, RESPONSE_VERSION};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HookError {

@@ -5,7 +5,7 @@
 //! program [`guard_common::abi_n2::META_PROG_N2`], N2 schema and layout) and its own pinned link (`n2_link`).
 //! The N3 maps of the shared object are created with capacity 1 here: `guard_n2` never uses them.
 //!
-//! The controller side is [`crate::n2ctl`]: it reads `N2_PEERS` (setup evidence), `N2_CELLS` and
+//! The controller side is [`crate::n2::controller`] with [`crate::n2::engine`]: it reads `N2_PEERS` (setup evidence), `N2_CELLS` and
 //! `N2_DEVICES` (access attempts per NR-CGI / 5G-S-TMSI) for T2 detection, writes
 //! `N2_PEER_STAGES` (setup limit, strict limit, each with an expiry; `N2_ALLOW` comes from its
 //! config), and answers per-cell / per-UE storms with NGAP OVERLOAD START/STOP and barring

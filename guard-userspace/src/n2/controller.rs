@@ -25,7 +25,7 @@
 //! max_devices = 1048576
 //! [detect]                        # N2Settings, see docs/n2.md
 //! cell_ratio = 4.0
-//! [setup]                         # the per-peer INIT / COOKIE-ECHO ladder (n2ctl::setup)
+//! [setup]                         # the per-peer INIT / COOKIE-ECHO ladder (n2::engine::setup)
 //! limit_pps = 5
 //! [hook]
 //! kind = "exec"
@@ -47,10 +47,10 @@ use guard_common::abi_n2::{
 use serde::Deserialize;
 use tracing::{error, info, warn};
 
+use super::engine::setup::{PeerSample, PeerStageDecision, SetupLadder, SetupSettings};
+use super::engine::{CellSample, DeviceSample, N2Engine, N2Settings, Response};
 use super::hook::{Hook, HookSpec};
 use super::report::{audit_hook_failure, audit_response, audit_transition, N2Metrics};
-use super::setup::{PeerSample, PeerStageDecision, SetupLadder, SetupSettings};
-use super::{CellSample, DeviceSample, N2Engine, N2Settings, Response};
 use crate::audit::AuditLog;
 use crate::audit::{rfc3339, Actor, AuditRecord};
 use crate::clock::monotonic_ns;

@@ -1,0 +1,16 @@
+//! N2 / S1-MME: the `guard_n2` program and its controller, in the same roles as [`crate::n3`].
+//!
+//! - [`load`]: load, attach, pin and detach `guard_n2` (and its egress classifier); its map ABI;
+//! - [`engine`]: the pure storm engine (access attempts per cell and device in, a graduated
+//!   3GPP-native response out) and the per-peer setup ladder;
+//! - [`controller`]: the loop that samples the maps, runs the engine, applies stages and sends
+//!   responses through the [`hook`];
+//! - [`report`]: its audit lines and metrics.
+
+pub mod controller;
+pub mod engine;
+pub mod hook;
+pub mod load;
+pub mod report;
+
+pub use load::*;
