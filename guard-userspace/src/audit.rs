@@ -25,7 +25,7 @@ use guard_common::abi::{DeviceKey, Event};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::engine::{addr_str, device_key_str, Decision};
+use crate::n3::engine::{addr_str, device_key_str, Decision};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
@@ -297,7 +297,7 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{Evidence, Reason};
+    use crate::n3::engine::{Evidence, Reason};
     use guard_common::abi::Limit;
     use std::time::Duration;
 

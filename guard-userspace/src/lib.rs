@@ -14,21 +14,14 @@
 
 pub mod audit;
 pub mod batch;
-pub mod chain;
 pub mod cli;
 pub mod clock;
 pub mod config;
-pub mod controller;
-pub mod engine;
-pub mod events;
 pub mod fleet;
 pub mod hugealloc;
-pub mod loader;
-pub mod local;
-pub mod manual;
-pub mod maps;
 pub mod metrics;
 pub mod n2;
+pub mod n3;
 pub mod pins;
 pub mod runlock;
 pub mod service;

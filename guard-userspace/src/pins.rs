@@ -203,7 +203,7 @@ impl PinDir {
             return Err(PinError::Foreign { path: meta_path, found: meta.magic });
         }
         // An older schema whose maps this one only added to is re-used as it is; META is
-        // rewritten with this schema at load (`loader::load_object`).
+        // rewritten with this schema at load (`load::load_object`).
         if meta.schema_version != SCHEMA_VERSION && !abi::COMPATIBLE_SCHEMAS.contains(&meta.schema_version) {
             return Err(PinError::Schema {
                 dir: self.dir.clone(),

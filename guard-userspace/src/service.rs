@@ -128,7 +128,7 @@ impl Health {
         let mut bad = Vec::new();
         let mut good = Vec::new();
         for a in &self.attached {
-            match crate::loader::xdp_occupant(&a.iface) {
+            match crate::n3::load::xdp_occupant(&a.iface) {
                 Some(o) if o.starts_with(a.program) => good.push(format!("{}: {o}", a.iface)),
                 Some(o) => bad.push(format!("{}: XDP hook holds {o}, not {}", a.iface, a.program)),
                 None => bad.push(format!("{}: {} is not attached", a.iface, a.program)),

@@ -11,7 +11,7 @@ use std::{
     process::Command,
 };
 
-use guard::{loader, maps::N3Maps, pins::PinDir};
+use guard::{n3::load, n3::maps::N3Maps, pins::PinDir};
 use guard_common::abi::{DeviceKey, GuardConfig, STAGE_QUARANTINE};
 
 const GUARD: &str = env!("CARGO_BIN_EXE_guard");
@@ -58,8 +58,8 @@ fn scope(tag: &str) -> Scope {
     Scope { pins: PinDir::new(&base, "t"), base, dir, config, audit }
 }
 
-fn load(s: &Scope) -> loader::Loaded {
-    loader::load(&s.pins, 4096, &GuardConfig { gtpu_port: 2152, ..Default::default() }).expect("load guard_n3")
+fn load_n3(s: &Scope) -> load::Loaded {
+    load::load(&s.pins, 4096, &GuardConfig { gtpu_port: 2152, ..Default::default() }).expect("load guard_n3")
 }
 
 fn pin_cmd(s: &Scope, teid: &str) -> Command {
@@ -81,7 +81,7 @@ fn pin_cmd(s: &Scope, teid: &str) -> Command {
 #[ignore = "needs root: cargo xtask test runs it"]
 fn pins_are_private_to_root() {
     let s = scope("modes");
-    let _l = load(&s);
+    let _l = load_n3(&s);
     for d in [&s.base, &s.pins.path().to_path_buf()] {
         let m = std::fs::metadata(d).expect("stat pin dir");
         assert_eq!(m.mode() & 0o777, 0o700, "{} must be mode 0700", d.display());
@@ -104,7 +104,7 @@ fn unprivileged_user_cannot_change_a_stage() {
         return child_opens_pinned_map(Path::new(&path));
     }
     let s = scope("nobody");
-    let _l = load(&s);
+    let _l = load_n3(&s);
     let key = DeviceKey::teid(0x77);
 
     // 1. The CLI, run as nobody, refuses and changes nothing.
@@ -151,7 +151,7 @@ fn child_opens_pinned_map(path: &Path) {
 #[ignore = "needs root: cargo xtask test runs it"]
 fn operator_pins_are_audited_with_who_made_them() {
     let s = scope("audit");
-    let _l = load(&s);
+    let _l = load_n3(&s);
     let out =
         pin_cmd(&s, "0x78").env("SUDO_USER", "alice").env("SUDO_UID", "1000").output().expect("run guard device pin");
     assert!(out.status.success(), "pin failed: {}", String::from_utf8_lossy(&out.stderr));

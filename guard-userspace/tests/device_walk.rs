@@ -3,7 +3,7 @@
 //! as many slices as it takes; and a finished walk starts over.
 use std::collections::HashMap;
 
-use guard::{batch::Cursor, loader, maps::N3Maps};
+use guard::{batch::Cursor, n3::load, n3::maps::N3Maps};
 use guard_common::abi::{DeviceKey, DeviceState, GuardConfig};
 
 mod common;
@@ -14,7 +14,7 @@ use common::Pins;
 fn batched_walk_reads_every_device_once_across_slices() {
     labkit::netns::assert_root("device_walk::batched_walk_reads_every_device_once_across_slices");
     let pins = Pins::new("walk");
-    let mut l = loader::load(&pins.0, 1 << 16, &GuardConfig { gtpu_port: 2152, ..Default::default() }).expect("load");
+    let mut l = load::load(&pins.0, 1 << 16, &GuardConfig { gtpu_port: 2152, ..Default::default() }).expect("load");
     let mut maps = N3Maps::from_ebpf_ref(&mut l.ebpf).expect("maps");
     const N: u32 = 50_000;
     for i in 0..N {

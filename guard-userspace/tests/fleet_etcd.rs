@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use guard::{clock::monotonic_ns, manual::ue_device_key, maps::N3Maps, pins::PinDir};
+use guard::{clock::monotonic_ns, n3::manual::ue_device_key, n3::maps::N3Maps, pins::PinDir};
 use guard_common::abi::{StageEntry, STAGE_FLAG_MANUAL, STAGE_QUARANTINE, STAGE_STRICT};
 use labkit::lab::Lab;
 
@@ -271,7 +271,7 @@ fn a_fleet_pin_is_applied_within_2s_audited_unpinned_and_bad_values_are_skipped(
     assert_eq!(f.metric("overload_guard_fleet_pins_applied "), Some(5.0));
     // A gNB pin: a manual cap on the gNB's G-PDUs (the data plane's only gNB stage).
     f.fleet(&["pin", "--gnb", "192.0.2.10", "--stage", "quarantine", "--ttl", "10m", "--comment", "rogue gNB"]);
-    let gnb = guard::local::l3_of("192.0.2.10".parse().expect("address"));
+    let gnb = guard::n3::local::l3_of("192.0.2.10".parse().expect("address"));
     let capped = f.wait_for(Duration::from_secs(2), |f| {
         f.maps().cell_stage(&gnb).expect("cell stage read").is_some_and(|e| e.flags & STAGE_FLAG_MANUAL != 0)
     });

@@ -2,8 +2,8 @@
 //! refuses with a clear message and never misreads them; compatible pins are re-used.
 
 use guard::{
-    loader::{self, LoadError},
-    maps::N3Maps,
+    n3::load::{self, LoadError},
+    n3::maps::N3Maps,
     pins::{PinDir, PinError, PinState},
 };
 use guard_common::abi::{GuardConfig, Meta, META_PROG_N3, SCHEMA_VERSION};
@@ -31,10 +31,10 @@ fn cfg() -> GuardConfig {
 #[ignore = "needs root: cargo xtask test runs it"]
 fn compatible_pins_are_reused() {
     let p = scope("reuse");
-    let l = loader::load(&p.0, 4096, &cfg()).expect("first load");
+    let l = load::load(&p.0, 4096, &cfg()).expect("first load");
     assert_eq!(l.state, PinState::Fresh);
     drop(l);
-    let l = loader::load(&p.0, 4096, &cfg()).expect("second load");
+    let l = load::load(&p.0, 4096, &cfg()).expect("second load");
     assert_eq!(l.state, PinState::Reusable);
 }
 
@@ -51,7 +51,7 @@ fn each_pin_directory_holds_only_its_own_maps() {
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect()
     };
-    drop(loader::load(&p.0, 4096, &cfg()).expect("N3 load"));
+    drop(load::load(&p.0, 4096, &cfg()).expect("N3 load"));
     let n3 = names(p.0.path());
     assert!(n3.iter().any(|n| n == "N3_DEVICES") && n3.iter().any(|n| n == "GUARD_META"), "{n3:?}");
     assert!(!n3.iter().any(|n| n.starts_with("N2_")), "N2 maps pinned in the N3 directory: {n3:?}");
@@ -60,7 +60,7 @@ fn each_pin_directory_holds_only_its_own_maps() {
     let hints = aya::maps::MapData::from_pin(p.0.path().join("N3_HINTS")).expect("open N3_HINTS");
     hints.pin(&stray).expect("pin a stray N2_ map");
     drop(hints);
-    drop(loader::load(&p.0, 4096, &cfg()).expect("N3 reload"));
+    drop(load::load(&p.0, 4096, &cfg()).expect("N3 reload"));
     assert!(!stray.exists(), "the stray N2 pin was left");
     let n2 = guard::n2::pin_dir(&p.1, "t");
     let cfg2 = guard::n2::controller::N2Dataplane::default().config().expect("N2 config");
@@ -80,7 +80,7 @@ fn a_vlan_interface_gets_a_pin_directory() {
     let p = scope("vlan");
     let dir = PinDir::new(&p.1, "n3.100");
     assert!(dir.path().ends_with("n3:100"), "{}", dir.path().display());
-    drop(loader::load(&dir, 4096, &cfg()).expect("load with a dotted interface name"));
+    drop(load::load(&dir, 4096, &cfg()).expect("load with a dotted interface name"));
     assert!(dir.path().join("GUARD_META").exists());
     let _ = dir.purge();
 }
@@ -89,11 +89,11 @@ fn a_vlan_interface_gets_a_pin_directory() {
 #[ignore = "needs root: cargo xtask test runs it"]
 fn pins_of_another_schema_are_refused() {
     let p = scope("version");
-    drop(loader::load(&p.0, 4096, &cfg()).expect("first load"));
+    drop(load::load(&p.0, 4096, &cfg()).expect("first load"));
     let mut maps = N3Maps::open_pinned(&p.0).expect("open pins");
     maps.write_meta(&Meta { schema_version: SCHEMA_VERSION + 1, ..Meta::current(META_PROG_N3) }).expect("write META");
     drop(maps);
-    match loader::load(&p.0, 4096, &cfg()) {
+    match load::load(&p.0, 4096, &cfg()) {
         Err(LoadError::Pins(PinError::Schema { found, expected, .. })) => {
             assert_eq!((found, expected), (SCHEMA_VERSION + 1, SCHEMA_VERSION));
         }
@@ -101,7 +101,7 @@ fn pins_of_another_schema_are_refused() {
         Ok(_) => panic!("pins of another schema were accepted"),
     }
     // The message tells the operator what to do.
-    let msg = loader::load(&p.0, 4096, &cfg()).err().map(|e| e.to_string()).unwrap_or_default();
+    let msg = load::load(&p.0, 4096, &cfg()).err().map(|e| e.to_string()).unwrap_or_default();
     assert!(msg.contains("schema version") && msg.contains("--purge"), "{msg}");
 }
 
@@ -109,8 +109,8 @@ fn pins_of_another_schema_are_refused() {
 #[ignore = "needs root: cargo xtask test runs it"]
 fn pins_of_another_capacity_are_refused() {
     let p = scope("capacity");
-    drop(loader::load(&p.0, 4096, &cfg()).expect("first load"));
-    match loader::load(&p.0, 8192, &cfg()) {
+    drop(load::load(&p.0, 4096, &cfg()).expect("first load"));
+    match load::load(&p.0, 8192, &cfg()) {
         Err(LoadError::Pins(PinError::Shape { map, what, found, expected, .. })) => {
             assert_eq!((map, what, found, expected), ("N3_DEVICES", "capacity", 4096, 8192));
         }
@@ -123,11 +123,11 @@ fn pins_of_another_capacity_are_refused() {
 #[ignore = "needs root: cargo xtask test runs it"]
 fn foreign_meta_is_refused() {
     let p = scope("foreign");
-    drop(loader::load(&p.0, 4096, &cfg()).expect("first load"));
+    drop(load::load(&p.0, 4096, &cfg()).expect("first load"));
     let mut maps = N3Maps::open_pinned(&p.0).expect("open pins");
     maps.write_meta(&Meta { magic: 0x1234, ..Meta::current(META_PROG_N3) }).expect("write META");
     drop(maps);
-    assert!(matches!(loader::load(&p.0, 4096, &cfg()), Err(LoadError::Pins(PinError::Foreign { .. }))));
+    assert!(matches!(load::load(&p.0, 4096, &cfg()), Err(LoadError::Pins(PinError::Foreign { .. }))));
 }
 
 /// Schema 6 (issue 22) only added maps (`N3_NEXT`, `N3_CHAIN`) and a counter index: pins a
@@ -137,14 +137,14 @@ fn foreign_meta_is_refused() {
 #[ignore = "needs root: cargo xtask test runs it"]
 fn pins_of_schema_5_are_reused_and_the_chain_maps_added() {
     let p = scope("schema5");
-    drop(loader::load(&p.0, 4096, &cfg()).expect("first load"));
+    drop(load::load(&p.0, 4096, &cfg()).expect("first load"));
     let mut maps = N3Maps::open_pinned(&p.0).expect("open pins");
     maps.write_meta(&Meta { schema_version: 5, ..Meta::current(META_PROG_N3) }).expect("write META");
     drop(maps);
     for m in [guard_common::abi::MAP_N3_NEXT, guard_common::abi::MAP_N3_CHAIN] {
         std::fs::remove_file(p.0.map_path(m)).expect("remove a schema-6 map, as a schema-5 build never pinned it");
     }
-    let loaded = loader::load(&p.0, 4096, &cfg()).unwrap_or_else(|e| panic!("schema-5 pins refused: {e}"));
+    let loaded = load::load(&p.0, 4096, &cfg()).unwrap_or_else(|e| panic!("schema-5 pins refused: {e}"));
     assert_eq!(loaded.state, guard::pins::PinState::Reusable);
     drop(loaded);
     for m in [guard_common::abi::MAP_N3_NEXT, guard_common::abi::MAP_N3_CHAIN] {

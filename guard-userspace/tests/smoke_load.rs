@@ -1,6 +1,6 @@
 //! The embedded XDP object passes the verifier, and a frame that is not GTP-U passes untouched.
 use aya::programs::{TestRun, TestRunOptions};
-use guard::loader;
+use guard::n3::load;
 use guard_common::abi::GuardConfig;
 
 mod common;
@@ -11,7 +11,7 @@ use common::Pins;
 fn program_loads_and_passes_non_gtp() {
     labkit::netns::assert_root("smoke_load::program_loads_and_passes_non_gtp");
     let pins = Pins::new("smoke");
-    let mut l = loader::load(&pins.0, 4096, &GuardConfig { gtpu_port: 2152, ..Default::default() }).expect("load");
+    let mut l = load::load(&pins.0, 4096, &GuardConfig { gtpu_port: 2152, ..Default::default() }).expect("load");
     let frame = [0u8; 60];
     let r = l
         .program()

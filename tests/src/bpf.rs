@@ -26,8 +26,8 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use aya::programs::{TestRun, TestRunOptions};
 use guard::{
-    loader::{self, Loaded},
-    maps::N3Maps,
+    n3::load::{self, Loaded},
+    n3::maps::N3Maps,
     pins::PinDir,
 };
 use guard_common::{
@@ -54,7 +54,7 @@ pub struct PinScope {
 }
 
 impl PinScope {
-    /// `/sys/fs/bpf/og-test-<tag><unique>/t`. Nothing is created yet; [`loader::load`] does that.
+    /// `/sys/fs/bpf/og-test-<tag><unique>/t`. Nothing is created yet; [`load::load`] does that.
     pub fn new(tag: &str) -> PinScope {
         let base = PathBuf::from(format!("/sys/fs/bpf/og-test-{}", unique_name(tag)));
         let pins = PinDir::new(&base, "t");
@@ -68,7 +68,7 @@ impl PinScope {
 
 impl Drop for PinScope {
     fn drop(&mut self) {
-        if let Err(e) = loader::detach(&self.pins, true) {
+        if let Err(e) = load::detach(&self.pins, true) {
             eprintln!("labkit::bpf: could not remove pins in {}: {e}", self.pins.path().display());
         }
         if self.base.exists() {
@@ -172,7 +172,7 @@ impl Guard {
 
     /// Load into a given pin scope without touching the thread's affinity (for end-to-end tests).
     pub fn load_in(scope: PinScope, cfg: &GuardConfig, cpu: usize) -> Result<Guard> {
-        let mut loaded = loader::load(&scope.pins, TEST_MAX_DEVICES, cfg)
+        let mut loaded = load::load(&scope.pins, TEST_MAX_DEVICES, cfg)
             .with_context(|| format!("loading guard_n3 with pins in {}", scope.pins.path().display()))?;
         let maps = N3Maps::from_ebpf_ref(&mut loaded.ebpf).context("opening the N3 maps")?;
         Ok(Guard { maps, loaded, scope, cpu })

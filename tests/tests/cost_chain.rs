@@ -11,7 +11,7 @@
 
 use std::net::Ipv4Addr;
 
-use guard::chain;
+use guard::n3::chain;
 use guard_common::abi::{GuardConfig, PROT_ALL};
 use labkit::assert_root;
 use labkit::bench::{median, progs::time_run};
@@ -40,7 +40,7 @@ fn chaining_cost_per_packet() {
     let base_obj = std::env::var_os("GUARD_BASE_OBJ").map(|p| std::fs::read(&p).expect("reading GUARD_BASE_OBJ"));
     let base_scope = PinScope::new("cb");
     let mut base = base_obj.as_ref().map(|o| {
-        guard::loader::load_object(&base_scope.pins, TEST_MAX_DEVICES, &cfg, o)
+        guard::n3::load::load_object(&base_scope.pins, TEST_MAX_DEVICES, &cfg, o)
             .unwrap_or_else(|e| panic!("loading GUARD_BASE_OBJ: {e:#}"))
     });
     if let Some(b) = base.as_mut() {

@@ -11,7 +11,7 @@
 
 use std::net::Ipv4Addr;
 
-use guard::chain::{self, IntoSlot, NextState};
+use guard::n3::chain::{self, IntoSlot, NextState};
 use guard_common::abi::{GuardConfig, PROT_ALL, STAGE_QUARANTINE, STAT_CHAIN_MISS};
 use guard_common::policy::Verdict;
 use labkit::assert_root;
@@ -181,7 +181,7 @@ fn guard_inside_a_root_array_drops_before_the_upf_and_detaches_to_leave_the_root
     assert_eq!(chain::slot_prog_id(&jmp, 2).expect("slot 2"), Some(u.id()), "the UPF's slot untouched");
 
     // Detach: only the guard's slot is emptied; the root goes on to the UPF alone.
-    let d = guard::loader::detach_chained(&g.scope.pins, false, Some(&into)).expect("detach");
+    let d = guard::n3::load::detach_chained(&g.scope.pins, false, Some(&into)).expect("detach");
     assert!(d.slot, "the guard left its slot");
     assert_eq!(chain::slot_prog_id(&jmp, 1).expect("slot 1"), None);
     assert_eq!(chain::slot_prog_id(&jmp, 2).expect("slot 2"), Some(u.id()));

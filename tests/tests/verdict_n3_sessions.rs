@@ -207,7 +207,7 @@ fn pins_of_the_teid_only_schema_are_refused_saying_why() {
     old.schema_version = 4;
     g.maps.write_meta(&old).expect("write META");
     let pins = g.scope.pins.clone();
-    let err = match guard::loader::load(&pins, labkit::bpf::TEST_MAX_DEVICES, &enforce_all()) {
+    let err = match guard::n3::load::load(&pins, labkit::bpf::TEST_MAX_DEVICES, &enforce_all()) {
         Ok(_) => panic!("pins of schema 4 were reused"),
         Err(e) => e.to_string(),
     };

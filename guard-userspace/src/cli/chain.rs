@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 
 use super::Target;
-use crate::{audit::AuditLog, chain};
+use crate::{audit::AuditLog, n3::chain};
 
 #[derive(Subcommand, Debug)]
 pub enum ChainCmd {
@@ -38,7 +38,7 @@ pub struct ChainClearArgs {
 }
 
 pub fn run(c: ChainCmd) -> Result<()> {
-    crate::loader::require_root()?;
+    crate::n3::load::require_root()?;
     let (target, next) = match &c {
         ChainCmd::Set(a) => (&a.target, Some(a.next.clone())),
         ChainCmd::Clear(a) => (&a.target, None),

@@ -19,9 +19,9 @@ use crate::{
     audit::{AuditLog, OperatorAction},
     clock::monotonic_ns,
     config::Dur,
-    engine::decision::{addr_str, device_key_str},
-    local::LocalTable,
-    maps::N3Maps,
+    n3::engine::decision::{addr_str, device_key_str},
+    n3::local::LocalTable,
+    n3::maps::N3Maps,
 };
 
 #[derive(Subcommand, Debug)]
@@ -76,8 +76,8 @@ impl DeviceSel {
     pub fn key(&self, table: &LocalTable, v6_len: u32) -> Result<DeviceKey> {
         match (self.teid, self.ue) {
             (Some(t), None) => Ok(DeviceKey::fteid(local_index(table, self.local_addr)?, t)),
-            // The same key the fleet's UE pins are written with (`crate::manual`).
-            (None, Some(ip)) => crate::manual::ue_device_key(ip, v6_len)
+            // The same key the fleet's UE pins are written with (`crate::n3::manual`).
+            (None, Some(ip)) => crate::n3::manual::ue_device_key(ip, v6_len)
                 .map_err(|e| anyhow::anyhow!("{e}: name the session with --teid")),
             _ => bail!("give exactly one of --teid or --ue"),
         }
@@ -114,7 +114,7 @@ fn bound_json(d: &guard_common::abi::DeviceState, v6_len: u32) -> serde_json::Va
     })
 }
 
-/// How a device is printed for operators: its F-TEID with the address (`crate::local`), or its
+/// How a device is printed for operators: its F-TEID with the address (`crate::n3::local`), or its
 /// UE address.
 pub fn device_name(table: &LocalTable, key: &DeviceKey) -> String {
     match key.as_fteid() {
@@ -178,7 +178,7 @@ pub struct ReleaseArgs {
 }
 
 pub fn run(cmd: DeviceCmd) -> Result<()> {
-    crate::loader::require_root()?;
+    crate::n3::load::require_root()?;
     match cmd {
         DeviceCmd::Show { target, device, json } => show(&target, &device, json),
         DeviceCmd::Pin(a) => pin(a),
@@ -288,7 +288,7 @@ fn stage_words(v: &serde_json::Value) -> String {
     out
 }
 
-pub use crate::engine::decision::stage_name;
+pub use crate::n3::engine::decision::stage_name;
 
 pub fn stage_json(s: &StageEntry, now: u64) -> serde_json::Value {
     let l = Limit { interval_ns: s.interval_ns, tau_ns: s.tau_ns };
@@ -301,10 +301,10 @@ pub fn stage_json(s: &StageEntry, now: u64) -> serde_json::Value {
         "burst": l.burst(),
         "expires_in_s": s.expires_ns.saturating_sub(now) as f64 / 1e9,
         "expired": s.expires_ns <= now,
-        "reason": if crate::manual::is_fleet_entry(s) {
+        "reason": if crate::n3::manual::is_fleet_entry(s) {
             "fleet"
         } else {
-            crate::engine::decision::Reason::from_code(s.reason).map(|r| r.name()).unwrap_or("operator")
+            crate::n3::engine::decision::Reason::from_code(s.reason).map(|r| r.name()).unwrap_or("operator")
         },
     })
 }
@@ -356,7 +356,7 @@ fn pin(a: PinArgs) -> Result<()> {
 /// An operator's entry (pin or release): `STAGE_FLAG_MANUAL`, which the controller never changes.
 /// The fleet's pins are written through the same function.
 fn manual_entry(stage: u32, limit: Limit, now: u64, ttl_ns: u64) -> StageEntry {
-    crate::manual::manual_entry(stage, limit, now, ttl_ns)
+    crate::n3::manual::manual_entry(stage, limit, now, ttl_ns)
 }
 
 fn release(a: ReleaseArgs) -> Result<()> {
@@ -397,7 +397,8 @@ fn unpin(target: &Target, sel: &DeviceSel, comment: &str) -> Result<()> {
         return Ok(());
     };
     if entry.flags & STAGE_FLAG_MANUAL == 0 {
-        let reason = crate::engine::decision::Reason::from_code(entry.reason).map(|r| r.name()).unwrap_or("unknown");
+        let reason =
+            crate::n3::engine::decision::Reason::from_code(entry.reason).map(|r| r.name()).unwrap_or("unknown");
         bail!(
             "{} is at stage {} ({}) set by the controller (reason: {reason}), not by an operator: unpin removes \
              operator pins only, and the controller would stage it again. To overrule it: guard device release \

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::{config::Config, loader::ModeRequest, pins::PinDir};
+use crate::{config::Config, n3::load::ModeRequest, pins::PinDir};
 
 const LONG_ABOUT: &str = "\
 An XDP overload guard for the N3 (GTP-U) interface of a 5G UPF or gateway host.
@@ -375,17 +375,17 @@ fn detach(a: DetachArgs) -> Result<()> {
         crate::n2::detach(&pins, a.purge).context("detaching guard_n2")?
     } else {
         let into = match cfg.attach.into.as_deref() {
-            Some(i) => Some(crate::chain::IntoSlot::parse(i).map_err(anyhow::Error::msg).context("[attach] into")?),
+            Some(i) => Some(crate::n3::chain::IntoSlot::parse(i).map_err(anyhow::Error::msg).context("[attach] into")?),
             None => None,
         };
-        if into.is_none() && pins.path().join(crate::chain::PROG_PIN).exists() {
+        if into.is_none() && pins.path().join(crate::n3::chain::PROG_PIN).exists() {
             anyhow::bail!(
                 "the guard for {iface} sits in another root's program array ({} exists) but the config names none: \
                  give the config with its [attach] into (--config), so only the guard's slot is emptied",
-                pins.path().join(crate::chain::PROG_PIN).display()
+                pins.path().join(crate::n3::chain::PROG_PIN).display()
             );
         }
-        let d = crate::loader::detach_chained(&pins, a.purge, into.as_ref()).context("detaching")?;
+        let d = crate::n3::load::detach_chained(&pins, a.purge, into.as_ref()).context("detaching")?;
         if let (Some(i), true) = (&into, d.slot) {
             println!(
                 "{iface}: guard_n3 left slot {} of {}; the root program goes on without it",
@@ -440,7 +440,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         enter_netns(ns)?;
     }
     match cli.cmd {
-        Cmd::Run(a) => crate::controller::run_command(a),
+        Cmd::Run(a) => crate::n3::controller::run_command(a),
         Cmd::Status(a) => status::status(a),
         Cmd::Top(a) => status::top(a),
         Cmd::Device(d) => device::run(d),
@@ -553,7 +553,7 @@ mod tests {
     /// Each cause once, on its own line, then a hint (issue 25 item 6).
     #[test]
     fn errors_say_each_cause_once_with_a_hint() {
-        let inner = crate::maps::MapsError::Missing("GUARD_META");
+        let inner = crate::n3::maps::MapsError::Missing("GUARD_META");
         let e = anyhow::Error::new(inner).context("opening the guard's pinned maps in /sys/fs/bpf/x");
         // A context that quotes its source (`{e:#}`), as a wrapped error would.
         let quoted = format!("{e:#}");

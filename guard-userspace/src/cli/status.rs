@@ -14,8 +14,8 @@ use super::{
 };
 use crate::{
     clock::monotonic_ns,
-    engine::decision::{addr_str, device_key_str},
-    maps::N3Maps,
+    n3::engine::decision::{addr_str, device_key_str},
+    n3::maps::N3Maps,
     pins::PinDir,
 };
 
@@ -48,7 +48,7 @@ pub struct TopArgs {
 }
 
 fn open(target: &Target) -> Result<(crate::pins::PinDir, N3Maps)> {
-    crate::loader::require_root()?;
+    crate::n3::load::require_root()?;
     let cfg = target.load_config()?;
     let pins = target.pins(&cfg)?;
     let maps = N3Maps::open_pinned(&pins)
@@ -131,7 +131,7 @@ pub fn status_json(pins: &crate::pins::PinDir, maps: &N3Maps) -> Result<serde_js
 /// The chaining state (`[attach]`, docs/operations.md "Sharing the NIC with an XDP UPF"): the
 /// next program as `N3_CHAIN` names it and what its slot holds, and the slot the guard sits in.
 fn chain_json(pins: &crate::pins::PinDir, cfg: &crate::config::Config, v: &serde_json::Value) -> serde_json::Value {
-    use crate::chain;
+    use crate::n3::chain;
     let next = chain::read_config(pins).ok().and_then(|c| chain::next_path(&c));
     let slot = chain::slot_prog_id(&pins.map_path(guard_common::abi::MAP_N3_NEXT), 0).ok().flatten();
     let state = match (&next, chain::resolve_quiet(next.as_deref())) {
@@ -279,7 +279,7 @@ fn targets(a: &StatusArgs, cfg: &crate::config::Config) -> Result<(Option<PinDir
 }
 
 pub fn status(a: StatusArgs) -> Result<()> {
-    crate::loader::require_root()?;
+    crate::n3::load::require_root()?;
     let cfg = a.target.load_config()?;
     let (n3, n2) = targets(&a, &cfg)?;
     let n3 = match n3 {

@@ -12,12 +12,12 @@ use serde_json::{json, Value};
 use super::tables::{expiry, modes_json, nonzero_packets, num, packets_and_bytes, print_counts, print_modes};
 use crate::{
     clock::monotonic_ns,
-    engine::decision::addr_str,
     n2::{
         controller::{setup_stage_name, N2_PROTECTIONS},
         engine::cell_str,
         N2Maps,
     },
+    n3::engine::decision::addr_str,
     pins::PinDir,
 };
 

@@ -1,5 +1,5 @@
 //! `guard upgrade`: swap the XDP program behind the pinned link for a new one, atomically, against
-//! the same pinned maps. See `loader::Loaded::upgrade`.
+//! the same pinned maps. See `load::Loaded::upgrade`.
 
 use std::{path::PathBuf, time::SystemTime};
 
@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 
 use super::Target;
-use crate::{audit::AuditLog, loader};
+use crate::{audit::AuditLog, n3::load};
 
 #[derive(Args, Debug)]
 pub struct UpgradeArgs {
@@ -20,7 +20,7 @@ pub struct UpgradeArgs {
 }
 
 pub fn run(a: UpgradeArgs) -> Result<()> {
-    loader::require_root()?;
+    load::require_root()?;
     let cfg = a.target.load_config()?;
     let pins = a.target.pins(&cfg)?;
     let iface = a.target.iface(&cfg)?;
@@ -30,18 +30,18 @@ pub fn run(a: UpgradeArgs) -> Result<()> {
             bytes = std::fs::read(p).with_context(|| format!("reading the BPF object {}", p.display()))?;
             (&bytes, p.display().to_string())
         }
-        None => (loader::object(), "built into this guard binary".to_owned()),
+        None => (load::object(), "built into this guard binary".to_owned()),
     };
     let into = match cfg.attach.into.as_deref() {
-        Some(i) => Some(crate::chain::IntoSlot::parse(i).map_err(anyhow::Error::msg).context("[attach] into")?),
+        Some(i) => Some(crate::n3::chain::IntoSlot::parse(i).map_err(anyhow::Error::msg).context("[attach] into")?),
         None => None,
     };
     // Refuse before loading anything when the guard is not attached: an upgrade never attaches.
     if into.is_none() && !pins.link_path().exists() {
-        return Err(loader::LoadError::NotAttached(pins.link_path()).into());
+        return Err(load::LoadError::NotAttached(pins.link_path()).into());
     }
-    let dp = cfg.dataplane(crate::controller::num_cpus());
-    let mut loaded = loader::load_object(&pins, cfg.guard.max_devices, &dp, obj)
+    let dp = cfg.dataplane(crate::n3::controller::num_cpus());
+    let mut loaded = load::load_object(&pins, cfg.guard.max_devices, &dp, obj)
         .with_context(|| format!("loading the new program for {iface} (nothing changed; the old one stays)"))?;
     // Audit before the switch, as for operator pins: no untracked change.
     let audit = AuditLog::open(&cfg.guard.audit_log)

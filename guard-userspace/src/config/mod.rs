@@ -1032,7 +1032,7 @@ impl Config {
             );
         }
         if let Some(i) = &a.into {
-            match crate::chain::IntoSlot::parse(i) {
+            match crate::n3::chain::IntoSlot::parse(i) {
                 Ok(into) => {
                     if a.next.as_deref() == Some(into.array.as_path()) {
                         v.bad("attach.into".into(), "names the same pin as attach.next".into());

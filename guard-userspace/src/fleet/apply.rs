@@ -1,5 +1,5 @@
 //! Fleet pins into this host's data plane. Device pins are written exactly as `guard device pin`
-//! writes them ([`crate::manual`]: the same key, a `STAGE_FLAG_MANUAL` entry the controller never
+//! writes them ([`crate::n3::manual`]: the same key, a `STAGE_FLAG_MANUAL` entry the controller never
 //! overrides), gNB pins as a manual cap in `N3_CELL_STAGES`. Each application, refusal and removal
 //! is audited with the pin's author.
 //!
@@ -21,10 +21,10 @@ use super::unix_ms;
 use crate::audit::{rfc3339, Actor, AuditLog, AuditRecord};
 use crate::clock::monotonic_ns;
 use crate::config::LadderSection;
-use crate::manual::{
+use crate::n3::manual::{
     fleet_entry, is_fleet_cell, is_fleet_entry, manual_cell_entry, require_ue_keys, CELL_FLAG_FLEET, GNB_QUARANTINE,
 };
-use crate::maps::N3Maps;
+use crate::n3::maps::N3Maps;
 
 /// What this member wrote for one pin (so that it removes only its own entries).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -237,7 +237,7 @@ impl Applier {
                     Limit::per_second(pps, value.burst.unwrap_or(pps))
                 }
             };
-            let key = crate::local::l3_of(*a);
+            let key = crate::n3::local::l3_of(*a);
             let mut entry = manual_cell_entry(limit, now, ttl_ns);
             entry.flags |= CELL_FLAG_FLEET;
             return match self.maps.set_cell_stage(&key, &entry) {

@@ -4,7 +4,7 @@
 //! - [`pins`]: keys and JSON values, their bounds and checks (pure);
 //! - [`client`]: the etcd connection from `[fleet]` (TLS unless `insecure`);
 //! - [`apply`]: a pin into this host's data plane, through the same code path as
-//!   `guard device pin` ([`crate::manual`]), audited with the pin's author;
+//!   `guard device pin` ([`crate::n3::manual`]), audited with the pin's author;
 //! - [`status`]: what the member reports: metrics and the `/readyz` detail line;
 //! - [`sync`]: the member's task: list, then watch; on loss of etcd keep what it has and catch up.
 //!

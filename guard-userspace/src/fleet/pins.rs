@@ -15,7 +15,7 @@ use guard_common::abi::DeviceKey;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Prefix;
-use crate::manual::{ue_device_key, v6_prefix_key, ManualError};
+use crate::n3::manual::{ue_device_key, v6_prefix_key, ManualError};
 
 /// The root of every fleet's keys.
 pub const ROOT: &str = "/overload-guard/";

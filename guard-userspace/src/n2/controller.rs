@@ -54,8 +54,8 @@ use super::report::{audit_hook_failure, audit_response, audit_transition, N2Metr
 use crate::audit::AuditLog;
 use crate::audit::{rfc3339, Actor, AuditRecord};
 use crate::clock::monotonic_ns;
-use crate::loader::ModeRequest;
 use crate::n2::{self, LoadOpts, N2Loaded, N2Maps};
+use crate::n3::load::ModeRequest;
 use guard_common::abi::STAGE_FLAG_MANUAL;
 
 /// The `--n2-config` file.
@@ -308,13 +308,13 @@ impl N2Controller {
                 PeerStageDecision::Release { peer } => (*peer, false, maps.clear_peer_stage(peer).map(|_| ())),
             };
             if let Err(e) = result {
-                error!(error = %e, peer = %crate::engine::addr_str(&peer), "N2: writing N2_PEER_STAGES failed");
+                error!(error = %e, peer = %crate::n3::engine::addr_str(&peer), "N2: writing N2_PEER_STAGES failed");
                 continue;
             }
             if refresh {
                 continue;
             }
-            let who = crate::engine::addr_str(&peer);
+            let who = crate::n3::engine::addr_str(&peer);
             match &d {
                 PeerStageDecision::Set { stage, limit_pps, burst, ttl_ns, over_limit, dropped, .. } => info!(
                     peer = %who,
@@ -342,7 +342,7 @@ impl N2Controller {
                     PeerStageDecision::Release { .. } => "n2_release_peer_stage",
                 }
                 .to_owned(),
-                target: format!("peer:{}", crate::engine::addr_str(&peer)),
+                target: format!("peer:{}", crate::n3::engine::addr_str(&peer)),
                 reason: "setup_flood".to_owned(),
                 evidence,
                 detail: serde_json::to_value(&d).unwrap_or_default(),

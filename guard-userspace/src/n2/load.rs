@@ -1,6 +1,6 @@
 //! Load, attach and read the N2/S1-MME program `guard_n2` (SCTP: NGAP / S1AP).
 //!
-//! Same object as N3 ([`crate::loader::object`]), its own pin directory
+//! Same object as N3 ([`crate::n3::load::object`]), its own pin directory
 //! (`<base>/n2/<iface>`, see [`pin_dir`]) with its own `GUARD_META` record ([`guard_common::abi_n2::n2_meta`]:
 //! program [`guard_common::abi_n2::META_PROG_N2`], N2 schema and layout) and its own pinned link (`n2_link`).
 //! The N3 maps of the shared object are created with capacity 1 here: `guard_n2` never uses them.
@@ -30,8 +30,8 @@ use guard_common::{
 };
 
 use crate::{
-    loader::{object, require_interface, Attachment, LoadError, ModeRequest},
-    maps::MapsError,
+    n3::load::{object, require_interface, Attachment, LoadError, ModeRequest},
+    n3::maps::MapsError,
     pins::{MapSpec, PinDir, PinError, PinState},
 };
 
@@ -205,7 +205,7 @@ impl N2Loaded {
     }
 
     /// Attach to `iface` through a pinned link (re-used in place when one exists), as
-    /// `loader::Loaded::attach` does for N3.
+    /// `load::Loaded::attach` does for N3.
     pub fn attach(&mut self, iface: &str, mode: ModeRequest) -> Result<Attachment, LoadError> {
         require_interface(iface)?;
         let lp = link_path(&self.pins);
@@ -215,7 +215,7 @@ impl N2Loaded {
             }
             let _ = std::fs::remove_file(&lp);
         }
-        if let Some(occupant) = crate::loader::xdp_occupant(iface) {
+        if let Some(occupant) = crate::n3::load::xdp_occupant(iface) {
             return Err(LoadError::Occupied { iface: iface.to_owned(), occupant });
         }
         let prog = self.program()?;
@@ -239,7 +239,7 @@ impl N2Loaded {
     }
 
     fn reuse_link(&mut self, lp: &Path) -> Result<(), LoadError> {
-        crate::loader::update_pinned_link(self.program()?, lp)
+        crate::n3::load::update_pinned_link(self.program()?, lp)
     }
 
     /// Load `guard_n2_egress` and attach it to `iface`'s egress through a pinned TCX link
@@ -440,7 +440,7 @@ impl N2Maps {
     }
 
     pub fn peers(&self) -> Vec<(L3Addr, N2PeerState)> {
-        crate::maps::whole(&self.peers)
+        crate::n3::maps::whole(&self.peers)
     }
 
     pub fn peer_stage(&self, peer: &L3Addr) -> Result<Option<StageEntry>, MapsError> {
@@ -461,12 +461,12 @@ impl N2Maps {
 
     /// Every peer's setup stage (`N2_PEER_STAGES`).
     pub fn peer_stages(&self) -> Vec<(L3Addr, StageEntry)> {
-        crate::maps::whole(&self.peer_stages)
+        crate::n3::maps::whole(&self.peer_stages)
     }
 
     /// The allow-listed peers (`N2_ALLOW`).
     pub fn allowed(&self) -> Vec<L3Addr> {
-        crate::maps::whole(&self.allow).into_iter().map(|(a, _)| a).collect()
+        crate::n3::maps::whole(&self.allow).into_iter().map(|(a, _)| a).collect()
     }
 
     pub fn allow_peer(&mut self, peer: &L3Addr) -> Result<(), MapsError> {
@@ -483,7 +483,7 @@ impl N2Maps {
 
     /// Association ports the egress classifier has seen (`N2_ASSOC`).
     pub fn assoc_ports(&self) -> Vec<(N2PortKey, N2AssocState)> {
-        crate::maps::whole(&self.assoc)
+        crate::n3::maps::whole(&self.assoc)
     }
 
     pub fn assoc_port(&self, key: &N2PortKey) -> Result<Option<N2AssocState>, MapsError> {
@@ -492,7 +492,7 @@ impl N2Maps {
 
     /// Other addresses of multi-homed peers and their primary (`N2_ALIAS`).
     pub fn aliases(&self) -> Vec<(L3Addr, L3Addr)> {
-        crate::maps::whole(&self.alias)
+        crate::n3::maps::whole(&self.alias)
     }
 
     pub fn cookie_issued(&self, key: &N2TagKey) -> Result<Option<u64>, MapsError> {
@@ -504,7 +504,7 @@ impl N2Maps {
     }
 
     pub fn cells(&self) -> Vec<(N2CellKey, N2CellState)> {
-        crate::maps::whole(&self.cells)
+        crate::n3::maps::whole(&self.cells)
     }
 
     pub fn device(&self, key: &N2DeviceKey) -> Result<Option<N2DeviceState>, MapsError> {
@@ -513,7 +513,7 @@ impl N2Maps {
 
     /// The whole device map, read in batches (see [`crate::batch`]).
     pub fn devices(&self) -> Vec<(N2DeviceKey, N2DeviceState)> {
-        crate::maps::whole(&self.devices)
+        crate::n3::maps::whole(&self.devices)
     }
 }
 

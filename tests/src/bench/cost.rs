@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use aya::programs::Xdp;
-use guard::{loader, maps::N3Maps, n2};
+use guard::{n2, n3::load, n3::maps::N3Maps};
 use guard_common::{
     abi::{DeviceKey, GuardConfig, Limit, STAGE_QUARANTINE, STAGE_SHAPE},
     abi_n2::{N2Config, N2_PROT_ALL, N2_PROT_ALLOWLIST, NGAP_PORT, S1AP_PORT},
@@ -111,7 +111,7 @@ fn cases() -> Vec<Case> {
 /// The guard under test (N3, and N2 if it loads) with the reference programs.
 struct Progs {
     refs: RefProgs,
-    n3: loader::Loaded,
+    n3: load::Loaded,
     n2: Option<(n2::N2Loaded, n2::N2Maps)>,
 }
 
@@ -384,7 +384,7 @@ fn explain(p: &OpPrices, path: &PathOps, measured: f64, parse: f64) -> Vec<Strin
 pub fn cost_part(default: &GuardConfig, rounds: usize, quick: bool) -> Result<(Vec<Table>, Vec<Vec<String>>)> {
     let scope = PinScope::new("bcst");
     let within = within_profile_config(default);
-    let mut n3 = loader::load(&scope.pins, 4096, &within)
+    let mut n3 = load::load(&scope.pins, 4096, &within)
         .with_context(|| format!("loading guard_n3, pins in {}", scope.pins.path().display()))?;
     let mut maps = N3Maps::from_ebpf_ref(&mut n3.ebpf).context("opening the N3 maps")?;
     let n2_scope = PinScope::new("bcn2");

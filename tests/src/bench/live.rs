@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use aya::programs::{TestRun, TestRunAttrs, TestRunOptions, XdpMode};
-use guard::loader::{self, ModeRequest};
+use guard::n3::load::{self, ModeRequest};
 use guard_common::abi::{DeviceKey, GuardConfig, STAGE_QUARANTINE, STAGE_SHAPE};
 
 use crate::bench::progs::{RefProgs, DROP, LIVE_SENDER};
@@ -196,7 +196,7 @@ impl Live {
 
     fn detach_guard(&mut self) -> Result<()> {
         if self.guard_attached {
-            loader::detach(&self.guard.scope.pins, false).context("detaching guard_n3")?;
+            load::detach(&self.guard.scope.pins, false).context("detaching guard_n3")?;
             self.guard_attached = false;
         }
         Ok(())
@@ -362,7 +362,7 @@ impl Live {
 
 impl Drop for Live {
     fn drop(&mut self) {
-        let _ = loader::detach(&self.guard.scope.pins, false);
+        let _ = load::detach(&self.guard.scope.pins, false);
     }
 }
 

@@ -1,6 +1,6 @@
 //! The reference programs and BPF_PROG_TEST_RUN timing.
 //!
-//! `guard::loader::load` only loads `guard_n3`. The reference programs (`guard-ebpf/src/baseline.rs`:
+//! `guard::n3::load::load` only loads `guard_n3`. The reference programs (`guard-ebpf/src/baseline.rs`:
 //! `xdp_baseline`, `xdp_floor`, `xdp_floor_lru`, `xdp_parse_only` and the `xdp_op_*` operation
 //! probes) live in the same object; [`RefProgs`] loads that object a second time with
 //! [`aya::EbpfLoader`], its pinned maps in a unique bpffs directory that is purged on drop, the
@@ -15,7 +15,7 @@ use aya::{
     programs::{TestRun, TestRunOptions, Xdp},
     Ebpf, EbpfLoader,
 };
-use guard::loader;
+use guard::n3::load;
 use guard_common::abi;
 
 use crate::bpf::PinScope;
@@ -128,7 +128,7 @@ impl RefProgs {
             .map_max_entries(abi::MAP_N3_CELL_STAGES, 1024)
             .map_max_entries(MAP_FLOOR, floor_capacity.max(64))
             .map_max_entries(MAP_FLOOR_LRU, floor_capacity.max(64))
-            .load(loader::object())
+            .load(load::object())
             .context("loading the guard's BPF object for the reference programs")?;
         for name in ALL {
             let p: &mut Xdp = ebpf

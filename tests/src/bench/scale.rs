@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use aya::programs::{TestRun, TestRunOptions};
-use guard::{loader, maps::N3Maps, pins::PinDir};
+use guard::{n3::load, n3::maps::N3Maps, pins::PinDir};
 use guard_common::abi::{self, DeviceKey, DeviceState, GuardConfig, STAGE_QUARANTINE};
 use guard_common::policy::Verdict;
 
@@ -61,7 +61,7 @@ fn fill(maps: &mut N3Maps, base: u32, n: u32) -> Result<f64> {
 /// TEIDs) and the guard, interleaved.
 fn cycle3(
     refs: &mut RefProgs,
-    guard: &mut loader::Loaded,
+    guard: &mut load::Loaded,
     frames: &[Vec<u8>],
     floor: bool,
     rounds: usize,
@@ -98,11 +98,11 @@ fn map_scale(
     sample: u32,
     refs: &mut RefProgs,
     floor: bool,
-) -> Result<(MapScale, loader::Loaded, N3Maps, PinScope)> {
+) -> Result<(MapScale, load::Loaded, N3Maps, PinScope)> {
     let scope = PinScope::new("bsca");
     let before: Vec<u32> = sys::process_maps()?.into_keys().collect();
-    let mut loaded = loader::load(&scope.pins, n, cfg)
-        .with_context(|| format!("loading guard_n3 with N3_DEVICES of {n} entries"))?;
+    let mut loaded =
+        load::load(&scope.pins, n, cfg).with_context(|| format!("loading guard_n3 with N3_DEVICES of {n} entries"))?;
     let mut maps = N3Maps::from_ebpf_ref(&mut loaded.ebpf).context("opening the N3 maps")?;
     println!("bench: part 3: filling N3_DEVICES with {n} devices");
     let fill_s = fill(&mut maps, FILL_BASE, n)?;
@@ -225,7 +225,7 @@ fn verdict_counts(maps: &N3Maps) -> Result<Vec<u64>> {
 /// `flood_n` never-seen TEIDs from four gNBs against a full map of `have` devices, with 10,000
 /// known devices sending in between (one of their packets per 1,000 spoofed) and 100 staged ones.
 fn spoof_flood(
-    loaded: &mut loader::Loaded,
+    loaded: &mut load::Loaded,
     maps: &mut N3Maps,
     have: u32,
     flood_n: u32,
@@ -332,7 +332,7 @@ struct CtlPins {
 
 impl Drop for CtlPins {
     fn drop(&mut self) {
-        let _ = loader::detach(&self.pins, true);
+        let _ = load::detach(&self.pins, true);
         let _ = std::fs::remove_dir(&self.base);
     }
 }
@@ -445,7 +445,7 @@ fn controller(cfg: &GuardConfig, quick: bool) -> Result<(Table, Vec<Vec<String>>
     lab.core.ip(&["link", "set", "lo", "up"])?;
     let base = PathBuf::from(format!("/sys/fs/bpf/og-test-{}", crate::netns::unique_name("bctl")));
     let cp = CtlPins { pins: PinDir::new(&base, lab.core_ifname()), base };
-    let mut loaded = loader::load(&cp.pins, n, cfg).context("loading guard_n3 with 1M devices")?;
+    let mut loaded = load::load(&cp.pins, n, cfg).context("loading guard_n3 with 1M devices")?;
     let mut maps = N3Maps::from_ebpf_ref(&mut loaded.ebpf)?;
     let fill_s = fill(&mut maps, FILL_BASE, n)?;
     let offenders: Vec<u32> = (0..n_off).map(|i| FILL_BASE + i * 100).collect();
@@ -641,7 +641,7 @@ fn controller(cfg: &GuardConfig, quick: bool) -> Result<(Table, Vec<Vec<String>>
     let passes = updater.join().map_err(|_| anyhow::anyhow!("the updater thread panicked"))??;
     gp.stop();
     drop(gp);
-    let _ = loader::detach(&cp.pins, false);
+    let _ = load::detach(&cp.pins, false);
     // BENCH_KEEP_CTL_DIR=1 keeps the run's config, log and audit trail for a look afterwards.
     if std::env::var_os("BENCH_KEEP_CTL_DIR").is_none() {
         let _ = std::fs::remove_dir_all(&dir);

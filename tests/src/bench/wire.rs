@@ -25,7 +25,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
-use guard::loader::{self, ModeRequest};
+use guard::n3::load::{self, ModeRequest};
 use guard_common::abi::{DeviceKey, GuardConfig, STAGE_SHAPE};
 
 use crate::bench::{num, pps, ratio, sys, Table};
@@ -206,7 +206,7 @@ impl Wire {
     /// Detach the guard; returns how it was attached.
     fn detach(&mut self) -> Result<Option<String>> {
         if self.attached.is_some() {
-            loader::detach(&self.guard.scope.pins, false).context("detaching guard_n3")?;
+            load::detach(&self.guard.scope.pins, false).context("detaching guard_n3")?;
         }
         Ok(self.attached.take())
     }
@@ -289,7 +289,7 @@ impl Wire {
 impl Drop for Wire {
     fn drop(&mut self) {
         // Whatever a failed run left behind; the namespaces (and nft tables in them) go with the lab.
-        let _ = loader::detach(&self.guard.scope.pins, false);
+        let _ = load::detach(&self.guard.scope.pins, false);
         let _ = sys::clear_affinity();
     }
 }

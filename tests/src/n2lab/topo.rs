@@ -188,7 +188,7 @@ impl Drop for N2Topo {
             eprintln!("lab_n2: could not remove N2 pins: {e}");
         }
         let n3 = guard::pins::PinDir::new(&self.pin_base, self.lab.core_ifname());
-        if let Err(e) = guard::loader::detach(&n3, true) {
+        if let Err(e) = guard::n3::load::detach(&n3, true) {
             eprintln!("lab_n2: could not remove N3 pins: {e}");
         }
         for d in [self.pin_base.join("n2"), self.pin_base.clone()] {

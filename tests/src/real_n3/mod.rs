@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, Context, Result};
-use guard::maps::N3Maps;
+use guard::n3::maps::N3Maps;
 use guard_common::abi::{self, CELL_STAGE_CAP, STAGE_FLAG_EXEMPT};
 use serde::Serialize;
 

@@ -3,7 +3,7 @@
 //! DESIGN §1: a regional registration storm from infected devices, told apart from a natural
 //! flash crowd.
 //!
-//! Pure and deterministic like [`crate::engine`]: no I/O, no clock; every call takes `now_ns`
+//! Pure and deterministic like [`crate::n3::engine`]: no I/O, no clock; every call takes `now_ns`
 //! (CLOCK_MONOTONIC). The caller samples the maps, calls [`N2Engine::tick`], sends each returned
 //! [`Response`] through the [`hook`] and writes it (and each [`N2Transition`]) to the audit log.
 //!
@@ -49,7 +49,7 @@ use guard_common::abi_n2::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::engine::addr_str;
+use crate::n3::engine::addr_str;
 
 /// Version of the [`Response`] JSON (the hook payload). Bump on any incompatible change.
 pub const RESPONSE_VERSION: u32 = 1;

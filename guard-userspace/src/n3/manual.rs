@@ -27,7 +27,7 @@ pub enum ManualError {
 /// (`antispoof_v6_prefix`; 0 means 64), any of whose addresses names it.
 pub fn ue_device_key(ip: IpAddr, v6_len: u32) -> Result<DeviceKey, ManualError> {
     let cfg = guard_common::abi::GuardConfig { antispoof_v6_prefix: v6_len, ..Default::default() };
-    let a = crate::local::l3_of(ip);
+    let a = crate::n3::local::l3_of(ip);
     match ue_key_of(&cfg, &a) {
         UeKey::V4 => DeviceKey::ue(&a).ok_or(ManualError::NotAUe(ip)),
         UeKey::V6Prefix(p) => Ok(v6_prefix_key(p)),

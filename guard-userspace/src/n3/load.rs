@@ -11,8 +11,8 @@ use guard_common::abi::{self, GuardConfig, Meta, META_PROG_N3};
 use tracing::{info, warn};
 
 use crate::{
-    chain::{self, ChainError, IntoSlot},
-    maps::{MapsError, N3Maps},
+    n3::chain::{self, ChainError, IntoSlot},
+    n3::maps::{MapsError, N3Maps},
     pins::{PinDir, PinError, PinState},
 };
 

@@ -37,11 +37,11 @@ use crate::{
     cli::RunArgs,
     clock::monotonic_ns,
     config::Config,
-    engine::{decision::Decision, CurrentStage, DeviceSample, Engine, Pass},
-    events::EventPump,
-    loader,
-    maps::N3Maps,
     metrics::{Metrics, TOP_CELLS},
+    n3::engine::{decision::Decision, CurrentStage, DeviceSample, Engine, Pass},
+    n3::events::EventPump,
+    n3::load,
+    n3::maps::N3Maps,
     runlock::Resource,
 };
 
@@ -60,10 +60,10 @@ pub const WALK_SHARE: f64 = 0.02;
 const WALK_STEP: usize = 16_384;
 
 pub fn run_command(a: RunArgs) -> Result<()> {
-    loader::require_root()?;
+    load::require_root()?;
     let cfg = a.target.load_config()?;
     let iface = a.target.iface(&cfg)?;
-    loader::require_interface(&iface)?;
+    load::require_interface(&iface)?;
     let pins = a.target.pins(&cfg)?;
     // One controller per interface and pin directory, taken before anything is touched; held
     // until this process exits (the kernel releases it even on SIGKILL).
@@ -75,7 +75,7 @@ pub fn run_command(a: RunArgs) -> Result<()> {
         anyhow::bail!("an N2 config is given but no N2 interface: set --n2-iface or [guard] n2_interface");
     }
     if let Some(i) = &n2_iface {
-        loader::require_interface(i)?;
+        load::require_interface(i)?;
     }
     let n2_pins = n2_iface.as_deref().map(|i| crate::n2::pin_dir(&n2_base, i));
     let mut locks = vec![Resource::Interface(&iface), Resource::Pins(pins.path())];
@@ -87,7 +87,7 @@ pub fn run_command(a: RunArgs) -> Result<()> {
     let ncpus = num_cpus();
     let dp = cfg.dataplane(ncpus);
     let mut loaded =
-        loader::load(&pins, cfg.guard.max_devices, &dp).with_context(|| format!("loading the guard for {iface}"))?;
+        load::load(&pins, cfg.guard.max_devices, &dp).with_context(|| format!("loading the guard for {iface}"))?;
     match loaded.state {
         crate::pins::PinState::Fresh => info!(pins = %pins.path().display(), "no earlier state: starting fresh"),
         crate::pins::PinState::Reusable => {
@@ -100,13 +100,14 @@ pub fn run_command(a: RunArgs) -> Result<()> {
     sync_tables(&mut N3Maps::from_ebpf_ref(&mut loaded.ebpf)?, &cfg)
         .with_context(|| format!("writing the N3 addresses and framed routes of {iface}"))?;
     let into = match cfg.attach.into.as_deref() {
-        Some(i) => Some(crate::chain::IntoSlot::parse(i).map_err(anyhow::Error::msg).context("[attach] into")?),
+        Some(i) => Some(crate::n3::chain::IntoSlot::parse(i).map_err(anyhow::Error::msg).context("[attach] into")?),
         None => None,
     };
     // `[attach] next` before the program sees a packet; a next program set with `guard chain
     // set` and not in the file is kept (N3_CHAIN is pinned).
     if let Some(next) = &cfg.attach.next {
-        let st = crate::chain::configure(&pins, next).with_context(|| format!("[attach] next = {}", next.display()))?;
+        let st =
+            crate::n3::chain::configure(&pins, next).with_context(|| format!("[attach] next = {}", next.display()))?;
         info!(next = %next.display(), state = ?st, "passed packets go on to the next program");
     }
     // One way of attaching at a time: a pinned link (interface) and the guard's program pin
@@ -117,10 +118,10 @@ pub fn run_command(a: RunArgs) -> Result<()> {
              `guard detach --iface {iface}` first (with the previous configuration)",
             pins.link_path().display()
         ),
-        None if pins.path().join(crate::chain::PROG_PIN).exists() => anyhow::bail!(
+        None if pins.path().join(crate::n3::chain::PROG_PIN).exists() => anyhow::bail!(
             "the guard sits in a program-array slot ({} exists) but [attach] into is not set: \
              `guard detach --iface {iface} --config <the configuration naming that slot>` first",
-            pins.path().join(crate::chain::PROG_PIN).display()
+            pins.path().join(crate::n3::chain::PROG_PIN).display()
         ),
         _ => {}
     }
@@ -135,7 +136,7 @@ pub fn run_command(a: RunArgs) -> Result<()> {
             // behind (pins of an earlier run are kept: they hold its stages).
             if fresh {
                 drop(loaded);
-                if let Err(pe) = loader::detach(&pins, true) {
+                if let Err(pe) = load::detach(&pins, true) {
                     warn!(error = %pe, pins = %pins.path().display(), "removing the pins of the failed start");
                 }
             }
@@ -197,7 +198,7 @@ pub fn run_command(a: RunArgs) -> Result<()> {
         pins: pins.clone(),
     }));
     if a.detach_on_exit {
-        loader::detach_chained(&pins, false, c_into.as_ref()).context("detaching on exit")?;
+        load::detach_chained(&pins, false, c_into.as_ref()).context("detaching on exit")?;
         info!(iface, "detached (pinned maps kept)");
         if let Some(n2_iface) = &n2_iface {
             crate::n2::detach(&crate::n2::pin_dir(&n2_base, n2_iface), false).context("detaching guard_n2 on exit")?;
@@ -217,18 +218,18 @@ pub fn num_cpus() -> u32 {
 /// What the controller keeps of the chaining (`[attach]`), to say each change once.
 struct ChainWatch {
     pins: crate::pins::PinDir,
-    into: Option<crate::chain::IntoSlot>,
+    into: Option<crate::n3::chain::IntoSlot>,
     own_prog: (aya::programs::ProgramFd, u32),
     /// The last next-program state reported (None: none yet).
-    next: Option<crate::chain::NextState>,
-    in_slot: Option<crate::chain::IntoState>,
+    next: Option<crate::n3::chain::NextState>,
+    in_slot: Option<crate::n3::chain::IntoState>,
 }
 
 /// Re-resolve the next program's pin and the guard's own slot (every tick), log each change
 /// once, and export the state.
 fn sync_chain(w: &mut ChainWatch, m: &Metrics) {
-    use crate::chain::{IntoState, NextState};
-    match crate::chain::sync_next(&w.pins) {
+    use crate::n3::chain::{IntoState, NextState};
+    match crate::n3::chain::sync_next(&w.pins) {
         Ok(st) => {
             let label = match &st {
                 NextState::Unset => "unset",
@@ -262,7 +263,7 @@ fn sync_chain(w: &mut ChainWatch, m: &Metrics) {
         Err(e) => warn!(error = %e, "re-resolving the next program"),
     }
     if let Some(into) = &w.into {
-        match crate::chain::sync_into(&w.pins, into, &w.own_prog.0, w.own_prog.1) {
+        match crate::n3::chain::sync_into(&w.pins, into, &w.own_prog.0, w.own_prog.1) {
             Ok(st) => {
                 if w.in_slot.as_ref() != Some(&st) {
                     match &st {
@@ -672,7 +673,7 @@ fn apply(c: &mut Ctl, d: &Decision, now: u64, host_cap: &mut Option<(abi::Limit,
         }
         Decision::SetCellCap { .. } => {
             if let Some((cell, entry)) = d.cell_entry(now) {
-                // An operator's gNB pin (a fleet pin, `crate::manual`) wins like a device pin.
+                // An operator's gNB pin (a fleet pin, `crate::n3::manual`) wins like a device pin.
                 if c.maps.cell_stage(&cell)?.is_some_and(|e| e.flags & STAGE_FLAG_MANUAL != 0 && e.expires_ns > now) {
                     return Ok(Applied::OperatorWins);
                 }
@@ -816,7 +817,7 @@ fn update_cell_rates(m: &Metrics, mut cells: Vec<(abi::CellKey, abi::CellState)>
                 let before = prev.get(k).copied().unwrap_or(c.gpdu);
                 let pps = c.gpdu.saturating_sub(before) as f64 / dt;
                 m.cell_pps
-                    .get_or_create(&crate::metrics::CellLabel { cell: crate::engine::decision::addr_str(k) })
+                    .get_or_create(&crate::metrics::CellLabel { cell: crate::n3::engine::decision::addr_str(k) })
                     .set(pps);
             }
         }
@@ -857,8 +858,8 @@ fn reload(c: &mut Ctl, engine: &mut Engine, audit: &AuditLog, m: &Metrics, host_
             engine.reconfigure(&c.cfg);
             if old.attach.next != c.cfg.attach.next {
                 let r = match &c.cfg.attach.next {
-                    Some(p) => crate::chain::configure(&c.chain.pins, p).map(|_| ()),
-                    None => crate::chain::clear_next(&c.chain.pins),
+                    Some(p) => crate::n3::chain::configure(&c.chain.pins, p).map(|_| ()),
+                    None => crate::n3::chain::clear_next(&c.chain.pins),
                 };
                 match r {
                     Ok(()) => info!(next = ?c.cfg.attach.next, "SIGHUP: next program changed"),

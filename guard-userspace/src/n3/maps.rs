@@ -17,7 +17,7 @@ use guard_common::{
     policy::Verdict,
 };
 
-use crate::{batch, local::LocalTable, pins::PinDir};
+use crate::{batch, n3::local::LocalTable, pins::PinDir};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MapsError {
@@ -51,7 +51,7 @@ pub struct N3Maps {
     pub hints: Array<MapData, u64>,
     /// The record every outer source without one of its own shares (per CPU).
     pub unknown_gnb: PerCpuArray<MapData, CellRecord>,
-    /// The host's N3 addresses, whose indexes devices' F-TEIDs carry (`crate::local`).
+    /// The host's N3 addresses, whose indexes devices' F-TEIDs carry (`crate::n3::local`).
     pub local: Array<MapData, LocalAddr>,
     /// Framed routes anti-spoofing accepts (`abi::MAP_N3_FRAMED`).
     pub framed: LpmTrie<MapData, [u8; 16], u32>,
