@@ -13,7 +13,7 @@
 //! - [`cli`]: the `guard` command line.
 
 pub mod audit;
-pub mod batch;
+pub mod bpf;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -22,6 +22,5 @@ pub mod hugealloc;
 pub mod metrics;
 pub mod n2;
 pub mod n3;
-pub mod pins;
 pub mod runlock;
 pub mod service;

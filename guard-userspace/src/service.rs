@@ -24,7 +24,7 @@ use std::time::Instant;
 use sd_notify::NotifyState;
 use tracing::debug;
 
-use crate::pins::{PinDir, PinState};
+use crate::bpf::pins::{PinDir, PinState};
 
 fn notify(states: &[NotifyState]) {
     if let Err(e) = sd_notify::notify(false, states) {
@@ -128,7 +128,7 @@ impl Health {
         let mut bad = Vec::new();
         let mut good = Vec::new();
         for a in &self.attached {
-            match crate::n3::load::xdp_occupant(&a.iface) {
+            match crate::bpf::link::xdp_occupant(&a.iface) {
                 Some(o) if o.starts_with(a.program) => good.push(format!("{}: {o}", a.iface)),
                 Some(o) => bad.push(format!("{}: XDP hook holds {o}, not {}", a.iface, a.program)),
                 None => bad.push(format!("{}: {} is not attached", a.iface, a.program)),

@@ -11,7 +11,7 @@ use std::{
     process::Command,
 };
 
-use guard::{n3::load, n3::maps::N3Maps, pins::PinDir};
+use guard::{bpf::pins::PinDir, n3::load, n3::maps::N3Maps};
 use guard_common::abi::{DeviceKey, GuardConfig, STAGE_QUARANTINE};
 
 const GUARD: &str = env!("CARGO_BIN_EXE_guard");

@@ -3,7 +3,7 @@
 //! as many slices as it takes; and a finished walk starts over.
 use std::collections::HashMap;
 
-use guard::{batch::Cursor, n3::load, n3::maps::N3Maps};
+use guard::{bpf::batch::Cursor, n3::load, n3::maps::N3Maps};
 use guard_common::abi::{DeviceKey, DeviceState, GuardConfig};
 
 mod common;

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use guard::{clock::monotonic_ns, n3::manual::ue_device_key, n3::maps::N3Maps, pins::PinDir};
+use guard::{bpf::pins::PinDir, clock::monotonic_ns, n3::manual::ue_device_key, n3::maps::N3Maps};
 use guard_common::abi::{StageEntry, STAGE_FLAG_MANUAL, STAGE_QUARANTINE, STAGE_STRICT};
 use labkit::lab::Lab;
 

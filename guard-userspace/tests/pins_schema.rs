@@ -2,9 +2,10 @@
 //! refuses with a clear message and never misreads them; compatible pins are re-used.
 
 use guard::{
-    n3::load::{self, LoadError},
+    bpf::object::LoadError,
+    bpf::pins::{PinDir, PinError, PinState},
+    n3::load::{self},
     n3::maps::N3Maps,
-    pins::{PinDir, PinError, PinState},
 };
 use guard_common::abi::{GuardConfig, Meta, META_PROG_N3, SCHEMA_VERSION};
 
@@ -145,7 +146,7 @@ fn pins_of_schema_5_are_reused_and_the_chain_maps_added() {
         std::fs::remove_file(p.0.map_path(m)).expect("remove a schema-6 map, as a schema-5 build never pinned it");
     }
     let loaded = load::load(&p.0, 4096, &cfg()).unwrap_or_else(|e| panic!("schema-5 pins refused: {e}"));
-    assert_eq!(loaded.state, guard::pins::PinState::Reusable);
+    assert_eq!(loaded.state, guard::bpf::pins::PinState::Reusable);
     drop(loaded);
     for m in [guard_common::abi::MAP_N3_NEXT, guard_common::abi::MAP_N3_CHAIN] {
         assert!(p.0.map_path(m).exists(), "{m} was not created");

@@ -206,7 +206,7 @@ fn notify_protocol_and_health_endpoints_follow_what_the_guard_is_doing() {
     assert_eq!(f.get("/readyz").0, 200);
 
     // Someone removes the pinned link: the program leaves the interface.
-    std::fs::remove_file(f.pins().join(guard::pins::LINK_PIN)).expect("remove the pinned link");
+    std::fs::remove_file(f.pins().join(guard::bpf::pins::LINK_PIN)).expect("remove the pinned link");
     let t0 = Instant::now();
     let mut last = (0, String::new());
     while t0.elapsed() < Duration::from_secs(5) {

@@ -26,9 +26,9 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use aya::programs::{TestRun, TestRunOptions};
 use guard::{
+    bpf::pins::PinDir,
     n3::load::{self, Loaded},
     n3::maps::N3Maps,
-    pins::PinDir,
 };
 use guard_common::{
     abi::{CellKey, CellState, DeviceKey, DeviceState, GuardConfig, L3Addr, Limit, StageEntry},

@@ -18,7 +18,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, Context, Result};
-use guard::{n3::maps::N3Maps, pins::PinDir};
+use guard::{bpf::pins::PinDir, n3::maps::N3Maps};
 use guard_common::abi::{self, L3Addr, CELL_STAGE_CAP, STAGE_FLAG_EXEMPT};
 use serde::{Deserialize, Serialize};
 

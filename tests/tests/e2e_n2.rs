@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
+use guard::bpf::link::ModeRequest;
 use guard::n2::{self, LoadOpts};
-use guard::n3::load::ModeRequest;
 use guard_common::abi::{L3Addr, STAGE_QUARANTINE, STAGE_SHAPE};
 use guard_common::abi_n2::{N2Config, N2_PROT_ALL, N2_PROT_ALLOWLIST, NGAP_PORT, S1AP_PORT};
 use guard_common::policy_n2::N2Verdict;

@@ -8,7 +8,7 @@
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use guard::n3::load::{Attachment, ModeRequest};
+use guard::bpf::link::{Attachment, ModeRequest};
 use guard_common::{
     abi::{DeviceKey, GuardConfig, PROT_ALL, STAGE_QUARANTINE},
     policy::Verdict,

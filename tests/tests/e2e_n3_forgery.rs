@@ -17,7 +17,7 @@
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use guard::n3::load::ModeRequest;
+use guard::bpf::link::ModeRequest;
 use guard_common::abi::{DeviceKey, GuardConfig, Limit, PROT_ALL, STAGE_QUARANTINE};
 use labkit::bpf::{stage_entry, Guard, PinScope};
 use labkit::oracle::{run_python, TempDir};

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use guard::n3::load::ModeRequest;
+use guard::bpf::link::ModeRequest;
 use guard_common::{
     abi::{DeviceKey, GuardConfig, PROT_ALL, STAGE_QUARANTINE},
     policy::Verdict,

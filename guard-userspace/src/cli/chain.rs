@@ -38,7 +38,7 @@ pub struct ChainClearArgs {
 }
 
 pub fn run(c: ChainCmd) -> Result<()> {
-    crate::n3::load::require_root()?;
+    crate::bpf::object::require_root()?;
     let (target, next) = match &c {
         ChainCmd::Set(a) => (&a.target, Some(a.next.clone())),
         ChainCmd::Clear(a) => (&a.target, None),

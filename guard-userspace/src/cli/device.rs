@@ -178,7 +178,7 @@ pub struct ReleaseArgs {
 }
 
 pub fn run(cmd: DeviceCmd) -> Result<()> {
-    crate::n3::load::require_root()?;
+    crate::bpf::object::require_root()?;
     match cmd {
         DeviceCmd::Show { target, device, json } => show(&target, &device, json),
         DeviceCmd::Pin(a) => pin(a),

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::{config::Config, n3::load::ModeRequest, pins::PinDir};
+use crate::{bpf::link::ModeRequest, bpf::pins::PinDir, config::Config};
 
 const LONG_ABOUT: &str = "\
 An XDP overload guard for the N3 (GTP-U) interface of a 5G UPF or gateway host.
@@ -553,7 +553,7 @@ mod tests {
     /// Each cause once, on its own line, then a hint (issue 25 item 6).
     #[test]
     fn errors_say_each_cause_once_with_a_hint() {
-        let inner = crate::n3::maps::MapsError::Missing("GUARD_META");
+        let inner = crate::bpf::maps::MapsError::Missing("GUARD_META");
         let e = anyhow::Error::new(inner).context("opening the guard's pinned maps in /sys/fs/bpf/x");
         // A context that quotes its source (`{e:#}`), as a wrapped error would.
         let quoted = format!("{e:#}");

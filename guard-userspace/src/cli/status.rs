@@ -13,10 +13,10 @@ use super::{
     Target,
 };
 use crate::{
+    bpf::pins::PinDir,
     clock::monotonic_ns,
     n3::engine::decision::{addr_str, device_key_str},
     n3::maps::N3Maps,
-    pins::PinDir,
 };
 
 #[derive(Args, Debug)]
@@ -47,8 +47,8 @@ pub struct TopArgs {
     json: bool,
 }
 
-fn open(target: &Target) -> Result<(crate::pins::PinDir, N3Maps)> {
-    crate::n3::load::require_root()?;
+fn open(target: &Target) -> Result<(crate::bpf::pins::PinDir, N3Maps)> {
+    crate::bpf::object::require_root()?;
     let cfg = target.load_config()?;
     let pins = target.pins(&cfg)?;
     let maps = N3Maps::open_pinned(&pins)
@@ -57,7 +57,7 @@ fn open(target: &Target) -> Result<(crate::pins::PinDir, N3Maps)> {
 }
 
 /// Everything `guard status` shows, as JSON (the human view prints the same data).
-pub fn status_json(pins: &crate::pins::PinDir, maps: &N3Maps) -> Result<serde_json::Value> {
+pub fn status_json(pins: &crate::bpf::pins::PinDir, maps: &N3Maps) -> Result<serde_json::Value> {
     let now = monotonic_ns();
     let cfg = maps.config()?;
     let stats = maps.stats()?;
@@ -130,7 +130,11 @@ pub fn status_json(pins: &crate::pins::PinDir, maps: &N3Maps) -> Result<serde_js
 
 /// The chaining state (`[attach]`, docs/operations.md "Sharing the NIC with an XDP UPF"): the
 /// next program as `N3_CHAIN` names it and what its slot holds, and the slot the guard sits in.
-fn chain_json(pins: &crate::pins::PinDir, cfg: &crate::config::Config, v: &serde_json::Value) -> serde_json::Value {
+fn chain_json(
+    pins: &crate::bpf::pins::PinDir,
+    cfg: &crate::config::Config,
+    v: &serde_json::Value,
+) -> serde_json::Value {
     use crate::n3::chain;
     let next = chain::read_config(pins).ok().and_then(|c| chain::next_path(&c));
     let slot = chain::slot_prog_id(&pins.map_path(guard_common::abi::MAP_N3_NEXT), 0).ok().flatten();
@@ -279,7 +283,7 @@ fn targets(a: &StatusArgs, cfg: &crate::config::Config) -> Result<(Option<PinDir
 }
 
 pub fn status(a: StatusArgs) -> Result<()> {
-    crate::n3::load::require_root()?;
+    crate::bpf::object::require_root()?;
     let cfg = a.target.load_config()?;
     let (n3, n2) = targets(&a, &cfg)?;
     let n3 = match n3 {

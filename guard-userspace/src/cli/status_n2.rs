@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 
 use super::tables::{expiry, modes_json, nonzero_packets, num, packets_and_bytes, print_counts, print_modes};
 use crate::{
+    bpf::pins::PinDir,
     clock::monotonic_ns,
     n2::{
         controller::{setup_stage_name, N2_PROTECTIONS},
@@ -18,7 +19,6 @@ use crate::{
         N2Maps,
     },
     n3::engine::decision::addr_str,
-    pins::PinDir,
 };
 
 /// Open the N2 pins of an interface for reading.

@@ -7,7 +7,11 @@ use anyhow::{Context, Result};
 use clap::Args;
 
 use super::Target;
-use crate::{audit::AuditLog, n3::load};
+use crate::{
+    audit::AuditLog,
+    bpf::object::{self, LoadError},
+    n3::load,
+};
 
 #[derive(Args, Debug)]
 pub struct UpgradeArgs {
@@ -20,7 +24,7 @@ pub struct UpgradeArgs {
 }
 
 pub fn run(a: UpgradeArgs) -> Result<()> {
-    load::require_root()?;
+    object::require_root()?;
     let cfg = a.target.load_config()?;
     let pins = a.target.pins(&cfg)?;
     let iface = a.target.iface(&cfg)?;
@@ -30,7 +34,7 @@ pub fn run(a: UpgradeArgs) -> Result<()> {
             bytes = std::fs::read(p).with_context(|| format!("reading the BPF object {}", p.display()))?;
             (&bytes, p.display().to_string())
         }
-        None => (load::object(), "built into this guard binary".to_owned()),
+        None => (object::object(), "built into this guard binary".to_owned()),
     };
     let into = match cfg.attach.into.as_deref() {
         Some(i) => Some(crate::n3::chain::IntoSlot::parse(i).map_err(anyhow::Error::msg).context("[attach] into")?),
@@ -38,7 +42,7 @@ pub fn run(a: UpgradeArgs) -> Result<()> {
     };
     // Refuse before loading anything when the guard is not attached: an upgrade never attaches.
     if into.is_none() && !pins.link_path().exists() {
-        return Err(load::LoadError::NotAttached(pins.link_path()).into());
+        return Err(LoadError::NotAttached(pins.link_path()).into());
     }
     let dp = cfg.dataplane(crate::n3::controller::num_cpus());
     let mut loaded = load::load_object(&pins, cfg.guard.max_devices, &dp, obj)

@@ -53,9 +53,9 @@ use super::hook::{Hook, HookSpec};
 use super::report::{audit_hook_failure, audit_response, audit_transition, N2Metrics};
 use crate::audit::AuditLog;
 use crate::audit::{rfc3339, Actor, AuditRecord};
+use crate::bpf::link::ModeRequest;
 use crate::clock::monotonic_ns;
 use crate::n2::{self, LoadOpts, N2Loaded, N2Maps};
-use crate::n3::load::ModeRequest;
 use guard_common::abi::STAGE_FLAG_MANUAL;
 
 /// The `--n2-config` file.

@@ -1,6 +1,6 @@
 //! Load, attach and read the N2/S1-MME program `guard_n2` (SCTP: NGAP / S1AP).
 //!
-//! Same object as N3 ([`crate::n3::load::object`]), its own pin directory
+//! Same object as N3 ([`crate::bpf::object::object`]), its own pin directory
 //! (`<base>/n2/<iface>`, see [`pin_dir`]) with its own `GUARD_META` record ([`guard_common::abi_n2::n2_meta`]:
 //! program [`guard_common::abi_n2::META_PROG_N2`], N2 schema and layout) and its own pinned link (`n2_link`).
 //! The N3 maps of the shared object are created with capacity 1 here: `guard_n2` never uses them.
@@ -30,9 +30,10 @@ use guard_common::{
 };
 
 use crate::{
-    n3::load::{object, require_interface, Attachment, LoadError, ModeRequest},
-    n3::maps::MapsError,
-    pins::{MapSpec, PinDir, PinError, PinState},
+    bpf::link::{Attachment, ModeRequest},
+    bpf::maps::MapsError,
+    bpf::object::{object, require_interface, LoadError},
+    bpf::pins::{MapSpec, PinDir, PinError, PinState},
 };
 
 /// File name of the pinned N2 XDP link inside its pin directory.
@@ -135,7 +136,7 @@ pub fn check(pins: &PinDir, o: &LoadOpts) -> Result<PinState, PinError> {
             expected: want.layout,
         });
     }
-    crate::pins::check_shapes(pins, &n2_specs(o))?;
+    crate::bpf::pins::check_shapes(pins, &n2_specs(o))?;
     Ok(PinState::Reusable)
 }
 
@@ -215,7 +216,7 @@ impl N2Loaded {
             }
             let _ = std::fs::remove_file(&lp);
         }
-        if let Some(occupant) = crate::n3::load::xdp_occupant(iface) {
+        if let Some(occupant) = crate::bpf::link::xdp_occupant(iface) {
             return Err(LoadError::Occupied { iface: iface.to_owned(), occupant });
         }
         let prog = self.program()?;
@@ -239,7 +240,7 @@ impl N2Loaded {
     }
 
     fn reuse_link(&mut self, lp: &Path) -> Result<(), LoadError> {
-        crate::n3::load::update_pinned_link(self.program()?, lp)
+        crate::bpf::link::update_pinned_link(self.program()?, lp)
     }
 
     /// Load `guard_n2_egress` and attach it to `iface`'s egress through a pinned TCX link
@@ -440,7 +441,7 @@ impl N2Maps {
     }
 
     pub fn peers(&self) -> Vec<(L3Addr, N2PeerState)> {
-        crate::n3::maps::whole(&self.peers)
+        crate::bpf::maps::whole(&self.peers)
     }
 
     pub fn peer_stage(&self, peer: &L3Addr) -> Result<Option<StageEntry>, MapsError> {
@@ -461,12 +462,12 @@ impl N2Maps {
 
     /// Every peer's setup stage (`N2_PEER_STAGES`).
     pub fn peer_stages(&self) -> Vec<(L3Addr, StageEntry)> {
-        crate::n3::maps::whole(&self.peer_stages)
+        crate::bpf::maps::whole(&self.peer_stages)
     }
 
     /// The allow-listed peers (`N2_ALLOW`).
     pub fn allowed(&self) -> Vec<L3Addr> {
-        crate::n3::maps::whole(&self.allow).into_iter().map(|(a, _)| a).collect()
+        crate::bpf::maps::whole(&self.allow).into_iter().map(|(a, _)| a).collect()
     }
 
     pub fn allow_peer(&mut self, peer: &L3Addr) -> Result<(), MapsError> {
@@ -483,7 +484,7 @@ impl N2Maps {
 
     /// Association ports the egress classifier has seen (`N2_ASSOC`).
     pub fn assoc_ports(&self) -> Vec<(N2PortKey, N2AssocState)> {
-        crate::n3::maps::whole(&self.assoc)
+        crate::bpf::maps::whole(&self.assoc)
     }
 
     pub fn assoc_port(&self, key: &N2PortKey) -> Result<Option<N2AssocState>, MapsError> {
@@ -492,7 +493,7 @@ impl N2Maps {
 
     /// Other addresses of multi-homed peers and their primary (`N2_ALIAS`).
     pub fn aliases(&self) -> Vec<(L3Addr, L3Addr)> {
-        crate::n3::maps::whole(&self.alias)
+        crate::bpf::maps::whole(&self.alias)
     }
 
     pub fn cookie_issued(&self, key: &N2TagKey) -> Result<Option<u64>, MapsError> {
@@ -504,16 +505,16 @@ impl N2Maps {
     }
 
     pub fn cells(&self) -> Vec<(N2CellKey, N2CellState)> {
-        crate::n3::maps::whole(&self.cells)
+        crate::bpf::maps::whole(&self.cells)
     }
 
     pub fn device(&self, key: &N2DeviceKey) -> Result<Option<N2DeviceState>, MapsError> {
         optional(self.devices.get(key, 0), MAP_N2_DEVICES)
     }
 
-    /// The whole device map, read in batches (see [`crate::batch`]).
+    /// The whole device map, read in batches (see [`crate::bpf::batch`]).
     pub fn devices(&self) -> Vec<(N2DeviceKey, N2DeviceState)> {
-        crate::n3::maps::whole(&self.devices)
+        crate::bpf::maps::whole(&self.devices)
     }
 }
 

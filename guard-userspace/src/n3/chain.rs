@@ -26,7 +26,7 @@ use aya::{
 };
 use guard_common::abi::{self, ChainConfig, CHAIN_FLAG_NEXT, CHAIN_PATH_MAX};
 
-use crate::pins::PinDir;
+use crate::bpf::pins::PinDir;
 
 /// `enum bpf_prog_type` value of XDP programs (include/uapi/linux/bpf.h).
 const BPF_PROG_TYPE_XDP: u32 = 6;
@@ -64,6 +64,12 @@ pub enum ChainError {
     Io { what: String, source: std::io::Error },
     #[error("the path {0:?} is longer than {CHAIN_PATH_MAX} octets")]
     PathTooLong(PathBuf),
+}
+
+impl From<ChainError> for crate::bpf::object::LoadError {
+    fn from(e: ChainError) -> Self {
+        crate::bpf::object::LoadError::Chain(Box::new(e))
+    }
 }
 
 /// The next program, as resolved from its pin.

@@ -4,7 +4,7 @@
 //! 1. take the events (over-limit, spoof, new-device) that the event thread ([`EventPump`])
 //!    drained from the ring buffer since the last tick;
 //! 2. read the next slice of the device map (cumulative counters; the engine diffs them over each
-//!    device's own elapsed time). Reads are batched (`BPF_MAP_LOOKUP_BATCH`, [`crate::batch`]) and
+//!    device's own elapsed time). Reads are batched (`BPF_MAP_LOOKUP_BATCH`, [`crate::bpf::batch`]) and
 //!    a tick reads for at most [`WALK_SHARE`] of the tick time, so a small map is read whole every
 //!    tick and a large one in slices over several ticks, the tick never blocking for long; the
 //!    devices in between are covered by their over-limit events;
@@ -60,10 +60,10 @@ pub const WALK_SHARE: f64 = 0.02;
 const WALK_STEP: usize = 16_384;
 
 pub fn run_command(a: RunArgs) -> Result<()> {
-    load::require_root()?;
+    crate::bpf::object::require_root()?;
     let cfg = a.target.load_config()?;
     let iface = a.target.iface(&cfg)?;
-    load::require_interface(&iface)?;
+    crate::bpf::object::require_interface(&iface)?;
     let pins = a.target.pins(&cfg)?;
     // One controller per interface and pin directory, taken before anything is touched; held
     // until this process exits (the kernel releases it even on SIGKILL).
@@ -75,7 +75,7 @@ pub fn run_command(a: RunArgs) -> Result<()> {
         anyhow::bail!("an N2 config is given but no N2 interface: set --n2-iface or [guard] n2_interface");
     }
     if let Some(i) = &n2_iface {
-        load::require_interface(i)?;
+        crate::bpf::object::require_interface(i)?;
     }
     let n2_pins = n2_iface.as_deref().map(|i| crate::n2::pin_dir(&n2_base, i));
     let mut locks = vec![Resource::Interface(&iface), Resource::Pins(pins.path())];
@@ -89,12 +89,12 @@ pub fn run_command(a: RunArgs) -> Result<()> {
     let mut loaded =
         load::load(&pins, cfg.guard.max_devices, &dp).with_context(|| format!("loading the guard for {iface}"))?;
     match loaded.state {
-        crate::pins::PinState::Fresh => info!(pins = %pins.path().display(), "no earlier state: starting fresh"),
-        crate::pins::PinState::Reusable => {
+        crate::bpf::pins::PinState::Fresh => info!(pins = %pins.path().display(), "no earlier state: starting fresh"),
+        crate::bpf::pins::PinState::Reusable => {
             info!(pins = %pins.path().display(), "found pinned maps of this schema: counters, bindings and stages are kept")
         }
     }
-    let fresh = matches!(loaded.state, crate::pins::PinState::Fresh);
+    let fresh = matches!(loaded.state, crate::bpf::pins::PinState::Fresh);
     // The host's N3 addresses before the first packet: every device's F-TEID carries the index
     // of its address (docs/dataplane.md, "F-TEID").
     sync_tables(&mut N3Maps::from_ebpf_ref(&mut loaded.ebpf)?, &cfg)
@@ -217,7 +217,7 @@ pub fn num_cpus() -> u32 {
 
 /// What the controller keeps of the chaining (`[attach]`), to say each change once.
 struct ChainWatch {
-    pins: crate::pins::PinDir,
+    pins: crate::bpf::pins::PinDir,
     into: Option<crate::n3::chain::IntoSlot>,
     own_prog: (aya::programs::ProgramFd, u32),
     /// The last next-program state reported (None: none yet).
@@ -316,13 +316,13 @@ struct Ctl {
     /// Liveness and readiness for `/healthz`, `/readyz` (and the watchdog).
     health: Arc<crate::service::Health>,
     /// The N3 pin directory (the fleet task opens its own handle on the maps).
-    pins: crate::pins::PinDir,
+    pins: crate::bpf::pins::PinDir,
 }
 
 /// The walk of the device map in progress, read a slice per tick.
 #[derive(Default)]
 struct Walk {
-    cursor: crate::batch::Cursor,
+    cursor: crate::bpf::batch::Cursor,
     /// When the walk's first slice was read.
     started: Option<Instant>,
     /// Devices read so far in this walk.

@@ -4,130 +4,23 @@
 use std::path::{Path, PathBuf};
 
 use aya::{
-    programs::{links::FdLink, links::PinnedLink, ProgramError, Xdp, XdpMode},
+    programs::{links::FdLink, ProgramError, Xdp, XdpMode},
     Ebpf, EbpfLoader,
 };
 use guard_common::abi::{self, GuardConfig, Meta, META_PROG_N3};
 use tracing::{info, warn};
 
 use crate::{
-    n3::chain::{self, ChainError, IntoSlot},
-    n3::maps::{MapsError, N3Maps},
-    pins::{PinDir, PinError, PinState},
+    bpf::{
+        link::{attach_mode, update_pinned_link, xdp_occupant, Attachment, ModeRequest},
+        object::{object, require_interface, LoadError},
+        pins::{PinDir, PinError, PinState},
+    },
+    n3::{
+        chain::{self, IntoSlot},
+        maps::N3Maps,
+    },
 };
-
-/// The XDP object, built by `build.rs` (see it for the toolchain). 8-byte aligned for the ELF
-/// parser.
-static OBJECT: &Aligned<[u8]> = &Aligned(*include_bytes!(concat!(env!("OUT_DIR"), "/guard-ebpf.o")));
-
-#[repr(C, align(8))]
-struct Aligned<T: ?Sized>(T);
-
-pub fn object() -> &'static [u8] {
-    &OBJECT.0
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    #[error("the guard needs root (CAP_BPF and CAP_NET_ADMIN) to load XDP programs; run it as root")]
-    NotRoot,
-    #[error("interface {0:?} does not exist (see `ip link`); in a namespace, run the guard inside it")]
-    UnknownInterface(String),
-    #[error("no pinned XDP link at {0}: the guard is not attached there; start it with `guard run`")]
-    NotAttached(PathBuf),
-    #[error(transparent)]
-    Pins(#[from] PinError),
-    #[error("loading the BPF object failed: {0}")]
-    Object(#[source] aya::EbpfError),
-    #[error("the program {0} is missing from the BPF object (a build problem)")]
-    MissingProgram(&'static str),
-    #[error("the kernel verifier rejected {prog}: {io_error}\n--- verifier log ---\n{log}")]
-    Verifier { prog: &'static str, io_error: std::io::Error, log: String },
-    #[error("{what}: {source}")]
-    Program { what: &'static str, source: ProgramError },
-    #[error("{what}: {source}")]
-    Link { what: &'static str, source: aya::programs::links::LinkError },
-    #[error("pinning the XDP link at {path}: {source}")]
-    PinLink { path: PathBuf, source: aya::pin::PinError },
-    #[error(transparent)]
-    Maps(#[from] MapsError),
-    #[error(transparent)]
-    Chain(#[from] ChainError),
-    #[error(
-        "the guard is not in slot {slot} of {array}: {why}; start it with `guard run` ([attach] into places it there)"
-    )]
-    NotInSlot { array: PathBuf, slot: u32, why: &'static str },
-    #[error(
-        "interface {iface} already runs the XDP program {occupant}; the guard does not replace another program. \
-         Remove it first (`ip link set dev {iface} xdp off`, or detach it with the tool that attached it)"
-    )]
-    Occupied { iface: String, occupant: String },
-}
-
-/// The XDP program already attached to `iface` (in the calling thread's network namespace), as
-/// `name (id N, mode)`, read with `ip -j -d link show`; None when there is none or it cannot be
-/// told. A pinned link of our own is re-used before this is asked.
-pub fn xdp_occupant(iface: &str) -> Option<String> {
-    let out = std::process::Command::new("ip").args(["-j", "-d", "link", "show", "dev", iface]).output().ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-    let xdp = v.get(0)?.get("xdp")?;
-    let prog = xdp.get("prog").or_else(|| xdp.get("attached")?.get(0)?.get("prog"))?;
-    let mode = match xdp.get("mode").and_then(serde_json::Value::as_u64) {
-        Some(1) => "native",
-        Some(2) => "generic",
-        Some(3) => "offloaded",
-        _ => "unknown mode",
-    };
-    Some(format!(
-        "{} (id {}, {mode})",
-        prog.get("name").and_then(serde_json::Value::as_str).unwrap_or("unnamed"),
-        prog.get("id").and_then(serde_json::Value::as_u64).unwrap_or(0)
-    ))
-}
-
-/// How the program got attached.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Attachment {
-    /// An existing pinned link now runs the new program (restart without a gap).
-    ReusedLink,
-    Native,
-    /// Native XDP was refused by the driver; generic (SKB) XDP is slower but equivalent.
-    Generic,
-    /// Not attached to the interface: placed in a slot of another root's program array
-    /// (`[attach] into`).
-    IntoSlot,
-}
-
-/// Which XDP mode to ask for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum ModeRequest {
-    /// Native, falling back to generic.
-    #[default]
-    Auto,
-    Native,
-    Generic,
-}
-
-pub fn require_root() -> Result<(), LoadError> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Err(LoadError::NotRoot);
-    }
-    Ok(())
-}
-
-pub fn require_interface(iface: &str) -> Result<u32, LoadError> {
-    let c = std::ffi::CString::new(iface).map_err(|_| LoadError::UnknownInterface(iface.into()))?;
-    // SAFETY: `c` is a valid NUL-terminated string.
-    let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
-    if idx == 0 {
-        return Err(LoadError::UnknownInterface(iface.into()));
-    }
-    Ok(idx)
-}
 
 /// A loaded (not necessarily attached) N3 program with its maps.
 pub struct Loaded {
@@ -296,29 +189,6 @@ impl Loaded {
         info!(link = %link_path.display(), "re-used the pinned XDP link: the new program replaced the old one in place");
         Ok(())
     }
-}
-
-/// Point the XDP link pinned at `link_path` at `prog` (`BPF_LINK_UPDATE`: atomic, no attach gap).
-/// The link stays pinned; our handle to it is dropped without detaching.
-pub fn update_pinned_link(prog: &mut Xdp, link_path: &Path) -> Result<(), LoadError> {
-    let pinned = PinnedLink::from_pin(link_path)
-        .map_err(|source| LoadError::Link { what: "opening the pinned link", source })?;
-    let fd_link: FdLink = pinned.into();
-    let xdp_link = aya::programs::xdp::XdpLink::try_from(fd_link)
-        .map_err(|source| LoadError::Link { what: "the pinned link is not an XDP link", source })?;
-    let id = prog
-        .attach_to_link(xdp_link)
-        .map_err(|source| LoadError::Program { what: "updating the pinned link", source })?;
-    let link = prog.take_link(id).map_err(|source| LoadError::Program { what: "taking the XDP link", source })?;
-    drop(link);
-    Ok(())
-}
-
-fn attach_mode(prog: &mut Xdp, iface: &str, mode: XdpMode) -> Result<aya::programs::xdp::XdpLinkId, LoadError> {
-    prog.attach(iface, mode).map_err(|source| match source {
-        ProgramError::UnknownInterface { name } => LoadError::UnknownInterface(name),
-        source => LoadError::Program { what: "attaching XDP", source },
-    })
 }
 
 /// What [`detach_chained`] did.

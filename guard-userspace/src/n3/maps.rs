@@ -4,7 +4,7 @@
 use aya::{
     maps::{
         lpm_trie::{Key as LpmKey, LpmTrie},
-        Array, HashMap, Map, MapData, MapError, PerCpuArray,
+        Array, HashMap, MapData, MapError, PerCpuArray,
     },
     Ebpf,
 };
@@ -17,21 +17,14 @@ use guard_common::{
     policy::Verdict,
 };
 
-use crate::{batch, n3::local::LocalTable, pins::PinDir};
-
-#[derive(Debug, thiserror::Error)]
-pub enum MapsError {
-    #[error("pinned map {0} is missing: no guard was started on this interface with this pin directory")]
-    Missing(&'static str),
-    #[error("{0}")]
-    LocalTable(String),
-    #[error("map {name}: {source}")]
-    Map { name: &'static str, source: MapError },
-}
-
-fn err(name: &'static str) -> impl Fn(MapError) -> MapsError {
-    move |source| MapsError::Map { name, source }
-}
+use crate::{
+    bpf::{
+        batch,
+        maps::{err, optional, whole, Loaded, MapSource, MapsError, Pinned, DEVICE_BATCH},
+        pins::PinDir,
+    },
+    n3::local::LocalTable,
+};
 
 /// Handles on the N3 maps (not the ring buffer, which the controller owns).
 pub struct N3Maps {
@@ -55,52 +48,6 @@ pub struct N3Maps {
     pub local: Array<MapData, LocalAddr>,
     /// Framed routes anti-spoofing accepts (`abi::MAP_N3_FRAMED`).
     pub framed: LpmTrie<MapData, [u8; 16], u32>,
-}
-
-/// Something that can hand out maps by name.
-trait MapSource {
-    fn map(&mut self, name: &'static str) -> Result<Map, MapsError>;
-}
-
-/// Opens pins; [`Map::from_map_data`] picks the variant from the kernel's map type.
-struct Pinned<'a>(&'a PinDir);
-
-impl MapSource for Pinned<'_> {
-    fn map(&mut self, name: &'static str) -> Result<Map, MapsError> {
-        let path = self.0.map_path(name);
-        if !path.exists() {
-            return Err(MapsError::Missing(name));
-        }
-        let data = MapData::from_pin(&path).map_err(err(name))?;
-        Map::from_map_data(data).map_err(err(name))
-    }
-}
-
-/// Re-opens the maps of a loaded object by their pins: the `Ebpf` keeps its own handles, so the
-/// program and userspace both hold the same kernel maps.
-struct Loaded<'a>(&'a mut Ebpf);
-
-impl MapSource for Loaded<'_> {
-    fn map(&mut self, name: &'static str) -> Result<Map, MapsError> {
-        let m = self.0.map(name).ok_or(MapsError::Missing(name))?;
-        let fd = match m {
-            Map::Array(d)
-            | Map::HashMap(d)
-            | Map::LruHashMap(d)
-            | Map::PerCpuArray(d)
-            | Map::RingBuf(d)
-            | Map::LpmTrie(d) => {
-                use std::os::fd::AsFd as _;
-                d.fd().as_fd().try_clone_to_owned().map_err(|e| MapsError::Map {
-                    name,
-                    source: MapError::SyscallError(aya::sys::SyscallError { call: "dup", io_error: e }),
-                })?
-            }
-            _ => return Err(MapsError::Missing(name)),
-        };
-        let data = MapData::from_fd(fd).map_err(err(name))?;
-        Map::from_map_data(data).map_err(err(name))
-    }
 }
 
 impl N3Maps {
@@ -343,7 +290,7 @@ impl N3Maps {
         CellState::join(r, hot.as_ref())
     }
 
-    /// The whole device map, read in batches (see [`crate::batch`]); if the kernel refuses batched
+    /// The whole device map, read in batches (see [`crate::bpf::batch`]); if the kernel refuses batched
     /// reads, one entry at a time. The controller reads it in slices instead
     /// ([`N3Maps::device_slice`]).
     pub fn devices(&self) -> Vec<(DeviceKey, DeviceState)> {
@@ -363,21 +310,6 @@ impl N3Maps {
     }
 }
 
-/// A whole hash map, read in batches (see [`crate::batch`]); if the kernel refuses batched reads,
-/// one entry at a time (two syscalls per entry).
-pub(crate) fn whole<K: aya::Pod, V: aya::Pod>(m: &HashMap<MapData, K, V>) -> Vec<(K, V)> {
-    use aya::maps::IterableMap as _;
-    let mut out = Vec::new();
-    match batch::read_slice(m.map(), &mut batch::Cursor::default(), usize::MAX, DEVICE_BATCH, &mut out) {
-        Ok(_) => out,
-        Err(_) => m.iter().filter_map(Result::ok).collect(),
-    }
-}
-
-/// Devices per batched read: 4096 × 172 B is under 1 MiB of buffer, and far more than any one
-/// hash bucket holds (a batch call needs room for a whole bucket).
-const DEVICE_BATCH: usize = 4096;
-
 /// 64 random bits (std's per-process random hash keys, over the time and a per-process counter),
 /// never 0 (a map created empty) or `u64::MAX` (whose complement is a fresh record's 0).
 fn fresh_generation() -> u64 {
@@ -396,13 +328,5 @@ fn fresh_generation() -> u64 {
         if g != 0 && g != u64::MAX {
             return g;
         }
-    }
-}
-
-fn optional<T>(r: Result<T, MapError>, name: &'static str) -> Result<Option<T>, MapsError> {
-    match r {
-        Ok(v) => Ok(Some(v)),
-        Err(MapError::KeyNotFound) => Ok(None),
-        Err(e) => Err(MapsError::Map { name, source: e }),
     }
 }

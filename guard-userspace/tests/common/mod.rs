@@ -1,5 +1,5 @@
 //! Shared by the integration tests that load the XDP object themselves.
-use guard::pins::PinDir;
+use guard::bpf::pins::PinDir;
 
 /// A bpffs pin directory unique to this test process (`/sys/fs/bpf/og-<tag>-<pid>/t`), removed
 /// on drop, also when the test panics.

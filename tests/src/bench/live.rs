@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use aya::programs::{TestRun, TestRunAttrs, TestRunOptions, XdpMode};
-use guard::n3::load::{self, ModeRequest};
+use guard::{bpf::link::ModeRequest, n3::load};
 use guard_common::abi::{DeviceKey, GuardConfig, STAGE_QUARANTINE, STAGE_SHAPE};
 
 use crate::bench::progs::{RefProgs, DROP, LIVE_SENDER};

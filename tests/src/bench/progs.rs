@@ -15,7 +15,6 @@ use aya::{
     programs::{TestRun, TestRunOptions, Xdp},
     Ebpf, EbpfLoader,
 };
-use guard::n3::load;
 use guard_common::abi;
 
 use crate::bpf::PinScope;
@@ -128,7 +127,7 @@ impl RefProgs {
             .map_max_entries(abi::MAP_N3_CELL_STAGES, 1024)
             .map_max_entries(MAP_FLOOR, floor_capacity.max(64))
             .map_max_entries(MAP_FLOOR_LRU, floor_capacity.max(64))
-            .load(load::object())
+            .load(guard::bpf::object::object())
             .context("loading the guard's BPF object for the reference programs")?;
         for name in ALL {
             let p: &mut Xdp = ebpf

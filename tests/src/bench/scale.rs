@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use aya::programs::{TestRun, TestRunOptions};
-use guard::{n3::load, n3::maps::N3Maps, pins::PinDir};
+use guard::{bpf::pins::PinDir, n3::load, n3::maps::N3Maps};
 use guard_common::abi::{self, DeviceKey, DeviceState, GuardConfig, STAGE_QUARANTINE};
 use guard_common::policy::Verdict;
 

@@ -25,7 +25,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
-use guard::n3::load::{self, ModeRequest};
+use guard::{bpf::link::ModeRequest, n3::load};
 use guard_common::abi::{DeviceKey, GuardConfig, STAGE_SHAPE};
 
 use crate::bench::{num, pps, ratio, sys, Table};

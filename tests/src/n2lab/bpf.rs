@@ -108,7 +108,7 @@ impl N2Guard {
 
     pub fn counters(&self) -> Result<N2Counters> {
         let m = &self.maps;
-        let e = |e: guard::n3::maps::MapsError| anyhow!("{e}");
+        let e = |e: guard::bpf::maps::MapsError| anyhow!("{e}");
         Ok(N2Counters {
             verdicts: m.verdicts().map_err(e)?.iter().map(|(_, c)| c.packets).collect(),
             shadow: m.shadow().map_err(e)?.iter().map(|(_, c)| c.packets).collect(),

@@ -87,7 +87,7 @@ impl N2Topo {
     }
 
     /// The N2 pin directory of the running guard (`<pin_base>/n2/n2`).
-    pub fn n2_pins(&self) -> guard::pins::PinDir {
+    pub fn n2_pins(&self) -> guard::bpf::pins::PinDir {
         guard::n2::pin_dir(&self.pin_base, N2_CORE_IF)
     }
 
@@ -187,7 +187,7 @@ impl Drop for N2Topo {
         if let Err(e) = guard::n2::detach(&self.n2_pins(), true) {
             eprintln!("lab_n2: could not remove N2 pins: {e}");
         }
-        let n3 = guard::pins::PinDir::new(&self.pin_base, self.lab.core_ifname());
+        let n3 = guard::bpf::pins::PinDir::new(&self.pin_base, self.lab.core_ifname());
         if let Err(e) = guard::n3::load::detach(&n3, true) {
             eprintln!("lab_n2: could not remove N3 pins: {e}");
         }
