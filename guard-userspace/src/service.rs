@@ -134,7 +134,7 @@ impl Health {
                 None => bad.push(format!("{}: {} is not attached", a.iface, a.program)),
             }
             let state = match a.kind {
-                PinKind::N3 { max_devices } => a.pins.check(max_devices),
+                PinKind::N3 { max_devices } => crate::n3::check(&a.pins, max_devices),
                 PinKind::N2(o) => crate::n2::check(&a.pins, &o),
             };
             match state {

@@ -5,7 +5,12 @@ use std::path::Path;
 
 use aya::programs::{links::FdLink, links::PinnedLink, ProgramError, Xdp, XdpMode};
 
-use crate::bpf::object::LoadError;
+use tracing::{info, warn};
+
+use crate::bpf::{
+    object::{require_interface, LoadError},
+    pins::PinError,
+};
 
 /// The XDP program already attached to `iface` (in the calling thread's network namespace), as
 /// `name (id N, mode)`, read with `ip -j -d link show`; None when there is none or it cannot be
@@ -75,4 +80,65 @@ pub fn attach_mode(prog: &mut Xdp, iface: &str, mode: XdpMode) -> Result<aya::pr
         ProgramError::UnknownInterface { name } => LoadError::UnknownInterface(name),
         source => LoadError::Program { what: "attaching XDP", source },
     })
+}
+
+/// Attach `prog` (named `name` in logs) to `iface` through the link pinned at `link_path`:
+/// - a link pinned by an earlier run is updated in place to run `prog` (no moment without a
+///   guard); a stale one (its interface gone, another program type) is replaced, with a warning;
+/// - otherwise a program another tool attached is refused ([`LoadError::Occupied`]): the guard
+///   never replaces someone else's program;
+/// - otherwise a new link is created (native first when `mode` allows, generic when the driver
+///   refuses, with a warning) and pinned, so the program stays attached when the process exits.
+pub fn attach_pinned(
+    prog: &mut Xdp,
+    name: &str,
+    iface: &str,
+    mode: ModeRequest,
+    link_path: &Path,
+) -> Result<Attachment, LoadError> {
+    require_interface(iface)?;
+    if link_path.exists() {
+        match update_pinned_link(prog, link_path) {
+            Ok(()) => {
+                info!(program = name, link = %link_path.display(), "re-used the pinned XDP link: the new program replaced the old one in place");
+                return Ok(Attachment::ReusedLink);
+            }
+            Err(e) => {
+                warn!(program = name, error = %e, path = %link_path.display(), "pinned XDP link is stale; replacing it");
+                let _ = std::fs::remove_file(link_path);
+            }
+        }
+    }
+    if let Some(occupant) = xdp_occupant(iface) {
+        return Err(LoadError::Occupied { iface: iface.to_owned(), occupant });
+    }
+    let (id, how) = match mode {
+        ModeRequest::Native => (attach_mode(prog, iface, XdpMode::Driver)?, Attachment::Native),
+        ModeRequest::Generic => (attach_mode(prog, iface, XdpMode::Skb)?, Attachment::Generic),
+        ModeRequest::Auto => match attach_mode(prog, iface, XdpMode::Driver) {
+            Ok(id) => (id, Attachment::Native),
+            Err(e) => {
+                warn!(program = name, error = %e, iface, "native XDP refused; falling back to generic (SKB) mode");
+                (attach_mode(prog, iface, XdpMode::Skb)?, Attachment::Generic)
+            }
+        },
+    };
+    let link = prog.take_link(id).map_err(|source| LoadError::Program { what: "taking the XDP link", source })?;
+    let fd_link: FdLink = link.try_into().map_err(|source| LoadError::Link {
+        what: "the kernel gave a netlink XDP attachment, which cannot be pinned",
+        source,
+    })?;
+    fd_link.pin(link_path).map_err(|source| LoadError::PinLink { path: link_path.to_path_buf(), source })?;
+    info!(program = name, iface, mode = ?how, link = %link_path.display(), "attached");
+    Ok(how)
+}
+
+/// Remove the link pinned at `path` (the program leaves the interface once no one holds it).
+/// Whether there was one.
+pub fn unpin_link(path: &Path) -> Result<bool, PinError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(source) => Err(PinError::Io { path: path.to_path_buf(), source }),
+    }
 }

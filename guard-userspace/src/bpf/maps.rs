@@ -68,6 +68,16 @@ impl MapSource for Loaded<'_> {
     }
 }
 
+/// Takes maps out of a loaded object: the program keeps its own kernel references, the handles
+/// move to userspace (the object no longer lists them).
+pub(crate) struct Taken<'a>(pub &'a mut Ebpf);
+
+impl MapSource for Taken<'_> {
+    fn map(&mut self, name: &'static str) -> Result<Map, MapsError> {
+        self.0.take_map(name).ok_or(MapsError::Missing(name))
+    }
+}
+
 /// A whole hash map, read in batches (see [`crate::bpf::batch`]); if the kernel refuses batched reads,
 /// one entry at a time (two syscalls per entry).
 pub(crate) fn whole<K: aya::Pod, V: aya::Pod>(m: &HashMap<MapData, K, V>) -> Vec<(K, V)> {

@@ -2,7 +2,10 @@
 
 use std::path::PathBuf;
 
-use aya::programs::ProgramError;
+use aya::{
+    programs::{Program, ProgramError},
+    Ebpf,
+};
 
 use crate::bpf::{maps::MapsError, pins::PinError};
 
@@ -71,4 +74,25 @@ pub fn require_interface(iface: &str) -> Result<u32, LoadError> {
         return Err(LoadError::UnknownInterface(iface.into()));
     }
     Ok(idx)
+}
+
+/// The program `name` of a loaded object as a `T` (an XDP program, a classifier).
+pub fn program_mut<'a, T>(ebpf: &'a mut Ebpf, name: &'static str, kind: &'static str) -> Result<&'a mut T, LoadError>
+where
+    &'a mut T: TryFrom<&'a mut Program, Error = ProgramError>,
+{
+    ebpf.program_mut(name)
+        .ok_or(LoadError::MissingProgram(name))?
+        .try_into()
+        .map_err(|source| LoadError::Program { what: kind, source })
+}
+
+/// The error of loading `name` into the kernel: the verifier's log when it refused.
+pub fn load_error(name: &'static str, what: &'static str) -> impl FnOnce(ProgramError) -> LoadError {
+    move |e| match e {
+        ProgramError::LoadError { io_error, verifier_log } => {
+            LoadError::Verifier { prog: name, io_error, log: verifier_log.to_string() }
+        }
+        source => LoadError::Program { what, source },
+    }
 }

@@ -12,11 +12,7 @@ use std::{
 };
 
 use aya::maps::{MapData, MapType};
-use guard_common::{
-    abi::{self, Meta, SCHEMA_VERSION},
-    parse::Malformed,
-    policy::Verdict,
-};
+use guard_common::abi::{self, Meta};
 
 /// Where pins live by default. One sub-directory per interface.
 pub const DEFAULT_PIN_BASE: &str = "/sys/fs/bpf/overload-guard";
@@ -71,47 +67,11 @@ pub struct MapSpec {
     pub max_entries: u32,
 }
 
-const fn size<T>() -> u32 {
+/// The size of a record, as the kernel reports a map's key or value size.
+pub const fn size<T>() -> u32 {
     core::mem::size_of::<T>() as u32
 }
 
-/// Every pinned map of the N3 program, as this build lays them out.
-pub fn n3_specs(max_devices: u32) -> Vec<MapSpec> {
-    use abi::*;
-    let spec = |name, map_type, key_size, value_size, max_entries| MapSpec {
-        name,
-        map_type,
-        key_size,
-        value_size,
-        max_entries,
-    };
-    vec![
-        spec(MAP_META, MapType::Array, 4, size::<Meta>(), 1),
-        spec(MAP_N3_CONFIG, MapType::Array, 4, size::<GuardConfig>(), 1),
-        spec(MAP_N3_DEVICES, MapType::LruHash, size::<DeviceKey>(), size::<DeviceState>(), max_devices),
-        spec(MAP_N3_STAGES, MapType::Hash, size::<DeviceKey>(), size::<StageEntry>(), DEFAULT_MAX_STAGED),
-        spec(MAP_N3_CELLS, MapType::LruHash, size::<CellKey>(), size::<CellRecord>(), DEFAULT_MAX_CELLS),
-        spec(MAP_N3_CELL_HOT, MapType::Array, 4, size::<CellHot>(), CELL_SLOTS),
-        spec(MAP_N3_CELL_STAGES, MapType::Hash, size::<CellKey>(), size::<CellStageEntry>(), DEFAULT_MAX_CELL_STAGES),
-        spec(MAP_N3_VERDICTS, MapType::PerCpuArray, 4, size::<Counter>(), Verdict::COUNT),
-        spec(MAP_N3_SHADOW, MapType::PerCpuArray, 4, size::<Counter>(), Verdict::COUNT),
-        spec(MAP_N3_MALFORMED, MapType::PerCpuArray, 4, size::<Counter>(), Malformed::COUNT),
-        spec(MAP_N3_STATS, MapType::PerCpuArray, 4, size::<Counter>(), STAT_COUNT),
-        spec(MAP_N3_PERCPU_TAT, MapType::PerCpuArray, 4, size::<TatSlot>(), 1),
-        spec(MAP_N3_EVENTS, MapType::RingBuf, 0, 0, EVENTS_RING_BYTES),
-        spec(MAP_N3_HINTS, MapType::Array, 4, size::<u64>(), HINT_COUNT),
-        spec(MAP_N3_FRAGS, MapType::LruHash, size::<FragKey>(), size::<FragEntry>(), DEFAULT_MAX_FRAGS),
-        spec(MAP_N3_SEEN, MapType::Array, 4, SEEN_ENTRY_BYTES as u32, SEEN_ENTRIES),
-        spec(MAP_N3_UNKNOWN_GNB, MapType::PerCpuArray, 4, size::<CellRecord>(), 1),
-        spec(MAP_N3_UNKNOWN_HOT, MapType::PerCpuArray, 4, size::<CellHot>(), 1),
-        spec(MAP_N3_LOCAL, MapType::Array, 4, size::<LocalAddr>(), LOCAL_SLOTS),
-        spec(MAP_N3_FRAMED, MapType::LpmTrie, 4 + 16, 4, DEFAULT_MAX_FRAMED),
-        spec(MAP_N3_NEXT, MapType::ProgramArray, 4, 4, 1),
-        spec(MAP_N3_CHAIN, MapType::Array, 4, size::<ChainConfig>(), 1),
-    ]
-}
-
-/// The state of an interface's pin directory.
 #[derive(Debug, PartialEq, Eq)]
 pub enum PinState {
     /// Nothing pinned yet: a first start.
@@ -190,40 +150,6 @@ impl PinDir {
         Ok(())
     }
 
-    /// Compare what is pinned with what this build expects. `max_devices` is the capacity the
-    /// operator asked for.
-    pub fn check(&self, max_devices: u32) -> Result<PinState, PinError> {
-        let meta_path = self.map_path(abi::MAP_META);
-        if !meta_path.exists() {
-            let any_map = n3_specs(max_devices).iter().any(|s| self.map_path(s.name).exists());
-            return if any_map { Err(PinError::NoMeta { dir: self.dir.clone() }) } else { Ok(PinState::Fresh) };
-        }
-        let meta = read_meta(&meta_path)?;
-        if meta.magic != abi::META_MAGIC {
-            return Err(PinError::Foreign { path: meta_path, found: meta.magic });
-        }
-        // An older schema whose maps this one only added to is re-used as it is; META is
-        // rewritten with this schema at load (`load::load_object`).
-        if meta.schema_version != SCHEMA_VERSION && !abi::COMPATIBLE_SCHEMAS.contains(&meta.schema_version) {
-            return Err(PinError::Schema {
-                dir: self.dir.clone(),
-                found: meta.schema_version,
-                expected: SCHEMA_VERSION,
-            });
-        }
-        if meta.layout != abi::layout_fingerprint() {
-            return Err(PinError::Shape {
-                dir: self.dir.clone(),
-                map: abi::MAP_META,
-                what: "layout fingerprint",
-                found: meta.layout,
-                expected: abi::layout_fingerprint(),
-            });
-        }
-        check_shapes(self, &n3_specs(max_devices))?;
-        Ok(PinState::Reusable)
-    }
-
     /// Remove every pin (maps and link) and the directory. The maps and the link are freed once no
     /// process holds them. Missing pins are not an error.
     pub fn purge(&self) -> Result<(), PinError> {
@@ -236,6 +162,60 @@ impl PinDir {
             fs::remove_file(&p).map_err(|source| PinError::Io { path: p.clone(), source })?;
         }
         fs::remove_dir(&self.dir).map_err(|source| PinError::Io { path: self.dir.clone(), source })
+    }
+}
+
+/// What a pin directory's `GUARD_META` and maps must say for this build to re-use them.
+pub struct Expected {
+    /// `Meta::program`: which program's maps these are.
+    pub program: u32,
+    pub schema: u32,
+    /// Older schemas whose pins this build re-uses unchanged (maps only added since).
+    pub compatible: &'static [u32],
+    pub layout: u64,
+    /// Every map, as this build lays it out.
+    pub specs: Vec<MapSpec>,
+}
+
+impl PinDir {
+    /// Compare what is pinned with what this build expects: fresh (nothing pinned), reusable,
+    /// or an error that says what differs (a pinned map without `GUARD_META`, another program's
+    /// or tool's pins, another schema, another record layout, a map of another shape).
+    pub fn check(&self, want: &Expected) -> Result<PinState, PinError> {
+        let meta_path = self.map_path(abi::MAP_META);
+        if !meta_path.exists() {
+            let any_map = want.specs.iter().any(|s| self.map_path(s.name).exists());
+            return if any_map { Err(PinError::NoMeta { dir: self.dir.clone() }) } else { Ok(PinState::Fresh) };
+        }
+        let meta = read_meta(&meta_path)?;
+        if meta.magic != abi::META_MAGIC {
+            return Err(PinError::Foreign { path: meta_path, found: meta.magic });
+        }
+        if meta.program != want.program {
+            return Err(PinError::Shape {
+                dir: self.dir.clone(),
+                map: abi::MAP_META,
+                what: "program",
+                found: meta.program as u64,
+                expected: want.program as u64,
+            });
+        }
+        // An older schema whose maps this one only added to is re-used as it is; the loader
+        // rewrites META with this schema.
+        if meta.schema_version != want.schema && !want.compatible.contains(&meta.schema_version) {
+            return Err(PinError::Schema { dir: self.dir.clone(), found: meta.schema_version, expected: want.schema });
+        }
+        if meta.layout != want.layout {
+            return Err(PinError::Shape {
+                dir: self.dir.clone(),
+                map: abi::MAP_META,
+                what: "layout fingerprint",
+                found: meta.layout,
+                expected: want.layout,
+            });
+        }
+        check_shapes(self, &want.specs)?;
+        Ok(PinState::Reusable)
     }
 }
 
@@ -268,7 +248,7 @@ pub fn ensure_bpffs(root: &Path) -> Result<(), PinError> {
     Ok(())
 }
 
-fn read_meta(path: &Path) -> Result<Meta, PinError> {
+pub fn read_meta(path: &Path) -> Result<Meta, PinError> {
     let data = MapData::from_pin(path).map_err(|source| PinError::Read { path: path.to_path_buf(), source })?;
     let map = aya::maps::Map::Array(data);
     let arr: aya::maps::Array<_, Meta> =

@@ -14,11 +14,11 @@
 use std::path::{Path, PathBuf};
 
 use aya::{
-    maps::{Array, Map, MapData, MapType},
+    maps::MapType,
     programs::{
         links::{FdLink, PinnedLink},
         tc::SchedClassifierLink,
-        ProgramError, SchedClassifier, TcAttachType, Xdp, XdpMode,
+        ProgramError, SchedClassifier, TcAttachType, Xdp,
     },
     Ebpf, EbpfLoader,
 };
@@ -30,10 +30,12 @@ use guard_common::{
 };
 
 use crate::{
-    bpf::link::{Attachment, ModeRequest},
-    bpf::maps::err,
-    bpf::object::{object, require_interface, LoadError},
-    bpf::pins::{MapSpec, PinDir, PinError, PinState},
+    bpf::{
+        link::{attach_pinned, unpin_link, Attachment, ModeRequest},
+        maps::err,
+        object::{load_error, object, program_mut, require_interface, LoadError},
+        pins::{size, Expected, MapSpec, PinDir, PinError, PinState},
+    },
     n2::maps::N2Maps,
 };
 
@@ -69,10 +71,6 @@ impl Default for LoadOpts {
     }
 }
 
-const fn size<T>() -> u32 {
-    core::mem::size_of::<T>() as u32
-}
-
 /// Every pinned map `guard_n2` uses, as this build lays them out.
 pub fn n2_specs(o: &LoadOpts) -> Vec<MapSpec> {
     let spec = |name, map_type, key_size, value_size, max_entries| MapSpec {
@@ -103,49 +101,22 @@ pub fn n2_specs(o: &LoadOpts) -> Vec<MapSpec> {
     ]
 }
 
-/// Compare what is pinned in `pins` with this build's N2 layout (as `PinDir::check` does for N3).
-pub fn check(pins: &PinDir, o: &LoadOpts) -> Result<PinState, PinError> {
-    let dir = pins.path().to_path_buf();
-    let meta_path = pins.map_path(abi::MAP_META);
-    if !meta_path.exists() {
-        let any = n2_specs(o).iter().any(|s| pins.map_path(s.name).exists());
-        return if any { Err(PinError::NoMeta { dir }) } else { Ok(PinState::Fresh) };
-    }
-    let meta = read_meta(&meta_path)?;
+/// What this build expects of an N2 pin directory.
+pub fn expected(o: &LoadOpts) -> Expected {
     let want = n2_meta();
-    if meta.magic != abi::META_MAGIC {
-        return Err(PinError::Foreign { path: meta_path, found: meta.magic });
+    Expected {
+        program: want.program,
+        schema: want.schema_version,
+        compatible: &[],
+        layout: want.layout,
+        specs: n2_specs(o),
     }
-    if meta.program != want.program {
-        return Err(PinError::Shape {
-            dir,
-            map: abi::MAP_META,
-            what: "program",
-            found: meta.program as u64,
-            expected: want.program as u64,
-        });
-    }
-    if meta.schema_version != want.schema_version {
-        return Err(PinError::Schema { dir, found: meta.schema_version, expected: want.schema_version });
-    }
-    if meta.layout != want.layout {
-        return Err(PinError::Shape {
-            dir,
-            map: abi::MAP_META,
-            what: "layout fingerprint",
-            found: meta.layout,
-            expected: want.layout,
-        });
-    }
-    crate::bpf::pins::check_shapes(pins, &n2_specs(o))?;
-    Ok(PinState::Reusable)
 }
 
-fn read_meta(path: &Path) -> Result<Meta, PinError> {
-    let data = MapData::from_pin(path).map_err(|source| PinError::Read { path: path.to_path_buf(), source })?;
-    let arr: Array<_, Meta> =
-        Array::try_from(Map::Array(data)).map_err(|source| PinError::Read { path: path.to_path_buf(), source })?;
-    arr.get(&0, 0).map_err(|source| PinError::Read { path: path.to_path_buf(), source })
+/// Compare what is pinned in `pins` with this build's N2 layout (as [`crate::n3::check`] does
+/// for N3).
+pub fn check(pins: &PinDir, o: &LoadOpts) -> Result<PinState, PinError> {
+    pins.check(&expected(o))
 }
 
 /// A loaded (not necessarily attached) `guard_n2`.
@@ -188,60 +159,24 @@ pub fn load(pins: &PinDir, o: &LoadOpts, cfg: &N2Config) -> Result<(N2Loaded, N2
     maps.meta.set(0, n2_meta(), 0).map_err(err(abi::MAP_META))?;
     maps.write_config(cfg)?;
     let mut loaded = N2Loaded { ebpf, pins: pins.clone(), state };
-    loaded.program()?.load().map_err(|e| match e {
-        ProgramError::LoadError { io_error, verifier_log } => {
-            LoadError::Verifier { prog: PROG_N2, io_error, log: verifier_log.to_string() }
-        }
-        source => LoadError::Program { what: "loading guard_n2", source },
-    })?;
+    loaded.program()?.load().map_err(load_error(PROG_N2, "loading guard_n2"))?;
     Ok((loaded, maps))
 }
 
 impl N2Loaded {
     pub fn program(&mut self) -> Result<&mut Xdp, LoadError> {
-        self.ebpf
-            .program_mut(PROG_N2)
-            .ok_or(LoadError::MissingProgram(PROG_N2))?
-            .try_into()
-            .map_err(|source| LoadError::Program { what: "guard_n2 is not an XDP program", source })
+        program_mut(&mut self.ebpf, PROG_N2, "guard_n2 is not an XDP program")
     }
 
     /// Attach to `iface` through a pinned link (re-used in place when one exists), as
-    /// `load::Loaded::attach` does for N3.
+    /// [`crate::n3::Loaded::attach`] does for N3.
     pub fn attach(&mut self, iface: &str, mode: ModeRequest) -> Result<Attachment, LoadError> {
-        require_interface(iface)?;
         let lp = link_path(&self.pins);
-        if lp.exists() {
-            if self.reuse_link(&lp).is_ok() {
-                return Ok(Attachment::ReusedLink);
-            }
-            let _ = std::fs::remove_file(&lp);
-        }
-        if let Some(occupant) = crate::bpf::link::xdp_occupant(iface) {
-            return Err(LoadError::Occupied { iface: iface.to_owned(), occupant });
-        }
-        let prog = self.program()?;
-        let attach = |prog: &mut Xdp, m| {
-            prog.attach(iface, m).map_err(|source| LoadError::Program { what: "attaching guard_n2", source })
-        };
-        let (id, how) = match mode {
-            ModeRequest::Native => (attach(prog, XdpMode::Driver)?, Attachment::Native),
-            ModeRequest::Generic => (attach(prog, XdpMode::Skb)?, Attachment::Generic),
-            ModeRequest::Auto => match attach(prog, XdpMode::Driver) {
-                Ok(id) => (id, Attachment::Native),
-                Err(_) => (attach(prog, XdpMode::Skb)?, Attachment::Generic),
-            },
-        };
-        let link = prog.take_link(id).map_err(|source| LoadError::Program { what: "taking the XDP link", source })?;
-        let fd_link: FdLink = link
-            .try_into()
-            .map_err(|source| LoadError::Link { what: "a netlink XDP attachment cannot be pinned", source })?;
-        fd_link.pin(&lp).map_err(|source| LoadError::PinLink { path: lp.clone(), source })?;
-        Ok(how)
+        attach_pinned(self.program()?, PROG_N2, iface, mode, &lp)
     }
 
-    fn reuse_link(&mut self, lp: &Path) -> Result<(), LoadError> {
-        crate::bpf::link::update_pinned_link(self.program()?, lp)
+    fn egress(&mut self) -> Result<&mut SchedClassifier, LoadError> {
+        program_mut(&mut self.ebpf, PROG_N2_EGRESS, "guard_n2_egress is not a classifier")
     }
 
     /// Load `guard_n2_egress` and attach it to `iface`'s egress through a pinned TCX link
@@ -250,19 +185,9 @@ impl N2Loaded {
     /// as before, so a failure here is reported, not fatal (see `runner::prepare`).
     pub fn attach_egress(&mut self, iface: &str) -> Result<Attachment, LoadError> {
         require_interface(iface)?;
-        let prog: &mut SchedClassifier = self
-            .ebpf
-            .program_mut(PROG_N2_EGRESS)
-            .ok_or(LoadError::MissingProgram(PROG_N2_EGRESS))?
-            .try_into()
-            .map_err(|source| LoadError::Program { what: "guard_n2_egress is not a classifier", source })?;
-        prog.load().map_err(|e| match e {
-            ProgramError::LoadError { io_error, verifier_log } => {
-                LoadError::Verifier { prog: PROG_N2_EGRESS, io_error, log: verifier_log.to_string() }
-            }
-            source => LoadError::Program { what: "loading guard_n2_egress", source },
-        })?;
         let lp = egress_link_path(&self.pins);
+        let prog = self.egress()?;
+        prog.load().map_err(load_error(PROG_N2_EGRESS, "loading guard_n2_egress"))?;
         if lp.exists() {
             let reused = PinnedLink::from_pin(&lp)
                 .map_err(|source| LoadError::Link { what: "opening the pinned egress link", source })
@@ -293,19 +218,9 @@ impl N2Loaded {
 
     /// The egress classifier, loaded (for BPF_PROG_TEST_RUN in tests) but not attached.
     pub fn egress_program(&mut self) -> Result<&mut SchedClassifier, LoadError> {
-        let prog: &mut SchedClassifier = self
-            .ebpf
-            .program_mut(PROG_N2_EGRESS)
-            .ok_or(LoadError::MissingProgram(PROG_N2_EGRESS))?
-            .try_into()
-            .map_err(|source| LoadError::Program { what: "guard_n2_egress is not a classifier", source })?;
+        let prog = self.egress()?;
         if prog.fd().is_err() {
-            prog.load().map_err(|e| match e {
-                ProgramError::LoadError { io_error, verifier_log } => {
-                    LoadError::Verifier { prog: PROG_N2_EGRESS, io_error, log: verifier_log.to_string() }
-                }
-                source => LoadError::Program { what: "loading guard_n2_egress", source },
-            })?;
+            prog.load().map_err(load_error(PROG_N2_EGRESS, "loading guard_n2_egress"))?;
         }
         Ok(prog)
     }
@@ -314,15 +229,8 @@ impl N2Loaded {
 /// Remove the pinned N2 links (XDP and the egress classifier) and, with `purge`, every pin in the
 /// N2 directory.
 pub fn detach(pins: &PinDir, purge: bool) -> Result<bool, LoadError> {
-    let lp = link_path(pins);
-    let had = lp.exists();
-    if had {
-        std::fs::remove_file(&lp).map_err(|source| PinError::Io { path: lp.clone(), source })?;
-    }
-    let ep = egress_link_path(pins);
-    if ep.exists() {
-        std::fs::remove_file(&ep).map_err(|source| PinError::Io { path: ep.clone(), source })?;
-    }
+    let had = unpin_link(&link_path(pins))?;
+    unpin_link(&egress_link_path(pins))?;
     if purge {
         pins.purge()?;
     }

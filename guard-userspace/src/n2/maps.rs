@@ -2,7 +2,7 @@
 //! running guard (`guard status`, the lab's checks).
 
 use aya::{
-    maps::{Array, HashMap, Map, MapData, MapError, PerCpuArray},
+    maps::{Array, HashMap, MapData, MapError, PerCpuArray},
     Ebpf,
 };
 use guard_common::{
@@ -12,11 +12,10 @@ use guard_common::{
     policy_n2::N2Verdict,
 };
 
-use crate::bpf::{maps::MapsError, pins::PinDir};
-
-fn err(name: &'static str) -> impl Fn(MapError) -> MapsError {
-    move |source| MapsError::Map { name, source }
-}
+use crate::bpf::{
+    maps::{err, optional, whole, MapSource, MapsError, Pinned, Taken},
+    pins::PinDir,
+};
 
 /// Handles on the N2 maps (not the ring buffer, which a controller takes itself).
 pub struct N2Maps {
@@ -36,33 +35,19 @@ pub struct N2Maps {
     pub alias: HashMap<MapData, L3Addr, L3Addr>,
 }
 
-fn optional<T>(r: Result<T, MapError>, name: &'static str) -> Result<Option<T>, MapsError> {
-    match r {
-        Ok(v) => Ok(Some(v)),
-        Err(MapError::KeyNotFound) => Ok(None),
-        Err(e) => Err(MapsError::Map { name, source: e }),
-    }
-}
-
 impl N2Maps {
     /// Open the pinned maps of a running (or stopped) N2 guard.
     pub fn open_pinned(pins: &PinDir) -> Result<Self, MapsError> {
-        Self::open(&mut |name| {
-            let path = pins.map_path(name);
-            if !path.exists() {
-                return Err(MapsError::Missing(name));
-            }
-            let data = MapData::from_pin(&path).map_err(err(name))?;
-            Map::from_map_data(data).map_err(err(name))
-        })
+        Self::open(&mut Pinned(pins))
     }
 
     /// Take the maps out of a loaded object (the program keeps its own kernel references).
     pub fn from_ebpf(ebpf: &mut Ebpf) -> Result<Self, MapsError> {
-        Self::open(&mut |name| ebpf.take_map(name).ok_or(MapsError::Missing(name)))
+        Self::open(&mut Taken(ebpf))
     }
 
-    fn open(get: &mut dyn FnMut(&'static str) -> Result<Map, MapsError>) -> Result<Self, MapsError> {
+    fn open(src: &mut dyn MapSource) -> Result<Self, MapsError> {
+        let mut get = |name| src.map(name);
         Ok(N2Maps {
             meta: Array::try_from(get(abi::MAP_META)?).map_err(err(abi::MAP_META))?,
             config: Array::try_from(get(MAP_N2_CONFIG)?).map_err(err(MAP_N2_CONFIG))?,
@@ -127,7 +112,7 @@ impl N2Maps {
     }
 
     pub fn peers(&self) -> Vec<(L3Addr, N2PeerState)> {
-        crate::bpf::maps::whole(&self.peers)
+        whole(&self.peers)
     }
 
     pub fn peer_stage(&self, peer: &L3Addr) -> Result<Option<StageEntry>, MapsError> {
@@ -148,12 +133,12 @@ impl N2Maps {
 
     /// Every peer's setup stage (`N2_PEER_STAGES`).
     pub fn peer_stages(&self) -> Vec<(L3Addr, StageEntry)> {
-        crate::bpf::maps::whole(&self.peer_stages)
+        whole(&self.peer_stages)
     }
 
     /// The allow-listed peers (`N2_ALLOW`).
     pub fn allowed(&self) -> Vec<L3Addr> {
-        crate::bpf::maps::whole(&self.allow).into_iter().map(|(a, _)| a).collect()
+        whole(&self.allow).into_iter().map(|(a, _)| a).collect()
     }
 
     pub fn allow_peer(&mut self, peer: &L3Addr) -> Result<(), MapsError> {
@@ -170,7 +155,7 @@ impl N2Maps {
 
     /// Association ports the egress classifier has seen (`N2_ASSOC`).
     pub fn assoc_ports(&self) -> Vec<(N2PortKey, N2AssocState)> {
-        crate::bpf::maps::whole(&self.assoc)
+        whole(&self.assoc)
     }
 
     pub fn assoc_port(&self, key: &N2PortKey) -> Result<Option<N2AssocState>, MapsError> {
@@ -179,7 +164,7 @@ impl N2Maps {
 
     /// Other addresses of multi-homed peers and their primary (`N2_ALIAS`).
     pub fn aliases(&self) -> Vec<(L3Addr, L3Addr)> {
-        crate::bpf::maps::whole(&self.alias)
+        whole(&self.alias)
     }
 
     pub fn cookie_issued(&self, key: &N2TagKey) -> Result<Option<u64>, MapsError> {
@@ -191,7 +176,7 @@ impl N2Maps {
     }
 
     pub fn cells(&self) -> Vec<(N2CellKey, N2CellState)> {
-        crate::bpf::maps::whole(&self.cells)
+        whole(&self.cells)
     }
 
     pub fn device(&self, key: &N2DeviceKey) -> Result<Option<N2DeviceState>, MapsError> {
@@ -200,6 +185,6 @@ impl N2Maps {
 
     /// The whole device map, read in batches (see [`crate::bpf::batch`]).
     pub fn devices(&self) -> Vec<(N2DeviceKey, N2DeviceState)> {
-        crate::bpf::maps::whole(&self.devices)
+        whole(&self.devices)
     }
 }

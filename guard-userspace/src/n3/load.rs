@@ -3,24 +3,79 @@
 
 use std::path::{Path, PathBuf};
 
-use aya::{
-    programs::{links::FdLink, ProgramError, Xdp, XdpMode},
-    Ebpf, EbpfLoader,
+use aya::{maps::MapType, programs::Xdp, Ebpf, EbpfLoader};
+use guard_common::{
+    abi::{self, GuardConfig, Meta, META_PROG_N3},
+    parse::Malformed,
+    policy::Verdict,
 };
-use guard_common::abi::{self, GuardConfig, Meta, META_PROG_N3};
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::{
     bpf::{
-        link::{attach_mode, update_pinned_link, xdp_occupant, Attachment, ModeRequest},
-        object::{object, require_interface, LoadError},
-        pins::{PinDir, PinError, PinState},
+        link::{attach_pinned, unpin_link, update_pinned_link, Attachment, ModeRequest},
+        object::{load_error, object, program_mut, require_interface, LoadError},
+        pins::{size, Expected, MapSpec, PinDir, PinError, PinState},
     },
     n3::{
         chain::{self, IntoSlot},
         maps::N3Maps,
     },
 };
+
+/// Every pinned map of the N3 program, as this build lays them out.
+pub fn n3_specs(max_devices: u32) -> Vec<MapSpec> {
+    use abi::*;
+    let spec = |name, map_type, key_size, value_size, max_entries| MapSpec {
+        name,
+        map_type,
+        key_size,
+        value_size,
+        max_entries,
+    };
+    vec![
+        spec(MAP_META, MapType::Array, 4, size::<Meta>(), 1),
+        spec(MAP_N3_CONFIG, MapType::Array, 4, size::<GuardConfig>(), 1),
+        spec(MAP_N3_DEVICES, MapType::LruHash, size::<DeviceKey>(), size::<DeviceState>(), max_devices),
+        spec(MAP_N3_STAGES, MapType::Hash, size::<DeviceKey>(), size::<StageEntry>(), DEFAULT_MAX_STAGED),
+        spec(MAP_N3_CELLS, MapType::LruHash, size::<CellKey>(), size::<CellRecord>(), DEFAULT_MAX_CELLS),
+        spec(MAP_N3_CELL_HOT, MapType::Array, 4, size::<CellHot>(), CELL_SLOTS),
+        spec(MAP_N3_CELL_STAGES, MapType::Hash, size::<CellKey>(), size::<CellStageEntry>(), DEFAULT_MAX_CELL_STAGES),
+        spec(MAP_N3_VERDICTS, MapType::PerCpuArray, 4, size::<Counter>(), Verdict::COUNT),
+        spec(MAP_N3_SHADOW, MapType::PerCpuArray, 4, size::<Counter>(), Verdict::COUNT),
+        spec(MAP_N3_MALFORMED, MapType::PerCpuArray, 4, size::<Counter>(), Malformed::COUNT),
+        spec(MAP_N3_STATS, MapType::PerCpuArray, 4, size::<Counter>(), STAT_COUNT),
+        spec(MAP_N3_PERCPU_TAT, MapType::PerCpuArray, 4, size::<TatSlot>(), 1),
+        spec(MAP_N3_EVENTS, MapType::RingBuf, 0, 0, EVENTS_RING_BYTES),
+        spec(MAP_N3_HINTS, MapType::Array, 4, size::<u64>(), HINT_COUNT),
+        spec(MAP_N3_FRAGS, MapType::LruHash, size::<FragKey>(), size::<FragEntry>(), DEFAULT_MAX_FRAGS),
+        spec(MAP_N3_SEEN, MapType::Array, 4, SEEN_ENTRY_BYTES as u32, SEEN_ENTRIES),
+        spec(MAP_N3_UNKNOWN_GNB, MapType::PerCpuArray, 4, size::<CellRecord>(), 1),
+        spec(MAP_N3_UNKNOWN_HOT, MapType::PerCpuArray, 4, size::<CellHot>(), 1),
+        spec(MAP_N3_LOCAL, MapType::Array, 4, size::<LocalAddr>(), LOCAL_SLOTS),
+        spec(MAP_N3_FRAMED, MapType::LpmTrie, 4 + 16, 4, DEFAULT_MAX_FRAMED),
+        spec(MAP_N3_NEXT, MapType::ProgramArray, 4, 4, 1),
+        spec(MAP_N3_CHAIN, MapType::Array, 4, size::<ChainConfig>(), 1),
+    ]
+}
+
+/// The state of an interface's pin directory.
+/// What this build expects of an N3 pin directory; `max_devices` is the capacity the operator
+/// asked for.
+pub fn expected(max_devices: u32) -> Expected {
+    Expected {
+        program: META_PROG_N3,
+        schema: abi::SCHEMA_VERSION,
+        compatible: abi::COMPATIBLE_SCHEMAS,
+        layout: abi::layout_fingerprint(),
+        specs: n3_specs(max_devices),
+    }
+}
+
+/// Compare what is pinned in `pins` with this build's N3 layout.
+pub fn check(pins: &PinDir, max_devices: u32) -> Result<PinState, PinError> {
+    pins.check(&expected(max_devices))
+}
 
 /// A loaded (not necessarily attached) N3 program with its maps.
 pub struct Loaded {
@@ -55,7 +110,7 @@ pub fn load(pins: &PinDir, max_devices: u32, cfg: &GuardConfig) -> Result<Loaded
 /// verified before anything is written: a program the kernel refuses leaves META, the config and
 /// whatever is attached exactly as they were.
 pub fn load_object(pins: &PinDir, max_devices: u32, cfg: &GuardConfig, obj: &[u8]) -> Result<Loaded, LoadError> {
-    let state = pins.check(max_devices)?;
+    let state = check(pins, max_devices)?;
     pins.create()?;
     // N2's maps of the shared object: unused by guard_n3, kept tiny and not pinned here (an
     // earlier build pinned them; they go too).
@@ -67,17 +122,8 @@ pub fn load_object(pins: &PinDir, max_devices: u32, cfg: &GuardConfig, obj: &[u8
     }
     let mut ebpf = loader.load(obj).map_err(LoadError::Object)?;
     pins.unpin_foreign("N2_")?;
-    let prog: &mut Xdp = ebpf
-        .program_mut(abi::PROG_N3)
-        .ok_or(LoadError::MissingProgram(abi::PROG_N3))?
-        .try_into()
-        .map_err(|source| LoadError::Program { what: "guard_n3 is not an XDP program", source })?;
-    prog.load().map_err(|e| match e {
-        ProgramError::LoadError { io_error, verifier_log } => {
-            LoadError::Verifier { prog: abi::PROG_N3, io_error, log: verifier_log.to_string() }
-        }
-        source => LoadError::Program { what: "loading guard_n3", source },
-    })?;
+    let prog: &mut Xdp = program_mut(&mut ebpf, abi::PROG_N3, "guard_n3 is not an XDP program")?;
+    prog.load().map_err(load_error(abi::PROG_N3, "loading guard_n3"))?;
     {
         let mut maps = N3Maps::from_ebpf_ref(&mut ebpf)?;
         maps.write_meta(&Meta::current(META_PROG_N3))?;
@@ -88,11 +134,7 @@ pub fn load_object(pins: &PinDir, max_devices: u32, cfg: &GuardConfig, obj: &[u8
 
 impl Loaded {
     pub fn program(&mut self) -> Result<&mut Xdp, LoadError> {
-        self.ebpf
-            .program_mut(abi::PROG_N3)
-            .ok_or(LoadError::MissingProgram(abi::PROG_N3))?
-            .try_into()
-            .map_err(|source| LoadError::Program { what: "guard_n3 is not an XDP program", source })
+        program_mut(&mut self.ebpf, abi::PROG_N3, "guard_n3 is not an XDP program")
     }
 
     /// Attach to `iface`. A pinned link from an earlier run is updated in place to run this
@@ -101,45 +143,14 @@ impl Loaded {
     pub fn attach(&mut self, iface: &str, mode: ModeRequest) -> Result<Attachment, LoadError> {
         require_interface(iface)?;
         let link_path = self.pins.link_path();
-        // A link `guard detach` handed over to the next program (see [`detach_into`]): take it
+        // A link `guard detach` handed over to the next program (see [`detach_chained`]): take it
         // back, so the guard comes first again without a moment off the interface.
         let handover = chain::handover_link_path(&self.pins);
         if !link_path.exists() && handover.exists() {
             chain::repin(&handover, &link_path)?;
             info!(link = %link_path.display(), "taking back the link handed over to the next program");
         }
-        if link_path.exists() {
-            match self.reuse_link(&link_path) {
-                Ok(()) => return Ok(Attachment::ReusedLink),
-                Err(e) => {
-                    warn!(error = %e, path = %link_path.display(), "pinned XDP link is stale; replacing it");
-                    let _ = std::fs::remove_file(&link_path);
-                }
-            }
-        }
-        if let Some(occupant) = xdp_occupant(iface) {
-            return Err(LoadError::Occupied { iface: iface.to_owned(), occupant });
-        }
-        let prog = self.program()?;
-        let (id, how) = match mode {
-            ModeRequest::Native => (attach_mode(prog, iface, XdpMode::Driver)?, Attachment::Native),
-            ModeRequest::Generic => (attach_mode(prog, iface, XdpMode::Skb)?, Attachment::Generic),
-            ModeRequest::Auto => match attach_mode(prog, iface, XdpMode::Driver) {
-                Ok(id) => (id, Attachment::Native),
-                Err(e) => {
-                    warn!(error = %e, iface, "native XDP refused; falling back to generic (SKB) mode");
-                    (attach_mode(prog, iface, XdpMode::Skb)?, Attachment::Generic)
-                }
-            },
-        };
-        let link = prog.take_link(id).map_err(|source| LoadError::Program { what: "taking the XDP link", source })?;
-        let fd_link: FdLink = link.try_into().map_err(|source| LoadError::Link {
-            what: "the kernel gave a netlink XDP attachment, which cannot be pinned",
-            source,
-        })?;
-        fd_link.pin(&link_path).map_err(|source| LoadError::PinLink { path: link_path.clone(), source })?;
-        info!(iface, mode = ?how, link = %link_path.display(), "attached guard_n3");
-        Ok(how)
+        attach_pinned(self.program()?, abi::PROG_N3, iface, mode, &link_path)
     }
 
     /// Replace the program behind the pinned link with this one, atomically (`BPF_LINK_UPDATE`):
@@ -239,11 +250,7 @@ pub fn detach_chained(pins: &PinDir, purge: bool, into: Option<&IntoSlot>) -> Re
 /// Detach: remove the pinned link (the program leaves the interface once no one holds it) and,
 /// with `purge`, every pinned map (all counters, bindings and stages are lost).
 pub fn detach(pins: &PinDir, purge: bool) -> Result<bool, LoadError> {
-    let link_path = pins.link_path();
-    let had_link = link_path.exists();
-    if had_link {
-        std::fs::remove_file(&link_path).map_err(|source| PinError::Io { path: link_path.clone(), source })?;
-    }
+    let had_link = unpin_link(&pins.link_path())?;
     if purge {
         pins.purge()?;
     }
