@@ -4,6 +4,7 @@
 mod chain;
 mod device;
 mod fleet;
+mod run;
 mod status;
 mod status_n2;
 mod tables;
@@ -14,7 +15,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::{bpf::link::ModeRequest, bpf::pins::PinDir, config::Config};
+use crate::{bpf::pins::PinDir, config::Config};
 
 const LONG_ABOUT: &str = "\
 An XDP overload guard for the N3 (GTP-U) interface of a 5G UPF or gateway host.
@@ -69,7 +70,7 @@ pub enum Cmd {
     /// the data plane stays. Under systemd (Type=notify) it sends READY=1 once attached and
     /// ticking, WATCHDOG=1 per on-time tick, RELOADING=1 / READY=1 around SIGHUP; the metrics
     /// listener also serves /healthz and /readyz.
-    Run(RunArgs),
+    Run(run::RunArgs),
     /// Show what the data plane counted and which devices and cells are staged.
     Status(status::StatusArgs),
     /// Show the heaviest devices and the staged ones, with the reason they were staged.
@@ -282,51 +283,6 @@ impl Target {
 }
 
 #[derive(Args, Debug)]
-pub struct RunArgs {
-    #[command(flatten)]
-    pub target: Target,
-    /// XDP attach mode.
-    #[arg(long, value_enum, default_value_t = AttachMode::Auto)]
-    pub mode: AttachMode,
-    /// Attach and exit without running the controller (the data plane keeps its pinned stages,
-    /// which expire).
-    #[arg(long)]
-    pub no_controller: bool,
-    /// Stop after this many seconds (for tests and demos; default: until SIGINT/SIGTERM).
-    #[arg(long)]
-    pub duration: Option<f64>,
-    /// Detach (but keep pinned maps) when the controller stops.
-    #[arg(long)]
-    pub detach_on_exit: bool,
-    /// Also guard N2/S1-MME (SCTP: NGAP, S1AP) on this interface: `guard_n2` and the storm
-    /// controller (docs/n2.md). Default: `[guard] n2_interface` of the config file.
-    #[arg(long)]
-    pub n2_iface: Option<String>,
-    /// The N2 settings (TOML: `tick`, `[dataplane]`, `[detect]`, `[setup]`, `[hook]`); default:
-    /// `[guard] n2_config`, else built-in defaults.
-    #[arg(long)]
-    pub n2_config: Option<PathBuf>,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum AttachMode {
-    /// Native XDP, falling back to generic.
-    Auto,
-    Native,
-    Generic,
-}
-
-impl From<AttachMode> for ModeRequest {
-    fn from(m: AttachMode) -> Self {
-        match m {
-            AttachMode::Auto => ModeRequest::Auto,
-            AttachMode::Native => ModeRequest::Native,
-            AttachMode::Generic => ModeRequest::Generic,
-        }
-    }
-}
-
-#[derive(Args, Debug)]
 pub struct DetachArgs {
     #[command(flatten)]
     pub target: Target,
@@ -440,7 +396,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         enter_netns(ns)?;
     }
     match cli.cmd {
-        Cmd::Run(a) => crate::n3::controller::run_command(a),
+        Cmd::Run(a) => run::run(a),
         Cmd::Status(a) => status::status(a),
         Cmd::Top(a) => status::top(a),
         Cmd::Device(d) => device::run(d),

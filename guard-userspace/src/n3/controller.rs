@@ -1,4 +1,4 @@
-//! `guard run`: load, attach, then the control loop.
+//! The N3 control loop (the wiring of `guard run` is in `crate::cli::run`).
 //!
 //! Each tick (the config's `guard.tick`, default 1 s):
 //! 1. take the events (over-limit, spoof, new-device) that the event thread ([`EventPump`])
@@ -34,7 +34,6 @@ use tracing::{error, info, warn};
 
 use crate::{
     audit::AuditLog,
-    cli::RunArgs,
     clock::monotonic_ns,
     config::Config,
     metrics::{Metrics, TOP_CELLS},
@@ -42,7 +41,6 @@ use crate::{
     n3::events::EventPump,
     n3::load,
     n3::maps::N3Maps,
-    runlock::Resource,
 };
 
 /// Events the event thread keeps between two ticks at most; more are discarded and counted
@@ -59,115 +57,34 @@ pub const WALK_SHARE: f64 = 0.02;
 /// Devices read per step of a slice, between two checks of the tick's time budget.
 const WALK_STEP: usize = 16_384;
 
-pub fn run_command(a: RunArgs) -> Result<()> {
-    crate::bpf::object::require_root()?;
-    let cfg = a.target.load_config()?;
-    let iface = a.target.iface(&cfg)?;
-    crate::bpf::object::require_interface(&iface)?;
-    let pins = a.target.pins(&cfg)?;
-    // One controller per interface and pin directory, taken before anything is touched; held
-    // until this process exits (the kernel releases it even on SIGKILL).
-    let n2_base = a.target.pin_base.clone().unwrap_or_else(|| cfg.guard.pin_dir.clone());
-    // N2: the flag, else the config file's `[guard] n2_interface` / `n2_config`.
-    let n2_iface = a.n2_iface.clone().or_else(|| cfg.guard.n2_interface.clone());
-    let n2_config = a.n2_config.clone().or_else(|| cfg.guard.n2_config.clone());
-    if n2_config.is_some() && n2_iface.is_none() {
-        anyhow::bail!("an N2 config is given but no N2 interface: set --n2-iface or [guard] n2_interface");
-    }
-    if let Some(i) = &n2_iface {
-        crate::bpf::object::require_interface(i)?;
-    }
-    let n2_pins = n2_iface.as_deref().map(|i| crate::n2::pin_dir(&n2_base, i));
-    let mut locks = vec![Resource::Interface(&iface), Resource::Pins(pins.path())];
-    if let (Some(i), Some(p)) = (n2_iface.as_deref(), n2_pins.as_ref()) {
-        locks.push(Resource::Interface(i));
-        locks.push(Resource::Pins(p.path()));
-    }
-    let _lock = crate::runlock::acquire(&locks).context("refusing to start a second controller")?;
-    let ncpus = num_cpus();
-    let dp = cfg.dataplane(ncpus);
-    let mut loaded =
-        load::load(&pins, cfg.guard.max_devices, &dp).with_context(|| format!("loading the guard for {iface}"))?;
-    match loaded.state {
-        crate::bpf::pins::PinState::Fresh => info!(pins = %pins.path().display(), "no earlier state: starting fresh"),
-        crate::bpf::pins::PinState::Reusable => {
-            info!(pins = %pins.path().display(), "found pinned maps of this schema: counters, bindings and stages are kept")
-        }
-    }
-    let fresh = matches!(loaded.state, crate::bpf::pins::PinState::Fresh);
-    // The host's N3 addresses before the first packet: every device's F-TEID carries the index
-    // of its address (docs/dataplane.md, "F-TEID").
-    sync_tables(&mut N3Maps::from_ebpf_ref(&mut loaded.ebpf)?, &cfg)
-        .with_context(|| format!("writing the N3 addresses and framed routes of {iface}"))?;
-    let into = match cfg.attach.into.as_deref() {
-        Some(i) => Some(crate::n3::chain::IntoSlot::parse(i).map_err(anyhow::Error::msg).context("[attach] into")?),
-        None => None,
-    };
-    // `[attach] next` before the program sees a packet; a next program set with `guard chain
-    // set` and not in the file is kept (N3_CHAIN is pinned).
-    if let Some(next) = &cfg.attach.next {
-        let st =
-            crate::n3::chain::configure(&pins, next).with_context(|| format!("[attach] next = {}", next.display()))?;
-        info!(next = %next.display(), state = ?st, "passed packets go on to the next program");
-    }
-    // One way of attaching at a time: a pinned link (interface) and the guard's program pin
-    // (a program-array slot) left by a run configured the other way would make two guards.
-    match &into {
-        Some(_) if pins.link_path().exists() => anyhow::bail!(
-            "[attach] into is set but the guard is attached to {iface} (pinned link {}): \
-             `guard detach --iface {iface}` first (with the previous configuration)",
-            pins.link_path().display()
-        ),
-        None if pins.path().join(crate::n3::chain::PROG_PIN).exists() => anyhow::bail!(
-            "the guard sits in a program-array slot ({} exists) but [attach] into is not set: \
-             `guard detach --iface {iface} --config <the configuration naming that slot>` first",
-            pins.path().join(crate::n3::chain::PROG_PIN).display()
-        ),
-        _ => {}
-    }
-    let attached = match &into {
-        Some(i) => loaded.place_into(i),
-        None => loaded.attach(&iface, a.mode.into()),
-    };
-    let how = match attached {
-        Ok(how) => how,
-        Err(e) => {
-            // Pins this run created for nothing are removed, so a failed start leaves no state
-            // behind (pins of an earlier run are kept: they hold its stages).
-            if fresh {
-                drop(loaded);
-                if let Err(pe) = load::detach(&pins, true) {
-                    warn!(error = %pe, pins = %pins.path().display(), "removing the pins of the failed start");
-                }
-            }
-            return Err(e).with_context(|| format!("attaching to {iface}"));
-        }
-    };
-    info!(iface, mode = ?how, "guard_n3 attached");
-    // N2/S1-MME (docs/n2.md): guard_n2 on its own interface, its storm controller on a thread.
-    let n2 = match &n2_iface {
-        Some(n2_iface) => {
-            let file = crate::n2::controller::N2File::read(n2_config.as_deref())?;
-            Some(crate::n2::controller::prepare(n2_iface, &n2_base, file, a.mode.into(), &cfg.guard.audit_log)?)
-        }
-        None => None,
-    };
-    if a.no_controller {
-        println!("attached to {iface} ({how:?}); no controller running, stages expire on their own");
-        return Ok(());
-    }
+/// What `guard run` hands the N3 control loop: the program loaded and attached, its
+/// configuration, and the N2 side when there is one.
+pub struct Start {
+    /// The N3 interface (the `interface` label of its metrics).
+    pub iface: String,
+    pub cfg: Config,
+    pub config_path: Option<PathBuf>,
+    pub pins: crate::bpf::pins::PinDir,
+    /// The CPUs the per-CPU limits are split over.
+    pub ncpus: u32,
+    /// Stop after this long (tests and demos); None: until SIGINT/SIGTERM.
+    pub duration: Option<Duration>,
+    /// `[attach] into`: the program-array slot the guard sits in instead of the interface.
+    pub into: Option<crate::n3::chain::IntoSlot>,
+    /// `guard_n2`, attached, when an N2 interface is configured: its controller ticks on a thread.
+    pub n2: Option<crate::n2::controller::Prepared>,
+    /// Liveness and readiness for `/healthz`, `/readyz` (and the watchdog).
+    pub health: Arc<crate::service::Health>,
+}
+
+/// Run the control loop on `loaded` until SIGINT/SIGTERM (or `duration`), with the event thread
+/// draining its ring buffer.
+pub fn run(loaded: &mut load::Loaded, s: Start) -> Result<()> {
     let events = loaded.ebpf.take_map(abi::MAP_N3_EVENTS).context("the object has no N3_EVENTS ring buffer")?;
     let ring = RingBuf::try_from(events).context("N3_EVENTS is not a ring buffer")?;
     let events = EventPump::start(ring, EVENT_BACKLOG)?;
     let maps = N3Maps::from_ebpf_ref(&mut loaded.ebpf)?;
-    let mut targets = vec![crate::service::Attached {
-        iface: iface.clone(),
-        program: abi::PROG_N3,
-        pins: pins.clone(),
-        kind: crate::service::PinKind::N3 { max_devices: cfg.guard.max_devices },
-    }];
-    targets.extend(n2.as_ref().map(|p| p.health_target()));
-    let health = crate::service::Health::new(cfg.guard.tick.0.max(10_000_000), targets, cfg.guard.audit_log.clone());
+    let Start { iface, cfg, config_path, pins, ncpus, duration, into, n2, health } = s;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -178,16 +95,15 @@ pub fn run_command(a: RunArgs) -> Result<()> {
         let id = p.info().context("guard_n3's program id")?.id();
         (p.fd().context("guard_n3's descriptor")?.try_clone().context("duplicating guard_n3's descriptor")?, id)
     };
-    let c_into = into.clone();
-    let result = rt.block_on(control_loop(Ctl {
+    rt.block_on(control_loop(Ctl {
         chain: ChainWatch { pins: pins.clone(), into, own_prog, next: None, in_slot: None },
-        iface: iface.clone(),
+        iface,
         cfg,
-        config_path: a.target.config.clone(),
+        config_path,
         maps,
         events,
         ncpus,
-        duration: a.duration.map(Duration::from_secs_f64),
+        duration,
         walk: Walk::default(),
         raw: Vec::new(),
         samples: Vec::new(),
@@ -195,24 +111,8 @@ pub fn run_command(a: RunArgs) -> Result<()> {
         held_events: Vec::new(),
         n2,
         health,
-        pins: pins.clone(),
-    }));
-    if a.detach_on_exit {
-        load::detach_chained(&pins, false, c_into.as_ref()).context("detaching on exit")?;
-        info!(iface, "detached (pinned maps kept)");
-        if let Some(n2_iface) = &n2_iface {
-            crate::n2::detach(&crate::n2::pin_dir(&n2_base, n2_iface), false).context("detaching guard_n2 on exit")?;
-            info!(iface = n2_iface, "guard_n2 detached (pinned maps kept)");
-        }
-    }
-    // Keep the program loaded until here: dropping `loaded` releases our handles only; the pinned
-    // link keeps the program attached.
-    drop(loaded);
-    result
-}
-
-pub fn num_cpus() -> u32 {
-    std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1)
+        pins,
+    }))
 }
 
 /// What the controller keeps of the chaining (`[attach]`), to say each change once.
@@ -713,7 +613,7 @@ fn ue_of_binding(d: &abi::DeviceState) -> abi::L3Addr {
 
 /// The tables the configuration fills besides the config record: the host's N3 addresses
 /// (`N3_LOCAL`: the F-TEID's local index) and the framed routes (`N3_FRAMED`).
-fn sync_tables(maps: &mut N3Maps, cfg: &Config) -> Result<()> {
+pub fn sync_tables(maps: &mut N3Maps, cfg: &Config) -> Result<()> {
     maps.sync_local_addrs(&cfg.local_addrs())?;
     maps.sync_framed_routes(&cfg.framed_routes())?;
     Ok(())

@@ -1,0 +1,200 @@
+//! `guard run`: resolve the configuration, take the run lock, load and attach `guard_n3` (and
+//! `guard_n2` when an N2 interface is configured), then hand them to the control loops
+//! ([`crate::n3::controller::run`], the N2 controller on its own thread).
+
+use std::{path::PathBuf, time::Duration};
+
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+use tracing::{info, warn};
+
+use super::Target;
+use crate::{
+    bpf::link::ModeRequest,
+    n3::{controller, load, maps::N3Maps},
+    runlock::Resource,
+};
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// XDP attach mode.
+    #[arg(long, value_enum, default_value_t = AttachMode::Auto)]
+    pub mode: AttachMode,
+    /// Attach and exit without running the controller (the data plane keeps its pinned stages,
+    /// which expire).
+    #[arg(long)]
+    pub no_controller: bool,
+    /// Stop after this many seconds (for tests and demos; default: until SIGINT/SIGTERM).
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// Detach (but keep pinned maps) when the controller stops.
+    #[arg(long)]
+    pub detach_on_exit: bool,
+    /// Also guard N2/S1-MME (SCTP: NGAP, S1AP) on this interface: `guard_n2` and the storm
+    /// controller (docs/n2.md). Default: `[guard] n2_interface` of the config file.
+    #[arg(long)]
+    pub n2_iface: Option<String>,
+    /// The N2 settings (TOML: `tick`, `[dataplane]`, `[detect]`, `[setup]`, `[hook]`); default:
+    /// `[guard] n2_config`, else built-in defaults.
+    #[arg(long)]
+    pub n2_config: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum AttachMode {
+    /// Native XDP, falling back to generic.
+    Auto,
+    Native,
+    Generic,
+}
+
+impl From<AttachMode> for ModeRequest {
+    fn from(m: AttachMode) -> Self {
+        match m {
+            AttachMode::Auto => ModeRequest::Auto,
+            AttachMode::Native => ModeRequest::Native,
+            AttachMode::Generic => ModeRequest::Generic,
+        }
+    }
+}
+
+/// The CPUs the data plane's per-CPU limits are split over.
+pub fn num_cpus() -> u32 {
+    std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1)
+}
+
+pub fn run(a: RunArgs) -> Result<()> {
+    crate::bpf::object::require_root()?;
+    let cfg = a.target.load_config()?;
+    let iface = a.target.iface(&cfg)?;
+    crate::bpf::object::require_interface(&iface)?;
+    let pins = a.target.pins(&cfg)?;
+    // One controller per interface and pin directory, taken before anything is touched; held
+    // until this process exits (the kernel releases it even on SIGKILL).
+    let n2_base = a.target.pin_base.clone().unwrap_or_else(|| cfg.guard.pin_dir.clone());
+    // N2: the flag, else the config file's `[guard] n2_interface` / `n2_config`.
+    let n2_iface = a.n2_iface.clone().or_else(|| cfg.guard.n2_interface.clone());
+    let n2_config = a.n2_config.clone().or_else(|| cfg.guard.n2_config.clone());
+    if n2_config.is_some() && n2_iface.is_none() {
+        anyhow::bail!("an N2 config is given but no N2 interface: set --n2-iface or [guard] n2_interface");
+    }
+    if let Some(i) = &n2_iface {
+        crate::bpf::object::require_interface(i)?;
+    }
+    let n2_pins = n2_iface.as_deref().map(|i| crate::n2::pin_dir(&n2_base, i));
+    let mut locks = vec![Resource::Interface(&iface), Resource::Pins(pins.path())];
+    if let (Some(i), Some(p)) = (n2_iface.as_deref(), n2_pins.as_ref()) {
+        locks.push(Resource::Interface(i));
+        locks.push(Resource::Pins(p.path()));
+    }
+    let _lock = crate::runlock::acquire(&locks).context("refusing to start a second controller")?;
+    let ncpus = num_cpus();
+    let dp = cfg.dataplane(ncpus);
+    let mut loaded =
+        load::load(&pins, cfg.guard.max_devices, &dp).with_context(|| format!("loading the guard for {iface}"))?;
+    match loaded.state {
+        crate::bpf::pins::PinState::Fresh => info!(pins = %pins.path().display(), "no earlier state: starting fresh"),
+        crate::bpf::pins::PinState::Reusable => {
+            info!(pins = %pins.path().display(), "found pinned maps of this schema: counters, bindings and stages are kept")
+        }
+    }
+    let fresh = matches!(loaded.state, crate::bpf::pins::PinState::Fresh);
+    // The host's N3 addresses before the first packet: every device's F-TEID carries the index
+    // of its address (docs/dataplane.md, "F-TEID").
+    controller::sync_tables(&mut N3Maps::from_ebpf_ref(&mut loaded.ebpf)?, &cfg)
+        .with_context(|| format!("writing the N3 addresses and framed routes of {iface}"))?;
+    let into = match cfg.attach.into.as_deref() {
+        Some(i) => Some(crate::n3::chain::IntoSlot::parse(i).map_err(anyhow::Error::msg).context("[attach] into")?),
+        None => None,
+    };
+    // `[attach] next` before the program sees a packet; a next program set with `guard chain
+    // set` and not in the file is kept (N3_CHAIN is pinned).
+    if let Some(next) = &cfg.attach.next {
+        let st =
+            crate::n3::chain::configure(&pins, next).with_context(|| format!("[attach] next = {}", next.display()))?;
+        info!(next = %next.display(), state = ?st, "passed packets go on to the next program");
+    }
+    // One way of attaching at a time: a pinned link (interface) and the guard's program pin
+    // (a program-array slot) left by a run configured the other way would make two guards.
+    match &into {
+        Some(_) if pins.link_path().exists() => anyhow::bail!(
+            "[attach] into is set but the guard is attached to {iface} (pinned link {}): \
+             `guard detach --iface {iface}` first (with the previous configuration)",
+            pins.link_path().display()
+        ),
+        None if pins.path().join(crate::n3::chain::PROG_PIN).exists() => anyhow::bail!(
+            "the guard sits in a program-array slot ({} exists) but [attach] into is not set: \
+             `guard detach --iface {iface} --config <the configuration naming that slot>` first",
+            pins.path().join(crate::n3::chain::PROG_PIN).display()
+        ),
+        _ => {}
+    }
+    let attached = match &into {
+        Some(i) => loaded.place_into(i),
+        None => loaded.attach(&iface, a.mode.into()),
+    };
+    let how = match attached {
+        Ok(how) => how,
+        Err(e) => {
+            // Pins this run created for nothing are removed, so a failed start leaves no state
+            // behind (pins of an earlier run are kept: they hold its stages).
+            if fresh {
+                drop(loaded);
+                if let Err(pe) = load::detach(&pins, true) {
+                    warn!(error = %pe, pins = %pins.path().display(), "removing the pins of the failed start");
+                }
+            }
+            return Err(e).with_context(|| format!("attaching to {iface}"));
+        }
+    };
+    info!(iface, mode = ?how, "guard_n3 attached");
+    // N2/S1-MME (docs/n2.md): guard_n2 on its own interface, its storm controller on a thread.
+    let n2 = match &n2_iface {
+        Some(n2_iface) => {
+            let file = crate::n2::controller::N2File::read(n2_config.as_deref())?;
+            Some(crate::n2::controller::prepare(n2_iface, &n2_base, file, a.mode.into(), &cfg.guard.audit_log)?)
+        }
+        None => None,
+    };
+    if a.no_controller {
+        println!("attached to {iface} ({how:?}); no controller running, stages expire on their own");
+        return Ok(());
+    }
+    let mut targets = vec![crate::service::Attached {
+        iface: iface.clone(),
+        program: guard_common::abi::PROG_N3,
+        pins: pins.clone(),
+        kind: crate::service::PinKind::N3 { max_devices: cfg.guard.max_devices },
+    }];
+    targets.extend(n2.as_ref().map(|p| p.health_target()));
+    let health = crate::service::Health::new(cfg.guard.tick.0.max(10_000_000), targets, cfg.guard.audit_log.clone());
+    let into_slot = into.clone();
+    let result = controller::run(
+        &mut loaded,
+        controller::Start {
+            iface: iface.clone(),
+            cfg,
+            config_path: a.target.config.clone(),
+            pins: pins.clone(),
+            ncpus,
+            duration: a.duration.map(Duration::from_secs_f64),
+            into,
+            n2,
+            health,
+        },
+    );
+    if a.detach_on_exit {
+        load::detach_chained(&pins, false, into_slot.as_ref()).context("detaching on exit")?;
+        info!(iface, "detached (pinned maps kept)");
+        if let Some(n2_iface) = &n2_iface {
+            crate::n2::detach(&crate::n2::pin_dir(&n2_base, n2_iface), false).context("detaching guard_n2 on exit")?;
+            info!(iface = n2_iface, "guard_n2 detached (pinned maps kept)");
+        }
+    }
+    // Keep the program loaded until here: dropping `loaded` releases our handles only; the pinned
+    // link keeps the program attached.
+    drop(loaded);
+    result
+}
