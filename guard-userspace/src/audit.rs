@@ -1,5 +1,6 @@
 //! The audit trail: one JSON object per line for every engine decision, operator action and
-//! notable data-plane event, with its reason and evidence.
+//! notable data-plane event, with its reason and evidence. Each side writes its own lines
+//! through [`AuditLog::write`] (`crate::n3::audit`, `crate::n2::audit`).
 //!
 //! Each line is written with a single `write` on a file opened in append mode, so lines from
 //! concurrent writers never interleave and a crash loses at most the line being written. Nothing
@@ -21,11 +22,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use guard_common::abi::{DeviceKey, Event};
 use serde::Serialize;
 use serde_json::Value;
-
-use crate::n3::engine::{addr_str, device_key_str, Decision};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
@@ -48,24 +46,6 @@ pub enum Actor {
     Dataplane,
     /// A fleet pin applied (or not) on this member: the operator who made it is in the detail.
     Fleet,
-}
-
-/// An operator's manual override.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OperatorAction {
-    Pin {
-        key: DeviceKey,
-        stage: u32,
-        ttl_ns: u64,
-    },
-    Unpin {
-        key: DeviceKey,
-    },
-    /// "Not an offender" for `ttl_ns`: held at stage 0, the engine keeps off it.
-    Release {
-        key: DeviceKey,
-        ttl_ns: u64,
-    },
 }
 
 /// One audit line.
@@ -147,78 +127,6 @@ impl AuditLog {
         &self.path
     }
 
-    /// Record one engine decision.
-    pub fn record(&self, now_wall: SystemTime, d: &Decision) -> Result<(), AuditError> {
-        let mut detail = serde_json::to_value(d)?;
-        let mut evidence = Value::Null;
-        if let Value::Object(m) = &mut detail {
-            evidence = m.remove("evidence").unwrap_or(Value::Null);
-            m.remove("action");
-            m.remove("reason");
-        }
-        self.write(&AuditRecord {
-            ts: rfc3339(now_wall),
-            actor: Actor::Engine,
-            action: d.action().to_owned(),
-            target: d.target(),
-            reason: d.reason().name().to_owned(),
-            evidence,
-            detail,
-        })
-    }
-
-    /// Record an operator's pin or unpin; `operator` is who (e.g. the peer uid of the control
-    /// socket), `comment` their stated reason.
-    pub fn record_operator(
-        &self,
-        now_wall: SystemTime,
-        operator: &str,
-        action: &OperatorAction,
-        comment: &str,
-    ) -> Result<(), AuditError> {
-        let (name, key, detail) = match action {
-            OperatorAction::Pin { key, stage, ttl_ns } => {
-                ("pin", key, serde_json::json!({ "operator": operator, "stage": stage, "ttl_ns": ttl_ns }))
-            }
-            OperatorAction::Unpin { key } => ("unpin", key, serde_json::json!({ "operator": operator })),
-            OperatorAction::Release { key, ttl_ns } => {
-                ("release", key, serde_json::json!({ "operator": operator, "stage": 0, "ttl_ns": ttl_ns }))
-            }
-        };
-        self.write(&AuditRecord {
-            ts: rfc3339(now_wall),
-            actor: Actor::Operator,
-            action: name.to_owned(),
-            target: device_key_str(key),
-            reason: "operator".to_owned(),
-            evidence: serde_json::json!({ "comment": comment }),
-            detail,
-        })
-    }
-
-    /// Record a data-plane event (e.g. a spoofing or over-limit event worth keeping).
-    pub fn record_event(&self, now_wall: SystemTime, ev: &Event) -> Result<(), AuditError> {
-        let kind = match ev.kind {
-            guard_common::abi::EVENT_DEVICE_OVER_LIMIT => "device_over_limit",
-            guard_common::abi::EVENT_NEW_DEVICE_LIMITED => "new_device_limited",
-            guard_common::abi::EVENT_SPOOF => "spoof",
-            guard_common::abi::EVENT_ECHO_LIMITED => "echo_limited",
-            guard_common::abi::EVENT_ERR_IND_LIMITED => "err_ind_limited",
-            _ => "unknown",
-        };
-        self.write(&AuditRecord {
-            ts: rfc3339(now_wall),
-            actor: Actor::Dataplane,
-            action: "event".to_owned(),
-            target: device_key_str(&ev.device),
-            reason: kind.to_owned(),
-            evidence: serde_json::json!({
-                "packets": ev.packets, "bytes": ev.bytes, "over_limit": ev.over_limit, "stage": ev.stage,
-            }),
-            detail: serde_json::json!({ "cell": addr_str(&ev.cell), "ts_ns": ev.ts_ns }),
-        })
-    }
-
     /// Write one record as one line.
     pub fn write(&self, rec: &AuditRecord) -> Result<(), AuditError> {
         let r = self.write_line(rec);
@@ -297,9 +205,20 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::n3::engine::{Evidence, Reason};
-    use guard_common::abi::Limit;
     use std::time::Duration;
+
+    /// A line with `comment` as its evidence.
+    fn line(comment: &str) -> AuditRecord {
+        AuditRecord {
+            ts: rfc3339(UNIX_EPOCH),
+            actor: Actor::Operator,
+            action: "unpin".into(),
+            target: "teid:0x00000007".into(),
+            reason: "operator".into(),
+            evidence: serde_json::json!({ "comment": comment }),
+            detail: Value::Null,
+        }
+    }
 
     fn temp_path(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("guard-audit-{}-{name}", std::process::id()));
@@ -318,65 +237,16 @@ mod tests {
     }
 
     #[test]
-    fn decisions_and_operator_actions_are_one_line_each_with_reason_and_evidence() {
-        let path = temp_path("lines");
-        let log = AuditLog::open(&path).expect("open creates the directory");
-        let key = DeviceKey::teid(0x1234);
-        let d = Decision::SetDeviceStage {
-            key,
-            stage: 1,
-            flags: 0,
-            group: 0,
-            limit: Limit::per_second(100, 200),
-            ttl_ns: 60_000_000_000,
-            refresh: false,
-            reason: Reason::Flood,
-            evidence: Evidence { rate_pps: Some(2000.0), ratio: Some(200.0), ..Evidence::default() },
-        };
-        let when = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        log.record(when, &d).expect("write");
-        log.record_operator(when, "uid:0", &OperatorAction::Pin { key, stage: 3, ttl_ns: 1 }, "lab test")
-            .expect("write");
-        log.record_operator(when, "uid:0", &OperatorAction::Unpin { key }, "done").expect("write");
-        log.sync().expect("fsync");
-        drop(log);
-        // Reopening appends.
-        let log = AuditLog::open(&path).expect("reopen");
-        log.record(when, &Decision::ReleaseDevice { key, reason: Reason::Quiet, evidence: Evidence::default() })
-            .expect("write");
-
-        let recs = read_audit(&path).expect("read back");
-        assert_eq!(recs.len(), 4);
-        assert_eq!(recs[0]["ts"], "2023-11-14T22:13:20.000Z");
-        assert_eq!(recs[0]["actor"], "engine");
-        assert_eq!(recs[0]["action"], "set_device_stage");
-        assert_eq!(recs[0]["target"], "teid:0x00001234");
-        assert_eq!(recs[0]["reason"], "flood");
-        assert_eq!(recs[0]["evidence"]["ratio"], 200.0);
-        assert_eq!(recs[0]["detail"]["stage"], 1);
-        assert_eq!(recs[1]["actor"], "operator");
-        assert_eq!(recs[1]["action"], "pin");
-        assert_eq!(recs[1]["detail"]["stage"], 3);
-        assert_eq!(recs[2]["action"], "unpin");
-        assert_eq!(recs[3]["action"], "release_device");
-        assert_eq!(recs[3]["reason"], "quiet");
-        let text = std::fs::read_to_string(&path).expect("read");
-        assert_eq!(text.lines().count(), 4, "one line per record");
-        let _ = std::fs::remove_dir_all(path.parent().and_then(Path::parent).unwrap_or(&path));
-    }
-
-    #[test]
     fn a_requested_reopen_follows_a_rotated_file() {
         let path = temp_path("rotate");
         let log = AuditLog::open(&path).expect("open");
-        let key = DeviceKey::teid(7);
-        log.record_operator(UNIX_EPOCH, "x", &OperatorAction::Unpin { key }, "before").expect("w");
+        log.write(&line("before")).expect("w");
         // logrotate's `create`: move the file away, then signal.
         let moved = path.with_extension("jsonl.1");
         std::fs::rename(&path, &moved).expect("rotate");
-        log.record_operator(UNIX_EPOCH, "x", &OperatorAction::Unpin { key }, "after move").expect("w");
+        log.write(&line("after move")).expect("w");
         request_reopen();
-        log.record_operator(UNIX_EPOCH, "x", &OperatorAction::Unpin { key }, "after hup").expect("w");
+        log.write(&line("after hup")).expect("w");
         let old = read_audit(&moved).expect("read rotated");
         let new = read_audit(&path).expect("read new");
         assert_eq!(old.len(), 2, "lines before the reopen stay in the rotated file");
@@ -390,7 +260,7 @@ mod tests {
     fn a_corrupt_line_is_reported_with_its_number() {
         let path = temp_path("corrupt");
         let log = AuditLog::open(&path).expect("open");
-        log.record_operator(UNIX_EPOCH, "x", &OperatorAction::Unpin { key: DeviceKey::teid(1) }, "").expect("w");
+        log.write(&line("")).expect("w");
         std::fs::OpenOptions::new()
             .append(true)
             .open(&path)

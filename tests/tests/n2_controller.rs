@@ -12,7 +12,7 @@ use guard::audit::{read_audit, AuditLog};
 use guard::n2::controller::{N2Controller, N2Dataplane, N2File};
 use guard::n2::engine::{n2_device_str, N2Settings, ResponseAction, LEVEL_BARRING, LEVEL_DEVICES, LEVEL_OVERLOAD};
 use guard::n2::hook::HookSpec;
-use guard::n2::report::N2Metrics;
+use guard::n2::metrics::N2Metrics;
 use guard::n2::{self, LoadOpts};
 use guard_common::abi_n2::N2DeviceKey;
 use labkit::assert_root;

@@ -16,9 +16,10 @@ use guard_common::abi::{
 
 use super::Target;
 use crate::{
-    audit::{AuditLog, OperatorAction},
+    audit::AuditLog,
     clock::monotonic_ns,
     config::Dur,
+    n3::audit::{N3Audit as _, OperatorAction},
     n3::engine::decision::{addr_str, device_key_str},
     n3::local::LocalTable,
     n3::maps::N3Maps,

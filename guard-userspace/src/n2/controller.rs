@@ -47,10 +47,11 @@ use guard_common::abi_n2::{
 use serde::Deserialize;
 use tracing::{error, info, warn};
 
+use super::audit::{audit_hook_failure, audit_response, audit_transition};
 use super::engine::setup::{PeerSample, PeerStageDecision, SetupLadder, SetupSettings};
 use super::engine::{CellSample, DeviceSample, N2Engine, N2Settings, Response};
 use super::hook::{Hook, HookSpec};
-use super::report::{audit_hook_failure, audit_response, audit_transition, N2Metrics};
+use super::metrics::N2Metrics;
 use crate::audit::AuditLog;
 use crate::audit::{rfc3339, Actor, AuditRecord};
 use crate::bpf::link::ModeRequest;

@@ -6,14 +6,15 @@
 //!   3GPP-native response out) and the per-peer setup ladder;
 //! - [`controller`]: the loop that samples the maps, runs the engine, applies stages and sends
 //!   responses through the [`hook`];
-//! - [`report`]: its audit lines and metrics.
+//! - [`audit`], [`metrics`]: its audit lines and Prometheus series.
 
+pub mod audit;
 pub mod controller;
 pub mod engine;
 pub mod hook;
 pub mod load;
 pub mod maps;
-pub mod report;
+pub mod metrics;
 
 pub use load::*;
 pub use maps::N2Maps;

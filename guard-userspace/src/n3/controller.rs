@@ -20,7 +20,6 @@
 //! running with its current stages, which expire on their own.
 
 use std::{
-    net::SocketAddr,
     path::PathBuf,
     sync::Arc,
     time::{Duration, Instant, SystemTime},
@@ -36,11 +35,14 @@ use crate::{
     audit::AuditLog,
     clock::monotonic_ns,
     config::Config,
-    metrics::{Metrics, TOP_CELLS},
+    metrics::Metrics,
+    n2::metrics::N2Metrics,
+    n3::audit::N3Audit as _,
     n3::engine::{decision::Decision, CurrentStage, DeviceSample, Engine, Pass},
     n3::events::EventPump,
     n3::load,
     n3::maps::N3Maps,
+    n3::metrics::{N3Metrics, TOP_CELLS},
 };
 
 /// Events the event thread keeps between two ticks at most; more are discarded and counted
@@ -127,7 +129,7 @@ struct ChainWatch {
 
 /// Re-resolve the next program's pin and the guard's own slot (every tick), log each change
 /// once, and export the state.
-fn sync_chain(w: &mut ChainWatch, m: &Metrics) {
+fn sync_chain(w: &mut ChainWatch, m: &Exported) {
     use crate::n3::chain::{IntoState, NextState};
     match crate::n3::chain::sync_next(&w.pins) {
         Ok(st) => {
@@ -154,7 +156,7 @@ fn sync_chain(w: &mut ChainWatch, m: &Metrics) {
                 }
             }
             for l in ["unset", "linked", "gone"] {
-                m.chain_next
+                m.n3.chain_next
                     .get_or_create(&crate::metrics::OutcomeLabel { outcome: l.into() })
                     .set(i64::from(l == label));
             }
@@ -181,7 +183,7 @@ fn sync_chain(w: &mut ChainWatch, m: &Metrics) {
                         }
                     }
                 }
-                m.chain_into.set(i64::from(matches!(st, IntoState::InSlot { .. })));
+                m.n3.chain_into.set(i64::from(matches!(st, IntoState::InSlot { .. })));
                 // Report a put-back once, then as in the slot.
                 w.in_slot = Some(match st {
                     IntoState::InSlot { .. } => IntoState::InSlot { replaced: false },
@@ -191,6 +193,14 @@ fn sync_chain(w: &mut ChainWatch, m: &Metrics) {
             Err(e) => warn!(error = %e, "checking the guard's program-array slot"),
         }
     }
+}
+
+/// What the control loop exports: the process-wide series and each side's, in one registry.
+struct Exported {
+    core: Metrics,
+    n3: N3Metrics,
+    /// `overload_guard_n2_*` (docs/n2.md): registered only when N2 runs.
+    n2: N2Metrics,
 }
 
 struct Ctl {
@@ -232,11 +242,22 @@ struct Walk {
 }
 
 async fn control_loop(mut c: Ctl) -> Result<()> {
-    let mut m = Metrics::for_interfaces(&c.iface, c.n2.as_ref().map(|p| p.iface()));
+    let mut core = Metrics::new();
+    let n3 = N3Metrics::register(core.interface(Some(&c.iface)));
+    let n2 = match c.n2.as_ref() {
+        Some(p) => N2Metrics::register(core.interface(Some(p.iface()))),
+        None => N2Metrics::default(),
+    };
+    let mut m = Exported { core, n3, n2 };
     // Fleet mode only with `[fleet]`: without it no fleet series, no etcd code path.
-    let fleet_metrics = c.cfg.fleet.as_ref().map(|_| crate::fleet::status::FleetMetrics::register(&mut m.registry));
+    let fleet_metrics =
+        c.cfg.fleet.as_ref().map(|_| crate::fleet::status::FleetMetrics::register(&mut m.core.registry));
     let metrics = Arc::new(m);
-    let server = serve_metrics(c.cfg.metrics.listen, metrics.clone(), c.health.clone()).await?;
+    let encode = {
+        let m = metrics.clone();
+        Arc::new(move || m.core.encode())
+    };
+    let server = crate::metrics::serve(c.cfg.metrics.listen, encode, c.health.clone()).await?;
     let fleet = match (&c.cfg.fleet, fleet_metrics) {
         (Some(f), Some(fm)) => Some(start_fleet(&c, f.clone(), fm)?),
         _ => None,
@@ -274,12 +295,12 @@ async fn control_loop(mut c: Ctl) -> Result<()> {
                     error!(error = format!("{e:#}"), "controller tick failed");
                 }
                 let took = t0.elapsed();
-                metrics.tick_seconds.observe(took.as_secs_f64());
-                metrics.last_tick.set(
+                metrics.core.tick_seconds.observe(took.as_secs_f64());
+                metrics.core.last_tick.set(
                     SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0),
                 );
                 Metrics::raise_to(
-                    &metrics.audit_write_failures,
+                    &metrics.core.audit_write_failures,
                     crate::audit::WRITE_FAILURES.load(std::sync::atomic::Ordering::Relaxed),
                 );
                 c.health.ticked();
@@ -355,11 +376,11 @@ fn event_pass_period(tick_ns: u64) -> Duration {
 }
 
 /// The events drained since the last call, into `c.event_buf`'s allocation.
-fn drain_events(c: &mut Ctl, metrics: &Metrics) -> Vec<abi::Event> {
+fn drain_events(c: &mut Ctl, metrics: &Exported) -> Vec<abi::Event> {
     let mut events = std::mem::take(&mut c.event_buf);
     let discarded = c.events.take_into(&mut events);
     Metrics::raise_to(
-        &metrics.events.get_or_create(&crate::metrics::OutcomeLabel { outcome: "discarded".into() }),
+        &metrics.n3.events.get_or_create(&crate::metrics::OutcomeLabel { outcome: "discarded".into() }),
         discarded,
     );
     events
@@ -371,7 +392,7 @@ fn events_pass(
     c: &mut Ctl,
     engine: &mut Engine,
     audit: &AuditLog,
-    metrics: &Metrics,
+    metrics: &Exported,
     host_cap: &mut Option<(abi::Limit, u64)>,
 ) {
     let now = monotonic_ns();
@@ -390,7 +411,7 @@ fn one_tick(
     c: &mut Ctl,
     engine: &mut Engine,
     audit: &AuditLog,
-    metrics: &Metrics,
+    metrics: &Exported,
     host_cap: &mut Option<(abi::Limit, u64)>,
 ) -> Result<()> {
     let now = monotonic_ns();
@@ -452,7 +473,7 @@ fn apply_all(
     now: u64,
     host_cap: &mut Option<(abi::Limit, u64)>,
     audit: &AuditLog,
-    metrics: &Metrics,
+    metrics: &Exported,
 ) {
     for d in decisions {
         match apply(c, d, now, host_cap) {
@@ -476,10 +497,10 @@ fn apply_all(
             }
             match d {
                 Decision::SetDeviceStage { .. } | Decision::SetCellCap { .. } | Decision::SetHostCap { .. } => {
-                    metrics.escalations.get_or_create(&reason_label(d)).inc();
+                    metrics.n3.escalations.get_or_create(&reason_label(d)).inc();
                 }
                 Decision::ReleaseDevice { .. } | Decision::ReleaseCell { .. } | Decision::ReleaseHost { .. } => {
-                    metrics.releases.get_or_create(&reason_label(d)).inc();
+                    metrics.n3.releases.get_or_create(&reason_label(d)).inc();
                 }
                 _ => {}
             }
@@ -490,7 +511,7 @@ fn apply_all(
 /// This tick's slice of the device-map walk, into `c.raw`: devices read for at most
 /// [`WALK_SHARE`] of the tick. Returns the walk's device count if this slice finished it. A failed
 /// read is logged and restarts the walk next tick; the tick goes on with the events.
-fn read_walk_slice(c: &mut Ctl, metrics: &Metrics) -> Option<usize> {
+fn read_walk_slice(c: &mut Ctl, metrics: &Exported) -> Option<usize> {
     let t0 = Instant::now();
     let budget = Duration::from_secs_f64((c.cfg.guard.tick.as_secs_f64() * WALK_SHARE).max(0.001));
     let w = &mut c.walk;
@@ -513,8 +534,8 @@ fn read_walk_slice(c: &mut Ctl, metrics: &Metrics) -> Option<usize> {
         }
         if w.cursor.finished() {
             w.reading += t0.elapsed();
-            metrics.device_scan_seconds.set(w.started.map_or(0.0, |s| s.elapsed().as_secs_f64()));
-            metrics.device_scan_read_seconds.set(w.reading.as_secs_f64());
+            metrics.n3.device_scan_seconds.set(w.started.map_or(0.0, |s| s.elapsed().as_secs_f64()));
+            metrics.n3.device_scan_read_seconds.set(w.reading.as_secs_f64());
             walked = Some(w.seen);
             w.started = None;
             break;
@@ -648,75 +669,79 @@ fn prune_expired(c: &mut Ctl, now: u64) -> usize {
     left
 }
 
-fn update_metrics(c: &Ctl, engine: &Engine, m: &Metrics, devices: Option<i64>, stages: i64) -> Result<()> {
+fn update_metrics(c: &Ctl, engine: &Engine, m: &Exported, devices: Option<i64>, stages: i64) -> Result<()> {
     use crate::metrics::*;
     for (v, cnt) in c.maps.verdicts()? {
         let l = VerdictLabel { verdict: v.name().to_owned() };
-        Metrics::raise_to(&m.packets.get_or_create(&l), cnt.packets);
-        Metrics::raise_to(&m.bytes.get_or_create(&l), cnt.bytes);
+        Metrics::raise_to(&m.n3.packets.get_or_create(&l), cnt.packets);
+        Metrics::raise_to(&m.n3.bytes.get_or_create(&l), cnt.bytes);
     }
     for (v, cnt) in c.maps.shadow()? {
         if v.is_drop() {
-            Metrics::raise_to(&m.shadow.get_or_create(&VerdictLabel { verdict: v.name().to_owned() }), cnt.packets);
+            Metrics::raise_to(&m.n3.shadow.get_or_create(&VerdictLabel { verdict: v.name().to_owned() }), cnt.packets);
         }
     }
     for (r, cnt) in c.maps.malformed()? {
-        Metrics::raise_to(&m.malformed.get_or_create(&ReasonLabel { reason: r.name().to_owned() }), cnt.packets);
+        Metrics::raise_to(&m.n3.malformed.get_or_create(&ReasonLabel { reason: r.name().to_owned() }), cnt.packets);
     }
     let stats = c.maps.stats()?;
     for (i, name) in
         [(abi::STAT_EVENTS_SENT, "sent"), (abi::STAT_EVENTS_LOST, "lost"), (abi::STAT_EVENTS_SUPPRESSED, "suppressed")]
     {
         let v = stats.get(i as usize).map(|c| c.packets).unwrap_or(0);
-        Metrics::raise_to(&m.events.get_or_create(&OutcomeLabel { outcome: name.to_owned() }), v);
+        Metrics::raise_to(&m.n3.events.get_or_create(&OutcomeLabel { outcome: name.to_owned() }), v);
     }
-    Metrics::raise_to(&m.chain_miss, stats.get(abi::STAT_CHAIN_MISS as usize).map_or(0, |c| c.packets));
+    Metrics::raise_to(&m.n3.chain_miss, stats.get(abi::STAT_CHAIN_MISS as usize).map_or(0, |c| c.packets));
     let s = engine.snapshot();
     for (i, name) in ["observe", "shape", "strict", "quarantine"].iter().enumerate() {
-        m.devices_per_stage.get_or_create(&StageLabel { stage: (*name).to_owned() }).set(s.devices_per_stage[i] as i64);
+        m.n3.devices_per_stage
+            .get_or_create(&StageLabel { stage: (*name).to_owned() })
+            .set(s.devices_per_stage[i] as i64);
     }
-    m.cells_capped.set(s.cells_capped.len() as i64);
-    m.host_capped.set(i64::from(s.host_capped));
-    m.top_offender_pps.clear();
+    m.n3.cells_capped.set(s.cells_capped.len() as i64);
+    m.n3.host_capped.set(i64::from(s.host_capped));
+    m.n3.top_offender_pps.clear();
     for (rank, o) in s.top_offenders.iter().enumerate() {
         let l = OffenderLabel {
             rank: rank.to_string(),
             device: o.key.clone(),
             reason: o.reason.map(|r| r.name().to_owned()).unwrap_or_default(),
         };
-        m.top_offender_pps.get_or_create(&l).set(o.rate_pps);
+        m.n3.top_offender_pps.get_or_create(&l).set(o.rate_pps);
     }
     let cells = c.maps.cells();
     if let Some(n) = devices {
-        m.map_entries.get_or_create(&MapLabel { map: abi::MAP_N3_DEVICES.to_owned() }).set(n);
+        m.n3.map_entries.get_or_create(&MapLabel { map: abi::MAP_N3_DEVICES.to_owned() }).set(n);
     }
-    m.map_capacity.get_or_create(&MapLabel { map: abi::MAP_N3_DEVICES.to_owned() }).set(c.cfg.guard.max_devices as i64);
+    m.n3.map_capacity
+        .get_or_create(&MapLabel { map: abi::MAP_N3_DEVICES.to_owned() })
+        .set(c.cfg.guard.max_devices as i64);
     for (name, n, cap) in [
         (abi::MAP_N3_STAGES, stages, abi::DEFAULT_MAX_STAGED as i64),
         (abi::MAP_N3_CELLS, cells.len() as i64, abi::DEFAULT_MAX_CELLS as i64),
     ] {
-        m.map_entries.get_or_create(&MapLabel { map: name.to_owned() }).set(n);
-        m.map_capacity.get_or_create(&MapLabel { map: name.to_owned() }).set(cap);
+        m.n3.map_entries.get_or_create(&MapLabel { map: name.to_owned() }).set(n);
+        m.n3.map_capacity.get_or_create(&MapLabel { map: name.to_owned() }).set(cap);
     }
     update_cell_rates(m, cells);
     Ok(())
 }
 
 /// Per-cell G-PDU rates of the busiest cells, from two consecutive readings.
-fn update_cell_rates(m: &Metrics, mut cells: Vec<(abi::CellKey, abi::CellState)>) {
+fn update_cell_rates(m: &Exported, mut cells: Vec<(abi::CellKey, abi::CellState)>) {
     use std::sync::Mutex;
     static LAST: Mutex<Option<(u64, std::collections::HashMap<abi::CellKey, u64>)>> = Mutex::new(None);
     let now = monotonic_ns();
     let Ok(mut last) = LAST.lock() else { return };
     cells.sort_by_key(|(_, c)| std::cmp::Reverse(c.gpdu));
-    m.cell_pps.clear();
+    m.n3.cell_pps.clear();
     if let Some((t0, prev)) = last.as_ref() {
         let dt = (now.saturating_sub(*t0)) as f64 / 1e9;
         if dt > 0.0 {
             for (k, c) in cells.iter().take(TOP_CELLS) {
                 let before = prev.get(k).copied().unwrap_or(c.gpdu);
                 let pps = c.gpdu.saturating_sub(before) as f64 / dt;
-                m.cell_pps
+                m.n3.cell_pps
                     .get_or_create(&crate::metrics::CellLabel { cell: crate::n3::engine::decision::addr_str(k) })
                     .set(pps);
             }
@@ -725,7 +750,7 @@ fn update_cell_rates(m: &Metrics, mut cells: Vec<(abi::CellKey, abi::CellState)>
     *last = Some((now, cells.iter().map(|(k, c)| (*k, c.gpdu)).collect()));
 }
 
-fn reload(c: &mut Ctl, engine: &mut Engine, audit: &AuditLog, m: &Metrics, host_cap: Option<(abi::Limit, u64)>) {
+fn reload(c: &mut Ctl, engine: &mut Engine, audit: &AuditLog, m: &Exported, host_cap: Option<(abi::Limit, u64)>) {
     // Log rotation (logrotate moves the file, then sends SIGHUP): reopen the audit trail first,
     // so the reload's own record lands in the new file. The N2 controller's log follows at its
     // next line.
@@ -752,7 +777,7 @@ fn reload(c: &mut Ctl, engine: &mut Engine, audit: &AuditLog, m: &Metrics, host_
                 );
                 c.cfg = old;
                 let _ = write_dataplane(c, host_cap);
-                m.config_reloads.get_or_create(&outcome("failed")).inc();
+                m.core.config_reloads.get_or_create(&outcome("failed")).inc();
                 return;
             }
             engine.reconfigure(&c.cfg);
@@ -779,7 +804,7 @@ fn reload(c: &mut Ctl, engine: &mut Engine, audit: &AuditLog, m: &Metrics, host_
                     list(&changes.needs_restart)
                 );
             }
-            m.config_reloads.get_or_create(&outcome("ok")).inc();
+            m.core.config_reloads.get_or_create(&outcome("ok")).inc();
             let _ = audit.write(&crate::audit::AuditRecord {
                 ts: crate::audit::rfc3339(SystemTime::now()),
                 actor: crate::audit::Actor::Operator,
@@ -794,7 +819,7 @@ fn reload(c: &mut Ctl, engine: &mut Engine, audit: &AuditLog, m: &Metrics, host_
         }
         Err(e) => {
             error!(path = %path.display(), error = %e, "SIGHUP: the new configuration is invalid; the running configuration stays");
-            m.config_reloads.get_or_create(&outcome("rejected")).inc();
+            m.core.config_reloads.get_or_create(&outcome("rejected")).inc();
             let _ = audit.write(&crate::audit::AuditRecord {
                 ts: crate::audit::rfc3339(SystemTime::now()),
                 actor: crate::audit::Actor::Operator,
@@ -826,63 +851,4 @@ fn config_file_evidence(path: &std::path::Path) -> serde_json::Value {
         }),
         Err(e) => serde_json::json!({ "file_error": e.to_string() }),
     }
-}
-
-/// Serve `/metrics`, `/healthz` and `/readyz` (see [`crate::service`]) on `listen` until aborted.
-async fn serve_metrics(
-    listen: SocketAddr,
-    m: Arc<Metrics>,
-    health: Arc<crate::service::Health>,
-) -> Result<tokio::task::JoinHandle<()>> {
-    use axum::http::StatusCode;
-    let code = |ok: bool| if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    let (h1, h2) = (health.clone(), health);
-    let app = axum::Router::new()
-        .route(
-            "/metrics",
-            axum::routing::get(move || {
-                let m = m.clone();
-                async move {
-                    (
-                        [(
-                            axum::http::header::CONTENT_TYPE,
-                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                        )],
-                        m.encode(),
-                    )
-                }
-            }),
-        )
-        .route(
-            "/healthz",
-            axum::routing::get(move || {
-                let h = h1.clone();
-                async move {
-                    let (ok, body) = h.healthz();
-                    (code(ok), body)
-                }
-            }),
-        )
-        .route(
-            "/readyz",
-            axum::routing::get(move || {
-                let h = h2.clone();
-                // `ip link` and map reads block: off the async workers.
-                async move {
-                    let (ok, body) = tokio::task::spawn_blocking(move || h.readyz())
-                        .await
-                        .unwrap_or((false, "readyz failed\n".into()));
-                    (code(ok), body)
-                }
-            }),
-        );
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("binding the metrics listener on {listen} (metrics.listen)"))?;
-    info!(%listen, "serving Prometheus metrics at /metrics, health at /healthz and /readyz");
-    Ok(tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            error!(error = %e, "metrics server stopped");
-        }
-    }))
 }

@@ -6,6 +6,7 @@
 //! - [`controller`]: the loop that feeds the engine from the maps (and the event ring,
 //!   [`events`]) and applies its decisions; [`manual`]: operator pins as the maps store them.
 
+pub mod audit;
 pub mod chain;
 pub mod controller;
 pub mod engine;
@@ -14,5 +15,6 @@ pub mod load;
 pub mod local;
 pub mod manual;
 pub mod maps;
+pub mod metrics;
 
 pub use load::*;

@@ -10,7 +10,7 @@ use guard_common::abi_n2::{N2CellKey, N2DeviceKey, CELL_KIND_NR};
 
 use super::*;
 use crate::n2::hook::{Hook, HookError, HookSpec};
-use crate::n2::{controller, report};
+use crate::n2::{audit, controller, metrics};
 
 const SEC: u64 = 1_000_000_000;
 
@@ -466,7 +466,7 @@ fn responses_are_audited_and_counted() {
     let _ = std::fs::remove_dir_all(&dir);
     let log = AuditLog::open(&dir.join("audit.jsonl")).expect("audit");
     let mut registry = prometheus_client::registry::Registry::with_prefix("overload_guard");
-    let m = report::N2Metrics::register(&mut registry);
+    let m = metrics::N2Metrics::register(&mut registry);
     let (mut w, mut e) = (World::default(), engine());
     quiet(&mut w, &mut e, 120);
     let wall = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
@@ -479,10 +479,10 @@ fn responses_are_audited_and_counted() {
         }
         let out = w.tick(&mut e);
         for t in &out.transitions {
-            report::audit_transition(&log, wall, t).expect("audit");
+            audit::audit_transition(&log, wall, t).expect("audit");
         }
         for r in &out.responses {
-            report::audit_response(&log, wall, r).expect("audit");
+            audit::audit_response(&log, wall, r).expect("audit");
             m.response(r, true);
         }
         m.update(&e.status());

@@ -1,77 +1,18 @@
-//! The N2 controller's audit lines and metrics.
-//!
-//! Audit (the JSON-lines trail of [`crate::audit`]): every [`Response`] (`action`
-//! `n2_advise` / `n2_overload_start` / `n2_overload_update` / `n2_overload_stop` / `n2_clear`, the
-//! whole payload in `detail`), every classification change (`n2_classified`), and every failed
-//! hook call (`n2_hook_failed`). Metrics (prefix `overload_guard_n2_`): the level, the storm
-//! class, hot cells, repeaters, the recommended reduction, responses by action and hook calls by
-//! outcome. No per-device or per-cell label: cardinality stays fixed.
+//! The N2 controller's metrics (prefix `overload_guard_n2_`, label `interface=` of the N2 NIC):
+//! the level, the storm class, hot cells, repeaters, the recommended reduction, responses by
+//! action and hook calls by outcome, and `guard_n2`'s verdict counters. No per-device or
+//! per-cell label: cardinality stays fixed.
 
 use std::sync::atomic::AtomicU64;
-use std::time::SystemTime;
 
 use prometheus_client::{
     metrics::{counter::Counter, family::Family, gauge::Gauge},
     registry::Registry,
 };
-use serde_json::Value;
 
-use super::engine::{N2Status, N2Transition, Response, StormClass};
-use crate::audit::{rfc3339, Actor, AuditError, AuditLog, AuditRecord};
+use super::audit::name;
+use super::engine::{N2Status, Response, StormClass};
 use crate::metrics::{OutcomeLabel, ReasonLabel};
-
-fn name<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
-}
-
-/// The audit target of a response: its gNBs, else `n2`.
-fn target(r: &Response) -> String {
-    match &r.overload {
-        Some(o) if !o.gnbs.is_empty() => format!("gnb:{}", o.gnbs.join(",")),
-        _ => "n2".to_owned(),
-    }
-}
-
-pub fn audit_response(log: &AuditLog, wall: SystemTime, r: &Response) -> Result<(), AuditError> {
-    let mut detail = serde_json::to_value(r)?;
-    let evidence = match &mut detail {
-        Value::Object(m) => m.remove("evidence").unwrap_or(Value::Null),
-        _ => Value::Null,
-    };
-    log.write(&AuditRecord {
-        ts: rfc3339(wall),
-        actor: Actor::Engine,
-        action: format!("n2_{}", name(&r.action)),
-        target: target(r),
-        reason: r.reason.to_owned(),
-        evidence,
-        detail,
-    })
-}
-
-pub fn audit_transition(log: &AuditLog, wall: SystemTime, t: &N2Transition) -> Result<(), AuditError> {
-    log.write(&AuditRecord {
-        ts: rfc3339(wall),
-        actor: Actor::Engine,
-        action: "n2_classified".to_owned(),
-        target: "n2".to_owned(),
-        reason: name(&t.to),
-        evidence: serde_json::to_value(&t.evidence)?,
-        detail: serde_json::json!({ "from": t.from, "to": t.to, "at_ns": t.at_ns }),
-    })
-}
-
-pub fn audit_hook_failure(log: &AuditLog, wall: SystemTime, r: &Response, error: &str) -> Result<(), AuditError> {
-    log.write(&AuditRecord {
-        ts: rfc3339(wall),
-        actor: Actor::Engine,
-        action: "n2_hook_failed".to_owned(),
-        target: target(r),
-        reason: error.to_owned(),
-        evidence: Value::Null,
-        detail: serde_json::json!({ "seq": r.seq, "action": r.action, "level": r.level }),
-    })
-}
 
 /// The N2 controller's metrics, registered into the guard's registry.
 #[derive(Clone, Default)]

@@ -1,0 +1,187 @@
+//! N3's audit lines: engine decisions, operator pins by device key, and data-plane events, each
+//! written through the shared trail ([`AuditLog::write`]).
+
+use std::time::SystemTime;
+
+use guard_common::abi::{DeviceKey, Event};
+use serde_json::Value;
+
+use crate::{
+    audit::{rfc3339, Actor, AuditError, AuditLog, AuditRecord},
+    n3::engine::{addr_str, device_key_str, Decision},
+};
+
+/// An operator's manual override.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OperatorAction {
+    Pin {
+        key: DeviceKey,
+        stage: u32,
+        ttl_ns: u64,
+    },
+    Unpin {
+        key: DeviceKey,
+    },
+    /// "Not an offender" for `ttl_ns`: held at stage 0, the engine keeps off it.
+    Release {
+        key: DeviceKey,
+        ttl_ns: u64,
+    },
+}
+
+/// The N3 records, written to an [`AuditLog`].
+pub trait N3Audit {
+    /// Record one engine decision.
+    fn record(&self, now_wall: SystemTime, d: &Decision) -> Result<(), AuditError>;
+    /// Record an operator's pin or unpin; `operator` is who (e.g. the peer uid of the control
+    /// socket), `comment` their stated reason.
+    fn record_operator(
+        &self,
+        now_wall: SystemTime,
+        operator: &str,
+        action: &OperatorAction,
+        comment: &str,
+    ) -> Result<(), AuditError>;
+    /// Record a data-plane event (e.g. a spoofing or over-limit event worth keeping).
+    fn record_event(&self, now_wall: SystemTime, ev: &Event) -> Result<(), AuditError>;
+}
+
+impl N3Audit for AuditLog {
+    fn record(&self, now_wall: SystemTime, d: &Decision) -> Result<(), AuditError> {
+        let mut detail = serde_json::to_value(d)?;
+        let mut evidence = Value::Null;
+        if let Value::Object(m) = &mut detail {
+            evidence = m.remove("evidence").unwrap_or(Value::Null);
+            m.remove("action");
+            m.remove("reason");
+        }
+        self.write(&AuditRecord {
+            ts: rfc3339(now_wall),
+            actor: Actor::Engine,
+            action: d.action().to_owned(),
+            target: d.target(),
+            reason: d.reason().name().to_owned(),
+            evidence,
+            detail,
+        })
+    }
+
+    fn record_operator(
+        &self,
+        now_wall: SystemTime,
+        operator: &str,
+        action: &OperatorAction,
+        comment: &str,
+    ) -> Result<(), AuditError> {
+        let (name, key, detail) = match action {
+            OperatorAction::Pin { key, stage, ttl_ns } => {
+                ("pin", key, serde_json::json!({ "operator": operator, "stage": stage, "ttl_ns": ttl_ns }))
+            }
+            OperatorAction::Unpin { key } => ("unpin", key, serde_json::json!({ "operator": operator })),
+            OperatorAction::Release { key, ttl_ns } => {
+                ("release", key, serde_json::json!({ "operator": operator, "stage": 0, "ttl_ns": ttl_ns }))
+            }
+        };
+        self.write(&AuditRecord {
+            ts: rfc3339(now_wall),
+            actor: Actor::Operator,
+            action: name.to_owned(),
+            target: device_key_str(key),
+            reason: "operator".to_owned(),
+            evidence: serde_json::json!({ "comment": comment }),
+            detail,
+        })
+    }
+
+    fn record_event(&self, now_wall: SystemTime, ev: &Event) -> Result<(), AuditError> {
+        let kind = match ev.kind {
+            guard_common::abi::EVENT_DEVICE_OVER_LIMIT => "device_over_limit",
+            guard_common::abi::EVENT_NEW_DEVICE_LIMITED => "new_device_limited",
+            guard_common::abi::EVENT_SPOOF => "spoof",
+            guard_common::abi::EVENT_ECHO_LIMITED => "echo_limited",
+            guard_common::abi::EVENT_ERR_IND_LIMITED => "err_ind_limited",
+            _ => "unknown",
+        };
+        self.write(&AuditRecord {
+            ts: rfc3339(now_wall),
+            actor: Actor::Dataplane,
+            action: "event".to_owned(),
+            target: device_key_str(&ev.device),
+            reason: kind.to_owned(),
+            evidence: serde_json::json!({
+                "packets": ev.packets, "bytes": ev.bytes, "over_limit": ev.over_limit, "stage": ev.stage,
+            }),
+            detail: serde_json::json!({ "cell": addr_str(&ev.cell), "ts_ns": ev.ts_ns }),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        path::{Path, PathBuf},
+        time::{Duration, UNIX_EPOCH},
+    };
+
+    use guard_common::abi::Limit;
+
+    use super::*;
+    use crate::{
+        audit::read_audit,
+        n3::engine::{Evidence, Reason},
+    };
+
+    fn temp_path(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("guard-audit-n3-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir.join("sub").join("audit.jsonl")
+    }
+
+    #[test]
+    fn decisions_and_operator_actions_are_one_line_each_with_reason_and_evidence() {
+        let path = temp_path("lines");
+        let log = AuditLog::open(&path).expect("open creates the directory");
+        let key = DeviceKey::teid(0x1234);
+        let d = Decision::SetDeviceStage {
+            key,
+            stage: 1,
+            flags: 0,
+            group: 0,
+            limit: Limit::per_second(100, 200),
+            ttl_ns: 60_000_000_000,
+            refresh: false,
+            reason: Reason::Flood,
+            evidence: Evidence { rate_pps: Some(2000.0), ratio: Some(200.0), ..Evidence::default() },
+        };
+        let when = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        log.record(when, &d).expect("write");
+        log.record_operator(when, "uid:0", &OperatorAction::Pin { key, stage: 3, ttl_ns: 1 }, "lab test")
+            .expect("write");
+        log.record_operator(when, "uid:0", &OperatorAction::Unpin { key }, "done").expect("write");
+        log.sync().expect("fsync");
+        drop(log);
+        // Reopening appends.
+        let log = AuditLog::open(&path).expect("reopen");
+        log.record(when, &Decision::ReleaseDevice { key, reason: Reason::Quiet, evidence: Evidence::default() })
+            .expect("write");
+
+        let recs = read_audit(&path).expect("read back");
+        assert_eq!(recs.len(), 4);
+        assert_eq!(recs[0]["ts"], "2023-11-14T22:13:20.000Z");
+        assert_eq!(recs[0]["actor"], "engine");
+        assert_eq!(recs[0]["action"], "set_device_stage");
+        assert_eq!(recs[0]["target"], "teid:0x00001234");
+        assert_eq!(recs[0]["reason"], "flood");
+        assert_eq!(recs[0]["evidence"]["ratio"], 200.0);
+        assert_eq!(recs[0]["detail"]["stage"], 1);
+        assert_eq!(recs[1]["actor"], "operator");
+        assert_eq!(recs[1]["action"], "pin");
+        assert_eq!(recs[1]["detail"]["stage"], 3);
+        assert_eq!(recs[2]["action"], "unpin");
+        assert_eq!(recs[3]["action"], "release_device");
+        assert_eq!(recs[3]["reason"], "quiet");
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert_eq!(text.lines().count(), 4, "one line per record");
+        let _ = std::fs::remove_dir_all(path.parent().and_then(Path::parent).unwrap_or(&path));
+    }
+}

@@ -1,0 +1,111 @@
+//! The N3 side's Prometheus series (prefix `overload_guard_`, label `interface=` of the N3 NIC):
+//! verdicts, events, stages, caps, cell rates, map fill, top offenders, the device walk and the
+//! chaining state. Registered into the shared registry ([`crate::metrics::Metrics::interface`]).
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::{
+    metrics::{counter::Counter, family::Family, gauge::Gauge},
+    registry::Registry,
+};
+
+use crate::metrics::{CellLabel, MapLabel, OffenderLabel, OutcomeLabel, ReasonLabel, StageLabel, VerdictLabel};
+
+/// Per-cell series exported (the busiest cells).
+pub const TOP_CELLS: usize = 50;
+
+pub struct N3Metrics {
+    pub packets: Family<VerdictLabel, Counter>,
+    pub bytes: Family<VerdictLabel, Counter>,
+    pub shadow: Family<VerdictLabel, Counter>,
+    pub malformed: Family<ReasonLabel, Counter>,
+    pub events: Family<OutcomeLabel, Counter>,
+    pub devices_per_stage: Family<StageLabel, Gauge>,
+    pub cells_capped: Gauge,
+    pub host_capped: Gauge,
+    pub escalations: Family<ReasonLabel, Counter>,
+    pub releases: Family<ReasonLabel, Counter>,
+    pub cell_pps: Family<CellLabel, Gauge<f64, AtomicU64>>,
+    pub map_entries: Family<MapLabel, Gauge>,
+    pub map_capacity: Family<MapLabel, Gauge>,
+    pub top_offender_pps: Family<OffenderLabel, Gauge<f64, AtomicU64>>,
+    pub device_scan_seconds: Gauge<f64, AtomicU64>,
+    pub device_scan_read_seconds: Gauge<f64, AtomicU64>,
+    /// The next program (`[attach] next`): one series set to 1, labelled with its state.
+    pub chain_next: Family<OutcomeLabel, Gauge>,
+    /// Passed packets a configured next program did not get (empty slot, tail-call limit).
+    pub chain_miss: Counter,
+    /// 1 while guard_n3 sits in its `[attach] into` slot, 0 while it does not.
+    pub chain_into: Gauge,
+}
+
+impl N3Metrics {
+    /// The N3 series, registered in `r` (the N3 interface's sub-registry).
+    pub fn register(r: &mut Registry) -> Self {
+        let self_ = N3Metrics {
+            packets: Family::default(),
+            bytes: Family::default(),
+            shadow: Family::default(),
+            malformed: Family::default(),
+            events: Family::default(),
+            devices_per_stage: Family::default(),
+            cells_capped: Gauge::default(),
+            host_capped: Gauge::default(),
+            escalations: Family::default(),
+            releases: Family::default(),
+            cell_pps: Family::default(),
+            map_entries: Family::default(),
+            map_capacity: Family::default(),
+            top_offender_pps: Family::default(),
+            chain_next: Family::default(),
+            chain_miss: Counter::default(),
+            chain_into: Gauge::default(),
+            device_scan_seconds: Gauge::default(),
+            device_scan_read_seconds: Gauge::default(),
+        };
+        r.register("packets", "Packets by data-plane verdict", self_.packets.clone());
+        r.register("bytes", "Bytes by data-plane verdict", self_.bytes.clone());
+        r.register("shadow_would_drop", "Packets a shadow-mode protection would have dropped", self_.shadow.clone());
+        r.register("malformed", "Malformed packets by reason", self_.malformed.clone());
+        r.register(
+            "ringbuf_events",
+            "Data-plane events: sent, lost (ring full), suppressed (rate limit), discarded (controller backlog full)",
+            self_.events.clone(),
+        );
+        r.register("devices_per_stage", "Devices per stage (manual pins included)", self_.devices_per_stage.clone());
+        r.register("cells_capped", "Cells under a cell cap", self_.cells_capped.clone());
+        r.register("host_capped", "1 while the host cap is engaged", self_.host_capped.clone());
+        r.register("escalations", "Stages and caps set, by reason", self_.escalations.clone());
+        r.register("releases", "Stages and caps released, by reason", self_.releases.clone());
+        r.register("cell_pps", "G-PDU packets per second of the busiest cells (gNBs)", self_.cell_pps.clone());
+        r.register("map_entries", "Entries in a BPF map", self_.map_entries.clone());
+        r.register("map_capacity", "Capacity of a BPF map", self_.map_capacity.clone());
+        r.register(
+            "chain_next",
+            "The [attach] next program: 1 on the series of its state (linked, gone, unset)",
+            self_.chain_next.clone(),
+        );
+        r.register(
+            "chain_miss",
+            "Passed packets the configured next program did not get (empty slot or tail-call limit): they went to the kernel stack",
+            self_.chain_miss.clone(),
+        );
+        r.register(
+            "chain_into",
+            "1 while guard_n3 sits in its [attach] into program-array slot",
+            self_.chain_into.clone(),
+        );
+        r.register("top_offender_pps", "Rate of the top-N offending devices", self_.top_offender_pps.clone());
+        r.register(
+            "device_scan_seconds",
+            "Wall time of the last full walk of the device map (read in slices, one per tick, at scale)",
+            self_.device_scan_seconds.clone(),
+        );
+        r.register(
+            "device_scan_read_seconds",
+            "Time the last full walk of the device map spent reading the map (summed over its slices)",
+            self_.device_scan_read_seconds.clone(),
+        );
+        self_
+    }
+}
