@@ -64,7 +64,7 @@ fn each_pin_directory_holds_only_its_own_maps() {
     drop(load::load(&p.0, 4096, &cfg()).expect("N3 reload"));
     assert!(!stray.exists(), "the stray N2 pin was left");
     let n2 = guard::n2::pin_dir(&p.1, "t");
-    let cfg2 = guard::n2::controller::N2Dataplane::default().config().expect("N2 config");
+    let cfg2 = guard::config::n2::N2Dataplane::default().config().expect("N2 config");
     let opts = guard::n2::LoadOpts { max_devices: 1024, ..Default::default() };
     drop(guard::n2::load(&n2, &opts, &cfg2).expect("N2 load"));
     let names2 = names(n2.path());

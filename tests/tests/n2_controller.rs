@@ -9,7 +9,8 @@ use std::time::{Duration, SystemTime};
 
 use aya::programs::{TestRun, TestRunOptions};
 use guard::audit::{read_audit, AuditLog};
-use guard::n2::controller::{N2Controller, N2Dataplane, N2File};
+use guard::config::n2::{N2Dataplane, N2File};
+use guard::n2::controller::N2Controller;
 use guard::n2::engine::{n2_device_str, N2Settings, ResponseAction, LEVEL_BARRING, LEVEL_DEVICES, LEVEL_OVERLOAD};
 use guard::n2::hook::HookSpec;
 use guard::n2::metrics::N2Metrics;

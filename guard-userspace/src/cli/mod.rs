@@ -461,7 +461,7 @@ fn looks_like_n2(text: &str) -> bool {
 fn config_check(file: &Path, print: bool, n2: bool) -> Result<()> {
     let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     if n2 || looks_like_n2(&text) {
-        let f = crate::n2::controller::N2File::read(Some(file))?;
+        let f = crate::config::n2::N2File::read(Some(file))?;
         if print {
             println!("{f:#?}");
         }
@@ -480,7 +480,7 @@ fn config_check(file: &Path, print: bool, n2: bool) -> Result<()> {
         println!("  {line}");
     }
     if let Some(p) = &cfg.guard.n2_config {
-        let f = crate::n2::controller::N2File::read(Some(p))?;
+        let f = crate::config::n2::N2File::read(Some(p))?;
         println!("{} ([guard] n2_config): valid N2 settings", p.display());
         for line in f.summary()?.lines() {
             println!("  {line}");
@@ -540,7 +540,7 @@ mod tests {
     /// The N2 shadow profile applies nothing and counts what the enforce profile applies.
     #[test]
     fn the_n2_shadow_profile_enforces_nothing() {
-        use crate::n2::controller::N2File;
+        use crate::config::n2::N2File;
         let parse = |t: &str| -> N2File { toml::from_str(t).expect("N2 profile parses") };
         let (shadow, enforce) = (parse(&default_n2_text(Profile::Shadow)), parse(&default_n2_text(Profile::Enforce)));
         assert!(shadow.dataplane.enforce.is_empty(), "{:?}", shadow.dataplane);
@@ -553,7 +553,7 @@ mod tests {
     /// tick under 10 ms, are refused.
     #[test]
     fn n2_tick_in_either_form_not_both() {
-        use crate::n2::controller::N2File;
+        use crate::config::n2::N2File;
         use std::time::Duration;
         let dir = std::env::temp_dir().join(format!("og-n2tick-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");

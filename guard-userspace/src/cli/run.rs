@@ -153,7 +153,7 @@ pub fn run(a: RunArgs) -> Result<()> {
     // N2/S1-MME (docs/n2.md): guard_n2 on its own interface, its storm controller on a thread.
     let n2 = match &n2_iface {
         Some(n2_iface) => {
-            let file = crate::n2::controller::N2File::read(n2_config.as_deref())?;
+            let file = crate::config::n2::N2File::read(n2_config.as_deref())?;
             Some(crate::n2::controller::prepare(n2_iface, &n2_base, file, a.mode.into(), &cfg.guard.audit_log)?)
         }
         None => None,

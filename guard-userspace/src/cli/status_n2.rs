@@ -13,11 +13,8 @@ use super::tables::{expiry, modes_json, nonzero_packets, num, packets_and_bytes,
 use crate::{
     bpf::pins::PinDir,
     clock::monotonic_ns,
-    n2::{
-        controller::{setup_stage_name, N2_PROTECTIONS},
-        engine::cell_str,
-        N2Maps,
-    },
+    config::n2::N2_PROTECTIONS,
+    n2::{controller::setup_stage_name, engine::cell_str, N2Maps},
     n3::engine::decision::addr_str,
 };
 

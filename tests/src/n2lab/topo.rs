@@ -120,7 +120,7 @@ impl N2Topo {
         n2.insert("hook".into(), hook.into());
         std::fs::write(&self.files.n2_toml, toml::to_string(&n2)?).context("writing n2.toml")?;
         // Refuse a bad `[n2]` here, with the guard's own parser, rather than as a dead process.
-        guard::n2::controller::N2File::read(Some(&self.files.n2_toml)).context("the scenario's [n2] table")?;
+        guard::config::n2::N2File::read(Some(&self.files.n2_toml)).context("the scenario's [n2] table")?;
         std::fs::write(&self.files.hook, b"").context("creating hook.jsonl")?;
         Ok(())
     }

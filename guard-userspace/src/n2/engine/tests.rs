@@ -10,7 +10,7 @@ use guard_common::abi_n2::{N2CellKey, N2DeviceKey, CELL_KIND_NR};
 
 use super::*;
 use crate::n2::hook::{Hook, HookError, HookSpec};
-use crate::n2::{audit, controller, metrics};
+use crate::n2::{audit, metrics};
 
 const SEC: u64 = 1_000_000_000;
 
@@ -506,23 +506,26 @@ fn responses_are_audited_and_counted() {
 #[test]
 fn the_example_n2_config_parses_and_validates() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/n2.example.toml");
-    let f = controller::N2File::read(Some(&path)).expect("config/n2.example.toml");
+    let f = crate::config::n2::N2File::read(Some(&path)).expect("config/n2.example.toml");
     assert_eq!(f.detect, N2Settings::default(), "the example spells out the defaults");
     assert_eq!(f.setup, setup::SetupSettings::default());
-    assert_eq!(f.dataplane, controller::N2Dataplane::default());
+    assert_eq!(f.dataplane, crate::config::n2::N2Dataplane::default());
     assert!(f.hook.is_none(), "the example's hook is commented out: its command does not exist here");
     // A hook whose command does not exist is refused when the file is read (issue 25 item 5).
     let text = std::fs::read_to_string(&path).expect("example")
         + "\n[hook]\nkind = \"exec\"\ncommand = [\"/nonexistent/amf-hook\"]\n";
     let bad_hook = std::env::temp_dir().join(format!("og-n2-badhook-{}.toml", std::process::id()));
     std::fs::write(&bad_hook, text).expect("write");
-    let err = controller::N2File::read(Some(&bad_hook)).expect_err("a missing hook command is refused");
+    let err = crate::config::n2::N2File::read(Some(&bad_hook)).expect_err("a missing hook command is refused");
     assert!(format!("{err:#}").contains("not an executable file"), "{err:#}");
     let _ = std::fs::remove_file(&bad_hook);
     let cfg = f.dataplane.config().expect("N2_CONFIG");
     assert_eq!((cfg.ngap_port, cfg.s1ap_port, cfg.shadow), (38412, 36412, 0));
-    assert!(controller::N2File::read(None).expect("defaults").hook.is_none());
-    let bad = controller::N2Dataplane { enforce: vec!["everything".into()], ..controller::N2Dataplane::default() };
+    assert!(crate::config::n2::N2File::read(None).expect("defaults").hook.is_none());
+    let bad = crate::config::n2::N2Dataplane {
+        enforce: vec!["everything".into()],
+        ..crate::config::n2::N2Dataplane::default()
+    };
     assert!(bad.config().is_err());
 }
 
