@@ -1,0 +1,307 @@
+//! The N3 control loop (the wiring of `guard run` is in `crate::cli::run`).
+//!
+//! Each tick (the config's `guard.tick`, default 1 s):
+//! 1. take the events (over-limit, spoof, new-device) that the event thread ([`EventPump`])
+//!    drained from the ring buffer since the last tick;
+//! 2. read the next slice of the device map (cumulative counters; the engine diffs them over each
+//!    device's own elapsed time). Reads are batched (`BPF_MAP_LOOKUP_BATCH`, [`crate::bpf::batch`]) and
+//!    a tick reads for at most [`WALK_SHARE`] of the tick time, so a small map is read whole every
+//!    tick and a large one in slices over several ticks, the tick never blocking for long; the
+//!    devices in between are covered by their over-limit events;
+//! 3. ask the [`Engine`] for decisions, stepping every device when the walk completed and only
+//!    the devices read this tick plus the notable ones (staged, counting toward a stage) between
+//!    ([`Pass`]), so a tick's cost follows what changed, not the map's size; apply the decisions
+//!    to the maps: stage entries, cell caps, the host cap in the config record. Manual (operator)
+//!    pins are never touched;
+//! 4. audit every non-refresh decision (JSON lines) and update the metrics.
+//!
+//! SIGHUP reloads the config file: a file that fails validation is logged and audited, and the
+//! running config stays. SIGINT/SIGTERM stop the loop; the pinned link keeps the data plane
+//! running with its current stages, which expire on their own.
+
+use std::{
+    path::PathBuf,
+    sync::Arc,
+    time::{Duration, Instant, SystemTime},
+};
+
+use anyhow::{Context, Result};
+use aya::maps::RingBuf;
+use guard_common::abi::{self, GuardConfig, STAGE_FLAG_MANUAL};
+use tokio::signal::unix::{signal, SignalKind};
+use tracing::{error, info, warn};
+
+use crate::{
+    audit::AuditLog,
+    clock::monotonic_ns,
+    config::Config,
+    metrics::Metrics,
+    n2::metrics::N2Metrics,
+    n3::audit::N3Audit as _,
+    n3::engine::{decision::Decision, CurrentStage, DeviceSample, Engine, Pass},
+    n3::events::EventPump,
+    n3::load,
+    n3::maps::N3Maps,
+    n3::metrics::{N3Metrics, TOP_CELLS},
+};
+
+mod apply;
+mod chain_watch;
+mod reload;
+mod report;
+mod tick;
+
+use self::{apply::*, chain_watch::*, reload::*, report::*, tick::*};
+pub use apply::sync_tables;
+
+/// Events the event thread keeps between two ticks at most; more are discarded and counted
+/// (`ringbuf_events{outcome="discarded"}`). 262144 × 80 B = 20 MiB.
+const EVENT_BACKLOG: usize = 1 << 18;
+
+/// The share of a tick spent reading the device map, at most (one more batch may overrun it).
+/// The engine's work per device read is a few times the read itself, so 2% of the tick reading
+/// keeps the whole controller near a tenth of a core at 1M devices (a walk every ~30 s there;
+/// offenders are found from their events in between), and reads a map of ~30k devices whole
+/// every tick.
+pub const WALK_SHARE: f64 = 0.02;
+
+/// Devices read per step of a slice, between two checks of the tick's time budget.
+const WALK_STEP: usize = 16_384;
+
+/// What `guard run` hands the N3 control loop: the program loaded and attached, its
+/// configuration, and the N2 side when there is one.
+pub struct Start {
+    /// The N3 interface (the `interface` label of its metrics).
+    pub iface: String,
+    pub cfg: Config,
+    pub config_path: Option<PathBuf>,
+    pub pins: crate::bpf::pins::PinDir,
+    /// The CPUs the per-CPU limits are split over.
+    pub ncpus: u32,
+    /// Stop after this long (tests and demos); None: until SIGINT/SIGTERM.
+    pub duration: Option<Duration>,
+    /// `[attach] into`: the program-array slot the guard sits in instead of the interface.
+    pub into: Option<crate::n3::chain::IntoSlot>,
+    /// `guard_n2`, attached, when an N2 interface is configured: its controller ticks on a thread.
+    pub n2: Option<crate::n2::controller::Prepared>,
+    /// Liveness and readiness for `/healthz`, `/readyz` (and the watchdog).
+    pub health: Arc<crate::service::Health>,
+}
+
+/// Run the control loop on `loaded` until SIGINT/SIGTERM (or `duration`), with the event thread
+/// draining its ring buffer.
+pub fn run(loaded: &mut load::Loaded, s: Start) -> Result<()> {
+    let events = loaded.ebpf.take_map(abi::MAP_N3_EVENTS).context("the object has no N3_EVENTS ring buffer")?;
+    let ring = RingBuf::try_from(events).context("N3_EVENTS is not a ring buffer")?;
+    let events = EventPump::start(ring, EVENT_BACKLOG)?;
+    let maps = N3Maps::from_ebpf_ref(&mut loaded.ebpf)?;
+    let Start { iface, cfg, config_path, pins, ncpus, duration, into, n2, health } = s;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    let own_prog = {
+        let p = loaded.program()?;
+        let id = p.info().context("guard_n3's program id")?.id();
+        (p.fd().context("guard_n3's descriptor")?.try_clone().context("duplicating guard_n3's descriptor")?, id)
+    };
+    rt.block_on(control_loop(Ctl {
+        chain: ChainWatch { pins: pins.clone(), into, own_prog, next: None, in_slot: None },
+        iface,
+        cfg,
+        config_path,
+        maps,
+        events,
+        ncpus,
+        duration,
+        walk: Walk::default(),
+        raw: Vec::new(),
+        samples: Vec::new(),
+        event_buf: Vec::new(),
+        held_events: Vec::new(),
+        n2,
+        health,
+        pins,
+    }))
+}
+
+/// What the control loop exports: the process-wide series and each side's, in one registry.
+struct Exported {
+    core: Metrics,
+    n3: N3Metrics,
+    /// `overload_guard_n2_*` (docs/n2.md): registered only when N2 runs.
+    n2: N2Metrics,
+}
+
+struct Ctl {
+    chain: ChainWatch,
+    /// The N3 interface (the `interface` label of its metrics).
+    iface: String,
+    cfg: Config,
+    config_path: Option<PathBuf>,
+    maps: N3Maps,
+    events: EventPump,
+    ncpus: u32,
+    duration: Option<Duration>,
+    walk: Walk,
+    /// Buffers for the walk's slices and the engine's samples, kept across ticks: at scale they
+    /// hold megabytes, which fresh allocations would page-fault in every tick.
+    raw: Vec<(abi::DeviceKey, abi::DeviceState)>,
+    samples: Vec<DeviceSample>,
+    event_buf: Vec<abi::Event>,
+    /// Events the between-tick event passes left for the tick (see [`Engine::events_pass`]).
+    held_events: Vec<abi::Event>,
+    /// `guard_n2`, attached, when `--n2-iface` was given: its controller ticks on a thread.
+    n2: Option<crate::n2::controller::Prepared>,
+    /// Liveness and readiness for `/healthz`, `/readyz` (and the watchdog).
+    health: Arc<crate::service::Health>,
+    /// The N3 pin directory (the fleet task opens its own handle on the maps).
+    pins: crate::bpf::pins::PinDir,
+}
+
+/// The walk of the device map in progress, read a slice per tick.
+#[derive(Default)]
+struct Walk {
+    cursor: crate::bpf::batch::Cursor,
+    /// When the walk's first slice was read.
+    started: Option<Instant>,
+    /// Devices read so far in this walk.
+    seen: usize,
+    /// Time spent reading, summed over this walk's slices.
+    reading: Duration,
+}
+
+async fn control_loop(mut c: Ctl) -> Result<()> {
+    let mut core = Metrics::new();
+    let n3 = N3Metrics::register(core.interface(Some(&c.iface)));
+    let n2 = match c.n2.as_ref() {
+        Some(p) => N2Metrics::register(core.interface(Some(p.iface()))),
+        None => N2Metrics::default(),
+    };
+    let mut m = Exported { core, n3, n2 };
+    // Fleet mode only with `[fleet]`: without it no fleet series, no etcd code path.
+    let fleet_metrics =
+        c.cfg.fleet.as_ref().map(|_| crate::fleet::status::FleetMetrics::register(&mut m.core.registry));
+    let metrics = Arc::new(m);
+    let encode = {
+        let m = metrics.clone();
+        Arc::new(move || m.core.encode())
+    };
+    let server = crate::metrics::serve(c.cfg.metrics.listen, encode, c.health.clone()).await?;
+    let fleet = match (&c.cfg.fleet, fleet_metrics) {
+        (Some(f), Some(fm)) => Some(start_fleet(&c, f.clone(), fm)?),
+        _ => None,
+    };
+    let n2 = match c.n2.take() {
+        Some(p) => Some(p.spawn(metrics.n2.clone())?),
+        None => None,
+    };
+    let audit = AuditLog::open(&c.cfg.guard.audit_log)
+        .with_context(|| format!("opening the audit log {}", c.cfg.guard.audit_log.display()))?;
+    let mut engine = Engine::new(&c.cfg);
+    let now = monotonic_ns();
+    let existing: Vec<_> = c.maps.stages().iter().map(|(k, e)| CurrentStage::from_entry(*k, e)).collect();
+    engine.restore(&existing, now);
+    info!(stages = existing.len(), "resumed the stages found in the pinned maps");
+
+    let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut tick = tokio::time::interval(Duration::from_nanos(c.cfg.guard.tick.0.max(10_000_000)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut event_pass = tokio::time::interval(event_pass_period(c.cfg.guard.tick.0));
+    event_pass.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let deadline = c.duration.map(|d| tokio::time::Instant::now() + d);
+    let mut host_cap: Option<(abi::Limit, u64)> = None;
+    let period = Duration::from_nanos(c.cfg.guard.tick.0.max(10_000_000));
+    let mut announced = false;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let t0 = Instant::now();
+                if let Err(e) = one_tick(&mut c, &mut engine, &audit, &metrics, &mut host_cap) {
+                    // A failed tick must not stop the guard: the data plane keeps running, and
+                    // stages expire if this keeps failing.
+                    error!(error = format!("{e:#}"), "controller tick failed");
+                }
+                let took = t0.elapsed();
+                metrics.core.tick_seconds.observe(took.as_secs_f64());
+                metrics.core.last_tick.set(
+                    SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0),
+                );
+                Metrics::raise_to(
+                    &metrics.core.audit_write_failures,
+                    crate::audit::WRITE_FAILURES.load(std::sync::atomic::Ordering::Relaxed),
+                );
+                c.health.ticked();
+                if !announced {
+                    // Every interface was attached before the loop began; the first tick ran.
+                    crate::service::ready(&format!("guarding {}", c.health.attached.iter().map(|a| a.iface.as_str()).collect::<Vec<_>>().join(", ")));
+                    announced = true;
+                }
+                // The watchdog is fed only by ticks that kept to their period.
+                if took <= period {
+                    crate::service::watchdog();
+                }
+            }
+            _ = event_pass.tick() => events_pass(&mut c, &mut engine, &audit, &metrics, &mut host_cap),
+            _ = hup.recv() => {
+                crate::service::reloading();
+                reload(&mut c, &mut engine, &audit, &metrics, host_cap);
+                crate::service::ready("configuration reloaded");
+            }
+            _ = int.recv() => { info!("SIGINT: stopping the controller (the data plane stays attached)"); crate::service::stopping(); break; }
+            _ = term.recv() => { info!("SIGTERM: stopping the controller (the data plane stays attached)"); crate::service::stopping(); break; }
+            _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => {
+                info!("--duration reached: stopping the controller");
+                break;
+            }
+        }
+    }
+    server.abort();
+    if let Some(f) = fleet {
+        f.abort();
+    }
+    if let Some(n2) = n2 {
+        n2.stop();
+    }
+    audit.sync().ok();
+    Ok(())
+}
+
+/// Start this member's fleet task (docs/fleet.md): its own handle on the pinned maps and the
+/// audit log, so that applying a pin is what `guard device pin` does, whatever the tick is doing.
+fn start_fleet(
+    c: &Ctl,
+    f: crate::config::FleetSection,
+    fm: crate::fleet::status::FleetMetrics,
+) -> Result<tokio::task::JoinHandle<()>> {
+    use crate::fleet::{apply::Applier, status::FleetStatus, sync::Member};
+    let member = f.member_name();
+    let status = Arc::new(FleetStatus::new(&f.name, &member));
+    c.health.set_fleet(status.clone());
+    let maps = N3Maps::open_pinned(&c.pins)
+        .with_context(|| format!("opening the pinned maps in {} for the fleet", c.pins.path().display()))?;
+    let audit = Arc::new(
+        AuditLog::open(&c.cfg.guard.audit_log)
+            .with_context(|| format!("opening the audit log {} for the fleet", c.cfg.guard.audit_log.display()))?,
+    );
+    let applier = Applier::new(maps, c.cfg.ladder.clone(), audit, member.clone(), fm.clone(), status.clone());
+    let about = serde_json::json!({
+        "member": member,
+        "version": env!("CARGO_PKG_VERSION"),
+        "interface": c.iface,
+        "key_mode": c.cfg.guard.key_mode,
+        "started_unix_ms": crate::fleet::unix_ms(SystemTime::now()),
+    });
+    info!(fleet = f.name, member, endpoints = f.endpoints.join(","), tls = f.tls(), "fleet mode: following etcd");
+    Ok(tokio::spawn(Member::new(f, about, applier, status, fm).run()))
+}
+
+/// How often the event ring's readings are looked at between ticks: a tenth of a tick, within
+/// [20 ms, 250 ms]. A flood confirmed by an event is pinned this long after the event at most,
+/// instead of up to a tick.
+fn event_pass_period(tick_ns: u64) -> Duration {
+    Duration::from_nanos(tick_ns / 10).clamp(Duration::from_millis(20), Duration::from_millis(250))
+}

@@ -1,0 +1,113 @@
+//! SIGHUP: reload the configuration file; an invalid one is refused and audited, the running
+//! one stays.
+
+use super::*;
+
+pub(super) fn reload(
+    c: &mut Ctl,
+    engine: &mut Engine,
+    audit: &AuditLog,
+    m: &Exported,
+    host_cap: Option<(abi::Limit, u64)>,
+) {
+    // Log rotation (logrotate moves the file, then sends SIGHUP): reopen the audit trail first,
+    // so the reload's own record lands in the new file. The N2 controller's log follows at its
+    // next line.
+    crate::audit::request_reopen();
+    match audit.reopen_if_requested() {
+        Ok(true) => info!(path = %audit.path().display(), "SIGHUP: audit log reopened"),
+        Ok(false) => {}
+        Err(e) => error!(error = %e, "SIGHUP: reopening the audit log failed; still writing to the file open before"),
+    }
+    let outcome = |o: &str| crate::metrics::OutcomeLabel { outcome: o.to_owned() };
+    let Some(path) = c.config_path.clone() else {
+        warn!("SIGHUP: no --config file to reload; nothing changed");
+        return;
+    };
+    match Config::load(&path) {
+        Ok(new) => {
+            let (new, changes) = c.cfg.reload_from(new);
+            let old = std::mem::replace(&mut c.cfg, new);
+            let listed = sync_tables(&mut c.maps, &c.cfg);
+            if let Err(e) = listed.and_then(|()| write_dataplane(c, host_cap)) {
+                error!(
+                    error = format!("{e:#}"),
+                    "SIGHUP: writing the new data-plane config failed; keeping the old one"
+                );
+                c.cfg = old;
+                let _ = write_dataplane(c, host_cap);
+                m.core.config_reloads.get_or_create(&outcome("failed")).inc();
+                return;
+            }
+            engine.reconfigure(&c.cfg);
+            if old.attach.next != c.cfg.attach.next {
+                let r = match &c.cfg.attach.next {
+                    Some(p) => crate::n3::chain::configure(&c.chain.pins, p).map(|_| ()),
+                    None => crate::n3::chain::clear_next(&c.chain.pins),
+                };
+                match r {
+                    Ok(()) => info!(next = ?c.cfg.attach.next, "SIGHUP: next program changed"),
+                    Err(e) => error!(error = %e, "SIGHUP: changing the next program failed"),
+                }
+                c.chain.next = None;
+            }
+            let list = |v: &[String]| if v.is_empty() { "none".to_owned() } else { v.join(", ") };
+            info!(
+                path = %path.display(),
+                "SIGHUP: configuration reloaded; changed: {}",
+                list(&changes.applied)
+            );
+            if !changes.needs_restart.is_empty() {
+                warn!(
+                    "SIGHUP: {} changed in the file but only a restart applies it; the running value stays",
+                    list(&changes.needs_restart)
+                );
+            }
+            m.core.config_reloads.get_or_create(&outcome("ok")).inc();
+            let _ = audit.write(&crate::audit::AuditRecord {
+                ts: crate::audit::rfc3339(SystemTime::now()),
+                actor: crate::audit::Actor::Operator,
+                action: "config_reload".into(),
+                target: path.display().to_string(),
+                reason: "sighup".into(),
+                evidence: config_file_evidence(&path),
+                detail: serde_json::json!({
+                    "outcome": "ok", "changed": changes.applied, "needs_restart": changes.needs_restart,
+                }),
+            });
+        }
+        Err(e) => {
+            error!(path = %path.display(), error = %e, "SIGHUP: the new configuration is invalid; the running configuration stays");
+            m.core.config_reloads.get_or_create(&outcome("rejected")).inc();
+            let _ = audit.write(&crate::audit::AuditRecord {
+                ts: crate::audit::rfc3339(SystemTime::now()),
+                actor: crate::audit::Actor::Operator,
+                action: "config_reload".into(),
+                target: path.display().to_string(),
+                reason: "sighup".into(),
+                evidence: {
+                    let mut ev = config_file_evidence(&path);
+                    ev["error"] = serde_json::Value::String(e.to_string());
+                    ev
+                },
+                detail: serde_json::json!({"outcome": "rejected"}),
+            });
+        }
+    }
+}
+
+/// Who changed the configuration, as far as the file tells: a signal does not say who sent it,
+/// so the audit keeps the file's owner, mode, size and modification time.
+pub(super) fn config_file_evidence(path: &std::path::Path) -> serde_json::Value {
+    use std::os::unix::fs::MetadataExt as _;
+    match std::fs::metadata(path) {
+        Ok(m) => serde_json::json!({
+            "file_uid": m.uid(),
+            "file_gid": m.gid(),
+            "file_mode": format!("{:o}", m.mode() & 0o7777),
+            "file_size": m.size(),
+            "file_mtime": crate::audit::rfc3339(m.modified().unwrap_or(SystemTime::UNIX_EPOCH)),
+        }),
+        Err(e) => serde_json::json!({ "file_error": e.to_string() }),
+    }
+}

@@ -1,0 +1,84 @@
+//! The N3 series updated each tick from the maps and the engine.
+
+use super::*;
+
+pub(super) fn update_metrics(c: &Ctl, engine: &Engine, m: &Exported, devices: Option<i64>, stages: i64) -> Result<()> {
+    use crate::metrics::*;
+    for (v, cnt) in c.maps.verdicts()? {
+        let l = VerdictLabel { verdict: v.name().to_owned() };
+        Metrics::raise_to(&m.n3.packets.get_or_create(&l), cnt.packets);
+        Metrics::raise_to(&m.n3.bytes.get_or_create(&l), cnt.bytes);
+    }
+    for (v, cnt) in c.maps.shadow()? {
+        if v.is_drop() {
+            Metrics::raise_to(&m.n3.shadow.get_or_create(&VerdictLabel { verdict: v.name().to_owned() }), cnt.packets);
+        }
+    }
+    for (r, cnt) in c.maps.malformed()? {
+        Metrics::raise_to(&m.n3.malformed.get_or_create(&ReasonLabel { reason: r.name().to_owned() }), cnt.packets);
+    }
+    let stats = c.maps.stats()?;
+    for (i, name) in
+        [(abi::STAT_EVENTS_SENT, "sent"), (abi::STAT_EVENTS_LOST, "lost"), (abi::STAT_EVENTS_SUPPRESSED, "suppressed")]
+    {
+        let v = stats.get(i as usize).map(|c| c.packets).unwrap_or(0);
+        Metrics::raise_to(&m.n3.events.get_or_create(&OutcomeLabel { outcome: name.to_owned() }), v);
+    }
+    Metrics::raise_to(&m.n3.chain_miss, stats.get(abi::STAT_CHAIN_MISS as usize).map_or(0, |c| c.packets));
+    let s = engine.snapshot();
+    for (i, name) in ["observe", "shape", "strict", "quarantine"].iter().enumerate() {
+        m.n3.devices_per_stage
+            .get_or_create(&StageLabel { stage: (*name).to_owned() })
+            .set(s.devices_per_stage[i] as i64);
+    }
+    m.n3.cells_capped.set(s.cells_capped.len() as i64);
+    m.n3.host_capped.set(i64::from(s.host_capped));
+    m.n3.top_offender_pps.clear();
+    for (rank, o) in s.top_offenders.iter().enumerate() {
+        let l = OffenderLabel {
+            rank: rank.to_string(),
+            device: o.key.clone(),
+            reason: o.reason.map(|r| r.name().to_owned()).unwrap_or_default(),
+        };
+        m.n3.top_offender_pps.get_or_create(&l).set(o.rate_pps);
+    }
+    let cells = c.maps.cells();
+    if let Some(n) = devices {
+        m.n3.map_entries.get_or_create(&MapLabel { map: abi::MAP_N3_DEVICES.to_owned() }).set(n);
+    }
+    m.n3.map_capacity
+        .get_or_create(&MapLabel { map: abi::MAP_N3_DEVICES.to_owned() })
+        .set(c.cfg.guard.max_devices as i64);
+    for (name, n, cap) in [
+        (abi::MAP_N3_STAGES, stages, abi::DEFAULT_MAX_STAGED as i64),
+        (abi::MAP_N3_CELLS, cells.len() as i64, abi::DEFAULT_MAX_CELLS as i64),
+    ] {
+        m.n3.map_entries.get_or_create(&MapLabel { map: name.to_owned() }).set(n);
+        m.n3.map_capacity.get_or_create(&MapLabel { map: name.to_owned() }).set(cap);
+    }
+    update_cell_rates(m, cells);
+    Ok(())
+}
+
+/// Per-cell G-PDU rates of the busiest cells, from two consecutive readings.
+pub(super) fn update_cell_rates(m: &Exported, mut cells: Vec<(abi::CellKey, abi::CellState)>) {
+    use std::sync::Mutex;
+    static LAST: Mutex<Option<(u64, std::collections::HashMap<abi::CellKey, u64>)>> = Mutex::new(None);
+    let now = monotonic_ns();
+    let Ok(mut last) = LAST.lock() else { return };
+    cells.sort_by_key(|(_, c)| std::cmp::Reverse(c.gpdu));
+    m.n3.cell_pps.clear();
+    if let Some((t0, prev)) = last.as_ref() {
+        let dt = (now.saturating_sub(*t0)) as f64 / 1e9;
+        if dt > 0.0 {
+            for (k, c) in cells.iter().take(TOP_CELLS) {
+                let before = prev.get(k).copied().unwrap_or(c.gpdu);
+                let pps = c.gpdu.saturating_sub(before) as f64 / dt;
+                m.n3.cell_pps
+                    .get_or_create(&crate::metrics::CellLabel { cell: crate::n3::engine::decision::addr_str(k) })
+                    .set(pps);
+            }
+        }
+    }
+    *last = Some((now, cells.iter().map(|(k, c)| (*k, c.gpdu)).collect()));
+}

@@ -1,0 +1,134 @@
+//! One controller tick, and the event passes between ticks: drain the events, read the next
+//! slice of the device map, step the engine.
+
+use super::*;
+
+/// The events drained since the last call, into `c.event_buf`'s allocation.
+pub(super) fn drain_events(c: &mut Ctl, metrics: &Exported) -> Vec<abi::Event> {
+    let mut events = std::mem::take(&mut c.event_buf);
+    let discarded = c.events.take_into(&mut events);
+    Metrics::raise_to(
+        &metrics.n3.events.get_or_create(&crate::metrics::OutcomeLabel { outcome: "discarded".into() }),
+        discarded,
+    );
+    events
+}
+
+/// Between ticks: the over-limit readings that confirm a flood are acted on now (see
+/// [`Engine::events_pass`]); the other events wait for the tick.
+pub(super) fn events_pass(
+    c: &mut Ctl,
+    engine: &mut Engine,
+    audit: &AuditLog,
+    metrics: &Exported,
+    host_cap: &mut Option<(abi::Limit, u64)>,
+) {
+    let now = monotonic_ns();
+    let mut events = drain_events(c, metrics);
+    if events.is_empty() {
+        c.event_buf = events;
+        return;
+    }
+    let decisions = engine.events_pass(now, &mut events);
+    c.held_events.append(&mut events);
+    c.event_buf = events;
+    apply_all(c, &decisions, now, host_cap, audit, metrics);
+}
+
+pub(super) fn one_tick(
+    c: &mut Ctl,
+    engine: &mut Engine,
+    audit: &AuditLog,
+    metrics: &Exported,
+    host_cap: &mut Option<(abi::Limit, u64)>,
+) -> Result<()> {
+    let now = monotonic_ns();
+    sync_chain(&mut c.chain, metrics);
+    let mut fresh = drain_events(c, metrics);
+    // The events held by the passes between ticks are older: they go first.
+    let mut events = std::mem::take(&mut c.held_events);
+    events.append(&mut fresh);
+    c.held_events = fresh;
+    for ev in &events {
+        if ev.kind == abi::EVENT_SPOOF || ev.kind == abi::EVENT_NEW_DEVICE_LIMITED {
+            // Rare and security-relevant: keep them in the audit trail.
+            if let Err(e) = audit.record_event(SystemTime::now(), ev) {
+                warn!(error = %e, "audit write failed");
+            }
+        }
+    }
+    let key_mode_ue = c.cfg.guard.key_mode == crate::config::KeyMode::UeAddr;
+    let walked = read_walk_slice(c, metrics);
+    let mut samples = std::mem::take(&mut c.samples);
+    samples.clear();
+    samples.extend(c.raw.drain(..).map(|(key, d)| DeviceSample {
+        key,
+        cell: d.cell,
+        packets: d.packets,
+        bytes: d.bytes,
+        over_limit: d.over_limit,
+        dropped: d.dropped,
+        inner_dst: d.inner_dst,
+        ue_addr: if key_mode_ue { ue_of_key(&key) } else { ue_of_binding(&d) },
+        teid: d.teid,
+    }));
+    // A full pass when the walk completed (every tick while the map is read whole in one);
+    // between, only the devices read this tick and the notable ones (see `Pass`).
+    let pass = if walked.is_some() { Pass::Full } else { Pass::Changed };
+    // Operator pins and releases written since the last tick (by `guard device`, straight into
+    // the map) take the device out of the engine's hands before it decides.
+    let manual: Vec<CurrentStage> = c
+        .maps
+        .stages()
+        .iter()
+        .filter(|(_, e)| e.flags & STAGE_FLAG_MANUAL != 0)
+        .map(|(k, e)| CurrentStage::from_entry(*k, e))
+        .collect();
+    engine.sync_manual(&manual, now);
+    let decisions = engine.tick_pass(now, &samples, &events, pass);
+    c.samples = samples;
+    c.event_buf = events;
+    apply_all(c, &decisions, now, host_cap, audit, metrics);
+    let stages = prune_expired(c, now);
+    update_metrics(c, engine, metrics, walked.map(|n| n as i64), stages as i64)
+}
+
+/// This tick's slice of the device-map walk, into `c.raw`: devices read for at most
+/// [`WALK_SHARE`] of the tick. Returns the walk's device count if this slice finished it. A failed
+/// read is logged and restarts the walk next tick; the tick goes on with the events.
+pub(super) fn read_walk_slice(c: &mut Ctl, metrics: &Exported) -> Option<usize> {
+    let t0 = Instant::now();
+    let budget = Duration::from_secs_f64((c.cfg.guard.tick.as_secs_f64() * WALK_SHARE).max(0.001));
+    let w = &mut c.walk;
+    if w.started.is_none() {
+        w.started = Some(t0);
+        w.seen = 0;
+        w.reading = Duration::ZERO;
+    }
+    let out = &mut c.raw;
+    out.clear();
+    let mut walked = None;
+    loop {
+        match c.maps.device_slice(&mut w.cursor, WALK_STEP, out) {
+            Ok(n) => w.seen += n,
+            Err(e) => {
+                warn!(error = %e, "reading the device map failed; the walk restarts next tick");
+                *w = Walk::default();
+                return None;
+            }
+        }
+        if w.cursor.finished() {
+            w.reading += t0.elapsed();
+            metrics.n3.device_scan_seconds.set(w.started.map_or(0.0, |s| s.elapsed().as_secs_f64()));
+            metrics.n3.device_scan_read_seconds.set(w.reading.as_secs_f64());
+            walked = Some(w.seen);
+            w.started = None;
+            break;
+        }
+        if t0.elapsed() >= budget {
+            w.reading += t0.elapsed();
+            break;
+        }
+    }
+    walked
+}
