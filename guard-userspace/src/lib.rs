@@ -1,17 +1,23 @@
-//! The overload guard's userspace: loader, pinned-map access, controller, metrics and audit.
+//! The overload guard's userspace: loaders, map access, controllers, metrics and audit, for N3
+//! (GTP-U) and N2 (SCTP: NGAP / S1AP).
 //!
-//! Module map (see ARCHITECTURE.md):
-//! - [`clock`]: the monotonic clock the data plane also reads;
-//! - [`pins`], [`loader`], [`maps`]: load/attach/pin the XDP program and read/write its maps;
-//! - [`config`]: the operator's TOML file, validated before anything is applied;
-//! - [`engine`]: the pure decision engine (baselines, classification, graduated escalation);
-//! - [`audit`]: the JSON-lines audit trail of every decision;
-//! - [`controller`]: the tokio loop that feeds the engine from the maps and applies its decisions;
-//! - [`metrics`]: Prometheus metrics; [`service`]: systemd notify, `/healthz`, `/readyz`;
-//! - [`manual`]: operator overrides as the maps store them (local and fleet pins alike);
+//! Module map, in data-flow order (see ARCHITECTURE.md):
+//! - [`bpf`]: the BPF plumbing both sides share: the object, pin directories and layout checks,
+//!   attaching through pinned links, map handles, batched reads;
+//! - [`n3`] and [`n2`], each with the same roles: `load` (load, attach, pin), `maps` (typed map
+//!   access), `engine/` (pure decisions), `controller` (the loop: maps → engine → maps), `audit`
+//!   and `metrics` (its audit lines and Prometheus series); N3 also `events` (the ring-buffer
+//!   thread), `local`, `chain`, `manual`; N2 also `hook` (the storm response);
+//! - [`config`]: the operator's TOML files (one file per section, N2's settings in `config/n2.rs`),
+//!   validated before anything is applied;
 //! - [`fleet`]: fleet mode through etcd (`[fleet]`, docs/fleet.md);
-//! - [`cli`]: the `guard` command line.
+//! - shared services that know neither side: [`clock`] (the monotonic clock the data plane also
+//!   reads), [`addr`] (addresses as people read them), [`audit`] (the JSON-lines trail),
+//!   [`metrics`] (the registry and the HTTP listener), [`service`] (systemd notify, `/healthz`,
+//!   `/readyz`), [`runlock`] (one controller per interface), [`hugealloc`];
+//! - [`cli`]: the `guard` command line; `guard run`'s wiring is `cli/run.rs`.
 
+pub mod addr;
 pub mod audit;
 pub mod bpf;
 pub mod cli;

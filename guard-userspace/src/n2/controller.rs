@@ -109,13 +109,13 @@ impl N2Controller {
                 PeerStageDecision::Release { peer } => (*peer, false, maps.clear_peer_stage(peer).map(|_| ())),
             };
             if let Err(e) = result {
-                error!(error = %e, peer = %crate::n3::engine::addr_str(&peer), "N2: writing N2_PEER_STAGES failed");
+                error!(error = %e, peer = %crate::addr::addr_str(&peer), "N2: writing N2_PEER_STAGES failed");
                 continue;
             }
             if refresh {
                 continue;
             }
-            let who = crate::n3::engine::addr_str(&peer);
+            let who = crate::addr::addr_str(&peer);
             match &d {
                 PeerStageDecision::Set { stage, limit_pps, burst, ttl_ns, over_limit, dropped, .. } => info!(
                     peer = %who,
@@ -143,7 +143,7 @@ impl N2Controller {
                     PeerStageDecision::Release { .. } => "n2_release_peer_stage",
                 }
                 .to_owned(),
-                target: format!("peer:{}", crate::n3::engine::addr_str(&peer)),
+                target: format!("peer:{}", crate::addr::addr_str(&peer)),
                 reason: "setup_flood".to_owned(),
                 evidence,
                 detail: serde_json::to_value(&d).unwrap_or_default(),

@@ -53,7 +53,7 @@ use guard_common::abi_n2::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::n3::engine::addr_str;
+use crate::addr::addr_str;
 
 pub use response::*;
 pub use samples::*;

@@ -96,7 +96,7 @@ pub enum PeerStageDecision {
 }
 
 fn ser_addr<S: serde::Serializer>(a: &L3Addr, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&crate::n3::engine::addr_str(a))
+    s.serialize_str(&crate::addr::addr_str(a))
 }
 
 impl PeerStageDecision {

@@ -3,7 +3,7 @@
 
 use guard_common::abi::{
     CellStageEntry, DeviceKey, L3Addr, Limit, StageEntry, CELL_STAGE_CAP, DEVICE_KIND_TEID, DEVICE_KIND_UE_V4,
-    DEVICE_KIND_UE_V6, FAMILY_IPV4, FAMILY_IPV6,
+    DEVICE_KIND_UE_V6,
 };
 use serde::{Serialize, Serializer};
 
@@ -440,14 +440,7 @@ pub fn device_key_str(k: &DeviceKey) -> String {
     }
 }
 
-/// `10.0.0.1`, `2001:db8::1`, or `none`.
-pub fn addr_str(a: &L3Addr) -> String {
-    match a.family {
-        FAMILY_IPV4 => std::net::Ipv4Addr::new(a.addr[0], a.addr[1], a.addr[2], a.addr[3]).to_string(),
-        FAMILY_IPV6 => std::net::Ipv6Addr::from(a.addr).to_string(),
-        _ => "none".to_owned(),
-    }
-}
+pub use crate::addr::addr_str;
 
 fn ser_key<S: Serializer>(k: &DeviceKey, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&device_key_str(k))
