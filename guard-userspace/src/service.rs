@@ -24,7 +24,7 @@ use std::time::Instant;
 use sd_notify::NotifyState;
 use tracing::debug;
 
-use crate::bpf::pins::{PinDir, PinState};
+use crate::bpf::pins::{PinDir, PinError, PinState};
 
 fn notify(states: &[NotifyState]) {
     if let Err(e) = sd_notify::notify(false, states) {
@@ -54,25 +54,33 @@ pub fn stopping() {
     notify(&[NotifyState::Stopping]);
 }
 
+/// How a side checks its pins against this build's layout (`crate::n3::check`,
+/// `crate::n2::check`): each side knows its own maps, this module neither.
+pub type PinCheck = Arc<dyn Fn(&PinDir) -> Result<PinState, PinError> + Send + Sync>;
+
 /// One interface the guard must be attached to, for `/readyz`.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Attached {
     pub iface: String,
     /// The kernel's name of the program that must occupy the interface's XDP hook.
     pub program: &'static str,
     pub pins: PinDir,
-    /// N3 or N2 pins (their schema checks differ).
-    pub kind: PinKind,
+    /// The side's own check of its pins.
+    pub check: PinCheck,
 }
 
-#[derive(Clone, Copy, Debug)]
-pub enum PinKind {
-    N3 { max_devices: u32 },
-    N2(crate::n2::LoadOpts),
+impl std::fmt::Debug for Attached {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Attached").field("iface", &self.iface).field("program", &self.program).finish()
+    }
+}
+
+/// A line `/readyz` adds without ever failing on it (the fleet link, docs/fleet.md).
+pub trait ReadyDetail: Send + Sync {
+    fn detail(&self) -> String;
 }
 
 /// The controller's liveness and the conditions of readiness, shared with the HTTP handlers.
-#[derive(Debug)]
 pub struct Health {
     started: Instant,
     tick_ns: u64,
@@ -81,7 +89,7 @@ pub struct Health {
     pub attached: Vec<Attached>,
     pub audit_log: PathBuf,
     /// The fleet link, with `[fleet]`: a detail line, never a reason to be unready (docs/fleet.md).
-    fleet: std::sync::OnceLock<Arc<crate::fleet::status::FleetStatus>>,
+    fleet: std::sync::OnceLock<Arc<dyn ReadyDetail>>,
 }
 
 impl Health {
@@ -97,7 +105,7 @@ impl Health {
     }
 
     /// Report the fleet link in `/readyz` from now on.
-    pub fn set_fleet(&self, status: Arc<crate::fleet::status::FleetStatus>) {
+    pub fn set_fleet(&self, status: Arc<dyn ReadyDetail>) {
         let _ = self.fleet.set(status);
     }
 
@@ -133,10 +141,7 @@ impl Health {
                 Some(o) => bad.push(format!("{}: XDP hook holds {o}, not {}", a.iface, a.program)),
                 None => bad.push(format!("{}: {} is not attached", a.iface, a.program)),
             }
-            let state = match a.kind {
-                PinKind::N3 { max_devices } => crate::n3::check(&a.pins, max_devices),
-                PinKind::N2(o) => crate::n2::check(&a.pins, &o),
-            };
+            let state = (a.check)(&a.pins);
             match state {
                 Ok(PinState::Reusable) => good.push(format!("{}: pinned maps at the current schema", a.iface)),
                 Ok(PinState::Fresh) => bad.push(format!("{}: no pinned maps in {}", a.iface, a.pins.path().display())),

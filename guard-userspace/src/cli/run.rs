@@ -2,7 +2,7 @@
 //! `guard_n2` when an N2 interface is configured), then hand them to the control loops
 //! ([`crate::n3::controller::run`], the N2 controller on its own thread).
 
-use std::{path::PathBuf, time::Duration};
+use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
@@ -11,7 +11,10 @@ use tracing::{info, warn};
 use super::Target;
 use crate::{
     bpf::link::ModeRequest,
-    n3::{controller, load, maps::N3Maps},
+    fleet::status::FleetMetrics,
+    metrics::Metrics,
+    n2::metrics::N2Metrics,
+    n3::{controller, load, maps::N3Maps, metrics::N3Metrics},
     runlock::Resource,
 };
 
@@ -166,25 +169,67 @@ pub fn run(a: RunArgs) -> Result<()> {
         iface: iface.clone(),
         program: guard_common::abi::PROG_N3,
         pins: pins.clone(),
-        kind: crate::service::PinKind::N3 { max_devices: cfg.guard.max_devices },
+        check: {
+            let max_devices = cfg.guard.max_devices;
+            std::sync::Arc::new(move |p: &crate::bpf::pins::PinDir| crate::n3::check(p, max_devices))
+        },
     }];
     targets.extend(n2.as_ref().map(|p| p.health_target()));
     let health = crate::service::Health::new(cfg.guard.tick.0.max(10_000_000), targets, cfg.guard.audit_log.clone());
     let into_slot = into.clone();
-    let result = controller::run(
+    let listen = cfg.metrics.listen;
+    let fleet_cfg = cfg.fleet.clone();
+    let fleet_view = cfg.clone();
+    let ctl = controller::prepare(
         &mut loaded,
         controller::Start {
-            iface: iface.clone(),
             cfg,
             config_path: a.target.config.clone(),
             pins: pins.clone(),
             ncpus,
             duration: a.duration.map(Duration::from_secs_f64),
             into,
-            n2,
-            health,
+            health: health.clone(),
         },
-    );
+    )?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    let result = rt.block_on(async {
+        // One registry: the process-wide series, then each side's under its interface label
+        // (an operator sees no N2 series on a host that does not guard N2), and the fleet's
+        // only with `[fleet]`.
+        let mut core = Metrics::new();
+        let n3_metrics = N3Metrics::register(core.interface(Some(&iface)));
+        let n2_metrics = n2.as_ref().map(|p| N2Metrics::register(core.interface(Some(p.iface()))));
+        let fleet_metrics = fleet_cfg.as_ref().map(|_| FleetMetrics::register(&mut core.registry));
+        let core = Arc::new(core);
+        let encode = {
+            let core = core.clone();
+            Arc::new(move || core.encode())
+        };
+        let server = crate::metrics::serve(listen, encode, health.clone()).await?;
+        let fleet = match (fleet_cfg, fleet_metrics) {
+            (Some(f), Some(fm)) => Some(crate::fleet::start(f, &fleet_view, &iface, &pins, &health, fm)?),
+            _ => None,
+        };
+        // N2/S1-MME: its storm controller ticks on its own thread.
+        let n2 = match (n2, n2_metrics) {
+            (Some(p), Some(m)) => Some(p.spawn(m)?),
+            _ => None,
+        };
+        let result = controller::run(ctl, core, n3_metrics).await;
+        server.abort();
+        if let Some(f) = fleet {
+            f.abort();
+        }
+        if let Some(n2) = n2 {
+            n2.stop();
+        }
+        result
+    });
     if a.detach_on_exit {
         load::detach_chained(&pins, false, into_slot.as_ref()).context("detaching on exit")?;
         info!(iface, "detached (pinned maps kept)");

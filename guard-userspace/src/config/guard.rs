@@ -155,7 +155,7 @@ impl Config {
             );
         }
         if let Some(i) = &a.into {
-            match crate::n3::chain::IntoSlot::parse(i) {
+            match IntoSlot::parse(i) {
                 Ok(into) => {
                     if a.next.as_deref() == Some(into.array.as_path()) {
                         v.bad("attach.into".into(), "names the same pin as attach.next".into());
@@ -170,5 +170,25 @@ impl Config {
                 "places one guard program in one slot: list at most one interface in guard.interfaces",
             );
         }
+    }
+}
+
+/// `[attach] into`: a pinned program array and a slot in it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IntoSlot {
+    pub array: PathBuf,
+    pub slot: u32,
+}
+
+impl IntoSlot {
+    /// `"<bpffs path>:<slot>"` (split at the last colon).
+    pub fn parse(s: &str) -> Result<IntoSlot, String> {
+        let (path, slot) = s.rsplit_once(':').ok_or("expected \"<bpffs path of a pinned program array>:<slot>\"")?;
+        let slot: u32 = slot.parse().map_err(|_| format!("slot `{slot}` is not a number"))?;
+        let array = PathBuf::from(path);
+        if !array.is_absolute() {
+            return Err(format!("`{path}` is not an absolute path"));
+        }
+        Ok(IntoSlot { array, slot })
     }
 }

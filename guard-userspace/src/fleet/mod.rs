@@ -18,7 +18,56 @@ pub mod sync;
 
 pub use pins::{PinStage, PinTarget, PinValue};
 
+use crate::{
+    bpf::pins::PinDir,
+    config::{Config, FleetSection},
+    service::Health,
+};
+
 /// Unix time in milliseconds (pins carry wall-clock expiries: they cross hosts).
 pub fn unix_ms(t: std::time::SystemTime) -> u64 {
     t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// Start this member's fleet task (docs/fleet.md): its own handle on the pinned maps and the
+/// audit log, so that applying a pin is what `guard device pin` does, whatever the tick is doing.
+///
+/// Runs on the caller's tokio runtime; `health` reports the etcd link in `/readyz`.
+pub fn start(
+    f: FleetSection,
+    cfg: &Config,
+    iface: &str,
+    pins: &PinDir,
+    health: &Health,
+    fm: status::FleetMetrics,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    use anyhow::Context as _;
+    use apply::Applier;
+    use status::FleetStatus;
+    use sync::Member;
+    let member = f.member_name();
+    let status = std::sync::Arc::new(FleetStatus::new(&f.name, &member));
+    health.set_fleet(status.clone());
+    let maps = crate::n3::maps::N3Maps::open_pinned(pins)
+        .with_context(|| format!("opening the pinned maps in {} for the fleet", pins.path().display()))?;
+    let audit = std::sync::Arc::new(
+        crate::audit::AuditLog::open(&cfg.guard.audit_log)
+            .with_context(|| format!("opening the audit log {} for the fleet", cfg.guard.audit_log.display()))?,
+    );
+    let applier = Applier::new(maps, cfg.ladder.clone(), audit, member.clone(), fm.clone(), status.clone());
+    let about = serde_json::json!({
+        "member": member,
+        "version": env!("CARGO_PKG_VERSION"),
+        "interface": iface,
+        "key_mode": cfg.guard.key_mode,
+        "started_unix_ms": unix_ms(std::time::SystemTime::now()),
+    });
+    tracing::info!(
+        fleet = f.name,
+        member,
+        endpoints = f.endpoints.join(","),
+        tls = f.tls(),
+        "fleet mode: following etcd"
+    );
+    Ok(tokio::spawn(Member::new(f, about, applier, status, fm).run()))
 }

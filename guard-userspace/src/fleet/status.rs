@@ -145,6 +145,12 @@ impl FleetStatus {
     }
 }
 
+impl crate::service::ReadyDetail for FleetStatus {
+    fn detail(&self) -> String {
+        FleetStatus::detail(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -264,7 +264,10 @@ impl Prepared {
             iface: self.iface.clone(),
             program: guard_common::abi_n2::PROG_N2,
             pins: self.loaded.pins.clone(),
-            kind: crate::service::PinKind::N2(self.opts),
+            check: {
+                let o = self.opts;
+                std::sync::Arc::new(move |p: &crate::bpf::pins::PinDir| crate::n2::check(p, &o))
+            },
         }
     }
 

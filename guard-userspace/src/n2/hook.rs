@@ -18,9 +18,8 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
 use super::engine::{Response, RESPONSE_VERSION};
+pub use crate::config::n2::{parse_url, HookSpec, HookSpecError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HookError {
@@ -32,47 +31,13 @@ pub enum HookError {
     Exit { program: String, status: std::process::ExitStatus },
     #[error("hook: {what} did not finish within {timeout:?}")]
     Timeout { what: String, timeout: Duration },
-    #[error("hook: webhook URL {0:?} is not http://host[:port]/path")]
-    Url(String),
     #[error("hook: webhook {url}: {source}")]
     Http { url: String, source: std::io::Error },
     #[error("hook: webhook {url} answered {status_line:?}")]
     Status { url: String, status_line: String },
-    #[error("hook: empty exec command")]
-    EmptyCommand,
-    #[error("hook: the exec command {0:?} is not an executable file (absolute, or found on PATH); the first storm would find out")]
-    NotExecutable(String),
-}
-
-/// Where responses go (TOML `[n2.hook]`: `kind = "exec"`, `command = ["/usr/local/bin/x", "--flag"]`
-/// or `kind = "webhook"`, `url = "http://127.0.0.1:9000/n2"`; `timeout_ms`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub enum HookSpec {
-    Exec {
-        command: Vec<String>,
-        #[serde(default = "default_timeout_ms")]
-        timeout_ms: u64,
-    },
-    Webhook {
-        url: String,
-        #[serde(default = "default_timeout_ms")]
-        timeout_ms: u64,
-    },
-}
-
-impl HookSpec {
-    /// The hook in words, for `guard config check`.
-    pub fn describe(&self) -> String {
-        match self {
-            HookSpec::Exec { command, timeout_ms } => format!("run {:?} (timeout {timeout_ms} ms)", command.join(" ")),
-            HookSpec::Webhook { url, timeout_ms } => format!("POST to {url} (timeout {timeout_ms} ms)"),
-        }
-    }
-}
-
-fn default_timeout_ms() -> u64 {
-    5000
+    /// The `[hook]` settings themselves are wrong (checked when the file is read).
+    #[error(transparent)]
+    Spec(#[from] HookSpecError),
 }
 
 /// A validated hook.
@@ -81,38 +46,9 @@ pub struct Hook {
     spec: HookSpec,
 }
 
-/// `http://host[:port]/path` → (host:port, path).
-fn parse_url(url: &str) -> Result<(String, String), HookError> {
-    let rest = url.strip_prefix("http://").ok_or_else(|| HookError::Url(url.to_owned()))?;
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    if authority.is_empty() || authority.contains('@') || path.contains(['\r', '\n', ' ']) {
-        return Err(HookError::Url(url.to_owned()));
-    }
-    let hostport = if authority.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
-        authority.to_owned()
-    } else {
-        format!("{authority}:80")
-    };
-    Ok((hostport, path.to_owned()))
-}
-
 impl Hook {
     pub fn new(spec: HookSpec) -> Result<Hook, HookError> {
-        match &spec {
-            HookSpec::Exec { command, .. } if command.is_empty() => return Err(HookError::EmptyCommand),
-            HookSpec::Webhook { url, .. } => {
-                parse_url(url)?;
-            }
-            HookSpec::Exec { command, .. } => {
-                let program = command.first().ok_or(HookError::EmptyCommand)?;
-                if !executable(program) {
-                    return Err(HookError::NotExecutable(program.clone()));
-                }
-            }
-        }
+        spec.check()?;
         Ok(Hook { spec })
     }
 
@@ -132,17 +68,8 @@ impl Hook {
 
 /// Whether `program` names an executable file: a path as given, or a bare name on `PATH` (what
 /// `Command` will run).
-fn executable(program: &str) -> bool {
-    use std::os::unix::fs::PermissionsExt as _;
-    let is_exec = |p: &std::path::Path| p.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
-    if program.contains('/') {
-        return is_exec(std::path::Path::new(program));
-    }
-    std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|d| is_exec(&d.join(program))))
-}
-
 fn exec(command: &[String], body: &[u8], r: &Response, timeout: Duration) -> Result<(), HookError> {
-    let (program, args) = command.split_first().ok_or(HookError::EmptyCommand)?;
+    let (program, args) = command.split_first().ok_or(HookError::Spec(HookSpecError::EmptyCommand))?;
     let action = serde_json::to_value(r.action)?;
     let mut child = Command::new(program)
         .args(args)

@@ -295,25 +295,7 @@ pub fn slot_prog_id(path: &Path, slot: u32) -> Result<Option<u32>, ChainError> {
     Err(ChainError::Io { what: format!("reading slot {slot} of {}", path.display()), source: e })
 }
 
-/// `[attach] into`: a pinned program array and a slot in it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct IntoSlot {
-    pub array: PathBuf,
-    pub slot: u32,
-}
-
-impl IntoSlot {
-    /// `"<bpffs path>:<slot>"` (split at the last colon).
-    pub fn parse(s: &str) -> Result<IntoSlot, String> {
-        let (path, slot) = s.rsplit_once(':').ok_or("expected \"<bpffs path of a pinned program array>:<slot>\"")?;
-        let slot: u32 = slot.parse().map_err(|_| format!("slot `{slot}` is not a number"))?;
-        let array = PathBuf::from(path);
-        if !array.is_absolute() {
-            return Err(format!("`{path}` is not an absolute path"));
-        }
-        Ok(IntoSlot { array, slot })
-    }
-}
+pub use crate::config::IntoSlot;
 
 /// Whether the guard's program sits in `into`'s slot; if the slot is empty (the operator's root
 /// was restarted with a fresh array), put the guard back. Never touches a slot holding another

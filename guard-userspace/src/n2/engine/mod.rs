@@ -38,7 +38,6 @@
 
 mod response;
 mod samples;
-mod settings;
 pub mod setup;
 #[cfg(test)]
 mod tests;
@@ -51,13 +50,13 @@ use guard_common::abi_n2::{
     N2CellKey, N2CellState, N2DeviceKey, N2DeviceState, CELL_KIND_EUTRA, CELL_KIND_NR, N2_DEV_KIND_5G_S_TMSI,
     N2_DEV_KIND_RAN_UE_V4, N2_DEV_KIND_RAN_UE_V6, N2_DEV_KIND_S_TMSI, RRC_CAUSE_SLOTS,
 };
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::addr::addr_str;
 
+pub use crate::config::n2::{N2Settings, SettingsError};
 pub use response::*;
 pub use samples::*;
-pub use settings::*;
 use track::*;
 
 const NS: f64 = 1e9;

@@ -16,46 +16,12 @@ use std::collections::{HashMap, HashSet};
 
 use guard_common::abi::{L3Addr, Limit, StageEntry, STAGE_QUARANTINE, STAGE_SHAPE, STAGE_STRICT};
 use guard_common::abi_n2::N2PeerState;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 /// Reason codes written in `StageEntry::reason` by this ladder.
 pub const REASON_SETUP_FLOOD: u32 = 0x4e32_0001;
 
-/// Tunables (TOML `[setup]` of the N2 config).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct SetupSettings {
-    pub trigger_windows: u32,
-    /// Stage 1: setups per second and burst a peer may still send.
-    pub limit_pps: u64,
-    pub limit_burst: u64,
-    /// Stage 2.
-    pub strict_pps: u64,
-    pub strict_burst: u64,
-    pub escalate_windows: u32,
-    pub allow_quarantine: bool,
-    pub quarantine_windows: u32,
-    pub quiet_windows: u32,
-    /// TTL written with each entry; re-issued every `ttl_s / 3`.
-    pub ttl_s: u64,
-}
-
-impl Default for SetupSettings {
-    fn default() -> Self {
-        SetupSettings {
-            trigger_windows: 3,
-            limit_pps: 5,
-            limit_burst: 10,
-            strict_pps: 1,
-            strict_burst: 2,
-            escalate_windows: 10,
-            allow_quarantine: false,
-            quarantine_windows: 60,
-            quiet_windows: 30,
-            ttl_s: 60,
-        }
-    }
-}
+pub use crate::config::n2::SetupSettings;
 
 /// One peer's cumulative setup counters (from `N2_PEERS`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

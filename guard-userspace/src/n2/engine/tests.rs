@@ -405,7 +405,10 @@ fn exec_hook_gets_the_json_on_stdin() {
     let slow =
         Hook::new(HookSpec::Exec { command: vec!["/bin/sleep".into(), "5".into()], timeout_ms: 100 }).expect("hook");
     assert!(matches!(slow.send(&r), Err(HookError::Timeout { .. })));
-    assert!(matches!(Hook::new(HookSpec::Exec { command: vec![], timeout_ms: 1 }), Err(HookError::EmptyCommand)));
+    assert!(matches!(
+        Hook::new(HookSpec::Exec { command: vec![], timeout_ms: 1 }),
+        Err(HookError::Spec(crate::n2::hook::HookSpecError::EmptyCommand))
+    ));
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -36,7 +36,6 @@ use crate::{
     clock::monotonic_ns,
     config::Config,
     metrics::Metrics,
-    n2::metrics::N2Metrics,
     n3::audit::N3Audit as _,
     n3::engine::{decision::Decision, CurrentStage, DeviceSample, Engine, Pass},
     n3::events::EventPump,
@@ -68,11 +67,9 @@ pub const WALK_SHARE: f64 = 0.02;
 /// Devices read per step of a slice, between two checks of the tick's time budget.
 const WALK_STEP: usize = 16_384;
 
-/// What `guard run` hands the N3 control loop: the program loaded and attached, its
-/// configuration, and the N2 side when there is one.
+/// What `guard run` hands the N3 control loop: the program loaded and attached, and its
+/// configuration.
 pub struct Start {
-    /// The N3 interface (the `interface` label of its metrics).
-    pub iface: String,
     pub cfg: Config,
     pub config_path: Option<PathBuf>,
     pub pins: crate::bpf::pins::PinDir,
@@ -82,33 +79,25 @@ pub struct Start {
     pub duration: Option<Duration>,
     /// `[attach] into`: the program-array slot the guard sits in instead of the interface.
     pub into: Option<crate::n3::chain::IntoSlot>,
-    /// `guard_n2`, attached, when an N2 interface is configured: its controller ticks on a thread.
-    pub n2: Option<crate::n2::controller::Prepared>,
     /// Liveness and readiness for `/healthz`, `/readyz` (and the watchdog).
     pub health: Arc<crate::service::Health>,
 }
 
-/// Run the control loop on `loaded` until SIGINT/SIGTERM (or `duration`), with the event thread
-/// draining its ring buffer.
-pub fn run(loaded: &mut load::Loaded, s: Start) -> Result<()> {
+/// The control loop for `loaded`, ready to [`run`]: its maps, and the event thread draining its
+/// ring buffer from now on.
+pub fn prepare(loaded: &mut load::Loaded, s: Start) -> Result<Ctl> {
     let events = loaded.ebpf.take_map(abi::MAP_N3_EVENTS).context("the object has no N3_EVENTS ring buffer")?;
     let ring = RingBuf::try_from(events).context("N3_EVENTS is not a ring buffer")?;
     let events = EventPump::start(ring, EVENT_BACKLOG)?;
     let maps = N3Maps::from_ebpf_ref(&mut loaded.ebpf)?;
-    let Start { iface, cfg, config_path, pins, ncpus, duration, into, n2, health } = s;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the tokio runtime")?;
+    let Start { cfg, config_path, pins, ncpus, duration, into, health } = s;
     let own_prog = {
         let p = loaded.program()?;
         let id = p.info().context("guard_n3's program id")?.id();
         (p.fd().context("guard_n3's descriptor")?.try_clone().context("duplicating guard_n3's descriptor")?, id)
     };
-    rt.block_on(control_loop(Ctl {
+    Ok(Ctl {
         chain: ChainWatch { pins: pins.clone(), into, own_prog, next: None, in_slot: None },
-        iface,
         cfg,
         config_path,
         maps,
@@ -120,24 +109,20 @@ pub fn run(loaded: &mut load::Loaded, s: Start) -> Result<()> {
         samples: Vec::new(),
         event_buf: Vec::new(),
         held_events: Vec::new(),
-        n2,
         health,
-        pins,
-    }))
+    })
 }
 
-/// What the control loop exports: the process-wide series and each side's, in one registry.
+/// What the control loop exports: the process-wide series (their registry is served by
+/// `guard run`'s HTTP listener) and N3's.
 struct Exported {
-    core: Metrics,
+    core: Arc<Metrics>,
     n3: N3Metrics,
-    /// `overload_guard_n2_*` (docs/n2.md): registered only when N2 runs.
-    n2: N2Metrics,
 }
 
-struct Ctl {
+/// The N3 control loop's state between ticks (see [`prepare`] and [`run`]).
+pub struct Ctl {
     chain: ChainWatch,
-    /// The N3 interface (the `interface` label of its metrics).
-    iface: String,
     cfg: Config,
     config_path: Option<PathBuf>,
     maps: N3Maps,
@@ -152,12 +137,8 @@ struct Ctl {
     event_buf: Vec<abi::Event>,
     /// Events the between-tick event passes left for the tick (see [`Engine::events_pass`]).
     held_events: Vec<abi::Event>,
-    /// `guard_n2`, attached, when `--n2-iface` was given: its controller ticks on a thread.
-    n2: Option<crate::n2::controller::Prepared>,
     /// Liveness and readiness for `/healthz`, `/readyz` (and the watchdog).
     health: Arc<crate::service::Health>,
-    /// The N3 pin directory (the fleet task opens its own handle on the maps).
-    pins: crate::bpf::pins::PinDir,
 }
 
 /// The walk of the device map in progress, read a slice per tick.
@@ -172,31 +153,10 @@ struct Walk {
     reading: Duration,
 }
 
-async fn control_loop(mut c: Ctl) -> Result<()> {
-    let mut core = Metrics::new();
-    let n3 = N3Metrics::register(core.interface(Some(&c.iface)));
-    let n2 = match c.n2.as_ref() {
-        Some(p) => N2Metrics::register(core.interface(Some(p.iface()))),
-        None => N2Metrics::default(),
-    };
-    let mut m = Exported { core, n3, n2 };
-    // Fleet mode only with `[fleet]`: without it no fleet series, no etcd code path.
-    let fleet_metrics =
-        c.cfg.fleet.as_ref().map(|_| crate::fleet::status::FleetMetrics::register(&mut m.core.registry));
-    let metrics = Arc::new(m);
-    let encode = {
-        let m = metrics.clone();
-        Arc::new(move || m.core.encode())
-    };
-    let server = crate::metrics::serve(c.cfg.metrics.listen, encode, c.health.clone()).await?;
-    let fleet = match (&c.cfg.fleet, fleet_metrics) {
-        (Some(f), Some(fm)) => Some(start_fleet(&c, f.clone(), fm)?),
-        _ => None,
-    };
-    let n2 = match c.n2.take() {
-        Some(p) => Some(p.spawn(metrics.n2.clone())?),
-        None => None,
-    };
+/// Run the control loop until SIGINT/SIGTERM (or the `duration` of [`Start`]), exporting through
+/// `core` (the process-wide series) and `n3`.
+pub async fn run(mut c: Ctl, core: Arc<Metrics>, n3: N3Metrics) -> Result<()> {
+    let metrics = Exported { core, n3 };
     let audit = AuditLog::open(&c.cfg.guard.audit_log)
         .with_context(|| format!("opening the audit log {}", c.cfg.guard.audit_log.display()))?;
     let mut engine = Engine::new(&c.cfg);
@@ -259,44 +219,8 @@ async fn control_loop(mut c: Ctl) -> Result<()> {
             }
         }
     }
-    server.abort();
-    if let Some(f) = fleet {
-        f.abort();
-    }
-    if let Some(n2) = n2 {
-        n2.stop();
-    }
     audit.sync().ok();
     Ok(())
-}
-
-/// Start this member's fleet task (docs/fleet.md): its own handle on the pinned maps and the
-/// audit log, so that applying a pin is what `guard device pin` does, whatever the tick is doing.
-fn start_fleet(
-    c: &Ctl,
-    f: crate::config::FleetSection,
-    fm: crate::fleet::status::FleetMetrics,
-) -> Result<tokio::task::JoinHandle<()>> {
-    use crate::fleet::{apply::Applier, status::FleetStatus, sync::Member};
-    let member = f.member_name();
-    let status = Arc::new(FleetStatus::new(&f.name, &member));
-    c.health.set_fleet(status.clone());
-    let maps = N3Maps::open_pinned(&c.pins)
-        .with_context(|| format!("opening the pinned maps in {} for the fleet", c.pins.path().display()))?;
-    let audit = Arc::new(
-        AuditLog::open(&c.cfg.guard.audit_log)
-            .with_context(|| format!("opening the audit log {} for the fleet", c.cfg.guard.audit_log.display()))?,
-    );
-    let applier = Applier::new(maps, c.cfg.ladder.clone(), audit, member.clone(), fm.clone(), status.clone());
-    let about = serde_json::json!({
-        "member": member,
-        "version": env!("CARGO_PKG_VERSION"),
-        "interface": c.iface,
-        "key_mode": c.cfg.guard.key_mode,
-        "started_unix_ms": crate::fleet::unix_ms(SystemTime::now()),
-    });
-    info!(fleet = f.name, member, endpoints = f.endpoints.join(","), tls = f.tls(), "fleet mode: following etcd");
-    Ok(tokio::spawn(Member::new(f, about, applier, status, fm).run()))
 }
 
 /// How often the event ring's readings are looked at between ticks: a tenth of a tick, within
