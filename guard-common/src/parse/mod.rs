@@ -11,6 +11,7 @@ pub mod gtpu;
 pub mod ip;
 pub mod n2;
 pub mod n3;
+mod nas;
 pub mod ngap;
 pub mod reason;
 pub mod sctp;

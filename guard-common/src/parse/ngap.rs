@@ -230,7 +230,7 @@ impl InitialUe {
 /// Read an open-type / unconstrained length determinant at `off` (X.691 §11.9.3.6-8): returns
 /// (length, offset of the contents).
 #[inline(always)]
-fn length_det<P: Packet + ?Sized>(pkt: &P, off: usize, end: usize) -> Result<(usize, usize), NgapError> {
+pub(super) fn length_det<P: Packet + ?Sized>(pkt: &P, off: usize, end: usize) -> Result<(usize, usize), NgapError> {
     // Two octets: the length octet and the one after it (a content octet or the 2nd length octet).
     if off + 2 > end {
         // A 1-octet length with empty contents as the last octet of the message.
@@ -405,7 +405,7 @@ fn ie_value<P: Packet + ?Sized>(
         out.ran_ue_id = x;
         out.present |= UE_HAS_RAN_UE_ID;
     } else if id == nas {
-        nas_pdu(pkt, proto, v, len, out)?;
+        super::nas::nas_pdu(pkt, proto, v, len, out)?;
     } else if id == cause {
         // Extensible ENUMERATED (X.691 §14): the extension bit, then
         // - clear: the root index in 4 bits (NGAP, TS 38.413 §9.3.1.111: 10 root values) or 3
@@ -528,162 +528,4 @@ fn user_location<P: Packet + ?Sized>(pkt: &P, v: usize, len: usize, out: &mut In
         _ => {}
     }
     Ok(())
-}
-
-/// NAS-PDU (OCTET STRING: a length determinant, then the NAS message).
-#[inline(always)]
-fn nas_pdu<P: Packet + ?Sized>(pkt: &P, proto: u8, v: usize, len: usize, out: &mut InitialUe) -> Result<(), NgapError> {
-    let vend = v + len;
-    let (nlen, n) = length_det(pkt, v, vend)?;
-    if n + nlen > vend {
-        return Err(NgapError::Truncated);
-    }
-    out.present |= UE_HAS_NAS;
-    if nlen < 3 {
-        return Ok(());
-    }
-    let h = pkt.read_wide::<3>(n).ok_or(NgapError::Window)?;
-    if proto == PROTO_S1AP {
-        // EPS: octet 0 = security header type (4 bits) | protocol discriminator (4 bits, 7 = EMM).
-        if h[0] & 0x0f != 0x07 {
-            return Ok(());
-        }
-        if h[0] >> 4 == 0 {
-            out.nas_msg = h[1] as u32;
-            // Attach Request (TS 24.301 §8.2.4): octet 2 NAS key set identifier + EPS attach
-            // type, then the EPS mobile identity (LV): its length, then the type in the low 3 bits
-            // of its first octet (§9.9.3.12: 1 IMSI).
-            if h[1] == NAS_EMM_ATTACH_REQUEST && nlen >= 5 {
-                let id = pkt.read_wide::<2>(n + 3).ok_or(NgapError::Window)?;
-                if id[0] != 0 && id[1] & 0x07 == 1 {
-                    out.present |= UE_HAS_SUCI;
-                }
-            }
-        } else if h[0] >> 4 == 0x0c {
-            // Service Request has its own short format (TS 24.301 §8.2.25).
-            out.nas_msg = NAS_EMM_SERVICE_REQUEST as u32;
-        } else if nlen >= 8 {
-            // Security protected: header, MAC (4), SQN (1), then the plain message.
-            let p = pkt.read_wide::<2>(n + 6).ok_or(NgapError::Window)?;
-            if p[0] & 0x0f == 0x07 {
-                out.nas_msg = p[1] as u32;
-            }
-        }
-        return Ok(());
-    }
-    // 5GS: octet 0 = EPD, octet 1 = security header type, octet 2 = message type when plain.
-    if h[0] != EPD_5GMM {
-        return Ok(());
-    }
-    if h[1] & 0x0f == 0 {
-        out.nas_msg = h[2] as u32;
-        if h[2] == NAS_5GMM_REGISTRATION_REQUEST && out.present & UE_HAS_S_TMSI == 0 {
-            mobile_identity(pkt, n, nlen, out)?;
-        }
-    } else if nlen >= 10 {
-        // Security protected: EPD, SHT, MAC (4), SQN (1), then EPD, SHT, message type.
-        let p = pkt.read_wide::<3>(n + 7).ok_or(NgapError::Window)?;
-        if p[0] == EPD_5GMM {
-            out.nas_msg = p[2] as u32;
-        }
-    }
-    Ok(())
-}
-
-/// The 5GS mobile identity of a plain Registration Request at `n` (TS 24.501 §8.2.6): after the
-/// header (3) and the registration type / ngKSI octet, an LV-E (2-octet length), then the type in
-/// the low 3 bits of its first octet (§9.11.3.4). A SUCI (type 1) is noted ([`UE_HAS_SUCI`]). A
-/// 5G-GUTI (type 2, length 11): octet 0 type, MCC/MNC (3), AMF Region ID (1), AMF Set ID (10
-/// bits) + AMF Pointer (6 bits) (2), 5G-TMSI (4).
-#[inline(always)]
-fn mobile_identity<P: Packet + ?Sized>(pkt: &P, n: usize, nlen: usize, out: &mut InitialUe) -> Result<(), NgapError> {
-    if nlen < 7 {
-        return Ok(());
-    }
-    let l = pkt.read_wide::<3>(n + 4).ok_or(NgapError::Window)?;
-    let idlen = be16([l[0], l[1]]) as usize;
-    if idlen == 0 || 6 + idlen > nlen {
-        return Ok(());
-    }
-    if l[2] & 0x07 == 1 {
-        out.present |= UE_HAS_SUCI;
-        return Ok(());
-    }
-    if idlen != 11 || l[2] & 0x07 != 2 {
-        return Ok(());
-    }
-    let g = pkt.read_wide::<6>(n + 6 + 5).ok_or(NgapError::Window)?;
-    out.tmsi_hi = be16([g[0], g[1]]) as u32;
-    out.tmsi = be32([g[2], g[3], g[4], g[5]]);
-    out.present |= UE_HAS_GUTI;
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pdu_header_choice_bits() {
-        assert_eq!(header([0x00, 15]), Some(PduHeader { kind: KIND_INITIATING, proc_code: 15 }));
-        assert_eq!(header([0x20, 14]), Some(PduHeader { kind: KIND_SUCCESSFUL, proc_code: 14 }));
-        assert_eq!(header([0x40, 21]), Some(PduHeader { kind: KIND_UNSUCCESSFUL, proc_code: 21 }));
-        assert_eq!(header([0x60, 1]), None);
-        assert_eq!(header([0x80, 1]), None);
-        assert_eq!(proc_class(PROTO_NGAP, header([0x00, 15])), PROC_INITIAL_UE);
-        assert_eq!(proc_class(PROTO_S1AP, header([0x00, 12])), PROC_INITIAL_UE);
-        assert_eq!(proc_class(PROTO_NGAP, header([0x00, 12])), PROC_OTHER_INITIATING);
-        assert_eq!(proc_class(PROTO_NGAP, header([0x00, 46])), PROC_UPLINK_NAS);
-        assert_eq!(proc_class(PROTO_NGAP, header([0x00, 21])), PROC_SETUP);
-        assert_eq!(proc_class(PROTO_NGAP, header([0x20, 21])), PROC_SUCCESSFUL);
-        assert_eq!(proc_class(PROTO_NGAP, None), PROC_UNPARSED);
-    }
-
-    /// A hand-encoded InitialUEMessage (values cross-checked with tshark in
-    /// `tests/tests/oracle_ngap.rs`).
-    fn sample() -> Vec<u8> {
-        let mut ies: Vec<u8> = Vec::new();
-        // RAN-UE-NGAP-ID 0x1234 (2 octets).
-        ies.extend_from_slice(&[0x00, 85, 0x00, 3, 0x40, 0x12, 0x34]);
-        // NAS-PDU: plain Registration Request with a 5G-GUTI (AMF set 0x155, pointer 0x2a, TMSI).
-        let nas =
-            [0x7e, 0x00, 0x41, 0x79, 0x00, 0x0b, 0xf2, 0x00, 0xf1, 0x10, 0xca, 0x55, 0x6a, 0xde, 0xad, 0xbe, 0xef];
-        ies.extend_from_slice(&[0x00, 38, 0x00, (nas.len() + 1) as u8, nas.len() as u8]);
-        ies.extend_from_slice(&nas);
-        // ULI NR: PLMN 00f110, NCI 0x123456789, TAC 0x000001.
-        let nci: u64 = 0x1_2345_6789;
-        let n = nci << 4;
-        ies.extend_from_slice(&[0x00, 121, 0x40, 15, 0x40, 0x00, 0xf1, 0x10]);
-        ies.extend_from_slice(&[(n >> 32) as u8, (n >> 24) as u8, (n >> 16) as u8, (n >> 8) as u8, n as u8]);
-        ies.extend_from_slice(&[0x00, 0xf1, 0x10, 0x00, 0x00, 0x01]);
-        // RRCEstablishmentCause mo-Signalling (3).
-        ies.extend_from_slice(&[0x00, 90, 0x40, 1, 3 << 3]);
-        let mut v = vec![0x00, 0x00, 4];
-        v.extend_from_slice(&ies);
-        let mut pdu = vec![0x00, 15, 0x40, v.len() as u8];
-        pdu.extend_from_slice(&v);
-        pdu
-    }
-
-    #[test]
-    fn initial_ue_walk() {
-        let p = sample();
-        let mut u = InitialUe::default();
-        initial_ue(&p[..], 0, p.len(), PROTO_NGAP, &mut u).expect("walk");
-        assert_eq!(u.ies, 4);
-        assert_eq!(u.ran_ue_id, 0x1234);
-        assert_eq!(u.cell_kind, CELL_KIND_NR);
-        assert_eq!(u.cell_id, 0x1_2345_6789);
-        assert_eq!(u.plmn, [0x00, 0xf1, 0x10, 0]);
-        assert_eq!(u.tac, 1);
-        assert_eq!(u.rrc_cause, 3);
-        assert_eq!(u.nas_msg, NAS_5GMM_REGISTRATION_REQUEST as u32);
-        assert!(u.present & UE_HAS_GUTI != 0 && u.present & UE_HAS_S_TMSI == 0);
-        assert_eq!((u.amf_set_id(), u.amf_pointer(), u.tmsi), (0x155, 0x2a, 0xdead_beef));
-        // Every truncation is an error or a partial walk, never a panic, never past the end.
-        for n in 0..p.len() {
-            let _ = initial_ue(&p[..n], 0, n, PROTO_NGAP, &mut u);
-        }
-        assert_eq!(initial_ue(&p[..], 0, p.len(), PROTO_S1AP, &mut u), Err(NgapError::NotInitialUe));
-    }
 }

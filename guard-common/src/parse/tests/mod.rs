@@ -11,9 +11,11 @@ use super::n3;
 
 mod gtpu;
 mod ip_fragments;
+mod n2_chunks;
 mod n2_parse;
 mod n3_fast_path;
 mod n3_parse;
+mod ngap;
 
 /// A minimal encoder for the N3 test files (the lab kit's builder is the full one).
 #[derive(Clone, Debug)]
