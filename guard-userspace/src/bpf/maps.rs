@@ -6,6 +6,8 @@ use aya::{
     Ebpf,
 };
 
+use guard_common::abi::Counter;
+
 use crate::bpf::{batch, pins::PinDir};
 
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +78,22 @@ impl MapSource for Taken<'_> {
     fn map(&mut self, name: &'static str) -> Result<Map, MapsError> {
         self.0.take_map(name).ok_or(MapsError::Missing(name))
     }
+}
+
+/// Counters `0..n` of a per-CPU array, each summed over the CPUs.
+pub(crate) fn sum_counters(
+    arr: &aya::maps::PerCpuArray<MapData, Counter>,
+    name: &'static str,
+    n: u32,
+) -> Result<Vec<Counter>, MapsError> {
+    (0..n)
+        .map(|i| {
+            let per_cpu = arr.get(&i, 0).map_err(err(name))?;
+            Ok(per_cpu
+                .iter()
+                .fold(Counter::default(), |a, c| Counter { packets: a.packets + c.packets, bytes: a.bytes + c.bytes }))
+        })
+        .collect()
 }
 
 /// A whole hash map, read in batches (see [`crate::bpf::batch`]); if the kernel refuses batched reads,

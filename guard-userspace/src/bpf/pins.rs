@@ -67,6 +67,11 @@ pub struct MapSpec {
     pub max_entries: u32,
 }
 
+/// One map of a layout (a row of `n3_specs` / `n2_specs`).
+pub const fn spec(name: &'static str, map_type: MapType, key_size: u32, value_size: u32, max_entries: u32) -> MapSpec {
+    MapSpec { name, map_type, key_size, value_size, max_entries }
+}
+
 /// The size of a record, as the kernel reports a map's key or value size.
 pub const fn size<T>() -> u32 {
     core::mem::size_of::<T>() as u32

@@ -34,7 +34,7 @@ use crate::{
         link::{attach_pinned, unpin_link, Attachment, ModeRequest},
         maps::err,
         object::{load_error, object, program_mut, require_interface, LoadError},
-        pins::{size, Expected, MapSpec, PinDir, PinError, PinState},
+        pins::{size, spec, Expected, MapSpec, PinDir, PinError, PinState},
     },
     n2::maps::N2Maps,
 };
@@ -73,13 +73,6 @@ impl Default for LoadOpts {
 
 /// Every pinned map `guard_n2` uses, as this build lays them out.
 pub fn n2_specs(o: &LoadOpts) -> Vec<MapSpec> {
-    let spec = |name, map_type, key_size, value_size, max_entries| MapSpec {
-        name,
-        map_type,
-        key_size,
-        value_size,
-        max_entries,
-    };
     vec![
         spec(abi::MAP_META, MapType::Array, 4, size::<Meta>(), 1),
         spec(MAP_N2_CONFIG, MapType::Array, 4, size::<N2Config>(), 1),

@@ -13,7 +13,7 @@ use guard_common::{
 };
 
 use crate::bpf::{
-    maps::{err, optional, whole, MapSource, MapsError, Pinned, Taken},
+    maps::{err, optional, sum_counters, whole, MapSource, MapsError, Pinned, Taken},
     pins::PinDir,
 };
 
@@ -74,37 +74,25 @@ impl N2Maps {
         self.config.get(&0, 0).map_err(err(MAP_N2_CONFIG))
     }
 
-    fn sum(arr: &PerCpuArray<MapData, Counter>, name: &'static str, n: u32) -> Result<Vec<Counter>, MapsError> {
-        (0..n)
-            .map(|i| {
-                let per_cpu = arr.get(&i, 0).map_err(err(name))?;
-                Ok(per_cpu.iter().fold(Counter::default(), |a, c| Counter {
-                    packets: a.packets + c.packets,
-                    bytes: a.bytes + c.bytes,
-                }))
-            })
-            .collect()
-    }
-
     /// Packets and bytes per verdict, summed over CPUs.
     pub fn verdicts(&self) -> Result<Vec<(N2Verdict, Counter)>, MapsError> {
-        let v = Self::sum(&self.verdicts, MAP_N2_VERDICTS, N2Verdict::COUNT)?;
+        let v = sum_counters(&self.verdicts, MAP_N2_VERDICTS, N2Verdict::COUNT)?;
         Ok(N2Verdict::ALL.iter().copied().zip(v).collect())
     }
 
     pub fn shadow(&self) -> Result<Vec<(N2Verdict, Counter)>, MapsError> {
-        let v = Self::sum(&self.shadow, MAP_N2_SHADOW, N2Verdict::COUNT)?;
+        let v = sum_counters(&self.shadow, MAP_N2_SHADOW, N2Verdict::COUNT)?;
         Ok(N2Verdict::ALL.iter().copied().zip(v).collect())
     }
 
     pub fn malformed(&self) -> Result<Vec<(N2Malformed, Counter)>, MapsError> {
-        let v = Self::sum(&self.malformed, MAP_N2_MALFORMED, N2Malformed::COUNT)?;
+        let v = sum_counters(&self.malformed, MAP_N2_MALFORMED, N2Malformed::COUNT)?;
         Ok(N2Malformed::ALL.iter().copied().zip(v).collect())
     }
 
     /// The `N2_STAT_*` counters, summed over CPUs.
     pub fn stats(&self) -> Result<Vec<Counter>, MapsError> {
-        Self::sum(&self.stats, MAP_N2_STATS, N2_STAT_COUNT)
+        sum_counters(&self.stats, MAP_N2_STATS, N2_STAT_COUNT)
     }
 
     pub fn peer(&self, peer: &L3Addr) -> Result<Option<N2PeerState>, MapsError> {

@@ -15,7 +15,7 @@ use crate::{
     bpf::{
         link::{attach_pinned, unpin_link, update_pinned_link, Attachment, ModeRequest},
         object::{load_error, object, program_mut, require_interface, LoadError},
-        pins::{size, Expected, MapSpec, PinDir, PinError, PinState},
+        pins::{size, spec, Expected, MapSpec, PinDir, PinError, PinState},
     },
     n3::{
         chain::{self, IntoSlot},
@@ -26,13 +26,6 @@ use crate::{
 /// Every pinned map of the N3 program, as this build lays them out.
 pub fn n3_specs(max_devices: u32) -> Vec<MapSpec> {
     use abi::*;
-    let spec = |name, map_type, key_size, value_size, max_entries| MapSpec {
-        name,
-        map_type,
-        key_size,
-        value_size,
-        max_entries,
-    };
     vec![
         spec(MAP_META, MapType::Array, 4, size::<Meta>(), 1),
         spec(MAP_N3_CONFIG, MapType::Array, 4, size::<GuardConfig>(), 1),

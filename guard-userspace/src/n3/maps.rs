@@ -20,7 +20,7 @@ use guard_common::{
 use crate::{
     bpf::{
         batch,
-        maps::{err, optional, whole, Loaded, MapSource, MapsError, Pinned, DEVICE_BATCH},
+        maps::{err, optional, sum_counters, whole, Loaded, MapSource, MapsError, Pinned, DEVICE_BATCH},
         pins::PinDir,
     },
     n3::local::LocalTable,
@@ -139,32 +139,20 @@ impl N3Maps {
         self.config.get(&0, 0).map_err(err(abi::MAP_N3_CONFIG))
     }
 
-    fn sum(arr: &PerCpuArray<MapData, Counter>, name: &'static str, n: u32) -> Result<Vec<Counter>, MapsError> {
-        (0..n)
-            .map(|i| {
-                let per_cpu = arr.get(&i, 0).map_err(err(name))?;
-                Ok(per_cpu.iter().fold(Counter::default(), |a, c| Counter {
-                    packets: a.packets + c.packets,
-                    bytes: a.bytes + c.bytes,
-                }))
-            })
-            .collect()
-    }
-
     /// Packets and bytes per verdict, summed over CPUs.
     pub fn verdicts(&self) -> Result<Vec<(Verdict, Counter)>, MapsError> {
-        let v = Self::sum(&self.verdicts, abi::MAP_N3_VERDICTS, Verdict::COUNT)?;
+        let v = sum_counters(&self.verdicts, abi::MAP_N3_VERDICTS, Verdict::COUNT)?;
         Ok(Verdict::ALL.iter().copied().zip(v).collect())
     }
 
     /// Shadow-mode "would drop" counts per drop verdict.
     pub fn shadow(&self) -> Result<Vec<(Verdict, Counter)>, MapsError> {
-        let v = Self::sum(&self.shadow, abi::MAP_N3_SHADOW, Verdict::COUNT)?;
+        let v = sum_counters(&self.shadow, abi::MAP_N3_SHADOW, Verdict::COUNT)?;
         Ok(Verdict::ALL.iter().copied().zip(v).collect())
     }
 
     pub fn malformed(&self) -> Result<Vec<(Malformed, Counter)>, MapsError> {
-        let v = Self::sum(&self.malformed, abi::MAP_N3_MALFORMED, Malformed::COUNT)?;
+        let v = sum_counters(&self.malformed, abi::MAP_N3_MALFORMED, Malformed::COUNT)?;
         Ok(Malformed::ALL.iter().copied().zip(v).collect())
     }
 
@@ -186,7 +174,7 @@ impl N3Maps {
     }
 
     pub fn stats(&self) -> Result<Vec<Counter>, MapsError> {
-        Self::sum(&self.stats, abi::MAP_N3_STATS, STAT_COUNT)
+        sum_counters(&self.stats, abi::MAP_N3_STATS, STAT_COUNT)
     }
 
     pub fn device(&self, key: &DeviceKey) -> Result<Option<DeviceState>, MapsError> {
