@@ -22,7 +22,8 @@ unsafe impl aya::Pod for LocalAddr {}
 unsafe impl aya::Pod for ChainConfig {}
 
 // N2 (guard_n2): the same rules; size assertions in `crate::abi::n2`. `L3Addr` (the peer key) is
-// `CellKey` above; `StageEntry`, `TatSlot` and `u32` values are already `Pod`.
+// `CellKey` above; `TatSlot` and `u32` values are already `Pod`.
+unsafe impl aya::Pod for crate::abi::n2::N2StageEntry {}
 unsafe impl aya::Pod for crate::abi::n2::N2PeerState {}
 unsafe impl aya::Pod for crate::abi::n2::N2CellKey {}
 unsafe impl aya::Pod for crate::abi::n2::N2CellState {}

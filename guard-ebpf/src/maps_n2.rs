@@ -7,7 +7,7 @@ use aya_ebpf::{
 };
 use guard_common::abi::Counter;
 use guard_common::{
-    abi::{L3Addr, StageEntry, TatSlot},
+    abi::{n2::N2StageEntry, L3Addr, TatSlot},
     abi_n2::{
         N2AssocState, N2CellKey, N2CellState, N2Config, N2DeviceKey, N2DeviceState, N2PeerState, N2PortKey, N2TagKey,
         N2VtagKey, N2_DEFAULT_MAX_ALIAS, N2_DEFAULT_MAX_ALLOW, N2_DEFAULT_MAX_ASSOC, N2_DEFAULT_MAX_CELLS,
@@ -28,7 +28,7 @@ pub static N2_PEERS: LruHashMap<L3Addr, N2PeerState> = LruHashMap::pinned(N2_DEF
 
 /// Peer stages, userspace-owned (the data plane only writes the GCRA `tat`).
 #[map(name = "N2_PEER_STAGES")]
-pub static N2_PEER_STAGES: HashMap<L3Addr, StageEntry> = HashMap::pinned(N2_DEFAULT_MAX_PEER_STAGES, 0);
+pub static N2_PEER_STAGES: HashMap<L3Addr, N2StageEntry> = HashMap::pinned(N2_DEFAULT_MAX_PEER_STAGES, 0);
 
 /// The peer allow-list, userspace-owned: key present with a non-zero value = allowed.
 #[map(name = "N2_ALLOW")]

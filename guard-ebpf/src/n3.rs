@@ -13,20 +13,20 @@ use aya_ebpf::{
 };
 use guard_common::{
     abi::{
-        local_home_slot, seen_slot, CellHot, CellRecord, DeviceKey, DeviceState, FragEntry, FragKey, GuardConfig,
-        L3Addr, Limit, StageEntry, CHAIN_FLAG_NEXT, DEVICE_FLAG_ESTABLISHED, DEVICE_KIND_TEID, DEVICE_KIND_UE_V6,
-        ECHO_PATH_SLOTS, ESTABLISHED_PACKETS, EVENT_DEVICE_OVER_LIMIT, EVENT_ECHO_LIMITED, EVENT_ERR_IND_LIMITED,
-        EVENT_NEW_DEVICE_LIMITED, EVENT_SPOOF, FAMILY_IPV4, FAMILY_NONE, HINT_STAGE_GEN, KEY_MODE_UE_ADDR,
-        LOCAL_FLAG_NON_IP, LOCAL_INDEX_NONE, LOCAL_PROBES, LOCAL_SLOTS, PROT_ANTISPOOF, PROT_CELL_CAP, PROT_ECHO,
-        PROT_ERR_IND, PROT_HOST_CAP, PROT_MALFORMED, PROT_NEW_DEVICE, SEEN_ENTRY_BYTES, STAGE_FLAG_EXEMPT,
-        STAGE_OBSERVE, STAT_CHAIN_MISS, STAT_MAP_UPDATE_FAILED, STAT_NON_IP, STAT_NO_CONFIG,
+        local_home_slot, seen_slot, ByteLimit, CellHot, CellRecord, DeviceKey, DeviceState, FragEntry, FragKey,
+        GuardConfig, L3Addr, Limit, StageEntry, CHAIN_FLAG_NEXT, DEVICE_FLAG_ESTABLISHED, DEVICE_KIND_TEID,
+        DEVICE_KIND_UE_V6, ECHO_PATH_SLOTS, ESTABLISHED_PACKETS, EVENT_DEVICE_OVER_LIMIT, EVENT_ECHO_LIMITED,
+        EVENT_ERR_IND_LIMITED, EVENT_NEW_DEVICE_LIMITED, EVENT_SPOOF, FAMILY_IPV4, FAMILY_NONE, HINT_STAGE_GEN,
+        KEY_MODE_UE_ADDR, LOCAL_FLAG_NON_IP, LOCAL_INDEX_NONE, LOCAL_PROBES, LOCAL_SLOTS, PROT_ANTISPOOF,
+        PROT_CELL_CAP, PROT_ECHO, PROT_ERR_IND, PROT_HOST_CAP, PROT_MALFORMED, PROT_NEW_DEVICE, SEEN_ENTRY_BYTES,
+        STAGE_FLAG_EXEMPT, STAGE_OBSERVE, STAT_CHAIN_MISS, STAT_MAP_UPDATE_FAILED, STAT_NON_IP, STAT_NO_CONFIG,
     },
     parse::{
         gtpu::{self, MSG_ECHO_REQUEST, MSG_ECHO_RESPONSE, MSG_END_MARKER, MSG_ERROR_INDICATION, MSG_G_PDU},
         n3::{self, GtpPacket, FRAG_FIRST, FRAG_LATER},
         Malformed,
     },
-    policy::{self, Bind, Gate, StageDecision, Verdict},
+    policy::{self, Bind, Gate, StageDecision, StageTats, Verdict},
     rate,
 };
 
@@ -516,19 +516,24 @@ fn hint_gen(index: u32) -> Option<u64> {
 enum Staged {
     None,
     Entry(*mut StageEntry),
-    /// A non-exempt entry from the device's cache: its stage, expiry and limit (the GCRA state is
-    /// the record's `stage_tat`).
+    /// A non-exempt entry from the device's cache: its stage, expiry and limits (the GCRA states
+    /// are the record's `stage_tat` and `stage_tat_bytes`).
     Cached {
         stage: u32,
         until: u64,
         limit: Limit,
+        bytes: ByteLimit,
     },
 }
 
 /// What the cache tag binds besides the generation and the expiry (see `DeviceState::stage_cache_tag`).
 #[inline(always)]
-fn cache_mix(stage: u32, interval_ns: u64, tau_ns: u64) -> u64 {
-    interval_ns ^ tau_ns.rotate_left(21) ^ (u64::from(stage) << 56)
+fn cache_mix(stage: u32, limit: &Limit, bytes: &ByteLimit) -> u64 {
+    limit.interval_ns
+        ^ limit.tau_ns.rotate_left(21)
+        ^ (u64::from(stage) << 56)
+        ^ bytes.unit_ns.rotate_left(7)
+        ^ bytes.tau_ns.rotate_left(42)
 }
 
 /// A known device's stage: from its record's cache while the generation `gen` is the one the
@@ -546,6 +551,8 @@ fn known_device_stage(d: *mut DeviceState, key: &DeviceKey, gen: Option<u64>, no
     let interval_p = unsafe { &raw mut (*d).stage_cache_interval_ns };
     let tau_p = unsafe { &raw mut (*d).stage_cache_tau_ns };
     let stage_p = unsafe { &raw mut (*d).stage_cache_stage };
+    let bunit_p = unsafe { &raw mut (*d).stage_cache_bytes.unit_ns };
+    let btau_p = unsafe { &raw mut (*d).stage_cache_bytes.tau_ns };
     if let Some(g) = gen {
         // SAFETY: as above.
         let (until, tag) = unsafe { (core::ptr::read_volatile(until_p), core::ptr::read_volatile(tag_p)) };
@@ -554,13 +561,21 @@ fn known_device_stage(d: *mut DeviceState, key: &DeviceKey, gen: Option<u64>, no
             return Staged::None;
         }
         // SAFETY: as above.
-        let (interval_ns, tau_ns, stage) = unsafe {
-            (core::ptr::read_volatile(interval_p), core::ptr::read_volatile(tau_p), core::ptr::read_volatile(stage_p))
+        let (interval_ns, tau_ns, stage, unit_ns, btau_ns) = unsafe {
+            (
+                core::ptr::read_volatile(interval_p),
+                core::ptr::read_volatile(tau_p),
+                core::ptr::read_volatile(stage_p),
+                core::ptr::read_volatile(bunit_p),
+                core::ptr::read_volatile(btau_p),
+            )
         };
+        let limit = Limit { interval_ns, tau_ns };
+        let bytes = ByteLimit { unit_ns, tau_ns: btau_ns };
         // A cached entry whose expiry has passed is looked up again: it may have been refreshed
         // to a later expiry, which keeps the generation (`N3Maps::set_stage`).
-        if until > now && tag == !g ^ until ^ cache_mix(stage, interval_ns, tau_ns) {
-            return Staged::Cached { stage, until, limit: Limit { interval_ns, tau_ns } };
+        if until > now && tag == !g ^ until ^ cache_mix(stage, &limit, &bytes) {
+            return Staged::Cached { stage, until, limit, bytes };
         }
     }
     let Some(s) = N3_STAGES.get_ptr_mut(key) else {
@@ -571,6 +586,8 @@ fn known_device_stage(d: *mut DeviceState, key: &DeviceKey, gen: Option<u64>, no
                 core::ptr::write_volatile(interval_p, 0);
                 core::ptr::write_volatile(tau_p, 0);
                 core::ptr::write_volatile(stage_p, 0);
+                core::ptr::write_volatile(bunit_p, 0);
+                core::ptr::write_volatile(btau_p, 0);
                 core::ptr::write_volatile(tag_p, !g);
             }
         }
@@ -587,25 +604,34 @@ fn known_device_stage(d: *mut DeviceState, key: &DeviceKey, gen: Option<u64>, no
         return Staged::Entry(s);
     }
     let (stage, until, limit) = (e.stage, e.expires_ns, Limit { interval_ns: e.interval_ns, tau_ns: e.tau_ns });
-    // The record's GCRA state goes on when the same stage and limit are cached again (a refill
+    let bytes = e.bytes;
+    // The record's GCRA states go on when the same stage and limits are cached again (a refill
     // after another device's stage write, or a refreshed expiry); a new stage or limit starts
-    // from the entry's own state, as an uncached device would.
-    // SAFETY: as above; `stage_tat` is a last-writer-wins GCRA state, as the entry's own is.
+    // from the entry's own states, as an uncached device would.
+    // SAFETY: as above; `stage_tat` and `stage_tat_bytes` are last-writer-wins GCRA states, as
+    // the entry's own are.
     unsafe {
         let same = (*d).stage_cache_stage == stage
             && (*d).stage_cache_interval_ns == limit.interval_ns
-            && (*d).stage_cache_tau_ns == limit.tau_ns;
+            && (*d).stage_cache_tau_ns == limit.tau_ns
+            && (*d).stage_cache_bytes == bytes;
         let tat = &raw mut (*d).stage_tat;
         if !same || e.tat > *tat {
             *tat = e.tat;
+        }
+        let tat_bytes = &raw mut (*d).stage_tat_bytes;
+        if !same || e.tat_bytes > *tat_bytes {
+            *tat_bytes = e.tat_bytes;
         }
         core::ptr::write_volatile(until_p, until);
         core::ptr::write_volatile(interval_p, limit.interval_ns);
         core::ptr::write_volatile(tau_p, limit.tau_ns);
         core::ptr::write_volatile(stage_p, stage);
-        core::ptr::write_volatile(tag_p, !g ^ until ^ cache_mix(stage, limit.interval_ns, limit.tau_ns));
+        core::ptr::write_volatile(bunit_p, bytes.unit_ns);
+        core::ptr::write_volatile(btau_p, bytes.tau_ns);
+        core::ptr::write_volatile(tag_p, !g ^ until ^ cache_mix(stage, &limit, &bytes));
     }
-    Staged::Cached { stage, until, limit }
+    Staged::Cached { stage, until, limit, bytes }
 }
 
 /// `key`'s entry in a userspace-owned stage map (`N3_CELL_STAGES`), unless `no_entry_gen` (a
@@ -743,7 +769,8 @@ fn gpdu_verdict(
         }
         let d = unsafe { &mut *d };
         add(&mut d.packets, 1);
-        add(&mut d.bytes, len);
+        // The device's octets are its T-PDUs' (the unit of its byte limits), not the frames'.
+        add(&mut d.bytes, tpdu_len(p));
         if d.flags & DEVICE_FLAG_ESTABLISHED == 0 && known_gnb && d.packets >= ESTABLISHED_PACKETS {
             d.flags |= DEVICE_FLAG_ESTABLISHED;
             mark_seen(&key);
@@ -795,7 +822,20 @@ fn gpdu_verdict(
         }
 
         // The profile limit at stage 0: exceeding it is evidence for the controller, not a drop.
-        if !rate::admit(&mut d.tat_observe, now, &cfg.observe) {
+        // With a byte profile (`observe_bytes`), a packet within the packet profile is judged
+        // against it too, on its own GCRA state: over it, the packet is a volume excess
+        // (`over_bytes`, a flood of large packets at a benign packet rate) and evidence like any
+        // other (`over_limit`, the event). Without one, the common path pays the one compare.
+        let mut over = !rate::admit(&mut d.tat_observe, now, &cfg.observe);
+        if !over && cfg.observe_bytes.unit_ns != 0 {
+            let (ok, t) = rate::byte_step(d.tat_observe_bytes, now, &cfg.observe_bytes, tpdu_len(p), opaque);
+            d.tat_observe_bytes = (t & ok) | (d.tat_observe_bytes & !ok);
+            if ok == 0 {
+                add(&mut d.over_bytes, 1);
+                over = true;
+            }
+        }
+        if over {
             add(&mut d.over_limit, 1);
             if d.last_event_ns == 0 || now.wrapping_sub(d.last_event_ns) >= cfg.event_gap_ns {
                 d.last_event_ns = now;
@@ -824,11 +864,16 @@ fn gpdu_verdict(
 
     let decision = match stage {
         Staged::None => StageDecision::Observe,
-        // SAFETY: a live value of the userspace-owned stage map; only `tat` is written here.
-        Staged::Entry(s) => policy::device_stage(unsafe { &mut *s }, now),
-        Staged::Cached { stage, until, limit } => match dev {
-            // SAFETY: a live LRU map value; `stage_tat` is its cached stage's GCRA state.
-            Some(d) => policy::stage_decision(stage, until, &limit, unsafe { &mut (*d).stage_tat }, now),
+        // SAFETY: a live value of the userspace-owned stage map; only `tat` and `tat_bytes` are
+        // written here.
+        Staged::Entry(s) => policy::device_stage(unsafe { &mut *s }, now, tpdu_len(p), opaque),
+        Staged::Cached { stage, until, limit, bytes } => match dev {
+            Some(d) => {
+                // SAFETY: a live LRU map value; `stage_tat` and `stage_tat_bytes` are its cached
+                // stage's GCRA states.
+                let tats = unsafe { StageTats { packets: &mut (*d).stage_tat, bytes: &mut (*d).stage_tat_bytes } };
+                policy::stage_decision(stage, until, &limit, &bytes, tats, now, tpdu_len(p), opaque)
+            }
             None => StageDecision::Observe,
         },
     };
@@ -904,6 +949,29 @@ fn passed(
         policy::apply_binding(unsafe { &mut *d }, bind, now);
     }
     v
+}
+
+/// libbpf's `barrier_var` for a u64 (as `cursor::opaque`): the byte limits' GCRA step
+/// (`rate::byte_step`) is sign masks, which LLVM would otherwise fold back into `smax` and
+/// `select`, i.e. conditional jumps, each doubling the paths the verifier walks through the rest
+/// of the policy (which is near the 1M-instruction limit).
+#[inline(always)]
+fn opaque(mut v: u64) -> u64 {
+    // SAFETY: the asm is one register move; it only tells LLVM that `v` may have changed.
+    unsafe { core::arch::asm!("{0} = {0}", inout(reg) v, options(pure, nomem, nostack, preserves_flags)) };
+    v
+}
+
+/// The octets a G-PDU counts against its device's byte limits: its T-PDU's, per the GTP-U Length
+/// field (TS 29.281 §5.1: everything after the mandatory header, less the optional fields and
+/// extension headers), the whole inner packet even for a first IP fragment. A flow bit rate is
+/// the rate of the flow's own packets (TS 23.501 §5.7.2.5, the GFBR and MBR of a QoS Flow), which
+/// a UPF meters on the T-PDU it takes out of (or puts into) the tunnel: the outer IPv4/IPv6, UDP
+/// and GTP-U headers (36 to 80 octets and more) are N3's overhead, not the device's volume, and
+/// an operator setting "20Mbit/s" expects the MBR's count (docs/dataplane.md, "Byte limits").
+#[inline(always)]
+fn tpdu_len(p: &GtpPacket) -> u64 {
+    u64::from(p.gtp.tpdu_len)
 }
 
 /// `DeviceState::dropped` counts the device's packets dropped for any reason, the last-resort

@@ -1,6 +1,6 @@
 //! The BPF map ABI: names, schema versions, and the `#[repr(C)]` records both sides read and write.
-//! This module holds what both programs use (addresses, stage entries, limits, counters, the META
-//! record); [`n3`] is `guard_n3`'s ABI and [`n2`] is `guard_n2`'s.
+//! This module holds what both programs use (addresses, stage codes and flags, limits, counters,
+//! the META record); [`n3`] is `guard_n3`'s ABI and [`n2`] is `guard_n2`'s.
 //!
 //! Rules for every type here and in [`n3`] and [`n2`] (checked by the `const` assertions at the
 //! bottom of each file):
@@ -68,36 +68,24 @@ pub const STAGE_FLAG_MANUAL: u32 = 1 << 0;
 /// [`StageEntry::flags`]: never shaped (priority / emergency device group). Overrides the stage.
 pub const STAGE_FLAG_EXEMPT: u32 = 1 << 1;
 
-/// A stage set by userspace on one device (map `N3_STAGES`, userspace-owned, never evicted by the
-/// data plane). Every entry expires: if the controller dies, enforcement decays.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct StageEntry {
-    pub stage: u32,
-    pub flags: u32,
-    /// GCRA emission interval for stages 1 and 2 (`1e9 / pps`); 0 = unlimited.
-    pub interval_ns: u64,
-    /// GCRA burst tolerance (`(burst - 1) * interval_ns`).
-    pub tau_ns: u64,
-    /// Monotonic ns after which the entry no longer applies.
-    pub expires_ns: u64,
-    /// GCRA state, kernel-owned (userspace writes 0 when it sets a stage). Advanced here only
-    /// while the device's record does not cache the entry (`DeviceState::stage_tat`).
-    pub tat: u64,
-    /// Monotonic ns when userspace set the entry.
-    pub set_ns: u64,
-    /// Controller reason code (userspace-defined, for `guard status` and audit).
-    pub reason: u32,
-    /// Device group id (0 = none).
-    pub group: u32,
-}
-
 /// A GCRA limit: `interval_ns = 1e9 / rate`, `tau_ns = (burst - 1) * interval_ns`. `interval_ns == 0`
 /// means unlimited.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Limit {
     pub interval_ns: u64,
+    pub tau_ns: u64,
+}
+
+/// A GCRA byte-rate limit, the byte form beside a [`Limit`]: a packet costs its length, the T-PDU's
+/// (docs/dataplane.md, "Byte limits"). `unit_ns` is the time 65,536 octets take at the rate
+/// (`524288e9 / bits_per_sec`, `rate::BYTE_LIMIT_UNIT`, `ByteLimit::bits_per_second`), `tau_ns`
+/// the burst tolerance (the time of the burst's octets at the rate). `unit_ns == 0` means no
+/// byte limit.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ByteLimit {
+    pub unit_ns: u64,
     pub tau_ns: u64,
 }
 
@@ -134,8 +122,8 @@ pub struct Meta {
 
 // No implicit padding: each size equals the sum of the field sizes.
 const _: () = assert!(core::mem::size_of::<L3Addr>() == 20);
-const _: () = assert!(core::mem::size_of::<StageEntry>() == 4 + 4 + 8 * 5 + 4 + 4);
 const _: () = assert!(core::mem::size_of::<Limit>() == 16);
+const _: () = assert!(core::mem::size_of::<ByteLimit>() == 16);
 const _: () = assert!(core::mem::size_of::<Counter>() == 16);
 const _: () = assert!(core::mem::size_of::<TatSlot>() == 32);
 const _: () = assert!(core::mem::size_of::<Meta>() == 24);

@@ -15,7 +15,7 @@
 //! whole-peer quarantine (top stage). Per-cell and per-device maps are *measurements* for the
 //! controller, which answers with 3GPP-native controls (NGAP OVERLOAD START, access barring).
 
-use super::{L3Addr, Limit, StageEntry, TatSlot, META_MAGIC};
+use super::{L3Addr, Limit, TatSlot, META_MAGIC};
 
 /// Bump on any change to an N2 map's key or value layout, type, or the meaning of a field.
 pub const N2_SCHEMA_VERSION: u32 = 4;
@@ -342,7 +342,30 @@ pub const N2_SETUP_COOKIE_REQUIRED: u32 = 1 << 0;
 ///   peer's INIT+COOKIE-ECHO GCRA, `tat` its kernel-owned state), 3 whole-peer quarantine;
 /// - `flags` `STAGE_FLAG_MANUAL` / `STAGE_FLAG_EXEMPT` (an exempt peer is never staged);
 /// - `expires_ns`: the entry stops applying after it.
-pub type N2StageEntry = StageEntry;
+///
+/// The layout of N3's [`super::StageEntry`] before byte limits (N3 schema 7): a setup limit
+/// counts INIT and COOKIE ECHO chunks, for which a byte rate means nothing, so N2 keeps this
+/// record and its schema.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct N2StageEntry {
+    pub stage: u32,
+    pub flags: u32,
+    /// GCRA emission interval for stages 1 and 2 (`1e9 / pps`); 0 = unlimited.
+    pub interval_ns: u64,
+    /// GCRA burst tolerance (`(burst - 1) * interval_ns`).
+    pub tau_ns: u64,
+    /// Monotonic ns after which the entry no longer applies.
+    pub expires_ns: u64,
+    /// GCRA state, kernel-owned (userspace writes 0 when it sets a stage).
+    pub tat: u64,
+    /// Monotonic ns when userspace set the entry.
+    pub set_ns: u64,
+    /// Controller reason code (userspace-defined, for `guard status` and audit).
+    pub reason: u32,
+    /// Reserved (a device group id in N3's record), zero.
+    pub group: u32,
+}
 
 /// Value of `N2_ALLOW` (key: the peer's [`L3Addr`]): non-zero = allowed.
 pub type N2AllowEntry = u32;
@@ -499,6 +522,7 @@ pub const fn n2_meta() -> crate::abi::Meta {
 
 const _: () =
     assert!(core::mem::size_of::<N2PeerState>() == 8 * (3 + CHUNK_CLASS_COUNT + PROC_CLASS_COUNT + 9) + 4 + 4);
+const _: () = assert!(core::mem::size_of::<N2StageEntry>() == 4 + 4 + 8 * 5 + 4 + 4);
 const _: () = assert!(core::mem::size_of::<N2CellKey>() == 16);
 const _: () = assert!(core::mem::size_of::<N2CellState>() == 8 * 8 + 20 + 4 + 8 + 4 * RRC_CAUSE_SLOTS);
 const _: () = assert!(core::mem::size_of::<N2DeviceKey>() == 24);

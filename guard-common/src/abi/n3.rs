@@ -5,7 +5,7 @@
 //! Changing any layout here **must** bump [`SCHEMA_VERSION`]: a controller that finds pinned maps
 //! of another schema refuses to use them instead of misreading them.
 
-use super::{Counter, L3Addr, Limit, Meta, StageEntry, TatSlot, FAMILY_IPV4, FAMILY_IPV6, META_MAGIC};
+use super::{ByteLimit, Counter, L3Addr, Limit, Meta, TatSlot, FAMILY_IPV4, FAMILY_IPV6, META_MAGIC};
 
 /// Bump on any change to a map's key or value layout, a map's type, or the meaning of a field.
 ///
@@ -18,9 +18,17 @@ use super::{Counter, L3Addr, Limit, Meta, StageEntry, TatSlot, FAMILY_IPV4, FAMI
 /// before). Pins of schema 5 are therefore re-used as they are ([`COMPATIBLE_SCHEMAS`]); a
 /// schema-5 binary refuses schema-6 pins, so a downgrade cannot silently stop handing packets
 /// to the next program.
-pub const SCHEMA_VERSION: u32 = 6;
-/// Older schemas whose pins this build re-uses unchanged (maps only added since).
-pub const COMPATIBLE_SCHEMAS: &[u32] = &[5];
+///
+/// 7 (issue 27): byte limits beside the packet limits. `N3_CONFIG` ([`GuardConfig::observe_bytes`]),
+/// `N3_STAGES` ([`StageEntry::bytes`], [`StageEntry::tat_bytes`]; N2's peer stages keep their
+/// own record, [`super::n2::N2StageEntry`], unchanged) and `N3_DEVICES` (the byte profile's
+/// state, [`DeviceState::over_bytes`], the cached stage's byte limit) grew, and
+/// [`DeviceState::bytes`] now counts T-PDU octets (it counted frames): no pins of an older
+/// schema are re-used.
+pub const SCHEMA_VERSION: u32 = 7;
+/// Older schemas whose pins this build re-uses unchanged (maps only added since): none, the
+/// records of schema 7 are longer than schema 6's.
+pub const COMPATIBLE_SCHEMAS: &[u32] = &[];
 
 // Map names. BPF object names are at most 15 bytes; these are also the pin file names.
 pub const MAP_N3_CONFIG: &str = "N3_CONFIG";
@@ -76,6 +84,41 @@ pub const KEY_MODE_UE_ADDR: u32 = 1;
 pub const DEVICE_KIND_TEID: u32 = 1;
 pub const DEVICE_KIND_UE_V4: u32 = 4;
 pub const DEVICE_KIND_UE_V6: u32 = 6;
+
+/// A stage set by userspace on one device (map `N3_STAGES`, userspace-owned, never evicted by the
+/// data plane). Every entry expires: if the controller dies, enforcement decays.
+///
+/// Stages 1 and 2 carry two limits, a packet rate (`interval_ns`, `tau_ns`) and a byte rate
+/// (`bytes`), each with its own GCRA state: a packet passes only if both allow it
+/// (`rate::admit_both`). Either may be unlimited (interval 0); a stage written without a byte
+/// rate limits packets exactly as before byte limits existed.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StageEntry {
+    pub stage: u32,
+    pub flags: u32,
+    /// GCRA emission interval for stages 1 and 2 (`1e9 / pps`); 0 = unlimited.
+    pub interval_ns: u64,
+    /// GCRA burst tolerance (`(burst - 1) * interval_ns`).
+    pub tau_ns: u64,
+    /// Monotonic ns after which the entry no longer applies.
+    pub expires_ns: u64,
+    /// GCRA state, kernel-owned (userspace writes 0 when it sets a stage). Advanced here only
+    /// while the device's record does not cache the entry (`DeviceState::stage_tat`).
+    pub tat: u64,
+    /// Monotonic ns when userspace set the entry.
+    pub set_ns: u64,
+    /// Controller reason code (userspace-defined, for `guard status` and audit).
+    pub reason: u32,
+    /// Device group id (0 = none).
+    pub group: u32,
+    /// The byte rate of stages 1 and 2, beside the packet rate (T-PDU octets: docs/dataplane.md,
+    /// "Byte limits"); unlimited (0) = packets only.
+    pub bytes: ByteLimit,
+    /// GCRA state of `bytes`, kernel-owned as `tat` is (`DeviceState::stage_tat_bytes` while
+    /// cached).
+    pub tat_bytes: u64,
+}
 
 /// One device: an F-TEID (one PDU session: a TEID with the local address it was allocated on, TS
 /// 29.281 §5.1, TS 29.244 §8.2.3) or an inner UE address.
@@ -175,6 +218,9 @@ pub fn local_home_slot(a: &L3Addr) -> u32 {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DeviceState {
     pub packets: u64,
+    /// Octets of the device's G-PDUs' T-PDUs (the inner packets, per the GTP-U Length field:
+    /// what its byte limits count, docs/dataplane.md "Byte limits"), not of the frames: the N3
+    /// encapsulation is the transport's, not the device's.
     pub bytes: u64,
     pub last_seen_ns: u64,
     /// GCRA theoretical arrival time of the observe-level profile limit ([`GuardConfig::observe`]).
@@ -244,6 +290,17 @@ pub struct DeviceState {
     pub bound_ns: [u64; 3],
     /// Bindings replaced that way.
     pub rebinds: u64,
+    /// GCRA state of the byte form of the profile limit ([`GuardConfig::observe_bytes`]).
+    pub tat_observe_bytes: u64,
+    /// Packets within the packet profile but above the byte profile (passed or not): the
+    /// evidence of a volume flood (large packets at a benign packet rate), as `over_limit` is of
+    /// a packet flood.
+    pub over_bytes: u64,
+    /// The cached entry's byte limit ([`StageEntry::bytes`]), beside `stage_cache_interval_ns`.
+    pub stage_cache_bytes: ByteLimit,
+    /// GCRA state of a cached shape or strict stage's byte limit, as `stage_tat` is of its
+    /// packet limit.
+    pub stage_tat_bytes: u64,
 }
 
 /// [`DeviceState::bind_flags`] bits, and the index of each in [`DeviceState::bound_ns`]
@@ -510,6 +567,11 @@ pub struct GuardConfig {
     /// A binding not matched by a passed G-PDU for this long is replaced by the next source that
     /// passes (0: never replaced).
     pub antispoof_rebind_ns: u64,
+    /// The byte form of the stage-0 profile limit, beside `observe` (T-PDU octets): a G-PDU
+    /// within `observe` but above this is evidence of a volume flood ([`DeviceState::over_bytes`],
+    /// [`EVENT_DEVICE_OVER_BYTES`]), never a drop. Unlimited (0): no byte profile, and the data
+    /// plane's only extra work is the one compare that finds so.
+    pub observe_bytes: ByteLimit,
 }
 
 /// An inclusive TEID range ([`GuardConfig::non_ip_teid`]).
@@ -630,6 +692,9 @@ pub const EVENT_NEW_DEVICE_LIMITED: u32 = 2;
 pub const EVENT_SPOOF: u32 = 3;
 pub const EVENT_ECHO_LIMITED: u32 = 4;
 pub const EVENT_ERR_IND_LIMITED: u32 = 5;
+/// A device within its packet profile went above its byte profile ([`GuardConfig::observe_bytes`]):
+/// [`Event::over_limit`] carries its [`DeviceState::over_bytes`], [`Event::bytes`] its T-PDU octets.
+pub const EVENT_DEVICE_OVER_BYTES: u32 = 6;
 
 /// A ring-buffer record: something userspace should look at now, without scanning the maps.
 #[repr(C)]
@@ -642,7 +707,10 @@ pub struct Event {
     pub device: DeviceKey,
     pub cell: CellKey,
     pub packets: u64,
+    /// The device's T-PDU octets ([`DeviceState::bytes`]).
     pub bytes: u64,
+    /// [`DeviceState::over_limit`], or [`DeviceState::over_bytes`] for
+    /// [`EVENT_DEVICE_OVER_BYTES`].
     pub over_limit: u64,
 }
 
@@ -690,13 +758,15 @@ impl Meta {
 // No implicit padding: each size equals the sum of the field sizes.
 const _: () = assert!(core::mem::size_of::<DeviceKey>() == 20);
 const _: () = assert!(
-    core::mem::size_of::<DeviceState>() == 8 * 8 + 5 * 4 + 4 + 20 + 4 + 20 + 4 + 8 * 5 + 4 + 4 + 8 + 8 * 2 + 8 * 3 + 8
+    core::mem::size_of::<DeviceState>()
+        == 8 * 8 + 5 * 4 + 4 + 20 + 4 + 20 + 4 + 8 * 5 + 4 + 4 + 8 + 8 * 2 + 8 * 3 + 8 + 8 * 2 + 16 + 8
 );
+const _: () = assert!(core::mem::size_of::<StageEntry>() == 4 + 4 + 8 * 5 + 4 + 4 + 16 + 8);
 const _: () = assert!(core::mem::size_of::<CellRecord>() == (11 + ECHO_PATH_SLOTS) * 8 + 4 + 4);
 const _: () = assert!(core::mem::size_of::<CellHot>() == 20 + 4 + 6 * 8);
 const _: () = assert!(core::mem::size_of::<CellStageEntry>() == 4 + 4 + 8 * 5);
 const _: () = assert!(
-    core::mem::size_of::<GuardConfig>() == 4 * 4 + 8 + 16 * 5 + 8 + 8 + 16 + 16 + 8 + 16 * 2 + 8 * 4 + 4 * 4 + 8
+    core::mem::size_of::<GuardConfig>() == 4 * 4 + 8 + 16 * 5 + 8 + 8 + 16 + 16 + 8 + 16 * 2 + 8 * 4 + 4 * 4 + 8 + 16
 );
 const _: () = assert!(core::mem::size_of::<TeidSpan>() == 8);
 const _: () = assert!(core::mem::size_of::<FragKey>() == 20 + 20 + 4);

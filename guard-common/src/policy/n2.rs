@@ -12,7 +12,7 @@
 
 use super::Gate;
 use crate::abi::n2::{N2Config, N2_PROT_QUARANTINE, N2_PROT_SETUP_LIMIT, N2_PROT_SETUP_STRICT};
-use crate::abi::{Limit, StageEntry, STAGE_FLAG_EXEMPT, STAGE_QUARANTINE, STAGE_SHAPE, STAGE_STRICT};
+use crate::abi::{n2::N2StageEntry, Limit, STAGE_FLAG_EXEMPT, STAGE_QUARANTINE, STAGE_SHAPE, STAGE_STRICT};
 use crate::rate;
 
 /// The outcome of one packet; the index into `N2_VERDICTS` and `N2_SHADOW`.
@@ -153,7 +153,7 @@ pub enum Setup<'a> {
 /// Apply `entry` (if live) to one packet. Stages 1 and 2 charge a packet with a setup chunk to
 /// the budget `setup` names; stage 3 concerns every packet.
 #[inline(always)]
-pub fn peer_stage(entry: &mut StageEntry, now: u64, setup: Setup<'_>) -> PeerDecision {
+pub fn peer_stage(entry: &mut N2StageEntry, now: u64, setup: Setup<'_>) -> PeerDecision {
     if entry.flags & STAGE_FLAG_EXEMPT != 0 || entry.expires_ns <= now {
         return PeerDecision::Pass;
     }
@@ -202,9 +202,9 @@ pub fn spares_data(verdict: N2Verdict, has_data: bool, unissued_cookie: bool) ->
 mod tests {
     use super::*;
 
-    fn entry(stage: u32, pps: u64, burst: u64, expires: u64) -> StageEntry {
+    fn entry(stage: u32, pps: u64, burst: u64, expires: u64) -> N2StageEntry {
         let l = Limit::per_second(pps, burst);
-        StageEntry { stage, interval_ns: l.interval_ns, tau_ns: l.tau_ns, expires_ns: expires, ..Default::default() }
+        N2StageEntry { stage, interval_ns: l.interval_ns, tau_ns: l.tau_ns, expires_ns: expires, ..Default::default() }
     }
 
     #[test]

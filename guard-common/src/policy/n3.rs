@@ -126,27 +126,44 @@ pub enum StageDecision {
     Exceed { prot: u32, verdict: Verdict },
 }
 
-/// Apply `entry` (if still live) to one packet, advancing its GCRA state when it is a rate stage.
+/// Apply `entry` (if still live) to one G-PDU whose T-PDU is `len` octets, advancing its GCRA
+/// states when it is a rate stage.
 #[inline(always)]
-pub fn device_stage(entry: &mut StageEntry, now: u64) -> StageDecision {
+pub fn device_stage(entry: &mut StageEntry, now: u64, len: u64, opaque: impl Fn(u64) -> u64) -> StageDecision {
     if entry.flags & STAGE_FLAG_EXEMPT != 0 {
         return if entry.expires_ns > now { StageDecision::Exempt } else { StageDecision::Observe };
     }
     let limit = crate::abi::Limit { interval_ns: entry.interval_ns, tau_ns: entry.tau_ns };
-    stage_decision(entry.stage, entry.expires_ns, &limit, &mut entry.tat, now)
+    let bytes = entry.bytes;
+    let tats = StageTats { packets: &mut entry.tat, bytes: &mut entry.tat_bytes };
+    stage_decision(entry.stage, entry.expires_ns, &limit, &bytes, tats, now, len, opaque)
 }
 
-/// What a non-exempt stage entry (`stage`, expiring at `expires_ns`, with `limit` for the rate
-/// stages) says about one packet at `now`, the GCRA state in `tat`: [`device_stage`] on the entry
-/// itself, or on the copy the data plane caches in the device's record
-/// (`DeviceState::stage_cache_*`, its own `stage_tat`).
+/// The GCRA states of a rate stage's two limits: the entry's own, or the device record's copy
+/// (`DeviceState::stage_tat`, `stage_tat_bytes`).
+pub struct StageTats<'a> {
+    pub packets: &'a mut u64,
+    pub bytes: &'a mut u64,
+}
+
+/// What a non-exempt stage entry (`stage`, expiring at `expires_ns`, with `limit` and `bytes` for
+/// the rate stages) says about one G-PDU of `len` T-PDU octets at `now`, the GCRA states in
+/// `tats`: [`device_stage`] on the entry itself, or on the copy the data plane caches in the
+/// device's record (`DeviceState::stage_cache_*`, its own `stage_tat`, `stage_tat_bytes`). A rate
+/// stage passes a packet only if both its limits allow it ([`rate::admit_both`]); with no byte
+/// limit that is the packet limit alone. `opaque`: see [`rate::byte_step`] (the identity on the
+/// host).
+#[expect(clippy::too_many_arguments, reason = "inlined into the data plane's policy; a struct would cost stack")]
 #[inline(always)]
 pub fn stage_decision(
     stage: u32,
     expires_ns: u64,
     limit: &crate::abi::Limit,
-    tat: &mut u64,
+    bytes: &crate::abi::ByteLimit,
+    tats: StageTats<'_>,
     now: u64,
+    len: u64,
+    opaque: impl Fn(u64) -> u64,
 ) -> StageDecision {
     if expires_ns <= now {
         return StageDecision::Observe;
@@ -154,7 +171,7 @@ pub fn stage_decision(
     match stage {
         STAGE_QUARANTINE => StageDecision::Exceed { prot: PROT_QUARANTINE, verdict: Verdict::DropQuarantine },
         STAGE_SHAPE | STAGE_STRICT => {
-            if rate::admit(tat, now, limit) {
+            if rate::admit_both(tats.packets, tats.bytes, now, limit, bytes, len, opaque) == rate::Admit::Yes {
                 StageDecision::Conform
             } else if stage == STAGE_SHAPE {
                 StageDecision::Exceed { prot: PROT_SHAPE, verdict: Verdict::DropShape }
@@ -386,8 +403,8 @@ mod tests {
     fn quarantine_until_expiry_then_observe() {
         let mut e = entry(STAGE_QUARANTINE, 0, 0, 1_000);
         let drop = StageDecision::Exceed { prot: PROT_QUARANTINE, verdict: Verdict::DropQuarantine };
-        assert_eq!(device_stage(&mut e, 999), drop);
-        assert_eq!(device_stage(&mut e, 1_000), StageDecision::Observe);
+        assert_eq!(device_stage(&mut e, 999, 100, |v| v), drop);
+        assert_eq!(device_stage(&mut e, 1_000, 100, |v| v), StageDecision::Observe);
     }
 
     /// The data plane's cached copy of an entry (its fields, a separate GCRA state) decides every
@@ -418,12 +435,78 @@ mod tests {
         for (stage, want) in cases {
             let mut e = entry(stage, 10, 3, 5_000 * MS);
             let limit = Limit { interval_ns: e.interval_ns, tau_ns: e.tau_ns };
-            let mut tat = 0;
+            let (mut tat, mut tat_bytes) = (0, 0);
             for (now, want) in times.into_iter().zip(want) {
-                let cached = stage_decision(stage, e.expires_ns, &limit, &mut tat, now);
+                let tats = StageTats { packets: &mut tat, bytes: &mut tat_bytes };
+                let cached = stage_decision(stage, e.expires_ns, &limit, &e.bytes, tats, now, 100, |v| v);
                 assert_eq!(cached, want, "cached copy, stage {stage}, now {now}");
-                assert_eq!(device_stage(&mut e, now), want, "entry, stage {stage}, now {now}");
+                assert_eq!(device_stage(&mut e, now, 100, |v| v), want, "entry, stage {stage}, now {now}");
                 assert_eq!(tat, e.tat, "stage {stage}: the GCRA states move together");
+                assert_eq!(tat_bytes, e.tat_bytes, "stage {stage}: the byte states move together");
+                assert!(tat_bytes <= now, "stage {stage}: no byte limit, never ahead of now");
+            }
+        }
+    }
+
+    /// A shape stage with a benign packet rate (1000 pps, burst 1000) and a byte rate (1 Mbit/s,
+    /// burst 12,500 octets = 100 ms): 1400-octet packets (11.2 ms each at the rate) are cut
+    /// after the byte burst, 64-octet packets at 100 pps (51 kbit/s) all pass, and without the
+    /// byte rate the same large packets pass the whole packet burst.
+    #[test]
+    fn a_two_limit_stage_cuts_large_packets_at_a_benign_packet_rate() {
+        use crate::abi::ByteLimit;
+        const MS: u64 = 1_000_000;
+        let shape = StageDecision::Exceed { prot: PROT_SHAPE, verdict: Verdict::DropShape };
+        let with_bytes = |stage| StageEntry {
+            bytes: ByteLimit::bits_per_second(1_000_000, 12_500),
+            ..entry(stage, 1000, 1000, u64::MAX)
+        };
+        let mut e = with_bytes(STAGE_SHAPE);
+        let d: Vec<_> = (0..20).map(|_| device_stage(&mut e, 4_000 * MS, 1400, |v| v)).collect();
+        assert_eq!(d, [[StageDecision::Conform; 9].as_slice(), [shape; 11].as_slice()].concat());
+        assert_eq!(e.tat, 4_000 * MS + 9 * MS, "the packet limit is charged for the nine passed packets only");
+        assert_eq!(e.tat_bytes, 4_000 * MS + 9 * 11_200_000, "1400 octets at 1 Mbit/s: 11.2 ms each");
+        // Strict reports strict.
+        let mut s = with_bytes(STAGE_STRICT);
+        let d: Vec<_> = (0..10).map(|_| device_stage(&mut s, 4_000 * MS, 1400, |v| v)).collect();
+        assert_eq!(d[9], StageDecision::Exceed { prot: PROT_STRICT, verdict: Verdict::DropStrict });
+        // Small packets under both limits lose nothing, for 10 s.
+        let mut e = with_bytes(STAGE_SHAPE);
+        assert!(
+            (0..1000u64).all(|k| device_stage(&mut e, 4_000 * MS + k * 10 * MS, 64, |v| v) == StageDecision::Conform)
+        );
+        // No byte rate: only the packet limit, as before byte limits existed.
+        let mut e = entry(STAGE_SHAPE, 1000, 1000, u64::MAX);
+        assert!((0..1000).all(|_| device_stage(&mut e, 4_000 * MS, 1400, |v| v) == StageDecision::Conform));
+        assert_eq!(device_stage(&mut e, 4_000 * MS, 1400, |v| v), shape);
+        assert!(e.tat_bytes <= 4_000 * MS, "no byte rate: its state never runs ahead of now");
+        // A byte rate and no packet rate: the bytes alone.
+        let mut e =
+            StageEntry { bytes: ByteLimit::bits_per_second(1_000_000, 12_500), ..entry(STAGE_SHAPE, 0, 0, u64::MAX) };
+        assert_eq!(
+            (0..20).filter(|_| device_stage(&mut e, 4_000 * MS, 1400, |v| v) == StageDecision::Conform).count(),
+            9
+        );
+    }
+
+    proptest::proptest! {
+        /// With both limits, the record's cached copy (its own two GCRA states) decides every
+        /// packet as the entry itself does, whatever the sizes and times.
+        #[test]
+        fn a_cached_two_limit_copy_decides_as_the_entry(
+            stage in 0u32..4, pps in 0u64..5000, burst in 1u64..50, bps in 0u64..50_000_000, burst_b in 0u64..100_000,
+            steps in proptest::collection::vec((0u64..20_000_000, 1u64..9000), 1..300),
+        ) {
+            let mut e = StageEntry { bytes: crate::abi::ByteLimit::bits_per_second(bps, burst_b), ..entry(stage, pps, burst, 9_000_000_000) };
+            let limit = Limit { interval_ns: e.interval_ns, tau_ns: e.tau_ns };
+            let (mut tat, mut tat_bytes) = (0, 0);
+            let mut now = 1_000_000_000u64;
+            for (gap, len) in steps {
+                now += gap;
+                let tats = StageTats { packets: &mut tat, bytes: &mut tat_bytes };
+                let cached = stage_decision(stage, e.expires_ns, &limit, &e.bytes, tats, now, len, |v| v);
+                proptest::prop_assert_eq!(cached, device_stage(&mut e, now, len, |v| v));
+                proptest::prop_assert_eq!((tat, tat_bytes), (e.tat, e.tat_bytes));
             }
         }
     }
@@ -440,7 +523,7 @@ mod tests {
         for (stage, own, verdict) in cases {
             // Burst 1 at one instant: the second packet exceeds a rate stage.
             let mut e = entry(stage, 1, 1, u64::MAX);
-            let d = [device_stage(&mut e, 10), device_stage(&mut e, 10)];
+            let d = [device_stage(&mut e, 10, 100, |v| v), device_stage(&mut e, 10, 100, |v| v)];
             let StageDecision::Exceed { prot, verdict: v } = d[1] else {
                 panic!("stage {stage}: the second packet must exceed: {d:?}");
             };
@@ -460,7 +543,7 @@ mod tests {
     fn shape_admits_burst_then_drops() {
         let mut e = entry(STAGE_SHAPE, 10, 3, u64::MAX);
         let now = 5_000_000_000;
-        let d: Vec<_> = (0..5).map(|_| device_stage(&mut e, now)).collect();
+        let d: Vec<_> = (0..5).map(|_| device_stage(&mut e, now, 100, |v| v)).collect();
         assert_eq!(&d[..3], &[StageDecision::Conform; 3]);
         assert_eq!(d[3], StageDecision::Exceed { prot: PROT_SHAPE, verdict: Verdict::DropShape });
     }
@@ -468,15 +551,18 @@ mod tests {
     #[test]
     fn strict_reports_strict() {
         let mut e = entry(STAGE_STRICT, 1, 1, u64::MAX);
-        assert_eq!(device_stage(&mut e, 10), StageDecision::Conform);
-        assert_eq!(device_stage(&mut e, 10), StageDecision::Exceed { prot: PROT_STRICT, verdict: Verdict::DropStrict });
+        assert_eq!(device_stage(&mut e, 10, 100, |v| v), StageDecision::Conform);
+        assert_eq!(
+            device_stage(&mut e, 10, 100, |v| v),
+            StageDecision::Exceed { prot: PROT_STRICT, verdict: Verdict::DropStrict }
+        );
     }
 
     #[test]
     fn exempt_wins_over_stage() {
         let mut e = entry(STAGE_QUARANTINE, 0, 0, 100);
         e.flags = STAGE_FLAG_EXEMPT;
-        assert_eq!(device_stage(&mut e, 5), StageDecision::Exempt);
+        assert_eq!(device_stage(&mut e, 5, 100, |v| v), StageDecision::Exempt);
     }
 
     #[test]
@@ -587,9 +673,9 @@ mod tests {
     fn an_exemption_ends_at_its_expiry() {
         let mut e = entry(STAGE_QUARANTINE, 0, 0, 100);
         e.flags = STAGE_FLAG_EXEMPT;
-        assert_eq!(device_stage(&mut e, 99), StageDecision::Exempt);
-        assert_eq!(device_stage(&mut e, 100), StageDecision::Observe);
-        assert_eq!(device_stage(&mut e, 101), StageDecision::Observe);
+        assert_eq!(device_stage(&mut e, 99, 100, |v| v), StageDecision::Exempt);
+        assert_eq!(device_stage(&mut e, 100, 100, |v| v), StageDecision::Observe);
+        assert_eq!(device_stage(&mut e, 101, 100, |v| v), StageDecision::Observe);
     }
 
     fn cell_cap(stage: u32, pps: u64, burst: u64, expires: u64) -> CellStageEntry {
