@@ -282,6 +282,20 @@ pub fn stage_entry(stage: u32, pps: u64, burst: u64, ttl_ns: u64) -> StageEntry 
     }
 }
 
+/// [`stage_entry`] for an N2 peer (`N2_PEER_STAGES`): the same fields in N2's record, which has
+/// no byte limit.
+pub fn peer_stage_entry(stage: u32, pps: u64, burst: u64, ttl_ns: u64) -> guard_common::abi::n2::N2StageEntry {
+    let e = stage_entry(stage, pps, burst, ttl_ns);
+    guard_common::abi::n2::N2StageEntry {
+        stage: e.stage,
+        interval_ns: e.interval_ns,
+        tau_ns: e.tau_ns,
+        expires_ns: e.expires_ns,
+        set_ns: e.set_ns,
+        ..Default::default()
+    }
+}
+
 /// A cell cap (`N3_CELL_STAGES`) of `pps`/`burst` over a whole gNB, live for `ttl_ns` from now.
 pub fn cell_cap_entry(pps: u64, burst: u64, ttl_ns: u64) -> guard_common::abi::CellStageEntry {
     let l = Limit::per_second(pps, burst);

@@ -15,7 +15,7 @@ use guard::n2::{self, LoadOpts};
 use guard_common::abi::{L3Addr, STAGE_QUARANTINE, STAGE_SHAPE};
 use guard_common::abi_n2::{N2Config, N2_PROT_ALL, N2_PROT_ALLOWLIST, NGAP_PORT, S1AP_PORT};
 use guard_common::policy_n2::N2Verdict;
-use labkit::bpf::{stage_entry, PinScope};
+use labkit::bpf::{peer_stage_entry as stage_entry, PinScope};
 use labkit::sctp_frames::{ngap::InitialUeMessage, Chunk, SctpFrame};
 use labkit::{assert_root, send_frames, Lab, SendOpts, Sink, SinkOpts};
 

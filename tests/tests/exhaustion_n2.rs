@@ -18,7 +18,7 @@ use guard_common::{
     policy_n2::N2Verdict,
 };
 use labkit::assert_root;
-use labkit::bpf::{hex, stage_entry, XDP_DROP, XDP_PASS};
+use labkit::bpf::{hex, peer_stage_entry as stage_entry, XDP_DROP, XDP_PASS};
 use labkit::n2lab::bpf::{enforce_all, N2Guard, TEST_OPTS};
 use labkit::sctp_frames::{
     ngap::{self, FiveGSTmsi, InitialUeMessage},

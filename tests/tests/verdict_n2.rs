@@ -11,13 +11,13 @@ use std::time::{Duration, Instant};
 
 use guard::n2::{self, LoadOpts, N2Loaded, N2Maps};
 use guard_common::{
-    abi::{L3Addr, StageEntry, STAGE_FLAG_EXEMPT, STAGE_OBSERVE, STAGE_QUARANTINE, STAGE_SHAPE, STAGE_STRICT},
+    abi::{n2::N2StageEntry, L3Addr, STAGE_FLAG_EXEMPT, STAGE_OBSERVE, STAGE_QUARANTINE, STAGE_SHAPE, STAGE_STRICT},
     abi_n2::*,
     parse::n2::N2Malformed,
     policy_n2::N2Verdict,
 };
 use labkit::assert_root;
-use labkit::bpf::{hex, pin_to_current_cpu, stage_entry, PinScope, XDP_DROP, XDP_PASS};
+use labkit::bpf::{hex, peer_stage_entry as stage_entry, pin_to_current_cpu, PinScope, XDP_DROP, XDP_PASS};
 use labkit::sctp_frames::{
     ngap::{self, Cell, FiveGSTmsi, InitialUeMessage, PLMN_00101},
     s1ap, Chunk, SctpFrame,
@@ -144,7 +144,7 @@ impl G {
         self.maps.peer(&L3Addr::v4(a.octets())).expect("N2_PEERS").unwrap_or_default()
     }
 
-    fn stage(&mut self, a: Ipv4Addr, e: &StageEntry) {
+    fn stage(&mut self, a: Ipv4Addr, e: &N2StageEntry) {
         self.maps.set_peer_stage(&L3Addr::v4(a.octets()), e).expect("N2_PEER_STAGES");
     }
 }

@@ -22,7 +22,7 @@ use guard_common::{
     policy_n2::N2Verdict,
 };
 use labkit::assert_root;
-use labkit::bpf::{hex, pin_to_current_cpu, stage_entry, PinScope, XDP_DROP, XDP_PASS};
+use labkit::bpf::{hex, peer_stage_entry as stage_entry, pin_to_current_cpu, PinScope, XDP_DROP, XDP_PASS};
 use labkit::oracle::{run_python, tshark_fields, TempDir};
 use labkit::pcap::read_pcap;
 use serde_json::{json, Value};

@@ -136,7 +136,9 @@ fn observe_passes_and_records_the_device() {
     g.expect("G-PDU at stage observe", &frame, Verdict::PassGpdu);
     let d = g.teid(0x20).expect("device 0x20 in N3_DEVICES");
     assert_eq!(d.packets, 4);
-    assert_eq!(d.bytes, 4 * frame.len() as u64);
+    // A device counts its T-PDUs' octets (what its byte limits count), not the frames': the
+    // default G-PDU's inner IPv4 (20) + UDP (8) + 32 octets of payload.
+    assert_eq!(d.bytes, 4 * 60);
     assert_eq!(d.teid, 0x20);
     assert_eq!(d.cell, l3_v4(GNB_A));
     assert_eq!((d.bind_flags, d.bound_v4.to_ne_bytes()), (BIND_V4, UE.octets()), "the inner source is learned");
@@ -944,7 +946,7 @@ fn over_limit_events_one_per_gap_and_rate_limited() {
     assert_eq!(e.cell, l3_v4(GNB_A));
     assert_eq!(e.stage, STAGE_OBSERVE);
     assert_eq!((e.packets, e.over_limit), (2, 1), "the event fired on the first packet over the limit");
-    assert_eq!(e.bytes, 2 * frame.len() as u64);
+    assert_eq!(e.bytes, 2 * 60, "the device's T-PDU octets (inner IPv4 20 + UDP 8 + 32)");
     // The next gap window: one more event, carrying the device's stage.
     g.set_stage(&DeviceKey::teid(teid), &stage_entry(STAGE_SHAPE, 1000, 1000, 60 * SEC));
     std::thread::sleep(gap + Duration::from_millis(20));
