@@ -13,6 +13,7 @@ pub mod abi;
 pub mod parse;
 pub mod policy;
 pub mod rate;
+pub mod units;
 
 // The N2 modules under their paths before issue 26 moved them into `abi/` and `policy/`
 // (guard-ebpf, guard-userspace and the tests use these paths).
