@@ -15,6 +15,8 @@ pub struct ClassifySection {
     pub warmup: Dur,
     /// Floor of any learned profile (pps), so a near-silent device is not flagged for a few packets.
     pub min_profile_pps: f64,
+    /// Floor of any learned byte profile (T-PDU bit rate), likewise for a few large packets.
+    pub min_profile_rate: Rate,
     /// A device's latest rate counts in cell/host aggregates until it is this old.
     pub stale_after: Dur,
     pub flash: FlashSection,
@@ -28,6 +30,7 @@ impl Default for ClassifySection {
             baseline_horizon: Dur::secs(600),
             warmup: Dur::secs(120),
             min_profile_pps: 10.0,
+            min_profile_rate: Rate(BitRate(8_000)),
             stale_after: Dur::secs(5),
             flash: FlashSection::default(),
             chatty: ChattySection::default(),
@@ -120,6 +123,12 @@ impl Config {
             c.min_profile_pps <= self.dataplane.observe.pps as f64,
             "classify.min_profile_pps",
             "must be <= dataplane.observe.pps (the profile ceiling)",
+        );
+        v.check(c.min_profile_rate.bits_per_sec() > 0, "classify.min_profile_rate", "must be > 0");
+        v.check(
+            self.dataplane.observe.rate.is_none() || c.min_profile_rate <= self.dataplane.observe.rate,
+            "classify.min_profile_rate",
+            "must be <= dataplane.observe.rate (the byte profile ceiling)",
         );
         v.check(c.stale_after >= self.guard.tick, "classify.stale_after", "must be at least one tick");
         v.fraction("classify.flash.min_fraction", c.flash.min_fraction);

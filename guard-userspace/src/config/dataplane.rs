@@ -21,8 +21,11 @@ pub enum Mode {
 pub struct DataplaneSection {
     pub modes: Modes,
     /// Per-device profile limit at stage 0. Exceeding it passes the packet but counts `over_limit`
-    /// and emits an evidence event; it is also the ceiling of any learned profile.
-    pub observe: PpsLimit,
+    /// and emits an evidence event; it is also the ceiling of any learned profile. `pps` and
+    /// `burst` in packets; optionally `rate = "2Mbit/s"` and `burst_bytes` (0: one second of the
+    /// rate) beside them, the byte profile (T-PDU octets): a device within the packet profile
+    /// but over the byte profile counts `over_bytes` (a volume excess) and the same evidence.
+    pub observe: ProfileLimit,
     /// Per-gNB rate of never-seen TEIDs (caps TEID scans / random-TEID floods).
     pub new_device: PpsLimit,
     /// Per-path Echo Request budget (a path: a gNB address and one of this host's addresses),
@@ -85,7 +88,7 @@ impl Default for DataplaneSection {
     fn default() -> Self {
         DataplaneSection {
             modes: Modes::default(),
-            observe: PpsLimit { pps: 200, burst: 400 },
+            observe: ProfileLimit { pps: 200, burst: 400, rate: Rate::NONE, burst_bytes: 0 },
             new_device: PpsLimit { pps: 1000, burst: 2000 },
             echo: PeriodLimit { count: 1, per: Dur::secs(60), burst: 8 },
             echo_host: PpsLimit { pps: 20_000, burst: 40_000 },
@@ -200,7 +203,8 @@ impl Modes {
 impl Config {
     pub(super) fn validate_dataplane(&self, v: &mut Validator) {
         let d = &self.dataplane;
-        v.pps("dataplane.observe", &d.observe);
+        v.pps("dataplane.observe", &d.observe.packets());
+        v.rate("dataplane.observe.rate", d.observe.rate);
         v.pps("dataplane.new_device", &d.new_device);
         v.pps("dataplane.event_rate", &d.event_rate);
         v.period("dataplane.echo", &d.echo);
@@ -252,6 +256,7 @@ impl Config {
             shadow,
             exempt_qfi: d.exempt_qfi.iter().filter(|q| **q <= 63).fold(0u64, |m, q| m | (1u64 << q)),
             observe: d.observe.limit(),
+            observe_bytes: d.observe.byte_limit(),
             new_device: d.new_device.limit(),
             echo: d.echo.limit(),
             err_ind: d.err_ind.limit(),

@@ -43,6 +43,12 @@ pub struct ShapeStage {
     pub volume_bursts: f64,
     pub rate_pps: u64,
     pub burst: u64,
+    /// The shape's byte rate beside `rate_pps` (`"2Mbit/s"`; T-PDU octets, as a UPF's MBR), with
+    /// a burst of `burst_bytes` octets (0: one second of the rate). `"0"` (the default): a device
+    /// is shaped by packets only, except one staged for a volume flood, which is shaped to its
+    /// own learned byte profile (docs/controller.md, "Volume").
+    pub rate: Rate,
+    pub burst_bytes: u64,
     /// Lifetime of each map entry; the engine refreshes it while it still wants the stage, so
     /// enforcement decays within `ttl` if the controller dies.
     pub ttl: Dur,
@@ -59,6 +65,8 @@ impl Default for ShapeStage {
             volume_bursts: 4.0,
             rate_pps: 100,
             burst: 200,
+            rate: Rate::NONE,
+            burst_bytes: 0,
             ttl: Dur::secs(60),
             quiet: Dur::secs(120),
         }
@@ -75,6 +83,11 @@ pub struct StrictStage {
     pub escalate_drop_ratio: f64,
     pub rate_pps: u64,
     pub burst: u64,
+    /// The strict stage's byte rate beside `rate_pps` (as `ladder.shape.rate`); `"0"`: packets
+    /// only, except for a volume flood, held at the same fraction of its byte profile that
+    /// `rate_pps` is of `ladder.shape.rate_pps`.
+    pub rate: Rate,
+    pub burst_bytes: u64,
     pub ttl: Dur,
     pub quiet: Dur,
 }
@@ -86,6 +99,8 @@ impl Default for StrictStage {
             escalate_drop_ratio: 0.5,
             rate_pps: 10,
             burst: 20,
+            rate: Rate::NONE,
+            burst_bytes: 0,
             ttl: Dur::secs(60),
             quiet: Dur::secs(300),
         }
@@ -180,6 +195,7 @@ impl Config {
         );
         v.check(s.rate_pps > 0, "ladder.shape.rate_pps", "must be > 0");
         v.check(s.burst > 0, "ladder.shape.burst", "must be > 0");
+        v.rate("ladder.shape.rate", s.rate);
         v.stage_times("ladder.shape", s.ttl, s.quiet, tick);
         let st = &l.strict;
         v.check(st.escalate_windows > 0, "ladder.strict.escalate_windows", "must be > 0");
@@ -188,6 +204,12 @@ impl Config {
         v.check(st.rate_pps < s.rate_pps, "ladder.strict.rate_pps", "must be < ladder.shape.rate_pps");
         v.check(st.burst > 0, "ladder.strict.burst", "must be > 0");
         v.check(st.burst <= s.burst, "ladder.strict.burst", "must be <= ladder.shape.burst");
+        v.rate("ladder.strict.rate", st.rate);
+        v.check(
+            s.rate.is_none() || st.rate.is_none() || st.rate < s.rate,
+            "ladder.strict.rate",
+            "must be < ladder.shape.rate",
+        );
         v.stage_times("ladder.strict", st.ttl, st.quiet, tick);
         let q = &l.quarantine;
         v.check(q.escalate_windows > 0, "ladder.quarantine.escalate_windows", "must be > 0");

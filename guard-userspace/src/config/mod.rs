@@ -15,10 +15,11 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use guard_common::abi::{
-    GuardConfig, L3Addr, Limit, TeidSpan, FAMILY_IPV4, FAMILY_IPV6, KEY_MODE_TEID, KEY_MODE_UE_ADDR, PROT_ANTISPOOF,
-    PROT_CELL_CAP, PROT_ECHO, PROT_ERR_IND, PROT_HOST_CAP, PROT_MALFORMED, PROT_NEW_DEVICE, PROT_QUARANTINE,
-    PROT_SHAPE, PROT_STRICT,
+    ByteLimit, GuardConfig, L3Addr, Limit, TeidSpan, FAMILY_IPV4, FAMILY_IPV6, KEY_MODE_TEID, KEY_MODE_UE_ADDR,
+    PROT_ANTISPOOF, PROT_CELL_CAP, PROT_ECHO, PROT_ERR_IND, PROT_HOST_CAP, PROT_MALFORMED, PROT_NEW_DEVICE,
+    PROT_QUARANTINE, PROT_SHAPE, PROT_STRICT,
 };
+use guard_common::units::BitRate;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The smallest `min_offenders` a cell or host cap may be configured with. The deliberate-triggering
@@ -180,6 +181,10 @@ impl Validator {
     fn pps(&mut self, key: &str, l: &PpsLimit) {
         self.check(l.pps > 0, &format!("{key}.pps"), "must be > 0");
         self.check(l.burst > 0, &format!("{key}.burst"), "must be > 0");
+    }
+    /// A byte rate: none, or at least 8 bit/s (slower rates cannot be held: `ByteLimit`).
+    fn rate(&mut self, key: &str, r: Rate) {
+        self.check(r.is_none() || r.bits_per_sec() >= 8, key, "must be \"0\" (no byte limit) or at least 8bit/s");
     }
     fn period(&mut self, key: &str, l: &PeriodLimit) {
         self.check(l.count > 0, &format!("{key}.count"), "must be > 0");

@@ -224,6 +224,8 @@ const RULES: &[(&str, Edit, &[&str])] = &[
     // [dataplane]
     ("observe.pps 0", |c| c.dataplane.observe.pps = 0, &["dataplane.observe.pps: must be > 0", "classify.min_profile_pps: must be <= dataplane.observe.pps (the profile ceiling)"]),
     ("observe.burst 0", |c| c.dataplane.observe.burst = 0, &["dataplane.observe.burst: must be > 0"]),
+    ("observe.rate 7 bit/s", |c| c.dataplane.observe.rate = Rate(BitRate(7)), &["dataplane.observe.rate: must be \"0\" (no byte limit) or at least 8bit/s", "classify.min_profile_rate: must be <= dataplane.observe.rate (the byte profile ceiling)"]),
+    ("observe.rate below the byte profile floor", |c| c.dataplane.observe.rate = Rate(BitRate(4_000)), &["classify.min_profile_rate: must be <= dataplane.observe.rate (the byte profile ceiling)"]),
     ("new_device.pps 0", |c| c.dataplane.new_device.pps = 0, &["dataplane.new_device.pps: must be > 0"]),
     ("new_device.burst 0", |c| c.dataplane.new_device.burst = 0, &["dataplane.new_device.burst: must be > 0"]),
     ("event_rate.pps 0", |c| c.dataplane.event_rate.pps = 0, &["dataplane.event_rate.pps: must be > 0"]),
@@ -237,6 +239,7 @@ const RULES: &[(&str, Edit, &[&str])] = &[
     ("QFI 64", |c| c.dataplane.exempt_qfi = vec![5, 64], &["dataplane.exempt_qfi[1]: QFI must be 0..=63 (TS 23.501 §5.7.1)"]),
     ("event_gap 0", |c| c.dataplane.event_gap = Dur(0), &["dataplane.event_gap: must be > 0"]),
     // [classify]
+    ("min_profile_rate 0", |c| c.classify.min_profile_rate = Rate::NONE, &["classify.min_profile_rate: must be > 0"]),
     ("baseline_horizon below a tick", |c| c.classify.baseline_horizon = Dur::millis(999), &["classify.baseline_horizon: must be at least one tick"]),
     ("min_profile_pps 0", |c| c.classify.min_profile_pps = 0.0, &["classify.min_profile_pps: must be > 0"]),
     ("min_profile_pps above observe", |c| c.classify.min_profile_pps = c.dataplane.observe.pps as f64 + 1.0, &["classify.min_profile_pps: must be <= dataplane.observe.pps (the profile ceiling)"]),
@@ -276,6 +279,10 @@ const RULES: &[(&str, Edit, &[&str])] = &[
     ("strict.rate_pps at the shape rate", |c| c.ladder.strict.rate_pps = c.ladder.shape.rate_pps, &["ladder.strict.rate_pps: must be < ladder.shape.rate_pps"]),
     ("strict.burst 0", |c| c.ladder.strict.burst = 0, &["ladder.strict.burst: must be > 0"]),
     ("strict.burst above the shape burst", |c| c.ladder.strict.burst = c.ladder.shape.burst + 1, &["ladder.strict.burst: must be <= ladder.shape.burst"]),
+    ("shape.rate 1 bit/s", |c| c.ladder.shape.rate = Rate(BitRate(1)), &["ladder.shape.rate: must be \"0\" (no byte limit) or at least 8bit/s"]),
+    ("strict.rate 1 bit/s", |c| c.ladder.strict.rate = Rate(BitRate(1)), &["ladder.strict.rate: must be \"0\" (no byte limit) or at least 8bit/s"]),
+    ("strict.rate not below the shape rate", |c| { c.ladder.shape.rate = Rate(BitRate(2_000_000)); c.ladder.strict.rate = Rate(BitRate(2_000_000)); }, &["ladder.strict.rate: must be < ladder.shape.rate"]),
+    ("strict.rate without a shape rate", |c| c.ladder.strict.rate = Rate(BitRate(2_000_000)), &[]),
     ("strict.ttl 0", |c| c.ladder.strict.ttl = Dur(0), &["ladder.strict.ttl: must be > 0", "ladder.strict.ttl: must be at least two ticks (refresh margin)"]),
     ("strict.ttl under two ticks", |c| c.ladder.strict.ttl = Dur::millis(1999), &["ladder.strict.ttl: must be at least two ticks (refresh margin)"]),
     ("strict.quiet 0", |c| c.ladder.strict.quiet = Dur(0), &["ladder.strict.quiet: must be > 0"]),
@@ -433,4 +440,32 @@ fn a_reload_keeps_the_running_fleet() {
     let (run, r) = old.reload_from(new);
     assert!(run.fleet.is_none(), "the fleet link starts with the process");
     assert!(r.needs_restart.iter().any(|k| k.starts_with("fleet")), "{r:?}");
+}
+
+/// Byte rates in the units operators write (issue 27): `rate = "20Mbit/s"` beside the packet keys,
+/// which keep working alone; the data-plane record and the ladder carry them as byte limits
+/// (T-PDU octets); a malformed rate is refused naming its key and what to write.
+#[test]
+fn byte_rates_parse_in_operators_units_and_old_keys_keep_working() {
+    let old = Config::from_toml_str("[dataplane.observe]\npps = 300\nburst = 600\n").expect("old keys");
+    let rec = old.dataplane(1);
+    assert_eq!((rec.observe.rate_per_sec(), rec.observe_bytes), (300, guard_common::abi::ByteLimit::UNLIMITED));
+    let new = Config::from_toml_str(
+        "[dataplane.observe]\npps = 300\nburst = 600\nrate = \"20Mbit/s\"\nburst_bytes = 250000\n\
+         [ladder.shape]\nrate = \"2 Mbps\"\n[ladder.strict]\nrate = \"500kbit/s\"\nburst_bytes = 9000\n",
+    )
+    .expect("byte rates");
+    let rec = new.dataplane(4);
+    assert_eq!((rec.observe_bytes.bits_per_sec(), rec.observe_bytes.burst_bytes()), (20_000_000, 250_000));
+    assert_eq!(new.ladder.shape.rate, Rate(BitRate(2_000_000)));
+    let strict = new.ladder.strict.rate.byte_limit(new.ladder.strict.burst_bytes);
+    assert_eq!((strict.bits_per_sec(), strict.burst_bytes()), (500_000, 9_000));
+    // No burst: one second of the rate.
+    assert_eq!(new.ladder.shape.rate.byte_limit(0).burst_bytes(), 250_000);
+    let e = problems("[ladder.shape]\nrate = \"2Mbits\"\n");
+    assert!(e.contains("rate") && e.contains("invalid rate `2Mbits`") && e.contains("\"20Mbit/s\""), "{e}");
+    let e = problems("[dataplane.observe]\npps = 300\nburst = 600\nrate = 20000000\n");
+    assert!(e.contains("rate"), "{e}");
+    // Printed back as written (the SIGHUP diff and `guard config check` show it).
+    assert_eq!(new.ladder.strict.rate.to_string(), "500kbit/s");
 }

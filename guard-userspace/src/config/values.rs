@@ -1,5 +1,5 @@
 //! The value types operators write as strings or small tables: durations, TEID ranges, IP
-//! prefixes, packet rates.
+//! prefixes, packet rates, bit rates.
 
 use super::*;
 
@@ -14,6 +14,86 @@ pub struct PpsLimit {
 impl PpsLimit {
     pub fn limit(&self) -> Limit {
         Limit::per_second(self.pps, self.burst)
+    }
+}
+
+/// A bit rate, written as operators write a UPF's MBR: `"20Mbit/s"`, `"500kbit/s"`, `"1.5Gbit/s"`,
+/// `"125kB/s"` or 3GPP's `"20 Mbps"` (SI prefixes: 1 Mbit/s = 10^6 bit/s, TS 29.571 §5.5.2;
+/// `guard_common::units::BitRate`). `"0"` (the default) is no byte limit. A byte limit counts the
+/// octets of the T-PDUs, the inner packets, as an MBR does (docs/dataplane.md, "Byte limits").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Rate(pub BitRate);
+
+impl Rate {
+    pub const NONE: Rate = Rate(BitRate::NONE);
+
+    pub const fn bits_per_sec(self) -> u64 {
+        self.0 .0
+    }
+
+    pub const fn is_none(self) -> bool {
+        self.0 .0 == 0
+    }
+
+    /// The data plane's byte limit for this rate with a burst of `burst_bytes` octets (0: one
+    /// second of the rate), or none for `"0"`.
+    pub fn byte_limit(self, burst_bytes: u64) -> ByteLimit {
+        let burst = if burst_bytes == 0 { self.bits_per_sec() / 8 } else { burst_bytes };
+        ByteLimit::bits_per_second(self.bits_per_sec(), burst)
+    }
+
+    /// Octets per second.
+    pub fn bytes_per_sec(self) -> f64 {
+        self.bits_per_sec() as f64 / 8.0
+    }
+}
+
+impl FromStr for Rate {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        BitRate::parse(s).map(Rate).map_err(|e| format!("invalid rate `{}`: {e}", s.trim()))
+    }
+}
+
+impl fmt::Display for Rate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// The stage-0 profile limit (`[dataplane.observe]`): a packet rate and burst, as before byte
+/// limits (`pps`, `burst`), and optionally their byte form beside them (`rate`, `burst_bytes`:
+/// octets, 0 = one second of `rate`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileLimit {
+    pub pps: u64,
+    pub burst: u64,
+    #[serde(default, skip_serializing_if = "no_rate")]
+    pub rate: Rate,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub burst_bytes: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
+fn no_rate(r: &Rate) -> bool {
+    r.is_none()
+}
+
+impl ProfileLimit {
+    pub fn limit(&self) -> Limit {
+        Limit::per_second(self.pps, self.burst)
+    }
+
+    pub fn byte_limit(&self) -> ByteLimit {
+        self.rate.byte_limit(self.burst_bytes)
+    }
+
+    pub fn packets(&self) -> PpsLimit {
+        PpsLimit { pps: self.pps, burst: self.burst }
     }
 }
 
@@ -216,3 +296,4 @@ macro_rules! serde_via_str {
 serde_via_str!(Dur);
 serde_via_str!(TeidRange);
 serde_via_str!(Prefix);
+serde_via_str!(Rate);

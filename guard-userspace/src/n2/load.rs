@@ -23,7 +23,7 @@ use aya::{
     Ebpf, EbpfLoader,
 };
 use guard_common::{
-    abi::{self, Counter, L3Addr, Meta, StageEntry, TatSlot},
+    abi::{self, n2::N2StageEntry as StageEntry, Counter, L3Addr, Meta, TatSlot},
     abi_n2::*,
     parse::n2::N2Malformed,
     policy_n2::N2Verdict,

@@ -6,7 +6,7 @@ use aya::{
     Ebpf,
 };
 use guard_common::{
-    abi::{self, Counter, L3Addr, Meta, StageEntry},
+    abi::{self, n2::N2StageEntry as StageEntry, Counter, L3Addr, Meta},
     abi_n2::*,
     parse::n2::N2Malformed,
     policy_n2::N2Verdict,

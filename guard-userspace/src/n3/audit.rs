@@ -148,6 +148,7 @@ mod tests {
             flags: 0,
             group: 0,
             limit: Limit::per_second(100, 200),
+            bytes: guard_common::abi::ByteLimit::UNLIMITED,
             ttl_ns: 60_000_000_000,
             refresh: false,
             reason: Reason::Flood,

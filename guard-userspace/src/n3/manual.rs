@@ -52,7 +52,8 @@ pub fn require_ue_keys(key_mode: u32) -> Result<(), ManualError> {
     }
 }
 
-/// An operator's device entry (pin or release) from `now` for `ttl_ns`.
+/// An operator's device entry (pin or release) from `now` for `ttl_ns`, limiting packets only
+/// (`StageEntry { bytes, ..manual_entry(..) }` adds a byte rate: `guard device pin --rate`).
 pub fn manual_entry(stage: u32, limit: Limit, now: u64, ttl_ns: u64) -> StageEntry {
     StageEntry {
         stage,
@@ -64,6 +65,8 @@ pub fn manual_entry(stage: u32, limit: Limit, now: u64, ttl_ns: u64) -> StageEnt
         set_ns: now,
         reason: 0,
         group: 0,
+        bytes: guard_common::abi::ByteLimit::UNLIMITED,
+        tat_bytes: 0,
     }
 }
 

@@ -187,7 +187,7 @@ impl N3Maps {
 
     /// Write a device's stage. Every stage write goes through here: the data plane caches a
     /// device's entry (stage, limit, expiry) or its absence per device until the generation this
-    /// replaces changes (see `abi::HINT_STAGE_GEN`). A refresh (same stage, flags and limit, an
+    /// replaces changes (see `abi::HINT_STAGE_GEN`). A refresh (same stage, flags and limits, packets and bytes, an
     /// expiry no earlier) keeps the generation: it changes nothing a device may have cached but
     /// the expiry, and the data plane looks a cached entry up again once its cached expiry has
     /// passed, finding the later one. The controller refreshes every stage it holds at half its
@@ -199,6 +199,7 @@ impl N3Maps {
                 && old.flags == entry.flags
                 && old.interval_ns == entry.interval_ns
                 && old.tau_ns == entry.tau_ns
+                && old.bytes == entry.bytes
                 && entry.expires_ns >= old.expires_ns);
         self.stages.insert(key, entry, 0).map_err(err(abi::MAP_N3_STAGES))?;
         if refresh {

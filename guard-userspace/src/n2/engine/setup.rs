@@ -14,7 +14,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use guard_common::abi::{L3Addr, Limit, StageEntry, STAGE_QUARANTINE, STAGE_SHAPE, STAGE_STRICT};
+use guard_common::abi::{n2::N2StageEntry as StageEntry, L3Addr, Limit, STAGE_QUARANTINE, STAGE_SHAPE, STAGE_STRICT};
 use guard_common::abi_n2::N2PeerState;
 use serde::Serialize;
 

@@ -73,7 +73,9 @@ pub(super) fn device_evidence(t: &Track, cfg: &Config) -> Evidence {
     Evidence {
         rate_pps: Some(t.w.rate),
         profile_pps: Some(profile),
-        ratio: Some(t.w.rate / profile),
+        ratio: Some(t.ratio(cfg)),
+        rate_bps: Some(t.w.bps),
+        profile_bps: Some(t.byte_profile(cfg)).filter(|p| p.is_finite()),
         baseline_pps: Some(t.base.mean),
         baseline_sd: Some(t.base.sd()),
         windows: Some(t.flood_streak),

@@ -2,8 +2,8 @@
 //! trail stores. Everything here serialises with stable snake_case names.
 
 use guard_common::abi::{
-    CellStageEntry, DeviceKey, L3Addr, Limit, StageEntry, CELL_STAGE_CAP, DEVICE_KIND_TEID, DEVICE_KIND_UE_V4,
-    DEVICE_KIND_UE_V6,
+    ByteLimit, CellStageEntry, DeviceKey, L3Addr, Limit, StageEntry, CELL_STAGE_CAP, DEVICE_KIND_TEID,
+    DEVICE_KIND_UE_V4, DEVICE_KIND_UE_V6,
 };
 use serde::{Serialize, Serializer};
 
@@ -36,10 +36,13 @@ pub enum Reason {
     Restored,
     /// An operator's manual pin or unpin.
     Operator,
+    /// Persistently far above its byte profile at its usual packet rate (large packets: the
+    /// volume form of a flood), shaped by bytes too.
+    VolumeFlood,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 12] = [
+    pub const ALL: [Reason; 13] = [
         Reason::Flood,
         Reason::Chatty,
         Reason::CohortDeviation,
@@ -52,6 +55,7 @@ impl Reason {
         Reason::FlashCrowd,
         Reason::Restored,
         Reason::Operator,
+        Reason::VolumeFlood,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -68,6 +72,7 @@ impl Reason {
             Reason::FlashCrowd => "flash_crowd",
             Reason::Restored => "restored",
             Reason::Operator => "operator",
+            Reason::VolumeFlood => "volume_flood",
         }
     }
 
@@ -102,6 +107,12 @@ pub struct Evidence {
     pub profile_pps: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ratio: Option<f64>,
+    /// Offered T-PDU bit rate of the device in the last window, and the byte profile it was
+    /// judged against (the volume form of `rate_pps`, `profile_pps`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_bps: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile_bps: Option<f64>,
     /// Learned baseline mean and standard deviation.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub baseline_pps: Option<f64>,
@@ -182,6 +193,9 @@ pub enum Decision {
         group: u32,
         #[serde(serialize_with = "ser_limit")]
         limit: Limit,
+        /// The byte rate beside `limit` (unlimited: packets only).
+        #[serde(serialize_with = "ser_bytes", skip_serializing_if = "ByteLimit::is_unlimited")]
+        bytes: ByteLimit,
         ttl_ns: u64,
         refresh: bool,
         reason: Reason,
@@ -387,7 +401,7 @@ impl Decision {
     /// The `N3_STAGES` value for a [`Decision::SetDeviceStage`] applied at `now_ns`.
     pub fn stage_entry(&self, now_ns: u64) -> Option<(DeviceKey, StageEntry)> {
         match self {
-            Decision::SetDeviceStage { key, stage, flags, group, limit, ttl_ns, reason, .. } => Some((
+            Decision::SetDeviceStage { key, stage, flags, group, limit, bytes, ttl_ns, reason, .. } => Some((
                 *key,
                 StageEntry {
                     stage: *stage,
@@ -399,6 +413,8 @@ impl Decision {
                     set_ns: now_ns,
                     reason: reason.code(),
                     group: *group,
+                    bytes: *bytes,
+                    tat_bytes: 0,
                 },
             )),
             _ => None,
@@ -468,6 +484,23 @@ fn ser_limit<S: Serializer>(l: &Limit, s: S) -> Result<S::Ok, S::Error> {
     LimitView { pps, burst: l.burst(), interval_ns: l.interval_ns, tau_ns: l.tau_ns }.serialize(s)
 }
 
+#[derive(Serialize)]
+struct ByteLimitView {
+    bit_rate: String,
+    bits_per_sec: u64,
+    burst_bytes: u64,
+}
+
+fn ser_bytes<S: Serializer>(b: &ByteLimit, s: S) -> Result<S::Ok, S::Error> {
+    let bps = b.bits_per_sec();
+    ByteLimitView {
+        bit_rate: guard_common::units::BitRate(bps).to_string(),
+        bits_per_sec: bps,
+        burst_bytes: b.burst_bytes(),
+    }
+    .serialize(s)
+}
+
 /// A device stage's name (logs, `guard device show`, `guard top`).
 pub fn stage_name(stage: u32) -> &'static str {
     match stage {
@@ -495,6 +528,7 @@ mod tests {
             flags: 0,
             group: 0,
             limit: Limit::per_second(20, 40),
+            bytes: guard_common::abi::ByteLimit::UNLIMITED,
             ttl_ns: 60_000_000_000,
             refresh: false,
             reason: Reason::Flood,
@@ -517,6 +551,7 @@ mod tests {
             flags: 0,
             group: 0,
             limit: Limit::UNLIMITED,
+            bytes: guard_common::abi::ByteLimit::UNLIMITED,
             ttl_ns: 60_000_000_000,
             refresh: false,
             reason: Reason::NotContained,
@@ -543,6 +578,7 @@ mod tests {
             flags: 0,
             group: 0,
             limit: Limit::per_second(100, 200),
+            bytes: guard_common::abi::ByteLimit::UNLIMITED,
             ttl_ns: 60_000_000_000,
             refresh: false,
             reason: Reason::Flood,

@@ -5,7 +5,7 @@
 //! controller's enforcement decays.
 
 use guard_common::abi::{
-    DeviceKey, Limit, STAGE_FLAG_EXEMPT, STAGE_OBSERVE, STAGE_QUARANTINE, STAGE_SHAPE, STAGE_STRICT,
+    ByteLimit, DeviceKey, Limit, STAGE_FLAG_EXEMPT, STAGE_OBSERVE, STAGE_QUARANTINE, STAGE_SHAPE, STAGE_STRICT,
 };
 
 use super::classify::device_evidence;
@@ -31,6 +31,30 @@ pub(super) fn stage_limit(cfg: &Config, stage: u32, group: Option<usize>) -> (Li
         (STAGE_QUARANTINE, _) => (Limit::UNLIMITED, 0.0),
         _ => (Limit::UNLIMITED, f64::INFINITY),
     }
+}
+
+/// The byte rate a stage applies to a device beside its packet limit: the ladder's configured
+/// one (`ladder.shape.rate`, `ladder.strict.rate`); failing that, for a device staged for a volume
+/// flood, its own byte profile at shape ("shape to profile", as the packet rate is the profile's
+/// order of magnitude) and the same fraction of it at strict that the strict packet rate is of
+/// the shape's; otherwise none (packets only, as before byte limits). The burst is one second of
+/// the rate unless configured.
+pub(super) fn stage_bytes(cfg: &Config, stage: u32, t: &Track) -> ByteLimit {
+    let l = &cfg.ladder;
+    let (rate, burst, fraction) = match stage {
+        STAGE_SHAPE => (l.shape.rate, l.shape.burst_bytes, 1.0),
+        STAGE_STRICT => (l.strict.rate, l.strict.burst_bytes, l.strict.rate_pps as f64 / l.shape.rate_pps as f64),
+        _ => return ByteLimit::UNLIMITED,
+    };
+    if !rate.is_none() {
+        return rate.byte_limit(burst);
+    }
+    let profile = t.byte_profile(cfg);
+    if !t.stage.volume || !profile.is_finite() {
+        return ByteLimit::UNLIMITED;
+    }
+    let bps = (profile * fraction).max(8.0).round() as u64;
+    ByteLimit::bits_per_second(bps, if burst == 0 { bps / 8 } else { burst })
 }
 
 /// A limit for rates that may be below one per second.
@@ -97,7 +121,9 @@ pub(super) fn step(cfg: &Config, key: &DeviceKey, t: &mut Track, now: u64, wants
     }
     if t.stage.stage == STAGE_OBSERVE {
         let reason = if t.flood_confirmed(cfg) {
-            Some(Reason::Flood)
+            // Over its norm by volume alone (large packets at its usual packet rate): the
+            // volume form of a flood, shaped by bytes too (`stage_bytes`).
+            Some(if t.volume_flood(cfg) { Reason::VolumeFlood } else { Reason::Flood })
         } else if wants.chatty {
             Some(Reason::Chatty)
         } else if wants.cohort {
@@ -140,7 +166,7 @@ pub(super) fn step(cfg: &Config, key: &DeviceKey, t: &mut Track, now: u64, wants
         evidence.quiet_s = Some(quiet_for as f64 / 1e9);
         evidence.from_stage = Some(stage);
         if stage == STAGE_SHAPE {
-            t.stage = Default::default();
+            t.stage = Default::default(); // `volume` too
             t.reset_flood();
             out.push(Decision::ReleaseDevice { key: *key, reason: Reason::Quiet, evidence });
         } else {
@@ -172,6 +198,7 @@ fn step_exempt(cfg: &Config, key: &DeviceKey, t: &mut Track, now: u64, out: &mut
         flags: STAGE_FLAG_EXEMPT,
         group,
         limit: Limit::UNLIMITED,
+        bytes: ByteLimit::UNLIMITED,
         ttl_ns: ttl,
         refresh,
         reason: Reason::ExemptGroup,
@@ -210,9 +237,16 @@ fn set(
         if reason != Reason::Quiet {
             t.stage.reason = reason;
         }
+        if reason == Reason::VolumeFlood {
+            t.stage.volume = true;
+        }
     }
+    // The byte profile is not learned while the device is staged, so a refresh re-issues the
+    // same byte rate (a reloaded configured rate takes effect).
+    let bytes = stage_bytes(cfg, stage, t);
     t.stage.stage = stage;
     t.stage.limit = limit;
+    t.stage.bytes = bytes;
     t.stage.allowance_pps = allowance;
     t.stage.expires_ns = now.saturating_add(ttl);
     let group = t.group.and_then(|g| cfg.groups.get(g)).map_or(0, |g| g.id);
@@ -222,6 +256,7 @@ fn set(
         flags: 0,
         group,
         limit,
+        bytes,
         ttl_ns: ttl,
         refresh,
         reason,

@@ -124,6 +124,10 @@ pub struct Offender {
     pub reason: Option<Reason>,
     pub rate_pps: f64,
     pub profile_pps: f64,
+    /// Offered T-PDU bits per second in the last window, and the byte profile (absent: none to
+    /// judge against yet).
+    pub rate_bps: f64,
+    pub profile_bps: Option<f64>,
     pub ratio: f64,
 }
 
@@ -226,6 +230,9 @@ impl Engine {
                 exempt: s.flags & STAGE_FLAG_EXEMPT != 0,
                 reason: Reason::from_code(s.reason).unwrap_or(Reason::Restored),
                 limit: s.limit,
+                // Re-derived at the next refresh (`ladder::stage_bytes`).
+                bytes: guard_common::abi::ByteLimit::UNLIMITED,
+                volume: Reason::from_code(s.reason) == Some(Reason::VolumeFlood),
                 allowance_pps: allowance(stage, &s.limit),
                 since_ns: now_ns,
                 expires_ns: s.expires_ns,
@@ -323,6 +330,7 @@ impl Engine {
                 at_ns: now_ns,
                 cell: s.cell,
                 packets: s.packets,
+                bytes: s.bytes,
                 over_limit: s.over_limit,
                 dropped: Some(s.dropped),
                 inner_dst: Some(s.inner_dst),
@@ -630,6 +638,8 @@ impl Engine {
                 reason: (stage > 0).then_some(t.stage.reason),
                 rate_pps: t.w.rate,
                 profile_pps: t.profile(&self.cfg),
+                rate_bps: t.w.bps,
+                profile_bps: Some(t.byte_profile(&self.cfg)).filter(|p| p.is_finite()),
                 ratio,
             })
             .collect();
@@ -667,6 +677,7 @@ fn event_reading(e: &Event, now_ns: u64) -> Reading {
         at_ns: e.ts_ns.min(now_ns),
         cell: e.cell,
         packets: e.packets,
+        bytes: e.bytes,
         over_limit: e.over_limit,
         dropped: None,
         inner_dst: None,

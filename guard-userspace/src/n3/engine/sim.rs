@@ -1,10 +1,12 @@
 //! A minimal simulated data plane for the engine's tests: per-device token buckets for the
-//! observe limit (the `over_limit` evidence) and for the device's stage (the drops), driven only
-//! by the engine's own decisions, so escalation is exercised against real consequences.
+//! observe limit (the `over_limit` evidence) and for the device's stage (the drops, by packets
+//! and, when the stage has a byte rate, by bytes), driven only by the engine's own decisions, so
+//! escalation is exercised against real consequences. Every packet of device `i` carries
+//! `size[i]` T-PDU octets (100 unless a test changes it).
 
 use std::collections::HashMap;
 
-use guard_common::abi::{CellKey, DeviceKey, L3Addr, Limit, STAGE_FLAG_EXEMPT, STAGE_QUARANTINE};
+use guard_common::abi::{ByteLimit, CellKey, DeviceKey, L3Addr, Limit, STAGE_FLAG_EXEMPT, STAGE_QUARANTINE};
 
 use super::{CurrentStage, Decision, DeviceSample, Engine, Pass};
 use crate::config::Config;
@@ -38,10 +40,15 @@ pub(super) struct Dev {
     pub ue: L3Addr,
     pub dst: L3Addr,
     packets: u64,
+    bytes: u64,
     over: u64,
     dropped: u64,
     obs_tokens: f64,
     stage_tokens: f64,
+    /// Octets of credit of the stage's byte rate.
+    byte_tokens: f64,
+    /// T-PDU octets passed (what left the data plane).
+    pub passed_bytes: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -49,6 +56,7 @@ pub(super) struct Entry {
     pub stage: u32,
     pub flags: u32,
     pub limit: Limit,
+    pub bytes: ByteLimit,
     pub expires_ns: u64,
     pub manual: bool,
 }
@@ -57,6 +65,8 @@ pub(super) struct Sim {
     pub engine: Engine,
     pub cfg: Config,
     pub devs: Vec<Dev>,
+    /// T-PDU octets per packet of each device.
+    pub size: Vec<u64>,
     pub entries: HashMap<DeviceKey, Entry>,
     pub now: u64,
     pub tick_ns: u64,
@@ -76,6 +86,12 @@ pub(super) struct Sim {
     /// `(t + i) % n == 0` (a walk spread over n ticks).
     pub read_slices: u32,
     ticks: u32,
+}
+
+impl Dev {
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
 }
 
 /// Device `i`: TEID `i + 1`, UE 10.x.y.z, on gNB 192.0.2.(i % cells + 1).
@@ -102,16 +118,20 @@ impl Sim {
                 ue: L3Addr::v4([10, (i >> 16) as u8, (i >> 8) as u8, i as u8]),
                 dst: L3Addr::v4([198, 51, 100, 10]),
                 packets: 0,
+                bytes: 0,
                 over: 0,
                 dropped: 0,
                 obs_tokens: 0.0,
                 stage_tokens: 0.0,
+                byte_tokens: 0.0,
+                passed_bytes: 0,
             })
             .collect();
         let tick_ns = cfg.guard.tick.0;
         Sim {
             engine: Engine::new(&cfg),
             cfg,
+            size: vec![100; n],
             devs,
             entries: HashMap::new(),
             now: 1_000_000_000_000,
@@ -144,6 +164,7 @@ impl Sim {
                     stage: s.stage,
                     flags: s.flags,
                     limit: s.limit,
+                    bytes: ByteLimit::UNLIMITED,
                     expires_ns: s.expires_ns,
                     manual: s.flags & guard_common::abi::STAGE_FLAG_MANUAL != 0,
                 },
@@ -156,7 +177,10 @@ impl Sim {
     pub fn pin(&mut self, i: usize, stage: u32, limit: Limit) {
         let key = self.devs[i].key;
         let expires = self.now + 3600 * 1_000_000_000;
-        self.entries.insert(key, Entry { stage, flags: 1, limit, expires_ns: expires, manual: true });
+        self.entries.insert(
+            key,
+            Entry { stage, flags: 1, limit, bytes: ByteLimit::UNLIMITED, expires_ns: expires, manual: true },
+        );
         self.engine.pin_manual(key, stage, limit, expires, self.now);
     }
 
@@ -176,6 +200,7 @@ impl Sim {
         for i in 0..self.devs.len() {
             let live = self.entries.get(&self.devs[i].key).copied().filter(|e| e.expires_ns > self.now);
             let n = offered(i, t, live.map_or(0, |e| e.stage));
+            let size = self.size[i];
             let d = &mut self.devs[i];
             d.obs_tokens = (d.obs_tokens + obs.pps as f64 * dt).min(obs.burst as f64);
             let within = (n as f64).min(d.obs_tokens.floor());
@@ -184,17 +209,31 @@ impl Sim {
             let passed = match live {
                 Some(e) if e.flags & STAGE_FLAG_EXEMPT != 0 => n,
                 Some(e) if e.stage == STAGE_QUARANTINE => 0,
-                Some(e) if e.stage > 0 && e.limit.interval_ns > 0 => {
-                    let pps = 1e9 / e.limit.interval_ns as f64;
-                    d.stage_tokens = (d.stage_tokens + pps * dt).min(e.limit.burst() as f64);
-                    let p = (n as f64).min(d.stage_tokens.floor());
-                    d.stage_tokens -= p;
+                Some(e) if e.stage > 0 && (e.limit.interval_ns > 0 || !e.bytes.is_unlimited()) => {
+                    // Both limits must allow a packet (`rate::admit_both`).
+                    let mut p = n as f64;
+                    if e.limit.interval_ns > 0 {
+                        let pps = 1e9 / e.limit.interval_ns as f64;
+                        d.stage_tokens = (d.stage_tokens + pps * dt).min(e.limit.burst() as f64);
+                        p = p.min(d.stage_tokens.floor());
+                    }
+                    if !e.bytes.is_unlimited() {
+                        let bps = e.bytes.bits_per_sec() as f64 / 8.0;
+                        d.byte_tokens = (d.byte_tokens + bps * dt).min(e.bytes.burst_bytes() as f64);
+                        p = p.min((d.byte_tokens / size as f64).floor());
+                        d.byte_tokens -= p * size as f64;
+                    }
+                    if e.limit.interval_ns > 0 {
+                        d.stage_tokens -= p;
+                    }
                     p as u64
                 }
                 _ => n,
             };
             d.dropped += n - passed;
             d.packets += n;
+            d.bytes += n * size;
+            d.passed_bytes += passed * size;
             if self.sample_active_only && n == 0 {
                 continue;
             }
@@ -205,7 +244,7 @@ impl Sim {
                 key: d.key,
                 cell: d.cell,
                 packets: d.packets,
-                bytes: d.packets * 100,
+                bytes: d.bytes,
                 over_limit: d.over,
                 dropped: d.dropped,
                 inner_dst: d.dst,
@@ -238,11 +277,19 @@ impl Sim {
             return;
         }
         match d {
-            Decision::SetDeviceStage { stage, flags, limit, ttl_ns, refresh, .. } => {
-                let e =
-                    Entry { stage: *stage, flags: *flags, limit: *limit, expires_ns: self.now + ttl_ns, manual: false };
+            Decision::SetDeviceStage { stage, flags, limit, bytes, ttl_ns, refresh, .. } => {
+                let e = Entry {
+                    stage: *stage,
+                    flags: *flags,
+                    limit: *limit,
+                    bytes: *bytes,
+                    expires_ns: self.now + ttl_ns,
+                    manual: false,
+                };
                 if !refresh || !self.entries.contains_key(&key) {
-                    self.devs[index_of(&key)].stage_tokens = limit.burst() as f64;
+                    let d = &mut self.devs[index_of(&key)];
+                    d.stage_tokens = limit.burst() as f64;
+                    d.byte_tokens = bytes.burst_bytes() as f64;
                 }
                 self.entries.insert(key, e);
             }

@@ -788,3 +788,60 @@ fn stages_step_down_one_at_a_time_after_each_quiet_period() {
     assert_eq!(sim.lapses, 0, "stages held while stepping down are refreshed before they expire");
     assert_eq!(staged(&sim), flooders.into_iter().collect::<BTreeSet<_>>());
 }
+
+/// A volume flood: 2% of the devices keep their usual packet rate but send 1400-octet T-PDUs
+/// instead of 100 (14x their octets). The engine has learned each device's byte profile beside
+/// its packet profile; the flooders, and only they, are classified as a volume flood and shaped
+/// (no byte rate is configured, so to their own byte profile), which cuts what they deliver to
+/// the order of that profile; their packet rate alone would never have staged them.
+#[test]
+fn volume_flood_is_shaped_to_its_byte_profile_and_benign_devices_are_not() {
+    let mut sim = Sim::new(Config::default(), N, 10);
+    let mut rng = Rng(27);
+    let base = baselines(&mut rng, 10.0, 40.0);
+    let flooders: BTreeSet<usize> = (0..N).filter(|i| i % 50 == 9).collect();
+    assert_eq!(flooders.len(), 20);
+    sim.run(400, |i, _, _| rng.noisy(base[i], 0.3));
+    assert!(staged(&sim).is_empty(), "learning: nobody staged");
+    for &i in &flooders {
+        sim.size[i] = 1400;
+    }
+    let t_flood = sim.secs();
+    sim.run(60, |i, _, _| rng.noisy(base[i], 0.3));
+    let mid: Vec<u64> = sim.devs.iter().map(|d| d.passed_bytes).collect();
+    sim.run(60, |i, _, _| rng.noisy(base[i], 0.3));
+    assert_eq!(staged(&sim), flooders, "precision and recall must both be 100%");
+    for &i in &flooders {
+        let changes = sim.stage_changes(i);
+        assert_eq!((changes[0].1, changes[0].2), (STAGE_SHAPE, Reason::VolumeFlood), "device {i}: {changes:?}");
+        assert!(changes[0].0 > t_flood && changes[0].0 <= t_flood + 8.0, "shaped promptly: {changes:?}");
+    }
+    // The shape carries a byte rate: the device's byte profile (its packet rate x 100 octets x 8
+    // bits, learned); its packet limit is the ladder's, far above the device's packet rate.
+    let shapes: Vec<_> = sim
+        .decisions(|d| matches!(d, Decision::SetDeviceStage { stage: 1, refresh: false, .. }))
+        .filter_map(|(_, d)| match d {
+            Decision::SetDeviceStage { key, bytes, limit, reason: Reason::VolumeFlood, .. } => {
+                Some((index_of(key), *bytes, *limit))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(shapes.len(), flooders.len());
+    for (i, bytes, limit) in shapes {
+        let profile = base[i] * 800.0;
+        let b = bytes.bits_per_sec() as f64;
+        assert!(b > 0.7 * profile && b < 1.3 * profile, "device {i}: byte rate {b} for a profile of {profile}");
+        assert_eq!(limit.rate_per_sec(), Config::default().ladder.shape.rate_pps);
+    }
+    // Cut: over the last minute each flooder delivered at most its byte profile's worth (and
+    // the stage escalates while it keeps pushing), against 14 times that offered.
+    for &i in &flooders {
+        let delivered_bps = (sim.devs[i].passed_bytes - mid[i]) as f64 * 8.0 / 60.0;
+        assert!(delivered_bps < 1.2 * base[i] * 800.0, "device {i} delivered {delivered_bps} bit/s");
+    }
+    // Benign devices lost nothing.
+    for i in (0..N).filter(|i| !flooders.contains(i)) {
+        assert_eq!(sim.devs[i].dropped(), 0, "benign device {i}");
+    }
+}

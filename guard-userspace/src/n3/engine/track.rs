@@ -1,7 +1,7 @@
 //! Per-device state: a fixed-size record (no per-device allocation, no growth with time) holding
 //! the last counters, the last window's rates, a learned baseline and a burst tracker.
 
-use guard_common::abi::{CellKey, L3Addr, Limit, STAGE_OBSERVE};
+use guard_common::abi::{ByteLimit, CellKey, L3Addr, Limit, STAGE_OBSERVE};
 
 use super::decision::Reason;
 use crate::config::Config;
@@ -17,6 +17,9 @@ const BURST_ALPHA: f64 = 0.125;
 pub(super) struct Window {
     /// Offered packets per second (the data plane counts packets on arrival).
     pub rate: f64,
+    /// Offered T-PDU bits per second (the data plane counts the octets of every G-PDU's T-PDU
+    /// on arrival, `DeviceState::bytes`: what a byte limit and a UPF's MBR count).
+    pub bps: f64,
     pub over_pps: f64,
     pub drop_pps: f64,
     pub packets: u64,
@@ -28,6 +31,9 @@ pub(super) struct Window {
 pub(super) struct Baseline {
     pub mean: f64,
     pub var: f64,
+    /// The byte profile beside the packet profile: learned T-PDU bits per second, from the same
+    /// windows with the same rules (the volume form of `mean`).
+    pub bits_mean: f64,
     /// Seconds of history behind `mean`.
     pub learned_s: f64,
     pub samples: u32,
@@ -37,11 +43,12 @@ pub(super) struct Baseline {
 }
 
 impl Baseline {
-    fn learn(&mut self, x: f64, dt_s: f64, horizon_s: f64) {
+    fn learn(&mut self, x: f64, bits: f64, dt_s: f64, horizon_s: f64) {
         // Cumulative mean for the first samples, then an EWMA with the configured time constant.
         let alpha = (dt_s / horizon_s).max(1.0 / f64::from(self.samples + 1)).min(1.0);
         let d = x - self.mean;
         self.mean += alpha * d;
+        self.bits_mean += alpha * (bits - self.bits_mean);
         self.var = (1.0 - alpha) * (self.var + alpha * d * d);
         self.learned_s += dt_s;
         self.samples = self.samples.saturating_add(1);
@@ -113,6 +120,11 @@ pub(super) struct StageState {
     pub exempt: bool,
     pub reason: Reason,
     pub limit: Limit,
+    /// The stage's byte rate beside `limit` (unlimited: packets only).
+    pub bytes: ByteLimit,
+    /// Staged for a volume flood ([`Reason::VolumeFlood`]): kept through the escalations (whose
+    /// reason is `NotContained`), so strict holds the device to a fraction of its byte profile.
+    pub volume: bool,
     /// Packets per second the stage lets through (for aggregate demand).
     pub allowance_pps: f64,
     pub since_ns: u64,
@@ -131,6 +143,8 @@ impl Default for StageState {
             exempt: false,
             reason: Reason::Flood,
             limit: Limit::UNLIMITED,
+            bytes: ByteLimit::UNLIMITED,
+            volume: false,
             allowance_pps: f64::INFINITY,
             since_ns: 0,
             expires_ns: 0,
@@ -161,6 +175,8 @@ pub(super) struct Track {
     /// Last window with packets (or first sighting): the eviction order.
     pub active_ns: u64,
     pub packets: u64,
+    /// Cumulative T-PDU octets as last read (`DeviceState::bytes`).
+    pub bytes: u64,
     pub over_limit: u64,
     pub dropped: u64,
     pub w: Window,
@@ -194,6 +210,8 @@ pub(super) struct Reading {
     pub at_ns: u64,
     pub cell: CellKey,
     pub packets: u64,
+    /// T-PDU octets (`DeviceState::bytes`, also in events).
+    pub bytes: u64,
     pub over_limit: u64,
     /// Not in ring-buffer events: `None` keeps the previous value.
     pub dropped: Option<u64>,
@@ -224,8 +242,47 @@ impl Track {
         self.base.learned_s >= cfg.classify.warmup.as_secs_f64()
     }
 
-    pub fn ratio(&self, cfg: &Config) -> f64 {
+    /// The byte profile, in T-PDU bits per second: the learned one once warm, clamped to
+    /// `classify.min_profile_rate` and (if set) `dataplane.observe.rate`, else that observe rate;
+    /// infinite (nothing to judge against) for a cold device on a configuration without a byte
+    /// profile.
+    pub fn byte_profile(&self, cfg: &Config) -> f64 {
+        let floor = cfg.classify.min_profile_rate.bits_per_sec() as f64;
+        let ceiling = match cfg.dataplane.observe.rate.bits_per_sec() {
+            0 => f64::INFINITY,
+            r => r as f64,
+        };
+        if self.warm(cfg) {
+            self.base.bits_mean.clamp(floor, ceiling.max(floor))
+        } else {
+            ceiling
+        }
+    }
+
+    pub fn packet_ratio(&self, cfg: &Config) -> f64 {
         self.w.rate / self.profile(cfg)
+    }
+
+    /// The offered byte rate over the byte profile (0 with no byte profile to judge against).
+    pub fn volume_ratio(&self, cfg: &Config) -> f64 {
+        let p = self.byte_profile(cfg);
+        if p.is_finite() && p > 0.0 {
+            self.w.bps / p
+        } else {
+            0.0
+        }
+    }
+
+    /// How far above its norm the device is: packets or volume, whichever is further (a device
+    /// sending large packets at its usual packet rate leaves its norm by volume alone).
+    pub fn ratio(&self, cfg: &Config) -> f64 {
+        self.packet_ratio(cfg).max(self.volume_ratio(cfg))
+    }
+
+    /// A flood by volume: over the shape trigger by bytes but not by packets.
+    pub fn volume_flood(&self, cfg: &Config) -> bool {
+        let trigger = cfg.ladder.shape.trigger_ratio;
+        self.volume_ratio(cfg) >= trigger && self.packet_ratio(cfg) < trigger
     }
 
     pub fn reset_flood(&mut self) {
@@ -286,13 +343,17 @@ impl Track {
             self.teid = t;
         }
         let dropped = r.dropped.unwrap_or(self.dropped);
-        let restarted = r.packets < self.packets || r.over_limit < self.over_limit || dropped < self.dropped;
+        let restarted = r.packets < self.packets
+            || r.bytes < self.bytes
+            || r.over_limit < self.over_limit
+            || dropped < self.dropped;
         if !self.primed || restarted || r.at_ns <= self.seen_ns {
             if !self.primed || restarted {
                 self.primed = true;
                 self.active_ns = r.at_ns;
                 self.seen_ns = r.at_ns;
                 self.packets = r.packets;
+                self.bytes = r.bytes;
                 self.over_limit = r.over_limit;
                 self.dropped = dropped;
             }
@@ -311,6 +372,7 @@ impl Track {
         let dp = r.packets - self.packets;
         let w = Window {
             rate: dp as f64 / dt_s,
+            bps: (r.bytes - self.bytes) as f64 * 8.0 / dt_s,
             over_pps: (r.over_limit - self.over_limit) as f64 / dt_s,
             drop_pps: (dropped - self.dropped) as f64 / dt_s,
             packets: dp,
@@ -322,6 +384,7 @@ impl Track {
             self.active_ns = r.at_ns;
         }
         self.packets = r.packets;
+        self.bytes = r.bytes;
         self.over_limit = r.over_limit;
         self.dropped = dropped;
 
@@ -347,9 +410,12 @@ impl Track {
         if self.stage.stage != STAGE_OBSERVE || self.stage.manual || self.flood_streak > 0 {
             return;
         }
-        let cap = cfg.classify.flash.moderate_ratio * self.base.mean.max(cfg.classify.min_profile_pps);
-        let x = if self.warm(cfg) { self.w.rate.min(cap) } else { self.w.rate };
-        self.base.learn(x, dt_s, cfg.classify.baseline_horizon.as_secs_f64());
+        let moderate = cfg.classify.flash.moderate_ratio;
+        let cap = moderate * self.base.mean.max(cfg.classify.min_profile_pps);
+        let cap_bits = moderate * self.base.bits_mean.max(cfg.classify.min_profile_rate.bits_per_sec() as f64);
+        let (x, bits) =
+            if self.warm(cfg) { (self.w.rate.min(cap), self.w.bps.min(cap_bits)) } else { (self.w.rate, self.w.bps) };
+        self.base.learn(x, bits, dt_s, cfg.classify.baseline_horizon.as_secs_f64());
     }
 
     fn track_bursts(&mut self, cfg: &Config, now: u64, dt_ns: u64) {
