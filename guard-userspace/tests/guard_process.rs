@@ -189,6 +189,34 @@ fn guard_run_enforces_survives_kill_and_rejects_bad_reload() {
     let words = f.guard_ok(&["device", "show", "--teid", "0x100"]);
     assert!(words.contains("stage: 3 quarantine, by an operator, expires in"), "{words}");
     assert!(!words.contains('{'), "no JSON in the words: {words}");
+    // A byte rate beside the packet rate, in the units of a UPF's MBR (issue 27): on a TEID that
+    // sends nothing here, so the rounds below are unchanged.
+    let out = f.guard_ok(&[
+        "device",
+        "pin",
+        "--teid",
+        "0x1ff",
+        "--stage",
+        "shape",
+        "--pps",
+        "1000",
+        "--burst",
+        "1000",
+        "--rate",
+        "5Mbit/s",
+        "--ttl",
+        "10m",
+        "--comment",
+        "bytes",
+    ]);
+    assert!(out.contains("stage 1 (shape, 5Mbit/s)"), "{out}");
+    let words = f.guard_ok(&["device", "show", "--teid", "0x1ff"]);
+    assert!(words.contains("at 1000 pps (burst 1000) and 5Mbit/s (burst 625000 octets)"), "{words}");
+    let top: serde_json::Value =
+        serde_json::from_str(&f.guard_ok(&["top", "--interval", "100ms", "--json"])).expect("top JSON");
+    let row = top["devices"].as_array().into_iter().flatten().find(|r| r["device"] == "teid 0x00000100");
+    assert!(row.is_some_and(|r| r["bytes_per_s"].as_f64().is_some() && r["bit_rate"].is_string()), "{top}");
+    assert!(f.guard_ok(&["top", "--interval", "100ms"]).contains("bit/s now"));
 
     // 2. /metrics: the same counters, after a controller tick.
     std::thread::sleep(Duration::from_millis(1200));
@@ -248,6 +276,11 @@ fn bad_config_file_is_rejected_naming_the_key() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "invalid config must fail");
     assert!(err.contains("ladder.strict.rate_pps"), "names the key: {err}");
+    std::fs::write(&f, "[ladder.shape]\nrate = \"5Mbits\"\n").expect("write");
+    let out = Command::new(GUARD).args(["config", "check"]).arg(&f).output().expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a malformed rate must fail");
+    assert!(err.contains("line 2") && err.contains("invalid rate `5Mbits`") && err.contains("\"20Mbit/s\""), "{err}");
     std::fs::write(&f, "[guard]\nno_such_key = 1\n").expect("write");
     let out = Command::new(GUARD).args(["config", "check"]).arg(&f).output().expect("run");
     let err = String::from_utf8_lossy(&out.stderr);

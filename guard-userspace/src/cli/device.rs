@@ -10,15 +10,16 @@ use std::{net::IpAddr, time::SystemTime};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use guard_common::abi::{
-    DeviceKey, Limit, StageEntry, KEY_MODE_TEID, KEY_MODE_UE_ADDR, LOCAL_INDEX_NONE, STAGE_FLAG_MANUAL, STAGE_OBSERVE,
-    STAGE_QUARANTINE, STAGE_SHAPE, STAGE_STRICT,
+    ByteLimit, DeviceKey, Limit, StageEntry, KEY_MODE_TEID, KEY_MODE_UE_ADDR, LOCAL_INDEX_NONE, STAGE_FLAG_MANUAL,
+    STAGE_OBSERVE, STAGE_QUARANTINE, STAGE_SHAPE, STAGE_STRICT,
 };
+use guard_common::units::BitRate;
 
 use super::Target;
 use crate::{
     audit::AuditLog,
     clock::monotonic_ns,
-    config::Dur,
+    config::{Dur, Rate},
     n3::audit::{N3Audit as _, OperatorAction},
     n3::engine::decision::{addr_str, device_key_str},
     n3::local::LocalTable,
@@ -134,9 +135,9 @@ pub fn parse_teid(s: &str) -> Result<u32, String> {
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum StageArg {
-    /// Stage 1: shape to --pps/--burst.
+    /// Stage 1: shape to --pps/--burst (and --rate, if given).
     Shape,
-    /// Stage 2: strict limit at --pps/--burst.
+    /// Stage 2: strict limit at --pps/--burst (and --rate, if given).
     Strict,
     /// Stage 3: drop everything until the TTL expires.
     Quarantine,
@@ -159,6 +160,15 @@ pub struct PinArgs {
     /// Burst for shape/strict, packets.
     #[arg(long)]
     burst: Option<u64>,
+    /// Byte rate for shape/strict beside the packet rate, as a UPF's MBR is written: 5Mbit/s,
+    /// 500kbit/s, 1.5Gbit/s, 125kB/s, "20 Mbps" (SI prefixes; T-PDU octets, the inner packets).
+    /// A packet passes only if both rates allow it; with --pps 0 the byte rate alone applies.
+    /// Default: the config's ladder (`rate`, "0" = none).
+    #[arg(long)]
+    rate: Option<Rate>,
+    /// Burst for --rate, octets (default: the ladder's `burst_bytes`; 0 = one second of the rate).
+    #[arg(long)]
+    burst_bytes: Option<u64>,
     /// Why (kept in the audit log).
     #[arg(long)]
     comment: String,
@@ -228,7 +238,8 @@ fn show(target: &Target, sel: &DeviceSel, json: bool) -> Result<()> {
         let v = serde_json::json!({
             "device": device_name(&maps.local_table()?, &key),
             "state": dev.map(|d| serde_json::json!({
-                "packets": d.packets, "bytes": d.bytes, "over_limit": d.over_limit, "dropped": d.dropped,
+                "packets": d.packets, "bytes": d.bytes, "over_limit": d.over_limit, "over_bytes": d.over_bytes,
+                "dropped": d.dropped,
                 "spoofed": d.spoofed, "non_ip": d.non_ip, "teid": d.teid, "gnb": addr_str(&d.cell), "bound": bound_json(&d, v6_len),
                 "qfi": d.qfi, "last_seen_s_ago": now.saturating_sub(d.last_seen_ns) as f64 / 1e9,
             })),
@@ -241,8 +252,8 @@ fn show(target: &Target, sel: &DeviceSel, json: bool) -> Result<()> {
     match dev {
         Some(d) => {
             println!(
-                "  packets {}  bytes {}  over-limit {}  dropped {}  spoofed {}  non-IP {}",
-                d.packets, d.bytes, d.over_limit, d.dropped, d.spoofed, d.non_ip
+                "  packets {}  bytes {} (T-PDU octets)  over-limit {} (by bytes {})  dropped {}  spoofed {}  non-IP {}",
+                d.packets, d.bytes, d.over_limit, d.over_bytes, d.dropped, d.spoofed, d.non_ip
             );
             let b = bound_json(&d, v6_len);
             let bound: Vec<String> = [("IPv4", "ipv4"), ("IPv6", "ipv6_prefix"), ("F-TEID", "fteid")]
@@ -273,6 +284,9 @@ fn stage_words(v: &serde_json::Value) -> String {
     let mut out = format!("{} {}", v["stage"], v["name"].as_str().unwrap_or(""));
     if v["name"] == "shape" || v["name"] == "strict" {
         out.push_str(&format!(" at {} pps (burst {})", v["pps"], v["burst"]));
+        if let Some(r) = v["bit_rate"].as_str() {
+            out.push_str(&format!(" and {r} (burst {} octets)", v["burst_bytes"]));
+        }
     }
     if v["exempt"] == true {
         out.push_str(", exempt");
@@ -300,6 +314,10 @@ pub fn stage_json(s: &StageEntry, now: u64) -> serde_json::Value {
         "exempt": s.flags & guard_common::abi::STAGE_FLAG_EXEMPT != 0,
         "pps": l.rate_per_sec(),
         "burst": l.burst(),
+        // The byte rate beside the packet rate (T-PDU octets), when the stage has one.
+        "bit_rate": (!s.bytes.is_unlimited()).then(|| BitRate(s.bytes.bits_per_sec()).to_string()),
+        "bits_per_sec": s.bytes.bits_per_sec(),
+        "burst_bytes": s.bytes.burst_bytes(),
         "expires_in_s": s.expires_ns.saturating_sub(now) as f64 / 1e9,
         "expired": s.expires_ns <= now,
         "reason": if crate::n3::manual::is_fleet_entry(s) {
@@ -316,22 +334,32 @@ fn pin(a: PinArgs) -> Result<()> {
     if a.ttl.0 == 0 {
         bail!("--ttl must be > 0: every stage expires");
     }
-    let (stage, limit) = match a.stage {
-        StageArg::Quarantine => (STAGE_QUARANTINE, Limit::UNLIMITED),
+    let (stage, limit, bytes) = match a.stage {
+        StageArg::Quarantine => {
+            if a.rate.is_some() || a.burst_bytes.is_some() {
+                bail!("--rate and --burst-bytes are for shape and strict: a quarantine drops everything");
+            }
+            (STAGE_QUARANTINE, Limit::UNLIMITED, ByteLimit::UNLIMITED)
+        }
         StageArg::Shape => {
             let d = &cfg.ladder.shape;
-            (STAGE_SHAPE, Limit::per_second(a.pps.unwrap_or(d.rate_pps), a.burst.unwrap_or(d.burst)))
+            let bytes = a.rate.unwrap_or(d.rate).byte_limit(a.burst_bytes.unwrap_or(d.burst_bytes));
+            (STAGE_SHAPE, Limit::per_second(a.pps.unwrap_or(d.rate_pps), a.burst.unwrap_or(d.burst)), bytes)
         }
         StageArg::Strict => {
             let d = &cfg.ladder.strict;
-            (STAGE_STRICT, Limit::per_second(a.pps.unwrap_or(d.rate_pps), a.burst.unwrap_or(d.burst)))
+            let bytes = a.rate.unwrap_or(d.rate).byte_limit(a.burst_bytes.unwrap_or(d.burst_bytes));
+            (STAGE_STRICT, Limit::per_second(a.pps.unwrap_or(d.rate_pps), a.burst.unwrap_or(d.burst)), bytes)
         }
     };
-    if stage != STAGE_QUARANTINE && limit.is_unlimited() {
-        bail!("--pps must be > 0 for shape and strict");
+    if let Some(r) = a.rate.filter(|r| !r.is_none() && r.bits_per_sec() < 8) {
+        bail!("--rate {r} is below 8bit/s, the slowest byte rate the data plane holds");
+    }
+    if stage != STAGE_QUARANTINE && limit.is_unlimited() && bytes.is_unlimited() {
+        bail!("--pps must be > 0 for shape and strict (or give a byte rate with --rate and --pps 0)");
     }
     let now = monotonic_ns();
-    let entry = manual_entry(stage, limit, now, a.ttl.0);
+    let entry = StageEntry { bytes, ..manual_entry(stage, limit, now, a.ttl.0) };
     // Audit first: if the audit trail cannot be written, the override does not happen.
     let audit = AuditLog::open(&cfg.guard.audit_log)
         .with_context(|| format!("opening the audit log {}", cfg.guard.audit_log.display()))?;
@@ -345,10 +373,11 @@ fn pin(a: PinArgs) -> Result<()> {
         .context("writing the audit record")?;
     maps.set_stage(&key, &entry)?;
     println!(
-        "pinned {} at stage {} ({}) for {}",
+        "pinned {} at stage {} ({}{}) for {}",
         device_name(&maps.local_table()?, &key),
         stage,
         stage_name(stage),
+        if bytes.is_unlimited() { String::new() } else { format!(", {}", BitRate(bytes.bits_per_sec())) },
         a.ttl
     );
     Ok(())

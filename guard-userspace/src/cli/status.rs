@@ -341,9 +341,29 @@ fn stage_is_shadow(stage: u32, shadow: u32) -> bool {
     shadow & bit != 0
 }
 
+/// A measured bit rate in words, three significant digits: "950bit/s", "12.3kbit/s", "1.23Mbit/s"
+/// (SI prefixes, as configured rates are written).
+pub fn bit_rate_words(bps: f64) -> String {
+    let (v, unit) = match bps {
+        b if b >= 1e9 => (b / 1e9, "Gbit/s"),
+        b if b >= 1e6 => (b / 1e6, "Mbit/s"),
+        b if b >= 1e3 => (b / 1e3, "kbit/s"),
+        b => (b, "bit/s"),
+    };
+    let digits = if v >= 100.0 || unit == "bit/s" {
+        0
+    } else if v >= 10.0 {
+        1
+    } else {
+        2
+    };
+    format!("{v:.digits$}{unit}")
+}
+
 pub fn top(a: TopArgs) -> Result<()> {
     let (_, maps) = open(&a.target)?;
-    let before: std::collections::HashMap<_, _> = maps.devices().into_iter().map(|(k, d)| (k, d.packets)).collect();
+    let before: std::collections::HashMap<_, _> =
+        maps.devices().into_iter().map(|(k, d)| (k, (d.packets, d.bytes))).collect();
     let t0 = std::time::Instant::now();
     std::thread::sleep(std::time::Duration::from_nanos(a.interval.ns()));
     let mut devs = maps.devices();
@@ -353,7 +373,11 @@ pub fn top(a: TopArgs) -> Result<()> {
     let stages: std::collections::HashMap<_, _> = maps.stages().into_iter().collect();
     let table = maps.local_table()?;
     let pps = |k: &guard_common::abi::DeviceKey, packets: u64| {
-        packets.saturating_sub(before.get(k).copied().unwrap_or(0)) as f64 / secs
+        packets.saturating_sub(before.get(k).map_or(0, |b| b.0)) as f64 / secs
+    };
+    // T-PDU octets per second (`DeviceState::bytes`): the unit of the byte limits and a UPF's MBR.
+    let bytes_ps = |k: &guard_common::abi::DeviceKey, bytes: u64| {
+        bytes.saturating_sub(before.get(k).map_or(0, |b| b.1)) as f64 / secs
     };
     // Staged devices first, then the heaviest: by evidence (packets above the profile limit),
     // then by current rate.
@@ -372,7 +396,9 @@ pub fn top(a: TopArgs) -> Result<()> {
             });
             serde_json::json!({
                 "device": super::device::device_name(&table, k), "pps": pps(k, d.packets), "packets": d.packets,
-                "over_limit": d.over_limit, "dropped": d.dropped, "spoofed": d.spoofed, "gnb": addr_str(&d.cell),
+                "bytes_per_s": bytes_ps(k, d.bytes), "bytes": d.bytes,
+                "bit_rate": bit_rate_words(bytes_ps(k, d.bytes) * 8.0),
+                "over_limit": d.over_limit, "over_bytes": d.over_bytes, "dropped": d.dropped, "spoofed": d.spoofed, "gnb": addr_str(&d.cell),
                 "stage": stage,
             })
         })
@@ -396,8 +422,8 @@ pub fn top(a: TopArgs) -> Result<()> {
         secs
     );
     println!(
-        "{:<40} {:>10} {:>14} {:>12} {:>10} {:>16}  stage",
-        "device", "pps now", "packets", "over limit", "dropped", "gNB"
+        "{:<40} {:>10} {:>12} {:>14} {:>12} {:>10} {:>16}  stage",
+        "device", "pps now", "bit/s now", "packets", "over limit", "dropped", "gNB"
     );
     for r in &rows {
         let st = match &r["stage"] {
@@ -412,9 +438,10 @@ pub fn top(a: TopArgs) -> Result<()> {
             ),
         };
         println!(
-            "{:<40} {:>10.1} {:>14} {:>12} {:>10} {:>16}  {}",
+            "{:<40} {:>10.1} {:>12} {:>14} {:>12} {:>10} {:>16}  {}",
             r["device"].as_str().unwrap_or(""),
             r["pps"].as_f64().unwrap_or(0.0),
+            r["bit_rate"].as_str().unwrap_or(""),
             num(&r["packets"]),
             num(&r["over_limit"]),
             num(&r["dropped"]),

@@ -26,9 +26,14 @@ pub struct N3Metrics {
     pub escalations: Family<ReasonLabel, Counter>,
     pub releases: Family<ReasonLabel, Counter>,
     pub cell_pps: Family<CellLabel, Gauge<f64, AtomicU64>>,
+    /// Octets per second of the same cells' GTP-U frames (the link's view), beside `cell_pps`.
+    pub cell_bytes: Family<CellLabel, Gauge<f64, AtomicU64>>,
     pub map_entries: Family<MapLabel, Gauge>,
     pub map_capacity: Family<MapLabel, Gauge>,
     pub top_offender_pps: Family<OffenderLabel, Gauge<f64, AtomicU64>>,
+    /// T-PDU octets per second of the same devices, beside `top_offender_pps` (what their byte
+    /// limits count).
+    pub top_offender_bytes: Family<OffenderLabel, Gauge<f64, AtomicU64>>,
     pub device_scan_seconds: Gauge<f64, AtomicU64>,
     pub device_scan_read_seconds: Gauge<f64, AtomicU64>,
     /// The next program (`[attach] next`): one series set to 1, labelled with its state.
@@ -54,9 +59,11 @@ impl N3Metrics {
             escalations: Family::default(),
             releases: Family::default(),
             cell_pps: Family::default(),
+            cell_bytes: Family::default(),
             map_entries: Family::default(),
             map_capacity: Family::default(),
             top_offender_pps: Family::default(),
+            top_offender_bytes: Family::default(),
             chain_next: Family::default(),
             chain_miss: Counter::default(),
             chain_into: Gauge::default(),
@@ -78,6 +85,11 @@ impl N3Metrics {
         r.register("escalations", "Stages and caps set, by reason", self_.escalations.clone());
         r.register("releases", "Stages and caps released, by reason", self_.releases.clone());
         r.register("cell_pps", "G-PDU packets per second of the busiest cells (gNBs)", self_.cell_pps.clone());
+        r.register(
+            "cell_bytes_per_second",
+            "GTP-U frame octets per second of the busiest cells (gNBs)",
+            self_.cell_bytes.clone(),
+        );
         r.register("map_entries", "Entries in a BPF map", self_.map_entries.clone());
         r.register("map_capacity", "Capacity of a BPF map", self_.map_capacity.clone());
         r.register(
@@ -96,6 +108,11 @@ impl N3Metrics {
             self_.chain_into.clone(),
         );
         r.register("top_offender_pps", "Rate of the top-N offending devices", self_.top_offender_pps.clone());
+        r.register(
+            "top_offender_bytes_per_second",
+            "T-PDU octets per second of the top-N offending devices (the unit of their byte limits)",
+            self_.top_offender_bytes.clone(),
+        );
         r.register(
             "device_scan_seconds",
             "Wall time of the last full walk of the device map (read in slices, one per tick, at scale)",

@@ -34,6 +34,7 @@ pub(super) fn update_metrics(c: &Ctl, engine: &Engine, m: &Exported, devices: Op
     m.n3.cells_capped.set(s.cells_capped.len() as i64);
     m.n3.host_capped.set(i64::from(s.host_capped));
     m.n3.top_offender_pps.clear();
+    m.n3.top_offender_bytes.clear();
     for (rank, o) in s.top_offenders.iter().enumerate() {
         let l = OffenderLabel {
             rank: rank.to_string(),
@@ -41,6 +42,7 @@ pub(super) fn update_metrics(c: &Ctl, engine: &Engine, m: &Exported, devices: Op
             reason: o.reason.map(|r| r.name().to_owned()).unwrap_or_default(),
         };
         m.n3.top_offender_pps.get_or_create(&l).set(o.rate_pps);
+        m.n3.top_offender_bytes.get_or_create(&l).set(o.rate_bps / 8.0);
     }
     let cells = c.maps.cells();
     if let Some(n) = devices {
@@ -63,22 +65,23 @@ pub(super) fn update_metrics(c: &Ctl, engine: &Engine, m: &Exported, devices: Op
 /// Per-cell G-PDU rates of the busiest cells, from two consecutive readings.
 pub(super) fn update_cell_rates(m: &Exported, mut cells: Vec<(abi::CellKey, abi::CellState)>) {
     use std::sync::Mutex;
-    static LAST: Mutex<Option<(u64, std::collections::HashMap<abi::CellKey, u64>)>> = Mutex::new(None);
+    type Last = Option<(u64, std::collections::HashMap<abi::CellKey, (u64, u64)>)>;
+    static LAST: Mutex<Last> = Mutex::new(None);
     let now = monotonic_ns();
     let Ok(mut last) = LAST.lock() else { return };
     cells.sort_by_key(|(_, c)| std::cmp::Reverse(c.gpdu));
     m.n3.cell_pps.clear();
+    m.n3.cell_bytes.clear();
     if let Some((t0, prev)) = last.as_ref() {
         let dt = (now.saturating_sub(*t0)) as f64 / 1e9;
         if dt > 0.0 {
             for (k, c) in cells.iter().take(TOP_CELLS) {
-                let before = prev.get(k).copied().unwrap_or(c.gpdu);
-                let pps = c.gpdu.saturating_sub(before) as f64 / dt;
-                m.n3.cell_pps
-                    .get_or_create(&crate::metrics::CellLabel { cell: crate::n3::engine::decision::addr_str(k) })
-                    .set(pps);
+                let (gpdu, bytes) = prev.get(k).copied().unwrap_or((c.gpdu, c.bytes));
+                let label = crate::metrics::CellLabel { cell: crate::n3::engine::decision::addr_str(k) };
+                m.n3.cell_pps.get_or_create(&label).set(c.gpdu.saturating_sub(gpdu) as f64 / dt);
+                m.n3.cell_bytes.get_or_create(&label).set(c.bytes.saturating_sub(bytes) as f64 / dt);
             }
         }
     }
-    *last = Some((now, cells.iter().map(|(k, c)| (*k, c.gpdu)).collect()));
+    *last = Some((now, cells.iter().map(|(k, c)| (*k, (c.gpdu, c.bytes))).collect()));
 }
