@@ -53,6 +53,12 @@ fn schema_change(found: u32, expected: u32) -> &'static str {
              without guessing. The controller rebuilds baselines and stages from traffic; re-apply \
              operator pins with `guard device pin --teid T [--local-addr A]`"
         }
+        (5 | 6, 7..) => {
+            ": schema 7 added byte limits (issue 27): the device records, stage entries and the \
+             configuration record are longer, and a device's `bytes` counts T-PDU octets where \
+             it counted frames, so the old records cannot be read as new ones. The controller \
+             rebuilds baselines and stages from traffic; re-apply operator pins"
+        }
         _ => "",
     }
 }

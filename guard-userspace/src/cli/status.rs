@@ -220,11 +220,12 @@ fn print_n3(v: &serde_json::Value) {
     );
     for s in staged.iter().take(20) {
         println!(
-            "  {:<40} stage {} {} at {} pps{}{}, {}, {}",
+            "  {:<40} stage {} {} at {} pps{}{}{}, {}, {}",
             s["device"].as_str().unwrap_or(""),
             s["stage"],
             s["name"].as_str().unwrap_or(""),
             s["pps"],
+            s["bit_rate"].as_str().map(|r| format!(" and {r}")).unwrap_or_default(),
             if s["manual"] == true { ", operator" } else { "" },
             if s["exempt"] == true { ", exempt" } else { "" },
             s["reason"].as_str().unwrap_or(""),
