@@ -77,11 +77,17 @@ fn measure(lab: &Lab, guard: &mut Guard, teid: u32, kind: Kind, tpdu: usize, spa
         .payload_len(tpdu - 28)
         .build();
     let offer = ((limit_pps * 1.25) as u64).clamp(100, MAX_OFFER_PPS);
-    let opts = |d: Duration| SendOpts::new(offer * d.as_secs_f64().ceil() as u64 + 1, d + Duration::from_secs(5)).pps(offer);
+    let opts =
+        |d: Duration| SendOpts::new(offer * d.as_secs_f64().ceil() as u64 + 1, d + Duration::from_secs(5)).pps(offer);
     // Spend the burst allowance (and let the stage be cached) before measuring.
     let warm = Duration::from_millis(500);
-    send_frames(&lab.ran, lab.ran_ifname(), std::slice::from_ref(&frame), &SendOpts { max_packets: offer / 2, ..opts(warm) })
-        .expect("send (warm-up)");
+    send_frames(
+        &lab.ran,
+        lab.ran_ifname(),
+        std::slice::from_ref(&frame),
+        &SendOpts { max_packets: offer / 2, ..opts(warm) },
+    )
+    .expect("send (warm-up)");
     let sink = Sink::start(&lab.core, lab.core_ifname()).expect("sink");
     let before = guard.teid(teid).map_or(0, |d| d.packets);
     let sent = send_frames(
