@@ -79,6 +79,20 @@ impl Drop for PinScope {
     }
 }
 
+/// Pin the calling thread to `cpu`: BPF_PROG_TEST_RUN runs an XDP program on the calling
+/// thread's CPU, so this chooses the CPU the next runs see (its per-CPU map slots).
+pub fn pin_to_cpu(cpu: usize) -> Result<()> {
+    // SAFETY: as in `pin_to_current_cpu`.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            return Err(std::io::Error::last_os_error()).with_context(|| format!("sched_setaffinity to CPU {cpu}"));
+        }
+    }
+    Ok(())
+}
+
 /// Pin the calling thread to the CPU it is running on.
 pub fn pin_to_current_cpu() -> Result<usize> {
     // SAFETY: sched_getcpu has no preconditions.
@@ -176,6 +190,12 @@ impl Guard {
             .with_context(|| format!("loading guard_n3 with pins in {}", scope.pins.path().display()))?;
         let maps = N3Maps::from_ebpf_ref(&mut loaded.ebpf).context("opening the N3 maps")?;
         Ok(Guard { maps, loaded, scope, cpu })
+    }
+
+    /// Move the calling thread (and so the next runs) to `cpu`.
+    pub fn on_cpu(&mut self, cpu: usize) {
+        pin_to_cpu(cpu).unwrap_or_else(|e| panic!("{e:#}"));
+        self.cpu = cpu;
     }
 
     /// Run one frame through the program; the XDP action.

@@ -76,7 +76,7 @@ pub struct Timed {
 }
 
 /// Run `prog` on `frame` `repeat` times.
-pub fn time_run(prog: &mut Xdp, frame: &[u8], repeat: u32) -> Result<Timed> {
+pub fn time_run(prog: &Xdp, frame: &[u8], repeat: u32) -> Result<Timed> {
     let t0 = Instant::now();
     let r = prog
         .test_run(TestRunOptions { data_in: Some(frame), repeat, ..Default::default() })
