@@ -24,6 +24,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use aya::maps::{Map, MapData, PerCpuArray};
 use aya::programs::{TestRun, TestRunOptions};
 use guard::{
     bpf::pins::PinDir,
@@ -31,7 +32,7 @@ use guard::{
     n3::maps::N3Maps,
 };
 use guard_common::{
-    abi::{CellKey, CellState, DeviceKey, DeviceState, GuardConfig, L3Addr, Limit, StageEntry},
+    abi::{self, CellCounts, CellKey, CellState, DeviceKey, DeviceState, GuardConfig, L3Addr, Limit, StageEntry},
     parse::Malformed,
     policy::Verdict,
 };
@@ -277,6 +278,22 @@ impl Guard {
 
     pub fn cell(&self, gnb: IpAddr) -> Option<CellState> {
         self.maps.cell(&l3(gnb)).expect("reading N3_CELLS")
+    }
+
+    /// Every CPU's counts of the hot slot `slot` (`N3_CELL_PCPU`, opened from its pin), in CPU
+    /// order: what [`CellCounts::total`] sums for `guard status`.
+    pub fn cell_counts(&self, slot: u32) -> Vec<CellCounts> {
+        let path = self.scope.pins.map_path(abi::MAP_N3_CELL_PCPU);
+        let data = MapData::from_pin(&path).unwrap_or_else(|e| panic!("opening {}: {e}", path.display()));
+        let map = Map::from_map_data(data).unwrap_or_else(|e| panic!("{}: {e}", abi::MAP_N3_CELL_PCPU));
+        let counts: PerCpuArray<MapData, CellCounts> =
+            PerCpuArray::try_from(map).unwrap_or_else(|e| panic!("{}: {e}", abi::MAP_N3_CELL_PCPU));
+        counts
+            .get(&slot, 0)
+            .unwrap_or_else(|e| panic!("reading slot {slot} of N3_CELL_PCPU: {e}"))
+            .iter()
+            .copied()
+            .collect()
     }
 
     pub fn device_count(&self) -> usize {

@@ -8,18 +8,20 @@
 //! - the host cap is per CPU (`GuardConfig::host_cap` is each CPU's share; userspace divides the
 //!   configured host-wide cap by the CPU count): each CPU admits its own burst;
 //! - under real contention (both CPUs at once) a device's limit can be exceeded only by the
-//!   read-modify-write races of its lock-free GCRA state, which the last test bounds.
+//!   read-modify-write races of its lock-free GCRA state, which one test bounds;
+//! - a gNB's counters are per CPU and summed where read, and a slot's new epoch retires every
+//!   CPU's counts of its previous owner.
 //!
 //! Every test needs two online CPUs and is skipped (with a message) on a machine with one.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Barrier;
 use std::time::Instant;
 
 use aya::programs::{TestRun, TestRunOptions};
 use guard::clock::monotonic_ns;
 use guard_common::{
-    abi::{DeviceKey, GuardConfig, Limit, PROT_ALL, STAGE_SHAPE},
+    abi::{DeviceKey, GuardConfig, Limit, PROT_ALL, STAGE_QUARANTINE, STAGE_SHAPE},
     policy::Verdict,
 };
 use labkit::assert_root;
@@ -114,7 +116,7 @@ fn a_cell_cap_is_one_budget_over_all_cpus() {
         }
     }
     assert!((10..=11).contains(&passed), "alternating CPUs, gNB A under a cap of burst 10 passed {passed} of 40");
-    let a = g.cell(std::net::IpAddr::V4(GNB_A)).expect("cell A");
+    let a = g.cell(IpAddr::V4(GNB_A)).expect("cell A");
     assert_eq!((a.gpdu, a.dropped), (80, 40 - passed as u64), "gNB A's counters over both CPUs");
 }
 
@@ -195,4 +197,72 @@ fn a_device_limit_under_contention_from_two_cpus() {
         (passed as f64) <= 2.0 * alone,
         "two CPUs at once passed {passed}, more than twice the {alone:.0} the limit allows one CPU in {secs:.3} s"
     );
+}
+
+/// A gNB's counters are per CPU (`N3_CELL_PCPU`: plain adds on a line no other CPU writes),
+/// summed where read: two devices of one gNB on two CPUs count in their own CPU's copy, and
+/// `N3Maps::cell` (`guard status`, the metrics) reports the sum.
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn a_gnbs_counters_are_per_cpu_and_summed_where_read() {
+    assert_root("verdict_n3_cpus::a_gnbs_counters_are_per_cpu_and_summed_where_read");
+    if !two_cpus("a_gnbs_counters_are_per_cpu_and_summed_where_read") {
+        return;
+    }
+    let mut g = load(&enforce_all());
+    g.set_stage(&DeviceKey::teid(0x73), &stage_entry(STAGE_QUARANTINE, 0, 0, 60 * SEC));
+    g.on_cpu(0);
+    for _ in 0..3 {
+        g.expect("device 1 on CPU 0", &gpdu(0x71), Verdict::PassGpdu);
+    }
+    g.on_cpu(1);
+    for _ in 0..2 {
+        g.expect("device 2 on CPU 1", &gpdu(0x72), Verdict::PassGpdu);
+    }
+    g.expect("a quarantined device on CPU 1", &gpdu(0x73), Verdict::DropQuarantine);
+    let slot = g.maps.cells.get(&l3_v4(GNB_A), 0).expect("gNB A's record").slot;
+    let per_cpu = g.cell_counts(slot);
+    assert_eq!((per_cpu[0].packets, per_cpu[0].gpdu, per_cpu[0].dropped), (3, 3, 0), "CPU 0 counted its own packets");
+    assert_eq!((per_cpu[1].packets, per_cpu[1].gpdu, per_cpu[1].dropped), (3, 3, 1), "CPU 1 counted its own packets");
+    let a = g.cell(IpAddr::V4(GNB_A)).expect("cell A");
+    assert_eq!((a.packets, a.gpdu, a.dropped), (6, 6, 1), "the gNB's counters are the sum over the CPUs");
+    assert_eq!(a.bytes, 6 * gpdu(0x71).len() as u64, "bytes summed too");
+}
+
+/// A claim of a slot by a new owner bumps its epoch, which retires every CPU's counts at once:
+/// a reader sums only counts of the slot's epoch, and each CPU zeroes its own stale counts on
+/// its next packet there (no CPU can zero another's).
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn a_new_epoch_retires_every_cpus_counts() {
+    assert_root("verdict_n3_cpus::a_new_epoch_retires_every_cpus_counts");
+    if !two_cpus("a_new_epoch_retires_every_cpus_counts") {
+        return;
+    }
+    let mut g = load(&enforce_all());
+    let (f1, f2) = (gpdu(0x81), gpdu(0x82));
+    g.on_cpu(0);
+    for _ in 0..3 {
+        g.expect("device 1 on CPU 0", &f1, Verdict::PassGpdu);
+    }
+    g.on_cpu(1);
+    for _ in 0..2 {
+        g.expect("device 2 on CPU 1", &f2, Verdict::PassGpdu);
+    }
+    assert_eq!(g.cell(IpAddr::V4(GNB_A)).expect("cell A").packets, 5);
+    // The slot claimed anew (as when it went to another gNB and came back): same owner, next
+    // epoch.
+    let slot = g.maps.cells.get(&l3_v4(GNB_A), 0).expect("gNB A's record").slot;
+    let mut hot = g.maps.cell_hot.get(&slot, 0).expect("gNB A's slot");
+    hot.epoch += 1;
+    g.maps.cell_hot.set(slot, hot, 0).expect("writing the slot");
+    assert_eq!(g.cell(IpAddr::V4(GNB_A)).expect("cell A").packets, 0, "no CPU's counts are of the new epoch");
+    g.expect("device 2 on CPU 1, after the claim", &f2, Verdict::PassGpdu);
+    let per_cpu = g.cell_counts(slot);
+    assert_eq!((per_cpu[1].epoch, per_cpu[1].packets), (hot.epoch, 1), "CPU 1 reset its own counts");
+    assert_eq!((per_cpu[0].epoch, per_cpu[0].packets), (hot.epoch - 1, 3), "CPU 0's stale counts wait");
+    assert_eq!(g.cell(IpAddr::V4(GNB_A)).expect("cell A").packets, 1, "CPU 0's stale counts are not summed");
+    g.on_cpu(0);
+    g.expect("device 1 on CPU 0, after the claim", &f1, Verdict::PassGpdu);
+    assert_eq!(g.cell(IpAddr::V4(GNB_A)).expect("cell A").packets, 2, "CPU 0 reset its own counts");
 }

@@ -124,6 +124,7 @@ impl RefProgs {
             .map_max_entries(abi::MAP_N3_STAGES, 1024)
             .map_max_entries(abi::MAP_N3_CELLS, 1024)
             .map_max_entries(abi::MAP_N3_CELL_HOT, 1)
+            .map_max_entries(abi::MAP_N3_CELL_PCPU, 1)
             .map_max_entries(abi::MAP_N3_CELL_STAGES, 1024)
             .map_max_entries(MAP_FLOOR, floor_capacity.max(64))
             .map_max_entries(MAP_FLOOR_LRU, floor_capacity.max(64))
