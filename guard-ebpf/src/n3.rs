@@ -695,7 +695,7 @@ fn gpdu_verdict(
         // Unreachable: an unknown device has no cached slot, so its gNB was looked up.
         (None, None) => return Verdict::PassFailOpen,
         (None, Some(g)) => {
-            let (rec, _) = g.parts();
+            let (rec, counts) = g.parts();
             // SAFETY: `rec` points into a live map value; counters are updated atomically.
             let c = unsafe { &mut *rec };
             // A device never seen before, or evicted: an established session (`N3_SEEN`) is
@@ -712,7 +712,9 @@ fn gpdu_verdict(
                 && policy::gate(cfg, PROT_NEW_DEVICE) != Gate::Off
                 && !rate::admit(&mut c.tat_new_device, now, budget)
             {
-                add(&mut c.new_devices_limited, 1);
+                // Per CPU: a random-TEID flood takes this path on every CPU at once.
+                // SAFETY: this CPU's counters (`count_cell`).
+                unsafe { (*counts).new_devices_limited += 1 };
                 counters::emit(cfg, now, EVENT_NEW_DEVICE_LIMITED, STAGE_OBSERVE, &key, &p.outer_src, [0; 3]);
                 if enforced(cfg, PROT_NEW_DEVICE, Verdict::DropNewDevice, len) {
                     // Not inserted: a flood of spoofed TEIDs cannot churn the device map.

@@ -21,8 +21,8 @@ use super::{Counter, L3Addr, Limit, Meta, StageEntry, TatSlot, FAMILY_IPV4, FAMI
 ///
 /// 7 (issue 19, multi-core): a gNB's per-packet counters moved out of the shared
 /// `N3_CELL_HOT` slot ([`CellHot`]: owner, claim epoch, coarse last-seen) into the per-CPU
-/// `N3_CELL_PCPU` ([`CellCounts`], summed where read), and `N3_UNKNOWN_HOT` holds
-/// [`CellCounts`]. `N3_CELL_HOT`'s value changed size, so pins of schemas 5 and 6 are refused
+/// `N3_CELL_PCPU` ([`CellCounts`], summed where read), with the count of new devices over the
+/// gNB's budget (out of [`CellRecord`]), and `N3_UNKNOWN_HOT` holds [`CellCounts`]. `N3_CELL_HOT`'s value changed size, so pins of schemas 5 and 6 are refused
 /// (`guard detach --purge` starts clean; the controller re-issues the stages it holds).
 pub const SCHEMA_VERSION: u32 = 7;
 /// Older schemas whose pins this build re-uses unchanged (maps only added since).
@@ -330,10 +330,9 @@ pub struct CellRecord {
     pub end_marker: u64,
     pub other_msgs: u64,
     pub malformed: u64,
-    /// Never-seen TEIDs admitted (new entries created in `N3_DEVICES`).
+    /// Never-seen TEIDs admitted (new entries created in `N3_DEVICES`). (Those over the budget
+    /// are counted per CPU: [`CellCounts::new_devices_limited`].)
     pub new_devices: u64,
-    /// Never-seen TEIDs over the per-gNB limit.
-    pub new_devices_limited: u64,
     /// Devices re-admitted without the new-device budget: established sessions whose record had
     /// been evicted (`N3_SEEN`).
     pub readmitted: u64,
@@ -401,6 +400,9 @@ pub struct CellCounts {
     pub bytes: u64,
     pub gpdu: u64,
     pub dropped: u64,
+    /// Never-seen TEIDs over the gNB's new-device budget: counted here, per CPU, because a
+    /// random-TEID flood is dropped on this path on every CPU at once (its record only reads).
+    pub new_devices_limited: u64,
 }
 
 impl CellCounts {
@@ -414,6 +416,7 @@ impl CellCounts {
             t.bytes = t.bytes.wrapping_add(c.bytes);
             t.gpdu = t.gpdu.wrapping_add(c.gpdu);
             t.dropped = t.dropped.wrapping_add(c.dropped);
+            t.new_devices_limited = t.new_devices_limited.wrapping_add(c.new_devices_limited);
         }
         t
     }
@@ -459,18 +462,11 @@ impl CellState {
             other_msgs: r.other_msgs,
             malformed: r.malformed,
             new_devices: r.new_devices,
-            new_devices_limited: r.new_devices_limited,
+            new_devices_limited: c.new_devices_limited,
             readmitted: r.readmitted,
             dropped: c.dropped,
             last_seen_ns: h.last_seen_ns,
         }
-    }
-
-    /// The record with the slot alone (its counts read 0): what userspace reported before the
-    /// counts moved per CPU. Kept until `guard_userspace::maps` reads `N3_CELL_PCPU` ([`Self::of`]).
-    pub fn join(r: &CellRecord, hot: Option<&CellHot>) -> Self {
-        let none = CellCounts::default();
-        Self::of(r, hot.map(|h| (h, &none)))
     }
 }
 
@@ -754,9 +750,9 @@ const _: () = assert!(core::mem::size_of::<DeviceKey>() == 20);
 const _: () = assert!(
     core::mem::size_of::<DeviceState>() == 8 * 8 + 5 * 4 + 4 + 20 + 4 + 20 + 4 + 8 * 5 + 4 + 4 + 8 + 8 * 2 + 8 * 3 + 8
 );
-const _: () = assert!(core::mem::size_of::<CellRecord>() == (11 + ECHO_PATH_SLOTS) * 8 + 4 + 4);
+const _: () = assert!(core::mem::size_of::<CellRecord>() == (10 + ECHO_PATH_SLOTS) * 8 + 4 + 4);
 const _: () = assert!(core::mem::size_of::<CellHot>() == 20 + 4 + 2 * 8);
-const _: () = assert!(core::mem::size_of::<CellCounts>() == 6 * 8);
+const _: () = assert!(core::mem::size_of::<CellCounts>() == 7 * 8);
 const _: () = assert!(core::mem::size_of::<CellStageEntry>() == 4 + 4 + 8 * 5);
 const _: () = assert!(
     core::mem::size_of::<GuardConfig>() == 4 * 4 + 8 + 16 * 5 + 8 + 8 + 16 + 16 + 8 + 16 * 2 + 8 * 4 + 4 * 4 + 8
@@ -788,16 +784,26 @@ mod tests {
     /// that CPU since the claim) adds nothing.
     #[test]
     fn cell_totals_sum_the_cpus_of_the_current_epoch_only() {
-        let c =
-            |epoch, packets, bytes, gpdu, dropped| CellCounts { epoch, no_cap_gen: 7, packets, bytes, gpdu, dropped };
+        let c = |epoch, packets, bytes, gpdu, dropped| CellCounts {
+            epoch,
+            no_cap_gen: 7,
+            packets,
+            bytes,
+            gpdu,
+            dropped,
+            new_devices_limited: dropped,
+        };
         let per_cpu = [c(3, 10, 1000, 9, 1), c(3, 5, 500, 5, 0), c(2, 99, 9900, 99, 99), c(3, 0, 0, 0, 0)];
         let t = CellCounts::total(3, &per_cpu);
-        assert_eq!((t.packets, t.bytes, t.gpdu, t.dropped), (15, 1500, 14, 1));
+        assert_eq!((t.packets, t.bytes, t.gpdu, t.dropped, t.new_devices_limited), (15, 1500, 14, 1, 1));
         assert_eq!((t.epoch, t.no_cap_gen), (3, 0));
         assert_eq!(CellCounts::total(4, &per_cpu), CellCounts { epoch: 4, ..CellCounts::default() });
         let hot = CellHot { owner: L3Addr::v4([10, 0, 0, 1]), flags: 0, epoch: 3, last_seen_ns: 42 };
         let st = CellState::of(&CellRecord { echo_req: 2, ..CellRecord::default() }, Some((&hot, &t)));
-        assert_eq!((st.packets, st.gpdu, st.dropped, st.last_seen_ns, st.echo_req), (15, 14, 1, 42, 2));
+        assert_eq!(
+            (st.packets, st.gpdu, st.dropped, st.new_devices_limited, st.last_seen_ns, st.echo_req),
+            (15, 14, 1, 1, 42, 2)
+        );
         assert_eq!(CellState::of(&CellRecord::default(), None).packets, 0);
     }
 

@@ -53,6 +53,12 @@ fn schema_change(found: u32, expected: u32) -> &'static str {
              without guessing. The controller rebuilds baselines and stages from traffic; re-apply \
              operator pins with `guard device pin --teid T [--local-addr A]`"
         }
+        (5 | 6, 7..) => {
+            ": schema 7 keeps a gNB's per-packet counters per CPU (N3_CELL_PCPU) instead of in \
+             the shared N3_CELL_HOT slot, whose records changed size, so the pins cannot be \
+             re-used as they are. The controller re-issues the stages it holds on its first \
+             ticks; re-apply operator pins with `guard device pin`"
+        }
         _ => "",
     }
 }

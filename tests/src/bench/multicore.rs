@@ -10,7 +10,7 @@ use std::sync::Barrier;
 
 use anyhow::{anyhow, bail, Context, Result};
 use aya::programs::Xdp;
-use guard::{loader, maps::N3Maps};
+use guard::{n3::load, n3::maps::N3Maps};
 use guard_common::{
     abi::{DeviceKey, GuardConfig, Limit, STAGE_QUARANTINE, STAGE_SHAPE},
     policy::Verdict,
@@ -41,6 +41,8 @@ enum Prog {
 struct Case {
     name: &'static str,
     prog: Prog,
+    /// Run with [`GNB_SCAN`]'s new-device budget spent: every run is a never-seen TEID over it.
+    scan: bool,
     /// The frame CPU 0 runs (alone and together) and the one CPU 1 runs together with it.
     frames: [Vec<u8>; 2],
     /// Shown in the goal's row under this short name (the reference is not).
@@ -55,9 +57,12 @@ const T_KNOWN: [u32; 4] = [0x0a00_0001, 0x0a00_0002, 0x0a00_0003, 0x0a00_0004];
 const T_UNDER: [u32; 2] = [0x0b00_0001, 0x0b00_0002];
 const T_OVER: [u32; 2] = [0x0b00_0003, 0x0b00_0004];
 const T_QUAR: [u32; 4] = [0x0c00_0001, 0x0c00_0002, 0x0c00_0003, 0x0c00_0004];
+const T_SCAN: [u32; 2] = [0x0d00_0001, 0x0d00_0002];
+/// The gNB whose new-device budget the spoofed-TEID case spends (no other case uses it).
+const GNB_SCAN: Ipv4Addr = Ipv4Addr::new(10, 200, 7, 9);
 
 fn cases() -> Vec<Case> {
-    let c = |name, prog, a: Vec<u8>, b: Vec<u8>, goal| Case { name, prog, frames: [a, b], goal };
+    let c = |name, prog, a: Vec<u8>, b: Vec<u8>, goal| Case { name, prog, scan: false, frames: [a, b], goal };
     vec![
         c("xdp_baseline (reference: XDP_PASS)", Prog::Baseline, gpdu(1, GNB_A), gpdu(2, GNB_A), None),
         c(
@@ -102,6 +107,16 @@ fn cases() -> Vec<Case> {
             gpdu(T_QUAR[3], GNB_B),
             Some("quarantined, two gNBs"),
         ),
+        Case {
+            scan: true,
+            ..c(
+                "new TEID over its gNB's new-device budget (spoofed-TEID flood), one gNB",
+                Prog::Guard,
+                gpdu(T_SCAN[0], GNB_SCAN),
+                gpdu(T_SCAN[1], GNB_SCAN),
+                None,
+            )
+        },
     ]
 }
 
@@ -160,7 +175,7 @@ pub fn multicore_part(default: &GuardConfig, rounds: usize, quick: bool) -> Resu
     let scope = PinScope::new("bmc");
     let mut within = *default;
     within.observe = Limit::per_second(1_000_000_000_000, 1_000_000_000);
-    let mut n3 = loader::load(&scope.pins, 4096, &within)
+    let mut n3 = load::load(&scope.pins, 4096, &within)
         .with_context(|| format!("loading guard_n3, pins in {}", scope.pins.path().display()))?;
     let mut maps = N3Maps::from_ebpf_ref(&mut n3.ebpf).context("opening the N3 maps")?;
     let mut refs = RefProgs::load(64)?;
@@ -178,7 +193,7 @@ pub fn multicore_part(default: &GuardConfig, rounds: usize, quick: bool) -> Resu
     let rounds = rounds * 2;
     let guard = n3.program().context("guard_n3")?;
     // Warm-up: every device has its record (and its gNB its slot) before it is timed.
-    for c in cases.iter().filter(|c| c.prog == Prog::Guard) {
+    for c in cases.iter().filter(|c| c.prog == Prog::Guard && !c.scan) {
         for f in &c.frames {
             time_run(guard, f, 1)?;
         }
@@ -198,6 +213,14 @@ pub fn multicore_part(default: &GuardConfig, rounds: usize, quick: bool) -> Resu
                 Prog::Baseline => baseline,
                 Prog::Guard => guard,
             };
+            if c.scan {
+                // One new device per hour from this gNB: the first never-seen TEID spends the
+                // budget, the timed ones are over it on every run (dropped, not inserted).
+                let mut cfg = within;
+                cfg.new_device = Limit { interval_ns: HOUR_NS, tau_ns: 0 };
+                maps.write_config(&cfg)?;
+                time_run(guard, &gpdu(0x0dff_0001, GNB_SCAN), 1)?;
+            }
             let before = verdict_counts(&maps)?;
             // Alternate which comes first, so a drift in the machine's state over a round does
             // not favour one of the two.
@@ -209,6 +232,9 @@ pub fn multicore_part(default: &GuardConfig, rounds: usize, quick: bool) -> Resu
                 (measure(prog, &c.frames, &[0], repeat)?, two)
             };
             let after = verdict_counts(&maps)?;
+            if c.scan {
+                maps.write_config(&within)?;
+            }
             let s = &mut samples[ci];
             s.moved.resize(after.len(), 0);
             for (m, (a, b)) in s.moved.iter_mut().zip(after.iter().zip(&before)) {
