@@ -611,9 +611,9 @@ fn known_device_stage(d: *mut DeviceState, key: &DeviceKey, gen: Option<u64>, no
 
 /// `key`'s entry in a userspace-owned stage map (`N3_CELL_STAGES`), unless `no_entry_gen` (this
 /// CPU's copy, in its counters of the gNB's hot slot: each CPU looks up once per generation) says
-/// there was none at generation `gen`; a miss is recorded there. Every writer replaces the generation
-/// after its insert, so a cached miss never hides a newer entry: the first packet after any write
-/// looks up again. Expired entries are not misses (they stay until userspace prunes them), so
+/// there was none at generation `gen`; a miss is recorded there. Every writer replaces the
+/// generation after its insert, so a cached miss never hides a newer entry: the first packet after
+/// any write looks up again. Expired entries are not misses (they stay until userspace prunes them), so
 /// expiry is still decided by the entry itself.
 #[inline(always)]
 fn stage_lookup<K, V>(map: &HashMap<K, V>, key: &K, no_entry_gen: &mut u64, gen: Option<u64>) -> Option<*mut V> {
