@@ -12,6 +12,7 @@ unsafe impl aya::Pod for FragKey {}
 unsafe impl aya::Pod for FragEntry {}
 unsafe impl aya::Pod for CellRecord {}
 unsafe impl aya::Pod for CellHot {}
+unsafe impl aya::Pod for CellCounts {}
 unsafe impl aya::Pod for CellStageEntry {}
 unsafe impl aya::Pod for GuardConfig {}
 unsafe impl aya::Pod for Counter {}

@@ -1,24 +1,32 @@
-//! A gNB's state for one packet: its record in `N3_CELLS` and its hot counters in `N3_CELL_HOT`
-//! (`guard_common::abi::CellRecord`, `CellHot`).
+//! A gNB's state for one packet: its record in `N3_CELLS`, its hot slot in `N3_CELL_HOT` and this
+//! CPU's counters of that slot in `N3_CELL_PCPU` (`guard_common::abi::CellRecord`, `CellHot`,
+//! `CellCounts`).
 //!
 //! The slow path looks the record up by the outer source (creating it on first sight) and follows
 //! its slot. A known device's G-PDU takes the fast path instead: the slot cached in the device's
-//! record, checked against the slot's owner, so the gNB costs an array lookup, not a second LRU
-//! hash lookup.
+//! record, checked against the slot's owner, so the gNB costs two array lookups (inlined by the
+//! verifier), not a second LRU hash lookup.
 //!
 //! A slot is a gNB's while its `owner` says so. Claims (`claim`) probe from a hash of the address,
 //! so a gNB keeps its slot while its record comes and goes; a slot idle for five minutes, or the
 //! least recently used of the probed ones, is taken over by a new gNB.
+//!
+//! Multi-core: nothing here writes a cache line other CPUs write on the common path. The slot
+//! (`CellHot`) is read per packet and written only by a claim and by the coarse `last_seen_ns`
+//! (once per `SLOT_SEEN_STEP_NS`); the counters are this CPU's own (`CellCounts`, plain adds).
 
 use aya_ebpf::bindings::BPF_NOEXIST;
 use guard_common::{
-    abi::{mix_key, CellHot, CellKey, CellRecord, DeviceState, GuardConfig, CELL_SLOTS, FAMILY_NONE},
+    abi::{
+        mix_key, CellCounts, CellHot, CellKey, CellRecord, DeviceState, GuardConfig, CELL_SLOTS, FAMILY_NONE,
+        SLOT_SEEN_STEP_NS,
+    },
     rate,
 };
 
 use crate::{
     counters,
-    maps::{N3_CELLS, N3_CELL_HOT, N3_NEW_CELL, N3_PCPU_TAT, N3_UNKNOWN_GNB, N3_UNKNOWN_HOT},
+    maps::{N3_CELLS, N3_CELL_HOT, N3_CELL_PCPU, N3_NEW_CELL, N3_PCPU_TAT, N3_UNKNOWN_GNB, N3_UNKNOWN_HOT},
 };
 
 const _: () = assert!(CELL_SLOTS.is_power_of_two());
@@ -26,15 +34,15 @@ const _: () = assert!(CELL_SLOTS.is_power_of_two());
 /// A gNB's record: its own, or the one all unknown sources share.
 #[derive(Clone, Copy)]
 pub enum Gnb {
-    /// The source's own record in `N3_CELLS` and its hot slot.
-    Known(*mut CellRecord, *mut CellHot),
+    /// The source's own record in `N3_CELLS` and this CPU's counters of its hot slot.
+    Known(*mut CellRecord, *mut CellCounts),
     /// No record of its own (this CPU's shared `N3_UNKNOWN_GNB` / `N3_UNKNOWN_HOT`).
-    Unknown(*mut CellRecord, *mut CellHot),
+    Unknown(*mut CellRecord, *mut CellCounts),
 }
 
 impl Gnb {
     #[inline(always)]
-    pub fn parts(self) -> (*mut CellRecord, *mut CellHot) {
+    pub fn parts(self) -> (*mut CellRecord, *mut CellCounts) {
         match self {
             Gnb::Known(r, h) | Gnb::Unknown(r, h) => (r, h),
         }
@@ -103,30 +111,31 @@ fn create(key: &CellKey, now: u64) -> Option<*mut CellRecord> {
     N3_CELLS.get_ptr_mut(key)
 }
 
-/// The hot slot of the gNB whose record is `rec`, claiming a fresh one if its slot was reused.
+/// This CPU's counters of the hot slot of the gNB whose record is `rec`, claiming a fresh slot
+/// if its slot was reused.
 #[inline(always)]
-pub fn hot(rec: *mut CellRecord, key: &CellKey, now: u64) -> Option<*mut CellHot> {
+pub fn hot(rec: *mut CellRecord, key: &CellKey, now: u64) -> Option<*mut CellCounts> {
     // SAFETY: `rec` points into a live LRU map value; `slot` is one u32, written whole.
     let slot = unsafe { (*rec).slot };
-    if let Some(h) = owned(slot, key) {
-        return Some(h);
+    if let Some(c) = owned(slot, key, now) {
+        return Some(c);
     }
     let slot = claim(key, now)?;
     // SAFETY: as above.
     unsafe { (*rec).slot = slot };
-    N3_CELL_HOT.get_ptr_mut(slot)
+    this_cpu(slot, N3_CELL_HOT.get_ptr_mut(slot)?, now)
 }
 
-/// The fast path: the hot slot `d` cached for the gNB `key`, if `d` last came from `key` and the
-/// slot still counts for it.
+/// The fast path: this CPU's counters of the hot slot `d` cached for the gNB `key`, if `d` last
+/// came from `key` and the slot still counts for it.
 #[inline(always)]
-pub fn cached_hot(d: *mut DeviceState, key: &CellKey) -> Option<*mut CellHot> {
+pub fn cached_hot(d: *mut DeviceState, key: &CellKey, now: u64) -> Option<*mut CellCounts> {
     // SAFETY: `d` points into a live LRU map value; both fields are last-writer-wins samples.
     let (cell, slot) = unsafe { (&(*d).cell, (*d).cell_slot) };
     if cell != key {
         return None;
     }
-    owned(slot, key)
+    owned(slot, key, now)
 }
 
 /// Record in `d` that `key`'s hot counters are in `slot`.
@@ -139,16 +148,38 @@ pub fn cache_hot(d: *mut DeviceState, key: &CellKey, rec: *mut CellRecord) {
     }
 }
 
-/// `slot`'s counters if their owner is `key`.
+/// This CPU's counters of `slot` if the slot's owner is `key`.
 #[inline(always)]
-fn owned(slot: u32, key: &CellKey) -> Option<*mut CellHot> {
+fn owned(slot: u32, key: &CellKey, now: u64) -> Option<*mut CellCounts> {
     let h = N3_CELL_HOT.get_ptr_mut(slot)?;
     // SAFETY: a live array value; `owner` changes only when the slot is claimed again.
-    if unsafe { &(*h).owner } == key {
-        Some(h)
-    } else {
-        None
+    if unsafe { &(*h).owner } != key {
+        return None;
     }
+    this_cpu(slot, h, now)
+}
+
+/// This CPU's counters of `slot` (whose shared part is `h`), reset first if they counted for an
+/// earlier owner (another epoch). Keeps the slot's `last_seen_ns` within `SLOT_SEEN_STEP_NS` of
+/// `now`: a store to the shared slot once per step, not per packet, so the other CPUs' copies of
+/// its cache line stay valid.
+#[inline(always)]
+fn this_cpu(slot: u32, h: *mut CellHot, now: u64) -> Option<*mut CellCounts> {
+    let c = N3_CELL_PCPU.get_ptr_mut(slot)?;
+    // SAFETY: `h` is a live array value (read-mostly; `last_seen_ns` is a last-writer-wins
+    // sample); `c` is this CPU's slot of a per-CPU array, only this CPU touches it while this
+    // program runs.
+    unsafe {
+        let epoch = (*h).epoch;
+        if (*c).epoch != epoch {
+            counters::zero(c);
+            (*c).epoch = epoch;
+        }
+        if now.saturating_sub((*h).last_seen_ns) >= SLOT_SEEN_STEP_NS {
+            (*h).last_seen_ns = now;
+        }
+    }
+    Some(c)
 }
 
 /// Slots probed for a claim: the gNB's home slot (a hash of its address) and the next ones.
@@ -186,14 +217,13 @@ fn claim(key: &CellKey, now: u64) -> Option<u32> {
         }
     }
     let h = N3_CELL_HOT.get_ptr_mut(best)?;
-    // SAFETY: a live array value; a CPU still counting for the previous owner may add to the
-    // zeroed counters (a packet's worth, once per reuse).
+    // A new epoch: every CPU's counts of the previous owner (and its cached "no cell cap") stop
+    // counting for the slot; each CPU resets its own on its next packet there (`this_cpu`).
+    // SAFETY: a live array value; a CPU still counting for the previous owner may add a packet
+    // to the new epoch (it read the owner before this store), once per reuse; two CPUs claiming
+    // at once may both bump the epoch, which only resets the counts once more.
     unsafe {
-        (*h).packets = 0;
-        (*h).bytes = 0;
-        (*h).gpdu = 0;
-        (*h).dropped = 0;
-        (*h).no_cap_gen = 0;
+        (*h).epoch = (*h).epoch.wrapping_add(1);
         (*h).last_seen_ns = now;
         (*h).owner = *key;
     }

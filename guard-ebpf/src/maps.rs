@@ -8,10 +8,10 @@ use aya_ebpf::{
 };
 use guard_common::{
     abi::{
-        CellHot, CellKey, CellRecord, CellStageEntry, ChainConfig, Counter, DeviceKey, DeviceState, FragEntry, FragKey,
-        GuardConfig, LocalAddr, Meta, StageEntry, TatSlot, CELL_SLOTS, DEFAULT_MAX_CELLS, DEFAULT_MAX_CELL_STAGES,
-        DEFAULT_MAX_DEVICES, DEFAULT_MAX_FRAGS, DEFAULT_MAX_FRAMED, DEFAULT_MAX_STAGED, EVENTS_RING_BYTES, HINT_COUNT,
-        LOCAL_SLOTS, SEEN_ENTRIES, SEEN_ENTRY_BYTES, STAT_COUNT,
+        CellCounts, CellHot, CellKey, CellRecord, CellStageEntry, ChainConfig, Counter, DeviceKey, DeviceState,
+        FragEntry, FragKey, GuardConfig, LocalAddr, Meta, StageEntry, TatSlot, CELL_SLOTS, DEFAULT_MAX_CELLS,
+        DEFAULT_MAX_CELL_STAGES, DEFAULT_MAX_DEVICES, DEFAULT_MAX_FRAGS, DEFAULT_MAX_FRAMED, DEFAULT_MAX_STAGED,
+        EVENTS_RING_BYTES, HINT_COUNT, LOCAL_SLOTS, SEEN_ENTRIES, SEEN_ENTRY_BYTES, STAT_COUNT,
     },
     parse::Malformed,
     policy::Verdict,
@@ -56,7 +56,7 @@ pub static N3_SEEN: Array<[u8; SEEN_ENTRY_BYTES]> = Array::pinned(SEEN_ENTRIES, 
 #[map(name = "N3_UNKNOWN_GNB")]
 pub static N3_UNKNOWN_GNB: PerCpuArray<CellRecord> = PerCpuArray::pinned(1, 0);
 #[map(name = "N3_UNKNOWN_HOT")]
-pub static N3_UNKNOWN_HOT: PerCpuArray<CellHot> = PerCpuArray::pinned(1, 0);
+pub static N3_UNKNOWN_HOT: PerCpuArray<CellCounts> = PerCpuArray::pinned(1, 0);
 
 /// Datagrams whose first IP fragment was dropped (`abi::FragKey`): their later fragments follow.
 #[map(name = "N3_FRAGS")]
@@ -66,9 +66,16 @@ pub static N3_FRAGS: LruHashMap<FragKey, FragEntry> = LruHashMap::pinned(DEFAULT
 #[map(name = "N3_CELLS")]
 pub static N3_CELLS: LruHashMap<CellKey, CellRecord> = LruHashMap::pinned(DEFAULT_MAX_CELLS, 0);
 
-/// gNBs' per-packet counters (`abi::CellHot`), by `CellRecord::slot`.
+/// gNBs' hot slots (`abi::CellHot`: owner, claim epoch, coarse last-seen), by
+/// `CellRecord::slot`. Read on every G-PDU, written only by claims and once per
+/// `SLOT_SEEN_STEP_NS`: shared by the CPUs without bouncing between them.
 #[map(name = "N3_CELL_HOT")]
 pub static N3_CELL_HOT: Array<CellHot> = Array::pinned(CELL_SLOTS, 0);
+
+/// gNBs' per-packet counters (`abi::CellCounts`), per CPU, indexed like `N3_CELL_HOT`: plain adds
+/// to this CPU's own copy, summed by userspace (`CellCounts::total`).
+#[map(name = "N3_CELL_PCPU")]
+pub static N3_CELL_PCPU: PerCpuArray<CellCounts> = PerCpuArray::pinned(CELL_SLOTS, 0);
 
 #[map(name = "N3_CELL_STAGES")]
 pub static N3_CELL_STAGES: HashMap<CellKey, CellStageEntry> = HashMap::pinned(DEFAULT_MAX_CELL_STAGES, 0);

@@ -13,7 +13,7 @@ use aya_ebpf::{
 };
 use guard_common::{
     abi::{
-        local_home_slot, seen_slot, ByteLimit, CellHot, CellRecord, DeviceKey, DeviceState, FragEntry, FragKey,
+        local_home_slot, seen_slot, ByteLimit, CellCounts, CellRecord, DeviceKey, DeviceState, FragEntry, FragKey,
         GuardConfig, L3Addr, Limit, StageEntry, CHAIN_FLAG_NEXT, DEVICE_FLAG_ESTABLISHED, DEVICE_KIND_TEID,
         DEVICE_KIND_UE_V6, ECHO_PATH_SLOTS, ESTABLISHED_PACKETS, EVENT_DEVICE_OVER_LIMIT, EVENT_ECHO_LIMITED,
         EVENT_ERR_IND_LIMITED, EVENT_NEW_DEVICE_LIMITED, EVENT_SPOOF, FAMILY_IPV4, FAMILY_NONE, HINT_STAGE_GEN,
@@ -285,7 +285,7 @@ fn policy(cfg: &GuardConfig, p: &GtpPacket, clock_cache: &mut [u64; 2], len: u64
         return Verdict::PassFailOpen;
     };
     let (rec, hot) = gnb.parts();
-    count_cell(hot, now, len);
+    count_cell(hot, len);
     // SAFETY: `rec` points into a live LRU map value; counters are updated atomically.
     let c = unsafe { &mut *rec };
     let v = match p.gtp.msg_type {
@@ -321,21 +321,22 @@ fn policy(cfg: &GuardConfig, p: &GtpPacket, clock_cache: &mut [u64; 2], len: u64
         }
     };
     if v.is_drop() {
-        // SAFETY: `hot` points into a live array value; counters are updated atomically.
-        unsafe { add(&mut (*hot).dropped, 1) };
+        // SAFETY: this CPU's counters (`count_cell`).
+        unsafe { (*hot).dropped += 1 };
     }
     v
 }
 
-/// Count a packet in the gNB's hot counters.
+/// Count a packet in this CPU's counters of its gNB's hot slot (`cells`): plain adds to a cache
+/// line no other CPU writes, where shared atomic adds made one gNB's packets on several CPUs
+/// bounce its counters between them (BENCHMARKS.md, "Multi-core").
 #[inline(always)]
-fn count_cell(hot: *mut CellHot, now: u64, len: u64) {
-    // SAFETY: `hot` points into a live array value; counters are updated atomically, the time is
-    // a last-writer-wins sample.
+fn count_cell(hot: *mut CellCounts, len: u64) {
+    // SAFETY: `hot` is this CPU's slot of a per-CPU array (`N3_CELL_PCPU` or `N3_UNKNOWN_HOT`),
+    // only this CPU touches it while this program runs (XDP does not nest).
     unsafe {
-        add(&mut (*hot).packets, 1);
-        add(&mut (*hot).bytes, len);
-        (*hot).last_seen_ns = now;
+        (*hot).packets += 1;
+        (*hot).bytes += len;
     }
 }
 
@@ -634,11 +635,11 @@ fn known_device_stage(d: *mut DeviceState, key: &DeviceKey, gen: Option<u64>, no
     Staged::Cached { stage, until, limit, bytes }
 }
 
-/// `key`'s entry in a userspace-owned stage map (`N3_CELL_STAGES`), unless `no_entry_gen` (a
-/// field of the gNB's own record, one word, so several CPUs writing it cannot tear it) says there
-/// was none at generation `gen`; a miss is recorded there. Every writer replaces the generation
-/// after its insert, so a cached miss never hides a newer entry: the first packet after any write
-/// looks up again. Expired entries are not misses (they stay until userspace prunes them), so
+/// `key`'s entry in a userspace-owned stage map (`N3_CELL_STAGES`), unless `no_entry_gen` (this
+/// CPU's copy, in its counters of the gNB's hot slot: each CPU looks up once per generation) says
+/// there was none at generation `gen`; a miss is recorded there. Every writer replaces the
+/// generation after its insert, so a cached miss never hides a newer entry: the first packet after
+/// any write looks up again. Expired entries are not misses (they stay until userspace prunes them), so
 /// expiry is still decided by the entry itself.
 #[inline(always)]
 fn stage_lookup<K, V>(map: &HashMap<K, V>, key: &K, no_entry_gen: &mut u64, gen: Option<u64>) -> Option<*mut V> {
@@ -663,7 +664,7 @@ fn gpdu(cfg: &GuardConfig, p: &GtpPacket, now: u64, len: u64) -> Verdict {
     // The gNB: a known device from the gNB it last came from finds its hot counters through the
     // slot its record caches; anything else looks the gNB up (`cells`). An established session
     // vouches for a source the guard has not seen yet (a handover to a new gNB).
-    let (gnb, hot) = match known.and_then(|d| cells::cached_hot(d, &p.outer_src)) {
+    let (gnb, hot) = match known.and_then(|d| cells::cached_hot(d, &p.outer_src, now)) {
         Some(h) => (None, h),
         None => {
             // SAFETY: a live LRU map value; `flags` is a last-writer-wins sample.
@@ -677,13 +678,13 @@ fn gpdu(cfg: &GuardConfig, p: &GtpPacket, now: u64, len: u64) -> Verdict {
             }
         }
     };
-    count_cell(hot, now, len);
-    // SAFETY: `hot` points into a live array value; counters are updated atomically.
-    unsafe { add(&mut (*hot).gpdu, 1) };
+    count_cell(hot, len);
+    // SAFETY: this CPU's counters (`count_cell`).
+    unsafe { (*hot).gpdu += 1 };
     let v = gpdu_verdict(cfg, p, &key, known, stage_gen, gnb, hot, now, len);
     if v.is_drop() {
         // SAFETY: as above.
-        unsafe { add(&mut (*hot).dropped, 1) };
+        unsafe { (*hot).dropped += 1 };
     }
     v
 }
@@ -697,7 +698,7 @@ fn gpdu_verdict(
     known: Option<*mut DeviceState>,
     stage_gen: Option<u64>,
     gnb: Option<Gnb>,
-    hot: *mut CellHot,
+    hot: *mut CellCounts,
     now: u64,
     len: u64,
 ) -> Verdict {
@@ -720,7 +721,7 @@ fn gpdu_verdict(
         // Unreachable: an unknown device has no cached slot, so its gNB was looked up.
         (None, None) => return Verdict::PassFailOpen,
         (None, Some(g)) => {
-            let (rec, _) = g.parts();
+            let (rec, counts) = g.parts();
             // SAFETY: `rec` points into a live map value; counters are updated atomically.
             let c = unsafe { &mut *rec };
             // A device never seen before, or evicted: an established session (`N3_SEEN`) is
@@ -737,7 +738,9 @@ fn gpdu_verdict(
                 && policy::gate(cfg, PROT_NEW_DEVICE) != Gate::Off
                 && !rate::admit(&mut c.tat_new_device, now, budget)
             {
-                add(&mut c.new_devices_limited, 1);
+                // Per CPU: a random-TEID flood takes this path on every CPU at once.
+                // SAFETY: this CPU's counters (`count_cell`).
+                unsafe { (*counts).new_devices_limited += 1 };
                 counters::emit(cfg, now, EVENT_NEW_DEVICE_LIMITED, STAGE_OBSERVE, &key, &p.outer_src, [0; 3]);
                 if enforced(cfg, PROT_NEW_DEVICE, Verdict::DropNewDevice, len) {
                     // Not inserted: a flood of spoofed TEIDs cannot churn the device map.
@@ -892,12 +895,13 @@ fn gpdu_verdict(
     // off is not looked up (and does not spend its budget); a gNB whose record says "no cap at
     // this generation" skips the hash miss.
     if policy::gate(cfg, PROT_CELL_CAP) != Gate::Off {
-        // The "no cap" cache is a gNB's own: the unknown sources' shared slot does not cache
-        // (one unknown source's miss says nothing about another's cap).
+        // The "no cap" cache is a gNB's own (per CPU, in this CPU's counters of its slot): the
+        // unknown sources' shared counters do not cache (one unknown source's miss says nothing
+        // about another's cap).
         let mut uncached = 0u64;
         let no_cap_gen = match gnb {
             Some(Gnb::Unknown(..)) => &mut uncached,
-            // SAFETY: `hot` points into a live array value; `no_cap_gen` is one word.
+            // SAFETY: this CPU's counters (`count_cell`).
             _ => unsafe { &mut (*hot).no_cap_gen },
         };
         // The generation read before the device lookup covers `N3_CELL_STAGES` too

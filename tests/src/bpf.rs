@@ -24,6 +24,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use aya::maps::{Map, MapData, PerCpuArray};
 use aya::programs::{TestRun, TestRunOptions};
 use guard::{
     bpf::pins::PinDir,
@@ -31,7 +32,7 @@ use guard::{
     n3::maps::N3Maps,
 };
 use guard_common::{
-    abi::{CellKey, CellState, DeviceKey, DeviceState, GuardConfig, L3Addr, Limit, StageEntry},
+    abi::{self, CellCounts, CellKey, CellState, DeviceKey, DeviceState, GuardConfig, L3Addr, Limit, StageEntry},
     parse::Malformed,
     policy::Verdict,
 };
@@ -77,6 +78,20 @@ impl Drop for PinScope {
             }
         }
     }
+}
+
+/// Pin the calling thread to `cpu`: BPF_PROG_TEST_RUN runs an XDP program on the calling
+/// thread's CPU, so this chooses the CPU the next runs see (its per-CPU map slots).
+pub fn pin_to_cpu(cpu: usize) -> Result<()> {
+    // SAFETY: as in `pin_to_current_cpu`.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            return Err(std::io::Error::last_os_error()).with_context(|| format!("sched_setaffinity to CPU {cpu}"));
+        }
+    }
+    Ok(())
 }
 
 /// Pin the calling thread to the CPU it is running on.
@@ -178,6 +193,12 @@ impl Guard {
         Ok(Guard { maps, loaded, scope, cpu })
     }
 
+    /// Move the calling thread (and so the next runs) to `cpu`.
+    pub fn on_cpu(&mut self, cpu: usize) {
+        pin_to_cpu(cpu).unwrap_or_else(|e| panic!("{e:#}"));
+        self.cpu = cpu;
+    }
+
     /// Run one frame through the program; the XDP action.
     pub fn run(&mut self, frame: &[u8]) -> Result<u32> {
         let prog = self.loaded.program().context("guard_n3")?;
@@ -257,6 +278,22 @@ impl Guard {
 
     pub fn cell(&self, gnb: IpAddr) -> Option<CellState> {
         self.maps.cell(&l3(gnb)).expect("reading N3_CELLS")
+    }
+
+    /// Every CPU's counts of the hot slot `slot` (`N3_CELL_PCPU`, opened from its pin), in CPU
+    /// order: what [`CellCounts::total`] sums for `guard status`.
+    pub fn cell_counts(&self, slot: u32) -> Vec<CellCounts> {
+        let path = self.scope.pins.map_path(abi::MAP_N3_CELL_PCPU);
+        let data = MapData::from_pin(&path).unwrap_or_else(|e| panic!("opening {}: {e}", path.display()));
+        let map = Map::from_map_data(data).unwrap_or_else(|e| panic!("{}: {e}", abi::MAP_N3_CELL_PCPU));
+        let counts: PerCpuArray<MapData, CellCounts> =
+            PerCpuArray::try_from(map).unwrap_or_else(|e| panic!("{}: {e}", abi::MAP_N3_CELL_PCPU));
+        counts
+            .get(&slot, 0)
+            .unwrap_or_else(|e| panic!("reading slot {slot} of N3_CELL_PCPU: {e}"))
+            .iter()
+            .copied()
+            .collect()
     }
 
     pub fn device_count(&self) -> usize {

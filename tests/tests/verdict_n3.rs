@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 use guard::clock::monotonic_ns;
 use guard_common::{
     abi::{
-        CellStageEntry, DeviceKey, Event, GuardConfig, Limit, StageEntry, BIND_V4, BIND_V6, EVENT_DEVICE_OVER_LIMIT,
-        EVENT_ERR_IND_LIMITED, MAP_N3_EVENTS, PROT_ALL, PROT_ANTISPOOF, PROT_MALFORMED, PROT_QUARANTINE, QFI_NONE,
-        STAGE_FLAG_EXEMPT, STAGE_OBSERVE, STAGE_QUARANTINE, STAGE_SHAPE, STAGE_STRICT, STAT_EVENTS_SENT,
-        STAT_EVENTS_SUPPRESSED, STAT_MAP_UPDATE_FAILED,
+        CellCounts, CellStageEntry, DeviceKey, Event, GuardConfig, Limit, StageEntry, BIND_V4, BIND_V6,
+        EVENT_DEVICE_OVER_LIMIT, EVENT_ERR_IND_LIMITED, MAP_N3_EVENTS, PROT_ALL, PROT_ANTISPOOF, PROT_MALFORMED,
+        PROT_QUARANTINE, QFI_NONE, STAGE_FLAG_EXEMPT, STAGE_OBSERVE, STAGE_QUARANTINE, STAGE_SHAPE, STAGE_STRICT,
+        STAT_EVENTS_SENT, STAT_EVENTS_SUPPRESSED, STAT_MAP_UPDATE_FAILED,
     },
     parse::Malformed,
     policy::Verdict,
@@ -406,9 +406,10 @@ fn new_device_limit_caps_a_teid_scan_per_gnb() {
     assert_eq!((cb.new_devices, cb.new_devices_limited), (5, 3));
 }
 
-/// A gNB's per-packet counters live in a slot of `N3_CELL_HOT` that a known device caches
-/// (`guard-ebpf/src/cells.rs`). The counts must follow the device to a new gNB, and a slot taken
-/// over by another gNB must stop counting for the old one: the old owner claims a new slot.
+/// A gNB's per-packet counters live in a hot slot that a known device caches (owner in
+/// `N3_CELL_HOT`, counts per CPU in `N3_CELL_PCPU`; `guard-ebpf/src/cells.rs`). The counts must
+/// follow the device to a new gNB, and a slot taken over by another gNB must stop counting for
+/// the old one: the old owner claims a new slot.
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
 fn gnb_counters_follow_a_handover_and_a_taken_over_slot() {
@@ -437,13 +438,16 @@ fn gnb_counters_follow_a_handover_and_a_taken_over_slot() {
     let rec_b = g.maps.cells.get(&l3_v4(GNB_B), 0).expect("B's record");
     let mut taken = g.maps.cell_hot.get(&rec_b.slot, 0).expect("B's slot");
     assert_eq!(taken.owner, l3_v4(GNB_B), "B's record points at its own slot");
+    // A claim by a new owner: the owner and a new epoch (which retires every CPU's counts of B).
     taken.owner = gnb_c;
-    taken.packets = 1000;
+    taken.epoch += 1;
     taken.last_seen_ns = monotonic_ns();
     g.maps.cell_hot.set(rec_b.slot, taken, 0).expect("writing the slot");
     g.expect("the device from gNB B after the takeover", &from_b, Verdict::PassGpdu);
     let c_slot = g.maps.cell_hot.get(&rec_b.slot, 0).expect("C's slot");
-    assert_eq!((c_slot.owner, c_slot.packets), (gnb_c, 1000), "C's slot is untouched");
+    assert_eq!((c_slot.owner, c_slot.epoch), (gnb_c, taken.epoch), "C's slot is untouched");
+    let c_counts = CellCounts::total(c_slot.epoch, &g.cell_counts(rec_b.slot));
+    assert_eq!(c_counts.packets, 0, "B's packet did not count in C's slot");
     let rec_b2 = g.maps.cells.get(&l3_v4(GNB_B), 0).expect("B's record");
     assert_ne!(rec_b2.slot, rec_b.slot, "B claimed another slot");
     let b = g.cell(IpAddr::V4(GNB_B)).expect("cell B");

@@ -25,6 +25,11 @@ use super::{ByteLimit, Counter, L3Addr, Limit, Meta, TatSlot, FAMILY_IPV4, FAMIL
 /// state, [`DeviceState::over_bytes`], the cached stage's byte limit) grew, and
 /// [`DeviceState::bytes`] now counts T-PDU octets (it counted frames): no pins of an older
 /// schema are re-used.
+/// Also in 7 (issue 19, multi-core): a gNB's per-packet counters moved out of the shared
+/// `N3_CELL_HOT` slot ([`CellHot`]: owner, claim epoch, coarse last-seen) into the per-CPU
+/// `N3_CELL_PCPU` ([`CellCounts`], summed where read), with the count of new devices over the
+/// gNB's budget (out of [`CellRecord`]), and `N3_UNKNOWN_HOT` holds [`CellCounts`]. `N3_CELL_HOT`'s value changed size, so pins of schemas 5 and 6 are refused
+/// (`guard detach --purge` starts clean; the controller re-issues the stages it holds).
 pub const SCHEMA_VERSION: u32 = 7;
 /// Older schemas whose pins this build re-uses unchanged (maps only added since): none, the
 /// records of schema 7 are longer than schema 6's.
@@ -36,6 +41,8 @@ pub const MAP_N3_DEVICES: &str = "N3_DEVICES";
 pub const MAP_N3_STAGES: &str = "N3_STAGES";
 pub const MAP_N3_CELLS: &str = "N3_CELLS";
 pub const MAP_N3_CELL_HOT: &str = "N3_CELL_HOT";
+/// The per-CPU counters of the hot slots ([`CellCounts`]), indexed like `N3_CELL_HOT`.
+pub const MAP_N3_CELL_PCPU: &str = "N3_CELL_PCPU";
 pub const MAP_N3_CELL_STAGES: &str = "N3_CELL_STAGES";
 pub const MAP_N3_VERDICTS: &str = "N3_VERDICTS";
 pub const MAP_N3_SHADOW: &str = "N3_SHADOW";
@@ -379,10 +386,9 @@ pub struct CellRecord {
     pub end_marker: u64,
     pub other_msgs: u64,
     pub malformed: u64,
-    /// Never-seen TEIDs admitted (new entries created in `N3_DEVICES`).
+    /// Never-seen TEIDs admitted (new entries created in `N3_DEVICES`). (Those over the budget
+    /// are counted per CPU: [`CellCounts::new_devices_limited`].)
     pub new_devices: u64,
-    /// Never-seen TEIDs over the per-gNB limit.
-    pub new_devices_limited: u64,
     /// Devices re-admitted without the new-device budget: established sessions whose record had
     /// been evicted (`N3_SEEN`).
     pub readmitted: u64,
@@ -405,8 +411,12 @@ pub struct CellRecord {
 /// host addresses that hash to one slot share it (a budget sized for two paths' retransmissions).
 pub const ECHO_PATH_SLOTS: usize = 4;
 
-/// A gNB's per-packet counters (array `N3_CELL_HOT`, indexed by [`CellRecord::slot`];
-/// data-plane owned). Shared by all CPUs: the counters are updated atomically.
+/// A gNB's slot in the array `N3_CELL_HOT` (indexed by [`CellRecord::slot`]; data-plane owned,
+/// shared by all CPUs): who owns it, and since which claim. Read on every G-PDU (a known device
+/// checks its cached slot's owner here) and written only when a gNB claims it and, for
+/// `last_seen_ns`, at most once per [`SLOT_SEEN_STEP_NS`]: every CPU keeps a read-only copy of its
+/// cache line, so one gNB's packets on many CPUs do not bounce it between them. The per-packet
+/// counters are per CPU ([`CellCounts`], `N3_CELL_PCPU`), summed where read.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CellHot {
@@ -415,19 +425,61 @@ pub struct CellHot {
     pub owner: CellKey,
     /// Reserved, zero.
     pub flags: u32,
+    /// Claims of this slot by a new owner, counted: a CPU's [`CellCounts`] count for `owner` only
+    /// while their `epoch` equals this one (a CPU resets its own on its next packet there; a
+    /// reader skips the others), so a claim need not (and cannot) zero the other CPUs' counts.
+    pub epoch: u64,
+    /// When `owner` last sent, as of the last update: written when the data plane's clock is
+    /// [`SLOT_SEEN_STEP_NS`] or more past it, so it lags by up to that step. Claims use it
+    /// (a slot idle for minutes is taken over), and `guard status` shows it.
+    pub last_seen_ns: u64,
+}
+
+/// How far [`CellHot::last_seen_ns`] may lag the last packet: a gNB's slot is written at most
+/// once per step, by one of the CPUs its packets land on.
+pub const SLOT_SEEN_STEP_NS: u64 = 1_000_000_000;
+
+/// One CPU's counters of one hot slot (per-CPU array `N3_CELL_PCPU`, indexed like `N3_CELL_HOT`;
+/// also the unknown sources' `N3_UNKNOWN_HOT`): plain adds on a cache line no other CPU writes.
+/// A gNB's totals are the sum over the CPUs whose `epoch` is the slot's ([`CellCounts::total`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CellCounts {
+    /// The [`CellHot::epoch`] these counts belong to; another epoch means they counted for an
+    /// earlier owner of the slot (the data plane zeroes them on this CPU's next packet there).
+    pub epoch: u64,
+    /// `!g` when this CPU found no entry for the slot's gNB in `N3_CELL_STAGES` while
+    /// `N3_HINTS[HINT_STAGE_GEN]` read `g`: until the generation changes, the per-packet cap
+    /// lookup is skipped on this CPU. 0 (fresh counts) caches nothing.
+    pub no_cap_gen: u64,
     pub packets: u64,
     pub bytes: u64,
     pub gpdu: u64,
     pub dropped: u64,
-    pub last_seen_ns: u64,
-    /// `!g` when the data plane found no entry for this gNB in `N3_CELL_STAGES` while
-    /// `N3_HINTS[HINT_STAGE_GEN]` read `g`: until the generation changes, the per-packet cap
-    /// lookup is skipped. 0 (a fresh slot) caches nothing.
-    pub no_cap_gen: u64,
+    /// Never-seen TEIDs over the gNB's new-device budget: counted here, per CPU, because a
+    /// random-TEID flood is dropped on this path on every CPU at once (its record only reads).
+    pub new_devices_limited: u64,
 }
 
-/// One gNB as userspace reports it: its [`CellRecord`] joined with its [`CellHot`] slot. Not a
-/// map layout.
+impl CellCounts {
+    /// The sum of the per-CPU counts `per_cpu` of a slot whose [`CellHot::epoch`] is `epoch`:
+    /// counts of another epoch (an earlier owner's, not yet reset by their CPU) are left out.
+    /// `epoch` and `no_cap_gen` of the result are `epoch` and 0.
+    pub fn total<'a>(epoch: u64, per_cpu: impl IntoIterator<Item = &'a CellCounts>) -> CellCounts {
+        let mut t = CellCounts { epoch, ..CellCounts::default() };
+        for c in per_cpu.into_iter().filter(|c| c.epoch == epoch) {
+            t.packets = t.packets.wrapping_add(c.packets);
+            t.bytes = t.bytes.wrapping_add(c.bytes);
+            t.gpdu = t.gpdu.wrapping_add(c.gpdu);
+            t.dropped = t.dropped.wrapping_add(c.dropped);
+            t.new_devices_limited = t.new_devices_limited.wrapping_add(c.new_devices_limited);
+        }
+        t
+    }
+}
+
+/// One gNB as userspace reports it: its [`CellRecord`] joined with its [`CellHot`] slot and the
+/// sum of that slot's per-CPU [`CellCounts`]. Not a map layout.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CellState {
     pub packets: u64,
@@ -447,14 +499,18 @@ pub struct CellState {
 }
 
 impl CellState {
-    /// `hot` is the slot's content if its owner is this gNB (else the hot counters read 0: the
-    /// slot was reused, or the read raced the gNB's first packet).
-    pub fn join(r: &CellRecord, hot: Option<&CellHot>) -> Self {
-        let h = hot.copied().unwrap_or_default();
+    /// `hot` is the slot and the sum of its per-CPU counts ([`CellCounts::total`]) if its owner
+    /// is this gNB (else the hot counters read 0: the slot was reused, or the read raced the
+    /// gNB's first packet).
+    pub fn of(r: &CellRecord, hot: Option<(&CellHot, &CellCounts)>) -> Self {
+        let (h, c) = match hot {
+            Some((h, c)) => (*h, *c),
+            None => (CellHot::default(), CellCounts::default()),
+        };
         CellState {
-            packets: h.packets,
-            bytes: h.bytes,
-            gpdu: h.gpdu,
+            packets: c.packets,
+            bytes: c.bytes,
+            gpdu: c.gpdu,
             echo_req: r.echo_req,
             echo_resp: r.echo_resp,
             err_ind: r.err_ind,
@@ -462,9 +518,9 @@ impl CellState {
             other_msgs: r.other_msgs,
             malformed: r.malformed,
             new_devices: r.new_devices,
-            new_devices_limited: r.new_devices_limited,
+            new_devices_limited: c.new_devices_limited,
             readmitted: r.readmitted,
-            dropped: h.dropped,
+            dropped: c.dropped,
             last_seen_ns: h.last_seen_ns,
         }
     }
@@ -606,9 +662,9 @@ impl GuardConfig {
 /// maps, `N3_STAGES` and `N3_CELL_STAGES` both: every writer replaces it with a fresh, never-reused
 /// value *after* each change that a cache may hide (`guard_userspace::maps::N3Maps::set_stage`,
 /// `clear_stage`, `set_cell_stage`). The data plane reads it once per G-PDU, before its lookups,
-/// and caches what it found at generation g in the device's record and the gNB's hot slot
-/// ([`DeviceState::stage_cache_tag`], [`CellHot::no_cap_gen`]), so a device without a stage (or
-/// quarantined) skips the `N3_STAGES` lookup, and its gNB the `N3_CELL_STAGES` miss, until some
+/// and caches what it found at generation g in the device's record and in this CPU's counts of
+/// the gNB's hot slot ([`DeviceState::stage_cache_tag`], [`CellCounts::no_cap_gen`]), so a device
+/// without a stage (or quarantined) skips the `N3_STAGES` lookup, and its gNB the `N3_CELL_STAGES` miss, until some
 /// stage is written. One generation for both maps: one read per packet, and a write to either
 /// (rare for cell caps, the last resort) costs every device and gNB one lookup again. Written
 /// whole: two writers (controller, `guard device pin`) never read-modify-write.
@@ -727,6 +783,7 @@ pub const fn layout_fingerprint() -> u64 {
         core::mem::size_of::<CellKey>(),
         core::mem::size_of::<CellRecord>(),
         core::mem::size_of::<CellHot>(),
+        core::mem::size_of::<CellCounts>(),
         core::mem::size_of::<CellStageEntry>(),
         core::mem::size_of::<GuardConfig>(),
         core::mem::size_of::<Counter>(),
@@ -762,8 +819,9 @@ const _: () = assert!(
         == 8 * 8 + 5 * 4 + 4 + 20 + 4 + 20 + 4 + 8 * 5 + 4 + 4 + 8 + 8 * 2 + 8 * 3 + 8 + 8 * 2 + 16 + 8
 );
 const _: () = assert!(core::mem::size_of::<StageEntry>() == 4 + 4 + 8 * 5 + 4 + 4 + 16 + 8);
-const _: () = assert!(core::mem::size_of::<CellRecord>() == (11 + ECHO_PATH_SLOTS) * 8 + 4 + 4);
-const _: () = assert!(core::mem::size_of::<CellHot>() == 20 + 4 + 6 * 8);
+const _: () = assert!(core::mem::size_of::<CellRecord>() == (10 + ECHO_PATH_SLOTS) * 8 + 4 + 4);
+const _: () = assert!(core::mem::size_of::<CellHot>() == 20 + 4 + 2 * 8);
+const _: () = assert!(core::mem::size_of::<CellCounts>() == 7 * 8);
 const _: () = assert!(core::mem::size_of::<CellStageEntry>() == 4 + 4 + 8 * 5);
 const _: () = assert!(
     core::mem::size_of::<GuardConfig>() == 4 * 4 + 8 + 16 * 5 + 8 + 8 + 16 + 16 + 8 + 16 * 2 + 8 * 4 + 4 * 4 + 8 + 16
@@ -788,6 +846,34 @@ mod tests {
         assert_ne!(a, DeviceKey::fteid(4, 0x1f00));
         assert_eq!(DeviceKey::teid(0x1f00), DeviceKey::fteid(LOCAL_INDEX_NONE, 0x1f00));
         assert_eq!(DeviceKey::ue(&L3Addr::v4([10, 0, 0, 1])).and_then(|k| k.as_fteid()), None);
+    }
+
+    /// A gNB's totals are the sum of its slot's per-CPU counts of the slot's current epoch: a
+    /// CPU still holding an earlier owner's counts (not yet reset: no packet of the new owner on
+    /// that CPU since the claim) adds nothing.
+    #[test]
+    fn cell_totals_sum_the_cpus_of_the_current_epoch_only() {
+        let c = |epoch, packets, bytes, gpdu, dropped| CellCounts {
+            epoch,
+            no_cap_gen: 7,
+            packets,
+            bytes,
+            gpdu,
+            dropped,
+            new_devices_limited: dropped,
+        };
+        let per_cpu = [c(3, 10, 1000, 9, 1), c(3, 5, 500, 5, 0), c(2, 99, 9900, 99, 99), c(3, 0, 0, 0, 0)];
+        let t = CellCounts::total(3, &per_cpu);
+        assert_eq!((t.packets, t.bytes, t.gpdu, t.dropped, t.new_devices_limited), (15, 1500, 14, 1, 1));
+        assert_eq!((t.epoch, t.no_cap_gen), (3, 0));
+        assert_eq!(CellCounts::total(4, &per_cpu), CellCounts { epoch: 4, ..CellCounts::default() });
+        let hot = CellHot { owner: L3Addr::v4([10, 0, 0, 1]), flags: 0, epoch: 3, last_seen_ns: 42 };
+        let st = CellState::of(&CellRecord { echo_req: 2, ..CellRecord::default() }, Some((&hot, &t)));
+        assert_eq!(
+            (st.packets, st.gpdu, st.dropped, st.new_devices_limited, st.last_seen_ns, st.echo_req),
+            (15, 14, 1, 1, 42, 2)
+        );
+        assert_eq!(CellState::of(&CellRecord::default(), None).packets, 0);
     }
 
     /// Home slots are inside the table and spread a host's addresses.

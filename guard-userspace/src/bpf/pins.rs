@@ -56,8 +56,10 @@ fn schema_change(found: u32, expected: u32) -> &'static str {
         (5 | 6, 7..) => {
             ": schema 7 added byte limits (issue 27): the device records, stage entries and the \
              configuration record are longer, and a device's `bytes` counts T-PDU octets where \
-             it counted frames, so the old records cannot be read as new ones. The controller \
-             rebuilds baselines and stages from traffic; re-apply operator pins"
+             it counted frames; and it keeps a gNB's per-packet counters per CPU (N3_CELL_PCPU, \
+             issue 19) instead of in the shared N3_CELL_HOT slot, whose records changed size. The \
+             old records cannot be read as new ones. The controller rebuilds baselines and stages \
+             from traffic; re-apply operator pins with `guard device pin`"
         }
         _ => "",
     }

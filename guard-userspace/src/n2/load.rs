@@ -138,6 +138,7 @@ pub fn load(pins: &PinDir, o: &LoadOpts, cfg: &N2Config) -> Result<(N2Loaded, N2
         abi::MAP_N3_STAGES,
         abi::MAP_N3_CELLS,
         abi::MAP_N3_CELL_HOT,
+        abi::MAP_N3_CELL_PCPU,
         abi::MAP_N3_CELL_STAGES,
         abi::MAP_N3_FRAGS,
         abi::MAP_N3_SEEN,

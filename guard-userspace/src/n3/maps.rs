@@ -10,8 +10,8 @@ use aya::{
 };
 use guard_common::{
     abi::{
-        self, CellHot, CellKey, CellRecord, CellStageEntry, CellState, Counter, DeviceKey, DeviceState, GuardConfig,
-        LocalAddr, Meta, StageEntry, LOCAL_SLOTS, STAT_COUNT,
+        self, CellCounts, CellHot, CellKey, CellRecord, CellStageEntry, CellState, Counter, DeviceKey, DeviceState,
+        GuardConfig, LocalAddr, Meta, StageEntry, LOCAL_SLOTS, STAT_COUNT,
     },
     parse::Malformed,
     policy::Verdict,
@@ -32,9 +32,11 @@ pub struct N3Maps {
     pub config: Array<MapData, GuardConfig>,
     pub devices: HashMap<MapData, DeviceKey, DeviceState>,
     pub stages: HashMap<MapData, DeviceKey, StageEntry>,
-    /// gNB records; their hot counters are in `cell_hot` (join them with [`N3Maps::cells`]).
+    /// gNB records; their hot slots are in `cell_hot`, the slots' counters per CPU in
+    /// `cell_counts` (join them with [`N3Maps::cells`]).
     pub cells: HashMap<MapData, CellKey, CellRecord>,
     pub cell_hot: Array<MapData, CellHot>,
+    pub cell_counts: PerCpuArray<MapData, CellCounts>,
     pub cell_stages: HashMap<MapData, CellKey, CellStageEntry>,
     pub verdicts: PerCpuArray<MapData, Counter>,
     pub shadow: PerCpuArray<MapData, Counter>,
@@ -42,8 +44,9 @@ pub struct N3Maps {
     pub stats: PerCpuArray<MapData, Counter>,
     /// The generation of the stage maps (`abi::HINT_STAGE_GEN`): replaced after stage writes.
     pub hints: Array<MapData, u64>,
-    /// The record every outer source without one of its own shares (per CPU).
+    /// The record and counters every outer source without one of its own shares (per CPU).
     pub unknown_gnb: PerCpuArray<MapData, CellRecord>,
+    pub unknown_hot: PerCpuArray<MapData, CellCounts>,
     /// The host's N3 addresses, whose indexes devices' F-TEIDs carry (`crate::n3::local`).
     pub local: Array<MapData, LocalAddr>,
     /// Framed routes anti-spoofing accepts (`abi::MAP_N3_FRAMED`).
@@ -70,6 +73,7 @@ impl N3Maps {
             stages: HashMap::try_from(src.map(MAP_N3_STAGES)?).map_err(err(MAP_N3_STAGES))?,
             cells: HashMap::try_from(src.map(MAP_N3_CELLS)?).map_err(err(MAP_N3_CELLS))?,
             cell_hot: Array::try_from(src.map(MAP_N3_CELL_HOT)?).map_err(err(MAP_N3_CELL_HOT))?,
+            cell_counts: PerCpuArray::try_from(src.map(MAP_N3_CELL_PCPU)?).map_err(err(MAP_N3_CELL_PCPU))?,
             cell_stages: HashMap::try_from(src.map(MAP_N3_CELL_STAGES)?).map_err(err(MAP_N3_CELL_STAGES))?,
             verdicts: PerCpuArray::try_from(src.map(MAP_N3_VERDICTS)?).map_err(err(MAP_N3_VERDICTS))?,
             shadow: PerCpuArray::try_from(src.map(MAP_N3_SHADOW)?).map_err(err(MAP_N3_SHADOW))?,
@@ -77,6 +81,7 @@ impl N3Maps {
             stats: PerCpuArray::try_from(src.map(MAP_N3_STATS)?).map_err(err(MAP_N3_STATS))?,
             hints: Array::try_from(src.map(MAP_N3_HINTS)?).map_err(err(MAP_N3_HINTS))?,
             unknown_gnb: PerCpuArray::try_from(src.map(MAP_N3_UNKNOWN_GNB)?).map_err(err(MAP_N3_UNKNOWN_GNB))?,
+            unknown_hot: PerCpuArray::try_from(src.map(MAP_N3_UNKNOWN_HOT)?).map_err(err(MAP_N3_UNKNOWN_HOT))?,
             local: Array::try_from(src.map(MAP_N3_LOCAL)?).map_err(err(MAP_N3_LOCAL))?,
             framed: LpmTrie::try_from(src.map(MAP_N3_FRAMED)?).map_err(err(MAP_N3_FRAMED))?,
         })
@@ -158,8 +163,8 @@ impl N3Maps {
 
     /// The misc counters (`STAT_*` indexes), summed over CPUs.
     /// What the unknown sources (outer sources without a record of their own) did, summed over
-    /// the CPUs: signalling and new devices admitted, limited or re-admitted.
-    pub fn unknown_sources(&self) -> Result<CellRecord, MapsError> {
+    /// the CPUs: signalling and new devices admitted, limited or re-admitted, and their packets.
+    pub fn unknown_sources(&self) -> Result<CellState, MapsError> {
         let per_cpu = self.unknown_gnb.get(&0, 0).map_err(err(abi::MAP_N3_UNKNOWN_GNB))?;
         let mut t = CellRecord::default();
         for r in per_cpu.iter() {
@@ -167,10 +172,12 @@ impl N3Maps {
             t.err_ind += r.err_ind;
             t.other_msgs += r.other_msgs;
             t.new_devices += r.new_devices;
-            t.new_devices_limited += r.new_devices_limited;
             t.readmitted += r.readmitted;
         }
-        Ok(t)
+        // The shared counters' epoch never changes (no slot, no claims): every CPU's count.
+        let counts = self.unknown_hot.get(&0, 0).map_err(err(abi::MAP_N3_UNKNOWN_HOT))?;
+        let total = CellCounts::total(0, counts.iter());
+        Ok(CellState::of(&t, Some((&CellHot::default(), &total))))
     }
 
     pub fn stats(&self) -> Result<Vec<Counter>, MapsError> {
@@ -261,7 +268,8 @@ impl N3Maps {
         whole(&self.cell_stages)
     }
 
-    /// Every gNB: its record joined with its hot counters (zero if its slot was taken over).
+    /// Every gNB: its record joined with its hot slot and the sum of the slot's per-CPU counters
+    /// (zero if its slot was taken over).
     pub fn cells(&self) -> Vec<(CellKey, CellState)> {
         whole(&self.cells).into_iter().map(|(k, r)| (k, self.join_cell(&k, &r))).collect()
     }
@@ -272,11 +280,17 @@ impl N3Maps {
         Ok(r.map(|r| self.join_cell(key, &r)))
     }
 
-    /// A record with its slot's counters, if the slot is still the gNB's. A failed slot read
-    /// counts as "not its slot": the record's own counters still report.
+    /// A record with its slot's counters, if the slot is still the gNB's: the sum over the CPUs
+    /// of the counts of the slot's current epoch (a CPU that has not seen the gNB since the slot
+    /// was claimed still holds an earlier owner's). A failed read counts as "not its slot": the
+    /// record's own counters still report.
     fn join_cell(&self, key: &CellKey, r: &CellRecord) -> CellState {
         let hot = self.cell_hot.get(&r.slot, 0).ok().filter(|h| h.owner == *key);
-        CellState::join(r, hot.as_ref())
+        let counts = hot.and_then(|h| {
+            let per_cpu = self.cell_counts.get(&r.slot, 0).ok()?;
+            Some((h, CellCounts::total(h.epoch, per_cpu.iter())))
+        });
+        CellState::of(r, counts.as_ref().map(|(h, c)| (h, c)))
     }
 
     /// The whole device map, read in batches (see [`crate::bpf::batch`]); if the kernel refuses batched

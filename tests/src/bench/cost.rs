@@ -297,7 +297,7 @@ fn op_prices(p: &mut Progs, frame: &[u8], rounds: usize, repeat: u32) -> Result<
         t.row(vec![what.into(), names[i].into(), num(m[i], 1), num(price, 2)]);
     }
     t.note(format!(
-        "Probe ns − `xdp_baseline` ({} ns), divided by 8. Hash and LRU probes use 20-byte keys, as the guard's device and cell keys. The atomic probe does one hash lookup and 8 atomic adds on one value, so its price is (probe − `xdp_op_hash1` ({} ns)) / 8: adds to one cache line this CPU owns, the uncontended case (on a multi-queue NIC, CPUs adding to the same device's or gNB's counters pay a cache-line transfer each). Kernel ns are integers per run: prices below ~0.5 ns are at the resolution limit.",
+        "Probe ns − `xdp_baseline` ({} ns), divided by 8. Hash and LRU probes use 20-byte keys, as the guard's device and cell keys. The atomic probe does one hash lookup and 8 atomic adds on one value, so its price is (probe − `xdp_op_hash1` ({} ns)) / 8: adds to one cache line this CPU owns, the uncontended case (CPUs adding to one value pay a cache-line transfer each: why the gNB's counters are per CPU, and a device's packets should land on one CPU; see the multi-core table). Kernel ns are integers per run: prices below ~0.5 ns are at the resolution limit.",
         num(m[0], 1),
         num(m[6], 1)
     ));
@@ -324,15 +324,16 @@ const PATH_STAGE0: PathOps = PathOps {
     // N3_DEVICES. The gNB is not looked up: the device caches its slot in N3_CELL_HOT.
     lru: 1.0,
     hash: 0.0,
-    // None: "no stage" and "no cell cap" are cached in the device's record and the gNB's slot
-    // (the N3_STAGES / N3_CELL_STAGES misses of the first packet after a stage write are not
-    // counted).
+    // None: "no stage" and "no cell cap" are cached in the device's record and in this CPU's
+    // counts of the gNB's slot (the N3_STAGES / N3_CELL_STAGES misses of the first packet after
+    // a stage write are not counted).
     miss: 0.0,
-    // N3_CONFIG, N3_PKT (the packet and the clock cache), N3_HINTS, N3_CELL_HOT, N3_VERDICTS;
-    // N3_PCPU_TAT only under a host cap.
-    percpu: 5.0,
-    // gNB packets, bytes, G-PDUs; device packets, bytes.
-    atomic: 5.0,
+    // N3_CONFIG, N3_PKT (the packet and the clock cache), N3_HINTS, N3_CELL_HOT (the slot's
+    // owner), N3_CELL_PCPU (this CPU's gNB counters: packets, bytes, G-PDUs, plain adds),
+    // N3_VERDICTS, N3_CHAIN (passed packets); N3_PCPU_TAT only under a host cap.
+    percpu: 7.0,
+    // Device packets, bytes (the gNB's counters are per CPU since issue 19's multi-core part).
+    atomic: 2.0,
 };
 
 const PATH_QUARANTINE: PathOps = PathOps {
@@ -342,10 +343,11 @@ const PATH_QUARANTINE: PathOps = PathOps {
     // None: the quarantine (its expiry) is cached in the device's record.
     hash: 0.0,
     miss: 0.0,
-    // N3_CONFIG, N3_PKT, N3_HINTS, N3_CELL_HOT, N3_VERDICTS.
-    percpu: 5.0,
-    // As stage 0, plus the device's and the gNB's drop counters.
-    atomic: 7.0,
+    // N3_CONFIG, N3_PKT, N3_HINTS, N3_CELL_HOT, N3_CELL_PCPU (with the gNB's drop count),
+    // N3_VERDICTS.
+    percpu: 6.0,
+    // As stage 0, plus the device's drop counter.
+    atomic: 3.0,
 };
 
 const PATH_FLOOR: PathOps =

@@ -3,6 +3,7 @@
 //!
 //! - [`cost`]: part 1, the per-packet cost (BPF_PROG_TEST_RUN): the guard's programs against the
 //!   references, the operation prices, the new-device cost, a perf profile.
+//! - [`multicore`]: part 1's multi-core table: the same cases on one CPU, then on two at once.
 //! - [`progs`]: the reference programs (`xdp_baseline`, the floor `xdp_floor`, `xdp_parse_only`
 //!   and the `xdp_op_*` operation probes) from the guard's own object, and the
 //!   BPF_PROG_TEST_RUN timing helpers.
@@ -17,6 +18,7 @@
 
 pub mod cost;
 pub mod live;
+pub mod multicore;
 pub mod progs;
 pub mod scale;
 pub mod sys;

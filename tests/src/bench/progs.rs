@@ -76,7 +76,7 @@ pub struct Timed {
 }
 
 /// Run `prog` on `frame` `repeat` times.
-pub fn time_run(prog: &mut Xdp, frame: &[u8], repeat: u32) -> Result<Timed> {
+pub fn time_run(prog: &Xdp, frame: &[u8], repeat: u32) -> Result<Timed> {
     let t0 = Instant::now();
     let r = prog
         .test_run(TestRunOptions { data_in: Some(frame), repeat, ..Default::default() })
@@ -124,6 +124,7 @@ impl RefProgs {
             .map_max_entries(abi::MAP_N3_STAGES, 1024)
             .map_max_entries(abi::MAP_N3_CELLS, 1024)
             .map_max_entries(abi::MAP_N3_CELL_HOT, 1)
+            .map_max_entries(abi::MAP_N3_CELL_PCPU, 1)
             .map_max_entries(abi::MAP_N3_CELL_STAGES, 1024)
             .map_max_entries(MAP_FLOOR, floor_capacity.max(64))
             .map_max_entries(MAP_FLOOR_LRU, floor_capacity.max(64))

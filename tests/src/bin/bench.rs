@@ -3,7 +3,8 @@
 //! 1. Per packet, BPF_PROG_TEST_RUN: `guard_n3` (and `guard_n2`) against two reference programs
 //!    measured in the same run, `xdp_baseline` (XDP_PASS) and `xdp_floor` (parse to the TEID, one
 //!    hash lookup, two atomic adds), plus operation probes that price a clock read, a lookup, an
-//!    atomic add, so the guard's cost can be accounted for ([`labkit::bench::cost`]).
+//!    atomic add, so the guard's cost can be accounted for ([`labkit::bench::cost`]); then the
+//!    same cases on CPU 0 alone and on CPUs 0 and 1 at once ([`labkit::bench::multicore`]).
 //! 2. Flood throughput on the lab's veth pair: no filter, the guard, an nftables meter keyed on
 //!    the TEID, from a paced AF_PACKET sender ([`labkit::bench::wire`]); then the same filters
 //!    on one core fed by an XDP live-frames sender, which the filters rather than the sender
@@ -13,7 +14,8 @@
 //!
 //! Needs root. Options: `--quick` (fewer rounds, shorter steps, no 10M map), `--no-write`,
 //! `--out PATH`, `--skip-wire`, `--skip-scale`, `--only-controller` (part 3's controller run
-//! alone), `--only-live` (part 2's live-frames flood alone); the `--only` runs print, not write.
+//! alone), `--only-live` (part 2's live-frames flood alone), `--only-multicore` (part 1's
+//! multi-core table alone); the `--only` runs print, not write.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -23,7 +25,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use guard::config::Config;
 use guard_common::abi::GuardConfig;
-use labkit::bench::{cost, live, scale, sys, wire, Table};
+use labkit::bench::{cost, live, multicore, scale, sys, wire, Table};
 use labkit::bpf::pin_to_current_cpu;
 
 pub struct Args {
@@ -34,6 +36,7 @@ pub struct Args {
     pub scale: bool,
     pub only_controller: bool,
     pub only_live: bool,
+    pub only_multicore: bool,
 }
 
 fn parse_args() -> Result<Args> {
@@ -45,6 +48,7 @@ fn parse_args() -> Result<Args> {
         scale: true,
         only_controller: false,
         only_live: false,
+        only_multicore: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -55,9 +59,10 @@ fn parse_args() -> Result<Args> {
             "--skip-scale" => a.scale = false,
             "--only-controller" => a.only_controller = true,
             "--only-live" => a.only_live = true,
+            "--only-multicore" => a.only_multicore = true,
             "--out" => a.out = PathBuf::from(it.next().context("--out needs a path")?),
             "-h" | "--help" => {
-                println!("usage: bench [--quick] [--no-write] [--out PATH] [--skip-wire] [--skip-scale] [--only-controller] [--only-live]  (needs root)");
+                println!("usage: bench [--quick] [--no-write] [--out PATH] [--skip-wire] [--skip-scale] [--only-controller] [--only-live] [--only-multicore]  (needs root)");
                 std::process::exit(0);
             }
             other => bail!("unknown argument {other:?} (try --help)"),
@@ -96,7 +101,11 @@ fn run(args: &Args) -> Result<()> {
     let mut report = String::new();
     let mut summary = Vec::new();
 
-    if args.only_controller || args.only_live {
+    if args.only_controller || args.only_live || args.only_multicore {
+        if args.only_multicore {
+            println!("bench: --only-multicore: part 1's multi-core table alone");
+            part(&mut report, &mut summary, "multi-core", multicore_part(rounds, args.quick));
+        }
         if args.only_controller {
             println!("bench: --only-controller: part 3's controller run alone");
             part(&mut report, &mut summary, "controller", scale::controller_part(&default_config(), args.quick));
@@ -120,6 +129,7 @@ fn run(args: &Args) -> Result<()> {
         println!("\n{}", t.text());
         report.push_str(&t.markdown());
     }
+    part(&mut report, &mut summary, "multi-core", multicore_part(rounds, args.quick));
 
     report.push_str("## 2. Flood throughput on veth\n\n");
     if args.wire {
@@ -148,6 +158,12 @@ fn run(args: &Args) -> Result<()> {
         println!("bench: wrote {}", args.out.display());
     }
     Ok(())
+}
+
+/// Part 1's multi-core table (its threads pin themselves to CPUs 0 and 1).
+fn multicore_part(rounds: usize, quick: bool) -> PartResult {
+    let (t, goal) = multicore::multicore_part(&default_config(), rounds, quick)?;
+    Ok((vec![t], vec![goal]))
 }
 
 /// The summary table of the goals, one row per goal a part measured.
