@@ -4,6 +4,11 @@
 //! per-gNB new-device limit → anti-spoofing → QFI / group exemption → the device's stage →
 //! the cell cap → the host cap. Every failure of the guard itself (a map update that fails, no
 //! config) passes the packet: the guard must never be the outage.
+//!
+//! Length: the program and its `policy` subprogram stay in one file, read top to bottom as the
+//! packet goes: what is inlined into which decides the verifier's stack and instruction budget
+//! (ARCHITECTURE.md, verifier notes). The gNB's state is in `cells.rs`, counters and events in
+//! `counters.rs`, the clock in `clock.rs`.
 
 use aya_ebpf::{
     bindings::{xdp_action, BPF_NOEXIST},

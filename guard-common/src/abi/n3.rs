@@ -4,6 +4,10 @@
 //!
 //! Changing any layout here **must** bump [`SCHEMA_VERSION`]: a controller that finds pinned maps
 //! of another schema refuses to use them instead of misreading them.
+//!
+//! Length: one file on purpose. Every record `guard_n3` and its controller share sits beside
+//! [`SCHEMA_VERSION`]'s history, the layout fingerprint and the size asserts at the end, which must
+//! name every record: a record in another file is one the fingerprint could miss.
 
 use super::{ByteLimit, Counter, L3Addr, Limit, Meta, TatSlot, FAMILY_IPV4, FAMILY_IPV6, META_MAGIC};
 

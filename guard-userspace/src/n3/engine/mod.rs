@@ -17,12 +17,16 @@ mod classify;
 mod cohort;
 pub mod decision;
 mod ladder;
+mod manual;
+mod status;
 mod track;
 
 #[cfg(test)]
 mod sim;
 #[cfg(test)]
 mod tests;
+
+pub use status::{EngineStatus, Offender};
 
 use std::collections::{HashMap, HashSet};
 
@@ -90,45 +94,6 @@ impl CurrentStage {
             reason: e.reason,
         }
     }
-}
-
-/// A summary for `guard status` and the metrics exporter.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct EngineStatus {
-    pub tracked_devices: u64,
-    /// Devices dropped from tracking to stay within `max_devices` (least recently active first).
-    pub evicted_devices: u64,
-    /// Readings ignored because every tracked device was staged and none could be evicted.
-    pub untracked_readings: u64,
-    /// Devices per stage (observe, shape, strict, quarantine), manual pins included.
-    pub devices_per_stage: [u64; 4],
-    pub manual_pins: u64,
-    pub exempt_devices: u64,
-    pub cells_capped: Vec<String>,
-    pub host_capped: bool,
-    /// Patterns active in the last window.
-    pub classification: Vec<Class>,
-    /// Fraction of active devices moderately above profile in the last window.
-    pub crowd_fraction: f64,
-    pub flagged_groups: Vec<u32>,
-    pub top_offenders: Vec<Offender>,
-}
-
-/// One device in [`EngineStatus::top_offenders`].
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Offender {
-    pub key: String,
-    pub cell: String,
-    pub stage: u32,
-    pub manual: bool,
-    pub reason: Option<Reason>,
-    pub rate_pps: f64,
-    pub profile_pps: f64,
-    /// Offered T-PDU bits per second in the last window, and the byte profile (absent: none to
-    /// judge against yet).
-    pub rate_bps: f64,
-    pub profile_bps: Option<f64>,
-    pub ratio: f64,
 }
 
 /// Which patterns were active last window (to report transitions once).
@@ -215,93 +180,6 @@ impl Engine {
             if t.notable {
                 self.notable.insert(*k);
             }
-        }
-    }
-
-    /// Take over the stages found in the maps after a restart. Expired entries are ignored.
-    /// Restored engine stages need a full quiet period before they are released.
-    pub fn restore(&mut self, stages: &[CurrentStage], now_ns: u64) {
-        for s in stages.iter().filter(|s| s.expires_ns > now_ns) {
-            let t = self.tracks.entry(s.key).or_default();
-            let stage = s.stage.min(STAGE_MAX);
-            t.stage = StageState {
-                stage,
-                manual: s.flags & STAGE_FLAG_MANUAL != 0,
-                exempt: s.flags & STAGE_FLAG_EXEMPT != 0,
-                reason: Reason::from_code(s.reason).unwrap_or(Reason::Restored),
-                limit: s.limit,
-                // Re-derived at the next refresh (`ladder::stage_bytes`).
-                bytes: guard_common::abi::ByteLimit::UNLIMITED,
-                volume: Reason::from_code(s.reason) == Some(Reason::VolumeFlood),
-                allowance_pps: allowance(stage, &s.limit),
-                since_ns: now_ns,
-                expires_ns: s.expires_ns,
-                uncontained: 0,
-                last_noisy_ns: now_ns,
-            };
-            t.notable = true;
-            self.notable.insert(s.key);
-        }
-    }
-
-    /// An operator pinned `key` (the controller has written the entry with
-    /// [`STAGE_FLAG_MANUAL`]). The engine leaves it alone until `expires_ns` or an unpin.
-    pub fn pin_manual(&mut self, key: DeviceKey, stage: u32, limit: Limit, expires_ns: u64, now_ns: u64) {
-        let t = self.tracks.entry(key).or_default();
-        let stage = stage.min(STAGE_MAX);
-        t.stage = StageState {
-            stage,
-            manual: true,
-            reason: Reason::Operator,
-            limit,
-            allowance_pps: allowance(stage, &limit),
-            since_ns: now_ns,
-            expires_ns,
-            last_noisy_ns: now_ns,
-            ..StageState::default()
-        };
-        t.notable = true;
-        self.notable.insert(key);
-    }
-
-    /// An operator removed a pin (the controller has deleted the entry): the device is back at
-    /// observe under engine management, with a fresh over-profile count.
-    pub fn unpin_manual(&mut self, key: &DeviceKey) {
-        if let Some(t) = self.tracks.get_mut(key) {
-            t.stage = StageState::default();
-            t.reset_flood();
-            if !notable(t, &self.cfg) {
-                t.notable = false;
-                self.notable.remove(key);
-            }
-        }
-    }
-
-    /// Follow the operator's pins and releases as the stage map shows them (`guard device
-    /// pin|release|unpin` write the map directly, whether or not a controller runs): a manual
-    /// entry the engine does not know, or knows with another stage or expiry, is taken over
-    /// ([`Engine::pin_manual`]); a device the engine holds as manual whose entry is gone (unpinned,
-    /// or expired and pruned) goes back to engine management ([`Engine::unpin_manual`]). Without
-    /// this the engine would re-issue a released device's stage at its next refresh.
-    pub fn sync_manual(&mut self, manual: &[CurrentStage], now_ns: u64) {
-        let mut seen: HashSet<DeviceKey, Hasher> = HashSet::default();
-        for m in manual.iter().filter(|m| m.flags & STAGE_FLAG_MANUAL != 0 && m.expires_ns > now_ns) {
-            seen.insert(m.key);
-            let known = self.tracks.get(&m.key).is_some_and(|t| {
-                t.stage.manual && t.stage.stage == m.stage.min(STAGE_MAX) && t.stage.expires_ns == m.expires_ns
-            });
-            if !known {
-                self.pin_manual(m.key, m.stage, m.limit, m.expires_ns, now_ns);
-            }
-        }
-        let gone: Vec<DeviceKey> = self
-            .notable
-            .iter()
-            .filter(|k| !seen.contains(*k) && self.tracks.get(*k).is_some_and(|t| t.stage.manual))
-            .copied()
-            .collect();
-        for k in gone {
-            self.unpin_manual(&k);
         }
     }
 
@@ -583,80 +461,6 @@ impl Engine {
         }
         capacity::prune(&mut self.cells);
         capacity::step(&self.cfg, Level::Host, &mut self.host, &host, now, out);
-    }
-
-    /// Devices per stage, caps, patterns and the top offenders.
-    pub fn snapshot(&self) -> EngineStatus {
-        let mut st = EngineStatus {
-            tracked_devices: self.tracks.len() as u64,
-            evicted_devices: self.evicted,
-            untracked_readings: self.untracked,
-            host_capped: self.host.engaged,
-            crowd_fraction: self.crowd.fraction(),
-            ..EngineStatus::default()
-        };
-        // Every device not at observe, pinned, exempt or counting windows is notable: the rest
-        // are at observe with nothing to report. Offenders are ranked on numbers first and only
-        // the top ones are formatted (thousands of staged devices at scale, every tick).
-        let mut listed = 0u64;
-        let mut ranked: Vec<(u32, f64, &DeviceKey, &Track)> = Vec::new();
-        for (k, t) in self.notable.iter().filter_map(|k| self.tracks.get(k).map(|t| (k, t))) {
-            listed += 1;
-            if let Some(n) = st.devices_per_stage.get_mut(t.stage.stage as usize) {
-                *n += 1;
-            }
-            st.manual_pins += u64::from(t.stage.manual);
-            st.exempt_devices += u64::from(t.stage.exempt);
-            if t.stage.stage > 0 || t.flood_streak > 0 {
-                ranked.push((t.stage.stage, t.w.rate / t.profile(&self.cfg), k, t));
-            }
-        }
-        st.devices_per_stage[0] += (self.tracks.len() as u64).saturating_sub(listed);
-        // Highest stage, then highest ratio; ties broken by key, so the list does not depend on
-        // hash-map order.
-        let order = |a: &(u32, f64, &DeviceKey, &Track), b: &(u32, f64, &DeviceKey, &Track)| {
-            b.0.cmp(&a.0).then(b.1.total_cmp(&a.1)).then_with(|| device_key_str(a.2).cmp(&device_key_str(b.2)))
-        };
-        if ranked.len() > TOP_OFFENDERS {
-            // Numbers first: equal (stage, ratio) pairs at the cut are then ordered by key.
-            let cut = {
-                let mut v: Vec<(u32, f64)> = ranked.iter().map(|r| (r.0, r.1)).collect();
-                v.select_nth_unstable_by(TOP_OFFENDERS - 1, |a, b| b.0.cmp(&a.0).then(b.1.total_cmp(&a.1)));
-                v[TOP_OFFENDERS - 1]
-            };
-            ranked.retain(|r| r.0 > cut.0 || (r.0 == cut.0 && r.1.total_cmp(&cut.1).is_ge()));
-        }
-        ranked.sort_by(order);
-        ranked.truncate(TOP_OFFENDERS);
-        st.top_offenders = ranked
-            .into_iter()
-            .map(|(stage, ratio, k, t)| Offender {
-                key: device_key_str(k),
-                cell: addr_str(&t.cell),
-                stage,
-                manual: t.stage.manual,
-                reason: (stage > 0).then_some(t.stage.reason),
-                rate_pps: t.w.rate,
-                profile_pps: t.profile(&self.cfg),
-                rate_bps: t.w.bps,
-                profile_bps: Some(t.byte_profile(&self.cfg)).filter(|p| p.is_finite()),
-                ratio,
-            })
-            .collect();
-        st.cells_capped = self.cells.iter().filter(|(_, c)| c.engaged).map(|(k, _)| addr_str(k)).collect();
-        st.cells_capped.sort();
-        let c = &self.classes;
-        for (on, class) in [(c.flash, Class::FlashCrowd), (c.flood, Class::Flood), (c.chatty, Class::Chatty)] {
-            if on {
-                st.classification.push(class);
-            }
-        }
-        st.flagged_groups =
-            self.groups.iter().zip(&self.cfg.groups).filter(|(s, _)| s.flagged).map(|(_, g)| g.id).collect();
-        if !st.flagged_groups.is_empty() {
-            st.classification.push(Class::Cohort);
-        }
-        st
     }
 }
 
