@@ -7,7 +7,8 @@
 //!   at 5% (it pays one compare);
 //! - `profile`: this build with a byte profile (`observe_bytes`, 100 Mbit/s: never exceeded);
 //! - `shaped`: this build, the device under a shape stage with a packet rate and a byte rate
-//!   (1M pps, 100 Gbit/s: never exceeded), from its record's stage cache;
+//!   (10^9 pps, 100 Gbit/s: never exceeded, whatever the machine's speed), from its record's
+//!   stage cache;
 //! - `base`: the object given in `GUARD_BASE_OBJ` (built from the commit before byte limits,
 //!   schema 6), when set: the same frame without any of this. Its `N3_CONFIG` record is the
 //!   prefix of this build's (`observe_bytes` was appended), so it is written as those octets.
@@ -52,7 +53,7 @@ fn byte_limit_cost_per_packet() {
         &DeviceKey::teid(0x77),
         &StageEntry {
             bytes: ByteLimit::bits_per_second(100_000_000_000, 1 << 30),
-            ..stage_entry(STAGE_SHAPE, 1_000_000, 1_000_000, 3600 * 1_000_000_000)
+            ..stage_entry(STAGE_SHAPE, 1_000_000_000, 1_000_000_000, 3600 * 1_000_000_000)
         },
     );
     // A known device: its record and binding exist, as for nearly every packet in real traffic.

@@ -71,6 +71,9 @@ fn parse_args() -> Result<Args> {
     Ok(a)
 }
 
+/// The line after which BENCHMARKS.md holds hand-run measurements that `cargo xtask bench` keeps.
+const HAND_MEASURED: &str = "<!-- Measured by hand (commands given): kept as is by cargo xtask bench. -->";
+
 fn main() -> ExitCode {
     if !labkit::netns::is_root() {
         eprintln!(
@@ -153,7 +156,15 @@ fn run(args: &Args) -> Result<()> {
     println!("\nbench: done in {:.0} s (load average before {load_before}, after {load_after})", took.as_secs_f64());
 
     if args.write {
-        let doc = document(&g.markdown(), &report, args, took, &load_before, &load_after);
+        let mut doc = document(&g.markdown(), &report, args, took, &load_before, &load_after);
+        // Measurements this binary does not make (run by hand, with their commands) live below
+        // HAND_MEASURED in the file and are carried over, not lost to a regeneration.
+        if let Some(kept) =
+            std::fs::read_to_string(&args.out).ok().and_then(|old| old.find(HAND_MEASURED).map(|i| old[i..].to_owned()))
+        {
+            doc.push_str("\n");
+            doc.push_str(&kept);
+        }
         std::fs::write(&args.out, doc).with_context(|| format!("writing {}", args.out.display()))?;
         println!("bench: wrote {}", args.out.display());
     }
