@@ -162,7 +162,7 @@ fn run(args: &Args) -> Result<()> {
         if let Some(kept) =
             std::fs::read_to_string(&args.out).ok().and_then(|old| old.find(HAND_MEASURED).map(|i| old[i..].to_owned()))
         {
-            doc.push_str("\n");
+            doc.push('\n');
             doc.push_str(&kept);
         }
         std::fs::write(&args.out, doc).with_context(|| format!("writing {}", args.out.display()))?;
