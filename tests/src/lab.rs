@@ -173,6 +173,21 @@ impl Lab {
         self.veth.b().1
     }
 
+    /// `guard_n3` loaded with `cfg` (pins in a scope named `scope`) and attached to the CORE
+    /// veth, from inside the CORE namespace. Panics with the cause: a test cannot go on without it.
+    pub fn attach_guard(&self, scope: &str, cfg: &guard_common::abi::GuardConfig) -> crate::bpf::Guard {
+        let iface = self.core_ifname().to_owned();
+        let (scope, cfg) = (scope.to_owned(), *cfg);
+        self.core
+            .run(move || -> Result<crate::bpf::Guard> {
+                let mut g = crate::bpf::Guard::load_in(crate::bpf::PinScope::new(&scope), &cfg, 0)?;
+                g.loaded.attach(&iface, guard::bpf::link::ModeRequest::Auto)?;
+                Ok(g)
+            })
+            .expect("entering the core namespace")
+            .unwrap_or_else(|e| panic!("load + attach on the core veth: {e:#}"))
+    }
+
     /// The RAN side of the veth, where the generator sends.
     pub fn ran_ifname(&self) -> &str {
         self.veth.a().1

@@ -16,9 +16,8 @@
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use guard::bpf::link::ModeRequest;
 use guard_common::abi::{ByteLimit, DeviceKey, GuardConfig, Limit, StageEntry, PROT_ALL, STAGE_SHAPE};
-use labkit::bpf::{stage_entry, Guard, PinScope};
+use labkit::bpf::{stage_entry, Guard};
 use labkit::{assert_root, send_frames, Lab, SendOpts, Sink};
 
 const SEC: u64 = 1_000_000_000;
@@ -118,16 +117,7 @@ fn shaped_rates_leave_the_guard_within_5_percent() {
     let full = std::env::var_os("GUARD_ACCURACY_FULL").is_some();
     let lab = Lab::new().expect("lab");
     let cfg = GuardConfig { gtpu_port: 2152, enabled: PROT_ALL, event_gap_ns: SEC, ..Default::default() };
-    let iface = lab.core_ifname().to_owned();
-    let mut guard = lab
-        .core
-        .run(move || -> anyhow::Result<Guard> {
-            let mut g = Guard::load_in(PinScope::new("acc"), &cfg, 0)?;
-            g.loaded.attach(&iface, ModeRequest::Auto)?;
-            Ok(g)
-        })
-        .expect("entering the core namespace")
-        .unwrap_or_else(|e| panic!("load + attach on the core veth: {e:#}"));
+    let mut guard = lab.attach_guard("acc", &cfg);
     let (cases, span): (Vec<(Kind, usize)>, _) = if full {
         let kinds = [
             Kind::Bits(1_000_000),

@@ -17,9 +17,8 @@
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use guard::bpf::link::ModeRequest;
 use guard_common::abi::{DeviceKey, GuardConfig, Limit, PROT_ALL, STAGE_QUARANTINE};
-use labkit::bpf::{stage_entry, Guard, PinScope};
+use labkit::bpf::{stage_entry, Guard};
 use labkit::oracle::{run_python, TempDir};
 use labkit::pcap::read_pcap;
 use labkit::{assert_root, send_frames, Lab, SendOpts, Sink, SinkReport};
@@ -102,15 +101,7 @@ fn scapy(specs: &serde_json::Value) -> Vec<Vec<u8>> {
 
 /// `guard_n3` loaded with `cfg` and attached to the CORE veth.
 fn attach(lab: &Lab, cfg: GuardConfig) -> Guard {
-    let iface = lab.core_ifname().to_owned();
-    lab.core
-        .run(move || -> anyhow::Result<Guard> {
-            let mut g = Guard::load_in(PinScope::new("e2e-forgery"), &cfg, 0)?;
-            g.loaded.attach(&iface, ModeRequest::Auto)?;
-            Ok(g)
-        })
-        .expect("entering the core namespace")
-        .unwrap_or_else(|e| panic!("load + attach on the core veth: {e:#}"))
+    lab.attach_guard("e2e-forgery", &cfg)
 }
 
 /// Send every frame once, in order, paced; what the sink received.

@@ -15,12 +15,11 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use guard::bpf::link::ModeRequest;
 use guard_common::{
     abi::{DeviceKey, GuardConfig, PROT_ALL, STAGE_QUARANTINE},
     policy::Verdict,
 };
-use labkit::bpf::{stage_entry, Guard, PinScope};
+use labkit::bpf::stage_entry;
 use labkit::lab::{CORE_MAC, GNB_V4_BASE, RAN_MAC};
 use labkit::sessions::{scapy_gpdus, SessionFrame, Tpdu};
 use labkit::{assert_root, send_frames, Lab, SendOpts, Sink};
@@ -79,16 +78,7 @@ fn real_session_variants_are_delivered_and_only_forgeries_and_the_staged_session
 
     let lab = Lab::new().expect("lab");
     let cfg = GuardConfig { gtpu_port: 2152, enabled: PROT_ALL, event_gap_ns: SEC, ..Default::default() };
-    let iface = lab.core_ifname().to_owned();
-    let mut guard = lab
-        .core
-        .run(move || -> anyhow::Result<Guard> {
-            let mut g = Guard::load_in(PinScope::new("e2e-sess"), &cfg, 0)?;
-            g.loaded.attach(&iface, ModeRequest::Auto)?;
-            Ok(g)
-        })
-        .expect("entering the core namespace")
-        .unwrap_or_else(|e| panic!("load + attach on the core veth: {e:#}"));
+    let mut guard = lab.attach_guard("e2e-sess", &cfg);
     let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
     let table = guard.maps.sync_local_addrs(&[(ip(UPF_A), 0), (ip(UPF_B), 0)]).expect("N3 addresses");
     let ib = table.index_of(ip(UPF_B)).expect("B listed");
