@@ -79,14 +79,14 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("overload_guard");
-        let m = Metrics {
+        let mut m = Metrics {
+            registry: Registry::with_prefix("overload_guard"),
             tick_seconds: Histogram::new([0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
             config_reloads: Family::default(),
             audit_write_failures: Counter::default(),
             last_tick: Gauge::default(),
-            registry: Registry::default(),
         };
+        let registry = &mut m.registry;
         let build: Family<BuildLabel, Gauge> = Family::default();
         build
             .get_or_create(&BuildLabel {
@@ -108,7 +108,7 @@ impl Metrics {
             "Audit lines that could not be written (the trail has holes)",
             m.audit_write_failures.clone(),
         );
-        Metrics { registry, ..m }
+        m
     }
 
     /// The sub-registry of one interface's series: each carries its name (`interface="ens1f0"`),
