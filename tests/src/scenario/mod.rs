@@ -245,7 +245,7 @@ pub struct RunOpts {
 /// `lab/README.md` for the reasoning per key).
 pub fn base_guard_config() -> toml::Table {
     let mut base: toml::Table =
-        toml::from_str(include_str!("../../config/guard.example.toml")).expect("the example config is valid TOML");
+        toml::from_str(include_str!("../../../config/guard.example.toml")).expect("the example config is valid TOML");
     base.remove("group");
     let text = r#"
 [guard]
@@ -421,183 +421,6 @@ fn session_variant_config(sc: &Scenario, cfg: &mut toml::Table) -> Result<()> {
 
 static LIVE_RUNS: Mutex<Vec<(PathBuf, Option<u32>)>> = Mutex::new(Vec::new());
 
-/// Register a run's pin directory (and its guard process, if any) for [`cleanup_live_runs`].
-pub fn register_run(pin_base: &Path, pid: Option<u32>) {
-    if let Ok(mut l) = LIVE_RUNS.lock() {
-        l.retain(|(p, _)| p != pin_base);
-        l.push((pin_base.to_owned(), pid));
-    }
-}
-
-/// The run ended and cleaned up after itself.
-pub fn unregister_run(pin_base: &Path) {
-    if let Ok(mut l) = LIVE_RUNS.lock() {
-        l.retain(|(p, _)| p != pin_base);
-    }
-}
-
-/// For a signal handler's watcher thread: stop the guard processes of live runs (by their pid)
-/// and delete their pin directories. The namespaces are labkit's registry's business.
-pub fn cleanup_live_runs() {
-    let runs = LIVE_RUNS.lock().map(|l| l.clone()).unwrap_or_default();
-    for (pins, pid) in runs {
-        if let Some(pid) = pid {
-            // SAFETY: kill(2) on a pid we spawned.
-            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
-        }
-        eprintln!("lab: interrupted, removing {}", pins.display());
-        let _ = std::fs::remove_dir_all(&pins);
-    }
-}
-
-/// For the lab binaries (`lab`, `lab_real`): on Ctrl-C / SIGTERM stop the guard processes of live
-/// runs, remove their pin directories ([`register_run`]), delete the namespaces, exit 130.
-pub fn install_signal_cleanup() -> Result<()> {
-    // labkit's handler deletes namespaces only; ours does that after the runs' own cleanup.
-    crate::netns::install_sigint_cleanup()?;
-    static PIPE_WR: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
-    extern "C" fn on_signal(_: libc::c_int) {
-        let b = [1u8];
-        let fd = PIPE_WR.load(std::sync::atomic::Ordering::Relaxed);
-        // SAFETY: write(2) is async-signal-safe; fd is our pipe's write end, kept open forever.
-        unsafe { libc::write(fd, b.as_ptr().cast(), 1) };
-    }
-    let mut fds = [0 as libc::c_int; 2];
-    // SAFETY: room for two descriptors.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        bail!("pipe2: {}", std::io::Error::last_os_error());
-    }
-    PIPE_WR.store(fds[1], std::sync::atomic::Ordering::Relaxed);
-    let rd = fds[0];
-    std::thread::Builder::new().name("lab-signal".into()).spawn(move || {
-        let mut b = [0u8; 1];
-        // SAFETY: reading our own pipe.
-        if unsafe { libc::read(rd, b.as_mut_ptr().cast(), 1) } == 1 {
-            cleanup_live_runs();
-            for ns in crate::netns::live_namespaces() {
-                eprintln!("lab: interrupted, deleting netns {ns}");
-                let _ = std::process::Command::new("ip").args(["netns", "del", &ns]).status();
-            }
-            std::process::exit(130);
-        }
-    })?;
-    for sig in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: a zeroed sigaction with a plain, async-signal-safe handler.
-        unsafe {
-            let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = on_signal as *const () as usize;
-            libc::sigemptyset(&mut sa.sa_mask);
-            sa.sa_flags = libc::SA_RESTART;
-            if libc::sigaction(sig, &sa, std::ptr::null_mut()) != 0 {
-                bail!("sigaction: {}", std::io::Error::last_os_error());
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The guard subprocess of one run; Drop stops it and purges its pins.
-pub struct GuardProc {
-    bin: PathBuf,
-    netns: String,
-    iface: String,
-    config: PathBuf,
-    pin_base: PathBuf,
-    log: PathBuf,
-    child: Option<Child>,
-    done: bool,
-}
-
-impl GuardProc {
-    /// A guard for `iface` in `netns` with its own config, pin base directory and log file; not
-    /// started yet ([`GuardProc::launch`]). Its pin base is registered for Ctrl-C cleanup.
-    pub fn new(bin: PathBuf, netns: &str, iface: &str, config: PathBuf, pin_base: PathBuf, log: PathBuf) -> GuardProc {
-        register_run(&pin_base, None);
-        GuardProc { bin, netns: netns.into(), iface: iface.into(), config, pin_base, log, child: None, done: false }
-    }
-
-    /// `guard run` with `args` as the process this value stops on drop.
-    pub fn launch(&mut self, args: &[&str]) -> Result<()> {
-        self.child = Some(self.start(args)?);
-        Ok(())
-    }
-
-    /// The running guard's pid.
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
-    }
-
-    fn command(&self) -> Command {
-        let mut c = Command::new(&self.bin);
-        c.arg("--netns").arg(&self.netns);
-        c
-    }
-
-    fn start(&mut self, args: &[&str]) -> Result<Child> {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log)?;
-        let mut c = self.command();
-        c.arg("run").arg("--iface").arg(&self.iface).arg("--config").arg(&self.config).args(args);
-        c.stdout(Stdio::from(log.try_clone()?)).stderr(Stdio::from(log));
-        let child = c.spawn().with_context(|| format!("starting {}", self.bin.display()))?;
-        register_run(&self.pin_base, Some(child.id()));
-        Ok(child)
-    }
-
-    pub fn pins(&self) -> PinDir {
-        PinDir::new(&self.pin_base, &self.iface)
-    }
-
-    pub fn log_tail(&self) -> String {
-        let s = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = s.lines().collect();
-        lines[lines.len().saturating_sub(15)..].join("\n")
-    }
-
-    /// Stop the controller (SIGINT, then SIGKILL after 5 s).
-    fn stop(&mut self) {
-        if let Some(mut ch) = self.child.take() {
-            crate::netns::stop_child(&mut ch, libc::SIGINT, Duration::from_secs(5));
-        }
-    }
-
-    /// Stop, `guard detach --purge`, and remove the pin base directory.
-    pub fn finish(&mut self) -> Result<()> {
-        if self.done {
-            return Ok(());
-        }
-        self.done = true;
-        self.stop();
-        let out = self
-            .command()
-            .arg("detach")
-            .arg("--iface")
-            .arg(&self.iface)
-            .arg("--config")
-            .arg(&self.config)
-            .arg("--purge")
-            .output();
-        let res = match out {
-            Ok(o) if o.status.success() => Ok(()),
-            Ok(o) => Err(anyhow!("guard detach --purge failed: {}", String::from_utf8_lossy(&o.stderr).trim())),
-            Err(e) => Err(anyhow!("guard detach --purge: {e}")),
-        };
-        let _ = std::fs::remove_dir_all(&self.pin_base);
-        unregister_run(&self.pin_base);
-        res
-    }
-}
-
-impl Drop for GuardProc {
-    fn drop(&mut self) {
-        if let Err(e) = self.finish() {
-            eprintln!("lab: {e:#}");
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Results of one run.
-
 /// Stage levels at one instant (sampled from the pinned maps).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct StageSample {
@@ -739,95 +562,6 @@ pub fn proc_cpu_s(pid: u32) -> Option<f64> {
     let ut: f64 = f.get(11)?.parse().ok()?;
     let st: f64 = f.get(12)?.parse().ok()?;
     Some((ut + st) / clk_tck())
-}
-
-/// Seconds since the epoch of an RFC 3339 UTC timestamp as the audit log writes it
-/// (`2025-01-02T03:04:05.678Z`).
-pub fn parse_rfc3339(ts: &str) -> Option<f64> {
-    let b = ts.as_bytes();
-    if b.len() < 20 {
-        return None;
-    }
-    let n = |a: usize, z: usize| ts.get(a..z)?.parse::<i64>().ok();
-    let (y, m, d) = (n(0, 4)?, n(5, 7)?, n(8, 10)?);
-    let (hh, mm, ss) = (n(11, 13)?, n(14, 16)?, n(17, 19)?);
-    let frac: f64 = match ts.get(19..)?.trim_end_matches('Z') {
-        "" => 0.0,
-        f => format!("0{f}").parse().ok()?,
-    };
-    // H. Hinnant's days_from_civil.
-    let y2 = if m <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some((days * 86_400 + hh * 3600 + mm * 60 + ss) as f64 + frac)
-}
-
-/// Data-plane events of one kind in the audit log: how many, and the first one verbatim.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct EventSummary {
-    pub count: u64,
-    pub first_t_s: f64,
-    pub first: serde_json::Value,
-    /// The devices the events named (`target`), each once.
-    #[serde(default)]
-    pub targets: BTreeSet<String>,
-}
-
-/// The audit log: the engine's (and operators') decisions line by line, and the data plane's
-/// events (`"actor": "dataplane"`) summarised per reason, since a TEID scan produces one per
-/// limited packet (tens of thousands) and each says the same thing.
-pub fn read_audit(path: &Path, wall0: SystemTime) -> (Vec<AuditLine>, BTreeMap<String, EventSummary>) {
-    let t0 = wall0.duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
-    let mut events: BTreeMap<String, EventSummary> = BTreeMap::new();
-    let Ok(text) = std::fs::read_to_string(path) else { return (Vec::new(), events) };
-    let mut lines = Vec::new();
-    for v in text.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()) {
-        let s = |k: &str| v[k].as_str().unwrap_or("").to_owned();
-        let t_s = v["ts"].as_str().and_then(parse_rfc3339).map(|t| t - t0).unwrap_or(f64::NAN);
-        if v["actor"] == "dataplane" {
-            let e = events.entry(s("reason")).or_insert_with(|| EventSummary {
-                count: 0,
-                first_t_s: t_s,
-                first: v.clone(),
-                targets: BTreeSet::new(),
-            });
-            e.count += 1;
-            e.targets.insert(s("target"));
-            continue;
-        }
-        let flags = v["detail"]["flags"].as_u64().unwrap_or(0);
-        lines.push(AuditLine {
-            t_s,
-            action: s("action"),
-            target: s("target"),
-            reason: s("reason"),
-            stage: v["detail"]["stage"].as_u64(),
-            exempt: flags & u64::from(STAGE_FLAG_EXEMPT) != 0,
-            refresh: v["detail"]["refresh"].as_bool().unwrap_or(false),
-            raw: v,
-        });
-    }
-    (lines, events)
-}
-
-/// The TEID of an audit target `teid:0x...` or `teid:0x...@localN` (an F-TEID).
-pub fn teid_of_target(target: &str) -> Option<u32> {
-    fteid_of_target(target).map(|(_, t)| t)
-}
-
-/// The local-address index and TEID of an audit target: `teid:0x...` (index 0) or
-/// `teid:0x...@localN`.
-pub fn fteid_of_target(target: &str) -> Option<(u32, u32)> {
-    let rest = target.strip_prefix("teid:")?;
-    let (teid, local) = match rest.split_once("@local") {
-        Some((t, l)) => (t, l.parse().ok()?),
-        None => (rest, 0),
-    };
-    Some((local, u32::from_str_radix(teid.trim_start_matches("0x"), 16).ok()?))
 }
 
 impl RunResult {
@@ -1436,6 +1170,11 @@ pub fn audit_summary(lines: &[AuditLine]) -> BTreeMap<String, u64> {
     }
     m
 }
+
+mod audit;
+mod process;
+pub use audit::*;
+pub use process::*;
 
 #[cfg(test)]
 mod tests {
