@@ -6,6 +6,14 @@
 //! Every test loads its own program instance with its own pinned maps (removed on drop), so they
 //! run in parallel without sharing state.
 
+mod bytes;
+mod chain;
+mod cpus;
+mod echo;
+mod fragments;
+mod sessions;
+mod sources;
+
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 

@@ -6,6 +6,8 @@
 //! The rule under test throughout (DESIGN §2): below stage 3 only association setup is limited,
 //! and a packet carrying DATA is never dropped.
 
+mod setup;
+
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
