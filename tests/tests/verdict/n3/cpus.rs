@@ -74,7 +74,7 @@ fn alternate(g: &mut Guard, frame: &[u8], n: usize) -> usize {
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
 fn a_device_limit_is_one_budget_over_all_cpus() {
-    assert_root("verdict_n3_cpus::a_device_limit_is_one_budget_over_all_cpus");
+    assert_root("verdict::n3::cpus::a_device_limit_is_one_budget_over_all_cpus");
     if !two_cpus("a_device_limit_is_one_budget_over_all_cpus") {
         return;
     }
@@ -96,7 +96,7 @@ fn a_device_limit_is_one_budget_over_all_cpus() {
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
 fn a_cell_cap_is_one_budget_over_all_cpus() {
-    assert_root("verdict_n3_cpus::a_cell_cap_is_one_budget_over_all_cpus");
+    assert_root("verdict::n3::cpus::a_cell_cap_is_one_budget_over_all_cpus");
     if !two_cpus("a_cell_cap_is_one_budget_over_all_cpus") {
         return;
     }
@@ -125,7 +125,7 @@ fn a_cell_cap_is_one_budget_over_all_cpus() {
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
 fn the_host_cap_is_a_share_per_cpu() {
-    assert_root("verdict_n3_cpus::the_host_cap_is_a_share_per_cpu");
+    assert_root("verdict::n3::cpus::the_host_cap_is_a_share_per_cpu");
     if !two_cpus("the_host_cap_is_a_share_per_cpu") {
         return;
     }
@@ -156,7 +156,7 @@ fn the_host_cap_is_a_share_per_cpu() {
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
 fn a_device_limit_under_contention_from_two_cpus() {
-    assert_root("verdict_n3_cpus::a_device_limit_under_contention_from_two_cpus");
+    assert_root("verdict::n3::cpus::a_device_limit_under_contention_from_two_cpus");
     if !two_cpus("a_device_limit_under_contention_from_two_cpus") {
         return;
     }
@@ -205,7 +205,7 @@ fn a_device_limit_under_contention_from_two_cpus() {
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
 fn a_gnbs_counters_are_per_cpu_and_summed_where_read() {
-    assert_root("verdict_n3_cpus::a_gnbs_counters_are_per_cpu_and_summed_where_read");
+    assert_root("verdict::n3::cpus::a_gnbs_counters_are_per_cpu_and_summed_where_read");
     if !two_cpus("a_gnbs_counters_are_per_cpu_and_summed_where_read") {
         return;
     }
@@ -235,7 +235,7 @@ fn a_gnbs_counters_are_per_cpu_and_summed_where_read() {
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
 fn a_new_epoch_retires_every_cpus_counts() {
-    assert_root("verdict_n3_cpus::a_new_epoch_retires_every_cpus_counts");
+    assert_root("verdict::n3::cpus::a_new_epoch_retires_every_cpus_counts");
     if !two_cpus("a_new_epoch_retires_every_cpus_counts") {
         return;
     }
