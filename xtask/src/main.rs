@@ -1,6 +1,7 @@
 //! `cargo xtask`: the project's own commands. Each installs what it needs first, idempotently,
 //! printing one line per step.
 
+mod ab;
 mod mutants;
 mod package;
 mod prereqs;
@@ -61,7 +62,8 @@ enum Cmd {
     Bench {
         /// Extra arguments for the bench binary: --quick, --skip-wire, --skip-scale, --no-write,
         /// --out PATH, --only-controller (the controller run at 1M devices alone; prints, does
-        /// not write).
+        /// not write), --ab REV (repeatable: guard_n3's common path in this build against the
+        /// object built from commit REV, side by side; prints, does not write).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },

@@ -172,7 +172,8 @@ pub fn bench(args: &[String]) -> Result<()> {
     let mut c = cargo();
     c.args(["run", "--release", "-p", "guard-tests", "--bin", "bench"]);
     // `cargo xtask bench --quick` (or --skip-wire, --skip-scale, --no-write) for development.
-    c.arg("--").args(args);
+    let args = crate::ab::resolve(args)?;
+    c.arg("--").args(&args);
     run(c, "benchmarking: per-packet cost, veth flood vs nftables, scale and controller (writes BENCHMARKS.md)")
 }
 
