@@ -367,7 +367,7 @@ fn pin(a: PinArgs) -> Result<()> {
         .record_operator(
             SystemTime::now(),
             &operator(),
-            &OperatorAction::Pin { key, stage, ttl_ns: a.ttl.0 },
+            &OperatorAction::Pin { key, stage, ttl_ns: a.ttl.0, limit, bytes },
             &a.comment,
         )
         .context("writing the audit record")?;
