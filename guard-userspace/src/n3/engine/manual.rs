@@ -16,8 +16,9 @@ impl Engine {
                 exempt: s.flags & STAGE_FLAG_EXEMPT != 0,
                 reason: Reason::from_code(s.reason).unwrap_or(Reason::Restored),
                 limit: s.limit,
-                // Re-derived at the next refresh (`ladder::stage_bytes`).
-                bytes: guard_common::abi::ByteLimit::UNLIMITED,
+                // As the map holds it: a restored volume-flood stage has no learned byte profile
+                // to re-derive its rate from until the device is warm again (`ladder::stage_bytes`).
+                bytes: s.bytes,
                 volume: Reason::from_code(s.reason) == Some(Reason::VolumeFlood),
                 allowance_pps: allowance(stage, &s.limit),
                 since_ns: now_ns,

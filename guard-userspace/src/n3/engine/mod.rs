@@ -36,7 +36,7 @@ use std::collections::{HashMap, HashSet};
 type Hasher = foldhash::quality::RandomState;
 
 use guard_common::abi::{
-    CellKey, DeviceKey, Event, L3Addr, Limit, StageEntry, EVENT_DEVICE_OVER_LIMIT, STAGE_FLAG_EXEMPT,
+    ByteLimit, CellKey, DeviceKey, Event, L3Addr, Limit, StageEntry, EVENT_DEVICE_OVER_LIMIT, STAGE_FLAG_EXEMPT,
     STAGE_FLAG_MANUAL, STAGE_MAX, STAGE_QUARANTINE,
 };
 use serde::Serialize;
@@ -78,6 +78,8 @@ pub struct CurrentStage {
     pub stage: u32,
     pub flags: u32,
     pub limit: Limit,
+    /// The stage's byte rate beside `limit` (unlimited: packets only).
+    pub bytes: ByteLimit,
     pub expires_ns: u64,
     /// [`Reason::code`] (0 = unknown).
     pub reason: u32,
@@ -90,6 +92,7 @@ impl CurrentStage {
             stage: e.stage,
             flags: e.flags,
             limit: Limit { interval_ns: e.interval_ns, tau_ns: e.tau_ns },
+            bytes: e.bytes,
             expires_ns: e.expires_ns,
             reason: e.reason,
         }
