@@ -897,17 +897,3 @@ fn a_restored_volume_flood_stage_keeps_its_byte_rate() {
         assert_eq!(sim.devs[i].dropped(), 0, "benign device {i}");
     }
 }
-
-#[test]
-fn zz_sizes() {
-    use super::track::*;
-    eprintln!(
-        "Track {} Window {} Baseline {} Bursts {} StageState {} Reason {}",
-        std::mem::size_of::<Track>(),
-        std::mem::size_of::<Window>(),
-        std::mem::size_of::<Baseline>(),
-        std::mem::size_of::<Bursts>(),
-        std::mem::size_of::<StageState>(),
-        std::mem::size_of::<Reason>()
-    );
-}
