@@ -377,8 +377,15 @@ fn detach(a: DetachArgs) -> Result<()> {
 }
 
 pub fn init_logging(json: bool) {
+    init_logging_at(json, "info");
+}
+
+/// [`init_logging`] with `default` as the level when `RUST_LOG` is unset. `guard replay` logs
+/// warnings only: each decision the controller logs is in its report, and on a terminal the log
+/// lines would tear its progress bar.
+pub fn init_logging_at(json: bool, default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if json {
         b.json().init();

@@ -242,7 +242,7 @@ impl Report {
     /// Frames passed and dropped per tick, and staged devices, as an SVG line plot; a tick mark
     /// per decision.
     pub fn timeline_svg(&self) -> String {
-        let (w, h, pad) = (900.0, 300.0, 40.0);
+        let (w, h, pad) = (900.0, 300.0, 50.0);
         let t_max = self.timeline.last().map_or(1.0, |p| p.t_s).max(1e-3);
         let y_max = self.timeline.iter().map(|p| p.passed.max(p.dropped)).max().unwrap_or(1).max(1) as f64;
         let s_max = self.timeline.iter().map(|p| p.staged).max().unwrap_or(1).max(1) as f64;
@@ -257,12 +257,23 @@ impl Report {
              <line x1=\"{pad}\" y1=\"{b}\" x2=\"{r}\" y2=\"{b}\" stroke=\"black\"/>\n\
              <line x1=\"{pad}\" y1=\"{pad}\" x2=\"{pad}\" y2=\"{b}\" stroke=\"black\"/>\n\
              <text x=\"{pad}\" y=\"{t}\">frames per tick (max {y_max}): passed (blue), dropped (red); staged devices (green, max {s_max}); decisions (grey)</text>\n\
-             <text x=\"{r}\" y=\"{lb}\" text-anchor=\"end\">{t_max:.1} s</text>\n",
+",
             b = h - pad,
             r = w - pad,
             t = pad - 10.0,
-            lb = h - pad + 15.0,
         );
+        // Time labels at fifths of the capture, and the frame scale on the left.
+        for i in 0..=5 {
+            let t = t_max * f64::from(i) / 5.0;
+            let _ = writeln!(
+                s,
+                "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{t:.1} s</text>",
+                x(t),
+                h - pad + 15.0
+            );
+        }
+        let _ = writeln!(s, "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{y_max}</text>", pad - 4.0, pad + 4.0);
+        let _ = writeln!(s, "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">0</text>", pad - 4.0, h - pad);
         for d in &self.decisions {
             let _ = writeln!(
                 s,
