@@ -13,14 +13,78 @@
 //! old time equals the cached one, and the cache is not re-keyed until the coarse clock moves. A
 //! CPU idle for longer may cache the old time for one tick: the clock then lags by up to two
 //! ticks instead of one, for that CPU and that tick.
+//!
+//! **Replay** (`guard replay`, docs/replay.md): the same programs run on a capture's packets
+//! through BPF_PROG_TEST_RUN, and their clock must be the capture's, not the machine's: the time
+//! is then [`REPLAY_NOW_NS`], which the replay writes before each packet. It is a plain global
+//! (`.bss`), read with one load: no map lookup, so no key on the stack (`guard_n3` runs near the
+//! 512-byte stack limit) and no helper call.
+//! - `guard_n3` has a replay twin, `guard_n3_replay` (`coarse_ns::<true>`): the live program's
+//!   code does not change at all (why: `n3.rs`).
+//! - `guard_n2` and its egress classifier read [`fine_ns`], which checks [`REPLAY_CLOCK`], a
+//!   `.rodata` global only a replay's loader sets (`EbpfLoader::override_global`). aya freezes
+//!   `.rodata` before the programs load, so the verifier knows its value and walks only the live
+//!   branch: the live programs pay one load and one jump per clock read (+0.5% of `guard_n2`'s
+//!   processed instructions, measured).
 
-use aya_ebpf::helpers::{bpf_jiffies64, bpf_ktime_get_coarse_ns};
+use core::cell::UnsafeCell;
+
+use aya_ebpf::helpers::{bpf_jiffies64, bpf_ktime_get_coarse_ns, bpf_ktime_get_ns};
+
+/// Non-zero only in a replay's load (`guard replay`): [`fine_ns`] reads [`REPLAY_NOW_NS`]. The
+/// symbol name is the loader's contract (`guard_common::abi::GLOBAL_REPLAY_CLOCK`).
+#[no_mangle]
+static REPLAY_CLOCK: u8 = 0;
+
+/// The capture's time in ns on the replay's monotonic scale, written by the replay before each
+/// packet (from userspace, between two runs: no program writes it).
+#[no_mangle]
+static REPLAY_NOW_NS: ReplayNow = ReplayNow(UnsafeCell::new(0));
+
+/// Interior mutability, so the global lands in the writable `.bss` and not in `.rodata` (an
+/// `AtomicU64` would too, but its load does not select on the BPF target).
+#[repr(transparent)]
+struct ReplayNow(UnsafeCell<u64>);
+
+// SAFETY: programs only read it, with one 8-byte load; userspace writes it between runs.
+unsafe impl Sync for ReplayNow {}
+
+impl ReplayNow {
+    #[inline(always)]
+    fn get(&self) -> u64 {
+        // SAFETY: a valid, aligned u64 global.
+        unsafe { core::ptr::read_volatile(self.0.get()) }
+    }
+}
+
+/// Whether this load is a replay's. A volatile read, so LLVM keeps the load (the value in the
+/// object is 0) and the verifier, which sees the frozen value, decides the branch.
+#[inline(always)]
+fn replaying() -> bool {
+    // SAFETY: a read of an initialised static.
+    unsafe { core::ptr::read_volatile(&REPLAY_CLOCK) != 0 }
+}
+
+/// The fine clock (`bpf_ktime_get_ns`, CLOCK_MONOTONIC), or the capture's in a replay. `guard_n2`
+/// and its egress classifier read this one.
+#[inline(always)]
+pub fn fine_ns() -> u64 {
+    if replaying() {
+        return REPLAY_NOW_NS.get();
+    }
+    // SAFETY: a helper without arguments.
+    unsafe { bpf_ktime_get_ns() }
+}
 
 /// The coarse clock in ns, through the per-CPU cache `c` (`[jiffies_64, coarse ns]` as of the last
 /// re-key, in the packet scratch `maps::Scratch`; all zero at first: jiffy 0 never matches). Not
 /// pinned: it holds nothing a restart must keep.
+/// With `REPLAY`, the capture's time instead ([`REPLAY_NOW_NS`]).
 #[inline(always)]
-pub fn coarse_ns(c: &mut [u64; 2]) -> u64 {
+pub fn coarse_ns<const REPLAY: bool>(c: &mut [u64; 2]) -> u64 {
+    if REPLAY {
+        return REPLAY_NOW_NS.get();
+    }
     // SAFETY: a helper without arguments, inlined by the verifier.
     let j = unsafe { bpf_jiffies64() };
     if c[0] == j {

@@ -15,7 +15,6 @@
 
 use aya_ebpf::{
     bindings::{BPF_NOEXIST, TC_ACT_OK},
-    helpers::bpf_ktime_get_ns,
     macros::classifier,
     programs::TcContext,
 };
@@ -59,7 +58,7 @@ fn observe(ctx: &TcContext) {
     let Some(e) = n2::parse_egress(&TcPacket::new(&ctx), cfg.ngap_port as u16, cfg.s1ap_port as u16) else {
         return;
     };
-    let now = unsafe { bpf_ktime_get_ns() };
+    let now = crate::clock::fine_ns();
     match e {
         Egress::InitAck { peer, port, tag } => {
             let key = N2TagKey { peer, port, _pad: 0, tag };

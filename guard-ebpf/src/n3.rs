@@ -48,8 +48,25 @@ use crate::{
 
 #[xdp]
 pub fn guard_n3(ctx: XdpContext) -> u32 {
+    run::<false>(ctx)
+}
+
+/// `guard_n3` for `guard replay` (docs/replay.md): the same program, whose clock is the capture's
+/// (`clock::REPLAY_NOW_NS`, written by the replay before each packet). Only the replay loads it.
+/// A program of its own rather than a branch on a frozen global: the verifier enters the policy
+/// on ~11,000 paths, so even the three instructions of a pruned branch at its top cost ~34,000
+/// processed instructions of the 1,000,000 (measured, `tests/tests/replay_cost.rs`); this way
+/// `guard_n3`'s code is exactly what it was.
+#[xdp]
+pub fn guard_n3_replay(ctx: XdpContext) -> u32 {
+    run::<true>(ctx)
+}
+
+/// The program; `REPLAY` chooses the clock (`clock::coarse_ns`).
+#[inline(always)]
+fn run<const REPLAY: bool>(ctx: XdpContext) -> u32 {
     let len = (ctx.data_end() - ctx.data()) as u64;
-    let v = verdict(&ctx, len);
+    let v = verdict::<REPLAY>(&ctx, len);
     counters::verdict(v, len);
     if v.is_drop() {
         return xdp_action::XDP_DROP;
@@ -96,7 +113,7 @@ fn enforced(cfg: &GuardConfig, prot: u32, v: Verdict, len: u64) -> bool {
 }
 
 #[inline(always)]
-fn verdict(ctx: &XdpContext, len: u64) -> Verdict {
+fn verdict<const REPLAY: bool>(ctx: &XdpContext, len: u64) -> Verdict {
     let Some(cfg) = N3_CONFIG.get(0) else {
         counters::stat(STAT_NO_CONFIG);
         return Verdict::PassFailOpen;
@@ -129,7 +146,7 @@ fn verdict(ctx: &XdpContext, len: u64) -> Verdict {
                 }
             }
         }
-        Ok(false) if p.frag_kind == FRAG_LATER => return later_fragment(ctx, p, &mut scratch.clock),
+        Ok(false) if p.frag_kind == FRAG_LATER => return later_fragment::<REPLAY>(ctx, p, &mut scratch.clock),
         Ok(false) => return Verdict::PassNotGtp,
         Err(m) => {
             counters::malformed(m, len);
@@ -156,9 +173,9 @@ fn verdict(ctx: &XdpContext, len: u64) -> Verdict {
     } else {
         0
     };
-    let v = policy(cfg, &scratch.pkt, &mut scratch.clock, len, echo_slot);
+    let v = policy::<REPLAY>(cfg, &scratch.pkt, &mut scratch.clock, len, echo_slot);
     if v.is_drop() && scratch.pkt.frag_kind == FRAG_FIRST {
-        first_fragment_dropped(ctx, cfg, &scratch.pkt, &mut scratch.clock);
+        first_fragment_dropped::<REPLAY>(ctx, cfg, &scratch.pkt, &mut scratch.clock);
     }
     v
 }
@@ -232,11 +249,16 @@ fn frag_key(ctx: &XdpContext, p: &GtpPacket) -> Option<FragKey> {
 /// A first fragment was dropped: drop its datagram's later fragments for `frag_window_ns` too,
 /// so a fragmented flood of a dropped device does not fill the UPF's reassembly memory.
 #[inline(never)]
-fn first_fragment_dropped(ctx: &XdpContext, cfg: &GuardConfig, p: &GtpPacket, clock_cache: &mut [u64; 2]) {
+fn first_fragment_dropped<const REPLAY: bool>(
+    ctx: &XdpContext,
+    cfg: &GuardConfig,
+    p: &GtpPacket,
+    clock_cache: &mut [u64; 2],
+) {
     let Some(key) = frag_key(ctx, p) else {
         return;
     };
-    let now = clock::coarse_ns(clock_cache);
+    let now = clock::coarse_ns::<REPLAY>(clock_cache);
     let e = FragEntry { expires_ns: now.saturating_add(cfg.frag_window_ns), dropped: 0 };
     if N3_FRAGS.insert(&key, &e, 0).is_err() {
         counters::stat(STAT_MAP_UPDATE_FAILED);
@@ -247,14 +269,14 @@ fn first_fragment_dropped(ctx: &XdpContext, cfg: &GuardConfig, p: &GtpPacket, cl
 /// and counted as such: the guard cannot attribute it to a device, and never drops what it cannot
 /// attribute.
 #[inline(never)]
-fn later_fragment(ctx: &XdpContext, p: &GtpPacket, clock_cache: &mut [u64; 2]) -> Verdict {
+fn later_fragment<const REPLAY: bool>(ctx: &XdpContext, p: &GtpPacket, clock_cache: &mut [u64; 2]) -> Verdict {
     let Some(key) = frag_key(ctx, p) else {
         return Verdict::PassFragment;
     };
     let Some(e) = N3_FRAGS.get_ptr_mut(&key) else {
         return Verdict::PassFragment;
     };
-    let now = clock::coarse_ns(clock_cache);
+    let now = clock::coarse_ns::<REPLAY>(clock_cache);
     // SAFETY: a live LRU map value; the counter is updated atomically.
     unsafe {
         if (*e).expires_ns <= now {
@@ -270,7 +292,13 @@ fn later_fragment(ctx: &XdpContext, p: &GtpPacket, clock_cache: &mut [u64; 2]) -
 /// the 512-byte limit. Inlined into the program as well, the known-device path measured ~20 ns
 /// slower per G-PDU (`cargo xtask bench`), so the policy stays a call.
 #[inline(never)]
-fn policy(cfg: &GuardConfig, p: &GtpPacket, clock_cache: &mut [u64; 2], len: u64, echo_slot: u32) -> Verdict {
+fn policy<const REPLAY: bool>(
+    cfg: &GuardConfig,
+    p: &GtpPacket,
+    clock_cache: &mut [u64; 2],
+    len: u64,
+    echo_slot: u32,
+) -> Verdict {
     // The coarse clock: CLOCK_MONOTONIC as of the last timekeeping update (each tick, or on
     // interrupt entry after an idle stretch), so it lags the exact clock by a tick (rarely two,
     // see `clock`) and never runs ahead of it. It reads no clocksource, and through its per-CPU
@@ -279,7 +307,7 @@ fn policy(cfg: &GuardConfig, p: &GtpPacket, clock_cache: &mut [u64; 2], len: u64
     // controller writes from its own CLOCK_MONOTONIC therefore end a tick or two late, and
     // `rate::admit` tolerates a burst of one step so that a limit keeps its long-run rate with a
     // clock that moves in steps.
-    let now = clock::coarse_ns(clock_cache);
+    let now = clock::coarse_ns::<REPLAY>(clock_cache);
     if p.gtp.msg_type == MSG_G_PDU {
         return gpdu(cfg, p, now, len);
     }

@@ -15,6 +15,7 @@
 //!   reads), [`addr`] (addresses as people read them), [`audit`] (the JSON-lines trail),
 //!   [`metrics`] (the registry and the HTTP listener), [`service`] (systemd notify, `/healthz`,
 //!   `/readyz`), [`runlock`] (one controller per interface), [`hugealloc`];
+//! - [`replay`]: `guard replay`, the programs and the N3 controller on a capture's clock;
 //! - [`cli`]: the `guard` command line; `guard run`'s wiring is `cli/run.rs`.
 
 pub mod addr;
@@ -28,5 +29,6 @@ pub mod hugealloc;
 pub mod metrics;
 pub mod n2;
 pub mod n3;
+pub mod replay;
 pub mod runlock;
 pub mod service;

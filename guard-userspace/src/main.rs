@@ -10,7 +10,8 @@ static ALLOC: guard::hugealloc::HugeAlloc = guard::hugealloc::HugeAlloc;
 
 fn main() -> ExitCode {
     let cli = guard::cli::Cli::parse();
-    guard::cli::init_logging(cli.log_json);
+    let level = if matches!(cli.cmd, guard::cli::Cmd::Replay(_)) { "warn" } else { "info" };
+    guard::cli::init_logging_at(cli.log_json, level);
     match guard::cli::dispatch(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -23,6 +23,7 @@
 
 pub mod bench;
 pub mod bpf;
+pub mod capture;
 pub mod decode;
 pub mod frames;
 pub mod generator;

@@ -28,6 +28,15 @@ pub const META_MAGIC: u64 = u64::from_le_bytes(*b"OVLGUARD");
 // Map names. BPF object names are at most 15 bytes; these are also the pin file names.
 pub const MAP_META: &str = "GUARD_META";
 
+/// The `.rodata` global (a `u8`) that only a replay's loader sets: `guard_n2`'s clock then reads
+/// [`GLOBAL_REPLAY_NOW`] instead of the kernel's (guard-ebpf `clock.rs`, docs/replay.md;
+/// `guard_n3` has a replay twin instead, [`n3::PROG_N3_REPLAY`]).
+pub const GLOBAL_REPLAY_CLOCK: &str = "REPLAY_CLOCK";
+/// The `.bss` global (a `u64`, ns) holding the capture's time during a replay.
+pub const GLOBAL_REPLAY_NOW: &str = "REPLAY_NOW_NS";
+/// The map aya makes of the object's `.bss` section (it holds [`GLOBAL_REPLAY_NOW`] alone).
+pub const MAP_BSS: &str = ".bss";
+
 /// Address family codes used in [`L3Addr::family`] (not the kernel's AF_* values, to stay
 /// independent of libc).
 pub const FAMILY_NONE: u32 = 0;

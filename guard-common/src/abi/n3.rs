@@ -70,6 +70,8 @@ pub const MAP_N3_CHAIN: &str = "N3_CHAIN";
 pub const DEFAULT_MAX_FRAMED: u32 = 4096;
 /// Name of the N3 XDP program in the object file.
 pub const PROG_N3: &str = "guard_n3";
+/// `guard_n3` on a replay's clock (`guard replay`, docs/replay.md): loaded only by the replay.
+pub const PROG_N3_REPLAY: &str = "guard_n3_replay";
 
 /// Default capacity of the per-device LRU map (overridable at load time).
 pub const DEFAULT_MAX_DEVICES: u32 = 1 << 20;

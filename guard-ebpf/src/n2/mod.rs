@@ -18,7 +18,7 @@
 use aya_ebpf::{
     bindings::{xdp_action, xdp_md, BPF_NOEXIST},
     cty::c_void,
-    helpers::{bpf_ktime_get_ns, generated::bpf_loop},
+    helpers::generated::bpf_loop,
     macros::xdp,
     programs::XdpContext,
 };
@@ -198,7 +198,7 @@ fn peer_state(key: &L3Addr, now: u64) -> Option<*mut N2PeerState> {
 /// Everything after the parse, in a BPF subprogram of its own.
 #[inline(never)]
 fn policy(cfg: &N2Config, p: &N2Packet, len: u64) -> N2Verdict {
-    let now = unsafe { bpf_ktime_get_ns() };
+    let now = crate::clock::fine_ns();
     // The allow-list first, before any state is created: a spoofed-source flood cannot churn the
     // peer map while the list is enforced.
     if policy_n2::gate(cfg, N2_PROT_ALLOWLIST) != Gate::Off {

@@ -4,6 +4,7 @@
 mod chain;
 mod device;
 mod fleet;
+mod replay;
 mod run;
 mod status;
 mod status_n2;
@@ -102,6 +103,14 @@ pub enum Cmd {
     /// Configuration file tools.
     #[command(subcommand)]
     Config(ConfigCmd),
+    /// What the guard would have done on a capture: every frame through the real XDP program
+    /// and controller, on the capture's clock; a report of verdicts, stage decisions, devices
+    /// and gNBs affected, and a timeline (docs/replay.md).
+    ///
+    /// Use it before letting a new guard or a new configuration drop anything on a production
+    /// host: replay last week's incident capture, read what would have been staged, tune, and
+    /// replay again (--compare shows two configurations side by side).
+    Replay(replay::ReplayArgs),
     /// Write the man pages (one per command) and bash, zsh and fish completions into DIR
     /// (`cargo xtask package` runs it).
     #[command(hide = true)]
@@ -368,8 +377,15 @@ fn detach(a: DetachArgs) -> Result<()> {
 }
 
 pub fn init_logging(json: bool) {
+    init_logging_at(json, "info");
+}
+
+/// [`init_logging`] with `default` as the level when `RUST_LOG` is unset. `guard replay` logs
+/// warnings only: each decision the controller logs is in its report, and on a terminal the log
+/// lines would tear its progress bar.
+pub fn init_logging_at(json: bool, default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if json {
         b.json().init();
@@ -409,6 +425,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             print!("{}", if n2 { default_n2_text(profile) } else { default_config_text(profile) });
             Ok(())
         }
+        Cmd::Replay(a) => replay::run(a),
         Cmd::Generate { out } => generate(&out),
     }
 }

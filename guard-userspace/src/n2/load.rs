@@ -122,6 +122,19 @@ pub struct N2Loaded {
 /// Load the object with every map pinned under `pins` (re-using compatible pins), write META and
 /// `cfg`, and load `guard_n2` into the kernel. Returns the program and handles on its maps.
 pub fn load(pins: &PinDir, o: &LoadOpts, cfg: &N2Config) -> Result<(N2Loaded, N2Maps), LoadError> {
+    load_with(pins, o, cfg, false)
+}
+
+/// [`load`] for a replay (docs/replay.md): `guard_n2` reads the replay's clock
+/// (`abi::GLOBAL_REPLAY_NOW`, written by the replay before each packet) because the frozen
+/// `.rodata` flag `abi::GLOBAL_REPLAY_CLOCK` is set. `pins` must be a directory of the replay's
+/// own, removed by the caller once loaded. The N2 replay itself (capture loop, controller,
+/// report) is not built yet; this and its test are its data-plane half.
+pub fn load_replay(pins: &PinDir, o: &LoadOpts, cfg: &N2Config) -> Result<(N2Loaded, N2Maps), LoadError> {
+    load_with(pins, o, cfg, true)
+}
+
+fn load_with(pins: &PinDir, o: &LoadOpts, cfg: &N2Config, replay: bool) -> Result<(N2Loaded, N2Maps), LoadError> {
     let state = check(pins, o)?;
     pins.create()?;
     // The N3 program's maps: unused by guard_n2, kept tiny and not pinned here (an earlier
@@ -146,6 +159,9 @@ pub fn load(pins: &PinDir, o: &LoadOpts, cfg: &N2Config) -> Result<(N2Loaded, N2
         abi::MAP_N3_FRAMED,
     ] {
         loader.map_max_entries(m, 1);
+    }
+    if replay {
+        loader.override_global(abi::GLOBAL_REPLAY_CLOCK, &1u8, true);
     }
     let mut ebpf = loader.load(object()).map_err(LoadError::Object)?;
     pins.unpin_foreign("N3_")?;

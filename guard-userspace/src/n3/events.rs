@@ -35,10 +35,13 @@ struct Shared {
     stop: AtomicBool,
 }
 
-/// The draining thread; stopped and joined on drop.
+/// The draining thread; stopped and joined on drop. A replay's pump ([`EventPump::inline`]) has
+/// no thread: the replay drains the ring after each packet ([`EventPump::drain_now`]), so which
+/// events a tick sees depends on the capture alone, never on thread timing.
 pub struct EventPump {
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
+    inline: Option<(RingBuf<MapData>, usize)>,
 }
 
 impl EventPump {
@@ -50,7 +53,29 @@ impl EventPump {
             .name("guard-events".into())
             .spawn(move || pump(ring, &s, capacity))
             .context("starting the event-ring thread")?;
-        Ok(EventPump { shared, thread: Some(thread) })
+        Ok(EventPump { shared, thread: Some(thread), inline: None })
+    }
+
+    /// A pump without a thread, for `guard replay`: [`EventPump::drain_now`] empties the ring.
+    pub fn inline(ring: RingBuf<MapData>, capacity: usize) -> Self {
+        let shared = Arc::new(Shared { backlog: Mutex::new(Backlog::default()), stop: AtomicBool::new(false) });
+        EventPump { shared, thread: None, inline: Some((ring, capacity)) }
+    }
+
+    /// Move what the ring holds into the backlog now, on the calling thread (an inline pump
+    /// only; a threaded pump does this on its own).
+    pub fn drain_now(&mut self) {
+        let Some((ring, capacity)) = self.inline.as_mut() else { return };
+        let mut batch = Vec::new();
+        loop {
+            read_batch(ring, &mut batch);
+            if batch.is_empty() {
+                return;
+            }
+            if !push(&self.shared, &mut batch, *capacity) {
+                return;
+            }
+        }
     }
 
     /// The events drained since the last call, oldest first, into `buf` (cleared first; its
@@ -78,29 +103,43 @@ impl Drop for EventPump {
     }
 }
 
+/// Up to 4096 events from the ring into `batch`.
+fn read_batch(ring: &mut RingBuf<MapData>, batch: &mut Vec<Event>) {
+    while batch.len() < 4096 {
+        let Some(item) = ring.next() else { break };
+        if item.len() >= core::mem::size_of::<Event>() {
+            // SAFETY: the data plane writes exactly one `Event` per record; `read_unaligned`
+            // copes with the ring's alignment.
+            batch.push(unsafe { std::ptr::read_unaligned(item.as_ptr() as *const Event) });
+        }
+    }
+}
+
+/// `batch` into the backlog (what does not fit is counted as discarded); false if the backlog's
+/// lock is poisoned.
+fn push(shared: &Shared, batch: &mut Vec<Event>, capacity: usize) -> bool {
+    let Ok(mut b) = shared.backlog.lock() else { return false };
+    let room = capacity.saturating_sub(b.events.len());
+    let n = batch.len().min(room);
+    b.events.extend(batch.drain(..n));
+    b.discarded += batch.len() as u64;
+    batch.clear();
+    true
+}
+
 fn pump(mut ring: RingBuf<MapData>, shared: &Shared, capacity: usize) {
     let fd = ring.as_raw_fd();
     let mut batch: Vec<Event> = Vec::with_capacity(4096);
     while !shared.stop.load(Ordering::Relaxed) {
-        while batch.len() < 4096 {
-            let Some(item) = ring.next() else { break };
-            if item.len() >= core::mem::size_of::<Event>() {
-                // SAFETY: the data plane writes exactly one `Event` per record; `read_unaligned`
-                // copes with the ring's alignment.
-                batch.push(unsafe { std::ptr::read_unaligned(item.as_ptr() as *const Event) });
-            }
-        }
+        read_batch(&mut ring, &mut batch);
         if batch.is_empty() {
             let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
             // SAFETY: one valid pollfd; the ring's descriptor lives as long as `ring`.
             unsafe { libc::poll(&mut pfd, 1, POLL_MS) };
             continue;
         }
-        let Ok(mut b) = shared.backlog.lock() else { return };
-        let room = capacity.saturating_sub(b.events.len());
-        let n = batch.len().min(room);
-        b.events.extend(batch.drain(..n));
-        b.discarded += batch.len() as u64;
-        batch.clear();
+        if !push(shared, &mut batch, capacity) {
+            return;
+        }
     }
 }

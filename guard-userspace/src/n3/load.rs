@@ -76,6 +76,8 @@ pub struct Loaded {
     pub ebpf: Ebpf,
     pub pins: PinDir,
     pub state: PinState,
+    /// `guard_n3`, or `guard_n3_replay` in a replay's load.
+    prog: &'static str,
 }
 
 /// The N2 maps with a capacity of their own (the ring buffer's is a page multiple, kept).
@@ -104,6 +106,24 @@ pub fn load(pins: &PinDir, max_devices: u32, cfg: &GuardConfig) -> Result<Loaded
 /// verified before anything is written: a program the kernel refuses leaves META, the config and
 /// whatever is attached exactly as they were.
 pub fn load_object(pins: &PinDir, max_devices: u32, cfg: &GuardConfig, obj: &[u8]) -> Result<Loaded, LoadError> {
+    load_with(pins, max_devices, cfg, obj, abi::PROG_N3)
+}
+
+/// [`load`] for `guard replay` (docs/replay.md): `guard_n3_replay`, `guard_n3` on the clock the
+/// replay writes (`abi::GLOBAL_REPLAY_NOW`). `pins` must be a directory of the replay's own,
+/// which the caller removes once loaded (aya pins the maps the object declares pinned; the
+/// replay keeps them only through its descriptors). [`Loaded::program`] is the replay program.
+pub fn load_replay(pins: &PinDir, max_devices: u32, cfg: &GuardConfig) -> Result<Loaded, LoadError> {
+    load_with(pins, max_devices, cfg, object(), abi::PROG_N3_REPLAY)
+}
+
+fn load_with(
+    pins: &PinDir,
+    max_devices: u32,
+    cfg: &GuardConfig,
+    obj: &[u8],
+    prog_name: &'static str,
+) -> Result<Loaded, LoadError> {
     let state = check(pins, max_devices)?;
     pins.create()?;
     // N2's maps of the shared object: unused by guard_n3, kept tiny and not pinned here (an
@@ -116,19 +136,20 @@ pub fn load_object(pins: &PinDir, max_devices: u32, cfg: &GuardConfig, obj: &[u8
     }
     let mut ebpf = loader.load(obj).map_err(LoadError::Object)?;
     pins.unpin_foreign("N2_")?;
-    let prog: &mut Xdp = program_mut(&mut ebpf, abi::PROG_N3, "guard_n3 is not an XDP program")?;
-    prog.load().map_err(load_error(abi::PROG_N3, "loading guard_n3"))?;
+    let prog: &mut Xdp = program_mut(&mut ebpf, prog_name, "guard_n3 is not an XDP program")?;
+    prog.load().map_err(load_error(prog_name, "loading guard_n3"))?;
     {
         let mut maps = N3Maps::from_ebpf_ref(&mut ebpf)?;
         maps.write_meta(&Meta::current(META_PROG_N3))?;
         maps.write_config(cfg)?;
     }
-    Ok(Loaded { ebpf, pins: pins.clone(), state })
+    Ok(Loaded { ebpf, pins: pins.clone(), state, prog: prog_name })
 }
 
 impl Loaded {
+    /// The loaded program: `guard_n3` (`guard_n3_replay` in a replay's load).
     pub fn program(&mut self) -> Result<&mut Xdp, LoadError> {
-        program_mut(&mut self.ebpf, abi::PROG_N3, "guard_n3 is not an XDP program")
+        program_mut(&mut self.ebpf, self.prog, "guard_n3 is not an XDP program")
     }
 
     /// Attach to `iface`. A pinned link from an earlier run is updated in place to run this

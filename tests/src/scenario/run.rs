@@ -27,6 +27,19 @@ pub fn wait_attached(g: &mut GuardProc, lab: &Lab) -> Result<()> {
 
 /// Run `sc` (as planned in `plan`) once in `mode`.
 pub fn run_mode(sc: &Scenario, plan: &Plan, mode: Mode, opts: &RunOpts) -> Result<RunResult> {
+    run_mode_captured(sc, plan, mode, opts, None)
+}
+
+/// [`run_mode`], with dumpcap on the RAN side of the lab's veth writing every frame to
+/// `capture` (pcapng) when given: everything the RAN sent, before the guard saw it (`guard
+/// replay`'s tests, issue 21).
+pub fn run_mode_captured(
+    sc: &Scenario,
+    plan: &Plan,
+    mode: Mode,
+    opts: &RunOpts,
+    capture: Option<&Path>,
+) -> Result<RunResult> {
     let dir = opts.out.join(&sc.name).join(mode.name());
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let started = Instant::now();
@@ -35,6 +48,10 @@ pub fn run_mode(sc: &Scenario, plan: &Plan, mode: Mode, opts: &RunOpts) -> Resul
         Lab::builder().gnbs(plan.gnbs).core_addrs(&plan.n3_addrs()).build().context("building the lab topology")?;
     let templates = plan.templates(&lab);
     let bases = plan.bases(&lab);
+    let mut dumpcap = match capture {
+        Some(p) => Some(crate::capture::Dumpcap::start(&lab.ran, lab.ran_ifname(), p)?),
+        None => None,
+    };
     let mut guard: Option<GuardProc> = None;
     let mut maps: Option<N3Maps> = None;
     let mut naive_caps = Vec::new();
@@ -221,6 +238,9 @@ pub fn run_mode(sc: &Scenario, plan: &Plan, mode: Mode, opts: &RunOpts) -> Resul
         }
     }
     sink.wait_quiet(Duration::from_millis(200), Duration::from_secs(3));
+    if let Some(d) = dumpcap.as_mut() {
+        d.stop();
+    }
     let rep = sink.stop()?;
     let last = nslots.saturating_sub(1);
     deltas.clear();

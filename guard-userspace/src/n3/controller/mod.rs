@@ -47,11 +47,13 @@ use crate::{
 mod apply;
 mod chain_watch;
 mod reload;
+pub mod replay;
 mod report;
 mod tick;
 
 use self::{apply::*, chain_watch::*, reload::*, report::*, tick::*};
 pub use apply::sync_tables;
+pub use tick::WalkMode;
 
 /// Events the event thread keeps between two ticks at most; more are discarded and counted
 /// (`ringbuf_events{outcome="discarded"}`). 262144 × 80 B = 20 MiB.
@@ -97,7 +99,7 @@ pub fn prepare(loaded: &mut load::Loaded, s: Start) -> Result<Ctl> {
         (p.fd().context("guard_n3's descriptor")?.try_clone().context("duplicating guard_n3's descriptor")?, id)
     };
     Ok(Ctl {
-        chain: ChainWatch { pins: pins.clone(), into, own_prog, next: None, in_slot: None },
+        chain: Some(ChainWatch { pins: pins.clone(), into, own_prog, next: None, in_slot: None }),
         cfg,
         config_path,
         maps,
@@ -122,7 +124,8 @@ struct Exported {
 
 /// The N3 control loop's state between ticks (see [`prepare`] and [`run`]).
 pub struct Ctl {
-    chain: ChainWatch,
+    /// None in a replay (`replay.rs`): nothing is attached, there is no chain to watch.
+    chain: Option<ChainWatch>,
     cfg: Config,
     config_path: Option<PathBuf>,
     maps: N3Maps,

@@ -40,16 +40,16 @@ pub(super) fn reload(
                 return;
             }
             engine.reconfigure(&c.cfg);
-            if old.attach.next != c.cfg.attach.next {
+            if let Some(chain) = c.chain.as_mut().filter(|_| old.attach.next != c.cfg.attach.next) {
                 let r = match &c.cfg.attach.next {
-                    Some(p) => crate::n3::chain::configure(&c.chain.pins, p).map(|_| ()),
-                    None => crate::n3::chain::clear_next(&c.chain.pins),
+                    Some(p) => crate::n3::chain::configure(&chain.pins, p).map(|_| ()),
+                    None => crate::n3::chain::clear_next(&chain.pins),
                 };
                 match r {
                     Ok(()) => info!(next = ?c.cfg.attach.next, "SIGHUP: next program changed"),
                     Err(e) => error!(error = %e, "SIGHUP: changing the next program failed"),
                 }
-                c.chain.next = None;
+                chain.next = None;
             }
             let list = |v: &[String]| if v.is_empty() { "none".to_owned() } else { v.join(", ") };
             info!(

@@ -1,7 +1,23 @@
 //! One controller tick, and the event passes between ticks: drain the events, read the next
 //! slice of the device map, step the engine.
+//!
+//! The clock and the walk are parameters ([`tick_at`], [`events_pass_at`]) so that `guard replay`
+//! runs these same functions on a capture's clock; `guard run` passes `monotonic_ns()` and
+//! [`WalkMode::Live`] ([`one_tick`], [`events_pass`]).
 
 use super::*;
+
+/// How a tick reads the device map.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WalkMode {
+    /// `guard run`: a slice of at most [`WALK_SHARE`] of the tick; a big map is walked over
+    /// several ticks.
+    Live,
+    /// `guard replay`: the whole map every tick (replayed time does not pass while the map is
+    /// read), sorted by key: the kernel's hash-map order depends on a random per-map seed, and
+    /// the same capture must give the same samples in the same order run after run.
+    Whole,
+}
 
 /// The events drained since the last call, into `c.event_buf`'s allocation.
 pub(super) fn drain_events(c: &mut Ctl, metrics: &Exported) -> Vec<abi::Event> {
@@ -23,16 +39,28 @@ pub(super) fn events_pass(
     metrics: &Exported,
     host_cap: &mut Option<(abi::Limit, u64)>,
 ) {
-    let now = monotonic_ns();
+    events_pass_at(c, engine, audit, metrics, host_cap, monotonic_ns());
+}
+
+/// [`events_pass`] at `now`; the decisions it applied (and audited).
+pub(super) fn events_pass_at(
+    c: &mut Ctl,
+    engine: &mut Engine,
+    audit: &AuditLog,
+    metrics: &Exported,
+    host_cap: &mut Option<(abi::Limit, u64)>,
+    now: u64,
+) -> Vec<Decision> {
     let mut events = drain_events(c, metrics);
     if events.is_empty() {
         c.event_buf = events;
-        return;
+        return Vec::new();
     }
     let decisions = engine.events_pass(now, &mut events);
     c.held_events.append(&mut events);
     c.event_buf = events;
     apply_all(c, &decisions, now, host_cap, audit, metrics);
+    decisions
 }
 
 pub(super) fn one_tick(
@@ -42,8 +70,22 @@ pub(super) fn one_tick(
     metrics: &Exported,
     host_cap: &mut Option<(abi::Limit, u64)>,
 ) -> Result<()> {
-    let now = monotonic_ns();
-    sync_chain(&mut c.chain, metrics);
+    tick_at(c, engine, audit, metrics, host_cap, monotonic_ns(), WalkMode::Live).map(|_| ())
+}
+
+/// One tick at `now`, reading the device map as `walk` says; the decisions it applied.
+pub(super) fn tick_at(
+    c: &mut Ctl,
+    engine: &mut Engine,
+    audit: &AuditLog,
+    metrics: &Exported,
+    host_cap: &mut Option<(abi::Limit, u64)>,
+    now: u64,
+    walk: WalkMode,
+) -> Result<Vec<Decision>> {
+    if let Some(chain) = c.chain.as_mut() {
+        sync_chain(chain, metrics);
+    }
     let mut fresh = drain_events(c, metrics);
     // The events held by the passes between ticks are older: they go first.
     let mut events = std::mem::take(&mut c.held_events);
@@ -58,7 +100,7 @@ pub(super) fn one_tick(
         }
     }
     let key_mode_ue = c.cfg.guard.key_mode == crate::config::KeyMode::UeAddr;
-    let walked = read_walk_slice(c, metrics);
+    let walked = read_walk_slice(c, metrics, walk);
     let mut samples = std::mem::take(&mut c.samples);
     samples.clear();
     samples.extend(c.raw.drain(..).map(|(key, d)| DeviceSample {
@@ -90,13 +132,15 @@ pub(super) fn one_tick(
     c.event_buf = events;
     apply_all(c, &decisions, now, host_cap, audit, metrics);
     let stages = prune_expired(c, now);
-    update_metrics(c, engine, metrics, walked.map(|n| n as i64), stages as i64)
+    update_metrics(c, engine, metrics, walked.map(|n| n as i64), stages as i64)?;
+    Ok(decisions)
 }
 
 /// This tick's slice of the device-map walk, into `c.raw`: devices read for at most
-/// [`WALK_SHARE`] of the tick. Returns the walk's device count if this slice finished it. A failed
-/// read is logged and restarts the walk next tick; the tick goes on with the events.
-pub(super) fn read_walk_slice(c: &mut Ctl, metrics: &Exported) -> Option<usize> {
+/// [`WALK_SHARE`] of the tick (all of it, sorted, with [`WalkMode::Whole`]). Returns the walk's
+/// device count if this slice finished it. A failed read is logged and restarts the walk next
+/// tick; the tick goes on with the events.
+pub(super) fn read_walk_slice(c: &mut Ctl, metrics: &Exported, mode: WalkMode) -> Option<usize> {
     let t0 = Instant::now();
     let budget = Duration::from_secs_f64((c.cfg.guard.tick.as_secs_f64() * WALK_SHARE).max(0.001));
     let w = &mut c.walk;
@@ -125,10 +169,13 @@ pub(super) fn read_walk_slice(c: &mut Ctl, metrics: &Exported) -> Option<usize> 
             w.started = None;
             break;
         }
-        if t0.elapsed() >= budget {
+        if mode == WalkMode::Live && t0.elapsed() >= budget {
             w.reading += t0.elapsed();
             break;
         }
+    }
+    if mode == WalkMode::Whole {
+        out.sort_unstable_by_key(|(k, _)| *k);
     }
     walked
 }

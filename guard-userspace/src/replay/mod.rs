@@ -1,0 +1,102 @@
+//! `guard replay`: what the guard would have done on a capture (issue 21, docs/replay.md).
+//!
+//! Every frame goes through the real `guard_n3` by BPF_PROG_TEST_RUN (loaded for the replay,
+//! attached nowhere, nothing left pinned), on a clock the capture's timestamps drive
+//! (guard-ebpf `clock.rs`); the real controller and engine tick on the same clock
+//! (`n3::controller::replay`). The findings are written to an output directory:
+//! - [`capture`]: the pcap / pcapng reader;
+//! - [`run`]: one replay with one configuration;
+//! - [`report`]: the report (JSON, markdown, SVG) and the comparison of two.
+
+pub mod capture;
+pub mod report;
+pub mod run;
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+pub use run::{Pacing, REPLAY_EPOCH_NS};
+
+use self::report::{Comparison, Report};
+use crate::config::Config;
+
+/// Where a replay tells a person how far it is: a progress bar on a terminal, a line per step
+/// elsewhere (`cli::replay`), nothing in tests.
+pub trait Progress {
+    /// A step begins or ends (one line).
+    fn step(&mut self, what: &str);
+    /// `done` of `total` bytes of the capture read, `t_s` seconds of capture time replayed.
+    fn position(&mut self, done: u64, total: u64, t_s: f64);
+    /// The replay of one configuration finished.
+    fn done(&mut self, summary: &str);
+}
+
+/// No output (tests, library use).
+pub struct Quiet;
+
+impl Progress for Quiet {
+    fn step(&mut self, _: &str) {}
+    fn position(&mut self, _: u64, _: u64, _: f64) {}
+    fn done(&mut self, _: &str) {}
+}
+
+/// What `guard replay` was asked.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub capture: PathBuf,
+    pub config: PathBuf,
+    /// A second configuration to replay the same capture with, and compare.
+    pub compare: Option<PathBuf>,
+    pub out: PathBuf,
+    pub pacing: Pacing,
+}
+
+/// What a replay wrote.
+pub struct Outcome {
+    pub report: Report,
+    pub compared: Option<(Report, Comparison)>,
+}
+
+impl Outcome {
+    /// Every capture was read to its end.
+    pub fn complete(&self) -> bool {
+        self.report.capture.complete && self.compared.as_ref().is_none_or(|(b, _)| b.capture.complete)
+    }
+}
+
+/// Replay `o.capture` with `o.config` (and `o.compare`), writing the reports into `o.out`:
+/// `report.md`, `report.json`, `decisions.json`, `timeline.svg`, `audit.jsonl` (for B: the same
+/// under `compare/`, and `compare.md`, `compare.json`).
+pub fn replay(o: &Options, progress: &mut dyn Progress) -> Result<Outcome> {
+    let report = one(&o.capture, &o.config, &o.out, o.pacing, progress)?;
+    let compared = match &o.compare {
+        Some(b) => {
+            let dir = o.out.join("compare");
+            let rb = one(&o.capture, b, &dir, o.pacing, progress)?;
+            let cmp = Comparison::of(&report, &rb);
+            write(&o.out.join("compare.md"), &cmp.markdown())?;
+            write(&o.out.join("compare.json"), &serde_json::to_string_pretty(&cmp)?)?;
+            Some((rb, cmp))
+        }
+        None => None,
+    };
+    Ok(Outcome { report, compared })
+}
+
+fn one(capture: &Path, config: &Path, out: &Path, pacing: Pacing, progress: &mut dyn Progress) -> Result<Report> {
+    let cfg = Config::load(config).with_context(|| format!("configuration {}", config.display()))?;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let r = run::replay(capture, &cfg, config, &out.join("audit.jsonl"), pacing, progress)?;
+    write(&out.join("report.json"), &serde_json::to_string_pretty(&r)?)?;
+    write(&out.join("decisions.json"), &r.decisions_json())?;
+    write(&out.join("report.md"), &r.markdown())?;
+    write(&out.join("timeline.svg"), &r.timeline_svg())?;
+    Ok(r)
+}
+
+fn write(path: &Path, text: &str) -> Result<()> {
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}

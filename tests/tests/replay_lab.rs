@@ -1,0 +1,114 @@
+//! `guard replay` against the live guard (issue 21): the short lab scenario (an infected flood;
+//! the one `lab_short.rs` scores) runs live with dumpcap on the RAN side of the veth, recording
+//! every frame the RAN sent before the guard saw it; then that capture is replayed with the live
+//! run's own configuration file. The replay must stage the devices the live guard staged, and no
+//! benign one, at stages within one step of the live ones (tick alignment: docs/replay.md,
+//! "Limits"). About 25 s.
+
+use std::collections::BTreeMap;
+
+use guard::replay::{self, Options, Pacing, Quiet};
+use labkit::assert_root;
+use labkit::oracle::TempDir;
+use labkit::scenario::{run_mode_captured, Mode, RunOpts, Scenario};
+
+/// 200 devices; at 5 s, 5% of the meters (8) flood at 400 pps each (as `lab_short.rs`).
+const SHORT: &str = r#"
+name = "replay_flood"
+title = "Short infected flood, captured (test)"
+duration_s = 12
+onset_s = 5
+gnbs = 2
+seed = 11
+
+[expect]
+benign_delivery = 0.99
+no_benign_staged = true
+no_cell_or_host_stage = true
+mitigate_within_s = 5
+attack_dropped = 0.95
+
+[[population]]
+name = "meters"
+count = 160
+teid_base = 0x00100000
+ue_base = "10.45.0.0"
+profile = { kind = "periodic", period_s = [0.5, 1.5], jitter = 0.1, burst = [1, 3] }
+change = { at_s = 5, fraction = 0.05, class = "attack", profile = { kind = "flood", pps = 400 } }
+
+[[population]]
+name = "people"
+count = 40
+teid_base = 0x00200000
+ue_base = "10.46.0.0"
+dst = "203.0.113.80"
+profile = { kind = "session", rate_pps = [4, 12], on_s = [1, 2], off_s = [1, 3] }
+"#;
+
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn lab_capture_replays_to_the_live_decisions() {
+    assert_root("replay_lab::lab_capture_replays_to_the_live_decisions");
+    let sc = Scenario::parse(SHORT).expect("the scenario parses");
+    let plan = sc.plan().expect("plan");
+    let out = TempDir::new("replay-lab").expect("temp dir");
+    let opts = RunOpts { guard_bin: labkit::guard_bin::for_test(), out: out.path().to_owned(), verbose: true };
+    let capture = out.path().join("ran.pcapng");
+    let live = run_mode_captured(&sc, &plan, Mode::Guard, &opts, Some(&capture)).expect("the live run");
+    let config = live.config_path.clone().expect("the live run's configuration file");
+
+    // What the live guard staged: device -> highest stage (engine decisions, not refreshes).
+    let mut live_staged: BTreeMap<String, u64> = BTreeMap::new();
+    for a in live.audit.iter().filter(|a| a.action == "set_device_stage" && !a.refresh && !a.exempt) {
+        if let Some(s) = a.stage.filter(|s| *s > 0) {
+            let e = live_staged.entry(a.target.clone()).or_insert(s);
+            *e = (*e).max(s);
+        }
+    }
+    assert!(!live_staged.is_empty(), "the live guard staged nothing: the comparison would prove nothing");
+
+    let o = Options {
+        capture: capture.clone(),
+        config,
+        compare: None,
+        out: out.path().join("replay"),
+        pacing: Pacing::AsFastAsPossible,
+    };
+    let r = replay::replay(&o, &mut Quiet).expect("the replay").report;
+    assert!(r.capture.complete, "the capture was read to its end: {:?}", r.capture.error);
+    let replay_staged: BTreeMap<String, u64> =
+        r.devices.iter().filter(|d| d.max_stage > 0).map(|d| (d.device.clone(), u64::from(d.max_stage))).collect();
+    eprintln!(
+        "live: {} frames sent, staged {live_staged:?}\nreplay: {} frames read, staged {replay_staged:?}",
+        live.device_sent.iter().sum::<u64>(),
+        r.capture.frames_read
+    );
+    for a in live.audit.iter().filter(|a| !a.refresh).take(12) {
+        eprintln!("  live   {:7.3} s  {} {} {} {:?}", a.t_s, a.action, a.target, a.reason, a.stage);
+    }
+    for d in r.decisions.iter().take(12) {
+        eprintln!("  replay {:7.3} s  {} {} {}", d.t_s, d.action, d.target, d.reason);
+    }
+    assert_eq!(
+        replay_staged.keys().collect::<Vec<_>>(),
+        live_staged.keys().collect::<Vec<_>>(),
+        "the replay stages the devices the live guard staged, and only those"
+    );
+    for (dev, live_stage) in &live_staged {
+        let s = replay_staged[dev];
+        assert!(s.abs_diff(*live_stage) <= 1, "{dev}: live reached stage {live_stage}, the replay {s}");
+    }
+    // Timing: the live audit's times count from the first slot sent, the replay's from the
+    // capture's first frame (dumpcap started with the lab, before the guard): shift by the first
+    // GTP-U frame's time in the capture (tshark says where it is).
+    let rows = labkit::oracle::tshark_fields(&capture, &["frame.time_relative"], Some("gtp")).expect("tshark");
+    let first_gtp: f64 = rows.first().and_then(|r| r.first()).and_then(|t| t.parse().ok()).expect("a GTP-U frame");
+    let first = |v: &mut dyn Iterator<Item = f64>| v.fold(f64::INFINITY, f64::min);
+    let live_t = first(&mut live.audit.iter().filter(|a| a.action == "set_device_stage").map(|a| a.t_s));
+    let replay_t = first(&mut r.decisions.iter().filter(|d| d.action == "set_device_stage").map(|d| d.t_s - first_gtp));
+    eprintln!("first stage: live {live_t:.3} s, replay {replay_t:.3} s after the first G-PDU");
+    // A tick (200 ms) of alignment, and the live sender's own lateness against its schedule.
+    assert!((live_t - replay_t).abs() <= 0.5, "first stage live at {live_t:.3} s, replayed at {replay_t:.3} s");
+    let attack = plan.devices.iter().filter(|d| d.class == labkit::population::Class::Attack).count();
+    assert_eq!(replay_staged.len(), attack, "exactly the flooding devices");
+}

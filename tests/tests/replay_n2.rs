@@ -1,0 +1,60 @@
+//! The N2 half of the replay clock (issue 21): `guard_n2` loaded for a replay
+//! (`n2::load::load_replay`) stamps its state with the time the replay wrote (`REPLAY_NOW_NS` in
+//! `.bss`), not the kernel's, and a live load never does. The N2 replay itself (capture loop,
+//! controller on the capture's clock, report) is not built yet: docs/replay.md, "Limits".
+
+use std::net::Ipv4Addr;
+
+use aya::maps::{Array, MapData};
+use guard::n2::load::{self as n2load, LoadOpts};
+use guard_common::abi::{L3Addr, GLOBAL_REPLAY_NOW, MAP_BSS};
+use labkit::assert_root;
+use labkit::bpf::{pin_to_current_cpu, PinScope, XDP_PASS};
+use labkit::n2lab::bpf::enforce_all;
+use labkit::sctp_frames::{Chunk, SctpFrame};
+
+const GNB: Ipv4Addr = Ipv4Addr::new(10, 201, 0, 11);
+const AMF: Ipv4Addr = Ipv4Addr::new(10, 201, 0, 1);
+
+fn init() -> Vec<u8> {
+    SctpFrame::ngap().v4(GNB, AMF).vtag(0).chunk(Chunk::init(0x1111_0001, 100)).build()
+}
+
+fn run(loaded: &mut n2load::N2Loaded, frame: &[u8]) -> u32 {
+    use aya::programs::{TestRun, TestRunOptions};
+    let prog = loaded.program().expect("guard_n2");
+    prog.test_run(TestRunOptions { data_in: Some(frame), ..Default::default() })
+        .expect("BPF_PROG_TEST_RUN")
+        .return_value
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn guard_n2_reads_the_replay_clock_only_in_a_replay_load() {
+    assert_root("replay_n2::guard_n2_reads_the_replay_clock_only_in_a_replay_load");
+    pin_to_current_cpu().expect("pin to a CPU");
+    let opts = LoadOpts { max_devices: 1024, max_cells: 256, max_peers: 256 };
+    let gnb = L3Addr::v4(GNB.octets());
+
+    let scope = PinScope::new("rn2");
+    let (mut loaded, maps) = n2load::load_replay(&scope.pins, &opts, &enforce_all()).expect("replay load");
+    let mut clock: Array<MapData, u64> =
+        Array::try_from(loaded.ebpf.take_map(MAP_BSS).expect(".bss")).expect("the .bss is one u64");
+    // Two capture times far from the machine's clock: 1,000 s and 1,042.5 s on the replay's scale.
+    for t in [1_000_000_000_000u64, 1_042_500_000_000] {
+        clock.set(0, t, 0).unwrap_or_else(|e| panic!("writing {GLOBAL_REPLAY_NOW}: {e}"));
+        assert_eq!(run(&mut loaded, &init()), XDP_PASS);
+        let seen = maps.peer(&gnb).expect("N2_PEERS").expect("the peer's record").last_seen_ns;
+        assert_eq!(seen, t, "guard_n2 stamped the replay's time");
+    }
+
+    let live_scope = PinScope::new("rn2l");
+    let (mut live, live_maps) = n2load::load(&live_scope.pins, &opts, &enforce_all()).expect("live load");
+    let mut live_clock: Array<MapData, u64> =
+        Array::try_from(live.ebpf.take_map(MAP_BSS).expect(".bss")).expect("the .bss is one u64");
+    live_clock.set(0, 7, 0).expect("writing the global");
+    let before = guard::clock::monotonic_ns();
+    assert_eq!(run(&mut live, &init()), XDP_PASS);
+    let seen = live_maps.peer(&gnb).expect("N2_PEERS").expect("the peer's record").last_seen_ns;
+    assert!(seen >= before && seen <= guard::clock::monotonic_ns(), "a live load reads CLOCK_MONOTONIC: {seen}");
+}
