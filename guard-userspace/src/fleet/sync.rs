@@ -36,6 +36,8 @@ pub struct Member {
     metrics: FleetMetrics,
     /// Per-cell summaries (with an N2 controller and `fleet.cells.enabled`).
     summaries: Option<Summaries>,
+    /// Connection attempts so far (which endpoint to try first).
+    attempts: usize,
 }
 
 /// Why a session ended: it never got going, or it ran and then lost etcd.
@@ -54,7 +56,7 @@ impl Member {
         summaries: Option<Summaries>,
     ) -> Member {
         let member = cfg.member_name();
-        Member { cfg, member, about: about.to_string(), applier, status, metrics, summaries }
+        Member { cfg, member, about: about.to_string(), applier, status, metrics, summaries, attempts: 0 }
     }
 
     /// Run until the task is aborted.
@@ -98,6 +100,14 @@ impl Member {
         }
     }
 
+    /// The endpoint this session tries first: the member's own spread, moved on by one per
+    /// attempt (`attempts`).
+    fn start_endpoint(&mut self) -> usize {
+        self.attempts = self.attempts.wrapping_add(1);
+        let spread: usize = self.member.bytes().map(usize::from).sum();
+        spread.wrapping_add(self.attempts)
+    }
+
     fn timeout(&self) -> Duration {
         Duration::from_nanos(self.cfg.sync.timeout.0)
     }
@@ -114,7 +124,9 @@ impl Member {
 
     /// Connect, register, list, watch: returns when etcd is lost.
     async fn session(&mut self, sessions: u64) -> Ended {
-        let mut client = match super::client::connect(&self.cfg).await {
+        // Each session starts at the next endpoint: one lost member moves us to another.
+        let first = self.start_endpoint();
+        let mut client = match super::client::connect_from(&self.cfg, first).await {
             Ok(c) => c,
             Err(e) => return Ended::Failed(e),
         };
