@@ -67,6 +67,7 @@ pub struct N2Controller {
     metrics: N2Metrics,
     /// Fleet mode's cell summaries (docs/fleet.md); `None`: the local engine alone.
     fleet: Option<Arc<CellExchange>>,
+    fleet_published: usize,
 }
 
 impl N2Controller {
@@ -85,6 +86,7 @@ impl N2Controller {
             audit,
             metrics,
             fleet: None,
+            fleet_published: 0,
         })
     }
 
@@ -179,7 +181,16 @@ impl N2Controller {
         }
         let out = self.engine.tick(now_ns, &cells, &devices);
         if let Some(x) = &self.fleet {
-            x.publish(self.engine.hot_cells_for_fleet(x.fraction, x.max_cells));
+            let cells = self.engine.hot_cells_for_fleet(x.fraction, x.max_cells);
+            if cells.len() != self.fleet_published {
+                info!(
+                    cells = cells.len(),
+                    before = self.fleet_published,
+                    "N2 fleet: cells published for the other members (close to hot here)"
+                );
+                self.fleet_published = cells.len();
+            }
+            x.publish(cells);
         }
         for t in &out.transitions {
             info!(from = ?t.from, to = ?t.to, hot_cells = t.evidence.hot_cells, repeaters = t.evidence.repeaters, "N2 classification");
