@@ -24,6 +24,7 @@
 pub mod bench;
 pub mod bpf;
 pub mod decode;
+pub mod fleetlab;
 pub mod frames;
 pub mod generator;
 pub mod guard_bin;
