@@ -43,7 +43,9 @@ enum Cmd {
         /// `default`: a representative set that fits in 10 minutes from a fresh clone (the
         /// flood, deliberate-triggering and forgery N3 scenarios beside the naive cap, the N2
         /// registration storm, and the bounded real-peer scenarios); `all`: every scenario, the
-        /// real-peer ones in full; or one name or file (`lab/scenarios/`, `real-n3`, `real-n2`).
+        /// real-peer ones and the fleet lab in full; or one name or file (`lab/scenarios/`,
+        /// `real-n3`, `real-n2`, `fleet`: a three-member etcd cluster and two AMF-side guards,
+        /// docs/fleet.md).
         #[arg(long, default_value = "default")]
         scenario: String,
         /// Where the report, JSON and plots go.
