@@ -15,17 +15,20 @@
 use std::net::Ipv4Addr;
 
 use aya::programs::{TestRun, TestRunOptions};
-use guard::n2::{self, LoadOpts, N2Loaded, N2Maps};
 use guard_common::{
     abi::{L3Addr, Limit, STAGE_QUARANTINE, STAGE_STRICT},
     abi_n2::*,
     policy_n2::N2Verdict,
 };
 use labkit::assert_root;
-use labkit::bpf::{hex, peer_stage_entry as stage_entry, pin_to_current_cpu, PinScope, XDP_DROP, XDP_PASS};
+use labkit::bpf::{hex, peer_stage_entry as stage_entry, XDP_DROP, XDP_PASS};
 use labkit::oracle::{run_python, tshark_fields, TempDir};
 use labkit::pcap::read_pcap;
 use serde_json::{json, Value};
+
+// `guard_n2` loaded on its own pins, as the other N2 groups load it; this file adds the setup
+// lanes' helpers to it (`impl G` below).
+use super::{load, G};
 
 const SEC: u64 = 1_000_000_000;
 const GNB: Ipv4Addr = Ipv4Addr::new(10, 100, 0, 11);
@@ -170,20 +173,6 @@ fn config(cookie_check_required: bool) -> N2Config {
         setup_flags: if cookie_check_required { N2_SETUP_COOKIE_REQUIRED } else { 0 },
         ..Default::default()
     }
-}
-
-struct G {
-    maps: N2Maps,
-    loaded: N2Loaded,
-    _scope: PinScope,
-}
-
-fn load(cfg: &N2Config) -> G {
-    pin_to_current_cpu().expect("pin to a CPU");
-    let scope = PinScope::new("n2setup");
-    let opts = LoadOpts { max_devices: 4096, max_cells: 1024, max_peers: 1024 };
-    let (loaded, maps) = n2::load(&scope.pins, &opts, cfg).unwrap_or_else(|e| panic!("loading guard_n2: {e}"));
-    G { maps, loaded, _scope: scope }
 }
 
 impl G {
