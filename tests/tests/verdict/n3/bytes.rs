@@ -10,12 +10,14 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use guard_common::{
-    abi::{ByteLimit, DeviceKey, GuardConfig, Limit, StageEntry, PROT_ALL, STAGE_SHAPE, STAGE_STRICT},
+    abi::{ByteLimit, DeviceKey, GuardConfig, Limit, StageEntry, STAGE_SHAPE, STAGE_STRICT},
     policy::Verdict,
 };
 use labkit::assert_root;
 use labkit::bpf::{stage_entry, Guard, XDP_DROP, XDP_PASS};
 use labkit::frames::GtpFrame;
+
+use super::{enforce_all, load};
 
 const SEC: u64 = 1_000_000_000;
 const GNB: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 11);
@@ -28,14 +30,6 @@ const SMALL: usize = 60;
 const RATE_BPS: u64 = 100_000;
 /// One second's worth of 100 kbit/s: the burst.
 const BURST_BYTES: u64 = 12_500;
-
-fn enforce_all() -> GuardConfig {
-    GuardConfig { gtpu_port: 2152, enabled: PROT_ALL, event_gap_ns: SEC, ..Default::default() }
-}
-
-fn load(cfg: &GuardConfig) -> Guard {
-    Guard::load(cfg).unwrap_or_else(|e| panic!("loading the guard: {e:#}"))
-}
 
 /// A G-PDU of `teid` whose T-PDU is `tpdu` octets (IPv4 20 + UDP 8 + payload).
 fn gpdu(teid: u32, tpdu: usize) -> Vec<u8> {

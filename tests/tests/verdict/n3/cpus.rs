@@ -21,21 +21,19 @@ use std::time::Instant;
 use aya::programs::{TestRun, TestRunOptions};
 use guard::clock::monotonic_ns;
 use guard_common::{
-    abi::{DeviceKey, GuardConfig, Limit, PROT_ALL, STAGE_QUARANTINE, STAGE_SHAPE},
+    abi::{DeviceKey, GuardConfig, Limit, STAGE_QUARANTINE, STAGE_SHAPE},
     policy::Verdict,
 };
 use labkit::assert_root;
 use labkit::bpf::{cell_cap_entry, l3_v4, pin_to_cpu, stage_entry, Guard, XDP_PASS};
 use labkit::frames::GtpFrame;
 
+use super::enforce_all;
+
 const SEC: u64 = 1_000_000_000;
 const GNB_A: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 11);
 const CORE: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 1);
 const UE: Ipv4Addr = Ipv4Addr::new(10, 45, 0, 2);
-
-fn enforce_all() -> GuardConfig {
-    GuardConfig { gtpu_port: 2152, enabled: PROT_ALL, event_gap_ns: SEC, ..Default::default() }
-}
 
 fn gpdu(teid: u32) -> Vec<u8> {
     GtpFrame::gpdu(teid).outer_v4(GNB_A, CORE).inner_v4(UE, Ipv4Addr::new(192, 0, 2, 10)).build()

@@ -16,12 +16,14 @@
 //!   replaced once it goes unmatched for `antispoof_rebind`.
 
 use guard_common::{
-    abi::{DeviceKey, GuardConfig, TeidSpan, PROT_ALL, STAGE_QUARANTINE, STAT_NON_IP},
+    abi::{DeviceKey, GuardConfig, TeidSpan, STAGE_QUARANTINE, STAT_NON_IP},
     policy::Verdict,
 };
 use labkit::assert_root;
-use labkit::bpf::{stage_entry, Guard};
+use labkit::bpf::stage_entry;
 use labkit::sessions::{scapy_gpdus, SessionFrame, Tpdu};
+
+use super::{enforce_all, load};
 
 const SEC: u64 = 1_000_000_000;
 const GNB: &str = "10.200.0.11";
@@ -29,15 +31,6 @@ const UPF_A: &str = "10.200.0.1";
 const UPF_B: &str = "10.200.0.2";
 const UPF_C: &str = "10.200.0.3";
 const UPF_V6: &str = "fd00:200::1";
-
-/// Every protection enforced (anti-spoofing and malformed included), every limit unlimited.
-fn enforce_all() -> GuardConfig {
-    GuardConfig { gtpu_port: 2152, enabled: PROT_ALL, event_gap_ns: SEC, ..Default::default() }
-}
-
-fn load(cfg: &GuardConfig) -> Guard {
-    Guard::load(cfg).unwrap_or_else(|e| panic!("loading the guard: {e:#}"))
-}
 
 fn frame(teid: u32, tpdu: Tpdu) -> SessionFrame {
     SessionFrame { gnb: GNB, local: UPF_A, teid, tpdu }
