@@ -8,7 +8,8 @@
 //! 2. **with fleet mode**: both answer (their own devices); etcd's load measured idle and in the
 //!    storm; mid-storm, guard 2 is SIGKILLed and its summary and member keys expire within its
 //!    lease, and guard 1 stops counting it;
-//! 3. an operator pin typed on host 1 (`guard device pin --fleet`) is in host 2's data plane
+//! 3. a malformed and an oversized summary put straight into etcd are refused by both guards
+//!    (log line, metric), which run on; an operator pin typed on host 1 (`guard device pin --fleet`) is in host 2's data plane
 //!    within 2 s;
 //! 4. one etcd member killed: a pin still reaches the other host within 2 s; two killed: both
 //!    guards run on (connected 0, pins kept, `/readyz` 200); both restored: both reconnect, and
@@ -321,6 +322,7 @@ pub fn run(opts: &FleetOpts) -> Result<FleetReport> {
     // 3 and 4: pins and etcd faults, with guard 2 back.
     hosts[1].topo.start_guard()?;
     steps::wait_connected(&mut hosts, Duration::from_secs(20))?;
+    steps::bad_summaries(&cluster, &fleet, &mut hosts, &mut r)?;
     steps::pins_and_faults(&mut cluster, &mut hosts, &mut r)?;
     for h in hosts.iter_mut() {
         h.topo.stop_guard();
