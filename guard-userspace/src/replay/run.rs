@@ -111,12 +111,17 @@ pub fn replay(
 
     let mut r = Report::new(capture, config_path);
     let tick_ns = ctl.tick_ns();
-    let pass_ns = ctl.event_pass_ns();
+    let mut sched = Schedule {
+        tick_ns,
+        pass_ns: ctl.event_pass_ns(),
+        next_tick: REPLAY_EPOCH_NS,
+        next_pass: REPLAY_EPOCH_NS + ctl.event_pass_ns(),
+        t0: 0,
+        window: Actions::default(),
+        verdicts: BTreeMap::new(),
+    };
     let mut first_ts: Option<u64> = None;
-    let mut next_tick = REPLAY_EPOCH_NS;
-    let mut next_pass = REPLAY_EPOCH_NS + pass_ns;
     let mut clock_set = 0u64;
-    let mut window = Actions::default();
     let started = Instant::now();
     let mut now = REPLAY_EPOCH_NS;
     let outcome: Result<(), CaptureError> = loop {
@@ -125,10 +130,10 @@ pub fn replay(
             Ok(None) => break Ok(()),
             Err(e) => break Err(e),
         };
-        let t0 = *first_ts.get_or_insert(f.ts_ns);
-        now = REPLAY_EPOCH_NS + f.ts_ns.saturating_sub(t0);
+        sched.t0 = *first_ts.get_or_insert(f.ts_ns);
+        now = REPLAY_EPOCH_NS + f.ts_ns.saturating_sub(sched.t0);
         // The controller's ticks and event passes due before this frame, in time order.
-        catch_up(&mut ctl, &mut r, now, t0, tick_ns, pass_ns, &mut next_tick, &mut next_pass, &mut window)?;
+        catch_up(&mut ctl, &mut r, now, &mut sched)?;
         if let Pacing::Speed(x) = pacing {
             let due = Duration::from_secs_f64((now - REPLAY_EPOCH_NS) as f64 / 1e9 / x);
             if let Some(wait) = due.checked_sub(started.elapsed()) {
@@ -157,7 +162,7 @@ pub fn replay(
             .return_value;
         ctl.drain_events();
         r.capture.frames_replayed += 1;
-        window.count(ret);
+        sched.window.count(ret);
         r.actions.count(ret);
         if r.capture.frames_read % 4096 == 0 {
             progress.position(cap.consumed, total_bytes, (now - REPLAY_EPOCH_NS) as f64 / 1e9);
@@ -171,7 +176,7 @@ pub fn replay(
     // Two more ticks after the last frame: the controller decides on what the last tick before
     // it had not read yet.
     let end = now + 2 * tick_ns;
-    catch_up(&mut ctl, &mut r, end, t0, tick_ns, pass_ns, &mut next_tick, &mut next_pass, &mut window)?;
+    catch_up(&mut ctl, &mut r, end, &mut sched)?;
     if let Err(e) = outcome {
         r.capture.complete = false;
         r.capture.error = Some(e.to_string());
@@ -192,47 +197,62 @@ pub fn replay(
 /// `XDP_PACKET_HEADROOM` (256) and `skb_shared_info` (320 on x86-64).
 const MAX_FRAME: usize = 4096 - 256 - 320;
 
-/// Run the ticks and event passes due at or before `until`. A tick and a pass due at the same
-/// time are one tick (it drains the events too).
-#[expect(clippy::too_many_arguments, reason = "the replay loop's clock state, kept in one place by the caller")]
-fn catch_up(
-    ctl: &mut ReplayController,
-    r: &mut Report,
-    until: u64,
-    t0: u64,
+/// When the controller runs next, and what the timeline counts between two ticks.
+struct Schedule {
     tick_ns: u64,
     pass_ns: u64,
-    next_tick: &mut u64,
-    next_pass: &mut u64,
-    window: &mut Actions,
-) -> Result<()> {
+    next_tick: u64,
+    next_pass: u64,
+    /// The capture's first frame (ns since the epoch).
+    t0: u64,
+    /// XDP actions since the last tick.
+    window: Actions,
+    /// `N3_VERDICTS` at the last tick.
+    verdicts: BTreeMap<String, u64>,
+}
+
+/// Run the ticks and event passes due at or before `until`. A tick and a pass due at the same
+/// time are one tick (it drains the events too).
+fn catch_up(ctl: &mut ReplayController, r: &mut Report, until: u64, s: &mut Schedule) -> Result<()> {
     loop {
-        let due = (*next_tick).min(*next_pass);
+        let due = s.next_tick.min(s.next_pass);
         if due > until {
             return Ok(());
         }
         let rel = (due - REPLAY_EPOCH_NS) as f64 / 1e9;
-        if *next_tick <= *next_pass {
+        if s.next_tick <= s.next_pass {
             let d = ctl.tick(due).context("a controller tick")?;
-            record(r, rel, t0, d);
-            let s = ctl.snapshot();
+            record(r, rel, s.t0, d);
+            let snap = ctl.snapshot();
+            // The program's own verdict counters, as moved since the last tick.
+            let now: BTreeMap<String, u64> =
+                ctl.maps().verdicts()?.into_iter().map(|(v, c)| (v.name().to_owned(), c.packets)).collect();
+            let moved = now
+                .iter()
+                .filter_map(|(k, n)| {
+                    let d = n.saturating_sub(s.verdicts.get(k).copied().unwrap_or(0));
+                    (d > 0).then(|| (k.clone(), d))
+                })
+                .collect();
+            s.verdicts = now;
             r.timeline.push(TimelinePoint {
                 t_s: rel,
-                passed: window.passed,
-                dropped: window.dropped,
-                staged: s.devices_per_stage[1..].iter().sum(),
-                cells_capped: s.cells_capped.len() as u64,
-                host_capped: s.host_capped,
+                passed: s.window.passed,
+                dropped: s.window.dropped,
+                verdicts: moved,
+                staged: snap.devices_per_stage[1..].iter().sum(),
+                cells_capped: snap.cells_capped.len() as u64,
+                host_capped: snap.host_capped,
             });
-            *window = Actions::default();
-            if *next_pass == *next_tick {
-                *next_pass += pass_ns;
+            s.window = Actions::default();
+            if s.next_pass == s.next_tick {
+                s.next_pass += s.pass_ns;
             }
-            *next_tick += tick_ns;
+            s.next_tick += s.tick_ns;
         } else {
             let d = ctl.events_pass(due);
-            record(r, rel, t0, d);
-            *next_pass += pass_ns;
+            record(r, rel, s.t0, d);
+            s.next_pass += s.pass_ns;
         }
     }
 }
