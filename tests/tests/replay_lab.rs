@@ -71,6 +71,7 @@ fn lab_capture_replays_to_the_live_decisions() {
         capture: capture.clone(),
         config,
         compare: None,
+        n2_config: None,
         out: out.path().join("replay"),
         pacing: Pacing::AsFastAsPossible,
     };

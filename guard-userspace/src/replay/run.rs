@@ -51,21 +51,22 @@ pub enum Pacing {
 /// maps the object declares pinned; a replay keeps none: the directory goes as soon as the
 /// program is loaded (its descriptors keep the maps alive), so nothing of a replay is ever seen
 /// by `guard status` or another guard.
-struct ScratchPins {
+pub(super) struct ScratchPins {
     base: PathBuf,
-    pins: PinDir,
+    pub(super) pins: PinDir,
 }
 
 impl ScratchPins {
-    fn new() -> ScratchPins {
+    /// `/sys/fs/bpf/og-replay-<pid>-<ns>/<side>`.
+    pub(super) fn new(side: &str) -> ScratchPins {
         use std::time::SystemTime;
         let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
         let base = PathBuf::from(format!("/sys/fs/bpf/og-replay-{}-{nanos}", std::process::id()));
-        let pins = PinDir::new(&base, "n3");
+        let pins = PinDir::new(&base, side);
         ScratchPins { base, pins }
     }
 
-    fn remove(&self) {
+    pub(super) fn remove(&self) {
         if let Err(e) = self.pins.purge() {
             tracing::warn!(error = %e, dir = %self.pins.path().display(), "removing the replay's pins");
         }
@@ -96,7 +97,7 @@ pub fn replay(
     // Every packet on one CPU: the per-CPU limiter state (host cap, event budget) is then one,
     // as it is for a flow that RSS keeps on one queue (docs/replay.md, "Limits").
     pin_to_current_cpu()?;
-    let scratch = ScratchPins::new();
+    let scratch = ScratchPins::new("n3");
     let mut loaded = load::load_replay(&scratch.pins, cfg.guard.max_devices, &cfg.dataplane(1))
         .context("loading guard_n3 for the replay")?;
     scratch.remove();
@@ -195,7 +196,7 @@ pub fn replay(
 
 /// The largest frame BPF_PROG_TEST_RUN takes for a non-frags XDP program: a 4 KiB page less
 /// `XDP_PACKET_HEADROOM` (256) and `skb_shared_info` (320 on x86-64).
-const MAX_FRAME: usize = 4096 - 256 - 320;
+pub(super) const MAX_FRAME: usize = 4096 - 256 - 320;
 
 /// When the controller runs next, and what the timeline counts between two ticks.
 struct Schedule {
@@ -330,7 +331,7 @@ fn finish(ctl: &ReplayController, r: &mut Report) -> Result<()> {
 
 /// Pin the calling thread to the CPU it runs on: BPF_PROG_TEST_RUN runs the program on the
 /// caller's CPU, and its per-CPU state must be one CPU's for the whole replay.
-fn pin_to_current_cpu() -> Result<()> {
+pub(super) fn pin_to_current_cpu() -> Result<()> {
     // SAFETY: sched_getcpu has no preconditions.
     let cpu = unsafe { libc::sched_getcpu() };
     if cpu < 0 {
@@ -349,7 +350,7 @@ fn pin_to_current_cpu() -> Result<()> {
 }
 
 impl Actions {
-    fn count(&mut self, ret: u32) {
+    pub(super) fn count(&mut self, ret: u32) {
         match ret {
             XDP_PASS => self.passed += 1,
             XDP_DROP => self.dropped += 1,
