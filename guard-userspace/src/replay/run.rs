@@ -3,7 +3,7 @@
 
 use std::{
     collections::BTreeMap,
-    path::{Path, PathBuf},
+    path::Path,
     time::{Duration, Instant},
 };
 
@@ -47,30 +47,27 @@ pub enum Pacing {
     Speed(f64),
 }
 
-/// A pin directory of this replay's own under bpffs, removed on drop (also on a panic). aya pins
-/// maps the object declares pinned; a replay keeps none: the directory goes as soon as the
-/// program is loaded (its descriptors keep the maps alive), so nothing of a replay is ever seen
-/// by `guard status` or another guard.
+/// A pin directory of this replay's own, `/sys/fs/bpf/og-replay-<pid>-<ns>-<side>`, removed on drop
+/// (also on a panic). aya pins the maps the object declares pinned; a replay keeps none: the
+/// replay loaders unpin them as soon as they exist, before the program's verification, and
+/// remove the directory with them (`PinDir::purge`), so nothing of a replay is seen by `guard
+/// status` or another guard, and a replay killed while loading leaves nothing behind.
 pub(super) struct ScratchPins {
-    base: PathBuf,
     pub(super) pins: PinDir,
 }
 
 impl ScratchPins {
-    /// `/sys/fs/bpf/og-replay-<pid>-<ns>/<side>`.
     pub(super) fn new(side: &str) -> ScratchPins {
         use std::time::SystemTime;
         let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-        let base = PathBuf::from(format!("/sys/fs/bpf/og-replay-{}-{nanos}", std::process::id()));
-        let pins = PinDir::new(&base, side);
-        ScratchPins { base, pins }
+        let name = format!("og-replay-{}-{nanos}-{side}", std::process::id());
+        ScratchPins { pins: PinDir::new(Path::new("/sys/fs/bpf"), &name) }
     }
 
     pub(super) fn remove(&self) {
         if let Err(e) = self.pins.purge() {
             tracing::warn!(error = %e, dir = %self.pins.path().display(), "removing the replay's pins");
         }
-        let _ = std::fs::remove_dir(&self.base);
     }
 }
 
