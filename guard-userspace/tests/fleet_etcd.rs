@@ -418,3 +418,43 @@ fn a_member_keyed_by_teid_says_it_cannot_apply_a_ue_pin() {
         "{audited:?}"
     );
 }
+
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn guard_device_pin_fleet_writes_the_fleet_pin_every_member_applies() {
+    labkit::netns::assert_root("fleet_etcd::guard_device_pin_fleet_writes_the_fleet_pin_every_member_applies");
+    let mut f = Fixture::new("d", "ue_addr");
+    f.start_guard();
+    let ue = "10.46.0.9";
+    let t0 = Instant::now();
+    // The local command, as an operator types it on the host: the fleet pin, not a local entry.
+    let out = f
+        .guard_cmd()
+        .args(["device", "pin", "--fleet", "--ue", ue, "--stage", "strict", "--ttl", "5m", "--comment", "from a host"])
+        .arg("--config")
+        .arg(&f.cli_config)
+        .output()
+        .expect("guard device pin --fleet");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("every member applies it"), "{out:?}");
+    let seen = f.wait_for(Duration::from_secs(2), |f| f.ue_stage(ue).is_some());
+    assert!(seen, "the member did not apply the pin within 2 s; log: {}", f.log());
+    println!("guard device pin --fleet -> stage in the member's maps: {:?}", t0.elapsed());
+    let e = f.ue_stage(ue).expect("stage");
+    assert_eq!((e.stage, e.flags & STAGE_FLAG_MANUAL), (STAGE_STRICT, STAGE_FLAG_MANUAL));
+    // The same key and value `guard fleet pin --ue` writes.
+    let key = format!("/overload-guard/{}/pins/ue/{ue}", f.fleet);
+    let got = f.etcdctl(&["get", &key, "--print-value-only"]);
+    let v: serde_json::Value = serde_json::from_slice(&got.stdout).expect("a pin value");
+    assert_eq!((v["stage"].as_str(), v["comment"].as_str()), (Some("strict"), Some("from a host")), "{v}");
+    assert!(f.fleet(&["list"]).contains(&format!("ue {ue}")));
+    // A TEID is host-local: refused before anything is written.
+    let out = f
+        .guard_cmd()
+        .args(["device", "pin", "--fleet", "--teid", "7", "--stage", "strict", "--ttl", "5m", "--comment", "x"])
+        .arg("--config")
+        .arg(&f.cli_config)
+        .output()
+        .expect("guard device pin --fleet --teid");
+    assert!(!out.status.success(), "a TEID fleet pin was accepted");
+}

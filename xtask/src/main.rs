@@ -1,6 +1,7 @@
 //! `cargo xtask`: the project's own commands. Each installs what it needs first, idempotently,
 //! printing one line per step.
 
+mod ab;
 mod mutants;
 mod package;
 mod prereqs;
@@ -42,7 +43,9 @@ enum Cmd {
         /// `default`: a representative set that fits in 10 minutes from a fresh clone (the
         /// flood, deliberate-triggering and forgery N3 scenarios beside the naive cap, the N2
         /// registration storm, and the bounded real-peer scenarios); `all`: every scenario, the
-        /// real-peer ones in full; or one name or file (`lab/scenarios/`, `real-n3`, `real-n2`).
+        /// real-peer ones and the fleet lab in full; or one name or file (`lab/scenarios/`,
+        /// `real-n3`, `real-n2`, `fleet`: a three-member etcd cluster and two AMF-side guards,
+        /// docs/fleet.md).
         #[arg(long, default_value = "default")]
         scenario: String,
         /// Where the report, JSON and plots go.
@@ -61,7 +64,8 @@ enum Cmd {
     Bench {
         /// Extra arguments for the bench binary: --quick, --skip-wire, --skip-scale, --no-write,
         /// --out PATH, --only-controller (the controller run at 1M devices alone; prints, does
-        /// not write).
+        /// not write), --ab REV (repeatable: guard_n3's common path in this build against the
+        /// object built from commit REV, side by side; prints, does not write).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },

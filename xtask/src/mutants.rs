@@ -25,7 +25,21 @@ const COMMON: &[&str] = &[
     "guard-common/src/parse/sctp.rs",
 ];
 
-const ENGINE: &[&str] = &["guard-userspace/src/engine/ladder.rs", "guard-userspace/src/config/mod.rs"];
+/// The ladders of both sides and the configuration's validation, file by section (the paths the
+/// restructure of issue 26 gave them; a stale path would mutate nothing, so `run` checks each).
+const ENGINE: &[&str] = &[
+    "guard-userspace/src/n3/engine/ladder.rs",
+    "guard-userspace/src/n3/engine/capacity.rs",
+    "guard-userspace/src/n2/engine/ladder.rs",
+    "guard-userspace/src/config/mod.rs",
+    "guard-userspace/src/config/guard.rs",
+    "guard-userspace/src/config/dataplane.rs",
+    "guard-userspace/src/config/ladder.rs",
+    "guard-userspace/src/config/classify.rs",
+    "guard-userspace/src/config/groups.rs",
+    "guard-userspace/src/config/n2.rs",
+    "guard-userspace/src/config/fleet.rs",
+];
 
 fn run_scope(name: &str, package: &str, files: &[String], test_args: &[&str]) -> Result<()> {
     let out = root().join("target/mutants").join(name);
@@ -69,6 +83,11 @@ pub fn run(scope: &str, files: &[String]) -> Result<()> {
             files.to_vec()
         }
     };
+    for f in COMMON.iter().chain(ENGINE).map(|s| (*s).to_owned()).chain(files.iter().cloned()) {
+        if !root().join(&f).is_file() {
+            bail!("{f}: no such file (a mutation run over a missing file would mutate nothing)");
+        }
+    }
     match scope {
         "common" => run_scope("common", "guard-common", &pick(COMMON), &[]),
         "engine" => run_scope("engine", "guard-userspace", &pick(ENGINE), &["--lib"]),

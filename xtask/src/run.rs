@@ -109,6 +109,9 @@ pub fn lab(scenario: &str, out: &str, modes: &str) -> Result<()> {
     // N3 scenarios run in `lab`, the N2 (SCTP/NGAP) ones (`n2_*`) in `lab_n2`, the real-peer ones
     // (`real-n3`, `real-n2`) in `lab_real`; `all` runs all three and fails if any fails, after
     // each has written its report.
+    if scenario == "fleet" {
+        return fleet_lab(out, &guard);
+    }
     let is_real = scenario.starts_with("real-");
     let is_n2 = scenario.starts_with("n2_") || scenario.contains("/n2_");
     if is_real {
@@ -124,7 +127,22 @@ pub fn lab(scenario: &str, out: &str, modes: &str) -> Result<()> {
     let n3 = if scenario == "all" || !is_n2 { n3_lab(scenario, out, modes, &guard) } else { Ok(()) };
     let n2 = if scenario == "all" || is_n2 { n2_lab(scenario, out, &guard) } else { Ok(()) };
     let real = if scenario == "all" { real_lab(scenario, out, &guard, false) } else { Ok(()) };
-    n3.and(n2).and(real)
+    let fleet = if scenario == "all" { fleet_lab(out, &guard) } else { Ok(()) };
+    n3.and(n2).and(real).and(fleet)
+}
+
+/// The fleet lab (issue 23): `lab_fleet`, report in `<out>/fleet/`.
+fn fleet_lab(out: &str, guard: &std::path::Path) -> Result<()> {
+    let mut c = cargo();
+    c.args(["run", "--release", "-p", "guard-tests", "--bin", "lab_fleet", "--", "--out", out])
+        .arg("--guard-bin")
+        .arg(guard);
+    run(
+        c,
+        &format!(
+            "running the fleet lab (3-member etcd cluster, two AMF-side guards, a split storm): report in {out}/fleet/report.md"
+        ),
+    )
 }
 
 /// The N3 scenarios of `cargo xtask lab`'s default set.
@@ -172,7 +190,8 @@ pub fn bench(args: &[String]) -> Result<()> {
     let mut c = cargo();
     c.args(["run", "--release", "-p", "guard-tests", "--bin", "bench"]);
     // `cargo xtask bench --quick` (or --skip-wire, --skip-scale, --no-write) for development.
-    c.arg("--").args(args);
+    let args = crate::ab::resolve(args)?;
+    c.arg("--").args(&args);
     run(c, "benchmarking: per-packet cost, veth flood vs nftables, scale and controller (writes BENCHMARKS.md)")
 }
 

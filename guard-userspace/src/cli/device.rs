@@ -172,6 +172,11 @@ pub struct PinArgs {
     /// Why (kept in the audit log).
     #[arg(long)]
     comment: String,
+    /// Pin the UE on every guard of the fleet instead (`[fleet]` of --config): writes the same
+    /// fleet pin as `guard fleet pin --ue`, which every member, this one included, applies within
+    /// 2 s. Only --ue: a TEID is host-local (TS 29.281 §5.1), never a fleet pin.
+    #[arg(long, conflicts_with_all = ["teid", "rate", "burst_bytes"])]
+    fleet: bool,
 }
 
 #[derive(Args, Debug)]
@@ -189,6 +194,11 @@ pub struct ReleaseArgs {
 }
 
 pub fn run(cmd: DeviceCmd) -> Result<()> {
+    // A fleet pin goes to etcd only: no pinned map is touched here, so no root is needed.
+    let cmd = match cmd {
+        DeviceCmd::Pin(a) if a.fleet => return pin_fleet(a),
+        other => other,
+    };
     crate::bpf::object::require_root()?;
     match cmd {
         DeviceCmd::Show { target, device, json } => show(&target, &device, json),
@@ -196,6 +206,27 @@ pub fn run(cmd: DeviceCmd) -> Result<()> {
         DeviceCmd::Release(a) => release(a),
         DeviceCmd::Unpin { target, device, comment } => unpin(&target, &device, &comment),
     }
+}
+
+/// `guard device pin --fleet`: the fleet pin `guard fleet pin --ue` writes, through its code.
+fn pin_fleet(a: PinArgs) -> Result<()> {
+    let Some(ue) = a.device.ue else {
+        bail!("--fleet pins a UE by its address (--ue): a TEID names a session only on the host that allocated it")
+    };
+    let cfg = a.target.load_config()?;
+    let path = a.target.config.as_ref().map_or("the built-in configuration".to_owned(), |p| p.display().to_string());
+    let f = super::fleet::fleet_of(cfg, &path)?;
+    let req = super::fleet::PinRequest {
+        target: crate::fleet::PinTarget::Ue(ue),
+        stage: a.stage,
+        ttl: a.ttl,
+        pps: a.pps,
+        burst: a.burst,
+        comment: a.comment,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting tokio")?;
+    println!("{}", rt.block_on(super::fleet::write_pin(&f, &req))?);
+    Ok(())
 }
 
 /// The device key for `sel`, refused when the running data plane keys devices the other way: a
@@ -367,7 +398,7 @@ fn pin(a: PinArgs) -> Result<()> {
         .record_operator(
             SystemTime::now(),
             &operator(),
-            &OperatorAction::Pin { key, stage, ttl_ns: a.ttl.0 },
+            &OperatorAction::Pin { key, stage, ttl_ns: a.ttl.0, limit, bytes },
             &a.comment,
         )
         .context("writing the audit record")?;

@@ -42,8 +42,13 @@ pub struct FleetConfig {
 impl FleetConfig {
     fn fleet(&self) -> Result<FleetSection> {
         let cfg = Config::load(&self.config).with_context(|| format!("configuration {}", self.config.display()))?;
-        cfg.fleet.with_context(|| format!("{} has no [fleet] section (docs/fleet.md)", self.config.display()))
+        fleet_of(cfg, &self.config.display().to_string())
     }
+}
+
+/// The `[fleet]` of a loaded configuration, or why there is none.
+pub fn fleet_of(cfg: Config, path: &str) -> Result<FleetSection> {
+    cfg.fleet.with_context(|| format!("{path} has no [fleet] section (docs/fleet.md)"))
 }
 
 /// What a fleet pin names: exactly one of these.
@@ -69,7 +74,6 @@ impl PinTargetArgs {
             (None, None, Some(a)) => PinTarget::Gnb(a),
             _ => bail!("give exactly one of --ue, --ue-prefix or --gnb"),
         };
-        t.check().map_err(anyhow::Error::msg)?;
         Ok(t)
     }
 }
@@ -136,14 +140,34 @@ async fn deadline<T>(
 async fn pin(a: PinArgs) -> Result<()> {
     let f = a.cfg.fleet()?;
     let target = a.what.target()?;
-    let ttl_ms = a.ttl.0 / 1_000_000;
+    let req = PinRequest { target, stage: a.stage, ttl: a.ttl, pps: a.pps, burst: a.burst, comment: a.comment };
+    println!("{}", write_pin(&f, &req).await?);
+    Ok(())
+}
+
+/// A fleet pin as an operator asks for it, from `guard fleet pin` or `guard device pin --fleet`.
+#[derive(Debug, Clone)]
+pub struct PinRequest {
+    pub target: PinTarget,
+    pub stage: StageArg,
+    pub ttl: Dur,
+    pub pps: Option<u64>,
+    pub burst: Option<u64>,
+    pub comment: String,
+}
+
+/// Check and write one fleet pin (the one code path of both commands); returns the line to print.
+pub async fn write_pin(f: &FleetSection, r: &PinRequest) -> Result<String> {
+    let target = &r.target;
+    target.check().map_err(anyhow::Error::msg)?;
+    let ttl_ms = r.ttl.0 / 1_000_000;
     if !(1000..=MAX_TTL_MS).contains(&ttl_ms) {
         bail!("--ttl must be between 1s and 7d: every pin expires, and a longer one belongs in the configuration");
     }
-    if a.comment.len() > MAX_COMMENT {
+    if r.comment.len() > MAX_COMMENT {
         bail!("--comment is longer than {MAX_COMMENT} bytes");
     }
-    let stage = match a.stage {
+    let stage = match r.stage {
         StageArg::Shape => PinStage::Shape,
         StageArg::Strict => PinStage::Strict,
         StageArg::Quarantine => PinStage::Quarantine,
@@ -152,14 +176,14 @@ async fn pin(a: PinArgs) -> Result<()> {
     let value = PinValue {
         v: VALUE_VERSION,
         stage,
-        pps: a.pps,
-        burst: a.burst,
+        pps: r.pps,
+        burst: r.burst,
         author: format!("{} on {}", super::device::operator(), f.member_name()),
-        comment: a.comment.clone(),
+        comment: r.comment.clone(),
         created_unix_ms: now,
         expires_unix_ms: now + ttl_ms,
     };
-    value.check(&target).map_err(anyhow::Error::msg)?;
+    value.check(target).map_err(anyhow::Error::msg)?;
     let bytes = value.encode();
     if bytes.len() > f.sync.max_value_bytes as usize {
         bail!(
@@ -168,20 +192,19 @@ async fn pin(a: PinArgs) -> Result<()> {
             f.sync.max_value_bytes
         );
     }
-    let mut c = client::connect(&f).await?;
+    let mut c = client::connect(f).await?;
     // The lease outlives the value's expiry by under a second (whole seconds): members stop at
     // `expires_unix_ms` themselves.
-    let lease = deadline(&f, "granting the pin's lease", c.lease_grant(ttl_ms.div_ceil(1000) as i64, None)).await?;
+    let lease = deadline(f, "granting the pin's lease", c.lease_grant(ttl_ms.div_ceil(1000) as i64, None)).await?;
     let key = target.key(&f.name);
-    deadline(&f, "writing the pin", c.put(key.clone(), bytes, Some(PutOptions::new().with_lease(lease.id())))).await?;
-    println!(
+    deadline(f, "writing the pin", c.put(key.clone(), bytes, Some(PutOptions::new().with_lease(lease.id())))).await?;
+    Ok(format!(
         "fleet {}: pinned {} at {} for {} ({key}); every member applies it within 2 s",
         f.name,
         target.describe(),
         stage.name(),
-        a.ttl
-    );
-    Ok(())
+        r.ttl
+    ))
 }
 
 async fn unpin(a: UnpinArgs) -> Result<()> {

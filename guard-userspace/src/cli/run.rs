@@ -13,7 +13,7 @@ use crate::{
     bpf::link::ModeRequest,
     fleet::status::FleetMetrics,
     metrics::Metrics,
-    n2::metrics::N2Metrics,
+    n2::{fleet_link::CellExchange, metrics::N2Metrics},
     n3::{controller, load, maps::N3Maps, metrics::N3Metrics},
     runlock::Resource,
 };
@@ -211,13 +211,21 @@ pub fn run(a: RunArgs) -> Result<()> {
             Arc::new(move || core.encode())
         };
         let server = crate::metrics::serve(listen, encode, health.clone()).await?;
+        // Per-cell summaries (split storms, docs/fleet.md): only with both [fleet] and an N2
+        // controller, and `fleet.cells.enabled`.
+        let cells = match (&fleet_cfg, &n2) {
+            (Some(f), Some(_)) if f.cells.enabled => Some(Arc::new(CellExchange::new(&f.cells))),
+            _ => None,
+        };
         let fleet = match (fleet_cfg, fleet_metrics) {
-            (Some(f), Some(fm)) => Some(crate::fleet::start(f, &fleet_view, &iface, &pins, &health, fm)?),
+            (Some(f), Some(fm)) => {
+                Some(crate::fleet::start(f, &fleet_view, &iface, &pins, &health, fm, cells.clone())?)
+            }
             _ => None,
         };
         // N2/S1-MME: its storm controller ticks on its own thread.
         let n2 = match (n2, n2_metrics) {
-            (Some(p), Some(m)) => Some(p.spawn(m)?),
+            (Some(p), Some(m)) => Some(p.spawn(m, cells)?),
             _ => None,
         };
         let result = controller::run(ctl, core, n3_metrics).await;

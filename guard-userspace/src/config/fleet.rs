@@ -46,6 +46,8 @@ pub struct FleetSection {
     pub lease_ttl: Dur,
     #[serde(default)]
     pub sync: FleetSync,
+    #[serde(default)]
+    pub cells: FleetCells,
 }
 
 fn default_lease_ttl() -> Dur {
@@ -80,6 +82,84 @@ impl Default for FleetSync {
             max_keys: 10_000,
             max_value_bytes: 4096,
         }
+    }
+}
+
+/// `[fleet.cells]`: per-cell summaries, so a storm split over the members of an AMF set is
+/// detected as one host carrying the whole cell would detect it (docs/fleet.md "Cell summaries").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FleetCells {
+    /// Publish this member's hot cells and sum the others' (with an N2 interface).
+    pub enabled: bool,
+    /// A cell is published when its own rate is at least this fraction of its own hot threshold.
+    /// An even split over k members is seen while `publish_fraction <= 1/k`.
+    pub publish_fraction: f64,
+    /// The most cells this member publishes per tick (the closest to hot first), and the most
+    /// cells accepted from any one member.
+    pub max_cells: u32,
+    /// The largest rate (attempts/s) or baseline accepted for one cell from one member; more is
+    /// clamped. What a compromised member can add to a cell here.
+    pub max_rate: f64,
+    /// The most other members whose contributions are summed (the first in key order).
+    pub max_members: u32,
+    /// How often this member publishes (while it has cells to publish). A contribution not
+    /// refreshed for three of these is dropped by the readers even if its lease lives.
+    pub interval: Dur,
+}
+
+impl Default for FleetCells {
+    fn default() -> Self {
+        FleetCells {
+            enabled: true,
+            publish_fraction: 0.25,
+            max_cells: 32,
+            max_rate: 1000.0,
+            max_members: 64,
+            interval: Dur::secs(1),
+        }
+    }
+}
+
+/// The most bytes one cell takes in a summary value (`["eutra:00f110:0x0000001",1000.00,1000.00],`).
+pub const CELL_ENTRY_BYTES: u32 = 64;
+/// The rest of a summary value (version, member name, time).
+pub const SUMMARY_HEADER_BYTES: u32 = 160;
+
+impl FleetCells {
+    /// The largest summary value a member writes or accepts.
+    pub fn max_value_bytes(&self) -> usize {
+        (SUMMARY_HEADER_BYTES + self.max_cells.saturating_mul(CELL_ENTRY_BYTES)) as usize
+    }
+
+    /// How long a contribution counts without being refreshed.
+    pub fn stale_after(&self) -> std::time::Duration {
+        std::time::Duration::from_nanos(self.interval.0.saturating_mul(3))
+    }
+
+    fn validate(&self, v: &mut Validator, lease_ttl: Dur) {
+        v.check(
+            self.publish_fraction.is_finite() && (0.05..=1.0).contains(&self.publish_fraction),
+            "fleet.cells.publish_fraction",
+            "0.05..=1.0",
+        );
+        v.check((1..=1024).contains(&self.max_cells), "fleet.cells.max_cells", "1..=1024");
+        v.check(
+            self.max_rate.is_finite() && (1.0..=1_000_000.0).contains(&self.max_rate),
+            "fleet.cells.max_rate",
+            "1..=1000000 attempts/s",
+        );
+        v.check((1..=4096).contains(&self.max_members), "fleet.cells.max_members", "1..=4096");
+        v.check(
+            self.interval >= Dur::millis(200) && self.interval <= Dur::secs(60),
+            "fleet.cells.interval",
+            "200ms..=60s",
+        );
+        v.check(
+            self.interval < lease_ttl,
+            "fleet.cells.interval",
+            "must be shorter than lease_ttl (a summary outlives a dead member only by its lease)",
+        );
     }
 }
 
@@ -169,6 +249,7 @@ impl FleetSection {
             "fleet.sync.max_keys",
             &format!("1..={MAX_KEYS_CEILING}"),
         );
+        self.cells.validate(v, ttl);
         v.check(
             (256..=MAX_VALUE_CEILING).contains(&s.max_value_bytes),
             "fleet.sync.max_value_bytes",

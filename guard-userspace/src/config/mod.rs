@@ -134,11 +134,21 @@ impl Config {
         out.push(match &self.fleet {
             None => "fleet: none (this guard runs alone)".to_owned(),
             Some(f) => format!(
-                "fleet: {} through etcd {} ({}), member {}",
+                "fleet: {} through etcd {} ({}), member {}; cell summaries {}",
                 f.name,
                 f.endpoints.join(", "),
                 if f.tls() { "TLS" } else { "INSECURE: no TLS" },
-                f.member_name()
+                f.member_name(),
+                if f.cells.enabled {
+                    format!(
+                        "on with an N2 interface (cells at {}% of their threshold, at most {} per {})",
+                        f.cells.publish_fraction * 100.0,
+                        f.cells.max_cells,
+                        f.cells.interval
+                    )
+                } else {
+                    "off".to_owned()
+                }
             ),
         });
         out.join("\n")
@@ -210,7 +220,9 @@ mod reload;
 mod values;
 pub use classify::*;
 pub use dataplane::*;
-pub use fleet::{FleetSection, FleetSync, MAX_KEYS_CEILING, MAX_VALUE_CEILING};
+pub use fleet::{
+    valid_name as fleet_valid_name, FleetCells, FleetSection, FleetSync, MAX_KEYS_CEILING, MAX_VALUE_CEILING,
+};
 pub use groups::*;
 pub use guard::*;
 pub use ladder::*;

@@ -432,6 +432,28 @@ fn fleet_is_absent_by_default_and_validated_when_present() {
 }
 
 #[test]
+fn fleet_cell_summaries_have_defaults_and_bounds() {
+    let lab = "[fleet]\nendpoints = [\"http://127.0.0.1:2379\"]\nname = \"lab\"\ninsecure = true\n";
+    let f = Config::from_toml_str(lab).expect("valid").fleet.unwrap();
+    assert_eq!(f.cells, crate::config::FleetCells::default());
+    assert!(f.cells.enabled && f.cells.publish_fraction == 0.25 && f.cells.max_cells == 32);
+    let p = problems(&format!(
+        "{lab}[fleet.cells]\npublish_fraction = 0.01\nmax_cells = 0\nmax_rate = 0.5\nmax_members = 0\ninterval = \"10s\"\n"
+    ));
+    for k in [
+        "fleet.cells.publish_fraction",
+        "fleet.cells.max_cells",
+        "fleet.cells.max_rate",
+        "fleet.cells.max_members",
+        "fleet.cells.interval: must be shorter than lease_ttl",
+    ] {
+        assert!(p.contains(k), "{k} in {p}");
+    }
+    let p = problems(&format!("{lab}[fleet.cells]\nsurprise = 1\n"));
+    assert!(p.contains("surprise"), "unknown keys are refused: {p}");
+}
+
+#[test]
 fn a_reload_keeps_the_running_fleet() {
     let old = Config::default();
     let new =

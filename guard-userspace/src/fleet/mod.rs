@@ -6,14 +6,18 @@
 //! - [`apply`]: a pin into this host's data plane, through the same code path as
 //!   `guard device pin` ([`crate::n3::manual`]), audited with the pin's author;
 //! - [`status`]: what the member reports: metrics and the `/readyz` detail line;
+//! - [`cells`], [`summaries`]: per-cell summaries for storms split over members (an AMF set):
+//!   the key and value (pure), and publishing / summing them for the N2 controller;
 //! - [`sync`]: the member's task: list, then watch; on loss of etcd keep what it has and catch up.
 //!
 //! Nothing here runs without `[fleet]` in the configuration.
 
 pub mod apply;
+pub mod cells;
 pub mod client;
 pub mod pins;
 pub mod status;
+pub mod summaries;
 pub mod sync;
 
 pub use pins::{PinStage, PinTarget, PinValue};
@@ -40,6 +44,7 @@ pub fn start(
     pins: &PinDir,
     health: &Health,
     fm: status::FleetMetrics,
+    cells: Option<std::sync::Arc<crate::n2::fleet_link::CellExchange>>,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     use anyhow::Context as _;
     use apply::Applier;
@@ -69,5 +74,6 @@ pub fn start(
         tls = f.tls(),
         "fleet mode: following etcd"
     );
-    Ok(tokio::spawn(Member::new(f, about, applier, status, fm).run()))
+    let summaries = cells.map(|x| summaries::Summaries::new(&f.name, &member, f.cells.clone(), x, fm.clone()));
+    Ok(tokio::spawn(Member::new(f, about, applier, status, fm, summaries).run()))
 }

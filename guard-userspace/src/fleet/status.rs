@@ -28,6 +28,10 @@ pub struct FleetMetrics {
     pub reconnects: Counter,
     /// Seconds from a pin's creation (its author's clock) to its application here, last pin.
     pub last_apply_delay: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// Other members whose cell summaries are summed now.
+    pub cell_members: Gauge,
+    /// Cells this member published at its last publication.
+    pub cells_published: Gauge,
 }
 
 impl FleetMetrics {
@@ -46,6 +50,16 @@ impl FleetMetrics {
             "fleet_last_apply_delay_seconds",
             "From the last applied pin's creation (its author's clock) to its application here",
             m.last_apply_delay.clone(),
+        );
+        registry.register(
+            "fleet_cell_members",
+            "Other members whose per-cell summaries are summed now",
+            m.cell_members.clone(),
+        );
+        registry.register(
+            "fleet_cells_published",
+            "Cells this member published in its last per-cell summary",
+            m.cells_published.clone(),
         );
         m
     }

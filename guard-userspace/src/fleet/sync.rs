@@ -17,6 +17,7 @@ use tracing::{debug, info, warn};
 use super::apply::Applier;
 use super::pins::{decode, members_prefix, pins_prefix, PinTarget, PinValue};
 use super::status::{FleetMetrics, FleetStatus};
+use super::summaries::Summaries;
 use super::unix_ms;
 use crate::config::FleetSection;
 
@@ -33,6 +34,10 @@ pub struct Member {
     applier: Applier,
     status: Arc<FleetStatus>,
     metrics: FleetMetrics,
+    /// Per-cell summaries (with an N2 controller and `fleet.cells.enabled`).
+    summaries: Option<Summaries>,
+    /// Connection attempts so far (which endpoint to try first).
+    attempts: usize,
 }
 
 /// Why a session ended: it never got going, or it ran and then lost etcd.
@@ -48,9 +53,10 @@ impl Member {
         applier: Applier,
         status: Arc<FleetStatus>,
         metrics: FleetMetrics,
+        summaries: Option<Summaries>,
     ) -> Member {
         let member = cfg.member_name();
-        Member { cfg, member, about: about.to_string(), applier, status, metrics }
+        Member { cfg, member, about: about.to_string(), applier, status, metrics, summaries, attempts: 0 }
     }
 
     /// Run until the task is aborted.
@@ -73,6 +79,10 @@ impl Member {
             }
             self.metrics.connected.set(0);
             self.status.lost(&format!("{e:#}"));
+            if let Some(sm) = &mut self.summaries {
+                // Without etcd the others' contributions cannot be refreshed: local view only.
+                sm.lost();
+            }
             if !announced_down {
                 warn!(
                     fleet = self.cfg.name,
@@ -88,6 +98,14 @@ impl Member {
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(retry_max);
         }
+    }
+
+    /// The endpoint this session tries first: the member's own spread, moved on by one per
+    /// attempt (`attempts`).
+    fn start_endpoint(&mut self) -> usize {
+        self.attempts = self.attempts.wrapping_add(1);
+        let spread: usize = self.member.bytes().map(usize::from).sum();
+        spread.wrapping_add(self.attempts)
     }
 
     fn timeout(&self) -> Duration {
@@ -106,7 +124,9 @@ impl Member {
 
     /// Connect, register, list, watch: returns when etcd is lost.
     async fn session(&mut self, sessions: u64) -> Ended {
-        let mut client = match super::client::connect(&self.cfg).await {
+        // Each session starts at the next endpoint: one lost member moves us to another.
+        let first = self.start_endpoint();
+        let mut client = match super::client::connect_from(&self.cfg, first).await {
             Ok(c) => c,
             Err(e) => return Ended::Failed(e),
         };
@@ -135,6 +155,30 @@ impl Member {
             Ok(s) => s,
             Err(e) => return Ended::Failed(e),
         };
+        // Cell summaries: the others' now, then their changes; ours every interval.
+        let mut cells_stream = None;
+        if let Some(sm) = &mut self.summaries {
+            let t = Duration::from_nanos(self.cfg.sync.timeout.0);
+            let listed = tokio::time::timeout(t, sm.list(&mut client)).await;
+            let srev = match listed {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) => return Ended::Failed(e),
+                Err(_) => {
+                    return Ended::Failed(anyhow!(
+                        "listing the cell summaries: no answer within {}",
+                        self.cfg.sync.timeout
+                    ))
+                }
+            };
+            let (p, o) = (sm.prefix().to_owned(), Summaries::watch_options(srev));
+            match self.deadline("watching the cell summaries", client.watch(p, Some(o))).await {
+                Ok(st) => cells_stream = Some(st),
+                Err(e) => return Ended::Failed(e),
+            }
+        }
+        let mut publish =
+            tokio::time::interval(self.summaries.as_ref().map_or(Duration::from_secs(3600), Summaries::interval));
+        publish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         self.metrics.connected.set(1);
         self.status.connected();
         if sessions > 0 {
@@ -185,6 +229,31 @@ impl Member {
                     }
                 }
                 _ = expire.tick() => self.applier.expire(SystemTime::now()),
+                msg = next_message(&mut cells_stream) => {
+                    let resp = match msg {
+                        Ok(Some(r)) => r,
+                        Ok(None) => return Ended::Lost(anyhow!("the cell summaries' watch ended")),
+                        Err(e) => return Ended::Lost(anyhow!(e).context("watching the cell summaries")),
+                    };
+                    if resp.canceled() {
+                        return Ended::Lost(anyhow!("the cell summaries' watch was canceled ({})", resp.cancel_reason()));
+                    }
+                    if let Some(sm) = &mut self.summaries {
+                        for ev in resp.events() {
+                            sm.on_event(ev);
+                        }
+                    }
+                }
+                _ = publish.tick(), if self.summaries.is_some() => {
+                    let t = self.timeout();
+                    if let Some(sm) = &mut self.summaries {
+                        match tokio::time::timeout(t, sm.publish(&mut client, lease)).await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(e)) => return Ended::Lost(e),
+                            Err(_) => return Ended::Lost(anyhow!("publishing the cell summary: no answer within {}", self.cfg.sync.timeout)),
+                        }
+                    }
+                }
             }
         }
     }
@@ -339,6 +408,16 @@ impl Member {
             }
         }
         Ok((out, more))
+    }
+}
+
+/// The next message of an optional watch (never ready without one).
+async fn next_message(
+    w: &mut Option<etcd_client::WatchStream>,
+) -> Result<Option<etcd_client::WatchResponse>, etcd_client::Error> {
+    match w {
+        Some(s) => s.message().await,
+        None => std::future::pending().await,
     }
 }
 

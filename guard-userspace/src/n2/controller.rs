@@ -46,6 +46,7 @@ use tracing::{error, info, warn};
 use super::audit::{audit_hook_failure, audit_response, audit_transition};
 use super::engine::setup::{PeerSample, PeerStageDecision, SetupLadder};
 use super::engine::{CellSample, DeviceSample, N2Engine, Response};
+use super::fleet_link::CellExchange;
 use super::hook::Hook;
 use super::metrics::N2Metrics;
 use crate::audit::AuditLog;
@@ -64,6 +65,9 @@ pub struct N2Controller {
     hook: Option<Hook>,
     audit: AuditLog,
     metrics: N2Metrics,
+    /// Fleet mode's cell summaries (docs/fleet.md); `None`: the local engine alone.
+    fleet: Option<Arc<CellExchange>>,
+    fleet_published: usize,
 }
 
 impl N2Controller {
@@ -81,7 +85,16 @@ impl N2Controller {
             hook,
             audit,
             metrics,
+            fleet: None,
+            fleet_published: 0,
         })
+    }
+
+    /// Take the other members' cell summaries into account and publish this member's hot cells
+    /// (fleet mode, split storms).
+    pub fn with_fleet(mut self, x: Arc<CellExchange>) -> N2Controller {
+        self.fleet = Some(x);
+        self
     }
 
     pub fn engine(&self) -> &N2Engine {
@@ -163,7 +176,22 @@ impl N2Controller {
         let cells: Vec<CellSample> = maps.cells().iter().map(|(k, s)| CellSample::from_state(*k, s)).collect();
         let devices: Vec<DeviceSample> =
             maps.devices().into_iter().map(|(k, s)| DeviceSample::from_state(k, &s)).collect();
+        if let Some(x) = &self.fleet {
+            self.engine.set_fleet(x.sums(Instant::now()));
+        }
         let out = self.engine.tick(now_ns, &cells, &devices);
+        if let Some(x) = &self.fleet {
+            let cells = self.engine.hot_cells_for_fleet(x.fraction, x.max_cells);
+            if cells.len() != self.fleet_published {
+                info!(
+                    cells = cells.len(),
+                    before = self.fleet_published,
+                    "N2 fleet: cells published for the other members (close to hot here)"
+                );
+                self.fleet_published = cells.len();
+            }
+            x.publish(cells);
+        }
         for t in &out.transitions {
             info!(from = ?t.from, to = ?t.to, hot_cells = t.evidence.hot_cells, repeaters = t.evidence.repeaters, "N2 classification");
             if let Err(e) = audit_transition(&self.audit, wall, t) {
@@ -276,10 +304,14 @@ impl Prepared {
         &self.iface
     }
 
-    pub fn spawn(self, metrics: N2Metrics) -> Result<Running> {
+    /// Start ticking; `fleet`: the mailbox of fleet mode's cell summaries, if any.
+    pub fn spawn(self, metrics: N2Metrics, fleet: Option<Arc<CellExchange>>) -> Result<Running> {
         let audit = AuditLog::open(&self.audit_path)
             .with_context(|| format!("opening the audit log {}", self.audit_path.display()))?;
         let mut ctl = N2Controller::new(&self.file, audit, metrics)?;
+        if let Some(x) = fleet {
+            ctl = ctl.with_fleet(x);
+        }
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let tick = self.file.tick();

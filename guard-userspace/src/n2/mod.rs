@@ -6,11 +6,13 @@
 //!   3GPP-native response out) and the per-peer setup ladder;
 //! - [`controller`]: the loop that samples the maps, runs the engine, applies stages and sends
 //!   responses through the [`hook`];
+//! - [`fleet_link`]: the mailbox to the fleet task for split storms (per-cell summaries);
 //! - [`audit`], [`metrics`]: its audit lines and Prometheus series.
 
 pub mod audit;
 pub mod controller;
 pub mod engine;
+pub mod fleet_link;
 pub mod hook;
 pub mod load;
 pub mod maps;

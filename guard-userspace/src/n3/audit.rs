@@ -3,7 +3,7 @@
 
 use std::time::SystemTime;
 
-use guard_common::abi::{DeviceKey, Event};
+use guard_common::abi::{ByteLimit, DeviceKey, Event, Limit};
 use serde_json::Value;
 
 use crate::{
@@ -18,6 +18,10 @@ pub enum OperatorAction {
         key: DeviceKey,
         stage: u32,
         ttl_ns: u64,
+        /// The stage's packet limit (unlimited for a quarantine) ...
+        limit: Limit,
+        /// ... and its byte rate (`--rate`; unlimited: packets only).
+        bytes: ByteLimit,
     },
     Unpin {
         key: DeviceKey,
@@ -74,8 +78,18 @@ impl N3Audit for AuditLog {
         comment: &str,
     ) -> Result<(), AuditError> {
         let (name, key, detail) = match action {
-            OperatorAction::Pin { key, stage, ttl_ns } => {
-                ("pin", key, serde_json::json!({ "operator": operator, "stage": stage, "ttl_ns": ttl_ns }))
+            OperatorAction::Pin { key, stage, ttl_ns, limit, bytes } => {
+                let mut d = serde_json::json!({ "operator": operator, "stage": stage, "ttl_ns": ttl_ns });
+                // What the pin lets through, so the trail says what the operator asked for.
+                if !limit.is_unlimited() {
+                    d["pps"] = limit.rate_per_sec().into();
+                    d["burst"] = limit.burst().into();
+                }
+                if !bytes.is_unlimited() {
+                    d["bit_rate"] = guard_common::units::BitRate(bytes.bits_per_sec()).to_string().into();
+                    d["burst_bytes"] = bytes.burst_bytes().into();
+                }
+                ("pin", key, d)
             }
             OperatorAction::Unpin { key } => ("unpin", key, serde_json::json!({ "operator": operator })),
             OperatorAction::Release { key, ttl_ns } => {
@@ -123,8 +137,6 @@ mod tests {
         time::{Duration, UNIX_EPOCH},
     };
 
-    use guard_common::abi::Limit;
-
     use super::*;
     use crate::{
         audit::read_audit,
@@ -156,8 +168,14 @@ mod tests {
         };
         let when = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         log.record(when, &d).expect("write");
-        log.record_operator(when, "uid:0", &OperatorAction::Pin { key, stage: 3, ttl_ns: 1 }, "lab test")
-            .expect("write");
+        let pin = OperatorAction::Pin {
+            key,
+            stage: 1,
+            ttl_ns: 1,
+            limit: Limit::per_second(100, 200),
+            bytes: ByteLimit::bits_per_second(5_000_000, 62_500),
+        };
+        log.record_operator(when, "uid:0", &pin, "lab test").expect("write");
         log.record_operator(when, "uid:0", &OperatorAction::Unpin { key }, "done").expect("write");
         log.sync().expect("fsync");
         drop(log);
@@ -177,7 +195,12 @@ mod tests {
         assert_eq!(recs[0]["detail"]["stage"], 1);
         assert_eq!(recs[1]["actor"], "operator");
         assert_eq!(recs[1]["action"], "pin");
-        assert_eq!(recs[1]["detail"]["stage"], 3);
+        assert_eq!(recs[1]["detail"]["stage"], 1);
+        // What the pin lets through is in the trail (`guard device pin --pps --rate`).
+        assert_eq!(recs[1]["detail"]["pps"], 100);
+        assert_eq!(recs[1]["detail"]["burst"], 200);
+        assert_eq!(recs[1]["detail"]["bit_rate"], guard_common::units::BitRate(5_000_000).to_string());
+        assert_eq!(recs[1]["detail"]["burst_bytes"], 62_500);
         assert_eq!(recs[2]["action"], "unpin");
         assert_eq!(recs[3]["action"], "release_device");
         assert_eq!(recs[3]["reason"], "quiet");

@@ -16,6 +16,7 @@
 //! Machines are noisy: every figure is a median over interleaved rounds, and per-packet costs are
 //! reported as a ratio against a minimal XDP program measured in the same run.
 
+pub mod ab;
 pub mod cost;
 pub mod live;
 pub mod multicore;

@@ -15,7 +15,9 @@
 //! Needs root. Options: `--quick` (fewer rounds, shorter steps, no 10M map), `--no-write`,
 //! `--out PATH`, `--skip-wire`, `--skip-scale`, `--only-controller` (part 3's controller run
 //! alone), `--only-live` (part 2's live-frames flood alone), `--only-multicore` (part 1's
-//! multi-core table alone); the `--only` runs print, not write.
+//! multi-core table alone); the `--only` runs print, not write. `--ab LABEL=OBJECT` (repeatable):
+//! the A/B of `guard_n3`'s common path between this build and those objects, printed alone
+//! ([`labkit::bench::ab`]; `cargo xtask bench --ab REV` builds the objects from commits).
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -37,6 +39,8 @@ pub struct Args {
     pub only_controller: bool,
     pub only_live: bool,
     pub only_multicore: bool,
+    /// `--ab LABEL=OBJECT`: objects to compare with this build.
+    pub ab: Vec<(String, PathBuf)>,
 }
 
 fn parse_args() -> Result<Args> {
@@ -49,6 +53,7 @@ fn parse_args() -> Result<Args> {
         only_controller: false,
         only_live: false,
         only_multicore: false,
+        ab: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -60,9 +65,14 @@ fn parse_args() -> Result<Args> {
             "--only-controller" => a.only_controller = true,
             "--only-live" => a.only_live = true,
             "--only-multicore" => a.only_multicore = true,
+            "--ab" => {
+                let v = it.next().context("--ab needs LABEL=OBJECT")?;
+                let (label, obj) = v.split_once('=').context("--ab needs LABEL=OBJECT")?;
+                a.ab.push((label.to_owned(), PathBuf::from(obj)));
+            }
             "--out" => a.out = PathBuf::from(it.next().context("--out needs a path")?),
             "-h" | "--help" => {
-                println!("usage: bench [--quick] [--no-write] [--out PATH] [--skip-wire] [--skip-scale] [--only-controller] [--only-live] [--only-multicore]  (needs root)");
+                println!("usage: bench [--quick] [--no-write] [--out PATH] [--skip-wire] [--skip-scale] [--only-controller] [--only-live] [--only-multicore] [--ab LABEL=OBJECT ...]  (needs root)");
                 std::process::exit(0);
             }
             other => bail!("unknown argument {other:?} (try --help)"),
@@ -104,6 +114,9 @@ fn run(args: &Args) -> Result<()> {
     let mut report = String::new();
     let mut summary = Vec::new();
 
+    if !args.ab.is_empty() {
+        return ab(args);
+    }
     if args.only_controller || args.only_live || args.only_multicore {
         if args.only_multicore {
             println!("bench: --only-multicore: part 1's multi-core table alone");
@@ -168,6 +181,31 @@ fn run(args: &Args) -> Result<()> {
         std::fs::write(&args.out, doc).with_context(|| format!("writing {}", args.out.display()))?;
         println!("bench: wrote {}", args.out.display());
     }
+    Ok(())
+}
+
+/// `--ab`: this build's `guard_n3` against the given objects, on one CPU, printed (Markdown too,
+/// for BENCHMARKS.md's hand-run section).
+fn ab(args: &Args) -> Result<()> {
+    let mut builds =
+        vec![labkit::bench::ab::Build { label: "this build".into(), object: guard::bpf::object::object().to_vec() }];
+    for (label, path) in &args.ab {
+        let object = std::fs::read(path).with_context(|| format!("reading the object {}", path.display()))?;
+        builds.push(labkit::bench::ab::Build { label: label.clone(), object });
+    }
+    let affinity = Affinity::save()?;
+    let cpu = pin_to_current_cpu()?;
+    let (rounds, repeat) = if args.quick { (9, 100_000) } else { (31, 500_000) };
+    println!(
+        "bench: A/B of guard_n3 on CPU {cpu}: {} builds, {rounds} interleaved rounds, repeat {repeat}",
+        builds.len()
+    );
+    let load_before = sys::loadavg();
+    let t = labkit::bench::ab::ab_part(&default_config(), &builds, rounds, repeat);
+    affinity.restore()?;
+    let t = t?;
+    println!("\n{}\n{}", t.text(), t.markdown());
+    println!("bench: load average before {load_before}, after {}", sys::loadavg());
     Ok(())
 }
 

@@ -341,6 +341,23 @@ impl Model {
         Model { events: ev, next: 0, assocs, rogue, truth }
     }
 
+    /// Keep only the access attempts that reach AMF `member` of an AMF set of `of`, as a gNB
+    /// spreads them (TS 23.501 §5.21.2.1): a registered device by its 5G-S-TMSI (it goes back to
+    /// the AMF it names), a new one by its SUCI; each gNB keeps an association with every AMF,
+    /// so setups and heartbeats stay. The split is even and fixed per device.
+    pub fn split(mut self, member: u64, of: u64) -> Model {
+        let of = of.max(1);
+        self.events.retain(|(_, e)| match e {
+            Event::Attempt { dev: Dev::Tmsi(t), .. } => u64::from(*t) % of == member,
+            Event::Attempt { dev: Dev::Suci(m) | Dev::SuciCause(m, _), .. } => m % of == member,
+            _ => true,
+        });
+        self.truth.infected.retain(|d| {
+            d.rsplit("0x").next().and_then(|h| u64::from_str_radix(h, 16).ok()).is_some_and(|t| t % of == member)
+        });
+        self
+    }
+
     /// Events left.
     pub fn remaining(&self) -> usize {
         self.events.len() - self.next

@@ -64,6 +64,9 @@ pub struct N2Topo {
     pub files: RunFiles,
     n2_link: VethPair,
     pub lab: Lab,
+    /// Extra top-level tables of `guard.toml` (the fleet lab's `[fleet]`), and `[guard]` keys.
+    extra: toml::Table,
+    guard_extra: toml::Table,
 }
 
 impl N2Topo {
@@ -79,11 +82,58 @@ impl N2Topo {
         let pin_base = PathBuf::from(format!("/sys/fs/bpf/og-n2lab-{}", unique_name("n2l")));
         // For a lab binary's Ctrl-C handler (`scenario::install_signal_cleanup`).
         crate::scenario::register_run(&pin_base, None);
-        Ok(N2Topo { guard: None, guard_bin: guard_bin.to_owned(), pin_base, files, n2_link, lab })
+        Ok(N2Topo {
+            guard: None,
+            guard_bin: guard_bin.to_owned(),
+            pin_base,
+            files,
+            n2_link,
+            lab,
+            extra: toml::Table::new(),
+            guard_extra: toml::Table::new(),
+        })
     }
 
     pub fn core_ns(&self) -> &str {
         self.lab.core_ns_name()
+    }
+
+    /// Add `table` to `guard.toml` under `name` (before [`N2Topo::write_configs`]); `[guard]`
+    /// keys go through [`N2Topo::guard_key`].
+    pub fn add_table(&mut self, name: &str, table: toml::Table) {
+        self.extra.insert(name.to_owned(), table.into());
+    }
+
+    /// One more `[guard]` key of `guard.toml` (e.g. `key_mode`).
+    pub fn guard_key(&mut self, key: &str, v: toml::Value) {
+        self.guard_extra.insert(key.to_owned(), v);
+    }
+
+    /// The `guard` binary this topology runs.
+    pub fn guard_bin_path(&self) -> &Path {
+        &self.guard_bin
+    }
+
+    /// The N3 pin directory of the running guard.
+    pub fn n3_pins(&self) -> guard::bpf::pins::PinDir {
+        guard::bpf::pins::PinDir::new(&self.pin_base, self.lab.core_ifname())
+    }
+
+    /// SIGKILL the guard (a host lost: nothing it holds is cleaned up by it; its pins stay).
+    pub fn kill_guard(&mut self) {
+        if let Some(mut c) = self.guard.take() {
+            crate::netns::stop_child(&mut c, libc::SIGKILL, Duration::from_secs(5));
+        }
+    }
+
+    /// Whether the guard process is still running.
+    pub fn guard_alive(&mut self) -> bool {
+        matches!(self.guard.as_mut().map(|g| g.try_wait()), Some(Ok(None)))
+    }
+
+    /// The guard's metrics, if it answers.
+    pub fn metrics(&self) -> Option<String> {
+        self.lab.scrape_metrics(METRICS_PORT)
     }
 
     /// The N2 pin directory of the running guard (`<pin_base>/n2/n2`).
@@ -100,7 +150,9 @@ impl N2Topo {
         guard.insert("audit_log".into(), self.files.audit.display().to_string().into());
         guard.insert("tick".into(), "500ms".into());
         guard.insert("max_devices".into(), 4096.into());
+        guard.extend(self.guard_extra.clone());
         g.insert("guard".into(), guard.into());
+        g.extend(self.extra.clone());
         let mut metrics = toml::Table::new();
         metrics.insert("listen".into(), format!("127.0.0.1:{METRICS_PORT}").into());
         g.insert("metrics".into(), metrics.into());

@@ -122,7 +122,7 @@ fn require_tools() -> Result<()> {
     Ok(())
 }
 
-/// The guard's configuration: the lab's base (tests/src/scenario.rs, `base_guard_config`) with
+/// The guard's configuration: the lab's base (tests/src/scenario/config.rs, `base_guard_config`) with
 /// this run's interface, pins, audit log and metrics address. Nothing else: the automatic
 /// controller as the lab tunes it, no operator pin, no group.
 fn guard_config(iface: &str, pin_base: &Path, audit: &Path) -> Result<String> {

@@ -3,6 +3,11 @@
 
 use super::*;
 
+// ---------------------------------------------------------------------------------------------
+// Cleanup registry: pin directories and guard processes of live runs, for Ctrl-C.
+
+static LIVE_RUNS: Mutex<Vec<(PathBuf, Option<u32>)>> = Mutex::new(Vec::new());
+
 /// Register a run's pin directory (and its guard process, if any) for [`cleanup_live_runs`].
 pub fn register_run(pin_base: &Path, pid: Option<u32>) {
     if let Ok(mut l) = LIVE_RUNS.lock() {

@@ -36,6 +36,9 @@
 //! learned when not hot (`Attribution::CellPattern`, docs/n2.md §4.6). The ladder then acts on
 //! those cells alone, with a pattern back-off at level 1 in place of the device list.
 
+mod fleet;
+#[cfg(test)]
+mod fleet_tests;
 mod ladder;
 mod response;
 mod samples;
@@ -56,6 +59,7 @@ use serde::Serialize;
 use crate::addr::addr_str;
 
 pub use crate::config::n2::{N2Settings, SettingsError};
+pub use fleet::{FleetCell, FleetCells, HotCell};
 pub use response::*;
 pub use samples::*;
 use track::*;
@@ -89,6 +93,8 @@ pub struct N2Engine {
     seq: u64,
     last_evidence: StormEvidence,
     last_tick_ns: u64,
+    /// The other members' view of the cells (fleet mode); empty: local only.
+    fleet: FleetCells,
 }
 
 impl N2Engine {
@@ -116,6 +122,7 @@ impl N2Engine {
             seq: 0,
             last_evidence: StormEvidence::default(),
             last_tick_ns: 0,
+            fleet: FleetCells::new(),
         }
     }
 
@@ -221,7 +228,8 @@ impl N2Engine {
         }
         let s = &self.s;
         let window = (s.device_window_s * NS) as u64;
-        for t in self.cells.values_mut() {
+        let fleet = &self.fleet;
+        for (k, t) in self.cells.iter_mut() {
             while let Some(&(at, n, _)) = t.suci_recent.front() {
                 if now.saturating_sub(at) < window {
                     break;
@@ -230,7 +238,11 @@ impl N2Engine {
                 t.suci_in_window = t.suci_in_window.saturating_sub(n);
             }
             let base = t.baseline_or_prior(s);
-            t.hot = t.rate >= s.cell_min_rate && t.rate >= s.cell_ratio * base;
+            let local_hot = t.rate >= s.cell_min_rate && t.rate >= s.cell_ratio * base;
+            // A storm split over an AMF set: hot by the fleet's sums (fleet.rs); without fleet
+            // input this is false and the local judgement stands alone.
+            t.fleet_hot = Self::judge_with_fleet(s, fleet, k, t) && !local_hot;
+            t.hot = local_hot || t.fleet_hot;
             let share = t.suci_share();
             t.pattern = t.hot && share >= s.suci_share && share >= s.suci_share_ratio * t.suci_base_share;
         }
@@ -327,8 +339,10 @@ impl N2Engine {
         }
         for k in &hot {
             if let Some(t) = self.cells.get(*k) {
-                ev.region_rate_per_s += t.rate;
-                ev.region_baseline_per_s += t.baseline_or_prior(s);
+                // The whole cell as the fleet sees it (the others' part is 0 without fleet input).
+                ev.region_rate_per_s += t.rate + t.others_rate;
+                ev.region_baseline_per_s += t.baseline_or_prior(s) + t.others_base;
+                ev.fleet_hot_cells += u64::from(t.fleet_hot);
             }
         }
         // Devices whose attempts within the device window were in (now) hot cells, and the

@@ -165,6 +165,14 @@ pub struct StormEvidence {
     pub pattern_cells: u64,
     pub suci_attempts: u64,
     pub suci_share: f64,
+    /// Hot cells that only the fleet's sums made hot (a storm split over members; docs/fleet.md).
+    /// Absent without fleet mode, so a local-only payload is unchanged.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub fleet_hot_cells: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The hook payload: the whole current recommendation, so a receiver can act on any one message.

@@ -29,6 +29,11 @@ pub(super) struct CellTrack {
     pub(super) suci_in_window: u64,
     /// Hot, and by its SUCI-only share a cell-pattern storm's cell.
     pub(super) pattern: bool,
+    /// The other members' rate and baseline for this cell (fleet mode, fleet.rs), and whether
+    /// only their sums made it hot.
+    pub(super) others_rate: f64,
+    pub(super) others_base: f64,
+    pub(super) fleet_hot: bool,
 }
 
 impl CellTrack {

@@ -49,11 +49,24 @@ pub(super) fn stage_bytes(cfg: &Config, stage: u32, t: &Track) -> ByteLimit {
     if !rate.is_none() {
         return rate.byte_limit(burst);
     }
-    let profile = t.byte_profile(cfg);
-    if !t.stage.volume || !profile.is_finite() {
+    if !t.stage.volume {
         return ByteLimit::UNLIMITED;
     }
-    let bps = (profile * fraction).max(8.0).round() as u64;
+    let profile = t.byte_profile(cfg);
+    let bps = if profile.is_finite() {
+        profile * fraction
+    } else if !t.stage.bytes.is_unlimited() {
+        // No byte profile (a stage restored after a restart, the device not warm again yet, and
+        // no `dataplane.observe.rate` ceiling): keep the rate the stage was set at, taken back to
+        // its shape level, so that a refresh or an escalation never lifts the volume cut.
+        let strict = l.strict.rate_pps as f64 / l.shape.rate_pps as f64;
+        let now = t.stage.bytes.bits_per_sec() as f64;
+        let at_shape = if t.stage.stage == STAGE_STRICT { now / strict } else { now };
+        at_shape * fraction
+    } else {
+        return ByteLimit::UNLIMITED;
+    };
+    let bps = bps.max(8.0).round() as u64;
     ByteLimit::bits_per_second(bps, if burst == 0 { bps / 8 } else { burst })
 }
 

@@ -8,7 +8,7 @@ impl Engine {
     /// Restored engine stages need a full quiet period before they are released.
     pub fn restore(&mut self, stages: &[CurrentStage], now_ns: u64) {
         for s in stages.iter().filter(|s| s.expires_ns > now_ns) {
-            let t = self.tracks.entry(s.key).or_default();
+            let t = self.tracks.get_or_insert_with(s.key, Track::default);
             let stage = s.stage.min(STAGE_MAX);
             t.stage = StageState {
                 stage,
@@ -16,8 +16,9 @@ impl Engine {
                 exempt: s.flags & STAGE_FLAG_EXEMPT != 0,
                 reason: Reason::from_code(s.reason).unwrap_or(Reason::Restored),
                 limit: s.limit,
-                // Re-derived at the next refresh (`ladder::stage_bytes`).
-                bytes: guard_common::abi::ByteLimit::UNLIMITED,
+                // As the map holds it: a restored volume-flood stage has no learned byte profile
+                // to re-derive its rate from until the device is warm again (`ladder::stage_bytes`).
+                bytes: s.bytes,
                 volume: Reason::from_code(s.reason) == Some(Reason::VolumeFlood),
                 allowance_pps: allowance(stage, &s.limit),
                 since_ns: now_ns,
@@ -33,7 +34,7 @@ impl Engine {
     /// An operator pinned `key` (the controller has written the entry with
     /// [`STAGE_FLAG_MANUAL`]). The engine leaves it alone until `expires_ns` or an unpin.
     pub fn pin_manual(&mut self, key: DeviceKey, stage: u32, limit: Limit, expires_ns: u64, now_ns: u64) {
-        let t = self.tracks.entry(key).or_default();
+        let t = self.tracks.get_or_insert_with(key, Track::default);
         let stage = stage.min(STAGE_MAX);
         t.stage = StageState {
             stage,
@@ -83,7 +84,7 @@ impl Engine {
         let gone: Vec<DeviceKey> = self
             .notable
             .iter()
-            .filter(|k| !seen.contains(*k) && self.tracks.get(*k).is_some_and(|t| t.stage.manual))
+            .filter(|k| !seen.contains(*k) && self.tracks.get(k).is_some_and(|t| t.stage.manual))
             .copied()
             .collect();
         for k in gone {

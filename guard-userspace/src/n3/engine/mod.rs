@@ -20,6 +20,7 @@ mod ladder;
 mod manual;
 mod status;
 mod track;
+mod tracks;
 
 #[cfg(test)]
 mod sim;
@@ -36,7 +37,7 @@ use std::collections::{HashMap, HashSet};
 type Hasher = foldhash::quality::RandomState;
 
 use guard_common::abi::{
-    CellKey, DeviceKey, Event, L3Addr, Limit, StageEntry, EVENT_DEVICE_OVER_LIMIT, STAGE_FLAG_EXEMPT,
+    ByteLimit, CellKey, DeviceKey, Event, L3Addr, Limit, StageEntry, EVENT_DEVICE_OVER_LIMIT, STAGE_FLAG_EXEMPT,
     STAGE_FLAG_MANUAL, STAGE_MAX, STAGE_QUARANTINE,
 };
 use serde::Serialize;
@@ -48,6 +49,7 @@ use classify::{CrowdCount, OnsetSync};
 use cohort::{GroupCount, GroupState};
 use ladder::Wants;
 use track::{Reading, StageState, Track};
+use tracks::Tracks;
 
 use crate::config::Config;
 
@@ -78,6 +80,8 @@ pub struct CurrentStage {
     pub stage: u32,
     pub flags: u32,
     pub limit: Limit,
+    /// The stage's byte rate beside `limit` (unlimited: packets only).
+    pub bytes: ByteLimit,
     pub expires_ns: u64,
     /// [`Reason::code`] (0 = unknown).
     pub reason: u32,
@@ -90,6 +94,7 @@ impl CurrentStage {
             stage: e.stage,
             flags: e.flags,
             limit: Limit { interval_ns: e.interval_ns, tau_ns: e.tau_ns },
+            bytes: e.bytes,
             expires_ns: e.expires_ns,
             reason: e.reason,
         }
@@ -122,7 +127,7 @@ pub enum Pass {
 #[derive(Debug)]
 pub struct Engine {
     cfg: Config,
-    tracks: HashMap<DeviceKey, Track, Hasher>,
+    tracks: Tracks,
     /// The tracks a [`Pass::Changed`] tick must step even without a reading (see [`notable`]).
     notable: HashSet<DeviceKey, Hasher>,
     /// Tracks that got a reading this tick.
@@ -148,7 +153,7 @@ impl Engine {
     pub fn new(cfg: &Config) -> Self {
         Engine {
             cfg: cfg.clone(),
-            tracks: HashMap::default(),
+            tracks: Tracks::default(),
             notable: HashSet::default(),
             touched: Vec::new(),
             loads: (HashMap::new(), Load::default()),
@@ -284,7 +289,7 @@ impl Engine {
         // One hash lookup, known device or new (the common case at scale is known); the bound
         // is restored after an insert.
         let cfg = &self.cfg;
-        let t = self.tracks.entry(*key).or_insert_with(|| Track { ue: r.ue.unwrap_or_default(), ..Track::default() });
+        let t = self.tracks.get_or_insert_with(*key, || Track { ue: r.ue.unwrap_or_default(), ..Track::default() });
         let first = !t.primed;
         let updated = t.update(r, cfg);
         t.fresh_ns = if updated { now } else { 0 };
@@ -357,7 +362,7 @@ impl Engine {
         }
         let window = self.cfg.classify.cohort.window.0;
         let mut counts = vec![GroupCount::default(); self.cfg.groups.len()];
-        for (k, t) in &self.tracks {
+        for (k, t) in self.tracks.iter() {
             if let Some(c) = t.group.and_then(|g| counts.get_mut(g)) {
                 c.add(k, t, now, window);
             }

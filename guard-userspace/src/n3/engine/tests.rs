@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use guard_common::abi::{Limit, STAGE_FLAG_MANUAL, STAGE_QUARANTINE, STAGE_SHAPE, STAGE_STRICT};
+use guard_common::abi::{ByteLimit, Limit, STAGE_FLAG_MANUAL, STAGE_QUARANTINE, STAGE_SHAPE, STAGE_STRICT};
 
 use super::sim::{cell_of, index_of, Rng, Sim};
 use super::{Class, CurrentStage, Decision, Reason};
@@ -300,6 +300,7 @@ fn manual_pins_are_never_changed_by_the_engine() {
             stage: if i < 5 { STAGE_QUARANTINE } else { STAGE_SHAPE },
             flags: STAGE_FLAG_MANUAL,
             limit: Limit::per_second(50, 50),
+            bytes: ByteLimit::UNLIMITED,
             expires_ns: far,
             reason: Reason::Operator.code(),
         })
@@ -310,6 +311,7 @@ fn manual_pins_are_never_changed_by_the_engine() {
         stage: STAGE_SHAPE,
         flags: 0,
         limit: Limit::per_second(100, 200),
+        bytes: ByteLimit::UNLIMITED,
         expires_ns: sim.now + 60_000_000_000,
         reason: Reason::Flood.code(),
     });
@@ -368,6 +370,7 @@ fn a_release_seen_in_the_map_keeps_the_engine_off_until_it_is_gone() {
         key,
         stage: 0,
         flags: STAGE_FLAG_MANUAL,
+        bytes: ByteLimit::UNLIMITED,
         limit: Limit::UNLIMITED,
         expires_ns: sim.now + 3600 * 1_000_000_000,
         reason: 0,
@@ -842,6 +845,55 @@ fn volume_flood_is_shaped_to_its_byte_profile_and_benign_devices_are_not() {
     }
     // Benign devices lost nothing.
     for i in (0..N).filter(|i| !flooders.contains(i)) {
+        assert_eq!(sim.devs[i].dropped(), 0, "benign device {i}");
+    }
+}
+
+/// A volume-flood stage found in the maps after a restart keeps its byte rate through every
+/// refresh and escalation, although the restarted engine has no byte profile for the device yet
+/// and no `dataplane.observe.rate` is configured: a refresh that wrote "no byte limit" would let
+/// the flood through again the moment the controller restarted.
+#[test]
+fn a_restored_volume_flood_stage_keeps_its_byte_rate() {
+    let mut sim = Sim::new(Config::default(), N, 10);
+    assert!(Config::default().dataplane.observe.rate.is_none(), "the case this test is about");
+    let mut rng = Rng(28);
+    let base = baselines(&mut rng, 10.0, 40.0);
+    let rate = ByteLimit::bits_per_second(base[9] as u64 * 800, 20_000);
+    sim.restore(&[CurrentStage {
+        key: sim.devs[9].key,
+        stage: STAGE_SHAPE,
+        flags: 0,
+        limit: Limit::per_second(Config::default().ladder.shape.rate_pps, Config::default().ladder.shape.burst),
+        bytes: rate,
+        expires_ns: sim.now + 30_000_000_000,
+        reason: Reason::VolumeFlood.code(),
+    }]);
+    // Device 9 keeps sending 1400-octet T-PDUs at its usual packet rate.
+    sim.size[9] = 1400;
+    sim.run(120, |i, _, _| rng.noisy(base[i], 0.3));
+    let stages: Vec<(u32, ByteLimit)> = sim
+        .decisions(|d| matches!(d, Decision::SetDeviceStage { .. }))
+        .filter_map(|(_, d)| match d {
+            // A quarantine drops everything: it has no rate to keep.
+            Decision::SetDeviceStage { key, stage, bytes, .. } if index_of(key) == 9 && *stage < STAGE_QUARANTINE => {
+                Some((*stage, *bytes))
+            }
+            _ => None,
+        })
+        .collect();
+    // It is refreshed at shape, then escalated (the flood goes on at 14x its byte profile).
+    assert!(stages.iter().any(|(s, _)| *s == STAGE_SHAPE), "{stages:?}");
+    assert!(stages.iter().any(|(s, _)| *s == STAGE_STRICT), "{stages:?}");
+    let strict = Config::default().ladder.strict.rate_pps as f64 / Config::default().ladder.shape.rate_pps as f64;
+    for (stage, bytes) in &stages {
+        assert!(!bytes.is_unlimited(), "stage {stage} written without a byte rate: {stages:?}");
+        let want = rate.bits_per_sec() as f64 * if *stage == STAGE_STRICT { strict } else { 1.0 };
+        let got = bytes.bits_per_sec() as f64;
+        assert!((got - want).abs() <= 0.01 * want + 8.0, "stage {stage}: {got} bit/s, want {want}: {stages:?}");
+    }
+    assert!(sim.live_stage(9) >= STAGE_SHAPE, "still held");
+    for i in (0..N).filter(|&i| i != 9) {
         assert_eq!(sim.devs[i].dropped(), 0, "benign device {i}");
     }
 }

@@ -142,7 +142,7 @@ fn verdicts(g: &mut Guard, frames: &[Vec<u8>]) -> Vec<Verdict> {
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
 fn a_dropped_first_fragment_takes_its_later_fragments_with_it_and_nothing_else() {
-    assert_root("verdict_n3_fragments::a_dropped_first_fragment_takes_its_later_fragments_with_it_and_nothing_else");
+    assert_root("verdict::n3::fragments::a_dropped_first_fragment_takes_its_later_fragments_with_it_and_nothing_else");
     let c = cases(&[
         ("quarantined-v4", QUARANTINED, "v4", 1),
         ("benign-v4", BENIGN, "v4", 2),
@@ -183,7 +183,7 @@ fn a_dropped_first_fragment_takes_its_later_fragments_with_it_and_nothing_else()
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
 fn later_fragments_pass_once_the_window_has_closed() {
-    assert_root("verdict_n3_fragments::later_fragments_pass_once_the_window_has_closed");
+    assert_root("verdict::n3::fragments::later_fragments_pass_once_the_window_has_closed");
     let c = cases(&[("quarantined", QUARANTINED, "v4", 9)]);
     // A window of 1 ns: closed once the (coarse, jiffy-stepped) clock has moved on.
     let mut g = guard(1);

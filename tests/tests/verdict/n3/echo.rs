@@ -97,7 +97,7 @@ fn slot(a: &str) -> usize {
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
 fn below_the_host_rate_no_echo_request_is_ever_limited() {
-    assert_root("verdict_n3_echo::below_the_host_rate_no_echo_request_is_ever_limited");
+    assert_root("verdict::n3::echo::below_the_host_rate_no_echo_request_is_ever_limited");
     // The forger: 200 Echo Requests with the real gNB's address, far more than the path budget
     // (3) and than any real peer sends, but below the host rate the UPF answers without harm.
     let forged: Vec<(&str, &str, u16, u16)> = (0..200).map(|i| ("10.200.0.11", "10.200.0.1", i, 0)).collect();
@@ -122,7 +122,7 @@ fn below_the_host_rate_no_echo_request_is_ever_limited() {
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
 fn above_the_host_rate_each_path_keeps_its_own_budget() {
-    assert_root("verdict_n3_echo::above_the_host_rate_each_path_keeps_its_own_budget");
+    assert_root("verdict::n3::echo::above_the_host_rate_each_path_keeps_its_own_budget");
     // Host addresses on different budget slots (as the data plane hashes them).
     let (v4a, v4b) = ("10.200.0.1", "10.200.0.2");
     let (v6a, v6b) = ("fd00:200::1", "fd00:200::2");

@@ -16,12 +16,14 @@
 //!   replaced once it goes unmatched for `antispoof_rebind`.
 
 use guard_common::{
-    abi::{DeviceKey, GuardConfig, TeidSpan, PROT_ALL, STAGE_QUARANTINE, STAT_NON_IP},
+    abi::{DeviceKey, GuardConfig, TeidSpan, STAGE_QUARANTINE, STAT_NON_IP},
     policy::Verdict,
 };
 use labkit::assert_root;
-use labkit::bpf::{stage_entry, Guard};
+use labkit::bpf::stage_entry;
 use labkit::sessions::{scapy_gpdus, SessionFrame, Tpdu};
+
+use super::{enforce_all, load};
 
 const SEC: u64 = 1_000_000_000;
 const GNB: &str = "10.200.0.11";
@@ -29,15 +31,6 @@ const UPF_A: &str = "10.200.0.1";
 const UPF_B: &str = "10.200.0.2";
 const UPF_C: &str = "10.200.0.3";
 const UPF_V6: &str = "fd00:200::1";
-
-/// Every protection enforced (anti-spoofing and malformed included), every limit unlimited.
-fn enforce_all() -> GuardConfig {
-    GuardConfig { gtpu_port: 2152, enabled: PROT_ALL, event_gap_ns: SEC, ..Default::default() }
-}
-
-fn load(cfg: &GuardConfig) -> Guard {
-    Guard::load(cfg).unwrap_or_else(|e| panic!("loading the guard: {e:#}"))
-}
 
 fn frame(teid: u32, tpdu: Tpdu) -> SessionFrame {
     SessionFrame { gnb: GNB, local: UPF_A, teid, tpdu }
@@ -59,7 +52,7 @@ fn frames(specs: &[SessionFrame]) -> Vec<Vec<u8>> {
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
 fn non_ip_sessions_are_counted_never_malformed_never_bound() {
-    assert_root("verdict_n3_sessions::non_ip_sessions_are_counted_never_malformed_never_bound");
+    assert_root("verdict::n3::sessions::non_ip_sessions_are_counted_never_malformed_never_bound");
     let mut g = load(&enforce_all());
     // An Ethernet session whose destination MACs start 0x45 and 0x60 (read as IP by the first
     // nibble), Unstructured sessions starting 0x45 / 0x60 with lengths that are no IP packet's,
@@ -105,7 +98,7 @@ fn non_ip_sessions_are_counted_never_malformed_never_bound() {
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
 fn a_teid_range_configured_non_ip_is_never_read_as_ip() {
-    assert_root("verdict_n3_sessions::a_teid_range_configured_non_ip_is_never_read_as_ip");
+    assert_root("verdict::n3::sessions::a_teid_range_configured_non_ip_is_never_read_as_ip");
     let mut cfg = enforce_all();
     cfg.non_ip_teid[0] = TeidSpan { first: 0xf000_0000, last: 0xffff_ffff };
     cfg.non_ip_ranges = 1;
@@ -131,7 +124,7 @@ fn a_teid_range_configured_non_ip_is_never_read_as_ip() {
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
 fn one_teid_on_two_local_addresses_is_two_devices() {
-    assert_root("verdict_n3_sessions::one_teid_on_two_local_addresses_is_two_devices");
+    assert_root("verdict::n3::sessions::one_teid_on_two_local_addresses_is_two_devices");
     let mut g = load(&enforce_all());
     let table =
         g.maps.sync_local_addrs(&[(ip(UPF_A), 0), (ip(UPF_B), 0), (ip(UPF_V6), 0)]).unwrap_or_else(|e| panic!("{e:#}"));
@@ -180,7 +173,7 @@ fn one_teid_on_two_local_addresses_is_two_devices() {
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
 fn a_local_address_of_non_ip_sessions_is_never_read_as_ip() {
-    assert_root("verdict_n3_sessions::a_local_address_of_non_ip_sessions_is_never_read_as_ip");
+    assert_root("verdict::n3::sessions::a_local_address_of_non_ip_sessions_is_never_read_as_ip");
     let mut g = load(&enforce_all());
     g.maps
         .sync_local_addrs(&[(ip(UPF_A), 0), (ip(UPF_B), guard_common::abi::LOCAL_FLAG_NON_IP)])
@@ -200,7 +193,7 @@ fn a_local_address_of_non_ip_sessions_is_never_read_as_ip() {
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
 fn pins_of_the_teid_only_schema_are_refused_saying_why() {
-    assert_root("verdict_n3_sessions::pins_of_the_teid_only_schema_are_refused_saying_why");
+    assert_root("verdict::n3::sessions::pins_of_the_teid_only_schema_are_refused_saying_why");
     let mut g = load(&enforce_all());
     // Pins as the previous release (schema 4) left them.
     let mut old = guard_common::abi::Meta::current(guard_common::abi::META_PROG_N3);
@@ -223,7 +216,7 @@ fn v6_session(local: &'static str, teid: u32, src: &str) -> SessionFrame {
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
 fn ipv6_slaac_privacy_and_ipv4v6_sessions_are_not_spoofs_forgeries_are() {
-    assert_root("verdict_n3_sessions::ipv6_slaac_privacy_and_ipv4v6_sessions_are_not_spoofs_forgeries_are");
+    assert_root("verdict::n3::sessions::ipv6_slaac_privacy_and_ipv4v6_sessions_are_not_spoofs_forgeries_are");
     let mut g = load(&GuardConfig { antispoof_v6_prefix: 64, ..enforce_all() });
     let (v6, dual) = (0x6000, 0x4600);
     let f = frames(&[
@@ -270,7 +263,7 @@ fn ipv6_slaac_privacy_and_ipv4v6_sessions_are_not_spoofs_forgeries_are() {
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
 fn framed_routes_are_accepted_and_never_bound() {
-    assert_root("verdict_n3_sessions::framed_routes_are_accepted_and_never_bound");
+    assert_root("verdict::n3::sessions::framed_routes_are_accepted_and_never_bound");
     let mut g = load(&enforce_all());
     g.maps.sync_framed_routes(&[(ip("10.99.0.0"), 16), (ip("2001:db8:f00::"), 48)]).unwrap_or_else(|e| panic!("{e:#}"));
     let t = 0x5100;
@@ -299,7 +292,7 @@ fn framed_routes_are_accepted_and_never_bound() {
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
 fn a_dropped_packet_never_binds_and_a_forged_binding_is_corrected() {
-    assert_root("verdict_n3_sessions::a_dropped_packet_never_binds_and_a_forged_binding_is_corrected");
+    assert_root("verdict::n3::sessions::a_dropped_packet_never_binds_and_a_forged_binding_is_corrected");
     let rebind_ns = 300_000_000;
     let mut g = load(&GuardConfig { antispoof_rebind_ns: rebind_ns, ..enforce_all() });
     let t = 0x5200;
@@ -332,7 +325,7 @@ fn a_dropped_packet_never_binds_and_a_forged_binding_is_corrected() {
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
 fn ue_addr_mode_keys_an_ipv6_ue_by_its_prefix() {
-    assert_root("verdict_n3_sessions::ue_addr_mode_keys_an_ipv6_ue_by_its_prefix");
+    assert_root("verdict::n3::sessions::ue_addr_mode_keys_an_ipv6_ue_by_its_prefix");
     use guard_common::abi::{Limit, DEVICE_KIND_UE_V6, KEY_MODE_UE_ADDR};
     // Two new devices per hour from this gNB: a key per /128 would spend it on the rotation.
     let cfg = GuardConfig {

@@ -21,21 +21,19 @@ use std::time::Instant;
 use aya::programs::{TestRun, TestRunOptions};
 use guard::clock::monotonic_ns;
 use guard_common::{
-    abi::{DeviceKey, GuardConfig, Limit, PROT_ALL, STAGE_QUARANTINE, STAGE_SHAPE},
+    abi::{DeviceKey, GuardConfig, Limit, STAGE_QUARANTINE, STAGE_SHAPE},
     policy::Verdict,
 };
 use labkit::assert_root;
 use labkit::bpf::{cell_cap_entry, l3_v4, pin_to_cpu, stage_entry, Guard, XDP_PASS};
 use labkit::frames::GtpFrame;
 
+use super::enforce_all;
+
 const SEC: u64 = 1_000_000_000;
 const GNB_A: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 11);
 const CORE: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 1);
 const UE: Ipv4Addr = Ipv4Addr::new(10, 45, 0, 2);
-
-fn enforce_all() -> GuardConfig {
-    GuardConfig { gtpu_port: 2152, enabled: PROT_ALL, event_gap_ns: SEC, ..Default::default() }
-}
 
 fn gpdu(teid: u32) -> Vec<u8> {
     GtpFrame::gpdu(teid).outer_v4(GNB_A, CORE).inner_v4(UE, Ipv4Addr::new(192, 0, 2, 10)).build()
@@ -74,7 +72,7 @@ fn alternate(g: &mut Guard, frame: &[u8], n: usize) -> usize {
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
 fn a_device_limit_is_one_budget_over_all_cpus() {
-    assert_root("verdict_n3_cpus::a_device_limit_is_one_budget_over_all_cpus");
+    assert_root("verdict::n3::cpus::a_device_limit_is_one_budget_over_all_cpus");
     if !two_cpus("a_device_limit_is_one_budget_over_all_cpus") {
         return;
     }
@@ -96,7 +94,7 @@ fn a_device_limit_is_one_budget_over_all_cpus() {
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
 fn a_cell_cap_is_one_budget_over_all_cpus() {
-    assert_root("verdict_n3_cpus::a_cell_cap_is_one_budget_over_all_cpus");
+    assert_root("verdict::n3::cpus::a_cell_cap_is_one_budget_over_all_cpus");
     if !two_cpus("a_cell_cap_is_one_budget_over_all_cpus") {
         return;
     }
@@ -125,7 +123,7 @@ fn a_cell_cap_is_one_budget_over_all_cpus() {
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
 fn the_host_cap_is_a_share_per_cpu() {
-    assert_root("verdict_n3_cpus::the_host_cap_is_a_share_per_cpu");
+    assert_root("verdict::n3::cpus::the_host_cap_is_a_share_per_cpu");
     if !two_cpus("the_host_cap_is_a_share_per_cpu") {
         return;
     }
@@ -156,7 +154,7 @@ fn the_host_cap_is_a_share_per_cpu() {
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
 fn a_device_limit_under_contention_from_two_cpus() {
-    assert_root("verdict_n3_cpus::a_device_limit_under_contention_from_two_cpus");
+    assert_root("verdict::n3::cpus::a_device_limit_under_contention_from_two_cpus");
     if !two_cpus("a_device_limit_under_contention_from_two_cpus") {
         return;
     }
@@ -205,7 +203,7 @@ fn a_device_limit_under_contention_from_two_cpus() {
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
 fn a_gnbs_counters_are_per_cpu_and_summed_where_read() {
-    assert_root("verdict_n3_cpus::a_gnbs_counters_are_per_cpu_and_summed_where_read");
+    assert_root("verdict::n3::cpus::a_gnbs_counters_are_per_cpu_and_summed_where_read");
     if !two_cpus("a_gnbs_counters_are_per_cpu_and_summed_where_read") {
         return;
     }
@@ -235,7 +233,7 @@ fn a_gnbs_counters_are_per_cpu_and_summed_where_read() {
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
 fn a_new_epoch_retires_every_cpus_counts() {
-    assert_root("verdict_n3_cpus::a_new_epoch_retires_every_cpus_counts");
+    assert_root("verdict::n3::cpus::a_new_epoch_retires_every_cpus_counts");
     if !two_cpus("a_new_epoch_retires_every_cpus_counts") {
         return;
     }

@@ -53,7 +53,7 @@ fn seen(u: &Pinned) -> u64 {
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
 fn guard_first_drops_never_reach_the_next_program_and_its_verdict_stands() {
-    assert_root("verdict_n3_chain::guard_first_drops_never_reach_the_next_program_and_its_verdict_stands");
+    assert_root("verdict::n3::chain::guard_first_drops_never_reach_the_next_program_and_its_verdict_stands");
     let mut g = load();
     let u = upf();
 
@@ -115,7 +115,7 @@ fn guard_first_drops_never_reach_the_next_program_and_its_verdict_stands() {
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
 fn a_next_program_of_another_type_is_refused() {
-    assert_root("verdict_n3_chain::a_next_program_of_another_type_is_refused");
+    assert_root("verdict::n3::chain::a_next_program_of_another_type_is_refused");
     let g = load();
     let missing = g.scope.pins.path().join("no-such-program");
     let e = chain::set_next(&g.scope.pins, &missing).expect_err("a missing pin");
@@ -129,7 +129,7 @@ fn a_next_program_of_another_type_is_refused() {
 #[ignore = "needs root: cargo xtask test runs it"]
 fn guard_inside_a_root_array_drops_before_the_upf_and_detaches_to_leave_the_root_running() {
     assert_root(
-        "verdict_n3_chain::guard_inside_a_root_array_drops_before_the_upf_and_detaches_to_leave_the_root_running",
+        "verdict::n3::chain::guard_inside_a_root_array_drops_before_the_upf_and_detaches_to_leave_the_root_running",
     );
     let mut g = load();
     let u = upf();

@@ -1,6 +1,6 @@
 //! Verdict tests of the byte limits (issue 27) through BPF_PROG_TEST_RUN: a shape or strict stage
 //! with a byte rate beside its packet rate, and the byte form of the stage-0 profile. Each test
-//! loads its own program with its own pins (removed on drop), as `verdict_n3.rs` does.
+//! loads its own program with its own pins (removed on drop), as every verdict test does.
 //!
 //! The rates are chosen so that the coarse clock's ticks (4 or 10 ms) cannot change a count: a
 //! 1400-octet T-PDU at 100 kbit/s costs 112 ms, and each test's burst of runs takes well under
@@ -10,12 +10,14 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use guard_common::{
-    abi::{ByteLimit, DeviceKey, GuardConfig, Limit, StageEntry, PROT_ALL, STAGE_SHAPE, STAGE_STRICT},
+    abi::{ByteLimit, DeviceKey, GuardConfig, Limit, StageEntry, STAGE_SHAPE, STAGE_STRICT},
     policy::Verdict,
 };
 use labkit::assert_root;
 use labkit::bpf::{stage_entry, Guard, XDP_DROP, XDP_PASS};
 use labkit::frames::GtpFrame;
+
+use super::{enforce_all, load};
 
 const SEC: u64 = 1_000_000_000;
 const GNB: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 11);
@@ -28,14 +30,6 @@ const SMALL: usize = 60;
 const RATE_BPS: u64 = 100_000;
 /// One second's worth of 100 kbit/s: the burst.
 const BURST_BYTES: u64 = 12_500;
-
-fn enforce_all() -> GuardConfig {
-    GuardConfig { gtpu_port: 2152, enabled: PROT_ALL, event_gap_ns: SEC, ..Default::default() }
-}
-
-fn load(cfg: &GuardConfig) -> Guard {
-    Guard::load(cfg).unwrap_or_else(|e| panic!("loading the guard: {e:#}"))
-}
 
 /// A G-PDU of `teid` whose T-PDU is `tpdu` octets (IPv4 20 + UDP 8 + payload).
 fn gpdu(teid: u32, tpdu: usize) -> Vec<u8> {
@@ -63,7 +57,7 @@ fn run(g: &mut Guard, frame: &[u8], n: usize) -> Vec<u32> {
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
 fn big_packets_at_a_benign_packet_rate_are_cut_by_the_byte_limit() {
-    assert_root("verdict_n3_bytes::big_packets_at_a_benign_packet_rate_are_cut_by_the_byte_limit");
+    assert_root("verdict::n3::bytes::big_packets_at_a_benign_packet_rate_are_cut_by_the_byte_limit");
     let mut g = load(&enforce_all());
     for (teid, stage, drop) in [(0x100, STAGE_SHAPE, Verdict::DropShape), (0x101, STAGE_STRICT, Verdict::DropStrict)] {
         g.set_stage(&DeviceKey::teid(teid), &two_limit_stage(stage, RATE_BPS));
@@ -93,7 +87,7 @@ fn big_packets_at_a_benign_packet_rate_are_cut_by_the_byte_limit() {
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
 fn small_packets_under_both_limits_lose_nothing() {
-    assert_root("verdict_n3_bytes::small_packets_under_both_limits_lose_nothing");
+    assert_root("verdict::n3::bytes::small_packets_under_both_limits_lose_nothing");
     let mut g = load(&enforce_all());
     let (small, big) = (0x200, 0x201);
     for teid in [small, big] {
@@ -120,7 +114,7 @@ fn small_packets_under_both_limits_lose_nothing() {
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
 fn a_zero_byte_rate_is_no_byte_limit() {
-    assert_root("verdict_n3_bytes::a_zero_byte_rate_is_no_byte_limit");
+    assert_root("verdict::n3::bytes::a_zero_byte_rate_is_no_byte_limit");
     let cfg = GuardConfig { observe: Limit::per_second(1000, 1000), ..enforce_all() };
     let mut g = load(&cfg);
     for (teid, len) in [(0x300, SMALL), (0x301, BIG)] {
@@ -141,7 +135,7 @@ fn a_zero_byte_rate_is_no_byte_limit() {
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
 fn a_volume_excess_over_the_byte_profile_is_evidence_not_a_drop() {
-    assert_root("verdict_n3_bytes::a_volume_excess_over_the_byte_profile_is_evidence_not_a_drop");
+    assert_root("verdict::n3::bytes::a_volume_excess_over_the_byte_profile_is_evidence_not_a_drop");
     let cfg = GuardConfig {
         observe: Limit::per_second(1000, 1000),
         observe_bytes: ByteLimit::bits_per_second(RATE_BPS, BURST_BYTES),

@@ -15,17 +15,20 @@
 use std::net::Ipv4Addr;
 
 use aya::programs::{TestRun, TestRunOptions};
-use guard::n2::{self, LoadOpts, N2Loaded, N2Maps};
 use guard_common::{
     abi::{L3Addr, Limit, STAGE_QUARANTINE, STAGE_STRICT},
     abi_n2::*,
     policy_n2::N2Verdict,
 };
 use labkit::assert_root;
-use labkit::bpf::{hex, peer_stage_entry as stage_entry, pin_to_current_cpu, PinScope, XDP_DROP, XDP_PASS};
+use labkit::bpf::{hex, peer_stage_entry as stage_entry, XDP_DROP, XDP_PASS};
 use labkit::oracle::{run_python, tshark_fields, TempDir};
 use labkit::pcap::read_pcap;
 use serde_json::{json, Value};
+
+// `guard_n2` loaded on its own pins, as the other N2 groups load it; this file adds the setup
+// lanes' helpers to it (`impl G` below).
+use super::{load, G};
 
 const SEC: u64 = 1_000_000_000;
 const GNB: Ipv4Addr = Ipv4Addr::new(10, 100, 0, 11);
@@ -172,20 +175,6 @@ fn config(cookie_check_required: bool) -> N2Config {
     }
 }
 
-struct G {
-    maps: N2Maps,
-    loaded: N2Loaded,
-    _scope: PinScope,
-}
-
-fn load(cfg: &N2Config) -> G {
-    pin_to_current_cpu().expect("pin to a CPU");
-    let scope = PinScope::new("n2setup");
-    let opts = LoadOpts { max_devices: 4096, max_cells: 1024, max_peers: 1024 };
-    let (loaded, maps) = n2::load(&scope.pins, &opts, cfg).unwrap_or_else(|e| panic!("loading guard_n2: {e}"));
-    G { maps, loaded, _scope: scope }
-}
-
 impl G {
     fn verdicts(&self) -> Vec<u64> {
         self.maps.verdicts().expect("N2_VERDICTS").iter().map(|(_, c)| c.packets).collect()
@@ -235,7 +224,7 @@ fn forged_inits(n: u16) -> Vec<Value> {
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
 fn a_cookie_echo_the_amf_invited_is_never_limited_and_a_forged_one_is() {
-    assert_root("verdict_n2_setup::a_cookie_echo_the_amf_invited_is_never_limited_and_a_forged_one_is");
+    assert_root("verdict::n2::setup::a_cookie_echo_the_amf_invited_is_never_limited_and_a_forged_one_is");
     let mut specs = vec![
         // The AMF's INIT ACK to the gNB's own INIT (egress).
         with(spec("init_ack", AMF, GNB, 38412, 38412), json!({"vtag": 0x0bad_cafe, "tag": AMF_TAG})),
@@ -287,7 +276,7 @@ fn a_cookie_echo_the_amf_invited_is_never_limited_and_a_forged_one_is() {
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
 fn an_init_from_a_known_association_port_has_its_own_lane() {
-    assert_root("verdict_n2_setup::an_init_from_a_known_association_port_has_its_own_lane");
+    assert_root("verdict::n2::setup::an_init_from_a_known_association_port_has_its_own_lane");
     let mut specs = vec![
         // The AMF talks to the gNB's association on 38412 (egress): COOKIE ACK, then SACKs.
         with(spec("cookie_ack", AMF, GNB, 38412, 38412), json!({"vtag": 0x0bad_cafe})),
@@ -323,7 +312,7 @@ fn an_init_from_a_known_association_port_has_its_own_lane() {
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
 fn i_data_and_data_past_the_parse_window_are_never_dropped_by_a_setup_limit() {
-    assert_root("verdict_n2_setup::i_data_and_data_past_the_parse_window_are_never_dropped_by_a_setup_limit");
+    assert_root("verdict::n2::setup::i_data_and_data_past_the_parse_window_are_never_dropped_by_a_setup_limit");
     let f = scapy(&[
         with(spec("cookie_echo", GNB, AMF, 38412, 38412), json!({"vtag": 9, "cookie_len": 32, "idata": NGAP_BYTES})),
         with(spec("cookie_echo", GNB, AMF, 38412, 38412), json!({"vtag": 9, "cookie_len": 600, "data": NGAP_BYTES})),
@@ -352,7 +341,7 @@ fn i_data_and_data_past_the_parse_window_are_never_dropped_by_a_setup_limit() {
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
 fn ip_fragments_of_sctp_are_judged_not_passed_blind() {
-    assert_root("verdict_n2_setup::ip_fragments_of_sctp_are_judged_not_passed_blind");
+    assert_root("verdict::n2::setup::ip_fragments_of_sctp_are_judged_not_passed_blind");
     // An INIT with 400 IPv4 Address parameters (3.2 kB), fragmented at 1200 octets.
     let f = scapy(&[
         with(spec("frag", GNB, AMF, 38412, 38412), json!({"tag": 77, "naddr": 400, "fragsize": 1200, "ipid": 7})),
@@ -389,7 +378,7 @@ fn ip_fragments_of_sctp_are_judged_not_passed_blind() {
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
 fn a_multi_homed_peer_is_one_peer_on_every_path() {
-    assert_root("verdict_n2_setup::a_multi_homed_peer_is_one_peer_on_every_path");
+    assert_root("verdict::n2::setup::a_multi_homed_peer_is_one_peer_on_every_path");
     const SECOND: Ipv4Addr = Ipv4Addr::new(10, 101, 0, 11);
     const STRANGER: Ipv4Addr = Ipv4Addr::new(10, 101, 0, 99);
     const TAG: u32 = 0x0bad_cafe;

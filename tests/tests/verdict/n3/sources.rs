@@ -101,7 +101,7 @@ fn rotating_scan(g: &mut Guard, n: u32) -> (usize, usize) {
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
 fn a_scan_rotating_its_source_gets_one_budget_and_a_known_gnb_keeps_its_own() {
-    assert_root("verdict_n3_sources::a_scan_rotating_its_source_gets_one_budget_and_a_known_gnb_keeps_its_own");
+    assert_root("verdict::n3::sources::a_scan_rotating_its_source_gets_one_budget_and_a_known_gnb_keeps_its_own");
     // 3 records for new sources, 10 new devices for all unknown sources together, 20 per gNB.
     let mut g = Guard::load(&config(3, 10, 20)).expect("load guard_n3");
     // gNB A is known before the scan: its first device got it a record.
@@ -123,7 +123,7 @@ fn a_scan_rotating_its_source_gets_one_budget_and_a_known_gnb_keeps_its_own() {
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
 fn an_evicted_established_session_is_readmitted_when_its_gnb_budget_is_empty() {
-    assert_root("verdict_n3_sources::an_evicted_established_session_is_readmitted_when_its_gnb_budget_is_empty");
+    assert_root("verdict::n3::sources::an_evicted_established_session_is_readmitted_when_its_gnb_budget_is_empty");
     let mut g = Guard::load(&config(10, 10, 5)).expect("load guard_n3");
     // An established session (ESTABLISHED_PACKETS G-PDUs) and a one-packet device on gNB A.
     let real = gpdu(GNB_A, 0x10);
@@ -154,7 +154,9 @@ fn an_evicted_established_session_is_readmitted_when_its_gnb_budget_is_empty() {
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
 fn an_established_session_vouches_for_a_new_gnb_when_the_new_source_budget_is_spent() {
-    assert_root("verdict_n3_sources::an_established_session_vouches_for_a_new_gnb_when_the_new_source_budget_is_spent");
+    assert_root(
+        "verdict::n3::sources::an_established_session_vouches_for_a_new_gnb_when_the_new_source_budget_is_spent",
+    );
     let mut g = Guard::load(&config(2, 5, 100)).expect("load guard_n3");
     let on_a = gpdu(GNB_A, 0x10);
     for _ in 0..ESTABLISHED_PACKETS {

@@ -1,0 +1,142 @@
+//! `lab_fleet`: the fleet lab (issue 23, `cargo xtask lab --scenario fleet`): a three-member etcd
+//! cluster and two AMF-side guards; a registration storm split evenly over them, missed without
+//! fleet mode and answered with it; an operator pin across hosts; etcd members and a guard killed.
+//! See `labkit::fleetlab` for the steps. Writes `<out>/fleet/report.{md,json}`; exits 0 when every
+//! check passes, 1 when one fails, 2 when the lab cannot run.
+//!
+//! ```text
+//! lab_fleet --out lab-out [--guard-bin target/release/guard] [--scenario lab/fleet/split_storm.toml]
+//! ```
+//!
+//! Needs root (namespaces, XDP, bpffs) and Debian's etcd-server and etcd-client. Everything it
+//! creates is removed on exit, on a failed check, on a panic and on Ctrl-C.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use labkit::fleetlab::{run, FleetOpts, FleetReport, Load};
+use labkit::n2lab::INTERRUPTED;
+
+#[derive(Parser, Debug)]
+#[command(
+    about = "The fleet lab: a storm split over two AMF-side guards, with and without fleet mode, and etcd faults"
+)]
+struct Args {
+    /// Output directory: `<out>/fleet/report.{md,json}` and the guards' files.
+    #[arg(long, default_value = "lab-out")]
+    out: PathBuf,
+    /// The guard binary (default: target/release/guard, else target/debug/guard, of this workspace).
+    #[arg(long)]
+    guard_bin: Option<PathBuf>,
+    /// The scenario (default: lab/fleet/split_storm.toml of this workspace).
+    #[arg(long)]
+    scenario: Option<PathBuf>,
+}
+
+extern "C" fn on_signal(_: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::Relaxed);
+}
+
+/// SIGINT / SIGTERM only set a flag: the run stops at its next slot and the fixtures' Drop
+/// removes the guards, etcd, the pins, the links and the namespaces.
+fn install_signal_handlers() -> Result<()> {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: a zeroed sigaction with a handler that only stores to an atomic
+        // (async-signal-safe).
+        let rc = unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(sig, &sa, std::ptr::null_mut())
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error()).context("sigaction");
+        }
+    }
+    Ok(())
+}
+
+fn load_row(what: &str, l: &Load) -> String {
+    format!(
+        "| {what} | {:.1} | {:.2} | {:.2} | {:.0} | {:.0} |\n",
+        l.window_s, l.requests_per_s, l.puts_per_s, l.received_bytes_per_s, l.sent_bytes_per_s
+    )
+}
+
+/// `report.md`.
+pub fn markdown(r: &FleetReport) -> String {
+    let mut m = String::new();
+    let _ = writeln!(m, "# Fleet lab: {} ({:.0} s)\n", r.scenario, r.wall_s);
+    let _ = writeln!(m, "| check | result | detail |\n|---|---|---|");
+    for c in &r.checks {
+        let _ =
+            writeln!(m, "| {} | {} | {} |", c.name, if c.pass { "PASS" } else { "FAIL" }, c.detail.replace('|', "/"));
+    }
+    let _ = writeln!(m, "\n## The split storm\n\n| run | guard | responses | highest level | first response after onset | devices listed (infected here) | fleet-hot cells |\n|---|---|---|---|---|---|---|");
+    for (run, answers) in [("without fleet mode", &r.without_fleet), ("with fleet mode", &r.with_fleet)] {
+        for (i, a) in answers.iter().enumerate() {
+            let _ = writeln!(
+                m,
+                "| {run} | {} | {} | {} | {} | {} ({} of {}) | {} |",
+                i + 1,
+                a.responses,
+                a.max_level,
+                a.first_s.map_or("-".to_owned(), |s| format!("{s:.1} s")),
+                a.listed,
+                a.listed_infected,
+                a.infected_here,
+                a.fleet_hot_cells
+            );
+        }
+    }
+    let _ = write!(
+        m,
+        "\n## etcd load, two guards (summed over the three members' /metrics)\n\n\
+         | window | s | gRPC messages received/s | puts/s | bytes received/s | bytes sent/s |\n|---|---|---|---|---|---|\n{}{}",
+        load_row("idle (connected, no traffic)", &r.load_idle),
+        load_row("split storm (both publishing)", &r.load_storm)
+    );
+    let _ = writeln!(
+        m,
+        "\nA killed guard's keys left etcd {} after SIGKILL. Pin delays across hosts: {}.",
+        r.guard_kill_expiry_s.map_or("never".to_owned(), |s| format!("{s:.2} s")),
+        r.pin_delays_s.iter().map(|(u, s)| format!("{u} {:.0} ms", s * 1000.0)).collect::<Vec<_>>().join(", ")
+    );
+    m
+}
+
+fn main_inner(args: &Args) -> Result<bool> {
+    if !labkit::netns::is_root() {
+        bail!("lab_fleet needs root (network namespaces, XDP, bpffs)");
+    }
+    let guard_bin = labkit::guard_bin::built(args.guard_bin.clone())?;
+    let scenario =
+        args.scenario.clone().unwrap_or_else(|| labkit::guard_bin::workspace().join("lab/fleet/split_storm.toml"));
+    install_signal_handlers()?;
+    let opts = FleetOpts { guard_bin, out: args.out.clone(), scenario, verbose: true };
+    let r = run(&opts)?;
+    let dir = args.out.join("fleet");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::write(dir.join("report.json"), serde_json::to_string_pretty(&r)?).context("report.json")?;
+    let md = markdown(&r);
+    std::fs::write(dir.join("report.md"), &md).context("report.md")?;
+    print!("{md}");
+    println!("report: {}", dir.join("report.md").display());
+    Ok(r.pass())
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match main_inner(&args) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("lab_fleet: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
