@@ -13,7 +13,7 @@ use labkit::capture::write_pcap_ns;
 use labkit::frames::GtpFrame;
 use labkit::oracle::TempDir;
 
-/// 2026-12-05 12:00:00 UTC.
+/// 2025-12-05 12:00:00 UTC.
 const T0: u64 = 1_764_936_000_000_000_000;
 const BENIGN: u32 = 20;
 const FLOOD_TEID: u32 = 0x00ff_0001;
@@ -70,6 +70,7 @@ fn opts(capture: &Path, config: &Path, out: PathBuf) -> Options {
         capture: capture.to_owned(),
         config: config.to_owned(),
         compare: None,
+        n2_config: None,
         out,
         pacing: Pacing::AsFastAsPossible,
     }

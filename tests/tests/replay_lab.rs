@@ -1,9 +1,9 @@
-//! `guard replay` against the live guard (issue 21): the short lab scenario (an infected flood;
+//! `guard replay` against the live guard (issue 21). N3: the short lab scenario (an infected flood;
 //! the one `lab_short.rs` scores) runs live with dumpcap on the RAN side of the veth, recording
 //! every frame the RAN sent before the guard saw it; then that capture is replayed with the live
 //! run's own configuration file. The replay must stage the devices the live guard staged, and no
 //! benign one, at stages within one step of the live ones (tick alignment: docs/replay.md,
-//! "Limits"). About 25 s.
+//! "Limits"). About 25 s. N2: the same with the N2 lab's registration storm (~60 s).
 
 use std::collections::BTreeMap;
 
@@ -71,6 +71,7 @@ fn lab_capture_replays_to_the_live_decisions() {
         capture: capture.clone(),
         config,
         compare: None,
+        n2_config: None,
         out: out.path().join("replay"),
         pacing: Pacing::AsFastAsPossible,
     };
@@ -111,4 +112,66 @@ fn lab_capture_replays_to_the_live_decisions() {
     assert!((live_t - replay_t).abs() <= 0.5, "first stage live at {live_t:.3} s, replayed at {replay_t:.3} s");
     let attack = plan.devices.iter().filter(|d| d.class == labkit::population::Class::Attack).count();
     assert_eq!(replay_staged.len(), attack, "exactly the flooding devices");
+}
+
+/// The N2 lab's registration storm (`lab/scenarios/n2_storm.toml`, ~30 s) run live with dumpcap on
+/// the RAN side of the N2 veth, then replayed with the run's own `guard.toml` and `n2.toml`: the
+/// replay's N2 controller answers the storm as the live one did (its first response, the same
+/// action on the same gNB; the same peers staged), without calling the hook.
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn n2_lab_capture_replays_to_the_live_responses() {
+    assert_root("replay_lab::n2_lab_capture_replays_to_the_live_responses");
+    use labkit::n2lab::{run_scenario_captured, spec::N2Scenario, RunOpts as N2RunOpts};
+    let sc = N2Scenario::read(&labkit::guard_bin::workspace().join("lab/scenarios/n2_storm.toml"))
+        .expect("the storm scenario parses");
+    let out = TempDir::new("replay-lab-n2").expect("temp dir");
+    let opts = N2RunOpts { guard_bin: labkit::guard_bin::for_test(), out: out.path().to_owned(), verbose: true };
+    let capture = out.path().join("ran-n2.pcapng");
+    let live = run_scenario_captured(&sc, &opts, Some(&capture)).expect("the live N2 run");
+    let read = |p: &std::path::Path| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(p).unwrap_or_default().lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+    };
+    let live_audit = read(&live.dir.join("audit.jsonl"));
+    let o = Options {
+        capture,
+        config: live.dir.join("guard.toml"),
+        compare: None,
+        n2_config: Some(live.dir.join("n2.toml")),
+        out: out.path().join("replay"),
+        pacing: Pacing::AsFastAsPossible,
+    };
+    let n2 = replay::replay(&o, &mut Quiet).expect("the replay").n2.expect("an N2 report");
+    assert!(n2.capture.complete, "{:?}", n2.capture.error);
+    // Responses: the audit actions n2_advise / n2_overload_* / n2_barring... (not classification,
+    // peer stages or hook failures).
+    let responses = |v: &[serde_json::Value]| -> Vec<(String, String)> {
+        v.iter()
+            .filter_map(|d| Some((d["action"].as_str()?.to_owned(), d["target"].as_str()?.to_owned())))
+            .filter(|(a, _)| {
+                a.starts_with("n2_")
+                    && !matches!(
+                        a.as_str(),
+                        "n2_classified" | "n2_hook_failed" | "n2_set_peer_stage" | "n2_release_peer_stage"
+                    )
+            })
+            .collect()
+    };
+    let (lr, rr) = (responses(&live_audit), responses(&n2.decisions));
+    eprintln!("live responses:   {lr:?}\nreplay responses: {rr:?}\nlive hook: {:?}", live.responses.len());
+    assert!(!lr.is_empty(), "the live guard answered the storm");
+    assert_eq!(rr.first(), lr.first(), "the replay's first response is the live one");
+    let distinct = |v: &[(String, String)]| v.iter().cloned().collect::<std::collections::BTreeSet<_>>();
+    assert_eq!(distinct(&rr), distinct(&lr), "the same kinds of response on the same targets");
+    let staged = |v: &[serde_json::Value]| -> std::collections::BTreeSet<String> {
+        v.iter()
+            .filter(|d| d["action"] == "n2_set_peer_stage")
+            .filter_map(|d| d["target"].as_str().map(str::to_owned))
+            .collect()
+    };
+    assert_eq!(staged(&n2.decisions), staged(&live_audit), "the same peers given a setup stage");
+    assert!(
+        !n2.decisions.iter().any(|d| d["action"] == "n2_hook_failed"),
+        "a replay never calls the hook, so it never fails"
+    );
 }

@@ -1,7 +1,7 @@
-//! The N2 half of the replay clock (issue 21): `guard_n2` loaded for a replay
-//! (`n2::load::load_replay`) stamps its state with the time the replay wrote (`REPLAY_NOW_NS` in
-//! `.bss`), not the kernel's, and a live load never does. The N2 replay itself (capture loop,
-//! controller on the capture's clock, report) is not built yet: docs/replay.md, "Limits".
+//! The N2 replay (issue 21): `guard_n2` loaded for a replay (`n2::load::load_replay`) stamps its
+//! state with the time the replay wrote (`REPLAY_NOW_NS` in `.bss`), not the kernel's, and a live
+//! load never does; and `guard replay --n2-config` on a capture of an INIT flood from one gNB beside
+//! a quiet one gives the flooding peer, and only it, a setup stage.
 
 use std::net::Ipv4Addr;
 
@@ -57,4 +57,47 @@ fn guard_n2_reads_the_replay_clock_only_in_a_replay_load() {
     assert_eq!(run(&mut live, &init()), XDP_PASS);
     let seen = live_maps.peer(&gnb).expect("N2_PEERS").expect("the peer's record").last_seen_ns;
     assert!(seen >= before && seen <= guard::clock::monotonic_ns(), "a live load reads CLOCK_MONOTONIC: {seen}");
+}
+
+/// 10 s: gNB A sends one NGAP DATA chunk every 200 ms; gNB B, from 3 s on, 200 INITs a second.
+fn n2_traffic() -> Vec<(u64, Vec<u8>)> {
+    const T0: u64 = 1_764_936_000_000_000_000;
+    let quiet = Ipv4Addr::new(10, 201, 0, 12);
+    let mut v = Vec::new();
+    let ue = labkit::sctp_frames::ngap::InitialUeMessage::nr(1, 0x1_0000_0001).encode();
+    for k in 0..50u64 {
+        let f = SctpFrame::ngap().v4(quiet, AMF).vtag(0x0a0b_0c0d).chunk(Chunk::ngap(k as u32 + 1, &ue)).build();
+        v.push((T0 + k * 200_000_000, f));
+    }
+    for k in 0..1400u64 {
+        v.push((T0 + 3_000_000_000 + k * 5_000_000, init()));
+    }
+    v.sort_by_key(|(t, _)| *t);
+    v
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn n2_capture_of_an_init_flood_stages_that_peer_only() {
+    assert_root("replay_n2::n2_capture_of_an_init_flood_stages_that_peer_only");
+    let dir = labkit::oracle::TempDir::new("replay-n2").expect("temp dir");
+    let cap = dir.path().join("n2.pcap");
+    labkit::capture::write_pcap_ns(&cap, 1, &n2_traffic()).expect("capture");
+    let root = labkit::guard_bin::workspace();
+    let o = guard::replay::Options {
+        capture: cap,
+        config: root.join("config/guard.example.toml"),
+        compare: None,
+        n2_config: Some(root.join("config/n2.example.toml")),
+        out: dir.path().join("out"),
+        pacing: guard::replay::Pacing::AsFastAsPossible,
+    };
+    let out = guard::replay::replay(&o, &mut guard::replay::Quiet).expect("replay");
+    let n2 = out.n2.expect("an N2 report");
+    eprintln!("{}", n2.markdown());
+    assert!(n2.capture.complete);
+    assert_eq!(n2.capture.frames_replayed, 50 + 1400);
+    assert_eq!(n2.peers_staged, vec![format!("peer:{GNB}")], "the flooding peer, and only it");
+    assert!(n2.verdicts.keys().any(|k| k.starts_with("drop")), "the setup stage dropped INITs: {:?}", n2.verdicts);
+    assert!(dir.path().join("out/n2/report.md").exists() && dir.path().join("out/n2/audit.jsonl").exists());
 }

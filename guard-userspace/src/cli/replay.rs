@@ -10,14 +10,17 @@ use crate::replay::{self, Options, Pacing, Progress};
 #[derive(Args, Debug)]
 #[command(after_long_help = REPLAY_EXAMPLES)]
 pub struct ReplayArgs {
-    /// The capture: pcap or pcapng, of an N3 NIC (a mirror port, a tcpdump). Ethernet (with
+    /// The capture: pcap or pcapng, of an N3 NIC (a mirror port, a tcpdump), or of an N2 NIC with
+    /// --n2-config. Ethernet (with
     /// 802.1Q / QinQ tags), raw IP and Linux cooked (`tcpdump -i any`) link types; IPv4 or
     /// IPv6 outer headers.
     pub capture: PathBuf,
     /// The guard configuration to replay with (the `guard run --config` file).
     #[arg(long)]
     pub config: PathBuf,
-    /// An N2 settings file. Not replayed yet: N2 captures are the next step (docs/replay.md).
+    /// N2 settings (the `guard run --n2-config` file): the capture also goes through guard_n2 and
+    /// the N2 controller; their report is OUT/n2/ (peer setup stages, storm classification, the
+    /// responses the hook would have been sent: the hook itself is never called).
     #[arg(long)]
     pub n2_config: Option<PathBuf>,
     /// Replay the same capture with this second configuration too, and write the difference
@@ -50,21 +53,23 @@ stopped.
 Examples:
   guard replay incident.pcapng --config /etc/overload-guard/guard.toml --out /tmp/r
   guard replay n3-mirror.pcap --config shadow.toml --compare enforce.toml --out /tmp/cmp
-  guard replay short.pcap --config guard.toml --speed 1      # in real time";
+  guard replay short.pcap --config guard.toml --speed 1      # in real time
+  guard replay amf-n2.pcapng --config guard.toml --n2-config n2.toml --out /tmp/n2   # N2: OUT/n2/report.md";
 
 pub fn run(a: ReplayArgs) -> Result<()> {
-    if a.n2_config.is_some() {
-        anyhow::bail!(
-            "--n2-config: replaying N2 (SCTP) captures is not implemented yet; replay the N3 capture without it \
-             (docs/replay.md, \"Limits\")"
-        );
-    }
     let pacing = match a.speed {
         Some(x) if x > 0.0 && x.is_finite() => Pacing::Speed(x),
         Some(x) => anyhow::bail!("--speed {x}: must be a positive number"),
         None => Pacing::AsFastAsPossible,
     };
-    let o = Options { capture: a.capture, config: a.config, compare: a.compare, out: a.out, pacing };
+    let o = Options {
+        capture: a.capture,
+        config: a.config,
+        compare: a.compare,
+        n2_config: a.n2_config,
+        out: a.out,
+        pacing,
+    };
     let mut progress: Box<dyn Progress> =
         if std::io::stderr().is_terminal() { Box::new(Bar::new()) } else { Box::new(Lines::default()) };
     let outcome = replay::replay(&o, progress.as_mut())?;
@@ -87,6 +92,17 @@ pub fn run(a: ReplayArgs) -> Result<()> {
             c.staged_only_b.len(),
             c.staged_both.len(),
             o.out.join("compare.md").display()
+        );
+    }
+    if let Some(n2) = &outcome.n2 {
+        println!(
+            "N2: {} frames through guard_n2: {} passed, {} dropped; peers staged: {}; {} responses: {}",
+            n2.capture.frames_replayed,
+            n2.actions.passed,
+            n2.actions.dropped,
+            n2.peers_staged.len(),
+            n2.responses,
+            o.out.join("n2/report.md").display()
         );
     }
     if !outcome.complete() {

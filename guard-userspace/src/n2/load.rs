@@ -165,6 +165,10 @@ fn load_with(pins: &PinDir, o: &LoadOpts, cfg: &N2Config, replay: bool) -> Resul
     }
     let mut ebpf = loader.load(object()).map_err(LoadError::Object)?;
     pins.unpin_foreign("N3_")?;
+    if replay {
+        // As for N3's replay load: no map stays pinned while the program is verified.
+        pins.purge()?;
+    }
     let mut maps = N2Maps::from_ebpf(&mut ebpf)?;
     maps.meta.set(0, n2_meta(), 0).map_err(err(abi::MAP_META))?;
     maps.write_config(cfg)?;

@@ -136,6 +136,11 @@ fn load_with(
     }
     let mut ebpf = loader.load(obj).map_err(LoadError::Object)?;
     pins.unpin_foreign("N2_")?;
+    if prog_name == abi::PROG_N3_REPLAY {
+        // A replay keeps its maps through their descriptors only: unpinned before the program's
+        // verification (seconds), so a replay killed meanwhile leaves no maps in bpffs.
+        pins.purge()?;
+    }
     let prog: &mut Xdp = program_mut(&mut ebpf, prog_name, "guard_n3 is not an XDP program")?;
     prog.load().map_err(load_error(prog_name, "loading guard_n3"))?;
     {

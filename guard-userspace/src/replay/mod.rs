@@ -9,6 +9,7 @@
 //! - [`report`]: the report (JSON, markdown, SVG) and the comparison of two.
 
 pub mod capture;
+pub mod n2;
 pub mod report;
 pub mod run;
 #[cfg(test)]
@@ -50,6 +51,8 @@ pub struct Options {
     pub config: PathBuf,
     /// A second configuration to replay the same capture with, and compare.
     pub compare: Option<PathBuf>,
+    /// N2 settings: the capture goes through `guard_n2` and the N2 controller too (`n2/`).
+    pub n2_config: Option<PathBuf>,
     pub out: PathBuf,
     pub pacing: Pacing,
 }
@@ -58,18 +61,22 @@ pub struct Options {
 pub struct Outcome {
     pub report: Report,
     pub compared: Option<(Report, Comparison)>,
+    pub n2: Option<n2::N2Report>,
 }
 
 impl Outcome {
     /// Every capture was read to its end.
     pub fn complete(&self) -> bool {
-        self.report.capture.complete && self.compared.as_ref().is_none_or(|(b, _)| b.capture.complete)
+        self.report.capture.complete
+            && self.compared.as_ref().is_none_or(|(b, _)| b.capture.complete)
+            && self.n2.as_ref().is_none_or(|r| r.capture.complete)
     }
 }
 
 /// Replay `o.capture` with `o.config` (and `o.compare`), writing the reports into `o.out`:
 /// `report.md`, `report.json`, `decisions.json`, `timeline.svg`, `audit.jsonl` (for B: the same
-/// under `compare/`, and `compare.md`, `compare.json`).
+/// under `compare/`, and `compare.md`, `compare.json`; N2: `n2/report.md`, `n2/report.json`,
+/// `n2/audit.jsonl`).
 pub fn replay(o: &Options, progress: &mut dyn Progress) -> Result<Outcome> {
     let report = one(&o.capture, &o.config, &o.out, o.pacing, progress)?;
     let compared = match &o.compare {
@@ -83,7 +90,18 @@ pub fn replay(o: &Options, progress: &mut dyn Progress) -> Result<Outcome> {
         }
         None => None,
     };
-    Ok(Outcome { report, compared })
+    let n2 = match &o.n2_config {
+        Some(p) => {
+            let dir = o.out.join("n2");
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            let r = n2::replay_n2(&o.capture, p, &dir.join("audit.jsonl"), o.pacing, progress)?;
+            write(&dir.join("report.json"), &serde_json::to_string_pretty(&r)?)?;
+            write(&dir.join("report.md"), &r.markdown())?;
+            Some(r)
+        }
+        None => None,
+    };
+    Ok(Outcome { report, compared, n2 })
 }
 
 fn one(capture: &Path, config: &Path, out: &Path, pacing: Pacing, progress: &mut dyn Progress) -> Result<Report> {

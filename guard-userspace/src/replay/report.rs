@@ -102,6 +102,9 @@ pub struct TimelinePoint {
     /// Frames passed / dropped since the previous tick.
     pub passed: u64,
     pub dropped: u64,
+    /// The program's verdict counters (`N3_VERDICTS`) that moved since the previous tick: why
+    /// those frames passed or dropped.
+    pub verdicts: BTreeMap<String, u64>,
     /// Devices above observe after this tick.
     pub staged: u64,
     pub cells_capped: u64,

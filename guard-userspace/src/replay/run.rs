@@ -3,7 +3,7 @@
 
 use std::{
     collections::BTreeMap,
-    path::{Path, PathBuf},
+    path::Path,
     time::{Duration, Instant},
 };
 
@@ -47,29 +47,27 @@ pub enum Pacing {
     Speed(f64),
 }
 
-/// A pin directory of this replay's own under bpffs, removed on drop (also on a panic). aya pins
-/// maps the object declares pinned; a replay keeps none: the directory goes as soon as the
-/// program is loaded (its descriptors keep the maps alive), so nothing of a replay is ever seen
-/// by `guard status` or another guard.
-struct ScratchPins {
-    base: PathBuf,
-    pins: PinDir,
+/// A pin directory of this replay's own, `/sys/fs/bpf/og-replay-<pid>-<ns>-<side>`, removed on drop
+/// (also on a panic). aya pins the maps the object declares pinned; a replay keeps none: the
+/// replay loaders unpin them as soon as they exist, before the program's verification, and
+/// remove the directory with them (`PinDir::purge`), so nothing of a replay is seen by `guard
+/// status` or another guard, and a replay killed while loading leaves nothing behind.
+pub(super) struct ScratchPins {
+    pub(super) pins: PinDir,
 }
 
 impl ScratchPins {
-    fn new() -> ScratchPins {
+    pub(super) fn new(side: &str) -> ScratchPins {
         use std::time::SystemTime;
         let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-        let base = PathBuf::from(format!("/sys/fs/bpf/og-replay-{}-{nanos}", std::process::id()));
-        let pins = PinDir::new(&base, "n3");
-        ScratchPins { base, pins }
+        let name = format!("og-replay-{}-{nanos}-{side}", std::process::id());
+        ScratchPins { pins: PinDir::new(Path::new("/sys/fs/bpf"), &name) }
     }
 
-    fn remove(&self) {
+    pub(super) fn remove(&self) {
         if let Err(e) = self.pins.purge() {
             tracing::warn!(error = %e, dir = %self.pins.path().display(), "removing the replay's pins");
         }
-        let _ = std::fs::remove_dir(&self.base);
     }
 }
 
@@ -96,7 +94,7 @@ pub fn replay(
     // Every packet on one CPU: the per-CPU limiter state (host cap, event budget) is then one,
     // as it is for a flow that RSS keeps on one queue (docs/replay.md, "Limits").
     pin_to_current_cpu()?;
-    let scratch = ScratchPins::new();
+    let scratch = ScratchPins::new("n3");
     let mut loaded = load::load_replay(&scratch.pins, cfg.guard.max_devices, &cfg.dataplane(1))
         .context("loading guard_n3 for the replay")?;
     scratch.remove();
@@ -111,12 +109,17 @@ pub fn replay(
 
     let mut r = Report::new(capture, config_path);
     let tick_ns = ctl.tick_ns();
-    let pass_ns = ctl.event_pass_ns();
+    let mut sched = Schedule {
+        tick_ns,
+        pass_ns: ctl.event_pass_ns(),
+        next_tick: REPLAY_EPOCH_NS,
+        next_pass: REPLAY_EPOCH_NS + ctl.event_pass_ns(),
+        t0: 0,
+        window: Actions::default(),
+        verdicts: BTreeMap::new(),
+    };
     let mut first_ts: Option<u64> = None;
-    let mut next_tick = REPLAY_EPOCH_NS;
-    let mut next_pass = REPLAY_EPOCH_NS + pass_ns;
     let mut clock_set = 0u64;
-    let mut window = Actions::default();
     let started = Instant::now();
     let mut now = REPLAY_EPOCH_NS;
     let outcome: Result<(), CaptureError> = loop {
@@ -125,10 +128,10 @@ pub fn replay(
             Ok(None) => break Ok(()),
             Err(e) => break Err(e),
         };
-        let t0 = *first_ts.get_or_insert(f.ts_ns);
-        now = REPLAY_EPOCH_NS + f.ts_ns.saturating_sub(t0);
+        sched.t0 = *first_ts.get_or_insert(f.ts_ns);
+        now = REPLAY_EPOCH_NS + f.ts_ns.saturating_sub(sched.t0);
         // The controller's ticks and event passes due before this frame, in time order.
-        catch_up(&mut ctl, &mut r, now, t0, tick_ns, pass_ns, &mut next_tick, &mut next_pass, &mut window)?;
+        catch_up(&mut ctl, &mut r, now, &mut sched)?;
         if let Pacing::Speed(x) = pacing {
             let due = Duration::from_secs_f64((now - REPLAY_EPOCH_NS) as f64 / 1e9 / x);
             if let Some(wait) = due.checked_sub(started.elapsed()) {
@@ -157,7 +160,7 @@ pub fn replay(
             .return_value;
         ctl.drain_events();
         r.capture.frames_replayed += 1;
-        window.count(ret);
+        sched.window.count(ret);
         r.actions.count(ret);
         if r.capture.frames_read % 4096 == 0 {
             progress.position(cap.consumed, total_bytes, (now - REPLAY_EPOCH_NS) as f64 / 1e9);
@@ -171,7 +174,7 @@ pub fn replay(
     // Two more ticks after the last frame: the controller decides on what the last tick before
     // it had not read yet.
     let end = now + 2 * tick_ns;
-    catch_up(&mut ctl, &mut r, end, t0, tick_ns, pass_ns, &mut next_tick, &mut next_pass, &mut window)?;
+    catch_up(&mut ctl, &mut r, end, &mut sched)?;
     if let Err(e) = outcome {
         r.capture.complete = false;
         r.capture.error = Some(e.to_string());
@@ -190,49 +193,64 @@ pub fn replay(
 
 /// The largest frame BPF_PROG_TEST_RUN takes for a non-frags XDP program: a 4 KiB page less
 /// `XDP_PACKET_HEADROOM` (256) and `skb_shared_info` (320 on x86-64).
-const MAX_FRAME: usize = 4096 - 256 - 320;
+pub(super) const MAX_FRAME: usize = 4096 - 256 - 320;
+
+/// When the controller runs next, and what the timeline counts between two ticks.
+struct Schedule {
+    tick_ns: u64,
+    pass_ns: u64,
+    next_tick: u64,
+    next_pass: u64,
+    /// The capture's first frame (ns since the epoch).
+    t0: u64,
+    /// XDP actions since the last tick.
+    window: Actions,
+    /// `N3_VERDICTS` at the last tick.
+    verdicts: BTreeMap<String, u64>,
+}
 
 /// Run the ticks and event passes due at or before `until`. A tick and a pass due at the same
 /// time are one tick (it drains the events too).
-#[expect(clippy::too_many_arguments, reason = "the replay loop's clock state, kept in one place by the caller")]
-fn catch_up(
-    ctl: &mut ReplayController,
-    r: &mut Report,
-    until: u64,
-    t0: u64,
-    tick_ns: u64,
-    pass_ns: u64,
-    next_tick: &mut u64,
-    next_pass: &mut u64,
-    window: &mut Actions,
-) -> Result<()> {
+fn catch_up(ctl: &mut ReplayController, r: &mut Report, until: u64, s: &mut Schedule) -> Result<()> {
     loop {
-        let due = (*next_tick).min(*next_pass);
+        let due = s.next_tick.min(s.next_pass);
         if due > until {
             return Ok(());
         }
         let rel = (due - REPLAY_EPOCH_NS) as f64 / 1e9;
-        if *next_tick <= *next_pass {
+        if s.next_tick <= s.next_pass {
             let d = ctl.tick(due).context("a controller tick")?;
-            record(r, rel, t0, d);
-            let s = ctl.snapshot();
+            record(r, rel, s.t0, d);
+            let snap = ctl.snapshot();
+            // The program's own verdict counters, as moved since the last tick.
+            let now: BTreeMap<String, u64> =
+                ctl.maps().verdicts()?.into_iter().map(|(v, c)| (v.name().to_owned(), c.packets)).collect();
+            let moved = now
+                .iter()
+                .filter_map(|(k, n)| {
+                    let d = n.saturating_sub(s.verdicts.get(k).copied().unwrap_or(0));
+                    (d > 0).then(|| (k.clone(), d))
+                })
+                .collect();
+            s.verdicts = now;
             r.timeline.push(TimelinePoint {
                 t_s: rel,
-                passed: window.passed,
-                dropped: window.dropped,
-                staged: s.devices_per_stage[1..].iter().sum(),
-                cells_capped: s.cells_capped.len() as u64,
-                host_capped: s.host_capped,
+                passed: s.window.passed,
+                dropped: s.window.dropped,
+                verdicts: moved,
+                staged: snap.devices_per_stage[1..].iter().sum(),
+                cells_capped: snap.cells_capped.len() as u64,
+                host_capped: snap.host_capped,
             });
-            *window = Actions::default();
-            if *next_pass == *next_tick {
-                *next_pass += pass_ns;
+            s.window = Actions::default();
+            if s.next_pass == s.next_tick {
+                s.next_pass += s.pass_ns;
             }
-            *next_tick += tick_ns;
+            s.next_tick += s.tick_ns;
         } else {
             let d = ctl.events_pass(due);
-            record(r, rel, t0, d);
-            *next_pass += pass_ns;
+            record(r, rel, s.t0, d);
+            s.next_pass += s.pass_ns;
         }
     }
 }
@@ -310,7 +328,7 @@ fn finish(ctl: &ReplayController, r: &mut Report) -> Result<()> {
 
 /// Pin the calling thread to the CPU it runs on: BPF_PROG_TEST_RUN runs the program on the
 /// caller's CPU, and its per-CPU state must be one CPU's for the whole replay.
-fn pin_to_current_cpu() -> Result<()> {
+pub(super) fn pin_to_current_cpu() -> Result<()> {
     // SAFETY: sched_getcpu has no preconditions.
     let cpu = unsafe { libc::sched_getcpu() };
     if cpu < 0 {
@@ -329,7 +347,7 @@ fn pin_to_current_cpu() -> Result<()> {
 }
 
 impl Actions {
-    fn count(&mut self, ret: u32) {
+    pub(super) fn count(&mut self, ret: u32) {
         match ret {
             XDP_PASS => self.passed += 1,
             XDP_DROP => self.dropped += 1,

@@ -17,7 +17,7 @@ pub mod topo;
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -130,6 +130,13 @@ fn add(c: &mut Counts, k: (Ipv4Addr, TxKind), n: u64) {
 /// Run one scenario: topology, guard, traffic, checks. Errors are setup failures (or an
 /// interrupt); a scenario that runs but misses its goals is a result with failed checks.
 pub fn run_scenario(s: &N2Scenario, opts: &RunOpts) -> Result<ScenarioResult> {
+    run_scenario_captured(s, opts, None)
+}
+
+/// [`run_scenario`], with dumpcap on the RAN side of the N2 veth writing every frame to `capture`
+/// (pcapng) when given (`guard replay`'s tests, issue 21). The run's `guard.toml` and `n2.toml`
+/// are in [`ScenarioResult::dir`].
+pub fn run_scenario_captured(s: &N2Scenario, opts: &RunOpts, capture: Option<&Path>) -> Result<ScenarioResult> {
     let t_wall = Instant::now();
     let files = RunFiles::new(&opts.out.join("n2").join(&s.name));
     let mut topo = N2Topo::new(&opts.guard_bin, files.clone())?;
@@ -144,6 +151,10 @@ pub fn run_scenario(s: &N2Scenario, opts: &RunOpts) -> Result<ScenarioResult> {
         );
     }
     let cap = Capture::start(&topo.lab.core, N2_CORE_IF)?;
+    let mut dumpcap = match capture {
+        Some(p) => Some(crate::capture::Dumpcap::start(&topo.lab.ran, topo.ran_n2_if(), p)?),
+        None => None,
+    };
     let mut model = Model::new(s);
     let rogue = model.truth.rogue;
     let slot = Duration::from_millis(s.slot_ms);
@@ -190,6 +201,9 @@ pub fn run_scenario(s: &N2Scenario, opts: &RunOpts) -> Result<ScenarioResult> {
     debug_assert_eq!(model.remaining(), 0);
     // Let the last frames arrive and the controller run a few more ticks.
     std::thread::sleep(Duration::from_millis(1500));
+    if let Some(d) = dumpcap.as_mut() {
+        d.stop();
+    }
     let verdicts: BTreeMap<String, u64> = match guard::n2::N2Maps::open_pinned(&topo.n2_pins()) {
         Ok(m) => m.verdicts().map(|v| v.into_iter().map(|(v, c)| (v.name().to_owned(), c.packets)).collect()),
         Err(e) => Err(e),
