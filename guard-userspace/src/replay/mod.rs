@@ -9,6 +9,7 @@
 //! - [`report`]: the report (JSON, markdown, SVG) and the comparison of two.
 
 pub mod capture;
+mod feed;
 pub mod n2;
 pub mod report;
 pub mod run;

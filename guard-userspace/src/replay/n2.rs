@@ -12,24 +12,21 @@
 use std::{
     collections::BTreeMap,
     path::Path,
-    time::{Duration, Instant, SystemTime},
+    time::{Duration, SystemTime},
 };
 
 use anyhow::{Context, Result};
-use aya::{
-    maps::{Array, MapData},
-    programs::{TestRun, TestRunOptions},
-};
 use guard_common::{
-    abi::{self, L3Addr},
+    abi::L3Addr,
     abi_n2::{N2_DEFAULT_MAX_CELLS, N2_DEFAULT_MAX_PEERS, N2_SETUP_COOKIE_REQUIRED},
 };
 use serde::Serialize;
 
 use super::{
     capture::{Capture, CaptureError},
+    feed::Feed,
     report::{Actions, CaptureSummary},
-    run::{pin_to_current_cpu, Pacing, ScratchPins, MAX_FRAME, REPLAY_EPOCH_NS},
+    run::{pin_to_current_cpu, Pacing, ScratchPins, REPLAY_EPOCH_NS},
     Progress,
 };
 use crate::{
@@ -93,9 +90,7 @@ pub fn replay_n2(
         };
         maps.allow_peer(&peer).with_context(|| format!("allowing {a}"))?;
     }
-    let mut clock: Array<MapData, u64> =
-        Array::try_from(loaded.ebpf.take_map(abi::MAP_BSS).context("the object has no .bss map")?)
-            .context("the object's .bss is not the replay clock alone (a u64)")?;
+    let mut feed = Feed::new(&mut loaded.ebpf, pacing)?;
     let audit_log = AuditLog::open(audit).with_context(|| format!("opening {}", audit.display()))?;
     let mut registry = prometheus_client::registry::Registry::default();
     let mut ctl = N2Controller::new(&file, audit_log, N2Metrics::register(&mut registry))?;
@@ -113,9 +108,8 @@ pub fn replay_n2(
         peers_staged: Vec::new(),
         responses: 0,
     };
-    let (mut t0, mut now, mut next_tick, mut clock_set) = (None, REPLAY_EPOCH_NS, REPLAY_EPOCH_NS, 0u64);
+    let (mut t0, mut now, mut next_tick) = (None, REPLAY_EPOCH_NS, REPLAY_EPOCH_NS);
     let wall = |t0: u64, now: u64| SystemTime::UNIX_EPOCH + Duration::from_nanos(t0 + (now - REPLAY_EPOCH_NS));
-    let started = Instant::now();
     let outcome: Result<(), CaptureError> = loop {
         let f = match cap.next_frame() {
             Ok(Some(f)) => f,
@@ -128,30 +122,11 @@ pub fn replay_n2(
             r.responses += ctl.tick(&mut maps, next_tick, wall(first, next_tick)).len() as u64;
             next_tick += tick_ns;
         }
-        if let Pacing::Speed(x) = pacing {
-            let due = Duration::from_secs_f64((now - REPLAY_EPOCH_NS) as f64 / 1e9 / x);
-            if let Some(w) = due.checked_sub(started.elapsed()) {
-                std::thread::sleep(w);
-            }
-        }
-        r.capture.frames_read += 1;
-        if f.snapped {
-            r.capture.skipped_snapped += 1;
+        feed.pace(now);
+        if !Feed::admit(&f, &mut r.capture) {
             continue;
         }
-        if f.data.len() < 14 || f.data.len() > MAX_FRAME {
-            r.capture.skipped_size += 1;
-            continue;
-        }
-        if now != clock_set {
-            clock.set(0, now, 0).context("writing the replay clock")?;
-            clock_set = now;
-        }
-        let ret = loaded
-            .program()?
-            .test_run(TestRunOptions { data_in: Some(&f.data), ..Default::default() })
-            .with_context(|| format!("BPF_PROG_TEST_RUN of guard_n2 on frame {}", r.capture.frames_read))?
-            .return_value;
+        let ret = feed.run(loaded.program()?, now, &f.data, r.capture.frames_read).context("guard_n2")?;
         r.capture.frames_replayed += 1;
         r.actions.count(ret);
         if r.capture.frames_read % 4096 == 0 {

@@ -1,21 +1,13 @@
 //! One replay of a capture with one configuration: every frame through `guard_n3` by
 //! BPF_PROG_TEST_RUN, the controller stepped on the capture's clock (docs/replay.md).
 
-use std::{
-    collections::BTreeMap,
-    path::Path,
-    time::{Duration, Instant},
-};
+use std::{collections::BTreeMap, path::Path};
 
 use anyhow::{Context, Result};
-use aya::{
-    maps::{Array, MapData},
-    programs::{TestRun, TestRunOptions},
-};
-use guard_common::abi;
 
 use super::{
     capture::{Capture, CaptureError},
+    feed::Feed,
     report::{Actions, DeviceRow, GnbRow, Report, TimedDecision, TimelinePoint},
     Progress,
 };
@@ -98,10 +90,7 @@ pub fn replay(
     let mut loaded = load::load_replay(&scratch.pins, cfg.guard.max_devices, &cfg.dataplane(1))
         .context("loading guard_n3 for the replay")?;
     scratch.remove();
-    let mut clock: Array<MapData, u64> = Array::try_from(
-        loaded.ebpf.take_map(abi::MAP_BSS).context("the object has no .bss map (the replay clock's global)")?,
-    )
-    .context("the object's .bss is not the replay clock alone (a u64)")?;
+    let mut feed = Feed::new(&mut loaded.ebpf, pacing)?;
     sync_tables(&mut crate::n3::maps::N3Maps::from_ebpf_ref(&mut loaded.ebpf)?, cfg)
         .context("writing the N3 addresses and framed routes")?;
     let mut ctl = ReplayController::new(&mut loaded, cfg.clone(), audit, 1)?;
@@ -119,8 +108,6 @@ pub fn replay(
         verdicts: BTreeMap::new(),
     };
     let mut first_ts: Option<u64> = None;
-    let mut clock_set = 0u64;
-    let started = Instant::now();
     let mut now = REPLAY_EPOCH_NS;
     let outcome: Result<(), CaptureError> = loop {
         let f = match cap.next_frame() {
@@ -132,32 +119,11 @@ pub fn replay(
         now = REPLAY_EPOCH_NS + f.ts_ns.saturating_sub(sched.t0);
         // The controller's ticks and event passes due before this frame, in time order.
         catch_up(&mut ctl, &mut r, now, &mut sched)?;
-        if let Pacing::Speed(x) = pacing {
-            let due = Duration::from_secs_f64((now - REPLAY_EPOCH_NS) as f64 / 1e9 / x);
-            if let Some(wait) = due.checked_sub(started.elapsed()) {
-                std::thread::sleep(wait);
-            }
-        }
-        r.capture.frames_read += 1;
-        if f.snapped {
-            r.capture.skipped_snapped += 1;
+        feed.pace(now);
+        if !Feed::admit(&f, &mut r.capture) {
             continue;
         }
-        // BPF_PROG_TEST_RUN takes an XDP frame of at least an Ethernet header and at most a
-        // page less the headroom: GRO-merged frames of a host capture are larger.
-        if f.data.len() < 14 || f.data.len() > MAX_FRAME {
-            r.capture.skipped_size += 1;
-            continue;
-        }
-        if now != clock_set {
-            clock.set(0, now, 0).context("writing the replay clock")?;
-            clock_set = now;
-        }
-        let ret = loaded
-            .program()?
-            .test_run(TestRunOptions { data_in: Some(&f.data), ..Default::default() })
-            .with_context(|| format!("BPF_PROG_TEST_RUN on frame {}", r.capture.frames_read))?
-            .return_value;
+        let ret = feed.run(loaded.program()?, now, &f.data, r.capture.frames_read)?;
         ctl.drain_events();
         r.capture.frames_replayed += 1;
         sched.window.count(ret);
@@ -186,14 +152,10 @@ pub fn replay(
         r.capture.frames_read,
         r.decisions.len(),
         r.capture.duration_s,
-        started.elapsed().as_secs_f64()
+        feed.elapsed().as_secs_f64()
     ));
     Ok(r)
 }
-
-/// The largest frame BPF_PROG_TEST_RUN takes for a non-frags XDP program: a 4 KiB page less
-/// `XDP_PACKET_HEADROOM` (256) and `skb_shared_info` (320 on x86-64).
-pub(super) const MAX_FRAME: usize = 4096 - 256 - 320;
 
 /// When the controller runs next, and what the timeline counts between two ticks.
 struct Schedule {
