@@ -36,17 +36,25 @@ pub fn write_pcap_ns(path: &Path, linktype: u32, frames: &[(u64, Vec<u8>)]) -> R
     Ok(())
 }
 
-/// dumpcap on an interface of a namespace (pcapng, every frame both ways), stopped on drop.
+/// dumpcap on an interface of a namespace, stopped on drop.
 pub struct Dumpcap {
     child: Option<Child>,
     pub path: PathBuf,
 }
 
 impl Dumpcap {
+    /// pcapng, every frame both ways.
     pub fn start(ns: &Netns, ifname: &str, path: &Path) -> Result<Dumpcap> {
+        Dumpcap::start_with(ns, ifname, path, &[])
+    }
+
+    /// With dumpcap options of the caller's (`-P` for classic pcap, `-f FILTER`, `-s SNAPLEN`).
+    pub fn start_with(ns: &Netns, ifname: &str, path: &Path, options: &[&str]) -> Result<Dumpcap> {
         let log = File::create(path.with_extension("dumpcap.log")).context("dumpcap log")?;
         let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", ns.name(), "dumpcap", "-q", "-i", ifname, "-w"])
+        cmd.args(["netns", "exec", ns.name(), "dumpcap", "-q", "-i", ifname])
+            .args(options)
+            .arg("-w")
             .arg(path)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -32,7 +32,7 @@ use crate::n2lab::ran::{gnb_addr, AMF, CORE_MAC, RAN_MAC};
 use crate::n2lab::topo::{N2Topo, RunFiles, N2_CORE_IF};
 use crate::realpeers::{RealCheck, RealOpts};
 use crate::sctp_frames::{Chunk, SctpFrame};
-use peers::{Dumpcap, Peer};
+use peers::Peer;
 use plan::{Params, Plan};
 
 pub const SCENARIO: &str = "real-n2";
@@ -206,7 +206,9 @@ pub fn run(opts: &RealOpts) -> Result<Vec<RealCheck>> {
     topo.start_guard()?;
     say(&format!("guard up (netns {})", topo.core_ns()));
     let pcap = dir.join("n2.pcap");
-    let mut cap = Dumpcap::start(&topo.lab.core, N2_CORE_IF, &pcap)?;
+    // Classic pcap, SCTP only.
+    let mut cap =
+        crate::capture::Dumpcap::start_with(&topo.lab.core, N2_CORE_IF, &pcap, &["-P", "-f", "sctp", "-s", "2048"])?;
     let hb = p.heartbeat_ms.to_string();
     let mut amf = Peer::spawn(
         &topo.lab.core,
