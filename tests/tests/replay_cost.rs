@@ -5,19 +5,17 @@
 //!   clock leaves alone: the replay has its own twin, `guard_n3_replay`) and `guard_n2` (the
 //!   replay branch pruned: `REPLAY_CLOCK` is frozen `.rodata`), in a live load and a replay's,
 //!   and of the object in `GUARD_BASE_OBJ` (built from main before the replay clock) when set;
-//! - BPF_PROG_TEST_RUN of a known device's G-PDU, this build against the base object, rounds
-//!   interleaved so machine noise hits both alike, as ratios to the minimal XDP program.
+//! - BPF_PROG_TEST_RUN of a known device's G-PDU (and the bench's other common-path cases), this
+//!   build against the base object, by the bench's A/B (`labkit::bench::ab`): rounds interleaved
+//!   so machine noise hits both alike, per-round differences.
 //!
 //! `GUARD_BASE_OBJ=/path/to/guard-ebpf cargo test -p guard-tests --test replay_cost -- --ignored --nocapture`
 
-use std::net::Ipv4Addr;
-
 use aya::{programs::Xdp, EbpfLoader};
-use guard_common::abi::{n2::PROG_N2, GuardConfig, Limit, GLOBAL_REPLAY_CLOCK, PROG_N3, PROG_N3_REPLAY, PROT_ALL};
+use guard_common::abi::{n2::PROG_N2, GuardConfig, GLOBAL_REPLAY_CLOCK, PROG_N3, PROG_N3_REPLAY, PROT_ALL};
 use labkit::assert_root;
-use labkit::bench::{median, progs::time_run};
-use labkit::bpf::{Guard, PinScope, XDP_PASS};
-use labkit::frames::GtpFrame;
+use labkit::bench::ab::{ab_part, Build};
+use labkit::bpf::PinScope;
 
 const REPEAT: u32 = 200_000;
 const ROUNDS: usize = 15;
@@ -58,66 +56,13 @@ fn replay_clock_cost() {
         println!("  base object (main)       {:?}", verified(b, &PinScope::new("rcb"), false));
     }
 
-    let cfg = GuardConfig {
-        gtpu_port: 2152,
-        enabled: PROT_ALL,
-        event_gap_ns: 1_000_000_000,
-        observe: Limit::per_second(1_000_000_000, 1_000_000_000),
-        ..Default::default()
-    };
-    let frame = GtpFrame::gpdu(0x77)
-        .outer_v4(Ipv4Addr::new(10, 200, 0, 11), Ipv4Addr::new(10, 200, 0, 1))
-        .inner_v4(Ipv4Addr::new(10, 45, 0, 2), Ipv4Addr::new(192, 0, 2, 10))
-        .build();
-    let mut g = Guard::load(&cfg).unwrap_or_else(|e| panic!("loading the guard: {e:#}"));
-    for _ in 0..16 {
-        assert_eq!(g.run(&frame).expect("run"), XDP_PASS);
+    // The per-packet A/B is the bench's (`labkit::bench::ab`, `cargo xtask bench --ab`): this
+    // build's guard_n3 against the base object, interleaved rounds, per-round differences.
+    let cfg = GuardConfig { gtpu_port: 2152, enabled: PROT_ALL, event_gap_ns: 1_000_000_000, ..Default::default() };
+    let mut builds = vec![Build { label: "this build".into(), object: guard::bpf::object::object().to_vec() }];
+    if let Some(b) = base_obj {
+        builds.push(Build { label: "base object (main)".into(), object: b });
     }
-    let base_scope = PinScope::new("rcc");
-    let mut base = base_obj.as_ref().map(|obj| {
-        base_scope.pins.create().expect("pin directory");
-        let mut ebpf =
-            EbpfLoader::new().default_map_pin_directory(base_scope.pins.path()).load(obj).expect("loading the base");
-        xdp(&mut ebpf).load().expect("verifying the base's guard_n3");
-        let mut maps = guard::n3::maps::N3Maps::from_ebpf_ref(&mut ebpf).expect("the base's maps");
-        // Same schema as this build (the replay clock adds no map and changes no record).
-        maps.write_config(&cfg).expect("the base's config");
-        ebpf
-    });
-    if let Some(b) = base.as_mut() {
-        for _ in 0..16 {
-            assert_eq!(time_run(xdp(b), &frame, 1).expect("run").action, XDP_PASS);
-        }
-    }
-    let mut refs = labkit::bench::progs::RefProgs::load(64).expect("reference programs");
-    let mut t: [Vec<f64>; 3] = Default::default();
-    for round in 0..ROUNDS {
-        for k in 0..3 {
-            let v = (round + k) % 3;
-            let ns = match v {
-                0 => time_run(g.loaded.program().expect("guard_n3"), &frame, REPEAT).expect("run").kernel_ns,
-                1 => match base.as_mut() {
-                    Some(b) => time_run(xdp(b), &frame, REPEAT).expect("run").kernel_ns,
-                    None => continue,
-                },
-                _ => {
-                    let p = refs.prog(labkit::bench::progs::BASELINE).expect("xdp_baseline");
-                    time_run(p, &frame, REPEAT).expect("run").kernel_ns
-                }
-            };
-            t[v].push(ns);
-        }
-    }
-    let floor = &t[2];
-    let ratio = |a: &[f64]| median(&a.iter().zip(floor).map(|(x, y)| x / y.max(1.0)).collect::<Vec<_>>());
-    println!("guard_n3, known device G-PDU, median of {ROUNDS} rounds x {REPEAT} runs (kernel ns/run):");
-    println!("  this build (guard_n3)                {:.1}  ({:.2}x the floor)", median(&t[0]), ratio(&t[0]));
-    if !t[1].is_empty() {
-        println!("  base object (main)                   {:.1}  ({:.2}x the floor)", median(&t[1]), ratio(&t[1]));
-    }
-    println!("  xdp_baseline (floor)                 {:.1}", median(floor));
-}
-
-fn xdp(e: &mut aya::Ebpf) -> &mut Xdp {
-    e.program_mut(PROG_N3).expect("guard_n3").try_into().expect("guard_n3 is XDP")
+    let t = ab_part(&cfg, &builds, ROUNDS, REPEAT).expect("the A/B");
+    println!("{}", t.text());
 }

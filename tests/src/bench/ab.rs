@@ -205,7 +205,7 @@ pub fn ab_part(default: &GuardConfig, builds: &[Build], rounds: usize, repeat: u
         ]);
     }
     table.note(format!(
-        "`cargo xtask bench --ab REV...`: each object loaded on its own pins, given this build's configuration (shipped defaults, the stage-0 profile limit out of reach) cut to its own N3_CONFIG length, its device made known by 16 of its frames; then {rounds} rounds, each running every build and xdp_baseline once per case in a rotated order, BPF_PROG_TEST_RUN repeat {repeat} (the kernel's mean per run). The last column: how much more (+) or less (-) the first build costs than this row's, the median of the per-round differences (noise common to a round cancels), and that as a share of this row's median."
+        "`cargo xtask bench --ab REV...`: each object loaded on its own pins, given the same configuration (under `cargo xtask bench` the shipped defaults; the stage-0 profile limit out of reach) cut to its own N3_CONFIG length, its device made known by 16 of its frames; then {rounds} rounds, each running every build and xdp_baseline once per case in a rotated order, BPF_PROG_TEST_RUN repeat {repeat} (the kernel's mean per run). The last column: how much more (+) or less (-) the first build costs than this row's, the median of the per-round differences (noise common to a round cancels), and that as a share of this row's median."
     ));
     Ok(table)
 }
