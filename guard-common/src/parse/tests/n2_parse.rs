@@ -1,6 +1,6 @@
 //! Host tests of the pure N2 parser (SCTP chunk walk, NGAP/S1AP InitialUEMessage): properties
 //! over generated frames. The encoder here is minimal and written from RFC 9260 / TS 38.413; the
-//! full, independent one is the lab kit's (`tests/src/sctp_frames.rs`), checked against tshark.
+//! full, independent one is the lab kit's (`tests/src/sctp_frames/`), checked against tshark.
 
 use proptest::prelude::*;
 
