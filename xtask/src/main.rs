@@ -80,8 +80,9 @@ enum Cmd {
         check: bool,
     },
     /// Mutation testing (cargo-mutants) of the pure code: `common` (guard-common's parsers,
-    /// policy and rate limiter, with their host tests), `engine` (the userspace ladder and
-    /// config validation, with the library's unit tests) or `all`. Slow (tens of minutes): not
+    /// policy and rate limiter, with their host tests), `engine` (the userspace ladders and the
+    /// capacity decision, with the engines' unit tests), `config` (validation, with the
+    /// configuration's tests) or `all`. Slow (tens of minutes): not
     /// part of `test`. The score and the survivors go in docs/testing.md.
     Mutants {
         #[arg(long, default_value = "common")]

@@ -1,10 +1,11 @@
-//! `cargo xtask mutants [--scope common|engine|all] [--file F]..`: cargo-mutants over the pure
+//! `cargo xtask mutants [--scope common|engine|config|all] [--file F]..`: cargo-mutants over the pure
 //! code, to show the tests bite (issue 24). Not part of `cargo xtask test` (too slow for CI).
 //!
 //! - `common`: guard-common's parsers, per-packet policy and rate limiter, the code the kernel
 //!   runs, with its host tests (unit and property tests; fast, no root).
-//! - `engine`: guard-userspace's escalation ladder and configuration validation with the
-//!   library's unit tests (`--lib`: the process tests need root and minutes each).
+//! - `engine`: guard-userspace's escalation ladders (N3, N2) and the cell/host capacity decision
+//!   with the engines' unit tests (`--lib engine`: the process tests need root and minutes each).
+//! - `config`: the configuration's validation with its unit tests (`--lib config`).
 //!
 //! The summary (caught / missed / timeout / unviable) and every surviving mutant are printed;
 //! cargo-mutants' own report stays in `target/mutants/<scope>/mutants.out/`. docs/testing.md
@@ -25,12 +26,18 @@ const COMMON: &[&str] = &[
     "guard-common/src/parse/sctp.rs",
 ];
 
-/// The ladders of both sides and the configuration's validation, file by section (the paths the
-/// restructure of issue 26 gave them; a stale path would mutate nothing, so `run` checks each).
+/// The ladders of both sides and the cell/host capacity decision, with the engines' unit tests
+/// (the paths the restructure of issue 26 gave them; a stale path would mutate nothing, so `run`
+/// checks each).
 const ENGINE: &[&str] = &[
     "guard-userspace/src/n3/engine/ladder.rs",
     "guard-userspace/src/n3/engine/capacity.rs",
     "guard-userspace/src/n2/engine/ladder.rs",
+];
+
+/// The configuration's validation, file by section, with the configuration's unit tests (the
+/// table of rules in `config/tests.rs`).
+const CONFIG: &[&str] = &[
     "guard-userspace/src/config/mod.rs",
     "guard-userspace/src/config/guard.rs",
     "guard-userspace/src/config/dataplane.rs",
@@ -41,6 +48,11 @@ const ENGINE: &[&str] = &[
     "guard-userspace/src/config/fleet.rs",
 ];
 
+/// The cargo profile the mutants are built with: the test profile without debug information, so
+/// that each mutant's rebuild of guard-userspace links in seconds (a mutant is one incremental
+/// rebuild of the crate and one run of the filtered tests).
+const PROFILE: &str = "mutation";
+
 fn run_scope(name: &str, package: &str, files: &[String], test_args: &[&str]) -> Result<()> {
     let out = root().join("target/mutants").join(name);
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
@@ -48,6 +60,7 @@ fn run_scope(name: &str, package: &str, files: &[String], test_args: &[&str]) ->
     let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     c.current_dir(root()).args(["mutants", "--package", package, "--output"]).arg(&out);
     c.args(["--timeout", "120", "--jobs", "1", "--no-shuffle", "--colors", "never"]);
+    c.args(["--profile", PROFILE]);
     for f in files {
         c.args(["--file", f]);
     }
@@ -64,11 +77,17 @@ fn run_scope(name: &str, package: &str, files: &[String], test_args: &[&str]) ->
     let count = |f: &str| read(f).lines().filter(|l| !l.trim().is_empty()).count();
     let (caught, missed, timeout, unviable) =
         (count("caught.txt"), count("missed.txt"), count("timeout.txt"), count("unviable.txt"));
+    // A mutant whose tests hang until the timeout (120 s against a suite of seconds) made the
+    // suite fail: it is detected, as PIT and Stryker count it, and reported apart.
     let viable = caught + missed + timeout;
-    let score = if viable == 0 { 0.0 } else { 100.0 * caught as f64 / viable as f64 };
+    let detected = caught + timeout;
+    let score = if viable == 0 { 0.0 } else { 100.0 * detected as f64 / viable as f64 };
     eprintln!(
-        "[mutants] {name}: {caught} caught, {missed} missed, {timeout} timeout, {unviable} unviable: {score:.1}% of the viable caught"
+        "[mutants] {name}: {caught} caught, {missed} missed, {timeout} timeout, {unviable} unviable: {score:.1}% of the viable detected (caught or timed out)"
     );
+    for l in read("timeout.txt").lines() {
+        eprintln!("[mutants] timed out: {l}");
+    }
     for l in read("missed.txt").lines() {
         eprintln!("[mutants] survived: {l}");
     }
@@ -83,18 +102,23 @@ pub fn run(scope: &str, files: &[String]) -> Result<()> {
             files.to_vec()
         }
     };
-    for f in COMMON.iter().chain(ENGINE).map(|s| (*s).to_owned()).chain(files.iter().cloned()) {
+    for f in COMMON.iter().chain(ENGINE).chain(CONFIG).map(|s| (*s).to_owned()).chain(files.iter().cloned()) {
         if !root().join(&f).is_file() {
             bail!("{f}: no such file (a mutation run over a missing file would mutate nothing)");
         }
     }
     match scope {
         "common" => run_scope("common", "guard-common", &pick(COMMON), &[]),
-        "engine" => run_scope("engine", "guard-userspace", &pick(ENGINE), &["--lib"]),
+        // The test filter keeps each mutant to the tests that judge its code: the engines' tests
+        // (seconds) for the ladders, the configuration's (milliseconds) for validation. The
+        // score is then a lower bound: other tests of the library could only catch more.
+        "engine" => run_scope("engine", "guard-userspace", &pick(ENGINE), &["--lib", "engine"]),
+        "config" => run_scope("config", "guard-userspace", &pick(CONFIG), &["--lib", "config"]),
         "all" => {
             run_scope("common", "guard-common", &pick(COMMON), &[])?;
-            run_scope("engine", "guard-userspace", &pick(ENGINE), &["--lib"])
+            run_scope("engine", "guard-userspace", &pick(ENGINE), &["--lib", "engine"])?;
+            run_scope("config", "guard-userspace", &pick(CONFIG), &["--lib", "config"])
         }
-        other => bail!("unknown scope {other:?} (common, engine, all)"),
+        other => bail!("unknown scope {other:?} (common, engine, config, all)"),
     }
 }
