@@ -1,4 +1,4 @@
-//! `guard_n3`'s clock: the coarse clock (`ktime_get_coarse_ns()`, CLOCK_MONOTONIC as of the last
+//! The programs' clock: the coarse clock (`ktime_get_coarse_ns()`, CLOCK_MONOTONIC as of the last
 //! timekeeping update), read through a per-CPU cache keyed on `jiffies_64`.
 //!
 //! Why: the coarse clock only changes when the tick updates timekeeping, and the same update
@@ -21,17 +21,28 @@
 //! 512-byte stack limit) and no helper call.
 //! - `guard_n3` has a replay twin, `guard_n3_replay` (`coarse_ns::<true>`): the live program's
 //!   code does not change at all (why: `n3.rs`).
-//! - `guard_n2` and its egress classifier read [`fine_ns`], which checks [`REPLAY_CLOCK`], a
+//! - `guard_n2` and its egress classifier read [`n2_ns`], which checks [`REPLAY_CLOCK`], a
 //!   `.rodata` global only a replay's loader sets (`EbpfLoader::override_global`). aya freezes
 //!   `.rodata` before the programs load, so the verifier knows its value and walks only the live
 //!   branch: the live programs pay one load and one jump per clock read (+0.5% of `guard_n2`'s
 //!   processed instructions, measured).
+//!
+//! **N2 on the coarse clock too** (issue 19). `guard_n2` read the fine clock twice per packet
+//! with an InitialUEMessage (the policy, then the UE's accounting): `bpf_ktime_get_ns` costs
+//! ~37 ns here (a TSC read under a hypervisor; BENCHMARKS.md "Price of one operation"), 13% of
+//! the program's samples in its perf profile. Nothing on N2 needs better than a tick: the setup
+//! limits are GCRA with a tolerance of at least one clock step (`rate::effective_tau_ns`), the
+//! cookie and association memories last seconds, the cell and device windows are the
+//! controller's ticks. The egress classifier must read the same clock: it stamps the INIT ACK
+//! tags that `guard_n2` ages (`now - stamp <= cookie_life_ns`, unsigned), and a fine stamp read
+//! against a coarse `now` up to two ticks behind would age a COOKIE ECHO that follows its INIT
+//! ACK within a few ms (any LAN) to ~2^64 ns: not fresh, no lane.
 
 use core::cell::UnsafeCell;
 
-use aya_ebpf::helpers::{bpf_jiffies64, bpf_ktime_get_coarse_ns, bpf_ktime_get_ns};
+use aya_ebpf::helpers::{bpf_jiffies64, bpf_ktime_get_coarse_ns};
 
-/// Non-zero only in a replay's load (`guard replay`): [`fine_ns`] reads [`REPLAY_NOW_NS`]. The
+/// Non-zero only in a replay's load (`guard replay`): [`n2_ns`] reads [`REPLAY_NOW_NS`]. The
 /// symbol name is the loader's contract (`guard_common::abi::GLOBAL_REPLAY_CLOCK`).
 #[no_mangle]
 static REPLAY_CLOCK: u8 = 0;
@@ -65,15 +76,20 @@ fn replaying() -> bool {
     unsafe { core::ptr::read_volatile(&REPLAY_CLOCK) != 0 }
 }
 
-/// The fine clock (`bpf_ktime_get_ns`, CLOCK_MONOTONIC), or the capture's in a replay. `guard_n2`
-/// and its egress classifier read this one.
+/// `guard_n2`'s and its egress classifier's clock: the coarse clock through the per-CPU cache
+/// `N2_CLOCK` (one inlined array lookup and one load of `jiffies_64` per read), or the capture's
+/// in a replay.
 #[inline(always)]
-pub fn fine_ns() -> u64 {
+pub fn n2_ns() -> u64 {
     if replaying() {
         return REPLAY_NOW_NS.get();
     }
-    // SAFETY: a helper without arguments.
-    unsafe { bpf_ktime_get_ns() }
+    match crate::maps_n2::N2_CLOCK.get_ptr_mut(0) {
+        // SAFETY: this CPU's slot of a per-CPU array; nothing else runs on it meanwhile.
+        Some(c) => coarse_ns::<false>(unsafe { &mut *c }),
+        // SAFETY: a helper without arguments (bpf_base_func_proto).
+        None => unsafe { bpf_ktime_get_coarse_ns() },
+    }
 }
 
 /// The coarse clock in ns, through the per-CPU cache `c` (`[jiffies_64, coarse ns]` as of the last

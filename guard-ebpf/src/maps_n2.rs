@@ -92,3 +92,8 @@ pub static N2_NEW_CELL: PerCpuArray<N2CellState> = PerCpuArray::with_max_entries
 
 #[map(name = "N2_NEW_DEV")]
 pub static N2_NEW_DEV: PerCpuArray<N2DeviceState> = PerCpuArray::with_max_entries(1, 0);
+
+/// `[jiffies_64, coarse ns]` as of the last re-key on this CPU (`clock::n2_ns`), shared by
+/// `guard_n2` and its egress classifier so both stamp and compare times on one clock.
+#[map(name = "N2_CLOCK")]
+pub static N2_CLOCK: PerCpuArray<[u64; 2]> = PerCpuArray::with_max_entries(1, 0);

@@ -58,7 +58,7 @@ fn observe(ctx: &TcContext) {
     let Some(e) = n2::parse_egress(&TcPacket::new(&ctx), cfg.ngap_port as u16, cfg.s1ap_port as u16) else {
         return;
     };
-    let now = crate::clock::fine_ns();
+    let now = crate::clock::n2_ns();
     match e {
         Egress::InitAck { peer, port, tag } => {
             let key = N2TagKey { peer, port, _pad: 0, tag };

@@ -198,7 +198,7 @@ fn peer_state(key: &L3Addr, now: u64) -> Option<*mut N2PeerState> {
 /// Everything after the parse, in a BPF subprogram of its own.
 #[inline(never)]
 fn policy(cfg: &N2Config, p: &N2Packet, len: u64) -> N2Verdict {
-    let now = crate::clock::fine_ns();
+    let now = crate::clock::n2_ns();
     // The allow-list first, before any state is created: a spoofed-source flood cannot churn the
     // peer map while the list is enforced.
     if policy_n2::gate(cfg, N2_PROT_ALLOWLIST) != Gate::Off {

@@ -58,7 +58,7 @@ pub(super) fn initial_ue(ctx: &XdpContext, p: &N2Packet, i: usize) {
 
 #[inline(never)]
 pub(super) fn account_ue(p: &N2Packet, u: &InitialUe) {
-    let now = crate::clock::fine_ns();
+    let now = crate::clock::n2_ns();
     if let Some(peer) = N2_PEERS.get_ptr_mut(&p.src) {
         // SAFETY: a live LRU map value.
         unsafe { add(&mut (*peer).ue_walked, 1) };

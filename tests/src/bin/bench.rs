@@ -184,8 +184,8 @@ fn run(args: &Args) -> Result<()> {
     Ok(())
 }
 
-/// `--ab`: this build's `guard_n3` against the given objects, on one CPU, printed (Markdown too,
-/// for BENCHMARKS.md's hand-run section).
+/// `--ab`: this build's `guard_n3` and `guard_n2` against the given objects, on one CPU, printed
+/// (Markdown too, for BENCHMARKS.md's hand-run section).
 fn ab(args: &Args) -> Result<()> {
     let mut builds =
         vec![labkit::bench::ab::Build { label: "this build".into(), object: guard::bpf::object::object().to_vec() }];
@@ -197,14 +197,17 @@ fn ab(args: &Args) -> Result<()> {
     let cpu = pin_to_current_cpu()?;
     let (rounds, repeat) = if args.quick { (9, 100_000) } else { (31, 500_000) };
     println!(
-        "bench: A/B of guard_n3 on CPU {cpu}: {} builds, {rounds} interleaved rounds, repeat {repeat}",
+        "bench: A/B of guard_n3 and guard_n2 on CPU {cpu}: {} builds, {rounds} interleaved rounds, repeat {repeat}",
         builds.len()
     );
     let load_before = sys::loadavg();
-    let t = labkit::bench::ab::ab_part(&default_config(), &builds, rounds, repeat);
+    let n3 = labkit::bench::ab::ab_part(&default_config(), &builds, rounds, repeat);
+    // N2's frame walks an InitialUEMessage: several times N3's cost, so a fifth of the repeat.
+    let n2 = labkit::bench::ab::ab_n2_part(&builds, rounds, (repeat / 5).max(1));
     affinity.restore()?;
-    let t = t?;
-    println!("\n{}\n{}", t.text(), t.markdown());
+    for t in [n3?, n2?] {
+        println!("\n{}\n{}", t.text(), t.markdown());
+    }
     println!("bench: load average before {load_before}, after {}", sys::loadavg());
     Ok(())
 }

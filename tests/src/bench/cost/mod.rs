@@ -97,15 +97,29 @@ fn cases() -> Vec<Case> {
             Target::N3,
         ),
         c("not GTP-U (IPv4/UDP to port 53): pass-through", gpdu(1).udp_ports(40000, 53).build(), Target::N3),
-        c(
-            "SCTP DATA with NGAP InitialUEMessage (guard_n2)",
-            SctpFrame::ngap()
-                .v4(Ipv4Addr::new(10, 100, 0, 11), Ipv4Addr::new(10, 100, 0, 1))
-                .chunk(Chunk::ngap(1, &InitialUeMessage::nr(1, 0x1_0000_0001).encode()))
-                .build(),
-            Target::N2,
-        ),
+        c("SCTP DATA with NGAP InitialUEMessage (guard_n2)", n2_initial_ue_frame(), Target::N2),
     ]
+}
+
+/// N2's measured frame: one SCTP DATA chunk carrying an NGAP InitialUEMessage (NR cell, a
+/// 5G-S-TMSI), from a gNB to the AMF; also the A/B's N2 case (`bench::ab`).
+pub(crate) fn n2_initial_ue_frame() -> Vec<u8> {
+    SctpFrame::ngap()
+        .v4(Ipv4Addr::new(10, 100, 0, 11), Ipv4Addr::new(10, 100, 0, 1))
+        .chunk(Chunk::ngap(1, &InitialUeMessage::nr(1, 0x1_0000_0001).encode()))
+        .build()
+}
+
+/// `guard_n2`'s configuration in the bench: NGAP and S1AP ports, every protection but the
+/// allow-list on.
+pub(crate) fn n2_bench_config() -> N2Config {
+    N2Config {
+        ngap_port: u32::from(NGAP_PORT),
+        s1ap_port: u32::from(S1AP_PORT),
+        enabled: N2_PROT_ALL & !N2_PROT_ALLOWLIST,
+        event_gap_ns: SEC_NS,
+        ..Default::default()
+    }
 }
 
 /// The guard under test (N3, and N2 if it loads) with the reference programs.
@@ -175,13 +189,7 @@ fn dominant<'a>(names: impl Iterator<Item = &'a str>, before: &[u64], after: &[u
 /// `guard_n2` with NGAP and S1AP ports and every protection but the allow-list on, or why it
 /// could not be loaded.
 fn load_n2(scope: &PinScope) -> Result<(n2::N2Loaded, n2::N2Maps), String> {
-    let cfg = N2Config {
-        ngap_port: u32::from(NGAP_PORT),
-        s1ap_port: u32::from(S1AP_PORT),
-        enabled: N2_PROT_ALL & !N2_PROT_ALLOWLIST,
-        event_gap_ns: SEC_NS,
-        ..Default::default()
-    };
+    let cfg = n2_bench_config();
     let opts = n2::LoadOpts { max_devices: 4096, max_cells: 1024, max_peers: 1024 };
     match n2::load(&scope.pins, &opts, &cfg) {
         Ok(loaded) => Ok(loaded),
