@@ -134,14 +134,34 @@ pub fn outer_dst_words<P: Packet + ?Sized>(pkt: &P, vlan_tags: u8, family: u32) 
     }
 }
 
-/// [`parse_into`] with a fast path first: the common N3 frame ([`parse_common_into`]) at fixed
+/// [`parse_into`] with a fast path first: the common N3 frame ([`parse_common`]) at fixed
 /// offsets, anything else through the full parser. Same results; this is what `guard_n3` runs.
 #[inline(always)]
 pub fn parse_into_fast<P: Packet + ?Sized>(pkt: &P, gtpu_port: u16, out: &mut GtpPacket) -> Result<bool, Malformed> {
-    if parse_common_into(pkt, gtpu_port, out) {
-        return Ok(true);
+    match parse_common(pkt, gtpu_port, out) {
+        Common::Gtp => Ok(true),
+        Common::NotGtp => Ok(false),
+        Common::Other => parse_into(pkt, gtpu_port, out),
     }
-    parse_into(pkt, gtpu_port, out)
+}
+
+/// What the fixed-offset path made of a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Common {
+    /// The common G-PDU: `out` holds exactly what [`parse_into`] writes for it (`Ok(true)`).
+    Gtp,
+    /// Untagged IPv4 without options, not a fragment, UDP to another port than GTP-U's, with the
+    /// whole UDP header in the frame: [`parse_into`] would return `Ok(false)` (not GTP-U, pass),
+    /// and `out` holds what it writes then (the outer source, no fragment).
+    NotGtp,
+    /// Anything else: `out` partly written; the caller parses in full.
+    Other,
+}
+
+/// [`parse_common`] for the common G-PDU only: `true` when it is one.
+#[inline(always)]
+pub fn parse_common_into<P: Packet + ?Sized>(pkt: &P, gtpu_port: u16, out: &mut GtpPacket) -> bool {
+    parse_common(pkt, gtpu_port, out) == Common::Gtp
 }
 
 /// Offsets of the common frame: untagged Ethernet, IPv4 without options, UDP, GTP-U.
@@ -153,62 +173,73 @@ const C_OPT: usize = C_GTP + gtpu::GTPU_HLEN;
 /// The common uplink G-PDU, parsed at fixed offsets with a handful of bounds checks: untagged Ethernet,
 /// IPv4 without options and not a fragment, UDP to the GTP-U port, a GTP-U v1 G-PDU with either
 /// no optional fields or only a PDU Session Container (flags 0x30 or 0x34, one 4-octet extension
-/// header, TS 29.281 §5.2.1 and TS 38.415 §5.5.2). `true`: the
-/// frame has that shape and `out` holds exactly what [`parse_into`] would write; `false`: anything
-/// else (including every malformed frame), `out` partly written, and the caller parses in full.
+/// header, TS 29.281 §5.2.1 and TS 38.415 §5.5.2): [`Common::Gtp`], and `out` holds exactly what
+/// [`parse_into`] would write. The same frame shape with UDP to another port is
+/// [`Common::NotGtp`], the other common frame on an N3 NIC (issue 19: its pass-through cost is
+/// what every non-GTP-U packet pays). Anything else (including every malformed frame) is
+/// [`Common::Other`], and the caller parses in full.
 ///
 /// Why: the full parser walks VLAN tags, IPv4 options, IPv6 extension headers and the GTP-U
 /// extension chain, which on the BPF target costs loops, spills and a bounds check per field; the
-/// common frame needs none of that. Host property tests hold it to the full parser's results.
+/// common frame needs none of that. Host property tests and the fuzzer hold it to the full
+/// parser's results.
 #[inline(always)]
-pub fn parse_common_into<P: Packet + ?Sized>(pkt: &P, gtpu_port: u16, out: &mut GtpPacket) -> bool {
+pub fn parse_common<P: Packet + ?Sized>(pkt: &P, gtpu_port: u16, out: &mut GtpPacket) -> Common {
     use crate::abi::FAMILY_IPV4;
     // Small windows rather than one read of the 50 octets: in the kernel each read is a copy on
     // the 512-byte BPF stack, shared with the policy's frame.
     // Octets 12-29: EtherType, then the IPv4 header up to its Source Address.
     let Some(h) = pkt.read::<18>(12) else {
-        return false;
+        return Common::Other;
     };
     // EtherType IPv4 (no VLAN tag); version 4, IHL 5 (RFC 791 §3.1); flags and fragment offset:
     // MF clear and offset 0 (DF may be set); protocol UDP.
     if h[0] != 0x08 || h[1] != 0x00 || h[2] != 0x45 {
-        return false;
+        return Common::Other;
     }
     if h[8] & 0x3f != 0 || h[9] != 0 || h[11] != ip::IPPROTO_UDP {
-        return false;
+        return Common::Other;
     }
     let outer = word(&h, 14);
     // Octets 34-49: the UDP header, then the GTP-U mandatory header.
     let Some(u) = pkt.read::<16>(C_UDP) else {
-        return false;
+        return Common::Other;
     };
     // UDP (RFC 768): destination port, Length covering at least its header and inside the frame.
     let len = pkt.len();
     let ulen = be16([u[4], u[5]]) as usize;
-    if be16([u[2], u[3]]) != gtpu_port || ulen < udp::UDP_HLEN || C_UDP + ulen > len {
-        return false;
+    if be16([u[2], u[3]]) != gtpu_port {
+        // Not addressed to GTP-U: the full parser has checked nothing more by then (Ethernet,
+        // IPv4 version and IHL, the fragment bits, a whole UDP header), and returns `Ok(false)`
+        // with the outer source written and no fragment.
+        gtpu::store_addr(&mut out.outer_src, FAMILY_IPV4, [outer, 0, 0, 0]);
+        out.frag_kind = FRAG_NONE;
+        return Common::NotGtp;
+    }
+    if ulen < udp::UDP_HLEN || C_UDP + ulen > len {
+        return Common::Other;
     }
     // GTP-U (TS 29.281 §5.1): version 1, PT 1, no S or PN, E optional; a G-PDU whose Length fits
     // in the UDP payload and the frame.
     let flags = u[8];
     if (flags != 0x30 && flags != 0x30 | gtpu::FLAG_E) || u[9] != gtpu::MSG_G_PDU {
-        return false;
+        return Common::Other;
     }
     let length = be16([u[10], u[11]]);
     let teid = be32([u[12], u[13], u[14], u[15]]);
     let end = C_OPT + length as usize;
     if gtpu::GTPU_HLEN + length as usize > ulen - udp::UDP_HLEN || end > len {
-        return false;
+        return Common::Other;
     }
     let (mut payload, mut ext_count, mut qfi, mut pdu_type) = (C_OPT, 0u8, QFI_NONE as u8, 0xffu8);
     if flags & gtpu::FLAG_E != 0 {
         // Octets 9-12 (sequence, N-PDU, next type = PDU Session Container), then the container:
         // length 1 (4 octets), PDU Type | flags, flags | QFI, next type 0 (end of chain).
         let Some(e) = pkt.read::<8>(C_OPT) else {
-            return false;
+            return Common::Other;
         };
         if e[3] != gtpu::EXT_PDU_SESSION_CONTAINER || e[4] != 1 || e[7] != 0 || C_OPT + 8 > end {
-            return false;
+            return Common::Other;
         }
         (payload, ext_count, qfi, pdu_type) = (C_OPT + 8, 1, e[6] & 0x3f, e[5] >> 4);
     }
@@ -220,7 +251,7 @@ pub fn parse_common_into<P: Packet + ?Sized>(pkt: &P, gtpu_port: u16, out: &mut 
         gtpu::Gtpu { flags, msg_type: gtpu::MSG_G_PDU, length, teid, ext_count, qfi, pdu_type, payload, end, tpdu_len };
     // The T-PDU's addresses, read as the full parser reads them (a T-PDU that is not IP has none).
     gtpu::inner_addrs_into(pkt, &out.gtp, &mut out.inner_src, &mut out.inner_dst);
-    true
+    Common::Gtp
 }
 
 impl GtpPacket {

@@ -16,17 +16,20 @@ const MARKED: n3::GtpPacket = n3::GtpPacket {
     ..n3::GtpPacket::EMPTY
 };
 
-/// Whenever the fixed-offset path (`parse_common_into`) accepts a frame, the full parser accepts
-/// it too and writes the same packet.
+/// Whenever the fixed-offset path (`parse_common`) decides a frame, the full parser decides it the
+/// same way and writes the same packet: a common G-PDU (`Ok(true)`), or UDP to another port
+/// (`Ok(false)`, not GTP-U). `true` when the frame was a common G-PDU.
 fn common_path_agrees(f: &[u8], port: u16) -> Result<bool, TestCaseError> {
     let mut fast = MARKED;
-    if !n3::parse_common_into(f, port, &mut fast) {
-        return Ok(false);
-    }
+    let want = match n3::parse_common(f, port, &mut fast) {
+        n3::Common::Other => return Ok(false),
+        n3::Common::Gtp => Ok(true),
+        n3::Common::NotGtp => Ok(false),
+    };
     let mut full = MARKED;
-    prop_assert_eq!(n3::parse_into(f, port, &mut full), Ok(true));
+    prop_assert_eq!(n3::parse_into(f, port, &mut full), want);
     prop_assert_eq!(fast, full);
-    Ok(true)
+    Ok(want == Ok(true))
 }
 
 /// The common shapes: what the fast path exists for.
@@ -85,6 +88,38 @@ proptest! {
     fn the_fast_path_never_disagrees_on_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..160)) {
         common_path_agrees(&bytes, 2152)?;
     }
+}
+
+proptest! {
+    /// UDP to any port but GTP-U's, in the common frame shape, is decided on the fast path as not
+    /// GTP-U (the pass-through every other packet on an N3 NIC takes), as the full parser decides
+    /// it; the GTP-U port itself never is.
+    #[test]
+    fn udp_to_another_port_is_not_gtp_on_the_fast_path(spec in common_spec(), port in any::<u16>()) {
+        let mut f = encode(&spec);
+        f[14 + 20 + 2..14 + 20 + 4].copy_from_slice(&port.to_be_bytes());
+        let mut fast = MARKED;
+        let got = n3::parse_common(&f[..], 2152, &mut fast);
+        if port == 2152 {
+            prop_assert_eq!(got, n3::Common::Gtp);
+        } else {
+            prop_assert_eq!(got, n3::Common::NotGtp);
+            prop_assert_eq!(fast.outer_src, L3Addr::v4([10, 200, 0, 11]));
+            prop_assert_eq!(n3::parse_into_fast(&f[..], 2152, &mut fast), Ok(false));
+        }
+        common_path_agrees(&f, 2152)?;
+    }
+}
+
+/// A stale later-fragment mark in the reused scratch record does not survive a not-GTP-U frame on
+/// the fast path (the program would take it for a later fragment of a dropped datagram).
+#[test]
+fn the_fast_path_clears_the_fragment_mark_of_a_reused_record() {
+    let mut f = encode(&base());
+    f[14 + 20 + 2..14 + 20 + 4].copy_from_slice(&53u16.to_be_bytes());
+    let mut reused = n3::GtpPacket { frag_kind: crate::parse::n3::FRAG_LATER, ..MARKED };
+    assert_eq!(n3::parse_into_fast(&f[..], 2152, &mut reused), Ok(false));
+    assert_eq!(reused.frag_kind, crate::parse::n3::FRAG_NONE);
 }
 
 /// An inner IPv6 packet on the fast path: both addresses, as the full parser reads them.
