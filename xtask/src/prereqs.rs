@@ -82,11 +82,22 @@ pub fn ensure_cargo_mutants() -> Result<()> {
     ensure_cargo_tool("cargo-mutants", CARGO_MUTANTS_VERSION, "a few minutes")
 }
 
+/// How a cargo subcommand prints its version: cargo-mutants only as `cargo-mutants mutants
+/// --version` (the way cargo calls it); a bare `--version` is an error, which read as "missing"
+/// and reinstalled it on every run.
+fn version_args(tool: &str) -> &'static [&'static str] {
+    if tool == "cargo-mutants" {
+        &["mutants", "--version"]
+    } else {
+        &["--version"]
+    }
+}
+
 /// A cargo subcommand installed from crates.io at exactly `version` (checked by its `--version`),
 /// installed with `--locked` when missing or at another version.
 fn ensure_cargo_tool(tool: &str, version: &str, takes: &str) -> Result<()> {
     let bin = cargo_bin_dir().join(tool);
-    if let Ok(o) = Command::new(&bin).arg("--version").output() {
+    if let Ok(o) = Command::new(&bin).args(version_args(tool)).output() {
         if String::from_utf8_lossy(&o.stdout).contains(version) {
             step(&format!("{tool} {version}: ok"));
             return Ok(());
