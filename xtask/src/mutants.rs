@@ -26,14 +26,12 @@ const COMMON: &[&str] = &[
     "guard-common/src/parse/sctp.rs",
 ];
 
-/// The ladders of both sides and the cell/host capacity decision, with the engines' unit tests
+/// The ladders of both sides and the cell/host capacity decision, with each engine's unit tests
 /// (the paths the restructure of issue 26 gave them; a stale path would mutate nothing, so `run`
-/// checks each).
-const ENGINE: &[&str] = &[
-    "guard-userspace/src/n3/engine/ladder.rs",
-    "guard-userspace/src/n3/engine/capacity.rs",
-    "guard-userspace/src/n2/engine/ladder.rs",
-];
+/// checks each). N3's and N2's are two runs, each with its own engine's tests only (seconds
+/// each, and most of a mutant's time).
+const ENGINE_N3: &[&str] = &["guard-userspace/src/n3/engine/ladder.rs", "guard-userspace/src/n3/engine/capacity.rs"];
+const ENGINE_N2: &[&str] = &["guard-userspace/src/n2/engine/ladder.rs"];
 
 /// The configuration's validation, file by section, with the configuration's unit tests (the
 /// table of rules in `config/tests.rs`).
@@ -156,6 +154,12 @@ fn run_scope(name: &str, package: &str, files: &[String], test_args: &[&str]) ->
     Ok(())
 }
 
+fn engine() -> Result<()> {
+    let owned = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    run_scope("engine-n3", "guard-userspace", &owned(ENGINE_N3), &["--lib", "n3::engine"])?;
+    run_scope("engine-n2", "guard-userspace", &owned(ENGINE_N2), &["--lib", "n2::engine"])
+}
+
 pub fn run(scope: &str, files: &[String]) -> Result<()> {
     let pick = |def: &[&str]| -> Vec<String> {
         if files.is_empty() {
@@ -164,7 +168,14 @@ pub fn run(scope: &str, files: &[String]) -> Result<()> {
             files.to_vec()
         }
     };
-    for f in COMMON.iter().chain(ENGINE).chain(CONFIG).map(|s| (*s).to_owned()).chain(files.iter().cloned()) {
+    for f in COMMON
+        .iter()
+        .chain(ENGINE_N3)
+        .chain(ENGINE_N2)
+        .chain(CONFIG)
+        .map(|s| (*s).to_owned())
+        .chain(files.iter().cloned())
+    {
         if !root().join(&f).is_file() {
             bail!("{f}: no such file (a mutation run over a missing file would mutate nothing)");
         }
@@ -174,11 +185,12 @@ pub fn run(scope: &str, files: &[String]) -> Result<()> {
         // The test filter keeps each mutant to the tests that judge its code: the engines' tests
         // (seconds) for the ladders, the configuration's (milliseconds) for validation. The
         // score is then a lower bound: other tests of the library could only catch more.
-        "engine" => run_scope("engine", "guard-userspace", &pick(ENGINE), &["--lib", "engine"]),
+        "engine" if files.is_empty() => engine(),
+        "engine" => run_scope("engine", "guard-userspace", files, &["--lib", "engine"]),
         "config" => run_scope("config", "guard-userspace", &pick(CONFIG), &["--lib", "config"]),
         "all" => {
             run_scope("common", "guard-common", &pick(COMMON), &[])?;
-            run_scope("engine", "guard-userspace", &pick(ENGINE), &["--lib", "engine"])?;
+            engine()?;
             run_scope("config", "guard-userspace", &pick(CONFIG), &["--lib", "config"])
         }
         other => bail!("unknown scope {other:?} (common, engine, config, all)"),
