@@ -230,4 +230,6 @@ pub use reload::Reload;
 pub use values::*;
 
 #[cfg(test)]
+mod record_tests;
+#[cfg(test)]
 mod tests;

@@ -491,3 +491,17 @@ fn byte_rates_parse_in_operators_units_and_old_keys_keep_working() {
     // Printed back as written (the SIGHUP diff and `guard config check` show it).
     assert_eq!(new.ladder.strict.rate.to_string(), "500kbit/s");
 }
+
+#[test]
+fn the_summary_counts_the_profiled_groups_apart_from_the_exempt_ones() {
+    let cfg = Config::from_toml_str(
+        "[[group]]\nname = \"meters\"\nid = 1\nteids = [\"0x100-0x1ff\"]\nexpected_pps = 0.1\n\
+         [[group]]\nname = \"trackers\"\nid = 2\nteids = [\"0x200-0x2ff\"]\nexpected_pps = 1.0\n\
+         [[group]]\nname = \"responders\"\nid = 3\nue_prefixes = [\"10.46.0.0/24\"]\nexempt = true\n",
+    )
+    .expect("valid");
+    let s = cfg.summary();
+    assert!(s.contains("device groups with an expected profile: 2"), "{s}");
+    assert!(s.contains("group \"responders\" (UEs 10.46.0.0/24)"), "{s}");
+    assert!(!s.contains("group \"meters\" ("), "a profiled group is not listed as exempt: {s}");
+}
