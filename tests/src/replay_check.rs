@@ -9,7 +9,7 @@ use std::time::UNIX_EPOCH;
 use guard::replay::report::Report;
 use serde_json::Value;
 
-use crate::scenario::{read_audit, AuditLine};
+use crate::scenario::{parse_rfc3339, read_audit, AuditLine};
 
 /// A device's setup in one run: the highest stage it reached and when it was first staged (Unix
 /// seconds: the audit trail's wall time live, the capture's time in a replay).
@@ -89,9 +89,15 @@ pub fn read_jsonl(p: &Path) -> Vec<Value> {
 /// N2: the responses in an audit trail, in order, as (action, target): `n2_advise`,
 /// `n2_overload_*`, `n2_barring*`, ... (not classification, peer stages or hook failures).
 pub fn n2_responses(v: &[Value]) -> Vec<(String, String)> {
+    n2_timed_responses(v).into_iter().map(|(a, t, _)| (a, t)).collect()
+}
+
+/// [`n2_responses`] with each one's time (Unix seconds: the audit's `ts`, which a replay writes
+/// on the capture's clock).
+pub fn n2_timed_responses(v: &[Value]) -> Vec<(String, String, f64)> {
     v.iter()
-        .filter_map(|d| Some((d["action"].as_str()?.to_owned(), d["target"].as_str()?.to_owned())))
-        .filter(|(a, _)| {
+        .filter_map(|d| Some((d["action"].as_str()?.to_owned(), d["target"].as_str()?.to_owned(), ts(d))))
+        .filter(|(a, _, _)| {
             a.starts_with("n2_")
                 && !matches!(
                     a.as_str(),
@@ -99,6 +105,22 @@ pub fn n2_responses(v: &[Value]) -> Vec<(String, String)> {
                 )
         })
         .collect()
+}
+
+fn ts(d: &Value) -> f64 {
+    d["ts"].as_str().and_then(parse_rfc3339).unwrap_or(f64::NAN)
+}
+
+/// N2: when each peer was first given a setup stage (Unix seconds).
+pub fn n2_first_staged(v: &[Value]) -> BTreeMap<String, f64> {
+    let mut out: BTreeMap<String, f64> = BTreeMap::new();
+    for d in v.iter().filter(|d| d["action"] == "n2_set_peer_stage") {
+        if let Some(t) = d["target"].as_str() {
+            let e = out.entry(t.to_owned()).or_insert(f64::INFINITY);
+            *e = e.min(ts(d));
+        }
+    }
+    out
 }
 
 /// N2: the peers given a setup stage, and the highest stage each reached.
