@@ -94,6 +94,9 @@ pub fn run(a: ReplayArgs) -> Result<()> {
         r.staged_devices().len(),
         r.gnbs.len()
     );
+    if r.capture.egress > 0 {
+        println!("{} frames sent by the host itself (--local, guard.n3_addrs): not replayed", r.capture.egress);
+    }
     println!("report: {}", o.out.join("report.md").display());
     if let Some((_, c)) = &outcome.compared {
         println!(
@@ -106,10 +109,12 @@ pub fn run(a: ReplayArgs) -> Result<()> {
     }
     if let Some(n2) = &outcome.n2 {
         println!(
-            "N2: {} frames through guard_n2: {} passed, {} dropped; peers staged: {}; {} responses: {}",
+            "N2: {} frames through guard_n2: {} passed, {} dropped; {} from the AMF through guard_n2_egress; peers \
+             staged: {}; {} responses: {}",
             n2.capture.frames_replayed,
             n2.actions.passed,
             n2.actions.dropped,
+            n2.capture.egress,
             n2.peers_staged.len(),
             n2.responses,
             o.out.join("n2/report.md").display()
