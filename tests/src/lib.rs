@@ -20,6 +20,7 @@
 //! - [`report`]: report.md, report.json and the timeline plots.
 //! - [`realpeers`], [`real_n3`], [`real_n2`]: the lab scenarios against real peers (osmo-ggsn /
 //!   sgsnemu, libusrsctp endpoints carrying pycrate-encoded NGAP) and their oracles.
+//! - [`replay_check`]: a live run's decisions against `guard replay`'s on its capture.
 
 pub mod bench;
 pub mod bpf;
@@ -38,6 +39,7 @@ pub mod population;
 pub mod real_n2;
 pub mod real_n3;
 pub mod realpeers;
+pub mod replay_check;
 pub mod report;
 pub mod scenario;
 pub mod score;

@@ -3,11 +3,27 @@
 //! --n2-iface`; the registration storm, the forged INIT flood and the tshark capture oracle.
 //! Every check must pass (the flood's time to association is reported OPEN, issue 18's target).
 //! A missing tool (tshark, dumpcap, cc, libusrsctp, the pycrate venv) fails the test.
+//!
+//! The same run is issue 21's real-peer N2 replay check (item 5): its RAN-side capture (both
+//! ways: what the gNBs and the forger sent, the AMF's replies) replayed by `guard replay` with
+//! the run's own guard.toml and n2.toml and the AMF's address as the host's own (`--local`, so
+//! its INIT ACKs and association chunks go through the egress classifier as they did live) must
+//! give the live guard's responses, in the same order, and the same peers the same setup stages.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use guard::replay::{self, Options, Pacing, Quiet};
 use labkit::assert_root;
 use labkit::realpeers::RealOpts;
+use labkit::replay_check;
+
+/// The run's N2 controller tick (`tick_ms = 500` in real_n2's n2.toml): live ticks start with
+/// `guard run`, the replay's with the capture's first frame.
+const TICK_S: f64 = 0.5;
+/// The live loop's own lateness, on top of a tick of alignment.
+const TICK_MARGIN_S: f64 = 0.05;
+/// How much later than the replay the live guard may decide on a loaded machine, beyond that.
+const LIVE_LATENESS_S: f64 = 1.0;
 
 /// A uniquely named output directory, removed on drop (also when the test panics).
 struct TempDir(PathBuf);
@@ -26,6 +42,7 @@ fn real_sctp_stacks_through_the_guard_quick() {
     let opts = RealOpts { guard_bin: labkit::guard_bin::for_test(), out: out.0.clone(), quick: true, verbose: true };
     let t0 = std::time::Instant::now();
     let checks = labkit::real_n2::run(&opts).unwrap_or_else(|e| panic!("real-n2 could not run: {e:#}"));
+    let lab_s = t0.elapsed().as_secs_f64();
     for c in &checks {
         let word = if !c.pass {
             "FAIL"
@@ -36,10 +53,96 @@ fn real_sctp_stacks_through_the_guard_quick() {
         };
         eprintln!("{word} {}: {}", c.criterion, c.detail);
     }
+    let replayed = replay_the_run(&out.0.join(labkit::real_n2::SCENARIO));
     assert!(checks.iter().filter(|c| !c.detail.starts_with("OPEN:")).count() >= 8, "too few checks: {checks:#?}");
     let failed: Vec<String> =
         checks.iter().filter(|c| !c.pass).map(|c| format!("{}: {}", c.criterion, c.detail)).collect();
     assert!(failed.is_empty(), "failed checks:\n{}", failed.join("\n"));
     assert!(out.0.join("real-n2/report.md").exists() && out.0.join("real-n2/report.json").exists());
-    assert!(t0.elapsed().as_secs() < 120, "the quick scenario took {:.0} s", t0.elapsed().as_secs_f64());
+    assert!(lab_s < 120.0, "the quick scenario took {lab_s:.0} s");
+    assert!(
+        replayed.is_empty(),
+        "the replay of the run's capture differs from the live guard:\n{}",
+        replayed.join("\n")
+    );
+}
+
+/// Replay the run in `dir` and return how it differs from the live guard (empty: it agrees).
+fn replay_the_run(dir: &Path) -> Vec<String> {
+    let o = Options {
+        capture: dir.join(labkit::real_n2::RAN_CAPTURE),
+        config: dir.join("guard.toml"),
+        compare: None,
+        n2_config: Some(dir.join("n2.toml")),
+        local: vec![labkit::n2lab::ran::AMF.into()],
+        out: dir.join("replay"),
+        pacing: Pacing::AsFastAsPossible,
+    };
+    let t0 = std::time::Instant::now();
+    let n2 = replay::replay(&o, &mut Quiet).expect("the replay of the run's RAN capture").n2.expect("an N2 report");
+    assert!(n2.capture.complete, "the capture was read to its end: {:?}", n2.capture.error);
+    let live = replay_check::read_jsonl(&dir.join("audit.jsonl"));
+    let (lr, rr) = (replay_check::n2_responses(&live), replay_check::n2_responses(&n2.decisions));
+    let (lp, rp) = (replay_check::n2_peer_stages(&live), replay_check::n2_peer_stages(&n2.decisions));
+    let live_report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap_or_default()).unwrap_or_default();
+    eprintln!(
+        "replay: {} frames read, {} through guard_n2, {} from the AMF through guard_n2_egress, in {:.1} s\n\
+         live responses:   {lr:?}\nreplay responses: {rr:?}\nlive peer stages:   {lp:?}\nreplay peer stages: {rp:?}\n\
+         live verdicts:   {}\nreplay verdicts: {:?}\nreplay setup lanes: {:?}",
+        n2.capture.frames_read,
+        n2.capture.frames_replayed,
+        n2.capture.egress,
+        t0.elapsed().as_secs_f64(),
+        live_report["verdicts"],
+        n2.verdicts,
+        n2.setup_events
+    );
+    assert!(n2.egress_classifier && n2.capture.egress > 0, "the AMF's frames went through the egress classifier");
+    assert!(!lr.is_empty() && !lp.is_empty(), "the live guard answered the storm and staged the flood's peer");
+    let mut diff = Vec::new();
+    if rr != lr {
+        diff.push(format!("responses: live {lr:?}, replay {rr:?}"));
+    }
+    if rp != lp {
+        diff.push(format!("peer stages: live {lp:?}, replay {rp:?}"));
+    }
+    // When: live ticks run at another phase than the replay's (they start with `guard run`, the
+    // replay's with the capture's first frame: less than a tick apart); the median offset of the
+    // responses measures it. Every response and every peer's first stage must land on the same
+    // tick as live or one tick apart (docs/replay.md, "Tick alignment"): at most a tick and 50
+    // ms from that phase, later or earlier; earlier by up to 1 s more, the live guard's own
+    // lateness on this loaded machine (its N2 thread waiting for a CPU), which a replay has not.
+    let (lt, rt) = (replay_check::n2_timed_responses(&live), replay_check::n2_timed_responses(&n2.decisions));
+    let mut dts: Vec<f64> = lt.iter().zip(&rt).map(|(l, r)| r.2 - l.2).collect();
+    let (lf, rf) = (replay_check::n2_first_staged(&live), replay_check::n2_first_staged(&n2.decisions));
+    let stage_dts: Vec<f64> = lf.iter().filter_map(|(p, l)| Some(rf.get(p)? - l)).collect();
+    eprintln!("replay - live, responses: {dts:.3?} s; first peer stages: {stage_dts:.3?} s");
+    dts.sort_by(f64::total_cmp);
+    let phase = dts.get(dts.len() / 2).copied().unwrap_or(f64::NAN);
+    let (early, late) = (TICK_S + TICK_MARGIN_S + LIVE_LATENESS_S, TICK_S + TICK_MARGIN_S);
+    eprintln!("tick phase (median offset) {phase:+.3} s");
+    if phase.is_nan() || phase < -early || phase > late {
+        diff.push(format!("the responses' median offset from live {phase:+.3} s: not within a tick"));
+    }
+    for dt in dts.iter().chain(&stage_dts) {
+        if dt.is_nan() || dt - phase < -early || dt - phase > late {
+            diff.push(format!("a decision {dt:+.3} s from the live one: not within a tick of the phase {phase:+.3} s"));
+        }
+    }
+    // What guard_n2 did: every NGAP message passed in both; the forged INITs dropped, within
+    // what one tick's alignment of the peer's stage lets through at the flood's rate.
+    let verdict =
+        |k: &str| (live_report["verdicts"][k].as_u64().unwrap_or(0), n2.verdicts.get(k).copied().unwrap_or(0));
+    let (ld, rd) = verdict("pass_data");
+    if ld != rd || ld == 0 {
+        diff.push(format!("pass_data: live {ld}, replay {rd}"));
+    }
+    let flood_pps = live_report["measured"]["params"]["flood_pps"].as_u64().expect("report.json: the flood's rate");
+    let (ld, rd) = verdict("drop_setup_limit");
+    let slack = (flood_pps as f64 * TICK_S) as u64;
+    if ld == 0 || ld.abs_diff(rd) > slack {
+        diff.push(format!("drop_setup_limit: live {ld}, replay {rd} (tolerance {slack}: {flood_pps}/s for a tick)"));
+    }
+    diff
 }

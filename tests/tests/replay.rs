@@ -71,6 +71,7 @@ fn opts(capture: &Path, config: &Path, out: PathBuf) -> Options {
         config: config.to_owned(),
         compare: None,
         n2_config: None,
+        local: Vec::new(),
         out,
         pacing: Pacing::AsFastAsPossible,
     }

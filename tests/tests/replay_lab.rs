@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use guard::replay::{self, Options, Pacing, Quiet};
 use labkit::assert_root;
 use labkit::oracle::TempDir;
+use labkit::replay_check;
 use labkit::scenario::{run_mode_captured, Mode, RunOpts, Scenario};
 
 /// 200 devices; at 5 s, 5% of the meters (8) flood at 400 pps each (as `lab_short.rs`).
@@ -58,13 +59,8 @@ fn lab_capture_replays_to_the_live_decisions() {
     let config = live.config_path.clone().expect("the live run's configuration file");
 
     // What the live guard staged: device -> highest stage (engine decisions, not refreshes).
-    let mut live_staged: BTreeMap<String, u64> = BTreeMap::new();
-    for a in live.audit.iter().filter(|a| a.action == "set_device_stage" && !a.refresh && !a.exempt) {
-        if let Some(s) = a.stage.filter(|s| *s > 0) {
-            let e = live_staged.entry(a.target.clone()).or_insert(s);
-            *e = (*e).max(s);
-        }
-    }
+    let live_staged: BTreeMap<String, u64> =
+        replay_check::live_staged(&live.audit).into_iter().map(|(d, s)| (d, s.stage)).collect();
     assert!(!live_staged.is_empty(), "the live guard staged nothing: the comparison would prove nothing");
 
     let o = Options {
@@ -72,13 +68,14 @@ fn lab_capture_replays_to_the_live_decisions() {
         config,
         compare: None,
         n2_config: None,
+        local: Vec::new(),
         out: out.path().join("replay"),
         pacing: Pacing::AsFastAsPossible,
     };
     let r = replay::replay(&o, &mut Quiet).expect("the replay").report;
     assert!(r.capture.complete, "the capture was read to its end: {:?}", r.capture.error);
     let replay_staged: BTreeMap<String, u64> =
-        r.devices.iter().filter(|d| d.max_stage > 0).map(|d| (d.device.clone(), u64::from(d.max_stage))).collect();
+        replay_check::replay_staged(&r).into_iter().map(|(d, s)| (d, s.stage)).collect();
     eprintln!(
         "live: {} frames sent, staged {live_staged:?}\nreplay: {} frames read, staged {replay_staged:?}",
         live.device_sent.iter().sum::<u64>(),
@@ -129,46 +126,28 @@ fn n2_lab_capture_replays_to_the_live_responses() {
     let opts = N2RunOpts { guard_bin: labkit::guard_bin::for_test(), out: out.path().to_owned(), verbose: true };
     let capture = out.path().join("ran-n2.pcapng");
     let live = run_scenario_captured(&sc, &opts, Some(&capture)).expect("the live N2 run");
-    let read = |p: &std::path::Path| -> Vec<serde_json::Value> {
-        std::fs::read_to_string(p).unwrap_or_default().lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
-    };
-    let live_audit = read(&live.dir.join("audit.jsonl"));
+    let live_audit = replay_check::read_jsonl(&live.dir.join("audit.jsonl"));
     let o = Options {
         capture,
         config: live.dir.join("guard.toml"),
         compare: None,
         n2_config: Some(live.dir.join("n2.toml")),
+        local: Vec::new(),
         out: out.path().join("replay"),
         pacing: Pacing::AsFastAsPossible,
     };
     let n2 = replay::replay(&o, &mut Quiet).expect("the replay").n2.expect("an N2 report");
     assert!(n2.capture.complete, "{:?}", n2.capture.error);
-    // Responses: the audit actions n2_advise / n2_overload_* / n2_barring... (not classification,
-    // peer stages or hook failures).
-    let responses = |v: &[serde_json::Value]| -> Vec<(String, String)> {
-        v.iter()
-            .filter_map(|d| Some((d["action"].as_str()?.to_owned(), d["target"].as_str()?.to_owned())))
-            .filter(|(a, _)| {
-                a.starts_with("n2_")
-                    && !matches!(
-                        a.as_str(),
-                        "n2_classified" | "n2_hook_failed" | "n2_set_peer_stage" | "n2_release_peer_stage"
-                    )
-            })
-            .collect()
-    };
-    let (lr, rr) = (responses(&live_audit), responses(&n2.decisions));
+    let (lr, rr) = (replay_check::n2_responses(&live_audit), replay_check::n2_responses(&n2.decisions));
     eprintln!("live responses:   {lr:?}\nreplay responses: {rr:?}\nlive hook: {:?}", live.responses.len());
     assert!(!lr.is_empty(), "the live guard answered the storm");
     assert_eq!(rr.first(), lr.first(), "the replay's first response is the live one");
-    let distinct = |v: &[(String, String)]| v.iter().cloned().collect::<std::collections::BTreeSet<_>>();
-    assert_eq!(distinct(&rr), distinct(&lr), "the same kinds of response on the same targets");
-    let staged = |v: &[serde_json::Value]| -> std::collections::BTreeSet<String> {
-        v.iter()
-            .filter(|d| d["action"] == "n2_set_peer_stage")
-            .filter_map(|d| d["target"].as_str().map(str::to_owned))
-            .collect()
-    };
+    assert_eq!(
+        replay_check::distinct(&rr),
+        replay_check::distinct(&lr),
+        "the same kinds of response on the same targets"
+    );
+    let staged = |v: &[serde_json::Value]| replay_check::n2_peer_stages(v).into_keys().collect::<Vec<_>>();
     assert_eq!(staged(&n2.decisions), staged(&live_audit), "the same peers given a setup stage");
     assert!(
         !n2.decisions.iter().any(|d| d["action"] == "n2_hook_failed"),

@@ -3,7 +3,8 @@
 //! load never does; and `guard replay --n2-config` on a capture of an INIT flood from one gNB beside
 //! a quiet one gives the flooding peer, and only it, a setup stage.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
 
 use aya::maps::{Array, MapData};
 use guard::n2::load::{self as n2load, LoadOpts};
@@ -82,6 +83,21 @@ fn n2_traffic() -> Vec<(u64, Vec<u8>)> {
     v
 }
 
+/// `guard replay CAP --config config/guard.example.toml --n2-config config/n2.example.toml
+/// [--local ...] --out OUT`.
+fn example_options(cap: PathBuf, out: PathBuf, local: Vec<IpAddr>) -> guard::replay::Options {
+    let root = labkit::guard_bin::workspace();
+    guard::replay::Options {
+        capture: cap,
+        config: root.join("config/guard.example.toml"),
+        compare: None,
+        n2_config: Some(root.join("config/n2.example.toml")),
+        local,
+        out,
+        pacing: guard::replay::Pacing::AsFastAsPossible,
+    }
+}
+
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
 fn n2_capture_of_an_init_flood_stages_that_peer_only() {
@@ -89,16 +105,9 @@ fn n2_capture_of_an_init_flood_stages_that_peer_only() {
     let dir = labkit::oracle::TempDir::new("replay-n2").expect("temp dir");
     let cap = dir.path().join("n2.pcap");
     labkit::capture::write_pcap_ns(&cap, 1, &n2_traffic()).expect("capture");
-    let root = labkit::guard_bin::workspace();
-    let o = guard::replay::Options {
-        capture: cap,
-        config: root.join("config/guard.example.toml"),
-        compare: None,
-        n2_config: Some(root.join("config/n2.example.toml")),
-        out: dir.path().join("out"),
-        pacing: guard::replay::Pacing::AsFastAsPossible,
-    };
-    let out = guard::replay::replay(&o, &mut guard::replay::Quiet).expect("replay");
+    let out =
+        guard::replay::replay(&example_options(cap, dir.path().join("out"), Vec::new()), &mut guard::replay::Quiet)
+            .expect("replay");
     let n2 = out.n2.expect("an N2 report");
     eprintln!("{}", n2.markdown());
     assert!(n2.capture.complete);
@@ -106,4 +115,82 @@ fn n2_capture_of_an_init_flood_stages_that_peer_only() {
     assert_eq!(n2.peers_staged, vec![format!("peer:{GNB}")], "the flooding peer, and only it");
     assert!(n2.verdicts.keys().any(|k| k.starts_with("drop")), "the setup stage dropped INITs: {:?}", n2.verdicts);
     assert!(dir.path().join("out/n2/report.md").exists() && dir.path().join("out/n2/audit.jsonl").exists());
+}
+
+/// The AMF's Initiate Tag in the INIT ACK of [`cookie_traffic`].
+const AMF_TAG: u32 = 0x5eed_c0de;
+
+/// 8 s of INITs from gNB `GNB` (200 a second: the controller gives the peer a setup stage), then,
+/// at the instant of the last INIT (whose admission or refusal leaves the peer's GCRA with
+/// nothing more to give at that instant), the AMF's INIT ACK to the gNB's port (tag
+/// [`AMF_TAG`]), the gNB's COOKIE ECHO carrying that tag with a DATA chunk bundled (RFC 9260
+/// §5.1: the cookie comes back with the INIT ACK's tag as its verification tag), and a forger's
+/// COOKIE ECHO from the same address and port with a tag the AMF never issued, also with DATA.
+fn cookie_traffic() -> Vec<(u64, Vec<u8>)> {
+    const T0: u64 = 1_764_936_000_000_000_000;
+    const MS: u64 = 1_000_000;
+    let ue = labkit::sctp_frames::ngap::InitialUeMessage::nr(1, 0x1_0000_0001).encode();
+    let echo = |vtag: u32| {
+        SctpFrame::ngap()
+            .v4(GNB, AMF)
+            .vtag(vtag)
+            .chunk(Chunk::cookie_echo(&[0xc0; 64]))
+            .chunk(Chunk::ngap(1, &ue))
+            .build()
+    };
+    let mut v: Vec<(u64, Vec<u8>)> = (0..1600u64).map(|k| (T0 + k * 5 * MS, init())).collect();
+    let init_ack = SctpFrame::ngap().v4(AMF, GNB).vtag(0x1111_0001).chunk(Chunk::init_ack(AMF_TAG, 7, &[0xc0; 64]));
+    let last = v.last().map_or(T0, |(t, _)| *t);
+    v.push((last, init_ack.build()));
+    v.push((last, echo(AMF_TAG)));
+    v.push((last, echo(AMF_TAG ^ 0x00ff_ff00)));
+    v
+}
+
+/// Item 2 of docs/replay.md's egress classifier: a capture with both directions, replayed with
+/// the AMF's address (`--local`), runs the AMF's INIT ACK through `guard_n2_egress`, so under
+/// `cookie_check = require` the gNB's COOKIE ECHO takes its cookie lane (passes with its DATA,
+/// `pass_data`) and the forger's is limited like any setup packet of the setup-staged peer
+/// (dropped), as the live guard does (`verdict::n2::setup`, a_cookie_echo_the_amf_invited...).
+/// Without `--local` the direction is unknown: no egress classifier, `require` falls back to
+/// `prefer`, both COOKIE ECHOs are spared for their DATA, and the report says so.
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn the_egress_classifier_replays_cookie_check_require() {
+    assert_root("replay_n2::the_egress_classifier_replays_cookie_check_require");
+    let dir = labkit::oracle::TempDir::new("replay-n2-cookie").expect("temp dir");
+    let cap = dir.path().join("n2-both-ways.pcap");
+    labkit::capture::write_pcap_ns(&cap, 1, &cookie_traffic()).expect("capture");
+    let replay = |local: Vec<IpAddr>, out: &str| {
+        let o = example_options(cap.clone(), dir.path().join(out), local);
+        let n2 = guard::replay::replay(&o, &mut guard::replay::Quiet).expect("replay").n2.expect("an N2 report");
+        eprintln!("{}", n2.markdown());
+        assert!(n2.capture.complete);
+        assert_eq!(n2.peers_staged, vec![format!("peer:{GNB}")], "the INIT flood gave the gNB a setup stage");
+        n2
+    };
+    let v = |n2: &guard::replay::n2::N2Report, k: &str| n2.verdicts.get(k).copied().unwrap_or(0);
+    let e = |n2: &guard::replay::n2::N2Report, k: &str| n2.setup_events.get(k).copied().unwrap_or(0);
+
+    let with = replay(vec![AMF.into()], "with-local");
+    assert!(with.egress_classifier && with.cookie_check == "require");
+    assert_eq!(with.capture.egress, 1, "the INIT ACK, and only it, went through guard_n2_egress");
+    assert_eq!(with.capture.frames_replayed, 1600 + 2);
+    assert_eq!(e(&with, "egress_init_ack"), 1, "the classifier recorded the AMF's tag");
+    assert_eq!(e(&with, "cookie_issued"), 1, "the gNB's COOKIE ECHO carried an issued tag");
+    assert_eq!(e(&with, "cookie_unissued"), 1, "the forger's did not");
+    assert_eq!(v(&with, "pass_data"), 1, "the gNB's COOKIE ECHO passed on its lane, with its DATA");
+    assert_eq!(v(&with, "pass_data_spared"), 0, "require: an unissued COOKIE ECHO is not spared for its DATA");
+
+    let without = replay(Vec::new(), "without-local");
+    assert!(!without.egress_classifier && without.cookie_check == "prefer");
+    assert_eq!(without.capture.egress, 0);
+    assert_eq!(without.capture.frames_replayed, 1600 + 3, "the INIT ACK too went through guard_n2");
+    assert_eq!(e(&without, "egress_init_ack") + e(&without, "cookie_issued"), 0, "no lane without the classifier");
+    assert_eq!(e(&without, "cookie_unissued"), 2);
+    assert_eq!(v(&without, "pass_data_spared"), 2, "prefer: both COOKIE ECHOs spared for their DATA");
+    assert!(without.markdown().contains("Direction: unknown"), "the report says the fallback");
+    // The same frames before the INIT ACK, so the same INIT verdicts: the forger's COOKIE ECHO
+    // is the one more drop.
+    assert_eq!(with.actions.dropped, without.actions.dropped + 1, "the forged COOKIE ECHO dropped under require");
 }

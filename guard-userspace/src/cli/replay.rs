@@ -23,6 +23,14 @@ pub struct ReplayArgs {
     /// responses the hook would have been sent: the hook itself is never called).
     #[arg(long)]
     pub n2_config: Option<PathBuf>,
+    /// An address of the guarded host itself (repeatable): the AMF's N2 addresses, the UPF's N3
+    /// addresses. A capture of a mirror port holds both directions, the guard's XDP programs see
+    /// only what arrives: a frame from one of these was sent by the host. N3: not replayed
+    /// (`guard.n3_addrs` count too). N2: run through the egress classifier guard_n2_egress, which
+    /// learns the AMF's INIT ACK tags and association ports, so `cookie_check = require` replays
+    /// as configured; without --local it replays as `prefer`.
+    #[arg(long, value_name = "ADDR")]
+    pub local: Vec<std::net::IpAddr>,
     /// Replay the same capture with this second configuration too, and write the difference
     /// (compare.md, compare.json; B's own report under OUT/compare/).
     #[arg(long)]
@@ -54,7 +62,8 @@ Examples:
   guard replay incident.pcapng --config /etc/overload-guard/guard.toml --out /tmp/r
   guard replay n3-mirror.pcap --config shadow.toml --compare enforce.toml --out /tmp/cmp
   guard replay short.pcap --config guard.toml --speed 1      # in real time
-  guard replay amf-n2.pcapng --config guard.toml --n2-config n2.toml --out /tmp/n2   # N2: OUT/n2/report.md";
+  guard replay amf-n2.pcapng --config guard.toml --n2-config n2.toml --out /tmp/n2   # N2: OUT/n2/report.md
+  guard replay amf-n2.pcapng --config guard.toml --n2-config n2.toml --local 10.100.0.1   # both directions";
 
 pub fn run(a: ReplayArgs) -> Result<()> {
     let pacing = match a.speed {
@@ -67,6 +76,7 @@ pub fn run(a: ReplayArgs) -> Result<()> {
         config: a.config,
         compare: a.compare,
         n2_config: a.n2_config,
+        local: a.local,
         out: a.out,
         pacing,
     };
@@ -84,6 +94,9 @@ pub fn run(a: ReplayArgs) -> Result<()> {
         r.staged_devices().len(),
         r.gnbs.len()
     );
+    if r.capture.egress > 0 {
+        println!("{} frames sent by the host itself (--local, guard.n3_addrs): not replayed", r.capture.egress);
+    }
     println!("report: {}", o.out.join("report.md").display());
     if let Some((_, c)) = &outcome.compared {
         println!(
@@ -96,14 +109,22 @@ pub fn run(a: ReplayArgs) -> Result<()> {
     }
     if let Some(n2) = &outcome.n2 {
         println!(
-            "N2: {} frames through guard_n2: {} passed, {} dropped; peers staged: {}; {} responses: {}",
+            "N2: {} frames through guard_n2: {} passed, {} dropped; {} from the AMF through guard_n2_egress; peers \
+             staged: {}; {} responses: {}",
             n2.capture.frames_replayed,
             n2.actions.passed,
             n2.actions.dropped,
+            n2.capture.egress,
             n2.peers_staged.len(),
             n2.responses,
             o.out.join("n2/report.md").display()
         );
+        if !n2.egress_classifier {
+            println!(
+                "N2: no --local AMF address, so no egress classifier: cookie_check replayed as {}",
+                n2.cookie_check
+            );
+        }
     }
     if !outcome.complete() {
         let why = [Some(r), outcome.compared.as_ref().map(|(b, _)| b)]

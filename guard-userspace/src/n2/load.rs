@@ -128,8 +128,8 @@ pub fn load(pins: &PinDir, o: &LoadOpts, cfg: &N2Config) -> Result<(N2Loaded, N2
 /// [`load`] for a replay (docs/replay.md): `guard_n2` reads the replay's clock
 /// (`abi::GLOBAL_REPLAY_NOW`, written by the replay before each packet) because the frozen
 /// `.rodata` flag `abi::GLOBAL_REPLAY_CLOCK` is set. `pins` must be a directory of the replay's
-/// own, removed by the caller once loaded. The N2 replay itself (capture loop, controller,
-/// report) is not built yet; this and its test are its data-plane half.
+/// own, removed by the caller once loaded. The egress classifier of the same object
+/// ([`N2Loaded::egress_program`]) reads the same clock.
 pub fn load_replay(pins: &PinDir, o: &LoadOpts, cfg: &N2Config) -> Result<(N2Loaded, N2Maps), LoadError> {
     load_with(pins, o, cfg, true)
 }

@@ -36,6 +36,23 @@ pub struct N2Metrics {
     pub setup_events: Family<ReasonLabel, Counter>,
 }
 
+/// The `N2_STATS` counters of the setup lanes and multi-homing, by the name the
+/// `setup_events` metric and `guard replay`'s N2 report give them.
+pub const SETUP_EVENTS: [(u32, &str); 9] = {
+    use guard_common::abi_n2::*;
+    [
+        (N2_STAT_COOKIE_ISSUED, "cookie_issued"),
+        (N2_STAT_COOKIE_UNISSUED, "cookie_unissued"),
+        (N2_STAT_INIT_REESTABLISH, "init_reestablish"),
+        (N2_STAT_EGRESS_INIT_ACK, "egress_init_ack"),
+        (N2_STAT_EGRESS_ASSOC, "egress_assoc"),
+        (N2_STAT_FRAGMENTS, "fragments"),
+        (N2_STAT_FIRST_FRAGMENTS, "first_fragments"),
+        (N2_STAT_ALIASED, "aliased"),
+        (N2_STAT_EGRESS_ALIAS, "egress_alias"),
+    ]
+};
+
 impl N2Metrics {
     /// Register under `<registry prefix>_n2_*`.
     pub fn register(registry: &mut Registry) -> N2Metrics {
@@ -68,7 +85,6 @@ impl N2Metrics {
 
     /// Raise the data-plane counters to the maps' cumulative totals.
     pub fn data_plane(&self, maps: &crate::n2::N2Maps) {
-        use guard_common::abi_n2::*;
         let label =
             |v: guard_common::policy_n2::N2Verdict| crate::metrics::VerdictLabel { verdict: v.name().to_owned() };
         if let Ok(v) = maps.verdicts() {
@@ -82,17 +98,7 @@ impl N2Metrics {
             }
         }
         if let Ok(st) = maps.stats() {
-            for (i, name) in [
-                (N2_STAT_COOKIE_ISSUED, "cookie_issued"),
-                (N2_STAT_COOKIE_UNISSUED, "cookie_unissued"),
-                (N2_STAT_INIT_REESTABLISH, "init_reestablish"),
-                (N2_STAT_EGRESS_INIT_ACK, "egress_init_ack"),
-                (N2_STAT_EGRESS_ASSOC, "egress_assoc"),
-                (N2_STAT_FRAGMENTS, "fragments"),
-                (N2_STAT_FIRST_FRAGMENTS, "first_fragments"),
-                (N2_STAT_ALIASED, "aliased"),
-                (N2_STAT_EGRESS_ALIAS, "egress_alias"),
-            ] {
+            for (i, name) in SETUP_EVENTS {
                 if let Some(c) = st.get(i as usize) {
                     let l = ReasonLabel { reason: name.to_owned() };
                     crate::metrics::Metrics::raise_to(&self.setup_events.get_or_create(&l), c.packets);

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use aya::{
     maps::{Array, MapData},
-    programs::{TestRun, TestRunOptions, Xdp},
+    programs::{TestRun, TestRunOptions, TestRunResult},
 };
 use guard_common::abi;
 
@@ -72,8 +72,12 @@ impl Feed {
     }
 
     /// Run `data` through `prog` at replayed time `now` (the clock written first, when it
-    /// moved); the XDP action. `frame` numbers it in an error.
-    pub(super) fn run(&mut self, prog: &Xdp, now: u64, data: &[u8], frame: u64) -> Result<u32> {
+    /// moved); the program's return value (an XDP action; for the N2 egress classifier a TC
+    /// action). `frame` numbers it in an error.
+    pub(super) fn run<P>(&mut self, prog: &P, now: u64, data: &[u8], frame: u64) -> Result<u32>
+    where
+        P: for<'a> TestRun<Opts<'a> = TestRunOptions<'a>, Result = TestRunResult>,
+    {
         if now != self.clock_set {
             self.clock.set(0, now, 0).context("writing the replay clock")?;
             self.clock_set = now;

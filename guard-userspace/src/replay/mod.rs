@@ -5,10 +5,12 @@
 //! (guard-ebpf `clock.rs`); the real controller and engine tick on the same clock
 //! (`n3::controller::replay`). The findings are written to an output directory:
 //! - [`capture`]: the pcap / pcapng reader;
+//! - [`direction`]: which frames the guarded host sent (`--local`);
 //! - [`run`]: one replay with one configuration;
 //! - [`report`]: the report (JSON, markdown, SVG) and the comparison of two.
 
 pub mod capture;
+pub mod direction;
 mod feed;
 pub mod n2;
 pub mod report;
@@ -16,7 +18,10 @@ pub mod run;
 #[cfg(test)]
 mod tests;
 
-use std::path::{Path, PathBuf};
+use std::{
+    net::IpAddr,
+    path::{Path, PathBuf},
+};
 
 use anyhow::{Context, Result};
 
@@ -54,6 +59,9 @@ pub struct Options {
     pub compare: Option<PathBuf>,
     /// N2 settings: the capture goes through `guard_n2` and the N2 controller too (`n2/`).
     pub n2_config: Option<PathBuf>,
+    /// The guarded host's own addresses (`--local`): frames from them were sent by the host
+    /// (`direction`). N3 adds `guard.n3_addrs`. Empty: every frame is replayed as arriving.
+    pub local: Vec<IpAddr>,
     pub out: PathBuf,
     pub pacing: Pacing,
 }
@@ -79,11 +87,11 @@ impl Outcome {
 /// under `compare/`, and `compare.md`, `compare.json`; N2: `n2/report.md`, `n2/report.json`,
 /// `n2/audit.jsonl`).
 pub fn replay(o: &Options, progress: &mut dyn Progress) -> Result<Outcome> {
-    let report = one(&o.capture, &o.config, &o.out, o.pacing, progress)?;
+    let report = one(o, &o.config, &o.out, progress)?;
     let compared = match &o.compare {
         Some(b) => {
             let dir = o.out.join("compare");
-            let rb = one(&o.capture, b, &dir, o.pacing, progress)?;
+            let rb = one(o, b, &dir, progress)?;
             let cmp = Comparison::of(&report, &rb);
             write(&o.out.join("compare.md"), &cmp.markdown())?;
             write(&o.out.join("compare.json"), &serde_json::to_string_pretty(&cmp)?)?;
@@ -95,7 +103,8 @@ pub fn replay(o: &Options, progress: &mut dyn Progress) -> Result<Outcome> {
         Some(p) => {
             let dir = o.out.join("n2");
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-            let r = n2::replay_n2(&o.capture, p, &dir.join("audit.jsonl"), o.pacing, progress)?;
+            let local = direction::Local::new(&o.local);
+            let r = n2::replay_n2(&o.capture, p, &local, &dir.join("audit.jsonl"), o.pacing, progress)?;
             write(&dir.join("report.json"), &serde_json::to_string_pretty(&r)?)?;
             write(&dir.join("report.md"), &r.markdown())?;
             Some(r)
@@ -105,10 +114,12 @@ pub fn replay(o: &Options, progress: &mut dyn Progress) -> Result<Outcome> {
     Ok(Outcome { report, compared, n2 })
 }
 
-fn one(capture: &Path, config: &Path, out: &Path, pacing: Pacing, progress: &mut dyn Progress) -> Result<Report> {
+fn one(o: &Options, config: &Path, out: &Path, progress: &mut dyn Progress) -> Result<Report> {
     let cfg = Config::load(config).with_context(|| format!("configuration {}", config.display()))?;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let r = run::replay(capture, &cfg, config, &out.join("audit.jsonl"), pacing, progress)?;
+    // The UPF's own N3 addresses are its local ones too.
+    let local = direction::Local::new(o.local.iter().chain(&cfg.guard.n3_addrs));
+    let r = run::replay(&o.capture, &cfg, config, &local, &out.join("audit.jsonl"), o.pacing, progress)?;
     write(&out.join("report.json"), &serde_json::to_string_pretty(&r)?)?;
     write(&out.join("decisions.json"), &r.decisions_json())?;
     write(&out.join("report.md"), &r.markdown())?;

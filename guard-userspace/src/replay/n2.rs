@@ -4,10 +4,14 @@
 //! capture's time). The response hook is never called: a replay records what the guard would have
 //! requested, it does not request it.
 //!
-//! Not replayed: the egress classifier `guard_n2_egress` (the AMF's INIT ACKs and association
-//! ports, which give known peers their setup lanes): the replay runs as the live guard does when
-//! that classifier could not be attached (`cookie_check = require` falls back to `prefer`). See
-//! docs/replay.md, "Limits".
+//! The egress classifier `guard_n2_egress` (the AMF's INIT ACKs and association ports, which
+//! give known peers their setup lanes) is replayed too when the AMF's addresses are given
+//! (`--local`, [`Local`]): a frame from one of them runs through it, in capture order, instead of
+//! through `guard_n2`, as it would live (the classifier sits on the NIC's egress, `guard_n2` on
+//! its ingress). Without them the direction of a frame cannot be told: every frame goes through
+//! `guard_n2` and the replay runs as the live guard does when the classifier could not be
+//! attached (`cookie_check = require` falls back to `prefer`), which the report says. See
+//! docs/replay.md, "Which way a frame went".
 
 use std::{
     collections::BTreeMap,
@@ -24,6 +28,7 @@ use serde::Serialize;
 
 use super::{
     capture::{Capture, CaptureError},
+    direction::Local,
     feed::Feed,
     report::{Actions, CaptureSummary},
     run::{pin_to_current_cpu, Pacing, ScratchPins, REPLAY_EPOCH_NS},
@@ -45,6 +50,10 @@ pub struct N2Report {
     pub verdicts: BTreeMap<String, u64>,
     pub shadow: BTreeMap<String, u64>,
     pub malformed: BTreeMap<String, u64>,
+    /// The setup lanes' counters (`N2_STATS`, named as the `setup_events` metric names them):
+    /// COOKIE ECHOs with an issued / unissued tag, INITs on a re-establishment lane, INIT ACKs
+    /// and association ports the egress classifier learned (non-zero ones).
+    pub setup_events: BTreeMap<String, u64>,
     /// The controller's audit lines, in order: peer setup stages, storm classification, and the
     /// responses it would have sent to the hook (NGAP OVERLOAD START/STOP, barring, back-off
     /// lists). `ts` is the capture's time.
@@ -53,13 +62,19 @@ pub struct N2Report {
     pub peers_staged: Vec<String>,
     /// Responses the controller would have requested.
     pub responses: u64,
+    /// The AMF's addresses were given (`--local`): its frames ran through `guard_n2_egress`.
+    pub egress_classifier: bool,
+    /// `cookie_check` as replayed ("require", "prefer", "off"): "require" falls back to "prefer"
+    /// without the egress classifier, as `guard run` does when it cannot attach it.
+    pub cookie_check: String,
 }
 
-/// Replay `capture` through `guard_n2` with the N2 settings file `n2_path`; the controller's
-/// audit goes to `audit`.
+/// Replay `capture` through `guard_n2` with the N2 settings file `n2_path`, the frames `local`
+/// says the AMF sent through `guard_n2_egress`; the controller's audit goes to `audit`.
 pub fn replay_n2(
     capture: &Path,
     n2_path: &Path,
+    local: &Local,
     audit: &Path,
     pacing: Pacing,
     progress: &mut dyn Progress,
@@ -78,10 +93,24 @@ pub fn replay_n2(
         max_peers: N2_DEFAULT_MAX_PEERS,
     };
     let mut cfg = file.dataplane.config()?;
-    // No egress classifier in a replay: as `guard run` without it (n2/controller.rs `prepare`).
-    cfg.setup_flags &= !N2_SETUP_COOKIE_REQUIRED;
+    let egress_classifier = !local.is_empty();
+    if !egress_classifier {
+        // No direction, so no egress classifier: as `guard run` without it (n2/controller.rs
+        // `prepare`). The lanes it feeds stay empty either way.
+        cfg.setup_flags &= !N2_SETUP_COOKIE_REQUIRED;
+    }
+    let cookie_check = if cfg.cookie_life_ns == 0 {
+        "off"
+    } else if cfg.setup_flags & N2_SETUP_COOKIE_REQUIRED != 0 {
+        "require"
+    } else {
+        "prefer"
+    };
     let (mut loaded, mut maps) =
         crate::n2::load::load_replay(&scratch.pins, &opts, &cfg).context("loading guard_n2 for the replay")?;
+    if egress_classifier {
+        loaded.egress_program().context("loading guard_n2_egress for the replay")?;
+    }
     scratch.remove();
     for a in &file.dataplane.allow {
         let peer = match a {
@@ -104,9 +133,12 @@ pub fn replay_n2(
         verdicts: BTreeMap::new(),
         shadow: BTreeMap::new(),
         malformed: BTreeMap::new(),
+        setup_events: BTreeMap::new(),
         decisions: Vec::new(),
         peers_staged: Vec::new(),
         responses: 0,
+        egress_classifier,
+        cookie_check: cookie_check.to_owned(),
     };
     let (mut t0, mut now, mut next_tick) = (None, REPLAY_EPOCH_NS, REPLAY_EPOCH_NS);
     let wall = |t0: u64, now: u64| SystemTime::UNIX_EPOCH + Duration::from_nanos(t0 + (now - REPLAY_EPOCH_NS));
@@ -124,6 +156,14 @@ pub fn replay_n2(
         }
         feed.pace(now);
         if !Feed::admit(&f, &mut r.capture) {
+            continue;
+        }
+        if local.sent_by_host(&f.data) {
+            // What the AMF sent: the egress classifier learns its INIT ACK tags and association
+            // ports before the next frame from the RAN is judged (RFC 9260 §5.1: the COOKIE
+            // ECHO follows the INIT ACK it answers).
+            feed.run(loaded.egress_program()?, now, &f.data, r.capture.frames_read).context("guard_n2_egress")?;
+            r.capture.egress += 1;
             continue;
         }
         let ret = feed.run(loaded.program()?, now, &f.data, r.capture.frames_read).context("guard_n2")?;
@@ -153,6 +193,13 @@ pub fn replay_n2(
     r.verdicts = nonzero(maps.verdicts()?.into_iter().map(|(v, c)| (v.name(), c.packets)).collect());
     r.shadow = nonzero(maps.shadow()?.into_iter().map(|(v, c)| (v.name(), c.packets)).collect());
     r.malformed = nonzero(maps.malformed()?.into_iter().map(|(m, c)| (m.name(), c.packets)).collect());
+    let stats = maps.stats()?;
+    r.setup_events = nonzero(
+        crate::n2::metrics::SETUP_EVENTS
+            .iter()
+            .filter_map(|&(i, name)| Some((name, stats.get(i as usize)?.packets)))
+            .collect(),
+    );
     let text = std::fs::read_to_string(audit).with_context(|| format!("reading back {}", audit.display()))?;
     r.decisions = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
     let mut staged: Vec<String> = r
@@ -192,13 +239,32 @@ impl N2Report {
         }
         let _ = writeln!(
             s,
-            "Frames: {} read, {} replayed through guard_n2, {} passed, {} dropped.\n",
-            c.frames_read, c.frames_replayed, self.actions.passed, self.actions.dropped
+            "Frames: {} read, {} replayed through guard_n2, {} passed, {} dropped; {} sent by the AMF through \
+             guard_n2_egress.\n",
+            c.frames_read, c.frames_replayed, self.actions.passed, self.actions.dropped, c.egress
         );
+        if self.egress_classifier {
+            let _ = writeln!(
+                s,
+                "Direction: the AMF's addresses were given (--local); its frames ran through the egress \
+                 classifier, cookie_check = {} as configured.\n",
+                self.cookie_check
+            );
+        } else {
+            let _ = writeln!(
+                s,
+                "Direction: unknown (no --local AMF address): every frame ran through guard_n2 and the egress \
+                 classifier did not run, so the setup lanes (issued cookies, association ports) stayed empty \
+                 and cookie_check = require ran as {} (as `guard run` without the classifier). A COOKIE \
+                 ECHO or INIT that live had its lane may be limited here.\n",
+                self.cookie_check
+            );
+        }
         for (title, m) in [
             ("Verdicts", &self.verdicts),
             ("Shadow mode: would have dropped", &self.shadow),
             ("Malformed", &self.malformed),
+            ("Setup lanes (N2_STATS)", &self.setup_events),
         ] {
             if !m.is_empty() {
                 let _ = writeln!(s, "## {title}\n\n| | packets |\n|---|---:|");

@@ -49,6 +49,10 @@ pub struct CaptureSummary {
     pub skipped_size: u64,
     /// Frames up to 1 ms out of time order, replayed at the previous frame's time.
     pub reordered: u64,
+    /// Frames the guarded host sent (their outer source is a `--local` address, or for N3 one
+    /// of `guard.n3_addrs`), which the ingress program never sees. N3: not replayed; N2: run
+    /// through the egress classifier `guard_n2_egress`.
+    pub egress: u64,
     pub first_unix_s: f64,
     pub duration_s: f64,
 }
@@ -165,6 +169,7 @@ impl Report {
             ("other XDP action", self.actions.other),
             ("not replayed: cut by the snap length", c.skipped_snapped),
             ("not replayed: too short or too large for BPF_PROG_TEST_RUN", c.skipped_size),
+            ("not replayed: sent by the host itself (--local, guard.n3_addrs)", c.egress),
             ("out of order by up to 1 ms (replayed at the previous frame's time)", c.reordered),
         ] {
             let _ = writeln!(s, "| {k} | {v} |");

@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 
 use super::{
     capture::{Capture, CaptureError},
+    direction::Local,
     feed::Feed,
     report::{Actions, DeviceRow, GnbRow, Report, TimedDecision, TimelinePoint},
     Progress,
@@ -70,12 +71,14 @@ impl Drop for ScratchPins {
 }
 
 /// Replay `capture` with `cfg` (read from `config_path`); the audit trail goes to `audit`.
-/// A capture that could not be read to its end still gives a report of what was read, with
-/// `complete: false` and the reason.
+/// Frames `local` says the host sent are counted, not replayed: `guard_n3` on the NIC's
+/// ingress never sees them. A capture that could not be read to its end still gives a report of
+/// what was read, with `complete: false` and the reason.
 pub fn replay(
     capture: &Path,
     cfg: &Config,
     config_path: &Path,
+    local: &Local,
     audit: &Path,
     pacing: Pacing,
     progress: &mut dyn Progress,
@@ -121,6 +124,10 @@ pub fn replay(
         catch_up(&mut ctl, &mut r, now, &mut sched)?;
         feed.pace(now);
         if !Feed::admit(&f, &mut r.capture) {
+            continue;
+        }
+        if local.sent_by_host(&f.data) {
+            r.capture.egress += 1;
             continue;
         }
         let ret = feed.run(loaded.program()?, now, &f.data, r.capture.frames_read)?;

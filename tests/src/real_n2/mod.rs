@@ -6,6 +6,7 @@
 //!   usrsctp_peer gnb  (one stack, one socket per gNB,  usrsctp_peer amf (one stack, 10.100.0.1:38412)
 //!     each bound to 10.100.0.11+g:38412)               guard run --n2-iface n2  (guard_n2 XDP + controller)
 //!   forged-INIT sender (AF_PACKET, bounded)            dumpcap on n2 (what got past XDP, and the replies)
+//!   dumpcap on n2-ran (everything, both ways)
 //!   n2-ran ================ N2 veth ================== n2
 //! ```
 //!
@@ -36,6 +37,8 @@ use peers::Peer;
 use plan::{Params, Plan};
 
 pub const SCENARIO: &str = "real-n2";
+/// The RAN-side capture of a run (in `<out>/real-n2/`): every SCTP frame both ways.
+pub const RAN_CAPTURE: &str = "ran-n2.pcap";
 const NGAP_PORT: u16 = 38412;
 
 /// What the run measured, for the checks and the report.
@@ -209,6 +212,15 @@ pub fn run(opts: &RealOpts) -> Result<Vec<RealCheck>> {
     // Classic pcap, SCTP only.
     let mut cap =
         crate::capture::Dumpcap::start_with(&topo.lab.core, N2_CORE_IF, &pcap, &["-P", "-f", "sctp", "-s", "2048"])?;
+    // The RAN end of the N2 veth too, both ways and whole frames: what the gNBs and the forger
+    // sent before the guard judged it (the capture above misses what XDP dropped) and the AMF's
+    // replies; `guard replay` is checked on it against this run (tests/tests/real_n2.rs).
+    let mut ran_cap = crate::capture::Dumpcap::start_with(
+        &topo.lab.ran,
+        topo.ran_n2_if(),
+        &dir.join(RAN_CAPTURE),
+        &["-P", "-f", "sctp"],
+    )?;
     let hb = p.heartbeat_ms.to_string();
     let mut amf = Peer::spawn(
         &topo.lab.core,
@@ -316,6 +328,7 @@ pub fn run(opts: &RealOpts) -> Result<Vec<RealCheck>> {
     gnb.quit(Duration::from_secs(8));
     amf.quit(Duration::from_secs(8));
     cap.stop();
+    ran_cap.stop();
     topo.stop_guard();
     let (gev, aev) = (gnb.events(), amf.events());
     drop(topo);

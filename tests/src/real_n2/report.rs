@@ -443,8 +443,8 @@ impl Report {
         let _ = writeln!(s, "\n`guard_n2` verdicts (packets): {}.\n", v.join(", "));
         let _ = writeln!(
             s,
-            "Files: `n2.pcap` (capture on the guard's interface), `gnb.jsonl` / `amf.jsonl` (the stacks' \
-             events), `guard.toml`, `n2.toml`, `audit.jsonl`, `hook.jsonl`, `guard.log`."
+            "Files: `n2.pcap` (capture on the guard's interface), `ran-n2.pcap` (on the RAN end of the veth, \
+             both ways: what `guard replay` reads), `gnb.jsonl` / `amf.jsonl` (the stacks' events), `guard.toml`, `n2.toml`, `audit.jsonl`, `hook.jsonl`, `guard.log`."
         );
         s
     }

@@ -1,0 +1,153 @@
+//! A live run's decisions against `guard replay`'s on the run's own capture (issue 21, item 5):
+//! what the lab's replay tests (`replay_lab.rs`) and the real-peer tests (`real_n3.rs`,
+//! `real_n2.rs`) compare. The live side is the guard's audit trail; the replay side its report.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::UNIX_EPOCH;
+
+use guard::replay::report::Report;
+use serde_json::Value;
+
+use crate::scenario::{parse_rfc3339, read_audit, AuditLine};
+
+/// A device's setup in one run: the highest stage it reached and when it was first staged (Unix
+/// seconds: the audit trail's wall time live, the capture's time in a replay).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Staged {
+    pub stage: u64,
+    pub first_unix_s: f64,
+}
+
+/// N3: the devices the live guard staged (engine decisions; not refreshes, not exempt groups,
+/// not stage 0), from audit lines read with [`read_audit`] against `UNIX_EPOCH`.
+pub fn live_staged(audit: &[AuditLine]) -> BTreeMap<String, Staged> {
+    let mut out: BTreeMap<String, Staged> = BTreeMap::new();
+    for a in audit.iter().filter(|a| a.action == "set_device_stage" && !a.refresh && !a.exempt) {
+        if let Some(s) = a.stage.filter(|s| *s > 0) {
+            let e = out.entry(a.target.clone()).or_insert(Staged { stage: s, first_unix_s: a.t_s });
+            e.stage = e.stage.max(s);
+            e.first_unix_s = e.first_unix_s.min(a.t_s);
+        }
+    }
+    out
+}
+
+/// N3: the live guard's audit file, read as [`live_staged`] wants it.
+pub fn live_staged_file(audit: &Path) -> BTreeMap<String, Staged> {
+    live_staged(&read_audit(audit, UNIX_EPOCH).0)
+}
+
+/// N3: the devices the replay staged, on the capture's clock.
+pub fn replay_staged(r: &Report) -> BTreeMap<String, Staged> {
+    let first = r.capture.first_unix_s;
+    r.devices
+        .iter()
+        .filter(|d| d.max_stage > 0)
+        .map(|d| {
+            let t = d.first_staged_s.map_or(f64::NAN, |t| first + t);
+            (d.device.clone(), Staged { stage: u64::from(d.max_stage), first_unix_s: t })
+        })
+        .collect()
+}
+
+/// How far the replay's first stage of a device may be from the live one (replay minus live).
+#[derive(Clone, Copy, Debug)]
+pub struct TimeTolerance {
+    /// How much earlier: the ticks' alignment, and the live guard's own lateness (a controller
+    /// thread waiting for a CPU, events lost from the ring) which a replay, with an ideal event
+    /// pump and no CPU to wait for, does not have (docs/replay.md, "Limits").
+    pub early_s: f64,
+    /// How much later: the ticks' alignment only.
+    pub late_s: f64,
+}
+
+/// N3: how the replay differs from the live run: devices staged by one only, a highest stage
+/// more than `stage_tol` apart, a first stage outside `time` (both on Unix time: a capture's
+/// timestamps are the wall clock the audit trail also writes). Empty: they agree.
+pub fn n3_differences(
+    live: &BTreeMap<String, Staged>,
+    replay: &BTreeMap<String, Staged>,
+    stage_tol: u64,
+    time: TimeTolerance,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for (dev, l) in live {
+        match replay.get(dev) {
+            None => out.push(format!("{dev}: staged live (stage {}), not in the replay", l.stage)),
+            Some(r) => {
+                if r.stage.abs_diff(l.stage) > stage_tol {
+                    out.push(format!("{dev}: live reached stage {}, the replay {}", l.stage, r.stage));
+                }
+                let dt = r.first_unix_s - l.first_unix_s;
+                if dt.is_nan() || dt < -time.early_s || dt > time.late_s {
+                    out.push(format!("{dev}: first staged {dt:+.3} s from the live time (tolerance {time:?})"));
+                }
+            }
+        }
+    }
+    for (dev, r) in replay.iter().filter(|(d, _)| !live.contains_key(*d)) {
+        out.push(format!("{dev}: staged by the replay (stage {}), never live", r.stage));
+    }
+    out
+}
+
+/// The JSON lines of an audit file (unreadable lines are skipped; a missing file is empty).
+pub fn read_jsonl(p: &Path) -> Vec<Value> {
+    std::fs::read_to_string(p).unwrap_or_default().lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+}
+
+/// N2: the responses in an audit trail, in order, as (action, target): `n2_advise`,
+/// `n2_overload_*`, `n2_barring*`, ... (not classification, peer stages or hook failures).
+pub fn n2_responses(v: &[Value]) -> Vec<(String, String)> {
+    n2_timed_responses(v).into_iter().map(|(a, t, _)| (a, t)).collect()
+}
+
+/// [`n2_responses`] with each one's time (Unix seconds: the audit's `ts`, which a replay writes
+/// on the capture's clock).
+pub fn n2_timed_responses(v: &[Value]) -> Vec<(String, String, f64)> {
+    v.iter()
+        .filter_map(|d| Some((d["action"].as_str()?.to_owned(), d["target"].as_str()?.to_owned(), ts(d))))
+        .filter(|(a, _, _)| {
+            a.starts_with("n2_")
+                && !matches!(
+                    a.as_str(),
+                    "n2_classified" | "n2_hook_failed" | "n2_set_peer_stage" | "n2_release_peer_stage"
+                )
+        })
+        .collect()
+}
+
+fn ts(d: &Value) -> f64 {
+    d["ts"].as_str().and_then(parse_rfc3339).unwrap_or(f64::NAN)
+}
+
+/// N2: when each peer was first given a setup stage (Unix seconds).
+pub fn n2_first_staged(v: &[Value]) -> BTreeMap<String, f64> {
+    let mut out: BTreeMap<String, f64> = BTreeMap::new();
+    for d in v.iter().filter(|d| d["action"] == "n2_set_peer_stage") {
+        if let Some(t) = d["target"].as_str() {
+            let e = out.entry(t.to_owned()).or_insert(f64::INFINITY);
+            *e = e.min(ts(d));
+        }
+    }
+    out
+}
+
+/// N2: the peers given a setup stage, and the highest stage each reached.
+pub fn n2_peer_stages(v: &[Value]) -> BTreeMap<String, u64> {
+    let mut out: BTreeMap<String, u64> = BTreeMap::new();
+    for d in v.iter().filter(|d| d["action"] == "n2_set_peer_stage") {
+        if let Some(t) = d["target"].as_str() {
+            let s = d["detail"]["stage"].as_u64().unwrap_or(0);
+            let e = out.entry(t.to_owned()).or_insert(s);
+            *e = (*e).max(s);
+        }
+    }
+    out
+}
+
+/// N2: the distinct (action, target) pairs of [`n2_responses`].
+pub fn distinct(v: &[(String, String)]) -> BTreeSet<(String, String)> {
+    v.iter().cloned().collect()
+}
