@@ -221,6 +221,11 @@ const RULES: &[(&str, Edit, &[&str])] = &[
     ("relative pin_dir", |c| c.guard.pin_dir = "pins".into(), &["guard.pin_dir: must be an absolute path"]),
     ("empty audit_log", |c| c.guard.audit_log = PathBuf::new(), &["guard.audit_log: must not be empty"]),
     ("tick below 100ms", |c| c.guard.tick = Dur::millis(99), &["guard.tick: must be between 100ms and 60s"]),
+    ("empty n2_interface", |c| c.guard.n2_interface = Some(String::new()), &["guard.n2_interface: `` is not a valid interface name"]),
+    ("n2_interface too long", |c| c.guard.n2_interface = Some("a234567890123456".into()), &["guard.n2_interface: `a234567890123456` is not a valid interface name"]),
+    ("n2_interface with a space", |c| c.guard.n2_interface = Some("a b".into()), &["guard.n2_interface: `a b` is not a valid interface name"]),
+    ("n2_interface also an N3 interface", |c| { c.guard.interfaces = vec!["eth0".into()]; c.guard.n2_interface = Some("eth0".into()) }, &["guard.n2_interface: `eth0` is also an N3 interface: one XDP program per interface"]),
+    ("non-IP local address not an N3 address", |c| c.dataplane.non_ip_local_addrs = vec!["192.0.2.9".parse().expect("addr")], &["dataplane.non_ip_local_addrs[0]: `192.0.2.9` is not one of guard.n3_addrs: list it there too"]),
     // [dataplane]
     ("observe.pps 0", |c| c.dataplane.observe.pps = 0, &["dataplane.observe.pps: must be > 0", "classify.min_profile_pps: must be <= dataplane.observe.pps (the profile ceiling)"]),
     ("observe.burst 0", |c| c.dataplane.observe.burst = 0, &["dataplane.observe.burst: must be > 0"]),
@@ -238,6 +243,8 @@ const RULES: &[(&str, Edit, &[&str])] = &[
     ("err_ind.burst 0", |c| c.dataplane.err_ind.burst = 0, &["dataplane.err_ind.burst: must be > 0"]),
     ("QFI 64", |c| c.dataplane.exempt_qfi = vec![5, 64], &["dataplane.exempt_qfi[1]: QFI must be 0..=63 (TS 23.501 §5.7.1)"]),
     ("event_gap 0", |c| c.dataplane.event_gap = Dur(0), &["dataplane.event_gap: must be > 0"]),
+    ("fragment_window 0", |c| c.dataplane.fragment_window = Dur(0), &["dataplane.fragment_window: must be > 0 and at most 1s (an IP Identification is reused within seconds on a busy path)"]),
+    ("fragment_window over 1s", |c| c.dataplane.fragment_window = Dur::millis(1001), &["dataplane.fragment_window: must be > 0 and at most 1s (an IP Identification is reused within seconds on a busy path)"]),
     // [classify]
     ("min_profile_rate 0", |c| c.classify.min_profile_rate = Rate::NONE, &["classify.min_profile_rate: must be > 0"]),
     ("baseline_horizon below a tick", |c| c.classify.baseline_horizon = Dur::millis(999), &["classify.baseline_horizon: must be at least one tick"]),
@@ -504,4 +511,17 @@ fn the_summary_counts_the_profiled_groups_apart_from_the_exempt_ones() {
     assert!(s.contains("device groups with an expected profile: 2"), "{s}");
     assert!(s.contains("group \"responders\" (UEs 10.46.0.0/24)"), "{s}");
     assert!(!s.contains("group \"meters\" ("), "a profiled group is not listed as exempt: {s}");
+}
+
+/// The edges the rules allow, accepted: a 15-octet interface name (IFNAMSIZ less the NUL) on both
+/// sides, a non-IP local address that is an N3 address, a fragment window of exactly 1 s.
+#[test]
+fn the_edges_the_rules_allow_validate() {
+    let mut c = Config::default();
+    c.guard.interfaces = vec!["a23456789012345".into()];
+    c.guard.n2_interface = Some("b23456789012345".into());
+    c.guard.n3_addrs = vec!["192.0.2.9".parse().expect("addr")];
+    c.dataplane.non_ip_local_addrs = vec!["192.0.2.9".parse().expect("addr")];
+    c.dataplane.fragment_window = Dur::secs(1);
+    c.validate().expect("the edges are valid");
 }
