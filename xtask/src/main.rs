@@ -90,6 +90,10 @@ enum Cmd {
         /// Only these files (paths from the workspace root) instead of the scope's list.
         #[arg(long = "file")]
         files: Vec<String>,
+        /// Test again only the mutants the last run of the scope did not catch (cargo-mutants
+        /// `--iterate`; the ones caught before count as caught), after tests were added for them.
+        #[arg(long)]
+        iterate: bool,
     },
     /// Format check and clippy with -D warnings on the host crates.
     Lint,
@@ -135,10 +139,10 @@ fn main() -> Result<()> {
             }
             Ok(())
         }
-        Cmd::Mutants { scope, files } => {
+        Cmd::Mutants { scope, files, iterate } => {
             prereqs::ensure_build()?;
             prereqs::ensure_cargo_mutants()?;
-            mutants::run(&scope, &files)
+            mutants::run(&scope, &files, iterate)
         }
         Cmd::Lint => {
             prereqs::ensure_build()?;

@@ -90,7 +90,7 @@ fn prepare_tree(dir: &std::path::Path) -> Result<()> {
     std::fs::write(&manifest, kept.join("\n") + "\n").with_context(|| format!("writing {}", manifest.display()))
 }
 
-fn run_scope(name: &str, package: &str, files: &[String], test_args: &[&str]) -> Result<()> {
+fn run_scope(name: &str, package: &str, files: &[String], test_args: &[&str], iterate: bool) -> Result<()> {
     let out = root().join("target/mutants").join(name);
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     eprintln!("[mutants] {name}: {} ({} files)", package, files.len());
@@ -113,6 +113,9 @@ fn run_scope(name: &str, package: &str, files: &[String], test_args: &[&str]) ->
     }
     c.args(["--timeout", "120", "--no-shuffle", "--colors", "never"]);
     c.args(["--profile", PROFILE]);
+    if iterate {
+        c.arg("--iterate");
+    }
     for f in files {
         c.args(["--file", f]);
     }
@@ -135,8 +138,13 @@ fn run_scope(name: &str, package: &str, files: &[String], test_args: &[&str]) ->
     let dir = out.join("mutants.out");
     let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_default();
     let count = |f: &str| read(f).lines().filter(|l| !l.trim().is_empty()).count();
-    let (caught, missed, timeout, unviable) =
-        (count("caught.txt"), count("missed.txt"), count("timeout.txt"), count("unviable.txt"));
+    // With `--iterate`, cargo-mutants lists the mutants earlier runs caught apart.
+    let (caught, missed, timeout, unviable) = (
+        count("caught.txt") + count("previously_caught.txt"),
+        count("missed.txt"),
+        count("timeout.txt"),
+        count("unviable.txt"),
+    );
     // A mutant whose tests hang until the timeout (120 s against a suite of seconds) made the
     // suite fail: it is detected, as PIT and Stryker count it, and reported apart.
     let viable = caught + missed + timeout;
@@ -154,13 +162,13 @@ fn run_scope(name: &str, package: &str, files: &[String], test_args: &[&str]) ->
     Ok(())
 }
 
-fn engine() -> Result<()> {
+fn engine(iterate: bool) -> Result<()> {
     let owned = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
-    run_scope("engine-n3", "guard-userspace", &owned(ENGINE_N3), &["--lib", "n3::engine"])?;
-    run_scope("engine-n2", "guard-userspace", &owned(ENGINE_N2), &["--lib", "n2::engine"])
+    run_scope("engine-n3", "guard-userspace", &owned(ENGINE_N3), &["--lib", "n3::engine"], iterate)?;
+    run_scope("engine-n2", "guard-userspace", &owned(ENGINE_N2), &["--lib", "n2::engine"], iterate)
 }
 
-pub fn run(scope: &str, files: &[String]) -> Result<()> {
+pub fn run(scope: &str, files: &[String], iterate: bool) -> Result<()> {
     let pick = |def: &[&str]| -> Vec<String> {
         if files.is_empty() {
             def.iter().map(|s| (*s).to_owned()).collect()
@@ -181,17 +189,17 @@ pub fn run(scope: &str, files: &[String]) -> Result<()> {
         }
     }
     match scope {
-        "common" => run_scope("common", "guard-common", &pick(COMMON), &[]),
+        "common" => run_scope("common", "guard-common", &pick(COMMON), &[], iterate),
         // The test filter keeps each mutant to the tests that judge its code: the engines' tests
         // (seconds) for the ladders, the configuration's (milliseconds) for validation. The
         // score is then a lower bound: other tests of the library could only catch more.
-        "engine" if files.is_empty() => engine(),
-        "engine" => run_scope("engine", "guard-userspace", files, &["--lib", "engine"]),
-        "config" => run_scope("config", "guard-userspace", &pick(CONFIG), &["--lib", "config"]),
+        "engine" if files.is_empty() => engine(iterate),
+        "engine" => run_scope("engine", "guard-userspace", files, &["--lib", "engine"], iterate),
+        "config" => run_scope("config", "guard-userspace", &pick(CONFIG), &["--lib", "config"], iterate),
         "all" => {
-            run_scope("common", "guard-common", &pick(COMMON), &[])?;
-            engine()?;
-            run_scope("config", "guard-userspace", &pick(CONFIG), &["--lib", "config"])
+            run_scope("common", "guard-common", &pick(COMMON), &[], iterate)?;
+            engine(iterate)?;
+            run_scope("config", "guard-userspace", &pick(CONFIG), &["--lib", "config"], iterate)
         }
         other => bail!("unknown scope {other:?} (common, engine, config, all)"),
     }
