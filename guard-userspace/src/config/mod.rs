@@ -230,6 +230,8 @@ pub use reload::Reload;
 pub use values::*;
 
 #[cfg(test)]
+mod n2_tests;
+#[cfg(test)]
 mod record_tests;
 #[cfg(test)]
 mod tests;

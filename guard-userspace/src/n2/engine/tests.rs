@@ -354,26 +354,6 @@ fn identities_print_as_documented() {
     assert_eq!(cell_str(&cell(1)), "nr:00f110:0x000001001");
 }
 
-#[test]
-fn settings_are_validated() {
-    let ok = N2Settings::default();
-    assert_eq!(ok.validate(), Ok(()));
-    let bad = [
-        N2Settings { cell_ratio: 1.0, ..ok.clone() },
-        N2Settings { reduction_max_pct: 100, ..ok.clone() },
-        N2Settings { barring_categories: vec![2], ..ok.clone() },
-        N2Settings { min_offenders_overload: 1, ..ok.clone() },
-        N2Settings { barring_time_s: 1000, ..ok.clone() },
-        N2Settings { device_repeat: 1, ..ok.clone() },
-    ];
-    for b in bad {
-        assert!(b.validate().is_err(), "{b:?}");
-    }
-    let t: N2Settings = toml::from_str("cell_ratio = 6.0\nbarring_categories = [1]\n").expect("toml");
-    assert_eq!((t.cell_ratio, t.barring_categories.clone(), t.quiet_windows), (6.0, vec![1], 10));
-    assert!(toml::from_str::<N2Settings>("no_such_knob = 1").is_err());
-}
-
 fn sample_response() -> Response {
     let (mut w, mut e) = (World::default(), engine());
     quiet(&mut w, &mut e, 120);
@@ -504,32 +484,6 @@ fn responses_are_audited_and_counted() {
     assert!(text.contains("overload_guard_n2_storm_class{reason=\"registration_storm\"} 1"), "{text}");
     assert!(text.contains("overload_guard_n2_responses_total{reason=\"overload_start\"} 1"), "{text}");
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-#[test]
-fn the_example_n2_config_parses_and_validates() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/n2.example.toml");
-    let f = crate::config::n2::N2File::read(Some(&path)).expect("config/n2.example.toml");
-    assert_eq!(f.detect, N2Settings::default(), "the example spells out the defaults");
-    assert_eq!(f.setup, setup::SetupSettings::default());
-    assert_eq!(f.dataplane, crate::config::n2::N2Dataplane::default());
-    assert!(f.hook.is_none(), "the example's hook is commented out: its command does not exist here");
-    // A hook whose command does not exist is refused when the file is read (issue 25 item 5).
-    let text = std::fs::read_to_string(&path).expect("example")
-        + "\n[hook]\nkind = \"exec\"\ncommand = [\"/nonexistent/amf-hook\"]\n";
-    let bad_hook = std::env::temp_dir().join(format!("og-n2-badhook-{}.toml", std::process::id()));
-    std::fs::write(&bad_hook, text).expect("write");
-    let err = crate::config::n2::N2File::read(Some(&bad_hook)).expect_err("a missing hook command is refused");
-    assert!(format!("{err:#}").contains("not an executable file"), "{err:#}");
-    let _ = std::fs::remove_file(&bad_hook);
-    let cfg = f.dataplane.config().expect("N2_CONFIG");
-    assert_eq!((cfg.ngap_port, cfg.s1ap_port, cfg.shadow), (38412, 36412, 0));
-    assert!(crate::config::n2::N2File::read(None).expect("defaults").hook.is_none());
-    let bad = crate::config::n2::N2Dataplane {
-        enforce: vec!["everything".into()],
-        ..crate::config::n2::N2Dataplane::default()
-    };
-    assert!(bad.config().is_err());
 }
 
 /// `secs` seconds of SUCI-only registrations, `per_s` per second in each of `cells` (cause
