@@ -525,3 +525,38 @@ fn the_edges_the_rules_allow_validate() {
     c.dataplane.fragment_window = Dur::secs(1);
     c.validate().expect("the edges are valid");
 }
+
+/// `[fleet]`'s bounds one at a time, on a valid lab section: each refusal names its key and reason
+/// (the endpoints' form, the lease TTL's range and whole seconds, the sync timeouts and retries, the
+/// summaries' interval).
+#[test]
+fn fleet_bounds_are_each_checked() {
+    let lab = |endpoint: &str, extra: &str| {
+        format!("[fleet]\nendpoints = [\"{endpoint}\"]\nname = \"lab\"\ninsecure = true\n{extra}")
+    };
+    let ok = "http://127.0.0.1:2379";
+    let cases = [
+        (lab("http://", ""), "fleet.endpoints[0]"),
+        (lab("http://etcd", ""), "fleet.endpoints[0]"),
+        (lab("http://etcd/x:2379", ""), "fleet.endpoints[0]"),
+        (lab(ok, "lease_ttl = \"1s\"\n"), "fleet.lease_ttl: whole seconds"),
+        (lab(ok, "lease_ttl = \"3601s\"\n"), "fleet.lease_ttl: whole seconds"),
+        (lab(ok, "lease_ttl = \"2500ms\"\n"), "fleet.lease_ttl: whole seconds"),
+        (lab(ok, "[fleet.sync]\ntimeout = \"50ms\"\n"), "fleet.sync.timeout: 100ms..=60s"),
+        (lab(ok, "lease_ttl = \"120s\"\n[fleet.sync]\ntimeout = \"61s\"\n"), "fleet.sync.timeout: 100ms..=60s"),
+        (
+            lab(ok, "lease_ttl = \"5s\"\n[fleet.sync]\ntimeout = \"5s\"\n"),
+            "fleet.sync.timeout: must be shorter than lease_ttl",
+        ),
+        (lab(ok, "[fleet.sync]\nretry = \"10ms\"\n"), "fleet.sync.retry: 50ms..=retry_max"),
+        (lab(ok, "[fleet.cells]\ninterval = \"100ms\"\n"), "fleet.cells.interval: 200ms..=60s"),
+    ];
+    for (text, want) in cases {
+        let p = problems(&text);
+        assert!(p.contains(want), "{want} in {p}\nfor:\n{text}");
+    }
+    // The edges: a TTL of 2 s and of 1 h, a sync timeout just under the TTL.
+    for extra in ["lease_ttl = \"2s\"\n[fleet.sync]\ntimeout = \"1s\"\n", "lease_ttl = \"3600s\"\n"] {
+        Config::from_toml_str(&lab(ok, extra)).unwrap_or_else(|e| panic!("{extra}: {e}"));
+    }
+}
