@@ -23,6 +23,8 @@ mod track;
 mod tracks;
 
 #[cfg(test)]
+mod capacity_tests;
+#[cfg(test)]
 mod sim;
 #[cfg(test)]
 mod tests;
