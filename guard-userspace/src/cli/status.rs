@@ -108,7 +108,7 @@ pub fn status_json(pins: &crate::bpf::pins::PinDir, maps: &N3Maps) -> Result<ser
         "config": {
             "gtpu_port": cfg.gtpu_port, "key_mode": if cfg.key_mode == 1 { "ue_addr" } else { "teid" },
             "modes": modes_json(cfg.enabled, cfg.shadow, &crate::config::PROTECTIONS),
-            "host_cap_active": cfg.host_cap.interval_ns != 0 && cfg.host_cap_expires_ns > now,
+            "host_cap_active": guard_common::policy::host_cap_live(&cfg, now),
         },
         "verdicts": verdicts,
         "shadow_would_drop": shadow,

@@ -160,6 +160,13 @@ pub struct Evidence {
     pub offered_pps: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub capacity_pps: Option<f64>,
+    /// The same aggregates in T-PDU bits per second, where the level has a `capacity_rate`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub demand_bps: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offered_bps: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capacity_bps: Option<f64>,
     /// Distinct devices under engine stages (cell / host caps).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub offenders: Option<u64>,
@@ -214,6 +221,10 @@ pub enum Decision {
         cell: L3Addr,
         #[serde(serialize_with = "ser_limit")]
         limit: Limit,
+        /// The byte rate beside `limit`, set when the cell's overload is in octets (unlimited:
+        /// packets only).
+        #[serde(serialize_with = "ser_bytes", skip_serializing_if = "ByteLimit::is_unlimited")]
+        bytes: ByteLimit,
         ttl_ns: u64,
         refresh: bool,
         reason: Reason,
@@ -230,6 +241,10 @@ pub enum Decision {
     SetHostCap {
         #[serde(serialize_with = "ser_limit")]
         limit: Limit,
+        /// Host-wide byte rate beside `limit` (divided per CPU likewise), set when the host's
+        /// overload is in octets.
+        #[serde(serialize_with = "ser_bytes", skip_serializing_if = "ByteLimit::is_unlimited")]
+        bytes: ByteLimit,
         ttl_ns: u64,
         refresh: bool,
         reason: Reason,
@@ -345,6 +360,13 @@ impl Decision {
                 format!("{} pps (burst {})", l.rate_per_sec(), l.burst())
             }
         };
+        let bit_rate = |b: &ByteLimit| {
+            if b.is_unlimited() {
+                String::new()
+            } else {
+                format!(" and {}", guard_common::units::BitRate(b.bits_per_sec()))
+            }
+        };
         match self {
             Decision::SetDeviceStage { key, stage, limit, ttl_ns, reason, evidence, flags, .. } => {
                 let what = if flags & guard_common::abi::STAGE_FLAG_EXEMPT != 0 {
@@ -359,10 +381,11 @@ impl Decision {
             Decision::ReleaseDevice { key, reason, evidence } => {
                 format!("END {}: stage released, {}{}", device_key_str(key), reason.name(), ev(evidence))
             }
-            Decision::SetCellCap { cell, limit, ttl_ns, reason, evidence, .. } => format!(
-                "START cell {}: capped at {} for {}, {}{}",
+            Decision::SetCellCap { cell, limit, bytes, ttl_ns, reason, evidence, .. } => format!(
+                "START cell {}: capped at {}{} for {}, {}{}",
                 addr_str(cell),
                 rate(limit),
+                bit_rate(bytes),
                 ttl(*ttl_ns),
                 reason.name(),
                 ev(evidence)
@@ -370,9 +393,14 @@ impl Decision {
             Decision::ReleaseCell { cell, reason, evidence } => {
                 format!("END cell {}: cap released, {}{}", addr_str(cell), reason.name(), ev(evidence))
             }
-            Decision::SetHostCap { limit, ttl_ns, reason, evidence, .. } => {
-                format!("START host: capped at {} for {}, {}{}", rate(limit), ttl(*ttl_ns), reason.name(), ev(evidence))
-            }
+            Decision::SetHostCap { limit, bytes, ttl_ns, reason, evidence, .. } => format!(
+                "START host: capped at {}{} for {}, {}{}",
+                rate(limit),
+                bit_rate(bytes),
+                ttl(*ttl_ns),
+                reason.name(),
+                ev(evidence)
+            ),
             Decision::ReleaseHost { reason, evidence } => {
                 format!("END host: cap released, {}{}", reason.name(), ev(evidence))
             }
@@ -424,7 +452,7 @@ impl Decision {
     /// The `N3_CELL_STAGES` value for a [`Decision::SetCellCap`] applied at `now_ns`.
     pub fn cell_entry(&self, now_ns: u64) -> Option<(L3Addr, CellStageEntry)> {
         match self {
-            Decision::SetCellCap { cell, limit, ttl_ns, .. } => Some((
+            Decision::SetCellCap { cell, limit, bytes, ttl_ns, .. } => Some((
                 *cell,
                 CellStageEntry {
                     stage: CELL_STAGE_CAP,
@@ -434,6 +462,8 @@ impl Decision {
                     expires_ns: now_ns.saturating_add(*ttl_ns),
                     tat: 0,
                     set_ns: now_ns,
+                    bytes: *bytes,
+                    tat_bytes: 0,
                 },
             )),
             _ => None,

@@ -26,6 +26,8 @@ mod tracks;
 mod sim;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_caps;
 
 pub use status::{EngineStatus, Offender};
 
@@ -410,6 +412,8 @@ impl Engine {
                 for l in [cells.entry(t.cell).or_default(), &mut host] {
                     l.offered += t.w.rate;
                     l.demand += t.demand();
+                    l.offered_bps += t.w.bps;
+                    l.demand_bps += t.demand_bps();
                     l.devices += 1;
                     l.offenders += u64::from(offender);
                 }

@@ -511,4 +511,16 @@ impl Track {
     pub fn demand(&self) -> f64 {
         self.w.rate.min(self.stage.allowance_pps)
     }
+
+    /// T-PDU bits per second this device contributes to its cell after its own stage: its
+    /// offered bit rate in the share of its packets the stage lets through, and at most the
+    /// stage's byte rate.
+    pub fn demand_bps(&self) -> f64 {
+        let passed = if self.w.rate > 0.0 { (self.demand() / self.w.rate).min(1.0) } else { 0.0 };
+        let bps = self.w.bps * passed;
+        match self.stage.bytes.bits_per_sec() {
+            0 => bps,
+            cap => bps.min(cap as f64),
+        }
+    }
 }
