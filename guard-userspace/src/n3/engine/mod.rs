@@ -18,6 +18,7 @@ mod cohort;
 pub mod decision;
 mod ladder;
 mod manual;
+mod render;
 mod status;
 mod track;
 mod tracks;
