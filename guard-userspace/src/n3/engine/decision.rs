@@ -181,6 +181,9 @@ pub struct Evidence {
     pub new_destinations: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub period_changes: Option<u64>,
+    /// ... and in volume (T-PDU bits over `classify.cohort.volume_factor` × their byte profile).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub volume_changes: Option<u64>,
 }
 
 /// One decision for the controller to apply (and audit).

@@ -29,6 +29,8 @@ mod sim;
 mod tests;
 #[cfg(test)]
 mod tests_caps;
+#[cfg(test)]
+mod tests_cohort_volume;
 
 pub use status::{EngineStatus, Offender};
 
