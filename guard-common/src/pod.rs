@@ -19,6 +19,7 @@ unsafe impl aya::Pod for Counter {}
 unsafe impl aya::Pod for Event {}
 unsafe impl aya::Pod for Meta {}
 unsafe impl aya::Pod for TatSlot {}
+unsafe impl aya::Pod for N3TatSlot {}
 unsafe impl aya::Pod for LocalAddr {}
 unsafe impl aya::Pod for ChainConfig {}
 

@@ -235,6 +235,44 @@ pub fn admit_both(
     len: u64,
     opaque: impl Fn(u64) -> u64,
 ) -> Admit {
+    let (ok, ok_p) = both_step(tat, tat_bytes, now, limit, bytes, len, opaque);
+    if ok != 0 {
+        Admit::Yes
+    } else if ok_p == 0 {
+        Admit::OverPackets
+    } else {
+        Admit::OverBytes
+    }
+}
+
+/// [`admit_both`] when only the answer matters (the last-resort caps, whose one drop verdict
+/// does not say which limit refused): `true` when both limits allow the packet, which then
+/// charges both. The same masks, and no branch but the caller's on the answer.
+#[inline(always)]
+pub fn admits_both(
+    tat: &mut u64,
+    tat_bytes: &mut u64,
+    now: u64,
+    limit: &Limit,
+    bytes: &ByteLimit,
+    len: u64,
+    opaque: impl Fn(u64) -> u64,
+) -> bool {
+    both_step(tat, tat_bytes, now, limit, bytes, len, opaque).0 != 0
+}
+
+/// The two-limit step of [`admit_both`] and [`admits_both`]: `(ok, ok_packets)` as masks, the
+/// states charged when `ok`.
+#[inline(always)]
+fn both_step(
+    tat: &mut u64,
+    tat_bytes: &mut u64,
+    now: u64,
+    limit: &Limit,
+    bytes: &ByteLimit,
+    len: u64,
+    opaque: impl Fn(u64) -> u64,
+) -> (u64, u64) {
     // The packet side's tolerance is at least one clock step ([`Limit::effective_tau_ns`]),
     // as a mask.
     let short = opaque(((limit.tau_ns.wrapping_sub(CLOCK_STEP_NS) as i64) >> 63) as u64);
@@ -245,13 +283,7 @@ pub fn admit_both(
     // Charged only if both conform: all-ones `ok` takes the new states.
     *tat = (p & ok) | (*tat & !ok);
     *tat_bytes = (b & ok) | (*tat_bytes & !ok);
-    if ok != 0 {
-        Admit::Yes
-    } else if ok_p == 0 {
-        Admit::OverPackets
-    } else {
-        Admit::OverBytes
-    }
+    (ok, ok_p)
 }
 
 /// One GCRA step without a conditional jump: `(ok, tat')`, `ok` all ones when an event costing

@@ -9,7 +9,7 @@ use aya_ebpf::{
 use guard_common::{
     abi::{
         CellCounts, CellHot, CellKey, CellRecord, CellStageEntry, ChainConfig, Counter, DeviceKey, DeviceState,
-        FragEntry, FragKey, GuardConfig, LocalAddr, Meta, StageEntry, TatSlot, CELL_SLOTS, DEFAULT_MAX_CELLS,
+        FragEntry, FragKey, GuardConfig, LocalAddr, Meta, N3TatSlot, StageEntry, CELL_SLOTS, DEFAULT_MAX_CELLS,
         DEFAULT_MAX_CELL_STAGES, DEFAULT_MAX_DEVICES, DEFAULT_MAX_FRAGS, DEFAULT_MAX_FRAMED, DEFAULT_MAX_STAGED,
         EVENTS_RING_BYTES, HINT_COUNT, LOCAL_SLOTS, SEEN_ENTRIES, SEEN_ENTRY_BYTES, STAT_COUNT,
     },
@@ -94,7 +94,7 @@ pub static N3_MALFORMED: PerCpuArray<Counter> = PerCpuArray::pinned(Malformed::C
 pub static N3_STATS: PerCpuArray<Counter> = PerCpuArray::pinned(STAT_COUNT, 0);
 
 #[map(name = "N3_PCPU_TAT")]
-pub static N3_PCPU_TAT: PerCpuArray<TatSlot> = PerCpuArray::pinned(1, 0);
+pub static N3_PCPU_TAT: PerCpuArray<N3TatSlot> = PerCpuArray::pinned(1, 0);
 
 /// Generations of the userspace-owned stage maps (`guard_common::abi::HINT_*`): let a device or
 /// gNB with no stage skip its per-packet lookup in `N3_STAGES` / `N3_CELL_STAGES`.

@@ -941,7 +941,7 @@ fn gpdu_verdict(
         // (`abi::HINT_STAGE_GEN`).
         if let Some(cs) = stage_lookup(&N3_CELL_STAGES, &p.outer_src, no_cap_gen, stage_gen) {
             // SAFETY: a live value of the userspace-owned cell-stage map.
-            if !policy::cell_cap_admits(unsafe { &mut *cs }, now)
+            if !policy::cell_cap_admits(unsafe { &mut *cs }, now, tpdu_len(p), opaque)
                 && enforced(cfg, PROT_CELL_CAP, Verdict::DropCellCap, len)
             {
                 count_device_drop(dev);
@@ -951,10 +951,11 @@ fn gpdu_verdict(
     }
     // The per-CPU slot is only needed while a host cap is live (`host_cap_admits` admits
     // everything otherwise).
-    if policy::gate(cfg, PROT_HOST_CAP) != Gate::Off && cfg.host_cap.interval_ns != 0 && cfg.host_cap_expires_ns > now {
+    if policy::gate(cfg, PROT_HOST_CAP) != Gate::Off && policy::host_cap_live(cfg, now) {
         if let Some(slot) = N3_PCPU_TAT.get_ptr_mut(0) {
-            // SAFETY: per-CPU slot.
-            if !policy::host_cap_admits(cfg, unsafe { &mut (*slot).host_cap_tat }, now)
+            // SAFETY: per-CPU slot: its two host-cap states are this CPU's alone.
+            let (tat, tat_bytes) = unsafe { (&mut (*slot).host_cap_tat, &mut (*slot).host_cap_tat_bytes) };
+            if !policy::host_cap_admits(cfg, tat, tat_bytes, now, tpdu_len(p), opaque)
                 && enforced(cfg, PROT_HOST_CAP, Verdict::DropHostCap, len)
             {
                 count_device_drop(dev);

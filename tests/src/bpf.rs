@@ -174,6 +174,8 @@ pub struct Guard {
     pub loaded: Loaded,
     pub scope: PinScope,
     pub cpu: usize,
+    /// The injectable clock of a [`Guard::load_replay`] (`.bss`, `REPLAY_NOW_NS`).
+    clock: Option<aya::maps::Array<MapData, u64>>,
 }
 
 impl Guard {
@@ -190,7 +192,27 @@ impl Guard {
         let mut loaded = load::load(&scope.pins, TEST_MAX_DEVICES, cfg)
             .with_context(|| format!("loading guard_n3 with pins in {}", scope.pins.path().display()))?;
         let maps = N3Maps::from_ebpf_ref(&mut loaded.ebpf).context("opening the N3 maps")?;
-        Ok(Guard { maps, loaded, scope, cpu })
+        Ok(Guard { maps, loaded, scope, cpu, clock: None })
+    }
+
+    /// Load `guard_n3_replay`, the same program on an injectable clock: the data plane's `now`
+    /// is what [`Guard::set_clock`] last wrote (docs/replay.md), so a test of rates sets the time
+    /// of every packet instead of sleeping. Pins the calling thread to its CPU, as [`Guard::load`].
+    pub fn load_replay(cfg: &GuardConfig) -> Result<Guard> {
+        let cpu = pin_to_current_cpu()?;
+        let scope = PinScope::new("vr");
+        let mut loaded = load::load_replay(&scope.pins, TEST_MAX_DEVICES, cfg)
+            .with_context(|| format!("loading guard_n3_replay with pins in {}", scope.pins.path().display()))?;
+        let maps = N3Maps::from_ebpf_ref(&mut loaded.ebpf).context("opening the N3 maps")?;
+        let bss = loaded.ebpf.take_map(abi::MAP_BSS).context("the object has no .bss (the replay clock)")?;
+        let clock = aya::maps::Array::try_from(bss).context("the .bss is the replay clock alone (a u64)")?;
+        Ok(Guard { maps, loaded, scope, cpu, clock: Some(clock) })
+    }
+
+    /// Set the data plane's clock (a [`Guard::load_replay`] only), in ns.
+    pub fn set_clock(&mut self, now_ns: u64) {
+        let c = self.clock.as_mut().expect("set_clock needs Guard::load_replay");
+        c.set(0, now_ns, 0).expect("writing the replay clock");
     }
 
     /// Move the calling thread (and so the next runs) to `cpu`.

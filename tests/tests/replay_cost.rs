@@ -54,6 +54,7 @@ fn replay_clock_cost() {
     println!("  this build, replay load  {replay:?}");
     if let Some(b) = &base_obj {
         println!("  base object (main)       {:?}", verified(b, &PinScope::new("rcb"), false));
+        println!("  base object, replay load {:?}", verified(b, &PinScope::new("rcbr"), true));
     }
 
     // The per-packet A/B is the bench's (`labkit::bench::ab`, `cargo xtask bench --ab`): this

@@ -9,7 +9,7 @@
 //! [`SCHEMA_VERSION`]'s history, the layout fingerprint and the size asserts at the end, which must
 //! name every record: a record in another file is one the fingerprint could miss.
 
-use super::{ByteLimit, Counter, L3Addr, Limit, Meta, TatSlot, FAMILY_IPV4, FAMILY_IPV6, META_MAGIC};
+use super::{ByteLimit, Counter, L3Addr, Limit, Meta, FAMILY_IPV4, FAMILY_IPV6, META_MAGIC};
 
 /// Bump on any change to a map's key or value layout, a map's type, or the meaning of a field.
 ///
@@ -34,9 +34,15 @@ use super::{ByteLimit, Counter, L3Addr, Limit, Meta, TatSlot, FAMILY_IPV4, FAMIL
 /// `N3_CELL_PCPU` ([`CellCounts`], summed where read), with the count of new devices over the
 /// gNB's budget (out of [`CellRecord`]), and `N3_UNKNOWN_HOT` holds [`CellCounts`]. `N3_CELL_HOT`'s value changed size, so pins of schemas 5 and 6 are refused
 /// (`guard detach --purge` starts clean; the controller re-issues the stages it holds).
-pub const SCHEMA_VERSION: u32 = 7;
+///
+/// 8 (issue 27): the last-resort caps have a byte form beside the packet form: `N3_CELL_STAGES`
+/// ([`CellStageEntry::bytes`], [`CellStageEntry::tat_bytes`]), `N3_CONFIG`
+/// ([`GuardConfig::host_cap_bytes`]) and `N3_PCPU_TAT` (now [`N3TatSlot`], with
+/// [`N3TatSlot::host_cap_tat_bytes`]; N2's `N2_PCPU_TAT` keeps [`super::TatSlot`]) grew: pins of schema
+/// 7 are refused (`guard detach --purge` starts clean; the controller re-issues its stages).
+pub const SCHEMA_VERSION: u32 = 8;
 /// Older schemas whose pins this build re-uses unchanged (maps only added since): none, the
-/// records of schema 7 are longer than schema 6's.
+/// records of schema 8 are longer than schema 7's.
 pub const COMPATIBLE_SCHEMAS: &[u32] = &[];
 
 // Map names. BPF object names are at most 15 bytes; these are also the pin file names.
@@ -536,7 +542,11 @@ impl CellState {
 pub const CELL_STAGE_NONE: u32 = 0;
 pub const CELL_STAGE_CAP: u32 = 1;
 
-/// A cap on one gNB's G-PDU rate (map `N3_CELL_STAGES`, userspace-owned).
+/// A cap on one gNB's G-PDU rate (map `N3_CELL_STAGES`, userspace-owned): a packet rate
+/// (`interval_ns`, `tau_ns`, state `tat`) and a byte rate beside it (`bytes`, state
+/// `tat_bytes`), judged as a device stage's two limits are (`rate::admits_both`: a G-PDU passes
+/// only if both allow it, and only then are both charged). `bytes` unlimited: packets only, as
+/// before schema 8.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CellStageEntry {
@@ -547,6 +557,9 @@ pub struct CellStageEntry {
     pub expires_ns: u64,
     pub tat: u64,
     pub set_ns: u64,
+    /// The cap's byte rate (T-PDU octets, as the device stages count them).
+    pub bytes: ByteLimit,
+    pub tat_bytes: u64,
 }
 
 /// Protection bits for [`GuardConfig::enabled`] / [`GuardConfig::shadow`]. A protection whose bit
@@ -634,6 +647,25 @@ pub struct GuardConfig {
     /// [`EVENT_DEVICE_OVER_BYTES`]), never a drop. Unlimited (0): no byte profile, and the data
     /// plane's only extra work is the one compare that finds so.
     pub observe_bytes: ByteLimit,
+    /// The byte form of `host_cap` (T-PDU octets, per CPU like it), live under the same
+    /// `host_cap_expires_ns`; the state is [`N3TatSlot::host_cap_tat_bytes`]. Unlimited: the host
+    /// cap is packets only.
+    pub host_cap_bytes: ByteLimit,
+}
+
+/// Per-CPU limiter state of `guard_n3` that no map entry owns (array `N3_PCPU_TAT`, one entry):
+/// [`super::TatSlot`]'s fields (N2's `N2_PCPU_TAT` keeps that record) and the host cap's byte state.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct N3TatSlot {
+    pub event_tat: u64,
+    pub host_cap_tat: u64,
+    /// This CPU's share of [`GuardConfig::echo_host`].
+    pub echo_host_tat: u64,
+    /// This CPU's share of [`GuardConfig::new_gnb`].
+    pub new_gnb_tat: u64,
+    /// The GCRA state of [`GuardConfig::host_cap_bytes`].
+    pub host_cap_tat_bytes: u64,
 }
 
 /// An inclusive TEID range ([`GuardConfig::non_ip_teid`]).
@@ -794,7 +826,7 @@ pub const fn layout_fingerprint() -> u64 {
         core::mem::size_of::<GuardConfig>(),
         core::mem::size_of::<Counter>(),
         core::mem::size_of::<Event>(),
-        core::mem::size_of::<TatSlot>(),
+        core::mem::size_of::<N3TatSlot>(),
         core::mem::size_of::<FragKey>(),
         core::mem::size_of::<FragEntry>(),
         core::mem::size_of::<LocalAddr>(),
@@ -828,9 +860,11 @@ const _: () = assert!(core::mem::size_of::<StageEntry>() == 4 + 4 + 8 * 5 + 4 + 
 const _: () = assert!(core::mem::size_of::<CellRecord>() == (10 + ECHO_PATH_SLOTS) * 8 + 4 + 4);
 const _: () = assert!(core::mem::size_of::<CellHot>() == 20 + 4 + 2 * 8);
 const _: () = assert!(core::mem::size_of::<CellCounts>() == 7 * 8);
-const _: () = assert!(core::mem::size_of::<CellStageEntry>() == 4 + 4 + 8 * 5);
+const _: () = assert!(core::mem::size_of::<CellStageEntry>() == 4 + 4 + 8 * 5 + 16 + 8);
+const _: () = assert!(core::mem::size_of::<N3TatSlot>() == 8 * 5);
 const _: () = assert!(
-    core::mem::size_of::<GuardConfig>() == 4 * 4 + 8 + 16 * 5 + 8 + 8 + 16 + 16 + 8 + 16 * 2 + 8 * 4 + 4 * 4 + 8 + 16
+    core::mem::size_of::<GuardConfig>()
+        == 4 * 4 + 8 + 16 * 5 + 8 + 8 + 16 + 16 + 8 + 16 * 2 + 8 * 4 + 4 * 4 + 8 + 16 + 16
 );
 const _: () = assert!(core::mem::size_of::<TeidSpan>() == 8);
 const _: () = assert!(core::mem::size_of::<FragKey>() == 20 + 20 + 4);

@@ -183,24 +183,41 @@ pub fn stage_decision(
     }
 }
 
-/// Apply a cell cap entry to one G-PDU. `true` if the packet is within the cap (or the cap is not
-/// live).
+/// Apply a cell cap entry to one G-PDU whose T-PDU is `len` octets. `true` if the packet is
+/// within the cap (or the cap is not live): within its packet rate and its byte rate, both
+/// charged only then ([`rate::admits_both`]; no byte rate: the packet rate alone, as
+/// [`rate::admit`] judges it). `opaque`: see [`rate::gcra_step`].
 #[inline(always)]
-pub fn cell_cap_admits(entry: &mut CellStageEntry, now: u64) -> bool {
+pub fn cell_cap_admits(entry: &mut CellStageEntry, now: u64, len: u64, opaque: impl Fn(u64) -> u64) -> bool {
     if entry.stage != CELL_STAGE_CAP || entry.expires_ns <= now {
         return true;
     }
     let limit = crate::abi::Limit { interval_ns: entry.interval_ns, tau_ns: entry.tau_ns };
-    rate::admit(&mut entry.tat, now, &limit)
+    let bytes = entry.bytes;
+    rate::admits_both(&mut entry.tat, &mut entry.tat_bytes, now, &limit, &bytes, len, opaque)
 }
 
-/// Whether a live host cap admits one G-PDU, with the per-CPU `tat`.
+/// Whether a host cap is live at `now`: a packet or a byte rate, not yet expired.
 #[inline(always)]
-pub fn host_cap_admits(cfg: &GuardConfig, tat: &mut u64, now: u64) -> bool {
-    if cfg.host_cap.interval_ns == 0 || cfg.host_cap_expires_ns <= now {
+pub fn host_cap_live(cfg: &GuardConfig, now: u64) -> bool {
+    (cfg.host_cap.interval_ns | cfg.host_cap_bytes.unit_ns) != 0 && cfg.host_cap_expires_ns > now
+}
+
+/// Whether a live host cap admits one G-PDU of `len` T-PDU octets, with the per-CPU states
+/// `tat` and `tat_bytes`: both its rates must allow it, as [`cell_cap_admits`].
+#[inline(always)]
+pub fn host_cap_admits(
+    cfg: &GuardConfig,
+    tat: &mut u64,
+    tat_bytes: &mut u64,
+    now: u64,
+    len: u64,
+    opaque: impl Fn(u64) -> u64,
+) -> bool {
+    if !host_cap_live(cfg, now) {
         return true;
     }
-    rate::admit(tat, now, &cfg.host_cap)
+    rate::admits_both(tat, tat_bytes, now, &cfg.host_cap, &cfg.host_cap_bytes, len, opaque)
 }
 
 /// Which of a gNB's Echo budgets ([`crate::abi::CellRecord::tat_echo_path`]) the host address

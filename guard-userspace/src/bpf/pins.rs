@@ -61,6 +61,12 @@ fn schema_change(found: u32, expected: u32) -> &'static str {
              old records cannot be read as new ones. The controller rebuilds baselines and stages \
              from traffic; re-apply operator pins with `guard device pin`"
         }
+        (7, 8..) => {
+            ": schema 8 gave the per-gNB and host caps a byte rate beside the packet rate (issue \
+             27): N3_CELL_STAGES entries, the configuration record and N3_PCPU_TAT are longer. \
+             The old records cannot be read as new ones. The controller re-issues its caps and \
+             stages; re-apply operator gNB and device pins"
+        }
         _ => "",
     }
 }

@@ -94,7 +94,9 @@ pub fn status_json(pins: &crate::bpf::pins::PinDir, maps: &N3Maps) -> Result<ser
         .into_iter()
         .map(|(k, s)| {
             let l = guard_common::abi::Limit { interval_ns: s.interval_ns, tau_ns: s.tau_ns };
+            // The byte rate beside the packet rate (schema 8): 0 is none.
             serde_json::json!({"gnb": addr_str(&k), "cap_pps": l.rate_per_sec(),
+                "cap_bits_per_sec": s.bytes.bits_per_sec(),
                 "expires_in_s": s.expires_ns.saturating_sub(now) as f64 / 1e9, "expired": s.expires_ns <= now})
         })
         .collect();
@@ -108,7 +110,9 @@ pub fn status_json(pins: &crate::bpf::pins::PinDir, maps: &N3Maps) -> Result<ser
         "config": {
             "gtpu_port": cfg.gtpu_port, "key_mode": if cfg.key_mode == 1 { "ue_addr" } else { "teid" },
             "modes": modes_json(cfg.enabled, cfg.shadow, &crate::config::PROTECTIONS),
-            "host_cap_active": cfg.host_cap.interval_ns != 0 && cfg.host_cap_expires_ns > now,
+            "host_cap_active": guard_common::policy::host_cap_live(&cfg, now),
+            // Per CPU, as the data plane applies it.
+            "host_cap_bits_per_sec_per_cpu": cfg.host_cap_bytes.bits_per_sec(),
         },
         "verdicts": verdicts,
         "shadow_would_drop": shadow,
@@ -258,7 +262,11 @@ fn print_n3(v: &serde_json::Value) {
     let caps = v["cell_stages"].as_array().map(Vec::as_slice).unwrap_or_default();
     println!("cell caps: {}", caps.len());
     for c in caps {
-        println!("  {:<40} {} pps, {}", c["gnb"].as_str().unwrap_or(""), c["cap_pps"], expiry(c));
+        let bytes = match c["cap_bits_per_sec"].as_u64() {
+            Some(b) if b > 0 => format!(" and {}", guard_common::units::BitRate(b)),
+            _ => String::new(),
+        };
+        println!("  {:<40} {} pps{bytes}, {}", c["gnb"].as_str().unwrap_or(""), c["cap_pps"], expiry(c));
     }
 }
 

@@ -104,13 +104,24 @@ pub struct CohortSection {
     pub min_fraction: f64,
     /// A period this many times shorter or longer than expected is a deviation.
     pub period_factor: f64,
+    /// A member whose T-PDU bit rate is this many times its own byte profile, two windows in a
+    /// row, deviates in volume (the volume form of a provisioning change: a new payload size or
+    /// report content at the old period). Below the shape trigger: one member alone at this
+    /// ratio is no offender, a cohort of them is a provisioning event.
+    pub volume_factor: f64,
     /// Members deviating within this window count as "at once".
     pub window: Dur,
 }
 
 impl Default for CohortSection {
     fn default() -> Self {
-        CohortSection { min_members: 5, min_fraction: 0.3, period_factor: 5.0, window: Dur::secs(300) }
+        CohortSection {
+            min_members: 5,
+            min_fraction: 0.3,
+            period_factor: 5.0,
+            volume_factor: 4.0,
+            window: Dur::secs(300),
+        }
     }
 }
 
@@ -155,6 +166,7 @@ impl Config {
         v.check(co.min_members > 0, "classify.cohort.min_members", "must be > 0");
         v.fraction("classify.cohort.min_fraction", co.min_fraction);
         v.check(co.period_factor > 1.0, "classify.cohort.period_factor", "must be > 1");
+        v.check(co.volume_factor > 1.0 && co.volume_factor.is_finite(), "classify.cohort.volume_factor", "must be > 1");
         v.check(co.window >= self.guard.tick, "classify.cohort.window", "must be at least one tick");
     }
 }

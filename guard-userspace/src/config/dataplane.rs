@@ -282,6 +282,9 @@ impl Config {
             framed_routes: d.framed_routes.len() as u32,
             antispoof_v6_prefix: u32::from(d.antispoof_v6_prefix),
             antispoof_rebind_ns: d.antispoof_rebind.0,
+            // Set with the host cap by the engine, only when it engages for an overload in
+            // octets (`capacity.host.capacity_rate`).
+            host_cap_bytes: ByteLimit::UNLIMITED,
         }
     }
 

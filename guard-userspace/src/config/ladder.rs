@@ -145,6 +145,9 @@ impl Default for CapacitySection {
                 min_offenders: 200,
                 ttl: Dur::secs(30),
                 quiet: Dur::secs(120),
+                capacity_rate: Rate::NONE,
+                cap_rate: Rate::NONE,
+                burst_bytes: 0,
             },
             host: CapLevel {
                 capacity_pps: 2_000_000,
@@ -153,6 +156,9 @@ impl Default for CapacitySection {
                 min_offenders: 2000,
                 ttl: Dur::secs(30),
                 quiet: Dur::secs(300),
+                capacity_rate: Rate::NONE,
+                cap_rate: Rate::NONE,
+                burst_bytes: 0,
             },
         }
     }
@@ -173,6 +179,28 @@ pub struct CapLevel {
     pub min_offenders: u32,
     pub ttl: Dur,
     pub quiet: Dur,
+    /// The bit rate this level is dimensioned for beside `capacity_pps` (T-PDU octets, as every
+    /// byte limit counts them): `"0"` (the default) judges the level's load in packets only.
+    /// Optional in a given table, unlike the keys above: a table written before byte limits
+    /// means packets only.
+    #[serde(default, skip_serializing_if = "no_rate")]
+    pub capacity_rate: Rate,
+    /// The cap's byte rate when it engages for an overload in octets (at most `capacity_rate`;
+    /// `"0"`: `capacity_rate`).
+    #[serde(default, skip_serializing_if = "no_rate")]
+    pub cap_rate: Rate,
+    /// Octets of burst of `cap_rate` (0: one second of it).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub burst_bytes: u64,
+}
+
+impl CapLevel {
+    /// The byte rate a cap of this level applies when engaged for an overload in octets
+    /// (unlimited when the level has no `capacity_rate`).
+    pub fn cap_bytes(&self) -> ByteLimit {
+        let rate = if self.cap_rate.is_none() { self.capacity_rate } else { self.cap_rate };
+        rate.byte_limit(self.burst_bytes)
+    }
 }
 
 impl Config {
@@ -233,7 +261,21 @@ impl Config {
                 ),
             );
             v.stage_times(name, lvl.ttl, lvl.quiet, self.guard.tick);
+            v.rate(&format!("{name}.capacity_rate"), lvl.capacity_rate);
+            v.rate(&format!("{name}.cap_rate"), lvl.cap_rate);
+            v.check(
+                lvl.cap_rate.is_none() || (!lvl.capacity_rate.is_none() && lvl.cap_rate <= lvl.capacity_rate),
+                &format!("{name}.cap_rate"),
+                "must be <= capacity_rate (and needs one: the cap's byte rate engages for an overload in octets)",
+            );
         }
+        v.check(
+            c.cell.capacity_rate.is_none()
+                || c.host.capacity_rate.is_none()
+                || c.cell.capacity_rate <= c.host.capacity_rate,
+            "capacity.cell.capacity_rate",
+            "must be <= capacity.host.capacity_rate",
+        );
         v.check(
             c.cell.capacity_pps <= c.host.capacity_pps,
             "capacity.cell.capacity_pps",

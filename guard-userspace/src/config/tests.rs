@@ -117,6 +117,22 @@ fn cross_field_rules_name_their_keys() {
     let cell = "[capacity.cell]\ncapacity_pps = 1000\ncap_pps = 1000\nburst = 10\nttl = \"30s\"\nquiet = \"1m\"\n";
     let e = problems(&format!("{cell}min_offenders = 10\n"));
     assert!(e.contains("capacity.cell.min_offenders: must be >= 20"), "{e}");
+    // The caps' byte form: optional keys in a given table, a cap_rate needs a capacity_rate at
+    // least as high, and a cell cannot be dimensioned above its host in octets either.
+    let full = "capacity_pps = 1000\ncap_pps = 1000\nburst = 10\nmin_offenders = 200\nttl = \"30s\"\nquiet = \"1m\"\n";
+    let old = Config::from_toml_str(&format!("[capacity.cell]\n{full}")).expect("a table from before byte limits");
+    assert!(old.capacity.cell.capacity_rate.is_none() && old.capacity.cell.cap_bytes().is_unlimited());
+    let e = problems(&format!("[capacity.cell]\n{full}cap_rate = \"10Mbit/s\"\n"));
+    assert!(e.contains("capacity.cell.cap_rate: must be <= capacity_rate"), "{e}");
+    let e = problems(&format!("[capacity.cell]\n{full}capacity_rate = \"1Gbit/s\"\ncap_rate = \"2Gbit/s\"\n"));
+    assert!(e.contains("capacity.cell.cap_rate: must be <= capacity_rate"), "{e}");
+    let e = problems(&format!("[capacity.cell]\n{full}capacity_rate = \"4bit/s\"\n"));
+    assert!(e.contains("capacity.cell.capacity_rate: must be \"0\""), "{e}");
+    let host = "[capacity.host]\ncapacity_pps = 2000000\ncap_pps = 2000000\nburst = 1\nmin_offenders = 2000\nttl = \"30s\"\nquiet = \"1m\"\ncapacity_rate = \"1Gbit/s\"\n";
+    let e = problems(&format!("[capacity.cell]\n{full}capacity_rate = \"10Gbit/s\"\n{host}"));
+    assert!(e.contains("capacity.cell.capacity_rate: must be <= capacity.host.capacity_rate"), "{e}");
+    let ok = Config::from_toml_str(&format!("[capacity.cell]\n{full}capacity_rate = \"800Mbit/s\"\n")).expect("valid");
+    assert_eq!(ok.capacity.cell.cap_bytes().bits_per_sec(), 800_000_000, "cap_rate defaults to capacity_rate");
     let e = problems("[ladder]\nrelease_ratio = 9.0\n");
     assert!(e.contains("ladder.release_ratio"), "{e}");
     let two = "[[group]]\nname = \"a\"\nid = 3\nteids = [\"1\"]\n[[group]]\nname = \"b\"\nid = 3\nteids = [\"2\"]\n";

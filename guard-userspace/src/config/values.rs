@@ -75,11 +75,11 @@ pub struct ProfileLimit {
     pub burst_bytes: u64,
 }
 
-fn is_zero(v: &u64) -> bool {
+pub(super) fn is_zero(v: &u64) -> bool {
     *v == 0
 }
 
-fn no_rate(r: &Rate) -> bool {
+pub(super) fn no_rate(r: &Rate) -> bool {
     r.is_none()
 }
 

@@ -39,7 +39,7 @@ pub fn n3_specs(max_devices: u32) -> Vec<MapSpec> {
         spec(MAP_N3_SHADOW, MapType::PerCpuArray, 4, size::<Counter>(), Verdict::COUNT),
         spec(MAP_N3_MALFORMED, MapType::PerCpuArray, 4, size::<Counter>(), Malformed::COUNT),
         spec(MAP_N3_STATS, MapType::PerCpuArray, 4, size::<Counter>(), STAT_COUNT),
-        spec(MAP_N3_PERCPU_TAT, MapType::PerCpuArray, 4, size::<TatSlot>(), 1),
+        spec(MAP_N3_PERCPU_TAT, MapType::PerCpuArray, 4, size::<abi::N3TatSlot>(), 1),
         spec(MAP_N3_EVENTS, MapType::RingBuf, 0, 0, EVENTS_RING_BYTES),
         spec(MAP_N3_HINTS, MapType::Array, 4, size::<u64>(), HINT_COUNT),
         spec(MAP_N3_FRAGS, MapType::LruHash, size::<FragKey>(), size::<FragEntry>(), DEFAULT_MAX_FRAGS),

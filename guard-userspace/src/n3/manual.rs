@@ -107,6 +107,9 @@ pub fn manual_cell_entry(limit: Limit, now: u64, ttl_ns: u64) -> CellStageEntry 
         expires_ns: now.saturating_add(ttl_ns),
         tat: 0,
         set_ns: now,
+        // An operator's gNB pin is a packet rate (`guard gnb pin`, fleet pins).
+        bytes: guard_common::abi::ByteLimit::UNLIMITED,
+        tat_bytes: 0,
     }
 }
 
@@ -138,9 +141,9 @@ mod tests {
     fn a_gnb_quarantine_admits_one_packet_then_none() {
         let mut e = manual_cell_entry(GNB_QUARANTINE, 1_000, 3_600_000_000_000);
         let now = 2_000;
-        assert!(guard_common::policy::cell_cap_admits(&mut e, now));
+        assert!(guard_common::policy::cell_cap_admits(&mut e, now, 100, |v| v));
         for t in [now, now + 1_000_000_000, now + 3_000_000_000_000] {
-            assert!(!guard_common::policy::cell_cap_admits(&mut e, t), "at {t}");
+            assert!(!guard_common::policy::cell_cap_admits(&mut e, t, 100, |v| v), "at {t}");
         }
     }
 }

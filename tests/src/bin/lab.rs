@@ -14,13 +14,14 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use labkit::population::Plan;
 use labkit::report::{write_report, ScenarioReport};
-use labkit::scenario::{run_mode, scenario_files, Mode, RunOpts, Scenario};
+use labkit::scenario::{find_scenario, run_mode, scenario_files, Mode, RunOpts, Scenario};
 use labkit::score::{checks, score, Check};
 
 #[derive(Parser, Debug)]
 #[command(name = "lab", about = "Run the overload guard's lab scenarios and write the report")]
 struct Args {
-    /// `all`, a scenario name (file stem in --scenario-dir), a path to a scenario file, or several
+    /// `all`, a scenario name (file stem in --scenario-dir, with or without its number, or the
+    /// file's `name`; `-` for `_` is fine), a path to a scenario file, or several
     /// of these comma-separated.
     #[arg(long, default_value = "all")]
     scenario: String,
@@ -68,14 +69,13 @@ fn real_main() -> Result<bool> {
         } else if Path::new(one).is_file() {
             files.push(PathBuf::from(one));
         } else {
-            let p = dir.join(format!("{one}.toml"));
-            if !p.exists() {
+            let Some(p) = find_scenario(&dir, one)? else {
                 let names: Vec<String> = scenario_files(&dir)?
                     .iter()
                     .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
                     .collect();
                 bail!("no scenario {one:?} in {} (have: {})", dir.display(), names.join(", "));
-            }
+            };
             files.push(p);
         }
     }

@@ -115,6 +115,12 @@ pub struct PopExpect {
     /// frames (first and later fragments, each) was also dropped from then on.
     #[serde(default)]
     pub quarantined: bool,
+    /// Of its T-PDU octets sent from onset + `mitigate_within_s` on, at least this fraction was
+    /// dropped (populations whose frames all have one size: see `score::PopScore::tpdu_octets`).
+    pub octets_dropped: Option<f64>,
+    /// Every one of its devices was staged by the engine, each first for this reason (the audit
+    /// log's `reason`, e.g. `volume_flood`).
+    pub staged_reason: Option<String>,
 }
 
 impl Default for Expect {
@@ -253,6 +259,27 @@ pub fn scenario_files(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(v)
 }
 
+/// The scenario file of `dir` a name on the command line means: its file stem
+/// (`10_volume_flood`), that stem without its order number (`volume_flood`), or the `name` in
+/// the file; `-` and `_` are the same (`volume-flood`). `None` if no file matches.
+pub fn find_scenario(dir: &Path, name: &str) -> Result<Option<PathBuf>> {
+    let norm = |s: &str| s.trim().replace('-', "_");
+    let want = norm(name);
+    for p in scenario_files(dir)? {
+        let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+        let unnumbered = stem.split_once('_').filter(|(n, _)| n.chars().all(|c| c.is_ascii_digit())).map(|(_, r)| r);
+        if norm(stem) == want || unnumbered.is_some_and(|u| norm(u) == want) {
+            return Ok(Some(p));
+        }
+    }
+    for p in scenario_files(dir)? {
+        if Scenario::load(&p).is_ok_and(|sc| norm(&sc.name) == want) {
+            return Ok(Some(p));
+        }
+    }
+    Ok(None)
+}
+
 /// Per-scenario summary of the audit log: counts per (action, reason), non-refresh only.
 pub fn audit_summary(lines: &[AuditLine]) -> BTreeMap<String, u64> {
     let mut m = BTreeMap::new();
@@ -362,6 +389,21 @@ mod tests {
         assert!(all > 300 && forged == 0, "{forged} of {all} forged with nothing sent");
         let (all, forged) = count(&mut FrameState::default(), true);
         assert!((all / 5..=all / 3).contains(&forged), "{forged} of {all} forged");
+    }
+
+    /// A scenario is found by its file stem, the stem without its number, or its `name`, with
+    /// `-` for `_`; an unknown name is none.
+    #[test]
+    fn scenarios_are_found_by_stem_short_name_or_name() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../lab/scenarios");
+        let want = dir.join("10_volume_flood.toml");
+        for name in ["10_volume_flood", "volume_flood", "volume-flood", "10-volume-flood"] {
+            assert_eq!(find_scenario(&dir, name).unwrap(), Some(want.clone()), "{name}");
+        }
+        // By the `name` key alone: 1_flash_crowd.toml says `name = "flash_crowd"`.
+        assert_eq!(find_scenario(&dir, "flash-crowd").unwrap(), Some(dir.join("1_flash_crowd.toml")));
+        assert_eq!(find_scenario(&dir, "volume").unwrap(), None);
+        assert_eq!(find_scenario(&dir, "n2_storm").unwrap(), None, "the N2 lab's files are not N3 scenarios");
     }
 
     #[test]

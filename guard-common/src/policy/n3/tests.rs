@@ -1,7 +1,7 @@
 //! Host tests of the N3 stage and verdict decisions (`policy::n3`).
 
 use super::*;
-use crate::abi::{Limit, CELL_STAGE_NONE, PROT_ALL, STAGE_OBSERVE};
+use crate::abi::{ByteLimit, Limit, CELL_STAGE_NONE, PROT_ALL, STAGE_OBSERVE};
 
 fn entry(stage: u32, pps: u64, burst: u64, expires: u64) -> StageEntry {
     let l = Limit::per_second(pps, burst);
@@ -315,7 +315,9 @@ fn cell_cap(stage: u32, pps: u64, burst: u64, expires: u64) -> CellStageEntry {
 fn a_cell_cap_admits_its_burst_until_its_expiry() {
     const MS: u64 = 1_000_000;
     let mut e = cell_cap(CELL_STAGE_CAP, 10, 3, 5_000 * MS);
-    let at = |e: &mut CellStageEntry, now: u64, n: usize| (0..n).map(|_| cell_cap_admits(e, now)).collect::<Vec<_>>();
+    let at = |e: &mut CellStageEntry, now: u64, n: usize| {
+        (0..n).map(|_| cell_cap_admits(e, now, 1400, |v| v)).collect::<Vec<_>>()
+    };
     assert_eq!(at(&mut e, 4_000 * MS, 5), [true, true, true, false, false]);
     assert_eq!(e.tat, 4_300 * MS, "three packets charged, the refused ones not");
     assert_eq!(at(&mut e, 4_100 * MS, 2), [true, false]);
@@ -339,7 +341,8 @@ fn the_host_cap_admits_its_burst_until_its_expiry() {
     const MS: u64 = 1_000_000;
     let cfg = GuardConfig { host_cap: Limit::per_second(10, 2), host_cap_expires_ns: 5_000 * MS, ..Default::default() };
     let at = |cfg: &GuardConfig, tat: &mut u64, now: u64, n: usize| {
-        (0..n).map(|_| host_cap_admits(cfg, tat, now)).collect::<Vec<_>>()
+        let mut tat_bytes = 0;
+        (0..n).map(|_| host_cap_admits(cfg, tat, &mut tat_bytes, now, 1400, |v| v)).collect::<Vec<_>>()
     };
     let mut tat = 0;
     assert_eq!(at(&cfg, &mut tat, 4_000 * MS, 4), [true, true, false, false]);
@@ -351,6 +354,52 @@ fn the_host_cap_admits_its_burst_until_its_expiry() {
     assert_eq!(tat, 0);
     let unlimited = GuardConfig { host_cap: Limit::UNLIMITED, host_cap_expires_ns: u64::MAX, ..Default::default() };
     assert_eq!(at(&unlimited, &mut tat, 4_000 * MS, 100), [true; 100], "no rate");
+}
+
+/// A cell cap with a byte rate beside its packet rate (issue 27): 1400-octet T-PDUs at a packet
+/// rate the cap allows are cut by the byte rate (100 kbit/s, a burst of 2800 octets: two
+/// packets and the one that crosses it), and refused ones charge neither state; 60-octet ones
+/// of the same gNB still pass on the packet rate. A zero byte rate is the packet cap alone.
+#[test]
+fn a_cell_cap_with_a_byte_rate_cuts_large_packets_at_a_benign_packet_rate() {
+    const MS: u64 = 1_000_000;
+    let now = 4_000 * MS;
+    let mut e = CellStageEntry {
+        bytes: ByteLimit::bits_per_second(100_000, 2_800),
+        ..cell_cap(CELL_STAGE_CAP, 1_000, 1_000, 5_000 * MS)
+    };
+    let big: Vec<bool> = (0..6).map(|_| cell_cap_admits(&mut e, now, 1400, |v| v)).collect();
+    assert_eq!(big, [true, true, true, false, false, false]);
+    let (tat, tat_bytes) = (e.tat, e.tat_bytes);
+    // Three charged: 3 ms of packets, 336 ms of octets (1400 octets cost 112 ms).
+    assert_eq!((tat - now, tat_bytes - now), (3 * MS, 336 * MS));
+    assert!(!cell_cap_admits(&mut e, now, 1400, |v| v));
+    assert_eq!((e.tat, e.tat_bytes), (tat, tat_bytes), "a refused packet charges neither limit");
+    // 112 ms later one more large packet fits, and the byte state is what holds it.
+    assert!(cell_cap_admits(&mut e, now + 112 * MS, 1400, |v| v));
+    assert!(!cell_cap_admits(&mut e, now + 112 * MS, 1400, |v| v));
+    let mut packets_only = cell_cap(CELL_STAGE_CAP, 1_000, 1_000, 5_000 * MS);
+    assert_eq!(packets_only.bytes, ByteLimit::UNLIMITED);
+    assert!((0..200).all(|_| cell_cap_admits(&mut packets_only, now, 1400, |v| v)), "no byte rate, no byte cut");
+}
+
+/// The host cap's byte form: live with a byte rate alone (no packet rate), it cuts large
+/// T-PDUs, and it is not live without either rate or past its expiry.
+#[test]
+fn the_host_cap_has_a_byte_form() {
+    const MS: u64 = 1_000_000;
+    let cfg = GuardConfig {
+        host_cap_bytes: ByteLimit::bits_per_second(100_000, 2_800),
+        host_cap_expires_ns: 5_000 * MS,
+        ..Default::default()
+    };
+    assert!(host_cap_live(&cfg, 4_000 * MS) && !host_cap_live(&cfg, 5_000 * MS));
+    let (mut tat, mut tat_bytes) = (0, 0);
+    let v: Vec<bool> =
+        (0..5).map(|_| host_cap_admits(&cfg, &mut tat, &mut tat_bytes, 4_000 * MS, 1400, |v| v)).collect();
+    assert_eq!(v, [true, true, true, false, false]);
+    assert_eq!(tat, 4_000 * MS, "no packet rate: its state never runs ahead of the clock");
+    assert!(!host_cap_live(&GuardConfig { host_cap_expires_ns: u64::MAX, ..Default::default() }, 0));
 }
 
 /// The Echo budget slot of a host address is the XOR of its 16 octets (an IPv4 address in

@@ -9,7 +9,7 @@ pub(super) fn apply_all(
     c: &mut Ctl,
     decisions: &[Decision],
     now: u64,
-    host_cap: &mut Option<(abi::Limit, u64)>,
+    host_cap: &mut HostCap,
     audit: &AuditLog,
     metrics: &Exported,
 ) {
@@ -66,7 +66,7 @@ pub(super) enum Applied {
 }
 
 /// Apply one decision to the maps. Operator pins always win.
-pub(super) fn apply(c: &mut Ctl, d: &Decision, now: u64, host_cap: &mut Option<(abi::Limit, u64)>) -> Result<Applied> {
+pub(super) fn apply(c: &mut Ctl, d: &Decision, now: u64, host_cap: &mut HostCap) -> Result<Applied> {
     match d {
         Decision::SetDeviceStage { key, refresh, .. } => {
             let existing = c.maps.stage(key)?;
@@ -105,8 +105,8 @@ pub(super) fn apply(c: &mut Ctl, d: &Decision, now: u64, host_cap: &mut Option<(
             }
             c.maps.clear_cell_stage(cell)?;
         }
-        Decision::SetHostCap { limit, ttl_ns, .. } => {
-            *host_cap = Some((*limit, now.saturating_add(*ttl_ns)));
+        Decision::SetHostCap { limit, bytes, ttl_ns, .. } => {
+            *host_cap = Some((*limit, *bytes, now.saturating_add(*ttl_ns)));
             write_dataplane(c, *host_cap)?;
         }
         Decision::ReleaseHost { .. } => {
@@ -138,12 +138,21 @@ pub fn sync_tables(maps: &mut N3Maps, cfg: &Config) -> Result<()> {
     Ok(())
 }
 
-/// Write the data-plane config record, with the host cap (host-wide limit, divided per CPU).
-pub(super) fn write_dataplane(c: &mut Ctl, host_cap: Option<(abi::Limit, u64)>) -> Result<()> {
+/// An engaged host cap: host-wide packet and byte limits, and its expiry.
+pub(super) type HostCap = Option<(abi::Limit, abi::ByteLimit, u64)>;
+
+/// Write the data-plane config record, with the host cap (host-wide limits, divided per CPU:
+/// each CPU runs its own GCRA states).
+pub(super) fn write_dataplane(c: &mut Ctl, host_cap: HostCap) -> Result<()> {
     let mut dp: GuardConfig = c.cfg.dataplane(c.ncpus);
-    if let Some((limit, expires)) = host_cap {
-        let per_cpu = (limit.rate_per_sec() / c.ncpus as u64).max(1);
-        dp.host_cap = abi::Limit::per_second(per_cpu, (limit.burst() / c.ncpus as u64).max(1));
+    if let Some((limit, bytes, expires)) = host_cap {
+        let n = c.ncpus.max(1) as u64;
+        let per_cpu = (limit.rate_per_sec() / n).max(1);
+        dp.host_cap = abi::Limit::per_second(per_cpu, (limit.burst() / n).max(1));
+        if !bytes.is_unlimited() {
+            dp.host_cap_bytes =
+                abi::ByteLimit::bits_per_second((bytes.bits_per_sec() / n).max(8), (bytes.burst_bytes() / n).max(1));
+        }
         dp.host_cap_expires_ns = expires;
     }
     c.maps.write_config(&dp)?;

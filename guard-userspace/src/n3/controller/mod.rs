@@ -176,7 +176,7 @@ pub async fn run(mut c: Ctl, core: Arc<Metrics>, n3: N3Metrics) -> Result<()> {
     let mut event_pass = tokio::time::interval(event_pass_period(c.cfg.guard.tick.0));
     event_pass.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let deadline = c.duration.map(|d| tokio::time::Instant::now() + d);
-    let mut host_cap: Option<(abi::Limit, u64)> = None;
+    let mut host_cap: apply::HostCap = None;
     let period = Duration::from_nanos(c.cfg.guard.tick.0.max(10_000_000));
     let mut announced = false;
     loop {

@@ -8,7 +8,7 @@ pub(super) fn reload(
     engine: &mut Engine,
     audit: &AuditLog,
     m: &Exported,
-    host_cap: Option<(abi::Limit, u64)>,
+    host_cap: super::apply::HostCap,
 ) {
     // Log rotation (logrotate moves the file, then sends SIGHUP): reopen the audit trail first,
     // so the reload's own record lands in the new file. The N2 controller's log follows at its

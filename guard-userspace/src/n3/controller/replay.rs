@@ -19,7 +19,7 @@ pub struct ReplayController {
     engine: Engine,
     audit: AuditLog,
     metrics: Exported,
-    host_cap: Option<(abi::Limit, u64)>,
+    host_cap: super::apply::HostCap,
 }
 
 impl ReplayController {

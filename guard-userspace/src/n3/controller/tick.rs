@@ -37,7 +37,7 @@ pub(super) fn events_pass(
     engine: &mut Engine,
     audit: &AuditLog,
     metrics: &Exported,
-    host_cap: &mut Option<(abi::Limit, u64)>,
+    host_cap: &mut super::apply::HostCap,
 ) {
     events_pass_at(c, engine, audit, metrics, host_cap, monotonic_ns());
 }
@@ -48,7 +48,7 @@ pub(super) fn events_pass_at(
     engine: &mut Engine,
     audit: &AuditLog,
     metrics: &Exported,
-    host_cap: &mut Option<(abi::Limit, u64)>,
+    host_cap: &mut super::apply::HostCap,
     now: u64,
 ) -> Vec<Decision> {
     let mut events = drain_events(c, metrics);
@@ -68,7 +68,7 @@ pub(super) fn one_tick(
     engine: &mut Engine,
     audit: &AuditLog,
     metrics: &Exported,
-    host_cap: &mut Option<(abi::Limit, u64)>,
+    host_cap: &mut super::apply::HostCap,
 ) -> Result<()> {
     tick_at(c, engine, audit, metrics, host_cap, monotonic_ns(), WalkMode::Live).map(|_| ())
 }
@@ -79,7 +79,7 @@ pub(super) fn tick_at(
     engine: &mut Engine,
     audit: &AuditLog,
     metrics: &Exported,
-    host_cap: &mut Option<(abi::Limit, u64)>,
+    host_cap: &mut super::apply::HostCap,
     now: u64,
     walk: WalkMode,
 ) -> Result<Vec<Decision>> {

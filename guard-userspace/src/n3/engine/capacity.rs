@@ -7,10 +7,15 @@
 //!
 //! Demand is computed from offered rates and the engine's own stage allowances, not from what
 //! passed, so an engaged cap does not hide the demand that justifies it (no flapping).
+//!
+//! Overload in octets (issue 27): a level with a `capacity_rate` is also judged on its demand in
+//! T-PDU bits per second, with the same offender count. A cap that engages (or is refreshed)
+//! while the level is over its `capacity_rate` carries the byte rate `cap_rate` beside its packet
+//! rate; one that engages for packets alone is a packet cap, as before.
 
 use std::collections::HashMap;
 
-use guard_common::abi::{CellKey, Limit};
+use guard_common::abi::{ByteLimit, CellKey, Limit};
 
 use super::decision::{Decision, Evidence, Reason};
 use crate::config::{CapLevel, Config};
@@ -20,6 +25,9 @@ use crate::config::{CapLevel, Config};
 pub(super) struct Load {
     pub offered: f64,
     pub demand: f64,
+    /// `offered` and `demand` in T-PDU bits per second.
+    pub offered_bps: f64,
+    pub demand_bps: f64,
     pub offenders: u64,
     pub devices: u64,
 }
@@ -32,6 +40,8 @@ pub(super) struct CapState {
     pub since_ns: u64,
     pub expires_ns: u64,
     pub last_noisy_ns: u64,
+    /// The engaged cap is for an overload in octets too: it carries the level's byte rate.
+    pub in_bytes: bool,
 }
 
 /// Which level a cap is for.
@@ -47,7 +57,10 @@ pub(super) fn step(cfg: &Config, level: Level, st: &mut CapState, load: &Load, n
         Level::Cell(_) => (&cfg.capacity.cell, Reason::CellOverload),
         Level::Host => (&cfg.capacity.host, Reason::HostOverload),
     };
-    let noisy = load.demand > lvl.capacity_pps as f64 && load.offenders >= u64::from(lvl.min_offenders);
+    let many = load.offenders >= u64::from(lvl.min_offenders);
+    let over_bytes = !lvl.capacity_rate.is_none() && load.demand_bps > lvl.capacity_rate.bits_per_sec() as f64;
+    let noisy = many && (load.demand > lvl.capacity_pps as f64 || over_bytes);
+    let bytes_noisy = many && over_bytes;
     if noisy {
         st.over_windows = st.over_windows.saturating_add(1);
         st.last_noisy_ns = now;
@@ -58,6 +71,9 @@ pub(super) fn step(cfg: &Config, level: Level, st: &mut CapState, load: &Load, n
         demand_pps: Some(load.demand),
         offered_pps: Some(load.offered),
         capacity_pps: Some(lvl.capacity_pps as f64),
+        demand_bps: (!lvl.capacity_rate.is_none()).then_some(load.demand_bps),
+        offered_bps: (!lvl.capacity_rate.is_none()).then_some(load.offered_bps),
+        capacity_bps: (!lvl.capacity_rate.is_none()).then_some(lvl.capacity_rate.bits_per_sec() as f64),
         offenders: Some(load.offenders),
         active_devices: Some(load.devices),
         windows: Some(st.over_windows),
@@ -66,32 +82,43 @@ pub(super) fn step(cfg: &Config, level: Level, st: &mut CapState, load: &Load, n
     if !st.engaged {
         if st.over_windows >= cfg.capacity.sustain_windows {
             st.engaged = true;
+            st.in_bytes = bytes_noisy;
             st.since_ns = now;
             st.expires_ns = now.saturating_add(lvl.ttl.0);
-            out.push(set(level, lvl, false, reason, evidence(st)));
+            out.push(set(level, lvl, st, false, reason, evidence(st)));
         }
         return;
     }
     let quiet_for = now.saturating_sub(st.last_noisy_ns);
     if quiet_for >= lvl.quiet.0 {
         st.engaged = false;
+        st.in_bytes = false;
         let mut e = evidence(st);
         e.quiet_s = Some(quiet_for as f64 / 1e9);
         out.push(match level {
             Level::Cell(cell) => Decision::ReleaseCell { cell, reason: Reason::Quiet, evidence: e },
             Level::Host => Decision::ReleaseHost { reason: Reason::Quiet, evidence: e },
         });
+    } else if bytes_noisy && !st.in_bytes {
+        // Engaged for packets, now over its capacity in octets too: the byte rate joins at once
+        // (a fresh entry, both states from zero), not at the next refresh.
+        st.in_bytes = true;
+        st.expires_ns = now.saturating_add(lvl.ttl.0);
+        out.push(set(level, lvl, st, true, reason, evidence(st)));
     } else if st.expires_ns.saturating_sub(now) <= lvl.ttl.0 / 2 {
         st.expires_ns = now.saturating_add(lvl.ttl.0);
-        out.push(set(level, lvl, true, reason, evidence(st)));
+        out.push(set(level, lvl, st, true, reason, evidence(st)));
     }
 }
 
-fn set(level: Level, lvl: &CapLevel, refresh: bool, reason: Reason, evidence: Evidence) -> Decision {
+/// The cap decision: the level's packet rate, and its byte rate while the cap is for an overload
+/// in octets (`st.in_bytes`, kept until the cap is released so a refresh never lifts it).
+fn set(level: Level, lvl: &CapLevel, st: &CapState, refresh: bool, reason: Reason, evidence: Evidence) -> Decision {
     let limit = Limit::per_second(lvl.cap_pps, lvl.burst);
+    let bytes = if st.in_bytes { lvl.cap_bytes() } else { ByteLimit::UNLIMITED };
     match level {
-        Level::Cell(cell) => Decision::SetCellCap { cell, limit, ttl_ns: lvl.ttl.0, refresh, reason, evidence },
-        Level::Host => Decision::SetHostCap { limit, ttl_ns: lvl.ttl.0, refresh, reason, evidence },
+        Level::Cell(cell) => Decision::SetCellCap { cell, limit, bytes, ttl_ns: lvl.ttl.0, refresh, reason, evidence },
+        Level::Host => Decision::SetHostCap { limit, bytes, ttl_ns: lvl.ttl.0, refresh, reason, evidence },
     }
 }
 

@@ -5,7 +5,7 @@
 use guard_common::abi::DeviceKey;
 
 use super::decision::{Class, Decision, Evidence, Reason};
-use super::track::{Track, DEV_DESTINATION, DEV_PERIOD};
+use super::track::{Track, DEV_DESTINATION, DEV_PERIOD, DEV_VOLUME};
 use crate::config::Config;
 
 /// Most member keys listed in one [`Decision::FlagCohort`] (the count is always complete).
@@ -25,6 +25,7 @@ pub(super) struct GroupCount {
     pub deviating: u64,
     pub destinations: u64,
     pub periods: u64,
+    pub volumes: u64,
     pub keys: Vec<DeviceKey>,
 }
 
@@ -38,6 +39,7 @@ impl GroupCount {
             self.deviating += 1;
             self.destinations += u64::from(t.deviation & DEV_DESTINATION != 0);
             self.periods += u64::from(t.deviation & DEV_PERIOD != 0);
+            self.volumes += u64::from(t.deviation & DEV_VOLUME != 0);
             if self.keys.len() < MAX_LISTED {
                 self.keys.push(*key);
             }
@@ -60,6 +62,7 @@ pub(super) fn step(cfg: &Config, gi: usize, st: &mut GroupState, c: GroupCount, 
         fraction: Some(fraction),
         new_destinations: Some(c.destinations),
         period_changes: Some(c.periods),
+        volume_changes: Some(c.volumes),
         ..Evidence::default()
     };
     if cond {

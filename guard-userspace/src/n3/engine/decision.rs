@@ -1,11 +1,8 @@
 //! What the engine decides, and why: the records the controller applies to the maps and the audit
 //! trail stores. Everything here serialises with stable snake_case names.
 
-use guard_common::abi::{
-    ByteLimit, CellStageEntry, DeviceKey, L3Addr, Limit, StageEntry, CELL_STAGE_CAP, DEVICE_KIND_TEID,
-    DEVICE_KIND_UE_V4, DEVICE_KIND_UE_V6,
-};
-use serde::{Serialize, Serializer};
+use guard_common::abi::{ByteLimit, CellStageEntry, DeviceKey, L3Addr, Limit, StageEntry, CELL_STAGE_CAP};
+use serde::Serialize;
 
 /// Why a decision was taken. The names are stable: they are Prometheus label values and audit
 /// fields; the codes go into [`StageEntry::reason`].
@@ -160,6 +157,13 @@ pub struct Evidence {
     pub offered_pps: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub capacity_pps: Option<f64>,
+    /// The same aggregates in T-PDU bits per second, where the level has a `capacity_rate`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub demand_bps: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offered_bps: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capacity_bps: Option<f64>,
     /// Distinct devices under engine stages (cell / host caps).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub offenders: Option<u64>,
@@ -177,6 +181,9 @@ pub struct Evidence {
     pub new_destinations: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub period_changes: Option<u64>,
+    /// ... and in volume (T-PDU bits over `classify.cohort.volume_factor` × their byte profile).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub volume_changes: Option<u64>,
 }
 
 /// One decision for the controller to apply (and audit).
@@ -214,6 +221,10 @@ pub enum Decision {
         cell: L3Addr,
         #[serde(serialize_with = "ser_limit")]
         limit: Limit,
+        /// The byte rate beside `limit`, set when the cell's overload is in octets (unlimited:
+        /// packets only).
+        #[serde(serialize_with = "ser_bytes", skip_serializing_if = "ByteLimit::is_unlimited")]
+        bytes: ByteLimit,
         ttl_ns: u64,
         refresh: bool,
         reason: Reason,
@@ -230,6 +241,10 @@ pub enum Decision {
     SetHostCap {
         #[serde(serialize_with = "ser_limit")]
         limit: Limit,
+        /// Host-wide byte rate beside `limit` (divided per CPU likewise), set when the host's
+        /// overload is in octets.
+        #[serde(serialize_with = "ser_bytes", skip_serializing_if = "ByteLimit::is_unlimited")]
+        bytes: ByteLimit,
         ttl_ns: u64,
         refresh: bool,
         reason: Reason,
@@ -345,6 +360,13 @@ impl Decision {
                 format!("{} pps (burst {})", l.rate_per_sec(), l.burst())
             }
         };
+        let bit_rate = |b: &ByteLimit| {
+            if b.is_unlimited() {
+                String::new()
+            } else {
+                format!(" and {}", guard_common::units::BitRate(b.bits_per_sec()))
+            }
+        };
         match self {
             Decision::SetDeviceStage { key, stage, limit, ttl_ns, reason, evidence, flags, .. } => {
                 let what = if flags & guard_common::abi::STAGE_FLAG_EXEMPT != 0 {
@@ -359,10 +381,11 @@ impl Decision {
             Decision::ReleaseDevice { key, reason, evidence } => {
                 format!("END {}: stage released, {}{}", device_key_str(key), reason.name(), ev(evidence))
             }
-            Decision::SetCellCap { cell, limit, ttl_ns, reason, evidence, .. } => format!(
-                "START cell {}: capped at {} for {}, {}{}",
+            Decision::SetCellCap { cell, limit, bytes, ttl_ns, reason, evidence, .. } => format!(
+                "START cell {}: capped at {}{} for {}, {}{}",
                 addr_str(cell),
                 rate(limit),
+                bit_rate(bytes),
                 ttl(*ttl_ns),
                 reason.name(),
                 ev(evidence)
@@ -370,9 +393,14 @@ impl Decision {
             Decision::ReleaseCell { cell, reason, evidence } => {
                 format!("END cell {}: cap released, {}{}", addr_str(cell), reason.name(), ev(evidence))
             }
-            Decision::SetHostCap { limit, ttl_ns, reason, evidence, .. } => {
-                format!("START host: capped at {} for {}, {}{}", rate(limit), ttl(*ttl_ns), reason.name(), ev(evidence))
-            }
+            Decision::SetHostCap { limit, bytes, ttl_ns, reason, evidence, .. } => format!(
+                "START host: capped at {}{} for {}, {}{}",
+                rate(limit),
+                bit_rate(bytes),
+                ttl(*ttl_ns),
+                reason.name(),
+                ev(evidence)
+            ),
             Decision::ReleaseHost { reason, evidence } => {
                 format!("END host: cap released, {}{}", reason.name(), ev(evidence))
             }
@@ -424,7 +452,7 @@ impl Decision {
     /// The `N3_CELL_STAGES` value for a [`Decision::SetCellCap`] applied at `now_ns`.
     pub fn cell_entry(&self, now_ns: u64) -> Option<(L3Addr, CellStageEntry)> {
         match self {
-            Decision::SetCellCap { cell, limit, ttl_ns, .. } => Some((
+            Decision::SetCellCap { cell, limit, bytes, ttl_ns, .. } => Some((
                 *cell,
                 CellStageEntry {
                     stage: CELL_STAGE_CAP,
@@ -434,6 +462,8 @@ impl Decision {
                     expires_ns: now_ns.saturating_add(*ttl_ns),
                     tat: 0,
                     set_ns: now_ns,
+                    bytes: *bytes,
+                    tat_bytes: 0,
                 },
             )),
             _ => None,
@@ -441,75 +471,9 @@ impl Decision {
     }
 }
 
-/// `teid:0x0000abcd`, `ue:10.0.0.1`, `ue:2001:db8::1`.
-pub fn device_key_str(k: &DeviceKey) -> String {
-    match k.kind {
-        // An F-TEID: the local address by its index in `N3_LOCAL` (`guard device show` and
-        // `guard top` print the address), nothing for index 0 (a host with one N3 address).
-        DEVICE_KIND_TEID => match k.as_fteid() {
-            Some((local, teid)) if local != 0 => format!("teid:{teid:#010x}@local{local}"),
-            _ => format!("teid:{:#010x}", u32::from_be_bytes([k.id[0], k.id[1], k.id[2], k.id[3]])),
-        },
-        DEVICE_KIND_UE_V4 => format!("ue:{}", std::net::Ipv4Addr::new(k.id[0], k.id[1], k.id[2], k.id[3])),
-        DEVICE_KIND_UE_V6 => format!("ue:{}", std::net::Ipv6Addr::from(k.id)),
-        other => format!("kind{other}:{:02x?}", k.id),
-    }
-}
-
+pub use super::render::{device_key_str, stage_name};
+use super::render::{ser_addr, ser_bytes, ser_key, ser_keys, ser_limit};
 pub use crate::addr::addr_str;
-
-fn ser_key<S: Serializer>(k: &DeviceKey, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&device_key_str(k))
-}
-
-fn ser_keys<S: Serializer>(ks: &[DeviceKey], s: S) -> Result<S::Ok, S::Error> {
-    s.collect_seq(ks.iter().map(device_key_str))
-}
-
-fn ser_addr<S: Serializer>(a: &L3Addr, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&addr_str(a))
-}
-
-#[derive(Serialize)]
-struct LimitView {
-    /// Sustained rate (may be below 1 for group profiles).
-    pps: f64,
-    burst: u64,
-    interval_ns: u64,
-    tau_ns: u64,
-}
-
-fn ser_limit<S: Serializer>(l: &Limit, s: S) -> Result<S::Ok, S::Error> {
-    let pps = if l.interval_ns == 0 { 0.0 } else { 1e9 / l.interval_ns as f64 };
-    LimitView { pps, burst: l.burst(), interval_ns: l.interval_ns, tau_ns: l.tau_ns }.serialize(s)
-}
-
-#[derive(Serialize)]
-struct ByteLimitView {
-    bit_rate: String,
-    bits_per_sec: u64,
-    burst_bytes: u64,
-}
-
-fn ser_bytes<S: Serializer>(b: &ByteLimit, s: S) -> Result<S::Ok, S::Error> {
-    let bps = b.bits_per_sec();
-    ByteLimitView {
-        bit_rate: guard_common::units::BitRate(bps).to_string(),
-        bits_per_sec: bps,
-        burst_bytes: b.burst_bytes(),
-    }
-    .serialize(s)
-}
-
-/// A device stage's name (logs, `guard device show`, `guard top`).
-pub fn stage_name(stage: u32) -> &'static str {
-    match stage {
-        guard_common::abi::STAGE_SHAPE => "shape",
-        guard_common::abi::STAGE_STRICT => "strict",
-        guard_common::abi::STAGE_QUARANTINE => "quarantine",
-        _ => "observe",
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -250,7 +250,11 @@ fn set(
         if reason != Reason::Quiet {
             t.stage.reason = reason;
         }
-        if reason == Reason::VolumeFlood {
+        // A volume flood, or a cohort member that deviates in volume: shaped by bytes too, to
+        // its own byte profile (`stage_bytes`), since its packet rate is what it always was.
+        if reason == Reason::VolumeFlood
+            || (reason == Reason::CohortDeviation && t.deviation & super::track::DEV_VOLUME != 0)
+        {
             t.stage.volume = true;
         }
     }

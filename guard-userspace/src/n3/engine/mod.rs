@@ -18,6 +18,7 @@ mod cohort;
 pub mod decision;
 mod ladder;
 mod manual;
+mod render;
 mod status;
 mod track;
 mod tracks;
@@ -28,6 +29,10 @@ mod capacity_tests;
 mod sim;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_caps;
+#[cfg(test)]
+mod tests_cohort_volume;
 
 pub use status::{EngineStatus, Offender};
 
@@ -412,6 +417,8 @@ impl Engine {
                 for l in [cells.entry(t.cell).or_default(), &mut host] {
                     l.offered += t.w.rate;
                     l.demand += t.demand();
+                    l.offered_bps += t.w.bps;
+                    l.demand_bps += t.demand_bps();
                     l.devices += 1;
                     l.offenders += u64::from(offender);
                 }

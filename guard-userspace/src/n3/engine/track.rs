@@ -188,9 +188,11 @@ pub(super) struct Track {
     pub flood_ns: u64,
     pub flood_pkts: u64,
     /// Last time the device deviated from its group's profile, and how (bit 0: destination,
-    /// bit 1: period).
+    /// bit 1: period, bit 2: volume).
     pub last_deviation_ns: u64,
     pub deviation: u8,
+    /// Consecutive windows at or above `classify.cohort.volume_factor` × its byte profile.
+    pub volume_dev_streak: u32,
     pub stage: StageState,
     /// The tick (its `now`) this track was last stepped: a device read twice in one tick, or
     /// both read and notable, is stepped once.
@@ -203,6 +205,7 @@ pub(super) struct Track {
 
 pub(super) const DEV_DESTINATION: u8 = 1;
 pub(super) const DEV_PERIOD: u8 = 2;
+pub(super) const DEV_VOLUME: u8 = 4;
 
 /// One reading of a device's cumulative counters.
 #[derive(Clone, Copy, Debug)]
@@ -491,6 +494,11 @@ impl Track {
         if self.bursts.period_dev_streak >= 2 {
             dev |= DEV_PERIOD;
         }
+        let over = self.w.packets > 0 && self.volume_ratio(cfg) >= cfg.classify.cohort.volume_factor;
+        self.volume_dev_streak = if over { self.volume_dev_streak.saturating_add(1) } else { 0 };
+        if self.volume_dev_streak >= 2 {
+            dev |= DEV_VOLUME;
+        }
         if dev != 0 {
             self.deviation = dev;
             self.last_deviation_ns = now;
@@ -510,5 +518,17 @@ impl Track {
     /// Packets per second this device contributes to its cell after its own stage.
     pub fn demand(&self) -> f64 {
         self.w.rate.min(self.stage.allowance_pps)
+    }
+
+    /// T-PDU bits per second this device contributes to its cell after its own stage: its
+    /// offered bit rate in the share of its packets the stage lets through, and at most the
+    /// stage's byte rate.
+    pub fn demand_bps(&self) -> f64 {
+        let passed = if self.w.rate > 0.0 { (self.demand() / self.w.rate).min(1.0) } else { 0.0 };
+        let bps = self.w.bps * passed;
+        match self.stage.bytes.bits_per_sec() {
+            0 => bps,
+            cap => bps.min(cap as f64),
+        }
     }
 }

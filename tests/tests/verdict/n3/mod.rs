@@ -8,6 +8,7 @@
 
 mod admission;
 mod bytes;
+mod caps;
 mod chain;
 mod cpus;
 mod echo;

@@ -20,6 +20,9 @@ use serde::{Deserialize, Serialize};
 use crate::population::{Class, Plan, Profile, SLOTS_PER_SEC};
 use crate::scenario::{Mode, RunResult, Scenario};
 
+mod pop;
+pub use pop::PopScore;
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Scores {
     pub mode: Mode,
@@ -133,24 +136,6 @@ pub struct EchoPaths {
     pub lossy: usize,
 }
 
-/// One population's traffic in one run: `[whole or first fragments, later fragments]`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct PopScore {
-    pub name: String,
-    pub devices: usize,
-    pub sent: [u64; 2],
-    pub delivered: [u64; 2],
-    /// From onset + grace to the end.
-    pub from_s: f64,
-    pub sent_after: [u64; 2],
-    pub delivered_after: [u64; 2],
-    /// First time any of its devices was set to quarantine (audit log), and the frames from
-    /// the slot it falls in on.
-    pub quarantined_at_s: Option<f64>,
-    pub sent_quarantined: [u64; 2],
-    pub delivered_quarantined: [u64; 2],
-}
-
 fn ratio(a: u64, b: u64) -> Option<f64> {
     (b > 0).then(|| a as f64 / b as f64)
 }
@@ -257,47 +242,7 @@ pub fn score(sc: &Scenario, plan: &Plan, r: &RunResult) -> Scores {
         echo.lossy += usize::from(del < s);
     }
     let echo_paths = (echo.paths > 0).then_some(echo);
-    // Per population.
-    let g_slot = onset.map_or(n, |on| slot_at(on + grace));
-    let mut populations = Vec::new();
-    for (name, sent) in &r.pop_sent {
-        let del = r.pop_delivered.get(name);
-        let devs: Vec<&crate::population::Device> = plan.devices.iter().filter(|d| &d.population == name).collect();
-        let q_at = r
-            .audit
-            .iter()
-            .filter(|a| a.action == "set_device_stage" && !a.exempt && a.stage == Some(3))
-            .filter(|a| r.device_of_target(plan, &a.target).is_some_and(|i| &plan.devices[i].population == name))
-            .map(|a| a.t_s)
-            .filter(|t| t.is_finite())
-            .fold(None, |m: Option<f64>, t| Some(m.map_or(t, |m| m.min(t))));
-        let sum = |from: usize| {
-            let (mut s2, mut d2) = ([0u64; 2], [0u64; 2]);
-            for (i, si) in sent.iter().enumerate().skip(from) {
-                let di = del.and_then(|d| d.get(i)).copied().unwrap_or([0; 2]);
-                for k in 0..2 {
-                    s2[k] += si[k];
-                    d2[k] += di[k];
-                }
-            }
-            (s2, [d2[0].min(s2[0]), d2[1].min(s2[1])])
-        };
-        let (all_s, all_d) = sum(0);
-        let (aft_s, aft_d) = sum(g_slot);
-        let (q_s, q_d) = q_at.map_or(([0; 2], [0; 2]), |t| sum(slot_at(t.max(0.0))));
-        populations.push(PopScore {
-            name: name.clone(),
-            devices: devs.len(),
-            sent: all_s,
-            delivered: all_d,
-            from_s: g_slot as f64 / SLOTS_PER_SEC as f64,
-            sent_after: aft_s,
-            delivered_after: aft_d,
-            quarantined_at_s: q_at,
-            sent_quarantined: q_s,
-            delivered_quarantined: q_d,
-        });
-    }
+    let populations = pop::populations(plan, r, onset.map_or(n, |on| slot_at(on + grace)), slot_at);
     let new_devices = r.dataplane.as_ref().map(|dp| {
         let gnbs: BTreeSet<String> = (0..plan.gnbs as u32)
             .map(|i| std::net::Ipv4Addr::from(u32::from(crate::lab::GNB_V4_BASE) + i).to_string())
@@ -403,20 +348,6 @@ pub fn score(sc: &Scenario, plan: &Plan, r: &RunResult) -> Scores {
             .sum(),
         forged,
     }
-}
-
-/// Dropped fraction of `sent` given `delivered`, per kind.
-fn dropped2(sent: [u64; 2], delivered: [u64; 2]) -> [Option<f64>; 2] {
-    [0, 1].map(|k| ratio(sent[k] - delivered[k].min(sent[k]), sent[k]))
-}
-
-fn frames_detail(what: &str, sent: [u64; 2], delivered: [u64; 2]) -> String {
-    let d = dropped2(sent, delivered);
-    let mut s = format!("{what}: {} of {} whole G-PDUs / first fragments / signalling dropped", pct(d[0]), sent[0]);
-    if sent[1] > 0 {
-        s += &format!(", {} of {} later fragments", pct(d[1]), sent[1]);
-    }
-    s
 }
 
 /// One acceptance check.
@@ -546,60 +477,7 @@ pub fn checks(sc: &Scenario, guard: &Scores, naive: Option<&Scores>) -> Vec<Chec
             );
         }
     }
-    for pe in &e.population {
-        let Some(ps) = guard.populations.iter().find(|p| p.name == pe.name) else {
-            push(format!("population {}", pe.name), false, "no such population sent anything".into());
-            continue;
-        };
-        if let Some(min) = pe.delivered {
-            let ok = (0..2).all(|k| ratio(ps.delivered[k], ps.sent[k]).is_none_or(|x| x >= min))
-                && ps.sent[0] + ps.sent[1] > 0;
-            push(
-                format!("{}: >= {:.0}% delivered", pe.name, 100.0 * min),
-                ok,
-                format!(
-                    "{} of {} frames delivered ({} of {} later fragments)",
-                    ps.delivered[0] + ps.delivered[1],
-                    ps.sent[0] + ps.sent[1],
-                    ps.delivered[1],
-                    ps.sent[1]
-                ),
-            );
-        }
-        if let Some(min) = pe.dropped {
-            let d = dropped2(ps.sent_after, ps.delivered_after);
-            let ok = d[0].is_some_and(|x| x >= min) && (ps.sent_after[1] == 0 || d[1].is_some_and(|x| x >= min));
-            push(
-                format!(
-                    "{}: >= {:.0}% dropped from onset + {:.0} s, first and later fragments",
-                    pe.name,
-                    100.0 * min,
-                    guard.grace_s
-                ),
-                ok,
-                frames_detail(&format!("from {:.1} s", ps.from_s), ps.sent_after, ps.delivered_after),
-            );
-        }
-        if pe.quarantined {
-            let (ok, detail) = match ps.quarantined_at_s {
-                Some(t) => {
-                    let d = dropped2(ps.sent_quarantined, ps.delivered_quarantined);
-                    let ok =
-                        pe.dropped.is_none_or(|min| d[0].is_none_or(|x| x >= min) && d[1].is_none_or(|x| x >= min));
-                    (
-                        ok,
-                        frames_detail(
-                            &format!("quarantined at {t:.1} s; from then"),
-                            ps.sent_quarantined,
-                            ps.delivered_quarantined,
-                        ),
-                    )
-                }
-                None => (false, "never quarantined".into()),
-            };
-            push(format!("{}: quarantined, and its traffic dropped while quarantined", pe.name), ok, detail);
-        }
-    }
+    pop::checks(e, guard, &mut push);
     if e.no_benign_staged {
         push(
             "no benign device staged".into(),
