@@ -21,7 +21,13 @@ fn cfg() -> Config {
 }
 
 fn load(cfg: &Config, demand: f64) -> Load {
-    Load { offered: demand * 2.0, demand, offenders: u64::from(cfg.capacity.cell.min_offenders), devices: 4321 }
+    Load {
+        offered: demand * 2.0,
+        demand,
+        offenders: u64::from(cfg.capacity.cell.min_offenders),
+        devices: 4321,
+        ..Load::default()
+    }
 }
 
 /// Windows of `demand` from `t0`, one per second; the decisions of each.
