@@ -26,6 +26,8 @@ mod tracks;
 #[cfg(test)]
 mod capacity_tests;
 #[cfg(test)]
+mod ladder_tests;
+#[cfg(test)]
 mod sim;
 #[cfg(test)]
 mod tests;
