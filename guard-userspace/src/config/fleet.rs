@@ -48,6 +48,8 @@ pub struct FleetSection {
     pub sync: FleetSync,
     #[serde(default)]
     pub cells: FleetCells,
+    #[serde(default)]
+    pub backoff: FleetBackoff,
 }
 
 fn default_lease_ttl() -> Dur {
@@ -163,6 +165,52 @@ impl FleetCells {
     }
 }
 
+/// `[fleet.backoff]`: N2 device back-off lists shared by the members of an AMF set
+/// (docs/fleet.md "Device back-off lists"), so a device one member's hook backs off is backed
+/// off by another member too when it registers there.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FleetBackoff {
+    /// Publish this member's listed devices and take the others' (with an N2 interface).
+    pub enabled: bool,
+    /// The most devices this member publishes (the first of its list), and the most accepted
+    /// from any one member.
+    pub max_devices: u32,
+    /// The list's own expiry, refreshed while the list is in force: a list whose member stops
+    /// refreshing it (its controller hangs while its lease lives) is dropped by every reader.
+    pub ttl: Dur,
+    /// The most other members whose lists are taken (the first in key order).
+    pub max_members: u32,
+}
+
+impl Default for FleetBackoff {
+    fn default() -> Self {
+        FleetBackoff { enabled: true, max_devices: 256, ttl: Dur::secs(60), max_members: 64 }
+    }
+}
+
+/// The most bytes one device takes in a back-off list (`["5g-s-tmsi:1023:63:0xffffffff",11160],`).
+pub const DEVICE_ENTRY_BYTES: u32 = 48;
+/// The rest of a back-off list's value (version, member name, times).
+pub const LIST_HEADER_BYTES: u32 = 200;
+
+impl FleetBackoff {
+    /// The largest list value a member writes or accepts.
+    pub fn max_value_bytes(&self) -> usize {
+        (LIST_HEADER_BYTES + self.max_devices.saturating_mul(DEVICE_ENTRY_BYTES)) as usize
+    }
+
+    fn validate(&self, v: &mut Validator) {
+        v.check((1..=4096).contains(&self.max_devices), "fleet.backoff.max_devices", "1..=4096");
+        v.check(
+            self.ttl >= Dur::secs(5) && self.ttl <= Dur::secs(3600),
+            "fleet.backoff.ttl",
+            "5s..=1h (refreshed every third of it while in force)",
+        );
+        v.check((1..=4096).contains(&self.max_members), "fleet.backoff.max_members", "1..=4096");
+    }
+}
+
 /// A fleet or member name: it becomes a path segment of etcd keys.
 pub fn valid_name(s: &str) -> bool {
     !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
@@ -250,6 +298,7 @@ impl FleetSection {
             &format!("1..={MAX_KEYS_CEILING}"),
         );
         self.cells.validate(v, ttl);
+        self.backoff.validate(v);
         v.check(
             (256..=MAX_VALUE_CEILING).contains(&s.max_value_bytes),
             "fleet.sync.max_value_bytes",

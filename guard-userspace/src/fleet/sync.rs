@@ -15,6 +15,7 @@ use etcd_client::{Client, EventType, GetOptions, PutOptions, WatchOptions};
 use tracing::{debug, info, warn};
 
 use super::apply::Applier;
+use super::lists::Lists;
 use super::pins::{decode, members_prefix, pins_prefix, PinTarget, PinValue};
 use super::status::{FleetMetrics, FleetStatus};
 use super::summaries::Summaries;
@@ -36,6 +37,8 @@ pub struct Member {
     metrics: FleetMetrics,
     /// Per-cell summaries (with an N2 controller and `fleet.cells.enabled`).
     summaries: Option<Summaries>,
+    /// Device back-off lists (with an N2 controller and `fleet.backoff.enabled`).
+    lists: Option<Lists>,
     /// Connection attempts so far (which endpoint to try first).
     attempts: usize,
 }
@@ -54,9 +57,10 @@ impl Member {
         status: Arc<FleetStatus>,
         metrics: FleetMetrics,
         summaries: Option<Summaries>,
+        lists: Option<Lists>,
     ) -> Member {
         let member = cfg.member_name();
-        Member { cfg, member, about: about.to_string(), applier, status, metrics, summaries, attempts: 0 }
+        Member { cfg, member, about: about.to_string(), applier, status, metrics, summaries, lists, attempts: 0 }
     }
 
     /// Run until the task is aborted.
@@ -82,6 +86,9 @@ impl Member {
             if let Some(sm) = &mut self.summaries {
                 // Without etcd the others' contributions cannot be refreshed: local view only.
                 sm.lost();
+            }
+            if let Some(l) = &mut self.lists {
+                l.lost();
             }
             if !announced_down {
                 warn!(
@@ -176,8 +183,29 @@ impl Member {
                 Err(e) => return Ended::Failed(e),
             }
         }
-        let mut publish =
-            tokio::time::interval(self.summaries.as_ref().map_or(Duration::from_secs(3600), Summaries::interval));
+        // Device back-off lists likewise.
+        let mut lists_stream = None;
+        let t = self.timeout();
+        if let Some(l) = &mut self.lists {
+            let lrev = match tokio::time::timeout(t, l.list(&mut client)).await {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) => return Ended::Failed(e),
+                Err(_) => {
+                    return Ended::Failed(anyhow!(
+                        "listing the device back-off lists: no answer within {}",
+                        self.cfg.sync.timeout
+                    ))
+                }
+            };
+            let (p, o) = (l.prefix().to_owned(), Lists::watch_options(lrev));
+            match self.deadline("watching the device back-off lists", client.watch(p, Some(o))).await {
+                Ok(st) => lists_stream = Some(st),
+                Err(e) => return Ended::Failed(e),
+            }
+        }
+        // One publish tick for both: the summaries' interval, else a second for the lists.
+        let every = self.summaries.as_ref().map_or(Duration::from_secs(1), Summaries::interval);
+        let mut publish = tokio::time::interval(every);
         publish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         self.metrics.connected.set(1);
         self.status.connected();
@@ -244,13 +272,35 @@ impl Member {
                         }
                     }
                 }
-                _ = publish.tick(), if self.summaries.is_some() => {
+                msg = next_message(&mut lists_stream) => {
+                    let resp = match msg {
+                        Ok(Some(r)) => r,
+                        Ok(None) => return Ended::Lost(anyhow!("the device back-off lists' watch ended")),
+                        Err(e) => return Ended::Lost(anyhow!(e).context("watching the device back-off lists")),
+                    };
+                    if resp.canceled() {
+                        return Ended::Lost(anyhow!("the device back-off lists' watch was canceled ({})", resp.cancel_reason()));
+                    }
+                    if let Some(l) = &mut self.lists {
+                        for ev in resp.events() {
+                            l.on_event(ev);
+                        }
+                    }
+                }
+                _ = publish.tick(), if self.summaries.is_some() || self.lists.is_some() => {
                     let t = self.timeout();
                     if let Some(sm) = &mut self.summaries {
                         match tokio::time::timeout(t, sm.publish(&mut client, lease)).await {
                             Ok(Ok(())) => {}
                             Ok(Err(e)) => return Ended::Lost(e),
                             Err(_) => return Ended::Lost(anyhow!("publishing the cell summary: no answer within {}", self.cfg.sync.timeout)),
+                        }
+                    }
+                    if let Some(l) = &mut self.lists {
+                        match tokio::time::timeout(t, l.publish(&mut client, lease)).await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(e)) => return Ended::Lost(e),
+                            Err(_) => return Ended::Lost(anyhow!("publishing the device back-off list: no answer within {}", self.cfg.sync.timeout)),
                         }
                     }
                 }
