@@ -72,7 +72,8 @@ pub fn start(
         crate::audit::AuditLog::open(&cfg.guard.audit_log)
             .with_context(|| format!("opening the audit log {} for the fleet", cfg.guard.audit_log.display()))?,
     );
-    let applier = Applier::new(maps, cfg.ladder.clone(), audit, member.clone(), fm.clone(), status.clone());
+    let applier = Applier::new(maps, cfg.ladder.clone(), audit, member.clone(), fm.clone(), status.clone())
+        .with_n2_backoff(n2.backoff.clone());
     let about = serde_json::json!({
         "member": member,
         "version": env!("CARGO_PKG_VERSION"),
