@@ -13,7 +13,7 @@ use super::etcd::{metric_sum, EtcdCluster, MEMBERS};
 use super::{FleetReport, Host, Load, LEASE_TTL_S};
 
 /// A pin must be in force on every member within this (issue 23).
-const PIN_LIMIT: Duration = Duration::from_secs(2);
+pub(super) const PIN_LIMIT: Duration = Duration::from_secs(2);
 
 /// Wait until every guard says it hears etcd.
 pub fn wait_connected(hosts: &mut [Host], limit: Duration) -> Result<()> {
@@ -171,7 +171,7 @@ impl GuardKill {
 }
 
 /// `guard --netns <host> <args> --config <host's guard.toml>`; its stdout.
-fn guard_cli(h: &Host, args: &[&str]) -> Result<String> {
+pub(super) fn guard_cli(h: &Host, args: &[&str]) -> Result<String> {
     let out = Command::new(h.topo.guard_bin_path())
         .args(["--netns", h.topo.core_ns()])
         .args(args)
@@ -194,7 +194,7 @@ fn staged(h: &Host, ue: &str) -> bool {
 }
 
 /// Poll until `ok`, at most `limit`; the time it took.
-fn until(limit: Duration, mut ok: impl FnMut() -> bool) -> Option<Duration> {
+pub(super) fn until(limit: Duration, mut ok: impl FnMut() -> bool) -> Option<Duration> {
     let t0 = Instant::now();
     while t0.elapsed() < limit {
         if ok() {
