@@ -13,73 +13,68 @@ use guard_common::abi_n2::N2DeviceKey;
 use super::engine::{FleetBackoff, FleetCell, FleetCells, FleetDevice, FleetOrigin, HotCell};
 use crate::config::{FleetBackoff as BackoffCfg, FleetCells as CellsCfg};
 
-/// Shared by the N2 controller (one thread) and the fleet task.
+/// Per-cell summaries of the N2 controller (the cells' rates and baselines).
+pub type CellExchange = Exchange<HotCell>;
+
+/// Shared by a controller (N2's thread, N3's loop) and the fleet task: what this member
+/// publishes, and the other members' contributions of type `C` per cell.
 #[derive(Debug)]
-pub struct CellExchange {
+pub struct Exchange<C> {
     /// What to publish: a cell at this fraction of its threshold, at most `max_cells`.
     pub fraction: f64,
     pub max_cells: usize,
     max_members: usize,
     stale: Duration,
-    inner: Mutex<Inner>,
+    inner: Mutex<Inner<C>>,
 }
 
-#[derive(Debug, Default)]
-struct Inner {
-    outgoing: Vec<HotCell>,
+#[derive(Debug)]
+struct Inner<C> {
+    outgoing: Vec<C>,
     /// The other members' contributions and when each was last refreshed here.
-    others: BTreeMap<String, (Vec<HotCell>, Instant)>,
+    others: BTreeMap<String, (Vec<C>, Instant)>,
 }
 
-impl CellExchange {
-    pub fn new(cfg: &CellsCfg) -> CellExchange {
-        CellExchange {
+impl<C: Clone> Exchange<C> {
+    pub fn new(cfg: &CellsCfg) -> Exchange<C> {
+        Exchange {
             fraction: cfg.publish_fraction,
             max_cells: cfg.max_cells as usize,
             max_members: cfg.max_members as usize,
             stale: cfg.stale_after(),
-            inner: Mutex::new(Inner::default()),
+            inner: Mutex::new(Inner { outgoing: Vec::new(), others: BTreeMap::new() }),
         }
     }
 
-    fn with<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
+    fn with<R>(&self, f: impl FnOnce(&mut Inner<C>) -> R) -> R {
         let mut g = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         f(&mut g)
     }
 
     /// The controller, after its tick: the cells this member publishes next.
-    pub fn publish(&self, cells: Vec<HotCell>) {
+    pub fn publish(&self, cells: Vec<C>) {
         self.with(|i| i.outgoing = cells);
     }
 
     /// The fleet task: what to publish now.
-    pub fn outgoing(&self) -> Vec<HotCell> {
+    pub fn outgoing(&self) -> Vec<C> {
         self.with(|i| i.outgoing.clone())
     }
 
-    /// The controller, before its tick: the others' sums per cell. Contributions not refreshed
-    /// within three publish intervals are dropped (a member whose controller hangs while its
-    /// lease lives must not keep a cell hot).
-    pub fn sums(&self, now: Instant) -> FleetCells {
+    /// The others' live contributions. Contributions not refreshed within three publish
+    /// intervals are dropped (a member whose controller hangs while its lease lives must not keep
+    /// a cell hot).
+    pub fn live(&self, now: Instant) -> Vec<Vec<C>> {
         let stale = self.stale;
         self.with(|i| {
             i.others.retain(|_, (_, at)| now.saturating_duration_since(*at) < stale);
-            let mut out = FleetCells::new();
-            for (cells, _) in i.others.values() {
-                for c in cells {
-                    let e: &mut FleetCell = out.entry(c.key).or_default();
-                    e.rate += c.rate;
-                    e.baseline += c.baseline;
-                    e.members += 1;
-                }
-            }
-            out
+            i.others.values().map(|(c, _)| c.clone()).collect()
         })
     }
 
     /// The fleet task: a member's contribution arrived (replacing its previous one). Refused
     /// (false) when `max_members` others already contribute and this one is new.
-    pub fn set(&self, member: &str, cells: Vec<HotCell>, now: Instant) -> bool {
+    pub fn set(&self, member: &str, cells: Vec<C>, now: Instant) -> bool {
         let max = self.max_members;
         self.with(|i| {
             if !i.others.contains_key(member) && i.others.len() >= max {
@@ -103,6 +98,22 @@ impl CellExchange {
     /// How many other members contribute now.
     pub fn members(&self) -> usize {
         self.with(|i| i.others.len())
+    }
+}
+
+impl Exchange<HotCell> {
+    /// The N2 controller, before its tick: the others' sums per cell (live contributions only).
+    pub fn sums(&self, now: Instant) -> FleetCells {
+        let mut out = FleetCells::new();
+        for cells in self.live(now) {
+            for c in cells {
+                let e: &mut FleetCell = out.entry(c.key).or_default();
+                e.rate += c.rate;
+                e.baseline += c.baseline;
+                e.members += 1;
+            }
+        }
+        out
     }
 }
 

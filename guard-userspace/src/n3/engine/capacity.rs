@@ -41,8 +41,17 @@ pub(super) enum Level {
     Host,
 }
 
-/// Advance one level's cap by one window.
-pub(super) fn step(cfg: &Config, level: Level, st: &mut CapState, load: &Load, now: u64, out: &mut Vec<Decision>) {
+/// Advance one level's cap by one window. `share`: the part of the level's cap this member sets
+/// (1 alone; a gNB split over the UPFs of a fleet: this member's share of its demand, fleet.rs).
+pub(super) fn step(
+    cfg: &Config,
+    level: Level,
+    st: &mut CapState,
+    load: &Load,
+    share: f64,
+    now: u64,
+    out: &mut Vec<Decision>,
+) {
     let (lvl, reason) = match level {
         Level::Cell(_) => (&cfg.capacity.cell, Reason::CellOverload),
         Level::Host => (&cfg.capacity.host, Reason::HostOverload),
@@ -68,7 +77,7 @@ pub(super) fn step(cfg: &Config, level: Level, st: &mut CapState, load: &Load, n
             st.engaged = true;
             st.since_ns = now;
             st.expires_ns = now.saturating_add(lvl.ttl.0);
-            out.push(set(level, lvl, false, reason, evidence(st)));
+            out.push(set(level, lvl, share, false, reason, evidence(st)));
         }
         return;
     }
@@ -83,12 +92,13 @@ pub(super) fn step(cfg: &Config, level: Level, st: &mut CapState, load: &Load, n
         });
     } else if st.expires_ns.saturating_sub(now) <= lvl.ttl.0 / 2 {
         st.expires_ns = now.saturating_add(lvl.ttl.0);
-        out.push(set(level, lvl, true, reason, evidence(st)));
+        out.push(set(level, lvl, share, true, reason, evidence(st)));
     }
 }
 
-fn set(level: Level, lvl: &CapLevel, refresh: bool, reason: Reason, evidence: Evidence) -> Decision {
-    let limit = Limit::per_second(lvl.cap_pps, lvl.burst);
+fn set(level: Level, lvl: &CapLevel, share: f64, refresh: bool, reason: Reason, evidence: Evidence) -> Decision {
+    let part = |v: u64| if share >= 1.0 { v } else { ((v as f64 * share).ceil() as u64).clamp(1, v.max(1)) };
+    let limit = Limit::per_second(part(lvl.cap_pps), part(lvl.burst));
     match level {
         Level::Cell(cell) => Decision::SetCellCap { cell, limit, ttl_ns: lvl.ttl.0, refresh, reason, evidence },
         Level::Host => Decision::SetHostCap { limit, ttl_ns: lvl.ttl.0, refresh, reason, evidence },
