@@ -103,6 +103,8 @@ pub struct FleetCells {
     /// The largest rate (attempts/s) or baseline accepted for one cell from one member; more is
     /// clamped. What a compromised member can add to a cell here.
     pub max_rate: f64,
+    /// N3: the largest demand (G-PDUs/s) accepted for one gNB from one member; more is clamped.
+    pub max_pps: f64,
     /// The most other members whose contributions are summed (the first in key order).
     pub max_members: u32,
     /// How often this member publishes (while it has cells to publish). A contribution not
@@ -117,6 +119,7 @@ impl Default for FleetCells {
             publish_fraction: 0.25,
             max_cells: 32,
             max_rate: 1000.0,
+            max_pps: 10_000_000.0,
             max_members: 64,
             interval: Dur::secs(1),
         }
@@ -125,6 +128,8 @@ impl Default for FleetCells {
 
 /// The most bytes one cell takes in a summary value (`["eutra:00f110:0x0000001",1000.00,1000.00],`).
 pub const CELL_ENTRY_BYTES: u32 = 64;
+/// The most bytes one gNB takes in an N3 summary (`["<IPv6, 39>",10000000.0,16777216],`).
+pub const N3_CELL_ENTRY_BYTES: u32 = 72;
 /// The rest of a summary value (version, member name, time).
 pub const SUMMARY_HEADER_BYTES: u32 = 160;
 
@@ -132,6 +137,12 @@ impl FleetCells {
     /// The largest summary value a member writes or accepts.
     pub fn max_value_bytes(&self) -> usize {
         (SUMMARY_HEADER_BYTES + self.max_cells.saturating_mul(CELL_ENTRY_BYTES)) as usize
+    }
+
+    /// The largest N3 summary value a member writes or accepts (a gNB's entry is longer: an
+    /// IPv6 address, a demand, a count).
+    pub fn max_n3_value_bytes(&self) -> usize {
+        (SUMMARY_HEADER_BYTES + self.max_cells.saturating_mul(N3_CELL_ENTRY_BYTES)) as usize
     }
 
     /// How long a contribution counts without being refreshed.
@@ -150,6 +161,11 @@ impl FleetCells {
             self.max_rate.is_finite() && (1.0..=1_000_000.0).contains(&self.max_rate),
             "fleet.cells.max_rate",
             "1..=1000000 attempts/s",
+        );
+        v.check(
+            self.max_pps.is_finite() && (1.0..=1e9).contains(&self.max_pps),
+            "fleet.cells.max_pps",
+            "1..=1000000000 G-PDUs/s",
         );
         v.check((1..=4096).contains(&self.max_members), "fleet.cells.max_members", "1..=4096");
         v.check(

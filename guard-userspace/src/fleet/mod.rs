@@ -17,6 +17,7 @@
 pub mod apply;
 pub mod backoff;
 pub mod cells;
+pub mod cells_n3;
 pub mod client;
 pub mod lists;
 pub mod pins;
@@ -37,9 +38,11 @@ pub fn unix_ms(t: std::time::SystemTime) -> u64 {
     t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
-/// The N2 controller's mailboxes the fleet task serves (none without an N2 interface).
+/// The controllers' mailboxes the fleet task serves.
 #[derive(Default)]
-pub struct N2Links {
+pub struct Links {
+    /// N3 per-gNB summaries (`fleet.cells.enabled`).
+    pub n3_cells: Option<std::sync::Arc<crate::n2::fleet_link::Exchange<crate::n3::engine::N3HotCell>>>,
     /// Per-cell summaries (`fleet.cells.enabled`).
     pub cells: Option<std::sync::Arc<crate::n2::fleet_link::CellExchange>>,
     /// Device back-off lists and 5G-S-TMSI pins (`fleet.backoff.enabled`).
@@ -57,7 +60,7 @@ pub fn start(
     pins: &PinDir,
     health: &Health,
     fm: status::FleetMetrics,
-    n2: N2Links,
+    n2: Links,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     use anyhow::Context as _;
     use apply::Applier;
@@ -89,6 +92,7 @@ pub fn start(
         "fleet mode: following etcd"
     );
     let summaries = n2.cells.map(|x| summaries::Summaries::new(&f.name, &member, f.cells.clone(), x, fm.clone()));
+    let n3 = n2.n3_cells.map(|x| summaries::Summaries::new(&f.name, &member, f.cells.clone(), x, fm.clone()));
     let lists = n2.backoff.map(|x| lists::Lists::new(&f.name, &member, f.backoff.clone(), x, fm.clone()));
-    Ok(tokio::spawn(Member::new(f, about, applier, status, fm, summaries, lists).run()))
+    Ok(tokio::spawn(Member::new(f, about, applier, status, fm, summaries, lists).with_n3(n3).run()))
 }

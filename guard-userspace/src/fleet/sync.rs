@@ -18,7 +18,7 @@ use super::apply::Applier;
 use super::lists::Lists;
 use super::pins::{decode, members_prefix, pins_prefix, PinTarget, PinValue};
 use super::status::{FleetMetrics, FleetStatus};
-use super::summaries::Summaries;
+use super::summaries::{Summaries, N2, N3};
 use super::unix_ms;
 use crate::config::FleetSection;
 
@@ -36,7 +36,9 @@ pub struct Member {
     status: Arc<FleetStatus>,
     metrics: FleetMetrics,
     /// Per-cell summaries (with an N2 controller and `fleet.cells.enabled`).
-    summaries: Option<Summaries>,
+    summaries: Option<Summaries<N2>>,
+    /// Per-gNB summaries on N3 (`fleet.cells.enabled`).
+    n3: Option<Summaries<N3>>,
     /// Device back-off lists (with an N2 controller and `fleet.backoff.enabled`).
     lists: Option<Lists>,
     /// Connection attempts so far (which endpoint to try first).
@@ -56,11 +58,28 @@ impl Member {
         applier: Applier,
         status: Arc<FleetStatus>,
         metrics: FleetMetrics,
-        summaries: Option<Summaries>,
+        summaries: Option<Summaries<N2>>,
         lists: Option<Lists>,
     ) -> Member {
         let member = cfg.member_name();
-        Member { cfg, member, about: about.to_string(), applier, status, metrics, summaries, lists, attempts: 0 }
+        Member {
+            cfg,
+            member,
+            about: about.to_string(),
+            applier,
+            status,
+            metrics,
+            summaries,
+            n3: None,
+            lists,
+            attempts: 0,
+        }
+    }
+
+    /// Publish and sum N3 per-gNB summaries too.
+    pub fn with_n3(mut self, n3: Option<Summaries<N3>>) -> Member {
+        self.n3 = n3;
+        self
     }
 
     /// Run until the task is aborted.
@@ -89,6 +108,9 @@ impl Member {
             }
             if let Some(l) = &mut self.lists {
                 l.lost();
+            }
+            if let Some(n3) = &mut self.n3 {
+                n3.lost();
             }
             if !announced_down {
                 warn!(
@@ -177,7 +199,7 @@ impl Member {
                     ))
                 }
             };
-            let (p, o) = (sm.prefix().to_owned(), Summaries::watch_options(srev));
+            let (p, o) = (sm.prefix().to_owned(), Summaries::<N2>::watch_options(srev));
             match self.deadline("watching the cell summaries", client.watch(p, Some(o))).await {
                 Ok(st) => cells_stream = Some(st),
                 Err(e) => return Ended::Failed(e),
@@ -203,8 +225,27 @@ impl Member {
                 Err(e) => return Ended::Failed(e),
             }
         }
-        // One publish tick for both: the summaries' interval, else a second for the lists.
-        let every = self.summaries.as_ref().map_or(Duration::from_secs(1), Summaries::interval);
+        // N3 per-gNB summaries likewise.
+        let mut n3_stream = None;
+        if let Some(n3) = &mut self.n3 {
+            let nrev = match tokio::time::timeout(t, n3.list(&mut client)).await {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) => return Ended::Failed(e),
+                Err(_) => {
+                    return Ended::Failed(anyhow!(
+                        "listing the N3 cell summaries: no answer within {}",
+                        self.cfg.sync.timeout
+                    ))
+                }
+            };
+            let (p, o) = (n3.prefix().to_owned(), Summaries::<N3>::watch_options(nrev));
+            match self.deadline("watching the N3 cell summaries", client.watch(p, Some(o))).await {
+                Ok(st) => n3_stream = Some(st),
+                Err(e) => return Ended::Failed(e),
+            }
+        }
+        // One publish tick for all: the summaries' interval, else a second for the lists.
+        let every = Duration::from_nanos(self.cfg.cells.interval.0);
         let mut publish = tokio::time::interval(every);
         publish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         self.metrics.connected.set(1);
@@ -272,6 +313,21 @@ impl Member {
                         }
                     }
                 }
+                msg = next_message(&mut n3_stream) => {
+                    let resp = match msg {
+                        Ok(Some(r)) => r,
+                        Ok(None) => return Ended::Lost(anyhow!("the N3 cell summaries' watch ended")),
+                        Err(e) => return Ended::Lost(anyhow!(e).context("watching the N3 cell summaries")),
+                    };
+                    if resp.canceled() {
+                        return Ended::Lost(anyhow!("the N3 cell summaries' watch was canceled ({})", resp.cancel_reason()));
+                    }
+                    if let Some(n3) = &mut self.n3 {
+                        for ev in resp.events() {
+                            n3.on_event(ev);
+                        }
+                    }
+                }
                 msg = next_message(&mut lists_stream) => {
                     let resp = match msg {
                         Ok(Some(r)) => r,
@@ -287,13 +343,20 @@ impl Member {
                         }
                     }
                 }
-                _ = publish.tick(), if self.summaries.is_some() || self.lists.is_some() => {
+                _ = publish.tick(), if self.summaries.is_some() || self.lists.is_some() || self.n3.is_some() => {
                     let t = self.timeout();
                     if let Some(sm) = &mut self.summaries {
                         match tokio::time::timeout(t, sm.publish(&mut client, lease)).await {
                             Ok(Ok(())) => {}
                             Ok(Err(e)) => return Ended::Lost(e),
                             Err(_) => return Ended::Lost(anyhow!("publishing the cell summary: no answer within {}", self.cfg.sync.timeout)),
+                        }
+                    }
+                    if let Some(n3) = &mut self.n3 {
+                        match tokio::time::timeout(t, n3.publish(&mut client, lease)).await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(e)) => return Ended::Lost(e),
+                            Err(_) => return Ended::Lost(anyhow!("publishing the N3 cell summary: no answer within {}", self.cfg.sync.timeout)),
                         }
                     }
                     if let Some(l) = &mut self.lists {
