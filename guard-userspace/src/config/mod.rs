@@ -141,7 +141,7 @@ impl Config {
                 f.member_name(),
                 if f.cells.enabled {
                     format!(
-                        "on with an N2 interface (cells at {}% of their threshold, at most {} per {})",
+                        "on (N2 cells with an N2 interface, N3 gNBs; at {}% of their threshold, at most {} per {})",
                         f.cells.publish_fraction * 100.0,
                         f.cells.max_cells,
                         f.cells.interval
