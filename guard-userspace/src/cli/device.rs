@@ -218,7 +218,7 @@ fn pin_fleet(a: PinArgs) -> Result<()> {
     let f = super::fleet::fleet_of(cfg, &path)?;
     let req = super::fleet::PinRequest {
         target: crate::fleet::PinTarget::Ue(ue),
-        stage: a.stage,
+        stage: Some(a.stage),
         ttl: a.ttl,
         pps: a.pps,
         burst: a.burst,

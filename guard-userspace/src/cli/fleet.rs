@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::{bail, Context, Result};
 use clap::{ArgGroup, Args, Subcommand};
 use etcd_client::{GetOptions, PutOptions};
+use guard_common::abi_n2::N2DeviceKey;
 
 use super::device::StageArg;
 use crate::config::{Config, Dur, FleetSection, Prefix};
@@ -17,7 +18,8 @@ use crate::fleet::{client, unix_ms, PinStage, PinTarget, PinValue};
 
 #[derive(Subcommand, Debug)]
 pub enum FleetCmd {
-    /// Pin a UE (address or prefix) or a gNB at a stage on every guard of the fleet, for --ttl.
+    /// Pin a UE (address or prefix) or a gNB at a stage on every guard of the fleet, for --ttl;
+    /// or an N2 device by its 5G-S-TMSI (--tmsi) on every AMF-side guard's back-off list.
     ///
     /// Written to etcd under the fleet's prefix with a lease of --ttl; every running member
     /// applies it to its own data plane within 2 s and audits it with who made it. UE pins apply
@@ -53,7 +55,7 @@ pub fn fleet_of(cfg: Config, path: &str) -> Result<FleetSection> {
 
 /// What a fleet pin names: exactly one of these.
 #[derive(Args, Debug, Clone)]
-#[command(group(ArgGroup::new("what").required(true).args(["ue", "ue_prefix", "gnb"])))]
+#[command(group(ArgGroup::new("what").required(true).args(["ue", "ue_prefix", "gnb", "tmsi"])))]
 pub struct PinTargetArgs {
     /// A UE address (IPv4, or IPv6: its device prefix, `antispoof_v6_prefix`, on each member).
     #[arg(long)]
@@ -64,15 +66,28 @@ pub struct PinTargetArgs {
     /// A gNB by its N3 address (the outer source of its G-PDUs): a cap on all its G-PDUs.
     #[arg(long)]
     pub gnb: Option<IpAddr>,
+    /// An N2 device by its 5G-S-TMSI as the hook names it (`5g-s-tmsi:<AMF set>:<AMF pointer>:
+    /// 0x<5G-TMSI>`, or `s-tmsi:0x<MMEC>:0x<M-TMSI>`): on every AMF-side member's back-off list
+    /// (5GMM cause #22, T3346) for --ttl. No --stage: on N2 a device is never dropped.
+    #[arg(long, value_parser = parse_tmsi)]
+    pub tmsi: Option<N2DeviceKey>,
+}
+
+fn parse_tmsi(s: &str) -> Result<N2DeviceKey, String> {
+    // Hex digits in either case on the command line; the key is written in the one spelling.
+    crate::n2::engine::parse_n2_device(&s.to_ascii_lowercase()).ok_or_else(|| {
+        format!("{s:?} is not 5g-s-tmsi:<set 0-1023>:<pointer 0-63>:0x<8 hex> nor s-tmsi:0x<2 hex>:0x<8 hex>")
+    })
 }
 
 impl PinTargetArgs {
     fn target(&self) -> Result<PinTarget> {
-        let t = match (self.ue, self.ue_prefix, self.gnb) {
-            (Some(a), None, None) => PinTarget::Ue(a),
-            (None, Some(p), None) => PinTarget::UePrefix(p),
-            (None, None, Some(a)) => PinTarget::Gnb(a),
-            _ => bail!("give exactly one of --ue, --ue-prefix or --gnb"),
+        let t = match (self.ue, self.ue_prefix, self.gnb, self.tmsi) {
+            (Some(a), None, None, None) => PinTarget::Ue(a),
+            (None, Some(p), None, None) => PinTarget::UePrefix(p),
+            (None, None, Some(a), None) => PinTarget::Gnb(a),
+            (None, None, None, Some(k)) => PinTarget::Tmsi(k),
+            _ => bail!("give exactly one of --ue, --ue-prefix, --gnb or --tmsi"),
         };
         Ok(t)
     }
@@ -84,8 +99,9 @@ pub struct PinArgs {
     cfg: FleetConfig,
     #[command(flatten)]
     what: PinTargetArgs,
-    #[arg(long, value_enum)]
-    stage: StageArg,
+    /// The stage (UE and gNB pins; a --tmsi pin takes none: it is a back-off).
+    #[arg(long, value_enum, required_unless_present = "tmsi", conflicts_with = "tmsi")]
+    stage: Option<StageArg>,
     /// How long the pin holds (1s..=7d), e.g. 30m: the etcd lease's TTL and each member's expiry.
     #[arg(long)]
     ttl: Dur,
@@ -149,7 +165,8 @@ async fn pin(a: PinArgs) -> Result<()> {
 #[derive(Debug, Clone)]
 pub struct PinRequest {
     pub target: PinTarget,
-    pub stage: StageArg,
+    /// None only for a 5G-S-TMSI pin (its stage is the back-off).
+    pub stage: Option<StageArg>,
     pub ttl: Dur,
     pub pps: Option<u64>,
     pub burst: Option<u64>,
@@ -167,10 +184,16 @@ pub async fn write_pin(f: &FleetSection, r: &PinRequest) -> Result<String> {
     if r.comment.len() > MAX_COMMENT {
         bail!("--comment is longer than {MAX_COMMENT} bytes");
     }
-    let stage = match r.stage {
-        StageArg::Shape => PinStage::Shape,
-        StageArg::Strict => PinStage::Strict,
-        StageArg::Quarantine => PinStage::Quarantine,
+    let stage = match (target, r.stage) {
+        (PinTarget::Tmsi(_), None) => PinStage::Backoff,
+        (PinTarget::Tmsi(_), Some(_)) => bail!(
+            "a --tmsi pin takes no --stage: it puts the device on every AMF-side member's back-off list \
+             (5GMM cause #22, T3346); N2 never drops a device's DATA chunks mid-association"
+        ),
+        (_, None) => bail!("--stage is required"),
+        (_, Some(StageArg::Shape)) => PinStage::Shape,
+        (_, Some(StageArg::Strict)) => PinStage::Strict,
+        (_, Some(StageArg::Quarantine)) => PinStage::Quarantine,
     };
     let now = unix_ms(SystemTime::now());
     let value = PinValue {

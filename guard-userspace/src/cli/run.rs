@@ -13,7 +13,10 @@ use crate::{
     bpf::link::ModeRequest,
     fleet::status::FleetMetrics,
     metrics::Metrics,
-    n2::{fleet_link::CellExchange, metrics::N2Metrics},
+    n2::{
+        fleet_link::{BackoffExchange, CellExchange},
+        metrics::N2Metrics,
+    },
     n3::{controller, load, maps::N3Maps, metrics::N3Metrics},
     runlock::Resource,
 };
@@ -217,18 +220,30 @@ pub fn run(a: RunArgs) -> Result<()> {
             (Some(f), Some(_)) if f.cells.enabled => Some(Arc::new(CellExchange::new(&f.cells))),
             _ => None,
         };
+        // N3 per-gNB summaries (UPFs behind the same gNBs): with [fleet] and `fleet.cells.enabled`.
+        let n3_cells = match &fleet_cfg {
+            Some(f) if f.cells.enabled => Some(Arc::new(crate::n2::fleet_link::Exchange::new(&f.cells))),
+            _ => None,
+        };
+        // Device back-off lists and 5G-S-TMSI pins likewise (`fleet.backoff.enabled`).
+        let backoff = match (&fleet_cfg, &n2) {
+            (Some(f), Some(_)) if f.backoff.enabled => Some(Arc::new(BackoffExchange::new(&f.backoff))),
+            _ => None,
+        };
         let fleet = match (fleet_cfg, fleet_metrics) {
             (Some(f), Some(fm)) => {
-                Some(crate::fleet::start(f, &fleet_view, &iface, &pins, &health, fm, cells.clone())?)
+                let links =
+                    crate::fleet::Links { cells: cells.clone(), backoff: backoff.clone(), n3_cells: n3_cells.clone() };
+                Some(crate::fleet::start(f, &fleet_view, &iface, &pins, &health, fm, links)?)
             }
             _ => None,
         };
         // N2/S1-MME: its storm controller ticks on its own thread.
         let n2 = match (n2, n2_metrics) {
-            (Some(p), Some(m)) => Some(p.spawn(m, cells)?),
+            (Some(p), Some(m)) => Some(p.spawn(m, cells, backoff)?),
             _ => None,
         };
-        let result = controller::run(ctl, core, n3_metrics).await;
+        let result = controller::run(ctl.with_fleet(n3_cells), core, n3_metrics).await;
         server.abort();
         if let Some(f) = fleet {
             f.abort();

@@ -48,6 +48,8 @@ pub struct FleetSection {
     pub sync: FleetSync,
     #[serde(default)]
     pub cells: FleetCells,
+    #[serde(default)]
+    pub backoff: FleetBackoff,
 }
 
 fn default_lease_ttl() -> Dur {
@@ -101,6 +103,8 @@ pub struct FleetCells {
     /// The largest rate (attempts/s) or baseline accepted for one cell from one member; more is
     /// clamped. What a compromised member can add to a cell here.
     pub max_rate: f64,
+    /// N3: the largest demand (G-PDUs/s) accepted for one gNB from one member; more is clamped.
+    pub max_pps: f64,
     /// The most other members whose contributions are summed (the first in key order).
     pub max_members: u32,
     /// How often this member publishes (while it has cells to publish). A contribution not
@@ -115,6 +119,7 @@ impl Default for FleetCells {
             publish_fraction: 0.25,
             max_cells: 32,
             max_rate: 1000.0,
+            max_pps: 10_000_000.0,
             max_members: 64,
             interval: Dur::secs(1),
         }
@@ -123,6 +128,8 @@ impl Default for FleetCells {
 
 /// The most bytes one cell takes in a summary value (`["eutra:00f110:0x0000001",1000.00,1000.00],`).
 pub const CELL_ENTRY_BYTES: u32 = 64;
+/// The most bytes one gNB takes in an N3 summary (`["<IPv6, 39>",10000000.0,16777216],`).
+pub const N3_CELL_ENTRY_BYTES: u32 = 72;
 /// The rest of a summary value (version, member name, time).
 pub const SUMMARY_HEADER_BYTES: u32 = 160;
 
@@ -130,6 +137,12 @@ impl FleetCells {
     /// The largest summary value a member writes or accepts.
     pub fn max_value_bytes(&self) -> usize {
         (SUMMARY_HEADER_BYTES + self.max_cells.saturating_mul(CELL_ENTRY_BYTES)) as usize
+    }
+
+    /// The largest N3 summary value a member writes or accepts (a gNB's entry is longer: an
+    /// IPv6 address, a demand, a count).
+    pub fn max_n3_value_bytes(&self) -> usize {
+        (SUMMARY_HEADER_BYTES + self.max_cells.saturating_mul(N3_CELL_ENTRY_BYTES)) as usize
     }
 
     /// How long a contribution counts without being refreshed.
@@ -149,6 +162,11 @@ impl FleetCells {
             "fleet.cells.max_rate",
             "1..=1000000 attempts/s",
         );
+        v.check(
+            self.max_pps.is_finite() && (1.0..=1e9).contains(&self.max_pps),
+            "fleet.cells.max_pps",
+            "1..=1000000000 G-PDUs/s",
+        );
         v.check((1..=4096).contains(&self.max_members), "fleet.cells.max_members", "1..=4096");
         v.check(
             self.interval >= Dur::millis(200) && self.interval <= Dur::secs(60),
@@ -160,6 +178,52 @@ impl FleetCells {
             "fleet.cells.interval",
             "must be shorter than lease_ttl (a summary outlives a dead member only by its lease)",
         );
+    }
+}
+
+/// `[fleet.backoff]`: N2 device back-off lists shared by the members of an AMF set
+/// (docs/fleet.md "Device back-off lists"), so a device one member's hook backs off is backed
+/// off by another member too when it registers there.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FleetBackoff {
+    /// Publish this member's listed devices and take the others' (with an N2 interface).
+    pub enabled: bool,
+    /// The most devices this member publishes (the first of its list), and the most accepted
+    /// from any one member.
+    pub max_devices: u32,
+    /// The list's own expiry, refreshed while the list is in force: a list whose member stops
+    /// refreshing it (its controller hangs while its lease lives) is dropped by every reader.
+    pub ttl: Dur,
+    /// The most other members whose lists are taken (the first in key order).
+    pub max_members: u32,
+}
+
+impl Default for FleetBackoff {
+    fn default() -> Self {
+        FleetBackoff { enabled: true, max_devices: 256, ttl: Dur::secs(60), max_members: 64 }
+    }
+}
+
+/// The most bytes one device takes in a back-off list (`["5g-s-tmsi:1023:63:0xffffffff",11160],`).
+pub const DEVICE_ENTRY_BYTES: u32 = 48;
+/// The rest of a back-off list's value (version, member name, times).
+pub const LIST_HEADER_BYTES: u32 = 200;
+
+impl FleetBackoff {
+    /// The largest list value a member writes or accepts.
+    pub fn max_value_bytes(&self) -> usize {
+        (LIST_HEADER_BYTES + self.max_devices.saturating_mul(DEVICE_ENTRY_BYTES)) as usize
+    }
+
+    fn validate(&self, v: &mut Validator) {
+        v.check((1..=4096).contains(&self.max_devices), "fleet.backoff.max_devices", "1..=4096");
+        v.check(
+            self.ttl >= Dur::secs(5) && self.ttl <= Dur::secs(3600),
+            "fleet.backoff.ttl",
+            "5s..=1h (refreshed every third of it while in force)",
+        );
+        v.check((1..=4096).contains(&self.max_members), "fleet.backoff.max_members", "1..=4096");
     }
 }
 
@@ -250,6 +314,7 @@ impl FleetSection {
             &format!("1..={MAX_KEYS_CEILING}"),
         );
         self.cells.validate(v, ttl);
+        self.backoff.validate(v);
         v.check(
             (256..=MAX_VALUE_CEILING).contains(&s.max_value_bytes),
             "fleet.sync.max_value_bytes",

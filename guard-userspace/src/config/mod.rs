@@ -134,17 +134,25 @@ impl Config {
         out.push(match &self.fleet {
             None => "fleet: none (this guard runs alone)".to_owned(),
             Some(f) => format!(
-                "fleet: {} through etcd {} ({}), member {}; cell summaries {}",
+                "fleet: {} through etcd {} ({}), member {}; cell summaries {}; device back-off lists {}",
                 f.name,
                 f.endpoints.join(", "),
                 if f.tls() { "TLS" } else { "INSECURE: no TLS" },
                 f.member_name(),
                 if f.cells.enabled {
                     format!(
-                        "on with an N2 interface (cells at {}% of their threshold, at most {} per {})",
+                        "on (N2 cells with an N2 interface, N3 gNBs; at {}% of their threshold, at most {} per {})",
                         f.cells.publish_fraction * 100.0,
                         f.cells.max_cells,
                         f.cells.interval
+                    )
+                } else {
+                    "off".to_owned()
+                },
+                if f.backoff.enabled {
+                    format!(
+                        "on with an N2 interface (at most {} devices per member, expiring {})",
+                        f.backoff.max_devices, f.backoff.ttl
                     )
                 } else {
                     "off".to_owned()
@@ -221,7 +229,8 @@ mod values;
 pub use classify::*;
 pub use dataplane::*;
 pub use fleet::{
-    valid_name as fleet_valid_name, FleetCells, FleetSection, FleetSync, MAX_KEYS_CEILING, MAX_VALUE_CEILING,
+    valid_name as fleet_valid_name, FleetBackoff, FleetCells, FleetSection, FleetSync, MAX_KEYS_CEILING,
+    MAX_VALUE_CEILING,
 };
 pub use groups::*;
 pub use guard::*;

@@ -477,6 +477,20 @@ fn fleet_cell_summaries_have_defaults_and_bounds() {
 }
 
 #[test]
+fn fleet_backoff_lists_have_defaults_and_bounds() {
+    let lab = "[fleet]\nendpoints = [\"http://127.0.0.1:2379\"]\nname = \"lab\"\ninsecure = true\n";
+    let f = Config::from_toml_str(lab).expect("valid").fleet.unwrap();
+    assert_eq!(f.backoff, crate::config::FleetBackoff::default());
+    assert!(f.backoff.enabled && f.backoff.max_devices == 256);
+    let p = problems(&format!("{lab}[fleet.backoff]\nmax_devices = 0\nttl = \"1s\"\nmax_members = 0\n"));
+    for k in ["fleet.backoff.max_devices", "fleet.backoff.ttl", "fleet.backoff.max_members"] {
+        assert!(p.contains(k), "{k} in {p}");
+    }
+    let p = problems(&format!("{lab}[fleet.backoff]\nsurprise = 1\n"));
+    assert!(p.contains("surprise"), "unknown keys are refused: {p}");
+}
+
+#[test]
 fn a_reload_keeps_the_running_fleet() {
     let old = Config::default();
     let new =

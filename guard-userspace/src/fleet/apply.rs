@@ -21,6 +21,7 @@ use super::unix_ms;
 use crate::audit::{rfc3339, Actor, AuditLog, AuditRecord};
 use crate::clock::monotonic_ns;
 use crate::config::LadderSection;
+use crate::n2::fleet_link::BackoffExchange;
 use crate::n3::manual::{
     fleet_entry, is_fleet_cell, is_fleet_entry, manual_cell_entry, require_ue_keys, CELL_FLAG_FLEET, GNB_QUARANTINE,
 };
@@ -32,6 +33,8 @@ pub enum Written {
     /// Device entries, each with the `set_ns` it was written with.
     Devices(Vec<(DeviceKey, u64)>),
     Gnb(CellKey, u64),
+    /// A 5G-S-TMSI pin handed to the N2 controller's back-off list (its key below `pins/`).
+    N2Backoff(String),
     /// Not applied here, and why.
     NotApplied(String),
 }
@@ -52,6 +55,8 @@ pub struct Applier {
     held: BTreeMap<String, Held>,
     metrics: FleetMetrics,
     status: Arc<FleetStatus>,
+    /// The N2 controller's back-off mailbox (5G-S-TMSI pins); None: no N2 controller here.
+    backoff: Option<Arc<BackoffExchange>>,
 }
 
 impl Applier {
@@ -63,7 +68,13 @@ impl Applier {
         metrics: FleetMetrics,
         status: Arc<FleetStatus>,
     ) -> Applier {
-        Applier { maps, ladder, audit, member, held: BTreeMap::new(), metrics, status }
+        Applier { maps, ladder, audit, member, held: BTreeMap::new(), metrics, status, backoff: None }
+    }
+
+    /// 5G-S-TMSI pins go to this N2 controller's back-off list (fleet mode with N2).
+    pub fn with_n2_backoff(mut self, x: Option<Arc<BackoffExchange>>) -> Applier {
+        self.backoff = x;
+        self
     }
 
     /// What is held, by key below `pins/` (tests, `guard status`).
@@ -108,7 +119,7 @@ impl Applier {
         };
         let (devices, why) = match &written {
             Written::Devices(d) => (d.len(), None),
-            Written::Gnb(..) => (1, None),
+            Written::Gnb(..) | Written::N2Backoff(_) => (1, None),
             Written::NotApplied(w) => (0, Some(w.clone())),
         };
         if level_ok {
@@ -177,7 +188,7 @@ impl Applier {
                 Written::Gnb(k, set) => {
                     ours_cell.insert((*k, *set));
                 }
-                Written::NotApplied(_) => {}
+                Written::N2Backoff(_) | Written::NotApplied(_) => {}
             }
         }
         let mut cleared = 0usize;
@@ -228,6 +239,21 @@ impl Applier {
 
     fn write(&mut self, target: &PinTarget, value: &PinValue, ttl_ns: u64) -> Written {
         let now = monotonic_ns();
+        if let PinTarget::Tmsi(k) = target {
+            // On N2 the pin is the hook's back-off, never a drop (DESIGN §2): the controller lists
+            // the device at its next tick, until the pin's expiry.
+            let Some(x) = &self.backoff else {
+                return Written::NotApplied(
+                    "no N2 controller with fleet.backoff on this member: a 5G-S-TMSI pin is answered by an \
+                     AMF-side guard's hook"
+                        .to_owned(),
+                );
+            };
+            let suffix = target.suffix();
+            let expires = std::time::Instant::now() + std::time::Duration::from_nanos(ttl_ns);
+            x.set_pin(&suffix, *k, expires, &value.author);
+            return Written::N2Backoff(suffix);
+        }
         if let PinTarget::Gnb(a) = target {
             let limit = match value.stage {
                 PinStage::Quarantine => GNB_QUARANTINE,
@@ -266,6 +292,8 @@ impl Applier {
                 let d = &self.ladder.strict;
                 (STAGE_STRICT, Limit::per_second(value.pps.unwrap_or(d.rate_pps), value.burst.unwrap_or(d.burst)))
             }
+            // `PinValue::check` allows it on a 5G-S-TMSI only, handled above.
+            PinStage::Backoff => return Written::NotApplied("backoff is a 5G-S-TMSI pin's stage".to_owned()),
         };
         let entry = fleet_entry(stage, limit, now, ttl_ns);
         let mut done = Vec::with_capacity(keys.len());
@@ -303,6 +331,13 @@ impl Applier {
                 let kept = matches!(keep, Some(Written::Gnb(x, _)) if x == k);
                 let ours = matches!(self.maps.cell_stage(k), Ok(Some(e)) if e.flags & STAGE_FLAG_MANUAL != 0 && e.set_ns == *set);
                 if !kept && ours && self.maps.clear_cell_stage(k).unwrap_or(false) {
+                    n += 1;
+                }
+            }
+            Written::N2Backoff(suffix) => {
+                let kept = matches!(keep, Some(Written::N2Backoff(x)) if x == suffix);
+                if let (false, Some(x)) = (kept, &self.backoff) {
+                    x.remove_pin(suffix);
                     n += 1;
                 }
             }

@@ -63,12 +63,13 @@ pub struct SummaryValue {
     pub cells: Vec<(String, f64, f64)>,
 }
 
-/// One member's contribution, as a reader keeps it (rates clamped).
+/// One member's contribution, as a reader keeps it (rates clamped): N2's cells by default, N3's
+/// gNBs ([`super::cells_n3`]).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Contribution {
+pub struct Contribution<C = HotCell> {
     pub member: String,
     pub at_unix_ms: u64,
-    pub cells: Vec<HotCell>,
+    pub cells: Vec<C>,
 }
 
 /// Two decimals are enough for attempts per second and keep the value small.

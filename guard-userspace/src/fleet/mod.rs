@@ -8,13 +8,18 @@
 //! - [`status`]: what the member reports: metrics and the `/readyz` detail line;
 //! - [`cells`], [`summaries`]: per-cell summaries for storms split over members (an AMF set):
 //!   the key and value (pure), and publishing / summing them for the N2 controller;
+//! - [`backoff`], [`lists`]: N2 device back-off lists shared by an AMF set: the key and value
+//!   (pure), and publishing / taking them for the N2 controller;
 //! - [`sync`]: the member's task: list, then watch; on loss of etcd keep what it has and catch up.
 //!
 //! Nothing here runs without `[fleet]` in the configuration.
 
 pub mod apply;
+pub mod backoff;
 pub mod cells;
+pub mod cells_n3;
 pub mod client;
+pub mod lists;
 pub mod pins;
 pub mod status;
 pub mod summaries;
@@ -33,6 +38,17 @@ pub fn unix_ms(t: std::time::SystemTime) -> u64 {
     t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
+/// The controllers' mailboxes the fleet task serves.
+#[derive(Default)]
+pub struct Links {
+    /// N3 per-gNB summaries (`fleet.cells.enabled`).
+    pub n3_cells: Option<std::sync::Arc<crate::n2::fleet_link::Exchange<crate::n3::engine::N3HotCell>>>,
+    /// Per-cell summaries (`fleet.cells.enabled`).
+    pub cells: Option<std::sync::Arc<crate::n2::fleet_link::CellExchange>>,
+    /// Device back-off lists and 5G-S-TMSI pins (`fleet.backoff.enabled`).
+    pub backoff: Option<std::sync::Arc<crate::n2::fleet_link::BackoffExchange>>,
+}
+
 /// Start this member's fleet task (docs/fleet.md): its own handle on the pinned maps and the
 /// audit log, so that applying a pin is what `guard device pin` does, whatever the tick is doing.
 ///
@@ -44,7 +60,7 @@ pub fn start(
     pins: &PinDir,
     health: &Health,
     fm: status::FleetMetrics,
-    cells: Option<std::sync::Arc<crate::n2::fleet_link::CellExchange>>,
+    n2: Links,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     use anyhow::Context as _;
     use apply::Applier;
@@ -59,7 +75,8 @@ pub fn start(
         crate::audit::AuditLog::open(&cfg.guard.audit_log)
             .with_context(|| format!("opening the audit log {} for the fleet", cfg.guard.audit_log.display()))?,
     );
-    let applier = Applier::new(maps, cfg.ladder.clone(), audit, member.clone(), fm.clone(), status.clone());
+    let applier = Applier::new(maps, cfg.ladder.clone(), audit, member.clone(), fm.clone(), status.clone())
+        .with_n2_backoff(n2.backoff.clone());
     let about = serde_json::json!({
         "member": member,
         "version": env!("CARGO_PKG_VERSION"),
@@ -74,6 +91,8 @@ pub fn start(
         tls = f.tls(),
         "fleet mode: following etcd"
     );
-    let summaries = cells.map(|x| summaries::Summaries::new(&f.name, &member, f.cells.clone(), x, fm.clone()));
-    Ok(tokio::spawn(Member::new(f, about, applier, status, fm, summaries).run()))
+    let summaries = n2.cells.map(|x| summaries::Summaries::new(&f.name, &member, f.cells.clone(), x, fm.clone()));
+    let n3 = n2.n3_cells.map(|x| summaries::Summaries::new(&f.name, &member, f.cells.clone(), x, fm.clone()));
+    let lists = n2.backoff.map(|x| lists::Lists::new(&f.name, &member, f.backoff.clone(), x, fm.clone()));
+    Ok(tokio::spawn(Member::new(f, about, applier, status, fm, summaries, lists).with_n3(n3).run()))
 }

@@ -1,10 +1,12 @@
 //! Fleet pins as stored in etcd: keys, JSON values, their bounds and validation. Pure: no etcd, no
 //! maps, so every rule is unit-tested here.
 //!
-//! Key: `/overload-guard/<fleet>/pins/<kind>/<target>`, kind `ue`, `ue-prefix` or `gnb`:
+//! Key: `/overload-guard/<fleet>/pins/<kind>/<target>`, kind `ue`, `ue-prefix`, `gnb` or `tmsi`:
 //! - `/overload-guard/upf-north/pins/ue/10.45.0.7`
 //! - `/overload-guard/upf-north/pins/ue-prefix/10.45.1.0/24`
 //! - `/overload-guard/upf-north/pins/gnb/192.0.2.10`
+//! - `/overload-guard/amf-set-1/pins/tmsi/5g-s-tmsi:1:1:0xc0000002` (N2: a device backed off by
+//!   every member's hook; its stage is `backoff`, the only one it takes)
 //!
 //! A TEID is never a fleet key: it names a session only on the host that allocated it (the F-TEID,
 //! TS 29.281 §5.1), and the same number on another UPF is another UE.
@@ -12,9 +14,11 @@
 use std::net::IpAddr;
 
 use guard_common::abi::DeviceKey;
+use guard_common::abi_n2::N2DeviceKey;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Prefix;
+use crate::n2::engine::{n2_device_str, parse_n2_device};
 use crate::n3::manual::{ue_device_key, v6_prefix_key, ManualError};
 
 /// The root of every fleet's keys.
@@ -81,6 +85,9 @@ pub enum PinTarget {
     UePrefix(Prefix),
     /// A gNB, by its N3 address (the outer source of its G-PDUs).
     Gnb(IpAddr),
+    /// An N2 device by its 5G-S-TMSI (or S-TMSI): on every N2 member's hook back-off list. Not
+    /// a drop: the data plane never drops a device's DATA chunks mid-association (DESIGN §2).
+    Tmsi(N2DeviceKey),
 }
 
 impl PinTarget {
@@ -90,6 +97,7 @@ impl PinTarget {
             PinTarget::Ue(a) => format!("ue/{a}"),
             PinTarget::UePrefix(p) => format!("ue-prefix/{}/{}", p.addr, p.len),
             PinTarget::Gnb(a) => format!("gnb/{a}"),
+            PinTarget::Tmsi(k) => format!("tmsi/{}", n2_device_str(k)),
         }
     }
 
@@ -105,7 +113,10 @@ impl PinTarget {
             "ue" => PinTarget::Ue(rest.parse().map_err(|_| format!("`{rest}` is not an IP address"))?),
             "gnb" => PinTarget::Gnb(rest.parse().map_err(|_| format!("`{rest}` is not an IP address"))?),
             "ue-prefix" => PinTarget::UePrefix(rest.parse()?),
-            other => return Err(format!("unknown kind `{other}` (ue, ue-prefix, gnb)")),
+            "tmsi" => PinTarget::Tmsi(parse_n2_device(rest).ok_or_else(|| {
+                format!("`{rest}` is not a 5g-s-tmsi:<set>:<pointer>:0x<8 hex> or s-tmsi:0x<2 hex>:0x<8 hex>")
+            })?),
+            other => return Err(format!("unknown kind `{other}` (ue, ue-prefix, gnb, tmsi)")),
         };
         // One spelling per target: a key another tool spelled differently would be a second pin.
         if t.suffix() != s {
@@ -123,6 +134,7 @@ impl PinTarget {
                     return Err(format!("{a} is not a unicast address of a UE or gNB"));
                 }
             }
+            PinTarget::Tmsi(_) => {}
             PinTarget::UePrefix(p) => {
                 let max = if p.addr.is_ipv4() { 32 } else { 128 };
                 if p.len == max {
@@ -149,6 +161,7 @@ impl PinTarget {
             PinTarget::Ue(a) => format!("ue {a}"),
             PinTarget::UePrefix(p) => format!("ue-prefix {p}"),
             PinTarget::Gnb(a) => format!("gnb {a}"),
+            PinTarget::Tmsi(k) => format!("tmsi {}", n2_device_str(k)),
         }
     }
 
@@ -157,7 +170,7 @@ impl PinTarget {
     pub fn device_keys(&self, v6_len: u32) -> Result<Vec<DeviceKey>, String> {
         let err = |e: ManualError| e.to_string();
         match *self {
-            PinTarget::Gnb(_) => Ok(Vec::new()),
+            PinTarget::Gnb(_) | PinTarget::Tmsi(_) => Ok(Vec::new()),
             PinTarget::Ue(a) => Ok(vec![ue_device_key(a, v6_len).map_err(err)?]),
             PinTarget::UePrefix(Prefix { addr: IpAddr::V4(v4), len }) => {
                 let base = u32::from(v4);
@@ -210,6 +223,8 @@ pub enum PinStage {
     Shape,
     Strict,
     Quarantine,
+    /// N2 (a 5G-S-TMSI pin): on every member's hook back-off list (5GMM cause #22, T3346).
+    Backoff,
 }
 
 impl PinStage {
@@ -218,6 +233,7 @@ impl PinStage {
             PinStage::Shape => "shape",
             PinStage::Strict => "strict",
             PinStage::Quarantine => "quarantine",
+            PinStage::Backoff => "backoff",
         }
     }
 }
@@ -260,8 +276,16 @@ impl PinValue {
         if self.expires_unix_ms <= self.created_unix_ms || self.expires_unix_ms - self.created_unix_ms > MAX_TTL_MS {
             return Err("expiry must be after creation, within 7 days".into());
         }
-        if self.stage == PinStage::Quarantine && (self.pps.is_some() || self.burst.is_some()) {
-            return Err("quarantine takes no pps/burst".into());
+        let tmsi = matches!(target, PinTarget::Tmsi(_));
+        if tmsi != (self.stage == PinStage::Backoff) {
+            return Err(
+                "a 5G-S-TMSI pin takes the stage backoff, and only it does (N2 never drops a device's DATA)".into()
+            );
+        }
+        if matches!(self.stage, PinStage::Quarantine | PinStage::Backoff)
+            && (self.pps.is_some() || self.burst.is_some())
+        {
+            return Err(format!("{} takes no pps/burst", self.stage.name()));
         }
         if self.pps == Some(0) || self.burst == Some(0) {
             return Err("pps and burst must be > 0".into());

@@ -32,6 +32,13 @@ pub struct FleetMetrics {
     pub cell_members: Gauge,
     /// Cells this member published at its last publication.
     pub cells_published: Gauge,
+    /// N3: other members whose gNB summaries are summed now, gNBs this member published.
+    pub n3_cell_members: Gauge,
+    pub n3_cells_published: Gauge,
+    /// Devices held from the other members' back-off lists (live lists).
+    pub backoff_listed: Gauge,
+    /// Devices in this member's own back-off list at its last publication.
+    pub backoff_published: Gauge,
 }
 
 impl FleetMetrics {
@@ -60,6 +67,26 @@ impl FleetMetrics {
             "fleet_cells_published",
             "Cells this member published in its last per-cell summary",
             m.cells_published.clone(),
+        );
+        registry.register(
+            "fleet_n3_cell_members",
+            "Other members whose N3 per-gNB summaries are summed now",
+            m.n3_cell_members.clone(),
+        );
+        registry.register(
+            "fleet_n3_cells_published",
+            "gNBs this member published in its last N3 summary",
+            m.n3_cells_published.clone(),
+        );
+        registry.register(
+            "fleet_backoff_listed",
+            "Devices held from the other members' N2 back-off lists",
+            m.backoff_listed.clone(),
+        );
+        registry.register(
+            "fleet_backoff_published",
+            "Devices in this member's own N2 back-off list at its last publication",
+            m.backoff_published.clone(),
         );
         m
     }

@@ -14,37 +14,98 @@ use anyhow::{Context, Result};
 use etcd_client::{Client, EventType, GetOptions, PutOptions, WatchOptions};
 use tracing::{debug, warn};
 
-use super::cells::{decode, encode, n2_key, n2_prefix};
+use super::cells::{Contribution, SummaryError};
 use super::status::FleetMetrics;
 use super::sync::prefix_end;
 use super::unix_ms;
 use crate::config::FleetCells;
-use crate::n2::fleet_link::CellExchange;
+use crate::n2::engine::HotCell;
+use crate::n2::fleet_link::Exchange;
+use crate::n3::engine::N3HotCell;
+use prometheus_client::metrics::gauge::Gauge;
 
-/// This member's summaries link.
-pub struct Summaries {
+/// A plane's summaries: where they live and how they are written and read (pure, in
+/// [`super::cells`] and [`super::cells_n3`]).
+pub trait Plane {
+    type Cell: Clone;
+    /// `n2` or `n3`, in log lines.
+    const NAME: &'static str;
+    fn prefix(fleet: &str) -> String;
+    fn encode(member: &str, at_unix_ms: u64, cells: &[Self::Cell], cfg: &FleetCells) -> Vec<u8>;
+    fn decode(
+        prefix: &str,
+        key: &[u8],
+        value: &[u8],
+        cfg: &FleetCells,
+    ) -> Result<Contribution<Self::Cell>, SummaryError>;
+    /// Its series: other members summed, cells published.
+    fn gauges(m: &FleetMetrics) -> (&Gauge, &Gauge);
+}
+
+/// N2: cells' access-attempt rates and baselines (an AMF set).
+pub struct N2;
+/// N3: gNBs' G-PDU demand and offenders (UPFs behind the same gNBs).
+pub struct N3;
+
+impl Plane for N2 {
+    type Cell = HotCell;
+    const NAME: &'static str = "n2";
+    fn prefix(fleet: &str) -> String {
+        super::cells::n2_prefix(fleet)
+    }
+    fn encode(member: &str, at: u64, cells: &[HotCell], cfg: &FleetCells) -> Vec<u8> {
+        super::cells::encode(member, at, cells, cfg)
+    }
+    fn decode(p: &str, k: &[u8], v: &[u8], cfg: &FleetCells) -> Result<Contribution<HotCell>, SummaryError> {
+        super::cells::decode(p, k, v, cfg)
+    }
+    fn gauges(m: &FleetMetrics) -> (&Gauge, &Gauge) {
+        (&m.cell_members, &m.cells_published)
+    }
+}
+
+impl Plane for N3 {
+    type Cell = N3HotCell;
+    const NAME: &'static str = "n3";
+    fn prefix(fleet: &str) -> String {
+        super::cells_n3::n3_prefix(fleet)
+    }
+    fn encode(member: &str, at: u64, cells: &[N3HotCell], cfg: &FleetCells) -> Vec<u8> {
+        super::cells_n3::encode(member, at, cells, cfg)
+    }
+    fn decode(p: &str, k: &[u8], v: &[u8], cfg: &FleetCells) -> Result<Contribution<N3HotCell>, SummaryError> {
+        super::cells_n3::decode(p, k, v, cfg)
+    }
+    fn gauges(m: &FleetMetrics) -> (&Gauge, &Gauge) {
+        (&m.n3_cell_members, &m.n3_cells_published)
+    }
+}
+
+/// This member's summaries link for plane `P`.
+pub struct Summaries<P: Plane> {
     cfg: FleetCells,
     prefix: String,
     key: String,
     member: String,
-    exchange: Arc<CellExchange>,
+    exchange: Arc<Exchange<P::Cell>>,
     metrics: FleetMetrics,
     /// Whether our key holds cells (so an empty set is written once, as a delete).
     published: bool,
 }
 
-impl Summaries {
+impl<P: Plane> Summaries<P> {
     pub fn new(
         fleet: &str,
         member: &str,
         cfg: FleetCells,
-        exchange: Arc<CellExchange>,
+        exchange: Arc<Exchange<P::Cell>>,
         metrics: FleetMetrics,
-    ) -> Summaries {
+    ) -> Summaries<P> {
+        let prefix = P::prefix(fleet);
         Summaries {
             cfg,
-            prefix: n2_prefix(fleet),
-            key: n2_key(fleet, member),
+            key: format!("{prefix}{member}"),
+            prefix,
             member: member.to_owned(),
             exchange,
             metrics,
@@ -106,7 +167,7 @@ impl Summaries {
         if key == self.key.as_bytes() {
             return; // our own: the controller has its own counts
         }
-        match decode(&self.prefix, key, value, &self.cfg) {
+        match P::decode(&self.prefix, key, value, &self.cfg) {
             Ok(c) => {
                 if !self.exchange.set(&c.member, c.cells, now) {
                     self.metrics.reject("too_many_keys");
@@ -119,7 +180,7 @@ impl Summaries {
             Err(e) => {
                 self.metrics.reject(e.label());
                 let key = String::from_utf8_lossy(key);
-                warn!(%key, error = %e, "fleet: cell summary rejected; that member's contribution is dropped");
+                warn!(%key, plane = P::NAME, error = %e, "fleet: cell summary rejected; that member's contribution is dropped");
                 if let Some(m) = key.strip_prefix(&self.prefix) {
                     self.exchange.remove(m);
                 }
@@ -128,14 +189,14 @@ impl Summaries {
     }
 
     fn report(&self) {
-        self.metrics.cell_members.set(self.exchange.members() as i64);
+        P::gauges(&self.metrics).0.set(self.exchange.members() as i64);
     }
 
     /// Write this member's hot cells under its lease (the key goes with the lease if this host
     /// dies); delete the key once no cell is left to publish.
     pub async fn publish(&mut self, client: &mut Client, lease: i64) -> Result<()> {
         let cells = self.exchange.outgoing();
-        self.metrics.cells_published.set(cells.len().min(self.cfg.max_cells as usize) as i64);
+        P::gauges(&self.metrics).1.set(cells.len().min(self.cfg.max_cells as usize) as i64);
         if cells.is_empty() {
             if self.published {
                 client.delete(self.key.clone(), None).await.context("deleting this member's cell summary")?;
@@ -144,7 +205,7 @@ impl Summaries {
             }
             return Ok(());
         }
-        let v = encode(&self.member, unix_ms(SystemTime::now()), &cells, &self.cfg);
+        let v = P::encode(&self.member, unix_ms(SystemTime::now()), &cells, &self.cfg);
         client
             .put(self.key.clone(), v, Some(PutOptions::new().with_lease(lease)))
             .await

@@ -15,9 +15,10 @@ use etcd_client::{Client, EventType, GetOptions, PutOptions, WatchOptions};
 use tracing::{debug, info, warn};
 
 use super::apply::Applier;
+use super::lists::Lists;
 use super::pins::{decode, members_prefix, pins_prefix, PinTarget, PinValue};
 use super::status::{FleetMetrics, FleetStatus};
-use super::summaries::Summaries;
+use super::summaries::{Summaries, N2, N3};
 use super::unix_ms;
 use crate::config::FleetSection;
 
@@ -35,7 +36,11 @@ pub struct Member {
     status: Arc<FleetStatus>,
     metrics: FleetMetrics,
     /// Per-cell summaries (with an N2 controller and `fleet.cells.enabled`).
-    summaries: Option<Summaries>,
+    summaries: Option<Summaries<N2>>,
+    /// Per-gNB summaries on N3 (`fleet.cells.enabled`).
+    n3: Option<Summaries<N3>>,
+    /// Device back-off lists (with an N2 controller and `fleet.backoff.enabled`).
+    lists: Option<Lists>,
     /// Connection attempts so far (which endpoint to try first).
     attempts: usize,
 }
@@ -53,10 +58,28 @@ impl Member {
         applier: Applier,
         status: Arc<FleetStatus>,
         metrics: FleetMetrics,
-        summaries: Option<Summaries>,
+        summaries: Option<Summaries<N2>>,
+        lists: Option<Lists>,
     ) -> Member {
         let member = cfg.member_name();
-        Member { cfg, member, about: about.to_string(), applier, status, metrics, summaries, attempts: 0 }
+        Member {
+            cfg,
+            member,
+            about: about.to_string(),
+            applier,
+            status,
+            metrics,
+            summaries,
+            n3: None,
+            lists,
+            attempts: 0,
+        }
+    }
+
+    /// Publish and sum N3 per-gNB summaries too.
+    pub fn with_n3(mut self, n3: Option<Summaries<N3>>) -> Member {
+        self.n3 = n3;
+        self
     }
 
     /// Run until the task is aborted.
@@ -82,6 +105,12 @@ impl Member {
             if let Some(sm) = &mut self.summaries {
                 // Without etcd the others' contributions cannot be refreshed: local view only.
                 sm.lost();
+            }
+            if let Some(l) = &mut self.lists {
+                l.lost();
+            }
+            if let Some(n3) = &mut self.n3 {
+                n3.lost();
             }
             if !announced_down {
                 warn!(
@@ -170,14 +199,54 @@ impl Member {
                     ))
                 }
             };
-            let (p, o) = (sm.prefix().to_owned(), Summaries::watch_options(srev));
+            let (p, o) = (sm.prefix().to_owned(), Summaries::<N2>::watch_options(srev));
             match self.deadline("watching the cell summaries", client.watch(p, Some(o))).await {
                 Ok(st) => cells_stream = Some(st),
                 Err(e) => return Ended::Failed(e),
             }
         }
-        let mut publish =
-            tokio::time::interval(self.summaries.as_ref().map_or(Duration::from_secs(3600), Summaries::interval));
+        // Device back-off lists likewise.
+        let mut lists_stream = None;
+        let t = self.timeout();
+        if let Some(l) = &mut self.lists {
+            let lrev = match tokio::time::timeout(t, l.list(&mut client)).await {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) => return Ended::Failed(e),
+                Err(_) => {
+                    return Ended::Failed(anyhow!(
+                        "listing the device back-off lists: no answer within {}",
+                        self.cfg.sync.timeout
+                    ))
+                }
+            };
+            let (p, o) = (l.prefix().to_owned(), Lists::watch_options(lrev));
+            match self.deadline("watching the device back-off lists", client.watch(p, Some(o))).await {
+                Ok(st) => lists_stream = Some(st),
+                Err(e) => return Ended::Failed(e),
+            }
+        }
+        // N3 per-gNB summaries likewise.
+        let mut n3_stream = None;
+        if let Some(n3) = &mut self.n3 {
+            let nrev = match tokio::time::timeout(t, n3.list(&mut client)).await {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) => return Ended::Failed(e),
+                Err(_) => {
+                    return Ended::Failed(anyhow!(
+                        "listing the N3 cell summaries: no answer within {}",
+                        self.cfg.sync.timeout
+                    ))
+                }
+            };
+            let (p, o) = (n3.prefix().to_owned(), Summaries::<N3>::watch_options(nrev));
+            match self.deadline("watching the N3 cell summaries", client.watch(p, Some(o))).await {
+                Ok(st) => n3_stream = Some(st),
+                Err(e) => return Ended::Failed(e),
+            }
+        }
+        // One publish tick for all: the summaries' interval, else a second for the lists.
+        let every = Duration::from_nanos(self.cfg.cells.interval.0);
+        let mut publish = tokio::time::interval(every);
         publish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         self.metrics.connected.set(1);
         self.status.connected();
@@ -244,13 +313,57 @@ impl Member {
                         }
                     }
                 }
-                _ = publish.tick(), if self.summaries.is_some() => {
+                msg = next_message(&mut n3_stream) => {
+                    let resp = match msg {
+                        Ok(Some(r)) => r,
+                        Ok(None) => return Ended::Lost(anyhow!("the N3 cell summaries' watch ended")),
+                        Err(e) => return Ended::Lost(anyhow!(e).context("watching the N3 cell summaries")),
+                    };
+                    if resp.canceled() {
+                        return Ended::Lost(anyhow!("the N3 cell summaries' watch was canceled ({})", resp.cancel_reason()));
+                    }
+                    if let Some(n3) = &mut self.n3 {
+                        for ev in resp.events() {
+                            n3.on_event(ev);
+                        }
+                    }
+                }
+                msg = next_message(&mut lists_stream) => {
+                    let resp = match msg {
+                        Ok(Some(r)) => r,
+                        Ok(None) => return Ended::Lost(anyhow!("the device back-off lists' watch ended")),
+                        Err(e) => return Ended::Lost(anyhow!(e).context("watching the device back-off lists")),
+                    };
+                    if resp.canceled() {
+                        return Ended::Lost(anyhow!("the device back-off lists' watch was canceled ({})", resp.cancel_reason()));
+                    }
+                    if let Some(l) = &mut self.lists {
+                        for ev in resp.events() {
+                            l.on_event(ev);
+                        }
+                    }
+                }
+                _ = publish.tick(), if self.summaries.is_some() || self.lists.is_some() || self.n3.is_some() => {
                     let t = self.timeout();
                     if let Some(sm) = &mut self.summaries {
                         match tokio::time::timeout(t, sm.publish(&mut client, lease)).await {
                             Ok(Ok(())) => {}
                             Ok(Err(e)) => return Ended::Lost(e),
                             Err(_) => return Ended::Lost(anyhow!("publishing the cell summary: no answer within {}", self.cfg.sync.timeout)),
+                        }
+                    }
+                    if let Some(n3) = &mut self.n3 {
+                        match tokio::time::timeout(t, n3.publish(&mut client, lease)).await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(e)) => return Ended::Lost(e),
+                            Err(_) => return Ended::Lost(anyhow!("publishing the N3 cell summary: no answer within {}", self.cfg.sync.timeout)),
+                        }
+                    }
+                    if let Some(l) = &mut self.lists {
+                        match tokio::time::timeout(t, l.publish(&mut client, lease)).await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(e)) => return Ended::Lost(e),
+                            Err(_) => return Ended::Lost(anyhow!("publishing the device back-off list: no answer within {}", self.cfg.sync.timeout)),
                         }
                     }
                 }

@@ -46,7 +46,7 @@ use tracing::{error, info, warn};
 use super::audit::{audit_hook_failure, audit_response, audit_transition};
 use super::engine::setup::{PeerSample, PeerStageDecision, SetupLadder};
 use super::engine::{CellSample, DeviceSample, N2Engine, Response};
-use super::fleet_link::CellExchange;
+use super::fleet_link::{BackoffExchange, CellExchange};
 use super::hook::Hook;
 use super::metrics::N2Metrics;
 use crate::audit::AuditLog;
@@ -68,6 +68,8 @@ pub struct N2Controller {
     /// Fleet mode's cell summaries (docs/fleet.md); `None`: the local engine alone.
     fleet: Option<Arc<CellExchange>>,
     fleet_published: usize,
+    /// Fleet mode's device back-off lists and 5G-S-TMSI pins; `None`: local lists only.
+    backoff: Option<Arc<BackoffExchange>>,
 }
 
 impl N2Controller {
@@ -87,6 +89,7 @@ impl N2Controller {
             metrics,
             fleet: None,
             fleet_published: 0,
+            backoff: None,
         })
     }
 
@@ -94,6 +97,13 @@ impl N2Controller {
     /// (fleet mode, split storms).
     pub fn with_fleet(mut self, x: Arc<CellExchange>) -> N2Controller {
         self.fleet = Some(x);
+        self
+    }
+
+    /// Back off the devices the other members list (once they show up here) and the operators'
+    /// 5G-S-TMSI pins; publish this member's own list (fleet mode).
+    pub fn with_backoff(mut self, x: Arc<BackoffExchange>) -> N2Controller {
+        self.backoff = Some(x);
         self
     }
 
@@ -179,7 +189,13 @@ impl N2Controller {
         if let Some(x) = &self.fleet {
             self.engine.set_fleet(x.sums(Instant::now()));
         }
+        if let Some(x) = &self.backoff {
+            self.engine.set_fleet_backoff(x.view(Instant::now(), now_ns));
+        }
         let out = self.engine.tick(now_ns, &cells, &devices);
+        if let Some(x) = &self.backoff {
+            x.publish(self.engine.backoff_for_fleet());
+        }
         if let Some(x) = &self.fleet {
             let cells = self.engine.hot_cells_for_fleet(x.fraction, x.max_cells);
             if cells.len() != self.fleet_published {
@@ -304,13 +320,22 @@ impl Prepared {
         &self.iface
     }
 
-    /// Start ticking; `fleet`: the mailbox of fleet mode's cell summaries, if any.
-    pub fn spawn(self, metrics: N2Metrics, fleet: Option<Arc<CellExchange>>) -> Result<Running> {
+    /// Start ticking; `fleet`, `backoff`: the mailboxes of fleet mode's cell summaries and device
+    /// back-off lists, if any.
+    pub fn spawn(
+        self,
+        metrics: N2Metrics,
+        fleet: Option<Arc<CellExchange>>,
+        backoff: Option<Arc<BackoffExchange>>,
+    ) -> Result<Running> {
         let audit = AuditLog::open(&self.audit_path)
             .with_context(|| format!("opening the audit log {}", self.audit_path.display()))?;
         let mut ctl = N2Controller::new(&self.file, audit, metrics)?;
         if let Some(x) = fleet {
             ctl = ctl.with_fleet(x);
+        }
+        if let Some(x) = backoff {
+            ctl = ctl.with_backoff(x);
         }
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();

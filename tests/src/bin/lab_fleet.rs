@@ -106,6 +106,22 @@ pub fn markdown(r: &FleetReport) -> String {
         r.guard_kill_expiry_s.map_or("never".to_owned(), |s| format!("{s:.2} s")),
         r.pin_delays_s.iter().map(|(u, s)| format!("{u} {:.0} ms", s * 1000.0)).collect::<Vec<_>>().join(", ")
     );
+    let secs = |v: &[Option<f64>]| {
+        v.iter().map(|d| d.map_or("never".to_owned(), |s| format!("{s:.2} s"))).collect::<Vec<_>>().join(", ")
+    };
+    let _ = writeln!(
+        m,
+        "
+Device back-off lists: each guard's list held by the other after {} (guard 1 to 2, 2 to 1);          devices moved to guard 2 listed there as guard 1's {}; a 5G-S-TMSI pin on the hooks after {},          its unpin after {}.",
+        secs(&r.backoff_held_s),
+        r.moved_listed_s
+            .iter()
+            .map(|(d, s)| format!("{d} {}", s.map_or("never".to_owned(), |s| format!("{s:.2} s"))))
+            .collect::<Vec<_>>()
+            .join(", "),
+        secs(&r.tmsi_pin_s),
+        secs(&r.tmsi_unpin_s)
+    );
     m
 }
 

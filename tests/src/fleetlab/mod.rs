@@ -8,8 +8,14 @@
 //! 2. **with fleet mode**: both answer (their own devices); etcd's load measured idle and in the
 //!    storm; mid-storm, guard 2 is SIGKILLed and its summary and member keys expire within its
 //!    lease, and guard 1 stops counting it;
+//!    Device back-off lists: each guard's listed devices are held by the other within 2 s; two
+//!    of guard 1's infected devices moved to guard 2's AMF mid-storm are on guard 2's hook list
+//!    (marked as guard 1's) within 2 s of their first attempt there;
 //! 3. a malformed and an oversized summary put straight into etcd are refused by both guards
-//!    (log line, metric), which run on; an operator pin typed on host 1 (`guard device pin --fleet`) is in host 2's data plane
+//!    (log line, metric), which run on; so are a forged and an expired back-off list; an N3
+//!    summary put into etcd is summed by both guards and a forged one refused; a
+//!    5G-S-TMSI pin typed on host 1 (`guard fleet pin --tmsi`) is on both hooks' lists within
+//!    2 s, and off them within 2 s of its unpin; an operator pin typed on host 1 (`guard device pin --fleet`) is in host 2's data plane
 //!    within 2 s;
 //! 4. one etcd member killed: a pin still reaches the other host within 2 s; two killed: both
 //!    guards run on (connected 0, pins kept, `/readyz` 200); both restored: both reconnect, and
@@ -18,6 +24,7 @@
 //! Everything (guards, etcd, namespaces, pins, temporary data) is removed on drop, panics
 //! included; traffic stays in the namespaces the lab created and every loop is bounded.
 
+mod backoff;
 pub mod etcd;
 mod steps;
 
@@ -92,6 +99,16 @@ pub struct FleetReport {
     /// `overload_guard_fleet_cells_published` of each guard then, and the summaries in etcd.
     pub cells_published_mid_storm: Vec<Option<f64>>,
     pub summaries_mid_storm: String,
+    /// Seconds from guard i's first listed devices (its hook) to the other guard holding its
+    /// list (`overload_guard_fleet_backoff_listed` > 0), polled every slot.
+    pub backoff_held_s: Vec<Option<f64>>,
+    /// Per device moved from guard 1 to guard 2: seconds from its first attempt at guard 2 to
+    /// guard 2's hook listing it as guard 1's.
+    pub moved_listed_s: Vec<(String, Option<f64>)>,
+    /// Seconds from `guard fleet pin --tmsi` on host 1 to each host's hook listing the device,
+    /// and from the unpin to each hook's response without it.
+    pub tmsi_pin_s: Vec<Option<f64>>,
+    pub tmsi_unpin_s: Vec<Option<f64>>,
     pub checks: Vec<Check>,
 }
 
@@ -108,6 +125,10 @@ impl FleetReport {
 
 /// The lease of each guard's fleet member (its keys expire this long after it dies).
 pub const LEASE_TTL_S: u64 = 3;
+
+/// When two of guard 1's infected devices move to guard 2's AMF, after the storm's onset: both
+/// guards answer by then (guard 1 with those devices listed), guard 2 is killed 8 s later.
+pub const MOVE_AFTER_ONSET_S: f64 = 16.0;
 
 /// One guard host: an N2 lab topology, linked to the cluster.
 pub struct Host {
@@ -155,11 +176,15 @@ fn start(hosts: &mut [Host], sc: &N2Scenario) -> Result<()> {
     Ok(())
 }
 
-/// Send the split storm: host `i` gets the attempts of AMF `i`. `at` is called once per slot
+/// Send the split storm: host `i` gets the attempts of AMF `i` (`models[i]`). `at` is called once per slot
 /// with the seconds since the start (for steps made mid-storm). Returns the monotonic start.
-fn storm(hosts: &mut [Host], sc: &N2Scenario, mut at: impl FnMut(f64, &mut [Host])) -> Result<u64> {
+fn storm(
+    hosts: &mut [Host],
+    sc: &N2Scenario,
+    models: &mut [Model],
+    mut at: impl FnMut(f64, &mut [Host]),
+) -> Result<u64> {
     let n = hosts.len() as u64;
-    let mut models: Vec<Model> = (0..n).map(|i| Model::new(sc).split(i, n)).collect();
     let slot = Duration::from_millis(sc.slot_ms);
     let slots = (sc.duration_s * 1000.0 / sc.slot_ms as f64).ceil() as u64;
     let start = Instant::now();
@@ -208,7 +233,8 @@ fn answer(h: &Host, start_ns: u64, onset_s: f64, infected: &BTreeSet<String>) ->
         }
         a.fleet_hot_cells = a.fleet_hot_cells.max(v["evidence"]["fleet_hot_cells"].as_u64().unwrap_or(0));
         for d in v["devices"].as_array().into_iter().flatten() {
-            if let Some(id) = d["id"].as_str() {
+            // This host's own evidence only: a device listed because of the fleet is marked.
+            if let (Some(id), true) = (d["id"].as_str(), d["fleet"].is_null()) {
                 listed.insert(id.to_owned());
             }
         }
@@ -224,6 +250,15 @@ pub fn run(opts: &FleetOpts) -> Result<FleetReport> {
     let sc = N2Scenario::read(&opts.scenario)?;
     let onset = sc.storm.as_ref().map_or(0.0, |s| s.onset_s);
     let infected: Vec<BTreeSet<String>> = (0..2).map(|i| Model::new(&sc).split(i, 2).truth.infected).collect();
+    // With fleet mode, two of guard 1's infected devices move to guard 2's AMF mid-storm.
+    let moved: BTreeSet<u32> = infected[0]
+        .iter()
+        .filter_map(|d| d.rsplit("0x").next().and_then(|h| u32::from_str_radix(h, 16).ok()))
+        .take(2)
+        .collect();
+    let move_at = onset + MOVE_AFTER_ONSET_S;
+    let mut moving: Vec<Model> = (0..2).map(|i| Model::new(&sc).split_moving(i, 2, &moved, move_at, 1)).collect();
+    let infected_moving: Vec<BTreeSet<String>> = moving.iter().map(|m| m.truth.infected.clone()).collect();
     let data = std::env::temp_dir().join(format!("og-fleet-lab-{}", unique_name("etcd")));
     let mut cluster = EtcdCluster::new(&data)?;
     let mut r = FleetReport { scenario: sc.name.clone(), ..FleetReport::default() };
@@ -236,7 +271,8 @@ pub fn run(opts: &FleetOpts) -> Result<FleetReport> {
         let mut hosts =
             vec![Host::new(opts, &cluster, 1, "without", None)?, Host::new(opts, &cluster, 2, "without", None)?];
         start(&mut hosts, &sc)?;
-        let start_ns = storm(&mut hosts, &sc, |_, _| {})?;
+        let mut models: Vec<Model> = (0..2).map(|i| Model::new(&sc).split(i, 2)).collect();
+        let start_ns = storm(&mut hosts, &sc, &mut models, |_, _| {})?;
         for h in hosts.iter_mut() {
             h.topo.stop_guard();
         }
@@ -257,10 +293,12 @@ pub fn run(opts: &FleetOpts) -> Result<FleetReport> {
     steps::wait_connected(&mut hosts, Duration::from_secs(20))?;
     r.load_idle = steps::measure_load(&cluster, Duration::from_secs(5), || {});
     let mut storm_load = steps::LoadProbe::default();
-    let mut kill = steps::GuardKill::new(&fleet, "amf-2", onset + 20.0);
+    let mut kill = steps::GuardKill::new(&fleet, "amf-2", onset + 24.0);
+    let mut held = backoff::BackoffHeld::default();
     let (mut mid, mut mid_pub, mut mid_kv) = (Vec::new(), Vec::new(), String::new());
-    let start_ns = storm(&mut hosts, &sc, |t, hosts| {
+    let start_ns = storm(&mut hosts, &sc, &mut moving, |t, hosts| {
         storm_load.at(&cluster, t, onset + 6.0, onset + 18.0);
+        held.at(hosts);
         if t >= onset + 12.0 && mid.is_empty() {
             mid = hosts.iter().map(|h| h.metric("overload_guard_fleet_cell_members")).collect();
             mid_pub = hosts.iter().map(|h| h.metric("overload_guard_fleet_cells_published")).collect();
@@ -293,8 +331,19 @@ pub fn run(opts: &FleetOpts) -> Result<FleetReport> {
     r.cell_members_mid_storm = mid;
     r.cells_published_mid_storm = mid_pub;
     r.summaries_mid_storm = mid_kv;
-    r.with_fleet = hosts.iter().zip(&infected).map(|(h, inf)| answer(h, start_ns, onset, inf)).collect();
+    r.with_fleet = hosts.iter().zip(&infected_moving).map(|(h, inf)| answer(h, start_ns, onset, inf)).collect();
     kill.finish(&cluster, &mut hosts, &mut r);
+    held.finish(&hosts, start_ns, &mut r);
+    let after: Vec<(String, f64)> = moved
+        .iter()
+        .filter_map(|t| {
+            let first = moving[1].attempts_of(*t).into_iter().find(|a| *a >= move_at)?;
+            // Sent at the start of its slot (`storm`).
+            let slot = sc.slot_ms as f64 / 1000.0;
+            Some((crate::n2lab::ran::device_name(*t), (first / slot).floor() * slot))
+        })
+        .collect();
+    backoff::moved_listed(&hosts[1], "amf-1", start_ns, &after, &mut r);
     let both = r.with_fleet.iter().all(|a| a.max_level >= 1);
     r.check(
         "with fleet mode both guards answer the split storm",
@@ -323,6 +372,9 @@ pub fn run(opts: &FleetOpts) -> Result<FleetReport> {
     hosts[1].topo.start_guard()?;
     steps::wait_connected(&mut hosts, Duration::from_secs(20))?;
     steps::bad_summaries(&cluster, &fleet, &mut hosts, &mut r)?;
+    backoff::bad_lists(&cluster, &fleet, &mut hosts, &mut r)?;
+    steps::n3_summaries(&cluster, &fleet, &mut hosts, &mut r)?;
+    backoff::tmsi_pin(&mut hosts, &mut r)?;
     steps::pins_and_faults(&mut cluster, &mut hosts, &mut r)?;
     for h in hosts.iter_mut() {
         h.topo.stop_guard();

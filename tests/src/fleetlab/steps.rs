@@ -13,7 +13,7 @@ use super::etcd::{metric_sum, EtcdCluster, MEMBERS};
 use super::{FleetReport, Host, Load, LEASE_TTL_S};
 
 /// A pin must be in force on every member within this (issue 23).
-const PIN_LIMIT: Duration = Duration::from_secs(2);
+pub(super) const PIN_LIMIT: Duration = Duration::from_secs(2);
 
 /// Wait until every guard says it hears etcd.
 pub fn wait_connected(hosts: &mut [Host], limit: Duration) -> Result<()> {
@@ -171,7 +171,7 @@ impl GuardKill {
 }
 
 /// `guard --netns <host> <args> --config <host's guard.toml>`; its stdout.
-fn guard_cli(h: &Host, args: &[&str]) -> Result<String> {
+pub(super) fn guard_cli(h: &Host, args: &[&str]) -> Result<String> {
     let out = Command::new(h.topo.guard_bin_path())
         .args(["--netns", h.topo.core_ns()])
         .args(args)
@@ -194,7 +194,7 @@ fn staged(h: &Host, ue: &str) -> bool {
 }
 
 /// Poll until `ok`, at most `limit`; the time it took.
-fn until(limit: Duration, mut ok: impl FnMut() -> bool) -> Option<Duration> {
+pub(super) fn until(limit: Duration, mut ok: impl FnMut() -> bool) -> Option<Duration> {
     let t0 = Instant::now();
     while t0.elapsed() < limit {
         if ok() {
@@ -248,6 +248,41 @@ pub fn bad_summaries(c: &EtcdCluster, fleet: &str, hosts: &mut [Host], r: &mut F
     for key in ["evil-1", "evil-2"] {
         c.etcdctl(&["del", &format!("{prefix}{key}")])?;
     }
+    Ok(())
+}
+
+/// N3 per-gNB summaries (UPFs behind the same gNBs): one written straight into etcd under a
+/// made-up member is summed by both guards within 2 s and dropped with its key; a forged one (a
+/// loopback gNB, another member's name) is refused with a log line and a metric. The lab's
+/// guards carry no GTP-U: the cap decision itself is the engine's unit tests'
+/// (`n3::engine::fleet_tests`); this checks that the etcd side reaches the N3 loop's mailbox.
+pub fn n3_summaries(c: &EtcdCluster, fleet: &str, hosts: &mut [Host], r: &mut FleetReport) -> Result<()> {
+    let prefix = format!("/overload-guard/{fleet}/cells/n3/");
+    let members = |h: &Host| h.metric("overload_guard_fleet_n3_cell_members");
+    let invalid = |h: &Host| h.metric("overload_guard_fleet_values_rejected_total{reason=\"invalid\"}").unwrap_or(0.0);
+    let before: Vec<f64> = hosts.iter().map(invalid).collect();
+    let ok = r#"{"v":1,"member":"upf-x","at_unix_ms":1,"cells":[["192.0.2.10",30000.0,300]]}"#;
+    let forged = r#"{"v":1,"member":"upf-z","at_unix_ms":1,"cells":[["127.0.0.1",1e12,300]]}"#;
+    for (key, value) in [("upf-x", ok), ("upf-z", forged)] {
+        let o = c.etcdctl(&["put", &format!("{prefix}{key}"), value])?;
+        if !o.status.success() {
+            bail!("etcdctl put: {}", String::from_utf8_lossy(&o.stderr));
+        }
+    }
+    let summed = until(PIN_LIMIT, || hosts.iter().all(|h| members(h) == Some(1.0)));
+    let refused = until(PIN_LIMIT, || hosts.iter().zip(&before).all(|(h, b)| invalid(h) > *b));
+    let logged = hosts.iter().all(|h| {
+        std::fs::read_to_string(&h.topo.files.log).is_ok_and(|l| {
+            l.lines().any(|x| x.contains("cell summary rejected") && x.contains("upf-z") && x.contains("n3"))
+        })
+    });
+    c.etcdctl(&["del", "--prefix", &prefix])?;
+    let dropped = until(PIN_LIMIT, || hosts.iter().all(|h| members(h) == Some(0.0)));
+    r.check(
+        "N3 summaries: a valid one is summed by both guards, a forged one refused, both gone with their keys",
+        summed.is_some() && refused.is_some() && logged && dropped.is_some(),
+        format!("summed after {summed:?}; refused after {refused:?}, logged {logged}; dropped after {dropped:?}"),
+    );
     Ok(())
 }
 

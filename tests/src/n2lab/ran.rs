@@ -358,6 +358,36 @@ impl Model {
         self
     }
 
+    /// [`Model::split`], with the devices `moved` (5G-TMSIs) going to AMF `to` from `after_s` on:
+    /// the storm moved them to another AMF of the set (one failed or was overloaded, the gNB
+    /// re-selected; TS 23.501 §5.21.2). The ground truth's infected devices are those whose
+    /// attempts reach this AMF at some point.
+    pub fn split_moving(mut self, member: u64, of: u64, moved: &BTreeSet<u32>, after_s: f64, to: u64) -> Model {
+        let of = of.max(1);
+        let owner = |t: u32, at: f64| if moved.contains(&t) && at >= after_s { to } else { u64::from(t) % of };
+        self.events.retain(|(at, e)| match e {
+            Event::Attempt { dev: Dev::Tmsi(t), .. } => owner(*t, *at) == member,
+            Event::Attempt { dev: Dev::Suci(m) | Dev::SuciCause(m, _), .. } => m % of == member,
+            _ => true,
+        });
+        self.truth.infected.retain(|d| {
+            d.rsplit("0x")
+                .next()
+                .and_then(|h| u32::from_str_radix(h, 16).ok())
+                .is_some_and(|t| u64::from(t) % of == member || (moved.contains(&t) && to == member))
+        });
+        self
+    }
+
+    /// When the attempts of 5G-TMSI `tmsi` reach this model's AMF, in seconds from the start.
+    pub fn attempts_of(&self, tmsi: u32) -> Vec<f64> {
+        self.events
+            .iter()
+            .filter(|(_, e)| matches!(e, Event::Attempt { dev: Dev::Tmsi(t), .. } if *t == tmsi))
+            .map(|(at, _)| *at)
+            .collect()
+    }
+
     /// Events left.
     pub fn remaining(&self) -> usize {
         self.events.len() - self.next

@@ -128,3 +128,28 @@ fn the_largest_legal_value_fits_the_default_size_bound() {
     assert!(v.check(&PinTarget::Ue("10.45.0.7".parse().unwrap())).is_ok());
     assert!(v.encode().len() <= 4096, "{} bytes", v.encode().len());
 }
+
+#[test]
+fn a_tmsi_pin_is_an_n2_back_off_in_one_spelling_and_takes_only_that_stage() {
+    let k = guard_common::abi_n2::N2DeviceKey::five_g_s_tmsi(1, 1, 0xc000_0002);
+    let t = PinTarget::Tmsi(k);
+    assert_eq!(t.key("f1"), "/overload-guard/f1/pins/tmsi/5g-s-tmsi:1:1:0xc0000002");
+    assert_eq!(PinTarget::parse_suffix("tmsi/5g-s-tmsi:1:1:0xc0000002"), Ok(t));
+    assert_eq!(t.device_keys(64), Ok(Vec::new()), "no N3 device");
+    for bad in ["tmsi/5g-s-tmsi:1:1:0xC0000002", "tmsi/5g-s-tmsi:1:1:2", "tmsi/ran-ue:10.0.0.1:7", "tmsi/"] {
+        assert!(PinTarget::parse_suffix(bad).is_err(), "{bad}");
+    }
+    assert_eq!(value(PinStage::Backoff).check(&t), Ok(()));
+    for stage in [PinStage::Quarantine, PinStage::Shape, PinStage::Strict] {
+        assert!(value(stage).check(&t).is_err(), "{stage:?} on a 5G-S-TMSI");
+    }
+    let ue = PinTarget::Ue("10.45.0.7".parse().unwrap());
+    assert!(value(PinStage::Backoff).check(&ue).is_err(), "backoff is N2's only");
+    let mut v = value(PinStage::Backoff);
+    v.pps = Some(10);
+    assert!(v.check(&t).is_err(), "no rate on a back-off");
+    let json = String::from_utf8(value(PinStage::Backoff).encode()).unwrap();
+    assert!(json.contains("\"stage\":\"backoff\""), "{json}");
+    let key = t.key("f1");
+    assert!(decode(P, key.as_bytes(), json.as_bytes(), 4096).is_ok());
+}

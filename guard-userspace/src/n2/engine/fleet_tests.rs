@@ -9,25 +9,25 @@ use guard_common::abi_n2::{N2CellKey, N2DeviceKey, CELL_KIND_NR};
 
 use super::*;
 
-const SEC: u64 = 1_000_000_000;
+pub(super) const SEC: u64 = 1_000_000_000;
 
-fn cell(n: u64) -> N2CellKey {
+pub(super) fn cell(n: u64) -> N2CellKey {
     N2CellKey { kind: CELL_KIND_NR, plmn: [0x00, 0xf1, 0x10, 0], cell_id: 0x2000 + n }
 }
 
-fn dev(n: u32) -> N2DeviceKey {
+pub(super) fn dev(n: u32) -> N2DeviceKey {
     N2DeviceKey::five_g_s_tmsi(1, 1, 0x0100_0000 + n)
 }
 
 /// One guard's view: cumulative counters of the attempts that reached its AMF.
 #[derive(Default)]
-struct Host {
-    cells: HashMap<N2CellKey, CellSample>,
-    devices: HashMap<N2DeviceKey, DeviceSample>,
+pub(super) struct Host {
+    pub(super) cells: HashMap<N2CellKey, CellSample>,
+    pub(super) devices: HashMap<N2DeviceKey, DeviceSample>,
 }
 
 impl Host {
-    fn attempt(&mut self, d: N2DeviceKey, c: u64) {
+    pub(super) fn attempt(&mut self, d: N2DeviceKey, c: u64) {
         let k = cell(c);
         let peer = L3Addr::v4([10, 100, 0, 1]);
         let cs = self.cells.entry(k).or_insert(CellSample { key: k, peer, tac: 1, ..Default::default() });
@@ -40,7 +40,7 @@ impl Host {
         ds.peer = peer;
     }
 
-    fn tick(&self, e: &mut N2Engine, now: u64) -> TickOutput {
+    pub(super) fn tick(&self, e: &mut N2Engine, now: u64) -> TickOutput {
         let cells: Vec<CellSample> = self.cells.values().copied().collect();
         let devices: Vec<DeviceSample> = self.devices.values().copied().collect();
         e.tick(now, &cells, &devices)
@@ -49,7 +49,7 @@ impl Host {
 
 /// Quiet cells (a few IoT registrations a minute) where the absolute floor, not the baseline
 /// ratio, decides hotness: the case a split hides.
-fn settings() -> N2Settings {
+pub(super) fn settings() -> N2Settings {
     let s = N2Settings { cell_min_rate: 3.0, ..N2Settings::default() };
     s.validate().expect("valid");
     s

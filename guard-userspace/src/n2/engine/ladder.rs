@@ -66,8 +66,24 @@ impl N2Engine {
             self.reduction = 0;
         }
 
+        // Fleet mode: the others' listed devices that showed up here, and operators' pins
+        // (fleet_devices.rs); a change in them is a reason to send, at any level.
+        let fleet_now = self.fleet_devices_now(now);
+        let fleet_keys: BTreeSet<N2DeviceKey> = fleet_now.keys().copied().collect();
+        let fleet_changed = fleet_keys != self.fleet_advised;
         let action = match (prev, self.level) {
-            (p, l) if p == l && l == LEVEL_NONE => return,
+            (p, l) if p == l && l == LEVEL_NONE => {
+                if !fleet_changed && fleet_keys.is_empty() {
+                    return;
+                }
+                if fleet_keys.is_empty() {
+                    ResponseAction::Clear
+                } else {
+                    ResponseAction::Advise
+                }
+            }
+            // The storm here is over, but fleet devices are still to be backed off.
+            (_, LEVEL_NONE) if !fleet_keys.is_empty() => ResponseAction::Advise,
             (_, LEVEL_NONE) => ResponseAction::Clear,
             (LEVEL_OVERLOAD, _) if self.level < LEVEL_OVERLOAD => ResponseAction::OverloadStop,
             (p, LEVEL_OVERLOAD) if p < LEVEL_OVERLOAD => ResponseAction::OverloadStart,
@@ -78,8 +94,10 @@ impl N2Engine {
         let scope = (gnbs.clone(), self.reduction);
         let refresh_due = s.refresh_s > 0.0 && now.saturating_sub(self.last_sent_ns) as f64 >= s.refresh_s * NS;
         if self.level == prev {
-            if scope != self.last_scope {
+            if self.level > LEVEL_NONE && scope != self.last_scope {
                 reason = "scope";
+            } else if fleet_changed {
+                reason = "fleet_devices";
             } else if refresh_due {
                 reason = "refresh";
             } else {
@@ -89,24 +107,38 @@ impl N2Engine {
         self.last_scope = scope;
         self.last_sent_ns = now;
         self.seq += 1;
-        let devices: Vec<DeviceAdvice> = if self.level >= LEVEL_DEVICES {
+        let own: Vec<(N2DeviceKey, DeviceAdvice)> = if self.level >= LEVEL_DEVICES {
             repeaters
                 .iter()
                 .filter_map(|k| self.devices.get(k).map(|t| (k, t)))
                 .take(s.max_devices_reported)
-                .map(|(k, t)| DeviceAdvice {
-                    id: n2_device_str(k),
-                    cell: cell_str(&t.cell),
-                    gnb: addr_str(&t.peer),
-                    attempts: t.in_window,
-                    t3346_s: (s.t3346_base_s.saturating_mul(1 << (self.level - 1))).min(s.t3346_max_s),
+                .map(|(k, t)| {
+                    let a = DeviceAdvice {
+                        id: n2_device_str(k),
+                        cell: cell_str(&t.cell),
+                        gnb: addr_str(&t.peer),
+                        attempts: t.in_window,
+                        t3346_s: (s.t3346_base_s.saturating_mul(1 << (self.level - 1))).min(s.t3346_max_s),
+                        fleet: None,
+                    };
+                    (*k, a)
                 })
                 .collect()
         } else {
             Vec::new()
         };
-        let omitted =
-            if self.level >= LEVEL_DEVICES { (repeaters.len() as u64).saturating_sub(devices.len() as u64) } else { 0 };
+        let mut omitted =
+            if self.level >= LEVEL_DEVICES { (repeaters.len() as u64).saturating_sub(own.len() as u64) } else { 0 };
+        // What this member publishes to the fleet: its own evidence only.
+        self.own_listed = own.iter().filter(|(k, _)| shareable(k)).map(|(k, a)| (*k, a.t3346_s)).collect();
+        let mut devices: Vec<DeviceAdvice> = own.into_iter().map(|(_, a)| a).collect();
+        let local: HashSet<N2DeviceKey> =
+            if self.level >= LEVEL_DEVICES { repeaters.iter().copied().collect() } else { HashSet::new() };
+        let room = s.max_devices_reported.saturating_sub(devices.len());
+        let (from_fleet, fleet_omitted) = self.fleet_device_advice(&fleet_now, &local, room);
+        devices.extend(from_fleet);
+        omitted += fleet_omitted;
+        self.fleet_advised = fleet_keys;
         let access_barring = if self.level >= LEVEL_BARRING { self.barring() } else { Vec::new() };
         let pattern = if self.level >= LEVEL_DEVICES { self.pattern_advice() } else { Vec::new() };
         let overload = match action {

@@ -37,6 +37,9 @@
 //! those cells alone, with a pattern back-off at level 1 in place of the device list.
 
 mod fleet;
+mod fleet_devices;
+#[cfg(test)]
+mod fleet_devices_tests;
 #[cfg(test)]
 mod fleet_tests;
 mod ladder;
@@ -60,6 +63,7 @@ use crate::addr::addr_str;
 
 pub use crate::config::n2::{N2Settings, SettingsError};
 pub use fleet::{FleetCell, FleetCells, HotCell};
+pub use fleet_devices::{shareable, FleetBackoff, FleetDevice, FleetOrigin};
 pub use response::*;
 pub use samples::*;
 use track::*;
@@ -95,6 +99,12 @@ pub struct N2Engine {
     last_tick_ns: u64,
     /// The other members' view of the cells (fleet mode); empty: local only.
     fleet: FleetCells,
+    /// The others' device back-off lists and the operators' 5G-S-TMSI pins (fleet_devices.rs).
+    fleet_backoff: FleetBackoff,
+    /// The fleet devices in the response in force (a change is a reason to send one).
+    fleet_advised: BTreeSet<N2DeviceKey>,
+    /// This member's own listed devices in the response in force, with their T3346.
+    own_listed: Vec<(N2DeviceKey, u32)>,
 }
 
 impl N2Engine {
@@ -123,6 +133,9 @@ impl N2Engine {
             last_evidence: StormEvidence::default(),
             last_tick_ns: 0,
             fleet: FleetCells::new(),
+            fleet_backoff: FleetBackoff::new(),
+            fleet_advised: BTreeSet::new(),
+            own_listed: Vec::new(),
         }
     }
 

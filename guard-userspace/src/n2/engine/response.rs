@@ -89,7 +89,8 @@ pub const LEVEL_OVERLOAD: u8 = 3;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ResponseAction {
-    /// Levels 1-2: devices to back off, cells to bar (new, changed or refreshed).
+    /// Levels 1-2: devices to back off, cells to bar (new, changed or refreshed). At level 0
+    /// (fleet mode only): the fleet's devices to back off here (docs/fleet.md).
     Advise,
     /// Level 3 entered: send NGAP OVERLOAD START to `overload.gnbs`.
     OverloadStart,
@@ -98,7 +99,8 @@ pub enum ResponseAction {
     OverloadUpdate,
     /// Level 3 left: send NGAP OVERLOAD STOP (§8.7.7) to `overload.gnbs`.
     OverloadStop,
-    /// The storm is over (level 0): lift barring, stop backing off the listed devices.
+    /// The storm is over (level 0) and no fleet device is left: lift barring, stop backing off
+    /// the listed devices.
     Clear,
 }
 
@@ -144,6 +146,10 @@ pub struct DeviceAdvice {
     pub attempts: u64,
     /// Recommended T3346 (5GMM cause #22 "congestion").
     pub t3346_s: u32,
+    /// Listed because of the fleet (another member's list or an operator's pin), not this
+    /// member's own evidence. Absent without fleet mode, so a local-only payload is unchanged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<FleetOrigin>,
 }
 
 /// Evidence of a response: the numbers the classification used.
@@ -191,7 +197,8 @@ pub struct Response {
     /// Who the response is pinned on: `devices` (listed), `cell_pattern` (cells named in
     /// `pattern`), or both.
     pub attribution: Attribution,
-    /// Why: `storm`, `escalate_not_contained`, `quiet`, `refresh`, `scope`.
+    /// Why: `storm`, `escalate_not_contained`, `quiet`, `refresh`, `scope`; fleet mode adds
+    /// `fleet_devices` (the fleet devices listed here changed; docs/fleet.md).
     pub reason: &'static str,
     pub overload: Option<OverloadRequest>,
     pub access_barring: Vec<BarringAdvice>,

@@ -88,3 +88,26 @@ pub fn n2_device_str(k: &N2DeviceKey) -> String {
         other => format!("kind{other}:{id:02x?}"),
     }
 }
+
+/// The inverse of [`n2_device_str`] for the identities that name a device wherever it shows up:
+/// `5g-s-tmsi:<AMF Set ID, 10 bits>:<AMF Pointer, 6 bits>:0x<5G-TMSI>` (TS 23.003 §2.11) and
+/// `s-tmsi:0x<MMEC>:0x<M-TMSI>` (§2.9). One spelling each (the one [`n2_device_str`] writes), so
+/// a key or list entry another tool spelled differently is not a second device.
+pub fn parse_n2_device(s: &str) -> Option<N2DeviceKey> {
+    let hex32 = |h: &str| h.strip_prefix("0x").filter(|h| h.len() == 8).and_then(|h| u32::from_str_radix(h, 16).ok());
+    let k = if let Some(rest) = s.strip_prefix("5g-s-tmsi:") {
+        let mut it = rest.split(':');
+        let (set, ptr, tmsi) = (it.next()?, it.next()?, it.next()?);
+        if it.next().is_some() {
+            return None;
+        }
+        let set: u16 = set.parse().ok().filter(|v| *v < 1024)?;
+        let ptr: u8 = ptr.parse().ok().filter(|v| *v < 64)?;
+        N2DeviceKey::five_g_s_tmsi(set, ptr, hex32(tmsi)?)
+    } else {
+        let (mmec, m_tmsi) = s.strip_prefix("s-tmsi:")?.split_once(':')?;
+        let mmec = mmec.strip_prefix("0x").filter(|h| h.len() == 2).and_then(|h| u8::from_str_radix(h, 16).ok())?;
+        N2DeviceKey::s_tmsi(mmec, hex32(m_tmsi)?)
+    };
+    (n2_device_str(&k) == s).then_some(k)
+}

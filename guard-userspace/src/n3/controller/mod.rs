@@ -19,6 +19,8 @@
 //! running config stays. SIGINT/SIGTERM stop the loop; the pinned link keeps the data plane
 //! running with its current stages, which expire on their own.
 
+use crate::n2::fleet_link::Exchange;
+use crate::n3::engine::N3HotCell;
 use std::{
     path::PathBuf,
     sync::Arc,
@@ -112,6 +114,7 @@ pub fn prepare(loaded: &mut load::Loaded, s: Start) -> Result<Ctl> {
         event_buf: Vec::new(),
         held_events: Vec::new(),
         health,
+        fleet: None,
     })
 }
 
@@ -142,6 +145,16 @@ pub struct Ctl {
     held_events: Vec<abi::Event>,
     /// Liveness and readiness for `/healthz`, `/readyz` (and the watchdog).
     health: Arc<crate::service::Health>,
+    /// Fleet mode's per-gNB summaries (docs/fleet.md); `None`: the local engine alone.
+    fleet: Option<Arc<Exchange<N3HotCell>>>,
+}
+
+impl Ctl {
+    /// Judge gNB caps with the other members' summaries and publish this member's hot gNBs.
+    pub fn with_fleet(mut self, x: Option<Arc<Exchange<N3HotCell>>>) -> Ctl {
+        self.fleet = x;
+        self
+    }
 }
 
 /// The walk of the device map in progress, read a slice per tick.

@@ -50,6 +50,7 @@ impl ReplayController {
             event_buf: Vec::new(),
             held_events: Vec::new(),
             health,
+            fleet: None,
         };
         Ok(ReplayController { c, engine, audit, metrics: Exported { core: Arc::new(core), n3 }, host_cap: None })
     }

@@ -127,7 +127,14 @@ pub(super) fn tick_at(
         .map(|(k, e)| CurrentStage::from_entry(*k, e))
         .collect();
     engine.sync_manual(&manual, now);
+    // Fleet mode: the other UPFs' view of the gNBs before, this member's hot gNBs after.
+    if let Some(x) = &c.fleet {
+        engine.set_fleet(n3_sums(&x.live(std::time::Instant::now())));
+    }
     let decisions = engine.tick_pass(now, &samples, &events, pass);
+    if let Some(x) = &c.fleet {
+        x.publish(engine.hot_cells_for_fleet(x.fraction, x.max_cells));
+    }
     c.samples = samples;
     c.event_buf = events;
     apply_all(c, &decisions, now, host_cap, audit, metrics);
@@ -178,4 +185,18 @@ pub(super) fn read_walk_slice(c: &mut Ctl, metrics: &Exported, mode: WalkMode) -
         out.sort_unstable_by_key(|(k, _)| *k);
     }
     walked
+}
+
+/// The others' contributions summed per gNB.
+fn n3_sums(live: &[Vec<crate::n3::engine::N3HotCell>]) -> crate::n3::engine::N3FleetCells {
+    let mut out = crate::n3::engine::N3FleetCells::new();
+    for cells in live {
+        for c in cells {
+            let e = out.entry(c.cell).or_default();
+            e.demand += c.demand;
+            e.offenders = e.offenders.saturating_add(c.offenders);
+            e.members += 1;
+        }
+    }
+    out
 }

@@ -51,8 +51,17 @@ pub(super) enum Level {
     Host,
 }
 
-/// Advance one level's cap by one window.
-pub(super) fn step(cfg: &Config, level: Level, st: &mut CapState, load: &Load, now: u64, out: &mut Vec<Decision>) {
+/// Advance one level's cap by one window. `share`: the part of the level's cap this member sets
+/// (1 alone; a gNB split over the UPFs of a fleet: this member's share of its demand, fleet.rs).
+pub(super) fn step(
+    cfg: &Config,
+    level: Level,
+    st: &mut CapState,
+    load: &Load,
+    share: f64,
+    now: u64,
+    out: &mut Vec<Decision>,
+) {
     let (lvl, reason) = match level {
         Level::Cell(_) => (&cfg.capacity.cell, Reason::CellOverload),
         Level::Host => (&cfg.capacity.host, Reason::HostOverload),
@@ -85,7 +94,7 @@ pub(super) fn step(cfg: &Config, level: Level, st: &mut CapState, load: &Load, n
             st.in_bytes = bytes_noisy;
             st.since_ns = now;
             st.expires_ns = now.saturating_add(lvl.ttl.0);
-            out.push(set(level, lvl, st, false, reason, evidence(st)));
+            out.push(set(level, lvl, st, share, false, reason, evidence(st)));
         }
         return;
     }
@@ -104,18 +113,36 @@ pub(super) fn step(cfg: &Config, level: Level, st: &mut CapState, load: &Load, n
         // (a fresh entry, both states from zero), not at the next refresh.
         st.in_bytes = true;
         st.expires_ns = now.saturating_add(lvl.ttl.0);
-        out.push(set(level, lvl, st, true, reason, evidence(st)));
+        out.push(set(level, lvl, st, share, true, reason, evidence(st)));
     } else if st.expires_ns.saturating_sub(now) <= lvl.ttl.0 / 2 {
         st.expires_ns = now.saturating_add(lvl.ttl.0);
-        out.push(set(level, lvl, st, true, reason, evidence(st)));
+        out.push(set(level, lvl, st, share, true, reason, evidence(st)));
     }
 }
 
 /// The cap decision: the level's packet rate, and its byte rate while the cap is for an overload
-/// in octets (`st.in_bytes`, kept until the cap is released so a refresh never lifts it).
-fn set(level: Level, lvl: &CapLevel, st: &CapState, refresh: bool, reason: Reason, evidence: Evidence) -> Decision {
-    let limit = Limit::per_second(lvl.cap_pps, lvl.burst);
-    let bytes = if st.in_bytes { lvl.cap_bytes() } else { ByteLimit::UNLIMITED };
+/// in octets (`st.in_bytes`, kept until the cap is released so a refresh never lifts it). In a
+/// fleet whose members share the gNB, this member's `share` of both (its demand of the fleet's).
+fn set(
+    level: Level,
+    lvl: &CapLevel,
+    st: &CapState,
+    share: f64,
+    refresh: bool,
+    reason: Reason,
+    evidence: Evidence,
+) -> Decision {
+    let part = |v: u64| if share >= 1.0 { v } else { ((v as f64 * share).ceil() as u64).clamp(1, v.max(1)) };
+    let limit = Limit::per_second(part(lvl.cap_pps), part(lvl.burst));
+    let bytes = match (st.in_bytes, share >= 1.0) {
+        (false, _) => ByteLimit::UNLIMITED,
+        (true, true) => lvl.cap_bytes(),
+        (true, false) => {
+            let rate = if lvl.cap_rate.is_none() { lvl.capacity_rate } else { lvl.cap_rate };
+            let burst = if lvl.burst_bytes == 0 { rate.bits_per_sec() / 8 } else { lvl.burst_bytes };
+            ByteLimit::bits_per_second(part(rate.bits_per_sec()), part(burst))
+        }
+    };
     match level {
         Level::Cell(cell) => Decision::SetCellCap { cell, limit, bytes, ttl_ns: lvl.ttl.0, refresh, reason, evidence },
         Level::Host => Decision::SetHostCap { limit, bytes, ttl_ns: lvl.ttl.0, refresh, reason, evidence },

@@ -36,7 +36,7 @@ fn windows(cfg: &Config, st: &mut CapState, demand: f64, t0: u64, n: u32) -> Vec
     (0..n)
         .map(|i| {
             let mut out = Vec::new();
-            step(cfg, level, st, &load(cfg, demand), t0 + u64::from(i) * SEC, &mut out);
+            step(cfg, level, st, &load(cfg, demand), 1.0, t0 + u64::from(i) * SEC, &mut out);
             out
         })
         .collect()
@@ -74,9 +74,25 @@ fn an_engaged_cap_is_refreshed_at_half_its_ttl_not_before() {
     let engaged_at = u64::from(sustain - 1) * SEC;
     // 30 s TTL: 14 windows later 16 s remain (no refresh); at 15 s, 15 s remain (refresh).
     let mut later = Vec::new();
-    step(&c, Level::Cell(L3Addr::v4([10, 200, 0, 11])), &mut st, &load(&c, 5_000.0), engaged_at + 14 * SEC, &mut later);
+    step(
+        &c,
+        Level::Cell(L3Addr::v4([10, 200, 0, 11])),
+        &mut st,
+        &load(&c, 5_000.0),
+        1.0,
+        engaged_at + 14 * SEC,
+        &mut later,
+    );
     assert!(later.is_empty(), "16 s of 30 left: not yet: {later:?}");
-    step(&c, Level::Cell(L3Addr::v4([10, 200, 0, 11])), &mut st, &load(&c, 5_000.0), engaged_at + 15 * SEC, &mut later);
+    step(
+        &c,
+        Level::Cell(L3Addr::v4([10, 200, 0, 11])),
+        &mut st,
+        &load(&c, 5_000.0),
+        1.0,
+        engaged_at + 15 * SEC,
+        &mut later,
+    );
     assert!(matches!(later.as_slice(), [Decision::SetCellCap { refresh: true, .. }]), "{later:?}");
     assert_eq!(st.expires_ns, engaged_at + 45 * SEC);
 }

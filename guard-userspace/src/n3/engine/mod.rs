@@ -16,6 +16,9 @@ mod capacity;
 mod classify;
 mod cohort;
 pub mod decision;
+mod fleet;
+#[cfg(test)]
+mod fleet_tests;
 mod ladder;
 mod manual;
 mod render;
@@ -36,6 +39,7 @@ mod tests_caps;
 #[cfg(test)]
 mod tests_cohort_volume;
 
+pub use fleet::{FleetCellLoad, N3FleetCells, N3HotCell};
 pub use status::{EngineStatus, Offender};
 
 use std::collections::{HashMap, HashSet};
@@ -156,6 +160,8 @@ pub struct Engine {
     crowd: CrowdCount,
     evicted: u64,
     untracked: u64,
+    /// The other members' view of the gNBs (fleet mode, fleet.rs); empty: local only.
+    fleet: N3FleetCells,
 }
 
 impl Engine {
@@ -175,6 +181,7 @@ impl Engine {
             classes: Classes::default(),
             crowd: CrowdCount::default(),
             evicted: 0,
+            fleet: N3FleetCells::new(),
             untracked: 0,
         }
     }
@@ -467,16 +474,19 @@ impl Engine {
     }
 
     fn step_caps(&mut self, now: u64, loads: HashMap<CellKey, Load>, host: Load, out: &mut Vec<Decision>) {
-        for (cell, load) in &loads {
+        for (cell, local) in &loads {
+            // A gNB split over UPFs: judged on the fleet's sums where this member's own share
+            // is enough (fleet.rs); else, and without fleet input, locally.
+            let (load, share) = self.fleet_load(cell, local);
             let st = self.cells.entry(*cell).or_default();
-            capacity::step(&self.cfg, Level::Cell(*cell), st, load, now, out);
+            capacity::step(&self.cfg, Level::Cell(*cell), st, &load, share, now, out);
         }
         // Capped cells whose devices went silent still need their release.
         for (cell, st) in self.cells.iter_mut().filter(|(c, _)| !loads.contains_key(*c)) {
-            capacity::step(&self.cfg, Level::Cell(*cell), st, &Load::default(), now, out);
+            capacity::step(&self.cfg, Level::Cell(*cell), st, &Load::default(), 1.0, now, out);
         }
         capacity::prune(&mut self.cells);
-        capacity::step(&self.cfg, Level::Host, &mut self.host, &host, now, out);
+        capacity::step(&self.cfg, Level::Host, &mut self.host, &host, 1.0, now, out);
     }
 }
 
