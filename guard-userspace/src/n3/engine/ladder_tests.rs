@@ -5,8 +5,12 @@
 
 use guard_common::abi::{STAGE_QUARANTINE, STAGE_SHAPE, STAGE_STRICT};
 
-use super::ladder::stage_limit;
-use crate::config::{Config, GroupSection, TeidRange};
+use guard_common::abi::{ByteLimit, DeviceKey, STAGE_OBSERVE};
+
+use super::ladder::{stage_bytes, stage_limit, step, ttl_ns, Wants};
+use super::track::Track;
+use crate::config::{Config, Dur, GroupSection, Rate, TeidRange};
+use guard_common::units::BitRate;
 
 fn with_group(expected_pps: f64, expected_burst: Option<u64>) -> Config {
     let mut c = Config::default();
@@ -53,4 +57,78 @@ fn a_group_member_is_held_to_its_groups_rate_and_the_strict_fraction_of_it() {
     assert_eq!(stage_limit(&c, STAGE_STRICT, Some(0)).0.burst(), 6);
     let c = with_group(2.0, None);
     assert_eq!(stage_limit(&c, STAGE_STRICT, Some(0)).0.burst(), 20, "no declared burst: the ladder's");
+}
+
+/// A device staged for a volume flood, warm, with a learned byte profile of `bits` per second.
+fn volume_track(cfg: &Config, bits: f64) -> Track {
+    let mut t = Track::default();
+    t.stage.volume = true;
+    t.base.bits_mean = bits;
+    t.base.learned_s = cfg.classify.warmup.as_secs_f64() + 1.0;
+    t
+}
+
+#[test]
+fn a_volume_flood_is_shaped_to_its_byte_profile_and_held_strict_at_the_ladders_fraction() {
+    let mut c = with_group(2.0, None);
+    c.dataplane.observe.rate = Rate::NONE;
+    let t = volume_track(&c, 1_000_000.0);
+    let shape = stage_bytes(&c, STAGE_SHAPE, &t);
+    assert_eq!((shape.bits_per_sec(), shape.burst_bytes()), (1_000_000, 125_000), "one second of the rate");
+    let strict = stage_bytes(&c, STAGE_STRICT, &t);
+    assert_eq!(strict.bits_per_sec(), 100_000, "strict is 10/100 of shape on this ladder");
+    c.ladder.strict.burst_bytes = 4_000;
+    assert_eq!(stage_bytes(&c, STAGE_STRICT, &t).burst_bytes(), 4_000, "a configured burst");
+    // A configured ladder rate wins over the profile, for every device.
+    c.ladder.shape.rate = Rate(BitRate(5_000_000));
+    assert_eq!(stage_bytes(&c, STAGE_SHAPE, &Track::default()).bits_per_sec(), 5_000_000);
+    assert!(stage_bytes(&c, STAGE_QUARANTINE, &t).is_unlimited());
+    let mut not_volume = t;
+    not_volume.stage.volume = false;
+    assert!(stage_bytes(&c, STAGE_STRICT, &not_volume).is_unlimited(), "packets only, as before byte limits");
+}
+
+/// Restored after a restart with no byte profile yet: the stage's own byte rate, taken back to its
+/// shape level, so neither a refresh nor an escalation lifts the cut.
+#[test]
+fn a_restored_volume_stage_keeps_its_rate_through_refresh_and_escalation() {
+    let mut c = with_group(2.0, None);
+    c.dataplane.observe.rate = Rate::NONE;
+    let mut t = Track::default();
+    t.stage.volume = true;
+    t.stage.stage = STAGE_STRICT;
+    t.stage.bytes = ByteLimit::bits_per_second(100_000, 12_500);
+    assert!(!t.byte_profile(&c).is_finite(), "not warm, no ceiling: no profile");
+    assert_eq!(stage_bytes(&c, STAGE_SHAPE, &t).bits_per_sec(), 1_000_000, "strict's rate back at shape");
+    assert_eq!(stage_bytes(&c, STAGE_STRICT, &t).bits_per_sec(), 100_000, "a strict refresh keeps it");
+    t.stage.stage = STAGE_SHAPE;
+    t.stage.bytes = ByteLimit::bits_per_second(1_000_000, 125_000);
+    assert_eq!(stage_bytes(&c, STAGE_STRICT, &t).bits_per_sec(), 100_000, "escalated from shape");
+}
+
+#[test]
+fn each_stage_lasts_its_own_ttl() {
+    let mut c = Config::default();
+    c.ladder.shape.ttl = Dur::secs(31);
+    c.ladder.strict.ttl = Dur::secs(62);
+    c.ladder.quarantine.ttl = Dur::secs(93);
+    assert_eq!(ttl_ns(&c, STAGE_SHAPE), 31_000_000_000);
+    assert_eq!(ttl_ns(&c, STAGE_STRICT), 62_000_000_000);
+    assert_eq!(ttl_ns(&c, STAGE_QUARANTINE), 93_000_000_000);
+}
+
+/// An operator's pin holds until its expiry, and at its expiry the device is the engine's again.
+#[test]
+fn a_manual_pin_lapses_at_its_expiry() {
+    let c = Config::default();
+    let key = DeviceKey::teid(7);
+    let mut t = Track::default();
+    t.stage.manual = true;
+    t.stage.stage = STAGE_QUARANTINE;
+    t.stage.expires_ns = 10_000;
+    let mut out = Vec::new();
+    step(&c, &key, &mut t, 9_999, Wants::default(), &mut out);
+    assert!(t.stage.manual && t.stage.stage == STAGE_QUARANTINE, "held before its expiry");
+    step(&c, &key, &mut t, 10_000, Wants::default(), &mut out);
+    assert!(!t.stage.manual && t.stage.stage == STAGE_OBSERVE, "lapsed at its expiry: {:?}", t.stage);
 }
