@@ -132,3 +132,96 @@ fn a_manual_pin_lapses_at_its_expiry() {
     step(&c, &key, &mut t, 10_000, Wants::default(), &mut out);
     assert!(!t.stage.manual && t.stage.stage == STAGE_OBSERVE, "lapsed at its expiry: {:?}", t.stage);
 }
+
+const SEC: u64 = 1_000_000_000;
+
+/// A device shaped at time 0 (for `reason`), its window of `now` read with `rate` packets per
+/// second (`dropped` of `packets` dropped by its stage).
+fn shaped(reason: super::decision::Reason, now: u64, rate: f64, packets: u64, dropped: u64) -> Track {
+    let mut t = Track::default();
+    t.stage.stage = STAGE_SHAPE;
+    t.stage.reason = reason;
+    t.stage.expires_ns = now + 3600 * SEC;
+    t.fresh_ns = now;
+    t.w.rate = rate;
+    t.w.packets = packets;
+    t.w.dropped = dropped;
+    t
+}
+
+fn released(out: &[super::decision::Decision]) -> bool {
+    out.iter().any(|d| matches!(d, super::decision::Decision::ReleaseDevice { .. }))
+}
+
+/// Quiet means at or below `release_ratio` of the profile (not above it): a device exactly at it
+/// is released after the stage's quiet time; just above it, it is not.
+#[test]
+fn a_device_at_the_release_ratio_is_quiet() {
+    use super::decision::Reason;
+    let c = Config::default();
+    let quiet = c.ladder.shape.quiet.0;
+    // Not warm: the profile is the observe limit.
+    let at = c.ladder.release_ratio * c.dataplane.observe.pps as f64;
+    let key = DeviceKey::teid(9);
+    let mut out = Vec::new();
+    let mut t = shaped(Reason::Flood, quiet, at, 0, 0);
+    step(&c, &key, &mut t, quiet, Wants::default(), &mut out);
+    assert!(released(&out), "at the release ratio: quiet, released after {quiet} ns: {out:?}");
+    let mut out = Vec::new();
+    let mut t = shaped(Reason::Flood, quiet, at * 1.01, 0, 0);
+    step(&c, &key, &mut t, quiet, Wants::default(), &mut out);
+    assert!(!released(&out), "above it: noisy, kept");
+}
+
+/// A device isolated from a deviating cohort stays staged while it deviated within the last tick
+/// (inclusive); a device staged for another reason is not kept by a deviation.
+#[test]
+fn a_cohort_deviation_keeps_only_a_cohort_stage_noisy() {
+    use super::decision::Reason;
+    let c = Config::default();
+    let quiet = c.ladder.shape.quiet.0;
+    let tick = c.guard.tick.0;
+    let key = DeviceKey::teid(9);
+    for (reason, kept) in [(Reason::CohortDeviation, true), (Reason::Flood, false)] {
+        let mut t = shaped(reason, quiet, 0.0, 0, 0);
+        t.last_deviation_ns = quiet - tick;
+        let mut out = Vec::new();
+        step(&c, &key, &mut t, quiet, Wants::default(), &mut out);
+        assert_eq!(!released(&out), kept, "{reason:?}: {out:?}");
+    }
+    // A deviation older than a tick no longer keeps it.
+    let mut t = shaped(Reason::CohortDeviation, quiet, 0.0, 0, 0);
+    t.last_deviation_ns = quiet - tick - 1;
+    let mut out = Vec::new();
+    step(&c, &key, &mut t, quiet, Wants::default(), &mut out);
+    assert!(released(&out), "{out:?}");
+}
+
+/// Containment counts active windows only: an idle window between two uncontained ones neither
+/// resets the run nor adds to it.
+#[test]
+fn an_idle_window_does_not_break_a_run_of_uncontained_windows() {
+    use super::decision::{Decision, Reason};
+    let mut c = Config::default();
+    c.ladder.strict.escalate_windows = 2;
+    let key = DeviceKey::teid(9);
+    let ratio = c.ladder.strict.escalate_drop_ratio;
+    let busy = |now| shaped(Reason::Flood, now, 10_000.0, 1000, (1000.0 * ratio).ceil() as u64);
+    let mut t = busy(SEC);
+    let mut out = Vec::new();
+    step(&c, &key, &mut t, SEC, Wants::default(), &mut out);
+    assert_eq!(t.stage.uncontained, 1);
+    // An idle window (no packets): the run stays at 1.
+    t.fresh_ns = 2 * SEC;
+    t.w = Default::default();
+    step(&c, &key, &mut t, 2 * SEC, Wants::default(), &mut out);
+    assert_eq!(t.stage.uncontained, 1, "an idle window says nothing");
+    t.fresh_ns = 3 * SEC;
+    t.w = busy(3 * SEC).w;
+    out.clear();
+    step(&c, &key, &mut t, 3 * SEC, Wants::default(), &mut out);
+    assert!(
+        out.iter().any(|d| matches!(d, Decision::SetDeviceStage { stage: STAGE_STRICT, .. })),
+        "two uncontained windows: strict: {out:?}"
+    );
+}
