@@ -81,7 +81,7 @@ enum Cmd {
     },
     /// Mutation testing (cargo-mutants) of the pure code: `common` (guard-common's parsers,
     /// policy and rate limiter, with their host tests), `engine` (the userspace ladders and the
-    /// capacity decision, with the engines' unit tests), `config` (validation, with the
+    /// capacity decision, with the engines' unit tests; `engine-n3` or `engine-n2` for one side), `config` (validation, with the
     /// configuration's tests) or `all`. Slow (tens of minutes): not
     /// part of `test`. The score and the survivors go in docs/testing.md.
     Mutants {

@@ -162,10 +162,19 @@ fn run_scope(name: &str, package: &str, files: &[String], test_args: &[&str], it
     Ok(())
 }
 
+fn engine_n3(iterate: bool) -> Result<()> {
+    let owned: Vec<String> = ENGINE_N3.iter().map(|s| (*s).to_owned()).collect();
+    run_scope("engine-n3", "guard-userspace", &owned, &["--lib", "n3::engine"], iterate)
+}
+
+fn engine_n2(iterate: bool) -> Result<()> {
+    let owned: Vec<String> = ENGINE_N2.iter().map(|s| (*s).to_owned()).collect();
+    run_scope("engine-n2", "guard-userspace", &owned, &["--lib", "n2::engine"], iterate)
+}
+
 fn engine(iterate: bool) -> Result<()> {
-    let owned = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
-    run_scope("engine-n3", "guard-userspace", &owned(ENGINE_N3), &["--lib", "n3::engine"], iterate)?;
-    run_scope("engine-n2", "guard-userspace", &owned(ENGINE_N2), &["--lib", "n2::engine"], iterate)
+    engine_n3(iterate)?;
+    engine_n2(iterate)
 }
 
 pub fn run(scope: &str, files: &[String], iterate: bool) -> Result<()> {
@@ -194,6 +203,8 @@ pub fn run(scope: &str, files: &[String], iterate: bool) -> Result<()> {
         // (seconds) for the ladders, the configuration's (milliseconds) for validation. The
         // score is then a lower bound: other tests of the library could only catch more.
         "engine" if files.is_empty() => engine(iterate),
+        "engine-n3" => engine_n3(iterate),
+        "engine-n2" => engine_n2(iterate),
         "engine" => run_scope("engine", "guard-userspace", files, &["--lib", "engine"], iterate),
         "config" => run_scope("config", "guard-userspace", &pick(CONFIG), &["--lib", "config"], iterate),
         "all" => {
@@ -201,6 +212,6 @@ pub fn run(scope: &str, files: &[String], iterate: bool) -> Result<()> {
             engine(iterate)?;
             run_scope("config", "guard-userspace", &pick(CONFIG), &["--lib", "config"], iterate)
         }
-        other => bail!("unknown scope {other:?} (common, engine, config, all)"),
+        other => bail!("unknown scope {other:?} (common, engine, engine-n3, engine-n2, config, all)"),
     }
 }
