@@ -96,3 +96,35 @@ fn an_engaged_cap_is_refreshed_at_half_its_ttl_not_before() {
     assert!(matches!(later.as_slice(), [Decision::SetCellCap { refresh: true, .. }]), "{later:?}");
     assert_eq!(st.expires_ns, engaged_at + 45 * SEC);
 }
+
+/// An engaged cap is released once its level has been quiet for `quiet`, saying how long.
+#[test]
+fn a_cap_is_released_after_its_quiet_time_with_it_in_the_evidence() {
+    let mut c = cfg();
+    c.capacity.cell.quiet = crate::config::Dur::secs(20);
+    let mut st = CapState::default();
+    let sustain = c.capacity.sustain_windows;
+    windows(&c, &mut st, 5_000.0, 0, sustain);
+    let last_noisy = u64::from(sustain - 1) * SEC;
+    let quiet = windows(&c, &mut st, 10.0, last_noisy + SEC, 20);
+    let released: Vec<_> = quiet.iter().flatten().filter(|d| matches!(d, Decision::ReleaseCell { .. })).collect();
+    let [Decision::ReleaseCell { evidence, .. }] = released.as_slice() else {
+        panic!("one release: {quiet:?}");
+    };
+    assert_eq!(evidence.quiet_s, Some(20.0));
+    assert!(!st.engaged);
+}
+
+/// Only cells that are capped or building up to a cap keep their state.
+#[test]
+fn prune_keeps_only_capped_or_building_cells() {
+    let mut cells = std::collections::HashMap::new();
+    let k = |n: u8| L3Addr::v4([10, 200, 0, n]);
+    cells.insert(k(1), CapState { engaged: true, ..CapState::default() });
+    cells.insert(k(2), CapState { over_windows: 1, ..CapState::default() });
+    cells.insert(k(3), CapState::default());
+    super::capacity::prune(&mut cells);
+    let mut left: Vec<_> = cells.keys().copied().collect();
+    left.sort_by_key(|a| a.addr);
+    assert_eq!(left, vec![k(1), k(2)]);
+}

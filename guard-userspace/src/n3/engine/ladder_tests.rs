@@ -225,3 +225,75 @@ fn an_idle_window_does_not_break_a_run_of_uncontained_windows() {
         "two uncontained windows: strict: {out:?}"
     );
 }
+
+/// A member of an exempt group is marked exempt (at observe, no limit) for the shape TTL, and the
+/// mark is re-issued at half its TTL, keeping when it started.
+#[test]
+fn an_exempt_member_is_marked_and_the_mark_refreshed_at_half_its_ttl() {
+    use super::decision::{Decision, Reason};
+    use guard_common::abi::STAGE_FLAG_EXEMPT;
+    let mut c = with_group(2.0, None);
+    c.groups[0].exempt = true;
+    c.groups[0].id = 7;
+    let ttl = c.ladder.shape.ttl.0;
+    let key = DeviceKey::teid(5);
+    let mut t = Track { group: Some(0), ..Track::default() };
+    let mut out = Vec::new();
+    step(&c, &key, &mut t, SEC, Wants::default(), &mut out);
+    let [Decision::SetDeviceStage { stage, flags, group, limit, ttl_ns, refresh, reason, .. }] = out.as_slice() else {
+        panic!("one exempt mark: {out:?}");
+    };
+    assert_eq!((*stage, *flags, *group, *ttl_ns, *refresh), (STAGE_OBSERVE, STAGE_FLAG_EXEMPT, 7, ttl, false));
+    assert!(limit.interval_ns == 0 && *reason == Reason::ExemptGroup);
+    assert!(t.stage.exempt && t.stage.reason == Reason::ExemptGroup);
+    assert_eq!((t.stage.since_ns, t.stage.expires_ns), (SEC, SEC + ttl));
+    out.clear();
+    step(&c, &key, &mut t, SEC + ttl / 2 - 1, Wants::default(), &mut out);
+    assert!(out.is_empty(), "more than half the TTL left: {out:?}");
+    step(&c, &key, &mut t, SEC + ttl / 2, Wants::default(), &mut out);
+    assert!(matches!(out.as_slice(), [Decision::SetDeviceStage { refresh: true, .. }]), "{out:?}");
+    assert_eq!((t.stage.since_ns, t.stage.expires_ns), (SEC, SEC + ttl / 2 + ttl), "since kept, expiry moved");
+}
+
+/// A stage is re-issued when half its TTL or less is left, not before.
+#[test]
+fn a_stage_is_refreshed_at_half_its_ttl() {
+    use super::decision::{Decision, Reason};
+    let c = Config::default();
+    let ttl = c.ladder.shape.ttl.0;
+    let key = DeviceKey::teid(9);
+    let mut t = shaped(Reason::Flood, 0, 0.0, 0, 0);
+    t.fresh_ns = 0;
+    t.stage.since_ns = SEC;
+    t.stage.expires_ns = SEC + ttl;
+    let mut out = Vec::new();
+    for now in [2 * SEC, SEC + ttl / 2 - 1] {
+        t.stage.last_noisy_ns = now;
+        step(&c, &key, &mut t, now, Wants::default(), &mut out);
+    }
+    assert!(out.is_empty(), "{out:?}");
+    let now = SEC + ttl / 2;
+    t.stage.last_noisy_ns = now;
+    step(&c, &key, &mut t, now, Wants::default(), &mut out);
+    assert!(matches!(out.as_slice(), [Decision::SetDeviceStage { refresh: true, stage: STAGE_SHAPE, .. }]), "{out:?}");
+}
+
+/// Stepping down after the quiet time keeps the reason the device was staged for (the stage is
+/// still "for" that flood); the decision says Quiet with how long it was quiet.
+#[test]
+fn a_step_down_keeps_the_reason_and_reports_the_quiet_time() {
+    use super::decision::{Decision, Reason};
+    let c = Config::default();
+    let quiet = c.ladder.strict.quiet.0;
+    let key = DeviceKey::teid(9);
+    let mut t = shaped(Reason::Flood, quiet, 0.0, 0, 0);
+    t.stage.stage = STAGE_STRICT;
+    let mut out = Vec::new();
+    step(&c, &key, &mut t, quiet, Wants::default(), &mut out);
+    let [Decision::SetDeviceStage { stage: STAGE_SHAPE, reason: Reason::Quiet, evidence, .. }] = out.as_slice() else {
+        panic!("a step down to shape: {out:?}");
+    };
+    assert_eq!(evidence.quiet_s, Some(quiet as f64 / 1e9));
+    assert_eq!(evidence.from_stage, Some(STAGE_STRICT));
+    assert_eq!(t.stage.reason, Reason::Flood, "the stage is still for the flood");
+}
