@@ -138,13 +138,14 @@ fn run_scope(name: &str, package: &str, files: &[String], test_args: &[&str], it
     let dir = out.join("mutants.out");
     let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_default();
     let count = |f: &str| read(f).lines().filter(|l| !l.trim().is_empty()).count();
-    // With `--iterate`, cargo-mutants lists the mutants earlier runs caught apart.
-    let (caught, missed, timeout, unviable) = (
-        count("caught.txt") + count("previously_caught.txt"),
-        count("missed.txt"),
-        count("timeout.txt"),
-        count("unviable.txt"),
-    );
+    let (caught, missed, timeout, unviable) =
+        (count("caught.txt"), count("missed.txt"), count("timeout.txt"), count("unviable.txt"));
+    // With `--iterate`, cargo-mutants skips what earlier runs caught or found unviable (one list,
+    // `previously_caught.txt`): the score below is this run's; add the earlier run's counts to it.
+    let earlier = count("previously_caught.txt");
+    if earlier > 0 {
+        eprintln!("[mutants] {name}: {earlier} mutants caught or unviable in earlier runs, not tested again");
+    }
     // A mutant whose tests hang until the timeout (120 s against a suite of seconds) made the
     // suite fail: it is detected, as PIT and Stryker count it, and reported apart.
     let viable = caught + missed + timeout;
