@@ -91,7 +91,7 @@ enum Cmd {
         #[arg(long = "file")]
         files: Vec<String>,
         /// Test again only the mutants the last run of the scope did not catch (cargo-mutants
-        /// `--iterate`; the ones caught before count as caught), after tests were added for them.
+        /// `--iterate`; the ones caught or unviable before are reported apart), after tests were added.
         #[arg(long)]
         iterate: bool,
     },
