@@ -198,8 +198,17 @@ impl CapLevel {
     /// The byte rate a cap of this level applies when engaged for an overload in octets
     /// (unlimited when the level has no `capacity_rate`).
     pub fn cap_bytes(&self) -> ByteLimit {
+        self.cap_bytes_scaled(|v| v)
+    }
+
+    /// [`Self::cap_bytes`] with its rate and burst each passed through `part` (a fleet member's
+    /// share of the cap).
+    pub fn cap_bytes_scaled(&self, part: impl Fn(u64) -> u64) -> ByteLimit {
         let rate = if self.cap_rate.is_none() { self.capacity_rate } else { self.cap_rate };
-        rate.byte_limit(self.burst_bytes)
+        let bits = rate.bits_per_sec();
+        // As `Rate::byte_limit`: no configured burst is one second of the rate.
+        let burst = if self.burst_bytes == 0 { bits / 8 } else { self.burst_bytes };
+        ByteLimit::bits_per_second(part(bits), part(burst))
     }
 }
 

@@ -134,15 +134,7 @@ fn set(
 ) -> Decision {
     let part = |v: u64| if share >= 1.0 { v } else { ((v as f64 * share).ceil() as u64).clamp(1, v.max(1)) };
     let limit = Limit::per_second(part(lvl.cap_pps), part(lvl.burst));
-    let bytes = match (st.in_bytes, share >= 1.0) {
-        (false, _) => ByteLimit::UNLIMITED,
-        (true, true) => lvl.cap_bytes(),
-        (true, false) => {
-            let rate = if lvl.cap_rate.is_none() { lvl.capacity_rate } else { lvl.cap_rate };
-            let burst = if lvl.burst_bytes == 0 { rate.bits_per_sec() / 8 } else { lvl.burst_bytes };
-            ByteLimit::bits_per_second(part(rate.bits_per_sec()), part(burst))
-        }
-    };
+    let bytes = if st.in_bytes { lvl.cap_bytes_scaled(part) } else { ByteLimit::UNLIMITED };
     match level {
         Level::Cell(cell) => Decision::SetCellCap { cell, limit, bytes, ttl_ns: lvl.ttl.0, refresh, reason, evidence },
         Level::Host => Decision::SetHostCap { limit, bytes, ttl_ns: lvl.ttl.0, refresh, reason, evidence },

@@ -73,26 +73,9 @@ fn an_engaged_cap_is_refreshed_at_half_its_ttl_not_before() {
     assert!(st.engaged);
     let engaged_at = u64::from(sustain - 1) * SEC;
     // 30 s TTL: 14 windows later 16 s remain (no refresh); at 15 s, 15 s remain (refresh).
-    let mut later = Vec::new();
-    step(
-        &c,
-        Level::Cell(L3Addr::v4([10, 200, 0, 11])),
-        &mut st,
-        &load(&c, 5_000.0),
-        1.0,
-        engaged_at + 14 * SEC,
-        &mut later,
-    );
+    let later = windows(&c, &mut st, 5_000.0, engaged_at + 14 * SEC, 1).concat();
     assert!(later.is_empty(), "16 s of 30 left: not yet: {later:?}");
-    step(
-        &c,
-        Level::Cell(L3Addr::v4([10, 200, 0, 11])),
-        &mut st,
-        &load(&c, 5_000.0),
-        1.0,
-        engaged_at + 15 * SEC,
-        &mut later,
-    );
+    let later = windows(&c, &mut st, 5_000.0, engaged_at + 15 * SEC, 1).concat();
     assert!(matches!(later.as_slice(), [Decision::SetCellCap { refresh: true, .. }]), "{later:?}");
     assert_eq!(st.expires_ns, engaged_at + 45 * SEC);
 }
