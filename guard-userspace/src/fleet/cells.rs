@@ -93,25 +93,43 @@ pub fn encode(member: &str, at_unix_ms: u64, cells: &[HotCell], cfg: &FleetCells
     serde_json::to_vec(&v).unwrap_or_default()
 }
 
-/// Read one summary: the key's member, the value's bounds. `own` is this member's name, whose
-/// summary a reader skips (it has its own counts).
-pub fn decode(prefix: &str, key: &[u8], value: &[u8], cfg: &FleetCells) -> Result<Contribution, SummaryError> {
+/// The member a summary's key names and its value, read within `max` octets: the checks every
+/// summary (N2's cells, N3's gNBs) passes before its own.
+pub(super) fn open<T: serde::de::DeserializeOwned>(
+    prefix: &str,
+    key: &[u8],
+    value: &[u8],
+    max: usize,
+) -> Result<(String, T), SummaryError> {
     let key_s = String::from_utf8_lossy(key);
     let member = key_s
         .strip_prefix(prefix)
         .filter(|m| fleet_valid_name(m))
-        .ok_or_else(|| SummaryError::BadKey(key_s.clone().into_owned()))?;
-    let max = cfg.max_value_bytes();
+        .ok_or_else(|| SummaryError::BadKey(key_s.clone().into_owned()))?
+        .to_owned();
     if value.len() > max {
         return Err(SummaryError::Oversized { len: value.len(), max });
     }
-    let v: SummaryValue = serde_json::from_slice(value).map_err(|e| SummaryError::Malformed(e.to_string()))?;
-    if v.v != SUMMARY_VERSION {
-        return Err(SummaryError::Invalid(format!("version {} (this build reads {SUMMARY_VERSION})", v.v)));
+    let v = serde_json::from_slice(value).map_err(|e| SummaryError::Malformed(e.to_string()))?;
+    Ok((member, v))
+}
+
+/// A summary value's version and author against this build's and the key's.
+pub(super) fn check_header(version: u32, in_value: &str, member: &str) -> Result<(), SummaryError> {
+    if version != SUMMARY_VERSION {
+        return Err(SummaryError::Invalid(format!("version {version} (this build reads {SUMMARY_VERSION})")));
     }
-    if v.member != member {
-        return Err(SummaryError::Invalid(format!("member {:?} in a value under {member:?}'s key", v.member)));
+    if in_value != member {
+        return Err(SummaryError::Invalid(format!("member {in_value:?} in a value under {member:?}'s key")));
     }
+    Ok(())
+}
+
+/// Read one summary: the key's member, the value's bounds. `own` is this member's name, whose
+/// summary a reader skips (it has its own counts).
+pub fn decode(prefix: &str, key: &[u8], value: &[u8], cfg: &FleetCells) -> Result<Contribution, SummaryError> {
+    let (member, v): (String, SummaryValue) = open(prefix, key, value, cfg.max_value_bytes())?;
+    check_header(v.v, &v.member, &member)?;
     if v.cells.len() > cfg.max_cells as usize {
         return Err(SummaryError::Invalid(format!("{} cells, more than max_cells {}", v.cells.len(), cfg.max_cells)));
     }

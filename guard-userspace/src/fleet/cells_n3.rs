@@ -12,9 +12,9 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use super::cells::{Contribution, SummaryError, SUMMARY_VERSION};
+use super::cells::{check_header, open, Contribution, SummaryError, SUMMARY_VERSION};
 use super::pins::fleet_prefix;
-use crate::config::{fleet_valid_name, FleetCells};
+use crate::config::FleetCells;
 use crate::n3::engine::{addr_str, N3HotCell};
 use crate::n3::local::l3_of;
 
@@ -65,22 +65,8 @@ pub fn decode(
     value: &[u8],
     cfg: &FleetCells,
 ) -> Result<Contribution<N3HotCell>, SummaryError> {
-    let key_s = String::from_utf8_lossy(key);
-    let member = key_s
-        .strip_prefix(prefix)
-        .filter(|m| fleet_valid_name(m))
-        .ok_or_else(|| SummaryError::BadKey(key_s.clone().into_owned()))?;
-    let max = cfg.max_n3_value_bytes();
-    if value.len() > max {
-        return Err(SummaryError::Oversized { len: value.len(), max });
-    }
-    let v: N3SummaryValue = serde_json::from_slice(value).map_err(|e| SummaryError::Malformed(e.to_string()))?;
-    if v.v != SUMMARY_VERSION {
-        return Err(SummaryError::Invalid(format!("version {} (this build reads {SUMMARY_VERSION})", v.v)));
-    }
-    if v.member != member {
-        return Err(SummaryError::Invalid(format!("member {:?} in a value under {member:?}'s key", v.member)));
-    }
+    let (member, v): (String, N3SummaryValue) = open(prefix, key, value, cfg.max_n3_value_bytes())?;
+    check_header(v.v, &v.member, &member)?;
     if v.cells.len() > cfg.max_cells as usize {
         return Err(SummaryError::Invalid(format!("{} gNBs, more than max_cells {}", v.cells.len(), cfg.max_cells)));
     }
