@@ -43,6 +43,8 @@ mod fleet_devices_tests;
 #[cfg(test)]
 mod fleet_tests;
 mod ladder;
+#[cfg(test)]
+mod ladder_tests;
 mod response;
 mod samples;
 pub mod setup;
