@@ -263,3 +263,19 @@ fn the_pattern_back_off_doubles_t3346_per_level() {
         assert_eq!(p[0].t3346_s, want.min(e.s.t3346_max_s), "level {level}");
     }
 }
+
+/// `refresh_s = 0` turns the periodic resend off: a level in force with nothing new says nothing.
+#[test]
+fn no_refresh_period_means_no_resend() {
+    let mut e = engine();
+    e.s.refresh_s = 0.0;
+    put_cell(&mut e, 0, 1, 40.0, 1.0, true);
+    put_device(&mut e, 1, 0, 1, 30);
+    e.level = LEVEL_DEVICES;
+    e.level_entry_rate = 40.0;
+    e.affected.insert(cell(0));
+    assert!(step(&mut e, SEC, true, &evidence(40.0, 1), &[dev(1)]).is_some(), "the first scope is new");
+    for t in 2..5 {
+        assert!(step(&mut e, t * 100 * SEC, true, &evidence(40.0, 1), &[dev(1)]).is_none());
+    }
+}
