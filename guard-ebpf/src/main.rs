@@ -1,5 +1,6 @@
 //! The overload guard's XDP programs. One program or protocol per file:
-//! - [`n3`]: the N3/S1-U (GTP-U) program `guard_n3`;
+//! - [`n3`]: the N3/S1-U (GTP-U) program `guard_n3` (its device key, stage cache and fragments
+//!   in files of their own);
 //! - [`n2`]: the N2/S1-MME (SCTP: NGAP/S1AP) program `guard_n2`, its maps in [`maps_n2`];
 //! - [`n2_egress`]: the N2 NIC's egress classifier `guard_n2_egress` (the AMF's INIT ACKs and
 //!   association ports, for `guard_n2`'s setup lanes);

@@ -11,7 +11,7 @@
 //! NR-CGI / E-UTRAN CGI) and per device (`N2_DEVICES`, 5G-S-TMSI / S-TMSI, else peer +
 //! RAN-UE-NGAP-ID). Any failure of the guard itself passes the packet (fail-open).
 //!
-//! Layout for the verifier, as in `n3.rs`: the parse, the policy and the InitialUEMessage walk are
+//! Layout for the verifier, as in `n3/mod.rs`: the parse, the policy and the InitialUEMessage walk are
 //! sibling BPF subprograms (their stack frames do not add up), the context pointer goes through
 //! `black_box`, the parsed packet and new map entries live in per-CPU scratch slots.
 

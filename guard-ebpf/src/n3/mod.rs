@@ -7,24 +7,22 @@
 //!
 //! Length: the program and its `policy` subprogram stay in one file, read top to bottom as the
 //! packet goes: what is inlined into which decides the verifier's stack and instruction budget
-//! (ARCHITECTURE.md, verifier notes). The gNB's state is in `cells.rs`, counters and events in
-//! `counters.rs`, the clock in `clock.rs`.
+//! (ARCHITECTURE.md, verifier notes). The device key is built in `key.rs`, the cached stage
+//! lookups are in `stage.rs`, fragments in `fragments.rs`; the gNB's state is in `../cells.rs`,
+//! counters and events in `../counters.rs`, the clock in `../clock.rs`.
 
 use aya_ebpf::{
     bindings::{xdp_action, BPF_NOEXIST},
     macros::xdp,
-    maps::{lpm_trie::Key, HashMap},
     programs::XdpContext,
 };
 use guard_common::{
     abi::{
-        local_home_slot, seen_slot, ByteLimit, CellCounts, CellRecord, DeviceKey, DeviceState, FragEntry, FragKey,
-        GuardConfig, L3Addr, Limit, StageEntry, CHAIN_FLAG_NEXT, DEVICE_FLAG_ESTABLISHED, DEVICE_KIND_TEID,
-        DEVICE_KIND_UE_V6, ECHO_PATH_SLOTS, ESTABLISHED_PACKETS, EVENT_DEVICE_OVER_LIMIT, EVENT_ECHO_LIMITED,
-        EVENT_ERR_IND_LIMITED, EVENT_NEW_DEVICE_LIMITED, EVENT_SPOOF, FAMILY_IPV4, FAMILY_NONE, HINT_STAGE_GEN,
-        KEY_MODE_UE_ADDR, LOCAL_FLAG_NON_IP, LOCAL_INDEX_NONE, LOCAL_PROBES, LOCAL_SLOTS, PROT_ANTISPOOF,
-        PROT_CELL_CAP, PROT_ECHO, PROT_ERR_IND, PROT_HOST_CAP, PROT_MALFORMED, PROT_NEW_DEVICE, SEEN_ENTRY_BYTES,
-        STAGE_FLAG_EXEMPT, STAGE_OBSERVE, STAT_CHAIN_MISS, STAT_MAP_UPDATE_FAILED, STAT_NON_IP, STAT_NO_CONFIG,
+        CellCounts, CellRecord, DeviceKey, DeviceState, GuardConfig, CHAIN_FLAG_NEXT, DEVICE_FLAG_ESTABLISHED,
+        ECHO_PATH_SLOTS, ESTABLISHED_PACKETS, EVENT_DEVICE_OVER_LIMIT, EVENT_ECHO_LIMITED, EVENT_ERR_IND_LIMITED,
+        EVENT_NEW_DEVICE_LIMITED, EVENT_SPOOF, FAMILY_NONE, HINT_STAGE_GEN, LOCAL_FLAG_NON_IP, LOCAL_INDEX_NONE,
+        PROT_ANTISPOOF, PROT_CELL_CAP, PROT_ECHO, PROT_ERR_IND, PROT_HOST_CAP, PROT_MALFORMED, PROT_NEW_DEVICE,
+        STAGE_OBSERVE, STAT_CHAIN_MISS, STAT_MAP_UPDATE_FAILED, STAT_NON_IP, STAT_NO_CONFIG,
     },
     parse::{
         gtpu::{self, MSG_ECHO_REQUEST, MSG_ECHO_RESPONSE, MSG_END_MARKER, MSG_ERROR_INDICATION, MSG_G_PDU},
@@ -41,10 +39,17 @@ use crate::{
     counters::{self, add},
     cursor::XdpPacket,
     maps::{
-        N3_CELLS, N3_CELL_STAGES, N3_CHAIN, N3_CONFIG, N3_DEVICES, N3_FRAGS, N3_FRAMED, N3_HINTS, N3_LOCAL, N3_NEW_DEV,
-        N3_NEXT, N3_PCPU_TAT, N3_PKT, N3_SEEN, N3_STAGES,
+        N3_CELLS, N3_CELL_STAGES, N3_CHAIN, N3_CONFIG, N3_DEVICES, N3_NEW_DEV, N3_NEXT, N3_PCPU_TAT, N3_PKT, N3_STAGES,
     },
 };
+
+mod fragments;
+mod key;
+mod stage;
+
+use fragments::{first_fragment_dropped, later_fragment};
+use key::{device_key, in_framed_route, local_index, mark_seen, seen_marked, teid_key};
+use stage::{hint_gen, known_device_stage, stage_lookup, Staged};
 
 #[xdp]
 pub fn guard_n3(ctx: XdpContext) -> u32 {
@@ -178,113 +183,6 @@ fn verdict<const REPLAY: bool>(ctx: &XdpContext, len: u64) -> Verdict {
         first_fragment_dropped::<REPLAY>(ctx, cfg, &scratch.pkt, &mut scratch.clock);
     }
     v
-}
-
-/// The index (slot + 1) and flags of the host address `dst` in `N3_LOCAL`, or
-/// (`LOCAL_INDEX_NONE`, 0) when the table does not list it. At most `LOCAL_PROBES` array reads
-/// (inlined by the verifier: no helper call, no hash lookup); one on a host whose table is empty
-/// (the first slot probed is free) or whose address sits in its home slot. A call of its own:
-/// inlined, its probe loop's registers spilled into the program's frame, which the policy's
-/// stacks on (measured: 48 bytes more, over the 512-byte limit with the policy's chain).
-#[inline(never)]
-fn local_index(ctx: &XdpContext, vlan_tags: u8, family: u32) -> (u32, u32) {
-    // The outer destination, read at its fixed offset (the parse does not keep it: a host with
-    // one N3 address never needs it).
-    let ctx = XdpContext::new(core::hint::black_box(ctx.ctx));
-    let Some(w) = n3::outer_dst_words(&XdpPacket::new(&ctx), vlan_tags, family) else {
-        return (LOCAL_INDEX_NONE, 0);
-    };
-    let (a, b, c, d) = (w[0].to_be_bytes(), w[1].to_be_bytes(), w[2].to_be_bytes(), w[3].to_be_bytes());
-    let addr = [a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3], c[0], c[1], c[2], c[3], d[0], d[1], d[2], d[3]];
-    let dst = &L3Addr { family, addr };
-    let home = local_home_slot(dst);
-    for i in 0..LOCAL_PROBES {
-        let slot = (home + i) & (LOCAL_SLOTS - 1);
-        let Some(e) = N3_LOCAL.get(slot) else {
-            break;
-        };
-        if e.addr.family == FAMILY_NONE {
-            break;
-        }
-        if e.addr == *dst {
-            return (slot + 1, e.flags);
-        }
-    }
-    (LOCAL_INDEX_NONE, 0)
-}
-
-/// Whether `key` was marked an established session in `N3_SEEN`. A call of its own: its hash
-/// would otherwise sit in the policy's frame (the program and the policy share 512 bytes).
-#[inline(never)]
-fn seen_marked(key: &DeviceKey) -> bool {
-    let (entry, octet) = seen_slot(key);
-    match N3_SEEN.get(entry) {
-        Some(e) => e[octet % SEEN_ENTRY_BYTES] != 0,
-        None => false,
-    }
-}
-
-/// Mark `key` an established session (one octet, written whole: no read-modify-write to race).
-#[inline(never)]
-fn mark_seen(key: &DeviceKey) {
-    let (entry, octet) = seen_slot(key);
-    if let Some(e) = N3_SEEN.get_ptr_mut(entry) {
-        // SAFETY: a live array value; one octet written whole.
-        unsafe { (*e)[octet % SEEN_ENTRY_BYTES] = 1 };
-    }
-}
-
-/// The datagram key of a fragment (RFC 791 §3.2: source, destination, protocol, Identification;
-/// the protocol is UDP for every fragment `parse_into` names).
-#[inline(always)]
-fn frag_key(ctx: &XdpContext, p: &GtpPacket) -> Option<FragKey> {
-    let ctx = XdpContext::new(core::hint::black_box(ctx.ctx));
-    let family = p.outer_src.family;
-    let w = n3::outer_dst_words(&XdpPacket::new(&ctx), p.vlan_tags, family)?;
-    let (a, b, c, d) = (w[0].to_be_bytes(), w[1].to_be_bytes(), w[2].to_be_bytes(), w[3].to_be_bytes());
-    let addr = [a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3], c[0], c[1], c[2], c[3], d[0], d[1], d[2], d[3]];
-    Some(FragKey { src: p.outer_src, dst: L3Addr { family, addr }, id: p.frag })
-}
-
-/// A first fragment was dropped: drop its datagram's later fragments for `frag_window_ns` too,
-/// so a fragmented flood of a dropped device does not fill the UPF's reassembly memory.
-#[inline(never)]
-fn first_fragment_dropped<const REPLAY: bool>(
-    ctx: &XdpContext,
-    cfg: &GuardConfig,
-    p: &GtpPacket,
-    clock_cache: &mut [u64; 2],
-) {
-    let Some(key) = frag_key(ctx, p) else {
-        return;
-    };
-    let now = clock::coarse_ns::<REPLAY>(clock_cache);
-    let e = FragEntry { expires_ns: now.saturating_add(cfg.frag_window_ns), dropped: 0 };
-    if N3_FRAGS.insert(&key, &e, 0).is_err() {
-        counters::stat(STAT_MAP_UPDATE_FAILED);
-    }
-}
-
-/// A later fragment: dropped when its datagram's first fragment was (and recently), else passed
-/// and counted as such: the guard cannot attribute it to a device, and never drops what it cannot
-/// attribute.
-#[inline(never)]
-fn later_fragment<const REPLAY: bool>(ctx: &XdpContext, p: &GtpPacket, clock_cache: &mut [u64; 2]) -> Verdict {
-    let Some(key) = frag_key(ctx, p) else {
-        return Verdict::PassFragment;
-    };
-    let Some(e) = N3_FRAGS.get_ptr_mut(&key) else {
-        return Verdict::PassFragment;
-    };
-    let now = clock::coarse_ns::<REPLAY>(clock_cache);
-    // SAFETY: a live LRU map value; the counter is updated atomically.
-    unsafe {
-        if (*e).expires_ns <= now {
-            return Verdict::PassFragment;
-        }
-        add(&mut (*e).dropped, 1);
-    }
-    Verdict::DropFragment
 }
 
 /// Everything after the parse, in a BPF subprogram of its own. Its frame (~120 bytes) stacks on
@@ -432,260 +330,6 @@ fn edge_limit(
     } else {
         Verdict::PassSignalling
     }
-}
-
-#[inline(always)]
-fn device_key(cfg: &GuardConfig, p: &GtpPacket) -> DeviceKey {
-    if cfg.key_mode == KEY_MODE_UE_ADDR {
-        // An IPv6 UE is its prefix (`antispoof_v6_prefix`, a /64 by default: TS 23.501
-        // §5.8.2.2), so a UE rotating privacy addresses (RFC 8981) stays one device and keeps
-        // its stage; a source that names no UE (link-local or unspecified: neighbour discovery;
-        // 0.0.0.0: DHCP; or non-IP) is keyed by its F-TEID instead, so the Router Solicitations
-        // of all UEs do not become one device.
-        match policy::ue_key_of(cfg, &p.inner_src) {
-            policy::UeKey::V4 => {
-                if let Some(k) = DeviceKey::ue(&p.inner_src) {
-                    return k;
-                }
-            }
-            policy::UeKey::V6Prefix(prefix) => {
-                let b = prefix.to_be_bytes();
-                // SAFETY: `DeviceKey` is `#[repr(C)]` { u32, [u8; 16] }: 20 bytes, 4-aligned.
-                return unsafe { words20(DEVICE_KIND_UE_V6, [b[0], b[1], b[2], b[3]], [b[4], b[5], b[6], b[7]]) };
-            }
-            policy::UeKey::None => {}
-        }
-    }
-    fteid_key(p.local, p.gtp.teid)
-}
-
-/// A 20-byte record laid out as a u32 then 16 octets (`DeviceKey`, `L3Addr`), with `first`, then
-/// `head` in octets 0..4, `second` in 4..8 and zeros after, written as five u32 stores. Built the plain way
-/// (`DeviceKey::teid`), LLVM merges the twelve zero octets into a `memset` call, which the BPF
-/// backend emits as a byte-at-a-time loop in a subprogram: on every G-PDU. Volatile keeps the
-/// stores from being merged back into that call.
-///
-/// # Safety
-/// `T` must be 20 bytes, 4-byte aligned, and valid for any bit pattern.
-#[inline(always)]
-unsafe fn words20<T>(first: u32, head: [u8; 4], second: [u8; 4]) -> T {
-    const { assert!(core::mem::size_of::<T>() == 20 && core::mem::align_of::<T>() == 4) };
-    let mut r = core::mem::MaybeUninit::<T>::uninit();
-    let w = r.as_mut_ptr() as *mut u32;
-    // SAFETY: five aligned u32 stores cover the whole record (asserted above); any bit pattern is
-    // a valid `T` (the caller's contract).
-    unsafe {
-        core::ptr::write_volatile(w, first);
-        core::ptr::write_volatile(w.add(1), u32::from_ne_bytes(head));
-        core::ptr::write_volatile(w.add(2), u32::from_ne_bytes(second));
-        core::ptr::write_volatile(w.add(3), 0);
-        core::ptr::write_volatile(w.add(4), 0);
-        r.assume_init()
-    }
-}
-
-/// `DeviceKey::teid(teid)`, without the `memset` (see `words20`).
-#[inline(always)]
-fn teid_key(teid: u32) -> DeviceKey {
-    // SAFETY: `DeviceKey` is `#[repr(C)]` { u32, [u8; 16] }: 20 bytes, 4-aligned, integers only.
-    unsafe { words20(DEVICE_KIND_TEID, teid.to_be_bytes(), [0; 4]) }
-}
-
-/// `DeviceKey::fteid(local, teid)`, without the `memset` (see `words20`).
-#[inline(always)]
-fn fteid_key(local: u32, teid: u32) -> DeviceKey {
-    // SAFETY: as `teid_key`.
-    unsafe { words20(DEVICE_KIND_TEID, teid.to_be_bytes(), local.to_be_bytes()) }
-}
-
-/// Whether an inner source lies inside a configured framed route (`N3_FRAMED`, an LPM trie of
-/// IPv6 prefixes, IPv4 as IPv4-mapped `::ffff:0:0/96`). A call of its own, with its key in the
-/// per-CPU scratch (`Scratch::framed_key`): the policy's frame and the program's share 512 bytes.
-#[inline(never)]
-fn in_framed_route(src: &L3Addr) -> bool {
-    let Some(sp) = N3_PKT.get_ptr_mut(0) else {
-        return false;
-    };
-    // SAFETY: per-CPU slot, only this CPU uses it while this program runs; the key words are
-    // plain u32 stores (volatile: no merged `memset`), and `Key<[u8; 16]>` is `repr(C, packed)`
-    // { u32, [u8; 16] }: 20 bytes, alignment 1, any bit pattern valid.
-    unsafe {
-        let k = (*sp).framed_key.as_mut_ptr();
-        let w = |i: usize| u32::from_ne_bytes([src.addr[i], src.addr[i + 1], src.addr[i + 2], src.addr[i + 3]]);
-        core::ptr::write_volatile(k, 128);
-        if src.family == FAMILY_IPV4 {
-            core::ptr::write_volatile(k.add(1), 0);
-            core::ptr::write_volatile(k.add(2), 0);
-            core::ptr::write_volatile(k.add(3), u32::from_ne_bytes([0, 0, 0xff, 0xff]));
-            core::ptr::write_volatile(k.add(4), w(0));
-        } else {
-            core::ptr::write_volatile(k.add(1), w(0));
-            core::ptr::write_volatile(k.add(2), w(4));
-            core::ptr::write_volatile(k.add(3), w(8));
-            core::ptr::write_volatile(k.add(4), w(12));
-        }
-        N3_FRAMED.get(&*(k as *const Key<[u8; 16]>)).is_some()
-    }
-}
-
-/// The generation of a userspace-owned stage map (`N3_HINTS[index]`, see `abi::HINT_STAGE_GEN`).
-/// Read once, before the lookup it vouches for: volatile, so LLVM can neither re-load it after
-/// the lookup (a newer generation would then be cached for an older miss) nor drop the read.
-/// `None` (nothing may be cached, every packet looks up) if the read fails or the value is
-/// `u64::MAX`, whose complement is a fresh record's 0.
-#[inline(always)]
-fn hint_gen(index: u32) -> Option<u64> {
-    let g = N3_HINTS.get_ptr(index)?;
-    // SAFETY: a live array value, 8-byte aligned.
-    let g = unsafe { core::ptr::read_volatile(g) };
-    if g == u64::MAX {
-        None
-    } else {
-        Some(g)
-    }
-}
-
-/// A device's stage for this packet: its entry in `N3_STAGES`, or the copy its record caches.
-#[derive(Clone, Copy)]
-enum Staged {
-    None,
-    Entry(*mut StageEntry),
-    /// A non-exempt entry from the device's cache: its stage, expiry and limits (the GCRA states
-    /// are the record's `stage_tat` and `stage_tat_bytes`).
-    Cached {
-        stage: u32,
-        until: u64,
-        limit: Limit,
-        bytes: ByteLimit,
-    },
-}
-
-/// What the cache tag binds besides the generation and the expiry (see `DeviceState::stage_cache_tag`).
-#[inline(always)]
-fn cache_mix(stage: u32, limit: &Limit, bytes: &ByteLimit) -> u64 {
-    limit.interval_ns
-        ^ limit.tau_ns.rotate_left(21)
-        ^ (u64::from(stage) << 56)
-        ^ bytes.unit_ns.rotate_left(7)
-        ^ bytes.tau_ns.rotate_left(42)
-}
-
-/// A known device's stage: from its record's cache while the generation `gen` is the one the
-/// cache was filled at (`DeviceState::stage_cache_tag`) and a cached entry has not reached its
-/// expiry, else from `N3_STAGES`, refilling the cache with "no entry" or the entry's stage,
-/// expiry and limit (any non-exempt entry: quarantine, shape, strict), so a staged device skips
-/// the lookup too. A cached rate stage keeps its GCRA state in the record (`stage_tat`).
-#[inline(always)]
-fn known_device_stage(d: *mut DeviceState, key: &DeviceKey, gen: Option<u64>, now: u64) -> Staged {
-    // SAFETY: `d` points into a live LRU map value; the cache fields are written only here, by
-    // any CPU: a set torn between two CPUs fails the tag check and is looked up again.
-    // Volatile: each is read or written exactly once, as the tag check assumes.
-    let until_p = unsafe { &raw mut (*d).stage_cache_until_ns };
-    let tag_p = unsafe { &raw mut (*d).stage_cache_tag };
-    let interval_p = unsafe { &raw mut (*d).stage_cache_interval_ns };
-    let tau_p = unsafe { &raw mut (*d).stage_cache_tau_ns };
-    let stage_p = unsafe { &raw mut (*d).stage_cache_stage };
-    let bunit_p = unsafe { &raw mut (*d).stage_cache_bytes.unit_ns };
-    let btau_p = unsafe { &raw mut (*d).stage_cache_bytes.tau_ns };
-    if let Some(g) = gen {
-        // SAFETY: as above.
-        let (until, tag) = unsafe { (core::ptr::read_volatile(until_p), core::ptr::read_volatile(tag_p)) };
-        // "No entry" (most devices): a miss writes the other fields as zero, so its tag is `!g`.
-        if until == 0 && tag == !g {
-            return Staged::None;
-        }
-        // SAFETY: as above.
-        let (interval_ns, tau_ns, stage, unit_ns, btau_ns) = unsafe {
-            (
-                core::ptr::read_volatile(interval_p),
-                core::ptr::read_volatile(tau_p),
-                core::ptr::read_volatile(stage_p),
-                core::ptr::read_volatile(bunit_p),
-                core::ptr::read_volatile(btau_p),
-            )
-        };
-        let limit = Limit { interval_ns, tau_ns };
-        let bytes = ByteLimit { unit_ns, tau_ns: btau_ns };
-        // A cached entry whose expiry has passed is looked up again: it may have been refreshed
-        // to a later expiry, which keeps the generation (`N3Maps::set_stage`).
-        if until > now && tag == !g ^ until ^ cache_mix(stage, &limit, &bytes) {
-            return Staged::Cached { stage, until, limit, bytes };
-        }
-    }
-    let Some(s) = N3_STAGES.get_ptr_mut(key) else {
-        if let Some(g) = gen {
-            // SAFETY: as above.
-            unsafe {
-                core::ptr::write_volatile(until_p, 0);
-                core::ptr::write_volatile(interval_p, 0);
-                core::ptr::write_volatile(tau_p, 0);
-                core::ptr::write_volatile(stage_p, 0);
-                core::ptr::write_volatile(bunit_p, 0);
-                core::ptr::write_volatile(btau_p, 0);
-                core::ptr::write_volatile(tag_p, !g);
-            }
-        }
-        return Staged::None;
-    };
-    let Some(g) = gen else {
-        return Staged::Entry(s);
-    };
-    // SAFETY: a live value of the userspace-owned stage map.
-    let e = unsafe { &*s };
-    // Expiry 0 stands for "no entry" in the cache, so such an (expired) entry is not cached;
-    // exempt entries are not cached either (`policy::device_stage` decides them).
-    if e.flags & STAGE_FLAG_EXEMPT != 0 || e.expires_ns == 0 {
-        return Staged::Entry(s);
-    }
-    let (stage, until, limit) = (e.stage, e.expires_ns, Limit { interval_ns: e.interval_ns, tau_ns: e.tau_ns });
-    let bytes = e.bytes;
-    // The record's GCRA states go on when the same stage and limits are cached again (a refill
-    // after another device's stage write, or a refreshed expiry); a new stage or limit starts
-    // from the entry's own states, as an uncached device would.
-    // SAFETY: as above; `stage_tat` and `stage_tat_bytes` are last-writer-wins GCRA states, as
-    // the entry's own are.
-    unsafe {
-        let same = (*d).stage_cache_stage == stage
-            && (*d).stage_cache_interval_ns == limit.interval_ns
-            && (*d).stage_cache_tau_ns == limit.tau_ns
-            && (*d).stage_cache_bytes == bytes;
-        let tat = &raw mut (*d).stage_tat;
-        if !same || e.tat > *tat {
-            *tat = e.tat;
-        }
-        let tat_bytes = &raw mut (*d).stage_tat_bytes;
-        if !same || e.tat_bytes > *tat_bytes {
-            *tat_bytes = e.tat_bytes;
-        }
-        core::ptr::write_volatile(until_p, until);
-        core::ptr::write_volatile(interval_p, limit.interval_ns);
-        core::ptr::write_volatile(tau_p, limit.tau_ns);
-        core::ptr::write_volatile(stage_p, stage);
-        core::ptr::write_volatile(bunit_p, bytes.unit_ns);
-        core::ptr::write_volatile(btau_p, bytes.tau_ns);
-        core::ptr::write_volatile(tag_p, !g ^ until ^ cache_mix(stage, &limit, &bytes));
-    }
-    Staged::Cached { stage, until, limit, bytes }
-}
-
-/// `key`'s entry in a userspace-owned stage map (`N3_CELL_STAGES`), unless `no_entry_gen` (this
-/// CPU's copy, in its counters of the gNB's hot slot: each CPU looks up once per generation) says
-/// there was none at generation `gen`; a miss is recorded there. Every writer replaces the
-/// generation after its insert, so a cached miss never hides a newer entry: the first packet after
-/// any write looks up again. Expired entries are not misses (they stay until userspace prunes them), so
-/// expiry is still decided by the entry itself.
-#[inline(always)]
-fn stage_lookup<K, V>(map: &HashMap<K, V>, key: &K, no_entry_gen: &mut u64, gen: Option<u64>) -> Option<*mut V> {
-    if let Some(g) = gen {
-        if *no_entry_gen == !g {
-            return None;
-        }
-    }
-    let e = map.get_ptr_mut(key);
-    if let (None, Some(g)) = (e, gen) {
-        *no_entry_gen = !g;
-    }
-    e
 }
 
 #[inline(always)]

@@ -420,7 +420,7 @@ pub fn cost_part(default: &GuardConfig, rounds: usize, quick: bool) -> Result<(V
     t_acc.row(explain(&prices, &PATH_FLOOR, stage0[1] - stage0[0], 0.0));
     t_acc.row(explain(&prices, &PATH_STAGE0, stage0[3] - stage0[0], parse_ns));
     t_acc.row(explain(&prices, &PATH_QUARANTINE, quar[3] - quar[0], quar[2] - quar[0]));
-    t_acc.note("Operation counts are read off `guard-ebpf/src/n3.rs` for each path (TEID key mode, anti-spoofing in shadow: compared, not counted); prices from the probe table. parse = `xdp_parse_only` − baseline on the same frame. \"rest\" is what the counted operations do not explain: the bounds-checked parser's share is in \"parse\", so this is the policy's branches, the 20-byte address compares (the device's cached gNB and its slot's owner, the anti-spoofing binding) and copies into the device record, GCRA arithmetic and the call of the BPF subprogram `policy`. The floor row's rest is its lean parse.");
+    t_acc.note("Operation counts are read off `guard-ebpf/src/n3/` for each path (TEID key mode, anti-spoofing in shadow: compared, not counted); prices from the probe table. parse = `xdp_parse_only` − baseline on the same frame. \"rest\" is what the counted operations do not explain: the bounds-checked parser's share is in \"parse\", so this is the policy's branches, the 20-byte address compares (the device's cached gNB and its slot's owner, the anti-spoofing binding) and copies into the device record, GCRA arithmetic and the call of the BPF subprogram `policy`. The floor row's rest is its lean parse.");
 
     let mut tables = vec![t1, t_new, t_ops, t_acc];
     // Where the time goes, by symbol: N3's common path, and N2's DATA with an InitialUEMessage

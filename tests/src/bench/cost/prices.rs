@@ -65,7 +65,7 @@ pub(super) fn op_prices(p: &mut Progs, frame: &[u8], rounds: usize, repeat: u32)
     Ok((prices, t))
 }
 
-/// The operations on one path of `guard_n3`, counted from `guard-ebpf/src/n3.rs`.
+/// The operations on one path of `guard_n3`, counted from `guard-ebpf/src/n3/`.
 pub(super) struct PathOps {
     name: &'static str,
     /// Clock reads: `bpf_jiffies64` (inlined) keying the per-CPU coarse-clock cache (in the packet

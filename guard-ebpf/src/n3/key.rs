@@ -1,0 +1,166 @@
+//! Who a G-PDU belongs to: the host address it arrived at (`N3_LOCAL`), its device key (an
+//! F-TEID, or the UE address or IPv6 prefix: TS 23.501 §5.8.2.2), whether its inner source lies in a
+//! framed route, and whether its session is established (`N3_SEEN`).
+
+use aya_ebpf::{maps::lpm_trie::Key, programs::XdpContext};
+use guard_common::{
+    abi::{
+        local_home_slot, seen_slot, DeviceKey, GuardConfig, L3Addr, DEVICE_KIND_TEID, DEVICE_KIND_UE_V6, FAMILY_IPV4,
+        FAMILY_NONE, KEY_MODE_UE_ADDR, LOCAL_INDEX_NONE, LOCAL_PROBES, LOCAL_SLOTS, SEEN_ENTRY_BYTES,
+    },
+    parse::n3::{self, GtpPacket},
+    policy,
+};
+
+use crate::{
+    cursor::XdpPacket,
+    maps::{N3_FRAMED, N3_LOCAL, N3_PKT, N3_SEEN},
+};
+
+/// The index (slot + 1) and flags of the host address `dst` in `N3_LOCAL`, or
+/// (`LOCAL_INDEX_NONE`, 0) when the table does not list it. At most `LOCAL_PROBES` array reads
+/// (inlined by the verifier: no helper call, no hash lookup); one on a host whose table is empty
+/// (the first slot probed is free) or whose address sits in its home slot. A call of its own:
+/// inlined, its probe loop's registers spilled into the program's frame, which the policy's
+/// stacks on (measured: 48 bytes more, over the 512-byte limit with the policy's chain).
+#[inline(never)]
+pub(super) fn local_index(ctx: &XdpContext, vlan_tags: u8, family: u32) -> (u32, u32) {
+    // The outer destination, read at its fixed offset (the parse does not keep it: a host with
+    // one N3 address never needs it).
+    let ctx = XdpContext::new(core::hint::black_box(ctx.ctx));
+    let Some(w) = n3::outer_dst_words(&XdpPacket::new(&ctx), vlan_tags, family) else {
+        return (LOCAL_INDEX_NONE, 0);
+    };
+    let (a, b, c, d) = (w[0].to_be_bytes(), w[1].to_be_bytes(), w[2].to_be_bytes(), w[3].to_be_bytes());
+    let addr = [a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3], c[0], c[1], c[2], c[3], d[0], d[1], d[2], d[3]];
+    let dst = &L3Addr { family, addr };
+    let home = local_home_slot(dst);
+    for i in 0..LOCAL_PROBES {
+        let slot = (home + i) & (LOCAL_SLOTS - 1);
+        let Some(e) = N3_LOCAL.get(slot) else {
+            break;
+        };
+        if e.addr.family == FAMILY_NONE {
+            break;
+        }
+        if e.addr == *dst {
+            return (slot + 1, e.flags);
+        }
+    }
+    (LOCAL_INDEX_NONE, 0)
+}
+
+/// Whether `key` was marked an established session in `N3_SEEN`. A call of its own: its hash
+/// would otherwise sit in the policy's frame (the program and the policy share 512 bytes).
+#[inline(never)]
+pub(super) fn seen_marked(key: &DeviceKey) -> bool {
+    let (entry, octet) = seen_slot(key);
+    match N3_SEEN.get(entry) {
+        Some(e) => e[octet % SEEN_ENTRY_BYTES] != 0,
+        None => false,
+    }
+}
+
+/// Mark `key` an established session (one octet, written whole: no read-modify-write to race).
+#[inline(never)]
+pub(super) fn mark_seen(key: &DeviceKey) {
+    let (entry, octet) = seen_slot(key);
+    if let Some(e) = N3_SEEN.get_ptr_mut(entry) {
+        // SAFETY: a live array value; one octet written whole.
+        unsafe { (*e)[octet % SEEN_ENTRY_BYTES] = 1 };
+    }
+}
+
+#[inline(always)]
+pub(super) fn device_key(cfg: &GuardConfig, p: &GtpPacket) -> DeviceKey {
+    if cfg.key_mode == KEY_MODE_UE_ADDR {
+        // An IPv6 UE is its prefix (`antispoof_v6_prefix`, a /64 by default: TS 23.501
+        // §5.8.2.2), so a UE rotating privacy addresses (RFC 8981) stays one device and keeps
+        // its stage; a source that names no UE (link-local or unspecified: neighbour discovery;
+        // 0.0.0.0: DHCP; or non-IP) is keyed by its F-TEID instead, so the Router Solicitations
+        // of all UEs do not become one device.
+        match policy::ue_key_of(cfg, &p.inner_src) {
+            policy::UeKey::V4 => {
+                if let Some(k) = DeviceKey::ue(&p.inner_src) {
+                    return k;
+                }
+            }
+            policy::UeKey::V6Prefix(prefix) => {
+                let b = prefix.to_be_bytes();
+                // SAFETY: `DeviceKey` is `#[repr(C)]` { u32, [u8; 16] }: 20 bytes, 4-aligned.
+                return unsafe { words20(DEVICE_KIND_UE_V6, [b[0], b[1], b[2], b[3]], [b[4], b[5], b[6], b[7]]) };
+            }
+            policy::UeKey::None => {}
+        }
+    }
+    fteid_key(p.local, p.gtp.teid)
+}
+
+/// A 20-byte record laid out as a u32 then 16 octets (`DeviceKey`, `L3Addr`), with `first`, then
+/// `head` in octets 0..4, `second` in 4..8 and zeros after, written as five u32 stores. Built the plain way
+/// (`DeviceKey::teid`), LLVM merges the twelve zero octets into a `memset` call, which the BPF
+/// backend emits as a byte-at-a-time loop in a subprogram: on every G-PDU. Volatile keeps the
+/// stores from being merged back into that call.
+///
+/// # Safety
+/// `T` must be 20 bytes, 4-byte aligned, and valid for any bit pattern.
+#[inline(always)]
+pub(super) unsafe fn words20<T>(first: u32, head: [u8; 4], second: [u8; 4]) -> T {
+    const { assert!(core::mem::size_of::<T>() == 20 && core::mem::align_of::<T>() == 4) };
+    let mut r = core::mem::MaybeUninit::<T>::uninit();
+    let w = r.as_mut_ptr() as *mut u32;
+    // SAFETY: five aligned u32 stores cover the whole record (asserted above); any bit pattern is
+    // a valid `T` (the caller's contract).
+    unsafe {
+        core::ptr::write_volatile(w, first);
+        core::ptr::write_volatile(w.add(1), u32::from_ne_bytes(head));
+        core::ptr::write_volatile(w.add(2), u32::from_ne_bytes(second));
+        core::ptr::write_volatile(w.add(3), 0);
+        core::ptr::write_volatile(w.add(4), 0);
+        r.assume_init()
+    }
+}
+
+/// `DeviceKey::teid(teid)`, without the `memset` (see `words20`).
+#[inline(always)]
+pub(super) fn teid_key(teid: u32) -> DeviceKey {
+    // SAFETY: `DeviceKey` is `#[repr(C)]` { u32, [u8; 16] }: 20 bytes, 4-aligned, integers only.
+    unsafe { words20(DEVICE_KIND_TEID, teid.to_be_bytes(), [0; 4]) }
+}
+
+/// `DeviceKey::fteid(local, teid)`, without the `memset` (see `words20`).
+#[inline(always)]
+pub(super) fn fteid_key(local: u32, teid: u32) -> DeviceKey {
+    // SAFETY: as `teid_key`.
+    unsafe { words20(DEVICE_KIND_TEID, teid.to_be_bytes(), local.to_be_bytes()) }
+}
+
+/// Whether an inner source lies inside a configured framed route (`N3_FRAMED`, an LPM trie of
+/// IPv6 prefixes, IPv4 as IPv4-mapped `::ffff:0:0/96`). A call of its own, with its key in the
+/// per-CPU scratch (`Scratch::framed_key`): the policy's frame and the program's share 512 bytes.
+#[inline(never)]
+pub(super) fn in_framed_route(src: &L3Addr) -> bool {
+    let Some(sp) = N3_PKT.get_ptr_mut(0) else {
+        return false;
+    };
+    // SAFETY: per-CPU slot, only this CPU uses it while this program runs; the key words are
+    // plain u32 stores (volatile: no merged `memset`), and `Key<[u8; 16]>` is `repr(C, packed)`
+    // { u32, [u8; 16] }: 20 bytes, alignment 1, any bit pattern valid.
+    unsafe {
+        let k = (*sp).framed_key.as_mut_ptr();
+        let w = |i: usize| u32::from_ne_bytes([src.addr[i], src.addr[i + 1], src.addr[i + 2], src.addr[i + 3]]);
+        core::ptr::write_volatile(k, 128);
+        if src.family == FAMILY_IPV4 {
+            core::ptr::write_volatile(k.add(1), 0);
+            core::ptr::write_volatile(k.add(2), 0);
+            core::ptr::write_volatile(k.add(3), u32::from_ne_bytes([0, 0, 0xff, 0xff]));
+            core::ptr::write_volatile(k.add(4), w(0));
+        } else {
+            core::ptr::write_volatile(k.add(1), w(0));
+            core::ptr::write_volatile(k.add(2), w(4));
+            core::ptr::write_volatile(k.add(3), w(8));
+            core::ptr::write_volatile(k.add(4), w(12));
+        }
+        N3_FRAMED.get(&*(k as *const Key<[u8; 16]>)).is_some()
+    }
+}
