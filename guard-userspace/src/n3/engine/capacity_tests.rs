@@ -111,3 +111,121 @@ fn prune_keeps_only_capped_or_building_cells() {
     left.sort_by_key(|a| a.addr);
     assert_eq!(left, vec![k(1), k(2)]);
 }
+
+/// A cell level with a byte capacity of 100 Mbit/s and a cap rate of 40 Mbit/s.
+fn byte_cfg() -> Config {
+    use guard_common::units::BitRate;
+    let mut c = cfg();
+    c.capacity.cell.capacity_rate = crate::config::Rate(BitRate(100_000_000));
+    c.capacity.cell.cap_rate = crate::config::Rate(BitRate(40_000_000));
+    c
+}
+
+/// One window of `demand` packets/s and `demand_bps`, with `offenders` offenders, at `now`, with
+/// this member's `share` of the cap; its decisions.
+fn byte_window(
+    c: &Config,
+    st: &mut CapState,
+    demand: f64,
+    demand_bps: f64,
+    offenders: u64,
+    share: f64,
+    now: u64,
+) -> Vec<Decision> {
+    let level = Level::Cell(L3Addr::v4([10, 200, 0, 12]));
+    let l = Load { offered: demand * 2.0, demand, offered_bps: demand_bps * 3.0, demand_bps, offenders, devices: 99 };
+    let mut out = Vec::new();
+    step(c, level, st, &l, share, now, &mut out);
+    out
+}
+
+/// Over its capacity in octets, strictly (demand equal to it is none), with enough offenders:
+/// the cap engages with the byte rate beside the packet rate, and its evidence carries the bits.
+#[test]
+fn an_overload_in_octets_engages_the_cap_with_its_byte_rate_and_bit_evidence() {
+    let c = byte_cfg();
+    let many = u64::from(c.capacity.cell.min_offenders);
+    let sustain = c.capacity.sustain_windows;
+    let mut st = CapState::default();
+    for i in 0..sustain + 2 {
+        assert!(byte_window(&c, &mut st, 10.0, 100e6, many, 1.0, u64::from(i) * SEC).is_empty(), "at capacity: none");
+    }
+    let mut st = CapState::default();
+    let mut last = Vec::new();
+    for i in 0..sustain {
+        last = byte_window(&c, &mut st, 10.0, 100e6 + 1.0, many, 1.0, u64::from(i) * SEC);
+    }
+    let [Decision::SetCellCap { bytes, evidence: e, refresh: false, .. }] = last.as_slice() else {
+        panic!("a cap on the last sustain window: {last:?}");
+    };
+    assert_eq!(*bytes, c.capacity.cell.cap_bytes(), "the byte rate rides along");
+    assert!(!bytes.is_unlimited());
+    assert_eq!(
+        (e.demand_bps, e.offered_bps, e.capacity_bps),
+        (Some(100e6 + 1.0), Some(3.0 * (100e6 + 1.0)), Some(100e6))
+    );
+    // Without a byte capacity there is no bit evidence at all.
+    let mut st = CapState::default();
+    let c = cfg();
+    for i in 0..sustain {
+        last = byte_window(&c, &mut st, 5_000.0, 1e9, many, 1.0, u64::from(i) * SEC);
+    }
+    let [Decision::SetCellCap { bytes, evidence: e, .. }] = last.as_slice() else { panic!("{last:?}") };
+    assert!(bytes.is_unlimited());
+    assert_eq!((e.demand_bps, e.offered_bps, e.capacity_bps), (None, None, None));
+}
+
+/// A cap engaged for packets takes its byte rate the window the octets go over too (enough
+/// offenders only), once: a window after that is no new decision until the refresh is due.
+#[test]
+fn a_packet_cap_takes_its_byte_rate_once_when_octets_go_over_with_enough_offenders() {
+    let c = byte_cfg();
+    let many = u64::from(c.capacity.cell.min_offenders);
+    let sustain = c.capacity.sustain_windows;
+    let mut st = CapState::default();
+    for i in 0..sustain {
+        byte_window(&c, &mut st, 5_000.0, 1e6, many, 1.0, u64::from(i) * SEC);
+    }
+    assert!(st.engaged && !st.in_bytes);
+    let t = u64::from(sustain) * SEC;
+    // Over in octets, but from a handful of devices: no byte rate.
+    assert!(byte_window(&c, &mut st, 5_000.0, 200e6, many - 1, 1.0, t).is_empty());
+    assert!(!st.in_bytes);
+    let d = byte_window(&c, &mut st, 5_000.0, 200e6, many, 1.0, t + SEC);
+    assert!(
+        matches!(d.as_slice(), [Decision::SetCellCap { refresh: true, bytes, .. }] if !bytes.is_unlimited()),
+        "{d:?}"
+    );
+    assert!(st.in_bytes);
+    let d = byte_window(&c, &mut st, 5_000.0, 200e6, many, 1.0, t + 2 * SEC);
+    assert!(d.is_empty(), "already in bytes: nothing new until the refresh: {d:?}");
+}
+
+/// A fleet member sets its share of the cap (fleet.rs): half of the rates and bursts, rounded up;
+/// a share of 1 or more is the whole cap.
+#[test]
+fn a_fleet_share_scales_the_packet_and_byte_rates_of_the_cap() {
+    let c = byte_cfg();
+    let many = u64::from(c.capacity.cell.min_offenders);
+    let sustain = c.capacity.sustain_windows;
+    let cap = |share: f64| {
+        let mut st = CapState::default();
+        let mut last = Vec::new();
+        for i in 0..sustain {
+            last = byte_window(&c, &mut st, 5_000.0, 200e6, many, share, u64::from(i) * SEC);
+        }
+        match last.as_slice() {
+            [Decision::SetCellCap { limit, bytes, .. }] => (*limit, *bytes),
+            other => panic!("{other:?}"),
+        }
+    };
+    let lvl = &c.capacity.cell;
+    let whole = (guard_common::abi::Limit::per_second(lvl.cap_pps, lvl.burst), lvl.cap_bytes());
+    assert_eq!(cap(1.0), whole);
+    assert_eq!(cap(1.5), whole, "a share above 1 is no more than the cap");
+    let half = cap(0.5);
+    let up = |v: u64| v.div_ceil(2);
+    assert_eq!(half.0, guard_common::abi::Limit::per_second(up(lvl.cap_pps), up(lvl.burst)));
+    assert_eq!(half.1, lvl.cap_bytes_scaled(up));
+    assert_ne!(half.1, whole.1);
+}

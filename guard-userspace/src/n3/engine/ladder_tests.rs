@@ -297,3 +297,29 @@ fn a_step_down_keeps_the_reason_and_reports_the_quiet_time() {
     assert_eq!(evidence.from_stage, Some(STAGE_STRICT));
     assert_eq!(t.stage.reason, Reason::Flood, "the stage is still for the flood");
 }
+
+/// A cohort member is shaped by bytes too only when it deviates in volume; one that deviates in
+/// its period or destinations, or a device staged as chatty whatever it deviates in, is shaped
+/// by packets alone.
+#[test]
+fn only_a_volume_deviation_of_a_cohort_member_stages_it_by_bytes() {
+    use super::track::{DEV_DESTINATION, DEV_PERIOD, DEV_VOLUME};
+    let c = Config::default();
+    let key = DeviceKey::teid(10);
+    let cohort = Wants { cohort: true, ..Wants::default() };
+    let chatty = Wants { chatty: true, ..Wants::default() };
+    for (wants, deviation, volume) in [
+        (cohort, DEV_VOLUME, true),
+        (cohort, DEV_VOLUME | DEV_PERIOD, true),
+        (cohort, DEV_PERIOD, false),
+        (cohort, DEV_DESTINATION | DEV_PERIOD, false),
+        (chatty, DEV_VOLUME, false),
+    ] {
+        let mut t = Track::default();
+        t.deviation = deviation;
+        let mut out = Vec::new();
+        step(&c, &key, &mut t, 10 * c.guard.tick.0, wants, &mut out);
+        assert_eq!(t.stage.stage, STAGE_SHAPE, "{wants:?} {deviation}: {out:?}");
+        assert_eq!(t.stage.volume, volume, "{wants:?} deviation {deviation}");
+    }
+}
