@@ -5,7 +5,8 @@
 //!   runs, with its host tests (unit and property tests; fast, no root).
 //! - `engine`: guard-userspace's escalation ladders (N3, N2) and the cell/host capacity decision
 //!   with the engines' unit tests (`--lib engine`: the process tests need root and minutes each).
-//! - `config`: the configuration's validation with its unit tests (`--lib config`).
+//! - `config`: the configuration's validation with its unit tests and the fleet codecs' (`--lib config
+//!   fleet::`: they hold `[fleet]`'s value-size bounds to the values).
 //!
 //! The summary (caught / missed / timeout / unviable) and every surviving mutant are printed;
 //! cargo-mutants' own report stays in `target/mutants/<scope>/mutants.out/`. docs/testing.md
@@ -32,6 +33,10 @@ const COMMON: &[&str] = &[
 /// each, and most of a mutant's time).
 const ENGINE_N3: &[&str] = &["guard-userspace/src/n3/engine/ladder.rs", "guard-userspace/src/n3/engine/capacity.rs"];
 const ENGINE_N2: &[&str] = &["guard-userspace/src/n2/engine/ladder.rs"];
+
+/// The configuration's tests, and the fleet codecs' (milliseconds; `[fleet]`'s value-size bounds
+/// are judged against the values they bound there).
+const CONFIG_TESTS: &[&str] = &["--lib", "config", "fleet::"];
 
 /// The configuration's validation, file by section, with the configuration's unit tests (the
 /// table of rules in `config/tests.rs`).
@@ -128,7 +133,9 @@ fn run_scope(name: &str, package: &str, files: &[String], test_args: &[&str], it
     }
     let filters: Vec<&&str> = test_args.iter().filter(|a| !a.starts_with("--")).collect();
     if !filters.is_empty() {
-        c.arg("--").args(filters);
+        // After the second `--`, to the test binary: cargo test takes one TESTNAME, libtest any
+        // number of filters.
+        c.args(["--", "--"]).args(filters);
     }
     // cargo-mutants exits 2 when mutants survive, 3 on timeouts: the score is the result here.
     let status = c.status().context("running cargo mutants (cargo install cargo-mutants)")?;
@@ -201,17 +208,18 @@ pub fn run(scope: &str, files: &[String], iterate: bool) -> Result<()> {
     match scope {
         "common" => run_scope("common", "guard-common", &pick(COMMON), &[], iterate),
         // The test filter keeps each mutant to the tests that judge its code: the engines' tests
-        // (seconds) for the ladders, the configuration's (milliseconds) for validation. The
+        // (seconds) for the ladders, the configuration's (milliseconds) for validation, with the
+        // fleet codecs' (`fleet::`: they hold `[fleet]`'s value-size bounds to the values). The
         // score is then a lower bound: other tests of the library could only catch more.
         "engine" if files.is_empty() => engine(iterate),
         "engine-n3" => engine_n3(iterate),
         "engine-n2" => engine_n2(iterate),
         "engine" => run_scope("engine", "guard-userspace", files, &["--lib", "engine"], iterate),
-        "config" => run_scope("config", "guard-userspace", &pick(CONFIG), &["--lib", "config"], iterate),
+        "config" => run_scope("config", "guard-userspace", &pick(CONFIG), CONFIG_TESTS, iterate),
         "all" => {
             run_scope("common", "guard-common", &pick(COMMON), &[], iterate)?;
             engine(iterate)?;
-            run_scope("config", "guard-userspace", &pick(CONFIG), &["--lib", "config"], iterate)
+            run_scope("config", "guard-userspace", &pick(CONFIG), CONFIG_TESTS, iterate)
         }
         other => bail!("unknown scope {other:?} (common, engine, engine-n3, engine-n2, config, all)"),
     }

@@ -610,3 +610,31 @@ fn fleet_bounds_are_each_checked() {
         Config::from_toml_str(&lab(ok, extra)).unwrap_or_else(|e| panic!("{extra}: {e}"));
     }
 }
+
+/// The largest fleet values a member writes or accepts, with the defaults: the sizes docs/fleet.md
+/// ("Keys, sizes and load") gives operators for sizing etcd (a bound grown by mistake would pass
+/// every codec test: they only check that the longest value fits under it).
+#[test]
+fn fleet_value_bounds_are_the_documented_sizes() {
+    let cells = fleet::FleetCells::default();
+    assert_eq!(cells.max_cells, 32);
+    assert_eq!(cells.max_value_bytes(), 2208, "N2 cell summary: 160 + 64 × 32");
+    assert_eq!(cells.max_n3_value_bytes(), 2464, "N3 gNB summary: 160 + 72 × 32");
+    let backoff = fleet::FleetBackoff::default();
+    assert_eq!(backoff.max_devices, 256);
+    assert_eq!(backoff.max_value_bytes(), 12_488, "back-off list: 200 + 48 × 256");
+}
+
+/// A cap's byte rate without a configured burst has one second of the rate as its burst; with one,
+/// that burst (`burst_bytes`).
+#[test]
+fn a_caps_byte_burst_defaults_to_one_second_of_its_rate() {
+    let mut c = Config::default();
+    let lvl = &mut c.capacity.cell;
+    lvl.capacity_rate = Rate(BitRate(80_000_000));
+    assert_eq!(lvl.burst_bytes, 0);
+    let b = lvl.cap_bytes();
+    assert_eq!((b.bits_per_sec(), b.burst_bytes()), (80_000_000, 10_000_000));
+    lvl.burst_bytes = 500_000;
+    assert_eq!(lvl.cap_bytes().burst_bytes(), 500_000);
+}
