@@ -81,9 +81,11 @@ enum Cmd {
     },
     /// Mutation testing (cargo-mutants) of the pure code: `common` (guard-common's parsers,
     /// policy and rate limiter, with their host tests), `engine` (the userspace ladders and the
-    /// capacity decision, with the engines' unit tests; `engine-n3` or `engine-n2` for one side), `config` (validation, with the
-    /// configuration's tests) or `all`. Slow (tens of minutes): not
-    /// part of `test`. The score and the survivors go in docs/testing.md.
+    /// capacity decision, with the engines' unit tests; `engine-n3` or `engine-n2` for one side),
+    /// `config` (validation, with the configuration's and the fleet codecs' tests), `kernel` (the
+    /// N3 policy and the GCRA compiled into the XDP object, with the BPF_PROG_TEST_RUN verdict
+    /// tests, as root; one shard) or `all` (every scope but `kernel`). Slow (tens of minutes):
+    /// not part of `test`. The score and the survivors go in docs/testing.md.
     Mutants {
         #[arg(long, default_value = "common")]
         scope: String,
@@ -94,6 +96,10 @@ enum Cmd {
         /// `--iterate`; the ones caught or unviable before are reported apart), after tests were added.
         #[arg(long)]
         iterate: bool,
+        /// For `--scope kernel`: the shard of its mutants to run, K/N (round-robin over the
+        /// files; default 1/40, a few minutes per mutant).
+        #[arg(long, value_name = "K/N")]
+        shard: Option<String>,
     },
     /// Format check and clippy with -D warnings on the host crates.
     Lint,
@@ -139,10 +145,10 @@ fn main() -> Result<()> {
             }
             Ok(())
         }
-        Cmd::Mutants { scope, files, iterate } => {
+        Cmd::Mutants { scope, files, iterate, shard } => {
             prereqs::ensure_build()?;
             prereqs::ensure_cargo_mutants()?;
-            mutants::run(&scope, &files, iterate)
+            mutants::run(&scope, &files, iterate, shard.as_deref())
         }
         Cmd::Lint => {
             prereqs::ensure_build()?;

@@ -34,6 +34,14 @@ const COMMON: &[&str] = &[
 const ENGINE_N3: &[&str] = &["guard-userspace/src/n3/engine/ladder.rs", "guard-userspace/src/n3/engine/capacity.rs"];
 const ENGINE_N2: &[&str] = &["guard-userspace/src/n2/engine/ladder.rs"];
 
+/// The guard-common code that runs in the kernel on every G-PDU (the N3 policy's decisions, the
+/// GCRA), judged by the BPF_PROG_TEST_RUN verdict tests: each mutant is compiled into the XDP
+/// object (guard-userspace's build script rebuilds it from guard-common) and the verdict tests
+/// run crafted frames through it as root. A few minutes per mutant, so it runs a shard
+/// (`--shard K/N`, round-robin over both files; default 1/40) rather than all of them.
+const KERNEL: &[&str] = &["guard-common/src/policy/n3.rs", "guard-common/src/rate.rs"];
+const KERNEL_TESTS: &[&str] = &["--test-package=guard-tests", "--cargo-test-arg=--test=verdict"];
+
 /// The configuration's tests, and the fleet codecs' (milliseconds; `[fleet]`'s value-size bounds
 /// are judged against the values they bound there).
 const CONFIG_TESTS: &[&str] = &["--lib", "config", "fleet::"];
@@ -62,7 +70,7 @@ const PROFILE: &str = "mutation";
 /// depends on guard-userspace: every mutant would rebuild the crate, then guard-tests, then the
 /// crate's tests (measured: 98 s a mutant against ~5 s). The copy keeps one path, so its
 /// incremental build state carries over from run to run.
-fn prepare_tree(dir: &std::path::Path) -> Result<()> {
+fn prepare_tree(dir: &std::path::Path, keep_lab_kit: bool) -> Result<()> {
     if dir.exists() {
         std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
     }
@@ -86,6 +94,9 @@ fn prepare_tree(dir: &std::path::Path) -> Result<()> {
         }
         std::fs::copy(&from, &to).with_context(|| format!("copying {}", from.display()))?;
     }
+    if keep_lab_kit {
+        return Ok(());
+    }
     let manifest = dir.join("guard-userspace/Cargo.toml");
     let text = std::fs::read_to_string(&manifest).with_context(|| format!("reading {}", manifest.display()))?;
     let kept: Vec<&str> = text.lines().filter(|l| !l.trim_start().starts_with("guard-tests =")).collect();
@@ -96,6 +107,17 @@ fn prepare_tree(dir: &std::path::Path) -> Result<()> {
 }
 
 fn run_scope(name: &str, package: &str, files: &[String], test_args: &[&str], iterate: bool) -> Result<()> {
+    run_scope_opts(name, package, files, test_args, iterate, None)
+}
+
+fn run_scope_opts(
+    name: &str,
+    package: &str,
+    files: &[String],
+    test_args: &[&str],
+    iterate: bool,
+    shard: Option<&str>,
+) -> Result<()> {
     let out = root().join("target/mutants").join(name);
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     eprintln!("[mutants] {name}: {} ({} files)", package, files.len());
@@ -104,16 +126,37 @@ fn run_scope(name: &str, package: &str, files: &[String], test_args: &[&str], it
         // In place in a copy of our own (`prepare_tree`), its build in a target directory of its
         // own that persists between runs.
         let tree = root().join("target/mutants/tree");
-        prepare_tree(&tree)?;
+        prepare_tree(&tree, false)?;
         c.current_dir(&tree).args(["mutants", "--in-place"]);
         c.env("CARGO_TARGET_DIR", root().join("target/mutants/build"));
+    } else if name == "kernel" {
+        // The verdict tests live in guard-tests: a copy with the lab kit, and a build of its own
+        // (the XDP object's build-std is minutes from scratch; it persists between runs).
+        let tree = root().join("target/mutants/tree-kernel");
+        prepare_tree(&tree, true)?;
+        let build = root().join("target/mutants/build-kernel");
+        // cargo-mutants 27.1 runs the baseline on the mutated package's tests, not on
+        // `--test-package`'s: the baseline is run here (the verdict tests must pass unmutated, or
+        // every mutant would count as caught) and skipped there.
+        eprintln!("[mutants] kernel: baseline: the verdict tests on the unmutated tree");
+        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .current_dir(&tree)
+            .env("CARGO_TARGET_DIR", &build)
+            .args(["test", "--profile", PROFILE, "-p", "guard-tests", "--test", "verdict", "--", "--include-ignored"])
+            .status()
+            .context("running the verdict tests")?;
+        if !status.success() {
+            bail!("the verdict tests fail on the unmutated tree ({status}): no mutant can be judged");
+        }
+        c.current_dir(&tree).args(["mutants", "--in-place", "--baseline", "skip"]);
+        c.env("CARGO_TARGET_DIR", &build);
     } else {
         c.current_dir(root()).arg("mutants");
     }
     c.args(["--package", package, "--output"]).arg(&out);
     // One job (`--in-place` runs one anyway): the tests of a mutant must not share two cores
     // with another mutant's build, or timeouts would measure the machine.
-    if package != "guard-userspace" {
+    if package != "guard-userspace" && name != "kernel" {
         c.args(["--jobs", "1"]);
     }
     c.args(["--timeout", "120", "--no-shuffle", "--colors", "never"]);
@@ -121,22 +164,35 @@ fn run_scope(name: &str, package: &str, files: &[String], test_args: &[&str], it
     if iterate {
         c.arg("--iterate");
     }
+    if let Some(k) = shard {
+        c.args(["--shard", k, "--sharding", "round-robin"]);
+    }
     for f in files {
         c.args(["--file", f]);
     }
     // Options (`--lib`) for the build too: cargo-mutants builds with `cargo test --no-run`, which
     // would otherwise build every integration test per mutant. Test-name filters are for the run.
     for a in test_args {
-        if a.starts_with("--") {
+        if let Some(p) = a.strip_prefix("--test-package=") {
+            // Two words: cargo-mutants 27.1 ignores the `=` form of this one.
+            c.args(["--test-package", p]);
+        } else if a.starts_with("--cargo-test-arg") {
+            c.arg(a);
+        } else if a.starts_with("--") {
             c.arg(format!("--cargo-arg={a}"));
         }
     }
     let filters: Vec<&&str> = test_args.iter().filter(|a| !a.starts_with("--")).collect();
-    if !filters.is_empty() {
+    if name == "kernel" {
+        // The verdict tests are `#[ignore = "needs root"]`: run them (`cargo xtask` runs as root).
+        c.args(["--", "--", "--include-ignored"]);
+    } else if !filters.is_empty() {
         // After the second `--`, to the test binary: cargo test takes one TESTNAME, libtest any
         // number of filters.
         c.args(["--", "--"]).args(filters);
     }
+    let args: Vec<String> = c.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+    eprintln!("[mutants] {name}: cargo {}", args.join(" "));
     // cargo-mutants exits 2 when mutants survive, 3 on timeouts: the score is the result here.
     let status = c.status().context("running cargo mutants (cargo install cargo-mutants)")?;
     if !matches!(status.code(), Some(0 | 2 | 3)) {
@@ -185,7 +241,7 @@ fn engine(iterate: bool) -> Result<()> {
     engine_n2(iterate)
 }
 
-pub fn run(scope: &str, files: &[String], iterate: bool) -> Result<()> {
+pub fn run(scope: &str, files: &[String], iterate: bool, shard: Option<&str>) -> Result<()> {
     let pick = |def: &[&str]| -> Vec<String> {
         if files.is_empty() {
             def.iter().map(|s| (*s).to_owned()).collect()
@@ -198,6 +254,7 @@ pub fn run(scope: &str, files: &[String], iterate: bool) -> Result<()> {
         .chain(ENGINE_N3)
         .chain(ENGINE_N2)
         .chain(CONFIG)
+        .chain(KERNEL)
         .map(|s| (*s).to_owned())
         .chain(files.iter().cloned())
     {
@@ -216,11 +273,17 @@ pub fn run(scope: &str, files: &[String], iterate: bool) -> Result<()> {
         "engine-n2" => engine_n2(iterate),
         "engine" => run_scope("engine", "guard-userspace", files, &["--lib", "engine"], iterate),
         "config" => run_scope("config", "guard-userspace", &pick(CONFIG), CONFIG_TESTS, iterate),
+        "kernel" => {
+            if !crate::prereqs::is_root() {
+                bail!("the kernel scope runs the BPF_PROG_TEST_RUN verdict tests: run it as root");
+            }
+            run_scope_opts("kernel", "guard-common", &pick(KERNEL), KERNEL_TESTS, iterate, Some(shard.unwrap_or("1/40")))
+        }
         "all" => {
             run_scope("common", "guard-common", &pick(COMMON), &[], iterate)?;
             engine(iterate)?;
             run_scope("config", "guard-userspace", &pick(CONFIG), CONFIG_TESTS, iterate)
         }
-        other => bail!("unknown scope {other:?} (common, engine, engine-n3, engine-n2, config, all)"),
+        other => bail!("unknown scope {other:?} (common, engine, engine-n3, engine-n2, config, kernel, all)"),
     }
 }
