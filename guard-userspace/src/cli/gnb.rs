@@ -172,6 +172,15 @@ mod tests {
         })
     }
 
+    /// clap's own consistency checks over the whole command line: the ids that `--quarantine`
+    /// (here) and `guard device pin --fleet` name in `conflicts_with_all` are the flattened
+    /// `--rate` / `--burst-bytes` of [`ByteRateArgs`].
+    #[test]
+    fn the_command_line_names_only_arguments_it_has() {
+        use clap::CommandFactory as _;
+        crate::cli::Cli::command().debug_assert();
+    }
+
     #[test]
     fn a_gnb_pin_takes_a_bit_rate_a_packet_rate_or_both() {
         let now = 1_000;
