@@ -45,6 +45,7 @@ pub mod scenario;
 pub mod score;
 pub mod sctp_frames;
 pub mod sessions;
+pub mod short_lab;
 pub mod sink;
 pub mod variants;
 pub mod xdpprog;

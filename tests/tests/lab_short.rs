@@ -11,8 +11,8 @@ use std::net::{IpAddr, Ipv6Addr};
 use labkit::oracle::{tshark_fields, TempDir};
 use labkit::pcap::write_pcap;
 use labkit::population::{scan_teid, EdgeKind, MSG_ECHO_REQUEST, MSG_ERROR_INDICATION, TEID_OFFSET_V4};
-use labkit::scenario::{run_mode, scenario_files, Mode, RunOpts, Scenario};
-use labkit::score::{checks, score};
+use labkit::scenario::{scenario_files, Scenario};
+use labkit::short_lab::{run_short, short_scenario};
 use labkit::{assert_root, Lab};
 
 /// 200 devices; at 5 s, 5% of the meters (8) flood at 400 pps each. Time is as in the full lab
@@ -54,16 +54,9 @@ profile = { kind = "session", rate_pps = [4, 12], on_s = [1, 2], off_s = [1, 3] 
 #[ignore = "needs root: cargo xtask test runs it"]
 fn short_flood_end_to_end() {
     assert_root("lab_short::short_flood_end_to_end");
-    let sc = Scenario::parse(SHORT).expect("the short scenario parses");
-    let plan = sc.plan().expect("plan");
-    let out = TempDir::new("lab-short").expect("temp dir");
-    let opts = RunOpts { guard_bin: labkit::guard_bin::for_test(), out: out.path().to_owned(), verbose: true };
-
-    let g = run_mode(&sc, &plan, Mode::Guard, &opts).expect("guard run");
-    let gs = score(&sc, &plan, &g);
-    let n = run_mode(&sc, &plan, Mode::NaiveCellCap, &opts).expect("naive cell cap run");
-    let ns = score(&sc, &plan, &n);
-    eprintln!("guard: {gs:#?}\nnaive: {ns:#?}");
+    let (sc, plan) = short_scenario(SHORT);
+    let run = run_short(&sc, &plan, "lab-short", true);
+    let (g, gs, ns) = (&run.guard, &run.scores, run.naive.as_ref().expect("the naive run"));
 
     // The generator reported what it sent per device, and the sink saw traffic of every device.
     assert_eq!(g.device_sent.iter().sum::<u64>(), g.sent.iter().map(|c| c[0] + c[1]).sum::<u64>());
@@ -78,10 +71,7 @@ fn short_flood_end_to_end() {
     assert!(gs.max_device_stage >= 1);
     assert!(gs.guard_cpu_s.is_some(), "controller CPU was measured");
 
-    let cs = checks(&sc, &gs, Some(&ns));
-    assert_eq!(cs.len(), 5, "{cs:#?}");
-    let failed: Vec<_> = cs.iter().filter(|c| !c.pass).collect();
-    assert!(failed.is_empty(), "failed checks: {failed:#?}");
+    run.assert_checks(5);
     // And the numbers behind them, directly.
     assert!(gs.benign_delivery.is_some_and(|x| x >= 0.99), "{gs:?}");
     assert!(gs.benign_staged.is_empty(), "{:?}", gs.benign_staged);

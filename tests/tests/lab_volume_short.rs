@@ -13,10 +13,8 @@
 //! onset + 5 s, benign delivery ≥ 99%, no benign device staged, no cell or host stage.
 
 use labkit::assert_root;
-use labkit::oracle::TempDir;
 use labkit::population::{Class, Profile};
-use labkit::scenario::{run_mode, Mode, RunOpts, Scenario};
-use labkit::score::{checks, score};
+use labkit::short_lab::{run_short, short_scenario};
 
 const SHORT: &str = r#"
 name = "short_volume_flood"
@@ -81,8 +79,7 @@ profile = { kind = "flood", pps = [15, 25] }
 #[ignore = "needs root: cargo xtask test runs it"]
 fn a_volume_flood_is_staged_by_its_octets_and_cut_by_the_byte_rate() {
     assert_root("lab_volume_short::a_volume_flood_is_staged_by_its_octets_and_cut_by_the_byte_rate");
-    let sc = Scenario::parse(SHORT).expect("the short scenario parses");
-    let plan = sc.plan().expect("plan");
+    let (sc, plan) = short_scenario(SHORT);
     // The premise: every uploader's packet rate is inside every packet limit of the run.
     for d in plan.devices.iter().filter(|d| d.class == Class::Attack) {
         for s in &d.segments {
@@ -91,22 +88,13 @@ fn a_volume_flood_is_staged_by_its_octets_and_cut_by_the_byte_rate() {
             }
         }
     }
-    let out = TempDir::new("lab-volume-short").expect("temp dir");
-    let opts = RunOpts { guard_bin: labkit::guard_bin::for_test(), out: out.path().to_owned(), verbose: true };
-    let g = run_mode(&sc, &plan, Mode::Guard, &opts).expect("guard run");
-    let gs = score(&sc, &plan, &g);
-    eprintln!("guard: {gs:#?}");
+    let run = run_short(&sc, &plan, "lab-volume-short", false);
+    let gs = &run.scores;
 
     assert!(gs.benign_sent > 1000 && gs.attack_sent > 500, "too little traffic: {gs:?}");
     let up = gs.populations.iter().find(|p| p.name == "uploaders").expect("the uploaders' score");
     assert_eq!(up.tpdu_octets, Some(1400), "1400-octet T-PDUs");
-    let cs = checks(&sc, &gs, None);
-    for c in &cs {
-        eprintln!("{} {}: {}", if c.pass { "PASS" } else { "FAIL" }, c.criterion, c.detail);
-    }
-    assert_eq!(cs.len(), 5, "{cs:#?}");
-    let failed: Vec<_> = cs.iter().filter(|c| !c.pass).collect();
-    assert!(failed.is_empty(), "failed checks: {failed:#?}");
+    run.assert_checks(5);
     // And the numbers behind them, directly.
     assert_eq!(up.staged_by_reason.get("volume_flood").copied(), Some(up.devices), "{:?}", up.staged_by_reason);
     assert!(gs.benign_staged.is_empty(), "{:?}", gs.benign_staged);

@@ -19,7 +19,7 @@ use super::Target;
 use crate::{
     audit::AuditLog,
     clock::monotonic_ns,
-    config::{Dur, Rate},
+    config::Dur,
     n3::audit::{N3Audit as _, OperatorAction},
     n3::engine::decision::{addr_str, device_key_str},
     n3::local::LocalTable,
@@ -160,15 +160,9 @@ pub struct PinArgs {
     /// Burst for shape/strict, packets.
     #[arg(long)]
     burst: Option<u64>,
-    /// Byte rate for shape/strict beside the packet rate, as a UPF's MBR is written: 5Mbit/s,
-    /// 500kbit/s, 1.5Gbit/s, 125kB/s, "20 Mbps" (SI prefixes; T-PDU octets, the inner packets).
-    /// A packet passes only if both rates allow it; with --pps 0 the byte rate alone applies.
-    /// Default: the config's ladder (`rate`, "0" = none).
-    #[arg(long)]
-    rate: Option<Rate>,
-    /// Burst for --rate, octets (default: the ladder's `burst_bytes`; 0 = one second of the rate).
-    #[arg(long)]
-    burst_bytes: Option<u64>,
+    /// For shape and strict: `--rate` and `--burst-bytes`.
+    #[command(flatten)]
+    bytes: super::rate::ByteRateArgs,
     /// Why (kept in the audit log).
     #[arg(long)]
     comment: String,
@@ -367,25 +361,22 @@ fn pin(a: PinArgs) -> Result<()> {
     }
     let (stage, limit, bytes) = match a.stage {
         StageArg::Quarantine => {
-            if a.rate.is_some() || a.burst_bytes.is_some() {
+            if a.bytes.given() {
                 bail!("--rate and --burst-bytes are for shape and strict: a quarantine drops everything");
             }
             (STAGE_QUARANTINE, Limit::UNLIMITED, ByteLimit::UNLIMITED)
         }
         StageArg::Shape => {
             let d = &cfg.ladder.shape;
-            let bytes = a.rate.unwrap_or(d.rate).byte_limit(a.burst_bytes.unwrap_or(d.burst_bytes));
+            let bytes = a.bytes.limit(d.rate, d.burst_bytes)?;
             (STAGE_SHAPE, Limit::per_second(a.pps.unwrap_or(d.rate_pps), a.burst.unwrap_or(d.burst)), bytes)
         }
         StageArg::Strict => {
             let d = &cfg.ladder.strict;
-            let bytes = a.rate.unwrap_or(d.rate).byte_limit(a.burst_bytes.unwrap_or(d.burst_bytes));
+            let bytes = a.bytes.limit(d.rate, d.burst_bytes)?;
             (STAGE_STRICT, Limit::per_second(a.pps.unwrap_or(d.rate_pps), a.burst.unwrap_or(d.burst)), bytes)
         }
     };
-    if let Some(r) = a.rate.filter(|r| !r.is_none() && r.bits_per_sec() < 8) {
-        bail!("--rate {r} is below 8bit/s, the slowest byte rate the data plane holds");
-    }
     if stage != STAGE_QUARANTINE && limit.is_unlimited() && bytes.is_unlimited() {
         bail!("--pps must be > 0 for shape and strict (or give a byte rate with --rate and --pps 0)");
     }

@@ -4,6 +4,8 @@
 mod chain;
 mod device;
 mod fleet;
+mod gnb;
+mod rate;
 mod replay;
 mod run;
 mod status;
@@ -79,6 +81,10 @@ pub enum Cmd {
     /// Inspect or override one device's stage (operator pins always win and are audited).
     #[command(subcommand)]
     Device(device::DeviceCmd),
+    /// Cap one gNB's G-PDUs by hand, in packets and/or bits per second (audited, wins over the
+    /// controller, expires with its TTL).
+    #[command(subcommand)]
+    Gnb(gnb::GnbCmd),
     /// Fleet pins shared through etcd by every guard with the same `[fleet]` (docs/fleet.md).
     #[command(subcommand)]
     Fleet(fleet::FleetCmd),
@@ -416,6 +422,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Cmd::Status(a) => status::status(a),
         Cmd::Top(a) => status::top(a),
         Cmd::Device(d) => device::run(d),
+        Cmd::Gnb(g) => gnb::run(g),
         Cmd::Fleet(f) => fleet::run(f),
         Cmd::Upgrade(a) => upgrade::run(a),
         Cmd::Detach(a) => detach(a),

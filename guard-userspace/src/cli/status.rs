@@ -97,6 +97,8 @@ pub fn status_json(pins: &crate::bpf::pins::PinDir, maps: &N3Maps) -> Result<ser
             // The byte rate beside the packet rate (schema 8): 0 is none.
             serde_json::json!({"gnb": addr_str(&k), "cap_pps": l.rate_per_sec(),
                 "cap_bits_per_sec": s.bytes.bits_per_sec(),
+                // An operator's (`guard gnb pin`, fleet pins) or the engine's.
+                "manual": s.flags & guard_common::abi::STAGE_FLAG_MANUAL != 0,
                 "expires_in_s": s.expires_ns.saturating_sub(now) as f64 / 1e9, "expired": s.expires_ns <= now})
         })
         .collect();
@@ -266,7 +268,13 @@ fn print_n3(v: &serde_json::Value) {
             Some(b) if b > 0 => format!(" and {}", guard_common::units::BitRate(b)),
             _ => String::new(),
         };
-        println!("  {:<40} {} pps{bytes}, {}", c["gnb"].as_str().unwrap_or(""), c["cap_pps"], expiry(c));
+        // A cap in octets alone (`guard gnb pin --rate`) has no packet rate: 0 is none.
+        let pps = match c["cap_pps"].as_u64() {
+            Some(p) if p > 0 => format!("{p} pps"),
+            _ => "no packet rate".to_owned(),
+        };
+        let by = if c["manual"].as_bool() == Some(true) { ", pinned" } else { "" };
+        println!("  {:<40} {pps}{bytes}{by}, {}", c["gnb"].as_str().unwrap_or(""), expiry(c));
     }
 }
 

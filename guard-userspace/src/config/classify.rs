@@ -72,6 +72,11 @@ pub struct ChattySection {
     pub burst_ratio: f64,
     /// ... and above this many packets.
     pub min_burst_packets: u64,
+    /// The volume form (issue 27): a burst is also excessive above `burst_ratio` × the device's
+    /// learned burst size in T-PDU octets and above this many octets (16,000: about eleven
+    /// 1,400-octet T-PDUs), so a few large packets in a burst the packet count allows are judged
+    /// as a flood of small ones would be.
+    pub min_burst_bytes: u64,
     /// A window is a synchronised-onset window when at least this many devices start a burst in it
     /// ...
     pub sync_min_devices: u32,
@@ -88,6 +93,7 @@ impl Default for ChattySection {
             min_peak_ratio: 4.0,
             burst_ratio: 8.0,
             min_burst_packets: 50,
+            min_burst_bytes: 16_000,
             sync_min_devices: 10,
             sync_factor: 3.0,
         }
@@ -160,6 +166,7 @@ impl Config {
         v.check(ch.min_peak_ratio > 1.0, "classify.chatty.min_peak_ratio", "must be > 1");
         v.check(ch.burst_ratio > 1.0, "classify.chatty.burst_ratio", "must be > 1");
         v.check(ch.min_burst_packets > 0, "classify.chatty.min_burst_packets", "must be > 0");
+        v.check(ch.min_burst_bytes > 0, "classify.chatty.min_burst_bytes", "must be > 0");
         v.check(ch.sync_min_devices > 0, "classify.chatty.sync_min_devices", "must be > 0");
         v.check(ch.sync_factor >= 1.0, "classify.chatty.sync_factor", "must be >= 1");
         let co = &c.cohort;

@@ -278,6 +278,7 @@ const RULES: &[(&str, Edit, &[&str])] = &[
     ("chatty.min_peak_ratio 1", |c| c.classify.chatty.min_peak_ratio = 1.0, &["classify.chatty.min_peak_ratio: must be > 1"]),
     ("chatty.burst_ratio 1", |c| c.classify.chatty.burst_ratio = 1.0, &["classify.chatty.burst_ratio: must be > 1"]),
     ("chatty.min_burst_packets 0", |c| c.classify.chatty.min_burst_packets = 0, &["classify.chatty.min_burst_packets: must be > 0"]),
+    ("chatty.min_burst_bytes 0", |c| c.classify.chatty.min_burst_bytes = 0, &["classify.chatty.min_burst_bytes: must be > 0"]),
     ("chatty.sync_min_devices 0", |c| c.classify.chatty.sync_min_devices = 0, &["classify.chatty.sync_min_devices: must be > 0"]),
     ("chatty.sync_factor below 1", |c| c.classify.chatty.sync_factor = 0.99, &["classify.chatty.sync_factor: must be >= 1"]),
     ("cohort.min_members 0", |c| c.classify.cohort.min_members = 0, &["classify.cohort.min_members: must be > 0"]),

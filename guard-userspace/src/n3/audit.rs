@@ -1,9 +1,10 @@
-//! N3's audit lines: engine decisions, operator pins by device key, and data-plane events, each
+//! N3's audit lines: engine decisions, operator pins (by device key, or a gNB's cap, target
+//! `cell:<addr>` as the engine's cell caps), and data-plane events, each
 //! written through the shared trail ([`AuditLog::write`]).
 
 use std::time::SystemTime;
 
-use guard_common::abi::{ByteLimit, DeviceKey, Event, Limit};
+use guard_common::abi::{ByteLimit, CellKey, DeviceKey, Event, Limit};
 use serde_json::Value;
 
 use crate::{
@@ -30,6 +31,16 @@ pub enum OperatorAction {
     Release {
         key: DeviceKey,
         ttl_ns: u64,
+    },
+    /// A cap on one gNB's G-PDUs (`guard gnb pin`): a packet rate, a byte rate, or both.
+    PinGnb {
+        gnb: CellKey,
+        ttl_ns: u64,
+        limit: Limit,
+        bytes: ByteLimit,
+    },
+    UnpinGnb {
+        gnb: CellKey,
     },
 }
 
@@ -77,30 +88,45 @@ impl N3Audit for AuditLog {
         action: &OperatorAction,
         comment: &str,
     ) -> Result<(), AuditError> {
-        let (name, key, detail) = match action {
+        // What a pin lets through, so the trail says what the operator asked for.
+        let rates = |d: &mut Value, limit: &Limit, bytes: &ByteLimit| {
+            if !limit.is_unlimited() {
+                d["pps"] = limit.rate_per_sec().into();
+                d["burst"] = limit.burst().into();
+            }
+            if !bytes.is_unlimited() {
+                d["bit_rate"] = guard_common::units::BitRate(bytes.bits_per_sec()).to_string().into();
+                d["burst_bytes"] = bytes.burst_bytes().into();
+            }
+        };
+        let (name, target, detail) = match action {
             OperatorAction::Pin { key, stage, ttl_ns, limit, bytes } => {
                 let mut d = serde_json::json!({ "operator": operator, "stage": stage, "ttl_ns": ttl_ns });
-                // What the pin lets through, so the trail says what the operator asked for.
-                if !limit.is_unlimited() {
-                    d["pps"] = limit.rate_per_sec().into();
-                    d["burst"] = limit.burst().into();
-                }
-                if !bytes.is_unlimited() {
-                    d["bit_rate"] = guard_common::units::BitRate(bytes.bits_per_sec()).to_string().into();
-                    d["burst_bytes"] = bytes.burst_bytes().into();
-                }
-                ("pin", key, d)
+                rates(&mut d, limit, bytes);
+                ("pin", device_key_str(key), d)
             }
-            OperatorAction::Unpin { key } => ("unpin", key, serde_json::json!({ "operator": operator })),
-            OperatorAction::Release { key, ttl_ns } => {
-                ("release", key, serde_json::json!({ "operator": operator, "stage": 0, "ttl_ns": ttl_ns }))
+            OperatorAction::Unpin { key } => {
+                ("unpin", device_key_str(key), serde_json::json!({ "operator": operator }))
+            }
+            OperatorAction::Release { key, ttl_ns } => (
+                "release",
+                device_key_str(key),
+                serde_json::json!({ "operator": operator, "stage": 0, "ttl_ns": ttl_ns }),
+            ),
+            OperatorAction::PinGnb { gnb, ttl_ns, limit, bytes } => {
+                let mut d = serde_json::json!({ "operator": operator, "ttl_ns": ttl_ns });
+                rates(&mut d, limit, bytes);
+                ("pin_gnb", format!("cell:{}", addr_str(gnb)), d)
+            }
+            OperatorAction::UnpinGnb { gnb } => {
+                ("unpin_gnb", format!("cell:{}", addr_str(gnb)), serde_json::json!({ "operator": operator }))
             }
         };
         self.write(&AuditRecord {
             ts: rfc3339(now_wall),
             actor: Actor::Operator,
             action: name.to_owned(),
-            target: device_key_str(key),
+            target,
             reason: "operator".to_owned(),
             evidence: serde_json::json!({ "comment": comment }),
             detail,

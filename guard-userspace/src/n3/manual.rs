@@ -107,7 +107,7 @@ pub fn manual_cell_entry(limit: Limit, now: u64, ttl_ns: u64) -> CellStageEntry 
         expires_ns: now.saturating_add(ttl_ns),
         tat: 0,
         set_ns: now,
-        // An operator's gNB pin is a packet rate (`guard gnb pin`, fleet pins).
+        // A packet rate; `guard gnb pin --rate` sets a byte rate over this (fleet pins have none).
         bytes: guard_common::abi::ByteLimit::UNLIMITED,
         tat_bytes: 0,
     }

@@ -54,7 +54,8 @@ pub(super) fn note_onset(t: &mut Track, hot: bool) {
 
 /// Chatty (T3): consecutive excessive bursts, quasi-periodic, short relative to the period.
 /// Synchronised onsets lower the number of bursts needed; timing jitter alone cannot hide the
-/// per-device pattern, it only delays it.
+/// per-device pattern, it only delays it. A burst is excessive in packets or, its volume form, in
+/// T-PDU octets (`Track::track_bursts`): both forms face the same periodicity and shortness tests.
 pub(super) fn is_chatty(t: &Track, cfg: &Config) -> bool {
     let ch = &cfg.classify.chatty;
     let b = &t.bursts;
@@ -86,6 +87,7 @@ pub(super) fn device_evidence(t: &Track, cfg: &Config) -> Evidence {
         drop_ratio,
         bursts: (b.excessive_streak > 0).then_some(b.excessive_streak),
         burst_packets: (b.last_pkts > 0).then_some(b.last_pkts),
+        burst_bytes: (b.last_octets > 0.0).then_some(f64::from(b.last_octets).round() as u64),
         period_s: (b.intervals > 0).then_some(b.period_s),
         period_cv: (b.intervals > 1).then_some(b.period_cv()),
         peak_ratio: (b.intervals > 0 && b.last_dur_ns > 0).then_some(b.peak_ratio()),

@@ -136,6 +136,9 @@ pub struct Evidence {
     pub bursts: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub burst_packets: Option<u64>,
+    /// T-PDU octets of the latest burst (the chatty test's volume form).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub burst_bytes: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub period_s: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]

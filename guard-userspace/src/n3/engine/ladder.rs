@@ -250,10 +250,13 @@ fn set(
         if reason != Reason::Quiet {
             t.stage.reason = reason;
         }
-        // A volume flood, or a cohort member that deviates in volume: shaped by bytes too, to
-        // its own byte profile (`stage_bytes`), since its packet rate is what it always was.
+        // A volume flood, a cohort member that deviates in volume, or a device chatty by volume
+        // (few large packets per burst): shaped by bytes too, to its own byte profile
+        // (`stage_bytes`), since its packet rate is what it always was and a packet limit alone
+        // would let its bursts through.
         if reason == Reason::VolumeFlood
             || (reason == Reason::CohortDeviation && t.deviation & super::track::DEV_VOLUME != 0)
+            || (reason == Reason::Chatty && t.burst_by_volume(cfg))
         {
             t.stage.volume = true;
         }

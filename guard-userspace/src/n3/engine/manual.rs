@@ -19,7 +19,13 @@ impl Engine {
                 // As the map holds it: a restored volume-flood stage has no learned byte profile
                 // to re-derive its rate from until the device is warm again (`ladder::stage_bytes`).
                 bytes: s.bytes,
-                volume: Reason::from_code(s.reason) == Some(Reason::VolumeFlood),
+                // A chatty or cohort stage restored with a byte rate was set for its volume too
+                // (`ladder::set`): keep deriving it, or a refresh would lift the volume cut.
+                volume: match Reason::from_code(s.reason) {
+                    Some(Reason::VolumeFlood) => true,
+                    Some(Reason::Chatty | Reason::CohortDeviation) => !s.bytes.is_unlimited(),
+                    _ => false,
+                },
                 allowance_pps: allowance(stage, &s.limit),
                 since_ns: now_ns,
                 expires_ns: s.expires_ns,

@@ -37,6 +37,8 @@ mod tests;
 #[cfg(test)]
 mod tests_caps;
 #[cfg(test)]
+mod tests_chatty_volume;
+#[cfg(test)]
 mod tests_cohort_volume;
 
 pub use fleet::{FleetCellLoad, N3FleetCells, N3HotCell};

@@ -39,6 +39,8 @@ pub(super) struct Baseline {
     pub samples: u32,
     /// Mean packets per burst (0 = unknown) and how many bursts taught it.
     pub burst_mean: f64,
+    /// Mean T-PDU octets per burst, learned with `burst_mean` (the chatty test's volume form).
+    pub burst_octets: f32,
     pub bursts: u32,
 }
 
@@ -67,6 +69,8 @@ pub(super) struct Bursts {
     pub dur_ns: u64,
     pub last_onset_ns: u64,
     pub prev_onset_ns: u64,
+    /// T-PDU octets of the burst going on (f32: a burst's volume to 7 digits is plenty).
+    pub octets: f32,
     /// Whether the latest completed burst was excessive.
     pub last_excessive: bool,
     /// Inter-onset intervals measured in the current regime (normal or excessive bursts).
@@ -76,6 +80,7 @@ pub(super) struct Bursts {
     pub period_absdev: f64,
     /// The latest completed burst.
     pub last_pkts: u64,
+    pub last_octets: f32,
     pub last_dur_ns: u64,
     /// Consecutive excessive bursts.
     pub excessive_streak: u32,
@@ -318,6 +323,32 @@ impl Track {
         (ch.burst_ratio * self.burst_profile(cfg)).max(ch.min_burst_packets as f64)
     }
 
+    /// T-PDU octets above which a burst is excessive (the chatty test's volume form): the burst
+    /// size it learned in octets, by the same ratio and under the same rules as in packets;
+    /// before two bursts taught it, the data plane's byte burst allowance, or nothing (infinite)
+    /// on a configuration without a byte profile, as a cold device's byte profile.
+    pub fn burst_bytes_threshold(&self, cfg: &Config) -> f64 {
+        let ch = &cfg.classify.chatty;
+        let profile = if self.base.bursts >= 2 {
+            f64::from(self.base.burst_octets)
+        } else {
+            let obs = &cfg.dataplane.observe;
+            match obs.rate.bits_per_sec() {
+                0 => return f64::INFINITY,
+                // `burst_bytes` 0 is one second of the rate, as the data plane reads it.
+                r => (if obs.burst_bytes == 0 { r / 8 } else { obs.burst_bytes }) as f64 / ch.burst_ratio,
+            }
+        };
+        (ch.burst_ratio * profile).max(ch.min_burst_bytes as f64)
+    }
+
+    /// The latest burst was excessive by volume alone: its octets over the volume threshold, its
+    /// packets within the packet one (few large packets), so its stage needs a byte rate.
+    pub fn burst_by_volume(&self, cfg: &Config) -> bool {
+        let b = &self.bursts;
+        f64::from(b.last_octets) > self.burst_bytes_threshold(cfg) && b.last_pkts as f64 <= self.burst_threshold(cfg)
+    }
+
     /// Packets per burst this device is expected to send.
     pub fn burst_profile(&self, cfg: &Config) -> f64 {
         let ch = &cfg.classify.chatty;
@@ -423,6 +454,9 @@ impl Track {
 
     fn track_bursts(&mut self, cfg: &Config, now: u64, dt_ns: u64) {
         let threshold = self.burst_threshold(cfg);
+        let threshold_bytes = self.burst_bytes_threshold(cfg);
+        // This window's T-PDU octets, from the bit rate its reading computed.
+        let octets = (self.w.bps * dt_ns as f64 / 8e9) as f32;
         let expected_period = self.group.and_then(|g| cfg.groups.get(g)).and_then(|g| g.expected_period);
         let b = &mut self.bursts;
         b.onset_now = false;
@@ -441,10 +475,12 @@ impl Track {
             b.last_onset_ns = now;
             b.in_burst = true;
             b.pkts = 0;
+            b.octets = 0.0;
             b.dur_ns = 0;
         }
         if active {
             b.pkts = b.pkts.saturating_add(self.w.packets);
+            b.octets += octets;
             b.dur_ns = b.dur_ns.saturating_add(dt_ns);
             return;
         }
@@ -454,8 +490,11 @@ impl Track {
         // A burst just ended.
         b.in_burst = false;
         b.last_pkts = b.pkts;
+        b.last_octets = b.octets;
         b.last_dur_ns = b.dur_ns;
-        let excessive = b.pkts as f64 > threshold;
+        // Excessive in packets or, its volume form, in octets: one regime, one streak, the same
+        // periodicity and shortness tests (`classify::is_chatty`).
+        let excessive = b.pkts as f64 > threshold || f64::from(b.octets) > threshold_bytes;
         b.excessive_now = excessive;
         b.excessive_streak = if excessive { b.excessive_streak.saturating_add(1) } else { 0 };
         // The period statistics describe one regime: when the device switches between normal and
@@ -479,6 +518,7 @@ impl Track {
         if !excessive && self.stage.stage == STAGE_OBSERVE {
             let alpha = if self.base.bursts < 8 { 1.0 / f64::from(self.base.bursts + 1) } else { BURST_ALPHA };
             self.base.burst_mean += alpha * (b.pkts as f64 - self.base.burst_mean);
+            self.base.burst_octets += alpha as f32 * (b.octets - self.base.burst_octets);
             self.base.bursts = self.base.bursts.saturating_add(1);
         }
     }

@@ -152,3 +152,51 @@ fn a_volume_excess_over_the_byte_profile_is_evidence_not_a_drop() {
     let d = g.counters().since(&before);
     assert_eq!(d.stat(guard_common::abi::STAT_EVENTS_SENT), 1, "one over-limit event, for the large packets");
 }
+
+/// On the injectable clock (`guard_n3_replay`, each packet's time set, not slept), so the counts
+/// are exact: shape and strict stages at 1000 pps and 100 kbit/s with a burst of 2800 octets,
+/// offered 1400-octet T-PDUs every 10 ms for 10 s (1.12 Mbit/s, 100 pps), pass the burst, 10 s
+/// at 100 kbit/s and the packet that crosses the burst: 92 packets of 1400 octets, to the packet.
+/// A third device on the same stage sending 60-octet T-PDUs at the same packet rate (48 kbit/s,
+/// under both rates) loses nothing.
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn on_the_injectable_clock_a_stage_passes_its_byte_rate_to_the_packet() {
+    assert_root("verdict::n3::bytes::on_the_injectable_clock_a_stage_passes_its_byte_rate_to_the_packet");
+    const T0: u64 = 1_000 * SEC;
+    const MS: u64 = 1_000_000;
+    const BURST: u64 = 2_800;
+    let mut g = Guard::load_replay(&enforce_all()).unwrap_or_else(|e| panic!("loading guard_n3_replay: {e:#}"));
+    g.set_clock(T0);
+    let l = Limit::per_second(1000, 1000);
+    let entry = |stage| StageEntry {
+        stage,
+        interval_ns: l.interval_ns,
+        tau_ns: l.tau_ns,
+        expires_ns: T0 + 60 * SEC,
+        set_ns: T0,
+        bytes: ByteLimit::bits_per_second(RATE_BPS, BURST),
+        ..Default::default()
+    };
+    let (shaped, strict, small) = (0x500, 0x501, 0x502);
+    for (teid, stage) in [(shaped, STAGE_SHAPE), (strict, STAGE_STRICT), (small, STAGE_SHAPE)] {
+        g.set_stage(&DeviceKey::teid(teid), &entry(stage));
+    }
+    let frames = [gpdu(shaped, BIG), gpdu(strict, BIG), gpdu(small, SMALL)];
+    let before = g.counters();
+    let mut passed = [0u64; 3];
+    for k in 0..1000 {
+        g.set_clock(T0 + k * 10 * MS);
+        for (p, f) in passed.iter_mut().zip(&frames) {
+            *p += u64::from(g.run(f).expect("run") == XDP_PASS);
+        }
+    }
+    let want = (BURST + 10 * RATE_BPS / 8) / BIG as u64 + 1;
+    assert_eq!(want, 92);
+    assert!(passed[0].abs_diff(want) <= 1 && passed[1].abs_diff(want) <= 1, "{passed:?}, {want} expected");
+    assert_eq!(passed[2], 1000, "under both rates, nothing lost");
+    let d = g.counters().since(&before);
+    assert_eq!(d.verdict(Verdict::DropShape), 1000 - passed[0]);
+    assert_eq!(d.verdict(Verdict::DropStrict), 1000 - passed[1]);
+    assert_eq!(g.teid(shaped).expect("device").bytes, 1000 * BIG as u64, "T-PDU octets");
+}

@@ -1,0 +1,68 @@
+//! The byte rate an operator's pin carries beside its packet rate (`--rate`, `--burst-bytes`),
+//! parsed and checked once for `guard device pin` and `guard gnb pin`.
+
+use anyhow::{bail, Result};
+use clap::Args;
+use guard_common::abi::ByteLimit;
+
+use crate::config::Rate;
+
+/// `--rate` and `--burst-bytes`.
+#[derive(Args, Debug, Clone, Copy, Default)]
+pub struct ByteRateArgs {
+    /// Byte rate beside the packet rate, as a UPF's MBR is written (TS 23.501 §5.7.2.5): bits per
+    /// second with SI prefixes, 1 Mbit/s = 1,000,000 bit/s: 5Mbit/s, 500kbit/s, 1.5Gbit/s,
+    /// 125kB/s (= 1Mbit/s), "20 Mbps". It counts T-PDU octets, the inner packets, not the outer
+    /// IP/UDP/GTP-U headers (docs/dataplane.md, "Byte limits"). A packet passes only if both
+    /// rates allow it; with --pps 0 the byte rate alone applies. Default: for a device, the
+    /// config's ladder (`rate`, "0" = none); for a gNB, none.
+    #[arg(long)]
+    pub rate: Option<Rate>,
+    /// Burst for --rate, in octets of T-PDU (e.g. 15000 = ten 1500-octet packets back to back).
+    /// Default: for a device, the ladder's `burst_bytes`; otherwise, or 0, one second of the rate.
+    #[arg(long)]
+    pub burst_bytes: Option<u64>,
+}
+
+impl ByteRateArgs {
+    /// Whether either option was given.
+    pub fn given(&self) -> bool {
+        self.rate.is_some() || self.burst_bytes.is_some()
+    }
+
+    /// The byte limit asked for, each option defaulting to `rate` / `burst_bytes`; refused below
+    /// 8 bit/s, the slowest byte rate the data plane holds (`ByteLimit::MAX_UNIT_NS`), and for a
+    /// burst with no rate to apply it to.
+    pub fn limit(&self, rate: Rate, burst_bytes: u64) -> Result<ByteLimit> {
+        if let Some(r) = self.rate.filter(|r| !r.is_none() && r.bits_per_sec() < 8) {
+            bail!("--rate {r} is below 8bit/s, the slowest byte rate the data plane holds");
+        }
+        let rate = self.rate.unwrap_or(rate);
+        if rate.is_none() && self.burst_bytes.is_some() {
+            bail!("--burst-bytes needs a byte rate (--rate) to apply to");
+        }
+        Ok(rate.byte_limit(self.burst_bytes.unwrap_or(burst_bytes)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(rate: Option<&str>, burst: Option<u64>) -> ByteRateArgs {
+        ByteRateArgs { rate: rate.map(|r| r.parse().expect("a rate")), burst_bytes: burst }
+    }
+
+    #[test]
+    fn rates_take_the_defaults_and_refuse_what_the_data_plane_cannot_hold() {
+        let five: Rate = "5Mbit/s".parse().expect("a rate");
+        let l = args(Some("2Mbit/s"), Some(3000)).limit(five, 0).expect("valid");
+        assert_eq!(l, ByteLimit::bits_per_second(2_000_000, 3000));
+        // Defaults: the caller's rate, and one second of it for a burst of 0.
+        let l = args(None, None).limit(five, 0).expect("valid");
+        assert_eq!(l, ByteLimit::bits_per_second(5_000_000, 625_000));
+        assert!(args(None, None).limit(Rate::NONE, 0).expect("valid").is_unlimited());
+        assert!(args(Some("4bit/s"), None).limit(Rate::NONE, 0).is_err());
+        assert!(args(None, Some(1000)).limit(Rate::NONE, 0).is_err());
+    }
+}
