@@ -277,7 +277,14 @@ pub fn run(scope: &str, files: &[String], iterate: bool, shard: Option<&str>) ->
             if !crate::prereqs::is_root() {
                 bail!("the kernel scope runs the BPF_PROG_TEST_RUN verdict tests: run it as root");
             }
-            run_scope_opts("kernel", "guard-common", &pick(KERNEL), KERNEL_TESTS, iterate, Some(shard.unwrap_or("1/40")))
+            run_scope_opts(
+                "kernel",
+                "guard-common",
+                &pick(KERNEL),
+                KERNEL_TESTS,
+                iterate,
+                Some(shard.unwrap_or("1/40")),
+            )
         }
         "all" => {
             run_scope("common", "guard-common", &pick(COMMON), &[], iterate)?;

@@ -315,8 +315,7 @@ fn only_a_volume_deviation_of_a_cohort_member_stages_it_by_bytes() {
         (cohort, DEV_DESTINATION | DEV_PERIOD, false),
         (chatty, DEV_VOLUME, false),
     ] {
-        let mut t = Track::default();
-        t.deviation = deviation;
+        let mut t = Track { deviation, ..Track::default() };
         let mut out = Vec::new();
         step(&c, &key, &mut t, 10 * c.guard.tick.0, wants, &mut out);
         assert_eq!(t.stage.stage, STAGE_SHAPE, "{wants:?} {deviation}: {out:?}");
