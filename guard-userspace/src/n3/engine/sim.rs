@@ -308,6 +308,16 @@ impl Sim {
         self.log.iter().filter(move |(_, d)| pred(d)).map(|(t, d)| (*t as f64 / 1e9 - 1000.0, d))
     }
 
+    /// The devices the engine ever put under a stage (exempt marks excluded), by index.
+    pub fn staged(&self) -> std::collections::BTreeSet<usize> {
+        self.decisions(|d| matches!(d, Decision::SetDeviceStage { stage, .. } if *stage > 0))
+            .filter_map(|(_, d)| match d {
+                Decision::SetDeviceStage { key, .. } => Some(index_of(key)),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Non-refresh stage changes of device `i`: (time, stage, reason).
     pub fn stage_changes(&self, i: usize) -> Vec<(f64, u32, super::Reason)> {
         let key = self.devs[i].key;

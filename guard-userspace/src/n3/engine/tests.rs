@@ -11,16 +11,6 @@ use crate::config::{Config, Dur, GroupSection};
 
 const N: usize = 1000;
 
-/// Devices the engine ever put under a stage (exempt marks excluded).
-fn staged(sim: &Sim) -> BTreeSet<usize> {
-    sim.decisions(|d| matches!(d, Decision::SetDeviceStage { stage, .. } if *stage > 0))
-        .filter_map(|(_, d)| match d {
-            Decision::SetDeviceStage { key, .. } => Some(index_of(key)),
-            _ => None,
-        })
-        .collect()
-}
-
 fn caps(sim: &Sim) -> Vec<(f64, &Decision)> {
     sim.decisions(|d| {
         matches!(d, Decision::SetCellCap { refresh: false, .. } | Decision::SetHostCap { refresh: false, .. })
@@ -46,7 +36,7 @@ fn flash_crowd_pins_no_device() {
         let up = crowd[i] && t >= start[i] && t < start[i] + len[i] && rng.range(0.0, 1.0) < 0.8;
         rng.noisy(base[i] * if up { factor[i] } else { 1.0 }, 0.3)
     });
-    assert!(staged(&sim).is_empty(), "a flash crowd pinned devices: {:?}", staged(&sim));
+    assert!(sim.staged().is_empty(), "a flash crowd pinned devices: {:?}", sim.staged());
     assert!(caps(&sim).is_empty(), "a flash crowd raised a cap");
     let crowd_seen = sim
         .decisions(|d| matches!(d, Decision::Classified { class: Class::FlashCrowd, active: true, .. }))
@@ -75,7 +65,7 @@ fn synchronised_flood_pins_exactly_the_flooders_mildest_stage_first() {
         }
         rng.noisy(base[i], 0.3)
     });
-    assert_eq!(staged(&sim), flooders, "precision and recall must both be 100%");
+    assert_eq!(sim.staged(), flooders, "precision and recall must both be 100%");
     for &i in &flooders {
         let changes = sim.stage_changes(i);
         let stages: Vec<u32> = changes.iter().map(|c| c.1).collect();
@@ -139,7 +129,7 @@ fn chatty_devices_with_jittered_timing_are_shaped_and_meters_are_not() {
         }
         n
     });
-    assert_eq!(staged(&sim), chatty, "exactly the chatty devices are shaped");
+    assert_eq!(sim.staged(), chatty, "exactly the chatty devices are shaped");
     for &i in &chatty {
         let first = sim.stage_changes(i)[0];
         assert_eq!((first.1, first.2), (STAGE_SHAPE, Reason::Chatty), "device {i}");
@@ -175,7 +165,7 @@ fn lock_step_chatty_devices_are_caught_sooner_than_jittered_ones() {
         0
     });
     let chatty: BTreeSet<usize> = (0..N).filter(|i| i % 10 == 3).collect();
-    assert_eq!(staged(&sim), chatty);
+    assert_eq!(sim.staged(), chatty);
     for &i in &chatty {
         let first = sim.stage_changes(i)[0];
         assert_eq!(first.2, Reason::Chatty);
@@ -199,7 +189,7 @@ fn ten_devices_at_full_speed_cannot_raise_a_cell_or_host_stage() {
     let ten: BTreeSet<usize> = (0..100).step_by(10).collect();
     sim.run(600, |i, t, _| if ten.contains(&i) && t > 150.0 { 1_000_000 } else { rng.noisy(base[i], 0.3) });
     assert!(caps(&sim).is_empty(), "ten devices raised a cap: {:?}", caps(&sim));
-    assert_eq!(staged(&sim), ten, "the ten devices themselves are dealt with");
+    assert_eq!(sim.staged(), ten, "the ten devices themselves are dealt with");
     assert!(ten.iter().all(|&i| sim.live_stage(i) == STAGE_QUARANTINE));
 }
 
@@ -219,7 +209,7 @@ fn device_stages_that_hold_the_cell_keep_the_cell_cap_off() {
     let mut rng = Rng(5);
     let base = baselines(&mut rng, 1.0, 10.0);
     sim.run(400, |i, t, _| if i % 10 < 3 && t > 150.0 { rng.noisy(1000.0, 0.1) } else { rng.noisy(base[i], 0.3) });
-    assert_eq!(staged(&sim).len(), 300);
+    assert_eq!(sim.staged().len(), 300);
     assert!(caps(&sim).is_empty(), "device stages sufficed, yet: {:?}", caps(&sim));
 }
 
@@ -231,7 +221,7 @@ fn many_devices_raise_the_cell_cap_only_after_device_stages_fail() {
     let mut rng = Rng(6);
     let base = baselines(&mut rng, 1.0, 10.0);
     sim.run(400, |i, t, _| if i % 10 < 6 && t > 150.0 { rng.noisy(150.0, 0.05) } else { rng.noisy(base[i], 0.3) });
-    assert_eq!(staged(&sim).len(), 600);
+    assert_eq!(sim.staged().len(), 600);
     let cell_caps: Vec<(f64, &Decision)> = caps(&sim);
     assert_eq!(cell_caps.len(), 1, "{cell_caps:?}");
     let (t_cap, cap) = cell_caps[0];
@@ -285,7 +275,7 @@ fn stages_release_after_the_quiet_period_and_not_before() {
     let refreshes = sim.decisions(Decision::is_refresh).count();
     assert!(refreshes >= 50 * 3, "stages are re-issued while held ({refreshes})");
     assert_eq!(sim.lapses, 0);
-    assert!(staged(&sim).is_subset(&flooders));
+    assert!(sim.staged().is_subset(&flooders));
 }
 
 #[test]
@@ -452,7 +442,7 @@ fn bulk_misprovisioned_group_is_flagged_as_a_cohort() {
         "{evidence:?}"
     );
     // Members are isolated per profile (shaped to the group's expected rate); nobody else is.
-    let isolated = staged(&sim);
+    let isolated = sim.staged();
     assert!(isolated.len() >= 150 && isolated.iter().all(|&i| i < 200), "{} isolated", isolated.len());
     let first = sim
         .decisions(|d| matches!(d, Decision::SetDeviceStage { reason: Reason::CohortDeviation, .. }))
@@ -586,10 +576,10 @@ fn changed_passes_take_the_same_device_decisions_as_full_passes() {
     };
     let (a, b) = (device_log(&full), device_log(&changed));
     assert!(
-        staged(&full).len() >= 100 && a.len() > 300,
+        full.staged().len() >= 100 && a.len() > 300,
         "the scenario exercises the ladder ({} decisions, {} staged)",
         a.len(),
-        staged(&full).len()
+        full.staged().len()
     );
     assert!(caps(&full).is_empty() && caps(&changed).is_empty(), "no caps: loads are out of this comparison");
     assert!(
@@ -621,7 +611,7 @@ fn floods_are_confirmed_by_volume_and_single_bursts_are_not() {
         sim
     }
     let sim = scenario(Config::default());
-    assert_eq!(staged(&sim), (0..5).collect(), "the floods, not the single bursts");
+    assert_eq!(sim.staged(), (0..5).collect(), "the floods, not the single bursts");
     for i in 0..5 {
         let (at, d) = sim
             .decisions(|d| matches!(d, Decision::SetDeviceStage { stage: 1, refresh: false, .. }))
@@ -635,7 +625,7 @@ fn floods_are_confirmed_by_volume_and_single_bursts_are_not() {
     let mut off = Config::default();
     off.ladder.shape.volume_bursts = 0.0;
     let sim = scenario(off);
-    assert_eq!(staged(&sim), (0..5).collect());
+    assert_eq!(sim.staged(), (0..5).collect());
     let first = sim
         .decisions(|d| matches!(d, Decision::SetDeviceStage { stage: 1, .. }))
         .map(|(t, _)| t)
@@ -789,7 +779,7 @@ fn stages_step_down_one_at_a_time_after_each_quiet_period() {
     assert_eq!(from.iter().filter(|f| **f == Some(STAGE_QUARANTINE)).count(), flooders.len(), "{from:?}");
     assert_eq!(from.iter().filter(|f| **f == Some(STAGE_STRICT)).count(), flooders.len(), "{from:?}");
     assert_eq!(sim.lapses, 0, "stages held while stepping down are refreshed before they expire");
-    assert_eq!(staged(&sim), flooders.into_iter().collect::<BTreeSet<_>>());
+    assert_eq!(sim.staged(), flooders.into_iter().collect::<BTreeSet<_>>());
 }
 
 /// A volume flood: 2% of the devices keep their usual packet rate but send 1400-octet T-PDUs
@@ -805,7 +795,7 @@ fn volume_flood_is_shaped_to_its_byte_profile_and_benign_devices_are_not() {
     let flooders: BTreeSet<usize> = (0..N).filter(|i| i % 50 == 9).collect();
     assert_eq!(flooders.len(), 20);
     sim.run(400, |i, _, _| rng.noisy(base[i], 0.3));
-    assert!(staged(&sim).is_empty(), "learning: nobody staged");
+    assert!(sim.staged().is_empty(), "learning: nobody staged");
     for &i in &flooders {
         sim.size[i] = 1400;
     }
@@ -813,7 +803,7 @@ fn volume_flood_is_shaped_to_its_byte_profile_and_benign_devices_are_not() {
     sim.run(60, |i, _, _| rng.noisy(base[i], 0.3));
     let mid: Vec<u64> = sim.devs.iter().map(|d| d.passed_bytes).collect();
     sim.run(60, |i, _, _| rng.noisy(base[i], 0.3));
-    assert_eq!(staged(&sim), flooders, "precision and recall must both be 100%");
+    assert_eq!(sim.staged(), flooders, "precision and recall must both be 100%");
     for &i in &flooders {
         let changes = sim.stage_changes(i);
         assert_eq!((changes[0].1, changes[0].2), (STAGE_SHAPE, Reason::VolumeFlood), "device {i}: {changes:?}");

@@ -44,15 +44,6 @@ fn kind(i: usize) -> Kind {
     }
 }
 
-fn staged(sim: &Sim) -> BTreeSet<usize> {
-    sim.decisions(|d| matches!(d, Decision::SetDeviceStage { stage, .. } if *stage > 0))
-        .filter_map(|(_, d)| match d {
-            Decision::SetDeviceStage { key, .. } => Some(index_of(key)),
-            _ => None,
-        })
-        .collect()
-}
-
 #[test]
 fn bursts_excessive_in_octets_are_chatty_and_large_regular_meters_are_not() {
     let mut sim = Sim::new(Config::default(), N, 10);
@@ -116,7 +107,7 @@ fn bursts_excessive_in_octets_are_chatty_and_large_regular_meters_are_not() {
     });
     let before = passed_at(&sim);
     let chatty: BTreeSet<usize> = (0..N).filter(|&i| matches!(kind(i), Kind::LockStep | Kind::Jittered)).collect();
-    assert_eq!(staged(&sim), chatty, "exactly the devices chatty by volume are staged");
+    assert_eq!(sim.staged(), chatty, "exactly the devices chatty by volume are staged");
     for &i in &chatty {
         let first = sim.stage_changes(i)[0];
         assert_eq!(first.2, Reason::Chatty, "device {i}: {first:?}");

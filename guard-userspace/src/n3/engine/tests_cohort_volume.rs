@@ -2,9 +2,7 @@
 //! members all start sending larger T-PDUs at their old packet rate (a new payload at the old
 //! period) is flagged as a cohort, by volume; one member doing it alone is not.
 
-use std::collections::BTreeSet;
-
-use super::sim::{index_of, Rng, Sim};
+use super::sim::{Rng, Sim};
 use super::{Decision, Reason};
 use crate::config::{Config, GroupSection};
 
@@ -28,15 +26,6 @@ fn config() -> Config {
     cfg
 }
 
-fn staged(sim: &Sim) -> BTreeSet<usize> {
-    sim.decisions(|d| matches!(d, Decision::SetDeviceStage { stage, .. } if *stage > 0))
-        .filter_map(|(_, d)| match d {
-            Decision::SetDeviceStage { key, .. } => Some(index_of(key)),
-            _ => None,
-        })
-        .collect()
-}
-
 /// Every device sends ~10 pps of 100-octet T-PDUs (8 kbit/s, its byte profile once learned).
 /// 600-octet ones at the same packet rate are 6x its octets: over the cohort's volume factor (4),
 /// under the shape trigger (8), so one member alone is neither a flood nor a cohort; all members
@@ -49,7 +38,7 @@ fn a_group_that_changes_volume_at_once_is_a_cohort_and_one_member_is_not() {
     sim.size[0] = 600;
     sim.run(100, |_, _, _| rng.noisy(10.0, 0.1));
     assert_eq!(sim.decisions(|d| matches!(d, Decision::FlagCohort { .. })).count(), 0, "one member is not a cohort");
-    assert!(staged(&sim).is_empty(), "6x in octets alone is no flood: {:?}", staged(&sim));
+    assert!(sim.staged().is_empty(), "6x in octets alone is no flood: {:?}", sim.staged());
     for i in 0..MEMBERS {
         sim.size[i] = 600;
     }
@@ -61,7 +50,7 @@ fn a_group_that_changes_volume_at_once_is_a_cohort_and_one_member_is_not() {
     assert!(evidence.volume_changes.is_some_and(|n| n >= 60), "{evidence:?}");
     assert_eq!((evidence.new_destinations, evidence.period_changes), (Some(0), Some(0)), "{evidence:?}");
     // Members are isolated, each with a byte rate (its own byte profile); nobody else is staged.
-    let isolated = staged(&sim);
+    let isolated = sim.staged();
     assert!(isolated.len() >= 150 && isolated.iter().all(|&i| i < MEMBERS), "{} isolated", isolated.len());
     let shapes: Vec<_> = sim
         .decisions(|d| matches!(d, Decision::SetDeviceStage { reason: Reason::CohortDeviation, refresh: false, .. }))
