@@ -65,10 +65,15 @@ impl<C: Clone> Exchange<C> {
     /// intervals are dropped (a member whose controller hangs while its lease lives must not keep
     /// a cell hot).
     pub fn live(&self, now: Instant) -> Vec<Vec<C>> {
+        self.live_members(now).into_iter().map(|(_, c)| c).collect()
+    }
+
+    /// [`Exchange::live`] with each contribution's member, in key order.
+    pub fn live_members(&self, now: Instant) -> Vec<(String, Vec<C>)> {
         let stale = self.stale;
         self.with(|i| {
             i.others.retain(|_, (_, at)| now.saturating_duration_since(*at) < stale);
-            i.others.values().map(|(c, _)| c.clone()).collect()
+            i.others.iter().map(|(m, (c, _))| (m.clone(), c.clone())).collect()
         })
     }
 
