@@ -169,7 +169,7 @@ impl<P: ListPlane> Lists<P> {
         self.mailbox().clear_lists();
         if r.more() {
             self.metrics.reject("too_many_keys");
-            warn!(max_members, what = P::WHAT, "fleet: more lists than max_members; the first in key order are taken");
+            warn!(max_members, "fleet: more {}s than max_members; the first in key order are taken", P::WHAT);
         }
         for kv in r.kvs() {
             self.take(kv.key(), kv.value());
@@ -203,15 +203,15 @@ impl<P: ListPlane> Lists<P> {
                 let remaining = Duration::from_millis(remaining_ms);
                 if !self.mailbox().set_list(&member, items, Instant::now(), remaining) {
                     self.metrics.reject("too_many_keys");
-                    warn!(member, what = P::WHAT, "fleet: list ignored: max_members others already taken");
+                    warn!(member, "fleet: {} ignored: max_members others already taken", P::WHAT);
                 } else {
-                    info!(member, items = n, what = P::WHAT, "fleet: list taken from another member");
+                    info!(member, items = n, "fleet: {} taken from another member", P::WHAT);
                 }
             }
             Err(e) => {
                 self.metrics.reject(e.label());
                 let key = String::from_utf8_lossy(key);
-                warn!(%key, what = P::WHAT, error = %e, "fleet: list rejected; that member's list is dropped");
+                warn!(%key, error = %e, "fleet: {} rejected; that member's list is dropped", P::WHAT);
                 if let Some(m) = key.strip_prefix(&self.prefix) {
                     self.mailbox().remove_list(m);
                 }
@@ -241,7 +241,7 @@ impl<P: ListPlane> Lists<P> {
                 .await
                 .with_context(|| format!("deleting this member's {}", P::WHAT))?;
             self.published = None;
-            info!(what = P::WHAT, "fleet: list deleted (nothing listed here any more)");
+            info!("fleet: {} deleted (nothing listed here any more)", P::WHAT);
             return Ok(());
         }
         let v = P::encode(&self.member, unix_ms(SystemTime::now()), &items, &self.cfg);
@@ -250,7 +250,7 @@ impl<P: ListPlane> Lists<P> {
             .await
             .with_context(|| format!("publishing this member's {}", P::WHAT))?;
         if self.published.as_ref().is_none_or(|(d, _)| *d != items) {
-            info!(items = items.len(), what = P::WHAT, "fleet: list published");
+            info!(items = items.len(), "fleet: {} published", P::WHAT);
         }
         self.published = Some((items, Instant::now()));
         Ok(())

@@ -132,6 +132,11 @@ impl SetupLadder {
         self.learned = learned;
     }
 
+    /// Whether `peer` is a known RAN node here: allow-listed, or a gNB learned from real sessions.
+    pub fn knows(&self, peer: &L3Addr) -> bool {
+        self.allowed.contains(peer) || self.learned.contains(peer)
+    }
+
     pub fn stage_of(&self, peer: &L3Addr) -> u32 {
         self.peers.get(peer).map_or(0, |t| t.stage)
     }
