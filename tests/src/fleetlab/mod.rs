@@ -27,6 +27,7 @@
 
 mod backoff;
 pub mod etcd;
+pub mod n3split;
 mod steps;
 
 use std::collections::BTreeSet;
