@@ -458,3 +458,60 @@ fn guard_device_pin_fleet_writes_the_fleet_pin_every_member_applies() {
         .expect("guard device pin --fleet --teid");
     assert!(!out.status.success(), "a TEID fleet pin was accepted");
 }
+
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn guard_device_pin_fleet_tmsi_writes_the_pin_guard_fleet_pin_tmsi_writes() {
+    labkit::netns::assert_root("fleet_etcd::guard_device_pin_fleet_tmsi_writes_the_pin_guard_fleet_pin_tmsi_writes");
+    let mut f = Fixture::new("s", "ue_addr");
+    f.start_guard();
+    let device = |f: &Fixture, args: &[&str]| {
+        f.guard_cmd().args(["device", "pin"]).args(args).arg("--config").arg(&f.cli_config).output().expect("guard")
+    };
+    let id = "5g-s-tmsi:1:1:0xdeadbeef";
+    let key = format!("/overload-guard/{}/pins/tmsi/{id}", f.fleet);
+    let value = |f: &Fixture| -> serde_json::Value {
+        let got = f.etcdctl(&["get", &key, "--print-value-only"]);
+        serde_json::from_slice(&got.stdout).unwrap_or(serde_json::Value::Null)
+    };
+    // `guard fleet pin --tmsi` first: the value the device command must write too.
+    f.fleet(&["pin", "--tmsi", id, "--ttl", "5m", "--comment", "from a host"]);
+    let by_fleet = value(&f);
+    assert_eq!(by_fleet["stage"], "backoff", "{by_fleet}");
+    f.fleet(&["unpin", "--tmsi", id]);
+    assert_eq!(value(&f), serde_json::Value::Null, "unpinned");
+    // The local command, hex in capitals as an operator may copy it: the same key (the one
+    // spelling) and the same value but for its times.
+    let out = device(&f, &["--fleet", "--tmsi", "5G-S-TMSI:1:1:0xDEADBEEF", "--ttl", "5m", "--comment", "from a host"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("every member applies it"), "{out:?}");
+    let by_device = value(&f);
+    let strip = |v: &serde_json::Value| {
+        let mut v = v.clone();
+        for k in ["created_unix_ms", "expires_unix_ms"] {
+            v.as_object_mut().expect("an object").remove(k);
+        }
+        v
+    };
+    assert_eq!(strip(&by_device), strip(&by_fleet), "guard device pin --fleet --tmsi wrote another value");
+    assert!(f.fleet(&["list"]).contains(&format!("tmsi {id}")));
+    // The member read it: this one has no N2 controller, so it audits that it cannot apply it.
+    let audited = f.wait_for(Duration::from_secs(2), |f| {
+        f.audit().iter().any(|r| {
+            r["action"] == "fleet-pin-not-applied"
+                && r["target"] == format!("tmsi {id}")
+                && r["detail"]["author"].as_str().is_some_and(|a| a.contains("on ops-host"))
+        })
+    });
+    assert!(audited, "the member did not audit the pin; audit {:?}", f.audit());
+    // Without --fleet: refused, saying why and what to type; nothing written.
+    let other = "5g-s-tmsi:1:1:0x0badcafe";
+    let out = device(&f, &["--tmsi", other, "--ttl", "5m", "--comment", "local"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("--fleet --tmsi"), "{err}");
+    // With a stage: refused (a 5G-S-TMSI pin is a back-off, never a drop).
+    let out = device(&f, &["--fleet", "--tmsi", other, "--stage", "quarantine", "--ttl", "5m", "--comment", "x"]);
+    assert!(!out.status.success(), "a staged 5G-S-TMSI pin was accepted");
+    let stray = f.etcdctl(&["get", &format!("/overload-guard/{}/pins/tmsi/{other}", f.fleet)]);
+    assert!(stray.stdout.is_empty(), "a refused pin reached etcd: {}", String::from_utf8_lossy(&stray.stdout));
+}

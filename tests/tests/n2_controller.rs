@@ -208,3 +208,55 @@ fn an_init_flood_is_staged_by_the_controller_and_shed_by_the_data_plane() {
     assert_eq!(stages, vec![1, 2]);
     assert_eq!(ctl.setup_ladder().stage_of(&peer_c), guard_common::abi::STAGE_STRICT);
 }
+
+/// Fleet mode's known gNBs on the real data plane (docs/fleet.md "Known gNB addresses"): gNB A
+/// sends an NG Setup and the AMF talks to its association (a SACK through the egress classifier,
+/// `N2_ASSOC`); gNB B sends an NG Setup the AMF never answers (what a forger spoofing B's address
+/// can do). The controller learns A alone, publishes it in its mailbox, and its setup ladder
+/// treats A and the fleet's addresses as known, B not. Without the mailbox nothing is learned.
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn the_controller_learns_a_gnb_from_a_real_session_and_takes_the_fleets() {
+    use guard::n2::fleet_link::GnbExchange;
+    use guard_common::abi::L3Addr;
+    assert_root("n2_controller::the_controller_learns_a_gnb_from_a_real_session_and_takes_the_fleets");
+    pin_to_current_cpu().expect("pin to a CPU");
+    let tmp = Tmp(std::env::temp_dir().join(unique_name("og-n2gnbs")));
+    std::fs::create_dir_all(&tmp.0).expect("tmp dir");
+    let scope = PinScope::new("n2gnbs");
+    let dp = N2Dataplane::default();
+    let opts = LoadOpts { max_devices: 1024, max_cells: 64, max_peers: 16 };
+    let (mut loaded, mut maps) = n2::load(&scope.pins, &opts, &dp.config().expect("config")).expect("load guard_n2");
+    let controller = |name: &str| {
+        N2Controller::new(&N2File::default(), AuditLog::open(&tmp.0.join(name)).expect("audit"), N2Metrics::default())
+            .expect("controller")
+    };
+    let gnbs = std::sync::Arc::new(GnbExchange::new(16, 4));
+    let mut ctl = controller("audit.jsonl").with_gnbs(gnbs.clone());
+    let mut alone = controller("alone.jsonl");
+    let setup = |gnb: Ipv4Addr| {
+        let pdu = labkit::sctp_frames::ngap::ng_setup_request(u32::from(gnb.octets()[3]), "gnb");
+        SctpFrame::ngap().v4(gnb, AMF).vtag(7).chunk(Chunk::ngap(1, &pdu)).build()
+    };
+    let prog = loaded.program().expect("guard_n2");
+    for gnb in [GNB_A, GNB_B] {
+        let r = prog.test_run(TestRunOptions { data_in: Some(&setup(gnb)), ..Default::default() }).expect("test run");
+        assert_eq!(r.return_value, XDP_PASS, "an NG Setup passes");
+    }
+    // The AMF's SACK to gNB A's association (egress).
+    let sack = SctpFrame::ngap().v4(AMF, GNB_A).vtag(7).chunk(Chunk::sack(1, &[], &[])).build();
+    let egress = loaded.egress_program().expect("guard_n2_egress");
+    egress.test_run(TestRunOptions { data_in: Some(&sack), ..Default::default() }).expect("test run egress");
+    let (a, b, c) =
+        (L3Addr::v4(GNB_A.octets()), L3Addr::v4(GNB_B.octets()), L3Addr::v4(Ipv4Addr::new(10, 100, 0, 99).octets()));
+    // Another member's list: gNB C, learned there.
+    gnbs.set_list("amf-2", vec![c], std::time::Instant::now(), Duration::from_secs(60));
+    let now = guard::clock::monotonic_ns();
+    ctl.tick(&mut maps, now, SystemTime::now());
+    alone.tick(&mut maps, now, SystemTime::now());
+    assert_eq!(gnbs.outgoing(), vec![a], "A learned and published; B (no association) not");
+    let l = ctl.setup_ladder();
+    assert!(l.knows(&a) && l.knows(&c) && !l.knows(&b), "own and the fleet's learned gNBs are known, B not");
+    let l = alone.setup_ladder();
+    assert!(!l.knows(&a) && !l.knows(&c), "without fleet mode the ladder is as before");
+}

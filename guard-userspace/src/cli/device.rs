@@ -13,6 +13,7 @@ use guard_common::abi::{
     ByteLimit, DeviceKey, Limit, StageEntry, KEY_MODE_TEID, KEY_MODE_UE_ADDR, LOCAL_INDEX_NONE, STAGE_FLAG_MANUAL,
     STAGE_OBSERVE, STAGE_QUARANTINE, STAGE_SHAPE, STAGE_STRICT,
 };
+use guard_common::abi_n2::N2DeviceKey;
 use guard_common::units::BitRate;
 
 use super::Target;
@@ -61,15 +62,19 @@ pub enum DeviceCmd {
 #[derive(Args, Debug, Clone)]
 pub struct DeviceSel {
     /// TEID, decimal or 0x-hex (TS 29.281 §5.1: the uplink TEID the UPF allocated).
-    #[arg(long, value_parser = parse_teid, required_unless_present = "ue", conflicts_with = "ue")]
+    #[arg(long, value_parser = parse_teid, required_unless_present_any = ["ue", "tmsi"], conflicts_with_all = ["ue", "tmsi"])]
     pub teid: Option<u32>,
     /// The host's N3 address the TEID was allocated on (the F-TEID's address, TS 29.244 §8.2.3).
     /// Optional where the guard lists at most one N3 address (`guard.n3_addrs`).
     #[arg(long, requires = "teid")]
     pub local_addr: Option<IpAddr>,
     /// Inner UE address (IPv4 or IPv6).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "tmsi")]
     pub ue: Option<IpAddr>,
+    /// An N2 device by its 5G-S-TMSI (`5g-s-tmsi:<AMF set>:<AMF pointer>:0x<5G-TMSI>`, or
+    /// `s-tmsi:0x<MMEC>:0x<M-TMSI>`): with `pin --fleet` only, as `guard fleet pin --tmsi`.
+    #[arg(long, value_parser = super::fleet::parse_tmsi)]
+    pub tmsi: Option<N2DeviceKey>,
 }
 
 impl DeviceSel {
@@ -79,12 +84,25 @@ impl DeviceSel {
         match (self.teid, self.ue) {
             (Some(t), None) => Ok(DeviceKey::fteid(local_index(table, self.local_addr)?, t)),
             // The same key the fleet's UE pins are written with (`crate::n3::manual`).
-            (None, Some(ip)) => crate::n3::manual::ue_device_key(ip, v6_len)
+            (None, Some(ip)) if self.tmsi.is_none() => crate::n3::manual::ue_device_key(ip, v6_len)
                 .map_err(|e| anyhow::anyhow!("{e}: name the session with --teid")),
+            (None, None) if self.tmsi.is_some() => bail!("{TMSI_LOCAL}"),
             _ => bail!("give exactly one of --teid or --ue"),
         }
     }
 }
+
+/// Why `--tmsi` is refused on the host's own maps. A 5G-S-TMSI (TS 23.003 §2.10) names a device
+/// only inside NGAP on N2, where the guard never drops a device: its DATA chunks cannot be dropped
+/// mid-association (RFC 9260 retransmits them and head-of-line blocks the stream), so an N2
+/// device's only enforcement is the back-off list the N2 controller's hook sends its AMF
+/// (5GMM cause #22, T3346). That list lives in the running controller, not in a pinned map this
+/// command could write; the one way an operator reaches it is a fleet pin (a fleet of one host
+/// works: `[fleet]` with this host as its only member).
+const TMSI_LOCAL: &str = "a 5G-S-TMSI names an N2 device, which the guard never drops (N2 DATA is never dropped \
+     mid-association); its only measure is the AMF hook's back-off list, held by the running N2 controller, not \
+     in a map this command writes. Pin it on the fleet: guard device pin --fleet --tmsi ... (or guard fleet pin \
+     --tmsi), which every AMF-side member, this one included, applies within 2 s";
 
 /// The F-TEID's local index for `--local-addr` (or its absence).
 fn local_index(table: &LocalTable, addr: Option<IpAddr>) -> Result<u32> {
@@ -149,8 +167,9 @@ pub struct PinArgs {
     target: Target,
     #[command(flatten)]
     device: DeviceSel,
-    #[arg(long, value_enum)]
-    stage: StageArg,
+    /// The stage (none with --tmsi: a 5G-S-TMSI pin is a back-off, `guard fleet pin --tmsi`).
+    #[arg(long, value_enum, required_unless_present = "tmsi", conflicts_with = "tmsi")]
+    stage: Option<StageArg>,
     /// How long the pin holds, e.g. 30s, 10m, 2h. Every stage expires, pins too.
     #[arg(long)]
     ttl: Dur,
@@ -167,8 +186,9 @@ pub struct PinArgs {
     #[arg(long)]
     comment: String,
     /// Pin the UE on every guard of the fleet instead (`[fleet]` of --config): writes the same
-    /// fleet pin as `guard fleet pin --ue`, which every member, this one included, applies within
-    /// 2 s. Only --ue: a TEID is host-local (TS 29.281 §5.1), never a fleet pin.
+    /// fleet pin as `guard fleet pin --ue` (or `--tmsi`: an N2 device on every AMF-side member's
+    /// back-off list), which every member, this one included, applies within 2 s. Only --ue or
+    /// --tmsi: a TEID is host-local (TS 29.281 §5.1), never a fleet pin.
     #[arg(long, conflicts_with_all = ["teid", "rate", "burst_bytes"])]
     fleet: bool,
 }
@@ -193,6 +213,15 @@ pub fn run(cmd: DeviceCmd) -> Result<()> {
         DeviceCmd::Pin(a) if a.fleet => return pin_fleet(a),
         other => other,
     };
+    let sel = match &cmd {
+        DeviceCmd::Show { device, .. } | DeviceCmd::Unpin { device, .. } => device,
+        DeviceCmd::Pin(a) => &a.device,
+        DeviceCmd::Release(a) => &a.device,
+    };
+    // Refused before root and the maps are needed: nothing on this host could hold it.
+    if sel.tmsi.is_some() {
+        bail!("{TMSI_LOCAL}");
+    }
     crate::bpf::object::require_root()?;
     match cmd {
         DeviceCmd::Show { target, device, json } => show(&target, &device, json),
@@ -202,22 +231,22 @@ pub fn run(cmd: DeviceCmd) -> Result<()> {
     }
 }
 
-/// `guard device pin --fleet`: the fleet pin `guard fleet pin --ue` writes, through its code.
+/// `guard device pin --fleet`: the fleet pin `guard fleet pin --ue|--tmsi` writes, through its
+/// code (`cli::fleet::write_pin`, which also refuses a stage on a 5G-S-TMSI pin).
 fn pin_fleet(a: PinArgs) -> Result<()> {
-    let Some(ue) = a.device.ue else {
-        bail!("--fleet pins a UE by its address (--ue): a TEID names a session only on the host that allocated it")
+    let target = match (a.device.ue, a.device.tmsi) {
+        (Some(ue), None) => crate::fleet::PinTarget::Ue(ue),
+        (None, Some(k)) => crate::fleet::PinTarget::Tmsi(k),
+        _ => bail!(
+            "--fleet pins a UE by its address (--ue) or an N2 device by its 5G-S-TMSI (--tmsi): a TEID names a \
+             session only on the host that allocated it"
+        ),
     };
     let cfg = a.target.load_config()?;
     let path = a.target.config.as_ref().map_or("the built-in configuration".to_owned(), |p| p.display().to_string());
     let f = super::fleet::fleet_of(cfg, &path)?;
-    let req = super::fleet::PinRequest {
-        target: crate::fleet::PinTarget::Ue(ue),
-        stage: Some(a.stage),
-        ttl: a.ttl,
-        pps: a.pps,
-        burst: a.burst,
-        comment: a.comment,
-    };
+    let req =
+        super::fleet::PinRequest { target, stage: a.stage, ttl: a.ttl, pps: a.pps, burst: a.burst, comment: a.comment };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting tokio")?;
     println!("{}", rt.block_on(super::fleet::write_pin(&f, &req))?);
     Ok(())
@@ -359,7 +388,8 @@ fn pin(a: PinArgs) -> Result<()> {
     if a.ttl.0 == 0 {
         bail!("--ttl must be > 0: every stage expires");
     }
-    let (stage, limit, bytes) = match a.stage {
+    let Some(stage_arg) = a.stage else { bail!("--stage is required") };
+    let (stage, limit, bytes) = match stage_arg {
         StageArg::Quarantine => {
             if a.bytes.given() {
                 bail!("--rate and --burst-bytes are for shape and strict: a quarantine drops everything");

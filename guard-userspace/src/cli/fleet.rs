@@ -73,7 +73,7 @@ pub struct PinTargetArgs {
     pub tmsi: Option<N2DeviceKey>,
 }
 
-fn parse_tmsi(s: &str) -> Result<N2DeviceKey, String> {
+pub(super) fn parse_tmsi(s: &str) -> Result<N2DeviceKey, String> {
     // Hex digits in either case on the command line; the key is written in the one spelling.
     crate::n2::engine::parse_n2_device(&s.to_ascii_lowercase()).ok_or_else(|| {
         format!("{s:?} is not 5g-s-tmsi:<set 0-1023>:<pointer 0-63>:0x<8 hex> nor s-tmsi:0x<2 hex>:0x<8 hex>")

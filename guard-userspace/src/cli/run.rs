@@ -230,17 +230,28 @@ pub fn run(a: RunArgs) -> Result<()> {
             (Some(f), Some(_)) if f.backoff.enabled => Some(Arc::new(BackoffExchange::new(&f.backoff))),
             _ => None,
         };
+        // Known gNB addresses learned from real N2 sessions likewise (`fleet.gnbs.enabled`).
+        let gnbs = match (&fleet_cfg, &n2) {
+            (Some(f), Some(_)) if f.gnbs.enabled => {
+                Some(Arc::new(crate::n2::fleet_link::GnbExchange::new(f.gnbs.max_gnbs, f.gnbs.max_members)))
+            }
+            _ => None,
+        };
         let fleet = match (fleet_cfg, fleet_metrics) {
             (Some(f), Some(fm)) => {
-                let links =
-                    crate::fleet::Links { cells: cells.clone(), backoff: backoff.clone(), n3_cells: n3_cells.clone() };
+                let links = crate::fleet::Links {
+                    cells: cells.clone(),
+                    backoff: backoff.clone(),
+                    n3_cells: n3_cells.clone(),
+                    gnbs: gnbs.clone(),
+                };
                 Some(crate::fleet::start(f, &fleet_view, &iface, &pins, &health, fm, links)?)
             }
             _ => None,
         };
         // N2/S1-MME: its storm controller ticks on its own thread.
         let n2 = match (n2, n2_metrics) {
-            (Some(p), Some(m)) => Some(p.spawn(m, cells, backoff)?),
+            (Some(p), Some(m)) => Some(p.spawn(m, cells, backoff, gnbs)?),
             _ => None,
         };
         let result = controller::run(ctl.with_fleet(n3_cells), core, n3_metrics).await;

@@ -50,6 +50,8 @@ pub struct FleetSection {
     pub cells: FleetCells,
     #[serde(default)]
     pub backoff: FleetBackoff,
+    #[serde(default)]
+    pub gnbs: FleetGnbs,
 }
 
 fn default_lease_ttl() -> Dur {
@@ -227,6 +229,47 @@ impl FleetBackoff {
     }
 }
 
+/// `[fleet.gnbs]`: known gNB addresses learned from real N2 sessions, shared by an AMF set
+/// (docs/fleet.md "Known gNB addresses").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FleetGnbs {
+    /// Publish this member's learned gNBs and take the others' (with an N2 interface).
+    pub enabled: bool,
+    /// The most addresses this member publishes, and the most taken from any one member.
+    pub max_gnbs: u32,
+    /// The list's own expiry, refreshed every third of it while it is not empty.
+    pub ttl: Dur,
+    /// The most other members whose lists are taken (the first in key order).
+    pub max_members: u32,
+}
+
+impl Default for FleetGnbs {
+    fn default() -> Self {
+        FleetGnbs { enabled: true, max_gnbs: 256, ttl: Dur::secs(300), max_members: 64 }
+    }
+}
+
+/// The most bytes one address takes in a gNB list (`"ffff:...:ffff",`: 39 + 3).
+pub const GNB_ENTRY_BYTES: u32 = 42;
+
+impl FleetGnbs {
+    /// The largest list value a member writes or accepts.
+    pub fn max_value_bytes(&self) -> usize {
+        (LIST_HEADER_BYTES + self.max_gnbs.saturating_mul(GNB_ENTRY_BYTES)) as usize
+    }
+
+    fn validate(&self, v: &mut Validator) {
+        v.check((1..=4096).contains(&self.max_gnbs), "fleet.gnbs.max_gnbs", "1..=4096");
+        v.check(
+            self.ttl >= Dur::secs(5) && self.ttl <= Dur::secs(3600),
+            "fleet.gnbs.ttl",
+            "5s..=1h (refreshed every third of it)",
+        );
+        v.check((1..=4096).contains(&self.max_members), "fleet.gnbs.max_members", "1..=4096");
+    }
+}
+
 /// A fleet or member name: it becomes a path segment of etcd keys.
 pub fn valid_name(s: &str) -> bool {
     !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
@@ -315,10 +358,31 @@ impl FleetSection {
         );
         self.cells.validate(v, ttl);
         self.backoff.validate(v);
+        self.gnbs.validate(v);
         v.check(
             (256..=MAX_VALUE_CEILING).contains(&s.max_value_bytes),
             "fleet.sync.max_value_bytes",
             &format!("256..={MAX_VALUE_CEILING}"),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Config, FleetGnbs};
+
+    #[test]
+    fn fleet_gnb_lists_have_defaults_and_bounds() {
+        let lab = "[fleet]\nendpoints = [\"http://127.0.0.1:2379\"]\nname = \"lab\"\ninsecure = true\n";
+        let f = Config::from_toml_str(lab).expect("valid").fleet.expect("a fleet");
+        assert_eq!(f.gnbs, FleetGnbs::default());
+        assert!(f.gnbs.enabled && f.gnbs.max_gnbs == 256);
+        let bad = format!("{lab}[fleet.gnbs]\nmax_gnbs = 0\nttl = \"1s\"\nmax_members = 5000\n");
+        let p = Config::from_toml_str(&bad).map(|_| ()).expect_err("invalid").to_string();
+        for k in ["fleet.gnbs.max_gnbs", "fleet.gnbs.ttl", "fleet.gnbs.max_members"] {
+            assert!(p.contains(k), "{k} in {p}");
+        }
+        let p = Config::from_toml_str(&format!("{lab}[fleet.gnbs]\nsurprise = 1\n")).map(|_| ()).expect_err("unknown");
+        assert!(p.to_string().contains("surprise"), "unknown keys are refused: {p}");
     }
 }

@@ -229,7 +229,7 @@ mod values;
 pub use classify::*;
 pub use dataplane::*;
 pub use fleet::{
-    valid_name as fleet_valid_name, FleetBackoff, FleetCells, FleetSection, FleetSync, MAX_KEYS_CEILING,
+    valid_name as fleet_valid_name, FleetBackoff, FleetCells, FleetGnbs, FleetSection, FleetSync, MAX_KEYS_CEILING,
     MAX_VALUE_CEILING,
 };
 pub use groups::*;

@@ -14,8 +14,9 @@ use std::collections::HashSet;
 use guard_common::abi_n2::N2DeviceKey;
 use serde::{Deserialize, Serialize};
 
+use super::cells::{check_header, open, SummaryError};
 use super::pins::fleet_prefix;
-use crate::config::{fleet_valid_name, FleetBackoff};
+use crate::config::FleetBackoff;
 use crate::n2::engine::{n2_device_str, parse_n2_device, shareable};
 
 /// Version of the list value. Bump on any incompatible change.
@@ -41,7 +42,7 @@ pub fn n2_key(fleet: &str, member: &str) -> String {
 pub enum ListError {
     #[error("key {0:?} is not <prefix><member>")]
     BadKey(String),
-    #[error("{len} bytes, more than the {max} a list of fleet.backoff.max_devices devices takes")]
+    #[error("{len} bytes, more than the {max} a list of its bounded length takes")]
     Oversized { len: usize, max: usize },
     #[error("not a back-off list: {0}")]
     Malformed(String),
@@ -109,32 +110,9 @@ pub fn decode(
     now_unix_ms: u64,
     cfg: &FleetBackoff,
 ) -> Result<DeviceList, ListError> {
-    let key_s = String::from_utf8_lossy(key);
-    let member = key_s
-        .strip_prefix(prefix)
-        .filter(|m| fleet_valid_name(m))
-        .ok_or_else(|| ListError::BadKey(key_s.clone().into_owned()))?;
-    let max = cfg.max_value_bytes();
-    if value.len() > max {
-        return Err(ListError::Oversized { len: value.len(), max });
-    }
-    let v: ListValue = serde_json::from_slice(value).map_err(|e| ListError::Malformed(e.to_string()))?;
-    if v.v != LIST_VERSION {
-        return Err(ListError::Invalid(format!("version {} (this build reads {LIST_VERSION})", v.v)));
-    }
-    if v.member != member {
-        return Err(ListError::Invalid(format!("member {:?} in a value under {member:?}'s key", v.member)));
-    }
-    let life = v.expires_unix_ms.checked_sub(v.at_unix_ms).filter(|l| *l > 0 && *l <= MAX_LIST_TTL_MS);
-    let Some(life) = life else {
-        return Err(ListError::Invalid(format!(
-            "lives {} ms: expires_unix_ms must be after at_unix_ms, within {MAX_LIST_TTL_MS} ms",
-            v.expires_unix_ms as i128 - v.at_unix_ms as i128
-        )));
-    };
-    if v.expires_unix_ms <= now_unix_ms {
-        return Err(ListError::Expired(now_unix_ms - v.expires_unix_ms));
-    }
+    let (member, v): (String, ListValue) = open(prefix, key, value, cfg.max_value_bytes())?;
+    check_header(v.v, LIST_VERSION, &v.member, &member)?;
+    let remaining_ms = life_left(v.at_unix_ms, v.expires_unix_ms, now_unix_ms)?;
     if v.devices.len() > cfg.max_devices as usize {
         return Err(ListError::Invalid(format!(
             "{} devices, more than max_devices {}",
@@ -156,9 +134,37 @@ pub fn decode(
         }
         devices.push((k, *t3346));
     }
-    // A reader whose clock is behind the writer's never keeps a list longer than it claims to live.
-    let remaining_ms = (v.expires_unix_ms - now_unix_ms).min(life);
-    Ok(DeviceList { member: member.to_owned(), remaining_ms, devices })
+    Ok(DeviceList { member, remaining_ms, devices })
+}
+
+/// How long a list (back-off devices, known gNBs) still lives for a reader at `now_unix_ms`: its
+/// life (`expires - at`) must be within 1 ms..=[`MAX_LIST_TTL_MS`] and not over yet. A reader
+/// whose clock is behind the writer's never keeps a list longer than it claims to live.
+pub(super) fn life_left(at_unix_ms: u64, expires_unix_ms: u64, now_unix_ms: u64) -> Result<u64, ListError> {
+    let life = expires_unix_ms.checked_sub(at_unix_ms).filter(|l| *l > 0 && *l <= MAX_LIST_TTL_MS);
+    let Some(life) = life else {
+        return Err(ListError::Invalid(format!(
+            "lives {} ms: expires_unix_ms must be after at_unix_ms, within {MAX_LIST_TTL_MS} ms",
+            expires_unix_ms as i128 - at_unix_ms as i128
+        )));
+    };
+    if expires_unix_ms <= now_unix_ms {
+        return Err(ListError::Expired(now_unix_ms - expires_unix_ms));
+    }
+    Ok((expires_unix_ms - now_unix_ms).min(life))
+}
+
+/// The checks lists share with the summaries ([`super::cells::open`], `check_header`), with the
+/// same labels; an oversized list says what bounds a list.
+impl From<SummaryError> for ListError {
+    fn from(e: SummaryError) -> ListError {
+        match e {
+            SummaryError::BadKey(k) => ListError::BadKey(k),
+            SummaryError::Oversized { len, max } => ListError::Oversized { len, max },
+            SummaryError::Malformed(m) => ListError::Malformed(m),
+            SummaryError::Invalid(m) => ListError::Invalid(m),
+        }
+    }
 }
 
 #[cfg(test)]

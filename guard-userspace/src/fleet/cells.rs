@@ -114,10 +114,10 @@ pub(super) fn open<T: serde::de::DeserializeOwned>(
     Ok((member, v))
 }
 
-/// A summary value's version and author against this build's and the key's.
-pub(super) fn check_header(version: u32, in_value: &str, member: &str) -> Result<(), SummaryError> {
-    if version != SUMMARY_VERSION {
-        return Err(SummaryError::Invalid(format!("version {version} (this build reads {SUMMARY_VERSION})")));
+/// A value's version against the one this build reads (`reads`), and its author against the key's.
+pub(super) fn check_header(version: u32, reads: u32, in_value: &str, member: &str) -> Result<(), SummaryError> {
+    if version != reads {
+        return Err(SummaryError::Invalid(format!("version {version} (this build reads {reads})")));
     }
     if in_value != member {
         return Err(SummaryError::Invalid(format!("member {in_value:?} in a value under {member:?}'s key")));
@@ -129,7 +129,7 @@ pub(super) fn check_header(version: u32, in_value: &str, member: &str) -> Result
 /// summary a reader skips (it has its own counts).
 pub fn decode(prefix: &str, key: &[u8], value: &[u8], cfg: &FleetCells) -> Result<Contribution, SummaryError> {
     let (member, v): (String, SummaryValue) = open(prefix, key, value, cfg.max_value_bytes())?;
-    check_header(v.v, &v.member, &member)?;
+    check_header(v.v, SUMMARY_VERSION, &v.member, &member)?;
     if v.cells.len() > cfg.max_cells as usize {
         return Err(SummaryError::Invalid(format!("{} cells, more than max_cells {}", v.cells.len(), cfg.max_cells)));
     }

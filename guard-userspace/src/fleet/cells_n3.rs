@@ -10,6 +10,7 @@
 use std::collections::HashSet;
 use std::net::IpAddr;
 
+use guard_common::abi::L3Addr;
 use serde::{Deserialize, Serialize};
 
 use super::cells::{check_header, open, Contribution, SummaryError, SUMMARY_VERSION};
@@ -66,19 +67,14 @@ pub fn decode(
     cfg: &FleetCells,
 ) -> Result<Contribution<N3HotCell>, SummaryError> {
     let (member, v): (String, N3SummaryValue) = open(prefix, key, value, cfg.max_n3_value_bytes())?;
-    check_header(v.v, &v.member, &member)?;
+    check_header(v.v, SUMMARY_VERSION, &v.member, &member)?;
     if v.cells.len() > cfg.max_cells as usize {
         return Err(SummaryError::Invalid(format!("{} gNBs, more than max_cells {}", v.cells.len(), cfg.max_cells)));
     }
     let mut seen = HashSet::new();
     let mut cells = Vec::with_capacity(v.cells.len());
     for (a, demand, offenders) in &v.cells {
-        // One spelling: the address as this build prints it.
-        let ip: IpAddr = a.parse().map_err(|_| SummaryError::Invalid(format!("gNB {a:?} is not an IP address")))?;
-        let cell = l3_of(ip);
-        if addr_str(&cell) != *a || ip.is_unspecified() || ip.is_multicast() || ip.is_loopback() {
-            return Err(SummaryError::Invalid(format!("gNB {a:?} is not a unicast address in canonical form")));
-        }
+        let cell = parse_gnb(a)?;
         if !seen.insert(cell) {
             return Err(SummaryError::Invalid(format!("gNB {a} twice")));
         }
@@ -89,6 +85,17 @@ pub fn decode(
         cells.push(N3HotCell { cell, demand: demand.min(cfg.max_pps), offenders: (*offenders).min(MAX_OFFENDERS) });
     }
     Ok(Contribution { member: member.to_owned(), at_unix_ms: v.at_unix_ms, cells })
+}
+
+/// A gNB's address as a fleet value carries it: a unicast address in the one spelling this build
+/// prints (N3 summaries, known gNB lists).
+pub(super) fn parse_gnb(a: &str) -> Result<L3Addr, SummaryError> {
+    let ip: IpAddr = a.parse().map_err(|_| SummaryError::Invalid(format!("gNB {a:?} is not an IP address")))?;
+    let cell = l3_of(ip);
+    if addr_str(&cell) != *a || ip.is_unspecified() || ip.is_multicast() || ip.is_loopback() {
+        return Err(SummaryError::Invalid(format!("gNB {a:?} is not a unicast address in canonical form")));
+    }
+    Ok(cell)
 }
 
 #[cfg(test)]

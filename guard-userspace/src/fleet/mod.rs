@@ -10,6 +10,8 @@
 //!   the key and value (pure), and publishing / summing them for the N2 controller;
 //! - [`backoff`], [`lists`]: N2 device back-off lists shared by an AMF set: the key and value
 //!   (pure), and publishing / taking them for the N2 controller;
+//! - [`gnbs`]: known gNB addresses learned from real N2 sessions, the key and value (pure);
+//!   published and taken through [`lists`] like the back-off lists;
 //! - [`sync`]: the member's task: list, then watch; on loss of etcd keep what it has and catch up.
 //!
 //! Nothing here runs without `[fleet]` in the configuration.
@@ -19,6 +21,7 @@ pub mod backoff;
 pub mod cells;
 pub mod cells_n3;
 pub mod client;
+pub mod gnbs;
 pub mod lists;
 pub mod pins;
 pub mod status;
@@ -47,6 +50,8 @@ pub struct Links {
     pub cells: Option<std::sync::Arc<crate::n2::fleet_link::CellExchange>>,
     /// Device back-off lists and 5G-S-TMSI pins (`fleet.backoff.enabled`).
     pub backoff: Option<std::sync::Arc<crate::n2::fleet_link::BackoffExchange>>,
+    /// Known gNB addresses learned from real N2 sessions (`fleet.gnbs.enabled`).
+    pub gnbs: Option<std::sync::Arc<crate::n2::fleet_link::GnbExchange>>,
 }
 
 /// Start this member's fleet task (docs/fleet.md): its own handle on the pinned maps and the
@@ -94,5 +99,6 @@ pub fn start(
     let summaries = n2.cells.map(|x| summaries::Summaries::new(&f.name, &member, f.cells.clone(), x, fm.clone()));
     let n3 = n2.n3_cells.map(|x| summaries::Summaries::new(&f.name, &member, f.cells.clone(), x, fm.clone()));
     let lists = n2.backoff.map(|x| lists::Lists::new(&f.name, &member, f.backoff.clone(), x, fm.clone()));
-    Ok(tokio::spawn(Member::new(f, about, applier, status, fm, summaries, lists).with_n3(n3).run()))
+    let gnbs = n2.gnbs.map(|x| lists::Lists::new(&f.name, &member, f.gnbs.clone(), x, fm.clone()));
+    Ok(tokio::spawn(Member::new(f, about, applier, status, fm, summaries, lists).with_n3(n3).with_gnbs(gnbs).run()))
 }

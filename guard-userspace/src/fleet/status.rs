@@ -39,6 +39,10 @@ pub struct FleetMetrics {
     pub backoff_listed: Gauge,
     /// Devices in this member's own back-off list at its last publication.
     pub backoff_published: Gauge,
+    /// gNB addresses held from the other members' known gNB lists (live lists).
+    pub gnbs_listed: Gauge,
+    /// gNB addresses in this member's own known gNB list at its last publication.
+    pub gnbs_published: Gauge,
 }
 
 impl FleetMetrics {
@@ -87,6 +91,16 @@ impl FleetMetrics {
             "fleet_backoff_published",
             "Devices in this member's own N2 back-off list at its last publication",
             m.backoff_published.clone(),
+        );
+        registry.register(
+            "fleet_gnbs_listed",
+            "gNB addresses held from the other members' known gNB lists (learned from real N2 sessions)",
+            m.gnbs_listed.clone(),
+        );
+        registry.register(
+            "fleet_gnbs_published",
+            "gNB addresses in this member's own known gNB list at its last publication",
+            m.gnbs_published.clone(),
         );
         m
     }

@@ -15,7 +15,7 @@ use etcd_client::{Client, EventType, GetOptions, PutOptions, WatchOptions};
 use tracing::{debug, info, warn};
 
 use super::apply::Applier;
-use super::lists::Lists;
+use super::lists::{Backoff, Gnbs, Lists};
 use super::pins::{decode, members_prefix, pins_prefix, PinTarget, PinValue};
 use super::status::{FleetMetrics, FleetStatus};
 use super::summaries::{Summaries, N2, N3};
@@ -40,7 +40,10 @@ pub struct Member {
     /// Per-gNB summaries on N3 (`fleet.cells.enabled`).
     n3: Option<Summaries<N3>>,
     /// Device back-off lists (with an N2 controller and `fleet.backoff.enabled`).
-    lists: Option<Lists>,
+    lists: Option<Lists<Backoff>>,
+    /// Known gNB addresses learned from real N2 sessions (with an N2 controller and
+    /// `fleet.gnbs.enabled`).
+    gnbs: Option<Lists<Gnbs>>,
     /// Connection attempts so far (which endpoint to try first).
     attempts: usize,
 }
@@ -59,7 +62,7 @@ impl Member {
         status: Arc<FleetStatus>,
         metrics: FleetMetrics,
         summaries: Option<Summaries<N2>>,
-        lists: Option<Lists>,
+        lists: Option<Lists<Backoff>>,
     ) -> Member {
         let member = cfg.member_name();
         Member {
@@ -72,6 +75,7 @@ impl Member {
             summaries,
             n3: None,
             lists,
+            gnbs: None,
             attempts: 0,
         }
     }
@@ -79,6 +83,12 @@ impl Member {
     /// Publish and sum N3 per-gNB summaries too.
     pub fn with_n3(mut self, n3: Option<Summaries<N3>>) -> Member {
         self.n3 = n3;
+        self
+    }
+
+    /// Publish and take known gNB lists too.
+    pub fn with_gnbs(mut self, gnbs: Option<Lists<Gnbs>>) -> Member {
+        self.gnbs = gnbs;
         self
     }
 
@@ -108,6 +118,9 @@ impl Member {
             }
             if let Some(l) = &mut self.lists {
                 l.lost();
+            }
+            if let Some(g) = &mut self.gnbs {
+                g.lost();
             }
             if let Some(n3) = &mut self.n3 {
                 n3.lost();
@@ -184,62 +197,34 @@ impl Member {
             Ok(s) => s,
             Err(e) => return Ended::Failed(e),
         };
-        // Cell summaries: the others' now, then their changes; ours every interval.
-        let mut cells_stream = None;
+        // Cell summaries, device back-off lists, known gNB lists, N3 per-gNB summaries: the
+        // others' now, then their changes; ours every publish tick.
+        let (t, tn) = (self.timeout(), self.cfg.sync.timeout.to_string());
+        let (mut cells_stream, mut lists_stream, mut gnbs_stream, mut n3_stream) = (None, None, None, None);
         if let Some(sm) = &mut self.summaries {
-            let t = Duration::from_nanos(self.cfg.sync.timeout.0);
-            let listed = tokio::time::timeout(t, sm.list(&mut client)).await;
-            let srev = match listed {
-                Ok(Ok(r)) => r,
-                Ok(Err(e)) => return Ended::Failed(e),
-                Err(_) => {
-                    return Ended::Failed(anyhow!(
-                        "listing the cell summaries: no answer within {}",
-                        self.cfg.sync.timeout
-                    ))
-                }
-            };
-            let (p, o) = (sm.prefix().to_owned(), Summaries::<N2>::watch_options(srev));
-            match self.deadline("watching the cell summaries", client.watch(p, Some(o))).await {
+            let (p, o) = (sm.prefix().to_owned(), Summaries::<N2>::watch_options);
+            match follow("cell summaries", p, o, &mut client, t, &tn, async |c| sm.list(c).await).await {
                 Ok(st) => cells_stream = Some(st),
                 Err(e) => return Ended::Failed(e),
             }
         }
-        // Device back-off lists likewise.
-        let mut lists_stream = None;
-        let t = self.timeout();
         if let Some(l) = &mut self.lists {
-            let lrev = match tokio::time::timeout(t, l.list(&mut client)).await {
-                Ok(Ok(r)) => r,
-                Ok(Err(e)) => return Ended::Failed(e),
-                Err(_) => {
-                    return Ended::Failed(anyhow!(
-                        "listing the device back-off lists: no answer within {}",
-                        self.cfg.sync.timeout
-                    ))
-                }
-            };
-            let (p, o) = (l.prefix().to_owned(), Lists::watch_options(lrev));
-            match self.deadline("watching the device back-off lists", client.watch(p, Some(o))).await {
+            let (p, o) = (l.prefix().to_owned(), Lists::<Backoff>::watch_options);
+            match follow("device back-off lists", p, o, &mut client, t, &tn, async |c| l.list(c).await).await {
                 Ok(st) => lists_stream = Some(st),
                 Err(e) => return Ended::Failed(e),
             }
         }
-        // N3 per-gNB summaries likewise.
-        let mut n3_stream = None;
+        if let Some(g) = &mut self.gnbs {
+            let (p, o) = (g.prefix().to_owned(), Lists::<Gnbs>::watch_options);
+            match follow("known gNB lists", p, o, &mut client, t, &tn, async |c| g.list(c).await).await {
+                Ok(st) => gnbs_stream = Some(st),
+                Err(e) => return Ended::Failed(e),
+            }
+        }
         if let Some(n3) = &mut self.n3 {
-            let nrev = match tokio::time::timeout(t, n3.list(&mut client)).await {
-                Ok(Ok(r)) => r,
-                Ok(Err(e)) => return Ended::Failed(e),
-                Err(_) => {
-                    return Ended::Failed(anyhow!(
-                        "listing the N3 cell summaries: no answer within {}",
-                        self.cfg.sync.timeout
-                    ))
-                }
-            };
-            let (p, o) = (n3.prefix().to_owned(), Summaries::<N3>::watch_options(nrev));
-            match self.deadline("watching the N3 cell summaries", client.watch(p, Some(o))).await {
+            let (p, o) = (n3.prefix().to_owned(), Summaries::<N3>::watch_options);
+            match follow("N3 cell summaries", p, o, &mut client, t, &tn, async |c| n3.list(c).await).await {
                 Ok(st) => n3_stream = Some(st),
                 Err(e) => return Ended::Failed(e),
             }
@@ -343,7 +328,22 @@ impl Member {
                         }
                     }
                 }
-                _ = publish.tick(), if self.summaries.is_some() || self.lists.is_some() || self.n3.is_some() => {
+                msg = next_message(&mut gnbs_stream) => {
+                    let resp = match msg {
+                        Ok(Some(r)) => r,
+                        Ok(None) => return Ended::Lost(anyhow!("the known gNB lists' watch ended")),
+                        Err(e) => return Ended::Lost(anyhow!(e).context("watching the known gNB lists")),
+                    };
+                    if resp.canceled() {
+                        return Ended::Lost(anyhow!("the known gNB lists' watch was canceled ({})", resp.cancel_reason()));
+                    }
+                    if let Some(g) = &mut self.gnbs {
+                        for ev in resp.events() {
+                            g.on_event(ev);
+                        }
+                    }
+                }
+                _ = publish.tick(), if self.summaries.is_some() || self.lists.is_some() || self.n3.is_some() || self.gnbs.is_some() => {
                     let t = self.timeout();
                     if let Some(sm) = &mut self.summaries {
                         match tokio::time::timeout(t, sm.publish(&mut client, lease)).await {
@@ -364,6 +364,13 @@ impl Member {
                             Ok(Ok(())) => {}
                             Ok(Err(e)) => return Ended::Lost(e),
                             Err(_) => return Ended::Lost(anyhow!("publishing the device back-off list: no answer within {}", self.cfg.sync.timeout)),
+                        }
+                    }
+                    if let Some(g) = &mut self.gnbs {
+                        match tokio::time::timeout(t, g.publish(&mut client, lease)).await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(e)) => return Ended::Lost(e),
+                            Err(_) => return Ended::Lost(anyhow!("publishing the known gNB list: no answer within {}", self.cfg.sync.timeout)),
                         }
                     }
                 }
@@ -525,6 +532,26 @@ impl Member {
 }
 
 /// The next message of an optional watch (never ready without one).
+/// Following one prefix of the others' values (`what`, in errors): `list` them now, then watch
+/// from that revision on; each step within the request deadline `t` (`tn` as configured).
+async fn follow(
+    what: &str,
+    prefix: String,
+    opts: fn(i64) -> WatchOptions,
+    client: &mut Client,
+    t: Duration,
+    tn: &str,
+    list: impl AsyncFnOnce(&mut Client) -> Result<i64>,
+) -> Result<etcd_client::WatchStream> {
+    let rev = tokio::time::timeout(t, list(client))
+        .await
+        .map_err(|_| anyhow!("listing the {what}: no answer within {tn}"))??;
+    tokio::time::timeout(t, client.watch(prefix, Some(opts(rev))))
+        .await
+        .map_err(|_| anyhow!("watching the {what}: no answer within {tn}"))?
+        .with_context(|| format!("watching the {what}"))
+}
+
 async fn next_message(
     w: &mut Option<etcd_client::WatchStream>,
 ) -> Result<Option<etcd_client::WatchResponse>, etcd_client::Error> {

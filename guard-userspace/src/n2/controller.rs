@@ -44,9 +44,10 @@ use guard_common::abi_n2::{N2_DEFAULT_MAX_CELLS, N2_DEFAULT_MAX_PEERS, N2_SETUP_
 use tracing::{error, info, warn};
 
 use super::audit::{audit_hook_failure, audit_response, audit_transition};
+use super::engine::known_gnbs::learned_gnbs;
 use super::engine::setup::{PeerSample, PeerStageDecision, SetupLadder};
 use super::engine::{CellSample, DeviceSample, N2Engine, Response};
-use super::fleet_link::{BackoffExchange, CellExchange};
+use super::fleet_link::{BackoffExchange, CellExchange, GnbExchange};
 use super::hook::Hook;
 use super::metrics::N2Metrics;
 use crate::audit::AuditLog;
@@ -70,6 +71,10 @@ pub struct N2Controller {
     fleet_published: usize,
     /// Fleet mode's device back-off lists and 5G-S-TMSI pins; `None`: local lists only.
     backoff: Option<Arc<BackoffExchange>>,
+    /// Fleet mode's known gNB lists, and the gNBs this member learned at its last tick;
+    /// `None`: the configured allow-list alone, as without fleet mode.
+    gnbs: Option<Arc<GnbExchange>>,
+    learned: Vec<L3Addr>,
 }
 
 impl N2Controller {
@@ -90,6 +95,8 @@ impl N2Controller {
             fleet: None,
             fleet_published: 0,
             backoff: None,
+            gnbs: None,
+            learned: Vec::new(),
         })
     }
 
@@ -107,6 +114,13 @@ impl N2Controller {
         self
     }
 
+    /// Learn gNBs from real sessions, publish them and treat the fleet's as the setup ladder treats
+    /// the allow-list (fleet mode, `n2::engine::known_gnbs`).
+    pub fn with_gnbs(mut self, x: Arc<GnbExchange>) -> N2Controller {
+        self.gnbs = Some(x);
+        self
+    }
+
     pub fn engine(&self) -> &N2Engine {
         &self.engine
     }
@@ -117,7 +131,9 @@ impl N2Controller {
 
     /// The per-peer setup ladder: read `N2_PEERS`, write `N2_PEER_STAGES` (never a manual entry).
     fn tick_peers(&mut self, maps: &mut N2Maps, now_ns: u64, wall: SystemTime) {
-        let peers: Vec<PeerSample> = maps.peers().iter().map(|(k, s)| PeerSample::from_state(*k, s)).collect();
+        let states = maps.peers();
+        self.learn_gnbs(&states, maps, now_ns);
+        let peers: Vec<PeerSample> = states.iter().map(|(k, s)| PeerSample::from_state(*k, s)).collect();
         let manual: Vec<_> = peers
             .iter()
             .filter(|p| maps.peer_stage(&p.peer).ok().flatten().is_some_and(|e| e.flags & STAGE_FLAG_MANUAL != 0))
@@ -177,6 +193,22 @@ impl N2Controller {
         }
         let staged = peers.iter().filter(|p| self.setup.stage_of(&p.peer) > 0).count();
         self.metrics.peers_staged.set(staged as i64);
+    }
+
+    /// Fleet mode: the gNBs learned here from real sessions (an association the AMF talks to and
+    /// an NG Setup, `known_gnbs`), published; the ladder's learned set is those and the fleet's.
+    fn learn_gnbs(&mut self, states: &[(L3Addr, guard_common::abi_n2::N2PeerState)], maps: &N2Maps, now_ns: u64) {
+        let Some(x) = &self.gnbs else { return };
+        let learned = learned_gnbs(states, &maps.assoc_ports(), now_ns, x.max_items);
+        for a in learned.iter().filter(|a| !self.learned.contains(a)) {
+            let who = crate::addr::addr_str(a);
+            info!(gnb = %who, "N2 fleet: gNB {who} learned (an association the AMF talks to, and an NG Setup from it)");
+        }
+        x.publish(&learned);
+        let mut known: std::collections::HashSet<L3Addr> = x.union(Instant::now());
+        known.extend(learned.iter().copied());
+        self.setup.set_learned(known);
+        self.learned = learned;
     }
 
     /// Sample the maps, run the engine and the setup ladder, audit, deliver. Returns the
@@ -320,13 +352,14 @@ impl Prepared {
         &self.iface
     }
 
-    /// Start ticking; `fleet`, `backoff`: the mailboxes of fleet mode's cell summaries and device
-    /// back-off lists, if any.
+    /// Start ticking; `fleet`, `backoff`, `gnbs`: the mailboxes of fleet mode's cell summaries,
+    /// device back-off lists and known gNB lists, if any.
     pub fn spawn(
         self,
         metrics: N2Metrics,
         fleet: Option<Arc<CellExchange>>,
         backoff: Option<Arc<BackoffExchange>>,
+        gnbs: Option<Arc<GnbExchange>>,
     ) -> Result<Running> {
         let audit = AuditLog::open(&self.audit_path)
             .with_context(|| format!("opening the audit log {}", self.audit_path.display()))?;
@@ -336,6 +369,9 @@ impl Prepared {
         }
         if let Some(x) = backoff {
             ctl = ctl.with_backoff(x);
+        }
+        if let Some(x) = gnbs {
+            ctl = ctl.with_gnbs(x);
         }
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();

@@ -4,10 +4,11 @@
 //! (and the operators' 5G-S-TMSI pins); the fleet task does the etcd side. No etcd here, no I/O:
 //! with no mailbox (no `[fleet]`) the controller is exactly the local one.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use guard_common::abi::L3Addr;
 use guard_common::abi_n2::N2DeviceKey;
 
 use super::engine::{FleetBackoff, FleetCell, FleetCells, FleetDevice, FleetOrigin, HotCell};
@@ -65,10 +66,15 @@ impl<C: Clone> Exchange<C> {
     /// intervals are dropped (a member whose controller hangs while its lease lives must not keep
     /// a cell hot).
     pub fn live(&self, now: Instant) -> Vec<Vec<C>> {
+        self.live_members(now).into_iter().map(|(_, c)| c).collect()
+    }
+
+    /// [`Exchange::live`] with each contribution's member, in key order.
+    pub fn live_members(&self, now: Instant) -> Vec<(String, Vec<C>)> {
         let stale = self.stale;
         self.with(|i| {
             i.others.retain(|_, (_, at)| now.saturating_duration_since(*at) < stale);
-            i.others.values().map(|(c, _)| c.clone()).collect()
+            i.others.iter().map(|(m, (c, _))| (m.clone(), c.clone())).collect()
         })
     }
 
@@ -117,71 +123,62 @@ impl Exchange<HotCell> {
     }
 }
 
-/// Device back-off lists and 5G-S-TMSI pins, shared by the N2 controller and the fleet task.
+/// Lists other members publish under their leases, each with its own end (back-off devices,
+/// known gNBs), and this member's own outgoing list: the part of a list mailbox both share.
 #[derive(Debug)]
-pub struct BackoffExchange {
-    /// The most devices one member publishes, and the most taken from one member.
-    pub max_devices: usize,
+pub struct ListBox<T> {
+    /// The most items one member publishes, and the most taken from one member.
+    pub max_items: usize,
     max_members: usize,
-    inner: Mutex<BackoffInner>,
+    inner: Mutex<ListInner<T>>,
 }
 
-/// A 5G-S-TMSI pin as the controller uses it.
-#[derive(Debug, Clone, PartialEq)]
-struct HeldPin {
-    device: N2DeviceKey,
-    expires: Instant,
-    author: String,
-}
-
-#[derive(Debug, Default)]
-struct BackoffInner {
-    outgoing: Vec<(N2DeviceKey, u32)>,
+#[derive(Debug)]
+struct ListInner<T> {
+    outgoing: Vec<T>,
     /// The other members' lists, each with its end (its own expiry as read).
-    lists: BTreeMap<String, (Vec<(N2DeviceKey, u32)>, Instant)>,
-    /// Operators' pins by their key below `pins/`.
-    pins: BTreeMap<String, HeldPin>,
+    lists: BTreeMap<String, (Vec<T>, Instant)>,
 }
 
-impl BackoffExchange {
-    pub fn new(cfg: &BackoffCfg) -> BackoffExchange {
-        BackoffExchange {
-            max_devices: cfg.max_devices as usize,
-            max_members: cfg.max_members as usize,
-            inner: Mutex::new(BackoffInner::default()),
+impl<T: Clone + PartialEq> ListBox<T> {
+    pub fn new(max_items: u32, max_members: u32) -> ListBox<T> {
+        ListBox {
+            max_items: max_items as usize,
+            max_members: max_members as usize,
+            inner: Mutex::new(ListInner { outgoing: Vec::new(), lists: BTreeMap::new() }),
         }
     }
 
-    fn with<R>(&self, f: impl FnOnce(&mut BackoffInner) -> R) -> R {
+    fn with<R>(&self, f: impl FnOnce(&mut ListInner<T>) -> R) -> R {
         let mut g = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         f(&mut g)
     }
 
-    /// The controller, after its tick: its own listed devices (the response in force).
-    pub fn publish(&self, devices: &[(N2DeviceKey, u32)]) {
-        let max = self.max_devices;
+    /// The controller, after its tick: its own list (at most `max_items`).
+    pub fn publish(&self, items: &[T]) {
+        let max = self.max_items;
         self.with(|i| {
-            if i.outgoing.as_slice() != &devices[..devices.len().min(max)] {
-                i.outgoing = devices.iter().take(max).copied().collect();
+            if i.outgoing.as_slice() != &items[..items.len().min(max)] {
+                i.outgoing = items.iter().take(max).cloned().collect();
             }
         });
     }
 
     /// The fleet task: what to publish now.
-    pub fn outgoing(&self) -> Vec<(N2DeviceKey, u32)> {
+    pub fn outgoing(&self) -> Vec<T> {
         self.with(|i| i.outgoing.clone())
     }
 
     /// The fleet task: a member's list arrived (replacing its previous one), living `remaining`
     /// from `now`. Refused (false) when `max_members` others already have a list and this one is
-    /// new. At most `max_devices` of it are kept.
-    pub fn set_list(&self, member: &str, devices: Vec<(N2DeviceKey, u32)>, now: Instant, remaining: Duration) -> bool {
-        let (max_m, max_d) = (self.max_members, self.max_devices);
+    /// new. At most `max_items` of it are kept.
+    pub fn set_list(&self, member: &str, items: Vec<T>, now: Instant, remaining: Duration) -> bool {
+        let (max_m, max_i) = (self.max_members, self.max_items);
         self.with(|i| {
             if !i.lists.contains_key(member) && i.lists.len() >= max_m {
                 return false;
             }
-            let d: Vec<_> = devices.into_iter().take(max_d).collect();
+            let d: Vec<_> = items.into_iter().take(max_i).collect();
             i.lists.insert(member.to_owned(), (d, now + remaining));
             true
         })
@@ -192,47 +189,98 @@ impl BackoffExchange {
         self.with(|i| i.lists.remove(member));
     }
 
-    /// The fleet task lost etcd: the others' lists can no longer follow their publishers' leases;
-    /// they go (pins stay, each until its own expiry, like the data plane's fleet pins).
+    /// The fleet task lost etcd: the others' lists can no longer follow their publishers' leases.
     pub fn clear_lists(&self) {
         self.with(|i| i.lists.clear());
     }
 
+    /// Items held from the others' lists (live ones), for the metric.
+    pub fn listed(&self, now: Instant) -> usize {
+        self.with(|i| i.lists.values().filter(|(_, end)| *end > now).map(|(d, _)| d.len()).sum())
+    }
+
+    /// The live lists (ended ones dropped), by member in key order, with their ends.
+    pub fn live(&self, now: Instant) -> Vec<(String, Vec<T>, Instant)> {
+        self.with(|i| {
+            i.lists.retain(|_, (_, end)| *end > now);
+            i.lists.iter().map(|(m, (d, end))| (m.clone(), d.clone(), *end)).collect()
+        })
+    }
+}
+
+/// Known gNB addresses learned from real N2 sessions, shared by the N2 controller and the fleet
+/// task (docs/fleet.md "Known gNB addresses").
+pub type GnbExchange = ListBox<L3Addr>;
+
+impl ListBox<L3Addr> {
+    /// The controller, before its tick: every address a live list of another member names.
+    pub fn union(&self, now: Instant) -> HashSet<L3Addr> {
+        self.live(now).into_iter().flat_map(|(_, g, _)| g).collect()
+    }
+}
+
+/// Device back-off lists and 5G-S-TMSI pins, shared by the N2 controller and the fleet task.
+#[derive(Debug)]
+pub struct BackoffExchange {
+    /// The members' lists ([`ListBox`]).
+    pub lists: ListBox<(N2DeviceKey, u32)>,
+    /// Operators' pins by their key below `pins/`.
+    pins: Mutex<BTreeMap<String, HeldPin>>,
+}
+
+/// A 5G-S-TMSI pin as the controller uses it.
+#[derive(Debug, Clone, PartialEq)]
+struct HeldPin {
+    device: N2DeviceKey,
+    expires: Instant,
+    author: String,
+}
+
+impl BackoffExchange {
+    pub fn new(cfg: &BackoffCfg) -> BackoffExchange {
+        BackoffExchange { lists: ListBox::new(cfg.max_devices, cfg.max_members), pins: Mutex::new(BTreeMap::new()) }
+    }
+
+    fn pins<R>(&self, f: impl FnOnce(&mut BTreeMap<String, HeldPin>) -> R) -> R {
+        let mut g = self.pins.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut g)
+    }
+
+    /// The controller, after its tick: its own listed devices (the response in force).
+    pub fn publish(&self, devices: &[(N2DeviceKey, u32)]) {
+        self.lists.publish(devices);
+    }
+
     /// The fleet task: an operator's 5G-S-TMSI pin (by its key below `pins/`), until `expires`.
     pub fn set_pin(&self, suffix: &str, device: N2DeviceKey, expires: Instant, author: &str) {
-        self.with(|i| i.pins.insert(suffix.to_owned(), HeldPin { device, expires, author: author.to_owned() }));
+        self.pins(|p| p.insert(suffix.to_owned(), HeldPin { device, expires, author: author.to_owned() }));
     }
 
     pub fn remove_pin(&self, suffix: &str) {
-        self.with(|i| i.pins.remove(suffix));
-    }
-
-    /// Devices held from the others' lists (live ones), for the metric.
-    pub fn listed(&self, now: Instant) -> usize {
-        self.with(|i| i.lists.values().filter(|(_, end)| *end > now).map(|(d, _)| d.len()).sum())
+        self.pins(|p| p.remove(suffix));
     }
 
     /// The controller, before its tick: every live entry, with its end on the engine's clock
     /// (`now_ns` is CLOCK_MONOTONIC at `now`). A device on several lists: the longest T3346 and
     /// the latest end; a pinned device is the pin's (an operator's decision outranks a list).
+    /// Pins stay when etcd is lost, each until its own expiry, like the data plane's fleet pins.
     pub fn view(&self, now: Instant, now_ns: u64) -> FleetBackoff {
         let at = |end: Instant| now_ns.saturating_add(end.saturating_duration_since(now).as_nanos() as u64);
-        self.with(|i| {
-            i.lists.retain(|_, (_, end)| *end > now);
-            i.pins.retain(|_, p| p.expires > now);
-            let mut out = FleetBackoff::new();
-            for (member, (devices, end)) in &i.lists {
-                for (k, t) in devices {
-                    let e = out.entry(*k).or_insert_with(|| FleetDevice {
-                        t3346_s: *t,
-                        expires_ns: at(*end),
-                        origin: FleetOrigin::List { member: member.clone() },
-                    });
-                    e.t3346_s = e.t3346_s.max(*t);
-                    e.expires_ns = e.expires_ns.max(at(*end));
-                }
+        let mut out = FleetBackoff::new();
+        for (member, devices, end) in self.lists.live(now) {
+            for (k, t) in devices {
+                let e = out.entry(k).or_insert_with(|| FleetDevice {
+                    t3346_s: t,
+                    expires_ns: at(end),
+                    origin: FleetOrigin::List { member: member.clone() },
+                });
+                e.t3346_s = e.t3346_s.max(t);
+                e.expires_ns = e.expires_ns.max(at(end));
             }
-            for p in i.pins.values() {
+        }
+        self.pins(|pins| {
+            pins.retain(|_, p| p.expires > now);
+            for p in pins.values() {
                 // T3346 as long as the pin still holds (the engine caps it at t3346_max_s).
                 let left = p.expires.saturating_duration_since(now).as_secs().max(1);
                 out.insert(
@@ -244,8 +292,8 @@ impl BackoffExchange {
                     },
                 );
             }
-            out
-        })
+        });
+        out
     }
 }
 
@@ -285,10 +333,10 @@ mod tests {
         let t0 = Instant::now();
         let d = |t: u32| N2DeviceKey::five_g_s_tmsi(1, 1, t);
         let s = Duration::from_secs;
-        assert!(x.set_list("a", vec![(d(1), 600), (d(2), 600), (d(3), 600)], t0, s(10)));
-        assert!(x.set_list("b", vec![(d(1), 1200)], t0, s(30)));
-        assert!(!x.set_list("c", vec![(d(9), 600)], t0, s(30)), "a third member is over max_members");
-        assert_eq!(x.listed(t0), 3, "at most max_devices from one member");
+        assert!(x.lists.set_list("a", vec![(d(1), 600), (d(2), 600), (d(3), 600)], t0, s(10)));
+        assert!(x.lists.set_list("b", vec![(d(1), 1200)], t0, s(30)));
+        assert!(!x.lists.set_list("c", vec![(d(9), 600)], t0, s(30)), "a third member is over max_members");
+        assert_eq!(x.lists.listed(t0), 3, "at most max_devices from one member");
         let v = x.view(t0, 1_000);
         assert_eq!(v.len(), 2);
         assert_eq!(v[&d(1)].t3346_s, 1200, "the longest T3346");
@@ -298,12 +346,28 @@ mod tests {
         assert_eq!(v.len(), 2, "a's list expired: d(1) from b, d(2) pinned");
         assert_eq!(v[&d(2)].origin, FleetOrigin::Pin { author: "root on ops".into() });
         assert_eq!(v[&d(2)].t3346_s, 89);
-        x.clear_lists();
+        x.lists.clear_lists();
         let v = x.view(t0 + s(11), 0);
         assert_eq!(v.keys().copied().collect::<Vec<_>>(), vec![d(2)], "etcd lost: lists go, the pin stays");
         x.remove_pin("tmsi/x");
         assert!(x.view(t0, 0).is_empty());
         x.publish(&[(d(1), 600), (d(2), 600), (d(3), 600)]);
-        assert_eq!(x.outgoing().len(), 2, "at most max_devices published");
+        assert_eq!(x.lists.outgoing().len(), 2, "at most max_devices published");
+    }
+
+    #[test]
+    fn the_known_gnbs_are_the_union_of_the_live_lists_bounded_per_member() {
+        let x = GnbExchange::new(2, 2);
+        let (t0, s) = (Instant::now(), Duration::from_secs);
+        let g = |n: u8| L3Addr::v4([192, 0, 2, n]);
+        assert!(x.set_list("a", vec![g(1), g(2), g(3)], t0, s(10)));
+        assert!(x.set_list("b", vec![g(2), g(4)], t0, s(30)));
+        assert!(!x.set_list("c", vec![g(9)], t0, s(30)), "a third member is over max_members");
+        assert_eq!(x.union(t0), [g(1), g(2), g(4)].into_iter().collect(), "at most max_items from one member");
+        assert_eq!(x.union(t0 + s(20)), [g(2), g(4)].into_iter().collect(), "a's list ended");
+        x.remove_list("b");
+        assert!(x.union(t0).is_empty());
+        x.publish(&[g(1), g(2), g(3)]);
+        assert_eq!(x.outgoing(), vec![g(1), g(2)], "at most max_items published");
     }
 }

@@ -234,4 +234,36 @@ mod tests {
         assert_eq!(text.lines().count(), 4, "one line per record");
         let _ = std::fs::remove_dir_all(path.parent().and_then(Path::parent).unwrap_or(&path));
     }
+
+    #[test]
+    fn a_gnb_cap_from_the_fleet_sums_is_marked_in_its_line_with_the_members() {
+        let path = temp_path("fleet-cap");
+        let log = AuditLog::open(&path).expect("open");
+        let fleet = crate::n3::engine::FleetEvidence {
+            members: vec!["upf-b".into()],
+            local_demand_pps: 30_000.0,
+            local_offenders: 300,
+            others_demand_pps: 30_000.0,
+            others_offenders: 300,
+            share: 0.5,
+        };
+        let cap = |fleet| Decision::SetCellCap {
+            cell: guard_common::abi::L3Addr::v4([192, 0, 2, 1]),
+            limit: Limit::per_second(25_000, 5_000),
+            bytes: ByteLimit::UNLIMITED,
+            ttl_ns: 60_000_000_000,
+            refresh: false,
+            reason: Reason::CellOverload,
+            evidence: Evidence { demand_pps: Some(60_000.0), offenders: Some(600), fleet, ..Evidence::default() },
+        };
+        let when = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        log.record(when, &cap(Some(fleet))).expect("write");
+        log.record(when, &cap(None)).expect("write");
+        let recs = read_audit(&path).expect("read back");
+        assert_eq!(recs[0]["action"], "set_cell_cap");
+        assert_eq!(recs[0]["evidence"]["fleet"]["members"], serde_json::json!(["upf-b"]));
+        assert_eq!(recs[0]["evidence"]["fleet"]["share"], 0.5);
+        assert_eq!(recs[0]["evidence"]["demand_pps"], 60_000.0, "the fleet's demand, beside whose it is");
+        assert!(recs[1]["evidence"].get("fleet").is_none(), "a local cap's line is unchanged: {}", recs[1]);
+    }
 }

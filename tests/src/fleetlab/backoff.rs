@@ -194,3 +194,54 @@ pub fn tmsi_pin(hosts: &mut [Host], r: &mut FleetReport) -> Result<()> {
     );
     Ok(())
 }
+
+/// Known gNB lists (docs/fleet.md "Known gNB addresses"): a valid list put into etcd under a
+/// made-up member is taken by both guards (`overload_guard_fleet_gnbs_listed`); a forged one
+/// (another member's name in it) and one naming a loopback address are refused with a log line
+/// and a metric and not taken; both guards run on; the valid one's delete empties the count.
+pub fn gnb_lists(c: &EtcdCluster, fleet: &str, hosts: &mut [Host], r: &mut FleetReport) -> Result<()> {
+    let invalid = |h: &Host| h.metric("overload_guard_fleet_values_rejected_total{reason=\"invalid\"}").unwrap_or(0.0);
+    let listed = |h: &Host| h.metric("overload_guard_fleet_gnbs_listed").unwrap_or(-1.0);
+    let before: Vec<f64> = hosts.iter().map(invalid).collect();
+    let prefix = format!("/overload-guard/{fleet}/gnbs/n2/");
+    let now = guard::fleet::unix_ms(std::time::SystemTime::now());
+    let value = |member: &str, gnbs: &str| {
+        format!(r#"{{"v":1,"member":"{member}","at_unix_ms":{now},"expires_unix_ms":{},"gnbs":{gnbs}}}"#, now + 60_000)
+    };
+    for (key, v) in [
+        ("amf-z", value("amf-z", r#"["192.0.2.77","198.51.100.7"]"#)),
+        ("evil-5", value("amf-1", r#"["192.0.2.66"]"#)),
+        ("evil-6", value("evil-6", r#"["127.0.0.1"]"#)),
+    ] {
+        let o = c.etcdctl(&["put", &format!("{prefix}{key}"), &v])?;
+        if !o.status.success() {
+            bail!("etcdctl put: {}", String::from_utf8_lossy(&o.stderr));
+        }
+    }
+    let seen = until(Duration::from_secs(2), || {
+        hosts.iter().zip(&before).all(|(h, b)| invalid(h) >= b + 2.0 && listed(h) == 2.0)
+    });
+    let alive = hosts.iter_mut().all(|h| h.topo.guard_alive());
+    let log = |h: &Host| std::fs::read_to_string(&h.topo.files.log).unwrap_or_default();
+    let logged = hosts.iter().all(|h| {
+        let l = log(h);
+        l.contains("known gNB list rejected") && l.contains("evil-5") && l.contains("evil-6")
+    });
+    let taken_bad = hosts
+        .iter()
+        .any(|h| log(h).lines().any(|x| x.contains("known gNB list taken from another member") && x.contains("evil-")));
+    c.etcdctl(&["del", &format!("{prefix}amf-z")])?;
+    let gone = until(Duration::from_secs(2), || hosts.iter().all(|h| listed(h) == 0.0));
+    r.check(
+        "a known gNB list in etcd is taken by both guards, a forged and a loopback one refused",
+        seen.is_some() && alive && logged && !taken_bad && gone.is_some(),
+        format!(
+            "taken (2 addresses) and refused on both after {seen:?}; guards running {alive}; logged {logged}; \
+             bad ones taken {taken_bad}; dropped after the delete {gone:?}"
+        ),
+    );
+    for key in ["evil-5", "evil-6"] {
+        c.etcdctl(&["del", &format!("{prefix}{key}")])?;
+    }
+    Ok(())
+}

@@ -13,7 +13,8 @@
 //!    (marked as guard 1's) within 2 s of their first attempt there;
 //! 3. a malformed and an oversized summary put straight into etcd are refused by both guards
 //!    (log line, metric), which run on; so are a forged and an expired back-off list; an N3
-//!    summary put into etcd is summed by both guards and a forged one refused; a
+//!    summary put into etcd is summed by both guards and a forged one refused; a known gNB list
+//!    put into etcd is taken by both and a forged and a loopback one refused; a
 //!    5G-S-TMSI pin typed on host 1 (`guard fleet pin --tmsi`) is on both hooks' lists within
 //!    2 s, and off them within 2 s of its unpin; an operator pin typed on host 1 (`guard device pin --fleet`) is in host 2's data plane
 //!    within 2 s;
@@ -26,6 +27,7 @@
 
 mod backoff;
 pub mod etcd;
+pub mod n3split;
 mod steps;
 
 use std::collections::BTreeSet;
@@ -373,6 +375,7 @@ pub fn run(opts: &FleetOpts) -> Result<FleetReport> {
     steps::wait_connected(&mut hosts, Duration::from_secs(20))?;
     steps::bad_summaries(&cluster, &fleet, &mut hosts, &mut r)?;
     backoff::bad_lists(&cluster, &fleet, &mut hosts, &mut r)?;
+    backoff::gnb_lists(&cluster, &fleet, &mut hosts, &mut r)?;
     steps::n3_summaries(&cluster, &fleet, &mut hosts, &mut r)?;
     backoff::tmsi_pin(&mut hosts, &mut r)?;
     steps::pins_and_faults(&mut cluster, &mut hosts, &mut r)?;

@@ -42,6 +42,7 @@ mod fleet_devices;
 mod fleet_devices_tests;
 #[cfg(test)]
 mod fleet_tests;
+pub mod known_gnbs;
 mod ladder;
 #[cfg(test)]
 mod ladder_tests;

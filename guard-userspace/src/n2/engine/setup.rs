@@ -106,16 +106,35 @@ pub struct SetupLadder {
     /// which the AMF's issued cookies and the association ports' own lanes bypass): not the
     /// strict stage, and never quarantine (issue 18).
     allowed: HashSet<L3Addr>,
+    /// Known gNBs learned from real sessions, here and by the other members of the fleet
+    /// (`super::known_gnbs`; empty without fleet mode): treated as the allow-list is, here only
+    /// (never written to the data plane's `N2_ALLOW`).
+    learned: HashSet<L3Addr>,
 }
 
 impl SetupLadder {
     pub fn new(s: &SetupSettings) -> Self {
-        SetupLadder { s: s.clone(), peers: HashMap::new(), allowed: HashSet::new() }
+        SetupLadder { s: s.clone(), peers: HashMap::new(), allowed: HashSet::new(), learned: HashSet::new() }
     }
 
     /// The ladder with an allow-list (see [`SetupLadder::allowed`]).
     pub fn with_allowed(s: &SetupSettings, allowed: impl IntoIterator<Item = L3Addr>) -> Self {
-        SetupLadder { s: s.clone(), peers: HashMap::new(), allowed: allowed.into_iter().collect() }
+        SetupLadder {
+            s: s.clone(),
+            peers: HashMap::new(),
+            allowed: allowed.into_iter().collect(),
+            learned: HashSet::new(),
+        }
+    }
+
+    /// The known gNBs learned from real sessions for the next windows (replaces the previous set).
+    pub fn set_learned(&mut self, learned: HashSet<L3Addr>) {
+        self.learned = learned;
+    }
+
+    /// Whether `peer` is a known RAN node here: allow-listed, or a gNB learned from real sessions.
+    pub fn knows(&self, peer: &L3Addr) -> bool {
+        self.allowed.contains(peer) || self.learned.contains(peer)
     }
 
     pub fn stage_of(&self, peer: &L3Addr) -> u32 {
@@ -140,7 +159,7 @@ impl SetupLadder {
             t.drop_streak = if dropped > 0 { t.drop_streak + 1 } else { 0 };
             t.quiet_streak = if over == 0 && dropped == 0 { t.quiet_streak + 1 } else { 0 };
             let prev = t.stage;
-            let known = self.allowed.contains(&p.peer);
+            let known = self.allowed.contains(&p.peer) || self.learned.contains(&p.peer);
             match t.stage {
                 0 if t.over_streak >= s.trigger_windows => t.stage = STAGE_SHAPE,
                 STAGE_SHAPE if !known && t.drop_streak >= s.escalate_windows => t.stage = STAGE_STRICT,

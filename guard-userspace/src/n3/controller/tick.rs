@@ -129,7 +129,7 @@ pub(super) fn tick_at(
     engine.sync_manual(&manual, now);
     // Fleet mode: the other UPFs' view of the gNBs before, this member's hot gNBs after.
     if let Some(x) = &c.fleet {
-        engine.set_fleet(n3_sums(&x.live(std::time::Instant::now())));
+        engine.set_fleet(n3_sums(&x.live_members(std::time::Instant::now())));
     }
     let decisions = engine.tick_pass(now, &samples, &events, pass);
     if let Some(x) = &c.fleet {
@@ -187,16 +187,38 @@ pub(super) fn read_walk_slice(c: &mut Ctl, metrics: &Exported, mode: WalkMode) -
     walked
 }
 
-/// The others' contributions summed per gNB.
-fn n3_sums(live: &[Vec<crate::n3::engine::N3HotCell>]) -> crate::n3::engine::N3FleetCells {
+/// The others' contributions summed per gNB, with who contributed (for the cap's audit line).
+fn n3_sums(live: &[(String, Vec<crate::n3::engine::N3HotCell>)]) -> crate::n3::engine::N3FleetCells {
     let mut out = crate::n3::engine::N3FleetCells::new();
-    for cells in live {
+    for (member, cells) in live {
         for c in cells {
             let e = out.entry(c.cell).or_default();
             e.demand += c.demand;
             e.offenders = e.offenders.saturating_add(c.offenders);
             e.members += 1;
+            e.by.push(member.clone());
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::n3_sums;
+    use crate::n3::engine::N3HotCell;
+    use guard_common::abi::L3Addr;
+
+    #[test]
+    fn the_fleet_sums_per_gnb_name_the_members_that_contributed() {
+        let (g1, g2) = (L3Addr::v4([192, 0, 2, 1]), L3Addr::v4([192, 0, 2, 2]));
+        let hot = |cell, demand, offenders| N3HotCell { cell, demand, offenders };
+        let live = vec![
+            ("upf-b".to_owned(), vec![hot(g1, 100.0, 3), hot(g2, 5.0, 1)]),
+            ("upf-c".to_owned(), vec![hot(g1, 50.0, 2)]),
+        ];
+        let s = n3_sums(&live);
+        assert_eq!((s[&g1].demand, s[&g1].offenders, s[&g1].members), (150.0, 5, 2));
+        assert_eq!(s[&g1].by, vec!["upf-b".to_owned(), "upf-c".to_owned()]);
+        assert_eq!(s[&g2].by, vec!["upf-b".to_owned()]);
+    }
 }

@@ -187,6 +187,10 @@ pub struct Evidence {
     /// ... and in volume (T-PDU bits over `classify.cohort.volume_factor` × their byte profile).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub volume_changes: Option<u64>,
+    /// A gNB cap judged on the fleet's sums (`super::fleet`): which members contributed and what
+    /// was this member's own. Absent for a local judgement, so a local-only line is unchanged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<super::fleet::FleetEvidence>,
 }
 
 /// One decision for the controller to apply (and audit).

@@ -18,13 +18,33 @@
 use super::*;
 
 /// The other members' view of one gNB: their demands and offenders, summed.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct FleetCellLoad {
     /// G-PDUs per second left after device stages, summed over the other members.
     pub demand: f64,
     /// Devices under engine stages, summed.
     pub offenders: u64,
     pub members: u32,
+    /// The members summed, by name (at most `fleet.cells.max_members`), for the audit trail.
+    pub by: Vec<String>,
+}
+
+/// What a gNB cap judged on the fleet's sums says in its evidence (the audit line): the demand
+/// and offenders in `demand_pps` / `offenders` are the fleet's; these say whose, and which part
+/// was this member's own, so an operator can tell a fleet-derived cap from a local one and find
+/// the members whose summaries made it (docs/fleet.md "Cell summaries on N3").
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct FleetEvidence {
+    /// The other members whose summaries were summed.
+    pub members: Vec<String>,
+    /// This member's own demand (G-PDUs/s after device stages) and offenders.
+    pub local_demand_pps: f64,
+    pub local_offenders: u64,
+    /// The others' summed.
+    pub others_demand_pps: f64,
+    pub others_offenders: u64,
+    /// This member's part of the gNB's cap (its demand of the fleet's, at least `publish_fraction`).
+    pub share: f64,
 }
 
 /// The other members' view of every gNB they published.
@@ -60,13 +80,14 @@ impl Engine {
         v
     }
 
-    /// The load `cell` is judged on and this member's share of its cap (1: the local judgement).
-    pub(super) fn fleet_load(&self, cell: &CellKey, local: &Load) -> (Load, f64) {
+    /// The load `cell` is judged on, this member's share of its cap (1: the local judgement) and,
+    /// when the fleet's sums were used, what the audit line says of them.
+    pub(super) fn fleet_load(&self, cell: &CellKey, local: &Load) -> (Load, f64, Option<FleetEvidence>) {
         let fraction = self.cfg.fleet.as_ref().map_or(1.0, |f| f.cells.publish_fraction);
         let floor = fraction * self.cfg.capacity.cell.capacity_pps as f64;
-        let Some(f) = self.fleet.get(cell).filter(|f| f.members > 0) else { return (*local, 1.0) };
+        let Some(f) = self.fleet.get(cell).filter(|f| f.members > 0) else { return (*local, 1.0, None) };
         if local.demand < floor || local.offenders == 0 {
-            return (*local, 1.0);
+            return (*local, 1.0, None);
         }
         let demand = local.demand + f.demand;
         let load = Load {
@@ -78,6 +99,24 @@ impl Engine {
             ..*local
         };
         let share = if demand > 0.0 { (local.demand / demand).clamp(fraction, 1.0) } else { 1.0 };
-        (load, share)
+        let evidence = FleetEvidence {
+            members: f.by.clone(),
+            local_demand_pps: local.demand,
+            local_offenders: local.offenders,
+            others_demand_pps: f.demand,
+            others_offenders: f.offenders,
+            share,
+        };
+        (load, share, Some(evidence))
+    }
+}
+
+/// Mark the cap decisions one step made for a gNB judged on the fleet's sums (`out` holds only
+/// that step's decisions): its set, refresh or release says so, with whose sums.
+pub(super) fn mark_fleet(out: &mut [Decision], fleet: &FleetEvidence) {
+    for d in out {
+        if let Decision::SetCellCap { evidence, .. } | Decision::ReleaseCell { evidence, .. } = d {
+            evidence.fleet = Some(fleet.clone());
+        }
     }
 }

@@ -41,7 +41,7 @@ mod tests_chatty_volume;
 #[cfg(test)]
 mod tests_cohort_volume;
 
-pub use fleet::{FleetCellLoad, N3FleetCells, N3HotCell};
+pub use fleet::{FleetCellLoad, FleetEvidence, N3FleetCells, N3HotCell};
 pub use status::{EngineStatus, Offender};
 
 use std::collections::{HashMap, HashSet};
@@ -479,9 +479,13 @@ impl Engine {
         for (cell, local) in &loads {
             // A gNB split over UPFs: judged on the fleet's sums where this member's own share
             // is enough (fleet.rs); else, and without fleet input, locally.
-            let (load, share) = self.fleet_load(cell, local);
+            let (load, share, by_fleet) = self.fleet_load(cell, local);
             let st = self.cells.entry(*cell).or_default();
+            let from = out.len();
             capacity::step(&self.cfg, Level::Cell(*cell), st, &load, share, now, out);
+            if let Some(f) = &by_fleet {
+                fleet::mark_fleet(&mut out[from..], f);
+            }
         }
         // Capped cells whose devices went silent still need their release.
         for (cell, st) in self.cells.iter_mut().filter(|(c, _)| !loads.contains_key(*c)) {
