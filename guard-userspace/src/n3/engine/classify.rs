@@ -90,7 +90,7 @@ pub(super) fn device_evidence(t: &Track, cfg: &Config) -> Evidence {
         period_cv: (b.intervals > 1).then_some(b.period_cv()),
         peak_ratio: (b.intervals > 0 && b.last_dur_ns > 0).then_some(b.peak_ratio()),
         synced_fraction: (b.intervals > 0).then_some(b.synced),
-        group: t.group.and_then(|g| cfg.groups.get(g)).map(|g| g.id),
+        group: t.group().and_then(|g| cfg.groups.get(g)).map(|g| g.id),
         ..Evidence::default()
     }
 }

@@ -3,6 +3,7 @@
 
 use guard_common::abi::{ByteLimit, CellKey, L3Addr, Limit, STAGE_OBSERVE};
 
+use super::cell_ids::CellId;
 use super::decision::Reason;
 use crate::config::Config;
 
@@ -137,24 +138,58 @@ pub(super) struct StageState {
 
 impl Default for StageState {
     fn default() -> Self {
-        StageState {
-            stage: STAGE_OBSERVE,
-            manual: false,
-            exempt: false,
-            reason: Reason::Flood,
-            limit: Limit::UNLIMITED,
-            bytes: ByteLimit::UNLIMITED,
-            volume: false,
-            allowance_pps: f64::INFINITY,
-            since_ns: 0,
-            expires_ns: 0,
-            uncontained: 0,
-            last_noisy_ns: 0,
-        }
+        StageState::OBSERVE
+    }
+}
+
+/// The stage of a device that has none: what an empty [`Stage`] reads as.
+static OBSERVE: StageState = StageState::OBSERVE;
+
+/// A device's [`StageState`], held apart (boxed) only while it differs from observe: most devices
+/// are never staged, and inline the stage was 80 of the record's bytes at every one of them (at
+/// 1M devices, 76 MiB). An empty slot reads as [`StageState::OBSERVE`]; writing through it
+/// (`t.stage.x = ...`, only ever done when staging) gives the device its own; assigning
+/// `Stage::default()` (a release) frees it. A box rather than a side table keyed by the record's
+/// position: positions move on every removal (`tracks.rs`), a box moves with its record.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Stage(Option<Box<StageState>>);
+
+impl std::ops::Deref for Stage {
+    type Target = StageState;
+    fn deref(&self) -> &StageState {
+        self.0.as_deref().unwrap_or(&OBSERVE)
+    }
+}
+
+impl std::ops::DerefMut for Stage {
+    fn deref_mut(&mut self) -> &mut StageState {
+        self.0.get_or_insert_with(Box::default)
+    }
+}
+
+impl From<StageState> for Stage {
+    fn from(s: StageState) -> Self {
+        Stage(Some(Box::new(s)))
     }
 }
 
 impl StageState {
+    /// A device the engine holds at observe (no stage, no mark).
+    pub const OBSERVE: StageState = StageState {
+        stage: STAGE_OBSERVE,
+        manual: false,
+        exempt: false,
+        reason: Reason::Flood,
+        limit: Limit::UNLIMITED,
+        bytes: ByteLimit::UNLIMITED,
+        volume: false,
+        allowance_pps: f64::INFINITY,
+        since_ns: 0,
+        expires_ns: 0,
+        uncontained: 0,
+        last_noisy_ns: 0,
+    };
+
     /// Under a stage the engine manages (not manual, not merely exempt).
     pub fn engine_staged(&self) -> bool {
         !self.manual && self.stage > STAGE_OBSERVE
@@ -162,14 +197,16 @@ impl StageState {
 }
 
 /// Everything the engine keeps per device.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(super) struct Track {
-    pub cell: CellKey,
+    /// The gNB last seen, as its id in the engine's `CellIds`.
+    pub cell: CellId,
     pub teid: u32,
     pub ue: L3Addr,
     pub inner_dst: L3Addr,
-    /// Index into `Config::groups`.
-    pub group: Option<usize>,
+    /// One more than the index into `Config::groups`, 0 for none (`group()`, `set_group()`): 4
+    /// bytes where an `Option<usize>` took 16.
+    pub group: u32,
     pub primed: bool,
     pub seen_ns: u64,
     /// Last window with packets (or first sighting): the eviction order.
@@ -193,7 +230,7 @@ pub(super) struct Track {
     pub deviation: u8,
     /// Consecutive windows at or above `classify.cohort.volume_factor` × its byte profile.
     pub volume_dev_streak: u32,
-    pub stage: StageState,
+    pub stage: Stage,
     /// The tick (its `now`) this track was last stepped: a device read twice in one tick, or
     /// both read and notable, is stepped once.
     pub stepped_ns: u64,
@@ -224,6 +261,22 @@ pub(super) struct Reading {
 }
 
 impl Track {
+    /// A device first seen, with the UE address its first reading gave.
+    pub fn new(ue: L3Addr) -> Self {
+        Track { ue, ..Track::default() }
+    }
+
+    /// The device's group: its index into `Config::groups`.
+    pub fn group(&self) -> Option<usize> {
+        (self.group as usize).checked_sub(1)
+    }
+
+    /// An index of `u32::MAX` or more cannot occur (the groups are a `Vec` of configured
+    /// sections), so every group is kept.
+    pub fn set_group(&mut self, group: Option<usize>) {
+        self.group = group.and_then(|g| u32::try_from(g + 1).ok()).unwrap_or(0);
+    }
+
     /// The rate this device is judged against: its group's declared rate, else its learned
     /// baseline once warm, else the data plane's profile limit; never below the configured floor
     /// nor (for learned profiles) above the observe limit, so a slow ramp cannot teach the
@@ -231,7 +284,7 @@ impl Track {
     pub fn profile(&self, cfg: &Config) -> f64 {
         let floor = cfg.classify.min_profile_pps;
         let ceiling = cfg.dataplane.observe.pps as f64;
-        if let Some(p) = self.group.and_then(|g| cfg.groups.get(g)).and_then(|g| g.expected_pps) {
+        if let Some(p) = self.group().and_then(|g| cfg.groups.get(g)).and_then(|g| g.expected_pps) {
             return p.max(floor);
         }
         if self.warm(cfg) {
@@ -321,7 +374,7 @@ impl Track {
     /// Packets per burst this device is expected to send.
     pub fn burst_profile(&self, cfg: &Config) -> f64 {
         let ch = &cfg.classify.chatty;
-        if let Some(b) = self.group.and_then(|g| cfg.groups.get(g)).and_then(|g| g.expected_burst) {
+        if let Some(b) = self.group().and_then(|g| cfg.groups.get(g)).and_then(|g| g.expected_burst) {
             return b as f64;
         }
         if self.base.bursts >= 2 {
@@ -334,8 +387,9 @@ impl Track {
 
     /// Fold one reading in. Returns false when it only primed the counters (first reading, or
     /// the data plane re-created the entry and the counters restarted).
-    pub fn update(&mut self, r: &Reading, cfg: &Config) -> bool {
-        self.cell = r.cell;
+    /// `cell` is `r.cell`'s id.
+    pub fn update(&mut self, r: &Reading, cell: CellId, cfg: &Config) -> bool {
+        self.cell = cell;
         if let Some(d) = r.inner_dst {
             self.inner_dst = d;
         }
@@ -423,7 +477,7 @@ impl Track {
 
     fn track_bursts(&mut self, cfg: &Config, now: u64, dt_ns: u64) {
         let threshold = self.burst_threshold(cfg);
-        let expected_period = self.group.and_then(|g| cfg.groups.get(g)).and_then(|g| g.expected_period);
+        let expected_period = self.group().and_then(|g| cfg.groups.get(g)).and_then(|g| g.expected_period);
         let b = &mut self.bursts;
         b.onset_now = false;
         b.excessive_now = false;
@@ -484,7 +538,7 @@ impl Track {
     }
 
     fn track_deviation(&mut self, cfg: &Config, now: u64) {
-        let Some(g) = self.group.and_then(|g| cfg.groups.get(g)) else {
+        let Some(g) = self.group().and_then(|g| cfg.groups.get(g)) else {
             return;
         };
         let mut dev = 0;
