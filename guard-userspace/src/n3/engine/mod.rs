@@ -23,6 +23,7 @@ mod fleet_tests;
 mod ladder;
 mod manual;
 mod render;
+mod stage;
 mod status;
 mod track;
 mod tracks;

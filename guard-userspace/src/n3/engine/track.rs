@@ -1,10 +1,10 @@
 //! Per-device state: a fixed-size record (no per-device allocation, no growth with time) holding
 //! the last counters, the last window's rates, a learned baseline and a burst tracker.
 
-use guard_common::abi::{ByteLimit, CellKey, L3Addr, Limit, STAGE_OBSERVE};
+use guard_common::abi::{CellKey, L3Addr, STAGE_OBSERVE};
 
 use super::cell_ids::CellId;
-use super::decision::Reason;
+pub(super) use super::stage::{Stage, StageState};
 use crate::config::Config;
 
 /// Smoothing of the "current" burst period statistics (fast, so jittered chatty timing still
@@ -21,8 +21,10 @@ pub(super) struct Window {
     /// Offered T-PDU bits per second (the data plane counts the octets of every G-PDU's T-PDU
     /// on arrival, `DeviceState::bytes`: what a byte limit and a UPF's MBR count).
     pub bps: f64,
-    pub over_pps: f64,
-    pub drop_pps: f64,
+    /// Evidence only (the audit's `over_limit_pps`, `dropped_pps`; containment counts
+    /// `dropped` / `packets`): single precision is 7 significant digits of a figure operators read.
+    pub over_pps: f32,
+    pub drop_pps: f32,
     pub packets: u64,
     pub dropped: u64,
 }
@@ -30,16 +32,20 @@ pub(super) struct Window {
 /// Learned normal behaviour, updated only while the device is unstaged and not over profile.
 #[derive(Clone, Copy, Debug, Default)]
 pub(super) struct Baseline {
+    /// The learned packet profile: double precision, as every ratio test divides by it.
     pub mean: f64,
-    pub var: f64,
+    /// Evidence only (`baseline_sd`): single precision.
+    pub var: f32,
     /// The byte profile beside the packet profile: learned T-PDU bits per second, from the same
     /// windows with the same rules (the volume form of `mean`).
     pub bits_mean: f64,
     /// Seconds of history behind `mean`.
     pub learned_s: f64,
     pub samples: u32,
-    /// Mean packets per burst (0 = unknown) and how many bursts taught it.
-    pub burst_mean: f64,
+    /// Mean packets per burst (0 = unknown) and how many bursts taught it. Single precision: the
+    /// excessive test compares a burst's whole packets with 8x it, and an f32 holds a mean of
+    /// whole packets to 7 significant digits (computed in f64, rounded once per burst).
+    pub burst_mean: f32,
     pub bursts: u32,
 }
 
@@ -50,13 +56,13 @@ impl Baseline {
         let d = x - self.mean;
         self.mean += alpha * d;
         self.bits_mean += alpha * (bits - self.bits_mean);
-        self.var = (1.0 - alpha) * (self.var + alpha * d * d);
+        self.var = ((1.0 - alpha) * (f64::from(self.var) + alpha * d * d)) as f32;
         self.learned_s += dt_s;
         self.samples = self.samples.saturating_add(1);
     }
 
     pub fn sd(&self) -> f64 {
-        self.var.max(0.0).sqrt()
+        f64::from(self.var).max(0.0).sqrt()
     }
 }
 
@@ -72,9 +78,11 @@ pub(super) struct Bursts {
     pub last_excessive: bool,
     /// Inter-onset intervals measured in the current regime (normal or excessive bursts).
     pub intervals: u32,
-    /// Fast EWMA of the inter-onset period (s) and of its absolute deviation.
-    pub period_s: f64,
-    pub period_absdev: f64,
+    /// Fast EWMA of the inter-onset period (s) and of its absolute deviation. Single precision
+    /// (updated in f64, stored rounded): periods are measured to ± a tick, against a CV bound of
+    /// 0.5 and a peak ratio of 4, and 7 significant digits of seconds are far finer than that.
+    pub period_s: f32,
+    pub period_absdev: f32,
     /// The latest completed burst.
     pub last_pkts: u64,
     pub last_dur_ns: u64,
@@ -84,8 +92,9 @@ pub(super) struct Bursts {
     pub excessive_now: bool,
     /// An onset happened in this window.
     pub onset_now: bool,
-    /// EWMA of "this burst started in a synchronised-onset window".
-    pub synced: f64,
+    /// EWMA of "this burst started in a synchronised-onset window" (single precision: a fraction
+    /// judged against 0.5).
+    pub synced: f32,
     /// Consecutive intervals off the expected period by the cohort factor.
     pub period_dev_streak: u32,
 }
@@ -95,7 +104,7 @@ impl Bursts {
     /// deviation (×1.25, exact for a normal distribution, close enough for jitter).
     pub fn period_cv(&self) -> f64 {
         if self.period_s > 0.0 {
-            1.25 * self.period_absdev / self.period_s
+            1.25 * f64::from(self.period_absdev) / f64::from(self.period_s)
         } else {
             f64::INFINITY
         }
@@ -106,93 +115,8 @@ impl Bursts {
         if self.last_dur_ns == 0 {
             0.0
         } else {
-            self.period_s * 1e9 / self.last_dur_ns as f64
+            f64::from(self.period_s) * 1e9 / self.last_dur_ns as f64
         }
-    }
-}
-
-/// The device's stage as the engine believes the map holds it.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct StageState {
-    pub stage: u32,
-    /// Set by an operator: the engine never changes it.
-    pub manual: bool,
-    /// Marked exempt in the map.
-    pub exempt: bool,
-    pub reason: Reason,
-    pub limit: Limit,
-    /// The stage's byte rate beside `limit` (unlimited: packets only).
-    pub bytes: ByteLimit,
-    /// Staged for a volume flood ([`Reason::VolumeFlood`]): kept through the escalations (whose
-    /// reason is `NotContained`), so strict holds the device to a fraction of its byte profile.
-    pub volume: bool,
-    /// Packets per second the stage lets through (for aggregate demand).
-    pub allowance_pps: f64,
-    pub since_ns: u64,
-    pub expires_ns: u64,
-    /// Active windows in a row in which the stage did not contain the device.
-    pub uncontained: u32,
-    /// Last window that was not quiet.
-    pub last_noisy_ns: u64,
-}
-
-impl Default for StageState {
-    fn default() -> Self {
-        StageState::OBSERVE
-    }
-}
-
-/// The stage of a device that has none: what an empty [`Stage`] reads as.
-static OBSERVE: StageState = StageState::OBSERVE;
-
-/// A device's [`StageState`], held apart (boxed) only while it differs from observe: most devices
-/// are never staged, and inline the stage was 80 of the record's bytes at every one of them (at
-/// 1M devices, 76 MiB). An empty slot reads as [`StageState::OBSERVE`]; writing through it
-/// (`t.stage.x = ...`, only ever done when staging) gives the device its own; assigning
-/// `Stage::default()` (a release) frees it. A box rather than a side table keyed by the record's
-/// position: positions move on every removal (`tracks.rs`), a box moves with its record.
-#[derive(Clone, Debug, Default)]
-pub(super) struct Stage(Option<Box<StageState>>);
-
-impl std::ops::Deref for Stage {
-    type Target = StageState;
-    fn deref(&self) -> &StageState {
-        self.0.as_deref().unwrap_or(&OBSERVE)
-    }
-}
-
-impl std::ops::DerefMut for Stage {
-    fn deref_mut(&mut self) -> &mut StageState {
-        self.0.get_or_insert_with(Box::default)
-    }
-}
-
-impl From<StageState> for Stage {
-    fn from(s: StageState) -> Self {
-        Stage(Some(Box::new(s)))
-    }
-}
-
-impl StageState {
-    /// A device the engine holds at observe (no stage, no mark).
-    pub const OBSERVE: StageState = StageState {
-        stage: STAGE_OBSERVE,
-        manual: false,
-        exempt: false,
-        reason: Reason::Flood,
-        limit: Limit::UNLIMITED,
-        bytes: ByteLimit::UNLIMITED,
-        volume: false,
-        allowance_pps: f64::INFINITY,
-        since_ns: 0,
-        expires_ns: 0,
-        uncontained: 0,
-        last_noisy_ns: 0,
-    };
-
-    /// Under a stage the engine manages (not manual, not merely exempt).
-    pub fn engine_staged(&self) -> bool {
-        !self.manual && self.stage > STAGE_OBSERVE
     }
 }
 
@@ -378,7 +302,7 @@ impl Track {
             return b as f64;
         }
         if self.base.bursts >= 2 {
-            self.base.burst_mean
+            f64::from(self.base.burst_mean)
         } else {
             // No history: judged against the data plane's burst allowance.
             cfg.dataplane.observe.burst as f64 / ch.burst_ratio
@@ -430,8 +354,8 @@ impl Track {
         let w = Window {
             rate: dp as f64 / dt_s,
             bps: (r.bytes - self.bytes) as f64 * 8.0 / dt_s,
-            over_pps: (r.over_limit - self.over_limit) as f64 / dt_s,
-            drop_pps: (dropped - self.dropped) as f64 / dt_s,
+            over_pps: ((r.over_limit - self.over_limit) as f64 / dt_s) as f32,
+            drop_pps: ((dropped - self.dropped) as f64 / dt_s) as f32,
             packets: dp,
             dropped: dropped - self.dropped,
         };
@@ -521,18 +445,20 @@ impl Track {
         } else if b.prev_onset_ns > 0 {
             let interval = (b.last_onset_ns - b.prev_onset_ns) as f64 / 1e9;
             if b.intervals == 0 {
-                b.period_s = interval;
+                b.period_s = interval as f32;
                 b.period_absdev = 0.0;
             } else {
-                b.period_absdev += FAST_ALPHA * ((interval - b.period_s).abs() - b.period_absdev);
-                b.period_s += FAST_ALPHA * (interval - b.period_s);
+                let (period, absdev) = (f64::from(b.period_s), f64::from(b.period_absdev));
+                b.period_absdev = (absdev + FAST_ALPHA * ((interval - period).abs() - absdev)) as f32;
+                b.period_s = (period + FAST_ALPHA * (interval - period)) as f32;
             }
             b.intervals = b.intervals.saturating_add(1);
         }
         b.last_excessive = excessive;
         if !excessive && self.stage.stage == STAGE_OBSERVE {
             let alpha = if self.base.bursts < 8 { 1.0 / f64::from(self.base.bursts + 1) } else { BURST_ALPHA };
-            self.base.burst_mean += alpha * (b.pkts as f64 - self.base.burst_mean);
+            let mean = f64::from(self.base.burst_mean);
+            self.base.burst_mean = (mean + alpha * (b.pkts as f64 - mean)) as f32;
             self.base.bursts = self.base.bursts.saturating_add(1);
         }
     }
@@ -586,3 +512,14 @@ impl Track {
         }
     }
 }
+
+// The record's size is the controller's memory: at 1M devices every byte here is 1 MiB resident
+// (issue 19's goal is 300 MiB for the whole process; docs/controller.md, "Memory"). A field that
+// grows it past these bounds fails the build here: make room (a narrower type, a field moved to
+// the boxed stage, which only staged devices pay for) or raise the bound with the measured RSS.
+// Headroom: `Track` is 320 bytes; 16 are left for a field or two (a streak, a rate).
+const _: () = assert!(std::mem::size_of::<Track>() <= 336, "Track grew past 336 bytes (docs/controller.md, Memory)");
+const _: () = assert!(std::mem::size_of::<Window>() <= 40, "Window grew past 40 bytes");
+const _: () = assert!(std::mem::size_of::<Baseline>() <= 40, "Baseline grew past 40 bytes");
+const _: () = assert!(std::mem::size_of::<Bursts>() <= 80, "Bursts grew past 80 bytes");
+const _: () = assert!(std::mem::size_of::<Stage>() == 8, "a track's stage must stay one pointer (boxed when staged)");
