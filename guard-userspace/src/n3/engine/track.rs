@@ -1,5 +1,7 @@
-//! Per-device state: a fixed-size record (no per-device allocation, no growth with time) holding
-//! the last counters, the last window's rates, a learned baseline and a burst tracker.
+//! Per-device state: a fixed-size record (no growth with time; one allocation only while the
+//! device is staged, its boxed stage) holding the last counters, the last window's rates, a
+//! learned baseline and a burst tracker. Its layout by part and why each type is as narrow as it
+//! is: docs/controller.md, "Memory"; the size bounds are at the end of this file.
 
 use guard_common::abi::{CellKey, L3Addr, STAGE_OBSERVE};
 
