@@ -45,8 +45,15 @@ static OBSERVE: StageState = StageState::OBSERVE;
 /// (`t.stage.x = ...`, only ever done when staging) gives the device its own; assigning
 /// `Stage::default()` (a release) frees it. A box rather than a side table keyed by the record's
 /// position: positions move on every removal (`tracks.rs`), a box moves with its record.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub(super) struct Stage(Option<Box<StageState>>);
+
+/// As the stage it reads as (what the track printed before the slot).
+impl std::fmt::Debug for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&**self, f)
+    }
+}
 
 impl std::ops::Deref for Stage {
     type Target = StageState;
@@ -87,5 +94,27 @@ impl StageState {
     /// Under a stage the engine manages (not manual, not merely exempt).
     pub fn engine_staged(&self) -> bool {
         !self.manual && self.stage > STAGE_OBSERVE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use guard_common::abi::STAGE_SHAPE;
+
+    use super::*;
+
+    /// An empty slot reads as observe and holds no allocation; writing through it gives the
+    /// device its own stage; a release (`Stage::default()`) frees it.
+    #[test]
+    fn the_slot_is_empty_until_written_and_reads_as_observe() {
+        let mut s = Stage::default();
+        assert!(s.0.is_none());
+        assert_eq!((s.stage, s.manual, s.exempt, s.allowance_pps), (STAGE_OBSERVE, false, false, f64::INFINITY));
+        assert_eq!(format!("{s:?}"), format!("{:?}", StageState::default()));
+        s.stage = STAGE_SHAPE;
+        assert!(s.0.is_some());
+        assert_eq!(s.stage, STAGE_SHAPE);
+        s = Stage::default();
+        assert!(s.0.is_none());
     }
 }
