@@ -59,7 +59,9 @@ fn resident_memory_at_scale() {
     // first primes every track, the second gives each a window.
     let slice = 32_768u32;
     let mut now = 1_000_000_000u64;
+    let mut walk = std::time::Duration::ZERO;
     for round in 0..2u64 {
+        let t0 = std::time::Instant::now();
         let mut lo = 0;
         while lo < n {
             let hi = (lo + slice).min(n);
@@ -69,8 +71,20 @@ fn resident_memory_at_scale() {
             now += 1_000_000_000;
             lo = hi;
         }
+        walk = t0.elapsed();
     }
     let after = vm_rss();
+    // The engine's time per reading (the second walk: every device known) and per full pass.
+    let t0 = std::time::Instant::now();
+    for _ in 0..5 {
+        let _ = engine.tick_pass(now, &[], &[], Pass::Full);
+        now += 1_000_000_000;
+    }
+    println!(
+        "second walk {:.0} ns per reading (with its passes); a full pass {:.1} ms",
+        walk.as_nanos() as f64 / f64::from(n),
+        t0.elapsed().as_secs_f64() * 1e3 / 5.0
+    );
     let grown = after.saturating_sub(before);
     println!(
         "{n} devices: RSS {:.1} MiB before, {:.1} MiB after, +{:.1} MiB ({:.0} bytes per device)",
