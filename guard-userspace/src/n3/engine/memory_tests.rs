@@ -95,3 +95,34 @@ fn resident_memory_at_scale() {
     );
     assert_eq!(engine.tracks.len(), n as usize);
 }
+
+/// The gNB table holds the gNBs of the tracked devices only: readings from ever new outer
+/// addresses (devices evicted to make room, or one device moving) do not grow it.
+#[test]
+fn the_gnb_table_holds_only_the_tracked_devices_gnbs() {
+    let mut cfg = Config::default();
+    cfg.guard.max_devices = 64;
+    let mut engine = Engine::new(&cfg);
+    let cell = |i: u32| L3Addr::v4([10, 1, (i >> 8) as u8, i as u8]);
+    for round in 0..3u64 {
+        let samples: Vec<_> = (0..1000u32)
+            .map(|i| DeviceSample {
+                key: DeviceKey::teid(i),
+                cell: cell(i + 1000 * round as u32),
+                packets: 10 * (round + 1),
+                ..DeviceSample::default()
+            })
+            .collect();
+        let _ = engine.tick(1_000_000_000 * (round + 1), &samples, &[]);
+        assert!(engine.tracks.len() <= 65, "bounded: {}", engine.tracks.len());
+        assert!(engine.cell_ids.held() <= engine.tracks.len(), "{} gNBs held", engine.cell_ids.held());
+    }
+    // One device behind ever new gNBs holds one.
+    let mut engine = Engine::new(&cfg);
+    for i in 0..100u32 {
+        let s =
+            DeviceSample { key: DeviceKey::teid(1), cell: cell(i), packets: u64::from(i), ..DeviceSample::default() };
+        let _ = engine.tick(1_000_000_000 * u64::from(i + 1), &[s], &[]);
+    }
+    assert_eq!(engine.cell_ids.held(), 1);
+}

@@ -313,10 +313,10 @@ impl Engine {
         // One hash lookup, known device or new (the common case at scale is known); the bound
         // is restored after an insert.
         let cfg = &self.cfg;
-        let cell = self.cell_ids.intern(r.cell);
         let t = self.tracks.get_or_insert_with(*key, || Track::new(r.ue.unwrap_or_default()));
+        self.cell_ids.set(&mut t.cell, r.cell);
         let first = !t.primed;
-        let updated = t.update(r, cell, cfg);
+        let updated = t.update(r, cfg);
         t.fresh_ns = if updated { now } else { 0 };
         if updated && t.bursts.onset_now {
             onsets.push(*key);
@@ -340,7 +340,9 @@ impl Engine {
             // A new device over the bound: make room among the others (it is the most recently
             // active, so never the one evicted), or do not track it.
             if !self.make_room(key) {
-                self.tracks.remove(key);
+                if let Some(t) = self.tracks.remove(key) {
+                    self.cell_ids.release(t.cell);
+                }
                 onsets.retain(|k| k != key);
                 self.untracked += 1;
                 return;
@@ -374,7 +376,9 @@ impl Engine {
         let n = (max / 16).clamp(1, idle.len());
         idle.select_nth_unstable(n - 1);
         for (_, k) in &idle[..n] {
-            self.tracks.remove(k);
+            if let Some(t) = self.tracks.remove(k) {
+                self.cell_ids.release(t.cell);
+            }
             self.notable.remove(k);
         }
         self.evicted += n as u64;

@@ -313,9 +313,8 @@ impl Track {
 
     /// Fold one reading in. Returns false when it only primed the counters (first reading, or
     /// the data plane re-created the entry and the counters restarted).
-    /// `cell` is `r.cell`'s id.
-    pub fn update(&mut self, r: &Reading, cell: CellId, cfg: &Config) -> bool {
-        self.cell = cell;
+    /// The caller has set `cell` to `r.cell`'s id (the engine's `CellIds` counts them).
+    pub fn update(&mut self, r: &Reading, cfg: &Config) -> bool {
         if let Some(d) = r.inner_dst {
             self.inner_dst = d;
         }
