@@ -49,7 +49,8 @@ impl OnsetSync {
 /// Fold "did this device's burst start in a synchronised window" into its sync fraction.
 pub(super) fn note_onset(t: &mut Track, hot: bool) {
     let x = if hot { 1.0 } else { 0.0 };
-    t.bursts.synced += SYNC_ALPHA * (x - t.bursts.synced);
+    let synced = f64::from(t.bursts.synced);
+    t.bursts.synced = (synced + SYNC_ALPHA * (x - synced)) as f32;
 }
 
 /// Chatty (T3): consecutive excessive bursts, quasi-periodic, short relative to the period.
@@ -59,7 +60,7 @@ pub(super) fn note_onset(t: &mut Track, hot: bool) {
 pub(super) fn is_chatty(t: &Track, cfg: &Config) -> bool {
     let ch = &cfg.classify.chatty;
     let b = &t.bursts;
-    let needed = if b.synced >= SYNCED { ch.min_bursts_synced } else { ch.min_bursts };
+    let needed = if f64::from(b.synced) >= SYNCED { ch.min_bursts_synced } else { ch.min_bursts };
     b.excessive_streak >= needed
         && b.intervals + 1 >= needed
         && b.period_cv() <= ch.max_period_cv
@@ -82,17 +83,17 @@ pub(super) fn device_evidence(t: &Track, cfg: &Config) -> Evidence {
         windows: Some(t.flood_streak),
         flood_s: (t.flood_streak > 0).then_some(t.flood_ns as f64 / 1e9),
         flood_packets: (t.flood_streak > 0).then_some(t.flood_pkts),
-        over_limit_pps: Some(t.w.over_pps),
-        dropped_pps: Some(t.w.drop_pps),
+        over_limit_pps: Some(f64::from(t.w.over_pps)),
+        dropped_pps: Some(f64::from(t.w.drop_pps)),
         drop_ratio,
         bursts: (b.excessive_streak > 0).then_some(b.excessive_streak),
         burst_packets: (b.last_pkts > 0).then_some(b.last_pkts),
         burst_bytes: (b.last_octets > 0.0).then_some(f64::from(b.last_octets).round() as u64),
-        period_s: (b.intervals > 0).then_some(b.period_s),
+        period_s: (b.intervals > 0).then_some(f64::from(b.period_s)),
         period_cv: (b.intervals > 1).then_some(b.period_cv()),
         peak_ratio: (b.intervals > 0 && b.last_dur_ns > 0).then_some(b.peak_ratio()),
-        synced_fraction: (b.intervals > 0).then_some(b.synced),
-        group: t.group.and_then(|g| cfg.groups.get(g)).map(|g| g.id),
+        synced_fraction: (b.intervals > 0).then_some(f64::from(b.synced)),
+        group: t.group().and_then(|g| cfg.groups.get(g)).map(|g| g.id),
         ..Evidence::default()
     }
 }

@@ -118,7 +118,7 @@ pub(super) fn step(cfg: &Config, key: &DeviceKey, t: &mut Track, now: u64, wants
         // The operator's pin lapsed: the device is back under engine management, at observe.
         t.stage = Default::default();
     }
-    let group = t.group.and_then(|g| cfg.groups.get(g));
+    let group = t.group().and_then(|g| cfg.groups.get(g));
     let exempt_group = group.is_some_and(|g| g.exempt);
     if exempt_group {
         return step_exempt(cfg, key, t, now, out);
@@ -197,14 +197,15 @@ fn step_exempt(cfg: &Config, key: &DeviceKey, t: &mut Track, now: u64, out: &mut
     if refresh && t.stage.expires_ns.saturating_sub(now) > ttl / 2 {
         return;
     }
-    let group = t.group.and_then(|g| cfg.groups.get(g)).map_or(0, |g| g.id);
+    let group = t.group().and_then(|g| cfg.groups.get(g)).map_or(0, |g| g.id);
     t.stage = super::track::StageState {
         exempt: true,
         reason: Reason::ExemptGroup,
         since_ns: if refresh { t.stage.since_ns } else { now },
         expires_ns: now.saturating_add(ttl),
         ..Default::default()
-    };
+    }
+    .into();
     out.push(Decision::SetDeviceStage {
         key: *key,
         stage: STAGE_OBSERVE,
@@ -241,7 +242,7 @@ fn set(
     evidence: super::decision::Evidence,
     out: &mut Vec<Decision>,
 ) {
-    let (limit, allowance) = stage_limit(cfg, stage, t.group);
+    let (limit, allowance) = stage_limit(cfg, stage, t.group());
     let ttl = ttl_ns(cfg, stage);
     if !refresh {
         t.stage.since_ns = now;
@@ -269,7 +270,7 @@ fn set(
     t.stage.bytes = bytes;
     t.stage.allowance_pps = allowance;
     t.stage.expires_ns = now.saturating_add(ttl);
-    let group = t.group.and_then(|g| cfg.groups.get(g)).map_or(0, |g| g.id);
+    let group = t.group().and_then(|g| cfg.groups.get(g)).map_or(0, |g| g.id);
     out.push(Decision::SetDeviceStage {
         key: *key,
         stage,

@@ -237,7 +237,8 @@ fn an_exempt_member_is_marked_and_the_mark_refreshed_at_half_its_ttl() {
     c.groups[0].id = 7;
     let ttl = c.ladder.shape.ttl.0;
     let key = DeviceKey::teid(5);
-    let mut t = Track { group: Some(0), ..Track::default() };
+    let mut t = Track::default();
+    t.set_group(Some(0));
     let mut out = Vec::new();
     step(&c, &key, &mut t, SEC, Wants::default(), &mut out);
     let [Decision::SetDeviceStage { stage, flags, group, limit, ttl_ns, refresh, reason, .. }] = out.as_slice() else {

@@ -31,7 +31,8 @@ impl Engine {
                 expires_ns: s.expires_ns,
                 uncontained: 0,
                 last_noisy_ns: now_ns,
-            };
+            }
+            .into();
             t.notable = true;
             self.notable.insert(s.key);
         }
@@ -52,7 +53,8 @@ impl Engine {
             expires_ns,
             last_noisy_ns: now_ns,
             ..StageState::default()
-        };
+        }
+        .into();
         t.notable = true;
         self.notable.insert(key);
     }
@@ -61,7 +63,7 @@ impl Engine {
     /// observe under engine management, with a fresh over-profile count.
     pub fn unpin_manual(&mut self, key: &DeviceKey) {
         if let Some(t) = self.tracks.get_mut(key) {
-            t.stage = StageState::default();
+            t.stage = Stage::default();
             t.reset_flood();
             if !notable(t, &self.cfg) {
                 t.notable = false;

@@ -13,6 +13,7 @@
 //! in `docs/controller.md`.
 
 mod capacity;
+mod cell_ids;
 mod classify;
 mod cohort;
 pub mod decision;
@@ -22,6 +23,7 @@ mod fleet_tests;
 mod ladder;
 mod manual;
 mod render;
+mod stage;
 mod status;
 mod track;
 mod tracks;
@@ -30,6 +32,8 @@ mod tracks;
 mod capacity_tests;
 #[cfg(test)]
 mod ladder_tests;
+#[cfg(test)]
+mod memory_tests;
 #[cfg(test)]
 mod sim;
 #[cfg(test)]
@@ -60,10 +64,11 @@ use serde::Serialize;
 pub use decision::{addr_str, device_key_str, Class, Decision, Evidence, Reason};
 
 use capacity::{CapState, Level, Load};
+use cell_ids::CellIds;
 use classify::{CrowdCount, OnsetSync};
 use cohort::{GroupCount, GroupState};
 use ladder::Wants;
-use track::{Reading, StageState, Track};
+use track::{Reading, Stage, StageState, Track};
 use tracks::Tracks;
 
 use crate::config::Config;
@@ -143,6 +148,8 @@ pub enum Pass {
 pub struct Engine {
     cfg: Config,
     tracks: Tracks,
+    /// The gNB addresses the tracks refer to by id.
+    cell_ids: CellIds,
     /// The tracks a [`Pass::Changed`] tick must step even without a reading (see [`notable`]).
     notable: HashSet<DeviceKey, Hasher>,
     /// Tracks that got a reading this tick.
@@ -171,6 +178,7 @@ impl Engine {
         Engine {
             cfg: cfg.clone(),
             tracks: Tracks::default(),
+            cell_ids: CellIds::default(),
             notable: HashSet::default(),
             touched: Vec::new(),
             loads: (HashMap::new(), Load::default()),
@@ -194,7 +202,7 @@ impl Engine {
         self.cfg = cfg.clone();
         self.groups = vec![GroupState::default(); cfg.groups.len()];
         for t in self.tracks.values_mut() {
-            t.group = cfg.group_of(t.teid, &t.ue);
+            t.set_group(cfg.group_of(t.teid, &t.ue));
         }
         // Thresholds may have changed what counts as notable.
         self.notable.clear();
@@ -307,7 +315,8 @@ impl Engine {
         // One hash lookup, known device or new (the common case at scale is known); the bound
         // is restored after an insert.
         let cfg = &self.cfg;
-        let t = self.tracks.get_or_insert_with(*key, || Track { ue: r.ue.unwrap_or_default(), ..Track::default() });
+        let t = self.tracks.get_or_insert_with(*key, || Track::new(r.ue.unwrap_or_default()));
+        self.cell_ids.set(&mut t.cell, r.cell);
         let first = !t.primed;
         let updated = t.update(r, cfg);
         t.fresh_ns = if updated { now } else { 0 };
@@ -315,14 +324,14 @@ impl Engine {
             onsets.push(*key);
         }
         if first {
-            t.group = cfg.group_of(t.teid, &t.ue);
+            t.set_group(cfg.group_of(t.teid, &t.ue));
         }
         let inert = (!updated || !t.bursts.onset_now)
             && t.stage.stage == guard_common::abi::STAGE_OBSERVE
             && !t.stage.manual
             && !t.stage.exempt
             && t.flood_streak == 0
-            && t.group.is_none()
+            && t.group().is_none()
             && !t.notable
             && !classify::is_chatty(t, cfg);
         let mut crowd = CrowdCount::default();
@@ -333,7 +342,9 @@ impl Engine {
             // A new device over the bound: make room among the others (it is the most recently
             // active, so never the one evicted), or do not track it.
             if !self.make_room(key) {
-                self.tracks.remove(key);
+                if let Some(t) = self.tracks.remove(key) {
+                    self.cell_ids.release(t.cell);
+                }
                 onsets.retain(|k| k != key);
                 self.untracked += 1;
                 return;
@@ -367,7 +378,9 @@ impl Engine {
         let n = (max / 16).clamp(1, idle.len());
         idle.select_nth_unstable(n - 1);
         for (_, k) in &idle[..n] {
-            self.tracks.remove(k);
+            if let Some(t) = self.tracks.remove(k) {
+                self.cell_ids.release(t.cell);
+            }
             self.notable.remove(k);
         }
         self.evicted += n as u64;
@@ -381,7 +394,7 @@ impl Engine {
         let window = self.cfg.classify.cohort.window.0;
         let mut counts = vec![GroupCount::default(); self.cfg.groups.len()];
         for (k, t) in self.tracks.iter() {
-            if let Some(c) = t.group.and_then(|g| counts.get_mut(g)) {
+            if let Some(c) = t.group().and_then(|g| counts.get_mut(g)) {
                 c.add(k, t, now, window);
             }
         }
@@ -403,7 +416,7 @@ impl Engine {
         crowd: CrowdCount,
         out: &mut Vec<Decision>,
     ) -> (HashMap<CellKey, Load>, Load) {
-        let Engine { cfg, tracks, notable: notable_set, groups, .. } = self;
+        let Engine { cfg, tracks, cell_ids, notable: notable_set, groups, .. } = self;
         let cfg = &*cfg;
         let stale = cfg.classify.stale_after.0;
         let window = cfg.classify.cohort.window.0;
@@ -419,13 +432,13 @@ impl Engine {
             t.stepped_ns = now;
             crowd.add(t, cfg, now);
             let chatty = classify::is_chatty(t, cfg);
-            let cohort = t.group.and_then(|g| groups.get(g)).is_some_and(|g| g.flagged) && t.deviating(now, window);
+            let cohort = t.group().and_then(|g| groups.get(g)).is_some_and(|g| g.flagged) && t.deviating(now, window);
             ladder::step(cfg, key, t, now, Wants { chatty, cohort }, out);
             flooding += u64::from(t.flood_confirmed(cfg));
             chatty_n += u64::from(chatty);
             if loads && now.saturating_sub(t.seen_ns) <= stale {
                 let offender = t.stage.engine_staged();
-                for l in [cells.entry(t.cell).or_default(), &mut host] {
+                for l in [cells.entry(cell_ids.key(t.cell)).or_default(), &mut host] {
                     l.offered += t.w.rate;
                     l.demand += t.demand();
                     l.offered_bps += t.w.bps;

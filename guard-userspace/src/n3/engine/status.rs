@@ -89,7 +89,7 @@ impl Engine {
             .into_iter()
             .map(|(stage, ratio, k, t)| Offender {
                 key: device_key_str(k),
-                cell: addr_str(&t.cell),
+                cell: addr_str(&self.cell_ids.key(t.cell)),
                 stage,
                 manual: t.stage.manual,
                 reason: (stage > 0).then_some(t.stage.reason),

@@ -1,9 +1,12 @@
-//! Per-device state: a fixed-size record (no per-device allocation, no growth with time) holding
-//! the last counters, the last window's rates, a learned baseline and a burst tracker.
+//! Per-device state: a fixed-size record (no growth with time; one allocation only while the
+//! device is staged, its boxed stage) holding the last counters, the last window's rates, a
+//! learned baseline and a burst tracker. Its layout by part and why each type is as narrow as it
+//! is: docs/controller.md, "Memory"; the size bounds are at the end of this file.
 
-use guard_common::abi::{ByteLimit, CellKey, L3Addr, Limit, STAGE_OBSERVE};
+use guard_common::abi::{CellKey, L3Addr, STAGE_OBSERVE};
 
-use super::decision::Reason;
+use super::cell_ids::CellId;
+pub(super) use super::stage::{Stage, StageState};
 use crate::config::Config;
 
 /// Smoothing of the "current" burst period statistics (fast, so jittered chatty timing still
@@ -20,8 +23,10 @@ pub(super) struct Window {
     /// Offered T-PDU bits per second (the data plane counts the octets of every G-PDU's T-PDU
     /// on arrival, `DeviceState::bytes`: what a byte limit and a UPF's MBR count).
     pub bps: f64,
-    pub over_pps: f64,
-    pub drop_pps: f64,
+    /// Evidence only (the audit's `over_limit_pps`, `dropped_pps`; containment counts
+    /// `dropped` / `packets`): single precision is 7 significant digits of a figure operators read.
+    pub over_pps: f32,
+    pub drop_pps: f32,
     pub packets: u64,
     pub dropped: u64,
 }
@@ -29,16 +34,20 @@ pub(super) struct Window {
 /// Learned normal behaviour, updated only while the device is unstaged and not over profile.
 #[derive(Clone, Copy, Debug, Default)]
 pub(super) struct Baseline {
+    /// The learned packet profile: double precision, as every ratio test divides by it.
     pub mean: f64,
-    pub var: f64,
+    /// Evidence only (`baseline_sd`): single precision.
+    pub var: f32,
     /// The byte profile beside the packet profile: learned T-PDU bits per second, from the same
     /// windows with the same rules (the volume form of `mean`).
     pub bits_mean: f64,
     /// Seconds of history behind `mean`.
     pub learned_s: f64,
     pub samples: u32,
-    /// Mean packets per burst (0 = unknown) and how many bursts taught it.
-    pub burst_mean: f64,
+    /// Mean packets per burst (0 = unknown) and how many bursts taught it. Single precision: the
+    /// excessive test compares a burst's whole packets with 8x it, and an f32 holds a mean of
+    /// whole packets to 7 significant digits (computed in f64, rounded once per burst).
+    pub burst_mean: f32,
     /// Mean T-PDU octets per burst, learned with `burst_mean` (the chatty test's volume form).
     pub burst_octets: f32,
     pub bursts: u32,
@@ -51,13 +60,13 @@ impl Baseline {
         let d = x - self.mean;
         self.mean += alpha * d;
         self.bits_mean += alpha * (bits - self.bits_mean);
-        self.var = (1.0 - alpha) * (self.var + alpha * d * d);
+        self.var = ((1.0 - alpha) * (f64::from(self.var) + alpha * d * d)) as f32;
         self.learned_s += dt_s;
         self.samples = self.samples.saturating_add(1);
     }
 
     pub fn sd(&self) -> f64 {
-        self.var.max(0.0).sqrt()
+        f64::from(self.var).max(0.0).sqrt()
     }
 }
 
@@ -75,9 +84,11 @@ pub(super) struct Bursts {
     pub last_excessive: bool,
     /// Inter-onset intervals measured in the current regime (normal or excessive bursts).
     pub intervals: u32,
-    /// Fast EWMA of the inter-onset period (s) and of its absolute deviation.
-    pub period_s: f64,
-    pub period_absdev: f64,
+    /// Fast EWMA of the inter-onset period (s) and of its absolute deviation. Single precision
+    /// (updated in f64, stored rounded): periods are measured to ± a tick, against a CV bound of
+    /// 0.5 and a peak ratio of 4, and 7 significant digits of seconds are far finer than that.
+    pub period_s: f32,
+    pub period_absdev: f32,
     /// The latest completed burst.
     pub last_pkts: u64,
     pub last_octets: f32,
@@ -88,8 +99,9 @@ pub(super) struct Bursts {
     pub excessive_now: bool,
     /// An onset happened in this window.
     pub onset_now: bool,
-    /// EWMA of "this burst started in a synchronised-onset window".
-    pub synced: f64,
+    /// EWMA of "this burst started in a synchronised-onset window" (single precision: a fraction
+    /// judged against 0.5).
+    pub synced: f32,
     /// Consecutive intervals off the expected period by the cohort factor.
     pub period_dev_streak: u32,
 }
@@ -99,7 +111,7 @@ impl Bursts {
     /// deviation (×1.25, exact for a normal distribution, close enough for jitter).
     pub fn period_cv(&self) -> f64 {
         if self.period_s > 0.0 {
-            1.25 * self.period_absdev / self.period_s
+            1.25 * f64::from(self.period_absdev) / f64::from(self.period_s)
         } else {
             f64::INFINITY
         }
@@ -110,71 +122,22 @@ impl Bursts {
         if self.last_dur_ns == 0 {
             0.0
         } else {
-            self.period_s * 1e9 / self.last_dur_ns as f64
+            f64::from(self.period_s) * 1e9 / self.last_dur_ns as f64
         }
-    }
-}
-
-/// The device's stage as the engine believes the map holds it.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct StageState {
-    pub stage: u32,
-    /// Set by an operator: the engine never changes it.
-    pub manual: bool,
-    /// Marked exempt in the map.
-    pub exempt: bool,
-    pub reason: Reason,
-    pub limit: Limit,
-    /// The stage's byte rate beside `limit` (unlimited: packets only).
-    pub bytes: ByteLimit,
-    /// Staged for a volume flood ([`Reason::VolumeFlood`]): kept through the escalations (whose
-    /// reason is `NotContained`), so strict holds the device to a fraction of its byte profile.
-    pub volume: bool,
-    /// Packets per second the stage lets through (for aggregate demand).
-    pub allowance_pps: f64,
-    pub since_ns: u64,
-    pub expires_ns: u64,
-    /// Active windows in a row in which the stage did not contain the device.
-    pub uncontained: u32,
-    /// Last window that was not quiet.
-    pub last_noisy_ns: u64,
-}
-
-impl Default for StageState {
-    fn default() -> Self {
-        StageState {
-            stage: STAGE_OBSERVE,
-            manual: false,
-            exempt: false,
-            reason: Reason::Flood,
-            limit: Limit::UNLIMITED,
-            bytes: ByteLimit::UNLIMITED,
-            volume: false,
-            allowance_pps: f64::INFINITY,
-            since_ns: 0,
-            expires_ns: 0,
-            uncontained: 0,
-            last_noisy_ns: 0,
-        }
-    }
-}
-
-impl StageState {
-    /// Under a stage the engine manages (not manual, not merely exempt).
-    pub fn engine_staged(&self) -> bool {
-        !self.manual && self.stage > STAGE_OBSERVE
     }
 }
 
 /// Everything the engine keeps per device.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(super) struct Track {
-    pub cell: CellKey,
+    /// The gNB last seen, as its id in the engine's `CellIds`.
+    pub cell: CellId,
     pub teid: u32,
     pub ue: L3Addr,
     pub inner_dst: L3Addr,
-    /// Index into `Config::groups`.
-    pub group: Option<usize>,
+    /// One more than the index into `Config::groups`, 0 for none (`group()`, `set_group()`): 4
+    /// bytes where an `Option<usize>` took 16.
+    pub group: u32,
     pub primed: bool,
     pub seen_ns: u64,
     /// Last window with packets (or first sighting): the eviction order.
@@ -198,7 +161,7 @@ pub(super) struct Track {
     pub deviation: u8,
     /// Consecutive windows at or above `classify.cohort.volume_factor` × its byte profile.
     pub volume_dev_streak: u32,
-    pub stage: StageState,
+    pub stage: Stage,
     /// The tick (its `now`) this track was last stepped: a device read twice in one tick, or
     /// both read and notable, is stepped once.
     pub stepped_ns: u64,
@@ -229,6 +192,22 @@ pub(super) struct Reading {
 }
 
 impl Track {
+    /// A device first seen, with the UE address its first reading gave.
+    pub fn new(ue: L3Addr) -> Self {
+        Track { ue, ..Track::default() }
+    }
+
+    /// The device's group: its index into `Config::groups`.
+    pub fn group(&self) -> Option<usize> {
+        (self.group as usize).checked_sub(1)
+    }
+
+    /// An index of `u32::MAX` or more cannot occur (the groups are a `Vec` of configured
+    /// sections), so every group is kept.
+    pub fn set_group(&mut self, group: Option<usize>) {
+        self.group = group.and_then(|g| u32::try_from(g + 1).ok()).unwrap_or(0);
+    }
+
     /// The rate this device is judged against: its group's declared rate, else its learned
     /// baseline once warm, else the data plane's profile limit; never below the configured floor
     /// nor (for learned profiles) above the observe limit, so a slow ramp cannot teach the
@@ -236,7 +215,7 @@ impl Track {
     pub fn profile(&self, cfg: &Config) -> f64 {
         let floor = cfg.classify.min_profile_pps;
         let ceiling = cfg.dataplane.observe.pps as f64;
-        if let Some(p) = self.group.and_then(|g| cfg.groups.get(g)).and_then(|g| g.expected_pps) {
+        if let Some(p) = self.group().and_then(|g| cfg.groups.get(g)).and_then(|g| g.expected_pps) {
             return p.max(floor);
         }
         if self.warm(cfg) {
@@ -352,11 +331,11 @@ impl Track {
     /// Packets per burst this device is expected to send.
     pub fn burst_profile(&self, cfg: &Config) -> f64 {
         let ch = &cfg.classify.chatty;
-        if let Some(b) = self.group.and_then(|g| cfg.groups.get(g)).and_then(|g| g.expected_burst) {
+        if let Some(b) = self.group().and_then(|g| cfg.groups.get(g)).and_then(|g| g.expected_burst) {
             return b as f64;
         }
         if self.base.bursts >= 2 {
-            self.base.burst_mean
+            f64::from(self.base.burst_mean)
         } else {
             // No history: judged against the data plane's burst allowance.
             cfg.dataplane.observe.burst as f64 / ch.burst_ratio
@@ -365,8 +344,8 @@ impl Track {
 
     /// Fold one reading in. Returns false when it only primed the counters (first reading, or
     /// the data plane re-created the entry and the counters restarted).
+    /// The caller has set `cell` to `r.cell`'s id (the engine's `CellIds` counts them).
     pub fn update(&mut self, r: &Reading, cfg: &Config) -> bool {
-        self.cell = r.cell;
         if let Some(d) = r.inner_dst {
             self.inner_dst = d;
         }
@@ -407,8 +386,8 @@ impl Track {
         let w = Window {
             rate: dp as f64 / dt_s,
             bps: (r.bytes - self.bytes) as f64 * 8.0 / dt_s,
-            over_pps: (r.over_limit - self.over_limit) as f64 / dt_s,
-            drop_pps: (dropped - self.dropped) as f64 / dt_s,
+            over_pps: ((r.over_limit - self.over_limit) as f64 / dt_s) as f32,
+            drop_pps: ((dropped - self.dropped) as f64 / dt_s) as f32,
             packets: dp,
             dropped: dropped - self.dropped,
         };
@@ -457,7 +436,7 @@ impl Track {
         let threshold_bytes = self.burst_bytes_threshold(cfg);
         // This window's T-PDU octets, from the bit rate its reading computed.
         let octets = (self.w.bps * dt_ns as f64 / 8e9) as f32;
-        let expected_period = self.group.and_then(|g| cfg.groups.get(g)).and_then(|g| g.expected_period);
+        let expected_period = self.group().and_then(|g| cfg.groups.get(g)).and_then(|g| g.expected_period);
         let b = &mut self.bursts;
         b.onset_now = false;
         b.excessive_now = false;
@@ -506,25 +485,27 @@ impl Track {
         } else if b.prev_onset_ns > 0 {
             let interval = (b.last_onset_ns - b.prev_onset_ns) as f64 / 1e9;
             if b.intervals == 0 {
-                b.period_s = interval;
+                b.period_s = interval as f32;
                 b.period_absdev = 0.0;
             } else {
-                b.period_absdev += FAST_ALPHA * ((interval - b.period_s).abs() - b.period_absdev);
-                b.period_s += FAST_ALPHA * (interval - b.period_s);
+                let (period, absdev) = (f64::from(b.period_s), f64::from(b.period_absdev));
+                b.period_absdev = (absdev + FAST_ALPHA * ((interval - period).abs() - absdev)) as f32;
+                b.period_s = (period + FAST_ALPHA * (interval - period)) as f32;
             }
             b.intervals = b.intervals.saturating_add(1);
         }
         b.last_excessive = excessive;
         if !excessive && self.stage.stage == STAGE_OBSERVE {
             let alpha = if self.base.bursts < 8 { 1.0 / f64::from(self.base.bursts + 1) } else { BURST_ALPHA };
-            self.base.burst_mean += alpha * (b.pkts as f64 - self.base.burst_mean);
+            let mean = f64::from(self.base.burst_mean);
+            self.base.burst_mean = (mean + alpha * (b.pkts as f64 - mean)) as f32;
             self.base.burst_octets += alpha as f32 * (b.octets - self.base.burst_octets);
             self.base.bursts = self.base.bursts.saturating_add(1);
         }
     }
 
     fn track_deviation(&mut self, cfg: &Config, now: u64) {
-        let Some(g) = self.group.and_then(|g| cfg.groups.get(g)) else {
+        let Some(g) = self.group().and_then(|g| cfg.groups.get(g)) else {
             return;
         };
         let mut dev = 0;
@@ -572,3 +553,15 @@ impl Track {
         }
     }
 }
+
+// The record's size is the controller's memory: at 1M devices every byte here is 1 MiB resident
+// (issue 19's goal is 300 MiB for the whole process; docs/controller.md, "Memory"). A field that
+// grows it past these bounds fails the build here: make room (a narrower type, a field moved to
+// the boxed stage, which only staged devices pay for) or raise the bound with the measured RSS.
+// `Track` is 336 bytes: 320 after issue 19's shrink, plus the chatty volume form's three f32
+// fields (16 with alignment). No headroom is left: the next field makes room or raises the bound.
+const _: () = assert!(std::mem::size_of::<Track>() <= 336, "Track grew past 336 bytes (docs/controller.md, Memory)");
+const _: () = assert!(std::mem::size_of::<Window>() <= 40, "Window grew past 40 bytes");
+const _: () = assert!(std::mem::size_of::<Baseline>() <= 48, "Baseline grew past 48 bytes");
+const _: () = assert!(std::mem::size_of::<Bursts>() <= 88, "Bursts grew past 88 bytes");
+const _: () = assert!(std::mem::size_of::<Stage>() == 8, "a track's stage must stay one pointer (boxed when staged)");

@@ -2,26 +2,31 @@
 //! positions.
 //!
 //! Why not a `HashMap<DeviceKey, Track>`: a hash table keeps between an eighth and a half of its
-//! buckets empty (it doubles when 7/8 full), and each bucket holds a whole track (~460 bytes). At
-//! 1M devices that is 2^21 buckets and ~1 GB resident (issue 19 measured 983.8 MiB for the
-//! controller). Here an empty bucket costs the index entry (24 bytes) and the tracks sit packed;
-//! a full pass walks them in memory order, which is also faster than walking buckets.
+//! buckets empty (it doubles when 7/8 full), and each bucket holds a whole track. At 1M devices
+//! that is 2^21 buckets and ~1 GB resident (issue 19 measured 983.8 MiB for the controller). Here
+//! the tracks sit packed, and the index holds only their positions: a bucket is 4 bytes and a
+//! control byte (a `HashMap<DeviceKey, u32>` bucket was 24 and one: 52 MB at 2^21 buckets, now
+//! 10.5 MB), the key being read from the table when a probe's hash tag matches. A full pass walks
+//! the tracks in memory order, which is also faster than walking buckets.
 //!
 //! Removal swaps the last track into the hole (one index update), so positions are not stable:
 //! nothing outside this file keeps one.
 
-use std::collections::HashMap;
+use std::hash::BuildHasher;
 
 use guard_common::abi::DeviceKey;
+use hashbrown::hash_table::{Entry, HashTable};
 
 use super::track::Track;
 use super::Hasher;
 
 #[derive(Debug, Default)]
 pub(super) struct Tracks {
-    /// Position of each key in `slots`. `u32`: the engine holds at most `guard.max_devices`
-    /// (a `u32`) tracks plus the one being inserted, far below 2^32 in any memory.
-    index: HashMap<DeviceKey, u32, Hasher>,
+    hasher: Hasher,
+    /// Positions in `slots`, hashed by their key. `u32`: the engine holds at most
+    /// `guard.max_devices` (a `u32`) tracks plus the one being inserted, far below 2^32 in any
+    /// memory.
+    index: HashTable<u32>,
     slots: Vec<(DeviceKey, Track)>,
 }
 
@@ -30,29 +35,51 @@ impl Tracks {
         self.slots.len()
     }
 
+    fn position(&self, key: &DeviceKey) -> Option<usize> {
+        let slots = &self.slots;
+        self.index.find(self.hasher.hash_one(key), |&i| slots[i as usize].0 == *key).map(|&i| i as usize)
+    }
+
     pub fn get(&self, key: &DeviceKey) -> Option<&Track> {
-        self.index.get(key).map(|&i| &self.slots[i as usize].1)
+        self.position(key).map(|i| &self.slots[i].1)
     }
 
     pub fn get_mut(&mut self, key: &DeviceKey) -> Option<&mut Track> {
-        self.index.get(key).map(|&i| &mut self.slots[i as usize].1)
+        self.position(key).map(|i| &mut self.slots[i].1)
     }
 
     /// The track of `key`, inserted from `new` if absent: one index lookup either way.
     pub fn get_or_insert_with(&mut self, key: DeviceKey, new: impl FnOnce() -> Track) -> &mut Track {
-        let next = self.slots.len() as u32;
-        let i = *self.index.entry(key).or_insert(next);
-        if i == next {
-            self.slots.push((key, new()));
-        }
-        &mut self.slots[i as usize].1
+        let Tracks { hasher, index, slots } = self;
+        let next = slots.len() as u32;
+        let i = match index.entry(
+            hasher.hash_one(key),
+            |&i| slots[i as usize].0 == key,
+            |&i| hasher.hash_one(slots[i as usize].0),
+        ) {
+            Entry::Occupied(e) => *e.get(),
+            Entry::Vacant(e) => {
+                e.insert(next);
+                slots.push((key, new()));
+                next
+            }
+        };
+        &mut slots[i as usize].1
     }
 
     pub fn remove(&mut self, key: &DeviceKey) -> Option<Track> {
-        let i = self.index.remove(key)? as usize;
-        let (_, t) = self.slots.swap_remove(i);
-        if let Some((moved, _)) = self.slots.get(i) {
-            self.index.insert(*moved, i as u32);
+        let Tracks { hasher, index, slots } = self;
+        let i = match index.find_entry(hasher.hash_one(key), |&i| slots[i as usize].0 == *key) {
+            Ok(e) => e.remove().0 as usize,
+            Err(_) => return None,
+        };
+        let last = slots.len() - 1;
+        let (_, t) = slots.swap_remove(i);
+        if let Some((moved, _)) = slots.get(i) {
+            // The moved track's index entry still says `last`.
+            if let Some(p) = index.find_mut(hasher.hash_one(moved), |&p| p as usize == last) {
+                *p = i as u32;
+            }
         }
         Some(t)
     }
