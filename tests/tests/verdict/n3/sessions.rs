@@ -366,3 +366,28 @@ fn ue_addr_mode_keys_an_ipv6_ue_by_its_prefix() {
         g.expect("an earlier address", fr, Verdict::DropQuarantine);
     }
 }
+
+/// UE-address key mode binds a UE's address to the F-TEID it first came on: the same UE source on
+/// another TEID, or on the same TEID at another of the host's N3 addresses, is a spoof (a forger
+/// borrowing a real UE's address to get it staged or to ride its budget); the UE's own session
+/// goes on passing. Caught by nothing else when the F-TEID's two halves are merged wrongly.
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn ue_addr_mode_binds_a_ue_to_its_f_teid() {
+    assert_root("verdict::n3::sessions::ue_addr_mode_binds_a_ue_to_its_f_teid");
+    use guard_common::abi::KEY_MODE_UE_ADDR;
+    let mut g = load(&GuardConfig { key_mode: KEY_MODE_UE_ADDR, ..enforce_all() });
+    g.maps.sync_local_addrs(&[(ip(UPF_A), 0), (ip(UPF_B), 0)]).unwrap_or_else(|e| panic!("{e:#}"));
+    let ue = "10.45.0.7";
+    let f = frames(&[
+        frame_to(UPF_A, 0x7100, Tpdu::V4(ue, "192.0.2.10")),
+        frame_to(UPF_A, 0x7200, Tpdu::V4(ue, "192.0.2.10")),
+        frame_to(UPF_B, 0x7100, Tpdu::V4(ue, "192.0.2.10")),
+    ]);
+    g.expect("the UE on its session", &f[0], Verdict::PassGpdu);
+    g.expect("the UE's address on another TEID", &f[1], Verdict::DropSpoof);
+    g.expect("the UE's address on the same TEID at another N3 address", &f[2], Verdict::DropSpoof);
+    g.expect("the UE on its session, still", &f[0], Verdict::PassGpdu);
+    let d = g.device(&DeviceKey::ue(&guard_common::abi::L3Addr::v4([10, 45, 0, 7])).expect("v4")).expect("the UE");
+    assert_eq!((d.packets, d.spoofed), (4, 2), "{d:?}");
+}
