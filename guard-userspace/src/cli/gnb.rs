@@ -173,8 +173,8 @@ mod tests {
     }
 
     /// clap's own consistency checks over the whole command line: the ids that `--quarantine`
-    /// (here) and `guard device pin --fleet` name in `conflicts_with_all` are the flattened
-    /// `--rate` / `--burst-bytes` of [`ByteRateArgs`].
+    /// (here) names in `conflicts_with_all` are the flattened `--rate` / `--burst-bytes` of
+    /// [`ByteRateArgs`], which `guard fleet pin` flattens too.
     #[test]
     fn the_command_line_names_only_arguments_it_has() {
         use clap::CommandFactory as _;
