@@ -80,4 +80,16 @@ mod tests {
         assert!(args(Some("4bit/s"), None).limit(Rate::NONE, 0).is_err());
         assert!(args(None, Some(1000)).limit(Rate::NONE, 0).is_err());
     }
+
+    #[test]
+    fn a_fleet_pin_carries_what_was_typed_checked_as_a_local_pin_is() {
+        assert_eq!(args(Some("5Mbit/s"), Some(30_000)).fleet_fields().expect("valid"), (Some(5_000_000), Some(30_000)));
+        assert_eq!(args(None, None).fleet_fields().expect("valid"), (None, None), "each member's default");
+        assert_eq!(args(Some("0"), None).fleet_fields().expect("valid"), (Some(0), None), "no byte rate");
+        // Refused: a rate the data plane cannot hold, and a burst without its rate (each member's
+        // ladder rate may differ), also beside "0".
+        assert!(args(Some("4bit/s"), None).fleet_fields().is_err());
+        assert!(args(None, Some(1500)).fleet_fields().is_err());
+        assert!(args(Some("0"), Some(1500)).fleet_fields().is_err());
+    }
 }
