@@ -543,11 +543,22 @@ fn a_fleet_pin_with_a_bit_rate_reaches_the_members_byte_limits_and_audit() {
     // A gNB by its bit rate alone (no packet rate): the cap's byte limit, one second of burst.
     let g = "192.0.2.77";
     f.fleet(&["pin", "--gnb", g, "--stage", "shape", "--rate", "200Mbit/s", "--ttl", "5m", "--comment", "gNB bytes"]);
-    let gnb = guard::n3::local::l3_of(g.parse().expect("address"));
-    let cap = |f: &Fixture| f.maps().cell_stage(&gnb).expect("cell stage read");
+    let cap_of = |f: &Fixture, g: &str| {
+        f.maps().cell_stage(&guard::n3::local::l3_of(g.parse().expect("address"))).expect("cell stage read")
+    };
+    let cap = |f: &Fixture| cap_of(f, g);
     assert!(f.wait_for(Duration::from_secs(2), |f| cap(f).is_some()), "no cap; log: {}", f.log());
     let c = cap(&f).expect("cap");
     assert_eq!((c.interval_ns, c.bytes), (0, ByteLimit::bits_per_second(200_000_000, 25_000_000)), "{c:?}");
+    // `guard gnb pin --fleet`, typed on a host: both rates, as the local cap would have them.
+    let (g2, both) = ("192.0.2.78", ["--pps", "1000", "--rate", "100Mbit/s", "--ttl", "5m", "--comment", "both"]);
+    let mut cmd = f.guard_cmd();
+    let out = cmd.args(["gnb", "pin", "--fleet", "--gnb", g2]).args(both).arg("--config").arg(&f.cli_config);
+    let out = out.output().expect("guard gnb pin --fleet");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(f.wait_for(Duration::from_secs(2), |f| cap_of(f, g2).is_some()), "no cap; log: {}", f.log());
+    let c = cap_of(&f, g2).expect("cap");
+    assert_eq!((c.interval_ns, c.bytes), (1_000_000, ByteLimit::bits_per_second(100_000_000, 12_500_000)), "{c:?}");
     // Audited as the local pins are: `bit_rate` and `burst_bytes`.
     let audited = f.audit();
     for (target, bits, burst) in

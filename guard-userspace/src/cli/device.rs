@@ -243,9 +243,6 @@ fn pin_fleet(a: PinArgs) -> Result<()> {
              session only on the host that allocated it"
         ),
     };
-    let cfg = a.target.load_config()?;
-    let path = a.target.config.as_ref().map_or("the built-in configuration".to_owned(), |p| p.display().to_string());
-    let f = super::fleet::fleet_of(cfg, &path)?;
     let req = super::fleet::PinRequest {
         target,
         stage: a.stage,
@@ -255,9 +252,7 @@ fn pin_fleet(a: PinArgs) -> Result<()> {
         bytes: a.bytes,
         comment: a.comment,
     };
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting tokio")?;
-    println!("{}", rt.block_on(super::fleet::write_pin(&f, &req))?);
-    Ok(())
+    super::fleet::write_pin_from_host(&a.target, &req)
 }
 
 /// The device key for `sel`, refused when the running data plane keys devices the other way: a

@@ -195,7 +195,19 @@ pub struct PinRequest {
     pub comment: String,
 }
 
-/// Check and write one fleet pin (the one code path of both commands); returns the line to print.
+/// `--fleet` on a host's own pin command (`guard device pin`, `guard gnb pin`): the fleet pin
+/// `req`, written to the etcd of `target`'s configuration's `[fleet]` through [`write_pin`]. No
+/// pinned map is touched, so no root is needed; the host's own member applies it like any other.
+pub fn write_pin_from_host(target: &super::Target, req: &PinRequest) -> Result<()> {
+    let cfg = target.load_config()?;
+    let path = target.config.as_ref().map_or("the built-in configuration".to_owned(), |p| p.display().to_string());
+    let f = fleet_of(cfg, &path)?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting tokio")?;
+    println!("{}", rt.block_on(write_pin(&f, req))?);
+    Ok(())
+}
+
+/// Check and write one fleet pin (the one code path of every command); returns the line to print.
 pub async fn write_pin(f: &FleetSection, r: &PinRequest) -> Result<String> {
     let target = &r.target;
     target.check().map_err(anyhow::Error::msg)?;
