@@ -540,6 +540,7 @@ fn a_fleet_pin_with_a_bit_rate_reaches_the_members_byte_limits_and_audit() {
     let v: serde_json::Value =
         serde_json::from_slice(&f.etcdctl(&["get", &key, "--print-value-only"]).stdout).expect("a pin value");
     assert_eq!((v["rate_bps"].as_u64(), v["burst_bytes"].as_u64()), (Some(5_000_000), Some(30_000)), "{v}");
+    assert!(f.fleet(&["list"]).contains(&guard_common::units::BitRate(5_000_000).to_string()), "list shows it");
     // A gNB by its bit rate alone (no packet rate): the cap's byte limit, one second of burst.
     let g = "192.0.2.77";
     f.fleet(&["pin", "--gnb", g, "--stage", "shape", "--rate", "200Mbit/s", "--ttl", "5m", "--comment", "gNB bytes"]);

@@ -130,9 +130,11 @@ impl Applier {
         if level_ok {
             let delay = now_ms.saturating_sub(value.created_unix_ms) as f64 / 1e3;
             self.metrics.last_apply_delay.set(delay);
+            let bytes = byte_limit(&self.ladder, &target, &value).ok().filter(|b| !b.is_unlimited());
             info!(
                 pin = target.describe(),
                 stage = value.stage.name(),
+                bit_rate = bytes.map_or("none".to_owned(), |b| BitRate(b.bits_per_sec()).to_string()),
                 entries = devices,
                 author = value.author,
                 expires_in_s = remaining_ms / 1000,
