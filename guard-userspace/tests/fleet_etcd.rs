@@ -16,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use guard::{bpf::pins::PinDir, clock::monotonic_ns, n3::manual::ue_device_key, n3::maps::N3Maps};
-use guard_common::abi::{StageEntry, STAGE_FLAG_MANUAL, STAGE_QUARANTINE, STAGE_STRICT};
+use guard_common::abi::{ByteLimit, StageEntry, STAGE_FLAG_MANUAL, STAGE_QUARANTINE, STAGE_SHAPE, STAGE_STRICT};
 use labkit::lab::Lab;
 
 const GUARD: &str = env!("CARGO_BIN_EXE_guard");
@@ -514,4 +514,70 @@ fn guard_device_pin_fleet_tmsi_writes_the_pin_guard_fleet_pin_tmsi_writes() {
     assert!(!out.status.success(), "a staged 5G-S-TMSI pin was accepted");
     let stray = f.etcdctl(&["get", &format!("/overload-guard/{}/pins/tmsi/{other}", f.fleet)]);
     assert!(stray.stdout.is_empty(), "a refused pin reached etcd: {}", String::from_utf8_lossy(&stray.stdout));
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn a_fleet_pin_with_a_bit_rate_reaches_the_members_byte_limits_and_audit() {
+    labkit::netns::assert_root("fleet_etcd::a_fleet_pin_with_a_bit_rate_reaches_the_members_byte_limits_and_audit");
+    let mut f = Fixture::new("b", "ue_addr");
+    f.start_guard();
+    // A UE, typed on a host as the local byte pin is, with --fleet.
+    let (ue, rate) = ("10.46.1.5", ["--rate", "5Mbit/s", "--burst-bytes", "30000"]);
+    let out = f
+        .guard_cmd()
+        .args(["device", "pin", "--fleet", "--ue", ue, "--stage", "shape", "--ttl", "5m", "--comment", "bytes"])
+        .args(rate)
+        .arg("--config")
+        .arg(&f.cli_config)
+        .output()
+        .expect("guard device pin --fleet --rate");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(f.wait_for(Duration::from_secs(2), |f| f.ue_stage(ue).is_some()), "not applied; log: {}", f.log());
+    let e = f.ue_stage(ue).expect("stage");
+    assert_eq!((e.stage, e.bytes), (STAGE_SHAPE, ByteLimit::bits_per_second(5_000_000, 30_000)), "{e:?}");
+    let key = format!("/overload-guard/{}/pins/ue/{ue}", f.fleet);
+    let v: serde_json::Value =
+        serde_json::from_slice(&f.etcdctl(&["get", &key, "--print-value-only"]).stdout).expect("a pin value");
+    assert_eq!((v["rate_bps"].as_u64(), v["burst_bytes"].as_u64()), (Some(5_000_000), Some(30_000)), "{v}");
+    assert!(f.fleet(&["list"]).contains(&guard_common::units::BitRate(5_000_000).to_string()), "list shows it");
+    // A gNB by its bit rate alone (no packet rate): the cap's byte limit, one second of burst.
+    let g = "192.0.2.77";
+    f.fleet(&["pin", "--gnb", g, "--stage", "shape", "--rate", "200Mbit/s", "--ttl", "5m", "--comment", "gNB bytes"]);
+    let cap_of = |f: &Fixture, g: &str| {
+        f.maps().cell_stage(&guard::n3::local::l3_of(g.parse().expect("address"))).expect("cell stage read")
+    };
+    let cap = |f: &Fixture| cap_of(f, g);
+    assert!(f.wait_for(Duration::from_secs(2), |f| cap(f).is_some()), "no cap; log: {}", f.log());
+    let c = cap(&f).expect("cap");
+    assert_eq!((c.interval_ns, c.bytes), (0, ByteLimit::bits_per_second(200_000_000, 25_000_000)), "{c:?}");
+    // `guard gnb pin --fleet`, typed on a host: both rates, as the local cap would have them.
+    let (g2, both) = ("192.0.2.78", ["--pps", "1000", "--rate", "100Mbit/s", "--ttl", "5m", "--comment", "both"]);
+    let mut cmd = f.guard_cmd();
+    let out = cmd.args(["gnb", "pin", "--fleet", "--gnb", g2]).args(both).arg("--config").arg(&f.cli_config);
+    let out = out.output().expect("guard gnb pin --fleet");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(f.wait_for(Duration::from_secs(2), |f| cap_of(f, g2).is_some()), "no cap; log: {}", f.log());
+    let c = cap_of(&f, g2).expect("cap");
+    assert_eq!((c.interval_ns, c.bytes), (1_000_000, ByteLimit::bits_per_second(100_000_000, 12_500_000)), "{c:?}");
+    // Audited as the local pins are: `bit_rate` and `burst_bytes`.
+    let audited = f.audit();
+    for (target, bits, burst) in
+        [(format!("ue {ue}"), 5_000_000, 30_000), (format!("gnb {g}"), 200_000_000, 25_000_000)]
+    {
+        let line = audited.iter().find(|r| r["action"] == "fleet-pin" && r["target"] == target.as_str());
+        let d = &line.unwrap_or_else(|| panic!("no audit line for {target}: {audited:?}"))["detail"];
+        assert_eq!(d["bit_rate"], guard_common::units::BitRate(bits).to_string(), "{d}");
+        assert_eq!(d["burst_bytes"], burst, "{d}");
+    }
+    // An out-of-range rate written straight into etcd: refused with a log line naming it, the
+    // pin the key held is removed, and the member goes on.
+    let bad = v.to_string().replace(r#""rate_bps":5000000"#, r#""rate_bps":1"#);
+    assert!(f.etcdctl(&["put", &key, &bad]).status.success());
+    let rejected = f.wait_for(Duration::from_secs(3), |f| {
+        f.metric("overload_guard_fleet_values_rejected_total{reason=\"invalid\"}").is_some_and(|n| n >= 1.0)
+    });
+    assert!(rejected && f.log().contains("rate_bps 1 is outside"), "not rejected; log: {}", f.log());
+    assert!(f.wait_for(Duration::from_secs(2), |f| f.ue_stage(ue).is_none()), "the refused pin is still applied");
+    assert!(f.guard_alive() && cap(&f).is_some(), "the member and its other pin go on");
 }

@@ -188,8 +188,9 @@ pub struct PinArgs {
     /// Pin the UE on every guard of the fleet instead (`[fleet]` of --config): writes the same
     /// fleet pin as `guard fleet pin --ue` (or `--tmsi`: an N2 device on every AMF-side member's
     /// back-off list), which every member, this one included, applies within 2 s. Only --ue or
-    /// --tmsi: a TEID is host-local (TS 29.281 §5.1), never a fleet pin.
-    #[arg(long, conflicts_with_all = ["teid", "rate", "burst_bytes"])]
+    /// --tmsi: a TEID is host-local (TS 29.281 §5.1), never a fleet pin. --rate/--burst-bytes
+    /// go into the fleet pin: every member applies the byte rate as this command would locally.
+    #[arg(long, conflicts_with = "teid")]
     fleet: bool,
 }
 
@@ -242,14 +243,16 @@ fn pin_fleet(a: PinArgs) -> Result<()> {
              session only on the host that allocated it"
         ),
     };
-    let cfg = a.target.load_config()?;
-    let path = a.target.config.as_ref().map_or("the built-in configuration".to_owned(), |p| p.display().to_string());
-    let f = super::fleet::fleet_of(cfg, &path)?;
-    let req =
-        super::fleet::PinRequest { target, stage: a.stage, ttl: a.ttl, pps: a.pps, burst: a.burst, comment: a.comment };
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting tokio")?;
-    println!("{}", rt.block_on(super::fleet::write_pin(&f, &req))?);
-    Ok(())
+    let req = super::fleet::PinRequest {
+        target,
+        stage: a.stage,
+        ttl: a.ttl,
+        pps: a.pps,
+        burst: a.burst,
+        bytes: a.bytes,
+        comment: a.comment,
+    };
+    super::fleet::write_pin_from_host(&a.target, &req)
 }
 
 /// The device key for `sel`, refused when the running data plane keys devices the other way: a

@@ -12,6 +12,7 @@ use etcd_client::{GetOptions, PutOptions};
 use guard_common::abi_n2::N2DeviceKey;
 
 use super::device::StageArg;
+use super::rate::ByteRateArgs;
 use crate::config::{Config, Dur, FleetSection, Prefix};
 use crate::fleet::pins::{decode, members_prefix, pins_prefix, MAX_COMMENT, MAX_TTL_MS, VALUE_VERSION};
 use crate::fleet::{client, unix_ms, PinStage, PinTarget, PinValue};
@@ -26,6 +27,13 @@ pub enum FleetCmd {
     /// on members keyed by UE address (`key_mode = "ue_addr"`); a member keyed by TEID says it
     /// cannot (log, audit, metric). A TEID is host-local and never a fleet pin: use
     /// `guard device pin` on the host.
+    ///
+    /// A byte pin (`--rate 5Mbit/s [--burst-bytes N]`, shape and strict) is the same pin with a
+    /// bit rate in its value: each member writes it into its data plane's byte limit, as `guard
+    /// device pin --rate` (a UE) or `guard gnb pin --rate` (a gNB) would on that host, and audits
+    /// it with `bit_rate` and `burst_bytes`. Members built before byte pins refuse it (logged,
+    /// `overload_guard_fleet_values_rejected_total{reason="malformed"}`) instead of enforcing it
+    /// without its byte rate.
     Pin(PinArgs),
     /// Remove a fleet pin: every member removes the stage it applied for it.
     Unpin(UnpinArgs),
@@ -106,12 +114,16 @@ pub struct PinArgs {
     #[arg(long)]
     ttl: Dur,
     /// Rate for shape/strict, packets per second (a UE's default: each member's ladder; a gNB
-    /// needs one).
+    /// needs this or --rate; 0 with --rate: the byte rate alone).
     #[arg(long)]
     pps: Option<u64>,
     /// Burst for shape/strict, packets.
     #[arg(long)]
     burst: Option<u64>,
+    /// For shape and strict: a byte rate beside (or, with --pps 0, instead of) the packet rate,
+    /// applied by every member as `guard device pin --rate` / `guard gnb pin --rate` apply it.
+    #[command(flatten)]
+    bytes: ByteRateArgs,
     /// Why (in every member's audit trail).
     #[arg(long, default_value = "no comment given")]
     comment: String,
@@ -156,7 +168,15 @@ async fn deadline<T>(
 async fn pin(a: PinArgs) -> Result<()> {
     let f = a.cfg.fleet()?;
     let target = a.what.target()?;
-    let req = PinRequest { target, stage: a.stage, ttl: a.ttl, pps: a.pps, burst: a.burst, comment: a.comment };
+    let req = PinRequest {
+        target,
+        stage: a.stage,
+        ttl: a.ttl,
+        pps: a.pps,
+        burst: a.burst,
+        bytes: a.bytes,
+        comment: a.comment,
+    };
     println!("{}", write_pin(&f, &req).await?);
     Ok(())
 }
@@ -170,10 +190,24 @@ pub struct PinRequest {
     pub ttl: Dur,
     pub pps: Option<u64>,
     pub burst: Option<u64>,
+    /// `--rate`/`--burst-bytes`, carried in the value (`rate_bps`, `burst_bytes`).
+    pub bytes: ByteRateArgs,
     pub comment: String,
 }
 
-/// Check and write one fleet pin (the one code path of both commands); returns the line to print.
+/// `--fleet` on a host's own pin command (`guard device pin`, `guard gnb pin`): the fleet pin
+/// `req`, written to the etcd of `target`'s configuration's `[fleet]` through [`write_pin`]. No
+/// pinned map is touched, so no root is needed; the host's own member applies it like any other.
+pub fn write_pin_from_host(target: &super::Target, req: &PinRequest) -> Result<()> {
+    let cfg = target.load_config()?;
+    let path = target.config.as_ref().map_or("the built-in configuration".to_owned(), |p| p.display().to_string());
+    let f = fleet_of(cfg, &path)?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting tokio")?;
+    println!("{}", rt.block_on(write_pin(&f, req))?);
+    Ok(())
+}
+
+/// Check and write one fleet pin (the one code path of every command); returns the line to print.
 pub async fn write_pin(f: &FleetSection, r: &PinRequest) -> Result<String> {
     let target = &r.target;
     target.check().map_err(anyhow::Error::msg)?;
@@ -195,12 +229,16 @@ pub async fn write_pin(f: &FleetSection, r: &PinRequest) -> Result<String> {
         (_, Some(StageArg::Strict)) => PinStage::Strict,
         (_, Some(StageArg::Quarantine)) => PinStage::Quarantine,
     };
+    // Checked by the local pins' own rules (`cli::rate`), then by the value's bounds below.
+    let (rate_bps, burst_bytes) = r.bytes.fleet_fields()?;
     let now = unix_ms(SystemTime::now());
     let value = PinValue {
         v: VALUE_VERSION,
         stage,
         pps: r.pps,
         burst: r.burst,
+        rate_bps,
+        burst_bytes,
         author: format!("{} on {}", super::device::operator(), f.member_name()),
         comment: r.comment.clone(),
         created_unix_ms: now,
@@ -260,6 +298,7 @@ async fn list(a: ListArgs) -> Result<()> {
         rows.push(match decode(&prefix, kv.key(), kv.value(), f.sync.max_value_bytes as usize) {
             Ok((t, v)) => serde_json::json!({
                 "key": key, "target": t.describe(), "stage": v.stage.name(), "pps": v.pps, "burst": v.burst,
+                "rate_bps": v.rate_bps, "burst_bytes": v.burst_bytes,
                 "expires_in_s": v.expires_unix_ms.saturating_sub(now) / 1000, "author": v.author, "comment": v.comment,
             }),
             Err(e) => serde_json::json!({ "key": key, "invalid": e.to_string() }),
@@ -283,9 +322,10 @@ async fn list(a: ListArgs) -> Result<()> {
         match r.get("invalid") {
             Some(e) => println!("  INVALID {}: {}", r["key"].as_str().unwrap_or("?"), e.as_str().unwrap_or("?")),
             None => println!(
-                "  {:<28} {:<10} expires in {:>6} s  by {}  ({})",
+                "  {:<28} {:<10}{} expires in {:>6} s  by {}  ({})",
                 r["target"].as_str().unwrap_or("?"),
                 r["stage"].as_str().unwrap_or("?"),
+                r["rate_bps"].as_u64().map_or(String::new(), |b| format!(" {}", guard_common::units::BitRate(b))),
                 r["expires_in_s"],
                 r["author"].as_str().unwrap_or("?"),
                 r["comment"].as_str().unwrap_or("")

@@ -70,9 +70,20 @@ pub struct PinArgs {
     /// Why (kept in the audit log).
     #[arg(long)]
     comment: String,
+    /// Cap the gNB on every guard of the fleet instead (`[fleet]` of --config): checked as this
+    /// local cap is, then written as the fleet pin `guard fleet pin --gnb` writes, with the same
+    /// packet and byte rates (or quarantine), which every member, this one included, applies
+    /// to its `N3_CELL_STAGES` within 2 s. Needs no root.
+    #[arg(long)]
+    fleet: bool,
 }
 
 pub fn run(cmd: GnbCmd) -> Result<()> {
+    // A fleet pin goes to etcd only: no pinned map is touched here, so no root is needed.
+    let cmd = match cmd {
+        GnbCmd::Pin(a) if a.fleet => return pin_fleet(a),
+        other => other,
+    };
     crate::bpf::object::require_root()?;
     match cmd {
         GnbCmd::Pin(a) => pin(a),
@@ -112,6 +123,24 @@ fn entry(a: &PinArgs, now: u64) -> Result<CellStageEntry> {
         bail!("a gNB cap needs a rate: --pps (G-PDUs per second), --rate (e.g. 200Mbit/s), both, or --quarantine");
     }
     Ok(CellStageEntry { bytes, ..manual_cell_entry(limit, now, a.ttl.0) })
+}
+
+/// `guard gnb pin --fleet`: the local cap's rules first (`entry`: a rate is needed, a byte burst
+/// needs its rate, ...), then the fleet pin. A gNB's only stage is a cap, so any rate is written
+/// as `shape`; `--pps 0` (no packet rate) as no `pps`.
+fn pin_fleet(a: PinArgs) -> Result<()> {
+    entry(&a, 0)?;
+    let stage = if a.quarantine { super::device::StageArg::Quarantine } else { super::device::StageArg::Shape };
+    let req = super::fleet::PinRequest {
+        target: crate::fleet::PinTarget::Gnb(a.gnb),
+        stage: Some(stage),
+        ttl: a.ttl,
+        pps: a.pps.filter(|p| *p > 0),
+        burst: a.burst.filter(|_| a.pps.is_some_and(|p| p > 0)),
+        bytes: a.bytes,
+        comment: a.comment,
+    };
+    super::fleet::write_pin_from_host(&a.target, &req)
 }
 
 fn pin(a: PinArgs) -> Result<()> {
@@ -173,8 +202,8 @@ mod tests {
     }
 
     /// clap's own consistency checks over the whole command line: the ids that `--quarantine`
-    /// (here) and `guard device pin --fleet` name in `conflicts_with_all` are the flattened
-    /// `--rate` / `--burst-bytes` of [`ByteRateArgs`].
+    /// (here) names in `conflicts_with_all` are the flattened `--rate` / `--burst-bytes` of
+    /// [`ByteRateArgs`], which `guard fleet pin` flattens too.
     #[test]
     fn the_command_line_names_only_arguments_it_has() {
         use clap::CommandFactory as _;

@@ -11,7 +11,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use guard_common::abi::{CellKey, DeviceKey, Limit, STAGE_FLAG_MANUAL, STAGE_QUARANTINE, STAGE_SHAPE, STAGE_STRICT};
+use guard_common::abi::{
+    ByteLimit, CellKey, CellStageEntry, DeviceKey, Limit, StageEntry, STAGE_FLAG_MANUAL, STAGE_QUARANTINE, STAGE_SHAPE,
+    STAGE_STRICT,
+};
+use guard_common::units::BitRate;
 use serde_json::json;
 use tracing::{info, warn};
 
@@ -20,10 +24,11 @@ use super::status::{FleetMetrics, FleetStatus};
 use super::unix_ms;
 use crate::audit::{rfc3339, Actor, AuditLog, AuditRecord};
 use crate::clock::monotonic_ns;
-use crate::config::LadderSection;
+use crate::config::{LadderSection, Rate};
 use crate::n2::fleet_link::BackoffExchange;
 use crate::n3::manual::{
-    fleet_entry, is_fleet_cell, is_fleet_entry, manual_cell_entry, require_ue_keys, CELL_FLAG_FLEET, GNB_QUARANTINE,
+    fleet_entry, is_fleet_cell, is_fleet_entry, manual_cell_entry, pin_byte_limit, require_ue_keys, CELL_FLAG_FLEET,
+    GNB_QUARANTINE,
 };
 use crate::n3::maps::N3Maps;
 
@@ -125,9 +130,11 @@ impl Applier {
         if level_ok {
             let delay = now_ms.saturating_sub(value.created_unix_ms) as f64 / 1e3;
             self.metrics.last_apply_delay.set(delay);
+            let bytes = byte_limit(&self.ladder, &target, &value).ok().filter(|b| !b.is_unlimited());
             info!(
                 pin = target.describe(),
                 stage = value.stage.name(),
+                bit_rate = bytes.map_or("none".to_owned(), |b| BitRate(b.bits_per_sec()).to_string()),
                 entries = devices,
                 author = value.author,
                 expires_in_s = remaining_ms / 1000,
@@ -254,17 +261,22 @@ impl Applier {
             x.set_pin(&suffix, *k, expires, &value.author);
             return Written::N2Backoff(suffix);
         }
+        let bytes = match byte_limit(&self.ladder, target, value) {
+            Ok(b) => b,
+            Err(e) => return Written::NotApplied(e),
+        };
         if let PinTarget::Gnb(a) = target {
             let limit = match value.stage {
                 PinStage::Quarantine => GNB_QUARANTINE,
-                // `check` made pps present for a gNB; a second's worth is the burst by default.
+                // `check` made pps or rate_bps present for a gNB; a second's worth is the burst by
+                // default, as `guard gnb pin --pps` has it.
                 _ => {
-                    let pps = value.pps.unwrap_or(1);
+                    let pps = value.pps.unwrap_or(0);
                     Limit::per_second(pps, value.burst.unwrap_or(pps))
                 }
             };
             let key = crate::n3::local::l3_of(*a);
-            let mut entry = manual_cell_entry(limit, now, ttl_ns);
+            let mut entry = CellStageEntry { bytes, ..manual_cell_entry(limit, now, ttl_ns) };
             entry.flags |= CELL_FLAG_FLEET;
             return match self.maps.set_cell_stage(&key, &entry) {
                 Ok(()) => Written::Gnb(key, entry.set_ns),
@@ -295,7 +307,7 @@ impl Applier {
             // `PinValue::check` allows it on a 5G-S-TMSI only, handled above.
             PinStage::Backoff => return Written::NotApplied("backoff is a 5G-S-TMSI pin's stage".to_owned()),
         };
-        let entry = fleet_entry(stage, limit, now, ttl_ns);
+        let entry = StageEntry { bytes, ..fleet_entry(stage, limit, now, ttl_ns) };
         let mut done = Vec::with_capacity(keys.len());
         for k in keys {
             match self.maps.set_stage(&k, &entry) {
@@ -364,6 +376,14 @@ impl Applier {
             "created_unix_ms": value.created_unix_ms,
             "expires_unix_ms": value.expires_unix_ms,
         });
+        // The byte rate this member applies (or applied), in the words of the local pins' lines
+        // (`n3::audit`): the pin's own rate or this member's ladder default.
+        if let Ok(b) = byte_limit(&self.ladder, target, value).map(|b| (!b.is_unlimited()).then_some(b)) {
+            if let (Some(d), Some(b)) = (detail.as_object_mut(), b) {
+                d.insert("bit_rate".into(), BitRate(b.bits_per_sec()).to_string().into());
+                d.insert("burst_bytes".into(), b.burst_bytes().into());
+            }
+        }
         if let (Some(d), serde_json::Value::Object(x)) = (detail.as_object_mut(), extra) {
             d.extend(x);
         }
@@ -388,5 +408,61 @@ impl Applier {
         self.metrics.pins_applied.set(applied as i64);
         self.metrics.pins_not_applied.set(not as i64);
         self.status.pins(applied, not);
+    }
+}
+
+/// The byte limit a pin sets on this member, through the local pins' rules
+/// ([`pin_byte_limit`]): the pin's `rate_bps`/`burst_bytes`, or, where absent, this member's
+/// ladder for a device's shape/strict (as `guard device pin` without `--rate`) and none for a
+/// gNB (as `guard gnb pin`). A quarantine, a back-off: none.
+pub fn byte_limit(ladder: &LadderSection, target: &PinTarget, value: &PinValue) -> Result<ByteLimit, String> {
+    let (rate, burst) = match (target, value.stage) {
+        (_, PinStage::Quarantine | PinStage::Backoff) | (PinTarget::Tmsi(_), _) => return Ok(ByteLimit::UNLIMITED),
+        (PinTarget::Gnb(_), _) => (Rate::NONE, 0),
+        (_, PinStage::Shape) => (ladder.shape.rate, ladder.shape.burst_bytes),
+        (_, PinStage::Strict) => (ladder.strict.rate, ladder.strict.burst_bytes),
+    };
+    let asked = value.rate_bps.map(|b| Rate(BitRate(b)));
+    pin_byte_limit(asked, value.burst_bytes, rate, burst).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fleet::pins::VALUE_VERSION;
+
+    fn pin(stage: PinStage, rate_bps: Option<u64>, burst_bytes: Option<u64>) -> PinValue {
+        PinValue {
+            v: VALUE_VERSION,
+            stage,
+            pps: None,
+            burst: None,
+            rate_bps,
+            burst_bytes,
+            author: "a".into(),
+            comment: "c".into(),
+            created_unix_ms: 1,
+            expires_unix_ms: 2,
+        }
+    }
+
+    #[test]
+    fn a_pins_byte_rate_is_applied_as_the_local_pins_with_this_members_ladder_for_what_it_omits() {
+        let mut ladder = LadderSection::default();
+        ladder.shape.rate = "2Mbit/s".parse().expect("a rate");
+        ladder.shape.burst_bytes = 0;
+        let ue = PinTarget::Ue("10.45.0.7".parse().expect("address"));
+        let gnb = PinTarget::Gnb("192.0.2.10".parse().expect("address"));
+        let got = |t: &PinTarget, v: PinValue| byte_limit(&ladder, t, &v).expect("valid");
+        // The pin's own rate and burst, as `guard device pin --rate 5Mbit/s --burst-bytes 3000`.
+        let asked = pin(PinStage::Shape, Some(5_000_000), Some(3000));
+        assert_eq!(got(&ue, asked.clone()), ByteLimit::bits_per_second(5_000_000, 3000));
+        assert_eq!(got(&gnb, asked), ByteLimit::bits_per_second(5_000_000, 3000));
+        // Omitted: a device takes this member's ladder (one second of burst for 0), a gNB none.
+        assert_eq!(got(&ue, pin(PinStage::Shape, None, None)), ByteLimit::bits_per_second(2_000_000, 250_000));
+        assert!(got(&gnb, pin(PinStage::Shape, None, None)).is_unlimited());
+        // 0: no byte rate, even where the ladder has one; a quarantine has none.
+        assert!(got(&ue, pin(PinStage::Shape, Some(0), None)).is_unlimited());
+        assert!(got(&ue, pin(PinStage::Quarantine, None, None)).is_unlimited());
     }
 }

@@ -33,6 +33,12 @@ pub const MAX_AUTHOR: usize = 256;
 pub const MAX_COMMENT: usize = 1024;
 /// The longest a fleet pin may live. Longer belongs in the configuration, not in a pin.
 pub const MAX_TTL_MS: u64 = 7 * 24 * 3600 * 1000;
+/// Bounds on a pin's byte rate (`rate_bps`, bits per second): from the slowest the data plane
+/// holds (`n3::manual::MIN_PIN_BITS_PER_SEC`) to 1 Tbit/s, more than any one host forwards.
+pub const MIN_RATE_BPS: u64 = crate::n3::manual::MIN_PIN_BITS_PER_SEC;
+pub const MAX_RATE_BPS: u64 = 1_000_000_000_000;
+/// The largest byte burst (`burst_bytes`): one second of [`MAX_RATE_BPS`].
+pub const MAX_BURST_BYTES: u64 = MAX_RATE_BPS / 8;
 
 /// `/overload-guard/<fleet>/`.
 pub fn fleet_prefix(fleet: &str) -> String {
@@ -252,6 +258,16 @@ pub struct PinValue {
     pub pps: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub burst: Option<u64>,
+    /// Byte rate beside `pps` for shape/strict, bits per second of T-PDU octets (what `--rate`
+    /// means on a local pin): absent, a member's ladder rate on a device pin and none on a gNB;
+    /// 0, no byte rate. Written only when set, so a value without it is what builds older than
+    /// byte pins write and read; they refuse a value with it (unknown fields are refused) rather
+    /// than enforce the pin without its byte rate (docs/fleet.md, "Keys, sizes and load").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_bps: Option<u64>,
+    /// Burst for `rate_bps`, octets (0: one second of the rate); only beside a `rate_bps` > 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst_bytes: Option<u64>,
     /// Who made the pin (user, uid, host), as the CLI saw them.
     pub author: String,
     pub comment: String,
@@ -282,16 +298,33 @@ impl PinValue {
                 "a 5G-S-TMSI pin takes the stage backoff, and only it does (N2 never drops a device's DATA)".into()
             );
         }
-        if matches!(self.stage, PinStage::Quarantine | PinStage::Backoff)
-            && (self.pps.is_some() || self.burst.is_some())
-        {
-            return Err(format!("{} takes no pps/burst", self.stage.name()));
+        let rated = self.pps.is_some() || self.burst.is_some() || self.rate_bps.is_some() || self.burst_bytes.is_some();
+        if matches!(self.stage, PinStage::Quarantine | PinStage::Backoff) && rated {
+            return Err(format!("{} takes no pps/burst/rate_bps/burst_bytes", self.stage.name()));
         }
-        if self.pps == Some(0) || self.burst == Some(0) {
-            return Err("pps and burst must be > 0".into());
+        let bytes = self.rate_bps.is_some_and(|r| r > 0);
+        if self.pps == Some(0) && !bytes {
+            return Err("pps must be > 0 (0 only beside a byte rate, rate_bps)".into());
         }
-        if matches!(target, PinTarget::Gnb(_)) && self.stage != PinStage::Quarantine && self.pps.is_none() {
-            return Err("a gNB's shape or strict pin needs pps (a device's ladder rate is no rate for a gNB)".into());
+        if self.burst == Some(0) {
+            return Err("burst must be > 0".into());
+        }
+        if let Some(r) = self.rate_bps.filter(|r| *r != 0 && !(MIN_RATE_BPS..=MAX_RATE_BPS).contains(r)) {
+            return Err(format!("rate_bps {r} is outside {MIN_RATE_BPS}..={MAX_RATE_BPS} bit/s (0: no byte rate)"));
+        }
+        match self.burst_bytes {
+            Some(_) if !bytes => return Err("burst_bytes needs a rate_bps > 0 to apply to".into()),
+            Some(b) if b > MAX_BURST_BYTES => {
+                return Err(format!("burst_bytes {b} is over {MAX_BURST_BYTES} (one second of the largest rate)"))
+            }
+            _ => {}
+        }
+        let packets = self.pps.is_some_and(|p| p > 0);
+        if matches!(target, PinTarget::Gnb(_)) && self.stage != PinStage::Quarantine && !packets && !bytes {
+            return Err(
+                "a gNB's shape or strict pin needs pps or rate_bps (a device's ladder rate is no rate for a gNB)"
+                    .into(),
+            );
         }
         Ok(())
     }

@@ -8,10 +8,12 @@
 use std::net::IpAddr;
 
 use guard_common::abi::{
-    CellStageEntry, DeviceKey, Limit, StageEntry, CELL_STAGE_CAP, DEVICE_KIND_UE_V6, KEY_MODE_UE_ADDR,
+    ByteLimit, CellStageEntry, DeviceKey, Limit, StageEntry, CELL_STAGE_CAP, DEVICE_KIND_UE_V6, KEY_MODE_UE_ADDR,
     STAGE_FLAG_MANUAL,
 };
 use guard_common::policy::{ue_key_of, UeKey};
+
+use crate::config::Rate;
 
 /// Why an override cannot be written the way it was asked for.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -20,6 +22,35 @@ pub enum ManualError {
     NotAUe(IpAddr),
     #[error("this guard keys devices by TEID (key_mode = \"teid\"): a device named by UE address would match nothing")]
     KeyedByTeid,
+    #[error("a byte rate of {0} is below {MIN_PIN_BITS_PER_SEC}bit/s, the slowest byte rate the data plane holds")]
+    RateTooSlow(Rate),
+    #[error("a byte burst (--burst-bytes) needs a byte rate (--rate) to apply to")]
+    BurstWithoutRate,
+}
+
+/// The slowest byte rate a pin may ask for: below it the data plane would hold the rate at
+/// `ByteLimit::MAX_UNIT_NS` (~3.7 bit/s), not at what was asked.
+pub const MIN_PIN_BITS_PER_SEC: u64 = 8;
+
+/// An operator pin's byte limit: `rate` (absent: `default_rate`; "0": none) with bursts of
+/// `burst_bytes` octets (absent: `default_burst`; 0: one second of the rate). The one code path
+/// of `guard device pin --rate`, `guard gnb pin --rate` (`cli::rate`) and of every member applying
+/// a fleet pin's `rate_bps`/`burst_bytes` (`crate::fleet::apply`), so a byte pin means the same
+/// wherever it is made.
+pub fn pin_byte_limit(
+    rate: Option<Rate>,
+    burst_bytes: Option<u64>,
+    default_rate: Rate,
+    default_burst: u64,
+) -> Result<ByteLimit, ManualError> {
+    if let Some(r) = rate.filter(|r| !r.is_none() && r.bits_per_sec() < MIN_PIN_BITS_PER_SEC) {
+        return Err(ManualError::RateTooSlow(r));
+    }
+    let rate = rate.unwrap_or(default_rate);
+    if rate.is_none() && burst_bytes.is_some() {
+        return Err(ManualError::BurstWithoutRate);
+    }
+    Ok(rate.byte_limit(burst_bytes.unwrap_or(default_burst)))
 }
 
 /// The data plane's key for the UE at `ip`, as `guard_n3` keys it in `key_mode = "ue_addr"`

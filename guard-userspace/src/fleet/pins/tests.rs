@@ -10,6 +10,8 @@ fn value(stage: PinStage) -> PinValue {
         stage,
         pps: None,
         burst: None,
+        rate_bps: None,
+        burst_bytes: None,
         author: "alice (uid 1000 euid 0) on upf-1".into(),
         comment: "ticket 4711".into(),
         created_unix_ms: 1_000_000,
@@ -121,6 +123,8 @@ fn the_largest_legal_value_fits_the_default_size_bound() {
     let v = PinValue {
         pps: Some(u64::MAX),
         burst: Some(u64::MAX),
+        rate_bps: Some(MAX_RATE_BPS),
+        burst_bytes: Some(MAX_BURST_BYTES),
         author: "a".repeat(MAX_AUTHOR),
         comment: "\u{1F600}".repeat(MAX_COMMENT / 4),
         ..value(PinStage::Strict)
@@ -152,4 +156,49 @@ fn a_tmsi_pin_is_an_n2_back_off_in_one_spelling_and_takes_only_that_stage() {
     assert!(json.contains("\"stage\":\"backoff\""), "{json}");
     let key = t.key("f1");
     assert!(decode(P, key.as_bytes(), json.as_bytes(), 4096).is_ok());
+}
+
+#[test]
+fn a_byte_rate_round_trips_and_is_bounded_and_old_values_still_read() {
+    let ue = PinTarget::Ue("10.45.0.7".parse().unwrap());
+    let gnb = PinTarget::Gnb("192.0.2.10".parse().unwrap());
+    let key = ue.key("f1");
+    // Encoded as two plain numbers, read back as written.
+    let v = PinValue { rate_bps: Some(5_000_000), burst_bytes: Some(62_500), ..value(PinStage::Shape) };
+    let json = String::from_utf8(v.encode()).unwrap();
+    assert!(json.contains(r#""rate_bps":5000000,"burst_bytes":62500"#), "{json}");
+    assert_eq!(decode(P, key.as_bytes(), json.as_bytes(), 4096), Ok((ue, v)));
+    // A value written before byte pins (no such fields) is still read, as no byte rate asked for;
+    // one without a byte rate is still written without the fields, so older members read it.
+    let old = br#"{"v":1,"stage":"strict","pps":10,"burst":20,"author":"a","comment":"c","created_unix_ms":1000000,"expires_unix_ms":1060000}"#;
+    let (_, got) = decode(P, key.as_bytes(), old, 4096).expect("an old value");
+    assert_eq!((got.pps, got.rate_bps, got.burst_bytes), (Some(10), None, None));
+    assert!(!String::from_utf8(value(PinStage::Strict).encode()).unwrap().contains("rate_bps"));
+    // Bounds, refused on read as `invalid` (logged and counted by the member, which goes on).
+    let refused = |v: PinValue, t: &PinTarget| {
+        let e = decode(P, t.key("f1").as_bytes(), &v.encode(), 4096).expect_err("refused");
+        assert_eq!(e.label(), "invalid", "{e}");
+        e.to_string()
+    };
+    let rated = |r: Option<u64>, b: Option<u64>| PinValue { rate_bps: r, burst_bytes: b, ..value(PinStage::Strict) };
+    assert!(refused(rated(Some(MIN_RATE_BPS - 1), None), &ue).contains("rate_bps"));
+    assert!(refused(rated(Some(MAX_RATE_BPS + 1), None), &ue).contains("rate_bps"));
+    assert!(refused(rated(Some(1_000_000), Some(MAX_BURST_BYTES + 1)), &ue).contains("burst_bytes"));
+    assert!(refused(rated(None, Some(1500)), &ue).contains("needs a rate_bps"), "a burst alone");
+    assert!(refused(rated(Some(0), Some(1500)), &ue).contains("needs a rate_bps"), "a burst of no rate");
+    let q = PinValue { rate_bps: Some(1_000_000), ..value(PinStage::Quarantine) };
+    assert!(refused(q, &ue).contains("quarantine takes no"));
+    // At the bounds: accepted; 0 is "no byte rate" (a local `--rate 0`).
+    for (r, b) in [(MIN_RATE_BPS, None), (MAX_RATE_BPS, Some(MAX_BURST_BYTES)), (0, None)] {
+        assert_eq!(rated(Some(r), b).check(&ue), Ok(()), "{r} {b:?}");
+    }
+    // pps 0 only beside a byte rate (the byte rate alone), as `guard device pin --pps 0 --rate`.
+    assert!(PinValue { pps: Some(0), ..rated(Some(1_000_000), None) }.check(&ue).is_ok());
+    assert!(refused(PinValue { pps: Some(0), ..rated(Some(0), None) }, &ue).contains("pps must be > 0"));
+    // A gNB's shape or strict takes a byte rate instead of a packet rate.
+    assert!(PinValue { rate_bps: Some(200_000_000), ..value(PinStage::Shape) }.check(&gnb).is_ok());
+    assert!(refused(PinValue { rate_bps: Some(0), ..value(PinStage::Shape) }, &gnb).contains("needs pps or rate_bps"));
+    // A malformed rate (not a number) is malformed, as any other field.
+    let bad = br#"{"v":1,"stage":"strict","rate_bps":"5Mbit/s","author":"a","comment":"c","created_unix_ms":1000000,"expires_unix_ms":1060000}"#;
+    assert_eq!(decode(P, key.as_bytes(), bad, 4096).unwrap_err().label(), "malformed");
 }
