@@ -4,24 +4,16 @@
 
 use labkit::assert_root;
 use labkit::fleetlab::{n3split, FleetOpts};
-
-/// A uniquely named output directory, removed on drop.
-struct TempDir(std::path::PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use labkit::oracle::TempDir;
 
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
 fn a_gpdu_overload_split_over_two_upfs_is_capped_with_fleet_summaries_and_missed_without() {
     assert_root("lab_fleet_n3::a_gpdu_overload_split_over_two_upfs_is_capped_with_fleet_summaries_and_missed_without");
-    let out = TempDir(std::env::temp_dir().join(format!("og-lab-fleet-n3-{}", labkit::netns::unique_name("ln3"))));
+    let out = TempDir::new("og-lab-fleet-n3").expect("a scratch directory");
     let opts = FleetOpts {
         guard_bin: labkit::guard_bin::for_test(),
-        out: out.0.clone(),
+        out: out.path().to_path_buf(),
         scenario: labkit::guard_bin::workspace().join("lab/fleet/split_storm.toml"),
         verbose: true,
     };

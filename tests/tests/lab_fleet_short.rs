@@ -8,24 +8,16 @@
 
 use labkit::assert_root;
 use labkit::fleetlab::{run, FleetOpts};
-
-/// A uniquely named output directory, removed on drop.
-struct TempDir(std::path::PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use labkit::oracle::TempDir;
 
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
 fn a_split_storm_is_answered_with_fleet_summaries_and_etcd_faults_are_survived() {
     assert_root("lab_fleet_short::a_split_storm_is_answered_with_fleet_summaries_and_etcd_faults_are_survived");
-    let out = TempDir(std::env::temp_dir().join(format!("og-lab-fleet-{}", labkit::netns::unique_name("lf"))));
+    let out = TempDir::new("og-lab-fleet").expect("a scratch directory");
     let opts = FleetOpts {
         guard_bin: labkit::guard_bin::for_test(),
-        out: out.0.clone(),
+        out: out.path().to_path_buf(),
         scenario: labkit::guard_bin::workspace().join("lab/fleet/split_storm.toml"),
         verbose: true,
     };

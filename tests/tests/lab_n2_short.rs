@@ -9,15 +9,7 @@ use std::path::PathBuf;
 
 use labkit::assert_root;
 use labkit::n2lab::{run_scenario, spec::N2Scenario, RunOpts};
-
-/// A uniquely named output directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use labkit::oracle::TempDir;
 
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
@@ -25,8 +17,8 @@ fn storm_yields_overload_start_naming_gnb_cell_and_devices() {
     assert_root("lab_n2_short::storm_yields_overload_start_naming_gnb_cell_and_devices");
     let sc = N2Scenario::read(&labkit::guard_bin::workspace().join("lab/scenarios/n2_storm.toml"))
         .expect("the storm scenario parses");
-    let out = TempDir(std::env::temp_dir().join(format!("og-lab-n2-{}", labkit::netns::unique_name("ln2"))));
-    let opts = RunOpts { guard_bin: labkit::guard_bin::for_test(), out: out.0.clone(), verbose: true };
+    let out = TempDir::new("og-lab-n2").expect("a scratch directory");
+    let opts = RunOpts { guard_bin: labkit::guard_bin::for_test(), out: out.path().to_path_buf(), verbose: true };
     let r = run_scenario(&sc, &opts).expect("the storm scenario runs");
     for c in &r.checks {
         eprintln!("{} {}: {}", if c.pass { "PASS" } else { "FAIL" }, c.name, c.detail);
@@ -68,8 +60,8 @@ fn suci_only_storm_is_attributed_to_its_cells_by_pattern() {
     assert_root("lab_n2_short::suci_only_storm_is_attributed_to_its_cells_by_pattern");
     let sc = N2Scenario::read(&labkit::guard_bin::workspace().join("lab/scenarios/n2_suci_storm.toml"))
         .expect("the SUCI storm scenario parses");
-    let out = TempDir(std::env::temp_dir().join(format!("og-lab-n2-{}", labkit::netns::unique_name("ln2s"))));
-    let opts = RunOpts { guard_bin: labkit::guard_bin::for_test(), out: out.0.clone(), verbose: true };
+    let out = TempDir::new("og-lab-n2").expect("a scratch directory");
+    let opts = RunOpts { guard_bin: labkit::guard_bin::for_test(), out: out.path().to_path_buf(), verbose: true };
     let r = run_scenario(&sc, &opts).expect("the SUCI storm scenario runs");
     for c in &r.checks {
         eprintln!("{} {}: {}", if c.pass { "PASS" } else { "FAIL" }, c.name, c.detail);

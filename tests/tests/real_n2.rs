@@ -10,10 +10,11 @@
 //! its INIT ACKs and association chunks go through the egress classifier as they did live) must
 //! give the live guard's responses, in the same order, and the same peers the same setup stages.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use guard::replay::{self, Options, Pacing, Quiet};
 use labkit::assert_root;
+use labkit::oracle::TempDir;
 use labkit::realpeers::RealOpts;
 use labkit::replay_check;
 
@@ -25,21 +26,17 @@ const TICK_MARGIN_S: f64 = 0.05;
 /// How much later than the replay the live guard may decide on a loaded machine, beyond that.
 const LIVE_LATENESS_S: f64 = 1.0;
 
-/// A uniquely named output directory, removed on drop (also when the test panics).
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
 fn real_sctp_stacks_through_the_guard_quick() {
     assert_root("real_n2::real_sctp_stacks_through_the_guard_quick");
-    let out = TempDir(std::env::temp_dir().join(format!("og-real-n2-{}", labkit::netns::unique_name("rn2"))));
-    let opts = RealOpts { guard_bin: labkit::guard_bin::for_test(), out: out.0.clone(), quick: true, verbose: true };
+    let out = TempDir::new("og-real-n2").expect("a scratch directory");
+    let opts = RealOpts {
+        guard_bin: labkit::guard_bin::for_test(),
+        out: out.path().to_path_buf(),
+        quick: true,
+        verbose: true,
+    };
     let t0 = std::time::Instant::now();
     let checks = labkit::real_n2::run(&opts).unwrap_or_else(|e| panic!("real-n2 could not run: {e:#}"));
     let lab_s = t0.elapsed().as_secs_f64();
@@ -53,12 +50,12 @@ fn real_sctp_stacks_through_the_guard_quick() {
         };
         eprintln!("{word} {}: {}", c.criterion, c.detail);
     }
-    let replayed = replay_the_run(&out.0.join(labkit::real_n2::SCENARIO));
+    let replayed = replay_the_run(&out.join(labkit::real_n2::SCENARIO));
     assert!(checks.iter().filter(|c| !c.detail.starts_with("OPEN:")).count() >= 8, "too few checks: {checks:#?}");
     let failed: Vec<String> =
         checks.iter().filter(|c| !c.pass).map(|c| format!("{}: {}", c.criterion, c.detail)).collect();
     assert!(failed.is_empty(), "failed checks:\n{}", failed.join("\n"));
-    assert!(out.0.join("real-n2/report.md").exists() && out.0.join("real-n2/report.json").exists());
+    assert!(out.join("real-n2/report.md").exists() && out.join("real-n2/report.json").exists());
     assert!(lab_s < 120.0, "the quick scenario took {lab_s:.0} s");
     assert!(
         replayed.is_empty(),
