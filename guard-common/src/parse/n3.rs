@@ -150,9 +150,10 @@ pub fn parse_into_fast<P: Packet + ?Sized>(pkt: &P, gtpu_port: u16, out: &mut Gt
 pub enum Common {
     /// The common G-PDU: `out` holds exactly what [`parse_into`] writes for it (`Ok(true)`).
     Gtp,
-    /// Untagged IPv4 without options, not a fragment, UDP to another port than GTP-U's, with the
-    /// whole UDP header in the frame: [`parse_into`] would return `Ok(false)` (not GTP-U, pass),
-    /// and `out` holds what it writes then (the outer source, no fragment).
+    /// Untagged IPv4 without options and not a fragment, or untagged IPv6 whose Next Header is
+    /// UDP, with UDP to another port than GTP-U's and the whole UDP header in the frame:
+    /// [`parse_into`] would return `Ok(false)` (not GTP-U, pass), and `out` holds what it writes
+    /// then (the outer source, no fragment).
     NotGtp,
     /// Anything else: `out` partly written; the caller parses in full.
     Other,
@@ -164,20 +165,24 @@ pub fn parse_common_into<P: Packet + ?Sized>(pkt: &P, gtpu_port: u16, out: &mut 
     parse_common(pkt, gtpu_port, out) == Common::Gtp
 }
 
-/// Offsets of the common frame: untagged Ethernet, IPv4 without options, UDP, GTP-U.
+/// Offsets of the common frames: untagged Ethernet, then IPv4 without options (20 octets, RFC 791
+/// §3.1) or IPv6 without extension headers (40 octets, RFC 8200 §3), then UDP.
 const C_IP: usize = ethernet::ETH_HLEN;
 const C_UDP: usize = C_IP + 20;
-const C_GTP: usize = C_UDP + udp::UDP_HLEN;
-const C_OPT: usize = C_GTP + gtpu::GTPU_HLEN;
+const C6_UDP: usize = C_IP + 40;
+/// The IPv6 Source Address (octets 8-23 of the header, RFC 8200 §3): its first 8 octets are in
+/// the window [`parse_common`] reads at 12, the last 8 here.
+const C6_SRC_TAIL: usize = C_IP + 16;
 
-/// The common uplink G-PDU, parsed at fixed offsets with a handful of bounds checks: untagged Ethernet,
-/// IPv4 without options and not a fragment, UDP to the GTP-U port, a GTP-U v1 G-PDU with either
-/// no optional fields or only a PDU Session Container (flags 0x30 or 0x34, one 4-octet extension
-/// header, TS 29.281 §5.2.1 and TS 38.415 §5.5.2): [`Common::Gtp`], and `out` holds exactly what
-/// [`parse_into`] would write. The same frame shape with UDP to another port is
-/// [`Common::NotGtp`], the other common frame on an N3 NIC (issue 19: its pass-through cost is
-/// what every non-GTP-U packet pays). Anything else (including every malformed frame) is
-/// [`Common::Other`], and the caller parses in full.
+/// The common uplink G-PDU, parsed at fixed offsets with a handful of bounds checks: untagged
+/// Ethernet, then IPv4 without options and not a fragment or IPv6 with Next Header UDP (no
+/// extension headers), UDP to the GTP-U port, a GTP-U v1 G-PDU with either no optional fields or
+/// only a PDU Session Container (flags 0x30 or 0x34, one 4-octet extension header, TS 29.281
+/// §5.2.1 and TS 38.415 §5.5.2): [`Common::Gtp`], and `out` holds exactly what [`parse_into`]
+/// would write. The same frame shapes with UDP to another port are [`Common::NotGtp`], the other
+/// common frame on an N3 NIC (issue 19: its pass-through cost is what every non-GTP-U packet
+/// pays). Anything else (including every malformed frame) is [`Common::Other`], and the caller
+/// parses in full.
 ///
 /// Why: the full parser walks VLAN tags, IPv4 options, IPv6 extension headers and the GTP-U
 /// extension chain, which on the BPF target costs loops, spills and a bounds check per field; the
@@ -185,38 +190,66 @@ const C_OPT: usize = C_GTP + gtpu::GTPU_HLEN;
 /// parser's results.
 #[inline(always)]
 pub fn parse_common<P: Packet + ?Sized>(pkt: &P, gtpu_port: u16, out: &mut GtpPacket) -> Common {
-    use crate::abi::FAMILY_IPV4;
+    use crate::abi::{FAMILY_IPV4, FAMILY_IPV6};
     // Small windows rather than one read of the 50 octets: in the kernel each read is a copy on
     // the 512-byte BPF stack, shared with the policy's frame.
-    // Octets 12-29: EtherType, then the IPv4 header up to its Source Address.
+    // Octets 12-29: EtherType, then the IP header's first 16 octets (IPv4 up to its Source
+    // Address; IPv6 up to the middle of its Source Address).
     let Some(h) = pkt.read::<18>(12) else {
         return Common::Other;
     };
-    // EtherType IPv4 (no VLAN tag); version 4, IHL 5 (RFC 791 §3.1); flags and fragment offset:
-    // MF clear and offset 0 (DF may be set); protocol UDP.
-    if h[0] != 0x08 || h[1] != 0x00 || h[2] != 0x45 {
-        return Common::Other;
+    if h[0] == 0x08 && h[1] == 0x00 && h[2] == 0x45 {
+        // EtherType IPv4 (no VLAN tag); version 4, IHL 5 (RFC 791 §3.1); flags and fragment
+        // offset: MF clear and offset 0 (DF may be set); protocol UDP.
+        if h[8] & 0x3f != 0 || h[9] != 0 || h[11] != ip::IPPROTO_UDP {
+            return Common::Other;
+        }
+        let outer = word(&h, 14);
+        udp_gtpu::<P, C_UDP>(pkt, gtpu_port, out, FAMILY_IPV4, [outer, 0, 0, 0])
+    } else if h[0] == 0x86 && h[1] == 0xdd && h[2] >> 4 == 6 && h[8] == ip::IPPROTO_UDP {
+        // EtherType IPv6 (no VLAN tag); Version 6, Next Header UDP: no extension header, so no
+        // fragment either (RFC 8200 §3, §4). Traffic Class, Flow Label, Payload Length and Hop
+        // Limit are not read, as the full parser does not read them (the UDP and GTP-U lengths
+        // are what bound the message, and they are checked against the frame below).
+        let Some(t) = pkt.read::<8>(C6_SRC_TAIL) else {
+            return Common::Other;
+        };
+        let outer = [word(&h, 10), word(&h, 14), word(&t, 0), word(&t, 4)];
+        udp_gtpu::<P, C6_UDP>(pkt, gtpu_port, out, FAMILY_IPV6, outer)
+    } else {
+        Common::Other
     }
-    if h[8] & 0x3f != 0 || h[9] != 0 || h[11] != ip::IPPROTO_UDP {
-        return Common::Other;
-    }
-    let outer = word(&h, 14);
-    // Octets 34-49: the UDP header, then the GTP-U mandatory header.
-    let Some(u) = pkt.read::<16>(C_UDP) else {
+}
+
+/// The part of [`parse_common`] after the IP header, whose length `UDP` (the UDP header's
+/// offset) fixes: instantiated once per IP version, so every offset stays a constant and the
+/// outer address is stored from inside its own version's branch (ARCHITECTURE.md, verifier
+/// notes: addresses merged across the two branches are spilled and copied octet by octet).
+#[inline(always)]
+fn udp_gtpu<P: Packet + ?Sized, const UDP: usize>(
+    pkt: &P,
+    gtpu_port: u16,
+    out: &mut GtpPacket,
+    family: u32,
+    outer: [u32; 4],
+) -> Common {
+    let gtp_opt = UDP + udp::UDP_HLEN + gtpu::GTPU_HLEN;
+    // The UDP header, then the GTP-U mandatory header.
+    let Some(u) = pkt.read::<16>(UDP) else {
         return Common::Other;
     };
     // UDP (RFC 768): destination port, Length covering at least its header and inside the frame.
     let len = pkt.len();
     let ulen = be16([u[4], u[5]]) as usize;
     if be16([u[2], u[3]]) != gtpu_port {
-        // Not addressed to GTP-U: the full parser has checked nothing more by then (Ethernet,
-        // IPv4 version and IHL, the fragment bits, a whole UDP header), and returns `Ok(false)`
-        // with the outer source written and no fragment.
-        gtpu::store_addr(&mut out.outer_src, FAMILY_IPV4, [outer, 0, 0, 0]);
+        // Not addressed to GTP-U: the full parser has checked nothing more by then (Ethernet, the
+        // IP version, IPv4's IHL and fragment bits or IPv6's Next Header, a whole UDP header),
+        // and returns `Ok(false)` with the outer source written and no fragment.
+        gtpu::store_addr(&mut out.outer_src, family, outer);
         out.frag_kind = FRAG_NONE;
         return Common::NotGtp;
     }
-    if ulen < udp::UDP_HLEN || C_UDP + ulen > len {
+    if ulen < udp::UDP_HLEN || UDP + ulen > len {
         return Common::Other;
     }
     // GTP-U (TS 29.281 §5.1): version 1, PT 1, no S or PN, E optional; a G-PDU whose Length fits
@@ -227,23 +260,23 @@ pub fn parse_common<P: Packet + ?Sized>(pkt: &P, gtpu_port: u16, out: &mut GtpPa
     }
     let length = be16([u[10], u[11]]);
     let teid = be32([u[12], u[13], u[14], u[15]]);
-    let end = C_OPT + length as usize;
+    let end = gtp_opt + length as usize;
     if gtpu::GTPU_HLEN + length as usize > ulen - udp::UDP_HLEN || end > len {
         return Common::Other;
     }
-    let (mut payload, mut ext_count, mut qfi, mut pdu_type) = (C_OPT, 0u8, QFI_NONE as u8, 0xffu8);
+    let (mut payload, mut ext_count, mut qfi, mut pdu_type) = (gtp_opt, 0u8, QFI_NONE as u8, 0xffu8);
     if flags & gtpu::FLAG_E != 0 {
         // Octets 9-12 (sequence, N-PDU, next type = PDU Session Container), then the container:
         // length 1 (4 octets), PDU Type | flags, flags | QFI, next type 0 (end of chain).
-        let Some(e) = pkt.read::<8>(C_OPT) else {
+        let Some(e) = pkt.read::<8>(gtp_opt) else {
             return Common::Other;
         };
-        if e[3] != gtpu::EXT_PDU_SESSION_CONTAINER || e[4] != 1 || e[7] != 0 || C_OPT + 8 > end {
+        if e[3] != gtpu::EXT_PDU_SESSION_CONTAINER || e[4] != 1 || e[7] != 0 || gtp_opt + 8 > end {
             return Common::Other;
         }
-        (payload, ext_count, qfi, pdu_type) = (C_OPT + 8, 1, e[6] & 0x3f, e[5] >> 4);
+        (payload, ext_count, qfi, pdu_type) = (gtp_opt + 8, 1, e[6] & 0x3f, e[5] >> 4);
     }
-    gtpu::store_addr(&mut out.outer_src, FAMILY_IPV4, [outer, 0, 0, 0]);
+    gtpu::store_addr(&mut out.outer_src, family, outer);
     out.vlan_tags = 0;
     out.frag_kind = FRAG_NONE;
     let tpdu_len = (end - payload) as u32;

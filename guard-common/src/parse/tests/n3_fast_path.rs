@@ -164,3 +164,197 @@ proptest! {
         common_path_agrees(&f, 2152)?;
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// IPv6 outer (issue 19): untagged Ethernet, IPv6 with Next Header UDP, at fixed offsets.
+// ---------------------------------------------------------------------------------------------
+
+/// Offsets in an untagged IPv6 frame (RFC 8200 §3): Payload Length at 4-5 of the IPv6 header,
+/// Next Header at 6, Hop Limit at 7; the UDP header after the 40-octet IPv6 header.
+const V6: usize = 14;
+const V6_UDP: usize = V6 + 40;
+
+/// The common IPv6 shapes: untagged, a G-PDU with or without a PDU Session Container.
+fn common_spec_v6() -> impl Strategy<Value = Spec> {
+    common_spec().prop_map(|s| Spec { ipv6: true, ..s })
+}
+
+/// What the fast path made of `f`, after checking it against the full parser
+/// ([`common_path_agrees`]).
+fn decided(f: &[u8]) -> Result<n3::Common, TestCaseError> {
+    common_path_agrees(f, 2152)?;
+    let mut fast = MARKED;
+    Ok(n3::parse_common(f, 2152, &mut fast))
+}
+
+/// `f` with an IPv6 extension header of type `next` (8 octets, RFC 8200 §4) between the IPv6
+/// header and UDP, the Payload Length grown to match.
+fn with_ext_header(f: &[u8], next: u8) -> Vec<u8> {
+    let mut g = f.to_vec();
+    let ext: [u8; 8] = match next {
+        // Fragment header (§4.5): Next Header, reserved, offset 0 and M clear (an atomic
+        // fragment, RFC 6946), Identification.
+        44 => [17, 0, 0, 0, 0, 0, 0x12, 0x34],
+        // Authentication Header (RFC 4302 §2.2): Payload Len 0 would be 8 octets.
+        51 => [17, 0, 0, 0, 0, 0, 0, 0],
+        // Hop-by-Hop (§4.3), Routing (§4.4), Destination Options (§4.6): Hdr Ext Len 0 (8
+        // octets); a PadN option fills it.
+        _ => [17, 0, 1, 4, 0, 0, 0, 0],
+    };
+    g[V6 + 6] = next;
+    let pl = u16::from_be_bytes([g[V6 + 4], g[V6 + 5]]) + 8;
+    g[V6 + 4..V6 + 6].copy_from_slice(&pl.to_be_bytes());
+    g.splice(V6_UDP..V6_UDP, ext);
+    g
+}
+
+proptest! {
+    /// The common IPv6 frames take the fast path, and it writes what the full parser writes.
+    #[test]
+    fn ipv6_common_frames_take_the_fast_path(spec in common_spec_v6()) {
+        prop_assert!(common_path_agrees(&encode(&spec), 2152)?, "the fast path refused {:?}", spec);
+    }
+
+    /// Against the encoder: the TEID, QFI, PDU type, the 16-octet outer source and the inner
+    /// addresses that were encoded.
+    #[test]
+    fn the_ipv6_fast_path_reads_what_was_encoded(spec in common_spec_v6()) {
+        let mut fast = MARKED;
+        prop_assert!(n3::parse_common_into(&encode(&spec)[..], 2152, &mut fast), "refused {:?}", spec);
+        prop_assert_eq!(fast.gtp.teid, spec.teid);
+        prop_assert_eq!(fast.gtp.qfi, spec.qfi.unwrap_or(QFI_NONE as u8));
+        prop_assert_eq!(fast.gtp.ext_count, u8::from(spec.qfi.is_some()));
+        prop_assert_eq!(fast.vlan_tags, 0);
+        let mut gnb = [0u8; 16];
+        gnb[..3].copy_from_slice(&[0xfd, 0, 2]);
+        gnb[15] = 0x11;
+        prop_assert_eq!(fast.outer_src, L3Addr::v6(gnb));
+        prop_assert_eq!(fast.inner_src, L3Addr::v4(spec.inner));
+        prop_assert_eq!(fast.inner_dst, L3Addr::v4([192, 0, 2, 1]));
+    }
+
+    /// Traffic Class, Flow Label, Payload Length and Hop Limit are anything (RFC 8200 §3): the
+    /// full parser reads none of them, so neither does the fast path, and a frame whose IPv6
+    /// Payload Length disagrees with the UDP Length is still decided as the full parser decides
+    /// it (the UDP and GTP-U lengths bound the message).
+    #[test]
+    fn ipv6_class_flow_label_payload_length_and_hop_limit_change_nothing(
+        spec in common_spec_v6(),
+        class_flow in any::<u32>(),
+        payload_len in any::<u16>(),
+        hop in any::<u8>(),
+    ) {
+        let mut f = encode(&spec);
+        // Version 6 in the top nibble, then 8 bits of Traffic Class and 20 of Flow Label.
+        f[V6..V6 + 4].copy_from_slice(&((6 << 28) | (class_flow & 0x0fff_ffff)).to_be_bytes());
+        f[V6 + 4..V6 + 6].copy_from_slice(&payload_len.to_be_bytes());
+        f[V6 + 7] = hop;
+        prop_assert_eq!(decided(&f)?, n3::Common::Gtp);
+    }
+
+    /// Another Version nibble under the IPv6 EtherType is not the common frame (the full parser
+    /// calls it malformed).
+    #[test]
+    fn ipv6_ethertype_with_another_version_falls_through(spec in common_spec_v6(), v in 0u8..16) {
+        prop_assume!(v != 6);
+        let mut f = encode(&spec);
+        f[V6] = (v << 4) | (f[V6] & 0x0f);
+        prop_assert_eq!(decided(&f)?, n3::Common::Other);
+        let mut full = MARKED;
+        prop_assert!(n3::parse_into(&f[..], 2152, &mut full).is_err());
+    }
+
+    /// An extension header of any kind before UDP (Hop-by-Hop, Routing, Fragment, Destination
+    /// Options, AH): the fast path falls through, and the full parser, which walks it, finds the
+    /// same G-PDU as without it.
+    #[test]
+    fn ipv6_extension_headers_fall_through(spec in common_spec_v6(), next in prop::sample::select(vec![0u8, 43, 44, 51, 60])) {
+        let plain = encode(&spec);
+        let f = with_ext_header(&plain, next);
+        let mut fast = MARKED;
+        prop_assert_eq!(n3::parse_common(&f[..], 2152, &mut fast), n3::Common::Other);
+        let (mut full, mut through) = (MARKED, MARKED);
+        prop_assert_eq!(n3::parse_into(&f[..], 2152, &mut full), Ok(true));
+        prop_assert_eq!(n3::parse_into_fast(&f[..], 2152, &mut through), Ok(true));
+        prop_assert_eq!(through, full);
+        // The same device and addresses as the plain frame; the offsets moved by 8.
+        let mut p = MARKED;
+        prop_assert!(n3::parse_common_into(&plain[..], 2152, &mut p));
+        prop_assert_eq!((full.outer_src, full.inner_src, full.inner_dst), (p.outer_src, p.inner_src, p.inner_dst));
+        prop_assert_eq!((full.gtp.teid, full.gtp.qfi, full.gtp.payload), (p.gtp.teid, p.gtp.qfi, p.gtp.payload + 8));
+    }
+
+    /// Next Header anything but UDP, with no extension header to walk (TCP, ICMPv6, SCTP, ...):
+    /// not the common frame; the full parser says not GTP-U.
+    #[test]
+    fn ipv6_other_next_headers_fall_through(spec in common_spec_v6(), next in any::<u8>()) {
+        prop_assume!(![17u8, 0, 43, 44, 51, 60].contains(&next));
+        let mut f = encode(&spec);
+        f[V6 + 6] = next;
+        prop_assert_eq!(decided(&f)?, n3::Common::Other);
+        let mut full = MARKED;
+        prop_assert_eq!(n3::parse_into(&f[..], 2152, &mut full), Ok(false));
+    }
+
+    /// Every truncation of a common IPv6 frame: never the common G-PDU (the UDP Length then
+    /// runs past the frame), and wherever the fast path decides, it agrees.
+    #[test]
+    fn ipv6_truncations_are_never_the_common_frame(spec in common_spec_v6(), cut in any::<prop::sample::Index>()) {
+        let f = encode(&spec);
+        let n = cut.index(f.len());
+        prop_assert_ne!(decided(&f[..n])?, n3::Common::Gtp, "cut to {}", n);
+    }
+
+    /// UDP to any port but GTP-U's in an untagged IPv6 frame is decided on the fast path as not
+    /// GTP-U, with the 16-octet outer source and no fragment, as the full parser decides it.
+    #[test]
+    fn ipv6_udp_to_another_port_is_not_gtp_on_the_fast_path(spec in common_spec_v6(), port in any::<u16>()) {
+        let mut f = encode(&spec);
+        f[V6_UDP + 2..V6_UDP + 4].copy_from_slice(&port.to_be_bytes());
+        let mut fast = n3::GtpPacket { frag_kind: n3::FRAG_LATER, ..MARKED };
+        let got = n3::parse_common(&f[..], 2152, &mut fast);
+        if port == 2152 {
+            prop_assert_eq!(got, n3::Common::Gtp);
+        } else {
+            prop_assert_eq!(got, n3::Common::NotGtp);
+            prop_assert_eq!(fast.outer_src.family, crate::abi::FAMILY_IPV6);
+            prop_assert_eq!(fast.frag_kind, n3::FRAG_NONE);
+        }
+        common_path_agrees(&f, 2152)?;
+    }
+
+    /// The GTP-U and UDP Lengths set to anything near the truth, in an IPv6 frame.
+    #[test]
+    fn the_ipv6_fast_path_agrees_whatever_the_lengths_say(
+        spec in common_spec_v6(),
+        gtp_delta in -30i32..6,
+        udp_delta in prop::option::of(-30i32..6),
+    ) {
+        let mut f = encode(&spec);
+        let set = |f: &mut Vec<u8>, at: usize, delta: i32| {
+            let v = i32::from(u16::from_be_bytes([f[at], f[at + 1]])) + delta;
+            f[at..at + 2].copy_from_slice(&(v.clamp(0, 0xffff) as u16).to_be_bytes());
+        };
+        set(&mut f, V6_UDP + 8 + 2, gtp_delta);
+        if let Some(d) = udp_delta {
+            set(&mut f, V6_UDP + 4, d);
+        }
+        common_path_agrees(&f, 2152)?;
+    }
+
+    /// Any IPv6 frame (tagged or not, any message and chain), any two octets of its headers
+    /// changed: the fast path either refuses or agrees with the full parser.
+    #[test]
+    fn the_ipv6_fast_path_never_disagrees(
+        spec in arb_spec().prop_map(|s| Spec { ipv6: true, ..s }),
+        edits in prop::collection::vec((0usize..90, any::<u8>()), 0..3),
+    ) {
+        let mut f = encode(&spec);
+        for (at, b) in edits {
+            if let Some(o) = f.get_mut(at) {
+                *o = b;
+            }
+        }
+        common_path_agrees(&f, 2152)?;
+    }
+}
