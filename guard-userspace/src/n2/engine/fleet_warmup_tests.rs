@@ -3,13 +3,8 @@
 //! know, is not learned as normal while they publish it far above their baseline; and what a
 //! forged summary can do to a warm-up (delay it, within a bound, never stop it).
 
-use super::fleet_tests::{cell, dev, settings, Host, SEC};
+use super::fleet_tests::{cell, dev, fleet_of, settings, Host, SEC};
 use super::*;
-
-/// What the other member published last tick, as this member's fleet input.
-fn fleet_of(published: &[HotCell]) -> FleetCells {
-    published.iter().map(|c| (c.key, FleetCell { rate: c.rate, baseline: c.baseline, members: 1 })).collect()
-}
 
 /// Cell 0's background (one registration every 10 s) reaches AMF A only, so B first sees the
 /// cell at the storm's onset; cells 1..3 reach both. From `storm_from`, infected devices in
