@@ -17,6 +17,10 @@
 
 use super::*;
 
+/// How many device windows of a cell's warm-up the fleet may hold back, in all, over the cell's
+/// life in this engine.
+const FLEET_HOLD_DEVICE_WINDOWS: f64 = 5.0;
+
 /// The other members' view of one cell: the sums of their published rates and baselines.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct FleetCell {
@@ -73,6 +77,22 @@ impl N2Engine {
         out.into_iter().take(max).map(|(_, c)| c).collect()
     }
 
+    /// Whether this window of a cell still warming up is held back from its baseline: the others
+    /// publish it (their summaries are live: the mailbox drops a contribution not refreshed
+    /// within 3 intervals, and all of them when etcd is lost) at least `cell_ratio` × the
+    /// baseline **they learned** for it. An AMF set shares its cells (TS 23.501 §5.21.1), so a
+    /// cell new to this member at a storm's onset is one the others already know; their
+    /// baseline is the only normal the fleet has for it, and a window the others see far above
+    /// it is the storm, not this member's normal. With no learned baseline among them (0: all
+    /// still at the prior) they know no more than this member, and nothing is held. The bound
+    /// (`fleet_hold_bound_s`) is applied by `learn_baselines`.
+    pub(super) fn holds_warmup(s: &N2Settings, fleet: &FleetCells, k: &N2CellKey, t: &CellTrack) -> bool {
+        if t.windows >= s.warmup_windows || t.warm_held_s >= Self::fleet_hold_bound_s(s) {
+            return false;
+        }
+        fleet.get(k).is_some_and(|f| f.members > 0 && f.baseline > 0.0 && f.rate >= s.cell_ratio * f.baseline)
+    }
+
     /// Whether the fleet's sums make `t` hot; sets the cell's fleet figures either way.
     pub(super) fn judge_with_fleet(s: &N2Settings, fleet: &FleetCells, k: &N2CellKey, t: &mut CellTrack) -> bool {
         let Some(f) = fleet.get(k).filter(|f| f.members > 0) else {
@@ -85,5 +105,13 @@ impl N2Engine {
         let rate = t.rate + f.rate;
         let base = t.baseline_or_prior(s) + f.baseline;
         rate >= s.cell_min_rate && rate >= s.cell_ratio * base
+    }
+
+    /// The seconds of warm-up windows the fleet may hold back per cell: 5 device windows (300 s
+    /// by default), enough for a split storm to be judged T2 here (consistency needs the
+    /// repeaters of one device window again in the next, then `persist_windows`), and the most a
+    /// forged or stale summary can delay this member's warm-up of a cell.
+    pub(super) fn fleet_hold_bound_s(s: &N2Settings) -> f64 {
+        FLEET_HOLD_DEVICE_WINDOWS * s.device_window_s
     }
 }

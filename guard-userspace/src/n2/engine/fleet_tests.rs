@@ -56,7 +56,7 @@ pub(super) fn settings() -> N2Settings {
 }
 
 /// What the other member published last tick, as this member's fleet input.
-fn fleet_of(published: &[HotCell]) -> FleetCells {
+pub(super) fn fleet_of(published: &[HotCell]) -> FleetCells {
     published.iter().map(|c| (c.key, FleetCell { rate: c.rate, baseline: c.baseline, members: 1 })).collect()
 }
 

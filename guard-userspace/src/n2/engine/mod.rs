@@ -42,6 +42,8 @@ mod fleet_devices;
 mod fleet_devices_tests;
 #[cfg(test)]
 mod fleet_tests;
+#[cfg(test)]
+mod fleet_warmup_tests;
 pub mod known_gnbs;
 mod ladder;
 #[cfg(test)]
@@ -108,6 +110,9 @@ pub struct N2Engine {
     fleet_advised: BTreeSet<N2DeviceKey>,
     /// This member's own listed devices in the response in force, with their T3346.
     own_listed: Vec<(N2DeviceKey, u32)>,
+    /// Tests only: warm up as before the fleet's hold (fleet_warmup_tests.rs shows the miss).
+    #[cfg(test)]
+    legacy_warmup: bool,
 }
 
 impl N2Engine {
@@ -139,6 +144,8 @@ impl N2Engine {
             fleet_backoff: FleetBackoff::new(),
             fleet_advised: BTreeSet::new(),
             own_listed: Vec::new(),
+            #[cfg(test)]
+            legacy_warmup: false,
         }
     }
 
@@ -258,6 +265,7 @@ impl N2Engine {
             // A storm split over an AMF set: hot by the fleet's sums (fleet.rs); without fleet
             // input this is false and the local judgement stands alone.
             t.fleet_hot = Self::judge_with_fleet(s, fleet, k, t) && !local_hot;
+            t.warm_hold = Self::holds_warmup(s, fleet, k, t);
             t.hot = local_hot || t.fleet_hot;
             let share = t.suci_share();
             t.pattern = t.hot && share >= s.suci_share && share >= s.suci_share_ratio * t.suci_base_share;
@@ -415,10 +423,33 @@ impl N2Engine {
     }
 
     /// Baselines learn only from windows in which the cell is not hot: the mean of the first
-    /// `warmup_windows`, then an EWMA with the configured half-life.
+    /// `warmup_windows`, then an EWMA with the configured half-life. During warm-up, the windows
+    /// the fleet alone holds back (hot by its sums, or published far above the others' baseline)
+    /// are skipped for at most `fleet_hold_bound_s` per cell, then learned: a forged or stale
+    /// summary can delay a member's warm-up, never stop it (docs/fleet.md "Warm-up").
     fn learn_baselines(&mut self, now: u64) {
         let (hl, warmup) = (self.s.baseline_half_life_s, self.s.warmup_windows);
-        for t in self.cells.values_mut().filter(|t| t.last_at == now && !t.hot && t.dt_s > 0.0) {
+        let bound = Self::fleet_hold_bound_s(&self.s);
+        let locally_hot = |t: &CellTrack| t.hot && !t.fleet_hot;
+        #[cfg(test)]
+        let legacy = self.legacy_warmup;
+        #[cfg(not(test))]
+        let legacy = false;
+        for t in self.cells.values_mut().filter(|t| t.last_at == now && !locally_hot(t) && t.dt_s > 0.0) {
+            if legacy && t.hot {
+                continue;
+            }
+            if !legacy && (t.fleet_hot || t.warm_hold) {
+                if t.windows >= warmup {
+                    // Warmed up: a fleet-hot window is not learned, as before (the baseline is
+                    // kept, never lowered nor raised by the fleet).
+                    continue;
+                }
+                if t.warm_held_s < bound {
+                    t.warm_held_s += t.dt_s;
+                    continue;
+                }
+            }
             let alpha = if t.windows < warmup {
                 1.0 / f64::from(t.windows + 1)
             } else {

@@ -34,6 +34,12 @@ pub(super) struct CellTrack {
     pub(super) others_rate: f64,
     pub(super) others_base: f64,
     pub(super) fleet_hot: bool,
+    /// Warming up, and the others publish the cell far above their own learned baseline: this
+    /// window is not learned (fleet.rs `holds_warmup`), within `warm_held_s`'s bound.
+    pub(super) warm_hold: bool,
+    /// Seconds of warm-up windows not learned because of the fleet (never reset: the bound is
+    /// per cell for the engine's life, so flickering summaries cannot renew it).
+    pub(super) warm_held_s: f64,
 }
 
 impl CellTrack {
