@@ -220,10 +220,12 @@ mod tests {
         }
     }
 
-    fn temp_path(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("guard-audit-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        dir.join("sub").join("audit.jsonl")
+    /// A path in a fresh directory (its `sub/` not created yet), the directory removed when the
+    /// returned guard drops, also when the test panics.
+    fn temp_path(name: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::Builder::new().prefix(&format!("guard-audit-{name}-")).tempdir().expect("a temp dir");
+        let path = dir.path().join("sub").join("audit.jsonl");
+        (dir, path)
     }
 
     #[test]
@@ -238,7 +240,7 @@ mod tests {
 
     #[test]
     fn a_requested_reopen_follows_a_rotated_file() {
-        let path = temp_path("rotate");
+        let (_dir, path) = temp_path("rotate");
         let log = AuditLog::open(&path).expect("open");
         log.write(&line("before")).expect("w");
         // logrotate's `create`: move the file away, then signal.
@@ -258,7 +260,7 @@ mod tests {
 
     #[test]
     fn a_corrupt_line_is_reported_with_its_number() {
-        let path = temp_path("corrupt");
+        let (_dir, path) = temp_path("corrupt");
         let log = AuditLog::open(&path).expect("open");
         log.write(&line("")).expect("w");
         std::fs::OpenOptions::new()

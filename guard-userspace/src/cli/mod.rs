@@ -579,8 +579,8 @@ mod tests {
     fn n2_tick_in_either_form_not_both() {
         use crate::config::n2::N2File;
         use std::time::Duration;
-        let dir = std::env::temp_dir().join(format!("og-n2tick-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
+        let tmp = tempfile::Builder::new().prefix("og-n2tick-").tempdir().expect("temp dir");
+        let dir = tmp.path();
         let read = |text: &str| {
             let p = dir.join("n2.toml");
             std::fs::write(&p, text).expect("write");
@@ -593,6 +593,5 @@ mod tests {
         assert!(format!("{both:#}").contains("tick and tick_ms both set"), "{both:#}");
         let fast = read("tick = \"5ms\"\n").expect_err("too fast");
         assert!(format!("{fast:#}").contains("at least 10ms"), "{fast:#}");
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -176,11 +176,11 @@ fn the_example_n2_config_parses_and_validates() {
     // A hook whose command does not exist is refused when the file is read (issue 25 item 5).
     let text = std::fs::read_to_string(&path).expect("example")
         + "\n[hook]\nkind = \"exec\"\ncommand = [\"/nonexistent/amf-hook\"]\n";
-    let bad_hook = std::env::temp_dir().join(format!("og-n2-badhook-{}.toml", std::process::id()));
+    let tmp = tempfile::Builder::new().prefix("og-n2-badhook-").tempdir().expect("tmp");
+    let bad_hook = tmp.path().join("n2.toml");
     std::fs::write(&bad_hook, text).expect("write");
     let err = super::n2::N2File::read(Some(&bad_hook)).expect_err("a missing hook command is refused");
     assert!(format!("{err:#}").contains("not an executable file"), "{err:#}");
-    let _ = std::fs::remove_file(&bad_hook);
     let cfg = f.dataplane.config().expect("N2_CONFIG");
     assert_eq!((cfg.ngap_port, cfg.s1ap_port, cfg.shadow), (38412, 36412, 0));
     assert!(super::n2::N2File::read(None).expect("defaults").hook.is_none());

@@ -169,15 +169,17 @@ mod tests {
         n3::engine::{Evidence, Reason},
     };
 
-    fn temp_path(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("guard-audit-n3-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        dir.join("sub").join("audit.jsonl")
+    /// A path in a fresh directory (its `sub/` not created yet), the directory removed when the
+    /// returned guard drops, also when the test panics.
+    fn temp_path(name: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::Builder::new().prefix(&format!("guard-audit-n3-{name}-")).tempdir().expect("a temp dir");
+        let path = dir.path().join("sub").join("audit.jsonl");
+        (dir, path)
     }
 
     #[test]
     fn decisions_and_operator_actions_are_one_line_each_with_reason_and_evidence() {
-        let path = temp_path("lines");
+        let (_dir, path) = temp_path("lines");
         let log = AuditLog::open(&path).expect("open creates the directory");
         let key = DeviceKey::teid(0x1234);
         let d = Decision::SetDeviceStage {
@@ -237,7 +239,7 @@ mod tests {
 
     #[test]
     fn a_gnb_cap_from_the_fleet_sums_is_marked_in_its_line_with_the_members() {
-        let path = temp_path("fleet-cap");
+        let (_dir, path) = temp_path("fleet-cap");
         let log = AuditLog::open(&path).expect("open");
         let fleet = crate::n3::engine::FleetEvidence {
             members: vec!["upf-b".into()],

@@ -362,8 +362,8 @@ fn sample_response() -> Response {
 
 #[test]
 fn exec_hook_gets_the_json_on_stdin() {
-    let dir = std::env::temp_dir().join(format!("og-n2hook-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("tmp");
+    let tmp = tempfile::Builder::new().prefix("og-n2hook-").tempdir().expect("tmp");
+    let dir = tmp.path();
     let out = dir.join("payload.json");
     let script = format!(
         "cat > {} && echo \"$OVERLOAD_GUARD_ACTION $OVERLOAD_GUARD_LEVEL\" >> {}",
@@ -389,7 +389,6 @@ fn exec_hook_gets_the_json_on_stdin() {
         Hook::new(HookSpec::Exec { command: vec![], timeout_ms: 1 }),
         Err(HookError::Spec(crate::n2::hook::HookSpecError::EmptyCommand))
     ));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A one-request HTTP server answering `status`; returns (request head, body).
@@ -445,8 +444,8 @@ fn webhook_posts_the_json() {
 #[test]
 fn responses_are_audited_and_counted() {
     use crate::audit::{read_audit, AuditLog};
-    let dir = std::env::temp_dir().join(format!("og-n2audit-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let tmp = tempfile::Builder::new().prefix("og-n2audit-").tempdir().expect("tmp");
+    let dir = tmp.path();
     let log = AuditLog::open(&dir.join("audit.jsonl")).expect("audit");
     let mut registry = prometheus_client::registry::Registry::with_prefix("overload_guard");
     let m = metrics::N2Metrics::register(&mut registry);
@@ -483,7 +482,6 @@ fn responses_are_audited_and_counted() {
     assert!(text.contains("overload_guard_n2_level 3"), "{text}");
     assert!(text.contains("overload_guard_n2_storm_class{reason=\"registration_storm\"} 1"), "{text}");
     assert!(text.contains("overload_guard_n2_responses_total{reason=\"overload_start\"} 1"), "{text}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// `secs` seconds of SUCI-only registrations, `per_s` per second in each of `cells` (cause
