@@ -8,7 +8,7 @@
 use std::{net::IpAddr, time::SystemTime};
 
 use anyhow::{bail, Context, Result};
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 use guard_common::abi::{
     ByteLimit, DeviceKey, Limit, StageEntry, KEY_MODE_TEID, KEY_MODE_UE_ADDR, LOCAL_INDEX_NONE, STAGE_FLAG_MANUAL,
     STAGE_OBSERVE, STAGE_QUARANTINE, STAGE_SHAPE, STAGE_STRICT,
@@ -16,7 +16,10 @@ use guard_common::abi::{
 use guard_common::abi_n2::N2DeviceKey;
 use guard_common::units::BitRate;
 
-use super::Target;
+use super::{
+    pin_terms::{PinTerms, StageArg},
+    Target,
+};
 use crate::{
     audit::AuditLog,
     clock::monotonic_ns,
@@ -151,40 +154,14 @@ pub fn parse_teid(s: &str) -> Result<u32, String> {
     r.map_err(|e| format!("{s:?} is not a TEID (a 32-bit number, decimal or 0x-hex): {e}"))
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum StageArg {
-    /// Stage 1: shape to --pps/--burst (and --rate, if given).
-    Shape,
-    /// Stage 2: strict limit at --pps/--burst (and --rate, if given).
-    Strict,
-    /// Stage 3: drop everything until the TTL expires.
-    Quarantine,
-}
-
 #[derive(Args, Debug)]
 pub struct PinArgs {
     #[command(flatten)]
     target: Target,
     #[command(flatten)]
     device: DeviceSel,
-    /// The stage (none with --tmsi: a 5G-S-TMSI pin is a back-off, `guard fleet pin --tmsi`).
-    #[arg(long, value_enum, required_unless_present = "tmsi", conflicts_with = "tmsi")]
-    stage: Option<StageArg>,
-    /// How long the pin holds, e.g. 30s, 10m, 2h. Every stage expires, pins too.
-    #[arg(long)]
-    ttl: Dur,
-    /// Rate for shape/strict, packets per second (default from the config's ladder).
-    #[arg(long)]
-    pps: Option<u64>,
-    /// Burst for shape/strict, packets.
-    #[arg(long)]
-    burst: Option<u64>,
-    /// For shape and strict: `--rate` and `--burst-bytes`.
     #[command(flatten)]
-    bytes: super::rate::ByteRateArgs,
-    /// Why (kept in the audit log).
-    #[arg(long)]
-    comment: String,
+    terms: PinTerms,
     /// Pin the UE on every guard of the fleet instead (`[fleet]` of --config): writes the same
     /// fleet pin as `guard fleet pin --ue` (or `--tmsi`: an N2 device on every AMF-side member's
     /// back-off list), which every member, this one included, applies within 2 s. Only --ue or
@@ -243,15 +220,7 @@ fn pin_fleet(a: PinArgs) -> Result<()> {
              session only on the host that allocated it"
         ),
     };
-    let req = super::fleet::PinRequest {
-        target,
-        stage: a.stage,
-        ttl: a.ttl,
-        pps: a.pps,
-        burst: a.burst,
-        bytes: a.bytes,
-        comment: a.comment,
-    };
+    let req = super::fleet::PinRequest { target, terms: a.terms };
     super::fleet::write_pin_from_host(&a.target, &req)
 }
 
@@ -388,33 +357,37 @@ pub fn stage_json(s: &StageEntry, now: u64) -> serde_json::Value {
 fn pin(a: PinArgs) -> Result<()> {
     let (cfg, mut maps) = open(&a.target)?;
     let key = key_for_dataplane(&maps, &a.device)?;
-    if a.ttl.0 == 0 {
+    if a.terms.ttl.0 == 0 {
         bail!("--ttl must be > 0: every stage expires");
     }
-    let Some(stage_arg) = a.stage else { bail!("--stage is required") };
+    let Some(stage_arg) = a.terms.stage else { bail!("--stage is required") };
     let (stage, limit, bytes) = match stage_arg {
         StageArg::Quarantine => {
-            if a.bytes.given() {
+            if a.terms.bytes.given() {
                 bail!("--rate and --burst-bytes are for shape and strict: a quarantine drops everything");
             }
             (STAGE_QUARANTINE, Limit::UNLIMITED, ByteLimit::UNLIMITED)
         }
         StageArg::Shape => {
             let d = &cfg.ladder.shape;
-            let bytes = a.bytes.limit(d.rate, d.burst_bytes)?;
-            (STAGE_SHAPE, Limit::per_second(a.pps.unwrap_or(d.rate_pps), a.burst.unwrap_or(d.burst)), bytes)
+            let bytes = a.terms.bytes.limit(d.rate, d.burst_bytes)?;
+            (STAGE_SHAPE, Limit::per_second(a.terms.pps.unwrap_or(d.rate_pps), a.terms.burst.unwrap_or(d.burst)), bytes)
         }
         StageArg::Strict => {
             let d = &cfg.ladder.strict;
-            let bytes = a.bytes.limit(d.rate, d.burst_bytes)?;
-            (STAGE_STRICT, Limit::per_second(a.pps.unwrap_or(d.rate_pps), a.burst.unwrap_or(d.burst)), bytes)
+            let bytes = a.terms.bytes.limit(d.rate, d.burst_bytes)?;
+            (
+                STAGE_STRICT,
+                Limit::per_second(a.terms.pps.unwrap_or(d.rate_pps), a.terms.burst.unwrap_or(d.burst)),
+                bytes,
+            )
         }
     };
     if stage != STAGE_QUARANTINE && limit.is_unlimited() && bytes.is_unlimited() {
         bail!("--pps must be > 0 for shape and strict (or give a byte rate with --rate and --pps 0)");
     }
     let now = monotonic_ns();
-    let entry = StageEntry { bytes, ..manual_entry(stage, limit, now, a.ttl.0) };
+    let entry = StageEntry { bytes, ..manual_entry(stage, limit, now, a.terms.ttl.0) };
     // Audit first: if the audit trail cannot be written, the override does not happen.
     let audit = AuditLog::open(&cfg.guard.audit_log)
         .with_context(|| format!("opening the audit log {}", cfg.guard.audit_log.display()))?;
@@ -422,8 +395,8 @@ fn pin(a: PinArgs) -> Result<()> {
         .record_operator(
             SystemTime::now(),
             &operator(),
-            &OperatorAction::Pin { key, stage, ttl_ns: a.ttl.0, limit, bytes },
-            &a.comment,
+            &OperatorAction::Pin { key, stage, ttl_ns: a.terms.ttl.0, limit, bytes },
+            &a.terms.comment,
         )
         .context("writing the audit record")?;
     maps.set_stage(&key, &entry)?;
@@ -433,7 +406,7 @@ fn pin(a: PinArgs) -> Result<()> {
         stage,
         stage_name(stage),
         if bytes.is_unlimited() { String::new() } else { format!(", {}", BitRate(bytes.bits_per_sec())) },
-        a.ttl
+        a.terms.ttl
     );
     Ok(())
 }

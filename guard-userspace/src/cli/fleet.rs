@@ -11,9 +11,8 @@ use clap::{ArgGroup, Args, Subcommand};
 use etcd_client::{GetOptions, PutOptions};
 use guard_common::abi_n2::N2DeviceKey;
 
-use super::device::StageArg;
-use super::rate::ByteRateArgs;
-use crate::config::{Config, Dur, FleetSection, Prefix};
+use super::pin_terms::{PinTerms, StageArg};
+use crate::config::{Config, FleetSection, Prefix};
 use crate::fleet::pins::{decode, members_prefix, pins_prefix, MAX_COMMENT, MAX_TTL_MS, VALUE_VERSION};
 use crate::fleet::{client, unix_ms, PinStage, PinTarget, PinValue};
 
@@ -107,26 +106,8 @@ pub struct PinArgs {
     cfg: FleetConfig,
     #[command(flatten)]
     what: PinTargetArgs,
-    /// The stage (UE and gNB pins; a --tmsi pin takes none: it is a back-off).
-    #[arg(long, value_enum, required_unless_present = "tmsi", conflicts_with = "tmsi")]
-    stage: Option<StageArg>,
-    /// How long the pin holds (1s..=7d), e.g. 30m: the etcd lease's TTL and each member's expiry.
-    #[arg(long)]
-    ttl: Dur,
-    /// Rate for shape/strict, packets per second (a UE's default: each member's ladder; a gNB
-    /// needs this or --rate; 0 with --rate: the byte rate alone).
-    #[arg(long)]
-    pps: Option<u64>,
-    /// Burst for shape/strict, packets.
-    #[arg(long)]
-    burst: Option<u64>,
-    /// For shape and strict: a byte rate beside (or, with --pps 0, instead of) the packet rate,
-    /// applied by every member as `guard device pin --rate` / `guard gnb pin --rate` apply it.
     #[command(flatten)]
-    bytes: ByteRateArgs,
-    /// Why (in every member's audit trail).
-    #[arg(long, default_value = "no comment given")]
-    comment: String,
+    terms: PinTerms,
 }
 
 #[derive(Args, Debug)]
@@ -168,15 +149,7 @@ async fn deadline<T>(
 async fn pin(a: PinArgs) -> Result<()> {
     let f = a.cfg.fleet()?;
     let target = a.what.target()?;
-    let req = PinRequest {
-        target,
-        stage: a.stage,
-        ttl: a.ttl,
-        pps: a.pps,
-        burst: a.burst,
-        bytes: a.bytes,
-        comment: a.comment,
-    };
+    let req = PinRequest { target, terms: a.terms };
     println!("{}", write_pin(&f, &req).await?);
     Ok(())
 }
@@ -185,14 +158,9 @@ async fn pin(a: PinArgs) -> Result<()> {
 #[derive(Debug, Clone)]
 pub struct PinRequest {
     pub target: PinTarget,
-    /// None only for a 5G-S-TMSI pin (its stage is the back-off).
-    pub stage: Option<StageArg>,
-    pub ttl: Dur,
-    pub pps: Option<u64>,
-    pub burst: Option<u64>,
-    /// `--rate`/`--burst-bytes`, carried in the value (`rate_bps`, `burst_bytes`).
-    pub bytes: ByteRateArgs,
-    pub comment: String,
+    /// Its stage (None only for a 5G-S-TMSI pin: its stage is the back-off), TTL, rates
+    /// (`--rate`/`--burst-bytes` carried in the value as `rate_bps`, `burst_bytes`) and comment.
+    pub terms: PinTerms,
 }
 
 /// `--fleet` on a host's own pin command (`guard device pin`, `guard gnb pin`): the fleet pin
@@ -209,7 +177,7 @@ pub fn write_pin_from_host(target: &super::Target, req: &PinRequest) -> Result<(
 
 /// Check and write one fleet pin (the one code path of every command); returns the line to print.
 pub async fn write_pin(f: &FleetSection, r: &PinRequest) -> Result<String> {
-    let target = &r.target;
+    let (target, r) = (&r.target, &r.terms);
     target.check().map_err(anyhow::Error::msg)?;
     let ttl_ms = r.ttl.0 / 1_000_000;
     if !(1000..=MAX_TTL_MS).contains(&ttl_ms) {

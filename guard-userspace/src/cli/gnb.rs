@@ -130,9 +130,8 @@ fn entry(a: &PinArgs, now: u64) -> Result<CellStageEntry> {
 /// as `shape`; `--pps 0` (no packet rate) as no `pps`.
 fn pin_fleet(a: PinArgs) -> Result<()> {
     entry(&a, 0)?;
-    let stage = if a.quarantine { super::device::StageArg::Quarantine } else { super::device::StageArg::Shape };
-    let req = super::fleet::PinRequest {
-        target: crate::fleet::PinTarget::Gnb(a.gnb),
+    let stage = if a.quarantine { super::pin_terms::StageArg::Quarantine } else { super::pin_terms::StageArg::Shape };
+    let terms = super::pin_terms::PinTerms {
         stage: Some(stage),
         ttl: a.ttl,
         pps: a.pps.filter(|p| *p > 0),
@@ -140,6 +139,7 @@ fn pin_fleet(a: PinArgs) -> Result<()> {
         bytes: a.bytes,
         comment: a.comment,
     };
+    let req = super::fleet::PinRequest { target: crate::fleet::PinTarget::Gnb(a.gnb), terms };
     super::fleet::write_pin_from_host(&a.target, &req)
 }
 

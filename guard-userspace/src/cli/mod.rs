@@ -5,6 +5,7 @@ mod chain;
 mod device;
 mod fleet;
 mod gnb;
+mod pin_terms;
 mod rate;
 mod replay;
 mod run;
