@@ -25,6 +25,7 @@
 pub mod bench;
 pub mod bpf;
 pub mod capture;
+pub mod corpus;
 pub mod decode;
 pub mod fleetlab;
 pub mod frames;

@@ -9,8 +9,6 @@
 //!   peer, walk cuts, InitialUEMessages walked or unparsed). The parser is shared code: a
 //!   divergence would be a bug in the kernel build of it.
 
-use std::path::{Path, PathBuf};
-
 use guard_common::{
     abi_n2::{N2_STAT_NGAP_UNPARSED, N2_STAT_UE_SKIPPED, N2_STAT_WALK_CUT},
     parse::{n2::N2Malformed, n2::N2Parsed, ngap::NgapError},
@@ -21,33 +19,10 @@ use labkit::bpf::hex;
 use labkit::n2lab::bpf::{action_of, enforce_all, host_prediction, N2Counters, N2Guard, TEST_OPTS};
 use proptest::prelude::*;
 
-fn corpus_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus/n2")
-}
-
-struct Case {
-    name: String,
-    frame: Vec<u8>,
-    verdict: N2Verdict,
-    reason: Option<N2Malformed>,
-}
+type Case = labkit::corpus::Case<N2Verdict, N2Malformed>;
 
 fn corpus() -> Vec<Case> {
-    let dir = corpus_dir();
-    let manifest = std::fs::read_to_string(dir.join("MANIFEST")).expect("tests/corpus/n2/MANIFEST");
-    let mut out = Vec::new();
-    for line in manifest.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        assert_eq!(f.len(), 3, "MANIFEST line {line:?}");
-        let verdict =
-            N2Verdict::ALL.iter().copied().find(|v| v.name() == f[1]).unwrap_or_else(|| panic!("verdict {}", f[1]));
-        let reason = (f[2] != "-").then(|| {
-            N2Malformed::ALL.iter().copied().find(|m| m.name() == f[2]).unwrap_or_else(|| panic!("reason {}", f[2]))
-        });
-        let frame = std::fs::read(dir.join(format!("{}.bin", f[0]))).expect("corpus frame");
-        out.push(Case { name: f[0].to_owned(), frame, verdict, reason });
-    }
-    out
+    labkit::corpus::manifest("n2")
 }
 
 /// What the kernel did with one frame: the action, the counters that moved, and the peer's
@@ -112,18 +87,12 @@ fn compare(frame: &[u8], o: &Outcome) -> Result<(), String> {
 }
 
 /// The MANIFEST's cases plus the fuzzer's crash inputs (whose expected outcome is whatever the
-/// host parser says). BPF_PROG_TEST_RUN refuses XDP input shorter than an Ethernet header.
+/// host parser says).
 fn cases_and_artifacts() -> Vec<Case> {
-    let mut cases = corpus();
-    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../guard-common/fuzz/artifacts/n2_parse");
-    for e in std::fs::read_dir(&artifacts).into_iter().flatten().flatten() {
-        let frame = std::fs::read(e.path()).expect("artifact");
-        if frame.len() >= 14 {
-            let (verdict, reason, _) = host_prediction(&frame);
-            cases.push(Case { name: e.file_name().to_string_lossy().into_owned(), frame, verdict, reason });
-        }
-    }
-    cases
+    labkit::corpus::with_artifacts("n2", "n2_parse", |f| {
+        let (verdict, reason, _) = host_prediction(f);
+        (verdict, reason)
+    })
 }
 
 /// The host half, which needs no privilege: the host parser gives every MANIFEST case the

@@ -6,8 +6,6 @@
 //! - a property test: on any mutation of those frames (byte overwrites, truncations), the kernel
 //!   program's verdict and malformed reason equal what the host-compiled parser predicts.
 
-use std::path::{Path, PathBuf};
-
 use guard_common::{
     abi::{GuardConfig, PROT_MALFORMED},
     parse::{n3, Malformed},
@@ -22,33 +20,10 @@ fn cfg() -> GuardConfig {
     GuardConfig { gtpu_port: 2152, enabled: PROT_MALFORMED, ..Default::default() }
 }
 
-fn corpus_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus/n3")
-}
-
-struct Case {
-    name: String,
-    frame: Vec<u8>,
-    verdict: Verdict,
-    reason: Option<Malformed>,
-}
+type Case = labkit::corpus::Case<Verdict, Malformed>;
 
 fn corpus() -> Vec<Case> {
-    let dir = corpus_dir();
-    let manifest = std::fs::read_to_string(dir.join("MANIFEST")).expect("tests/corpus/n3/MANIFEST");
-    let mut out = Vec::new();
-    for line in manifest.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        assert_eq!(f.len(), 3, "MANIFEST line {line:?}");
-        let verdict =
-            Verdict::ALL.iter().copied().find(|v| v.name() == f[1]).unwrap_or_else(|| panic!("verdict {}", f[1]));
-        let reason = (f[2] != "-").then(|| {
-            Malformed::ALL.iter().copied().find(|m| m.name() == f[2]).unwrap_or_else(|| panic!("reason {}", f[2]))
-        });
-        let frame = std::fs::read(dir.join(format!("{}.bin", f[0]))).expect("corpus frame");
-        out.push(Case { name: f[0].to_owned(), frame, verdict, reason });
-    }
-    out
+    labkit::corpus::manifest("n3")
 }
 
 /// What the host parser says the program must do with `frame` under [`cfg`].
@@ -83,16 +58,7 @@ fn kernel(g: &mut Guard, frame: &[u8]) -> Outcome {
 /// The MANIFEST's cases plus the fuzzer's crash inputs (whose expected outcome is whatever the
 /// host parser says: they are regression cases for the kernel, and for the parser not panicking).
 fn cases_and_artifacts() -> Vec<Case> {
-    let mut cases = corpus();
-    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../guard-common/fuzz/artifacts/n3_parse");
-    for e in std::fs::read_dir(&artifacts).into_iter().flatten().flatten() {
-        let frame = std::fs::read(e.path()).expect("artifact");
-        if frame.len() >= 14 {
-            let (verdict, reason) = host_prediction(&frame);
-            cases.push(Case { name: e.file_name().to_string_lossy().into_owned(), frame, verdict, reason });
-        }
-    }
-    cases
+    labkit::corpus::with_artifacts("n3", "n3_parse", host_prediction)
 }
 
 /// The host half, which needs no privilege: the host parser gives every MANIFEST case the
