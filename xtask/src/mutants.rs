@@ -1,4 +1,4 @@
-//! `cargo xtask mutants [--scope common|engine|config|all] [--file F]..`: cargo-mutants over the pure
+//! `cargo xtask mutants [--scope common|engine|engine-n3|engine-n2|config|kernel|all] [--file F]..`: cargo-mutants over the pure
 //! code, to show the tests bite (issue 24). Not part of `cargo xtask test` (too slow for CI).
 //!
 //! - `common`: guard-common's parsers, per-packet policy and rate limiter, the code the kernel
@@ -7,6 +7,10 @@
 //!   with the engines' unit tests (`--lib engine`: the process tests need root and minutes each).
 //! - `config`: the configuration's validation with its unit tests and the fleet codecs' (`--lib config
 //!   fleet::`: they hold `[fleet]`'s value-size bounds to the values).
+//! - `kernel`: guard-common's N3 policy and GCRA compiled into the XDP object, judged by the
+//!   BPF_PROG_TEST_RUN verdict suite as root, one shard at a time.
+//!
+//! Each scope says how it runs (`Runner`); `command` is the cargo-mutants line, tested below.
 //!
 //! The summary (caught / missed / timeout / unviable) and every surviving mutant are printed;
 //! cargo-mutants' own report stays in `target/mutants/<scope>/mutants.out/`. docs/testing.md
@@ -106,76 +110,93 @@ fn prepare_tree(dir: &std::path::Path, keep_lab_kit: bool) -> Result<()> {
     std::fs::write(&manifest, kept.join("\n") + "\n").with_context(|| format!("writing {}", manifest.display()))
 }
 
-fn run_scope(name: &str, package: &str, files: &[String], test_args: &[&str], iterate: bool) -> Result<()> {
-    run_scope_opts(name, package, files, test_args, iterate, None)
+/// Where and how a scope's mutants are built and judged.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Runner {
+    /// cargo-mutants in the workspace, one job at a time: guard-common with its host tests.
+    Workspace,
+    /// In place in a copy of the tree without guard-userspace's dev-dependency on the lab kit
+    /// (`prepare_tree`), its build in a target directory of its own that persists between runs.
+    Userspace,
+    /// The kernel code judged by the BPF_PROG_TEST_RUN verdict suite (guard-tests, as root): in
+    /// place in a copy with the lab kit and a build of its own (the XDP object's build-std is
+    /// minutes from scratch), the baseline run here first, a long timeout, a shard.
+    Verdicts,
 }
 
-fn run_scope_opts(
-    name: &str,
-    package: &str,
-    files: &[String],
-    test_args: &[&str],
-    iterate: bool,
-    shard: Option<&str>,
-) -> Result<()> {
-    let out = root().join("target/mutants").join(name);
-    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    eprintln!("[mutants] {name}: {} ({} files)", package, files.len());
-    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    if package == "guard-userspace" {
-        // In place in a copy of our own (`prepare_tree`), its build in a target directory of its
-        // own that persists between runs.
-        let tree = root().join("target/mutants/tree");
-        prepare_tree(&tree, false)?;
-        c.current_dir(&tree).args(["mutants", "--in-place"]);
-        c.env("CARGO_TARGET_DIR", root().join("target/mutants/build"));
-    } else if name == "kernel" {
-        // The verdict tests live in guard-tests: a copy with the lab kit, and a build of its own
-        // (the XDP object's build-std is minutes from scratch; it persists between runs).
-        let tree = root().join("target/mutants/tree-kernel");
-        prepare_tree(&tree, true)?;
-        let build = root().join("target/mutants/build-kernel");
-        // cargo-mutants 27.1 runs the baseline on the mutated package's tests, not on
-        // `--test-package`'s: the baseline is run here (the verdict tests must pass unmutated, or
-        // every mutant would count as caught) and skipped there.
-        eprintln!("[mutants] kernel: baseline: the verdict tests on the unmutated tree");
-        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .current_dir(&tree)
-            .env("CARGO_TARGET_DIR", &build)
-            .args(["test", "--profile", PROFILE, "-p", "guard-tests", "--test", "verdict", "--", "--include-ignored"])
-            .status()
-            .context("running the verdict tests")?;
-        if !status.success() {
-            bail!("the verdict tests fail on the unmutated tree ({status}): no mutant can be judged");
+impl Runner {
+    /// The tree copy and its build directory under `target/mutants/`, for the in-place runners.
+    fn tree(self) -> Option<(&'static str, &'static str)> {
+        match self {
+            Runner::Workspace => None,
+            Runner::Userspace => Some(("tree", "build")),
+            Runner::Verdicts => Some(("tree-kernel", "build-kernel")),
         }
-        c.current_dir(&tree).args(["mutants", "--in-place", "--baseline", "skip"]);
-        c.env("CARGO_TARGET_DIR", &build);
-    } else {
-        c.current_dir(root()).arg("mutants");
     }
-    c.args(["--package", package, "--output"]).arg(&out);
+
+    /// Seconds before a mutant's tests count as hung (and so as detected). The verdict suite runs
+    /// ~1-2 min on a busy machine: a mutant must not count as detected because the machine was slow.
+    fn timeout_s(self) -> u32 {
+        if self == Runner::Verdicts {
+            900
+        } else {
+            120
+        }
+    }
+}
+
+/// One mutation run: what is mutated and which tests judge it.
+struct Scope<'a> {
+    name: &'a str,
+    package: &'a str,
+    files: &'a [String],
+    test_args: &'a [&'a str],
+    runner: Runner,
+    shard: Option<&'a str>,
+}
+
+fn run_scope(name: &str, package: &str, files: &[String], test_args: &[&str], iterate: bool) -> Result<()> {
+    let runner = if package == "guard-userspace" { Runner::Userspace } else { Runner::Workspace };
+    run_one(&Scope { name, package, files, test_args, runner, shard: None }, iterate)
+}
+
+/// The `cargo mutants` command line of scope `s`, run in `dir` (the workspace or the scope's
+/// tree copy), its report in `out`. Pure: what each runner passes is tested below.
+fn command(s: &Scope, dir: &std::path::Path, out: &std::path::Path, iterate: bool) -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(dir).arg("mutants");
+    match s.runner {
+        Runner::Workspace => {}
+        Runner::Userspace => {
+            c.arg("--in-place");
+        }
+        // cargo-mutants 27.1 runs the baseline on the mutated package's tests, not on
+        // `--test-package`'s: the baseline is run by `run` (the verdict tests must pass
+        // unmutated, or every mutant would count as caught) and skipped there.
+        Runner::Verdicts => {
+            c.args(["--in-place", "--baseline", "skip"]);
+        }
+    }
+    c.args(["--package", s.package, "--output"]).arg(out);
     // One job (`--in-place` runs one anyway): the tests of a mutant must not share two cores
     // with another mutant's build, or timeouts would measure the machine.
-    if package != "guard-userspace" && name != "kernel" {
+    if s.runner == Runner::Workspace {
         c.args(["--jobs", "1"]);
     }
-    // The verdict suite runs ~1-2 min on a busy machine: a mutant must not count as detected
-    // because the machine was slow (a timeout counts as detected).
-    let timeout = if name == "kernel" { "900" } else { "120" };
-    c.args(["--timeout", timeout, "--no-shuffle", "--colors", "never"]);
+    c.args(["--timeout", &s.runner.timeout_s().to_string(), "--no-shuffle", "--colors", "never"]);
     c.args(["--profile", PROFILE]);
     if iterate {
         c.arg("--iterate");
     }
-    if let Some(k) = shard {
+    if let Some(k) = s.shard {
         c.args(["--shard", k, "--sharding", "round-robin"]);
     }
-    for f in files {
+    for f in s.files {
         c.args(["--file", f]);
     }
     // Options (`--lib`) for the build too: cargo-mutants builds with `cargo test --no-run`, which
     // would otherwise build every integration test per mutant. Test-name filters are for the run.
-    for a in test_args {
+    for a in s.test_args {
         if let Some(p) = a.strip_prefix("--test-package=") {
             // Two words: cargo-mutants 27.1 ignores the `=` form of this one.
             c.args(["--test-package", p]);
@@ -185,14 +206,54 @@ fn run_scope_opts(
             c.arg(format!("--cargo-arg={a}"));
         }
     }
-    let filters: Vec<&&str> = test_args.iter().filter(|a| !a.starts_with("--")).collect();
-    if name == "kernel" {
+    let filters: Vec<&&str> = s.test_args.iter().filter(|a| !a.starts_with("--")).collect();
+    if s.runner == Runner::Verdicts {
         // The verdict tests are `#[ignore = "needs root"]`: run them (`cargo xtask` runs as root).
         c.args(["--", "--", "--include-ignored"]);
     } else if !filters.is_empty() {
         // After the second `--`, to the test binary: cargo test takes one TESTNAME, libtest any
         // number of filters.
         c.args(["--", "--"]).args(filters);
+    }
+    c
+}
+
+fn run_one(s: &Scope, iterate: bool) -> Result<()> {
+    let name = s.name;
+    let out = root().join("target/mutants").join(name);
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    eprintln!("[mutants] {name}: {} ({} files)", s.package, s.files.len());
+    let (mut dir, mut target_dir) = (root(), None);
+    if let Some((tree, build)) = s.runner.tree() {
+        let (tree, build) = (root().join("target/mutants").join(tree), root().join("target/mutants").join(build));
+        prepare_tree(&tree, s.runner == Runner::Verdicts)?;
+        if s.runner == Runner::Verdicts {
+            eprintln!("[mutants] {name}: baseline: the verdict tests on the unmutated tree");
+            let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+                .current_dir(&tree)
+                .env("CARGO_TARGET_DIR", &build)
+                .args([
+                    "test",
+                    "--profile",
+                    PROFILE,
+                    "-p",
+                    "guard-tests",
+                    "--test",
+                    "verdict",
+                    "--",
+                    "--include-ignored",
+                ])
+                .status()
+                .context("running the verdict tests")?;
+            if !status.success() {
+                bail!("the verdict tests fail on the unmutated tree ({status}): no mutant can be judged");
+            }
+        }
+        (dir, target_dir) = (tree, Some(build));
+    }
+    let mut c = command(s, &dir, &out, iterate);
+    if let Some(build) = target_dir {
+        c.env("CARGO_TARGET_DIR", build);
     }
     let args: Vec<String> = c.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
     eprintln!("[mutants] {name}: cargo {}", args.join(" "));
@@ -280,14 +341,16 @@ pub fn run(scope: &str, files: &[String], iterate: bool, shard: Option<&str>) ->
             if !crate::prereqs::is_root() {
                 bail!("the kernel scope runs the BPF_PROG_TEST_RUN verdict tests: run it as root");
             }
-            run_scope_opts(
-                "kernel",
-                "guard-common",
-                &pick(KERNEL),
-                KERNEL_TESTS,
-                iterate,
-                Some(shard.unwrap_or("1/40")),
-            )
+            let files = pick(KERNEL);
+            let scope = Scope {
+                name: "kernel",
+                package: "guard-common",
+                files: &files,
+                test_args: KERNEL_TESTS,
+                runner: Runner::Verdicts,
+                shard: Some(shard.unwrap_or("1/40")),
+            };
+            run_one(&scope, iterate)
         }
         "all" => {
             run_scope("common", "guard-common", &pick(COMMON), &[], iterate)?;
@@ -295,5 +358,72 @@ pub fn run(scope: &str, files: &[String], iterate: bool, shard: Option<&str>) ->
             run_scope("config", "guard-userspace", &pick(CONFIG), CONFIG_TESTS, iterate)
         }
         other => bail!("unknown scope {other:?} (common, engine, engine-n3, engine-n2, config, kernel, all)"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &Scope, iterate: bool) -> String {
+        let c = command(s, std::path::Path::new("/w"), std::path::Path::new("/o"), iterate);
+        c.get_args().map(|a| a.to_string_lossy().into_owned()).collect::<Vec<_>>().join(" ")
+    }
+
+    #[test]
+    fn the_kernel_scope_runs_the_verdict_suite_as_root_with_its_own_baseline() {
+        let files = vec!["guard-common/src/rate.rs".to_owned()];
+        let s = Scope {
+            name: "kernel",
+            package: "guard-common",
+            files: &files,
+            test_args: KERNEL_TESTS,
+            runner: Runner::Verdicts,
+            shard: Some("3/40"),
+        };
+        assert_eq!(
+            args(&s, false),
+            "mutants --in-place --baseline skip --package guard-common --output /o --timeout 900 --no-shuffle \
+             --colors never --profile mutation --shard 3/40 --sharding round-robin --file guard-common/src/rate.rs \
+             --test-package guard-tests --cargo-test-arg=--test=verdict -- -- --include-ignored"
+        );
+    }
+
+    #[test]
+    fn userspace_scopes_build_the_library_alone_and_filter_its_tests() {
+        let files = vec!["guard-userspace/src/config/mod.rs".to_owned()];
+        let s = Scope {
+            name: "config",
+            package: "guard-userspace",
+            files: &files,
+            test_args: CONFIG_TESTS,
+            runner: Runner::Userspace,
+            shard: None,
+        };
+        assert_eq!(
+            args(&s, true),
+            "mutants --in-place --package guard-userspace --output /o --timeout 120 --no-shuffle --colors never \
+             --profile mutation --iterate --file guard-userspace/src/config/mod.rs --cargo-arg=--lib -- -- config fleet::"
+        );
+        assert_eq!(Runner::Userspace.tree(), Some(("tree", "build")));
+    }
+
+    #[test]
+    fn guard_common_runs_in_the_workspace_one_job_at_a_time() {
+        let files = vec!["guard-common/src/rate.rs".to_owned()];
+        let s = Scope {
+            name: "common",
+            package: "guard-common",
+            files: &files,
+            test_args: &[],
+            runner: Runner::Workspace,
+            shard: None,
+        };
+        assert_eq!(
+            args(&s, false),
+            "mutants --package guard-common --output /o --jobs 1 --timeout 120 --no-shuffle --colors never \
+             --profile mutation --file guard-common/src/rate.rs"
+        );
+        assert_eq!(Runner::Workspace.tree(), None);
     }
 }
