@@ -60,6 +60,45 @@ pub(super) fn fleet_of(published: &[HotCell]) -> FleetCells {
     published.iter().map(|c| (c.key, FleetCell { rate: c.rate, baseline: c.baseline, members: 1 })).collect()
 }
 
+/// Device `d`'s registration in cell `c`, through AMF A or B.
+pub(super) fn through(a: &mut Host, b: &mut Host, to_a: bool, d: N2DeviceKey, c: u64) {
+    if to_a {
+        a.attempt(d, c)
+    } else {
+        b.attempt(d, c)
+    }
+}
+
+/// Second `sec` of background in cells `cells` (one registration per cell every 5 s, a fresh
+/// device each time, alternating AMFs; `bg` counts the devices used), each also to `one` if given.
+pub(super) fn background(
+    sec: u64,
+    cells: std::ops::Range<u64>,
+    bg: &mut u32,
+    a: &mut Host,
+    b: &mut Host,
+    mut one: Option<&mut Host>,
+) {
+    if sec % 5 != 0 {
+        return;
+    }
+    for c in cells {
+        *bg += 1;
+        let d = dev(1_000_000 + *bg);
+        through(a, b, *bg % 2 == 0, d, c);
+        if let Some(h) = one.as_deref_mut() {
+            h.attempt(d, c);
+        }
+    }
+}
+
+/// The infected devices `0..active` that register in second `sec`: each every 20 s, staggered.
+/// Each always goes through the same AMF (its 5G-S-TMSI names it: TS 23.003 §2.10.1): even ones
+/// through A, odd ones through B.
+pub(super) fn storm_second(sec: u64, active: u32) -> impl Iterator<Item = u32> {
+    (0..active).filter(move |i| (u64::from(*i) + sec) % 20 == 0)
+}
+
 /// `secs` seconds: background in cells 0..3 (one registration per cell every 5 s, a fresh
 /// device each time, alternating AMFs); from `storm_from` on, 80 infected devices in cell 0
 /// each registering every 20 s (4/s), each always through the same AMF (its 5G-S-TMSI names
@@ -74,28 +113,11 @@ fn run(secs: u64, storm_from: u64, exchange: bool) -> (u8, u8, u8, usize) {
     let mut devices_listed = 0;
     let mut bg = 0u32;
     for sec in 0..secs {
-        if sec % 5 == 0 {
-            for c in 0..3 {
-                bg += 1;
-                let d = dev(1_000_000 + bg);
-                if bg % 2 == 0 {
-                    ha.attempt(d, c)
-                } else {
-                    hb.attempt(d, c)
-                }
-                hone.attempt(d, c);
-            }
-        }
+        background(sec, 0..3, &mut bg, &mut ha, &mut hb, Some(&mut hone));
         if sec >= storm_from {
-            for i in 0..80u32 {
-                if (u64::from(i) + sec) % 20 == 0 {
-                    if i % 2 == 0 {
-                        ha.attempt(dev(i), 0)
-                    } else {
-                        hb.attempt(dev(i), 0)
-                    }
-                    hone.attempt(dev(i), 0);
-                }
+            for i in storm_second(sec, 80) {
+                through(&mut ha, &mut hb, i % 2 == 0, dev(i), 0);
+                hone.attempt(dev(i), 0);
             }
         }
         let now = (sec + 1) * SEC;

@@ -3,7 +3,7 @@
 //! know, is not learned as normal while they publish it far above their baseline; and what a
 //! forged summary can do to a warm-up (delay it, within a bound, never stop it).
 
-use super::fleet_tests::{cell, dev, fleet_of, settings, Host, SEC};
+use super::fleet_tests::{background, cell, dev, fleet_of, settings, storm_second, through, Host, SEC};
 use super::*;
 
 /// Cell 0's background (one registration every 10 s) reaches AMF A only, so B first sees the
@@ -26,29 +26,13 @@ fn run_new_cell(secs: u64, storm_from: u64, legacy: bool) -> (u8, u8) {
             bg += 1;
             ha.attempt(dev(1_000_000 + bg), 0);
         }
-        if sec % 5 == 0 {
-            for c in 1..4 {
-                bg += 1;
-                let d = dev(1_000_000 + bg);
-                if bg % 2 == 0 {
-                    ha.attempt(d, c)
-                } else {
-                    hb.attempt(d, c)
-                }
-            }
-        }
+        background(sec, 1..4, &mut bg, &mut ha, &mut hb, None);
         if sec >= storm_from {
             // The infection spreads: 56 devices (2.8/s, below the 3/s floor even for the whole
             // cell) for the first 30 s, then `n`.
             let active = if sec < storm_from + 30 { n.min(56) } else { n };
-            for i in 0..active {
-                if (u64::from(i) + sec) % 20 == 0 {
-                    if i % 2 == 0 {
-                        ha.attempt(dev(i), 0)
-                    } else {
-                        hb.attempt(dev(i), 0)
-                    }
-                }
+            for i in storm_second(sec, active) {
+                through(&mut ha, &mut hb, i % 2 == 0, dev(i), 0);
             }
         }
         let now = (sec + 1) * SEC;
