@@ -33,8 +33,12 @@ const DEB_PACKAGES: &[&str] = &[
     // clang for the BPF target, loaded and pinned with bpftool.
     "clang",
     "bpftool",
-    // Fleet mode (issue 23): `protoc` builds etcd-client's gRPC stubs; a real etcd for its tests.
+    // Fleet mode (issue 23): `protoc` builds etcd-client's gRPC stubs, which import protobuf's
+    // well-known types (google/protobuf/descriptor.proto, struct.proto): those are in
+    // libprotobuf-dev, only a Recommends of protobuf-compiler, which `--no-install-recommends`
+    // skips (a bare machine's build failed without it). A real etcd for its tests.
     "protobuf-compiler",
+    "libprotobuf-dev",
     "etcd-server",
     // etcdctl, which the fleet tests use to write what an operator or a broken client would.
     "etcd-client",
