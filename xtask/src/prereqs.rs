@@ -21,6 +21,10 @@ const DEB_PACKAGES: &[&str] = &[
     "iproute2",
     "tshark",
     "python3-scapy",
+    // The lab report's timeline plots (plotters draws its text through font-kit, whose build
+    // links fontconfig and freetype; its Depends bring a font). A bare machine's lab build failed
+    // without it.
+    "libfontconfig-dev",
     "nftables",
     "ethtool",
     // Real peers nobody on this project wrote (issue 15): osmo-ggsn and sgsnemu (GTP), libusrsctp
