@@ -68,6 +68,11 @@ pub fn config_text(pin_base: &Path, audit: &Path, fleet: &str, endpoint: &str, m
 
 impl Fixture {
     pub fn new(tag: &str, key_mode: &str) -> Fixture {
+        Fixture::with_config(tag, key_mode, "")
+    }
+
+    /// [`Fixture::new`] with `extra` appended to the member's configuration (TOML sections).
+    pub fn with_config(tag: &str, key_mode: &str, extra: &str) -> Fixture {
         let lab = Lab::new().expect("lab topology");
         let unique = format!("{}-{}-{tag}", std::process::id(), lab.core_ns_name());
         let dir = std::env::temp_dir().join(format!("og-fleet-{unique}"));
@@ -76,8 +81,8 @@ impl Fixture {
         let fleet = format!("t{}-{tag}", std::process::id());
         let audit = dir.join("audit.jsonl");
         let guard_config = dir.join("guard.toml");
-        std::fs::write(&guard_config, config_text(&pin_base, &audit, &fleet, "127.0.0.1", "member-1", key_mode))
-            .expect("config");
+        let text = config_text(&pin_base, &audit, &fleet, "127.0.0.1", "member-1", key_mode) + extra;
+        std::fs::write(&guard_config, text).expect("config");
         // The operator's side: the same fleet, another address of the same etcd.
         let cli_config = dir.join("operator.toml");
         std::fs::write(
