@@ -99,15 +99,28 @@ pub fn start(
         "key_mode": cfg.guard.key_mode,
         "started_unix_ms": unix_ms(std::time::SystemTime::now()),
     });
+    // Only with a group: without one the member's key holds what it held before groups.
+    let about = match (&f.summary_group, about) {
+        (Some(g), serde_json::Value::Object(mut o)) => {
+            o.insert("summary_group".into(), g.clone().into());
+            serde_json::Value::Object(o)
+        }
+        (_, about) => about,
+    };
     tracing::info!(
         fleet = f.name,
         member,
         endpoints = f.endpoints.join(","),
         tls = f.tls(),
+        summary_group = f.summary_group.as_deref().unwrap_or("(the whole fleet)"),
         "fleet mode: following etcd"
     );
-    let summaries = n2.cells.map(|x| summaries::Summaries::new(&f.name, &member, f.cells.clone(), x, fm.clone()));
-    let n3 = n2.n3_cells.map(|x| summaries::Summaries::new(&f.name, &member, f.cells.clone(), x, fm.clone()));
+    // Cell summaries within the member's summary group (the whole fleet without one); pins,
+    // device lists and known gNB lists fleet-wide.
+    let group = f.summary_group.as_deref();
+    let summaries =
+        n2.cells.map(|x| summaries::Summaries::new(&f.name, group, &member, f.cells.clone(), x, fm.clone()));
+    let n3 = n2.n3_cells.map(|x| summaries::Summaries::new(&f.name, group, &member, f.cells.clone(), x, fm.clone()));
     let lists = n2.backoff.map(|x| lists::Lists::new(&f.name, &member, f.backoff.clone(), x, fm.clone()));
     let gnbs = n2.gnbs.map(|x| lists::Lists::new(&f.name, &member, f.gnbs.clone(), x, fm.clone()));
     Ok(tokio::spawn(Member::new(f, about, applier, status, fm, summaries, lists).with_n3(n3).with_gnbs(gnbs).run()))

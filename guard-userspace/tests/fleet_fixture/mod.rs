@@ -66,6 +66,11 @@ pub fn config_text(pin_base: &Path, audit: &Path, fleet: &str, endpoint: &str, m
     )
 }
 
+/// `text` (a [`config_text`]) with `keys` (lines of TOML) added to its `[fleet]` section.
+pub fn with_fleet_keys(text: &str, keys: &str) -> String {
+    text.replacen("lease_ttl = \"3s\"\n", &format!("lease_ttl = \"3s\"\n{keys}"), 1)
+}
+
 impl Fixture {
     pub fn new(tag: &str, key_mode: &str) -> Fixture {
         Fixture::with_config(tag, key_mode, "")
@@ -73,6 +78,11 @@ impl Fixture {
 
     /// [`Fixture::new`] with `extra` appended to the member's configuration (TOML sections).
     pub fn with_config(tag: &str, key_mode: &str, extra: &str) -> Fixture {
+        Fixture::with_fleet_keys(tag, key_mode, "", extra)
+    }
+
+    /// [`Fixture::with_config`] with `fleet_keys` (lines of TOML) added to the member's `[fleet]`.
+    pub fn with_fleet_keys(tag: &str, key_mode: &str, fleet_keys: &str, extra: &str) -> Fixture {
         let lab = Lab::new().expect("lab topology");
         let unique = format!("{}-{}-{tag}", std::process::id(), lab.core_ns_name());
         let dir = std::env::temp_dir().join(format!("og-fleet-{unique}"));
@@ -81,7 +91,10 @@ impl Fixture {
         let fleet = format!("t{}-{tag}", std::process::id());
         let audit = dir.join("audit.jsonl");
         let guard_config = dir.join("guard.toml");
-        let text = config_text(&pin_base, &audit, &fleet, "127.0.0.1", "member-1", key_mode) + extra;
+        let text = with_fleet_keys(
+            &(config_text(&pin_base, &audit, &fleet, "127.0.0.1", "member-1", key_mode) + extra),
+            fleet_keys,
+        );
         std::fs::write(&guard_config, text).expect("config");
         // The operator's side: the same fleet, another address of the same etcd.
         let cli_config = dir.join("operator.toml");
