@@ -238,7 +238,7 @@ pub fn run(a: RunArgs) -> Result<()> {
             _ => None,
         };
         // UE pins on a member keyed by TEID, through the bindings the N3 controller's walk reads.
-        let bound = fleet_cfg.as_ref().map(|_| Arc::new(crate::fleet::bound::BoundPins::new()));
+        let bound = fleet_cfg.as_ref().map(|_| Arc::new(crate::n3::bound::BoundPins::new()));
         let fleet = match (fleet_cfg, fleet_metrics) {
             (Some(f), Some(fm)) => {
                 let links = crate::fleet::Links {

@@ -4,7 +4,7 @@
 //! is audited with the pin's author.
 //!
 //! A UE pin on a data plane keyed by TEID (`key_mode = "teid"`) has no entry keyed by UE address
-//! to stage: it is resolved through anti-spoofing's learned bindings ([`super::bound`]) to the
+//! to stage: it is resolved through anti-spoofing's learned bindings ([`crate::n3::bound`]) to the
 //! F-TEIDs bound to the UE here, now (a walk of the device map when the pin arrives) and later
 //! (each device the N3 controller's walk finds bound to it, [`Applier::reach`]). Each F-TEID
 //! reached is staged as a UE would be, with the pin's expiry, and audited with the pin's author;
@@ -12,19 +12,18 @@
 //! applied, and the member says so (log, audit, `overload_guard_fleet_pins_not_applied`) instead
 //! of claiming it applied.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use guard_common::abi::{
-    ByteLimit, CellKey, CellStageEntry, DeviceKey, GuardConfig, Limit, StageEntry, KEY_MODE_UE_ADDR, PROT_ANTISPOOF,
-    STAGE_FLAG_MANUAL, STAGE_QUARANTINE, STAGE_SHAPE, STAGE_STRICT,
+    ByteLimit, CellKey, CellStageEntry, DeviceKey, Limit, StageEntry, KEY_MODE_UE_ADDR, STAGE_FLAG_MANUAL,
+    STAGE_QUARANTINE, STAGE_SHAPE, STAGE_STRICT,
 };
 use guard_common::units::BitRate;
 use serde_json::json;
 use tracing::{info, warn};
 
-use super::bound::{bound_ue_keys, BoundPins, MAX_TEIDS_PER_PIN};
 use super::pins::{PinStage, PinTarget, PinValue};
 use super::status::{FleetMetrics, FleetStatus};
 use super::unix_ms;
@@ -32,11 +31,15 @@ use crate::audit::{rfc3339, Actor, AuditLog, AuditRecord};
 use crate::clock::monotonic_ns;
 use crate::config::{LadderSection, Rate};
 use crate::n2::fleet_link::BackoffExchange;
-use crate::n3::engine::device_key_str;
 use crate::n3::manual::{
     fleet_entry, is_fleet_cell, is_fleet_entry, manual_cell_entry, pin_byte_limit, CELL_FLAG_FLEET, GNB_QUARANTINE,
 };
 use crate::n3::maps::N3Maps;
+
+mod teids;
+use crate::n3::bound::BoundPins;
+pub use teids::resolvable;
+use teids::{teid_list, teid_words, PENDING, THROUGH_BINDINGS};
 
 /// What this member wrote for one pin (so that it removes only its own entries).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,7 +47,7 @@ pub enum Written {
     /// Device entries, each with the `set_ns` it was written with.
     Devices(Vec<(DeviceKey, u64)>),
     /// A UE pin on a member keyed by TEID: the F-TEID entries reached through their learned
-    /// bindings, each with its `set_ns` and the UE key its binding named ([`super::bound`]).
+    /// bindings, each with its `set_ns` and the UE key its binding named ([`crate::n3::bound`]).
     Teids(Vec<(DeviceKey, u64, DeviceKey)>),
     Gnb(CellKey, u64),
     /// A 5G-S-TMSI pin handed to the N2 controller's back-off list (its key below `pins/`).
@@ -349,116 +352,6 @@ impl Applier {
         Written::Devices(done)
     }
 
-    /// A UE pin on a member keyed by TEID: stage the F-TEIDs whose learned binding names one of
-    /// the target's UE keys `ue` (one walk of the device map, now), and leave the target to the N3
-    /// controller's walks for the F-TEIDs that bind later ([`Applier::reach`]).
-    fn write_bound(&mut self, target: &PinTarget, entry: &StageEntry, dp: &GuardConfig, ue: Vec<DeviceKey>) -> Written {
-        if let Err(e) = resolvable(dp) {
-            return Written::NotApplied(e);
-        }
-        let want: HashSet<DeviceKey> = ue.iter().copied().collect();
-        let (mut done, mut seen) = (Vec::new(), HashSet::new());
-        // A changed pin keeps the F-TEIDs its previous value reached, whatever their binding
-        // says now: nothing but the pin's end releases a reached F-TEID (`super::bound`).
-        if let Some(Held { written: Written::Teids(prior), .. }) = self.held.get(&target.suffix()) {
-            for (k, _, u) in prior.clone() {
-                if seen.insert(k) && self.maps.set_stage(&k, entry).is_ok() {
-                    done.push((k, entry.set_ns, u));
-                }
-            }
-        }
-        let (mut cursor, mut buf) = (crate::bpf::batch::Cursor::default(), Vec::new());
-        loop {
-            buf.clear();
-            if let Err(e) = self.maps.device_slice(&mut cursor, 16_384, &mut buf) {
-                // What was not read is found by the controller's walks.
-                warn!(pin = target.describe(), error = %e, "fleet: reading the device map for a UE pin's TEIDs failed");
-                break;
-            }
-            for (k, d) in &buf {
-                let Some(u) = bound_ue_keys(k, d).into_iter().flatten().find(|u| want.contains(u)) else { continue };
-                if done.len() >= MAX_TEIDS_PER_PIN || !seen.insert(*k) {
-                    continue;
-                }
-                match self.maps.set_stage(k, entry) {
-                    Ok(()) => done.push((*k, entry.set_ns, u)),
-                    // The stage map is full: the controller's walk offers it again.
-                    Err(e) => {
-                        seen.remove(k);
-                        warn!(pin = target.describe(), device = device_key_str(k), error = %e, "fleet: a TEID of a UE pin not staged");
-                    }
-                }
-            }
-            if cursor.finished() {
-                break;
-            }
-        }
-        self.bound.set(&target.suffix(), ue, done.iter().map(|(k, ..)| *k));
-        Written::Teids(done)
-    }
-
-    /// Stage the F-TEIDs the N3 controller found bound to a held UE pin since the last call (they
-    /// bound after the pin arrived), each with what is left of the pin's life, and audit them
-    /// (`fleet-pin-reach`) with the pin's author. Called every second, with or without etcd: a
-    /// pin in force keeps reaching the UE's new sessions until its expiry.
-    pub fn reach(&mut self, now_wall: SystemTime) {
-        let found = self.bound.take_found();
-        if found.is_empty() {
-            return;
-        }
-        let mut by_pin: BTreeMap<String, Vec<(DeviceKey, DeviceKey)>> = BTreeMap::new();
-        for f in found {
-            by_pin.entry(f.suffix).or_default().push((f.device, f.ue));
-        }
-        let now_ms = unix_ms(now_wall);
-        for (suffix, devices) in by_pin {
-            let Some(h) = self.held.get(&suffix) else { continue };
-            let (Written::Teids(had), Some(left_ms)) = (&h.written, h.value.remaining_ms(now_ms)) else { continue };
-            let (target, value) = (h.target, h.value.clone());
-            let had: HashSet<DeviceKey> = had.iter().map(|(k, ..)| *k).collect();
-            let entry = byte_limit(&self.ladder, &target, &value)
-                .and_then(|b| device_entry(&self.ladder, &value, b, monotonic_ns(), left_ms.saturating_mul(1_000_000)));
-            let entry = match entry {
-                Ok(e) => e,
-                Err(_) => continue,
-            };
-            let mut new = Vec::new();
-            for (k, u) in devices {
-                if had.contains(&k) {
-                    continue;
-                }
-                match self.maps.set_stage(&k, &entry) {
-                    Ok(()) => new.push((k, entry.set_ns, u)),
-                    Err(e) => {
-                        self.bound.unreach(&suffix, &k);
-                        warn!(pin = target.describe(), device = device_key_str(&k), error = %e, "fleet: a TEID of a UE pin not staged");
-                    }
-                }
-            }
-            if new.is_empty() {
-                continue;
-            }
-            let total = if let Some(Held { written: Written::Teids(d), .. }) = self.held.get_mut(&suffix) {
-                d.extend(new.iter().copied());
-                d.len()
-            } else {
-                0
-            };
-            info!(
-                pin = target.describe(),
-                stage = value.stage.name(),
-                author = value.author,
-                teids = teid_words(&Written::Teids(new.clone())),
-                entries = total,
-                expires_in_s = left_ms / 1000,
-                "fleet pin reached TEIDs bound to its UE since it was applied"
-            );
-            let extra = json!({ "entries": total, "teids": teid_list(&new), "through": THROUGH_BINDINGS });
-            self.audit_line("fleet-pin-reach", &target, &value, "bound since", extra, now_wall);
-        }
-        self.publish();
-    }
-
     /// Clear the entries of `w` still as this member wrote them (manual, same `set_ns`), except
     /// those `keep` rewrote. Returns how many were cleared.
     fn clear(&mut self, w: &Written, keep: Option<&Written>) -> usize {
@@ -560,23 +453,6 @@ impl Applier {
     }
 }
 
-/// The audit lines' words for how a UE pin reached a member keyed by TEID.
-const THROUGH_BINDINGS: &str = "anti-spoofing's learned UE bindings (this member keys devices by TEID)";
-/// ... and for a pin that reached none yet.
-const PENDING: &str =
-    "no TEID bound to this UE here yet: each one that binds is pinned when the controller's walk reads it";
-
-/// Whether this data plane learns the UE bindings a UE pin is resolved through when it keys
-/// devices by TEID: anti-spoofing must be computed (`shadow` or `enforce`; `off` learns nothing).
-pub fn resolvable(dp: &GuardConfig) -> Result<(), String> {
-    if guard_common::policy::gate(dp, PROT_ANTISPOOF) == guard_common::policy::Gate::Off {
-        return Err("this member keys devices by TEID (key_mode = \"teid\") and learns no UE binding \
-                    (dataplane.modes.antispoof = \"off\"): nothing here ties a UE address to its TEIDs"
-            .to_owned());
-    }
-    Ok(())
-}
-
 /// A UE pin's device entry on this member: its stage, its packet rate (or this member's ladder's)
 /// and `bytes`, for `ttl_ns` from `now`.
 fn device_entry(
@@ -600,19 +476,6 @@ fn device_entry(
         PinStage::Backoff => return Err("backoff is a 5G-S-TMSI pin's stage".to_owned()),
     };
     Ok(StageEntry { bytes, ..fleet_entry(stage, limit, now, ttl_ns) })
-}
-
-/// The F-TEIDs a pin reached, for its audit line: each device and the UE its binding names.
-fn teid_list(t: &[(DeviceKey, u64, DeviceKey)]) -> serde_json::Value {
-    t.iter().map(|(k, _, u)| json!({ "device": device_key_str(k), "ue": device_key_str(u) })).collect()
-}
-
-/// The F-TEIDs of `w`, for a log line (empty for other entries).
-fn teid_words(w: &Written) -> String {
-    match w {
-        Written::Teids(t) => t.iter().map(|(k, ..)| device_key_str(k)).collect::<Vec<_>>().join(","),
-        _ => String::new(),
-    }
 }
 
 /// The byte limit a pin sets on this member, through the local pins' rules
@@ -651,14 +514,8 @@ mod tests {
     }
 
     #[test]
-    fn a_teid_keyed_member_resolves_ue_pins_only_where_it_learns_bindings() {
-        use guard_common::abi::{PROT_ALL, PROT_ANTISPOOF};
-        let dp = |enabled, shadow| GuardConfig { enabled, shadow, ..Default::default() };
-        // Shadow and enforce both learn the bindings (docs/dataplane.md "Anti-spoofing").
-        assert_eq!(resolvable(&dp(PROT_ALL, PROT_ANTISPOOF)), Ok(()));
-        assert_eq!(resolvable(&dp(PROT_ALL, 0)), Ok(()));
-        let off = resolvable(&dp(PROT_ALL & !PROT_ANTISPOOF, 0)).expect_err("off learns nothing");
-        assert!(off.contains("antispoof = \"off\"") && off.contains("key_mode = \"teid\""), "{off}");
+    fn a_pin_reaches_at_most_15_sessions_of_each_device_a_pin_may_name() {
+        assert_eq!(crate::n3::bound::MAX_TEIDS_PER_PIN as u64, 15 * crate::fleet::pins::MAX_PREFIX_DEVICES);
     }
 
     #[test]
@@ -679,20 +536,6 @@ mod tests {
             "the member's own ladder rate when the pin names none"
         );
         assert!(device_entry(&ladder, &pin(PinStage::Backoff, None, None), ByteLimit::UNLIMITED, 0, 1).is_err());
-    }
-
-    #[test]
-    fn a_ue_pins_audit_names_each_teid_and_the_ue_its_binding_names() {
-        let ue = crate::n3::manual::ue_device_key("10.45.0.7".parse().expect("address"), 64).expect("a UE");
-        let t = vec![(DeviceKey::teid(0x1001), 5, ue), (DeviceKey::fteid(2, 0x1002), 5, ue)];
-        assert_eq!(
-            teid_list(&t),
-            json!([
-                { "device": "teid:0x00001001", "ue": "ue:10.45.0.7" },
-                { "device": "teid:0x00001002@local2", "ue": "ue:10.45.0.7" },
-            ])
-        );
-        assert_eq!(teid_words(&Written::Teids(t)), "teid:0x00001001,teid:0x00001002@local2");
     }
 
     #[test]

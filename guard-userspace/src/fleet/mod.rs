@@ -5,8 +5,8 @@
 //! - [`client`]: the etcd connection from `[fleet]` (TLS unless `insecure`);
 //! - [`apply`]: a pin into this host's data plane, through the same code path as
 //!   `guard device pin` ([`crate::n3::manual`]), audited with the pin's author;
-//! - [`bound`]: UE pins on a member keyed by TEID, resolved through anti-spoofing's learned UE
-//!   bindings (the mailbox the N3 controller offers its device walk to);
+//!   UE pins on a member keyed by TEID are resolved through anti-spoofing's learned UE bindings
+//!   ([`crate::n3::bound`], the mailbox the N3 controller offers its device walk to);
 //! - [`status`]: what the member reports: metrics and the `/readyz` detail line;
 //! - [`cells`], [`summaries`]: per-cell summaries for storms split over members (an AMF set):
 //!   the key and value (pure), and publishing / summing them for the N2 controller;
@@ -20,7 +20,6 @@
 
 pub mod apply;
 pub mod backoff;
-pub mod bound;
 pub mod cells;
 pub mod cells_n3;
 pub mod client;
@@ -57,7 +56,7 @@ pub struct Links {
     pub gnbs: Option<std::sync::Arc<crate::n2::fleet_link::GnbExchange>>,
     /// UE pins resolved through learned bindings (a member keyed by TEID): the N3 controller
     /// offers its walk here.
-    pub bound: Option<std::sync::Arc<bound::BoundPins>>,
+    pub bound: Option<std::sync::Arc<crate::n3::bound::BoundPins>>,
 }
 
 /// Start this member's fleet task (docs/fleet.md): its own handle on the pinned maps and the

@@ -150,7 +150,7 @@ pub struct Ctl {
     fleet: Option<Arc<Exchange<N3HotCell>>>,
     /// Fleet mode: UE pins resolved through learned bindings (key_mode teid), offered each walk
     /// slice; `None` without `[fleet]`.
-    bound: Option<Arc<crate::fleet::bound::BoundPins>>,
+    bound: Option<Arc<crate::n3::bound::BoundPins>>,
 }
 
 impl Ctl {
@@ -161,7 +161,7 @@ impl Ctl {
     }
 
     /// Offer each walk slice to the fleet's UE pins on a member keyed by TEID (docs/fleet.md).
-    pub fn with_bound_pins(mut self, x: Option<Arc<crate::fleet::bound::BoundPins>>) -> Ctl {
+    pub fn with_bound_pins(mut self, x: Option<Arc<crate::n3::bound::BoundPins>>) -> Ctl {
         self.bound = x;
         self
     }

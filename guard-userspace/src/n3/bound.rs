@@ -8,7 +8,7 @@
 //! - [`bound_ue_keys`]: the UE keys (as `key_mode = "ue_addr"` keys them) a TEID device's learned
 //!   bindings name; nothing for a family whose bit is not in `bind_flags`, whatever the field
 //!   holds, and nothing for a UE-address device;
-//! - [`BoundPins`]: the mailbox between the fleet task ([`super::apply::Applier`], which writes
+//! - [`BoundPins`]: the mailbox between the fleet task (`fleet::apply::Applier`, which writes
 //!   the stages and audits them) and the N3 controller, which offers every device of each walk
 //!   slice it reads ([`BoundPins::offer`]): those bound to a pinned UE and not yet reached are
 //!   queued for the fleet task. No etcd, no maps here: F-TEIDs stay on this host, never in etcd.
@@ -29,8 +29,8 @@ use crate::n3::manual::v6_prefix_key;
 
 /// The most F-TEIDs one pin reaches: a UE has at most 15 PDU sessions (PDU session identities
 /// 1..=15, TS 24.007 §11.2.3.1b), each one N3 tunnel, times the most devices a prefix pin names
-/// ([`super::pins::MAX_PREFIX_DEVICES`]). More are refused, logged and counted.
-pub const MAX_TEIDS_PER_PIN: usize = 15 * super::pins::MAX_PREFIX_DEVICES as usize;
+/// (1024, `fleet::pins::MAX_PREFIX_DEVICES`). More are not reached.
+pub const MAX_TEIDS_PER_PIN: usize = 15 * 1024;
 
 /// Matches queued for the fleet task at most; more wait for the next walk (they are offered again).
 pub const MAX_QUEUED: usize = 65_536;
@@ -162,7 +162,6 @@ impl BoundPins {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fleet::pins::PinTarget;
     use guard_common::abi::{DEVICE_KIND_UE_V4, KEY_MODE_TEID};
     use guard_common::policy::{apply_binding, binding_of, check_binding, Bind};
 
@@ -191,8 +190,16 @@ mod tests {
         b
     }
 
+    /// The UE keys of a pin's target (`ue/A` or a `ue-prefix/N/24`), as `PinTarget::device_keys`
+    /// names them.
     fn keys(t: &str) -> Vec<DeviceKey> {
-        PinTarget::parse_suffix(t).expect("a pin").device_keys(64).expect("keys")
+        match t.strip_prefix("ue-prefix/").and_then(|p| p.strip_suffix("/24")) {
+            Some(net) => {
+                let base = u32::from(net.parse::<std::net::Ipv4Addr>().expect("a /24"));
+                (0..256u32).map(|i| ue(&std::net::Ipv4Addr::from(base + i).to_string())).collect()
+            }
+            None => vec![ue(t.strip_prefix("ue/").expect("ue/<address>"))],
+        }
     }
 
     fn ue(a: &str) -> DeviceKey {
