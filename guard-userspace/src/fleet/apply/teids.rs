@@ -151,6 +151,7 @@ pub fn resolvable(dp: &GuardConfig) -> Result<(), String> {
     }
     Ok(())
 }
+
 /// The F-TEIDs a pin reached, for its audit line: each device and the UE its binding names.
 pub(super) fn teid_list(t: &[(DeviceKey, u64, DeviceKey)]) -> serde_json::Value {
     t.iter().map(|(k, _, u)| json!({ "device": device_key_str(k), "ue": device_key_str(u) })).collect()
@@ -178,6 +179,7 @@ mod tests {
         let off = resolvable(&dp(PROT_ALL & !PROT_ANTISPOOF, 0)).expect_err("off learns nothing");
         assert!(off.contains("antispoof = \"off\"") && off.contains("key_mode = \"teid\""), "{off}");
     }
+
     #[test]
     fn a_ue_pins_audit_names_each_teid_and_the_ue_its_binding_names() {
         let ue = crate::n3::manual::ue_device_key("10.45.0.7".parse().expect("address"), 64).expect("a UE");
