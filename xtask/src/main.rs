@@ -45,7 +45,8 @@ enum Cmd {
         /// registration storm, and the bounded real-peer scenarios); `all`: every scenario, the
         /// real-peer ones and the fleet lab in full; or one name or file (`lab/scenarios/`,
         /// `real-n3`, `real-n2`, `fleet`: a three-member etcd cluster and two AMF-side guards,
-        /// docs/fleet.md).
+        /// `fleet-n3`: the same cluster and two UPF-side guards sharing one overloaded gNB, with
+        /// and without `[fleet]`; docs/fleet.md).
         #[arg(long, default_value = "default")]
         scenario: String,
         /// Where the report, JSON and plots go.

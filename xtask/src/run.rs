@@ -112,6 +112,9 @@ pub fn lab(scenario: &str, out: &str, modes: &str) -> Result<()> {
     if scenario == "fleet" {
         return fleet_lab(out, &guard);
     }
+    if scenario == "fleet-n3" {
+        return fleet_n3_lab(out, &guard);
+    }
     let is_real = scenario.starts_with("real-");
     let is_n2 = scenario.starts_with("n2_") || scenario.contains("/n2_");
     if is_real {
@@ -128,7 +131,8 @@ pub fn lab(scenario: &str, out: &str, modes: &str) -> Result<()> {
     let n2 = if scenario == "all" || is_n2 { n2_lab(scenario, out, &guard) } else { Ok(()) };
     let real = if scenario == "all" { real_lab(scenario, out, &guard, false) } else { Ok(()) };
     let fleet = if scenario == "all" { fleet_lab(out, &guard) } else { Ok(()) };
-    n3.and(n2).and(real).and(fleet)
+    let fleet_n3 = if scenario == "all" { fleet_n3_lab(out, &guard) } else { Ok(()) };
+    n3.and(n2).and(real).and(fleet).and(fleet_n3)
 }
 
 /// The fleet lab (issue 23): `lab_fleet`, report in `<out>/fleet/`.
@@ -141,6 +145,20 @@ fn fleet_lab(out: &str, guard: &std::path::Path) -> Result<()> {
         c,
         &format!(
             "running the fleet lab (3-member etcd cluster, two AMF-side guards, a split storm): report in {out}/fleet/report.md"
+        ),
+    )
+}
+
+/// The fleet lab's N3 split (issue 23): `lab_fleet --n3-split`, report in `<out>/fleet-n3/`.
+fn fleet_n3_lab(out: &str, guard: &std::path::Path) -> Result<()> {
+    let mut c = cargo();
+    c.args(["run", "--release", "-p", "guard-tests", "--bin", "lab_fleet", "--", "--n3-split", "--out", out])
+        .arg("--guard-bin")
+        .arg(guard);
+    run(
+        c,
+        &format!(
+            "running the fleet lab's N3 split (3-member etcd cluster, two UPF-side guards, one gNB overloaded over both, with and without [fleet]): report in {out}/fleet-n3/report.md"
         ),
     )
 }

@@ -22,10 +22,10 @@ pub enum FleetCmd {
     /// or an N2 device by its 5G-S-TMSI (--tmsi) on every AMF-side guard's back-off list.
     ///
     /// Written to etcd under the fleet's prefix with a lease of --ttl; every running member
-    /// applies it to its own data plane within 2 s and audits it with who made it. UE pins apply
-    /// on members keyed by UE address (`key_mode = "ue_addr"`); a member keyed by TEID says it
-    /// cannot (log, audit, metric). A TEID is host-local and never a fleet pin: use
-    /// `guard device pin` on the host.
+    /// applies it to its own data plane within 2 s and audits it with who made it. A member keyed
+    /// by TEID applies a UE pin to the TEIDs anti-spoofing bound to that UE (and to those that bind
+    /// later), or says it cannot (anti-spoofing off: log, audit, metric). A TEID is host-local and
+    /// never a fleet pin: use `guard device pin` on the host.
     ///
     /// A byte pin (`--rate 5Mbit/s [--burst-bytes N]`, shape and strict) is the same pin with a
     /// bit rate in its value: each member writes it into its data plane's byte limit, as `guard

@@ -237,6 +237,8 @@ pub fn run(a: RunArgs) -> Result<()> {
             }
             _ => None,
         };
+        // UE pins on a member keyed by TEID, through the bindings the N3 controller's walk reads.
+        let bound = fleet_cfg.as_ref().map(|_| Arc::new(crate::n3::bound::BoundPins::new()));
         let fleet = match (fleet_cfg, fleet_metrics) {
             (Some(f), Some(fm)) => {
                 let links = crate::fleet::Links {
@@ -244,6 +246,7 @@ pub fn run(a: RunArgs) -> Result<()> {
                     backoff: backoff.clone(),
                     n3_cells: n3_cells.clone(),
                     gnbs: gnbs.clone(),
+                    bound: bound.clone(),
                 };
                 Some(crate::fleet::start(f, &fleet_view, &iface, &pins, &health, fm, links)?)
             }
@@ -254,7 +257,7 @@ pub fn run(a: RunArgs) -> Result<()> {
             (Some(p), Some(m)) => Some(p.spawn(m, cells, backoff, gnbs)?),
             _ => None,
         };
-        let result = controller::run(ctl.with_fleet(n3_cells), core, n3_metrics).await;
+        let result = controller::run(ctl.with_fleet(n3_cells).with_bound_pins(bound), core, n3_metrics).await;
         server.abort();
         if let Some(f) = fleet {
             f.abort();

@@ -27,6 +27,14 @@ pub struct FleetSection {
     /// This host's name in the fleet (audit lines, its member key). Default: the host name.
     #[serde(default)]
     pub member: Option<String>,
+    /// The group of the fleet's members this one sums cell summaries with: the hosts that share
+    /// cells (an AMF set, TS 23.501 §5.21; the UPFs behind the same gNBs). Its N2 and N3 cell
+    /// summaries are published and read under `/overload-guard/<name>/groups/<summary_group>/`
+    /// only; pins, device back-off lists, known gNB lists and presence stay fleet-wide. None
+    /// (the default): the whole fleet is one group, keys as without it. Letters, digits, `.`,
+    /// `_`, `-`.
+    #[serde(default)]
+    pub summary_group: Option<String>,
     /// CA certificate (PEM) that signed the etcd servers' certificates.
     #[serde(default)]
     pub ca: Option<PathBuf>,
@@ -326,6 +334,9 @@ impl FleetSection {
         v.check(valid_name(&self.name), "fleet.name", "1..=64 letters, digits, `.`, `_` or `-`");
         if let Some(m) = &self.member {
             v.check(valid_name(m), "fleet.member", "1..=64 letters, digits, `.`, `_` or `-`");
+        }
+        if let Some(g) = &self.summary_group {
+            v.check(valid_name(g), "fleet.summary_group", "1..=64 letters, digits, `.`, `_` or `-`");
         }
         if self.insecure {
             for (k, p) in [("fleet.ca", &self.ca), ("fleet.cert", &self.cert), ("fleet.key", &self.key)] {

@@ -141,10 +141,11 @@ impl Config {
                 f.member_name(),
                 if f.cells.enabled {
                     format!(
-                        "on (N2 cells with an N2 interface, N3 gNBs; at {}% of their threshold, at most {} per {})",
+                        "on (N2 cells with an N2 interface, N3 gNBs; at {}% of their threshold, at most {} per {}{})",
                         f.cells.publish_fraction * 100.0,
                         f.cells.max_cells,
-                        f.cells.interval
+                        f.cells.interval,
+                        f.summary_group.as_ref().map_or(String::new(), |g| format!("; within summary group {g}"))
                     )
                 } else {
                     "off".to_owned()

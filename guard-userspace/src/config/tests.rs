@@ -499,6 +499,23 @@ fn fleet_backoff_lists_have_defaults_and_bounds() {
     assert!(p.contains("surprise"), "unknown keys are refused: {p}");
 }
 
+/// `[fleet] summary_group`: optional (absent, the keys are the fleet's own, as before groups),
+/// a key segment when set (the fleet name's alphabet and length), reported by `guard config check`.
+#[test]
+fn a_summary_group_is_optional_and_validated_as_a_key_segment() {
+    let lab = "[fleet]\nendpoints = [\"http://127.0.0.1:2379\"]\nname = \"lab\"\ninsecure = true\n";
+    let c = Config::from_toml_str(lab).expect("valid");
+    assert_eq!(c.fleet.as_ref().unwrap().summary_group, None);
+    assert!(!c.summary().contains("summary group"), "{}", c.summary());
+    let c = Config::from_toml_str(&format!("{lab}summary_group = \"amf-set-1\"\n")).expect("valid");
+    assert_eq!(c.fleet.as_ref().unwrap().summary_group.as_deref(), Some("amf-set-1"));
+    assert!(c.summary().contains("within summary group amf-set-1"), "{}", c.summary());
+    for bad in ["", "a/b", "set 1", &"x".repeat(65)] {
+        let p = problems(&format!("{lab}summary_group = {bad:?}\n"));
+        assert!(p.contains("fleet.summary_group: 1..=64 letters"), "{bad:?}: {p}");
+    }
+}
+
 #[test]
 fn a_reload_keeps_the_running_fleet() {
     let old = Config::default();

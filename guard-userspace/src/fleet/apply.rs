@@ -3,17 +3,22 @@
 //! overrides), gNB pins as a manual cap in `N3_CELL_STAGES`. Each application, refusal and removal
 //! is audited with the pin's author.
 //!
-//! A UE pin on a data plane keyed by TEID cannot be applied: the data plane has no entry keyed by
-//! UE address to stage, and a TEID is host-local. It is not written, and the member says so (log,
-//! audit, `overload_guard_fleet_pins_not_applied`) instead of claiming it applied.
+//! A UE pin on a data plane keyed by TEID (`key_mode = "teid"`) has no entry keyed by UE address
+//! to stage: it is resolved through anti-spoofing's learned bindings ([`crate::n3::bound`]) to the
+//! F-TEIDs bound to the UE here, now (a walk of the device map when the pin arrives) and later
+//! (each device the N3 controller's walk finds bound to it, [`Applier::reach`]). Each F-TEID
+//! reached is staged as a UE would be, with the pin's expiry, and audited with the pin's author;
+//! F-TEIDs never leave this host. Where no binding is learned (anti-spoofing `off`) the pin is not
+//! applied, and the member says so (log, audit, `overload_guard_fleet_pins_not_applied`) instead
+//! of claiming it applied.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use guard_common::abi::{
-    ByteLimit, CellKey, CellStageEntry, DeviceKey, Limit, StageEntry, STAGE_FLAG_MANUAL, STAGE_QUARANTINE, STAGE_SHAPE,
-    STAGE_STRICT,
+    ByteLimit, CellKey, CellStageEntry, DeviceKey, Limit, StageEntry, KEY_MODE_UE_ADDR, STAGE_FLAG_MANUAL,
+    STAGE_QUARANTINE, STAGE_SHAPE, STAGE_STRICT,
 };
 use guard_common::units::BitRate;
 use serde_json::json;
@@ -27,16 +32,23 @@ use crate::clock::monotonic_ns;
 use crate::config::{LadderSection, Rate};
 use crate::n2::fleet_link::BackoffExchange;
 use crate::n3::manual::{
-    fleet_entry, is_fleet_cell, is_fleet_entry, manual_cell_entry, pin_byte_limit, require_ue_keys, CELL_FLAG_FLEET,
-    GNB_QUARANTINE,
+    fleet_entry, is_fleet_cell, is_fleet_entry, manual_cell_entry, pin_byte_limit, CELL_FLAG_FLEET, GNB_QUARANTINE,
 };
 use crate::n3::maps::N3Maps;
+
+mod teids;
+use crate::n3::bound::BoundPins;
+pub use teids::resolvable;
+use teids::{teid_list, teid_words, PENDING, THROUGH_BINDINGS};
 
 /// What this member wrote for one pin (so that it removes only its own entries).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Written {
     /// Device entries, each with the `set_ns` it was written with.
     Devices(Vec<(DeviceKey, u64)>),
+    /// A UE pin on a member keyed by TEID: the F-TEID entries reached through their learned
+    /// bindings, each with its `set_ns` and the UE key its binding named ([`crate::n3::bound`]).
+    Teids(Vec<(DeviceKey, u64, DeviceKey)>),
     Gnb(CellKey, u64),
     /// A 5G-S-TMSI pin handed to the N2 controller's back-off list (its key below `pins/`).
     N2Backoff(String),
@@ -62,6 +74,9 @@ pub struct Applier {
     status: Arc<FleetStatus>,
     /// The N2 controller's back-off mailbox (5G-S-TMSI pins); None: no N2 controller here.
     backoff: Option<Arc<BackoffExchange>>,
+    /// UE pins resolved through bindings, shared with the N3 controller (which finds the devices
+    /// that bind later).
+    bound: Arc<BoundPins>,
 }
 
 impl Applier {
@@ -73,7 +88,23 @@ impl Applier {
         metrics: FleetMetrics,
         status: Arc<FleetStatus>,
     ) -> Applier {
-        Applier { maps, ladder, audit, member, held: BTreeMap::new(), metrics, status, backoff: None }
+        Applier {
+            maps,
+            ladder,
+            audit,
+            member,
+            held: BTreeMap::new(),
+            metrics,
+            status,
+            backoff: None,
+            bound: Arc::new(BoundPins::new()),
+        }
+    }
+
+    /// The mailbox the N3 controller offers its walk to (UE pins on a member keyed by TEID).
+    pub fn with_bound(mut self, x: Arc<BoundPins>) -> Applier {
+        self.bound = x;
+        self
     }
 
     /// 5G-S-TMSI pins go to this N2 controller's back-off list (fleet mode with N2).
@@ -113,6 +144,9 @@ impl Applier {
             return;
         };
         let written = self.write(&target, &value, remaining_ms.saturating_mul(1_000_000));
+        if !matches!(written, Written::Teids(_)) {
+            self.bound.remove(&suffix);
+        }
         // Entries of the previous value that the new one did not rewrite (same target: only when
         // the member's key mode or device prefix changed in between).
         if let Some(old) = self.held.remove(&suffix) {
@@ -124,6 +158,7 @@ impl Applier {
         };
         let (devices, why) = match &written {
             Written::Devices(d) => (d.len(), None),
+            Written::Teids(d) => (d.len(), None),
             Written::Gnb(..) | Written::N2Backoff(_) => (1, None),
             Written::NotApplied(w) => (0, Some(w.clone())),
         };
@@ -136,6 +171,7 @@ impl Applier {
                 stage = value.stage.name(),
                 bit_rate = bytes.map_or("none".to_owned(), |b| BitRate(b.bits_per_sec()).to_string()),
                 entries = devices,
+                teids = teid_words(&written),
                 author = value.author,
                 expires_in_s = remaining_ms / 1000,
                 delay_s = delay,
@@ -150,14 +186,15 @@ impl Applier {
                 "fleet pin NOT applied on this member"
             );
         }
-        self.audit_line(
-            action,
-            &target,
-            &value,
-            "operator",
-            json!({ "entries": devices, "not_applied": why }),
-            now_wall,
-        );
+        let mut extra = json!({ "entries": devices, "not_applied": why });
+        if let (Written::Teids(t), Some(x)) = (&written, extra.as_object_mut()) {
+            x.insert("teids".into(), teid_list(t));
+            x.insert("through".into(), THROUGH_BINDINGS.into());
+            if t.is_empty() {
+                x.insert("pending".into(), PENDING.into());
+            }
+        }
+        self.audit_line(action, &target, &value, "operator", extra, now_wall);
         self.held.insert(suffix, Held { target, value, written });
         self.publish();
     }
@@ -165,6 +202,7 @@ impl Applier {
     /// The pin at `suffix` is gone (`why`: deleted, expired, gone from etcd): remove what this
     /// member wrote for it, unless someone wrote over it since.
     pub fn remove(&mut self, suffix: &str, why: &str, now_wall: SystemTime) {
+        self.bound.remove(suffix);
         let Some(h) = self.held.remove(suffix) else { return };
         let cleared = self.clear(&h.written, None);
         info!(pin = h.target.describe(), author = h.value.author, why, entries_cleared = cleared, "fleet pin removed");
@@ -192,6 +230,7 @@ impl Applier {
         for h in self.held.values() {
             match &h.written {
                 Written::Devices(d) => ours_dev.extend(d.iter().map(|(k, set)| (*k, *set))),
+                Written::Teids(d) => ours_dev.extend(d.iter().map(|(k, set, _)| (*k, *set))),
                 Written::Gnb(k, set) => {
                     ours_cell.insert((*k, *set));
                 }
@@ -287,27 +326,18 @@ impl Applier {
             Ok(dp) => dp,
             Err(e) => return Written::NotApplied(format!("reading the data plane's configuration failed: {e}")),
         };
-        if let Err(e) = require_ue_keys(dp.key_mode) {
-            return Written::NotApplied(format!("{e}; UE pins need key_mode = \"ue_addr\" on this member"));
-        }
+        // The UE keys the target names (as `key_mode = "ue_addr"` keys them).
         let keys = match target.device_keys(dp.antispoof_v6_prefix) {
             Ok(k) => k,
             Err(e) => return Written::NotApplied(e),
         };
-        let (stage, limit) = match value.stage {
-            PinStage::Quarantine => (STAGE_QUARANTINE, Limit::UNLIMITED),
-            PinStage::Shape => {
-                let d = &self.ladder.shape;
-                (STAGE_SHAPE, Limit::per_second(value.pps.unwrap_or(d.rate_pps), value.burst.unwrap_or(d.burst)))
-            }
-            PinStage::Strict => {
-                let d = &self.ladder.strict;
-                (STAGE_STRICT, Limit::per_second(value.pps.unwrap_or(d.rate_pps), value.burst.unwrap_or(d.burst)))
-            }
-            // `PinValue::check` allows it on a 5G-S-TMSI only, handled above.
-            PinStage::Backoff => return Written::NotApplied("backoff is a 5G-S-TMSI pin's stage".to_owned()),
+        let entry = match device_entry(&self.ladder, value, bytes, now, ttl_ns) {
+            Ok(e) => e,
+            Err(e) => return Written::NotApplied(e),
         };
-        let entry = StageEntry { bytes, ..fleet_entry(stage, limit, now, ttl_ns) };
+        if dp.key_mode != KEY_MODE_UE_ADDR {
+            return self.write_bound(target, &entry, &dp, keys);
+        }
         let mut done = Vec::with_capacity(keys.len());
         for k in keys {
             match self.maps.set_stage(&k, &entry) {
@@ -325,11 +355,20 @@ impl Applier {
     /// Clear the entries of `w` still as this member wrote them (manual, same `set_ns`), except
     /// those `keep` rewrote. Returns how many were cleared.
     fn clear(&mut self, w: &Written, keep: Option<&Written>) -> usize {
-        let kept_dev = |k: &DeviceKey| matches!(keep, Some(Written::Devices(d)) if d.iter().any(|(x, _)| x == k));
+        let kept_dev = |k: &DeviceKey| match keep {
+            Some(Written::Devices(d)) => d.iter().any(|(x, _)| x == k),
+            Some(Written::Teids(d)) => d.iter().any(|(x, ..)| x == k),
+            _ => false,
+        };
         let mut n = 0;
         match w {
-            Written::Devices(d) => {
-                for (k, set) in d {
+            Written::Devices(_) | Written::Teids(_) => {
+                let d: Vec<(DeviceKey, u64)> = match w {
+                    Written::Devices(d) => d.clone(),
+                    Written::Teids(d) => d.iter().map(|(k, set, _)| (*k, *set)).collect(),
+                    _ => Vec::new(),
+                };
+                for (k, set) in &d {
                     if kept_dev(k) {
                         continue;
                     }
@@ -405,10 +444,38 @@ impl Applier {
     fn publish(&self) {
         let not = self.held.values().filter(|h| matches!(h.written, Written::NotApplied(_))).count();
         let applied = self.held.len() - not;
+        let teids: usize =
+            self.held.values().map(|h| if let Written::Teids(d) = &h.written { d.len() } else { 0 }).sum();
+        self.metrics.pin_teids.set(teids as i64);
         self.metrics.pins_applied.set(applied as i64);
         self.metrics.pins_not_applied.set(not as i64);
         self.status.pins(applied, not);
     }
+}
+
+/// A UE pin's device entry on this member: its stage, its packet rate (or this member's ladder's)
+/// and `bytes`, for `ttl_ns` from `now`.
+fn device_entry(
+    ladder: &LadderSection,
+    value: &PinValue,
+    bytes: ByteLimit,
+    now: u64,
+    ttl_ns: u64,
+) -> Result<StageEntry, String> {
+    let (stage, limit) = match value.stage {
+        PinStage::Quarantine => (STAGE_QUARANTINE, Limit::UNLIMITED),
+        PinStage::Shape => {
+            let d = &ladder.shape;
+            (STAGE_SHAPE, Limit::per_second(value.pps.unwrap_or(d.rate_pps), value.burst.unwrap_or(d.burst)))
+        }
+        PinStage::Strict => {
+            let d = &ladder.strict;
+            (STAGE_STRICT, Limit::per_second(value.pps.unwrap_or(d.rate_pps), value.burst.unwrap_or(d.burst)))
+        }
+        // `PinValue::check` allows it on a 5G-S-TMSI only, handled above.
+        PinStage::Backoff => return Err("backoff is a 5G-S-TMSI pin's stage".to_owned()),
+    };
+    Ok(StageEntry { bytes, ..fleet_entry(stage, limit, now, ttl_ns) })
 }
 
 /// The byte limit a pin sets on this member, through the local pins' rules
@@ -444,6 +511,31 @@ mod tests {
             created_unix_ms: 1,
             expires_unix_ms: 2,
         }
+    }
+
+    #[test]
+    fn a_pin_reaches_at_most_15_sessions_of_each_device_a_pin_may_name() {
+        assert_eq!(crate::n3::bound::MAX_TEIDS_PER_PIN as u64, 15 * crate::fleet::pins::MAX_PREFIX_DEVICES);
+    }
+
+    #[test]
+    fn a_ue_pins_entry_is_the_local_pins_with_the_fleet_mark() {
+        let ladder = LadderSection::default();
+        let e = device_entry(&ladder, &pin(PinStage::Quarantine, None, None), ByteLimit::UNLIMITED, 10, 5)
+            .expect("an entry");
+        assert_eq!((e.stage, e.expires_ns, e.set_ns), (STAGE_QUARANTINE, 15, 10));
+        assert!(crate::n3::manual::is_fleet_entry(&e));
+        let e = device_entry(&ladder, &pin(PinStage::Strict, None, None), ByteLimit::UNLIMITED, 0, 1).expect("entry");
+        assert_eq!(e.stage, STAGE_STRICT);
+        assert_eq!(
+            (e.interval_ns, e.tau_ns),
+            {
+                let l = Limit::per_second(ladder.strict.rate_pps, ladder.strict.burst);
+                (l.interval_ns, l.tau_ns)
+            },
+            "the member's own ladder rate when the pin names none"
+        );
+        assert!(device_entry(&ladder, &pin(PinStage::Backoff, None, None), ByteLimit::UNLIMITED, 0, 1).is_err());
     }
 
     #[test]

@@ -12,21 +12,21 @@ use std::collections::HashSet;
 use guard_common::abi_n2::{N2CellKey, CELL_KIND_EUTRA, CELL_KIND_NR};
 use serde::{Deserialize, Serialize};
 
-use super::pins::fleet_prefix;
+use super::pins::summaries_prefix;
 use crate::config::{fleet_valid_name, FleetCells};
 use crate::n2::engine::{cell_str, HotCell};
 
 /// Version of the summary value. Bump on any incompatible change.
 pub const SUMMARY_VERSION: u32 = 1;
 
-/// Where the N2 summaries of `fleet` live.
-pub fn n2_prefix(fleet: &str) -> String {
-    format!("{}cells/n2/", fleet_prefix(fleet))
+/// Where the N2 summaries of `fleet` (of its summary `group`, if any) live.
+pub fn n2_prefix(fleet: &str, group: Option<&str>) -> String {
+    format!("{}cells/n2/", summaries_prefix(fleet, group))
 }
 
 /// This member's N2 summary key.
-pub fn n2_key(fleet: &str, member: &str) -> String {
-    format!("{}{member}", n2_prefix(fleet))
+pub fn n2_key(fleet: &str, group: Option<&str>, member: &str) -> String {
+    format!("{}{member}", n2_prefix(fleet, group))
 }
 
 /// A summary refused by a reader; the label is the metric's `reason`.
@@ -202,17 +202,17 @@ mod tests {
 
     #[test]
     fn a_summary_round_trips_clamped_and_bounded() {
-        let p = n2_prefix("f1");
+        let p = n2_prefix("f1", None);
         let cells = vec![hot(1, 4.123), hot(2, 5000.0)];
         let v = encode("amf-1", 7, &cells, &cfg());
-        let c = decode(&p, n2_key("f1", "amf-1").as_bytes(), &v, &cfg()).expect("valid");
+        let c = decode(&p, n2_key("f1", None, "amf-1").as_bytes(), &v, &cfg()).expect("valid");
         assert_eq!(c.member, "amf-1");
         assert_eq!(c.cells[0].rate, 4.12);
         assert_eq!(c.cells[1].rate, 1000.0, "clamped to max_rate");
         let many: Vec<HotCell> = (0..100).map(|i| hot(i, 1.0)).collect();
         let v = encode("amf-1", 7, &many, &cfg());
         assert!(v.len() <= cfg().max_value_bytes(), "{} bytes", v.len());
-        assert_eq!(decode(&p, n2_key("f1", "amf-1").as_bytes(), &v, &cfg()).expect("valid").cells.len(), 32);
+        assert_eq!(decode(&p, n2_key("f1", None, "amf-1").as_bytes(), &v, &cfg()).expect("valid").cells.len(), 32);
         let worst: Vec<HotCell> = (0..32)
             .map(|i| HotCell {
                 key: N2CellKey { kind: CELL_KIND_EUTRA, plmn: [0xff; 4], cell_id: 0xfff_fff0 + i },
@@ -227,8 +227,8 @@ mod tests {
 
     #[test]
     fn bad_summaries_are_refused_with_a_reason() {
-        let p = n2_prefix("f1");
-        let key = n2_key("f1", "amf-1");
+        let p = n2_prefix("f1", None);
+        let key = n2_key("f1", None, "amf-1");
         let c = cfg();
         let d = |k: &str, v: &str| decode(&p, k.as_bytes(), v.as_bytes(), &c).map(|_| ()).map_err(|e| e.label());
         let ok = r#"{"v":1,"member":"amf-1","at_unix_ms":1,"cells":[["nr:00f110:0x000001001",1.0,0.5]]}"#;

@@ -14,7 +14,7 @@ use guard_common::abi::L3Addr;
 use serde::{Deserialize, Serialize};
 
 use super::cells::{check_header, open, Contribution, SummaryError, SUMMARY_VERSION};
-use super::pins::fleet_prefix;
+use super::pins::summaries_prefix;
 use crate::config::FleetCells;
 use crate::n3::engine::{addr_str, N3HotCell};
 use crate::n3::local::l3_of;
@@ -22,14 +22,14 @@ use crate::n3::local::l3_of;
 /// The most offenders one member may claim for one gNB (clamped): more than any device map holds.
 pub const MAX_OFFENDERS: u64 = 1 << 24;
 
-/// Where the N3 summaries of `fleet` live.
-pub fn n3_prefix(fleet: &str) -> String {
-    format!("{}cells/n3/", fleet_prefix(fleet))
+/// Where the N3 summaries of `fleet` (of its summary `group`, if any) live.
+pub fn n3_prefix(fleet: &str, group: Option<&str>) -> String {
+    format!("{}cells/n3/", summaries_prefix(fleet, group))
 }
 
 /// This member's N3 summary key.
-pub fn n3_key(fleet: &str, member: &str) -> String {
-    format!("{}{member}", n3_prefix(fleet))
+pub fn n3_key(fleet: &str, group: Option<&str>, member: &str) -> String {
+    format!("{}{member}", n3_prefix(fleet, group))
 }
 
 /// The value as written.
@@ -113,8 +113,8 @@ mod tests {
 
     #[test]
     fn an_n3_summary_round_trips_clamped_and_bounded() {
-        let p = n3_prefix("f1");
-        let key = n3_key("f1", "upf-1");
+        let p = n3_prefix("f1", None);
+        let key = n3_key("f1", None, "upf-1");
         assert_eq!(key, "/overload-guard/f1/cells/n3/upf-1");
         let v = encode("upf-1", 7, &[hot(1, 30_123.44), hot(2, 1e12)], &cfg());
         let c = decode(&p, key.as_bytes(), &v, &cfg()).expect("valid");
@@ -134,15 +134,38 @@ mod tests {
         assert!(v.len() <= cfg().max_n3_value_bytes(), "the bound covers the longest value: {} bytes", v.len());
         let c = decode(&p, key.as_bytes(), &v, &cfg());
         assert!(c.is_err(), "named under another member's key");
-        let c = decode(&p, n3_key("f1", &"m".repeat(64)).as_bytes(), &v, &cfg()).expect("valid");
+        let c = decode(&p, n3_key("f1", None, &"m".repeat(64)).as_bytes(), &v, &cfg()).expect("valid");
         assert_eq!(c.cells.len(), 32, "at most max_cells written");
         assert!(c.cells.iter().all(|x| x.offenders == MAX_OFFENDERS));
     }
 
+    /// With a summary group the summaries live under the group's prefix, which neither the
+    /// fleet-wide prefix nor another group's covers (etcd watches by prefix): a reader of one
+    /// refuses a key of another as `bad_key`, and never sums it.
+    #[test]
+    fn a_summary_groups_keys_are_apart_from_the_fleets_and_other_groups() {
+        assert_eq!(n3_key("f1", Some("upf-pool-a"), "upf-1"), "/overload-guard/f1/groups/upf-pool-a/cells/n3/upf-1");
+        assert_eq!(n3_key("f1", None, "upf-1"), "/overload-guard/f1/cells/n3/upf-1", "no group: as before groups");
+        assert_eq!(
+            crate::fleet::cells::n2_key("f1", Some("amf-set-1"), "amf-1"),
+            "/overload-guard/f1/groups/amf-set-1/cells/n2/amf-1"
+        );
+        let ok = r#"{"v":1,"member":"upf-1","at_unix_ms":1,"cells":[["192.0.2.10",30000.0,300]]}"#;
+        let prefixes = [n3_prefix("f1", None), n3_prefix("f1", Some("a")), n3_prefix("f1", Some("ab"))];
+        for (i, p) in prefixes.iter().enumerate() {
+            for (j, q) in prefixes.iter().enumerate() {
+                let key = format!("{q}upf-1");
+                let got = decode(p, key.as_bytes(), ok.as_bytes(), &cfg()).map(|_| ()).map_err(|e| e.label());
+                assert_eq!(got, if i == j { Ok(()) } else { Err("bad_key") }, "{key} read under {p}");
+                assert_eq!(key.starts_with(p.as_str()), i == j, "{key} is under {p}");
+            }
+        }
+    }
+
     #[test]
     fn bad_n3_summaries_are_refused_with_a_reason() {
-        let p = n3_prefix("f1");
-        let key = n3_key("f1", "upf-1");
+        let p = n3_prefix("f1", None);
+        let key = n3_key("f1", None, "upf-1");
         let c = cfg();
         let d = |k: &str, v: &str| decode(&p, k.as_bytes(), v.as_bytes(), &c).map(|_| ()).map_err(|e| e.label());
         let ok = r#"{"v":1,"member":"upf-1","at_unix_ms":1,"cells":[["192.0.2.10",30000.0,300]]}"#;

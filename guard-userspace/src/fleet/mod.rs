@@ -5,6 +5,8 @@
 //! - [`client`]: the etcd connection from `[fleet]` (TLS unless `insecure`);
 //! - [`apply`]: a pin into this host's data plane, through the same code path as
 //!   `guard device pin` ([`crate::n3::manual`]), audited with the pin's author;
+//!   UE pins on a member keyed by TEID are resolved through anti-spoofing's learned UE bindings
+//!   ([`crate::n3::bound`], the mailbox the N3 controller offers its device walk to);
 //! - [`status`]: what the member reports: metrics and the `/readyz` detail line;
 //! - [`cells`], [`summaries`]: per-cell summaries for storms split over members (an AMF set):
 //!   the key and value (pure), and publishing / summing them for the N2 controller;
@@ -52,6 +54,9 @@ pub struct Links {
     pub backoff: Option<std::sync::Arc<crate::n2::fleet_link::BackoffExchange>>,
     /// Known gNB addresses learned from real N2 sessions (`fleet.gnbs.enabled`).
     pub gnbs: Option<std::sync::Arc<crate::n2::fleet_link::GnbExchange>>,
+    /// UE pins resolved through learned bindings (a member keyed by TEID): the N3 controller
+    /// offers its walk here.
+    pub bound: Option<std::sync::Arc<crate::n3::bound::BoundPins>>,
 }
 
 /// Start this member's fleet task (docs/fleet.md): its own handle on the pinned maps and the
@@ -82,6 +87,10 @@ pub fn start(
     );
     let applier = Applier::new(maps, cfg.ladder.clone(), audit, member.clone(), fm.clone(), status.clone())
         .with_n2_backoff(n2.backoff.clone());
+    let applier = match &n2.bound {
+        Some(b) => applier.with_bound(b.clone()),
+        None => applier,
+    };
     let about = serde_json::json!({
         "member": member,
         "version": env!("CARGO_PKG_VERSION"),
@@ -89,15 +98,28 @@ pub fn start(
         "key_mode": cfg.guard.key_mode,
         "started_unix_ms": unix_ms(std::time::SystemTime::now()),
     });
+    // Only with a group: without one the member's key holds what it held before groups.
+    let about = match (&f.summary_group, about) {
+        (Some(g), serde_json::Value::Object(mut o)) => {
+            o.insert("summary_group".into(), g.clone().into());
+            serde_json::Value::Object(o)
+        }
+        (_, about) => about,
+    };
     tracing::info!(
         fleet = f.name,
         member,
         endpoints = f.endpoints.join(","),
         tls = f.tls(),
+        summary_group = f.summary_group.as_deref().unwrap_or("(the whole fleet)"),
         "fleet mode: following etcd"
     );
-    let summaries = n2.cells.map(|x| summaries::Summaries::new(&f.name, &member, f.cells.clone(), x, fm.clone()));
-    let n3 = n2.n3_cells.map(|x| summaries::Summaries::new(&f.name, &member, f.cells.clone(), x, fm.clone()));
+    // Cell summaries within the member's summary group (the whole fleet without one); pins,
+    // device lists and known gNB lists fleet-wide.
+    let group = f.summary_group.as_deref();
+    let summaries =
+        n2.cells.map(|x| summaries::Summaries::new(&f.name, group, &member, f.cells.clone(), x, fm.clone()));
+    let n3 = n2.n3_cells.map(|x| summaries::Summaries::new(&f.name, group, &member, f.cells.clone(), x, fm.clone()));
     let lists = n2.backoff.map(|x| lists::Lists::new(&f.name, &member, f.backoff.clone(), x, fm.clone()));
     let gnbs = n2.gnbs.map(|x| lists::Lists::new(&f.name, &member, f.gnbs.clone(), x, fm.clone()));
     Ok(tokio::spawn(Member::new(f, about, applier, status, fm, summaries, lists).with_n3(n3).with_gnbs(gnbs).run()))

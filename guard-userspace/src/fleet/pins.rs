@@ -45,6 +45,17 @@ pub fn fleet_prefix(fleet: &str) -> String {
     format!("{ROOT}{fleet}/")
 }
 
+/// Where the cell summaries of `fleet` live (N2's under `cells/n2/`, N3's under `cells/n3/`):
+/// the fleet's own prefix, or with a summary group (`[fleet] summary_group`) the group's,
+/// `/overload-guard/<fleet>/groups/<group>/`. A member reads and writes one of them only, so two
+/// groups' summaries (and a group's and the fleet-wide ones) are never summed together.
+pub fn summaries_prefix(fleet: &str, group: Option<&str>) -> String {
+    match group {
+        Some(g) => format!("{ROOT}{fleet}/groups/{g}/"),
+        None => fleet_prefix(fleet),
+    }
+}
+
 /// `/overload-guard/<fleet>/pins/`: what every member watches.
 pub fn pins_prefix(fleet: &str) -> String {
     format!("{ROOT}{fleet}/pins/")

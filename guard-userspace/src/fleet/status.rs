@@ -20,8 +20,11 @@ pub struct FleetMetrics {
     pub connected: Gauge,
     /// Fleet pins in force in this data plane.
     pub pins_applied: Gauge,
-    /// Fleet pins this data plane cannot apply (e.g. a UE pin on a guard keyed by TEID).
+    /// Fleet pins this data plane cannot apply (e.g. a UE pin on a guard keyed by TEID that
+    /// learns no UE binding: anti-spoofing off).
     pub pins_not_applied: Gauge,
+    /// TEIDs staged for UE pins through their learned UE bindings (a member keyed by TEID).
+    pub pin_teids: Gauge,
     /// Keys or values refused, by reason: malformed, oversized, invalid, bad_key, too_many_keys.
     pub rejected: Family<ReasonLabel, Counter>,
     /// Connections to etcd made after a loss.
@@ -54,6 +57,11 @@ impl FleetMetrics {
             "fleet_pins_not_applied",
             "Fleet pins this data plane cannot apply (see the log and the audit trail)",
             m.pins_not_applied.clone(),
+        );
+        registry.register(
+            "fleet_pin_teids",
+            "TEIDs staged for fleet UE pins through anti-spoofing's learned UE bindings (members keyed by TEID)",
+            m.pin_teids.clone(),
         );
         registry.register("fleet_values_rejected", "Fleet keys or values refused, by reason", m.rejected.clone());
         registry.register("fleet_reconnects", "Connections to etcd after a loss", m.reconnects.clone());

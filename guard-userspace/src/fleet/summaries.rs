@@ -30,7 +30,7 @@ pub trait Plane {
     type Cell: Clone;
     /// `n2` or `n3`, in log lines.
     const NAME: &'static str;
-    fn prefix(fleet: &str) -> String;
+    fn prefix(fleet: &str, group: Option<&str>) -> String;
     fn encode(member: &str, at_unix_ms: u64, cells: &[Self::Cell], cfg: &FleetCells) -> Vec<u8>;
     fn decode(
         prefix: &str,
@@ -50,8 +50,8 @@ pub struct N3;
 impl Plane for N2 {
     type Cell = HotCell;
     const NAME: &'static str = "n2";
-    fn prefix(fleet: &str) -> String {
-        super::cells::n2_prefix(fleet)
+    fn prefix(fleet: &str, group: Option<&str>) -> String {
+        super::cells::n2_prefix(fleet, group)
     }
     fn encode(member: &str, at: u64, cells: &[HotCell], cfg: &FleetCells) -> Vec<u8> {
         super::cells::encode(member, at, cells, cfg)
@@ -67,8 +67,8 @@ impl Plane for N2 {
 impl Plane for N3 {
     type Cell = N3HotCell;
     const NAME: &'static str = "n3";
-    fn prefix(fleet: &str) -> String {
-        super::cells_n3::n3_prefix(fleet)
+    fn prefix(fleet: &str, group: Option<&str>) -> String {
+        super::cells_n3::n3_prefix(fleet, group)
     }
     fn encode(member: &str, at: u64, cells: &[N3HotCell], cfg: &FleetCells) -> Vec<u8> {
         super::cells_n3::encode(member, at, cells, cfg)
@@ -94,14 +94,17 @@ pub struct Summaries<P: Plane> {
 }
 
 impl<P: Plane> Summaries<P> {
+    /// The summaries of `member` in `fleet`, within its summary `group` (`[fleet]
+    /// summary_group`; None: the whole fleet).
     pub fn new(
         fleet: &str,
+        group: Option<&str>,
         member: &str,
         cfg: FleetCells,
         exchange: Arc<Exchange<P::Cell>>,
         metrics: FleetMetrics,
     ) -> Summaries<P> {
-        let prefix = P::prefix(fleet);
+        let prefix = P::prefix(fleet, group);
         Summaries {
             cfg,
             key: format!("{prefix}{member}"),
@@ -220,5 +223,36 @@ impl<P: Plane> Summaries<P> {
         self.exchange.clear();
         self.published = false;
         self.report();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The keys a member writes and the prefix it reads follow its summary group (and are the
+    /// fleet's own without one, as before groups).
+    #[test]
+    fn a_member_writes_and_reads_its_summary_groups_keys() {
+        let cfg = FleetCells::default();
+        let n3 = |group| {
+            let x = Arc::new(Exchange::new(&cfg));
+            Summaries::<N3>::new("f1", group, "upf-1", cfg.clone(), x, FleetMetrics::default())
+        };
+        let n2 = |group| {
+            let x = Arc::new(Exchange::new(&cfg));
+            Summaries::<N2>::new("f1", group, "amf-1", cfg.clone(), x, FleetMetrics::default())
+        };
+        let (g, none) = (n3(Some("pool-a")), n3(None));
+        assert_eq!(
+            (g.prefix(), g.key.as_str()),
+            ("/overload-guard/f1/groups/pool-a/cells/n3/", "/overload-guard/f1/groups/pool-a/cells/n3/upf-1")
+        );
+        assert_eq!(
+            (none.prefix(), none.key.as_str()),
+            ("/overload-guard/f1/cells/n3/", "/overload-guard/f1/cells/n3/upf-1")
+        );
+        assert_eq!(n2(Some("set-1")).key, "/overload-guard/f1/groups/set-1/cells/n2/amf-1");
+        assert_eq!(n2(None).key, "/overload-guard/f1/cells/n2/amf-1");
     }
 }

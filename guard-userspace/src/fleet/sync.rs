@@ -137,6 +137,7 @@ impl Member {
                 debug!(error = format!("{e:#}"), "fleet: still no etcd");
             }
             self.applier.expire(SystemTime::now());
+            self.applier.reach(SystemTime::now());
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(retry_max);
         }
@@ -282,7 +283,11 @@ impl Member {
                         return Ended::Lost(e);
                     }
                 }
-                _ = expire.tick() => self.applier.expire(SystemTime::now()),
+                _ = expire.tick() => {
+                    self.applier.expire(SystemTime::now());
+                    // UE pins on a member keyed by TEID: the TEIDs that bound since.
+                    self.applier.reach(SystemTime::now());
+                }
                 msg = next_message(&mut cells_stream) => {
                     let resp = match msg {
                         Ok(Some(r)) => r,

@@ -4,9 +4,12 @@
 //!   [`local`]: the host's N3 address table; [`chain`]: the next program in an XDP chain;
 //! - [`engine`]: the pure decision engine (baselines, classification, graduated escalation);
 //! - [`controller`]: the loop that feeds the engine from the maps (and the event ring,
-//!   [`events`]) and applies its decisions; [`manual`]: operator pins as the maps store them.
+//!   [`events`]) and applies its decisions; [`manual`]: operator pins as the maps store them;
+//!   [`bound`]: fleet UE pins on a data plane keyed by TEID, the mailbox between the fleet task
+//!   and the controller's device walk.
 
 pub mod audit;
+pub mod bound;
 pub mod chain;
 pub mod controller;
 pub mod engine;

@@ -4,8 +4,12 @@
 //! See `labkit::fleetlab` for the steps. Writes `<out>/fleet/report.{md,json}`; exits 0 when every
 //! check passes, 1 when one fails, 2 when the lab cannot run.
 //!
+//! With `--n3-split` (`cargo xtask lab --scenario fleet-n3`) it runs the N3 split instead
+//! (`labkit::fleetlab::n3split`: a G-PDU overload of one gNB split over two UPF-side guards, with
+//! and without `[fleet]`) and writes `<out>/fleet-n3/report.{md,json}`.
+//!
 //! ```text
-//! lab_fleet --out lab-out [--guard-bin target/release/guard] [--scenario lab/fleet/split_storm.toml]
+//! lab_fleet --out lab-out [--guard-bin target/release/guard] [--scenario lab/fleet/split_storm.toml] [--n3-split]
 //! ```
 //!
 //! Needs root (namespaces, XDP, bpffs) and Debian's etcd-server and etcd-client. Everything it
@@ -35,6 +39,10 @@ struct Args {
     /// The scenario (default: lab/fleet/split_storm.toml of this workspace).
     #[arg(long)]
     scenario: Option<PathBuf>,
+    /// Run the N3 split (a G-PDU overload of one gNB over two UPF-side guards, with and without
+    /// `[fleet]`) instead: `<out>/fleet-n3/report.{md,json}`.
+    #[arg(long)]
+    n3_split: bool,
 }
 
 extern "C" fn on_signal(_: libc::c_int) {
@@ -134,6 +142,17 @@ fn main_inner(args: &Args) -> Result<bool> {
         args.scenario.clone().unwrap_or_else(|| labkit::guard_bin::workspace().join("lab/fleet/split_storm.toml"));
     install_signal_handlers()?;
     let opts = FleetOpts { guard_bin, out: args.out.clone(), scenario, verbose: true };
+    if args.n3_split {
+        let r = labkit::fleetlab::n3split::run(&opts)?;
+        let dir = args.out.join("fleet-n3");
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        std::fs::write(dir.join("report.json"), serde_json::to_string_pretty(&r)?).context("report.json")?;
+        let md = labkit::fleetlab::n3split::markdown(&r);
+        std::fs::write(dir.join("report.md"), &md).context("report.md")?;
+        print!("{md}");
+        println!("report: {}", dir.join("report.md").display());
+        return Ok(r.pass());
+    }
     let r = run(&opts)?;
     let dir = args.out.join("fleet");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;

@@ -57,6 +57,70 @@ pub struct N3SplitReport {
     pub wall_s: f64,
 }
 
+impl N3SplitReport {
+    /// Every check passed (and there was one).
+    pub fn pass(&self) -> bool {
+        !self.checks.is_empty() && self.checks.iter().all(|c| c.pass)
+    }
+}
+
+/// `report.md` of `cargo xtask lab --scenario fleet-n3` (the `lab_fleet --n3-split` binary): the
+/// checks, then per run and guard what it did about the gNB.
+pub fn markdown(r: &N3SplitReport) -> String {
+    use std::fmt::Write as _;
+    let mut m = String::new();
+    let _ = writeln!(
+        m,
+        "# Fleet lab, N3: a G-PDU overload of one gNB split over two UPF-side guards ({:.0} s)\n",
+        r.wall_s
+    );
+    let _ = writeln!(
+        m,
+        "Per host {OFFENDERS} devices flooding at {FLOOD_PPS} G-PDUs/s (shaped to 40: 1000 G-PDUs/s of demand left \
+         per host, 2000 for the gNB) and {QUIET} quiet ones, the same gNB address on both; cell capacity 1500 \
+         G-PDUs/s, `min_offenders` 30; {QUIET_S} s quiet, then {FLOOD_S} s of flood (scaled down from production, \
+         docs/fleet.md \"Cell summaries on N3\").\n"
+    );
+    let _ = writeln!(m, "| check | result | detail |\n|---|---|---|");
+    for c in &r.checks {
+        let _ =
+            writeln!(m, "| {} | {} | {} |", c.name, if c.pass { "PASS" } else { "FAIL" }, c.detail.replace('|', "/"));
+    }
+    let _ = writeln!(
+        m,
+        "\n## The split overload\n\n| run | guard | gNB caps | first cap after flood start | cap (G-PDUs/s) | share | \
+         members summed (audit) | devices staged | N3 summaries summed / published mid-flood |\n\
+         |---|---|---|---|---|---|---|---|---|"
+    );
+    let num = |v: Option<f64>, unit: &str, digits: usize| v.map_or("-".to_owned(), |x| format!("{x:.digits$}{unit}"));
+    for (run, seen) in [("without `[fleet]`", &r.without_fleet), ("with `[fleet]`", &r.with_fleet)] {
+        for (i, s) in seen.iter().enumerate() {
+            let _ = writeln!(
+                m,
+                "| {run} | {} | {} | {} | {} | {} | {} | {} | {} / {} |",
+                i + 1,
+                s.caps,
+                num(s.cap_after_s, " s", 1),
+                num(s.pps, "", 0),
+                num(s.share, "", 3),
+                if s.members.is_empty() { "-".to_owned() } else { s.members.join(", ") },
+                s.device_stages,
+                num(s.n3_members, "", 0),
+                num(s.n3_published, "", 0)
+            );
+        }
+    }
+    let caps: f64 = r.with_fleet.iter().filter_map(|s| s.pps).sum();
+    if caps > 0.0 {
+        let _ = writeln!(
+            m,
+            "\nWith `[fleet]` the two caps admit {caps:.0} G-PDUs/s together: about the gNB's `cap_pps` (1500), \
+             what one UPF carrying the whole gNB would admit, not twice it."
+        );
+    }
+    m
+}
+
 /// The guard settings of this scenario (besides `[fleet]`, which [`Host::new`] adds).
 fn configure(h: &mut Host) -> Result<()> {
     let t: toml::Table = toml::from_str(
@@ -220,4 +284,37 @@ pub fn run(opts: &FleetOpts) -> Result<N3SplitReport> {
     });
     r.wall_s = t0.elapsed().as_secs_f64();
     Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_report_has_the_checks_and_each_guards_answer_in_both_runs() {
+        let capped = |m: &str, share| CapSeen {
+            caps: 1,
+            members: vec![m.to_owned()],
+            pps: Some(1500.0 * share),
+            share: Some(share),
+            device_stages: 25,
+            n3_members: Some(1.0),
+            n3_published: Some(1.0),
+            cap_after_s: Some(1.9),
+        };
+        let alone = CapSeen { device_stages: 25, n3_members: None, ..CapSeen::default() };
+        let r = N3SplitReport {
+            without_fleet: vec![alone.clone(), alone],
+            with_fleet: vec![capped("amf-2", 0.498), capped("amf-1", 0.502)],
+            checks: vec![Check { name: "both cap".into(), pass: true, detail: "a|b".into() }],
+            wall_s: 61.0,
+        };
+        assert!(r.pass());
+        let md = markdown(&r);
+        assert!(md.contains("| both cap | PASS | a/b |"), "{md}");
+        assert!(md.contains("| without `[fleet]` | 1 | 0 | - | - | - | - | 25 | - / - |"), "{md}");
+        assert!(md.contains("| with `[fleet]` | 2 | 1 | 1.9 s | 753 | 0.502 | amf-1 | 25 | 1 / 1 |"), "{md}");
+        assert!(md.contains("admit 1500 G-PDUs/s together"), "{md}");
+        assert!(!N3SplitReport::default().pass(), "no check: no pass");
+    }
 }

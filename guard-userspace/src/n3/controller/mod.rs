@@ -115,6 +115,7 @@ pub fn prepare(loaded: &mut load::Loaded, s: Start) -> Result<Ctl> {
         held_events: Vec::new(),
         health,
         fleet: None,
+        bound: None,
     })
 }
 
@@ -147,12 +148,21 @@ pub struct Ctl {
     health: Arc<crate::service::Health>,
     /// Fleet mode's per-gNB summaries (docs/fleet.md); `None`: the local engine alone.
     fleet: Option<Arc<Exchange<N3HotCell>>>,
+    /// Fleet mode: UE pins resolved through learned bindings (key_mode teid), offered each walk
+    /// slice; `None` without `[fleet]`.
+    bound: Option<Arc<crate::n3::bound::BoundPins>>,
 }
 
 impl Ctl {
     /// Judge gNB caps with the other members' summaries and publish this member's hot gNBs.
     pub fn with_fleet(mut self, x: Option<Arc<Exchange<N3HotCell>>>) -> Ctl {
         self.fleet = x;
+        self
+    }
+
+    /// Offer each walk slice to the fleet's UE pins on a member keyed by TEID (docs/fleet.md).
+    pub fn with_bound_pins(mut self, x: Option<Arc<crate::n3::bound::BoundPins>>) -> Ctl {
+        self.bound = x;
         self
     }
 }

@@ -51,6 +51,7 @@ impl ReplayController {
             held_events: Vec::new(),
             health,
             fleet: None,
+            bound: None,
         };
         Ok(ReplayController { c, engine, audit, metrics: Exported { core: Arc::new(core), n3 }, host_cap: None })
     }

@@ -101,6 +101,10 @@ pub(super) fn tick_at(
     }
     let key_mode_ue = c.cfg.guard.key_mode == crate::config::KeyMode::UeAddr;
     let walked = read_walk_slice(c, metrics, walk);
+    // Fleet UE pins on a member keyed by TEID: the devices of this slice bound to a pinned UE.
+    if let (Some(b), false) = (&c.bound, key_mode_ue) {
+        b.offer(&c.raw);
+    }
     let mut samples = std::mem::take(&mut c.samples);
     samples.clear();
     samples.extend(c.raw.drain(..).map(|(key, d)| DeviceSample {
