@@ -129,10 +129,39 @@ fn ensure_cargo_deb() -> Result<()> {
 
 /// What building, the lab and the bench need (not cargo-fuzz, which only `test` and `fuzz` run:
 /// a minute saved on a fresh machine's `cargo xtask lab`).
+///
+/// On a fresh machine the steps overlap where they use different resources: the workspace's
+/// crates are downloaded while apt installs (network beside dpkg), and pycrate is installed while
+/// bpf-linker compiles (pip beside the compiler); bpf-linker needs LLVM 22 from apt, so it waits
+/// for it. On a machine that has everything each step is a check of a second or less.
 pub fn ensure_build() -> Result<()> {
-    ensure_debian_packages()?;
-    ensure_bpf_linker()?;
-    ensure_pycrate()?;
+    let fetch = std::thread::spawn(fetch_crates);
+    let apt = ensure_debian_packages();
+    let fetched = fetch.join().map_err(|_| anyhow::anyhow!("the crate download thread panicked"))?;
+    apt?;
+    fetched?;
+    let py = std::thread::spawn(ensure_pycrate);
+    let linker = ensure_bpf_linker();
+    let py = py.join().map_err(|_| anyhow::anyhow!("the pycrate install thread panicked"))?;
+    linker?;
+    py
+}
+
+/// The workspace's crates from crates.io, as locked (`cargo fetch --locked`): no Debian package
+/// is needed to download them, so this runs beside apt.
+fn fetch_crates() -> Result<()> {
+    let root = crate::run::root();
+    for dir in [root.clone(), root.join("guard-ebpf")] {
+        let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .current_dir(&dir)
+            .args(["fetch", "--locked", "--quiet"])
+            .output()
+            .with_context(|| format!("start cargo fetch in {}", dir.display()))?;
+        if !out.status.success() {
+            bail!("cargo fetch in {} failed: {}", dir.display(), String::from_utf8_lossy(&out.stderr).trim());
+        }
+    }
+    step("crates.io dependencies: fetched (beside the Debian packages)");
     Ok(())
 }
 

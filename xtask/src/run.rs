@@ -101,10 +101,16 @@ pub fn fuzz(secs: u64, only: &[String]) -> Result<()> {
 
 pub fn lab(scenario: &str, out: &str, modes: &str) -> Result<()> {
     // The lab drives the real `guard` binary as a subprocess, so it must be built (and current)
-    // before the lab starts; `cargo run` below only builds the lab binaries themselves.
+    // before the lab starts. One cargo invocation builds the guard and every lab binary the scenario runs: cargo then
+    // schedules both packages' crates over the cores together (the guard's own long serial steps,
+    // its XDP object and its link, beside the lab's plotting crates), which two invocations in a
+    // row cannot. The `cargo run`s below then find them built.
     let mut c = cargo();
-    c.args(["build", "--release", "-p", "guard-userspace", "--bin", "guard"]);
-    run(c, "building the guard binary (release) for the lab")?;
+    c.args(["build", "--release", "-p", "guard-userspace", "-p", "guard-tests", "--bin", "guard"]);
+    for bin in lab_bins(scenario) {
+        c.args(["--bin", bin]);
+    }
+    run(c, "building the guard and the lab binaries (release)")?;
     let guard = root().join("target/release/guard");
     // N3 scenarios run in `lab`, the N2 (SCTP/NGAP) ones (`n2_*`) in `lab_n2`, the real-peer ones
     // (`real-n3`, `real-n2`) in `lab_real`; `all` runs all three and fails if any fails, after
@@ -133,6 +139,18 @@ pub fn lab(scenario: &str, out: &str, modes: &str) -> Result<()> {
     let fleet = if scenario == "all" { fleet_lab(out, &guard) } else { Ok(()) };
     let fleet_n3 = if scenario == "all" { fleet_n3_lab(out, &guard) } else { Ok(()) };
     n3.and(n2).and(real).and(fleet).and(fleet_n3)
+}
+
+/// The lab binaries `lab --scenario <scenario>` runs (a scenario list, `default` or `all`).
+fn lab_bins(scenario: &str) -> Vec<&'static str> {
+    match scenario {
+        "fleet" | "fleet-n3" => vec!["lab_fleet"],
+        s if s.starts_with("real-") => vec!["lab_real"],
+        "default" => vec!["lab", "lab_n2", "lab_real"],
+        "all" => vec!["lab", "lab_n2", "lab_real", "lab_fleet"],
+        s if s.starts_with("n2_") || s.contains("/n2_") => vec!["lab_n2"],
+        _ => vec!["lab"],
+    }
 }
 
 /// The fleet lab (issue 23): `lab_fleet`, report in `<out>/fleet/`.
