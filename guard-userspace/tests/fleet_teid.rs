@@ -119,7 +119,19 @@ fn a_ue_pin_reaches_the_teids_bound_to_the_ue_and_never_the_forgers_victim() {
     assert!(reach, "no fleet-pin-reach line for 0x1005: {:?}", f.audit());
 
     // A prefix pin: the F-TEIDs bound inside it.
-    f.fleet(&["pin", "--ue-prefix", "10.47.1.0/24", "--stage", "shape", "--pps", "10", "--ttl", "10m"]);
+    f.fleet(&[
+        "pin",
+        "--ue-prefix",
+        "10.47.1.0/24",
+        "--stage",
+        "shape",
+        "--pps",
+        "10",
+        "--ttl",
+        "10m",
+        "--comment",
+        "prefix",
+    ]);
     assert!(f.wait_for(Duration::from_secs(2), |f| stage(f, 0x1004).is_some()), "log: {}", f.log());
     assert_eq!(stage(&f, 0x1004).expect("stage").stage, STAGE_SHAPE);
     assert!(f.wait_for(Duration::from_secs(2), |f| f.metric("overload_guard_fleet_pin_teids ") == Some(4.0)));
