@@ -36,6 +36,56 @@ pub fn xdp_occupant(iface: &str) -> Option<String> {
     ))
 }
 
+/// An IEEE 802.1Q (or 802.1ad) VLAN device, as `ip -j -d link show` describes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VlanDevice {
+    /// The VLAN id (802.1Q §9.6: the TCI's low 12 bits).
+    pub id: u16,
+    /// `802.1Q` or `802.1ad`.
+    pub protocol: String,
+    /// The device it is stacked on, when that is in the same namespace.
+    pub parent: Option<String>,
+}
+
+impl VlanDevice {
+    /// Why a VLAN device gets generic XDP and what to do for native: said once, at attach.
+    pub fn generic_only(&self, iface: &str) -> String {
+        let parent = self.parent.as_deref().unwrap_or("its parent");
+        format!(
+            "{iface} is an {} VLAN device (id {} on {parent}): the kernel's VLAN driver has no native XDP, so the \
+             guard runs in generic (SKB) mode there, on frames the kernel has already untagged; for native XDP \
+             attach the guard to {parent}, where it reads the tag itself (docs/dataplane.md, \"VLAN interfaces\")",
+            self.protocol, self.id
+        )
+    }
+}
+
+/// `iface` as a VLAN device (in the calling thread's network namespace), or None when it is not
+/// one or `ip` cannot tell.
+pub fn vlan_of(iface: &str) -> Option<VlanDevice> {
+    let out = std::process::Command::new("ip").args(["-j", "-d", "link", "show", "dev", iface]).output().ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    parse_vlan(&serde_json::from_slice(&out.stdout).ok()?)
+}
+
+/// The VLAN part of `ip -j -d link show dev X`'s answer (iproute2's `vlan_print_opt`:
+/// `linkinfo.info_kind = "vlan"`, `info_data.protocol`, `info_data.id`; the parent in `link`).
+fn parse_vlan(v: &serde_json::Value) -> Option<VlanDevice> {
+    let dev = v.get(0)?;
+    let info = dev.get("linkinfo")?;
+    if info.get("info_kind")?.as_str()? != "vlan" {
+        return None;
+    }
+    let data = info.get("info_data")?;
+    Some(VlanDevice {
+        id: u16::try_from(data.get("id")?.as_u64()?).ok()?,
+        protocol: data.get("protocol").and_then(serde_json::Value::as_str).unwrap_or("802.1Q").to_owned(),
+        parent: dev.get("link").and_then(serde_json::Value::as_str).map(str::to_owned),
+    })
+}
+
 /// How the program got attached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Attachment {
@@ -112,10 +162,18 @@ pub fn attach_pinned(
     if let Some(occupant) = xdp_occupant(iface) {
         return Err(LoadError::Occupied { iface: iface.to_owned(), occupant });
     }
-    let (id, how) = match mode {
-        ModeRequest::Native => (attach_mode(prog, iface, XdpMode::Driver)?, Attachment::Native),
-        ModeRequest::Generic => (attach_mode(prog, iface, XdpMode::Skb)?, Attachment::Generic),
-        ModeRequest::Auto => match attach_mode(prog, iface, XdpMode::Driver) {
+    // A VLAN device has no `ndo_bpf` (net/8021q/vlan_dev.c), so native XDP is refused there
+    // (EOPNOTSUPP) whatever the NIC below it supports: say why, instead of the kernel's error.
+    let vlan = vlan_of(iface);
+    let (id, how) = match (mode, &vlan) {
+        (ModeRequest::Native, Some(v)) => return Err(LoadError::NoNativeXdp(v.generic_only(iface))),
+        (ModeRequest::Auto, Some(v)) => {
+            warn!(program = name, iface, "{}", v.generic_only(iface));
+            (attach_mode(prog, iface, XdpMode::Skb)?, Attachment::Generic)
+        }
+        (ModeRequest::Native, None) => (attach_mode(prog, iface, XdpMode::Driver)?, Attachment::Native),
+        (ModeRequest::Generic, _) => (attach_mode(prog, iface, XdpMode::Skb)?, Attachment::Generic),
+        (ModeRequest::Auto, None) => match attach_mode(prog, iface, XdpMode::Driver) {
             Ok(id) => (id, Attachment::Native),
             Err(e) => {
                 warn!(program = name, error = %e, iface, "native XDP refused; falling back to generic (SKB) mode");
@@ -140,5 +198,28 @@ pub fn unpin_link(path: &Path) -> Result<bool, PinError> {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
         Err(source) => Err(PinError::Io { path: path.to_path_buf(), source }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_vlan_device_is_told_from_ip_link_json() {
+        // iproute2 6.x, `ip -j -d link show dev ens1f0.310` (trimmed).
+        let vlan = r#"[{"ifindex":7,"link":"ens1f0","ifname":"ens1f0.310","mtu":1500,"linkinfo":{"info_kind":"vlan","info_data":{"protocol":"802.1Q","id":310,"flags":["REORDER_HDR"]}}}]"#;
+        let v = parse_vlan(&serde_json::from_str(vlan).expect("JSON")).expect("a VLAN device");
+        assert_eq!(v, VlanDevice { id: 310, protocol: "802.1Q".into(), parent: Some("ens1f0".into()) });
+        let msg = v.generic_only("ens1f0.310");
+        assert!(msg.contains("generic (SKB) mode") && msg.contains("attach the guard to ens1f0"), "{msg}");
+        let veth = r#"[{"ifindex":5,"ifname":"n3.310","linkinfo":{"info_kind":"veth"}}]"#;
+        assert_eq!(parse_vlan(&serde_json::from_str(veth).expect("JSON")), None, "a veth named like a VLAN");
+        // A VXLAN's VNI is also `info_data.id` (iproute2's `vxlan_print_opt`): not a VLAN.
+        let vxlan =
+            r#"[{"ifindex":6,"ifname":"vx310","linkinfo":{"info_kind":"vxlan","info_data":{"id":310,"port":4789}}}]"#;
+        assert_eq!(parse_vlan(&serde_json::from_str(vxlan).expect("JSON")), None, "a VXLAN");
+        let plain = r#"[{"ifindex":2,"ifname":"eth0"}]"#;
+        assert_eq!(parse_vlan(&serde_json::from_str(plain).expect("JSON")), None);
     }
 }

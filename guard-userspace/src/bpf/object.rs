@@ -51,6 +51,9 @@ pub enum LoadError {
         "the guard is not in slot {slot} of {array}: {why}; start it with `guard run` ([attach] into places it there)"
     )]
     NotInSlot { array: PathBuf, slot: u32, why: &'static str },
+    /// Native XDP asked for on a device that has none (a VLAN device): why, and the way out.
+    #[error("native XDP is not possible: {0}")]
+    NoNativeXdp(String),
     #[error(
         "interface {iface} already runs the XDP program {occupant}; the guard does not replace another program. \
          Remove it first (`ip link set dev {iface} xdp off`, or detach it with the tool that attached it)"

@@ -96,6 +96,10 @@ fn cases() -> Vec<Case> {
                 .build(),
             Target::N3,
         ),
+        // The same device as the first row, tagged as on a parent that carries N3 on VLAN 310
+        // (IEEE 802.1Q §9.6): the full parser instead of the fixed-offset one (docs/dataplane.md,
+        // "VLAN interfaces").
+        c("G-PDU, 802.1Q-tagged (VLAN 310), known device", gpdu(T_KNOWN).vlan(310).build(), Target::N3),
         c("not GTP-U (IPv4/UDP to port 53): pass-through", gpdu(1).udp_ports(40000, 53).build(), Target::N3),
         c("SCTP DATA with NGAP InitialUEMessage (guard_n2)", n2_initial_ue_frame(), Target::N2),
     ]
@@ -390,7 +394,7 @@ pub fn cost_part(default: &GuardConfig, rounds: usize, quick: bool) -> Result<(V
     }
     t1.note("ns = the kernel's mean per run (BPF_PROG_TEST_RUN `duration`, integer ns, preemption excluded), median of rounds (each round times the four programs in a rotated order, and goes over every case, also rotated, before the next). baseline = `xdp_baseline` (returns XDP_PASS); floor = `xdp_floor`: the least any per-device guard must do (parse Ethernet/IPv4-or-IPv6/UDP to the TEID, one hash lookup, two atomic adds); parse-only = `xdp_parse_only` (the guard's own full parser, then XDP_PASS). All in `guard-ebpf/src/baseline.rs`.");
     t1.note("Configuration: the shipped defaults, except that the stage-0 profile limit (`observe`) is out of reach in every row but the \"over its profile\" one: a frame repeated millions of times a second is otherwise always over it. Shaped: 1000 pps (over) or 10⁹ pps (under). The new-TEID row exhausts its gNB's new-device budget first: every run is a never-seen TEID, dropped and not inserted.");
-    t1.note("The floor and the guard do different work on non-G-PDU rows (the floor stops at the port or protocol check); there the ratio only says how cheap the pass-through is.");
+    t1.note("The floor and the guard do different work on non-G-PDU rows (the floor stops at the port or protocol check); there the ratio only says how cheap the pass-through is. The floor reads no VLAN tag either: on the 802.1Q-tagged row it stops at the EtherType, so compare that row with the untagged known device's instead.");
 
     // The first packet of a new device: every run a never-seen TEID, admitted and inserted.
     let (t_new, m_new) = new_devices(&mut p, &mut maps, &within, rounds.min(3), if quick { 20_000 } else { 50_000 })?;
