@@ -455,7 +455,7 @@ pub(super) fn controller(cfg: &GuardConfig, quick: bool) -> Result<(Table, Vec<V
                 String::new()
             } else {
                 format!(
-                    "a heavy flood is confirmed by volume after 1 s of readings at ≥ 8x the profile carrying ≥ 4 burst allowances (`ladder.shape.volume_for`, `volume_bursts`), and an over-limit device reports one reading per `event_gap` (1 s), which the controller looks at every 100 ms between ticks. The later ones waited for one more event. In a traced run that was because a walk slice read them a few hundred ms after an event and saw less than 8x, which restarts the run (this bench advances counters in 200-packet steps every 100 ms, so a short window can catch one step where real traffic would show the full rate); a slow tick, which holds the event passes behind it, adds to it. Readings reached the controller ({:.0} events delivered, {:.0} lost, {:.0} suppressed)",
+                    "a heavy flood is confirmed by volume after 1 s of readings at ≥ 8x the profile carrying ≥ 4 burst allowances (`ladder.shape.volume_for`, `volume_bursts`), and an over-limit device reports one reading per `event_gap` (1 s), which the controller looks at every 100 ms between ticks. The later ones waited for one more event: `RUST_LOG=flood_run=trace` (with BENCH_KEEP_CTL_DIR=1) logs the windows below the trigger that kept a run from starting or broke it; a slow tick, which holds the event passes behind it, or a late real packet from this bench's loop also delays one. Readings reached the controller ({:.0} events delivered, {:.0} lost, {:.0} suppressed)",
                     ev("sent"),
                     ev("lost"),
                     ev("suppressed")
