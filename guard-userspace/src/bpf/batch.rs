@@ -1,4 +1,6 @@
-//! Batched reads of a BPF hash map (`BPF_MAP_LOOKUP_BATCH`, kernel ≥ 5.6), in resumable slices.
+//! Batched reads of a BPF hash map (`BPF_MAP_LOOKUP_BATCH`, kernel ≥ 5.6), in resumable slices,
+//! and batched writes (`BPF_MAP_UPDATE_BATCH`, used by the benchmark to advance many devices'
+//! counters at once).
 //!
 //! aya 0.14 reads a hash map one entry at a time, with two `bpf()` calls per entry (next key,
 //! then lookup): about 3.5 µs per device on this class of machine, so a walk of a 1M-device map
@@ -23,6 +25,8 @@ use aya::{
 
 /// `enum bpf_cmd` value of `BPF_MAP_LOOKUP_BATCH` (include/uapi/linux/bpf.h).
 const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
+/// `enum bpf_cmd` value of `BPF_MAP_UPDATE_BATCH` (include/uapi/linux/bpf.h).
+const BPF_MAP_UPDATE_BATCH: libc::c_long = 26;
 
 /// The `batch` member of `union bpf_attr` (include/uapi/linux/bpf.h), as the kernel reads it.
 #[repr(C)]
@@ -129,4 +133,43 @@ pub fn read_slice<K: Pod, V: Pod>(
         cursor.token = Some(next);
     }
     Ok(read)
+}
+
+/// Write `keys[i]` → `values[i]` into the hash map `map` (`BPF_MAP_UPDATE_BATCH`, `BPF_ANY`: an
+/// entry is created or replaced), as few syscalls as the kernel takes them in.
+pub fn write_batch<K: Pod, V: Pod>(map: &MapData, keys: &[K], values: &[V]) -> Result<(), MapError> {
+    let n = keys.len().min(values.len());
+    let mut done = 0usize;
+    while done < n {
+        let mut attr = BatchAttr {
+            keys: keys[done..].as_ptr() as u64,
+            values: values[done..].as_ptr() as u64,
+            count: u32::try_from(n - done).unwrap_or(u32::MAX),
+            map_fd: map.fd().as_fd().as_raw_fd() as u32,
+            ..BatchAttr::default()
+        };
+        // SAFETY: `attr` is the kernel's `batch` layout; the key and value arrays hold `count`
+        // contiguous elements of the map's key and value types (K and V, checked by aya when the
+        // typed map was opened), which the kernel only reads.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                BPF_MAP_UPDATE_BATCH,
+                &mut attr as *mut BatchAttr,
+                core::mem::size_of::<BatchAttr>(),
+            )
+        };
+        // `count` says how many the call wrote, also when it failed part way.
+        done += attr.count as usize;
+        if rc < 0 {
+            return Err(MapError::SyscallError(aya::sys::SyscallError {
+                call: "bpf_map_update_batch",
+                io_error: io::Error::last_os_error(),
+            }));
+        }
+        if attr.count == 0 {
+            break;
+        }
+    }
+    Ok(())
 }

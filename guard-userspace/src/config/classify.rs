@@ -157,6 +157,8 @@ impl Config {
         );
         let ch = &c.chatty;
         v.check(ch.min_bursts >= 2, "classify.chatty.min_bursts", "must be >= 2 (a period needs two bursts)");
+        // A track counts bursts in 16 bits (docs/controller.md, "Memory").
+        v.check(ch.min_bursts <= u32::from(u16::MAX), "classify.chatty.min_bursts", "must be <= 65535");
         v.check(
             ch.min_bursts_synced >= 2 && ch.min_bursts_synced <= ch.min_bursts,
             "classify.chatty.min_bursts_synced",

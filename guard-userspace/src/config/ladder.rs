@@ -225,6 +225,8 @@ impl Config {
         let s = &l.shape;
         v.check(s.trigger_ratio > 1.0, "ladder.shape.trigger_ratio", "must be > 1");
         v.check(s.trigger_windows > 0, "ladder.shape.trigger_windows", "must be > 0");
+        // A track counts windows in 16 bits (docs/controller.md, "Memory"): 18 h of 1 s windows.
+        v.check(s.trigger_windows <= u32::from(u16::MAX), "ladder.shape.trigger_windows", "must be <= 65535");
         v.check(
             s.volume_bursts == 0.0 || (s.volume_bursts >= 1.0 && s.volume_bursts.is_finite()),
             "ladder.shape.volume_bursts",

@@ -292,6 +292,7 @@ const RULES: &[(&str, Edit, &[&str])] = &[
     ("release_ratio at the shape trigger", |c| c.ladder.release_ratio = c.ladder.shape.trigger_ratio, &["ladder.release_ratio: must be < ladder.shape.trigger_ratio (hysteresis)"]),
     ("shape.trigger_ratio 1", |c| { c.ladder.shape.trigger_ratio = 1.0; c.ladder.release_ratio = 0.5; c.classify.flash.moderate_ratio = 0.9; }, &["classify.flash.moderate_ratio: must be > 1", "ladder.shape.trigger_ratio: must be > 1"]),
     ("shape.trigger_windows 0", |c| c.ladder.shape.trigger_windows = 0, &["ladder.shape.trigger_windows: must be > 0"]),
+    ("shape.trigger_windows 65536", |c| c.ladder.shape.trigger_windows = 65_536, &["ladder.shape.trigger_windows: must be <= 65535"]),
     ("shape.volume_bursts 0.5", |c| c.ladder.shape.volume_bursts = 0.5, &["ladder.shape.volume_bursts: must be 0 (off) or at least 1 (less than one burst allowance is no evidence)"]),
     ("shape.volume_bursts infinite", |c| c.ladder.shape.volume_bursts = f64::INFINITY, &["ladder.shape.volume_bursts: must be 0 (off) or at least 1 (less than one burst allowance is no evidence)"]),
     ("shape.rate_pps 0", |c| c.ladder.shape.rate_pps = 0, &["ladder.shape.rate_pps: must be > 0", "ladder.strict.rate_pps: must be < ladder.shape.rate_pps"]),

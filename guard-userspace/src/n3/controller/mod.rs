@@ -137,8 +137,9 @@ pub struct Ctl {
     ncpus: u32,
     duration: Option<Duration>,
     walk: Walk,
-    /// Buffers for the walk's slices and the engine's samples, kept across ticks: at scale they
-    /// hold megabytes, which fresh allocations would page-fault in every tick.
+    /// Buffers for the walk's batches (one batch of map entries: each is turned into samples at
+    /// once) and the engine's samples (a slice), kept across ticks: at scale they hold
+    /// megabytes, which fresh allocations would page-fault in every tick.
     raw: Vec<(abi::DeviceKey, abi::DeviceState)>,
     samples: Vec<DeviceSample>,
     event_buf: Vec<abi::Event>,

@@ -39,7 +39,9 @@ pub(super) fn reload(
                 m.core.config_reloads.get_or_create(&outcome("failed")).inc();
                 return;
             }
-            engine.reconfigure(&c.cfg);
+            let maps = &c.maps;
+            let key_mode_ue = c.cfg.guard.key_mode == crate::config::KeyMode::UeAddr;
+            engine.reconfigure(&c.cfg, |f| read_devices(maps, key_mode_ue, f));
             if let Some(chain) = c.chain.as_mut().filter(|_| old.attach.next != c.cfg.attach.next) {
                 let r = match &c.cfg.attach.next {
                     Some(p) => crate::n3::chain::configure(&chain.pins, p).map(|_| ()),
@@ -109,5 +111,25 @@ pub(super) fn config_file_evidence(path: &std::path::Path) -> serde_json::Value 
             "file_mtime": crate::audit::rfc3339(m.modified().unwrap_or(SystemTime::UNIX_EPOCH)),
         }),
         Err(e) => serde_json::json!({ "file_error": e.to_string() }),
+    }
+}
+
+/// Every device of the map with the UE address and inner destination it holds, for
+/// [`Engine::reconfigure`] (the engine keeps neither for every device), read in batches as a
+/// walk does. A failed read is logged; the devices not read keep the membership their TEID gives
+/// until their next reading.
+fn read_devices(maps: &N3Maps, key_mode_ue: bool, f: &mut dyn FnMut(&abi::DeviceKey, &abi::L3Addr, &abi::L3Addr)) {
+    let mut cursor = crate::bpf::batch::Cursor::default();
+    let mut raw = Vec::new();
+    while !cursor.finished() {
+        raw.clear();
+        if let Err(e) = maps.device_slice(&mut cursor, WALK_STEP, &mut raw) {
+            warn!(error = %e, "SIGHUP: reading the device map for group membership failed");
+            break;
+        }
+        for (key, d) in &raw {
+            let ue = if key_mode_ue { ue_of_key(key) } else { ue_of_binding(d) };
+            f(key, &ue, &d.inner_dst);
+        }
     }
 }

@@ -99,25 +99,8 @@ pub(super) fn tick_at(
             }
         }
     }
-    let key_mode_ue = c.cfg.guard.key_mode == crate::config::KeyMode::UeAddr;
     let walked = read_walk_slice(c, metrics, walk);
-    // Fleet UE pins on a member keyed by TEID: the devices of this slice bound to a pinned UE.
-    if let (Some(b), false) = (&c.bound, key_mode_ue) {
-        b.offer(&c.raw);
-    }
-    let mut samples = std::mem::take(&mut c.samples);
-    samples.clear();
-    samples.extend(c.raw.drain(..).map(|(key, d)| DeviceSample {
-        key,
-        cell: d.cell,
-        packets: d.packets,
-        bytes: d.bytes,
-        over_limit: d.over_limit,
-        dropped: d.dropped,
-        inner_dst: d.inner_dst,
-        ue_addr: if key_mode_ue { ue_of_key(&key) } else { ue_of_binding(&d) },
-        teid: d.teid,
-    }));
+    let samples = std::mem::take(&mut c.samples);
     // A full pass when the walk completed (every tick while the map is read whole in one);
     // between, only the devices read this tick and the notable ones (see `Pass`).
     let pass = if walked.is_some() { Pass::Full } else { Pass::Changed };
@@ -147,7 +130,7 @@ pub(super) fn tick_at(
     Ok(decisions)
 }
 
-/// This tick's slice of the device-map walk, into `c.raw`: devices read for at most
+/// This tick's slice of the device-map walk, into `c.samples`: devices read for at most
 /// [`WALK_SHARE`] of the tick (all of it, sorted, with [`WalkMode::Whole`]). Returns the walk's
 /// device count if this slice finished it. A failed read is logged and restarts the walk next
 /// tick; the tick goes on with the events.
@@ -160,11 +143,15 @@ pub(super) fn read_walk_slice(c: &mut Ctl, metrics: &Exported, mode: WalkMode) -
         w.seen = 0;
         w.reading = Duration::ZERO;
     }
-    let out = &mut c.raw;
-    out.clear();
+    let key_mode_ue = c.cfg.guard.key_mode == crate::config::KeyMode::UeAddr;
+    // Fleet UE pins on a member keyed by TEID: each batch's devices bound to a pinned UE.
+    let bound = c.bound.as_ref().filter(|_| !key_mode_ue);
+    let (raw, samples) = (&mut c.raw, &mut c.samples);
+    raw.clear();
+    samples.clear();
     let mut walked = None;
     loop {
-        match c.maps.device_slice(&mut w.cursor, WALK_STEP, out) {
+        match c.maps.device_slice(&mut w.cursor, WALK_STEP, raw) {
             Ok(n) => w.seen += n,
             Err(e) => {
                 warn!(error = %e, "reading the device map failed; the walk restarts next tick");
@@ -172,6 +159,23 @@ pub(super) fn read_walk_slice(c: &mut Ctl, metrics: &Exported, mode: WalkMode) -
                 return None;
             }
         }
+        // Each batch becomes samples at once, so the read buffer holds one batch of map entries
+        // (~240 bytes each), not the whole slice: at 1M devices a slice is tens of thousands of
+        // entries, MiBs the process would keep resident (issue 19).
+        if let Some(b) = bound {
+            b.offer(raw);
+        }
+        samples.extend(raw.drain(..).map(|(key, d)| DeviceSample {
+            key,
+            cell: d.cell,
+            packets: d.packets,
+            bytes: d.bytes,
+            over_limit: d.over_limit,
+            dropped: d.dropped,
+            inner_dst: d.inner_dst,
+            ue_addr: if key_mode_ue { ue_of_key(&key) } else { ue_of_binding(&d) },
+            teid: d.teid,
+        }));
         if w.cursor.finished() {
             w.reading += t0.elapsed();
             metrics.n3.device_scan_seconds.set(w.started.map_or(0.0, |s| s.elapsed().as_secs_f64()));
@@ -186,7 +190,7 @@ pub(super) fn read_walk_slice(c: &mut Ctl, metrics: &Exported, mode: WalkMode) -
         }
     }
     if mode == WalkMode::Whole {
-        out.sort_unstable_by_key(|(k, _)| *k);
+        samples.sort_unstable_by_key(|s| s.key);
     }
     walked
 }

@@ -61,8 +61,8 @@ pub(super) fn is_chatty(t: &Track, cfg: &Config) -> bool {
     let ch = &cfg.classify.chatty;
     let b = &t.bursts;
     let needed = if f64::from(b.synced) >= SYNCED { ch.min_bursts_synced } else { ch.min_bursts };
-    b.excessive_streak >= needed
-        && b.intervals + 1 >= needed
+    u32::from(b.excessive_streak) >= needed
+        && u32::from(b.intervals) + 1 >= needed
         && b.period_cv() <= ch.max_period_cv
         && b.peak_ratio() >= ch.min_peak_ratio
 }
@@ -71,7 +71,7 @@ pub(super) fn is_chatty(t: &Track, cfg: &Config) -> bool {
 pub(super) fn device_evidence(t: &Track, cfg: &Config) -> Evidence {
     let profile = t.profile(cfg);
     let b = &t.bursts;
-    let drop_ratio = if t.w.packets > 0 { Some(t.w.dropped as f64 / t.w.packets as f64) } else { None };
+    let drop_ratio = if t.w.packets > 0 { Some(f64::from(t.w.dropped) / f64::from(t.w.packets)) } else { None };
     Evidence {
         rate_pps: Some(t.w.rate),
         profile_pps: Some(profile),
@@ -80,18 +80,18 @@ pub(super) fn device_evidence(t: &Track, cfg: &Config) -> Evidence {
         profile_bps: Some(t.byte_profile(cfg)).filter(|p| p.is_finite()),
         baseline_pps: Some(t.base.mean),
         baseline_sd: Some(t.base.sd()),
-        windows: Some(t.flood_streak),
-        flood_s: (t.flood_streak > 0).then_some(t.flood_ns as f64 / 1e9),
-        flood_packets: (t.flood_streak > 0).then_some(t.flood_pkts),
+        windows: Some(u32::from(t.flood_streak)),
+        flood_s: (t.flood_streak > 0).then_some((u64::from(t.flood_ms) * super::stamp::NS_PER_MS) as f64 / 1e9),
+        flood_packets: (t.flood_streak > 0).then_some(u64::from(t.flood_pkts)),
         over_limit_pps: Some(f64::from(t.w.over_pps)),
         dropped_pps: Some(f64::from(t.w.drop_pps)),
         drop_ratio,
-        bursts: (b.excessive_streak > 0).then_some(b.excessive_streak),
-        burst_packets: (b.last_pkts > 0).then_some(b.last_pkts),
+        bursts: (b.excessive_streak > 0).then_some(u32::from(b.excessive_streak)),
+        burst_packets: (b.last_pkts > 0).then_some(u64::from(b.last_pkts)),
         burst_bytes: (b.last_octets > 0.0).then_some(f64::from(b.last_octets).round() as u64),
         period_s: (b.intervals > 0).then_some(f64::from(b.period_s)),
         period_cv: (b.intervals > 1).then_some(b.period_cv()),
-        peak_ratio: (b.intervals > 0 && b.last_dur_ns > 0).then_some(b.peak_ratio()),
+        peak_ratio: (b.intervals > 0 && b.last_dur_ms > 0).then_some(b.peak_ratio()),
         synced_fraction: (b.intervals > 0).then_some(f64::from(b.synced)),
         group: t.group().and_then(|g| cfg.groups.get(g)).map(|g| g.id),
         ..Evidence::default()

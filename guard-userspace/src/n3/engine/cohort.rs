@@ -31,7 +31,7 @@ pub(super) struct GroupCount {
 
 impl GroupCount {
     pub fn add(&mut self, key: &DeviceKey, t: &Track, now: u64, window_ns: u64) {
-        if now.saturating_sub(t.seen_ns) >= window_ns {
+        if super::stamp::age_ns(super::stamp::ms(now), t.seen_ms) >= window_ns {
             return;
         }
         self.active += 1;

@@ -161,7 +161,7 @@ pub(super) fn step(cfg: &Config, key: &DeviceKey, t: &mut Track, now: u64, wants
         // nothing either way (a chatty device is idle between bursts).
         if let Some((_, drop_ratio)) = escalation(cfg, t.stage.stage) {
             if t.w.packets > 0 {
-                let r = t.w.dropped as f64 / t.w.packets as f64;
+                let r = f64::from(t.w.dropped) / f64::from(t.w.packets);
                 t.stage.uncontained = if r >= drop_ratio { t.stage.uncontained.saturating_add(1) } else { 0 };
             }
         }

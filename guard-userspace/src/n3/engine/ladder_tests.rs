@@ -64,7 +64,7 @@ fn volume_track(cfg: &Config, bits: f64) -> Track {
     let mut t = Track::default();
     t.stage.volume = true;
     t.base.bits_mean = bits;
-    t.base.learned_s = cfg.classify.warmup.as_secs_f64() + 1.0;
+    t.base.learned_ms = super::stamp::ms(cfg.classify.warmup.0) + 1000;
     t
 }
 
@@ -137,12 +137,12 @@ const SEC: u64 = 1_000_000_000;
 
 /// A device shaped at time 0 (for `reason`), its window of `now` read with `rate` packets per
 /// second (`dropped` of `packets` dropped by its stage).
-fn shaped(reason: super::decision::Reason, now: u64, rate: f64, packets: u64, dropped: u64) -> Track {
+fn shaped(reason: super::decision::Reason, now: u64, rate: f64, packets: u32, dropped: u32) -> Track {
     let mut t = Track::default();
     t.stage.stage = STAGE_SHAPE;
     t.stage.reason = reason;
     t.stage.expires_ns = now + 3600 * SEC;
-    t.fresh_ns = now;
+    t.fresh_ms = super::stamp::ms(now);
     t.w.rate = rate;
     t.w.packets = packets;
     t.w.dropped = dropped;
@@ -184,14 +184,14 @@ fn a_cohort_deviation_keeps_only_a_cohort_stage_noisy() {
     let key = DeviceKey::teid(9);
     for (reason, kept) in [(Reason::CohortDeviation, true), (Reason::Flood, false)] {
         let mut t = shaped(reason, quiet, 0.0, 0, 0);
-        t.last_deviation_ns = quiet - tick;
+        t.last_deviation_ms = super::stamp::ms(quiet - tick);
         let mut out = Vec::new();
         step(&c, &key, &mut t, quiet, Wants::default(), &mut out);
         assert_eq!(!released(&out), kept, "{reason:?}: {out:?}");
     }
-    // A deviation older than a tick no longer keeps it.
+    // A deviation older than a tick (by the times' unit, 1 ms) no longer keeps it.
     let mut t = shaped(Reason::CohortDeviation, quiet, 0.0, 0, 0);
-    t.last_deviation_ns = quiet - tick - 1;
+    t.last_deviation_ms = super::stamp::ms(quiet - tick) - 1;
     let mut out = Vec::new();
     step(&c, &key, &mut t, quiet, Wants::default(), &mut out);
     assert!(released(&out), "{out:?}");
@@ -206,17 +206,17 @@ fn an_idle_window_does_not_break_a_run_of_uncontained_windows() {
     c.ladder.strict.escalate_windows = 2;
     let key = DeviceKey::teid(9);
     let ratio = c.ladder.strict.escalate_drop_ratio;
-    let busy = |now| shaped(Reason::Flood, now, 10_000.0, 1000, (1000.0 * ratio).ceil() as u64);
+    let busy = |now| shaped(Reason::Flood, now, 10_000.0, 1000, (1000.0 * ratio).ceil() as u32);
     let mut t = busy(SEC);
     let mut out = Vec::new();
     step(&c, &key, &mut t, SEC, Wants::default(), &mut out);
     assert_eq!(t.stage.uncontained, 1);
     // An idle window (no packets): the run stays at 1.
-    t.fresh_ns = 2 * SEC;
+    t.fresh_ms = super::stamp::ms(2 * SEC);
     t.w = Default::default();
     step(&c, &key, &mut t, 2 * SEC, Wants::default(), &mut out);
     assert_eq!(t.stage.uncontained, 1, "an idle window says nothing");
-    t.fresh_ns = 3 * SEC;
+    t.fresh_ms = super::stamp::ms(3 * SEC);
     t.w = busy(3 * SEC).w;
     out.clear();
     step(&c, &key, &mut t, 3 * SEC, Wants::default(), &mut out);
@@ -264,7 +264,7 @@ fn a_stage_is_refreshed_at_half_its_ttl() {
     let ttl = c.ladder.shape.ttl.0;
     let key = DeviceKey::teid(9);
     let mut t = shaped(Reason::Flood, 0, 0.0, 0, 0);
-    t.fresh_ns = 0;
+    t.fresh_ms = 0;
     t.stage.since_ns = SEC;
     t.stage.expires_ns = SEC + ttl;
     let mut out = Vec::new();

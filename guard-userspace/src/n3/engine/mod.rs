@@ -12,6 +12,7 @@
 //! How the engine classifies and escalates, and what each level costs an attacker, is written up
 //! in `docs/controller.md`.
 
+mod bursts;
 mod capacity;
 mod cell_ids;
 mod classify;
@@ -22,8 +23,10 @@ mod fleet;
 mod fleet_tests;
 mod ladder;
 mod manual;
+mod membership;
 mod render;
 mod stage;
+mod stamp;
 mod status;
 mod track;
 mod tracks;
@@ -44,6 +47,8 @@ mod tests_caps;
 mod tests_chatty_volume;
 #[cfg(test)]
 mod tests_cohort_volume;
+#[cfg(test)]
+mod tests_narrow;
 
 pub use fleet::{FleetCellLoad, FleetEvidence, N3FleetCells, N3HotCell};
 pub use status::{EngineStatus, Offender};
@@ -150,6 +155,9 @@ pub struct Engine {
     tracks: Tracks,
     /// The gNB addresses the tracks refer to by id.
     cell_ids: CellIds,
+    /// The inner destinations the tracks of members of groups that check `servers` refer to by
+    /// id (`Track::dst`), counted as the gNBs are.
+    dst_ids: CellIds,
     /// The tracks a [`Pass::Changed`] tick must step even without a reading (see [`notable`]).
     notable: HashSet<DeviceKey, Hasher>,
     /// Tracks that got a reading this tick.
@@ -179,6 +187,7 @@ impl Engine {
             cfg: cfg.clone(),
             tracks: Tracks::default(),
             cell_ids: CellIds::default(),
+            dst_ids: CellIds::default(),
             notable: HashSet::default(),
             touched: Vec::new(),
             loads: (HashMap::new(), Load::default()),
@@ -193,24 +202,6 @@ impl Engine {
             evicted: 0,
             fleet: N3FleetCells::new(),
             untracked: 0,
-        }
-    }
-
-    /// Apply a new (validated) configuration. Learned baselines are kept; group membership is
-    /// recomputed; stage limits change at the next refresh; group flags restart.
-    pub fn reconfigure(&mut self, cfg: &Config) {
-        self.cfg = cfg.clone();
-        self.groups = vec![GroupState::default(); cfg.groups.len()];
-        for t in self.tracks.values_mut() {
-            t.set_group(cfg.group_of(t.teid, &t.ue));
-        }
-        // Thresholds may have changed what counts as notable.
-        self.notable.clear();
-        for (k, t) in self.tracks.iter_mut() {
-            t.notable = notable(t, &self.cfg);
-            if t.notable {
-                self.notable.insert(*k);
-            }
         }
     }
 
@@ -246,13 +237,13 @@ impl Engine {
                 ue: Some(s.ue_addr),
                 teid: Some(s.teid),
             };
-            self.fold(&s.key, &r, now_ns, &mut onsets);
+            self.fold(&s.key, &r, now_ns, true, &mut onsets);
         }
         for e in events.iter().filter(|e| e.kind == EVENT_DEVICE_OVER_LIMIT) {
             if self.tracks.get(&e.device).is_some_and(|t| t.fresh(now_ns)) {
                 continue; // a real sample this tick wins
             }
-            self.fold(&e.device, &event_reading(e, now_ns), now_ns, &mut onsets);
+            self.fold(&e.device, &event_reading(e, now_ns), now_ns, true, &mut onsets);
         }
         let hot = self.sync.window(u32::try_from(onsets.len()).unwrap_or(u32::MAX), &self.cfg);
         for k in &onsets {
@@ -295,7 +286,7 @@ impl Engine {
             if e.kind != EVENT_DEVICE_OVER_LIMIT || !at_observe {
                 return true;
             }
-            self.fold(&e.device, &event_reading(e, now_ns), now_ns, &mut onsets);
+            self.fold(&e.device, &event_reading(e, now_ns), now_ns, false, &mut onsets);
             if let Some(t) = self.tracks.get_mut(&e.device) {
                 if t.flood_confirmed(&self.cfg) {
                     ladder::step(&self.cfg, &e.device, t, now_ns, Wants::default(), &mut out);
@@ -310,21 +301,33 @@ impl Engine {
     /// Fold one reading into its device's track. A device left inert by it (at observe, not
     /// pinned, exempt, grouped, chatty, counting windows or starting a burst) has nothing a
     /// [`Pass::Changed`] step could decide: it is only counted for the flash-crowd test here;
-    /// the others are stepped this tick.
-    fn fold(&mut self, key: &DeviceKey, r: &Reading, now: u64, onsets: &mut Vec<DeviceKey>) {
+    /// the others are stepped this tick. `in_tick`: a tick's reading (its window is the tick's,
+    /// `Track::fresh`), not an event pass's.
+    fn fold(&mut self, key: &DeviceKey, r: &Reading, now: u64, in_tick: bool, onsets: &mut Vec<DeviceKey>) {
         // One hash lookup, known device or new (the common case at scale is known); the bound
         // is restored after an insert.
         let cfg = &self.cfg;
-        let t = self.tracks.get_or_insert_with(*key, || Track::new(r.ue.unwrap_or_default()));
+        let t = self.tracks.get_or_insert_with(*key, || Track::new(*key));
         self.cell_ids.set(&mut t.cell, r.cell);
-        let first = !t.primed;
-        let updated = t.update(r, cfg);
-        t.fresh_ns = if updated { now } else { 0 };
+        if !t.primed {
+            // Membership from the first reading (as a track kept no UE address, the only time it
+            // is known to the engine but at a reload, `reconfigure`).
+            t.set_group(cfg.group_of(r.teid.unwrap_or(t.teid), &r.ue.unwrap_or_default()));
+        }
+        // The inner destination: a sample's is kept for the events after it, by a member that
+        // is checked against servers only; an event's reading is judged on the kept one.
+        let mut r = *r;
+        match r.inner_dst {
+            Some(d) => {
+                let keep = if t.checks_servers(cfg) { d } else { L3Addr::NONE };
+                self.dst_ids.set(&mut t.dst, keep)
+            }
+            None => r.inner_dst = Some(self.dst_ids.key(t.dst)),
+        }
+        let updated = t.update(&r, cfg);
+        t.fresh_ms = if updated && in_tick { stamp::ms(now) } else { 0 };
         if updated && t.bursts.onset_now {
             onsets.push(*key);
-        }
-        if first {
-            t.set_group(cfg.group_of(t.teid, &t.ue));
         }
         let inert = (!updated || !t.bursts.onset_now)
             && t.stage.stage == guard_common::abi::STAGE_OBSERVE
@@ -341,9 +344,10 @@ impl Engine {
         if self.tracks.len() > self.cfg.guard.max_devices as usize {
             // A new device over the bound: make room among the others (it is the most recently
             // active, so never the one evicted), or do not track it.
-            if !self.make_room(key) {
+            if !self.make_room(key, now) {
                 if let Some(t) = self.tracks.remove(key) {
                     self.cell_ids.release(t.cell);
+                    self.dst_ids.release(t.dst);
                 }
                 onsets.retain(|k| k != key);
                 self.untracked += 1;
@@ -361,16 +365,18 @@ impl Engine {
     /// no stage and were least recently active (sent packets; a new device counts as active when
     /// first seen). Staged, manual and exempt devices are never evicted: the engine must keep
     /// refreshing or releasing them. Batches keep the cost amortised O(1) per new device.
-    fn make_room(&mut self, keep: &DeviceKey) -> bool {
+    fn make_room(&mut self, keep: &DeviceKey, now: u64) -> bool {
+        let now = stamp::ms(now);
         let max = self.cfg.guard.max_devices as usize;
         if self.tracks.len() <= max {
             return true;
         }
-        let mut idle: Vec<(u64, DeviceKey)> = self
+        // Longest idle first (the largest age), ties by key.
+        let mut idle: Vec<(std::cmp::Reverse<u32>, DeviceKey)> = self
             .tracks
             .iter()
             .filter(|(k, t)| t.stage.stage == 0 && !t.stage.manual && !t.stage.exempt && *k != keep)
-            .map(|(k, t)| (t.active_ns, *k))
+            .map(|(k, t)| (std::cmp::Reverse(stamp::age(now, t.active_ms)), *k))
             .collect();
         if idle.is_empty() {
             return false;
@@ -380,6 +386,7 @@ impl Engine {
         for (_, k) in &idle[..n] {
             if let Some(t) = self.tracks.remove(k) {
                 self.cell_ids.release(t.cell);
+                self.dst_ids.release(t.dst);
             }
             self.notable.remove(k);
         }
@@ -425,18 +432,19 @@ impl Engine {
         let mut host = Load::default();
         let mut crowd = crowd;
         let (mut flooding, mut chatty_n) = (0u64, 0u64);
+        let now_ms = stamp::ms(now);
         let mut step = |key: &DeviceKey, t: &mut Track| {
-            if t.stepped_ns == now {
+            if t.stepped_ms == now_ms {
                 return;
             }
-            t.stepped_ns = now;
+            t.stepped_ms = now_ms;
             crowd.add(t, cfg, now);
             let chatty = classify::is_chatty(t, cfg);
             let cohort = t.group().and_then(|g| groups.get(g)).is_some_and(|g| g.flagged) && t.deviating(now, window);
             ladder::step(cfg, key, t, now, Wants { chatty, cohort }, out);
             flooding += u64::from(t.flood_confirmed(cfg));
             chatty_n += u64::from(chatty);
-            if loads && now.saturating_sub(t.seen_ns) <= stale {
+            if loads && stamp::age_ns(now_ms, t.seen_ms) <= stale {
                 let offender = t.stage.engine_staged();
                 for l in [cells.entry(cell_ids.key(t.cell)).or_default(), &mut host] {
                     l.offered += t.w.rate;
@@ -459,7 +467,11 @@ impl Engine {
         };
         let mut gone = Vec::new();
         match keys {
-            None => tracks.iter_mut().for_each(|(k, t)| step(k, t)),
+            None => tracks.values_mut().for_each(|t| {
+                t.age_out(now_ms);
+                let key = t.key;
+                step(&key, t)
+            }),
             Some(keys) => {
                 for key in keys {
                     match tracks.get_mut(key) {

@@ -3,17 +3,13 @@
 //! learned baseline and a burst tracker. Its layout by part and why each type is as narrow as it
 //! is: docs/controller.md, "Memory"; the size bounds are at the end of this file.
 
-use guard_common::abi::{CellKey, L3Addr, STAGE_OBSERVE};
+use guard_common::abi::{CellKey, DeviceKey, L3Addr, STAGE_OBSERVE};
 
+pub(super) use super::bursts::Bursts;
 use super::cell_ids::CellId;
 pub(super) use super::stage::{Stage, StageState};
+use super::stamp::{after, age, age_ns, Ms, MAX_AGE_MS, NS_PER_MS};
 use crate::config::Config;
-
-/// Smoothing of the "current" burst period statistics (fast, so jittered chatty timing still
-/// settles within a few bursts); the learned baseline uses the much slower configured horizon.
-const FAST_ALPHA: f64 = 0.3;
-/// Smoothing of the learned burst size (bursts are rarer than windows).
-const BURST_ALPHA: f64 = 0.125;
 
 /// The last window of one device, computed from counter deltas.
 #[derive(Clone, Copy, Debug, Default)]
@@ -27,8 +23,10 @@ pub(super) struct Window {
     /// `dropped` / `packets`): single precision is 7 significant digits of a figure operators read.
     pub over_pps: f32,
     pub drop_pps: f32,
-    pub packets: u64,
-    pub dropped: u64,
+    /// This window's packets and drops, saturating at 2^32 - 1 (a window is one device between
+    /// two readings: at most a walk, tens of seconds, so even a 10 Mpps device stays far below).
+    pub packets: u32,
+    pub dropped: u32,
 }
 
 /// Learned normal behaviour, updated only while the device is unstaged and not over profile.
@@ -41,8 +39,10 @@ pub(super) struct Baseline {
     /// The byte profile beside the packet profile: learned T-PDU bits per second, from the same
     /// windows with the same rules (the volume form of `mean`).
     pub bits_mean: f64,
-    /// Seconds of history behind `mean`.
-    pub learned_s: f64,
+    /// Milliseconds of history behind `mean` (saturating at 49.7 days; the warm-up is minutes):
+    /// the windows' whole-millisecond lengths summed exactly, where an `f64` of seconds summed
+    /// them rounded.
+    pub learned_ms: u32,
     pub samples: u32,
     /// Mean packets per burst (0 = unknown) and how many bursts taught it. Single precision: the
     /// excessive test compares a burst's whole packets with 8x it, and an f32 holds a mean of
@@ -54,14 +54,15 @@ pub(super) struct Baseline {
 }
 
 impl Baseline {
-    fn learn(&mut self, x: f64, bits: f64, dt_s: f64, horizon_s: f64) {
+    fn learn(&mut self, x: f64, bits: f64, dt_ms: u32, horizon_s: f64) {
+        let dt_s = (u64::from(dt_ms) * NS_PER_MS) as f64 / 1e9;
         // Cumulative mean for the first samples, then an EWMA with the configured time constant.
         let alpha = (dt_s / horizon_s).max(1.0 / f64::from(self.samples + 1)).min(1.0);
         let d = x - self.mean;
         self.mean += alpha * d;
         self.bits_mean += alpha * (bits - self.bits_mean);
         self.var = ((1.0 - alpha) * (f64::from(self.var) + alpha * d * d)) as f32;
-        self.learned_s += dt_s;
+        self.learned_ms = self.learned_ms.saturating_add(dt_ms);
         self.samples = self.samples.saturating_add(1);
     }
 
@@ -70,105 +71,62 @@ impl Baseline {
     }
 }
 
-/// Bursts: runs of windows with packets, separated by idle windows.
-#[derive(Clone, Copy, Debug, Default)]
-pub(super) struct Bursts {
-    pub in_burst: bool,
-    pub pkts: u64,
-    pub dur_ns: u64,
-    pub last_onset_ns: u64,
-    pub prev_onset_ns: u64,
-    /// T-PDU octets of the burst going on (f32: a burst's volume to 7 digits is plenty).
-    pub octets: f32,
-    /// Whether the latest completed burst was excessive.
-    pub last_excessive: bool,
-    /// Inter-onset intervals measured in the current regime (normal or excessive bursts).
-    pub intervals: u32,
-    /// Fast EWMA of the inter-onset period (s) and of its absolute deviation. Single precision
-    /// (updated in f64, stored rounded): periods are measured to ± a tick, against a CV bound of
-    /// 0.5 and a peak ratio of 4, and 7 significant digits of seconds are far finer than that.
-    pub period_s: f32,
-    pub period_absdev: f32,
-    /// The latest completed burst.
-    pub last_pkts: u64,
-    pub last_octets: f32,
-    pub last_dur_ns: u64,
-    /// Consecutive excessive bursts.
-    pub excessive_streak: u32,
-    /// An excessive burst ended in this window.
-    pub excessive_now: bool,
-    /// An onset happened in this window.
-    pub onset_now: bool,
-    /// EWMA of "this burst started in a synchronised-onset window" (single precision: a fraction
-    /// judged against 0.5).
-    pub synced: f32,
-    /// Consecutive intervals off the expected period by the cohort factor.
-    pub period_dev_streak: u32,
-}
-
-impl Bursts {
-    /// Coefficient of variation of the period: mean absolute deviation scaled to a standard
-    /// deviation (×1.25, exact for a normal distribution, close enough for jitter).
-    pub fn period_cv(&self) -> f64 {
-        if self.period_s > 0.0 {
-            1.25 * f64::from(self.period_absdev) / f64::from(self.period_s)
-        } else {
-            f64::INFINITY
-        }
-    }
-
-    /// Period over burst duration: how much higher the rate is in a burst than on average.
-    pub fn peak_ratio(&self) -> f64 {
-        if self.last_dur_ns == 0 {
-            0.0
-        } else {
-            f64::from(self.period_s) * 1e9 / self.last_dur_ns as f64
-        }
-    }
-}
-
 /// Everything the engine keeps per device.
 #[derive(Clone, Debug, Default)]
 pub(super) struct Track {
+    /// The device's key, kept in the record (`tracks.rs`): its 20 bytes fill the record's padding
+    /// where a `(DeviceKey, Track)` pair padded each to 8 bytes.
+    pub key: DeviceKey,
     /// The gNB last seen, as its id in the engine's `CellIds`.
     pub cell: CellId,
     pub teid: u32,
-    pub ue: L3Addr,
-    pub inner_dst: L3Addr,
+    /// The inner destination of the last G-PDU, as its id in the engine's destination table, kept
+    /// only while the device is in a group that checks `servers` (the only reader: the cohort's
+    /// destination test, for readings without one, i.e. events); 0 (none) otherwise.
+    pub dst: CellId,
     /// One more than the index into `Config::groups`, 0 for none (`group()`, `set_group()`): 4
     /// bytes where an `Option<usize>` took 16.
     pub group: u32,
     pub primed: bool,
-    pub seen_ns: u64,
+    /// The last reading's time.
+    pub seen_ms: Ms,
     /// Last window with packets (or first sighting): the eviction order.
-    pub active_ns: u64,
+    pub active_ms: Ms,
+    /// Cumulative packets and T-PDU octets as last read (`DeviceState::packets`, `bytes`).
     pub packets: u64,
-    /// Cumulative T-PDU octets as last read (`DeviceState::bytes`).
     pub bytes: u64,
-    pub over_limit: u64,
-    pub dropped: u64,
+    /// The low 32 bits of the cumulative over-limit and drop counts as last read, diffed with
+    /// wrapping arithmetic (`wrapped_delta`): exact while a device's counters advance by fewer
+    /// than 2^31 between two of its readings (both count packets, so fewer than 2^31 packets:
+    /// 107 Mpps from one device for a 20 s walk of 1M devices); a restart (the counters going
+    /// back) is still told by `packets` and `bytes`, kept whole.
+    pub over_limit: u32,
+    pub dropped: u32,
     pub w: Window,
     pub base: Baseline,
     pub bursts: Bursts,
-    /// Consecutive windows at or above the shape trigger ratio ...
-    pub flood_streak: u32,
-    /// ... the time they span, and their packets (confirmation by volume).
-    pub flood_ns: u64,
-    pub flood_pkts: u64,
-    /// Last time the device deviated from its group's profile, and how (bit 0: destination,
-    /// bit 1: period, bit 2: volume).
-    pub last_deviation_ns: u64,
+    /// Consecutive windows at or above the shape trigger ratio (saturating; compared with
+    /// `trigger_windows`, at most 65535 by validation) ...
+    pub flood_streak: u16,
+    /// ... the time they span (ms, saturating), and their packets (saturating; judged against
+    /// 4 burst allowances, thousands) (confirmation by volume).
+    pub flood_ms: u32,
+    pub flood_pkts: u32,
+    /// Last time the device deviated from its group's profile (0: never), and how (bit 0:
+    /// destination, bit 1: period, bit 2: volume).
+    pub last_deviation_ms: Ms,
     pub deviation: u8,
     /// Consecutive windows at or above `classify.cohort.volume_factor` × its byte profile.
-    pub volume_dev_streak: u32,
+    pub volume_dev_streak: u16,
     pub stage: Stage,
     /// The tick (its `now`) this track was last stepped: a device read twice in one tick, or
-    /// both read and notable, is stepped once.
-    pub stepped_ns: u64,
+    /// both read and notable, is stepped once (ticks are at least 10 ms apart).
+    pub stepped_ms: Ms,
     /// Mirrors membership of `Engine::notable`, so only changes cost a set operation.
     pub notable: bool,
-    /// The tick (its `now`) whose reading computed `w`; `w` is this tick's window when equal.
-    pub fresh_ns: u64,
+    /// The tick (its `now`) whose reading computed `w`; `w` is this tick's window when equal. 0
+    /// when the last reading computed none or was an event pass's (which precedes a tick).
+    pub fresh_ms: Ms,
 }
 
 pub(super) const DEV_DESTINATION: u8 = 1;
@@ -192,9 +150,9 @@ pub(super) struct Reading {
 }
 
 impl Track {
-    /// A device first seen, with the UE address its first reading gave.
-    pub fn new(ue: L3Addr) -> Self {
-        Track { ue, ..Track::default() }
+    /// A device first seen.
+    pub fn new(key: DeviceKey) -> Self {
+        Track { key, ..Track::default() }
     }
 
     /// The device's group: its index into `Config::groups`.
@@ -226,7 +184,7 @@ impl Track {
     }
 
     pub fn warm(&self, cfg: &Config) -> bool {
-        self.base.learned_s >= cfg.classify.warmup.as_secs_f64()
+        u64::from(self.base.learned_ms) * NS_PER_MS >= cfg.classify.warmup.0
     }
 
     /// The byte profile, in T-PDU bits per second: the learned one once warm, clamped to
@@ -274,7 +232,7 @@ impl Track {
 
     pub fn reset_flood(&mut self) {
         self.flood_streak = 0;
-        self.flood_ns = 0;
+        self.flood_ms = 0;
         self.flood_pkts = 0;
     }
 
@@ -287,13 +245,13 @@ impl Track {
         if self.flood_streak == 0 {
             return false;
         }
-        if self.flood_streak >= s.trigger_windows {
+        if u32::from(self.flood_streak) >= s.trigger_windows {
             return true;
         }
         let allowance = (cfg.dataplane.observe.burst as f64).max(self.burst_threshold(cfg));
         s.volume_bursts > 0.0
-            && self.flood_ns >= s.volume_for.0
-            && self.flood_pkts as f64 >= s.volume_bursts * allowance
+            && u64::from(self.flood_ms) * NS_PER_MS >= s.volume_for.0
+            && f64::from(self.flood_pkts) >= s.volume_bursts * allowance
     }
 
     /// Packets above which a burst is excessive (the chatty test).
@@ -325,7 +283,8 @@ impl Track {
     /// packets within the packet one (few large packets), so its stage needs a byte rate.
     pub fn burst_by_volume(&self, cfg: &Config) -> bool {
         let b = &self.bursts;
-        f64::from(b.last_octets) > self.burst_bytes_threshold(cfg) && b.last_pkts as f64 <= self.burst_threshold(cfg)
+        f64::from(b.last_octets) > self.burst_bytes_threshold(cfg)
+            && f64::from(b.last_pkts) <= self.burst_threshold(cfg)
     }
 
     /// Packets per burst this device is expected to send.
@@ -344,36 +303,33 @@ impl Track {
 
     /// Fold one reading in. Returns false when it only primed the counters (first reading, or
     /// the data plane re-created the entry and the counters restarted).
-    /// The caller has set `cell` to `r.cell`'s id (the engine's `CellIds` counts them).
+    /// The caller has set `cell` to `r.cell`'s id (the engine's `CellIds` counts them) and
+    /// `r.inner_dst` to the destination the cohort test judges (the kept one for an event).
     pub fn update(&mut self, r: &Reading, cfg: &Config) -> bool {
-        if let Some(d) = r.inner_dst {
-            self.inner_dst = d;
-        }
-        if let Some(u) = r.ue {
-            self.ue = u;
-        }
         if let Some(t) = r.teid {
             self.teid = t;
         }
-        let dropped = r.dropped.unwrap_or(self.dropped);
-        let restarted = r.packets < self.packets
-            || r.bytes < self.bytes
-            || r.over_limit < self.over_limit
-            || dropped < self.dropped;
-        if !self.primed || restarted || r.at_ns <= self.seen_ns {
+        let at = super::stamp::ms(r.at_ns);
+        // Events carry no drops: as many as last read.
+        let dropped = r.dropped.map_or(self.dropped, |d| d as u32);
+        let over_limit = r.over_limit as u32;
+        let (d_over, d_dropped) = (wrapped_delta(over_limit, self.over_limit), wrapped_delta(dropped, self.dropped));
+        let restarted = r.packets < self.packets || r.bytes < self.bytes || d_over.is_none() || d_dropped.is_none();
+        if !self.primed || restarted || !after(at, self.seen_ms) {
             if !self.primed || restarted {
                 self.primed = true;
-                self.active_ns = r.at_ns;
-                self.seen_ns = r.at_ns;
+                self.active_ms = at;
+                self.seen_ms = at;
                 self.packets = r.packets;
                 self.bytes = r.bytes;
-                self.over_limit = r.over_limit;
+                self.over_limit = over_limit;
                 self.dropped = dropped;
             }
             self.w = Window::default();
             return false;
         }
-        let dt_ns = r.at_ns - self.seen_ns;
+        let dt_ms = age(at, self.seen_ms);
+        let dt_ns = u64::from(dt_ms) * NS_PER_MS;
         // A window this short (a walk slice read just after an event, or the reverse) says too
         // little about the rate to start or break a run of over-profile readings: it joins the
         // run going on, if any, and is otherwise merged into the next reading's window.
@@ -386,40 +342,79 @@ impl Track {
         let w = Window {
             rate: dp as f64 / dt_s,
             bps: (r.bytes - self.bytes) as f64 * 8.0 / dt_s,
-            over_pps: ((r.over_limit - self.over_limit) as f64 / dt_s) as f32,
-            drop_pps: ((dropped - self.dropped) as f64 / dt_s) as f32,
-            packets: dp,
-            dropped: dropped - self.dropped,
+            over_pps: (f64::from(d_over.unwrap_or(0)) / dt_s) as f32,
+            drop_pps: (f64::from(d_dropped.unwrap_or(0)) / dt_s) as f32,
+            packets: sat32(dp),
+            dropped: d_dropped.unwrap_or(0),
         };
         self.w = w;
-        self.seen_ns = r.at_ns;
+        self.seen_ms = at;
         if dp > 0 {
-            self.active_ns = r.at_ns;
+            self.active_ms = at;
         }
         self.packets = r.packets;
         self.bytes = r.bytes;
-        self.over_limit = r.over_limit;
+        self.over_limit = over_limit;
         self.dropped = dropped;
 
         if short {
-            self.flood_ns = self.flood_ns.saturating_add(dt_ns);
-            self.flood_pkts = self.flood_pkts.saturating_add(dp);
+            self.flood_ms = self.flood_ms.saturating_add(dt_ms);
+            self.flood_pkts = self.flood_pkts.saturating_add(sat32(dp));
         } else if self.ratio(cfg) >= cfg.ladder.shape.trigger_ratio {
             self.flood_streak = self.flood_streak.saturating_add(1);
-            self.flood_ns = self.flood_ns.saturating_add(dt_ns);
-            self.flood_pkts = self.flood_pkts.saturating_add(dp);
+            self.flood_ms = self.flood_ms.saturating_add(dt_ms);
+            self.flood_pkts = self.flood_pkts.saturating_add(sat32(dp));
         } else {
+            // Why a flood took longer to pin than its evidence needs (`RUST_LOG=flood_run=trace`):
+            // a window below the trigger that broke a run, or that a run could have started from.
+            if self.flood_streak > 0 || self.ratio(cfg) >= cfg.ladder.release_ratio {
+                tracing::trace!(
+                    target: "flood_run",
+                    key = %super::decision::device_key_str(&self.key),
+                    at_ms = at,
+                    dt_ms,
+                    packets = dp,
+                    ratio = self.ratio(cfg),
+                    streak = self.flood_streak,
+                    run_ms = self.flood_ms,
+                    run_packets = self.flood_pkts,
+                    "a window below the shape trigger"
+                );
+            }
             self.reset_flood();
         }
-        self.learn(cfg, dt_s);
-        self.track_bursts(cfg, r.at_ns, dt_ns);
-        self.track_deviation(cfg, r.at_ns);
+        self.learn(cfg, dt_ms);
+        self.track_bursts(cfg, at, dt_ms);
+        self.track_deviation(cfg, at, &r.inner_dst.unwrap_or_default());
         true
+    }
+
+    /// Moves every time this track keeps to at most [`MAX_AGE_MS`] before `now` (clearing the
+    /// "never"-able ones), so none is ever half a wrap from `now` (`stamp.rs`). A full pass does
+    /// it for every track.
+    pub fn age_out(&mut self, now: Ms) {
+        let old = |t: Ms| age(now, t) > MAX_AGE_MS;
+        let floor = now.wrapping_sub(MAX_AGE_MS).max(1);
+        for t in [&mut self.seen_ms, &mut self.active_ms, &mut self.stepped_ms] {
+            if old(*t) {
+                *t = floor;
+            }
+        }
+        for t in [&mut self.bursts.last_onset_ms, &mut self.bursts.prev_onset_ms] {
+            if *t != 0 && old(*t) {
+                *t = floor;
+            }
+        }
+        for t in [&mut self.fresh_ms, &mut self.last_deviation_ms] {
+            if old(*t) {
+                *t = 0;
+            }
+        }
     }
 
     /// Learn only from unstaged, non-suspect windows, and clamp the sample to
     /// `moderate_ratio` × the current mean: a crowd or a ramp can only move the baseline slowly.
-    fn learn(&mut self, cfg: &Config, dt_s: f64) {
+    fn learn(&mut self, cfg: &Config, dt_ms: u32) {
         if self.stage.stage != STAGE_OBSERVE || self.stage.manual || self.flood_streak > 0 {
             return;
         }
@@ -428,88 +423,15 @@ impl Track {
         let cap_bits = moderate * self.base.bits_mean.max(cfg.classify.min_profile_rate.bits_per_sec() as f64);
         let (x, bits) =
             if self.warm(cfg) { (self.w.rate.min(cap), self.w.bps.min(cap_bits)) } else { (self.w.rate, self.w.bps) };
-        self.base.learn(x, bits, dt_s, cfg.classify.baseline_horizon.as_secs_f64());
+        self.base.learn(x, bits, dt_ms, cfg.classify.baseline_horizon.as_secs_f64());
     }
 
-    fn track_bursts(&mut self, cfg: &Config, now: u64, dt_ns: u64) {
-        let threshold = self.burst_threshold(cfg);
-        let threshold_bytes = self.burst_bytes_threshold(cfg);
-        // This window's T-PDU octets, from the bit rate its reading computed.
-        let octets = (self.w.bps * dt_ns as f64 / 8e9) as f32;
-        let expected_period = self.group().and_then(|g| cfg.groups.get(g)).and_then(|g| g.expected_period);
-        let b = &mut self.bursts;
-        b.onset_now = false;
-        b.excessive_now = false;
-        let active = self.w.packets > 0;
-        if active && !b.in_burst {
-            b.onset_now = true;
-            if let (Some(p), true) = (expected_period, b.last_onset_ns > 0) {
-                let interval = (now - b.last_onset_ns) as f64 / 1e9;
-                let f = cfg.classify.cohort.period_factor;
-                let p = p.as_secs_f64();
-                let off = interval * f <= p || interval >= p * f;
-                b.period_dev_streak = if off { b.period_dev_streak.saturating_add(1) } else { 0 };
-            }
-            b.prev_onset_ns = b.last_onset_ns;
-            b.last_onset_ns = now;
-            b.in_burst = true;
-            b.pkts = 0;
-            b.octets = 0.0;
-            b.dur_ns = 0;
-        }
-        if active {
-            b.pkts = b.pkts.saturating_add(self.w.packets);
-            b.octets += octets;
-            b.dur_ns = b.dur_ns.saturating_add(dt_ns);
-            return;
-        }
-        if !b.in_burst {
-            return;
-        }
-        // A burst just ended.
-        b.in_burst = false;
-        b.last_pkts = b.pkts;
-        b.last_octets = b.octets;
-        b.last_dur_ns = b.dur_ns;
-        // Excessive in packets or, its volume form, in octets: one regime, one streak, the same
-        // periodicity and shortness tests (`classify::is_chatty`).
-        let excessive = b.pkts as f64 > threshold || f64::from(b.octets) > threshold_bytes;
-        b.excessive_now = excessive;
-        b.excessive_streak = if excessive { b.excessive_streak.saturating_add(1) } else { 0 };
-        // The period statistics describe one regime: when the device switches between normal and
-        // excessive bursts they restart, so a pattern is measured between bursts of its own kind.
-        if excessive != b.last_excessive {
-            b.intervals = 0;
-            b.period_s = 0.0;
-            b.period_absdev = 0.0;
-        } else if b.prev_onset_ns > 0 {
-            let interval = (b.last_onset_ns - b.prev_onset_ns) as f64 / 1e9;
-            if b.intervals == 0 {
-                b.period_s = interval as f32;
-                b.period_absdev = 0.0;
-            } else {
-                let (period, absdev) = (f64::from(b.period_s), f64::from(b.period_absdev));
-                b.period_absdev = (absdev + FAST_ALPHA * ((interval - period).abs() - absdev)) as f32;
-                b.period_s = (period + FAST_ALPHA * (interval - period)) as f32;
-            }
-            b.intervals = b.intervals.saturating_add(1);
-        }
-        b.last_excessive = excessive;
-        if !excessive && self.stage.stage == STAGE_OBSERVE {
-            let alpha = if self.base.bursts < 8 { 1.0 / f64::from(self.base.bursts + 1) } else { BURST_ALPHA };
-            let mean = f64::from(self.base.burst_mean);
-            self.base.burst_mean = (mean + alpha * (b.pkts as f64 - mean)) as f32;
-            self.base.burst_octets += alpha as f32 * (b.octets - self.base.burst_octets);
-            self.base.bursts = self.base.bursts.saturating_add(1);
-        }
-    }
-
-    fn track_deviation(&mut self, cfg: &Config, now: u64) {
+    fn track_deviation(&mut self, cfg: &Config, now: Ms, inner_dst: &L3Addr) {
         let Some(g) = self.group().and_then(|g| cfg.groups.get(g)) else {
             return;
         };
         let mut dev = 0;
-        if self.w.packets > 0 && !g.server_allowed(&self.inner_dst) {
+        if self.w.packets > 0 && !g.server_allowed(inner_dst) {
             dev |= DEV_DESTINATION;
         }
         if self.bursts.period_dev_streak >= 2 {
@@ -522,18 +444,23 @@ impl Track {
         }
         if dev != 0 {
             self.deviation = dev;
-            self.last_deviation_ns = now;
+            self.last_deviation_ms = now;
         }
     }
 
     /// Whether the device deviated from its group within `window_ns` before `now`.
     /// `w` was computed this tick.
     pub fn fresh(&self, now: u64) -> bool {
-        self.fresh_ns == now && now != 0
+        self.fresh_ms == super::stamp::ms(now) && self.fresh_ms != 0
     }
 
     pub fn deviating(&self, now: u64, window_ns: u64) -> bool {
-        self.last_deviation_ns > 0 && now.saturating_sub(self.last_deviation_ns) < window_ns
+        self.last_deviation_ms != 0 && age_ns(super::stamp::ms(now), self.last_deviation_ms) < window_ns
+    }
+
+    /// Whether the device's group checks inner destinations: only then is `dst` kept.
+    pub fn checks_servers(&self, cfg: &Config) -> bool {
+        self.group().and_then(|g| cfg.groups.get(g)).is_some_and(|g| !g.servers.is_empty())
     }
 
     /// Packets per second this device contributes to its cell after its own stage.
@@ -554,14 +481,28 @@ impl Track {
     }
 }
 
+/// How far a 32-bit counter's low bits advanced from `old` to `new`: `None` if they went back
+/// (read as signed, as a restart of the counter; see `Track::over_limit`).
+fn wrapped_delta(new: u32, old: u32) -> Option<u32> {
+    let d = new.wrapping_sub(old);
+    (d as i32 >= 0).then_some(d)
+}
+
+/// A count as `u32`, saturating.
+fn sat32(n: u64) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
 // The record's size is the controller's memory: at 1M devices every byte here is 1 MiB resident
 // (issue 19's goal is 300 MiB for the whole process; docs/controller.md, "Memory"). A field that
 // grows it past these bounds fails the build here: make room (a narrower type, a field moved to
 // the boxed stage, which only staged devices pay for) or raise the bound with the measured RSS.
-// `Track` is 336 bytes: 320 after issue 19's shrink, plus the chatty volume form's three f32
-// fields (16 with alignment). No headroom is left: the next field makes room or raises the bound.
-const _: () = assert!(std::mem::size_of::<Track>() <= 336, "Track grew past 336 bytes (docs/controller.md, Memory)");
-const _: () = assert!(std::mem::size_of::<Window>() <= 40, "Window grew past 40 bytes");
-const _: () = assert!(std::mem::size_of::<Baseline>() <= 48, "Baseline grew past 48 bytes");
-const _: () = assert!(std::mem::size_of::<Bursts>() <= 88, "Bursts grew past 88 bytes");
+// The sizes are exact: a shrink must lower them (and say so in docs/controller.md).
+const _: () =
+    assert!(std::mem::size_of::<Track>() == TRACK_BYTES, "Track is not TRACK_BYTES (docs/controller.md, Memory)");
+const _: () = assert!(std::mem::size_of::<Window>() == 32, "Window is not 32 bytes");
+const _: () = assert!(std::mem::size_of::<Baseline>() == 40, "Baseline is not 40 bytes");
+const _: () = assert!(std::mem::size_of::<Bursts>() == 56, "Bursts is not 56 bytes");
 const _: () = assert!(std::mem::size_of::<Stage>() == 8, "a track's stage must stay one pointer (boxed when staged)");
+/// A track's bytes, its key included (the table's slot).
+pub(super) const TRACK_BYTES: usize = 232;

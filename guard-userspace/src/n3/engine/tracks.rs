@@ -1,5 +1,5 @@
-//! The engine's per-device tracks: a dense table of `(key, track)` with a hash index of table
-//! positions.
+//! The engine's per-device tracks: a dense table of tracks, each holding its key, with a hash
+//! index of table positions.
 //!
 //! Why not a `HashMap<DeviceKey, Track>`: a hash table keeps between an eighth and a half of its
 //! buckets empty (it doubles when 7/8 full), and each bucket holds a whole track. At 1M devices
@@ -27,7 +27,8 @@ pub(super) struct Tracks {
     /// `guard.max_devices` (a `u32`) tracks plus the one being inserted, far below 2^32 in any
     /// memory.
     index: HashTable<u32>,
-    slots: Vec<(DeviceKey, Track)>,
+    /// The tracks, each holding its key (`Track::key`).
+    slots: Vec<Track>,
 }
 
 impl Tracks {
@@ -37,15 +38,15 @@ impl Tracks {
 
     fn position(&self, key: &DeviceKey) -> Option<usize> {
         let slots = &self.slots;
-        self.index.find(self.hasher.hash_one(key), |&i| slots[i as usize].0 == *key).map(|&i| i as usize)
+        self.index.find(self.hasher.hash_one(key), |&i| slots[i as usize].key == *key).map(|&i| i as usize)
     }
 
     pub fn get(&self, key: &DeviceKey) -> Option<&Track> {
-        self.position(key).map(|i| &self.slots[i].1)
+        self.position(key).map(|i| &self.slots[i])
     }
 
     pub fn get_mut(&mut self, key: &DeviceKey) -> Option<&mut Track> {
-        self.position(key).map(|i| &mut self.slots[i].1)
+        self.position(key).map(|i| &mut self.slots[i])
     }
 
     /// The track of `key`, inserted from `new` if absent: one index lookup either way.
@@ -54,30 +55,32 @@ impl Tracks {
         let next = slots.len() as u32;
         let i = match index.entry(
             hasher.hash_one(key),
-            |&i| slots[i as usize].0 == key,
-            |&i| hasher.hash_one(slots[i as usize].0),
+            |&i| slots[i as usize].key == key,
+            |&i| hasher.hash_one(slots[i as usize].key),
         ) {
             Entry::Occupied(e) => *e.get(),
             Entry::Vacant(e) => {
                 e.insert(next);
-                slots.push((key, new()));
+                let mut t = new();
+                t.key = key;
+                slots.push(t);
                 next
             }
         };
-        &mut slots[i as usize].1
+        &mut slots[i as usize]
     }
 
     pub fn remove(&mut self, key: &DeviceKey) -> Option<Track> {
         let Tracks { hasher, index, slots } = self;
-        let i = match index.find_entry(hasher.hash_one(key), |&i| slots[i as usize].0 == *key) {
+        let i = match index.find_entry(hasher.hash_one(key), |&i| slots[i as usize].key == *key) {
             Ok(e) => e.remove().0 as usize,
             Err(_) => return None,
         };
         let last = slots.len() - 1;
-        let (_, t) = slots.swap_remove(i);
-        if let Some((moved, _)) = slots.get(i) {
+        let t = slots.swap_remove(i);
+        if let Some(moved) = slots.get(i) {
             // The moved track's index entry still says `last`.
-            if let Some(p) = index.find_mut(hasher.hash_one(moved), |&p| p as usize == last) {
+            if let Some(p) = index.find_mut(hasher.hash_one(moved.key), |&p| p as usize == last) {
                 *p = i as u32;
             }
         }
@@ -85,15 +88,12 @@ impl Tracks {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&DeviceKey, &Track)> {
-        self.slots.iter().map(|(k, t)| (k, t))
+        self.slots.iter().map(|t| (&t.key, t))
     }
 
-    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&DeviceKey, &mut Track)> {
-        self.slots.iter_mut().map(|(k, t)| (&*k, t))
-    }
-
+    /// Each track, its key in it (`Track::key`: a track must not change it).
     pub fn values_mut(&mut self) -> impl Iterator<Item = &mut Track> {
-        self.slots.iter_mut().map(|(_, t)| t)
+        self.slots.iter_mut()
     }
 }
 
@@ -124,8 +124,8 @@ mod tests {
         for n in 0..1000u32 {
             assert_eq!(t.get(&key(n)).map(|x| x.teid), m.get(&key(n)).copied(), "get {n}");
         }
-        for (k, tr) in t.iter_mut() {
-            assert_eq!(*k, key(tr.teid));
+        for tr in t.values_mut() {
+            assert_eq!(tr.key, key(tr.teid));
             tr.packets = u64::from(tr.teid);
         }
         assert!(t.iter().all(|(k, tr)| *k == key(tr.packets as u32)));
