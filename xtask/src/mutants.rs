@@ -290,19 +290,18 @@ fn run_one(s: &Scope, iterate: bool) -> Result<()> {
     Ok(())
 }
 
-fn engine_n3(iterate: bool) -> Result<()> {
-    let owned: Vec<String> = ENGINE_N3.iter().map(|s| (*s).to_owned()).collect();
-    run_scope("engine-n3", "guard-userspace", &owned, &["--lib", "n3::engine"], iterate)
+fn engine_n3(files: Vec<String>, iterate: bool) -> Result<()> {
+    run_scope("engine-n3", "guard-userspace", &files, &["--lib", "n3::engine"], iterate)
 }
 
-fn engine_n2(iterate: bool) -> Result<()> {
-    let owned: Vec<String> = ENGINE_N2.iter().map(|s| (*s).to_owned()).collect();
-    run_scope("engine-n2", "guard-userspace", &owned, &["--lib", "n2::engine"], iterate)
+fn engine_n2(files: Vec<String>, iterate: bool) -> Result<()> {
+    run_scope("engine-n2", "guard-userspace", &files, &["--lib", "n2::engine"], iterate)
 }
 
 fn engine(iterate: bool) -> Result<()> {
-    engine_n3(iterate)?;
-    engine_n2(iterate)
+    let own = |def: &[&str]| def.iter().map(|s| (*s).to_owned()).collect();
+    engine_n3(own(ENGINE_N3), iterate)?;
+    engine_n2(own(ENGINE_N2), iterate)
 }
 
 pub fn run(scope: &str, files: &[String], iterate: bool, shard: Option<&str>) -> Result<()> {
@@ -333,8 +332,9 @@ pub fn run(scope: &str, files: &[String], iterate: bool, shard: Option<&str>) ->
         // fleet codecs' (`fleet::`: they hold `[fleet]`'s value-size bounds to the values). The
         // score is then a lower bound: other tests of the library could only catch more.
         "engine" if files.is_empty() => engine(iterate),
-        "engine-n3" => engine_n3(iterate),
-        "engine-n2" => engine_n2(iterate),
+        // `--file` narrows a scope to those files (a survivor's file after a fix, say).
+        "engine-n3" => engine_n3(pick(ENGINE_N3), iterate),
+        "engine-n2" => engine_n2(pick(ENGINE_N2), iterate),
         "engine" => run_scope("engine", "guard-userspace", files, &["--lib", "engine"], iterate),
         "config" => run_scope("config", "guard-userspace", &pick(CONFIG), CONFIG_TESTS, iterate),
         "kernel" => {
