@@ -5,8 +5,8 @@
 use aya_ebpf::{maps::lpm_trie::Key, programs::XdpContext};
 use guard_common::{
     abi::{
-        local_home_slot, seen_slot, DeviceKey, GuardConfig, L3Addr, DEVICE_KIND_TEID, DEVICE_KIND_UE_V6, FAMILY_IPV4,
-        FAMILY_NONE, KEY_MODE_UE_ADDR, LOCAL_INDEX_NONE, LOCAL_PROBES, LOCAL_SLOTS, SEEN_ENTRY_BYTES,
+        local_home_slot, seen_slot, staged_bit, DeviceKey, GuardConfig, L3Addr, DEVICE_KIND_TEID, DEVICE_KIND_UE_V6,
+        FAMILY_IPV4, FAMILY_NONE, KEY_MODE_UE_ADDR, LOCAL_INDEX_NONE, LOCAL_PROBES, LOCAL_SLOTS, SEEN_ENTRY_BYTES,
     },
     parse::n3::{self, GtpPacket},
     policy,
@@ -14,7 +14,7 @@ use guard_common::{
 
 use crate::{
     cursor::XdpPacket,
-    maps::{N3_FRAMED, N3_LOCAL, N3_PKT, N3_SEEN},
+    maps::{N3_FRAMED, N3_LOCAL, N3_PKT, N3_SEEN, N3_STAGED},
 };
 
 /// The index (slot + 1) and flags of the host address `dst` in `N3_LOCAL`, or
@@ -50,15 +50,30 @@ pub(super) fn local_index(ctx: &XdpContext, vlan_tags: u8, family: u32) -> (u32,
     (LOCAL_INDEX_NONE, 0)
 }
 
-/// Whether `key` was marked an established session in `N3_SEEN`. A call of its own: its hash
-/// would otherwise sit in the policy's frame (the program and the policy share 512 bytes).
+/// [`new_device_marks`]: `N3_STAGED` marks the key's slot, so it may have a stage entry.
+pub(super) const MARK_STAGED: u32 = 1;
+/// [`new_device_marks`]: `N3_SEEN` marks the key an established session.
+pub(super) const MARK_SEEN: u32 = 2;
+
+/// What a never-seen device's marks say, from one hash of its key: [`MARK_STAGED`] if its bit in
+/// `N3_STAGED` is set (it may have a stage entry: look it up; a failed read counts as set),
+/// [`MARK_SEEN`] if `N3_SEEN` marks it an established session. A call of its own: its hash would
+/// otherwise sit in the policy's frame (the program and the policy share 512 bytes).
 #[inline(never)]
-pub(super) fn seen_marked(key: &DeviceKey) -> bool {
+pub(super) fn new_device_marks(key: &DeviceKey) -> u32 {
+    let (word, bit) = staged_bit(key);
+    let mut marks = match N3_STAGED.get(word) {
+        // SAFETY: a live array value, 8-byte aligned; userspace sets bits in it atomically.
+        Some(w) if unsafe { core::ptr::read_volatile(w) } >> bit & 1 == 0 => 0,
+        _ => MARK_STAGED,
+    };
     let (entry, octet) = seen_slot(key);
-    match N3_SEEN.get(entry) {
-        Some(e) => e[octet % SEEN_ENTRY_BYTES] != 0,
-        None => false,
+    if let Some(e) = N3_SEEN.get(entry) {
+        if e[octet % SEEN_ENTRY_BYTES] != 0 {
+            marks |= MARK_SEEN;
+        }
     }
+    marks
 }
 
 /// Mark `key` an established session (one octet, written whole: no read-modify-write to race).
