@@ -50,30 +50,29 @@ pub(super) fn local_index(ctx: &XdpContext, vlan_tags: u8, family: u32) -> (u32,
     (LOCAL_INDEX_NONE, 0)
 }
 
-/// [`new_device_marks`]: `N3_STAGED` marks the key's slot, so it may have a stage entry.
-pub(super) const MARK_STAGED: u32 = 1;
-/// [`new_device_marks`]: `N3_SEEN` marks the key an established session.
-pub(super) const MARK_SEEN: u32 = 2;
-
-/// What a never-seen device's marks say, from one hash of its key: [`MARK_STAGED`] if its bit in
-/// `N3_STAGED` is set (it may have a stage entry: look it up; a failed read counts as set),
-/// [`MARK_SEEN`] if `N3_SEEN` marks it an established session. A call of its own: its hash would
-/// otherwise sit in the policy's frame (the program and the policy share 512 bytes).
+/// Whether a never-seen device may have a stage entry: its bit in `N3_STAGED` is set (a failed
+/// read counts as set: the lookup it would spare is made). A call of its own, as `seen_marked`:
+/// its hash would otherwise sit in the policy's frame, and a value carried from here to the
+/// insert would cost the known devices' paths a register.
 #[inline(never)]
-pub(super) fn new_device_marks(key: &DeviceKey) -> u32 {
+pub(super) fn staged_marked(key: &DeviceKey) -> bool {
     let (word, bit) = staged_bit(key);
-    let mut marks = match N3_STAGED.get(word) {
+    match N3_STAGED.get(word) {
         // SAFETY: a live array value, 8-byte aligned; userspace sets bits in it atomically.
-        Some(w) if unsafe { core::ptr::read_volatile(w) } >> bit & 1 == 0 => 0,
-        _ => MARK_STAGED,
-    };
-    let (entry, octet) = seen_slot(key);
-    if let Some(e) = N3_SEEN.get(entry) {
-        if e[octet % SEEN_ENTRY_BYTES] != 0 {
-            marks |= MARK_SEEN;
-        }
+        Some(w) => (unsafe { core::ptr::read_volatile(w) } >> bit) & 1 != 0,
+        None => true,
     }
-    marks
+}
+
+/// Whether `key` was marked an established session in `N3_SEEN`. A call of its own: its hash
+/// would otherwise sit in the policy's frame (the program and the policy share 512 bytes).
+#[inline(never)]
+pub(super) fn seen_marked(key: &DeviceKey) -> bool {
+    let (entry, octet) = seen_slot(key);
+    match N3_SEEN.get(entry) {
+        Some(e) => e[octet % SEEN_ENTRY_BYTES] != 0,
+        None => false,
+    }
 }
 
 /// Mark `key` an established session (one octet, written whole: no read-modify-write to race).

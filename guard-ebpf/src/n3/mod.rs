@@ -48,7 +48,7 @@ mod key;
 mod stage;
 
 use fragments::{first_fragment_dropped, later_fragment};
-use key::{device_key, in_framed_route, local_index, mark_seen, new_device_marks, teid_key, MARK_SEEN, MARK_STAGED};
+use key::{device_key, in_framed_route, local_index, mark_seen, seen_marked, staged_marked, teid_key};
 use stage::{hint_gen, known_device_stage, stage_lookup, Staged};
 
 #[xdp]
@@ -380,16 +380,13 @@ fn gpdu_verdict(
     len: u64,
 ) -> Verdict {
     let key = *key;
-    // A never-seen device's marks (`key::new_device_marks`): whether it may be staged, whether it
-    // is an established session whose record was evicted.
-    let marks = if known.is_none() { new_device_marks(&key) } else { 0 };
     let stage = match known {
         // A known device with no stage, or quarantined, at this generation skips the hash lookup.
         Some(d) => known_device_stage(d, &key, stage_gen, now),
         // A never-seen device looks up unless its slot in `N3_STAGED` is unmarked (no entry can be
         // its own): a staged (e.g. quarantined) one skips the new-device budget and gets its stage
         // on its first packet. The marks spare the rest a cache miss into `N3_STAGES`' buckets.
-        None if marks & MARK_STAGED == 0 => Staged::None,
+        None if !staged_marked(&key) => Staged::None,
         None => match N3_STAGES.get_ptr_mut(&key) {
             Some(s) => Staged::Entry(s),
             None => Staged::None,
@@ -410,7 +407,7 @@ fn gpdu_verdict(
             // re-admitted as it was; devices the controller staged are known. Neither is charged
             // to a new-device budget, which is for TEID scans and random-TEID floods: its own
             // gNB's, or the one all unknown sources share.
-            let readmitted = marks & MARK_SEEN != 0;
+            let readmitted = seen_marked(&key);
             if readmitted {
                 add(&mut c.readmitted, 1);
             }
