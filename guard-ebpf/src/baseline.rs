@@ -47,12 +47,35 @@ static BENCH_HASH20: HashMap<[u32; 5], [u64; 2]> = HashMap::with_max_entries(64,
 #[map(name = "BENCH_LRU20")]
 static BENCH_LRU20: LruHashMap<[u32; 5], [u64; 2]> = LruHashMap::with_max_entries(64, 0);
 
+/// 8-byte keys, the size of a compact device key (a local-address index and the TEID, or a UE's
+/// IPv4 address or IPv6 /64 prefix): what hashing and comparing a key would cost at that size
+/// (docs/dataplane.md, "A compact device key").
+#[map(name = "BENCH_HASH8")]
+static BENCH_HASH8: HashMap<u64, [u64; 2]> = HashMap::with_max_entries(64, 0);
+
+/// As `BENCH_HASH8`, an LRU hash.
+#[map(name = "BENCH_LRU8")]
+static BENCH_LRU8: LruHashMap<u64, [u64; 2]> = LruHashMap::with_max_entries(64, 0);
+
+/// 12-byte keys, a compact device key with its kind beside it (`{ kind: u32, id: u64 }`): `jhash`
+/// takes up to 12 bytes in its final round alone.
+#[map(name = "BENCH_HASH12")]
+static BENCH_HASH12: HashMap<[u32; 3], [u64; 2]> = HashMap::with_max_entries(64, 0);
+
+/// As `BENCH_HASH12`, an LRU hash.
+#[map(name = "BENCH_LRU12")]
+static BENCH_LRU12: LruHashMap<[u32; 3], [u64; 2]> = LruHashMap::with_max_entries(64, 0);
+
 /// One per-CPU slot for `xdp_op_percpu` (as the guard's verdict counters).
 #[map(name = "BENCH_PCPU")]
 static BENCH_PCPU: PerCpuArray<[u64; 2]> = PerCpuArray::with_max_entries(1, 0);
 
 /// The key the `xdp_op_*` programs look up; the bench inserts it into both 20-byte maps.
 const OP_KEY: [u32; 5] = [1, 0, 0, 0, 0];
+/// The key `xdp_op_hash8` and `xdp_op_lru8` look up; the bench inserts it into both 8-byte maps.
+const OP_KEY8: u64 = 1;
+/// The key `xdp_op_hash12` and `xdp_op_lru12` look up.
+const OP_KEY12: [u32; 3] = [1, 0, 0];
 /// A key the bench never inserts (`xdp_op_miss`).
 const MISS_KEY: [u32; 5] = [0xffff_fff0, 0, 0, 0, 0];
 
@@ -210,6 +233,38 @@ pub fn xdp_op_miss(_ctx: XdpContext) -> u32 {
 pub fn xdp_op_lru(_ctx: XdpContext) -> u32 {
     let mut hits = 0u32;
     eight!(hits += u32::from(BENCH_LRU20.get_ptr_mut(&core::hint::black_box(OP_KEY)).is_some()));
+    core::hint::black_box(hits);
+    xdp_action::XDP_PASS
+}
+
+#[xdp]
+pub fn xdp_op_hash8(_ctx: XdpContext) -> u32 {
+    let mut hits = 0u32;
+    eight!(hits += u32::from(BENCH_HASH8.get_ptr_mut(&core::hint::black_box(OP_KEY8)).is_some()));
+    core::hint::black_box(hits);
+    xdp_action::XDP_PASS
+}
+
+#[xdp]
+pub fn xdp_op_lru8(_ctx: XdpContext) -> u32 {
+    let mut hits = 0u32;
+    eight!(hits += u32::from(BENCH_LRU8.get_ptr_mut(&core::hint::black_box(OP_KEY8)).is_some()));
+    core::hint::black_box(hits);
+    xdp_action::XDP_PASS
+}
+
+#[xdp]
+pub fn xdp_op_hash12(_ctx: XdpContext) -> u32 {
+    let mut hits = 0u32;
+    eight!(hits += u32::from(BENCH_HASH12.get_ptr_mut(&core::hint::black_box(OP_KEY12)).is_some()));
+    core::hint::black_box(hits);
+    xdp_action::XDP_PASS
+}
+
+#[xdp]
+pub fn xdp_op_lru12(_ctx: XdpContext) -> u32 {
+    let mut hits = 0u32;
+    eight!(hits += u32::from(BENCH_LRU12.get_ptr_mut(&core::hint::black_box(OP_KEY12)).is_some()));
     core::hint::black_box(hits);
     xdp_action::XDP_PASS
 }

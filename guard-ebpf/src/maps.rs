@@ -3,6 +3,7 @@
 //! Layouts and names: `guard_common::abi` (bump `SCHEMA_VERSION` on any change).
 
 use aya_ebpf::{
+    bindings::BPF_F_MMAPABLE,
     macros::map,
     maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, ProgramArray, RingBuf},
 };
@@ -11,7 +12,7 @@ use guard_common::{
         CellCounts, CellHot, CellKey, CellRecord, CellStageEntry, ChainConfig, Counter, DeviceKey, DeviceState,
         FragEntry, FragKey, GuardConfig, LocalAddr, Meta, N3TatSlot, StageEntry, CELL_SLOTS, DEFAULT_MAX_CELLS,
         DEFAULT_MAX_CELL_STAGES, DEFAULT_MAX_DEVICES, DEFAULT_MAX_FRAGS, DEFAULT_MAX_FRAMED, DEFAULT_MAX_STAGED,
-        EVENTS_RING_BYTES, HINT_COUNT, LOCAL_SLOTS, SEEN_ENTRIES, SEEN_ENTRY_BYTES, STAT_COUNT,
+        EVENTS_RING_BYTES, HINT_COUNT, LOCAL_SLOTS, SEEN_ENTRIES, SEEN_ENTRY_BYTES, STAGED_WORDS, STAT_COUNT,
     },
     parse::Malformed,
     policy::Verdict,
@@ -50,6 +51,13 @@ pub static N3_FRAMED: LpmTrie<[u8; 16], u32> = LpmTrie::pinned(DEFAULT_MAX_FRAME
 /// is re-admitted without the new-device budget.
 #[map(name = "N3_SEEN")]
 pub static N3_SEEN: Array<[u8; SEEN_ENTRY_BYTES]> = Array::pinned(SEEN_ENTRIES, 0);
+
+/// Marks of devices that may have a stage entry (`abi::staged_bit`), set by userspace after each
+/// stage write (through a mapping of the map: `BPF_F_MMAPABLE`): a never-seen device whose bit
+/// is clear skips its `N3_STAGES` lookup, a cache miss into that map's 4 MiB of buckets
+/// (docs/dataplane.md, "A new device's first packet").
+#[map(name = "N3_STAGED")]
+pub static N3_STAGED: Array<u64> = Array::pinned(STAGED_WORDS, BPF_F_MMAPABLE);
 
 /// The record and hot counters shared by every outer source that has none of its own (per CPU):
 /// its edge limiters are one budget for all unknown sources (`GuardConfig::new_gnb`).
@@ -117,7 +125,8 @@ pub static N3_CHAIN: Array<ChainConfig> = Array::pinned(1, 0);
 pub static N3_EVENTS: RingBuf = RingBuf::pinned(EVENTS_RING_BYTES, 0);
 
 /// Per-CPU scratch records: new map entries are built here, not on the 512-byte BPF stack.
-/// Not pinned: they hold nothing between packets.
+/// Not pinned: they hold nothing between packets. `N3_NEW_DEV` is never written at all: it is
+/// the all-zero record a new device is inserted as (`n3::gpdu_verdict`).
 #[map(name = "N3_NEW_DEV")]
 pub static N3_NEW_DEV: PerCpuArray<DeviceState> = PerCpuArray::with_max_entries(1, 0);
 

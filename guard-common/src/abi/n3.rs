@@ -40,9 +40,16 @@ use super::{ByteLimit, Counter, L3Addr, Limit, Meta, FAMILY_IPV4, FAMILY_IPV6, M
 /// ([`GuardConfig::host_cap_bytes`]) and `N3_PCPU_TAT` (now [`N3TatSlot`], with
 /// [`N3TatSlot::host_cap_tat_bytes`]; N2's `N2_PCPU_TAT` keeps [`super::TatSlot`]) grew: pins of schema
 /// 7 are refused (`guard detach --purge` starts clean; the controller re-issues its stages).
-pub const SCHEMA_VERSION: u32 = 8;
+///
+/// 9 (issue 19, a new device's first packet): a map added, `N3_STAGED` ([`staged_bit`]: one
+/// bit per slot of a hash of the device key, set by every stage write), which lets a never-seen
+/// device skip its `N3_STAGES` lookup when no stage entry can be its own. Pins of schema 8 are
+/// refused rather than re-used: their stage entries have no marks, so a never-seen staged device
+/// would pass its first packet unstaged (`guard detach --purge` starts clean; the controller
+/// re-issues its stages).
+pub const SCHEMA_VERSION: u32 = 9;
 /// Older schemas whose pins this build re-uses unchanged (maps only added since): none, the
-/// records of schema 8 are longer than schema 7's.
+/// records of schema 8 are longer than schema 7's, and schema 8's pins lack `N3_STAGED`.
 pub const COMPATIBLE_SCHEMAS: &[u32] = &[];
 
 // Map names. BPF object names are at most 15 bytes; these are also the pin file names.
@@ -63,6 +70,8 @@ pub const MAP_N3_PERCPU_TAT: &str = "N3_PCPU_TAT";
 pub const MAP_N3_HINTS: &str = "N3_HINTS";
 pub const MAP_N3_FRAGS: &str = "N3_FRAGS";
 pub const MAP_N3_SEEN: &str = "N3_SEEN";
+/// Marks of possibly staged devices ([`staged_bit`]): [`STAGED_WORDS`] u64 words, mmapable.
+pub const MAP_N3_STAGED: &str = "N3_STAGED";
 pub const MAP_N3_UNKNOWN_GNB: &str = "N3_UNKNOWN_GNB";
 pub const MAP_N3_UNKNOWN_HOT: &str = "N3_UNKNOWN_HOT";
 pub const MAP_N3_LOCAL: &str = "N3_LOCAL";
@@ -377,6 +386,28 @@ pub fn mix_key(tag: u32, a: &[u8; 16]) -> u32 {
 pub fn seen_slot(key: &DeviceKey) -> (u32, usize) {
     let slot = mix_key(key.kind, &key.id) & (SEEN_ENTRIES * SEEN_ENTRY_BYTES as u32 - 1);
     (slot / SEEN_ENTRY_BYTES as u32, (slot % SEEN_ENTRY_BYTES as u32) as usize)
+}
+
+/// Bits of `N3_STAGED`, in [`STAGED_WORDS`] u64 words: 32 KiB, small enough to stay in a CPU's
+/// cache where `N3_STAGES`' 262,144 buckets (4 MiB) do not, which is the reason for the marks
+/// (docs/dataplane.md, "A new device's first packet"). With 10,000 staged devices about 4% of
+/// never-seen keys find their bit set and look up anyway.
+pub const STAGED_BITS: u32 = 1 << 18;
+/// `N3_STAGED`'s entries: u64 words of 64 bits. The map is `BPF_F_MMAPABLE`: userspace sets a bit
+/// with an atomic OR on the mapped words, so two writers (the controller and `guard device pin`)
+/// never lose each other's bits, which a whole-value map update of a shared word would.
+pub const STAGED_WORDS: u32 = STAGED_BITS / 64;
+
+/// The `N3_STAGED` bit of a device key, as (word, bit): [`mix_key`]'s high 18 bits (`N3_SEEN`
+/// takes its low 22). A bit is set once a stage entry of any key with this bit has been written
+/// through `guard_userspace::n3::maps::N3Maps::set_stage`, which sets it *after* inserting the
+/// entry; bits are never cleared (a stale bit costs the lookup every new device made before the
+/// marks). A clear bit therefore means "no stage entry of this key": the data plane skips its
+/// `N3_STAGES` lookup for a never-seen device.
+#[inline(always)]
+pub fn staged_bit(key: &DeviceKey) -> (u32, u32) {
+    let b = mix_key(key.kind, &key.id) >> (32 - STAGED_BITS.trailing_zeros());
+    (b / 64, b % 64)
 }
 
 /// No PDU Session Container seen.
@@ -832,6 +863,8 @@ pub const fn layout_fingerprint() -> u64 {
         core::mem::size_of::<LocalAddr>(),
         // N3_HINTS values (u64) per entry, times the entry count.
         8 * HINT_COUNT as usize,
+        // N3_STAGED's marks.
+        8 * STAGED_WORDS as usize,
     ];
     // FNV-1a over the sizes.
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -873,6 +906,9 @@ const _: () = assert!(core::mem::size_of::<Event>() == 8 + 4 + 4 + 20 + 20 + 8 *
 const _: () = assert!(core::mem::size_of::<ChainConfig>() == 4 + 4 + CHAIN_PATH_MAX);
 const _: () = assert!(core::mem::size_of::<LocalAddr>() == 24);
 const _: () = assert!(LOCAL_SLOTS.is_power_of_two() && LOCAL_PROBES <= LOCAL_SLOTS);
+const _: () = assert!(STAGED_BITS.is_power_of_two() && STAGED_BITS >= 64 && STAGED_BITS <= 1 << 31);
+// Whole pages: userspace maps them all (`BPF_F_MMAPABLE`).
+const _: () = assert!((STAGED_WORDS * 8) % 4096 == 0);
 
 #[cfg(test)]
 mod tests {

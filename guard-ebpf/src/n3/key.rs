@@ -5,8 +5,8 @@
 use aya_ebpf::{maps::lpm_trie::Key, programs::XdpContext};
 use guard_common::{
     abi::{
-        local_home_slot, seen_slot, DeviceKey, GuardConfig, L3Addr, DEVICE_KIND_TEID, DEVICE_KIND_UE_V6, FAMILY_IPV4,
-        FAMILY_NONE, KEY_MODE_UE_ADDR, LOCAL_INDEX_NONE, LOCAL_PROBES, LOCAL_SLOTS, SEEN_ENTRY_BYTES,
+        local_home_slot, seen_slot, staged_bit, DeviceKey, GuardConfig, L3Addr, DEVICE_KIND_TEID, DEVICE_KIND_UE_V6,
+        FAMILY_IPV4, FAMILY_NONE, KEY_MODE_UE_ADDR, LOCAL_INDEX_NONE, LOCAL_PROBES, LOCAL_SLOTS, SEEN_ENTRY_BYTES,
     },
     parse::n3::{self, GtpPacket},
     policy,
@@ -14,7 +14,7 @@ use guard_common::{
 
 use crate::{
     cursor::XdpPacket,
-    maps::{N3_FRAMED, N3_LOCAL, N3_PKT, N3_SEEN},
+    maps::{N3_FRAMED, N3_LOCAL, N3_PKT, N3_SEEN, N3_STAGED},
 };
 
 /// The index (slot + 1) and flags of the host address `dst` in `N3_LOCAL`, or
@@ -48,6 +48,20 @@ pub(super) fn local_index(ctx: &XdpContext, vlan_tags: u8, family: u32) -> (u32,
         }
     }
     (LOCAL_INDEX_NONE, 0)
+}
+
+/// Whether a never-seen device may have a stage entry: its bit in `N3_STAGED` is set (a failed
+/// read counts as set: the lookup it would spare is made). A call of its own, as `seen_marked`:
+/// its hash would otherwise sit in the policy's frame, and a value carried from here to the
+/// insert would cost the known devices' paths a register.
+#[inline(never)]
+pub(super) fn staged_marked(key: &DeviceKey) -> bool {
+    let (word, bit) = staged_bit(key);
+    match N3_STAGED.get(word) {
+        // SAFETY: a live array value, 8-byte aligned; userspace sets bits in it atomically.
+        Some(w) => (unsafe { core::ptr::read_volatile(w) } >> bit) & 1 != 0,
+        None => true,
+    }
 }
 
 /// Whether `key` was marked an established session in `N3_SEEN`. A call of its own: its hash

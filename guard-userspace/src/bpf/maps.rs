@@ -18,6 +18,8 @@ pub enum MapsError {
     LocalTable(String),
     #[error("map {name}: {source}")]
     Map { name: &'static str, source: MapError },
+    #[error("map {name}: mapping it into memory: {source}")]
+    Mmap { name: &'static str, source: std::io::Error },
 }
 
 pub(crate) fn err(name: &'static str) -> impl Fn(MapError) -> MapsError {

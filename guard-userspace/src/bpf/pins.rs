@@ -67,6 +67,12 @@ fn schema_change(found: u32, expected: u32) -> &'static str {
              The old records cannot be read as new ones. The controller re-issues its caps and \
              stages; re-apply operator gNB and device pins"
         }
+        (8, 9..) => {
+            ": schema 9 added N3_STAGED (issue 19), the bits that let a never-seen device skip its \
+             stage lookup; schema 8's stage entries have none, so a staged device the data plane \
+             has not seen yet would pass its first packet unstaged. The controller re-issues its \
+             stages; re-apply operator device pins"
+        }
         _ => "",
     }
 }

@@ -155,6 +155,7 @@ fn load_with(pins: &PinDir, o: &LoadOpts, cfg: &N2Config, replay: bool) -> Resul
         abi::MAP_N3_CELL_STAGES,
         abi::MAP_N3_FRAGS,
         abi::MAP_N3_SEEN,
+        abi::MAP_N3_STAGED,
         abi::MAP_N3_LOCAL,
         abi::MAP_N3_FRAMED,
     ] {

@@ -23,8 +23,19 @@ use crate::{
         maps::{err, optional, sum_counters, whole, Loaded, MapSource, MapsError, Pinned, DEVICE_BATCH},
         pins::PinDir,
     },
-    n3::local::LocalTable,
+    n3::{local::LocalTable, staged::StagedMarks},
 };
+
+/// Map `N3_STAGED` into this process (`StagedMarks`).
+fn staged_marks(m: aya::maps::Map) -> Result<StagedMarks, MapsError> {
+    use std::os::fd::AsFd as _;
+    match &m {
+        aya::maps::Map::Array(d) => {
+            StagedMarks::map(d.fd().as_fd()).map_err(|source| MapsError::Mmap { name: abi::MAP_N3_STAGED, source })
+        }
+        _ => Err(MapsError::Missing(abi::MAP_N3_STAGED)),
+    }
+}
 
 /// Handles on the N3 maps (not the ring buffer, which the controller owns).
 pub struct N3Maps {
@@ -32,6 +43,8 @@ pub struct N3Maps {
     pub config: Array<MapData, GuardConfig>,
     pub devices: HashMap<MapData, DeviceKey, DeviceState>,
     pub stages: HashMap<MapData, DeviceKey, StageEntry>,
+    /// Marks of possibly staged devices (`abi::staged_bit`), set by [`N3Maps::set_stage`].
+    pub staged: StagedMarks,
     /// gNB records; their hot slots are in `cell_hot`, the slots' counters per CPU in
     /// `cell_counts` (join them with [`N3Maps::cells`]).
     pub cells: HashMap<MapData, CellKey, CellRecord>,
@@ -71,6 +84,7 @@ impl N3Maps {
             config: Array::try_from(src.map(MAP_N3_CONFIG)?).map_err(err(MAP_N3_CONFIG))?,
             devices: HashMap::try_from(src.map(MAP_N3_DEVICES)?).map_err(err(MAP_N3_DEVICES))?,
             stages: HashMap::try_from(src.map(MAP_N3_STAGES)?).map_err(err(MAP_N3_STAGES))?,
+            staged: staged_marks(src.map(MAP_N3_STAGED)?)?,
             cells: HashMap::try_from(src.map(MAP_N3_CELLS)?).map_err(err(MAP_N3_CELLS))?,
             cell_hot: Array::try_from(src.map(MAP_N3_CELL_HOT)?).map_err(err(MAP_N3_CELL_HOT))?,
             cell_counts: PerCpuArray::try_from(src.map(MAP_N3_CELL_PCPU)?).map_err(err(MAP_N3_CELL_PCPU))?,
@@ -200,6 +214,11 @@ impl N3Maps {
     /// passed, finding the later one. The controller refreshes every stage it holds at half its
     /// TTL, so at thousands of staged devices a new generation per refresh would keep every
     /// device's cache cold.
+    ///
+    /// A new entry also sets the key's bit in `N3_STAGED` (`abi::staged_bit`), *after* the
+    /// insert, as the generation is replaced after it: a device the data plane has never seen
+    /// looks its stage up only when its bit is set. A refresh found the entry, which its first
+    /// write marked; bits are never cleared (`StagedMarks`).
     pub fn set_stage(&mut self, key: &DeviceKey, entry: &StageEntry) -> Result<(), MapsError> {
         let refresh = matches!(self.stage(key)?, Some(old)
             if old.stage == entry.stage
@@ -212,6 +231,7 @@ impl N3Maps {
         if refresh {
             return Ok(());
         }
+        self.staged.mark(key);
         self.new_generation(abi::HINT_STAGE_GEN)
     }
 

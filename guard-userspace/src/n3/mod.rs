@@ -19,5 +19,6 @@ pub mod local;
 pub mod manual;
 pub mod maps;
 pub mod metrics;
+pub mod staged;
 
 pub use load::*;

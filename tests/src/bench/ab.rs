@@ -19,7 +19,7 @@ use std::os::fd::{AsFd as _, AsRawFd as _};
 
 use anyhow::{bail, Context, Result};
 use aya::{maps::Map, programs::Xdp, Ebpf, EbpfLoader};
-use guard_common::abi::{GuardConfig, Limit, MAP_N3_CONFIG, PROG_N3};
+use guard_common::abi::{GuardConfig, Limit, MAP_N3_CONFIG, MAP_N3_DEVICES, PROG_N3};
 use guard_common::abi_n2::{N2Config, MAP_N2_CONFIG, PROG_N2};
 
 use crate::bench::progs::{self, time_run, RefProgs};
@@ -90,7 +90,26 @@ fn cases() -> Vec<(&'static str, Vec<u8>)> {
                 .build(),
         ),
         ("not GTP-U (IPv4/UDP to port 53): pass-through", gpdu(1).udp_ports(40000, 53).build()),
+        ("G-PDU, quarantined device (drop)", gpdu(QUARANTINED).build()),
     ]
+}
+
+/// The quarantined device of the N3 cases: its stage entry is written into each object's
+/// `N3_STAGES` before its frames make it known (the entry's layout is unchanged since schema 7).
+const QUARANTINED: u32 = 0x0002_0002;
+
+/// Quarantine [`QUARANTINED`] in `ebpf`'s `N3_STAGES`, written directly (no `N3_STAGED` bit: the
+/// device's first packet passes on a build with the bits, its second, from a known device whose
+/// record has cached nothing, finds the entry).
+fn quarantine(ebpf: &mut Ebpf) -> Result<()> {
+    use guard_common::abi::{DeviceKey, StageEntry, MAP_N3_STAGES, STAGE_QUARANTINE};
+    let mut m: aya::maps::HashMap<&mut aya::maps::MapData, DeviceKey, StageEntry> =
+        aya::maps::HashMap::try_from(ebpf.map_mut(MAP_N3_STAGES).context("no N3_STAGES in the object")?)?;
+    let now = guard::clock::monotonic_ns();
+    let e =
+        StageEntry { stage: STAGE_QUARANTINE, expires_ns: now + 3_600_000_000_000, set_ns: now, ..Default::default() };
+    m.insert(DeviceKey::teid(QUARANTINED), e, 0).context("writing N3_STAGES")?;
+    Ok(())
 }
 
 /// `BPF_MAP_UPDATE_ELEM` of key 0 with `value` as raw bytes: the record length is the object's
@@ -133,12 +152,19 @@ fn xdp<'a>(e: &'a mut Ebpf, prog: &str) -> Result<&'a mut Xdp> {
 }
 
 fn load(b: &Build, side: &Side, i: usize) -> Result<Loaded> {
+    load_sized(b, side, i, None)
+}
+
+/// [`load`], with `N3_DEVICES` holding `devices` records instead of the object's default.
+fn load_sized(b: &Build, side: &Side, i: usize, devices: Option<u32>) -> Result<Loaded> {
     let pins = PinScope::new(&format!("ab{i}"));
     pins.pins.create().context("pin directory")?;
-    let mut ebpf = EbpfLoader::new()
-        .default_map_pin_directory(pins.pins.path())
-        .load(&b.object)
-        .with_context(|| format!("loading the object of {}", b.label))?;
+    let mut loader = EbpfLoader::new();
+    loader.default_map_pin_directory(pins.pins.path());
+    if let Some(n) = devices {
+        loader.map_max_entries(MAP_N3_DEVICES, n);
+    }
+    let mut ebpf = loader.load(&b.object).with_context(|| format!("loading the object of {}", b.label))?;
     xdp(&mut ebpf, side.prog)?.load().with_context(|| format!("verifying {} of {}", side.prog, b.label))?;
     let map = ebpf.map(side.config_map).with_context(|| format!("no {} in the object", side.config_map))?;
     let len = match map {
@@ -171,13 +197,18 @@ fn ab_side(side: &Side, builds: &[Build], rounds: usize, repeat: u32) -> Result<
     let mut refs = RefProgs::load(64).context("the reference programs")?;
     let cases = &side.cases;
     for l in loaded.iter_mut() {
+        if side.prog == PROG_N3 {
+            quarantine(&mut l.ebpf)?;
+        }
         for (name, f) in cases {
             let mut actions = Vec::new();
             for _ in 0..16 {
                 actions.push(time_run(xdp(&mut l.ebpf, side.prog)?, f, 1)?.action);
             }
-            if actions.iter().any(|a| *a != 2) {
-                bail!("{}: {name} did not pass (XDP actions {actions:?}): not the common path", l.label);
+            // XDP_DROP (1) for the quarantined device from its second packet, XDP_PASS (2) else.
+            let want = if name.contains("quarantined") { 1 } else { 2 };
+            if actions[1..].iter().any(|a| *a != want) {
+                bail!("{}: {name} gave XDP actions {actions:?}, not {want}: not the path measured", l.label);
             }
         }
     }
@@ -246,6 +277,130 @@ fn ab_side(side: &Side, builds: &[Build], rounds: usize, repeat: u32) -> Result<
     }
     table.note(format!(
         "`cargo xtask bench --ab REV...`: each object loaded on its own pins, given the same configuration (for guard_n3, under `cargo xtask bench`, the shipped defaults with the stage-0 profile limit out of reach; for guard_n2 the bench's: NGAP and S1AP ports, every protection but the allow-list) cut to its own record's length, its device (or peer) made known by 16 of its frames; then {rounds} rounds, each running every build and xdp_baseline once per case in a rotated order, BPF_PROG_TEST_RUN repeat {repeat} (the kernel's mean per run). The last column: how much more (+) or less (-) the first build costs than this row's, the median of the per-round differences (noise common to a round cancels), and that as a share of this row's median."
+    ));
+    Ok(table)
+}
+
+/// The first packet of a new device, across builds: every run a never-seen TEID (BPF_PROG_TEST_RUN
+/// `repeat` 1 per frame, as the main bench's first-packet table), inserted into `N3_DEVICES`. Each
+/// object's map holds `capacity` records and is filled first, so every timed insert evicts the least
+/// recently used record (a host whose device map is full: the case that costs most); the new-device
+/// budget is out of reach. Each round gives every object, `xdp_baseline` and `xdp_floor` the same
+/// `n` fresh frames, in a rotated order.
+pub fn ab_first_packet(default: &GuardConfig, builds: &[Build], rounds: usize, n: u32, capacity: u32) -> Result<Table> {
+    let cfg = GuardConfig {
+        observe: Limit::per_second(1_000_000_000_000, 1_000_000_000),
+        new_device: Limit::per_second(1_000_000_000_000, 1_000_000_000),
+        ..*default
+    };
+    let side = Side { prog: PROG_N3, config_map: MAP_N3_CONFIG, config: record_bytes(&cfg), cases: Vec::new() };
+    let mut loaded =
+        builds.iter().enumerate().map(|(i, b)| load_sized(b, &side, i, Some(capacity))).collect::<Result<Vec<_>>>()?;
+    let mut refs = RefProgs::load(64).context("the reference programs")?;
+    let gpdu = |t: u32| GtpFrame::gpdu(t).inner_v4(Ipv4Addr::new(10, 45, 0, 2), Ipv4Addr::new(192, 0, 2, 10)).build();
+    // Fill every map (twice its capacity: the LRU lists settle) with TEIDs no timed frame uses.
+    let fill: Vec<Vec<u8>> = (0..2 * capacity).map(|i| gpdu(0x0100_0000 + i)).collect();
+    for l in loaded.iter_mut() {
+        let prog = xdp(&mut l.ebpf, PROG_N3)?;
+        for f in &fill {
+            let a = time_run(prog, f, 1)?.action;
+            if a != 2 {
+                bail!("{}: a new device's first G-PDU did not pass (XDP action {a})", l.label);
+            }
+        }
+    }
+    let k = loaded.len();
+    // Columns: the objects, then xdp_baseline, then xdp_floor.
+    let mut t = vec![Vec::with_capacity(rounds); k + 2];
+    for r in 0..rounds {
+        let base = 0x2000_0000 + r as u32 * n;
+        let frames: Vec<Vec<u8>> = (0..n).map(|i| gpdu(base + i)).collect();
+        for j in 0..k + 2 {
+            let o = (r + j) % (k + 2);
+            let prog = if o < k {
+                xdp(&mut loaded[o].ebpf, PROG_N3)?
+            } else if o == k {
+                refs.prog(progs::BASELINE)?
+            } else {
+                refs.prog(progs::FLOOR)?
+            };
+            t[o].push(progs::time_cycle(prog, &frames)?);
+        }
+    }
+    let mut table = Table::new(
+        "guard_n3 A/B across builds: first packet of a new device (kernel ns per run, repeat 1)",
+        &[
+            "build",
+            "median",
+            "min",
+            "minus xdp_baseline",
+            "/ xdp_floor",
+            "the first build's growth over this one (median of per-round differences)",
+        ],
+    );
+    let floor = median(&t[k + 1]);
+    for (o, l) in loaded.iter().enumerate() {
+        let v = &t[o];
+        let net = median(&v.iter().zip(&t[k]).map(|(x, b)| x - b).collect::<Vec<_>>());
+        let vs = if o == 0 {
+            "reference".to_string()
+        } else {
+            let g = median(&t[0].iter().zip(v).map(|(x, y)| x - y).collect::<Vec<_>>());
+            format!("{g:+.1} ns ({:+.1}%)", 100.0 * g / median(v).max(1.0))
+        };
+        let min = v.iter().copied().fold(f64::INFINITY, f64::min);
+        table.row(vec![
+            l.label.clone(),
+            format!("{:.1}", median(v)),
+            format!("{min:.1}"),
+            format!("{net:.1}"),
+            format!("{:.2}x", median(v) / floor.max(1.0)),
+            vs,
+        ]);
+    }
+    for (name, o) in [("xdp_baseline", k), ("xdp_floor (its lookup misses)", k + 1)] {
+        table.row(vec![name.into(), format!("{:.1}", median(&t[o])), "-".into(), "-".into(), "-".into(), "-".into()]);
+    }
+    table.note(format!(
+        "`cargo xtask bench --ab REV...`: each object loaded on its own pins with `N3_DEVICES` of {capacity} records, filled first with {} devices, so every timed first packet evicts one; this build's configuration (shipped defaults, the stage-0 profile and the new-device budget out of reach) cut to each object's record length. {rounds} rounds, each giving every build, xdp_baseline and xdp_floor the same {n} never-seen TEIDs once each (BPF_PROG_TEST_RUN repeat 1: every figure carries the kernel's per-call timer overhead, as xdp_baseline shows), in a rotated order; the kernel's mean per run, median of rounds.",
+        2 * capacity
+    ));
+    Ok(table)
+}
+
+/// What a compact device key would save (docs/dataplane.md, "A compact device key"): the
+/// `xdp_op_*` probes' eight hash and LRU hits on a 20-byte key (`DeviceKey`) against the same on
+/// a 12-byte key (`{ kind: u32, id: u64 }`) and an 8-byte one, interleaved with `xdp_baseline`
+/// in rotated order, BPF_PROG_TEST_RUN `repeat`.
+pub fn key_size_part(rounds: usize, repeat: u32) -> Result<Table> {
+    let mut refs = RefProgs::load(64).context("the reference programs")?;
+    let names =
+        [progs::BASELINE, "xdp_op_hash", progs::KEY12[0], "xdp_op_hash8", "xdp_op_lru", progs::KEY12[1], "xdp_op_lru8"];
+    let frame = GtpFrame::gpdu(1).build();
+    let mut t: Vec<Vec<f64>> = vec![Vec::with_capacity(rounds); names.len()];
+    for r in 0..rounds {
+        for k in 0..names.len() {
+            let i = (r + k) % names.len();
+            t[i].push(time_run(refs.prog(names[i])?, &frame, repeat)?.kernel_ns);
+        }
+    }
+    let per = |i: usize| median(&t[i].iter().zip(&t[0]).map(|(x, b)| (x - b) / 8.0).collect::<Vec<_>>());
+    let mut table = Table::new(
+        "Key size: one hash or LRU hit on a 20-, 12- and 8-byte key (ns per lookup)",
+        &["lookup", "20-byte key", "12-byte key", "8-byte key", "20 − 12", "20 − 8"],
+    );
+    for (what, a, b, c) in [("hash hit", 1, 2, 3), ("LRU hit (sets the reference bit)", 4, 5, 6)] {
+        table.row(vec![
+            what.into(),
+            format!("{:.2}", per(a)),
+            format!("{:.2}", per(b)),
+            format!("{:.2}", per(c)),
+            format!("{:.2}", per(a) - per(b)),
+            format!("{:.2}", per(a) - per(c)),
+        ]);
+    }
+    table.note(format!(
+        "Probes each doing the lookup 8 times (`guard-ebpf/src/baseline.rs`), {rounds} rounds in a rotated order with xdp_baseline, BPF_PROG_TEST_RUN repeat {repeat}; per lookup = the median over rounds of (probe − xdp_baseline) / 8. The key is hashed (`jhash2`: a mixing round per 12 bytes beyond the last 12) and compared (memcmp) at its length; the value is the same."
     ));
     Ok(table)
 }

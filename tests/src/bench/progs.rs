@@ -27,7 +27,7 @@ pub const PARSE_ONLY: &str = "xdp_parse_only";
 pub const LIVE_SENDER: &str = "xdp_live_sender";
 pub const DROP: &str = "xdp_drop";
 /// The operation probes: each performs one operation eight times.
-pub const OPS: [&str; 9] = [
+pub const OPS: [&str; 11] = [
     "xdp_op_ktime",
     "xdp_op_hash",
     "xdp_op_miss",
@@ -37,9 +37,13 @@ pub const OPS: [&str; 9] = [
     "xdp_op_atomic",
     "xdp_op_ktime_coarse",
     "xdp_op_jiffies",
+    "xdp_op_hash8",
+    "xdp_op_lru8",
 ];
+/// The 12-byte-key probes (a compact key with its kind), timed by the A/B's key-size table only.
+pub const KEY12: [&str; 2] = ["xdp_op_hash12", "xdp_op_lru12"];
 /// Every program [`RefProgs`] loads.
-pub const ALL: [&str; 15] = [
+pub const ALL: [&str; 19] = [
     BASELINE,
     FLOOR,
     FLOOR_LRU,
@@ -53,6 +57,10 @@ pub const ALL: [&str; 15] = [
     OPS[6],
     OPS[7],
     OPS[8],
+    OPS[9],
+    OPS[10],
+    KEY12[0],
+    KEY12[1],
     LIVE_SENDER,
     DROP,
 ];
@@ -62,6 +70,9 @@ const MAP_FLOOR_LRU: &str = "BENCH_FLOOR_LRU";
 /// The 20-byte-key maps of the `xdp_op_*` probes, and the key they look up (`baseline.rs`).
 const MAP_OPS: [&str; 2] = ["BENCH_HASH20", "BENCH_LRU20"];
 const OP_KEY: [u32; 5] = [1, 0, 0, 0, 0];
+/// The 8-byte-key maps of `xdp_op_hash8` and `xdp_op_lru8`, and their key.
+const MAP_OPS8: [&str; 2] = ["BENCH_HASH8", "BENCH_LRU8"];
+const OP_KEY8: u64 = 1;
 
 /// One timed BPF_PROG_TEST_RUN call.
 #[derive(Clone, Copy, Debug)]
@@ -143,6 +154,18 @@ impl RefProgs {
                 HashMap::try_from(ebpf.map_mut(name).ok_or_else(|| anyhow!("{name} is missing from the BPF object"))?)
                     .with_context(|| format!("{name} is not a hash map"))?;
             m.insert(OP_KEY, [0u64; 2], 0).with_context(|| format!("inserting the probe key into {name}"))?;
+        }
+        for name in MAP_OPS8 {
+            let mut m: HashMap<&mut MapData, u64, [u64; 2]> =
+                HashMap::try_from(ebpf.map_mut(name).ok_or_else(|| anyhow!("{name} is missing from the BPF object"))?)
+                    .with_context(|| format!("{name} is not a hash map"))?;
+            m.insert(OP_KEY8, [0u64; 2], 0).with_context(|| format!("inserting the probe key into {name}"))?;
+        }
+        for name in ["BENCH_HASH12", "BENCH_LRU12"] {
+            let mut m: HashMap<&mut MapData, [u32; 3], [u64; 2]> =
+                HashMap::try_from(ebpf.map_mut(name).ok_or_else(|| anyhow!("{name} is missing from the BPF object"))?)
+                    .with_context(|| format!("{name} is not a hash map"))?;
+            m.insert([1, 0, 0], [0u64; 2], 0).with_context(|| format!("inserting the probe key into {name}"))?;
         }
         Ok(RefProgs { ebpf, _scope: scope })
     }

@@ -16,7 +16,8 @@
 //! `--out PATH`, `--skip-wire`, `--skip-scale`, `--only-controller` (part 3's controller run
 //! alone), `--only-live` (part 2's live-frames flood alone), `--only-multicore` (part 1's
 //! multi-core table alone); the `--only` runs print, not write. `--ab LABEL=OBJECT` (repeatable):
-//! the A/B of `guard_n3`'s common path between this build and those objects, printed alone
+//! the A/B of `guard_n3`'s common path and first packet between this build and those objects, printed alone
+//! (`--only-first-packet`: the first packet's alone)
 //! ([`labkit::bench::ab`]; `cargo xtask bench --ab REV` builds the objects from commits).
 
 use std::fmt::Write as _;
@@ -39,6 +40,8 @@ pub struct Args {
     pub only_controller: bool,
     pub only_live: bool,
     pub only_multicore: bool,
+    /// With `--ab`: only the first-packet A/B.
+    pub only_first_packet: bool,
     /// `--ab LABEL=OBJECT`: objects to compare with this build.
     pub ab: Vec<(String, PathBuf)>,
 }
@@ -53,6 +56,7 @@ fn parse_args() -> Result<Args> {
         only_controller: false,
         only_live: false,
         only_multicore: false,
+        only_first_packet: false,
         ab: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
@@ -65,6 +69,7 @@ fn parse_args() -> Result<Args> {
             "--only-controller" => a.only_controller = true,
             "--only-live" => a.only_live = true,
             "--only-multicore" => a.only_multicore = true,
+            "--only-first-packet" => a.only_first_packet = true,
             "--ab" => {
                 let v = it.next().context("--ab needs LABEL=OBJECT")?;
                 let (label, obj) = v.split_once('=').context("--ab needs LABEL=OBJECT")?;
@@ -72,7 +77,7 @@ fn parse_args() -> Result<Args> {
             }
             "--out" => a.out = PathBuf::from(it.next().context("--out needs a path")?),
             "-h" | "--help" => {
-                println!("usage: bench [--quick] [--no-write] [--out PATH] [--skip-wire] [--skip-scale] [--only-controller] [--only-live] [--only-multicore] [--ab LABEL=OBJECT ...]  (needs root)");
+                println!("usage: bench [--quick] [--no-write] [--out PATH] [--skip-wire] [--skip-scale] [--only-controller] [--only-live] [--only-multicore] [--ab LABEL=OBJECT ... [--only-first-packet]]  (needs root)");
                 std::process::exit(0);
             }
             other => bail!("unknown argument {other:?} (try --help)"),
@@ -201,11 +206,23 @@ fn ab(args: &Args) -> Result<()> {
         builds.len()
     );
     let load_before = sys::loadavg();
+    // The first packet: each round inserts `n` devices per build (repeat 1 each).
+    let (first_rounds, n) = if args.quick { (5, 10_000) } else { (11, 20_000) };
+    let first = labkit::bench::ab::ab_first_packet(&default_config(), &builds, first_rounds, n, 4096);
+    let keys = labkit::bench::ab::key_size_part(rounds, repeat / 5);
+    if args.only_first_packet {
+        affinity.restore()?;
+        for t in [first?, keys?] {
+            println!("\n{}\n{}", t.text(), t.markdown());
+        }
+        println!("bench: load average before {load_before}, after {}", sys::loadavg());
+        return Ok(());
+    }
     let n3 = labkit::bench::ab::ab_part(&default_config(), &builds, rounds, repeat);
     // N2's frame walks an InitialUEMessage: several times N3's cost, so a fifth of the repeat.
     let n2 = labkit::bench::ab::ab_n2_part(&builds, rounds, (repeat / 5).max(1));
     affinity.restore()?;
-    for t in [n3?, n2?] {
+    for t in [n3?, first?, keys?, n2?] {
         println!("\n{}\n{}", t.text(), t.markdown());
     }
     println!("bench: load average before {load_before}, after {}", sys::loadavg());

@@ -52,12 +52,14 @@ pub(super) fn op_prices(p: &mut Progs, frame: &[u8], rounds: usize, repeat: u32)
         ("LRU hash lookup, hit (sets the reference bit)", 4, prices.lru),
         ("per-CPU array slot: lookup + 2 plain adds", 5, prices.percpu),
         ("atomic add on a shared map value (lock add)", 7, prices.atomic),
+        ("hash lookup, hit, 8-byte key (a compact device key)", 10, per(10)),
+        ("LRU hash lookup, hit, 8-byte key", 11, per(11)),
     ];
     for (what, i, price) in rows {
         t.row(vec![what.into(), names[i].into(), num(m[i], 1), num(price, 2)]);
     }
     t.note(format!(
-        "Probe ns − `xdp_baseline` ({} ns), divided by 8. Hash and LRU probes use 20-byte keys, as the guard's device and cell keys. The atomic probe does one hash lookup and 8 atomic adds on one value, so its price is (probe − `xdp_op_hash1` ({} ns)) / 8: adds to one cache line this CPU owns, the uncontended case (CPUs adding to one value pay a cache-line transfer each: why the gNB's counters are per CPU, and a device's packets should land on one CPU; see the multi-core table). Kernel ns are integers per run: prices below ~0.5 ns are at the resolution limit.",
+        "Probe ns − `xdp_baseline` ({} ns), divided by 8. Hash and LRU probes use 20-byte keys, as the guard's device and cell keys, but for the two 8-byte-key rows (what a compact device key would cost, docs/dataplane.md). The atomic probe does one hash lookup and 8 atomic adds on one value, so its price is (probe − `xdp_op_hash1` ({} ns)) / 8: adds to one cache line this CPU owns, the uncontended case (CPUs adding to one value pay a cache-line transfer each: why the gNB's counters are per CPU, and a device's packets should land on one CPU; see the multi-core table). Kernel ns are integers per run: prices below ~0.5 ns are at the resolution limit.",
         num(m[0], 1),
         num(m[6], 1)
     ));

@@ -98,6 +98,30 @@ fn quarantine_drops_until_expiry_then_decays() {
     assert_eq!((d.packets, d.dropped), (8, 5));
 }
 
+/// A never-seen device looks its stage up only when its bit in `N3_STAGED` is set
+/// (`abi::staged_bit`, docs/dataplane.md "A new device's first packet"). Every stage write through
+/// `N3Maps::set_stage` sets it, so a quarantined device is dropped from its very first packet. An
+/// entry written behind the marks' back (straight into `N3_STAGES`, its bit clear) is what the
+/// marks spare the lookup for: that device's first packet passes, and its second, from a known
+/// device whose record has cached nothing, looks the entry up and is dropped.
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn a_never_seen_device_finds_its_stage_through_its_bit() {
+    assert_root("verdict::n3::stages::a_never_seen_device_finds_its_stage_through_its_bit");
+    let mut g = load(&enforce_all());
+    assert_eq!(g.maps.staged.count(), 0, "a fresh guard has no bit set");
+    quarantine(&mut g, 0x7a, 60 * SEC);
+    assert!(g.maps.staged.is_marked(&DeviceKey::teid(0x7a)));
+    assert_eq!(g.maps.staged.count(), 1);
+    g.expect("a never-seen quarantined device's first packet", &gpdu(0x7a).build(), Verdict::DropQuarantine);
+    // A TEID whose bit is still clear, staged without `set_stage`.
+    let hidden = (0x100..0x200).find(|t| !g.maps.staged.is_marked(&DeviceKey::teid(*t))).expect("a clear bit");
+    let e = stage_entry(STAGE_QUARANTINE, 0, 0, 60 * SEC);
+    g.maps.stages.insert(DeviceKey::teid(hidden), e, 0).expect("writing N3_STAGES directly");
+    g.expect("a never-seen device whose bit is clear: not looked up", &gpdu(hidden).build(), Verdict::PassGpdu);
+    g.expect("the same device, now known: looked up", &gpdu(hidden).build(), Verdict::DropQuarantine);
+}
+
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
 fn exempt_device_and_exempt_qfi_pass_a_quarantine() {
