@@ -123,21 +123,9 @@ impl Lab {
     }
 
     /// GET /metrics from `127.0.0.1:port` inside the CORE namespace, where the guard listens (its
-    /// metrics bind to localhost of its own namespace). The response of a `200 OK` answer, or
-    /// `None` if it is not up yet, refuses, times out (2 s) or answers otherwise.
+    /// metrics bind to localhost of its own namespace): [`scrape_metrics_in`].
     pub fn scrape_metrics(&self, port: u16) -> Option<String> {
-        use std::io::{Read as _, Write as _};
-        self.core
-            .run(move || {
-                let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-                s.set_read_timeout(Some(std::time::Duration::from_secs(2))).ok()?;
-                s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
-                let mut body = String::new();
-                s.read_to_string(&mut body).ok()?;
-                body.contains("200 OK").then_some(body)
-            })
-            .ok()
-            .flatten()
+        scrape_metrics_in(&self.core, port)
     }
 
     /// `GET path` on the guard's listener inside the CORE namespace: (status code, body).
@@ -253,6 +241,70 @@ pub fn series_key(series: &str) -> String {
     } else {
         format!("{name}{{{}}}", kept.join(","))
     }
+}
+
+/// GET /metrics from `127.0.0.1:port` inside `ns`. The response of a `200 OK` answer, or `None` if
+/// the listener is not up yet, refuses, times out (2 s) or answers otherwise.
+pub fn scrape_metrics_in(ns: &Netns, port: u16) -> Option<String> {
+    use std::io::{Read as _, Write as _};
+    ns.run(move || {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+        s.set_read_timeout(Some(std::time::Duration::from_secs(2))).ok()?;
+        s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+        let mut body = String::new();
+        s.read_to_string(&mut body).ok()?;
+        body.contains("200 OK").then_some(body)
+    })
+    .ok()
+    .flatten()
+}
+
+/// Send `frames` round-robin, `n` in all at `pps`, from RAN to a sink on CORE, and count what
+/// arrived by `key` of each frame the sink sampled (at most 10,000). Fails if the generator hit its
+/// deadline or the sink's socket overflowed: its counts would then not be evidence.
+pub fn send_and_count<K: Ord>(
+    lab: &Lab,
+    frames: &[Vec<u8>],
+    n: u64,
+    pps: u64,
+    key: impl Fn(&[u8]) -> Option<K>,
+) -> Result<(crate::generator::SendReport, std::collections::BTreeMap<K, u64>)> {
+    use crate::generator::{send_frames, SendOpts};
+    use crate::sink::{Sink, SinkOpts};
+    let sink = Sink::start_with(&lab.core, lab.core_ifname(), SinkOpts { sample: 10_000, ..SinkOpts::default() })?;
+    let sent = send_frames(
+        &lab.ran,
+        lab.ran_ifname(),
+        frames,
+        &SendOpts::new(n, std::time::Duration::from_secs(10)).pps(pps),
+    )?;
+    if sent.sent != n {
+        bail!("the generator hit its deadline: {sent:?}");
+    }
+    sink.wait_quiet(std::time::Duration::from_millis(200), std::time::Duration::from_secs(5));
+    let got = sink.stop()?;
+    if got.kernel_drops != 0 {
+        bail!("the sink's socket overflowed ({} drops): its counts are not evidence", got.kernel_drops);
+    }
+    let mut seen = std::collections::BTreeMap::new();
+    for f in &got.sample {
+        if let Some(k) = key(f) {
+            *seen.entry(k).or_default() += 1;
+        }
+    }
+    Ok((sent, seen))
+}
+
+/// An IPv4 SCTP frame's source address and first chunk type (0 DATA, 1 INIT: RFC 9260 §3.2),
+/// untagged or with one 802.1Q tag.
+pub fn sctp_source_and_chunk(f: &[u8]) -> Option<(Ipv4Addr, u8)> {
+    let l3 = if f.get(12..14)? == [0x81, 0x00] { 18 } else { 14 };
+    if f.get(l3 - 2..l3)? != [0x08, 0x00] || *f.get(l3 + 9)? != 132 {
+        return None;
+    }
+    let src = Ipv4Addr::new(*f.get(l3 + 12)?, *f.get(l3 + 13)?, *f.get(l3 + 14)?, *f.get(l3 + 15)?);
+    let ihl = usize::from(*f.get(l3)? & 0x0f) * 4;
+    Some((src, *f.get(l3 + ihl + 12)?))
 }
 
 #[cfg(test)]

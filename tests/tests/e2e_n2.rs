@@ -8,7 +8,6 @@
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
-use std::time::Duration;
 
 use guard::bpf::link::ModeRequest;
 use guard::n2::{self, LoadOpts};
@@ -17,7 +16,7 @@ use guard_common::abi_n2::{N2Config, N2_PROT_ALL, N2_PROT_ALLOWLIST, NGAP_PORT, 
 use guard_common::policy_n2::N2Verdict;
 use labkit::bpf::{peer_stage_entry as stage_entry, PinScope};
 use labkit::sctp_frames::{ngap::InitialUeMessage, Chunk, SctpFrame};
-use labkit::{assert_root, send_frames, Lab, SendOpts, Sink, SinkOpts};
+use labkit::{assert_root, Lab};
 
 const SEC: u64 = 1_000_000_000;
 const GNB_A: Ipv4Addr = Ipv4Addr::new(10, 100, 0, 11);
@@ -26,16 +25,6 @@ const GNB_C: Ipv4Addr = Ipv4Addr::new(10, 100, 0, 13);
 const AMF: Ipv4Addr = Ipv4Addr::new(10, 100, 0, 1);
 /// Paced well below what a veth's XDP ring absorbs, so nothing is lost before XDP.
 const PPS: u64 = 10_000;
-
-/// What a delivered frame was: its IPv4 source and first chunk type.
-fn classify(f: &[u8]) -> Option<(Ipv4Addr, u8)> {
-    if f.len() < 14 + 20 + 12 + 4 || f[12..14] != [0x08, 0x00] || f[23] != 132 {
-        return None;
-    }
-    let src = Ipv4Addr::new(f[26], f[27], f[28], f[29]);
-    let ihl = usize::from(f[14] & 0x0f) * 4;
-    Some((src, f[14 + ihl + 12]))
-}
 
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
@@ -86,20 +75,8 @@ fn quarantine_and_setup_limits_hold_on_the_wire_and_data_still_flows() {
         m.verdicts().expect("N2_VERDICTS").iter().map(|(v, c)| (v.name(), c.packets)).collect()
     };
     let before = verdicts(&maps);
-    let sink = Sink::start_with(&lab.core, lab.core_ifname(), SinkOpts { sample: 10_000, ..SinkOpts::default() })
-        .expect("sink");
-    let sent = send_frames(&lab.ran, lab.ran_ifname(), &frames, &SendOpts::new(n, Duration::from_secs(10)).pps(PPS))
-        .expect("send");
-    assert_eq!(sent.sent, n, "the generator hit its deadline: {sent:?}");
-    sink.wait_quiet(Duration::from_millis(200), Duration::from_secs(5));
-    let got = sink.stop().expect("sink report");
-    assert_eq!(got.kernel_drops, 0, "the sink's socket overflowed: its counts are not evidence");
-    let mut seen: BTreeMap<(Ipv4Addr, u8), u64> = BTreeMap::new();
-    for f in &got.sample {
-        if let Some(k) = classify(f) {
-            *seen.entry(k).or_default() += 1;
-        }
-    }
+    let (sent, seen) =
+        labkit::lab::send_and_count(&lab, &frames, n, PPS, labkit::lab::sctp_source_and_chunk).expect("send and count");
     println!("sent {} in {:?}; delivered {seen:?}", sent.sent, sent.elapsed);
     let each = n / frames.len() as u64;
     let count = |ip, t| seen.get(&(ip, t)).copied().unwrap_or(0);

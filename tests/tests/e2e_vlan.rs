@@ -110,7 +110,10 @@ fn start_guard(core: &Netns, iface: &str, args: &[&str], port: u16) -> Running {
     let end = Instant::now() + Duration::from_secs(60);
     loop {
         let link = core.ip(&["-d", "link", "show", "dev", iface]).unwrap_or_default();
-        if link.contains("prog/xdp") && N3Maps::open_pinned(&proc.pins()).is_ok() && scrape(core, port).is_some() {
+        if link.contains("prog/xdp")
+            && N3Maps::open_pinned(&proc.pins()).is_ok()
+            && labkit::lab::scrape_metrics_in(core, port).is_some()
+        {
             break;
         }
         assert!(!exited(proc.pid()), "guard run exited during start-up:\n{}", proc.log_tail());
@@ -128,21 +131,6 @@ fn exited(pid: Option<u32>) -> bool {
         Ok(s) => s.rsplit_once(") ").is_none_or(|(_, rest)| rest.starts_with('Z')),
         Err(_) => true,
     }
-}
-
-/// GET /metrics on the guard's listener inside `ns`.
-fn scrape(ns: &Netns, port: u16) -> Option<String> {
-    use std::io::{Read as _, Write as _};
-    ns.run(move || {
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-        s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
-        let mut body = String::new();
-        s.read_to_string(&mut body).ok()?;
-        body.contains("200 OK").then_some(body)
-    })
-    .ok()
-    .flatten()
 }
 
 /// The guard's verdict counters, packets of `v`.
@@ -265,7 +253,7 @@ fn guard_run_on_a_vlan_named_interface_in_generic_mode_stages_the_flood_and_spar
     flood_is_staged_and_benign_all_arrive(&g, (&ran, "n3-ran"), (&core, &sub), &mix(false), &BENIGN);
 
     // The metrics carry the dotted name as the interface label, with the drops.
-    let text = scrape(&core, g.port).expect("metrics");
+    let text = labkit::lab::scrape_metrics_in(&core, g.port).expect("metrics");
     let line = text
         .lines()
         .find(|l| {
@@ -331,19 +319,6 @@ fn guard_on_the_parent_parses_802_1q_tagged_gpdus_and_keys_them_as_untagged() {
     drop(g);
 }
 
-/// IPv4 source and first chunk type of a delivered SCTP frame, past an 802.1Q tag if the frame
-/// still has one (a packet socket usually gets it untagged: the kernel moves the tag to the
-/// skb before the taps, `skb_vlan_untag`).
-fn sctp_of(f: &[u8]) -> Option<(Ipv4Addr, u8)> {
-    let l3 = if f.get(12..14)? == [0x81, 0x00] { 18 } else { 14 };
-    if f.get(l3 - 2..l3)? != [0x08, 0x00] || *f.get(l3 + 9)? != 132 {
-        return None;
-    }
-    let src = Ipv4Addr::new(f[l3 + 12], f[l3 + 13], f[l3 + 14], f[l3 + 15]);
-    let ihl = usize::from(f[l3] & 0x0f) * 4;
-    Some((src, *f.get(l3 + ihl + 12)?))
-}
-
 /// Item 3, N2 with the tag on the wire: `guard_n2` on the parent, every frame tagged 802.1Q VID 320.
 /// A quarantined gNB's DATA delivers nothing; an unstaged gNB's DATA (InitialUEMessages) all
 /// arrives; a gNB at its stage-1 setup limit has its INIT flood cut while its DATA all arrives
@@ -359,7 +334,6 @@ fn guard_n2_on_the_parent_handles_an_associations_tagged_frames_as_untagged_ones
     use guard_common::policy_n2::N2Verdict;
     use labkit::bpf::{peer_stage_entry, PinScope};
     use labkit::sctp_frames::{ngap::InitialUeMessage, Chunk, SctpFrame};
-    use labkit::SinkOpts;
 
     assert_root("e2e_vlan::guard_n2_on_the_parent_handles_an_associations_tagged_frames_as_untagged_ones");
     let _one = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
@@ -410,20 +384,8 @@ fn guard_n2_on_the_parent_handles_an_associations_tagged_frames_as_untagged_ones
         m.verdicts().expect("N2_VERDICTS").iter().map(|(v, c)| (v.name(), c.packets)).collect()
     };
     let before = verdicts(&maps);
-    let opts = SinkOpts { sample: 10_000, ..SinkOpts::default() };
-    let sink = Sink::start_with(&lab.core, lab.core_ifname(), opts).expect("sink");
-    let sent = send_frames(&lab.ran, lab.ran_ifname(), &frames, &SendOpts::new(n, Duration::from_secs(10)).pps(10_000))
-        .expect("send");
-    assert_eq!(sent.sent, n, "the generator hit its deadline: {sent:?}");
-    sink.wait_quiet(Duration::from_millis(200), Duration::from_secs(5));
-    let got = sink.stop().expect("sink report");
-    assert_eq!(got.kernel_drops, 0, "the sink's socket overflowed: its counts are not evidence");
-    let mut seen: BTreeMap<(Ipv4Addr, u8), u64> = BTreeMap::new();
-    for f in &got.sample {
-        if let Some(k) = sctp_of(f) {
-            *seen.entry(k).or_default() += 1;
-        }
-    }
+    let (sent, seen) = labkit::lab::send_and_count(&lab, &frames, n, 10_000, labkit::lab::sctp_source_and_chunk)
+        .expect("send and count");
     println!("sent {} tagged frames in {:?}; delivered {seen:?}", sent.sent, sent.elapsed);
     let each = n / frames.len() as u64;
     let count = |ip, t| seen.get(&(ip, t)).copied().unwrap_or(0);
