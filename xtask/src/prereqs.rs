@@ -66,7 +66,7 @@ pub fn ensure_all() -> Result<()> {
 pub fn ensure_packaging() -> Result<()> {
     let missing = missing_of(DEB_PACKAGING);
     if missing.is_empty() {
-        step("Debian packages for packaging (promtool, lintian, logrotate): ok");
+        step("Debian packages for packaging (promtool, lintian, logrotate, systemd-analyze): ok");
     } else {
         if !is_root() {
             bail!("Debian packages missing: {}. Run as root so they can be installed (apt-get).", missing.join(" "));
@@ -202,8 +202,9 @@ fn ensure_pycrate() -> Result<()> {
 
 /// What packaging and its checks need (issue 20): promtool (Debian's prometheus package) for the
 /// metrics and alert-rule tests, lintian for the .deb. Only `test` and `package` install them.
-/// logrotate, to check the shipped rotation file parses.
-const DEB_PACKAGING: &[&str] = &["prometheus", "lintian", "logrotate"];
+/// logrotate, to check the shipped rotation file parses; systemd for `systemd-analyze verify` and
+/// `security` on the unit (a Debian container or chroot may lack it).
+const DEB_PACKAGING: &[&str] = &["prometheus", "lintian", "logrotate", "systemd"];
 
 fn missing_packages() -> Vec<&'static str> {
     missing_of(DEB_PACKAGES)
