@@ -152,14 +152,12 @@ pub fn ensure_build() -> Result<()> {
 fn fetch_crates() -> Result<()> {
     let root = crate::run::root();
     for dir in [root.clone(), root.join("guard-ebpf")] {
-        let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .current_dir(&dir)
-            .args(["fetch", "--locked", "--quiet"])
-            .output()
-            .with_context(|| format!("start cargo fetch in {}", dir.display()))?;
-        if !out.status.success() {
-            bail!("cargo fetch in {} failed: {}", dir.display(), String::from_utf8_lossy(&out.stderr).trim());
-        }
+        run_quiet(
+            Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+                .current_dir(&dir)
+                .args(["fetch", "--locked", "--quiet"]),
+            &format!("cargo fetch in {}", dir.display()),
+        )?;
     }
     step("crates.io dependencies: fetched (beside the Debian packages)");
     Ok(())
