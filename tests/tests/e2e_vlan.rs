@@ -116,21 +116,11 @@ fn start_guard(core: &Netns, iface: &str, args: &[&str], port: u16) -> Running {
         {
             break;
         }
-        assert!(!exited(proc.pid()), "guard run exited during start-up:\n{}", proc.log_tail());
+        assert!(!proc.has_exited(), "guard run exited during start-up:\n{}", proc.log_tail());
         assert!(Instant::now() < end, "guard run did not attach to {iface} within 60 s:\n{}", proc.log_tail());
         std::thread::sleep(Duration::from_millis(100));
     }
     Running { proc, config, audit, port, _dir: dir }
-}
-
-/// Whether the process `pid` is gone or a zombie (it exited; its parent has not reaped it).
-fn exited(pid: Option<u32>) -> bool {
-    let Some(pid) = pid else { return true };
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // `pid (comm) S ...`: the state follows the last parenthesis.
-        Ok(s) => s.rsplit_once(") ").is_none_or(|(_, rest)| rest.starts_with('Z')),
-        Err(_) => true,
-    }
 }
 
 /// The guard's verdict counters, packets of `v`.

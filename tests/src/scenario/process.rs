@@ -130,6 +130,12 @@ impl GuardProc {
         Ok(child)
     }
 
+    /// Whether the guard has exited (or was never started): `try_wait` on the child this value
+    /// owns, which reaps it; stopping it later is then a no-op.
+    pub fn has_exited(&mut self) -> bool {
+        self.child.as_mut().is_none_or(|c| matches!(c.try_wait(), Ok(Some(_))))
+    }
+
     pub fn pins(&self) -> PinDir {
         PinDir::new(&self.pin_base, &self.iface)
     }
