@@ -331,6 +331,22 @@ impl N3Maps {
         use aya::maps::IterableMap as _;
         batch::read_slice(self.devices.map(), cursor, max, DEVICE_BATCH, out).map_err(err(abi::MAP_N3_DEVICES))
     }
+
+    /// Every device of the map handed to `f`, read `step` at a time ([`N3Maps::device_slice`]),
+    /// so no more than one slice is held: the one-off whole-map reads (a reload's group
+    /// membership, a fleet UE pin's bound TEIDs). A failed read ends the walk and is returned;
+    /// the devices not yet read are not visited.
+    pub fn for_each_device(&self, step: usize, mut f: impl FnMut(&DeviceKey, &DeviceState)) -> Result<(), MapsError> {
+        let (mut cursor, mut buf) = (batch::Cursor::default(), Vec::new());
+        while !cursor.finished() {
+            buf.clear();
+            self.device_slice(&mut cursor, step, &mut buf)?;
+            for (k, d) in &buf {
+                f(k, d);
+            }
+        }
+        Ok(())
+    }
 }
 
 /// 64 random bits (std's per-process random hash keys, over the time and a per-process counter),

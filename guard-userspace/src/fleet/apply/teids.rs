@@ -42,30 +42,29 @@ impl Applier {
                 }
             }
         }
-        let (mut cursor, mut buf) = (crate::bpf::batch::Cursor::default(), Vec::new());
-        loop {
-            buf.clear();
-            if let Err(e) = self.maps.device_slice(&mut cursor, 16_384, &mut buf) {
-                // What was not read is found by the controller's walks.
-                warn!(pin = target.describe(), error = %e, "fleet: reading the device map for a UE pin's TEIDs failed");
-                break;
+        // The devices bound to a pinned UE, read first (the map is borrowed while it is read),
+        // then staged in map order as before.
+        let mut found = Vec::new();
+        let read = self.maps.for_each_device(16_384, |k, d| {
+            if let Some(u) = bound_ue_keys(k, d).into_iter().flatten().find(|u| want.contains(u)) {
+                found.push((*k, u));
             }
-            for (k, d) in &buf {
-                let Some(u) = bound_ue_keys(k, d).into_iter().flatten().find(|u| want.contains(u)) else { continue };
-                if done.len() >= MAX_TEIDS_PER_PIN || !seen.insert(*k) {
-                    continue;
-                }
-                match self.maps.set_stage(k, entry) {
-                    Ok(()) => done.push((*k, entry.set_ns, u)),
-                    // The stage map is full: the controller's walk offers it again.
-                    Err(e) => {
-                        seen.remove(k);
-                        warn!(pin = target.describe(), device = device_key_str(k), error = %e, "fleet: a TEID of a UE pin not staged");
-                    }
-                }
+        });
+        if let Err(e) = read {
+            // What was not read is found by the controller's walks.
+            warn!(pin = target.describe(), error = %e, "fleet: reading the device map for a UE pin's TEIDs failed");
+        }
+        for (k, u) in found {
+            if done.len() >= MAX_TEIDS_PER_PIN || !seen.insert(k) {
+                continue;
             }
-            if cursor.finished() {
-                break;
+            match self.maps.set_stage(&k, entry) {
+                Ok(()) => done.push((k, entry.set_ns, u)),
+                // The stage map is full: the controller's walk offers it again.
+                Err(e) => {
+                    seen.remove(&k);
+                    warn!(pin = target.describe(), device = device_key_str(&k), error = %e, "fleet: a TEID of a UE pin not staged");
+                }
             }
         }
         self.bound.set(&target.suffix(), ue, done.iter().map(|(k, ..)| *k));

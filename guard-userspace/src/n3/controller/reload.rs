@@ -119,17 +119,11 @@ pub(super) fn config_file_evidence(path: &std::path::Path) -> serde_json::Value 
 /// walk does. A failed read is logged; the devices not read keep the membership their TEID gives
 /// until their next reading.
 fn read_devices(maps: &N3Maps, key_mode_ue: bool, f: &mut dyn FnMut(&abi::DeviceKey, &abi::L3Addr, &abi::L3Addr)) {
-    let mut cursor = crate::bpf::batch::Cursor::default();
-    let mut raw = Vec::new();
-    while !cursor.finished() {
-        raw.clear();
-        if let Err(e) = maps.device_slice(&mut cursor, WALK_STEP, &mut raw) {
-            warn!(error = %e, "SIGHUP: reading the device map for group membership failed");
-            break;
-        }
-        for (key, d) in &raw {
-            let ue = if key_mode_ue { ue_of_key(key) } else { ue_of_binding(d) };
-            f(key, &ue, &d.inner_dst);
-        }
+    let read = maps.for_each_device(WALK_STEP, |key, d| {
+        let ue = if key_mode_ue { ue_of_key(key) } else { ue_of_binding(d) };
+        f(key, &ue, &d.inner_dst);
+    });
+    if let Err(e) = read {
+        warn!(error = %e, "SIGHUP: reading the device map for group membership failed");
     }
 }
