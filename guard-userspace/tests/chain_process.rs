@@ -49,10 +49,6 @@ impl Drop for Fixture {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
-}
-
 impl Fixture {
     /// `attach` is the `[attach]` section's body.
     fn new(attach: &str) -> Fixture {
@@ -61,7 +57,7 @@ impl Fixture {
         let dir = std::env::temp_dir().join(format!("og-chain-{unique}"));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let pin_base = PathBuf::from(format!("/sys/fs/bpf/og-chain-{unique}"));
-        let metrics_port = free_port();
+        let metrics_port = labkit::lab::free_port();
         let config = dir.join("guard.toml");
         let text = format!(
             "[guard]\npin_dir = {pin:?}\naudit_log = {audit:?}\ntick = \"500ms\"\nmax_devices = 65536\n\n\

@@ -44,10 +44,6 @@ impl Drop for Fixture {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
-}
-
 fn config_text(pin_base: &Path, audit: &Path, port: u16) -> String {
     format!(
         "[guard]\npin_dir = {pin:?}\naudit_log = {audit:?}\ntick = \"500ms\"\nmax_devices = 65536\n\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n",
@@ -63,7 +59,7 @@ impl Fixture {
         let dir = std::env::temp_dir().join(format!("og-proc-{unique}"));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let pin_base = PathBuf::from(format!("/sys/fs/bpf/og-proc-{unique}"));
-        let metrics_port = free_port();
+        let metrics_port = labkit::lab::free_port();
         let config = dir.join("guard.toml");
         std::fs::write(&config, config_text(&pin_base, &dir.join("audit.jsonl"), metrics_port)).expect("config");
         Fixture { lab, dir, config, pin_base, metrics_port, guard: None }

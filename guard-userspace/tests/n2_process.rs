@@ -56,10 +56,6 @@ impl Drop for Fixture {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
-}
-
 impl Fixture {
     fn scrape(&self) -> Option<String> {
         self.lab.scrape_metrics(self.metrics_port)
@@ -96,7 +92,7 @@ fn guard_run_with_n2_stages_an_init_flood_and_keeps_data_flowing() {
     let dir = std::env::temp_dir().join(format!("og-n2proc-{unique}"));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let pin_base = PathBuf::from(format!("/sys/fs/bpf/og-n2proc-{unique}"));
-    let metrics_port = free_port();
+    let metrics_port = labkit::lab::free_port();
     let mut f = Fixture { lab, _n2_link: n2_link, dir, pin_base, metrics_port, guard: None };
     let audit = f.dir.join("audit.jsonl");
     std::fs::write(

@@ -44,10 +44,6 @@ impl Drop for Fixture {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
-}
-
 impl Fixture {
     fn new() -> Fixture {
         assert!(labkit::netns::is_root(), "needs root (network namespaces, XDP): run `cargo xtask test`");
@@ -74,7 +70,7 @@ impl Fixture {
                  [dataplane]\nobserve = {{ pps = 50, burst = 400 }}\n\n[classify]\nwarmup = \"1s\"\nmin_profile_pps = 20.0\n",
                 pin = self.pin_base.join(name).display().to_string(),
                 audit = self.audit_path().display().to_string(),
-                port = free_port(),
+                port = labkit::lab::free_port(),
             );
             std::fs::write(&path, text).expect("config");
         }

@@ -53,10 +53,7 @@ impl Fixture {
         let dir = std::env::temp_dir().join(format!("og-service-{unique}"));
         std::fs::create_dir_all(dir.join("log")).expect("temp dir");
         let pin_base = PathBuf::from(format!("/sys/fs/bpf/og-service-{unique}"));
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("free port");
+        let port = labkit::lab::free_port();
         let text = format!(
             "[guard]\ninterfaces = [{iface:?}]\npin_dir = {pin:?}\naudit_log = {audit:?}\ntick = \"{TICK_MS}ms\"\nmax_devices = 4096\n\n\
              [metrics]\nlisten = \"127.0.0.1:{port}\"\n",

@@ -243,6 +243,13 @@ pub fn series_key(series: &str) -> String {
     }
 }
 
+/// A TCP port on the host's 127.0.0.1 that nothing listens on now, for a `guard run`'s metrics
+/// listener in a test. Another process may take it before the guard binds it; the guard then
+/// fails at start-up with the address in its error, so the test fails loudly, never silently.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
 /// GET /metrics from `127.0.0.1:port` inside `ns`. The response of a `200 OK` answer, or `None` if
 /// the listener is not up yet, refuses, times out (2 s) or answers otherwise.
 pub fn scrape_metrics_in(ns: &Netns, port: u16) -> Option<String> {
