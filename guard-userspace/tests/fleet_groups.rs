@@ -67,6 +67,11 @@ fn a_member_sums_its_summary_groups_cells_only_and_pins_stay_fleet_wide() {
     let about = f.etcdctl(&["get", &format!("{root}members/member-1"), "--print-value-only"]);
     let about: serde_json::Value = serde_json::from_slice(&about.stdout).expect("the member's value");
     assert_eq!(about["summary_group"], "g1", "{about}");
+    // ... which shows it beside the member's name, and in its JSON.
+    let listed = f.fleet(&["list"]);
+    assert!(listed.contains("member-1 (summary group g1)"), "{listed}");
+    let listed: serde_json::Value = serde_json::from_str(&f.fleet(&["list", "--json"])).expect("list --json");
+    assert_eq!(listed["summary_groups"]["member-1"], "g1", "{listed}");
     // Other groups' keys are not even read: nothing refused.
     assert_eq!(f.metric("overload_guard_fleet_values_rejected_total{reason=\"bad_key\"}").unwrap_or(0.0), 0.0);
 
@@ -83,6 +88,8 @@ fn a_member_sums_its_summary_groups_cells_only_and_pins_stay_fleet_wide() {
     let about = f.etcdctl(&["get", &format!("{root}members/member-1"), "--print-value-only"]);
     let about: serde_json::Value = serde_json::from_slice(&about.stdout).expect("the member's value");
     assert!(about.get("summary_group").is_none(), "{about}");
+    let listed = f.fleet(&["list"]);
+    assert!(listed.contains("member-1") && !listed.contains("summary group"), "{listed}");
 
     // A group's summaries gone: dropped by its members only.
     put_all(&f);

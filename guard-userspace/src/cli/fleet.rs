@@ -272,17 +272,31 @@ async fn list(a: ListArgs) -> Result<()> {
             Err(e) => serde_json::json!({ "key": key, "invalid": e.to_string() }),
         });
     }
-    let names: Vec<String> = members
+    // Each member's name and, when it has one, its summary group (from the value it keeps under
+    // members/: a member of an AMF set or UPF pool sums that group's cells only).
+    let alive: Vec<(String, Option<String>)> = members
         .kvs()
         .iter()
-        .filter_map(|kv| String::from_utf8_lossy(kv.key()).strip_prefix(&mprefix).map(str::to_owned))
+        .filter_map(|kv| {
+            let name = String::from_utf8_lossy(kv.key()).strip_prefix(&mprefix).map(str::to_owned)?;
+            Some((name, summary_group_of(kv.value())))
+        })
         .collect();
+    let names: Vec<&str> = alive.iter().map(|(n, _)| n.as_str()).collect();
     if a.json {
-        let out = serde_json::json!({ "fleet": f.name, "pins": rows, "members": names, "truncated": pins.more() });
+        let groups: serde_json::Map<String, serde_json::Value> =
+            alive.iter().filter_map(|(n, g)| Some((n.clone(), g.clone()?.into()))).collect();
+        let out = serde_json::json!({
+            "fleet": f.name, "pins": rows, "members": names, "summary_groups": groups, "truncated": pins.more(),
+        });
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
-    println!("fleet {}: {} member(s) alive: {}", f.name, names.len(), names.join(", "));
+    let shown: Vec<String> = alive
+        .iter()
+        .map(|(n, g)| g.as_ref().map_or_else(|| n.clone(), |g| format!("{n} (summary group {g})")))
+        .collect();
+    println!("fleet {}: {} member(s) alive: {}", f.name, alive.len(), shown.join(", "));
     if rows.is_empty() {
         println!("no pins");
     }
@@ -304,4 +318,11 @@ async fn list(a: ListArgs) -> Result<()> {
         println!("  ... more than fleet.sync.max_keys ({}) pins: the rest are not shown", f.sync.max_keys);
     }
     Ok(())
+}
+
+/// The `summary_group` a member's value under members/ names, if any (a value that is not JSON,
+/// from another version or written by hand, shows the member without one).
+fn summary_group_of(value: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(value).ok()?;
+    v.get("summary_group")?.as_str().map(str::to_owned)
 }
