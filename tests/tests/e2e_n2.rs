@@ -9,10 +9,8 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
-use guard::bpf::link::ModeRequest;
-use guard::n2::{self, LoadOpts};
+use guard::n2;
 use guard_common::abi::{L3Addr, STAGE_QUARANTINE, STAGE_SHAPE};
-use guard_common::abi_n2::{N2Config, N2_PROT_ALL, N2_PROT_ALLOWLIST, NGAP_PORT, S1AP_PORT};
 use guard_common::policy_n2::N2Verdict;
 use labkit::bpf::{peer_stage_entry as stage_entry, PinScope};
 use labkit::sctp_frames::{ngap::InitialUeMessage, Chunk, SctpFrame};
@@ -31,26 +29,8 @@ const PPS: u64 = 10_000;
 fn quarantine_and_setup_limits_hold_on_the_wire_and_data_still_flows() {
     assert_root("e2e_n2::quarantine_and_setup_limits_hold_on_the_wire_and_data_still_flows");
     let lab = Lab::new().expect("lab");
-    let cfg = N2Config {
-        ngap_port: u32::from(NGAP_PORT),
-        s1ap_port: u32::from(S1AP_PORT),
-        enabled: N2_PROT_ALL & !N2_PROT_ALLOWLIST,
-        event_gap_ns: SEC,
-        ..Default::default()
-    };
-    let iface = lab.core_ifname().to_owned();
     let scope = PinScope::new("e2en2");
-    let pins = scope.pins.clone();
-    let (loaded, mut maps, how) = lab
-        .core
-        .run(move || -> anyhow::Result<_> {
-            let opts = LoadOpts { max_devices: 4096, max_cells: 64, max_peers: 64 };
-            let (mut l, m) = n2::load(&pins, &opts, &cfg)?;
-            let how = l.attach(&iface, ModeRequest::Auto)?;
-            Ok((l, m, how))
-        })
-        .expect("entering the core namespace")
-        .unwrap_or_else(|e| panic!("load + attach guard_n2 on the core veth: {e:#}"));
+    let (loaded, mut maps, how) = labkit::n2lab::bpf::attach_on_core(&lab, &scope);
     println!("attached guard_n2 to {} in {}: {how:?}", lab.core_ifname(), lab.core.name());
 
     maps.set_peer_stage(&L3Addr::v4(GNB_A.octets()), &stage_entry(STAGE_QUARANTINE, 0, 0, 60 * SEC)).expect("stage A");

@@ -317,10 +317,8 @@ fn guard_on_the_parent_parses_802_1q_tagged_gpdus_and_keys_them_as_untagged() {
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
 fn guard_n2_on_the_parent_handles_an_associations_tagged_frames_as_untagged_ones() {
-    use guard::bpf::link::ModeRequest;
-    use guard::n2::{self, LoadOpts};
+    use guard::n2;
     use guard_common::abi::{L3Addr, STAGE_QUARANTINE, STAGE_SHAPE};
-    use guard_common::abi_n2::{N2Config, N2_PROT_ALL, N2_PROT_ALLOWLIST, NGAP_PORT, S1AP_PORT};
     use guard_common::policy_n2::N2Verdict;
     use labkit::bpf::{peer_stage_entry, PinScope};
     use labkit::sctp_frames::{ngap::InitialUeMessage, Chunk, SctpFrame};
@@ -333,26 +331,8 @@ fn guard_n2_on_the_parent_handles_an_associations_tagged_frames_as_untagged_ones
         (Ipv4Addr::new(10, 100, 0, 11), Ipv4Addr::new(10, 100, 0, 12), Ipv4Addr::new(10, 100, 0, 13));
     let amf = Ipv4Addr::new(10, 100, 0, 1);
     let lab = Lab::new().expect("lab");
-    let cfg = N2Config {
-        ngap_port: u32::from(NGAP_PORT),
-        s1ap_port: u32::from(S1AP_PORT),
-        enabled: N2_PROT_ALL & !N2_PROT_ALLOWLIST,
-        event_gap_ns: SEC,
-        ..Default::default()
-    };
-    let iface = lab.core_ifname().to_owned();
     let pins = PinScope::new("e2evlann2");
-    let dir = pins.pins.clone();
-    let (loaded, mut maps) = lab
-        .core
-        .run(move || -> anyhow::Result<_> {
-            let opts = LoadOpts { max_devices: 4096, max_cells: 64, max_peers: 64 };
-            let (mut l, m) = n2::load(&dir, &opts, &cfg)?;
-            l.attach(&iface, ModeRequest::Auto)?;
-            Ok((l, m))
-        })
-        .expect("entering the core namespace")
-        .unwrap_or_else(|e| panic!("load + attach guard_n2 on the core veth: {e:#}"));
+    let (loaded, mut maps, _) = labkit::n2lab::bpf::attach_on_core(&lab, &pins);
     let stage = |s, pps, burst| peer_stage_entry(s, pps, burst, 60 * SEC);
     maps.set_peer_stage(&L3Addr::v4(gnb_a.octets()), &stage(STAGE_QUARANTINE, 0, 0)).expect("stage A");
     maps.set_peer_stage(&L3Addr::v4(gnb_c.octets()), &stage(STAGE_SHAPE, 10, 5)).expect("stage C");

@@ -27,6 +27,24 @@ pub fn enforce_all() -> N2Config {
     }
 }
 
+/// `guard_n2` loaded with [`enforce_all`] and the e2e tests' capacities, its maps pinned under
+/// `scope`, attached (XDP mode as the interface allows) to the lab's core veth inside the core
+/// namespace: what the end-to-end N2 tests put in front of real frames. Panics (fails the test)
+/// if it cannot. The returned attachment says which XDP mode the kernel took.
+pub fn attach_on_core(lab: &crate::Lab, scope: &PinScope) -> (N2Loaded, N2Maps, guard::bpf::link::Attachment) {
+    let iface = lab.core_ifname().to_owned();
+    let pins = scope.pins.clone();
+    lab.core
+        .run(move || -> Result<_> {
+            let opts = LoadOpts { max_devices: 4096, max_cells: 64, max_peers: 64 };
+            let (mut l, m) = n2::load(&pins, &opts, &enforce_all())?;
+            let how = l.attach(&iface, guard::bpf::link::ModeRequest::Auto)?;
+            Ok((l, m, how))
+        })
+        .expect("entering the core namespace")
+        .unwrap_or_else(|e| panic!("load + attach guard_n2 on the core veth: {e:#}"))
+}
+
 /// Small capacities: quick to load, and easy to fill in exhaustion tests.
 pub const TEST_OPTS: LoadOpts = LoadOpts { max_devices: 4096, max_cells: 1024, max_peers: 1024 };
 

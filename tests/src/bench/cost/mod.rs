@@ -11,7 +11,7 @@ use aya::programs::Xdp;
 use guard::{n2, n3::load, n3::maps::N3Maps};
 use guard_common::{
     abi::{DeviceKey, GuardConfig, Limit, STAGE_QUARANTINE, STAGE_SHAPE},
-    abi_n2::{N2Config, N2_PROT_ALL, N2_PROT_ALLOWLIST, NGAP_PORT, S1AP_PORT},
+    abi_n2::N2Config,
     policy::Verdict,
 };
 
@@ -117,13 +117,7 @@ pub(crate) fn n2_initial_ue_frame() -> Vec<u8> {
 /// `guard_n2`'s configuration in the bench: NGAP and S1AP ports, every protection but the
 /// allow-list on.
 pub(crate) fn n2_bench_config() -> N2Config {
-    N2Config {
-        ngap_port: u32::from(NGAP_PORT),
-        s1ap_port: u32::from(S1AP_PORT),
-        enabled: N2_PROT_ALL & !N2_PROT_ALLOWLIST,
-        event_gap_ns: SEC_NS,
-        ..Default::default()
-    }
+    crate::n2lab::bpf::enforce_all()
 }
 
 /// The guard under test (N3, and N2 if it loads) with the reference programs.
