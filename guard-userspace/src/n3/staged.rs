@@ -7,22 +7,17 @@
 //! other's bits, which a whole-value `BPF_MAP_UPDATE_ELEM` of a word both touch would.
 
 use std::{
-    os::fd::{AsRawFd as _, BorrowedFd},
-    ptr::NonNull,
+    os::fd::BorrowedFd,
     sync::atomic::{AtomicU64, Ordering},
 };
 
 use guard_common::abi::{staged_bit, DeviceKey, STAGED_WORDS};
+use memmap2::{MmapOptions, MmapRaw};
 
-/// The mapped words of `N3_STAGED`; unmapped on drop.
+/// The mapped words of `N3_STAGED` (a shared, writable mapping; unmapped on drop).
 pub struct StagedMarks {
-    words: NonNull<AtomicU64>,
+    map: MmapRaw,
 }
-
-// SAFETY: the mapping is shared memory accessed only through atomics.
-unsafe impl Send for StagedMarks {}
-// SAFETY: as above.
-unsafe impl Sync for StagedMarks {}
 
 const LEN: usize = STAGED_WORDS as usize * 8;
 
@@ -31,29 +26,16 @@ impl StagedMarks {
     /// values, `BPF_F_MMAPABLE`; the caller checked the pins' layout). The mapping holds its own
     /// reference to the map, so `fd` may be closed afterwards.
     pub fn map(fd: BorrowedFd<'_>) -> std::io::Result<Self> {
-        // SAFETY: a fresh shared mapping of LEN bytes (whole pages, asserted in guard-common) of
-        // the map's value area; the kernel refuses a map that is not mmapable or is smaller.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                LEN,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                fd.as_raw_fd(),
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(std::io::Error::last_os_error());
-        }
-        let words = NonNull::new(p.cast::<AtomicU64>()).ok_or_else(|| std::io::Error::other("mmap returned null"))?;
-        Ok(StagedMarks { words })
+        // LEN bytes (whole pages, asserted in guard-common) of the map's value area, shared and
+        // writable; the kernel refuses a map that is not mmapable or is smaller.
+        let map = MmapOptions::new().len(LEN).map_raw(&fd)?;
+        Ok(StagedMarks { map })
     }
 
     fn word(&self, i: u32) -> &AtomicU64 {
-        // SAFETY: `i < STAGED_WORDS` (`staged_bit`), inside the mapping, page-aligned so 8-byte
-        // aligned; the data plane reads these words and nothing writes them non-atomically.
-        unsafe { &*self.words.as_ptr().add((i % STAGED_WORDS) as usize) }
+        // SAFETY: `i % STAGED_WORDS` is inside the mapping of LEN bytes, which is page-aligned so
+        // 8-byte aligned; the data plane reads these words and nothing writes them non-atomically.
+        unsafe { &*self.map.as_mut_ptr().cast::<AtomicU64>().add((i % STAGED_WORDS) as usize) }
     }
 
     /// Set `key`'s bit. Call it after the key's stage entry is in `N3_STAGES` (`SeqCst`: the
@@ -72,12 +54,5 @@ impl StagedMarks {
     /// How many bits are set (how full the marks are: `guard status`, tests).
     pub fn count(&self) -> u32 {
         (0..STAGED_WORDS).map(|i| self.word(i).load(Ordering::Relaxed).count_ones()).sum()
-    }
-}
-
-impl Drop for StagedMarks {
-    fn drop(&mut self) {
-        // SAFETY: the mapping made in `map`, of LEN bytes, unmapped once.
-        unsafe { libc::munmap(self.words.as_ptr().cast(), LEN) };
     }
 }
