@@ -11,152 +11,58 @@
 //!   and detaching the guard leaves the UPF program (or the root) running alone.
 
 use std::{
-    path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    path::Path,
+    process::Command,
     time::{Duration, Instant},
 };
 
 use labkit::{
     generator::{send_frames, SendOpts},
-    lab::Lab,
     sink::{Sink, SinkReport},
     xdpprog::{bpftool, Pinned},
 };
 
-const GUARD: &str = env!("CARGO_BIN_EXE_guard");
+mod process_fixture;
+use process_fixture::{metric, Fixture};
+
 const QUARANTINED: u32 = 0x100;
 const OTHERS: [u32; 4] = [0x101, 0x102, 0x103, 0x104];
 
-/// The guard process, its pins and files, the lab: removed even if an assertion fails.
-struct Fixture {
-    lab: Lab,
-    dir: PathBuf,
-    config: PathBuf,
-    pin_base: PathBuf,
-    metrics_port: u16,
-    /// A cell: the flood's side work (kill, restart, upgrade) runs while the sender borrows the lab.
-    guard: std::cell::RefCell<Option<Child>>,
+fn frames(f: &Fixture, udp_9999: usize) -> Vec<Vec<u8>> {
+    let mut frames = Vec::new();
+    for (i, t) in OTHERS.iter().enumerate() {
+        frames.push(f.lab.gpdu_v4(i % 2, *t).build());
+        frames.push(f.lab.gpdu_v4(i % 2, QUARANTINED).build());
+    }
+    for _ in 0..udp_9999 {
+        frames.push(f.lab.gpdu_v4(0, 0x999).udp_ports(40000, 9999).build());
+    }
+    frames
 }
 
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        self.stop_guard();
-        let _ = self.guard_cmd(&["detach", "--purge"]).output();
-        let iface = self.lab.core_ifname().to_owned();
-        let _ = std::fs::remove_file(self.pin_base.join(format!("{iface}-next-link")));
-        let _ = std::fs::remove_dir(&self.pin_base);
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+/// Send `n` frames of [`frames`] at `pps`, running `during` meanwhile; what was sent
+/// and what the sink received.
+fn send(
+    f: &Fixture,
+    n: u64,
+    pps: u64,
+    udp_9999: usize,
+    during: impl FnOnce(),
+) -> (labkit::generator::SendReport, SinkReport) {
+    let frames = frames(f, udp_9999);
+    let sink = Sink::start(&f.lab.core, f.lab.core_ifname()).expect("sink");
+    let opts = SendOpts::new(n, Duration::from_secs(60)).pps(pps);
+    let sent = std::thread::scope(|s| {
+        let lab = &f.lab;
+        let sender = s.spawn(|| send_frames(&lab.ran, lab.ran_ifname(), &frames, &opts));
+        during();
+        sender.join().expect("sender thread")
+    })
+    .expect("send");
+    assert!(!sent.hit_deadline && sent.sent == n, "generator sent everything: {sent:?}");
+    sink.wait_quiet(Duration::from_millis(300), Duration::from_secs(5));
+    (sent, sink.stop().expect("sink report"))
 }
-
-impl Fixture {
-    /// `attach` is the `[attach]` section's body.
-    fn new(attach: &str) -> Fixture {
-        let lab = Lab::new().expect("lab topology");
-        let unique = format!("{}-{}", std::process::id(), lab.core_ns_name());
-        let dir = std::env::temp_dir().join(format!("og-chain-{unique}"));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let pin_base = PathBuf::from(format!("/sys/fs/bpf/og-chain-{unique}"));
-        let metrics_port = labkit::lab::free_port();
-        let config = dir.join("guard.toml");
-        let text = format!(
-            "[guard]\npin_dir = {pin:?}\naudit_log = {audit:?}\ntick = \"500ms\"\nmax_devices = 65536\n\n\
-             [metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n\n[attach]\n{attach}\n",
-            pin = pin_base.display().to_string(),
-            audit = dir.join("audit.jsonl").display().to_string(),
-        );
-        std::fs::write(&config, text).expect("config");
-        Fixture { lab, dir, config, pin_base, metrics_port, guard: std::cell::RefCell::new(None) }
-    }
-
-    fn guard_cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(GUARD);
-        c.args(["--netns", self.lab.core_ns_name()]);
-        let n = if matches!(args.first(), Some(&"device") | Some(&"chain")) { 2 } else { 1 };
-        c.args(&args[..n]);
-        c.args(["--iface", self.lab.core_ifname(), "--config"]).arg(&self.config);
-        c.args(&args[n..]);
-        c
-    }
-
-    fn guard_ok(&self, args: &[&str]) -> String {
-        let out = self.guard_cmd(args).output().expect("run guard");
-        assert!(
-            out.status.success(),
-            "guard {args:?} failed: {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn start_guard(&self, log: &str) {
-        let file = std::fs::File::create(self.dir.join(log)).expect("log file");
-        let child = self.guard_cmd(&["run"]).stdout(Stdio::null()).stderr(file).spawn().expect("spawn guard run");
-        *self.guard.borrow_mut() = Some(child);
-        let t0 = Instant::now();
-        while t0.elapsed() < Duration::from_secs(20) {
-            if self.lab.scrape_metrics(self.metrics_port).is_some() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("guard run did not come up; log: {}", self.log(log));
-    }
-
-    /// SIGKILL the controller (the data plane stays).
-    fn stop_guard(&self) {
-        if let Some(mut g) = self.guard.borrow_mut().take() {
-            let _ = g.kill();
-            let _ = g.wait();
-        }
-    }
-
-    fn log(&self, name: &str) -> String {
-        std::fs::read_to_string(self.dir.join(name)).unwrap_or_default()
-    }
-
-    fn status(&self) -> serde_json::Value {
-        serde_json::from_str(&self.guard_ok(&["status", "--json"])).expect("status JSON")
-    }
-
-    fn frames(&self, udp_9999: usize) -> Vec<Vec<u8>> {
-        let mut frames = Vec::new();
-        for (i, t) in OTHERS.iter().enumerate() {
-            frames.push(self.lab.gpdu_v4(i % 2, *t).build());
-            frames.push(self.lab.gpdu_v4(i % 2, QUARANTINED).build());
-        }
-        for _ in 0..udp_9999 {
-            frames.push(self.lab.gpdu_v4(0, 0x999).udp_ports(40000, 9999).build());
-        }
-        frames
-    }
-
-    /// Send `n` frames of [`Fixture::frames`] at `pps`, running `during` meanwhile; what was sent
-    /// and what the sink received.
-    fn send(
-        &self,
-        n: u64,
-        pps: u64,
-        udp_9999: usize,
-        during: impl FnOnce(),
-    ) -> (labkit::generator::SendReport, SinkReport) {
-        let frames = self.frames(udp_9999);
-        let sink = Sink::start(&self.lab.core, self.lab.core_ifname()).expect("sink");
-        let opts = SendOpts::new(n, Duration::from_secs(60)).pps(pps);
-        let sent = std::thread::scope(|s| {
-            let lab = &self.lab;
-            let sender = s.spawn(|| send_frames(&lab.ran, lab.ran_ifname(), &frames, &opts));
-            during();
-            sender.join().expect("sender thread")
-        })
-        .expect("send");
-        assert!(!sent.hit_deadline && sent.sent == n, "generator sent everything: {sent:?}");
-        sink.wait_quiet(Duration::from_millis(300), Duration::from_secs(5));
-        (sent, sink.stop().expect("sink report"))
-    }
-}
-
 fn upf_teids(u: &Pinned) -> std::collections::BTreeMap<u32, u64> {
     std::iter::once(QUARANTINED).chain(OTHERS).map(|t| (t, u.hash_u32("upf_teids", t))).collect()
 }
@@ -188,10 +94,6 @@ fn check_round(
     }
 }
 
-fn metric(body: &str, name: &str, label: &str) -> Option<f64> {
-    body.lines().find(|l| l.starts_with(name) && l.contains(label)).and_then(|l| l.rsplit(' ').next()?.parse().ok())
-}
-
 fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     let t0 = Instant::now();
     while t0.elapsed() < Duration::from_secs(10) {
@@ -219,7 +121,7 @@ fn xdp_prog_name(f: &Fixture) -> String {
 fn guard_first_then_the_upf_program_each_survives_the_other() {
     labkit::netns::assert_root("chain_process::guard_first_then_the_upf_program_each_survives_the_other");
     let u = Pinned::load("xdp_upf").unwrap_or_else(|e| panic!("loading the UPF program: {e:#}"));
-    let f = Fixture::new(&format!("next = {:?}", u.prog().display().to_string()));
+    let f = Fixture::new("chain", &format!("\n[attach]\nnext = {:?}\n", u.prog().display().to_string()));
     f.start_guard("run-1.log");
     f.guard_ok(&["device", "pin", "--teid", "0x100", "--stage", "quarantine", "--ttl", "10m", "--comment", "test"]);
     assert_eq!(xdp_prog_name(&f), "guard_n3");
@@ -228,7 +130,7 @@ fn guard_first_then_the_upf_program_each_survives_the_other() {
     // 9999: passed by the guard, dropped by the UPF.
     let before = upf_teids(&u);
     let dropped = u.counter("upf_counts", 1);
-    let (sent, got) = f.send(1000, 2000, 2, || {});
+    let (sent, got) = send(&f, 1000, 2000, 2, || {});
     check_round("guard first", &sent, &got, &before, &u, true);
     // The UDP-9999 packets are G-PDUs of TEID 0x999 (the sink's `other` counts ARP and IPv6
     // neighbour discovery, which a link may send at any time).
@@ -239,7 +141,7 @@ fn guard_first_then_the_upf_program_each_survives_the_other() {
 
     // Under a paced flood: kill -9, restart, upgrade. No benign loss, the UPF sees every one.
     let before = upf_teids(&u);
-    let (sent, got) = f.send(3200, 400, 0, || kill_restart_upgrade(&f));
+    let (sent, got) = send(&f, 3200, 400, 0, || kill_restart_upgrade(&f));
     check_round("kill, restart and upgrade under load", &sent, &got, &before, &u, true);
     let log2 = f.log("run-2.log");
     assert!(log2.contains("re-used the pinned XDP link"), "{log2}");
@@ -249,7 +151,7 @@ fn guard_first_then_the_upf_program_each_survives_the_other() {
     let new_id = u.id();
     wait_for("the new UPF program linked", || f.status()["chain"]["slot_prog_id"].as_u64() == Some(u64::from(new_id)));
     let before = upf_teids(&u);
-    let (sent, got) = f.send(1000, 2000, 0, || {});
+    let (sent, got) = send(&f, 1000, 2000, 0, || {});
     check_round("after the UPF restarted", &sent, &got, &before, &u, true);
 
     // The UPF's pin goes: the guard empties its slot, says so (once), and goes on guarding.
@@ -261,12 +163,12 @@ fn guard_first_then_the_upf_program_each_survives_the_other() {
     assert!(st["chain"]["next_state"].as_str().unwrap_or("").starts_with("GONE"), "{}", st["chain"]);
     // The gauge is set at the end of the tick that emptied the slot: wait for that tick.
     let gone = || {
-        let body = f.lab.scrape_metrics(f.metrics_port).unwrap_or_default();
+        let body = f.scrape().unwrap_or_default();
         metric(&body, "overload_guard_chain_next", "outcome=\"gone\"") == Some(1.0)
     };
     wait_for("the chain_next gauge to say gone", gone);
     let sink = Sink::start(&f.lab.core, f.lab.core_ifname()).expect("sink");
-    let frames = f.frames(0);
+    let frames = frames(&f, 0);
     let sent =
         send_frames(&f.lab.ran, f.lab.ran_ifname(), &frames, &SendOpts::new(400, Duration::from_secs(20)).pps(2000))
             .expect("send");
@@ -277,7 +179,7 @@ fn guard_first_then_the_upf_program_each_survives_the_other() {
     let log = f.log("run-2.log");
     assert_eq!(log.matches(GONE).count(), said + 1, "said once: {log}");
     let benign: u64 = OTHERS.iter().map(|t| sent.per_teid.get(t).copied().unwrap_or(0)).sum();
-    let body = f.lab.scrape_metrics(f.metrics_port).expect("metrics");
+    let body = f.scrape().expect("metrics");
     let misses = metric(&body, "overload_guard_chain_miss_total", "").unwrap_or(0.0) as u64;
     assert!(misses >= benign, "every benign packet passed without a next program is a miss ({benign}): {body}");
 
@@ -290,7 +192,7 @@ fn guard_first_then_the_upf_program_each_survives_the_other() {
     assert!(out.contains("now runs the next program"), "{out}");
     assert_eq!(xdp_prog_name(&f), "xdp_upf", "the interface runs the UPF program after the guard's detach");
     let before = upf_teids(&u);
-    let (sent, got) = f.send(1000, 2000, 0, || {});
+    let (sent, got) = send(&f, 1000, 2000, 0, || {});
     check_round("guard detached", &sent, &got, &before, &u, false);
     assert_eq!(upf_teids(&u)[&QUARANTINED] - before[&QUARANTINED], sent.per_teid[&QUARANTINED], "the UPF alone");
 
@@ -298,7 +200,7 @@ fn guard_first_then_the_upf_program_each_survives_the_other() {
     f.start_guard("run-3.log");
     assert_eq!(xdp_prog_name(&f), "guard_n3");
     let before = upf_teids(&u);
-    let (sent, got) = f.send(1000, 2000, 0, || {});
+    let (sent, got) = send(&f, 1000, 2000, 0, || {});
     check_round("guard back first", &sent, &got, &before, &u, true);
 
     // `guard chain clear` / `set` at run time (audited): cleared, passed packets go to the stack
@@ -307,7 +209,7 @@ fn guard_first_then_the_upf_program_each_survives_the_other() {
     assert!(out.contains("kernel stack"), "{out}");
     assert!(f.status()["chain"]["next"].is_null());
     let before = upf_teids(&u);
-    let (sent, got) = f.send(400, 2000, 0, || {});
+    let (sent, got) = send(&f, 400, 2000, 0, || {});
     assert_eq!(got.teid(OTHERS[0]), sent.per_teid[&OTHERS[0]], "cleared: benign traffic to the stack");
     assert_eq!(upf_teids(&u), before, "cleared: the UPF program got packets");
     let out = f.guard_ok(&["chain", "set", "--next", &u.prog().display().to_string()]);
@@ -315,7 +217,7 @@ fn guard_first_then_the_upf_program_each_survives_the_other() {
     let human = f.guard_ok(&["status"]);
     assert!(human.contains("next program") && human.contains("linked: program xdp_upf"), "{human}");
     let before = upf_teids(&u);
-    let (sent, got) = f.send(400, 2000, 0, || {});
+    let (sent, got) = send(&f, 400, 2000, 0, || {});
     check_round("chain set again", &sent, &got, &before, &u, true);
     let audit = std::fs::read_to_string(f.dir.join("audit.jsonl")).unwrap_or_default();
     assert_eq!(audit.lines().filter(|l| l.contains("\"action\":\"upgrade\"")).count(), 1, "{audit}");
@@ -374,7 +276,10 @@ fn guard_inside_a_root_array_each_survives_the_other() {
     let root = Pinned::load("xdp_root").unwrap_or_else(|e| panic!("loading the root program: {e:#}"));
     upf_in_slot_2(&root, &u);
     let jmp = root.map("root_jmp").display().to_string();
-    let f = Fixture::new(&format!("into = \"{jmp}:1\"\nnext = {:?}", u.prog().display().to_string()));
+    let f = Fixture::new(
+        "chain",
+        &format!("\n[attach]\ninto = \"{jmp}:1\"\nnext = {:?}\n", u.prog().display().to_string()),
+    );
     attach_root(&f, &root.prog());
     f.start_guard("run-1.log");
     f.guard_ok(&["device", "pin", "--teid", "0x100", "--stage", "quarantine", "--ttl", "10m", "--comment", "test"]);
@@ -384,7 +289,7 @@ fn guard_inside_a_root_array_each_survives_the_other() {
 
     // root → guard (slot 1) → UPF (its next).
     let before = upf_teids(&u);
-    let (sent, got) = f.send(1000, 2000, 2, || {});
+    let (sent, got) = send(&f, 1000, 2000, 2, || {});
     check_round("guard inside the root", &sent, &got, &before, &u, true);
     assert_eq!(got.teid(0x999), 0, "UDP to 9999 passed the UPF program: {got:?}");
     let seen_by_root = root.counter("root_counts", 0);
@@ -393,12 +298,12 @@ fn guard_inside_a_root_array_each_survives_the_other() {
     // Under a paced flood: kill -9, restart (the slot is re-filled in place), upgrade (the slot's
     // program swapped). No benign loss; the UPF counts every one.
     let before = upf_teids(&u);
-    let (sent, got) = f.send(3200, 400, 0, || kill_restart_upgrade(&f));
+    let (sent, got) = send(&f, 3200, 400, 0, || kill_restart_upgrade(&f));
     check_round("kill, restart and upgrade in the slot under load", &sent, &got, &before, &u, true);
     assert_eq!(xdp_prog_name(&f), "xdp_root");
     // The running controller takes the upgraded program in the slot for the guard's own.
     std::thread::sleep(Duration::from_millis(1200));
-    let body = f.lab.scrape_metrics(f.metrics_port).expect("metrics");
+    let body = f.scrape().expect("metrics");
     assert_eq!(metric(&body, "overload_guard_chain_into", ""), Some(1.0), "{body}");
     let log2 = f.log("run-2.log");
     assert!(!log2.contains("another program took the guard's slot"), "{log2}");
@@ -410,7 +315,7 @@ fn guard_inside_a_root_array_each_survives_the_other() {
     attach_root(&f, &root.prog());
     wait_for("the guard back in the new array", || f.status()["chain"]["into"]["in_slot"] == true);
     let before = upf_teids(&u);
-    let (sent, got) = f.send(1000, 2000, 0, || {});
+    let (sent, got) = send(&f, 1000, 2000, 0, || {});
     check_round("after the root restarted", &sent, &got, &before, &u, true);
 
     // The guard stops and detaches: only its slot is emptied; the root goes on to the UPF.
@@ -419,7 +324,7 @@ fn guard_inside_a_root_array_each_survives_the_other() {
     assert!(out.contains("left slot 1"), "{out}");
     assert_eq!(xdp_prog_name(&f), "xdp_root");
     let before = upf_teids(&u);
-    let (sent, got) = f.send(1000, 2000, 0, || {});
+    let (sent, got) = send(&f, 1000, 2000, 0, || {});
     check_round("guard detached from the root", &sent, &got, &before, &u, false);
     let audit = std::fs::read_to_string(f.dir.join("audit.jsonl")).unwrap_or_default();
     assert_eq!(audit.lines().filter(|l| l.contains("\"action\":\"upgrade\"")).count(), 1, "{audit}");

@@ -6,136 +6,37 @@
 //! - a SIGHUP with a broken config file is rejected and the running config stays.
 
 use std::{
-    path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::Command,
     time::{Duration, Instant},
 };
 
 use labkit::{
     generator::{send_frames, SendOpts},
-    lab::Lab,
     sink::Sink,
 };
 
-const GUARD: &str = env!("CARGO_BIN_EXE_guard");
+mod process_fixture;
+use process_fixture::{Fixture, GUARD};
+
 const QUARANTINED: u32 = 0x100;
 const OTHERS: [u32; 4] = [0x101, 0x102, 0x103, 0x104];
 const PER_TEID: u64 = 400;
 
-/// Test state that must go away even if an assertion fails: the guard process, its pins, its files.
-struct Fixture {
-    lab: Lab,
-    dir: PathBuf,
-    config: PathBuf,
-    pin_base: PathBuf,
-    metrics_port: u16,
-    guard: Option<Child>,
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        if let Some(mut g) = self.guard.take() {
-            let _ = g.kill();
-            let _ = g.wait();
-        }
-        let _ = self.guard_cmd(&["detach", "--purge"]).output();
-        let _ = std::fs::remove_dir(&self.pin_base);
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn config_text(pin_base: &Path, audit: &Path, port: u16) -> String {
-    format!(
-        "[guard]\npin_dir = {pin:?}\naudit_log = {audit:?}\ntick = \"500ms\"\nmax_devices = 65536\n\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n",
-        pin = pin_base.display().to_string(),
-        audit = audit.display().to_string(),
-    )
-}
-
-impl Fixture {
-    fn new() -> Fixture {
-        let lab = Lab::new().expect("lab topology");
-        let unique = format!("{}-{}", std::process::id(), lab.core_ns_name());
-        let dir = std::env::temp_dir().join(format!("og-proc-{unique}"));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let pin_base = PathBuf::from(format!("/sys/fs/bpf/og-proc-{unique}"));
-        let metrics_port = labkit::lab::free_port();
-        let config = dir.join("guard.toml");
-        std::fs::write(&config, config_text(&pin_base, &dir.join("audit.jsonl"), metrics_port)).expect("config");
-        Fixture { lab, dir, config, pin_base, metrics_port, guard: None }
-    }
-
-    fn guard_cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(GUARD);
-        c.args(["--netns", self.lab.core_ns_name()]);
-        // The sub-command (one or two words), then the target, then the rest.
-        let n = if args.first() == Some(&"device") { 2 } else { 1 };
-        c.args(&args[..n]);
-        c.args(["--iface", self.lab.core_ifname(), "--config"]).arg(&self.config);
-        c.args(&args[n..]);
-        c
-    }
-
-    fn guard_ok(&self, args: &[&str]) -> String {
-        let out = self.guard_cmd(args).output().expect("run guard");
-        assert!(
-            out.status.success(),
-            "guard {args:?} failed: {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn start_guard(&mut self, log: &str) {
-        let file = std::fs::File::create(self.dir.join(log)).expect("log file");
-        let child = self.guard_cmd(&["run"]).stdout(Stdio::null()).stderr(file).spawn().expect("spawn guard run");
-        self.guard = Some(child);
-        // Ready when /metrics answers: load, attach and the controller are all up by then.
-        let t0 = Instant::now();
-        while t0.elapsed() < Duration::from_secs(20) {
-            if self.scrape().is_some() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("guard run did not come up; log: {}", self.log(log));
-    }
-
-    fn log(&self, name: &str) -> String {
-        std::fs::read_to_string(self.dir.join(name)).unwrap_or_default()
-    }
-
-    /// GET /metrics from inside the core namespace, where the guard listens.
-    fn scrape(&self) -> Option<String> {
-        self.lab.scrape_metrics(self.metrics_port)
-    }
-
-    fn status(&self) -> serde_json::Value {
-        serde_json::from_str(&self.guard_ok(&["status", "--json"])).expect("status JSON")
-    }
-
-    /// Send PER_TEID G-PDUs for each TEID and return what the core-side sink counted per TEID.
-    fn send_round(&self) -> std::collections::BTreeMap<u32, u64> {
-        let sink = Sink::start(&self.lab.core, self.lab.core_ifname()).expect("sink");
-        let teids: Vec<u32> = std::iter::once(QUARANTINED).chain(OTHERS).collect();
-        let frames: Vec<Vec<u8>> = teids.iter().enumerate().map(|(i, t)| self.lab.gpdu_v4(i % 2, *t).build()).collect();
-        let total = PER_TEID * frames.len() as u64;
-        let opts = SendOpts::new(total, Duration::from_secs(20)).pps(20_000);
-        let sent = send_frames(&self.lab.ran, self.lab.ran_ifname(), &frames, &opts).expect("send");
-        assert_eq!(sent.sent, total, "generator sent everything");
-        sink.wait_quiet(Duration::from_millis(300), Duration::from_secs(5));
-        sink.stop().expect("sink report").per_teid
-    }
+/// Send PER_TEID G-PDUs for each TEID and return what the core-side sink counted per TEID.
+fn send_round(f: &Fixture) -> std::collections::BTreeMap<u32, u64> {
+    let sink = Sink::start(&f.lab.core, f.lab.core_ifname()).expect("sink");
+    let teids: Vec<u32> = std::iter::once(QUARANTINED).chain(OTHERS).collect();
+    let frames: Vec<Vec<u8>> = teids.iter().enumerate().map(|(i, t)| f.lab.gpdu_v4(i % 2, *t).build()).collect();
+    let total = PER_TEID * frames.len() as u64;
+    let opts = SendOpts::new(total, Duration::from_secs(20)).pps(20_000);
+    let sent = send_frames(&f.lab.ran, f.lab.ran_ifname(), &frames, &opts).expect("send");
+    assert_eq!(sent.sent, total, "generator sent everything");
+    sink.wait_quiet(Duration::from_millis(300), Duration::from_secs(5));
+    sink.stop().expect("sink report").per_teid
 }
 
 fn metric(body: &str, name: &str, label: &str) -> u64 {
-    body.lines()
-        .find(|l| l.starts_with(name) && l.contains(label))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse::<f64>().ok())
-        .map(|v| v as u64)
-        .unwrap_or(0)
+    process_fixture::metric(body, name, label).map_or(0, |v| v as u64)
 }
 
 fn verdict(status: &serde_json::Value, name: &str) -> u64 {
@@ -146,12 +47,12 @@ fn verdict(status: &serde_json::Value, name: &str) -> u64 {
 #[ignore = "needs root: cargo xtask test runs it"]
 fn guard_run_enforces_survives_kill_and_rejects_bad_reload() {
     labkit::netns::assert_root("guard_process::guard_run_enforces_survives_kill_and_rejects_bad_reload");
-    let mut f = Fixture::new();
+    let f = Fixture::new("proc", "");
     f.start_guard("guard-1.log");
     f.guard_ok(&["device", "pin", "--teid", "0x100", "--stage", "quarantine", "--ttl", "10m", "--comment", "test"]);
 
     // 1. Enforcement, checked by the sink, not by the guard's counters.
-    let got = f.send_round();
+    let got = send_round(&f);
     assert_eq!(got.get(&QUARANTINED).copied().unwrap_or(0), 0, "quarantined TEID must not arrive: {got:?}");
     for t in OTHERS {
         assert_eq!(got.get(&t).copied().unwrap_or(0), PER_TEID, "TEID {t:#x} must arrive in full: {got:?}");
@@ -224,7 +125,7 @@ fn guard_run_enforces_survives_kill_and_rejects_bad_reload() {
     // 3. A broken config on SIGHUP is rejected and the running one stays.
     let good = std::fs::read_to_string(&f.config).expect("config");
     std::fs::write(&f.config, format!("{good}\n[ladder.shape]\nrate_pps = 0\n")).expect("write bad config");
-    let pid = f.guard.as_ref().map(|c| c.id()).expect("guard pid");
+    let pid = f.guard_pid().expect("guard pid");
     // SAFETY: sending a signal to our own child.
     unsafe { libc::kill(pid as i32, libc::SIGHUP) };
     let t0 = Instant::now();
@@ -239,11 +140,8 @@ fn guard_run_enforces_survives_kill_and_rejects_bad_reload() {
     std::fs::write(&f.config, good).expect("restore config");
 
     // 4. kill -9: the pinned link keeps the data plane enforcing without any controller.
-    if let Some(mut g) = f.guard.take() {
-        g.kill().expect("kill -9");
-        g.wait().expect("reap");
-    }
-    let got = f.send_round();
+    f.stop_guard();
+    let got = send_round(&f);
     assert_eq!(got.get(&QUARANTINED).copied().unwrap_or(0), 0, "still dropped with the controller dead: {got:?}");
 
     // 5. A second `guard run` re-uses the pins: counters and the quarantine are kept.
@@ -257,7 +155,7 @@ fn guard_run_enforces_survives_kill_and_rejects_bad_reload() {
         staged.iter().any(|s| s["device"] == "teid:0x00000100" && s["stage"] == 3 && s["manual"] == true),
         "quarantine kept across the restart: {staged:?}"
     );
-    let got = f.send_round();
+    let got = send_round(&f);
     assert_eq!(got.get(&QUARANTINED).copied().unwrap_or(0), 0);
     assert_eq!(got.get(&0x101).copied().unwrap_or(0), PER_TEID);
 }
@@ -293,7 +191,7 @@ fn bad_config_file_is_rejected_naming_the_key() {
 #[ignore = "needs root: cargo xtask test runs it"]
 fn kill_restart_and_upgrade_under_load_lose_no_benign_packet() {
     labkit::netns::assert_root("guard_process::kill_restart_and_upgrade_under_load_lose_no_benign_packet");
-    let mut f = Fixture::new();
+    let f = Fixture::new("proc", "");
     f.start_guard("load-1.log");
     f.guard_ok(&["device", "pin", "--teid", "0x100", "--stage", "quarantine", "--ttl", "10m", "--comment", "test"]);
     let garbage = f.dir.join("broken.o");
@@ -312,18 +210,9 @@ fn kill_restart_and_upgrade_under_load_lose_no_benign_packet() {
         let lab = &f.lab;
         let sender = s.spawn(|| send_frames(&lab.ran, lab.ran_ifname(), &frames, &opts));
         std::thread::sleep(Duration::from_secs(2));
-        if let Some(mut g) = f.guard.take() {
-            g.kill().expect("kill -9");
-            g.wait().expect("reap");
-        }
+        f.stop_guard();
         std::thread::sleep(Duration::from_secs(1));
-        let file = std::fs::File::create(f.dir.join("load-2.log")).expect("log file");
-        let child = f.guard_cmd(&["run"]).stdout(Stdio::null()).stderr(file).spawn().expect("restart guard run");
-        f.guard = Some(child);
-        let t0 = Instant::now();
-        while f.scrape().is_none() && t0.elapsed() < Duration::from_secs(20) {
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        f.start_guard("load-2.log");
         std::thread::sleep(Duration::from_millis(1500));
         let upgrade_out = f.guard_cmd(&["upgrade"]).output().expect("run guard upgrade");
         std::thread::sleep(Duration::from_millis(500));
