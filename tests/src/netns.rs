@@ -425,39 +425,36 @@ pub fn live_namespaces() -> Vec<String> {
     LIVE.lock().map(|l| l.iter().cloned().collect()).unwrap_or_default()
 }
 
-static SIGINT_PIPE_WR: AtomicU32 = AtomicU32::new(u32::MAX);
 static SIGINT_ONCE: Once = Once::new();
+/// What [`install_sigint_cleanup`]'s watcher runs before it deletes the namespaces.
+static INTERRUPT_CLEANUPS: Mutex<Vec<fn()>> = Mutex::new(Vec::new());
 
-extern "C" fn on_sigint(_sig: libc::c_int) {
-    let fd = SIGINT_PIPE_WR.load(Ordering::Relaxed);
-    if fd != u32::MAX {
-        let b = [1u8];
-        // SAFETY: write(2) is async-signal-safe; fd is the pipe's write end, kept open forever.
-        unsafe { libc::write(fd as libc::c_int, b.as_ptr().cast(), 1) };
+/// Have [`install_sigint_cleanup`]'s watcher run `f` on Ctrl-C / SIGTERM before it deletes the
+/// namespaces (e.g. stop the guard processes running inside them and remove their pins).
+pub fn on_interrupt(f: fn()) {
+    if let Ok(mut c) = INTERRUPT_CLEANUPS.lock() {
+        c.push(f);
     }
 }
 
-/// For the lab binary: on SIGINT (Ctrl-C) or SIGTERM, delete every namespace this process created
-/// (which removes their veths) and exit with status 130. The handler only writes to a pipe; a
-/// watcher thread does the cleanup. Idempotent.
+/// For the lab binary: on SIGINT (Ctrl-C) or SIGTERM, run the [`on_interrupt`] cleanups, delete
+/// every namespace this process created (which removes their veths) and exit with status 130.
+/// The signals are taken by signal-hook (its handler only wakes a watcher thread, which does the
+/// work outside signal context). Idempotent.
 pub fn install_sigint_cleanup() -> Result<()> {
     let mut result = Ok(());
     SIGINT_ONCE.call_once(|| {
         result = (|| -> Result<()> {
-            let mut fds = [0 as libc::c_int; 2];
-            // SAFETY: fds has room for the two descriptors pipe2 writes.
-            if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-                return Err(io::Error::last_os_error()).context("pipe2");
-            }
-            let [rd, wr] = fds;
-            SIGINT_PIPE_WR.store(wr as u32, Ordering::Relaxed);
+            let mut signals = signal_hook::iterator::Signals::new([libc::SIGINT, libc::SIGTERM])
+                .context("registering SIGINT and SIGTERM")?;
             thread::Builder::new()
                 .name("labkit-sigint".into())
                 .spawn(move || {
-                    let mut b = [0u8; 1];
-                    // SAFETY: rd is the pipe's read end, owned by this thread.
-                    let n = unsafe { libc::read(rd, b.as_mut_ptr().cast(), 1) };
-                    if n == 1 {
+                    if signals.forever().next().is_some() {
+                        let cleanups = INTERRUPT_CLEANUPS.lock().map(|c| c.clone()).unwrap_or_default();
+                        for f in cleanups {
+                            f();
+                        }
                         for name in live_namespaces() {
                             eprintln!("labkit: interrupted, deleting netns {name}");
                             // Own process group: a second Ctrl-C must not kill `ip` half-way.
@@ -467,19 +464,6 @@ pub fn install_sigint_cleanup() -> Result<()> {
                     }
                 })
                 .context("spawning the SIGINT watcher")?;
-            for sig in [libc::SIGINT, libc::SIGTERM] {
-                // SAFETY: a zeroed sigaction with a plain handler is valid; the handler is
-                // async-signal-safe.
-                unsafe {
-                    let mut sa: libc::sigaction = std::mem::zeroed();
-                    sa.sa_sigaction = on_sigint as *const () as usize;
-                    libc::sigemptyset(&mut sa.sa_mask);
-                    sa.sa_flags = libc::SA_RESTART;
-                    if libc::sigaction(sig, &sa, std::ptr::null_mut()) != 0 {
-                        return Err(io::Error::last_os_error()).context("sigaction");
-                    }
-                }
-            }
             Ok(())
         })();
     });

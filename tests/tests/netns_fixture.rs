@@ -135,11 +135,20 @@ fn veth_pair_is_removed_on_drop() {
 }
 
 const SIGINT_CHILD_ENV: &str = "LABKIT_SIGINT_CHILD";
+/// Where the child's `on_interrupt` cleanup leaves its mark.
+const SIGINT_MARK_ENV: &str = "LABKIT_SIGINT_MARK";
 
 /// The child process of `ctrl_c_removes_the_lab` (that test re-run with [`SIGINT_CHILD_ENV`]
 /// set; not a test of its own, which `--include-ignored` would run without a parent): installs
 /// the SIGINT cleanup, builds a Lab, prints its namespaces and waits to be interrupted.
 fn sigint_child() -> ! {
+    // What a lab's guard cleanup hangs on the same handler (`scenario::install_signal_cleanup`).
+    fn mark() {
+        if let Some(p) = std::env::var_os(SIGINT_MARK_ENV) {
+            let _ = std::fs::write(p, "cleanup ran");
+        }
+    }
+    labkit::netns::on_interrupt(mark);
     labkit::netns::install_sigint_cleanup().expect("install handler");
     let lab = Lab::new().expect("lab");
     println!("LAB {} {}", lab.ran_ns_name(), lab.core_ns_name());
@@ -157,9 +166,12 @@ fn ctrl_c_removes_the_lab() {
         sigint_child();
     }
     let exe = std::env::current_exe().expect("test binary");
+    let mark = std::env::temp_dir().join(format!("labkit-sigint-mark-{}", std::process::id()));
+    let _ = std::fs::remove_file(&mark);
     let mut child = Command::new(exe)
         .args(["--exact", "ctrl_c_removes_the_lab", "--ignored", "--nocapture", "--test-threads", "1"])
         .env(SIGINT_CHILD_ENV, "1")
+        .env(SIGINT_MARK_ENV, &mark)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -182,6 +194,9 @@ fn ctrl_c_removes_the_lab() {
     assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
     let status = child.wait().expect("wait child");
     assert_eq!(status.code(), Some(130), "child exits 130 after cleanup");
+    let marked = std::fs::read_to_string(&mark).unwrap_or_default();
+    let _ = std::fs::remove_file(&mark);
+    assert_eq!(marked, "cleanup ran", "the on_interrupt cleanup did not run");
     let listed = list_netns().expect("ip netns list");
     for n in &names {
         assert!(!listed.contains(n), "namespace {n} left behind after Ctrl-C: {listed:?}");

@@ -18,12 +18,10 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use labkit::fleetlab::{run, FleetOpts, FleetReport, Load};
-use labkit::n2lab::INTERRUPTED;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -43,29 +41,6 @@ struct Args {
     /// `[fleet]`) instead: `<out>/fleet-n3/report.{md,json}`.
     #[arg(long)]
     n3_split: bool,
-}
-
-extern "C" fn on_signal(_: libc::c_int) {
-    INTERRUPTED.store(true, Ordering::Relaxed);
-}
-
-/// SIGINT / SIGTERM only set a flag: the run stops at its next slot and the fixtures' Drop
-/// removes the guards, etcd, the pins, the links and the namespaces.
-fn install_signal_handlers() -> Result<()> {
-    for sig in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: a zeroed sigaction with a handler that only stores to an atomic
-        // (async-signal-safe).
-        let rc = unsafe {
-            let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
-            libc::sigemptyset(&mut sa.sa_mask);
-            libc::sigaction(sig, &sa, std::ptr::null_mut())
-        };
-        if rc != 0 {
-            return Err(std::io::Error::last_os_error()).context("sigaction");
-        }
-    }
-    Ok(())
 }
 
 fn load_row(what: &str, l: &Load) -> String {
@@ -140,7 +115,7 @@ fn main_inner(args: &Args) -> Result<bool> {
     let guard_bin = labkit::guard_bin::built(args.guard_bin.clone())?;
     let scenario =
         args.scenario.clone().unwrap_or_else(|| labkit::guard_bin::workspace().join("lab/fleet/split_storm.toml"));
-    install_signal_handlers()?;
+    labkit::n2lab::stop_on_signals()?;
     let opts = FleetOpts { guard_bin, out: args.out.clone(), scenario, verbose: true };
     if args.n3_split {
         let r = labkit::fleetlab::n3split::run(&opts)?;

@@ -47,29 +47,6 @@ struct Args {
     quiet: bool,
 }
 
-extern "C" fn on_signal(_: libc::c_int) {
-    INTERRUPTED.store(true, Ordering::Relaxed);
-}
-
-/// SIGINT / SIGTERM only set a flag: the scenario stops at its next slot and the fixtures' Drop
-/// removes the guard, its pins, the links and the namespaces.
-fn install_signal_handlers() -> Result<()> {
-    for sig in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: a zeroed sigaction with a handler that only stores to an atomic
-        // (async-signal-safe).
-        let rc = unsafe {
-            let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
-            libc::sigemptyset(&mut sa.sa_mask);
-            libc::sigaction(sig, &sa, std::ptr::null_mut())
-        };
-        if rc != 0 {
-            return Err(std::io::Error::last_os_error()).context("sigaction");
-        }
-    }
-    Ok(())
-}
-
 fn scenario_files(arg: &str, dir: &Path) -> Result<Vec<PathBuf>> {
     if arg == "all" {
         let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -109,7 +86,7 @@ fn run(args: &Args) -> Result<bool> {
     let files = scenario_files(&args.scenario, &dir)?;
     // Parse them all first: a typo fails before anything is set up.
     let scenarios = files.iter().map(|f| N2Scenario::read(f)).collect::<Result<Vec<_>>>()?;
-    install_signal_handlers()?;
+    labkit::n2lab::stop_on_signals()?;
     let opts = RunOpts { guard_bin: guard_bin.clone(), out: args.out.clone(), verbose: !args.quiet };
     eprintln!("lab_n2: guard binary {}, {} scenario(s)", guard_bin.display(), scenarios.len());
     let t0 = Instant::now();

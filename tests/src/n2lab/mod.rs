@@ -30,9 +30,20 @@ use ran::{Model, TxKind};
 use spec::N2Scenario;
 use topo::{N2Topo, RunFiles, N2_CORE_IF};
 
-/// Set by the `lab_n2` binary's SIGINT / SIGTERM handler: a running scenario stops at the next
-/// slot and everything is cleaned up by the fixtures' `Drop`.
-pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// Set on SIGINT / SIGTERM once a lab binary called [`stop_on_signals`]: a running scenario stops
+/// at the next slot and everything is cleaned up by the fixtures' `Drop`.
+pub static INTERRUPTED: std::sync::LazyLock<std::sync::Arc<AtomicBool>> =
+    std::sync::LazyLock::new(|| std::sync::Arc::new(AtomicBool::new(false)));
+
+/// For the `lab_n2` and `lab_fleet` binaries: SIGINT and SIGTERM only set [`INTERRUPTED`]
+/// (signal-hook's flag handler), so the run stops at its next slot and the fixtures' `Drop`
+/// removes the guards, etcd, the pins, the links and the namespaces.
+pub fn stop_on_signals() -> Result<()> {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        signal_hook::flag::register(sig, std::sync::Arc::clone(&INTERRUPTED)).context("registering a signal flag")?;
+    }
+    Ok(())
+}
 
 /// How to run scenarios.
 #[derive(Clone, Debug)]

@@ -40,47 +40,8 @@ pub fn cleanup_live_runs() {
 /// For the lab binaries (`lab`, `lab_real`): on Ctrl-C / SIGTERM stop the guard processes of live
 /// runs, remove their pin directories ([`register_run`]), delete the namespaces, exit 130.
 pub fn install_signal_cleanup() -> Result<()> {
-    // labkit's handler deletes namespaces only; ours does that after the runs' own cleanup.
-    crate::netns::install_sigint_cleanup()?;
-    static PIPE_WR: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
-    extern "C" fn on_signal(_: libc::c_int) {
-        let b = [1u8];
-        let fd = PIPE_WR.load(std::sync::atomic::Ordering::Relaxed);
-        // SAFETY: write(2) is async-signal-safe; fd is our pipe's write end, kept open forever.
-        unsafe { libc::write(fd, b.as_ptr().cast(), 1) };
-    }
-    let mut fds = [0 as libc::c_int; 2];
-    // SAFETY: room for two descriptors.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        bail!("pipe2: {}", std::io::Error::last_os_error());
-    }
-    PIPE_WR.store(fds[1], std::sync::atomic::Ordering::Relaxed);
-    let rd = fds[0];
-    std::thread::Builder::new().name("lab-signal".into()).spawn(move || {
-        let mut b = [0u8; 1];
-        // SAFETY: reading our own pipe.
-        if unsafe { libc::read(rd, b.as_mut_ptr().cast(), 1) } == 1 {
-            cleanup_live_runs();
-            for ns in crate::netns::live_namespaces() {
-                eprintln!("lab: interrupted, deleting netns {ns}");
-                let _ = std::process::Command::new("ip").args(["netns", "del", &ns]).status();
-            }
-            std::process::exit(130);
-        }
-    })?;
-    for sig in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: a zeroed sigaction with a plain, async-signal-safe handler.
-        unsafe {
-            let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = on_signal as *const () as usize;
-            libc::sigemptyset(&mut sa.sa_mask);
-            sa.sa_flags = libc::SA_RESTART;
-            if libc::sigaction(sig, &sa, std::ptr::null_mut()) != 0 {
-                bail!("sigaction: {}", std::io::Error::last_os_error());
-            }
-        }
-    }
-    Ok(())
+    crate::netns::on_interrupt(cleanup_live_runs);
+    crate::netns::install_sigint_cleanup()
 }
 
 /// The guard subprocess of one run; Drop stops it and purges its pins.
