@@ -1,18 +1,19 @@
-//! Classic libpcap files (not pcapng): a writer for handing frames to tshark and a reader for
-//! frames crafted elsewhere (scapy's `wrpcap`). Link type 1 (Ethernet).
+//! Classic libpcap files (not pcapng), Ethernet (link type 1): a writer for handing frames to
+//! tshark and a reader for frames crafted elsewhere (scapy's `wrpcap`). Both through rusticata's
+//! pcap-parser (the reader `guard replay` uses too; its `serialize` feature writes).
 
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use pcap_parser::{LegacyPcapBlock, Linktype, PcapHeader, ToVec};
+
 pub const LINKTYPE_ETHERNET: u32 = 1;
-const MAGIC_USEC: u32 = 0xa1b2_c3d4;
-const MAGIC_NSEC: u32 = 0xa1b2_3c4d;
 /// Snap length written in the header.
 pub const SNAPLEN: u32 = 262_144;
 
-/// Writes a classic pcap file, microsecond timestamps, native (little-endian here) byte order.
+/// Writes a classic pcap file, microsecond timestamps, little-endian.
 pub struct PcapWriter<W: Write> {
     out: W,
 }
@@ -23,16 +24,17 @@ impl PcapWriter<BufWriter<File>> {
     }
 }
 
+fn serialize_error(e: impl std::fmt::Debug) -> io::Error {
+    io::Error::other(format!("pcap: {e:?}"))
+}
+
 impl<W: Write> PcapWriter<W> {
-    /// Write the global header to `out`.
+    /// Write the global header (version 2.4) to `out`.
     pub fn new(mut out: W) -> io::Result<Self> {
-        out.write_all(&MAGIC_USEC.to_le_bytes())?;
-        out.write_all(&2u16.to_le_bytes())?; // version 2.4
-        out.write_all(&4u16.to_le_bytes())?;
-        out.write_all(&0i32.to_le_bytes())?; // thiszone
-        out.write_all(&0u32.to_le_bytes())?; // sigfigs
-        out.write_all(&SNAPLEN.to_le_bytes())?;
-        out.write_all(&LINKTYPE_ETHERNET.to_le_bytes())?;
+        let mut h = PcapHeader::new();
+        h.snaplen = SNAPLEN;
+        h.network = Linktype(LINKTYPE_ETHERNET as i32);
+        out.write_all(&h.to_vec().map_err(serialize_error)?)?;
         Ok(PcapWriter { out })
     }
 
@@ -45,13 +47,15 @@ impl<W: Write> PcapWriter<W> {
     pub fn write_with_orig_len(&mut self, frame: &[u8], orig_len: usize) -> io::Result<()> {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
         let too_big = || io::Error::new(io::ErrorKind::InvalidInput, "frame longer than 4 GiB");
-        let incl = u32::try_from(frame.len()).map_err(|_| too_big())?;
-        let orig = u32::try_from(orig_len.max(frame.len())).map_err(|_| too_big())?;
-        self.out.write_all(&u32::try_from(now.as_secs()).unwrap_or(u32::MAX).to_le_bytes())?;
-        self.out.write_all(&now.subsec_micros().to_le_bytes())?;
-        self.out.write_all(&incl.to_le_bytes())?;
-        self.out.write_all(&orig.to_le_bytes())?;
-        self.out.write_all(frame)
+        let b = LegacyPcapBlock {
+            ts_sec: u32::try_from(now.as_secs()).unwrap_or(u32::MAX),
+            ts_usec: now.subsec_micros(),
+            caplen: u32::try_from(frame.len()).map_err(|_| too_big())?,
+            origlen: u32::try_from(orig_len.max(frame.len())).map_err(|_| too_big())?,
+            data: frame,
+        };
+        // `to_vec_raw`: `to_vec` would first "fix" the lengths from the data.
+        self.out.write_all(&b.to_vec_raw().map_err(serialize_error)?)
     }
 
     /// Flush and hand back the inner writer.
@@ -78,31 +82,25 @@ pub fn read_pcap(path: &Path) -> io::Result<Vec<Vec<u8>>> {
     parse_pcap(&data)
 }
 
-/// Parse a classic pcap file held in memory.
+/// Parse a classic pcap file held in memory (either byte order, µs or ns timestamps): every
+/// record's captured octets.
 pub fn parse_pcap(data: &[u8]) -> io::Result<Vec<Vec<u8>>> {
-    let bad = |m: &str| io::Error::new(io::ErrorKind::InvalidData, m.to_string());
-    let hdr = data.get(..24).ok_or_else(|| bad("pcap: short global header"))?;
-    let magic_le = u32::from_le_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]);
-    let le = match magic_le {
-        MAGIC_USEC | MAGIC_NSEC => true,
-        m if m.swap_bytes() == MAGIC_USEC || m.swap_bytes() == MAGIC_NSEC => false,
-        _ => return Err(bad("pcap: bad magic (pcapng is not supported)")),
-    };
-    let u32_at = |b: &[u8], o: usize| -> io::Result<u32> {
-        let s: [u8; 4] = b.get(o..o + 4).and_then(|s| s.try_into().ok()).ok_or_else(|| bad("pcap: truncated"))?;
-        Ok(if le { u32::from_le_bytes(s) } else { u32::from_be_bytes(s) })
-    };
-    if u32_at(hdr, 20)? != LINKTYPE_ETHERNET {
-        return Err(bad("pcap: link type is not Ethernet"));
+    let bad = |m: String| io::Error::new(io::ErrorKind::InvalidData, m);
+    let (mut rest, header) = pcap_parser::parse_pcap_header(data)
+        .map_err(|e| bad(format!("pcap: bad global header (pcapng is not supported): {e:?}")))?;
+    if header.network != Linktype(LINKTYPE_ETHERNET as i32) {
+        return Err(bad("pcap: link type is not Ethernet".into()));
     }
+    if header.is_modified_format() {
+        return Err(bad("pcap: the modified (Kuznetzov) format is not supported".into()));
+    }
+    let frame = if header.is_bigendian() { pcap_parser::parse_pcap_frame_be } else { pcap_parser::parse_pcap_frame };
     let mut frames = Vec::new();
-    let mut off = 24;
-    while off < data.len() {
-        let incl = usize::try_from(u32_at(data, off + 8)?).map_err(|_| bad("pcap: record too long"))?;
-        let start = off + 16;
-        let rec = data.get(start..start + incl).ok_or_else(|| bad("pcap: truncated record"))?;
-        frames.push(rec.to_vec());
-        off = start + incl;
+    while !rest.is_empty() {
+        let (r, b) =
+            frame(rest).map_err(|e| bad(format!("pcap: truncated record ({} octets left): {e:?}", rest.len())))?;
+        frames.push(b.data.to_vec());
+        rest = r;
     }
     Ok(frames)
 }
@@ -128,5 +126,18 @@ mod tests {
     fn rejects_garbage() {
         assert!(parse_pcap(&[0u8; 24]).is_err());
         assert!(parse_pcap(&[0u8; 3]).is_err());
+        // A record cut short is an error, not a shorter capture.
+        let mut w = PcapWriter::new(Vec::new()).expect("header");
+        w.write(&[7u8; 60]).expect("record");
+        let bytes = w.finish().expect("finish");
+        assert!(parse_pcap(&bytes[..bytes.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn reads_big_endian_and_nanosecond_files() {
+        // A big-endian, nanosecond-stamped header and one 4-octet record, written out by hand.
+        let mut f = vec![0xa1, 0xb2, 0x3c, 0x4d, 0, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 1];
+        f.extend([0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 4, 0, 0, 0, 4, 9, 8, 7, 6]);
+        assert_eq!(parse_pcap(&f).expect("parse"), vec![vec![9, 8, 7, 6]]);
     }
 }
