@@ -13,20 +13,14 @@
 //! iteration of a live hash map, a walk may miss entries inserted or deleted meanwhile, and reads
 //! each entry at most once.
 
-use std::{
-    io,
-    os::fd::{AsFd as _, AsRawFd as _},
-};
+use std::os::fd::{AsFd as _, AsRawFd as _};
 
 use aya::{
     maps::{MapData, MapError},
     Pod,
 };
 
-/// `enum bpf_cmd` value of `BPF_MAP_LOOKUP_BATCH` (include/uapi/linux/bpf.h).
-const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
-/// `enum bpf_cmd` value of `BPF_MAP_UPDATE_BATCH` (include/uapi/linux/bpf.h).
-const BPF_MAP_UPDATE_BATCH: libc::c_long = 26;
+use super::sys::{bpf, BPF_MAP_LOOKUP_BATCH, BPF_MAP_UPDATE_BATCH};
 
 /// The `batch` member of `union bpf_attr` (include/uapi/linux/bpf.h), as the kernel reads it.
 #[repr(C)]
@@ -96,7 +90,7 @@ pub fn read_slice<K: Pod, V: Pod>(
         // SAFETY: the key and value buffers have room for `count` elements of the map's key and
         // value sizes (K and V are the map's types, checked by aya when the typed map was
         // opened), the tokens point to 8 writable bytes (hash maps use 4).
-        if let Err(e) = unsafe { bpf_batch(BPF_MAP_LOOKUP_BATCH, &mut attr) } {
+        if let Err(e) = unsafe { bpf(BPF_MAP_LOOKUP_BATCH, &mut attr) } {
             // End of the map: `count` still says how many the last call copied.
             if e.raw_os_error() != Some(libc::ENOENT) {
                 return Err(MapError::SyscallError(aya::sys::SyscallError {
@@ -141,10 +135,10 @@ pub fn write_batch<K: Pod, V: Pod>(map: &MapData, keys: &[K], values: &[V]) -> R
         // SAFETY: the key and value arrays hold `count` contiguous elements of the map's key and
         // value types (K and V, checked by aya when the typed map was opened), which the kernel
         // only reads.
-        let r = unsafe { bpf_batch(BPF_MAP_UPDATE_BATCH, &mut attr) };
+        let r = unsafe { bpf(BPF_MAP_UPDATE_BATCH, &mut attr) };
         // `count` says how many the call wrote, also when it failed part way.
         done += attr.count as usize;
-        if let Err(io_error) = r {
+        if let Err(io_error) = r.map(drop) {
             return Err(MapError::SyscallError(aya::sys::SyscallError { call: "bpf_map_update_batch", io_error }));
         }
         if attr.count == 0 {
@@ -152,21 +146,4 @@ pub fn write_batch<K: Pod, V: Pod>(map: &MapData, keys: &[K], values: &[V]) -> R
         }
     }
     Ok(())
-}
-
-/// One batch command (`cmd`) of the bpf(2) syscall on `attr`, which the kernel updates in place
-/// (`count`, the out token). aya 0.14 has no batch operations, so this is the raw call.
-///
-/// # Safety
-/// `attr`'s pointers must satisfy `cmd`: key and value buffers of `count` elements of the map's
-/// key and value sizes (writable for a lookup), tokens pointing to 8 writable bytes or 0.
-unsafe fn bpf_batch(cmd: libc::c_long, attr: &mut BatchAttr) -> io::Result<()> {
-    // SAFETY: `attr` is the kernel's `batch` layout and lives across the call; the caller
-    // vouches for what it points to.
-    let rc = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr as *mut BatchAttr, core::mem::size_of::<BatchAttr>()) };
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
 }

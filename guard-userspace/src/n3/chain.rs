@@ -26,7 +26,10 @@ use aya::{
 };
 use guard_common::abi::{self, ChainConfig, CHAIN_FLAG_NEXT, CHAIN_PATH_MAX};
 
-use crate::bpf::pins::PinDir;
+use crate::bpf::{
+    pins::PinDir,
+    sys::{bpf, BPF_LINK_UPDATE, BPF_MAP_LOOKUP_ELEM, BPF_OBJ_GET, BPF_OBJ_PIN},
+};
 
 /// `enum bpf_prog_type` value of XDP programs (include/uapi/linux/bpf.h).
 const BPF_PROG_TYPE_XDP: u32 = 6;
@@ -272,23 +275,19 @@ pub fn slot_prog_id(path: &Path, slot: u32) -> Result<Option<u32>, ChainError> {
         value: u64,
         flags: u64,
     }
-    let attr = LookupAttr {
+    let mut attr = LookupAttr {
         map_fd: data.fd().as_fd().as_raw_fd() as u32,
         _pad: 0,
         key: &key as *const u32 as u64,
         value: &mut value as *mut u32 as u64,
         flags: 0,
     };
-    const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
-    // SAFETY: `attr` is a valid bpf_attr prefix of the size passed; key and value point to live
-    // u32s for the duration of the call (a program array's key and value are 4 octets).
-    let rc = unsafe {
-        libc::syscall(libc::SYS_bpf, BPF_MAP_LOOKUP_ELEM, &attr as *const LookupAttr, std::mem::size_of::<LookupAttr>())
+    // SAFETY: `attr` is BPF_MAP_LOOKUP_ELEM's bpf_attr prefix; key and value point to live u32s
+    // for the duration of the call (a program array's key and value are 4 octets).
+    let e = match unsafe { bpf(BPF_MAP_LOOKUP_ELEM, &mut attr) } {
+        Ok(_) => return Ok(Some(value)),
+        Err(e) => e,
     };
-    if rc == 0 {
-        return Ok(Some(value));
-    }
-    let e = std::io::Error::last_os_error();
     if e.raw_os_error() == Some(libc::ENOENT) {
         return Ok(None);
     }
@@ -402,16 +401,9 @@ fn obj_pin_raw(fd: i32, path: &Path) -> std::io::Result<()> {
         bpf_fd: u32,
         file_flags: u32,
     }
-    let attr = PinAttr { pathname: c.as_ptr() as u64, bpf_fd: fd as u32, file_flags: 0 };
-    const BPF_OBJ_PIN: libc::c_long = 6;
-    // SAFETY: `attr` is a valid bpf_attr prefix; `c` outlives the call.
-    let rc =
-        unsafe { libc::syscall(libc::SYS_bpf, BPF_OBJ_PIN, &attr as *const PinAttr, std::mem::size_of::<PinAttr>()) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
+    let mut attr = PinAttr { pathname: c.as_ptr() as u64, bpf_fd: fd as u32, file_flags: 0 };
+    // SAFETY: `attr` is BPF_OBJ_PIN's bpf_attr prefix; `c` outlives the call.
+    unsafe { bpf(BPF_OBJ_PIN, &mut attr) }.map(drop)
 }
 
 /// `BPF_OBJ_GET`: open the object pinned at `path`.
@@ -425,16 +417,11 @@ fn obj_get(path: &Path) -> std::io::Result<std::os::fd::OwnedFd> {
         bpf_fd: u32,
         file_flags: u32,
     }
-    let attr = GetAttr { pathname: c.as_ptr() as u64, bpf_fd: 0, file_flags: 0 };
-    const BPF_OBJ_GET: libc::c_long = 7;
-    // SAFETY: `attr` is a valid bpf_attr prefix; `c` outlives the call.
-    let rc =
-        unsafe { libc::syscall(libc::SYS_bpf, BPF_OBJ_GET, &attr as *const GetAttr, std::mem::size_of::<GetAttr>()) };
-    if rc < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
+    let mut attr = GetAttr { pathname: c.as_ptr() as u64, bpf_fd: 0, file_flags: 0 };
+    // SAFETY: `attr` is BPF_OBJ_GET's bpf_attr prefix; `c` outlives the call.
+    let fd = unsafe { bpf(BPF_OBJ_GET, &mut attr) }?;
     // SAFETY: the kernel returned a new descriptor that nothing else owns.
-    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(rc as i32) })
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) })
 }
 
 /// Point the XDP link pinned at `link` at the program pinned at `prog` (`BPF_LINK_UPDATE`: the
@@ -451,21 +438,15 @@ pub fn update_link_to(link: &Path, prog: &Path) -> Result<(), ChainError> {
         flags: u32,
         old_prog_fd: u32,
     }
-    let attr = UpdateAttr {
+    let mut attr = UpdateAttr {
         link_fd: link_fd.as_raw_fd() as u32,
         new_prog_fd: prog_fd.as_raw_fd() as u32,
         flags: 0,
         old_prog_fd: 0,
     };
-    const BPF_LINK_UPDATE: libc::c_long = 29;
-    // SAFETY: `attr` is a valid bpf_attr prefix; both descriptors are open for the call.
-    let rc = unsafe {
-        libc::syscall(libc::SYS_bpf, BPF_LINK_UPDATE, &attr as *const UpdateAttr, std::mem::size_of::<UpdateAttr>())
-    };
-    if rc != 0 {
-        return Err(io(format!("switching the link {} to {}", link.display(), prog.display()))(
-            std::io::Error::last_os_error(),
-        ));
+    // SAFETY: `attr` is BPF_LINK_UPDATE's bpf_attr prefix; both descriptors are open for the call.
+    if let Err(e) = unsafe { bpf(BPF_LINK_UPDATE, &mut attr) } {
+        return Err(io(format!("switching the link {} to {}", link.display(), prog.display()))(e));
     }
     Ok(())
 }
