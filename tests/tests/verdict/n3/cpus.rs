@@ -40,13 +40,12 @@ fn gpdu(teid: u32) -> Vec<u8> {
 }
 
 /// Whether this machine has the two CPUs these tests move between.
-fn two_cpus(test: &str) -> bool {
+/// These tests need two online CPUs; on fewer they fail, saying so, rather than pass without
+/// checking anything (`cargo xtask test` needs two CPUs, README "Two commands").
+fn assert_two_cpus(test: &str) {
     // SAFETY: sysconf has no preconditions.
     let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
-    if n < 2 {
-        eprintln!("{test}: skipped, needs two online CPUs (this machine has {n})");
-    }
-    n >= 2
+    assert!(n >= 2, "{test} needs two online CPUs to run its packets on both; this machine has {n}");
 }
 
 fn load(cfg: &GuardConfig) -> Guard {
@@ -73,9 +72,7 @@ fn alternate(g: &mut Guard, frame: &[u8], n: usize) -> usize {
 #[ignore = "needs root: cargo xtask test runs it"]
 fn a_device_limit_is_one_budget_over_all_cpus() {
     assert_root("verdict::n3::cpus::a_device_limit_is_one_budget_over_all_cpus");
-    if !two_cpus("a_device_limit_is_one_budget_over_all_cpus") {
-        return;
-    }
+    assert_two_cpus("a_device_limit_is_one_budget_over_all_cpus");
     let mut g = load(&enforce_all());
     let f = gpdu(0x51);
     g.expect("the device, before its stage", &f, Verdict::PassGpdu);
@@ -95,9 +92,7 @@ fn a_device_limit_is_one_budget_over_all_cpus() {
 #[ignore = "needs root: cargo xtask test runs it"]
 fn a_cell_cap_is_one_budget_over_all_cpus() {
     assert_root("verdict::n3::cpus::a_cell_cap_is_one_budget_over_all_cpus");
-    if !two_cpus("a_cell_cap_is_one_budget_over_all_cpus") {
-        return;
-    }
+    assert_two_cpus("a_cell_cap_is_one_budget_over_all_cpus");
     let mut g = load(&enforce_all());
     let frames: Vec<Vec<u8>> = (0..40u32).map(|i| gpdu(0x100 + i)).collect();
     // Every device known first (on both CPUs), so only the cap can drop.
@@ -124,9 +119,7 @@ fn a_cell_cap_is_one_budget_over_all_cpus() {
 #[ignore = "needs root: cargo xtask test runs it"]
 fn the_host_cap_is_a_share_per_cpu() {
     assert_root("verdict::n3::cpus::the_host_cap_is_a_share_per_cpu");
-    if !two_cpus("the_host_cap_is_a_share_per_cpu") {
-        return;
-    }
+    assert_two_cpus("the_host_cap_is_a_share_per_cpu");
     let cfg = GuardConfig {
         host_cap: Limit::per_interval(60 * SEC, 5),
         host_cap_expires_ns: monotonic_ns() + 60 * SEC,
@@ -155,9 +148,7 @@ fn the_host_cap_is_a_share_per_cpu() {
 #[ignore = "needs root: cargo xtask test runs it"]
 fn a_device_limit_under_contention_from_two_cpus() {
     assert_root("verdict::n3::cpus::a_device_limit_under_contention_from_two_cpus");
-    if !two_cpus("a_device_limit_under_contention_from_two_cpus") {
-        return;
-    }
+    assert_two_cpus("a_device_limit_under_contention_from_two_cpus");
     let mut g = load(&enforce_all());
     let f = gpdu(0x61);
     g.expect("the device, before its stage", &f, Verdict::PassGpdu);
@@ -204,9 +195,7 @@ fn a_device_limit_under_contention_from_two_cpus() {
 #[ignore = "needs root: cargo xtask test runs it"]
 fn a_gnbs_counters_are_per_cpu_and_summed_where_read() {
     assert_root("verdict::n3::cpus::a_gnbs_counters_are_per_cpu_and_summed_where_read");
-    if !two_cpus("a_gnbs_counters_are_per_cpu_and_summed_where_read") {
-        return;
-    }
+    assert_two_cpus("a_gnbs_counters_are_per_cpu_and_summed_where_read");
     let mut g = load(&enforce_all());
     g.set_stage(&DeviceKey::teid(0x73), &stage_entry(STAGE_QUARANTINE, 0, 0, 60 * SEC));
     g.on_cpu(0);
@@ -234,9 +223,7 @@ fn a_gnbs_counters_are_per_cpu_and_summed_where_read() {
 #[ignore = "needs root: cargo xtask test runs it"]
 fn a_new_epoch_retires_every_cpus_counts() {
     assert_root("verdict::n3::cpus::a_new_epoch_retires_every_cpus_counts");
-    if !two_cpus("a_new_epoch_retires_every_cpus_counts") {
-        return;
-    }
+    assert_two_cpus("a_new_epoch_retires_every_cpus_counts");
     let mut g = load(&enforce_all());
     let (f1, f2) = (gpdu(0x81), gpdu(0x82));
     g.on_cpu(0);
