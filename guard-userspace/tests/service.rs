@@ -70,8 +70,18 @@ impl Fixture {
     /// `guard run --config FILE` with NOTIFY_SOCKET: no other argument (the interface comes from
     /// the file).
     fn start(&mut self) {
+        self.start_under(&[]);
+    }
+
+    /// [`Fixture::start`] with `wrapper` (a program and its arguments) in front of the guard.
+    fn start_under(&mut self, wrapper: &[&str]) {
         let log = std::fs::File::create(self.dir.join("run.log")).expect("log");
-        let child = Command::new(GUARD)
+        let (program, pre) = match wrapper.split_first() {
+            Some((p, rest)) => (*p, [rest, &[GUARD]].concat()),
+            None => (GUARD, vec![]),
+        };
+        let child = Command::new(program)
+            .args(pre)
             .env("GUARD_RUN_DIR", self.dir.join("run"))
             .env("NOTIFY_SOCKET", self.dir.join("notify.sock"))
             .args(["--netns", self.lab.core_ns_name(), "run", "--config"])
@@ -83,8 +93,15 @@ impl Fixture {
         self.guard = Some(child);
     }
 
+    /// The guard's pid: the child's, or under a wrapper (strace) the wrapper's one child.
     fn pid(&self) -> libc::pid_t {
-        self.guard.as_ref().map(|g| g.id() as libc::pid_t).expect("running")
+        let child = self.guard.as_ref().map(|g| g.id() as libc::pid_t).expect("running");
+        let comm = std::fs::read_to_string(format!("/proc/{child}/comm")).unwrap_or_default();
+        if comm.trim() == "guard" {
+            return child;
+        }
+        let kids = std::fs::read_to_string(format!("/proc/{child}/task/{child}/children")).unwrap_or_default();
+        kids.split_whitespace().next().and_then(|p| p.parse().ok()).expect("the wrapped guard's pid")
     }
 
     fn signal(&self, sig: libc::c_int) {
@@ -223,4 +240,119 @@ fn notify_protocol_and_health_endpoints_follow_what_the_guard_is_doing() {
     f.signal(libc::SIGTERM);
     let stop = f.messages(Duration::from_secs(5), Some("STOPPING=1"));
     assert!(has(&stop, "STOPPING=1"), "{stop:?}");
+}
+
+/// The system calls a `strace -f -o FILE` trace shows (`PID  name(...`, resumed calls and
+/// signals skipped).
+fn traced_calls(trace: &Path) -> std::collections::BTreeSet<String> {
+    let text = std::fs::read_to_string(trace).expect("the strace output");
+    text.lines()
+        .filter_map(|l| {
+            let call = l.split_once(char::is_whitespace)?.1.trim_start();
+            let (name, _) = call.split_once('(')?;
+            (!name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'))
+                .then(|| name.to_owned())
+        })
+        .collect()
+}
+
+/// Every system call a `SystemCallFilter=` list names, its `@groups` expanded by the
+/// installed systemd itself (`systemd-analyze syscall-filter`), so the set is the one systemd
+/// would enforce, not a copy of it.
+fn systemd_allows(items: &[&str]) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    for item in items {
+        if !item.starts_with('@') {
+            out.insert((*item).to_owned());
+            continue;
+        }
+        let group = *item;
+        let o = Command::new("systemd-analyze")
+            .args(["syscall-filter", "--no-pager", group])
+            .output()
+            .expect("systemd-analyze (Debian's systemd; `cargo xtask test` installs it)");
+        assert!(o.status.success(), "systemd-analyze syscall-filter {group}: {}", String::from_utf8_lossy(&o.stderr));
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        // The group's own name heads the listing; its members are indented, comments start with #.
+        let members: Vec<&str> =
+            text.lines().filter(|l| l.starts_with(' ')).map(str::trim).filter(|m| !m.starts_with('#')).collect();
+        assert!(!members.is_empty(), "systemd-analyze knows no group {group}: {text}");
+        out.extend(systemd_allows(&members));
+    }
+    out
+}
+
+/// The unit's `SystemCallFilter=` (packaging/overload-guard.service): every system call
+/// `guard config check` (its ExecStartPre) and `guard run` (N3 and N2) make through start-up,
+/// ticks, a SIGHUP reload, the metrics and health endpoints and SIGTERM is one it allows. systemd would
+/// fail any other with EPERM (`SystemCallErrorNumber=`). Traced with strace; `setns` is the
+/// test's `--netns` (the unit runs in the host's namespace) and the only call excused.
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn the_units_system_call_filter_allows_every_call_the_guard_makes() {
+    let unit_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/overload-guard.service");
+    let unit = std::fs::read_to_string(&unit_path).expect("the packaged unit");
+    // systemd.exec(5): allow-list lines add up, `~` lines are taken out of what they allow.
+    let lines: Vec<&str> = unit.lines().filter_map(|l| l.strip_prefix("SystemCallFilter=")).collect();
+    let allow: Vec<&str> = lines.iter().filter(|l| !l.starts_with('~')).flat_map(|l| l.split_whitespace()).collect();
+    let deny: Vec<&str> = lines.iter().filter_map(|l| l.strip_prefix('~')).flat_map(|l| l.split_whitespace()).collect();
+    assert!(!allow.is_empty(), "the unit has no SystemCallFilter= allow-list");
+    let filter = lines.join(" / ");
+    let denied_by_unit = systemd_allows(&deny);
+    let allowed: std::collections::BTreeSet<String> =
+        systemd_allows(&allow).difference(&denied_by_unit).cloned().collect();
+
+    let mut f = Fixture::new();
+    // N2 too (its XDP program and TCX egress classifier on a second link), as `[guard]
+    // n2_interface` and `n2_config` in the one file the unit names.
+    let _n2_link = labkit::VethPair::new(
+        labkit::VethEnd::new(&f.lab.core, "n2sc"),
+        labkit::VethEnd::new(&f.lab.ran, "n2sr"),
+        1500,
+    )
+    .expect("the N2 veth pair");
+    std::fs::write(f.dir.join("n2.toml"), "tick_ms = 200\n[dataplane]\nmax_devices = 4096\n").expect("n2 config");
+    let config = f.dir.join("guard.toml");
+    let text = std::fs::read_to_string(&config).expect("config");
+    let n2_keys =
+        format!("[guard]\nn2_interface = \"n2sc\"\nn2_config = {:?}\n", f.dir.join("n2.toml").display().to_string());
+    std::fs::write(&config, text.replacen("[guard]\n", &n2_keys, 1)).expect("config with N2");
+    let check_trace = f.dir.join("check.strace");
+    let out = Command::new("strace")
+        .args(["-f", "-qq", "-o"])
+        .arg(&check_trace)
+        .args([GUARD, "config", "check"])
+        .arg(f.dir.join("guard.toml"))
+        .output()
+        .expect("strace (`cargo xtask test` installs it)");
+    assert!(out.status.success(), "guard config check: {}", String::from_utf8_lossy(&out.stderr));
+
+    let run_trace = f.dir.join("run.strace");
+    let run_trace_s = run_trace.display().to_string();
+    f.start_under(&["strace", "-f", "-qq", "-o", &run_trace_s]);
+    let msgs = f.messages(Duration::from_secs(60), Some("READY=1"));
+    assert!(has(&msgs, "READY=1"), "READY=1 within 60 s: {msgs:?}\n{}", f.log());
+    f.signal(libc::SIGHUP);
+    let msgs = f.messages(Duration::from_secs(10), Some("READY=1"));
+    assert!(has(&msgs, "READY=1"), "READY=1 after the reload: {msgs:?}\n{}", f.log());
+    for path in ["/metrics", "/healthz", "/readyz"] {
+        assert_eq!(f.get(path).0, 200, "GET {path}");
+    }
+    f.signal(libc::SIGTERM);
+    let msgs = f.messages(Duration::from_secs(10), Some("STOPPING=1"));
+    assert!(has(&msgs, "STOPPING=1"), "{msgs:?}");
+    let status = f.guard.take().expect("running").wait().expect("strace exits with the guard");
+    assert!(status.success(), "guard run under strace: {status:?}\n{}", f.log());
+
+    let mut made = traced_calls(&check_trace);
+    made.extend(traced_calls(&run_trace));
+    assert!(made.contains("bpf") && made.contains("epoll_wait"), "the trace saw the guard at work: {made:?}");
+    assert!(f.log().contains("guard_n2"), "N2 was attached too: {}", f.log());
+    made.remove("setns");
+    let denied: Vec<&String> = made.difference(&allowed).collect();
+    assert!(
+        denied.is_empty(),
+        "the unit's SystemCallFilter= lines ({filter}) would refuse {denied:?} (of {} calls made)",
+        made.len()
+    );
 }

@@ -66,7 +66,7 @@ pub fn ensure_all() -> Result<()> {
 pub fn ensure_packaging() -> Result<()> {
     let missing = missing_of(DEB_PACKAGING);
     if missing.is_empty() {
-        step("Debian packages for packaging (promtool, lintian, logrotate, systemd-analyze): ok");
+        step("Debian packages for packaging (promtool, lintian, logrotate, systemd-analyze, strace): ok");
     } else {
         if !is_root() {
             bail!("Debian packages missing: {}. Run as root so they can be installed (apt-get).", missing.join(" "));
@@ -200,9 +200,10 @@ fn ensure_pycrate() -> Result<()> {
 
 /// What packaging and its checks need (issue 20): promtool (Debian's prometheus package) for the
 /// metrics and alert-rule tests, lintian for the .deb. Only `test` and `package` install them.
-/// logrotate, to check the shipped rotation file parses; systemd for `systemd-analyze verify` and
-/// `security` on the unit (a Debian container or chroot may lack it).
-const DEB_PACKAGING: &[&str] = &["prometheus", "lintian", "logrotate", "systemd"];
+/// logrotate, to check the shipped rotation file parses; systemd for `systemd-analyze verify`,
+/// `security` and `syscall-filter` on the unit (a Debian container or chroot may lack it);
+/// strace, to trace the system calls the guard makes against the unit's filter.
+const DEB_PACKAGING: &[&str] = &["prometheus", "lintian", "logrotate", "systemd", "strace"];
 
 fn missing_packages() -> Vec<&'static str> {
     missing_of(DEB_PACKAGES)
