@@ -9,6 +9,27 @@ use crate::population::Plan;
 use crate::scenario::{run_mode, Mode, RunOpts, RunResult, Scenario};
 use crate::score::{checks, score, Check, Scores};
 
+/// The populations of the short infected flood (`lab_short.rs` scores it live, `replay_lab.rs`
+/// replays its capture): 200 devices of two gNBs; at 5 s, 5% of the 160 meters (8) flood at
+/// 400 pps each. Appended to each test's own header and `[expect]`.
+pub const SHORT_FLOOD_POPULATIONS: &str = r#"
+[[population]]
+name = "meters"
+count = 160
+teid_base = 0x00100000
+ue_base = "10.45.0.0"
+profile = { kind = "periodic", period_s = [0.5, 1.5], jitter = 0.1, burst = [1, 3] }
+change = { at_s = 5, fraction = 0.05, class = "attack", profile = { kind = "flood", pps = 400 } }
+
+[[population]]
+name = "people"
+count = 40
+teid_base = 0x00200000
+ue_base = "10.46.0.0"
+dst = "203.0.113.80"
+profile = { kind = "session", rate_pps = [4, 12], on_s = [1, 2], off_s = [1, 3] }
+"#;
+
 /// A short scenario and its plan, parsed and planned (so a test can check its premise first).
 pub fn short_scenario(toml: &str) -> (Scenario, Plan) {
     let sc = Scenario::parse(toml).expect("the short scenario parses");

@@ -12,11 +12,12 @@ use labkit::oracle::{tshark_fields, TempDir};
 use labkit::pcap::write_pcap;
 use labkit::population::{scan_teid, EdgeKind, MSG_ECHO_REQUEST, MSG_ERROR_INDICATION, TEID_OFFSET_V4};
 use labkit::scenario::{scenario_files, Scenario};
-use labkit::short_lab::{run_short, short_scenario};
+use labkit::short_lab::{run_short, short_scenario, SHORT_FLOOD_POPULATIONS};
 use labkit::{assert_root, Lab};
 
-/// 200 devices; at 5 s, 5% of the meters (8) flood at 400 pps each. Time is as in the full lab
-/// (200 ms ticks, 4 s warm-up); the run just ends sooner.
+/// The short flood's header and checks; its devices are `SHORT_FLOOD_POPULATIONS` (200 devices; at
+/// 5 s, 5% of the meters (8) flood at 400 pps each). Time is as in the full lab (200 ms ticks, 4 s
+/// warm-up); the run just ends sooner.
 const SHORT: &str = r#"
 name = "short_flood"
 title = "Short infected flood (test)"
@@ -33,28 +34,13 @@ mitigate_within_s = 5
 attack_dropped = 0.95
 naive_worse_by = 0.05
 
-[[population]]
-name = "meters"
-count = 160
-teid_base = 0x00100000
-ue_base = "10.45.0.0"
-profile = { kind = "periodic", period_s = [0.5, 1.5], jitter = 0.1, burst = [1, 3] }
-change = { at_s = 5, fraction = 0.05, class = "attack", profile = { kind = "flood", pps = 400 } }
-
-[[population]]
-name = "people"
-count = 40
-teid_base = 0x00200000
-ue_base = "10.46.0.0"
-dst = "203.0.113.80"
-profile = { kind = "session", rate_pps = [4, 12], on_s = [1, 2], off_s = [1, 3] }
 "#;
 
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
 fn short_flood_end_to_end() {
     assert_root("lab_short::short_flood_end_to_end");
-    let (sc, plan) = short_scenario(SHORT);
+    let (sc, plan) = short_scenario(&format!("{SHORT}{SHORT_FLOOD_POPULATIONS}"));
     let run = run_short(&sc, &plan, "lab-short", true);
     let (g, gs, ns) = (&run.guard, &run.scores, run.naive.as_ref().expect("the naive run"));
 

@@ -13,7 +13,7 @@ use labkit::oracle::TempDir;
 use labkit::replay_check;
 use labkit::scenario::{run_mode_captured, Mode, RunOpts, Scenario};
 
-/// 200 devices; at 5 s, 5% of the meters (8) flood at 400 pps each (as `lab_short.rs`).
+/// The short flood of `lab_short.rs` (its devices: `SHORT_FLOOD_POPULATIONS`), a second shorter.
 const SHORT: &str = r#"
 name = "replay_flood"
 title = "Short infected flood, captured (test)"
@@ -29,28 +29,14 @@ no_cell_or_host_stage = true
 mitigate_within_s = 5
 attack_dropped = 0.95
 
-[[population]]
-name = "meters"
-count = 160
-teid_base = 0x00100000
-ue_base = "10.45.0.0"
-profile = { kind = "periodic", period_s = [0.5, 1.5], jitter = 0.1, burst = [1, 3] }
-change = { at_s = 5, fraction = 0.05, class = "attack", profile = { kind = "flood", pps = 400 } }
-
-[[population]]
-name = "people"
-count = 40
-teid_base = 0x00200000
-ue_base = "10.46.0.0"
-dst = "203.0.113.80"
-profile = { kind = "session", rate_pps = [4, 12], on_s = [1, 2], off_s = [1, 3] }
 "#;
 
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
 fn lab_capture_replays_to_the_live_decisions() {
     assert_root("replay_lab::lab_capture_replays_to_the_live_decisions");
-    let sc = Scenario::parse(SHORT).expect("the scenario parses");
+    let sc = Scenario::parse(&format!("{SHORT}{}", labkit::short_lab::SHORT_FLOOD_POPULATIONS))
+        .expect("the scenario parses");
     let plan = sc.plan().expect("plan");
     let out = TempDir::new("replay-lab").expect("temp dir");
     let opts = RunOpts { guard_bin: labkit::guard_bin::for_test(), out: out.path().to_owned(), verbose: true };
