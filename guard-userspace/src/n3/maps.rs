@@ -37,6 +37,14 @@ fn staged_marks(m: aya::maps::Map) -> Result<StagedMarks, MapsError> {
     }
 }
 
+/// What [`N3Maps::rebuild_staged`] did to the marks of possibly staged devices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StagedRebuild {
+    pub bits_before: u32,
+    pub cleared: u32,
+    pub bits_after: u32,
+}
+
 /// Handles on the N3 maps (not the ring buffer, which the controller owns).
 pub struct N3Maps {
     pub meta: Array<MapData, Meta>,
@@ -218,7 +226,7 @@ impl N3Maps {
     /// A new entry also sets the key's bit in `N3_STAGED` (`abi::staged_bit`), *after* the
     /// insert, as the generation is replaced after it: a device the data plane has never seen
     /// looks its stage up only when its bit is set. A refresh found the entry, which its first
-    /// write marked; bits are never cleared (`StagedMarks`).
+    /// write marked; bits of removed entries are cleared only by [`N3Maps::rebuild_staged`].
     pub fn set_stage(&mut self, key: &DeviceKey, entry: &StageEntry) -> Result<(), MapsError> {
         let refresh = matches!(self.stage(key)?, Some(old)
             if old.stage == entry.stage
@@ -277,6 +285,16 @@ impl N3Maps {
             Err(MapError::KeyNotFound) => Ok(false),
             Err(e) => Err(MapsError::Map { name: abi::MAP_N3_CELL_STAGES, source: e }),
         }
+    }
+
+    /// Clear the `N3_STAGED` bits no stage entry has any more (their devices unpinned, released or
+    /// expired), so the marks stay about as full as the stages are (`StagedMarks::rebuild`: two
+    /// walks of `N3_STAGES` around a compare-and-swap per word, no lock with other writers).
+    pub fn rebuild_staged(&self) -> StagedRebuild {
+        let bits_before = self.staged.count();
+        let cleared =
+            self.staged.rebuild(|| self.stages.keys().filter_map(Result::ok).map(|k| abi::staged_bit(&k)).collect());
+        StagedRebuild { bits_before, cleared, bits_after: self.staged.count() }
     }
 
     /// All staged devices. Entries that vanish during the walk are skipped.

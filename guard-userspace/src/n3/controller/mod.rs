@@ -48,6 +48,7 @@ use crate::{
 
 mod apply;
 mod chain_watch;
+mod marks;
 mod reload;
 pub mod replay;
 mod report;
@@ -116,6 +117,7 @@ pub fn prepare(loaded: &mut load::Loaded, s: Start) -> Result<Ctl> {
         health,
         fleet: None,
         bound: None,
+        marks_rebuilt_ns: 0,
     })
 }
 
@@ -152,6 +154,8 @@ pub struct Ctl {
     /// Fleet mode: UE pins resolved through learned bindings (key_mode teid), offered each walk
     /// slice; `None` without `[fleet]`.
     bound: Option<Arc<crate::n3::bound::BoundPins>>,
+    /// When `marks::maybe_rebuild` last rebuilt `N3_STAGED` (monotonic ns; 0: not yet).
+    marks_rebuilt_ns: u64,
 }
 
 impl Ctl {

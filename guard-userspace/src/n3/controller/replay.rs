@@ -52,6 +52,7 @@ impl ReplayController {
             health,
             fleet: None,
             bound: None,
+            marks_rebuilt_ns: 0,
         };
         Ok(ReplayController { c, engine, audit, metrics: Exported { core: Arc::new(core), n3 }, host_cap: None })
     }

@@ -126,6 +126,7 @@ pub(super) fn tick_at(
     c.event_buf = events;
     apply_all(c, &decisions, now, host_cap, audit, metrics);
     let stages = prune_expired(c, now);
+    super::marks::maybe_rebuild(c, stages, now);
     update_metrics(c, engine, metrics, walked.map(|n| n as i64), stages as i64)?;
     Ok(decisions)
 }

@@ -321,3 +321,38 @@ fn cell_cap_written_after_a_cached_miss_applies_on_the_next_packet() {
     g.expect("gNB A, first packet under the new cap", &gpdu(0x700).build(), Verdict::PassGpdu);
     g.expect("gNB A, over the new cap", &gpdu(0x701).build(), Verdict::DropCellCap);
 }
+
+/// The controller's rebuild of `N3_STAGED` (`N3Maps::rebuild_staged`) clears the bits of removed
+/// entries and keeps every live entry's: a device staged before the rebuild is still dropped
+/// from its very first packet, and the bits are as many as the live entries' (less collisions).
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn a_rebuild_of_the_marks_clears_removed_entries_bits_and_keeps_live_ones() {
+    assert_root("verdict::n3::stages::a_rebuild_of_the_marks_clears_removed_entries_bits_and_keeps_live_ones");
+    let mut g = load(&enforce_all());
+    let (live, removed): (Vec<u32>, Vec<u32>) = (0x900..0x940).partition(|t| t % 4 == 0);
+    for t in live.iter().chain(&removed) {
+        quarantine(&mut g, *t, 60 * SEC);
+    }
+    for t in &removed {
+        assert!(g.maps.clear_stage(&DeviceKey::teid(*t)).expect("clear"), "{t:#x} was staged");
+    }
+    let before = g.maps.staged.count();
+    let r = g.maps.rebuild_staged();
+    let live_bits: std::collections::BTreeSet<(u32, u32)> =
+        live.iter().map(|t| guard_common::abi::staged_bit(&DeviceKey::teid(*t))).collect();
+    assert_eq!(r.bits_before, before);
+    assert_eq!(r.bits_after, live_bits.len() as u32, "{r:?}: one bit per live entry's slot");
+    assert_eq!(g.maps.staged.count(), r.bits_after);
+    assert_eq!(r.cleared, before - r.bits_after, "{r:?}");
+    for t in &live {
+        assert!(g.maps.staged.is_marked(&DeviceKey::teid(*t)), "{t:#x} is staged: its bit must stay");
+    }
+    for t in live.iter().take(4) {
+        g.expect("a never-seen staged device after the rebuild", &gpdu(*t).build(), Verdict::DropQuarantine);
+    }
+    // A removed device's bit is clear (unless another live key shares its slot): its first packet
+    // is a new device's, not looked up.
+    let clear = removed.iter().filter(|t| !g.maps.staged.is_marked(&DeviceKey::teid(**t))).count();
+    assert!(clear > removed.len() / 2, "{clear} of {} removed devices' bits cleared", removed.len());
+}
