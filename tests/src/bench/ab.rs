@@ -100,15 +100,26 @@ const QUARANTINED: u32 = 0x0002_0002;
 
 /// Quarantine [`QUARANTINED`] in `ebpf`'s `N3_STAGES`, written directly (no `N3_STAGED` bit: the
 /// device's first packet passes on a build with the bits, its second, from a known device whose
-/// record has cached nothing, finds the entry).
+/// record has cached nothing, finds the entry). The key is the map's own: the 8-byte id of schema
+/// 10 on (`abi::device_id`), the 20-byte `DeviceKey` before.
 fn quarantine(ebpf: &mut Ebpf) -> Result<()> {
-    use guard_common::abi::{DeviceKey, StageEntry, MAP_N3_STAGES, STAGE_QUARANTINE};
-    let mut m: aya::maps::HashMap<&mut aya::maps::MapData, DeviceKey, StageEntry> =
-        aya::maps::HashMap::try_from(ebpf.map_mut(MAP_N3_STAGES).context("no N3_STAGES in the object")?)?;
+    use aya::maps::{HashMap, MapData};
+    use guard_common::abi::{device_id, DeviceKey, StageEntry, MAP_N3_STAGES, STAGE_QUARANTINE};
+    let map = ebpf.map_mut(MAP_N3_STAGES).context("no N3_STAGES in the object")?;
+    let key_size = match &map {
+        Map::HashMap(d) => d.info().context("N3_STAGES' info")?.key_size(),
+        _ => bail!("N3_STAGES is not a hash map"),
+    };
     let now = guard::clock::monotonic_ns();
     let e =
         StageEntry { stage: STAGE_QUARANTINE, expires_ns: now + 3_600_000_000_000, set_ns: now, ..Default::default() };
-    m.insert(DeviceKey::teid(QUARANTINED), e, 0).context("writing N3_STAGES")?;
+    if key_size == 8 {
+        let mut m: HashMap<&mut MapData, u64, StageEntry> = HashMap::try_from(map)?;
+        m.insert(device_id::fteid(0, QUARANTINED), e, 0).context("writing N3_STAGES")?;
+    } else {
+        let mut m: HashMap<&mut MapData, DeviceKey, StageEntry> = HashMap::try_from(map)?;
+        m.insert(DeviceKey::teid(QUARANTINED), e, 0).context("writing N3_STAGES")?;
+    }
     Ok(())
 }
 

@@ -111,13 +111,13 @@ fn a_never_seen_device_finds_its_stage_through_its_bit() {
     let mut g = load(&enforce_all());
     assert_eq!(g.maps.staged.count(), 0, "a fresh guard has no bit set");
     quarantine(&mut g, 0x7a, 60 * SEC);
-    assert!(g.maps.staged.is_marked(&DeviceKey::teid(0x7a)));
+    assert!(g.maps.staged.is_marked(device_id::fteid(0, 0x7a)));
     assert_eq!(g.maps.staged.count(), 1);
     g.expect("a never-seen quarantined device's first packet", &gpdu(0x7a).build(), Verdict::DropQuarantine);
     // A TEID whose bit is still clear, staged without `set_stage`.
-    let hidden = (0x100..0x200).find(|t| !g.maps.staged.is_marked(&DeviceKey::teid(*t))).expect("a clear bit");
+    let hidden = (0x100..0x200).find(|t| !g.maps.staged.is_marked(device_id::fteid(0, *t))).expect("a clear bit");
     let e = stage_entry(STAGE_QUARANTINE, 0, 0, 60 * SEC);
-    g.maps.stages.insert(DeviceKey::teid(hidden), e, 0).expect("writing N3_STAGES directly");
+    g.maps.stages.insert(device_id::fteid(0, hidden), e, 0).expect("writing N3_STAGES directly");
     g.expect("a never-seen device whose bit is clear: not looked up", &gpdu(hidden).build(), Verdict::PassGpdu);
     g.expect("the same device, now known: looked up", &gpdu(hidden).build(), Verdict::DropQuarantine);
 }
