@@ -14,6 +14,7 @@ mod cpus;
 mod echo;
 mod events;
 mod fragments;
+mod keys;
 mod malformed;
 mod messages;
 mod sessions;
