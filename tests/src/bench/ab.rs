@@ -198,6 +198,36 @@ pub fn ab_part(default: &GuardConfig, builds: &[Build], rounds: usize, repeat: u
     ab_side(&n3_side(default), builds, rounds, repeat)
 }
 
+/// `guard_n3`'s A/B table in UE-address key mode (`key_mode = "ue_addr"`, /64 prefixes): the
+/// device key is built from the inner source, an IPv4 UE's address or an IPv6 UE's prefix (the
+/// compact key's other two kinds; issue 19, schema 10).
+pub fn ab_ue_part(default: &GuardConfig, builds: &[Build], rounds: usize, repeat: u32) -> Result<Table> {
+    use guard_common::abi::KEY_MODE_UE_ADDR;
+    let cfg = GuardConfig {
+        key_mode: KEY_MODE_UE_ADDR,
+        antispoof_v6_prefix: 64,
+        observe: Limit::per_second(1_000_000_000_000, 1_000_000_000),
+        ..*default
+    };
+    let dst6 = Ipv6Addr::new(0x2001, 0xdb8, 0xffff, 0, 0, 0, 0, 0x10);
+    let cases = vec![
+        (
+            "G-PDU, UE-address mode, known IPv4 UE",
+            GtpFrame::gpdu(0x0003_0003).inner_v4(Ipv4Addr::new(10, 45, 0, 3), Ipv4Addr::new(192, 0, 2, 10)).build(),
+        ),
+        (
+            "G-PDU, UE-address mode, known IPv6 UE (its /64)",
+            GtpFrame::gpdu(0x0004_0004).inner_v6(Ipv6Addr::new(0x2001, 0xdb8, 0x45, 7, 0, 0, 0, 1), dst6).build(),
+        ),
+    ];
+    ab_side(
+        &Side { prog: PROG_N3, config_map: MAP_N3_CONFIG, config: record_bytes(&cfg), cases },
+        builds,
+        rounds,
+        repeat,
+    )
+}
+
 /// `guard_n2`'s A/B table (SCTP DATA with an NGAP InitialUEMessage, the bench's N2 case).
 pub fn ab_n2_part(builds: &[Build], rounds: usize, repeat: u32) -> Result<Table> {
     ab_side(&n2_side(), builds, rounds, repeat)
