@@ -16,7 +16,7 @@ unsafe impl aya::Pod for CellCounts {}
 unsafe impl aya::Pod for CellStageEntry {}
 unsafe impl aya::Pod for GuardConfig {}
 unsafe impl aya::Pod for Counter {}
-unsafe impl aya::Pod for Event {}
+unsafe impl aya::Pod for EventRecord {}
 unsafe impl aya::Pod for Meta {}
 unsafe impl aya::Pod for TatSlot {}
 unsafe impl aya::Pod for N3TatSlot {}

@@ -2,7 +2,8 @@
 
 use guard_common::{
     abi::{
-        CellKey, Counter, DeviceKey, Event, GuardConfig, STAT_EVENTS_LOST, STAT_EVENTS_SENT, STAT_EVENTS_SUPPRESSED,
+        CellKey, Counter, DeviceId, EventRecord, GuardConfig, STAT_EVENTS_LOST, STAT_EVENTS_SENT,
+        STAT_EVENTS_SUPPRESSED,
     },
     parse::Malformed,
     policy::Verdict,
@@ -65,7 +66,7 @@ pub fn add32(field: *mut u32, v: u32) {
 
 /// Send an event unless the per-CPU event rate is exhausted. Counts sent, suppressed and lost.
 #[inline(always)]
-pub fn emit(cfg: &GuardConfig, now: u64, kind: u32, stage: u32, device: &DeviceKey, cell: &CellKey, totals: [u64; 3]) {
+pub fn emit(cfg: &GuardConfig, now: u64, kind: u32, stage: u32, device: &DeviceId, cell: &CellKey, totals: [u64; 3]) {
     if let Some(slot) = N3_PCPU_TAT.get_ptr_mut(0) {
         // SAFETY: per-CPU slot, only this CPU touches it while this program runs.
         if !rate::admit(unsafe { &mut (*slot).event_tat }, now, &cfg.event_rate) {
@@ -73,18 +74,21 @@ pub fn emit(cfg: &GuardConfig, now: u64, kind: u32, stage: u32, device: &DeviceK
             return;
         }
     }
-    match N3_EVENTS.reserve::<Event>(0) {
+    match N3_EVENTS.reserve::<EventRecord>(0) {
         Some(mut entry) => {
-            // Fill the ring slot in place: an 80-byte Event on the BPF stack does not fit beside
+            // Fill the ring slot in place: a 72-byte record on the BPF stack does not fit beside
             // the parser's state.
             let e = entry.as_mut_ptr();
-            // SAFETY: `e` points to a reserved, writable, 8-byte aligned slot of size_of::<Event>().
+            // SAFETY: `e` points to a reserved, writable, 8-byte aligned slot of size_of::<EventRecord>().
             unsafe {
                 (*e).ts_ns = now;
                 (*e).kind = kind;
                 (*e).stage = stage;
                 (*e).device = *device;
                 (*e).cell = *cell;
+                // Volatile: merged with the zero totals of signalling events, a plain store
+                // becomes a `memset` call (a byte loop).
+                core::ptr::write_volatile(&raw mut (*e).reserved, 0);
                 (*e).packets = totals[0];
                 (*e).bytes = totals[1];
                 (*e).over_limit = totals[2];

@@ -9,7 +9,7 @@ use aya_ebpf::{
 };
 use guard_common::{
     abi::{
-        CellCounts, CellHot, CellKey, CellRecord, CellStageEntry, ChainConfig, Counter, DeviceKey, DeviceState,
+        CellCounts, CellHot, CellKey, CellRecord, CellStageEntry, ChainConfig, Counter, DeviceId, DeviceState,
         FragEntry, FragKey, GuardConfig, LocalAddr, Meta, N3TatSlot, StageEntry, CELL_SLOTS, DEFAULT_MAX_CELLS,
         DEFAULT_MAX_CELL_STAGES, DEFAULT_MAX_DEVICES, DEFAULT_MAX_FRAGS, DEFAULT_MAX_FRAMED, DEFAULT_MAX_STAGED,
         EVENTS_RING_BYTES, HINT_COUNT, LOCAL_SLOTS, SEEN_ENTRIES, SEEN_ENTRY_BYTES, STAGED_WORDS, STAT_COUNT,
@@ -27,14 +27,15 @@ pub static GUARD_META: Array<Meta> = Array::pinned(1, 0);
 #[map(name = "N3_CONFIG")]
 pub static N3_CONFIG: Array<GuardConfig> = Array::pinned(1, 0);
 
-/// Per-device counters. LRU: at capacity the least recently seen device is evicted, never a
-/// staged device's enforcement (that lives in `N3_STAGES`).
+/// Per-device counters, keyed by the 8-byte device id (`abi::device_id`). LRU: at capacity the
+/// least recently seen device is evicted, never a staged device's enforcement (that lives in
+/// `N3_STAGES`).
 #[map(name = "N3_DEVICES")]
-pub static N3_DEVICES: LruHashMap<DeviceKey, DeviceState> = LruHashMap::pinned(DEFAULT_MAX_DEVICES, 0);
+pub static N3_DEVICES: LruHashMap<DeviceId, DeviceState> = LruHashMap::pinned(DEFAULT_MAX_DEVICES, 0);
 
 /// Device stages, userspace-owned. A plain hash: the data plane never inserts or evicts here.
 #[map(name = "N3_STAGES")]
-pub static N3_STAGES: HashMap<DeviceKey, StageEntry> = HashMap::pinned(DEFAULT_MAX_STAGED, 0);
+pub static N3_STAGES: HashMap<DeviceId, StageEntry> = HashMap::pinned(DEFAULT_MAX_STAGED, 0);
 
 /// The host's N3 addresses (`abi::LocalAddr`), written by userspace: a device's F-TEID carries
 /// the index of the one its G-PDUs are sent to. All empty: every address is index 0.

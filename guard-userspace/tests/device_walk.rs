@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use guard::{bpf::batch::Cursor, n3::load, n3::maps::N3Maps};
-use guard_common::abi::{DeviceKey, DeviceState, GuardConfig};
+use guard_common::abi::{device_id, DeviceKey, DeviceState, GuardConfig};
 
 mod common;
 use common::Pins;
@@ -19,7 +19,8 @@ fn batched_walk_reads_every_device_once_across_slices() {
     const N: u32 = 50_000;
     for i in 0..N {
         let d = DeviceState { packets: u64::from(i) * 3 + 1, teid: i, ..Default::default() };
-        maps.devices.insert(DeviceKey::teid(i), d, 0).expect("insert");
+        // The map's own key (schema 10): the walk hands back the `DeviceKey` it stands for.
+        maps.devices.insert(device_id::fteid(0, i), d, 0).expect("insert");
     }
 
     let mut cursor = Cursor::default();

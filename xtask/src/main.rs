@@ -65,10 +65,10 @@ enum Cmd {
     Bench {
         /// Extra arguments for the bench binary: --quick, --skip-wire, --skip-scale, --no-write,
         /// --out PATH, --only-controller (the controller run at 1M devices alone; prints, does
-        /// not write), --ab REV (repeatable: guard_n3's common path, a new device's first
-        /// packet and guard_n2 in this build against the object built from commit REV, side by
-        /// side, with the key-size probes; prints, does not write), --only-first-packet (with
-        /// --ab: the first packet and the key sizes alone).
+        /// not write), --ab REV (repeatable: guard_n3's common path in both key modes, a new
+        /// device's first packet and guard_n2 in this build against the object built from
+        /// commit REV, side by side, with the key-size probes; prints, does not write),
+        /// --only-first-packet (with --ab: the first packet and the key sizes alone).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },

@@ -15,12 +15,15 @@
 //! ([`SCHEMA_VERSION`] for N3, [`n2::N2_SCHEMA_VERSION`] for N2): a controller that finds pinned
 //! maps of another schema refuses to use them instead of misreading them.
 
+pub mod device_id;
 pub mod n2;
 pub mod n3;
 
 // `guard_common::abi::X` names N3's records too, as it did before they moved to `n3`
 // (guard-ebpf, guard-userspace and the tests use that path).
 pub use n3::*;
+
+pub use device_id::DeviceId;
 
 /// `b"OVLGUARD"` read as a little-endian u64: marks our META map.
 pub const META_MAGIC: u64 = u64::from_le_bytes(*b"OVLGUARD");

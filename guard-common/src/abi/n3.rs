@@ -9,7 +9,10 @@
 //! [`SCHEMA_VERSION`]'s history, the layout fingerprint and the size asserts at the end, which must
 //! name every record: a record in another file is one the fingerprint could miss.
 
-use super::{ByteLimit, Counter, L3Addr, Limit, Meta, FAMILY_IPV4, FAMILY_IPV6, META_MAGIC};
+use super::{
+    device_id::{self, DeviceId},
+    ByteLimit, Counter, L3Addr, Limit, Meta, FAMILY_IPV4, FAMILY_IPV6, META_MAGIC,
+};
 
 /// Bump on any change to a map's key or value layout, a map's type, or the meaning of a field.
 ///
@@ -47,9 +50,16 @@ use super::{ByteLimit, Counter, L3Addr, Limit, Meta, FAMILY_IPV4, FAMILY_IPV6, M
 /// refused rather than re-used: their stage entries have no marks, so a never-seen staged device
 /// would pass its first packet unstaged (`guard detach --purge` starts clean; the controller
 /// re-issues its stages).
-pub const SCHEMA_VERSION: u32 = 9;
-/// Older schemas whose pins this build re-uses unchanged (maps only added since): none, the
-/// records of schema 8 are longer than schema 7's, and schema 8's pins lack `N3_STAGED`.
+///
+/// 10 (issue 19, the compact device key): `N3_DEVICES` and `N3_STAGES` are keyed by an 8-byte
+/// [`DeviceId`] ([`device_id`]: an IPv6 UE's prefix, or an F-TEID or IPv4 UE in the link-local
+/// region no prefix key uses) instead of the 20-byte [`DeviceKey`], which stays userspace's name
+/// for a device; `N3_SEEN`'s octet and `N3_STAGED`'s bit hash the id ([`device_id::mix`]), and the
+/// ring buffer carries [`EventRecord`]s (the id where [`Event`] has the key). Pins of schema 9 are
+/// refused (`guard detach --purge` starts clean; the controller re-issues its stages).
+pub const SCHEMA_VERSION: u32 = 10;
+/// Older schemas whose pins this build re-uses unchanged (maps only added since): none, schema 9's
+/// device and stage maps have 20-byte keys.
 pub const COMPATIBLE_SCHEMAS: &[u32] = &[];
 
 // Map names. BPF object names are at most 15 bytes; these are also the pin file names.
@@ -150,6 +160,10 @@ pub struct StageEntry {
 
 /// One device: an F-TEID (one PDU session: a TEID with the local address it was allocated on, TS
 /// 29.281 §5.1, TS 29.244 §8.2.3) or an inner UE address.
+///
+/// Userspace's name for a device (the controller's index, `guard device`, fleet pins, audit
+/// lines). The maps are keyed by its 8-byte [`DeviceId`] ([`device_id::of_key`],
+/// [`device_id::to_key`]; schema 10).
 ///
 /// The F-TEID is kept compact, 8 octets: the TEID and the *index* of the local address (the
 /// outer destination) in the host's N3 address table (`N3_LOCAL`, [`LocalAddr`]), not the
@@ -360,9 +374,9 @@ pub const ESTABLISHED_PACKETS: u64 = 8;
 pub const SEEN_ENTRIES: u32 = 1 << 16;
 pub const SEEN_ENTRY_BYTES: usize = 64;
 
-/// A 32-bit hash of a tag and 16 octets (a device key's kind and id, an address's family and
-/// octets): the five words mixed by multiply-xorshift. For slot choices (`N3_SEEN`, a gNB's home
-/// hot slot), not for security.
+/// A 32-bit hash of a tag and 16 octets (an address's family and octets): the five words mixed
+/// by multiply-xorshift. For slot choices (a gNB's home hot slot), not for security. A device's
+/// slots hash its 8-byte id instead ([`device_id::mix`]).
 #[inline(always)]
 pub fn mix_key(tag: u32, a: &[u8; 16]) -> u32 {
     let words = [
@@ -380,11 +394,11 @@ pub fn mix_key(tag: u32, a: &[u8; 16]) -> u32 {
     (h >> 32) as u32
 }
 
-/// The `N3_SEEN` slot of a device key ([`mix_key`]), into `SEEN_ENTRIES * SEEN_ENTRY_BYTES`
+/// The `N3_SEEN` slot of a device's id ([`device_id::mix`]), into `SEEN_ENTRIES * SEEN_ENTRY_BYTES`
 /// slots as (entry, octet).
 #[inline(always)]
-pub fn seen_slot(key: &DeviceKey) -> (u32, usize) {
-    let slot = mix_key(key.kind, &key.id) & (SEEN_ENTRIES * SEEN_ENTRY_BYTES as u32 - 1);
+pub fn seen_slot(id: DeviceId) -> (u32, usize) {
+    let slot = device_id::mix(id) & (SEEN_ENTRIES * SEEN_ENTRY_BYTES as u32 - 1);
     (slot / SEEN_ENTRY_BYTES as u32, (slot % SEEN_ENTRY_BYTES as u32) as usize)
 }
 
@@ -398,15 +412,15 @@ pub const STAGED_BITS: u32 = 1 << 18;
 /// never lose each other's bits, which a whole-value map update of a shared word would.
 pub const STAGED_WORDS: u32 = STAGED_BITS / 64;
 
-/// The `N3_STAGED` bit of a device key, as (word, bit): [`mix_key`]'s high 18 bits (`N3_SEEN`
+/// The `N3_STAGED` bit of a device's id, as (word, bit): [`device_id::mix`]'s high 18 bits (`N3_SEEN`
 /// takes its low 22). A bit is set once a stage entry of any key with this bit has been written
 /// through `guard_userspace::n3::maps::N3Maps::set_stage`, which sets it *after* inserting the
 /// entry; bits are never cleared (a stale bit costs the lookup every new device made before the
 /// marks). A clear bit therefore means "no stage entry of this key": the data plane skips its
 /// `N3_STAGES` lookup for a never-seen device.
 #[inline(always)]
-pub fn staged_bit(key: &DeviceKey) -> (u32, u32) {
-    let b = mix_key(key.kind, &key.id) >> (32 - STAGED_BITS.trailing_zeros());
+pub fn staged_bit(id: DeviceId) -> (u32, u32) {
+    let b = device_id::mix(id) >> (32 - STAGED_BITS.trailing_zeros());
     (b / 64, b % 64)
 }
 
@@ -824,6 +838,27 @@ pub const EVENT_DEVICE_OVER_BYTES: u32 = 6;
 /// A ring-buffer record: something userspace should look at now, without scanning the maps.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EventRecord {
+    pub ts_ns: u64,
+    pub kind: u32,
+    /// The device's stage when the event fired.
+    pub stage: u32,
+    /// The device's id ([`device_id`]).
+    pub device: DeviceId,
+    pub cell: CellKey,
+    /// Reserved, zero (keeps the counters 8-byte aligned).
+    pub reserved: u32,
+    pub packets: u64,
+    /// The device's T-PDU octets ([`DeviceState::bytes`]).
+    pub bytes: u64,
+    /// [`DeviceState::over_limit`], or [`DeviceState::over_bytes`] for
+    /// [`EVENT_DEVICE_OVER_BYTES`].
+    pub over_limit: u64,
+}
+
+/// An [`EventRecord`] as userspace reads it: the device named by its [`DeviceKey`]. Not a map
+/// record (the ring carries [`EventRecord`]s).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Event {
     pub ts_ns: u64,
     pub kind: u32,
@@ -839,6 +874,21 @@ pub struct Event {
     pub over_limit: u64,
 }
 
+impl From<&EventRecord> for Event {
+    fn from(r: &EventRecord) -> Self {
+        Event {
+            ts_ns: r.ts_ns,
+            kind: r.kind,
+            stage: r.stage,
+            device: device_id::to_key(r.device),
+            cell: r.cell,
+            packets: r.packets,
+            bytes: r.bytes,
+            over_limit: r.over_limit,
+        }
+    }
+}
+
 /// Which program's maps a META entry describes.
 pub const META_PROG_N3: u32 = 3;
 
@@ -846,7 +896,7 @@ pub const META_PROG_N3: u32 = 3;
 /// caught when pins are reused.
 pub const fn layout_fingerprint() -> u64 {
     let sizes = [
-        core::mem::size_of::<DeviceKey>(),
+        core::mem::size_of::<DeviceId>(),
         core::mem::size_of::<DeviceState>(),
         core::mem::size_of::<StageEntry>(),
         core::mem::size_of::<CellKey>(),
@@ -856,7 +906,7 @@ pub const fn layout_fingerprint() -> u64 {
         core::mem::size_of::<CellStageEntry>(),
         core::mem::size_of::<GuardConfig>(),
         core::mem::size_of::<Counter>(),
-        core::mem::size_of::<Event>(),
+        core::mem::size_of::<EventRecord>(),
         core::mem::size_of::<N3TatSlot>(),
         core::mem::size_of::<FragKey>(),
         core::mem::size_of::<FragEntry>(),
@@ -902,7 +952,7 @@ const _: () = assert!(
 const _: () = assert!(core::mem::size_of::<TeidSpan>() == 8);
 const _: () = assert!(core::mem::size_of::<FragKey>() == 20 + 20 + 4);
 const _: () = assert!(core::mem::size_of::<FragEntry>() == 16);
-const _: () = assert!(core::mem::size_of::<Event>() == 8 + 4 + 4 + 20 + 20 + 8 * 3);
+const _: () = assert!(core::mem::size_of::<EventRecord>() == 8 + 4 + 4 + 8 + 20 + 4 + 8 * 3);
 const _: () = assert!(core::mem::size_of::<ChainConfig>() == 4 + 4 + CHAIN_PATH_MAX);
 const _: () = assert!(core::mem::size_of::<LocalAddr>() == 24);
 const _: () = assert!(LOCAL_SLOTS.is_power_of_two() && LOCAL_PROBES <= LOCAL_SLOTS);

@@ -5,8 +5,8 @@
 use aya_ebpf::{maps::lpm_trie::Key, programs::XdpContext};
 use guard_common::{
     abi::{
-        local_home_slot, seen_slot, staged_bit, DeviceKey, GuardConfig, L3Addr, DEVICE_KIND_TEID, DEVICE_KIND_UE_V6,
-        FAMILY_IPV4, FAMILY_NONE, KEY_MODE_UE_ADDR, LOCAL_INDEX_NONE, LOCAL_PROBES, LOCAL_SLOTS, SEEN_ENTRY_BYTES,
+        device_id, local_home_slot, seen_slot, staged_bit, DeviceId, GuardConfig, L3Addr, FAMILY_IPV4, FAMILY_NONE,
+        KEY_MODE_UE_ADDR, LOCAL_INDEX_NONE, LOCAL_PROBES, LOCAL_SLOTS, SEEN_ENTRY_BYTES,
     },
     parse::n3::{self, GtpPacket},
     policy,
@@ -55,7 +55,7 @@ pub(super) fn local_index(ctx: &XdpContext, vlan_tags: u8, family: u32) -> (u32,
 /// its hash would otherwise sit in the policy's frame, and a value carried from here to the
 /// insert would cost the known devices' paths a register.
 #[inline(never)]
-pub(super) fn staged_marked(key: &DeviceKey) -> bool {
+pub(super) fn staged_marked(key: DeviceId) -> bool {
     let (word, bit) = staged_bit(key);
     match N3_STAGED.get(word) {
         // SAFETY: a live array value, 8-byte aligned; userspace sets bits in it atomically.
@@ -67,7 +67,7 @@ pub(super) fn staged_marked(key: &DeviceKey) -> bool {
 /// Whether `key` was marked an established session in `N3_SEEN`. A call of its own: its hash
 /// would otherwise sit in the policy's frame (the program and the policy share 512 bytes).
 #[inline(never)]
-pub(super) fn seen_marked(key: &DeviceKey) -> bool {
+pub(super) fn seen_marked(key: DeviceId) -> bool {
     let (entry, octet) = seen_slot(key);
     match N3_SEEN.get(entry) {
         Some(e) => e[octet % SEEN_ENTRY_BYTES] != 0,
@@ -77,7 +77,7 @@ pub(super) fn seen_marked(key: &DeviceKey) -> bool {
 
 /// Mark `key` an established session (one octet, written whole: no read-modify-write to race).
 #[inline(never)]
-pub(super) fn mark_seen(key: &DeviceKey) {
+pub(super) fn mark_seen(key: DeviceId) {
     let (entry, octet) = seen_slot(key);
     if let Some(e) = N3_SEEN.get_ptr_mut(entry) {
         // SAFETY: a live array value; one octet written whole.
@@ -85,8 +85,10 @@ pub(super) fn mark_seen(key: &DeviceKey) {
     }
 }
 
+/// The device's id (`abi::device_id`): 8 bytes, built in a register, so the lookups hash and
+/// compare 8 bytes, not the 20 of a `DeviceKey` (schema 10).
 #[inline(always)]
-pub(super) fn device_key(cfg: &GuardConfig, p: &GtpPacket) -> DeviceKey {
+pub(super) fn device_key(cfg: &GuardConfig, p: &GtpPacket) -> DeviceId {
     if cfg.key_mode == KEY_MODE_UE_ADDR {
         // An IPv6 UE is its prefix (`antispoof_v6_prefix`, a /64 by default: TS 23.501
         // §5.8.2.2), so a UE rotating privacy addresses (RFC 8981) stays one device and keeps
@@ -95,58 +97,26 @@ pub(super) fn device_key(cfg: &GuardConfig, p: &GtpPacket) -> DeviceKey {
         // of all UEs do not become one device.
         match policy::ue_key_of(cfg, &p.inner_src) {
             policy::UeKey::V4 => {
-                if let Some(k) = DeviceKey::ue(&p.inner_src) {
+                let a = &p.inner_src.addr;
+                return device_id::ue_v4([a[0], a[1], a[2], a[3]]);
+            }
+            // `None` only for a prefix in link-local's region, which `ue_key_of` never keys by
+            // (`device_id`): the F-TEID then, as for a link-local source.
+            policy::UeKey::V6Prefix(prefix) => {
+                if let Some(k) = device_id::ue_v6(prefix) {
                     return k;
                 }
-            }
-            policy::UeKey::V6Prefix(prefix) => {
-                let b = prefix.to_be_bytes();
-                // SAFETY: `DeviceKey` is `#[repr(C)]` { u32, [u8; 16] }: 20 bytes, 4-aligned.
-                return unsafe { words20(DEVICE_KIND_UE_V6, [b[0], b[1], b[2], b[3]], [b[4], b[5], b[6], b[7]]) };
             }
             policy::UeKey::None => {}
         }
     }
-    fteid_key(p.local, p.gtp.teid)
+    device_id::fteid(p.local, p.gtp.teid)
 }
 
-/// A 20-byte record laid out as a u32 then 16 octets (`DeviceKey`, `L3Addr`), with `first`, then
-/// `head` in octets 0..4, `second` in 4..8 and zeros after, written as five u32 stores. Built the plain way
-/// (`DeviceKey::teid`), LLVM merges the twelve zero octets into a `memset` call, which the BPF
-/// backend emits as a byte-at-a-time loop in a subprogram: on every G-PDU. Volatile keeps the
-/// stores from being merged back into that call.
-///
-/// # Safety
-/// `T` must be 20 bytes, 4-byte aligned, and valid for any bit pattern.
+/// The id of `teid` on an unlisted local address: the device GTP-U signalling's events name.
 #[inline(always)]
-pub(super) unsafe fn words20<T>(first: u32, head: [u8; 4], second: [u8; 4]) -> T {
-    const { assert!(core::mem::size_of::<T>() == 20 && core::mem::align_of::<T>() == 4) };
-    let mut r = core::mem::MaybeUninit::<T>::uninit();
-    let w = r.as_mut_ptr() as *mut u32;
-    // SAFETY: five aligned u32 stores cover the whole record (asserted above); any bit pattern is
-    // a valid `T` (the caller's contract).
-    unsafe {
-        core::ptr::write_volatile(w, first);
-        core::ptr::write_volatile(w.add(1), u32::from_ne_bytes(head));
-        core::ptr::write_volatile(w.add(2), u32::from_ne_bytes(second));
-        core::ptr::write_volatile(w.add(3), 0);
-        core::ptr::write_volatile(w.add(4), 0);
-        r.assume_init()
-    }
-}
-
-/// `DeviceKey::teid(teid)`, without the `memset` (see `words20`).
-#[inline(always)]
-pub(super) fn teid_key(teid: u32) -> DeviceKey {
-    // SAFETY: `DeviceKey` is `#[repr(C)]` { u32, [u8; 16] }: 20 bytes, 4-aligned, integers only.
-    unsafe { words20(DEVICE_KIND_TEID, teid.to_be_bytes(), [0; 4]) }
-}
-
-/// `DeviceKey::fteid(local, teid)`, without the `memset` (see `words20`).
-#[inline(always)]
-pub(super) fn fteid_key(local: u32, teid: u32) -> DeviceKey {
-    // SAFETY: as `teid_key`.
-    unsafe { words20(DEVICE_KIND_TEID, teid.to_be_bytes(), local.to_be_bytes()) }
+pub(super) fn teid_key(teid: u32) -> DeviceId {
+    device_id::fteid(LOCAL_INDEX_NONE, teid)
 }
 
 /// Whether an inner source lies inside a configured framed route (`N3_FRAMED`, an LPM trie of

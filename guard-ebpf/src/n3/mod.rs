@@ -18,7 +18,7 @@ use aya_ebpf::{
 };
 use guard_common::{
     abi::{
-        CellCounts, CellRecord, DeviceKey, DeviceState, GuardConfig, CHAIN_FLAG_NEXT, DEVICE_FLAG_ESTABLISHED,
+        CellCounts, CellRecord, DeviceId, DeviceState, GuardConfig, CHAIN_FLAG_NEXT, DEVICE_FLAG_ESTABLISHED,
         ECHO_PATH_SLOTS, ESTABLISHED_PACKETS, EVENT_DEVICE_OVER_LIMIT, EVENT_ECHO_LIMITED, EVENT_ERR_IND_LIMITED,
         EVENT_NEW_DEVICE_LIMITED, EVENT_SPOOF, FAMILY_NONE, HINT_STAGE_GEN, LOCAL_FLAG_NON_IP, LOCAL_INDEX_NONE,
         PROT_ANTISPOOF, PROT_CELL_CAP, PROT_ECHO, PROT_ERR_IND, PROT_HOST_CAP, PROT_MALFORMED, PROT_NEW_DEVICE,
@@ -371,7 +371,7 @@ fn gpdu(cfg: &GuardConfig, p: &GtpPacket, now: u64, len: u64) -> Verdict {
 fn gpdu_verdict(
     cfg: &GuardConfig,
     p: &GtpPacket,
-    key: &DeviceKey,
+    key: &DeviceId,
     known: Option<*mut DeviceState>,
     stage_gen: Option<u64>,
     gnb: Option<Gnb>,
@@ -386,7 +386,7 @@ fn gpdu_verdict(
         // A never-seen device looks up unless its slot in `N3_STAGED` is unmarked (no entry can be
         // its own): a staged (e.g. quarantined) one skips the new-device budget and gets its stage
         // on its first packet. The marks spare the rest a cache miss into `N3_STAGES`' buckets.
-        None if !staged_marked(&key) => Staged::None,
+        None if !staged_marked(key) => Staged::None,
         None => match N3_STAGES.get_ptr_mut(&key) {
             Some(s) => Staged::Entry(s),
             None => Staged::None,
@@ -407,7 +407,7 @@ fn gpdu_verdict(
             // re-admitted as it was; devices the controller staged are known. Neither is charged
             // to a new-device budget, which is for TEID scans and random-TEID floods: its own
             // gNB's, or the one all unknown sources share.
-            let readmitted = seen_marked(&key);
+            let readmitted = seen_marked(key);
             if readmitted {
                 add(&mut c.readmitted, 1);
             }
@@ -453,7 +453,7 @@ fn gpdu_verdict(
         add(&mut d.bytes, tpdu_len(p));
         if d.flags & DEVICE_FLAG_ESTABLISHED == 0 && known_gnb && d.packets >= ESTABLISHED_PACKETS {
             d.flags |= DEVICE_FLAG_ESTABLISHED;
-            mark_seen(&key);
+            mark_seen(key);
         }
         d.last_seen_ns = now;
         d.teid = p.gtp.teid;

@@ -2,7 +2,7 @@
 //! (`N3_HINTS`), the stage a known device's record caches, and the cached miss of a stage map.
 
 use aya_ebpf::maps::HashMap;
-use guard_common::abi::{ByteLimit, DeviceKey, DeviceState, Limit, StageEntry, STAGE_FLAG_EXEMPT};
+use guard_common::abi::{ByteLimit, DeviceId, DeviceState, Limit, StageEntry, STAGE_FLAG_EXEMPT};
 
 use crate::maps::{N3_HINTS, N3_STAGES};
 
@@ -54,7 +54,7 @@ pub(super) fn cache_mix(stage: u32, limit: &Limit, bytes: &ByteLimit) -> u64 {
 /// expiry and limit (any non-exempt entry: quarantine, shape, strict), so a staged device skips
 /// the lookup too. A cached rate stage keeps its GCRA state in the record (`stage_tat`).
 #[inline(always)]
-pub(super) fn known_device_stage(d: *mut DeviceState, key: &DeviceKey, gen: Option<u64>, now: u64) -> Staged {
+pub(super) fn known_device_stage(d: *mut DeviceState, key: &DeviceId, gen: Option<u64>, now: u64) -> Staged {
     // SAFETY: `d` points into a live LRU map value; the cache fields are written only here, by
     // any CPU: a set torn between two CPUs fails the tag check and is looked up again.
     // Volatile: each is read or written exactly once, as the tag check assumes.

@@ -66,6 +66,19 @@ pub fn read_slice<K: Pod, V: Pod>(
     chunk: usize,
     out: &mut Vec<(K, V)>,
 ) -> Result<usize, MapError> {
+    read_slice_keyed(map, cursor, max, chunk, out, |k| k)
+}
+
+/// [`read_slice`], each key converted by `key` on the way out (the device map's 8-byte ids to the
+/// keys userspace names devices by), so the entries are copied once.
+pub fn read_slice_keyed<K: Pod, V: Pod, U>(
+    map: &MapData,
+    cursor: &mut Cursor,
+    max: usize,
+    chunk: usize,
+    out: &mut Vec<(U, V)>,
+    key: impl Fn(K) -> U,
+) -> Result<usize, MapError> {
     if cursor.done {
         cursor.token = None;
         cursor.done = false;
@@ -111,7 +124,7 @@ pub fn read_slice<K: Pod, V: Pod>(
                     std::ptr::read_unaligned(cursor.values.as_ptr().add(i * vsz) as *const V),
                 )
             };
-            out.push((k, v));
+            out.push((key(k), v));
         }
         read += got;
         cursor.token = Some(next);

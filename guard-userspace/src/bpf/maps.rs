@@ -20,6 +20,9 @@ pub enum MapsError {
     Map { name: &'static str, source: MapError },
     #[error("map {name}: mapping it into memory: {source}")]
     Mmap { name: &'static str, source: std::io::Error },
+    /// A device key no data-plane device can have (`abi::device_id::of_key`): nothing to stage.
+    #[error("device {0:?} cannot be a data-plane device (its key has no 8-byte id)")]
+    NoDeviceId(guard_common::abi::DeviceKey),
 }
 
 pub(crate) fn err(name: &'static str) -> impl Fn(MapError) -> MapsError {

@@ -73,6 +73,12 @@ fn schema_change(found: u32, expected: u32) -> &'static str {
              has not seen yet would pass its first packet unstaged. The controller re-issues its \
              stages; re-apply operator device pins"
         }
+        (9, 10..) => {
+            ": schema 10 keys N3_DEVICES and N3_STAGES by an 8-byte device id instead of the \
+             20-byte device key (issue 19), and N3_SEEN and N3_STAGED hash the id: schema 9's \
+             records cannot be found under the new keys. The controller rebuilds baselines and \
+             re-issues its stages; re-apply operator device pins"
+        }
         _ => "",
     }
 }

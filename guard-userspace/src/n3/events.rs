@@ -18,7 +18,7 @@ use std::{
 
 use anyhow::{Context, Result};
 use aya::maps::{MapData, RingBuf};
-use guard_common::abi::Event;
+use guard_common::abi::{Event, EventRecord};
 
 /// How long the pump sleeps in `poll` before it checks whether it should stop.
 const POLL_MS: i32 = 50;
@@ -107,10 +107,12 @@ impl Drop for EventPump {
 fn read_batch(ring: &mut RingBuf<MapData>, batch: &mut Vec<Event>) {
     while batch.len() < 4096 {
         let Some(item) = ring.next() else { break };
-        if item.len() >= core::mem::size_of::<Event>() {
-            // SAFETY: the data plane writes exactly one `Event` per record; `read_unaligned`
-            // copes with the ring's alignment.
-            batch.push(unsafe { std::ptr::read_unaligned(item.as_ptr() as *const Event) });
+        if item.len() >= core::mem::size_of::<EventRecord>() {
+            // SAFETY: the data plane writes exactly one `EventRecord` per record (integers only);
+            // `read_unaligned` copes with the ring's alignment.
+            let r = unsafe { std::ptr::read_unaligned(item.as_ptr() as *const EventRecord) };
+            // The device by its key, as the rest of userspace names devices (`abi::device_id`).
+            batch.push(Event::from(&r));
         }
     }
 }

@@ -29,8 +29,8 @@ pub fn n3_specs(max_devices: u32) -> Vec<MapSpec> {
     vec![
         spec(MAP_META, MapType::Array, 4, size::<Meta>(), 1),
         spec(MAP_N3_CONFIG, MapType::Array, 4, size::<GuardConfig>(), 1),
-        spec(MAP_N3_DEVICES, MapType::LruHash, size::<DeviceKey>(), size::<DeviceState>(), max_devices),
-        spec(MAP_N3_STAGES, MapType::Hash, size::<DeviceKey>(), size::<StageEntry>(), DEFAULT_MAX_STAGED),
+        spec(MAP_N3_DEVICES, MapType::LruHash, size::<DeviceId>(), size::<DeviceState>(), max_devices),
+        spec(MAP_N3_STAGES, MapType::Hash, size::<DeviceId>(), size::<StageEntry>(), DEFAULT_MAX_STAGED),
         spec(MAP_N3_CELLS, MapType::LruHash, size::<CellKey>(), size::<CellRecord>(), DEFAULT_MAX_CELLS),
         spec(MAP_N3_CELL_HOT, MapType::Array, 4, size::<CellHot>(), CELL_SLOTS),
         spec(MAP_N3_CELL_PCPU, MapType::PerCpuArray, 4, size::<CellCounts>(), CELL_SLOTS),

@@ -10,8 +10,8 @@ use aya::{
 };
 use guard_common::{
     abi::{
-        self, CellCounts, CellHot, CellKey, CellRecord, CellStageEntry, CellState, Counter, DeviceKey, DeviceState,
-        GuardConfig, LocalAddr, Meta, StageEntry, LOCAL_SLOTS, STAT_COUNT,
+        self, device_id, CellCounts, CellHot, CellKey, CellRecord, CellStageEntry, CellState, Counter, DeviceId,
+        DeviceKey, DeviceState, GuardConfig, LocalAddr, Meta, StageEntry, LOCAL_SLOTS, STAT_COUNT,
     },
     parse::Malformed,
     policy::Verdict,
@@ -46,11 +46,14 @@ pub struct StagedRebuild {
 }
 
 /// Handles on the N3 maps (not the ring buffer, which the controller owns).
+///
+/// The device and stage maps are keyed by a device's 8-byte id (`abi::device_id`, schema 10);
+/// the methods here take and return [`DeviceKey`]s, userspace's name for a device, and convert.
 pub struct N3Maps {
     pub meta: Array<MapData, Meta>,
     pub config: Array<MapData, GuardConfig>,
-    pub devices: HashMap<MapData, DeviceKey, DeviceState>,
-    pub stages: HashMap<MapData, DeviceKey, StageEntry>,
+    pub devices: HashMap<MapData, DeviceId, DeviceState>,
+    pub stages: HashMap<MapData, DeviceId, StageEntry>,
     /// Marks of possibly staged devices (`abi::staged_bit`), set by [`N3Maps::set_stage`].
     pub staged: StagedMarks,
     /// gNB records; their hot slots are in `cell_hot`, the slots' counters per CPU in
@@ -206,12 +209,17 @@ impl N3Maps {
         sum_counters(&self.stats, abi::MAP_N3_STATS, STAT_COUNT)
     }
 
+    /// A device's record. A key no device of the data plane can have (`device_id::of_key`) has
+    /// none.
     pub fn device(&self, key: &DeviceKey) -> Result<Option<DeviceState>, MapsError> {
-        optional(self.devices.get(key, 0), abi::MAP_N3_DEVICES)
+        let Some(id) = device_id::of_key(key) else { return Ok(None) };
+        optional(self.devices.get(&id, 0), abi::MAP_N3_DEVICES)
     }
 
+    /// A device's stage entry (none for a key without an id, as [`N3Maps::device`]).
     pub fn stage(&self, key: &DeviceKey) -> Result<Option<StageEntry>, MapsError> {
-        optional(self.stages.get(key, 0), abi::MAP_N3_STAGES)
+        let Some(id) = device_id::of_key(key) else { return Ok(None) };
+        optional(self.stages.get(&id, 0), abi::MAP_N3_STAGES)
     }
 
     /// Write a device's stage. Every stage write goes through here: the data plane caches a
@@ -227,7 +235,10 @@ impl N3Maps {
     /// insert, as the generation is replaced after it: a device the data plane has never seen
     /// looks its stage up only when its bit is set. A refresh found the entry, which its first
     /// write marked; bits of removed entries are cleared only by [`N3Maps::rebuild_staged`].
+    ///
+    /// A key no device of the data plane can have (`device_id::of_key`) is refused.
     pub fn set_stage(&mut self, key: &DeviceKey, entry: &StageEntry) -> Result<(), MapsError> {
+        let id = device_id::of_key(key).ok_or(MapsError::NoDeviceId(*key))?;
         let refresh = matches!(self.stage(key)?, Some(old)
             if old.stage == entry.stage
                 && old.flags == entry.flags
@@ -235,18 +246,19 @@ impl N3Maps {
                 && old.tau_ns == entry.tau_ns
                 && old.bytes == entry.bytes
                 && entry.expires_ns >= old.expires_ns);
-        self.stages.insert(key, entry, 0).map_err(err(abi::MAP_N3_STAGES))?;
+        self.stages.insert(id, entry, 0).map_err(err(abi::MAP_N3_STAGES))?;
         if refresh {
             return Ok(());
         }
-        self.staged.mark(key);
+        self.staged.mark(id);
         self.new_generation(abi::HINT_STAGE_GEN)
     }
 
     /// Remove a device's stage. `Ok(false)` if it had none. The data plane caches quarantine
     /// entries per device, so a removal replaces the generation too.
     pub fn clear_stage(&mut self, key: &DeviceKey) -> Result<bool, MapsError> {
-        match self.stages.remove(key) {
+        let Some(id) = device_id::of_key(key) else { return Ok(false) };
+        match self.stages.remove(&id) {
             Ok(()) => self.new_generation(abi::HINT_STAGE_GEN).map(|()| true),
             Err(MapError::KeyNotFound) => Ok(false),
             Err(e) => Err(MapsError::Map { name: abi::MAP_N3_STAGES, source: e }),
@@ -292,14 +304,13 @@ impl N3Maps {
     /// walks of `N3_STAGES` around a compare-and-swap per word, no lock with other writers).
     pub fn rebuild_staged(&self) -> StagedRebuild {
         let bits_before = self.staged.count();
-        let cleared =
-            self.staged.rebuild(|| self.stages.keys().filter_map(Result::ok).map(|k| abi::staged_bit(&k)).collect());
+        let cleared = self.staged.rebuild(|| self.stages.keys().filter_map(Result::ok).map(abi::staged_bit).collect());
         StagedRebuild { bits_before, cleared, bits_after: self.staged.count() }
     }
 
     /// All staged devices. Entries that vanish during the walk are skipped.
     pub fn stages(&self) -> Vec<(DeviceKey, StageEntry)> {
-        whole(&self.stages)
+        whole(&self.stages).into_iter().map(|(id, e)| (device_id::to_key(id), e)).collect()
     }
 
     pub fn cell_stages(&self) -> Vec<(CellKey, CellStageEntry)> {
@@ -335,7 +346,7 @@ impl N3Maps {
     /// reads, one entry at a time. The controller reads it in slices instead
     /// ([`N3Maps::device_slice`]).
     pub fn devices(&self) -> Vec<(DeviceKey, DeviceState)> {
-        whole(&self.devices)
+        whole(&self.devices).into_iter().map(|(id, d)| (device_id::to_key(id), d)).collect()
     }
 
     /// Read about `max` more devices (whole hash buckets, so a few more) from where `cursor`
@@ -347,7 +358,8 @@ impl N3Maps {
         out: &mut Vec<(DeviceKey, DeviceState)>,
     ) -> Result<usize, MapsError> {
         use aya::maps::IterableMap as _;
-        batch::read_slice(self.devices.map(), cursor, max, DEVICE_BATCH, out).map_err(err(abi::MAP_N3_DEVICES))
+        batch::read_slice_keyed(self.devices.map(), cursor, max, DEVICE_BATCH, out, device_id::to_key)
+            .map_err(err(abi::MAP_N3_DEVICES))
     }
 
     /// Every device of the map handed to `f`, read `step` at a time ([`N3Maps::device_slice`]),

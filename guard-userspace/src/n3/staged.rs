@@ -17,7 +17,7 @@ use std::{
     sync::atomic::{AtomicU64, Ordering},
 };
 
-use guard_common::abi::{staged_bit, DeviceKey, STAGED_WORDS};
+use guard_common::abi::{staged_bit, DeviceId, STAGED_WORDS};
 use memmap2::{MmapOptions, MmapRaw};
 
 /// The mapped words of `N3_STAGED` (a shared, writable mapping; unmapped on drop).
@@ -49,15 +49,16 @@ impl StagedMarks {
         &self.words()[(i % STAGED_WORDS) as usize]
     }
 
-    /// Set `key`'s bit. Call it after the key's stage entry is in `N3_STAGES` (`SeqCst`: the
-    /// insert, a completed syscall, is visible to any CPU that sees the bit).
-    pub fn mark(&self, key: &DeviceKey) {
+    /// Set the bit of `key` (a device's id, `abi::device_id`). Call it after the key's stage
+    /// entry is in `N3_STAGES` (`SeqCst`: the insert, a completed syscall, is visible to any CPU
+    /// that sees the bit).
+    pub fn mark(&self, key: DeviceId) {
         let (w, b) = staged_bit(key);
         self.word(w).fetch_or(1 << b, Ordering::SeqCst);
     }
 
     /// Whether `key`'s bit is set.
-    pub fn is_marked(&self, key: &DeviceKey) -> bool {
+    pub fn is_marked(&self, key: DeviceId) -> bool {
         let (w, b) = staged_bit(key);
         self.word(w).load(Ordering::SeqCst) >> b & 1 != 0
     }

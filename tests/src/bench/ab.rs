@@ -100,15 +100,26 @@ const QUARANTINED: u32 = 0x0002_0002;
 
 /// Quarantine [`QUARANTINED`] in `ebpf`'s `N3_STAGES`, written directly (no `N3_STAGED` bit: the
 /// device's first packet passes on a build with the bits, its second, from a known device whose
-/// record has cached nothing, finds the entry).
+/// record has cached nothing, finds the entry). The key is the map's own: the 8-byte id of schema
+/// 10 on (`abi::device_id`), the 20-byte `DeviceKey` before.
 fn quarantine(ebpf: &mut Ebpf) -> Result<()> {
-    use guard_common::abi::{DeviceKey, StageEntry, MAP_N3_STAGES, STAGE_QUARANTINE};
-    let mut m: aya::maps::HashMap<&mut aya::maps::MapData, DeviceKey, StageEntry> =
-        aya::maps::HashMap::try_from(ebpf.map_mut(MAP_N3_STAGES).context("no N3_STAGES in the object")?)?;
+    use aya::maps::{HashMap, MapData};
+    use guard_common::abi::{device_id, DeviceKey, StageEntry, MAP_N3_STAGES, STAGE_QUARANTINE};
+    let map = ebpf.map_mut(MAP_N3_STAGES).context("no N3_STAGES in the object")?;
+    let key_size = match &map {
+        Map::HashMap(d) => d.info().context("N3_STAGES' info")?.key_size(),
+        _ => bail!("N3_STAGES is not a hash map"),
+    };
     let now = guard::clock::monotonic_ns();
     let e =
         StageEntry { stage: STAGE_QUARANTINE, expires_ns: now + 3_600_000_000_000, set_ns: now, ..Default::default() };
-    m.insert(DeviceKey::teid(QUARANTINED), e, 0).context("writing N3_STAGES")?;
+    if key_size == 8 {
+        let mut m: HashMap<&mut MapData, u64, StageEntry> = HashMap::try_from(map)?;
+        m.insert(device_id::fteid(0, QUARANTINED), e, 0).context("writing N3_STAGES")?;
+    } else {
+        let mut m: HashMap<&mut MapData, DeviceKey, StageEntry> = HashMap::try_from(map)?;
+        m.insert(DeviceKey::teid(QUARANTINED), e, 0).context("writing N3_STAGES")?;
+    }
     Ok(())
 }
 
@@ -185,6 +196,36 @@ fn load_sized(b: &Build, side: &Side, i: usize, devices: Option<u32>) -> Result<
 /// `guard_n3`'s A/B table: `builds[0]` is the reference the differences are taken against.
 pub fn ab_part(default: &GuardConfig, builds: &[Build], rounds: usize, repeat: u32) -> Result<Table> {
     ab_side(&n3_side(default), builds, rounds, repeat)
+}
+
+/// `guard_n3`'s A/B table in UE-address key mode (`key_mode = "ue_addr"`, /64 prefixes): the
+/// device key is built from the inner source, an IPv4 UE's address or an IPv6 UE's prefix (the
+/// compact key's other two kinds; issue 19, schema 10).
+pub fn ab_ue_part(default: &GuardConfig, builds: &[Build], rounds: usize, repeat: u32) -> Result<Table> {
+    use guard_common::abi::KEY_MODE_UE_ADDR;
+    let cfg = GuardConfig {
+        key_mode: KEY_MODE_UE_ADDR,
+        antispoof_v6_prefix: 64,
+        observe: Limit::per_second(1_000_000_000_000, 1_000_000_000),
+        ..*default
+    };
+    let dst6 = Ipv6Addr::new(0x2001, 0xdb8, 0xffff, 0, 0, 0, 0, 0x10);
+    let cases = vec![
+        (
+            "G-PDU, UE-address mode, known IPv4 UE",
+            GtpFrame::gpdu(0x0003_0003).inner_v4(Ipv4Addr::new(10, 45, 0, 3), Ipv4Addr::new(192, 0, 2, 10)).build(),
+        ),
+        (
+            "G-PDU, UE-address mode, known IPv6 UE (its /64)",
+            GtpFrame::gpdu(0x0004_0004).inner_v6(Ipv6Addr::new(0x2001, 0xdb8, 0x45, 7, 0, 0, 0, 1), dst6).build(),
+        ),
+    ];
+    ab_side(
+        &Side { prog: PROG_N3, config_map: MAP_N3_CONFIG, config: record_bytes(&cfg), cases },
+        builds,
+        rounds,
+        repeat,
+    )
 }
 
 /// `guard_n2`'s A/B table (SCTP DATA with an NGAP InitialUEMessage, the bench's N2 case).

@@ -403,7 +403,7 @@ pub fn cost_part(default: &GuardConfig, rounds: usize, quick: bool) -> Result<(V
             "measured ns",
             "parse ns",
             "clock (jiffies)",
-            "LRU hits",
+            "LRU hits (8-byte key)",
             "hash hits",
             "hash misses",
             "per-CPU/array slots",
@@ -439,12 +439,12 @@ pub fn cost_part(default: &GuardConfig, rounds: usize, quick: bool) -> Result<(V
     let mut goals = Vec::new();
     let lookups = [
         format!(
-            "one LRU hit on a 20-byte key ({} ns; the gNB's counters through the slot the device caches, \"no stage\" and \"no cell cap\" cached too, so no other hash lookup)",
-            num(prices.lru, 0)
+            "one LRU hit on an 8-byte key ({} ns; the gNB's counters through the slot the device caches, \"no stage\" and \"no cell cap\" cached too, so no other hash lookup)",
+            num(prices.lru8, 0)
         ),
         format!(
-            "one LRU hit on a 20-byte key ({} ns; the gNB's counters through the slot the device caches, the quarantine cached in the device record)",
-            num(prices.lru, 0)
+            "one LRU hit on an 8-byte key ({} ns; the gNB's counters through the slot the device caches, the quarantine cached in the device record)",
+            num(prices.lru8, 0)
         ),
     ];
     for ((name, m), lk) in [("known device, stage 0", stage0), ("quarantine drop path", quar)].into_iter().zip(lookups)

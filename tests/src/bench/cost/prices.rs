@@ -12,6 +12,8 @@ pub(super) struct OpPrices {
     hash: f64,
     miss: f64,
     pub(super) lru: f64,
+    /// An LRU hit on an 8-byte key: the device map's (schema 10).
+    pub(super) lru8: f64,
     percpu: f64,
     atomic: f64,
 }
@@ -36,6 +38,7 @@ pub(super) fn op_prices(p: &mut Progs, frame: &[u8], rounds: usize, repeat: u32)
         hash: per(2),
         miss: per(3),
         lru: per(4),
+        lru8: per(11),
         percpu: per(5),
         atomic: ((m[7] - m[6]) / 8.0).max(0.0),
     };
@@ -52,14 +55,14 @@ pub(super) fn op_prices(p: &mut Progs, frame: &[u8], rounds: usize, repeat: u32)
         ("LRU hash lookup, hit (sets the reference bit)", 4, prices.lru),
         ("per-CPU array slot: lookup + 2 plain adds", 5, prices.percpu),
         ("atomic add on a shared map value (lock add)", 7, prices.atomic),
-        ("hash lookup, hit, 8-byte key (a compact device key)", 10, per(10)),
-        ("LRU hash lookup, hit, 8-byte key", 11, per(11)),
+        ("hash lookup, hit, 8-byte key (the device key)", 10, per(10)),
+        ("LRU hash lookup, hit, 8-byte key (the device map)", 11, prices.lru8),
     ];
     for (what, i, price) in rows {
         t.row(vec![what.into(), names[i].into(), num(m[i], 1), num(price, 2)]);
     }
     t.note(format!(
-        "Probe ns − `xdp_baseline` ({} ns), divided by 8. Hash and LRU probes use 20-byte keys, as the guard's device and cell keys, but for the two 8-byte-key rows (what a compact device key would cost, docs/dataplane.md). The atomic probe does one hash lookup and 8 atomic adds on one value, so its price is (probe − `xdp_op_hash1` ({} ns)) / 8: adds to one cache line this CPU owns, the uncontended case (CPUs adding to one value pay a cache-line transfer each: why the gNB's counters are per CPU, and a device's packets should land on one CPU; see the multi-core table). Kernel ns are integers per run: prices below ~0.5 ns are at the resolution limit.",
+        "Probe ns − `xdp_baseline` ({} ns), divided by 8. Hash and LRU probes use 20-byte keys, as the guard's gNB keys (and its device keys before schema 10), but for the two 8-byte-key rows (the device maps' keys since schema 10: docs/dataplane.md, \"A compact device key\"). The atomic probe does one hash lookup and 8 atomic adds on one value, so its price is (probe − `xdp_op_hash1` ({} ns)) / 8: adds to one cache line this CPU owns, the uncontended case (CPUs adding to one value pay a cache-line transfer each: why the gNB's counters are per CPU, and a device's packets should land on one CPU; see the multi-core table). Kernel ns are integers per run: prices below ~0.5 ns are at the resolution limit.",
         num(m[0], 1),
         num(m[6], 1)
     ));
@@ -73,6 +76,7 @@ pub(super) struct PathOps {
     /// Clock reads: `bpf_jiffies64` (inlined) keying the per-CPU coarse-clock cache (in the packet
     /// scratch `N3_PKT`; the helper call happens once per tick, not per packet).
     jiffies: f64,
+    /// LRU hits on the device map (priced at an 8-byte key's hit).
     pub(super) lru: f64,
     hash: f64,
     miss: f64,
@@ -83,7 +87,8 @@ pub(super) struct PathOps {
 pub(super) const PATH_STAGE0: PathOps = PathOps {
     name: "known device, stage 0",
     jiffies: 1.0,
-    // N3_DEVICES. The gNB is not looked up: the device caches its slot in N3_CELL_HOT.
+    // N3_DEVICES (an 8-byte key). The gNB is not looked up: the device caches its slot in
+    // N3_CELL_HOT.
     lru: 1.0,
     hash: 0.0,
     // None: "no stage" and "no cell cap" are cached in the device's record and in this CPU's
@@ -124,7 +129,7 @@ pub(super) fn explain(p: &OpPrices, path: &PathOps, measured: f64, parse: f64) -
         }
     };
     let ops = path.jiffies * p.jiffies
-        + path.lru * p.lru
+        + path.lru * p.lru8
         + path.hash * p.hash
         + path.miss * p.miss
         + path.percpu * p.percpu
@@ -134,7 +139,7 @@ pub(super) fn explain(p: &OpPrices, path: &PathOps, measured: f64, parse: f64) -
         num(measured, 1),
         num(parse, 1),
         cost(path.jiffies, p.jiffies),
-        cost(path.lru, p.lru),
+        cost(path.lru, p.lru8),
         cost(path.hash, p.hash),
         cost(path.miss, p.miss),
         cost(path.percpu, p.percpu),

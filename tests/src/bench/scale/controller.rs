@@ -216,7 +216,7 @@ pub(super) fn controller(cfg: &GuardConfig, quick: bool) -> Result<(Table, Vec<V
                     let k = DeviceKey::teid(teid);
                     if let Ok(Some(mut d)) = m.device(&k) {
                         d.packets += 5;
-                        let _ = m.devices.insert(k, d, 0);
+                        let _ = m.devices.insert(device_id::fteid(0, teid), d, 0);
                     }
                 }
                 passes += 1;
@@ -241,7 +241,8 @@ pub(super) fn controller(cfg: &GuardConfig, quick: bool) -> Result<(Table, Vec<V
     let t0 = Instant::now();
     // Per offender: its onset, as ns since `t0` plus one (0: not flooding yet), for the writer.
     let begun: Arc<Vec<AtomicU64>> = Arc::new(offenders.iter().map(|_| AtomicU64::new(0)).collect());
-    let keys: Vec<DeviceKey> = offenders.iter().map(|t| DeviceKey::teid(*t)).collect();
+    // The device map's own keys (`abi::device_id`): `write_batch` writes them as they are.
+    let keys: Vec<DeviceId> = offenders.iter().map(|t| device_id::fteid(0, *t)).collect();
     // An offender the LRU map evicted while it was filled starts from the fill's state (the
     // writer's first write inserts it again, as its first packet would).
     let at_rest: Vec<DeviceState> = offenders
@@ -500,7 +501,7 @@ const FLOOD_TPDU_OCTETS: u64 = 20 + 8 + 32;
 /// data plane re-creating the entry, a restart, and cost the controller a window.)
 fn flood_write(
     maps: &N3Maps,
-    keys: &[DeviceKey],
+    keys: &[DeviceId],
     at_rest: &[DeviceState],
     begun: &[AtomicU64],
     t0: Instant,

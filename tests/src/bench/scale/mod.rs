@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use aya::programs::{TestRun, TestRunOptions};
 use guard::{bpf::pins::PinDir, n3::load, n3::maps::N3Maps};
-use guard_common::abi::{self, DeviceKey, DeviceState, GuardConfig, STAGE_QUARANTINE};
+use guard_common::abi::{self, device_id, DeviceId, DeviceKey, DeviceState, GuardConfig, STAGE_QUARANTINE};
 use guard_common::policy::Verdict;
 
 use crate::bench::progs::{self, time_cycle, RefProgs};
@@ -51,7 +51,7 @@ fn fill(maps: &mut N3Maps, base: u32, n: u32) -> Result<f64> {
     for i in 0..n {
         let t = base + i;
         maps.devices
-            .insert(DeviceKey::teid(t), device(t, 1), 0)
+            .insert(device_id::fteid(0, t), device(t, 1), 0)
             .with_context(|| format!("inserting device {i} of {n}"))?;
     }
     Ok(t0.elapsed().as_secs_f64())

@@ -14,6 +14,7 @@ mod cpus;
 mod echo;
 mod events;
 mod fragments;
+mod keys;
 mod malformed;
 mod messages;
 mod sessions;
@@ -26,10 +27,10 @@ use std::time::{Duration, Instant};
 use guard::clock::monotonic_ns;
 use guard_common::{
     abi::{
-        CellCounts, CellStageEntry, DeviceKey, Event, GuardConfig, Limit, StageEntry, BIND_V4, BIND_V6,
-        EVENT_DEVICE_OVER_LIMIT, EVENT_ERR_IND_LIMITED, MAP_N3_EVENTS, PROT_ALL, PROT_ANTISPOOF, PROT_MALFORMED,
-        PROT_QUARANTINE, QFI_NONE, STAGE_FLAG_EXEMPT, STAGE_OBSERVE, STAGE_QUARANTINE, STAGE_SHAPE, STAGE_STRICT,
-        STAT_EVENTS_SENT, STAT_EVENTS_SUPPRESSED, STAT_MAP_UPDATE_FAILED,
+        device_id, CellCounts, CellStageEntry, DeviceKey, Event, EventRecord, GuardConfig, Limit, StageEntry, BIND_V4,
+        BIND_V6, EVENT_DEVICE_OVER_LIMIT, EVENT_ERR_IND_LIMITED, MAP_N3_EVENTS, PROT_ALL, PROT_ANTISPOOF,
+        PROT_MALFORMED, PROT_QUARANTINE, QFI_NONE, STAGE_FLAG_EXEMPT, STAGE_OBSERVE, STAGE_QUARANTINE, STAGE_SHAPE,
+        STAGE_STRICT, STAT_EVENTS_SENT, STAT_EVENTS_SUPPRESSED, STAT_MAP_UPDATE_FAILED,
     },
     parse::Malformed,
     policy::Verdict,
@@ -73,9 +74,10 @@ fn take_ring(g: &mut Guard) -> aya::maps::RingBuf<aya::maps::MapData> {
 fn drain(ring: &mut aya::maps::RingBuf<aya::maps::MapData>) -> Vec<Event> {
     let mut out = Vec::new();
     while let Some(item) = ring.next() {
-        assert_eq!(item.len(), std::mem::size_of::<Event>(), "event record size");
-        // SAFETY: the record is an `Event` (checked size); any bit pattern is a valid Event.
-        out.push(unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<Event>()) });
+        assert_eq!(item.len(), std::mem::size_of::<EventRecord>(), "event record size");
+        // SAFETY: the record is an `EventRecord` (checked size); any bit pattern is a valid one.
+        let r = unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<EventRecord>()) };
+        out.push(Event::from(&r));
     }
     out
 }

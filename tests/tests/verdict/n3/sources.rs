@@ -16,7 +16,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::OnceLock;
 
 use guard_common::{
-    abi::{DeviceKey, GuardConfig, Limit, ESTABLISHED_PACKETS, PROT_ALL},
+    abi::{device_id, GuardConfig, Limit, ESTABLISHED_PACKETS, PROT_ALL},
     policy::Verdict,
 };
 use labkit::assert_root;
@@ -134,7 +134,7 @@ fn an_evicted_established_session_is_readmitted_when_its_gnb_budget_is_empty() {
     // Both records evicted (as a full LRU would); then a scan forged with A's own address
     // empties A's new-device budget (5; two were spent).
     for k in [0x10u32, 0x11] {
-        g.maps.devices.remove(&DeviceKey::teid(k)).expect("evict");
+        g.maps.devices.remove(&device_id::fteid(0, k)).expect("evict");
     }
     let mut scan_pass = 0;
     for t in 0..50u32 {

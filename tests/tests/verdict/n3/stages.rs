@@ -111,13 +111,13 @@ fn a_never_seen_device_finds_its_stage_through_its_bit() {
     let mut g = load(&enforce_all());
     assert_eq!(g.maps.staged.count(), 0, "a fresh guard has no bit set");
     quarantine(&mut g, 0x7a, 60 * SEC);
-    assert!(g.maps.staged.is_marked(&DeviceKey::teid(0x7a)));
+    assert!(g.maps.staged.is_marked(device_id::fteid(0, 0x7a)));
     assert_eq!(g.maps.staged.count(), 1);
     g.expect("a never-seen quarantined device's first packet", &gpdu(0x7a).build(), Verdict::DropQuarantine);
     // A TEID whose bit is still clear, staged without `set_stage`.
-    let hidden = (0x100..0x200).find(|t| !g.maps.staged.is_marked(&DeviceKey::teid(*t))).expect("a clear bit");
+    let hidden = (0x100..0x200).find(|t| !g.maps.staged.is_marked(device_id::fteid(0, *t))).expect("a clear bit");
     let e = stage_entry(STAGE_QUARANTINE, 0, 0, 60 * SEC);
-    g.maps.stages.insert(DeviceKey::teid(hidden), e, 0).expect("writing N3_STAGES directly");
+    g.maps.stages.insert(device_id::fteid(0, hidden), e, 0).expect("writing N3_STAGES directly");
     g.expect("a never-seen device whose bit is clear: not looked up", &gpdu(hidden).build(), Verdict::PassGpdu);
     g.expect("the same device, now known: looked up", &gpdu(hidden).build(), Verdict::DropQuarantine);
 }
@@ -340,19 +340,19 @@ fn a_rebuild_of_the_marks_clears_removed_entries_bits_and_keeps_live_ones() {
     let before = g.maps.staged.count();
     let r = g.maps.rebuild_staged();
     let live_bits: std::collections::BTreeSet<(u32, u32)> =
-        live.iter().map(|t| guard_common::abi::staged_bit(&DeviceKey::teid(*t))).collect();
+        live.iter().map(|t| guard_common::abi::staged_bit(device_id::fteid(0, *t))).collect();
     assert_eq!(r.bits_before, before);
     assert_eq!(r.bits_after, live_bits.len() as u32, "{r:?}: one bit per live entry's slot");
     assert_eq!(g.maps.staged.count(), r.bits_after);
     assert_eq!(r.cleared, before - r.bits_after, "{r:?}");
     for t in &live {
-        assert!(g.maps.staged.is_marked(&DeviceKey::teid(*t)), "{t:#x} is staged: its bit must stay");
+        assert!(g.maps.staged.is_marked(device_id::fteid(0, *t)), "{t:#x} is staged: its bit must stay");
     }
     for t in live.iter().take(4) {
         g.expect("a never-seen staged device after the rebuild", &gpdu(*t).build(), Verdict::DropQuarantine);
     }
     // A removed device's bit is clear (unless another live key shares its slot): its first packet
     // is a new device's, not looked up.
-    let clear = removed.iter().filter(|t| !g.maps.staged.is_marked(&DeviceKey::teid(**t))).count();
+    let clear = removed.iter().filter(|t| !g.maps.staged.is_marked(device_id::fteid(0, **t))).count();
     assert!(clear > removed.len() / 2, "{clear} of {} removed devices' bits cleared", removed.len());
 }
