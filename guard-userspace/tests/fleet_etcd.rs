@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use guard_common::abi::{ByteLimit, STAGE_FLAG_MANUAL, STAGE_QUARANTINE, STAGE_SHAPE, STAGE_STRICT};
 
 mod fleet_fixture;
+mod syscall_filter;
 use fleet_fixture::{Fixture, CLIENT_PORT, METRICS_PORT};
 
 #[test]
@@ -346,4 +347,35 @@ fn a_fleet_pin_with_a_bit_rate_reaches_the_members_byte_limits_and_audit() {
     assert!(rejected && f.log().contains("rate_bps 1 is outside"), "not rejected; log: {}", f.log());
     assert!(f.wait_for(Duration::from_secs(2), |f| f.ue_stage(ue).is_none()), "the refused pin is still applied");
     assert!(f.guard_alive() && cap(&f).is_some(), "the member and its other pin go on");
+}
+
+/// The packaged unit's `SystemCallFilter=` holds for a fleet member too (`service.rs` traces the
+/// rest): every system call `guard run` makes while it connects to etcd, watches, applies a fleet
+/// pin, removes it at the unpin and stops, traced with strace, is one the unit allows. `setns` is
+/// the test's `--netns`, excused.
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn a_fleet_member_makes_only_system_calls_the_unit_allows() {
+    labkit::netns::assert_root("fleet_etcd::a_fleet_member_makes_only_system_calls_the_unit_allows");
+    let (allowed, filter) = syscall_filter::unit_allows();
+    let mut f = Fixture::new("y", "ue_addr");
+    let trace = f.dir.join("run.strace");
+    f.wrapper = ["strace", "-f", "-qq", "-o"].into_iter().map(str::to_owned).collect();
+    f.wrapper.push(trace.display().to_string());
+    f.start_guard();
+    let d = f.pin_and_time("10.45.0.7", "quarantine", "10m", "traced");
+    assert!(d < Duration::from_secs(2), "{d:?}");
+    f.fleet(&["unpin", "--ue", "10.45.0.7"]);
+    assert!(f.wait_for(Duration::from_secs(5), |f| f.ue_stage("10.45.0.7").is_none()), "unpinned: {}", f.log());
+    let mut strace = f.guard.take().expect("running");
+    let pid = syscall_filter::wrapped_pid(strace.id()).expect("the traced guard's pid");
+    // SAFETY: kill(2) on the guard this test started (under strace).
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let status = strace.wait().expect("strace exits with the guard");
+    assert!(status.success(), "guard run under strace: {status:?}\n{}", f.log());
+    let mut made = syscall_filter::traced_calls(&trace);
+    assert!(made.contains("connect") && made.contains("bpf"), "the trace saw the member at work: {made:?}");
+    made.remove("setns");
+    let denied: Vec<&String> = made.difference(&allowed).collect();
+    assert!(denied.is_empty(), "the unit's SystemCallFilter= lines ({filter}) would refuse {denied:?}");
 }

@@ -13,6 +13,8 @@ use aya::maps::{Array, Map, MapData};
 use guard_common::abi::{Meta, MAP_META};
 use labkit::lab::Lab;
 
+mod syscall_filter;
+
 const GUARD: &str = env!("CARGO_BIN_EXE_guard");
 const TICK_MS: u64 = 200;
 
@@ -100,8 +102,7 @@ impl Fixture {
         if comm.trim() == "guard" {
             return child;
         }
-        let kids = std::fs::read_to_string(format!("/proc/{child}/task/{child}/children")).unwrap_or_default();
-        kids.split_whitespace().next().and_then(|p| p.parse().ok()).expect("the wrapped guard's pid")
+        syscall_filter::wrapped_pid(child as u32).expect("the wrapped guard's pid")
     }
 
     fn signal(&self, sig: libc::c_int) {
@@ -242,46 +243,6 @@ fn notify_protocol_and_health_endpoints_follow_what_the_guard_is_doing() {
     assert!(has(&stop, "STOPPING=1"), "{stop:?}");
 }
 
-/// The system calls a `strace -f -o FILE` trace shows (`PID  name(...`, resumed calls and
-/// signals skipped).
-fn traced_calls(trace: &Path) -> std::collections::BTreeSet<String> {
-    let text = std::fs::read_to_string(trace).expect("the strace output");
-    text.lines()
-        .filter_map(|l| {
-            let call = l.split_once(char::is_whitespace)?.1.trim_start();
-            let (name, _) = call.split_once('(')?;
-            (!name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'))
-                .then(|| name.to_owned())
-        })
-        .collect()
-}
-
-/// Every system call a `SystemCallFilter=` list names, its `@groups` expanded by the
-/// installed systemd itself (`systemd-analyze syscall-filter`), so the set is the one systemd
-/// would enforce, not a copy of it.
-fn systemd_allows(items: &[&str]) -> std::collections::BTreeSet<String> {
-    let mut out = std::collections::BTreeSet::new();
-    for item in items {
-        if !item.starts_with('@') {
-            out.insert((*item).to_owned());
-            continue;
-        }
-        let group = *item;
-        let o = Command::new("systemd-analyze")
-            .args(["syscall-filter", "--no-pager", group])
-            .output()
-            .expect("systemd-analyze (Debian's systemd; `cargo xtask test` installs it)");
-        assert!(o.status.success(), "systemd-analyze syscall-filter {group}: {}", String::from_utf8_lossy(&o.stderr));
-        let text = String::from_utf8_lossy(&o.stdout).into_owned();
-        // The group's own name heads the listing; its members are indented, comments start with #.
-        let members: Vec<&str> =
-            text.lines().filter(|l| l.starts_with(' ')).map(str::trim).filter(|m| !m.starts_with('#')).collect();
-        assert!(!members.is_empty(), "systemd-analyze knows no group {group}: {text}");
-        out.extend(systemd_allows(&members));
-    }
-    out
-}
-
 /// The unit's `SystemCallFilter=` (packaging/overload-guard.service): every system call
 /// `guard config check` (its ExecStartPre) and `guard run` (N3 and N2) make through start-up,
 /// ticks, a SIGHUP reload, the metrics and health endpoints and SIGTERM is one it allows. systemd would
@@ -290,17 +251,7 @@ fn systemd_allows(items: &[&str]) -> std::collections::BTreeSet<String> {
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
 fn the_units_system_call_filter_allows_every_call_the_guard_makes() {
-    let unit_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/overload-guard.service");
-    let unit = std::fs::read_to_string(&unit_path).expect("the packaged unit");
-    // systemd.exec(5): allow-list lines add up, `~` lines are taken out of what they allow.
-    let lines: Vec<&str> = unit.lines().filter_map(|l| l.strip_prefix("SystemCallFilter=")).collect();
-    let allow: Vec<&str> = lines.iter().filter(|l| !l.starts_with('~')).flat_map(|l| l.split_whitespace()).collect();
-    let deny: Vec<&str> = lines.iter().filter_map(|l| l.strip_prefix('~')).flat_map(|l| l.split_whitespace()).collect();
-    assert!(!allow.is_empty(), "the unit has no SystemCallFilter= allow-list");
-    let filter = lines.join(" / ");
-    let denied_by_unit = systemd_allows(&deny);
-    let allowed: std::collections::BTreeSet<String> =
-        systemd_allows(&allow).difference(&denied_by_unit).cloned().collect();
+    let (allowed, filter) = syscall_filter::unit_allows();
 
     let mut f = Fixture::new();
     // N2 too (its XDP program and TCX egress classifier on a second link), as `[guard]
@@ -344,8 +295,8 @@ fn the_units_system_call_filter_allows_every_call_the_guard_makes() {
     let status = f.guard.take().expect("running").wait().expect("strace exits with the guard");
     assert!(status.success(), "guard run under strace: {status:?}\n{}", f.log());
 
-    let mut made = traced_calls(&check_trace);
-    made.extend(traced_calls(&run_trace));
+    let mut made = syscall_filter::traced_calls(&check_trace);
+    made.extend(syscall_filter::traced_calls(&run_trace));
     assert!(made.contains("bpf") && made.contains("epoll_wait"), "the trace saw the guard at work: {made:?}");
     assert!(f.log().contains("guard_n2"), "N2 was attached too: {}", f.log());
     made.remove("setns");

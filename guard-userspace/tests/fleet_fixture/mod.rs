@@ -29,6 +29,8 @@ pub struct Fixture {
     pub pin_base: PathBuf,
     pub guard: Option<Child>,
     pub etcd: Option<Child>,
+    /// A program and its arguments `start_guard` runs `guard run` under (strace), if any.
+    pub wrapper: Vec<String>,
 }
 
 impl Drop for Fixture {
@@ -103,7 +105,17 @@ impl Fixture {
             config_text(&pin_base, &dir.join("operator-audit.jsonl"), &fleet, "127.0.0.2", "ops-host", "ue_addr"),
         )
         .expect("config");
-        let mut f = Fixture { lab, dir, fleet, guard_config, cli_config, pin_base, guard: None, etcd: None };
+        let mut f = Fixture {
+            lab,
+            dir,
+            fleet,
+            guard_config,
+            cli_config,
+            pin_base,
+            guard: None,
+            etcd: None,
+            wrapper: Vec::new(),
+        };
         f.start_etcd();
         f
     }
@@ -161,8 +173,15 @@ impl Fixture {
 
     pub fn start_guard(&mut self) {
         let file = std::fs::File::create(self.dir.join("guard.log")).expect("log file");
-        let child = self
-            .guard_cmd()
+        let mut cmd = match self.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(GUARD).args(["--netns", self.lab.core_ns_name()]);
+                c
+            }
+            None => self.guard_cmd(),
+        };
+        let child = cmd
             .args(["run", "--iface", self.lab.core_ifname(), "--config"])
             .arg(&self.guard_config)
             .stdout(Stdio::null())
