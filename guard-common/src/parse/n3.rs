@@ -178,14 +178,23 @@ pub fn parse_common<P: Packet + ?Sized>(pkt: &P, gtpu_port: u16, out: &mut GtpPa
     parse_common_with(pkt, gtpu_port, || Some(out))
 }
 
-/// Offsets of the common frames: untagged Ethernet, then IPv4 without options (20 octets, RFC 791
-/// §3.1) or IPv6 without extension headers (40 octets, RFC 8200 §3), then UDP.
-const C_IP: usize = ethernet::ETH_HLEN;
-const C_UDP: usize = C_IP + 20;
-const C6_UDP: usize = C_IP + 40;
+/// Offsets in the common frames, from the IP header's (`IP`: 14 untagged, 18 behind one VLAN
+/// tag, IEEE 802.1Q §9): IPv4 without options (20 octets, RFC 791 §3.1) or IPv6 without extension
+/// headers (40 octets, RFC 8200 §3), then UDP.
+const fn c_udp(ip: usize) -> usize {
+    ip + 20
+}
+const fn c6_udp(ip: usize) -> usize {
+    ip + 40
+}
 /// The IPv6 Source Address (octets 8-23 of the header, RFC 8200 §3): its first 8 octets are in
-/// the window [`parse_common_with`] reads at 12, the last 8 here.
-const C6_SRC_TAIL: usize = C_IP + 16;
+/// the window [`parse_common_with`] reads before the IP header, the last 8 here.
+const fn c6_src_tail(ip: usize) -> usize {
+    ip + 16
+}
+/// The IP header of an untagged frame and of a frame with one VLAN tag.
+const IP_UNTAGGED: usize = ethernet::ETH_HLEN;
+const IP_TAGGED: usize = ethernet::ETH_HLEN + 4;
 
 /// IPv6 Next Header values the full parser walks as extension headers (`ip::parse_ipv6`):
 /// Hop-by-Hop, Routing, Fragment, AH, Destination Options.
@@ -215,7 +224,6 @@ where
     P: Packet + ?Sized,
     F: FnOnce() -> Option<&'o mut GtpPacket>,
 {
-    use crate::abi::{FAMILY_IPV4, FAMILY_IPV6};
     // Small windows rather than one read of the 50 octets: in the kernel each read is a copy on
     // the 512-byte BPF stack, shared with the policy's frame.
     // Octets 12-29: EtherType, then the IP header's first 16 octets (IPv4 up to its Source
@@ -223,39 +231,74 @@ where
     let Some(h) = pkt.read::<18>(12) else {
         return Common::Other;
     };
+    ip_common::<P, F, IP_UNTAGGED, false>(pkt, gtpu_port, out, h, 0)
+}
+
+/// [`parse_common_with`] from the EtherType on: `h` holds the EtherType (octets 0-1) and the IP
+/// header's first 16 octets, which start at `IP`; `vlan_tags` tags came before it (`TAGGED`: one,
+/// so a second is not walked here). Instantiated once per tag count, so every offset is a
+/// constant.
+#[inline(always)]
+fn ip_common<'o, P, F, const IP: usize, const TAGGED: bool>(
+    pkt: &P,
+    gtpu_port: u16,
+    out: F,
+    h: [u8; 18],
+    vlan_tags: u8,
+) -> Common
+where
+    P: Packet + ?Sized,
+    F: FnOnce() -> Option<&'o mut GtpPacket>,
+{
+    use crate::abi::{FAMILY_IPV4, FAMILY_IPV6};
     if h[0] == 0x08 && h[1] == 0x00 && h[2] == 0x45 {
-        // EtherType IPv4 (no VLAN tag); version 4, IHL 5 (RFC 791 §3.1).
+        // EtherType IPv4; version 4, IHL 5 (RFC 791 §3.1).
         if h[11] != ip::IPPROTO_UDP {
             // Another protocol: not GTP-U whatever the fragment bits say (the full parser decides
             // on the protocol first), once the 20-octet header is in the frame.
-            return if pkt.len() >= C_UDP { Common::NotGtp } else { Common::Other };
+            return if pkt.len() >= c_udp(IP) { Common::NotGtp } else { Common::Other };
         }
         // Flags and fragment offset: MF clear and offset 0 (DF may be set).
         if h[8] & 0x3f != 0 || h[9] != 0 {
             return Common::Other;
         }
-        udp_gtpu::<P, F, C_UDP>(pkt, gtpu_port, out, FAMILY_IPV4, || Some([word(&h, 14), 0, 0, 0]))
+        // The Source Address is read again, only for a GTP-U frame: taken from `h`, LLVM loads
+        // and spills its octets before the port is known, which every pass-through paid.
+        udp_gtpu(pkt, c_udp(IP), gtpu_port, out, FAMILY_IPV4, vlan_tags, || {
+            let a = pkt.read::<4>(IP + 12)?;
+            Some([word(&a, 0), 0, 0, 0])
+        })
     } else if h[0] == 0x86 && h[1] == 0xdd && h[2] >> 4 == 6 {
-        // EtherType IPv6 (no VLAN tag), Version 6. Next Header UDP: no extension header, so no
-        // fragment either (RFC 8200 §3, §4). Traffic Class, Flow Label, Payload Length and Hop
-        // Limit are not read, as the full parser does not read them (the UDP and GTP-U lengths
-        // are what bound the message, and they are checked against the frame below).
+        // EtherType IPv6, Version 6. Next Header UDP: no extension header, so no fragment either
+        // (RFC 8200 §3, §4). Traffic Class, Flow Label, Payload Length and Hop Limit are not
+        // read, as the full parser does not read them (the UDP and GTP-U lengths are what bound
+        // the message, and they are checked against the frame below).
         if h[8] != ip::IPPROTO_UDP {
             // Another upper-layer protocol (not an extension header to walk), once the 40-octet
             // header is in the frame: not GTP-U.
-            return if !ipv6_ext(h[8]) && pkt.len() >= C6_UDP { Common::NotGtp } else { Common::Other };
+            return if !ipv6_ext(h[8]) && pkt.len() >= c6_udp(IP) { Common::NotGtp } else { Common::Other };
         }
         // The Source Address's last 8 octets are read only for a GTP-U frame.
         let outer = || {
-            let t = pkt.read::<8>(C6_SRC_TAIL)?;
+            let t = pkt.read::<8>(c6_src_tail(IP))?;
             Some([word(&h, 10), word(&h, 14), word(&t, 0), word(&t, 4)])
         };
-        udp_gtpu::<P, F, C6_UDP>(pkt, gtpu_port, out, FAMILY_IPV6, outer)
+        udp_gtpu(pkt, c6_udp(IP), gtpu_port, out, FAMILY_IPV6, vlan_tags, outer)
     } else {
         let ethertype = be16([h[0], h[1]]);
+        if !TAGGED && (ethertype == ethernet::ETHERTYPE_VLAN || ethertype == ethernet::ETHERTYPE_QINQ) {
+            // One VLAN tag (common on N3 links), checked after the untagged IP EtherTypes so an
+            // untagged frame never pays for it: its TCI is not read (the full parser does not
+            // read it either), and the same window 4 octets on holds the inner EtherType and the
+            // IP header. A second tag is one of the EtherTypes below: the full parser's.
+            let Some(h) = pkt.read::<18>(IP_TAGGED - 2) else {
+                return Common::Other;
+            };
+            return ip_common::<P, F, IP_TAGGED, true>(pkt, gtpu_port, out, h, 1);
+        }
         match ethertype {
-            // IP with another version nibble or IHL (malformed or options), a VLAN tag: the full
-            // parser's.
+            // IP with another version nibble or IHL (malformed or options), a (further) VLAN
+            // tag: the full parser's.
             ethernet::ETHERTYPE_IPV4
             | ethernet::ETHERTYPE_IPV6
             | ethernet::ETHERTYPE_VLAN
@@ -266,25 +309,27 @@ where
     }
 }
 
-/// The part of [`parse_common_with`] after the IP header, whose length `UDP` (the UDP header's
-/// offset) fixes: instantiated once per IP version, so every offset stays a constant and the
-/// outer address is stored from inside its own version's branch (ARCHITECTURE.md, verifier
+/// The part of [`parse_common_with`] after the IP header, from the UDP header at `udp_at`: inlined
+/// into each IP version's and tag count's branch with a constant `udp_at`, so every offset stays
+/// a constant and the outer address is stored from inside its own version's branch (ARCHITECTURE.md, verifier
 /// notes: addresses merged across the two branches are spilled and copied octet by octet).
 #[inline(always)]
-fn udp_gtpu<'o, P, F, const UDP: usize>(
+fn udp_gtpu<'o, P, F>(
     pkt: &P,
+    udp_at: usize,
     gtpu_port: u16,
     out: F,
     family: u32,
+    vlan_tags: u8,
     outer: impl FnOnce() -> Option<[u32; 4]>,
 ) -> Common
 where
     P: Packet + ?Sized,
     F: FnOnce() -> Option<&'o mut GtpPacket>,
 {
-    let gtp_opt = UDP + udp::UDP_HLEN + gtpu::GTPU_HLEN;
+    let gtp_opt = udp_at + udp::UDP_HLEN + gtpu::GTPU_HLEN;
     // The UDP header, then the GTP-U mandatory header.
-    let Some(u) = pkt.read::<16>(UDP) else {
+    let Some(u) = pkt.read::<16>(udp_at) else {
         return Common::Other;
     };
     if be16([u[2], u[3]]) != gtpu_port {
@@ -296,7 +341,7 @@ where
     // UDP (RFC 768): Length covering at least its header and inside the frame.
     let len = pkt.len();
     let ulen = be16([u[4], u[5]]) as usize;
-    if ulen < udp::UDP_HLEN || UDP + ulen > len {
+    if ulen < udp::UDP_HLEN || udp_at + ulen > len {
         return Common::Other;
     }
     // GTP-U (TS 29.281 §5.1): version 1, PT 1, no S or PN, E optional; a G-PDU whose Length fits
@@ -330,7 +375,7 @@ where
         return Common::Other;
     };
     gtpu::store_addr(&mut out.outer_src, family, outer);
-    out.vlan_tags = 0;
+    out.vlan_tags = vlan_tags;
     out.frag_kind = FRAG_NONE;
     let tpdu_len = (end - payload) as u32;
     out.gtp =

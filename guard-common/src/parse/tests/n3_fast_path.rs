@@ -396,7 +396,7 @@ proptest! {
     }
 
     /// Any EtherType but IPv4, IPv6 and the VLAN tags (ARP, LLDP, MPLS, ...): not GTP-U on the
-    /// fast path, as the full parser says; the four it parses are never decided that way.
+    /// fast path, as the full parser says; IP is never decided that way, a tag by what follows it.
     #[test]
     fn other_ethertypes_are_not_gtp_on_the_fast_path(
         spec in arb_spec(),
@@ -405,8 +405,10 @@ proptest! {
         let mut f = encode(&spec);
         f[12..14].copy_from_slice(&ethertype.to_be_bytes());
         let got = decided(&f)?;
-        if [0x0800, 0x86dd, 0x8100, 0x88a8].contains(&ethertype) {
+        if [0x0800, 0x86dd].contains(&ethertype) {
             prop_assert_ne!(got, n3::Common::NotGtp);
+        } else if [0x8100, 0x88a8].contains(&ethertype) {
+            // A tag: the EtherType after it decides (and `decided` held it to the full parser).
         } else {
             prop_assert_eq!(got, n3::Common::NotGtp);
         }
@@ -437,4 +439,81 @@ fn the_fast_path_asks_for_its_output_only_for_a_gpdu() {
         None
     });
     assert_eq!((got, asked), (n3::Common::Other, true));
+}
+
+// ---------------------------------------------------------------------------------------------
+// One VLAN tag (issue 19): the common frames behind one 802.1Q (or 802.1ad) tag, at fixed
+// offsets 4 octets on.
+// ---------------------------------------------------------------------------------------------
+
+/// The common shapes behind one tag, IPv4 or IPv6 outer.
+fn common_spec_tagged() -> impl Strategy<Value = Spec> {
+    (common_spec(), any::<bool>()).prop_map(|(s, ipv6)| Spec { vlans: 1, ipv6, ..s })
+}
+
+proptest! {
+    /// A common G-PDU behind one tag takes the fast path, writes what the full parser writes
+    /// (`vlan_tags` 1 included), and finds the device and addresses of the untagged frame.
+    #[test]
+    fn tagged_common_frames_take_the_fast_path(spec in common_spec_tagged(), qinq in any::<bool>(), tci in any::<u16>()) {
+        let mut f = encode(&spec);
+        if qinq {
+            f[12..14].copy_from_slice(&0x88a8u16.to_be_bytes());
+        }
+        // The TCI (PCP, DEI, VID) is read by neither parser.
+        f[14..16].copy_from_slice(&tci.to_be_bytes());
+        prop_assert!(common_path_agrees(&f, 2152)?, "the fast path refused {:?}", spec);
+        let (mut tagged, mut plain) = (MARKED, MARKED);
+        prop_assert!(n3::parse_common_into(&f[..], 2152, &mut tagged));
+        let untagged = encode(&Spec { vlans: 0, ..spec.clone() });
+        prop_assert!(n3::parse_common_into(&untagged[..], 2152, &mut plain));
+        prop_assert_eq!(tagged.vlan_tags, 1);
+        prop_assert_eq!((tagged.outer_src, tagged.inner_src, tagged.inner_dst), (plain.outer_src, plain.inner_src, plain.inner_dst));
+        prop_assert_eq!((tagged.gtp.teid, tagged.gtp.qfi, tagged.gtp.payload), (plain.gtp.teid, plain.gtp.qfi, plain.gtp.payload + 4));
+    }
+
+    /// Two tags (Q-in-Q) are the full parser's: the fast path never decides them.
+    #[test]
+    fn two_tags_fall_through(spec in common_spec_tagged()) {
+        let f = encode(&Spec { vlans: 2, ..spec });
+        prop_assert_eq!(decided(&f)?, n3::Common::Other);
+    }
+
+    /// A tagged frame with up to three octets of its first 90 changed (the tag, the inner
+    /// EtherType, IPv4 version and IHL (options), fragment bits, protocol, IPv6 Next Header,
+    /// ports, lengths, GTP-U flags) and cut anywhere: the fast path either refuses or agrees
+    /// with the full parser (an attacker cannot craft a tagged frame the two read differently).
+    #[test]
+    fn the_tagged_fast_path_never_disagrees(
+        spec in (arb_spec(), any::<bool>()).prop_map(|(s, ipv6)| Spec { vlans: 1, ipv6, ..s }),
+        edits in prop::collection::vec((12usize..90, any::<u8>()), 0..4),
+        cut in prop::option::of(any::<prop::sample::Index>()),
+    ) {
+        let mut f = encode(&spec);
+        for (at, b) in edits {
+            if let Some(o) = f.get_mut(at) {
+                *o = b;
+            }
+        }
+        if let Some(c) = cut {
+            f.truncate(c.index(f.len() + 1));
+        }
+        common_path_agrees(&f, 2152)?;
+    }
+}
+
+/// A tag followed by IPv4 with options, by a fragment, or cut inside the IP header: never the
+/// fast path's G-PDU; the full parser reads them.
+#[test]
+fn tagged_options_fragments_and_short_frames_are_the_full_parsers() {
+    let f = encode(&Spec { vlans: 1, ..base() });
+    let ip = 18;
+    let mut options = f.clone();
+    options[ip] = 0x46;
+    let mut fragment = f.clone();
+    fragment[ip + 6] = 0x20;
+    for (what, g) in [("options", &options[..]), ("fragment", &fragment[..]), ("short", &f[..ip + 19])] {
+        let mut fast = MARKED;
+        assert_eq!(n3::parse_common(g, 2152, &mut fast), n3::Common::Other, "{what}");
+    }
 }
