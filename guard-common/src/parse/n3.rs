@@ -1,6 +1,6 @@
 //! The whole N3 parse: Ethernet → IPv4/IPv6 → UDP to the GTP-U port → GTP-U → inner source.
 
-use super::{be16, be32, ethernet, gtpu, gtpu::word, ip, udp, Malformed, Packet};
+use super::{be16, be32, ethernet, gtpu, ip, udp, Malformed, Packet};
 use crate::abi::{L3Addr, QFI_NONE};
 
 /// What the N3 program needs to know about a packet.
@@ -187,10 +187,9 @@ const fn c_udp(ip: usize) -> usize {
 const fn c6_udp(ip: usize) -> usize {
     ip + 40
 }
-/// The IPv6 Source Address (octets 8-23 of the header, RFC 8200 §3): its first 8 octets are in
-/// the window [`parse_common_with`] reads before the IP header, the last 8 here.
-const fn c6_src_tail(ip: usize) -> usize {
-    ip + 16
+/// The IPv6 Source Address (octets 8-23 of the header, RFC 8200 §3).
+const fn c6_src(ip: usize) -> usize {
+    ip + 8
 }
 /// The IP header of an untagged frame and of a frame with one VLAN tag.
 const IP_UNTAGGED: usize = ethernet::ETH_HLEN;
@@ -265,8 +264,8 @@ where
         // The Source Address is read again, only for a GTP-U frame: taken from `h`, LLVM loads
         // and spills its octets before the port is known, which every pass-through paid.
         udp_gtpu(pkt, c_udp(IP), gtpu_port, out, FAMILY_IPV4, vlan_tags, || {
-            let a = pkt.read::<4>(IP + 12)?;
-            Some([word(&a, 0), 0, 0, 0])
+            let [a] = pkt.read_u32s::<1>(IP + 12)?;
+            Some([a, 0, 0, 0])
         })
     } else if h[0] == 0x86 && h[1] == 0xdd && h[2] >> 4 == 6 {
         // EtherType IPv6, Version 6. Next Header UDP: no extension header, so no fragment either
@@ -278,11 +277,10 @@ where
             // header is in the frame: not GTP-U.
             return if !ipv6_ext(h[8]) && pkt.len() >= c6_udp(IP) { Common::NotGtp } else { Common::Other };
         }
-        // The Source Address's last 8 octets are read only for a GTP-U frame.
-        let outer = || {
-            let t = pkt.read::<8>(c6_src_tail(IP))?;
-            Some([word(&h, 10), word(&h, 14), word(&t, 0), word(&t, 4)])
-        };
+        // The Source Address is read only for a GTP-U frame, as four words (`read_u32s`: in the
+        // kernel four loads where octets from `h` cost sixteen loads and the shifts and ors that
+        // put the words together: 1-2 ns per IPv6 G-PDU, BENCHMARKS.md §11).
+        let outer = || pkt.read_u32s::<4>(c6_src(IP));
         udp_gtpu(pkt, c6_udp(IP), gtpu_port, out, FAMILY_IPV6, vlan_tags, outer)
     } else {
         let ethertype = be16([h[0], h[1]]);
