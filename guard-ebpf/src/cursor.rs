@@ -26,6 +26,40 @@ impl Packet for XdpPacket<'_> {
         self.read_within::<N, WIDE_PARSE_OFFSET>(off)
     }
 
+    /// Word loads (`*(u32 *)`), through asm: the BPF backend would split an unaligned `u32` read
+    /// into four octet loads, and a misaligned `*const u32` read is undefined in Rust. The
+    /// verifier allows unaligned packet loads where the architecture does (x86-64 and arm64:
+    /// `CONFIG_HAVE_EFFICIENT_UNALIGNED_ACCESS`, unless the program is loaded with
+    /// `BPF_F_STRICT_ALIGNMENT`, which the guard never sets).
+    #[inline(always)]
+    fn read_u32s<const K: usize>(&self, off: usize) -> Option<[u32; K]> {
+        let off = opaque(off);
+        if off > MAX_PARSE_OFFSET {
+            return None;
+        }
+        let start = self.ctx.data();
+        let end = self.ctx.data_end();
+        if start + off + 4 * K > end {
+            return None;
+        }
+        let mut w = [0u32; K];
+        for (i, x) in w.iter_mut().enumerate() {
+            let v: u64;
+            // SAFETY: [start + off, start + off + 4K) was just checked to lie inside the frame;
+            // the asm is one load (LDX W, zero-extending) from `start + off + 4i`.
+            unsafe {
+                core::arch::asm!(
+                    "{0} = *(u32 *)({1} + 0)",
+                    out(reg) v,
+                    in(reg) start + off + 4 * i,
+                    options(readonly, nostack, preserves_flags)
+                )
+            };
+            *x = v as u32;
+        }
+        Some(w)
+    }
+
     /// Opaque to the optimiser on purpose: the parsers compare header lengths with `len()`, and
     /// LLVM would otherwise use those scalar comparisons to delete later pointer bounds checks,
     /// which the verifier cannot follow.

@@ -47,6 +47,19 @@ pub trait Packet {
     /// As [`Packet::read`], up to [`WIDE_PARSE_OFFSET`]: for walks whose offsets come from
     /// length fields (SCTP chunks, NGAP IEs), which only the packet's end bounds.
     fn read_wide<const N: usize>(&self, off: usize) -> Option<[u8; N]>;
+    /// `K` 4-octet words starting at `off`, each as `u32::from_ne_bytes` reads its octets (so
+    /// storing them writes the octets back in wire order); `None` unless all `4 * K` octets are
+    /// inside the packet. The kernel's reader loads whole words here (the BPF backend splits a
+    /// [`Packet::read`] of an unaligned array into one load per octet, plus the shifts and ors
+    /// that put a word back together): addresses are read this way (issue 19).
+    #[inline(always)]
+    fn read_u32s<const K: usize>(&self, off: usize) -> Option<[u32; K]> {
+        let mut w = [0u32; K];
+        for (i, x) in w.iter_mut().enumerate() {
+            *x = u32::from_ne_bytes(self.read::<4>(off + 4 * i)?);
+        }
+        Some(w)
+    }
     /// Total length in bytes.
     fn len(&self) -> usize;
     fn is_empty(&self) -> bool {

@@ -1,6 +1,6 @@
 //! The whole N3 parse: Ethernet → IPv4/IPv6 → UDP to the GTP-U port → GTP-U → inner source.
 
-use super::{be16, be32, ethernet, gtpu, gtpu::word, ip, udp, Malformed, Packet};
+use super::{be16, be32, ethernet, gtpu, ip, udp, Malformed, Packet};
 use crate::abi::{L3Addr, QFI_NONE};
 
 /// What the N3 program needs to know about a packet.
@@ -135,12 +135,16 @@ pub fn outer_dst_words<P: Packet + ?Sized>(pkt: &P, vlan_tags: u8, family: u32) 
 }
 
 /// [`parse_into`] with a fast path first: the common N3 frame ([`parse_common`]) at fixed
-/// offsets, anything else through the full parser. Same results; this is what `guard_n3` runs.
+/// offsets, anything else through the full parser. Same results (on `Ok(false)` from the fast
+/// path only `frag_kind` is written, [`FRAG_NONE`]: the one field a caller reads then).
 #[inline(always)]
 pub fn parse_into_fast<P: Packet + ?Sized>(pkt: &P, gtpu_port: u16, out: &mut GtpPacket) -> Result<bool, Malformed> {
     match parse_common(pkt, gtpu_port, out) {
         Common::Gtp => Ok(true),
-        Common::NotGtp => Ok(false),
+        Common::NotGtp => {
+            out.frag_kind = FRAG_NONE;
+            Ok(false)
+        }
         Common::Other => parse_into(pkt, gtpu_port, out),
     }
 }
@@ -150,12 +154,15 @@ pub fn parse_into_fast<P: Packet + ?Sized>(pkt: &P, gtpu_port: u16, out: &mut Gt
 pub enum Common {
     /// The common G-PDU: `out` holds exactly what [`parse_into`] writes for it (`Ok(true)`).
     Gtp,
-    /// Untagged IPv4 without options and not a fragment, or untagged IPv6 whose Next Header is
-    /// UDP, with UDP to another port than GTP-U's and the whole UDP header in the frame:
-    /// [`parse_into`] would return `Ok(false)` (not GTP-U, pass), and `out` holds what it writes
-    /// then (the outer source, no fragment).
+    /// A common frame that is not GTP-U: [`parse_into`] would return `Ok(false)` and leave
+    /// `frag_kind` at [`FRAG_NONE`] (not a later fragment), i.e. the program passes it untouched.
+    /// Nothing is written to `out` (the program does not even look its scratch slot up): an
+    /// EtherType other than IPv4, IPv6 and the two VLAN tags; untagged IPv4 (IHL 5) or IPv6 whose
+    /// protocol (Next Header, not an extension header) is not UDP, with the whole IP header in the
+    /// frame; the same with UDP (IPv4 not a fragment) to another port than GTP-U's and the UDP
+    /// header in the frame.
     NotGtp,
-    /// Anything else: `out` partly written; the caller parses in full.
+    /// Anything else (or no `out` to write to): `out` partly written; the caller parses in full.
     Other,
 }
 
@@ -165,23 +172,45 @@ pub fn parse_common_into<P: Packet + ?Sized>(pkt: &P, gtpu_port: u16, out: &mut 
     parse_common(pkt, gtpu_port, out) == Common::Gtp
 }
 
-/// Offsets of the common frames: untagged Ethernet, then IPv4 without options (20 octets, RFC 791
-/// §3.1) or IPv6 without extension headers (40 octets, RFC 8200 §3), then UDP.
-const C_IP: usize = ethernet::ETH_HLEN;
-const C_UDP: usize = C_IP + 20;
-const C6_UDP: usize = C_IP + 40;
-/// The IPv6 Source Address (octets 8-23 of the header, RFC 8200 §3): its first 8 octets are in
-/// the window [`parse_common`] reads at 12, the last 8 here.
-const C6_SRC_TAIL: usize = C_IP + 16;
+/// [`parse_common_with`] into `out`.
+#[inline(always)]
+pub fn parse_common<P: Packet + ?Sized>(pkt: &P, gtpu_port: u16, out: &mut GtpPacket) -> Common {
+    parse_common_with(pkt, gtpu_port, || Some(out))
+}
+
+/// Offsets in the common frames, from the IP header's (`IP`: 14 untagged, 18 behind one VLAN
+/// tag, IEEE 802.1Q §9): IPv4 without options (20 octets, RFC 791 §3.1) or IPv6 without extension
+/// headers (40 octets, RFC 8200 §3), then UDP.
+const fn c_udp(ip: usize) -> usize {
+    ip + 20
+}
+const fn c6_udp(ip: usize) -> usize {
+    ip + 40
+}
+/// The IPv6 Source Address (octets 8-23 of the header, RFC 8200 §3).
+const fn c6_src(ip: usize) -> usize {
+    ip + 8
+}
+/// The IP header of an untagged frame and of a frame with one VLAN tag.
+const IP_UNTAGGED: usize = ethernet::ETH_HLEN;
+const IP_TAGGED: usize = ethernet::ETH_HLEN + 4;
+
+/// IPv6 Next Header values the full parser walks as extension headers (`ip::parse_ipv6`):
+/// Hop-by-Hop, Routing, Fragment, AH, Destination Options.
+#[inline(always)]
+fn ipv6_ext(next: u8) -> bool {
+    matches!(next, 0 | 43 | 44 | 51 | 60)
+}
 
 /// The common uplink G-PDU, parsed at fixed offsets with a handful of bounds checks: untagged
 /// Ethernet, then IPv4 without options and not a fragment or IPv6 with Next Header UDP (no
 /// extension headers), UDP to the GTP-U port, a GTP-U v1 G-PDU with either no optional fields or
 /// only a PDU Session Container (flags 0x30 or 0x34, one 4-octet extension header, TS 29.281
-/// §5.2.1 and TS 38.415 §5.5.2): [`Common::Gtp`], and `out` holds exactly what [`parse_into`]
-/// would write. The same frame shapes with UDP to another port are [`Common::NotGtp`], the other
-/// common frame on an N3 NIC (issue 19: its pass-through cost is what every non-GTP-U packet
-/// pays). Anything else (including every malformed frame) is [`Common::Other`], and the caller
+/// §5.2.1 and TS 38.415 §5.5.2): [`Common::Gtp`], and `out()` holds exactly what [`parse_into`]
+/// would write. The common frames that are not GTP-U ([`Common::NotGtp`]: other EtherTypes,
+/// other IP protocols, UDP to another port) are decided before `out` is asked for, so the
+/// pass-through every other packet on an N3 NIC takes (issue 19) costs the program no state at
+/// all. Anything else (including every malformed frame) is [`Common::Other`], and the caller
 /// parses in full.
 ///
 /// Why: the full parser walks VLAN tags, IPv4 options, IPv6 extension headers and the GTP-U
@@ -189,8 +218,11 @@ const C6_SRC_TAIL: usize = C_IP + 16;
 /// common frame needs none of that. Host property tests and the fuzzer hold it to the full
 /// parser's results.
 #[inline(always)]
-pub fn parse_common<P: Packet + ?Sized>(pkt: &P, gtpu_port: u16, out: &mut GtpPacket) -> Common {
-    use crate::abi::{FAMILY_IPV4, FAMILY_IPV6};
+pub fn parse_common_with<'o, P, F>(pkt: &P, gtpu_port: u16, out: F) -> Common
+where
+    P: Packet + ?Sized,
+    F: FnOnce() -> Option<&'o mut GtpPacket>,
+{
     // Small windows rather than one read of the 50 octets: in the kernel each read is a copy on
     // the 512-byte BPF stack, shared with the policy's frame.
     // Octets 12-29: EtherType, then the IP header's first 16 octets (IPv4 up to its Source
@@ -198,58 +230,116 @@ pub fn parse_common<P: Packet + ?Sized>(pkt: &P, gtpu_port: u16, out: &mut GtpPa
     let Some(h) = pkt.read::<18>(12) else {
         return Common::Other;
     };
+    ip_common::<P, F, IP_UNTAGGED, false>(pkt, gtpu_port, out, h, 0)
+}
+
+/// [`parse_common_with`] from the EtherType on: `h` holds the EtherType (octets 0-1) and the IP
+/// header's first 16 octets, which start at `IP`; `vlan_tags` tags came before it (`TAGGED`: one,
+/// so a second is not walked here). Instantiated once per tag count, so every offset is a
+/// constant.
+#[inline(always)]
+fn ip_common<'o, P, F, const IP: usize, const TAGGED: bool>(
+    pkt: &P,
+    gtpu_port: u16,
+    out: F,
+    h: [u8; 18],
+    vlan_tags: u8,
+) -> Common
+where
+    P: Packet + ?Sized,
+    F: FnOnce() -> Option<&'o mut GtpPacket>,
+{
+    use crate::abi::{FAMILY_IPV4, FAMILY_IPV6};
     if h[0] == 0x08 && h[1] == 0x00 && h[2] == 0x45 {
-        // EtherType IPv4 (no VLAN tag); version 4, IHL 5 (RFC 791 §3.1); flags and fragment
-        // offset: MF clear and offset 0 (DF may be set); protocol UDP.
-        if h[8] & 0x3f != 0 || h[9] != 0 || h[11] != ip::IPPROTO_UDP {
+        // EtherType IPv4; version 4, IHL 5 (RFC 791 §3.1).
+        if h[11] != ip::IPPROTO_UDP {
+            // Another protocol: not GTP-U whatever the fragment bits say (the full parser decides
+            // on the protocol first), once the 20-octet header is in the frame.
+            return if pkt.len() >= c_udp(IP) { Common::NotGtp } else { Common::Other };
+        }
+        // Flags and fragment offset: MF clear and offset 0 (DF may be set).
+        if h[8] & 0x3f != 0 || h[9] != 0 {
             return Common::Other;
         }
-        let outer = word(&h, 14);
-        udp_gtpu::<P, C_UDP>(pkt, gtpu_port, out, FAMILY_IPV4, [outer, 0, 0, 0])
-    } else if h[0] == 0x86 && h[1] == 0xdd && h[2] >> 4 == 6 && h[8] == ip::IPPROTO_UDP {
-        // EtherType IPv6 (no VLAN tag); Version 6, Next Header UDP: no extension header, so no
-        // fragment either (RFC 8200 §3, §4). Traffic Class, Flow Label, Payload Length and Hop
-        // Limit are not read, as the full parser does not read them (the UDP and GTP-U lengths
-        // are what bound the message, and they are checked against the frame below).
-        let Some(t) = pkt.read::<8>(C6_SRC_TAIL) else {
-            return Common::Other;
-        };
-        let outer = [word(&h, 10), word(&h, 14), word(&t, 0), word(&t, 4)];
-        udp_gtpu::<P, C6_UDP>(pkt, gtpu_port, out, FAMILY_IPV6, outer)
+        // The Source Address is read again, only for a GTP-U frame: taken from `h`, LLVM loads
+        // and spills its octets before the port is known, which every pass-through paid.
+        udp_gtpu(pkt, c_udp(IP), gtpu_port, out, FAMILY_IPV4, vlan_tags, || {
+            let [a] = pkt.read_u32s::<1>(IP + 12)?;
+            Some([a, 0, 0, 0])
+        })
+    } else if h[0] == 0x86 && h[1] == 0xdd && h[2] >> 4 == 6 {
+        // EtherType IPv6, Version 6. Next Header UDP: no extension header, so no fragment either
+        // (RFC 8200 §3, §4). Traffic Class, Flow Label, Payload Length and Hop Limit are not
+        // read, as the full parser does not read them (the UDP and GTP-U lengths are what bound
+        // the message, and they are checked against the frame below).
+        if h[8] != ip::IPPROTO_UDP {
+            // Another upper-layer protocol (not an extension header to walk), once the 40-octet
+            // header is in the frame: not GTP-U.
+            return if !ipv6_ext(h[8]) && pkt.len() >= c6_udp(IP) { Common::NotGtp } else { Common::Other };
+        }
+        // The Source Address is read only for a GTP-U frame, as four words (`read_u32s`: in the
+        // kernel four loads where octets from `h` cost sixteen loads and the shifts and ors that
+        // put the words together: 1-2 ns per IPv6 G-PDU, BENCHMARKS.md §11).
+        let outer = || pkt.read_u32s::<4>(c6_src(IP));
+        udp_gtpu(pkt, c6_udp(IP), gtpu_port, out, FAMILY_IPV6, vlan_tags, outer)
     } else {
-        Common::Other
+        let ethertype = be16([h[0], h[1]]);
+        if !TAGGED && (ethertype == ethernet::ETHERTYPE_VLAN || ethertype == ethernet::ETHERTYPE_QINQ) {
+            // One VLAN tag (common on N3 links), checked after the untagged IP EtherTypes so an
+            // untagged frame never pays for it: its TCI is not read (the full parser does not
+            // read it either), and the same window 4 octets on holds the inner EtherType and the
+            // IP header. A second tag is one of the EtherTypes below: the full parser's.
+            let Some(h) = pkt.read::<18>(IP_TAGGED - 2) else {
+                return Common::Other;
+            };
+            return ip_common::<P, F, IP_TAGGED, true>(pkt, gtpu_port, out, h, 1);
+        }
+        match ethertype {
+            // IP with another version nibble or IHL (malformed or options), a (further) VLAN
+            // tag: the full parser's.
+            ethernet::ETHERTYPE_IPV4
+            | ethernet::ETHERTYPE_IPV6
+            | ethernet::ETHERTYPE_VLAN
+            | ethernet::ETHERTYPE_QINQ => Common::Other,
+            // ARP, LLDP, ...: the full parser reads the EtherType and passes.
+            _ => Common::NotGtp,
+        }
     }
 }
 
-/// The part of [`parse_common`] after the IP header, whose length `UDP` (the UDP header's
-/// offset) fixes: instantiated once per IP version, so every offset stays a constant and the
-/// outer address is stored from inside its own version's branch (ARCHITECTURE.md, verifier
+/// The part of [`parse_common_with`] after the IP header, from the UDP header at `udp_at`: inlined
+/// into each IP version's and tag count's branch with a constant `udp_at`, so every offset stays
+/// a constant and the outer address is stored from inside its own version's branch (ARCHITECTURE.md, verifier
 /// notes: addresses merged across the two branches are spilled and copied octet by octet).
 #[inline(always)]
-fn udp_gtpu<P: Packet + ?Sized, const UDP: usize>(
+fn udp_gtpu<'o, P, F>(
     pkt: &P,
+    udp_at: usize,
     gtpu_port: u16,
-    out: &mut GtpPacket,
+    out: F,
     family: u32,
-    outer: [u32; 4],
-) -> Common {
-    let gtp_opt = UDP + udp::UDP_HLEN + gtpu::GTPU_HLEN;
+    vlan_tags: u8,
+    outer: impl FnOnce() -> Option<[u32; 4]>,
+) -> Common
+where
+    P: Packet + ?Sized,
+    F: FnOnce() -> Option<&'o mut GtpPacket>,
+{
+    let gtp_opt = udp_at + udp::UDP_HLEN + gtpu::GTPU_HLEN;
     // The UDP header, then the GTP-U mandatory header.
-    let Some(u) = pkt.read::<16>(UDP) else {
+    let Some(u) = pkt.read::<16>(udp_at) else {
         return Common::Other;
     };
-    // UDP (RFC 768): destination port, Length covering at least its header and inside the frame.
-    let len = pkt.len();
-    let ulen = be16([u[4], u[5]]) as usize;
     if be16([u[2], u[3]]) != gtpu_port {
         // Not addressed to GTP-U: the full parser has checked nothing more by then (Ethernet, the
         // IP version, IPv4's IHL and fragment bits or IPv6's Next Header, a whole UDP header),
-        // and returns `Ok(false)` with the outer source written and no fragment.
-        gtpu::store_addr(&mut out.outer_src, family, outer);
-        out.frag_kind = FRAG_NONE;
+        // and returns `Ok(false)`, not a fragment.
         return Common::NotGtp;
     }
-    if ulen < udp::UDP_HLEN || UDP + ulen > len {
+    // UDP (RFC 768): Length covering at least its header and inside the frame.
+    let len = pkt.len();
+    let ulen = be16([u[4], u[5]]) as usize;
+    if ulen < udp::UDP_HLEN || udp_at + ulen > len {
         return Common::Other;
     }
     // GTP-U (TS 29.281 §5.1): version 1, PT 1, no S or PN, E optional; a G-PDU whose Length fits
@@ -276,8 +366,14 @@ fn udp_gtpu<P: Packet + ?Sized, const UDP: usize>(
         }
         (payload, ext_count, qfi, pdu_type) = (gtp_opt + 8, 1, e[6] & 0x3f, e[5] >> 4);
     }
+    let Some(outer) = outer() else {
+        return Common::Other;
+    };
+    let Some(out) = out() else {
+        return Common::Other;
+    };
     gtpu::store_addr(&mut out.outer_src, family, outer);
-    out.vlan_tags = 0;
+    out.vlan_tags = vlan_tags;
     out.frag_kind = FRAG_NONE;
     let tpdu_len = (end - payload) as u32;
     out.gtp =

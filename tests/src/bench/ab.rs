@@ -75,7 +75,7 @@ fn n2_side() -> Side {
 }
 
 /// The cases: the common path (a known device at stage 0, within its profile; IPv4 and IPv6
-/// outer) and the pass-through of traffic that is not GTP-U.
+/// outer, IPv4 behind a VLAN tag) and the pass-through of traffic that is not GTP-U.
 fn cases() -> Vec<(&'static str, Vec<u8>)> {
     let gpdu = |t: u32| GtpFrame::gpdu(t).inner_v4(Ipv4Addr::new(10, 45, 0, 2), Ipv4Addr::new(192, 0, 2, 10));
     vec![
@@ -89,6 +89,9 @@ fn cases() -> Vec<(&'static str, Vec<u8>)> {
                 )
                 .build(),
         ),
+        // The IPv4 known device's frame behind one 802.1Q tag (a parent that carries N3 on VLAN
+        // 310): the same device, the same path after the parse.
+        ("G-PDU, known device, stage 0, IPv4 outer, 802.1Q tag", gpdu(0x0001_0001).vlan(310).build()),
         ("not GTP-U (IPv4/UDP to port 53): pass-through", gpdu(1).udp_ports(40000, 53).build()),
         ("G-PDU, quarantined device (drop)", gpdu(QUARANTINED).build()),
     ]

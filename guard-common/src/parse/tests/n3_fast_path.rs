@@ -17,18 +17,28 @@ const MARKED: n3::GtpPacket = n3::GtpPacket {
 };
 
 /// Whenever the fixed-offset path (`parse_common`) decides a frame, the full parser decides it the
-/// same way and writes the same packet: a common G-PDU (`Ok(true)`), or UDP to another port
-/// (`Ok(false)`, not GTP-U). `true` when the frame was a common G-PDU.
+/// same way: a common G-PDU (`Ok(true)`, and the fast path wrote the same packet), or not GTP-U
+/// (`Ok(false)`, not a later fragment, and the fast path wrote nothing: the program passes it
+/// without its scratch slot). `true` when the frame was a common G-PDU.
 fn common_path_agrees(f: &[u8], port: u16) -> Result<bool, TestCaseError> {
     let mut fast = MARKED;
-    let want = match n3::parse_common(f, port, &mut fast) {
+    let got = n3::parse_common(f, port, &mut fast);
+    let want = match got {
         n3::Common::Other => return Ok(false),
         n3::Common::Gtp => Ok(true),
         n3::Common::NotGtp => Ok(false),
     };
     let mut full = MARKED;
     prop_assert_eq!(n3::parse_into(f, port, &mut full), want);
-    prop_assert_eq!(fast, full);
+    if got == n3::Common::Gtp {
+        prop_assert_eq!(fast, full);
+    } else {
+        prop_assert_ne!(full.frag_kind, n3::FRAG_LATER, "the fast path passed a later fragment");
+        prop_assert_eq!(fast, MARKED, "the fast path wrote on its not-GTP-U exit");
+    }
+    // What the program's own entry point (`parse_into_fast`) returns.
+    let mut through = MARKED;
+    prop_assert_eq!(n3::parse_into_fast(f, port, &mut through), want);
     Ok(want == Ok(true))
 }
 
@@ -104,7 +114,7 @@ proptest! {
             prop_assert_eq!(got, n3::Common::Gtp);
         } else {
             prop_assert_eq!(got, n3::Common::NotGtp);
-            prop_assert_eq!(fast.outer_src, L3Addr::v4([10, 200, 0, 11]));
+            prop_assert_eq!(fast, MARKED, "nothing written");
             prop_assert_eq!(n3::parse_into_fast(&f[..], 2152, &mut fast), Ok(false));
         }
         common_path_agrees(&f, 2152)?;
@@ -285,15 +295,15 @@ proptest! {
     }
 
     /// Next Header anything but UDP, with no extension header to walk (TCP, ICMPv6, SCTP, ...):
-    /// not the common frame; the full parser says not GTP-U.
+    /// not GTP-U on the fast path, as the full parser says, once the 40-octet header is there.
     #[test]
-    fn ipv6_other_next_headers_fall_through(spec in common_spec_v6(), next in any::<u8>()) {
+    fn ipv6_other_next_headers_are_not_gtp_on_the_fast_path(spec in common_spec_v6(), next in any::<u8>(), cut in 0usize..70) {
         prop_assume!(![17u8, 0, 43, 44, 51, 60].contains(&next));
         let mut f = encode(&spec);
         f[V6 + 6] = next;
-        prop_assert_eq!(decided(&f)?, n3::Common::Other);
-        let mut full = MARKED;
-        prop_assert_eq!(n3::parse_into(&f[..], 2152, &mut full), Ok(false));
+        let f = &f[..cut.min(f.len())];
+        let want = if f.len() >= V6_UDP { n3::Common::NotGtp } else { n3::Common::Other };
+        prop_assert_eq!(decided(f)?, want);
     }
 
     /// Every truncation of a common IPv6 frame: never the common G-PDU (the UDP Length then
@@ -317,8 +327,10 @@ proptest! {
             prop_assert_eq!(got, n3::Common::Gtp);
         } else {
             prop_assert_eq!(got, n3::Common::NotGtp);
-            prop_assert_eq!(fast.outer_src.family, crate::abi::FAMILY_IPV6);
-            prop_assert_eq!(fast.frag_kind, n3::FRAG_NONE);
+            prop_assert_eq!(fast.frag_kind, n3::FRAG_LATER, "nothing written");
+            let mut through = n3::GtpPacket { frag_kind: n3::FRAG_LATER, ..MARKED };
+            prop_assert_eq!(n3::parse_into_fast(&f[..], 2152, &mut through), Ok(false));
+            prop_assert_eq!(through.frag_kind, n3::FRAG_NONE, "not a later fragment");
         }
         common_path_agrees(&f, 2152)?;
     }
@@ -356,5 +368,152 @@ proptest! {
             }
         }
         common_path_agrees(&f, 2152)?;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Other frames that are not GTP-U (issue 19, the pass-through): decided on the fast path too.
+// ---------------------------------------------------------------------------------------------
+
+proptest! {
+    /// IPv4 (IHL 5) with any protocol but UDP, any flags and fragment offset (the full parser
+    /// decides on the protocol first), cut anywhere: not GTP-U once the 20-octet header is in the
+    /// frame.
+    #[test]
+    fn ipv4_other_protocols_are_not_gtp_on_the_fast_path(
+        spec in common_spec(),
+        proto in any::<u8>(),
+        frag in any::<u16>(),
+        cut in 0usize..60,
+    ) {
+        prop_assume!(proto != 17);
+        let mut f = encode(&spec);
+        f[14 + 9] = proto;
+        f[14 + 6..14 + 8].copy_from_slice(&frag.to_be_bytes());
+        let f = &f[..cut.min(f.len())];
+        let want = if f.len() >= 14 + 20 { n3::Common::NotGtp } else { n3::Common::Other };
+        prop_assert_eq!(decided(f)?, want);
+    }
+
+    /// Any EtherType but IPv4, IPv6 and the VLAN tags (ARP, LLDP, MPLS, ...): not GTP-U on the
+    /// fast path, as the full parser says; IP is never decided that way, a tag by what follows it.
+    #[test]
+    fn other_ethertypes_are_not_gtp_on_the_fast_path(
+        spec in arb_spec(),
+        ethertype in prop_oneof![prop::sample::select(vec![0x0800u16, 0x86dd, 0x8100, 0x88a8, 0x0806]), any::<u16>()],
+    ) {
+        let mut f = encode(&spec);
+        f[12..14].copy_from_slice(&ethertype.to_be_bytes());
+        let got = decided(&f)?;
+        if [0x0800, 0x86dd].contains(&ethertype) {
+            prop_assert_ne!(got, n3::Common::NotGtp);
+        } else if [0x8100, 0x88a8].contains(&ethertype) {
+            // A tag: the EtherType after it decides (and `decided` held it to the full parser).
+        } else {
+            prop_assert_eq!(got, n3::Common::NotGtp);
+        }
+    }
+}
+
+/// The fast path asks for its output only for a G-PDU: a frame that is not GTP-U is decided
+/// without it (the program's pass-through never touches its per-CPU scratch slot), and a G-PDU
+/// with no output to write to is left to the caller.
+#[test]
+fn the_fast_path_asks_for_its_output_only_for_a_gpdu() {
+    let gpdu = encode(&base());
+    let mut dns = gpdu.clone();
+    dns[14 + 20 + 2..14 + 20 + 4].copy_from_slice(&53u16.to_be_bytes());
+    let mut arp = gpdu.clone();
+    arp[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
+    for f in [&dns, &arp] {
+        let mut asked = false;
+        let got = n3::parse_common_with(&f[..], 2152, || {
+            asked = true;
+            None
+        });
+        assert_eq!((got, asked), (n3::Common::NotGtp, false));
+    }
+    let mut asked = false;
+    let got = n3::parse_common_with(&gpdu[..], 2152, || {
+        asked = true;
+        None
+    });
+    assert_eq!((got, asked), (n3::Common::Other, true));
+}
+
+// ---------------------------------------------------------------------------------------------
+// One VLAN tag (issue 19): the common frames behind one 802.1Q (or 802.1ad) tag, at fixed
+// offsets 4 octets on.
+// ---------------------------------------------------------------------------------------------
+
+/// The common shapes behind one tag, IPv4 or IPv6 outer.
+fn common_spec_tagged() -> impl Strategy<Value = Spec> {
+    (common_spec(), any::<bool>()).prop_map(|(s, ipv6)| Spec { vlans: 1, ipv6, ..s })
+}
+
+proptest! {
+    /// A common G-PDU behind one tag takes the fast path, writes what the full parser writes
+    /// (`vlan_tags` 1 included), and finds the device and addresses of the untagged frame.
+    #[test]
+    fn tagged_common_frames_take_the_fast_path(spec in common_spec_tagged(), qinq in any::<bool>(), tci in any::<u16>()) {
+        let mut f = encode(&spec);
+        if qinq {
+            f[12..14].copy_from_slice(&0x88a8u16.to_be_bytes());
+        }
+        // The TCI (PCP, DEI, VID) is read by neither parser.
+        f[14..16].copy_from_slice(&tci.to_be_bytes());
+        prop_assert!(common_path_agrees(&f, 2152)?, "the fast path refused {:?}", spec);
+        let (mut tagged, mut plain) = (MARKED, MARKED);
+        prop_assert!(n3::parse_common_into(&f[..], 2152, &mut tagged));
+        let untagged = encode(&Spec { vlans: 0, ..spec.clone() });
+        prop_assert!(n3::parse_common_into(&untagged[..], 2152, &mut plain));
+        prop_assert_eq!(tagged.vlan_tags, 1);
+        prop_assert_eq!((tagged.outer_src, tagged.inner_src, tagged.inner_dst), (plain.outer_src, plain.inner_src, plain.inner_dst));
+        prop_assert_eq!((tagged.gtp.teid, tagged.gtp.qfi, tagged.gtp.payload), (plain.gtp.teid, plain.gtp.qfi, plain.gtp.payload + 4));
+    }
+
+    /// Two tags (Q-in-Q) are the full parser's: the fast path never decides them.
+    #[test]
+    fn two_tags_fall_through(spec in common_spec_tagged()) {
+        let f = encode(&Spec { vlans: 2, ..spec });
+        prop_assert_eq!(decided(&f)?, n3::Common::Other);
+    }
+
+    /// A tagged frame with up to three octets of its first 90 changed (the tag, the inner
+    /// EtherType, IPv4 version and IHL (options), fragment bits, protocol, IPv6 Next Header,
+    /// ports, lengths, GTP-U flags) and cut anywhere: the fast path either refuses or agrees
+    /// with the full parser (an attacker cannot craft a tagged frame the two read differently).
+    #[test]
+    fn the_tagged_fast_path_never_disagrees(
+        spec in (arb_spec(), any::<bool>()).prop_map(|(s, ipv6)| Spec { vlans: 1, ipv6, ..s }),
+        edits in prop::collection::vec((12usize..90, any::<u8>()), 0..4),
+        cut in prop::option::of(any::<prop::sample::Index>()),
+    ) {
+        let mut f = encode(&spec);
+        for (at, b) in edits {
+            if let Some(o) = f.get_mut(at) {
+                *o = b;
+            }
+        }
+        if let Some(c) = cut {
+            f.truncate(c.index(f.len() + 1));
+        }
+        common_path_agrees(&f, 2152)?;
+    }
+}
+
+/// A tag followed by IPv4 with options, by a fragment, or cut inside the IP header: never the
+/// fast path's G-PDU; the full parser reads them.
+#[test]
+fn tagged_options_fragments_and_short_frames_are_the_full_parsers() {
+    let f = encode(&Spec { vlans: 1, ..base() });
+    let ip = 18;
+    let mut options = f.clone();
+    options[ip] = 0x46;
+    let mut fragment = f.clone();
+    fragment[ip + 6] = 0x20;
+    for (what, g) in [("options", &options[..]), ("fragment", &fragment[..]), ("short", &f[..ip + 19])] {
+        let mut fast = MARKED;
+        assert_eq!(n3::parse_common(g, 2152, &mut fast), n3::Common::Other, "{what}");
     }
 }

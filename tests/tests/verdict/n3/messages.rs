@@ -152,6 +152,9 @@ fn ipv6_outer_on_and_off_the_fast_path_gets_the_same_verdicts() {
     for (name, shape) in shapes {
         g.expect(&format!("IPv6 outer, {name}: quarantined"), &shape(v6(q)), Verdict::DropQuarantine);
         g.expect(&format!("IPv6 outer, {name}: other device"), &shape(v6(ok)), Verdict::PassGpdu);
+        // The gNB as this frame's parse read it (the device caches the source of its last
+        // packet): the 16-octet outer source, word by word, on and off the fast path.
+        assert_eq!(g.teid(ok).expect("device").cell, l3_v6(GNB_V6), "IPv6 outer, {name}: the gNB read");
     }
     let d = g.teid(ok).expect("device");
     assert_eq!(d.packets, 7);
