@@ -169,8 +169,8 @@ pub struct Engine {
     /// This tick's flash-crowd count of the devices read but not stepped (see [`Engine::fold`]).
     pending_crowd: CrowdCount,
     /// Burst onsets seen by [`Engine::events_pass`] since the last tick: they count in the
-    /// tick's synchronisation window.
-    pending_onsets: Vec<DeviceKey>,
+    /// tick's synchronisation window (with their positions as hints, as `touched`'s).
+    pending_onsets: Vec<(DeviceKey, u32)>,
     cells: HashMap<CellKey, CapState>,
     host: CapState,
     groups: Vec<GroupState>,
@@ -248,8 +248,8 @@ impl Engine {
             self.fold(&e.device, &event_reading(e, now_ns), now_ns, true, &mut onsets);
         }
         let hot = self.sync.window(u32::try_from(onsets.len()).unwrap_or(u32::MAX), &self.cfg);
-        for k in &onsets {
-            if let Some(t) = self.tracks.get_mut(k) {
+        for (k, at) in &onsets {
+            if let Some((_, t)) = self.tracks.get_mut_at(k, *at) {
                 classify::note_onset(t, hot);
             }
         }
@@ -305,7 +305,7 @@ impl Engine {
     /// [`Pass::Changed`] step could decide: it is only counted for the flash-crowd test here;
     /// the others are stepped this tick. `in_tick`: a tick's reading (its window is the tick's,
     /// `Track::fresh`), not an event pass's.
-    fn fold(&mut self, key: &DeviceKey, r: &Reading, now: u64, in_tick: bool, onsets: &mut Vec<DeviceKey>) {
+    fn fold(&mut self, key: &DeviceKey, r: &Reading, now: u64, in_tick: bool, onsets: &mut Vec<(DeviceKey, u32)>) {
         // One hash lookup, known device or new (the common case at scale is known); the bound
         // is restored after an insert.
         let cfg = &self.cfg;
@@ -329,7 +329,7 @@ impl Engine {
         let updated = t.update(&r, cfg);
         t.fresh_ms = if updated && in_tick { stamp::ms(now) } else { 0 };
         if updated && t.bursts.onset_now {
-            onsets.push(*key);
+            onsets.push((*key, at));
         }
         let inert = (!updated || !t.bursts.onset_now)
             && t.stage.stage == guard_common::abi::STAGE_OBSERVE
@@ -351,7 +351,7 @@ impl Engine {
                     self.cell_ids.release(t.cell);
                     self.dst_ids.release(t.dst);
                 }
-                onsets.retain(|k| k != key);
+                onsets.retain(|(k, _)| k != key);
                 self.untracked += 1;
                 return;
             }
