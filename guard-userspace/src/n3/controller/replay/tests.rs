@@ -11,8 +11,11 @@ const SEC: u64 = 1_000_000_000;
 /// pruned; one the tick refreshed in between stays, and so do live ones. The count it returns is
 /// what the map holds after, the tick's own additions (`Ctl::stage_entries_added`) included.
 #[test]
-#[ignore = "needs root: loads guard_n3_replay"]
+#[ignore = "needs root: cargo xtask test runs it"]
 fn pruning_removes_only_what_is_still_expired_and_counts_what_is_left() {
+    labkit::netns::assert_root(
+        "n3::controller::replay::tests::pruning_removes_only_what_is_still_expired_and_counts_what_is_left",
+    );
     let scope = labkit::bpf::PinScope::new("prune");
     let pins = crate::bpf::pins::PinDir::new(scope.base(), "t");
     let cfg = Config::default();
