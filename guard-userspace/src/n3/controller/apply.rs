@@ -82,13 +82,14 @@ pub(super) fn apply(c: &mut Ctl, d: &Decision, now: u64, host_cap: &mut HostCap)
                     }
                 }
                 c.maps.set_stage(&k, &entry)?;
+                c.stage_entries_added += i64::from(existing.is_none());
             }
         }
         Decision::ReleaseDevice { key, .. } => {
             if c.maps.stage(key)?.is_some_and(|e| e.flags & STAGE_FLAG_MANUAL != 0) {
                 return Ok(Applied::OperatorWins);
             }
-            c.maps.clear_stage(key)?;
+            c.stage_entries_added -= i64::from(c.maps.clear_stage(key)?);
         }
         Decision::SetCellCap { .. } => {
             if let Some((cell, entry)) = d.cell_entry(now) {
@@ -159,15 +160,27 @@ pub(super) fn write_dataplane(c: &mut Ctl, host_cap: HostCap) -> Result<()> {
     Ok(())
 }
 
-/// Remove stage entries that expired (the data plane already ignores them); the number of
-/// device stage entries left.
-pub(super) fn prune_expired(c: &mut Ctl, now: u64) -> usize {
-    let mut left = 0;
-    for (k, e) in c.maps.stages() {
-        if e.expires_ns > now || c.maps.clear_stage(&k).is_err() {
-            left += 1;
-        }
+/// Remove the device stage entries that expired (the data plane already ignores them), as found
+/// in `read` (N3_STAGES as the tick read it before the engine decided); the number of device
+/// stage entries left.
+///
+/// Each expired entry of `read` is looked up again before it is removed: the tick's decisions
+/// (a refresh) or an operator may have written it since, and only an entry still expired goes,
+/// as when the map was read again here. The count is `read`'s, less the expired entries gone
+/// now (removed here or by an operator), plus the entries this tick's decisions added, less
+/// those they released (`Ctl::stage_entries_added`); an operator's other writes during the tick
+/// count from the next tick's read.
+pub(super) fn prune_expired(c: &mut Ctl, now: u64, read: &[(abi::DeviceKey, abi::StageEntry)]) -> usize {
+    let mut left = read.len() as i64 + c.stage_entries_added;
+    for (k, _) in read.iter().filter(|(_, e)| e.expires_ns <= now) {
+        let gone = match c.maps.stage(k) {
+            Ok(None) => true,
+            Ok(Some(e)) if e.expires_ns <= now => c.maps.clear_stage(k).is_ok(),
+            _ => false,
+        };
+        left -= i64::from(gone);
     }
+    let left = usize::try_from(left).unwrap_or(0);
     for (k, e) in c.maps.cell_stages() {
         if e.expires_ns <= now {
             let _ = c.maps.clear_cell_stage(&k);

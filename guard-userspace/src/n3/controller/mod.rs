@@ -114,6 +114,7 @@ pub fn prepare(loaded: &mut load::Loaded, s: Start) -> Result<Ctl> {
         samples: Vec::new(),
         event_buf: Vec::new(),
         held_events: Vec::new(),
+        stage_entries_added: 0,
         health,
         fleet: None,
         bound: None,
@@ -147,6 +148,9 @@ pub struct Ctl {
     event_buf: Vec<abi::Event>,
     /// Events the between-tick event passes left for the tick (see [`Engine::events_pass`]).
     held_events: Vec<abi::Event>,
+    /// Device stage entries the tick's decisions added, less those they released (the
+    /// N3_STAGES count of `apply::prune_expired`).
+    stage_entries_added: i64,
     /// Liveness and readiness for `/healthz`, `/readyz` (and the watchdog).
     health: Arc<crate::service::Health>,
     /// Fleet mode's per-gNB summaries (docs/fleet.md); `None`: the local engine alone.

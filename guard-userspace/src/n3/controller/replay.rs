@@ -49,6 +49,7 @@ impl ReplayController {
             samples: Vec::new(),
             event_buf: Vec::new(),
             held_events: Vec::new(),
+            stage_entries_added: 0,
             health,
             fleet: None,
             bound: None,
@@ -102,3 +103,6 @@ impl ReplayController {
         self.engine.snapshot()
     }
 }
+
+#[cfg(test)]
+mod tests;

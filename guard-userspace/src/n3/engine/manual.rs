@@ -8,7 +8,7 @@ impl Engine {
     /// Restored engine stages need a full quiet period before they are released.
     pub fn restore(&mut self, stages: &[CurrentStage], now_ns: u64) {
         for s in stages.iter().filter(|s| s.expires_ns > now_ns) {
-            let t = self.tracks.get_or_insert_with(s.key, Track::default);
+            let (at, t) = self.tracks.get_or_insert_with(s.key, Track::default);
             let stage = s.stage.min(STAGE_MAX);
             t.stage = StageState {
                 stage,
@@ -34,14 +34,14 @@ impl Engine {
             }
             .into();
             t.notable = true;
-            self.notable.insert(s.key);
+            self.notable.insert(s.key, at);
         }
     }
 
     /// An operator pinned `key` (the controller has written the entry with
     /// [`STAGE_FLAG_MANUAL`]). The engine leaves it alone until `expires_ns` or an unpin.
     pub fn pin_manual(&mut self, key: DeviceKey, stage: u32, limit: Limit, expires_ns: u64, now_ns: u64) {
-        let t = self.tracks.get_or_insert_with(key, Track::default);
+        let (at, t) = self.tracks.get_or_insert_with(key, Track::default);
         let stage = stage.min(STAGE_MAX);
         t.stage = StageState {
             stage,
@@ -56,7 +56,7 @@ impl Engine {
         }
         .into();
         t.notable = true;
-        self.notable.insert(key);
+        self.notable.insert(key, at);
     }
 
     /// An operator removed a pin (the controller has deleted the entry): the device is back at
@@ -92,8 +92,8 @@ impl Engine {
         let gone: Vec<DeviceKey> = self
             .notable
             .iter()
-            .filter(|k| !seen.contains(*k) && self.tracks.get(k).is_some_and(|t| t.stage.manual))
-            .copied()
+            .filter(|(k, &at)| !seen.contains(*k) && self.tracks.get_at(k, at).is_some_and(|(_, t)| t.stage.manual))
+            .map(|(k, _)| *k)
             .collect();
         for k in gone {
             self.unpin_manual(&k);

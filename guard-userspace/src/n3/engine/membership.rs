@@ -40,10 +40,10 @@ impl Engine {
         }
         // Thresholds may have changed what counts as notable.
         self.notable.clear();
-        for t in self.tracks.values_mut() {
+        for (at, t) in self.tracks.values_mut().enumerate() {
             t.notable = notable(t, &self.cfg);
             if t.notable {
-                self.notable.insert(t.key);
+                self.notable.insert(t.key, at as u32);
             }
         }
     }

@@ -158,17 +158,19 @@ pub struct Engine {
     /// The inner destinations the tracks of members of groups that check `servers` refer to by
     /// id (`Track::dst`), counted as the gNBs are.
     dst_ids: CellIds,
-    /// The tracks a [`Pass::Changed`] tick must step even without a reading (see [`notable`]).
-    notable: HashSet<DeviceKey, Hasher>,
-    /// Tracks that got a reading this tick.
-    touched: Vec<DeviceKey>,
+    /// The tracks a [`Pass::Changed`] tick must step even without a reading (see [`notable`]),
+    /// each with a hint of its position in `tracks` (`Tracks::get_mut_at`: checked, so a stale
+    /// one costs an index lookup, never a wrong track).
+    notable: HashMap<DeviceKey, u32, Hasher>,
+    /// Tracks that got a reading this tick, with their positions as hints (as `notable`'s).
+    touched: Vec<(DeviceKey, u32)>,
     /// The cell and host loads of the last full pass.
     loads: (HashMap<CellKey, Load>, Load),
     /// This tick's flash-crowd count of the devices read but not stepped (see [`Engine::fold`]).
     pending_crowd: CrowdCount,
     /// Burst onsets seen by [`Engine::events_pass`] since the last tick: they count in the
-    /// tick's synchronisation window.
-    pending_onsets: Vec<DeviceKey>,
+    /// tick's synchronisation window (with their positions as hints, as `touched`'s).
+    pending_onsets: Vec<(DeviceKey, u32)>,
     cells: HashMap<CellKey, CapState>,
     host: CapState,
     groups: Vec<GroupState>,
@@ -188,7 +190,7 @@ impl Engine {
             tracks: Tracks::default(),
             cell_ids: CellIds::default(),
             dst_ids: CellIds::default(),
-            notable: HashSet::default(),
+            notable: HashMap::default(),
             touched: Vec::new(),
             loads: (HashMap::new(), Load::default()),
             pending_crowd: CrowdCount::default(),
@@ -246,8 +248,8 @@ impl Engine {
             self.fold(&e.device, &event_reading(e, now_ns), now_ns, true, &mut onsets);
         }
         let hot = self.sync.window(u32::try_from(onsets.len()).unwrap_or(u32::MAX), &self.cfg);
-        for k in &onsets {
-            if let Some(t) = self.tracks.get_mut(k) {
+        for (k, at) in &onsets {
+            if let Some((_, t)) = self.tracks.get_mut_at(k, *at) {
                 classify::note_onset(t, hot);
             }
         }
@@ -259,7 +261,7 @@ impl Engine {
             self.loads = self.step_devices(now_ns, None, CrowdCount::default(), &mut out);
         } else {
             // The loads these devices would give are partial: the last full pass's stand.
-            keys.extend(self.notable.iter().copied());
+            keys.extend(self.notable.iter().map(|(k, at)| (*k, *at)));
             let _ = self.step_devices(now_ns, Some(&keys), pending, &mut out);
         }
         keys.clear();
@@ -303,11 +305,11 @@ impl Engine {
     /// [`Pass::Changed`] step could decide: it is only counted for the flash-crowd test here;
     /// the others are stepped this tick. `in_tick`: a tick's reading (its window is the tick's,
     /// `Track::fresh`), not an event pass's.
-    fn fold(&mut self, key: &DeviceKey, r: &Reading, now: u64, in_tick: bool, onsets: &mut Vec<DeviceKey>) {
+    fn fold(&mut self, key: &DeviceKey, r: &Reading, now: u64, in_tick: bool, onsets: &mut Vec<(DeviceKey, u32)>) {
         // One hash lookup, known device or new (the common case at scale is known); the bound
         // is restored after an insert.
         let cfg = &self.cfg;
-        let t = self.tracks.get_or_insert_with(*key, || Track::new(*key));
+        let (at, t) = self.tracks.get_or_insert_with(*key, || Track::new(*key));
         self.cell_ids.set(&mut t.cell, r.cell);
         if !t.primed {
             // Membership from the first reading (as a track kept no UE address, the only time it
@@ -327,7 +329,7 @@ impl Engine {
         let updated = t.update(&r, cfg);
         t.fresh_ms = if updated && in_tick { stamp::ms(now) } else { 0 };
         if updated && t.bursts.onset_now {
-            onsets.push(*key);
+            onsets.push((*key, at));
         }
         let inert = (!updated || !t.bursts.onset_now)
             && t.stage.stage == guard_common::abi::STAGE_OBSERVE
@@ -349,7 +351,7 @@ impl Engine {
                     self.cell_ids.release(t.cell);
                     self.dst_ids.release(t.dst);
                 }
-                onsets.retain(|k| k != key);
+                onsets.retain(|(k, _)| k != key);
                 self.untracked += 1;
                 return;
             }
@@ -357,7 +359,7 @@ impl Engine {
         if inert {
             self.pending_crowd += crowd;
         } else {
-            self.touched.push(*key);
+            self.touched.push((*key, at));
         }
     }
 
@@ -419,7 +421,7 @@ impl Engine {
     fn step_devices(
         &mut self,
         now: u64,
-        keys: Option<&[DeviceKey]>,
+        keys: Option<&[(DeviceKey, u32)]>,
         crowd: CrowdCount,
         out: &mut Vec<Decision>,
     ) -> (HashMap<CellKey, Load>, Load) {
@@ -433,7 +435,7 @@ impl Engine {
         let mut crowd = crowd;
         let (mut flooding, mut chatty_n) = (0u64, 0u64);
         let now_ms = stamp::ms(now);
-        let mut step = |key: &DeviceKey, t: &mut Track| {
+        let mut step = |key: &DeviceKey, at: u32, hint: Option<u32>, t: &mut Track| {
             if t.stepped_ms == now_ms {
                 return;
             }
@@ -459,23 +461,28 @@ impl Engine {
             if is != t.notable {
                 t.notable = is;
                 if is {
-                    notable_set.insert(*key);
+                    notable_set.insert(*key, at);
                 } else {
                     notable_set.remove(key);
+                }
+            } else if is && hint != Some(at) {
+                // Moved since its hint was taken (or a full pass, which has none): keep it true.
+                if let Some(h) = notable_set.get_mut(key) {
+                    *h = at;
                 }
             }
         };
         let mut gone = Vec::new();
         match keys {
-            None => tracks.values_mut().for_each(|t| {
+            None => tracks.values_mut().enumerate().for_each(|(at, t)| {
                 t.age_out(now_ms);
                 let key = t.key;
-                step(&key, t)
+                step(&key, at as u32, None, t)
             }),
             Some(keys) => {
-                for key in keys {
-                    match tracks.get_mut(key) {
-                        Some(t) => step(key, t),
+                for (key, hint) in keys {
+                    match tracks.get_mut_at(key, *hint) {
+                        Some((at, t)) => step(key, at, Some(*hint), t),
                         None => gone.push(*key),
                     }
                 }

@@ -57,7 +57,7 @@ impl Engine {
         // the top ones are formatted (thousands of staged devices at scale, every tick).
         let mut listed = 0u64;
         let mut ranked: Vec<(u32, f64, &DeviceKey, &Track)> = Vec::new();
-        for (k, t) in self.notable.iter().filter_map(|k| self.tracks.get(k).map(|t| (k, t))) {
+        for (k, t) in self.notable.iter().filter_map(|(k, &at)| self.tracks.get_at(k, at).map(|(_, t)| (k, t))) {
             listed += 1;
             if let Some(n) = st.devices_per_stage.get_mut(t.stage.stage as usize) {
                 *n += 1;

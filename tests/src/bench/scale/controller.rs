@@ -449,7 +449,7 @@ pub(super) fn controller(cfg: &GuardConfig, quick: bool) -> Result<(Table, Vec<V
             ),
             (if steady_ok { "yes" } else { "no" }).into(),
             format!(
-                "a walk of the 1M devices reads for {} s in total (batched, {} µs per device), spread over ticks; the engine's per-reading work (hash lookups into {} of per-device state) is what remains; while pinning, each new stage is also a map write, a generation bump and an audit record",
+                "a walk of the 1M devices reads for {} s in total (batched, {} µs per device), spread over ticks at most 2% of each (`WALK_SHARE`): most of the steady CPU, by design; then the engine's per-reading work on {} of per-device state (each reading's track looked for after the last one before the index, docs/controller.md \"CPU\") and the tick's one read of N3_STAGES; while pinning, each new stage is also a map write, a generation bump and an audit record",
                 num(read, 2),
                 num(read * 1e6 / f64::from(n), 2),
                 bytes(rss)
