@@ -57,6 +57,8 @@ use super::{
 /// for a device; `N3_SEEN`'s octet and `N3_STAGED`'s bit hash the id ([`device_id::mix`]), and the
 /// ring buffer carries [`EventRecord`]s (the id where [`Event`] has the key). Pins of schema 9 are
 /// refused (`guard detach --purge` starts clean; the controller re-issues its stages).
+/// [`DeviceState`] is padded to 328 bytes in the same schema, so that its hash element fills whole
+/// cache lines ([`HTAB_ELEM_HEADER`]).
 pub const SCHEMA_VERSION: u32 = 10;
 /// Older schemas whose pins this build re-uses unchanged (maps only added since): none, schema 9's
 /// device and stage maps have 20-byte keys.
@@ -281,8 +283,9 @@ pub struct DeviceState {
     pub bind_flags: u32,
     /// The F-TEID local index of the last G-PDU ([`DeviceKey::fteid`]).
     pub local: u32,
-    /// Reserved, zero.
-    pub reserved: [u32; 2],
+    /// Reserved, zero: pads the record so that its hash element is whole cache lines
+    /// ([`HTAB_ELEM_HEADER`]).
+    pub reserved: [u32; 14],
     /// Last TEID seen.
     pub teid: u32,
     /// Last gNB (outer source) seen.
@@ -933,11 +936,24 @@ impl Meta {
     }
 }
 
+/// The kernel's `struct htab_elem` before the key (kernel/bpf/hashtab.c: the bucket list node, 16
+/// bytes; the LRU list node, 24; the hash, 4; the key aligned to 8): an `N3_DEVICES` element is
+/// this, the 8-byte key and the record, laid out back to back in one preallocated array.
+pub const HTAB_ELEM_HEADER: usize = 48;
+
+// Each device's element is whole cache lines (48 + 8 + 328 = 384 = 6 x 64), so no two devices'
+// records share one: with 336-byte elements, two CPUs each dropping its own shaped device's
+// packets scaled 1.27-1.63x instead of 2x (`cargo xtask bench`, multi-core table, 2026-12-06),
+// the line at the seam of two neighbours' elements bouncing between them. Costs 48 bytes a
+// device (384 MiB of kernel memory at 1M devices, not 336).
+const _: () =
+    assert!((HTAB_ELEM_HEADER + core::mem::size_of::<DeviceId>() + core::mem::size_of::<DeviceState>()) % 64 == 0);
+
 // No implicit padding: each size equals the sum of the field sizes.
 const _: () = assert!(core::mem::size_of::<DeviceKey>() == 20);
 const _: () = assert!(
     core::mem::size_of::<DeviceState>()
-        == 8 * 8 + 5 * 4 + 4 + 20 + 4 + 20 + 4 + 8 * 5 + 4 + 4 + 8 + 8 * 2 + 8 * 3 + 8 + 8 * 2 + 16 + 8
+        == 8 * 8 + 5 * 4 + 4 + 20 + 4 + 20 + 4 + 8 * 5 + 4 + 4 + 8 + 8 * 2 + 8 * 3 + 8 + 8 * 2 + 16 + 8 + 48
 );
 const _: () = assert!(core::mem::size_of::<StageEntry>() == 4 + 4 + 8 * 5 + 4 + 4 + 16 + 8);
 const _: () = assert!(core::mem::size_of::<CellRecord>() == (10 + ECHO_PATH_SLOTS) * 8 + 4 + 4);
