@@ -343,6 +343,11 @@ fn measure(opts: &RealOpts, plan: &Plan, dir: &Path) -> Result<Measured> {
     if let Some(f) = flood.as_mut() {
         f.proc.stop(Duration::from_secs(8));
     }
+    // The peers' last frames (their Delete PDP Context Requests, sent as they exit) are on the
+    // wire by now but may not have been read by the captures yet: a dumpcap stopped at once under
+    // load missed 27 of them on the CORE side (fresh-clone CI, 2026-12-06), failing the "uplink
+    // GTP-C all passed" count. A second for both to drain first.
+    std::thread::sleep(Duration::from_secs(1));
     let ran_dump = ran_cap.stop();
     let core_dump = core_cap.stop();
     drop(maps);
