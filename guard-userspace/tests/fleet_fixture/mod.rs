@@ -2,7 +2,10 @@
 //! namespace on its loopback addresses only, with its data in a temporary directory; the process
 //! is killed and everything removed on exit, panics included (`Fixture`'s `Drop`). Shared by
 //! `fleet_etcd.rs` and the other fleet test files (`mod fleet_fixture;`).
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "compiled into each of the three fleet test binaries, each of which uses a part; `expect` would fail in the ones that use an item"
+)]
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
