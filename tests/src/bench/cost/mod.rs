@@ -348,6 +348,14 @@ pub fn cost_part(default: &GuardConfig, rounds: usize, quick: bool) -> Result<(V
         println!("bench: note: the over-budget TEID was inserted (the budget refilled during the run)");
     }
     let mut res: Vec<[f64; 4]> = Vec::new();
+    // The least disturbed round of each program and case: issue 19 asks for the minimum beside
+    // the median (the machine drifts between a faster and a slower state within a run).
+    let mins: Vec<[f64; 4]> =
+        samples.iter().map(|s| s.each_ref().map(|v| v.iter().copied().fold(f64::INFINITY, f64::min))).collect();
+    let mut t_min = Table::new(
+        "Per-packet cost, minimum over the same rounds",
+        &["case", "baseline ns", "floor ns", "guard ns", "guard / baseline", "guard / floor"],
+    );
     for (ci, c) in cases.iter().enumerate() {
         if c.target == Target::N2 {
             if let Some(r) = &n2_reason {
@@ -384,8 +392,18 @@ pub fn cost_part(default: &GuardConfig, rounds: usize, quick: bool) -> Result<(V
             format!("{}x", num(ratio(m[3], m[1]), 2)),
             num(m[3] - m[1], 1),
         ]);
+        let lo = mins[ci];
+        t_min.row(vec![
+            c.name.into(),
+            num(lo[0], 1),
+            num(lo[1], 1),
+            num(lo[3], 1),
+            format!("{}x", num(ratio(lo[3], lo[0]), 2)),
+            format!("{}x", num(ratio(lo[3], lo[1]), 2)),
+        ]);
         res.push(m);
     }
+    t_min.note("The same samples as the table above, each program's and case's fastest round instead of the median (each round's figure is already the kernel's mean over its runs). A ratio of minima compares the least disturbed runs of both programs; the goals are judged on the medians.");
     t1.note("ns = the kernel's mean per run (BPF_PROG_TEST_RUN `duration`, integer ns, preemption excluded), median of rounds (each round times the four programs in a rotated order, and goes over every case, also rotated, before the next). baseline = `xdp_baseline` (returns XDP_PASS); floor = `xdp_floor`: the least any per-device guard must do (parse Ethernet/IPv4-or-IPv6/UDP to the TEID, one hash lookup, two atomic adds); parse-only = `xdp_parse_only` (the guard's own full parser, then XDP_PASS). All in `guard-ebpf/src/baseline.rs`.");
     t1.note("Configuration: the shipped defaults, except that the stage-0 profile limit (`observe`) is out of reach in every row but the \"over its profile\" one: a frame repeated millions of times a second is otherwise always over it. Shaped: 1000 pps (over) or 10⁹ pps (under). The new-TEID row exhausts its gNB's new-device budget first: every run is a never-seen TEID, dropped and not inserted.");
     t1.note("The floor and the guard do different work on non-G-PDU rows (the floor stops at the port or protocol check); there the ratio only says how cheap the pass-through is. The floor reads no VLAN tag either: on the 802.1Q-tagged row it stops at the EtherType, so compare that row with the untagged known device's instead.");
@@ -420,7 +438,7 @@ pub fn cost_part(default: &GuardConfig, rounds: usize, quick: bool) -> Result<(V
     t_acc.row(explain(&prices, &PATH_QUARANTINE, quar[3] - quar[0], quar[2] - quar[0]));
     t_acc.note("Operation counts are read off `guard-ebpf/src/n3/` for each path (TEID key mode, anti-spoofing in shadow: compared, not counted); prices from the probe table. parse = `xdp_parse_only` − baseline on the same frame. \"rest\" is what the counted operations do not explain: the bounds-checked parser's share is in \"parse\", so this is the policy's branches, the 20-byte address compares (the device's cached gNB and its slot's owner, the anti-spoofing binding) and copies into the device record, GCRA arithmetic and the call of the BPF subprogram `policy`. The floor row's rest is its lean parse.");
 
-    let mut tables = vec![t1, t_new, t_ops, t_acc];
+    let mut tables = vec![t1, t_min, t_new, t_ops, t_acc];
     // Where the time goes, by symbol: N3's common path, and N2's DATA with an InitialUEMessage
     // (issue 19 asks for ≤ 250 ns or a measured account of what bounds it).
     let n2 = cases.iter().find(|c| c.target == Target::N2).map(|c| c.frame.clone());
@@ -447,12 +465,21 @@ pub fn cost_part(default: &GuardConfig, rounds: usize, quick: bool) -> Result<(V
             num(prices.lru8, 0)
         ),
     ];
-    for ((name, m), lk) in [("known device, stage 0", stage0), ("quarantine drop path", quar)].into_iter().zip(lookups)
+    for ((name, m, lo), lk) in
+        [("known device, stage 0", stage0, mins[0]), ("quarantine drop path", quar, mins[4])].into_iter().zip(lookups)
     {
         let r = ratio(m[3], m[1]);
         goals.push(vec![
             format!("per-packet cost ≤ 2x floor: {name}"),
-            format!("{} ns vs floor {} ns = {}x", num(m[3], 1), num(m[1], 1), num(r, 2)),
+            format!(
+                "{} ns vs floor {} ns = {}x (minima: {} vs {} ns = {}x)",
+                num(m[3], 1),
+                num(m[1], 1),
+                num(r, 2),
+                num(lo[3], 1),
+                num(lo[1], 1),
+                num(ratio(lo[3], lo[1]), 2)
+            ),
             (if r <= 2.0 { "yes" } else { "no" }).to_owned(),
             if r <= 2.0 {
                 String::new()
