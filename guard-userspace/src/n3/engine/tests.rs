@@ -481,6 +481,31 @@ fn tracked_devices_are_bounded_and_staged_ones_survive_eviction() {
     assert!(sim.live_stage(3) >= STAGE_SHAPE && sim.engine.stage_of(&sim.devs[3].key).is_some_and(|s| s > 0));
 }
 
+/// Over `max_devices`, the least recently active devices make room (a 16th of the bound at a
+/// time), the oldest first, never a staged one however idle, and never the newcomer.
+#[test]
+fn making_room_evicts_the_least_recently_active_unstaged_devices() {
+    use super::DeviceSample;
+    use guard_common::abi::DeviceKey;
+    let mut cfg = Config::default();
+    cfg.guard.max_devices = 32;
+    let mut engine = super::Engine::new(&cfg);
+    let sample = |i: u32| DeviceSample { key: DeviceKey::teid(i), packets: 1, teid: i, ..DeviceSample::default() };
+    let sec = 1_000_000_000u64;
+    // Devices 0..32, each first seen (active) one second after the last; device 0, the oldest,
+    // is pinned by an operator.
+    for i in 0..32u32 {
+        let _ = engine.tick(sec * u64::from(i + 1), &[sample(i)], &[]);
+    }
+    engine.pin_manual(DeviceKey::teid(0), STAGE_QUARANTINE, Limit::default(), sec * 3600, sec * 33);
+    let _ = engine.tick(sec * 40, &[sample(100)], &[]);
+    let tracked = |i: u32| engine.tracks.get(&DeviceKey::teid(i)).is_some();
+    assert!(tracked(0), "a staged device is never evicted");
+    assert!(!tracked(1) && !tracked(2), "the two least recently active unstaged devices make room");
+    assert!((3..32).all(tracked) && tracked(100), "every other device and the newcomer stay");
+    assert_eq!(engine.snapshot().evicted_devices, 2);
+}
+
 #[test]
 fn over_limit_events_stand_in_for_unread_devices() {
     use guard_common::abi::{DeviceKey, Event, L3Addr, EVENT_DEVICE_OVER_LIMIT};

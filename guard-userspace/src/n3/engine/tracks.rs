@@ -127,6 +127,11 @@ impl Tracks {
         Some(t)
     }
 
+    /// The key of the track at `position`, if there is one.
+    pub fn key_at(&self, position: usize) -> Option<DeviceKey> {
+        self.slots.get(position).map(|t| t.key)
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (&DeviceKey, &Track)> {
         self.slots.iter().map(|t| (&t.key, t))
     }

@@ -1,6 +1,7 @@
 //! The controller at scale: the real `guard run` binary with 1M active devices of which 1% offend;
 //! its CPU, memory, tick time and how soon the offenders are pinned, scraped from its metrics.
 
+use super::churn::{churn, cpu_over_walks, CHURN_PER_S, WINDOW_WALKS};
 use super::*;
 
 // ---------------------------------------------------------------------------------------------
@@ -342,10 +343,19 @@ pub(super) fn controller(cfg: &GuardConfig, quick: bool) -> Result<(Table, Vec<V
     let rss = vm_rss(pid);
     // Steady state: the same 1M devices, the offenders' stages held (refreshed), nothing new to
     // pin; long enough to include a full walk and its full engine pass.
-    let steady = Duration::from_secs(if quick { 12 } else { 20 });
-    let (cs0, ts0) = (sys::proc_cpu_ns(pid)?, Instant::now());
-    std::thread::sleep(steady);
-    let steady_frac = ratio((sys::proc_cpu_ns(pid)? - cs0) as f64 / 1e9, ts0.elapsed().as_secs_f64());
+    // Steady state: the same 1M devices, the offenders' stages held (refreshed), nothing new to
+    // pin, over whole walks (each ends with its full pass: a window of fixed length would
+    // include one or not by chance).
+    println!("bench: steady state over {WINDOW_WALKS} walks (guard pid {pid})");
+    let steady = cpu_over_walks(&lab, port, pid, || Ok(()))?;
+    let steady_frac = steady.cpu;
+    // The same again with sessions ending and starting, as on a live UPF: the walk then meets new
+    // devices and misses gone ones, which the engine's walk-order hint (docs/controller.md "CPU")
+    // does not foresee.
+    let churned = churn(&lab, port, &cp.pins, n, &off_set, pid)?;
+    // The engine keeps a vanished session's track until it needs the room (`make_room`): churn
+    // is where its memory would grow.
+    let rss_churn = vm_rss(pid);
     stop.store(true, Ordering::Relaxed);
     let passes = updater.join().map_err(|_| anyhow::anyhow!("the updater thread panicked"))??;
     gp.stop();
@@ -379,8 +389,20 @@ pub(super) fn controller(cfg: &GuardConfig, quick: bool) -> Result<(Table, Vec<V
         format!("{}% of one core", num(cpu_frac * 100.0, 1)),
     ]);
     t.row(vec![
-        format!("controller CPU, steady state ({} s after: stages held, nothing new)", steady.as_secs()),
-        format!("{}% of one core", num(steady_frac * 100.0, 1)),
+        format!("controller CPU, steady state (over {WINDOW_WALKS} whole walks after: stages held, nothing new)"),
+        format!("{}% of one core ({} s)", num(steady_frac * 100.0, 1), num(steady.secs, 1)),
+    ]);
+    t.row(vec![
+        format!(
+            "controller CPU with session churn: {} sessions replaced first, then {CHURN_PER_S} a second end and as many start, over {WINDOW_WALKS} whole walks",
+            churned.aged
+        ),
+        format!(
+            "{}% of one core ({} s; {} sessions replaced from the aging to the window's end)",
+            num(churned.window.cpu * 100.0, 1),
+            num(churned.window.secs, 1),
+            churned.replaced
+        ),
     ]);
     t.row(vec![
         "controller ticks, mean duration".into(),
@@ -400,7 +422,11 @@ pub(super) fn controller(cfg: &GuardConfig, quick: bool) -> Result<(Table, Vec<V
             num(read * 1e6 / f64::from(n), 2)
         ),
     ]);
-    t.row(vec!["controller resident memory".into(), bytes(rss)]);
+    t.row(vec![
+        "controller resident memory: after the floods / after the churn".into(),
+        format!("{} / {}", bytes(rss), bytes(rss_churn)),
+    ]);
+    let rss = rss.max(rss_churn);
     let ev = |o: &str| {
         let k = format!("overload_guard_ringbuf_events_total{{outcome=\"{o}\"}}");
         g(&m1, &k) - g(&m0, &k)
@@ -426,7 +452,8 @@ pub(super) fn controller(cfg: &GuardConfig, quick: bool) -> Result<(Table, Vec<V
     t.note("Offenders are driven through the real data path: their counters are written from userspace as 2000 pps since each one's onset would have them, every 20 ms in one batched write (`BPF_MAP_UPDATE_BATCH`), so that they advance continuously as a real flood's do (10,000 devices × 2000 pps = 20 Mpps cannot be sent on this machine) and one real packet per second each (at least 1.01 s apart) through guard_n3 (BPF_PROG_TEST_RUN) raises the over-limit event (at most one per device per `event_gap`, 1 s) that the controller reads between walks. The offenders are sent in ten slices a second, alternating CPUs (as RSS would spread them); each CPU's event budget is `event_rate` (20000 events/s, burst 2000): events beyond it are suppressed, and events not drained in time are lost when the 256 KiB ring is full.");
 
     // Issue 19's goals at 1M tracked devices: resident memory ≤ 300 MiB, steady ≤ 5% of one core.
-    let steady_ok = steady_frac <= 0.05;
+    // Judged on the worse of the two: sessions ending and starting are a live core's steady state.
+    let steady_ok = steady_frac <= 0.05 && churned.window.cpu <= 0.05;
     let rss_ok = rss <= 300 << 20;
     let goals = vec![
         vec![
@@ -442,14 +469,15 @@ pub(super) fn controller(cfg: &GuardConfig, quick: bool) -> Result<(Table, Vec<V
         vec![
             "controller at 1M devices: steady state ≤ 5% of one core".into(),
             format!(
-                "steady state {}% of one core; {}% while detecting and pinning {} offenders",
+                "steady state {}% of one core; with session churn ({CHURN_PER_S} a second, half the sessions replaced before) {}%; {}% while detecting and pinning {} offenders",
                 num(steady_frac * 100.0, 1),
+                num(churned.window.cpu * 100.0, 1),
                 num(cpu_frac * 100.0, 1),
                 pinned.len()
             ),
             (if steady_ok { "yes" } else { "no" }).into(),
             format!(
-                "a walk of the 1M devices reads for {} s in total (batched, {} µs per device), spread over ticks at most 2% of each (`WALK_SHARE`): most of the steady CPU, by design; then the engine's per-reading work on {} of per-device state (each reading's track looked for after the last one before the index, docs/controller.md \"CPU\") and the tick's one read of N3_STAGES; while pinning, each new stage is also a map write, a generation bump and an audit record",
+                "a walk of the 1M devices reads for {} s in total (batched, {} µs per device), spread over ticks at most 2% of each (`WALK_SHARE`): most of the steady CPU, by design; then the engine's per-reading work on {} of per-device state (each reading's track looked for after the last one before the index, docs/controller.md \"CPU\": with churn the table leaves the map's order and more of those guesses miss) and the tick's one read of N3_STAGES; while pinning, each new stage is also a map write, a generation bump and an audit record",
                 num(read, 2),
                 num(read * 1e6 / f64::from(n), 2),
                 bytes(rss)

@@ -321,5 +321,6 @@ fn spoof_flood(
     Ok(t)
 }
 
+mod churn;
 mod controller;
 use controller::*;
