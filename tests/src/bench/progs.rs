@@ -212,6 +212,22 @@ impl RefProgs {
         Ok(m.get(&OP_KEY, 0).with_context(|| format!("reading the probe key of {}", MAP_OPS[0]))?[0])
     }
 
+    /// `xdp_floor_new`'s record of `teid` ([packets, bytes]), if it holds one: the check that the
+    /// floor inserted and counted what it was timed on.
+    pub fn floor_new_record(&mut self, teid: u32) -> Result<Option<[u64; 2]>> {
+        let m: HashMap<&mut MapData, u32, [u64; 2]> = HashMap::try_from(
+            self.ebpf
+                .map_mut(MAP_FLOOR_NEW)
+                .ok_or_else(|| anyhow!("{MAP_FLOOR_NEW} is missing from the BPF object"))?,
+        )
+        .with_context(|| format!("{MAP_FLOOR_NEW} is not a hash map"))?;
+        match m.get(&teid, 0) {
+            Ok(v) => Ok(Some(v)),
+            Err(aya::maps::MapError::KeyNotFound) => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("reading TEID {teid:#x} of {MAP_FLOOR_NEW}")),
+        }
+    }
+
     /// Make `teids` known to both floor programs (zeroed counters).
     pub fn floor_insert(&mut self, teids: impl Iterator<Item = u32> + Clone) -> Result<()> {
         for name in [MAP_FLOOR, MAP_FLOOR_LRU] {

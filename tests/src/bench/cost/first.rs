@@ -38,14 +38,22 @@ pub(super) fn new_devices(
     let order = [progs::BASELINE, progs::FLOOR, "guard", progs::FLOOR_NEW];
     let mut ns: [Vec<f64>; 4] = Default::default();
     let before = verdict_counts(maps)?;
+    let mut last = (0, 0);
     for r in 0..rounds {
         let base = 0x0700_0000 + r as u32 * n;
         let frames: Vec<Vec<u8>> = (0..n).map(|i| gpdu(base + i).build()).collect();
+        last = (base + n - 1, frames.last().map_or(0, |f| f.len() as u64));
         for k in 0..order.len() {
             let i = (r + k) % order.len();
             let prog = if order[i] == "guard" { p.get("guard", Target::N3)? } else { p.refs.prog(order[i])? };
             ns[i].push(progs::time_cycle(prog, &frames)?);
         }
+    }
+    // The inserting floor must have inserted and counted its last frame once (the one most
+    // recently used record, not evicted), or its figure is not a first packet's.
+    let rec = p.refs.floor_new_record(last.0)?;
+    if rec != Some([1, last.1]) {
+        bail!("xdp_floor_new did not insert and count its last frame (TEID {:#x}: {rec:?})", last.0);
     }
     let after = verdict_counts(maps)?;
     let inserted = after[Verdict::PassGpdu as usize].saturating_sub(before[Verdict::PassGpdu as usize]);
@@ -75,6 +83,6 @@ pub(super) fn new_devices(
             format!("{}x", num(ratio(m[2] - m[0], m[j] - m[0]), 2)),
         ]);
     }
-    t.note(format!("`repeat` 1 per frame, so every figure includes the kernel's per-call timer overhead, which `xdp_baseline` (XDP_PASS alone) measures: it flatters each ratio (it adds the same ns to both sides), and the last column takes it out of both. Each round gives the four programs the same frames, in a rotated order. The guard inserted {inserted} devices (verdict pass_gpdu), each into N3_DEVICES ({capacity} records, filled first with {} other devices, so every insert evicts) as an all-zero record (328 bytes); `xdp_floor_new`'s map ({capacity} records of 16 bytes) was filled the same way.", 2 * capacity));
+    t.note(format!("`repeat` 1 per frame, so every figure includes the kernel's per-call timer overhead, which `xdp_baseline` (XDP_PASS alone) measures: it flatters each ratio (it adds the same ns to both sides), and the last column takes it out of both. Each round gives the four programs the same frames, in a rotated order. The guard inserted {inserted} devices (verdict pass_gpdu), each into N3_DEVICES ({capacity} records, filled first with {} other devices, so every insert evicts) as an all-zero record (328 bytes); `xdp_floor_new`'s map ({capacity} records of 16 bytes) was filled the same way. Check: `xdp_floor_new`'s record of the last TEID timed reads 1 packet and its frame's length.", 2 * capacity));
     Ok((t, m))
 }
