@@ -6,6 +6,10 @@
 //! - `xdp_floor`: the least any per-device guard must do: parse to the TEID (Ethernet, IPv4 or
 //!   IPv6, UDP to the GTP-U port, the TEID), one hash lookup keyed on it, two atomic counter adds.
 //! - `xdp_floor_lru`: the same on an LRU hash (the guard's device map is one).
+//! - `xdp_floor_new`: the least any per-device guard must do on a new device's first packet: the
+//!   same parse, a miss, the insert of a minimal record (two u64 counters) into an LRU hash the
+//!   bench sizes and fills like the guard's device map (so the insert evicts, as the guard's
+//!   does), then the two atomic adds on the record.
 //! - `xdp_parse_only`: runs only the shared N3 parser (`guard_common::parse::n3`) on the frame
 //!   and returns `XDP_PASS`, so the bench can split `guard_n3`'s cost into parse and policy.
 //! - `xdp_op_*`: one kind of operation eight times over (a clock read, fine or coarse, a hash hit, a hash miss,
@@ -17,7 +21,7 @@
 //! are unpinned and created with a handful of entries: the bench raises the capacities it needs.
 
 use aya_ebpf::{
-    bindings::xdp_action,
+    bindings::{xdp_action, BPF_NOEXIST},
     helpers::{bpf_jiffies64, bpf_ktime_get_coarse_ns, bpf_ktime_get_ns},
     macros::{map, xdp},
     maps::{Array, HashMap, LruHashMap, PerCpuArray},
@@ -37,6 +41,11 @@ static BENCH_FLOOR: HashMap<u32, [u64; 2]> = HashMap::with_max_entries(64, 0);
 /// TEID → [packets, bytes] of `xdp_floor_lru` and `xdp_op_lru`.
 #[map(name = "BENCH_FLOOR_LRU")]
 static BENCH_FLOOR_LRU: LruHashMap<u32, [u64; 2]> = LruHashMap::with_max_entries(64, 0);
+
+/// TEID → [packets, bytes] of `xdp_floor_new`: the bench gives it the capacity of the guard's
+/// `N3_DEVICES` in the same table and fills it first, so every timed first packet evicts.
+#[map(name = "BENCH_FLOOR_NEW")]
+static BENCH_FLOOR_NEW: LruHashMap<u32, [u64; 2]> = LruHashMap::with_max_entries(64, 0);
 
 /// 20-byte keys, the size of the guard's `DeviceKey` and `CellKey` (the hash function's cost
 /// grows with the key): the hash and miss probes use this map.
@@ -158,6 +167,30 @@ pub fn xdp_floor_lru(ctx: XdpContext) -> u32 {
     let ctx = XdpContext::new(core::hint::black_box(ctx.ctx));
     if let Some(teid) = floor_teid(&ctx) {
         if let Some(v) = BENCH_FLOOR_LRU.get_ptr_mut(&teid) {
+            // SAFETY: as in `xdp_floor`.
+            unsafe {
+                add(&mut (*v)[0], 1);
+                add(&mut (*v)[1], len);
+            }
+        }
+    }
+    xdp_action::XDP_PASS
+}
+
+/// A new device's first packet at its least: a miss, an insert (`BPF_NOEXIST`: a device another
+/// CPU inserted meanwhile keeps its counts), the record looked up again (`bpf_map_update_elem`
+/// returns no pointer) and counted with the two atomic adds of `xdp_floor`.
+#[xdp]
+pub fn xdp_floor_new(ctx: XdpContext) -> u32 {
+    let len = (ctx.data_end() - ctx.data()) as u64;
+    let ctx = XdpContext::new(core::hint::black_box(ctx.ctx));
+    if let Some(teid) = floor_teid(&ctx) {
+        let mut v = BENCH_FLOOR_NEW.get_ptr_mut(&teid);
+        if v.is_none() {
+            let _ = BENCH_FLOOR_NEW.insert(&teid, &[0u64; 2], u64::from(BPF_NOEXIST));
+            v = BENCH_FLOOR_NEW.get_ptr_mut(&teid);
+        }
+        if let Some(v) = v {
             // SAFETY: as in `xdp_floor`.
             unsafe {
                 add(&mut (*v)[0], 1);

@@ -340,7 +340,7 @@ pub fn ab_first_packet(default: &GuardConfig, builds: &[Build], rounds: usize, n
     let side = Side { prog: PROG_N3, config_map: MAP_N3_CONFIG, config: record_bytes(&cfg), cases: Vec::new() };
     let mut loaded =
         builds.iter().enumerate().map(|(i, b)| load_sized(b, &side, i, Some(capacity))).collect::<Result<Vec<_>>>()?;
-    let mut refs = RefProgs::load(64).context("the reference programs")?;
+    let mut refs = RefProgs::load_sized(64, capacity).context("the reference programs")?;
     let gpdu = |t: u32| GtpFrame::gpdu(t).inner_v4(Ipv4Addr::new(10, 45, 0, 2), Ipv4Addr::new(192, 0, 2, 10)).build();
     // Fill every map (twice its capacity: the LRU lists settle) with TEIDs no timed frame uses.
     let fill: Vec<Vec<u8>> = (0..2 * capacity).map(|i| gpdu(0x0100_0000 + i)).collect();
@@ -353,20 +353,23 @@ pub fn ab_first_packet(default: &GuardConfig, builds: &[Build], rounds: usize, n
             }
         }
     }
+    progs::time_cycle(refs.prog(progs::FLOOR_NEW)?, &fill)?;
     let k = loaded.len();
-    // Columns: the objects, then xdp_baseline, then xdp_floor.
-    let mut t = vec![Vec::with_capacity(rounds); k + 2];
+    // Columns: the objects, then xdp_baseline, xdp_floor and xdp_floor_new.
+    let mut t = vec![Vec::with_capacity(rounds); k + 3];
     for r in 0..rounds {
         let base = 0x2000_0000 + r as u32 * n;
         let frames: Vec<Vec<u8>> = (0..n).map(|i| gpdu(base + i)).collect();
-        for j in 0..k + 2 {
-            let o = (r + j) % (k + 2);
+        for j in 0..k + 3 {
+            let o = (r + j) % (k + 3);
             let prog = if o < k {
                 xdp(&mut loaded[o].ebpf, PROG_N3)?
             } else if o == k {
                 refs.prog(progs::BASELINE)?
-            } else {
+            } else if o == k + 1 {
                 refs.prog(progs::FLOOR)?
+            } else {
+                refs.prog(progs::FLOOR_NEW)?
             };
             t[o].push(progs::time_cycle(prog, &frames)?);
         }
@@ -379,10 +382,12 @@ pub fn ab_first_packet(default: &GuardConfig, builds: &[Build], rounds: usize, n
             "min",
             "minus xdp_baseline",
             "/ xdp_floor",
+            "/ xdp_floor_new",
             "the first build's growth over this one (median of per-round differences)",
         ],
     );
     let floor = median(&t[k + 1]);
+    let floor_new = median(&t[k + 2]);
     for (o, l) in loaded.iter().enumerate() {
         let v = &t[o];
         let net = median(&v.iter().zip(&t[k]).map(|(x, b)| x - b).collect::<Vec<_>>());
@@ -399,14 +404,22 @@ pub fn ab_first_packet(default: &GuardConfig, builds: &[Build], rounds: usize, n
             format!("{min:.1}"),
             format!("{net:.1}"),
             format!("{:.2}x", median(v) / floor.max(1.0)),
+            format!("{:.2}x", median(v) / floor_new.max(1.0)),
             vs,
         ]);
     }
-    for (name, o) in [("xdp_baseline", k), ("xdp_floor (its lookup misses)", k + 1)] {
-        table.row(vec![name.into(), format!("{:.1}", median(&t[o])), "-".into(), "-".into(), "-".into(), "-".into()]);
+    for (name, o) in [
+        ("xdp_baseline", k),
+        ("xdp_floor (its lookup misses)", k + 1),
+        ("xdp_floor_new (a miss, an insert that evicts, a second lookup, two atomic adds)", k + 2),
+    ] {
+        let net = median(&t[o].iter().zip(&t[k]).map(|(x, b)| x - b).collect::<Vec<_>>());
+        let min = t[o].iter().copied().fold(f64::INFINITY, f64::min);
+        let (net, min) = if o == k { ("-".into(), "-".into()) } else { (format!("{net:.1}"), format!("{min:.1}")) };
+        table.row(vec![name.into(), format!("{:.1}", median(&t[o])), min, net, "-".into(), "-".into(), "-".into()]);
     }
     table.note(format!(
-        "`cargo xtask bench --ab REV...`: each object loaded on its own pins with `N3_DEVICES` of {capacity} records, filled first with {} devices, so every timed first packet evicts one; this build's configuration (shipped defaults, the stage-0 profile and the new-device budget out of reach) cut to each object's record length. {rounds} rounds, each giving every build, xdp_baseline and xdp_floor the same {n} never-seen TEIDs once each (BPF_PROG_TEST_RUN repeat 1: every figure carries the kernel's per-call timer overhead, as xdp_baseline shows), in a rotated order; the kernel's mean per run, median of rounds.",
+        "`cargo xtask bench --ab REV...`: each object loaded on its own pins with `N3_DEVICES` of {capacity} records, filled first with {} devices, so every timed first packet evicts one (and `xdp_floor_new`'s LRU hash of as many two-counter records, filled with the same devices); this build's configuration (shipped defaults, the stage-0 profile and the new-device budget out of reach) cut to each object's record length. {rounds} rounds, each giving every build, xdp_baseline, xdp_floor and xdp_floor_new the same {n} never-seen TEIDs once each (BPF_PROG_TEST_RUN repeat 1: every figure carries the kernel's per-call timer overhead, as xdp_baseline shows), in a rotated order; the kernel's mean per run, median of rounds.",
         2 * capacity
     ));
     Ok(table)

@@ -1,7 +1,7 @@
 //! The reference programs and BPF_PROG_TEST_RUN timing.
 //!
 //! `guard::n3::load::load` only loads `guard_n3`. The reference programs (`guard-ebpf/src/baseline.rs`:
-//! `xdp_baseline`, `xdp_floor`, `xdp_floor_lru`, `xdp_parse_only` and the `xdp_op_*` operation
+//! `xdp_baseline`, `xdp_floor`, `xdp_floor_lru`, `xdp_floor_new`, `xdp_parse_only` and the `xdp_op_*` operation
 //! probes) live in the same object; [`RefProgs`] loads that object a second time with
 //! [`aya::EbpfLoader`], its pinned maps in a unique bpffs directory that is purged on drop, the
 //! guard's maps tiny (the reference programs do not use them) and the floor maps as large as the
@@ -22,6 +22,8 @@ use crate::bpf::PinScope;
 pub const BASELINE: &str = "xdp_baseline";
 pub const FLOOR: &str = "xdp_floor";
 pub const FLOOR_LRU: &str = "xdp_floor_lru";
+/// The first packet's floor: a miss, an insert into a full LRU hash (it evicts), two atomic adds.
+pub const FLOOR_NEW: &str = "xdp_floor_new";
 pub const PARSE_ONLY: &str = "xdp_parse_only";
 /// The live-frames flood source and the drop-everything reference (`bench::live`).
 pub const LIVE_SENDER: &str = "xdp_live_sender";
@@ -43,10 +45,11 @@ pub const OPS: [&str; 11] = [
 /// The 12-byte-key probes (a compact key with its kind), timed by the A/B's key-size table only.
 pub const KEY12: [&str; 2] = ["xdp_op_hash12", "xdp_op_lru12"];
 /// Every program [`RefProgs`] loads.
-pub const ALL: [&str; 19] = [
+pub const ALL: [&str; 20] = [
     BASELINE,
     FLOOR,
     FLOOR_LRU,
+    FLOOR_NEW,
     PARSE_ONLY,
     OPS[0],
     OPS[1],
@@ -67,6 +70,7 @@ pub const ALL: [&str; 19] = [
 
 const MAP_FLOOR: &str = "BENCH_FLOOR";
 const MAP_FLOOR_LRU: &str = "BENCH_FLOOR_LRU";
+const MAP_FLOOR_NEW: &str = "BENCH_FLOOR_NEW";
 /// The 20-byte-key maps of the `xdp_op_*` probes, and the key they look up (`baseline.rs`).
 const MAP_OPS: [&str; 2] = ["BENCH_HASH20", "BENCH_LRU20"];
 const OP_KEY: [u32; 5] = [1, 0, 0, 0, 0];
@@ -125,8 +129,15 @@ pub struct RefProgs {
 }
 
 impl RefProgs {
-    /// Load every reference program; the floor maps hold up to `floor_capacity` TEIDs.
+    /// Load every reference program; the floor maps hold up to `floor_capacity` TEIDs
+    /// (`xdp_floor_new`'s a handful: [`RefProgs::load_sized`] sizes it).
     pub fn load(floor_capacity: u32) -> Result<RefProgs> {
+        RefProgs::load_sized(floor_capacity, 64)
+    }
+
+    /// As [`RefProgs::load`], with `xdp_floor_new`'s LRU hash of `new_capacity` records: the
+    /// capacity of the guard's `N3_DEVICES` it is timed beside, so that both evict alike once full.
+    pub fn load_sized(floor_capacity: u32, new_capacity: u32) -> Result<RefProgs> {
         let scope = PinScope::new("bref");
         scope.pins.create().context("creating the bpffs pin directory")?;
         let mut ebpf = EbpfLoader::new()
@@ -139,6 +150,7 @@ impl RefProgs {
             .map_max_entries(abi::MAP_N3_CELL_STAGES, 1024)
             .map_max_entries(MAP_FLOOR, floor_capacity.max(64))
             .map_max_entries(MAP_FLOOR_LRU, floor_capacity.max(64))
+            .map_max_entries(MAP_FLOOR_NEW, new_capacity.max(64))
             .load(guard::bpf::object::object())
             .context("loading the guard's BPF object for the reference programs")?;
         for name in ALL {
@@ -198,6 +210,22 @@ impl RefProgs {
         )
         .with_context(|| format!("{} is not a hash map", MAP_OPS[0]))?;
         Ok(m.get(&OP_KEY, 0).with_context(|| format!("reading the probe key of {}", MAP_OPS[0]))?[0])
+    }
+
+    /// `xdp_floor_new`'s record of `teid` ([packets, bytes]), if it holds one: the check that the
+    /// floor inserted and counted what it was timed on.
+    pub fn floor_new_record(&mut self, teid: u32) -> Result<Option<[u64; 2]>> {
+        let m: HashMap<&mut MapData, u32, [u64; 2]> = HashMap::try_from(
+            self.ebpf
+                .map_mut(MAP_FLOOR_NEW)
+                .ok_or_else(|| anyhow!("{MAP_FLOOR_NEW} is missing from the BPF object"))?,
+        )
+        .with_context(|| format!("{MAP_FLOOR_NEW} is not a hash map"))?;
+        match m.get(&teid, 0) {
+            Ok(v) => Ok(Some(v)),
+            Err(aya::maps::MapError::KeyNotFound) => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("reading TEID {teid:#x} of {MAP_FLOOR_NEW}")),
+        }
     }
 
     /// Make `teids` known to both floor programs (zeroed counters).

@@ -24,6 +24,8 @@ use crate::sctp_frames::{ngap::InitialUeMessage, Chunk, SctpFrame};
 const SEC_NS: u64 = 1_000_000_000;
 const HOUR_NS: u64 = 3600 * SEC_NS;
 const REPEAT: u32 = 1_000_000;
+/// `N3_DEVICES`' capacity in part 1 (and `xdp_floor_new`'s, the first packet's floor).
+const DEVICES: u32 = 4096;
 
 const T_KNOWN: u32 = 0x0001_0001;
 const T_OVER: u32 = 0x0001_0002;
@@ -213,55 +215,12 @@ const COST_HEADERS: [&str; 9] = [
     "guard − floor ns",
 ];
 
-/// Each run a different, never-seen TEID (BPF_PROG_TEST_RUN `repeat` 1 per frame), with the
-/// new-device budget out of reach so every one is inserted; the references cycle over the same
-/// frames (the floor's lookups miss).
-/// The table, and the medians (baseline, floor, guard) for the goals.
-fn new_devices(
-    p: &mut Progs,
-    maps: &mut N3Maps,
-    within: &GuardConfig,
-    rounds: usize,
-    n: u32,
-) -> Result<(Table, [f64; 3])> {
-    let mut cfg = *within;
-    cfg.new_device = Limit::per_second(1_000_000_000_000, 1_000_000_000);
-    maps.write_config(&cfg)?;
-    let mut ns: [Vec<f64>; 3] = Default::default();
-    let before = verdict_counts(maps)?;
-    for r in 0..rounds {
-        let base = 0x0700_0000 + r as u32 * n;
-        let frames: Vec<Vec<u8>> = (0..n).map(|i| gpdu(base + i).build()).collect();
-        ns[0].push(progs::time_cycle(p.refs.prog(progs::BASELINE)?, &frames)?);
-        ns[1].push(progs::time_cycle(p.refs.prog(progs::FLOOR)?, &frames)?);
-        ns[2].push(progs::time_cycle(p.get("guard", Target::N3)?, &frames)?);
-    }
-    let after = verdict_counts(maps)?;
-    let inserted = after[Verdict::PassGpdu as usize].saturating_sub(before[Verdict::PassGpdu as usize]);
-    let m = ns.each_ref().map(|v| median(v));
-    let mut t = Table::new(
-        "First packet of a new device (each run a different never-seen TEID, inserted)",
-        &["case", "baseline ns", "floor ns", "guard ns", "guard / baseline", "guard / floor", "guard − floor ns"],
-    );
-    t.row(vec![
-        format!("G-PDU, new TEID, admitted ({} per round, {rounds} rounds)", n),
-        num(m[0], 1),
-        num(m[1], 1),
-        num(m[2], 1),
-        format!("{}x", num(ratio(m[2], m[0]), 2)),
-        format!("{}x", num(ratio(m[2], m[1]), 2)),
-        num(m[2] - m[1], 1),
-    ]);
-    t.note(format!("`repeat` 1 per frame, so every figure includes the kernel's per-call timer overhead (the baseline carries it too). The floor's lookup misses and it inserts nothing; the guard inserted {inserted} devices (verdict pass_gpdu), each into N3_DEVICES (4096 records: full after its first 4096 inserts, so nearly every insert evicts) as an all-zero record."));
-    Ok((t, m))
-}
-
 /// Part 1: the tables and the goals' rows. `default` is the shipped configuration (the cases that
 /// run with it; the others run with its stage-0 profile limit out of reach).
 pub fn cost_part(default: &GuardConfig, rounds: usize, quick: bool) -> Result<(Vec<Table>, Vec<Vec<String>>)> {
     let scope = PinScope::new("bcst");
     let within = within_profile_config(default);
-    let mut n3 = load::load(&scope.pins, 4096, &within)
+    let mut n3 = load::load(&scope.pins, DEVICES, &within)
         .with_context(|| format!("loading guard_n3, pins in {}", scope.pins.path().display()))?;
     let mut maps = N3Maps::from_ebpf_ref(&mut n3.ebpf).context("opening the N3 maps")?;
     let n2_scope = PinScope::new("bcn2");
@@ -270,7 +229,7 @@ pub fn cost_part(default: &GuardConfig, rounds: usize, quick: bool) -> Result<(V
     if let Some(r) = &n2_reason {
         println!("bench: guard_n2 not measured: {r}");
     }
-    let refs = RefProgs::load(1024)?;
+    let refs = RefProgs::load_sized(1024, DEVICES)?;
     let mut p = Progs { refs, n3, n2: n2.ok() };
     let cases = cases();
     p.refs.floor_insert(
@@ -409,7 +368,8 @@ pub fn cost_part(default: &GuardConfig, rounds: usize, quick: bool) -> Result<(V
     t1.note("The floor and the guard do different work on non-G-PDU rows (the floor stops at the port or protocol check); there the ratio only says how cheap the pass-through is. The floor reads no VLAN tag either: on the 802.1Q-tagged row it stops at the EtherType, so compare that row with the untagged known device's instead.");
 
     // The first packet of a new device: every run a never-seen TEID, admitted and inserted.
-    let (t_new, m_new) = new_devices(&mut p, &mut maps, &within, rounds.min(3), if quick { 20_000 } else { 50_000 })?;
+    let (t_new, m_new) =
+        new_devices(&mut p, &mut maps, &within, rounds.min(3), if quick { 20_000 } else { 50_000 }, DEVICES)?;
     maps.write_config(&within)?;
 
     // Where the nanoseconds go.
@@ -504,7 +464,7 @@ pub fn cost_part(default: &GuardConfig, rounds: usize, quick: bool) -> Result<(V
 /// The rest of issue 19's per-packet goals, each from this run's medians: a new device's first
 /// packet, IPv6 outer, the pass-through of what is not GTP-U, and N2's DATA with an
 /// InitialUEMessage. `res[i]` is case `i`'s (baseline, floor, parse-only, guard).
-fn other_goals(cases: &[Case], res: &[[f64; 4]], new: [f64; 3]) -> Vec<Vec<String>> {
+fn other_goals(cases: &[Case], res: &[[f64; 4]], new: [f64; 4]) -> Vec<Vec<String>> {
     let at = |name: &str| cases.iter().position(|c| c.name.starts_with(name)).and_then(|i| res.get(i)).copied();
     let row = |goal: &str, measured: String, met: bool, why: &str| {
         vec![
@@ -521,6 +481,22 @@ fn other_goals(cases: &[Case], res: &[[f64; 4]], new: [f64; 3]) -> Vec<Vec<Strin
         format!("{} ns vs floor {} ns = {}x", num(new[2], 1), num(new[1], 1), num(r, 2)),
         r <= 3.0,
         "random accesses into tables too large to stay in cache, ~50 ns each here: the device's miss in N3_DEVICES, its N3_SEEN octet (is it an established session), its gNB's record, then the insert into N3_DEVICES, which on a full map evicts (the LRU lists, the evicted record unlinked from its bucket); its N3_STAGES lookup only if its N3_STAGED bit is set (docs/dataplane.md, \"A new device's first packet\"). The floor's lookup misses in a small map that stays in cache, and it inserts nothing",
+    ));
+    // Not the issue's goal: the same first packets against a floor that inserts and evicts as any
+    // per-device guard must, so that what is left is the guard's own work.
+    let r = ratio(new[2], new[3]);
+    g.push(row(
+        "new device (first packet) ≤ 3x a floor that inserts (`xdp_floor_new`; beside the issue's goal above, not instead of it)",
+        format!(
+            "{} ns vs inserting floor {} ns = {}x ({}x with xdp_baseline's {} ns of per-call overhead taken out of both)",
+            num(new[2], 1),
+            num(new[3], 1),
+            num(r, 2),
+            num(ratio(new[2] - new[0], new[3] - new[0]), 2),
+            num(new[0], 1)
+        ),
+        r <= 3.0,
+        "the floor's miss, insert (with its eviction) and second lookup are the guard's too; what the guard adds: its gNB's record (the new-device budget), its N3_SEEN octet (is it an established session; 4 MiB, a cache miss), its N3_STAGED bit, a 328-byte record copied into the map where the floor's is 16 bytes, then the known device's path (docs/dataplane.md, \"A new device's first packet\")",
     ));
     if let Some(m) = at("G-PDU, IPv6 outer") {
         let r = ratio(m[3], m[1]);
@@ -601,5 +577,7 @@ fn perf_profile(p: &mut Progs, target: Target, what: &str, frame: &[u8], repeat:
     Ok(t)
 }
 
+mod first;
 mod prices;
+use first::new_devices;
 use prices::*;
