@@ -9,10 +9,11 @@
 //! - [`counters`]: per-CPU counters and the rate-limited event ring.
 #![no_std]
 #![no_main]
-// `atomic_xadd` for shared counters: the BPF target lacks `AtomicU64::fetch_add`. Built with
+// `atomic_xadd` for shared counters and `atomic_or` for marks: the BPF target lacks
+// `AtomicU64::fetch_add`. Built with
 // RUSTC_BOOTSTRAP=1 (as `-Z build-std` already requires).
 #![feature(core_intrinsics)]
-#![expect(internal_features, reason = "core_intrinsics is the only atomic add on the BPF target")]
+#![expect(internal_features, reason = "core_intrinsics is the only atomic add and or on the BPF target")]
 // `asm!` on BPF (an optimisation barrier for the verifier, see `cursor::opaque`).
 #![feature(asm_experimental_arch)]
 

@@ -12,7 +12,7 @@ use guard_common::{
         CellCounts, CellHot, CellKey, CellRecord, CellStageEntry, ChainConfig, Counter, DeviceId, DeviceState,
         FragEntry, FragKey, GuardConfig, LocalAddr, Meta, N3TatSlot, StageEntry, CELL_SLOTS, DEFAULT_MAX_CELLS,
         DEFAULT_MAX_CELL_STAGES, DEFAULT_MAX_DEVICES, DEFAULT_MAX_FRAGS, DEFAULT_MAX_FRAMED, DEFAULT_MAX_STAGED,
-        EVENTS_RING_BYTES, HINT_COUNT, LOCAL_SLOTS, SEEN_ENTRIES, SEEN_ENTRY_BYTES, STAGED_WORDS, STAT_COUNT,
+        EVENTS_RING_BYTES, HINT_COUNT, LOCAL_SLOTS, SEEN_ENTRIES, SEEN_ENTRY_WORDS, STAGED_WORDS, STAT_COUNT,
     },
     parse::Malformed,
     policy::Verdict,
@@ -48,10 +48,10 @@ pub static N3_LOCAL: Array<LocalAddr> = Array::pinned(LOCAL_SLOTS, 0);
 #[map(name = "N3_FRAMED")]
 pub static N3_FRAMED: LpmTrie<[u8; 16], u32> = LpmTrie::pinned(DEFAULT_MAX_FRAMED, 0);
 
-/// Established sessions (`abi::seen_slot`, one octet each): a device whose record was evicted
+/// Established sessions (`abi::seen_slot`, one bit each): a device whose record was evicted
 /// is re-admitted without the new-device budget.
 #[map(name = "N3_SEEN")]
-pub static N3_SEEN: Array<[u8; SEEN_ENTRY_BYTES]> = Array::pinned(SEEN_ENTRIES, 0);
+pub static N3_SEEN: Array<[u64; SEEN_ENTRY_WORDS]> = Array::pinned(SEEN_ENTRIES, 0);
 
 /// Marks of devices that may have a stage entry (`abi::staged_bit`), set by userspace after each
 /// stage write (through a mapping of the map: `BPF_F_MMAPABLE`): a never-seen device whose bit

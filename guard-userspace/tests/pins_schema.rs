@@ -135,13 +135,13 @@ fn foreign_meta_is_refused() {
 /// gNB's counters out of `N3_CELL_HOT` into the per-CPU `N3_CELL_PCPU` (issue 19); schema 8 made
 /// the cell-cap, config and per-CPU limiter records longer (the caps' byte rates); schema 9 added
 /// `N3_STAGED`, whose bits schema 8's stage entries lack; schema 10 keyed the device and stage
-/// maps by an 8-byte id: pins a schema-5, 6, 7, 8 or 9 build left are refused, not misread, and
-/// the refusal says why and what to do. (Schema 6 had re-used schema-5 pins: it only added maps.)
+/// maps by an 8-byte id; schema 11 keeps `N3_SEEN`'s marks as bits: pins a schema-5, 6, 7, 8, 9
+/// or 10 build left are refused, not misread, and the refusal says why and what to do. (Schema 6 had re-used schema-5 pins: it only added maps.)
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
-fn pins_of_schemas_5_to_9_are_refused_naming_why() {
-    assert_eq!(SCHEMA_VERSION, 10);
-    for old in [5, 6, 7, 8, 9] {
+fn pins_of_schemas_5_to_10_are_refused_naming_why() {
+    assert_eq!(SCHEMA_VERSION, 11);
+    for old in [5, 6, 7, 8, 9, 10] {
         let p = scope(&format!("schema{old}"));
         drop(load::load(&p.0, 4096, &cfg()).expect("first load"));
         let mut maps = N3Maps::open_pinned(&p.0).expect("open pins");
@@ -151,7 +151,9 @@ fn pins_of_schemas_5_to_9_are_refused_naming_why() {
             Err(e @ LoadError::Pins(PinError::Schema { found, expected, .. })) => {
                 assert_eq!((found, expected), (old, SCHEMA_VERSION));
                 let msg = e.to_string();
-                let why = if old == 9 {
+                let why = if old == 10 {
+                    msg.contains("N3_SEEN") && msg.contains("bits")
+                } else if old == 9 {
                     msg.contains("8-byte device id") && msg.contains("N3_DEVICES")
                 } else if old == 8 {
                     msg.contains("N3_STAGED") && msg.contains("first packet")

@@ -59,9 +59,14 @@ use super::{
 /// refused (`guard detach --purge` starts clean; the controller re-issues its stages).
 /// [`DeviceState`] is padded to 328 bytes in the same schema, so that its hash element fills whole
 /// cache lines ([`HTAB_ELEM_HEADER`]).
-pub const SCHEMA_VERSION: u32 = 10;
-/// Older schemas whose pins this build re-uses unchanged (maps only added since): none, schema 9's
-/// device and stage maps have 20-byte keys.
+///
+/// 11 (issue 19, a new device's first packet): `N3_SEEN` holds one bit per mark ([`seen_slot`],
+/// [`SEEN_ENTRY_WORDS`]), 512 KiB where it held one octet per mark in 4 MiB, the same 4 Mi
+/// marks. Pins of schema 10 are refused: their octets would read as other devices' bits
+/// (`guard detach --purge` starts clean; established sessions are marked again as they send).
+pub const SCHEMA_VERSION: u32 = 11;
+/// Older schemas whose pins this build re-uses unchanged (maps only added since): none, schema
+/// 10's `N3_SEEN` holds octets.
 pub const COMPATIBLE_SCHEMAS: &[u32] = &[];
 
 // Map names. BPF object names are at most 15 bytes; these are also the pin file names.
@@ -371,11 +376,16 @@ pub const DEVICE_FLAG_ESTABLISHED: u32 = 1;
 /// G-PDUs after which a device counts as an established session. A TEID scan sends each guessed
 /// TEID once; a real session sends many.
 pub const ESTABLISHED_PACKETS: u64 = 8;
-/// Slots of `N3_SEEN` (one octet each: written whole, so CPUs never lose each other's marks),
-/// in entries of [`SEEN_ENTRY_BYTES`]. 4 Mi slots: with 1M established devices about a fifth of
-/// the slots are marked, which is the chance a random TEID passes as re-admitted.
-pub const SEEN_ENTRIES: u32 = 1 << 16;
-pub const SEEN_ENTRY_BYTES: usize = 64;
+/// Entries of `N3_SEEN`, each [`SEEN_ENTRY_WORDS`] u64 words of marks (one bit each, set with an
+/// atomic OR, so CPUs never lose each other's marks). 4 Mi marks: with 1M established devices
+/// about a fifth of them are set, which is the chance a random TEID passes as re-admitted.
+/// One bit a mark (schema 11; one octet before): the marks are 512 KiB instead of 4 MiB, so the
+/// read every never-seen device makes (a random-TEID flood's every packet) stays in the CPU's
+/// caches and TLB far more often (docs/dataplane.md, "A new device's first packet").
+pub const SEEN_ENTRIES: u32 = 1 << 13;
+pub const SEEN_ENTRY_WORDS: usize = 8;
+/// Marks in all: `SEEN_ENTRIES` entries of `SEEN_ENTRY_WORDS` 64-bit words.
+pub const SEEN_MARKS: u32 = SEEN_ENTRIES * SEEN_ENTRY_WORDS as u32 * 64;
 
 /// A 32-bit hash of a tag and 16 octets (an address's family and octets): the five words mixed
 /// by multiply-xorshift. For slot choices (a gNB's home hot slot), not for security. A device's
@@ -397,12 +407,12 @@ pub fn mix_key(tag: u32, a: &[u8; 16]) -> u32 {
     (h >> 32) as u32
 }
 
-/// The `N3_SEEN` slot of a device's id ([`device_id::mix`]), into `SEEN_ENTRIES * SEEN_ENTRY_BYTES`
-/// slots as (entry, octet).
+/// The `N3_SEEN` mark of a device's id ([`device_id::mix`]), one of [`SEEN_MARKS`], as (entry,
+/// word in the entry, bit in the word).
 #[inline(always)]
-pub fn seen_slot(id: DeviceId) -> (u32, usize) {
-    let slot = device_id::mix(id) & (SEEN_ENTRIES * SEEN_ENTRY_BYTES as u32 - 1);
-    (slot / SEEN_ENTRY_BYTES as u32, (slot % SEEN_ENTRY_BYTES as u32) as usize)
+pub fn seen_slot(id: DeviceId) -> (u32, usize, u32) {
+    let mark = device_id::mix(id) & (SEEN_MARKS - 1);
+    (mark / (SEEN_ENTRY_WORDS as u32 * 64), (mark / 64) as usize % SEEN_ENTRY_WORDS, mark % 64)
 }
 
 /// Bits of `N3_STAGED`, in [`STAGED_WORDS`] u64 words: 32 KiB, small enough to stay in a CPU's

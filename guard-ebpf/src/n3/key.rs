@@ -6,7 +6,7 @@ use aya_ebpf::{maps::lpm_trie::Key, programs::XdpContext};
 use guard_common::{
     abi::{
         device_id, local_home_slot, seen_slot, staged_bit, DeviceId, GuardConfig, L3Addr, FAMILY_IPV4, FAMILY_NONE,
-        KEY_MODE_UE_ADDR, LOCAL_INDEX_NONE, LOCAL_PROBES, LOCAL_SLOTS, SEEN_ENTRY_BYTES,
+        KEY_MODE_UE_ADDR, LOCAL_INDEX_NONE, LOCAL_PROBES, LOCAL_SLOTS, SEEN_ENTRY_WORDS,
     },
     parse::n3::{self, GtpPacket},
     policy,
@@ -68,20 +68,26 @@ pub(super) fn staged_marked(key: DeviceId) -> bool {
 /// would otherwise sit in the policy's frame (the program and the policy share 512 bytes).
 #[inline(never)]
 pub(super) fn seen_marked(key: DeviceId) -> bool {
-    let (entry, octet) = seen_slot(key);
+    let (entry, word, bit) = seen_slot(key);
     match N3_SEEN.get(entry) {
-        Some(e) => e[octet % SEEN_ENTRY_BYTES] != 0,
+        Some(e) => e[word % SEEN_ENTRY_WORDS] >> (bit % 64) & 1 != 0,
         None => false,
     }
 }
 
-/// Mark `key` an established session (one octet, written whole: no read-modify-write to race).
+/// Mark `key` an established session: an atomic OR of its bit (other CPUs mark other bits of the
+/// same word; a plain read-modify-write could lose theirs). Once in a device's life.
 #[inline(never)]
 pub(super) fn mark_seen(key: DeviceId) {
-    let (entry, octet) = seen_slot(key);
+    let (entry, word, bit) = seen_slot(key);
     if let Some(e) = N3_SEEN.get_ptr_mut(entry) {
-        // SAFETY: a live array value; one octet written whole.
-        unsafe { (*e)[octet % SEEN_ENTRY_BYTES] = 1 };
+        // SAFETY: a live array value; the word is updated atomically (BPF_ATOMIC | BPF_OR).
+        unsafe {
+            core::intrinsics::atomic_or::<u64, u64, { core::intrinsics::AtomicOrdering::Relaxed }>(
+                &mut (*e)[word % SEEN_ENTRY_WORDS],
+                1 << (bit % 64),
+            );
+        }
     }
 }
 

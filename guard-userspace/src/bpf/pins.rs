@@ -79,6 +79,12 @@ fn schema_change(found: u32, expected: u32) -> &'static str {
              records cannot be found under the new keys. The controller rebuilds baselines and \
              re-issues its stages; re-apply operator device pins"
         }
+        (10, 11..) => {
+            ": schema 11 keeps N3_SEEN's marks of established sessions as bits instead of octets \
+             (issue 19): schema 10's octets would read as other devices' marks. Established \
+             sessions are marked again as they send; the controller re-issues its stages; \
+             re-apply operator device pins"
+        }
         _ => "",
     }
 }
