@@ -480,7 +480,7 @@ fn other_goals(cases: &[Case], res: &[[f64; 4]], new: [f64; 4]) -> Vec<Vec<Strin
         "new device (first packet) ≤ 3x floor",
         format!("{} ns vs floor {} ns = {}x", num(new[2], 1), num(new[1], 1), num(r, 2)),
         r <= 3.0,
-        "random accesses into tables too large to stay in cache, ~50 ns each here: the device's miss in N3_DEVICES, its N3_SEEN octet (is it an established session), its gNB's record, then the insert into N3_DEVICES, which on a full map evicts (the LRU lists, the evicted record unlinked from its bucket); its N3_STAGES lookup only if its N3_STAGED bit is set (docs/dataplane.md, \"A new device's first packet\"). The floor's lookup misses in a small map that stays in cache, and it inserts nothing",
+        "random accesses into tables too large to stay in cache, ~50 ns each here: the device's miss in N3_DEVICES, its N3_SEEN bit (is it an established session; 512 KiB), its gNB's record, then the insert into N3_DEVICES, which on a full map evicts (the LRU lists, the evicted record unlinked from its bucket); its N3_STAGES lookup only if its N3_STAGED bit is set (docs/dataplane.md, \"A new device's first packet\"). The floor's lookup misses in a small map that stays in cache, and it inserts nothing",
     ));
     // Not the goal: the same first packets against a floor that inserts and evicts as any
     // per-device guard must, so that what is left is the guard's own work.
@@ -496,7 +496,7 @@ fn other_goals(cases: &[Case], res: &[[f64; 4]], new: [f64; 4]) -> Vec<Vec<Strin
             num(new[0], 1)
         ),
         r <= 3.0,
-        "the floor's miss, insert (with its eviction) and second lookup are the guard's too; what the guard adds: its gNB's record (the new-device budget), its N3_SEEN octet (is it an established session; 4 MiB, a cache miss), its N3_STAGED bit, a 328-byte record copied into the map where the floor's is 16 bytes, then the known device's path (docs/dataplane.md, \"A new device's first packet\")",
+        "the floor's miss, insert (with its eviction) and second lookup are the guard's too; what the guard adds: its gNB's record (the new-device budget), its N3_SEEN bit (is it an established session; 512 KiB), its N3_STAGED bit, a 328-byte record copied into the map where the floor's is 16 bytes, then the known device's path (docs/dataplane.md, \"A new device's first packet\")",
     ));
     if let Some(m) = at("G-PDU, IPv6 outer") {
         let r = ratio(m[3], m[1]);
