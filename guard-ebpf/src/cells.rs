@@ -132,7 +132,7 @@ pub fn hot(rec: *mut CellRecord, key: &CellKey, now: u64) -> Option<*mut CellCou
 pub fn cached_hot(d: *mut DeviceState, key: &CellKey, now: u64) -> Option<*mut CellCounts> {
     // SAFETY: `d` points into a live LRU map value; both fields are last-writer-wins samples.
     let (cell, slot) = unsafe { (&(*d).cell, (*d).cell_slot) };
-    if cell != key {
+    if !cell.same(key) {
         return None;
     }
     owned(slot, key, now)
@@ -153,7 +153,7 @@ pub fn cache_hot(d: *mut DeviceState, key: &CellKey, rec: *mut CellRecord) {
 fn owned(slot: u32, key: &CellKey, now: u64) -> Option<*mut CellCounts> {
     let h = N3_CELL_HOT.get_ptr_mut(slot)?;
     // SAFETY: a live array value; `owner` changes only when the slot is claimed again.
-    if unsafe { &(*h).owner } != key {
+    if !unsafe { &(*h).owner }.same(key) {
         return None;
     }
     this_cpu(slot, h, now)

@@ -568,3 +568,67 @@ proptest::proptest! {
         }
     }
 }
+
+/// The word reads (`names_ue`, `binding_of`, `v6_prefix_of`) against the octet definitions the
+/// data plane used before issue 19 read addresses as words.
+mod word_reads {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::abi::FAMILY_NONE;
+
+    fn names_ue_octets(src: &L3Addr) -> bool {
+        let a = &src.addr;
+        match src.family {
+            FAMILY_IPV4 => !(a[0] == 0 && a[1] == 0 && a[2] == 0 && a[3] == 0),
+            FAMILY_IPV6 => !((a[0] == 0xfe && a[1] & 0xc0 == 0x80) || *a == [0; 16]),
+            _ => false,
+        }
+    }
+
+    fn octets() -> impl Strategy<Value = [u8; 16]> {
+        prop_oneof![
+            any::<[u8; 16]>(),
+            // All zero but one octet: 0.0.0.0, ::, and each octet's share of the zero tests.
+            (0usize..16, any::<u8>()).prop_map(|(i, v)| {
+                let mut a = [0u8; 16];
+                a[i] = v;
+                a
+            }),
+            // fe80::/10 and its neighbours.
+            (any::<u8>(), any::<[u8; 16]>()).prop_map(|(b1, mut a)| {
+                a[0] = 0xfe;
+                a[1] = b1;
+                a
+            }),
+        ]
+    }
+
+    proptest! {
+        /// Read as words, a source names a UE, binds and keys exactly as its octets say, for
+        /// every prefix length and both key modes.
+        #[test]
+        fn word_reads_agree_with_the_octets(
+            family in prop_oneof![Just(FAMILY_IPV4), Just(FAMILY_IPV6), Just(FAMILY_NONE)],
+            a in octets(),
+            prefix in 0u32..70,
+            ue_mode in any::<bool>(),
+        ) {
+            let src = L3Addr { family, addr: a };
+            let key_mode = if ue_mode { KEY_MODE_UE_ADDR } else { 0 };
+            let c = GuardConfig { antispoof_v6_prefix: prefix, key_mode, ..cfg() };
+            prop_assert_eq!(names_ue(&src), names_ue_octets(&src));
+            let want = if !names_ue_octets(&src) {
+                None
+            } else if ue_mode {
+                Some((BIND_FTEID, (3u64 << 32) | 0x1f00))
+            } else if family == FAMILY_IPV4 {
+                Some((BIND_V4, u64::from(u32::from_ne_bytes([a[0], a[1], a[2], a[3]]))))
+            } else {
+                Some((BIND_V6, v6_prefix(&c, &a)))
+            };
+            prop_assert_eq!(binding_of(&c, &src, 3, 0x1f00), want);
+            prop_assert_eq!(v6_prefix_of(&c, &src), v6_prefix(&c, &a));
+        }
+    }
+}
