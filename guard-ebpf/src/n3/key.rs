@@ -43,7 +43,9 @@ pub(super) fn local_index(ctx: &XdpContext, vlan_tags: u8, family: u32) -> (u32,
         if e.addr.family == FAMILY_NONE {
             break;
         }
-        if e.addr == *dst {
+        // Five word compares (`L3Addr::same`), not the derived `==`, which the BPF backend turns
+        // into octet loads (BENCHMARKS.md §14).
+        if e.addr.same(dst) {
             return (slot + 1, e.flags);
         }
     }

@@ -16,7 +16,7 @@
 //!   replaced once it goes unmatched for `antispoof_rebind`.
 
 use guard_common::{
-    abi::{DeviceKey, GuardConfig, TeidSpan, STAGE_QUARANTINE, STAT_NON_IP},
+    abi::{local_home_slot, DeviceKey, GuardConfig, L3Addr, TeidSpan, STAGE_QUARANTINE, STAT_NON_IP},
     policy::Verdict,
 };
 use labkit::assert_root;
@@ -154,6 +154,20 @@ fn one_teid_on_two_local_addresses_is_two_devices() {
         assert_eq!((d.packets, d.spoofed, d.dropped), (3, 0, 0), "session on {who}: {d:?}");
     }
     assert_eq!(g.device_count(), 4);
+    // An unlisted address whose probe of the address table starts at A's slot meets A's entry
+    // first and must not take it for its own (the whole address is compared): its session is
+    // index 0's, C's (whose UE source it sends), not A's, where that source would be a spoof.
+    let a4: std::net::Ipv4Addr = UPF_A.parse().expect("an IPv4 address");
+    let home = |a: std::net::Ipv4Addr| local_home_slot(&L3Addr::v4(a.octets()));
+    let d = (1..1_000_000u32)
+        .map(|i| std::net::Ipv4Addr::from(u32::from(a4) ^ (i << 8)))
+        .find(|d| home(*d) == home(a4) && ![UPF_B, UPF_C].contains(&d.to_string().as_str()))
+        .expect("an address sharing A's home slot");
+    let d: &'static str = Box::leak(d.to_string().into_boxed_str());
+    let fd = frames(&[frame_to(d, teid, Tpdu::V4("10.47.0.1", "192.0.2.10"))]);
+    g.expect("an unlisted address probing from A's slot", &fd[0], Verdict::PassGpdu);
+    assert_eq!(g.device(&key(ia)).expect("A").packets, 3, "A's session counted another address's G-PDU");
+    assert_eq!(g.device(&key(0)).expect("C").packets, 4);
     // A's session is quarantined: only A's packets drop, before and after the stage cache fills.
     g.set_stage(&key(ia), &stage_entry(STAGE_QUARANTINE, 0, 0, 60 * SEC));
     for round in 0..4 {
