@@ -10,8 +10,8 @@
 #![no_std]
 #![no_main]
 // `atomic_xadd` for shared counters and `atomic_or` for marks: the BPF target lacks
-// `AtomicU64::fetch_add`. Built with
-// RUSTC_BOOTSTRAP=1 (as `-Z build-std` already requires).
+// `AtomicU64::fetch_add` and `fetch_or`. Built with RUSTC_BOOTSTRAP=1 (as `-Z build-std` already
+// requires).
 #![feature(core_intrinsics)]
 #![expect(internal_features, reason = "core_intrinsics is the only atomic add and or on the BPF target")]
 // `asm!` on BPF (an optimisation barrier for the verifier, see `cursor::opaque`).

@@ -281,7 +281,7 @@ pub fn binding_of(cfg: &GuardConfig, src: &L3Addr, local: u32, teid: u32) -> Opt
         // read as one word (`L3Addr::words`: an octet read is one load per octet in BPF).
         Some((BIND_V4, u64::from(src.words()[1])))
     } else {
-        Some((BIND_V6, v6_prefix_of(cfg, src)))
+        Some((BIND_V6, v6_prefix(cfg, src)))
     }
 }
 
@@ -328,27 +328,17 @@ pub fn ue_key_of(cfg: &GuardConfig, src: &L3Addr) -> UeKey {
     if src.family == FAMILY_IPV4 {
         UeKey::V4
     } else {
-        UeKey::V6Prefix(v6_prefix_of(cfg, src))
+        UeKey::V6Prefix(v6_prefix(cfg, src))
     }
 }
 
-/// The first `antispoof_v6_prefix` bits (1..=64, 0 meaning 64) of an IPv6 address, big-endian.
+/// The first `antispoof_v6_prefix` bits (1..=64, 0 meaning 64) of an IPv6 `src`, big-endian,
+/// its first eight octets read as two words (`L3Addr::words`: one load each, where octet reads
+/// cost the data plane eight).
 #[inline(always)]
-pub fn v6_prefix(cfg: &GuardConfig, a: &[u8; 16]) -> u64 {
-    prefix_bits(cfg, u64::from_be_bytes([a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]]))
-}
-
-/// [`v6_prefix`] of an IPv6 `src`, its first eight octets read as two words
-/// (`L3Addr::words`; one load each where octet reads are eight).
-#[inline(always)]
-pub fn v6_prefix_of(cfg: &GuardConfig, src: &L3Addr) -> u64 {
+pub fn v6_prefix(cfg: &GuardConfig, src: &L3Addr) -> u64 {
     let w = src.words();
-    prefix_bits(cfg, (u64::from(u32::from_be(w[1])) << 32) | u64::from(u32::from_be(w[2])))
-}
-
-/// The first `antispoof_v6_prefix` bits of `p` (the first eight octets, big-endian).
-#[inline(always)]
-fn prefix_bits(cfg: &GuardConfig, p: u64) -> u64 {
+    let p = (u64::from(u32::from_be(w[1])) << 32) | u64::from(u32::from_be(w[2]));
     let len = match cfg.antispoof_v6_prefix {
         0 => 64,
         l => l.min(64),
