@@ -43,7 +43,7 @@ pub fn n3_specs(max_devices: u32) -> Vec<MapSpec> {
         spec(MAP_N3_EVENTS, MapType::RingBuf, 0, 0, EVENTS_RING_BYTES),
         spec(MAP_N3_HINTS, MapType::Array, 4, size::<u64>(), HINT_COUNT),
         spec(MAP_N3_FRAGS, MapType::LruHash, size::<FragKey>(), size::<FragEntry>(), DEFAULT_MAX_FRAGS),
-        spec(MAP_N3_SEEN, MapType::Array, 4, (SEEN_ENTRY_WORDS * 8) as u32, SEEN_ENTRIES),
+        spec(MAP_N3_SEEN, MapType::Array, 4, size::<[u64; SEEN_ENTRY_WORDS]>(), SEEN_ENTRIES),
         spec(MAP_N3_STAGED, MapType::Array, 4, size::<u64>(), STAGED_WORDS),
         spec(MAP_N3_UNKNOWN_GNB, MapType::PerCpuArray, 4, size::<CellRecord>(), 1),
         spec(MAP_N3_UNKNOWN_HOT, MapType::PerCpuArray, 4, size::<CellCounts>(), 1),

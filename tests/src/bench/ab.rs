@@ -23,7 +23,7 @@ use guard_common::abi::{GuardConfig, Limit, MAP_N3_CONFIG, MAP_N3_DEVICES, PROG_
 use guard_common::abi_n2::{N2Config, MAP_N2_CONFIG, PROG_N2};
 
 use crate::bench::progs::{self, time_run, RefProgs};
-use crate::bench::{median, Table};
+use crate::bench::{median, minimum, Table};
 use crate::bpf::PinScope;
 use crate::frames::GtpFrame;
 
@@ -298,7 +298,7 @@ fn ab_side(side: &Side, builds: &[Build], rounds: usize, repeat: u32) -> Result<
                 let g = median(&t[c][0].iter().zip(v).map(|(x, y)| x - y).collect::<Vec<_>>());
                 format!("{g:+.1} ns ({:+.1}%)", 100.0 * g / median(v).max(1.0))
             };
-            let min = v.iter().copied().fold(f64::INFINITY, f64::min);
+            let min = minimum(v);
             table.row(vec![
                 name.to_string(),
                 l.label.clone(),
@@ -397,7 +397,7 @@ pub fn ab_first_packet(default: &GuardConfig, builds: &[Build], rounds: usize, n
             let g = median(&t[0].iter().zip(v).map(|(x, y)| x - y).collect::<Vec<_>>());
             format!("{g:+.1} ns ({:+.1}%)", 100.0 * g / median(v).max(1.0))
         };
-        let min = v.iter().copied().fold(f64::INFINITY, f64::min);
+        let min = minimum(v);
         table.row(vec![
             l.label.clone(),
             format!("{:.1}", median(v)),
@@ -414,7 +414,7 @@ pub fn ab_first_packet(default: &GuardConfig, builds: &[Build], rounds: usize, n
         ("xdp_floor_new (a miss, an insert that evicts, a second lookup, two atomic adds)", k + 2),
     ] {
         let net = median(&t[o].iter().zip(&t[k]).map(|(x, b)| x - b).collect::<Vec<_>>());
-        let min = t[o].iter().copied().fold(f64::INFINITY, f64::min);
+        let min = minimum(&t[o]);
         let (net, min) = if o == k { ("-".into(), "-".into()) } else { (format!("{net:.1}"), format!("{min:.1}")) };
         table.row(vec![name.into(), format!("{:.1}", median(&t[o])), min, net, "-".into(), "-".into(), "-".into()]);
     }

@@ -25,6 +25,11 @@ pub mod scale;
 pub mod sys;
 pub mod wire;
 
+/// The least finite value of `v` (a set of rounds' least disturbed one); infinity for none.
+pub fn minimum(v: &[f64]) -> f64 {
+    v.iter().copied().filter(|x| x.is_finite()).fold(f64::INFINITY, f64::min)
+}
+
 /// The median of `v` (mean of the middle two for an even count); 0 for an empty slice.
 pub fn median(v: &[f64]) -> f64 {
     let mut s: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();

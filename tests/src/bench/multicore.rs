@@ -17,7 +17,7 @@ use guard_common::{
 };
 
 use crate::bench::progs::{self, time_run, RefProgs};
-use crate::bench::{median, num, ratio, sys, Table};
+use crate::bench::{median, minimum, num, ratio, sys, Table};
 use crate::bpf::{stage_entry, PinScope};
 use crate::frames::GtpFrame;
 
@@ -158,10 +158,6 @@ struct Samples {
     moved: Vec<u64>,
 }
 
-fn min(v: &[f64]) -> f64 {
-    v.iter().copied().filter(|x| x.is_finite()).fold(f64::INFINITY, f64::min)
-}
-
 fn max(v: &[f64]) -> f64 {
     v.iter().copied().filter(|x| x.is_finite()).fold(f64::NEG_INFINITY, f64::max)
 }
@@ -278,11 +274,11 @@ pub fn multicore_part(default: &GuardConfig, rounds: usize, quick: bool) -> Resu
         t.row(vec![
             c.name.into(),
             verdict,
-            format!("{} / {}", num(min(&s.one), 1), num(median(&s.one), 1)),
-            format!("{} / {}", num(min(&s.two), 1), num(median(&s.two), 1)),
+            format!("{} / {}", num(minimum(&s.one), 1), num(median(&s.one), 1)),
+            format!("{} / {}", num(minimum(&s.two), 1), num(median(&s.two), 1)),
             format!("{}x", num(m, 2)),
-            format!("{}x – {}x", num(min(&s.ratio), 2), num(max(&s.ratio), 2)),
-            format!("{}x", num(2.0 * ratio(min(&s.one), min(&s.two)), 2)),
+            format!("{}x – {}x", num(minimum(&s.ratio), 2), num(max(&s.ratio), 2)),
+            format!("{}x", num(2.0 * ratio(minimum(&s.one), minimum(&s.two)), 2)),
         ]);
         if let Some(g) = c.goal {
             goal.push(format!("{g} {}x", num(m, 2)));

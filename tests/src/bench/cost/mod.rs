@@ -16,7 +16,7 @@ use guard_common::{
 };
 
 use crate::bench::progs::{self, time_run, RefProgs};
-use crate::bench::{median, num, ratio, Table};
+use crate::bench::{median, minimum, num, ratio, Table};
 use crate::bpf::{action_name, stage_entry, PinScope};
 use crate::frames::GtpFrame;
 use crate::sctp_frames::{ngap::InitialUeMessage, Chunk, SctpFrame};
@@ -309,8 +309,7 @@ pub fn cost_part(default: &GuardConfig, rounds: usize, quick: bool) -> Result<(V
     let mut res: Vec<[f64; 4]> = Vec::new();
     // The least disturbed round of each program and case: issue 19 asks for the minimum beside
     // the median (the machine drifts between a faster and a slower state within a run).
-    let mins: Vec<[f64; 4]> =
-        samples.iter().map(|s| s.each_ref().map(|v| v.iter().copied().fold(f64::INFINITY, f64::min))).collect();
+    let mins: Vec<[f64; 4]> = samples.iter().map(|s| s.each_ref().map(|v| minimum(v))).collect();
     let mut t_min = Table::new(
         "Per-packet cost, minimum over the same rounds",
         &["case", "baseline ns", "floor ns", "guard ns", "guard / baseline", "guard / floor"],
