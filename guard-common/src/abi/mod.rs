@@ -79,6 +79,16 @@ impl L3Addr {
         ((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3]) | (a[4] ^ b[4])) == 0
     }
 
+    /// The record whose [`Self::words`] are `w`: the family, then the octets four by four as
+    /// native-endian words (a word read from a packet with `u32::from_ne_bytes` puts its octets
+    /// back in wire order).
+    #[inline(always)]
+    pub const fn from_words(w: [u32; 5]) -> Self {
+        // SAFETY: as in `words`: the same 20 bytes, and every bit pattern is a valid `L3Addr`
+        // (a u32 and 16 octets).
+        unsafe { core::mem::transmute::<[u32; 5], L3Addr>(w) }
+    }
+
     /// The record as five native-endian words: the family, then the octets four by four.
     #[inline(always)]
     pub fn words(&self) -> [u32; 5] {
@@ -189,6 +199,27 @@ mod tests {
                 c.addr[i] ^= 1 << bit;
             }
             prop_assert!(!a.same(&c) && !c.same(&a));
+        }
+
+        /// `from_words` is `words` undone, and the words are the octets four by four as native
+        /// words (what a packet read with `u32::from_ne_bytes` gives: the data plane builds the
+        /// outer destination this way, `parse::n3::outer_dst_addr`).
+        #[test]
+        fn from_words_undoes_words(a in addr()) {
+            let w = a.words();
+            prop_assert_eq!(L3Addr::from_words(w), a);
+            let o = |i: usize| u32::from_ne_bytes([a.addr[i], a.addr[i + 1], a.addr[i + 2], a.addr[i + 3]]);
+            prop_assert_eq!(w, [a.family, o(0), o(4), o(8), o(12)]);
+        }
+
+        /// The home slot of a local address is what it was when it read the octets (userspace
+        /// placed the pinned `N3_LOCAL` with it: a different hash would send the data plane's
+        /// probe to other slots after an upgrade).
+        #[test]
+        fn local_home_slot_is_the_octet_hash(a in addr()) {
+            let o = |i: usize| u32::from_ne_bytes([a.addr[i], a.addr[i + 1], a.addr[i + 2], a.addr[i + 3]]);
+            let x = o(0) ^ o(4) ^ o(8) ^ o(12) ^ a.family;
+            prop_assert_eq!(local_home_slot(&a), x.wrapping_mul(0x9e37_79b1) >> (32 - LOCAL_SLOTS.trailing_zeros()));
         }
     }
 }

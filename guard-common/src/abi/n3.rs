@@ -254,8 +254,9 @@ pub const LOCAL_FLAG_NON_IP: u32 = 1;
 /// hashing), the top bits kept. Cheap on purpose (it runs on every G-PDU); not for security.
 #[inline(always)]
 pub fn local_home_slot(a: &L3Addr) -> u32 {
-    let w = |i: usize| u32::from_ne_bytes([a.addr[i], a.addr[i + 1], a.addr[i + 2], a.addr[i + 3]]);
-    let x = w(0) ^ w(4) ^ w(8) ^ w(12) ^ a.family;
+    // The octets' native words (`L3Addr::words`), as aligned loads.
+    let w = a.words();
+    let x = w[1] ^ w[2] ^ w[3] ^ w[4] ^ w[0];
     x.wrapping_mul(0x9e37_79b1) >> (32 - LOCAL_SLOTS.trailing_zeros())
 }
 

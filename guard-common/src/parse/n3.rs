@@ -18,7 +18,7 @@ pub struct GtpPacket {
     /// The index of the outer destination (the host's N3 address the packet was sent to, whose
     /// TEID it names: the F-TEID, TS 29.281 §5.1) in the host's N3 address table
     /// (`abi::LocalAddr`): not written by the parser, but by the data plane after it, which reads
-    /// the address ([`outer_dst_words`]) only when the table lists any (0 until then).
+    /// the address ([`outer_dst_addr`]) only when the table lists any (0 until then).
     pub local: u32,
     pub vlan_tags: u8,
     pub gtp: gtpu::Gtpu,
@@ -112,6 +112,25 @@ pub fn parse_into<P: Packet + ?Sized>(pkt: &P, gtpu_port: u16, out: &mut GtpPack
     out.vlan_tags = l2.vlan_tags;
     out.gtp = g;
     Ok(true)
+}
+
+/// The outer destination (the host's own GTP-U address) of a frame [`parse_into`] accepted, as
+/// an address record, read as native words at the IP header's fixed offset (as
+/// [`outer_dst_words`]): the F-TEID's local index and a fragment's datagram key compare and hash
+/// the record, so the words go into it as they are, with no octet shuffling (`read_u32s`: the
+/// BPF backend would split an unaligned octet array into one load per octet; issue 19).
+#[inline(always)]
+pub fn outer_dst_addr<P: Packet + ?Sized>(pkt: &P, vlan_tags: u8, family: u32) -> Option<L3Addr> {
+    let l3 = ethernet::ETH_HLEN + 4 * usize::from(vlan_tags.min(2));
+    if family == crate::abi::FAMILY_IPV4 {
+        let [a] = pkt.read_u32s::<1>(l3 + 16)?;
+        Some(L3Addr::from_words([family, a, 0, 0, 0]))
+    } else if family == crate::abi::FAMILY_IPV6 {
+        let [a, b, c, d] = pkt.read_u32s::<4>(l3 + 24)?;
+        Some(L3Addr::from_words([family, a, b, c, d]))
+    } else {
+        None
+    }
 }
 
 /// The outer destination (the host's own GTP-U address) of a frame [`parse_into`] accepted, as

@@ -21,10 +21,8 @@ use crate::{
 pub(super) fn frag_key(ctx: &XdpContext, p: &GtpPacket) -> Option<FragKey> {
     let ctx = XdpContext::new(core::hint::black_box(ctx.ctx));
     let family = p.outer_src.family;
-    let w = n3::outer_dst_words(&XdpPacket::new(&ctx), p.vlan_tags, family)?;
-    let (a, b, c, d) = (w[0].to_be_bytes(), w[1].to_be_bytes(), w[2].to_be_bytes(), w[3].to_be_bytes());
-    let addr = [a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3], c[0], c[1], c[2], c[3], d[0], d[1], d[2], d[3]];
-    Some(FragKey { src: p.outer_src, dst: L3Addr { family, addr }, id: p.frag })
+    let dst = n3::outer_dst_addr(&XdpPacket::new(&ctx), p.vlan_tags, family)?;
+    Some(FragKey { src: p.outer_src, dst, id: p.frag })
 }
 
 /// A first fragment was dropped: drop its datagram's later fragments for `frag_window_ns` too,

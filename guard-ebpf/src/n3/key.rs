@@ -28,12 +28,10 @@ pub(super) fn local_index(ctx: &XdpContext, vlan_tags: u8, family: u32) -> (u32,
     // The outer destination, read at its fixed offset (the parse does not keep it: a host with
     // one N3 address never needs it).
     let ctx = XdpContext::new(core::hint::black_box(ctx.ctx));
-    let Some(w) = n3::outer_dst_words(&XdpPacket::new(&ctx), vlan_tags, family) else {
+    let Some(dst) = n3::outer_dst_addr(&XdpPacket::new(&ctx), vlan_tags, family) else {
         return (LOCAL_INDEX_NONE, 0);
     };
-    let (a, b, c, d) = (w[0].to_be_bytes(), w[1].to_be_bytes(), w[2].to_be_bytes(), w[3].to_be_bytes());
-    let addr = [a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3], c[0], c[1], c[2], c[3], d[0], d[1], d[2], d[3]];
-    let dst = &L3Addr { family, addr };
+    let dst = &dst;
     let home = local_home_slot(dst);
     for i in 0..LOCAL_PROBES {
         let slot = (home + i) & (LOCAL_SLOTS - 1);

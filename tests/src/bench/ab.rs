@@ -19,7 +19,7 @@ use std::os::fd::{AsFd as _, AsRawFd as _};
 
 use anyhow::{bail, Context, Result};
 use aya::{maps::Map, programs::Xdp, Ebpf, EbpfLoader};
-use guard_common::abi::{GuardConfig, Limit, MAP_N3_CONFIG, MAP_N3_DEVICES, PROG_N3};
+use guard_common::abi::{GuardConfig, L3Addr, Limit, MAP_N3_CONFIG, MAP_N3_DEVICES, PROG_N3};
 use guard_common::abi_n2::{N2Config, MAP_N2_CONFIG, PROG_N2};
 
 use crate::bench::progs::{self, time_run, RefProgs};
@@ -48,6 +48,9 @@ struct Side {
     /// This build's configuration record, as bytes (cut to each object's own length).
     config: Vec<u8>,
     cases: Vec<(&'static str, Vec<u8>)>,
+    /// Addresses written into `N3_LOCAL` (a host that lists its N3 addresses), each in its home
+    /// slot; empty for the other sides.
+    listed: Vec<L3Addr>,
 }
 
 /// A `#[repr(C)]` record of integers without padding, as the bytes a map holds.
@@ -61,7 +64,7 @@ fn n3_side(default: &GuardConfig) -> Side {
     // Within its profile: a frame repeated millions of times a second would otherwise take the
     // over-limit (evidence) path, which a real device at stage 0 rarely does.
     let cfg = GuardConfig { observe: Limit::per_second(1_000_000_000_000, 1_000_000_000), ..*default };
-    Side { prog: PROG_N3, config_map: MAP_N3_CONFIG, config: record_bytes(&cfg), cases: cases() }
+    Side { prog: PROG_N3, config_map: MAP_N3_CONFIG, config: record_bytes(&cfg), cases: cases(), listed: Vec::new() }
 }
 
 fn n2_side() -> Side {
@@ -71,6 +74,7 @@ fn n2_side() -> Side {
         config_map: MAP_N2_CONFIG,
         config: record_bytes(&cfg),
         cases: vec![("SCTP DATA with NGAP InitialUEMessage", crate::bench::cost::n2_initial_ue_frame())],
+        listed: Vec::new(),
     }
 }
 
@@ -224,11 +228,76 @@ pub fn ab_ue_part(default: &GuardConfig, builds: &[Build], rounds: usize, repeat
         ),
     ];
     ab_side(
-        &Side { prog: PROG_N3, config_map: MAP_N3_CONFIG, config: record_bytes(&cfg), cases },
+        &Side { prog: PROG_N3, config_map: MAP_N3_CONFIG, config: record_bytes(&cfg), cases, listed: Vec::new() },
         builds,
         rounds,
         repeat,
     )
+}
+
+/// `guard_n3`'s A/B table on a host that lists its N3 addresses (`[n3] local_addresses`): every
+/// G-PDU's F-TEID local index is looked up in `N3_LOCAL` by the outer destination (TS 29.281
+/// §5.1), which a host with one address skips. Two addresses listed, the frames' own in its home
+/// slot; IPv4 and IPv6 outer.
+pub fn ab_local_part(default: &GuardConfig, builds: &[Build], rounds: usize, repeat: u32) -> Result<Table> {
+    let cfg = GuardConfig { observe: Limit::per_second(1_000_000_000_000, 1_000_000_000), local_addrs: 2, ..*default };
+    let (v6_gnb, v6_upf) =
+        (Ipv6Addr::new(0xfd00, 0x200, 0, 0, 0, 0, 0, 0x11), Ipv6Addr::new(0xfd00, 0x200, 0, 0, 0, 0, 0, 1));
+    let gpdu = |t: u32| GtpFrame::gpdu(t).inner_v4(Ipv4Addr::new(10, 45, 0, 2), Ipv4Addr::new(192, 0, 2, 10));
+    let cases = vec![
+        ("G-PDU, known device, listed N3 address, IPv4 outer", gpdu(0x0006_0006).build()),
+        ("G-PDU, known device, listed N3 address, IPv6 outer", gpdu(0x0007_0007).outer_v6(v6_gnb, v6_upf).build()),
+    ];
+    // The frames' destination (the lab kit's default N3 address) and the IPv6 one.
+    let listed = vec![L3Addr::v4([10, 200, 0, 1]), L3Addr::v6(v6_upf.octets())];
+    ab_side(
+        &Side { prog: PROG_N3, config_map: MAP_N3_CONFIG, config: record_bytes(&cfg), cases, listed },
+        builds,
+        rounds,
+        repeat,
+    )
+}
+
+/// Write `listed` into `ebpf`'s `N3_LOCAL`, each address in its home slot (the table is empty and
+/// the bench's addresses have different home slots; checked).
+fn list_local(ebpf: &mut Ebpf, listed: &[L3Addr]) -> Result<()> {
+    use aya::maps::{Array, MapData};
+    use guard_common::abi::{local_home_slot, LocalAddr, MAP_N3_LOCAL};
+    let mut m: Array<&mut MapData, LocalAddr> =
+        Array::try_from(ebpf.map_mut(MAP_N3_LOCAL).context("no N3_LOCAL in the object")?)?;
+    let mut used = std::collections::HashSet::new();
+    for a in listed {
+        let slot = local_home_slot(a);
+        if !used.insert(slot) {
+            bail!("two listed addresses share home slot {slot}");
+        }
+        m.set(slot, LocalAddr { addr: *a, flags: 0 }, 0).context("writing N3_LOCAL")?;
+    }
+    Ok(())
+}
+
+/// The listed side's devices are keyed by the local index their address found (slot + 1), not
+/// by index 0: the path measured is the table's hit. Only for an object whose device map is this
+/// build's (8-byte ids, this build's record); an older layout is not checked.
+fn listed_devices_known(ebpf: &Ebpf, listed: &[L3Addr], label: &str) -> Result<()> {
+    use aya::maps::{HashMap, MapData};
+    use guard_common::abi::{device_id, local_home_slot, DeviceState};
+    let map = ebpf.map(MAP_N3_DEVICES).context("no N3_DEVICES in the object")?;
+    let info = match map {
+        Map::LruHashMap(d) | Map::HashMap(d) => d.info().context("N3_DEVICES' info")?,
+        _ => bail!("N3_DEVICES is not a hash map"),
+    };
+    if info.key_size() != 8 || info.value_size() as usize != core::mem::size_of::<DeviceState>() {
+        return Ok(());
+    }
+    let m: HashMap<&MapData, u64, DeviceState> = HashMap::try_from(map)?;
+    for (a, teid) in listed.iter().zip([0x0006_0006u32, 0x0007_0007]) {
+        let key = device_id::fteid(local_home_slot(a) + 1, teid);
+        if m.get(&key, 0).is_err() {
+            bail!("{label}: the device of TEID {teid:#x} is not keyed by its listed address's index: not the path measured");
+        }
+    }
+    Ok(())
 }
 
 /// `guard_n2`'s A/B table (SCTP DATA with an NGAP InitialUEMessage, the bench's N2 case).
@@ -244,6 +313,9 @@ fn ab_side(side: &Side, builds: &[Build], rounds: usize, repeat: u32) -> Result<
         if side.prog == PROG_N3 {
             quarantine(&mut l.ebpf)?;
         }
+        if !side.listed.is_empty() {
+            list_local(&mut l.ebpf, &side.listed)?;
+        }
         for (name, f) in cases {
             let mut actions = Vec::new();
             for _ in 0..16 {
@@ -254,6 +326,9 @@ fn ab_side(side: &Side, builds: &[Build], rounds: usize, repeat: u32) -> Result<
             if actions[1..].iter().any(|a| *a != want) {
                 bail!("{}: {name} gave XDP actions {actions:?}, not {want}: not the path measured", l.label);
             }
+        }
+        if !side.listed.is_empty() {
+            listed_devices_known(&l.ebpf, &side.listed, &l.label)?;
         }
     }
     // t[case][object] per round; the last column is xdp_baseline.
@@ -337,7 +412,13 @@ pub fn ab_first_packet(default: &GuardConfig, builds: &[Build], rounds: usize, n
         new_device: Limit::per_second(1_000_000_000_000, 1_000_000_000),
         ..*default
     };
-    let side = Side { prog: PROG_N3, config_map: MAP_N3_CONFIG, config: record_bytes(&cfg), cases: Vec::new() };
+    let side = Side {
+        prog: PROG_N3,
+        config_map: MAP_N3_CONFIG,
+        config: record_bytes(&cfg),
+        cases: Vec::new(),
+        listed: Vec::new(),
+    };
     let mut loaded =
         builds.iter().enumerate().map(|(i, b)| load_sized(b, &side, i, Some(capacity))).collect::<Result<Vec<_>>>()?;
     let mut refs = RefProgs::load_sized(64, capacity).context("the reference programs")?;

@@ -220,10 +220,11 @@ fn ab(args: &Args) -> Result<()> {
     }
     let n3 = labkit::bench::ab::ab_part(&default_config(), &builds, rounds, repeat);
     let n3_ue = labkit::bench::ab::ab_ue_part(&default_config(), &builds, rounds, repeat);
+    let n3_local = labkit::bench::ab::ab_local_part(&default_config(), &builds, rounds, repeat);
     // N2's frame walks an InitialUEMessage: several times N3's cost, so a fifth of the repeat.
     let n2 = labkit::bench::ab::ab_n2_part(&builds, rounds, (repeat / 5).max(1));
     affinity.restore()?;
-    for t in [n3?, n3_ue?, first?, keys?, n2?] {
+    for t in [n3?, n3_ue?, n3_local?, first?, keys?, n2?] {
         println!("\n{}\n{}", t.text(), t.markdown());
     }
     println!("bench: load average before {load_before}, after {}", sys::loadavg());

@@ -111,6 +111,17 @@ proptest! {
         } else {
             prop_assert_eq!(p.inner_src, L3Addr::NONE);
         }
+        // The outer destination (the F-TEID's local half, a fragment's datagram key), read as
+        // words after the tags, is the address encoded, octets in wire order.
+        let dst = if spec.ipv6 {
+            L3Addr::v6([0xfd, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01])
+        } else {
+            L3Addr::v4([10, 200, 0, 1])
+        };
+        let f = encode(&spec);
+        prop_assert_eq!(n3::outer_dst_addr(&f[..], p.vlan_tags, p.outer_src.family), Some(dst));
+        let w = n3::outer_dst_words(&f[..], p.vlan_tags, p.outer_src.family).map(|w| w.map(u32::to_be_bytes));
+        prop_assert_eq!(w.map(|w| w.concat()), Some(dst.addr.to_vec()));
     }
 
     /// Cutting a valid frame anywhere gives a defined outcome: below the UDP header a pre-GTP
