@@ -90,7 +90,7 @@ fn owns_slot(key: &CellKey, now: u64) -> bool {
         return false;
     };
     // SAFETY: a live array value.
-    unsafe { &(*h).owner == key && now.saturating_sub((*h).last_seen_ns) <= SLOT_IDLE_NS }
+    unsafe { (*h).owner.same(key) && now.saturating_sub((*h).last_seen_ns) <= SLOT_IDLE_NS }
 }
 
 /// Create `key`'s record with a claimed hot slot.
@@ -203,7 +203,7 @@ fn claim(key: &CellKey, now: u64) -> Option<u32> {
         let slot = home.wrapping_add(i) & (CELL_SLOTS - 1);
         let h = N3_CELL_HOT.get_ptr_mut(slot)?;
         // SAFETY: a live array value.
-        let (mine, free, seen) = unsafe { (&(*h).owner == key, (*h).owner.family == FAMILY_NONE, (*h).last_seen_ns) };
+        let (mine, free, seen) = unsafe { ((*h).owner.same(key), (*h).owner.family == FAMILY_NONE, (*h).last_seen_ns) };
         if mine {
             return Some(slot);
         }
