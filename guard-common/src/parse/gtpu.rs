@@ -186,37 +186,37 @@ pub fn inner_addrs_into<P: Packet + ?Sized>(pkt: &P, g: &Gtpu, src: &mut L3Addr,
     use crate::abi::{FAMILY_IPV4, FAMILY_IPV6, FAMILY_NONE};
     let tpdu = g.tpdu_len as usize;
     // Octet 0 of either version: Version (4 bits). A T-PDU of under 20 octets is no IP packet.
-    let head = if g.payload < g.end && tpdu >= 20 { pkt.read::<8>(g.payload) } else { None };
+    // Read as words (`read_u32s`), here and below: the BPF backend splits an octet array's
+    // read into one load per octet and the shifts and ors that rebuild the words (issue 19).
+    let head = if g.payload < g.end && tpdu >= 20 { pkt.read_u32s::<2>(g.payload) } else { None };
+    let head = head.map(|[a, b]| {
+        let (a, b) = (a.to_ne_bytes(), b.to_ne_bytes());
+        [a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3]]
+    });
     let v = head.map_or(0, |b| b[0] >> 4);
     if let (4, Some(b)) = (v, head) {
         // IHL (in words) and Total Length (octets 2-3), RFC 791 §3.1.
         let ihl = usize::from(b[0] & 0x0f) * 4;
         if ihl >= 20 && ihl <= tpdu && usize::from(be16([b[2], b[3]])) == tpdu && g.payload + 20 <= g.end {
             // Octets 12-15: Source Address, 16-19: Destination Address.
-            if let Some(h) = pkt.read::<8>(g.payload + 12) {
-                store_addr(src, FAMILY_IPV4, [word(&h, 0), 0, 0, 0]);
-                store_addr(dst, FAMILY_IPV4, [word(&h, 4), 0, 0, 0]);
+            if let Some([s, d]) = pkt.read_u32s::<2>(g.payload + 12) {
+                store_addr(src, FAMILY_IPV4, [s, 0, 0, 0]);
+                store_addr(dst, FAMILY_IPV4, [d, 0, 0, 0]);
                 return;
             }
         }
     } else if let (6, Some(b)) = (v, head) {
         // Payload Length (octets 4-5) counts what follows the 40-octet header, RFC 8200 §3.
         if usize::from(be16([b[4], b[5]])) + 40 == tpdu && g.payload + 40 <= g.end {
-            if let (Some(s), Some(d)) = (pkt.read::<16>(g.payload + 8), pkt.read::<16>(g.payload + 24)) {
-                store_addr(src, FAMILY_IPV6, [word(&s, 0), word(&s, 4), word(&s, 8), word(&s, 12)]);
-                store_addr(dst, FAMILY_IPV6, [word(&d, 0), word(&d, 4), word(&d, 8), word(&d, 12)]);
+            if let (Some(s), Some(d)) = (pkt.read_u32s::<4>(g.payload + 8), pkt.read_u32s::<4>(g.payload + 24)) {
+                store_addr(src, FAMILY_IPV6, s);
+                store_addr(dst, FAMILY_IPV6, d);
                 return;
             }
         }
     }
     store_addr(src, FAMILY_NONE, [0; 4]);
     store_addr(dst, FAMILY_NONE, [0; 4]);
-}
-
-/// Octets `i..i + 4` of `b` as a native-endian word (so storing it puts them back in order).
-#[inline(always)]
-pub(super) fn word<const N: usize>(b: &[u8; N], i: usize) -> u32 {
-    u32::from_ne_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]])
 }
 
 /// Write an address as five u32 stores. Volatile: LLVM would otherwise merge the zero words of

@@ -1,6 +1,6 @@
 //! The whole N3 parse: Ethernet → IPv4/IPv6 → UDP to the GTP-U port → GTP-U → inner source.
 
-use super::{be16, be32, ethernet, gtpu, ip, udp, Malformed, Packet};
+use super::{be16, ethernet, gtpu, ip, udp, Malformed, Packet};
 use crate::abi::{L3Addr, QFI_NONE};
 
 /// What the N3 program needs to know about a packet.
@@ -345,30 +345,40 @@ where
     F: FnOnce() -> Option<&'o mut GtpPacket>,
 {
     let gtp_opt = udp_at + udp::UDP_HLEN + gtpu::GTPU_HLEN;
-    // The UDP header, then the GTP-U mandatory header.
-    let Some(u) = pkt.read::<16>(udp_at) else {
+    // The UDP header, then the GTP-U mandatory header, as words (`read_u32s`): the BPF backend
+    // splits an octet array's read into one load per octet, and the shifts and ors that put the
+    // TEID and the lengths back together. The UDP header's two words first: the whole header
+    // is what the full parser needs in the frame before it says "not GTP-U" by the port, and a
+    // pass-through reads nothing more.
+    let Some([w0, w1]) = pkt.read_u32s::<2>(udp_at) else {
         return Common::Other;
     };
-    if be16([u[2], u[3]]) != gtpu_port {
+    let p = w0.to_ne_bytes();
+    if be16([p[2], p[3]]) != gtpu_port {
         // Not addressed to GTP-U: the full parser has checked nothing more by then (Ethernet, the
         // IP version, IPv4's IHL and fragment bits or IPv6's Next Header, a whole UDP header),
         // and returns `Ok(false)`, not a fragment.
         return Common::NotGtp;
     }
+    let Some([w2, w3]) = pkt.read_u32s::<2>(udp_at + 8) else {
+        return Common::Other;
+    };
+    let (u1, u2) = (w1.to_ne_bytes(), w2.to_ne_bytes());
     // UDP (RFC 768): Length covering at least its header and inside the frame.
     let len = pkt.len();
-    let ulen = be16([u[4], u[5]]) as usize;
+    let ulen = be16([u1[0], u1[1]]) as usize;
     if ulen < udp::UDP_HLEN || udp_at + ulen > len {
         return Common::Other;
     }
     // GTP-U (TS 29.281 §5.1): version 1, PT 1, no S or PN, E optional; a G-PDU whose Length fits
     // in the UDP payload and the frame.
-    let flags = u[8];
-    if (flags != 0x30 && flags != 0x30 | gtpu::FLAG_E) || u[9] != gtpu::MSG_G_PDU {
+    let flags = u2[0];
+    if (flags != 0x30 && flags != 0x30 | gtpu::FLAG_E) || u2[1] != gtpu::MSG_G_PDU {
         return Common::Other;
     }
-    let length = be16([u[10], u[11]]);
-    let teid = be32([u[12], u[13], u[14], u[15]]);
+    let length = be16([u2[2], u2[3]]);
+    // The word holds the TEID's octets in wire order (`from_ne_bytes`).
+    let teid = u32::from_be_bytes(w3.to_ne_bytes());
     let end = gtp_opt + length as usize;
     if gtpu::GTPU_HLEN + length as usize > ulen - udp::UDP_HLEN || end > len {
         return Common::Other;
@@ -377,9 +387,11 @@ where
     if flags & gtpu::FLAG_E != 0 {
         // Octets 9-12 (sequence, N-PDU, next type = PDU Session Container), then the container:
         // length 1 (4 octets), PDU Type | flags, flags | QFI, next type 0 (end of chain).
-        let Some(e) = pkt.read::<8>(gtp_opt) else {
+        let Some([e0, e1]) = pkt.read_u32s::<2>(gtp_opt) else {
             return Common::Other;
         };
+        let (a, b) = (e0.to_ne_bytes(), e1.to_ne_bytes());
+        let e = [a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3]];
         if e[3] != gtpu::EXT_PDU_SESSION_CONTAINER || e[4] != 1 || e[7] != 0 || gtp_opt + 8 > end {
             return Common::Other;
         }

@@ -96,6 +96,9 @@ fn cases() -> Vec<(&'static str, Vec<u8>)> {
         // The IPv4 known device's frame behind one 802.1Q tag (a parent that carries N3 on VLAN
         // 310): the same device, the same path after the parse.
         ("G-PDU, known device, stage 0, IPv4 outer, 802.1Q tag", gpdu(0x0001_0001).vlan(310).build()),
+        // A 5G uplink G-PDU carries a PDU Session Container with its QFI (TS 38.415 §5.5.2.2,
+        // TS 29.281 §5.2.2.7): the same device, its extension header parsed.
+        ("G-PDU, known device, stage 0, IPv4 outer, QFI 9", gpdu(0x0001_0001).qfi(9).build()),
         ("not GTP-U (IPv4/UDP to port 53): pass-through", gpdu(1).udp_ports(40000, 53).build()),
         ("G-PDU, quarantined device (drop)", gpdu(QUARANTINED).build()),
     ]

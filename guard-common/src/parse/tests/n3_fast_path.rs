@@ -121,6 +121,17 @@ proptest! {
     }
 }
 
+/// Such a frame cut anywhere, above all inside its UDP header (the fast path reads the ports'
+/// word before the rest): the fast path decides it as the full parser does, or leaves it to it.
+#[test]
+fn udp_to_another_port_cut_anywhere_agrees() {
+    let mut f = encode(&super::base());
+    f[14 + 20 + 2..14 + 20 + 4].copy_from_slice(&53u16.to_be_bytes());
+    for n in 0..=f.len() {
+        common_path_agrees(&f[..n], 2152).unwrap_or_else(|e| panic!("cut to {n}: {e}"));
+    }
+}
+
 /// A stale later-fragment mark in the reused scratch record does not survive a not-GTP-U frame on
 /// the fast path (the program would take it for a later fragment of a dropped datagram).
 #[test]
