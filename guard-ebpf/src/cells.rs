@@ -18,7 +18,7 @@
 use aya_ebpf::bindings::BPF_NOEXIST;
 use guard_common::{
     abi::{
-        mix_key, CellCounts, CellHot, CellKey, CellRecord, DeviceState, GuardConfig, CELL_SLOTS, FAMILY_NONE,
+        mix_addr, CellCounts, CellHot, CellKey, CellRecord, DeviceState, GuardConfig, CELL_SLOTS, FAMILY_NONE,
         SLOT_SEEN_STEP_NS,
     },
     rate,
@@ -230,9 +230,9 @@ fn claim(key: &CellKey, now: u64) -> Option<u32> {
     Some(best)
 }
 
-/// A gNB address's home slot (`abi::mix_key` of its family and octets). Only claims and the
+/// A gNB address's home slot (`abi::mix_addr`: `mix_key` of its family and octets, from its words). Only claims and the
 /// known-source check hash, so its cost is off the per-packet path.
 #[inline(always)]
 fn hash(key: &CellKey) -> u32 {
-    mix_key(key.family, &key.addr)
+    mix_addr(key)
 }
