@@ -3,7 +3,7 @@
 
 use aya_ebpf::programs::XdpContext;
 use guard_common::{
-    abi::{FragEntry, FragKey, GuardConfig, L3Addr, STAT_MAP_UPDATE_FAILED},
+    abi::{FragEntry, FragKey, GuardConfig, STAT_MAP_UPDATE_FAILED},
     parse::n3::{self, GtpPacket},
     policy::Verdict,
 };

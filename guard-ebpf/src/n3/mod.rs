@@ -27,7 +27,6 @@ use guard_common::{
     parse::{
         gtpu::{self, MSG_ECHO_REQUEST, MSG_ECHO_RESPONSE, MSG_END_MARKER, MSG_ERROR_INDICATION, MSG_G_PDU},
         n3::{self, Common, GtpPacket, FRAG_FIRST, FRAG_LATER},
-        Malformed,
     },
     policy::{self, Bind, Gate, StageDecision, StageTats, Verdict},
     rate,
