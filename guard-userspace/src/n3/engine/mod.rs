@@ -364,20 +364,12 @@ impl Engine {
     }
 
     /// Bounded memory: over `max_devices`, evict the 1/16 of the devices (`keep` aside) that hold
-    /// no stage and were least recently read, then least recently active (sent packets; a new
-    /// device counts as active when first seen), ties by place in the table (first tracked
-    /// first). Staged, manual and exempt devices are never evicted: the engine must keep
-    /// refreshing or releasing them. Batches keep the cost amortised O(1) per new device.
+    /// no stage and were least recently active (sent packets; a new device counts as active when
+    /// first seen), ties by place in the table (first tracked first). Staged, manual and exempt
+    /// devices are never evicted: the engine must keep refreshing or releasing them. Batches keep
+    /// the cost amortised O(1) per new device.
     ///
-    /// Read first: the walk reads every device the map holds once a walk, so a track no longer
-    /// read belongs to a session that ended (or whose entry the data plane evicted), and those go
-    /// before any device still in the map, idle or not. By activity alone (before), a session at
-    /// rest is active only when first seen, so under session churn the least recently active were
-    /// the live sessions the walk under way was about to read: each batch evicted 65,536 of them
-    /// just ahead of the walk, which tracked them again as new devices (their learned profiles
-    /// lost) and so called the next batch (docs/controller.md "CPU", BENCHMARKS.md section 17).
-    ///
-    /// The candidates are kept in a heap of the `n` oldest seen so far (768 KiB at 1M devices):
+    /// The candidates are kept in a heap of the `n` oldest seen so far (512 KiB at 1M devices):
     /// a list of every device's age, as before, was 24 MiB at 1M devices, allocated on each
     /// batch, and the allocator kept it (the controller's resident memory rose by ~15 MiB under
     /// session churn, `cargo xtask bench`'s churn phase).
@@ -389,16 +381,15 @@ impl Engine {
             return true;
         }
         let n = (max / 16).max(1);
-        // A min-heap of (read age, activity age, Reverse(position)): its top is the candidate to
-        // give up first, the youngest, and among equal ages the one further into the table.
-        type Candidate = (u32, u32, Reverse<u32>);
-        let mut oldest: std::collections::BinaryHeap<Reverse<Candidate>> =
+        // A min-heap of (age, Reverse(position)): its top is the candidate to give up first, the
+        // youngest, and among equal ages the one further into the table.
+        let mut oldest: std::collections::BinaryHeap<Reverse<(u32, Reverse<u32>)>> =
             std::collections::BinaryHeap::with_capacity(n + 1);
         for (i, (k, t)) in self.tracks.iter().enumerate() {
             if t.stage.stage != 0 || t.stage.manual || t.stage.exempt || k == keep {
                 continue;
             }
-            let c = (stamp::age(now, t.seen_ms), stamp::age(now, t.active_ms), Reverse(i as u32));
+            let c = (stamp::age(now, t.active_ms), Reverse(i as u32));
             if oldest.len() < n {
                 oldest.push(Reverse(c));
             } else if oldest.peek().is_some_and(|Reverse(top)| c > *top) {
@@ -411,7 +402,7 @@ impl Engine {
         }
         // Keys first: each removal moves the last track into the hole, so positions change.
         let victims: Vec<DeviceKey> =
-            oldest.into_iter().filter_map(|Reverse((_, _, Reverse(i)))| self.tracks.key_at(i as usize)).collect();
+            oldest.into_iter().filter_map(|Reverse((_, Reverse(i)))| self.tracks.key_at(i as usize)).collect();
         for k in &victims {
             if let Some(t) = self.tracks.remove(k) {
                 self.cell_ids.release(t.cell);

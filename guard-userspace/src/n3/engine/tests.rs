@@ -506,52 +506,6 @@ fn making_room_evicts_the_least_recently_active_unstaged_devices() {
     assert_eq!(engine.snapshot().evicted_devices, 2);
 }
 
-/// Session churn with every session at rest (active only when first seen): the devices that
-/// make room are the ones the walk no longer reads (their sessions ended), never a live one the
-/// walk under way has not reached yet. By activity alone, the oldest live sessions went first,
-/// just ahead of the walk, and came back as new devices (their history lost), calling the next
-/// batch (docs/controller.md "CPU").
-#[test]
-fn making_room_evicts_the_sessions_the_walk_no_longer_reads() {
-    use super::DeviceSample;
-    use guard_common::abi::DeviceKey;
-    let mut cfg = Config::default();
-    cfg.guard.max_devices = 32;
-    let mut engine = super::Engine::new(&cfg);
-    let sample = |i: u32| DeviceSample { key: DeviceKey::teid(i), packets: 1, teid: i, ..DeviceSample::default() };
-    let sec = 1_000_000_000u64;
-    let mut now = 0;
-    // A walk reads its devices in the map's order, 8 a tick, one tick a second.
-    let mut walk = |engine: &mut super::Engine, order: &[u32]| {
-        for chunk in order.chunks(8) {
-            now += sec;
-            let samples: Vec<DeviceSample> = chunk.iter().map(|&i| sample(i)).collect();
-            let _ = engine.tick(now, &samples, &[]);
-        }
-    };
-    // Devices 0..32 first seen in that order, then read at rest for two more walks.
-    let all: Vec<u32> = (0..32).collect();
-    for _ in 0..3 {
-        walk(&mut engine, &all);
-    }
-    let first_seen = |e: &super::Engine, i: u32| e.tracks.get(&DeviceKey::teid(i)).map(|t| t.active_ms);
-    let before: Vec<_> = (0..16).map(|i| first_seen(&engine, i)).collect();
-    assert!(before.iter().all(Option::is_some));
-    // Sessions 16..32 end; 16 new ones (100..116) start; the map now holds 0..16 then the new.
-    let now_live: Vec<u32> = (0..16).chain(100..116).collect();
-    for _ in 0..2 {
-        walk(&mut engine, &now_live);
-    }
-    assert_eq!(
-        (0..16).map(|i| first_seen(&engine, i)).collect::<Vec<_>>(),
-        before,
-        "the live sessions keep their tracks (never evicted and tracked again)"
-    );
-    assert!((100..116).all(|i| first_seen(&engine, i).is_some()), "the new sessions are tracked");
-    assert!((16..32).all(|i| first_seen(&engine, i).is_none()), "the ended sessions made room");
-    assert_eq!(engine.snapshot().evicted_devices, 16);
-}
-
 #[test]
 fn over_limit_events_stand_in_for_unread_devices() {
     use guard_common::abi::{DeviceKey, Event, L3Addr, EVENT_DEVICE_OVER_LIMIT};
