@@ -115,10 +115,12 @@ pub fn parse_into<P: Packet + ?Sized>(pkt: &P, gtpu_port: u16, out: &mut GtpPack
 }
 
 /// The outer destination (the host's own GTP-U address) of a frame [`parse_into`] accepted, as
-/// an address record, read as native words at the IP header's fixed offset (as
-/// [`outer_dst_words`]): the F-TEID's local index and a fragment's datagram key compare and hash
-/// the record, so the words go into it as they are, with no octet shuffling (`read_u32s`: the
-/// BPF backend would split an unaligned octet array into one load per octet; issue 19).
+/// an address record, read as native words at the IP header's fixed offset: 16 in IPv4, 24 in
+/// IPv6 (RFC 791 §3.1, RFC 8200 §3), after `vlan_tags` 802.1Q tags. Signalling needs it (the Echo
+/// path, [`outer_dst_words`]), a fragment's datagram key, and the F-TEID's local index where the
+/// host lists its N3 addresses (a host with one address never reads it on the common path);
+/// those compare and hash the record, so the words go into it as they are (`read_u32s`: the BPF
+/// backend would split an unaligned octet array into one load per octet; issue 19).
 #[inline(always)]
 pub fn outer_dst_addr<P: Packet + ?Sized>(pkt: &P, vlan_tags: u8, family: u32) -> Option<L3Addr> {
     let l3 = ethernet::ETH_HLEN + 4 * usize::from(vlan_tags.min(2));
@@ -133,24 +135,13 @@ pub fn outer_dst_addr<P: Packet + ?Sized>(pkt: &P, vlan_tags: u8, family: u32) -
     }
 }
 
-/// The outer destination (the host's own GTP-U address) of a frame [`parse_into`] accepted, as
-/// four big-endian words (IPv4 in the first, the rest zero), read at the IP header's fixed
-/// offset: 16 in IPv4, 24 in IPv6 (RFC 791 §3.1, RFC 8200 §3), after `vlan_tags` 802.1Q tags.
-/// Signalling needs it (the Echo path, TS 29.281 §7.2.1), and the F-TEID's local index where the
-/// host lists its N3 addresses; a host with one address never reads it on the common path.
+/// [`outer_dst_addr`] as four big-endian words (IPv4 in the first, the rest zero): the Echo
+/// path's slot hash takes them so (TS 29.281 §7.2.1, `policy::echo_path_slot`).
 #[inline(always)]
 pub fn outer_dst_words<P: Packet + ?Sized>(pkt: &P, vlan_tags: u8, family: u32) -> Option<[u32; 4]> {
-    let l3 = ethernet::ETH_HLEN + 4 * usize::from(vlan_tags.min(2));
-    if family == crate::abi::FAMILY_IPV4 {
-        let a: [u8; 4] = pkt.read(l3 + 16)?;
-        Some([u32::from_be_bytes(a), 0, 0, 0])
-    } else if family == crate::abi::FAMILY_IPV6 {
-        let a: [u8; 16] = pkt.read(l3 + 24)?;
-        let w = |i: usize| u32::from_be_bytes([a[i], a[i + 1], a[i + 2], a[i + 3]]);
-        Some([w(0), w(4), w(8), w(12)])
-    } else {
-        None
-    }
+    let w = outer_dst_addr(pkt, vlan_tags, family)?.words();
+    // Each word holds its octets in wire order: `from_be` reads them as the big-endian value.
+    Some([u32::from_be(w[1]), u32::from_be(w[2]), u32::from_be(w[3]), u32::from_be(w[4])])
 }
 
 /// [`parse_into`] with a fast path first: the common N3 frame ([`parse_common`]) at fixed
