@@ -230,8 +230,8 @@ fn claim(key: &CellKey, now: u64) -> Option<u32> {
     Some(best)
 }
 
-/// A gNB address's home slot (`abi::mix_addr`: `mix_key` of its family and octets, from its words). Only claims and the
-/// known-source check hash, so its cost is off the per-packet path.
+/// A gNB address's home slot (`abi::mix_addr` of its words). Only claims and the known-source
+/// check hash, so its cost is off the per-packet path.
 #[inline(always)]
 fn hash(key: &CellKey) -> u32 {
     mix_addr(key)

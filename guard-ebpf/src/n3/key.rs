@@ -31,8 +31,7 @@ pub(super) fn local_index(ctx: &XdpContext, vlan_tags: u8, family: u32) -> (u32,
     let Some(dst) = n3::outer_dst_addr(&XdpPacket::new(&ctx), vlan_tags, family) else {
         return (LOCAL_INDEX_NONE, 0);
     };
-    let dst = &dst;
-    let home = local_home_slot(dst);
+    let home = local_home_slot(&dst);
     for i in 0..LOCAL_PROBES {
         let slot = (home + i) & (LOCAL_SLOTS - 1);
         let Some(e) = N3_LOCAL.get(slot) else {
@@ -43,7 +42,7 @@ pub(super) fn local_index(ctx: &XdpContext, vlan_tags: u8, family: u32) -> (u32,
         }
         // Five word compares (`L3Addr::same`), not the derived `==`, which the BPF backend turns
         // into octet loads (BENCHMARKS.md §14).
-        if e.addr.same(dst) {
+        if e.addr.same(&dst) {
             return (slot + 1, e.flags);
         }
     }
