@@ -49,8 +49,8 @@ struct Side {
     config: Vec<u8>,
     cases: Vec<(&'static str, Vec<u8>)>,
     /// Addresses written into `N3_LOCAL` (a host that lists its N3 addresses), each in its home
-    /// slot; empty for the other sides.
-    listed: Vec<L3Addr>,
+    /// slot, with the TEID of the device the cases send to it; empty for the other sides.
+    listed: Vec<(L3Addr, u32)>,
 }
 
 /// A `#[repr(C)]` record of integers without padding, as the bytes a map holds.
@@ -60,10 +60,15 @@ fn record_bytes<T: Copy>(v: &T) -> Vec<u8> {
     unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), core::mem::size_of::<T>()) }.to_vec()
 }
 
+/// `default` with the stage-0 profile limit out of reach: a frame repeated millions of times a
+/// second would otherwise take the over-limit (evidence) path, which a real device at stage 0
+/// rarely does.
+fn within_profile(default: &GuardConfig) -> GuardConfig {
+    GuardConfig { observe: Limit::per_second(1_000_000_000_000, 1_000_000_000), ..*default }
+}
+
 fn n3_side(default: &GuardConfig) -> Side {
-    // Within its profile: a frame repeated millions of times a second would otherwise take the
-    // over-limit (evidence) path, which a real device at stage 0 rarely does.
-    let cfg = GuardConfig { observe: Limit::per_second(1_000_000_000_000, 1_000_000_000), ..*default };
+    let cfg = within_profile(default);
     Side { prog: PROG_N3, config_map: MAP_N3_CONFIG, config: record_bytes(&cfg), cases: cases(), listed: Vec::new() }
 }
 
@@ -213,12 +218,7 @@ pub fn ab_part(default: &GuardConfig, builds: &[Build], rounds: usize, repeat: u
 /// compact key's other two kinds; issue 19, schema 10).
 pub fn ab_ue_part(default: &GuardConfig, builds: &[Build], rounds: usize, repeat: u32) -> Result<Table> {
     use guard_common::abi::KEY_MODE_UE_ADDR;
-    let cfg = GuardConfig {
-        key_mode: KEY_MODE_UE_ADDR,
-        antispoof_v6_prefix: 64,
-        observe: Limit::per_second(1_000_000_000_000, 1_000_000_000),
-        ..*default
-    };
+    let cfg = GuardConfig { key_mode: KEY_MODE_UE_ADDR, antispoof_v6_prefix: 64, ..within_profile(default) };
     let dst6 = Ipv6Addr::new(0x2001, 0xdb8, 0xffff, 0, 0, 0, 0, 0x10);
     let cases = vec![
         (
@@ -243,16 +243,18 @@ pub fn ab_ue_part(default: &GuardConfig, builds: &[Build], rounds: usize, repeat
 /// §5.1), which a host with one address skips. Two addresses listed, the frames' own in its home
 /// slot; IPv4 and IPv6 outer.
 pub fn ab_local_part(default: &GuardConfig, builds: &[Build], rounds: usize, repeat: u32) -> Result<Table> {
-    let cfg = GuardConfig { observe: Limit::per_second(1_000_000_000_000, 1_000_000_000), local_addrs: 2, ..*default };
+    let cfg = GuardConfig { local_addrs: 2, ..within_profile(default) };
     let (v6_gnb, v6_upf) =
         (Ipv6Addr::new(0xfd00, 0x200, 0, 0, 0, 0, 0, 0x11), Ipv6Addr::new(0xfd00, 0x200, 0, 0, 0, 0, 0, 1));
     let gpdu = |t: u32| GtpFrame::gpdu(t).inner_v4(Ipv4Addr::new(10, 45, 0, 2), Ipv4Addr::new(192, 0, 2, 10));
+    let (t4, t6) = (0x0006_0006, 0x0007_0007);
     let cases = vec![
-        ("G-PDU, known device, listed N3 address, IPv4 outer", gpdu(0x0006_0006).build()),
-        ("G-PDU, known device, listed N3 address, IPv6 outer", gpdu(0x0007_0007).outer_v6(v6_gnb, v6_upf).build()),
+        ("G-PDU, known device, listed N3 address, IPv4 outer", gpdu(t4).build()),
+        ("G-PDU, known device, listed N3 address, IPv6 outer", gpdu(t6).outer_v6(v6_gnb, v6_upf).build()),
     ];
-    // The frames' destination (the lab kit's default N3 address) and the IPv6 one.
-    let listed = vec![L3Addr::v4([10, 200, 0, 1]), L3Addr::v6(v6_upf.octets())];
+    // The frames' destinations (the lab kit's default N3 address, and the IPv6 one), with the
+    // devices sent to each.
+    let listed = vec![(L3Addr::v4([10, 200, 0, 1]), t4), (L3Addr::v6(v6_upf.octets()), t6)];
     ab_side(
         &Side { prog: PROG_N3, config_map: MAP_N3_CONFIG, config: record_bytes(&cfg), cases, listed },
         builds,
@@ -263,13 +265,13 @@ pub fn ab_local_part(default: &GuardConfig, builds: &[Build], rounds: usize, rep
 
 /// Write `listed` into `ebpf`'s `N3_LOCAL`, each address in its home slot (the table is empty and
 /// the bench's addresses have different home slots; checked).
-fn list_local(ebpf: &mut Ebpf, listed: &[L3Addr]) -> Result<()> {
+fn list_local(ebpf: &mut Ebpf, listed: &[(L3Addr, u32)]) -> Result<()> {
     use aya::maps::{Array, MapData};
     use guard_common::abi::{local_home_slot, LocalAddr, MAP_N3_LOCAL};
     let mut m: Array<&mut MapData, LocalAddr> =
         Array::try_from(ebpf.map_mut(MAP_N3_LOCAL).context("no N3_LOCAL in the object")?)?;
     let mut used = std::collections::HashSet::new();
-    for a in listed {
+    for (a, _) in listed {
         let slot = local_home_slot(a);
         if !used.insert(slot) {
             bail!("two listed addresses share home slot {slot}");
@@ -282,7 +284,7 @@ fn list_local(ebpf: &mut Ebpf, listed: &[L3Addr]) -> Result<()> {
 /// The listed side's devices are keyed by the local index their address found (slot + 1), not
 /// by index 0: the path measured is the table's hit. Only for an object whose device map is this
 /// build's (8-byte ids, this build's record); an older layout is not checked.
-fn listed_devices_known(ebpf: &Ebpf, listed: &[L3Addr], label: &str) -> Result<()> {
+fn listed_devices_known(ebpf: &Ebpf, listed: &[(L3Addr, u32)], label: &str) -> Result<()> {
     use aya::maps::{HashMap, MapData};
     use guard_common::abi::{device_id, local_home_slot, DeviceState};
     let map = ebpf.map(MAP_N3_DEVICES).context("no N3_DEVICES in the object")?;
@@ -294,8 +296,8 @@ fn listed_devices_known(ebpf: &Ebpf, listed: &[L3Addr], label: &str) -> Result<(
         return Ok(());
     }
     let m: HashMap<&MapData, u64, DeviceState> = HashMap::try_from(map)?;
-    for (a, teid) in listed.iter().zip([0x0006_0006u32, 0x0007_0007]) {
-        let key = device_id::fteid(local_home_slot(a) + 1, teid);
+    for &(a, teid) in listed {
+        let key = device_id::fteid(local_home_slot(&a) + 1, teid);
         if m.get(&key, 0).is_err() {
             bail!("{label}: the device of TEID {teid:#x} is not keyed by its listed address's index: not the path measured");
         }
@@ -410,11 +412,8 @@ fn ab_side(side: &Side, builds: &[Build], rounds: usize, repeat: u32) -> Result<
 /// budget is out of reach. Each round gives every object, `xdp_baseline` and `xdp_floor` the same
 /// `n` fresh frames, in a rotated order.
 pub fn ab_first_packet(default: &GuardConfig, builds: &[Build], rounds: usize, n: u32, capacity: u32) -> Result<Table> {
-    let cfg = GuardConfig {
-        observe: Limit::per_second(1_000_000_000_000, 1_000_000_000),
-        new_device: Limit::per_second(1_000_000_000_000, 1_000_000_000),
-        ..*default
-    };
+    let cfg =
+        GuardConfig { new_device: Limit::per_second(1_000_000_000_000, 1_000_000_000), ..within_profile(default) };
     let side = Side {
         prog: PROG_N3,
         config_map: MAP_N3_CONFIG,
