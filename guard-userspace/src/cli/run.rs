@@ -66,11 +66,6 @@ impl From<AttachMode> for ModeRequest {
     }
 }
 
-/// The CPUs the data plane's per-CPU limits are split over.
-pub fn num_cpus() -> u32 {
-    std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1)
-}
-
 pub fn run(a: RunArgs) -> Result<()> {
     crate::bpf::object::require_root()?;
     let cfg = a.target.load_config()?;
@@ -96,7 +91,7 @@ pub fn run(a: RunArgs) -> Result<()> {
         locks.push(Resource::Pins(p.path()));
     }
     let _lock = crate::runlock::acquire(&locks).context("refusing to start a second controller")?;
-    let ncpus = num_cpus();
+    let ncpus = crate::config::online_cpus();
     let dp = cfg.dataplane(ncpus);
     let mut loaded =
         load::load(&pins, cfg.guard.max_devices, &dp).with_context(|| format!("loading the guard for {iface}"))?;

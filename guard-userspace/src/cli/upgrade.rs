@@ -44,7 +44,7 @@ pub fn run(a: UpgradeArgs) -> Result<()> {
     if into.is_none() && !pins.link_path().exists() {
         return Err(LoadError::NotAttached(pins.link_path()).into());
     }
-    let dp = cfg.dataplane(super::run::num_cpus());
+    let dp = cfg.dataplane(crate::config::online_cpus());
     let mut loaded = load::load_object(&pins, cfg.guard.max_devices, &dp, obj)
         .with_context(|| format!("loading the new program for {iface} (nothing changed; the old one stays)"))?;
     // Audit before the switch, as for operator pins: no untracked change.
