@@ -20,6 +20,32 @@ impl Drop for CtlPins {
     }
 }
 
+/// The run's config, log and audit trail; removed on drop, on every path, unless
+/// BENCH_KEEP_CTL_DIR=1 asks to keep them for a look afterwards (a failed run's log included).
+struct CtlDir(PathBuf);
+
+impl CtlDir {
+    fn new() -> Result<Self> {
+        let dir = std::env::temp_dir().join(crate::netns::unique_name("og-bench-ctl"));
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        Ok(Self(dir))
+    }
+
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for CtlDir {
+    fn drop(&mut self) {
+        if std::env::var_os("BENCH_KEEP_CTL_DIR").is_none() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        } else {
+            println!("bench: kept {}", self.0.display());
+        }
+    }
+}
+
 /// The `guard` child process; SIGTERM then SIGKILL on drop.
 pub(super) struct GuardProc(Child);
 
@@ -134,8 +160,8 @@ pub(super) fn controller(cfg: &GuardConfig, quick: bool) -> Result<(Table, Vec<V
     let offenders: Vec<u32> = (0..n_off).map(|i| FILL_BASE + i * 100).collect();
     let off_set: std::collections::HashSet<u32> = offenders.iter().copied().collect();
 
-    let dir = std::env::temp_dir().join(crate::netns::unique_name("og-bench-ctl"));
-    std::fs::create_dir_all(&dir)?;
+    let dir = CtlDir::new()?;
+    let dir = dir.path();
     let port: u16 = 20_000 + (std::process::id() % 20_000) as u16;
     let cfg_path = dir.join("guard.toml");
     std::fs::write(
@@ -152,7 +178,10 @@ pub(super) fn controller(cfg: &GuardConfig, quick: bool) -> Result<(Table, Vec<V
     let child = Command::new(&bin)
         .args(["--netns", lab.core_ns_name(), "run", "--iface", lab.core_ifname(), "--config"])
         .arg(&cfg_path)
-        .args(["--duration", &format!("{}", window + 240)])
+        // A bound for a bench killed without its drops running, not the run's length: the
+        // bench stops the guard itself, and a slower variant under test (its first walk, the
+        // churn phase's walks) must not lose its guard mid-measurement.
+        .args(["--duration", "1800"])
         .stdout(Stdio::from(log.try_clone()?))
         .stderr(Stdio::from(log))
         .spawn()
@@ -361,12 +390,6 @@ pub(super) fn controller(cfg: &GuardConfig, quick: bool) -> Result<(Table, Vec<V
     gp.stop();
     drop(gp);
     let _ = load::detach(&cp.pins, false);
-    // BENCH_KEEP_CTL_DIR=1 keeps the run's config, log and audit trail for a look afterwards.
-    if std::env::var_os("BENCH_KEEP_CTL_DIR").is_none() {
-        let _ = std::fs::remove_dir_all(&dir);
-    } else {
-        println!("bench: kept {}", dir.display());
-    }
 
     let g = |m: &StdHashMap<String, f64>, k: &str| m.get(k).copied().unwrap_or(0.0);
     let ticks =
