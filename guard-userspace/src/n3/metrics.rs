@@ -42,6 +42,13 @@ pub struct N3Metrics {
     pub chain_miss: Counter,
     /// 1 while guard_n3 sits in its `[attach] into` slot, 0 while it does not.
     pub chain_into: Gauge,
+    /// Devices the engine tracks (`guard.max_devices` and its slack at most).
+    pub tracked_devices: Gauge,
+    /// Tracks evicted to stay within `guard.max_devices`: a count near the sessions that ended
+    /// is the table making room; far above it, live devices are losing their history.
+    pub evicted_devices: Counter,
+    /// Readings not tracked: every track was staged, none could make room.
+    pub untracked_readings: Counter,
 }
 
 impl N3Metrics {
@@ -69,6 +76,9 @@ impl N3Metrics {
             chain_into: Gauge::default(),
             device_scan_seconds: Gauge::default(),
             device_scan_read_seconds: Gauge::default(),
+            tracked_devices: Gauge::default(),
+            evicted_devices: Counter::default(),
+            untracked_readings: Counter::default(),
         };
         r.register("packets", "Packets by data-plane verdict", self_.packets.clone());
         r.register("bytes", "Bytes by data-plane verdict", self_.bytes.clone());
@@ -106,6 +116,17 @@ impl N3Metrics {
             "chain_into",
             "1 while guard_n3 sits in its [attach] into program-array slot",
             self_.chain_into.clone(),
+        );
+        r.register("tracked_devices", "Devices the N3 engine tracks", self_.tracked_devices.clone());
+        r.register(
+            "evicted_devices",
+            "Tracks the N3 engine evicted to stay within guard.max_devices (gone sessions first)",
+            self_.evicted_devices.clone(),
+        );
+        r.register(
+            "untracked_readings",
+            "Device readings the N3 engine could not track: every track was staged",
+            self_.untracked_readings.clone(),
         );
         r.register("top_offender_pps", "Rate of the top-N offending devices", self_.top_offender_pps.clone());
         r.register(

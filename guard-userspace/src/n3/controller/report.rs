@@ -32,6 +32,9 @@ pub(super) fn update_metrics(c: &Ctl, engine: &Engine, m: &Exported, devices: Op
             .set(s.devices_per_stage[i] as i64);
     }
     m.n3.cells_capped.set(s.cells_capped.len() as i64);
+    m.n3.tracked_devices.set(s.tracked_devices as i64);
+    Metrics::raise_to(&m.n3.evicted_devices, s.evicted_devices);
+    Metrics::raise_to(&m.n3.untracked_readings, s.untracked_readings);
     m.n3.host_capped.set(i64::from(s.host_capped));
     m.n3.top_offender_pps.clear();
     m.n3.top_offender_bytes.clear();

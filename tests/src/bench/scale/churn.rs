@@ -70,6 +70,10 @@ pub(super) struct Churned {
     pub window: Window,
     /// Sessions replaced during the window and the walk before it.
     pub replaced: u32,
+    /// Tracks the engine evicted from the aging to the window's end
+    /// (`overload_guard_evicted_devices_total`): about `aged + replaced` when only ended
+    /// sessions make room, more when live ones are evicted and tracked again.
+    pub evicted: f64,
 }
 
 /// The steady state as a controller that has run for a while meets it: sessions end and start
@@ -100,6 +104,10 @@ pub(super) fn churn(
         }
         Ok(())
     };
+    let evicted = || -> Result<f64> {
+        Ok(scrape(lab, port)?.get("overload_guard_evicted_devices_total").copied().unwrap_or(0.0))
+    };
+    let evicted0 = evicted()?;
     let aged = n / 2;
     println!("bench: churn: {aged} sessions replaced at once, then {CHURN_PER_S} a second (guard pid {pid})");
     replace(&mut m, aged)?;
@@ -108,5 +116,5 @@ pub(super) fn churn(
         replaced += CHURN_PER_S / 10;
         replace(&mut m, CHURN_PER_S / 10)
     })?;
-    Ok(Churned { aged, window, replaced })
+    Ok(Churned { aged, window, replaced, evicted: evicted()? - evicted0 })
 }

@@ -421,10 +421,12 @@ pub(super) fn controller(cfg: &GuardConfig, quick: bool) -> Result<(Table, Vec<V
             churned.aged
         ),
         format!(
-            "{}% of one core ({} s; {} sessions replaced from the aging to the window's end)",
+            "{}% of one core ({} s; {} sessions replaced from the aging to the window's end; {} tracks evicted meanwhile, for {} sessions ended)",
             num(churned.window.cpu * 100.0, 1),
             num(churned.window.secs, 1),
-            churned.replaced
+            churned.replaced,
+            churned.evicted,
+            churned.aged + churned.replaced
         ),
     ]);
     t.row(vec![
