@@ -42,12 +42,13 @@ pub struct N3Metrics {
     pub chain_miss: Counter,
     /// 1 while guard_n3 sits in its `[attach] into` slot, 0 while it does not.
     pub chain_into: Gauge,
-    /// Devices the engine tracks (`guard.max_devices` and its slack at most).
+    /// Devices the engine tracks (`guard.max_devices` at most).
     pub tracked_devices: Gauge,
     /// Tracks evicted to stay within `guard.max_devices`: a count near the sessions that ended
     /// is the table making room; far above it, live devices are losing their history.
     pub evicted_devices: Counter,
-    /// Readings not tracked: every track was staged, none could make room.
+    /// Readings of new devices not tracked: the table full of live devices (tracked at a later
+    /// walk), or of staged ones.
     pub untracked_readings: Counter,
 }
 
@@ -125,7 +126,7 @@ impl N3Metrics {
         );
         r.register(
             "untracked_readings",
-            "Device readings the N3 engine could not track: every track was staged",
+            "Readings of new devices the N3 engine did not track yet: its table full of live or staged devices",
             self_.untracked_readings.clone(),
         );
         r.register("top_offender_pps", "Rate of the top-N offending devices", self_.top_offender_pps.clone());

@@ -180,6 +180,8 @@ pub struct Engine {
     crowd: CrowdCount,
     evicted: u64,
     untracked: u64,
+    /// Where the last walks of the device map ended: which tracks it no longer reads.
+    walks: evict::WalkEnds,
     /// The other members' view of the gNBs (fleet mode, fleet.rs); empty: local only.
     fleet: N3FleetCells,
 }
@@ -205,6 +207,7 @@ impl Engine {
             evicted: 0,
             fleet: N3FleetCells::new(),
             untracked: 0,
+            walks: evict::WalkEnds::default(),
         }
     }
 
@@ -267,6 +270,9 @@ impl Engine {
         }
         keys.clear();
         self.touched = keys;
+        if pass == Pass::Full {
+            self.walks.ended(stamp::ms(now_ns));
+        }
         let (cells, host) = (self.loads.0.clone(), self.loads.1);
         self.step_caps(now_ns, cells, host, &mut out);
         out
@@ -345,9 +351,9 @@ impl Engine {
             crowd.add(t, cfg, now);
         }
         if self.tracks.len() > self.cfg.guard.max_devices as usize {
-            // A new device over the bound: make room among the others (it is the most recently
-            // active, so never the one evicted), or do not track it.
-            if !self.make_room(key, now) {
+            // A new device over the bound: make room among the others (evict.rs), or do not
+            // track it. An event's reading (events carry no drops) is evidence of a flood.
+            if !self.make_room(key, r.dropped.is_none(), now) {
                 if let Some(t) = self.tracks.remove(key) {
                     self.cell_ids.release(t.cell);
                     self.dst_ids.release(t.dst);

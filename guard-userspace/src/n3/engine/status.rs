@@ -6,9 +6,10 @@ use super::*;
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct EngineStatus {
     pub tracked_devices: u64,
-    /// Devices dropped from tracking to stay within `max_devices` (least recently active first).
+    /// Devices dropped from tracking to stay within `max_devices` (gone ones first, evict.rs).
     pub evicted_devices: u64,
-    /// Readings ignored because every tracked device was staged and none could be evicted.
+    /// Readings of new devices not tracked: at `max_devices`, no track known gone and no
+    /// evidence (tracked at a later walk), or every track staged.
     pub untracked_readings: u64,
     /// Devices per stage (observe, shape, strict, quarantine), manual pins included.
     pub devices_per_stage: [u64; 4],

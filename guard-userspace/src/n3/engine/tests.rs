@@ -481,29 +481,50 @@ fn tracked_devices_are_bounded_and_staged_ones_survive_eviction() {
     assert!(sim.live_stage(3) >= STAGE_SHAPE && sim.engine.stage_of(&sim.devs[3].key).is_some_and(|s| s > 0));
 }
 
-/// Over `max_devices`, the least recently active devices make room (a 16th of the bound at a
-/// time), the oldest first, never a staged one however idle, and never the newcomer.
+/// Over `max_devices` with no track known gone (every tick here reads the whole map, a full
+/// pass): a new device the walk only read is not tracked (no evidence yet; the next walk reads
+/// it again), while one that reports itself over its limit (an event) makes room among the least
+/// recently active, the oldest first, never a staged one however idle, and never itself.
 #[test]
 fn making_room_evicts_the_least_recently_active_unstaged_devices() {
     use super::DeviceSample;
-    use guard_common::abi::DeviceKey;
+    use guard_common::abi::{DeviceKey, Event, EVENT_DEVICE_OVER_LIMIT};
     let mut cfg = Config::default();
     cfg.guard.max_devices = 32;
     let mut engine = super::Engine::new(&cfg);
     let sample = |i: u32| DeviceSample { key: DeviceKey::teid(i), packets: 1, teid: i, ..DeviceSample::default() };
     let sec = 1_000_000_000u64;
-    // Devices 0..32, each first seen (active) one second after the last; device 0, the oldest,
-    // is pinned by an operator.
+    // Devices 0..32 read together, then each sends once more, one second after the last, so
+    // device 0 was active longest ago; device 0 is pinned by an operator.
+    let all: Vec<DeviceSample> = (0..32).map(sample).collect();
+    let _ = engine.tick(sec, &all, &[]);
     for i in 0..32u32 {
-        let _ = engine.tick(sec * u64::from(i + 1), &[sample(i)], &[]);
+        let mut now: Vec<DeviceSample> = (0..32).map(sample).collect();
+        for s in now.iter_mut().take(i as usize + 1) {
+            s.packets = 2;
+        }
+        let _ = engine.tick(sec * u64::from(i + 2), &now, &[]);
     }
-    engine.pin_manual(DeviceKey::teid(0), STAGE_QUARANTINE, Limit::default(), sec * 3600, sec * 33);
-    let _ = engine.tick(sec * 40, &[sample(100)], &[]);
+    engine.pin_manual(DeviceKey::teid(0), STAGE_QUARANTINE, Limit::default(), sec * 3600, sec * 34);
+    let read: Vec<DeviceSample> =
+        (0..32).map(|i| DeviceSample { packets: 2, ..sample(i) }).chain([sample(100)]).collect();
+    let over = |i: u32| Event {
+        ts_ns: sec * 40,
+        kind: EVENT_DEVICE_OVER_LIMIT,
+        device: DeviceKey::teid(i),
+        packets: 5000,
+        over_limit: 4000,
+        ..Event::default()
+    };
+    let _ = engine.tick_pass(sec * 40, &read, &[over(101), over(102)], super::Pass::Changed);
     let tracked = |i: u32| engine.tracks.get(&DeviceKey::teid(i)).is_some();
+    assert!(!tracked(100), "a new device only read waits for room");
+    assert!(tracked(101) && tracked(102), "a new device over its limit is tracked");
     assert!(tracked(0), "a staged device is never evicted");
     assert!(!tracked(1) && !tracked(2), "the two least recently active unstaged devices make room");
-    assert!((3..32).all(tracked) && tracked(100), "every other device and the newcomer stay");
-    assert_eq!(engine.snapshot().evicted_devices, 2);
+    assert!((3..32).all(tracked), "every other device stays");
+    let st = engine.snapshot();
+    assert_eq!((st.evicted_devices, st.untracked_readings), (2, 1));
 }
 
 #[test]
