@@ -20,7 +20,8 @@
 //! batch, 1.8M evictions for 0.7M sessions replaced (docs/controller.md "CPU"). Gone first alone
 //! does not stop it: a session that ends during a walk is known gone only at the end of the next
 //! walk without it, and the cascade needs one batch to start. Nor does room to spare without
-//! costing memory (1/16 more tracks held under churn: 306 MiB at 1M devices, against 291).
+//! costing memory (1/16 more tracks held under churn: 302-306 MiB at 1M devices, against
+//! 288-296; BENCHMARKS.md section 19).
 //!
 //! What it costs, and what an attacker can do with it: a new device on a map that is full of
 //! live devices is tracked one walk later (at most ~30 s at 1M devices), unless it floods. To

@@ -74,6 +74,10 @@ pub(super) struct Churned {
     /// (`overload_guard_evicted_devices_total`): about `aged + replaced` when only ended
     /// sessions make room, more when live ones are evicted and tracked again.
     pub evicted: f64,
+    /// Readings of new devices the engine left untracked meanwhile
+    /// (`overload_guard_untracked_readings_total`: no track known gone to replace, tracked at a
+    /// later walk).
+    pub untracked: f64,
 }
 
 /// The steady state as a controller that has run for a while meets it: sessions end and start
@@ -104,10 +108,12 @@ pub(super) fn churn(
         }
         Ok(())
     };
-    let evicted = || -> Result<f64> {
-        Ok(scrape(lab, port)?.get("overload_guard_evicted_devices_total").copied().unwrap_or(0.0))
+    let counts = || -> Result<(f64, f64)> {
+        let m = scrape(lab, port)?;
+        let get = |k: &str| m.get(k).copied().unwrap_or(0.0);
+        Ok((get("overload_guard_evicted_devices_total"), get("overload_guard_untracked_readings_total")))
     };
-    let evicted0 = evicted()?;
+    let (evicted0, untracked0) = counts()?;
     let aged = n / 2;
     println!("bench: churn: {aged} sessions replaced at once, then {CHURN_PER_S} a second (guard pid {pid})");
     replace(&mut m, aged)?;
@@ -116,5 +122,6 @@ pub(super) fn churn(
         replaced += CHURN_PER_S / 10;
         replace(&mut m, CHURN_PER_S / 10)
     })?;
-    Ok(Churned { aged, window, replaced, evicted: evicted()? - evicted0 })
+    let (evicted, untracked) = counts()?;
+    Ok(Churned { aged, window, replaced, evicted: evicted - evicted0, untracked: untracked - untracked0 })
 }

@@ -421,12 +421,13 @@ pub(super) fn controller(cfg: &GuardConfig, quick: bool) -> Result<(Table, Vec<V
             churned.aged
         ),
         format!(
-            "{}% of one core ({} s; {} sessions replaced from the aging to the window's end; {} tracks evicted meanwhile, for {} sessions ended)",
+            "{}% of one core ({} s; {} sessions replaced from the aging to the window's end; {} tracks evicted meanwhile, for {} sessions ended; {} readings of new sessions left for a later walk)",
             num(churned.window.cpu * 100.0, 1),
             num(churned.window.secs, 1),
             churned.replaced,
             churned.evicted,
-            churned.aged + churned.replaced
+            churned.aged + churned.replaced,
+            churned.untracked
         ),
     ]);
     t.row(vec![
