@@ -62,15 +62,19 @@ pub use tick::WalkMode;
 /// (`ringbuf_events{outcome="discarded"}`). 262144 × 80 B = 20 MiB.
 const EVENT_BACKLOG: usize = 1 << 18;
 
-/// The share of a tick spent reading the device map, at most (one more batch may overrun it).
+/// The share of a tick spent reading the device map, at most (one more step may overrun it).
 /// The engine's work per device read is a few times the read itself, so 2% of the tick reading
 /// keeps the whole controller near a tenth of a core at 1M devices (a walk every ~30 s there;
 /// offenders are found from their events in between), and reads a map of ~30k devices whole
 /// every tick.
 pub const WALK_SHARE: f64 = 0.02;
 
-/// Devices read per step of a slice, between two checks of the tick's time budget.
-const WALK_STEP: usize = 16_384;
+/// Devices read per step of a slice, between two checks of the tick's time budget. Small
+/// enough that the step which overruns the budget overruns it by little: 16,384 (before) took
+/// 7-17 ms at 1M devices (0.4-1 µs a device, the machine's load deciding), so a tick read for
+/// 27-34 ms of its 20 ms share, and the controller's steady CPU was a third over its design
+/// (BENCHMARKS.md section 19). The read buffer is one step of entries (~1 MiB).
+const WALK_STEP: usize = 4_096;
 
 /// What `guard run` hands the N3 control loop: the program loaded and attached, and its
 /// configuration.

@@ -138,7 +138,9 @@ struct Classes {
 /// Which devices a tick steps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pass {
-    /// Every tracked device, and the cell and host loads recomputed from all of them.
+    /// Every tracked device, and the cell and host loads recomputed from all of them. Also
+    /// where a walk of the device map ended: a track not read since the walk before is gone
+    /// (evict.rs), so a caller asks for it only once every device in the map has been read.
     Full,
     /// Only the devices read this tick and the notable ones (staged, pinned, exempt, counting
     /// windows toward a stage, or chatty); the cell and host loads of the last full pass stand.
