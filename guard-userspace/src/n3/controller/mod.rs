@@ -64,7 +64,7 @@ const EVENT_BACKLOG: usize = 1 << 18;
 
 /// The share of a tick spent reading the device map, at most (one more step may overrun it).
 /// The engine's work per device read is a few times the read itself, so 2% of the tick reading
-/// keeps the whole controller near a tenth of a core at 1M devices (a walk every ~30 s there;
+/// keeps the whole controller near a twentieth of a core at 1M devices (a walk every ~40 s there;
 /// offenders are found from their events in between), and reads a map of ~30k devices whole
 /// every tick.
 pub const WALK_SHARE: f64 = 0.02;

@@ -24,7 +24,7 @@
 //! 288-296; BENCHMARKS.md section 19).
 //!
 //! What it costs, and what an attacker can do with it: a new device on a map that is full of
-//! live devices is tracked one walk later (at most ~30 s at 1M devices), unless it floods. To
+//! live devices is tracked one walk later (~40 s at 1M devices), unless it floods. To
 //! make a live device's track go, an attacker must make the data plane lose its entry (then the
 //! track describes nothing the data plane holds), or flood from new devices, each of which is
 //! then tracked and staged; idle new sessions, forged or not, evict nothing still in the map.
