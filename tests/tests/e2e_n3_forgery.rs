@@ -148,8 +148,8 @@ fn forged_echo_requests_never_cost_a_real_gnb_its_path_supervision() {
     // limited to that path's budget, and 10.200.0.12's own path keeps its budget: its request and
     // retransmissions arrive. The host rate is per CPU (one path's requests arrive on one queue,
     // docs/dataplane.md "Path supervision"), so the bound is the CPUs' shares together.
-    let ncpus = u64::from(guard::config::online_cpus());
-    let share = (200 / ncpus).max(1);
+    let cpus = guard::config::online_cpus();
+    let (ncpus, share) = (u64::from(cpus), guard::config::cpu_share(200, cpus));
     guard.write_config(&GuardConfig { echo_host: Limit::per_interval(36 * SEC, share), ..cfg });
     let mut specs: Vec<_> = (0..300).map(|i| echo("10.200.0.11", "10.200.0.1", 5000 + i)).collect();
     specs.extend((0..3).map(|_| echo("10.200.0.12", "10.200.0.1", 8)));
@@ -208,8 +208,9 @@ fn a_scan_rotating_its_source_gets_one_budget_and_a_known_gnb_keeps_its_own() {
     // Host-wide budgets of 2 new sources and 20 new devices, split over the CPUs as `guard run`
     // splits them (each CPU runs its own GCRA, `Config::dataplane`): the packets of one scan land
     // on whichever CPU takes the interrupt, so the bound is the sum of the shares, not one CPU's.
-    let ncpus = u64::from(guard::config::online_cpus());
-    let share = |budget: u64| (budget / ncpus).max(1);
+    let cpus = guard::config::online_cpus();
+    let ncpus = u64::from(cpus);
+    let share = |budget: u64| guard::config::cpu_share(budget, cpus);
     let cfg = GuardConfig {
         new_device: hourly(200),
         new_gnb: hourly(share(2)),

@@ -13,6 +13,12 @@ pub fn online_cpus() -> u32 {
     }
 }
 
+/// One CPU's share of a host-wide budget split over `ncpus` (each CPU runs its own GCRA), at
+/// least 1 so that no CPU admits nothing.
+pub fn cpu_share(total: u64, ncpus: u32) -> u64 {
+    (total / u64::from(ncpus.max(1))).max(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::online_cpus;

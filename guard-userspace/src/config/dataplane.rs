@@ -244,7 +244,6 @@ impl Config {
     pub fn dataplane(&self, ncpus: u32) -> GuardConfig {
         let d = &self.dataplane;
         let (enabled, shadow) = d.modes.masks();
-        let n = u64::from(ncpus.max(1));
         let host = &self.capacity.host;
         GuardConfig {
             gtpu_port: u32::from(self.guard.gtpu_port),
@@ -260,7 +259,7 @@ impl Config {
             new_device: d.new_device.limit(),
             echo: d.echo.limit(),
             err_ind: d.err_ind.limit(),
-            host_cap: Limit::per_second((host.cap_pps / n).max(1), (host.burst / n).max(1)),
+            host_cap: Limit::per_second(cpu_share(host.cap_pps, ncpus), cpu_share(host.burst, ncpus)),
             host_cap_expires_ns: 0,
             event_gap_ns: d.event_gap.0,
             event_rate: d.event_rate.limit(),
@@ -269,10 +268,10 @@ impl Config {
             // rate is a floor (never limited below it), the host-wide bound up to ncpus times it.
             echo_host: d.echo_host.limit(),
             frag_window_ns: d.fragment_window.0,
-            new_gnb: Limit::per_second((d.new_gnb.pps / n).max(1), (d.new_gnb.burst / n).max(1)),
+            new_gnb: Limit::per_second(cpu_share(d.new_gnb.pps, ncpus), cpu_share(d.new_gnb.burst, ncpus)),
             unknown_new_device: Limit::per_second(
-                (d.unknown_new_device.pps / n).max(1),
-                (d.unknown_new_device.burst / n).max(1),
+                cpu_share(d.unknown_new_device.pps, ncpus),
+                cpu_share(d.unknown_new_device.burst, ncpus),
             ),
             non_ip_teid: core::array::from_fn(|i| {
                 d.non_ip_teids.get(i).map_or(TeidSpan::default(), |r| TeidSpan { first: r.first, last: r.last })

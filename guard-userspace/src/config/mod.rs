@@ -229,7 +229,7 @@ pub mod n2;
 mod reload;
 mod values;
 pub use classify::*;
-pub use cpus::online_cpus;
+pub use cpus::{cpu_share, online_cpus};
 pub use dataplane::*;
 pub use fleet::{
     valid_name as fleet_valid_name, FleetBackoff, FleetCells, FleetGnbs, FleetSection, FleetSync, MAX_KEYS_CEILING,

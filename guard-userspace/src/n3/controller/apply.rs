@@ -148,11 +148,15 @@ pub(super) fn write_dataplane(c: &mut Ctl, host_cap: HostCap) -> Result<()> {
     let mut dp: GuardConfig = c.cfg.dataplane(c.ncpus);
     if let Some((limit, bytes, expires)) = host_cap {
         let n = c.ncpus.max(1) as u64;
-        let per_cpu = (limit.rate_per_sec() / n).max(1);
-        dp.host_cap = abi::Limit::per_second(per_cpu, (limit.burst() / n).max(1));
+        dp.host_cap = abi::Limit::per_second(
+            crate::config::cpu_share(limit.rate_per_sec(), c.ncpus),
+            crate::config::cpu_share(limit.burst(), c.ncpus),
+        );
         if !bytes.is_unlimited() {
-            dp.host_cap_bytes =
-                abi::ByteLimit::bits_per_second((bytes.bits_per_sec() / n).max(8), (bytes.burst_bytes() / n).max(1));
+            dp.host_cap_bytes = abi::ByteLimit::bits_per_second(
+                (bytes.bits_per_sec() / n).max(8),
+                crate::config::cpu_share(bytes.burst_bytes(), c.ncpus),
+            );
         }
         dp.host_cap_expires_ns = expires;
     }
