@@ -71,9 +71,9 @@ pub const WALK_SHARE: f64 = 0.02;
 
 /// Devices read per step of a slice, between two checks of the tick's time budget. Small
 /// enough that the step which overruns the budget overruns it by little: 16,384 (before) took
-/// 7-17 ms at 1M devices (0.4-1 µs a device, the machine's load deciding), so a tick read for
-/// 27-34 ms of its 20 ms share, and the controller's steady CPU was a third over its design
-/// (BENCHMARKS.md section 19). The read buffer is one step of entries (~1 MiB).
+/// 7-18 ms at 1M devices (0.4-1.1 µs a device, the machine's load deciding), so a tick read for
+/// 27-34 ms of its 20 ms share and the walk ran ~1.5x faster than designed (BENCHMARKS.md
+/// section 20). The read buffer is one step of entries (~1 MiB).
 const WALK_STEP: usize = 4_096;
 
 /// What `guard run` hands the N3 control loop: the program loaded and attached, and its

@@ -61,15 +61,12 @@ impl WalkEnds {
 }
 
 impl Engine {
-    /// Room for one new track (`key`, just inserted, over the bound): a batch of gone tracks
-    /// (1/16 of the bound); if none is known gone and `evidence` (the reading is an over-limit
-    /// event), a small batch (1/256) of the least recently active. False if nothing was evicted:
-    /// the new track is not kept.
+    /// Room for one new track (`key`, just inserted; the caller calls this only over the bound):
+    /// a batch of gone tracks (1/16 of the bound); if none is known gone and `evidence` (the
+    /// reading is an over-limit event), a small batch (1/256) of the least recently active.
+    /// False if nothing was evicted: the new track is not kept.
     pub(super) fn make_room(&mut self, keep: &DeviceKey, evidence: bool, now: u64) -> bool {
         let max = self.cfg.guard.max_devices as usize;
-        if self.tracks.len() <= max {
-            return true;
-        }
         if !self.walks.none_gone {
             let batch = (max / 16).max(1);
             let gone = self.evict(batch, keep, true, now);
