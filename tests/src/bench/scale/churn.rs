@@ -1,7 +1,7 @@
 //! The controller's CPU over whole walks of the device map, and with sessions ending and
 //! starting as on a live core (the controller run's steady-state and churn phases).
 
-use super::controller::scrape;
+use super::guard_child::scrape;
 use super::*;
 
 /// Whole walks a CPU window spans.

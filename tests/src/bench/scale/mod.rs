@@ -323,4 +323,5 @@ fn spoof_flood(
 
 mod churn;
 mod controller;
+mod guard_child;
 use controller::*;
