@@ -248,8 +248,11 @@ impl Engine {
             self.fold(&s.key, &r, now_ns, true, &mut onsets);
         }
         for e in events.iter().filter(|e| e.kind == EVENT_DEVICE_OVER_LIMIT) {
-            if self.tracks.get(&e.device).is_some_and(|t| t.fresh(now_ns)) {
-                continue; // a real sample this tick wins
+            if let Some(t) = self.tracks.get_mut(&e.device).filter(|t| t.fresh(now_ns)) {
+                // A real sample this tick wins; the event still dates the start of an
+                // over-profile run (`Track::over_since`).
+                t.over_since(stamp::ms(event_reading(e, now_ns).at_ns), &self.cfg);
+                continue;
             }
             self.fold(&e.device, &event_reading(e, now_ns), now_ns, true, &mut onsets);
         }

@@ -771,6 +771,70 @@ fn a_short_reading_neither_breaks_nor_starts_a_flood_run() {
     assert_eq!((e.windows, e.flood_s, e.flood_packets), (Some(2), Some(1.1), Some(2200)), "{e:?}");
 }
 
+/// A walk's reading of a device folded before the over-limit event the data plane raised a few
+/// milliseconds earlier must not move the start of the device's flood: the next event, one
+/// `event_gap` (1 s) after the first, confirms the flood by volume (1 s, 4 burst allowances) as
+/// it would without the reading. Before, the run began at the reading, 40 ms after the onset,
+/// the second event closed 0.96 s of run, and the flood waited for a third event, a second more
+/// (`Track::over_since`; BENCHMARKS.md §21). Three ways the reading comes first: the event in
+/// the same tick (the tick's reading wins), or drained after the tick, with the reading's
+/// counters equal to the event's or ahead of them. An event older than a short window (a quarter
+/// tick) before the reading does not re-date it.
+#[test]
+fn a_reading_folded_before_an_older_event_does_not_delay_the_flood() {
+    use guard_common::abi::{DeviceKey, Event, L3Addr, EVENT_DEVICE_OVER_LIMIT};
+    let key = DeviceKey::teid(7);
+    let cell = L3Addr::v4([192, 0, 2, 1]);
+    let ms = 1_000_000u64;
+    let t0 = 1_000_000_000_000u64;
+    let sample = |packets: u64| super::DeviceSample { key, cell, packets, teid: 7, ..super::DeviceSample::default() };
+    let ev = |at: u64, packets: u64| Event {
+        ts_ns: at,
+        kind: EVENT_DEVICE_OVER_LIMIT,
+        device: key,
+        cell,
+        packets,
+        over_limit: packets.saturating_sub(10),
+        ..Event::default()
+    };
+    let shaped = |d: &[Decision]| d.iter().any(|d| matches!(d, Decision::SetDeviceStage { stage: 1, .. }));
+    // (case, reading after the onset (ms), its packets, event drained after the tick, packets at
+    // the second event, the run's packets when that event pins the flood).
+    for (case, read_after_ms, at_reading, drained_after_the_tick, at_second, pinned) in [
+        ("event in the reading's tick", 40, 91, false, 2011, Some(2011 - 91)),
+        ("event drained after the tick, counters equal", 40, 11, true, 2011, Some(2011 - 11)),
+        // Counters behind the reading's read as a restart: the track is primed again from the
+        // event, its time and counters together.
+        ("event drained after the tick, counters ahead", 40, 91, true, 2011, Some(2011 - 11)),
+        // A blip over the profile, quiet for 300 ms, then 1700 packets in 0.7 s: not 1 s of
+        // flood, and the blip's event, older than a short window, does not make it one.
+        ("event older than a quarter tick", 300, 11, false, 1711, None),
+    ] {
+        let mut engine = super::Engine::new(&Config::default());
+        // Read at rest by a walk.
+        assert!(engine.tick(t0, &[sample(10)], &[]).is_empty());
+        // 30 s later its flood begins (2000 pps): the data plane raises an event at its first
+        // packet over the profile, and a walk reads the device `read_after_ms` later.
+        let onset = t0 + 30_000 * ms;
+        let tick = onset + read_after_ms * ms;
+        if drained_after_the_tick {
+            assert!(engine.tick(tick, &[sample(at_reading)], &[]).is_empty());
+            assert!(!shaped(&engine.events_pass(tick + 10 * ms, &mut vec![ev(onset, 11)])), "{case}");
+        } else {
+            assert!(!shaped(&engine.tick(tick, &[sample(at_reading)], &[ev(onset, 11)])), "{case}");
+        }
+        // One `event_gap` after the first, the second event.
+        let second = onset + 1000 * ms;
+        let d = engine.events_pass(second + 10 * ms, &mut vec![ev(second, at_second)]);
+        assert_eq!(shaped(&d), pinned.is_some(), "{case}: {d:?}");
+        if let Some(e) = d.first().map(|d| d.evidence()) {
+            // The run is dated from the first event; its packets are only the reading's on
+            // (the re-dated window's rate is understated, never overstated).
+            assert_eq!((e.flood_s, e.flood_packets), (Some(1.0), pinned), "{case}: {e:?}");
+        }
+    }
+}
+
 /// Stepping down: a device flooded up to quarantine, then back to normal, comes down one stage
 /// at a time (quarantine → strict → shape → released), each step only after that stage's own
 /// quiet period since the last noisy window or the previous step, and never lapses meanwhile.

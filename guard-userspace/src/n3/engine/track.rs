@@ -316,6 +316,10 @@ impl Track {
         let (d_over, d_dropped) = (wrapped_delta(over_limit, self.over_limit), wrapped_delta(dropped, self.dropped));
         let restarted = r.packets < self.packets || r.bytes < self.bytes || d_over.is_none() || d_dropped.is_none();
         if !self.primed || restarted || !after(at, self.seen_ms) {
+            if self.primed && !restarted && r.dropped.is_none() {
+                // An event older than the last reading, with the same counters.
+                self.over_since(at, cfg);
+            }
             if !self.primed || restarted {
                 self.primed = true;
                 self.active_ms = at;
@@ -387,6 +391,34 @@ impl Track {
         self.track_bursts(cfg, at, dt_ms);
         self.track_deviation(cfg, at, &r.inner_dst.unwrap_or_default());
         true
+    }
+
+    /// An over-limit event stamped `at`, older than this track's last reading: a walk read the
+    /// device a few milliseconds after the data plane raised the event, and the reading was
+    /// folded first (in a tick a walk's reading wins over the same tick's events,
+    /// `Engine::tick_pass`; or the event was drained after the tick). The event says the device
+    /// was over its profile from `at` on. Without it, a flood whose run of over-profile readings
+    /// begins with the next window would begin at the reading, and its next event, one
+    /// `event_gap` (1 s) after this one on the data plane's clock, would close a run a few
+    /// milliseconds short of `volume_for` (1 s): the flood waited a third event, a second more
+    /// (BENCHMARKS.md §21: every offender the controller bench pinned after 2 s).
+    ///
+    /// The last reading is re-dated to `at`, its counters kept: the next window is longer by the
+    /// difference and carries none of that time's packets, so its rate can only be understated,
+    /// never overstated. Only at observe before a run has begun (where when a run began decides),
+    /// and only by less than a short window (a quarter tick, as `update` reads one): an event
+    /// older than that says nothing about the window now.
+    pub fn over_since(&mut self, at: Ms, cfg: &Config) {
+        let short_ms = cfg.guard.tick.0 / 4 / NS_PER_MS;
+        let at_observe = self.stage.stage == STAGE_OBSERVE && !self.stage.manual && !self.stage.exempt;
+        if self.primed
+            && at_observe
+            && self.flood_streak == 0
+            && after(self.seen_ms, at)
+            && u64::from(age(self.seen_ms, at)) < short_ms
+        {
+            self.seen_ms = at;
+        }
     }
 
     /// Moves every time this track keeps to at most [`MAX_AGE_MS`] before `now` (clearing the
