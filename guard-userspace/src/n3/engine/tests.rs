@@ -739,8 +739,9 @@ fn event_passes_pin_a_flood_between_ticks_and_leave_the_rest_for_the_tick() {
 /// A reading a few tens of milliseconds after another (a walk slice read just after an event)
 /// says nothing reliable about the rate: it neither breaks a run of over-profile readings nor
 /// starts one. Here a 2000 pps flood is read at 0.6 s, then 50 ms later with no new packets
-/// (the counters had not moved yet), then at 1.1 s: the run spans 1.1 s and 2200 packets and
-/// confirms the flood; the 50 ms reading judged on its own (0 pps) would have restarted it.
+/// (the counters had not moved yet), then at 1.1 s: the run spans 1 s and 2000 packets from the
+/// event at 0.1 s and confirms the flood; the 50 ms reading judged on its own (0 pps) would have
+/// restarted it.
 #[test]
 fn a_short_reading_neither_breaks_nor_starts_a_flood_run() {
     use guard_common::abi::{DeviceKey, Event, L3Addr, EVENT_DEVICE_OVER_LIMIT};
@@ -760,15 +761,16 @@ fn a_short_reading_neither_breaks_nor_starts_a_flood_run() {
     let shaped = |d: &[Decision]| d.iter().any(|d| matches!(d, Decision::SetDeviceStage { stage: 1, .. }));
     let mut pass = |at: u64, packets: u64| engine.events_pass(at, &mut vec![ev(at, packets)]);
     assert!(!shaped(&pass(t0, 0)));
-    // 100 ms later, 200 packets: too short a window to start a run (merged into the next).
+    // 100 ms later, 200 packets: too short a window to start a run. An over-limit event, it
+    // begins the next window (`Track::update`; a walk's reading would be merged into it).
     assert!(!shaped(&pass(t0 + 100 * ms, 200)));
     assert!(!shaped(&pass(t0 + 600 * ms, 1200)), "0.6 s of run: not yet");
     assert!(!shaped(&pass(t0 + 650 * ms, 1200)), "a short reading adds no evidence");
     let d = pass(t0 + 1100 * ms, 2200);
-    assert!(shaped(&d), "1.1 s and 2200 packets confirm the flood: {d:?}");
+    assert!(shaped(&d), "1 s and 2000 packets confirm the flood: {d:?}");
     let e = d[0].evidence();
-    // Two full readings (0.6 s, 0.45 s) and the short one between them.
-    assert_eq!((e.windows, e.flood_s, e.flood_packets), (Some(2), Some(1.1), Some(2200)), "{e:?}");
+    // Two full readings (0.5 s, 0.45 s) and the short one between them.
+    assert_eq!((e.windows, e.flood_s, e.flood_packets), (Some(2), Some(1.0), Some(2000)), "{e:?}");
 }
 
 /// A walk's reading of a device folded before the over-limit event the data plane raised a few
@@ -833,6 +835,45 @@ fn a_reading_folded_before_an_older_event_does_not_delay_the_flood() {
             assert_eq!((e.flood_s, e.flood_packets), (Some(1.0), pinned), "{case}: {e:?}");
         }
     }
+}
+
+/// The mirror case: a walk reads the device at rest 200 ms before its flood begins, and the
+/// onset's over-limit event arrives a short window (under a quarter tick) after that reading. The
+/// event begins the next window, so the flood's first window is the flood's alone: 9x its profile
+/// over 1 s confirms it at the second event. Merged into the next window, as a short window is
+/// otherwise, the 200 ms at rest diluted it to 7.5x over 1.2 s, under the 8x trigger, and the
+/// flood waited another second (BENCHMARKS.md §21 saw a 10x flood read at 7.96x that way). A
+/// walk's reading a short window later is merged as before (it starts no window).
+#[test]
+fn an_onset_event_just_after_a_reading_begins_the_floods_first_window() {
+    use guard_common::abi::{DeviceKey, Event, L3Addr, EVENT_DEVICE_OVER_LIMIT};
+    let key = DeviceKey::teid(7);
+    let cell = L3Addr::v4([192, 0, 2, 1]);
+    let ms = 1_000_000u64;
+    let t0 = 1_000_000_000_000u64;
+    let sample = |packets: u64| super::DeviceSample { key, cell, packets, teid: 7, ..super::DeviceSample::default() };
+    let ev = |at: u64, packets: u64| Event {
+        ts_ns: at,
+        kind: EVENT_DEVICE_OVER_LIMIT,
+        device: key,
+        cell,
+        packets,
+        over_limit: packets.saturating_sub(10),
+        ..Event::default()
+    };
+    let shaped = |d: &[Decision]| d.iter().any(|d| matches!(d, Decision::SetDeviceStage { stage: 1, .. }));
+    let mut engine = super::Engine::new(&Config::default());
+    assert!(engine.tick(t0, &[sample(10)], &[]).is_empty());
+    // 30 s later a walk reads it at rest; 200 ms after, its 1800 pps flood begins.
+    let read = t0 + 30_000 * ms;
+    assert!(engine.tick(read, &[sample(10)], &[]).is_empty());
+    let onset = read + 200 * ms;
+    assert!(!shaped(&engine.events_pass(onset + 10 * ms, &mut vec![ev(onset, 11)])));
+    let second = onset + 1000 * ms;
+    let d = engine.events_pass(second + 10 * ms, &mut vec![ev(second, 1811)]);
+    assert!(shaped(&d), "1 s at 9x confirms the flood: {d:?}");
+    let e = d[0].evidence();
+    assert_eq!((e.windows, e.flood_s, e.flood_packets), (Some(1), Some(1.0), Some(1800)), "{e:?}");
 }
 
 /// Stepping down: a device flooded up to quarantine, then back to normal, comes down one stage

@@ -339,6 +339,26 @@ impl Track {
         // run going on, if any, and is otherwise merged into the next reading's window.
         let short = dt_ns < cfg.guard.tick.0 / 4;
         if short && self.flood_streak == 0 {
+            if r.dropped.is_none() && self.at_observe() {
+                // An over-limit event: the device went over its profile here, so the next window
+                // begins here, its counters and time together. Merged, the short window's time at
+                // rest diluted the flood's first window: a 10x flood read 250 ms before its onset
+                // showed 7.96x over 1.26 s and waited a second more (BENCHMARKS.md §21).
+                tracing::trace!(
+                    target: "flood_run",
+                    key = %super::decision::device_key_str(&self.key),
+                    event_ms = at,
+                    reading_ms = self.seen_ms,
+                    "an over-limit event a short window after the last reading begins the next window"
+                );
+                self.seen_ms = at;
+                if r.packets > self.packets {
+                    self.active_ms = at;
+                }
+                self.packets = r.packets;
+                self.bytes = r.bytes;
+                self.over_limit = over_limit;
+            }
             return false;
         }
         let dt_s = dt_ns as f64 / 1e9;
@@ -407,18 +427,30 @@ impl Track {
     /// difference and carries none of that time's packets, so its rate can only be understated,
     /// never overstated. Only at observe before a run has begun (where when a run began decides),
     /// and only by less than a short window (a quarter tick, as `update` reads one): an event
-    /// older than that says nothing about the window now.
+    /// older than that says nothing about the window now. (An event a short window *after* the
+    /// last reading begins the next window the same way, in `update`.)
     pub fn over_since(&mut self, at: Ms, cfg: &Config) {
         let short_ms = cfg.guard.tick.0 / 4 / NS_PER_MS;
-        let at_observe = self.stage.stage == STAGE_OBSERVE && !self.stage.manual && !self.stage.exempt;
         if self.primed
-            && at_observe
+            && self.at_observe()
             && self.flood_streak == 0
             && after(self.seen_ms, at)
             && u64::from(age(self.seen_ms, at)) < short_ms
         {
+            tracing::trace!(
+                target: "flood_run",
+                key = %super::decision::device_key_str(&self.key),
+                event_ms = at,
+                reading_ms = self.seen_ms,
+                "an over-limit event older than the last reading dates the next window"
+            );
             self.seen_ms = at;
         }
+    }
+
+    /// At observe under the engine's management: where a run of over-profile readings decides.
+    fn at_observe(&self) -> bool {
+        self.stage.stage == STAGE_OBSERVE && !self.stage.manual && !self.stage.exempt
     }
 
     /// Moves every time this track keeps to at most [`MAX_AGE_MS`] before `now` (clearing the
