@@ -49,6 +49,8 @@ mod tests_chatty_volume;
 #[cfg(test)]
 mod tests_cohort_volume;
 #[cfg(test)]
+mod tests_flood_run;
+#[cfg(test)]
 mod tests_narrow;
 
 pub use fleet::{FleetCellLoad, FleetEvidence, N3FleetCells, N3HotCell};
