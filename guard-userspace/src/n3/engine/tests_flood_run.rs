@@ -1,8 +1,43 @@
 //! When a run of over-profile readings begins and what breaks it: the flood test's evidence
 //! (`Track::update`, `Track::over_since`) as walks' readings and over-limit events interleave.
 
-use super::Decision;
+use guard_common::abi::{DeviceKey, Event, L3Addr, EVENT_DEVICE_OVER_LIMIT};
+
+use super::{Decision, DeviceSample, Engine};
 use crate::config::Config;
+
+const MS: u64 = 1_000_000;
+/// Some time after boot (the engine's times are CLOCK_MONOTONIC).
+const T0: u64 = 1_000_000_000_000;
+const TEID: u32 = 7;
+
+fn cell() -> L3Addr {
+    L3Addr::v4([192, 0, 2, 1])
+}
+
+/// A walk's reading of the device: its cumulative packets.
+fn sample(packets: u64) -> DeviceSample {
+    DeviceSample { key: DeviceKey::teid(TEID), cell: cell(), packets, teid: TEID, ..DeviceSample::default() }
+}
+
+/// The device's over-limit event raised at `at`, with its cumulative packets (all but its first
+/// ten over its profile).
+fn over_event(at: u64, packets: u64) -> Event {
+    Event {
+        ts_ns: at,
+        kind: EVENT_DEVICE_OVER_LIMIT,
+        device: DeviceKey::teid(TEID),
+        cell: cell(),
+        packets,
+        over_limit: packets.saturating_sub(10),
+        ..Event::default()
+    }
+}
+
+/// Whether the decisions shape a device.
+fn shaped(d: &[Decision]) -> bool {
+    d.iter().any(|d| matches!(d, Decision::SetDeviceStage { stage: 1, .. }))
+}
 
 /// A reading a few tens of milliseconds after another (a walk slice read just after an event)
 /// says nothing reliable about the rate: it neither breaks a run of over-profile readings nor
@@ -12,22 +47,9 @@ use crate::config::Config;
 /// restarted it.
 #[test]
 fn a_short_reading_neither_breaks_nor_starts_a_flood_run() {
-    use guard_common::abi::{DeviceKey, Event, L3Addr, EVENT_DEVICE_OVER_LIMIT};
-    let mut engine = super::Engine::new(&Config::default());
-    let key = DeviceKey::teid(7);
-    let t0 = 1_000_000_000_000u64;
-    let ms = 1_000_000u64;
-    let ev = |at: u64, packets: u64| Event {
-        ts_ns: at,
-        kind: EVENT_DEVICE_OVER_LIMIT,
-        device: key,
-        cell: L3Addr::v4([192, 0, 2, 1]),
-        packets,
-        over_limit: packets,
-        ..Event::default()
-    };
-    let shaped = |d: &[Decision]| d.iter().any(|d| matches!(d, Decision::SetDeviceStage { stage: 1, .. }));
-    let mut pass = |at: u64, packets: u64| engine.events_pass(at, &mut vec![ev(at, packets)]);
+    let mut engine = Engine::new(&Config::default());
+    let (t0, ms) = (T0, MS);
+    let mut pass = |at: u64, packets: u64| engine.events_pass(at, &mut vec![over_event(at, packets)]);
     assert!(!shaped(&pass(t0, 0)));
     // 100 ms later, 200 packets: too short a window to start a run. An over-limit event, it
     // begins the next window (`Track::update`; a walk's reading would be merged into it).
@@ -52,22 +74,7 @@ fn a_short_reading_neither_breaks_nor_starts_a_flood_run() {
 /// tick) before the reading does not re-date it.
 #[test]
 fn a_reading_folded_before_an_older_event_does_not_delay_the_flood() {
-    use guard_common::abi::{DeviceKey, Event, L3Addr, EVENT_DEVICE_OVER_LIMIT};
-    let key = DeviceKey::teid(7);
-    let cell = L3Addr::v4([192, 0, 2, 1]);
-    let ms = 1_000_000u64;
-    let t0 = 1_000_000_000_000u64;
-    let sample = |packets: u64| super::DeviceSample { key, cell, packets, teid: 7, ..super::DeviceSample::default() };
-    let ev = |at: u64, packets: u64| Event {
-        ts_ns: at,
-        kind: EVENT_DEVICE_OVER_LIMIT,
-        device: key,
-        cell,
-        packets,
-        over_limit: packets.saturating_sub(10),
-        ..Event::default()
-    };
-    let shaped = |d: &[Decision]| d.iter().any(|d| matches!(d, Decision::SetDeviceStage { stage: 1, .. }));
+    let (t0, ms, ev) = (T0, MS, over_event);
     // (case, reading after the onset (ms), its packets, event drained after the tick, packets at
     // the second event, the run's packets when that event pins the flood).
     for (case, read_after_ms, at_reading, drained_after_the_tick, at_second, pinned) in [
@@ -80,7 +87,7 @@ fn a_reading_folded_before_an_older_event_does_not_delay_the_flood() {
         // flood, and the blip's event, older than a short window, does not make it one.
         ("event older than a quarter tick", 300, 11, false, 1711, None),
     ] {
-        let mut engine = super::Engine::new(&Config::default());
+        let mut engine = Engine::new(&Config::default());
         // Read at rest by a walk.
         assert!(engine.tick(t0, &[sample(10)], &[]).is_empty());
         // 30 s later its flood begins (2000 pps): the data plane raises an event at its first
@@ -114,23 +121,8 @@ fn a_reading_folded_before_an_older_event_does_not_delay_the_flood() {
 /// walk's reading a short window later is merged as before (it starts no window).
 #[test]
 fn an_onset_event_just_after_a_reading_begins_the_floods_first_window() {
-    use guard_common::abi::{DeviceKey, Event, L3Addr, EVENT_DEVICE_OVER_LIMIT};
-    let key = DeviceKey::teid(7);
-    let cell = L3Addr::v4([192, 0, 2, 1]);
-    let ms = 1_000_000u64;
-    let t0 = 1_000_000_000_000u64;
-    let sample = |packets: u64| super::DeviceSample { key, cell, packets, teid: 7, ..super::DeviceSample::default() };
-    let ev = |at: u64, packets: u64| Event {
-        ts_ns: at,
-        kind: EVENT_DEVICE_OVER_LIMIT,
-        device: key,
-        cell,
-        packets,
-        over_limit: packets.saturating_sub(10),
-        ..Event::default()
-    };
-    let shaped = |d: &[Decision]| d.iter().any(|d| matches!(d, Decision::SetDeviceStage { stage: 1, .. }));
-    let mut engine = super::Engine::new(&Config::default());
+    let (t0, ms, ev) = (T0, MS, over_event);
+    let mut engine = Engine::new(&Config::default());
     assert!(engine.tick(t0, &[sample(10)], &[]).is_empty());
     // 30 s later a walk reads it at rest; 200 ms after, its 1800 pps flood begins.
     let read = t0 + 30_000 * ms;
