@@ -99,7 +99,7 @@ pub(super) struct Churned {
 /// One window of the churn phase.
 pub(super) struct Phase {
     pub window: Window,
-    /// Sessions replaced during the window and the walk before it.
+    /// Sessions replaced during the window (the catch-up's: and during the walk before it).
     pub replaced: u32,
     /// Tracks the engine evicted meanwhile (`overload_guard_evicted_devices_total`): about
     /// the sessions ended when only ended sessions make room, more when live ones are evicted
