@@ -316,8 +316,9 @@ impl Track {
         let (d_over, d_dropped) = (wrapped_delta(over_limit, self.over_limit), wrapped_delta(dropped, self.dropped));
         let restarted = r.packets < self.packets || r.bytes < self.bytes || d_over.is_none() || d_dropped.is_none();
         if !self.primed || restarted || !after(at, self.seen_ms) {
-            if self.primed && !restarted && r.dropped.is_none() {
-                // An event older than the last reading, with the same counters.
+            if !restarted && r.dropped.is_none() {
+                // An event older than the last reading, with the same counters (`over_since`
+                // asks for a primed track itself).
                 self.over_since(at, cfg);
             }
             if !self.primed || restarted {
@@ -344,12 +345,9 @@ impl Track {
                 // begins here, its counters and time together. Merged, the short window's time at
                 // rest diluted the flood's first window: a 10x flood read 250 ms before its onset
                 // showed 7.96x over 1.26 s and waited a second more (BENCHMARKS.md §21).
-                tracing::trace!(
-                    target: "flood_run",
-                    key = %super::decision::device_key_str(&self.key),
-                    event_ms = at,
-                    reading_ms = self.seen_ms,
-                    "an over-limit event a short window after the last reading begins the next window"
+                self.trace_dated(
+                    at,
+                    "an over-limit event a short window after the last reading begins the next window",
                 );
                 self.seen_ms = at;
                 if r.packets > self.packets {
@@ -437,15 +435,21 @@ impl Track {
             && after(self.seen_ms, at)
             && u64::from(age(self.seen_ms, at)) < short_ms
         {
-            tracing::trace!(
-                target: "flood_run",
-                key = %super::decision::device_key_str(&self.key),
-                event_ms = at,
-                reading_ms = self.seen_ms,
-                "an over-limit event older than the last reading dates the next window"
-            );
+            self.trace_dated(at, "an over-limit event older than the last reading dates the next window");
             self.seen_ms = at;
         }
+    }
+
+    /// Log (`RUST_LOG=flood_run=trace`) that an over-limit event at `at` dates the next window,
+    /// before the last reading's time is moved to it.
+    fn trace_dated(&self, at: Ms, what: &str) {
+        tracing::trace!(
+            target: "flood_run",
+            key = %super::decision::device_key_str(&self.key),
+            event_ms = at,
+            reading_ms = self.seen_ms,
+            "{what}"
+        );
     }
 
     /// At observe under the engine's management: where a run of over-profile readings decides.
