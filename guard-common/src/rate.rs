@@ -36,6 +36,13 @@ impl Limit {
         Limit { interval_ns, tau_ns: interval_ns.saturating_mul(burst - 1) }
     }
 
+    /// The same rate with half the burst tolerance. Charged to the same GCRA state as the whole
+    /// limit, it admits only while more than half the burst is unspent: the rest is kept for
+    /// what is charged to the whole limit ([`crate::policy::event_budget`]).
+    pub const fn half_burst(&self) -> Limit {
+        Limit { interval_ns: self.interval_ns, tau_ns: self.tau_ns / 2 }
+    }
+
     /// The sustained rate in events per second (0 when unlimited).
     pub const fn rate_per_sec(&self) -> u64 {
         match NS_PER_SEC.checked_div(self.interval_ns) {

@@ -1,10 +1,7 @@
 //! Per-CPU counters, shared atomic counters in map values, and the rate-limited event ring.
 
 use guard_common::{
-    abi::{
-        CellKey, Counter, DeviceId, EventRecord, GuardConfig, STAT_EVENTS_LOST, STAT_EVENTS_SENT,
-        STAT_EVENTS_SUPPRESSED,
-    },
+    abi::{CellKey, Counter, DeviceId, EventRecord, Limit, STAT_EVENTS_LOST, STAT_EVENTS_SENT, STAT_EVENTS_SUPPRESSED},
     parse::Malformed,
     policy::Verdict,
     rate,
@@ -64,14 +61,27 @@ pub fn add32(field: *mut u32, v: u32) {
     }
 }
 
-/// Send an event unless the per-CPU event rate is exhausted. Counts sent, suppressed and lost.
+/// Send an event unless `budget` (the per-CPU event rate, `cfg.event_rate`, or its half-burst
+/// form for a repeat: `policy::Report`) is exhausted. Counts sent, suppressed and lost.
+///
+/// Returns whether the budget admitted it (`false`: suppressed, nothing sent). A full ring
+/// counts as admitted: the event is lost, and asking again on the next packet would take the
+/// ring's lock, shared by all CPUs, on every packet of a flood.
 #[inline(always)]
-pub fn emit(cfg: &GuardConfig, now: u64, kind: u32, stage: u32, device: &DeviceId, cell: &CellKey, totals: [u64; 3]) {
+pub fn emit(
+    now: u64,
+    budget: &Limit,
+    kind: u32,
+    stage: u32,
+    device: &DeviceId,
+    cell: &CellKey,
+    totals: [u64; 3],
+) -> bool {
     if let Some(slot) = N3_PCPU_TAT.get_ptr_mut(0) {
         // SAFETY: per-CPU slot, only this CPU touches it while this program runs.
-        if !rate::admit(unsafe { &mut (*slot).event_tat }, now, &cfg.event_rate) {
+        if !rate::admit(unsafe { &mut (*slot).event_tat }, now, budget) {
             stat(STAT_EVENTS_SUPPRESSED);
-            return;
+            return false;
         }
     }
     match N3_EVENTS.reserve::<EventRecord>(0) {
@@ -98,6 +108,7 @@ pub fn emit(cfg: &GuardConfig, now: u64, kind: u32, stage: u32, device: &DeviceI
         }
         None => stat(STAT_EVENTS_LOST),
     }
+    true
 }
 
 /// Zero a map-value record with 8-byte volatile stores. `write_bytes` would become a call to

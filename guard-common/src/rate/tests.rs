@@ -364,3 +364,24 @@ proptest! {
         }
     }
 }
+
+/// On one GCRA state, the half-burst limit takes the first half of the burst and leaves the rest
+/// to the whole limit; once the whole limit has spent it, the half-burst one waits for the
+/// bucket to refill past half.
+#[test]
+fn a_half_burst_limit_leaves_half_the_burst_to_the_whole_limit() {
+    let whole = Limit::per_second(10, 20); // 100 ms a token, 2 s of burst
+    let half = whole.half_burst();
+    let now = 5_000_000_000;
+    let mut tat = 0;
+    let repeats = (0..40).filter(|_| admit(&mut tat, now, &half)).count();
+    assert_eq!(repeats, 10, "half of the burst (19 intervals / 2 = 9.5, inclusive: 10)");
+    let onsets = (0..40).filter(|_| admit(&mut tat, now, &whole)).count();
+    assert_eq!(onsets, 10, "the other half is the whole limit's");
+    // One interval later the whole limit has a token, the half-burst one none (the bucket is
+    // empty, not half full) until half the burst has come back.
+    assert!(!admit(&mut tat, now + 100_000_000, &half));
+    assert!(admit(&mut tat, now + 100_000_000, &whole));
+    assert!(!admit(&mut tat, now + 1_000_000_000, &half), "9 tokens back: not yet more than half");
+    assert!(admit(&mut tat, now + 1_200_000_000, &half));
+}

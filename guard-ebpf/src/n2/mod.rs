@@ -37,7 +37,7 @@ use guard_common::{
         n2::{self, N2Malformed, N2Packet, FRAG_FIRST, FRAG_LATER, MAX_CHUNKS, MAX_UE_MSGS},
         ngap::{self, InitialUe, NgapError},
     },
-    policy::Gate,
+    policy::{self, Gate},
     policy_n2::{self, N2Verdict, PeerDecision, Setup},
     rate,
 };
@@ -356,19 +356,26 @@ fn later_fragment(cfg: &N2Config, p: &N2Packet, now: u64, len: u64) -> N2Verdict
 
 /// Send an event unless the peer sent one within `event_gap_ns` or the per-CPU event rate is
 /// exhausted.
+///
+/// As N3's (`policy::event_due`, `policy::event_budget`): the gap starts at an event the budget
+/// admitted, so a peer whose event was suppressed asks again with its next setup over the limit
+/// instead of staying silent for a whole gap, and a staged peer's event yields to those of peers
+/// not yet staged. A full ring counts as sent (asking again would take the ring's lock, shared by
+/// all CPUs, on every packet).
 #[inline(always)]
 fn event(cfg: &N2Config, ps: &mut N2PeerState, now: u64, kind: u32, stage: u32, peer: &L3Addr) {
-    if ps.last_event_ns != 0 && now.wrapping_sub(ps.last_event_ns) < cfg.event_gap_ns {
+    if !policy::event_due(ps.last_event_ns, now, cfg.event_gap_ns) {
         return;
     }
-    ps.last_event_ns = now;
+    let budget = policy::event_budget(&cfg.event_rate, stage);
     if let Some(slot) = N2_PCPU_TAT.get_ptr_mut(0) {
         // SAFETY: per-CPU slot.
-        if !rate::admit(unsafe { &mut (*slot).event_tat }, now, &cfg.event_rate) {
+        if !rate::admit(unsafe { &mut (*slot).event_tat }, now, &budget) {
             stat(N2_STAT_EVENTS_SUPPRESSED);
             return;
         }
     }
+    ps.last_event_ns = now;
     match N2_EVENTS.reserve::<N2Event>(0) {
         Some(mut entry) => {
             let e = entry.as_mut_ptr();

@@ -307,7 +307,15 @@ fn echo_request(cfg: &GuardConfig, c: &mut CellRecord, slot: u32, p: &GtpPacket,
     if policy::echo_admits(cfg, host, path, now) {
         return Verdict::PassSignalling;
     }
-    counters::emit(cfg, now, EVENT_ECHO_LIMITED, STAGE_OBSERVE, &teid_key(p.gtp.teid), &p.outer_src, [0; 3]);
+    counters::emit(
+        now,
+        &cfg.event_rate,
+        EVENT_ECHO_LIMITED,
+        STAGE_OBSERVE,
+        &teid_key(p.gtp.teid),
+        &p.outer_src,
+        [0; 3],
+    );
     if enforced(cfg, PROT_ECHO, Verdict::DropEcho, len) {
         Verdict::DropEcho
     } else {
@@ -332,7 +340,7 @@ fn edge_limit(
     if policy::gate(cfg, prot) == Gate::Off || rate::admit(tat, now, limit) {
         return Verdict::PassSignalling;
     }
-    counters::emit(cfg, now, event, STAGE_OBSERVE, &teid_key(p.gtp.teid), &p.outer_src, [0; 3]);
+    counters::emit(now, &cfg.event_rate, event, STAGE_OBSERVE, &teid_key(p.gtp.teid), &p.outer_src, [0; 3]);
     if enforced(cfg, prot, drop, len) {
         drop
     } else {
@@ -428,7 +436,15 @@ fn gpdu_verdict(
                 // Per CPU: a random-TEID flood takes this path on every CPU at once.
                 // SAFETY: this CPU's counters (`count_cell`).
                 unsafe { (*counts).new_devices_limited += 1 };
-                counters::emit(cfg, now, EVENT_NEW_DEVICE_LIMITED, STAGE_OBSERVE, &key, &p.outer_src, [0; 3]);
+                counters::emit(
+                    now,
+                    &cfg.event_rate,
+                    EVENT_NEW_DEVICE_LIMITED,
+                    STAGE_OBSERVE,
+                    &key,
+                    &p.outer_src,
+                    [0; 3],
+                );
                 if enforced(cfg, PROT_NEW_DEVICE, Verdict::DropNewDevice, len) {
                     // Not inserted: a flood of spoofed TEIDs cannot churn the device map.
                     return Verdict::DropNewDevice;
@@ -494,8 +510,8 @@ fn gpdu_verdict(
             if bind == Bind::Spoof {
                 add(&mut d.spoofed, 1);
                 counters::emit(
-                    cfg,
                     now,
+                    &cfg.event_rate,
                     EVENT_SPOOF,
                     STAGE_OBSERVE,
                     &key,
@@ -525,23 +541,26 @@ fn gpdu_verdict(
         }
         if over {
             add(&mut d.over_limit, 1);
-            if d.last_event_ns == 0 || now.wrapping_sub(d.last_event_ns) >= cfg.event_gap_ns {
-                d.last_event_ns = now;
+            // One event per gap, starting at an event sent, and a staged device's event
+            // yields to those of floods not yet pinned (`policy::event_due`, `event_budget`).
+            if policy::event_due(d.last_event_ns, now, cfg.event_gap_ns) {
                 let st = match stage {
                     // SAFETY: a live map value.
                     Staged::Entry(s) => unsafe { (*s).stage },
                     Staged::Cached { stage, .. } => stage,
                     Staged::None => STAGE_OBSERVE,
                 };
-                counters::emit(
-                    cfg,
+                if counters::emit(
                     now,
+                    &policy::event_budget(&cfg.event_rate, st),
                     EVENT_DEVICE_OVER_LIMIT,
                     st,
                     &key,
                     &p.outer_src,
                     [d.packets, d.bytes, d.over_limit],
-                );
+                ) {
+                    d.last_event_ns = now;
+                }
             }
         }
     }

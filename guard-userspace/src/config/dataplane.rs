@@ -55,7 +55,8 @@ pub struct DataplaneSection {
     /// QFIs (0..=63) never shaped or dropped by rate stages (e.g. the flows carrying emergency
     /// or mission-critical 5QIs).
     pub exempt_qfi: Vec<u8>,
-    /// Minimum gap between two over-limit events of one device.
+    /// Minimum gap between two over-limit events of one device. It starts at an event sent: a
+    /// device whose event `event_rate` suppressed asks again with its next packet over the limit.
     pub event_gap: Dur,
     /// TEID ranges of non-IP PDU sessions (Ethernet, Unstructured: TS 23.501 §5.6.10), at most
     /// 4, e.g. `["0xf0000000-0xffffffff"]` when the UPF allocates the Ethernet DNN's TEIDs there

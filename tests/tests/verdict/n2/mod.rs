@@ -7,6 +7,7 @@
 //! and a packet carrying DATA is never dropped.
 
 mod chunks;
+mod events;
 mod setup;
 mod stages;
 
