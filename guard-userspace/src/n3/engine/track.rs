@@ -301,8 +301,9 @@ impl Track {
         }
     }
 
-    /// Fold one reading in. Returns false when it only primed the counters (first reading, or
-    /// the data plane re-created the entry and the counters restarted).
+    /// Fold one reading in. Returns false when it only primed the counters (first reading, the
+    /// data plane re-created the entry and the counters restarted, or an event older than the
+    /// last reading with counters behind it).
     /// The caller has set `cell` to `r.cell`'s id (the engine's `CellIds` counts them) and
     /// `r.inner_dst` to the destination the cohort test judges (the kept one for an event).
     pub fn update(&mut self, r: &Reading, cfg: &Config) -> bool {
@@ -314,14 +315,17 @@ impl Track {
         let dropped = r.dropped.map_or(self.dropped, |d| d as u32);
         let over_limit = r.over_limit as u32;
         let (d_over, d_dropped) = (wrapped_delta(over_limit, self.over_limit), wrapped_delta(dropped, self.dropped));
-        let restarted = r.packets < self.packets || r.bytes < self.bytes || d_over.is_none() || d_dropped.is_none();
-        if !self.primed || restarted || !after(at, self.seen_ms) {
-            if !restarted && r.dropped.is_none() {
+        // Counters behind the track's: the data plane re-created the entry (they restarted), or
+        // this is an event older than the last reading, taken before it. Either way the track is
+        // re-primed from this reading, its time and counters together.
+        let behind = r.packets < self.packets || r.bytes < self.bytes || d_over.is_none() || d_dropped.is_none();
+        if !self.primed || behind || !after(at, self.seen_ms) {
+            if !behind && r.dropped.is_none() {
                 // An event older than the last reading, with the same counters (`over_since`
                 // asks for a primed track itself).
                 self.over_since(at, cfg);
             }
-            if !self.primed || restarted {
+            if !self.primed || behind {
                 self.primed = true;
                 self.active_ms = at;
                 self.seen_ms = at;
