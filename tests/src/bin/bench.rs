@@ -112,7 +112,9 @@ fn default_config() -> GuardConfig {
 }
 
 fn run(args: &Args) -> Result<()> {
-    labkit::netns::install_sigint_cleanup()?;
+    // On Ctrl-C or SIGTERM: the namespaces, and the controller run's `guard` child and pins
+    // (registered by `scale::controller`).
+    labkit::scenario::install_signal_cleanup()?;
     let started = Instant::now();
     let load_before = sys::loadavg();
     let rounds = if args.quick { 3 } else { 5 };

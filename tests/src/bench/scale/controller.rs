@@ -80,6 +80,8 @@ pub(super) fn controller(cfg: &GuardConfig, quick: bool) -> Result<(Table, Vec<V
         .stderr(Stdio::from(log))
         .spawn()
         .with_context(|| format!("starting {}", bin.display()))?;
+    // Killed and its pins removed if the bench itself is interrupted (its drops do not run then).
+    crate::scenario::register_run(&cp.base, Some(child.id()));
     let mut gp = GuardProc(child);
     let pid = gp.0.id();
     let up = Instant::now();

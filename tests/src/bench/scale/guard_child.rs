@@ -14,6 +14,7 @@ impl Drop for CtlPins {
     fn drop(&mut self) {
         let _ = load::detach(&self.pins, true);
         let _ = std::fs::remove_dir(&self.base);
+        crate::scenario::unregister_run(&self.base);
     }
 }
 
@@ -25,6 +26,10 @@ impl CtlDir {
     pub(super) fn new() -> Result<Self> {
         let dir = std::env::temp_dir().join(crate::netns::unique_name("og-bench-ctl"));
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        if std::env::var_os("BENCH_KEEP_CTL_DIR").is_none() {
+            // Removed also if the bench is interrupted (its drops do not run then).
+            crate::scenario::register_run(&dir, None);
+        }
         Ok(Self(dir))
     }
 
@@ -37,6 +42,7 @@ impl Drop for CtlDir {
     fn drop(&mut self) {
         if std::env::var_os("BENCH_KEEP_CTL_DIR").is_none() {
             let _ = std::fs::remove_dir_all(&self.0);
+            crate::scenario::unregister_run(&self.0);
         } else {
             println!("bench: kept {}", self.0.display());
         }
@@ -48,16 +54,7 @@ pub(super) struct GuardProc(pub(super) Child);
 
 impl GuardProc {
     pub(super) fn stop(&mut self) {
-        // SAFETY: signalling our own child by its pid.
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
-        for _ in 0..50 {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        crate::netns::stop_child(&mut self.0, libc::SIGTERM, Duration::from_secs(5));
     }
 }
 
