@@ -87,7 +87,7 @@ impl N3Metrics {
         r.register("malformed", "Malformed packets by reason", self_.malformed.clone());
         r.register(
             "ringbuf_events",
-            "Data-plane events: sent, lost (ring full), suppressed (rate limit), discarded (controller backlog full)",
+            "Data-plane events: sent, lost (ring full), suppressed (event_rate spent: one per refused ask, asked again by the next packet over the limit), discarded (controller backlog full)",
             self_.events.clone(),
         );
         r.register("devices_per_stage", "Devices per stage (manual pins included)", self_.devices_per_stage.clone());
