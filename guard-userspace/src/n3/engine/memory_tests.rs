@@ -37,14 +37,13 @@ fn vm_rss() -> u64 {
         .map_or(0, |kib| kib * 1024)
 }
 
-#[test]
-#[ignore = "allocates for 1M devices; run by hand to measure"]
-fn resident_memory_at_scale() {
-    let n: u32 = std::env::var("GUARD_MEM_DEVICES").ok().and_then(|v| v.parse().ok()).unwrap_or(1 << 20);
-    let mut cfg = Config::default();
+/// An engine holding `n` devices (`cfg.guard.max_devices` raised to fit), each read twice, as two
+/// walks of the whole population in slices of 32k (as the controller reads a big map): the first
+/// primes every track, the second gives each a window. Returns it, the clock after, and the time
+/// of the second walk.
+fn populated(cfg: &mut Config, n: u32) -> (Engine, u64, std::time::Duration) {
     cfg.guard.max_devices = cfg.guard.max_devices.max(n);
-    let before = vm_rss();
-    let mut engine = Engine::new(&cfg);
+    let mut engine = Engine::new(cfg);
     let sample = |i: u32, packets: u64| DeviceSample {
         key: DeviceKey::teid(i),
         cell: L3Addr::v4([10, 0, (i % 4000 / 256) as u8, (i % 256) as u8]),
@@ -55,8 +54,6 @@ fn resident_memory_at_scale() {
         teid: i,
         ..DeviceSample::default()
     };
-    // Two walks of the whole population in slices of 32k, as the controller reads a big map: the
-    // first primes every track, the second gives each a window.
     let slice = 32_768u32;
     let mut now = 1_000_000_000u64;
     let mut walk = std::time::Duration::ZERO;
@@ -73,6 +70,20 @@ fn resident_memory_at_scale() {
         }
         walk = t0.elapsed();
     }
+    (engine, now, walk)
+}
+
+fn devices() -> u32 {
+    std::env::var("GUARD_MEM_DEVICES").ok().and_then(|v| v.parse().ok()).unwrap_or(1 << 20)
+}
+
+#[test]
+#[ignore = "allocates for 1M devices; run by hand to measure"]
+fn resident_memory_at_scale() {
+    let n = devices();
+    let mut cfg = Config::default();
+    let before = vm_rss();
+    let (mut engine, mut now, walk) = populated(&mut cfg, n);
     let after = vm_rss();
     // The engine's time per reading (the second walk: every device known) and per full pass.
     let t0 = std::time::Instant::now();
@@ -125,4 +136,65 @@ fn the_gnb_table_holds_only_the_tracked_devices_gnbs() {
         let _ = engine.tick(1_000_000_000 * u64::from(i + 1), &[s], &[]);
     }
     assert_eq!(engine.cell_ids.held(), 1);
+}
+
+/// What a tick with nothing read costs when 1% of the devices are staged (restored stages, as
+/// after a restart: engine stages): every such tick follows the operator's pins (`sync_manual`,
+/// none here), steps the notable devices and takes the status snapshot, each touching every
+/// staged device's track, scattered over the table. Run by
+/// hand, in release: `cargo test --release -p guard-userspace --lib -- --ignored --nocapture
+/// a_quiet_tick_with_staged_devices_at_scale`.
+#[test]
+#[ignore = "allocates for 1M devices; run by hand (--release) to measure"]
+fn a_quiet_tick_with_staged_devices_at_scale() {
+    use guard_common::abi::{ByteLimit, Limit, STAGE_SHAPE};
+    let n = devices();
+    let mut cfg = Config::default();
+    let (mut engine, mut now, _) = populated(&mut cfg, n);
+    let expires_ns = now + 3_600_000_000_000;
+    let limit = Limit::per_second(100, 100);
+    // Every 100th device, spread over the table as a flood's offenders are.
+    let staged: Vec<_> = (0..n)
+        .step_by(100)
+        .map(|i| super::CurrentStage {
+            key: DeviceKey::teid(i),
+            stage: STAGE_SHAPE,
+            flags: 0,
+            limit,
+            bytes: ByteLimit::UNLIMITED,
+            expires_ns,
+            reason: 0,
+        })
+        .collect();
+    engine.restore(&staged, now);
+    let ticks = 50u32;
+    let (mut sync, mut step, mut snap) = (0f64, 0f64, 0f64);
+    let mut listed = 0;
+    // Between two ticks the controller reads a walk slice (25k devices, 8 MiB through the
+    // kernel's batch copy) and folds it: the staged devices' tracks are not in the cache then.
+    let mut other = vec![0u8; 64 << 20];
+    for round in 0..ticks {
+        other.iter_mut().step_by(64).for_each(|b| *b = b.wrapping_add(round as u8));
+        now += 1_000_000_000;
+        let t0 = std::time::Instant::now();
+        engine.sync_manual(&[], now);
+        let t1 = std::time::Instant::now();
+        let _ = engine.tick_pass(now, &[], &[], Pass::Changed);
+        let t2 = std::time::Instant::now();
+        listed = engine.snapshot().devices_per_stage[STAGE_SHAPE as usize];
+        let t3 = std::time::Instant::now();
+        sync += (t1 - t0).as_secs_f64();
+        step += (t2 - t1).as_secs_f64();
+        snap += (t3 - t2).as_secs_f64();
+    }
+    let ms = |x: f64| x * 1e3 / f64::from(ticks);
+    println!(
+        "{n} devices, {} staged: per tick sync_manual {:.2} ms, step {:.2} ms, snapshot {:.2} ms",
+        staged.len(),
+        ms(sync),
+        ms(step),
+        ms(snap)
+    );
+    assert_eq!(listed, staged.len() as u64);
+    assert!(other.iter().step_by(64).all(|&b| b == other[0]));
 }

@@ -78,16 +78,13 @@ impl Engine {
             b.0.cmp(&a.0).then(b.1.total_cmp(&a.1)).then_with(|| a.2.cmp(b.2))
         };
         if ranked.len() > TOP_OFFENDERS {
-            // Numbers first: equal (stage, ratio) pairs at the cut are then ordered by key.
-            let cut = {
-                let mut v: Vec<(u32, f64)> = ranked.iter().map(|r| (r.0, r.1)).collect();
-                v.select_nth_unstable_by(TOP_OFFENDERS - 1, |a, b| b.0.cmp(&a.0).then(b.1.total_cmp(&a.1)));
-                v[TOP_OFFENDERS - 1]
-            };
-            ranked.retain(|r| r.0 > cut.0 || (r.0 == cut.0 && r.1.total_cmp(&cut.1).is_ge()));
+            // The top ones under that whole order, in linear time; only they are sorted. (A cut
+            // on the numbers alone kept every device tied at the cut: thousands of quiet staged
+            // devices at ratio 0, sorted every tick.)
+            ranked.select_nth_unstable_by(TOP_OFFENDERS - 1, order);
+            ranked.truncate(TOP_OFFENDERS);
         }
         ranked.sort_by(order);
-        ranked.truncate(TOP_OFFENDERS);
         st.top_offenders = ranked
             .into_iter()
             .map(|(stage, ratio, k, t)| Offender {

@@ -898,3 +898,33 @@ fn a_restored_volume_flood_stage_keeps_its_byte_rate() {
         assert_eq!(sim.devs[i].dropped(), 0, "benign device {i}");
     }
 }
+
+/// The status snapshot's top offenders: the highest stage first, then the highest ratio, and
+/// devices tied on both (staged devices gone quiet, all at ratio 0) by key, whatever order the
+/// engine holds them in; never more than `TOP_OFFENDERS`.
+#[test]
+fn the_top_offenders_break_ties_by_key_and_keep_the_top_ones() {
+    use guard_common::abi::DeviceKey;
+    let now = 10_000_000_000u64;
+    let mut engine = super::Engine::new(&Config::default());
+    let stage = |teid: u32, stage: u32| CurrentStage {
+        key: DeviceKey::teid(teid),
+        stage,
+        flags: 0,
+        limit: Limit::per_second(100, 100),
+        bytes: ByteLimit::UNLIMITED,
+        expires_ns: now + 3_600_000_000_000,
+        reason: 0,
+    };
+    // 50 shaped devices in a scrambled order (37 is prime to 50), one quarantined among them.
+    let mut staged: Vec<_> = (0..50u32).map(|i| stage(1000 + (i * 37) % 50, STAGE_SHAPE)).collect();
+    staged.insert(20, stage(5000, STAGE_QUARANTINE));
+    engine.restore(&staged, now);
+    let top = engine.snapshot().top_offenders;
+    let want: Vec<String> = std::iter::once(5000)
+        .chain(1000..1000 + super::TOP_OFFENDERS as u32 - 1)
+        .map(|t| super::render::device_key_str(&DeviceKey::teid(t)))
+        .collect();
+    assert_eq!(top.iter().map(|o| o.key.clone()).collect::<Vec<_>>(), want);
+    assert_eq!(top[0].stage, STAGE_QUARANTINE);
+}
