@@ -61,8 +61,9 @@ pub fn add32(field: *mut u32, v: u32) {
     }
 }
 
-/// Send an event unless `budget` (the per-CPU event rate, `cfg.event_rate`, or its half-burst
-/// form for a repeat: `policy::Report`) is exhausted. Counts sent, suppressed and lost.
+/// Send an event unless `budget` (the per-CPU event rate, `cfg.event_rate`, or the claim of a
+/// staged device's event on it: `policy::event_budget`) is exhausted. Counts sent, suppressed
+/// and lost.
 ///
 /// Returns whether the budget admitted it (`false`: suppressed, nothing sent). A full ring
 /// counts as admitted: the event is lost, and asking again on the next packet would take the

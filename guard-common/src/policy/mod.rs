@@ -47,6 +47,17 @@ pub fn event_budget(event_rate: &Limit, stage: u32) -> Limit {
     }
 }
 
+/// The claim on the per-CPU event budget of a per-packet signal: a spoofed inner source, a new
+/// device over its gNB's budget, an Echo or Error Indication over its limit. These have no
+/// per-device gap (each such packet asks), so one sender's flood of them (a spoofed-TEID flood
+/// costs nothing to send) would otherwise take the whole budget and leave none for the over-limit
+/// events that get floods pinned: they take only the upper half ([`Limit::half_burst`]), as a
+/// staged device's events do.
+#[inline(always)]
+pub fn signal_budget(event_rate: &Limit) -> Limit {
+    event_rate.half_burst()
+}
+
 #[cfg(test)]
 mod tests {
     use super::{event_budget, event_due};

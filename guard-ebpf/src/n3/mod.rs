@@ -309,7 +309,7 @@ fn echo_request(cfg: &GuardConfig, c: &mut CellRecord, slot: u32, p: &GtpPacket,
     }
     counters::emit(
         now,
-        &cfg.event_rate,
+        &policy::signal_budget(&cfg.event_rate),
         EVENT_ECHO_LIMITED,
         STAGE_OBSERVE,
         &teid_key(p.gtp.teid),
@@ -340,7 +340,15 @@ fn edge_limit(
     if policy::gate(cfg, prot) == Gate::Off || rate::admit(tat, now, limit) {
         return Verdict::PassSignalling;
     }
-    counters::emit(now, &cfg.event_rate, event, STAGE_OBSERVE, &teid_key(p.gtp.teid), &p.outer_src, [0; 3]);
+    counters::emit(
+        now,
+        &policy::signal_budget(&cfg.event_rate),
+        event,
+        STAGE_OBSERVE,
+        &teid_key(p.gtp.teid),
+        &p.outer_src,
+        [0; 3],
+    );
     if enforced(cfg, prot, drop, len) {
         drop
     } else {
@@ -438,7 +446,7 @@ fn gpdu_verdict(
                 unsafe { (*counts).new_devices_limited += 1 };
                 counters::emit(
                     now,
-                    &cfg.event_rate,
+                    &policy::signal_budget(&cfg.event_rate),
                     EVENT_NEW_DEVICE_LIMITED,
                     STAGE_OBSERVE,
                     &key,
@@ -511,7 +519,7 @@ fn gpdu_verdict(
                 add(&mut d.spoofed, 1);
                 counters::emit(
                     now,
-                    &cfg.event_rate,
+                    &policy::signal_budget(&cfg.event_rate),
                     EVENT_SPOOF,
                     STAGE_OBSERVE,
                     &key,

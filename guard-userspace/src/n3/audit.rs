@@ -59,7 +59,19 @@ pub trait N3Audit {
     ) -> Result<(), AuditError>;
     /// Record a data-plane event (e.g. a spoofing or over-limit event worth keeping).
     fn record_event(&self, now_wall: SystemTime, ev: &Event) -> Result<(), AuditError>;
+    /// Record a tick's spoof and new-device-limited events, bounded: the first
+    /// [`AUDIT_EVENTS_PER_TICK`] (kind, device) pairs one line each, spoofs first, and the rest
+    /// in one summary line (`reason` "summarised") with their counts by kind. Returns how many
+    /// lines it wrote.
+    fn record_tick_events(&self, now_wall: SystemTime, events: &[Event]) -> Result<usize, AuditError>;
 }
+
+/// The most spoof and new-device-limited events a tick writes one line each
+/// ([`N3Audit::record_tick_events`]). They are one per packet (within the data plane's event
+/// budget, 20,000 a second per CPU), and a spoofed-TEID flood costs nothing to send: written each,
+/// they would fill the disk of the host the guard protects at megabytes a second. Bounded, a tick
+/// writes at most this many plus one summary line, whatever the flood.
+pub const AUDIT_EVENTS_PER_TICK: usize = 20;
 
 impl N3Audit for AuditLog {
     fn record(&self, now_wall: SystemTime, d: &Decision) -> Result<(), AuditError> {
@@ -154,6 +166,40 @@ impl N3Audit for AuditLog {
             detail: serde_json::json!({ "cell": addr_str(&ev.cell), "ts_ns": ev.ts_ns }),
         })
     }
+
+    fn record_tick_events(&self, now_wall: SystemTime, events: &[Event]) -> Result<usize, AuditError> {
+        use guard_common::abi::{EVENT_NEW_DEVICE_LIMITED, EVENT_SPOOF};
+        let mut written: Vec<(u32, DeviceKey)> = Vec::new();
+        let (mut spoof, mut new_device) = (0u64, 0u64);
+        // Spoofs first: each names a device that was admitted (its own counters, its binding),
+        // where a new-device-limited event names any TEID a scan makes up, so a scan cannot
+        // push the spoofers out of the trail.
+        let spoofs = events.iter().filter(|e| e.kind == EVENT_SPOOF);
+        for ev in spoofs.chain(events.iter().filter(|e| e.kind == EVENT_NEW_DEVICE_LIMITED)) {
+            let pair = (ev.kind, ev.device);
+            if written.len() < AUDIT_EVENTS_PER_TICK && !written.contains(&pair) {
+                self.record_event(now_wall, ev)?;
+                written.push(pair);
+            } else if ev.kind == EVENT_SPOOF {
+                spoof += 1;
+            } else {
+                new_device += 1;
+            }
+        }
+        if spoof + new_device == 0 {
+            return Ok(written.len());
+        }
+        self.write(&AuditRecord {
+            ts: rfc3339(now_wall),
+            actor: Actor::Dataplane,
+            action: "event".to_owned(),
+            target: "*".to_owned(),
+            reason: "summarised".to_owned(),
+            evidence: serde_json::json!({ "spoof": spoof, "new_device_limited": new_device }),
+            detail: serde_json::json!({ "written_this_tick": written.len(), "bound": AUDIT_EVENTS_PER_TICK }),
+        })?;
+        Ok(written.len() + 1)
+    }
 }
 
 #[cfg(test)]
@@ -175,6 +221,51 @@ mod tests {
         let dir = tempfile::Builder::new().prefix(&format!("guard-audit-n3-{name}-")).tempdir().expect("a temp dir");
         let path = dir.path().join("sub").join("audit.jsonl");
         (dir, path)
+    }
+
+    /// A spoofed-TEID flood's tick: thousands of events, a bounded number of lines. Repeats of a
+    /// (kind, device) already written and everything past the bound are counted in one summary.
+    #[test]
+    fn a_ticks_flood_of_signal_events_writes_a_bounded_number_of_lines() {
+        use guard_common::abi::{CellKey, EVENT_DEVICE_OVER_LIMIT, EVENT_NEW_DEVICE_LIMITED, EVENT_SPOOF};
+        let (_dir, path) = temp_path("bound");
+        let log = AuditLog::open(&path).expect("open");
+        let ev = |kind: u32, teid: u32| Event {
+            ts_ns: 1,
+            kind,
+            stage: 0,
+            device: DeviceKey::teid(teid),
+            cell: CellKey::default(),
+            packets: 0,
+            bytes: 0,
+            over_limit: 0,
+        };
+        let when = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        // A quiet tick: a spoof twice from one device (one line), one new device: two lines.
+        let quiet =
+            [ev(EVENT_SPOOF, 7), ev(EVENT_SPOOF, 7), ev(EVENT_NEW_DEVICE_LIMITED, 8), ev(EVENT_DEVICE_OVER_LIMIT, 9)];
+        assert_eq!(log.record_tick_events(when, &quiet).expect("write"), 3);
+        // A flood: 10,000 scanned TEIDs, then 100 spoofs from three devices: the spoofers are
+        // written first, the scan fills the rest.
+        let mut flood: Vec<Event> = (0..10_000).map(|t| ev(EVENT_NEW_DEVICE_LIMITED, 0x1_0000 + t)).collect();
+        flood.extend((0..100).map(|i| ev(EVENT_SPOOF, 7 + i % 3)));
+        assert_eq!(log.record_tick_events(when, &flood).expect("write"), AUDIT_EVENTS_PER_TICK + 1);
+        log.sync().expect("fsync");
+        let recs = read_audit(&path).expect("read back");
+        assert_eq!(recs.len(), 3 + AUDIT_EVENTS_PER_TICK + 1);
+        assert_eq!((recs[0]["reason"].as_str(), recs[0]["target"].as_str()), (Some("spoof"), Some("teid:0x00000007")));
+        assert_eq!(recs[1]["reason"], "new_device_limited");
+        assert_eq!(recs[2]["reason"], "summarised", "the quiet tick's repeat");
+        assert_eq!(recs[2]["evidence"]["spoof"], 1);
+        let targets: Vec<_> = recs[3..6].iter().map(|r| (r["reason"].clone(), r["target"].clone())).collect();
+        assert_eq!(
+            targets,
+            [7, 8, 9].map(|t| (serde_json::json!("spoof"), serde_json::json!(format!("teid:0x{t:08x}"))))
+        );
+        let last = &recs[recs.len() - 1];
+        assert_eq!((last["actor"].as_str(), last["reason"].as_str()), (Some("dataplane"), Some("summarised")));
+        assert_eq!(last["evidence"]["new_device_limited"], 10_000 - (AUDIT_EVENTS_PER_TICK as u64 - 3));
+        assert_eq!(last["evidence"]["spoof"], 97);
     }
 
     #[test]

@@ -91,13 +91,10 @@ pub(super) fn tick_at(
     let mut events = std::mem::take(&mut c.held_events);
     events.append(&mut fresh);
     c.held_events = fresh;
-    for ev in &events {
-        if ev.kind == abi::EVENT_SPOOF || ev.kind == abi::EVENT_NEW_DEVICE_LIMITED {
-            // Rare and security-relevant: keep them in the audit trail.
-            if let Err(e) = audit.record_event(SystemTime::now(), ev) {
-                warn!(error = %e, "audit write failed");
-            }
-        }
+    // Security-relevant, and rare unless someone floods them: kept in the audit trail, a bounded
+    // number of lines a tick (`AUDIT_EVENTS_PER_TICK`, the rest summarised).
+    if let Err(e) = audit.record_tick_events(SystemTime::now(), &events) {
+        warn!(error = %e, "audit write failed");
     }
     let walked = read_walk_slice(c, metrics, walk);
     let samples = std::mem::take(&mut c.samples);

@@ -1,6 +1,7 @@
 //! Ring-buffer events: one over-limit event per device per gap, rate-limited host-wide.
 
 use super::*;
+use guard_common::abi::EVENT_NEW_DEVICE_LIMITED;
 
 // ---------------------------------------------------------------------------------------------
 // Events
@@ -214,4 +215,40 @@ fn a_staged_devices_events_leave_half_the_budget_to_unstaged_ones() {
     let ev: Vec<_> = drain(&mut ring).iter().map(|e| (e.device, e.stage)).collect();
     let (s, u) = (DeviceKey::teid(staged), DeviceKey::teid(unstaged));
     assert_eq!(ev, [(s, STAGE_SHAPE), (s, STAGE_SHAPE), (u, STAGE_OBSERVE), (u, STAGE_OBSERVE)]);
+}
+
+/// Per-packet signals (here a spoofed-TEID scan: new devices over their gNB's budget, each packet
+/// an event) claim only the upper half of the budget, as staged devices do: the scan cannot spend
+/// what reports a flood. Burst 4, no refill: the scan's 10 packets get 2 events, a device over its
+/// profile then gets the other 2.
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn a_spoofed_teid_scan_leaves_half_the_budget_to_over_limit_events() {
+    assert_root("verdict::n3::events::a_spoofed_teid_scan_leaves_half_the_budget_to_over_limit_events");
+    let cfg = GuardConfig {
+        observe: Limit::per_interval(60 * SEC, 1),
+        event_gap_ns: 0,
+        event_rate: Limit::per_interval(60 * SEC, 4),
+        new_device: Limit::per_interval(60 * SEC, 1),
+        ..enforce_all()
+    };
+    let mut g = load(&cfg);
+    let mut ring = take_ring(&mut g);
+    let flood = 0x540;
+    // The gNB's one new device: the device that will flood.
+    assert_eq!(g.run_n(&gpdu(flood).build(), 1), 1);
+    let before = g.counters();
+    for t in 0x1_0000..0x1_000a {
+        assert_eq!(g.run(&gpdu(t).build()).expect("run"), XDP_DROP, "TEID {t:#x}: over the new-device budget");
+    }
+    let d = g.counters().since(&before);
+    assert_eq!((d.stat(STAT_EVENTS_SENT), d.stat(STAT_EVENTS_SUPPRESSED)), (2, 8), "the scan: half the burst");
+    assert_eq!(g.run_n(&gpdu(flood).build(), 5), 5);
+    let d = g.counters().since(&before);
+    assert_eq!((d.stat(STAT_EVENTS_SENT), d.stat(STAT_EVENTS_SUPPRESSED)), (4, 11), "the flood: the other half");
+    let kinds: Vec<u32> = drain(&mut ring).iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        [EVENT_NEW_DEVICE_LIMITED, EVENT_NEW_DEVICE_LIMITED, EVENT_DEVICE_OVER_LIMIT, EVENT_DEVICE_OVER_LIMIT]
+    );
 }
