@@ -1,9 +1,12 @@
 //! Per-CPU counters, shared atomic counters in map values, and the rate-limited event ring.
 
 use guard_common::{
-    abi::{CellKey, Counter, DeviceId, EventRecord, Limit, STAT_EVENTS_LOST, STAT_EVENTS_SENT, STAT_EVENTS_SUPPRESSED},
+    abi::{
+        CellKey, Counter, DeviceId, EventRecord, GuardConfig, STAT_EVENTS_LOST, STAT_EVENTS_SENT,
+        STAT_EVENTS_SUPPRESSED,
+    },
     parse::Malformed,
-    policy::Verdict,
+    policy::{self, Verdict},
     rate,
 };
 
@@ -61,17 +64,17 @@ pub fn add32(field: *mut u32, v: u32) {
     }
 }
 
-/// Send an event unless `budget` (the per-CPU event rate, `cfg.event_rate`, or the claim of a
-/// staged device's event on it: `policy::event_budget`) is exhausted. Counts sent, suppressed
-/// and lost.
+/// Send an event of `kind` about `device` at `stage` unless its claim on the per-CPU event budget
+/// is refused: `policy::event_claim` picks the claim from the kind and stage, so a call site says
+/// only what it reports. Counts sent, suppressed and lost.
 ///
 /// Returns whether the budget admitted it (`false`: suppressed, nothing sent). A full ring
 /// counts as admitted: the event is lost, and asking again on the next packet would take the
 /// ring's lock, shared by all CPUs, on every packet of a flood.
 #[inline(always)]
 pub fn emit(
+    cfg: &GuardConfig,
     now: u64,
-    budget: &Limit,
     kind: u32,
     stage: u32,
     device: &DeviceId,
@@ -80,7 +83,7 @@ pub fn emit(
 ) -> bool {
     if let Some(slot) = N3_PCPU_TAT.get_ptr_mut(0) {
         // SAFETY: per-CPU slot, only this CPU touches it while this program runs.
-        if !rate::admit(unsafe { &mut (*slot).event_tat }, now, budget) {
+        if !rate::admit(unsafe { &mut (*slot).event_tat }, now, &policy::event_claim(cfg, kind, stage)) {
             stat(STAT_EVENTS_SUPPRESSED);
             return false;
         }

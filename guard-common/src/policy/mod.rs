@@ -23,7 +23,7 @@ pub enum Gate {
 
 /// Whether a device (N3) or peer (N2) over its limit asks for an event now, its last one sent at
 /// `last_event_ns` (0: never): at most one event per gap, the gap starting at an event *sent*.
-/// The caller sets `last_event_ns` only when [`event_budget`] admitted the event, so a device the
+/// The caller sets `last_event_ns` only when the budget admitted the event, so a device the
 /// budget refused asks again with its next packet over the limit (had it waited a whole gap, the
 /// devices of a synchronised storm would ask in clumps once a gap, and the budget, refilled while
 /// nobody asks and capped at its burst, would report about one burst a gap).
@@ -45,17 +45,6 @@ pub fn event_budget(event_rate: &Limit, stage: u32) -> Limit {
     } else {
         event_rate.half_burst()
     }
-}
-
-/// The claim on the per-CPU event budget of a per-packet signal: a spoofed inner source, a new
-/// device over its gNB's budget, an Echo or Error Indication over its limit. These have no
-/// per-device gap (each such packet asks), so one sender's flood of them (a spoofed-TEID flood
-/// costs nothing to send) would otherwise take the whole budget and leave none for the over-limit
-/// events that get floods pinned: they take only the upper half ([`Limit::half_burst`]), as a
-/// staged device's events do.
-#[inline(always)]
-pub fn signal_budget(event_rate: &Limit) -> Limit {
-    event_rate.half_burst()
 }
 
 #[cfg(test)]

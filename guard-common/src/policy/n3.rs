@@ -4,9 +4,9 @@
 
 use super::Gate;
 use crate::abi::{
-    bind_slot, CellStageEntry, DeviceState, GuardConfig, L3Addr, StageEntry, BIND_FTEID, BIND_V4, BIND_V6,
-    CELL_STAGE_CAP, FAMILY_IPV4, FAMILY_IPV6, KEY_MODE_UE_ADDR, PROT_QUARANTINE, PROT_SHAPE, PROT_STRICT, QFI_NONE,
-    STAGE_FLAG_EXEMPT, STAGE_QUARANTINE, STAGE_SHAPE, STAGE_STRICT,
+    bind_slot, CellStageEntry, DeviceState, GuardConfig, L3Addr, Limit, StageEntry, BIND_FTEID, BIND_V4, BIND_V6,
+    CELL_STAGE_CAP, EVENT_DEVICE_OVER_LIMIT, FAMILY_IPV4, FAMILY_IPV6, KEY_MODE_UE_ADDR, PROT_QUARANTINE, PROT_SHAPE,
+    PROT_STRICT, QFI_NONE, STAGE_FLAG_EXEMPT, STAGE_QUARANTINE, STAGE_SHAPE, STAGE_STRICT,
 };
 use crate::rate;
 
@@ -390,6 +390,23 @@ pub fn apply_binding(d: &mut DeviceState, b: Bind, now: u64) {
     }
     d.bind_flags |= bit;
     d.bound_ns[bind_slot(bit)] = now;
+}
+
+/// The claim on the per-CPU event budget (`cfg.event_rate`) of an event of `kind` about a device
+/// at `stage`. A device over its limit (the one event with a per-device gap) claims as
+/// [`super::event_budget`] says: the whole budget unstaged, half staged. Every other kind is a
+/// per-packet signal (a spoofed inner source, a new device over its gNB's budget, an Echo or
+/// Error Indication over its limit): with no per-device gap, each such packet asks, so one
+/// sender's flood of them (a spoofed-TEID flood costs nothing to send) would otherwise take the
+/// whole budget and leave none for the events that get floods pinned. They take only the upper
+/// half ([`Limit::half_burst`]), as a staged device's events do.
+#[inline(always)]
+pub fn event_claim(cfg: &GuardConfig, kind: u32, stage: u32) -> Limit {
+    if kind == EVENT_DEVICE_OVER_LIMIT {
+        super::event_budget(&cfg.event_rate, stage)
+    } else {
+        cfg.event_rate.half_burst()
+    }
 }
 
 #[cfg(test)]

@@ -307,15 +307,7 @@ fn echo_request(cfg: &GuardConfig, c: &mut CellRecord, slot: u32, p: &GtpPacket,
     if policy::echo_admits(cfg, host, path, now) {
         return Verdict::PassSignalling;
     }
-    counters::emit(
-        now,
-        &policy::signal_budget(&cfg.event_rate),
-        EVENT_ECHO_LIMITED,
-        STAGE_OBSERVE,
-        &teid_key(p.gtp.teid),
-        &p.outer_src,
-        [0; 3],
-    );
+    counters::emit(cfg, now, EVENT_ECHO_LIMITED, STAGE_OBSERVE, &teid_key(p.gtp.teid), &p.outer_src, [0; 3]);
     if enforced(cfg, PROT_ECHO, Verdict::DropEcho, len) {
         Verdict::DropEcho
     } else {
@@ -340,15 +332,7 @@ fn edge_limit(
     if policy::gate(cfg, prot) == Gate::Off || rate::admit(tat, now, limit) {
         return Verdict::PassSignalling;
     }
-    counters::emit(
-        now,
-        &policy::signal_budget(&cfg.event_rate),
-        event,
-        STAGE_OBSERVE,
-        &teid_key(p.gtp.teid),
-        &p.outer_src,
-        [0; 3],
-    );
+    counters::emit(cfg, now, event, STAGE_OBSERVE, &teid_key(p.gtp.teid), &p.outer_src, [0; 3]);
     if enforced(cfg, prot, drop, len) {
         drop
     } else {
@@ -444,15 +428,7 @@ fn gpdu_verdict(
                 // Per CPU: a random-TEID flood takes this path on every CPU at once.
                 // SAFETY: this CPU's counters (`count_cell`).
                 unsafe { (*counts).new_devices_limited += 1 };
-                counters::emit(
-                    now,
-                    &policy::signal_budget(&cfg.event_rate),
-                    EVENT_NEW_DEVICE_LIMITED,
-                    STAGE_OBSERVE,
-                    &key,
-                    &p.outer_src,
-                    [0; 3],
-                );
+                counters::emit(cfg, now, EVENT_NEW_DEVICE_LIMITED, STAGE_OBSERVE, &key, &p.outer_src, [0; 3]);
                 if enforced(cfg, PROT_NEW_DEVICE, Verdict::DropNewDevice, len) {
                     // Not inserted: a flood of spoofed TEIDs cannot churn the device map.
                     return Verdict::DropNewDevice;
@@ -518,8 +494,8 @@ fn gpdu_verdict(
             if bind == Bind::Spoof {
                 add(&mut d.spoofed, 1);
                 counters::emit(
+                    cfg,
                     now,
-                    &policy::signal_budget(&cfg.event_rate),
                     EVENT_SPOOF,
                     STAGE_OBSERVE,
                     &key,
@@ -550,7 +526,7 @@ fn gpdu_verdict(
         if over {
             add(&mut d.over_limit, 1);
             // One event per gap, starting at an event sent, and a staged device's event
-            // yields to those of floods not yet pinned (`policy::event_due`, `event_budget`).
+            // yields to those of floods not yet pinned (`policy::event_due`, `event_claim`).
             if policy::event_due(d.last_event_ns, now, cfg.event_gap_ns) {
                 let st = match stage {
                     // SAFETY: a live map value.
@@ -559,8 +535,8 @@ fn gpdu_verdict(
                     Staged::None => STAGE_OBSERVE,
                 };
                 if counters::emit(
+                    cfg,
                     now,
-                    &policy::event_budget(&cfg.event_rate, st),
                     EVENT_DEVICE_OVER_LIMIT,
                     st,
                     &key,

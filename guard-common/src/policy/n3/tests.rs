@@ -638,3 +638,23 @@ mod word_reads {
         }
     }
 }
+
+/// An over-limit reading claims by stage; every per-packet signal (no per-device gap) claims only
+/// the upper half, whatever the device's stage.
+#[test]
+fn each_event_kind_claims_its_share_of_the_budget() {
+    use crate::abi::{
+        EVENT_ECHO_LIMITED, EVENT_ERR_IND_LIMITED, EVENT_NEW_DEVICE_LIMITED, EVENT_SPOOF, STAGE_QUARANTINE,
+    };
+    let rate = Limit::per_second(20_000, 2_000);
+    let cfg = GuardConfig { event_rate: rate, ..Default::default() };
+    assert_eq!(event_claim(&cfg, EVENT_DEVICE_OVER_LIMIT, STAGE_OBSERVE), rate);
+    for stage in [STAGE_SHAPE, STAGE_QUARANTINE, STAGE_STRICT] {
+        assert_eq!(event_claim(&cfg, EVENT_DEVICE_OVER_LIMIT, stage), rate.half_burst(), "stage {stage}");
+    }
+    for kind in [EVENT_NEW_DEVICE_LIMITED, EVENT_SPOOF, EVENT_ECHO_LIMITED, EVENT_ERR_IND_LIMITED] {
+        for stage in [STAGE_OBSERVE, STAGE_SHAPE] {
+            assert_eq!(event_claim(&cfg, kind, stage), rate.half_burst(), "kind {kind} stage {stage}");
+        }
+    }
+}
