@@ -61,8 +61,8 @@ pub trait N3Audit {
     fn record_event(&self, now_wall: SystemTime, ev: &Event) -> Result<(), AuditError>;
     /// Record a tick's spoof and new-device-limited events, bounded: the first
     /// [`AUDIT_EVENTS_PER_TICK`] (kind, device) pairs one line each, spoofs first, and the rest
-    /// in one summary line (`reason` "summarised") with their counts by kind. Returns how many
-    /// lines it wrote.
+    /// in one summary line (`reason` "summarised"): the events of pairs not written, by kind, and
+    /// apart the repeats of pairs that were. Returns how many lines it wrote.
     fn record_tick_events(&self, now_wall: SystemTime, events: &[Event]) -> Result<usize, AuditError>;
 }
 
@@ -170,14 +170,18 @@ impl N3Audit for AuditLog {
     fn record_tick_events(&self, now_wall: SystemTime, events: &[Event]) -> Result<usize, AuditError> {
         use guard_common::abi::{EVENT_NEW_DEVICE_LIMITED, EVENT_SPOOF};
         let mut written: Vec<(u32, DeviceKey)> = Vec::new();
-        let (mut spoof, mut new_device) = (0u64, 0u64);
+        // Past the bound, by kind: events of (kind, device) pairs not written this tick. Apart
+        // from them, repeats of a pair that was: those devices are in the trail already.
+        let (mut spoof, mut new_device, mut repeats) = (0u64, 0u64, 0u64);
         // Spoofs first: each names a device that was admitted (its own counters, its binding),
         // where a new-device-limited event names any TEID a scan makes up, so a scan cannot
         // push the spoofers out of the trail.
         let spoofs = events.iter().filter(|e| e.kind == EVENT_SPOOF);
         for ev in spoofs.chain(events.iter().filter(|e| e.kind == EVENT_NEW_DEVICE_LIMITED)) {
             let pair = (ev.kind, ev.device);
-            if written.len() < AUDIT_EVENTS_PER_TICK && !written.contains(&pair) {
+            if written.contains(&pair) {
+                repeats += 1;
+            } else if written.len() < AUDIT_EVENTS_PER_TICK {
                 self.record_event(now_wall, ev)?;
                 written.push(pair);
             } else if ev.kind == EVENT_SPOOF {
@@ -186,7 +190,7 @@ impl N3Audit for AuditLog {
                 new_device += 1;
             }
         }
-        if spoof + new_device == 0 {
+        if spoof + new_device + repeats == 0 {
             return Ok(written.len());
         }
         self.write(&AuditRecord {
@@ -195,7 +199,9 @@ impl N3Audit for AuditLog {
             action: "event".to_owned(),
             target: "*".to_owned(),
             reason: "summarised".to_owned(),
-            evidence: serde_json::json!({ "spoof": spoof, "new_device_limited": new_device }),
+            evidence: serde_json::json!({
+                "spoof": spoof, "new_device_limited": new_device, "repeats_of_written": repeats,
+            }),
             detail: serde_json::json!({ "written_this_tick": written.len(), "bound": AUDIT_EVENTS_PER_TICK }),
         })?;
         Ok(written.len() + 1)
@@ -256,7 +262,11 @@ mod tests {
         assert_eq!((recs[0]["reason"].as_str(), recs[0]["target"].as_str()), (Some("spoof"), Some("teid:0x00000007")));
         assert_eq!(recs[1]["reason"], "new_device_limited");
         assert_eq!(recs[2]["reason"], "summarised", "the quiet tick's repeat");
-        assert_eq!(recs[2]["evidence"]["spoof"], 1);
+        assert_eq!(
+            (&recs[2]["evidence"]["spoof"], &recs[2]["evidence"]["repeats_of_written"]),
+            (&serde_json::json!(0), &serde_json::json!(1)),
+            "a repeat of a written spoofer is not an unwritten spoof"
+        );
         let targets: Vec<_> = recs[3..6].iter().map(|r| (r["reason"].clone(), r["target"].clone())).collect();
         assert_eq!(
             targets,
@@ -265,7 +275,8 @@ mod tests {
         let last = &recs[recs.len() - 1];
         assert_eq!((last["actor"].as_str(), last["reason"].as_str()), (Some("dataplane"), Some("summarised")));
         assert_eq!(last["evidence"]["new_device_limited"], 10_000 - (AUDIT_EVENTS_PER_TICK as u64 - 3));
-        assert_eq!(last["evidence"]["spoof"], 97);
+        assert_eq!(last["evidence"]["spoof"], 0, "all three spoofers were written");
+        assert_eq!(last["evidence"]["repeats_of_written"], 97);
     }
 
     #[test]
