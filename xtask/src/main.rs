@@ -2,6 +2,7 @@
 //! printing one line per step.
 
 mod ab;
+mod disk;
 mod mutants;
 mod package;
 mod prereqs;
@@ -128,14 +129,17 @@ fn main() -> Result<()> {
             run::build()
         }
         Cmd::Test { args } => {
+            disk::ensure_free(&run::root(), "`cargo xtask test`", disk::TEST_WRITES)?;
             prereqs::ensure_all()?;
             run::test(&args)
         }
         Cmd::Lab { scenario, out, modes } => {
+            disk::ensure_free(&run::root(), "`cargo xtask lab`", disk::LAB_WRITES)?;
             prereqs::ensure_build()?;
             run::lab(&scenario, &out, &modes)
         }
         Cmd::Bench { args } => {
+            disk::ensure_free(&run::root(), "`cargo xtask bench`", disk::LAB_WRITES)?;
             prereqs::ensure_build()?;
             run::bench(&args)
         }
