@@ -139,7 +139,7 @@ fn main() -> Result<()> {
             run::lab(&scenario, &out, &modes)
         }
         Cmd::Bench { args } => {
-            disk::ensure_free(&run::root(), "`cargo xtask bench`", disk::LAB_WRITES)?;
+            disk::ensure_free(&run::root(), "`cargo xtask bench`", disk::BENCH_WRITES)?;
             prereqs::ensure_build()?;
             run::bench(&args)
         }
