@@ -6,7 +6,8 @@
 //!
 //! `--check` then proves the package on this machine: lintian reports no error; `dpkg -i`
 //! installs it; the installed `guard` validates the installed conffile; `systemd-analyze verify`
-//! accepts the installed unit and `systemd-analyze security` scores it; `dpkg --purge` removes
+//! accepts the installed unit and `systemd-analyze security` scores it; the installed alert rules
+//! pass their unit tests (`promtool test rules`); `dpkg --purge` removes
 //! it, and nothing is left under /etc/overload-guard, /var/log/overload-guard or bpffs. It
 //! refuses to touch a machine where overload-guard is already installed, and purges what it
 //! installed also when a step fails.
@@ -176,6 +177,18 @@ pub fn check(deb: &Path) -> Result<()> {
         bail!("logrotate does not read the audit log's rule:\n{lr}");
     }
     say("logrotate --debug: parses, rotates /var/log/overload-guard/*.jsonl");
+    // The installed alert rules load, and pass their unit tests (one firing and one quiet case
+    // per alert), as an operator would run them (docs/operations.md).
+    let rules = output(
+        Command::new("promtool")
+            .args(["test", "rules", "prometheus-rules.test.yml"])
+            .current_dir("/usr/share/overload-guard"),
+        "promtool test rules /usr/share/overload-guard/prometheus-rules.test.yml",
+    )?;
+    if !rules.contains("SUCCESS") {
+        bail!("promtool test rules did not report success:\n{rules}");
+    }
+    say("promtool test rules: the installed alert rules pass their unit tests");
     for p in ["/usr/share/man/man1/guard-run.1.gz", "/usr/share/bash-completion/completions/guard"] {
         if !Path::new(p).exists() {
             bail!("the package did not install {p}");
