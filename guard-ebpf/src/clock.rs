@@ -40,7 +40,7 @@
 
 use core::cell::UnsafeCell;
 
-use aya_ebpf::helpers::{bpf_jiffies64, bpf_ktime_get_coarse_ns};
+use aya_ebpf::helpers::{bpf_get_smp_processor_id, bpf_jiffies64, bpf_ktime_get_coarse_ns};
 
 /// Non-zero only in a replay's load (`guard replay`): [`n2_ns`] reads [`REPLAY_NOW_NS`]. The
 /// symbol name is the loader's contract (`guard_common::abi::GLOBAL_REPLAY_CLOCK`).
@@ -98,6 +98,49 @@ pub fn n2_ns() -> u64 {
 /// With `REPLAY`, the capture's time instead ([`REPLAY_NOW_NS`]).
 #[inline(always)]
 pub fn coarse_ns<const REPLAY: bool>(c: &mut [u64; 2]) -> u64 {
+    coarse_ns_then::<REPLAY>(c, || {})
+}
+
+/// `guard_n3`'s per-CPU cache (in its scratch slot, `maps::Scratch`): the clock's, and this
+/// CPU's mark ([`CpuCache::mark`]).
+#[repr(C)]
+pub struct CpuCache {
+    /// [`coarse_ns`]'s cache.
+    pub clock: [u64; 2],
+    /// This CPU's id + 1 (0 until the clock's first re-key on this CPU), the owner mark of the
+    /// device records it inserts (`counters::count_device`). Set where the clock re-keys, once
+    /// a tick at most, so the per-packet path reads a word instead of calling
+    /// `bpf_get_smp_processor_id`: a call there moved the registers of the whole policy and cost
+    /// ~140,000 of the verifier's processed instructions (`tests/tests/replay_cost.rs`).
+    pub mark: u64,
+}
+
+/// The owner mark of a replay's records: one thread runs each replay's program, one frame at a
+/// time, whatever CPU it is on (docs/replay.md).
+pub const REPLAY_MARK: u32 = u32::MAX;
+
+/// [`coarse_ns`] through `guard_n3`'s cache, which re-keys the CPU's mark with the clock.
+#[inline(always)]
+pub fn n3_ns<const REPLAY: bool>(c: &mut CpuCache) -> u64 {
+    let mark = &mut c.mark;
+    coarse_ns_then::<REPLAY>(&mut c.clock, || {
+        // SAFETY: a helper without arguments (bpf_base_func_proto); the verifier inlines it.
+        *mark = u64::from(unsafe { bpf_get_smp_processor_id() }) + 1;
+    })
+}
+
+/// This CPU's owner mark ([`CpuCache::mark`]), once [`n3_ns`] has run on this CPU; a replay's.
+#[inline(always)]
+pub fn mark<const REPLAY: bool>(c: &CpuCache) -> u32 {
+    if REPLAY {
+        REPLAY_MARK
+    } else {
+        c.mark as u32
+    }
+}
+
+#[inline(always)]
+fn coarse_ns_then<const REPLAY: bool>(c: &mut [u64; 2], on_rekey: impl FnOnce()) -> u64 {
     if REPLAY {
         return REPLAY_NOW_NS.get();
     }
@@ -106,6 +149,7 @@ pub fn coarse_ns<const REPLAY: bool>(c: &mut [u64; 2]) -> u64 {
     if c[0] == j {
         return c[1];
     }
+    on_rekey();
     // SAFETY: a helper without arguments (bpf_base_func_proto, allowed for XDP).
     let now = unsafe { bpf_ktime_get_coarse_ns() };
     if now != c[1] {

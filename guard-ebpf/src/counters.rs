@@ -2,7 +2,7 @@
 
 use guard_common::{
     abi::{
-        CellKey, Counter, DeviceId, EventRecord, GuardConfig, STAT_EVENTS_LOST, STAT_EVENTS_SENT,
+        CellKey, Counter, DeviceId, DeviceState, EventRecord, GuardConfig, STAT_EVENTS_LOST, STAT_EVENTS_SENT,
         STAT_EVENTS_SUPPRESSED,
     },
     parse::Malformed,
@@ -41,6 +41,38 @@ pub fn malformed(m: Malformed, bytes: u64) {
 #[inline(always)]
 pub fn stat(index: u32) {
     bump(N3_STATS.get_ptr_mut(index), 0);
+}
+
+/// Count a G-PDU of `bytes` T-PDU octets on a device record. Its owner CPU (`mark` is this
+/// CPU's, `clock::mark`) makes plain adds to its own counters, which no other CPU writes; any other
+/// CPU atomic adds to the others' (`DeviceState::owner`). Both stay exact, and the common path
+/// (RSS by TEID: the device's packets on the CPU that inserted it) makes no atomic add, which
+/// cost the known device's path 2-5 ns (BENCHMARKS.md §14, §24).
+#[inline(always)]
+pub fn count_device(d: *mut DeviceState, bytes: u64, mark: u32) {
+    // SAFETY: `d` points into a live map value; the owner's fields have one writer, this CPU.
+    unsafe {
+        if (*d).owner == mark {
+            (*d).own_packets += 1;
+            (*d).own_bytes += bytes;
+        } else {
+            add(&mut (*d).other_packets, 1);
+            add(&mut (*d).other_bytes, bytes);
+        }
+    }
+}
+
+/// Count a dropped packet on a device record, as [`count_device`] counts its G-PDUs.
+#[inline(always)]
+pub fn count_device_dropped(d: *mut DeviceState, mark: u32) {
+    // SAFETY: as in `count_device`.
+    unsafe {
+        if (*d).owner == mark {
+            (*d).own_dropped += 1;
+        } else {
+            add(&mut (*d).other_dropped, 1);
+        }
+    }
 }
 
 /// Add to a counter in a shared (non-per-CPU) map value: several CPUs may update one device.

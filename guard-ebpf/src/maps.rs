@@ -126,8 +126,9 @@ pub static N3_CHAIN: Array<ChainConfig> = Array::pinned(1, 0);
 pub static N3_EVENTS: RingBuf = RingBuf::pinned(EVENTS_RING_BYTES, 0);
 
 /// Per-CPU scratch records: new map entries are built here, not on the 512-byte BPF stack.
-/// Not pinned: they hold nothing between packets. `N3_NEW_DEV` is never written at all: it is
-/// the all-zero record a new device is inserted as (`n3::gpdu_verdict`).
+/// Not pinned: they hold nothing between packets. `N3_NEW_DEV` is the record a new device is
+/// inserted as (`n3::gpdu_verdict`): all zero but its owner, this CPU's mark, the only field
+/// ever written.
 #[map(name = "N3_NEW_DEV")]
 pub static N3_NEW_DEV: PerCpuArray<DeviceState> = PerCpuArray::with_max_entries(1, 0);
 
@@ -139,8 +140,8 @@ pub static N3_NEW_CELL: PerCpuArray<CellRecord> = PerCpuArray::with_max_entries(
 #[repr(C)]
 pub struct Scratch {
     pub pkt: guard_common::parse::n3::GtpPacket,
-    /// `[jiffies_64, coarse ns]` as of the last re-key on this CPU (`clock::coarse_ns`).
-    pub clock: [u64; 2],
+    /// The clock's cache and this CPU's owner mark (`clock::n3_ns`).
+    pub cpu: crate::clock::CpuCache,
     /// The `N3_FRAMED` lookup key (an LPM trie key: prefix length, then 16 octets), built here
     /// rather than on the stack, which the program and the policy already share.
     pub framed_key: [u32; 5],

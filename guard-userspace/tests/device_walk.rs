@@ -18,7 +18,7 @@ fn batched_walk_reads_every_device_once_across_slices() {
     let mut maps = N3Maps::from_ebpf_ref(&mut l.ebpf).expect("maps");
     const N: u32 = 50_000;
     for i in 0..N {
-        let d = DeviceState { packets: u64::from(i) * 3 + 1, teid: i, ..Default::default() };
+        let d = DeviceState { own_packets: u64::from(i) * 3 + 1, teid: i, ..Default::default() };
         // The map's own key (schema 10): the walk hands back the `DeviceKey` it stands for.
         maps.devices.insert(device_id::fteid(0, i), d, 0).expect("insert");
     }
@@ -40,7 +40,7 @@ fn batched_walk_reads_every_device_once_across_slices() {
     assert_eq!(seen.len(), N as usize, "every device read");
     for i in 0..N {
         let v = seen.get(&DeviceKey::teid(i)).unwrap_or_else(|| panic!("TEID {i} missing"));
-        assert_eq!((v.packets, v.teid), (u64::from(i) * 3 + 1, i), "TEID {i}: the value the map holds");
+        assert_eq!((v.packets(), v.teid), (u64::from(i) * 3 + 1, i), "TEID {i}: the value the map holds");
     }
 
     // A finished cursor starts a new walk; the whole-map read agrees.

@@ -136,11 +136,12 @@ fn foreign_meta_is_refused() {
 /// the cell-cap, config and per-CPU limiter records longer (the caps' byte rates); schema 9 added
 /// `N3_STAGED`, whose bits schema 8's stage entries lack; schema 10 keyed the device and stage
 /// maps by an 8-byte id; schema 11 keeps `N3_SEEN`'s marks as bits: pins a schema-5, 6, 7, 8, 9
-/// or 10 build left are refused, not misread, and the refusal says why and what to do. (Schema 6 had re-used schema-5 pins: it only added maps.)
+/// or 10 build left are refused, not misread, and the refusal says why and what to do. (Schema 6 had re-used schema-5 pins: it only added maps; schema 12 re-uses schema 11's:
+/// `schema_11_pins_are_reused_and_their_devices_count_on`.)
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
 fn pins_of_schemas_5_to_10_are_refused_naming_why() {
-    assert_eq!(SCHEMA_VERSION, 11);
+    assert_eq!(SCHEMA_VERSION, 12);
     for old in [5, 6, 7, 8, 9, 10] {
         let p = scope(&format!("schema{old}"));
         drop(load::load(&p.0, 4096, &cfg()).expect("first load"));
@@ -168,4 +169,51 @@ fn pins_of_schemas_5_to_10_are_refused_naming_why() {
             Ok(_) => panic!("pins of schema {old} were re-used"),
         }
     }
+}
+
+/// Schema 12 names the CPU that inserted a device record (`DeviceState::owner`), which counts it
+/// with plain adds, and counts every other CPU's packets in words schema 11 kept reserved (zero).
+/// A schema-11 record is therefore one with no owner and nothing counted elsewhere: its pins are
+/// re-used, META says 12 afterwards (so a schema-11 binary then refuses them), and the device's
+/// counts go on from where schema 11 left them, now in the other CPUs' words.
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn schema_11_pins_are_reused_and_their_devices_count_on() {
+    use aya::programs::{TestRun, TestRunOptions};
+    use guard_common::abi::{device_id, DeviceKey, DeviceState};
+    use std::net::Ipv4Addr;
+
+    assert_eq!(guard_common::abi::COMPATIBLE_SCHEMAS, &[11]);
+    let p = scope("schema11");
+    drop(load::load(&p.0, 4096, &cfg()).expect("first load"));
+    let mut maps = N3Maps::open_pinned(&p.0).expect("open pins");
+    maps.write_meta(&Meta { schema_version: 11, ..Meta::current(META_PROG_N3) }).expect("write META");
+    // A device as schema 11 left it: its counts in the words at the same offsets, the rest zero.
+    let gnb = Ipv4Addr::new(10, 200, 0, 11);
+    let old = DeviceState {
+        own_packets: 40,
+        own_bytes: 4000,
+        own_dropped: 3,
+        teid: 0x11,
+        cell: labkit::bpf::l3_v4(gnb),
+        ..DeviceState::default()
+    };
+    maps.devices.insert(device_id::fteid(0, 0x11), old, 0).expect("write the schema-11 device");
+    drop(maps);
+    let mut l = load::load(&p.0, 4096, &cfg()).expect("load over schema-11 pins");
+    assert_eq!(l.state, PinState::Reusable);
+    let frame = labkit::frames::GtpFrame::gpdu(0x11)
+        .outer_v4(gnb, Ipv4Addr::new(10, 200, 0, 1))
+        .inner_v4(Ipv4Addr::new(10, 45, 0, 2), Ipv4Addr::new(192, 0, 2, 10))
+        .build();
+    let prog = l.program().expect("guard_n3");
+    for _ in 0..2 {
+        prog.test_run(TestRunOptions { data_in: Some(&frame), ..Default::default() }).expect("BPF_PROG_TEST_RUN");
+    }
+    let maps = N3Maps::open_pinned(&p.0).expect("open pins");
+    assert_eq!(maps.meta.get(&0, 0).expect("META").schema_version, SCHEMA_VERSION, "META rewritten with this schema");
+    let d = maps.device(&DeviceKey::teid(0x11)).expect("read").expect("the device survived the reload");
+    assert_eq!((d.owner, d.own_packets, d.other_packets), (0, 40, 2), "no owner: both G-PDUs counted as other CPUs'");
+    assert_eq!((d.packets(), d.dropped()), (42, 3), "the device's counts go on from schema 11's");
+    assert!(d.bytes() > 4000, "its T-PDU octets too: {}", d.bytes());
 }

@@ -91,7 +91,7 @@ fn measure(lab: &Lab, guard: &mut Guard, teid: u32, kind: Kind, tpdu: usize, spa
     )
     .expect("send (warm-up)");
     let sink = Sink::start(&lab.core, lab.core_ifname()).expect("sink");
-    let before = guard.teid(teid).map_or(0, |d| d.packets);
+    let before = guard.teid(teid).map_or(0, |d| d.packets());
     let sent = send_frames(
         &lab.ran,
         lab.ran_ifname(),
@@ -103,7 +103,7 @@ fn measure(lab: &Lab, guard: &mut Guard, teid: u32, kind: Kind, tpdu: usize, spa
     let got = sink.stop().expect("sink report");
     assert_eq!(got.kernel_drops, 0, "the sink's socket overflowed: its counts are not evidence");
     let secs = sent.elapsed.as_secs_f64().max(1e-3);
-    let at_guard = guard.teid(teid).map_or(0, |d| d.packets).saturating_sub(before) as f64 / secs;
+    let at_guard = guard.teid(teid).map_or(0, |d| d.packets()).saturating_sub(before) as f64 / secs;
     let delivered_pps = got.teid(teid) as f64 / secs;
     let (delivered, limit) = match kind {
         Kind::Bits(b) => (delivered_pps * 8.0 * tpdu as f64, b as f64),

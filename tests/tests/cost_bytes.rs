@@ -106,7 +106,7 @@ fn byte_limit_cost_per_packet() {
             t[v].push(ns);
         }
     }
-    assert_eq!(shaped.teid(0x77).expect("device").dropped, 0, "the shape never drops here");
+    assert_eq!(shaped.teid(0x77).expect("device").dropped(), 0, "the shape never drops here");
     let floor = &t[4];
     let ratio = |a: &[f64]| median(&a.iter().zip(floor).map(|(x, y)| x / y.max(1.0)).collect::<Vec<_>>());
     let diff = |a: &[f64], b: &[f64]| median(&a.iter().zip(b).map(|(x, y)| x - y).collect::<Vec<_>>());

@@ -110,7 +110,7 @@ fn quarantined_teid_delivers_nothing_and_the_others_everything() {
     assert_eq!(d.verdict(Verdict::DropQuarantine), q_sent, "the guard's DropQuarantine count vs sent");
     assert_eq!(d.verdict(Verdict::PassGpdu), n - q_sent, "the guard's PassGpdu count vs sent");
     let dev = guard.device(&DeviceKey::teid(QUARANTINED)).expect("the quarantined device in N3_DEVICES");
-    assert_eq!((dev.packets, dev.dropped), (q_sent, q_sent));
+    assert_eq!((dev.packets(), dev.dropped()), (q_sent, q_sent));
 
     // Shadow: everything is delivered, the would-be drops are counted.
     guard.write_config(&GuardConfig { shadow: PROT_ALL, ..cfg });

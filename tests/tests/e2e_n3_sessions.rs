@@ -137,9 +137,9 @@ fn real_session_variants_are_delivered_and_only_forgeries_and_the_staged_session
     let dropped: u64 = d.moved_verdicts().iter().filter(|(v, _)| v.is_drop()).map(|(_, n)| n).sum();
     assert_eq!(dropped, per(1) + per(10) + per(11), "only the forgeries and the staged session were dropped");
     let a = guard.device(&DeviceKey::fteid(table.index_of(ip(UPF_A)).expect("A"), teid)).expect("A's session");
-    assert_eq!((a.dropped, a.spoofed), (0, 0), "the session on A with the colliding TEID: {a:?}");
+    assert_eq!((a.dropped(), a.spoofed), (0, 0), "the session on A with the colliding TEID: {a:?}");
     for t in [0x400, 0x401] {
         let s = guard.device(&DeviceKey::fteid(table.index_of(ip(UPF_A)).expect("A"), t)).expect("non-IP session");
-        assert_eq!((s.non_ip, s.dropped, s.spoofed), (s.packets, 0, 0), "{t:#x}: {s:?}");
+        assert_eq!((s.non_ip, s.dropped(), s.spoofed), (s.packets(), 0, 0), "{t:#x}: {s:?}");
     }
 }

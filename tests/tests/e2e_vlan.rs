@@ -304,8 +304,8 @@ fn guard_on_the_parent_parses_802_1q_tagged_gpdus_and_keys_them_as_untagged() {
     let flood = maps.device(&DeviceKey::teid(FLOOD)).expect("N3_DEVICES").expect("the flood");
     let b1 = maps.device(&DeviceKey::teid(BENIGN[0])).expect("N3_DEVICES").expect("a benign TEID");
     // BOTH had two frames per round where every benign TEID had one: twice the packets, one device.
-    assert_eq!(both.packets, 2 * b1.packets, "tagged + untagged of one TEID: {both:?} vs {b1:?}");
-    assert_eq!(flood.packets, FLOOD_COPIES as u64 * b1.packets, "{flood:?}");
+    assert_eq!(both.packets(), 2 * b1.packets(), "tagged + untagged of one TEID: {both:?} vs {b1:?}");
+    assert_eq!(flood.packets(), FLOOD_COPIES as u64 * b1.packets(), "{flood:?}");
     drop(g);
 }
 

@@ -64,10 +64,19 @@ use super::{
 /// [`SEEN_ENTRY_WORDS`]), 512 KiB where it held one octet per mark in 4 MiB, the same 4 Mi
 /// marks. Pins of schema 10 are refused: their octets would read as other devices' bits
 /// (`guard detach --purge` starts clean; established sessions are marked again as they send).
-pub const SCHEMA_VERSION: u32 = 11;
-/// Older schemas whose pins this build re-uses unchanged (maps only added since): none, schema
-/// 10's `N3_SEEN` holds octets.
-pub const COMPATIBLE_SCHEMAS: &[u32] = &[];
+///
+/// 12 (issue 19, no atomic add on the common path): [`DeviceState`] names the CPU that inserted
+/// it ([`DeviceState::owner`]), which counts the device with plain adds; other CPUs count into
+/// `other_packets`, `other_bytes`, `other_dropped`, carved out of the reserved words (the record
+/// keeps its size and every other field its offset). A schema-11 record reads as one with no
+/// owner and nothing counted by other CPUs, which is what it is: pins of schema 11 are re-used
+/// ([`COMPATIBLE_SCHEMAS`]), and a schema-11 binary refuses schema-12 pins, whose `packets`
+/// would be only the owner's share.
+pub const SCHEMA_VERSION: u32 = 12;
+/// Older schemas whose pins this build re-uses unchanged: schema 11, whose device records have
+/// no owner (every CPU counts them with atomic adds, as schema 11 did) and zero in the words
+/// schema 12 counts other CPUs in.
+pub const COMPATIBLE_SCHEMAS: &[u32] = &[11];
 
 // Map names. BPF object names are at most 15 bytes; these are also the pin file names.
 pub const MAP_N3_CONFIG: &str = "N3_CONFIG";
@@ -267,17 +276,21 @@ pub fn local_home_slot(a: &L3Addr) -> u32 {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DeviceState {
-    pub packets: u64,
+    /// G-PDUs counted by the record's [`Self::owner`] CPU: plain adds, which only that CPU makes.
+    /// What the device sent is [`Self::packets`], this and [`Self::other_packets`] together.
+    pub own_packets: u64,
     /// Octets of the device's G-PDUs' T-PDUs (the inner packets, per the GTP-U Length field:
     /// what its byte limits count, docs/dataplane.md "Byte limits"), not of the frames: the N3
-    /// encapsulation is the transport's, not the device's.
-    pub bytes: u64,
+    /// encapsulation is the transport's, not the device's. The owner's share, as `own_packets`;
+    /// all of them: [`Self::bytes`].
+    pub own_bytes: u64,
     pub last_seen_ns: u64,
     /// GCRA theoretical arrival time of the observe-level profile limit ([`GuardConfig::observe`]).
     pub tat_observe: u64,
     pub last_event_ns: u64,
-    /// Packets dropped for this device, any reason.
-    pub dropped: u64,
+    /// Packets dropped for this device, any reason: the owner's share, as `own_packets`; all of
+    /// them: [`Self::dropped`].
+    pub own_dropped: u64,
     /// Packets above the observe-level limit (passed or not): the evidence the controller reads.
     pub over_limit: u64,
     /// G-PDUs whose inner source did not match the learned binding.
@@ -289,9 +302,22 @@ pub struct DeviceState {
     pub bind_flags: u32,
     /// The F-TEID local index of the last G-PDU ([`DeviceKey::fteid`]).
     pub local: u32,
+    /// The CPU that inserted the record, as its id + 1 (0: none, as in a record of schema 11,
+    /// or one userspace wrote). It counts the device's packets with plain adds (`own_*`); any
+    /// other CPU with atomic adds (`other_*`). With RSS by TEID a device's packets land on the
+    /// CPU that saw its first one, so the common path makes no atomic add, and the counts stay
+    /// exact whatever CPUs they land on: each field has one writer, or only atomic ones
+    /// (docs/dataplane.md, "Concurrency: several CPUs"). Schema 12.
+    pub owner: u32,
+    /// G-PDUs counted by CPUs other than [`Self::owner`] (atomic adds).
+    pub other_packets: u64,
+    /// T-PDU octets counted by CPUs other than [`Self::owner`] (atomic adds).
+    pub other_bytes: u64,
+    /// Drops counted by CPUs other than [`Self::owner`] (atomic adds).
+    pub other_dropped: u64,
     /// Reserved, zero: pads the record so that its hash element is whole cache lines
     /// ([`HTAB_ELEM_HEADER`]).
-    pub reserved: [u32; 14],
+    pub reserved: [u32; 7],
     /// Last TEID seen.
     pub teid: u32,
     /// Last gNB (outer source) seen.
@@ -352,6 +378,26 @@ pub struct DeviceState {
     /// GCRA state of a cached shape or strict stage's byte limit, as `stage_tat` is of its
     /// packet limit.
     pub stage_tat_bytes: u64,
+}
+
+impl DeviceState {
+    /// The device's G-PDUs: its owner CPU's count and every other CPU's.
+    #[inline(always)]
+    pub fn packets(&self) -> u64 {
+        self.own_packets.wrapping_add(self.other_packets)
+    }
+
+    /// The device's T-PDU octets ([`Self::own_bytes`]), over every CPU.
+    #[inline(always)]
+    pub fn bytes(&self) -> u64 {
+        self.own_bytes.wrapping_add(self.other_bytes)
+    }
+
+    /// The device's dropped packets, any reason, over every CPU.
+    #[inline(always)]
+    pub fn dropped(&self) -> u64 {
+        self.own_dropped.wrapping_add(self.other_dropped)
+    }
 }
 
 /// [`DeviceState::bind_flags`] bits, and the index of each in [`DeviceState::bound_ns`]

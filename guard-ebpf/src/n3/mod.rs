@@ -171,7 +171,7 @@ fn verdict<const REPLAY: bool>(ctx: &XdpContext, len: u64) -> Verdict {
                 }
             }
         }
-        Ok(false) if p.frag_kind == FRAG_LATER => return later_fragment::<REPLAY>(ctx, p, &mut scratch.clock),
+        Ok(false) if p.frag_kind == FRAG_LATER => return later_fragment::<REPLAY>(ctx, p, &mut scratch.cpu.clock),
         Ok(false) => return Verdict::PassNotGtp,
         Err(m) => {
             counters::malformed(m, len);
@@ -198,9 +198,9 @@ fn verdict<const REPLAY: bool>(ctx: &XdpContext, len: u64) -> Verdict {
     } else {
         0
     };
-    let v = policy::<REPLAY>(cfg, &scratch.pkt, &mut scratch.clock, len, echo_slot);
+    let v = policy::<REPLAY>(cfg, &scratch.pkt, &mut scratch.cpu, len, echo_slot);
     if v.is_drop() && scratch.pkt.frag_kind == FRAG_FIRST {
-        first_fragment_dropped::<REPLAY>(ctx, cfg, &scratch.pkt, &mut scratch.clock);
+        first_fragment_dropped::<REPLAY>(ctx, cfg, &scratch.pkt, &mut scratch.cpu.clock);
     }
     v
 }
@@ -213,7 +213,7 @@ fn verdict<const REPLAY: bool>(ctx: &XdpContext, len: u64) -> Verdict {
 fn policy<const REPLAY: bool>(
     cfg: &GuardConfig,
     p: &GtpPacket,
-    clock_cache: &mut [u64; 2],
+    cpu: &mut clock::CpuCache,
     len: u64,
     echo_slot: u32,
 ) -> Verdict {
@@ -225,9 +225,9 @@ fn policy<const REPLAY: bool>(
     // controller writes from its own CLOCK_MONOTONIC therefore end a tick or two late, and
     // `rate::admit` tolerates a burst of one step so that a limit keeps its long-run rate with a
     // clock that moves in steps.
-    let now = clock::coarse_ns::<REPLAY>(clock_cache);
+    let now = clock::n3_ns::<REPLAY>(cpu);
     if p.gtp.msg_type == MSG_G_PDU {
-        return gpdu(cfg, p, now, len);
+        return gpdu(cfg, p, now, clock::mark::<REPLAY>(cpu), len);
     }
     // GTP-U signalling: the gNB's record (its edge limiters and counters) and hot slot, or the
     // unknown sources' shared ones (`cells::lookup`).
@@ -341,7 +341,7 @@ fn edge_limit(
 }
 
 #[inline(always)]
-fn gpdu(cfg: &GuardConfig, p: &GtpPacket, now: u64, len: u64) -> Verdict {
+fn gpdu(cfg: &GuardConfig, p: &GtpPacket, now: u64, mark: u32, len: u64) -> Verdict {
     let key = device_key(cfg, p);
     // Read before either lookup (see `hint_gen`).
     let stage_gen = hint_gen(HINT_STAGE_GEN);
@@ -366,7 +366,7 @@ fn gpdu(cfg: &GuardConfig, p: &GtpPacket, now: u64, len: u64) -> Verdict {
     count_cell(hot, len);
     // SAFETY: this CPU's counters (`count_cell`).
     unsafe { (*hot).gpdu += 1 };
-    let v = gpdu_verdict(cfg, p, &key, known, stage_gen, gnb, hot, now, len);
+    let v = gpdu_verdict(cfg, p, &key, known, stage_gen, gnb, hot, now, mark, len);
     if v.is_drop() {
         // SAFETY: as above.
         unsafe { (*hot).dropped += 1 };
@@ -385,6 +385,7 @@ fn gpdu_verdict(
     gnb: Option<Gnb>,
     hot: *mut CellCounts,
     now: u64,
+    mark: u32,
     len: u64,
 ) -> Verdict {
     let key = *key;
@@ -434,9 +435,12 @@ fn gpdu_verdict(
                     return Verdict::DropNewDevice;
                 }
             }
-            if let Some(fresh) = N3_NEW_DEV.get(0) {
-                // A zero record: nothing ever writes this per-CPU array (the kernel creates it
-                // zeroed, and it is not pinned), so it needs no reset before each insert.
+            if let Some(fresh) = N3_NEW_DEV.get_ptr_mut(0) {
+                // SAFETY: this CPU's slot of a per-CPU array; nothing else runs on it meanwhile.
+                let fresh = unsafe { &mut *fresh };
+                // The record is born owned by this CPU (`DeviceState::owner`): only an insert that
+                // creates it writes the mark, so no two CPUs ever own one record.
+                fresh.owner = mark;
                 let _ = N3_DEVICES.insert(&key, fresh, u64::from(BPF_NOEXIST));
             }
             add(&mut c.new_devices, 1);
@@ -456,10 +460,9 @@ fn gpdu_verdict(
             cells::cache_hot(d, &p.outer_src, r);
         }
         let d = unsafe { &mut *d };
-        add(&mut d.packets, 1);
         // The device's octets are its T-PDUs' (the unit of its byte limits), not the frames'.
-        add(&mut d.bytes, tpdu_len(p));
-        if d.flags & DEVICE_FLAG_ESTABLISHED == 0 && known_gnb && d.packets >= ESTABLISHED_PACKETS {
+        counters::count_device(d, tpdu_len(p), mark);
+        if d.flags & DEVICE_FLAG_ESTABLISHED == 0 && known_gnb && d.packets() >= ESTABLISHED_PACKETS {
             d.flags |= DEVICE_FLAG_ESTABLISHED;
             mark_seen(key);
         }
@@ -500,10 +503,10 @@ fn gpdu_verdict(
                     STAGE_OBSERVE,
                     &key,
                     &p.outer_src,
-                    [d.packets, d.bytes, d.over_limit],
+                    [d.packets(), d.bytes(), d.over_limit],
                 );
                 if enforced(cfg, PROT_ANTISPOOF, Verdict::DropSpoof, len) {
-                    add(&mut d.dropped, 1);
+                    counters::count_device_dropped(d, mark);
                     return Verdict::DropSpoof;
                 }
             }
@@ -541,7 +544,7 @@ fn gpdu_verdict(
                     st,
                     &key,
                     &p.outer_src,
-                    [d.packets, d.bytes, d.over_limit],
+                    [d.packets(), d.bytes(), d.over_limit],
                 ) {
                     d.last_event_ns = now;
                 }
@@ -572,7 +575,7 @@ fn gpdu_verdict(
         StageDecision::Exempt => return passed(cfg, p, dev, bind, now, Verdict::PassExempt),
         StageDecision::Exceed { prot, verdict } => {
             if enforced(cfg, prot, verdict, len) {
-                count_device_drop(dev);
+                count_device_drop(dev, mark);
                 return verdict;
             }
         }
@@ -599,7 +602,7 @@ fn gpdu_verdict(
             if !policy::cell_cap_admits(unsafe { &mut *cs }, now, tpdu_len(p), opaque)
                 && enforced(cfg, PROT_CELL_CAP, Verdict::DropCellCap, len)
             {
-                count_device_drop(dev);
+                count_device_drop(dev, mark);
                 return Verdict::DropCellCap;
             }
         }
@@ -613,7 +616,7 @@ fn gpdu_verdict(
             if !policy::host_cap_admits(cfg, tat, tat_bytes, now, tpdu_len(p), opaque)
                 && enforced(cfg, PROT_HOST_CAP, Verdict::DropHostCap, len)
             {
-                count_device_drop(dev);
+                count_device_drop(dev, mark);
                 return Verdict::DropHostCap;
             }
         }
@@ -670,9 +673,8 @@ fn tpdu_len(p: &GtpPacket) -> u64 {
 /// `DeviceState::dropped` counts the device's packets dropped for any reason, the last-resort
 /// cell and host caps included.
 #[inline(always)]
-fn count_device_drop(dev: Option<*mut guard_common::abi::DeviceState>) {
+fn count_device_drop(dev: Option<*mut guard_common::abi::DeviceState>, mark: u32) {
     if let Some(d) = dev {
-        // SAFETY: `d` points into a live LRU map value.
-        unsafe { add(&mut (*d).dropped, 1) };
+        counters::count_device_dropped(d, mark);
     }
 }

@@ -264,8 +264,8 @@ fn show(target: &Target, sel: &DeviceSel, json: bool) -> Result<()> {
         let v = serde_json::json!({
             "device": device_name(&maps.local_table()?, &key),
             "state": dev.map(|d| serde_json::json!({
-                "packets": d.packets, "bytes": d.bytes, "over_limit": d.over_limit, "over_bytes": d.over_bytes,
-                "dropped": d.dropped,
+                "packets": d.packets(), "bytes": d.bytes(), "over_limit": d.over_limit, "over_bytes": d.over_bytes,
+                "dropped": d.dropped(),
                 "spoofed": d.spoofed, "non_ip": d.non_ip, "teid": d.teid, "gnb": addr_str(&d.cell), "bound": bound_json(&d, v6_len),
                 "qfi": d.qfi, "last_seen_s_ago": now.saturating_sub(d.last_seen_ns) as f64 / 1e9,
             })),
@@ -279,7 +279,13 @@ fn show(target: &Target, sel: &DeviceSel, json: bool) -> Result<()> {
         Some(d) => {
             println!(
                 "  packets {}  bytes {} (T-PDU octets)  over-limit {} (by bytes {})  dropped {}  spoofed {}  non-IP {}",
-                d.packets, d.bytes, d.over_limit, d.over_bytes, d.dropped, d.spoofed, d.non_ip
+                d.packets(),
+                d.bytes(),
+                d.over_limit,
+                d.over_bytes,
+                d.dropped(),
+                d.spoofed,
+                d.non_ip
             );
             let b = bound_json(&d, v6_len);
             let bound: Vec<String> = [("IPv4", "ipv4"), ("IPv6", "ipv6_prefix"), ("F-TEID", "fteid")]

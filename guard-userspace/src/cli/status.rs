@@ -380,7 +380,7 @@ pub fn bit_rate_words(bps: f64) -> String {
 pub fn top(a: TopArgs) -> Result<()> {
     let (_, maps) = open(&a.target)?;
     let before: std::collections::HashMap<_, _> =
-        maps.devices().into_iter().map(|(k, d)| (k, (d.packets, d.bytes))).collect();
+        maps.devices().into_iter().map(|(k, d)| (k, (d.packets(), d.bytes()))).collect();
     let t0 = std::time::Instant::now();
     std::thread::sleep(std::time::Duration::from_nanos(a.interval.ns()));
     let mut devs = maps.devices();
@@ -399,7 +399,7 @@ pub fn top(a: TopArgs) -> Result<()> {
     // Staged devices first, then the heaviest: by evidence (packets above the profile limit),
     // then by current rate.
     let rank = |k: &guard_common::abi::DeviceKey, d: &guard_common::abi::DeviceState| {
-        (stages.contains_key(k), d.over_limit, pps(k, d.packets))
+        (stages.contains_key(k), d.over_limit, pps(k, d.packets()))
     };
     devs.sort_by(|(ka, a), (kb, b)| rank(kb, b).partial_cmp(&rank(ka, a)).unwrap_or(std::cmp::Ordering::Equal));
     let rows: Vec<_> = devs
@@ -412,10 +412,10 @@ pub fn top(a: TopArgs) -> Result<()> {
                 v
             });
             serde_json::json!({
-                "device": super::device::device_name(&table, k), "pps": pps(k, d.packets), "packets": d.packets,
-                "bytes_per_s": bytes_ps(k, d.bytes), "bytes": d.bytes,
-                "bit_rate": bit_rate_words(bytes_ps(k, d.bytes) * 8.0),
-                "over_limit": d.over_limit, "over_bytes": d.over_bytes, "dropped": d.dropped, "spoofed": d.spoofed, "gnb": addr_str(&d.cell),
+                "device": super::device::device_name(&table, k), "pps": pps(k, d.packets()), "packets": d.packets(),
+                "bytes_per_s": bytes_ps(k, d.bytes()), "bytes": d.bytes(),
+                "bit_rate": bit_rate_words(bytes_ps(k, d.bytes()) * 8.0),
+                "over_limit": d.over_limit, "over_bytes": d.over_bytes, "dropped": d.dropped(), "spoofed": d.spoofed, "gnb": addr_str(&d.cell),
                 "stage": stage,
             })
         })

@@ -266,16 +266,16 @@ fn finish(ctl: &ReplayController, r: &mut Report) -> Result<()> {
         let gnb = addr_str(&s.cell);
         let g = gnbs.entry(gnb.clone()).or_insert_with(|| GnbRow { gnb: gnb.clone(), ..GnbRow::default() });
         g.devices += 1;
-        g.packets += s.packets;
-        g.dropped += s.dropped;
+        g.packets += s.packets();
+        g.dropped += s.dropped();
         let st = staged.get(&key);
-        if st.is_some() || s.dropped > 0 {
+        if st.is_some() || s.dropped() > 0 {
             g.affected_devices += 1;
             r.devices.push(DeviceRow {
                 device: key,
                 gnb,
-                packets: s.packets,
-                dropped: s.dropped,
+                packets: s.packets(),
+                dropped: s.dropped(),
                 max_stage: st.map_or(0, |s| s.0),
                 first_staged_s: st.map(|s| s.1),
             });

@@ -209,8 +209,8 @@ impl Live {
         for (base, n, acc) in [(BENIGN_BASE, N_BENIGN, &mut b), (ATTACK_BASE, N_ATTACK, &mut a)] {
             for i in 0..n {
                 if let Some(d) = self.guard.maps.device(&DeviceKey::teid(base + i))? {
-                    acc.0 += d.packets.saturating_sub(d.dropped);
-                    acc.1 += d.dropped;
+                    acc.0 += d.packets().saturating_sub(d.dropped());
+                    acc.1 += d.dropped();
                 }
             }
         }

@@ -169,10 +169,10 @@ pub(super) fn read_walk_slice(c: &mut Ctl, metrics: &Exported, mode: WalkMode) -
         samples.extend(raw.drain(..).map(|(key, d)| DeviceSample {
             key,
             cell: d.cell,
-            packets: d.packets,
-            bytes: d.bytes,
+            packets: d.packets(),
+            bytes: d.bytes(),
             over_limit: d.over_limit,
-            dropped: d.dropped,
+            dropped: d.dropped(),
             inner_dst: d.inner_dst,
             ue_addr: if key_mode_ue { ue_of_key(&key) } else { ue_of_binding(&d) },
             teid: d.teid,

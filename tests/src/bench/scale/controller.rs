@@ -141,7 +141,8 @@ pub(super) fn controller(cfg: &GuardConfig, quick: bool) -> Result<(Table, Vec<V
                     }
                     let k = DeviceKey::teid(teid);
                     if let Ok(Some(mut d)) = m.device(&k) {
-                        d.packets += 5;
+                        // A record userspace wrote has no owner CPU: its own counters are this writer's.
+                        d.own_packets += 5;
                         let _ = m.devices.insert(device_id::fteid(0, teid), d, 0);
                     }
                 }
@@ -483,8 +484,8 @@ fn flood_write(
         }
         let packets = (u128::from(flooding_ns) * 2000 / u128::from(SEC_NS)) as u64;
         let mut d = at_rest[i];
-        d.packets += packets;
-        d.bytes += packets * FLOOD_TPDU_OCTETS;
+        d.own_packets += packets;
+        d.own_bytes += packets * FLOOD_TPDU_OCTETS;
         d.over_limit += (u128::from(flooding_ns) * 1800 / u128::from(SEC_NS)) as u64;
         d.tat_observe = now_ns + 3600 * SEC_NS;
         d.last_event_ns = 0;

@@ -42,7 +42,7 @@ fn frame(teid: u32) -> Vec<u8> {
 }
 
 fn device(teid: u32, packets: u64) -> DeviceState {
-    DeviceState { teid, packets, cell: l3_v4(gnb(teid)), ..DeviceState::default() }
+    DeviceState { teid, own_packets: packets, cell: l3_v4(gnb(teid)), ..DeviceState::default() }
 }
 
 /// Insert `n` devices `base..base+n`; seconds taken.
@@ -278,7 +278,7 @@ fn spoof_flood(
         match maps.device(&DeviceKey::teid(*t))? {
             None => lost += 1,
             // Every known device was inserted with packets = 1; an evicted and re-created one restarts at its packets since.
-            Some(d) if d.packets == 0 => reset += 1,
+            Some(d) if d.packets() == 0 => reset += 1,
             Some(_) => {}
         }
     }

@@ -21,7 +21,7 @@ fn antispoof_learns_the_first_inner_source() {
     g.expect("another inner source again", &spoof, Verdict::DropSpoof);
     g.expect("the learned source still passes", &good, Verdict::PassGpdu);
     let d = g.teid(teid).expect("device");
-    assert_eq!((d.spoofed, d.dropped, d.bound_v4.to_ne_bytes()), (2, 2, UE.octets()));
+    assert_eq!((d.spoofed, d.dropped(), d.bound_v4.to_ne_bytes()), (2, 2, UE.octets()));
     // IPv6 UE on its own TEID learns a v6 binding (its /64); per family, so an IPv4 source on
     // the same session (IPv4v6, TS 23.501 §5.8.2.1) learns its own, and a second IPv4 source or
     // another /64 is then a spoof.

@@ -97,8 +97,8 @@ fn big_packets_at_a_benign_packet_rate_are_cut_by_the_byte_limit() {
         let d = g.counters().since(&before);
         assert_eq!(d.moved_verdicts(), vec![(Verdict::PassGpdu, 9), (drop, 11)], "stage {stage}");
         let dev = g.teid(teid).expect("device");
-        assert_eq!((dev.packets, dev.dropped), (20, 11));
-        assert_eq!(dev.bytes, 20 * BIG as u64, "T-PDU octets, not the {}-octet frames", frame.len());
+        assert_eq!((dev.packets(), dev.dropped()), (20, 11));
+        assert_eq!(dev.bytes(), 20 * BIG as u64, "T-PDU octets, not the {}-octet frames", frame.len());
         // The nine left a backlog of 1008 ms against a tolerance of 1 s: 60 ms later one more
         // packet fits (948 ms), a second would not (1060 ms).
         let c0 = coarse_now();
@@ -141,10 +141,10 @@ fn small_packets_under_both_limits_lose_nothing() {
         std::thread::sleep(next.saturating_duration_since(Instant::now()));
     }
     let (s, b) = (g.teid(small).expect("small"), g.teid(big).expect("big"));
-    assert_eq!((s.packets, s.dropped, s.bytes), (50, 0, 50 * SMALL as u64));
+    assert_eq!((s.packets(), s.dropped(), s.bytes()), (50, 0, 50 * SMALL as u64));
     // One second at 100 kbit/s after a burst of one second's worth: about 18 of 50 large ones
     // pass (12,500 octets of burst and 12,500 of rate, over 1400 each), the rest are cut.
-    assert!((15..=21).contains(&(b.packets - b.dropped)), "large packets passed: {}", b.packets - b.dropped);
+    assert!((15..=21).contains(&(b.packets() - b.dropped())), "large packets passed: {}", b.packets() - b.dropped());
 }
 
 /// A byte rate of 0 is no byte limit: a stage limits packets only, whatever their size (five of
@@ -196,7 +196,7 @@ fn a_volume_excess_over_the_byte_profile_is_evidence_not_a_drop() {
     let (small, v) = undisturbed(|i| run(&mut g, &gpdu(0x401 + 0x10 * i, SMALL), 20).map(|v| (0x401 + 0x10 * i, v)));
     assert_eq!(v, [XDP_PASS; 20]);
     let big = g.teid(big).expect("big");
-    assert_eq!((big.over_bytes, big.over_limit, big.dropped), (11, 11, 0));
+    assert_eq!((big.over_bytes, big.over_limit, big.dropped()), (11, 11, 0));
     let small = g.teid(small).expect("small");
     assert_eq!((small.over_bytes, small.over_limit), (0, 0));
     let d = g.counters().since(&before);
@@ -248,5 +248,5 @@ fn on_the_injectable_clock_a_stage_passes_its_byte_rate_to_the_packet() {
     let d = g.counters().since(&before);
     assert_eq!(d.verdict(Verdict::DropShape), 1000 - passed[0]);
     assert_eq!(d.verdict(Verdict::DropStrict), 1000 - passed[1]);
-    assert_eq!(g.teid(shaped).expect("device").bytes, 1000 * BIG as u64, "T-PDU octets");
+    assert_eq!(g.teid(shaped).expect("device").bytes(), 1000 * BIG as u64, "T-PDU octets");
 }

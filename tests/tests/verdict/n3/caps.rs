@@ -88,7 +88,7 @@ fn a_cell_cap_with_a_byte_rate_cuts_large_packets_at_a_benign_packet_rate() {
     let want = (BURST + 10 * BPS / 8) / 1400 + 1;
     assert!(passed.abs_diff(want) <= 1, "{passed} passed, {want} expected");
     let d = g.teid(0x500).expect("device");
-    assert_eq!(d.dropped, d.packets - passed - 4, "every refused packet counted against the device");
+    assert_eq!(d.dropped(), d.packets() - passed - 4, "every refused packet counted against the device");
 }
 
 /// A cell cap without a byte rate is the packet cap as before, whatever the packets' size: a

@@ -161,7 +161,7 @@ fn a_dropped_first_fragment_takes_its_later_fragments_with_it_and_nothing_else()
     );
     let b4 = verdicts(&mut g, &by("benign-v4"));
     assert_eq!(b4, vec![Verdict::PassGpdu, Verdict::PassFragment], "a benign datagram from the same gNB passes whole");
-    assert_eq!(g.teid(BENIGN).map(|d| d.packets), Some(1), "the first fragment counts for its device");
+    assert_eq!(g.teid(BENIGN).map(|d| d.packets()), Some(1), "the first fragment counts for its device");
     let q6 = verdicts(&mut g, &by("quarantined-v6"));
     assert_eq!(q6.first(), Some(&Verdict::DropQuarantine), "IPv6 first fragment: {q6:?}");
     assert!(q6[1..].iter().all(|v| *v == Verdict::DropFragment), "IPv6 later fragments: {q6:?}");

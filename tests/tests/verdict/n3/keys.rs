@@ -64,7 +64,7 @@ fn ue_addr_mode_gives_every_kind_of_source_its_own_record() {
             g.expect(&format!("session {i}, G-PDU {n}"), fr, Verdict::PassGpdu);
         }
     }
-    let got: BTreeMap<DeviceKey, u64> = g.maps.devices().into_iter().map(|(k, d)| (k, d.packets)).collect();
+    let got: BTreeMap<DeviceKey, u64> = g.maps.devices().into_iter().map(|(k, d)| (k, d.packets())).collect();
     let want: BTreeMap<DeviceKey, u64> = sessions.iter().enumerate().map(|(i, (_, k))| (*k, i as u64 + 1)).collect();
     assert_eq!(got, want, "one record per session, with its own packets");
 }
@@ -84,5 +84,5 @@ fn a_staged_ipv6_prefix_is_found_from_its_first_packet() {
     assert_eq!(g.device_count(), 0, "nothing seen before");
     g.expect("the staged /64's first packet", &f[0], Verdict::DropQuarantine);
     g.expect("the next /64's first packet", &f[1], Verdict::PassGpdu);
-    assert_eq!(g.device(&ue).map(|d| (d.packets, d.dropped)), Some((1, 1)), "the drop counted on the UE");
+    assert_eq!(g.device(&ue).map(|d| (d.packets(), d.dropped())), Some((1, 1)), "the drop counted on the UE");
 }

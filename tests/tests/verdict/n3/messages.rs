@@ -46,7 +46,7 @@ fn each_message_type_has_a_verdict_and_its_cell_counter() {
     assert_eq!((c.gpdu, c.echo_req, c.echo_resp, c.err_ind, c.end_marker, c.other_msgs), (1, 1, 1, 1, 1, 2));
     // Only the G-PDU made a device; the signalling messages (TEID 0 or an End Marker) did not.
     assert_eq!(g.device_count(), 1, "only the G-PDU's TEID is a device");
-    assert_eq!(g.teid(0x10).expect("device 0x10").packets, 1, "the End Marker is not counted as device traffic");
+    assert_eq!(g.teid(0x10).expect("device 0x10").packets(), 1, "the End Marker is not counted as device traffic");
 }
 
 #[test]
@@ -101,7 +101,7 @@ fn vlan_qinq_and_ipv6_outer_get_the_same_verdicts() {
     // IPv4 outer with options too.
     g.expect("IPv4 options: quarantined", &gpdu(q).ipv4_options(&[0x94, 4, 0, 0]).build(), Verdict::DropQuarantine);
     let d = g.teid(ok).expect("device");
-    assert_eq!(d.packets, 6);
+    assert_eq!(d.packets(), 6);
     assert_eq!(d.cell, l3_v6(GNB_V6), "the last gNB seen was the IPv6 one");
     assert_eq!(d.qfi, 3);
     assert!(g.cell(IpAddr::V6(GNB_V6)).is_some(), "an IPv6 gNB is a cell");
@@ -157,7 +157,7 @@ fn ipv6_outer_on_and_off_the_fast_path_gets_the_same_verdicts() {
         assert_eq!(g.teid(ok).expect("device").cell, l3_v6(GNB_V6), "IPv6 outer, {name}: the gNB read");
     }
     let d = g.teid(ok).expect("device");
-    assert_eq!(d.packets, 7);
+    assert_eq!(d.packets(), 7);
     assert_eq!(d.cell, l3_v6(GNB_V6));
     assert_eq!(d.qfi, 7, "the last frame's PDU Session Container");
     // UDP to another port, with and without an extension header before it: not GTP-U.
@@ -168,7 +168,7 @@ fn ipv6_outer_on_and_off_the_fast_path_gets_the_same_verdicts() {
         &with_ipv6_ext_header(other, 60),
         Verdict::PassNotGtp,
     );
-    assert_eq!(g.teid(ok).expect("device").packets, 7, "not GTP-U: no device counted");
+    assert_eq!(g.teid(ok).expect("device").packets(), 7, "not GTP-U: no device counted");
 }
 
 #[test]

@@ -78,7 +78,7 @@ fn non_ip_sessions_are_counted_never_malformed_never_bound() {
     }
     for (teid, n) in [(eth, 2), (raw, 3)] {
         let d = g.teid(teid).unwrap_or_else(|| panic!("device {teid:#x}"));
-        assert_eq!((d.packets, d.non_ip, d.spoofed), (n, n, 0), "{teid:#x}: {d:?}");
+        assert_eq!((d.packets(), d.non_ip, d.spoofed), (n, n, 0), "{teid:#x}: {d:?}");
         assert_eq!(d.bind_flags, 0, "{teid:#x}: a non-IP T-PDU bound an address");
     }
     // An IPv4 session first: its binding holds, and a later non-IP-looking T-PDU is not a spoof.
@@ -88,7 +88,7 @@ fn non_ip_sessions_are_counted_never_malformed_never_bound() {
     let d = g.expect("then a T-PDU that is not an IP packet of its length", &f[1], Verdict::PassGpdu);
     assert_eq!(d.stat(STAT_NON_IP), 1);
     let d = g.teid(ip).expect("device");
-    assert_eq!((d.packets, d.non_ip, d.spoofed), (2, 1, 0));
+    assert_eq!((d.packets(), d.non_ip, d.spoofed), (2, 1, 0));
     // The stage applies to non-IP sessions like any other.
     g.set_stage(&DeviceKey::teid(raw), &stage_entry(STAGE_QUARANTINE, 0, 0, 60 * SEC));
     let f = frames(&[frame(raw, Tpdu::Raw(vec![0x45, 0x00, 0x00]))]);
@@ -112,7 +112,7 @@ fn a_teid_range_configured_non_ip_is_never_read_as_ip() {
         assert_eq!(d.stat(STAT_NON_IP), 1);
     }
     let d = g.teid(t).expect("device");
-    assert_eq!((d.packets, d.non_ip, d.spoofed, d.bind_flags), (2, 2, 0, 0));
+    assert_eq!((d.packets(), d.non_ip, d.spoofed, d.bind_flags), (2, 2, 0, 0));
     // Outside the range the same frames are IP: the second source is a spoof.
     let t = 0x0000_0042;
     let f = frames(&[frame(t, Tpdu::V4("10.45.0.2", "192.0.2.10")), frame(t, Tpdu::V4("10.66.6.6", "192.0.2.10"))]);
@@ -151,7 +151,7 @@ fn one_teid_on_two_local_addresses_is_two_devices() {
     let key = |i| DeviceKey::fteid(i, teid);
     for (i, who) in [(ia, "A"), (ib, "B"), (0, "C (unlisted)"), (i6, "IPv6 address")] {
         let d = g.device(&key(i)).unwrap_or_else(|| panic!("no device for the session on {who}"));
-        assert_eq!((d.packets, d.spoofed, d.dropped), (3, 0, 0), "session on {who}: {d:?}");
+        assert_eq!((d.packets(), d.spoofed, d.dropped()), (3, 0, 0), "session on {who}: {d:?}");
     }
     assert_eq!(g.device_count(), 4);
     // An unlisted address whose probe of the address table starts at A's slot meets A's entry
@@ -166,8 +166,8 @@ fn one_teid_on_two_local_addresses_is_two_devices() {
     let d: &'static str = Box::leak(d.to_string().into_boxed_str());
     let fd = frames(&[frame_to(d, teid, Tpdu::V4("10.47.0.1", "192.0.2.10"))]);
     g.expect("an unlisted address probing from A's slot", &fd[0], Verdict::PassGpdu);
-    assert_eq!(g.device(&key(ia)).expect("A").packets, 3, "A's session counted another address's G-PDU");
-    assert_eq!(g.device(&key(0)).expect("C").packets, 4);
+    assert_eq!(g.device(&key(ia)).expect("A").packets(), 3, "A's session counted another address's G-PDU");
+    assert_eq!(g.device(&key(0)).expect("C").packets(), 4);
     // A's session is quarantined: only A's packets drop, before and after the stage cache fills.
     g.set_stage(&key(ia), &stage_entry(STAGE_QUARANTINE, 0, 0, 60 * SEC));
     for round in 0..4 {
@@ -176,8 +176,8 @@ fn one_teid_on_two_local_addresses_is_two_devices() {
         g.expect(&format!("round {round}: C, same TEID"), &f[2], Verdict::PassGpdu);
         g.expect(&format!("round {round}: IPv6 outer, same TEID"), &f[3], Verdict::PassGpdu);
     }
-    assert_eq!(g.device(&key(ib)).expect("B").dropped, 0);
-    assert_eq!(g.device(&key(ia)).expect("A").dropped, 4);
+    assert_eq!(g.device(&key(ib)).expect("B").dropped(), 0);
+    assert_eq!(g.device(&key(ia)).expect("A").dropped(), 4);
     // The TEID-only key (index 0) is C's session, not A's or B's: a stage there touches only C.
     g.set_stage(&DeviceKey::teid(teid), &stage_entry(STAGE_QUARANTINE, 0, 0, 60 * SEC));
     g.expect("C quarantined by its own key", &f[2], Verdict::DropQuarantine);
@@ -253,7 +253,7 @@ fn ipv6_slaac_privacy_and_ipv4v6_sessions_are_not_spoofs_forgeries_are() {
     }
     for t in [v6, dual] {
         let d = g.teid(t).expect("device");
-        assert_eq!((d.spoofed, d.dropped), (0, 0), "{t:#x}: {d:?}");
+        assert_eq!((d.spoofed, d.dropped()), (0, 0), "{t:#x}: {d:?}");
     }
     assert_eq!(g.teid(v6).expect("v6").bind_flags, guard_common::abi::BIND_V6, "the RS bound nothing");
     assert_eq!(g.teid(dual).expect("dual").bind_flags, guard_common::abi::BIND_V4 | guard_common::abi::BIND_V6);
@@ -367,10 +367,10 @@ fn ue_addr_mode_keys_an_ipv6_ue_by_its_prefix() {
     id[..8].copy_from_slice(&0x2001_0db8_0045_0007u64.to_be_bytes());
     let ue = DeviceKey { kind: DEVICE_KIND_UE_V6, id };
     let d = g.device(&ue).expect("the UE's /64 is one device");
-    assert_eq!((d.packets, d.spoofed), (rotation.len() as u64, 0));
+    assert_eq!((d.packets(), d.spoofed), (rotation.len() as u64, 0));
     // The Router Solicitation from fe80:: is the session's (its F-TEID), not a UE device shared
     // by every UE's link-local address.
-    assert_eq!(g.teid(t).expect("the RS keyed by the F-TEID").packets, 1);
+    assert_eq!(g.teid(t).expect("the RS keyed by the F-TEID").packets(), 1);
     assert_eq!(g.device_count(), 2);
     // A stage on the UE holds across its rotation.
     g.set_stage(&ue, &stage_entry(STAGE_QUARANTINE, 0, 0, 60 * SEC));
@@ -403,5 +403,5 @@ fn ue_addr_mode_binds_a_ue_to_its_f_teid() {
     g.expect("the UE's address on the same TEID at another N3 address", &f[2], Verdict::DropSpoof);
     g.expect("the UE on its session, still", &f[0], Verdict::PassGpdu);
     let d = g.device(&DeviceKey::ue(&guard_common::abi::L3Addr::v4([10, 45, 0, 7])).expect("v4")).expect("the UE");
-    assert_eq!((d.packets, d.spoofed), (4, 2), "{d:?}");
+    assert_eq!((d.packets(), d.spoofed), (4, 2), "{d:?}");
 }

@@ -20,16 +20,16 @@ fn observe_passes_and_records_the_device() {
     g.set_stage(&DeviceKey::teid(0x20), &stage_entry(STAGE_OBSERVE, 0, 0, 60 * SEC));
     g.expect("G-PDU at stage observe", &frame, Verdict::PassGpdu);
     let d = g.teid(0x20).expect("device 0x20 in N3_DEVICES");
-    assert_eq!(d.packets, 4);
+    assert_eq!(d.packets(), 4);
     // A device counts its T-PDUs' octets (what its byte limits count), not the frames': the
     // default G-PDU's inner IPv4 (20) + UDP (8) + 32 octets of payload.
-    assert_eq!(d.bytes, 4 * 60);
+    assert_eq!(d.bytes(), 4 * 60);
     assert_eq!(d.teid, 0x20);
     assert_eq!(d.cell, l3_v4(GNB_A));
     assert_eq!((d.bind_flags, d.bound_v4.to_ne_bytes()), (BIND_V4, UE.octets()), "the inner source is learned");
     assert_eq!(d.inner_dst, l3_v4(Ipv4Addr::new(192, 0, 2, 10)));
     assert_eq!(d.qfi, 5);
-    assert_eq!((d.dropped, d.spoofed, d.over_limit), (0, 0, 0));
+    assert_eq!((d.dropped(), d.spoofed, d.over_limit), (0, 0, 0));
     assert!(d.last_seen_ns > 0 && d.last_seen_ns <= monotonic_ns());
 }
 
@@ -48,8 +48,8 @@ fn shape_admits_exactly_the_burst_then_drops() {
     assert_eq!(verdicts, [[XDP_PASS; 3].as_slice(), [XDP_DROP; 7].as_slice()].concat(), "burst 3 of 10 pps");
     g.expect("one more above the shape", &frame, Verdict::DropShape);
     let d = g.teid(teid).expect("device");
-    assert_eq!(d.dropped, 8, "device dropped counter");
-    assert_eq!(d.packets, 11, "dropped packets are still counted as the device's traffic");
+    assert_eq!(d.dropped(), 8, "device dropped counter");
+    assert_eq!(d.packets(), 11, "dropped packets are still counted as the device's traffic");
     // 100 ms later, one token more.
     std::thread::sleep(Duration::from_millis(110));
     g.expect("one token after 100 ms", &frame, Verdict::PassGpdu);
@@ -70,7 +70,7 @@ fn strict_drops_above_its_limit() {
     for _ in 0..5 {
         g.expect("above 1 pps", &frame, Verdict::DropStrict);
     }
-    assert_eq!(g.teid(teid).expect("device").dropped, 5);
+    assert_eq!(g.teid(teid).expect("device").dropped(), 5);
     assert_eq!(g.cell(IpAddr::V4(GNB_A)).expect("cell").dropped, 5);
 }
 
@@ -95,7 +95,7 @@ fn quarantine_drops_until_expiry_then_decays() {
         g.expect("after expiry", &frame, Verdict::PassGpdu);
     }
     let d = g.teid(teid).expect("device");
-    assert_eq!((d.packets, d.dropped), (8, 5));
+    assert_eq!((d.packets(), d.dropped()), (8, 5));
 }
 
 /// A never-seen device looks its stage up only when its bit in `N3_STAGED` is set
@@ -164,7 +164,7 @@ fn shadow_mode_passes_and_counts_would_drop() {
     assert!(d.moved_shadow().is_empty());
     let d = g.expect("strict, above, shadow", &s, Verdict::PassGpdu);
     assert_eq!(d.moved_shadow(), vec![(Verdict::DropStrict, 1)]);
-    assert_eq!(g.teid(0x70).expect("device").dropped, 0, "shadow drops nothing");
+    assert_eq!(g.teid(0x70).expect("device").dropped(), 0, "shadow drops nothing");
     // Shadow on one protection only: the others still enforce.
     g.write_config(&GuardConfig { shadow: PROT_QUARANTINE, ..enforce_all() });
     let d = g.expect("quarantine in shadow", &q, Verdict::PassGpdu);
@@ -197,7 +197,7 @@ fn cell_cap_and_host_cap_drop_as_last_resort() {
     // "dropped: packets dropped for this device, any reason" (abi::DeviceState).
     for t in 0x82..0x86 {
         let d = g.teid(t).expect("a device dropped by the cell cap is still a known device");
-        assert_eq!((d.packets, d.dropped), (1, 1), "TEID {t:#x} after a cell-cap drop");
+        assert_eq!((d.packets(), d.dropped()), (1, 1), "TEID {t:#x} after a cell-cap drop");
     }
     // An expired cap no longer applies.
     g.maps.set_cell_stage(&l3_v4(GNB_A), &CellStageEntry { expires_ns: 1, ..cap }).expect("set cell stage");
@@ -217,7 +217,7 @@ fn cell_cap_and_host_cap_drop_as_last_resort() {
     for f in &frames {
         g.expect("above the host cap", f, Verdict::DropHostCap);
     }
-    assert_eq!(g.teid(0xa0).expect("device").dropped, 1, "a host-cap drop counts on the device");
+    assert_eq!(g.teid(0xa0).expect("device").dropped(), 1, "a host-cap drop counts on the device");
     // Signalling is not G-PDU traffic and is not capped.
     g.expect("Echo Request under a host cap", &GtpFrame::echo_request(1).build(), Verdict::PassSignalling);
     // Expired one clock step ago: the data plane's coarse clock lags CLOCK_MONOTONIC by up to one
