@@ -103,16 +103,19 @@ pub fn coarse_ns<const REPLAY: bool>(c: &mut [u64; 2]) -> u64 {
 
 /// `guard_n3`'s per-CPU cache (in its scratch slot, `maps::Scratch`): the clock's, and this
 /// CPU's mark ([`CpuCache::mark`]).
+/// Its fields are private: every re-key goes through [`n3_ns`], so the mark is set before any
+/// packet on this CPU can read it (a re-key that skipped it would leave 0, the mark of records
+/// no CPU owns, for the rest of the tick).
 #[repr(C)]
 pub struct CpuCache {
     /// [`coarse_ns`]'s cache.
-    pub clock: [u64; 2],
+    clock: [u64; 2],
     /// This CPU's id + 1 (0 until the clock's first re-key on this CPU), the owner mark of the
     /// device records it inserts (`counters::count_device`). Set where the clock re-keys, once
     /// a tick at most, so the per-packet path reads a word instead of calling
     /// `bpf_get_smp_processor_id`: a call there moved the registers of the whole policy and cost
     /// ~140,000 of the verifier's processed instructions (`tests/tests/replay_cost.rs`).
-    pub mark: u64,
+    mark: u64,
 }
 
 /// The owner mark of a replay's records: one thread runs each replay's program, one frame at a

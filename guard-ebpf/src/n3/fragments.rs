@@ -32,12 +32,12 @@ pub(super) fn first_fragment_dropped<const REPLAY: bool>(
     ctx: &XdpContext,
     cfg: &GuardConfig,
     p: &GtpPacket,
-    clock_cache: &mut [u64; 2],
+    cpu: &mut clock::CpuCache,
 ) {
     let Some(key) = frag_key(ctx, p) else {
         return;
     };
-    let now = clock::coarse_ns::<REPLAY>(clock_cache);
+    let now = clock::n3_ns::<REPLAY>(cpu);
     let e = FragEntry { expires_ns: now.saturating_add(cfg.frag_window_ns), dropped: 0 };
     if N3_FRAGS.insert(&key, &e, 0).is_err() {
         counters::stat(STAT_MAP_UPDATE_FAILED);
@@ -51,7 +51,7 @@ pub(super) fn first_fragment_dropped<const REPLAY: bool>(
 pub(super) fn later_fragment<const REPLAY: bool>(
     ctx: &XdpContext,
     p: &GtpPacket,
-    clock_cache: &mut [u64; 2],
+    cpu: &mut clock::CpuCache,
 ) -> Verdict {
     let Some(key) = frag_key(ctx, p) else {
         return Verdict::PassFragment;
@@ -59,7 +59,7 @@ pub(super) fn later_fragment<const REPLAY: bool>(
     let Some(e) = N3_FRAGS.get_ptr_mut(&key) else {
         return Verdict::PassFragment;
     };
-    let now = clock::coarse_ns::<REPLAY>(clock_cache);
+    let now = clock::n3_ns::<REPLAY>(cpu);
     // SAFETY: a live LRU map value; the counter is updated atomically.
     unsafe {
         if (*e).expires_ns <= now {

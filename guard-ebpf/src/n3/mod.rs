@@ -171,7 +171,7 @@ fn verdict<const REPLAY: bool>(ctx: &XdpContext, len: u64) -> Verdict {
                 }
             }
         }
-        Ok(false) if p.frag_kind == FRAG_LATER => return later_fragment::<REPLAY>(ctx, p, &mut scratch.cpu.clock),
+        Ok(false) if p.frag_kind == FRAG_LATER => return later_fragment::<REPLAY>(ctx, p, &mut scratch.cpu),
         Ok(false) => return Verdict::PassNotGtp,
         Err(m) => {
             counters::malformed(m, len);
@@ -200,7 +200,7 @@ fn verdict<const REPLAY: bool>(ctx: &XdpContext, len: u64) -> Verdict {
     };
     let v = policy::<REPLAY>(cfg, &scratch.pkt, &mut scratch.cpu, len, echo_slot);
     if v.is_drop() && scratch.pkt.frag_kind == FRAG_FIRST {
-        first_fragment_dropped::<REPLAY>(ctx, cfg, &scratch.pkt, &mut scratch.cpu.clock);
+        first_fragment_dropped::<REPLAY>(ctx, cfg, &scratch.pkt, &mut scratch.cpu);
     }
     v
 }

@@ -194,3 +194,30 @@ fn later_fragments_pass_once_the_window_has_closed() {
     let mut g = guard(SEC);
     assert_eq!(verdicts(&mut g, &c[0].1), vec![Verdict::DropQuarantine, Verdict::DropFragment]);
 }
+
+/// A later fragment re-keys its CPU's clock cache (`clock::n3_ns`), and so sets the CPU's owner
+/// mark, as a G-PDU does: a CPU whose first packet in a tick is a later fragment must still stamp
+/// the device records it then inserts as its own (`DeviceState::owner`, CPU id + 1). A re-key that
+/// skipped the mark would leave 0, the mark of records no CPU owns, for the rest of the tick.
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn a_cpu_whose_first_packet_is_a_later_fragment_owns_what_it_inserts() {
+    assert_root("verdict::n3::fragments::a_cpu_whose_first_packet_is_a_later_fragment_owns_what_it_inserts");
+    // SAFETY: sysconf has no preconditions.
+    let cpus = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    assert!(cpus >= 2, "this test moves between two CPUs; this machine has {cpus}");
+    let c = cases(&[("quarantined", QUARANTINED, "v4", 21)]);
+    let mut g = guard(SEC);
+    // The first fragment dropped on CPU 1, so CPU 0's scratch (a fresh load's) is never touched.
+    g.on_cpu(1);
+    assert_eq!(verdicts(&mut g, &c[0].1[..1]), vec![Verdict::DropQuarantine]);
+    g.on_cpu(0);
+    assert_eq!(verdicts(&mut g, &c[0].1[1..]), vec![Verdict::DropFragment], "CPU 0's first packet");
+    let gpdu = labkit::frames::GtpFrame::gpdu(0x77)
+        .outer_v4(std::net::Ipv4Addr::new(10, 200, 0, 11), std::net::Ipv4Addr::new(10, 200, 0, 1))
+        .inner_v4(std::net::Ipv4Addr::new(10, 45, 0, 9), std::net::Ipv4Addr::new(192, 0, 2, 10))
+        .build();
+    assert_eq!(verdicts(&mut g, &[gpdu]), vec![Verdict::PassGpdu], "a new device, right after, on CPU 0");
+    let d = g.teid(0x77).expect("the new device's record");
+    assert_eq!((d.owner, d.own_packets, d.other_packets), (1, 1, 0), "CPU 0 owns the record it inserted: {d:?}");
+}
