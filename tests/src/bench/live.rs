@@ -130,7 +130,9 @@ impl Live {
         let lab = Lab::new().context("building the RAN/CORE lab")?;
         let guard = Guard::load_in(PinScope::new("blive"), cfg, 0)?;
         let refs = RefProgs::load(64)?;
-        let frame = lab.gpdu_v4(0, BENIGN_BASE).build();
+        // A 5G uplink G-PDU, with the UL PDU Session Container every N3 uplink G-PDU carries (TS
+        // 38.415 §5.5.2.2, QFI 9): the TEID the sender rewrites keeps its offset (TS 29.281 §5.1).
+        let frame = lab.gpdu_v4(0, BENIGN_BASE).qfi(9).build();
         let cpu = if sys::ncpus() >= 2 { 1 } else { 0 };
         let core_if = lab.core_ifname().to_owned();
         // GRO on: veth then runs NAPI on the CORE end, which is what accepts redirected frames
@@ -438,7 +440,7 @@ pub fn live_part(cfg: &GuardConfig, quick: bool) -> Result<(Vec<Table>, Vec<Vec<
             seen,
         ]);
     }
-    t.note(format!("Floods: attack only ({N_ATTACK} attacking TEIDs in turn), and mixed ({N_BENIGN} benign TEIDs alternating with the {N_ATTACK} attackers, 5% of the devices, so each attacker sends {}x a benign device's rate); 108-byte IPv4 G-PDUs, one gNB. Per-device limit {limit} pps in the last round (burst {}; rounds: {limits:?}): {LIMIT_FACTOR}x a benign device's rate in a calibration run before each round (mixed, guard, attackers quarantined), the same for the guard's shape stage and the nftables meter. {rounds} rounds, filters and floods interleaved; CPU = the sending thread's CPU time (the receive softirq runs in it) plus ksoftirqd's, median per frame. In the mixed flood every filter also pays for delivering the benign half to the CORE stack as skbs, the same for all.", N_BENIGN / N_ATTACK, (limit / 10).max(5)));
+    t.note(format!("Floods: attack only ({N_ATTACK} attacking TEIDs in turn), and mixed ({N_BENIGN} benign TEIDs alternating with the {N_ATTACK} attackers, 5% of the devices, so each attacker sends {}x a benign device's rate); {}-byte IPv4 G-PDUs with a UL PDU Session Container (QFI 9, as 5G uplink G-PDUs carry), one gNB. Per-device limit {limit} pps in the last round (burst {}; rounds: {limits:?}): {LIMIT_FACTOR}x a benign device's rate in a calibration run before each round (mixed, guard, attackers quarantined), the same for the guard's shape stage and the nftables meter. {rounds} rounds, filters and floods interleaved; CPU = the sending thread's CPU time (the receive softirq runs in it) plus ksoftirqd's, median per frame. In the mixed flood every filter also pays for delivering the benign half to the CORE stack as skbs, the same for all.", N_BENIGN / N_ATTACK, live.frame.len(), (limit / 10).max(5)));
     t.note("Sender: `xdp_live_sender` under BPF_PROG_TEST_RUN with `BPF_F_TEST_XDP_LIVE_FRAMES` (batches of 64), redirecting out of the RAN veth; the CORE veth receives XDP frames in the same softirq on the same CPU. Every row pays the same sender and veth cost: the `xdp_drop` row is that cost plus the cheapest possible drop, so (row − xdp_drop) is the filter's own cost. nftables and the no-filter row get an skb built from each frame (GRO on the CORE veth gives it the NAPI that receives redirected frames).");
     t.note("Counts: the guard's per-device counters (packets − dropped, dropped) for the TEIDs of each class and its verdict counters (seen); nftables: its rule counters (seen, meter drops, benign TEID range). A NIC driver hands XDP its frames the same way (no skb); what differs is the driver's own cost per frame.");
     let (g_ns, n_ns, d_ns) = (med(0, shape), med(0, nft), med(0, drop));

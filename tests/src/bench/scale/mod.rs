@@ -37,8 +37,10 @@ fn gnb(i: u32) -> Ipv4Addr {
     Ipv4Addr::new(10, 200, 0, 11 + (i % 4) as u8)
 }
 
+/// A 5G uplink G-PDU: with the UL PDU Session Container every N3 uplink G-PDU carries (TS 38.415
+/// §5.5.2.2, QFI 9); the TEID at the offset it has without one (TS 29.281 §5.1).
 fn frame(teid: u32) -> Vec<u8> {
-    GtpFrame::gpdu(teid).outer_v4(gnb(teid), Ipv4Addr::new(10, 200, 0, 1)).build()
+    GtpFrame::gpdu(teid).outer_v4(gnb(teid), Ipv4Addr::new(10, 200, 0, 1)).qfi(9).build()
 }
 
 fn device(teid: u32, packets: u64) -> DeviceState {
