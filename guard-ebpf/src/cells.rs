@@ -236,3 +236,16 @@ fn claim(key: &CellKey, now: u64) -> Option<u32> {
 fn hash(key: &CellKey) -> u32 {
     mix_addr(key)
 }
+
+/// Count a packet in this CPU's counters of its gNB's hot slot: plain adds to a cache
+/// line no other CPU writes, where shared atomic adds made one gNB's packets on several CPUs
+/// bounce its counters between them (BENCHMARKS.md, "Multi-core").
+#[inline(always)]
+pub fn count_packet(hot: *mut CellCounts, len: u64) {
+    // SAFETY: `hot` is this CPU's slot of a per-CPU array (`N3_CELL_PCPU` or `N3_UNKNOWN_HOT`),
+    // only this CPU touches it while this program runs (XDP does not nest).
+    unsafe {
+        (*hot).packets += 1;
+        (*hot).bytes += len;
+    }
+}

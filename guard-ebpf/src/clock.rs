@@ -19,7 +19,7 @@
 //! is then [`REPLAY_NOW_NS`], which the replay writes before each packet. It is a plain global
 //! (`.bss`), read with one load: no map lookup, so no key on the stack (`guard_n3` runs near the
 //! 512-byte stack limit) and no helper call.
-//! - `guard_n3` has a replay twin, `guard_n3_replay` (`coarse_ns::<true>`): the live program's
+//! - `guard_n3` has a replay twin, `guard_n3_replay` (`n3_ns::<true>`): the live program's
 //!   code does not change at all (why: `n3/mod.rs`).
 //! - `guard_n2` and its egress classifier read [`n2_ns`], which checks [`REPLAY_CLOCK`], a
 //!   `.rodata` global only a replay's loader sets (`EbpfLoader::override_global`). aya freezes

@@ -127,7 +127,7 @@ pub static N3_EVENTS: RingBuf = RingBuf::pinned(EVENTS_RING_BYTES, 0);
 
 /// Per-CPU scratch records: new map entries are built here, not on the 512-byte BPF stack.
 /// Not pinned: they hold nothing between packets. `N3_NEW_DEV` is the record a new device is
-/// inserted as (`n3::gpdu_verdict`): all zero but its owner, this CPU's mark, the only field
+/// inserted as (`n3::gpdu::gpdu_verdict`): all zero but its owner, this CPU's mark, the only field
 /// ever written.
 #[map(name = "N3_NEW_DEV")]
 pub static N3_NEW_DEV: PerCpuArray<DeviceState> = PerCpuArray::with_max_entries(1, 0);
