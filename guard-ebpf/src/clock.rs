@@ -120,7 +120,7 @@ pub struct CpuCache {
 
 /// The owner mark of a replay's records: one thread runs each replay's program, one frame at a
 /// time, whatever CPU it is on (docs/replay.md).
-pub const REPLAY_MARK: u32 = u32::MAX;
+const REPLAY_MARK: u32 = u32::MAX;
 
 /// [`coarse_ns`] through `guard_n3`'s cache, which re-keys the CPU's mark with the clock.
 #[inline(always)]

@@ -189,16 +189,12 @@ pub fn multicore_part(default: &GuardConfig, rounds: usize, quick: bool) -> Resu
     let rounds = rounds * 2;
     let guard = n3.program().context("guard_n3")?;
     // Warm-up: every device has its record (and its gNB its slot) before it is timed, inserted
-    // on the CPU that runs it (`frames[i]` on CPU i), as under RSS by TEID the CPU of a session's
-    // first packet is the CPU of the rest: that CPU owns the record and counts it with plain adds
-    // (`DeviceState::owner`).
+    // on the CPU that runs it (`frames[i]` on CPU i, by `measure`'s pinned threads), as under RSS
+    // by TEID the CPU of a session's first packet is the CPU of the rest: that CPU owns the record
+    // and counts it with plain adds (`DeviceState::owner`).
     for c in cases.iter().filter(|c| c.prog == Prog::Guard && !c.scan) {
-        for (cpu, f) in c.frames.iter().enumerate() {
-            sys::set_affinity(cpu).with_context(|| format!("pinning the warm-up to CPU {cpu}"))?;
-            time_run(guard, f, 1)?;
-        }
+        measure(guard, &c.frames, &[0, 1], 1)?;
     }
-    sys::clear_affinity()?;
     let guard: &Xdp = guard;
     let baseline: &Xdp = refs.prog(progs::BASELINE)?;
     println!(

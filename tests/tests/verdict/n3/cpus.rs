@@ -157,23 +157,8 @@ fn a_device_limit_under_contention_from_two_cpus() {
     let (pps, burst) = (1000u64, 100u64);
     g.set_stage(&DeviceKey::teid(0x61), &stage_entry(STAGE_SHAPE, pps, burst, 60 * SEC));
     let before = g.counters();
-    let barrier = Barrier::new(2);
     let t0 = Instant::now();
-    let prog = g.loaded.program().expect("guard_n3");
-    let prog = &*prog;
-    std::thread::scope(|s| {
-        for cpu in [0usize, 1] {
-            let (barrier, f) = (&barrier, &f);
-            s.spawn(move || {
-                pin_to_cpu(cpu).unwrap_or_else(|e| panic!("{e:#}"));
-                barrier.wait();
-                for _ in 0..4 {
-                    prog.test_run(TestRunOptions { data_in: Some(f), repeat: 50_000, ..Default::default() })
-                        .unwrap_or_else(|e| panic!("BPF_PROG_TEST_RUN on CPU {cpu}: {e}"));
-                }
-            });
-        }
-    });
+    both_cpus_at_once(&mut g, &f, 4, 50_000);
     let secs = t0.elapsed().as_secs_f64();
     let d = g.counters().since(&before);
     let (passed, dropped) = (d.verdict(Verdict::PassGpdu), d.verdict(Verdict::DropShape));
@@ -254,8 +239,9 @@ fn a_new_epoch_retires_every_cpus_counts() {
     assert_eq!(g.cell(IpAddr::V4(GNB_A)).expect("cell A").packets, 2, "CPU 0 reset its own counts");
 }
 
-/// Run `frame` `runs` times on each of CPUs 0 and 1 at once (threads pinned, started together).
-fn both_cpus_at_once(g: &mut Guard, frame: &[u8], runs: u32) {
+/// Run `frame` on each of CPUs 0 and 1 at once (threads pinned, started together): `calls`
+/// BPF_PROG_TEST_RUN calls of `repeat` runs each per CPU.
+fn both_cpus_at_once(g: &mut Guard, frame: &[u8], calls: u32, repeat: u32) {
     let barrier = Barrier::new(2);
     let prog = g.loaded.program().expect("guard_n3");
     let prog = &*prog;
@@ -265,8 +251,10 @@ fn both_cpus_at_once(g: &mut Guard, frame: &[u8], runs: u32) {
             s.spawn(move || {
                 pin_to_cpu(cpu).unwrap_or_else(|e| panic!("{e:#}"));
                 barrier.wait();
-                prog.test_run(TestRunOptions { data_in: Some(frame), repeat: runs, ..Default::default() })
-                    .unwrap_or_else(|e| panic!("BPF_PROG_TEST_RUN on CPU {cpu}: {e}"));
+                for _ in 0..calls {
+                    prog.test_run(TestRunOptions { data_in: Some(frame), repeat, ..Default::default() })
+                        .unwrap_or_else(|e| panic!("BPF_PROG_TEST_RUN on CPU {cpu}: {e}"));
+                }
             });
         }
     });
@@ -294,7 +282,7 @@ fn a_devices_counters_are_exact_with_two_cpus_counting_at_once() {
     let tpdu = first.bytes();
     assert!(tpdu > 0, "its T-PDU octets are counted");
 
-    both_cpus_at_once(&mut g, &f, RUNS);
+    both_cpus_at_once(&mut g, &f, 1, RUNS);
     let d = g.teid(0x91).expect("device");
     let n = u64::from(RUNS);
     assert_eq!(d.packets(), 1 + 2 * n, "every G-PDU counted, none lost: {d:?}");
@@ -305,7 +293,7 @@ fn a_devices_counters_are_exact_with_two_cpus_counting_at_once() {
     // Drops the same way: the other device quarantined, dropped on both CPUs at once.
     g.set_stage(&DeviceKey::teid(0x92), &stage_entry(STAGE_QUARANTINE, 0, 0, 60 * SEC));
     let before = g.counters();
-    both_cpus_at_once(&mut g, &q, RUNS);
+    both_cpus_at_once(&mut g, &q, 1, RUNS);
     assert_eq!(g.counters().since(&before).verdict(Verdict::DropQuarantine), 2 * n);
     let d = g.teid(0x92).expect("device");
     assert_eq!((d.own_dropped, d.other_dropped), (n, n), "each CPU's drops in its words: {d:?}");
