@@ -118,6 +118,39 @@ pub fn n2_timed_responses(v: &[Value]) -> Vec<(String, String, f64)> {
         .collect()
 }
 
+/// [`n2_timed_responses`] with each run of OVERLOAD updates to the same gNBs kept as its first.
+///
+/// While overload is in force, the ladder sends an update when the load reduction it asks for
+/// rises (reason `scope`) and every `refresh_s` since its last message (reason `refresh`;
+/// `ladder.rs`). A replay's ticks fall at another phase than the live guard's (docs/replay.md,
+/// "Tick alignment"), so the level can start and stop a tick earlier or later in one of them:
+/// overload held for 9.5 s live and 10 s in the replay is one refresh against two at 5 s, with
+/// nothing else different. What an operator compares is the rest: every change of level, its
+/// gNBs and its order, and the reduction it came to ([`n2_peak_reduction`]).
+pub fn n2_level_changes(v: &[Value]) -> Vec<(String, String, f64)> {
+    let mut out: Vec<(String, String, f64)> = Vec::new();
+    for r in n2_timed_responses(v) {
+        let repeat = out.last().is_some_and(|l| {
+            l.1 == r.1
+                && r.0 == "n2_overload_update"
+                && matches!(l.0.as_str(), "n2_overload_update" | "n2_overload_start")
+        });
+        if !repeat {
+            out.push(r);
+        }
+    }
+    out
+}
+
+/// N2: the highest load reduction (TS 38.413 §9.3.1.106, AMF Traffic Load Reduction Indication, percent) any OVERLOAD START or update
+/// in an audit trail asked for; `None` if none did.
+pub fn n2_peak_reduction(v: &[Value]) -> Option<u64> {
+    v.iter()
+        .filter(|d| matches!(d["action"].as_str(), Some("n2_overload_start" | "n2_overload_update")))
+        .filter_map(|d| d["detail"]["overload"]["traffic_load_reduction_pct"].as_u64())
+        .max()
+}
+
 fn ts(d: &Value) -> f64 {
     d["ts"].as_str().and_then(parse_rfc3339).unwrap_or(f64::NAN)
 }

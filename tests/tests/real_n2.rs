@@ -8,7 +8,11 @@
 //! ways: what the gNBs and the forger sent, the AMF's replies) replayed by `guard replay` with
 //! the run's own guard.toml and n2.toml and the AMF's address as the host's own (`--local`, so
 //! its INIT ACKs and association chunks go through the egress classifier as they did live) must
-//! give the live guard's responses, in the same order, and the same peers the same setup stages.
+//! give the live guard's changes of level, on the same gNBs, in the same order, the same peak
+//! load reduction, and the same peers the same setup stages. How many OVERLOAD updates it takes
+//! on the way may differ: they are refreshes every `refresh_s` (5 s here) and rises of the
+//! reduction, and the replay's ticks fall at another phase, so overload can be held a tick
+//! longer in one of them (`replay_check::n2_level_changes`; CI once saw two against one).
 
 use std::path::Path;
 
@@ -79,18 +83,28 @@ fn replay_the_run(dir: &Path) -> Vec<String> {
     let n2 = replay::replay(&o, &mut Quiet).expect("the replay of the run's RAN capture").n2.expect("an N2 report");
     assert!(n2.capture.complete, "the capture was read to its end: {:?}", n2.capture.error);
     let live = replay_check::read_jsonl(&dir.join("audit.jsonl"));
-    let (lr, rr) = (replay_check::n2_responses(&live), replay_check::n2_responses(&n2.decisions));
+    // Level changes, not every update: how many refreshes a level in force sends depends on
+    // where the ticks fall (replay_check::n2_level_changes); the reduction it comes to is
+    // compared below.
+    let names = |v: &[(String, String, f64)]| v.iter().map(|(a, t, _)| (a.clone(), t.clone())).collect::<Vec<_>>();
+    let (lt, rt) = (replay_check::n2_level_changes(&live), replay_check::n2_level_changes(&n2.decisions));
+    let (lr, rr) = (names(&lt), names(&rt));
+    let (lpeak, rpeak) = (replay_check::n2_peak_reduction(&live), replay_check::n2_peak_reduction(&n2.decisions));
     let (lp, rp) = (replay_check::n2_peer_stages(&live), replay_check::n2_peer_stages(&n2.decisions));
     let live_report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap_or_default()).unwrap_or_default();
     eprintln!(
         "replay: {} frames read, {} through guard_n2, {} from the AMF through guard_n2_egress, in {:.1} s\n\
-         live responses:   {lr:?}\nreplay responses: {rr:?}\nlive peer stages:   {lp:?}\nreplay peer stages: {rp:?}\n\
+         live responses:   {:?}\nreplay responses: {:?}\nlive level changes:   {lr:?}\nreplay level changes: {rr:?}\n\
+         peak load reduction: live {lpeak:?}, replay {rpeak:?}\n\
+         live peer stages:   {lp:?}\nreplay peer stages: {rp:?}\n\
          live verdicts:   {}\nreplay verdicts: {:?}\nreplay setup lanes: {:?}",
         n2.capture.frames_read,
         n2.capture.frames_replayed,
         n2.capture.egress,
         t0.elapsed().as_secs_f64(),
+        replay_check::n2_responses(&live),
+        replay_check::n2_responses(&n2.decisions),
         live_report["verdicts"],
         n2.verdicts,
         n2.setup_events
@@ -101,6 +115,9 @@ fn replay_the_run(dir: &Path) -> Vec<String> {
     if rr != lr {
         diff.push(format!("responses: live {lr:?}, replay {rr:?}"));
     }
+    if lpeak != rpeak {
+        diff.push(format!("peak load reduction: live {lpeak:?} %, replay {rpeak:?} %"));
+    }
     if rp != lp {
         diff.push(format!("peer stages: live {lp:?}, replay {rp:?}"));
     }
@@ -110,7 +127,6 @@ fn replay_the_run(dir: &Path) -> Vec<String> {
     // tick as live or one tick apart (docs/replay.md, "Tick alignment"): at most a tick and 50
     // ms from that phase, later or earlier; earlier by up to 1 s more, the live guard's own
     // lateness on this loaded machine (its N2 thread waiting for a CPU), which a replay has not.
-    let (lt, rt) = (replay_check::n2_timed_responses(&live), replay_check::n2_timed_responses(&n2.decisions));
     let mut dts: Vec<f64> = lt.iter().zip(&rt).map(|(l, r)| r.2 - l.2).collect();
     let (lf, rf) = (replay_check::n2_first_staged(&live), replay_check::n2_first_staged(&n2.decisions));
     let stage_dts: Vec<f64> = lf.iter().filter_map(|(p, l)| Some(rf.get(p)? - l)).collect();
