@@ -14,7 +14,7 @@
 //!   and returns `XDP_PASS`, so the bench can split `guard_n3`'s cost into parse and policy.
 //! - `xdp_op_*`: one kind of operation eight times over (a clock read, fine or coarse, a hash hit, a hash miss,
 //!   an LRU hit — on 20-byte keys, like the guard's —, a per-CPU array slot update, an atomic
-//!   add), so the bench can price each operation the guard performs by difference with
+//!   add, a BPF-to-BPF call, a `bpf_loop` iteration), so the bench can price each operation the guard performs by difference with
 //!   `xdp_baseline` (or, for the atomic add, `xdp_op_hash1`) instead of guessing.
 //!
 //! Neither is loaded by the guard itself; they share the object with `guard_n3`. Their own maps
@@ -22,7 +22,7 @@
 
 use aya_ebpf::{
     bindings::{xdp_action, BPF_NOEXIST},
-    helpers::{bpf_jiffies64, bpf_ktime_get_coarse_ns, bpf_ktime_get_ns},
+    helpers::{bpf_jiffies64, bpf_ktime_get_coarse_ns, bpf_ktime_get_ns, generated::bpf_loop},
     macros::{map, xdp},
     maps::{Array, HashMap, LruHashMap, PerCpuArray},
     programs::XdpContext,
@@ -330,6 +330,44 @@ pub fn xdp_op_atomic(_ctx: XdpContext) -> u32 {
         // SAFETY: a live map value, 8-byte aligned; updated atomically.
         eight!(unsafe { add(&mut (*v)[0], 1) });
     }
+    xdp_action::XDP_PASS
+}
+
+/// A BPF-to-BPF call's callee for `xdp_op_call`: a separate subprogram (never inlined), whose
+/// result depends on its argument so that the calls are not folded.
+#[inline(never)]
+fn op_callee(x: u64) -> u64 {
+    core::hint::black_box(x).wrapping_add(1)
+}
+
+/// Eight BPF-to-BPF calls (`guard_n2` walks its chunks and IEs one subprogram call per item): the
+/// price of a call and its return, which a CPU whose returns go through a thunk (SRSO's "Safe
+/// RET", retpolines) pays many times over.
+#[xdp]
+pub fn xdp_op_call(_ctx: XdpContext) -> u32 {
+    let mut acc = 0u64;
+    eight!(acc = op_callee(acc));
+    core::hint::black_box(acc);
+    xdp_action::XDP_PASS
+}
+
+/// `xdp_op_loop`'s callback: one `bpf_loop` iteration (as `guard_n2`'s per-InitialUEMessage walk).
+#[inline(never)]
+extern "C" fn op_loop_step(_i: u64, data: *mut core::ffi::c_void) -> i64 {
+    // SAFETY: `data` is `xdp_op_loop`'s counter, alive during `bpf_loop`.
+    unsafe { *(data as *mut u64) += 1 };
+    0
+}
+
+/// `bpf_loop` with eight iterations: the helper's call once, its callback's eight times.
+#[xdp]
+pub fn xdp_op_loop(_ctx: XdpContext) -> u32 {
+    let mut n = 0u64;
+    let cb: extern "C" fn(u64, *mut core::ffi::c_void) -> i64 = op_loop_step;
+    // SAFETY: `bpf_loop` calls `cb` at most 8 times with `&mut n`, which outlives the call;
+    // flags must be 0.
+    unsafe { bpf_loop(8, cb as *mut core::ffi::c_void, &mut n as *mut u64 as *mut core::ffi::c_void, 0) };
+    core::hint::black_box(n);
     xdp_action::XDP_PASS
 }
 

@@ -29,7 +29,7 @@ pub const PARSE_ONLY: &str = "xdp_parse_only";
 pub const LIVE_SENDER: &str = "xdp_live_sender";
 pub const DROP: &str = "xdp_drop";
 /// The operation probes: each performs one operation eight times.
-pub const OPS: [&str; 11] = [
+pub const OPS: [&str; 13] = [
     "xdp_op_ktime",
     "xdp_op_hash",
     "xdp_op_miss",
@@ -41,11 +41,13 @@ pub const OPS: [&str; 11] = [
     "xdp_op_jiffies",
     "xdp_op_hash8",
     "xdp_op_lru8",
+    "xdp_op_call",
+    "xdp_op_loop",
 ];
 /// The 12-byte-key probes (a compact key with its kind), timed by the A/B's key-size table only.
 pub const KEY12: [&str; 2] = ["xdp_op_hash12", "xdp_op_lru12"];
 /// Every program [`RefProgs`] loads.
-pub const ALL: [&str; 20] = [
+pub const ALL: [&str; 22] = [
     BASELINE,
     FLOOR,
     FLOOR_LRU,
@@ -62,6 +64,8 @@ pub const ALL: [&str; 20] = [
     OPS[8],
     OPS[9],
     OPS[10],
+    OPS[11],
+    OPS[12],
     KEY12[0],
     KEY12[1],
     LIVE_SENDER,

@@ -108,7 +108,8 @@ fn cases() -> Vec<Case> {
 }
 
 /// N2's measured frame: one SCTP DATA chunk carrying an NGAP InitialUEMessage (NR cell, a
-/// 5G-S-TMSI), from a gNB to the AMF; also the A/B's N2 case (`bench::ab`).
+/// Registration Request with a SUCI, no 5G-S-TMSI: five IEs), from a gNB to the AMF; also the
+/// A/B's N2 case (`bench::ab`).
 pub(crate) fn n2_initial_ue_frame() -> Vec<u8> {
     SctpFrame::ngap()
         .v4(Ipv4Addr::new(10, 100, 0, 11), Ipv4Addr::new(10, 100, 0, 1))
@@ -385,7 +386,8 @@ pub fn cost_part(default: &GuardConfig, rounds: usize, quick: bool) -> Result<(V
             "hash misses",
             "per-CPU/array slots",
             "atomic adds",
-            "rest (branches, copies, calls) ns",
+            "BPF-to-BPF calls",
+            "rest (branches, compares, copies) ns",
         ],
     );
     let stage0 = res[0];
@@ -395,7 +397,7 @@ pub fn cost_part(default: &GuardConfig, rounds: usize, quick: bool) -> Result<(V
     t_acc.row(explain(&prices, &PATH_FLOOR, stage0[1] - stage0[0], 0.0));
     t_acc.row(explain(&prices, &PATH_STAGE0, stage0[3] - stage0[0], parse_ns));
     t_acc.row(explain(&prices, &PATH_QUARANTINE, quar[3] - quar[0], quar[2] - quar[0]));
-    t_acc.note("Operation counts are read off `guard-ebpf/src/n3/` for each path (TEID key mode, anti-spoofing in shadow: compared, not counted); prices from the probe table. parse = `xdp_parse_only` − baseline on the same frame. \"rest\" is what the counted operations do not explain: the bounds-checked parser's share is in \"parse\", so this is the policy's branches, the 20-byte address compares (the device's cached gNB and its slot's owner, the anti-spoofing binding) and copies into the device record, GCRA arithmetic and the call of the BPF subprogram `policy`. The floor row's rest is its lean parse.");
+    t_acc.note("Operation counts are read off `guard-ebpf/src/n3/` for each path (TEID key mode, anti-spoofing in shadow: compared, not counted); prices from the probe table. parse = `xdp_parse_only` − baseline on the same frame. \"rest\" is what the counted operations do not explain: the bounds-checked parser's share is in \"parse\", so this is the policy's branches, the 20-byte address compares (the device's cached gNB and its slot's owner, the anti-spoofing binding) and copies into the device record, GCRA arithmetic (the call of the BPF subprogram `policy` is priced in its own column). The floor row's rest is its lean parse.");
 
     let mut tables = vec![t1, t_min, t_new, t_ops, t_acc];
     // Where the time goes, by symbol: N3's common path, and N2's DATA with an InitialUEMessage
@@ -446,7 +448,7 @@ pub fn cost_part(default: &GuardConfig, rounds: usize, quick: bool) -> Result<(V
                 String::new()
             } else {
                 format!(
-                    "the guard's full parser costs {} ns (parse-only − baseline) where the floor's lean one costs a few; then {lk}, where the floor does one hash lookup on a 4-byte key; then the policy's compares, stores and its call (\"rest\" in \"Where the nanoseconds go\"; see also the perf profile)",
+                    "the guard's full parser costs {} ns (parse-only − baseline) where the floor's lean one costs a few; then {lk}, where the floor does one hash lookup on a 4-byte key; then the policy's compares and stores (\"rest\" in \"Where the nanoseconds go\") and its call (a BPF subprogram: \"BPF-to-BPF calls\" there; see also the perf profile)",
                     num(m[2] - m[0], 0),
                 )
             },
@@ -522,7 +524,7 @@ fn other_goals(cases: &[Case], res: &[[f64; 4]], new: [f64; 4]) -> Vec<Vec<Strin
             "N2: SCTP DATA with an NGAP InitialUEMessage ≤ 250 ns",
             format!("{} ns", num(m[3], 1)),
             m[3] <= 250.0,
-            "the APER walk of the message's IEs (ie_decode, ie_step), the peer, cell and device hash lookups (one each, on 20-, 16- and 24-octet keys, and the peer once more to count the message) and the accounting (account_ue): see the perf profile of guard_n2",
+            "the APER walk of the message's IEs (ie_decode, ie_step), the peer, cell and device hash lookups (one each, on 20-, 16- and 24-octet keys, and the peer once more to count the message) and the accounting (account_ue): see the perf profile of guard_n2. The walks are one BPF subprogram call per chunk and two per IE, and a bpf_loop callback per InitialUEMessage (the verifier's budget: ARCHITECTURE.md), so ~20 calls and returns a message besides the helpers': priced in \"Price of one operation\" (a BPF-to-BPF call, a bpf_loop iteration), they are what a CPU whose returns go through a thunk (SRSO Safe RET, retpolines) pays most for",
         ));
     }
     g

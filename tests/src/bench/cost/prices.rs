@@ -16,6 +16,8 @@ pub(super) struct OpPrices {
     pub(super) lru8: f64,
     percpu: f64,
     atomic: f64,
+    /// A BPF-to-BPF call and its return.
+    call: f64,
 }
 
 pub(super) fn op_prices(p: &mut Progs, frame: &[u8], rounds: usize, repeat: u32) -> Result<(OpPrices, Table)> {
@@ -41,6 +43,7 @@ pub(super) fn op_prices(p: &mut Progs, frame: &[u8], rounds: usize, repeat: u32)
         lru8: per(11),
         percpu: per(5),
         atomic: ((m[7] - m[6]) / 8.0).max(0.0),
+        call: per(12),
     };
     let mut t = Table::new(
         "Price of one operation (probe programs, each doing it 8 times)",
@@ -57,6 +60,8 @@ pub(super) fn op_prices(p: &mut Progs, frame: &[u8], rounds: usize, repeat: u32)
         ("atomic add on a shared map value (lock add)", 7, prices.atomic),
         ("hash lookup, hit, 8-byte key (the device key)", 10, per(10)),
         ("LRU hash lookup, hit, 8-byte key (the device map)", 11, prices.lru8),
+        ("BPF-to-BPF call and its return (a subprogram)", 12, prices.call),
+        ("bpf_loop iteration (its callback; the helper's call spread over 8)", 13, per(13)),
     ];
     for (what, i, price) in rows {
         t.row(vec![what.into(), names[i].into(), num(m[i], 1), num(price, 2)]);
@@ -82,6 +87,8 @@ pub(super) struct PathOps {
     miss: f64,
     percpu: f64,
     atomic: f64,
+    /// BPF-to-BPF calls (subprograms).
+    calls: f64,
 }
 
 pub(super) const PATH_STAGE0: PathOps = PathOps {
@@ -99,8 +106,13 @@ pub(super) const PATH_STAGE0: PathOps = PathOps {
     // owner), N3_CELL_PCPU (this CPU's gNB counters: packets, bytes, G-PDUs, plain adds),
     // N3_VERDICTS, N3_CHAIN (passed packets); N3_PCPU_TAT only under a host cap.
     percpu: 7.0,
-    // Device packets, bytes (the gNB's counters are per CPU since issue 19's multi-core part).
-    atomic: 2.0,
+    // None: the device's packets and bytes are plain adds by the CPU that inserted its record
+    // (`DeviceState::owner`, schema 12; part 1 runs pinned to one CPU, which inserted it), and
+    // the gNB's counters are per CPU.
+    atomic: 0.0,
+    // `policy`: `guard_n3` calls it as a BPF subprogram (its own stack frame, for the verifier's
+    // budget: ARCHITECTURE.md), and everything on this path is inlined into it.
+    calls: 1.0,
 };
 
 pub(super) const PATH_QUARANTINE: PathOps = PathOps {
@@ -113,12 +125,21 @@ pub(super) const PATH_QUARANTINE: PathOps = PathOps {
     // N3_CONFIG, N3_PKT, N3_HINTS, N3_CELL_HOT, N3_CELL_PCPU (with the gNB's drop count),
     // N3_VERDICTS.
     percpu: 6.0,
-    // As stage 0, plus the device's drop counter.
-    atomic: 3.0,
+    // None: as stage 0, the device's drop counter too.
+    atomic: 0.0,
+    calls: 1.0,
 };
 
-pub(super) const PATH_FLOOR: PathOps =
-    PathOps { name: "floor program", jiffies: 0.0, lru: 0.0, hash: 1.0, miss: 0.0, percpu: 0.0, atomic: 2.0 };
+pub(super) const PATH_FLOOR: PathOps = PathOps {
+    name: "floor program",
+    jiffies: 0.0,
+    lru: 0.0,
+    hash: 1.0,
+    miss: 0.0,
+    percpu: 0.0,
+    atomic: 2.0,
+    calls: 0.0,
+};
 
 pub(super) fn explain(p: &OpPrices, path: &PathOps, measured: f64, parse: f64) -> Vec<String> {
     let cost = |n: f64, price: f64| {
@@ -133,7 +154,8 @@ pub(super) fn explain(p: &OpPrices, path: &PathOps, measured: f64, parse: f64) -
         + path.hash * p.hash
         + path.miss * p.miss
         + path.percpu * p.percpu
-        + path.atomic * p.atomic;
+        + path.atomic * p.atomic
+        + path.calls * p.call;
     vec![
         path.name.into(),
         num(measured, 1),
@@ -144,6 +166,7 @@ pub(super) fn explain(p: &OpPrices, path: &PathOps, measured: f64, parse: f64) -
         cost(path.miss, p.miss),
         cost(path.percpu, p.percpu),
         cost(path.atomic, p.atomic),
+        cost(path.calls, p.call),
         num(measured - parse - ops, 1),
     ]
 }
