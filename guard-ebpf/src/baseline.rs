@@ -12,10 +12,11 @@
 //!   does), then the two atomic adds on the record.
 //! - `xdp_parse_only`: runs only the shared N3 parser (`guard_common::parse::n3`) on the frame
 //!   and returns `XDP_PASS`, so the bench can split `guard_n3`'s cost into parse and policy.
-//! - `xdp_op_*`: one kind of operation eight times over (a clock read, fine or coarse, a hash hit, a hash miss,
-//!   an LRU hit — on 20-byte keys, like the guard's —, a per-CPU array slot update, an atomic
-//!   add, a BPF-to-BPF call, a `bpf_loop` iteration), so the bench can price each operation the guard performs by difference with
-//!   `xdp_baseline` (or, for the atomic add, `xdp_op_hash1`) instead of guessing.
+//! - `xdp_op_*`: one kind of operation eight times over (a clock read, fine or coarse, a hash
+//!   hit, a hash miss, an LRU hit — on 20-byte keys, like the guard's —, a per-CPU array slot
+//!   update, an atomic add, a BPF-to-BPF call, a `bpf_loop` iteration), so the bench can price
+//!   each operation the guard performs by difference with `xdp_baseline` (or, for the atomic
+//!   add, `xdp_op_hash1`) instead of guessing.
 //!
 //! Neither is loaded by the guard itself; they share the object with `guard_n3`. Their own maps
 //! are unpinned and created with a handful of entries: the bench raises the capacities it needs.

@@ -142,8 +142,9 @@ pub fn n2_level_changes(v: &[Value]) -> Vec<(String, String, f64)> {
     out
 }
 
-/// N2: the highest load reduction (TS 38.413 §9.3.1.106, AMF Traffic Load Reduction Indication, percent) any OVERLOAD START or update
-/// in an audit trail asked for; `None` if none did.
+/// N2: the highest load reduction (TS 38.413 §9.3.1.106, AMF Traffic Load Reduction
+/// Indication, percent) any OVERLOAD START or update in an audit trail asked for; `None` if none
+/// did.
 pub fn n2_peak_reduction(v: &[Value]) -> Option<u64> {
     v.iter()
         .filter(|d| matches!(d["action"].as_str(), Some("n2_overload_start" | "n2_overload_update")))
