@@ -92,6 +92,22 @@ pub fn n3_differences(
     out
 }
 
+/// The tick phases (replay minus live, seconds) that put every decision's offset in `offsets`
+/// within `tol` of them, the phase itself within `tol` of 0: `(lowest, highest)`, or `None` if
+/// no phase does (or there is no offset, or one is NaN). A phase p fits an offset dt when
+/// `-tol.early_s <= dt - p <= tol.late_s`, so the fitting phases are those every offset allows,
+/// intersected: the decisions need not agree on one offset, only on one tick grid within a tick
+/// (the offsets' median is not that: it splits when half the decisions land a tick one way and
+/// half the other).
+pub fn common_phase(offsets: &[f64], tol: TimeTolerance) -> Option<(f64, f64)> {
+    if offsets.is_empty() || offsets.iter().any(|dt| dt.is_nan()) {
+        return None;
+    }
+    let lo = offsets.iter().fold(-tol.early_s, |a, dt| a.max(dt - tol.late_s));
+    let hi = offsets.iter().fold(tol.late_s, |a, dt| a.min(dt + tol.early_s));
+    (lo <= hi).then_some((lo, hi))
+}
+
 /// The JSON lines of an audit file (unreadable lines are skipped; a missing file is empty).
 pub fn read_jsonl(p: &Path) -> Vec<Value> {
     std::fs::read_to_string(p).unwrap_or_default().lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
@@ -100,7 +116,12 @@ pub fn read_jsonl(p: &Path) -> Vec<Value> {
 /// N2: the responses in an audit trail, in order, as (action, target): `n2_advise`,
 /// `n2_overload_*`, `n2_barring*`, ... (not classification, peer stages or hook failures).
 pub fn n2_responses(v: &[Value]) -> Vec<(String, String)> {
-    n2_timed_responses(v).into_iter().map(|(a, t, _)| (a, t)).collect()
+    untimed(&n2_timed_responses(v))
+}
+
+/// Timed responses ([`n2_timed_responses`], [`n2_level_changes`]) as (action, target).
+pub fn untimed(v: &[(String, String, f64)]) -> Vec<(String, String)> {
+    v.iter().map(|(a, t, _)| (a.clone(), t.clone())).collect()
 }
 
 /// [`n2_responses`] with each one's time (Unix seconds: the audit's `ts`, which a replay writes
@@ -184,4 +205,35 @@ pub fn n2_peer_stages(v: &[Value]) -> BTreeMap<String, u64> {
 /// N2: the distinct (action, target) pairs of [`n2_responses`].
 pub fn distinct(v: &[(String, String)]) -> BTreeSet<(String, String)> {
     v.iter().cloned().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// real_n2's tolerance: a 0.5 s tick and 50 ms, 1 s more on the early side.
+    const N2: TimeTolerance = TimeTolerance { early_s: 1.55, late_s: 0.55 };
+
+    /// Offsets a tick apart fit one phase between them; the median would have been out of
+    /// bounds (a CI run of 2026-12-07).
+    #[test]
+    fn decisions_a_tick_each_way_share_a_phase() {
+        let ci = [0.793, 0.793, 0.793, -0.207, -0.207, -0.207, 0.293];
+        let (lo, hi) = common_phase(&ci, N2).expect("a phase fits");
+        assert!((lo - 0.243).abs() < 1e-9 && (hi - 0.55).abs() < 1e-9, "[{lo}, {hi}]");
+        assert!(lo <= 0.293 && 0.293 <= hi);
+    }
+
+    /// A replay ticking at twice the period (the planted fault: offsets 1.8-6.3 s), a single
+    /// offset past the late bound, no offset and a NaN fit no phase.
+    #[test]
+    fn offsets_no_tick_grid_explains_fit_no_phase() {
+        assert_eq!(common_phase(&[2.288, 4.288, 6.288, 5.288, 5.288, 5.288, 1.788], N2), None);
+        assert_eq!(common_phase(&[0.56 + 0.55], N2), None);
+        assert_eq!(common_phase(&[], N2), None);
+        assert_eq!(common_phase(&[0.1, f64::NAN], N2), None);
+        // Early by up to a tick and 1 s from a phase itself that early: the edge still fits.
+        let (lo, hi) = common_phase(&[-3.0], N2).expect("-3.0 s fits the earliest phase");
+        assert!(lo == -1.55 && (hi + 1.45).abs() < 1e-9, "[{lo}, {hi}]");
+    }
 }

@@ -20,7 +20,7 @@ use guard::replay::{self, Options, Pacing, Quiet};
 use labkit::assert_root;
 use labkit::oracle::TempDir;
 use labkit::realpeers::RealOpts;
-use labkit::replay_check;
+use labkit::replay_check::{self, TimeTolerance};
 
 /// The run's N2 controller tick (`tick_ms = 500` in real_n2's n2.toml): live ticks start with
 /// `guard run`, the replay's with the capture's first frame.
@@ -29,6 +29,10 @@ const TICK_S: f64 = 0.5;
 const TICK_MARGIN_S: f64 = 0.05;
 /// How much later than the replay the live guard may decide on a loaded machine, beyond that.
 const LIVE_LATENESS_S: f64 = 1.0;
+/// How far a decision may be from the common tick phase: a tick and the loop's lateness either
+/// way, and the live guard's own lateness more on the early side.
+const DECISION: TimeTolerance =
+    TimeTolerance { early_s: TICK_S + TICK_MARGIN_S + LIVE_LATENESS_S, late_s: TICK_S + TICK_MARGIN_S };
 
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
@@ -86,9 +90,8 @@ fn replay_the_run(dir: &Path) -> Vec<String> {
     // Level changes, not every update: how many refreshes a level in force sends depends on
     // where the ticks fall (replay_check::n2_level_changes); the reduction it comes to is
     // compared below.
-    let names = |v: &[(String, String, f64)]| v.iter().map(|(a, t, _)| (a.clone(), t.clone())).collect::<Vec<_>>();
     let (lt, rt) = (replay_check::n2_level_changes(&live), replay_check::n2_level_changes(&n2.decisions));
-    let (lr, rr) = (names(&lt), names(&rt));
+    let (lr, rr) = (replay_check::untimed(&lt), replay_check::untimed(&rt));
     let (lpeak, rpeak) = (replay_check::n2_peak_reduction(&live), replay_check::n2_peak_reduction(&n2.decisions));
     let (lp, rp) = (replay_check::n2_peer_stages(&live), replay_check::n2_peer_stages(&n2.decisions));
     let live_report: serde_json::Value =
@@ -126,27 +129,21 @@ fn replay_the_run(dir: &Path) -> Vec<String> {
     // land on the same tick as live or one tick apart (docs/replay.md, "Tick alignment"): at
     // most a tick and 50 ms from a common phase, later or earlier; earlier by up to 1 s more, the
     // live guard's own lateness on this loaded machine (its N2 thread waiting for a CPU), which a
-    // replay has not; and that phase itself within those bounds. The check asks whether such a
-    // phase exists: the phases each decision allows, intersected. It once took the median
-    // offset as the phase, which splits when half the decisions land a tick one way and half the
-    // other (a CI run of 2026-12-07: three at +0.793 s, three at -0.207 s, one stage at +0.293 s;
-    // phase +0.293 s fits them all, the upper median +0.793 s was out of bounds).
+    // replay has not; and that phase itself within those bounds (`replay_check::common_phase`:
+    // the phases each decision allows, intersected; the offsets' median, taken before, split
+    // when half the decisions landed a tick one way and half the other, a CI run of 2026-12-07).
     let dts: Vec<f64> = lt.iter().zip(&rt).map(|(l, r)| r.2 - l.2).collect();
     let (lf, rf) = (replay_check::n2_first_staged(&live), replay_check::n2_first_staged(&n2.decisions));
     let stage_dts: Vec<f64> = lf.iter().filter_map(|(p, l)| Some(rf.get(p)? - l)).collect();
     eprintln!("replay - live, responses: {dts:.3?} s; first peer stages: {stage_dts:.3?} s");
-    let (early, late) = (TICK_S + TICK_MARGIN_S + LIVE_LATENESS_S, TICK_S + TICK_MARGIN_S);
     let all: Vec<f64> = dts.iter().chain(&stage_dts).copied().collect();
-    // A phase p fits a decision dt when -early <= dt - p <= late.
-    let lo = all.iter().fold(-early, |a, dt| a.max(dt - late));
-    let hi = all.iter().fold(late, |a, dt| a.min(dt + early));
-    eprintln!("tick phases that fit every decision: [{lo:+.3}, {hi:+.3}] s");
-    if all.is_empty() || all.iter().any(|dt| dt.is_nan()) || lo > hi {
-        diff.push(format!(
-            "no tick phase within [{:+.2}, {late:+.2}] s puts every decision within a tick of live \
+    match replay_check::common_phase(&all, DECISION) {
+        Some((lo, hi)) => eprintln!("tick phases that fit every decision: [{lo:+.3}, {hi:+.3}] s"),
+        None => diff.push(format!(
+            "no tick phase within [{:+.2}, {:+.2}] s puts every decision within a tick of live \
              (responses {dts:+.3?} s, first peer stages {stage_dts:+.3?} s)",
-            -early
-        ));
+            -DECISION.early_s, DECISION.late_s
+        )),
     }
     // What guard_n2 did: every NGAP message passed in both; the forged INITs dropped, within
     // what one tick's alignment of the peer's stage lets through at the flood's rate.
