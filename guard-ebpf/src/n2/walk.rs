@@ -114,6 +114,10 @@ pub(super) fn parse_ue(ctx: &XdpContext, off: u32, end: u32, proto: u8, out: &mu
         ngap::initial_ue_head(&XdpPacket::new(&ctx), off as usize, end as usize, proto, out)?;
     }
     for _ in 0..ngap::MAX_IES {
+        // The container's end, as `ngap::ie_header` sees it first thing: no call to say "done".
+        if out.ies >= out.count || out.cur >= out.vend {
+            break;
+        }
         match ie_step(ctx, out) {
             STEP_MORE => {}
             STEP_DONE => break,
@@ -149,7 +153,7 @@ pub(super) fn ie_step(ctx: &XdpContext, out: &mut InitialUe) -> u32 {
     }
 }
 
-#[inline(never)]
+#[inline(always)]
 pub(super) fn ie_decode(ctx: &XdpContext, out: &mut InitialUe) -> u32 {
     let ctx = XdpContext::new(core::hint::black_box(ctx.ctx));
     match ngap::ie_decode(&XdpPacket::new(&ctx), out) {
