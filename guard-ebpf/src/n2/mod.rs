@@ -69,12 +69,6 @@ pub fn guard_n2(ctx: XdpContext) -> u32 {
     if v.is_drop() {
         return xdp_action::XDP_DROP;
     }
-    // The InitialUEMessages of a passed packet are walked only now, once its verdict is counted:
-    // with the verdict (a dozen values) still live, the verifier would walk them once per
-    // verdict. Only packets with DATA carry NGAP/S1AP, and only well-formed ones are walked.
-    if matches!(v, N2Verdict::PassData | N2Verdict::PassDataSpared) {
-        walk_ues(&ctx);
-    }
     xdp_action::XDP_PASS
 }
 
@@ -158,7 +152,7 @@ fn verdict(ctx: &XdpContext, len: u64) -> N2Verdict {
     if p.ue_skipped != 0 {
         stat(N2_STAT_UE_SKIPPED);
     }
-    policy(cfg, p, len)
+    policy(ctx, cfg, p, len)
 }
 
 #[inline(always)]
@@ -200,9 +194,26 @@ fn peer_state(key: &L3Addr, now: u64) -> Option<*mut N2PeerState> {
     N2_PEERS.get_ptr_mut(key)
 }
 
-/// Everything after the parse, in a BPF subprogram of its own.
+/// Everything after the parse, in a BPF subprogram of its own: the verdict, then the walk of a
+/// passed packet's InitialUEMessages.
+///
+/// The walk is here, not in `guard_n2` after the verdict, so that it counts them on the peer
+/// [`decide`] already holds: looking the peer up again cost a hash lookup per message (~30 ns
+/// where calls are dear). Only the two verdicts that carry DATA reach it, so the verifier walks
+/// it at most twice. Only packets with DATA carry NGAP/S1AP, and only well-formed ones are walked.
 #[inline(never)]
-fn policy(cfg: &N2Config, p: &N2Packet, len: u64) -> N2Verdict {
+fn policy(ctx: &XdpContext, cfg: &N2Config, p: &N2Packet, len: u64) -> N2Verdict {
+    let mut peer: *mut N2PeerState = core::ptr::null_mut();
+    let v = decide(cfg, p, len, &mut peer);
+    if matches!(v, N2Verdict::PassData | N2Verdict::PassDataSpared) && !peer.is_null() {
+        walk_ues(ctx, peer);
+    }
+    v
+}
+
+/// The verdict; `peer_out` is set to the peer's `N2_PEERS` entry once it is known.
+#[inline(always)]
+fn decide(cfg: &N2Config, p: &N2Packet, len: u64, peer_out: &mut *mut N2PeerState) -> N2Verdict {
     let now = crate::clock::n2_ns();
     // The allow-list first, before any state is created: a spoofed-source flood cannot churn the
     // peer map while the list is enforced.
@@ -226,6 +237,7 @@ fn policy(cfg: &N2Config, p: &N2Packet, len: u64) -> N2Verdict {
         stat(N2_STAT_MAP_UPDATE_FAILED);
         return N2Verdict::PassFailOpen;
     };
+    *peer_out = peer;
     // SAFETY: `peer` points into a live LRU map value; shared counters are atomic, the rest are
     // last-writer-wins samples.
     let ps = unsafe { &mut *peer };

@@ -32,7 +32,7 @@ pub(super) fn priority_cause(proto: u32, cause: u32) -> bool {
 
 /// Walk the `i`-th InitialUEMessage of the packet and count it on its cell and device.
 #[inline(always)]
-pub(super) fn initial_ue(ctx: &XdpContext, p: &N2Packet, i: usize) {
+pub(super) fn initial_ue(ctx: &XdpContext, p: &N2Packet, i: usize, peer: *mut N2PeerState) {
     let Some(up) = N2_UE.get_ptr_mut(0) else {
         return;
     };
@@ -53,16 +53,15 @@ pub(super) fn initial_ue(ctx: &XdpContext, p: &N2Packet, i: usize) {
             return;
         }
     }
-    account_ue(p, u);
+    account_ue(p, u, peer);
 }
 
 #[inline(never)]
-pub(super) fn account_ue(p: &N2Packet, u: &InitialUe) {
+pub(super) fn account_ue(p: &N2Packet, u: &InitialUe, peer: *mut N2PeerState) {
     let now = crate::clock::n2_ns();
-    if let Some(peer) = N2_PEERS.get_ptr_mut(&p.src) {
-        // SAFETY: a live LRU map value.
-        unsafe { add(&mut (*peer).ue_walked, 1) };
-    }
+    // SAFETY: the peer's live LRU map value, which `policy` looked up in this run of the program
+    // (map values outlive the run: RCU); its counters are atomic.
+    unsafe { add(&mut (*peer).ue_walked, 1) };
     let class = nas_class(u.proto, u.nas_msg);
     let has_tmsi = u.present & (ngap::UE_HAS_S_TMSI | ngap::UE_HAS_GUTI) != 0;
     let mut cell_key = N2CellKey::default();

@@ -14,7 +14,7 @@ use super::*;
 /// starts from an unknown index and a pointer, so its states converge after one or two passes,
 /// and the cost no longer grows with [`MAX_UE_MSGS`].
 #[inline(never)]
-pub(super) fn walk_ues(ctx: &XdpContext) {
+pub(super) fn walk_ues(ctx: &XdpContext, peer: *mut N2PeerState) {
     let Some(pp) = N2_PKT.get_ptr_mut(0) else {
         return;
     };
@@ -23,7 +23,7 @@ pub(super) fn walk_ues(ctx: &XdpContext) {
     if n == 0 {
         return;
     }
-    let mut lc = UeLoop { ctx: core::hint::black_box(ctx.ctx) };
+    let mut lc = UeLoop { ctx: core::hint::black_box(ctx.ctx), peer };
     let cb: extern "C" fn(u64, *mut c_void) -> i64 = ue_loop_step;
     // SAFETY: `bpf_loop` calls `cb` at most `n` times with `&mut lc`, which outlives the call;
     // flags must be 0.
@@ -32,11 +32,12 @@ pub(super) fn walk_ues(ctx: &XdpContext) {
     }
 }
 
-/// What [`ue_loop_step`] gets: the XDP context (an 8-byte spill the verifier follows back to the
-/// context pointer).
+/// What [`ue_loop_step`] gets: the XDP context and the peer's `N2_PEERS` entry (8-byte spills
+/// the verifier follows back to the context and map-value pointers).
 #[repr(C)]
 pub(super) struct UeLoop {
     ctx: *mut xdp_md,
+    peer: *mut N2PeerState,
 }
 
 /// One InitialUEMessage: the `i`-th one recorded in `N2_PKT`. Returns 0 (go on) or 1 (stop), as
@@ -44,7 +45,7 @@ pub(super) struct UeLoop {
 #[inline(never)]
 extern "C" fn ue_loop_step(i: u64, data: *mut c_void) -> i64 {
     // SAFETY: `data` is the `UeLoop` that `walk_ues` passed, alive during `bpf_loop`.
-    let raw = unsafe { (*(data as *const UeLoop)).ctx };
+    let (raw, peer) = unsafe { ((*(data as *const UeLoop)).ctx, (*(data as *const UeLoop)).peer) };
     let ctx = XdpContext::new(raw);
     let Some(pp) = N2_PKT.get_ptr_mut(0) else {
         return 1;
@@ -55,7 +56,7 @@ extern "C" fn ue_loop_step(i: u64, data: *mut c_void) -> i64 {
     if i >= p.ue_count as usize || i >= MAX_UE_MSGS {
         return 1;
     }
-    initial_ue(&ctx, p, i);
+    initial_ue(&ctx, p, i, peer);
     0
 }
 
