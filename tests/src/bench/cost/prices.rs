@@ -81,8 +81,10 @@ pub(super) struct PathOps {
     /// Clock reads: `bpf_jiffies64` (inlined) keying the per-CPU coarse-clock cache (in the packet
     /// scratch `N3_PKT`; the helper call happens once per tick, not per packet).
     jiffies: f64,
-    /// LRU hits on the device map (priced at an 8-byte key's hit).
+    /// LRU hits: on the device map, priced at an 8-byte key's hit; with `wide_keys`, at a 20-byte
+    /// key's (`guard_n2`'s peer, cell and device keys are 20, 16 and 24 octets).
     pub(super) lru: f64,
+    wide_keys: bool,
     hash: f64,
     miss: f64,
     percpu: f64,
@@ -97,6 +99,7 @@ pub(super) const PATH_STAGE0: PathOps = PathOps {
     // N3_DEVICES (an 8-byte key). The gNB is not looked up: the device caches its slot in
     // N3_CELL_HOT.
     lru: 1.0,
+    wide_keys: false,
     hash: 0.0,
     // None: "no stage" and "no cell cap" are cached in the device's record and in this CPU's
     // counts of the gNB's slot (the N3_STAGES / N3_CELL_STAGES misses of the first packet after
@@ -119,6 +122,7 @@ pub(super) const PATH_QUARANTINE: PathOps = PathOps {
     name: "quarantined device",
     jiffies: 1.0,
     lru: 1.0,
+    wide_keys: false,
     // None: the quarantine (its expiry) is cached in the device's record.
     hash: 0.0,
     miss: 0.0,
@@ -134,11 +138,39 @@ pub(super) const PATH_FLOOR: PathOps = PathOps {
     name: "floor program",
     jiffies: 0.0,
     lru: 0.0,
+    wide_keys: false,
     hash: 1.0,
     miss: 0.0,
     percpu: 0.0,
     atomic: 2.0,
     calls: 0.0,
+};
+
+/// `guard_n2` on the bench's frame (`n2_initial_ue_frame`: one DATA chunk, an InitialUEMessage of
+/// five IEs with a SUCI, from a known peer that is not staged; every protection but the
+/// allow-list on), counted from `guard-ebpf/src/n2/`.
+pub(super) const PATH_N2: PathOps = PathOps {
+    name: "guard_n2: SCTP DATA with an InitialUEMessage",
+    // The policy's clock and the UE accounting's (the per-CPU cache `N2_CLOCK`).
+    jiffies: 2.0,
+    // N2_PEERS (20-octet key), N2_CELLS (16), N2_DEVICES (24; the peer + RAN-UE-NGAP-ID, no
+    // 5G-S-TMSI in a SUCI registration).
+    lru: 3.0,
+    wide_keys: true,
+    hash: 0.0,
+    // N2_ALIAS (is the source another path of a multi-homed peer?) and N2_PEER_STAGES (is the peer
+    // staged?), both absent for this peer.
+    miss: 2.0,
+    // N2_CONFIG, N2_PKT (the parse, then the UE walk and its callback: 3), N2_CLOCK (2), N2_UE,
+    // N2_VERDICTS.
+    percpu: 8.0,
+    // The peer's packets, bytes, DATA chunks, InitialUEMessages and messages walked; the cell's
+    // attempts, registrations, SUCI-only attempts and their cause; the device's attempts and
+    // registrations (N2 counters are shared atomics: a peer's packets reach any CPU).
+    atomic: 11.0,
+    // parse_frame, chunk_step (one chunk), policy, walk_ues, the bpf_loop callback ue_loop_step
+    // (one message), parse_ue, ie_step (five IEs), account_ue.
+    calls: 12.0,
 };
 
 pub(super) fn explain(p: &OpPrices, path: &PathOps, measured: f64, parse: f64) -> Vec<String> {
@@ -149,8 +181,9 @@ pub(super) fn explain(p: &OpPrices, path: &PathOps, measured: f64, parse: f64) -
             "-".into()
         }
     };
+    let lru = if path.wide_keys { p.lru } else { p.lru8 };
     let ops = path.jiffies * p.jiffies
-        + path.lru * p.lru8
+        + path.lru * lru
         + path.hash * p.hash
         + path.miss * p.miss
         + path.percpu * p.percpu
@@ -161,7 +194,7 @@ pub(super) fn explain(p: &OpPrices, path: &PathOps, measured: f64, parse: f64) -
         num(measured, 1),
         num(parse, 1),
         cost(path.jiffies, p.jiffies),
-        cost(path.lru, p.lru8),
+        cost(path.lru, lru),
         cost(path.hash, p.hash),
         cost(path.miss, p.miss),
         cost(path.percpu, p.percpu),
