@@ -14,7 +14,7 @@ use super::*;
 /// iteration; with 16 messages per packet that was 597,470 instructions. A `bpf_loop` callback
 /// starts from an unknown index and a pointer, so its states converge after one or two passes,
 /// and the cost no longer grows with [`MAX_UE_MSGS`].
-#[inline(never)]
+#[inline(always)]
 pub(super) fn walk_ues(ctx: &XdpContext, peer: *mut N2PeerState) {
     let Some(pp) = N2_PKT.get_ptr_mut(0) else {
         return;
