@@ -56,6 +56,10 @@ pub(super) fn initial_ue(ctx: &XdpContext, p: &N2Packet, i: usize, peer: *mut N2
     account_ue(p, u, peer);
 }
 
+/// Count the message on its cell and device. A BPF subprogram of its own: inlined into the
+/// `bpf_loop` callback it cost 27 ns more a message (the A/B of `cargo xtask bench --ab`, AMD EPYC,
+/// BENCHMARKS.md §26), though a call and its return cost ~7; together with `parse_ue` inlined the
+/// verifier failed ("backtracking call unexpected regs", kernel 6.18).
 #[inline(never)]
 pub(super) fn account_ue(p: &N2Packet, u: &InitialUe, peer: *mut N2PeerState) {
     let now = crate::clock::n2_ns();

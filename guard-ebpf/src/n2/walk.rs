@@ -9,11 +9,12 @@ use super::*;
 /// well-formed, passed packet with DATA, right after its parse).
 ///
 /// Through the `bpf_loop` helper (kernel 5.17), one [`ue_loop_step`] call per InitialUEMessage.
-/// Why not a loop of calls, as for chunks and IEs: a bounded loop's counter is precise for the
-/// verifier, so it verifies the whole InitialUEMessage walk (a dozen IE steps) once per
-/// iteration; with 16 messages per packet that was 597,470 instructions. A `bpf_loop` callback
-/// starts from an unknown index and a pointer, so its states converge after one or two passes,
-/// and the cost no longer grows with [`MAX_UE_MSGS`].
+/// Why not a loop of calls, as for chunks: a bounded loop's counter is precise for the verifier,
+/// so it verifies the whole InitialUEMessage walk (a dozen IEs) once per iteration; with 16
+/// messages per packet that was 597,470 instructions. A `bpf_loop` callback starts from an
+/// unknown index and a pointer, so its states converge after one or two passes, and the cost no
+/// longer grows with [`MAX_UE_MSGS`]. Inline in `policy`: as a subprogram of its own it cost
+/// 27 ns more a packet (`cargo xtask bench --ab`, BENCHMARKS.md §26).
 #[inline(always)]
 pub(super) fn walk_ues(ctx: &XdpContext, peer: *mut N2PeerState) {
     let Some(pp) = N2_PKT.get_ptr_mut(0) else {

@@ -529,7 +529,7 @@ fn other_goals(cases: &[Case], res: &[[f64; 4]], new: [f64; 4]) -> Vec<Vec<Strin
             "N2: SCTP DATA with an NGAP InitialUEMessage ≤ 250 ns",
             format!("{} ns", num(m[3], 1)),
             m[3] <= 250.0,
-            "\"Where the nanoseconds go\", guard_n2's row: its 7 BPF subprogram calls and returns (the verifier's budget, docs/n2.md §3: the frame parse, one per SCTP chunk, the policy, the InitialUEMessage walk, and per message its bpf_loop callback, its IE walk and its accounting), the peer, cell and device LRU hits (20-, 16- and 24-octet keys) and two misses (is the source another path of a multi-homed peer, is the peer staged), then the SCTP, APER and NAS parse and the accounting in \"rest\". Calls and lookups are what a CPU whose returns go through a thunk (SRSO Safe RET, retpolines: \"Price of one operation\") pays most for; on an Intel Xeon without them the program met the goal, at 186 ns with ~20 calls (§25)",
+            "\"Where the nanoseconds go\", guard_n2's row: its 6 BPF subprogram calls and returns (the verifier's budget, docs/n2.md §3: the frame parse, one per SCTP chunk, the policy, and per InitialUEMessage its bpf_loop callback, its IE walk and its accounting), the peer, cell and device LRU hits (20-, 16- and 24-octet keys) and two misses (is the source another path of a multi-homed peer, is the peer staged), then the SCTP, APER and NAS parse and the accounting in \"rest\". Calls and lookups are what a CPU whose returns go through a thunk (SRSO Safe RET, retpolines: \"Price of one operation\") pays most for; on an Intel Xeon without them the program met the goal, at 186 ns with ~20 calls (§25)",
         ));
     }
     g

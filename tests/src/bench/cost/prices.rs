@@ -168,9 +168,9 @@ pub(super) const PATH_N2: PathOps = PathOps {
     // attempts, registrations, SUCI-only attempts and their cause; the device's attempts and
     // registrations (N2 counters are shared atomics: a peer's packets reach any CPU).
     atomic: 11.0,
-    // parse_frame, chunk_step (one chunk), policy, walk_ues, and for the one message the
-    // bpf_loop callback ue_loop_step, parse_ue (its IEs inline) and account_ue.
-    calls: 7.0,
+    // parse_frame, chunk_step (one chunk), policy (the UE walk inline in it), and for the one
+    // message the bpf_loop callback ue_loop_step, parse_ue (its IEs inline) and account_ue.
+    calls: 6.0,
 };
 
 pub(super) fn explain(p: &OpPrices, path: &PathOps, measured: f64, parse: f64) -> Vec<String> {
