@@ -76,9 +76,11 @@ fn data_always_passes_at_stages_0_to_2() {
             .chunk(Chunk::ngap(6, &InitialUeMessage::nr(3, 4).encode()))
             .build();
         g.expect("SACK + DATA at the setup limit", &sack_data, N2Verdict::PassData);
+        // Spared, and still measured: its InitialUEMessage is counted on the peer and the device.
         let ce_data = from(GNB_A)
             .chunk(Chunk::cookie_echo(&[5; 32]))
             .chunk(Chunk::ngap(1, &ngap::ng_setup_request(1, "a")))
+            .chunk(Chunk::ngap(2, &InitialUeMessage::nr(77, 4).encode()))
             .build();
         g.expect("COOKIE ECHO + DATA at the setup limit", &ce_data, N2Verdict::PassDataSpared);
         g.expect("SACK", &from(GNB_A).chunk(Chunk::sack(9, &[], &[])).build(), N2Verdict::PassControl);
@@ -88,7 +90,11 @@ fn data_always_passes_at_stages_0_to_2() {
     let p = g.peer(GNB_A);
     assert_eq!(p.setup_spared, 2);
     assert_eq!(p.dropped, 4, "only the setup-only packets were dropped");
-    assert_eq!(p.chunks[CHUNK_CLASS_DATA], 2 * 22);
+    assert_eq!(p.chunks[CHUNK_CLASS_DATA], 2 * 23);
+    assert_eq!(p.ue_walked, 4, "the InitialUEMessages of the passed and of the spared packets");
+    let spared = N2DeviceKey::ran_ue(&L3Addr::v4(GNB_A.octets()), 77).expect("v4");
+    let d = g.maps.device(&spared).expect("map").expect("the spared packet's device");
+    assert_eq!(d.attempts, 2);
 }
 
 #[test]
