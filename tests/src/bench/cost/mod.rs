@@ -581,7 +581,7 @@ fn perf_profile(p: &mut Progs, target: Target, what: &str, frame: &[u8], repeat:
     if t.rows.is_empty() {
         bail!("perf report printed nothing");
     }
-    t.note(format!("`perf record -e cpu-clock -c 20000 -t <the bench thread>` (a sample every 20 µs of its CPU time, kernel included) during BPF_PROG_TEST_RUN loops of {what} on its frame; symbols ≥ 1%. `bpf_prog_<tag>_<name>` is JIT-ed BPF (for guard_n3 the program, with the parse inlined, and its subprogram `policy`; for guard_n2 the program and the `bpf_loop` callbacks of its chunk and IE walks); kernel symbols are the helpers and map code it calls; the test-run loop's own overhead (bpf_test_run, timer) is what `xdp_baseline` costs."));
+    t.note(format!("`perf record -e cpu-clock -c 20000 -t <the bench thread>` (a sample every 20 µs of its CPU time, kernel included) during BPF_PROG_TEST_RUN loops of {what} on its frame; symbols ≥ 1%. `bpf_prog_<tag>_<name>` is JIT-ed BPF (for guard_n3 the program, with the parse inlined, and its subprogram `policy`; for guard_n2 the program and its subprograms: `chunk_step` per SCTP chunk, `policy`, and per InitialUEMessage the `bpf_loop` callback `ue_loop_step`, `parse_ue` with its IE walk inline, `account_ue`); kernel symbols are the helpers and map code it calls; the test-run loop's own overhead (bpf_test_run, timer) is what `xdp_baseline` costs."));
     Ok(t)
 }
 
