@@ -63,8 +63,11 @@ pub(super) fn initial_ue(ctx: &XdpContext, p: &N2Packet, i: usize, peer: *mut N2
 #[inline(never)]
 pub(super) fn account_ue(p: &N2Packet, u: &InitialUe, peer: *mut N2PeerState) {
     let now = crate::clock::n2_ns();
-    // SAFETY: the peer's live LRU map value, which `policy` looked up in this run of the program
-    // (map values outlive the run: RCU); its counters are atomic.
+    // SAFETY: the peer's LRU map value, which `policy` looked up in this run of the program: its
+    // memory stays valid for the run (RCU) and its counters are atomic. As with any LRU value a
+    // program holds, another CPU that evicts the peer meanwhile may recycle the entry for another
+    // peer (a full `N2_PEERS`, within the ~200 ns since the lookup): this diagnostic count then
+    // lands on that peer.
     unsafe { add(&mut (*peer).ue_walked, 1) };
     let class = nas_class(u.proto, u.nas_msg);
     let has_tmsi = u.present & (ngap::UE_HAS_S_TMSI | ngap::UE_HAS_GUTI) != 0;

@@ -133,8 +133,9 @@ pub(super) fn parse_ue(ctx: &XdpContext, off: u32, end: u32, proto: u8, out: &mu
 /// other until the container's end or an error: the code of the last.
 ///
 /// Its shape is the verifier's: the first IE before the loop, the loop's exits only through
-/// `break`. The same walk with all twelve IEs inside the loop, or with an early `return` on an
-/// error, ran past the verifier's 1,000,000 instructions (measured); this one verifies in
+/// `break`. The same walk with all twelve IEs inside the loop (leaving it through `break` alone,
+/// or with an early `return` on an error) ran past the verifier's 1,000,000 instructions
+/// (measured); this one verifies in
 /// ~210,000 for the whole program (`tests/tests/replay_cost.rs`, held under 500,000 by
 /// `verdict::n2::chunks::guard_n2_verifies_within_budget`).
 #[inline(always)]
