@@ -215,6 +215,13 @@ impl N2Packet {
         _pad2: 0,
     };
 
+    /// The chunk walk is at the packet's end: [`chunk_step`] has nothing more to read (the kernel
+    /// asks before calling it, to save a call that would only say so).
+    #[inline(always)]
+    pub fn chunks_done(&self) -> bool {
+        self.cur >= self.end
+    }
+
     #[inline(always)]
     pub fn count(&self, class: usize) -> u8 {
         if class < CHUNK_CLASS_COUNT {
@@ -354,11 +361,10 @@ pub fn parse_head<P: Packet + ?Sized>(
 /// sees the same state at every step instead of one per path through the previous chunks.
 #[inline(always)]
 pub fn chunk_step<P: Packet + ?Sized>(pkt: &P, out: &mut N2Packet) -> Result<bool, N2Malformed> {
-    let cur = out.cur as usize;
-    let end = out.end as usize;
-    if cur >= end {
+    if out.chunks_done() {
         return Ok(false);
     }
+    let (cur, end) = (out.cur as usize, out.end as usize);
     if cur + sctp::CHUNK_HLEN > end {
         return Err(N2Malformed::ChunkTruncated);
     }

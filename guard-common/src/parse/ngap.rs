@@ -216,6 +216,13 @@ pub struct InitialUe {
 }
 
 impl InitialUe {
+    /// The IE walk is over: every IE the container announced was walked, or its end is reached
+    /// ([`ie_header`] then has nothing more to read; the kernel asks before each IE).
+    #[inline(always)]
+    pub fn ies_done(&self) -> bool {
+        self.ies >= self.count || self.cur >= self.vend
+    }
+
     /// 5G: AMF Set ID.
     pub fn amf_set_id(&self) -> u16 {
         (self.tmsi_hi >> 6) as u16 & 0x3ff
@@ -333,11 +340,10 @@ pub fn ie_step<P: Packet + ?Sized>(pkt: &P, out: &mut InitialUe) -> Result<bool,
 /// [`ie_decode`]), so in the kernel each can be a BPF subprogram that starts from map-value loads.
 #[inline(always)]
 pub fn ie_header<P: Packet + ?Sized>(pkt: &P, out: &mut InitialUe) -> Result<bool, NgapError> {
-    let cur = out.cur as usize;
-    let vend = out.vend as usize;
-    if out.ies >= out.count || cur >= vend {
+    if out.ies_done() {
         return Ok(false);
     }
+    let (cur, vend) = (out.cur as usize, out.vend as usize);
     if cur + 4 > vend {
         return Err(NgapError::Truncated);
     }

@@ -134,7 +134,7 @@ fn verdict(ctx: &XdpContext, len: u64) -> N2Verdict {
     // here, where `n2::chunk_step` would see it first thing: a call that only says "done" costs
     // ~8 ns where returns are dear (BENCHMARKS.md, "Price of one operation").
     for _ in 0..MAX_CHUNKS {
-        if p.cur >= p.end {
+        if p.chunks_done() {
             break;
         }
         match chunk_step(ctx, p) {
