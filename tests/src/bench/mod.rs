@@ -10,6 +10,8 @@
 //! - [`sys`]: host facts for the report (kernel, CPU, load), CPU time from the scheduler and
 //!   /proc/stat, affinity and priority, and the kernel's memory accounting of BPF maps.
 //! - [`wire`]: the flood over the lab's veth pair: no filter, the guard, an nftables TEID meter.
+//! - [`live`]: the flood as XDP frames (live-frames mode, or [`relay`] where the kernel refuses it):
+//!   each filter's own CPU per frame.
 //! - [`scale`]: 1M and 10M devices, the spoofed-TEID flood, the controller at 1M devices.
 //! - here: medians and the tables printed to the terminal and written to BENCHMARKS.md.
 //!
@@ -21,6 +23,7 @@ pub mod cost;
 pub mod live;
 pub mod multicore;
 pub mod progs;
+pub mod relay;
 pub mod scale;
 pub mod sys;
 pub mod wire;

@@ -1,0 +1,226 @@
+//! The live-frames flood's sender where BPF_PROG_TEST_RUN refuses the live-frames mode (EPERM on
+//! this project's CI kernel): a relay that still hands the CORE veth XDP frames, not skbs.
+//!
+//! An AF_PACKET socket sends one G-PDU into a second veth pair inside the RAN namespace
+//! (`gen0` → `gen1`). `xdp_live_sender`, attached natively to `gen1`, rewrites each frame's TEID
+//! to the next device of the flood and redirects it out of the RAN veth, whose `ndo_xdp_xmit`
+//! puts it in the CORE end's ring as an XDP frame: what the filter sees is what it would see from
+//! a NIC driver, as in live-frames mode.
+//!
+//! The sender's own cost (socket, skb, the copy into `gen1`'s XDP buffer) is ~3 µs a frame, ten
+//! times a filter's, so it is kept out of the figure: the CORE end's NAPI runs threaded (its
+//! `threaded` sysfs switch), in a kernel thread of its own, and that thread's CPU time
+//! (schedstat) is the receive side alone: veth's handling of the frame, the filter, and for
+//! frames a filter passes (or nftables, which needs one) the skb built from the frame and the
+//! stack above it. `gen1`'s NAPI runs threaded too. Both threads are pinned to the sender's CPU at
+//! SCHED_IDLE, so they run only while the sender waits: the sender sends a burst that fits veth's
+//! ring (256 frames) and waits until both threads have drained it and gone back to sleep. The
+//! CORE end then takes each burst in NAPI polls of up to 64 frames, as under load from a NIC,
+//! instead of being woken for every frame.
+
+use std::ffi::CString;
+use std::io;
+use std::mem;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use aya::programs::{Xdp, XdpMode};
+
+use crate::bench::sys;
+use crate::generator::{packet_socket, setsockopt_int};
+use crate::lab::Lab;
+use crate::netns::{Netns, VethEnd, VethPair};
+
+const GEN_TX: &str = "gen0";
+const GEN_RX: &str = "gen1";
+/// Frames per burst: three NAPI polls' worth, inside veth's 256-frame ring (`VETH_RING_SIZE`).
+const BURST: usize = 192;
+/// Frames per `sendmmsg`.
+const BATCH: usize = 64;
+/// The least first wait per frame of a burst, ns.
+const MIN_DRAIN_NS: u64 = 50;
+/// The longest the sender waits for one burst to drain before it calls the run failed.
+const DRAIN_LIMIT: Duration = Duration::from_secs(2);
+
+/// A NAPI kernel thread: pid and name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct NapiThread {
+    pid: i32,
+    comm: String,
+}
+
+/// The relay's veth pair, `gen1`'s NAPI thread and the CORE end's.
+pub struct Relay {
+    // Deleted with its namespace at the latest; dropped first so the lab's drop finds it gone.
+    _pair: VethPair,
+    relay: NapiThread,
+    receiver: NapiThread,
+    cpu: usize,
+}
+
+/// One relayed run: wall time, the sender's CPU time, the receiving thread's CPU time.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Relayed {
+    pub wall_s: f64,
+    pub sender_ns: u64,
+    pub receiver_ns: u64,
+}
+
+impl Relay {
+    /// Build the relay in `lab`'s RAN namespace with `sender` (`xdp_live_sender`, configured by
+    /// the caller to redirect to the RAN veth) on `gen1`; switch the CORE end's NAPI to a thread
+    /// pinned to `cpu` at SCHED_IDLE. The CORE end's GRO must be on (its NAPI exists).
+    pub fn new(lab: &Lab, sender: &mut Xdp, cpu: usize) -> Result<Relay> {
+        // No IPv6 on the relay's pair: its link-local chatter (router solicitations, MLD) would
+        // be relayed to the CORE end as G-PDUs with a rewritten "TEID".
+        lab.ran
+            .exec_ok(&["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"])
+            .context("disabling IPv6 on new interfaces in the RAN namespace")?;
+        let pair = VethPair::new(VethEnd::new(&lab.ran, GEN_TX), VethEnd::new(&lab.ran, GEN_RX), lab.mtu)
+            .context("creating the relay's veth pair in the RAN namespace")?;
+        lab.ran
+            .run(|| sender.attach(GEN_RX, XdpMode::Driver))?
+            .context("attaching xdp_live_sender natively to the relay's veth")?;
+        let relay = threaded_napi(&lab.ran, GEN_RX, cpu).context("the relay veth's NAPI")?;
+        let receiver = threaded_napi(&lab.core, lab.core_ifname(), cpu).context("the CORE veth's NAPI")?;
+        Ok(Relay { _pair: pair, relay, receiver, cpu })
+    }
+
+    /// The receiving thread's run time so far, ns (schedstat's first field); an error if it is
+    /// no longer the thread this relay set up (the CORE end's NAPI was rebuilt).
+    fn receiver_ns(&self) -> Result<u64> {
+        let t = &self.receiver;
+        let comm = std::fs::read_to_string(format!("/proc/{}/comm", t.pid)).unwrap_or_default();
+        if comm.trim() != t.comm {
+            bail!("the CORE veth's NAPI thread {} (pid {}) is gone (now {:?})", t.comm, t.pid, comm.trim());
+        }
+        let s = std::fs::read_to_string(format!("/proc/{}/schedstat", t.pid)).context("reading schedstat")?;
+        s.split_whitespace().next().and_then(|x| x.parse().ok()).context("parsing schedstat")
+    }
+
+    /// Whether both NAPI threads are asleep: `gen1`'s has redirected every frame sent (it wakes
+    /// the CORE end's before it sleeps) and the CORE end's has polled every one.
+    fn drained(&self) -> bool {
+        [&self.relay, &self.receiver].iter().all(|t| asleep(t.pid))
+    }
+
+    /// Send `frames` copies of `frame` in bursts from the RAN namespace, each burst drained by
+    /// the receiving thread before the next.
+    pub fn send(&self, lab: &Lab, frame: &[u8], frames: u64) -> Result<Relayed> {
+        let cpu = self.cpu;
+        let ifname = CString::new(GEN_TX).context("ifname")?;
+        let r0 = self.receiver_ns()?;
+        let (wall_s, sender_ns) = lab.ran.run(|| -> Result<(f64, u64)> {
+            sys::set_affinity(cpu)?;
+            // SAFETY: valid NUL-terminated string.
+            let ifindex = unsafe { libc::if_nametoindex(ifname.as_ptr()) };
+            if ifindex == 0 {
+                bail!("no {GEN_TX} in the RAN namespace");
+            }
+            let (fd, mut addr) = packet_socket(ifindex, 0)?;
+            setsockopt_int(fd.0, libc::SOL_PACKET, libc::PACKET_QDISC_BYPASS, 1).context("PACKET_QDISC_BYPASS")?;
+            addr.sll_protocol = u16::from_be_bytes([frame[12], frame[13]]).to_be();
+            addr.sll_halen = 6;
+            addr.sll_addr[..6].copy_from_slice(&frame[..6]);
+            let mut iov = libc::iovec { iov_base: frame.as_ptr() as *mut libc::c_void, iov_len: frame.len() };
+            // SAFETY: mmsghdr is plain old data; all-zero is valid.
+            let mut msgs: Vec<libc::mmsghdr> = vec![unsafe { mem::zeroed() }; BATCH];
+            for m in &mut msgs {
+                m.msg_hdr.msg_name = (&mut addr as *mut libc::sockaddr_ll).cast();
+                m.msg_hdr.msg_namelen = mem::size_of::<libc::sockaddr_ll>() as u32;
+                m.msg_hdr.msg_iov = &mut iov;
+                m.msg_hdr.msg_iovlen = 1;
+            }
+            let t0 = sys::thread_cpu_ns();
+            let w0 = Instant::now();
+            // The sender's sleeps wake it within 1 µs, not the default 50 µs slack.
+            // SAFETY: prctl with an integer argument, on the calling thread.
+            unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1000 as libc::c_ulong) };
+            // The wait after a burst, per frame, ns: about the time the threads take to drain it,
+            // so the sender seldom wakes (and preempts) them mid-burst, nor idles long after.
+            let mut drain_ns_per_frame = 1_000u64;
+            let mut sent = 0u64;
+            while sent < frames {
+                let burst = (frames - sent).min(BURST as u64);
+                let mut in_burst = 0u64;
+                while in_burst < burst {
+                    let n = (burst - in_burst).min(BATCH as u64) as usize;
+                    // SAFETY: msgs[..n] point at `addr`, `iov` and `frame`, alive and only read.
+                    let rc = unsafe { libc::sendmmsg(fd.0, msgs.as_mut_ptr(), n as u32, 0) };
+                    if rc < 0 {
+                        let e = io::Error::last_os_error();
+                        match e.raw_os_error() {
+                            Some(libc::ENOBUFS) | Some(libc::EAGAIN) | Some(libc::EINTR) => {
+                                std::thread::sleep(Duration::from_micros(20));
+                                continue;
+                            }
+                            _ => return Err(e).context("sendmmsg on the relay's veth"),
+                        }
+                    }
+                    in_burst += rc as u64;
+                }
+                sent += burst;
+                let b0 = Instant::now();
+                std::thread::sleep(Duration::from_nanos(drain_ns_per_frame * burst));
+                if self.drained() {
+                    // Drained within the guess: guess a little less (the sleep only idles the
+                    // CPU), slowly, so that few bursts are cut into by the sender waking.
+                    drain_ns_per_frame = (drain_ns_per_frame * 31 / 32).max(MIN_DRAIN_NS);
+                } else {
+                    while !self.drained() {
+                        if b0.elapsed() > DRAIN_LIMIT {
+                            bail!("the NAPI threads did not drain a burst of {burst} frames in {DRAIN_LIMIT:?}");
+                        }
+                        std::thread::sleep(Duration::from_micros(10));
+                    }
+                    drain_ns_per_frame = (b0.elapsed().as_nanos() as u64 * 9 / 8 / burst).clamp(MIN_DRAIN_NS, 20_000);
+                }
+            }
+            Ok((w0.elapsed().as_secs_f64(), sys::thread_cpu_ns() - t0))
+        })??;
+        let receiver_ns = self.receiver_ns()? - r0;
+        Ok(Relayed { wall_s, sender_ns, receiver_ns })
+    }
+}
+
+/// Switch `ifname`'s NAPI (in `ns`) to a kernel thread of its own, pinned to `cpu` at SCHED_IDLE.
+fn threaded_napi(ns: &Netns, ifname: &str, cpu: usize) -> Result<NapiThread> {
+    let before = napi_threads();
+    ns.exec_ok(&["sh", "-c", &format!("echo 1 > /sys/class/net/{ifname}/threaded")])
+        .with_context(|| format!("switching {ifname}'s NAPI to a thread (/sys/class/net/{ifname}/threaded)"))?;
+    let fresh: Vec<NapiThread> = napi_threads().into_iter().filter(|t| !before.contains(t)).collect();
+    let [t] = fresh.as_slice() else {
+        bail!("expected one new NAPI thread for {ifname}, found {fresh:?}");
+    };
+    sys::set_affinity_of(t.pid, cpu)?;
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: a plain syscall on a pid, with a valid parameter.
+    if unsafe { libc::sched_setscheduler(t.pid, libc::SCHED_IDLE, &param) } != 0 {
+        return Err(io::Error::last_os_error()).with_context(|| format!("setting {} to SCHED_IDLE", t.comm));
+    }
+    Ok(t.clone())
+}
+
+/// Whether thread `pid` is asleep ('S': a NAPI thread waits interruptibly for work).
+fn asleep(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(')').and_then(|(_, r)| r.split_whitespace().next().map(|st| st == "S")))
+        .unwrap_or(false)
+}
+
+/// Kernel threads named `napi/...`.
+fn napi_threads() -> Vec<NapiThread> {
+    let mut v = Vec::new();
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for e in dir.flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|p| p.parse::<i32>().ok()) else { continue };
+            if let Ok(c) = std::fs::read_to_string(e.path().join("comm")) {
+                if c.starts_with("napi/") {
+                    v.push(NapiThread { pid, comm: c.trim().to_owned() });
+                }
+            }
+        }
+    }
+    v
+}
