@@ -440,7 +440,7 @@ pub fn flood_part(cfg: &GuardConfig, quick: bool) -> Result<(Vec<Table>, Vec<Vec
         steps[fi].iter().find(|s| s.offered_pps == common).map(|s| ratio(s.cpu_ns, s.sent as f64)).unwrap_or(f64::NAN)
     };
     let goals = vec![vec![
-        "guard drops attack traffic ≥ 3x the rate nftables does, same core, no benign loss".into(),
+        "guard drops attack traffic ≥ 3x the rate nftables does, same core, no benign loss (skbs from an AF_PACKET sender on veth; the issue's goal is on XDP frames, the next two rows)".into(),
         format!(
             "guard {}pps (native {}, generic {}) vs nftables {}pps = {}x (veth)",
             pps(guard_best),
