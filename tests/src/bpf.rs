@@ -19,9 +19,11 @@
 //! per-CPU (`N3_PCPU_TAT`: the event rate and the host cap), and a test that hopped CPUs between
 //! two runs would see two independent limiters.
 
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
+use std::sync::{Mutex, Once};
 
 use anyhow::{Context, Result};
 use aya::maps::{Map, MapData, PerCpuArray};
@@ -54,11 +56,42 @@ pub struct PinScope {
     pub pins: PinDir,
 }
 
+/// The pin scopes of this process not yet dropped: what Ctrl-C (SIGINT) or SIGTERM leaves behind
+/// without [`purge_live_scopes`], since exiting runs no Drop (a bench's maps hold hundreds of MiB
+/// of kernel memory for as long as their pins exist).
+static LIVE_SCOPES: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
+static PURGE_ON_INTERRUPT: Once = Once::new();
+
+/// Remove every live scope's pins and directory (the interrupt watcher's cleanup).
+fn purge_live_scopes() {
+    let scopes = LIVE_SCOPES.lock().map(|s| s.clone()).unwrap_or_default();
+    for base in scopes {
+        eprintln!("labkit: interrupted, removing pins in {}", base.display());
+        remove_scope(&base, &PinDir::new(&base, "t"));
+    }
+}
+
+fn remove_scope(base: &std::path::Path, pins: &PinDir) {
+    if let Err(e) = load::detach(pins, true) {
+        eprintln!("labkit::bpf: could not remove pins in {}: {e}", pins.path().display());
+    }
+    if base.exists() {
+        if let Err(e) = std::fs::remove_dir(base) {
+            eprintln!("labkit::bpf: could not remove {}: {e}", base.display());
+        }
+    }
+}
+
 impl PinScope {
     /// `/sys/fs/bpf/og-test-<tag><unique>/t`. Nothing is created yet; [`load::load`] does that.
+    /// Removed on drop, and by the interrupt watcher (`netns::install_sigint_cleanup`) on Ctrl-C.
     pub fn new(tag: &str) -> PinScope {
         let base = PathBuf::from(format!("/sys/fs/bpf/og-test-{}", unique_name(tag)));
         let pins = PinDir::new(&base, "t");
+        PURGE_ON_INTERRUPT.call_once(|| crate::netns::on_interrupt(purge_live_scopes));
+        if let Ok(mut live) = LIVE_SCOPES.lock() {
+            live.insert(base.clone());
+        }
         PinScope { base, pins }
     }
 
@@ -69,13 +102,9 @@ impl PinScope {
 
 impl Drop for PinScope {
     fn drop(&mut self) {
-        if let Err(e) = load::detach(&self.pins, true) {
-            eprintln!("labkit::bpf: could not remove pins in {}: {e}", self.pins.path().display());
-        }
-        if self.base.exists() {
-            if let Err(e) = std::fs::remove_dir(&self.base) {
-                eprintln!("labkit::bpf: could not remove {}: {e}", self.base.display());
-            }
+        remove_scope(&self.base, &self.pins);
+        if let Ok(mut live) = LIVE_SCOPES.lock() {
+            live.remove(&self.base);
         }
     }
 }
