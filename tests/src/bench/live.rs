@@ -73,8 +73,11 @@ struct Run {
     /// Half benign, half attack; else attack only.
     mixed: bool,
     wall_s: f64,
-    /// CPU time of the sending thread (the softirq work it ran included) and of ksoftirqd, ns.
+    /// CPU time of the sending thread (the softirq work it ran included) and of ksoftirqd, ns;
+    /// with the relay, of the CORE end's receiving thread alone.
     cpu_ns: f64,
+    /// With the relay: the sending side's CPU time, ns (kept out of `cpu_ns`).
+    sender_ns: Option<f64>,
     /// Frames the filter counted (None: it has no counter).
     seen: Option<u64>,
     benign_passed: Option<u64>,
@@ -254,17 +257,17 @@ impl Live {
 
     /// Send `frames`; the wall time and the CPU time the run's figure is made of: the whole path
     /// (live frames), or the CORE veth's receiving thread alone (the relay).
-    fn send(&mut self, frames: u32) -> Result<(f64, f64)> {
+    fn send(&mut self, frames: u32) -> Result<(f64, f64, Option<f64>)> {
         if let Sender::Relay(relay, _) = &self.sender {
             let r = relay.send(&self.lab, &self.frame, u64::from(frames))?;
-            return Ok((r.wall_s, r.receiver_ns as f64));
+            return Ok((r.wall_s, r.receiver_ns as f64, Some(r.sender_ns as f64)));
         }
         let k0 = self.ksoftirqd.runtime_ns();
         let (wall, thread_ns) = live_frames(&self.lab, &mut self.refs, &self.frame, self.cpu, frames)?;
         // Softirq work deferred to ksoftirqd finishes within a few ms.
         std::thread::sleep(std::time::Duration::from_millis(50));
         let k1 = self.ksoftirqd.runtime_ns();
-        Ok((wall, (thread_ns + k1.saturating_sub(k0)) as f64))
+        Ok((wall, (thread_ns + k1.saturating_sub(k0)) as f64, None))
     }
 
     /// One run of `filter` on the mixed flood (`mixed`) or on attack traffic alone.
@@ -319,9 +322,10 @@ impl Live {
         let sent = self.send(frames);
         let mut r = Run { frames: u64::from(frames), mixed, ..Run::default() };
         let outcome = (|| -> Result<()> {
-            let (wall, cpu) = sent?;
+            let (wall, cpu, sender) = sent?;
             r.wall_s = wall;
             r.cpu_ns = cpu;
+            r.sender_ns = sender;
             if let Some((((b0, bd0), (_, ad0)), c0)) = &before {
                 let ((b1, bd1), (_, ad1)) = self.device_totals()?;
                 r.benign_passed = Some(b1 - b0);
@@ -466,6 +470,8 @@ pub fn live_part(cfg: &GuardConfig, quick: bool) -> Result<(Vec<Table>, Vec<Vec<
         ],
     );
     let opt = |v: Option<u64>, of: u64| v.map_or("-".to_owned(), |v| format!("{v} / {of}"));
+    // Frames per CPU-second at `ns` a frame.
+    let mps = |ns: f64| format!("{} M", num(ratio(1e3, ns), 2));
     for (i, f) in Filter::ALL.iter().enumerate() {
         let (a, b) = (last(0, i), last(1, i));
         let seen = match (a.seen, b.seen) {
@@ -475,7 +481,7 @@ pub fn live_part(cfg: &GuardConfig, quick: bool) -> Result<(Vec<Table>, Vec<Vec<
         t.row(vec![
             f.name().into(),
             num(med(0, i), 0),
-            format!("{} M", num(ratio(1e3, med(0, i)), 2)),
+            mps(med(0, i)),
             format!("{}x", num(ratio(med(0, nft), med(0, i)), 2)),
             opt(a.attack_dropped, a.attack_sent()),
             num(med(1, i), 0),
@@ -486,9 +492,18 @@ pub fn live_part(cfg: &GuardConfig, quick: bool) -> Result<(Vec<Table>, Vec<Vec<
         ]);
     }
     t.note(format!("Floods: attack only ({N_ATTACK} attacking TEIDs in turn), and mixed ({N_BENIGN} benign TEIDs alternating with the {N_ATTACK} attackers, 5% of the devices, so each attacker sends {}x a benign device's rate); {}-byte IPv4 G-PDUs with a UL PDU Session Container (QFI 9, as 5G uplink G-PDUs carry), one gNB. Per-device limit {limit} pps in the last round (burst {}; rounds: {limits:?}): {LIMIT_FACTOR}x a benign device's rate in a calibration run before each round (mixed, guard, attackers quarantined), the same for the guard's shape stage and the nftables meter. {rounds} rounds, filters and floods interleaved; CPU = {}, median per frame. In the mixed flood every filter also pays for delivering the benign half to the CORE stack as skbs, the same for all; so does a limit's passed share of the attack (the shape stage and the meter pass the same).", N_BENIGN / N_ATTACK, live.frame.len(), (limit / 10).max(5), if relayed { "the CORE veth's receiving NAPI thread's CPU time (the receive side alone)" } else { "the sending thread's CPU time (the receive softirq runs in it) plus ksoftirqd's" }));
+    // The relay's sending side per frame, median over every run (kept out of each row).
+    let sender_ns = median(
+        &runs
+            .iter()
+            .flatten()
+            .flatten()
+            .filter_map(|r| r.sender_ns.map(|n| ratio(n, r.frames as f64)))
+            .collect::<Vec<_>>(),
+    );
     match &live.sender {
         Sender::LiveFrames => t.note("Sender: `xdp_live_sender` under BPF_PROG_TEST_RUN with `BPF_F_TEST_XDP_LIVE_FRAMES` (batches of 64), redirecting out of the RAN veth; the CORE veth receives XDP frames in the same softirq on the same CPU. Every row pays the same sender and veth cost: the `xdp_drop` row is that cost plus the cheapest possible drop, so (row − xdp_drop) is the filter's own cost. nftables and the no-filter row get an skb built from each frame (GRO on the CORE veth gives it the NAPI that receives redirected frames)."),
-        Sender::Relay(_, refused) => t.note(format!("Sender: this kernel refuses live-frames mode ({refused}), so a relay sends (`tests/src/bench/relay.rs`): an AF_PACKET socket sends one G-PDU into a second veth pair in the RAN namespace, where `xdp_live_sender`, attached natively, rewrites each frame's TEID and redirects it out of the RAN veth, which hands it to the CORE end as an XDP frame (no skb), as live-frames mode does. The CORE end's NAPI runs in a kernel thread of its own (`/sys/class/net/IF/threaded`), pinned to the sender's CPU at SCHED_IDLE: it runs only while the sender waits for each burst of 192 frames to drain, so it polls them in batches of up to 64, as under load from a NIC, and its CPU time (schedstat) is the receive side alone, without the sender's ~3 µs a frame. The `xdp_drop` row is veth's own receive cost plus the cheapest possible drop, so (row − xdp_drop) is the filter's own cost. nftables and the no-filter row get an skb built from each frame (GRO on the CORE veth gives it its NAPI).")),
+        Sender::Relay(_, refused) => t.note(format!("Sender: this kernel refuses live-frames mode ({refused}), so a relay sends (`tests/src/bench/relay.rs`): an AF_PACKET socket sends one G-PDU into a second veth pair in the RAN namespace, where `xdp_live_sender`, attached natively, rewrites each frame's TEID and redirects it out of the RAN veth, which hands it to the CORE end as an XDP frame (no skb), as live-frames mode does. The CORE end's NAPI runs in a kernel thread of its own (`/sys/class/net/IF/threaded`), pinned to the sender's CPU, which runs at SCHED_FIFO: it runs only while the sender waits for each burst of 192 frames to drain, so it polls them in batches of up to 64, as under load from a NIC, and its CPU time (schedstat) is the receive side alone, without the sender's {} ns a frame (median: the sending thread and the relay veth's NAPI thread). The `xdp_drop` row is veth's own receive cost plus the cheapest possible drop, so (row − xdp_drop) is the filter's own cost. nftables and the no-filter row get an skb built from each frame (GRO on the CORE veth gives it its NAPI).", num(sender_ns, 0))),
     }
     t.note("Counts: the guard's per-device counters (packets − dropped, dropped) for the TEIDs of each class and its verdict counters (seen); nftables: its rule counters (seen, meter drops, benign TEID range). A NIC driver hands XDP its frames the same way (no skb); what differs is the driver's own cost per frame.");
     let (g_ns, n_ns, d_ns) = (med(0, shape), med(0, nft), med(0, drop));
@@ -519,8 +534,8 @@ pub fn live_part(cfg: &GuardConfig, quick: bool) -> Result<(Vec<Table>, Vec<Vec<
         "guard (shape) drops attack traffic ≥ 3x the rate an nftables netdev meter does, same core and limit, no benign loss (XDP frames on veth)".into(),
         format!(
             "attack only: guard {} vs nftables meter {} frames per CPU-second = {}x (above xdp_drop's {} ns: {}x); mixed flood: benign dropped by the guard {gl}, by nftables {nl}{unseen_note}",
-            format!("{} M", num(ratio(1e3, g_ns), 2)),
-            format!("{} M", num(ratio(1e3, n_ns), 2)),
+            mps(g_ns),
+            mps(n_ns),
             num(x, 2),
             num(d_ns, 0),
             num(own, 1),
@@ -548,8 +563,8 @@ pub fn live_part(cfg: &GuardConfig, quick: bool) -> Result<(Vec<Table>, Vec<Vec<
         "guard (quarantine) drops attack traffic ≥ 3x the rate an nftables TEID set does, same core, no benign loss (XDP frames on veth)".into(),
         format!(
             "attack only: guard {} vs nftables set {} frames per CPU-second = {}x (above xdp_drop's {} ns: {}x); mixed flood: benign dropped by the guard {}, by nftables {}",
-            format!("{} M", num(ratio(1e3, q_ns), 2)),
-            format!("{} M", num(ratio(1e3, b_ns), 2)),
+            mps(q_ns),
+            mps(b_ns),
             num(q, 2),
             num(d_ns, 0),
             num(ratio(b_ns - d_ns, q_ns - d_ns), 1),

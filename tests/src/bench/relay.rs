@@ -7,16 +7,17 @@
 //! puts it in the CORE end's ring as an XDP frame: what the filter sees is what it would see from
 //! a NIC driver, as in live-frames mode.
 //!
-//! The sender's own cost (socket, skb, the copy into `gen1`'s XDP buffer) is ~3 µs a frame, ten
-//! times a filter's, so it is kept out of the figure: the CORE end's NAPI runs threaded (its
-//! `threaded` sysfs switch), in a kernel thread of its own, and that thread's CPU time
-//! (schedstat) is the receive side alone: veth's handling of the frame, the filter, and for
-//! frames a filter passes (or nftables, which needs one) the skb built from the frame and the
-//! stack above it. `gen1`'s NAPI runs threaded too. Both threads are pinned to the sender's CPU at
-//! SCHED_IDLE, so they run only while the sender waits: the sender sends a burst that fits veth's
-//! ring (256 frames) and waits until both threads have drained it and gone back to sleep. The
-//! CORE end then takes each burst in NAPI polls of up to 64 frames, as under load from a NIC,
-//! instead of being woken for every frame.
+//! The sender's own cost (socket, skb, the copy into `gen1`'s XDP buffer) is several times a
+//! filter's, so it is kept out of the figure: the CORE end's NAPI runs threaded (its `threaded`
+//! sysfs switch), in a kernel thread of its own, and that thread's CPU time (schedstat) is the
+//! receive side alone: veth's handling of the frame, the filter, and for frames a filter passes
+//! (or nftables, which needs one) the skb built from the frame and the stack above it. `gen1`'s
+//! NAPI runs threaded too. Both threads are pinned to the sender's CPU, and the sender runs at
+//! SCHED_FIFO, so they run only while it waits: it sends a burst that fits veth's ring (256
+//! frames) and waits until both threads have drained it and gone back to sleep. The CORE end then
+//! takes each burst in NAPI polls of up to 64 frames, as under load from a NIC, instead of being
+//! woken for every frame. (The threads at SCHED_IDLE would do the same on a quiet machine, but
+//! any other task on that CPU starves them.)
 
 use std::ffi::CString;
 use std::io;
@@ -40,7 +41,7 @@ const BATCH: usize = 64;
 /// The least first wait per frame of a burst, ns.
 const MIN_DRAIN_NS: u64 = 50;
 /// The longest the sender waits for one burst to drain before it calls the run failed.
-const DRAIN_LIMIT: Duration = Duration::from_secs(2);
+const DRAIN_LIMIT: Duration = Duration::from_secs(10);
 
 /// A NAPI kernel thread: pid and name.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,7 +59,8 @@ pub struct Relay {
     cpu: usize,
 }
 
-/// One relayed run: wall time, the sender's CPU time, the receiving thread's CPU time.
+/// One relayed run: wall time, the sending side's CPU time (the sending thread and `gen1`'s NAPI
+/// thread), the receiving thread's CPU time.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Relayed {
     pub wall_s: f64,
@@ -69,7 +71,7 @@ pub struct Relayed {
 impl Relay {
     /// Build the relay in `lab`'s RAN namespace with `sender` (`xdp_live_sender`, configured by
     /// the caller to redirect to the RAN veth) on `gen1`; switch the CORE end's NAPI to a thread
-    /// pinned to `cpu` at SCHED_IDLE. The CORE end's GRO must be on (its NAPI exists).
+    /// pinned to `cpu`. The CORE end's GRO must be on (its NAPI exists).
     pub fn new(lab: &Lab, sender: &mut Xdp, cpu: usize) -> Result<Relay> {
         // No IPv6 on the relay's pair: its link-local chatter (router solicitations, MLD) would
         // be relayed to the CORE end as G-PDUs with a rewritten "TEID".
@@ -86,16 +88,9 @@ impl Relay {
         Ok(Relay { _pair: pair, relay, receiver, cpu })
     }
 
-    /// The receiving thread's run time so far, ns (schedstat's first field); an error if it is
-    /// no longer the thread this relay set up (the CORE end's NAPI was rebuilt).
-    fn receiver_ns(&self) -> Result<u64> {
-        let t = &self.receiver;
-        let comm = std::fs::read_to_string(format!("/proc/{}/comm", t.pid)).unwrap_or_default();
-        if comm.trim() != t.comm {
-            bail!("the CORE veth's NAPI thread {} (pid {}) is gone (now {:?})", t.comm, t.pid, comm.trim());
-        }
-        let s = std::fs::read_to_string(format!("/proc/{}/schedstat", t.pid)).context("reading schedstat")?;
-        s.split_whitespace().next().and_then(|x| x.parse().ok()).context("parsing schedstat")
+    /// The two NAPI threads' run times so far, ns: (`gen1`'s, the CORE end's).
+    fn napi_ns(&self) -> Result<(u64, u64)> {
+        Ok((self.relay.runtime_ns()?, self.receiver.runtime_ns()?))
     }
 
     /// Whether both NAPI threads are asleep: `gen1`'s has redirected every frame sent (it wakes
@@ -109,9 +104,17 @@ impl Relay {
     pub fn send(&self, lab: &Lab, frame: &[u8], frames: u64) -> Result<Relayed> {
         let cpu = self.cpu;
         let ifname = CString::new(GEN_TX).context("ifname")?;
-        let r0 = self.receiver_ns()?;
+        let (g0, r0) = self.napi_ns()?;
         let (wall_s, sender_ns) = lab.ran.run(|| -> Result<(f64, u64)> {
             sys::set_affinity(cpu)?;
+            // Real-time: the NAPI threads it wakes cannot preempt it mid-burst (it sleeps after
+            // each burst, and the kernel's RT throttling bounds it anyway). This thread ends with
+            // the run.
+            let param = libc::sched_param { sched_priority: 1 };
+            // SAFETY: the calling thread (pid 0), a valid parameter.
+            if unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) } != 0 {
+                return Err(io::Error::last_os_error()).context("setting the relay's sender to SCHED_FIFO");
+            }
             // SAFETY: valid NUL-terminated string.
             let ifindex = unsafe { libc::if_nametoindex(ifname.as_ptr()) };
             if ifindex == 0 {
@@ -178,12 +181,25 @@ impl Relay {
             }
             Ok((w0.elapsed().as_secs_f64(), sys::thread_cpu_ns() - t0))
         })??;
-        let receiver_ns = self.receiver_ns()? - r0;
-        Ok(Relayed { wall_s, sender_ns, receiver_ns })
+        let (g1, r1) = self.napi_ns()?;
+        Ok(Relayed { wall_s, sender_ns: sender_ns + (g1 - g0), receiver_ns: r1 - r0 })
     }
 }
 
-/// Switch `ifname`'s NAPI (in `ns`) to a kernel thread of its own, pinned to `cpu` at SCHED_IDLE.
+impl NapiThread {
+    /// Its run time so far, ns (schedstat's first field); an error if the pid is no longer this
+    /// thread (the interface's NAPI was rebuilt).
+    fn runtime_ns(&self) -> Result<u64> {
+        let comm = std::fs::read_to_string(format!("/proc/{}/comm", self.pid)).unwrap_or_default();
+        if comm.trim() != self.comm {
+            bail!("the NAPI thread {} (pid {}) is gone (now {:?})", self.comm, self.pid, comm.trim());
+        }
+        let s = std::fs::read_to_string(format!("/proc/{}/schedstat", self.pid)).context("reading schedstat")?;
+        s.split_whitespace().next().and_then(|x| x.parse().ok()).context("parsing schedstat")
+    }
+}
+
+/// Switch `ifname`'s NAPI (in `ns`) to a kernel thread of its own, pinned to `cpu`.
 fn threaded_napi(ns: &Netns, ifname: &str, cpu: usize) -> Result<NapiThread> {
     let before = napi_threads();
     ns.exec_ok(&["sh", "-c", &format!("echo 1 > /sys/class/net/{ifname}/threaded")])
@@ -193,11 +209,6 @@ fn threaded_napi(ns: &Netns, ifname: &str, cpu: usize) -> Result<NapiThread> {
         bail!("expected one new NAPI thread for {ifname}, found {fresh:?}");
     };
     sys::set_affinity_of(t.pid, cpu)?;
-    let param = libc::sched_param { sched_priority: 0 };
-    // SAFETY: a plain syscall on a pid, with a valid parameter.
-    if unsafe { libc::sched_setscheduler(t.pid, libc::SCHED_IDLE, &param) } != 0 {
-        return Err(io::Error::last_os_error()).with_context(|| format!("setting {} to SCHED_IDLE", t.comm));
-    }
     Ok(t.clone())
 }
 
