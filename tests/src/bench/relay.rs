@@ -42,6 +42,8 @@ const BATCH: usize = 64;
 const MIN_DRAIN_NS: u64 = 50;
 /// The longest the sender waits for one burst to drain before it calls the run failed.
 const DRAIN_LIMIT: Duration = Duration::from_secs(10);
+/// The longest one run may take (a run of 1,000,000 frames takes ~5 s on the project's VM).
+const RUN_LIMIT: Duration = Duration::from_secs(300);
 
 /// A NAPI kernel thread: pid and name.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -120,11 +122,14 @@ impl Relay {
             if ifindex == 0 {
                 bail!("no {GEN_TX} in the RAN namespace");
             }
+            let (Some(ethertype), Some(dst)) = (frame.get(12..14), frame.get(..6)) else {
+                bail!("the relay's frame is {} octets, shorter than an Ethernet header", frame.len());
+            };
             let (fd, mut addr) = packet_socket(ifindex, 0)?;
             setsockopt_int(fd.0, libc::SOL_PACKET, libc::PACKET_QDISC_BYPASS, 1).context("PACKET_QDISC_BYPASS")?;
-            addr.sll_protocol = u16::from_be_bytes([frame[12], frame[13]]).to_be();
+            addr.sll_protocol = u16::from_be_bytes([ethertype[0], ethertype[1]]).to_be();
             addr.sll_halen = 6;
-            addr.sll_addr[..6].copy_from_slice(&frame[..6]);
+            addr.sll_addr[..6].copy_from_slice(dst);
             let mut iov = libc::iovec { iov_base: frame.as_ptr() as *mut libc::c_void, iov_len: frame.len() };
             // SAFETY: mmsghdr is plain old data; all-zero is valid.
             let mut msgs: Vec<libc::mmsghdr> = vec![unsafe { mem::zeroed() }; BATCH];
@@ -144,6 +149,9 @@ impl Relay {
             let mut drain_ns_per_frame = 1_000u64;
             let mut sent = 0u64;
             while sent < frames {
+                if w0.elapsed() > RUN_LIMIT {
+                    bail!("the relay sent {sent} of {frames} frames in {RUN_LIMIT:?}: stopped");
+                }
                 let burst = (frames - sent).min(BURST as u64);
                 let mut in_burst = 0u64;
                 while in_burst < burst {
@@ -154,6 +162,10 @@ impl Relay {
                         let e = io::Error::last_os_error();
                         match e.raw_os_error() {
                             Some(libc::ENOBUFS) | Some(libc::EAGAIN) | Some(libc::EINTR) => {
+                                if w0.elapsed() > RUN_LIMIT {
+                                    return Err(e)
+                                        .context("sendmmsg on the relay's veth, retried past the run's limit");
+                                }
                                 std::thread::sleep(Duration::from_micros(20));
                                 continue;
                             }
