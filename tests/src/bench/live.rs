@@ -413,7 +413,8 @@ impl Drop for Live {
 /// returns the table and the goal row.
 pub fn live_part(cfg: &GuardConfig, quick: bool) -> Result<(Vec<Table>, Vec<Vec<String>>)> {
     let mut live = Live::new(cfg)?;
-    // The relay's sender costs ~3 µs a frame (bench::relay), about ten times live-frames mode's.
+    // The relay runs at its sender's pace, 1.6-1.8 µs a frame measured (BENCHMARKS §27), where
+    // live-frames mode sends from inside the kernel: fewer frames keep a run to a few seconds.
     let relayed = matches!(live.sender, Sender::Relay(..));
     let frames: u32 = match (relayed, quick) {
         (false, false) => 4_000_000,
