@@ -109,38 +109,8 @@ impl Drop for PinScope {
     }
 }
 
-/// Pin the calling thread to `cpu`: BPF_PROG_TEST_RUN runs an XDP program on the calling
-/// thread's CPU, so this chooses the CPU the next runs see (its per-CPU map slots).
-pub fn pin_to_cpu(cpu: usize) -> Result<()> {
-    // SAFETY: as in `pin_to_current_cpu`.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
-            return Err(std::io::Error::last_os_error()).with_context(|| format!("sched_setaffinity to CPU {cpu}"));
-        }
-    }
-    Ok(())
-}
-
-/// Pin the calling thread to the CPU it is running on.
-pub fn pin_to_current_cpu() -> Result<usize> {
-    // SAFETY: sched_getcpu has no preconditions.
-    let cpu = unsafe { libc::sched_getcpu() };
-    if cpu < 0 {
-        return Err(std::io::Error::last_os_error()).context("sched_getcpu");
-    }
-    // SAFETY: cpu_set_t is plain old data; CPU_SET writes inside it; sched_setaffinity(0) targets
-    // the calling thread.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu as usize, &mut set);
-        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
-            return Err(std::io::Error::last_os_error()).context("sched_setaffinity");
-        }
-    }
-    Ok(cpu as usize)
-}
+// Tests pin their thread to choose the CPU BPF_PROG_TEST_RUN runs on (its per-CPU map slots).
+pub use crate::affinity::{pin_to_cpu, pin_to_current_cpu};
 
 /// Every per-CPU counter array of the program, summed over CPUs (packets only).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -131,7 +131,7 @@ pub fn send_frames(ns: &Netns, ifname: &str, frames: &[Vec<u8>], opts: &SendOpts
                 s.spawn(move || -> Result<ThreadResult> {
                     enter_netns(name)?;
                     if let Some(cpu) = opts.cpu {
-                        pin_to_cpu(cpu)?;
+                        crate::affinity::pin_to_cpu(cpu).context("pinning the sender")?;
                     }
                     let offset = (t as usize * frames.len()) / threads as usize;
                     send_loop(ifindex, frames, offset, cap, pps, start, opts)
@@ -162,23 +162,6 @@ pub fn send_frames(ns: &Netns, ifname: &str, frames: &[Vec<u8>], opts: &SendOpts
     }
     report.per_teid.retain(|_, n| *n > 0);
     Ok(report)
-}
-
-/// Pin the calling thread to one CPU (sched_setaffinity).
-fn pin_to_cpu(cpu: usize) -> Result<()> {
-    if cpu >= libc::CPU_SETSIZE as usize {
-        bail!("CPU {cpu} is out of range");
-    }
-    // SAFETY: cpu_set_t is plain old data; CPU_SET writes inside it (cpu checked above).
-    let rc = unsafe {
-        let mut set: libc::cpu_set_t = mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, mem::size_of::<libc::cpu_set_t>(), &set)
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error()).with_context(|| format!("pinning the sender to CPU {cpu}"));
-    }
-    Ok(())
 }
 
 struct ThreadResult {
@@ -236,6 +219,91 @@ pub(crate) fn packet_socket(ifindex: u32, protocol: u16) -> Result<(Fd, libc::so
     Ok((fd, sll))
 }
 
+/// An AF_PACKET socket that sends prebuilt Ethernet frames with `sendmmsg`, each to the address
+/// its own header names (destination MAC, EtherType), round-robin from a list: what the
+/// generator's threads and the bench's relay share.
+pub(crate) struct FrameSocket<'f, F> {
+    fd: Fd,
+    frames: &'f [F],
+    addrs: Vec<libc::sockaddr_ll>,
+    iov: Vec<libc::iovec>,
+    msgs: Vec<libc::mmsghdr>,
+}
+
+/// What one [`FrameSocket::send`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Sent {
+    /// The kernel took this many frames.
+    Took(usize),
+    /// It pushed back (ENOBUFS, EAGAIN, EINTR): wait a little and send again.
+    Busy,
+}
+
+impl<'f, F: AsRef<[u8]>> FrameSocket<'f, F> {
+    /// Open on `ifindex` (in the calling thread's namespace), for sends of up to `batch` frames.
+    /// A frame shorter than an Ethernet header is an error: it names no address to send to.
+    pub(crate) fn open(ifindex: u32, frames: &'f [F], batch: usize, qdisc_bypass: bool) -> Result<Self> {
+        // Protocol 0: this socket receives nothing.
+        let (fd, base) = packet_socket(ifindex, 0)?;
+        if qdisc_bypass {
+            setsockopt_int(fd.0, libc::SOL_PACKET, libc::PACKET_QDISC_BYPASS, 1).context("PACKET_QDISC_BYPASS")?;
+        }
+        // Best effort: a larger send buffer only means fewer pushbacks.
+        let _ = setsockopt_int(fd.0, libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, 4 << 20);
+        let addrs = frames
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let f = f.as_ref();
+                let (Some(dst), Some(ethertype)) = (f.get(..6), f.get(12..14)) else {
+                    bail!("frame {i} is {} octets, shorter than an Ethernet header", f.len());
+                };
+                let mut a = base;
+                a.sll_protocol = u16::from_be_bytes([ethertype[0], ethertype[1]]).to_be();
+                a.sll_halen = 6;
+                a.sll_addr[..6].copy_from_slice(dst);
+                Ok(a)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let batch = batch.max(1);
+        // SAFETY: iovec and mmsghdr are plain old data; all-zero is valid.
+        let iov = vec![unsafe { mem::zeroed::<libc::iovec>() }; batch];
+        // SAFETY: as above.
+        let msgs = vec![unsafe { mem::zeroed::<libc::mmsghdr>() }; batch];
+        Ok(FrameSocket { fd, frames, addrs, iov, msgs })
+    }
+
+    /// Hand the kernel up to `n` frames (at most the batch), round-robin from frame `pos`.
+    pub(crate) fn send(&mut self, pos: usize, n: usize) -> Result<Sent> {
+        let n = n.min(self.msgs.len());
+        let len = self.frames.len();
+        if n == 0 || len == 0 {
+            return Ok(Sent::Took(0));
+        }
+        for j in 0..n {
+            let idx = (pos + j) % len;
+            let frame = self.frames[idx].as_ref();
+            self.iov[j].iov_base = frame.as_ptr() as *mut libc::c_void;
+            self.iov[j].iov_len = frame.len();
+            let h = &mut self.msgs[j].msg_hdr;
+            h.msg_name = (&mut self.addrs[idx] as *mut libc::sockaddr_ll).cast();
+            h.msg_namelen = mem::size_of::<libc::sockaddr_ll>() as u32;
+            h.msg_iov = &mut self.iov[j];
+            h.msg_iovlen = 1;
+        }
+        // SAFETY: msgs[..n] point at live iovecs, addresses and frame buffers (only read).
+        let rc = unsafe { libc::sendmmsg(self.fd.0, self.msgs.as_mut_ptr(), n as u32, 0) };
+        if rc >= 0 {
+            return Ok(Sent::Took(rc as usize));
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::ENOBUFS) | Some(libc::EAGAIN) | Some(libc::EINTR) => Ok(Sent::Busy),
+            _ => Err(e).context("sendmmsg"),
+        }
+    }
+}
+
 fn send_loop(
     ifindex: u32,
     frames: &[Vec<u8>],
@@ -249,35 +317,12 @@ fn send_loop(
     if cap == 0 {
         return Ok(res);
     }
-    // Protocol 0: this socket receives nothing.
-    let (fd, base) = packet_socket(ifindex, 0)?;
-    if opts.qdisc_bypass {
-        setsockopt_int(fd.0, libc::SOL_PACKET, libc::PACKET_QDISC_BYPASS, 1).context("PACKET_QDISC_BYPASS")?;
-    }
-    let _ = setsockopt_int(fd.0, libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, 4 << 20);
-    // One destination address per frame, carrying the frame's EtherType.
-    let mut addrs: Vec<libc::sockaddr_ll> = frames
-        .iter()
-        .map(|f| {
-            let mut a = base;
-            a.sll_protocol =
-                u16::from_be_bytes([f.get(12).copied().unwrap_or(8), f.get(13).copied().unwrap_or(0)]).to_be();
-            a.sll_halen = 6;
-            for (d, s) in a.sll_addr.iter_mut().zip(f.iter().take(6)) {
-                *d = *s;
-            }
-            a
-        })
-        .collect();
     let batch = match pps {
         // Keep bursts to about 1 ms of traffic when pacing.
         Some(p) => opts.batch.min(usize::try_from(p / 1000).unwrap_or(usize::MAX).max(1)),
         None => opts.batch,
     };
-    // SAFETY: iovec and mmsghdr are plain old data; all-zero is valid.
-    let mut iov: Vec<libc::iovec> = vec![unsafe { mem::zeroed() }; batch];
-    // SAFETY: as above.
-    let mut msgs: Vec<libc::mmsghdr> = vec![unsafe { mem::zeroed() }; batch];
+    let mut sock = FrameSocket::open(ifindex, frames, batch, opts.qdisc_bypass)?;
     let deadline = start + opts.deadline;
     let mut sent = 0u64;
     let mut pos = offset % frames.len();
@@ -295,30 +340,14 @@ fn send_loop(
             }
         }
         let n = batch.min(usize::try_from(cap - sent).unwrap_or(usize::MAX));
-        for j in 0..n {
-            let idx = (pos + j) % frames.len();
-            iov[j].iov_base = frames[idx].as_ptr() as *mut libc::c_void;
-            iov[j].iov_len = frames[idx].len();
-            let h = &mut msgs[j].msg_hdr;
-            h.msg_name = (&mut addrs[idx] as *mut libc::sockaddr_ll).cast();
-            h.msg_namelen = mem::size_of::<libc::sockaddr_ll>() as u32;
-            h.msg_iov = &mut iov[j];
-            h.msg_iovlen = 1;
-        }
-        // SAFETY: msgs[..n] point at live iovecs, addresses and frame buffers (only read).
-        let rc = unsafe { libc::sendmmsg(fd.0, msgs.as_mut_ptr(), n as u32, 0) };
-        if rc < 0 {
-            let e = io::Error::last_os_error();
-            match e.raw_os_error() {
-                Some(libc::ENOBUFS) | Some(libc::EAGAIN) | Some(libc::EINTR) => {
-                    res.retries += 1;
-                    std::thread::sleep(Duration::from_micros(50));
-                    continue;
-                }
-                _ => return Err(e).context("sendmmsg"),
+        let done = match sock.send(pos, n)? {
+            Sent::Took(done) => done,
+            Sent::Busy => {
+                res.retries += 1;
+                std::thread::sleep(Duration::from_micros(50));
+                continue;
             }
-        }
-        let done = rc as usize;
+        };
         for j in 0..done {
             res.per_frame[(pos + j) % frames.len()] += 1;
         }

@@ -1,5 +1,6 @@
 //! labkit: the test and lab kit of the overload guard.
 //!
+//! - [`affinity`]: pin a thread to a CPU (the CPU a veth's or a test run's packets are seen on).
 //! - [`bpf`]: load the guard's XDP program for BPF_PROG_TEST_RUN verdict tests (unique pins,
 //!   removed on drop) and read its counters as deltas.
 //! - [`netns`]: RAII network namespaces and veth pairs, running code inside a namespace.
@@ -22,6 +23,7 @@
 //!   sgsnemu, libusrsctp endpoints carrying pycrate-encoded NGAP) and their oracles.
 //! - [`replay_check`]: a live run's decisions against `guard replay`'s on its capture.
 
+pub mod affinity;
 pub mod bench;
 pub mod bpf;
 pub mod capture;

@@ -22,9 +22,10 @@ use aya::programs::{TestRun, TestRunAttrs, TestRunOptions, XdpMode};
 use guard::{bpf::link::ModeRequest, n3::load};
 use guard_common::abi::{DeviceKey, GuardConfig, STAGE_QUARANTINE, STAGE_SHAPE};
 
+use crate::affinity;
 use crate::bench::progs::{RefProgs, DROP, LIVE_SENDER};
 use crate::bench::relay::Relay;
-use crate::bench::{median, num, ratio, sys, Table};
+use crate::bench::{goal_row, median, num, ratio, sys, Table};
 use crate::bpf::{stage_entry, Guard, PinScope};
 use crate::lab::Lab;
 
@@ -150,7 +151,7 @@ impl Live {
         // A 5G uplink G-PDU, with the UL PDU Session Container every N3 uplink G-PDU carries (TS
         // 38.415 §5.5.2.2, QFI 9): the TEID the sender rewrites keeps its offset (TS 29.281 §5.1).
         let frame = lab.gpdu_v4(0, BENIGN_BASE).qfi(9).build();
-        let cpu = if sys::ncpus() >= 2 { 1 } else { 0 };
+        let cpu = if affinity::ncpus() >= 2 { 1 } else { 0 };
         let core_if = lab.core_ifname().to_owned();
         // GRO on: veth then runs NAPI on the CORE end, which is what accepts redirected frames
         // when no XDP program is attached there (`veth_xdp_xmit` needs the peer's NAPI).
@@ -378,7 +379,7 @@ fn live_frames(lab: &Lab, refs: &mut RefProgs, frame: &[u8], cpu: usize, frames:
     let sender = refs.prog(LIVE_SENDER)?;
     lab.ran
         .run(move || -> Result<(f64, u64)> {
-            sys::set_affinity(cpu)?;
+            affinity::pin_to_cpu(cpu)?;
             let t0 = sys::thread_cpu_ns();
             let w0 = Instant::now();
             sender
@@ -531,8 +532,8 @@ pub fn live_part(cfg: &GuardConfig, quick: bool) -> Result<(Vec<Table>, Vec<Vec<
     let a = last(0, shape);
     let passed = a.attack_sent().saturating_sub(a.attack_dropped.unwrap_or(0));
     let passed_ns = ratio(passed as f64, a.attack_sent() as f64) * (med(0, none) - d_ns);
-    let shape_goal = vec![
-        "guard (shape) drops attack traffic ≥ 3x the rate an nftables netdev meter does, same core and limit, no benign loss (XDP frames on veth)".into(),
+    let shape_goal = goal_row(
+        "guard (shape) drops attack traffic ≥ 3x the rate an nftables netdev meter does, same core and limit, no benign loss (XDP frames on veth)",
         format!(
             "attack only: guard {} vs nftables meter {} frames per CPU-second = {}x (above xdp_drop's {} ns: {}x); mixed flood: benign dropped by the guard {gl}, by nftables {nl}{unseen_note}",
             mps(g_ns),
@@ -541,10 +542,8 @@ pub fn live_part(cfg: &GuardConfig, quick: bool) -> Result<(Vec<Table>, Vec<Vec<
             num(d_ns, 0),
             num(own, 1),
         ),
-        (if met { "yes" } else { "no" }).into(),
-        if met {
-            String::new()
-        } else {
+        met,
+        || {
             format!(
                 "{per_frame} per frame: guard {} ns, nftables {} ns, of which {base_is} {} ns. At the same limit both pass the same share of the attack ({passed} of {} frames here), each built into an skb and taken up the CORE stack: ~{} ns a frame at the no-filter row's price, a cost both rows carry, so a guard that cost nothing would reach ~{}x",
                 num(g_ns, 0),
@@ -555,13 +554,13 @@ pub fn live_part(cfg: &GuardConfig, quick: bool) -> Result<(Vec<Table>, Vec<Vec<
                 num(ratio(n_ns, d_ns + passed_ns), 1),
             )
         },
-    ];
+    );
     let (q_ns, b_ns) = (med(0, quar), med(0, block));
     let q = ratio(b_ns, q_ns);
     let (qm, bm) = (last(1, quar), last(1, block));
     let q_met = q >= 3.0 && qm.benign_dropped() == Some(0) && bm.benign_dropped() == Some(0);
-    let quarantine_goal = vec![
-        "guard (quarantine) drops attack traffic ≥ 3x the rate an nftables TEID set does, same core, no benign loss (XDP frames on veth)".into(),
+    let quarantine_goal = goal_row(
+        "guard (quarantine) drops attack traffic ≥ 3x the rate an nftables TEID set does, same core, no benign loss (XDP frames on veth)",
         format!(
             "attack only: guard {} vs nftables set {} frames per CPU-second = {}x (above xdp_drop's {} ns: {}x); mixed flood: benign dropped by the guard {}, by nftables {}",
             mps(q_ns),
@@ -572,10 +571,8 @@ pub fn live_part(cfg: &GuardConfig, quick: bool) -> Result<(Vec<Table>, Vec<Vec<
             dropped(&qm),
             dropped(&bm),
         ),
-        (if q_met { "yes" } else { "no" }).into(),
-        if q_met {
-            String::new()
-        } else {
+        q_met,
+        || {
             format!(
                 "{per_frame} per frame: guard {} ns, nftables {} ns, of which {base_is} {} ns",
                 num(q_ns, 0),
@@ -583,6 +580,6 @@ pub fn live_part(cfg: &GuardConfig, quick: bool) -> Result<(Vec<Table>, Vec<Vec<
                 num(d_ns, 0)
             )
         },
-    ];
+    );
     Ok((vec![t], vec![shape_goal, quarantine_goal]))
 }

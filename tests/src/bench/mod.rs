@@ -8,7 +8,7 @@
 //!   and the `xdp_op_*` operation probes) from the guard's own object, and the
 //!   BPF_PROG_TEST_RUN timing helpers.
 //! - [`sys`]: host facts for the report (kernel, CPU, load), CPU time from the scheduler and
-//!   /proc/stat, affinity and priority, and the kernel's memory accounting of BPF maps.
+//!   /proc/stat, and the kernel's memory accounting of BPF maps.
 //! - [`wire`]: the flood over the lab's veth pair: no filter, the guard, an nftables TEID meter.
 //! - [`live`]: the flood as XDP frames (live-frames mode, or [`relay`] where the kernel refuses it):
 //!   each filter's own CPU per frame.
@@ -55,6 +55,12 @@ pub fn ratio(a: f64, b: f64) -> f64 {
     } else {
         f64::NAN
     }
+}
+
+/// One row of the summary of the goals: the goal, what this run measured, whether that
+/// meets it, and (only where it does not) what bounds it, which `why` writes.
+pub fn goal_row(goal: impl Into<String>, measured: String, met: bool, why: impl FnOnce() -> String) -> Vec<String> {
+    vec![goal.into(), measured, (if met { "yes" } else { "no" }).to_owned(), if met { String::new() } else { why() }]
 }
 
 /// A number with `prec` decimals, "-" for NaN.

@@ -16,8 +16,9 @@ use guard_common::{
     policy::Verdict,
 };
 
+use crate::affinity;
 use crate::bench::progs::{self, time_run, RefProgs};
-use crate::bench::{median, minimum, num, ratio, sys, Table};
+use crate::bench::{goal_row, median, minimum, num, ratio, Table};
 use crate::bpf::{stage_entry, PinScope};
 use crate::frames::GtpFrame;
 
@@ -130,7 +131,7 @@ fn measure(prog: &Xdp, frames: &[Vec<u8>; 2], cpus: &[usize], repeat: u32) -> Re
             .map(|(i, &cpu)| {
                 let (barrier, frame) = (&barrier, &frames[i]);
                 s.spawn(move || -> Result<f64> {
-                    sys::set_affinity(cpu).with_context(|| format!("pinning a bench thread to CPU {cpu}"))?;
+                    affinity::pin_to_cpu(cpu).with_context(|| format!("pinning a bench thread to CPU {cpu}"))?;
                     barrier.wait();
                     let mut ns = Vec::with_capacity(CALLS);
                     for _ in 0..CALLS {
@@ -165,8 +166,8 @@ fn max(v: &[f64]) -> f64 {
 /// The multi-core table and its goal row. `default` is the shipped configuration (run with its
 /// stage-0 profile limit out of reach, as part 1's main table).
 pub fn multicore_part(default: &GuardConfig, rounds: usize, quick: bool) -> Result<(Table, Vec<String>)> {
-    if sys::ncpus() < 2 {
-        bail!("needs two online CPUs, this machine has {}", sys::ncpus());
+    if affinity::ncpus() < 2 {
+        bail!("needs two online CPUs, this machine has {}", affinity::ncpus());
     }
     let scope = PinScope::new("bmc");
     let mut within = *default;
@@ -290,19 +291,17 @@ pub fn multicore_part(default: &GuardConfig, rounds: usize, quick: bool) -> Resu
         "Each CPU runs its own device (as RSS by TEID spreads one gNB's sessions over the receive queues), whose record it inserted (so it counts the device with plain adds, `DeviceState::owner`): a frame repeated {repeat} times per BPF_PROG_TEST_RUN call, {CALLS} calls per thread, threads pinned with sched_setaffinity and started together; ns = the kernel's mean per run (preemption excluded), median of the calls. Throughput ratio = (1/ns on CPU 0 + 1/ns on CPU 1, both running) / (1/ns on CPU 0 alone); 2.00x is perfect scaling. {rounds} rounds, cases rotated, the order of the two measurements alternated per round; min and median over rounds. \"from the minima\" = 2 × (1-CPU minimum) / (2-CPU minimum): the least disturbed runs of each, which load elsewhere on the machine moves least."
     ));
     t.note("Configuration as the main table (shipped defaults, stage-0 profile limit out of reach); shaped: 10⁹ pps (under) or 1000 pps (over), each device its own stage. The machine is shared and hyper-threads or a neighbour's load on the other CPU slow both loops alike: this table is only meaningful from a quiet machine, and the reference row shows how far the machine itself scales.");
-    let goal_row = vec![
-        "two CPUs ≥ 1.8x one (known, shaped, quarantined; one gNB and two)".to_owned(),
+    let goal = goal_row(
+        "two CPUs ≥ 1.8x one (known, shaped, quarantined; one gNB and two)",
         goal.join(", "),
-        (if worst >= 1.8 { "yes" } else { "no" }).to_owned(),
-        if worst >= 1.8 {
-            String::new()
-        } else {
+        worst >= 1.8,
+        || {
             "see the multi-core table: a ratio below the reference row's is shared state written per packet; one at the reference's is the machine".to_owned()
         },
-    ];
+    );
     drop(refs);
     drop(maps);
     drop(n3);
     drop(scope);
-    Ok((t, goal_row))
+    Ok((t, goal))
 }

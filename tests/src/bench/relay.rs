@@ -21,14 +21,14 @@
 
 use std::ffi::CString;
 use std::io;
-use std::mem;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use aya::programs::{Xdp, XdpMode};
 
+use crate::affinity;
 use crate::bench::sys;
-use crate::generator::{packet_socket, setsockopt_int};
+use crate::generator::{FrameSocket, Sent};
 use crate::lab::Lab;
 use crate::netns::{Netns, VethEnd, VethPair};
 
@@ -108,7 +108,7 @@ impl Relay {
         let ifname = CString::new(GEN_TX).context("ifname")?;
         let (g0, r0) = self.napi_ns()?;
         let (wall_s, sender_ns) = lab.ran.run(|| -> Result<(f64, u64)> {
-            sys::set_affinity(cpu)?;
+            affinity::pin_to_cpu(cpu)?;
             // Real-time: the NAPI threads it wakes cannot preempt it mid-burst (it sleeps after
             // each burst, and the kernel's RT throttling bounds it anyway). This thread ends with
             // the run.
@@ -122,23 +122,8 @@ impl Relay {
             if ifindex == 0 {
                 bail!("no {GEN_TX} in the RAN namespace");
             }
-            let (Some(ethertype), Some(dst)) = (frame.get(12..14), frame.get(..6)) else {
-                bail!("the relay's frame is {} octets, shorter than an Ethernet header", frame.len());
-            };
-            let (fd, mut addr) = packet_socket(ifindex, 0)?;
-            setsockopt_int(fd.0, libc::SOL_PACKET, libc::PACKET_QDISC_BYPASS, 1).context("PACKET_QDISC_BYPASS")?;
-            addr.sll_protocol = u16::from_be_bytes([ethertype[0], ethertype[1]]).to_be();
-            addr.sll_halen = 6;
-            addr.sll_addr[..6].copy_from_slice(dst);
-            let mut iov = libc::iovec { iov_base: frame.as_ptr() as *mut libc::c_void, iov_len: frame.len() };
-            // SAFETY: mmsghdr is plain old data; all-zero is valid.
-            let mut msgs: Vec<libc::mmsghdr> = vec![unsafe { mem::zeroed() }; BATCH];
-            for m in &mut msgs {
-                m.msg_hdr.msg_name = (&mut addr as *mut libc::sockaddr_ll).cast();
-                m.msg_hdr.msg_namelen = mem::size_of::<libc::sockaddr_ll>() as u32;
-                m.msg_hdr.msg_iov = &mut iov;
-                m.msg_hdr.msg_iovlen = 1;
-            }
+            let one = [frame];
+            let mut sock = FrameSocket::open(ifindex, &one, BATCH, true).context("the relay's packet socket")?;
             let t0 = sys::thread_cpu_ns();
             let w0 = Instant::now();
             // The sender's sleeps wake it within 1 µs, not the default 50 µs slack.
@@ -156,23 +141,15 @@ impl Relay {
                 let mut in_burst = 0u64;
                 while in_burst < burst {
                     let n = (burst - in_burst).min(BATCH as u64) as usize;
-                    // SAFETY: msgs[..n] point at `addr`, `iov` and `frame`, alive and only read.
-                    let rc = unsafe { libc::sendmmsg(fd.0, msgs.as_mut_ptr(), n as u32, 0) };
-                    if rc < 0 {
-                        let e = io::Error::last_os_error();
-                        match e.raw_os_error() {
-                            Some(libc::ENOBUFS) | Some(libc::EAGAIN) | Some(libc::EINTR) => {
-                                if w0.elapsed() > RUN_LIMIT {
-                                    return Err(e)
-                                        .context("sendmmsg on the relay's veth, retried past the run's limit");
-                                }
-                                std::thread::sleep(Duration::from_micros(20));
-                                continue;
+                    match sock.send(0, n).context("sendmmsg on the relay's veth")? {
+                        Sent::Took(took) => in_burst += took as u64,
+                        Sent::Busy => {
+                            if w0.elapsed() > RUN_LIMIT {
+                                bail!("sendmmsg on the relay's veth pushed back past the run's limit ({RUN_LIMIT:?})");
                             }
-                            _ => return Err(e).context("sendmmsg on the relay's veth"),
+                            std::thread::sleep(Duration::from_micros(20));
                         }
                     }
-                    in_burst += rc as u64;
                 }
                 sent += burst;
                 let b0 = Instant::now();
@@ -220,7 +197,7 @@ fn threaded_napi(ns: &Netns, ifname: &str, cpu: usize) -> Result<NapiThread> {
     let [t] = fresh.as_slice() else {
         bail!("expected one new NAPI thread for {ifname}, found {fresh:?}");
     };
-    sys::set_affinity_of(t.pid, cpu)?;
+    affinity::pin_thread_to_cpu(t.pid, cpu)?;
     Ok(t.clone())
 }
 

@@ -22,13 +22,6 @@ pub fn cpu_model() -> String {
         .unwrap_or_else(|| "?".into())
 }
 
-/// Online CPUs of the machine (not of this thread's affinity mask, which the bench narrows).
-pub fn ncpus() -> usize {
-    // SAFETY: sysconf has no preconditions.
-    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
-    usize::try_from(n).ok().filter(|n| *n > 0).unwrap_or(1)
-}
-
 fn clock_ns(clock: libc::clockid_t) -> u64 {
     // SAFETY: timespec is plain old data; clock_gettime writes it.
     let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
@@ -143,41 +136,6 @@ pub fn mem_total() -> String {
 /// MemAvailable of /proc/meminfo in bytes (0 if unknown).
 pub fn mem_available() -> u64 {
     meminfo("MemAvailable:").unwrap_or(0)
-}
-
-/// Set the CPU mask of thread `pid` (0: the calling thread).
-fn set_mask_of(pid: libc::pid_t, cpus: impl Iterator<Item = usize>) -> Result<()> {
-    // SAFETY: cpu_set_t is plain old data; CPU_SET writes inside it (CPUs past CPU_SETSIZE are
-    // skipped).
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        for c in cpus.filter(|c| *c < libc::CPU_SETSIZE as usize) {
-            libc::CPU_SET(c, &mut set);
-        }
-        if libc::sched_setaffinity(pid, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
-            return Err(std::io::Error::last_os_error()).with_context(|| format!("sched_setaffinity of thread {pid}"));
-        }
-    }
-    Ok(())
-}
-
-fn set_mask(cpus: impl Iterator<Item = usize>) -> Result<()> {
-    set_mask_of(0, cpus)
-}
-
-/// Pin the calling thread (and the threads it spawns from now on) to `cpu`.
-pub fn set_affinity(cpu: usize) -> Result<()> {
-    set_mask(std::iter::once(cpu))
-}
-
-/// Pin thread `pid` (another task, a kernel thread for example) to `cpu`.
-pub fn set_affinity_of(pid: libc::pid_t, cpu: usize) -> Result<()> {
-    set_mask_of(pid, std::iter::once(cpu))
-}
-
-/// Let the calling thread run on every online CPU again.
-pub fn clear_affinity() -> Result<()> {
-    set_mask(0..ncpus())
 }
 
 /// One CPU's time from /proc/stat, in ns (USER_HZ ticks × 10 ms).

@@ -28,8 +28,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use guard::config::Config;
 use guard_common::abi::GuardConfig;
+use labkit::affinity::{self, pin_to_current_cpu};
 use labkit::bench::{cost, live, multicore, scale, sys, wire, Table};
-use labkit::bpf::pin_to_current_cpu;
 
 pub struct Args {
     pub quick: bool,
@@ -108,7 +108,7 @@ fn main() -> ExitCode {
 
 /// The shipped defaults (`Config::default()`): what a user gets without a config file.
 fn default_config() -> GuardConfig {
-    Config::default().dataplane(sys::ncpus() as u32)
+    Config::default().dataplane(affinity::ncpus() as u32)
 }
 
 fn run(args: &Args) -> Result<()> {
@@ -305,7 +305,8 @@ fn document(goals: &str, report: &str, args: &Args, took: Duration, load_before:
          run of that command, which rewrites this file.\n"
     );
     let _ = writeln!(d, "- date: {} (UTC)", sys::now_utc());
-    let _ = writeln!(d, "- machine: {} ({} online CPUs, {} RAM)", sys::cpu_model(), sys::ncpus(), sys::mem_total());
+    let _ =
+        writeln!(d, "- machine: {} ({} online CPUs, {} RAM)", sys::cpu_model(), affinity::ncpus(), sys::mem_total());
     let _ = writeln!(d, "- kernel: {}", sys::kernel_release());
     let _ = writeln!(d, "- command: `{cmd}`; wall time {:.0} s", took.as_secs_f64());
     let _ = writeln!(

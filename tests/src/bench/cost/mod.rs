@@ -16,7 +16,7 @@ use guard_common::{
 };
 
 use crate::bench::progs::{self, time_run, RefProgs};
-use crate::bench::{median, minimum, num, ratio, Table};
+use crate::bench::{goal_row, median, minimum, num, ratio, Table};
 use crate::bpf::{action_name, stage_entry, PinScope};
 use crate::frames::GtpFrame;
 use crate::sctp_frames::{ngap::InitialUeMessage, Chunk, SctpFrame};
@@ -435,7 +435,7 @@ pub fn cost_part(default: &GuardConfig, rounds: usize, quick: bool) -> Result<(V
         [("known device, stage 0", stage0, mins[0]), ("quarantine drop path", quar, mins[4])].into_iter().zip(lookups)
     {
         let r = ratio(m[3], m[1]);
-        goals.push(vec![
+        goals.push(goal_row(
             format!("per-packet cost ≤ 2x floor: {name}"),
             format!(
                 "{} ns vs floor {} ns = {}x (minima: {} vs {} ns = {}x; net of xdp_baseline's {} ns, the test run's own cost per run, in both: {}x)",
@@ -448,16 +448,14 @@ pub fn cost_part(default: &GuardConfig, rounds: usize, quick: bool) -> Result<(V
                 num(m[0], 1),
                 num(ratio(m[3] - m[0], m[1] - m[0]), 2)
             ),
-            (if r <= 2.0 { "yes" } else { "no" }).to_owned(),
-            if r <= 2.0 {
-                String::new()
-            } else {
+            r <= 2.0,
+            || {
                 format!(
                     "the guard's full parser costs {} ns (parse-only − baseline) where the floor's lean one costs a few; then {lk}, where the floor does one hash lookup on a 4-byte key; then the policy's compares and stores (\"rest\" in \"Where the nanoseconds go\") and its call (a BPF subprogram: \"BPF-to-BPF calls\" there; see also the perf profile)",
                     num(m[2] - m[0], 0),
                 )
             },
-        ]);
+        ));
     }
 
     goals.extend(other_goals(&cases, &res, m_new));
@@ -474,14 +472,7 @@ pub fn cost_part(default: &GuardConfig, rounds: usize, quick: bool) -> Result<(V
 /// InitialUEMessage. `res[i]` is case `i`'s (baseline, floor, parse-only, guard).
 fn other_goals(cases: &[Case], res: &[[f64; 4]], new: [f64; 4]) -> Vec<Vec<String>> {
     let at = |name: &str| cases.iter().position(|c| c.name.starts_with(name)).and_then(|i| res.get(i)).copied();
-    let row = |goal: &str, measured: String, met: bool, why: &str| {
-        vec![
-            goal.to_owned(),
-            measured,
-            (if met { "yes" } else { "no" }).to_owned(),
-            if met { String::new() } else { why.to_owned() },
-        ]
-    };
+    let row = |goal: &str, measured: String, met: bool, why: &str| goal_row(goal, measured, met, || why.to_owned());
     let mut g = Vec::new();
     let r = ratio(new[2], new[1]);
     g.push(row(

@@ -4,6 +4,8 @@
 use super::churn::{churn, cpu_over_walks, Phase, CHURN_PER_S, WINDOW_WALKS};
 use super::guard_child::{guard_binary, scrape, vm_rss, CtlDir, CtlPins, GuardProc};
 use super::*;
+use crate::affinity;
+use crate::bench::goal_row;
 
 // ---------------------------------------------------------------------------------------------
 // The controller at 1M devices.
@@ -211,7 +213,7 @@ pub(super) fn controller(cfg: &GuardConfig, quick: bool) -> Result<(Table, Vec<V
         // their flood in the first round's slice `si`.
         let slice = offenders.len().div_ceil(10);
         for (si, chunk) in offenders.chunks(slice).enumerate() {
-            let _ = sys::set_affinity(si % sys::ncpus());
+            let _ = affinity::pin_to_cpu(si % affinity::ncpus());
             let slice_start = Instant::now();
             let first = si * slice;
             if rounds == 0 {
@@ -254,7 +256,7 @@ pub(super) fn controller(cfg: &GuardConfig, quick: bool) -> Result<(Table, Vec<V
                 std::thread::sleep(rest);
             }
         }
-        let _ = sys::clear_affinity();
+        let _ = affinity::clear_affinity();
         rounds += 1;
         // The rest of the second, if the slices finished early.
         if let Some(rest) = Duration::from_secs(1).checked_sub(round.elapsed()) {
@@ -388,18 +390,14 @@ pub(super) fn controller(cfg: &GuardConfig, quick: bool) -> Result<(Table, Vec<V
     let steady_ok = steady_frac <= 0.05 && churned.steady.window.cpu <= 0.05;
     let rss_ok = rss <= 300 << 20;
     let goals = vec![
-        vec![
-            "controller at 1M devices: resident memory ≤ 300 MiB".into(),
+        goal_row(
+            "controller at 1M devices: resident memory ≤ 300 MiB",
             format!("{} (the whole `guard run` process: engine, binary, runtime, read buffers)", bytes(rss)),
-            (if rss_ok { "yes" } else { "no" }).into(),
-            if rss_ok {
-                String::new()
-            } else {
-                "the engine's per-device record (docs/controller.md \"Memory\") and its index are most of it".into()
-            },
-        ],
-        vec![
-            "controller at 1M devices: steady state ≤ 5% of one core".into(),
+            rss_ok,
+            || "the engine's per-device record (docs/controller.md \"Memory\") and its index are most of it".into(),
+        ),
+        goal_row(
+            "controller at 1M devices: steady state ≤ 5% of one core",
             format!(
                 "steady state {}% of one core; with session churn ({CHURN_PER_S} a second) {}%, and {}% while catching up after half the sessions were replaced at once; {}% while detecting and pinning {} offenders",
                 num(steady_frac * 100.0, 1),
@@ -408,34 +406,30 @@ pub(super) fn controller(cfg: &GuardConfig, quick: bool) -> Result<(Table, Vec<V
                 num(cpu_frac * 100.0, 1),
                 pinned.len()
             ),
-            (if steady_ok { "yes" } else { "no" }).into(),
-            format!(
+            steady_ok,
+            || format!(
                 "a walk of the 1M devices reads for {} s in total (batched, {} µs per device), spread over ticks at most 2% of each (`WALK_SHARE`): most of the steady CPU, by design; then the engine's per-reading work on {} of per-device state (each reading's track looked for after the last one before the index, docs/controller.md \"CPU\": with churn the table leaves the map's order and more of those guesses miss) and the tick's one read of N3_STAGES; while pinning, each new stage is also a map write, a generation bump and an audit record",
                 num(read, 2),
                 num(read * 1e6 / f64::from(n), 2),
                 bytes(rss)
             ),
-        ],
-        vec![
-            "controller pins offenders within 2 s".into(),
+        ),
+        goal_row(
+            "controller pins offenders within 2 s",
             format!(
                 "{within2} / {n_off} within 2 s; {} / {n_off} by {} s; median {} s",
                 pinned.len(),
                 num(wall, 0),
                 num(percentile(&lat, 0.5), 1)
             ),
-            (if within2 == offenders.len() { "yes" } else { "no" }).into(),
-            if within2 == offenders.len() {
-                String::new()
-            } else {
-                format!(
-                    "a heavy flood is confirmed by volume after 1 s of readings at ≥ 8x the profile carrying ≥ 4 burst allowances (`ladder.shape.volume_for`, `volume_bursts`), and an over-limit device reports one reading per `event_gap` (1 s), which the controller looks at every 100 ms between ticks. The later ones waited for one more event: `RUST_LOG=flood_run=trace` (with BENCH_KEEP_CTL_DIR=1) logs the windows below the trigger that kept a run from starting or broke it; a slow tick, which holds the event passes behind it, or a late real packet from this bench's loop also delays one. Readings reached the controller ({:.0} events delivered, {:.0} lost, {:.0} suppressed)",
-                    ev("sent"),
-                    ev("lost"),
-                    ev("suppressed")
-                )
-            },
-        ],
+            within2 == offenders.len(),
+            || format!(
+                "a heavy flood is confirmed by volume after 1 s of readings at ≥ 8x the profile carrying ≥ 4 burst allowances (`ladder.shape.volume_for`, `volume_bursts`), and an over-limit device reports one reading per `event_gap` (1 s), which the controller looks at every 100 ms between ticks. The later ones waited for one more event: `RUST_LOG=flood_run=trace` (with BENCH_KEEP_CTL_DIR=1) logs the windows below the trigger that kept a run from starting or broke it; a slow tick, which holds the event passes behind it, or a late real packet from this bench's loop also delays one. Readings reached the controller ({:.0} events delivered, {:.0} lost, {:.0} suppressed)",
+                ev("sent"),
+                ev("lost"),
+                ev("suppressed")
+            ),
+        ),
     ];
     Ok((t, goals))
 }
