@@ -138,6 +138,67 @@ fn the_gnb_table_holds_only_the_tracked_devices_gnbs() {
     assert_eq!(engine.cell_ids.held(), 1);
 }
 
+/// What a walk's fold costs per reading when the readings come in the table's order (as walks
+/// do), and when some come out of it (session churn: new devices appended out of the map's
+/// order, evictions moving tracks; docs/controller.md "CPU"): every `k`th sample of each slice
+/// swapped with a random one, so that ~2/k of them miss the position after the last found.
+/// Run by hand, in release: `cargo test --release -p guard-userspace --lib -- --ignored
+/// --nocapture a_walk_in_and_out_of_order_at_scale`.
+#[test]
+#[ignore = "allocates for 1M devices; run by hand (--release) to measure"]
+fn a_walk_in_and_out_of_order_at_scale() {
+    let n = devices();
+    let mut cfg = Config::default();
+    let (mut engine, mut now, _) = populated(&mut cfg, n);
+    let slice = 32_768u32;
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut rand = move |m: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % m as u64) as usize
+    };
+    for every in [0usize, 10, 5, 2, 1] {
+        let mut packets = 100u64;
+        let mut best = f64::INFINITY;
+        for _ in 0..3 {
+            let mut took = std::time::Duration::ZERO;
+            let mut lo = 0;
+            while lo < n {
+                let hi = (lo + slice).min(n);
+                let mut samples: Vec<_> = (lo..hi)
+                    .map(|i| DeviceSample {
+                        key: DeviceKey::teid(i),
+                        cell: L3Addr::v4([10, 0, (i % 4000 / 256) as u8, (i % 256) as u8]),
+                        packets,
+                        bytes: packets * 100,
+                        inner_dst: L3Addr::v4([192, 0, 2, 1]),
+                        ue_addr: L3Addr::v4([10, 128 + (i >> 16) as u8, (i >> 8) as u8, i as u8]),
+                        teid: i,
+                        ..DeviceSample::default()
+                    })
+                    .collect();
+                if every > 0 {
+                    for j in (0..samples.len()).step_by(every) {
+                        let k = rand(samples.len());
+                        samples.swap(j, k);
+                    }
+                }
+                let pass = if hi == n { Pass::Full } else { Pass::Changed };
+                let t0 = std::time::Instant::now();
+                let _ = engine.tick_pass(now, &samples, &[], pass);
+                took += t0.elapsed();
+                now += 1_000_000_000;
+                lo = hi;
+            }
+            packets += 10;
+            best = best.min(took.as_secs_f64());
+        }
+        let label = if every == 0 { "in order".to_owned() } else { format!("every {every}th swapped") };
+        println!("{n} devices, {label}: {:.0} ns a reading (the fastest of 3 walks)", best * 1e9 / f64::from(n));
+    }
+}
+
 /// What a tick with nothing read costs when 1% of the devices are staged (restored stages, as
 /// after a restart: engine stages): every such tick follows the operator's pins (`sync_manual`,
 /// none here), steps the notable devices and takes the status snapshot, each touching every

@@ -408,7 +408,7 @@ pub(super) fn controller(cfg: &GuardConfig, quick: bool) -> Result<(Table, Vec<V
             ),
             steady_ok,
             || format!(
-                "a walk of the 1M devices reads for {} s in total (batched, {} µs per device), spread over ticks at most 2% of each (`WALK_SHARE`): most of the steady CPU, by design; then the engine's per-reading work on {} of per-device state (each reading's track looked for after the last one before the index, docs/controller.md \"CPU\": with churn the table leaves the map's order and more of those guesses miss) and the tick's one read of N3_STAGES; while pinning, each new stage is also a map write, a generation bump and an audit record",
+                "a walk of the 1M devices reads for {} s in total (batched, {} µs per device), spread over ticks at most 2% of each (`WALK_SHARE`): most of the steady CPU, by design; then the engine's per-reading work on {} of per-device state (each reading's track looked for after the last one, else in the index, 64 readings' probes at a time, docs/controller.md \"CPU\": with churn the table leaves the map's order and more of those guesses miss) and the tick's one read of N3_STAGES; while pinning, each new stage is also a map write, a generation bump and an audit record",
                 num(read, 2),
                 num(read * 1e6 / f64::from(n), 2),
                 bytes(rss)
