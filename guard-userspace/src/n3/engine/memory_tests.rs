@@ -37,14 +37,10 @@ fn vm_rss() -> u64 {
         .map_or(0, |kib| kib * 1024)
 }
 
-/// An engine holding `n` devices (`cfg.guard.max_devices` raised to fit), each read twice, as two
-/// walks of the whole population in slices of 32k (as the controller reads a big map): the first
-/// primes every track, the second gives each a window. Returns it, the clock after, and the time
-/// of the second walk.
-fn populated(cfg: &mut Config, n: u32) -> (Engine, u64, std::time::Duration) {
-    cfg.guard.max_devices = cfg.guard.max_devices.max(n);
-    let mut engine = Engine::new(cfg);
-    let sample = |i: u32, packets: u64| DeviceSample {
+/// Device `i`'s reading with `packets` (cumulative) packets: its gNB one of 4,000, its UE
+/// address and TEID its own.
+fn sample(i: u32, packets: u64) -> DeviceSample {
+    DeviceSample {
         key: DeviceKey::teid(i),
         cell: L3Addr::v4([10, 0, (i % 4000 / 256) as u8, (i % 256) as u8]),
         packets,
@@ -53,7 +49,16 @@ fn populated(cfg: &mut Config, n: u32) -> (Engine, u64, std::time::Duration) {
         ue_addr: L3Addr::v4([10, 128 + (i >> 16) as u8, (i >> 8) as u8, i as u8]),
         teid: i,
         ..DeviceSample::default()
-    };
+    }
+}
+
+/// An engine holding `n` devices (`cfg.guard.max_devices` raised to fit), each read twice, as two
+/// walks of the whole population in slices of 32k (as the controller reads a big map): the first
+/// primes every track, the second gives each a window. Returns it, the clock after, and the time
+/// of the second walk.
+fn populated(cfg: &mut Config, n: u32) -> (Engine, u64, std::time::Duration) {
+    cfg.guard.max_devices = cfg.guard.max_devices.max(n);
+    let mut engine = Engine::new(cfg);
     let slice = 32_768u32;
     let mut now = 1_000_000_000u64;
     let mut walk = std::time::Duration::ZERO;
@@ -166,18 +171,7 @@ fn a_walk_in_and_out_of_order_at_scale() {
             let mut lo = 0;
             while lo < n {
                 let hi = (lo + slice).min(n);
-                let mut samples: Vec<_> = (lo..hi)
-                    .map(|i| DeviceSample {
-                        key: DeviceKey::teid(i),
-                        cell: L3Addr::v4([10, 0, (i % 4000 / 256) as u8, (i % 256) as u8]),
-                        packets,
-                        bytes: packets * 100,
-                        inner_dst: L3Addr::v4([192, 0, 2, 1]),
-                        ue_addr: L3Addr::v4([10, 128 + (i >> 16) as u8, (i >> 8) as u8, i as u8]),
-                        teid: i,
-                        ..DeviceSample::default()
-                    })
-                    .collect();
+                let mut samples: Vec<_> = (lo..hi).map(|i| sample(i, packets)).collect();
                 if every > 0 {
                     for j in (0..samples.len()).step_by(every) {
                         let k = rand(samples.len());
