@@ -36,6 +36,13 @@ const ATTACK_BASE: u32 = 0x0d00_0000;
 const HOUR_NS: u64 = 3600 * 1_000_000_000;
 /// The per-device limit as a multiple of a benign device's rate (as in the veth ladder).
 const LIMIT_FACTOR: f64 = 4.0;
+/// The relay's offered rate, frames a second, the same for every filter: within what the
+/// slowest row sustains on the project's 2-CPU VM (no filter: ~3.5 µs a frame, sender and
+/// receiver on one CPU, BENCHMARKS §27), so that it is the rate every filter is offered, not
+/// each filter's own speed. The attack-only flood then offers each attacker 1/50 of it, and the
+/// limit ([`LIMIT_FACTOR`] x a benign device's rate in the mixed flood) passes the same share of
+/// it (4 x 50 / (2 x 950) = 10.5%) through the guard's shape stage and the nftables meter alike.
+const RELAY_PACE: f64 = 150_000.0;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Filter {
@@ -63,6 +70,17 @@ impl Filter {
             Filter::Nft => "nftables netdev meter on @th,96,32 (skb)",
             Filter::NftBlock => "nftables netdev, attacking TEIDs in a set, drop (skb)",
             Filter::None => "no filter (skb, CORE stack)",
+        }
+    }
+
+    fn short(self) -> &'static str {
+        match self {
+            Filter::XdpDrop => "xdp_drop",
+            Filter::GuardQuarantine => "guard quarantine",
+            Filter::GuardShape => "guard shape",
+            Filter::Nft => "nftables meter",
+            Filter::NftBlock => "nftables set",
+            Filter::None => "no filter",
         }
     }
 }
@@ -260,7 +278,7 @@ impl Live {
     /// (live frames), or the CORE veth's receiving thread alone (the relay).
     fn send(&mut self, frames: u32) -> Result<(f64, f64, Option<f64>)> {
         if let Sender::Relay(relay, _) = &self.sender {
-            let r = relay.send(&self.lab, &self.frame, u64::from(frames))?;
+            let r = relay.send(&self.lab, &self.frame, u64::from(frames), RELAY_PACE)?;
             return Ok((r.wall_s, r.receiver_ns as f64, Some(r.sender_ns as f64)));
         }
         let k0 = self.ksoftirqd.runtime_ns();
@@ -414,28 +432,35 @@ impl Drop for Live {
 /// returns the table and the goal row.
 pub fn live_part(cfg: &GuardConfig, quick: bool) -> Result<(Vec<Table>, Vec<Vec<String>>)> {
     let mut live = Live::new(cfg)?;
-    // The relay runs at its sender's pace, 1.6-1.8 µs a frame measured (BENCHMARKS §27), where
-    // live-frames mode sends from inside the kernel: fewer frames keep a run to a few seconds.
+    // The relay sends at RELAY_PACE (its sender alone costs 1.6-1.8 µs a frame, BENCHMARKS §27),
+    // where live-frames mode sends from inside the kernel: fewer frames keep a run to a few
+    // seconds (600,000 at 150,000 a second: 4 s).
     let relayed = matches!(live.sender, Sender::Relay(..));
     let frames: u32 = match (relayed, quick) {
         (false, false) => 4_000_000,
         (false, true) => 1_000_000,
-        (true, false) => 1_000_000,
+        (true, false) => 600_000,
         (true, true) => 250_000,
     };
     let rounds = if quick { 2 } else { 3 };
     println!("bench: part 2b: live-frames flood, {frames} frames per run, {rounds} rounds, CPU {}", live.cpu);
-    // The per-device limit, recalibrated every round (wall-clock rates move with the machine's
-    // load): 4x a benign device's rate in the mixed flood when the guard quarantines the
-    // attackers (the fastest a benign device gets here), the same for the guard's shape stage
-    // and the nftables meter.
+    // The per-device limit: 4x a benign device's rate in the mixed flood, the same for the
+    // guard's shape stage and the nftables meter. The relay's rate is fixed; live-frames mode's
+    // moves with the machine's load, so it is measured every round, the guard quarantining the
+    // attackers (the fastest a benign device gets there).
     let n = Filter::ALL.len();
     // runs[mixed][filter]
     let mut runs: [Vec<Vec<Run>>; 2] = [vec![Vec::new(); n], vec![Vec::new(); n]];
     let mut limits = Vec::new();
     for _ in 0..rounds {
-        let cal = live.run(Filter::GuardQuarantine, true, frames / 2, 0)?;
-        let benign_pps = ratio(cal.frames as f64 / 2.0 / f64::from(N_BENIGN), cal.wall_s);
+        // The relay offers a fixed rate; live-frames mode sends as fast as it can, so its rate is
+        // measured in a calibration run.
+        let benign_pps = if relayed {
+            RELAY_PACE / 2.0 / f64::from(N_BENIGN)
+        } else {
+            let cal = live.run(Filter::GuardQuarantine, true, frames / 2, 0)?;
+            ratio(cal.frames as f64 / 2.0 / f64::from(N_BENIGN), cal.wall_s)
+        };
         let limit = ((benign_pps * LIMIT_FACTOR).ceil() as u64).max(1);
         limits.push(limit);
         for (m, mixed) in [false, true].into_iter().enumerate() {
@@ -493,7 +518,25 @@ pub fn live_part(cfg: &GuardConfig, quick: bool) -> Result<(Vec<Table>, Vec<Vec<
             seen,
         ]);
     }
-    t.note(format!("Floods: attack only ({N_ATTACK} attacking TEIDs in turn), and mixed ({N_BENIGN} benign TEIDs alternating with the {N_ATTACK} attackers, 5% of the devices, so each attacker sends {}x a benign device's rate); {}-byte IPv4 G-PDUs with a UL PDU Session Container (QFI 9, as 5G uplink G-PDUs carry), one gNB. Per-device limit {limit} pps in the last round (burst {}; rounds: {limits:?}): {LIMIT_FACTOR}x a benign device's rate in a calibration run before each round (mixed, guard, attackers quarantined), the same for the guard's shape stage and the nftables meter. {rounds} rounds, filters and floods interleaved; CPU = {}, median per frame. In the mixed flood every filter also pays for delivering the benign half to the CORE stack as skbs, the same for all; so does a limit's passed share of the attack (the shape stage and the meter pass the same).", N_BENIGN / N_ATTACK, live.frame.len(), (limit / 10).max(5), if relayed { "the CORE veth's receiving NAPI thread's CPU time (the receive side alone)" } else { "the sending thread's CPU time (the receive softirq runs in it) plus ksoftirqd's" }));
+    // What the relay achieved: a row whose runs fell behind the pace was offered less.
+    let achieved = |i: usize| {
+        runs.iter().flat_map(|m| m[i].iter()).map(|r| ratio(r.frames as f64, r.wall_s)).fold(f64::INFINITY, f64::min)
+    };
+    let pace_note = if relayed {
+        format!(
+            "the relay offers {} frames a second to every filter; the slowest run of each row: {}",
+            num(RELAY_PACE, 0),
+            Filter::ALL
+                .iter()
+                .enumerate()
+                .map(|(i, f)| format!("{} {}", f.short(), num(achieved(i), 0)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    } else {
+        "measured in a calibration run before each round (mixed, guard, attackers quarantined)".to_owned()
+    };
+    t.note(format!("Floods: attack only ({N_ATTACK} attacking TEIDs in turn), and mixed ({N_BENIGN} benign TEIDs alternating with the {N_ATTACK} attackers, 5% of the devices, so each attacker sends {}x a benign device's rate); {}-byte IPv4 G-PDUs with a UL PDU Session Container (QFI 9, as 5G uplink G-PDUs carry), one gNB. Per-device limit {limit} pps in the last round (burst {}; rounds: {limits:?}): {LIMIT_FACTOR}x a benign device's rate in the mixed flood ({}), the same for the guard's shape stage and the nftables meter. {rounds} rounds, filters and floods interleaved; CPU = {}, median per frame. In the mixed flood every filter also pays for delivering the benign half to the CORE stack as skbs, the same for all; so does a limit's passed share of the attack (the shape stage and the meter pass the same).", N_BENIGN / N_ATTACK, live.frame.len(), (limit / 10).max(5), pace_note, if relayed { "the CORE veth's receiving NAPI thread's CPU time (the receive side alone)" } else { "the sending thread's CPU time (the receive softirq runs in it) plus ksoftirqd's" }));
     // The relay's sending side per frame, median over every run (kept out of each row).
     let sender_ns = median(
         &runs

@@ -18,6 +18,10 @@
 //! takes each burst in NAPI polls of up to 64 frames, as under load from a NIC, instead of being
 //! woken for every frame. (The threads at SCHED_IDLE would do the same on a quiet machine, but
 //! any other task on that CPU starves them.)
+//!
+//! The bursts go out at a fixed pace, the same for every filter (`Relay::send`): left to each
+//! filter's own speed, a cheaper filter would be offered more frames a second, and a per-device
+//! limit would pass a different share of the attack through each.
 
 use std::ffi::CString;
 use std::io;
@@ -102,8 +106,13 @@ impl Relay {
     }
 
     /// Send `frames` copies of `frame` in bursts from the RAN namespace, each burst drained by
-    /// the receiving thread before the next.
-    pub fn send(&self, lab: &Lab, frame: &[u8], frames: u64) -> Result<Relayed> {
+    /// the receiving thread before the next, and none before its time at `pace` frames a second
+    /// (so every filter is offered the same rate, whatever its cost: a per-device limit then
+    /// passes the same share of the attack through each).
+    pub fn send(&self, lab: &Lab, frame: &[u8], frames: u64, pace: f64) -> Result<Relayed> {
+        if !(pace.is_finite() && pace > 0.0) {
+            bail!("the relay's pace must be a positive number of frames a second, not {pace}");
+        }
         let cpu = self.cpu;
         let ifname = CString::new(GEN_TX).context("ifname")?;
         let (g0, r0) = self.napi_ns()?;
@@ -166,6 +175,12 @@ impl Relay {
                         std::thread::sleep(Duration::from_micros(10));
                     }
                     drain_ns_per_frame = (b0.elapsed().as_nanos() as u64 * 9 / 8 / burst).clamp(MIN_DRAIN_NS, 20_000);
+                }
+                // The next burst at its time on the pace (none, if the filter could not keep up).
+                let due = w0 + Duration::from_secs_f64(sent as f64 / pace);
+                let now = Instant::now();
+                if due > now {
+                    std::thread::sleep(due - now);
                 }
             }
             Ok((w0.elapsed().as_secs_f64(), sys::thread_cpu_ns() - t0))
