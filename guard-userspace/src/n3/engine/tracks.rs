@@ -131,9 +131,10 @@ impl Tracks {
     /// probe, never another device's track.
     pub fn locate<'k>(&mut self, keys: impl IntoIterator<Item = &'k DeviceKey>, out: &mut Vec<u32>) {
         out.clear();
-        // `position_at` does the same test, but called here (not inlined) it cost 2-3x as much
-        // out of order (548-615 against 262 ns a reading, `a_walk_in_and_out_of_order_at_scale`):
-        // the probes overlap only in a loop body small enough to stay inline.
+        // `position_at` does the same test, but through it this loop cost 2-3x as much out of
+        // order (548-615 against 262 ns a reading, `a_walk_in_and_out_of_order_at_scale`, same
+        // machine and hour): the probes overlap only while the loop body stays this small; why
+        // the call enlarges it (inlining, most likely) was not looked into.
         for key in keys {
             let found = if self.slots.get(self.next).is_some_and(|t| t.key == *key) {
                 Some(self.next)
