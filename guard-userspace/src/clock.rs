@@ -1,6 +1,7 @@
 //! `CLOCK_MONOTONIC` in nanoseconds: the clock `bpf_ktime_get_ns` reads, and
-//! `bpf_ktime_get_coarse_ns` (`guard_n3`) as of the last kernel tick, so expiries written by
-//! userspace compare correctly with the data plane's `now` (at most one tick late on N3).
+//! `bpf_ktime_get_coarse_ns` (both programs' clock) as of the last kernel tick, so expiries
+//! written by userspace compare correctly with the data plane's `now` (a tick late, rarely two:
+//! `guard-ebpf/src/clock.rs`).
 
 /// Current `CLOCK_MONOTONIC` time in ns.
 pub fn monotonic_ns() -> u64 {

@@ -6,10 +6,10 @@
 //! bottom of each file):
 //! - `#[repr(C)]`, fields ordered so there is no implicit padding, sizes asserted;
 //! - integers only (no `bool`, no `Option`, no enums in the layout) so any bit pattern is valid;
-//! - times are `CLOCK_MONOTONIC` nanoseconds: `guard_n3` reads the coarse clock
-//!   (`bpf_ktime_get_coarse_ns` through a per-CPU cache keyed on jiffies, `guard-ebpf/src/clock.rs`:
-//!   the same clock as of the last tick, a tick or two behind, see `rate::CLOCK_STEP_NS`),
-//!   `guard_n2` `bpf_ktime_get_ns`.
+//! - times are `CLOCK_MONOTONIC` nanoseconds: both programs (and N2's egress classifier) read the
+//!   coarse clock (`bpf_ktime_get_coarse_ns` through a per-CPU cache keyed on jiffies,
+//!   `guard-ebpf/src/clock.rs`: the same clock as of the last tick, a tick or two behind, see
+//!   `rate::CLOCK_STEP_NS`).
 //!
 //! Changing any layout **must** bump the schema version of every program whose maps use it
 //! ([`SCHEMA_VERSION`] for N3, [`n2::N2_SCHEMA_VERSION`] for N2): a controller that finds pinned
