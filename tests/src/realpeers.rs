@@ -58,9 +58,3 @@ pub fn python() -> anyhow::Result<PathBuf> {
     }
     Ok(py)
 }
-
-/// Whether tests run strictly (`cargo xtask test` sets GUARD_TEST_STRICT=1): a missing tool is
-/// then a failure, never a skip.
-pub fn strict() -> bool {
-    std::env::var_os("GUARD_TEST_STRICT").is_some_and(|v| v == "1")
-}

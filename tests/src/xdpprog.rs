@@ -133,7 +133,11 @@ impl Pinned {
     pub fn hash_u32(&self, map: &str, key: u32) -> u64 {
         let data = MapData::from_pin(self.map(map)).unwrap_or_else(|e| panic!("opening {map}: {e}"));
         let h: HashMap<_, u32, u64> = HashMap::try_from(Map::HashMap(data)).unwrap_or_else(|e| panic!("{map}: {e}"));
-        h.get(&key, 0).unwrap_or(0)
+        match h.get(&key, 0) {
+            Ok(v) => v,
+            Err(aya::maps::MapError::KeyNotFound) => 0,
+            Err(e) => panic!("{map}[{key}]: {e}"),
+        }
     }
 
     /// Remove the program's pin only (as a UPF that unloads its program would): its maps stay.

@@ -142,6 +142,8 @@ fn shaped_rates_leave_the_guard_within_5_percent() {
     println!(
         "| limit | T-PDU octets | offered pps | reached the guard, pps | delivered (sink) | error |\n|:--|--:|--:|--:|--:|--:|"
     );
+    let n_cases = cases.len();
+    assert!(n_cases > 0, "GUARD_ACCURACY_ONLY={only:?} matches no case");
     let mut judged = 0;
     let mut failures = Vec::new();
     for (i, (kind, tpdu)) in cases.into_iter().enumerate() {
@@ -166,5 +168,12 @@ fn shaped_rates_leave_the_guard_within_5_percent() {
         }
     }
     assert!(failures.is_empty(), "outside ±5%: {failures:?}");
-    assert!(judged > 0, "no case could be offered above its limit: nothing was measured");
+    // The default cases are all judged: one whose offered rate stayed under 1.1x its limit
+    // measured nothing, and a pass on the other alone would claim what it did not show. The full
+    // grid's fastest rates (up to ~200,000 pps) may be beyond a small machine's sender.
+    if full {
+        assert!(judged > 0, "no case could be offered above its limit: nothing was measured");
+    } else {
+        assert_eq!(judged, n_cases, "cases offered under 1.1x their limit were not measured (the table above)");
+    }
 }

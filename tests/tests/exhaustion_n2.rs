@@ -189,9 +189,11 @@ fn spoofed_init_and_data_flood_leaves_known_peers_and_stages_intact() {
         benign_dropped.len()
     );
     assert!(benign_dropped.is_empty(), "known gNBs lost DATA during the flood: {benign_dropped:?}");
-    assert!(peers <= opts.max_peers as usize, "peer map beyond its capacity");
-    assert!(cells <= opts.max_cells as usize, "cell map beyond its capacity");
-    assert!(devices <= opts.max_devices as usize, "device map beyond its capacity");
+    // The flood reached exhaustion: each map (an LRU hash, which never holds more than its size)
+    // is full, less what the kernel keeps on its per-CPU free lists.
+    assert!(peers > opts.max_peers as usize / 2, "the flood filled the peer map");
+    assert!(cells > opts.max_cells as usize / 2, "the flood filled the cell map");
+    assert!(devices > opts.max_devices as usize / 2, "the flood filled the device map");
     // The flood did churn every map: far more fresh keys than room.
     assert_eq!(d.verdict(N2Verdict::PassSetup), FLOOD.div_ceil(3) as u64, "every spoofed INIT is a setup at stage 0");
     assert!(FLOOD as u64 / 3 > 4 * u64::from(opts.max_peers.max(opts.max_cells).max(opts.max_devices)));

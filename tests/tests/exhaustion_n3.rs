@@ -78,8 +78,9 @@ fn random_teid_and_gnb_flood_leaves_known_devices_and_stages_intact() {
         d.verdict(Verdict::PassGpdu)
     );
     assert_eq!(benign_dropped, 0, "known devices lost service during the flood");
-    assert!(g.device_count() <= TEST_MAX_DEVICES as usize, "device map beyond its capacity");
-    assert!(g.cell_count() <= MAX_CELLS, "cell map beyond its capacity");
+    // The flood reached exhaustion: the device map (an LRU hash, which never holds more than its
+    // size) is full, less what the kernel keeps on its per-CPU free lists.
+    assert!(g.device_count() > TEST_MAX_DEVICES as usize / 2, "the flood filled the device map");
     assert!(d.verdict(Verdict::PassGpdu) > TEST_MAX_DEVICES as u64, "the flood did churn the device map");
 
     // Stages live in a map the data plane never evicts from: they hold.

@@ -129,7 +129,9 @@ fn the_storm_controller_answers_a_storm_measured_by_the_data_plane() {
     assert_eq!(got, want);
     let o = responses[2].overload.as_ref().expect("overload");
     assert_eq!(o.gnbs, vec![GNB_A.to_string()], "gNB B is not part of the storm");
-    assert!(responses[1].access_barring.iter().all(|b| b.gnb == GNB_A.to_string()));
+    let barring = &responses[1].access_barring;
+    assert!(!barring.is_empty(), "the barring advice names cells");
+    assert!(barring.iter().all(|b| b.gnb == GNB_A.to_string()), "only gNB A's cells are barred: {barring:?}");
 
     // The storm ends: overload stop, then back down to clear.
     responses.clear();

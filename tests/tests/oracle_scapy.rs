@@ -250,8 +250,12 @@ fn builder_and_scapy_agree_through_the_parser() {
     let spec = dir.join("cases.json");
     let pcap = dir.join("scapy.pcap");
     std::fs::write(&spec, serde_json::to_vec(&cases).expect("json")).expect("write cases");
-    run_python(SCAPY_SCRIPT, &[spec.to_str().expect("utf-8 path"), pcap.to_str().expect("utf-8 path")]).expect("scapy");
+    let out = run_python(SCAPY_SCRIPT, &[spec.to_str().expect("utf-8 path"), pcap.to_str().expect("utf-8 path")])
+        .expect("scapy");
+    assert_eq!(out.trim(), cases.len().to_string(), "scapy wrote every case");
     let scapy = read_pcap(&pcap).expect("read scapy's pcap");
+    // Every case is compared: `zip` would stop quietly at a short pcap.
+    assert_eq!(scapy.len(), cases.len(), "scapy's pcap holds every case");
     for (case, s) in cases.iter().zip(&scapy) {
         let b = case.builder().build();
         check(case, &b, "builder");

@@ -100,7 +100,7 @@ fn lab_capture_replays_to_the_live_decisions() {
 /// The N2 lab's registration storm (`lab/scenarios/n2_storm.toml`, ~30 s) run live with dumpcap on
 /// the RAN side of the N2 veth, then replayed with the run's own `guard.toml` and `n2.toml`: the
 /// replay's N2 controller answers the storm as the live one did (its first response, the same
-/// action on the same gNB; the same peers staged), without calling the hook.
+/// action on the same gNB; no gNB's setups limited in either), without calling the hook.
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
 fn n2_lab_capture_replays_to_the_live_responses() {
@@ -133,8 +133,12 @@ fn n2_lab_capture_replays_to_the_live_responses() {
         replay_check::distinct(&lr),
         "the same kinds of response on the same targets"
     );
+    // The storm is registrations in DATA on established associations, not association setup:
+    // neither run may limit a gNB's setups (that would answer a device storm by cutting its
+    // gNB's re-establishment).
     let staged = |v: &[serde_json::Value]| replay_check::n2_peer_stages(v).into_keys().collect::<Vec<_>>();
-    assert_eq!(staged(&n2.decisions), staged(&live_audit), "the same peers given a setup stage");
+    assert!(staged(&live_audit).is_empty(), "no peer given a setup stage live: {:?}", staged(&live_audit));
+    assert!(staged(&n2.decisions).is_empty(), "no peer given a setup stage replayed: {:?}", staged(&n2.decisions));
     assert!(
         !n2.decisions.iter().any(|d| d["action"] == "n2_hook_failed"),
         "a replay never calls the hook, so it never fails"

@@ -127,6 +127,11 @@ pub fn check(deb: &Path) -> Result<()> {
     if !errors.is_empty() {
         bail!("lintian reports {} error(s):\n{}", errors.len(), errors.join("\n"));
     }
+    // Exit 1 is its errors (above); anything else but 0 is lintian failing to check the package
+    // (exit 2), which must not pass for a clean package.
+    if !lint.status.success() {
+        bail!("lintian failed ({}): {}", lint.status, String::from_utf8_lossy(&lint.stderr).trim());
+    }
     if installed() {
         bail!("{PKG} is already installed here: the check installs and purges it, so it will not touch this machine");
     }

@@ -14,7 +14,7 @@
 //! - a device's counters are exact with both CPUs counting at once: the CPU that inserted its
 //!   record makes plain adds to words only it writes, the others atomic adds to their own.
 //!
-//! Every test needs two online CPUs and is skipped (with a message) on a machine with one.
+//! Every test needs two online CPUs and fails (naming the test) on a machine with one.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Barrier;

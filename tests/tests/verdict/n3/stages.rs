@@ -339,8 +339,14 @@ fn a_rebuild_of_the_marks_clears_removed_entries_bits_and_keeps_live_ones() {
     }
     let before = g.maps.staged.count();
     let r = g.maps.rebuild_staged();
-    let live_bits: std::collections::BTreeSet<(u32, u32)> =
-        live.iter().map(|t| guard_common::abi::staged_bit(device_id::fteid(0, *t))).collect();
+    let bits = |ts: &[u32]| -> std::collections::BTreeSet<(u32, u32)> {
+        ts.iter().map(|t| guard_common::abi::staged_bit(device_id::fteid(0, *t))).collect()
+    };
+    let live_bits = bits(&live);
+    // Clearing an entry leaves its bit (only a rebuild clears bits): before it, every entry ever
+    // staged is marked, and the rebuild reports that count.
+    let all_bits: std::collections::BTreeSet<(u32, u32)> = live_bits.union(&bits(&removed)).copied().collect();
+    assert_eq!(before, all_bits.len() as u32, "the removed entries' bits were still set");
     assert_eq!(r.bits_before, before);
     assert_eq!(r.bits_after, live_bits.len() as u32, "{r:?}: one bit per live entry's slot");
     assert_eq!(g.maps.staged.count(), r.bits_after);
