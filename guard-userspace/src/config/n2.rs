@@ -9,8 +9,8 @@ use anyhow::{bail, Context, Result};
 use guard_common::{
     abi::Limit,
     abi_n2::{
-        N2Config, N2_PROT_ALLOWLIST, N2_PROT_MALFORMED, N2_PROT_QUARANTINE, N2_PROT_SETUP_LIMIT, N2_PROT_SETUP_STRICT,
-        N2_SETUP_COOKIE_REQUIRED,
+        N2Config, N2_DEFAULT_MAX_ALLOW, N2_PROT_ALLOWLIST, N2_PROT_MALFORMED, N2_PROT_QUARANTINE, N2_PROT_SETUP_LIMIT,
+        N2_PROT_SETUP_STRICT, N2_SETUP_COOKIE_REQUIRED,
     },
 };
 use serde::{Deserialize, Serialize};
@@ -147,7 +147,14 @@ impl N2File {
             None => N2File::default(),
         };
         f.detect.validate().context("the [detect] section")?;
+        f.setup.validate().context("the [setup] section")?;
         f.dataplane.config().context("the [dataplane] section")?;
+        if f.dataplane.allow.len() > N2_DEFAULT_MAX_ALLOW as usize {
+            bail!(
+                "the [dataplane] section: allow lists {} addresses; N2_ALLOW holds {N2_DEFAULT_MAX_ALLOW}",
+                f.dataplane.allow.len()
+            );
+        }
         if let Some(h) = &f.hook {
             h.check().context("the [hook] section")?;
         }
@@ -375,6 +382,18 @@ impl N2Settings {
         if !(self.headroom.is_finite() && self.headroom >= 1.0 && above(self.baseline_half_life_s, 0.0)) {
             return bad("headroom", "headroom >= 1 and a positive baseline half-life");
         }
+        if !(self.repeat_ratio.is_finite() && self.repeat_ratio >= 1.0) {
+            return bad("repeat_ratio", "attempts per device: at least 1");
+        }
+        if !(self.refresh_s.is_finite() && self.refresh_s >= 0.0) {
+            return bad("refresh_s", "a number of seconds, 0 or more (0: only on change)");
+        }
+        if self.t3346_base_s == 0 || self.t3346_max_s < self.t3346_base_s {
+            return bad("t3346_max_s", "0 < t3346_base_s <= t3346_max_s (TS 24.501 §10.2)");
+        }
+        if self.max_devices == 0 || self.max_cells == 0 {
+            return bad("max_devices", "max_devices and max_cells must be at least 1");
+        }
         Ok(())
     }
 }
@@ -393,6 +412,8 @@ pub enum HookSpecError {
     Url(String),
     #[error("hook: empty exec command")]
     EmptyCommand,
+    #[error("hook: timeout_ms must be at least 1 (0 would fail every call)")]
+    Timeout,
     #[error("hook: the exec command {0:?} is not an executable file (absolute, or found on PATH); the first storm would find out")]
     NotExecutable(String),
 }
@@ -418,6 +439,10 @@ impl HookSpec {
     /// Whether the hook can work at all: an exec command that is an executable file, a webhook URL
     /// the client can call. Checked when the file is read, so the first storm does not find out.
     pub fn check(&self) -> Result<(), HookSpecError> {
+        let (HookSpec::Exec { timeout_ms, .. } | HookSpec::Webhook { timeout_ms, .. }) = self;
+        if *timeout_ms == 0 {
+            return Err(HookSpecError::Timeout);
+        }
         match self {
             HookSpec::Exec { command, .. } => {
                 let program = command.first().ok_or(HookSpecError::EmptyCommand)?;
@@ -491,6 +516,41 @@ pub struct SetupSettings {
     pub quiet_windows: u32,
     /// TTL written with each entry; re-issued every `ttl_s / 3`.
     pub ttl_s: u64,
+}
+
+impl SetupSettings {
+    /// Every rule a `[setup]` table must keep. A limit of 0 would read as "unlimited" in a
+    /// `Limit`, not as "none passes"; a window count of 0 would stage a peer (the allow-listed
+    /// included) on its first sample; stage 2 must be at least as strict as stage 1.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        let bad = |f, why| Err(SettingsError::Invalid(f, why));
+        if self.limit_pps == 0 || self.limit_burst == 0 {
+            return bad("setup.limit_pps", "stage 1's limit_pps and limit_burst must be at least 1 (0 is not a limit)");
+        }
+        if self.strict_pps == 0 || self.strict_burst == 0 {
+            return bad(
+                "setup.strict_pps",
+                "stage 2's strict_pps and strict_burst must be at least 1 (0 is not a limit)",
+            );
+        }
+        if self.strict_pps > self.limit_pps || self.strict_burst > self.limit_burst {
+            return bad(
+                "setup.strict_pps",
+                "stage 2 must be at least as strict as stage 1 (strict_pps <= limit_pps, strict_burst <= limit_burst)",
+            );
+        }
+        if self.trigger_windows == 0
+            || self.escalate_windows == 0
+            || self.quarantine_windows == 0
+            || self.quiet_windows == 0
+        {
+            return bad("setup.trigger_windows", "window counts must be at least 1");
+        }
+        if self.ttl_s < 3 {
+            return bad("setup.ttl_s", "at least 3 s (an entry is re-issued every ttl_s / 3)");
+        }
+        Ok(())
+    }
 }
 
 impl Default for SetupSettings {

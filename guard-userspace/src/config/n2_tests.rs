@@ -5,7 +5,9 @@
 
 use guard_common::abi_n2::{N2_PROT_ALLOWLIST, N2_PROT_MALFORMED, N2_PROT_QUARANTINE, N2_SETUP_COOKIE_REQUIRED};
 
-use super::n2::{parse_url, CookieCheck, HookSpec, HookSpecError, N2Dataplane, N2File, N2Settings, SettingsError};
+use super::n2::{
+    parse_url, CookieCheck, HookSpec, HookSpecError, N2Dataplane, N2File, N2Settings, SettingsError, SetupSettings,
+};
 
 type Edit = fn(&mut N2Settings);
 
@@ -43,6 +45,14 @@ const BROKEN: &[(&str, Edit, &str)] = &[
     ("headroom below 1", |s| s.headroom = 0.5, "headroom"),
     ("headroom NaN", |s| s.headroom = f64::NAN, "headroom"),
     ("baseline_half_life_s 0", |s| s.baseline_half_life_s = 0.0, "headroom"),
+    ("repeat_ratio below 1", |s| s.repeat_ratio = 0.5, "repeat_ratio"),
+    ("repeat_ratio NaN", |s| s.repeat_ratio = f64::NAN, "repeat_ratio"),
+    ("refresh_s negative", |s| s.refresh_s = -1.0, "refresh_s"),
+    ("refresh_s infinite", |s| s.refresh_s = f64::INFINITY, "refresh_s"),
+    ("t3346_base_s 0", |s| s.t3346_base_s = 0, "t3346_max_s"),
+    ("t3346_max_s below the base", |s| s.t3346_max_s = 599, "t3346_max_s"),
+    ("max_devices 0", |s| s.max_devices = 0, "max_devices"),
+    ("max_cells 0", |s| s.max_cells = 0, "max_devices"),
 ];
 
 /// The edges the rules allow.
@@ -59,7 +69,73 @@ const EDGES: &[(&str, Edit)] = &[
     ("access categories 1, 3 and 63", |s| s.barring_categories = vec![1, 3, 63]),
     ("suci_share 1", |s| s.suci_share = 1.0),
     ("headroom 1", |s| s.headroom = 1.0),
+    ("repeat_ratio 1", |s| s.repeat_ratio = 1.0),
+    ("refresh_s 0 (only on change)", |s| s.refresh_s = 0.0),
+    ("t3346 base = max", |s| s.t3346_max_s = 600),
 ];
+
+type SetupEdit = fn(&mut SetupSettings);
+
+/// Each `[setup]` rule, broken one way at a time, names its field; the edges are allowed.
+#[rustfmt::skip]
+const SETUP_BROKEN: &[(&str, SetupEdit, &str)] = &[
+    ("limit_pps 0 (would read as unlimited)", |s| s.limit_pps = 0, "setup.limit_pps"),
+    ("limit_burst 0", |s| s.limit_burst = 0, "setup.limit_pps"),
+    ("strict_pps 0", |s| s.strict_pps = 0, "setup.strict_pps"),
+    ("strict_burst 0", |s| s.strict_burst = 0, "setup.strict_pps"),
+    ("stage 2 looser than stage 1 (rate)", |s| s.strict_pps = 6, "setup.strict_pps"),
+    ("stage 2 looser than stage 1 (burst)", |s| s.strict_burst = 11, "setup.strict_pps"),
+    ("trigger_windows 0", |s| s.trigger_windows = 0, "setup.trigger_windows"),
+    ("escalate_windows 0", |s| s.escalate_windows = 0, "setup.trigger_windows"),
+    ("quarantine_windows 0", |s| s.quarantine_windows = 0, "setup.trigger_windows"),
+    ("quiet_windows 0", |s| s.quiet_windows = 0, "setup.trigger_windows"),
+    ("ttl_s 2", |s| s.ttl_s = 2, "setup.ttl_s"),
+];
+
+#[rustfmt::skip]
+const SETUP_EDGES: &[(&str, SetupEdit)] = &[
+    ("stage 2 = stage 1", |s| { s.strict_pps = 5; s.strict_burst = 10 }),
+    ("one window each", |s| { s.trigger_windows = 1; s.escalate_windows = 1; s.quarantine_windows = 1; s.quiet_windows = 1 }),
+    ("ttl_s 3", |s| s.ttl_s = 3),
+];
+
+#[test]
+fn every_setup_rule_names_its_field_and_its_edges_are_allowed() {
+    assert_eq!(SetupSettings::default().validate(), Ok(()));
+    let mut failures = Vec::new();
+    for (name, edit, field) in SETUP_BROKEN {
+        let mut s = SetupSettings::default();
+        edit(&mut s);
+        match s.validate() {
+            Err(SettingsError::Invalid(f, _)) if f == *field => {}
+            other => failures.push(format!("{name}: got {other:?}, want n2.{field}")),
+        }
+    }
+    for (name, edit) in SETUP_EDGES {
+        let mut s = SetupSettings::default();
+        edit(&mut s);
+        if let Err(e) = s.validate() {
+            failures.push(format!("{name}: refused ({e})"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // And the file refuses a broken table with its section named.
+    let e = read("[setup]\nlimit_pps = 0\n").expect_err("limit_pps = 0");
+    assert!(format!("{e:#}").contains("[setup]") && format!("{e:#}").contains("limit_pps"), "{e:#}");
+}
+
+/// A hook whose every call would time out at once, and an allow-list larger than `N2_ALLOW`, are
+/// refused when the file is read.
+#[test]
+fn a_zero_hook_timeout_and_an_oversized_allow_list_are_refused() {
+    let e =
+        read("[hook]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:9/n2\"\ntimeout_ms = 0\n").expect_err("timeout 0");
+    assert!(format!("{e:#}").contains("timeout_ms"), "{e:#}");
+    let n = guard_common::abi_n2::N2_DEFAULT_MAX_ALLOW as usize + 1;
+    let list: Vec<String> = (0..n).map(|i| format!("\"10.{}.{}.{}\"", i >> 16, (i >> 8) & 0xff, i & 0xff)).collect();
+    let e = read(&format!("[dataplane]\nallow = [{}]\n", list.join(", "))).expect_err("too many");
+    assert!(format!("{e:#}").contains("N2_ALLOW holds"), "{e:#}");
+}
 
 #[test]
 fn every_detect_rule_names_its_field_and_its_edges_are_allowed() {

@@ -303,12 +303,19 @@ pub fn prepare(iface: &str, pin_base: &Path, file: N2File, mode: ModeRequest, au
     let cfg = file.dataplane.config()?;
     let (mut loaded, mut maps) =
         n2::load(&pins, &opts, &cfg).with_context(|| format!("loading guard_n2 for {iface}"))?;
-    for a in &file.dataplane.allow {
-        let peer = match a {
+    let allow: Vec<L3Addr> = file
+        .dataplane
+        .allow
+        .iter()
+        .map(|a| match a {
             IpAddr::V4(v) => L3Addr::v4(v.octets()),
             IpAddr::V6(v) => L3Addr::v6(v.octets()),
-        };
-        maps.allow_peer(&peer).with_context(|| format!("allowing {a}"))?;
+        })
+        .collect();
+    let removed = maps.set_allow(&allow).context("writing the allow-list ([dataplane] allow) into N2_ALLOW")?;
+    if !removed.is_empty() {
+        let names: Vec<String> = removed.iter().map(crate::addr::addr_str).collect();
+        info!(iface, removed = %names.join(", "), "N2 allow-list: removed the addresses the configuration no longer lists");
     }
     // The egress classifier first: a COOKIE ECHO arriving before it watches would be "unissued".
     match loaded.attach_egress(iface) {

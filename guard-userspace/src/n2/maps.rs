@@ -133,6 +133,22 @@ impl N2Maps {
         self.allow.insert(peer, 1, 0).map_err(err(MAP_N2_ALLOW))
     }
 
+    /// Make `N2_ALLOW` exactly `want`: every address of it added first (none of them is ever out
+    /// of the list meanwhile), then every other removed. The map is pinned and outlives a
+    /// restart, so an address taken off the configuration's list must leave the map too, or that
+    /// source would still be admitted. Returns the addresses removed.
+    pub fn set_allow(&mut self, want: &[L3Addr]) -> Result<Vec<L3Addr>, MapsError> {
+        for peer in want {
+            self.allow_peer(peer)?;
+        }
+        let want: std::collections::HashSet<&L3Addr> = want.iter().collect();
+        let stale: Vec<L3Addr> = self.allowed().into_iter().filter(|a| !want.contains(a)).collect();
+        for peer in &stale {
+            self.disallow_peer(peer)?;
+        }
+        Ok(stale)
+    }
+
     pub fn disallow_peer(&mut self, peer: &L3Addr) -> Result<bool, MapsError> {
         match self.allow.remove(peer) {
             Ok(()) => Ok(true),

@@ -160,6 +160,26 @@ fn allow_list_drops_unknown_peers_without_state() {
     g.expect("A after removal", &uplink(GNB_A, 2), N2Verdict::DropNotAllowed);
 }
 
+/// What `guard run` writes from `[dataplane] allow` (`N2Maps::set_allow`): the list as configured,
+/// and nothing else. `N2_ALLOW` is pinned and outlives a restart, so a gNB taken off the list
+/// must leave the map as well, or it would still be admitted.
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn the_allow_list_is_the_configured_one_after_a_restart() {
+    assert_root("verdict::n2::stages::the_allow_list_is_the_configured_one_after_a_restart");
+    let cfg = N2Config { enabled: N2_PROT_ALL, ..enforce_all() };
+    let mut g = load(&cfg);
+    let (a, b) = (L3Addr::v4(GNB_A.octets()), L3Addr::v4(GNB_B.octets()));
+    assert_eq!(g.maps.set_allow(&[a, b]).expect("allow A and B"), vec![]);
+    g.expect("A listed", &uplink(GNB_A, 1), N2Verdict::PassData);
+    g.expect("B listed", &uplink(GNB_B, 1), N2Verdict::PassData);
+    // The next start's configuration lists A alone.
+    assert_eq!(g.maps.set_allow(&[a]).expect("allow A"), vec![b], "B is removed");
+    assert_eq!(g.maps.allowed(), vec![a]);
+    g.expect("A still listed", &uplink(GNB_A, 2), N2Verdict::PassData);
+    g.expect("B no longer listed", &uplink(GNB_B, 2), N2Verdict::DropNotAllowed);
+}
+
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
 fn initial_ue_messages_count_per_cell_and_device() {
