@@ -142,8 +142,18 @@ impl Metrics {
 
 /// Serve `/metrics` (what `encode` returns), `/healthz` and `/readyz` (see [`crate::service`]) on
 /// `listen` until aborted.
-pub async fn serve(
-    listen: SocketAddr,
+/// Bind the metrics listener (`metrics.listen`). Apart from [`serve`], so that `guard run` finds
+/// a port in use before it attaches anything.
+pub fn bind(listen: SocketAddr) -> Result<std::net::TcpListener> {
+    let l = std::net::TcpListener::bind(listen)
+        .with_context(|| format!("binding the metrics listener on {listen} (metrics.listen)"))?;
+    l.set_nonblocking(true).context("the metrics listener: non-blocking mode")?;
+    Ok(l)
+}
+
+/// Serve `/metrics`, `/healthz` and `/readyz` on `listener` ([`bind`]); needs a tokio runtime.
+pub fn serve(
+    listener: std::net::TcpListener,
     encode: Arc<dyn Fn() -> String + Send + Sync>,
     health: Arc<crate::service::Health>,
 ) -> Result<tokio::task::JoinHandle<()>> {
@@ -189,9 +199,8 @@ pub async fn serve(
                 }
             }),
         );
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("binding the metrics listener on {listen} (metrics.listen)"))?;
+    let listen = listener.local_addr().context("the metrics listener's address")?;
+    let listener = tokio::net::TcpListener::from_std(listener).context("the metrics listener")?;
     info!(%listen, "serving Prometheus metrics at /metrics, health at /healthz and /readyz");
     Ok(tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {

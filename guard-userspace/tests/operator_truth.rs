@@ -315,6 +315,52 @@ fn an_attach_refused_by_another_xdp_program_names_it_and_leaves_no_pins() {
     );
 }
 
+/// What can refuse a start is checked before anything is attached: a broken N2 settings file or
+/// a metrics address that cannot be bound leaves the interface without an XDP program and no pins
+/// (not guard_n3 attached with no controller); an interface name that is a path, or a negative
+/// `--duration`, is refused by the parser.
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn a_refused_start_attaches_nothing() {
+    let f = Fixture::new();
+    let iface = f.lab.core_ifname();
+    let xdp_attached =
+        || f.lab.core.exec_ok(&["ip", "-d", "link", "show", "dev", iface]).expect("ip link").contains("prog/xdp");
+    // 1. A broken N2 settings file (a stage-1 limit of 0 would read as unlimited).
+    let a = f.config("a");
+    let bad = f.dir.join("n2-bad.toml");
+    std::fs::write(&bad, "[setup]\nlimit_pps = 0\n").expect("n2 settings");
+    let out = f
+        .cmd(&a, &["run", "--n2-iface", "lo", "--n2-config", bad.to_str().expect("utf-8 path")])
+        .output()
+        .expect("guard run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("limit_pps"), "refused, naming the key: {err}");
+    assert!(!f.pin_base.join("a").join(iface).exists(), "no pins after a refused start");
+    assert!(!xdp_attached(), "no XDP program after a refused start");
+    // 2. A metrics address no interface of the namespace has.
+    let b = f.config("b");
+    let text = std::fs::read_to_string(&b).expect("config");
+    let port = f.metrics_port("b");
+    std::fs::write(&b, text.replace(&format!("127.0.0.1:{port}"), "192.0.2.1:9464")).expect("config");
+    let out = f.cmd(&b, &["run"]).output().expect("guard run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("metrics listener"), "refused, naming the listener: {err}");
+    assert!(!f.pin_base.join("b").join(iface).exists(), "no pins after a refused start");
+    assert!(!xdp_attached(), "no XDP program after a refused start");
+    // 3. The parser: a path is no interface name; a duration is positive.
+    for (args, says) in [
+        (vec!["run", "--iface", "../../tmp"], "not a network interface name"),
+        (vec!["detach", "--purge", "--iface", "/etc"], "not a network interface name"),
+        (vec!["run", "--iface", iface, "--duration=-1"], "positive number of seconds"),
+        (vec!["run", "--iface", iface, "--duration=NaN"], "positive number of seconds"),
+    ] {
+        let out = Command::new(GUARD).args(&args).output().expect("guard");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(says), "{args:?}: {err}");
+    }
+}
+
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
 fn run_takes_its_interface_from_the_config_and_a_reload_says_what_needs_a_restart() {

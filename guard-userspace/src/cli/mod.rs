@@ -238,12 +238,22 @@ pub fn default_n2_text(profile: Profile) -> String {
     out
 }
 
+/// `--iface` and `--n2-iface`: a name the kernel could give an interface
+/// ([`crate::config::valid_ifname`]), never a path: the pin directory is named after it.
+pub(crate) fn ifname(s: &str) -> Result<String, String> {
+    if crate::config::valid_ifname(s) {
+        Ok(s.to_owned())
+    } else {
+        Err(format!("`{s}` is not a network interface name (1 to 15 characters, no '/', ':' or whitespace)"))
+    }
+}
+
 /// Where to find an interface's pinned state. Shared by all sub-commands.
 #[derive(Args, Debug, Clone)]
 pub struct Target {
     /// The N3 interface. Default: the one interface `[guard] interfaces` of the config names
     /// (one guard process per interface: with several listed, name one here).
-    #[arg(long, short = 'i')]
+    #[arg(long, short = 'i', value_parser = ifname)]
     pub iface: Option<String>,
     /// The configuration file. `guard run` takes everything from it (interfaces, modes, ladder,
     /// metrics listener, pin directory, audit log); other commands read the pin directory, the

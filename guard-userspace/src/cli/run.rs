@@ -33,14 +33,14 @@ pub struct RunArgs {
     #[arg(long)]
     pub no_controller: bool,
     /// Stop after this many seconds (for tests and demos; default: until SIGINT/SIGTERM).
-    #[arg(long)]
-    pub duration: Option<f64>,
+    #[arg(long, value_parser = seconds)]
+    pub duration: Option<Duration>,
     /// Detach (but keep pinned maps) when the controller stops.
     #[arg(long)]
     pub detach_on_exit: bool,
     /// Also guard N2/S1-MME (SCTP: NGAP, S1AP) on this interface: `guard_n2` and the storm
     /// controller (docs/n2.md). Default: `[guard] n2_interface` of the config file.
-    #[arg(long)]
+    #[arg(long, value_parser = super::ifname)]
     pub n2_iface: Option<String>,
     /// The N2 settings (TOML: `tick`, `[dataplane]`, `[detect]`, `[setup]`, `[hook]`); default:
     /// `[guard] n2_config`, else built-in defaults.
@@ -84,6 +84,13 @@ pub fn run(a: RunArgs) -> Result<()> {
     if let Some(i) = &n2_iface {
         crate::bpf::object::require_interface(i)?;
     }
+    // Everything that can refuse the start is checked before the first program is attached: the
+    // N2 settings here, the metrics listener once the lock is held. A bad file or a port in use
+    // then leaves the interfaces as they were, not the guard attached without its controller.
+    let n2_file = match &n2_iface {
+        Some(_) => Some(crate::config::n2::N2File::read(n2_config.as_deref())?),
+        None => None,
+    };
     let n2_pins = n2_iface.as_deref().map(|i| crate::n2::pin_dir(&n2_base, i));
     let mut locks = vec![Resource::Interface(&iface), Resource::Pins(pins.path())];
     if let (Some(i), Some(p)) = (n2_iface.as_deref(), n2_pins.as_ref()) {
@@ -91,6 +98,7 @@ pub fn run(a: RunArgs) -> Result<()> {
         locks.push(Resource::Pins(p.path()));
     }
     let _lock = crate::runlock::acquire(&locks).context("refusing to start a second controller")?;
+    let listener = if a.no_controller { None } else { Some(crate::metrics::bind(cfg.metrics.listen)?) };
     let ncpus = crate::config::online_cpus();
     let dp = cfg.dataplane(ncpus);
     let mut loaded =
@@ -152,12 +160,16 @@ pub fn run(a: RunArgs) -> Result<()> {
     };
     info!(iface, mode = ?how, "guard_n3 attached");
     // N2/S1-MME (docs/n2.md): guard_n2 on its own interface, its storm controller on a thread.
-    let n2 = match &n2_iface {
-        Some(n2_iface) => {
-            let file = crate::config::n2::N2File::read(n2_config.as_deref())?;
-            Some(crate::n2::controller::prepare(n2_iface, &n2_base, file, a.mode.into(), &cfg.guard.audit_log)?)
-        }
-        None => None,
+    // From here on a failure leaves guard_n3 attached (its pinned link): say so.
+    let attached_note = || {
+        format!("guard_n3 stays attached to {iface} without a controller (stages expire on their own; `guard detach --iface {iface}` removes it)")
+    };
+    let n2 = match (&n2_iface, n2_file) {
+        (Some(n2_iface), Some(file)) => Some(
+            crate::n2::controller::prepare(n2_iface, &n2_base, file, a.mode.into(), &cfg.guard.audit_log)
+                .with_context(attached_note)?,
+        ),
+        _ => None,
     };
     if a.no_controller {
         println!("attached to {iface} ({how:?}); no controller running, stages expire on their own");
@@ -175,7 +187,6 @@ pub fn run(a: RunArgs) -> Result<()> {
     targets.extend(n2.as_ref().map(|p| p.health_target()));
     let health = crate::service::Health::new(cfg.guard.tick.0.max(10_000_000), targets, cfg.guard.audit_log.clone());
     let into_slot = into.clone();
-    let listen = cfg.metrics.listen;
     let fleet_cfg = cfg.fleet.clone();
     let fleet_view = cfg.clone();
     let ctl = controller::prepare(
@@ -185,16 +196,19 @@ pub fn run(a: RunArgs) -> Result<()> {
             config_path: a.target.config.clone(),
             pins: pins.clone(),
             ncpus,
-            duration: a.duration.map(Duration::from_secs_f64),
+            duration: a.duration,
             into,
             health: health.clone(),
         },
-    )?;
+    )
+    .with_context(attached_note)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .context("starting the tokio runtime")?;
+        .context("starting the tokio runtime")
+        .with_context(attached_note)?;
+    let listener = listener.context("the metrics listener was bound before the attach")?;
     let result = rt.block_on(async {
         // One registry: the process-wide series, then each side's under its interface label
         // (an operator sees no N2 series on a host that does not guard N2), and the fleet's
@@ -208,7 +222,7 @@ pub fn run(a: RunArgs) -> Result<()> {
             let core = core.clone();
             Arc::new(move || core.encode())
         };
-        let server = crate::metrics::serve(listen, encode, health.clone()).await?;
+        let server = crate::metrics::serve(listener, encode, health.clone())?;
         // Per-cell summaries (split storms, docs/fleet.md): only with both [fleet] and an N2
         // controller, and `fleet.cells.enabled`.
         let cells = match (&fleet_cfg, &n2) {
@@ -243,13 +257,16 @@ pub fn run(a: RunArgs) -> Result<()> {
                     gnbs: gnbs.clone(),
                     bound: bound.clone(),
                 };
-                Some(crate::fleet::start(f, &fleet_view, &iface, &pins, &health, fm, links)?)
+                Some(
+                    crate::fleet::start(f, &fleet_view, &iface, &pins, &health, fm, links)
+                        .with_context(attached_note)?,
+                )
             }
             _ => None,
         };
         // N2/S1-MME: its storm controller ticks on its own thread.
         let n2 = match (n2, n2_metrics) {
-            (Some(p), Some(m)) => Some(p.spawn(m, cells, backoff, gnbs)?),
+            (Some(p), Some(m)) => Some(p.spawn(m, cells, backoff, gnbs).with_context(attached_note)?),
             _ => None,
         };
         let result = controller::run(ctl.with_fleet(n3_cells).with_bound_pins(bound), core, n3_metrics).await;
@@ -274,4 +291,14 @@ pub fn run(a: RunArgs) -> Result<()> {
     // link keeps the program attached.
     drop(loaded);
     result
+}
+
+/// `--duration`: a positive, finite number of seconds that a `Duration` can hold (a negative,
+/// NaN or infinite one is refused here rather than panicking in `Duration::from_secs_f64`).
+fn seconds(s: &str) -> Result<Duration, String> {
+    let x: f64 = s.parse().map_err(|e| format!("`{s}` is not a number of seconds: {e}"))?;
+    if x.is_nan() || x <= 0.0 {
+        return Err(format!("`{s}`: the duration must be a positive number of seconds"));
+    }
+    Duration::try_from_secs_f64(x).map_err(|e| format!("`{s}`: {e}"))
 }

@@ -88,13 +88,24 @@ impl Default for MetricsSection {
     }
 }
 
+/// Whether `name` can be a Linux network interface's name, as the kernel's `dev_valid_name`
+/// (net/core/dev.c) decides: not empty, shorter than IFNAMSIZ (16 with the NUL), not `.` or `..`,
+/// no `/`, `:` or whitespace. Pin directories are named after it, so a name that is a path (`/`,
+/// `..`) must never reach them: `guard detach --purge` removes what is in that directory.
+pub fn valid_ifname(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() < 16
+        && name != "."
+        && name != ".."
+        && !name.chars().any(|c| c == '/' || c == ':' || c.is_whitespace())
+}
+
 impl Config {
     pub(super) fn validate_guard(&self, v: &mut Validator) {
         let g = &self.guard;
         let mut seen = HashSet::new();
         for (i, name) in g.interfaces.iter().enumerate() {
-            // IFNAMSIZ is 16 including the NUL.
-            if name.is_empty() || name.len() > 15 || name.contains(['/', ' ', '\t']) {
+            if !valid_ifname(name) {
                 v.bad(format!("guard.interfaces[{i}]"), format!("`{name}` is not a valid interface name"));
             }
             if !seen.insert(name) {
@@ -102,7 +113,7 @@ impl Config {
             }
         }
         if let Some(n2) = &g.n2_interface {
-            if n2.is_empty() || n2.len() > 15 || n2.contains(['/', ' ', '\t']) {
+            if !valid_ifname(n2) {
                 v.bad("guard.n2_interface".into(), format!("`{n2}` is not a valid interface name"));
             }
             if g.interfaces.contains(n2) {
