@@ -215,6 +215,17 @@ fn guard_device_pin_fleet_writes_the_fleet_pin_every_member_applies() {
     let v: serde_json::Value = serde_json::from_slice(&got.stdout).expect("a pin value");
     assert_eq!((v["stage"].as_str(), v["comment"].as_str()), (Some("strict"), Some("from a host")), "{v}");
     assert!(f.fleet(&["list"]).contains(&format!("ue {ue}")));
+    // On the member, a local unpin of the fleet's pin is refused (it would stay gone here while
+    // etcd shows it in force), and the stage stays.
+    let out = f
+        .guard_cmd()
+        .args(["device", "unpin", "--ue", ue, "--comment", "local", "--iface", f.lab.core_ifname(), "--config"])
+        .arg(&f.guard_config)
+        .output()
+        .expect("guard device unpin");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("fleet pin"), "a local unpin of a fleet pin: {err}");
+    assert!(f.ue_stage(ue).is_some(), "the fleet pin stays");
     // A TEID is host-local: refused before anything is written.
     let out = f
         .guard_cmd()

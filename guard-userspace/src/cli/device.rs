@@ -472,6 +472,15 @@ fn unpin(target: &Target, sel: &DeviceSel, comment: &str) -> Result<()> {
             stage_name(entry.stage)
         );
     }
+    // A fleet pin is the fleet's (etcd): removed here alone, it would stay gone on this host while
+    // etcd shows it in force (the member re-applies a pin only when its value changes).
+    if crate::n3::manual::is_fleet_entry(&entry) {
+        bail!(
+            "{}'s pin is a fleet pin: remove it with `guard fleet unpin --ue <its UE address>` (or its prefix), \
+             which removes it on every member",
+            device_name(&maps.local_table()?, &key)
+        );
+    }
     let audit = AuditLog::open(&cfg.guard.audit_log)
         .with_context(|| format!("opening the audit log {}", cfg.guard.audit_log.display()))?;
     audit
