@@ -341,8 +341,13 @@ impl PinValue {
     }
 
     /// The remaining life at `now_unix_ms`, or None once expired.
+    /// Time left until the expiry, never more than the pin's own life (`expires − created`, at
+    /// most 7 days by [`PinValue::check`]): a value whose creation lies in the future (a skewed
+    /// clock, or a forged value) cannot hold a member's entry longer than it says it lasts, even
+    /// while the member cannot hear etcd.
     pub fn remaining_ms(&self, now_unix_ms: u64) -> Option<u64> {
-        self.expires_unix_ms.checked_sub(now_unix_ms).filter(|ms| *ms > 0)
+        let life = self.expires_unix_ms.saturating_sub(self.created_unix_ms).min(MAX_TTL_MS);
+        self.expires_unix_ms.checked_sub(now_unix_ms).filter(|ms| *ms > 0).map(|ms| ms.min(life))
     }
 
     pub fn encode(&self) -> Vec<u8> {

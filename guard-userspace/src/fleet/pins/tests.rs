@@ -116,6 +116,11 @@ fn value_rules() {
     assert_eq!(v.remaining_ms(1_000_000), Some(60_000));
     assert_eq!(v.remaining_ms(1_060_000), None);
     assert_eq!(v.remaining_ms(2_000_000), None);
+    // Created a year from now: still at most its own minute of life, not a year and a minute.
+    let year_ms = 365 * 24 * 3600 * 1000;
+    let future = PinValue { created_unix_ms: 1_000_000 + year_ms, expires_unix_ms: 1_060_000 + year_ms, ..v.clone() };
+    assert!(check(&future, &ue).is_ok());
+    assert_eq!(future.remaining_ms(1_000_000), Some(60_000));
 }
 
 #[test]
