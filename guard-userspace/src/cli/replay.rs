@@ -67,8 +67,9 @@ Examples:
 
 pub fn run(a: ReplayArgs) -> Result<()> {
     let pacing = match a.speed {
-        Some(x) if x > 0.0 && x.is_finite() => Pacing::Speed(x),
-        Some(x) => anyhow::bail!("--speed {x}: must be a positive number"),
+        // Below 0.001 (1,000 times slower than the capture) a pause would not fit a `Duration`.
+        Some(x) if (0.001..=f64::MAX).contains(&x) => Pacing::Speed(x),
+        Some(x) => anyhow::bail!("--speed {x}: must be a number from 0.001 up"),
         None => Pacing::AsFastAsPossible,
     };
     let o = Options {

@@ -22,6 +22,12 @@ const BUFFER: usize = 1 << 20;
 /// larger step is an error (a merged or edited capture: its order is not the wire's).
 pub const REORDER_TOLERANCE_NS: u64 = 1_000_000;
 
+/// A timestamp may leap at most this far (ns) past the frame before it. The replay steps its
+/// controller through every tick of a gap, so a corrupt or forged timestamp years ahead (a legacy
+/// pcap's `ts_sec` of 0xffffffff) would tick for hours and fill memory with timeline points; a
+/// capture quiet for a day is no UPF's or AMF's.
+pub const MAX_GAP_NS: u64 = 24 * 3600 * 1_000_000_000;
+
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
     #[error("opening the capture {path}: {source}")]
@@ -44,6 +50,11 @@ pub enum CaptureError {
          (more than the {tol_ms} ms tolerated); sort it first (e.g. `reordercap in.pcapng sorted.pcapng`)"
     )]
     OutOfOrder { frame: u64, back_ms: f64, tol_ms: u64 },
+    #[error(
+        "frame {frame} is {gap_h:.1} h later than the frame before it (at most {max_h} h): a corrupt timestamp, \
+         or captures joined across a long pause; split the capture there (e.g. `editcap -A`/`-B`)"
+    )]
+    Gap { frame: u64, gap_h: f64, max_h: u64 },
 }
 
 impl CaptureError {
@@ -55,7 +66,7 @@ impl CaptureError {
             | CaptureError::Corrupt { frames, .. }
             | CaptureError::UnknownLinkType { frames, .. }
             | CaptureError::UnknownInterface { frames, .. } => *frames,
-            CaptureError::OutOfOrder { frame, .. } => frame.saturating_sub(1),
+            CaptureError::OutOfOrder { frame, .. } | CaptureError::Gap { frame, .. } => frame.saturating_sub(1),
         }
     }
 }
@@ -165,6 +176,14 @@ impl Capture {
                 self.reordered += 1;
                 f.ts_ns = self.last_ts;
             }
+            let gap = f.ts_ns - self.last_ts;
+            if self.frames > 1 && gap > MAX_GAP_NS {
+                return Err(CaptureError::Gap {
+                    frame: self.frames,
+                    gap_h: gap as f64 / 3.6e12,
+                    max_h: MAX_GAP_NS / 3_600_000_000_000,
+                });
+            }
             self.last_ts = f.ts_ns;
             return Ok(Some(f));
         }
@@ -207,7 +226,8 @@ impl Headers {
                     .ok_or(CaptureError::UnknownInterface { if_id: epb.if_id, frames })?;
                 let raw = (u128::from(epb.ts_high) << 32) | u128::from(epb.ts_low);
                 let ns = raw * 1_000_000_000 / u128::from(i.resolution);
-                let ns = (ns as i128 + i128::from(i.offset_s) * 1_000_000_000).max(0) as u64;
+                // Clamped, not wrapped: 64 bits of microseconds are more nanoseconds than a u64 holds.
+                let ns = (ns as i128 + i128::from(i.offset_s) * 1_000_000_000).clamp(0, i128::from(u64::MAX)) as u64;
                 // `data` holds the block's padding to 4 octets too: the frame is `caplen` of it.
                 let data = epb.data.get(..epb.caplen as usize).ok_or_else(|| CaptureError::Corrupt {
                     frames,

@@ -47,8 +47,9 @@ impl Feed {
     /// With `--speed`, wait until the frame at replayed time `now` is due.
     pub(super) fn pace(&self, now: u64) {
         if let Pacing::Speed(x) = self.pacing {
-            let due = Duration::from_secs_f64((now - REPLAY_EPOCH_NS) as f64 / 1e9 / x);
-            if let Some(wait) = due.checked_sub(self.started.elapsed()) {
+            // `--speed` is at least 0.001, so `due` fits a `Duration`; were it not to, no pause.
+            let due = Duration::try_from_secs_f64((now - REPLAY_EPOCH_NS) as f64 / 1e9 / x).ok();
+            if let Some(wait) = due.and_then(|d| d.checked_sub(self.started.elapsed())) {
                 std::thread::sleep(wait);
             }
         }

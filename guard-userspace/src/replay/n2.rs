@@ -141,7 +141,8 @@ pub fn replay_n2(
         cookie_check: cookie_check.to_owned(),
     };
     let (mut t0, mut now, mut next_tick) = (None, REPLAY_EPOCH_NS, REPLAY_EPOCH_NS);
-    let wall = |t0: u64, now: u64| SystemTime::UNIX_EPOCH + Duration::from_nanos(t0 + (now - REPLAY_EPOCH_NS));
+    let wall =
+        |t0: u64, now: u64| SystemTime::UNIX_EPOCH + Duration::from_nanos(t0.saturating_add(now - REPLAY_EPOCH_NS));
     let outcome: Result<(), CaptureError> = loop {
         let f = match cap.next_frame() {
             Ok(Some(f)) => f,
@@ -149,7 +150,7 @@ pub fn replay_n2(
             Err(e) => break Err(e),
         };
         let first = *t0.get_or_insert(f.ts_ns);
-        now = REPLAY_EPOCH_NS + f.ts_ns.saturating_sub(first);
+        now = REPLAY_EPOCH_NS.saturating_add(f.ts_ns.saturating_sub(first));
         while next_tick <= now {
             r.responses += ctl.tick(&mut maps, next_tick, wall(first, next_tick)).len() as u64;
             next_tick += tick_ns;

@@ -119,7 +119,7 @@ pub fn replay(
             Err(e) => break Err(e),
         };
         sched.t0 = *first_ts.get_or_insert(f.ts_ns);
-        now = REPLAY_EPOCH_NS + f.ts_ns.saturating_sub(sched.t0);
+        now = REPLAY_EPOCH_NS.saturating_add(f.ts_ns.saturating_sub(sched.t0));
         // The controller's ticks and event passes due before this frame, in time order.
         catch_up(&mut ctl, &mut r, now, &mut sched)?;
         feed.pace(now);

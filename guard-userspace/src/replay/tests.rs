@@ -193,3 +193,22 @@ fn out_of_order_within_the_tolerance_is_clamped_beyond_it_refused() {
     assert_eq!(e.frames(), 2);
     assert!(e.to_string().contains("reordercap"), "the message says how to fix it: {e}");
 }
+
+/// A timestamp that leaps more than a day ahead stops the read with an error naming the frame
+/// (the replay would otherwise tick its controller through every second of the leap); a day
+/// exactly is still read.
+#[test]
+fn a_timestamp_leap_of_more_than_a_day_is_refused() {
+    use super::capture::MAX_GAP_NS;
+    let frames = vec![(T0, eth_frame(1)), (T0 + MAX_GAP_NS, eth_frame(2)), (T0 + 2 * MAX_GAP_NS + 1, eth_frame(3))];
+    let (got, err) = read_all(pcap(ETH, true, &frames));
+    assert_eq!(got.len(), 2, "a leap of a day exactly is read");
+    let e = err.expect("a leap past a day is refused");
+    assert!(matches!(e, CaptureError::Gap { frame: 3, .. }), "{e:?}");
+    assert_eq!(e.frames(), 2);
+    // A legacy pcap's largest `ts_sec` after an ordinary frame: the same error, at once.
+    let frames = vec![(T0, eth_frame(1)), (u64::from(u32::MAX) * 1_000_000_000, eth_frame(2))];
+    let (got, err) = read_all(pcap(ETH, true, &frames));
+    assert_eq!(got.len(), 1);
+    assert!(matches!(err, Some(CaptureError::Gap { frame: 2, .. })), "{err:?}");
+}
