@@ -213,7 +213,13 @@ impl Validator {
     /// A stage entry must outlive at least two ticks, or the engine cannot refresh it in time.
     fn stage_times(&mut self, key: &str, ttl: Dur, quiet: Dur, tick: Dur) {
         self.check(ttl.0 > 0, &format!("{key}.ttl"), "must be > 0");
-        self.check(ttl.0 >= 2 * tick.0, &format!("{key}.ttl"), "must be at least two ticks (refresh margin)");
+        // Saturating: the checks all run, so an out-of-range tick (reported on its own) must not
+        // overflow here.
+        self.check(
+            ttl.0 >= tick.0.saturating_mul(2),
+            &format!("{key}.ttl"),
+            "must be at least two ticks (refresh margin)",
+        );
         self.check(quiet.0 > 0, &format!("{key}.quiet"), "must be > 0");
     }
 }

@@ -657,3 +657,11 @@ fn a_caps_byte_burst_defaults_to_one_second_of_its_rate() {
     lvl.burst_bytes = 500_000;
     assert_eq!(lvl.cap_bytes().burst_bytes(), 500_000);
 }
+
+/// Every rule runs even when an earlier one failed, so a tick past what two ticks can hold is
+/// reported as out of range, never an overflow in the refresh-margin rule.
+#[test]
+fn the_largest_tick_is_reported_not_an_overflow() {
+    let e = problems("[guard]\ntick = \"18446744073709551615ns\"\n");
+    assert!(e.contains("guard.tick: must be between 100ms and 60s"), "{e}");
+}
