@@ -104,6 +104,12 @@ fn pins_of_another_schema_are_refused() {
     // The message tells the operator what to do.
     let msg = load::load(&p.0, 4096, &cfg()).err().map(|e| e.to_string()).unwrap_or_default();
     assert!(msg.contains("schema version") && msg.contains("--purge"), "{msg}");
+    // So do the CLI's handles on a running guard's maps (`guard device pin` writes stages there).
+    match N3Maps::open_pinned(&p.0) {
+        Err(guard::bpf::maps::MapsError::Pins(PinError::Schema { found, .. })) => assert_eq!(found, SCHEMA_VERSION + 1),
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(_) => panic!("the CLI opened pins of another schema"),
+    }
 }
 
 #[test]

@@ -23,6 +23,9 @@ pub enum MapsError {
     /// A device key no data-plane device can have (`abi::device_id::of_key`): nothing to stage.
     #[error("device {0:?} cannot be a data-plane device (its key has no 8-byte id)")]
     NoDeviceId(guard_common::abi::DeviceKey),
+    /// The pins' `GUARD_META` is not this build's: another program's, schema or layout.
+    #[error(transparent)]
+    Pins(#[from] crate::bpf::pins::PinError),
 }
 
 pub(crate) fn err(name: &'static str) -> impl Fn(MapError) -> MapsError {

@@ -36,8 +36,17 @@ pub struct N2Maps {
 }
 
 impl N2Maps {
-    /// Open the pinned maps of a running (or stopped) N2 guard.
+    /// Open the pinned maps of a running (or stopped) N2 guard, only when their `GUARD_META` is
+    /// this build's (as `N3Maps::open_pinned`).
     pub fn open_pinned(pins: &PinDir) -> Result<Self, MapsError> {
+        let want = n2_meta();
+        pins.check(&crate::bpf::pins::Expected {
+            program: want.program,
+            schema: want.schema_version,
+            compatible: &[],
+            layout: want.layout,
+            specs: Vec::new(),
+        })?;
         Self::open(&mut Pinned(pins))
     }
 

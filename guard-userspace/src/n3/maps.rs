@@ -78,8 +78,19 @@ pub struct N3Maps {
 }
 
 impl N3Maps {
-    /// Open the pinned maps of a running (or stopped) guard.
+    /// Open the pinned maps of a running (or stopped) guard: only when their `GUARD_META` is
+    /// this build's (program, schema or one it reads as is, layout). The CLI writes stages into
+    /// a running guard's maps; a guard of another version may lay out a record of the same size
+    /// differently, and aya checks only the size.
     pub fn open_pinned(pins: &PinDir) -> Result<Self, MapsError> {
+        pins.check(&crate::bpf::pins::Expected {
+            program: abi::META_PROG_N3,
+            schema: abi::SCHEMA_VERSION,
+            compatible: abi::COMPATIBLE_SCHEMAS,
+            layout: abi::layout_fingerprint(),
+            // The maps' own shapes (capacities: the config's) are the loader's to check.
+            specs: Vec::new(),
+        })?;
         Self::open(&mut Pinned(pins))
     }
 
