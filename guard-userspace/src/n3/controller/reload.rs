@@ -35,6 +35,14 @@ pub(super) fn reload(
                     "SIGHUP: writing the new data-plane config failed; keeping the old one"
                 );
                 c.cfg = old;
+                // The tables too: `sync_tables` may have written part of the new file's before
+                // it failed.
+                if let Err(e) = sync_tables(&mut c.maps, &c.cfg) {
+                    error!(
+                        error = format!("{e:#}"),
+                        "SIGHUP: restoring the N3 address and framed-route tables failed: they may hold part of the new file's"
+                    );
+                }
                 let _ = write_dataplane(c, host_cap);
                 m.core.config_reloads.get_or_create(&outcome("failed")).inc();
                 return;
