@@ -99,25 +99,36 @@ const SETUP_EDGES: &[(&str, SetupEdit)] = &[
     ("ttl_s 3", |s| s.ttl_s = 3),
 ];
 
-#[test]
-fn every_setup_rule_names_its_field_and_its_edges_are_allowed() {
-    assert_eq!(SetupSettings::default().validate(), Ok(()));
+/// Each rule of a settings table broken alone must be refused naming its field, each edge
+/// allowed: the failures, one line each.
+fn judge_rules<T: Default>(
+    broken: &[(&str, fn(&mut T), &str)],
+    edges: &[(&str, fn(&mut T))],
+    validate: fn(&T) -> Result<(), SettingsError>,
+) -> Vec<String> {
     let mut failures = Vec::new();
-    for (name, edit, field) in SETUP_BROKEN {
-        let mut s = SetupSettings::default();
+    for (name, edit, field) in broken {
+        let mut s = T::default();
         edit(&mut s);
-        match s.validate() {
+        match validate(&s) {
             Err(SettingsError::Invalid(f, _)) if f == *field => {}
             other => failures.push(format!("{name}: got {other:?}, want n2.{field}")),
         }
     }
-    for (name, edit) in SETUP_EDGES {
-        let mut s = SetupSettings::default();
+    for (name, edit) in edges {
+        let mut s = T::default();
         edit(&mut s);
-        if let Err(e) = s.validate() {
+        if let Err(e) = validate(&s) {
             failures.push(format!("{name}: refused ({e})"));
         }
     }
+    failures
+}
+
+#[test]
+fn every_setup_rule_names_its_field_and_its_edges_are_allowed() {
+    assert_eq!(SetupSettings::default().validate(), Ok(()));
+    let failures = judge_rules(SETUP_BROKEN, SETUP_EDGES, SetupSettings::validate);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     // And the file refuses a broken table with its section named.
     let e = read("[setup]\nlimit_pps = 0\n").expect_err("limit_pps = 0");
@@ -140,22 +151,7 @@ fn a_zero_hook_timeout_and_an_oversized_allow_list_are_refused() {
 #[test]
 fn every_detect_rule_names_its_field_and_its_edges_are_allowed() {
     assert_eq!(N2Settings::default().validate(), Ok(()));
-    let mut failures = Vec::new();
-    for (name, edit, field) in BROKEN {
-        let mut s = N2Settings::default();
-        edit(&mut s);
-        match s.validate() {
-            Err(SettingsError::Invalid(f, _)) if f == *field => {}
-            other => failures.push(format!("{name}: got {other:?}, want n2.{field}")),
-        }
-    }
-    for (name, edit) in EDGES {
-        let mut s = N2Settings::default();
-        edit(&mut s);
-        if let Err(e) = s.validate() {
-            failures.push(format!("{name}: refused ({e})"));
-        }
-    }
+    let failures = judge_rules(BROKEN, EDGES, N2Settings::validate);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     let t: N2Settings = toml::from_str("cell_ratio = 6.0\nbarring_categories = [1]\n").expect("toml");
     assert_eq!((t.cell_ratio, t.barring_categories.clone(), t.quiet_windows), (6.0, vec![1], 10));
