@@ -315,6 +315,35 @@ fn an_attach_refused_by_another_xdp_program_names_it_and_leaves_no_pins() {
     );
 }
 
+/// `guard upgrade` swaps the program and nothing else: a host in its shadow rollout stays in
+/// shadow, whatever the upgrading CLI's file says (here the same pins and audit log, every
+/// protection at its default, enforce). The configuration record is the running controller's.
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn an_upgrade_keeps_the_running_configuration() {
+    let mut f = Fixture::new();
+    let a = f.config("a");
+    let text = std::fs::read_to_string(&a).expect("config");
+    std::fs::write(
+        &a,
+        format!("{text}\n[dataplane.modes]\nshape = \"shadow\"\nstrict = \"shadow\"\nquarantine = \"shadow\"\n"),
+    )
+    .expect("config in shadow");
+    f.start();
+    let pins = guard::bpf::pins::PinDir::new(&f.pin_base.join("a"), f.lab.core_ifname());
+    let before = guard::n3::maps::N3Maps::open_pinned(&pins).expect("pins").config().expect("N3_CONFIG");
+    let q = guard_common::abi::PROT_QUARANTINE;
+    assert_eq!((before.enabled & q, before.shadow & q), (q, q), "quarantine runs in shadow");
+    // The upgrading operator's file: the same pins and audit log, the default (enforce) modes.
+    let upgrading = f.dir.join("upgrade.toml");
+    std::fs::write(&upgrading, text).expect("the upgrader's config");
+    let out = f.cmd(&upgrading, &["upgrade"]).output().expect("guard upgrade");
+    assert!(out.status.success(), "upgrade: {}", String::from_utf8_lossy(&out.stderr));
+    let after = guard::n3::maps::N3Maps::open_pinned(&pins).expect("pins").config().expect("N3_CONFIG");
+    assert_eq!(after, before, "the running configuration is kept");
+    assert!(f.running(), "the controller runs on");
+}
+
 /// What can refuse a start is checked before anything is attached: a broken N2 settings file or
 /// a metrics address that cannot be bound leaves the interface without an XDP program and no pins
 /// (not guard_n3 attached with no controller); an interface name that is a path, or a negative

@@ -91,8 +91,9 @@ pub enum Cmd {
     Fleet(fleet::FleetCmd),
     /// Replace the running XDP program with this binary's (or --object's), atomically.
     ///
-    /// The new program is loaded against the same pinned maps (same schema: counters, bindings and
-    /// stages carry over) and verified first; then the pinned link is switched to it in one
+    /// The new program is loaded against the same pinned maps (same schema: counters, bindings,
+    /// stages and the running configuration carry over; --config only says where the pins and
+    /// the audit log are) and verified first; then the pinned link is switched to it in one
     /// kernel operation (BPF_LINK_UPDATE): no attach gap, no packet unguarded. If the object is
     /// invalid, of another map schema, or refused by the verifier, nothing changes and the old
     /// program stays attached. A running `guard run` keeps running. Audited.

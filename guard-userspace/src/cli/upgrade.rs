@@ -44,8 +44,9 @@ pub fn run(a: UpgradeArgs) -> Result<()> {
     if into.is_none() && !pins.link_path().exists() {
         return Err(LoadError::NotAttached(pins.link_path()).into());
     }
-    let dp = cfg.dataplane(crate::config::online_cpus());
-    let mut loaded = load::load_object(&pins, cfg.guard.max_devices, &dp, obj)
+    // The running guard's configuration record stays as it is (`load::load_upgrade`): this file
+    // only says where the pins, the audit log and the interface are.
+    let mut loaded = load::load_upgrade(&pins, cfg.guard.max_devices, obj)
         .with_context(|| format!("loading the new program for {iface} (nothing changed; the old one stays)"))?;
     // Audit before the switch, as for operator pins: no untracked change.
     let audit = AuditLog::open(&cfg.guard.audit_log)

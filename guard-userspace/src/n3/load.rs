@@ -107,7 +107,19 @@ pub fn load(pins: &PinDir, max_devices: u32, cfg: &GuardConfig) -> Result<Loaded
 /// verified before anything is written: a program the kernel refuses leaves META, the config and
 /// whatever is attached exactly as they were.
 pub fn load_object(pins: &PinDir, max_devices: u32, cfg: &GuardConfig, obj: &[u8]) -> Result<Loaded, LoadError> {
-    load_with(pins, max_devices, cfg, obj, abi::PROG_N3)
+    load_with(pins, max_devices, Some(cfg), obj, abi::PROG_N3)
+}
+
+/// [`load_object`] for `guard upgrade`: against the pinned maps of a running guard, whose
+/// configuration record is left as it is. It is the running controller's (its reloads, the host
+/// cap it sets, the N3 address count): a program swap is no configuration change, and a CLI
+/// without the running file (or with an edited one) must not switch a shadow host to enforce.
+/// Refused without pinned maps (there is no configuration to keep).
+pub fn load_upgrade(pins: &PinDir, max_devices: u32, obj: &[u8]) -> Result<Loaded, LoadError> {
+    if check(pins, max_devices)? == PinState::Fresh {
+        return Err(LoadError::NotAttached(pins.path().to_path_buf()));
+    }
+    load_with(pins, max_devices, None, obj, abi::PROG_N3)
 }
 
 /// [`load`] for `guard replay` (docs/replay.md): `guard_n3_replay`, `guard_n3` on the clock the
@@ -115,13 +127,14 @@ pub fn load_object(pins: &PinDir, max_devices: u32, cfg: &GuardConfig, obj: &[u8
 /// which the caller removes once loaded (aya pins the maps the object declares pinned; the
 /// replay keeps them only through its descriptors). [`Loaded::program`] is the replay program.
 pub fn load_replay(pins: &PinDir, max_devices: u32, cfg: &GuardConfig) -> Result<Loaded, LoadError> {
-    load_with(pins, max_devices, cfg, object(), abi::PROG_N3_REPLAY)
+    load_with(pins, max_devices, Some(cfg), object(), abi::PROG_N3_REPLAY)
 }
 
+/// `cfg`: the configuration record to write, or `None` to keep the pinned one ([`load_upgrade`]).
 fn load_with(
     pins: &PinDir,
     max_devices: u32,
-    cfg: &GuardConfig,
+    cfg: Option<&GuardConfig>,
     obj: &[u8],
     prog_name: &'static str,
 ) -> Result<Loaded, LoadError> {
@@ -147,7 +160,9 @@ fn load_with(
     {
         let mut maps = N3Maps::from_ebpf_ref(&mut ebpf)?;
         maps.write_meta(&Meta::current(META_PROG_N3))?;
-        maps.write_config(cfg)?;
+        if let Some(cfg) = cfg {
+            maps.write_config(cfg)?;
+        }
     }
     Ok(Loaded { ebpf, pins: pins.clone(), state, prog: prog_name })
 }
