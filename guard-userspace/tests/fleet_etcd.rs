@@ -225,7 +225,22 @@ fn guard_device_pin_fleet_writes_the_fleet_pin_every_member_applies() {
         .expect("guard device unpin");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("fleet pin"), "a local unpin of a fleet pin: {err}");
-    assert!(f.ue_stage(ue).is_some(), "the fleet pin stays");
+    // Nor may a local release or pin overwrite it.
+    for args in [
+        vec!["device", "release", "--ue", ue, "--ttl", "10m", "--comment", "local"],
+        vec!["device", "pin", "--ue", ue, "--stage", "shape", "--ttl", "10m", "--comment", "local"],
+    ] {
+        let out = f
+            .guard_cmd()
+            .args(&args)
+            .args(["--iface", f.lab.core_ifname(), "--config"])
+            .arg(&f.guard_config)
+            .output()
+            .expect("guard device");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains("fleet pin"), "{args:?} over a fleet pin: {err}");
+    }
+    assert_eq!(f.ue_stage(ue).map(|e| e.stage), Some(STAGE_STRICT), "the fleet pin stays as the fleet wrote it");
     // A TEID is host-local: refused before anything is written.
     let out = f
         .guard_cmd()

@@ -318,9 +318,10 @@ fn an_attach_refused_by_another_xdp_program_names_it_and_leaves_no_pins() {
 /// `guard upgrade` swaps the program and nothing else: a host in its shadow rollout stays in
 /// shadow, whatever the upgrading CLI's file says (here the same pins and audit log, every
 /// protection at its default, enforce). The configuration record is the running controller's.
+/// And a pin on that host says that its stage is only counted there, with the rate it wrote.
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
-fn an_upgrade_keeps_the_running_configuration() {
+fn a_shadow_host_stays_shadow_through_an_upgrade_and_a_pin_says_so() {
     let mut f = Fixture::new();
     let a = f.config("a");
     let text = std::fs::read_to_string(&a).expect("config");
@@ -342,6 +343,11 @@ fn an_upgrade_keeps_the_running_configuration() {
     let after = guard::n3::maps::N3Maps::open_pinned(&pins).expect("pins").config().expect("N3_CONFIG");
     assert_eq!(after, before, "the running configuration is kept");
     assert!(f.running(), "the controller runs on");
+    let (ok, text) = device(&f, &["pin", "--teid", "0x77", "--stage", "quarantine", "--ttl", "1m", "--comment", "t"]);
+    assert!(ok && text.contains("SHADOW") && text.contains("passes them"), "the pin says it only counts: {text}");
+    let (ok, text) =
+        device(&f, &["pin", "--teid", "0x78", "--stage", "shape", "--pps", "7", "--ttl", "1m", "--comment", "t"]);
+    assert!(ok && text.contains("7 pps burst") && text.contains("SHADOW"), "the rate written, and the mode: {text}");
 }
 
 /// What can refuse a start is checked before anything is attached: a broken N2 settings file or

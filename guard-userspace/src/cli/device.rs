@@ -367,32 +367,31 @@ fn pin(a: PinArgs) -> Result<()> {
         bail!("--ttl must be > 0: every stage expires");
     }
     let Some(stage_arg) = a.terms.stage else { bail!("--stage is required") };
-    let (stage, limit, bytes) = match stage_arg {
+    // (stage, its packet rate and burst as written, byte limit)
+    let (stage, rate, bytes) = match stage_arg {
         StageArg::Quarantine => {
             if a.terms.bytes.given() {
                 bail!("--rate and --burst-bytes are for shape and strict: a quarantine drops everything");
             }
-            (STAGE_QUARANTINE, Limit::UNLIMITED, ByteLimit::UNLIMITED)
+            (STAGE_QUARANTINE, None, ByteLimit::UNLIMITED)
         }
         StageArg::Shape => {
             let d = &cfg.ladder.shape;
             let bytes = a.terms.bytes.limit(d.rate, d.burst_bytes)?;
-            (STAGE_SHAPE, Limit::per_second(a.terms.pps.unwrap_or(d.rate_pps), a.terms.burst.unwrap_or(d.burst)), bytes)
+            (STAGE_SHAPE, Some((a.terms.pps.unwrap_or(d.rate_pps), a.terms.burst.unwrap_or(d.burst))), bytes)
         }
         StageArg::Strict => {
             let d = &cfg.ladder.strict;
             let bytes = a.terms.bytes.limit(d.rate, d.burst_bytes)?;
-            (
-                STAGE_STRICT,
-                Limit::per_second(a.terms.pps.unwrap_or(d.rate_pps), a.terms.burst.unwrap_or(d.burst)),
-                bytes,
-            )
+            (STAGE_STRICT, Some((a.terms.pps.unwrap_or(d.rate_pps), a.terms.burst.unwrap_or(d.burst))), bytes)
         }
     };
+    let limit = rate.map_or(Limit::UNLIMITED, |(pps, burst)| Limit::per_second(pps, burst));
     if stage != STAGE_QUARANTINE && limit.is_unlimited() && bytes.is_unlimited() {
         bail!("--pps must be > 0 for shape and strict (or give a byte rate with --rate and --pps 0)");
     }
     let now = monotonic_ns();
+    refuse_fleet_entry(&maps, &key, now, "pin")?;
     let entry = StageEntry { bytes, ..manual_entry(stage, limit, now, a.terms.ttl.0) };
     // Audit first: if the audit trail cannot be written, the override does not happen.
     let audit = AuditLog::open(&cfg.guard.audit_log)
@@ -406,15 +405,64 @@ fn pin(a: PinArgs) -> Result<()> {
         )
         .context("writing the audit record")?;
     maps.set_stage(&key, &entry)?;
+    let packets = match rate {
+        Some((0, _)) | None => String::new(),
+        Some((pps, burst)) => format!(", {pps} pps burst {burst}"),
+    };
     println!(
-        "pinned {} at stage {} ({}{}) for {}",
+        "pinned {} at stage {} ({}{packets}{}) for {}{}",
         device_name(&maps.local_table()?, &key),
         stage,
         stage_name(stage),
         if bytes.is_unlimited() { String::new() } else { format!(", {}", BitRate(bytes.bits_per_sec())) },
-        a.terms.ttl
+        a.terms.ttl,
+        mode_note(&maps, stage)?
     );
     Ok(())
+}
+
+/// What the running data plane does with a device at `stage`, when it is not "drop what the
+/// stage says": its protection in shadow (counted, passed) or off (not judged), per the
+/// configuration record the running guard wrote; and a quarantine's exempt QFIs, which pass.
+fn mode_note(maps: &N3Maps, stage: u32) -> Result<String> {
+    use guard_common::{
+        abi::{PROT_QUARANTINE, PROT_SHAPE, PROT_STRICT},
+        policy::{gate, Gate},
+    };
+    let cfg = maps.config()?;
+    let (prot, name) = match stage {
+        STAGE_SHAPE => (PROT_SHAPE, "shape"),
+        STAGE_STRICT => (PROT_STRICT, "strict"),
+        STAGE_QUARANTINE => (PROT_QUARANTINE, "quarantine"),
+        _ => return Ok(String::new()),
+    };
+    let mut note = match gate(&cfg, prot) {
+        Gate::Enforce => String::new(),
+        Gate::Shadow => format!(
+            "\nSHADOW: the running guard has {name} in shadow ([dataplane.modes]): it counts this device's would-be drops and passes them"
+        ),
+        Gate::Off => format!("\nOFF: the running guard has {name} off ([dataplane.modes]): it does not apply this stage"),
+    };
+    if stage == STAGE_QUARANTINE && cfg.exempt_qfi != 0 {
+        let qfis: Vec<String> = (0..64).filter(|q| cfg.exempt_qfi & (1u64 << q) != 0).map(|q| q.to_string()).collect();
+        note.push_str(&format!("\nexempt QFIs still pass: {} ([dataplane] exempt_qfi)", qfis.join(", ")));
+    }
+    Ok(note)
+}
+
+/// A fleet pin is the fleet's (etcd): overwritten here alone it would be gone on this host while
+/// etcd shows it in force (the member re-applies a pin only when its value changes).
+fn refuse_fleet_entry(maps: &N3Maps, key: &DeviceKey, now: u64, what: &str) -> Result<()> {
+    match maps.stage(key)? {
+        Some(e) if e.expires_ns > now && crate::n3::manual::is_fleet_entry(&e) => bail!(
+            "{} holds a fleet pin (stage {} {}): a local {what} would be undone nowhere else and lost here; \
+             change it with `guard fleet pin`/`guard fleet unpin`, which every member applies",
+            device_name(&maps.local_table()?, key),
+            e.stage,
+            stage_name(e.stage)
+        ),
+        _ => Ok(()),
+    }
 }
 
 /// An operator's entry (pin or release): `STAGE_FLAG_MANUAL`, which the controller never changes.
@@ -433,6 +481,7 @@ fn release(a: ReleaseArgs) -> Result<()> {
     // Stage 0 with the manual flag: the data plane observes (never drops by device stage), the
     // controller leaves it alone until it expires.
     let entry = manual_entry(STAGE_OBSERVE, Limit::UNLIMITED, now, a.ttl.0);
+    refuse_fleet_entry(&maps, &key, now, "release")?;
     let before = maps.stage(&key)?;
     let audit = AuditLog::open(&cfg.guard.audit_log)
         .with_context(|| format!("opening the audit log {}", cfg.guard.audit_log.display()))?;
@@ -472,15 +521,7 @@ fn unpin(target: &Target, sel: &DeviceSel, comment: &str) -> Result<()> {
             stage_name(entry.stage)
         );
     }
-    // A fleet pin is the fleet's (etcd): removed here alone, it would stay gone on this host while
-    // etcd shows it in force (the member re-applies a pin only when its value changes).
-    if crate::n3::manual::is_fleet_entry(&entry) {
-        bail!(
-            "{}'s pin is a fleet pin: remove it with `guard fleet unpin --ue <its UE address>` (or its prefix), \
-             which removes it on every member",
-            device_name(&maps.local_table()?, &key)
-        );
-    }
+    refuse_fleet_entry(&maps, &key, now, "unpin")?;
     let audit = AuditLog::open(&cfg.guard.audit_log)
         .with_context(|| format!("opening the audit log {}", cfg.guard.audit_log.display()))?;
     audit

@@ -148,6 +148,17 @@ fn pin(a: PinArgs) -> Result<()> {
     let gnb = crate::n3::local::l3_of(a.gnb);
     let e = entry(&a, monotonic_ns())?;
     let limit = Limit { interval_ns: e.interval_ns, tau_ns: e.tau_ns };
+    // A fleet cap is the fleet's: overwritten here alone, it would be lost on this host while
+    // etcd shows it in force (as `unpin` refuses).
+    if let Some(old) = maps.cell_stage(&gnb)? {
+        if is_fleet_cell(&old) && old.expires_ns > monotonic_ns() {
+            bail!(
+                "gNB {}'s cap is a fleet pin: change it with `guard fleet pin --gnb {}`, which every member applies",
+                a.gnb,
+                a.gnb
+            );
+        }
+    }
     // Audit first: if the audit trail cannot be written, the override does not happen.
     audit(&cfg, &OperatorAction::PinGnb { gnb, ttl_ns: a.ttl.0, limit, bytes: e.bytes }, &a.comment)?;
     maps.set_cell_stage(&gnb, &e)?;
@@ -157,7 +168,15 @@ fn pin(a: PinArgs) -> Result<()> {
         (_, true, false) => format!("{}", BitRate(e.bytes.bits_per_sec())),
         _ => format!("{} pps and {}", limit.rate_per_sec(), BitRate(e.bytes.bits_per_sec())),
     };
-    println!("capped gNB {} at {what} for {}", addr_str(&gnb), a.ttl);
+    // The cap is a last resort behind its own protection: say when the running guard only
+    // counts it (shadow) or does not look it up at all (off).
+    use guard_common::policy::{gate, Gate};
+    let note = match gate(&maps.config()?, guard_common::abi::PROT_CELL_CAP) {
+        Gate::Enforce => "",
+        Gate::Shadow => "\nSHADOW: the running guard has cell_cap in shadow ([dataplane.modes]): it counts the would-be drops and passes them",
+        Gate::Off => "\nOFF: the running guard has cell_cap off ([dataplane.modes]): it does not look this cap up",
+    };
+    println!("capped gNB {} at {what} for {}{note}", addr_str(&gnb), a.ttl);
     Ok(())
 }
 
