@@ -132,7 +132,20 @@ impl N3Maps {
     }
 
     /// The host's N3 address table as the data plane reads it.
+    /// The N3 address table as the data plane uses it: empty while the configuration lists no
+    /// address (`GuardConfig::local_addrs` 0: `guard_n3` does not read `N3_LOCAL`, and every
+    /// session is on index 0, `LOCAL_INDEX_NONE`), whatever slots an earlier configuration left
+    /// there. So a device the CLI names by TEID is the device the data plane keys.
     pub fn local_table(&self) -> Result<LocalTable, MapsError> {
+        if self.config()?.local_addrs == 0 {
+            return Ok(LocalTable::default());
+        }
+        self.local_slots()
+    }
+
+    /// `N3_LOCAL` as it is, slots of addresses no longer listed included (kept so that an address
+    /// listed again gets its index back).
+    fn local_slots(&self) -> Result<LocalTable, MapsError> {
         let slots = (0..LOCAL_SLOTS).map(|i| self.local.get(&i, 0)).collect::<Result<_, _>>();
         Ok(LocalTable { slots: slots.map_err(err(abi::MAP_N3_LOCAL))? })
     }
@@ -140,7 +153,7 @@ impl N3Maps {
     /// List `wanted` (address, `abi::LOCAL_FLAG_*`) in the N3 address table (`LocalTable::place`:
     /// listed addresses keep their index). `Err` (nothing written) when an address finds no room.
     pub fn sync_local_addrs(&mut self, wanted: &[(std::net::IpAddr, u32)]) -> Result<LocalTable, MapsError> {
-        let mut t = self.local_table()?;
+        let mut t = self.local_slots()?;
         let changed = t.place(wanted).map_err(MapsError::LocalTable)?;
         for i in changed {
             self.local.set(i, t.slots[i as usize], 0).map_err(err(abi::MAP_N3_LOCAL))?;

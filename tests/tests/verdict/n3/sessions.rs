@@ -121,6 +121,31 @@ fn a_teid_range_configured_non_ip_is_never_read_as_ip() {
     assert_eq!(g.teid(t).expect("device").non_ip, 0);
 }
 
+/// A host that listed an N3 address and then lists none: `N3_LOCAL` keeps the slot (so the
+/// address gets its index back if listed again), but the data plane no longer reads the table and
+/// keys every session on index 0. The table the CLI names devices by (`N3Maps::local_table`) is
+/// the data plane's: empty, so `guard device pin --teid` keys the device the packets are counted on.
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn with_no_address_listed_the_cli_keys_sessions_as_the_data_plane_does() {
+    assert_root("verdict::n3::sessions::with_no_address_listed_the_cli_keys_sessions_as_the_data_plane_does");
+    let mut g = load(&enforce_all());
+    let table = g.maps.sync_local_addrs(&[(ip(UPF_A), 0)]).unwrap_or_else(|e| panic!("{e:#}"));
+    let ia = table.index_of(ip(UPF_A)).expect("A listed");
+    assert_eq!(g.maps.local_table().expect("table").index_of(ip(UPF_A)), Some(ia));
+    g.maps.sync_local_addrs(&[]).unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(g.maps.config().expect("config").local_addrs, 0);
+    assert!(g.maps.local_table().expect("table").listed().is_empty(), "no address is listed for the data plane");
+    let teid = 0x0000_4343;
+    let f = frames(&[frame_to(UPF_A, teid, Tpdu::V4("10.45.0.2", "192.0.2.10"))]);
+    g.expect("a session on A", &f[0], Verdict::PassGpdu);
+    assert!(g.device(&DeviceKey::fteid(0, teid)).is_some(), "counted on index 0");
+    assert!(g.device(&DeviceKey::fteid(ia, teid)).is_none(), "not on A's old index");
+    // Listed again: A gets its index back.
+    let again = g.maps.sync_local_addrs(&[(ip(UPF_A), 0)]).unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(again.index_of(ip(UPF_A)), Some(ia));
+}
+
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
 fn one_teid_on_two_local_addresses_is_two_devices() {
