@@ -228,7 +228,8 @@ pub async fn write_pin(f: &FleetSection, r: &PinRequest) -> Result<String> {
     let key = target.key(&f.name);
     deadline(f, "writing the pin", c.put(key.clone(), bytes, Some(PutOptions::new().with_lease(lease.id())))).await?;
     Ok(format!(
-        "fleet {}: pinned {} at {} for {} ({key}); every member applies it within 2 s",
+        "fleet {}: pin for {} at {} for {} written to etcd ({key}); each member connected to etcd applies it \
+         within 2 s, and one that cannot apply it logs why (`guard fleet list`: the members alive)",
         f.name,
         target.describe(),
         stage.name(),
@@ -245,7 +246,11 @@ async fn unpin(a: UnpinArgs) -> Result<()> {
     if r.deleted() == 0 {
         println!("fleet {}: no pin for {} ({key}): nothing to unpin", f.name, target.describe());
     } else {
-        println!("fleet {}: unpinned {}; every member removes its stage within 2 s", f.name, target.describe());
+        println!(
+            "fleet {}: pin for {} deleted from etcd; each member connected to etcd removes its stage within 2 s",
+            f.name,
+            target.describe()
+        );
     }
     Ok(())
 }
