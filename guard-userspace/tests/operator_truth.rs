@@ -350,6 +350,48 @@ fn a_shadow_host_stays_shadow_through_an_upgrade_and_a_pin_says_so() {
     assert!(ok && text.contains("7 pps burst") && text.contains("SHADOW"), "the rate written, and the mode: {text}");
 }
 
+/// `guard status` says attached only when the interface's XDP hook runs the guard: a pinned
+/// link outlives its interface (a re-created VLAN, a reset VF), and then the guard guards nothing.
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn status_says_not_attached_when_the_interface_was_recreated() {
+    let f = Fixture::new();
+    // A veth pair of its own inside the lab's namespace (this kernel has no dummy driver).
+    let (dev, peer) = ("ogre0", "ogre0p");
+    let ip = |args: &[&str]| f.lab.core.exec_ok(args).unwrap_or_else(|e| panic!("{args:?}: {e:#}"));
+    let create = || {
+        ip(&["ip", "link", "add", dev, "type", "veth", "peer", "name", peer]);
+        ip(&["ip", "link", "set", dev, "up"]);
+        ip(&["ip", "link", "set", peer, "up"]);
+    };
+    create();
+    let a = f.config("a");
+    let guard = |args: &[&str]| {
+        let out = Command::new(GUARD)
+            .env("GUARD_RUN_DIR", &f.run_dir)
+            .args(["--netns", f.lab.core_ns_name()])
+            .args(args)
+            .args(["--iface", dev, "--config"])
+            .arg(&a)
+            .output()
+            .expect("guard");
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        (out.status.success(), text)
+    };
+    let (ok, text) = guard(&["run", "--no-controller"]);
+    assert!(ok, "attach: {text}");
+    let (ok, text) = guard(&["status"]);
+    assert!(ok && text.contains("guard_n3: attached"), "{text}");
+    // The interface goes and comes back under the same name: the pinned link is left behind.
+    ip(&["ip", "link", "del", dev]);
+    create();
+    let (ok, text) = guard(&["status"]);
+    assert!(ok && text.contains("NOT attached: its link is pinned, but the XDP hook holds nothing"), "{text}");
+    let (_, json) = guard(&["status", "--json"]);
+    assert!(json.contains("\"attached\": false") || json.contains("\"attached\":false"), "{json}");
+    let _ = guard(&["detach", "--purge"]);
+}
+
 /// What can refuse a start is checked before anything is attached: a broken N2 settings file or
 /// a metrics address that cannot be bound leaves the interface without an XDP program and no pins
 /// (not guard_n3 attached with no controller); an interface name that is a path, or a negative

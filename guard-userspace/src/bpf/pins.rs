@@ -142,6 +142,11 @@ impl PinDir {
         self.dir.join(LINK_PIN)
     }
 
+    /// The interface these pins are for ([`PinDir::new`]'s name, `:` back to `.`).
+    pub fn iface(&self) -> Option<String> {
+        Some(self.dir.file_name()?.to_str()?.replace(':', "."))
+    }
+
     /// Make sure bpffs is mounted and the directory exists (bpffs allows plain mkdir), readable
     /// by root only: whoever can open a pinned map can change a stage, so the pin directories
     /// (the guard's control interface) are mode 0700. The map pins inside are created 0600 by

@@ -102,9 +102,15 @@ pub fn status_json(pins: &crate::bpf::pins::PinDir, maps: &N3Maps) -> Result<ser
                 "expires_in_s": s.expires_ns.saturating_sub(now) as f64 / 1e9, "expired": s.expires_ns <= now})
         })
         .collect();
+    let link = pins.link_path().exists();
+    let hook = pins.iface().and_then(|i| crate::bpf::link::xdp_occupant(&i));
     Ok(serde_json::json!({
         "pins": pins.path().display().to_string(),
-        "attached": pins.link_path().exists(),
+        // Attached: the pinned link, and the interface's XDP hook running the guard (a link can
+        // outlive what it was attached to: a re-created VLAN or a reset VF leaves it defunct).
+        "attached": link && hook.as_deref().is_some_and(|o| o.starts_with(guard_common::abi::PROG_N3)),
+        "pinned_link": link,
+        "xdp_hook": hook,
         // The F-TEID's local half: each listed N3 address with the index device keys carry.
         "n3_addrs": maps.local_table()?.listed().iter().map(|(i, a, f)| serde_json::json!({
             "index": i, "addr": a.to_string(), "non_ip": f & guard_common::abi::LOCAL_FLAG_NON_IP != 0,
@@ -174,6 +180,10 @@ fn print_n3(v: &serde_json::Value) {
         }
         Some(i) => format!("NOT in its slot {} of {}", i["slot"], i["array"].as_str().unwrap_or("")),
         None if v["attached"] == true => "attached".to_owned(),
+        None if v["pinned_link"] == true => format!(
+            "NOT attached: its link is pinned, but the XDP hook holds {} (restart `guard run` to attach again)",
+            v["xdp_hook"].as_str().unwrap_or("nothing")
+        ),
         None => "NOT attached".to_owned(),
     };
     println!("guard_n3: {how} (pins in {})", v["pins"].as_str().unwrap_or(""));
