@@ -106,7 +106,7 @@ fn guard_run_enforces_survives_kill_and_rejects_bad_reload() {
         "--comment",
         "bytes",
     ]);
-    assert!(out.contains("stage 1 (shape, 5Mbit/s)"), "{out}");
+    assert!(out.contains("stage 1 (shape, 1000 pps burst 1000, 5Mbit/s)"), "{out}");
     let words = f.guard_ok(&["device", "show", "--teid", "0x1ff"]);
     assert!(words.contains("at 1000 pps (burst 1000) and 5Mbit/s (burst 625000 octets)"), "{words}");
     let top: serde_json::Value =
