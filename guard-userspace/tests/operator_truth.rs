@@ -348,6 +348,12 @@ fn a_shadow_host_stays_shadow_through_an_upgrade_and_a_pin_says_so() {
     let (ok, text) =
         device(&f, &["pin", "--teid", "0x78", "--stage", "shape", "--pps", "7", "--ttl", "1m", "--comment", "t"]);
     assert!(ok && text.contains("7 pps burst") && text.contains("SHADOW"), "the rate written, and the mode: {text}");
+    // And whatever shows the stage says so too.
+    let (ok, text) = device(&f, &["show", "--teid", "0x77"]);
+    assert!(ok && text.contains("SHADOW: counted, not applied"), "device show: {text}");
+    let out = f.cmd(&a, &["status"]).output().expect("guard status");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("stage 3 quarantine") && text.contains("SHADOW: counted, not applied"), "status: {text}");
 }
 
 /// `guard status` says attached only when the interface's XDP hook runs the guard: a pinned

@@ -255,11 +255,17 @@ fn open(target: &Target) -> Result<(crate::config::Config, N3Maps)> {
 fn show(target: &Target, sel: &DeviceSel, json: bool) -> Result<()> {
     let (_, maps) = open(target)?;
     let table = maps.local_table()?;
-    let v6_len = maps.config()?.antispoof_v6_prefix;
+    let cfg = maps.config()?;
+    let v6_len = cfg.antispoof_v6_prefix;
     let key = sel.key(&table, v6_len)?;
     let dev = maps.device(&key)?;
-    let stage = maps.stage(&key)?;
     let now = monotonic_ns();
+    // The stage as the data plane applies it: its mode (shadow: counted only; off: not judged).
+    let stage = maps.stage(&key)?.map(|s| {
+        let mut v = stage_json(&s, now);
+        v["mode"] = serde_json::json!(super::status::stage_mode(s.stage, &cfg));
+        v
+    });
     if json {
         let v = serde_json::json!({
             "device": device_name(&maps.local_table()?, &key),
@@ -269,7 +275,7 @@ fn show(target: &Target, sel: &DeviceSel, json: bool) -> Result<()> {
                 "spoofed": d.spoofed, "non_ip": d.non_ip, "teid": d.teid, "gnb": addr_str(&d.cell), "bound": bound_json(&d, v6_len),
                 "qfi": d.qfi, "last_seen_s_ago": now.saturating_sub(d.last_seen_ns) as f64 / 1e9,
             })),
-            "stage": stage.map(|s| stage_json(&s, now)),
+            "stage": stage,
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
@@ -305,7 +311,7 @@ fn show(target: &Target, sel: &DeviceSel, json: bool) -> Result<()> {
         None => println!("  not in the device map (never seen, or evicted as least recently seen)"),
     }
     match stage {
-        Some(s) => println!("  stage: {}", stage_words(&stage_json(&s, now))),
+        Some(s) => println!("  stage: {}{}", stage_words(&s), super::status::mode_words(&s)),
         None => println!("  stage: 0 observe"),
     }
     Ok(())
@@ -371,7 +377,7 @@ fn pin(a: PinArgs) -> Result<()> {
     let (stage, rate, bytes) = match stage_arg {
         StageArg::Quarantine => {
             if a.terms.bytes.given() {
-                bail!("--rate and --burst-bytes are for shape and strict: a quarantine drops everything");
+                bail!("--rate and --burst-bytes are for shape and strict: a quarantine has no rate");
             }
             (STAGE_QUARANTINE, None, ByteLimit::UNLIMITED)
         }

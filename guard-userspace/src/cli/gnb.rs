@@ -64,7 +64,8 @@ pub struct PinArgs {
     burst: Option<u64>,
     #[command(flatten)]
     bytes: ByteRateArgs,
-    /// Drop every G-PDU of the gNB until the TTL expires (one passes, then none).
+    /// Drop every G-PDU of the gNB until the TTL expires (one passes, then none; a QFI in
+    /// [dataplane] exempt_qfi still passes).
     #[arg(long, conflicts_with_all = ["pps", "burst", "rate", "burst_bytes"])]
     quarantine: bool,
     /// Why (kept in the audit log).

@@ -13,7 +13,8 @@ pub enum StageArg {
     Shape,
     /// Stage 2: strict limit at --pps/--burst (and --rate, if given).
     Strict,
-    /// Stage 3: drop everything until the TTL expires.
+    /// Stage 3: drop every G-PDU until the TTL expires (but those of a QFI in [dataplane]
+    /// exempt_qfi, which no stage limits).
     Quarantine,
 }
 

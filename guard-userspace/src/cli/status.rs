@@ -71,6 +71,7 @@ pub fn status_json(pins: &crate::bpf::pins::PinDir, maps: &N3Maps) -> Result<ser
         .map(|(k, s)| {
             let mut v = stage_json(&s, now);
             v["device"] = serde_json::json!(device_key_str(&k));
+            v["mode"] = serde_json::json!(stage_mode(s.stage, &cfg));
             v
         })
         .collect();
@@ -118,7 +119,9 @@ pub fn status_json(pins: &crate::bpf::pins::PinDir, maps: &N3Maps) -> Result<ser
         "config": {
             "gtpu_port": cfg.gtpu_port, "key_mode": if cfg.key_mode == 1 { "ue_addr" } else { "teid" },
             "modes": modes_json(cfg.enabled, cfg.shadow, &crate::config::PROTECTIONS),
-            "host_cap_active": guard_common::policy::host_cap_live(&cfg, now),
+            // Live and judged: a cap whose protection is off is not even looked at.
+            "host_cap_active": guard_common::policy::host_cap_live(&cfg, now)
+                && guard_common::policy::gate(&cfg, guard_common::abi::PROT_HOST_CAP) != guard_common::policy::Gate::Off,
             // Per CPU, as the data plane applies it.
             "host_cap_bits_per_sec_per_cpu": cfg.host_cap_bytes.bits_per_sec(),
         },
@@ -236,7 +239,7 @@ fn print_n3(v: &serde_json::Value) {
     );
     for s in staged.iter().take(20) {
         println!(
-            "  {:<40} stage {} {} at {} pps{}{}{}, {}, {}",
+            "  {:<40} stage {} {} at {} pps{}{}{}{}, {}, {}",
             s["device"].as_str().unwrap_or(""),
             s["stage"],
             s["name"].as_str().unwrap_or(""),
@@ -244,6 +247,7 @@ fn print_n3(v: &serde_json::Value) {
             s["bit_rate"].as_str().map(|r| format!(" and {r}")).unwrap_or_default(),
             if s["manual"] == true { ", operator" } else { "" },
             if s["exempt"] == true { ", exempt" } else { "" },
+            mode_words(s),
             s["reason"].as_str().unwrap_or(""),
             expiry(s)
         );
@@ -355,17 +359,31 @@ pub fn status(a: StatusArgs) -> Result<()> {
     Ok(())
 }
 
-/// Whether a stage's protection is in shadow mode (counted, not applied) per the data plane's
-/// config.
-fn stage_is_shadow(stage: u32, shadow: u32) -> bool {
+/// What the data plane does with a stage, per its configuration record: "enforce", "shadow"
+/// (counted, not applied), "off" (not even judged); "" for stage 0, which drops nothing.
+pub(super) fn stage_mode(stage: u32, cfg: &guard_common::abi::GuardConfig) -> &'static str {
     use guard_common::abi::{PROT_QUARANTINE, PROT_SHAPE, PROT_STRICT, STAGE_QUARANTINE, STAGE_SHAPE, STAGE_STRICT};
+    use guard_common::policy::{gate, Gate};
     let bit = match stage {
         STAGE_SHAPE => PROT_SHAPE,
         STAGE_STRICT => PROT_STRICT,
         STAGE_QUARANTINE => PROT_QUARANTINE,
-        _ => return false,
+        _ => return "",
     };
-    shadow & bit != 0
+    match gate(cfg, bit) {
+        Gate::Enforce => "enforce",
+        Gate::Shadow => "shadow",
+        Gate::Off => "off",
+    }
+}
+
+/// The words a stage's mode adds to its line: nothing when it is applied.
+pub(super) fn mode_words(s: &serde_json::Value) -> &'static str {
+    match s["mode"].as_str() {
+        Some("shadow") => " SHADOW: counted, not applied",
+        Some("off") => " OFF: not applied",
+        _ => "",
+    }
 }
 
 /// A measured bit rate in words, three significant digits: "950bit/s", "12.3kbit/s", "1.23Mbit/s"
@@ -396,7 +414,7 @@ pub fn top(a: TopArgs) -> Result<()> {
     let mut devs = maps.devices();
     let secs = t0.elapsed().as_secs_f64().max(1e-3);
     let now = monotonic_ns();
-    let shadow = maps.config()?.shadow;
+    let cfg = maps.config()?;
     let stages: std::collections::HashMap<_, _> = maps.stages().into_iter().collect();
     let table = maps.local_table()?;
     let pps = |k: &guard_common::abi::DeviceKey, packets: u64| {
@@ -418,7 +436,9 @@ pub fn top(a: TopArgs) -> Result<()> {
         .map(|(k, d)| {
             let stage = stages.get(k).map(|s| {
                 let mut v = stage_json(s, now);
-                v["shadow"] = serde_json::json!(stage_is_shadow(s.stage, shadow));
+                let mode = stage_mode(s.stage, &cfg);
+                v["shadow"] = serde_json::json!(mode == "shadow");
+                v["mode"] = serde_json::json!(mode);
                 v
             });
             serde_json::json!({
@@ -459,7 +479,7 @@ pub fn top(a: TopArgs) -> Result<()> {
                 "{} {}{} ({}, {:.0} s left)",
                 s["stage"],
                 s["name"].as_str().unwrap_or(""),
-                if s["shadow"] == true { " SHADOW: counted, not applied" } else { "" },
+                mode_words(s),
                 s["reason"].as_str().unwrap_or(""),
                 s["expires_in_s"].as_f64().unwrap_or(0.0)
             ),

@@ -99,11 +99,16 @@ const SETUP_EDGES: &[(&str, SetupEdit)] = &[
     ("ttl_s 3", |s| s.ttl_s = 3),
 ];
 
+/// A rule broken one way: its name, the edit, the field the refusal must name.
+type Broken<T> = (&'static str, fn(&mut T), &'static str);
+/// An edge a rule allows: its name and the edit.
+type Allowed<T> = (&'static str, fn(&mut T));
+
 /// Each rule of a settings table broken alone must be refused naming its field, each edge
 /// allowed: the failures, one line each.
 fn judge_rules<T: Default>(
-    broken: &[(&str, fn(&mut T), &str)],
-    edges: &[(&str, fn(&mut T))],
+    broken: &[Broken<T>],
+    edges: &[Allowed<T>],
     validate: fn(&T) -> Result<(), SettingsError>,
 ) -> Vec<String> {
     let mut failures = Vec::new();
