@@ -292,11 +292,32 @@ impl N3Maps {
     /// Write a gNB's cap. The data plane caches only the absence of a cap (per gNB), so a new
     /// entry replaces the stage generation and an update of an existing one (a refresh) does not.
     pub fn set_cell_stage(&mut self, key: &CellKey, entry: &CellStageEntry) -> Result<(), MapsError> {
-        let existed = optional(self.cell_stages.get(key, 0), abi::MAP_N3_CELL_STAGES)?.is_some();
-        self.cell_stages.insert(key, entry, 0).map_err(err(abi::MAP_N3_CELL_STAGES))?;
-        if existed {
-            return Ok(());
+        // Create, or update what exists, by the update's own flags rather than a read first: the
+        // controller's prune and an operator's `guard gnb pin` write this map from two
+        // processes, and a removal between a read and the write would leave a created cap
+        // unannounced (CPUs that cached "no cap" would keep that until the next generation).
+        // include/uapi/linux/bpf.h: create only / update only.
+        const BPF_NOEXIST: u64 = 1;
+        const BPF_EXIST: u64 = 2;
+        let errno = |e: &MapError| match e {
+            MapError::SyscallError(s) => s.io_error.raw_os_error(),
+            _ => None,
+        };
+        for _ in 0..2 {
+            match self.cell_stages.insert(key, entry, BPF_NOEXIST) {
+                Ok(()) => return self.new_generation(abi::HINT_STAGE_GEN),
+                Err(e) if errno(&e) == Some(libc::EEXIST) => {}
+                Err(e) => return Err(MapsError::Map { name: abi::MAP_N3_CELL_STAGES, source: e }),
+            }
+            match self.cell_stages.insert(key, entry, BPF_EXIST) {
+                Ok(()) => return Ok(()),
+                // Removed in between: create it (announced) on the next round.
+                Err(e) if errno(&e) == Some(libc::ENOENT) => {}
+                Err(e) => return Err(MapsError::Map { name: abi::MAP_N3_CELL_STAGES, source: e }),
+            }
         }
+        // Created and removed by others twice over: write it anyway, announced.
+        self.cell_stages.insert(key, entry, 0).map_err(err(abi::MAP_N3_CELL_STAGES))?;
         self.new_generation(abi::HINT_STAGE_GEN)
     }
 
