@@ -12,6 +12,7 @@ mod run;
 mod status;
 mod status_n2;
 mod tables;
+mod target;
 mod upgrade;
 
 use std::path::{Path, PathBuf};
@@ -19,7 +20,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::{bpf::pins::PinDir, config::Config};
+use crate::config::Config;
+
+pub(crate) use target::ifname;
+pub use target::Target;
 
 const LONG_ABOUT: &str = "\
 An XDP overload guard for the N3 (GTP-U) interface of a 5G UPF or gateway host.
@@ -237,76 +241,6 @@ pub fn default_n2_text(profile: Profile) -> String {
         out.push('\n');
     }
     out
-}
-
-/// `--iface` and `--n2-iface`: a name the kernel could give an interface
-/// ([`crate::config::valid_ifname`]), never a path: the pin directory is named after it.
-pub(crate) fn ifname(s: &str) -> Result<String, String> {
-    if crate::config::valid_ifname(s) {
-        Ok(s.to_owned())
-    } else {
-        Err(format!("`{s}` is not a network interface name (1 to 15 characters, no '/', ':' or whitespace)"))
-    }
-}
-
-/// Where to find an interface's pinned state. Shared by all sub-commands.
-#[derive(Args, Debug, Clone)]
-pub struct Target {
-    /// The N3 interface. Default: the one interface `[guard] interfaces` of the config names
-    /// (one guard process per interface: with several listed, name one here).
-    #[arg(long, short = 'i', value_parser = ifname)]
-    pub iface: Option<String>,
-    /// The configuration file. `guard run` takes everything from it (interfaces, modes, ladder,
-    /// metrics listener, pin directory, audit log); other commands read the pin directory, the
-    /// audit log and the interface from it. Without it, the built-in defaults.
-    #[arg(long, short = 'c', env = "GUARD_CONFIG")]
-    pub config: Option<PathBuf>,
-    /// Override the bpffs base directory of pins (default from the config, else
-    /// /sys/fs/bpf/overload-guard).
-    #[arg(long)]
-    pub pin_base: Option<PathBuf>,
-}
-
-impl Target {
-    pub fn load_config(&self) -> Result<Config> {
-        match &self.config {
-            Some(p) => Config::load(p).with_context(|| format!("configuration {}", p.display())),
-            None => Ok(Config::default()),
-        }
-    }
-
-    /// The interface: `--iface`, else the config's only `[guard] interfaces` entry.
-    pub fn iface(&self, cfg: &Config) -> Result<String> {
-        if let Some(i) = &self.iface {
-            return Ok(i.clone());
-        }
-        match cfg.guard.interfaces.as_slice() {
-            [one] => Ok(one.clone()),
-            [] => anyhow::bail!(
-                "no interface: give --iface, or list it in the config's [guard] interfaces (= [\"ens1f0\"])"
-            ),
-            many => anyhow::bail!(
-                "the config lists {} interfaces ({}); one guard runs per interface: name it with --iface",
-                many.len(),
-                many.join(", ")
-            ),
-        }
-    }
-
-    /// The N2 interface: `--iface`, else the config's `[guard] n2_interface`.
-    pub fn n2_iface(&self, cfg: &Config) -> Result<String> {
-        match (&self.iface, &cfg.guard.n2_interface) {
-            (Some(i), _) | (None, Some(i)) => Ok(i.clone()),
-            (None, None) => {
-                anyhow::bail!("no N2 interface: give --iface, or set the config's [guard] n2_interface (= \"ens2f0\")")
-            }
-        }
-    }
-
-    pub fn pins(&self, cfg: &Config) -> Result<PinDir> {
-        let base = self.pin_base.clone().unwrap_or_else(|| cfg.guard.pin_dir.clone());
-        Ok(PinDir::new(&base, &self.iface(cfg)?))
-    }
 }
 
 #[derive(Args, Debug)]
