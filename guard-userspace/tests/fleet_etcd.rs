@@ -393,11 +393,13 @@ fn a_fleet_member_makes_only_system_calls_the_unit_allows() {
     assert!(d < Duration::from_secs(2), "{d:?}");
     f.fleet(&["unpin", "--ue", "10.45.0.7"]);
     assert!(f.wait_for(Duration::from_secs(5), |f| f.ue_stage("10.45.0.7").is_none()), "unpinned: {}", f.log());
-    let mut strace = f.guard.take().expect("running");
+    // strace stays the fixture's until it has exited, so a failure on the way still kills both.
+    let strace = f.guard.as_mut().expect("running");
     let pid = syscall_filter::wrapped_pid(strace.id()).expect("the traced guard's pid");
     // SAFETY: kill(2) on the guard this test started (under strace).
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-    let status = strace.wait().expect("strace exits with the guard");
+    let status = syscall_filter::wait_bounded(strace, Duration::from_secs(20)).expect("strace exits with the guard");
+    f.guard = None;
     assert!(status.success(), "guard run under strace: {status:?}\n{}", f.log());
     let mut made = syscall_filter::traced_calls(&trace);
     assert!(made.contains("connect") && made.contains("bpf"), "the trace saw the member at work: {made:?}");

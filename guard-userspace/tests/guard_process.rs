@@ -162,9 +162,9 @@ fn guard_run_enforces_survives_kill_and_rejects_bad_reload() {
 
 #[test]
 fn bad_config_file_is_rejected_naming_the_key() {
-    let dir = std::env::temp_dir().join(format!("og-badcfg-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let f = dir.join("bad.toml");
+    // Removed on drop, also when an assertion fails.
+    let dir = labkit::oracle::TempDir::new("og-badcfg").expect("temp dir");
+    let f = dir.path().join("bad.toml");
     std::fs::write(&f, "[ladder.strict]\nrate_pps = 0\n").expect("write");
     let out = Command::new(GUARD).args(["config", "check"]).arg(&f).output().expect("run");
     let err = String::from_utf8_lossy(&out.stderr);
@@ -180,7 +180,6 @@ fn bad_config_file_is_rejected_naming_the_key() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(err.contains("no_such_key"), "unknown key named: {err}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Issue 7's restart proof, under load: a steady benign stream and a quarantined attacker flow

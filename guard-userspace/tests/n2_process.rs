@@ -46,6 +46,7 @@ impl Drop for Fixture {
         }
         let _ = guard::n2::detach(&guard::n2::pin_dir(&self.pin_base, N2_CORE), true);
         let _ = Command::new(GUARD)
+            .env("GUARD_RUN_DIR", self.dir.join("run"))
             .args(["--netns", self.lab.core_ns_name(), "detach", "--iface", self.lab.core_ifname(), "--purge"])
             .arg("--config")
             .arg(self.dir.join("guard.toml"))
@@ -113,6 +114,7 @@ fn guard_run_with_n2_stages_an_init_flood_and_keeps_data_flowing() {
     .expect("n2 config");
     let log = std::fs::File::create(f.dir.join("guard.log")).expect("log");
     let child = Command::new(GUARD)
+        .env("GUARD_RUN_DIR", f.dir.join("run"))
         .args(["--netns", f.lab.core_ns_name(), "run", "--iface", f.lab.core_ifname(), "--n2-iface", N2_CORE])
         .arg("--config")
         .arg(f.dir.join("guard.toml"))
@@ -196,6 +198,7 @@ fn guard_run_with_n2_stages_an_init_flood_and_keeps_data_flowing() {
     // `guard status` on the N2 interface (issue 25 items 5, 6): found by its pins alone, in words.
     let status = |extra: &[&str]| {
         let o = Command::new(GUARD)
+            .env("GUARD_RUN_DIR", f.dir.join("run"))
             .args(["--netns", f.lab.core_ns_name(), "status", "--iface", N2_CORE])
             .args(extra)
             .arg("--config")
@@ -219,6 +222,7 @@ fn guard_run_with_n2_stages_an_init_flood_and_keeps_data_flowing() {
     // removes guard_n2, its egress classifier and every N2 pin.
     let detach = |f: &Fixture| {
         Command::new(GUARD)
+            .env("GUARD_RUN_DIR", f.dir.join("run"))
             .args(["--netns", f.lab.core_ns_name(), "detach", "--n2", "--iface", N2_CORE, "--purge", "--config"])
             .arg(f.dir.join("guard.toml"))
             .args(["--pin-base"])
@@ -229,9 +233,8 @@ fn guard_run_with_n2_stages_an_init_flood_and_keeps_data_flowing() {
     let out = detach(&f);
     assert!(!out.status.success(), "refused while the controller runs");
     if let Some(mut g) = f.guard.take() {
-        // SAFETY: kill(2) on our own child.
-        unsafe { libc::kill(g.id() as libc::pid_t, libc::SIGTERM) };
-        let _ = g.wait();
+        // SIGTERM, then SIGKILL after 10 s: a guard that hangs on shutdown cannot hang the test.
+        labkit::netns::stop_child(&mut g, libc::SIGTERM, Duration::from_secs(10));
     }
     let n2_pins = guard::n2::pin_dir(&f.pin_base, N2_CORE);
     assert!(n2_pins.path().join(guard::n2::LINK_PIN_N2_EGRESS).exists(), "the egress classifier's link was pinned");

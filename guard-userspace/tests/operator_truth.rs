@@ -121,9 +121,8 @@ impl Fixture {
 
     fn stop(&mut self) {
         if let Some(mut g) = self.guard.take() {
-            // SAFETY: kill(2) on our own child.
-            unsafe { libc::kill(g.id() as libc::pid_t, libc::SIGTERM) };
-            let _ = g.wait();
+            // SIGTERM, then SIGKILL after 10 s: a guard that hangs on shutdown cannot hang the test.
+            labkit::netns::stop_child(&mut g, libc::SIGTERM, Duration::from_secs(10));
         }
     }
 
@@ -141,15 +140,16 @@ impl Fixture {
 fn a_second_controller_is_refused_before_it_touches_anything_and_names_the_first() {
     let mut f = Fixture::new();
     let pid = f.start();
-    // Same config (same pins): refused, with the first one's pid.
+    // Same config (same pins): refused, with the first one's pid. (`--duration`: were a
+    // regression to let it start, it ends by itself instead of hanging the test.)
     let a = f.config("a");
-    let out = f.cmd(&a, &["run"]).output().expect("second guard run");
+    let out = f.cmd(&a, &["run", "--duration", "5"]).output().expect("second guard run");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "a second controller on the same pins must be refused: {err}");
     assert!(err.contains(&format!("pid {pid}")), "the refusal names the running controller: {err}");
     // Other pins, same interface: refused on the interface (it would replace the XDP program).
     let b = f.config("b");
-    let out = f.cmd(&b, &["run"]).output().expect("third guard run");
+    let out = f.cmd(&b, &["run", "--duration", "5"]).output().expect("third guard run");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "a second controller on the same interface must be refused: {err}");
     assert!(err.contains("interface") && err.contains(&format!("pid {pid}")), "{err}");
@@ -304,7 +304,7 @@ fn an_attach_refused_by_another_xdp_program_names_it_and_leaves_no_pins() {
     let out = f.cmd(&a, &["run", "--no-controller"]).output().expect("first attach");
     assert!(out.status.success(), "first attach: {}", String::from_utf8_lossy(&out.stderr));
     let b = f.config("b");
-    let out = f.cmd(&b, &["run"]).output().expect("second attach");
+    let out = f.cmd(&b, &["run", "--duration", "5"]).output().expect("second attach");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "the occupied interface is refused: {err}");
     assert!(err.contains("already runs the XDP program guard_n3 (id "), "names the program in the way: {err}");
@@ -414,7 +414,7 @@ fn a_refused_start_attaches_nothing() {
     let bad = f.dir.join("n2-bad.toml");
     std::fs::write(&bad, "[setup]\nlimit_pps = 0\n").expect("n2 settings");
     let out = f
-        .cmd(&a, &["run", "--n2-iface", "lo", "--n2-config", bad.to_str().expect("utf-8 path")])
+        .cmd(&a, &["run", "--duration", "5", "--n2-iface", "lo", "--n2-config", bad.to_str().expect("utf-8 path")])
         .output()
         .expect("guard run");
     let err = String::from_utf8_lossy(&out.stderr);
@@ -426,7 +426,7 @@ fn a_refused_start_attaches_nothing() {
     let text = std::fs::read_to_string(&b).expect("config");
     let port = f.metrics_port("b");
     std::fs::write(&b, text.replace(&format!("127.0.0.1:{port}"), "192.0.2.1:9464")).expect("config");
-    let out = f.cmd(&b, &["run"]).output().expect("guard run");
+    let out = f.cmd(&b, &["run", "--duration", "5"]).output().expect("guard run");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("metrics listener"), "refused, naming the listener: {err}");
     assert!(!f.pin_base.join("b").join(iface).exists(), "no pins after a refused start");

@@ -13,7 +13,9 @@ struct Pins(PinDir, std::path::PathBuf);
 impl Drop for Pins {
     fn drop(&mut self) {
         let _ = self.0.purge();
-        let _ = std::fs::remove_dir(&self.1);
+        // Everything under the test's base, the N2 and VLAN directories some tests make beside
+        // `t` included, also when a test fails before its own cleanup.
+        let _ = std::fs::remove_dir_all(&self.1);
     }
 }
 

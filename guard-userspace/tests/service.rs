@@ -31,6 +31,12 @@ struct Fixture {
 impl Drop for Fixture {
     fn drop(&mut self) {
         if let Some(mut g) = self.guard.take() {
+            // Under strace, the guard is strace's child: killed first, or a killed strace would
+            // only detach from it and leave it running.
+            if let Some(pid) = syscall_filter::wrapped_pid(g.id()) {
+                // SAFETY: kill(2) on the guard this test started under strace.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
             // SAFETY: kill(2) on our own child (SIGCONT first, in case a test left it stopped).
             unsafe { libc::kill(g.id() as libc::pid_t, libc::SIGCONT) };
             let _ = g.kill();
@@ -292,7 +298,9 @@ fn the_units_system_call_filter_allows_every_call_the_guard_makes() {
     f.signal(libc::SIGTERM);
     let msgs = f.messages(Duration::from_secs(10), Some("STOPPING=1"));
     assert!(has(&msgs, "STOPPING=1"), "{msgs:?}");
-    let status = f.guard.take().expect("running").wait().expect("strace exits with the guard");
+    let status = syscall_filter::wait_bounded(f.guard.as_mut().expect("running"), Duration::from_secs(20))
+        .expect("strace exits with the guard");
+    f.guard = None;
     assert!(status.success(), "guard run under strace: {status:?}\n{}", f.log());
 
     let mut made = syscall_filter::traced_calls(&check_trace);

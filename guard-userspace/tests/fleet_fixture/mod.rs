@@ -40,10 +40,19 @@ impl Drop for Fixture {
     fn drop(&mut self) {
         for c in [self.guard.take(), self.etcd.take()].into_iter().flatten() {
             let mut c = c;
+            // Under a wrapper (strace), the child is the wrapper: the guard it runs is killed
+            // first, or a killed strace would only detach from it and leave it running.
+            if let Ok(kids) = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", c.id())) {
+                for pid in kids.split_whitespace().filter_map(|p| p.parse::<libc::pid_t>().ok()) {
+                    // SAFETY: kill(2) on a child of our own child.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+            }
             let _ = c.kill();
             let _ = c.wait();
         }
         let _ = Command::new(GUARD)
+            .env("GUARD_RUN_DIR", self.dir.join("run"))
             .args([
                 "--netns",
                 self.lab.core_ns_name(),
@@ -100,14 +109,12 @@ impl Fixture {
             &(config_text(&pin_base, &audit, &fleet, "127.0.0.1", "member-1", key_mode) + extra),
             fleet_keys,
         );
-        std::fs::write(&guard_config, text).expect("config");
         // The operator's side: the same fleet, another address of the same etcd.
         let cli_config = dir.join("operator.toml");
-        std::fs::write(
-            &cli_config,
-            config_text(&pin_base, &dir.join("operator-audit.jsonl"), &fleet, "127.0.0.2", "ops-host", "ue_addr"),
-        )
-        .expect("config");
+        let cli_text =
+            config_text(&pin_base, &dir.join("operator-audit.jsonl"), &fleet, "127.0.0.2", "ops-host", "ue_addr");
+        // Written once the fixture exists, so that its Drop removes the directory should one fail.
+        let writes = [(guard_config.clone(), text), (cli_config.clone(), cli_text)];
         let mut f = Fixture {
             lab,
             dir,
@@ -119,6 +126,9 @@ impl Fixture {
             etcd: None,
             wrapper: Vec::new(),
         };
+        for (path, text) in writes {
+            std::fs::write(path, text).expect("config");
+        }
         f.start_etcd();
         f
     }
@@ -170,6 +180,8 @@ impl Fixture {
 
     pub fn guard_cmd(&self) -> Command {
         let mut c = Command::new(GUARD);
+        // Its lock files in the fixture's directory, not the host's /run/overload-guard.
+        c.env("GUARD_RUN_DIR", self.dir.join("run"));
         c.args(["--netns", self.lab.core_ns_name()]);
         c
     }
@@ -179,6 +191,7 @@ impl Fixture {
         let mut cmd = match self.wrapper.split_first() {
             Some((program, args)) => {
                 let mut c = Command::new(program);
+                c.env("GUARD_RUN_DIR", self.dir.join("run"));
                 c.args(args).arg(GUARD).args(["--netns", self.lab.core_ns_name()]);
                 c
             }

@@ -54,8 +54,10 @@ impl Fixture {
             pin = pin_base.display().to_string(),
             audit = dir.join("audit.jsonl").display().to_string(),
         );
-        std::fs::write(&config, text).expect("config");
-        Fixture { lab, dir, config, pin_base, metrics_port, guard: RefCell::new(None) }
+        // The fixture first, so that its Drop removes the directory should the write fail.
+        let f = Fixture { lab, dir, config, pin_base, metrics_port, guard: RefCell::new(None) };
+        std::fs::write(&f.config, text).expect("config");
+        f
     }
 
     /// `guard <args>` in the core namespace on the lab's core veth with this config. The
@@ -63,6 +65,8 @@ impl Fixture {
     /// then the rest of `args`.
     pub fn guard_cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(GUARD);
+        // Its lock files in the fixture's directory, not the host's /run/overload-guard.
+        c.env("GUARD_RUN_DIR", self.dir.join("run"));
         c.args(["--netns", self.lab.core_ns_name()]);
         let n = if matches!(args.first(), Some(&"device") | Some(&"chain")) { 2 } else { 1 };
         c.args(&args[..n]);

@@ -25,6 +25,19 @@ pub fn wrapped_pid(wrapper: u32) -> Option<i32> {
     kids.split_whitespace().next()?.parse().ok()
 }
 
+/// Wait for `child` at most `limit`; `None` if it is still running then (the caller's fixture
+/// kills it).
+pub fn wait_bounded(child: &mut std::process::Child, limit: std::time::Duration) -> Option<std::process::ExitStatus> {
+    let end = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < end {
+        if let Ok(Some(s)) = child.try_wait() {
+            return Some(s);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    None
+}
+
 /// The system calls a `strace -f -o FILE` trace shows (`PID  name(...`, resumed calls and
 /// signals skipped).
 pub fn traced_calls(trace: &Path) -> BTreeSet<String> {
