@@ -12,7 +12,7 @@
 use std::net::Ipv4Addr;
 
 use guard::n3::chain;
-use guard_common::abi::{GuardConfig, PROT_ALL};
+use guard_common::abi::{GuardConfig, PROT_ALL, STAT_CHAIN_MISS};
 use labkit::assert_root;
 use labkit::bench::{median, progs::time_run};
 use labkit::bpf::{Guard, PinScope, TEST_MAX_DEVICES, XDP_PASS};
@@ -54,6 +54,9 @@ fn chaining_cost_per_packet() {
     // figures are reported as ratios to it too, machines being noisy (DESIGN §5).
     let mut refs = labkit::bench::progs::RefProgs::load(64).expect("reference programs");
     let (mut unset, mut linked, mut based, mut floor) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    // XDP_PASS comes back with the tail call or without it: that the linked rounds did hand every
+    // packet on is shown by the guard's own count of tail calls that returned (none, below).
+    let before = g.counters();
     for round in 0..ROUNDS {
         let mut t = [0f64; 4];
         for k in 0..4 {
@@ -89,6 +92,12 @@ fn chaining_cost_per_packet() {
     }
     let stat = chain::read_config(&g.scope.pins).expect("chain");
     assert_ne!(stat.next_id, 0);
+    let d = g.counters().since(&before);
+    assert_eq!(d.stat(STAT_CHAIN_MISS), 0, "a linked run's tail call came back: xdp_pass was not reached");
+    assert!(
+        d.verdict(guard_common::policy::Verdict::PassGpdu) >= u64::from(REPEAT) * ROUNDS as u64 * 2,
+        "every round ran"
+    );
     println!("guard_n3, known device G-PDU, median of {ROUNDS} rounds x {REPEAT} runs (kernel ns/run):");
     println!("  next unset:   {:.1}  (all rounds: {unset:?})", median(&unset));
     println!("  next linked:  {:.1}  (xdp_pass as next; all rounds: {linked:?})", median(&linked));

@@ -263,5 +263,6 @@ fn a_quiet_tick_with_staged_devices_at_scale() {
         ms(snap)
     );
     assert_eq!(listed, staged.len() as u64);
-    assert!(other.iter().step_by(64).all(|&b| b == other[0]));
+    // The writes that push the tracks out of the cache are kept, not a claim of the test.
+    std::hint::black_box(&other);
 }
