@@ -485,6 +485,17 @@ pub fn die_with_parent(cmd: &mut Command, sig: libc::c_int) {
     }
 }
 
+/// A child process killed and reaped on drop, on every way out of its owner (a failing assertion
+/// included); the process is `.0`.
+pub struct Reaped(pub Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Stop a child: `sig`, then up to `grace` for it to exit, then SIGKILL; always reaped.
 pub fn stop_child(child: &mut Child, sig: libc::c_int, grace: std::time::Duration) {
     if let Ok(Some(_)) = child.try_wait() {

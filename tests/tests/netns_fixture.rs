@@ -168,15 +168,19 @@ fn ctrl_c_removes_the_lab() {
     let exe = std::env::current_exe().expect("test binary");
     let mark = std::env::temp_dir().join(format!("labkit-sigint-mark-{}", std::process::id()));
     let _ = std::fs::remove_file(&mark);
-    let mut child = Command::new(exe)
-        .args(["--exact", "ctrl_c_removes_the_lab", "--ignored", "--nocapture", "--test-threads", "1"])
-        .env(SIGINT_CHILD_ENV, "1")
-        .env(SIGINT_MARK_ENV, &mark)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn child");
-    let stdout = child.stdout.take().expect("child stdout");
+    // Killed and reaped on drop: an assertion failing before the child exits must not leave it
+    // (and its lab) behind.
+    let mut child = labkit::netns::Reaped(
+        Command::new(exe)
+            .args(["--exact", "ctrl_c_removes_the_lab", "--ignored", "--nocapture", "--test-threads", "1"])
+            .env(SIGINT_CHILD_ENV, "1")
+            .env(SIGINT_MARK_ENV, &mark)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn child"),
+    );
+    let stdout = child.0.stdout.take().expect("child stdout");
     let mut names = Vec::new();
     for line in BufReader::new(stdout).lines() {
         let line = line.expect("child output");
@@ -189,10 +193,10 @@ fn ctrl_c_removes_the_lab() {
     assert_eq!(names.len(), 2, "child did not report its lab");
     let listed = list_netns().expect("ip netns list");
     assert!(names.iter().all(|n| listed.contains(n)), "child's lab exists before Ctrl-C");
-    let pid = i32::try_from(child.id()).expect("pid");
+    let pid = i32::try_from(child.0.id()).expect("pid");
     // SAFETY: signalling the child we spawned and have not yet reaped.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
-    let status = child.wait().expect("wait child");
+    let status = child.0.wait().expect("wait child");
     assert_eq!(status.code(), Some(130), "child exits 130 after cleanup");
     let marked = std::fs::read_to_string(&mark).unwrap_or_default();
     let _ = std::fs::remove_file(&mark);

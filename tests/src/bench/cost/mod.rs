@@ -533,10 +533,11 @@ fn perf_profile(p: &mut Progs, target: Target, what: &str, frame: &[u8], repeat:
     // Only this thread is sampled: the CPU is shared with whatever else runs on the machine.
     // SAFETY: gettid has no preconditions.
     let tid = unsafe { libc::gettid() };
-    let dir = std::env::temp_dir().join(crate::netns::unique_name("og-bench-perf"));
-    std::fs::create_dir_all(&dir)?;
-    let data = dir.join("perf.data");
+    // Removed on drop, on every way out (an error of a run below included).
+    let dir = crate::oracle::TempDir::new("og-bench-perf")?;
+    let data = dir.path().join("perf.data");
     let secs = 2;
+    // `perf record` is killed and reaped on drop, should a run below fail while it records.
     let mut child = std::process::Command::new("perf")
         .args(["record", "-q", "-e", "cpu-clock", "-c", "20000", "-t", &tid.to_string(), "-o"])
         .arg(&data)
@@ -544,15 +545,15 @@ fn perf_profile(p: &mut Progs, target: Target, what: &str, frame: &[u8], repeat:
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
+        .map(crate::netns::Reaped)
         .context("starting `perf record` (is perf installed?)")?;
     let t0 = Instant::now();
     // Bounded: as long as perf records, and never past 10 s.
     while t0.elapsed() < Duration::from_millis(secs * 1000 + 300) {
         time_run(p.get("guard", target)?, frame, repeat / 4)?;
     }
-    let st = child.wait().context("waiting for perf record")?;
+    let st = child.0.wait().context("waiting for perf record")?;
     if !st.success() {
-        let _ = std::fs::remove_dir_all(&dir);
         bail!("perf record failed ({st})");
     }
     let out = std::process::Command::new("perf")
@@ -560,7 +561,7 @@ fn perf_profile(p: &mut Progs, target: Target, what: &str, frame: &[u8], repeat:
         .arg(&data)
         .output()
         .context("perf report")?;
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
     let text = String::from_utf8_lossy(&out.stdout);
     let mut t = Table::new(&format!("perf profile of {what}, by symbol"), &["share of samples", "symbol"]);
     for l in text.lines() {
