@@ -140,8 +140,6 @@ impl Metrics {
     }
 }
 
-/// Serve `/metrics` (what `encode` returns), `/healthz` and `/readyz` (see [`crate::service`]) on
-/// `listen` until aborted.
 /// Bind the metrics listener (`metrics.listen`). Apart from [`serve`], so that `guard run` finds
 /// a port in use before it attaches anything.
 pub fn bind(listen: SocketAddr) -> Result<std::net::TcpListener> {
@@ -151,7 +149,8 @@ pub fn bind(listen: SocketAddr) -> Result<std::net::TcpListener> {
     Ok(l)
 }
 
-/// Serve `/metrics`, `/healthz` and `/readyz` on `listener` ([`bind`]); needs a tokio runtime.
+/// Serve `/metrics` (what `encode` returns), `/healthz` and `/readyz` (see [`crate::service`]) on
+/// `listener` ([`bind`]) until aborted; needs a tokio runtime.
 pub fn serve(
     listener: std::net::TcpListener,
     encode: Arc<dyn Fn() -> String + Send + Sync>,
