@@ -46,3 +46,11 @@ pub fn for_test() -> PathBuf {
     assert!(bin.exists(), "no guard binary at {}", bin.display());
     bin
 }
+
+/// Where a guard the lab runs against `pin_base` keeps its lock files (`GUARD_RUN_DIR`): a
+/// directory of its own, named after its (unique) pin base, which its owner removes; not the
+/// host's `/run/overload-guard`, where every run would leave its files.
+pub fn run_dir_for(pin_base: &Path) -> PathBuf {
+    let name = pin_base.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    std::env::temp_dir().join(format!("{name}-run"))
+}

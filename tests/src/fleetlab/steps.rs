@@ -173,6 +173,7 @@ impl GuardKill {
 /// `guard --netns <host> <args> --config <host's guard.toml>`; its stdout.
 pub(super) fn guard_cli(h: &Host, args: &[&str]) -> Result<String> {
     let out = Command::new(h.topo.guard_bin_path())
+        .env("GUARD_RUN_DIR", h.topo.run_dir())
         .args(["--netns", h.topo.core_ns()])
         .args(args)
         .arg("--config")

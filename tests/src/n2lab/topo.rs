@@ -110,6 +110,11 @@ impl N2Topo {
     }
 
     /// The `guard` binary this topology runs.
+    /// Where its guard keeps its lock files (`GUARD_RUN_DIR`), removed on drop.
+    pub fn run_dir(&self) -> PathBuf {
+        crate::guard_bin::run_dir_for(&self.pin_base)
+    }
+
     pub fn guard_bin_path(&self) -> &Path {
         &self.guard_bin
     }
@@ -182,6 +187,7 @@ impl N2Topo {
     pub fn start_guard(&mut self) -> Result<()> {
         let log = std::fs::File::create(&self.files.log).context("guard.log")?;
         let mut cmd = Command::new(&self.guard_bin);
+        cmd.env("GUARD_RUN_DIR", self.run_dir());
         cmd.args(["--netns", self.lab.core_ns_name(), "run", "--iface", self.lab.core_ifname()])
             .args(["--n2-iface", N2_CORE_IF, "--detach-on-exit"])
             .arg("--config")
@@ -235,6 +241,7 @@ impl N2Topo {
 impl Drop for N2Topo {
     fn drop(&mut self) {
         self.stop_guard();
+        let _ = std::fs::remove_dir_all(self.run_dir());
         // Whatever the guard left behind: the N2 pins (with its link), the N3 pins, the base.
         if let Err(e) = guard::n2::detach(&self.n2_pins(), true) {
             eprintln!("lab_n2: could not remove N2 pins: {e}");

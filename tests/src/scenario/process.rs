@@ -77,6 +77,7 @@ impl GuardProc {
 
     pub(super) fn command(&self) -> Command {
         let mut c = Command::new(&self.bin);
+        c.env("GUARD_RUN_DIR", crate::guard_bin::run_dir_for(&self.pin_base));
         c.arg("--netns").arg(&self.netns);
         c
     }
@@ -146,6 +147,7 @@ impl Drop for GuardProc {
         if let Err(e) = self.finish() {
             eprintln!("lab: {e:#}");
         }
+        let _ = std::fs::remove_dir_all(crate::guard_bin::run_dir_for(&self.pin_base));
     }
 }
 
