@@ -431,23 +431,14 @@ fn pin(a: PinArgs) -> Result<()> {
 /// stage says": its protection in shadow (counted, passed) or off (not judged), per the
 /// configuration record the running guard wrote; and a quarantine's exempt QFIs, which pass.
 fn mode_note(maps: &N3Maps, stage: u32) -> Result<String> {
-    use guard_common::{
-        abi::{PROT_QUARANTINE, PROT_SHAPE, PROT_STRICT},
-        policy::{gate, Gate},
-    };
     let cfg = maps.config()?;
-    let (prot, name) = match stage {
-        STAGE_SHAPE => (PROT_SHAPE, "shape"),
-        STAGE_STRICT => (PROT_STRICT, "strict"),
-        STAGE_QUARANTINE => (PROT_QUARANTINE, "quarantine"),
-        _ => return Ok(String::new()),
-    };
-    let mut note = match gate(&cfg, prot) {
-        Gate::Enforce => String::new(),
-        Gate::Shadow => format!(
+    let name = stage_name(stage);
+    let mut note = match super::status::stage_mode(stage, &cfg) {
+        "shadow" => format!(
             "\nSHADOW: the running guard has {name} in shadow ([dataplane.modes]): it counts this device's would-be drops and passes them"
         ),
-        Gate::Off => format!("\nOFF: the running guard has {name} off ([dataplane.modes]): it does not apply this stage"),
+        "off" => format!("\nOFF: the running guard has {name} off ([dataplane.modes]): it does not apply this stage"),
+        _ => String::new(),
     };
     if stage == STAGE_QUARANTINE && cfg.exempt_qfi != 0 {
         let qfis: Vec<String> = (0..64).filter(|q| cfg.exempt_qfi & (1u64 << q) != 0).map(|q| q.to_string()).collect();

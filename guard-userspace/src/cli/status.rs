@@ -103,13 +103,10 @@ pub fn status_json(pins: &crate::bpf::pins::PinDir, maps: &N3Maps) -> Result<ser
                 "expires_in_s": s.expires_ns.saturating_sub(now) as f64 / 1e9, "expired": s.expires_ns <= now})
         })
         .collect();
-    let link = pins.link_path().exists();
-    let hook = pins.iface().and_then(|i| crate::bpf::link::xdp_occupant(&i));
+    let (attached, link, hook) = attachment(pins, &pins.link_path(), guard_common::abi::PROG_N3);
     Ok(serde_json::json!({
         "pins": pins.path().display().to_string(),
-        // Attached: the pinned link, and the interface's XDP hook running the guard (a link can
-        // outlive what it was attached to: a re-created VLAN or a reset VF leaves it defunct).
-        "attached": link && hook.as_deref().is_some_and(|o| o.starts_with(guard_common::abi::PROG_N3)),
+        "attached": attached,
         "pinned_link": link,
         "xdp_hook": hook,
         // The F-TEID's local half: each listed N3 address with the index device keys carry.
@@ -182,12 +179,7 @@ fn print_n3(v: &serde_json::Value) {
             format!("in slot {} of {}", i["slot"], i["array"].as_str().unwrap_or(""))
         }
         Some(i) => format!("NOT in its slot {} of {}", i["slot"], i["array"].as_str().unwrap_or("")),
-        None if v["attached"] == true => "attached".to_owned(),
-        None if v["pinned_link"] == true => format!(
-            "NOT attached: its link is pinned, but the XDP hook holds {} (restart `guard run` to attach again)",
-            v["xdp_hook"].as_str().unwrap_or("nothing")
-        ),
-        None => "NOT attached".to_owned(),
+        None => attachment_words(v),
     };
     println!("guard_n3: {how} (pins in {})", v["pins"].as_str().unwrap_or(""));
     if let Some(next) = ch["next"].as_str() {
@@ -357,6 +349,31 @@ pub fn status(a: StatusArgs) -> Result<()> {
         super::status_n2::print(v);
     }
     Ok(())
+}
+
+/// Whether `prog` is attached: (attached, its link is pinned at `link_path`, what the XDP hook of
+/// `pins`' interface holds). Attached means both: a link can outlive what it was attached to (a
+/// re-created VLAN or a reset VF leaves it defunct).
+pub(super) fn attachment(
+    pins: &crate::bpf::pins::PinDir,
+    link_path: &std::path::Path,
+    prog: &str,
+) -> (bool, bool, Option<String>) {
+    let link = link_path.exists();
+    let hook = pins.iface().and_then(|i| crate::bpf::link::xdp_occupant(&i));
+    (link && hook.as_deref().is_some_and(|o| o.starts_with(prog)), link, hook)
+}
+
+/// [`attachment`]'s fields (`attached`, `pinned_link`, `xdp_hook`) in words.
+pub(super) fn attachment_words(v: &serde_json::Value) -> String {
+    match (v["attached"] == true, v["pinned_link"] == true) {
+        (true, _) => "attached".to_owned(),
+        (false, true) => format!(
+            "NOT attached: its link is pinned, but the XDP hook holds {} (restart `guard run` to attach again)",
+            v["xdp_hook"].as_str().unwrap_or("nothing")
+        ),
+        (false, false) => "NOT attached".to_owned(),
+    }
 }
 
 /// What the data plane does with a stage, per its configuration record: "enforce", "shadow"

@@ -66,13 +66,12 @@ pub fn status_json(pins: &PinDir, maps: &N2Maps) -> Result<Value> {
         .collect();
     let mut allowed: Vec<String> = maps.allowed().iter().map(addr_str).collect();
     allowed.sort();
-    // Attached: the pinned link and the hook running guard_n2 (see `status::status_json`).
-    let link = crate::n2::link_path(pins).exists();
-    let hook = pins.iface().and_then(|i| crate::bpf::link::xdp_occupant(&i));
+    let (attached, link, hook) =
+        super::status::attachment(pins, &crate::n2::link_path(pins), guard_common::abi_n2::PROG_N2);
     Ok(json!({
         "interface": "n2",
         "pins": pins.path().display().to_string(),
-        "attached": link && hook.as_deref().is_some_and(|o| o.starts_with(guard_common::abi_n2::PROG_N2)),
+        "attached": attached,
         "pinned_link": link,
         "xdp_hook": hook,
         "egress_classifier": crate::n2::egress_link_path(pins).exists(),
@@ -105,14 +104,7 @@ pub fn status_json(pins: &PinDir, maps: &N2Maps) -> Result<Value> {
 pub fn print(v: &Value) {
     println!(
         "guard_n2: {}, egress classifier {} (pins in {})",
-        match (v["attached"] == true, v["pinned_link"] == true) {
-            (true, _) => "attached".to_owned(),
-            (false, true) => format!(
-                "NOT attached: its link is pinned, but the XDP hook holds {} (restart `guard run` to attach again)",
-                v["xdp_hook"].as_str().unwrap_or("nothing")
-            ),
-            (false, false) => "NOT attached".to_owned(),
-        },
+        super::status::attachment_words(v),
         if v["egress_classifier"] == true { "attached" } else { "NOT attached (cookie check falls back)" },
         v["pins"].as_str().unwrap_or("")
     );
