@@ -4,6 +4,8 @@
 //!
 //! - a pin written with `guard fleet pin` is applied by a running `guard run --config` with
 //!   `[fleet]` within 2 s (read back from the pinned maps), and audited with its author;
+//! - an entry of a pin found overwritten (the controller's read-then-write racing the member's
+//!   write) is written again within 2 s;
 //! - `guard fleet unpin` removes the stage;
 //! - a malformed or oversized value is logged and skipped, and the member goes on;
 //! - killing etcd leaves the guard running with its pin until the pin's expiry, the metric says
@@ -67,6 +69,19 @@ fn a_fleet_pin_is_applied_within_2s_audited_unpinned_and_bad_values_are_skipped(
     assert!(capped, "the gNB pin never reached N3_CELL_STAGES; log: {}", f.log());
     let listed = f.fleet(&["list"]);
     assert!(listed.contains("ue 10.45.0.7") && listed.contains("member-1"), "{listed}");
+
+    // (c) A pin's entry the controller wrote over (its read-then-write raced the member's write:
+    // the controller's entry, no manual flag) is written again within 2 s, though etcd's value
+    // did not change, and the member says so.
+    let key = guard::n3::manual::ue_device_key("10.45.0.9".parse().expect("address"), 64).expect("UE key");
+    let pinned = f.ue_stage("10.45.0.9").expect("pinned");
+    f.maps().set_stage(&key, &guard_common::abi::StageEntry { flags: 0, reason: 1, ..pinned }).expect("overwrite");
+    assert_eq!(f.ue_stage("10.45.0.9").map(|e| e.flags & STAGE_FLAG_MANUAL), Some(0), "overwritten");
+    let restored = f.wait_for(Duration::from_secs(2), |f| {
+        f.ue_stage("10.45.0.9").is_some_and(|e| e.flags & STAGE_FLAG_MANUAL != 0 && e.stage == STAGE_QUARANTINE)
+    });
+    assert!(restored, "the overwritten fleet pin was not written again; log: {}", f.log());
+    assert!(f.log().contains("writing it again"), "and the member says so: {}", f.log());
 
     // (b) unpin removes the stage.
     f.fleet(&["unpin", "--ue", "10.45.0.8"]);

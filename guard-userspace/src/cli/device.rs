@@ -411,18 +411,20 @@ fn pin(a: PinArgs) -> Result<()> {
         )
         .context("writing the audit record")?;
     maps.set_stage(&key, &entry)?;
+    let again = settle_stage(&mut maps, &key, &entry)?;
     let packets = match rate {
         Some((0, _)) | None => String::new(),
         Some((pps, burst)) => format!(", {pps} pps burst {burst}"),
     };
     println!(
-        "pinned {} at stage {} ({}{packets}{}) for {}{}",
+        "pinned {} at stage {} ({}{packets}{}) for {}{}{}",
         device_name(&maps.local_table()?, &key),
         stage,
         stage_name(stage),
         if bytes.is_unlimited() { String::new() } else { format!(", {}", BitRate(bytes.bits_per_sec())) },
         a.terms.ttl,
-        mode_note(&maps, stage)?
+        mode_note(&maps, stage)?,
+        super::settle::rewritten_note(again)
     );
     Ok(())
 }
@@ -462,6 +464,17 @@ fn refuse_fleet_entry(maps: &N3Maps, key: &DeviceKey, now: u64, what: &str) -> R
     }
 }
 
+/// Keep an operator's device entry written against the controller's read-then-write
+/// (`settle`): any operator's entry counts as staying (a later pin of another operator wins).
+fn settle_stage(maps: &mut N3Maps, key: &DeviceKey, entry: &StageEntry) -> Result<u32> {
+    let maps = std::cell::RefCell::new(maps);
+    super::settle::settle(
+        || Ok(maps.borrow().stage(key)?),
+        |e| e.flags & STAGE_FLAG_MANUAL != 0,
+        || Ok(maps.borrow_mut().set_stage(key, entry)?),
+    )
+}
+
 /// An operator's entry (pin or release): `STAGE_FLAG_MANUAL`, which the controller never changes.
 /// The fleet's pins are written through the same function.
 fn manual_entry(stage: u32, limit: Limit, now: u64, ttl_ns: u64) -> StageEntry {
@@ -486,14 +499,16 @@ fn release(a: ReleaseArgs) -> Result<()> {
         .record_operator(SystemTime::now(), &operator(), &OperatorAction::Release { key, ttl_ns: a.ttl.0 }, &a.comment)
         .context("writing the audit record (nothing was changed)")?;
     maps.set_stage(&key, &entry)?;
+    let again = settle_stage(&mut maps, &key, &entry)?;
     let was = match before {
         Some(s) if s.expires_ns > now => format!("was at stage {} ({})", s.stage, stage_name(s.stage)),
         _ => "was not staged".to_owned(),
     };
     println!(
-        "released {} for {} ({was}): held at stage 0 (observe), the controller will not stage it until then; cell and host caps still apply",
+        "released {} for {} ({was}): held at stage 0 (observe), the controller will not stage it until then; cell and host caps still apply{}",
         device_name(&maps.local_table()?, &key),
-        a.ttl
+        a.ttl,
+        super::settle::rewritten_note(again)
     );
     Ok(())
 }

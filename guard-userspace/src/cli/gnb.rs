@@ -163,6 +163,15 @@ fn pin(a: PinArgs) -> Result<()> {
     // Audit first: if the audit trail cannot be written, the override does not happen.
     audit(&cfg, &OperatorAction::PinGnb { gnb, ttl_ns: a.ttl.0, limit, bytes: e.bytes }, &a.comment)?;
     maps.set_cell_stage(&gnb, &e)?;
+    // Against the controller's read-then-write and its prune (`settle`).
+    let again = {
+        let maps = std::cell::RefCell::new(&mut maps);
+        super::settle::settle(
+            || Ok(maps.borrow().cell_stage(&gnb)?),
+            |c| c.flags & guard_common::abi::STAGE_FLAG_MANUAL != 0,
+            || Ok(maps.borrow_mut().set_cell_stage(&gnb, &e)?),
+        )?
+    };
     let what = match (a.quarantine, limit.is_unlimited(), e.bytes.is_unlimited()) {
         (true, ..) => "quarantine".to_owned(),
         (_, false, true) => format!("{} pps", limit.rate_per_sec()),
@@ -177,7 +186,7 @@ fn pin(a: PinArgs) -> Result<()> {
         Gate::Shadow => "\nSHADOW: the running guard has cell_cap in shadow ([dataplane.modes]): it counts the would-be drops and passes them",
         Gate::Off => "\nOFF: the running guard has cell_cap off ([dataplane.modes]): it does not look this cap up",
     };
-    println!("capped gNB {} at {what} for {}{note}", addr_str(&gnb), a.ttl);
+    println!("capped gNB {} at {what} for {}{note}{}", addr_str(&gnb), a.ttl, super::settle::rewritten_note(again));
     Ok(())
 }
 

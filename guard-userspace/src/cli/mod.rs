@@ -9,6 +9,7 @@ mod pin_terms;
 mod rate;
 mod replay;
 mod run;
+mod settle;
 mod status;
 mod status_n2;
 mod tables;

@@ -283,6 +283,39 @@ impl Applier {
         }
     }
 
+    /// Write again the pins whose entries are no longer as this member wrote them (a fleet
+    /// entry of the same `set_ns`). Nothing local removes a live fleet entry (`guard device`
+    /// and `guard gnb` refuse to), but the controller reads an entry and writes its own a few
+    /// microseconds later, and a pin written in between is overwritten (`cli/settle.rs` says
+    /// the same of the CLI's pins). Without this the pin stayed lost on this host, since a
+    /// member writes only what changed in etcd.
+    pub fn restore(&mut self, now_wall: SystemTime) {
+        let lost: Vec<String> =
+            self.held.iter().filter(|(_, h)| !self.in_place(&h.written)).map(|(k, _)| k.clone()).collect();
+        for k in lost {
+            let Some(h) = self.held.remove(&k) else { continue };
+            warn!(
+                pin = h.target.describe(),
+                author = h.value.author,
+                "fleet pin's entries were overwritten here; writing it again"
+            );
+            self.upsert(h.target, h.value, now_wall);
+        }
+    }
+
+    /// Whether every entry of `w` is in the maps as this member wrote it.
+    fn in_place(&self, w: &Written) -> bool {
+        let dev = |k: &DeviceKey, set: u64| matches!(self.maps.stage(k), Ok(Some(e)) if is_fleet_entry(&e) && e.set_ns == set);
+        match w {
+            Written::Devices(d) => d.iter().all(|(k, set)| dev(k, *set)),
+            Written::Teids(d) => d.iter().all(|(k, set, _)| dev(k, *set)),
+            Written::Gnb(k, set) => {
+                matches!(self.maps.cell_stage(k), Ok(Some(e)) if is_fleet_cell(&e) && e.set_ns == *set)
+            }
+            Written::N2Backoff(_) | Written::NotApplied(_) => true,
+        }
+    }
+
     fn write(&mut self, target: &PinTarget, value: &PinValue, ttl_ns: u64) -> Written {
         let now = monotonic_ns();
         if let PinTarget::Tmsi(k) = target {

@@ -285,6 +285,7 @@ impl Member {
                 }
                 _ = expire.tick() => {
                     self.applier.expire(SystemTime::now());
+                    self.applier.restore(SystemTime::now());
                     // UE pins on a member keyed by TEID: the TEIDs that bound since.
                     self.applier.reach(SystemTime::now());
                 }
