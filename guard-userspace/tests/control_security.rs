@@ -41,21 +41,31 @@ fn scope(tag: &str) -> Scope {
     let unique = format!("{tag}-{}", std::process::id());
     let base = PathBuf::from(format!("/sys/fs/bpf/og-sec-{unique}"));
     let dir = std::env::temp_dir().join(format!("og-sec-{unique}"));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let audit = dir.join("audit.jsonl");
-    let config = dir.join("guard.toml");
+    // Owned before anything is created: its Drop removes what a failed step below left.
+    let s = Scope {
+        pins: PinDir::new(&base, "t"),
+        audit: dir.join("audit.jsonl"),
+        config: dir.join("guard.toml"),
+        base,
+        dir,
+    };
+    std::fs::create_dir_all(&s.dir).expect("temp dir");
     std::fs::write(
-        &config,
-        format!("[guard]\npin_dir = {:?}\naudit_log = {:?}\n", base.display().to_string(), audit.display().to_string()),
+        &s.config,
+        format!(
+            "[guard]\npin_dir = {:?}\naudit_log = {:?}\n",
+            s.base.display().to_string(),
+            s.audit.display().to_string()
+        ),
     )
     .expect("config");
     // The config file must be readable by the unprivileged user, so that what stops it is the
     // permission on the pins and not a missing file.
-    for p in [&dir, &config] {
+    for p in [&s.dir, &s.config] {
         let mode = if p.is_dir() { 0o755 } else { 0o644 };
         std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(mode)).expect("chmod");
     }
-    Scope { pins: PinDir::new(&base, "t"), base, dir, config, audit }
+    s
 }
 
 fn load_n3(s: &Scope) -> load::Loaded {

@@ -59,7 +59,6 @@ impl Fixture {
         let lab = Lab::new().expect("lab topology");
         let unique = format!("{}-{}", std::process::id(), lab.core_ns_name());
         let dir = std::env::temp_dir().join(format!("og-service-{unique}"));
-        std::fs::create_dir_all(dir.join("log")).expect("temp dir");
         let pin_base = PathBuf::from(format!("/sys/fs/bpf/og-service-{unique}"));
         let port = labkit::lab::free_port();
         let text = format!(
@@ -69,9 +68,18 @@ impl Fixture {
             pin = pin_base.display().to_string(),
             audit = dir.join("log/audit.jsonl").display().to_string(),
         );
-        std::fs::write(dir.join("guard.toml"), text).expect("config");
-        let sock = UnixDatagram::bind(dir.join("notify.sock")).expect("the notify socket");
-        sock.set_read_timeout(Some(Duration::from_millis(100))).expect("timeout");
+        // The files, and nothing left of them if one cannot be made (the Fixture's Drop would).
+        let files = || -> std::io::Result<UnixDatagram> {
+            std::fs::create_dir_all(dir.join("log"))?;
+            std::fs::write(dir.join("guard.toml"), text)?;
+            let sock = UnixDatagram::bind(dir.join("notify.sock"))?;
+            sock.set_read_timeout(Some(Duration::from_millis(100)))?;
+            Ok(sock)
+        };
+        let sock = files().unwrap_or_else(|e| {
+            let _ = std::fs::remove_dir_all(&dir);
+            panic!("the fixture's files in {}: {e}", dir.display())
+        });
         Fixture { lab, dir, pin_base, port, sock, guard: None }
     }
 
