@@ -218,6 +218,31 @@ fn guard_run_with_n2_stages_an_init_flood_and_keeps_data_flowing() {
     assert_eq!(v["staged_peers"][0]["peer"], GNB_C.to_string(), "{v}");
     assert!(v["peers"].as_array().is_some_and(|p| p.iter().any(|p| p["peer"] == GNB_C.to_string())), "{v}");
 
+    // SIGHUP after an edit of the N2 settings file: the file is read only at the start, so the
+    // reload says a restart applies it (log and audit) rather than "changed: none" as if done.
+    std::fs::write(
+        f.dir.join("n2.toml"),
+        "tick_ms = 200\n[dataplane]\nmax_devices = 4096\n[setup]\ntrigger_windows = 3\n",
+    )
+    .expect("edit the n2 config");
+    let pid = f.guard.as_ref().expect("guard runs").id();
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGHUP) };
+    let t0 = Instant::now();
+    let mut log = String::new();
+    while t0.elapsed() < Duration::from_secs(10) && !log.contains("only a restart applies it") {
+        std::thread::sleep(Duration::from_millis(100));
+        log = std::fs::read_to_string(f.dir.join("guard.log")).unwrap_or_default();
+    }
+    assert!(log.contains("the N2 settings") && log.contains("only a restart applies it"), "{log}");
+    let text = std::fs::read_to_string(&audit).expect("audit log");
+    let reload = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .rfind(|r| r["action"] == "config_reload")
+        .unwrap_or_else(|| panic!("no config_reload in the audit log:\n{text}"));
+    assert!(reload["detail"]["needs_restart"].to_string().contains("the N2 settings"), "{reload}");
+
     // `guard detach --n2 --purge` (issue 25 item 5): refused while the controller runs, then
     // removes guard_n2, its egress classifier and every N2 pin.
     let detach = |f: &Fixture| {

@@ -75,7 +75,8 @@ pub enum Cmd {
     /// Signals: SIGHUP re-reads --config (an invalid file is rejected and the running one stays;
     /// the log and the audit say what changed, and which keys only a restart applies:
     /// metrics.listen, guard.interfaces, pin_dir, audit_log, max_devices, tick, n2_interface,
-    /// n2_config) and reopens the audit log (log rotation). SIGINT / SIGTERM stop the controller;
+    /// n2_config, attach.into, fleet, and the N2 settings file itself) and reopens the audit log
+    /// (log rotation). SIGINT / SIGTERM stop the controller;
     /// the data plane stays. Under systemd (Type=notify) it sends READY=1 once attached and
     /// ticking, WATCHDOG=1 per on-time tick, RELOADING=1 / READY=1 around SIGHUP; the metrics
     /// listener also serves /healthz and /readyz.

@@ -164,6 +164,9 @@ pub fn run(a: RunArgs) -> Result<()> {
     let attached_note = || {
         format!("guard_n3 stays attached to {iface} without a controller (stages expire on their own; `guard detach --iface {iface}` removes it)")
     };
+    // What the N2 thread runs with, for SIGHUP to compare with the file (it applies only at a
+    // restart: `n3::controller::reload`).
+    let n2_running = n2_file.clone().map(|f| (n2_config.clone(), f));
     let n2 = match (&n2_iface, n2_file) {
         (Some(n2_iface), Some(file)) => Some(
             crate::n2::controller::prepare(n2_iface, &n2_base, file, a.mode.into(), &cfg.guard.audit_log)
@@ -269,7 +272,12 @@ pub fn run(a: RunArgs) -> Result<()> {
             (Some(p), Some(m)) => Some(p.spawn(m, cells, backoff, gnbs).with_context(attached_note)?),
             _ => None,
         };
-        let result = controller::run(ctl.with_fleet(n3_cells).with_bound_pins(bound), core, n3_metrics).await;
+        let result = controller::run(
+            ctl.with_fleet(n3_cells).with_bound_pins(bound).with_n2_settings(n2_running),
+            core,
+            n3_metrics,
+        )
+        .await;
         server.abort();
         if let Some(f) = fleet {
             f.abort();

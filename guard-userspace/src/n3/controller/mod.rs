@@ -123,6 +123,7 @@ pub fn prepare(loaded: &mut load::Loaded, s: Start) -> Result<Ctl> {
         fleet: None,
         bound: None,
         marks_rebuilt_ns: 0,
+        n2_settings: None,
     })
 }
 
@@ -164,12 +165,22 @@ pub struct Ctl {
     bound: Option<Arc<crate::n3::bound::BoundPins>>,
     /// When `marks::maybe_rebuild` last rebuilt `N3_STAGED` (monotonic ns; 0: not yet).
     marks_rebuilt_ns: u64,
+    /// The N2 settings file (None: built-in defaults) and the settings the N2 thread runs with:
+    /// SIGHUP compares them with the file's, so that a changed N2 file is reported as needing a
+    /// restart rather than left out of "changed: none". None without N2.
+    n2_settings: Option<(Option<PathBuf>, crate::config::n2::N2File)>,
 }
 
 impl Ctl {
     /// Judge gNB caps with the other members' summaries and publish this member's hot gNBs.
     pub fn with_fleet(mut self, x: Option<Arc<Exchange<N3HotCell>>>) -> Ctl {
         self.fleet = x;
+        self
+    }
+
+    /// The N2 settings the N2 thread runs with, and their file (`reload::n2_settings_changed`).
+    pub fn with_n2_settings(mut self, x: Option<(Option<PathBuf>, crate::config::n2::N2File)>) -> Ctl {
+        self.n2_settings = x;
         self
     }
 

@@ -45,11 +45,24 @@ pub(super) fn reload(
                 }
                 let _ = write_dataplane(c, host_cap);
                 m.core.config_reloads.get_or_create(&outcome("failed")).inc();
+                let _ = audit.write(&crate::audit::AuditRecord {
+                    ts: crate::audit::rfc3339(SystemTime::now()),
+                    actor: crate::audit::Actor::Operator,
+                    action: "config_reload".into(),
+                    target: path.display().to_string(),
+                    reason: "sighup".into(),
+                    evidence: config_file_evidence(&path),
+                    detail: serde_json::json!({ "outcome": "failed", "error": format!("{e:#}") }),
+                });
                 return;
             }
             let maps = &c.maps;
             let key_mode_ue = c.cfg.guard.key_mode == crate::config::KeyMode::UeAddr;
             engine.reconfigure(&c.cfg, |f| read_devices(maps, key_mode_ue, f));
+            // What the file changed that did not take: listed apart in the log and the audit,
+            // so that "changed" holds only what is in force.
+            let mut failed = Vec::new();
+            let mut changes = changes;
             if let Some(chain) = c.chain.as_mut().filter(|_| old.attach.next != c.cfg.attach.next) {
                 let r = match &c.cfg.attach.next {
                     Some(p) => crate::n3::chain::configure(&chain.pins, p).map(|_| ()),
@@ -57,9 +70,16 @@ pub(super) fn reload(
                 };
                 match r {
                     Ok(()) => info!(next = ?c.cfg.attach.next, "SIGHUP: next program changed"),
-                    Err(e) => error!(error = %e, "SIGHUP: changing the next program failed"),
+                    Err(e) => {
+                        error!(error = %e, "SIGHUP: changing the next program failed");
+                        changes.applied.retain(|k| k != "attach.next");
+                        failed.push("attach.next".to_owned());
+                    }
                 }
                 chain.next = None;
+            }
+            if let Some(what) = n2_settings_changed(c.n2_settings.as_ref()) {
+                changes.needs_restart.push(what);
             }
             let list = |v: &[String]| if v.is_empty() { "none".to_owned() } else { v.join(", ") };
             info!(
@@ -73,7 +93,14 @@ pub(super) fn reload(
                     list(&changes.needs_restart)
                 );
             }
-            m.core.config_reloads.get_or_create(&outcome("ok")).inc();
+            if !failed.is_empty() {
+                error!(
+                    "SIGHUP: {} changed in the file but could not be applied; the running value stays",
+                    list(&failed)
+                );
+            }
+            let result = if failed.is_empty() { "ok" } else { "partial" };
+            m.core.config_reloads.get_or_create(&outcome(result)).inc();
             let _ = audit.write(&crate::audit::AuditRecord {
                 ts: crate::audit::rfc3339(SystemTime::now()),
                 actor: crate::audit::Actor::Operator,
@@ -82,7 +109,8 @@ pub(super) fn reload(
                 reason: "sighup".into(),
                 evidence: config_file_evidence(&path),
                 detail: serde_json::json!({
-                    "outcome": "ok", "changed": changes.applied, "needs_restart": changes.needs_restart,
+                    "outcome": result, "changed": changes.applied, "needs_restart": changes.needs_restart,
+                    "failed": failed,
                 }),
             });
         }
@@ -102,6 +130,22 @@ pub(super) fn reload(
                 },
                 detail: serde_json::json!({"outcome": "rejected"}),
             });
+        }
+    }
+}
+
+/// The N2 thread reads its settings file once, at the start: if the file now says something
+/// else (or no longer parses), what to report under "needs a restart". `running`: the file (None:
+/// built-in defaults) and the settings in force.
+fn n2_settings_changed(running: Option<&(Option<PathBuf>, crate::config::n2::N2File)>) -> Option<String> {
+    let (path, now) = running?;
+    let name = path.as_ref().map_or("the built-in defaults".to_owned(), |p| p.display().to_string());
+    match crate::config::n2::N2File::read(path.as_deref()) {
+        Ok(f) if f == *now => None,
+        Ok(_) => Some(format!("the N2 settings ({name})")),
+        Err(e) => {
+            warn!(error = format!("{e:#}"), "SIGHUP: the N2 settings file is invalid; the running N2 settings stay");
+            Some(format!("the N2 settings ({name}: invalid, {e:#})"))
         }
     }
 }

@@ -54,6 +54,7 @@ impl ReplayController {
             fleet: None,
             bound: None,
             marks_rebuilt_ns: 0,
+            n2_settings: None,
         };
         Ok(ReplayController { c, engine, audit, metrics: Exported { core: Arc::new(core), n3 }, host_cap: None })
     }
