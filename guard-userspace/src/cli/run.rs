@@ -123,7 +123,13 @@ pub fn run(a: RunArgs) -> Result<()> {
     if let Some(next) = &cfg.attach.next {
         let st =
             crate::n3::chain::configure(&pins, next).with_context(|| format!("[attach] next = {}", next.display()))?;
-        info!(next = %next.display(), state = ?st, "passed packets go on to the next program");
+        match st {
+            crate::n3::chain::NextState::Gone { .. } => warn!(
+                next = %next.display(),
+                "[attach] next: nothing is pinned there (yet); passed packets go to the kernel stack until it is (the controller links it when it appears)"
+            ),
+            _ => info!(next = %next.display(), state = ?st, "passed packets go on to the next program"),
+        }
     }
     // One way of attaching at a time: a pinned link (interface) and the guard's program pin
     // (a program-array slot) left by a run configured the other way would make two guards.

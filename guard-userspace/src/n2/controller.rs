@@ -250,20 +250,22 @@ impl N2Controller {
             if let Err(e) = audit_response(&self.audit, wall, r) {
                 error!(error = %e, "N2: audit write failed");
             }
-            let delivered = match &self.hook {
-                Some(h) => match h.send(r) {
-                    Ok(()) => true,
-                    Err(e) => {
-                        warn!(error = %e, seq = r.seq, "N2: response hook failed");
-                        if let Err(e) = audit_hook_failure(&self.audit, wall, r, &e.to_string()) {
-                            error!(error = %e, "N2: audit write failed");
-                        }
-                        false
+            let delivered = self.hook.as_ref().map(|h| match h.send(r) {
+                Ok(()) => true,
+                Err(e) => {
+                    warn!(error = %e, seq = r.seq, "N2: response hook failed");
+                    if let Err(e) = audit_hook_failure(&self.audit, wall, r, &e.to_string()) {
+                        error!(error = %e, "N2: audit write failed");
                     }
-                },
-                None => false,
+                    false
+                }
+            });
+            let sent = match delivered {
+                Some(true) => "delivered",
+                Some(false) => "hook failed",
+                None => "no hook configured",
             };
-            info!(action = ?r.action, level = r.level, reason = r.reason, devices = r.devices.len(), delivered, "N2 response");
+            info!(action = ?r.action, level = r.level, reason = r.reason, devices = r.devices.len(), sent, "N2 response");
             self.metrics.response(r, delivered);
         }
         self.metrics.update(&self.engine.status());

@@ -66,8 +66,12 @@ impl N2Metrics {
         r.register("reduction_pct", "Recommended NGAP traffic load reduction", m.reduction_pct.clone());
         r.register("tracked_devices", "Devices the N2 controller tracks", m.tracked_devices.clone());
         r.register("peers_staged", "SCTP peers under an automatic INIT / COOKIE-ECHO stage", m.peers_staged.clone());
-        r.register("responses", "Responses sent to the hook, by action", m.responses.clone());
-        r.register("hook_calls", "Hook calls by outcome (ok, failed)", m.hook_calls.clone());
+        r.register(
+            "responses",
+            "Responses decided, by action (each sent to the hook when one is configured: hook_calls)",
+            m.responses.clone(),
+        );
+        r.register("hook_calls", "Hook calls by outcome (ok, failed); none without a hook", m.hook_calls.clone());
         r.register("region_rate", "InitialUEMessages per second in the hot cells", m.region_rate.clone());
         r.register("packets", "guard_n2 packets by verdict", m.packets.clone());
         r.register(
@@ -120,9 +124,13 @@ impl N2Metrics {
         self.region_rate.set(st.region_rate_per_s);
     }
 
-    pub fn response(&self, r: &Response, delivered: bool) {
+    /// A response decided; `delivered`: the hook's outcome, None when no hook is configured (a
+    /// call that was never made is no failed call).
+    pub fn response(&self, r: &Response, delivered: Option<bool>) {
         self.responses.get_or_create(&ReasonLabel { reason: name(&r.action) }).inc();
-        let outcome = if delivered { "ok" } else { "failed" };
-        self.hook_calls.get_or_create(&OutcomeLabel { outcome: outcome.to_owned() }).inc();
+        if let Some(ok) = delivered {
+            let outcome = if ok { "ok" } else { "failed" };
+            self.hook_calls.get_or_create(&OutcomeLabel { outcome: outcome.to_owned() }).inc();
+        }
     }
 }

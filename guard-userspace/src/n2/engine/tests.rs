@@ -465,7 +465,8 @@ fn responses_are_audited_and_counted() {
         }
         for r in &out.responses {
             audit::audit_response(&log, wall, r).expect("audit");
-            m.response(r, true);
+            // No hook configured: decided and counted, no hook call counted as failed.
+            m.response(r, None);
         }
         m.update(&e.status());
     }
@@ -482,6 +483,7 @@ fn responses_are_audited_and_counted() {
     assert!(text.contains("overload_guard_n2_level 3"), "{text}");
     assert!(text.contains("overload_guard_n2_storm_class{reason=\"registration_storm\"} 1"), "{text}");
     assert!(text.contains("overload_guard_n2_responses_total{reason=\"overload_start\"} 1"), "{text}");
+    assert!(!text.contains("overload_guard_n2_hook_calls_total{"), "no hook, no hook calls: {text}");
 }
 
 /// `secs` seconds of SUCI-only registrations, `per_s` per second in each of `cells` (cause
