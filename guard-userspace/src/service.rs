@@ -62,8 +62,12 @@ pub type PinCheck = Arc<dyn Fn(&PinDir) -> Result<PinState, PinError> + Send + S
 #[derive(Clone)]
 pub struct Attached {
     pub iface: String,
-    /// The kernel's name of the program that must occupy the interface's XDP hook.
+    /// The kernel's name of the program, for the words.
     pub program: &'static str,
+    /// Where its XDP link is pinned: the interface's hook must run that link's program (told by
+    /// id, `bpf::link::hook_runs_link`). None: the program sits in another root's program-array
+    /// slot (`[attach] into`), which the controller checks and refills every tick.
+    pub link: Option<std::path::PathBuf>,
     pub pins: PinDir,
     /// The side's own check of its pins.
     pub check: PinCheck,
@@ -136,10 +140,15 @@ impl Health {
         let mut bad = Vec::new();
         let mut good = Vec::new();
         for a in &self.attached {
-            match crate::bpf::link::xdp_occupant(&a.iface) {
-                Some(o) if o.starts_with(a.program) => good.push(format!("{}: {o}", a.iface)),
-                Some(o) => bad.push(format!("{}: XDP hook holds {o}, not {}", a.iface, a.program)),
-                None => bad.push(format!("{}: {} is not attached", a.iface, a.program)),
+            match &a.link {
+                Some(link) => match crate::bpf::link::hook_runs_link(&a.iface, link) {
+                    (true, Some(h)) => {
+                        good.push(format!("{}: {} attached (program id {}, {})", a.iface, a.program, h.id, h.mode))
+                    }
+                    (_, Some(h)) => bad.push(format!("{}: XDP hook holds {h}, not {}", a.iface, a.program)),
+                    (_, None) => bad.push(format!("{}: {} is not attached", a.iface, a.program)),
+                },
+                None => good.push(format!("{}: {} in a program-array slot ([attach] into)", a.iface, a.program)),
             }
             let state = (a.check)(&a.pins);
             match state {

@@ -109,6 +109,23 @@ impl Fixture {
         self.guard = Some(child);
     }
 
+    /// `guard run` entered into the lab's namespace by `nsenter` (not `--netns`: its `setns`
+    /// needs CAP_SYS_ADMIN) under the unit's capability bounding set, as systemd starts it.
+    fn start_with_unit_capabilities(&mut self) {
+        let log = std::fs::File::create(self.dir.join("run.log")).expect("log");
+        let child = Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", self.lab.core_ns_name()))
+            .args(["setpriv", "--bounding-set", &unit_bounding_set(), GUARD, "run", "--config"])
+            .arg(self.dir.join("guard.toml"))
+            .env("GUARD_RUN_DIR", self.dir.join("run"))
+            .env("NOTIFY_SOCKET", self.dir.join("notify.sock"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn guard run under nsenter and setpriv");
+        self.guard = Some(child);
+    }
+
     /// The guard's pid: the child's, or under a wrapper (strace) the wrapper's one child.
     fn pid(&self) -> libc::pid_t {
         let child = self.guard.as_ref().map(|g| g.id() as libc::pid_t).expect("running");
@@ -161,6 +178,49 @@ impl Fixture {
             .expect("ip link");
         String::from_utf8_lossy(&out.stdout).contains("guard_n3")
     }
+}
+
+/// The unit's `CapabilityBoundingSet=`, as `setpriv --bounding-set` takes it: `-all,+bpf,...`.
+fn unit_bounding_set() -> String {
+    let unit_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/overload-guard.service");
+    let unit = std::fs::read_to_string(&unit_path).expect("the packaged unit");
+    let caps: Vec<String> = unit
+        .lines()
+        .filter_map(|l| l.strip_prefix("CapabilityBoundingSet="))
+        .flat_map(|l| l.split_whitespace())
+        .map(|c| format!("+{}", c.trim_start_matches("CAP_").to_ascii_lowercase()))
+        .collect();
+    assert!(!caps.is_empty(), "the unit has no CapabilityBoundingSet=");
+    format!("-all,{}", caps.join(","))
+}
+
+/// Under the unit's capabilities (CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON: no CAP_SYS_ADMIN) the
+/// guard loads, attaches, says READY=1, and `/readyz` says ready: it tells its program in the
+/// XDP hook by id. By name it could not: `ip` names an attached program only for a caller with
+/// CAP_SYS_ADMIN (BPF_PROG_GET_FD_BY_ID), so a name check read "a program (id N)" and failed
+/// for as long as the service ran. The test shows that condition too.
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn under_the_units_capabilities_the_guard_attaches_and_is_ready() {
+    let mut f = Fixture::new();
+    f.start_with_unit_capabilities();
+    let msgs = f.messages(Duration::from_secs(60), Some("READY=1"));
+    assert!(has(&msgs, "READY=1"), "READY=1 within 60 s under the unit's capabilities: {msgs:?}\n{}", f.log());
+    assert!(f.xdp_attached(), "guard_n3 on the interface (named for root)");
+    let limited = Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{}", f.lab.core_ns_name()))
+        .args(["setpriv", "--bounding-set", &unit_bounding_set(), "ip", "-d", "link", "show", "dev"])
+        .arg(f.lab.core_ifname())
+        .output()
+        .expect("ip under the unit's capabilities");
+    let limited = String::from_utf8_lossy(&limited.stdout);
+    assert!(limited.contains("prog/xdp id") && !limited.contains("guard_n3"), "ip cannot name it there: {limited}");
+    let (code, body) = f.get("/readyz");
+    assert_eq!(code, 200, "{body}\n{}", f.log());
+    assert!(body.contains("guard_n3 attached (program id"), "{body}");
+    f.signal(libc::SIGTERM);
+    let msgs = f.messages(Duration::from_secs(10), Some("STOPPING=1"));
+    assert!(has(&msgs, "STOPPING=1"), "{msgs:?}");
 }
 
 fn has(msgs: &[String], line: &str) -> bool {

@@ -12,15 +12,36 @@ use crate::bpf::{
     pins::PinError,
 };
 
-/// The XDP program already attached to `iface` (in the calling thread's network namespace), as
-/// `name (id N, mode)`, read with `ip -j -d link show`; None when there is none or it cannot be
-/// told. A pinned link of our own is re-used before this is asked.
-pub fn xdp_occupant(iface: &str) -> Option<String> {
+/// What holds an interface's XDP hook, as `ip -j -d link show` reports it (IFLA_XDP): the
+/// program's id always; its name only when the caller may open programs by id, which iproute2
+/// needs for it (`BPF_PROG_GET_FD_BY_ID`: CAP_SYS_ADMIN, which the packaged unit does not have).
+/// So whether the hook runs the guard is judged by id ([`linked_prog_id`]), never by name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct XdpHook {
+    pub id: u32,
+    pub name: Option<String>,
+    pub mode: &'static str,
+}
+
+impl std::fmt::Display for XdpHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (id {}, {})", self.name.as_deref().unwrap_or("a program"), self.id, self.mode)
+    }
+}
+
+/// The XDP program attached to `iface` (in the calling thread's network namespace); None when
+/// there is none or it cannot be told.
+pub fn xdp_hook(iface: &str) -> Option<XdpHook> {
     let out = std::process::Command::new("ip").args(["-j", "-d", "link", "show", "dev", iface]).output().ok()?;
     if !out.status.success() {
         return None;
     }
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    parse_xdp_hook(&serde_json::from_slice(&out.stdout).ok()?)
+}
+
+/// The XDP part of `ip -j -d link show dev X`'s answer (iproute2's `xdp_dump`: `xdp.mode`,
+/// `xdp.prog` or, with several attached, `xdp.attached[0].prog`; `prog.name` only when readable).
+fn parse_xdp_hook(v: &serde_json::Value) -> Option<XdpHook> {
     let xdp = v.get(0)?.get("xdp")?;
     let prog = xdp.get("prog").or_else(|| xdp.get("attached")?.get(0)?.get("prog"))?;
     let mode = match xdp.get("mode").and_then(serde_json::Value::as_u64) {
@@ -29,11 +50,36 @@ pub fn xdp_occupant(iface: &str) -> Option<String> {
         Some(3) => "offloaded",
         _ => "unknown mode",
     };
-    Some(format!(
-        "{} (id {}, {mode})",
-        prog.get("name").and_then(serde_json::Value::as_str).unwrap_or("unnamed"),
-        prog.get("id").and_then(serde_json::Value::as_u64).unwrap_or(0)
-    ))
+    Some(XdpHook {
+        id: u32::try_from(prog.get("id")?.as_u64()?).ok()?,
+        name: prog.get("name").and_then(serde_json::Value::as_str).map(str::to_owned),
+        mode,
+    })
+}
+
+/// [`xdp_hook`] in words: `name (id N, mode)`, for messages.
+pub fn xdp_occupant(iface: &str) -> Option<String> {
+    xdp_hook(iface).map(|h| h.to_string())
+}
+
+/// The id of the program the link pinned at `path` attaches (`BPF_OBJ_GET`, then the link's
+/// info from its own descriptor: no capability beyond reading the pin); None when there is no
+/// such pin or it is not a link.
+pub fn linked_prog_id(path: &Path) -> Option<u32> {
+    if !path.exists() {
+        return None;
+    }
+    let link = PinnedLink::from_pin(path).ok()?;
+    FdLink::from(link).info().ok().map(|i| i.program_id())
+}
+
+/// Whether `iface`'s XDP hook runs the program the link pinned at `link` attaches: (runs it,
+/// what the hook holds). A pinned link can outlive what it was attached to (a re-created VLAN,
+/// a reset VF): then the hook holds something else, or nothing.
+pub fn hook_runs_link(iface: &str, link: &Path) -> (bool, Option<XdpHook>) {
+    let hook = xdp_hook(iface);
+    let ours = linked_prog_id(link);
+    (matches!((&hook, ours), (Some(h), Some(id)) if h.id == id), hook)
 }
 
 /// An IEEE 802.1Q (or 802.1ad) VLAN device, as `ip -j -d link show` describes it.
@@ -221,5 +267,26 @@ mod tests {
         assert_eq!(parse_vlan(&serde_json::from_str(vxlan).expect("JSON")), None, "a VXLAN");
         let plain = r#"[{"ifindex":2,"ifname":"eth0"}]"#;
         assert_eq!(parse_vlan(&serde_json::from_str(plain).expect("JSON")), None);
+    }
+
+    #[test]
+    fn the_xdp_hook_is_told_by_id_with_or_without_the_programs_name() {
+        // iproute2 6.x, `ip -j -d link show` as root (named) and under the packaged unit's
+        // capabilities (no CAP_SYS_ADMIN: the id alone), both read on this kernel.
+        let root = r#"[{"ifname":"n3","xdp":{"mode":1,"prog":{"id":25801,"name":"guard_n3","tag":"9ea59c1ac338ab4c"},"attached":[{"mode":1,"prog":{"id":25801,"name":"guard_n3"}}]}}]"#;
+        let unit =
+            r#"[{"ifname":"n3","xdp":{"mode":1,"prog":{"id":25801},"attached":[{"mode":1,"prog":{"id":25801}}]}}]"#;
+        let named = parse_xdp_hook(&serde_json::from_str(root).expect("JSON")).expect("a hook");
+        let bare = parse_xdp_hook(&serde_json::from_str(unit).expect("JSON")).expect("a hook");
+        assert_eq!((named.id, named.name.as_deref(), named.mode), (25801, Some("guard_n3"), "native"));
+        assert_eq!((bare.id, bare.name.as_deref()), (25801, None), "the id is there without the name");
+        assert_eq!(bare.to_string(), "a program (id 25801, native)");
+        let generic = r#"[{"ifname":"n3","xdp":{"mode":2,"attached":[{"mode":2,"prog":{"id":7}}]}}]"#;
+        assert_eq!(
+            parse_xdp_hook(&serde_json::from_str(generic).expect("JSON")).map(|h| (h.id, h.mode)),
+            Some((7, "generic"))
+        );
+        let none = r#"[{"ifname":"n3"}]"#;
+        assert_eq!(parse_xdp_hook(&serde_json::from_str(none).expect("JSON")), None);
     }
 }

@@ -187,6 +187,7 @@ pub fn run(a: RunArgs) -> Result<()> {
     let mut targets = vec![crate::service::Attached {
         iface: iface.clone(),
         program: guard_common::abi::PROG_N3,
+        link: if into.is_some() { None } else { Some(pins.link_path()) },
         pins: pins.clone(),
         check: {
             let max_devices = cfg.guard.max_devices;

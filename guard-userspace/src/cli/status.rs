@@ -103,7 +103,7 @@ pub fn status_json(pins: &crate::bpf::pins::PinDir, maps: &N3Maps) -> Result<ser
                 "expires_in_s": s.expires_ns.saturating_sub(now) as f64 / 1e9, "expired": s.expires_ns <= now})
         })
         .collect();
-    let (attached, link, hook) = attachment(pins, &pins.link_path(), guard_common::abi::PROG_N3);
+    let (attached, link, hook) = attachment(pins, &pins.link_path());
     Ok(serde_json::json!({
         "pins": pins.path().display().to_string(),
         "attached": attached,
@@ -351,17 +351,15 @@ pub fn status(a: StatusArgs) -> Result<()> {
     Ok(())
 }
 
-/// Whether `prog` is attached: (attached, its link is pinned at `link_path`, what the XDP hook of
-/// `pins`' interface holds). Attached means both: a link can outlive what it was attached to (a
-/// re-created VLAN or a reset VF leaves it defunct).
-pub(super) fn attachment(
-    pins: &crate::bpf::pins::PinDir,
-    link_path: &std::path::Path,
-    prog: &str,
-) -> (bool, bool, Option<String>) {
+/// Whether the program of the link pinned at `link_path` is attached: (attached, the link is
+/// pinned, what the XDP hook of `pins`' interface holds). Attached means both: a link can outlive
+/// what it was attached to (a re-created VLAN or a reset VF leaves it defunct).
+pub(super) fn attachment(pins: &crate::bpf::pins::PinDir, link_path: &std::path::Path) -> (bool, bool, Option<String>) {
     let link = link_path.exists();
-    let hook = pins.iface().and_then(|i| crate::bpf::link::xdp_occupant(&i));
-    (link && hook.as_deref().is_some_and(|o| o.starts_with(prog)), link, hook)
+    let Some(iface) = pins.iface() else { return (false, link, None) };
+    // By the program's id: its name is not readable without CAP_SYS_ADMIN (`XdpHook`).
+    let (runs, hook) = crate::bpf::link::hook_runs_link(&iface, link_path);
+    (link && runs, link, hook.map(|h| h.to_string()))
 }
 
 /// [`attachment`]'s fields (`attached`, `pinned_link`, `xdp_hook`) in words.

@@ -66,8 +66,7 @@ pub fn status_json(pins: &PinDir, maps: &N2Maps) -> Result<Value> {
         .collect();
     let mut allowed: Vec<String> = maps.allowed().iter().map(addr_str).collect();
     allowed.sort();
-    let (attached, link, hook) =
-        super::status::attachment(pins, &crate::n2::link_path(pins), guard_common::abi_n2::PROG_N2);
+    let (attached, link, hook) = super::status::attachment(pins, &crate::n2::link_path(pins));
     Ok(json!({
         "interface": "n2",
         "pins": pins.path().display().to_string(),

@@ -348,6 +348,7 @@ impl Prepared {
         crate::service::Attached {
             iface: self.iface.clone(),
             program: guard_common::abi_n2::PROG_N2,
+            link: Some(crate::n2::link_path(&self.loaded.pins)),
             pins: self.loaded.pins.clone(),
             check: {
                 let o = self.opts;
