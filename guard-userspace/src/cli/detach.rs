@@ -1,0 +1,92 @@
+//! `guard detach`: take the guard off an interface (through the chain's hand-over when a next
+//! program is linked), and with `--purge` delete its pinned state.
+
+use anyhow::{Context, Result};
+use clap::Args;
+
+use super::Target;
+
+#[derive(Args, Debug)]
+pub struct DetachArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// Also delete every pinned map: all counters, learned bindings and stages are lost.
+    #[arg(long)]
+    pub purge: bool,
+    /// The interface runs the N2 guard (`guard_n2` and its egress classifier, pins under
+    /// `<pin_dir>/n2/<iface>`), not the N3 one.
+    #[arg(long)]
+    pub n2: bool,
+}
+
+/// `guard detach`: refused while a controller runs on the interface (it would go on writing
+/// stages to maps that are gone, and tell the operator at exit that the data plane stays
+/// attached); audited before it acts, like every operator action.
+pub(super) fn detach(a: DetachArgs) -> Result<()> {
+    let cfg = a.target.load_config()?;
+    let iface = if a.n2 { a.target.n2_iface(&cfg)? } else { a.target.iface(&cfg)? };
+    let pins = if a.n2 {
+        crate::n2::pin_dir(&a.target.pin_base.clone().unwrap_or_else(|| cfg.guard.pin_dir.clone()), &iface)
+    } else {
+        a.target.pins(&cfg)?
+    };
+    let _lock = crate::runlock::acquire(&[
+        crate::runlock::Resource::Interface(&iface),
+        crate::runlock::Resource::Pins(pins.path()),
+    ])
+    .context("refusing to detach while a controller runs (stop it first: it would keep staging into removed maps)")?;
+    let audit = crate::audit::AuditLog::open(&cfg.guard.audit_log)
+        .with_context(|| format!("opening the audit log {}", cfg.guard.audit_log.display()))?;
+    audit
+        .write(&crate::audit::AuditRecord {
+            ts: crate::audit::rfc3339(std::time::SystemTime::now()),
+            actor: crate::audit::Actor::Operator,
+            action: if a.purge { "detach_purge" } else { "detach" }.into(),
+            target: format!("iface:{iface}"),
+            reason: "operator".into(),
+            evidence: serde_json::Value::Null,
+            detail: serde_json::json!({
+                "operator": super::device::operator(), "pins": pins.path().display().to_string(),
+                "program": if a.n2 { "guard_n2" } else { "guard_n3" },
+            }),
+        })
+        .context("writing the audit record (nothing was detached)")?;
+    let had = if a.n2 {
+        crate::n2::detach(&pins, a.purge).context("detaching guard_n2")?
+    } else {
+        let into = match cfg.attach.into.as_deref() {
+            Some(i) => Some(crate::n3::chain::IntoSlot::parse(i).map_err(anyhow::Error::msg).context("[attach] into")?),
+            None => None,
+        };
+        if into.is_none() && pins.path().join(crate::n3::chain::PROG_PIN).exists() {
+            anyhow::bail!(
+                "the guard for {iface} sits in another root's program array ({} exists) but the config names none: \
+                 give the config with its [attach] into (--config), so only the guard's slot is emptied",
+                pins.path().join(crate::n3::chain::PROG_PIN).display()
+            );
+        }
+        let d = crate::n3::load::detach_chained(&pins, a.purge, into.as_ref()).context("detaching")?;
+        if let (Some(i), true) = (&into, d.slot) {
+            println!(
+                "{iface}: guard_n3 left slot {} of {}; the root program goes on without it",
+                i.slot,
+                i.array.display()
+            );
+        }
+        if let Some((id, link)) = &d.handed_over {
+            println!(
+                "{iface}: the interface now runs the next program (id {id}) through the link pinned at {} \
+                 (the next `guard run` takes it back; remove that pin to detach the next program)",
+                link.display()
+            );
+        }
+        d.link || d.slot
+    };
+    match (had, a.purge) {
+        (true, true) => println!("detached from {iface} and purged {}", pins.path().display()),
+        (true, false) => println!("detached from {iface} (pinned maps kept in {})", pins.path().display()),
+        (false, true) => println!("no pinned link for {iface}; purged {}", pins.path().display()),
+        (false, false) => println!("no pinned link for {iface} in {}: nothing to detach", pins.path().display()),
+    }
+    Ok(())
+}
