@@ -105,6 +105,20 @@ fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     panic!("timed out waiting for {what}");
 }
 
+/// `guard detach --all --config <the fixture's>`, as the package's `prerm` runs it: every
+/// interface with pins under the configured pin directory, each the way `--iface` would.
+fn detach_all(f: &Fixture) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_guard"))
+        .env("GUARD_RUN_DIR", f.dir.join("run"))
+        .args(["--netns", f.lab.core_ns_name(), "detach", "--all", "--config"])
+        .arg(&f.config)
+        .output()
+        .expect("guard detach --all");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "guard detach --all: {text}{}", String::from_utf8_lossy(&out.stderr));
+    text
+}
+
 fn xdp_prog_name(f: &Fixture) -> String {
     let out = Command::new("ip")
         .args(["-n", f.lab.core_ns_name(), "-j", "-d", "link", "show", "dev", f.lab.core_ifname()])
@@ -188,7 +202,8 @@ fn guard_first_then_the_upf_program_each_survives_the_other() {
     let new_id = u.id();
     wait_for("linked again", || f.status()["chain"]["slot_prog_id"].as_u64() == Some(u64::from(new_id)));
     f.stop_guard();
-    let out = f.guard_ok(&["detach"]);
+    // As the package's removal does it (`prerm`: `guard detach --all`).
+    let out = detach_all(&f);
     assert!(out.contains("now runs the next program"), "{out}");
     assert_eq!(xdp_prog_name(&f), "xdp_upf", "the interface runs the UPF program after the guard's detach");
     let before = upf_teids(&u);
@@ -320,7 +335,7 @@ fn guard_inside_a_root_array_each_survives_the_other() {
 
     // The guard stops and detaches: only its slot is emptied; the root goes on to the UPF.
     f.stop_guard();
-    let out = f.guard_ok(&["detach"]);
+    let out = detach_all(&f);
     assert!(out.contains("left slot 1"), "{out}");
     assert_eq!(xdp_prog_name(&f), "xdp_root");
     let before = upf_teids(&u);

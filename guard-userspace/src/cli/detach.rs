@@ -1,7 +1,9 @@
 //! `guard detach`: take the guard off an interface (through the chain's hand-over when a next
 //! program is linked), and with `--purge` delete its pinned state.
 
-use anyhow::{Context, Result};
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
 use clap::Args;
 
 use super::Target;
@@ -15,14 +17,64 @@ pub struct DetachArgs {
     pub purge: bool,
     /// The interface runs the N2 guard (`guard_n2` and its egress classifier, pins under
     /// `<pin_dir>/n2/<iface>`), not the N3 one.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "all")]
     pub n2: bool,
+    /// Every interface that has pins under the pin directory, N3 and N2, each as `--iface` would
+    /// (chain hand-over, program-array slot): what removing the package runs.
+    #[arg(long, conflicts_with = "iface")]
+    pub all: bool,
 }
 
 /// `guard detach`: refused while a controller runs on the interface (it would go on writing
 /// stages to maps that are gone, and tell the operator at exit that the data plane stays
 /// attached); audited before it acts, like every operator action.
 pub(super) fn detach(a: DetachArgs) -> Result<()> {
+    if !a.all {
+        return detach_one(&a.target, a.n2, a.purge);
+    }
+    let cfg = a.target.load_config()?;
+    let base = a.target.pin_base.clone().unwrap_or_else(|| cfg.guard.pin_dir.clone());
+    let found = pinned_interfaces(&base);
+    if found.is_empty() {
+        println!("no interface has pins under {}: nothing to detach", base.display());
+        return Ok(());
+    }
+    let mut failed = Vec::new();
+    for (iface, n2) in found {
+        let t = Target { iface: Some(iface.clone()), ..a.target.clone() };
+        if let Err(e) = detach_one(&t, n2, a.purge) {
+            eprintln!("{iface}: {e:#}");
+            failed.push(iface);
+        }
+    }
+    if !failed.is_empty() {
+        bail!("not detached: {} (see above)", failed.join(", "));
+    }
+    Ok(())
+}
+
+/// The interfaces with a pin directory under `base`: N3's `<base>/<iface>` and N2's
+/// `<base>/n2/<iface>` (false, true). Files beside them (a hand-over link, `<iface>-next-link`)
+/// are not interfaces.
+fn pinned_interfaces(base: &Path) -> Vec<(String, bool)> {
+    let dirs = |p: &Path| -> Vec<String> {
+        let Ok(rd) = std::fs::read_dir(p) else { return Vec::new() };
+        let mut v: Vec<String> = rd
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| crate::config::valid_ifname(n))
+            .collect();
+        v.sort();
+        v
+    };
+    let mut out: Vec<(String, bool)> = dirs(base).into_iter().filter(|n| n != "n2").map(|n| (n, false)).collect();
+    out.extend(dirs(&base.join("n2")).into_iter().map(|n| (n, true)));
+    out
+}
+
+fn detach_one(target: &Target, n2: bool, purge: bool) -> Result<()> {
+    let a = DetachArgs { target: target.clone(), purge, n2, all: false };
     let cfg = a.target.load_config()?;
     let iface = if a.n2 { a.target.n2_iface(&cfg)? } else { a.target.iface(&cfg)? };
     let pins = if a.n2 {
@@ -89,4 +141,25 @@ pub(super) fn detach(a: DetachArgs) -> Result<()> {
         (false, false) => println!("no pinned link for {iface} in {}: nothing to detach", pins.path().display()),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_pinned_interface_is_found_and_nothing_else() {
+        let base = tempfile::tempdir().expect("temp dir");
+        let b = base.path();
+        for d in ["ens1f0", "ens1f1", "n2/ens2f0", "not an interface"] {
+            std::fs::create_dir_all(b.join(d)).expect("dir");
+        }
+        // A hand-over link beside the interfaces' directories is the next program's: no interface.
+        std::fs::write(b.join("ens1f0-next-link"), "").expect("file");
+        assert_eq!(
+            pinned_interfaces(b),
+            vec![("ens1f0".to_owned(), false), ("ens1f1".to_owned(), false), ("ens2f0".to_owned(), true)]
+        );
+        assert!(pinned_interfaces(&b.join("missing")).is_empty());
+    }
 }
