@@ -130,6 +130,43 @@ pub fn acquire(what: &[Resource<'_>]) -> Result<RunLock, LockError> {
     Ok(RunLock { _files: files })
 }
 
+/// Who holds the lock on `r`, if anyone: (pid, since), read without touching the lock. A probe
+/// with `flock` could make a controller starting at that instant fail to take it, so the lock's
+/// holder is found in `/proc/locks` (an `FLOCK` on the lock file's device and inode) and named
+/// from the file's own line.
+pub fn holder(r: &Resource<'_>) -> Option<(u32, String)> {
+    use std::os::unix::fs::MetadataExt as _;
+    let token = match r {
+        Resource::Interface(i) => iface_token(i),
+        Resource::Pins(p) => path_token(p),
+    };
+    let path = run_dir().join(format!("{token}.lock"));
+    let meta = std::fs::metadata(&path).ok()?;
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    let pid = flock_holder(&locks, meta.dev(), meta.ino())?;
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let since = text.split_whitespace().find_map(|w| w.strip_prefix("since=")).unwrap_or("unknown").to_owned();
+    Some((pid, since))
+}
+
+/// The pid of the `FLOCK` in `/proc/locks` text on the file with device `dev` and inode `ino`
+/// (`fs/locks.c`'s `lock_get_status`: `N: FLOCK ADVISORY WRITE pid maj:min:ino start end`; a
+/// waiter's line carries `->` and is skipped).
+fn flock_holder(locks: &str, dev: u64, ino: u64) -> Option<u32> {
+    // The kernel prints MAJOR and MINOR of the device in hex, as new_encode_dev splits them.
+    let (major, minor) = ((dev >> 8) & 0xfff, (dev & 0xff) | ((dev >> 12) & 0xfff00));
+    locks.lines().filter(|l| !l.contains("->")).find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let (kind, pid, id) = (f.get(1)?, f.get(4)?, f.get(5)?);
+        let mut parts = id.split(':');
+        let (ma, mi, i) = (parts.next()?, parts.next()?, parts.next()?);
+        let same = u64::from_str_radix(ma, 16).ok()? == major
+            && u64::from_str_radix(mi, 16).ok()? == minor
+            && i.parse::<u64>().ok()? == ino;
+        (*kind == "FLOCK" && same).then(|| pid.parse().ok()).flatten()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,7 +186,9 @@ mod tests {
         assert!(msg.contains("pin directory /sys/fs/bpf/test-runlock/n3"), "{msg}");
         let e = acquire(&[Resource::Interface("lo")]).expect_err("the interface too");
         assert!(e.to_string().contains("interface lo"), "{e}");
+        assert_eq!(holder(&Resource::Pins(pins)).map(|(pid, _)| pid), Some(std::process::id()), "the holder, read");
         drop(first);
+        assert_eq!(holder(&Resource::Pins(pins)), None, "no holder once released");
         acquire(&[Resource::Interface("lo"), Resource::Pins(pins)]).expect("free again after drop");
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -330,7 +330,7 @@ fn a_shadow_host_stays_shadow_through_an_upgrade_and_a_pin_says_so() {
         format!("{text}\n[dataplane.modes]\nshape = \"shadow\"\nstrict = \"shadow\"\nquarantine = \"shadow\"\n"),
     )
     .expect("config in shadow");
-    f.start();
+    let pid = f.start();
     let pins = guard::bpf::pins::PinDir::new(&f.pin_base.join("a"), f.lab.core_ifname());
     let before = guard::n3::maps::N3Maps::open_pinned(&pins).expect("pins").config().expect("N3_CONFIG");
     let q = guard_common::abi::PROT_QUARANTINE;
@@ -354,6 +354,7 @@ fn a_shadow_host_stays_shadow_through_an_upgrade_and_a_pin_says_so() {
     let out = f.cmd(&a, &["status"]).output().expect("guard status");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("stage 3 quarantine") && text.contains("SHADOW: counted, not applied"), "status: {text}");
+    assert!(text.contains(&format!("controller: running (pid {pid},")), "status names the controller: {text}");
 }
 
 /// `guard status` says attached only when the interface's XDP hook runs the guard: a pinned
@@ -388,6 +389,7 @@ fn status_says_not_attached_when_the_interface_was_recreated() {
     assert!(ok, "attach: {text}");
     let (ok, text) = guard(&["status"]);
     assert!(ok && text.contains("guard_n3: attached"), "{text}");
+    assert!(text.contains("controller: NONE running") && text.contains("keep dropping"), "no controller, said: {text}");
     // The interface goes and comes back under the same name: the pinned link is left behind.
     ip(&["ip", "link", "del", dev]);
     create();

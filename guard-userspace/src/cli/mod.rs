@@ -32,7 +32,8 @@ An XDP overload guard for the N3 (GTP-U) interface of a 5G UPF or gateway host.
 
 The data plane keeps per-device (per-TEID or per-UE-address) rate counters and applies graduated \
 stages: 0 observe, 1 shape to a rate, 2 strict limit, 3 quarantine. Every stage expires, so if the \
-controller dies enforcement decays instead of sticking. The controller (`guard run`) escalates only \
+controller dies the stages it set decay instead of sticking (the per-packet protections in enforce \
+go on until `guard detach`; `guard status` says when no controller runs). The controller (`guard run`) escalates only \
 as far as needed and pins measures to the offending devices, never to a whole cell unless \
 device-level stages cannot hold the cell's capacity.
 

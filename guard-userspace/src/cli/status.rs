@@ -106,6 +106,7 @@ pub fn status_json(pins: &crate::bpf::pins::PinDir, maps: &N3Maps) -> Result<ser
     let (attached, link, hook) = attachment(pins, &pins.link_path());
     Ok(serde_json::json!({
         "pins": pins.path().display().to_string(),
+        "controller": controller_json(pins),
         "attached": attached,
         "pinned_link": link,
         "xdp_hook": hook,
@@ -182,6 +183,7 @@ fn print_n3(v: &serde_json::Value) {
         None => attachment_words(v),
     };
     println!("guard_n3: {how} (pins in {})", v["pins"].as_str().unwrap_or(""));
+    println!("  {}", controller_words(&v["controller"]));
     if let Some(next) = ch["next"].as_str() {
         println!(
             "  next program {next}: {}; {} passed packets missed it",
@@ -360,6 +362,25 @@ pub(super) fn attachment(pins: &crate::bpf::pins::PinDir, link_path: &std::path:
     // By the program's id: its name is not readable without CAP_SYS_ADMIN (`XdpHook`).
     let (runs, hook) = crate::bpf::link::hook_runs_link(&iface, link_path);
     (link && runs, link, hook.map(|h| h.to_string()))
+}
+
+/// Whether a controller (`guard run`) holds the pin directory's lock, and which: without one the
+/// data plane runs on its own.
+pub(super) fn controller_json(pins: &crate::bpf::pins::PinDir) -> serde_json::Value {
+    match crate::runlock::holder(&crate::runlock::Resource::Pins(pins.path())) {
+        Some((pid, since)) => serde_json::json!({"running": true, "pid": pid, "since": since}),
+        None => serde_json::json!({"running": false}),
+    }
+}
+
+/// [`controller_json`] in words.
+pub(super) fn controller_words(c: &serde_json::Value) -> String {
+    if c["running"] == true {
+        format!("controller: running (pid {}, since {})", c["pid"], c["since"].as_str().unwrap_or("?"))
+    } else {
+        "controller: NONE running: nothing escalates or releases; stages expire on their TTLs, and protections in          enforce keep dropping until `guard detach`"
+            .to_owned()
+    }
 }
 
 /// [`attachment`]'s fields (`attached`, `pinned_link`, `xdp_hook`) in words.

@@ -70,6 +70,7 @@ pub fn status_json(pins: &PinDir, maps: &N2Maps) -> Result<Value> {
     Ok(json!({
         "interface": "n2",
         "pins": pins.path().display().to_string(),
+        "controller": super::status::controller_json(pins),
         "attached": attached,
         "pinned_link": link,
         "xdp_hook": hook,
@@ -107,6 +108,7 @@ pub fn print(v: &Value) {
         if v["egress_classifier"] == true { "attached" } else { "NOT attached (cookie check falls back)" },
         v["pins"].as_str().unwrap_or("")
     );
+    println!("  {}", super::status::controller_words(&v["controller"]));
     println!("  NGAP port {}, S1AP port {}", v["config"]["ngap_port"], v["config"]["s1ap_port"]);
     print_modes(&v["config"]["modes"]);
     print_counts("packets by verdict", &v["verdicts"], |c| c["packets"].as_u64());
