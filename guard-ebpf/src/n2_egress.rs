@@ -90,17 +90,6 @@ fn observe(ctx: &TcContext) {
     }
 }
 
-#[inline(always)]
-fn same_addr(a: &L3Addr, b: &L3Addr) -> bool {
-    // Word compares: a 20-octet `==` may become a `bcmp` call, which BPF has not.
-    let w = |x: &[u8; 16], i: usize| u32::from_ne_bytes([x[i], x[i + 1], x[i + 2], x[i + 3]]);
-    a.family == b.family
-        && w(&a.addr, 0) == w(&b.addr, 0)
-        && w(&a.addr, 4) == w(&b.addr, 4)
-        && w(&a.addr, 8) == w(&b.addr, 8)
-        && w(&a.addr, 12) == w(&b.addr, 12)
-}
-
 /// Multi-homing (RFC 9260 §6.4) and added addresses (RFC 5061 ASCONF): every path of an
 /// association carries the peer's same verification tag, and the AMF sends to a path only once
 /// the association exists (its HEARTBEATs to each address, §5.4). The first address the AMF
@@ -121,9 +110,9 @@ fn learn_path(peer: &L3Addr, port: u16, vtag: u32) {
         None => {
             let _ = N2_VTAGS.insert(&vk, peer, u64::from(BPF_NOEXIST));
         }
-        Some(o) if !same_addr(&o, peer) => {
+        Some(o) if !o.same(peer) => {
             // SAFETY: as above.
-            let known = unsafe { N2_ALIAS.get(peer) }.is_some_and(|a| same_addr(a, &o));
+            let known = unsafe { N2_ALIAS.get(peer) }.is_some_and(|a| a.same(&o));
             if !known && N2_ALIAS.insert(peer, &o, 0).is_ok() {
                 stat(N2_STAT_EGRESS_ALIAS);
             }

@@ -219,10 +219,12 @@ fn decide(cfg: &N2Config, p: &N2Packet, len: u64, peer_out: &mut *mut N2PeerStat
     // peer map while the list is enforced.
     if policy_n2::gate(cfg, N2_PROT_ALLOWLIST) != Gate::Off {
         // SAFETY: a live value of the userspace-owned allow map.
-        let allowed = match unsafe { N2_ALLOW.get(&p.src) } {
-            Some(v) => *v != 0,
-            None => false,
-        };
+        let listed = |a: &L3Addr| unsafe { N2_ALLOW.get(a) }.is_some_and(|v| *v != 0);
+        // The peer (its primary address), or the address the packet came from when that is
+        // listed itself: an alias learned from the AMF's chunks (`n2_egress::learn_path`) can
+        // name an address as a path of another peer (a gNB that restarted its association on its
+        // second path), and an address the operator listed stays admitted whatever it aliases to.
+        let allowed = listed(&p.src) || (!p.src.same(&p.wire_src) && listed(&p.wire_src));
         if !allowed && enforced(cfg, N2_PROT_ALLOWLIST, N2Verdict::DropNotAllowed, len) {
             return N2Verdict::DropNotAllowed;
         }

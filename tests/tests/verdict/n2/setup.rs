@@ -422,3 +422,39 @@ fn a_multi_homed_peer_is_one_peer_on_every_path() {
     g.maps.set_peer_stage(&L3Addr::v4(GNB.octets()), &q).expect("stage");
     assert_eq!(g.verdict(&f[3]), N2Verdict::DropQuarantine);
 }
+
+/// A multi-homed gNB restarts its association from its second address (its first link was down),
+/// then the first comes back: the AMF's path-verification HEARTBEAT to the first address carries
+/// the new association's tag, owned by the second, so the first becomes an alias of the second.
+/// With only the first address allow-listed (as docs/n2.md §1.1 advises), the gNB must stay
+/// admitted on it: an address the operator listed is allowed whatever it aliases to.
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn a_listed_address_stays_admitted_when_it_becomes_an_alias_of_the_second_path() {
+    assert_root("verdict::n2::setup::a_listed_address_stays_admitted_when_it_becomes_an_alias_of_the_second_path");
+    const SECOND: Ipv4Addr = Ipv4Addr::new(10, 101, 0, 11);
+    const TAG: u32 = 0x0c0f_fee0;
+    let f = scapy(&[
+        // Egress: the new association's chunks to the second address first, then the HEARTBEAT
+        // to the first address once it is back, same tag.
+        with(spec("sack", AMF, SECOND, 38412, 38412), json!({"vtag": TAG})),
+        with(spec("heartbeat", AMF, GNB, 38412, 38412), json!({"vtag": TAG})),
+        // Ingress: DATA from the first (listed) address.
+        with(spec("data", GNB, AMF, 38412, 38412), json!({"vtag": 0x5eed, "data": NGAP_BYTES})),
+    ]);
+    let mut cfg = config(true);
+    cfg.enabled |= N2_PROT_ALLOWLIST;
+    let mut g = load(&cfg);
+    g.maps.allow_peer(&L3Addr::v4(GNB.octets())).expect("allow the gNB's first address only");
+    assert_eq!(g.verdict(&f[2]), N2Verdict::PassData, "listed, before any alias");
+    for x in &f[..2] {
+        g.egress(x);
+    }
+    assert_eq!(
+        g.maps.aliases(),
+        vec![(L3Addr::v4(GNB.octets()), L3Addr::v4(SECOND.octets()))],
+        "the listed address became an alias of the second path"
+    );
+    assert_eq!(g.verdict(&f[2]), N2Verdict::PassData, "and stays admitted: it is listed itself");
+    assert_eq!(g.stat(N2_STAT_ALIASED), 1, "the packet was taken as the second path's peer");
+}
