@@ -21,7 +21,9 @@ fn antispoof_learns_the_first_inner_source() {
     g.expect("another inner source again", &spoof, Verdict::DropSpoof);
     g.expect("the learned source still passes", &good, Verdict::PassGpdu);
     let d = g.teid(teid).expect("device");
-    assert_eq!((d.spoofed, d.dropped(), d.bound_v4.to_ne_bytes()), (2, 2, UE.octets()));
+    // The spoofs it dropped are counted as spoofs only: not as the device's packets or drops, so
+    // a forger holding the device's TEID cannot raise its rate or drop ratio towards a stage.
+    assert_eq!((d.spoofed, d.packets(), d.dropped(), d.bound_v4.to_ne_bytes()), (2, 2, 0, UE.octets()));
     // IPv6 UE on its own TEID learns a v6 binding (its /64); per family, so an IPv4 source on
     // the same session (IPv4v6, TS 23.501 §5.8.2.1) learns its own, and a second IPv4 source or
     // another /64 is then a spoof.
@@ -40,7 +42,8 @@ fn antispoof_learns_the_first_inner_source() {
     g.write_config(&GuardConfig { shadow: PROT_ANTISPOOF, ..enforce_all() });
     let d = g.expect("spoof in shadow", &spoof, Verdict::PassGpdu);
     assert_eq!(d.moved_shadow(), vec![(Verdict::DropSpoof, 1)]);
-    assert_eq!(g.teid(teid).expect("device").spoofed, 3);
+    let d = g.teid(teid).expect("device");
+    assert_eq!((d.spoofed, d.packets()), (3, 3), "in shadow the spoof reaches the UPF, as the device's packet");
 }
 
 #[test]
