@@ -150,6 +150,40 @@ impl AuditLog {
         Ok(())
     }
 
+    /// An operator's action whose record was written before it acted ("audit first: if the
+    /// trail cannot be written, nothing is done") and that then failed: a second record, same
+    /// `action` and `target`, `reason` "failed", with the error, so the trail does not claim what
+    /// did not happen. Not writing it is logged: the operator sees the action's own error.
+    pub fn record_failed(&self, action: &str, target: &str, error: &str) {
+        let rec = AuditRecord {
+            ts: rfc3339(std::time::SystemTime::now()),
+            actor: Actor::Operator,
+            action: action.to_owned(),
+            target: target.to_owned(),
+            reason: "failed".to_owned(),
+            evidence: Value::Null,
+            detail: serde_json::json!({ "outcome": "failed", "error": error }),
+        };
+        if let Err(e) = self.write(&rec) {
+            tracing::warn!(error = %e, action, target, "audit: the record of a failed action was not written");
+        }
+    }
+
+    /// What an operator's `f` did after its record was written: on an error, also
+    /// [`AuditLog::record_failed`].
+    pub fn then<T, E: std::fmt::Display>(
+        &self,
+        action: &str,
+        target: &str,
+        f: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, E> {
+        let r = f();
+        if let Err(e) = &r {
+            self.record_failed(action, target, &format!("{e:#}"));
+        }
+        r
+    }
+
     /// fsync the log (data only).
     pub fn sync(&self) -> Result<(), AuditError> {
         let g = self.file.lock().unwrap_or_else(std::sync::PoisonError::into_inner);

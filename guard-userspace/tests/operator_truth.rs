@@ -571,4 +571,15 @@ fn a_pin_the_controller_keeps_overwriting_is_an_error_not_pinned() {
     assert!(!ok, "a pin that did not stay must fail: {text}");
     assert!(text.contains("not in force") && !text.contains("pinned "), "says so, and not 'pinned': {text}");
     assert_eq!(stage_of(&f, "0x79")["manual"], false, "the entry is not the operator's, as the CLI said");
+    // The trail has the pin it announced, and that it failed.
+    let recs = guard::audit::read_audit(&f.audit_path()).expect("audit");
+    let failed = recs
+        .iter()
+        .find(|r| r["action"] == "pin" && r["reason"] == "failed")
+        .unwrap_or_else(|| panic!("no failed pin in the audit trail: {recs:?}"));
+    assert!(failed["detail"]["error"].as_str().is_some_and(|e| e.contains("not in force")), "{failed}");
+    assert_eq!(
+        failed["target"],
+        recs.iter().rfind(|r| r["action"] == "pin" && r["reason"] == "operator").expect("announced")["target"]
+    );
 }

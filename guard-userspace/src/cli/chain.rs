@@ -79,15 +79,20 @@ pub fn run(c: ChainCmd) -> Result<()> {
             }),
         })
         .context("writing the audit record (nothing was changed)")?;
-    match &next {
+    let action = if next.is_some() { "chain_set" } else { "chain_clear" };
+    audit.then(action, &format!("iface:{iface}"), || set_or_clear(&pins, &iface, next.as_deref()))
+}
+
+fn set_or_clear(pins: &crate::bpf::pins::PinDir, iface: &str, next: Option<&std::path::Path>) -> Result<()> {
+    match next {
         Some(p) => {
-            let st = chain::set_next(&pins, p).with_context(|| format!("linking {} after the guard", p.display()))?;
+            let st = chain::set_next(pins, p).with_context(|| format!("linking {} after the guard", p.display()))?;
             if let chain::NextState::Linked { id, name, .. } = st {
                 println!("{iface}: packets the guard passes now go on to {name} (id {id}, pinned at {})", p.display());
             }
         }
         None => {
-            chain::clear_next(&pins).context("clearing the next program")?;
+            chain::clear_next(pins).context("clearing the next program")?;
             println!("{iface}: packets the guard passes go to the kernel stack (no next program)");
         }
     }

@@ -87,6 +87,21 @@ fn detach_one(target: &Target, n2: bool, purge: bool) -> Result<()> {
         crate::runlock::Resource::Pins(pins.path()),
     ])
     .context("refusing to detach while a controller runs (stop it first: it would keep staging into removed maps)")?;
+    // What can refuse the detach is checked before the audit record, which then says only what
+    // is done (and a failure after it is recorded as one: `AuditLog::then`).
+    let into = match cfg.attach.into.as_deref() {
+        Some(i) if !a.n2 => {
+            Some(crate::n3::chain::IntoSlot::parse(i).map_err(anyhow::Error::msg).context("[attach] into")?)
+        }
+        _ => None,
+    };
+    if !a.n2 && into.is_none() && pins.path().join(crate::n3::chain::PROG_PIN).exists() {
+        anyhow::bail!(
+            "the guard for {iface} sits in another root's program array ({} exists) but the config names none: \
+             give the config with its [attach] into (--config), so only the guard's slot is emptied",
+            pins.path().join(crate::n3::chain::PROG_PIN).display()
+        );
+    }
     let audit = crate::audit::AuditLog::open(&cfg.guard.audit_log)
         .with_context(|| format!("opening the audit log {}", cfg.guard.audit_log.display()))?;
     audit
@@ -103,22 +118,22 @@ fn detach_one(target: &Target, n2: bool, purge: bool) -> Result<()> {
             }),
         })
         .context("writing the audit record (nothing was detached)")?;
+    let action = if a.purge { "detach_purge" } else { "detach" };
+    audit.then(action, &format!("iface:{iface}"), || act(&a, &iface, &pins, into.as_ref()))
+}
+
+/// The detach itself, once audited.
+fn act(
+    a: &DetachArgs,
+    iface: &str,
+    pins: &crate::bpf::pins::PinDir,
+    into: Option<&crate::n3::chain::IntoSlot>,
+) -> Result<()> {
     let had = if a.n2 {
-        crate::n2::detach(&pins, a.purge).context("detaching guard_n2")?
+        crate::n2::detach(pins, a.purge).context("detaching guard_n2")?
     } else {
-        let into = match cfg.attach.into.as_deref() {
-            Some(i) => Some(crate::n3::chain::IntoSlot::parse(i).map_err(anyhow::Error::msg).context("[attach] into")?),
-            None => None,
-        };
-        if into.is_none() && pins.path().join(crate::n3::chain::PROG_PIN).exists() {
-            anyhow::bail!(
-                "the guard for {iface} sits in another root's program array ({} exists) but the config names none: \
-                 give the config with its [attach] into (--config), so only the guard's slot is emptied",
-                pins.path().join(crate::n3::chain::PROG_PIN).display()
-            );
-        }
-        let d = crate::n3::load::detach_chained(&pins, a.purge, into.as_ref()).context("detaching")?;
-        if let (Some(i), true) = (&into, d.slot) {
+        let d = crate::n3::load::detach_chained(pins, a.purge, into).context("detaching")?;
+        if let (Some(i), true) = (into, d.slot) {
             println!(
                 "{iface}: guard_n3 left slot {} of {}; the root program goes on without it",
                 i.slot,

@@ -402,16 +402,15 @@ fn pin(a: PinArgs) -> Result<()> {
     // Audit first: if the audit trail cannot be written, the override does not happen.
     let audit = AuditLog::open(&cfg.guard.audit_log)
         .with_context(|| format!("opening the audit log {}", cfg.guard.audit_log.display()))?;
+    let action = OperatorAction::Pin { key, stage, ttl_ns: a.terms.ttl.0, limit, bytes };
     audit
-        .record_operator(
-            SystemTime::now(),
-            &operator(),
-            &OperatorAction::Pin { key, stage, ttl_ns: a.terms.ttl.0, limit, bytes },
-            &a.terms.comment,
-        )
+        .record_operator(SystemTime::now(), &operator(), &action, &a.terms.comment)
         .context("writing the audit record")?;
-    maps.set_stage(&key, &entry)?;
-    let again = settle_stage(&mut maps, &key, &entry)?;
+    let (name, target) = action.name_target();
+    let again = audit.then(name, &target, || -> Result<u32> {
+        maps.set_stage(&key, &entry)?;
+        settle_stage(&mut maps, &key, &entry)
+    })?;
     let packets = match rate {
         Some((0, _)) | None => String::new(),
         Some((pps, burst)) => format!(", {pps} pps burst {burst}"),
@@ -495,11 +494,15 @@ fn release(a: ReleaseArgs) -> Result<()> {
     let before = maps.stage(&key)?;
     let audit = AuditLog::open(&cfg.guard.audit_log)
         .with_context(|| format!("opening the audit log {}", cfg.guard.audit_log.display()))?;
+    let action = OperatorAction::Release { key, ttl_ns: a.ttl.0 };
     audit
-        .record_operator(SystemTime::now(), &operator(), &OperatorAction::Release { key, ttl_ns: a.ttl.0 }, &a.comment)
+        .record_operator(SystemTime::now(), &operator(), &action, &a.comment)
         .context("writing the audit record (nothing was changed)")?;
-    maps.set_stage(&key, &entry)?;
-    let again = settle_stage(&mut maps, &key, &entry)?;
+    let (name, target) = action.name_target();
+    let again = audit.then(name, &target, || -> Result<u32> {
+        maps.set_stage(&key, &entry)?;
+        settle_stage(&mut maps, &key, &entry)
+    })?;
     let was = match before {
         Some(s) if s.expires_ns > now => format!("was at stage {} ({})", s.stage, stage_name(s.stage)),
         _ => "was not staged".to_owned(),
@@ -536,10 +539,12 @@ fn unpin(target: &Target, sel: &DeviceSel, comment: &str) -> Result<()> {
     refuse_fleet_entry(&maps, &key, now, "unpin")?;
     let audit = AuditLog::open(&cfg.guard.audit_log)
         .with_context(|| format!("opening the audit log {}", cfg.guard.audit_log.display()))?;
+    let action = OperatorAction::Unpin { key };
     audit
-        .record_operator(SystemTime::now(), &operator(), &OperatorAction::Unpin { key }, comment)
+        .record_operator(SystemTime::now(), &operator(), &action, comment)
         .context("writing the audit record (nothing was changed)")?;
-    maps.clear_stage(&key)?;
+    let (name, target) = action.name_target();
+    audit.then(name, &target, || maps.clear_stage(&key))?;
     println!(
         "unpinned {} (was stage {} {}); the controller decides from its next tick",
         device_name(&maps.local_table()?, &key),

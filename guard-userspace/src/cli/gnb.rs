@@ -100,12 +100,15 @@ fn open(target: &Target) -> Result<(Config, N3Maps)> {
     Ok((cfg, maps))
 }
 
-fn audit(cfg: &Config, action: &OperatorAction, comment: &str) -> Result<()> {
+/// Audit `action`, then do `act`; a failure of `act` is audited too (`AuditLog::then`).
+fn audited<T>(cfg: &Config, action: &OperatorAction, comment: &str, act: impl FnOnce() -> Result<T>) -> Result<T> {
     let audit = AuditLog::open(&cfg.guard.audit_log)
         .with_context(|| format!("opening the audit log {}", cfg.guard.audit_log.display()))?;
     audit
         .record_operator(SystemTime::now(), &super::device::operator(), action, comment)
-        .context("writing the audit record")
+        .context("writing the audit record")?;
+    let (name, target) = action.name_target();
+    audit.then(name, &target, act)
 }
 
 /// The entry `a` asks for at `now`: its packet and byte rates, or the quarantine cap.
@@ -161,17 +164,17 @@ fn pin(a: PinArgs) -> Result<()> {
         }
     }
     // Audit first: if the audit trail cannot be written, the override does not happen.
-    audit(&cfg, &OperatorAction::PinGnb { gnb, ttl_ns: a.ttl.0, limit, bytes: e.bytes }, &a.comment)?;
-    maps.set_cell_stage(&gnb, &e)?;
-    // Against the controller's read-then-write and its prune (`settle`).
-    let again = {
+    let action = OperatorAction::PinGnb { gnb, ttl_ns: a.ttl.0, limit, bytes: e.bytes };
+    let again = audited(&cfg, &action, &a.comment, || {
+        maps.set_cell_stage(&gnb, &e)?;
+        // Against the controller's read-then-write and its prune (`settle`).
         let maps = std::cell::RefCell::new(&mut maps);
         super::settle::settle(
             || Ok(maps.borrow().cell_stage(&gnb)?),
             |c| c.flags & guard_common::abi::STAGE_FLAG_MANUAL != 0,
             || Ok(maps.borrow_mut().set_cell_stage(&gnb, &e)?),
-        )?
-    };
+        )
+    })?;
     let what = match (a.quarantine, limit.is_unlimited(), e.bytes.is_unlimited()) {
         (true, ..) => "quarantine".to_owned(),
         (_, false, true) => format!("{} pps", limit.rate_per_sec()),
@@ -203,8 +206,7 @@ fn unpin(target: &Target, addr: IpAddr, comment: &str) -> Result<()> {
         }
         Some(_) => {}
     }
-    audit(&cfg, &OperatorAction::UnpinGnb { gnb }, comment)?;
-    maps.clear_cell_stage(&gnb)?;
+    audited(&cfg, &OperatorAction::UnpinGnb { gnb }, comment, || Ok(maps.clear_cell_stage(&gnb)?))?;
     println!("unpinned gNB {addr}");
     Ok(())
 }

@@ -62,7 +62,7 @@ pub fn run(a: UpgradeArgs) -> Result<()> {
             detail: serde_json::json!({ "operator": super::device::operator() }),
         })
         .context("writing the audit record")?;
-    match &into {
+    audit.then("upgrade", &iface, || match &into {
         Some(i) => {
             loaded
                 .upgrade_into(i)
@@ -72,11 +72,12 @@ pub fn run(a: UpgradeArgs) -> Result<()> {
                 i.slot,
                 i.array.display()
             );
+            Ok(())
         }
         None => {
             loaded.upgrade().with_context(|| format!("switching the pinned link of {iface}"))?;
             println!("upgraded the guard on {iface}: the pinned link now runs the program {source}");
+            Ok(())
         }
-    }
-    Ok(())
+    })
 }

@@ -44,6 +44,20 @@ pub enum OperatorAction {
     },
 }
 
+impl OperatorAction {
+    /// The audit record's `action` and `target` for this override (and for its failure,
+    /// `AuditLog::record_failed`).
+    pub fn name_target(&self) -> (&'static str, String) {
+        match self {
+            OperatorAction::Pin { key, .. } => ("pin", device_key_str(key)),
+            OperatorAction::Unpin { key } => ("unpin", device_key_str(key)),
+            OperatorAction::Release { key, .. } => ("release", device_key_str(key)),
+            OperatorAction::PinGnb { gnb, .. } => ("pin_gnb", format!("cell:{}", addr_str(gnb))),
+            OperatorAction::UnpinGnb { gnb } => ("unpin_gnb", format!("cell:{}", addr_str(gnb))),
+        }
+    }
+}
+
 /// The N3 records, written to an [`AuditLog`].
 pub trait N3Audit {
     /// Record one engine decision.
@@ -111,27 +125,23 @@ impl N3Audit for AuditLog {
                 d["burst_bytes"] = bytes.burst_bytes().into();
             }
         };
-        let (name, target, detail) = match action {
-            OperatorAction::Pin { key, stage, ttl_ns, limit, bytes } => {
+        let (name, target) = action.name_target();
+        let detail = match action {
+            OperatorAction::Pin { stage, ttl_ns, limit, bytes, .. } => {
                 let mut d = serde_json::json!({ "operator": operator, "stage": stage, "ttl_ns": ttl_ns });
                 rates(&mut d, limit, bytes);
-                ("pin", device_key_str(key), d)
+                d
             }
-            OperatorAction::Unpin { key } => {
-                ("unpin", device_key_str(key), serde_json::json!({ "operator": operator }))
+            OperatorAction::Unpin { .. } | OperatorAction::UnpinGnb { .. } => {
+                serde_json::json!({ "operator": operator })
             }
-            OperatorAction::Release { key, ttl_ns } => (
-                "release",
-                device_key_str(key),
-                serde_json::json!({ "operator": operator, "stage": 0, "ttl_ns": ttl_ns }),
-            ),
-            OperatorAction::PinGnb { gnb, ttl_ns, limit, bytes } => {
+            OperatorAction::Release { ttl_ns, .. } => {
+                serde_json::json!({ "operator": operator, "stage": 0, "ttl_ns": ttl_ns })
+            }
+            OperatorAction::PinGnb { ttl_ns, limit, bytes, .. } => {
                 let mut d = serde_json::json!({ "operator": operator, "ttl_ns": ttl_ns });
                 rates(&mut d, limit, bytes);
-                ("pin_gnb", format!("cell:{}", addr_str(gnb)), d)
-            }
-            OperatorAction::UnpinGnb { gnb } => {
-                ("unpin_gnb", format!("cell:{}", addr_str(gnb)), serde_json::json!({ "operator": operator }))
+                d
             }
         };
         self.write(&AuditRecord {
