@@ -25,7 +25,8 @@ pub struct FleetMetrics {
     pub pins_not_applied: Gauge,
     /// TEIDs staged for UE pins through their learned UE bindings (a member keyed by TEID).
     pub pin_teids: Gauge,
-    /// Keys or values refused, by reason: malformed, oversized, invalid, bad_key, too_many_keys.
+    /// Keys or values refused, by reason: malformed, oversized, invalid, bad_key, too_many_keys,
+    /// expired (a back-off list past its expiry).
     pub rejected: Family<ReasonLabel, Counter>,
     /// Connections to etcd made after a loss.
     pub reconnects: Counter,

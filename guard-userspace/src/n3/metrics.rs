@@ -93,8 +93,12 @@ impl N3Metrics {
         r.register("devices_per_stage", "Devices per stage (manual pins included)", self_.devices_per_stage.clone());
         r.register("cells_capped", "Cells under a cell cap", self_.cells_capped.clone());
         r.register("host_capped", "1 while the host cap is engaged", self_.host_capped.clone());
-        r.register("escalations", "Stages and caps set, by reason", self_.escalations.clone());
-        r.register("releases", "Stages and caps released, by reason", self_.releases.clone());
+        r.register("escalations", "Stages and caps set or raised, by reason", self_.escalations.clone());
+        r.register(
+            "releases",
+            "Stages and caps released, stages stepped down (reason quiet) and exempt marks (exempt_group), by reason",
+            self_.releases.clone(),
+        );
         r.register("cell_pps", "G-PDU packets per second of the busiest cells (gNBs)", self_.cell_pps.clone());
         r.register(
             "cell_bytes_per_second",

@@ -33,11 +33,20 @@ pub(super) fn apply_all(
             if let Err(e) = audit.record(SystemTime::now(), d) {
                 warn!(error = %e, "audit write failed");
             }
+            // A step-down (a stage set lower after its quiet period) and an exempt group's mark
+            // are set through `SetDeviceStage` too, but raise nothing: they count as releases.
+            use crate::n3::engine::decision::Reason;
+            let eased = matches!(d.reason(), Reason::Quiet | Reason::ExemptGroup);
             match d {
-                Decision::SetDeviceStage { .. } | Decision::SetCellCap { .. } | Decision::SetHostCap { .. } => {
+                Decision::SetDeviceStage { .. } | Decision::SetCellCap { .. } | Decision::SetHostCap { .. }
+                    if !eased =>
+                {
                     metrics.n3.escalations.get_or_create(&reason_label(d)).inc();
                 }
-                Decision::ReleaseDevice { .. } | Decision::ReleaseCell { .. } | Decision::ReleaseHost { .. } => {
+                Decision::SetDeviceStage { .. }
+                | Decision::ReleaseDevice { .. }
+                | Decision::ReleaseCell { .. }
+                | Decision::ReleaseHost { .. } => {
                     metrics.n3.releases.get_or_create(&reason_label(d)).inc();
                 }
                 _ => {}

@@ -65,26 +65,63 @@ pub(super) fn update_metrics(c: &Ctl, engine: &Engine, m: &Exported, devices: Op
     Ok(())
 }
 
-/// Per-cell G-PDU rates of the busiest cells, from two consecutive readings.
-pub(super) fn update_cell_rates(m: &Exported, mut cells: Vec<(abi::CellKey, abi::CellState)>) {
+/// Per-cell G-PDU rates of the busiest cells now, from two consecutive readings: ranked by the
+/// G-PDUs since the last reading, not by their lifetime count, under which a small cell flooding
+/// now stayed behind big cells' histories (a cell first seen counts from its first reading).
+pub(super) fn update_cell_rates(m: &Exported, cells: Vec<(abi::CellKey, abi::CellState)>) {
     use std::sync::Mutex;
     type Last = Option<(u64, std::collections::HashMap<abi::CellKey, (u64, u64)>)>;
     static LAST: Mutex<Last> = Mutex::new(None);
     let now = monotonic_ns();
     let Ok(mut last) = LAST.lock() else { return };
-    cells.sort_by_key(|(_, c)| std::cmp::Reverse(c.gpdu));
     m.n3.cell_pps.clear();
     m.n3.cell_bytes.clear();
     if let Some((t0, prev)) = last.as_ref() {
         let dt = (now.saturating_sub(*t0)) as f64 / 1e9;
         if dt > 0.0 {
-            for (k, c) in cells.iter().take(TOP_CELLS) {
-                let (gpdu, bytes) = prev.get(k).copied().unwrap_or((c.gpdu, c.bytes));
-                let label = crate::metrics::CellLabel { cell: crate::n3::engine::decision::addr_str(k) };
-                m.n3.cell_pps.get_or_create(&label).set(c.gpdu.saturating_sub(gpdu) as f64 / dt);
-                m.n3.cell_bytes.get_or_create(&label).set(c.bytes.saturating_sub(bytes) as f64 / dt);
+            for (k, d_gpdu, d_bytes) in busiest_now(&cells, prev, TOP_CELLS) {
+                let label = crate::metrics::CellLabel { cell: crate::n3::engine::decision::addr_str(&k) };
+                m.n3.cell_pps.get_or_create(&label).set(d_gpdu as f64 / dt);
+                m.n3.cell_bytes.get_or_create(&label).set(d_bytes as f64 / dt);
             }
         }
     }
     *last = Some((now, cells.iter().map(|(k, c)| (*k, (c.gpdu, c.bytes))).collect()));
+}
+
+/// The `top` cells by G-PDUs since `prev`'s reading: (cell, G-PDUs, octets) since then.
+fn busiest_now(
+    cells: &[(abi::CellKey, abi::CellState)],
+    prev: &std::collections::HashMap<abi::CellKey, (u64, u64)>,
+    top: usize,
+) -> Vec<(abi::CellKey, u64, u64)> {
+    let mut d: Vec<(abi::CellKey, u64, u64)> = cells
+        .iter()
+        .map(|(k, c)| {
+            let (g, b) = prev.get(k).copied().unwrap_or((c.gpdu, c.bytes));
+            (*k, c.gpdu.saturating_sub(g), c.bytes.saturating_sub(b))
+        })
+        .collect();
+    d.sort_by_key(|&(_, g, _)| std::cmp::Reverse(g));
+    d.truncate(top);
+    d
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_busiest_cells_are_the_busiest_now_not_the_oldest() {
+        let cell = |i: u8| abi::L3Addr::v4([10, 200, 0, i]);
+        let state = |gpdu: u64| abi::CellState { gpdu, bytes: gpdu * 100, ..Default::default() };
+        // Cell 1 carried 10M G-PDUs over its life and 10 since the last reading; cell 2 is new
+        // in the top and floods now: 5000 since.
+        let prev = [(cell(1), (10_000_000, 1_000_000_000)), (cell(2), (100, 10_000))].into_iter().collect();
+        let now = vec![(cell(1), state(10_000_010)), (cell(2), state(5_100))];
+        let top = busiest_now(&now, &prev, 1);
+        assert_eq!(top, vec![(cell(2), 5_000, 500_000)]);
+        // A cell with no earlier reading counts from its first.
+        assert_eq!(busiest_now(&[(cell(3), state(7))], &prev, 5), vec![(cell(3), 0, 0)]);
+    }
 }
