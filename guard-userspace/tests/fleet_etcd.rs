@@ -142,6 +142,7 @@ fn losing_etcd_keeps_pins_until_expiry_and_the_member_catches_up() {
     f.pin_and_time("10.46.0.1", "quarantine", "6s", "short pin");
     let long = f.pin_and_time("10.46.0.2", "quarantine", "10m", "long pin");
     assert!(long < Duration::from_secs(2));
+    f.pin_and_time("10.46.0.4", "quarantine", "10m", "a false positive, found later");
 
     // etcd gone: the member says so, keeps running and keeps both pins.
     let killed = Instant::now();
@@ -161,8 +162,38 @@ fn losing_etcd_keeps_pins_until_expiry_and_the_member_catches_up() {
         "the short pin outlived its TTL"
     );
     assert!(killed.elapsed() >= Duration::from_secs(2), "it expired by its TTL, not at the loss");
+    // A false positive found while etcd is gone (`guard fleet unpin` cannot reach it): released
+    // on this host alone with --override-fleet, which the member leaves alone (an operator's
+    // entry), where a plain release is refused.
+    let release = |extra: &[&str]| {
+        let out = f
+            .guard_cmd()
+            .args(["device", "release", "--iface", f.lab.core_ifname(), "--config"])
+            .arg(&f.guard_config)
+            .args(["--ue", "10.46.0.4", "--ttl", "1h", "--comment", "false positive, etcd down"])
+            .args(extra)
+            .output()
+            .expect("guard device release");
+        (
+            out.status.success(),
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        )
+    };
+    let (ok, text) = release(&[]);
+    assert!(!ok && text.contains("fleet pin"), "a plain release of a fleet pin is refused: {text}");
+    let (ok, text) = release(&["--override-fleet"]);
+    assert!(ok && text.contains("released"), "{text}");
+    std::thread::sleep(Duration::from_millis(2500));
+    let e = f.ue_stage("10.46.0.4").expect("the release's entry");
+    assert_eq!(
+        (e.stage, e.flags & STAGE_FLAG_MANUAL != 0),
+        (0, true),
+        "still released: the member did not write its pin back"
+    );
     assert!(f.ue_stage("10.46.0.2").is_some());
-    assert!(f.wait_for(Duration::from_secs(3), |f| f.metric("overload_guard_fleet_pins_applied ") == Some(1.0)));
+    // The long pin and the released one: the member still holds the latter (etcd has it), the
+    // operator's entry overrides it on this host.
+    assert!(f.wait_for(Duration::from_secs(3), |f| f.metric("overload_guard_fleet_pins_applied ") == Some(2.0)));
 
     // etcd back, but the member cut off (its endpoint firewalled): a pin made meanwhile waits.
     let ns = f.lab.core_ns_name().to_owned();

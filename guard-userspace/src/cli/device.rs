@@ -183,6 +183,11 @@ pub struct ReleaseArgs {
     /// Why (kept in the audit log), e.g. a ticket number.
     #[arg(long)]
     comment: String,
+    /// Release a device this host holds under a fleet pin, on this host alone: for a false
+    /// positive while etcd cannot be reached (else `guard fleet unpin`, which every member
+    /// applies). The member keeps off an operator's entry; the fleet pin stays in etcd.
+    #[arg(long)]
+    override_fleet: bool,
 }
 
 pub fn run(cmd: DeviceCmd) -> Result<()> {
@@ -490,11 +495,13 @@ fn release(a: ReleaseArgs) -> Result<()> {
     // Stage 0 with the manual flag: the data plane observes (never drops by device stage), the
     // controller leaves it alone until it expires.
     let entry = manual_entry(STAGE_OBSERVE, Limit::UNLIMITED, now, a.ttl.0);
-    refuse_fleet_entry(&maps, &key, now, "release")?;
+    if !a.override_fleet {
+        refuse_fleet_entry(&maps, &key, now, "release")?;
+    }
     let before = maps.stage(&key)?;
     let audit = AuditLog::open(&cfg.guard.audit_log)
         .with_context(|| format!("opening the audit log {}", cfg.guard.audit_log.display()))?;
-    let action = OperatorAction::Release { key, ttl_ns: a.ttl.0 };
+    let action = OperatorAction::Release { key, ttl_ns: a.ttl.0, override_fleet: a.override_fleet };
     audit
         .record_operator(SystemTime::now(), &operator(), &action, &a.comment)
         .context("writing the audit record (nothing was changed)")?;

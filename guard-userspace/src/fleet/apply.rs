@@ -303,14 +303,17 @@ impl Applier {
         }
     }
 
-    /// Whether every entry of `w` is in the maps as this member wrote it.
+    /// Whether every entry of `w` is still an operator's: this member's, or one an operator
+    /// wrote over it on this host (`guard device release --override-fleet` while etcd could not
+    /// be reached), which wins as operator entries do. Only an entry gone, or the controller's,
+    /// is written again.
     fn in_place(&self, w: &Written) -> bool {
-        let dev = |k: &DeviceKey, set: u64| matches!(self.maps.stage(k), Ok(Some(e)) if is_fleet_entry(&e) && e.set_ns == set);
+        let dev = |k: &DeviceKey| matches!(self.maps.stage(k), Ok(Some(e)) if e.flags & STAGE_FLAG_MANUAL != 0);
         match w {
-            Written::Devices(d) => d.iter().all(|(k, set)| dev(k, *set)),
-            Written::Teids(d) => d.iter().all(|(k, set, _)| dev(k, *set)),
-            Written::Gnb(k, set) => {
-                matches!(self.maps.cell_stage(k), Ok(Some(e)) if is_fleet_cell(&e) && e.set_ns == *set)
+            Written::Devices(d) => d.iter().all(|(k, _)| dev(k)),
+            Written::Teids(d) => d.iter().all(|(k, ..)| dev(k)),
+            Written::Gnb(k, _) => {
+                matches!(self.maps.cell_stage(k), Ok(Some(e)) if e.flags & STAGE_FLAG_MANUAL != 0)
             }
             Written::N2Backoff(_) | Written::NotApplied(_) => true,
         }

@@ -31,6 +31,8 @@ pub enum OperatorAction {
     Release {
         key: DeviceKey,
         ttl_ns: u64,
+        /// Over a fleet pin, on this host alone (`--override-fleet`).
+        override_fleet: bool,
     },
     /// A cap on one gNB's G-PDUs (`guard gnb pin`): a packet rate, a byte rate, or both.
     PinGnb {
@@ -135,9 +137,9 @@ impl N3Audit for AuditLog {
             OperatorAction::Unpin { .. } | OperatorAction::UnpinGnb { .. } => {
                 serde_json::json!({ "operator": operator })
             }
-            OperatorAction::Release { ttl_ns, .. } => {
-                serde_json::json!({ "operator": operator, "stage": 0, "ttl_ns": ttl_ns })
-            }
+            OperatorAction::Release { ttl_ns, override_fleet, .. } => serde_json::json!({
+                "operator": operator, "stage": 0, "ttl_ns": ttl_ns, "override_fleet": override_fleet,
+            }),
             OperatorAction::PinGnb { ttl_ns, limit, bytes, .. } => {
                 let mut d = serde_json::json!({ "operator": operator, "ttl_ns": ttl_ns });
                 rates(&mut d, limit, bytes);
