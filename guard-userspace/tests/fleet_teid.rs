@@ -194,4 +194,23 @@ fn a_member_keyed_by_teid_without_anti_spoofing_says_it_cannot_apply_a_ue_pin() 
             && r["detail"]["not_applied"].as_str().is_some_and(|w| w.contains("antispoof = \"off\""))),
         "{audited:?}"
     );
+    // A SIGHUP that turns anti-spoofing on makes the pin applicable: the member tries it again
+    // at its next listing (resync 5 s here; it wrote nothing new to etcd) and says so once.
+    let text = std::fs::read_to_string(&f.guard_config).expect("config");
+    std::fs::write(&f.guard_config, text.replace("antispoof = \"off\"", "antispoof = \"shadow\"")).expect("edit");
+    let pid = f.guard.as_ref().expect("guard runs").id();
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGHUP) };
+    std::thread::sleep(Duration::from_millis(500));
+    send(&f, 0x2001, [10, 47, 0, 1], 3);
+    let applied = f.wait_for(Duration::from_secs(12), |f| {
+        f.metric("overload_guard_fleet_pins_not_applied ") == Some(0.0)
+            && f.metric("overload_guard_fleet_pins_applied ") == Some(1.0)
+    });
+    assert!(applied, "the pin was never tried again; log: {}", f.log());
+    assert!(f.wait_for(Duration::from_secs(3), |f| stage(f, 0x2001).is_some()), "its TEID staged; log: {}", f.log());
+    let audited = f.audit();
+    let n = audited.iter().filter(|r| r["action"] == "fleet-pin-not-applied" && r["target"] == "ue 10.47.0.1").count();
+    assert_eq!(n, 1, "the refusal said once, not at every listing: {audited:?}");
+    assert!(audited.iter().any(|r| r["action"] == "fleet-pin" && r["target"] == "ue 10.47.0.1"), "{audited:?}");
 }

@@ -134,9 +134,16 @@ impl Applier {
     /// Apply `value` for `target` (a new pin or a changed one). The same value again changes nothing.
     pub fn upsert(&mut self, target: PinTarget, value: PinValue, now_wall: SystemTime) {
         let suffix = target.suffix();
-        if self.held.get(&suffix).is_some_and(|h| h.value == value) {
-            return;
-        }
+        // The same value again changes nothing, unless it could not be applied: then it is tried
+        // again (at each listing: a failure that passed, or a SIGHUP that made it applicable) and
+        // said again only once it applies.
+        let retry = match self.held.get(&suffix) {
+            Some(h) if h.value == value => match h.written {
+                Written::NotApplied(_) => true,
+                _ => return,
+            },
+            _ => false,
+        };
         let now_ms = unix_ms(now_wall);
         let Some(remaining_ms) = value.remaining_ms(now_ms) else {
             // Expired already (its lease is about to delete it): nothing to apply.
@@ -144,6 +151,9 @@ impl Applier {
             return;
         };
         let written = self.write(&target, &value, remaining_ms.saturating_mul(1_000_000));
+        if retry && matches!(written, Written::NotApplied(_)) {
+            return;
+        }
         if !matches!(written, Written::Teids(_)) {
             self.bound.remove(&suffix);
         }
@@ -210,9 +220,16 @@ impl Applier {
         self.publish();
     }
 
-    /// Make what is held match `desired` (a full listing of etcd).
-    pub fn reconcile(&mut self, desired: BTreeMap<String, (PinTarget, PinValue)>, now_wall: SystemTime) {
-        let gone: Vec<String> = self.held.keys().filter(|k| !desired.contains_key(*k)).cloned().collect();
+    /// Make what is held match `desired` (a full listing of etcd). `unread`: keys the listing
+    /// saw but could not read; what is held for them stays (they are not gone from etcd).
+    pub fn reconcile(
+        &mut self,
+        desired: BTreeMap<String, (PinTarget, PinValue)>,
+        unread: &std::collections::BTreeSet<String>,
+        now_wall: SystemTime,
+    ) {
+        let gone: Vec<String> =
+            self.held.keys().filter(|k| !desired.contains_key(*k) && !unread.contains(*k)).cloned().collect();
         for k in gone {
             self.remove(&k, "gone from etcd", now_wall);
         }

@@ -442,6 +442,8 @@ impl Member {
         let mut start = prefix.clone().into_bytes();
         let mut rev = 0i64;
         let mut kvs: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        // Keys listed whose value could not be read: not gone from etcd (`Applier::reconcile`).
+        let mut unread: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
         let mut truncated = false;
         loop {
             let mut opts = GetOptions::new().with_range(end.clone()).with_limit(PAGE);
@@ -458,7 +460,14 @@ impl Member {
                     (page, more)
                 }
                 Err(e) => {
-                    self.page_key_by_key(client, &start, &end, rev).await.map_err(|e2| e2.context(format!("{e:#}")))?
+                    let (page, more, skipped) = self
+                        .page_key_by_key(client, &start, &end, rev)
+                        .await
+                        .map_err(|e2| e2.context(format!("{e:#}")))?;
+                    unread.extend(
+                        skipped.iter().map(|k| String::from_utf8_lossy(k).trim_start_matches(&prefix).to_owned()),
+                    );
+                    (page, more)
                 }
             };
             let (page, more) = page;
@@ -496,23 +505,25 @@ impl Member {
             }
         }
         let now = SystemTime::now();
-        self.applier.reconcile(desired, now);
-        if !truncated {
-            // Only with the whole listing: a pin past `max_keys` is not an orphan.
+        self.applier.reconcile(desired, &unread, now);
+        if !truncated && unread.is_empty() {
+            // Only with the whole listing: a pin past `max_keys`, or one that could not be read,
+            // is not an orphan.
             self.applier.sweep_orphans(now);
         }
         Ok(rev)
     }
 
     /// A page that could not be read whole (values too large for one message): its keys alone,
-    /// then each value alone. An unreadable one is reported as oversized and skipped.
+    /// then each value alone. An unreadable one is reported as oversized and skipped, and
+    /// returned apart: (pins read, more pages, keys not read).
     async fn page_key_by_key(
         &self,
         client: &mut Client,
         start: &[u8],
         end: &[u8],
         rev: i64,
-    ) -> Result<(Vec<(Vec<u8>, Vec<u8>)>, bool)> {
+    ) -> Result<(Vec<(Vec<u8>, Vec<u8>)>, bool, Vec<Vec<u8>>)> {
         let mut opts = GetOptions::new().with_range(end.to_vec()).with_limit(PAGE).with_keys_only();
         if rev > 0 {
             opts = opts.with_revision(rev);
@@ -520,6 +531,7 @@ impl Member {
         let keys = self.deadline("listing the pins' keys", client.get(start.to_vec(), Some(opts))).await?;
         let more = keys.more();
         let mut out = Vec::new();
+        let mut skipped = Vec::new();
         for kv in keys.kvs() {
             let mut o = GetOptions::new();
             if rev > 0 {
@@ -529,11 +541,12 @@ impl Member {
                 Ok(r) => out.extend(r.kvs().iter().map(|kv| (kv.key().to_vec(), kv.value().to_vec()))),
                 Err(e) => {
                     self.metrics.reject("oversized");
-                    warn!(key = %String::from_utf8_lossy(kv.key()), error = format!("{e:#}"), "fleet: pin unreadable; skipped");
+                    warn!(key = %String::from_utf8_lossy(kv.key()), error = format!("{e:#}"), "fleet: pin unreadable; skipped (what is held for it stays)");
+                    skipped.push(kv.key().to_vec());
                 }
             }
         }
-        Ok((out, more))
+        Ok((out, more, skipped))
     }
 }
 
