@@ -18,6 +18,9 @@ pub(crate) fn ifname(s: &str) -> Result<String, String> {
     }
 }
 
+/// The package's configuration (its conffile), which the service runs with.
+pub const INSTALLED_CONFIG: &str = "/etc/overload-guard/guard.toml";
+
 /// Where to find an interface's pinned state. Shared by all sub-commands.
 #[derive(Args, Debug, Clone)]
 pub struct Target {
@@ -27,7 +30,9 @@ pub struct Target {
     pub iface: Option<String>,
     /// The configuration file. `guard run` takes everything from it (interfaces, modes, ladder,
     /// metrics listener, pin directory, audit log); other commands read the pin directory, the
-    /// audit log and the interface from it. Without it, the built-in defaults.
+    /// audit log and the interface from it. Without it, the package's
+    /// /etc/overload-guard/guard.toml when that exists (so a pin on a packaged host is audited
+    /// where the service's decisions are), else the built-in defaults.
     #[arg(long, short = 'c', env = "GUARD_CONFIG")]
     pub config: Option<PathBuf>,
     /// Override the bpffs base directory of pins (default from the config, else
@@ -38,8 +43,11 @@ pub struct Target {
 
 impl Target {
     pub fn load_config(&self) -> Result<Config> {
+        let installed = std::path::Path::new(INSTALLED_CONFIG);
         match &self.config {
             Some(p) => Config::load(p).with_context(|| format!("configuration {}", p.display())),
+            None if installed.exists() => Config::load(installed)
+                .with_context(|| format!("configuration {INSTALLED_CONFIG} (the package's; --config names another)")),
             None => Ok(Config::default()),
         }
     }
