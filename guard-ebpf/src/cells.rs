@@ -18,7 +18,7 @@
 use aya_ebpf::bindings::BPF_NOEXIST;
 use guard_common::{
     abi::{
-        mix_addr, CellCounts, CellHot, CellKey, CellRecord, DeviceState, GuardConfig, CELL_SLOTS, FAMILY_NONE,
+        mix_addr, CellCounts, CellHot, CellKey, CellRecord, DeviceState, GuardConfig, Limit, CELL_SLOTS, FAMILY_NONE,
         SLOT_SEEN_STEP_NS,
     },
     rate,
@@ -59,7 +59,9 @@ impl Gnb {
 pub fn lookup(cfg: &GuardConfig, key: &CellKey, now: u64, vouched: bool) -> Option<Gnb> {
     let rec = match N3_CELLS.get_ptr_mut(key) {
         Some(c) => Some(c),
-        None if vouched || owns_slot(key, now) || new_source_admitted(cfg, now) => create(key, now),
+        None if (vouched && vouch_admitted(cfg, now)) || owns_slot(key, now) || new_source_admitted(cfg, now) => {
+            create(key, now)
+        }
         None => None,
     };
     match rec {
@@ -77,6 +79,34 @@ fn new_source_admitted(cfg: &GuardConfig, now: u64) -> bool {
     match N3_PCPU_TAT.get_ptr_mut(0) {
         // SAFETY: per-CPU slot, only this CPU uses it while this program runs.
         Some(t) => rate::admit(unsafe { &mut (*t).new_gnb_tat }, now, &cfg.new_gnb),
+        None => false,
+    }
+}
+
+/// How many times `new_gnb`'s burst a source vouched for by an established session may draw on.
+const VOUCHED_BURSTS: u64 = 10;
+
+/// A record for a source an established session vouches for (a handover to a gNB the guard has
+/// not seen), from the same host budget as any new source but with a deeper burst
+/// ([`VOUCHED_BURSTS`]): it gets its record while a rotating-source scan keeps the budget spent,
+/// and a forger who made one session of its own established cannot mint a record (each with its
+/// own new-device budget) per source it rotates through, as it could when a vouched source
+/// skipped the budget. Past it the source is judged as any new one (its home slot, the plain
+/// budget), and else shares the unknown sources' record; the session's packets pass either way.
+#[inline(always)]
+fn vouch_admitted(cfg: &GuardConfig, now: u64) -> bool {
+    if cfg.new_gnb.interval_ns == 0 {
+        return true;
+    }
+    // A plain multiply: a saturating one is a 128-bit `__multi3` call, which BPF has not; a
+    // burst tolerance is hours of ns at most.
+    let deeper = Limit {
+        interval_ns: cfg.new_gnb.interval_ns,
+        tau_ns: cfg.new_gnb.tau_ns.wrapping_mul(VOUCHED_BURSTS).wrapping_add(cfg.new_gnb.interval_ns),
+    };
+    match N3_PCPU_TAT.get_ptr_mut(0) {
+        // SAFETY: per-CPU slot, only this CPU uses it while this program runs.
+        Some(t) => rate::admit(unsafe { &mut (*t).new_gnb_tat }, now, &deeper),
         None => false,
     }
 }

@@ -59,6 +59,7 @@ fn frames() -> &'static HashMap<(Ipv4Addr, u32), Vec<u8>> {
         pairs.extend((0..19).map(|t| (GNB_A, 0x100 + t)));
         pairs.extend((0..50).map(|t| (GNB_A, 0x6000_0000 + t)));
         pairs.extend([(GNB_C, 0x10), (Ipv4Addr::new(10, 200, 0, 14), 0x99)]);
+        pairs.extend((0..100).map(|i| (scan_source(i), 0x10)));
         let core: &'static str = Box::leak(CORE.to_string().into_boxed_str());
         let specs: Vec<SessionFrame> = pairs
             .iter()
@@ -176,4 +177,32 @@ fn an_established_session_vouches_for_a_new_gnb_when_the_new_source_budget_is_sp
         "a new device from another unknown source, the shared budget spent"
     );
     assert!(g.maps.cells.get(&l3_v4(Ipv4Addr::new(10, 200, 0, 14)), 0).is_err(), "and no record for it");
+}
+
+/// A forger who made one session of its own established (8 G-PDUs from a known source) and then
+/// sends it from source after source: each source is vouched for, and before, each got a record
+/// of its own outside the new-source budget (and with it a fresh new-device burst), unbounded:
+/// N3_CELLS churned at line rate and every forged source a new-device budget of its own. Now a
+/// vouched source draws on `new_gnb` with ten times its burst, and past that is judged as any
+/// new source; the session's packets pass from every source as before.
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn an_established_session_vouches_for_a_bounded_number_of_new_sources() {
+    assert_root("verdict::n3::sources::an_established_session_vouches_for_a_bounded_number_of_new_sources");
+    // new_gnb: 2 an hour (interval 3600 s, burst 2); vouched: a burst tolerance of 10 x 3600 s
+    // + one interval, so 11 records after A's: 12 in all.
+    let mut g = Guard::load(&config(2, 5, 100)).expect("load guard_n3");
+    let on_a = gpdu(GNB_A, 0x10);
+    for _ in 0..ESTABLISHED_PACKETS {
+        assert_eq!(verdict(&mut g, &on_a), Verdict::PassGpdu);
+    }
+    for i in 0..100 {
+        assert_eq!(
+            verdict(&mut g, &gpdu(scan_source(i), 0x10)),
+            Verdict::PassGpdu,
+            "the session passes from source {i}"
+        );
+    }
+    let n = g.cell_count();
+    assert_eq!(n, 12, "A's record and the vouched ones within the deeper burst, not one per source");
 }
