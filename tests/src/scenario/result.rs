@@ -38,16 +38,23 @@ pub struct DataplaneCounters {
     /// their record was evicted. The key `unknown` holds the sources without a record of their
     /// own, which share one record and one budget (`N3Maps::unknown_sources`).
     pub new_devices: BTreeMap<String, [u64; 3]>,
+    /// Why the verdict counters could not be read, if they could not: then `verdicts` is empty
+    /// and no check may read it as "nothing dropped".
+    #[serde(default)]
+    pub verdicts_error: Option<String>,
 }
 
 pub(super) fn read_dataplane(m: &N3Maps) -> DataplaneCounters {
     let mut c = DataplaneCounters::default();
-    if let Ok(v) = m.verdicts() {
-        for (verdict, n) in v {
-            if n.packets > 0 {
-                c.verdicts.insert(verdict.name().to_owned(), n.packets);
+    match m.verdicts() {
+        Ok(v) => {
+            for (verdict, n) in v {
+                if n.packets > 0 {
+                    c.verdicts.insert(verdict.name().to_owned(), n.packets);
+                }
             }
         }
+        Err(e) => c.verdicts_error = Some(format!("{e:#}")),
     }
     for (k, st) in m.cells() {
         let a = if k.family == abi::FAMILY_IPV4 {
@@ -72,6 +79,10 @@ pub struct RunResult {
     pub sent: Vec<[u64; 2]>,
     /// Per slot: packets the sink counted, `[benign, attack]`.
     pub delivered: Vec<[u64; 2]>,
+    /// Per slot: packets the plan scheduled, `[benign, attack]` (sent + unsent): what a
+    /// sender that fell behind did not send shows against it.
+    #[serde(default)]
+    pub scheduled: Vec<[u64; 2]>,
     /// Per device (index into the plan's devices): sent and delivered over the run (frames: a
     /// fragmented G-PDU counts once per fragment).
     pub device_sent: Vec<u64>,
@@ -87,6 +98,9 @@ pub struct RunResult {
     pub pop_sent: BTreeMap<String, Vec<[u64; 2]>>,
     #[serde(default)]
     pub pop_delivered: BTreeMap<String, Vec<[u64; 2]>>,
+    /// Per population, per slot: frames scheduled, as `pop_sent`.
+    #[serde(default)]
+    pub pop_scheduled: BTreeMap<String, Vec<[u64; 2]>>,
     /// The data plane's own counters at the end of the run (guard modes).
     #[serde(default)]
     pub dataplane: Option<DataplaneCounters>,
@@ -123,6 +137,10 @@ pub struct RunResult {
     pub wall_s: f64,
     pub config_path: Option<PathBuf>,
     pub audit_path: Option<PathBuf>,
+    /// The audit log existed when the run was read: an empty decision list means none were
+    /// made only if it did.
+    #[serde(default)]
+    pub audit_found: bool,
 }
 
 fn clk_tck() -> f64 {

@@ -132,12 +132,14 @@ pub fn run_mode_captured(
         mode,
         sent: vec![[0; 2]; nslots],
         delivered: vec![[0; 2]; nslots],
+        scheduled: vec![[0; 2]; nslots],
         device_sent: vec![0; plan.devices.len()],
         device_delivered: vec![0; plan.devices.len()],
         device_sent_later: vec![0; plan.devices.len()],
         device_delivered_later: vec![0; plan.devices.len()],
         pop_sent: BTreeMap::new(),
         pop_delivered: BTreeMap::new(),
+        pop_scheduled: BTreeMap::new(),
         unsent: 0,
         stages: Vec::new(),
         staged: BTreeSet::new(),
@@ -156,6 +158,7 @@ pub fn run_mode_captured(
         wall_s: 0.0,
         config_path,
         audit_path: audit_path.clone(),
+        audit_found: false,
     };
     if let Some(m) = maps.as_ref() {
         // Index → address of the F-TEIDs in the stage map and the audit log.
@@ -172,6 +175,7 @@ pub fn run_mode_captured(
     for d in &plan.devices {
         res.pop_sent.entry(d.population.clone()).or_insert_with(|| vec![[0; 2]; nslots]);
         res.pop_delivered.entry(d.population.clone()).or_insert_with(|| vec![[0; 2]; nslots]);
+        res.pop_scheduled.entry(d.population.clone()).or_insert_with(|| vec![[0; 2]; nslots]);
     }
     let slot = Duration::from_millis(SLOT_MS);
     let cpu0 = guard_pid.and_then(proc_cpu_s);
@@ -180,6 +184,18 @@ pub fn run_mode_captured(
     let t0 = Instant::now();
     for (i, s) in plan.slots.iter().enumerate() {
         let (frames, vars) = slot_frames(plan, &templates, &bases, i, s, &mut fst);
+        for tag in &vars {
+            let v = plan.variants[tag.var as usize];
+            let d = &plan.devices[v.device];
+            if tag.forged {
+                res.scheduled[i][Class::Attack.idx()] += 1;
+                continue;
+            }
+            res.scheduled[i][d.segments[v.segment].class.idx()] += 1;
+            if let Some(p) = res.pop_scheduled.get_mut(&d.population) {
+                p[i][usize::from(tag.later)] += 1;
+            }
+        }
         let start = t0 + slot * i as u32;
         let now = Instant::now();
         if start > now {
@@ -266,6 +282,7 @@ pub fn run_mode_captured(
         g.finish()?;
     }
     if let Some(a) = audit_path {
+        res.audit_found = a.is_file();
         (res.audit, res.dataplane_events) = read_audit(&a, wall0);
     }
     drop(lab);
