@@ -204,7 +204,10 @@ pub fn run_mode_captured(
         if !frames.is_empty() {
             let end = t0 + slot * (i as u32 + 1);
             let deadline = end.saturating_duration_since(Instant::now()).max(Duration::from_millis(20));
-            let pps = (frames.len() as u64 * 1000 / (SLOT_MS * 9 / 10)).max(100);
+            // Paced over 90% of what is left of the slot, not of a whole slot: one that starts
+            // late (the last slot's sink accounting ran over) still offers its frames within it.
+            let left_ms = u64::try_from(deadline.as_millis()).unwrap_or(SLOT_MS).clamp(1, SLOT_MS);
+            let pps = (frames.len() as u64 * 1000 / (left_ms * 9 / 10).max(1)).max(100);
             let rep = send_frames(
                 &lab.ran,
                 lab.ran_ifname(),
