@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{pct, pop, ratio, Forged, Scores};
+use super::{evidence, pct, pop, ratio, Forged, Scores};
 use crate::scenario::Scenario;
 
 /// One acceptance check.
@@ -153,12 +153,20 @@ pub fn checks(sc: &Scenario, guard: &Scores, naive: Option<&Scores>) -> Vec<Chec
         );
     }
     if let Some(within) = e.mitigate_within_s {
-        let ok = guard.attack_dropped_after_grace.is_some_and(|x| x >= e.attack_dropped);
+        let ratio_ok = guard.attack_dropped_after_grace.is_some_and(|x| x >= e.attack_dropped);
+        let (acct, acct_s) = evidence::drops_accounted(guard);
+        let (seen, seen_s) = evidence::seen_before_stage(guard.attack_before_stage.as_ref(), 1);
+        let (sent, sent_s) =
+            evidence::sent_as_scheduled(guard.attack_sent_after_grace, guard.attack_scheduled_after_grace);
         push(
-            format!(">= {:.0}% of attack traffic dropped from onset + {within:.0} s", 100.0 * e.attack_dropped),
-            ok,
             format!(
-                "{} of {} attack packets sent from {:.1} s on were dropped; time to mitigate {}; {} dropped overall",
+                ">= {:.0}% of attack traffic dropped by the guard from onset + {within:.0} s (its drop verdicts account for the loss, the attack seen before the first stage, >= {:.0}% of it sent)",
+                100.0 * e.attack_dropped,
+                100.0 * evidence::MIN_SENT_SHARE
+            ),
+            ratio_ok && acct && seen && sent,
+            format!(
+                "{} of {} attack packets sent from {:.1} s on were dropped ({sent_s}); time to mitigate {}; {} dropped overall; {acct_s}; {seen_s}",
                 pct(guard.attack_dropped_after_grace),
                 guard.attack_sent_after_grace,
                 guard.onset_s.unwrap_or(0.0) + within,

@@ -21,8 +21,10 @@ use crate::population::{Class, Plan, Profile, SLOTS_PER_SEC};
 use crate::scenario::{Mode, RunResult, Scenario};
 
 mod checks;
+mod evidence;
 mod pop;
 pub use checks::{checks, Check};
+pub use evidence::Window;
 pub use pop::PopScore;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -39,6 +41,15 @@ pub struct Scores {
     pub benign_staged: Vec<String>,
     pub attack_devices: usize,
     pub attack_devices_staged: usize,
+    /// Attacking devices with a session of their own (no scanner or forger, which have no
+    /// F-TEID to stage), and how many of them the engine staged.
+    #[serde(default)]
+    pub attack_sessions: usize,
+    #[serde(default)]
+    pub attack_sessions_staged: usize,
+    /// The audit log was there to read (a missing one would read as "nothing staged").
+    #[serde(default)]
+    pub audit_found: bool,
     pub attack_sent: u64,
     pub attack_delivered: u64,
     pub attack_dropped: Option<f64>,
@@ -48,6 +59,18 @@ pub struct Scores {
     /// Attack packets sent from `onset + grace_s` to the end, and the fraction dropped.
     pub attack_sent_after_grace: u64,
     pub attack_dropped_after_grace: Option<f64>,
+    /// Attack frames the plan scheduled from `onset + grace_s` on.
+    #[serde(default)]
+    pub attack_scheduled_after_grace: u64,
+    /// The attack from the onset to the first stage of an attacking device (`None`: no whole
+    /// slot between them).
+    #[serde(default)]
+    pub attack_before_stage: Option<Window>,
+    /// The sum of the guard's `drop_*` verdicts (guard modes; `None` if unread, and why).
+    #[serde(default)]
+    pub guard_drops: Option<u64>,
+    #[serde(default)]
+    pub verdicts_error: Option<String>,
     pub time_to_mitigate_s: Option<f64>,
     pub max_device_stage: u32,
     pub max_cell_stage: u32,
@@ -56,6 +79,11 @@ pub struct Scores {
     /// CPU time over the guard's wall time (percent of one core).
     pub guard_cpu_pct: Option<f64>,
     pub unsent: u64,
+    /// Per class `[benign, attack]`: packets scheduled, and of them not sent.
+    #[serde(default)]
+    pub scheduled_by_class: [u64; 2],
+    #[serde(default)]
+    pub unsent_by_class: [u64; 2],
     pub sink_kernel_drops: u64,
     /// Later fragments of benign fragmented G-PDUs: sent, delivered (in the benign counts too).
     #[serde(default)]
@@ -77,6 +105,9 @@ pub struct Scores {
     /// Echo Requests the scenario sent (real and forged).
     #[serde(default)]
     pub echo_requests_sent: u64,
+    /// Of them, the ones the sink saw.
+    #[serde(default)]
+    pub echo_requests_delivered: u64,
     /// G-PDUs with forged inner sources and what anti-spoofing did, if the scenario has forgers.
     #[serde(default)]
     pub forged: Option<Forged>,
@@ -187,15 +218,19 @@ pub fn score(sc: &Scenario, plan: &Plan, r: &RunResult) -> Scores {
         }
     }
     let mut benign_staged = Vec::new();
-    let mut attack_staged = 0;
+    let (mut attack_staged, mut sessions_staged) = (0, 0);
     for &i in &staged {
         if let Some(dev) = plan.devices.get(i) {
             match dev.class {
                 Class::Benign => benign_staged.push(dev.label()),
-                Class::Attack => attack_staged += 1,
+                Class::Attack => {
+                    attack_staged += 1;
+                    sessions_staged += usize::from(dev.edge.is_none());
+                }
             }
         }
     }
+    let attack_sessions = plan.devices.iter().filter(|d| d.class == Class::Attack && d.edge.is_none()).count();
     let attack_sent: u64 = r.sent.iter().map(|c| c[1]).sum();
     let attack_delivered: u64 = r.delivered.iter().map(|c| c[1]).sum::<u64>().min(attack_sent);
     // Suffix sums of attack sent / delivered per slot: both measures are "from slot s to the end".
@@ -213,10 +248,11 @@ pub fn score(sc: &Scenario, plan: &Plan, r: &RunResult) -> Scores {
     let grace = sc.expect.mitigate_within_s.unwrap_or(5.0);
     let slot_at = |t: f64| ((t * SLOTS_PER_SEC as f64).round().max(0.0) as usize).min(n);
     let mut ttm = None;
-    let (mut sent_after, mut after) = (0, None);
+    let (mut sent_after, mut after, mut scheduled_after) = (0, None, 0);
     if let (Some(on), true) = (onset, attack_sent > 0) {
         let g = slot_at(on + grace);
         sent_after = suffix[g].0;
+        scheduled_after = r.scheduled.iter().skip(g).map(|c| c[1]).sum();
         after = dropped_from(g);
         ttm = (slot_at(on)..n)
             .find(|&s| dropped_from(s).is_some_and(|x| x >= sc.expect.attack_dropped))
@@ -244,7 +280,8 @@ pub fn score(sc: &Scenario, plan: &Plan, r: &RunResult) -> Scores {
         echo.lossy += usize::from(del < s);
     }
     let echo_paths = (echo.paths > 0).then_some(echo);
-    let populations = pop::populations(plan, r, onset.map_or(n, |on| slot_at(on + grace)), slot_at);
+    let populations =
+        pop::populations(plan, r, onset.map_or(0, &slot_at), onset.map_or(n, |on| slot_at(on + grace)), slot_at);
     let new_devices = r.dataplane.as_ref().map(|dp| {
         let gnbs: BTreeSet<String> = (0..plan.gnbs as u32)
             .map(|i| std::net::Ipv4Addr::from(u32::from(crate::lab::GNB_V4_BASE) + i).to_string())
@@ -306,6 +343,11 @@ pub fn score(sc: &Scenario, plan: &Plan, r: &RunResult) -> Scores {
             flagged_others,
         }
     });
+    let (guard_drops, verdicts_error) = evidence::guard_drops(r);
+    let echo_of = |counts: &[u64]| -> u64 {
+        let echo = plan.devices.iter().filter(|d| d.edge == Some(crate::population::EdgeKind::Echo));
+        echo.map(|d| counts.get(d.idx).copied().unwrap_or(0).min(r.device_sent[d.idx])).sum()
+    };
     let cpu_pct = match (r.guard_cpu_s, r.guard_wall_s) {
         (Some(c), Some(w)) if w > 0.0 => Some(100.0 * c / w),
         _ => None,
@@ -321,6 +363,9 @@ pub fn score(sc: &Scenario, plan: &Plan, r: &RunResult) -> Scores {
         benign_staged,
         attack_devices: na,
         attack_devices_staged: attack_staged,
+        attack_sessions,
+        attack_sessions_staged: sessions_staged,
+        audit_found: r.audit_found,
         attack_sent,
         attack_delivered,
         attack_dropped: ratio(attack_sent - attack_delivered, attack_sent),
@@ -328,6 +373,10 @@ pub fn score(sc: &Scenario, plan: &Plan, r: &RunResult) -> Scores {
         grace_s: grace,
         attack_sent_after_grace: sent_after,
         attack_dropped_after_grace: after,
+        attack_scheduled_after_grace: scheduled_after,
+        attack_before_stage: onset.and_then(|on| evidence::attack_before_stage(plan, r, slot_at(on))),
+        guard_drops,
+        verdicts_error,
         time_to_mitigate_s: ttm,
         max_device_stage: max_dev,
         max_cell_stage: if r.mode == Mode::NaiveCellCap { 1 } else { max_cell },
@@ -335,19 +384,21 @@ pub fn score(sc: &Scenario, plan: &Plan, r: &RunResult) -> Scores {
         guard_cpu_s: r.guard_cpu_s,
         guard_cpu_pct: cpu_pct,
         unsent: r.unsent,
+        scheduled_by_class: [0, 1].map(|k| r.scheduled.iter().map(|c| c[k]).sum()),
+        unsent_by_class: [0, 1].map(|k| {
+            let scheduled: u64 = r.scheduled.iter().map(|c| c[k]).sum();
+            scheduled.saturating_sub(r.sent.iter().map(|c| c[k]).sum())
+        }),
         sink_kernel_drops: r.sink_kernel_drops,
         benign_later_sent: bl_sent,
         benign_later_delivered: bl_del,
         echo_paths,
         populations,
         new_devices,
-        verdicts: r.dataplane.as_ref().map(|d| d.verdicts.clone()),
-        echo_requests_sent: plan
-            .devices
-            .iter()
-            .filter(|d| d.edge == Some(crate::population::EdgeKind::Echo))
-            .map(|d| r.device_sent[d.idx])
-            .sum(),
+        // Unread counters are no counters: a read error must not look like zero drops.
+        verdicts: r.dataplane.as_ref().filter(|d| d.verdicts_error.is_none()).map(|d| d.verdicts.clone()),
+        echo_requests_sent: echo_of(&r.device_sent),
+        echo_requests_delivered: echo_of(&r.device_delivered),
         forged,
     }
 }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::evidence::{self, Window};
 use super::{pct, ratio, Scores};
 use crate::population::{Plan, SLOTS_PER_SEC};
 use crate::scenario::{Expect, RunResult};
@@ -38,6 +39,15 @@ pub struct PopScore {
     /// log), by the reason of each device's first such decision.
     #[serde(default)]
     pub staged_by_reason: BTreeMap<String, usize>,
+    /// Its devices send outer IP fragments (the plan's `fragment`): later fragments are due.
+    #[serde(default)]
+    pub fragments: bool,
+    /// Frames scheduled from onset + grace on (sent + unsent).
+    #[serde(default)]
+    pub scheduled_after: [u64; 2],
+    /// Its frames from the onset to its first stage (`None`: no whole slot between them).
+    #[serde(default)]
+    pub before_stage: Option<Window>,
 }
 
 impl PopScore {
@@ -71,9 +81,15 @@ fn tpdu_octets(devs: &[&crate::population::Device]) -> Option<u64> {
     same.then_some(20 + 8 + first.payload as u64)
 }
 
-/// Every population's score; `g_slot` is the slot of onset + grace (the end when there is no
-/// onset), `slot_at` the slot of a time.
-pub(super) fn populations(plan: &Plan, r: &RunResult, g_slot: usize, slot_at: impl Fn(f64) -> usize) -> Vec<PopScore> {
+/// Every population's score; `on_slot` and `g_slot` are the slots of the onset and of onset +
+/// grace (the end when there is no onset), `slot_at` the slot of a time.
+pub(super) fn populations(
+    plan: &Plan,
+    r: &RunResult,
+    on_slot: usize,
+    g_slot: usize,
+    slot_at: impl Fn(f64) -> usize,
+) -> Vec<PopScore> {
     let mut populations = Vec::new();
     // Each staged device's first reason (audit order is time order).
     let mut first_reason: BTreeMap<usize, &str> = BTreeMap::new();
@@ -107,6 +123,14 @@ pub(super) fn populations(plan: &Plan, r: &RunResult, g_slot: usize, slot_at: im
         let (all_s, all_d) = sum(0);
         let (aft_s, aft_d) = sum(g_slot);
         let (q_s, q_d) = q_at.map_or(([0; 2], [0; 2]), |t| sum(slot_at(t.max(0.0))));
+        let scheduled_after = r
+            .pop_scheduled
+            .get(name)
+            .map_or([0; 2], |v| v.iter().skip(g_slot).fold([0; 2], |a, c| [a[0] + c[0], a[1] + c[1]]));
+        let first = evidence::first_stage(plan, r, |d| &plan.devices[d].population == name);
+        let before_stage = evidence::window(on_slot.min(sent.len()), evidence::stage_slot(first, sent.len()), |i| {
+            (sent[i], del.and_then(|d| d.get(i)).copied().unwrap_or([0; 2]))
+        });
         let mut staged_by_reason = BTreeMap::new();
         for d in &devs {
             if let Some(reason) = first_reason.get(&d.idx) {
@@ -127,6 +151,9 @@ pub(super) fn populations(plan: &Plan, r: &RunResult, g_slot: usize, slot_at: im
             tpdu_octets: tpdu_octets(&devs),
             end_s: sent.len() as f64 / SLOTS_PER_SEC as f64,
             staged_by_reason,
+            fragments: devs.iter().any(|d| d.edge.is_none() && d.fragment > 0.0),
+            scheduled_after,
+            before_stage,
         });
     }
     populations
@@ -154,18 +181,33 @@ pub(super) fn checks(e: &Expect, guard: &Scores, push: &mut impl FnMut(String, b
                 ),
             );
         }
+        // Whole G-PDUs and first fragments always; later fragments where its devices fragment,
+        // and then some must have been sent (none sent is not "all dropped").
+        let kinds = if ps.fragments { 2 } else { 1 };
+        let kinds_name = if ps.fragments { "first and later fragments" } else { "whole G-PDUs" };
         if let Some(min) = pe.dropped {
             let d = dropped2(ps.sent_after, ps.delivered_after);
-            let ok = d[0].is_some_and(|x| x >= min) && (ps.sent_after[1] == 0 || d[1].is_some_and(|x| x >= min));
+            let ratios = (0..kinds).all(|k| d[k].is_some_and(|x| x >= min)) && (ps.fragments || ps.sent_after[1] == 0);
+            let (acct, acct_s) = evidence::drops_accounted(guard);
+            let (seen, seen_s) = evidence::seen_before_stage(ps.before_stage.as_ref(), kinds);
+            let (sent, sent_s) = evidence::sent_as_scheduled(
+                ps.sent_after[0] + ps.sent_after[1],
+                ps.scheduled_after[0] + ps.scheduled_after[1],
+            );
             push(
                 format!(
-                    "{}: >= {:.0}% dropped from onset + {:.0} s, first and later fragments",
+                    "{}: >= {:.0}% dropped by the guard from onset + {:.0} s, {kinds_name} (its drop verdicts account for the loss, the flood seen before its first stage, >= {:.0}% of it sent)",
                     pe.name,
                     100.0 * min,
-                    guard.grace_s
+                    guard.grace_s,
+                    100.0 * evidence::MIN_SENT_SHARE
                 ),
-                ok,
-                frames_detail(&format!("from {:.1} s", ps.from_s), ps.sent_after, ps.delivered_after),
+                ratios && acct && seen && sent,
+                format!(
+                    "{}; {acct_s}; {seen_s}; from {:.1} s {sent_s}",
+                    frames_detail(&format!("from {:.1} s", ps.from_s), ps.sent_after, ps.delivered_after),
+                    ps.from_s
+                ),
             );
         }
         if let Some(min) = pe.octets_dropped {
@@ -212,11 +254,12 @@ pub(super) fn checks(e: &Expect, guard: &Scores, push: &mut impl FnMut(String, b
             );
         }
         if pe.quarantined {
+            let min = pe.dropped.unwrap_or(e.attack_dropped);
             let (ok, detail) = match ps.quarantined_at_s {
                 Some(t) => {
+                    // Traffic while quarantined must exist to have been dropped.
                     let d = dropped2(ps.sent_quarantined, ps.delivered_quarantined);
-                    let ok =
-                        pe.dropped.is_none_or(|min| d[0].is_none_or(|x| x >= min) && d[1].is_none_or(|x| x >= min));
+                    let ok = (0..kinds).all(|k| d[k].is_some_and(|x| x >= min));
                     (
                         ok,
                         frames_detail(
@@ -228,7 +271,15 @@ pub(super) fn checks(e: &Expect, guard: &Scores, push: &mut impl FnMut(String, b
                 }
                 None => (false, "never quarantined".into()),
             };
-            push(format!("{}: quarantined, and its traffic dropped while quarantined", pe.name), ok, detail);
+            push(
+                format!(
+                    "{}: quarantined, and >= {:.0}% of its traffic ({kinds_name}) dropped while quarantined",
+                    pe.name,
+                    100.0 * min
+                ),
+                ok,
+                detail,
+            );
         }
     }
 }
