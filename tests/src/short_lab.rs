@@ -69,7 +69,7 @@ pub fn run_short(sc: &Scenario, plan: &Plan, tag: &str, naive: bool) -> ShortRun
 }
 
 impl ShortRun {
-    /// `n` checks (the scenario's `[expect]` criteria), every one passed.
+    /// `n` checks (the sender kept its schedule, and the scenario's `[expect]` criteria), every one passed.
     pub fn assert_checks(&self, n: usize) {
         assert_eq!(self.checks.len(), n, "{:#?}", self.checks);
         let failed: Vec<_> = self.checks.iter().filter(|c| !c.pass).collect();

@@ -65,7 +65,7 @@ fn short_flood_end_to_end() {
     assert!(gs.max_device_stage >= 1);
     assert!(gs.guard_cpu_s.is_some(), "controller CPU was measured");
 
-    run.assert_checks(5);
+    run.assert_checks(6);
     // And the numbers behind them, directly.
     assert!(gs.benign_delivery.is_some_and(|x| x >= 0.99), "{gs:?}");
     assert!(gs.benign_staged.is_empty(), "{:?}", gs.benign_staged);

@@ -94,7 +94,7 @@ fn a_volume_flood_is_staged_by_its_octets_and_cut_by_the_byte_rate() {
     assert!(gs.benign_sent > 1000 && gs.attack_sent > 500, "too little traffic: {gs:?}");
     let up = gs.populations.iter().find(|p| p.name == "uploaders").expect("the uploaders' score");
     assert_eq!(up.tpdu_octets, Some(1400), "1400-octet T-PDUs");
-    run.assert_checks(5);
+    run.assert_checks(6);
     // And the numbers behind them, directly.
     assert_eq!(up.staged_by_reason.get("volume_flood").copied(), Some(up.devices), "{:?}", up.staged_by_reason);
     assert!(gs.benign_staged.is_empty(), "{:?}", gs.benign_staged);

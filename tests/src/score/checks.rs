@@ -15,19 +15,27 @@ pub struct Check {
     pub detail: String,
 }
 
+/// The most of its schedule a sender may miss (in either run) for the run to count.
+const MAX_UNSENT: f64 = 0.02;
+/// The naive run must have offered the same benign traffic as the guard run, within this share.
+const SAME_BENIGN: f64 = 0.05;
+
 /// The scenario's acceptance checks, from its `[expect]`, on the guard run (and the naive run for
 /// the comparison).
 pub fn checks(sc: &Scenario, guard: &Scores, naive: Option<&Scores>) -> Vec<Check> {
     let e = &sc.expect;
     let mut v = Vec::new();
-    // The lab shares its CPUs: when the sender could not keep its schedule, timing-based results
-    // (burst patterns, time to mitigate) are less trustworthy, so every check says so.
-    let scheduled = guard.benign_sent + guard.attack_sent + guard.unsent;
-    let late = if scheduled > 0 { guard.unsent as f64 / scheduled as f64 } else { 0.0 };
-    let note = if late > 0.01 {
+    // The lab shares its CPUs: a sender that fell behind did not offer the traffic the scenario
+    // describes, so every result of the run (delivery, drops, timing) is about other traffic.
+    let late = |s: &Scores| {
+        let scheduled = s.benign_sent + s.attack_sent + s.unsent;
+        (scheduled > 0).then(|| s.unsent as f64 / scheduled as f64)
+    };
+    let (g_late, n_late) = (late(guard), naive.map(late));
+    let note = if g_late.is_some_and(|x| x > 0.01) {
         format!(
             "; NOTE: the sender missed {:.1}% of the scheduled packets (machine busy), timing is perturbed",
-            100.0 * late
+            100.0 * g_late.unwrap_or(0.0)
         )
     } else {
         String::new()
@@ -35,6 +43,25 @@ pub fn checks(sc: &Scenario, guard: &Scores, naive: Option<&Scores>) -> Vec<Chec
     let mut push = |criterion: String, pass: bool, detail: String| {
         v.push(Check { scenario: sc.name.clone(), criterion, pass, detail: detail + &note });
     };
+    // Either run's whole schedule: the naive run's benign delivery is compared, and its attack
+    // is what loads the cell cap.
+    let kept = |x: Option<f64>| x.is_some_and(|x| x <= MAX_UNSENT);
+    let by_class = |s: &Scores| {
+        format!(
+            "benign {} of {}, attack {} of {}",
+            s.unsent_by_class[0], s.scheduled_by_class[0], s.unsent_by_class[1], s.scheduled_by_class[1]
+        )
+    };
+    push(
+        format!("the sender kept its schedule (<= {:.0}% unsent, guard and naive runs)", 100.0 * MAX_UNSENT),
+        kept(g_late) && n_late.is_none_or(kept),
+        format!(
+            "guard run {} unsent ({}){}",
+            pct(g_late),
+            by_class(guard),
+            naive.map_or(String::new(), |n| format!("; naive run {} unsent ({})", pct(n_late.flatten()), by_class(n)))
+        ),
+    );
     if let Some(min) = e.benign_delivery {
         let got = guard.benign_delivery.unwrap_or(0.0);
         push(
@@ -70,20 +97,28 @@ pub fn checks(sc: &Scenario, guard: &Scores, naive: Option<&Scores>) -> Vec<Chec
         push("every real Echo Request passed (0 paths declared down)".into(), pass, detail);
     }
     if e.no_echo_dropped {
+        // Judged by the sink (every Echo Request sent arrived); the guard's `drop_echo` must say
+        // the same, and unread counters fail.
+        let (sent, got) = (guard.echo_requests_sent, guard.echo_requests_delivered);
         let (pass, detail) = match &guard.verdicts {
             Some(v) => {
                 let n = v.get("drop_echo").copied().unwrap_or(0);
-                let offered = guard.echo_requests_sent;
                 (
-                    n == 0,
+                    sent > 0 && got == sent && n == 0,
                     format!(
-                        "the data plane dropped {n} Echo Requests (verdict drop_echo) of {offered} sent in the run (real and forged), all under dataplane.echo_host"
+                        "the sink saw {got} of {sent} Echo Requests sent in the run (real and forged), all under dataplane.echo_host; the data plane's drop_echo {n}"
                     ),
                 )
             }
-            None => (false, "no data-plane counters were read".into()),
+            None => (
+                false,
+                format!(
+                    "the sink saw {got} of {sent}; the data plane's counters were not read ({})",
+                    guard.verdicts_error.as_deref().unwrap_or("no data plane")
+                ),
+            ),
         };
-        push("no Echo Request dropped under the host's Echo rate".into(), pass, detail);
+        push("no Echo Request dropped under the host's Echo rate (sink and drop_echo)".into(), pass, detail);
     }
     if e.forged_dropped.is_some() || e.spoof_drops_only_forged {
         let f = guard.forged.clone().unwrap_or(Forged {
@@ -130,15 +165,24 @@ pub fn checks(sc: &Scenario, guard: &Scores, naive: Option<&Scores>) -> Vec<Chec
         }
     }
     pop::checks(e, guard, &mut push);
+    // "Nothing staged" means something only if the audit log was read and it shows the engine
+    // at work: every attacking session staged (scenarios with such attackers).
+    let engine_seen = guard.audit_found && guard.attack_sessions_staged == guard.attack_sessions;
+    let engine_s = format!(
+        "audit log {}; {} of {} attacking sessions staged",
+        if guard.audit_found { "read" } else { "MISSING" },
+        guard.attack_sessions_staged,
+        guard.attack_sessions
+    );
     if e.no_benign_staged {
         push(
-            "no benign device staged".into(),
-            guard.benign_staged.is_empty(),
+            "no benign device staged (audit log read, every attacking session staged)".into(),
+            guard.benign_staged.is_empty() && engine_seen,
             if guard.benign_staged.is_empty() {
-                format!("0 of {} benign devices", guard.benign_devices)
+                format!("0 of {} benign devices; {engine_s}", guard.benign_devices)
             } else {
                 format!(
-                    "{} staged: {}",
+                    "{} staged: {}; {engine_s}",
                     guard.benign_staged.len(),
                     guard.benign_staged.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
                 )
@@ -147,9 +191,9 @@ pub fn checks(sc: &Scenario, guard: &Scores, naive: Option<&Scores>) -> Vec<Chec
     }
     if e.no_cell_or_host_stage {
         push(
-            "no cell or host stage raised".into(),
-            guard.max_cell_stage == 0 && guard.max_host_stage == 0,
-            format!("max cell stage {}, max host stage {}", guard.max_cell_stage, guard.max_host_stage),
+            "no cell or host stage raised (audit log read, every attacking session staged)".into(),
+            guard.max_cell_stage == 0 && guard.max_host_stage == 0 && engine_seen,
+            format!("max cell stage {}, max host stage {}; {engine_s}", guard.max_cell_stage, guard.max_host_stage),
         );
     }
     if let Some(within) = e.mitigate_within_s {
@@ -176,11 +220,25 @@ pub fn checks(sc: &Scenario, guard: &Scores, naive: Option<&Scores>) -> Vec<Chec
         );
     }
     if let (Some(by), Some(n)) = (e.naive_worse_by, naive) {
-        let (g, nv) = (guard.benign_delivery.unwrap_or(0.0), n.benign_delivery.unwrap_or(0.0));
+        // Both deliveries measured, on the same benign traffic: a naive run that sent no benign
+        // traffic has no delivery to be worse with.
+        let same = n.benign_sent > 0
+            && (n.benign_sent as f64 - guard.benign_sent as f64).abs() <= SAME_BENIGN * guard.benign_sent as f64;
+        let worse = matches!((guard.benign_delivery, n.benign_delivery), (Some(g), Some(nv)) if g - nv >= by);
         push(
-            format!("naive cell cap visibly worse for benign devices (by >= {:.0} points)", 100.0 * by),
-            g - nv >= by,
-            format!("benign delivery: guard {}, naive cell cap {}", pct(guard.benign_delivery), pct(n.benign_delivery)),
+            format!(
+                "naive cell cap visibly worse for benign devices (by >= {:.0} points, on the same benign traffic ±{:.0}%)",
+                100.0 * by,
+                100.0 * SAME_BENIGN
+            ),
+            same && worse,
+            format!(
+                "benign delivery: guard {} of {} sent, naive cell cap {} of {} sent",
+                pct(guard.benign_delivery),
+                guard.benign_sent,
+                pct(n.benign_delivery),
+                n.benign_sent
+            ),
         );
     }
     v
