@@ -18,6 +18,8 @@ use crate::realpeers::RealCheck;
 pub const MAX_BENIGN_LOSS: f64 = 0.01;
 pub const MIN_OFFENDER_REDUCTION: f64 = 0.90;
 pub const MAX_ONSET_TO_STAGE_S: f64 = 2.0;
+/// Each benign instance must have sent this share of its ping count for its loss to count.
+pub const MIN_PINGS_SENT: f64 = 0.95;
 
 /// TEIDs of the run, by who sent them (from the RAN capture: the uplink G-PDUs' outer source).
 pub struct Teids {
@@ -62,25 +64,35 @@ pub fn checks(m: &Measured) -> Vec<RealCheck> {
     let teids = teids(m);
     let staged = staged(m);
 
-    // 1. Every PDP context came up (else the loss figures would not cover them).
+    // 1. Every PDP context came up (else the loss figures would not cover them), and osmo-ggsn
+    // itself created at least every benign and flooding one.
     let up: usize = m.benign.iter().filter_map(|(_, s)| s.as_ref().ok()).map(|s| s.contexts_up).sum();
     let want = m.plan.benign_total() as usize;
+    let all = want + m.plan.flood_contexts as usize;
     out.push(c(
         "every benign PDP context created (sgsnemu + osmo-ggsn logs)",
-        up == want,
-        format!("{up}/{want} benign contexts up per sgsnemu; osmo-ggsn logged {} creations in all", m.ggsn_contexts),
+        up == want && m.ggsn_contexts >= all,
+        format!(
+            "{up}/{want} benign contexts up per sgsnemu; osmo-ggsn logged {} creations in all (at least {all}: {want} benign + {} flooding)",
+            m.ggsn_contexts, m.plan.flood_contexts
+        ),
     ));
 
-    // 2. Benign loss from sgsnemu's own statistics.
+    // 2. Benign loss from sgsnemu's own statistics, over pings that were actually sent: each
+    // instance must have transmitted at least 95% of its ping count.
     let mut tx = 0u64;
     let mut rx = 0u64;
     let mut worst: Option<(String, usize, f64)> = None;
     let mut errs = Vec::new();
+    let mut short = Vec::new();
     for (spec, st) in &m.benign {
         match st {
             Ok(s) => {
                 tx += s.transmitted;
                 rx += s.received;
+                if (s.transmitted as f64) < MIN_PINGS_SENT * spec.pingcount as f64 || spec.pingcount == 0 {
+                    short.push(format!("{} sent {} of {}", spec.name, s.transmitted, spec.pingcount));
+                }
                 if let Some((ctx, l)) = s.worst_context() {
                     if worst.as_ref().is_none_or(|w| l > w.2) {
                         worst = Some((spec.name.clone(), ctx, l));
@@ -98,11 +110,16 @@ pub fn checks(m: &Measured) -> Vec<RealCheck> {
     } else {
         worst_s
     };
+    let short_s = if short.is_empty() {
+        format!("; every instance sent >= {:.0}% of its ping count", 100.0 * MIN_PINGS_SENT)
+    } else {
+        format!("; SHORT: {}", short.join(", "))
+    };
     out.push(c(
-        "benign loss <= 1% (sgsnemu's own ping statistics)",
-        errs.is_empty() && tx > 0 && loss <= MAX_BENIGN_LOSS,
+        "benign loss <= 1% (sgsnemu's own ping statistics, >= 95% of each instance's pings sent)",
+        errs.is_empty() && short.is_empty() && !m.benign.is_empty() && tx > 0 && loss <= MAX_BENIGN_LOSS,
         if errs.is_empty() {
-            format!("{} lost: {rx}/{tx} echo replies over {} instances{worst_s}", pct(loss), m.benign.len())
+            format!("{} lost: {rx}/{tx} echo replies over {} instances{worst_s}{short_s}", pct(loss), m.benign.len())
         } else {
             format!("no statistics from {}", errs.join("; "))
         },
@@ -135,29 +152,47 @@ pub fn checks(m: &Measured) -> Vec<RealCheck> {
         )),
     }
 
-    // 4. Offender reduction from the flooding instance's own statistics.
+    // 4. Offender reduction from the flooding instance's own statistics, confirmed on the wire:
+    // the CORE capture (after XDP) holds at most 10% of the flooding TEIDs' G-PDUs the RAN capture
+    // holds, and every benign TEID's G-PDUs.
+    let crit = "offender reduction >= 90% (flooding sgsnemu's own statistics; the captures: flood G-PDUs past the guard <= 10%, benign all)";
+    let wire = match (&teids, &m.ran, &m.core) {
+        (Some(t), Ok(r), Ok(k)) => {
+            let sum = |cap: &super::oracle::CaptureCheck, set: &BTreeSet<u32>| -> u64 {
+                set.iter().map(|x| cap.teid_packets.get(x).copied().unwrap_or(0)).sum()
+            };
+            let (fr, fk) = (sum(r, &t.offender), sum(k, &t.offender));
+            let (br, bk) = (sum(r, &t.benign), sum(k, &t.benign));
+            let ok = fr > 0 && fk as f64 <= (1.0 - MIN_OFFENDER_REDUCTION) * fr as f64 && br > 0 && bk == br;
+            (
+                ok,
+                format!(
+                    "captures: flooding TEIDs' G-PDUs {fk} past the guard of {fr} sent, benign TEIDs' {bk} of {br}"
+                ),
+            )
+        }
+        (None, ..) => (false, "no RAN capture to map TEIDs to instances".into()),
+        (_, Err(e), _) | (_, _, Err(e)) => (false, format!("no capture: {e:#}")),
+    };
     match &m.flood.1 {
         Ok(s) => {
             let red = if s.transmitted == 0 { 0.0 } else { 1.0 - s.received as f64 / s.transmitted as f64 };
             out.push(c(
-                "offender reduction >= 90% (flooding sgsnemu's own statistics)",
-                s.transmitted > 0 && red >= MIN_OFFENDER_REDUCTION,
+                crit,
+                s.transmitted > 0 && red >= MIN_OFFENDER_REDUCTION && wire.0,
                 format!(
-                    "{} of its pings unanswered: {}/{} replies over {:.1} s ({} contexts at {} pps each)",
+                    "{} of its pings unanswered: {}/{} replies over {:.1} s ({} contexts at {} pps each); {}",
                     pct(red),
                     s.received,
                     s.transmitted,
                     s.elapsed_s,
                     m.flood.0.contexts,
-                    m.plan.flood_pps
+                    m.plan.flood_pps,
+                    wire.1
                 ),
             ));
         }
-        Err(e) => out.push(c(
-            "offender reduction >= 90% (flooding sgsnemu's own statistics)",
-            false,
-            format!("no statistics: {e:#}"),
-        )),
+        Err(e) => out.push(c(crit, false, format!("no statistics: {e:#}; {}", wire.1))),
     }
 
     // 5. Onset to stage, per flooding context.
