@@ -64,6 +64,8 @@ pub struct Measured {
 pub struct FloodSent {
     pub sent: u64,
     pub seconds: f64,
+    /// The INITs it was to send (`flood_pps` × `flood_len_s`).
+    pub intended: u64,
 }
 
 /// The guard's N2 configuration: the `n2_storm` lab's shortened windows (500 ms tick, 4 s device
@@ -283,7 +285,7 @@ pub fn run(opts: &RealOpts) -> Result<Vec<RealCheck>> {
             }
             if flood.is_none() && el >= p.flood_onset_s {
                 let frames = forged_inits(gnb_addr(p.victim()));
-                let count = (p.flood_pps as f64 * p.flood_len_s) as u64;
+                let count = p.flood_inits();
                 let o = SendOpts::new(count, Duration::from_secs_f64(p.flood_len_s + 2.0)).pps(p.flood_pps).batch(8);
                 say(&format!("forged INIT flood: {count} INITs at {}/s from {}", p.flood_pps, gnb_addr(p.victim())));
                 flood = Some(sc.spawn(move || send_frames(ran, ran_if, &frames, &o)));
@@ -317,7 +319,7 @@ pub fn run(opts: &RealOpts) -> Result<Vec<RealCheck>> {
             Some(Err(_)) => bail!("the forged INIT sender panicked"),
         }
     })?;
-    m.flood = flood.map(|r| FloodSent { sent: r.sent, seconds: r.elapsed.as_secs_f64() });
+    m.flood = flood.map(|r| FloodSent { sent: r.sent, seconds: r.elapsed.as_secs_f64(), intended: p.flood_inits() });
     m.victim_flood_ms = setup_ms(&gnb, rid);
     // Heartbeats and SACKs of the last messages, then the counters.
     std::thread::sleep(Duration::from_millis(2500));

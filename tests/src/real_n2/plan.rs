@@ -106,6 +106,11 @@ impl Params {
         }
     }
 
+    /// The forged INITs the flood is to send.
+    pub fn flood_inits(&self) -> u64 {
+        (self.flood_pps as f64 * self.flood_len_s) as u64
+    }
+
     /// The victim gNB's index (its address is `gnb_addr(victim())`).
     pub fn victim(&self) -> u32 {
         self.benign
