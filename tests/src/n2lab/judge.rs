@@ -75,16 +75,19 @@ pub fn judge(s: &N2Scenario, truth: &Truth, rec: &Recorded) -> Vec<Check> {
 fn storm(s: &N2Scenario, truth: &Truth, rec: &Recorded, out: &mut Vec<Check>) {
     let e = &s.expect;
     let start = rec.hook.iter().find(|v| v["action"] == "overload_start");
+    let name = format!("OVERLOAD START recommended, from the storm's onset to {} s after it", e.overload_within_s);
     let Some(p) = start else {
         let levels: Vec<String> = rec.hook.iter().map(|v| format!("{}@{:.1}s", v["action"], t_of(rec, v))).collect();
-        out.push(check("OVERLOAD START recommended", false, format!("none; responses: {levels:?}")));
+        out.push(check(&name, false, format!("none; responses: {levels:?}")));
         return;
     };
     let after = t_of(rec, p) - truth.onset_s;
     out.push(check(
-        "OVERLOAD START recommended",
-        after <= e.overload_within_s,
-        format!("{after:.1} s after the storm's onset (at most {} s)", e.overload_within_s),
+        &name,
+        // Before the onset is not an answer to the storm (and a hook line from another clock would
+        // read as negative).
+        (0.0..=e.overload_within_s).contains(&after),
+        format!("{after:.1} s after the storm's onset (from 0 to {} s)", e.overload_within_s),
     ));
     let gnbs = strs(&p["overload"]["gnbs"]);
     let want_gnb = truth.storm_gnb.clone().unwrap_or_default();
