@@ -266,9 +266,13 @@ pub fn scrape_metrics_in(ns: &Netns, port: u16) -> Option<String> {
     .flatten()
 }
 
+/// The most frames [`send_and_count`] can count: the sink's sample.
+const COUNT_SAMPLE: usize = 10_000;
+
 /// Send `frames` round-robin, `n` in all at `pps`, from RAN to a sink on CORE, and count what
 /// arrived by `key` of each frame the sink sampled (at most 10,000). Fails if the generator hit its
-/// deadline or the sink's socket overflowed: its counts would then not be evidence.
+/// deadline, the sink's socket overflowed or its sample filled up (or `n` alone would fill it):
+/// its counts would then not be evidence, frames past the sample going uncounted.
 pub fn send_and_count<K: Ord>(
     lab: &Lab,
     frames: &[Vec<u8>],
@@ -278,7 +282,11 @@ pub fn send_and_count<K: Ord>(
 ) -> Result<(crate::generator::SendReport, std::collections::BTreeMap<K, u64>)> {
     use crate::generator::{send_frames, SendOpts};
     use crate::sink::{Sink, SinkOpts};
-    let sink = Sink::start_with(&lab.core, lab.core_ifname(), SinkOpts { sample: 10_000, ..SinkOpts::default() })?;
+    if n >= COUNT_SAMPLE as u64 {
+        bail!("{n} frames would fill the sink's sample of {COUNT_SAMPLE}: the counts past it would be lost");
+    }
+    let sink =
+        Sink::start_with(&lab.core, lab.core_ifname(), SinkOpts { sample: COUNT_SAMPLE, ..SinkOpts::default() })?;
     let sent = send_frames(
         &lab.ran,
         lab.ran_ifname(),
@@ -292,6 +300,9 @@ pub fn send_and_count<K: Ord>(
     let got = sink.stop()?;
     if got.kernel_drops != 0 {
         bail!("the sink's socket overflowed ({} drops): its counts are not evidence", got.kernel_drops);
+    }
+    if got.sample.len() >= COUNT_SAMPLE {
+        bail!("the sink's sample filled up ({} frames): frames past it went uncounted", got.sample.len());
     }
     let mut seen = std::collections::BTreeMap::new();
     for f in &got.sample {
