@@ -19,7 +19,6 @@ pub(super) fn reload(
         Ok(false) => {}
         Err(e) => error!(error = %e, "SIGHUP: reopening the audit log failed; still writing to the file open before"),
     }
-    let outcome = |o: &str| crate::metrics::OutcomeLabel { outcome: o.to_owned() };
     let Some(path) = c.config_path.clone() else {
         warn!("SIGHUP: no --config file to reload; nothing changed");
         return;
@@ -44,16 +43,8 @@ pub(super) fn reload(
                     );
                 }
                 let _ = write_dataplane(c, host_cap);
-                m.core.config_reloads.get_or_create(&outcome("failed")).inc();
-                let _ = audit.write(&crate::audit::AuditRecord {
-                    ts: crate::audit::rfc3339(SystemTime::now()),
-                    actor: crate::audit::Actor::Operator,
-                    action: "config_reload".into(),
-                    target: path.display().to_string(),
-                    reason: "sighup".into(),
-                    evidence: config_file_evidence(&path),
-                    detail: serde_json::json!({ "outcome": "failed", "error": format!("{e:#}") }),
-                });
+                let detail = serde_json::json!({ "outcome": "failed", "error": format!("{e:#}") });
+                reloaded(m, audit, &path, "failed", config_file_evidence(&path), detail);
                 return;
             }
             let maps = &c.maps;
@@ -100,38 +91,41 @@ pub(super) fn reload(
                 );
             }
             let result = if failed.is_empty() { "ok" } else { "partial" };
-            m.core.config_reloads.get_or_create(&outcome(result)).inc();
-            let _ = audit.write(&crate::audit::AuditRecord {
-                ts: crate::audit::rfc3339(SystemTime::now()),
-                actor: crate::audit::Actor::Operator,
-                action: "config_reload".into(),
-                target: path.display().to_string(),
-                reason: "sighup".into(),
-                evidence: config_file_evidence(&path),
-                detail: serde_json::json!({
-                    "outcome": result, "changed": changes.applied, "needs_restart": changes.needs_restart,
-                    "failed": failed,
-                }),
+            let detail = serde_json::json!({
+                "outcome": result, "changed": changes.applied, "needs_restart": changes.needs_restart,
+                "failed": failed,
             });
+            reloaded(m, audit, &path, result, config_file_evidence(&path), detail);
         }
         Err(e) => {
             error!(path = %path.display(), error = %e, "SIGHUP: the new configuration is invalid; the running configuration stays");
-            m.core.config_reloads.get_or_create(&outcome("rejected")).inc();
-            let _ = audit.write(&crate::audit::AuditRecord {
-                ts: crate::audit::rfc3339(SystemTime::now()),
-                actor: crate::audit::Actor::Operator,
-                action: "config_reload".into(),
-                target: path.display().to_string(),
-                reason: "sighup".into(),
-                evidence: {
-                    let mut ev = config_file_evidence(&path);
-                    ev["error"] = serde_json::Value::String(e.to_string());
-                    ev
-                },
-                detail: serde_json::json!({"outcome": "rejected"}),
-            });
+            let mut ev = config_file_evidence(&path);
+            ev["error"] = serde_json::Value::String(e.to_string());
+            reloaded(m, audit, &path, "rejected", ev, serde_json::json!({"outcome": "rejected"}));
         }
     }
+}
+
+/// A reload's end, whatever it was: its count in `config_reloads_total{outcome}` and its audit
+/// record (`config_reload`, the file as its target).
+fn reloaded(
+    m: &Exported,
+    audit: &AuditLog,
+    path: &std::path::Path,
+    outcome: &str,
+    evidence: serde_json::Value,
+    detail: serde_json::Value,
+) {
+    m.core.config_reloads.get_or_create(&crate::metrics::OutcomeLabel { outcome: outcome.to_owned() }).inc();
+    let _ = audit.write(&crate::audit::AuditRecord {
+        ts: crate::audit::rfc3339(SystemTime::now()),
+        actor: crate::audit::Actor::Operator,
+        action: "config_reload".into(),
+        target: path.display().to_string(),
+        reason: "sighup".into(),
+        evidence,
+        detail,
+    });
 }
 
 /// The N2 thread reads its settings file once, at the start: if the file now says something
