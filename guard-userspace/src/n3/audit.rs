@@ -142,7 +142,13 @@ impl N3Audit for AuditLog {
             }),
             OperatorAction::PinGnb { ttl_ns, limit, bytes, .. } => {
                 let mut d = serde_json::json!({ "operator": operator, "ttl_ns": ttl_ns });
-                rates(&mut d, limit, bytes);
+                // A gNB quarantine is a cap no G-PDU outlasts (`GNB_QUARANTINE`): say so, not
+                // its rate of one packet per pin.
+                if *limit == crate::n3::manual::GNB_QUARANTINE {
+                    d["quarantine"] = true.into();
+                } else {
+                    rates(&mut d, limit, bytes);
+                }
                 d
             }
         };
@@ -289,6 +295,30 @@ mod tests {
         assert_eq!(last["evidence"]["new_device_limited"], 10_000 - (AUDIT_EVENTS_PER_TICK as u64 - 3));
         assert_eq!(last["evidence"]["spoof"], 0, "all three spoofers were written");
         assert_eq!(last["evidence"]["repeats_of_written"], 97);
+    }
+
+    #[test]
+    fn a_gnb_quarantine_is_audited_as_one_and_a_failure_after_its_record_as_one() {
+        let (_dir, path) = temp_path("gnb");
+        let log = AuditLog::open(&path).expect("open");
+        let when = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let gnb = guard_common::abi::L3Addr::v4([192, 0, 2, 10]);
+        let q = OperatorAction::PinGnb {
+            gnb,
+            ttl_ns: 1,
+            limit: crate::n3::manual::GNB_QUARANTINE,
+            bytes: ByteLimit::UNLIMITED,
+        };
+        log.record_operator(when, "uid:0", &q, "rogue gNB").expect("write");
+        let (name, target) = q.name_target();
+        let r: Result<(), String> = log.then(name, &target, || Err("the cap map is full".to_owned()));
+        assert!(r.is_err(), "the action's own error reaches the caller");
+        let recs = read_audit(&path).expect("read back");
+        assert_eq!(recs[0]["detail"]["quarantine"], true, "{}", recs[0]);
+        assert!(recs[0]["detail"].get("pps").is_none(), "not a rate of one packet: {}", recs[0]);
+        assert_eq!((recs[1]["action"].as_str(), recs[1]["reason"].as_str()), (Some("pin_gnb"), Some("failed")));
+        assert_eq!(recs[1]["target"], recs[0]["target"]);
+        assert_eq!(recs[1]["detail"]["error"], "the cap map is full");
     }
 
     #[test]
