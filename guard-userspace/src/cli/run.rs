@@ -196,6 +196,7 @@ pub fn run(a: RunArgs) -> Result<()> {
     }];
     targets.extend(n2.as_ref().map(|p| p.health_target()));
     let health = crate::service::Health::new(cfg.guard.tick.0.max(10_000_000), targets, cfg.guard.audit_log.clone());
+    let audit_path = cfg.guard.audit_log.clone();
     let into_slot = into.clone();
     let fleet_cfg = cfg.fleet.clone();
     let fleet_view = cfg.clone();
@@ -295,6 +296,18 @@ pub fn run(a: RunArgs) -> Result<()> {
         result
     });
     if a.detach_on_exit {
+        // Audited as `guard detach` is: the data plane leaves the interface.
+        if let Ok(audit) = crate::audit::AuditLog::open(&audit_path) {
+            let _ = audit.write(&crate::audit::AuditRecord {
+                ts: crate::audit::rfc3339(std::time::SystemTime::now()),
+                actor: crate::audit::Actor::Operator,
+                action: "detach".into(),
+                target: format!("iface:{iface}"),
+                reason: "detach_on_exit".into(),
+                evidence: serde_json::Value::Null,
+                detail: serde_json::json!({ "pins": pins.path().display().to_string(), "n2": n2_iface }),
+            });
+        }
         load::detach_chained(&pins, false, into_slot.as_ref()).context("detaching on exit")?;
         info!(iface, "detached (pinned maps kept)");
         if let Some(n2_iface) = &n2_iface {

@@ -261,8 +261,8 @@ pub async fn run(mut c: Ctl, core: Arc<Metrics>, n3: N3Metrics) -> Result<()> {
                 reload(&mut c, &mut engine, &audit, &metrics, host_cap);
                 crate::service::ready("configuration reloaded");
             }
-            _ = int.recv() => { info!("SIGINT: stopping the controller (the data plane stays attached)"); crate::service::stopping(); break; }
-            _ = term.recv() => { info!("SIGTERM: stopping the controller (the data plane stays attached)"); crate::service::stopping(); break; }
+            _ = int.recv() => { info!("SIGINT: stopping the controller (the data plane stays attached, unless --detach-on-exit)"); crate::service::stopping(); break; }
+            _ = term.recv() => { info!("SIGTERM: stopping the controller (the data plane stays attached, unless --detach-on-exit)"); crate::service::stopping(); break; }
             _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => {
                 info!("--duration reached: stopping the controller");
                 break;
