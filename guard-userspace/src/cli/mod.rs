@@ -368,6 +368,13 @@ fn config_check(file: &Path, print: bool, n2: bool) -> Result<()> {
     for line in cfg.summary().lines() {
         println!("  {line}");
     }
+    if cfg.guard.interfaces.is_empty() {
+        // Valid for the CLI (`--iface` names one), but the packaged unit runs `guard run
+        // --config` alone: enabled as it is, it would fail and restart every 2 s.
+        println!(
+            "  note: no [guard] interfaces: `guard run` needs --iface; list the N3 interface before `systemctl enable --now overload-guard`"
+        );
+    }
     if let Some(p) = &cfg.guard.n2_config {
         let f = crate::config::n2::N2File::read(Some(p))?;
         println!("{} ([guard] n2_config): valid N2 settings", p.display());
