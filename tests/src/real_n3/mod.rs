@@ -346,8 +346,10 @@ fn measure(opts: &RealOpts, plan: &Plan, dir: &Path) -> Result<Measured> {
     // The peers' last frames (their Delete PDP Context Requests, sent as they exit) are on the
     // wire by now but may not have been read by the captures yet: a dumpcap stopped at once under
     // load missed 27 of them on the CORE side (fresh-clone CI, 2026-12-06), failing the "uplink
-    // GTP-C all passed" count. A second for both to drain first.
-    std::thread::sleep(Duration::from_secs(1));
+    // GTP-C all passed" count, and a fixed second was not always enough (again 27, 2026-12-08).
+    // Both files must stop growing for 1.5 s first (at most 10 s); what a capture still loses
+    // at its stop it reports (`CaptureCheck::capture_lost`), and the checks allow for that alone.
+    oracle::wait_written(&[&ran_cap.path, &core_cap.path], Duration::from_millis(1500), Duration::from_secs(10));
     let ran_dump = ran_cap.stop();
     let core_dump = core_cap.stop();
     drop(maps);

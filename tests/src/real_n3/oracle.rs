@@ -78,6 +78,21 @@ impl Capture {
     }
 }
 
+/// Wait until none of the `files` has grown for `quiet` (what dumpcap has read is written out),
+/// at most `limit`.
+pub fn wait_written(files: &[&Path], quiet: Duration, limit: Duration) {
+    let size = || files.iter().map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0)).sum::<u64>();
+    let end = Instant::now() + limit;
+    let (mut last, mut since) = (size(), Instant::now());
+    while Instant::now() < end && since.elapsed() < quiet {
+        std::thread::sleep(Duration::from_millis(50));
+        let now = size();
+        if now != last {
+            (last, since) = (now, Instant::now());
+        }
+    }
+}
+
 /// One frame as tshark sees it.
 #[derive(Clone, Debug, Default)]
 struct TsRow {
@@ -183,6 +198,32 @@ pub struct CaptureCheck {
     pub gtpu_echo_requests: u64,
     pub gtpu_echo_responses: u64,
     pub dumpcap: String,
+}
+
+impl CaptureCheck {
+    /// Frames the capture itself says it lost: dumpcap's report, "Packets received/dropped on
+    /// interface 'x': R/D (pcap:P/dumpcap:Q/flushed:F/ps_ifdrop:I)", D plus F (F: frames still
+    /// in the kernel's buffer when it stopped, never written). A count the guard's verdicts
+    /// cannot explain; 0 when there is no report.
+    pub fn capture_lost(&self) -> u64 {
+        let num = |after: &str| -> u64 {
+            self.dumpcap
+                .split(after)
+                .nth(1)
+                .map(|r| r.chars().take_while(char::is_ascii_digit).collect::<String>())
+                .and_then(|d| d.parse().ok())
+                .unwrap_or(0)
+        };
+        let dropped = self
+            .dumpcap
+            .split("': ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|rd| rd.split('/').nth(1))
+            .and_then(|d| d.parse::<u64>().ok())
+            .unwrap_or(0);
+        dropped + num("flushed:")
+    }
 }
 
 fn msg_name(t: u8) -> String {
@@ -441,5 +482,22 @@ mod tests {
         assert_eq!(hex_or_dec("0x00000033,0x1"), Some(0x33));
         assert_eq!(hex_or_dec("2152"), Some(2152));
         assert_eq!(hex_or_dec(""), None);
+    }
+}
+
+#[cfg(test)]
+mod capture_lost_tests {
+    use super::*;
+
+    #[test]
+    fn the_capture_counts_its_own_losses_from_dumpcaps_report() {
+        let c = |d: &str| CaptureCheck { dumpcap: d.to_owned(), ..CaptureCheck::default() };
+        let lost =
+            c("Packets received/dropped on interface 'n3': 8968/3 (pcap:0/dumpcap:0/flushed:27/ps_ifdrop:0) (99.7%)");
+        assert_eq!(lost.capture_lost(), 30);
+        let clean =
+            c("Packets received/dropped on interface 'n3': 10028/0 (pcap:0/dumpcap:0/flushed:0/ps_ifdrop:0) (100.0%)");
+        assert_eq!(clean.capture_lost(), 0);
+        assert_eq!(c("").capture_lost(), 0);
     }
 }
