@@ -405,17 +405,8 @@ fn pin(a: PinArgs) -> Result<()> {
     refuse_fleet_entry(&maps, &key, now, "pin")?;
     let entry = StageEntry { bytes, ..manual_entry(stage, limit, now, a.terms.ttl.0) };
     // Audit first: if the audit trail cannot be written, the override does not happen.
-    let audit = AuditLog::open(&cfg.guard.audit_log)
-        .with_context(|| format!("opening the audit log {}", cfg.guard.audit_log.display()))?;
     let action = OperatorAction::Pin { key, stage, ttl_ns: a.terms.ttl.0, limit, bytes };
-    audit
-        .record_operator(SystemTime::now(), &operator(), &action, &a.terms.comment)
-        .context("writing the audit record")?;
-    let (name, target) = action.name_target();
-    let again = audit.then(name, &target, || -> Result<u32> {
-        maps.set_stage(&key, &entry)?;
-        settle_stage(&mut maps, &key, &entry)
-    })?;
+    let again = audited(&cfg, &action, &a.terms.comment, || write_settled(&mut maps, &key, &entry))?;
     let packets = match rate {
         Some((0, _)) | None => String::new(),
         Some((pps, burst)) => format!(", {pps} pps burst {burst}"),
@@ -468,9 +459,11 @@ fn refuse_fleet_entry(maps: &N3Maps, key: &DeviceKey, now: u64, what: &str) -> R
     }
 }
 
-/// Keep an operator's device entry written against the controller's read-then-write
+/// Write an operator's device entry and keep it written against the controller's read-then-write
 /// (`settle`): any operator's entry counts as staying (a later pin of another operator wins).
-fn settle_stage(maps: &mut N3Maps, key: &DeviceKey, entry: &StageEntry) -> Result<u32> {
+/// Returns how many times it was written again.
+fn write_settled(maps: &mut N3Maps, key: &DeviceKey, entry: &StageEntry) -> Result<u32> {
+    maps.set_stage(key, entry)?;
     let maps = std::cell::RefCell::new(maps);
     super::settle::settle(
         || Ok(maps.borrow().stage(key)?),
@@ -499,17 +492,8 @@ fn release(a: ReleaseArgs) -> Result<()> {
         refuse_fleet_entry(&maps, &key, now, "release")?;
     }
     let before = maps.stage(&key)?;
-    let audit = AuditLog::open(&cfg.guard.audit_log)
-        .with_context(|| format!("opening the audit log {}", cfg.guard.audit_log.display()))?;
     let action = OperatorAction::Release { key, ttl_ns: a.ttl.0, override_fleet: a.override_fleet };
-    audit
-        .record_operator(SystemTime::now(), &operator(), &action, &a.comment)
-        .context("writing the audit record (nothing was changed)")?;
-    let (name, target) = action.name_target();
-    let again = audit.then(name, &target, || -> Result<u32> {
-        maps.set_stage(&key, &entry)?;
-        settle_stage(&mut maps, &key, &entry)
-    })?;
+    let again = audited(&cfg, &action, &a.comment, || write_settled(&mut maps, &key, &entry))?;
     let was = match before {
         Some(s) if s.expires_ns > now => format!("was at stage {} ({})", s.stage, stage_name(s.stage)),
         _ => "was not staged".to_owned(),
@@ -544,14 +528,7 @@ fn unpin(target: &Target, sel: &DeviceSel, comment: &str) -> Result<()> {
         );
     }
     refuse_fleet_entry(&maps, &key, now, "unpin")?;
-    let audit = AuditLog::open(&cfg.guard.audit_log)
-        .with_context(|| format!("opening the audit log {}", cfg.guard.audit_log.display()))?;
-    let action = OperatorAction::Unpin { key };
-    audit
-        .record_operator(SystemTime::now(), &operator(), &action, comment)
-        .context("writing the audit record (nothing was changed)")?;
-    let (name, target) = action.name_target();
-    audit.then(name, &target, || maps.clear_stage(&key))?;
+    audited(&cfg, &OperatorAction::Unpin { key }, comment, || Ok(maps.clear_stage(&key)?))?;
     println!(
         "unpinned {} (was stage {} {}); the controller decides from its next tick",
         device_name(&maps.local_table()?, &key),
@@ -559,6 +536,24 @@ fn unpin(target: &Target, sel: &DeviceSel, comment: &str) -> Result<()> {
         stage_name(entry.stage)
     );
     Ok(())
+}
+
+/// Audit an operator's `action` (before it acts: if the trail cannot be written, nothing is done),
+/// then do `act`; a failure of `act` is audited too (`AuditLog::then`). `guard device` and
+/// `guard gnb` both act through it.
+pub(super) fn audited<T>(
+    cfg: &crate::config::Config,
+    action: &OperatorAction,
+    comment: &str,
+    act: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    let audit = AuditLog::open(&cfg.guard.audit_log)
+        .with_context(|| format!("opening the audit log {}", cfg.guard.audit_log.display()))?;
+    audit
+        .record_operator(SystemTime::now(), &operator(), action, comment)
+        .context("writing the audit record (nothing was changed)")?;
+    let (name, target) = action.name_target();
+    audit.then(name, &target, act)
 }
 
 /// Who is acting, for the audit trail: the real and effective uid, the account name, and the

@@ -4,7 +4,7 @@
 //! or releases; it expires with its TTL like every stage. Operates on the pinned maps directly,
 //! so it works whether or not the controller runs; every pin and unpin is audited first.
 
-use std::{net::IpAddr, time::SystemTime};
+use std::net::IpAddr;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
@@ -13,10 +13,9 @@ use guard_common::units::BitRate;
 
 use super::{rate::ByteRateArgs, Target};
 use crate::{
-    audit::AuditLog,
     clock::monotonic_ns,
     config::{Config, Dur, Rate},
-    n3::audit::{N3Audit as _, OperatorAction},
+    n3::audit::OperatorAction,
     n3::engine::decision::addr_str,
     n3::manual::{is_fleet_cell, manual_cell_entry, GNB_QUARANTINE},
     n3::maps::N3Maps,
@@ -100,17 +99,6 @@ fn open(target: &Target) -> Result<(Config, N3Maps)> {
     Ok((cfg, maps))
 }
 
-/// Audit `action`, then do `act`; a failure of `act` is audited too (`AuditLog::then`).
-fn audited<T>(cfg: &Config, action: &OperatorAction, comment: &str, act: impl FnOnce() -> Result<T>) -> Result<T> {
-    let audit = AuditLog::open(&cfg.guard.audit_log)
-        .with_context(|| format!("opening the audit log {}", cfg.guard.audit_log.display()))?;
-    audit
-        .record_operator(SystemTime::now(), &super::device::operator(), action, comment)
-        .context("writing the audit record")?;
-    let (name, target) = action.name_target();
-    audit.then(name, &target, act)
-}
-
 /// The entry `a` asks for at `now`: its packet and byte rates, or the quarantine cap.
 fn entry(a: &PinArgs, now: u64) -> Result<CellStageEntry> {
     if a.ttl.0 == 0 {
@@ -165,7 +153,7 @@ fn pin(a: PinArgs) -> Result<()> {
     }
     // Audit first: if the audit trail cannot be written, the override does not happen.
     let action = OperatorAction::PinGnb { gnb, ttl_ns: a.ttl.0, limit, bytes: e.bytes };
-    let again = audited(&cfg, &action, &a.comment, || {
+    let again = super::device::audited(&cfg, &action, &a.comment, || {
         maps.set_cell_stage(&gnb, &e)?;
         // Against the controller's read-then-write and its prune (`settle`).
         let maps = std::cell::RefCell::new(&mut maps);
@@ -206,7 +194,7 @@ fn unpin(target: &Target, addr: IpAddr, comment: &str) -> Result<()> {
         }
         Some(_) => {}
     }
-    audited(&cfg, &OperatorAction::UnpinGnb { gnb }, comment, || Ok(maps.clear_cell_stage(&gnb)?))?;
+    super::device::audited(&cfg, &OperatorAction::UnpinGnb { gnb }, comment, || Ok(maps.clear_cell_stage(&gnb)?))?;
     println!("unpinned gNB {addr}");
     Ok(())
 }
